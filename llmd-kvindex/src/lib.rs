@@ -1,0 +1,7 @@
+//! llmd-kvindex: vLLM-exact prefix-block hashing, KV-event decoding and the
+//! concurrent KV-block index.
+#![deny(missing_docs)]
+
+pub mod types;
+
+pub use types::{BlockKey, Tier};

@@ -1,0 +1,2 @@
+//! llmd-sched: the llm-d-compatible scheduling pipeline.
+#![deny(missing_docs)]

@@ -1,0 +1,2 @@
+//! The `llmd` command-line tool.
+fn main() {}
