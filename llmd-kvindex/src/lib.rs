@@ -2,6 +2,7 @@
 //! concurrent KV-block index.
 #![deny(missing_docs)]
 
+pub mod events;
 pub mod types;
 
 pub use types::{BlockKey, Tier};
