@@ -18,10 +18,10 @@
 use super::sync::{fence, spin, AtomicU64, Ordering};
 
 /// Slots per bucket.
-pub(crate) const SLOTS: usize = 7;
+pub const SLOTS: usize = 7;
 
 /// Number of low key bits holding tier (2 bits) and endpoint group (10 bits).
-pub(crate) const TAG_BITS: u32 = 12;
+pub const TAG_BITS: u32 = 12;
 
 struct Slot {
     key: AtomicU64,
@@ -30,14 +30,14 @@ struct Slot {
 
 /// A bucket; 128-byte aligned so it spans exactly two cache lines.
 #[repr(C, align(128))]
-pub(crate) struct Bucket {
+pub struct Bucket {
     version: AtomicU64,
     meta: AtomicU64,
     slots: [Slot; SLOTS],
 }
 
 /// What a reader found for one fingerprint in one bucket.
-pub(crate) struct Snapshot {
+pub struct Snapshot {
     /// `(tag, mask)` of the matching slots; `tag` = low [`TAG_BITS`] of the key.
     pub hits: [(u16, u64); SLOTS],
     /// Number of valid entries in `hits`.
@@ -69,7 +69,7 @@ impl Default for Bucket {
 impl Bucket {
     /// Lock-free consistent read of the slots whose key carries fingerprint `fp`.
     #[inline]
-    pub(crate) fn read(&self, fp: u64, out: &mut Snapshot) {
+    pub fn read(&self, fp: u64, out: &mut Snapshot) {
         loop {
             let v1 = self.version.load(Ordering::Acquire);
             if v1 & 1 == 1 {
@@ -102,13 +102,13 @@ impl Bucket {
     /// Marks slots as recently used (CLOCK reference bits); a reader calls
     /// this only when a bit is missing, so hot buckets stay read-only.
     #[inline]
-    pub(crate) fn touch(&self, slots: u64) {
+    pub fn touch(&self, slots: u64) {
         self.meta.fetch_or(slots & REF_MASK, Ordering::Relaxed);
     }
 
     /// Address of the bucket, for software prefetching.
     #[inline]
-    pub(crate) fn as_ptr(&self) -> *const u8 {
+    pub fn as_ptr(&self) -> *const u8 {
         (self as *const Bucket).cast()
     }
 
@@ -116,25 +116,25 @@ impl Bucket {
 
     /// Key of slot `i` (0 = free).
     #[inline]
-    pub(crate) fn key(&self, i: usize) -> u64 {
+    pub fn key(&self, i: usize) -> u64 {
         self.slots[i].key.load(Ordering::Relaxed)
     }
 
     /// Mask of slot `i`.
     #[inline]
-    pub(crate) fn mask(&self, i: usize) -> u64 {
+    pub fn mask(&self, i: usize) -> u64 {
         self.slots[i].mask.load(Ordering::Relaxed)
     }
 
     /// Changes the mask of an installed key (never to zero: use `free`).
     #[inline]
-    pub(crate) fn set_mask(&self, i: usize, mask: u64) {
+    pub fn set_mask(&self, i: usize, mask: u64) {
         self.slots[i].mask.store(mask, Ordering::Release);
     }
 
     /// Installs `key` with `mask` into free slot `i`, inside a version-bumped
     /// section so that readers detect the reuse.
-    pub(crate) fn install(&self, i: usize, key: u64, mask: u64) {
+    pub fn install(&self, i: usize, key: u64, mask: u64) {
         let v = self.version.load(Ordering::Relaxed);
         self.version.store(v.wrapping_add(1), Ordering::Relaxed);
         fence(Ordering::Release);
@@ -145,7 +145,7 @@ impl Bucket {
     }
 
     /// Frees slot `i`: mask first, so a reader sees an empty mask or no key.
-    pub(crate) fn free(&self, i: usize) {
+    pub fn free(&self, i: usize) {
         self.slots[i].mask.store(0, Ordering::Release);
         self.slots[i].key.store(0, Ordering::Release);
         self.meta.fetch_and(!(1 << i), Ordering::Relaxed);
@@ -153,25 +153,25 @@ impl Bucket {
 
     /// CLOCK reference bit of slot `i`.
     #[inline]
-    pub(crate) fn referenced(&self, i: usize) -> bool {
+    pub fn referenced(&self, i: usize) -> bool {
         self.meta.load(Ordering::Relaxed) & (1 << i) != 0
     }
 
     /// Clears the reference bit of slot `i` (the CLOCK hand passing by).
     #[inline]
-    pub(crate) fn unreference(&self, i: usize) {
+    pub fn unreference(&self, i: usize) {
         self.meta.fetch_and(!(1 << i), Ordering::Relaxed);
     }
 
     /// Number of entries homed here that live in their alternate bucket.
     #[inline]
-    pub(crate) fn overflow(&self) -> u64 {
+    pub fn overflow(&self) -> u64 {
         self.meta.load(Ordering::Relaxed) >> 32
     }
 
     /// Adjusts the overflow count by one.
     #[inline]
-    pub(crate) fn add_overflow(&self, up: bool) {
+    pub fn add_overflow(&self, up: bool) {
         if up {
             self.meta.fetch_add(OVERFLOW_ONE, Ordering::Relaxed);
         } else {
@@ -182,7 +182,7 @@ impl Bucket {
 
 impl Snapshot {
     /// An empty snapshot to read into.
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         Snapshot {
             hits: [(0, 0); SLOTS],
             len: 0,

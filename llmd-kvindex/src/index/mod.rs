@@ -127,5 +127,8 @@ impl KvIndex {
     }
 }
 
+#[doc(hidden)]
+pub mod loom_support;
+
 #[cfg(test)]
 mod tests;
