@@ -82,7 +82,10 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
 }
 
 /// A typed value of vectors.json as an extra key.
@@ -109,7 +112,9 @@ fn expected_extra(v: &Value) -> Result<Option<Vec<ExtraKey>>, String> {
 }
 
 fn extras_of(req: &Option<Request>) -> RequestExtras {
-    let Some(req) = req else { return RequestExtras::default() };
+    let Some(req) = req else {
+        return RequestExtras::default();
+    };
     RequestExtras {
         lora: req.lora.as_ref().map(|l| LoraRef {
             id: Some(l.int_id),
@@ -120,12 +125,16 @@ fn extras_of(req: &Option<Request>) -> RequestExtras {
         mm_items: req
             .mm_items
             .iter()
-            .map(|m| MmItem { identifier: m.identifier.clone(), offset: m.offset, length: m.length })
+            .map(|m| MmItem {
+                identifier: m.identifier.clone(),
+                offset: m.offset,
+                length: m.length,
+            })
             .collect(),
-        prompt_embeds: req
-            .prompt_embeds
-            .as_ref()
-            .map(|e| PromptEmbeds { data: unhex(&e.data_hex), row_bytes: e.row_bytes }),
+        prompt_embeds: req.prompt_embeds.as_ref().map(|e| PromptEmbeds {
+            data: unhex(&e.data_hex),
+            row_bytes: e.row_bytes,
+        }),
     }
 }
 
@@ -141,7 +150,10 @@ fn check_at(case: &Case, version: &str) -> Result<(), String> {
     let hasher = BlockHasher::new(cfg).map_err(|e| format!("hasher: {e}"))?;
     let got = hex(hasher.none_hash_payload());
     if got != case.none_hash_payload_hex {
-        return Err(format!("none-hash payload {got} != {}", case.none_hash_payload_hex));
+        return Err(format!(
+            "none-hash payload {got} != {}",
+            case.none_hash_payload_hex
+        ));
     }
     let got = hex(hasher.none_hash().as_bytes());
     if got != case.none_hash_hex {
@@ -154,7 +166,12 @@ fn check_at(case: &Case, version: &str) -> Result<(), String> {
     let keys = hasher.block_keys(&case.tokens, &extras).map_err(err)?;
     let n = case.blocks.len();
     if trace.len() != n || digests.len() != n || keys.len() != n {
-        return Err(format!("{} / {} / {} blocks, expected {n}", trace.len(), digests.len(), keys.len()));
+        return Err(format!(
+            "{} / {} / {} blocks, expected {n}",
+            trace.len(),
+            digests.len(),
+            keys.len()
+        ));
     }
     for (i, block) in case.blocks.iter().enumerate() {
         let t = &trace[i];
@@ -171,7 +188,11 @@ fn check_at(case: &Case, version: &str) -> Result<(), String> {
             return Err(format!("{at}: extra_keys() {single:?} != {want:?}"));
         }
         if hex(&t.payload) != block.payload_hex {
-            return Err(format!("{at}: payload\n  got  {}\n  want {}", hex(&t.payload), block.payload_hex));
+            return Err(format!(
+                "{at}: payload\n  got  {}\n  want {}",
+                hex(&t.payload),
+                block.payload_hex
+            ));
         }
         if hex(t.digest.as_bytes()) != block.digest_hex || digests[i] != t.digest {
             return Err(format!("{at}: digest {} != {}", t.digest, block.digest_hex));
@@ -215,7 +236,14 @@ fn every_hash_case_matches_vllm() {
     for f in &failures {
         eprintln!("FAIL {f}");
     }
-    assert_eq!(checked, file.counts.hash_cases, "cases checked vs counts.hash_cases");
+    assert_eq!(
+        checked, file.counts.hash_cases,
+        "cases checked vs counts.hash_cases"
+    );
     assert_eq!(checked, file.hash_cases.len());
-    assert!(failures.is_empty(), "{} of {checked} hash cases failed", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} hash cases failed",
+        failures.len()
+    );
 }

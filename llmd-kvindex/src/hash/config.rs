@@ -147,7 +147,12 @@ impl VllmVersion {
 
     /// A three-component version.
     pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
-        VllmVersion { major, minor, patch, post: 0 }
+        VllmVersion {
+            major,
+            minor,
+            patch,
+            post: 0,
+        }
     }
 
     /// Whether this crate reproduces the release's hashes.
@@ -195,7 +200,12 @@ impl FromStr for VllmVersion {
             return Err(invalid());
         }
         let [major, minor, patch, post] = parts;
-        Ok(VllmVersion { major, minor, patch, post })
+        Ok(VllmVersion {
+            major,
+            minor,
+            patch,
+            post,
+        })
     }
 }
 
@@ -250,7 +260,10 @@ impl HasherConfig {
             return Err(HashError::UnsupportedVersion(version));
         }
         if !self.algo.available_in(version) {
-            return Err(HashError::AlgoNotAvailable { algo: self.algo, version });
+            return Err(HashError::AlgoNotAvailable {
+                algo: self.algo,
+                version,
+            });
         }
         let expected = ExtraKeySchema::for_version(version);
         if self.schema != expected {

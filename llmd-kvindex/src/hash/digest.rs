@@ -18,7 +18,10 @@ impl Digest {
     pub fn from_slice(bytes: &[u8]) -> Option<Self> {
         let mut out = [0u8; 32];
         out.get_mut(..bytes.len())?.copy_from_slice(bytes);
-        Some(Digest { bytes: out, len: bytes.len() as u8 })
+        Some(Digest {
+            bytes: out,
+            len: bytes.len() as u8,
+        })
     }
 
     pub(crate) const fn from_array<const N: usize>(bytes: [u8; N]) -> Self {
@@ -28,7 +31,10 @@ impl Digest {
             out[i] = bytes[i];
             i += 1;
         }
-        Digest { bytes: out, len: N as u8 }
+        Digest {
+            bytes: out,
+            len: N as u8,
+        }
     }
 
     /// The digest bytes.
@@ -58,7 +64,9 @@ impl fmt::Debug for Digest {
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.as_bytes().iter().try_for_each(|b| write!(f, "{b:02x}"))
+        self.as_bytes()
+            .iter()
+            .try_for_each(|b| write!(f, "{b:02x}"))
     }
 }
 

@@ -44,7 +44,9 @@ pub enum HashError {
         version: VllmVersion,
     },
     /// The request uses a LoRA adapter but lacks what the schema hashes.
-    #[error("the extra-key schema {schema} hashes the LoRA {field}, but the request's LoRA has none")]
+    #[error(
+        "the extra-key schema {schema} hashes the LoRA {field}, but the request's LoRA has none"
+    )]
     MissingLoraField {
         /// The schema that needs the field.
         schema: &'static str,

@@ -150,7 +150,10 @@ impl<'a> ExtrasCursor<'a> {
         let mut prev_offset = 0;
         for (index, item) in extras.mm_items.iter().enumerate() {
             if item.length == 0 {
-                return Err(HashError::InvalidMmItem { index, reason: "length is 0" });
+                return Err(HashError::InvalidMmItem {
+                    index,
+                    reason: "length is 0",
+                });
             }
             if item.offset < prev_offset {
                 return Err(HashError::InvalidMmItem {
@@ -159,7 +162,10 @@ impl<'a> ExtrasCursor<'a> {
                 });
             }
             if i64::try_from(item.offset + item.length).is_err() {
-                return Err(HashError::InvalidMmItem { index, reason: "offset overflows" });
+                return Err(HashError::InvalidMmItem {
+                    index,
+                    reason: "offset overflows",
+                });
             }
             prev_offset = item.offset;
         }
@@ -243,7 +249,10 @@ impl<'a> ExtrasCursor<'a> {
             }
         }
         if let Some(pe) = &self.extras.prompt_embeds {
-            let rows = pe.data.get(start * pe.row_bytes..end * pe.row_bytes).unwrap_or(&[]);
+            let rows = pe
+                .data
+                .get(start * pe.row_bytes..end * pe.row_bytes)
+                .unwrap_or(&[]);
             let key = if self.raw_embeds {
                 Atom::Bytes(rows)
             } else {
@@ -266,8 +275,16 @@ impl<'a> ExtrasCursor<'a> {
 }
 
 fn lora_elem(lora: &LoraRef, schema: ExtraKeySchema) -> Result<Elem<'_>, HashError> {
-    let missing = |field| HashError::MissingLoraField { schema: schema.as_str(), field };
-    let name = || lora.name.as_deref().map(Atom::Str).ok_or_else(|| missing("name"));
+    let missing = |field| HashError::MissingLoraField {
+        schema: schema.as_str(),
+        field,
+    };
+    let name = || {
+        lora.name
+            .as_deref()
+            .map(Atom::Str)
+            .ok_or_else(|| missing("name"))
+    };
     Ok(match schema {
         ExtraKeySchema::V0_11_0 => Elem::One(Atom::Int(lora.id.ok_or_else(|| missing("int id"))?)),
         ExtraKeySchema::V0_11_1 | ExtraKeySchema::V0_19 => Elem::One(name()?),

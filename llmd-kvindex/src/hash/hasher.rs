@@ -46,7 +46,13 @@ impl BlockHasher {
         cfg.validate()?;
         let none_payload = seed_payload(cfg.algo, cfg.effective_seed()?);
         let none_hash = hash_payload(cfg.algo, &none_payload);
-        Ok(BlockHasher { inner: Arc::new(Inner { cfg, none_hash, none_payload }) })
+        Ok(BlockHasher {
+            inner: Arc::new(Inner {
+                cfg,
+                none_hash,
+                none_payload,
+            }),
+        })
     }
 
     /// The configuration.

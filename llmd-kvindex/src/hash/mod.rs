@@ -53,3 +53,6 @@ pub use digest::{Digest, TokenId};
 pub use error::HashError;
 pub use extras::{ExtraKey, LoraRef, MmItem, PromptEmbeds, RequestExtras};
 pub use hasher::{BlockHasher, BlockTrace};
+
+#[cfg(test)]
+mod tests;

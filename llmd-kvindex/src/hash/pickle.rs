@@ -48,13 +48,20 @@ impl<'b> Pickler<'b> {
         out.extend(&PROTO);
         memo.tags = [None; 4];
         memo.singletons.clear();
-        Pickler { out, memo, frame_start: None, framing: true, next_memo: 0 }
+        Pickler {
+            out,
+            memo,
+            frame_start: None,
+            framing: true,
+            next_memo: 0,
+        }
     }
 
     /// Bytes in the open frame.
     #[inline]
     fn frame_len(&self) -> usize {
-        self.frame_start.map_or(0, |s| self.out.len() - s - FRAME_HEADER)
+        self.frame_start
+            .map_or(0, |s| self.out.len() - s - FRAME_HEADER)
     }
 
     #[inline]
@@ -304,7 +311,13 @@ impl<'b> Pickler<'b> {
         out.clear();
         memo.tags = [None; 4];
         memo.singletons.clear();
-        Pickler { out, memo, frame_start: None, framing: false, next_memo: first_memo }
+        Pickler {
+            out,
+            memo,
+            frame_start: None,
+            framing: false,
+            next_memo: first_memo,
+        }
     }
 
     /// Appends a precomputed tail (ending in STOP) when no frame can close

@@ -48,7 +48,12 @@ impl<'a> Session<'a> {
             scratch.tail.clear();
             cbor::extra(&mut scratch.tail, &steady);
         }
-        Ok(Session { inner, cursor, elems: Vec::new(), scratch })
+        Ok(Session {
+            inner,
+            cursor,
+            elems: Vec::new(),
+            scratch,
+        })
     }
 
     /// Fails when the prompt embeddings do not reach token `end`.
@@ -70,7 +75,9 @@ impl<'a> Session<'a> {
     /// payload buffer. Blocks must come in increasing order.
     pub(crate) fn serialize<T: TokenId>(&mut self, index: usize, toks: &[T], parent: &Digest) {
         let start = index * toks.len();
-        let varying = self.cursor.block(start, start + toks.len(), &mut self.elems);
+        let varying = self
+            .cursor
+            .block(start, start + toks.len(), &mut self.elems);
         let inner: &'a Inner = self.inner;
         // vLLM replaces a falsy parent by NONE_HASH; only a 64-bit integer
         // parent can be falsy (value 0).
