@@ -78,7 +78,10 @@ impl KvIndex {
                     report.unknown_media += 1;
                     return;
                 };
-                match self.cfg.key_mode {
+                match &self.cfg.key_mode {
+                    KeyMode::EngineParity(h) => {
+                        self.stored_parity(h, ep.0, seed, b, tier as usize, report)
+                    }
                     KeyMode::RouterKeys { .. } => {
                         self.stored_router(ep.0, st, model, seed, b, tier as usize, report)
                     }
@@ -90,7 +93,11 @@ impl KvIndex {
                     report.unknown_media += 1;
                     return;
                 };
-                match self.cfg.key_mode {
+                match &self.cfg.key_mode {
+                    KeyMode::EngineParity(_) => {
+                        let keys = b.block_hashes.iter().map(|h| h.key().0);
+                        self.remove_keys(ep.0, seed, keys, tier as usize, report)
+                    }
                     KeyMode::RouterKeys { .. } => {
                         self.removed_router(ep.0, st, seed, b, tier as usize, report)
                     }

@@ -1,11 +1,16 @@
 //! Configuration and errors of the index.
 
+use crate::hash::{BlockHasher, HashError};
 use thiserror::Error;
 
 /// How block keys are formed (see `docs/index.md`, "Key modes").
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum KeyMode {
+    /// Keys are vLLM's own published block keys; prompts are hashed exactly
+    /// as the engines do. Parent-less `BlockStored` events are re-hashed as a
+    /// self-check of the hasher's configuration.
+    EngineParity(BlockHasher),
     /// Keys are the router's own chained XXH3-64 of the events' `token_ids`,
     /// in blocks of `block_size` tokens; engine keys are mapped per endpoint.
     /// Works whatever seed or algorithm the engines use.
@@ -27,6 +32,7 @@ impl KeyMode {
     /// Tokens per block of the prompt keys.
     pub fn block_size(&self) -> usize {
         match self {
+            KeyMode::EngineParity(h) => h.block_size(),
             KeyMode::RouterKeys { block_size } | KeyMode::Approximate { block_size } => *block_size,
         }
     }
@@ -117,6 +123,9 @@ pub enum IndexError {
         /// Why it is invalid.
         reason: String,
     },
+    /// The prompt could not be hashed (engine parity).
+    #[error("cannot hash the prompt: {0}")]
+    Hash(#[from] HashError),
     /// Every endpoint slot is taken.
     #[error("endpoint table full: all {max} slots are registered")]
     EndpointsFull {

@@ -25,6 +25,7 @@ impl<K: Copy + Eq + Hash, V: Copy> LazyLru<K, V> {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.map.len()
     }

@@ -39,6 +39,8 @@ mod endpoints;
 mod keys;
 mod lookup;
 mod lru;
+mod parity;
+mod prompt;
 mod router;
 mod speculative;
 mod stats;

@@ -234,3 +234,84 @@ fn many_endpoints_across_clusters_match() {
     }
     assert_eq!(idx.stats().evictions, 0);
 }
+
+fn parity_index(seed: &str) -> KvIndex {
+    use crate::hash::{BlockHasher, HashAlgo, HasherConfig};
+    let cfg = HasherConfig::for_vllm("0.33.0", HashAlgo::Sha256Cbor, 16, Some(seed)).unwrap();
+    KvIndex::new(IndexConfig {
+        capacity_blocks: 4096,
+        key_mode: KeyMode::EngineParity(BlockHasher::new(cfg).unwrap()),
+        ..IndexConfig::default()
+    })
+    .unwrap()
+}
+
+/// vLLM 0.33, sha256_cbor, seed "42", tokens 1..32, block 16 (SPEC vectors).
+const PARITY_KEY0: u64 = 16300212363532267629;
+
+#[test]
+fn engine_parity_self_check_flags_a_wrong_seed() {
+    let tokens: Vec<u64> = (1..=32).collect();
+    let mut ev = BlockStored {
+        block_hashes: vec![HashValue::Int(PARITY_KEY0.into()), HashValue::Int(7)],
+        token_ids: tokens.clone(),
+        block_size: 16,
+        extra_keys: Some(vec![None, None]),
+        ..BlockStored::default()
+    };
+    for (seed, mismatches) in [("42", 0), ("0", 1)] {
+        let idx = parity_index(seed);
+        let a = idx.register_endpoint("a").unwrap();
+        let r = idx.apply_batch(a, "m", &batch(vec![KvEvent::BlockStored(ev.clone())]));
+        assert_eq!(
+            (r.parity_checks, r.parity_mismatches, r.stored),
+            (1, mismatches, 2)
+        );
+        assert_eq!(idx.stats().parity_mismatches, mismatches as u64);
+        // The prompt hashes to the published keys when the seed is right.
+        let keys = idx.prompt_keys("m", &tokens, &Default::default()).unwrap();
+        assert_eq!(keys[0].0 == PARITY_KEY0, mismatches == 0);
+    }
+    // Not checkable: a parent, another block size, or a multimodal extra key.
+    let idx = parity_index("0");
+    let a = idx.register_endpoint("a").unwrap();
+    ev.parent_block_hash = Some(HashValue::Int(1));
+    let mut other_size = ev.clone();
+    other_size.parent_block_hash = None;
+    other_size.block_size = 32;
+    let mut mm = other_size.clone();
+    mm.block_size = 16;
+    mm.extra_keys = Some(vec![
+        Some(vec![crate::events::ExtraValue::Str("img".into())]),
+        None,
+    ]);
+    let evs = [ev, other_size, mm].map(KvEvent::BlockStored).to_vec();
+    let r = idx.apply_batch(a, "m", &batch(evs));
+    assert_eq!((r.parity_checks, r.parity_mismatches), (0, 0));
+}
+
+#[test]
+fn router_prompt_keys_follow_model_and_lora() {
+    use crate::hash::{LoraRef, RequestExtras};
+    let idx = router_index();
+    let tokens: Vec<u32> = (1..=9).collect();
+    let plain = idx
+        .prompt_keys("m", &tokens, &RequestExtras::default())
+        .unwrap();
+    assert_eq!(plain.len(), 2);
+    let toks64: Vec<u64> = tokens.iter().map(|&t| t.into()).collect();
+    assert_eq!(plain, router_keys("m", &toks64[..8]));
+    let lora = RequestExtras {
+        lora: Some(LoraRef {
+            name: Some("ad".into()),
+            ..LoraRef::default()
+        }),
+        ..RequestExtras::default()
+    };
+    assert_ne!(idx.prompt_keys("m", &tokens, &lora).unwrap()[0], plain[0]);
+    assert_ne!(
+        idx.prompt_keys("n", &tokens, &RequestExtras::default())
+            .unwrap()[0],
+        plain[0]
+    );
+}
