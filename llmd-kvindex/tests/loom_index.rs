@@ -1,8 +1,9 @@
 //! Model checks of the bucket read/reuse protocol (seqlock on slot reuse,
 //! single stores for mask changes). Run with
 //! `RUSTFLAGS="--cfg loom" cargo test -p llmd-kvindex --test loom_index --release`.
-#![cfg(loom)]
+// `loom` is a cfg set only by the loom test run.
 #![allow(unexpected_cfgs)]
+#![cfg(loom)]
 
 use llmd_kvindex::index::loom_support::{Bucket, Snapshot, TAG_BITS};
 use loom::sync::Arc;

@@ -83,7 +83,7 @@ impl KvIndex {
                         self.stored_parity(h, ep.0, seed, b, tier as usize, report)
                     }
                     KeyMode::RouterKeys { .. } => {
-                        self.stored_router(ep.0, st, model, seed, b, tier as usize, report)
+                        self.stored_router(ep.0, st, model, b, tier as usize, report)
                     }
                     KeyMode::Approximate { .. } => {}
                 }

@@ -74,7 +74,7 @@ pub(crate) struct Geometry {
 impl Geometry {
     #[inline]
     fn scale(x: u64, n: usize) -> usize {
-        ((x & 0xffff_ffff) * n as u64 >> 32) as usize
+        (((x & 0xffff_ffff) * n as u64) >> 32) as usize
     }
 
     /// Where entries of `fp` for endpoint cluster `cluster` live.

@@ -3,7 +3,7 @@
 
 use super::apply::ApplyReport;
 use super::endpoints::{EndpointState, Mapped};
-use super::keys::fingerprint;
+use super::keys::{fingerprint, model_seed};
 use super::KvIndex;
 use crate::events::{BlockRemoved, BlockStored};
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
@@ -51,11 +51,11 @@ impl KvIndex {
         ep: u16,
         st: &mut EndpointState,
         model: &str,
-        seed: u64,
         ev: &BlockStored,
         tier: usize,
         report: &mut ApplyReport,
     ) {
+        let seed = model_seed(model);
         let engine: Vec<u64> = ev.block_hashes.iter().map(|h| h.key().0).collect();
         if ev.token_ids.is_empty() {
             // Offload placeholder: only its engine keys mean anything.
