@@ -35,6 +35,8 @@ pub(crate) struct EndpointState {
     pub engine_map: LazyLru<u64, Mapped>,
     /// Approximate mode: fingerprints routed here, least recent first out.
     pub routed: LazyLru<u64, ()>,
+    /// Router-key mode buffers (engine keys, router keys, token bytes).
+    pub scratch: (Vec<u64>, Vec<u64>, Vec<u8>),
 }
 
 impl EndpointState {
@@ -43,6 +45,7 @@ impl EndpointState {
             active: false,
             engine_map: LazyLru::new(engine_cap),
             routed: LazyLru::new(approx_cap),
+            scratch: Default::default(),
         }
     }
 }

@@ -56,12 +56,35 @@ pub(crate) fn tag_group(tag: u16) -> usize {
 
 /// Position of a (fingerprint, cluster) pair: shard and two candidate buckets
 /// inside it. Derived from the key alone, so a writer can find an entry's home
-/// from a slot it evicts.
+/// from a slot it evicts. The alternate is computed only when asked for: most
+/// lookups never need it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Location {
     pub shard: usize,
     pub home: usize,
-    pub alt: Option<usize>,
+    base: usize,
+    per_shard: usize,
+    g: u64,
+}
+
+impl Location {
+    /// The alternate bucket (another bucket of the same shard), if any.
+    #[inline]
+    pub(crate) fn alt(&self) -> Option<usize> {
+        if self.per_shard < 2 {
+            return None;
+        }
+        let home = self.home - self.base;
+        let a = Geometry::scale(mix64(self.g ^ 0x9e37_79b9_7f4a_7c15) >> 32, self.per_shard);
+        Some(
+            self.base
+                + if a == home {
+                    (a + 1) % self.per_shard
+                } else {
+                    a
+                },
+        )
+    }
 }
 
 /// Table geometry: shards of `per_shard` consecutive buckets.
@@ -83,23 +106,12 @@ impl Geometry {
         let g = mix64(fp ^ ((cluster as u64) << 52));
         let shard = Self::scale(g >> 32, self.shards);
         let base = shard * self.per_shard;
-        let home = Self::scale(g, self.per_shard);
-        let alt = if self.per_shard > 1 {
-            let a = Self::scale(mix64(g ^ 0x9e37_79b9_7f4a_7c15) >> 32, self.per_shard);
-            Some(
-                base + if a == home {
-                    (a + 1) % self.per_shard
-                } else {
-                    a
-                },
-            )
-        } else {
-            None
-        };
         Location {
             shard,
-            home: base + home,
-            alt,
+            home: base + Self::scale(g, self.per_shard),
+            base,
+            per_shard: self.per_shard,
+            g,
         }
     }
 

@@ -163,7 +163,7 @@ impl KvIndex {
                 let loc = geo.locate(fp, c);
                 self.gather(loc.home, fp, c, &mut snap, &mut held);
                 if snap.overflow {
-                    if let Some(alt) = loc.alt {
+                    if let Some(alt) = loc.alt() {
                         self.gather(alt, fp, c, &mut snap, &mut held);
                     }
                 }

@@ -56,10 +56,43 @@ impl KvIndex {
         report: &mut ApplyReport,
     ) {
         let seed = model_seed(model);
-        let engine: Vec<u64> = ev.block_hashes.iter().map(|h| h.key().0).collect();
+        // Scratch buffers live in the endpoint state: no allocation per event.
+        let (mut engine, mut routers, mut buf) = std::mem::take(&mut st.scratch);
+        engine.clear();
+        routers.clear();
+        engine.extend(ev.block_hashes.iter().map(|h| h.key().0));
+        self.place_router(
+            ep,
+            st,
+            model,
+            seed,
+            ev,
+            tier,
+            &engine,
+            &mut routers,
+            &mut buf,
+            report,
+        );
+        st.scratch = (engine, routers, buf);
+    }
+
+    #[allow(clippy::too_many_arguments)] // one call site; the scratch buffers are split out
+    fn place_router(
+        &self,
+        ep: u16,
+        st: &mut EndpointState,
+        model: &str,
+        seed: u64,
+        ev: &BlockStored,
+        tier: usize,
+        engine: &[u64],
+        routers: &mut Vec<u64>,
+        buf: &mut Vec<u8>,
+        report: &mut ApplyReport,
+    ) {
         if ev.token_ids.is_empty() {
             // Offload placeholder: only its engine keys mean anything.
-            for e in engine {
+            for &e in engine {
                 match st.engine_map.peek(&e) {
                     Some(m) => {
                         st.engine_map.update(
@@ -86,14 +119,12 @@ impl KvIndex {
                 }
             },
         };
-        let mut routers = Vec::with_capacity(ev.token_ids.len() / self.block_size + 1);
-        let mut buf = Vec::with_capacity(self.block_size * 4);
         router_chain(
             root,
             self.block_size,
             ev.token_ids.iter().copied(),
-            &mut buf,
-            &mut routers,
+            buf,
+            routers,
         );
         if routers.is_empty() || engine.is_empty() {
             report.unplaceable += engine.len() as u32;
@@ -117,7 +148,7 @@ impl KvIndex {
                 },
             );
         }
-        for r in routers {
+        for &r in routers.iter() {
             self.store_fp(ep, fingerprint(seed, r), tier, report);
         }
     }

@@ -117,7 +117,7 @@ impl Table {
         if let Some(s) = (0..SLOTS).find(|&s| home.key(s) == key) {
             return Some((loc.home, s));
         }
-        let alt = loc.alt?;
+        let alt = loc.alt()?;
         if home.overflow() == 0 {
             return None;
         }
@@ -149,7 +149,7 @@ impl Table {
         }
         let (b, s) = match self.free_slot(loc.home) {
             Some(s) => (loc.home, s),
-            None => match loc.alt.and_then(|a| self.free_slot(a).map(|s| (a, s))) {
+            None => match loc.alt().and_then(|a| self.free_slot(a).map(|s| (a, s))) {
                 Some(found) => found,
                 None => {
                     let (b, s) = self.victim(&loc);
@@ -261,7 +261,7 @@ impl Table {
     /// A victim among the (full) candidate buckets: the first slot not
     /// referenced since the CLOCK last passed, else the home's first slot.
     fn victim(&self, loc: &Location) -> (usize, usize) {
-        let candidates = std::iter::once(loc.home).chain(loc.alt);
+        let candidates = std::iter::once(loc.home).chain(loc.alt());
         for b in candidates.clone() {
             if let Some(s) = (0..SLOTS).find(|&s| !self.buckets[b].referenced(s)) {
                 return (b, s);
