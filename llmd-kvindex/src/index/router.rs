@@ -8,15 +8,23 @@ use super::KvIndex;
 use crate::events::{BlockRemoved, BlockStored};
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
-/// Root of a chain: seeded from the model name and the LoRA adapter name,
-/// so different adapters of one model never share blocks.
-pub(crate) fn router_root(model: &str, lora: Option<&str>) -> u64 {
-    let mut buf = Vec::with_capacity(model.len() + 2 + lora.map_or(0, str::len));
+/// Root of a chain: seeded from the model name and the LoRA adapter (its
+/// name, or its integer id where releases before vLLM 0.14 publish only
+/// that), so different adapters of one model never share blocks.
+pub(crate) fn router_root(model: &str, lora_name: Option<&str>, lora_id: Option<i64>) -> u64 {
+    let mut buf = Vec::with_capacity(model.len() + 10 + lora_name.map_or(0, str::len));
     buf.extend_from_slice(model.as_bytes());
     buf.push(0xff);
-    if let Some(l) = lora {
-        buf.push(1);
-        buf.extend_from_slice(l.as_bytes());
+    match (lora_name, lora_id) {
+        (Some(name), _) => {
+            buf.push(1);
+            buf.extend_from_slice(name.as_bytes());
+        }
+        (None, Some(id)) => {
+            buf.push(2);
+            buf.extend_from_slice(&id.to_le_bytes());
+        }
+        (None, None) => {}
     }
     xxh3_64(&buf)
 }
@@ -110,7 +118,7 @@ impl KvIndex {
             return;
         }
         let root = match &ev.parent_block_hash {
-            None => router_root(model, ev.lora_name.as_deref()),
+            None => router_root(model, ev.lora_name.as_deref(), ev.lora_id),
             Some(p) => match st.engine_map.peek(&p.key().0) {
                 Some(m) => m.router_key,
                 None => {

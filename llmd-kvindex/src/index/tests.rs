@@ -37,7 +37,7 @@ fn removed(hashes: &[u64], medium: &str) -> KvEvent {
 fn router_keys(model: &str, tokens: &[u64]) -> Vec<BlockKey> {
     let mut out = Vec::new();
     router_chain(
-        router_root(model, None),
+        router_root(model, None, None),
         4,
         tokens.iter().copied(),
         &mut Vec::new(),
@@ -314,4 +314,32 @@ fn router_prompt_keys_follow_model_and_lora() {
             .unwrap()[0],
         plain[0]
     );
+}
+
+#[test]
+fn router_keys_pair_engine_blocks_of_another_size() {
+    // Engine blocks of 8 tokens, router blocks of 4: two router keys each.
+    let idx = router_index();
+    let a = idx.register_endpoint("a").unwrap();
+    let toks: Vec<u64> = (1..=24).collect();
+    let mut ev = |hashes: &[u64], parent: Option<u64>, t: &[u64]| {
+        let mut e = stored(hashes, parent, t.to_vec(), "GPU");
+        if let KvEvent::BlockStored(b) = &mut e {
+            b.block_size = 8;
+        }
+        e
+    };
+    let first = ev(&[10, 11], None, &toks[..16]);
+    let child = ev(&[12], Some(11), &toks[16..]);
+    let r = idx.apply_batch(a, "m", &batch(vec![first, child]));
+    assert_eq!((r.stored, r.unplaceable), (6, 0));
+    let keys = router_keys("m", &toks);
+    let mut out = PrefixMatches::new();
+    idx.match_prefix("m", &keys, &mut out);
+    assert_eq!(out.get(a).unwrap().consecutive_blocks, 6);
+    // Removing engine block 11 clears the router block it maps to (the last
+    // of its two), cutting the run there.
+    idx.apply_batch(a, "m", &batch(vec![removed(&[11], "GPU")]));
+    idx.match_prefix("m", &keys, &mut out);
+    assert_eq!(out.get(a).unwrap().consecutive_blocks, 3);
 }
