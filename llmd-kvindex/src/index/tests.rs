@@ -322,7 +322,7 @@ fn router_keys_pair_engine_blocks_of_another_size() {
     let idx = router_index();
     let a = idx.register_endpoint("a").unwrap();
     let toks: Vec<u64> = (1..=24).collect();
-    let mut ev = |hashes: &[u64], parent: Option<u64>, t: &[u64]| {
+    let ev = |hashes: &[u64], parent: Option<u64>, t: &[u64]| {
         let mut e = stored(hashes, parent, t.to_vec(), "GPU");
         if let KvEvent::BlockStored(b) = &mut e {
             b.block_size = 8;
