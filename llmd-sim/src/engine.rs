@@ -6,16 +6,17 @@ use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use llmd_kvindex::events::EventBatch;
+use llmd_kvindex::events::{EventBatch, EventLayout};
 
 use crate::calibration::Calibration;
 use crate::cost::CostModel;
 use crate::error::{Result, SimError};
+use crate::keyer;
 use crate::request::{Outcome, RequestRecord, RequestSpec};
 use crate::router::{FleetView, PreciseIndex, Role, Route, RouteRequest, Router};
 use crate::scenario::Scenario;
-use crate::tokens::{BlockKeyer, FastKeyer};
-use crate::wire;
+use crate::tokens::BlockKeyer;
+use crate::wire::Publisher;
 use crate::worker::{render_metrics, Progress, Seq, SeqKind, Snapshot, Worker};
 use crate::workload::Workload;
 
@@ -110,7 +111,14 @@ pub fn run<'a>(
         scenario.slo,
         &scenario.base_dir,
     )?;
-    Sim::new(scenario, cost, router, workload, opts).run()
+    let e = &scenario.engine;
+    let keyer = keyer::for_engine(
+        &e.prefix_caching_hash_algo,
+        &e.vllm_version,
+        e.block_size as usize,
+        e.python_hash_seed.as_deref(),
+    )?;
+    Sim::new(scenario, cost, router, workload, opts, Arc::from(keyer)).run()
 }
 
 struct Sim<'a> {
@@ -135,7 +143,7 @@ struct Sim<'a> {
     out_len: Vec<u32>,
     active: u64,
     done: u64,
-    seqs: Vec<u64>,
+    publishers: Vec<Publisher>,
     batches: u64,
     mirror: Option<PreciseIndex>,
     violations: Vec<String>,
@@ -149,6 +157,7 @@ impl<'a> Sim<'a> {
         router: Box<dyn Router>,
         workload: Box<dyn Workload>,
         opts: RunOptions<'a>,
+        keyer: Arc<dyn BlockKeyer>,
     ) -> Self {
         let f = &sc.fleet;
         let mut roles = vec![Role::Both; f.workers as usize];
@@ -157,7 +166,6 @@ impl<'a> Sim<'a> {
         let names: Vec<String> = (0..roles.len())
             .map(|i| format!("10.0.0.{}:8000", i + 1))
             .collect();
-        let keyer: Arc<dyn BlockKeyer> = Arc::new(FastKeyer);
         let vocab = cost.shape().config.vocab;
         let workers = (0..roles.len())
             .map(|i| Worker::new(i, names[i].clone(), sc.engine.clone(), vocab))
@@ -180,7 +188,10 @@ impl<'a> Sim<'a> {
             keyer,
             workers,
             scraped: vec![Snapshot::default(); roles.len()],
-            seqs: vec![0; roles.len()],
+            publishers: names
+                .iter()
+                .map(|n| Publisher::new(n, &sc.model_name, EventLayout::V0_33))
+                .collect(),
             names,
             roles,
             decode_set,
@@ -467,14 +478,13 @@ impl<'a> Sim<'a> {
         }
         let batch = EventBatch {
             ts: self.now,
-            data_parallel_rank: None,
+            data_parallel_rank: Some(0),
             events,
             skipped_events: 0,
         };
-        self.seqs[w] += 1;
         self.batches += 1;
-        let (payload, decoded) = match wire::roundtrip(batch) {
-            Ok(pair) => pair,
+        let got = match self.publishers[w].send(&batch) {
+            Ok(got) => got,
             Err(e) => {
                 self.violations
                     .push(format!("worker {w}: published batch does not decode: {e}"));
@@ -482,10 +492,10 @@ impl<'a> Sim<'a> {
             }
         };
         if let Some(m) = self.mirror.as_mut() {
-            m.apply(w, &decoded);
+            m.apply(w, &got.batch);
         }
         self.router
-            .on_kv_events(w, &payload, self.seqs[w], &decoded);
+            .on_kv_events(w, &got.payload, got.seq, &got.batch);
     }
 
     fn scrape(&mut self) {

@@ -30,6 +30,7 @@ pub mod cputier;
 pub mod engine;
 pub mod error;
 pub mod exposition;
+pub mod keyer;
 pub mod kvcache;
 pub mod lru;
 pub mod policy;

@@ -29,6 +29,13 @@ pub struct EngineConfig {
     pub kv_tokens: u64,
     /// Host-memory KV tier in tokens (0 = none).
     pub cpu_kv_tokens: u64,
+    /// `--prefix-caching-hash-algo` (`sha256_cbor`, `sha256`, `xxhash`,
+    /// `xxhash_cbor`), or `fast` for a non-vLLM hash that is cheaper to run.
+    pub prefix_caching_hash_algo: String,
+    /// `PYTHONHASHSEED` of the engines.
+    pub python_hash_seed: Option<String>,
+    /// vLLM release whose hashing and event layout to reproduce.
+    pub vllm_version: String,
 }
 
 impl Default for EngineConfig {
@@ -39,6 +46,9 @@ impl Default for EngineConfig {
             max_num_seqs: 256,
             kv_tokens: 307_328,
             cpu_kv_tokens: 0,
+            prefix_caching_hash_algo: "sha256_cbor".to_string(),
+            python_hash_seed: Some("42".to_string()),
+            vllm_version: "0.33.0".to_string(),
         }
     }
 }
