@@ -41,7 +41,8 @@ pub struct ShapeCalibration {
     pub name: String,
     /// Architecture.
     pub config: ShapeConfig,
-    /// Dense projections `qkv`, `o`, `gate_up`, `down` summed, by M.
+    /// Dense projections `qkv`, `o`, `gate_up`, `down` summed, by M. All
+    /// 1-D tables are made non-decreasing when loaded.
     pub layer_linear: Table,
     /// `lm_head` by M.
     pub lm_head: Table,
@@ -177,7 +178,7 @@ fn convert(name: &str, s: RawShape) -> Result<ShapeCalibration> {
         prefill_attn: table(&s.prefill_attn_ms, &bad)?,
         cached_prefill_attn: cached,
         decode_attn: decode,
-        elementwise: table(&s.elementwise_ms, &bad)?,
+        elementwise: monotone(table(&s.elementwise_ms, &bad)?),
     };
     if shape.layer_linear.len() < 2
         || shape.prefill_attn.len() < 2
@@ -197,4 +198,17 @@ fn table(m: &BTreeMap<String, f64>, bad: &dyn Fn(&str) -> SimError) -> Result<Ta
     }
     t.sort_by(|a, b| a.0.total_cmp(&b.0));
     Ok(t)
+}
+
+/// Makes a table non-decreasing by lowering each point to the smallest
+/// value at or beyond it: a smaller batch never takes longer than a larger
+/// one, and the few small-kernel spikes the README warns about (launch
+/// noise, up to 2x) are removed rather than propagated.
+fn monotone(mut t: Table) -> Table {
+    let mut floor = f64::INFINITY;
+    for p in t.iter_mut().rev() {
+        floor = floor.min(p.1);
+        p.1 = floor;
+    }
+    t
 }
