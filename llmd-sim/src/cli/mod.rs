@@ -1,5 +1,7 @@
 //! Sub-command dispatch and shared argument helpers.
 
+mod events;
+mod hash;
 mod simulate;
 
 /// Usage text.
@@ -11,8 +13,8 @@ USAGE:
                 [--json] [--metrics-out FILE] [--trace-out FILE] [--quiet]
   llmd config check FILE
   llmd hash [--block-size N] [--algo sha256_cbor|sha256|xxhash|xxhash_cbor] [--seed S]
-            [--vllm VERSION] [--lora NAME] TOKEN... (or tokens on stdin)
-  llmd events decode [FILE]      (msgpack EventBatch bytes; stdin when FILE is absent)
+            [--seed-unset] [--vllm VERSION] [--lora NAME] [--json] TOKEN... (or tokens on stdin)
+  llmd events decode [--hex] [FILE]   (msgpack EventBatch bytes, or hex with --hex; stdin when FILE is absent)
   llmd help
 ";
 
@@ -25,6 +27,8 @@ pub fn dispatch(args: &[String]) -> Result<(), String> {
             Ok(())
         }
         Some("simulate") => simulate::run(rest),
+        Some("hash") => hash::run(rest),
+        Some("events") => events::run(rest),
         Some(other) => Err(format!("unknown command `{other}`\n\n{USAGE}")),
     }
 }
