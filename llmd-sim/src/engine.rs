@@ -286,7 +286,7 @@ impl<'a> Sim<'a> {
         let bs = self.sc.engine.block_size as usize;
         let mut chain = self.keyer.start(bs, r.lora.as_deref());
         let mut keys = Vec::with_capacity(r.prompt.len() / bs + 1);
-        chain.extend(&r.prompt, &mut keys);
+        let hashed = chain.extend(&r.prompt, &mut keys);
         let id = r.id as usize;
         self.records
             .resize_with(self.records.len().max(id + 1), || RequestRecord {
@@ -327,6 +327,9 @@ impl<'a> Sim<'a> {
             slo: r.slo,
         };
         self.active += 1;
+        if let Err(e) = hashed {
+            return self.fail(r.id, format!("hashing the prompt failed: {e}"));
+        }
         let view = FleetView {
             names: &self.names,
             roles: &self.roles,

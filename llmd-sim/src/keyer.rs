@@ -31,12 +31,10 @@ impl VllmKeyer {
 struct VllmChain(HashChain);
 
 impl KeyChain for VllmChain {
-    fn extend(&mut self, tokens: &[u32], out: &mut Vec<u64>) {
-        // Inputs are token ids below the vocabulary size and extras without
-        // multimodal items, which the hasher cannot reject.
-        if let Ok(keys) = self.0.extend(tokens) {
-            out.extend(keys.iter().map(|k| k.0));
-        }
+    fn extend(&mut self, tokens: &[u32], out: &mut Vec<u64>) -> std::result::Result<(), String> {
+        let keys = self.0.extend(tokens).map_err(|e| e.to_string())?;
+        out.extend(keys.iter().map(|k| k.0));
+        Ok(())
     }
 }
 
@@ -46,7 +44,7 @@ impl BlockKeyer for VllmKeyer {
             lora: lora.map(|name| LoraRef {
                 id: Some(lora_int_id(name)),
                 name: Some(name.to_string()),
-                path: None,
+                path: Some(format!("/adapters/{name}")),
             }),
             ..RequestExtras::default()
         };
@@ -81,12 +79,15 @@ mod tests {
     fn matches_the_documented_vector() {
         let k = VllmKeyer::new("0.33.0", "sha256_cbor", 16, Some("42")).expect("keyer");
         let tokens: Vec<u32> = (1..=32).collect();
-        let keys = k.keys(&tokens, 16, None);
+        let keys = k.keys(&tokens, 16, None).expect("keys");
         assert_eq!(keys[0], 16300212363532267629);
         let mut chain = k.start(16, None);
         let mut parts = Vec::new();
-        chain.extend(&tokens[..5], &mut parts);
-        chain.extend(&tokens[5..], &mut parts);
+        chain.extend(&tokens[..5], &mut parts).expect("extend");
+        chain.extend(&tokens[5..], &mut parts).expect("extend");
         assert_eq!(parts, keys);
+        let with_lora = k.keys(&tokens, 16, Some("a")).expect("LoRA keys");
+        assert_eq!(with_lora.len(), 2);
+        assert_ne!(with_lora[0], keys[0]);
     }
 }

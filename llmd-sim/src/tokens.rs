@@ -33,8 +33,9 @@ pub fn push_tokens(out: &mut Vec<u32>, stream: u64, start: u64, len: u64, vocab:
 /// known; each completed block yields one key. A trailing partial block is
 /// kept until it fills.
 pub trait KeyChain: Send + std::fmt::Debug {
-    /// Appends tokens, pushing the keys of the blocks they complete.
-    fn extend(&mut self, tokens: &[u32], out: &mut Vec<u64>);
+    /// Appends tokens, pushing the keys of the blocks they complete. An
+    /// error (the hasher refused the request's extras) appends nothing.
+    fn extend(&mut self, tokens: &[u32], out: &mut Vec<u64>) -> Result<(), String>;
 }
 
 /// How a worker turns block contents into the keys it publishes.
@@ -44,10 +45,15 @@ pub trait BlockKeyer: Send + Sync + std::fmt::Debug {
     fn start(&self, block_size: usize, lora: Option<&str>) -> Box<dyn KeyChain>;
 
     /// Keys of every full block of `tokens` (convenience for tests and tools).
-    fn keys(&self, tokens: &[u32], block_size: usize, lora: Option<&str>) -> Vec<u64> {
+    fn keys(
+        &self,
+        tokens: &[u32],
+        block_size: usize,
+        lora: Option<&str>,
+    ) -> Result<Vec<u64>, String> {
         let mut out = Vec::with_capacity(tokens.len() / block_size.max(1));
-        self.start(block_size, lora).extend(tokens, &mut out);
-        out
+        self.start(block_size, lora).extend(tokens, &mut out)?;
+        Ok(out)
     }
 }
 
@@ -83,13 +89,13 @@ impl FastChain {
 }
 
 impl KeyChain for FastChain {
-    fn extend(&mut self, mut tokens: &[u32], out: &mut Vec<u64>) {
+    fn extend(&mut self, mut tokens: &[u32], out: &mut Vec<u64>) -> Result<(), String> {
         if !self.pending.is_empty() {
             let take = (self.bs - self.pending.len()).min(tokens.len());
             self.pending.extend_from_slice(&tokens[..take]);
             tokens = &tokens[take..];
             if self.pending.len() < self.bs {
-                return;
+                return Ok(());
             }
             let block = std::mem::take(&mut self.pending);
             out.push(self.block(&block));
@@ -99,6 +105,7 @@ impl KeyChain for FastChain {
             out.push(self.block(b));
         }
         self.pending.extend_from_slice(chunks.remainder());
+        Ok(())
     }
 }
 
@@ -130,14 +137,17 @@ mod tests {
         push_tokens(&mut b, 7, 0, 30, 1000);
         push_tokens(&mut b, 7, 30, 34, 1000);
         assert_eq!(a, b);
-        let whole = FastKeyer.keys(&a, 16, None);
+        let whole = FastKeyer.keys(&a, 16, None).expect("keys");
         let mut chain = FastKeyer.start(16, None);
         let mut parts = Vec::new();
-        chain.extend(&a[..7], &mut parts);
-        chain.extend(&a[7..40], &mut parts);
-        chain.extend(&a[40..], &mut parts);
+        for r in [0..7, 7..40, 40..64] {
+            chain.extend(&a[r], &mut parts).expect("extend");
+        }
         assert_eq!(whole, parts);
         assert_eq!(whole.len(), 4);
-        assert_ne!(whole[0], FastKeyer.keys(&a, 16, Some("x"))[0]);
+        assert_ne!(
+            whole[0],
+            FastKeyer.keys(&a, 16, Some("x")).expect("keys")[0]
+        );
     }
 }

@@ -32,7 +32,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Some(seed.unwrap_or_else(|| "42".into()))
     };
     let keyer = VllmKeyer::new(&version, &algo, bs, seed.as_deref()).map_err(|e| e.to_string())?;
-    let keys = keyer.keys(&tokens, bs, lora.as_deref());
+    let keys = keyer.keys(&tokens, bs, lora.as_deref())?;
     if json {
         let doc = serde_json::json!({
             "vllm": version, "algo": algo, "block_size": bs, "seed": seed, "lora": lora,

@@ -109,8 +109,9 @@ impl Seq {
         }
         scratch.clear();
         scratch.extend((self.hashed..need).map(|p| self.token(p, vocab)));
-        self.chain.extend(scratch, &mut self.keys);
-        self.hashed = need;
+        if self.chain.extend(scratch, &mut self.keys).is_ok() {
+            self.hashed = need;
+        }
     }
 
     /// Tokens of blocks `from..to`, back to back.

@@ -202,6 +202,10 @@ impl Worker {
             let full = (s.computed as usize / bs).min(s.blocks.len());
             if full > s.committed {
                 s.ensure_keys(full, bs, vocab, &mut scratch);
+            }
+            // Blocks whose keys could not be computed stay uncached.
+            let full = full.min(s.keys.len());
+            if full > s.committed {
                 s.block_tokens(s.committed, full, bs, vocab, &mut toks);
                 let parent = s.committed.checked_sub(1).map(|j| s.keys[j]);
                 self.kv.commit(
