@@ -178,10 +178,13 @@ impl Scenario {
                 f.size()
             ));
         }
-        if !(f.scrape_interval_ms > 0.0) {
+        if f.scrape_interval_ms.is_nan() || f.scrape_interval_ms <= 0.0 {
             return bad("fleet.scrape_interval_ms must be > 0".into());
         }
-        if !(f.kv_transfer.bandwidth_gbps > 0.0) || f.kv_transfer.latency_ms < 0.0 {
+        if f.kv_transfer.bandwidth_gbps.is_nan()
+            || f.kv_transfer.bandwidth_gbps <= 0.0
+            || f.kv_transfer.latency_ms < 0.0
+        {
             return bad("fleet.kv_transfer needs bandwidth_gbps > 0 and latency_ms >= 0".into());
         }
         let e = &self.engine;

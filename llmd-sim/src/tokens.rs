@@ -73,7 +73,7 @@ struct FastChain {
 impl FastChain {
     fn block(&mut self, tokens: &[u32]) -> u64 {
         let mut buf = [0u8; 1024];
-        let seed = mix64(self.parent.unwrap_or(0x5EED_0F_B10C) ^ self.salt);
+        let seed = mix64(self.parent.unwrap_or(0x005E_ED0F_B10C) ^ self.salt);
         let k = if tokens.len() * 4 <= buf.len() {
             for (i, t) in tokens.iter().enumerate() {
                 buf[i * 4..i * 4 + 4].copy_from_slice(&t.to_le_bytes());

@@ -138,18 +138,18 @@ impl Worker {
         &self.cfg
     }
 
-    /// Queues a sequence, or hands it back with a reason when it can never
-    /// fit in this worker's KV cache.
-    pub fn enqueue(&mut self, seq: Seq) -> Result<(), (Seq, String)> {
+    /// Queues a sequence, or drops it with the reason when it can never fit
+    /// in this worker's KV cache.
+    pub fn enqueue(&mut self, seq: Seq) -> Result<(), String> {
         let bs = self.kv.block_size() as u64;
-        let need = (seq.max_len() + bs - 1) / bs;
+        let need = seq.max_len().div_ceil(bs);
         if need > self.kv.num_blocks() as u64 {
             let why = format!(
                 "needs {need} KV blocks, worker {} has {}",
                 self.name,
                 self.kv.num_blocks()
             );
-            return Err((seq, why));
+            return Err(why);
         }
         self.waiting.push_back(seq);
         Ok(())

@@ -15,7 +15,7 @@ use crate::error::{Result, SimError};
 use crate::request::{RequestSpec, Slo};
 use crate::tokens::{push_tokens, stream_id};
 
-const SYSTEM: u64 = 0x5359_53;
+const SYSTEM: u64 = 0x0053_5953;
 const USER: u64 = 0x5553_4552;
 const REPLY: u64 = 0x5245_504C;
 
@@ -82,7 +82,7 @@ impl ChatGen {
         slo: Slo,
         vocab: u32,
     ) -> Result<Self> {
-        if c.turns == 0 || c.output_len == 0 || !(c.think_time_s >= 0.0) {
+        if c.turns == 0 || c.output_len == 0 || c.think_time_s.is_nan() || c.think_time_s < 0.0 {
             return Err(SimError::Workload(
                 "chat needs turns > 0, output_len > 0, think_time_s >= 0".into(),
             ));

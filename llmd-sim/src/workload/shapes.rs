@@ -9,7 +9,7 @@ use crate::tokens::{push_tokens, stream_id};
 
 const PREFIX: u64 = 0x5052_4546;
 const QUESTION: u64 = 0x5155_4553;
-const DOC: u64 = 0x444F_43;
+const DOC: u64 = 0x0044_4F43;
 
 fn positive(what: &str, v: u64) -> Result<()> {
     if v == 0 {

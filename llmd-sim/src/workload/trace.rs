@@ -121,7 +121,7 @@ impl TraceGen {
             lines.push(l);
         }
         lines.sort_by(|a, b| a.arrival.total_cmp(&b.arrival));
-        if !(spec.time_scale > 0.0) {
+        if spec.time_scale.is_nan() || spec.time_scale <= 0.0 {
             return Err(SimError::Workload("trace.time_scale must be > 0".into()));
         }
         Ok(TraceGen {

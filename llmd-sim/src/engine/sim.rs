@@ -1,17 +1,13 @@
-//! The discrete-event loop: arrivals, engine steps, scrapes and KV
-//! transfers in time order (ties in insertion order), all randomness seeded.
+//! The simulation state and its event handlers for arrivals and steps.
 
-use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use llmd_kvindex::events::{EventBatch, EventLayout};
+use llmd_kvindex::events::EventLayout;
 
-use crate::calibration::Calibration;
 use crate::cost::CostModel;
-use crate::error::{Result, SimError};
-use crate::keyer;
+use crate::error::Result;
 use crate::request::{Outcome, RequestRecord, RequestSpec};
 use crate::router::{FleetView, PreciseIndex, Role, Route, RouteRequest, Router};
 use crate::scenario::Scenario;
@@ -20,138 +16,39 @@ use crate::wire::Publisher;
 use crate::worker::{render_metrics, Progress, Seq, SeqKind, Snapshot, Worker};
 use crate::workload::Workload;
 
-enum Kind {
-    StepDone(usize),
-    Scrape,
-    KvReady(usize, Box<Seq>),
-}
+use super::{Ev, Kind, RunOptions, RunOutput};
 
-struct Ev {
-    t: f64,
-    n: u64,
-    kind: Kind,
-}
-
-impl PartialEq for Ev {
-    fn eq(&self, o: &Self) -> bool {
-        self.t == o.t && self.n == o.n
-    }
-}
-impl Eq for Ev {}
-impl Ord for Ev {
-    fn cmp(&self, o: &Self) -> Ordering {
-        o.t.total_cmp(&self.t).then(o.n.cmp(&self.n))
-    }
-}
-impl PartialOrd for Ev {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-
-/// Options of one run.
-#[derive(Default)]
-pub struct RunOptions<'a> {
-    /// Called now and then with (requests done, requests expected if known).
-    pub progress: Option<&'a mut dyn FnMut(u64, Option<u64>)>,
-    /// Keep a second index fed only by the published event bytes and check
-    /// at the end that it equals every worker's cache.
-    pub verify_index: bool,
-    /// Check each worker's block accounting after every step.
-    pub check_invariants: bool,
-}
-
-/// Everything one run produced.
-#[derive(Debug)]
-pub struct RunOutput {
-    /// Policy name.
-    pub policy: String,
-    /// One record per request, by id.
-    pub records: Vec<RequestRecord>,
-    /// Final `/metrics` page of every worker.
-    pub metrics: Vec<String>,
-    /// Worker names.
-    pub worker_names: Vec<String>,
-    /// Requests decoded per worker.
-    pub per_worker: Vec<u64>,
-    /// Simulated seconds.
-    pub sim_seconds: f64,
-    /// Wall-clock seconds.
-    pub wall_seconds: f64,
-    /// KV-event batches published.
-    pub event_batches: u64,
-    /// Engine steps run.
-    pub steps: u64,
-    /// Mismatches between the event-fed index and the caches (verify mode).
-    pub index_mismatches: Vec<String>,
-    /// Invariant violations (check mode).
-    pub invariant_violations: Vec<String>,
-}
-
-/// Runs `scenario`'s workload through `router`.
-pub fn run<'a>(
-    scenario: &'a Scenario,
-    router: Box<dyn Router>,
-    opts: RunOptions<'a>,
-) -> Result<RunOutput> {
-    let calib = match &scenario.calibration {
-        Some(p) => {
-            let path = scenario.base_dir.join(p);
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| SimError::io(path.display().to_string(), e))?;
-            Calibration::from_json(&text)?
-        }
-        None => Calibration::embedded()?,
-    };
-    let shape = calib.shape(&scenario.model)?;
-    let cost = CostModel::new(shape, scenario.cost.clone())?.with_h2d_gbps(calib.copy.h2d_gbps);
-    let workload = scenario.workload.build(
-        scenario.seed,
-        shape.config.vocab,
-        scenario.slo,
-        &scenario.base_dir,
-    )?;
-    let e = &scenario.engine;
-    let keyer = keyer::for_engine(
-        &e.prefix_caching_hash_algo,
-        &e.vllm_version,
-        e.block_size as usize,
-        e.python_hash_seed.as_deref(),
-    )?;
-    Sim::new(scenario, cost, router, workload, opts, Arc::from(keyer)).run()
-}
-
-struct Sim<'a> {
-    sc: &'a Scenario,
-    cost: CostModel,
-    router: Box<dyn Router>,
-    workload: Box<dyn Workload>,
-    opts: RunOptions<'a>,
-    keyer: Arc<dyn BlockKeyer>,
-    workers: Vec<Worker>,
-    names: Vec<String>,
-    roles: Vec<Role>,
-    decode_set: Vec<usize>,
-    prefill_set: Vec<usize>,
-    scraped: Vec<Snapshot>,
-    heap: BinaryHeap<Ev>,
-    n: u64,
-    now: f64,
-    next: Option<RequestSpec>,
-    records: Vec<RequestRecord>,
-    routes: Vec<Route>,
-    out_len: Vec<u32>,
-    active: u64,
-    done: u64,
-    publishers: Vec<Publisher>,
-    batches: u64,
-    mirror: Option<PreciseIndex>,
-    violations: Vec<String>,
-    progress: Vec<Progress>,
+pub(super) struct Sim<'a> {
+    pub(super) sc: &'a Scenario,
+    pub(super) cost: CostModel,
+    pub(super) router: Box<dyn Router>,
+    pub(super) workload: Box<dyn Workload>,
+    pub(super) opts: RunOptions<'a>,
+    pub(super) keyer: Arc<dyn BlockKeyer>,
+    pub(super) workers: Vec<Worker>,
+    pub(super) names: Vec<String>,
+    pub(super) roles: Vec<Role>,
+    pub(super) decode_set: Vec<usize>,
+    pub(super) prefill_set: Vec<usize>,
+    pub(super) scraped: Vec<Snapshot>,
+    pub(super) heap: BinaryHeap<Ev>,
+    pub(super) n: u64,
+    pub(super) now: f64,
+    pub(super) next: Option<RequestSpec>,
+    pub(super) records: Vec<RequestRecord>,
+    pub(super) routes: Vec<Route>,
+    pub(super) out_len: Vec<u32>,
+    pub(super) active: u64,
+    pub(super) done: u64,
+    pub(super) publishers: Vec<Publisher>,
+    pub(super) batches: u64,
+    pub(super) mirror: Option<PreciseIndex>,
+    pub(super) violations: Vec<String>,
+    pub(super) progress: Vec<Progress>,
 }
 
 impl<'a> Sim<'a> {
-    fn new(
+    pub(super) fn new(
         sc: &'a Scenario,
         cost: CostModel,
         router: Box<dyn Router>,
@@ -212,12 +109,12 @@ impl<'a> Sim<'a> {
         }
     }
 
-    fn push(&mut self, t: f64, kind: Kind) {
+    pub(super) fn push(&mut self, t: f64, kind: Kind) {
         self.n += 1;
         self.heap.push(Ev { t, n: self.n, kind });
     }
 
-    fn run(mut self) -> Result<RunOutput> {
+    pub(super) fn run(mut self) -> Result<RunOutput> {
         let wall = Instant::now();
         self.next = self.workload.next_request();
         self.push(0.0, Kind::Scrape);
@@ -378,7 +275,7 @@ impl<'a> Sim<'a> {
         let req = seq.req;
         match self.workers[w].enqueue(seq) {
             Ok(()) => self.kick(w),
-            Err((_, why)) => self.fail(req, why),
+            Err(why) => self.fail(req, why),
         }
     }
 
@@ -419,7 +316,7 @@ impl<'a> Sim<'a> {
         self.kick(w);
     }
 
-    fn handle(&mut self, w: usize, progress: &mut Vec<Progress>) {
+    pub(super) fn handle(&mut self, w: usize, progress: &mut Vec<Progress>) {
         for p in progress.drain(..) {
             match p {
                 Progress::FirstToken { req, cached_tokens } => {
@@ -448,97 +345,5 @@ impl<'a> Sim<'a> {
                 Progress::PrefillDone { seq } => self.hand_over(*seq),
             }
         }
-    }
-
-    /// P/D: ship the prompt's KV (what the decode worker lacks) over the link.
-    fn hand_over(&mut self, seq: Seq) {
-        let req = seq.req as usize;
-        let d = self.routes[req].decode;
-        self.records[req].cached_tokens = seq.cached_tokens;
-        let bs = self.sc.engine.block_size as usize;
-        let max = (seq.prompt_len().saturating_sub(1) as usize / bs).min(seq.keys.len());
-        let (local, _) = self.workers[d].kv().gpu_prefix(&seq.keys, max);
-        let missing = f64::from(seq.prompt_len()) - (local * bs) as f64;
-        let link = &self.sc.fleet.kv_transfer;
-        let t = link.latency_ms / 1e3
-            + missing.max(0.0) * self.cost.kv_bytes_per_token() / (link.bandwidth_gbps * 1e9);
-        let next = Seq::new(
-            seq.req,
-            SeqKind::RemoteKv,
-            seq.prompt.clone(),
-            seq.output_len,
-            seq.output_seed,
-            seq.chain,
-            seq.keys,
-        );
-        self.push(self.now + t, Kind::KvReady(d, Box::new(next)));
-    }
-
-    fn publish(&mut self, w: usize) {
-        let events = self.workers[w].take_events();
-        if events.is_empty() {
-            return;
-        }
-        let batch = EventBatch {
-            ts: self.now,
-            data_parallel_rank: Some(0),
-            events,
-            skipped_events: 0,
-        };
-        self.batches += 1;
-        let got = match self.publishers[w].send(&batch) {
-            Ok(got) => got,
-            Err(e) => {
-                self.violations
-                    .push(format!("worker {w}: published batch does not decode: {e}"));
-                return;
-            }
-        };
-        if let Some(m) = self.mirror.as_mut() {
-            m.apply(w, &got.batch);
-        }
-        self.router
-            .on_kv_events(w, &got.payload, got.seq, &got.batch);
-    }
-
-    fn scrape(&mut self) {
-        let text = self.router.wants_metrics_text();
-        for w in 0..self.workers.len() {
-            self.scraped[w] = self.workers[w].snapshot(self.now);
-            if text {
-                let page = render_metrics(&self.workers[w], &self.sc.model_name);
-                self.router.on_scrape(w, &page);
-            }
-        }
-        if self.next.is_some() || self.active > 0 {
-            self.push(
-                self.now + self.sc.fleet.scrape_interval_ms / 1e3,
-                Kind::Scrape,
-            );
-        }
-    }
-
-    fn verify(&self) -> Vec<String> {
-        let Some(m) = &self.mirror else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for (i, w) in self.workers.iter().enumerate() {
-            let mut gpu: Vec<u64> = w.kv().gpu_keys().collect();
-            gpu.sort_unstable();
-            if gpu != m.keys_of(i, llmd_kvindex::Tier::Gpu) {
-                out.push(format!(
-                    "worker {i}: GPU keys differ from the event-fed index"
-                ));
-            }
-            let mut cpu = w.kv().cpu_keys();
-            cpu.sort_unstable();
-            if cpu != m.keys_of(i, llmd_kvindex::Tier::Cpu) {
-                out.push(format!(
-                    "worker {i}: CPU keys differ from the event-fed index"
-                ));
-            }
-        }
-        out
     }
 }
