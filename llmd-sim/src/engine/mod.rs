@@ -69,7 +69,7 @@ pub struct RunOutput {
     pub metrics: Vec<String>,
     /// Worker names.
     pub worker_names: Vec<String>,
-    /// Requests decoded per worker.
+    /// Requests served per worker (prefill and decode both count).
     pub per_worker: Vec<u64>,
     /// Simulated seconds.
     pub sim_seconds: f64,

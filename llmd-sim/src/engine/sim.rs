@@ -160,7 +160,8 @@ impl<'a> Sim<'a> {
             .collect();
         let mut per_worker = vec![0u64; self.workers.len()];
         for r in &self.records {
-            if let Some(w) = r.worker {
+            // A P/D request loads both of its workers.
+            for w in r.worker.into_iter().chain(r.prefill_worker) {
                 per_worker[w] += 1;
             }
         }
