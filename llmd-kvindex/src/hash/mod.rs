@@ -44,6 +44,7 @@ mod digest;
 mod error;
 mod extras;
 mod hasher;
+mod layout;
 mod pickle;
 mod session;
 mod tokens;
