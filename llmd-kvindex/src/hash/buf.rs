@@ -62,6 +62,12 @@ impl Buf {
         self.len += n;
     }
 
+    /// The written bytes followed by `extra` bytes of the spare window.
+    #[inline]
+    pub(crate) fn with_spare(&self, extra: usize) -> &[u8] {
+        &self.bytes[..self.len + extra]
+    }
+
     /// Overwrites bytes at `at` (already written).
     #[inline]
     pub(crate) fn patch(&mut self, at: usize, data: &[u8]) {

@@ -31,9 +31,13 @@ pub(crate) struct Layout {
     mid_len: usize,
     /// Bytes after the last token.
     tail: Buf,
+    /// `tail` zero-padded, for a fixed-size copy when it is short.
+    tail_fixed: Option<[u8; 32]>,
     pickle: bool,
-    /// False when a block may not fit this layout (pickle frame split, or an
-    /// integer parent of variable width); such blocks take the general path.
+    /// `sha256_cbor_64bit`: the parent is a CBOR unsigned int.
+    int_parent: bool,
+    /// False when a pickled block could need several frames; such blocks take
+    /// the general path.
     usable: bool,
 }
 
@@ -77,7 +81,13 @@ impl Layout {
             l.mid[..h.len()].copy_from_slice(h.as_slice());
             l.mid_len = h.len();
             cbor::extra(&mut l.tail, steady);
-            l.usable = algo != HashAlgo::Sha256Cbor64Bit;
+            l.int_parent = algo == HashAlgo::Sha256Cbor64Bit;
+            l.usable = true;
+        }
+        if l.tail.len() <= 32 {
+            let mut fixed = [0u8; 32];
+            fixed[..l.tail.len()].copy_from_slice(l.tail.as_slice());
+            l.tail_fixed = Some(fixed);
         }
         l
     }
@@ -91,21 +101,32 @@ impl Layout {
     #[inline]
     pub(crate) fn write<T: TokenId>(&self, out: &mut Buf, parent: &Digest, toks: &[T]) {
         out.clear();
-        let plen = parent.as_bytes().len();
-        let fixed = self.head_len + plen + self.mid_len;
-        let dst = out.spare(fixed + 32);
         // Fixed-size copies (cheaper than length-dependent ones); the surplus
         // bytes are overwritten by what follows.
-        dst[..16].copy_from_slice(&self.head);
-        dst[self.head_len..self.head_len + 32].copy_from_slice(parent.padded());
-        dst[self.head_len + plen..self.head_len + plen + 16].copy_from_slice(&self.mid);
-        out.advance(fixed);
+        if self.int_parent {
+            out.push(0x83);
+            tokens::cbor(out, &[parent.key().0]);
+        } else {
+            let plen = parent.as_bytes().len();
+            let dst = out.spare(self.head_len + 32);
+            dst[..16].copy_from_slice(&self.head);
+            dst[self.head_len..self.head_len + 32].copy_from_slice(parent.padded());
+            out.advance(self.head_len + plen);
+        }
+        out.spare(16).copy_from_slice(&self.mid);
+        out.advance(self.mid_len);
         if self.pickle {
             tokens::pickle(out, toks);
         } else {
             tokens::cbor(out, toks);
         }
-        out.extend(self.tail.as_slice());
+        match &self.tail_fixed {
+            Some(fixed) => {
+                out.spare(32).copy_from_slice(fixed);
+                out.advance(self.tail.len());
+            }
+            None => out.extend(self.tail.as_slice()),
+        }
         if self.pickle {
             let body = (out.len() - PICKLE_HEADER) as u64;
             out.patch(3, &body.to_le_bytes());

@@ -47,6 +47,7 @@ mod hasher;
 mod layout;
 mod pickle;
 mod session;
+mod sha256;
 mod tokens;
 
 pub use chain::HashChain;

@@ -11,6 +11,7 @@ use super::extras::{Elem, ExtrasCursor, RequestExtras};
 use super::hasher::Inner;
 use super::layout::Layout;
 use super::pickle::{Memo, Pickler};
+use super::sha256;
 
 /// Reusable buffers; kept by a `HashChain` across calls.
 #[derive(Clone, Debug, Default)]
@@ -119,7 +120,17 @@ impl<'a> Session<'a> {
     #[inline]
     pub(crate) fn hash<T: TokenId>(&mut self, index: usize, toks: &[T], parent: &Digest) -> Digest {
         self.serialize(index, toks, parent);
-        hash_payload(self.inner.cfg.algo, self.scratch.buf.as_slice())
+        let buf = &mut self.scratch.buf;
+        match self.inner.cfg.algo {
+            HashAlgo::Sha256 | HashAlgo::Sha256Cbor => Digest::from_array(sha256::sha256(buf)),
+            HashAlgo::Sha256Cbor64Bit => {
+                let full = sha256::sha256(buf);
+                let mut tail = [0u8; 8];
+                tail.copy_from_slice(&full[24..]);
+                Digest::from_array(tail)
+            }
+            algo => hash_payload(algo, buf.as_slice()),
+        }
     }
 }
 
