@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use llmd_kvindex::events::EventBatch;
-use parking_lot::RwLock;
+use llmd_kvindex::events::{decode_event_batch, KvEvent, SeqStatus, SeqTracker};
+use parking_lot::{Mutex, RwLock};
 
 use crate::config::{self, ConfigReport, LoadOptions, Pipeline};
 use crate::decision::{Decision, Target, HEADER_DESTINATION, HEADER_ENCODERS, HEADER_PREFILLER, HEADER_SUBSET};
@@ -37,6 +38,18 @@ pub struct Scheduler {
     seed: u64,
     cycles: AtomicU64,
     predictor: Option<Arc<dyn LatencyPredictor>>,
+    seqs: Mutex<SeqTracker>,
+}
+
+/// What `ingest_kv_events` did with one payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IngestReport {
+    /// Blocks stored / removed / cleared / skipped.
+    pub stats: ApplyStats,
+    /// Sequence status when a sequence number was given.
+    pub seq: Option<SeqStatus>,
+    /// True when the batch was dropped as a duplicate.
+    pub ignored: bool,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -78,6 +91,7 @@ impl Scheduler {
             seed: fastrand::u64(..),
             cycles: AtomicU64::new(0),
             predictor: None,
+            seqs: Mutex::new(SeqTracker::new()),
         })
     }
 
@@ -163,6 +177,7 @@ impl Scheduler {
         *guard = Arc::new(Fleet { eps, by_name });
         drop(guard);
         self.forget(old.uid());
+        self.seqs.lock().forget(name);
         Ok(())
     }
 
@@ -220,6 +235,30 @@ impl Scheduler {
             total.skipped += s.skipped;
         }
         Ok(total)
+    }
+
+    /// Decodes a vLLM `EventBatch` payload (msgpack, any release's layout) from
+    /// `endpoint` and applies it. With a ZMQ sequence number, duplicates are
+    /// dropped and a publisher restart clears the endpoint's entries first; a gap
+    /// is reported in the result (the batch is still applied).
+    pub fn ingest_kv_events(&self, endpoint: &str, payload: &[u8], seq: Option<u64>) -> Result<IngestReport, ScheduleError> {
+        let batch = decode_event_batch(payload).map_err(|e| ScheduleError::KvEvents(format!("endpoint '{endpoint}': {e}")))?;
+        let ep = self.endpoint(endpoint)?;
+        let status = seq.map(|n| self.seqs.lock().observe(endpoint, batch.data_parallel_rank.unwrap_or(0), n));
+        if status == Some(SeqStatus::Duplicate) {
+            return Ok(IngestReport { stats: ApplyStats::default(), seq: status, ignored: true });
+        }
+        let mut stats = ApplyStats::default();
+        if status == Some(SeqStatus::Restart) {
+            let clear = EventBatch { ts: batch.ts, data_parallel_rank: batch.data_parallel_rank, events: vec![KvEvent::AllBlocksCleared], skipped_events: 0 };
+            stats = self.ingest_kv_batch(ep.name(), &clear)?;
+        }
+        let s = self.ingest_kv_batch(ep.name(), &batch)?;
+        stats.stored += s.stored;
+        stats.removed += s.removed;
+        stats.cleared += s.cleared;
+        stats.skipped += s.skipped;
+        Ok(IngestReport { stats, seq: status, ignored: false })
     }
 
     /// Periodic maintenance: expires speculative index entries.

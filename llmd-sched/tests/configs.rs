@@ -93,7 +93,7 @@ fn example_04_alpha_plugins_need_the_experimental_switch() {
     let s = load(&text);
     assert!(s.config_report().warnings.iter().any(|w| w.contains("alpha")));
     assert_eq!(s.pipeline().profiles[0].scorers.iter().map(|s| s.weight).collect::<Vec<_>>(), vec![4.0, 2.0, 1.0, 1.0, 0.5]);
-    let e = Scheduler::from_config_str_with(&text, LoadOptions { allow_experimental_plugins: false }).unwrap_err();
+    let e = Scheduler::from_config_str_with(&text, LoadOptions { allow_experimental_plugins: false, ..Default::default() }).unwrap_err();
     assert!(e.to_string().contains("sticky-session") && e.to_string().contains("alpha"), "{e}");
 }
 

@@ -48,17 +48,21 @@ schedulingProfiles:
 "#;
 
 /// Loader options.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct LoadOptions {
     /// Accept Alpha plugin types (llm-d: `--allow-experimental-plugins`). The
     /// library accepts them by default and records a warning; set `false` for
     /// llm-d's refusal.
     pub allow_experimental_plugins: bool,
+    /// The engines' prefix-cache hashing (algorithm, block size, seed, vLLM
+    /// version). When set, precise prefix producers hash prompts exactly as vLLM
+    /// does and use KV-event keys as published; otherwise they run in router-key mode.
+    pub engine_hasher: Option<llmd_kvindex::hash::HasherConfig>,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { allow_experimental_plugins: true }
+        LoadOptions { allow_experimental_plugins: true, engine_hasher: None }
     }
 }
 
@@ -145,10 +149,10 @@ type R<T> = Result<T, ConfigError>;
 pub fn load(text: &str, opts: LoadOptions, inflight: Arc<InFlightTable>) -> R<Pipeline> {
     let text = if text.trim().is_empty() { DEFAULT_CONFIG } else { text };
     let mut raw = document::parse(text)?;
-    build(&mut raw, opts, inflight)
+    build(&mut raw, &opts, inflight)
 }
 
-fn build(raw: &mut RawConfig, opts: LoadOptions, inflight: Arc<InFlightTable>) -> R<Pipeline> {
+fn build(raw: &mut RawConfig, opts: &LoadOptions, inflight: Arc<InFlightTable>) -> R<Pipeline> {
     let mut report = ConfigReport { warnings: document::normalize(raw)?, ..Default::default() };
     report.api_version = raw.api_version.clone().unwrap_or_default();
     report.feature_gates = feature_gates(raw)?;
@@ -178,7 +182,7 @@ fn build(raw: &mut RawConfig, opts: LoadOptions, inflight: Arc<InFlightTable>) -
     }
 
     // Instantiate: everything but handlers first, so handlers can resolve deciders.
-    let mut env = BuildEnv { inflight, deciders: HashMap::new() };
+    let mut env = BuildEnv { inflight, deciders: HashMap::new(), engine_hasher: opts.engine_hasher.clone() };
     let mut instances: Vec<Instance> = Vec::new();
     let is_handler = |p: &PluginSpec| p.ty.ends_with("profile-handler");
     let specs: Vec<PluginSpec> = raw.plugins.clone();
@@ -241,7 +245,7 @@ fn build(raw: &mut RawConfig, opts: LoadOptions, inflight: Arc<InFlightTable>) -
     })
 }
 
-fn instantiate(spec: &PluginSpec, injected: bool, opts: LoadOptions, env: &mut BuildEnv, report: &mut ConfigReport) -> R<Instance> {
+fn instantiate(spec: &PluginSpec, injected: bool, opts: &LoadOptions, env: &mut BuildEnv, report: &mut ConfigReport) -> R<Instance> {
     let mut params = Params::new(&spec.name, &spec.ty, spec.parameters.as_ref())?;
     let (stability, built) = match lookup(&spec.ty) {
         Some(e) => {
@@ -268,7 +272,7 @@ fn instantiate(spec: &PluginSpec, injected: bool, opts: LoadOptions, env: &mut B
     Ok(Instance { name: spec.name.clone(), ty: spec.ty.clone(), built, injected })
 }
 
-fn inject(ty: &str, instances: &mut Vec<Instance>, opts: LoadOptions, env: &mut BuildEnv, report: &mut ConfigReport) -> R<usize> {
+fn inject(ty: &str, instances: &mut Vec<Instance>, opts: &LoadOptions, env: &mut BuildEnv, report: &mut ConfigReport) -> R<usize> {
     if let Some(i) = instances.iter().position(|i| i.name == ty) {
         return Ok(i);
     }
@@ -278,7 +282,7 @@ fn inject(ty: &str, instances: &mut Vec<Instance>, opts: LoadOptions, env: &mut 
     Ok(instances.len() - 1)
 }
 
-fn build_profiles(raw: &RawConfig, instances: &mut Vec<Instance>, opts: LoadOptions, env: &mut BuildEnv, report: &mut ConfigReport) -> R<Vec<SchedulerProfile>> {
+fn build_profiles(raw: &RawConfig, instances: &mut Vec<Instance>, opts: &LoadOptions, env: &mut BuildEnv, report: &mut ConfigReport) -> R<Vec<SchedulerProfile>> {
     // No profiles: one `default` profile with every filter, scorer and picker.
     let specs: Vec<(String, Vec<(String, Option<f64>)>)> = if raw.scheduling_profiles.is_empty() {
         let refs = instances
@@ -371,7 +375,7 @@ fn pick_handler(instances: &[Instance], profiles: &[SchedulerProfile], report: &
 }
 
 /// Flow-control policies, parsers, saturation detector, data layer (loader steps 7-11).
-fn host_defaults(raw: &RawConfig, instances: &mut Vec<Instance>, opts: LoadOptions, env: &mut BuildEnv, report: &mut ConfigReport) -> R<()> {
+fn host_defaults(raw: &RawConfig, instances: &mut Vec<Instance>, opts: &LoadOptions, env: &mut BuildEnv, report: &mut ConfigReport) -> R<()> {
     for ty in ["fcfs-ordering-policy", "global-strict-fairness-policy", "static-usage-limit-policy"] {
         if !instances.iter().any(|i| i.ty == ty) {
             inject(ty, instances, opts, env, report)?;
@@ -421,7 +425,7 @@ fn saturation_detector(raw: &RawConfig, instances: &[Instance]) -> R<Option<Util
 }
 
 /// Loader step 13: create default producers for consumed keys nobody produces.
-fn default_producers(instances: &mut Vec<Instance>, opts: LoadOptions, env: &mut BuildEnv, report: &mut ConfigReport) -> R<()> {
+fn default_producers(instances: &mut Vec<Instance>, opts: &LoadOptions, env: &mut BuildEnv, report: &mut ConfigReport) -> R<()> {
     loop {
         let mut missing: Option<(String, String, DataKey, String)> = None;
         for i in instances.iter() {

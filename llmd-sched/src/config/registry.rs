@@ -95,6 +95,8 @@ pub struct BuildEnv {
     pub inflight: Arc<InFlightTable>,
     /// Deciders built so far, by instance name (handlers are built last).
     pub deciders: HashMap<String, Arc<dyn Decider>>,
+    /// The engines' hashing, when the host knows it: precise producers then run in engine-parity mode.
+    pub engine_hasher: Option<llmd_kvindex::hash::HasherConfig>,
 }
 
 type Factory = fn(&mut Params, &mut BuildEnv) -> Result<Built, ConfigError>;
@@ -183,8 +185,8 @@ pub static REGISTRY: &[Entry] = &[
         Ok(prefix_consumer(scorer(s), &producer))
     } },
     // Legacy all-in-one: the loader expands it into a precise producer + prefix-cache-scorer.
-    Entry { ty: "precise-prefix-cache-scorer", stability: D, build: |p, _| {
-        let producer = PrecisePrefixProducer::from_params(p)?;
+    Entry { ty: "precise-prefix-cache-scorer", stability: D, build: |p, env| {
+        let producer = PrecisePrefixProducer::from_params(p, env.engine_hasher.as_ref())?;
         let name = p.plugin_name().to_string();
         let backend = producer.backend().clone();
         let producer = arc(producer);
@@ -236,8 +238,8 @@ pub static REGISTRY: &[Entry] = &[
             ..Default::default()
         })
     } },
-    Entry { ty: "precise-prefix-cache-producer", stability: B, build: |p, _| {
-        let x = PrecisePrefixProducer::from_params(p)?;
+    Entry { ty: "precise-prefix-cache-producer", stability: B, build: |p, env| {
+        let x = PrecisePrefixProducer::from_params(p, env.engine_hasher.as_ref())?;
         let backend = x.backend().clone();
         let x = arc(x);
         Ok(Built {

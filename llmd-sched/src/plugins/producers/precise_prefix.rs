@@ -6,7 +6,9 @@ use std::sync::Arc;
 use crate::config::params::Params;
 use crate::error::ConfigError;
 use crate::framework::{CycleContext, Decided, EndpointIndex, PrefixInfo, PrefixMatch, PreRequest, Producer};
-use crate::kv::{KvBackend, RouterKeyIndex, TierWeights};
+use llmd_kvindex::hash::{BlockHasher, HasherConfig};
+
+use crate::kv::{EngineParityIndex, KvBackend, RouterKeyIndex, TierWeights};
 
 /// Profile name llm-d hard-codes for the prefill stage.
 const PREFILL_PROFILE: &str = "prefill";
@@ -32,9 +34,11 @@ fn positive(p: &mut Params, key: &str) -> Result<(), ConfigError> {
 }
 
 impl PrecisePrefixProducer {
-    /// Decodes llm-d's parameters and builds a router-key index from them.
-    /// Event transport settings (`kvEventsConfig`) are validated and left to the host.
-    pub fn from_params(p: &mut Params) -> Result<Self, ConfigError> {
+    /// Decodes llm-d's parameters and builds the index: engine parity when the
+    /// host supplied the engines' hasher configuration (its block size must equal
+    /// `blockSizeTokens`), router keys otherwise. Event transport settings
+    /// (`kvEventsConfig`) are validated and left to the host.
+    pub fn from_params(p: &mut Params, engine: Option<&HasherConfig>) -> Result<Self, ConfigError> {
         let (mut block_size, mut seed) = (16i64, String::new());
         if let Some(mut t) = p.object("tokenProcessorConfig")? {
             let legacy = t.opt_i64("blockSize")?;
@@ -107,7 +111,19 @@ impl PrecisePrefixProducer {
         }
         let speculative = p.bool("speculativeIndexing", false)?;
         let speculative_ttl_ns = p.opt_duration_ns("speculativeTTL")?.unwrap_or(2_000_000_000);
-        let backend: Arc<dyn KvBackend> = Arc::new(RouterKeyIndex::new(block_size as u32, &seed, weights));
+        let backend: Arc<dyn KvBackend> = match engine {
+            Some(cfg) => {
+                if cfg.block_size as i64 != block_size {
+                    return Err(p.err(
+                        "tokenProcessorConfig.blockSizeTokens",
+                        format!("{block_size} differs from the engines' block size {}", cfg.block_size),
+                    ));
+                }
+                let hasher = BlockHasher::new(cfg.clone()).map_err(|e| p.err("tokenProcessorConfig", format!("engine hasher: {e}")))?;
+                Arc::new(EngineParityIndex::new(hasher, weights))
+            }
+            None => Arc::new(RouterKeyIndex::new(block_size as u32, &seed, weights)),
+        };
         Ok(PrecisePrefixProducer { name: p.plugin_name().into(), backend, speculative, speculative_ttl_ns })
     }
 
@@ -124,9 +140,13 @@ impl PrecisePrefixProducer {
 
 impl Producer for PrecisePrefixProducer {
     fn produce(&self, ctx: &mut CycleContext<'_>, candidates: &[EndpointIndex]) {
-        let req = ctx.request();
-        let lora = req.lora.as_ref().map(|l| l.name.as_str());
-        let keys = self.backend.prompt_keys(&req.model, lora, req.cache_salt.as_deref(), ctx.tokens());
+        let keys = match self.backend.prompt_keys(ctx.request(), ctx.tokens()) {
+            Ok(k) => k,
+            Err(e) => {
+                ctx.note(format!("{}: no prefix lookup: {e}", self.name));
+                Vec::new()
+            }
+        };
         let mut found: Vec<(u64, u32, f64)> = Vec::new();
         if !keys.is_empty() {
             self.backend.match_prefix(&keys, ctx.now_ns(), &mut |uid, n, w| found.push((uid, n, w)));
