@@ -10,9 +10,13 @@ use llmd_kvindex::events::{decode_event_batch, KvEvent, SeqStatus, SeqTracker};
 use parking_lot::{Mutex, RwLock};
 
 use crate::config::{self, ConfigReport, LoadOptions, Pipeline};
-use crate::decision::{Decision, Target, HEADER_DESTINATION, HEADER_ENCODERS, HEADER_PREFILLER, HEADER_SUBSET};
+use crate::decision::{
+    Decision, Target, HEADER_DESTINATION, HEADER_ENCODERS, HEADER_PREFILLER, HEADER_SUBSET,
+};
 use crate::error::ScheduleError;
-use crate::framework::{CycleContext, Decided, EndpointIndex, Explanation, LatencyPredictor, ProfileTrace};
+use crate::framework::{
+    CycleContext, Decided, EndpointIndex, Explanation, LatencyPredictor, ProfileTrace,
+};
 use crate::inflight::InFlightTable;
 use crate::kv::ApplyStats;
 use crate::lifecycle::{Record, RequestErrorKind, RequestSummary, Requests};
@@ -99,7 +103,10 @@ impl Scheduler {
     pub fn from_config_file(path: impl AsRef<Path>) -> Result<Self, ScheduleError> {
         let p = path.as_ref();
         let text = std::fs::read_to_string(p).map_err(|e| {
-            ScheduleError::Config(crate::error::ConfigError::doc(format!("cannot read {}: {e}", p.display())))
+            ScheduleError::Config(crate::error::ConfigError::doc(format!(
+                "cannot read {}: {e}",
+                p.display()
+            )))
         })?;
         Self::from_config_str(&text)
     }
@@ -143,18 +150,28 @@ impl Scheduler {
     /// Adds an endpoint, or replaces the one with the same name (its state is reset).
     pub fn add_endpoint(&self, ep: Endpoint) -> Result<(), ScheduleError> {
         if ep.name.is_empty() {
-            return Err(ScheduleError::InvalidRequest("endpoint name must not be empty".into()));
+            return Err(ScheduleError::InvalidRequest(
+                "endpoint name must not be empty".into(),
+            ));
         }
         if ep.address.is_empty() {
-            return Err(ScheduleError::InvalidRequest(format!("endpoint '{}' has no address", ep.name)));
+            return Err(ScheduleError::InvalidRequest(format!(
+                "endpoint '{}' has no address",
+                ep.name
+            )));
         }
         let mut guard = self.fleet.write();
-        let mut fleet = Fleet { eps: guard.eps.clone(), by_name: guard.by_name.clone() };
+        let mut fleet = Fleet {
+            eps: guard.eps.clone(),
+            by_name: guard.by_name.clone(),
+        };
         let state = Arc::new(EndpointState::new(ep));
         let replaced = match fleet.by_name.get(state.name()) {
             Some(&i) => Some(std::mem::replace(&mut fleet.eps[i], state)),
             None => {
-                fleet.by_name.insert(state.name().to_string(), fleet.eps.len());
+                fleet
+                    .by_name
+                    .insert(state.name().to_string(), fleet.eps.len());
                 fleet.eps.push(state);
                 None
             }
@@ -170,10 +187,16 @@ impl Scheduler {
     /// Removes an endpoint and every index entry it had.
     pub fn remove_endpoint(&self, name: &str) -> Result<(), ScheduleError> {
         let mut guard = self.fleet.write();
-        let Some(&i) = guard.by_name.get(name) else { return Err(ScheduleError::UnknownEndpoint(name.into())) };
+        let Some(&i) = guard.by_name.get(name) else {
+            return Err(ScheduleError::UnknownEndpoint(name.into()));
+        };
         let mut eps = guard.eps.clone();
         let old = eps.remove(i);
-        let by_name = eps.iter().enumerate().map(|(i, e)| (e.name().to_string(), i)).collect();
+        let by_name = eps
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.name().to_string(), i))
+            .collect();
         *guard = Arc::new(Fleet { eps, by_name });
         drop(guard);
         self.forget(old.uid());
@@ -189,12 +212,20 @@ impl Scheduler {
 
     fn endpoint(&self, name: &str) -> Result<Arc<EndpointState>, ScheduleError> {
         let f = self.fleet.read();
-        f.by_name.get(name).map(|&i| f.eps[i].clone()).ok_or_else(|| ScheduleError::UnknownEndpoint(name.into()))
+        f.by_name
+            .get(name)
+            .map(|&i| f.eps[i].clone())
+            .ok_or_else(|| ScheduleError::UnknownEndpoint(name.into()))
     }
 
     /// Names of the registered endpoints.
     pub fn endpoint_names(&self) -> Vec<String> {
-        self.fleet.read().eps.iter().map(|e| e.name().to_string()).collect()
+        self.fleet
+            .read()
+            .eps
+            .iter()
+            .map(|e| e.name().to_string())
+            .collect()
     }
 
     /// The live state of an endpoint (metrics, in-flight load).
@@ -203,7 +234,11 @@ impl Scheduler {
     }
 
     /// Replaces an endpoint's metrics; a zero timestamp is stamped with the clock.
-    pub fn update_endpoint_metrics(&self, name: &str, mut m: EndpointMetrics) -> Result<(), ScheduleError> {
+    pub fn update_endpoint_metrics(
+        &self,
+        name: &str,
+        mut m: EndpointMetrics,
+    ) -> Result<(), ScheduleError> {
         if m.updated_at_ns == 0 {
             m.updated_at_ns = self.clock.now_ns().max(1);
         }
@@ -212,9 +247,14 @@ impl Scheduler {
     }
 
     /// Parses a vLLM `/metrics` text and stores the snapshot, stamped now.
-    pub fn update_endpoint_metrics_text(&self, name: &str, text: &str) -> Result<(), ScheduleError> {
+    pub fn update_endpoint_metrics_text(
+        &self,
+        name: &str,
+        text: &str,
+    ) -> Result<(), ScheduleError> {
         let ep = self.endpoint(name)?;
-        let m = parse_metrics_text(text, self.clock.now_ns().max(1)).map_err(|e| ScheduleError::MetricsText(format!("endpoint '{name}': {e}")))?;
+        let m = parse_metrics_text(text, self.clock.now_ns().max(1))
+            .map_err(|e| ScheduleError::MetricsText(format!("endpoint '{name}': {e}")))?;
         ep.set_metrics(&m);
         Ok(())
     }
@@ -223,7 +263,11 @@ impl Scheduler {
 
     /// Applies a decoded KV-event batch from `endpoint` to every precise index.
     /// Keys are scoped by the endpoint's served model ([`Endpoint::model`]).
-    pub fn ingest_kv_batch(&self, endpoint: &str, batch: &EventBatch) -> Result<ApplyStats, ScheduleError> {
+    pub fn ingest_kv_batch(
+        &self,
+        endpoint: &str,
+        batch: &EventBatch,
+    ) -> Result<ApplyStats, ScheduleError> {
         let ep = self.endpoint(endpoint)?;
         let model = ep.info().model.clone().unwrap_or_default();
         let mut total = ApplyStats::default();
@@ -241,16 +285,35 @@ impl Scheduler {
     /// `endpoint` and applies it. With a ZMQ sequence number, duplicates are
     /// dropped and a publisher restart clears the endpoint's entries first; a gap
     /// is reported in the result (the batch is still applied).
-    pub fn ingest_kv_events(&self, endpoint: &str, payload: &[u8], seq: Option<u64>) -> Result<IngestReport, ScheduleError> {
-        let batch = decode_event_batch(payload).map_err(|e| ScheduleError::KvEvents(format!("endpoint '{endpoint}': {e}")))?;
+    pub fn ingest_kv_events(
+        &self,
+        endpoint: &str,
+        payload: &[u8],
+        seq: Option<u64>,
+    ) -> Result<IngestReport, ScheduleError> {
+        let batch = decode_event_batch(payload)
+            .map_err(|e| ScheduleError::KvEvents(format!("endpoint '{endpoint}': {e}")))?;
         let ep = self.endpoint(endpoint)?;
-        let status = seq.map(|n| self.seqs.lock().observe(endpoint, batch.data_parallel_rank.unwrap_or(0), n));
+        let status = seq.map(|n| {
+            self.seqs
+                .lock()
+                .observe(endpoint, batch.data_parallel_rank.unwrap_or(0), n)
+        });
         if status == Some(SeqStatus::Duplicate) {
-            return Ok(IngestReport { stats: ApplyStats::default(), seq: status, ignored: true });
+            return Ok(IngestReport {
+                stats: ApplyStats::default(),
+                seq: status,
+                ignored: true,
+            });
         }
         let mut stats = ApplyStats::default();
         if status == Some(SeqStatus::Restart) {
-            let clear = EventBatch { ts: batch.ts, data_parallel_rank: batch.data_parallel_rank, events: vec![KvEvent::AllBlocksCleared], skipped_events: 0 };
+            let clear = EventBatch {
+                ts: batch.ts,
+                data_parallel_rank: batch.data_parallel_rank,
+                events: vec![KvEvent::AllBlocksCleared],
+                skipped_events: 0,
+            };
             stats = self.ingest_kv_batch(ep.name(), &clear)?;
         }
         let s = self.ingest_kv_batch(ep.name(), &batch)?;
@@ -258,7 +321,11 @@ impl Scheduler {
         stats.removed += s.removed;
         stats.cleared += s.cleared;
         stats.skipped += s.skipped;
-        Ok(IngestReport { stats, seq: status, ignored: false })
+        Ok(IngestReport {
+            stats,
+            seq: status,
+            ignored: false,
+        })
     }
 
     /// Periodic maintenance: expires speculative index entries.
@@ -272,13 +339,20 @@ impl Scheduler {
     // ---- scheduling --------------------------------------------------------------
 
     fn candidates(&self, fleet: &Fleet, req: &Request) -> Vec<EndpointIndex> {
-        let subset: Option<Vec<&str>> = req.header_value(HEADER_SUBSET).map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).collect());
+        let subset: Option<Vec<&str>> = req.header_value(HEADER_SUBSET).map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect()
+        });
         fleet
             .eps
             .iter()
             .enumerate()
             .filter(|(_, e)| match (&e.info().model, req.model.is_empty()) {
-                (Some(m), false) => m == &req.model || e.info().lora_adapters.iter().any(|a| a == &req.model),
+                (Some(m), false) => {
+                    m == &req.model || e.info().lora_adapters.iter().any(|a| a == &req.model)
+                }
                 _ => true,
             })
             .filter(|(_, e)| subset.as_ref().map_or(true, |s| s.contains(&e.address())))
@@ -292,11 +366,20 @@ impl Scheduler {
         let now = self.clock.now_ns();
         let candidates = self.candidates(&fleet, req);
         if candidates.is_empty() {
-            return Err(ScheduleError::NoEndpoints { model: req.model.clone() });
+            return Err(ScheduleError::NoEndpoints {
+                model: req.model.clone(),
+            });
         }
-        if let (false, Some(d)) = (self.pipeline.flow_control, &self.pipeline.saturation_detector) {
+        if let (false, Some(d)) = (
+            self.pipeline.flow_control,
+            &self.pipeline.saturation_detector,
+        ) {
             if req.priority < 0 {
-                let sat = candidates.iter().map(|&i| d.endpoint_saturation(&fleet.eps[i], now)).sum::<f64>() / candidates.len() as f64;
+                let sat = candidates
+                    .iter()
+                    .map(|&i| d.endpoint_saturation(&fleet.eps[i], now))
+                    .sum::<f64>()
+                    / candidates.len() as f64;
                 if sat >= 1.0 {
                     return Err(ScheduleError::ResourceExhausted {
                         profile: None,
@@ -308,7 +391,8 @@ impl Scheduler {
         let n = self.cycles.fetch_add(1, Ordering::Relaxed);
         let seed = self.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let profiles = &self.pipeline.profiles;
-        let mut ctx = CycleContext::new(req, &fleet.eps, now, profiles.len(), seed).with_predictor(self.predictor.as_deref());
+        let mut ctx = CycleContext::new(req, &fleet.eps, now, profiles.len(), seed)
+            .with_predictor(self.predictor.as_deref());
         for (_, p) in &self.pipeline.producers {
             p.produce(&mut ctx, &candidates);
         }
@@ -319,7 +403,9 @@ impl Scheduler {
                 break;
             }
             for p in next {
-                let Some(profile) = profiles.get(p) else { continue };
+                let Some(profile) = profiles.get(p) else {
+                    continue;
+                };
                 let mut trace = ProfileTrace::default();
                 let r = profile.run(&ctx, &candidates, &mut trace);
                 ctx.set_result(p, r);
@@ -327,26 +413,55 @@ impl Scheduler {
             }
         }
         let outcome = self.pipeline.handler.process_results(&ctx, profiles)?;
-        let primary = ctx.result(outcome.primary).map(|r| r.targets.clone()).unwrap_or_default();
+        let primary = ctx
+            .result(outcome.primary)
+            .map(|r| r.targets.clone())
+            .unwrap_or_default();
         let picks: Vec<(&str, EndpointIndex)> = profiles
             .iter()
             .enumerate()
-            .filter_map(|(i, p)| ctx.result(i).and_then(|r| r.targets.first()).map(|&t| (p.name.as_str(), t)))
+            .filter_map(|(i, p)| {
+                ctx.result(i)
+                    .and_then(|r| r.targets.first())
+                    .map(|&t| (p.name.as_str(), t))
+            })
             .collect();
-        let decided = Decided { primary_profile: &profiles[outcome.primary].name, targets: &primary, picks: &picks };
+        let decided = Decided {
+            primary_profile: &profiles[outcome.primary].name,
+            targets: &primary,
+            picks: &picks,
+        };
         for h in &self.pipeline.pre_requests {
             h.pre_request(&ctx, &decided);
         }
-        let target = |i: EndpointIndex| Target { name: fleet.eps[i].name().to_string(), address: fleet.eps[i].address().to_string() };
+        let target = |i: EndpointIndex| Target {
+            name: fleet.eps[i].name().to_string(),
+            address: fleet.eps[i].address().to_string(),
+        };
         let targets: Vec<Target> = primary.iter().map(|&i| target(i)).collect();
-        let prefill_target = outcome.prefill.and_then(|p| ctx.result(p)).and_then(|r| r.targets.first()).map(|&i| target(i));
-        let encode_targets: Vec<Target> = outcome.encode.and_then(|p| ctx.result(p)).map(|r| r.targets.iter().map(|&i| target(i)).collect()).unwrap_or_default();
-        let join = |ts: &[Target]| ts.iter().map(|t| t.address.as_str()).collect::<Vec<_>>().join(",");
+        let prefill_target = outcome
+            .prefill
+            .and_then(|p| ctx.result(p))
+            .and_then(|r| r.targets.first())
+            .map(|&i| target(i));
+        let encode_targets: Vec<Target> = outcome
+            .encode
+            .and_then(|p| ctx.result(p))
+            .map(|r| r.targets.iter().map(|&i| target(i)).collect())
+            .unwrap_or_default();
+        let join = |ts: &[Target]| {
+            ts.iter()
+                .map(|t| t.address.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
         let mut headers = vec![(HEADER_DESTINATION.to_string(), join(&targets))];
         let mut remove_headers = Vec::new();
         match &prefill_target {
             Some(t) => headers.push((HEADER_PREFILLER.to_string(), t.address.clone())),
-            None if outcome.decision_type != "single" => remove_headers.push(HEADER_PREFILLER.to_string()),
+            None if outcome.decision_type != "single" => {
+                remove_headers.push(HEADER_PREFILLER.to_string())
+            }
             None => {}
         }
         if !encode_targets.is_empty() {
@@ -366,14 +481,24 @@ impl Scheduler {
         let explanation = Explanation {
             request_id: req.id.clone(),
             model: req.model.clone(),
-            candidates: candidates.iter().map(|&i| fleet.eps[i].name_arc()).collect(),
+            candidates: candidates
+                .iter()
+                .map(|&i| fleet.eps[i].name_arc())
+                .collect(),
             prompt_tokens: ctx.prompt_tokens(),
             notes: ctx.take_notes(),
             profiles: traces,
             primary_profile: Some(profiles[outcome.primary].name.clone()),
             decision_type: Some(outcome.decision_type),
         };
-        Ok(Decision { targets, prefill_target, encode_targets, headers, remove_headers, explanation })
+        Ok(Decision {
+            targets,
+            prefill_target,
+            encode_targets,
+            headers,
+            remove_headers,
+            explanation,
+        })
     }
 
     // ---- request lifecycle -----------------------------------------------------------
@@ -395,13 +520,15 @@ impl Scheduler {
     /// The request completed; `cached_tokens` is the engine's reported prefix-cache hit.
     pub fn on_complete(&self, req_id: &str, cached_tokens: Option<u32>) -> Option<RequestSummary> {
         self.inflight.finish(req_id);
-        self.requests.close(req_id, self.clock.now_ns(), cached_tokens, None)
+        self.requests
+            .close(req_id, self.clock.now_ns(), cached_tokens, None)
     }
 
     /// The request failed or was cancelled; everything it held is released.
     pub fn on_error(&self, req_id: &str, kind: RequestErrorKind) -> Option<RequestSummary> {
         self.inflight.finish(req_id);
-        self.requests.close(req_id, self.clock.now_ns(), None, Some(kind))
+        self.requests
+            .close(req_id, self.clock.now_ns(), None, Some(kind))
     }
 
     /// Requests picked and not yet completed.

@@ -7,7 +7,11 @@ use llmd_sched::{EndpointMetrics, Request, Scheduler};
 use proptest::prelude::*;
 
 fn example(name: &str) -> String {
-    std::fs::read_to_string(format!("{}/../testdata/llm-d-configs/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read_to_string(format!(
+        "{}/../testdata/llm-d-configs/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
 }
 
 #[derive(Clone, Debug)]
@@ -19,7 +23,15 @@ struct Ep {
 }
 
 fn fleet() -> impl Strategy<Value = Vec<Ep>> {
-    prop::collection::vec((0u32..50, 0u32..50, 0.0f64..1.0, 0u8..4).prop_map(|(queue, running, kv, role)| Ep { queue, running, kv, role }), 1..12)
+    prop::collection::vec(
+        (0u32..50, 0u32..50, 0.0f64..1.0, 0u8..4).prop_map(|(queue, running, kv, role)| Ep {
+            queue,
+            running,
+            kv,
+            role,
+        }),
+        1..12,
+    )
 }
 
 fn build(text: &str, eps: &[Ep]) -> Scheduler {

@@ -7,4 +7,6 @@ pub mod params;
 pub mod registry;
 pub mod schema;
 
-pub use loader::{load, ConfigReport, LoadOptions, Pipeline, PluginRecord, PluginStatus, DEFAULT_CONFIG};
+pub use loader::{
+    load, ConfigReport, LoadOptions, Pipeline, PluginRecord, PluginStatus, DEFAULT_CONFIG,
+};

@@ -22,13 +22,21 @@ pub struct EngineParityIndex {
 impl EngineParityIndex {
     /// An index hashing prompts with `hasher` (the engines' algorithm, seed, block size).
     pub fn new(hasher: BlockHasher, weights: TierWeights) -> Self {
-        EngineParityIndex { hasher, weights, store: RwLock::default() }
+        EngineParityIndex {
+            hasher,
+            weights,
+            store: RwLock::default(),
+        }
     }
 
     /// The request properties vLLM folds into block hashes.
     pub fn extras(req: &Request) -> RequestExtras {
         RequestExtras {
-            lora: req.lora.as_ref().map(|l| LoraRef { id: l.id, name: Some(l.name.clone()), path: l.path.clone() }),
+            lora: req.lora.as_ref().map(|l| LoraRef {
+                id: l.id,
+                name: Some(l.name.clone()),
+                path: l.path.clone(),
+            }),
             cache_salt: req.cache_salt.clone(),
             ..Default::default()
         }
@@ -41,12 +49,17 @@ impl KvBackend for EngineParityIndex {
     }
 
     fn prompt_keys(&self, req: &Request, tokens: &[u32]) -> Result<Vec<u64>, ScheduleError> {
-        let keys = self.hasher.block_keys(tokens, &Self::extras(req)).map_err(|e| ScheduleError::Hash(e.to_string()))?;
+        let keys = self
+            .hasher
+            .block_keys(tokens, &Self::extras(req))
+            .map_err(|e| ScheduleError::Hash(e.to_string()))?;
         Ok(keys.into_iter().map(|k| k.0).collect())
     }
 
     fn match_prefix(&self, keys: &[u64], now_ns: u64, found: &mut dyn FnMut(u64, u32, f64)) {
-        self.store.read().match_prefix(keys, now_ns, &self.weights, found);
+        self.store
+            .read()
+            .match_prefix(keys, now_ns, &self.weights, found);
     }
 
     fn apply_batch(&self, uid: u64, _model: &str, batch: &EventBatch) -> ApplyStats {
@@ -60,7 +73,14 @@ impl KvBackend for EngineParityIndex {
                     match tier {
                         Some(t) if b.block_size == bs => {
                             for h in &b.block_hashes {
-                                s.add(h.key().0, Holder { uid, tier: t as u8, expires: 0 });
+                                s.add(
+                                    h.key().0,
+                                    Holder {
+                                        uid,
+                                        tier: t as u8,
+                                        expires: 0,
+                                    },
+                                );
                                 st.stored += 1;
                             }
                         }

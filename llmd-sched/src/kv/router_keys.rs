@@ -34,12 +34,22 @@ pub struct RouterKeyIndex {
 impl RouterKeyIndex {
     /// An index for `block_size`-token blocks; `seed` separates deployments.
     pub fn new(block_size: u32, seed: &str, weights: TierWeights) -> Self {
-        RouterKeyIndex { block_size: block_size.max(1), seed: seed.to_string(), weights, state: RwLock::default() }
+        RouterKeyIndex {
+            block_size: block_size.max(1),
+            seed: seed.to_string(),
+            weights,
+            state: RwLock::default(),
+        }
     }
 
     fn root(&self, model: &str, lora: Option<&str>, salt: Option<&str>) -> u64 {
         let mut b = Vec::with_capacity(self.seed.len() + model.len() + 32);
-        for part in [self.seed.as_str(), model, lora.unwrap_or(""), salt.unwrap_or("")] {
+        for part in [
+            self.seed.as_str(),
+            model,
+            lora.unwrap_or(""),
+            salt.unwrap_or(""),
+        ] {
             b.extend_from_slice(&(part.len() as u64).to_le_bytes());
             b.extend_from_slice(part.as_bytes());
         }
@@ -76,7 +86,10 @@ impl KvBackend for RouterKeyIndex {
     }
 
     fn match_prefix(&self, keys: &[u64], now_ns: u64, found: &mut dyn FnMut(u64, u32, f64)) {
-        self.state.read().store.match_prefix(keys, now_ns, &self.weights, found);
+        self.state
+            .read()
+            .store
+            .match_prefix(keys, now_ns, &self.weights, found);
     }
 
     fn apply_batch(&self, uid: u64, model: &str, batch: &EventBatch) -> ApplyStats {
@@ -116,14 +129,24 @@ impl KvBackend for RouterKeyIndex {
                         keys.push(prev);
                     }
                     for k in keys {
-                        s.store.add(k, Holder { uid, tier: tier as u8, expires: 0 });
+                        s.store.add(
+                            k,
+                            Holder {
+                                uid,
+                                tier: tier as u8,
+                                expires: 0,
+                            },
+                        );
                         st.stored += 1;
                     }
                 }
                 KvEvent::BlockRemoved(b) => {
                     let tier = Tier::from_medium(b.medium.as_deref()).map(|t| t as u8);
                     for h in &b.block_hashes {
-                        let router = s.engine_to_router.get_mut(&uid).and_then(|m| m.remove(&h.key().0));
+                        let router = s
+                            .engine_to_router
+                            .get_mut(&uid)
+                            .and_then(|m| m.remove(&h.key().0));
                         match router {
                             Some(r) if s.store.remove(r, uid, tier) => st.removed += 1,
                             _ => st.skipped += 1,

@@ -20,7 +20,12 @@ pub struct TierWeights {
 
 impl Default for TierWeights {
     fn default() -> Self {
-        TierWeights { gpu: 1.0, cpu: 0.8, storage: 0.8, speculative: 1.0 }
+        TierWeights {
+            gpu: 1.0,
+            cpu: 0.8,
+            storage: 0.8,
+            speculative: 1.0,
+        }
     }
 }
 
@@ -49,7 +54,9 @@ impl BlockStore {
     }
 
     pub fn remove(&mut self, key: u64, uid: u64, tier: Option<u8>) -> bool {
-        let Some(hs) = self.blocks.get_mut(&key) else { return false };
+        let Some(hs) = self.blocks.get_mut(&key) else {
+            return false;
+        };
         let before = hs.len();
         hs.retain(|x| !(x.uid == uid && tier.map_or(true, |t| t == x.tier)));
         let removed = hs.len() != before;
@@ -64,7 +71,11 @@ impl BlockStore {
             let hs = self.blocks.entry(k).or_default();
             if !hs.iter().any(|h| h.uid == uid && h.expires == 0) {
                 hs.retain(|h| !(h.uid == uid && h.tier == SPECULATIVE));
-                hs.push(Holder { uid, tier: SPECULATIVE, expires: expires_ns.max(1) });
+                hs.push(Holder {
+                    uid,
+                    tier: SPECULATIVE,
+                    expires: expires_ns.max(1),
+                });
             }
         }
     }
@@ -84,7 +95,13 @@ impl BlockStore {
     }
 
     /// Longest consecutive run from block 0 per endpoint, tier-weighted.
-    pub fn match_prefix(&self, keys: &[u64], now_ns: u64, w: &TierWeights, found: &mut dyn FnMut(u64, u32, f64)) {
+    pub fn match_prefix(
+        &self,
+        keys: &[u64],
+        now_ns: u64,
+        w: &TierWeights,
+        found: &mut dyn FnMut(u64, u32, f64),
+    ) {
         let weight = |tier: u8| match tier {
             0 => w.gpu,
             1 => w.cpu,
@@ -95,7 +112,9 @@ impl BlockStore {
         // (uid, consecutive, weighted, still matching)
         let mut cur: Vec<(u64, u32, f64, bool)> = Vec::new();
         for (k, key) in keys.iter().enumerate() {
-            let Some(hs) = self.blocks.get(key) else { break };
+            let Some(hs) = self.blocks.get(key) else {
+                break;
+            };
             if k == 0 {
                 for h in hs.iter().filter(|h| live(h)) {
                     let wt = weight(h.tier);
@@ -108,7 +127,11 @@ impl BlockStore {
             }
             let mut any = false;
             for c in cur.iter_mut().filter(|c| c.3) {
-                let best = hs.iter().filter(|h| h.uid == c.0 && live(h)).map(|h| weight(h.tier)).reduce(f64::max);
+                let best = hs
+                    .iter()
+                    .filter(|h| h.uid == c.0 && live(h))
+                    .map(|h| weight(h.tier))
+                    .reduce(f64::max);
                 match best {
                     Some(wt) => {
                         c.1 += 1;

@@ -56,7 +56,9 @@ impl ApproxIndex {
             lru.by_tick.insert(s.tick, h);
         }
         while lru.by_hash.len() > capacity {
-            let Some((_, h)) = lru.by_tick.pop_first() else { break };
+            let Some((_, h)) = lru.by_tick.pop_first() else {
+                break;
+            };
             lru.by_hash.remove(&h);
             if let Some(hs) = s.holders.get_mut(&h) {
                 hs.retain(|&u| u != uid);
@@ -85,7 +87,11 @@ impl ApproxIndex {
 
     /// Number of hashes held by an endpoint.
     pub fn endpoint_size(&self, uid: u64) -> usize {
-        self.state.read().per_endpoint.get(&uid).map_or(0, |l| l.by_hash.len())
+        self.state
+            .read()
+            .per_endpoint
+            .get(&uid)
+            .map_or(0, |l| l.by_hash.len())
     }
 
     /// Distinct hashes indexed.
