@@ -171,7 +171,9 @@ fn example_05_legacy_fields_move() {
     let s = load(&example("05-legacy-apiversion.yaml"));
     let r = s.config_report();
     assert!(r.warnings.iter().any(|w| w.contains("deprecated")));
-    assert!(r.feature_gates.contains(&("haPopulateNonLeaderDatastore".to_string(), false)));
+    assert!(r
+        .feature_gates
+        .contains(&("haPopulateNonLeaderDatastore".to_string(), false)));
     let d = s.pipeline().saturation_detector.clone().unwrap();
     assert_eq!(
         (

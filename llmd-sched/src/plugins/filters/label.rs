@@ -48,19 +48,20 @@ impl LabelSelectorFilter {
                 .opt_string("operator")?
                 .ok_or_else(|| e.err("operator", "required"))?;
             let values = e.strings("values")?;
-            let operator =
-                match op.as_str() {
-                    "In" => Operator::In,
-                    "NotIn" => Operator::NotIn,
-                    "Exists" => Operator::Exists,
-                    "DoesNotExist" => Operator::DoesNotExist,
-                    other => return Err(e.err(
+            let operator = match op.as_str() {
+                "In" => Operator::In,
+                "NotIn" => Operator::NotIn,
+                "Exists" => Operator::Exists,
+                "DoesNotExist" => Operator::DoesNotExist,
+                other => {
+                    return Err(e.err(
                         "operator",
                         format!(
                             "unknown operator '{other}' (expected In, NotIn, Exists, DoesNotExist)"
                         ),
-                    )),
-                };
+                    ))
+                }
+            };
             let needs_values = matches!(operator, Operator::In | Operator::NotIn);
             if needs_values && values.is_empty() {
                 return Err(e.err(

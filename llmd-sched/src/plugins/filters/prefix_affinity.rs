@@ -49,17 +49,18 @@ impl PrefixCacheAffinityFilter {
         if max_penalty_ms < 0.0 {
             return Err(p.err("maxTTFTPenaltyMs", "must be >= 0"));
         }
-        let source =
-            match p.string("ttftSource", "prefillThroughput")?.as_str() {
-                "prefillThroughput" => TtftSource::PrefillThroughput,
-                "latencyPredictor" => TtftSource::LatencyPredictor,
-                other => return Err(p.err(
+        let source = match p.string("ttftSource", "prefillThroughput")?.as_str() {
+            "prefillThroughput" => TtftSource::PrefillThroughput,
+            "latencyPredictor" => TtftSource::LatencyPredictor,
+            other => {
+                return Err(p.err(
                     "ttftSource",
                     format!(
                         "unknown source '{other}' (expected prefillThroughput or latencyPredictor)"
                     ),
-                )),
-            };
+                ))
+            }
+        };
         let peak_throughput = p.f64("peakPrefillThroughput", 15928.0)?;
         if source == TtftSource::PrefillThroughput && peak_throughput <= 0.0 {
             return Err(p.err(

@@ -47,17 +47,18 @@ impl DisaggProfileHandler {
         p: &mut Params,
         deciders: &HashMap<String, Arc<dyn Decider>>,
     ) -> Result<Self, ConfigError> {
-        let order =
-            match p.string("stageOrder", "decode-first")?.as_str() {
-                "" | "decode" | "decode-first" => StageOrder::DecodeFirst,
-                "prefill" | "prefill-first" => StageOrder::PrefillFirst,
-                other => return Err(p.err(
+        let order = match p.string("stageOrder", "decode-first")?.as_str() {
+            "" | "decode" | "decode-first" => StageOrder::DecodeFirst,
+            "prefill" | "prefill-first" => StageOrder::PrefillFirst,
+            other => {
+                return Err(p.err(
                     "stageOrder",
                     format!(
                         "unknown stage order '{other}' (expected decode-first or prefill-first)"
                     ),
-                )),
-            };
+                ))
+            }
+        };
         let nested = p.has("profiles") || p.has("deciders");
         let flat_keys = [
             "decodeProfile",

@@ -108,12 +108,14 @@ impl SessionAffinity {
                     sweep_ns: (sweep * 1e9) as u64,
                 }
             }
-            other => return Err(p.err(
-                "strategy",
-                format!(
+            other => {
+                return Err(p.err(
+                    "strategy",
+                    format!(
                     "unknown strategy '{other}' (expected encoded_endpoint_header or session_id)"
                 ),
-            )),
+                ))
+            }
         };
         let profile = p.opt_string("profileName")?;
         Ok(SessionAffinity {
