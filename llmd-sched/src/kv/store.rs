@@ -94,7 +94,8 @@ impl BlockStore {
         });
     }
 
-    /// Longest consecutive run from block 0 per endpoint, tier-weighted.
+    /// Longest consecutive run from block 0 per endpoint, tier-weighted. Cost is
+    /// linear in the holders of the walked keys, not in endpoints × keys.
     pub fn match_prefix(
         &self,
         keys: &[u64],
@@ -108,45 +109,93 @@ impl BlockStore {
             2 => w.storage,
             _ => w.speculative,
         };
-        let live = |h: &Holder| h.expires == 0 || h.expires > now_ns;
-        // (uid, consecutive, weighted, still matching)
-        let mut cur: Vec<(u64, u32, f64, bool)> = Vec::new();
+        // uid -> (consecutive blocks, weighted sum, weight counted for the last block)
+        let mut cur: HashMap<u64, (u32, f64, f64), RandomState> = HashMap::default();
         for (k, key) in keys.iter().enumerate() {
             let Some(hs) = self.blocks.get(key) else {
                 break;
             };
-            if k == 0 {
-                for h in hs.iter().filter(|h| live(h)) {
-                    let wt = weight(h.tier);
-                    match cur.iter_mut().find(|c| c.0 == h.uid) {
-                        Some(c) => c.2 = c.2.max(wt),
-                        None => cur.push((h.uid, 1, wt, true)),
+            let k = k as u32;
+            let mut extended = 0usize;
+            for h in hs.iter().filter(|h| h.expires == 0 || h.expires > now_ns) {
+                let wt = weight(h.tier);
+                if k == 0 {
+                    let e = cur.entry(h.uid).or_insert((0, 0.0, 0.0));
+                    if e.0 == 0 {
+                        *e = (1, wt, wt);
+                        extended += 1;
+                    } else if wt > e.2 {
+                        e.1 += wt - e.2;
+                        e.2 = wt;
                     }
+                    continue;
                 }
-                continue;
-            }
-            let mut any = false;
-            for c in cur.iter_mut().filter(|c| c.3) {
-                let best = hs
-                    .iter()
-                    .filter(|h| h.uid == c.0 && live(h))
-                    .map(|h| weight(h.tier))
-                    .reduce(f64::max);
-                match best {
-                    Some(wt) => {
-                        c.1 += 1;
-                        c.2 += wt;
-                        any = true;
-                    }
-                    None => c.3 = false,
+                let Some(e) = cur.get_mut(&h.uid) else {
+                    continue;
+                };
+                if e.0 == k {
+                    *e = (k + 1, e.1 + wt, wt);
+                    extended += 1;
+                } else if e.0 == k + 1 && wt > e.2 {
+                    // The same block held in a better tier too: count the best.
+                    e.1 += wt - e.2;
+                    e.2 = wt;
                 }
             }
-            if !any {
+            if extended == 0 {
                 break;
             }
         }
-        for (uid, n, wt, _) in cur {
+        for (uid, (n, wt, _)) in cur {
             found(uid, n, wt);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matches(s: &BlockStore, keys: &[u64], now: u64) -> Vec<(u64, u32, f64)> {
+        let mut v = Vec::new();
+        s.match_prefix(keys, now, &TierWeights::default(), &mut |u, n, w| {
+            v.push((u, n, w))
+        });
+        v.sort_by_key(|x| x.0);
+        v
+    }
+
+    #[test]
+    fn consecutive_runs_best_tier_and_expiry() {
+        let mut s = BlockStore::default();
+        let gpu = |uid| Holder {
+            uid,
+            tier: 0,
+            expires: 0,
+        };
+        let cpu = |uid| Holder {
+            uid,
+            tier: 1,
+            expires: 0,
+        };
+        for k in [10, 11, 13] {
+            s.add(k, gpu(1)); // gap at 12
+        }
+        for k in [10, 11, 12] {
+            s.add(k, cpu(2));
+        }
+        s.add(11, gpu(2)); // block 11 also on GPU: best tier counts
+        s.speculative(3, &[10, 11, 12, 13], 100);
+        let m = matches(&s, &[10, 11, 12, 13], 50);
+        assert_eq!(m[0], (1, 2, 2.0));
+        assert_eq!((m[1].0, m[1].1), (2, 3));
+        assert!((m[1].2 - (0.8 + 1.0 + 0.8)).abs() < 1e-12);
+        assert_eq!(m[2], (3, 4, 4.0));
+        // Speculative entries expire.
+        let m = matches(&s, &[10, 11, 12, 13], 100);
+        assert_eq!(m.len(), 2);
+        // Removing a middle block cuts the run.
+        assert!(s.remove(11, 1, None));
+        assert_eq!(matches(&s, &[10, 11], 0)[0], (1, 1, 1.0));
     }
 }
