@@ -576,3 +576,36 @@ fn metrics_text_updates_endpoint() {
         1002
     );
 }
+
+#[test]
+fn custom_closure_stages_take_a_few_lines() {
+    use llmd_sched::framework::CycleContext;
+    use llmd_sched::model::EndpointState;
+    let (s, _) = sched(&single("- type: queue-scorer\n"));
+    let s = s
+        .with_scorer(
+            "default",
+            "prefer-e3",
+            5.0,
+            |_: &CycleContext<'_>, ep: &EndpointState| if ep.name() == "e3" { 1.0 } else { 0.0 },
+        )
+        .unwrap()
+        .with_filter(
+            "default",
+            "not-e1",
+            |_: &CycleContext<'_>, ep: &EndpointState| ep.name() != "e1",
+        )
+        .unwrap();
+    for n in ["e1", "e2", "e3"] {
+        s.add_endpoint(ep(n, metrics(if n == "e3" { 9 } else { 0 }, 0, 0.0)))
+            .unwrap();
+    }
+    let d = s.pick(&req()).unwrap();
+    assert_eq!(d.targets[0].name, "e3");
+    let p = &d.explanation.profiles[0];
+    assert_eq!(p.scorer("prefer-e3").unwrap().weight, 5.0);
+    assert_eq!(p.filter("not-e1").unwrap().dropped.len(), 1);
+    assert!(s
+        .with_filter("nope", "x", |_: &CycleContext<'_>, _: &EndpointState| true)
+        .is_err());
+}

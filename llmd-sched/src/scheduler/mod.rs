@@ -126,6 +126,53 @@ impl Scheduler {
         self
     }
 
+    fn profile_mut(
+        &mut self,
+        profile: &str,
+    ) -> Result<&mut crate::framework::SchedulerProfile, ScheduleError> {
+        self.pipeline
+            .profiles
+            .iter_mut()
+            .find(|p| p.name == profile)
+            .ok_or_else(|| {
+                ScheduleError::Config(crate::error::ConfigError::doc(format!(
+                    "no scheduling profile named '{profile}'"
+                )))
+            })
+    }
+
+    /// Appends a scorer (a closure `|ctx, ep| -> f64` or any [`crate::framework::Scorer`]) to a profile.
+    pub fn with_scorer(
+        mut self,
+        profile: &str,
+        name: &str,
+        weight: f64,
+        scorer: impl crate::framework::Scorer + 'static,
+    ) -> Result<Self, ScheduleError> {
+        let s = crate::framework::WeightedScorer {
+            name: name.into(),
+            scorer: Arc::new(scorer),
+            weight,
+        };
+        self.profile_mut(profile)?.scorers.push(s);
+        Ok(self)
+    }
+
+    /// Appends a filter (a closure `|ctx, ep| -> bool` or any [`crate::framework::Filter`]) to a profile.
+    pub fn with_filter(
+        mut self,
+        profile: &str,
+        name: &str,
+        filter: impl crate::framework::Filter + 'static,
+    ) -> Result<Self, ScheduleError> {
+        let f = crate::framework::NamedFilter {
+            name: name.into(),
+            filter: Arc::new(filter),
+        };
+        self.profile_mut(profile)?.filters.push(f);
+        Ok(self)
+    }
+
     /// What the loader did: plugins executed or only accepted, injected defaults, warnings.
     pub fn config_report(&self) -> &ConfigReport {
         &self.pipeline.report
