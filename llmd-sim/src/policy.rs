@@ -1,7 +1,7 @@
 //! Turning a scenario's policy list into routers.
 
 use crate::error::{Result, SimError};
-use crate::router::{builtin, Router, BUILTINS};
+use crate::router::{builtin, Role, Router, SchedRouter, BUILTINS};
 use crate::scenario::{PolicySpec, Scenario};
 
 /// Builds the router for `spec` in `scenario`'s fleet.
@@ -17,10 +17,40 @@ pub fn build(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Router>> 
                 reason: format!("unknown built-in policy; known: {}", BUILTINS.join(", ")),
             })
         }
-        PolicySpec::Config { name, .. } => Err(SimError::Policy {
-            policy: name.clone(),
-            reason: "EndpointPickerConfig policies need the llmd-sched scheduler".into(),
-        }),
+        PolicySpec::Config {
+            name,
+            config,
+            inline,
+        } => {
+            let text = match (config, inline) {
+                (Some(path), None) => {
+                    let path = scenario.base_dir.join(path);
+                    std::fs::read_to_string(&path)
+                        .map_err(|e| SimError::io(path.display().to_string(), e))?
+                }
+                (None, Some(text)) => text.clone(),
+                _ => {
+                    return Err(SimError::Policy {
+                        policy: name.clone(),
+                        reason: "give exactly one of `config` (a file) or `inline`".into(),
+                    })
+                }
+            };
+            let (names, roles) = fleet_endpoints(scenario);
+            let r = SchedRouter::new(
+                name,
+                &text,
+                &names,
+                &roles,
+                &scenario.model_name,
+                scenario.seed,
+            )
+            .map_err(|reason| SimError::Policy {
+                policy: name.clone(),
+                reason,
+            })?;
+            Ok(Box::new(r))
+        }
     }
 }
 
@@ -34,4 +64,17 @@ pub fn policies(scenario: &Scenario) -> Vec<PolicySpec> {
     } else {
         scenario.policies.clone()
     }
+}
+
+/// Endpoint names and roles of the scenario's fleet, in worker order:
+/// aggregated workers, then prefill, then decode.
+pub fn fleet_endpoints(scenario: &Scenario) -> (Vec<String>, Vec<Role>) {
+    let f = &scenario.fleet;
+    let mut roles = vec![Role::Both; f.workers as usize];
+    roles.extend(std::iter::repeat(Role::Prefill).take(f.prefill as usize));
+    roles.extend(std::iter::repeat(Role::Decode).take(f.decode as usize));
+    let names = (0..roles.len())
+        .map(|i| format!("10.0.0.{}:8000", i + 1))
+        .collect();
+    (names, roles)
 }

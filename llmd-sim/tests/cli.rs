@@ -90,3 +90,25 @@ fn events_decode_reads_wire_bytes() {
     let (ok, _, _) = llmd(&["events", "decode", "--hex", "/nonexistent"]);
     assert!(!ok);
 }
+
+#[test]
+fn config_check_prints_the_pipeline_or_the_error() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/llm-d-configs/");
+    let (ok, stdout, stderr) = llmd(&[
+        "config",
+        "check",
+        &format!("{dir}02-precise-prefix-kv-events.yaml"),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("scorer  prefix-cache-scorer (prefix-cache-scorer) weight 3"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("picker  max-score-picker"), "{stdout}");
+    let bad = std::env::temp_dir().join(format!("llmd-bad-{}.yaml", std::process::id()));
+    std::fs::write(&bad, "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins: [{type: no-such-plugin}]\n").expect("write");
+    let (ok, _, stderr) = llmd(&["config", "check", bad.to_str().expect("utf8")]);
+    let _ = std::fs::remove_file(&bad);
+    assert!(!ok);
+    assert!(stderr.contains("no-such-plugin"), "{stderr}");
+}

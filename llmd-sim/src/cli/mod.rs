@@ -1,5 +1,6 @@
 //! Sub-command dispatch and shared argument helpers.
 
+mod config;
 mod events;
 mod hash;
 mod simulate;
@@ -11,7 +12,7 @@ llmd — scheduling library tools
 USAGE:
   llmd simulate [--scenario FILE] [--policy NAME[,NAME...]] [--requests N] [--seed N]
                 [--json] [--metrics-out FILE] [--trace-out FILE] [--quiet]
-  llmd config check FILE
+  llmd config check [--json] FILE
   llmd hash [--block-size N] [--algo sha256_cbor|sha256|xxhash|xxhash_cbor] [--seed S]
             [--seed-unset] [--vllm VERSION] [--lora NAME] [--json] TOKEN... (or tokens on stdin)
   llmd events decode [--hex] [FILE]   (msgpack EventBatch bytes, or hex with --hex; stdin when FILE is absent)
@@ -28,6 +29,7 @@ pub fn dispatch(args: &[String]) -> Result<(), String> {
         }
         Some("simulate") => simulate::run(rest),
         Some("hash") => hash::run(rest),
+        Some("config") => config::run(rest),
         Some("events") => events::run(rest),
         Some(other) => Err(format!("unknown command `{other}`\n\n{USAGE}")),
     }

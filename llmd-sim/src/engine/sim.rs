@@ -56,13 +56,7 @@ impl<'a> Sim<'a> {
         opts: RunOptions<'a>,
         keyer: Arc<dyn BlockKeyer>,
     ) -> Self {
-        let f = &sc.fleet;
-        let mut roles = vec![Role::Both; f.workers as usize];
-        roles.extend(std::iter::repeat(Role::Prefill).take(f.prefill as usize));
-        roles.extend(std::iter::repeat(Role::Decode).take(f.decode as usize));
-        let names: Vec<String> = (0..roles.len())
-            .map(|i| format!("10.0.0.{}:8000", i + 1))
-            .collect();
+        let (names, roles) = crate::policy::fleet_endpoints(sc);
         let vocab = cost.shape().config.vocab;
         let workers = (0..roles.len())
             .map(|i| Worker::new(i, names[i].clone(), sc.engine.clone(), vocab))

@@ -5,11 +5,13 @@
 mod approx;
 mod baseline;
 mod precise;
+mod sched;
 mod weighted;
 
 pub use approx::ApproxIndex;
 pub use baseline::{LeastQueue, RandomRouter, RoundRobin};
 pub use precise::PreciseIndex;
+pub use sched::SchedRouter;
 pub use weighted::{PrefixSource, Weighted, Weights};
 
 use llmd_kvindex::events::EventBatch;
