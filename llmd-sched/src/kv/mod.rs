@@ -1,59 +1,52 @@
-//! The precise prefix path's seam to a KV-block index fed by engine events.
+//! The prefix producers' KV-block index: [`llmd_kvindex::index::KvIndex`]
+//! addressed by scheduler endpoint uids ([`UidKvIndex`]).
 //!
-//! [`KvBackend`] is what the precise producer and the scheduler need from an
-//! index. Two modes: [`EngineParityIndex`] hashes prompts exactly as vLLM does
-//! and uses the events' keys as published (the host supplies the engines'
-//! hasher configuration); [`RouterKeyIndex`] re-hashes the events' token ids with
-//! the router's own chain, which works whatever algorithm or seed the engines use.
+//! [`KvBackend`] is the ingestion seam the scheduler drives for every precise
+//! producer: it applies each endpoint's event batches and expires speculative
+//! entries; lookups go through the producer's own [`UidKvIndex`].
 
-pub mod engine_parity;
-pub mod router_keys;
-mod store;
+mod uid_index;
 
 use llmd_kvindex::events::EventBatch;
+use llmd_kvindex::index::KvIndex;
 
-use crate::error::ScheduleError;
-use crate::model::Request;
-
-pub use engine_parity::EngineParityIndex;
-pub use router_keys::RouterKeyIndex;
-pub use store::TierWeights;
+pub use uid_index::{UidKvIndex, UidMatch};
 
 /// What applying one event batch did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ApplyStats {
-    /// Blocks added.
+    /// (block, tier) entries added.
     pub stored: u32,
-    /// Blocks removed.
+    /// (block, tier) entries removed.
     pub removed: u32,
     /// Endpoint caches cleared.
     pub cleared: u32,
-    /// Blocks skipped (unknown parent, block-size mismatch, missing tokens).
+    /// Blocks or events skipped: unknown parent or engine key, too few
+    /// tokens, unknown medium, or no free endpoint slot.
     pub skipped: u32,
+    /// Engine parity: published keys that differ from the router's own hash
+    /// of the same tokens (the configured seed, algorithm or block size is wrong).
+    pub parity_mismatches: u32,
 }
 
-/// A KV-block index as the precise producer uses it. Endpoints are identified by
+impl ApplyStats {
+    /// Adds `o` field by field.
+    pub fn add(&mut self, o: &ApplyStats) {
+        self.stored += o.stored;
+        self.removed += o.removed;
+        self.cleared += o.cleared;
+        self.skipped += o.skipped;
+        self.parity_mismatches += o.parity_mismatches;
+    }
+}
+
+/// An index fed by the engines' KV events. Endpoints are identified by
 /// [`crate::model::EndpointState::uid`].
 pub trait KvBackend: Send + Sync + std::fmt::Debug {
-    /// Tokens per block.
-    fn block_size(&self) -> u32;
-    /// The request's block keys: full blocks only.
-    fn prompt_keys(&self, req: &Request, tokens: &[u32]) -> Result<Vec<u64>, ScheduleError>;
-    /// For each endpoint holding `keys[0..n]` consecutively (n >= 1), calls
-    /// `found(uid, n, weighted)` where `weighted` sums each block's best tier weight.
-    fn match_prefix(&self, keys: &[u64], now_ns: u64, found: &mut dyn FnMut(u64, u32, f64));
     /// Applies a decoded event batch from endpoint `uid` serving `model`.
     fn apply_batch(&self, uid: u64, model: &str, batch: &EventBatch) -> ApplyStats;
-    /// Inserts predicted entries for a routing decision, expiring at `expires_ns`.
-    fn insert_speculative(&self, uid: u64, keys: &[u64], expires_ns: u64);
-    /// Forgets an endpoint.
-    fn remove_endpoint(&self, uid: u64);
-    /// Drops expired speculative entries.
+    /// Drops speculative entries whose deadline is at or before `now_ns`.
     fn tick(&self, now_ns: u64);
-    /// Distinct blocks indexed.
-    fn len(&self) -> usize;
-    /// True when nothing is indexed.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+    /// The underlying index (statistics, direct inspection).
+    fn index(&self) -> &KvIndex;
 }

@@ -138,11 +138,7 @@ impl Scheduler {
         let model = ep.info().model.clone().unwrap_or_default();
         let mut total = ApplyStats::default();
         for b in &self.pipeline.kv_backends {
-            let s = b.apply_batch(ep.uid(), &model, batch);
-            total.stored += s.stored;
-            total.removed += s.removed;
-            total.cleared += s.cleared;
-            total.skipped += s.skipped;
+            total.add(&b.apply_batch(ep.uid(), &model, batch));
         }
         Ok(total)
     }
@@ -182,11 +178,7 @@ impl Scheduler {
             };
             stats = self.ingest_kv_batch(ep.name(), &clear)?;
         }
-        let s = self.ingest_kv_batch(ep.name(), &batch)?;
-        stats.stored += s.stored;
-        stats.removed += s.removed;
-        stats.cleared += s.cleared;
-        stats.skipped += s.skipped;
+        stats.add(&self.ingest_kv_batch(ep.name(), &batch)?);
         Ok(IngestReport {
             stats,
             seq: status,

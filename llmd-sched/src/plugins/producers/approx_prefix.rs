@@ -1,26 +1,41 @@
 //! `approx-prefix-cache-producer`: prefix matches guessed from past routing decisions.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
 use std::sync::Arc;
 
-use ahash::RandomState;
+use llmd_kvindex::index::{IndexConfig, KeyMode};
+use llmd_kvindex::BlockKey;
 
 use super::approx_hash::{approx_block_hashes, MIN_BLOCK_SIZE};
-use super::approx_index::ApproxIndex;
 use crate::config::params::Params;
 use crate::error::ConfigError;
 use crate::framework::{
     CycleContext, Decided, EndpointIndex, PreRequest, PrefixInfo, PrefixMatch, Producer,
 };
+use crate::kv::{UidKvIndex, UidMatch};
 
 /// Profile name llm-d hard-codes for the prefill stage.
 const PREFILL_PROFILE: &str = "prefill";
+
+/// The chain is already seeded with the model and cache salt, so every
+/// entry lives under one index model.
+const INDEX_MODEL: &str = "";
+
+/// Table entries per unit of `lruCapacityPerServer`: room for that many
+/// endpoints' LRUs of distinct blocks before the table itself evicts.
+const TABLE_ENDPOINTS: usize = 32;
+
+thread_local! {
+    /// Per-thread match buffer, so a warm lookup does not allocate.
+    static FOUND: RefCell<Vec<UidMatch>> = const { RefCell::new(Vec::new()) };
+}
 
 /// The producer with llm-d's defaults.
 #[derive(Debug)]
 pub struct ApproxPrefixProducer {
     name: Arc<str>,
-    /// `autoTune` (true): block size and LRU capacity from the endpoint's cache config.
+    /// `autoTune` (true): block size from the endpoint's cache config. The LRU
+    /// capacity stays `lruCapacityPerServer` (one bound for every endpoint).
     pub auto_tune: bool,
     /// `blockSizeTokens` (16; raised to 64 at request time).
     pub block_size: usize,
@@ -28,9 +43,10 @@ pub struct ApproxPrefixProducer {
     pub max_prefix_tokens: usize,
     /// `maxPrefixBlocksToMatch` (2048; used when the token cap is 0).
     pub max_prefix_blocks: usize,
-    /// `lruCapacityPerServer` (31250).
+    /// `lruCapacityPerServer` (31250): blocks remembered per endpoint, least
+    /// recently routed dropped first.
     pub lru_capacity: usize,
-    index: ApproxIndex,
+    index: UidKvIndex,
 }
 
 impl ApproxPrefixProducer {
@@ -54,19 +70,29 @@ impl ApproxPrefixProducer {
         if lru_capacity <= 0 {
             return Err(p.err("lruCapacityPerServer", "must be > 0"));
         }
+        let lru_capacity = lru_capacity as usize;
+        let index = UidKvIndex::new(IndexConfig {
+            capacity_blocks: lru_capacity.saturating_mul(TABLE_ENDPOINTS).min(1 << 24),
+            key_mode: KeyMode::Approximate {
+                block_size: block_size as usize,
+            },
+            approx_capacity_per_endpoint: lru_capacity,
+            ..IndexConfig::default()
+        })
+        .map_err(|e| p.err("lruCapacityPerServer", e.to_string()))?;
         Ok(ApproxPrefixProducer {
             name: p.plugin_name().into(),
             auto_tune,
             block_size: block_size as usize,
             max_prefix_tokens: max_prefix_tokens as usize,
             max_prefix_blocks: max_prefix_blocks as usize,
-            lru_capacity: lru_capacity as usize,
-            index: ApproxIndex::default(),
+            lru_capacity,
+            index,
         })
     }
 
     /// The routing-fed index (for inspection).
-    pub fn index(&self) -> &ApproxIndex {
+    pub fn index(&self) -> &UidKvIndex {
         &self.index
     }
 
@@ -99,31 +125,41 @@ impl Producer for ApproxPrefixProducer {
             bs,
             max_blocks,
         );
-        let mut counts: HashMap<u64, u32, RandomState> = HashMap::default();
-        self.index
-            .lookup(&hashes, |uid| *counts.entry(uid).or_insert(0) += 1);
+        // Same size and alignment: converted in place, no allocation.
+        let keys: Vec<BlockKey> = hashes.into_iter().map(BlockKey).collect();
         let mut matches = vec![None; ctx.endpoints().len()];
-        for &i in candidates {
-            let n = counts.get(&ctx.endpoint(i).uid()).copied().unwrap_or(0);
-            matches[i] = Some(PrefixMatch {
-                match_blocks: n,
-                cached_blocks: n,
-            });
-        }
-        let best = counts.values().copied().max().unwrap_or(0);
+        let best = FOUND.with(|f| {
+            let mut found = f.borrow_mut();
+            self.index.matches(INDEX_MODEL, &keys, &mut found);
+            for &i in candidates {
+                let uid = ctx.endpoint(i).uid();
+                let n = found
+                    .binary_search_by_key(&uid, |m| m.uid)
+                    .map_or(0, |j| found[j].consecutive_blocks);
+                matches[i] = Some(PrefixMatch {
+                    match_blocks: n,
+                    cached_blocks: n,
+                });
+            }
+            found
+                .iter()
+                .map(|m| m.consecutive_blocks)
+                .max()
+                .unwrap_or(0)
+        });
         ctx.note(format!(
             "{}: {} blocks of {} tokens, best match {} blocks",
             self.name,
-            hashes.len(),
+            keys.len(),
             bs,
             best
         ));
         ctx.set_prefix_info(PrefixInfo {
             producer: self.name.clone(),
             block_size: bs as u32,
-            total_blocks: hashes.len() as u32,
+            total_blocks: keys.len() as u32,
             matches,
-            keys: hashes,
+            keys: keys.into_iter().map(|k| k.0).collect(),
         });
     }
 
@@ -138,13 +174,8 @@ impl PreRequest for ApproxPrefixProducer {
             return;
         };
         let record = |i: EndpointIndex| {
-            let ep = ctx.endpoint(i);
-            let cap = if self.auto_tune && ep.cache_num_blocks() > 0 {
-                ep.cache_num_blocks() as usize
-            } else {
-                self.lru_capacity
-            };
-            self.index.insert(ep.uid(), &info.keys, cap);
+            self.index
+                .record_routing(ctx.endpoint(i).uid(), INDEX_MODEL, &info.keys, ctx.now_ns());
         };
         if let Some(&p) = decided.targets.first() {
             record(p);

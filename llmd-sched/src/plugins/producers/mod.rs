@@ -1,7 +1,6 @@
 //! Built-in data producers: tokens, prefix matches (approximate and precise), in-flight load.
 
 pub mod approx_hash;
-pub mod approx_index;
 pub mod approx_prefix;
 pub mod inflight;
 pub mod precise_prefix;

@@ -3,14 +3,17 @@
 
 use std::sync::Arc;
 
+use std::cell::RefCell;
+
 use crate::config::params::Params;
 use crate::error::ConfigError;
 use crate::framework::{
     CycleContext, Decided, EndpointIndex, PreRequest, PrefixInfo, PrefixMatch, Producer,
 };
-use llmd_kvindex::hash::{BlockHasher, HasherConfig};
-
-use crate::kv::{EngineParityIndex, KvBackend, RouterKeyIndex, TierWeights};
+use crate::kv::{KvBackend, UidKvIndex, UidMatch};
+use crate::model::{EndpointState, Request};
+use llmd_kvindex::hash::{BlockHasher, HasherConfig, LoraRef, RequestExtras};
+use llmd_kvindex::index::{IndexConfig, KeyMode, TierWeights};
 
 /// Profile name llm-d hard-codes for the prefill stage.
 const PREFILL_PROFILE: &str = "prefill";
@@ -19,11 +22,23 @@ const PREFILL_PROFILE: &str = "prefill";
 #[derive(Debug)]
 pub struct PrecisePrefixProducer {
     name: Arc<str>,
-    backend: Arc<dyn KvBackend>,
-    /// `speculativeIndexing` (false).
+    index: Arc<UidKvIndex>,
+    /// `speculativeIndexing` (false); the TTL (`speculativeTTL`, "2s") is the index's.
     pub speculative: bool,
-    /// `speculativeTTL` ("2s").
-    pub speculative_ttl_ns: u64,
+}
+
+/// Table entries when `inMemoryConfig.size` is not given (~24 MiB). llm-d's
+/// default of 1e8 keys grows lazily; this table is allocated up front.
+pub const DEFAULT_INDEX_SIZE: usize = 1 << 20;
+
+thread_local! {
+    /// Per-thread match buffer, so a warm lookup does not allocate.
+    static FOUND: RefCell<Vec<UidMatch>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The model an endpoint's events are indexed under (its served model).
+pub(crate) fn served_model(ep: &EndpointState) -> &str {
+    ep.info().model.as_deref().unwrap_or("")
 }
 
 fn positive(p: &mut Params, key: &str) -> Result<(), ConfigError> {
@@ -41,14 +56,16 @@ impl PrecisePrefixProducer {
     /// `blockSizeTokens`), router keys otherwise. Event transport settings
     /// (`kvEventsConfig`) are validated and left to the host.
     pub fn from_params(p: &mut Params, engine: Option<&HasherConfig>) -> Result<Self, ConfigError> {
-        let (mut block_size, mut seed) = (16i64, String::new());
+        let mut block_size = 16i64;
         if let Some(mut t) = p.object("tokenProcessorConfig")? {
             let legacy = t.opt_i64("blockSize")?;
             block_size = t.opt_i64("blockSizeTokens")?.or(legacy).unwrap_or(16);
             if block_size <= 0 {
                 return Err(t.err("blockSizeTokens", "must be > 0"));
             }
-            seed = t.string("hashSeed", "")?;
+            // Only engine parity depends on the engines' seed, and it takes
+            // it from the host's hasher configuration.
+            t.string("hashSeed", "")?;
             let algo = t.string("hashAlgorithm", "cbor-fnv")?;
             if algo != "cbor-fnv" && algo != "xxh64" {
                 return Err(t.err(
@@ -58,7 +75,15 @@ impl PrecisePrefixProducer {
             }
             t.finish()?;
         }
-        let mut weights = TierWeights::default();
+        // llm-d's tiers: GPU 1.0, CPU 0.8; storage counts like CPU; speculative
+        // entries count like GPU blocks, as llm-d indexes them.
+        let mut weights = TierWeights {
+            gpu: 1.0,
+            cpu: 0.8,
+            storage: 0.8,
+            speculative: 1.0,
+        };
+        let mut size = DEFAULT_INDEX_SIZE;
         if let Some(mut ix) = p.object("indexerConfig")? {
             if ix.has("tokenizersPoolConfig") {
                 return Err(ix.err(
@@ -68,7 +93,12 @@ impl PrecisePrefixProducer {
             }
             if let Some(mut kb) = ix.object("kvBlockIndexConfig")? {
                 if let Some(mut mem) = kb.object("inMemoryConfig")? {
-                    positive(&mut mem, "size")?;
+                    if let Some(n) = mem.opt_f64("size")? {
+                        if !(1.0..=(1u64 << 36) as f64).contains(&n) {
+                            return Err(mem.err("size", "must be in 1..=2^36"));
+                        }
+                        size = n as usize;
+                    }
                     positive(&mut mem, "podCacheSize")?;
                     mem.finish()?;
                 }
@@ -89,6 +119,9 @@ impl PrecisePrefixProducer {
                     .opt_f64("weight")?
                     .ok_or_else(|| b.err("weight", "required"))?;
                 match name.to_ascii_lowercase().as_str() {
+                    _ if !(w.is_finite() && w >= 0.0) => {
+                        return Err(b.err("weight", "must be finite and >= 0"))
+                    }
                     "gpu" => weights.gpu = w,
                     "cpu" => weights.cpu = w,
                     "storage" | "disk" => weights.storage = w,
@@ -133,7 +166,7 @@ impl PrecisePrefixProducer {
         let speculative_ttl_ns = p
             .opt_duration_ns("speculativeTTL")?
             .unwrap_or(2_000_000_000);
-        let backend: Arc<dyn KvBackend> = match engine {
+        let key_mode = match engine {
             Some(cfg) => {
                 if cfg.block_size as i64 != block_size {
                     return Err(p.err(
@@ -146,86 +179,119 @@ impl PrecisePrefixProducer {
                 }
                 let hasher = BlockHasher::new(cfg.clone())
                     .map_err(|e| p.err("tokenProcessorConfig", format!("engine hasher: {e}")))?;
-                Arc::new(EngineParityIndex::new(hasher, weights))
+                KeyMode::EngineParity(hasher)
             }
-            None => Arc::new(RouterKeyIndex::new(block_size as u32, &seed, weights)),
+            // The router's own chain needs no seed: both sides hash alike.
+            None => KeyMode::RouterKeys {
+                block_size: block_size as usize,
+            },
         };
+        let index = UidKvIndex::new(IndexConfig {
+            capacity_blocks: size,
+            key_mode,
+            tier_weights: weights,
+            speculative_ttl_ns,
+            ..IndexConfig::default()
+        })
+        .map_err(|e| p.err("indexerConfig", e.to_string()))?;
         Ok(PrecisePrefixProducer {
             name: p.plugin_name().into(),
-            backend,
+            index: Arc::new(index),
             speculative,
-            speculative_ttl_ns,
         })
     }
 
-    /// A producer over an existing backend.
-    pub fn with_backend(
-        name: &str,
-        backend: Arc<dyn KvBackend>,
-        speculative: bool,
-        ttl_ns: u64,
-    ) -> Self {
+    /// A producer over an existing index.
+    pub fn with_index(name: &str, index: Arc<UidKvIndex>, speculative: bool) -> Self {
         PrecisePrefixProducer {
             name: name.into(),
-            backend,
+            index,
             speculative,
-            speculative_ttl_ns: ttl_ns,
         }
     }
 
     /// The index this producer reads (events are applied to it).
-    pub fn backend(&self) -> &Arc<dyn KvBackend> {
-        &self.backend
+    pub fn index(&self) -> &Arc<UidKvIndex> {
+        &self.index
+    }
+
+    /// The index as the scheduler's event-ingestion seam.
+    pub fn backend(&self) -> Arc<dyn KvBackend> {
+        self.index.clone()
+    }
+
+    /// The request properties the engines fold into block hashes.
+    fn extras(req: &Request) -> RequestExtras {
+        RequestExtras {
+            lora: req.lora.as_ref().map(|l| LoraRef {
+                id: l.id,
+                name: Some(l.name.clone()),
+                path: l.path.clone(),
+            }),
+            cache_salt: req.cache_salt.clone(),
+            ..Default::default()
+        }
     }
 }
 
 impl Producer for PrecisePrefixProducer {
     fn produce(&self, ctx: &mut CycleContext<'_>, candidates: &[EndpointIndex]) {
-        let keys = match self.backend.prompt_keys(ctx.request(), ctx.tokens()) {
-            Ok(k) => k,
-            Err(e) => {
-                ctx.note(format!("{}: no prefix lookup: {e}", self.name));
-                Vec::new()
-            }
+        let model = candidates
+            .first()
+            .map_or(ctx.request().model.as_str(), |&i| {
+                served_model(ctx.endpoint(i))
+            });
+        let keys =
+            self.index
+                .index()
+                .prompt_keys(model, ctx.tokens(), &Self::extras(ctx.request()));
+        let (keys, failed) = match keys {
+            Ok(k) => (k, None),
+            Err(e) => (Vec::new(), Some(e)),
         };
-        let mut found: Vec<(u64, u32, f64)> = Vec::new();
-        if !keys.is_empty() {
-            self.backend
-                .match_prefix(&keys, ctx.now_ns(), &mut |uid, n, w| {
-                    found.push((uid, n, w))
-                });
-        }
         let mut matches = vec![None; ctx.endpoints().len()];
-        for &i in candidates {
-            let uid = ctx.endpoint(i).uid();
-            let m =
-                found
-                    .iter()
-                    .find(|f| f.0 == uid)
-                    .map_or(PrefixMatch::default(), |&(_, n, w)| PrefixMatch {
-                        match_blocks: w as u32,
-                        cached_blocks: n,
-                    });
-            matches[i] = Some(m);
+        let best = FOUND.with(|f| {
+            let mut found = f.borrow_mut();
+            self.index.matches(model, &keys, &mut found);
+            for &i in candidates {
+                let uid = ctx.endpoint(i).uid();
+                let m = match found.binary_search_by_key(&uid, |m| m.uid) {
+                    Ok(j) => PrefixMatch {
+                        match_blocks: found[j].weighted_score as u32,
+                        cached_blocks: found[j].consecutive_blocks,
+                    },
+                    Err(_) => PrefixMatch::default(),
+                };
+                matches[i] = Some(m);
+            }
+            found
+                .iter()
+                .map(|m| m.consecutive_blocks)
+                .max()
+                .unwrap_or(0)
+        });
+        let block_size = self.index.index().block_size() as u32;
+        match failed {
+            Some(e) => ctx.note(format!("{}: no prefix lookup: {e}", self.name)),
+            None => ctx.note(format!(
+                "{}: {} full blocks, best consecutive match {} blocks",
+                self.name,
+                keys.len(),
+                best
+            )),
         }
-        let best = found.iter().map(|f| f.1).max().unwrap_or(0);
-        ctx.note(format!(
-            "{}: {} full blocks, best consecutive match {} blocks",
-            self.name,
-            keys.len(),
-            best
-        ));
         ctx.set_prefix_info(PrefixInfo {
             producer: self.name.clone(),
-            block_size: self.backend.block_size(),
+            block_size,
             total_blocks: keys.len() as u32,
             matches,
-            keys,
+            // Same size and alignment: collected in place, no allocation.
+            keys: keys.into_iter().map(|k| k.0).collect(),
         });
     }
 
     fn on_endpoint_removed(&self, uid: u64) {
-        self.backend.remove_endpoint(uid);
+        self.index.remove_endpoint(uid);
     }
 }
 
@@ -237,15 +303,15 @@ impl PreRequest for PrecisePrefixProducer {
         let Some(info) = ctx.prefix_info(&self.name) else {
             return;
         };
-        let expires = ctx.now_ns().saturating_add(self.speculative_ttl_ns);
         let primary = decided.targets.first().copied();
         for i in primary.into_iter().chain(
             decided
                 .pick_of(PREFILL_PROFILE)
                 .filter(|&p| Some(p) != primary),
         ) {
-            self.backend
-                .insert_speculative(ctx.endpoint(i).uid(), &info.keys, expires);
+            let ep = ctx.endpoint(i);
+            self.index
+                .insert_speculative(ep.uid(), served_model(ep), &info.keys, ctx.now_ns());
         }
     }
 }

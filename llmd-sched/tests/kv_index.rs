@@ -1,0 +1,236 @@
+//! The prefix producers over the real KV-block index: sequence handling,
+//! capacity bounds, tiers, endpoint removal.
+
+mod common;
+
+use common::*;
+use llmd_kvindex::events::{
+    encode_event_batch, BlockRemoved, BlockStored, EventBatch, EventLayout, HashValue, KvEvent,
+    SeqStatus,
+};
+use llmd_sched::{Request, Scheduler};
+
+fn precise(extra: &str) -> String {
+    single(&format!(
+        "- name: kv\n  type: precise-prefix-cache-producer\n  parameters:\n    tokenProcessorConfig: {{blockSizeTokens: 16}}\n{extra}- type: prefix-cache-scorer\n  parameters: {{prefixMatchInfoProducerName: kv}}\n- type: max-score-picker\n"
+    ))
+}
+
+fn fleet(s: &Scheduler) {
+    for i in 1..=3 {
+        let mut e = ep(&format!("e{i}"), metrics(0, 0, 0.0));
+        e.model = Some("m".into());
+        s.add_endpoint(e).unwrap();
+    }
+}
+
+fn stored(first_key: u64, parent: Option<u64>, toks: &[u32], medium: Option<&str>) -> KvEvent {
+    KvEvent::BlockStored(BlockStored {
+        block_hashes: (0..toks.len() as u64 / 16)
+            .map(|i| HashValue::Int((first_key + i) as i128))
+            .collect(),
+        parent_block_hash: parent.map(|p| HashValue::Int(p as i128)),
+        token_ids: toks.iter().map(|&t| t as u64).collect(),
+        block_size: 16,
+        medium: medium.map(str::to_string),
+        ..Default::default()
+    })
+}
+
+fn batch(events: Vec<KvEvent>) -> Vec<u8> {
+    let b = EventBatch {
+        ts: 1.0,
+        data_parallel_rank: None,
+        events,
+        skipped_events: 0,
+    };
+    encode_event_batch(&b, EventLayout::V0_33)
+}
+
+/// Raw prefix scores and the producer's "best match" note.
+fn probe(
+    s: &Scheduler,
+    id: &str,
+    prompt: &[u32],
+) -> (std::collections::HashMap<String, f64>, String) {
+    let r = Request::with_tokens(id, "m", prompt.to_vec());
+    let d = s.pick(&r).unwrap();
+    let note = d
+        .explanation
+        .notes
+        .iter()
+        .find(|n| n.contains("best"))
+        .cloned()
+        .unwrap_or_default();
+    let p = d.explanation.profile("default").unwrap();
+    let sc = p.scorer("prefix-cache-scorer").unwrap();
+    let by = p
+        .scored
+        .iter()
+        .map(|n| n.to_string())
+        .zip(sc.raw.iter().copied())
+        .collect();
+    (by, note)
+}
+
+#[test]
+fn sequence_gap_is_applied_and_restart_clears_the_endpoint() {
+    let (s, _) = sched(&precise(""));
+    fleet(&s);
+    let prompt = tokens(64, 3);
+    let r = s
+        .ingest_kv_events(
+            "e2",
+            &batch(vec![stored(100, None, &prompt[..32], None)]),
+            Some(5),
+        )
+        .unwrap();
+    assert_eq!((r.stats.stored, r.seq), (2, Some(SeqStatus::First)));
+    // Sequence 7 after 5: one batch lost. Reported, and still applied.
+    let r = s
+        .ingest_kv_events(
+            "e2",
+            &batch(vec![stored(102, Some(101), &prompt[32..], None)]),
+            Some(7),
+        )
+        .unwrap();
+    assert_eq!(r.seq, Some(SeqStatus::Gap { missing: 1 }));
+    assert_eq!(r.stats.stored, 2);
+    let (by, note) = probe(&s, "a", &prompt);
+    assert!(note.contains("best consecutive match 4"), "{note}");
+    assert!(by["e2"] > 0.0 && by["e1"] == 0.0, "{by:?}");
+    // The publisher restarted (sequence went back): its old blocks are gone.
+    let r = s.ingest_kv_events("e2", &batch(vec![]), Some(0)).unwrap();
+    assert_eq!((r.stats.cleared, r.seq), (1, Some(SeqStatus::Restart)));
+    let (by, note) = probe(&s, "b", &prompt);
+    assert!(note.contains("best consecutive match 0"), "{note}");
+    assert_eq!(by["e2"], 0.0);
+    let st = s.pipeline().kv_backends[0].index().stats();
+    assert_eq!(st.holdings, 0, "{st:?}");
+}
+
+#[test]
+fn router_keys_follow_parents_and_count_unknown_parents_as_skipped() {
+    let (s, _) = sched(&precise(""));
+    fleet(&s);
+    let prompt = tokens(64, 11);
+    // A child whose parent was never announced cannot be placed.
+    let r = s
+        .ingest_kv_events(
+            "e1",
+            &batch(vec![stored(7, Some(999), &prompt[16..32], None)]),
+            None,
+        )
+        .unwrap();
+    assert_eq!((r.stats.stored, r.stats.skipped), (0, 1));
+    s.ingest_kv_events(
+        "e1",
+        &batch(vec![stored(1, None, &prompt[..16], None)]),
+        None,
+    )
+    .unwrap();
+    s.ingest_kv_events(
+        "e1",
+        &batch(vec![stored(2, Some(1), &prompt[16..48], None)]),
+        None,
+    )
+    .unwrap();
+    let (_, note) = probe(&s, "a", &prompt);
+    assert!(note.contains("best consecutive match 3"), "{note}");
+    // Removing the middle block (engine key 2) cuts the run after block 0.
+    let rm = KvEvent::BlockRemoved(BlockRemoved {
+        block_hashes: vec![HashValue::Int(2)],
+        ..Default::default()
+    });
+    assert_eq!(
+        s.ingest_kv_events("e1", &batch(vec![rm]), None)
+            .unwrap()
+            .stats
+            .removed,
+        1
+    );
+    let (_, note) = probe(&s, "b", &prompt);
+    assert!(note.contains("best consecutive match 1"), "{note}");
+}
+
+#[test]
+fn in_memory_size_bounds_the_index() {
+    let cfg =
+        "    indexerConfig:\n      kvBlockIndexConfig:\n        inMemoryConfig: {size: 256}\n";
+    let (s, _) = sched(&precise(cfg));
+    fleet(&s);
+    for i in 0..40u32 {
+        let p = tokens(16 * 32, 1000 + i);
+        s.ingest_kv_events(
+            "e1",
+            &batch(vec![stored(u64::from(i) << 20, None, &p, None)]),
+            None,
+        )
+        .unwrap();
+    }
+    let st = s.pipeline().kv_backends[0].index().stats();
+    assert_eq!(st.capacity, 256);
+    assert!(st.entries <= 256 && st.evictions > 0, "{st:?}");
+}
+
+#[test]
+fn tier_weights_come_from_kv_cache_backend_configs() {
+    let cfg = "    indexerConfig:\n      kvCacheBackendConfigs: [{name: gpu, weight: 1.0}, {name: cpu, weight: 0.5}]\n";
+    let (s, _) = sched(&precise(cfg));
+    fleet(&s);
+    let prompt = tokens(64, 5);
+    s.ingest_kv_events("e1", &batch(vec![stored(1, None, &prompt, None)]), None)
+        .unwrap();
+    s.ingest_kv_events(
+        "e2",
+        &batch(vec![stored(1, None, &prompt, Some("CPU"))]),
+        None,
+    )
+    .unwrap();
+    let (by, _) = probe(&s, "a", &prompt);
+    // prefix-cache-scorer: matched (tier-weighted, floored) blocks / total.
+    assert!(approx(by["e1"], 1.0) && approx(by["e2"], 0.5), "{by:?}");
+    // A bad weight is a configuration error.
+    let bad = "    indexerConfig:\n      kvCacheBackendConfigs: [{name: gpu, weight: -1}]\n";
+    assert!(Scheduler::from_config_str(&precise(bad)).is_err());
+}
+
+#[test]
+fn removing_an_endpoint_drops_its_entries() {
+    let (s, _) = sched(&precise(""));
+    fleet(&s);
+    let prompt = tokens(64, 21);
+    s.ingest_kv_events("e3", &batch(vec![stored(1, None, &prompt, None)]), None)
+        .unwrap();
+    let ix = s.pipeline().kv_backends[0].clone();
+    assert_eq!(ix.index().stats().holdings, 4);
+    s.remove_endpoint("e3").unwrap();
+    assert_eq!(ix.index().stats().holdings, 0);
+    let (_, note) = probe(&s, "a", &prompt);
+    assert!(note.contains("best consecutive match 0"), "{note}");
+}
+
+#[test]
+fn approximate_lru_capacity_per_server_evicts_the_oldest_prompt() {
+    let (s, _) = sched(&single(
+        "- type: approx-prefix-cache-producer\n  parameters: {autoTune: false, blockSizeTokens: 64, lruCapacityPerServer: 4}\n- type: prefix-cache-scorer\n- type: max-score-picker\n",
+    ));
+    s.add_endpoint(ep("e1", metrics(0, 0, 0.0))).unwrap();
+    let a = tokens(256, 1); // 4 blocks of 64
+    let b = tokens(256, 2);
+    let best = |id: &str, p: &[u32]| {
+        let d = s.pick(&Request::with_tokens(id, "m", p.to_vec())).unwrap();
+        d.explanation
+            .notes
+            .iter()
+            .find(|n| n.contains("best match"))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert!(best("1", &a).contains("best match 0"));
+    assert!(best("2", &a).contains("best match 4"));
+    // Routing b fills the endpoint's 4 slots: a is forgotten.
+    assert!(best("3", &b).contains("best match 0"));
+    assert!(best("4", &b).contains("best match 4"));
+    assert!(best("5", &a).contains("best match 0"));
+}
