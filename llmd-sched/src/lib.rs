@@ -1,2 +1,4 @@
 //! llmd-sched: the llm-d-compatible scheduling pipeline.
 #![deny(missing_docs)]
+
+pub mod observe;
