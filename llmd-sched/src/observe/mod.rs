@@ -52,6 +52,7 @@ mod metrics;
 mod record;
 mod samples;
 mod series;
+mod trace;
 
 pub use config::{
     Buckets, MetricsConfig, ObserveError, SloTargets, BLOCK_BUCKETS, MARGIN_BUCKETS, QUEUE_BUCKETS,
@@ -66,8 +67,17 @@ pub use metrics::Metrics;
 pub use record::{DecisionRecord, Leg, RejectRecord, Usage};
 pub use samples::{parse_text, Sample};
 pub use series::{ProfileSeries, StageSeries};
+pub use trace::{
+    AttrValue, Attribute, DecisionExplain, ProfileExplain, ScorerExplain, SpanRecord,
+    TOP_CANDIDATES,
+};
 
 #[cfg(feature = "metrics-http")]
 mod http;
 #[cfg(feature = "metrics-http")]
 pub use http::MetricsServer;
+
+#[cfg(feature = "otel")]
+mod otel;
+#[cfg(feature = "otel")]
+pub use otel::{export_spans, key_values};
