@@ -307,14 +307,14 @@ fn prometheus_scrapes_and_every_query_matches() {
             )
         })
         .collect();
-    // The prefill pool's latency series and the rejected requests' default
-    // pool exist with zero requests.
-    for pool in ["default"] {
-        want.insert(
-            [("pool".to_owned(), pool.to_owned())].into_iter().collect(),
-            f64::NAN,
-        );
-    }
+    // Rejected requests create the default pool's series, which has no
+    // completed requests: 0/0.
+    want.insert(
+        [("pool".to_owned(), "default".to_owned())]
+            .into_iter()
+            .collect(),
+        f64::NAN,
+    );
     assert_same(q3, &prom.query(q3), &want);
 
     let q4 = "histogram_quantile(0.90, sum(rate(llmd_router_routing_score_bucket[5m])) by (le))";

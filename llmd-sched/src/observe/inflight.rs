@@ -53,10 +53,23 @@ pub struct InFlight {
     pub prefill: Option<PrefillLeg>,
 }
 
+type Shard = Mutex<AHashMap<Box<str>, InFlight>>;
+
+/// What [`RequestTable::insert`] did.
+#[derive(Debug)]
+pub enum Inserted {
+    /// A new entry.
+    New,
+    /// The id was tracked already; here is the entry it displaced.
+    Replaced(InFlight),
+    /// The table is full; the entry was not stored.
+    Full(InFlight),
+}
+
 /// Sharded map from request id to [`InFlight`], bounded in size.
 #[derive(Debug)]
 pub struct RequestTable {
-    shards: Box<[Mutex<AHashMap<Box<str>, InFlight>>]>,
+    shards: Box<[Shard]>,
     hasher: RandomState,
     len: AtomicUsize,
     cap: usize,
@@ -73,23 +86,22 @@ impl RequestTable {
         }
     }
 
-    fn shard(&self, id: &str) -> &Mutex<AHashMap<Box<str>, InFlight>> {
+    fn shard(&self, id: &str) -> &Shard {
         &self.shards[(self.hasher.hash_one(id) as usize) % SHARDS]
     }
 
-    /// Inserts `v`; returns `Err(v)` when full, and the displaced entry when
-    /// the id was already tracked.
-    pub fn insert(&self, id: &str, v: InFlight) -> Result<Option<InFlight>, InFlight> {
+    /// Inserts `v` under `id` unless the table is full.
+    pub fn insert(&self, id: &str, v: InFlight) -> Inserted {
         let mut shard = self.shard(id).lock();
         if let Some(slot) = shard.get_mut(id) {
-            return Ok(Some(std::mem::replace(slot, v)));
+            return Inserted::Replaced(std::mem::replace(slot, v));
         }
         if self.len.load(Ordering::Relaxed) >= self.cap {
-            return Err(v);
+            return Inserted::Full(v);
         }
         self.len.fetch_add(1, Ordering::Relaxed);
         shard.insert(Box::from(id), v);
-        Ok(None)
+        Inserted::New
     }
 
     /// Runs `f` on the entry of `id`; `None` when not tracked.

@@ -2,7 +2,7 @@
 
 use super::config::{MetricsConfig, ObserveError};
 use super::families::Families;
-use super::inflight::{InFlight, PrefillLeg, RequestTable};
+use super::inflight::{InFlight, Inserted, PrefillLeg, RequestTable};
 use super::labels::{Interner, Outcome, PdDecision, NONE};
 use super::record::{DecisionRecord, RejectRecord};
 use super::series::{
@@ -214,10 +214,10 @@ impl Metrics {
             prefill,
         };
         match self.table.insert(d.request_id, entry) {
-            Ok(None) => {}
+            Inserted::New => {}
             // A reused id: the earlier request can no longer be followed.
-            Ok(Some(old)) => self.finish(old, Outcome::Expired, None, d.decided),
-            Err(untracked) => {
+            Inserted::Replaced(old) => self.finish(old, Outcome::Expired, None, d.decided),
+            Inserted::Full(untracked) => {
                 self.fam.untracked.inc();
                 self.release(&untracked);
             }
