@@ -2,7 +2,7 @@
 //! completion, sharded so concurrent requests rarely share a lock.
 
 use super::config::SloTargets;
-use super::series::{EndpointSeries, LatencySeries, RequestSeries};
+use super::series::{RequestSeries, Route};
 use ahash::{AHashMap, RandomState};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,10 +14,8 @@ const SHARDS: usize = 16;
 /// The prefill leg of a P/D request.
 #[derive(Debug)]
 pub struct PrefillLeg {
-    /// The prefill endpoint's handles.
-    pub endpoint: Arc<EndpointSeries>,
-    /// Latency handles of (model, prefill pool).
-    pub latency: Arc<LatencySeries>,
+    /// Handles of the prefill endpoint and (model, prefill pool).
+    pub route: Arc<Route>,
     /// Whether the prefill endpoint still counts the request as in flight.
     pub open: bool,
     /// When the host reported the end of the prefill leg.
@@ -45,10 +43,8 @@ pub struct InFlight {
     pub slo: SloTargets,
     /// Count handles.
     pub requests: Arc<RequestSeries>,
-    /// Latency handles of (model, decode pool).
-    pub latency: Arc<LatencySeries>,
-    /// Decode endpoint handles.
-    pub decode: Arc<EndpointSeries>,
+    /// Handles of the decode endpoint and (model, decode pool).
+    pub route: Arc<Route>,
     /// The prefill leg under P/D.
     pub prefill: Option<PrefillLeg>,
 }

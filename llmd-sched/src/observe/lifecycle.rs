@@ -37,12 +37,12 @@ impl Metrics {
                 None => first_token(r, now),
                 Some(last) => {
                     let gap = secs(now.saturating_sub(last)) / n as f64;
-                    r.latency.itl.observe_n(gap, n);
+                    r.route.latency.itl.observe_n(gap, n);
                 }
             }
             r.tokens += n;
             r.last = Some(now);
-            r.decode.inflight_tokens.inc_by(n as i64);
+            r.route.endpoint.inflight_tokens.inc_by(n as i64);
         });
         found.is_some() || self.missing()
     }
@@ -57,7 +57,7 @@ impl Metrics {
             if let Some(p) = r.prefill.as_mut() {
                 if p.done.is_none() && r.first.is_none() {
                     p.done = Some(now);
-                    p.latency.prefill[1].observe(secs(now.saturating_sub(decided)));
+                    p.route.latency.prefill[1].observe(secs(now.saturating_sub(decided)));
                     close_prefill(p, prompt);
                 }
             }
@@ -102,10 +102,10 @@ impl Metrics {
         let n_out = usage.output_tokens.map_or(r.tokens, u64::from);
         r.requests.finish(&self.fam, outcome, n_out);
         if outcome != Outcome::Ok {
-            goodput::count_failure(&r.latency, r.slo);
+            goodput::count_failure(&r.route.latency, r.slo);
             return;
         }
-        let lat = &r.latency;
+        let lat = &r.route.latency;
         // Non-streaming hosts report no tokens: the whole answer is the first token.
         let first = match r.first {
             Some(f) => f,
@@ -129,7 +129,7 @@ impl Metrics {
         lat.input_tokens.observe(f64::from(prompt));
         if let Some(cached) = usage.cached_tokens {
             lat.cached_tokens.observe(f64::from(cached));
-            let kv = r.prefill.as_ref().map_or(lat, |p| &p.latency);
+            let kv = r.prefill.as_ref().map_or(lat, |p| &p.route.latency);
             kv.kv_requests.inc();
             if cached > 0 {
                 kv.kv_hits.inc();
@@ -147,15 +147,19 @@ impl Metrics {
 
 fn first_token(r: &mut InFlight, now: Duration) {
     r.first = Some(now);
-    let lat = &r.latency;
+    let lat = &r.route.latency;
     lat.ttft.observe(secs(now.saturating_sub(r.arrived)));
     let prompt = r.prompt;
     match r.prefill.as_mut() {
         None => lat.prefill[0].observe(secs(now.saturating_sub(r.decided))),
         Some(p) => match p.done {
-            Some(done) => p.latency.handoff.observe(secs(now.saturating_sub(done))),
+            Some(done) => p
+                .route
+                .latency
+                .handoff
+                .observe(secs(now.saturating_sub(done))),
             None => {
-                p.latency.prefill[1].observe(secs(now.saturating_sub(r.decided)));
+                p.route.latency.prefill[1].observe(secs(now.saturating_sub(r.decided)));
                 close_prefill(p, prompt);
             }
         },
@@ -165,7 +169,7 @@ fn first_token(r: &mut InFlight, now: Duration) {
 fn close_prefill(p: &mut super::inflight::PrefillLeg, prompt: u32) {
     if p.open {
         p.open = false;
-        p.endpoint.inflight_requests.dec();
-        p.endpoint.inflight_tokens.dec_by(i64::from(prompt));
+        p.route.endpoint.inflight_requests.dec();
+        p.route.endpoint.inflight_tokens.dec_by(i64::from(prompt));
     }
 }

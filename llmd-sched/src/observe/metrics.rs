@@ -5,8 +5,9 @@ use super::families::Families;
 use super::inflight::{InFlight, Inserted, PrefillLeg, RequestTable};
 use super::labels::{Interner, Outcome, PdDecision, NONE};
 use super::record::{DecisionRecord, RejectRecord};
+use super::routes::RouteCache;
 use super::series::{
-    Cache, EndpointSeries, LatencySeries, ProfileSeries, RequestSeries, StageSeries,
+    Cache, EndpointSeries, LatencySeries, ProfileSeries, RequestSeries, Route, StageSeries,
 };
 use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
@@ -32,6 +33,7 @@ pub struct Metrics {
     latency: Cache<(Arc<str>, Arc<str>), LatencySeries>,
     requests: Cache<RequestKey, RequestSeries>,
     decisions: Cache<Arc<str>, [Counter; 3]>,
+    routes: RouteCache,
     pub(super) table: RequestTable,
     /// Last event-batch time per endpoint label, for staleness.
     pub(super) last_event: Mutex<ahash::AHashMap<Arc<str>, Duration>>,
@@ -53,6 +55,7 @@ impl Metrics {
             latency: Cache::default(),
             requests: Cache::default(),
             decisions: Cache::default(),
+            routes: RouteCache::default(),
             table: RequestTable::new(cfg.max_tracked_requests),
             last_event: Mutex::new(ahash::AHashMap::new()),
             registry,
@@ -77,7 +80,45 @@ impl Metrics {
     /// declare it with the default pool.
     pub fn register_endpoint(&self, name: &str, pool: Option<&str>) {
         self.endpoints.remove(name);
+        self.clear_routes();
         self.endpoint_series(name, pool);
+    }
+
+    fn clear_routes(&self) {
+        self.routes.clear();
+    }
+
+    /// The handles of (`model`, `profile`, `endpoint`): one hash and one
+    /// read lock when cached.
+    pub(super) fn route(&self, model: &str, profile: &str, endpoint: &str) -> Arc<Route> {
+        if let Some(r) = self.routes.get(model, profile, endpoint) {
+            return r;
+        }
+        let model_l = self.models.get(model);
+        let ep = self.endpoint_series(endpoint, None);
+        let route = Arc::new(Route {
+            latency: self.latency_series(&model_l, &ep.pool),
+            decisions: self.decision_counters(&model_l),
+            profile: self.profiles.get(profile),
+            model: model_l,
+            endpoint: ep,
+            requests: std::sync::OnceLock::new(),
+        });
+        self.routes.insert(model, profile, endpoint, route)
+    }
+
+    /// The request counters of a decode route.
+    pub(super) fn route_requests(&self, r: &Route) -> Arc<RequestSeries> {
+        r.requests
+            .get_or_init(|| {
+                self.request_series((
+                    r.model.clone(),
+                    r.endpoint.pool.clone(),
+                    r.profile.clone(),
+                    r.endpoint.endpoint.clone(),
+                ))
+            })
+            .clone()
     }
 
     /// Drops the per-endpoint series of a removed endpoint (in-flight gauges,
@@ -86,6 +127,7 @@ impl Metrics {
         let Some(ep) = self.endpoints.remove(name) else {
             return;
         };
+        self.clear_routes();
         let labels = vec![("endpoint", ep.endpoint.clone()), ("pool", ep.pool.clone())];
         self.fam.inflight_requests.remove(&labels);
         self.fam.inflight_tokens.remove(&labels);
@@ -157,48 +199,48 @@ impl Metrics {
 
     /// Records a decision and starts tracking the request's lifecycle.
     pub fn on_decision(&self, d: &DecisionRecord<'_>) {
-        let model = self.models.get(d.model);
-        let decode = self.endpoint_series(d.decode.endpoint, None);
-        let latency = self.latency_series(&model, &decode.pool);
-        let profile = self.profiles.get(d.profile);
-        let requests = self.request_series((
-            model.clone(),
-            decode.pool.clone(),
-            profile,
-            decode.endpoint.clone(),
-        ));
+        let route = self.route(d.model, d.profile, d.decode.endpoint);
+        let requests = self.route_requests(&route);
         let pd = if d.prefill.is_some() {
             PdDecision::PrefillDecode
         } else {
             PdDecision::DecodeOnly
         };
-        self.decision_counters(&model)[pd as usize].inc();
-        latency
+        route.decisions[pd as usize].inc();
+        route
+            .latency
             .queue
             .observe(d.decided.saturating_sub(d.arrived).as_secs_f64());
 
         let prefill = d.prefill.map(|leg| {
-            let endpoint = self.endpoint_series(leg.endpoint, None);
-            let latency = self.latency_series(&model, &endpoint.pool);
-            endpoint.inflight_requests.inc();
-            endpoint.inflight_tokens.inc_by(i64::from(d.prompt_tokens));
+            let route = self.route(d.model, d.profile, leg.endpoint);
+            route.endpoint.inflight_requests.inc();
+            route
+                .endpoint
+                .inflight_tokens
+                .inc_by(i64::from(d.prompt_tokens));
             PrefillLeg {
-                endpoint,
-                latency,
+                route,
                 open: true,
                 done: None,
             }
         });
         // The endpoint that computes the prompt is the one whose cache counts.
-        let (cache_latency, blocks) = match (&prefill, d.prefill) {
-            (Some(p), Some(leg)) => (&p.latency, leg.predicted_hit_blocks),
-            _ => (&latency, d.decode.predicted_hit_blocks),
+        let (cache_route, blocks) = match (&prefill, d.prefill) {
+            (Some(p), Some(leg)) => (&p.route, leg.predicted_hit_blocks),
+            _ => (&route, d.decode.predicted_hit_blocks),
         };
-        cache_latency.kv_predicted_blocks.observe(f64::from(blocks));
+        cache_route
+            .latency
+            .kv_predicted_blocks
+            .observe(f64::from(blocks));
         let predicted_tokens = blocks.saturating_mul(d.block_size).min(d.prompt_tokens);
 
-        decode.inflight_requests.inc();
-        decode.inflight_tokens.inc_by(i64::from(d.prompt_tokens));
+        route.endpoint.inflight_requests.inc();
+        route
+            .endpoint
+            .inflight_tokens
+            .inc_by(i64::from(d.prompt_tokens));
         let entry = InFlight {
             arrived: d.arrived,
             decided: d.decided,
@@ -209,8 +251,7 @@ impl Metrics {
             predicted_tokens,
             slo: d.slo.or(self.cfg.default_slo),
             requests,
-            latency,
-            decode,
+            route,
             prefill,
         };
         match self.table.insert(d.request_id, entry) {
@@ -256,12 +297,12 @@ impl Metrics {
     /// Releases the in-flight gauges held by `r`.
     pub(super) fn release(&self, r: &InFlight) {
         let tokens = i64::from(r.prompt) + r.tokens as i64;
-        r.decode.inflight_requests.dec();
-        r.decode.inflight_tokens.dec_by(tokens);
+        r.route.endpoint.inflight_requests.dec();
+        r.route.endpoint.inflight_tokens.dec_by(tokens);
         if let Some(p) = &r.prefill {
             if p.open {
-                p.endpoint.inflight_requests.dec();
-                p.endpoint.inflight_tokens.dec_by(i64::from(r.prompt));
+                p.route.endpoint.inflight_requests.dec();
+                p.route.endpoint.inflight_tokens.dec_by(i64::from(r.prompt));
             }
         }
     }

@@ -50,6 +50,7 @@ mod labels;
 mod lifecycle;
 mod metrics;
 mod record;
+mod routes;
 mod samples;
 mod series;
 mod trace;

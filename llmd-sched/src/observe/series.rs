@@ -282,3 +282,22 @@ impl StageSeries {
         self.0.observe(d.as_secs_f64());
     }
 }
+
+/// Every handle a decision to (model, profile, endpoint) touches, resolved
+/// together so the decision path does one lookup.
+#[derive(Debug)]
+pub struct Route {
+    /// Interned model label.
+    pub model: Arc<str>,
+    /// Interned profile label.
+    pub profile: Arc<str>,
+    /// The endpoint's handles.
+    pub endpoint: Arc<EndpointSeries>,
+    /// Latency handles of (model, endpoint's pool).
+    pub latency: Arc<LatencySeries>,
+    /// Decision counters of the model, indexed like `PdDecision::ALL`.
+    pub decisions: Arc<[Counter; 3]>,
+    /// Request counters; created when the endpoint is a decode target, so
+    /// prefill-only endpoints get no request series.
+    pub requests: OnceLock<Arc<RequestSeries>>,
+}
