@@ -63,6 +63,8 @@ pub enum Outcome {
     Cancelled,
     /// Connecting to or talking to the endpoint failed.
     TransportError,
+    /// Any other failure the host reports.
+    OtherError,
     /// Refused by the scheduler: no capacity / all filtered (HTTP 429).
     Rejected429,
     /// Refused by the scheduler: no endpoints at all (HTTP 503).
@@ -73,12 +75,13 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome, in label order.
-    pub const ALL: [Outcome; 8] = [
+    pub const ALL: [Outcome; 9] = [
         Outcome::Ok,
         Outcome::EngineError,
         Outcome::Timeout,
         Outcome::Cancelled,
         Outcome::TransportError,
+        Outcome::OtherError,
         Outcome::Rejected429,
         Outcome::Rejected503,
         Outcome::Expired,
@@ -92,6 +95,7 @@ impl Outcome {
             Outcome::Timeout => "error_timeout",
             Outcome::Cancelled => "error_cancelled",
             Outcome::TransportError => "error_transport",
+            Outcome::OtherError => "error_other",
             Outcome::Rejected429 => "rejected_429",
             Outcome::Rejected503 => "rejected_503",
             Outcome::Expired => "expired",
@@ -115,6 +119,8 @@ pub enum ErrorKind {
     Cancelled,
     /// Connect or transport failure.
     Transport,
+    /// Anything else.
+    Other,
 }
 
 impl From<ErrorKind> for Outcome {
@@ -124,6 +130,7 @@ impl From<ErrorKind> for Outcome {
             ErrorKind::Timeout => Outcome::Timeout,
             ErrorKind::Cancelled => Outcome::Cancelled,
             ErrorKind::Transport => Outcome::TransportError,
+            ErrorKind::Other => Outcome::OtherError,
         }
     }
 }

@@ -173,7 +173,7 @@ impl LatencySeries {
 #[derive(Debug)]
 pub struct RequestSeries {
     labels: Labels,
-    outcomes: [OnceLock<(Counter, AtomicHistogram)>; 8],
+    outcomes: [OnceLock<(Counter, AtomicHistogram)>; 9],
 }
 
 impl RequestSeries {
