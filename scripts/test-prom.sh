@@ -12,3 +12,5 @@ PROMETHEUS="$(command -v prometheus)" PROMTOOL="$(command -v promtool)" \
 step "prometheus: dashboard JSON is valid"
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["panels"], "no panels"' \
   "$ROOT/docs/grafana/llmd-dashboard.json"
+step "observe: decision spans through the optional opentelemetry API (feature otel)"
+cargo test -p llmd-sched --features otel --test observe_trace

@@ -326,3 +326,49 @@ fn zero_caps_are_refused() {
     };
     assert!(Metrics::new(cfg).is_err());
 }
+
+#[test]
+fn concurrent_lifecycles_balance() {
+    let m = Metrics::new(config()).unwrap();
+    let threads = 4;
+    let per = 2000;
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let m = &m;
+            s.spawn(move || {
+                for i in 0..per {
+                    let id = format!("t{t}-{i}");
+                    let ep = ["e1", "e2", "e3"][i % 3];
+                    m.on_decision(&decision(&id, ep, None));
+                    m.on_first_token(&id, ms(1100));
+                    m.on_tokens(&id, 3, ms(1130));
+                    if i % 10 == 0 {
+                        m.on_error(&id, ErrorKind::Transport, ms(1200));
+                    } else {
+                        m.on_complete(&id, Usage::default(), ms(1200));
+                    }
+                }
+            });
+        }
+    });
+    let s = m.samples(ms(0));
+    let total: f64 = s
+        .iter()
+        .filter(|x| x.name == "llmd_inference_requests_total")
+        .map(|x| x.value)
+        .sum();
+    assert_eq!(total, (threads * per) as f64);
+    let ttft: f64 = s
+        .iter()
+        .filter(|x| x.name == "llmd_inference_ttft_count")
+        .map(|x| x.value)
+        .sum();
+    assert_eq!(ttft, (threads * per) as f64);
+    for x in s
+        .iter()
+        .filter(|x| x.name.starts_with("llmd_router_inflight_"))
+    {
+        assert_eq!(x.value, 0.0, "{x:?}");
+    }
+    assert_eq!(get(&s, "llmd_observe_tracked_requests", &[]), 0.0);
+}

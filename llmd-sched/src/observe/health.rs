@@ -65,7 +65,11 @@ impl Metrics {
             .set(i64::try_from(blocks).unwrap_or(i64::MAX));
     }
 
+    /// Updates the gauges computed at exposition time: staleness, and the
+    /// lifecycle table's size (read here so racing writers cannot leave a
+    /// stale value).
     pub(super) fn refresh_staleness(&self, now: Duration) {
+        self.fam.tracked.set(self.table.len() as i64);
         for (ep, at) in self.last_event.lock().iter() {
             let labels: Labels = vec![("endpoint", ep.clone())];
             self.fam

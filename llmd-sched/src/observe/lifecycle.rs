@@ -70,7 +70,6 @@ impl Metrics {
         match self.table.remove(request_id) {
             Some(r) => {
                 self.finish(r, Outcome::Ok, Some(usage), now);
-                self.fam.tracked.set(self.table.len() as i64);
                 true
             }
             None => self.missing(),
@@ -82,7 +81,6 @@ impl Metrics {
         match self.table.remove(request_id) {
             Some(r) => {
                 self.finish(r, kind.into(), None, now);
-                self.fam.tracked.set(self.table.len() as i64);
                 true
             }
             None => self.missing(),

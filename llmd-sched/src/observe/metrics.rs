@@ -263,7 +263,6 @@ impl Metrics {
                 self.release(&untracked);
             }
         }
-        self.fam.tracked.set(self.table.len() as i64);
     }
 
     /// Records a refused request.
@@ -290,7 +289,6 @@ impl Metrics {
         for r in old {
             self.finish(r, Outcome::Expired, None, now);
         }
-        self.fam.tracked.set(self.table.len() as i64);
         n
     }
 
