@@ -68,6 +68,28 @@ impl Metrics {
     /// Updates the gauges computed at exposition time: staleness, and the
     /// lifecycle table's size (read here so racing writers cannot leave a
     /// stale value).
+    /// Adds `delta` blocks to `endpoint`'s count in `tier` (never below 0).
+    pub(super) fn add_index_blocks(&self, endpoint: &str, tier: Tier, delta: i64) {
+        let labels: Labels = vec![
+            ("endpoint", self.endpoint_label(endpoint)),
+            ("tier", Arc::from(tier_label(tier))),
+        ];
+        let g = self.fam.index_blocks.get_or_create(&labels);
+        if delta >= 0 {
+            g.inc_by(delta);
+        } else {
+            let cur = g.get();
+            g.set((cur + delta).max(0));
+        }
+    }
+
+    /// Sets every tier of `endpoint` to zero (its cache was cleared).
+    pub(super) fn clear_index_blocks(&self, endpoint: &str) {
+        for t in Tier::ALL {
+            self.add_index_blocks(endpoint, t, i64::MIN / 2);
+        }
+    }
+
     pub(super) fn refresh_staleness(&self, now: Duration) {
         self.fam.tracked.set(self.table.len() as i64);
         for (ep, at) in self.last_event.lock().iter() {

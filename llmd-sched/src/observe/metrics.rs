@@ -35,8 +35,20 @@ pub struct Metrics {
     decisions: Cache<Arc<str>, [Counter; 3]>,
     routes: RouteCache,
     pub(super) table: RequestTable,
+    pub(super) sched: super::sched::SchedHandles,
     /// Last event-batch time per endpoint label, for staleness.
     pub(super) last_event: Mutex<ahash::AHashMap<Arc<str>, Duration>>,
+}
+
+impl Default for Metrics {
+    /// Metrics with [`MetricsConfig::default`] (vLLM's buckets, no default SLOs).
+    fn default() -> Self {
+        match Metrics::new(MetricsConfig::default()) {
+            Ok(m) => m,
+            // The default caps are all non-zero.
+            Err(e) => unreachable!("default metrics config rejected: {e}"),
+        }
+    }
 }
 
 impl Metrics {
@@ -57,6 +69,7 @@ impl Metrics {
             decisions: Cache::default(),
             routes: RouteCache::default(),
             table: RequestTable::new(cfg.max_tracked_requests),
+            sched: Default::default(),
             last_event: Mutex::new(ahash::AHashMap::new()),
             registry,
             fam,
