@@ -117,7 +117,7 @@ impl Metrics {
                     ScheduleError::ResourceExhausted {
                         profile: Some(p), ..
                     } => p.as_str(),
-                    _ => "",
+                    _ => super::labels::NONE,
                 };
                 self.on_rejected(&RejectRecord {
                     model: &req.model,

@@ -168,8 +168,9 @@ impl LatencySeries {
 }
 
 /// Request-count handles of one (model, pool, profile, endpoint); the
-/// per-outcome series are created on first use, except `ok`, which exists
-/// from the start so that `rate()` sees the first completion.
+/// per-outcome series are created on first use, except `ok` of a real
+/// endpoint, which exists from the start so that `rate()` sees the first
+/// completion.
 #[derive(Debug)]
 pub struct RequestSeries {
     labels: Labels,
@@ -194,7 +195,10 @@ impl RequestSeries {
             ]),
             outcomes: Default::default(),
         };
-        s.outcome(f, Outcome::Ok);
+        // Rejections (no endpoint) can never complete.
+        if &**endpoint != super::labels::NONE {
+            s.outcome(f, Outcome::Ok);
+        }
         s
     }
 
