@@ -68,8 +68,7 @@ pub use labels::{ErrorKind, Outcome, PdDecision, RejectReason, SloKind};
 pub use metrics::Metrics;
 pub use record::{DecisionRecord, Leg, RejectRecord, Usage};
 pub use samples::{parse_text, Sample};
-pub(crate) use sched::PickFacts;
-pub use sched::{decision_attributes, decision_spans};
+pub use sched::{decision_attributes, decision_spans, PickFacts};
 pub use series::{ProfileSeries, StageSeries};
 pub use trace::{
     AttrValue, Attribute, DecisionExplain, ProfileExplain, ScorerExplain, SpanRecord,

@@ -22,7 +22,7 @@ use std::time::Duration;
 /// Clock readings taken during one `pick` (nanoseconds), plus the prefix
 /// hits the producers predicted for the chosen endpoints.
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct PickFacts {
+pub struct PickFacts {
     /// Entry into `pick`.
     pub start: u64,
     /// Producers done.
@@ -83,8 +83,9 @@ fn winner(t: &ProfileTrace) -> Option<usize> {
 
 impl Metrics {
     /// Records one `pick`: stage latencies, per-profile scores, and the
-    /// decision or the rejection.
-    pub(crate) fn record_pick(
+    /// decision or the rejection. `Scheduler::pick` calls it; it is public so
+    /// that a host replaying decisions (or a benchmark) can record them.
+    pub fn record_pick(
         &self,
         req: &Request,
         result: &Result<Decision, ScheduleError>,
