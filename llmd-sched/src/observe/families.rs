@@ -233,7 +233,7 @@ impl Families {
         );
         r.register(
             "llmd_kvindex_blocks",
-            "Blocks the index holds for the endpoint, per tier",
+            "Blocks the endpoint holds per tier, following its applied KV events (stored minus removed since the last clear)",
             f.index_blocks.clone(),
         );
         r.register(
