@@ -85,7 +85,7 @@ impl Scheduler {
             p.produce(&mut ctx, &candidates);
         }
         facts.produced = self.clock.now_ns();
-        let mut traces = Vec::new();
+        let mut traces = Vec::with_capacity(profiles.len());
         for round in 0..MAX_ROUNDS {
             let next = self.pipeline.handler.pick(&mut ctx, profiles, round);
             if next.is_empty() {
@@ -140,12 +140,17 @@ impl Scheduler {
             .map(|r| r.targets.iter().map(|&i| target(i)).collect())
             .unwrap_or_default();
         let join = |ts: &[Target]| {
-            ts.iter()
-                .map(|t| t.address.as_str())
-                .collect::<Vec<_>>()
-                .join(",")
+            let mut out = String::with_capacity(ts.iter().map(|t| t.address.len() + 1).sum());
+            for (k, t) in ts.iter().enumerate() {
+                if k > 0 {
+                    out.push(',');
+                }
+                out.push_str(&t.address);
+            }
+            out
         };
-        let mut headers = vec![(HEADER_DESTINATION.to_string(), join(&targets))];
+        let mut headers = Vec::with_capacity(3);
+        headers.push((HEADER_DESTINATION.to_string(), join(&targets)));
         let mut remove_headers = Vec::new();
         match &prefill_target {
             Some(t) => headers.push((HEADER_PREFILLER.to_string(), t.address.clone())),

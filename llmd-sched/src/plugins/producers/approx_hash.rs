@@ -3,7 +3,7 @@
 //! `h_i = xxh64(LE64(c_i) ‖ LE64(h_{i-1}))`, `h_{-1} = seed`; the trailing
 //! partial block is included.
 
-use xxhash_rust::xxh64::xxh64;
+use xxhash_rust::xxh64::{xxh64, Xxh64};
 
 /// Block size floor applied at request time.
 pub const MIN_BLOCK_SIZE: usize = 64;
@@ -17,20 +17,16 @@ pub fn approx_block_hashes(
     max_blocks: usize,
 ) -> Vec<u64> {
     let block_size = block_size.max(MIN_BLOCK_SIZE);
-    let mut seed_bytes = Vec::with_capacity(model.len() + cache_salt.len());
-    seed_bytes.extend_from_slice(model.as_bytes());
-    seed_bytes.extend_from_slice(cache_salt.as_bytes());
-    let mut prev = xxh64(&seed_bytes, 0);
+    let mut seed = Xxh64::new(0);
+    seed.update(model.as_bytes());
+    seed.update(cache_salt.as_bytes());
+    let mut prev = seed.digest();
     let n = tokens.len().div_ceil(block_size);
     let n = if max_blocks > 0 { n.min(max_blocks) } else { n };
     let mut out = Vec::with_capacity(n);
-    let mut buf = Vec::with_capacity(block_size * 4);
+    let mut buf = Vec::new();
     for chunk in tokens.chunks(block_size).take(n) {
-        buf.clear();
-        for t in chunk {
-            buf.extend_from_slice(&t.to_le_bytes());
-        }
-        let c = xxh64(&buf, 0);
+        let c = xxh64(le_bytes(chunk, &mut buf), 0);
         let mut pair = [0u8; 16];
         pair[..8].copy_from_slice(&c.to_le_bytes());
         pair[8..].copy_from_slice(&prev.to_le_bytes());
@@ -38,6 +34,24 @@ pub fn approx_block_hashes(
         out.push(prev);
     }
     out
+}
+
+/// The tokens as little-endian bytes: the slice itself on little-endian
+/// targets (no copy), else a copy in `buf`.
+#[inline]
+fn le_bytes<'a>(tokens: &'a [u32], buf: &'a mut Vec<u8>) -> &'a [u8] {
+    if cfg!(target_endian = "little") {
+        let _ = buf;
+        // SAFETY: `u32` has no padding and every byte pattern is a valid
+        // `u8`; the byte slice covers exactly the tokens' memory, is aligned
+        // for `u8`, and borrows `tokens` for its whole lifetime. On a
+        // little-endian target these are the tokens' LE encodings.
+        unsafe { std::slice::from_raw_parts(tokens.as_ptr().cast::<u8>(), tokens.len() * 4) }
+    } else {
+        buf.clear();
+        buf.extend(tokens.iter().flat_map(|t| t.to_le_bytes()));
+        buf
+    }
 }
 
 #[cfg(test)]

@@ -309,9 +309,16 @@ impl PreRequest for PrecisePrefixProducer {
                 .pick_of(PREFILL_PROFILE)
                 .filter(|&p| Some(p) != primary),
         ) {
+            // Blocks the endpoint already matched are held (confirmed, or
+            // speculative from an earlier decision within the TTL): only the
+            // rest is new. Re-inserting the whole prompt on every decision
+            // would cost ~30 ns per block for nothing.
+            let held = info.get(i).map_or(0, |m| m.cached_blocks as usize);
             let ep = ctx.endpoint(i);
-            self.index
-                .insert_speculative(ep.uid(), served_model(ep), &info.keys, ctx.now_ns());
+            if let Some(rest) = info.keys.get(held..).filter(|r| !r.is_empty()) {
+                self.index
+                    .insert_speculative(ep.uid(), served_model(ep), rest, ctx.now_ns());
+            }
         }
     }
 }
