@@ -1,1 +1,22 @@
-//! Python bindings for llmd.
+//! Python bindings for llmd: the native half of the `llmd` package.
+//!
+//! The extension is the private module `llmd._native`; the Python package
+//! `llmd` (in `python/llmd`) re-exports what is public and carries the typed
+//! stubs. Every method that does real work first converts its arguments into
+//! Rust values, then releases the GIL (`Python::detach`) around the work, so
+//! threads sharing one object run in parallel. Shared objects are `frozen`
+//! pyclasses over thread-safe Rust values, and the module declares that it
+//! does not need the GIL (free-threaded CPython).
+#![deny(missing_docs)]
+
+use pyo3::prelude::*;
+
+mod errors;
+
+/// The native module. Classes are added here as one list; the Python package
+/// decides which names are public.
+#[pymodule(gil_used = false)]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
