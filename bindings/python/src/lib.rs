@@ -11,12 +11,22 @@
 
 use pyo3::prelude::*;
 
+mod convert;
 mod errors;
+mod events;
+mod hasher;
 
 /// The native module. Classes are added here as one list; the Python package
 /// decides which names are public.
 #[pymodule(gil_used = false)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("NEWEST_VLLM_VERSION", hasher::newest_vllm_version())?;
+    m.add_class::<hasher::PyBlockHasher>()?;
+    m.add_class::<events::PyEventBatch>()?;
+    m.add_class::<events::PyBlockStored>()?;
+    m.add_class::<events::PyBlockRemoved>()?;
+    m.add_class::<events::PyAllBlocksCleared>()?;
+    m.add_function(wrap_pyfunction!(events::py_decode_event_batch, m)?)?;
     Ok(())
 }

@@ -6,6 +6,8 @@ releases the GIL, and every object can be shared between threads.
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 from llmd._errors import (
     ConfigError,
     EventDecodeError,
@@ -16,10 +18,30 @@ from llmd._errors import (
     ResourceExhaustedError,
     UnknownEndpointError,
 )
-from llmd._native import __version__
+from llmd._native import (
+    NEWEST_VLLM_VERSION,
+    AllBlocksCleared,
+    BlockHasher,
+    BlockRemoved,
+    BlockStored,
+    EventBatch,
+    __version__,
+    decode_event_batch,
+)
+
+KvEvent: TypeAlias = BlockStored | BlockRemoved | AllBlocksCleared
+"""Any decoded KV event."""
 
 __all__ = [
     "__version__",
+    "NEWEST_VLLM_VERSION",
+    "BlockHasher",
+    "decode_event_batch",
+    "EventBatch",
+    "BlockStored",
+    "BlockRemoved",
+    "AllBlocksCleared",
+    "KvEvent",
     "LlmdError",
     "ConfigError",
     "EventDecodeError",

@@ -31,7 +31,14 @@ class ConfigError(LlmdError, ValueError):
 
 
 class EventDecodeError(LlmdError, ValueError):
-    """A KV-event payload is not a valid vLLM ``EventBatch``."""
+    """A KV-event payload is not a valid vLLM ``EventBatch``.
+
+    ``code`` is a stable name of the defect (``"truncated"``,
+    ``"wrong_field_type"``, ...) and ``offset`` the byte where it was found.
+    """
+
+    code: str | None = None
+    offset: int | None = None
 
 
 class HashError(LlmdError, ValueError):
