@@ -95,7 +95,11 @@ impl PyBlockStored {
     /// The hashes as published: ints, or digest bytes.
     #[getter]
     fn raw_block_hashes(&self, py: Python<'_>) -> PyResult<Vec<Py<PyAny>>> {
-        self.0.block_hashes.iter().map(|h| raw_hash(py, h)).collect()
+        self.0
+            .block_hashes
+            .iter()
+            .map(|h| raw_hash(py, h))
+            .collect()
     }
     /// 64-bit key of the block before the first one (`None` from block 0).
     #[getter]
@@ -105,7 +109,11 @@ impl PyBlockStored {
     /// The parent hash as published.
     #[getter]
     fn raw_parent_block_hash(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        self.0.parent_block_hash.as_ref().map(|h| raw_hash(py, h)).transpose()
+        self.0
+            .parent_block_hash
+            .as_ref()
+            .map(|h| raw_hash(py, h))
+            .transpose()
     }
     /// Tokens of the stored blocks.
     #[getter]
@@ -206,7 +214,11 @@ impl PyBlockRemoved {
     /// The hashes as published: ints, or digest bytes.
     #[getter]
     fn raw_block_hashes(&self, py: Python<'_>) -> PyResult<Vec<Py<PyAny>>> {
-        self.0.block_hashes.iter().map(|h| raw_hash(py, h)).collect()
+        self.0
+            .block_hashes
+            .iter()
+            .map(|h| raw_hash(py, h))
+            .collect()
     }
     /// Medium the blocks were evicted from (`None` = GPU).
     #[getter]

@@ -17,7 +17,6 @@ pub(crate) struct PyBlockHasher {
     inner: BlockHasher,
 }
 
-
 fn hash_err(py: Python<'_>, e: HashError) -> PyErr {
     error(py, Kind::Hash, e.to_string())
 }
@@ -33,7 +32,8 @@ pub(crate) fn request_extras(
     mm_items: Option<Vec<(String, usize, usize)>>,
     prompt_embeds: Option<(Vec<u8>, usize)>,
 ) -> RequestExtras {
-    let lora = (lora_id.is_some() || lora_name.is_some() || lora_path.is_some()).then(|| LoraRef {
+    let has_lora = lora_id.is_some() || lora_name.is_some() || lora_path.is_some();
+    let lora = has_lora.then_some(LoraRef {
         id: lora_id,
         name: lora_name,
         path: lora_path,
@@ -70,7 +70,8 @@ impl PyBlockHasher {
     ) -> PyResult<Self> {
         let build = || -> Result<BlockHasher, HashError> {
             let algo: HashAlgo = algo.parse()?;
-            let cfg = HasherConfig::for_vllm(vllm_version.unwrap_or("latest"), algo, block_size, seed)?;
+            let cfg =
+                HasherConfig::for_vllm(vllm_version.unwrap_or("latest"), algo, block_size, seed)?;
             BlockHasher::new(cfg)
         };
         build()
@@ -93,7 +94,14 @@ impl PyBlockHasher {
         prompt_embeds: Option<(Vec<u8>, usize)>,
     ) -> PyResult<Vec<u64>> {
         let tokens = convert::tokens(tokens)?;
-        let extras = request_extras(lora_id, lora_name, lora_path, cache_salt, mm_items, prompt_embeds);
+        let extras = request_extras(
+            lora_id,
+            lora_name,
+            lora_path,
+            cache_salt,
+            mm_items,
+            prompt_embeds,
+        );
         let hasher = &self.inner;
         py.detach(|| hasher.block_keys(&tokens, &extras))
             .map(|keys| keys.into_iter().map(|k| k.0).collect())
@@ -115,12 +123,22 @@ impl PyBlockHasher {
         prompt_embeds: Option<(Vec<u8>, usize)>,
     ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
         let tokens = convert::tokens(tokens)?;
-        let extras = request_extras(lora_id, lora_name, lora_path, cache_salt, mm_items, prompt_embeds);
+        let extras = request_extras(
+            lora_id,
+            lora_name,
+            lora_path,
+            cache_salt,
+            mm_items,
+            prompt_embeds,
+        );
         let hasher = &self.inner;
         let digests = py
             .detach(|| hasher.digests(&tokens, &extras))
             .map_err(|e| hash_err(py, e))?;
-        Ok(digests.iter().map(|d| PyBytes::new(py, d.as_bytes())).collect())
+        Ok(digests
+            .iter()
+            .map(|d| PyBytes::new(py, d.as_bytes()))
+            .collect())
     }
 
     /// Tokens per hashed block.
