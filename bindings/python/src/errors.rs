@@ -54,3 +54,25 @@ pub(crate) fn error(py: Python<'_>, kind: Kind, message: impl Into<String>) -> P
         Err(import_error) => import_error,
     }
 }
+
+/// The Python exception for a scheduler error, with its stable numeric
+/// `code` (and llm-d's `dropped_reason` where there is one) as attributes.
+pub(crate) fn schedule_error(py: Python<'_>, e: &llmd_sched::ScheduleError) -> PyErr {
+    use llmd_sched::ScheduleError as E;
+    let kind = match e {
+        E::NoEndpoints { .. } => Kind::NoEndpoints,
+        E::ResourceExhausted { .. } => Kind::ResourceExhausted,
+        E::Config(_) => Kind::Config,
+        E::InvalidRequest(_) | E::MetricsText(_) => Kind::InvalidArgument,
+        E::UnknownEndpoint(_) => Kind::UnknownEndpoint,
+        E::KvEvents(_) => Kind::EventDecode,
+        E::Hash(_) => Kind::Hash,
+        E::Index(_) => Kind::Other,
+    };
+    let err = error(py, kind, e.to_string());
+    let value = err.value(py);
+    // Attributes are a convenience; the message already says what happened.
+    let _ = value.setattr("code", e.code());
+    let _ = value.setattr("dropped_reason", e.dropped_reason());
+    err
+}

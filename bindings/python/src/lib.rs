@@ -15,6 +15,8 @@ mod convert;
 mod errors;
 mod events;
 mod hasher;
+mod json;
+mod scheduler;
 
 /// The native module. Classes are added here as one list; the Python package
 /// decides which names are public.
@@ -28,5 +30,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<events::PyBlockRemoved>()?;
     m.add_class::<events::PyAllBlocksCleared>()?;
     m.add_function(wrap_pyfunction!(events::py_decode_event_batch, m)?)?;
+    m.add_class::<scheduler::PyScheduler>()?;
+    m.add_class::<scheduler::PyDecision>()?;
     Ok(())
 }

@@ -18,13 +18,16 @@ from llmd._errors import (
     ResourceExhaustedError,
     UnknownEndpointError,
 )
+from llmd._types import EndpointState, IngestResult, IndexStats, RequestSummary, Target
 from llmd._native import (
     NEWEST_VLLM_VERSION,
     AllBlocksCleared,
     BlockHasher,
     BlockRemoved,
     BlockStored,
+    Decision,
     EventBatch,
+    Scheduler,
     __version__,
     decode_event_batch,
 )
@@ -42,6 +45,8 @@ __all__ = [
     "BlockRemoved",
     "AllBlocksCleared",
     "KvEvent",
+    "Scheduler",
+    "Decision",
     "LlmdError",
     "ConfigError",
     "EventDecodeError",

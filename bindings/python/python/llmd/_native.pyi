@@ -1,7 +1,10 @@
 """Type stubs of the native module ``llmd._native`` (checked by mypy.stubtest)."""
 
-from collections.abc import Iterable, Sequence
-from typing import TypeAlias, final
+from collections.abc import Iterable, Mapping, Sequence
+from os import PathLike
+from typing import Any, Literal, TypeAlias, final
+
+from llmd._types import EndpointState, IngestResult, RequestSummary, Target
 
 __all__ = [
     "__version__",
@@ -12,6 +15,8 @@ __all__ = [
     "BlockRemoved",
     "AllBlocksCleared",
     "decode_event_batch",
+    "Scheduler",
+    "Decision",
 ]
 
 __version__: str
@@ -133,3 +138,106 @@ class EventBatch:
     def __len__(self) -> int: ...
 
 def decode_event_batch(payload: bytes | bytearray | memoryview) -> EventBatch: ...
+
+@final
+class Decision:
+    @property
+    def request_id(self) -> str: ...
+    @property
+    def target(self) -> Target | None: ...
+    @property
+    def fallbacks(self) -> list[Target]: ...
+    @property
+    def prefill_target(self) -> Target | None: ...
+    @property
+    def encode_targets(self) -> list[Target]: ...
+    @property
+    def headers(self) -> dict[str, str]: ...
+    @property
+    def remove_headers(self) -> list[str]: ...
+    def explain(self) -> dict[str, Any]: ...
+    def explain_json(self) -> str: ...
+
+@final
+class Scheduler:
+    def __new__(cls, config: str | None = None, *, seed: int | None = None) -> Scheduler: ...
+    @staticmethod
+    def from_yaml(text: str, *, seed: int | None = None) -> Scheduler: ...
+    @staticmethod
+    def from_file(path: str | PathLike[str], *, seed: int | None = None) -> Scheduler: ...
+    @staticmethod
+    def default(*, seed: int | None = None) -> Scheduler: ...
+    def add_endpoint(
+        self,
+        name: str,
+        address: str,
+        *,
+        labels: Mapping[str, str] | None = None,
+        model: str | None = None,
+        lora_adapters: Sequence[str] | None = None,
+    ) -> None: ...
+    def update_endpoint(
+        self,
+        name: str,
+        address: str,
+        *,
+        labels: Mapping[str, str] | None = None,
+        model: str | None = None,
+        lora_adapters: Sequence[str] | None = None,
+    ) -> None: ...
+    def remove_endpoint(self, name: str) -> None: ...
+    def endpoints(self) -> list[str]: ...
+    def endpoint_state(self, name: str) -> EndpointState: ...
+    def update_metrics(
+        self,
+        name: str,
+        *,
+        waiting_queue_size: int = 0,
+        running_requests_size: int = 0,
+        kv_cache_usage: float = 0.0,
+        active_models: Sequence[str] | None = None,
+        waiting_models: Sequence[str] | None = None,
+        max_active_models: int = 0,
+        cache_block_size: int = 0,
+        cache_num_blocks: int = 0,
+    ) -> None: ...
+    def update_metrics_text(self, name: str, text: str) -> None: ...
+    def ingest_kv_events(
+        self, endpoint: str, payload: bytes | bytearray | memoryview, seq: int | None = None
+    ) -> IngestResult: ...
+    def tick(self) -> None: ...
+    def pick(
+        self,
+        *,
+        model: str = "",
+        prompt: str | None = None,
+        tokens: _Tokens | None = None,
+        request_id: str | None = None,
+        lora_name: str | None = None,
+        lora_id: int | None = None,
+        lora_path: str | None = None,
+        cache_salt: str | None = None,
+        session_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        priority: int = 0,
+        ttft_slo_ms: float | None = None,
+        tpot_slo_ms: float | None = None,
+        multimodal: bool = False,
+    ) -> Decision: ...
+    def _time_pick(
+        self,
+        iterations: int,
+        *,
+        model: str = "",
+        prompt: str | None = None,
+        tokens: _Tokens | None = None,
+        request_id: str | None = None,
+    ) -> float: ...
+    def on_first_token(self, request_id: str) -> bool: ...
+    def on_tokens(self, request_id: str, n: int) -> bool: ...
+    def on_complete(self, request_id: str, cached_tokens: int | None = None) -> RequestSummary | None: ...
+    def on_error(
+        self, request_id: str, kind: Literal["cancelled", "upstream", "other"] = "upstream"
+    ) -> RequestSummary | None: ...
+    @property
+    def open_requests(self) -> int: ...

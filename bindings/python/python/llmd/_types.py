@@ -1,0 +1,66 @@
+"""Shapes of the plain-data results returned by the native module.
+
+They exist for type checkers and documentation; at run time the results are
+ordinary dicts.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+__all__ = ["Target", "IngestResult", "RequestSummary", "EndpointState", "IndexStats"]
+
+
+class Target(TypedDict):
+    """A chosen endpoint."""
+
+    name: str
+    address: str
+
+
+class IngestResult(TypedDict):
+    """What one KV-event payload changed."""
+
+    stored: int
+    removed: int
+    cleared: int
+    skipped: int
+    seq_status: str | None
+    """``"first"``, ``"in_order"``, ``"gap"``, ``"restart"``, ``"duplicate"`` or None without ``seq``."""
+    missing: int
+    """Batches lost before this one (``seq_status == "gap"``)."""
+
+
+class RequestSummary(TypedDict):
+    """What is known about a finished request (clock times in nanoseconds)."""
+
+    id: str
+    target: str
+    prefill_target: str | None
+    prompt_tokens: int
+    scheduled_at_ns: int
+    first_token_at_ns: int | None
+    finished_at_ns: int
+    output_tokens: int
+    cached_tokens: int | None
+    error: str | None
+
+
+class EndpointState(TypedDict):
+    """An endpoint's live view: last metrics snapshot and in-flight load."""
+
+    name: str
+    address: str
+    metrics: dict[str, Any]
+    inflight_requests: int
+    inflight_tokens: int
+
+
+class IndexStats(TypedDict):
+    """Occupancy and health counters of a KV-block index."""
+
+    entries: int
+    capacity: int
+    evictions: int
+    endpoints: dict[str, int]
+    """Blocks held per endpoint (all tiers)."""
