@@ -41,9 +41,9 @@ llmd_python_section() {
 
   step "python: mypy.stubtest llmd"
   (cd "$ROOT" && "$venv/bin/python" -m mypy.stubtest llmd --concise)
-  step "python: mypy --strict (tests against the stubs)"
+  step "python: mypy --strict (tests, benchmarks, example against the stubs)"
   (cd "$ROOT" && "$venv/bin/python" -m mypy --strict --no-incremental \
-    bindings/python/tests)
+    bindings/python/tests bindings/python/bench examples/python)
   step "python: pytest"
   (cd "$ROOT" && "$venv/bin/python" -m pytest -q bindings/python/tests)
 }

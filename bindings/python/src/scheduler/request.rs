@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use llmd_sched::model::{LoraRef, Prompt, Slo};
 use llmd_sched::Request;
-use pyo3::exceptions::PyOverflowError;
 use pyo3::prelude::*;
 
 use crate::convert;
@@ -45,7 +44,7 @@ impl PickArgs<'_, '_> {
                 ))
             }
             (Some(text), None) => Prompt::Text(text),
-            (None, Some(tokens)) => Prompt::Tokens(tokens_u32(tokens)?),
+            (None, Some(tokens)) => Prompt::Tokens(convert::tokens_u32(tokens)?),
             (None, None) => Prompt::Tokens(Vec::new()),
         };
         if self.lora_name.is_none() && (self.lora_id.is_some() || self.lora_path.is_some()) {
@@ -86,14 +85,4 @@ impl PickArgs<'_, '_> {
             ..Request::default()
         })
     }
-}
-
-fn tokens_u32(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u32>> {
-    convert::tokens(obj)?
-        .into_iter()
-        .map(|t| {
-            u32::try_from(t)
-                .map_err(|_| PyOverflowError::new_err(format!("token id {t} does not fit 32 bits")))
-        })
-        .collect()
 }
