@@ -2,9 +2,10 @@
 
 use llmd_kvindex::events::{
     decode_event_batch, BlockRemoved, BlockStored, DecodeError, ExtraValue, HashValue, KvEvent,
+    SeqStatus,
 };
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyTuple};
 use pyo3::IntoPyObjectExt;
 
 use crate::errors::{error, Kind};
@@ -331,4 +332,19 @@ fn opt_repr<T: std::fmt::Display>(v: Option<T>) -> String {
 
 fn opt_str_repr(v: Option<&str>) -> String {
     v.map_or_else(|| "None".to_owned(), |v| format!("{v:?}"))
+}
+
+/// Adds `seq_status` (`None` without a sequence number) and `missing` (the
+/// batches lost before this one) to an ingestion result.
+pub(crate) fn seq_fields(d: &Bound<'_, PyDict>, status: Option<SeqStatus>) -> PyResult<()> {
+    let (name, missing) = match status {
+        None => (None, 0),
+        Some(SeqStatus::First) => (Some("first"), 0),
+        Some(SeqStatus::InOrder) => (Some("in_order"), 0),
+        Some(SeqStatus::Gap { missing }) => (Some("gap"), missing),
+        Some(SeqStatus::Restart) => (Some("restart"), 0),
+        Some(SeqStatus::Duplicate) => (Some("duplicate"), 0),
+    };
+    d.set_item("seq_status", name)?;
+    d.set_item("missing", missing)
 }

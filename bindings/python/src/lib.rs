@@ -15,6 +15,7 @@ mod convert;
 mod errors;
 mod events;
 mod hasher;
+mod index;
 mod json;
 mod scheduler;
 
@@ -30,6 +31,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<events::PyBlockRemoved>()?;
     m.add_class::<events::PyAllBlocksCleared>()?;
     m.add_function(wrap_pyfunction!(events::py_decode_event_batch, m)?)?;
+    m.add_class::<index::PyKvIndex>()?;
     m.add_class::<scheduler::PyScheduler>()?;
     m.add_class::<scheduler::PyDecision>()?;
     Ok(())

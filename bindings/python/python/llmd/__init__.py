@@ -18,7 +18,15 @@ from llmd._errors import (
     ResourceExhaustedError,
     UnknownEndpointError,
 )
-from llmd._types import EndpointState, IngestResult, IndexStats, RequestSummary, Target
+from llmd._types import (
+    EndpointState,
+    IndexApplyResult,
+    IndexStats,
+    IngestResult,
+    RequestSummary,
+    Target,
+    TierBlocks,
+)
 from llmd._native import (
     NEWEST_VLLM_VERSION,
     AllBlocksCleared,
@@ -27,6 +35,7 @@ from llmd._native import (
     BlockStored,
     Decision,
     EventBatch,
+    KvIndex,
     Scheduler,
     __version__,
     decode_event_batch,
@@ -52,6 +61,9 @@ __all__ = [
     "RequestSummary",
     "EndpointState",
     "IndexStats",
+    "IndexApplyResult",
+    "TierBlocks",
+    "KvIndex",
     "LlmdError",
     "ConfigError",
     "EventDecodeError",

@@ -4,7 +4,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from os import PathLike
 from typing import Any, Literal, TypeAlias, final
 
-from llmd._types import EndpointState, IngestResult, RequestSummary, Target
+from llmd._types import EndpointState, IndexApplyResult, IndexStats, IngestResult, RequestSummary, Target
 
 __all__ = [
     "__version__",
@@ -15,6 +15,7 @@ __all__ = [
     "BlockRemoved",
     "AllBlocksCleared",
     "decode_event_batch",
+    "KvIndex",
     "Scheduler",
     "Decision",
 ]
@@ -241,3 +242,31 @@ class Scheduler:
     ) -> RequestSummary | None: ...
     @property
     def open_requests(self) -> int: ...
+
+@final
+class KvIndex:
+    def __new__(
+        cls,
+        *,
+        block_size: int = 16,
+        mode: Literal["router_keys", "approximate"] = "router_keys",
+        capacity_blocks: int = 1048576,
+        max_endpoints: int = 1024,
+        gpu_weight: float = 1.0,
+        cpu_weight: float = 0.8,
+        storage_weight: float = 0.5,
+        speculative_weight: float = 0.9,
+        speculative_ttl_s: float = 2.0,
+    ) -> KvIndex: ...
+    def apply_event_batch(
+        self, endpoint: str, payload: bytes | bytearray | memoryview, *, model: str = "", seq: int | None = None
+    ) -> IndexApplyResult: ...
+    def match_prefix(self, block_hashes: _Tokens, *, model: str = "") -> dict[str, float]: ...
+    def match_prefix_blocks(self, block_hashes: _Tokens, *, model: str = "") -> dict[str, tuple[int, float]]: ...
+    def record_routing(self, endpoint: str, block_hashes: _Tokens, *, model: str = "") -> None: ...
+    def remove_endpoint(self, endpoint: str) -> None: ...
+    def clear_endpoint(self, endpoint: str) -> None: ...
+    def tick(self) -> None: ...
+    @property
+    def block_size(self) -> int: ...
+    def stats(self) -> IndexStats: ...

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
-__all__ = ["Target", "IngestResult", "RequestSummary", "EndpointState", "IndexStats"]
+__all__ = ["Target", "IngestResult", "IndexApplyResult", "RequestSummary", "EndpointState", "IndexStats", "TierBlocks"]
 
 
 class Target(TypedDict):
@@ -56,11 +56,40 @@ class EndpointState(TypedDict):
     inflight_tokens: int
 
 
+class IndexApplyResult(TypedDict):
+    """What one KV-event payload changed in a ``KvIndex``."""
+
+    stored: int
+    removed: int
+    cleared: int
+    unplaceable: int
+    """Blocks that could not be placed (unknown parent, too few tokens)."""
+    unknown_media: int
+    ignored: int
+    seq_status: str | None
+    missing: int
+
+
+class TierBlocks(TypedDict):
+    """Blocks one endpoint holds, per tier."""
+
+    gpu: int
+    cpu: int
+    storage: int
+    speculative: int
+
+
 class IndexStats(TypedDict):
-    """Occupancy and health counters of a KV-block index."""
+    """Occupancy and health counters of a ``KvIndex``."""
 
     entries: int
     capacity: int
+    holdings: int
+    table_bytes: int
     evictions: int
-    endpoints: dict[str, int]
-    """Blocks held per endpoint (all tiers)."""
+    unplaceable: int
+    unknown_media: int
+    ignored_events: int
+    speculative_expired: int
+    speculative_confirmed: int
+    endpoints: dict[str, TierBlocks]

@@ -16,7 +16,7 @@ pub(crate) use decision::PyDecision;
 use request::PickArgs;
 
 use crate::errors::{error, schedule_error, Kind};
-use crate::events::{decode_err, Payload};
+use crate::events::{decode_err, seq_fields, Payload};
 use crate::json;
 
 /// Routes requests across vLLM endpoints: filters, weighted scorers and a
@@ -58,16 +58,6 @@ impl PyScheduler {
             lora_adapters: lora_adapters.unwrap_or_default(),
             ..Endpoint::new(name, address)
         }
-    }
-}
-
-fn seq_status_name(s: SeqStatus) -> &'static str {
-    match s {
-        SeqStatus::First => "first",
-        SeqStatus::InOrder => "in_order",
-        SeqStatus::Gap { .. } => "gap",
-        SeqStatus::Restart => "restart",
-        SeqStatus::Duplicate => "duplicate",
     }
 }
 
@@ -261,12 +251,7 @@ impl PyScheduler {
         d.set_item("removed", stats.removed)?;
         d.set_item("cleared", stats.cleared)?;
         d.set_item("skipped", stats.skipped)?;
-        d.set_item("seq_status", status.map(seq_status_name))?;
-        let missing = match status {
-            Some(SeqStatus::Gap { missing }) => missing,
-            _ => 0,
-        };
-        d.set_item("missing", missing)?;
+        seq_fields(&d, status)?;
         Ok(d)
     }
 
