@@ -82,7 +82,6 @@ impl PickArgs<'_, '_> {
                 tpot_ms: self.tpot_slo_ms,
             },
             multimodal: self.multimodal,
-            ..Request::default()
         })
     }
 }
