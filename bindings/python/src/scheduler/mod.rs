@@ -1,13 +1,14 @@
 //! `llmd.Scheduler`: the llm-d-compatible scheduling pipeline.
 
 mod decision;
+mod feed;
 mod request;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use llmd_kvindex::events::{decode_event_batch, SeqStatus, SeqTracker};
-use llmd_sched::{Endpoint, EndpointMetrics, RequestErrorKind, ScheduleError, Scheduler};
+use llmd_kvindex::events::SeqTracker;
+use llmd_sched::{Endpoint, EndpointMetrics, ScheduleError, Scheduler};
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -16,7 +17,6 @@ pub(crate) use decision::PyDecision;
 use request::PickArgs;
 
 use crate::errors::{error, schedule_error, Kind};
-use crate::events::{decode_err, seq_fields, Payload};
 use crate::json;
 
 /// Routes requests across vLLM endpoints: filters, weighted scorers and a
@@ -227,32 +227,7 @@ impl PyScheduler {
         payload: &Bound<'py, PyAny>,
         seq: Option<u64>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let payload = Payload::from_object(payload)?;
-        let bytes = payload.as_slice();
-        let outcome = py.detach(|| {
-            let batch = decode_event_batch(bytes).map_err(Err)?;
-            let status = seq.map(|s| {
-                let rank = batch.data_parallel_rank.unwrap_or(0);
-                self.seqs.lock().observe(endpoint, rank, s)
-            });
-            if status == Some(SeqStatus::Duplicate) {
-                return Ok((status, None));
-            }
-            let stats = self.inner.ingest_kv_batch(endpoint, &batch).map_err(Ok)?;
-            Ok((status, Some(stats)))
-        });
-        let (status, stats) = outcome.map_err(|e| match e {
-            Err(decode) => decode_err(py, &decode),
-            Ok(sched) => schedule_error(py, &sched),
-        })?;
-        let d = PyDict::new(py);
-        let stats = stats.unwrap_or_default();
-        d.set_item("stored", stats.stored)?;
-        d.set_item("removed", stats.removed)?;
-        d.set_item("cleared", stats.cleared)?;
-        d.set_item("skipped", stats.skipped)?;
-        seq_fields(&d, status)?;
-        Ok(d)
+        self.ingest(py, endpoint, payload, seq)
     }
 
     /// Periodic maintenance (expires speculative cache entries); call it
@@ -383,18 +358,7 @@ impl PyScheduler {
     /// `"upstream"` (the endpoint failed) or `"other"`.
     #[pyo3(signature = (request_id, kind="upstream"))]
     fn on_error(&self, py: Python<'_>, request_id: &str, kind: &str) -> PyResult<Py<PyAny>> {
-        let kind = match kind {
-            "cancelled" => RequestErrorKind::Cancelled,
-            "upstream" => RequestErrorKind::Upstream,
-            "other" => RequestErrorKind::Other,
-            other => {
-                return Err(error(
-                    py,
-                    Kind::InvalidArgument,
-                    format!("unknown error kind {other:?} (expected \"cancelled\", \"upstream\" or \"other\")"),
-                ))
-            }
-        };
+        let kind = request::error_kind(py, kind)?;
         let summary = py.detach(|| self.inner.on_error(request_id, kind));
         json::to_py(py, &summary)
     }

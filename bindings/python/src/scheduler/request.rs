@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use llmd_sched::model::{LoraRef, Prompt, Slo};
-use llmd_sched::Request;
+use llmd_sched::{Request, RequestErrorKind};
 use pyo3::prelude::*;
 
 use crate::convert;
@@ -84,4 +84,22 @@ impl PickArgs<'_, '_> {
             multimodal: self.multimodal,
         })
     }
+}
+
+/// `on_error`'s `kind` argument.
+pub(crate) fn error_kind(py: Python<'_>, kind: &str) -> PyResult<RequestErrorKind> {
+    Ok(match kind {
+        "cancelled" => RequestErrorKind::Cancelled,
+        "upstream" => RequestErrorKind::Upstream,
+        "other" => RequestErrorKind::Other,
+        other => {
+            return Err(error(
+                py,
+                Kind::InvalidArgument,
+                format!(
+                "unknown error kind {other:?} (expected \"cancelled\", \"upstream\" or \"other\")"
+            ),
+            ))
+        }
+    })
 }
