@@ -18,6 +18,7 @@ mod hasher;
 mod index;
 mod json;
 mod scheduler;
+mod zmq;
 
 /// The native module. Classes are added here as one list; the Python package
 /// decides which names are public.
@@ -31,6 +32,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<events::PyBlockRemoved>()?;
     m.add_class::<events::PyAllBlocksCleared>()?;
     m.add_function(wrap_pyfunction!(events::py_decode_event_batch, m)?)?;
+    m.add_class::<zmq::PyTopic>()?;
+    m.add_function(wrap_pyfunction!(zmq::py_parse_topic, m)?)?;
+    m.add_function(wrap_pyfunction!(zmq::py_parse_seq, m)?)?;
+    m.add("REPLAY_END_SEQ", llmd_kvindex::events::zmq::REPLAY_END_SEQ)?;
     m.add_class::<index::PyKvIndex>()?;
     m.add_class::<scheduler::PyScheduler>()?;
     m.add_class::<scheduler::PyDecision>()?;

@@ -29,6 +29,7 @@ from llmd._types import (
 )
 from llmd._native import (
     NEWEST_VLLM_VERSION,
+    REPLAY_END_SEQ,
     AllBlocksCleared,
     BlockHasher,
     BlockRemoved,
@@ -37,8 +38,11 @@ from llmd._native import (
     EventBatch,
     KvIndex,
     Scheduler,
+    Topic,
     __version__,
     decode_event_batch,
+    parse_seq,
+    parse_topic,
 )
 
 KvEvent: TypeAlias = BlockStored | BlockRemoved | AllBlocksCleared
@@ -54,6 +58,10 @@ __all__ = [
     "BlockRemoved",
     "AllBlocksCleared",
     "KvEvent",
+    "Topic",
+    "parse_topic",
+    "parse_seq",
+    "REPLAY_END_SEQ",
     "Scheduler",
     "Decision",
     "Target",

@@ -15,6 +15,10 @@ __all__ = [
     "BlockRemoved",
     "AllBlocksCleared",
     "decode_event_batch",
+    "Topic",
+    "parse_topic",
+    "parse_seq",
+    "REPLAY_END_SEQ",
     "KvIndex",
     "Scheduler",
     "Decision",
@@ -139,6 +143,22 @@ class EventBatch:
     def __len__(self) -> int: ...
 
 def decode_event_batch(payload: bytes | bytearray | memoryview) -> EventBatch: ...
+
+REPLAY_END_SEQ: int
+
+@final
+class Topic:
+    @property
+    def topic(self) -> str: ...
+    @property
+    def pod(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def conforms_to_convention(self) -> bool: ...
+
+def parse_topic(frame: bytes) -> Topic: ...
+def parse_seq(frame: bytes) -> int: ...
 
 @final
 class Decision:
