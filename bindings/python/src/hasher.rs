@@ -1,9 +1,10 @@
 //! `llmd.BlockHasher`: vLLM's prefix-cache block hashes.
 
 use llmd_kvindex::hash::{
-    BlockHasher, HashAlgo, HashError, HasherConfig, LoraRef, MmItem, PromptEmbeds, RequestExtras,
-    VllmVersion,
+    BlockHasher, HashAlgo, HashChain, HashError, HasherConfig, LoraRef, MmItem, PromptEmbeds,
+    RequestExtras, VllmVersion,
 };
+use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -141,6 +142,29 @@ impl PyBlockHasher {
             .collect())
     }
 
+    /// An incremental chain for one request (e.g. a chat across turns):
+    /// extending it gives the same hashes as hashing the whole token list.
+    #[pyo3(signature = (*, lora_id=None, lora_name=None, lora_path=None, cache_salt=None, mm_items=None, prompt_embeds=None))]
+    fn chain(
+        &self,
+        lora_id: Option<i64>,
+        lora_name: Option<String>,
+        lora_path: Option<String>,
+        cache_salt: Option<String>,
+        mm_items: Option<Vec<(String, usize, usize)>>,
+        prompt_embeds: Option<(Vec<u8>, usize)>,
+    ) -> PyHashChain {
+        let extras = request_extras(
+            lora_id,
+            lora_name,
+            lora_path,
+            cache_salt,
+            mm_items,
+            prompt_embeds,
+        );
+        PyHashChain(Mutex::new(self.inner.chain(extras)))
+    }
+
     /// Tokens per hashed block.
     #[getter]
     fn block_size(&self) -> usize {
@@ -189,4 +213,37 @@ impl PyBlockHasher {
 /// The newest vLLM release whose hashes are reproduced (the default).
 pub(crate) fn newest_vllm_version() -> String {
     VllmVersion::NEWEST.to_string()
+}
+
+/// A request's block hashes, extended as its tokens arrive; a trailing
+/// partial block waits until it fills.
+#[pyclass(name = "HashChain", module = "llmd", frozen)]
+pub(crate) struct PyHashChain(Mutex<HashChain>);
+
+#[pymethods]
+impl PyHashChain {
+    /// Appends tokens; returns the hashes of the blocks they completed. On
+    /// error nothing is appended.
+    fn extend(&self, py: Python<'_>, tokens: &Bound<'_, PyAny>) -> PyResult<Vec<u64>> {
+        let tokens = convert::tokens(tokens)?;
+        py.detach(|| {
+            let mut chain = self.0.lock();
+            chain
+                .extend(&tokens)
+                .map(|keys| keys.iter().map(|k| k.0).collect())
+        })
+        .map_err(|e| hash_err(py, e))
+    }
+
+    /// Hashes of all completed blocks.
+    #[getter]
+    fn block_hashes(&self, py: Python<'_>) -> Vec<u64> {
+        py.detach(|| self.0.lock().keys().iter().map(|k| k.0).collect())
+    }
+
+    /// Tokens seen so far, including the partial block.
+    #[getter]
+    fn num_tokens(&self, py: Python<'_>) -> usize {
+        py.detach(|| self.0.lock().num_tokens())
+    }
 }

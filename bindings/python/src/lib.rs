@@ -27,6 +27,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("NEWEST_VLLM_VERSION", hasher::newest_vllm_version())?;
     m.add_class::<hasher::PyBlockHasher>()?;
+    m.add_class::<hasher::PyHashChain>()?;
     m.add_class::<events::PyEventBatch>()?;
     m.add_class::<events::PyBlockStored>()?;
     m.add_class::<events::PyBlockRemoved>()?;

@@ -119,3 +119,17 @@ def test_bad_extras() -> None:
         h.block_hashes(list(range(32)), mm_items=[("img", 4, 0)])  # covers no token
     with pytest.raises(llmd.HashError):
         h.block_hashes([0] * 32, prompt_embeds=(b"\0" * 16, 16))  # 1 row for 32 tokens
+
+
+def test_incremental_chain_equals_whole_prompt() -> None:
+    h = llmd.BlockHasher(seed="0", algo="sha256")
+    tokens = list(range(1, 200))
+    chain = h.chain(lora_name="a", lora_path="p", cache_salt="s")
+    got: list[int] = []
+    for start in range(0, len(tokens), 37):  # turns that end mid-block
+        got += chain.extend(tokens[start : start + 37])
+    assert got == chain.block_hashes == h.block_hashes(tokens, lora_name="a", lora_path="p", cache_salt="s")
+    assert chain.num_tokens == len(tokens)
+    with pytest.raises(OverflowError):
+        chain.extend([-1])
+    assert chain.num_tokens == len(tokens)

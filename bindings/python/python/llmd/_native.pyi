@@ -10,6 +10,7 @@ __all__ = [
     "__version__",
     "NEWEST_VLLM_VERSION",
     "BlockHasher",
+    "HashChain",
     "EventBatch",
     "BlockStored",
     "BlockRemoved",
@@ -61,6 +62,16 @@ class BlockHasher:
         mm_items: Sequence[tuple[str, int, int]] | None = None,
         prompt_embeds: tuple[bytes, int] | None = None,
     ) -> list[bytes]: ...
+    def chain(
+        self,
+        *,
+        lora_id: int | None = None,
+        lora_name: str | None = None,
+        lora_path: str | None = None,
+        cache_salt: str | None = None,
+        mm_items: Sequence[tuple[str, int, int]] | None = None,
+        prompt_embeds: tuple[bytes, int] | None = None,
+    ) -> HashChain: ...
     @property
     def block_size(self) -> int: ...
     @property
@@ -71,6 +82,14 @@ class BlockHasher:
     def vllm_version(self) -> str: ...
     @property
     def none_hash(self) -> bytes: ...
+
+@final
+class HashChain:
+    def extend(self, tokens: _Tokens) -> list[int]: ...
+    @property
+    def block_hashes(self) -> list[int]: ...
+    @property
+    def num_tokens(self) -> int: ...
 
 @final
 class BlockStored:
