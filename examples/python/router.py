@@ -28,6 +28,10 @@ ROUTES = ("/v1/completions", "/v1/chat/completions")
 MAX_BODY = 64 << 20
 
 
+class ClientGone(ConnectionError):
+    """The client closed its connection while the answer was streaming."""
+
+
 class HttpError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -113,9 +117,12 @@ class Router:
                 continue
             try:
                 await self.relay(rid, path, req, upstream_headers, stream, wants_usage, up_reader, up_writer, writer)
-            except (ConnectionError, asyncio.IncompleteReadError) as e:
-                self.scheduler.on_error(rid, "cancelled" if writer.is_closing() else "upstream")
-                log.warning("%s: stream broken (%s)", rid, e)
+            except ClientGone:
+                self.scheduler.on_error(rid, "cancelled")
+                log.info("%s: client went away", rid)
+            except (ConnectionError, asyncio.IncompleteReadError, ValueError) as e:
+                self.scheduler.on_error(rid, "upstream")
+                log.warning("%s: upstream stream broken (%s)", rid, e)
             finally:
                 up_writer.close()
             return
@@ -153,7 +160,7 @@ class Router:
                 self.scheduler.on_error(rid, "upstream")
             await respond(writer, status, data, up_headers.get("content-type", "application/json"))
             return
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+        await send(writer, b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
         seen_first, cached, buf = False, None, b""
         async for chunk in body:
             buf += chunk
@@ -172,10 +179,8 @@ class Router:
                             self.scheduler.on_tokens(rid, 1)
                     elif not wants_usage:
                         continue  # the usage chunk the client did not ask for
-                writer.write(b"%x\r\n%s\n\n\r\n" % (len(event) + 2, event))
-                await writer.drain()
-        writer.write(b"0\r\n\r\n")
-        await writer.drain()
+                await send(writer, b"%x\r\n%s\n\n\r\n" % (len(event) + 2, event))
+        await send(writer, b"0\r\n\r\n")
         self.finish(rid, cached)
 
     def account_whole(self, rid: str, data: bytes) -> None:
@@ -261,6 +266,15 @@ async def iter_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> An
         return
     while chunk := await reader.read(65536):
         yield chunk
+
+
+async def send(writer: asyncio.StreamWriter, data: bytes) -> None:
+    """Writes to the client; a failure means the client went away."""
+    try:
+        writer.write(data)
+        await writer.drain()
+    except ConnectionError as e:
+        raise ClientGone(str(e)) from e
 
 
 async def respond(writer: asyncio.StreamWriter, status: int, body: bytes, ctype: str = "application/json") -> None:

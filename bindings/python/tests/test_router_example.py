@@ -166,6 +166,20 @@ async def scenario() -> None:
         status, _ = await asyncio.to_thread(http, "GET", base + "/nope")
         assert status == 404
 
+        # A client that hangs up mid-stream leaves no request open.
+        port = server.sockets[0].getsockname()[1]
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        body = json.dumps({"model": "m", "prompt": "bye", "stream": True}).encode()
+        w.write(b"POST /v1/completions HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        await w.drain()
+        assert (await r.readuntil(b"\r\n")).startswith(b"HTTP/1.1 200")
+        w.close()
+        for _ in range(500):
+            if router.scheduler.open_requests == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert router.scheduler.open_requests == 0
+
         # The chosen backend goes away: 502, and nothing stays open.
         assert idle.server is not None
         idle.server.close()
