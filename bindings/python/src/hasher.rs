@@ -55,6 +55,13 @@ pub(crate) fn request_extras(
     }
 }
 
+impl PyBlockHasher {
+    /// The Rust hasher (cheap to clone: shared).
+    pub(crate) fn inner(&self) -> &BlockHasher {
+        &self.inner
+    }
+}
+
 #[pymethods]
 impl PyBlockHasher {
     /// `algo` is vLLM's `--prefix-caching-hash-algo`; `seed` the engines'

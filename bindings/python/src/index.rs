@@ -12,6 +12,7 @@ use pyo3::types::{IntoPyDict, PyDict};
 use crate::convert;
 use crate::errors::{error, Kind};
 use crate::events::{decode_err, seq_fields, Payload};
+use crate::hasher::{request_extras, PyBlockHasher};
 
 /// Which endpoints hold which blocks, in which tier (GPU, CPU, storage).
 /// Reads never wait for writers; writes to different endpoints run in parallel.
@@ -26,6 +27,7 @@ pub(crate) struct PyKvIndex {
 fn index_err(py: Python<'_>, e: &IndexError) -> PyErr {
     let kind = match e {
         IndexError::EndpointsFull { .. } => Kind::ResourceExhausted,
+        IndexError::Hash(_) => Kind::Hash,
         _ => Kind::InvalidArgument,
     };
     error(py, kind, e.to_string())
@@ -43,17 +45,21 @@ impl PyKvIndex {
 
 #[pymethods]
 impl PyKvIndex {
-    /// `mode` is `"router_keys"` (events' token ids re-hashed with the index's
-    /// own chain: works whatever seed or algorithm the engines use) or
-    /// `"approximate"` (no events; entries come from `record_routing`).
+    /// `mode` is `"engine_parity"` (keys are vLLM's own, prompts hashed by
+    /// `hasher` exactly as the engines do; the default when a hasher is
+    /// given), `"router_keys"` (events' token ids re-hashed with the index's
+    /// own chain: works whatever seed or algorithm the engines use; the
+    /// default otherwise) or `"approximate"` (no events; entries come from
+    /// `record_routing`).
     #[new]
-    #[pyo3(signature = (*, block_size=16, mode="router_keys", capacity_blocks=1048576, max_endpoints=1024,
+    #[pyo3(signature = (*, block_size=16, mode=None, hasher=None, capacity_blocks=1048576, max_endpoints=1024,
         gpu_weight=1.0, cpu_weight=0.8, storage_weight=0.5, speculative_weight=0.9, speculative_ttl_s=2.0))]
     #[allow(clippy::too_many_arguments)] // reason: one parameter per Python keyword argument
     fn new(
         py: Python<'_>,
         block_size: usize,
-        mode: &str,
+        mode: Option<&str>,
+        hasher: Option<PyRef<'_, PyBlockHasher>>,
         capacity_blocks: usize,
         max_endpoints: usize,
         gpu_weight: f64,
@@ -62,14 +68,36 @@ impl PyKvIndex {
         speculative_weight: f64,
         speculative_ttl_s: f64,
     ) -> PyResult<Self> {
-        let key_mode = match mode {
-            "router_keys" => KeyMode::RouterKeys { block_size },
-            "approximate" => KeyMode::Approximate { block_size },
-            other => {
+        let mode = mode.unwrap_or(if hasher.is_some() {
+            "engine_parity"
+        } else {
+            "router_keys"
+        });
+        let key_mode = match (mode, hasher) {
+            ("engine_parity", Some(h)) => KeyMode::EngineParity(h.inner().clone()),
+            ("engine_parity", None) => {
                 return Err(error(
                     py,
                     Kind::InvalidArgument,
-                    format!("unknown mode {other:?} (expected \"router_keys\" or \"approximate\")"),
+                    "mode \"engine_parity\" needs the engines' hasher (hasher=BlockHasher(...))",
+                ))
+            }
+            (_, Some(_)) => {
+                return Err(error(
+                    py,
+                    Kind::InvalidArgument,
+                    format!("a hasher is only used in mode \"engine_parity\", not {mode:?}"),
+                ))
+            }
+            ("router_keys", None) => KeyMode::RouterKeys { block_size },
+            ("approximate", None) => KeyMode::Approximate { block_size },
+            (other, None) => {
+                return Err(error(
+                    py,
+                    Kind::InvalidArgument,
+                    format!(
+                        "unknown mode {other:?} (expected \"engine_parity\", \"router_keys\" or \"approximate\")"
+                    ),
                 ))
             }
         };
@@ -144,9 +172,43 @@ impl PyKvIndex {
         d.set_item("cleared", r.cleared)?;
         d.set_item("unplaceable", r.unplaceable)?;
         d.set_item("unknown_media", r.unknown_media)?;
+        d.set_item("parity_checks", r.parity_checks)?;
+        d.set_item("parity_mismatches", r.parity_mismatches)?;
         d.set_item("ignored", r.ignored)?;
         seq_fields(&d, status)?;
         Ok(d)
+    }
+
+    /// The block keys of a prompt in this index's key mode (vLLM's keys in
+    /// engine parity, the index's own chain otherwise), for `match_prefix`.
+    /// In the router modes only `lora_name` of the extras enters the keys.
+    #[pyo3(signature = (tokens, *, model="", lora_id=None, lora_name=None, lora_path=None, cache_salt=None,
+        mm_items=None, prompt_embeds=None))]
+    #[allow(clippy::too_many_arguments)] // reason: one parameter per Python keyword argument
+    fn prompt_keys(
+        &self,
+        py: Python<'_>,
+        tokens: &Bound<'_, PyAny>,
+        model: &str,
+        lora_id: Option<i64>,
+        lora_name: Option<String>,
+        lora_path: Option<String>,
+        cache_salt: Option<String>,
+        mm_items: Option<Vec<(String, usize, usize)>>,
+        prompt_embeds: Option<(Vec<u8>, usize)>,
+    ) -> PyResult<Vec<u64>> {
+        let tokens = convert::tokens(tokens)?;
+        let extras = request_extras(
+            lora_id,
+            lora_name,
+            lora_path,
+            cache_salt,
+            mm_items,
+            prompt_embeds,
+        );
+        py.detach(|| self.inner.prompt_keys(model, &tokens, &extras))
+            .map(|keys| keys.into_iter().map(|k| k.0).collect())
+            .map_err(|e| index_err(py, &e))
     }
 
     /// Longest run of `block_hashes` (from block 0) each endpoint holds, as
@@ -257,6 +319,8 @@ impl PyKvIndex {
         d.set_item("evictions", s.evictions)?;
         d.set_item("unplaceable", s.unplaceable)?;
         d.set_item("unknown_media", s.unknown_media)?;
+        d.set_item("parity_checks", s.parity_checks)?;
+        d.set_item("parity_mismatches", s.parity_mismatches)?;
         d.set_item("ignored_events", s.ignored_events)?;
         d.set_item("speculative_expired", s.speculative_expired)?;
         d.set_item("speculative_confirmed", s.speculative_confirmed)?;

@@ -26,6 +26,34 @@ def test_approximate_mode_matches_routed_prefixes() -> None:
     index.remove_endpoint("never-seen")
 
 
+def test_engine_parity_matches_vllm_keys() -> None:
+    hasher = llmd.BlockHasher(seed="0", algo="sha256", vllm_version="0.20.0")
+    index = llmd.KvIndex(hasher=hasher)
+    tokens = list(range(7, 7 + 96))
+    keys = hasher.block_hashes(tokens)
+    assert index.prompt_keys(tokens) == keys
+    stored = kv_events.batch([kv_events.stored(keys, tokens)])
+    r = index.apply_event_batch("pod-a", stored, model="m")
+    assert (r["stored"], r["parity_checks"], r["parity_mismatches"]) == (6, 1, 0)
+    assert index.match_prefix_blocks(keys[:4] + [1], model="m")["pod-a"][0] == 4
+
+    # An index configured with another seed notices on the first parent-less event.
+    wrong = llmd.KvIndex(hasher=llmd.BlockHasher(seed="1", algo="sha256", vllm_version="0.20.0"))
+    assert wrong.apply_event_batch("pod-a", stored, model="m")["parity_mismatches"] == 1
+    assert wrong.stats()["parity_mismatches"] == 1
+
+
+def test_router_keys_prompt_match() -> None:
+    index = llmd.KvIndex(block_size=16)
+    tokens = list(range(900, 900 + 80))
+    index.apply_event_batch("pod-a", kv_events.stored_for(tokens, key_base=77), model="m")
+    keys = index.prompt_keys(tokens + [1, 2], model="m")
+    assert len(keys) == 5
+    assert index.match_prefix_blocks(keys, model="m")["pod-a"][0] == 5
+    assert index.match_prefix(keys, model="m") == {"pod-a": pytest.approx(5.0)}
+    assert index.match_prefix(index.prompt_keys(tokens, model="m", lora_name="x"), model="m") == {}
+
+
 def test_router_keys_mode_applies_events() -> None:
     index = llmd.KvIndex(block_size=16)
     assert index.block_size == 16
@@ -57,6 +85,10 @@ def test_router_keys_mode_applies_events() -> None:
 def test_errors() -> None:
     with pytest.raises(llmd.InvalidArgumentError):
         llmd.KvIndex(mode="telepathy")  # type: ignore[arg-type]
+    with pytest.raises(llmd.InvalidArgumentError):
+        llmd.KvIndex(mode="engine_parity")
+    with pytest.raises(llmd.InvalidArgumentError):
+        llmd.KvIndex(mode="approximate", hasher=llmd.BlockHasher())
     with pytest.raises(llmd.InvalidArgumentError):
         llmd.KvIndex(capacity_blocks=0)
     with pytest.raises(llmd.InvalidArgumentError):

@@ -288,7 +288,8 @@ class KvIndex:
         cls,
         *,
         block_size: int = 16,
-        mode: Literal["router_keys", "approximate"] = "router_keys",
+        mode: Literal["engine_parity", "router_keys", "approximate"] | None = None,
+        hasher: BlockHasher | None = None,
         capacity_blocks: int = 1048576,
         max_endpoints: int = 1024,
         gpu_weight: float = 1.0,
@@ -300,6 +301,18 @@ class KvIndex:
     def apply_event_batch(
         self, endpoint: str, payload: bytes | bytearray | memoryview, *, model: str = "", seq: int | None = None
     ) -> IndexApplyResult: ...
+    def prompt_keys(
+        self,
+        tokens: _Tokens,
+        *,
+        model: str = "",
+        lora_id: int | None = None,
+        lora_name: str | None = None,
+        lora_path: str | None = None,
+        cache_salt: str | None = None,
+        mm_items: Sequence[tuple[str, int, int]] | None = None,
+        prompt_embeds: tuple[bytes, int] | None = None,
+    ) -> list[int]: ...
     def match_prefix(self, block_hashes: _Tokens, *, model: str = "") -> dict[str, float]: ...
     def match_prefix_blocks(self, block_hashes: _Tokens, *, model: str = "") -> dict[str, tuple[int, float]]: ...
     def record_routing(self, endpoint: str, block_hashes: _Tokens, *, model: str = "") -> None: ...

@@ -65,6 +65,10 @@ class IndexApplyResult(TypedDict):
     unplaceable: int
     """Blocks that could not be placed (unknown parent, too few tokens)."""
     unknown_media: int
+    parity_checks: int
+    """Engine parity: parent-less ``BlockStored`` events re-hashed as a self-check."""
+    parity_mismatches: int
+    """Self-checks that disagreed: the hasher's seed, algorithm or block size is wrong."""
     ignored: int
     seq_status: str | None
     missing: int
@@ -89,6 +93,8 @@ class IndexStats(TypedDict):
     evictions: int
     unplaceable: int
     unknown_media: int
+    parity_checks: int
+    parity_mismatches: int
     ignored_events: int
     speculative_expired: int
     speculative_confirmed: int
