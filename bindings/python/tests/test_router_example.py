@@ -160,7 +160,10 @@ async def scenario() -> None:
 
         # Metrics and errors.
         status, raw = await asyncio.to_thread(http, "GET", base + "/metrics")
-        assert status == 200 and b"llmd_" in raw
+        assert status == 200
+        metrics = raw.decode()
+        assert f'llmd_kvcache_cached_tokens_total{{model="m",pool="default",source="reported"}} {3 * CACHED}' in metrics
+        assert 'llmd_inference_ttft_count{model="m",pool="default"} 3' in metrics
         status, _ = await asyncio.to_thread(http, "POST", base + "/v1/completions", None)
         assert status == 400
         status, _ = await asyncio.to_thread(http, "GET", base + "/nope")

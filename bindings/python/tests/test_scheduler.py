@@ -95,6 +95,9 @@ def test_precise_prefix_routing_end_to_end() -> None:
     assert summary["output_tokens"] == 10 and summary["prompt_tokens"] == 163
     assert summary["first_token_at_ns"] is not None and summary["error"] is None
     assert s.open_requests == 0 and s.on_complete("r-1") is None
+    metrics = s.render_metrics()
+    assert 'llmd_inference_requests_total{model="meta-llama/Llama-3.1-8B-Instruct"' in metrics
+    assert 'llmd_kvcache_cached_tokens_total{model="meta-llama/Llama-3.1-8B-Instruct",pool="default",source="reported"} 160' in metrics
     assert not s.on_first_token("r-unknown")
 
     # Evicting the blocks sends the next request elsewhere or anywhere.

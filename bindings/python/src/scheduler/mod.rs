@@ -335,6 +335,12 @@ impl PyScheduler {
         py.detach(|| self.inner.on_first_token(request_id))
     }
 
+    /// The remote prefill of a disaggregated request finished (the KV cache
+    /// is on the decode endpoint). False for an unknown request id.
+    fn on_prefill_done(&self, py: Python<'_>, request_id: &str) -> bool {
+        py.detach(|| self.inner.on_prefill_done(request_id))
+    }
+
     /// `n` more output tokens arrived. False for an unknown request id.
     fn on_tokens(&self, py: Python<'_>, request_id: &str, n: u64) -> bool {
         py.detach(|| self.inner.on_tokens(request_id, n))
@@ -361,6 +367,13 @@ impl PyScheduler {
         let kind = request::error_kind(py, kind)?;
         let summary = py.detach(|| self.inner.on_error(request_id, kind));
         json::to_py(py, &summary)
+    }
+
+    /// The scheduler's metrics in the Prometheus text format (TTFT, TPOT,
+    /// cache hits, routing scores, decisions, KV-event health), for a
+    /// `/metrics` endpoint.
+    fn render_metrics(&self, py: Python<'_>) -> String {
+        py.detach(|| self.inner.render_metrics())
     }
 
     /// Requests picked and not finished yet.
