@@ -184,7 +184,8 @@ def test_errors() -> None:
         s.update_metrics_text("pod-0", "vllm:num_requests_waiting{ not metrics")
     with pytest.raises(llmd.EventDecodeError) as bad:
         s.ingest_kv_events("pod-0", b"")
-    assert bad.value.code == "truncated"
+    assert bad.value.code == 1004  # the scheduler's stable code for KV-event errors
+    assert "pod-0" in str(bad.value)
     with pytest.raises(OverflowError):
         s.pick(model=MODEL, tokens=[1 << 40])
 

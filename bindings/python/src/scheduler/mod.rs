@@ -7,9 +7,7 @@ mod request;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use llmd_kvindex::events::SeqTracker;
 use llmd_sched::{Endpoint, EndpointMetrics, ScheduleError, Scheduler};
-use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -25,8 +23,6 @@ use crate::json;
 #[pyclass(name = "Scheduler", module = "llmd", frozen)]
 pub(crate) struct PyScheduler {
     inner: Scheduler,
-    /// Last KV-event sequence number per (endpoint, data-parallel rank).
-    seqs: Mutex<SeqTracker>,
 }
 
 impl PyScheduler {
@@ -39,10 +35,7 @@ impl PyScheduler {
         if let Some(seed) = seed {
             inner = inner.with_seed(seed);
         }
-        Ok(PyScheduler {
-            inner,
-            seqs: Mutex::new(SeqTracker::new()),
-        })
+        Ok(PyScheduler { inner })
     }
 
     fn endpoint_from(
@@ -145,9 +138,7 @@ impl PyScheduler {
     /// Removes an endpoint and everything known about its cache.
     fn remove_endpoint(&self, py: Python<'_>, name: &str) -> PyResult<()> {
         py.detach(|| self.inner.remove_endpoint(name))
-            .map_err(|e| schedule_error(py, &e))?;
-        self.seqs.lock().forget(name);
-        Ok(())
+            .map_err(|e| schedule_error(py, &e))
     }
 
     /// Names of the registered endpoints.
