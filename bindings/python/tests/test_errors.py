@@ -32,3 +32,9 @@ def test_unknown_endpoint_message_is_not_quoted() -> None:
 def test_version() -> None:
     parts = llmd.__version__.split(".")
     assert len(parts) == 3 and all(p.isdigit() for p in parts)
+
+
+def test_codes_default_to_none() -> None:
+    assert llmd.LlmdError("x").code is None
+    assert llmd.EventDecodeError("x").offset is None
+    assert llmd.NoEndpointsError("x").dropped_reason is None

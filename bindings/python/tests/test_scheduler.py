@@ -166,8 +166,8 @@ def test_errors() -> None:
     with pytest.raises(llmd.NoEndpointsError) as no_ep:
         s.pick(model=MODEL, prompt="hi")
     assert isinstance(no_ep.value, LookupError)
-    assert no_ep.value.code == 503  # type: ignore[attr-defined]
-    assert no_ep.value.dropped_reason == "rejected-no-endpoints"  # type: ignore[attr-defined]
+    assert no_ep.value.code == 503
+    assert no_ep.value.dropped_reason == "rejected-no-endpoints"
     with pytest.raises(llmd.UnknownEndpointError) as unknown:
         s.update_metrics("ghost", waiting_queue_size=1)
     assert isinstance(unknown.value, KeyError) and "ghost" in str(unknown.value)

@@ -22,7 +22,15 @@ __all__ = [
 
 
 class LlmdError(Exception):
-    """Root of every error raised by llmd."""
+    """Root of every error raised by llmd.
+
+    ``code`` is a stable identifier where there is one: llmd's numeric code
+    for scheduler errors (llm-d's HTTP status for scheduling outcomes: 503,
+    429, 400; 1001 and up for library errors), the defect's name for payloads
+    and frames that cannot be decoded.
+    """
+
+    code: int | str | None = None
 
 
 class ConfigError(LlmdError, ValueError):
@@ -33,11 +41,12 @@ class ConfigError(LlmdError, ValueError):
 class EventDecodeError(LlmdError, ValueError):
     """A KV-event payload is not a valid vLLM ``EventBatch``.
 
-    ``code`` is a stable name of the defect (``"truncated"``,
-    ``"wrong_field_type"``, ...) and ``offset`` the byte where it was found.
+    From ``decode_event_batch``, ``code`` is the defect's name
+    (``"truncated"``, ``"wrong_field_type"``, ...) and ``offset`` the byte
+    where it was found; from ``parse_topic`` / ``parse_seq`` the frame defect;
+    from ``Scheduler.ingest_kv_events`` the scheduler's code 1004.
     """
 
-    code: str | None = None
     offset: int | None = None
 
 
@@ -61,6 +70,13 @@ class UnknownEndpointError(LlmdError, KeyError):
 class NoEndpointsError(LlmdError, LookupError):
     """No endpoint can serve the request (none registered, or all filtered out)."""
 
+    dropped_reason: str | None = None
+    """llm-d's ``x-llm-d-request-dropped-reason`` value."""
+
 
 class ResourceExhaustedError(LlmdError, RuntimeError):
     """Every candidate endpoint is saturated, or a capacity limit was hit."""
+
+    dropped_reason: str | None = None
+    """llm-d's ``x-llm-d-request-dropped-reason`` value, when a scheduling
+    profile rejected the request."""
