@@ -1,21 +1,36 @@
 //! Turning a scenario's policy list into routers.
 
 use crate::error::{Result, SimError};
-use crate::router::{builtin, Role, Router, SchedRouter, BUILTINS};
+use crate::router::{builtin, BuiltinFleet, Role, Router, SchedRouter, BUILTINS};
 use crate::scenario::{PolicySpec, Scenario};
 
 /// Builds the router for `spec` in `scenario`'s fleet.
 pub fn build(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Router>> {
-    let workers = scenario.fleet.size();
     let bs = scenario.engine.block_size as usize;
     let blocks =
         (scenario.engine.kv_tokens / u64::from(scenario.engine.block_size.max(1))) as usize;
     match spec {
         PolicySpec::Builtin(name) => {
-            builtin(name, workers, bs, blocks, scenario.seed).ok_or_else(|| SimError::Policy {
-                policy: name.clone(),
-                reason: format!("unknown built-in policy; known: {}", BUILTINS.join(", ")),
-            })
+            let (names, roles) = fleet_endpoints(scenario);
+            let fleet = BuiltinFleet {
+                names: &names,
+                roles: &roles,
+                model: &scenario.model_name,
+                block_size: bs,
+                num_blocks: blocks,
+                seed: scenario.seed,
+            };
+            match builtin(name, &fleet) {
+                Some(Ok(r)) => Ok(r),
+                Some(Err(reason)) => Err(SimError::Policy {
+                    policy: name.clone(),
+                    reason,
+                }),
+                None => Err(SimError::Policy {
+                    policy: name.clone(),
+                    reason: format!("unknown built-in policy; known: {}", BUILTINS.join(", ")),
+                }),
+            }
         }
         PolicySpec::Config {
             name,

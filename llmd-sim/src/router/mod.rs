@@ -2,17 +2,17 @@
 //! router sees: each request, the workers' scraped metrics (as stale as the
 //! scrape interval makes them), their KV events, and its own decisions.
 
-mod approx;
 mod baseline;
+mod builtin;
 mod precise;
 mod sched;
 mod weighted;
 
-pub use approx::ApproxIndex;
 pub use baseline::{LeastQueue, RandomRouter, RoundRobin};
+pub use builtin::{builtin, builtin_config, BuiltinFleet, BUILTINS};
 pub use precise::PreciseIndex;
 pub use sched::SchedRouter;
-pub use weighted::{PrefixSource, Weighted, Weights};
+pub use weighted::Weighted;
 
 use llmd_kvindex::events::EventBatch;
 
@@ -93,69 +93,4 @@ pub trait Router: Send {
 
     /// The request finished or failed.
     fn on_done(&mut self, _req: u64, _route: Route, _now: f64, _ok: bool) {}
-}
-
-/// Built-in policy names, in report order.
-pub const BUILTINS: [&str; 7] = [
-    "random",
-    "round-robin",
-    "least-queue",
-    "load-aware",
-    "llm-d-default",
-    "approx-prefix",
-    "precise-prefix",
-];
-
-/// Builds a built-in policy by name.
-pub fn builtin(
-    name: &str,
-    workers: usize,
-    block_size: usize,
-    num_blocks: usize,
-    seed: u64,
-) -> Option<Box<dyn Router>> {
-    let w = |q, kv, p, a| Weights {
-        queue: q,
-        kv_util: kv,
-        prefix: p,
-        active: a,
-    };
-    Some(match name {
-        "random" => Box::new(RandomRouter::new(seed)),
-        "round-robin" => Box::new(RoundRobin::default()),
-        "least-queue" => Box::new(LeastQueue::new(seed)),
-        // llm-d's scoring without prefix affinity (the blog's "load" policy).
-        "load-aware" => Box::new(Weighted::new(
-            name,
-            w(2.0, 2.0, 0.0, 0.0),
-            PrefixSource::None,
-            workers,
-            seed,
-        )),
-        // What the EPP runs with no config: queue 2, kv 2, approximate prefix 3.
-        "llm-d-default" => Box::new(Weighted::new(
-            name,
-            w(2.0, 2.0, 3.0, 0.0),
-            PrefixSource::Approx(ApproxIndex::new(workers, 64, num_blocks)),
-            workers,
-            seed,
-        )),
-        // Routing-time prefix index plus the router's own in-flight counts.
-        "approx-prefix" => Box::new(Weighted::new(
-            name,
-            w(0.0, 1.0, 3.0, 2.0),
-            PrefixSource::Approx(ApproxIndex::new(workers, 64, num_blocks)),
-            workers,
-            seed,
-        )),
-        // Prefix index rebuilt from the engines' KV events.
-        "precise-prefix" => Box::new(Weighted::new(
-            name,
-            w(0.0, 1.0, 3.0, 2.0),
-            PrefixSource::Precise(PreciseIndex::new(block_size)),
-            workers,
-            seed,
-        )),
-        _ => return None,
-    })
 }

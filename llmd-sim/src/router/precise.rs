@@ -1,20 +1,18 @@
-//! A prefix index rebuilt from the engines' KV events (llm-d's precise
-//! producer): block key → which workers hold it, per tier.
+//! An exact mirror of the workers' caches rebuilt from their KV events only:
+//! block key → which workers hold it, per tier. The run checks it against
+//! every worker's cache at the end (routing uses `llmd_sched` instead).
 
 use ahash::AHashMap;
 use llmd_kvindex::events::{EventBatch, KvEvent};
 use llmd_kvindex::Tier;
 
-/// Engine-truth prefix index for up to 64 workers.
+/// Event-fed mirror of up to 64 workers' caches.
 #[derive(Debug, Default)]
 pub struct PreciseIndex {
     gpu: AHashMap<u64, u64>,
     cpu: AHashMap<u64, u64>,
     block_size: usize,
 }
-
-/// llm-d's default weight of a block held only in host memory.
-const CPU_WEIGHT: f64 = 0.8;
 
 impl PreciseIndex {
     /// An empty index for engines with `block_size`-token blocks.
@@ -69,41 +67,6 @@ impl PreciseIndex {
         match Tier::from_medium(medium) {
             Some(Tier::Cpu) | Some(Tier::Storage) => &mut self.cpu,
             _ => &mut self.gpu,
-        }
-    }
-
-    /// Workers holding `key` on the GPU, as a bitmask.
-    pub fn gpu_holders(&self, key: u64) -> u64 {
-        self.gpu.get(&key).copied().unwrap_or(0)
-    }
-
-    /// Workers holding `key` in host memory, as a bitmask.
-    pub fn cpu_holders(&self, key: u64) -> u64 {
-        self.cpu.get(&key).copied().unwrap_or(0)
-    }
-
-    /// Weighted longest consecutive prefix of `keys` per worker (GPU 1.0,
-    /// CPU 0.8), written into `out[worker]`.
-    pub fn longest_prefix(&self, keys: &[u64], out: &mut [f64]) {
-        out.iter_mut().for_each(|v| *v = 0.0);
-        let mut alive: u64 = if out.len() >= 64 {
-            u64::MAX
-        } else {
-            (1u64 << out.len()) - 1
-        };
-        for k in keys {
-            let g = self.gpu_holders(*k) & alive;
-            let c = self.cpu_holders(*k) & alive & !g;
-            alive = g | c;
-            if alive == 0 {
-                break;
-            }
-            let mut m = alive;
-            while m != 0 {
-                let w = m.trailing_zeros() as usize;
-                out[w] += if g >> w & 1 == 1 { 1.0 } else { CPU_WEIGHT };
-                m &= m - 1;
-            }
         }
     }
 
