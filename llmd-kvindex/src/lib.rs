@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 
 pub mod events;
+pub mod hash;
 pub mod types;
 
 pub use types::{BlockKey, Tier};

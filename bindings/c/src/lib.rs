@@ -13,6 +13,8 @@
 
 mod args;
 pub mod error;
+pub mod events;
+pub mod hasher;
 mod panic;
 pub mod status;
 pub mod string;

@@ -17,6 +17,9 @@ pub struct EventBatch {
 }
 
 /// One known event.
+// Events are stored once per batch and moved rarely; boxing BlockStored
+// would add an allocation per event on the decode path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum KvEvent {
     /// Blocks committed to the prefix cache.

@@ -1,0 +1,226 @@
+//! Typed readers for the fields of vLLM's KV events (SPEC §4.4), shared by
+//! the array and the map event forms.
+
+use super::error::{DecodeError, DecodeErrorKind};
+use super::model::{BlockStored, ExtraValue, HashValue};
+use super::msgpack::{wrong_type, Reader, Value, MAX_DEPTH};
+
+/// A field of `BlockStored` or `BlockRemoved` (the latter's fields are a
+/// subset and are decoded into the same accumulator).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Field {
+    BlockHashes,
+    ParentBlockHash,
+    TokenIds,
+    BlockSize,
+    LoraId,
+    Medium,
+    LoraName,
+    ExtraKeys,
+    GroupIdx,
+    KvCacheSpecKind,
+    KvCacheSpecSlidingWindow,
+    Locality,
+    Ownership,
+    SessionId,
+    LookaheadTokenIds,
+}
+
+/// `BlockStored` fields by array position 1.. (SPEC §4.2).
+pub(crate) const STORED_POSITIONS: [Field; 11] = [
+    Field::BlockHashes,
+    Field::ParentBlockHash,
+    Field::TokenIds,
+    Field::BlockSize,
+    Field::LoraId,
+    Field::Medium,
+    Field::LoraName,
+    Field::ExtraKeys,
+    Field::GroupIdx,
+    Field::KvCacheSpecKind,
+    Field::KvCacheSpecSlidingWindow,
+];
+
+/// `BlockRemoved` fields by array position 1.. (SPEC §4.2).
+pub(crate) const REMOVED_POSITIONS: [Field; 3] =
+    [Field::BlockHashes, Field::Medium, Field::GroupIdx];
+
+/// A `BlockStored` map key.
+pub(crate) fn stored_key(key: &str) -> Option<Field> {
+    Some(match key {
+        "block_hashes" => Field::BlockHashes,
+        "parent_block_hash" => Field::ParentBlockHash,
+        "token_ids" => Field::TokenIds,
+        "block_size" => Field::BlockSize,
+        "lora_id" => Field::LoraId,
+        "medium" => Field::Medium,
+        "lora_name" => Field::LoraName,
+        "extra_keys" => Field::ExtraKeys,
+        "group_idx" => Field::GroupIdx,
+        "kv_cache_spec_kind" => Field::KvCacheSpecKind,
+        "kv_cache_spec_sliding_window" => Field::KvCacheSpecSlidingWindow,
+        "locality" => Field::Locality,
+        "ownership" => Field::Ownership,
+        "session_id" => Field::SessionId,
+        "lookahead_token_ids" => Field::LookaheadTokenIds,
+        _ => return None,
+    })
+}
+
+/// A `BlockRemoved` map key.
+pub(crate) fn removed_key(key: &str) -> Option<Field> {
+    Some(match key {
+        "block_hashes" => Field::BlockHashes,
+        "medium" => Field::Medium,
+        "group_idx" => Field::GroupIdx,
+        "locality" => Field::Locality,
+        "ownership" => Field::Ownership,
+        _ => return None,
+    })
+}
+
+/// Which required fields were seen with a non-nil value.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Seen {
+    pub block_hashes: bool,
+    pub token_ids: bool,
+    pub block_size: bool,
+}
+
+/// Reads the value of `field` into `ev`; nil leaves the field absent.
+pub(crate) fn read_field(
+    r: &mut Reader<'_>,
+    field: Field,
+    ev: &mut BlockStored,
+    seen: &mut Seen,
+) -> Result<(), DecodeError> {
+    if r.try_nil() {
+        return Ok(());
+    }
+    match field {
+        Field::BlockHashes => {
+            ev.block_hashes = read_hashes(r)?;
+            seen.block_hashes = true;
+        }
+        Field::ParentBlockHash => {
+            ev.parent_block_hash = Some(read_hash(r, "parent_block_hash")?);
+        }
+        Field::TokenIds => {
+            ev.token_ids = read_tokens(r, "token_ids")?;
+            seen.token_ids = true;
+        }
+        Field::BlockSize => {
+            ev.block_size = read_i64(r, "block_size")?;
+            seen.block_size = true;
+        }
+        Field::LoraId => ev.lora_id = Some(read_i64(r, "lora_id")?),
+        Field::Medium => ev.medium = Some(r.read_str("medium")?.to_owned()),
+        Field::LoraName => ev.lora_name = Some(r.read_str("lora_name")?.to_owned()),
+        Field::ExtraKeys => ev.extra_keys = Some(read_extra_keys(r)?),
+        Field::GroupIdx => ev.group_idx = Some(read_i64(r, "group_idx")?),
+        Field::KvCacheSpecKind => {
+            ev.kv_cache_spec_kind = Some(r.read_str("kv_cache_spec_kind")?.to_owned());
+        }
+        Field::KvCacheSpecSlidingWindow => {
+            ev.kv_cache_spec_sliding_window = Some(read_i64(r, "kv_cache_spec_sliding_window")?);
+        }
+        Field::Locality => ev.locality = Some(r.read_str("locality")?.to_owned()),
+        Field::Ownership => ev.ownership = Some(r.read_str("ownership")?.to_owned()),
+        Field::SessionId => ev.session_id = Some(r.read_str("session_id")?.to_owned()),
+        Field::LookaheadTokenIds => {
+            let n = r.read_array_len("lookahead_token_ids")?;
+            let mut rows = Vec::with_capacity(n);
+            for _ in 0..n {
+                rows.push(read_tokens(r, "lookahead_token_ids")?);
+            }
+            ev.lookahead_token_ids = Some(rows);
+        }
+    }
+    Ok(())
+}
+
+/// An integer that must fit `i64`.
+pub(crate) fn read_i64(r: &mut Reader<'_>, field: &'static str) -> Result<i64, DecodeError> {
+    let at = r.position();
+    let v = r.read_int(field)?;
+    i64::try_from(v).map_err(|_| DecodeError::new(DecodeErrorKind::IntOutOfRange { field }, at))
+}
+
+/// An array of non-negative integers that fit `u64`.
+fn read_tokens(r: &mut Reader<'_>, field: &'static str) -> Result<Vec<u64>, DecodeError> {
+    let n = r.read_array_len(field)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let at = r.position();
+        let v = r.read_int(field)?;
+        let v = u64::try_from(v)
+            .map_err(|_| DecodeError::new(DecodeErrorKind::IntOutOfRange { field }, at))?;
+        out.push(v);
+    }
+    Ok(out)
+}
+
+fn read_hashes(r: &mut Reader<'_>) -> Result<Vec<HashValue>, DecodeError> {
+    let n = r.read_array_len("block_hashes")?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(read_hash(r, "block_hashes")?);
+    }
+    Ok(out)
+}
+
+/// A hash: an integer of any width and sign, or a byte string.
+fn read_hash(r: &mut Reader<'_>, field: &'static str) -> Result<HashValue, DecodeError> {
+    let at = r.position();
+    match r.read_value()? {
+        Value::Int(v) => Ok(HashValue::Int(v)),
+        Value::Bin(b) => Ok(HashValue::Bytes(b.to_vec())),
+        _ => Err(wrong_type(field, "an integer or a byte string", at)),
+    }
+}
+
+/// `extra_keys`: an array whose entries are nil or arrays of opaque items.
+fn read_extra_keys(r: &mut Reader<'_>) -> Result<Vec<Option<Vec<ExtraValue>>>, DecodeError> {
+    let n = r.read_array_len("extra_keys")?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        if r.try_nil() {
+            out.push(None);
+        } else {
+            let m = r.read_array_len("extra_keys")?;
+            out.push(Some(read_extra_items(r, m, 1)?));
+        }
+    }
+    Ok(out)
+}
+
+fn read_extra_items(
+    r: &mut Reader<'_>,
+    n: usize,
+    depth: usize,
+) -> Result<Vec<ExtraValue>, DecodeError> {
+    let mut items = Vec::with_capacity(n);
+    for _ in 0..n {
+        let at = r.position();
+        items.push(match r.read_value()? {
+            Value::Nil => ExtraValue::Nil,
+            Value::Int(v) => ExtraValue::Int(v),
+            Value::Str(s) => ExtraValue::Str(s.to_owned()),
+            Value::Bin(b) => ExtraValue::Bytes(b.to_vec()),
+            Value::Array(m) => {
+                if depth >= MAX_DEPTH {
+                    return Err(DecodeError::new(DecodeErrorKind::TooDeep, at));
+                }
+                ExtraValue::Array(read_extra_items(r, m, depth + 1)?)
+            }
+            _ => {
+                return Err(wrong_type(
+                    "extra_keys",
+                    "nil, an integer, a string, a byte string or an array",
+                    at,
+                ))
+            }
+        });
+    }
+    Ok(items)
+}

@@ -1,0 +1,187 @@
+//! Per-publisher sequence tracking (vLLM SPEC §3.2): vLLM numbers batches
+//! 0, 1, 2, … per process and data-parallel rank and starts again at 0 when
+//! the engine restarts.
+
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::hash::Hash;
+
+/// Most data-parallel ranks remembered per endpoint. The rank comes from
+/// the payload, so a hostile publisher could otherwise grow the table
+/// without bound; past the cap the oldest rank is forgotten.
+pub const MAX_RANKS_PER_ENDPOINT: usize = 256;
+
+/// What a sequence number means relative to the last one of its publisher.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SeqStatus {
+    /// The first number seen from this (endpoint, rank).
+    First,
+    /// `seq == last + 1`.
+    InOrder,
+    /// `seq > last + 1`: `missing` batches were lost (replay them, or drop
+    /// what is known about the publisher).
+    Gap {
+        /// Number of batches between `last` and `seq`.
+        missing: u64,
+    },
+    /// `seq == 0`, or `seq < last`: the publisher restarted, its cache is
+    /// empty. Drop its entries, then apply this batch.
+    Restart,
+    /// `seq == last` with `last > 0`: the same batch again (e.g. a replay
+    /// overlapping the live stream). Ignore the batch.
+    Duplicate,
+}
+
+/// Last sequence number per (endpoint, data-parallel rank).
+///
+/// Rule for `seq == last`: a repeated number greater than 0 is a
+/// [`SeqStatus::Duplicate`]; a repeated 0 is a [`SeqStatus::Restart`]. ZMQ
+/// PUB/SUB never redelivers, so 0 again means an engine that restarted after
+/// publishing a single batch; treating it as a restart is also safe if it
+/// were a duplicate, since dropping the publisher's entries and applying
+/// batch 0 again leaves exactly batch 0's effects.
+///
+/// ```
+/// use llmd_kvindex::events::{SeqStatus, SeqTracker};
+/// let mut t: SeqTracker = SeqTracker::new();
+/// assert_eq!(t.observe("pod-a", 0, 0), SeqStatus::First);
+/// assert_eq!(t.observe("pod-a", 0, 1), SeqStatus::InOrder);
+/// assert_eq!(t.observe("pod-a", 0, 4), SeqStatus::Gap { missing: 2 });
+/// assert_eq!(t.observe("pod-a", 0, 0), SeqStatus::Restart);
+/// ```
+#[derive(Clone, Debug)]
+pub struct SeqTracker<K = String> {
+    endpoints: HashMap<K, Vec<(i64, u64)>, ahash::RandomState>,
+}
+
+impl<K: Eq + Hash> Default for SeqTracker<K> {
+    fn default() -> Self {
+        SeqTracker {
+            endpoints: HashMap::default(),
+        }
+    }
+}
+
+impl<K: Eq + Hash> SeqTracker<K> {
+    /// An empty tracker.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records `seq` for (`endpoint`, `dp_rank`) and classifies it. Use rank
+    /// 0 for batches that carry none.
+    pub fn observe<Q>(&mut self, endpoint: &Q, dp_rank: i64, seq: u64) -> SeqStatus
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        if let Some(ranks) = self.endpoints.get_mut(endpoint) {
+            return observe_rank(ranks, dp_rank, seq);
+        }
+        let mut ranks = Vec::with_capacity(1);
+        let status = observe_rank(&mut ranks, dp_rank, seq);
+        self.endpoints.insert(endpoint.to_owned(), ranks);
+        status
+    }
+
+    /// The last sequence number recorded for (`endpoint`, `dp_rank`).
+    pub fn last<Q>(&self, endpoint: &Q, dp_rank: i64) -> Option<u64>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let ranks = self.endpoints.get(endpoint)?;
+        ranks.iter().find(|(r, _)| *r == dp_rank).map(|&(_, s)| s)
+    }
+
+    /// Forgets every rank of `endpoint` (it left the fleet); its next
+    /// number is [`SeqStatus::First`] again.
+    pub fn forget<Q>(&mut self, endpoint: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.endpoints.remove(endpoint);
+    }
+
+    /// Number of endpoints tracked.
+    pub fn len(&self) -> usize {
+        self.endpoints.len()
+    }
+
+    /// Whether no endpoint is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.endpoints.is_empty()
+    }
+}
+
+/// Records `seq` in one endpoint's rank table.
+fn observe_rank(ranks: &mut Vec<(i64, u64)>, dp_rank: i64, seq: u64) -> SeqStatus {
+    let Some(slot) = ranks.iter_mut().find(|(r, _)| *r == dp_rank) else {
+        if ranks.len() >= MAX_RANKS_PER_ENDPOINT {
+            ranks.remove(0);
+        }
+        ranks.push((dp_rank, seq));
+        return SeqStatus::First;
+    };
+    let status = classify(slot.1, seq);
+    if status != SeqStatus::Duplicate {
+        slot.1 = seq;
+    }
+    status
+}
+
+fn classify(last: u64, seq: u64) -> SeqStatus {
+    if seq == 0 || seq < last {
+        SeqStatus::Restart
+    } else if seq == last {
+        SeqStatus::Duplicate
+    } else if seq - last == 1 {
+        SeqStatus::InOrder
+    } else {
+        SeqStatus::Gap {
+            missing: seq - last - 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_every_transition() {
+        let mut t: SeqTracker = SeqTracker::new();
+        assert_eq!(t.observe("a", 0, 5), SeqStatus::First);
+        assert_eq!(t.observe("a", 0, 5), SeqStatus::Duplicate);
+        assert_eq!(t.observe("a", 0, 6), SeqStatus::InOrder);
+        assert_eq!(t.observe("a", 0, 3), SeqStatus::Restart);
+        assert_eq!(t.last("a", 0), Some(3));
+        assert_eq!(t.observe("a", 0, 0), SeqStatus::Restart);
+        assert_eq!(t.observe("a", 0, 0), SeqStatus::Restart);
+        assert_eq!(t.observe("a", 0, 1), SeqStatus::InOrder);
+        assert_eq!(
+            t.observe("a", 0, u64::MAX),
+            SeqStatus::Gap {
+                missing: u64::MAX - 2
+            }
+        );
+        // Ranks and endpoints are independent.
+        assert_eq!(t.observe("a", 1, 9), SeqStatus::First);
+        assert_eq!(t.observe("b", 0, 1), SeqStatus::First);
+        t.forget("a");
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.observe("a", 0, 7), SeqStatus::First);
+    }
+
+    #[test]
+    fn ranks_per_endpoint_are_capped() {
+        let mut t: SeqTracker = SeqTracker::new();
+        for rank in 0..(MAX_RANKS_PER_ENDPOINT as i64 + 10) {
+            t.observe("a", rank, 0);
+        }
+        assert_eq!(t.endpoints["a"].len(), MAX_RANKS_PER_ENDPOINT);
+        assert_eq!(t.last("a", 0), None);
+        assert_eq!(t.last("a", MAX_RANKS_PER_ENDPOINT as i64 + 9), Some(0));
+    }
+}
