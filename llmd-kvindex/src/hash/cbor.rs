@@ -3,6 +3,7 @@
 use super::buf::Buf;
 use super::digest::TokenId;
 use super::extras::{Atom, Elem};
+use super::tokens;
 
 const NONE: u8 = 0xf6;
 
@@ -50,28 +51,11 @@ pub(crate) fn seed(out: &mut Buf, seed: &str) {
     text(out, seed);
 }
 
-/// Argument width in bytes by byte length of the value (index 1..=8).
-const WIDTH: [u8; 9] = [0, 1, 2, 4, 4, 8, 8, 8, 8];
-/// Initial byte (major type 0) by byte length of the value.
-const INITIAL: [u8; 9] = [0, 24, 25, 26, 26, 27, 27, 27, 27];
-
-/// The tokens of a block as an array of unsigned ints. Branch-free per token:
-/// real token streams mix widths unpredictably.
+/// The tokens of a block as an array of unsigned ints.
 #[inline]
 pub(crate) fn tokens<T: TokenId>(out: &mut Buf, toks: &[T]) {
     head(out, 4, toks.len() as u64);
-    out.reserve(toks.len() * 9 + 8);
-    for &t in toks {
-        let v = t.to_u64();
-        let nbytes = ((71 - (v | 1).leading_zeros()) / 8) as usize;
-        let small = v < 24;
-        let width = if small { 0 } else { WIDTH[nbytes] as usize };
-        let initial = if small { v as u8 } else { INITIAL[nbytes] };
-        out.push_reserved(initial);
-        // The shift amount wraps to 0 for width 0; those bytes are then dropped.
-        let arg = v.wrapping_shl(64 - 8 * width as u32).to_be_bytes();
-        out.put8_keep(arg, width);
-    }
+    tokens::cbor(out, toks);
 }
 
 fn atom(out: &mut Buf, a: Atom<'_>) {

@@ -161,7 +161,8 @@ impl<'a> ExtrasCursor<'a> {
                     reason: "items must be sorted by offset (placeholder order)",
                 });
             }
-            if i64::try_from(item.offset + item.length).is_err() {
+            let item_end = item.offset.checked_add(item.length);
+            if item_end.and_then(|e| i64::try_from(e).ok()).is_none() {
                 return Err(HashError::InvalidMmItem {
                     index,
                     reason: "offset overflows",
@@ -249,25 +250,22 @@ impl<'a> ExtrasCursor<'a> {
             }
         }
         if let Some(pe) = &self.extras.prompt_embeds {
-            let rows = pe
-                .data
-                .get(start * pe.row_bytes..end * pe.row_bytes)
-                .unwrap_or(&[]);
-            let key = if self.raw_embeds {
-                Atom::Bytes(rows)
-            } else {
-                Atom::Sha256(sha2::Sha256::digest(rows).into())
-            };
-            match self.schema {
-                ExtraKeySchema::V0_11_0 => {}
-                ExtraKeySchema::V0_31 => {
-                    varying = true;
-                    out.push(Elem::Two(Atom::Tag(Tag::PromptEmbeds), key));
-                }
-                _ => {
-                    varying = true;
-                    out.push(Elem::One(key));
-                }
+            if self.schema != ExtraKeySchema::V0_11_0 {
+                varying = true;
+                // `check_covers(end)` guarantees the rows exist.
+                let rows = pe
+                    .data
+                    .get(start * pe.row_bytes..end * pe.row_bytes)
+                    .unwrap_or(&[]);
+                let key = if self.raw_embeds {
+                    Atom::Bytes(rows)
+                } else {
+                    Atom::Sha256(sha2::Sha256::digest(rows).into())
+                };
+                out.push(match self.schema {
+                    ExtraKeySchema::V0_31 => Elem::Two(Atom::Tag(Tag::PromptEmbeds), key),
+                    _ => Elem::One(key),
+                });
             }
         }
         varying

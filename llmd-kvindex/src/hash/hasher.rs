@@ -154,8 +154,12 @@ impl BlockHasher {
     ) -> Result<Option<Vec<ExtraKey>>, HashError> {
         let cfg = &self.inner.cfg;
         let mut cursor = ExtrasCursor::new(extras, cfg.schema, cfg.vllm_version)?;
-        let start = index * cfg.block_size;
-        let end = start + cfg.block_size;
+        let start = index
+            .checked_mul(cfg.block_size)
+            .ok_or(HashError::TooLarge("block index"))?;
+        let end = start
+            .checked_add(cfg.block_size)
+            .ok_or(HashError::TooLarge("block index"))?;
         cursor.check_covers(end)?;
         let mut elems = Vec::new();
         cursor.block(start, end, &mut elems);

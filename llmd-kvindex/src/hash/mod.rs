@@ -46,6 +46,7 @@ mod extras;
 mod hasher;
 mod pickle;
 mod session;
+mod tokens;
 
 pub use chain::HashChain;
 pub use config::{ExtraKeySchema, HashAlgo, HasherConfig, VllmVersion, UNSET_SEED};

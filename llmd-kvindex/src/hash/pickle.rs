@@ -9,6 +9,7 @@
 use super::buf::Buf;
 use super::digest::TokenId;
 use super::extras::{Atom, Elem, Tag};
+use super::tokens;
 
 const PROTO: [u8; 2] = [0x80, 0x05];
 const FRAME: u8 = 0x95;
@@ -21,8 +22,6 @@ const TUPLE: u8 = 0x74;
 const TUPLE_N: [u8; 4] = [0x29, 0x85, 0x86, 0x87];
 const NONE: u8 = 0x4e;
 const STOP: u8 = 0x2e;
-/// Largest encoding of one token (`8a 09` + 9 bytes).
-pub(crate) const MAX_TOKEN_BYTES: usize = 11;
 
 /// Memo indices of the objects that can recur within one payload: the four tag
 /// strings and CPython's singleton strings ("" and one char below U+0100).
@@ -263,16 +262,16 @@ impl<'b> Pickler<'b> {
         }
         self.open_tuple(toks.len());
         // No frame can close inside the tuple when it cannot reach 64 KiB.
-        if self.frame_len() + toks.len() * MAX_TOKEN_BYTES < FRAME_SIZE_TARGET {
+        if self.frame_len() + toks.len() * tokens::PICKLE_MAX_BYTES < FRAME_SIZE_TARGET {
             if self.frame_start.is_none() {
                 self.write(&[]);
             }
-            write_tokens_unframed(self.out, toks);
+            tokens::pickle(self.out, toks);
         } else {
             for t in toks {
                 self.boundary();
                 self.write(&[]);
-                write_tokens_unframed(self.out, std::slice::from_ref(t));
+                tokens::pickle(self.out, std::slice::from_ref(t));
             }
         }
         self.close_tuple(toks.len());
@@ -350,38 +349,5 @@ fn singleton_key(s: &str) -> Option<u32> {
         (None, _) => Some(256),
         (Some(c), None) if (c as u32) < 256 => Some(c as u32),
         _ => None,
-    }
-}
-
-/// Opcode by byte length of a value below 2^31 (index 1..=4).
-const INT_OP: [u8; 5] = [0, 0x4b, 0x4d, 0x4a, 0x4a];
-const INT_LEN: [u8; 5] = [0, 1, 2, 4, 4];
-
-/// Token ints, branch-free for values below 2^31 (BININT1/BININT2/BININT).
-#[inline]
-fn write_tokens_unframed<T: TokenId>(out: &mut Buf, toks: &[T]) {
-    out.reserve(toks.len() * MAX_TOKEN_BYTES + 8);
-    for &t in toks {
-        let v = t.to_u64();
-        if v < 1 << 31 {
-            let nbytes = ((71 - (v | 1).leading_zeros()) / 8) as usize;
-            out.push_reserved(INT_OP[nbytes]);
-            out.put8_keep(v.to_le_bytes(), INT_LEN[nbytes] as usize);
-        } else {
-            write_big_token(out, v);
-        }
-    }
-}
-
-#[cold]
-fn write_big_token(out: &mut Buf, v: u64) {
-    // LONG1 with n = bit_length / 8 + 1 (a zero byte keeps the value positive).
-    let n = (64 - v.leading_zeros()) as usize / 8 + 1;
-    out.push_reserved(0x8a);
-    out.push_reserved(n as u8);
-    let mut le = [0u8; 9];
-    le[..8].copy_from_slice(&v.to_le_bytes());
-    for &b in &le[..n] {
-        out.push_reserved(b);
     }
 }

@@ -37,16 +37,17 @@ impl<'a> Session<'a> {
     ) -> Result<Self, HashError> {
         let cfg = &inner.cfg;
         let cursor = ExtrasCursor::new(extras, cfg.schema, cfg.vllm_version)?;
-        let steady: Vec<Elem<'a>> = cursor.steady().into_iter().collect();
+        let steady = cursor.steady();
+        let steady = steady.as_slice();
         if cfg.algo.uses_pickle() {
             // Memo 0 is the parent, memo 1 the token tuple.
             let mut p = Pickler::fragment(&mut scratch.tail, &mut scratch.memo, 2);
-            p.save_extra(&steady);
+            p.save_extra(steady);
             p.close_tuple(3);
             p.stop();
         } else {
             scratch.tail.clear();
-            cbor::extra(&mut scratch.tail, &steady);
+            cbor::extra(&mut scratch.tail, steady);
         }
         Ok(Session {
             inner,

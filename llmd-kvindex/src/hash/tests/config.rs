@@ -174,3 +174,10 @@ fn bad_request_extras_are_errors() {
     );
     assert_eq!(chain.extend(&toks[3..7]).unwrap().len(), 1);
 }
+
+#[test]
+fn hashers_and_chains_can_be_shared_across_threads() {
+    fn shareable<T: Send + Sync + Clone + std::fmt::Debug>() {}
+    shareable::<BlockHasher>();
+    shareable::<crate::hash::HashChain>();
+}
