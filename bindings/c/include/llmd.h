@@ -42,6 +42,23 @@ enum llmd_event_kind
 typedef uint32_t llmd_event_kind;
 #endif // __cplusplus
 
+// How a request ended badly. Values are never reused.
+enum llmd_request_error
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+  // The client went away.
+  LLMD_REQUEST_ERROR_CANCELLED = 1,
+  // The upstream endpoint failed or timed out.
+  LLMD_REQUEST_ERROR_UPSTREAM = 2,
+  // Anything else.
+  LLMD_REQUEST_ERROR_OTHER = 3,
+};
+#ifndef __cplusplus
+typedef uint32_t llmd_request_error;
+#endif // __cplusplus
+
 // Result of a call. Values are explicit and never reused: a code that is
 // retired stays reserved, new codes take new numbers.
 enum llmd_status
@@ -105,6 +122,10 @@ enum llmd_tier
 typedef uint32_t llmd_tier;
 #endif // __cplusplus
 
+// A scheduling decision. Immutable: read it from any thread; strings it
+// returns are borrowed from it and valid until `llmd_decision_free`.
+typedef struct llmd_decision llmd_decision;
+
 // A failed call's status, a stable machine-readable code and a message.
 // Owned by the caller once returned; release it with `llmd_error_free`.
 typedef struct llmd_error llmd_error;
@@ -120,8 +141,89 @@ typedef struct llmd_hash_extras llmd_hash_extras;
 // after creation: share it between threads freely.
 typedef struct llmd_hasher llmd_hasher;
 
+// A scheduler: endpoints, KV index, pipeline and in-flight state. Every
+// call takes it as `const`: share one handle between threads.
+typedef struct llmd_scheduler llmd_scheduler;
+
 // Owned, NUL-terminated UTF-8 text. Release it with `llmd_string_free`.
 typedef struct llmd_string llmd_string;
+
+// A string as pointer + length (UTF-8, not NUL-terminated). As input it is
+// borrowed for the call (NULL means absent where a field says so); as output
+// it is borrowed from the handle that returned it.
+typedef struct {
+  // First byte, or NULL.
+  const char *ptr;
+  // Length in bytes.
+  size_t len;
+} llmd_str;
+
+// A name/value pair (labels, headers).
+typedef struct {
+  // Name.
+  llmd_str key;
+  // Value.
+  llmd_str value;
+} llmd_kv;
+
+// One request to schedule. Zero-initialise it (`{0}`) and set what you
+// have: absent strings are NULL, absent SLOs are 0.
+typedef struct {
+  // Request id (required); the lifecycle calls use it.
+  llmd_str id;
+  // Target model; for LoRA requests the base model.
+  llmd_str model;
+  // Prompt token ids; used when `prompt` is NULL.
+  const uint32_t *tokens;
+  // Number of tokens.
+  size_t n_tokens;
+  // Prompt text (tokenized by the configured estimator); NULL to use `tokens`.
+  llmd_str prompt;
+  // LoRA adapter name; NULL when the request uses none.
+  llmd_str lora_name;
+  // LoRA adapter path, when engines identify adapters by path; NULL if none.
+  llmd_str lora_path;
+  // vLLM `cache_salt`; NULL if none.
+  llmd_str cache_salt;
+  // Session id; NULL if none.
+  llmd_str session_id;
+  // Request headers (names match case-insensitively).
+  const llmd_kv *headers;
+  // Number of headers.
+  size_t n_headers;
+  // Objective priority; negative = sheddable.
+  int32_t priority;
+  // Time-to-first-token objective in ms; 0 = none.
+  double ttft_slo_ms;
+  // Time-per-output-token objective in ms; 0 = none.
+  double tpot_slo_ms;
+  // The request carries multimodal items.
+  bool multimodal;
+} llmd_request_desc;
+
+// A chosen endpoint.
+typedef struct {
+  // Endpoint name.
+  llmd_str name;
+  // `ip:port`.
+  llmd_str address;
+} llmd_target;
+
+// Shape of a decision, read in one call.
+typedef struct {
+  // The first target (llm-d's destination endpoint).
+  llmd_target primary;
+  // Whether the request is disaggregated (prefill runs remotely).
+  bool has_prefill;
+  // The remote prefill endpoint when `has_prefill`.
+  llmd_target prefill;
+  // Primary targets in preference order (later ones are fallbacks).
+  size_t n_targets;
+  // Headers the proxy must set.
+  size_t n_headers;
+  // Headers the proxy must remove.
+  size_t n_remove_headers;
+} llmd_decision_info;
 
 // Summary of one event of a batch.
 typedef struct {
@@ -141,15 +243,172 @@ typedef struct {
   int64_t block_size;
 } llmd_event_info;
 
+// Counts from applying one KV-event batch.
+typedef struct {
+  // Blocks added.
+  uint32_t stored;
+  // Blocks removed.
+  uint32_t removed;
+  // Endpoint caches cleared.
+  uint32_t cleared;
+  // Blocks skipped (unknown parent, block-size mismatch, missing tokens).
+  uint32_t skipped;
+} llmd_apply_stats;
+
+// What is known about a finished request.
+typedef struct {
+  // Prompt tokens as scheduled.
+  uint64_t prompt_tokens;
+  // Clock time of the decision (ns).
+  uint64_t scheduled_at_ns;
+  // Clock time of the first token; 0 if none was seen.
+  uint64_t first_token_at_ns;
+  // Clock time of completion or failure.
+  uint64_t finished_at_ns;
+  // Output tokens reported.
+  uint64_t output_tokens;
+  // Prompt tokens served from cache as the engine reported; -1 if unknown.
+  int64_t cached_tokens;
+  // 0 when the request succeeded, else its `llmd_request_error`.
+  uint32_t error;
+} llmd_request_summary;
+
+// An endpoint to register.
+typedef struct {
+  // Unique name (required).
+  llmd_str name;
+  // `ip:port` written into the routing headers (required).
+  llmd_str address;
+  // Served base model; NULL when unknown (then it serves any model).
+  llmd_str model;
+  // Labels, e.g. `llm-d.ai/role` = `prefill` / `decode` / `both`.
+  const llmd_kv *labels;
+  // Number of labels.
+  size_t n_labels;
+  // LoRA adapters the endpoint can serve.
+  const llmd_str *lora_adapters;
+  // Number of LoRA adapters.
+  size_t n_lora_adapters;
+} llmd_endpoint_desc;
+
+// A metrics snapshot of one endpoint, as scraped from vLLM.
+typedef struct {
+  // `vllm:num_requests_waiting`.
+  uint32_t waiting_queue_size;
+  // `vllm:num_requests_running`.
+  uint32_t running_requests_size;
+  // `vllm:kv_cache_usage_perc`, in [0, 1].
+  double kv_cache_usage;
+  // `max_lora`; 0 when unknown.
+  uint32_t max_active_models;
+  // KV-cache block size in tokens; 0 when unknown.
+  uint32_t cache_block_size;
+  // Number of GPU KV-cache blocks; 0 when unknown.
+  uint64_t cache_num_blocks;
+  // When the snapshot was taken (scheduler clock, ns); 0 = now.
+  uint64_t updated_at_ns;
+  // LoRA adapters running.
+  const llmd_str *active_models;
+  // Number of running adapters.
+  size_t n_active_models;
+  // LoRA adapters waiting for a slot.
+  const llmd_str *waiting_models;
+  // Number of waiting adapters.
+  size_t n_waiting_models;
+} llmd_endpoint_metrics;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// Runs one scheduling cycle for `req`. On success `*out` receives a
+// decision with at least one target. No endpoint for the model gives
+// `LLMD_STATUS_SCHEDULE` with code `"no_endpoints"` (detail 503); saturation
+// gives code `"resource_exhausted"` (detail 429).
+//
+// # Safety
+// `s` is NULL or live; `req` is NULL or valid with every pointer valid for
+// its length; `out` valid for a write; `err` NULL or valid for a write.
+llmd_status llmd_scheduler_pick(const llmd_scheduler *s,
+                                const llmd_request_desc *req,
+                                llmd_decision **out,
+                                llmd_error **err);
+
+// Like `llmd_scheduler_pick` with the request as JSON (`{"id", "model",
+// "prompt": {"tokens": [...]} | {"text": "..."}, "lora", "cache_salt",
+// "session_id", "headers", "priority", "slo"}`); malformed JSON is
+// `LLMD_STATUS_INVALID_ARGUMENT`.
+//
+// # Safety
+// As `llmd_scheduler_pick`; `json` valid for `json_len` bytes.
+llmd_status llmd_scheduler_pick_json(const llmd_scheduler *s,
+                                     const char *json,
+                                     size_t json_len,
+                                     llmd_decision **out,
+                                     llmd_error **err);
+
+// Releases a decision. NULL is accepted and ignored.
+//
+// # Safety
+// `d` is NULL or a decision not yet freed.
+void llmd_decision_free(llmd_decision *d);
+
+// Writes the decision's shape to `*out`: its primary and prefill targets
+// and how many targets and headers it has. Returns false (writing nothing)
+// when `d` or `out` is NULL.
+//
+// # Safety
+// `d` is NULL or live; `out` is NULL or valid for a write.
+bool llmd_decision_get_info(const llmd_decision *d, llmd_decision_info *out);
+
+// Target `index` in preference order; NULL views when out of range.
+//
+// # Safety
+// `d` is NULL or live.
+llmd_target llmd_decision_target(const llmd_decision *d, size_t index);
+
+// Header `index` the proxy must set on the upstream request (e.g.
+// `x-gateway-destination-endpoint`); NULL views when out of range.
+//
+// # Safety
+// `d` is NULL or live.
+llmd_kv llmd_decision_header(const llmd_decision *d, size_t index);
+
+// Header name `index` the proxy must remove; a NULL view when out of range.
+//
+// # Safety
+// `d` is NULL or live.
+llmd_str llmd_decision_remove_header(const llmd_decision *d, size_t index);
+
+// The explanation as JSON: every candidate, every filter drop, every
+// scorer's raw and weighted score, per profile. Rendered on request only.
+//
+// # Safety
+// `d` is NULL or live; `out` valid for a write; `err` NULL or valid for a write.
+llmd_status llmd_decision_explanation_json(const llmd_decision *d,
+                                           llmd_string **out,
+                                           llmd_error **err);
+
+// The whole decision (targets, headers, explanation) as JSON.
+//
+// # Safety
+// As `llmd_decision_explanation_json`.
+llmd_status llmd_decision_json(const llmd_decision *d, llmd_string **out, llmd_error **err);
 
 // The status of `err`; `LLMD_STATUS_NULL_ARGUMENT` when `err` is NULL.
 //
 // # Safety
 // `err` is NULL or a live error returned by this library.
 llmd_status llmd_error_status(const llmd_error *err);
+
+// The scheduler's stable numeric code for errors it raised: llm-d's HTTP
+// status for scheduling outcomes (503 no endpoints, 429 saturated, 400
+// invalid request) and 1001+ for library-side errors; 0 for errors raised
+// elsewhere and when `err` is NULL.
+//
+// # Safety
+// `err` is NULL or a live error returned by this library.
+uint32_t llmd_error_detail(const llmd_error *err);
 
 // The NUL-terminated message of `err`, owned by `err` and valid until it is
 // freed; an empty string when `err` is NULL.
@@ -346,6 +605,182 @@ llmd_status llmd_hash_extras_set_prompt_embeds(llmd_hash_extras *extras,
                                                size_t data_len,
                                                size_t row_bytes,
                                                llmd_error **err);
+
+// Decodes a KV-event payload published by `endpoint` (the third ZMQ frame)
+// and applies it to the scheduler's indexes. `stats` (NULL to ignore)
+// receives the counts. Malformed bytes are `LLMD_STATUS_DECODE`; nothing is
+// applied then.
+//
+// # Safety
+// `s` is NULL or live; `endpoint` valid for its length; `payload` valid for
+// `payload_len` bytes; `stats` NULL or valid for a write; `err` NULL or
+// valid for a write.
+llmd_status llmd_scheduler_ingest_kv_events(const llmd_scheduler *s,
+                                            const char *endpoint,
+                                            size_t endpoint_len,
+                                            const uint8_t *payload,
+                                            size_t payload_len,
+                                            llmd_apply_stats *stats,
+                                            llmd_error **err);
+
+// Applies an already decoded batch published by `endpoint`.
+//
+// # Safety
+// As `llmd_scheduler_ingest_kv_events`; `batch` is NULL or live.
+llmd_status llmd_scheduler_ingest_kv_batch(const llmd_scheduler *s,
+                                           const char *endpoint,
+                                           size_t endpoint_len,
+                                           const llmd_event_batch *batch,
+                                           llmd_apply_stats *stats,
+                                           llmd_error **err);
+
+// The first token of request `id` arrived. `found` (NULL to ignore)
+// tells whether the id was known.
+//
+// # Safety
+// `s` NULL or live; `id` valid for `id_len` bytes; `found` NULL or valid
+// for a write; `err` NULL or valid for a write.
+llmd_status llmd_scheduler_on_first_token(const llmd_scheduler *s,
+                                          const char *id,
+                                          size_t id_len,
+                                          bool *found,
+                                          llmd_error **err);
+
+// `n` more output tokens of request `id` were generated.
+//
+// # Safety
+// As `llmd_scheduler_on_first_token`.
+llmd_status llmd_scheduler_on_tokens(const llmd_scheduler *s,
+                                     const char *id,
+                                     size_t id_len,
+                                     uint64_t n,
+                                     bool *found,
+                                     llmd_error **err);
+
+// Request `id` completed; `cached_tokens` is the engine's reported
+// prefix-cache hit (-1 if unknown). `summary` and `found` may be NULL.
+//
+// # Safety
+// As `llmd_scheduler_on_first_token`; `summary` NULL or valid for a write.
+llmd_status llmd_scheduler_on_complete(const llmd_scheduler *s,
+                                       const char *id,
+                                       size_t id_len,
+                                       int64_t cached_tokens,
+                                       llmd_request_summary *summary,
+                                       bool *found,
+                                       llmd_error **err);
+
+// Request `id` failed or was cancelled; everything it held is released.
+// `kind` is an `llmd_request_error`; other values are `LLMD_STATUS_INVALID_ARGUMENT`.
+//
+// # Safety
+// As `llmd_scheduler_on_complete`.
+llmd_status llmd_scheduler_on_error(const llmd_scheduler *s,
+                                    const char *id,
+                                    size_t id_len,
+                                    uint32_t kind,
+                                    llmd_request_summary *summary,
+                                    bool *found,
+                                    llmd_error **err);
+
+// Creates a scheduler from an llm-d `EndpointPickerConfig` in YAML or JSON
+// (`config` NULL or blank: llm-d's default pipeline). `seed` (NULL: random)
+// makes tie-breaking reproducible. Malformed documents and invalid plugin
+// parameters give `LLMD_STATUS_CONFIG` with a message naming the plugin,
+// the field and the reason.
+//
+// # Safety
+// `config` is NULL or valid for `config_len` bytes; `seed` is NULL or valid;
+// `out` is valid for a write; `err` is NULL or valid for a write.
+llmd_status llmd_scheduler_new(const char *config,
+                               size_t config_len,
+                               const uint64_t *seed,
+                               llmd_scheduler **out,
+                               llmd_error **err);
+
+// Creates a scheduler from a configuration file (YAML or JSON). An
+// unreadable file gives `LLMD_STATUS_IO`.
+//
+// # Safety
+// As `llmd_scheduler_new`; `path` is valid for `path_len` bytes.
+llmd_status llmd_scheduler_from_file(const char *path,
+                                     size_t path_len,
+                                     const uint64_t *seed,
+                                     llmd_scheduler **out,
+                                     llmd_error **err);
+
+// Releases a scheduler. NULL is accepted and ignored.
+//
+// # Safety
+// `s` is NULL or a scheduler not yet freed, with no call on it in flight.
+void llmd_scheduler_free(llmd_scheduler *s);
+
+// Adds an endpoint, or replaces the one with the same name (its state is
+// reset).
+//
+// # Safety
+// `s` is NULL or live; `ep` is NULL or valid with every view valid for its
+// length; `err` is NULL or valid for a write.
+llmd_status llmd_scheduler_add_endpoint(const llmd_scheduler *s,
+                                        const llmd_endpoint_desc *ep,
+                                        llmd_error **err);
+
+// Adds an endpoint given as JSON (`{"name", "address", "labels", "model",
+// "lora_adapters", "metrics"}`); malformed JSON is `LLMD_STATUS_INVALID_ARGUMENT`.
+//
+// # Safety
+// As `llmd_scheduler_add_endpoint`; `json` is valid for `json_len` bytes.
+llmd_status llmd_scheduler_add_endpoint_json(const llmd_scheduler *s,
+                                             const char *json,
+                                             size_t json_len,
+                                             llmd_error **err);
+
+// Removes an endpoint; `LLMD_STATUS_UNKNOWN_ENDPOINT` when not registered.
+//
+// # Safety
+// `s` is NULL or live; `name` is valid for `name_len` bytes; `err` is NULL
+// or valid for a write.
+llmd_status llmd_scheduler_remove_endpoint(const llmd_scheduler *s,
+                                           const char *name,
+                                           size_t name_len,
+                                           llmd_error **err);
+
+// Replaces an endpoint's metrics with numbers.
+//
+// # Safety
+// `s` is NULL or live; `name` valid for `name_len` bytes; `m` is NULL or
+// valid with its arrays valid; `err` is NULL or valid for a write.
+llmd_status llmd_scheduler_update_metrics(const llmd_scheduler *s,
+                                          const char *name,
+                                          size_t name_len,
+                                          const llmd_endpoint_metrics *m,
+                                          llmd_error **err);
+
+// Parses a vLLM `/metrics` scrape (Prometheus text) and stores the snapshot;
+// unparsable text is `LLMD_STATUS_METRICS_PARSE`.
+//
+// # Safety
+// `s` is NULL or live; strings valid for their lengths; `err` is NULL or
+// valid for a write.
+llmd_status llmd_scheduler_update_metrics_text(const llmd_scheduler *s,
+                                               const char *name,
+                                               size_t name_len,
+                                               const char *text,
+                                               size_t text_len,
+                                               llmd_error **err);
+
+// Periodic maintenance (expires speculative index entries). Call it every
+// second or so; the library owns no threads.
+//
+// # Safety
+// `s` is NULL or live; `err` is NULL or valid for a write.
+llmd_status llmd_scheduler_tick(const llmd_scheduler *s, llmd_error **err);
+
+// Number of registered endpoints; 0 when `s` is NULL.
+//
+// # Safety
+// `s` is NULL or live.
+size_t llmd_scheduler_endpoint_count(const llmd_scheduler *s);
 
 // A static, NUL-terminated name for `status` (e.g. `"LLMD_STATUS_CONFIG"`),
 // or `"LLMD_STATUS_UNKNOWN"` for a value this library does not define.

@@ -12,6 +12,7 @@ use crate::status::llmd_status;
 #[allow(non_camel_case_types)] // C naming for the exported type
 pub struct llmd_error {
     status: llmd_status,
+    detail: u32,
     code: CString,
     message: CString,
 }
@@ -21,6 +22,7 @@ pub struct llmd_error {
 #[derive(Debug)]
 pub(crate) struct FfiError {
     pub(crate) status: llmd_status,
+    pub(crate) detail: u32,
     pub(crate) code: String,
     pub(crate) message: String,
 }
@@ -31,6 +33,7 @@ impl FfiError {
         let code = default_code(status).to_owned();
         Self {
             status,
+            detail: 0,
             code,
             message: message.into(),
         }
@@ -45,9 +48,16 @@ impl FfiError {
     ) -> Self {
         Self {
             status,
+            detail: 0,
             code: code.into(),
             message: message.into(),
         }
+    }
+
+    /// Attaches the scheduler's numeric code (see `llmd_error_detail`).
+    pub(crate) fn with_detail(mut self, detail: u32) -> Self {
+        self.detail = detail;
+        self
     }
 
     pub(crate) fn null(what: &str) -> Self {
@@ -100,6 +110,7 @@ impl From<FfiError> for llmd_error {
     fn from(e: FfiError) -> Self {
         Self {
             status: e.status,
+            detail: e.detail,
             code: c_string_lossy(e.code),
             message: c_string_lossy(e.message),
         }
@@ -129,6 +140,19 @@ pub unsafe extern "C" fn llmd_error_status(err: *const llmd_error) -> llmd_statu
         Some(e) => e.status,
         None => llmd_status::NullArgument,
     }
+}
+
+/// The scheduler's stable numeric code for errors it raised: llm-d's HTTP
+/// status for scheduling outcomes (503 no endpoints, 429 saturated, 400
+/// invalid request) and 1001+ for library-side errors; 0 for errors raised
+/// elsewhere and when `err` is NULL.
+///
+/// # Safety
+/// `err` is NULL or a live error returned by this library.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_error_detail(err: *const llmd_error) -> u32 {
+    // SAFETY: caller contract above.
+    unsafe { err.as_ref() }.map_or(0, |e| e.detail)
 }
 
 /// The NUL-terminated message of `err`, owned by `err` and valid until it is

@@ -12,13 +12,20 @@
 #![deny(missing_docs)]
 
 mod args;
+pub mod decision;
 pub mod error;
 pub mod events;
 pub mod hasher;
+pub mod ingest;
+pub mod lifecycle;
 mod panic;
+pub mod request;
+mod sched_error;
+pub mod scheduler;
 pub mod status;
 pub mod string;
 pub mod version;
+pub mod views;
 
 pub use error::llmd_error;
 pub use status::llmd_status;

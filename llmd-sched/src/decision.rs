@@ -1,0 +1,51 @@
+//! What `pick` returns.
+
+use serde::Serialize;
+
+use crate::framework::Explanation;
+
+/// Header with the primary targets (`ip:port[,ip:port...]`).
+pub const HEADER_DESTINATION: &str = "x-gateway-destination-endpoint";
+/// Header with the remote prefill endpoint.
+pub const HEADER_PREFILLER: &str = "x-prefiller-host-port";
+/// Header with the encoder endpoints.
+pub const HEADER_ENCODERS: &str = "x-encoder-hosts-ports";
+/// Inbound header narrowing the candidates to a subset of addresses.
+pub const HEADER_SUBSET: &str = "x-gateway-destination-endpoint-subset";
+
+/// A chosen endpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Target {
+    /// Endpoint name.
+    pub name: String,
+    /// `ip:port`.
+    pub address: String,
+}
+
+/// A scheduling decision.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Decision {
+    /// Primary targets in preference order (later ones are fallbacks).
+    pub targets: Vec<Target>,
+    /// Remote prefill endpoint when the request is disaggregated.
+    pub prefill_target: Option<Target>,
+    /// Encoder endpoints when encoding is disaggregated.
+    pub encode_targets: Vec<Target>,
+    /// Headers the proxy must set on the upstream request.
+    pub headers: Vec<(String, String)>,
+    /// Headers the proxy must remove (a stale `x-prefiller-host-port` when no prefill ran).
+    pub remove_headers: Vec<String>,
+    /// Why.
+    pub explanation: Explanation,
+}
+
+impl Decision {
+    /// A header value by name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+    /// The first target (what llm-d calls the destination endpoint).
+    pub fn primary(&self) -> Option<&Target> {
+        self.targets.first()
+    }
+}

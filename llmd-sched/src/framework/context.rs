@@ -1,0 +1,228 @@
+//! Per-request facts derived once and shared by every stage of one cycle.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use crate::error::ScheduleError;
+use crate::model::{EndpointState, Prompt, Request};
+
+/// Index of an endpoint in the cycle's endpoint snapshot ([`CycleContext::endpoint`]).
+pub type EndpointIndex = usize;
+
+/// What one prefix producer found for one endpoint (llm-d `PrefixCacheMatchInfo`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PrefixMatch {
+    /// Matched blocks; tier-weighted and truncated for the precise producer.
+    pub match_blocks: u32,
+    /// Unweighted consecutive matched blocks (`cachedBlockCount`).
+    pub cached_blocks: u32,
+}
+
+/// One producer's prefix-match output for the whole snapshot.
+#[derive(Clone, Debug, Default)]
+pub struct PrefixInfo {
+    /// Producer instance name (the data key consumers bind to).
+    pub producer: Arc<str>,
+    /// Tokens per block.
+    pub block_size: u32,
+    /// Number of blocks the prompt hashed into.
+    pub total_blocks: u32,
+    /// Per endpoint index; `None` for endpoints the producer did not look at.
+    pub matches: Vec<Option<PrefixMatch>>,
+    /// The request's block keys, kept for the producer's post-decision hook.
+    pub keys: Vec<u64>,
+}
+
+impl PrefixInfo {
+    /// The match for one endpoint, if the producer produced one.
+    pub fn get(&self, ep: EndpointIndex) -> Option<PrefixMatch> {
+        self.matches.get(ep).copied().flatten()
+    }
+    /// `matchBlocks / totalBlocks` for an endpoint; 0 when missing or empty.
+    pub fn ratio(&self, ep: EndpointIndex) -> f64 {
+        match self.get(ep) {
+            Some(m) if self.total_blocks > 0 => m.match_blocks as f64 / self.total_blocks as f64,
+            _ => 0.0,
+        }
+    }
+}
+
+/// A finished profile run.
+#[derive(Clone, Debug, Default)]
+pub struct ProfileRunResult {
+    /// Picked endpoints, in preference order.
+    pub targets: Vec<EndpointIndex>,
+    /// Every scored endpoint with its combined score.
+    pub scored: Vec<(EndpointIndex, f64)>,
+}
+
+/// The shared state of one scheduling cycle.
+pub struct CycleContext<'a> {
+    request: &'a Request,
+    now_ns: u64,
+    endpoints: &'a [Arc<EndpointState>],
+    tokens: Cow<'a, [u32]>,
+    tokens_estimated: bool,
+    prefix: Vec<PrefixInfo>,
+    uncached: Option<Vec<u64>>,
+    peer: Option<EndpointIndex>,
+    results: Vec<Option<ProfileRunResult>>,
+    errors: Vec<Option<ScheduleError>>,
+    rng: RefCell<fastrand::Rng>,
+    notes: Vec<String>,
+    predictor: Option<&'a dyn LatencyPredictor>,
+}
+
+/// Predicted latencies of one request on one endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LatencyPrediction {
+    /// Predicted time to first token, milliseconds.
+    pub ttft_ms: f64,
+    /// Predicted time per output token, milliseconds.
+    pub tpot_ms: f64,
+}
+
+/// A host-supplied latency model (llm-d's `LatencyPredictionInfo` producer).
+pub trait LatencyPredictor: Send + Sync {
+    /// Prediction for the request in `ctx` on endpoint `ep`, if the model has one.
+    fn predict(&self, ctx: &CycleContext<'_>, ep: EndpointIndex) -> Option<LatencyPrediction>;
+}
+
+impl<'a> CycleContext<'a> {
+    /// A context for `request` over `endpoints` at `now_ns`; `profiles` is the
+    /// number of scheduling profiles (result slots).
+    pub fn new(
+        request: &'a Request,
+        endpoints: &'a [Arc<EndpointState>],
+        now_ns: u64,
+        profiles: usize,
+        seed: u64,
+    ) -> Self {
+        let tokens = match &request.prompt {
+            Prompt::Tokens(t) => Cow::Borrowed(t.as_slice()),
+            Prompt::Text(_) => Cow::Borrowed(&[][..]),
+        };
+        CycleContext {
+            request,
+            now_ns,
+            endpoints,
+            tokens,
+            tokens_estimated: false,
+            prefix: Vec::new(),
+            uncached: None,
+            peer: None,
+            results: vec![None; profiles],
+            errors: vec![None; profiles],
+            rng: RefCell::new(fastrand::Rng::with_seed(seed)),
+            notes: Vec::new(),
+            predictor: None,
+        }
+    }
+
+    /// Attaches a latency predictor for this cycle.
+    pub fn with_predictor(mut self, predictor: Option<&'a dyn LatencyPredictor>) -> Self {
+        self.predictor = predictor;
+        self
+    }
+
+    /// Predicted latencies on an endpoint; `None` without a predictor or a prediction.
+    pub fn predict(&self, ep: EndpointIndex) -> Option<LatencyPrediction> {
+        self.predictor.and_then(|p| p.predict(self, ep))
+    }
+
+    /// True when a latency predictor is attached.
+    pub fn has_predictor(&self) -> bool {
+        self.predictor.is_some()
+    }
+
+    /// The request.
+    pub fn request(&self) -> &Request {
+        self.request
+    }
+    /// Cycle time in clock nanoseconds.
+    pub fn now_ns(&self) -> u64 {
+        self.now_ns
+    }
+    /// The endpoint snapshot the cycle runs over.
+    pub fn endpoints(&self) -> &[Arc<EndpointState>] {
+        self.endpoints
+    }
+    /// One endpoint of the snapshot.
+    pub fn endpoint(&self, i: EndpointIndex) -> &EndpointState {
+        &self.endpoints[i]
+    }
+    /// Prompt token ids: the request's own, or the token producer's output for text.
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+    /// True when the tokens are the `estimate` backend's pseudo-tokens.
+    pub fn tokens_estimated(&self) -> bool {
+        self.tokens_estimated
+    }
+    /// Prompt length in tokens (0 when the prompt is text and no producer ran).
+    pub fn prompt_tokens(&self) -> usize {
+        self.tokens.len()
+    }
+    /// Sets the tokenized prompt (token producers only).
+    pub fn set_tokens(&mut self, tokens: Vec<u32>, estimated: bool) {
+        self.tokens = Cow::Owned(tokens);
+        self.tokens_estimated = estimated;
+    }
+    /// Prefix-match output of the named producer.
+    pub fn prefix_info(&self, producer: &str) -> Option<&PrefixInfo> {
+        self.prefix.iter().find(|p| &*p.producer == producer)
+    }
+    /// Stores a producer's prefix-match output (replacing an earlier one of the same name).
+    pub fn set_prefix_info(&mut self, info: PrefixInfo) {
+        self.prefix.retain(|p| p.producer != info.producer);
+        self.prefix.push(info);
+    }
+    /// This request's uncached prompt tokens per endpoint (`UncachedRequestTokens`).
+    pub fn uncached_tokens(&self, ep: EndpointIndex) -> Option<u64> {
+        self.uncached.as_ref().and_then(|u| u.get(ep).copied())
+    }
+    /// Sets `UncachedRequestTokens` for the snapshot (in-flight producer only).
+    pub fn set_uncached_tokens(&mut self, per_endpoint: Vec<u64>) {
+        self.uncached = Some(per_endpoint);
+    }
+    /// The peer endpoint published by the profile handler (decode pick during prefill).
+    pub fn peer(&self) -> Option<EndpointIndex> {
+        self.peer
+    }
+    /// Publishes the peer endpoint.
+    pub fn set_peer(&mut self, peer: Option<EndpointIndex>) {
+        self.peer = peer;
+    }
+    /// Result of profile `i`, if it ran and succeeded.
+    pub fn result(&self, profile: usize) -> Option<&ProfileRunResult> {
+        self.results.get(profile).and_then(Option::as_ref)
+    }
+    /// Why profile `i` failed, if it ran and failed.
+    pub fn error(&self, profile: usize) -> Option<&ScheduleError> {
+        self.errors.get(profile).and_then(Option::as_ref)
+    }
+    pub(crate) fn set_result(&mut self, profile: usize, r: Result<ProfileRunResult, ScheduleError>) {
+        if profile < self.results.len() {
+            match r {
+                Ok(v) => self.results[profile] = Some(v),
+                Err(e) => self.errors[profile] = Some(e),
+            }
+        }
+    }
+    /// A uniform draw in [0, 1) from the cycle's seeded generator.
+    pub fn random_f64(&self) -> f64 {
+        self.rng.borrow_mut().f64()
+    }
+    /// Shuffles a slice with the cycle's seeded generator.
+    pub fn shuffle<T>(&self, items: &mut [T]) {
+        self.rng.borrow_mut().shuffle(items);
+    }
+    /// Adds a line to the decision's explanation.
+    pub fn note(&mut self, line: impl Into<String>) {
+        self.notes.push(line.into());
+    }
+    pub(crate) fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
+    }
+}

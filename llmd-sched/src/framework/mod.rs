@@ -1,0 +1,13 @@
+//! The pipeline framework: stage traits, the per-cycle context, profiles and traces.
+
+pub mod context;
+pub mod explain;
+pub mod plugin;
+pub mod profile;
+
+pub use context::{
+    CycleContext, EndpointIndex, LatencyPrediction, LatencyPredictor, PrefixInfo, PrefixMatch, ProfileRunResult,
+};
+pub use explain::{Explanation, FilterTrace, ProfileTrace, ScorerTrace};
+pub use plugin::{Decided, Decider, Filter, HandlerResult, Picker, PreRequest, ProfileHandler, Producer, Scorer};
+pub use profile::{clamp_score, NamedFilter, NamedPicker, SchedulerProfile, WeightedScorer};

@@ -1,0 +1,125 @@
+//! In-flight load: requests and uncached prompt tokens this scheduler has sent
+//! to each endpoint, released by the request lifecycle calls.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::model::EndpointState;
+
+/// How a request's token contribution is released.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ReleasePolicy {
+    /// `addEstimatedOutputTokens`: output estimates stay until generated.
+    pub estimated_output: bool,
+}
+
+#[derive(Debug)]
+struct Contribution {
+    ep: Arc<EndpointState>,
+    requests: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+    prefill: bool,
+}
+
+#[derive(Debug)]
+struct Entry {
+    parts: Vec<Contribution>,
+    first_token_seen: bool,
+}
+
+/// Per-request contributions, keyed by request id.
+#[derive(Debug, Default)]
+pub struct InFlightTable {
+    map: Mutex<HashMap<String, Entry>>,
+}
+
+/// One endpoint's share of a request being recorded.
+#[derive(Debug)]
+pub struct Share {
+    /// The endpoint.
+    pub ep: Arc<EndpointState>,
+    /// Uncached prompt tokens sent there.
+    pub input_tokens: i64,
+    /// Estimated output tokens (0 unless `addEstimatedOutputTokens`).
+    pub output_tokens: i64,
+    /// True for the prefill profile's pick (released entirely at first token).
+    pub prefill: bool,
+}
+
+impl InFlightTable {
+    /// Records a routed request; a request id already in flight is released first.
+    pub fn record(&self, request_id: &str, shares: Vec<Share>) {
+        let parts: Vec<Contribution> = shares
+            .into_iter()
+            .map(|s| {
+                s.ep.add_inflight(1, s.input_tokens + s.output_tokens);
+                Contribution { ep: s.ep, requests: 1, input_tokens: s.input_tokens, output_tokens: s.output_tokens, prefill: s.prefill }
+            })
+            .collect();
+        let old = self.map.lock().insert(request_id.to_string(), Entry { parts, first_token_seen: false });
+        if let Some(old) = old {
+            release_all(&old);
+        }
+    }
+
+    /// First token: prompt tokens are done everywhere; the prefill share ends entirely.
+    /// Returns false for an unknown request id.
+    pub fn first_token(&self, request_id: &str) -> bool {
+        let mut map = self.map.lock();
+        let Some(e) = map.get_mut(request_id) else { return false };
+        if e.first_token_seen {
+            return true;
+        }
+        e.first_token_seen = true;
+        for c in &mut e.parts {
+            let req = if c.prefill { std::mem::take(&mut c.requests) } else { 0 };
+            let out = if c.prefill { std::mem::take(&mut c.output_tokens) } else { 0 };
+            c.ep.add_inflight(-req, -(c.input_tokens + out));
+            c.input_tokens = 0;
+        }
+        true
+    }
+
+    /// `n` output tokens generated: estimated output shrinks by `n`.
+    pub fn tokens(&self, request_id: &str, n: u64) -> bool {
+        let mut map = self.map.lock();
+        let Some(e) = map.get_mut(request_id) else { return false };
+        for c in &mut e.parts {
+            let d = c.output_tokens.min(n as i64);
+            c.output_tokens -= d;
+            c.ep.add_inflight(0, -d);
+        }
+        true
+    }
+
+    /// Completion, error or cancel: everything the request still holds is released.
+    pub fn finish(&self, request_id: &str) -> bool {
+        let e = self.map.lock().remove(request_id);
+        match e {
+            Some(e) => {
+                release_all(&e);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Requests currently tracked.
+    pub fn len(&self) -> usize {
+        self.map.lock().len()
+    }
+
+    /// True when nothing is in flight.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn release_all(e: &Entry) {
+    for c in &e.parts {
+        c.ep.add_inflight(-c.requests, -(c.input_tokens + c.output_tokens));
+    }
+}

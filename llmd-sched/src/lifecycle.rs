@@ -1,0 +1,104 @@
+//! Per-request records kept between `pick` and completion, for the lifecycle calls.
+
+use std::collections::HashMap;
+
+use parking_lot::Mutex;
+use serde::Serialize;
+
+/// How a request ended badly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestErrorKind {
+    /// The client went away.
+    Cancelled,
+    /// The upstream endpoint failed or timed out.
+    Upstream,
+    /// Anything else.
+    Other,
+}
+
+/// What is known about a finished request.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RequestSummary {
+    /// Request id.
+    pub id: String,
+    /// Primary target name.
+    pub target: String,
+    /// Remote prefill target name, if any.
+    pub prefill_target: Option<String>,
+    /// Prompt tokens as scheduled.
+    pub prompt_tokens: u64,
+    /// Clock time of the decision.
+    pub scheduled_at_ns: u64,
+    /// Clock time of the first token, if seen.
+    pub first_token_at_ns: Option<u64>,
+    /// Clock time of completion or failure.
+    pub finished_at_ns: u64,
+    /// Output tokens reported through `on_tokens` (the first token counts once).
+    pub output_tokens: u64,
+    /// Prompt tokens served from cache, as the engine reported.
+    pub cached_tokens: Option<u32>,
+    /// Set when the request failed.
+    pub error: Option<RequestErrorKind>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Record {
+    pub target: String,
+    pub prefill_target: Option<String>,
+    pub prompt_tokens: u64,
+    pub scheduled_at_ns: u64,
+    pub first_token_at_ns: Option<u64>,
+    pub output_tokens: u64,
+}
+
+/// The open-request table.
+#[derive(Debug, Default)]
+pub(crate) struct Requests {
+    map: Mutex<HashMap<String, Record>>,
+}
+
+impl Requests {
+    pub fn open(&self, id: &str, r: Record) {
+        self.map.lock().insert(id.to_string(), r);
+    }
+    pub fn first_token(&self, id: &str, now: u64) -> bool {
+        match self.map.lock().get_mut(id) {
+            Some(r) => {
+                if r.first_token_at_ns.is_none() {
+                    r.first_token_at_ns = Some(now);
+                    r.output_tokens = r.output_tokens.max(1);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+    pub fn tokens(&self, id: &str, n: u64) -> bool {
+        match self.map.lock().get_mut(id) {
+            Some(r) => {
+                r.output_tokens += n;
+                true
+            }
+            None => false,
+        }
+    }
+    pub fn close(&self, id: &str, now: u64, cached: Option<u32>, error: Option<RequestErrorKind>) -> Option<RequestSummary> {
+        let r = self.map.lock().remove(id)?;
+        Some(RequestSummary {
+            id: id.to_string(),
+            target: r.target,
+            prefill_target: r.prefill_target,
+            prompt_tokens: r.prompt_tokens,
+            scheduled_at_ns: r.scheduled_at_ns,
+            first_token_at_ns: r.first_token_at_ns,
+            finished_at_ns: now,
+            output_tokens: r.output_tokens,
+            cached_tokens: cached,
+            error,
+        })
+    }
+    pub fn len(&self) -> usize {
+        self.map.lock().len()
+    }
+}

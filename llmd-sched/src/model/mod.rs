@@ -1,0 +1,9 @@
+//! The data model: endpoints, requests and time.
+
+pub mod clock;
+pub mod endpoint;
+pub mod request;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use endpoint::{Endpoint, EndpointMetrics, EndpointState, Role, ROLE_LABEL};
+pub use request::{LoraRef, Prompt, Request, Slo};

@@ -1,0 +1,15 @@
+//! Built-in filters.
+
+pub mod concurrency;
+pub mod label;
+pub mod prefix_affinity;
+pub mod role;
+pub mod slo_tier;
+pub mod utilization;
+
+pub use concurrency::{ConcurrencyDetector, ConcurrencyMode};
+pub use label::{ByLabelFilter, LabelSelectorFilter};
+pub use prefix_affinity::PrefixCacheAffinityFilter;
+pub use role::{RoleFilter, Stage};
+pub use slo_tier::SloHeadroomTierFilter;
+pub use utilization::{UtilizationDetector, UtilizationFilter};

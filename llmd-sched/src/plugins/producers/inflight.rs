@@ -1,0 +1,92 @@
+//! `inflight-load-producer`: this request's uncached tokens per endpoint, and the
+//! recording of routed requests into the in-flight table.
+
+use std::sync::Arc;
+
+use crate::config::params::Params;
+use crate::error::ConfigError;
+use crate::framework::{CycleContext, Decided, EndpointIndex, PreRequest, Producer};
+use crate::inflight::{InFlightTable, Share};
+
+use super::APPROX_PRODUCER;
+
+/// Profile name llm-d hard-codes for the prefill stage.
+const PREFILL_PROFILE: &str = "prefill";
+
+/// The producer.
+#[derive(Debug)]
+pub struct InFlightLoadProducer {
+    /// `addEstimatedOutputTokens` (false).
+    pub add_output: bool,
+    /// `outputRatio` (1.5).
+    pub output_ratio: f64,
+    /// `maxEstimatedOutputTokens` (none).
+    pub max_output: Option<u64>,
+    /// `prefixMatchInfoProducerName`.
+    pub producer: Arc<str>,
+    table: Arc<InFlightTable>,
+}
+
+impl InFlightLoadProducer {
+    /// Decodes the parameters; `table` is the scheduler's in-flight table.
+    pub fn from_params(p: &mut Params, table: Arc<InFlightTable>) -> Result<Self, ConfigError> {
+        let add_output = p.bool("addEstimatedOutputTokens", false)?;
+        let output_ratio = p.f64("outputRatio", 1.5)?;
+        if output_ratio < 0.0 {
+            return Err(p.err("outputRatio", "must be >= 0"));
+        }
+        let max_output = p.opt_i64("maxEstimatedOutputTokens")?;
+        if max_output.is_some_and(|m| m < 0) {
+            return Err(p.err("maxEstimatedOutputTokens", "must be >= 0"));
+        }
+        let producer: Arc<str> = p.string("prefixMatchInfoProducerName", APPROX_PRODUCER)?.into();
+        // Cross-replica state is the host's business; the flag is accepted.
+        p.bool("syncCrossReplicaState", true)?;
+        Ok(InFlightLoadProducer { add_output, output_ratio, max_output: max_output.map(|m| m as u64), producer, table })
+    }
+
+    fn output_estimate(&self, input: u64) -> u64 {
+        if !self.add_output {
+            return 0;
+        }
+        let est = (input as f64 * self.output_ratio).round() as u64;
+        self.max_output.map_or(est, |m| est.min(m))
+    }
+}
+
+impl Producer for InFlightLoadProducer {
+    fn produce(&self, ctx: &mut CycleContext<'_>, candidates: &[EndpointIndex]) {
+        let p = ctx.prompt_tokens() as u64;
+        let mut uncached = vec![p; ctx.endpoints().len()];
+        if let Some(info) = ctx.prefix_info(&self.producer) {
+            let bs = info.block_size as u64;
+            let covered = info.total_blocks as u64 * bs;
+            let tail = p.saturating_sub(covered);
+            for &i in candidates {
+                if let Some(m) = info.get(i) {
+                    uncached[i] = (info.total_blocks as u64).saturating_sub(m.match_blocks as u64) * bs + tail;
+                }
+            }
+        }
+        ctx.set_uncached_tokens(uncached);
+    }
+}
+
+impl PreRequest for InFlightLoadProducer {
+    fn pre_request(&self, ctx: &CycleContext<'_>, decided: &Decided<'_>) {
+        let shares = decided
+            .picks
+            .iter()
+            .map(|&(profile, i)| {
+                let input = ctx.uncached_tokens(i).unwrap_or(ctx.prompt_tokens() as u64);
+                Share {
+                    ep: Arc::clone(&ctx.endpoints()[i]),
+                    input_tokens: input as i64,
+                    output_tokens: self.output_estimate(input) as i64,
+                    prefill: profile == PREFILL_PROFILE,
+                }
+            })
+            .collect();
+        self.table.record(&ctx.request().id, shares);
+    }
+}

@@ -1,0 +1,18 @@
+//! Built-in data producers: tokens, prefix matches (approximate and precise), in-flight load.
+
+pub mod approx_hash;
+pub mod approx_index;
+pub mod approx_prefix;
+pub mod inflight;
+pub mod precise_prefix;
+pub mod token;
+
+pub use approx_prefix::ApproxPrefixProducer;
+pub use inflight::InFlightLoadProducer;
+pub use precise_prefix::PrecisePrefixProducer;
+pub use token::{estimate_tokens, TokenBackend, TokenProducer};
+
+/// Name (and default data key) of the approximate prefix producer.
+pub const APPROX_PRODUCER: &str = "approx-prefix-cache-producer";
+/// Default name of the precise prefix producer.
+pub const PRECISE_PRODUCER: &str = "precise-prefix-cache-producer";

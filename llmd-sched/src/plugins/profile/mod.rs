@@ -1,0 +1,9 @@
+//! Profile handlers and P/D deciders.
+
+pub mod deciders;
+pub mod disagg;
+pub mod single;
+
+pub use deciders::{AlwaysDisaggDecider, MultimodalDecider, PrefixBasedPdDecider};
+pub use disagg::{DisaggProfileHandler, StageOrder};
+pub use single::SingleProfileHandler;

@@ -1,0 +1,17 @@
+//! Built-in scorers.
+
+pub mod context_length;
+pub mod inflight;
+pub mod load;
+pub mod lora;
+pub mod no_hit_lru;
+pub mod prefix;
+pub mod session;
+
+pub use context_length::ContextLengthAware;
+pub use inflight::{ActiveRequestScorer, TokenLoadScorer};
+pub use load::{Gauge, KvCacheUtilizationScorer, LoadAwareScorer, MinMaxScorer};
+pub use lora::LoraAffinityScorer;
+pub use no_hit_lru::NoHitLruScorer;
+pub use prefix::PrefixCacheScorer;
+pub use session::SessionAffinity;

@@ -1,0 +1,238 @@
+//! Session affinity (`session-affinity-scorer`, `session-affinity-filter`): keep a
+//! conversation on the endpoint that served it, by header token or session-id binding.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::config::params::Params;
+use crate::error::ConfigError;
+use crate::framework::{CycleContext, Decided, EndpointIndex, Filter, PreRequest, Scorer};
+
+/// Where a session id comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionSource {
+    /// A request header.
+    Header(String),
+    /// A request attribute; the library reads [`crate::model::Request::session_id`].
+    Attribute(String),
+}
+
+/// How the session's endpoint is found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// The header carries base64(`endpoint name`) of the endpoint that served the session.
+    EncodedEndpointHeader {
+        /// Header name (`x-session-token`).
+        header: String,
+    },
+    /// An opaque session id bound to an endpoint at routing time.
+    SessionId {
+        /// Sources, first non-empty wins.
+        sources: Vec<SessionSource>,
+        /// Binding lifetime without use.
+        ttl_ns: u64,
+        /// How often expired bindings are swept.
+        sweep_ns: u64,
+    },
+}
+
+#[derive(Debug, Default)]
+struct Bindings {
+    map: HashMap<String, (Arc<str>, u64)>,
+    last_sweep: u64,
+}
+
+/// Shared by the scorer and the filter forms.
+#[derive(Debug)]
+pub struct SessionAffinity {
+    strategy: Strategy,
+    profile: Option<String>,
+    bindings: Mutex<Bindings>,
+}
+
+impl SessionAffinity {
+    /// Decodes `strategy`, `encodedEndpointHeaderConfig`, `sessionIdConfig`, `profileName`.
+    pub fn from_params(p: &mut Params) -> Result<Self, ConfigError> {
+        let strategy_name = p.string("strategy", "encoded_endpoint_header")?;
+        let enc = p.object("encodedEndpointHeaderConfig")?;
+        let sid = p.object("sessionIdConfig")?;
+        let strategy = match strategy_name.as_str() {
+            "encoded_endpoint_header" => {
+                let header = match enc {
+                    Some(mut e) => {
+                        let h = e.string("header", "x-session-token")?;
+                        e.finish()?;
+                        h
+                    }
+                    None => "x-session-token".to_string(),
+                };
+                Strategy::EncodedEndpointHeader { header }
+            }
+            "session_id" => {
+                let (mut sources, mut ttl, mut sweep) = (Vec::new(), 300.0, 10.0);
+                if let Some(mut s) = sid {
+                    for mut src in s.objects("sources")? {
+                        let h = src.opt_string("header")?;
+                        let a = src.opt_string("attribute")?;
+                        let _ = src.opt_string("producer")?;
+                        sources.push(match (h, a) {
+                            (Some(h), None) => SessionSource::Header(h.to_ascii_lowercase()),
+                            (None, Some(a)) => SessionSource::Attribute(a),
+                            _ => return Err(src.err("header", "each source needs exactly one of header or attribute")),
+                        });
+                        src.finish()?;
+                    }
+                    ttl = s.f64("evictionTtlSeconds", ttl)?;
+                    sweep = s.f64("evictionSweepSeconds", sweep)?;
+                    if ttl <= 0.0 {
+                        return Err(s.err("evictionTtlSeconds", "must be > 0"));
+                    }
+                    if sweep <= 0.0 {
+                        return Err(s.err("evictionSweepSeconds", "must be > 0"));
+                    }
+                    s.finish()?;
+                }
+                if sources.is_empty() {
+                    sources.push(SessionSource::Header("x-session-id".into()));
+                }
+                Strategy::SessionId { sources, ttl_ns: (ttl * 1e9) as u64, sweep_ns: (sweep * 1e9) as u64 }
+            }
+            other => {
+                return Err(p.err("strategy", format!("unknown strategy '{other}' (expected encoded_endpoint_header or session_id)")))
+            }
+        };
+        let profile = p.opt_string("profileName")?;
+        Ok(SessionAffinity { strategy, profile, bindings: Mutex::new(Bindings::default()) })
+    }
+
+    fn session_id(&self, ctx: &CycleContext<'_>, sources: &[SessionSource]) -> Option<String> {
+        let req = ctx.request();
+        sources.iter().find_map(|s| match s {
+            SessionSource::Header(h) => req.header_value(h).filter(|v| !v.is_empty()).map(str::to_string),
+            SessionSource::Attribute(_) => req.session_id.clone().filter(|v| !v.is_empty()),
+        })
+    }
+
+    /// The endpoint name the session is pinned to, if any.
+    pub fn pinned(&self, ctx: &CycleContext<'_>) -> Option<Arc<str>> {
+        match &self.strategy {
+            Strategy::EncodedEndpointHeader { header } => {
+                let raw = ctx.request().header_value(header)?;
+                let bytes = base64_decode(raw.trim())?;
+                Some(Arc::from(String::from_utf8(bytes).ok()?))
+            }
+            Strategy::SessionId { sources, ttl_ns, .. } => {
+                let id = self.session_id(ctx, sources)?;
+                let b = self.bindings.lock();
+                let (ep, last) = b.map.get(&id)?;
+                (ctx.now_ns().saturating_sub(*last) <= *ttl_ns).then(|| ep.clone())
+            }
+        }
+    }
+
+    fn pinned_index(&self, ctx: &CycleContext<'_>, candidates: &[EndpointIndex]) -> Option<EndpointIndex> {
+        let name = self.pinned(ctx)?;
+        candidates.iter().copied().find(|&i| ctx.endpoint(i).name() == &*name)
+    }
+
+    /// Encodes an endpoint name for the `encoded_endpoint_header` strategy's response header.
+    pub fn encode_token(endpoint: &str) -> String {
+        base64_encode(endpoint.as_bytes())
+    }
+}
+
+impl Scorer for SessionAffinity {
+    fn score(&self, ctx: &CycleContext<'_>, candidates: &[EndpointIndex], out: &mut [f64]) {
+        if let Some(p) = self.pinned_index(ctx, candidates) {
+            for (o, &i) in out.iter_mut().zip(candidates) {
+                *o = if i == p { 1.0 } else { 0.0 };
+            }
+        }
+    }
+}
+
+impl Filter for SessionAffinity {
+    fn filter(&self, ctx: &CycleContext<'_>, candidates: &mut Vec<EndpointIndex>) {
+        if let Some(p) = self.pinned_index(ctx, candidates) {
+            candidates.retain(|&i| i == p);
+        }
+    }
+}
+
+impl PreRequest for SessionAffinity {
+    fn pre_request(&self, ctx: &CycleContext<'_>, decided: &Decided<'_>) {
+        let Strategy::SessionId { sources, ttl_ns, sweep_ns } = &self.strategy else { return };
+        let Some(id) = self.session_id(ctx, sources) else { return };
+        let pick = match &self.profile {
+            Some(p) => decided.pick_of(p),
+            None => decided.targets.first().copied(),
+        };
+        let Some(pick) = pick else { return };
+        let now = ctx.now_ns();
+        let mut b = self.bindings.lock();
+        if now.saturating_sub(b.last_sweep) >= *sweep_ns {
+            b.map.retain(|_, (_, last)| now.saturating_sub(*last) <= *ttl_ns);
+            b.last_sweep = now;
+        }
+        b.map.insert(id, (ctx.endpoint(pick).name_arc(), now));
+    }
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn base64_encode(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for k in 0..4 {
+            if k <= chunk.len() {
+                out.push(B64[(n >> (18 - 6 * k) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Standard or URL-safe alphabet, padding optional; `None` on any invalid input.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim_end_matches('=');
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        } as u32;
+        acc = acc << 6 | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_round_trip() {
+        for s in ["", "a", "ab", "abc", "default/vllm-0", "ns/pod-with-long-name-1234"] {
+            assert_eq!(base64_decode(&base64_encode(s.as_bytes())).as_deref(), Some(s.as_bytes()));
+        }
+        assert_eq!(base64_encode(b"default/pod"), "ZGVmYXVsdC9wb2Q=");
+        assert!(base64_decode("a*b").is_none());
+    }
+}
