@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -169,6 +170,212 @@ class EventBatch {
  private:
   explicit EventBatch(llmd_event_batch* raw) : h_(raw) {}
   detail::Handle<llmd_event_batch, llmd_event_batch_free> h_;
+};
+
+// A borrowed view as std::string_view (empty for a NULL view).
+inline std::string_view view(llmd_str s) noexcept {
+  return s.ptr ? std::string_view(s.ptr, s.len) : std::string_view();
+}
+
+namespace detail {
+inline llmd_str str(std::string_view s) noexcept { return llmd_str{s.data(), s.size()}; }
+inline llmd_str opt_str(const std::optional<std::string>& s) noexcept {
+  return s ? llmd_str{s->data(), s->size()} : llmd_str{nullptr, 0};
+}
+}  // namespace detail
+
+// A chosen endpoint.
+struct Target {
+  std::string name;
+  std::string address;
+};
+
+// An endpoint to register.
+struct EndpointSpec {
+  std::string name;
+  std::string address;
+  std::optional<std::string> model;
+  std::vector<std::pair<std::string, std::string>> labels;
+  std::vector<std::string> lora_adapters;
+};
+
+// A request to schedule; set either `tokens` or `prompt`.
+struct Request {
+  std::string id;
+  std::string model;
+  std::vector<uint32_t> tokens;
+  std::optional<std::string> prompt;
+  std::optional<std::string> lora_name;
+  std::optional<std::string> cache_salt;
+  std::optional<std::string> session_id;
+  std::vector<std::pair<std::string, std::string>> headers;
+  int32_t priority = 0;
+  double ttft_slo_ms = 0;
+  double tpot_slo_ms = 0;
+};
+
+// A scheduling decision; owns its handle, copies nothing until asked.
+class Decision {
+ public:
+  explicit Decision(llmd_decision* raw) : h_(raw) { llmd_decision_get_info(h_.get(), &info_); }
+  Target primary() const {
+    return {std::string(view(info_.primary.name)), std::string(view(info_.primary.address))};
+  }
+  std::optional<Target> prefill() const {
+    if (!info_.has_prefill) return std::nullopt;
+    return Target{std::string(view(info_.prefill.name)), std::string(view(info_.prefill.address))};
+  }
+  std::vector<Target> targets() const {
+    std::vector<Target> out;
+    for (size_t i = 0; i < info_.n_targets; i++) {
+      llmd_target t = llmd_decision_target(h_.get(), i);
+      out.push_back({std::string(view(t.name)), std::string(view(t.address))});
+    }
+    return out;
+  }
+  std::vector<std::pair<std::string, std::string>> headers() const {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (size_t i = 0; i < info_.n_headers; i++) {
+      llmd_kv kv = llmd_decision_header(h_.get(), i);
+      out.emplace_back(std::string(view(kv.key)), std::string(view(kv.value)));
+    }
+    return out;
+  }
+  // Every candidate, filter drop and scorer's raw and weighted score, as JSON.
+  std::string explanation_json() const {
+    llmd_string* s = nullptr;
+    detail::call([&](llmd_error** e) { return llmd_decision_explanation_json(h_.get(), &s, e); });
+    return detail::take_string(s);
+  }
+  std::string json() const {
+    llmd_string* s = nullptr;
+    detail::call([&](llmd_error** e) { return llmd_decision_json(h_.get(), &s, e); });
+    return detail::take_string(s);
+  }
+  const llmd_decision* get() const noexcept { return h_.get(); }
+
+ private:
+  detail::Handle<llmd_decision, llmd_decision_free> h_;
+  llmd_decision_info info_{};
+};
+
+// The scheduler. All methods are const and thread-safe.
+class Scheduler {
+ public:
+  // From an llm-d EndpointPickerConfig (YAML or JSON); empty: llm-d's default.
+  explicit Scheduler(std::string_view config = {}, std::optional<uint64_t> seed = std::nullopt) {
+    llmd_scheduler* raw = nullptr;
+    detail::call([&](llmd_error** e) {
+      return llmd_scheduler_new(config.data(), config.size(), seed ? &*seed : nullptr, &raw, e);
+    });
+    h_.reset(raw);
+  }
+  static Scheduler from_file(const std::string& path, std::optional<uint64_t> seed = std::nullopt) {
+    llmd_scheduler* raw = nullptr;
+    detail::call([&](llmd_error** e) {
+      return llmd_scheduler_from_file(path.data(), path.size(), seed ? &*seed : nullptr, &raw, e);
+    });
+    return Scheduler(raw);
+  }
+  void add_endpoint(const EndpointSpec& ep) const {
+    std::vector<llmd_kv> labels;
+    for (const auto& [k, v] : ep.labels) labels.push_back({detail::str(k), detail::str(v)});
+    std::vector<llmd_str> loras;
+    for (const auto& l : ep.lora_adapters) loras.push_back(detail::str(l));
+    llmd_endpoint_desc d{detail::str(ep.name), detail::str(ep.address), detail::opt_str(ep.model),
+                         labels.data(), labels.size(), loras.data(), loras.size()};
+    detail::call([&](llmd_error** e) { return llmd_scheduler_add_endpoint(h_.get(), &d, e); });
+  }
+  void remove_endpoint(std::string_view name) const {
+    detail::call([&](llmd_error** e) {
+      return llmd_scheduler_remove_endpoint(h_.get(), name.data(), name.size(), e);
+    });
+  }
+  void update_metrics(std::string_view name, const llmd_endpoint_metrics& m) const {
+    detail::call([&](llmd_error** e) {
+      return llmd_scheduler_update_metrics(h_.get(), name.data(), name.size(), &m, e);
+    });
+  }
+  // A vLLM /metrics scrape.
+  void update_metrics_text(std::string_view name, std::string_view text) const {
+    detail::call([&](llmd_error** e) {
+      return llmd_scheduler_update_metrics_text(h_.get(), name.data(), name.size(), text.data(),
+                                                text.size(), e);
+    });
+  }
+  llmd_apply_stats ingest_kv_events(std::string_view endpoint, const uint8_t* payload,
+                                    size_t len) const {
+    llmd_apply_stats st{};
+    detail::call([&](llmd_error** e) {
+      return llmd_scheduler_ingest_kv_events(h_.get(), endpoint.data(), endpoint.size(), payload,
+                                             len, &st, e);
+    });
+    return st;
+  }
+  Decision pick(const Request& r) const {
+    std::vector<llmd_kv> headers;
+    for (const auto& [k, v] : r.headers) headers.push_back({detail::str(k), detail::str(v)});
+    llmd_request_desc d{};
+    d.id = detail::str(r.id);
+    d.model = detail::str(r.model);
+    d.tokens = r.tokens.data();
+    d.n_tokens = r.tokens.size();
+    d.prompt = detail::opt_str(r.prompt);
+    d.lora_name = detail::opt_str(r.lora_name);
+    d.cache_salt = detail::opt_str(r.cache_salt);
+    d.session_id = detail::opt_str(r.session_id);
+    d.headers = headers.data();
+    d.n_headers = headers.size();
+    d.priority = r.priority;
+    d.ttft_slo_ms = r.ttft_slo_ms;
+    d.tpot_slo_ms = r.tpot_slo_ms;
+    llmd_decision* raw = nullptr;
+    detail::call([&](llmd_error** e) { return llmd_scheduler_pick(h_.get(), &d, &raw, e); });
+    return Decision(raw);
+  }
+  // Lifecycle feedback; each returns whether the request id was known.
+  bool on_first_token(std::string_view id) const {
+    bool found = false;
+    detail::call([&](llmd_error** e) {
+      return llmd_scheduler_on_first_token(h_.get(), id.data(), id.size(), &found, e);
+    });
+    return found;
+  }
+  bool on_tokens(std::string_view id, uint64_t n) const {
+    bool found = false;
+    detail::call([&](llmd_error** e) {
+      return llmd_scheduler_on_tokens(h_.get(), id.data(), id.size(), n, &found, e);
+    });
+    return found;
+  }
+  std::optional<llmd_request_summary> on_complete(std::string_view id,
+                                                  std::optional<uint32_t> cached = {}) const {
+    llmd_request_summary sum{};
+    bool found = false;
+    detail::call([&](llmd_error** e) {
+      return llmd_scheduler_on_complete(h_.get(), id.data(), id.size(),
+                                        cached ? int64_t(*cached) : -1, &sum, &found, e);
+    });
+    return found ? std::optional<llmd_request_summary>(sum) : std::nullopt;
+  }
+  std::optional<llmd_request_summary> on_error(std::string_view id,
+                                               llmd_request_error kind) const {
+    llmd_request_summary sum{};
+    bool found = false;
+    detail::call([&](llmd_error** e) {
+      return llmd_scheduler_on_error(h_.get(), id.data(), id.size(), kind, &sum, &found, e);
+    });
+    return found ? std::optional<llmd_request_summary>(sum) : std::nullopt;
+  }
+  void tick() const {
+    detail::call([&](llmd_error** e) { return llmd_scheduler_tick(h_.get(), e); });
+  }
+  size_t endpoint_count() const noexcept { return llmd_scheduler_endpoint_count(h_.get()); }
+  const llmd_scheduler* get() const noexcept { return h_.get(); }
+
+ private:
+  explicit Scheduler(llmd_scheduler* raw) : h_(raw) {}
+  detail::Handle<llmd_scheduler, llmd_scheduler_free> h_;
 };
 
 }  // namespace llmd

@@ -13,7 +13,6 @@ pub struct llmd_string {
 }
 
 impl llmd_string {
-    #[allow(dead_code)] // first used by the scheduler calls (metrics, explanations)
     pub(crate) fn new(text: String) -> Self {
         Self {
             text: c_string_lossy(text),

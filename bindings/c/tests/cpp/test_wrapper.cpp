@@ -71,10 +71,66 @@ static void test_events() {
   CHECK(status_of([&] { llmd::EventBatch::decode(BATCH, 10); }) == LLMD_STATUS_DECODE);
 }
 
+
+static void test_scheduler() {
+  llmd::Scheduler s({}, 11);
+  s.add_endpoint({"pod-a", "10.0.0.1:8000", "llama", {{"llm-d.ai/role", "decode"}}, {}});
+  s.add_endpoint({"pod-b", "10.0.0.2:8000", "llama", {}, {"adapter-x"}});
+  CHECK(s.endpoint_count() == 2);
+  llmd_endpoint_metrics busy{};
+  busy.waiting_queue_size = 30;
+  busy.kv_cache_usage = 0.9;
+  s.update_metrics("pod-a", busy);
+  s.update_metrics_text("pod-b", "vllm:num_requests_waiting 0\nvllm:kv_cache_usage_perc 0.1\n");
+
+  llmd::Request r;
+  r.id = "cpp-1";
+  r.model = "llama";
+  for (uint32_t i = 1; i <= 64; i++) r.tokens.push_back(i);
+  r.headers = {{"x-session", "s1"}};
+  llmd::Decision d = s.pick(r);
+  CHECK(d.primary().name == "pod-b");
+  CHECK(d.primary().address == "10.0.0.2:8000");
+  CHECK(!d.prefill());
+  CHECK(!d.targets().empty());
+  bool dest = false;
+  for (const auto& [k, v] : d.headers()) dest = dest || (k == "x-gateway-destination-endpoint" && v == "10.0.0.2:8000");
+  CHECK(dest);
+  CHECK(d.explanation_json().find("pod-a") != std::string::npos);
+  CHECK(d.json().find("\"targets\"") != std::string::npos);
+  CHECK(s.on_first_token("cpp-1"));
+  CHECK(s.on_tokens("cpp-1", 3));
+  auto sum = s.on_complete("cpp-1", 16u);
+  CHECK(sum && sum->cached_tokens == 16);
+  CHECK(!s.on_complete("cpp-1"));
+  s.tick();
+
+  // Failures throw with the documented status and code.
+  CHECK(status_of([&] { s.remove_endpoint("nope"); }) == LLMD_STATUS_UNKNOWN_ENDPOINT);
+  CHECK(status_of([&] { llmd::Scheduler bad("plugins: [ {type: "); }) == LLMD_STATUS_CONFIG);
+  CHECK(status_of([&] { llmd::Scheduler::from_file("/nonexistent.yaml"); }) == LLMD_STATUS_IO);
+  CHECK(status_of([&] { s.update_metrics_text("pod-a", "vllm:num_requests_waiting{ 1\n"); }) ==
+        LLMD_STATUS_METRICS_PARSE);
+  llmd::Request other;
+  other.id = "cpp-2";
+  other.model = "other-model";
+  try {
+    s.pick(other);
+    CHECK(false);
+  } catch (const llmd::Error& e) {
+    CHECK(e.status() == LLMD_STATUS_SCHEDULE);
+    CHECK(e.code() == "no_endpoints");
+  }
+  auto from_file = llmd::Scheduler::from_file(std::string(LLMD_TESTDATA) +
+                                              "/llm-d-configs/03-pd-disaggregation-prefix-decider.yaml");
+  CHECK(from_file.endpoint_count() == 0);
+}
+
 int main() {
   CHECK(llmd::version() == llmd_version());
   test_hasher();
   test_events();
+  test_scheduler();
   std::printf("test_wrapper: %d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }
