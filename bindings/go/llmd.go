@@ -114,3 +114,11 @@ func optStr(s *string) (*C.char, C.size_t) {
 	}
 	return str(*s)
 }
+
+// bytesPtr borrows a byte slice's data for one call (nil when empty).
+func bytesPtr(b []byte) unsafe.Pointer {
+	if len(b) == 0 {
+		return nil
+	}
+	return unsafe.Pointer(unsafe.SliceData(b))
+}
