@@ -17,6 +17,14 @@ use crate::views::{self, llmd_kv, llmd_str};
 #[allow(non_camel_case_types)] // C naming for the exported type
 pub struct llmd_scheduler(pub(crate) Scheduler);
 
+impl From<Scheduler> for llmd_scheduler {
+    /// Wraps a scheduler built in Rust (e.g. with a custom clock) so that C
+    /// callers can share it; hand it over with `Box::into_raw`.
+    fn from(s: Scheduler) -> Self {
+        Self(s)
+    }
+}
+
 /// An endpoint to register.
 #[allow(non_camel_case_types)] // C naming for the exported type
 #[repr(C)]
