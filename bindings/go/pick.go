@@ -55,6 +55,11 @@ type Decision struct {
 	// Explanation is set when Request.Explain was: every candidate, filter
 	// drop and scorer's raw and weighted score.
 	Explanation json.RawMessage
+
+	// Backing storage for the usual one target and few headers, so that a
+	// decision costs one allocation for its structure.
+	targetBuf [1]Target
+	headerBuf [2]Header
 }
 
 // Header returns the value of a header the proxy must set ("" if none).
@@ -74,62 +79,118 @@ func goStr(s C.llmd_str) string {
 	return C.GoStringN(s.ptr, C.int(s.len))
 }
 
-func goTarget(t C.llmd_target) Target { return Target{goStr(t.name), goStr(t.address)} }
-
 // Pick runs one scheduling cycle. No endpoint for the model gives an error
 // matching ErrSchedule with Code "no_endpoints".
 func (s *Scheduler) Pick(req *Request) (*Decision, error) {
-	var out *Decision
-	err := s.with(func(h *C.llmd_scheduler) error {
-		a := getArena()
-		defer a.put()
-		var d C.llmd_request_desc
-		d.id = a.str(req.ID)
-		d.model = a.str(req.Model)
-		if req.Tokens != nil {
-			d.tokens, d.n_tokens = a.u32s(req.Tokens)
-		} else {
-			d.prompt = a.str(req.Prompt)
-		}
-		d.lora_name = a.optStr(req.LoRAName)
-		d.cache_salt = a.optStr(req.CacheSalt)
-		d.session_id = a.optStr(req.SessionID)
-		d.headers, d.n_headers = a.pairs(req.Headers)
-		d.priority = C.int32_t(req.Priority)
-		d.ttft_slo_ms = C.double(req.TTFTSLOms)
-		d.tpot_slo_ms = C.double(req.TPOTSLOms)
-		d.multimodal = C.bool(req.Multimodal)
-		var dec *C.llmd_decision
-		var e *C.llmd_error
-		if err := takeError(C.llmd_scheduler_pick(h, &d, &dec, &e), e); err != nil {
-			return err
-		}
-		defer C.llmd_decision_free(dec)
-		var err error
-		out, err = readDecision(dec, req.Explain)
-		return err
-	})
-	return out, err
+	// Locked inline (not through s.with): a closure here would cost a heap
+	// allocation on the hottest call.
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.h == nil {
+		return nil, ErrClosed
+	}
+	a := getArena()
+	defer a.put()
+	// The descriptor and the out-slots live in C memory too: Go memory
+	// passed by pointer escapes to the heap and is scanned by cgo's pointer
+	// checks on every call.
+	c := (*pickCall)(a.alloc(int(unsafe.Sizeof(pickCall{})), 8))
+	*c = pickCall{}
+	d := &c.desc
+	d.id = a.str(req.ID)
+	d.model = a.str(req.Model)
+	if req.Tokens != nil {
+		d.tokens, d.n_tokens = a.u32s(req.Tokens)
+	} else {
+		d.prompt = a.str(req.Prompt)
+	}
+	d.lora_name = a.optStr(req.LoRAName)
+	d.cache_salt = a.optStr(req.CacheSalt)
+	d.session_id = a.optStr(req.SessionID)
+	d.headers, d.n_headers = a.pairs(req.Headers)
+	d.priority = C.int32_t(req.Priority)
+	d.ttft_slo_ms = C.double(req.TTFTSLOms)
+	d.tpot_slo_ms = C.double(req.TPOTSLOms)
+	d.multimodal = C.bool(req.Multimodal)
+	if err := takeError(C.llmd_scheduler_pick(s.h, d, &c.dec, &c.err), c.err); err != nil {
+		return nil, err
+	}
+	defer C.llmd_decision_free(c.dec)
+	return readDecision(c.dec, &c.info, req.Explain)
 }
 
-func readDecision(dec *C.llmd_decision, explain bool) (*Decision, error) {
-	var info C.llmd_decision_info
-	C.llmd_decision_get_info(dec, &info)
-	out := &Decision{Targets: make([]Target, int(info.n_targets))}
-	if len(out.Targets) > 0 {
-		out.Targets[0] = goTarget(info.primary)
+// pickCall is one pick's C-side state, placed in an arena.
+type pickCall struct {
+	desc C.llmd_request_desc
+	info C.llmd_decision_info
+	dec  *C.llmd_decision
+	err  *C.llmd_error
+}
+
+// decisionStrings copies every string of a decision into one allocation.
+type decisionStrings struct {
+	buf []byte
+}
+
+func (b *decisionStrings) take(v C.llmd_str) string {
+	if v.ptr == nil || v.len == 0 {
+		return ""
 	}
-	for i := 1; i < len(out.Targets); i++ {
-		out.Targets[i] = goTarget(C.llmd_decision_target(dec, C.size_t(i)))
+	start := len(b.buf)
+	b.buf = append(b.buf, unsafe.Slice((*byte)(unsafe.Pointer(v.ptr)), int(v.len))...)
+	// The buffer is sized up front and never written again, so the string
+	// stays immutable.
+	return unsafe.String(&b.buf[start], int(v.len))
+}
+
+func readDecision(dec *C.llmd_decision, infop *C.llmd_decision_info, explain bool) (*Decision, error) {
+	C.llmd_decision_get_info(dec, infop)
+	info := *infop
+	nt, nh := int(info.n_targets), int(info.n_headers)
+	var targetArr [4]C.llmd_target
+	var headerArr [4]C.llmd_kv
+	targets, headers := targetArr[:0], headerArr[:0]
+	if nt > len(targetArr) {
+		targets = make([]C.llmd_target, 0, nt)
+	}
+	if nh > len(headerArr) {
+		headers = make([]C.llmd_kv, 0, nh)
+	}
+	targets, headers = targets[:nt], headers[:nh]
+	size := 0
+	for i := range targets {
+		if i == 0 {
+			targets[0] = info.primary
+		} else {
+			targets[i] = C.llmd_decision_target(dec, C.size_t(i))
+		}
+		size += int(targets[i].name.len + targets[i].address.len)
+	}
+	for i := range headers {
+		headers[i] = C.llmd_decision_header(dec, C.size_t(i))
+		size += int(headers[i].key.len + headers[i].value.len)
 	}
 	if bool(info.has_prefill) {
-		p := goTarget(info.prefill)
-		out.Prefill = &p
+		size += int(info.prefill.name.len + info.prefill.address.len)
 	}
-	out.Headers = make([]Header, int(info.n_headers))
-	for i := range out.Headers {
-		kv := C.llmd_decision_header(dec, C.size_t(i))
-		out.Headers[i] = Header{goStr(kv.key), goStr(kv.value)}
+	strs := decisionStrings{buf: make([]byte, 0, size)}
+	out := &Decision{}
+	out.Targets, out.Headers = out.targetBuf[:0], out.headerBuf[:0]
+	if nt > len(out.targetBuf) {
+		out.Targets = make([]Target, 0, nt)
+	}
+	if nh > len(out.headerBuf) {
+		out.Headers = make([]Header, 0, nh)
+	}
+	out.Targets, out.Headers = out.Targets[:nt], out.Headers[:nh]
+	for i, t := range targets {
+		out.Targets[i] = Target{strs.take(t.name), strs.take(t.address)}
+	}
+	for i, h := range headers {
+		out.Headers[i] = Header{strs.take(h.key), strs.take(h.value)}
+	}
+	if bool(info.has_prefill) {
+		out.Prefill = &Target{strs.take(info.prefill.name), strs.take(info.prefill.address)}
 	}
 	for i := 0; i < int(info.n_remove_headers); i++ {
 		out.RemoveHeaders = append(out.RemoveHeaders, goStr(C.llmd_decision_remove_header(dec, C.size_t(i))))
@@ -204,14 +265,24 @@ func (s *Scheduler) OnTokens(id string, n uint64) bool {
 // OnComplete records completion; cachedTokens is the engine's reported
 // prefix-cache hit (-1 if unknown).
 func (s *Scheduler) OnComplete(id string, cachedTokens int64) (RequestSummary, bool) {
-	var sum C.llmd_request_summary
-	var found C.bool
-	_ = s.with(func(h *C.llmd_scheduler) error {
-		ip, il := str(id)
-		var e *C.llmd_error
-		return takeError(C.llmd_scheduler_on_complete(h, ip, il, C.int64_t(cachedTokens), &sum, &found, &e), e)
-	})
-	return goSummary(sum), bool(found)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.h == nil {
+		return RequestSummary{}, false
+	}
+	a := getArena()
+	defer a.put()
+	c := (*completeCall)(a.alloc(int(unsafe.Sizeof(completeCall{})), 8))
+	*c = completeCall{}
+	ip, il := str(id)
+	C.llmd_scheduler_on_complete(s.h, ip, il, C.int64_t(cachedTokens), &c.sum, &c.found, nil)
+	return goSummary(c.sum), bool(c.found)
+}
+
+// completeCall is one completion's out-slots, placed in an arena.
+type completeCall struct {
+	sum   C.llmd_request_summary
+	found C.bool
 }
 
 // OnError records a failed or cancelled request.
