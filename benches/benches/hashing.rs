@@ -1,7 +1,9 @@
 //! Block hashing throughput: an 8k-token prompt in blocks of 16, for every
 //! vLLM algorithm, next to raw SHA-256 / XXH3-128 over the very same payload
 //! bytes (serialized beforehand, so only the hash is timed): the physical
-//! limit of each algorithm.
+//! limit of each algorithm. Two raw baselines: independent payloads (hashes
+//! may overlap in the CPU) and chained ones (each hash waits for the previous
+//! digest, as vLLM's chain must).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sha2::Digest as _;
@@ -28,23 +30,41 @@ fn prompt() -> Vec<u32> {
 }
 
 fn hasher(algo: HashAlgo) -> BlockHasher {
-    let version = if algo == HashAlgo::Sha256Cbor64Bit { "0.10.1.1" } else { "0.33.0" };
+    let version = if algo == HashAlgo::Sha256Cbor64Bit {
+        "0.10.1.1"
+    } else {
+        "0.33.0"
+    };
     let cfg = HasherConfig::for_vllm(version, algo, BLOCK_SIZE, Some("42")).expect("valid config");
     BlockHasher::new(cfg).expect("valid hasher")
 }
 
-fn raw_hash(algo: HashAlgo, payloads: &[Vec<u8>]) -> u64 {
-    let mut acc = 0u64;
-    for p in payloads {
-        acc ^= match algo {
-            HashAlgo::Xxhash | HashAlgo::XxhashCbor => xxhash_rust::xxh3::xxh3_128(p) as u64,
-            _ => {
-                let d = sha2::Sha256::digest(p);
-                u64::from_be_bytes(d[24..].try_into().expect("8 bytes"))
-            }
-        };
+/// The low 64 bits of the raw hash of `payload`.
+#[inline(always)]
+fn raw(algo: HashAlgo, payload: &[u8]) -> u64 {
+    match algo {
+        HashAlgo::Xxhash | HashAlgo::XxhashCbor => xxhash_rust::xxh3::xxh3_128(payload) as u64,
+        _ => {
+            let d = sha2::Sha256::digest(payload);
+            u64::from_be_bytes(d[24..].try_into().expect("8 bytes"))
+        }
     }
-    acc
+}
+
+/// Raw hashes of independent payloads: the CPU may overlap consecutive hashes.
+fn raw_independent(algo: HashAlgo, payloads: &[Vec<u8>]) -> u64 {
+    payloads.iter().fold(0, |acc, p| acc ^ raw(algo, p))
+}
+
+/// Raw hashes where each payload's address depends on the previous digest, as
+/// in a real chain (the parent is part of the next payload): the latency
+/// limit of chained hashing. `mask` is 0 at run time, unknown to the compiler.
+fn raw_chained(algo: HashAlgo, payloads: &[Vec<u8>], mask: usize) -> u64 {
+    let mut dep = 0u64;
+    for i in 0..payloads.len() {
+        dep = raw(algo, &payloads[i ^ (dep as usize & mask)]);
+    }
+    dep
 }
 
 fn hashing(c: &mut Criterion) {
@@ -63,12 +83,15 @@ fn hashing(c: &mut Criterion) {
             .into_iter()
             .map(|t| t.payload)
             .collect();
-        let raw = match algo {
+        let name = match algo {
             HashAlgo::Xxhash | HashAlgo::XxhashCbor => "raw_xxh3_128",
             _ => "raw_sha256",
         };
-        group.bench_function(BenchmarkId::new(raw, algo), |b| {
-            b.iter(|| raw_hash(algo, black_box(&payloads)))
+        group.bench_function(BenchmarkId::new(name, algo), |b| {
+            b.iter(|| raw_independent(algo, black_box(&payloads)))
+        });
+        group.bench_function(BenchmarkId::new(format!("{name}_chained"), algo), |b| {
+            b.iter(|| raw_chained(algo, black_box(&payloads), black_box(0)))
         });
     }
     group.finish();

@@ -25,7 +25,7 @@ use super::msgpack::Writer;
 /// assert_eq!(decode_event_batch(&bytes).unwrap(), batch);
 /// ```
 pub fn encode_event_batch(batch: &EventBatch, layout: EventLayout) -> Vec<u8> {
-    let mut w = Writer::with_capacity(64 + 256 * batch.events.len());
+    let mut w = Writer::with_capacity(16 + batch.events.iter().map(size_hint).sum::<usize>());
     w.array_len(if layout.has_dp_rank() { 3 } else { 2 });
     w.f64(batch.ts);
     w.array_len(batch.events.len());
@@ -50,6 +50,16 @@ pub fn encode_event_batch(batch: &EventBatch, layout: EventLayout) -> Vec<u8> {
         opt_int(&mut w, batch.data_parallel_rank);
     }
     w.into_bytes()
+}
+
+/// Roughly the encoded size of an event (uint32 tokens, uint64 hashes),
+/// so that the output buffer is allocated once.
+fn size_hint(ev: &KvEvent) -> usize {
+    match ev {
+        KvEvent::BlockStored(s) => 192 + 5 * s.token_ids.len() + 9 * s.block_hashes.len(),
+        KvEvent::BlockRemoved(r) => 96 + 9 * r.block_hashes.len(),
+        KvEvent::AllBlocksCleared => 32,
+    }
 }
 
 fn stored_array(w: &mut Writer, s: &BlockStored, layout: EventLayout) {

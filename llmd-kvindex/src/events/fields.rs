@@ -151,11 +151,7 @@ fn read_tokens(r: &mut Reader<'_>, field: &'static str) -> Result<Vec<u64>, Deco
     let n = r.read_array_len(field)?;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        let at = r.position();
-        let v = r.read_int(field)?;
-        let v = u64::try_from(v)
-            .map_err(|_| DecodeError::new(DecodeErrorKind::IntOutOfRange { field }, at))?;
-        out.push(v);
+        out.push(r.read_u64(field)?);
     }
     Ok(out)
 }
@@ -171,6 +167,9 @@ fn read_hashes(r: &mut Reader<'_>) -> Result<Vec<HashValue>, DecodeError> {
 
 /// A hash: an integer of any width and sign, or a byte string.
 fn read_hash(r: &mut Reader<'_>, field: &'static str) -> Result<HashValue, DecodeError> {
+    if r.next_is_uint() {
+        return Ok(HashValue::Int(i128::from(r.read_u64(field)?)));
+    }
     let at = r.position();
     match r.read_value()? {
         Value::Int(v) => Ok(HashValue::Int(v)),

@@ -207,6 +207,62 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// Reads a non-negative integer that fits `u64` (token ids, hashes).
+    /// Negative values are `IntOutOfRange`, other types `WrongFieldType`.
+    #[inline(always)]
+    pub fn read_u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+        let at = self.pos;
+        let rest = &self.buf[at..];
+        // uint8/16/32/64 without a branch per width (token ids mix widths
+        // unpredictably): load 8 bytes and shift away what is not the value.
+        if let [m @ 0xcc..=0xcf, b0, b1, b2, b3, b4, b5, b6, b7, ..] = *rest {
+            let width = 1usize << (m & 3);
+            let word = u64::from_be_bytes([b0, b1, b2, b3, b4, b5, b6, b7]);
+            self.pos = at + 1 + width;
+            return Ok(word >> (64 - 8 * width));
+        }
+        // Fast path for the formats msgspec writes; everything else,
+        // including every error, goes through the general reader.
+        match *rest {
+            [m @ 0x00..=0x7f, ..] => {
+                self.pos = at + 1;
+                return Ok(u64::from(m));
+            }
+            [0xcc, b, ..] => {
+                self.pos = at + 2;
+                return Ok(u64::from(b));
+            }
+            [0xcd, b0, b1, ..] => {
+                self.pos = at + 3;
+                return Ok(u64::from(u16::from_be_bytes([b0, b1])));
+            }
+            [0xce, b0, b1, b2, b3, ..] => {
+                self.pos = at + 5;
+                return Ok(u64::from(u32::from_be_bytes([b0, b1, b2, b3])));
+            }
+            [0xcf, b0, b1, b2, b3, b4, b5, b6, b7, ..] => {
+                self.pos = at + 9;
+                return Ok(u64::from_be_bytes([b0, b1, b2, b3, b4, b5, b6, b7]));
+            }
+            _ => {}
+        }
+        self.read_u64_slow(field)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn read_u64_slow(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+        let at = self.pos;
+        let v = self.read_int(field)?;
+        u64::try_from(v).map_err(|_| DecodeError::new(DecodeErrorKind::IntOutOfRange { field }, at))
+    }
+
+    /// Whether the next item is a non-negative integer format.
+    #[inline]
+    pub fn next_is_uint(&self) -> bool {
+        matches!(self.buf.get(self.pos), Some(0x00..=0x7f | 0xcc..=0xcf))
+    }
+
     /// Consumes a `nil` if one comes next; returns whether it did.
     #[inline]
     pub fn try_nil(&mut self) -> bool {
@@ -285,109 +341,5 @@ pub(crate) fn wrong_type(field: &'static str, expected: &'static str, at: usize)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn one(bytes: &[u8]) -> Result<Value<'_>, DecodeError> {
-        Reader::new(bytes).read_value()
-    }
-
-    #[test]
-    fn every_scalar_format() {
-        assert_eq!(one(&[0x05]), Ok(Value::Int(5)));
-        assert_eq!(one(&[0xff]), Ok(Value::Int(-1)));
-        assert_eq!(one(&[0xcc, 0xff]), Ok(Value::Int(255)));
-        assert_eq!(one(&[0xcd, 1, 0]), Ok(Value::Int(256)));
-        assert_eq!(one(&[0xce, 0, 1, 0, 0]), Ok(Value::Int(65536)));
-        assert_eq!(
-            one(&[0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
-            Ok(Value::Int(u64::MAX.into()))
-        );
-        assert_eq!(one(&[0xd0, 0x80]), Ok(Value::Int(-128)));
-        assert_eq!(one(&[0xd1, 0x80, 0]), Ok(Value::Int(-32768)));
-        assert_eq!(one(&[0xd2, 0x80, 0, 0, 0]), Ok(Value::Int(i32::MIN.into())));
-        assert_eq!(
-            one(&[0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0]),
-            Ok(Value::Int(i64::MIN.into()))
-        );
-        assert_eq!(one(&[0xc0]), Ok(Value::Nil));
-        assert_eq!(one(&[0xc3]), Ok(Value::Bool(true)));
-        assert_eq!(one(&[0xca, 0x3f, 0x80, 0, 0]), Ok(Value::Float(1.0)));
-        assert_eq!(
-            one(&[0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0]),
-            Ok(Value::Float(1.0))
-        );
-        assert_eq!(one(&[0xa2, b'h', b'i']), Ok(Value::Str("hi")));
-        assert_eq!(one(&[0xd9, 1, b'x']), Ok(Value::Str("x")));
-        assert_eq!(one(&[0xda, 0, 1, b'x']), Ok(Value::Str("x")));
-        assert_eq!(one(&[0xdb, 0, 0, 0, 1, b'x']), Ok(Value::Str("x")));
-        assert_eq!(one(&[0xc4, 1, 7]), Ok(Value::Bin(&[7])));
-        assert_eq!(one(&[0xc5, 0, 1, 7]), Ok(Value::Bin(&[7])));
-        assert_eq!(one(&[0xc6, 0, 0, 0, 1, 7]), Ok(Value::Bin(&[7])));
-        assert_eq!(one(&[0xd4, 1, 9]), Ok(Value::Ext(1, &[9])));
-        assert_eq!(one(&[0xc7, 1, 2, 9]), Ok(Value::Ext(2, &[9])));
-        assert_eq!(one(&[0x92, 1, 2]), Ok(Value::Array(2)));
-        assert_eq!(one(&[0xdc, 0, 1, 1]), Ok(Value::Array(1)));
-        assert_eq!(one(&[0x81, 1, 2]), Ok(Value::Map(1)));
-        assert_eq!(one(&[0xde, 0, 1, 1, 2]), Ok(Value::Map(1)));
-        assert_eq!(one(&[0xdf, 0, 0, 0, 1, 1, 2]), Ok(Value::Map(1)));
-    }
-
-    #[test]
-    fn declared_lengths_are_checked_before_use() {
-        let huge = [0xdd, 0xff, 0xff, 0xff, 0xff, 0x90];
-        let e = one(&huge).unwrap_err();
-        assert_eq!(
-            e.kind,
-            DecodeErrorKind::HugeLength {
-                declared: u32::MAX.into()
-            }
-        );
-        assert_eq!(e.offset, 0);
-        let e = one(&[0xc6, 0xff, 0xff, 0xff, 0xf0, 0]).unwrap_err();
-        assert_eq!(e.kind.code(), "huge_length");
-        // Fits in the payload but not in what is left: truncated.
-        let buf = [1, 1, 1, 0xa5, b'a', b'b'];
-        let mut r = Reader::new(&buf);
-        for _ in 0..3 {
-            r.read_value().unwrap();
-        }
-        let e = r.read_value().unwrap_err();
-        assert_eq!((e.kind, e.offset), (DecodeErrorKind::Truncated, 3));
-        // A map needs two bytes per entry.
-        assert!(one(&[0x82, 1, 2, 3]).is_err());
-    }
-
-    #[test]
-    fn invalid_utf8_points_at_the_bad_byte() {
-        let e = one(&[0xa3, b'a', 0xff, b'b']).unwrap_err();
-        assert_eq!(e.kind, DecodeErrorKind::InvalidUtf8);
-        assert_eq!(e.offset, 1);
-    }
-
-    #[test]
-    fn skip_is_depth_limited_and_complete() {
-        let mut r = Reader::new(&[0x82, 0xa1, b'k', 0x92, 1, 0xc0, 0x01, 0x81, 2, 3, 0x2a]);
-        r.skip_value().unwrap();
-        assert_eq!(r.read_value(), Ok(Value::Int(42)));
-        let deep: Vec<u8> = std::iter::repeat(0x91)
-            .take(MAX_DEPTH + 1)
-            .chain([0xc0])
-            .collect();
-        let e = Reader::new(&deep).skip_value().unwrap_err();
-        assert_eq!(e.kind, DecodeErrorKind::TooDeep);
-        let ok: Vec<u8> = std::iter::repeat(0x91)
-            .take(MAX_DEPTH)
-            .chain([0xc0])
-            .collect();
-        assert!(Reader::new(&ok).skip_value().is_ok());
-    }
-
-    #[test]
-    fn reserved_marker_is_rejected() {
-        assert_eq!(
-            one(&[0xc1]).unwrap_err().kind,
-            DecodeErrorKind::ReservedMarker
-        );
-    }
-}
+#[path = "msgpack_tests.rs"]
+mod tests;

@@ -47,18 +47,25 @@ impl Buf {
         self.len += data.len();
     }
 
-    /// Appends one byte into reserved space.
-    #[inline(always)]
-    pub(crate) fn push_reserved(&mut self, b: u8) {
-        self.bytes[self.len] = b;
-        self.len += 1;
+    /// A writable window of `n` bytes past the end; `advance` commits a prefix.
+    /// Encoders write through the window with a local position so the compiler
+    /// keeps pointer and position in registers.
+    #[inline]
+    pub(crate) fn spare(&mut self, n: usize) -> &mut [u8] {
+        self.reserve(n);
+        &mut self.bytes[self.len..self.len + n]
     }
 
-    /// Stores 8 bytes at the end and keeps `keep` of them. Needs 8 reserved bytes.
-    #[inline(always)]
-    pub(crate) fn put8_keep(&mut self, data: [u8; 8], keep: usize) {
-        self.bytes[self.len..self.len + 8].copy_from_slice(&data);
-        self.len += keep;
+    /// Commits `n` bytes written into `spare`.
+    #[inline]
+    pub(crate) fn advance(&mut self, n: usize) {
+        self.len += n;
+    }
+
+    /// The written bytes followed by `extra` bytes of the spare window.
+    #[inline]
+    pub(crate) fn with_spare(&self, extra: usize) -> &[u8] {
+        &self.bytes[..self.len + extra]
     }
 
     /// Overwrites bytes at `at` (already written).

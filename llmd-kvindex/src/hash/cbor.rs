@@ -8,6 +8,7 @@ use super::tokens;
 const NONE: u8 = 0xf6;
 
 /// Writes the head of major type `major` with argument `v`, shortest form.
+#[inline]
 pub(crate) fn head(out: &mut Buf, major: u8, v: u64) {
     let m = major << 5;
     if v < 24 {
@@ -40,6 +41,7 @@ pub(crate) fn text(out: &mut Buf, s: &str) {
     out.extend(s.as_bytes());
 }
 
+#[inline]
 pub(crate) fn bytes(out: &mut Buf, b: &[u8]) {
     head(out, 2, b.len() as u64);
     out.extend(b);

@@ -42,9 +42,21 @@ impl Digest {
         &self.bytes[..self.len as usize]
     }
 
+    /// All 32 bytes of storage, zero past `len`: lets serializers copy a fixed size.
+    #[inline(always)]
+    pub(crate) fn padded(&self) -> &[u8; 32] {
+        &self.bytes
+    }
+
     /// The published 64-bit key: the last 8 bytes read big-endian (SPEC §2.6).
+    #[inline]
     pub fn key(&self) -> BlockKey {
         let len = self.len as usize;
+        if let Some(tail) = len.checked_sub(8).and_then(|s| self.bytes.get(s..len)) {
+            let mut be = [0u8; 8];
+            be.copy_from_slice(tail);
+            return BlockKey(u64::from_be_bytes(be));
+        }
         let mut tail = [0u8; 8];
         let take = len.min(8);
         tail[8 - take..].copy_from_slice(&self.bytes[len - take..len]);

@@ -190,6 +190,17 @@ impl<'a> ExtrasCursor<'a> {
         self.lora
     }
 
+    /// Whether the block starting at `start` carries only `steady()`, known
+    /// without scanning: no multimodal items, no hashed embeddings, and no salt
+    /// unless it is block 0.
+    #[inline]
+    pub(crate) fn is_steady(&self, start: usize) -> bool {
+        let extras = self.extras;
+        let embeds = extras.prompt_embeds.is_some() && self.schema != ExtraKeySchema::V0_11_0;
+        let salted = start == 0 && extras.cache_salt.as_deref().is_some_and(|s| !s.is_empty());
+        extras.mm_items.is_empty() && !embeds && !salted
+    }
+
     /// Checks that the embeddings cover tokens `[0, end)`.
     pub(crate) fn check_covers(&self, end: usize) -> Result<(), HashError> {
         match &self.extras.prompt_embeds {

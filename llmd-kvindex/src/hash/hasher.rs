@@ -126,6 +126,7 @@ impl BlockHasher {
         let mut scratch = Scratch::default();
         let mut session = Session::new(&self.inner, extras, &mut scratch)?;
         session.check_covers(tokens.len() / b * b)?;
+        session.collect_elems();
         let mut parent = self.inner.none_hash;
         let mut out = Vec::new();
         for (index, block) in tokens.chunks_exact(b).enumerate() {

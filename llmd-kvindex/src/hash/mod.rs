@@ -44,8 +44,10 @@ mod digest;
 mod error;
 mod extras;
 mod hasher;
+mod layout;
 mod pickle;
 mod session;
+mod sha256;
 mod tokens;
 
 pub use chain::HashChain;

@@ -319,17 +319,6 @@ impl<'b> Pickler<'b> {
         }
     }
 
-    /// Appends a precomputed tail (ending in STOP) when no frame can close
-    /// inside it; returns `false` and writes nothing otherwise.
-    pub(crate) fn try_finish_with(&mut self, tail: &[u8]) -> bool {
-        if self.frame_len() + tail.len() >= FRAME_SIZE_TARGET {
-            return false;
-        }
-        self.write(tail);
-        self.commit_frame();
-        true
-    }
-
     /// Writes STOP (ending a fragment or payload).
     pub(crate) fn stop(&mut self) {
         self.write(&[STOP]);

@@ -9,14 +9,15 @@ use super::digest::{Digest, TokenId};
 use super::error::HashError;
 use super::extras::{Elem, ExtrasCursor, RequestExtras};
 use super::hasher::Inner;
+use super::layout::Layout;
 use super::pickle::{Memo, Pickler};
+use super::sha256;
 
 /// Reusable buffers; kept by a `HashChain` across calls.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Scratch {
     buf: Buf,
     memo: Memo,
-    tail: Buf,
 }
 
 /// Hashes the blocks of one request in order, without allocating per block.
@@ -25,6 +26,8 @@ pub(crate) struct Session<'a> {
     cursor: ExtrasCursor<'a>,
     elems: Vec<Elem<'a>>,
     scratch: &'a mut Scratch,
+    layout: Layout,
+    collect: bool,
 }
 
 impl<'a> Session<'a> {
@@ -38,23 +41,25 @@ impl<'a> Session<'a> {
         let cfg = &inner.cfg;
         let cursor = ExtrasCursor::new(extras, cfg.schema, cfg.vllm_version)?;
         let steady = cursor.steady();
-        let steady = steady.as_slice();
-        if cfg.algo.uses_pickle() {
-            // Memo 0 is the parent, memo 1 the token tuple.
-            let mut p = Pickler::fragment(&mut scratch.tail, &mut scratch.memo, 2);
-            p.save_extra(steady);
-            p.close_tuple(3);
-            p.stop();
-        } else {
-            scratch.tail.clear();
-            cbor::extra(&mut scratch.tail, steady);
-        }
+        let layout = Layout::new(
+            cfg.algo,
+            cfg.block_size,
+            steady.as_slice(),
+            &mut scratch.memo,
+        );
         Ok(Session {
             inner,
             cursor,
             elems: Vec::new(),
             scratch,
+            layout,
+            collect: false,
         })
+    }
+
+    /// Makes `elems()` valid after every `serialize` (for traces).
+    pub(crate) fn collect_elems(&mut self) {
+        self.collect = true;
     }
 
     /// Fails when the prompt embeddings do not reach token `end`.
@@ -76,9 +81,6 @@ impl<'a> Session<'a> {
     /// payload buffer. Blocks must come in increasing order.
     pub(crate) fn serialize<T: TokenId>(&mut self, index: usize, toks: &[T], parent: &Digest) {
         let start = index * toks.len();
-        let varying = self
-            .cursor
-            .block(start, start + toks.len(), &mut self.elems);
         let inner: &'a Inner = self.inner;
         // vLLM replaces a falsy parent by NONE_HASH; only a 64-bit integer
         // parent can be falsy (value 0).
@@ -87,27 +89,30 @@ impl<'a> Session<'a> {
         } else {
             parent
         };
-        let Scratch { buf, memo, tail } = &mut *self.scratch;
-        if self.inner.cfg.algo.uses_pickle() {
+        if !self.collect && self.layout.usable() && self.cursor.is_steady(start) {
+            return self.layout.write(&mut self.scratch.buf, parent, toks);
+        }
+        let varying = self
+            .cursor
+            .block(start, start + toks.len(), &mut self.elems);
+        if !varying && self.layout.usable() {
+            return self.layout.write(&mut self.scratch.buf, parent, toks);
+        }
+        let Scratch { buf, memo } = &mut *self.scratch;
+        if inner.cfg.algo.uses_pickle() {
             let mut p = Pickler::begin(buf, memo);
             p.open_tuple(3);
             p.save_bytes(parent.as_bytes());
             p.save_tokens(toks);
-            if varying || !p.try_finish_with(tail.as_slice()) {
-                p.save_extra(&self.elems);
-                p.close_tuple(3);
-                p.finish();
-            }
+            p.save_extra(&self.elems);
+            p.close_tuple(3);
+            p.finish();
         } else {
             buf.clear();
-            let is_int = self.inner.cfg.algo == HashAlgo::Sha256Cbor64Bit;
+            let is_int = inner.cfg.algo == HashAlgo::Sha256Cbor64Bit;
             cbor::parent(buf, parent.as_bytes(), is_int);
             cbor::tokens(buf, toks);
-            if varying {
-                cbor::extra(buf, &self.elems);
-            } else {
-                buf.extend(tail.as_slice());
-            }
+            cbor::extra(buf, &self.elems);
         }
     }
 
@@ -115,7 +120,17 @@ impl<'a> Session<'a> {
     #[inline]
     pub(crate) fn hash<T: TokenId>(&mut self, index: usize, toks: &[T], parent: &Digest) -> Digest {
         self.serialize(index, toks, parent);
-        hash_payload(self.inner.cfg.algo, self.scratch.buf.as_slice())
+        let buf = &mut self.scratch.buf;
+        match self.inner.cfg.algo {
+            HashAlgo::Sha256 | HashAlgo::Sha256Cbor => Digest::from_array(sha256::sha256(buf)),
+            HashAlgo::Sha256Cbor64Bit => {
+                let full = sha256::sha256(buf);
+                let mut tail = [0u8; 8];
+                tail.copy_from_slice(&full[24..]);
+                Digest::from_array(tail)
+            }
+            algo => hash_payload(algo, buf.as_slice()),
+        }
     }
 }
 

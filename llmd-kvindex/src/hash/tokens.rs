@@ -25,22 +25,31 @@ const CBOR_INITIAL: [u8; 9] = [0, 24, 25, 26, 26, 27, 27, 27, 27];
 /// Token ids as CBOR unsigned ints (after the array head).
 #[inline]
 pub(crate) fn cbor<T: TokenId>(out: &mut Buf, toks: &[T]) {
-    out.reserve(toks.len() * 9 + 8);
+    let dst = out.spare(toks.len() * 9 + 8);
+    let mut pos = 0;
     for &t in toks {
         let v = t.to_u64();
-        let nbytes = byte_len(v);
-        let small = v < 24;
-        let width = if small {
-            0
+        if v <= u64::from(u32::MAX) {
+            let nbytes = byte_len(v);
+            let small = v < 24;
+            let width = if small { 0 } else { CBOR_WIDTH[nbytes] as u32 };
+            let initial = if small {
+                v
+            } else {
+                u64::from(CBOR_INITIAL[nbytes])
+            };
+            // Big-endian argument in the low `width` bytes (nothing for width 0),
+            // stored with the initial byte as one little-endian word.
+            let arg = u64::from((v as u32).swap_bytes()) >> (32 - 8 * width);
+            dst[pos..pos + 8].copy_from_slice(&(initial | arg << 8).to_le_bytes());
+            pos += 1 + width as usize;
         } else {
-            CBOR_WIDTH[nbytes] as usize
-        };
-        let initial = if small { v as u8 } else { CBOR_INITIAL[nbytes] };
-        out.push_reserved(initial);
-        // The shift amount wraps to 0 for width 0; those bytes are then dropped.
-        let arg = v.wrapping_shl(64 - 8 * width as u32).to_be_bytes();
-        out.put8_keep(arg, width);
+            dst[pos] = 27;
+            dst[pos + 1..pos + 9].copy_from_slice(&v.to_be_bytes());
+            pos += 9;
+        }
     }
+    out.advance(pos);
 }
 
 /// Opcode by byte length of a value below 2^31 (index 1..=4).
@@ -51,28 +60,30 @@ const INT_LEN: [u8; 5] = [0, 1, 2, 4, 4];
 /// LONG1), written as one run: the caller ensures no frame can close inside.
 #[inline]
 pub(crate) fn pickle<T: TokenId>(out: &mut Buf, toks: &[T]) {
-    out.reserve(toks.len() * PICKLE_MAX_BYTES + 8);
+    let dst = out.spare(toks.len() * PICKLE_MAX_BYTES + 8);
+    let mut pos = 0;
     for &t in toks {
         let v = t.to_u64();
         if v < 1 << 31 {
             let nbytes = byte_len(v);
-            out.push_reserved(INT_OP[nbytes]);
-            out.put8_keep(v.to_le_bytes(), INT_LEN[nbytes] as usize);
+            let word = u64::from(INT_OP[nbytes]) | v << 8;
+            dst[pos..pos + 8].copy_from_slice(&word.to_le_bytes());
+            pos += 1 + INT_LEN[nbytes] as usize;
         } else {
-            write_big_token(out, v);
+            pos = write_big_token(dst, pos, v);
         }
     }
+    out.advance(pos);
 }
 
 #[cold]
-fn write_big_token(out: &mut Buf, v: u64) {
+fn write_big_token(dst: &mut [u8], pos: usize, v: u64) -> usize {
     // LONG1 with n = bit_length / 8 + 1 (a zero byte keeps the value positive).
     let n = (64 - v.leading_zeros()) as usize / 8 + 1;
-    out.push_reserved(0x8a);
-    out.push_reserved(n as u8);
     let mut le = [0u8; 9];
     le[..8].copy_from_slice(&v.to_le_bytes());
-    for &b in &le[..n] {
-        out.push_reserved(b);
-    }
+    dst[pos] = 0x8a;
+    dst[pos + 1] = n as u8;
+    dst[pos + 2..pos + 2 + n].copy_from_slice(&le[..n]);
+    pos + 2 + n
 }

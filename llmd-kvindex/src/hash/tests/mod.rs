@@ -4,6 +4,7 @@ mod cbor;
 mod chain;
 mod config;
 mod pickle;
+mod sha256;
 
 pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

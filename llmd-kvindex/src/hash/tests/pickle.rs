@@ -127,24 +127,55 @@ fn long_strings_and_empty_singletons() {
 }
 
 #[test]
-fn precomputed_tail_equals_full_serialization() {
+fn steady_layout_equals_general_serialization() {
+    use crate::hash::cbor;
+    use crate::hash::config::HashAlgo;
+    use crate::hash::digest::Digest;
     use crate::hash::extras::Tag;
-    let lora = [Elem::Three(
-        Atom::Tag(Tag::Lora),
-        Atom::Str("x"),
-        Atom::Str("x"),
-    )];
-    let full = block(&parent(), &[1, 2, 3, 4, 5], &lora);
-    let (mut tail, mut memo) = (Buf::default(), Memo::default());
-    let mut f = Pickler::fragment(&mut tail, &mut memo, 2);
-    f.save_extra(&lora);
-    f.close_tuple(3);
-    f.stop();
-    let (mut buf, mut memo) = (Buf::default(), Memo::default());
-    let mut p = Pickler::begin(&mut buf, &mut memo);
-    p.open_tuple(3);
-    p.save_bytes(&parent());
-    p.save_tokens(&[1u64, 2, 3, 4, 5]);
-    assert!(p.try_finish_with(tail.as_slice()));
-    assert_eq!(hex(buf.as_slice()), hex(&full));
+    use crate::hash::layout::Layout;
+    let loras = [
+        None,
+        Some(Elem::One(Atom::Str("x"))),
+        Some(Elem::One(Atom::Int(7))),
+        Some(Elem::Three(
+            Atom::Tag(Tag::Lora),
+            Atom::Str("x"),
+            Atom::Str("x"),
+        )),
+    ];
+    let algos = [
+        HashAlgo::Sha256,
+        HashAlgo::Xxhash,
+        HashAlgo::Sha256Cbor,
+        HashAlgo::XxhashCbor,
+    ];
+    let toks: Vec<u64> = (0..40).map(|i| (i * 2654435761u64) >> (i % 40)).collect();
+    for algo in algos {
+        let parent = Digest::from_slice(&[7; 32][..algo.digest_len()]).unwrap();
+        for block_size in [1, 2, 3, 4, 17, 40] {
+            let toks = &toks[..block_size];
+            for lora in &loras {
+                let steady = lora.as_slice();
+                let mut memo = Memo::default();
+                let layout = Layout::new(algo, block_size, steady, &mut memo);
+                assert!(layout.usable());
+                let mut fast = Buf::default();
+                layout.write(&mut fast, &parent, toks);
+                let general = if algo.uses_pickle() {
+                    block(parent.as_bytes(), toks, steady)
+                } else {
+                    let mut b = Buf::default();
+                    cbor::parent(&mut b, parent.as_bytes(), false);
+                    cbor::tokens(&mut b, toks);
+                    cbor::extra(&mut b, steady);
+                    b.as_slice().to_vec()
+                };
+                assert_eq!(
+                    hex(fast.as_slice()),
+                    hex(&general),
+                    "{algo} B={block_size} {lora:?}"
+                );
+            }
+        }
+    }
 }
