@@ -13,6 +13,9 @@ echo "== C"
 "$prefix/pick_bench"
 echo "== Go"
 if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then export PATH="$PATH:/usr/local/go/bin"; fi
-(cd "$root/bindings/go" && go test -run '^$' -bench 'BenchmarkPick$|BenchmarkCall$' -benchtime 1s -count 5 .)
+(cd "$root/bindings/go" && go test -run '^$' -bench 'BenchmarkPick$|BenchmarkCall$' -benchtime 1s -count 3 . &&
+  go test -run '^$' -bench 'BenchmarkGoOverhead$' -benchtime 1x -count 3 .)
+echo "== Rust: C ABI overhead (alternating rounds)"
+(cd "$root" && cargo bench -p llmd-c --bench abi_overhead)
 echo "== Rust (criterion)"
 (cd "$root" && cargo bench -p llmd-c --bench pick -- --warm-up-time 1 --measurement-time 3)
