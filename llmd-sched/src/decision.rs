@@ -42,7 +42,10 @@ pub struct Decision {
 impl Decision {
     /// A header value by name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     /// The first target (what llm-d calls the destination endpoint).
     pub fn primary(&self) -> Option<&Target> {

@@ -19,11 +19,21 @@ pub struct ConfigError {
 impl ConfigError {
     /// A document-level error.
     pub fn doc(reason: impl Into<String>) -> Self {
-        ConfigError { plugin: None, plugin_type: None, field: None, reason: reason.into() }
+        ConfigError {
+            plugin: None,
+            plugin_type: None,
+            field: None,
+            reason: reason.into(),
+        }
     }
     /// An error about a document field.
     pub fn doc_field(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        ConfigError { plugin: None, plugin_type: None, field: Some(field.into()), reason: reason.into() }
+        ConfigError {
+            plugin: None,
+            plugin_type: None,
+            field: Some(field.into()),
+            reason: reason.into(),
+        }
     }
     /// An error about one plugin instance.
     pub fn plugin(name: &str, ty: &str, field: Option<&str>, reason: impl Into<String>) -> Self {
@@ -113,7 +123,9 @@ impl ScheduleError {
     pub fn dropped_reason(&self) -> Option<&'static str> {
         match self {
             ScheduleError::NoEndpoints { .. } => Some("rejected-no-endpoints"),
-            ScheduleError::ResourceExhausted { profile: Some(_), .. } => Some("rejected-saturated"),
+            ScheduleError::ResourceExhausted {
+                profile: Some(_), ..
+            } => Some("rejected-saturated"),
             _ => None,
         }
     }

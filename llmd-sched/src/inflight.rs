@@ -56,10 +56,22 @@ impl InFlightTable {
             .into_iter()
             .map(|s| {
                 s.ep.add_inflight(1, s.input_tokens + s.output_tokens);
-                Contribution { ep: s.ep, requests: 1, input_tokens: s.input_tokens, output_tokens: s.output_tokens, prefill: s.prefill }
+                Contribution {
+                    ep: s.ep,
+                    requests: 1,
+                    input_tokens: s.input_tokens,
+                    output_tokens: s.output_tokens,
+                    prefill: s.prefill,
+                }
             })
             .collect();
-        let old = self.map.lock().insert(request_id.to_string(), Entry { parts, first_token_seen: false });
+        let old = self.map.lock().insert(
+            request_id.to_string(),
+            Entry {
+                parts,
+                first_token_seen: false,
+            },
+        );
         if let Some(old) = old {
             release_all(&old);
         }
@@ -69,14 +81,24 @@ impl InFlightTable {
     /// Returns false for an unknown request id.
     pub fn first_token(&self, request_id: &str) -> bool {
         let mut map = self.map.lock();
-        let Some(e) = map.get_mut(request_id) else { return false };
+        let Some(e) = map.get_mut(request_id) else {
+            return false;
+        };
         if e.first_token_seen {
             return true;
         }
         e.first_token_seen = true;
         for c in &mut e.parts {
-            let req = if c.prefill { std::mem::take(&mut c.requests) } else { 0 };
-            let out = if c.prefill { std::mem::take(&mut c.output_tokens) } else { 0 };
+            let req = if c.prefill {
+                std::mem::take(&mut c.requests)
+            } else {
+                0
+            };
+            let out = if c.prefill {
+                std::mem::take(&mut c.output_tokens)
+            } else {
+                0
+            };
             c.ep.add_inflight(-req, -(c.input_tokens + out));
             c.input_tokens = 0;
         }
@@ -86,7 +108,9 @@ impl InFlightTable {
     /// `n` output tokens generated: estimated output shrinks by `n`.
     pub fn tokens(&self, request_id: &str, n: u64) -> bool {
         let mut map = self.map.lock();
-        let Some(e) = map.get_mut(request_id) else { return false };
+        let Some(e) = map.get_mut(request_id) else {
+            return false;
+        };
         for c in &mut e.parts {
             let d = c.output_tokens.min(n as i64);
             c.output_tokens -= d;

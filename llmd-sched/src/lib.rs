@@ -43,4 +43,4 @@ pub use error::{ConfigError, ScheduleError};
 pub use framework::{CycleContext, Explanation};
 pub use lifecycle::{RequestErrorKind, RequestSummary};
 pub use model::{Clock, Endpoint, EndpointMetrics, ManualClock, Prompt, Request, SystemClock};
-pub use scheduler::Scheduler;
+pub use scheduler::{IngestReport, Scheduler};

@@ -83,7 +83,13 @@ impl Requests {
             None => false,
         }
     }
-    pub fn close(&self, id: &str, now: u64, cached: Option<u32>, error: Option<RequestErrorKind>) -> Option<RequestSummary> {
+    pub fn close(
+        &self,
+        id: &str,
+        now: u64,
+        cached: Option<u32>,
+        error: Option<RequestErrorKind>,
+    ) -> Option<RequestSummary> {
         let r = self.map.lock().remove(id)?;
         Some(RequestSummary {
             id: id.to_string(),

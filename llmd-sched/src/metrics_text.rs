@@ -27,13 +27,22 @@ struct Sample<'a> {
 }
 
 fn err(line: usize, reason: impl Into<String>) -> MetricsTextError {
-    MetricsTextError { line, reason: reason.into() }
+    MetricsTextError {
+        line,
+        reason: reason.into(),
+    }
 }
 
 fn parse_line(line: &str, n: usize) -> Result<Sample<'_>, MetricsTextError> {
-    let name_end = line.find(|c: char| c == '{' || c.is_whitespace()).ok_or_else(|| err(n, "sample without a value"))?;
+    let name_end = line
+        .find(|c: char| c == '{' || c.is_whitespace())
+        .ok_or_else(|| err(n, "sample without a value"))?;
     let name = &line[..name_end];
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    {
         return Err(err(n, format!("invalid metric name '{name}'")));
     }
     let mut rest = &line[name_end..];
@@ -51,7 +60,10 @@ fn parse_line(line: &str, n: usize) -> Result<Sample<'_>, MetricsTextError> {
             }
             let eq = s.find('=').ok_or_else(|| err(n, "label without '='"))?;
             let key = s[..eq].trim();
-            let v = s[eq + 1..].trim_start().strip_prefix('"').ok_or_else(|| err(n, format!("label '{key}' value must be quoted")))?;
+            let v = s[eq + 1..]
+                .trim_start()
+                .strip_prefix('"')
+                .ok_or_else(|| err(n, format!("label '{key}' value must be quoted")))?;
             let mut value = String::new();
             let mut chars = v.char_indices();
             let end = loop {
@@ -72,22 +84,40 @@ fn parse_line(line: &str, n: usize) -> Result<Sample<'_>, MetricsTextError> {
         }
     }
     let mut parts = rest.split_whitespace();
-    let raw = parts.next().ok_or_else(|| err(n, format!("'{name}' has no value")))?;
+    let raw = parts
+        .next()
+        .ok_or_else(|| err(n, format!("'{name}' has no value")))?;
     let value = match raw {
         "+Inf" | "Inf" => f64::INFINITY,
         "-Inf" => f64::NEG_INFINITY,
         "NaN" => f64::NAN,
-        v => v.parse::<f64>().map_err(|_| err(n, format!("invalid value '{v}' for '{name}'")))?,
+        v => v
+            .parse::<f64>()
+            .map_err(|_| err(n, format!("invalid value '{v}' for '{name}'")))?,
     };
-    Ok(Sample { name, labels, value })
+    Ok(Sample {
+        name,
+        labels,
+        value,
+    })
 }
 
 fn label<'s>(s: &'s Sample<'_>, key: &str) -> Option<&'s str> {
-    s.labels.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str())
+    s.labels
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 fn list(v: Option<&str>) -> Vec<String> {
-    v.map(|s| s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_string).collect()).unwrap_or_default()
+    v.map(|s| {
+        s.split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(str::to_string)
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 /// Parses `/metrics` text into a snapshot stamped `now_ns`.
@@ -98,9 +128,18 @@ fn list(v: Option<&str>) -> Vec<String> {
 /// largest value (its creation time) wins; absence is not an error.
 pub fn parse_metrics_text(text: &str, now_ns: u64) -> Result<EndpointMetrics, MetricsTextError> {
     if text.len() > MAX_BYTES {
-        return Err(err(0, format!("input of {} bytes exceeds the {MAX_BYTES}-byte limit", text.len())));
+        return Err(err(
+            0,
+            format!(
+                "input of {} bytes exceeds the {MAX_BYTES}-byte limit",
+                text.len()
+            ),
+        ));
     }
-    let mut m = EndpointMetrics { updated_at_ns: now_ns, ..Default::default() };
+    let mut m = EndpointMetrics {
+        updated_at_ns: now_ns,
+        ..Default::default()
+    };
     let (mut kv_new, mut kv_old) = ((0.0, 0u32), (0.0, 0u32));
     let mut lora_best = f64::NEG_INFINITY;
     let mut seen_any = false;
@@ -136,7 +175,9 @@ pub fn parse_metrics_text(text: &str, now_ns: u64) -> Result<EndpointMetrics, Me
                 lora_best = v;
                 m.active_models = list(label(&s, "running_lora_adapters"));
                 m.waiting_models = list(label(&s, "waiting_lora_adapters"));
-                m.max_active_models = label(&s, "max_lora").and_then(|x| x.trim().parse().ok()).unwrap_or(0);
+                m.max_active_models = label(&s, "max_lora")
+                    .and_then(|x| x.trim().parse().ok())
+                    .unwrap_or(0);
             }
             "vllm:cache_config_info" | "sglang:cache_config_info" => {
                 let bs = label(&s, "block_size").or_else(|| label(&s, "page_size"));
@@ -197,7 +238,11 @@ vllm:cache_config_info{block_size="16",num_gpu_blocks="27000",engine="0"} 1.0
 
     #[test]
     fn legacy_kv_name_and_errors() {
-        let m = parse_metrics_text("vllm:gpu_cache_usage_perc 0.5\nvllm:num_requests_waiting 1", 0).unwrap();
+        let m = parse_metrics_text(
+            "vllm:gpu_cache_usage_perc 0.5\nvllm:num_requests_waiting 1",
+            0,
+        )
+        .unwrap();
         assert_eq!(m.kv_cache_usage, 0.5);
         let e = parse_metrics_text("vllm:num_requests_waiting{a=\"x} 1", 0).unwrap_err();
         assert_eq!(e.line, 1);

@@ -2,24 +2,33 @@
 //! deprecated top-level forms, quantities and durations.
 
 use super::params::parse_duration_ns;
-use super::schema::{FlowControl, PluginRef, PriorityBand, RawConfig, API_LEGACY, API_V1, API_V1ALPHA1};
+use super::schema::{
+    FlowControl, PluginRef, PriorityBand, RawConfig, API_LEGACY, API_V1, API_V1ALPHA1,
+};
 use crate::error::ConfigError;
 
 /// Feature gates llm-d registers, with their defaults.
-pub const FEATURE_GATES: &[(&str, bool)] = &[("flowControl", false), ("haPopulateNonLeaderDatastore", true)];
+pub const FEATURE_GATES: &[(&str, bool)] = &[
+    ("flowControl", false),
+    ("haPopulateNonLeaderDatastore", true),
+];
 
 type R<T> = Result<T, ConfigError>;
 
 /// Parses the document (YAML or JSON; JSON is valid YAML) strictly.
 pub fn parse(text: &str) -> R<RawConfig> {
-    serde_yaml_ng::from_str::<RawConfig>(text).map_err(|e| ConfigError::doc(format!("cannot decode EndpointPickerConfig: {e}")))
+    serde_yaml_ng::from_str::<RawConfig>(text)
+        .map_err(|e| ConfigError::doc(format!("cannot decode EndpointPickerConfig: {e}")))
 }
 
 /// Checks `apiVersion` / `kind` and the fields each version allows; applies
 /// the v1alpha1 deprecations. Returns warnings.
 pub fn normalize(raw: &mut RawConfig) -> R<Vec<String>> {
     let mut warnings = Vec::new();
-    let api = raw.api_version.clone().ok_or_else(|| ConfigError::doc_field("apiVersion", "required"))?;
+    let api = raw
+        .api_version
+        .clone()
+        .ok_or_else(|| ConfigError::doc_field("apiVersion", "required"))?;
     let v1 = match api.as_str() {
         API_V1ALPHA1 => false,
         API_LEGACY => {
@@ -36,16 +45,40 @@ pub fn normalize(raw: &mut RawConfig) -> R<Vec<String>> {
     };
     match raw.kind.as_deref() {
         Some("EndpointPickerConfig") => {}
-        Some(k) => return Err(ConfigError::doc_field("kind", format!("expected EndpointPickerConfig, got '{k}'"))),
-        None => return Err(ConfigError::doc_field("kind", "required (EndpointPickerConfig)")),
+        Some(k) => {
+            return Err(ConfigError::doc_field(
+                "kind",
+                format!("expected EndpointPickerConfig, got '{k}'"),
+            ))
+        }
+        None => {
+            return Err(ConfigError::doc_field(
+                "kind",
+                "required (EndpointPickerConfig)",
+            ))
+        }
     }
     if let Some(dl) = &raw.data_layer {
         let legacy_fields = [
             ("dataLayer.peerDiscovery", dl.peer_discovery.is_some()),
-            ("dataLayer.crossReplicaSyncerPluginRef", dl.cross_replica_syncer_plugin_ref.is_some()),
-            ("dataLayer.crossReplicaSyncInterval", dl.cross_replica_sync_interval.is_some()),
-            ("dataLayer.crossReplicaPublishTimeout", dl.cross_replica_publish_timeout.is_some()),
-            ("dataLayer.discovery.pluginRef", dl.discovery.as_ref().is_some_and(|d| d.plugin_ref.is_some())),
+            (
+                "dataLayer.crossReplicaSyncerPluginRef",
+                dl.cross_replica_syncer_plugin_ref.is_some(),
+            ),
+            (
+                "dataLayer.crossReplicaSyncInterval",
+                dl.cross_replica_sync_interval.is_some(),
+            ),
+            (
+                "dataLayer.crossReplicaPublishTimeout",
+                dl.cross_replica_publish_timeout.is_some(),
+            ),
+            (
+                "dataLayer.discovery.pluginRef",
+                dl.discovery
+                    .as_ref()
+                    .is_some_and(|d| d.plugin_ref.is_some()),
+            ),
         ];
         for (field, present) in legacy_fields {
             if v1 && present {
@@ -53,24 +86,49 @@ pub fn normalize(raw: &mut RawConfig) -> R<Vec<String>> {
             }
         }
         if !v1 && dl.cross_replica.is_some() {
-            return Err(ConfigError::doc_field("dataLayer.crossReplica", format!("requires apiVersion {API_V1}")));
+            return Err(ConfigError::doc_field(
+                "dataLayer.crossReplica",
+                format!("requires apiVersion {API_V1}"),
+            ));
         }
         if let Some(d) = &dl.discovery {
             if d.plugin_ref.is_some() && d.endpoints.is_some() {
-                return Err(ConfigError::doc_field("dataLayer.discovery", "set either pluginRef or endpoints.pluginRef, not both"));
+                return Err(ConfigError::doc_field(
+                    "dataLayer.discovery",
+                    "set either pluginRef or endpoints.pluginRef, not both",
+                ));
             }
         }
         for (f, v) in [
-            ("dataLayer.crossReplicaSyncInterval", &dl.cross_replica_sync_interval),
-            ("dataLayer.crossReplicaPublishTimeout", &dl.cross_replica_publish_timeout),
-            ("dataLayer.crossReplica.syncInterval", &dl.cross_replica.as_ref().and_then(|c| c.sync_interval.clone())),
-            ("dataLayer.crossReplica.publishTimeout", &dl.cross_replica.as_ref().and_then(|c| c.publish_timeout.clone())),
+            (
+                "dataLayer.crossReplicaSyncInterval",
+                &dl.cross_replica_sync_interval,
+            ),
+            (
+                "dataLayer.crossReplicaPublishTimeout",
+                &dl.cross_replica_publish_timeout,
+            ),
+            (
+                "dataLayer.crossReplica.syncInterval",
+                &dl.cross_replica
+                    .as_ref()
+                    .and_then(|c| c.sync_interval.clone()),
+            ),
+            (
+                "dataLayer.crossReplica.publishTimeout",
+                &dl.cross_replica
+                    .as_ref()
+                    .and_then(|c| c.publish_timeout.clone()),
+            ),
         ] {
             duration(f, v)?;
         }
     }
     if let Some(sd) = raw.saturation_detector.take() {
-        warnings.push("top-level saturationDetector is deprecated; moved to flowControl.saturationDetector".into());
+        warnings.push(
+            "top-level saturationDetector is deprecated; moved to flowControl.saturationDetector"
+                .into(),
+        );
         let fc = raw.flow_control.get_or_insert_with(FlowControl::default);
         if fc.saturation_detector.is_none() {
             fc.saturation_detector = Some(sd);
@@ -91,7 +149,10 @@ pub fn normalize(raw: &mut RawConfig) -> R<Vec<String>> {
 
 /// Parses `featureGates` against the registered gates.
 pub fn feature_gates(raw: &RawConfig) -> R<Vec<(String, bool)>> {
-    let mut out: Vec<(String, bool)> = FEATURE_GATES.iter().map(|(n, d)| (n.to_string(), *d)).collect();
+    let mut out: Vec<(String, bool)> = FEATURE_GATES
+        .iter()
+        .map(|(n, d)| (n.to_string(), *d))
+        .collect();
     for (i, g) in raw.feature_gates.iter().enumerate() {
         let field = format!("featureGates[{i}]");
         let (name, value) = match g.split_once('=') {
@@ -99,14 +160,25 @@ pub fn feature_gates(raw: &RawConfig) -> R<Vec<(String, bool)>> {
             Some((n, v)) => match v.trim() {
                 "true" => (n.trim(), true),
                 "false" => (n.trim(), false),
-                other => return Err(ConfigError::doc_field(field, format!("gate value must be true or false, got '{other}'"))),
+                other => {
+                    return Err(ConfigError::doc_field(
+                        field,
+                        format!("gate value must be true or false, got '{other}'"),
+                    ))
+                }
             },
         };
         match out.iter_mut().find(|(n, _)| n == name) {
             Some(slot) => slot.1 = value,
             None => {
                 let known: Vec<&str> = FEATURE_GATES.iter().map(|g| g.0).collect();
-                return Err(ConfigError::doc_field(field, format!("unknown feature gate '{name}' (known: {})", known.join(", "))));
+                return Err(ConfigError::doc_field(
+                    field,
+                    format!(
+                        "unknown feature gate '{name}' (known: {})",
+                        known.join(", ")
+                    ),
+                ));
             }
         }
     }
@@ -122,16 +194,38 @@ fn duration(field: &str, v: &Option<String>) -> R<()> {
 
 /// A Kubernetes resource quantity: a number with an optional SI or binary suffix.
 pub fn check_quantity(field: &str, v: &Option<serde_json::Value>) -> R<()> {
-    let bad = |s: &str| ConfigError::doc_field(field, format!("invalid quantity '{s}' (expected e.g. 1000, \"2k\", \"8Gi\")"));
+    let bad = |s: &str| {
+        ConfigError::doc_field(
+            field,
+            format!("invalid quantity '{s}' (expected e.g. 1000, \"2k\", \"8Gi\")"),
+        )
+    };
     match v {
         None => Ok(()),
         Some(serde_json::Value::Number(n)) if n.as_f64().is_some_and(|f| f >= 0.0) => Ok(()),
         Some(serde_json::Value::String(s)) => {
             let t = s.trim();
-            let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+            let split = t
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .unwrap_or(t.len());
             let (num, suffix) = t.split_at(split);
             let ok_num = !num.is_empty() && num.parse::<f64>().is_ok();
-            let ok_suffix = matches!(suffix, "" | "m" | "k" | "M" | "G" | "T" | "P" | "E" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei");
+            let ok_suffix = matches!(
+                suffix,
+                "" | "m"
+                    | "k"
+                    | "M"
+                    | "G"
+                    | "T"
+                    | "P"
+                    | "E"
+                    | "Ki"
+                    | "Mi"
+                    | "Gi"
+                    | "Ti"
+                    | "Pi"
+                    | "Ei"
+            );
             if ok_num && ok_suffix {
                 Ok(())
             } else {
@@ -145,14 +239,20 @@ pub fn check_quantity(field: &str, v: &Option<serde_json::Value>) -> R<()> {
 fn check_band(prefix: &str, b: &PriorityBand) -> R<()> {
     check_quantity(&format!("{prefix}.maxBytes"), &b.max_bytes)?;
     check_quantity(&format!("{prefix}.maxRequests"), &b.max_requests)?;
-    duration(&format!("{prefix}.defaultRequestTTL"), &b.default_request_ttl)
+    duration(
+        &format!("{prefix}.defaultRequestTTL"),
+        &b.default_request_ttl,
+    )
 }
 
 fn check_flow_control(fc: &FlowControl) -> R<()> {
     check_quantity("flowControl.maxBytes", &fc.max_bytes)?;
     check_quantity("flowControl.maxRequests", &fc.max_requests)?;
     duration("flowControl.defaultRequestTTL", &fc.default_request_ttl)?;
-    duration("flowControl.noEndpointRequestTTL", &fc.no_endpoint_request_ttl)?;
+    duration(
+        "flowControl.noEndpointRequestTTL",
+        &fc.no_endpoint_request_ttl,
+    )?;
     if let Some(b) = &fc.default_priority_band {
         check_band("flowControl.defaultPriorityBand", b)?;
     }
@@ -162,9 +262,14 @@ fn check_flow_control(fc: &FlowControl) -> R<()> {
     let mut seen = Vec::new();
     for (i, b) in fc.priority_bands.iter().enumerate() {
         let prefix = format!("flowControl.priorityBands[{i}]");
-        let p = b.priority.ok_or_else(|| ConfigError::doc_field(format!("{prefix}.priority"), "required"))?;
+        let p = b
+            .priority
+            .ok_or_else(|| ConfigError::doc_field(format!("{prefix}.priority"), "required"))?;
         if seen.contains(&p) {
-            return Err(ConfigError::doc_field(format!("{prefix}.priority"), format!("duplicate priority {p}")));
+            return Err(ConfigError::doc_field(
+                format!("{prefix}.priority"),
+                format!("duplicate priority {p}"),
+            ));
         }
         seen.push(p);
         check_band(&prefix, b)?;
@@ -185,7 +290,10 @@ pub fn host_refs(raw: &RawConfig) -> Vec<(String, String)> {
         for (i, s) in dl.sources.iter().enumerate() {
             push(format!("dataLayer.sources[{i}].pluginRef"), &s.plugin_ref);
             for (j, e) in s.extractors.iter().enumerate() {
-                push(format!("dataLayer.sources[{i}].extractors[{j}].pluginRef"), &e.plugin_ref);
+                push(
+                    format!("dataLayer.sources[{i}].extractors[{j}].pluginRef"),
+                    &e.plugin_ref,
+                );
             }
         }
         if let Some(d) = &dl.discovery {
@@ -205,13 +313,20 @@ pub fn host_refs(raw: &RawConfig) -> Vec<(String, String)> {
         if let Some(r) = &dl.cross_replica_syncer_plugin_ref {
             push("dataLayer.crossReplicaSyncerPluginRef".into(), r);
         }
-        if let Some(r) = dl.cross_replica.as_ref().and_then(|c| c.syncer_plugin_ref.as_ref()) {
+        if let Some(r) = dl
+            .cross_replica
+            .as_ref()
+            .and_then(|c| c.syncer_plugin_ref.as_ref())
+        {
             push("dataLayer.crossReplica.syncerPluginRef".into(), r);
         }
     }
     if let Some(rh) = &raw.request_handler {
         for (i, p) in rh.parsers.iter().enumerate() {
-            push(format!("requestHandler.parsers[{i}].pluginRef"), &p.plugin_ref);
+            push(
+                format!("requestHandler.parsers[{i}].pluginRef"),
+                &p.plugin_ref,
+            );
         }
     }
     if let Some(fc) = &raw.flow_control {
@@ -222,8 +337,17 @@ pub fn host_refs(raw: &RawConfig) -> Vec<(String, String)> {
             .default_priority_band
             .iter()
             .map(|b| ("flowControl.defaultPriorityBand".to_string(), b))
-            .chain(fc.default_negative_priority_band.iter().map(|b| ("flowControl.defaultNegativePriorityBand".to_string(), b)))
-            .chain(fc.priority_bands.iter().enumerate().map(|(i, b)| (format!("flowControl.priorityBands[{i}]"), b)));
+            .chain(
+                fc.default_negative_priority_band
+                    .iter()
+                    .map(|b| ("flowControl.defaultNegativePriorityBand".to_string(), b)),
+            )
+            .chain(
+                fc.priority_bands
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| (format!("flowControl.priorityBands[{i}]"), b)),
+            );
         for (prefix, b) in bands {
             if let Some(r) = &b.fairness_policy_ref {
                 push(format!("{prefix}.fairnessPolicyRef"), r);

@@ -1,10 +1,16 @@
 //! Configuration: llm-d `EndpointPickerConfig` documents, strictly decoded and
 //! built into a pipeline with llm-d's defaults.
 
+pub mod builtins;
+mod defaults;
 pub mod document;
+pub mod host_owned;
 pub mod loader;
 pub mod params;
+mod profiles;
 pub mod registry;
+pub mod report;
 pub mod schema;
 
-pub use loader::{load, ConfigReport, LoadOptions, Pipeline, PluginRecord, PluginStatus, DEFAULT_CONFIG};
+pub use loader::{load, LoadOptions, Pipeline, DEFAULT_CONFIG};
+pub use report::{ConfigReport, PluginRecord, PluginStatus};

@@ -31,7 +31,12 @@ impl Params {
                 ))
             }
         };
-        Ok(Params { plugin: name.into(), ty: ty.into(), prefix: String::new(), map })
+        Ok(Params {
+            plugin: name.into(),
+            ty: ty.into(),
+            prefix: String::new(),
+            map,
+        })
     }
 
     /// An error about `field` of this plugin.
@@ -69,7 +74,10 @@ impl Params {
     pub fn opt_f64(&mut self, key: &str) -> R<Option<f64>> {
         match self.take(key) {
             None => Ok(None),
-            Some(Value::Number(n)) => n.as_f64().map(Some).ok_or_else(|| self.err(key, "not a finite number")),
+            Some(Value::Number(n)) => n
+                .as_f64()
+                .map(Some)
+                .ok_or_else(|| self.err(key, "not a finite number")),
             Some(v) => Err(self.err(key, format!("expected a number, got {}", kind(&v)))),
         }
     }
@@ -131,7 +139,10 @@ impl Params {
                 .enumerate()
                 .map(|(i, v)| match v {
                     Value::String(s) => Ok(s),
-                    other => Err(self.err(&format!("{key}[{i}]"), format!("expected a string, got {}", kind(&other)))),
+                    other => Err(self.err(
+                        &format!("{key}[{i}]"),
+                        format!("expected a string, got {}", kind(&other)),
+                    )),
                 })
                 .collect(),
             Some(v) => Err(self.err(key, format!("expected a list of strings, got {}", kind(&v)))),
@@ -146,7 +157,10 @@ impl Params {
                 .into_iter()
                 .map(|(k, v)| match v {
                     Value::String(s) => Ok((k, s)),
-                    other => Err(self.err(&format!("{key}.{k}"), format!("expected a string, got {}", kind(&other)))),
+                    other => Err(self.err(
+                        &format!("{key}.{k}"),
+                        format!("expected a string, got {}", kind(&other)),
+                    )),
                 })
                 .collect(),
             Some(v) => Err(self.err(key, format!("expected a map of strings, got {}", kind(&v)))),
@@ -157,12 +171,17 @@ impl Params {
     pub fn opt_duration_ns(&mut self, key: &str) -> R<Option<u64>> {
         match self.take(key) {
             None => Ok(None),
-            Some(Value::String(s)) => parse_duration_ns(&s).map(Some).map_err(|e| self.err(key, e)),
+            Some(Value::String(s)) => parse_duration_ns(&s)
+                .map(Some)
+                .map_err(|e| self.err(key, e)),
             Some(Value::Number(n)) => match n.as_f64() {
                 Some(f) if f >= 0.0 => Ok(Some((f * 1e9) as u64)),
                 _ => Err(self.err(key, format!("duration must be non-negative, got {n}"))),
             },
-            Some(v) => Err(self.err(key, format!("expected a duration such as \"2s\", got {}", kind(&v)))),
+            Some(v) => Err(self.err(
+                key,
+                format!("expected a duration such as \"2s\", got {}", kind(&v)),
+            )),
         }
     }
 
@@ -170,9 +189,12 @@ impl Params {
     pub fn object(&mut self, key: &str) -> R<Option<Params>> {
         match self.take(key) {
             None => Ok(None),
-            Some(Value::Object(map)) => {
-                Ok(Some(Params { plugin: self.plugin.clone(), ty: self.ty.clone(), prefix: self.path(key), map }))
-            }
+            Some(Value::Object(map)) => Ok(Some(Params {
+                plugin: self.plugin.clone(),
+                ty: self.ty.clone(),
+                prefix: self.path(key),
+                map,
+            })),
             Some(v) => Err(self.err(key, format!("expected an object, got {}", kind(&v)))),
         }
     }
@@ -191,7 +213,10 @@ impl Params {
                         prefix: self.path(&format!("{key}[{i}]")),
                         map,
                     }),
-                    other => Err(self.err(&format!("{key}[{i}]"), format!("expected an object, got {}", kind(&other)))),
+                    other => Err(self.err(
+                        &format!("{key}[{i}]"),
+                        format!("expected an object, got {}", kind(&other)),
+                    )),
                 })
                 .collect(),
             Some(v) => Err(self.err(key, format!("expected a list, got {}", kind(&v)))),
@@ -236,13 +261,17 @@ pub fn parse_duration_ns(s: &str) -> Result<u64, String> {
     let mut total = 0f64;
     let mut rest = t;
     while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
         if num_end == 0 {
             return Err(bad());
         }
         let n: f64 = rest[..num_end].parse().map_err(|_| bad())?;
         let unit_rest = &rest[num_end..];
-        let unit_end = unit_rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(unit_rest.len());
+        let unit_end = unit_rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(unit_rest.len());
         let mult = match &unit_rest[..unit_end] {
             "ns" => 1.0,
             "us" | "µs" => 1e3,

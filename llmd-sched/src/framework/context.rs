@@ -202,7 +202,11 @@ impl<'a> CycleContext<'a> {
     pub fn error(&self, profile: usize) -> Option<&ScheduleError> {
         self.errors.get(profile).and_then(Option::as_ref)
     }
-    pub(crate) fn set_result(&mut self, profile: usize, r: Result<ProfileRunResult, ScheduleError>) {
+    pub(crate) fn set_result(
+        &mut self,
+        profile: usize,
+        r: Result<ProfileRunResult, ScheduleError>,
+    ) {
         if profile < self.results.len() {
             match r {
                 Ok(v) => self.results[profile] = Some(v),

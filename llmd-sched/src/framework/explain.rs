@@ -93,6 +93,9 @@ impl ProfileTrace {
     }
     /// Combined score of an endpoint, if it was scored.
     pub fn total_of(&self, endpoint: &str) -> Option<f64> {
-        self.scored.iter().position(|n| &**n == endpoint).map(|i| self.totals[i])
+        self.scored
+            .iter()
+            .position(|n| &**n == endpoint)
+            .map(|i| self.totals[i])
     }
 }

@@ -6,8 +6,11 @@ pub mod plugin;
 pub mod profile;
 
 pub use context::{
-    CycleContext, EndpointIndex, LatencyPrediction, LatencyPredictor, PrefixInfo, PrefixMatch, ProfileRunResult,
+    CycleContext, EndpointIndex, LatencyPrediction, LatencyPredictor, PrefixInfo, PrefixMatch,
+    ProfileRunResult,
 };
 pub use explain::{Explanation, FilterTrace, ProfileTrace, ScorerTrace};
-pub use plugin::{Decided, Decider, Filter, HandlerResult, Picker, PreRequest, ProfileHandler, Producer, Scorer};
+pub use plugin::{
+    Decided, Decider, Filter, HandlerResult, Picker, PreRequest, Producer, ProfileHandler, Scorer,
+};
 pub use profile::{clamp_score, NamedFilter, NamedPicker, SchedulerProfile, WeightedScorer};

@@ -22,7 +22,12 @@ pub trait Scorer: Send + Sync {
 /// Chooses the targets from the scored candidates.
 pub trait Picker: Send + Sync {
     /// Appends the chosen endpoints, best first, to `out`.
-    fn pick(&self, ctx: &CycleContext<'_>, scored: &[(EndpointIndex, f64)], out: &mut Vec<EndpointIndex>);
+    fn pick(
+        &self,
+        ctx: &CycleContext<'_>,
+        scored: &[(EndpointIndex, f64)],
+        out: &mut Vec<EndpointIndex>,
+    );
 }
 
 /// Derives per-request data once per cycle, before any profile runs
@@ -49,7 +54,10 @@ pub struct Decided<'p> {
 impl Decided<'_> {
     /// First pick of the profile with this name.
     pub fn pick_of(&self, profile: &str) -> Option<EndpointIndex> {
-        self.picks.iter().find(|(n, _)| *n == profile).map(|(_, e)| *e)
+        self.picks
+            .iter()
+            .find(|(n, _)| *n == profile)
+            .map(|(_, e)| *e)
     }
 }
 
@@ -83,7 +91,12 @@ pub struct HandlerResult {
 pub trait ProfileHandler: Send + Sync {
     /// Indices of the profiles to run next; empty ends the loop. Results of
     /// earlier rounds are in `ctx.result(i)`.
-    fn pick(&self, ctx: &mut CycleContext<'_>, profiles: &[SchedulerProfile], round: usize) -> Vec<usize>;
+    fn pick(
+        &self,
+        ctx: &mut CycleContext<'_>,
+        profiles: &[SchedulerProfile],
+        round: usize,
+    ) -> Vec<usize>;
     /// Builds the outcome from the results in `ctx`.
     fn process_results(
         &self,

@@ -53,8 +53,18 @@ impl std::fmt::Debug for SchedulerProfile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SchedulerProfile")
             .field("name", &self.name)
-            .field("filters", &self.filters.iter().map(|x| &*x.name).collect::<Vec<_>>())
-            .field("scorers", &self.scorers.iter().map(|x| (&*x.name, x.weight)).collect::<Vec<_>>())
+            .field(
+                "filters",
+                &self.filters.iter().map(|x| &*x.name).collect::<Vec<_>>(),
+            )
+            .field(
+                "scorers",
+                &self
+                    .scorers
+                    .iter()
+                    .map(|x| (&*x.name, x.weight))
+                    .collect::<Vec<_>>(),
+            )
             .field("picker", &&*self.picker.name)
             .finish()
     }
@@ -86,11 +96,20 @@ impl SchedulerProfile {
             before.clear();
             before.extend_from_slice(&set);
             f.filter.filter(ctx, &mut set);
-            trace.filters.push(FilterTrace { name: f.name.clone(), dropped: dropped(ctx, &before, &set) });
+            trace.filters.push(FilterTrace {
+                name: f.name.clone(),
+                dropped: dropped(ctx, &before, &set),
+            });
             if set.is_empty() {
-                let reason = format!("filter '{}' removed every endpoint in profile '{}'", f.name, self.name);
+                let reason = format!(
+                    "filter '{}' removed every endpoint in profile '{}'",
+                    f.name, self.name
+                );
                 trace.error = Some(reason.clone());
-                return Err(ScheduleError::ResourceExhausted { profile: Some(self.name.clone()), reason });
+                return Err(ScheduleError::ResourceExhausted {
+                    profile: Some(self.name.clone()),
+                    reason,
+                });
             }
         }
         trace.scored = set.iter().map(|&i| ctx.endpoint(i).name_arc()).collect();
@@ -103,25 +122,44 @@ impl SchedulerProfile {
             for (t, w) in totals.iter_mut().zip(&weighted) {
                 *t += w;
             }
-            trace.scorers.push(ScorerTrace { name: s.name.clone(), weight: s.weight, raw: raw.clone(), weighted });
+            trace.scorers.push(ScorerTrace {
+                name: s.name.clone(),
+                weight: s.weight,
+                raw: raw.clone(),
+                weighted,
+            });
         }
-        let scored: Vec<(EndpointIndex, f64)> = set.iter().copied().zip(totals.iter().copied()).collect();
+        let scored: Vec<(EndpointIndex, f64)> =
+            set.iter().copied().zip(totals.iter().copied()).collect();
         trace.totals = totals;
         let mut targets = Vec::new();
         self.picker.picker.pick(ctx, &scored, &mut targets);
         trace.picker = Some(self.picker.name.clone());
-        trace.picked = targets.iter().map(|&i| ctx.endpoint(i).name_arc()).collect();
+        trace.picked = targets
+            .iter()
+            .map(|&i| ctx.endpoint(i).name_arc())
+            .collect();
         if targets.is_empty() {
-            let reason = format!("picker '{}' chose nothing in profile '{}'", self.picker.name, self.name);
+            let reason = format!(
+                "picker '{}' chose nothing in profile '{}'",
+                self.picker.name, self.name
+            );
             trace.error = Some(reason.clone());
-            return Err(ScheduleError::ResourceExhausted { profile: Some(self.name.clone()), reason });
+            return Err(ScheduleError::ResourceExhausted {
+                profile: Some(self.name.clone()),
+                reason,
+            });
         }
         Ok(ProfileRunResult { targets, scored })
     }
 }
 
 /// Survivors are a subsequence of `before`, so one merge pass finds the drops.
-fn dropped(ctx: &CycleContext<'_>, before: &[EndpointIndex], after: &[EndpointIndex]) -> Vec<Arc<str>> {
+fn dropped(
+    ctx: &CycleContext<'_>,
+    before: &[EndpointIndex],
+    after: &[EndpointIndex],
+) -> Vec<Arc<str>> {
     let mut out = Vec::new();
     let mut j = 0;
     for &b in before {

@@ -1,15 +1,23 @@
 //! The precise prefix path's seam to a KV-block index fed by engine events.
 //!
 //! [`KvBackend`] is what the precise producer and the scheduler need from an
-//! index; [`RouterKeyIndex`] implements it in router-key mode (events' token ids
-//! are re-hashed with the router's own chain, engine keys are mapped per endpoint),
-//! which works whatever hash algorithm or seed the engines use.
+//! index. Two modes: [`EngineParityIndex`] hashes prompts exactly as vLLM does
+//! and uses the events' keys as published (the host supplies the engines'
+//! hasher configuration); [`RouterKeyIndex`] re-hashes the events' token ids with
+//! the router's own chain, which works whatever algorithm or seed the engines use.
 
+pub mod engine_parity;
 pub mod router_keys;
+mod store;
 
 use llmd_kvindex::events::EventBatch;
 
-pub use router_keys::{RouterKeyIndex, TierWeights};
+use crate::error::ScheduleError;
+use crate::model::Request;
+
+pub use engine_parity::EngineParityIndex;
+pub use router_keys::RouterKeyIndex;
+pub use store::TierWeights;
 
 /// What applying one event batch did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -30,7 +38,7 @@ pub trait KvBackend: Send + Sync + std::fmt::Debug {
     /// Tokens per block.
     fn block_size(&self) -> u32;
     /// The request's block keys: full blocks only.
-    fn prompt_keys(&self, model: &str, lora: Option<&str>, cache_salt: Option<&str>, tokens: &[u32]) -> Vec<u64>;
+    fn prompt_keys(&self, req: &Request, tokens: &[u32]) -> Result<Vec<u64>, ScheduleError>;
     /// For each endpoint holding `keys[0..n]` consecutively (n >= 1), calls
     /// `found(uid, n, weighted)` where `weighted` sums each block's best tier weight.
     fn match_prefix(&self, keys: &[u64], now_ns: u64, found: &mut dyn FnMut(u64, u32, f64));

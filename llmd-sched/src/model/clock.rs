@@ -16,7 +16,10 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ns(&self) -> u64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
     }
 }
 
@@ -29,7 +32,9 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock reading `start_ns`.
     pub fn new(start_ns: u64) -> Self {
-        ManualClock { now: AtomicU64::new(start_ns) }
+        ManualClock {
+            now: AtomicU64::new(start_ns),
+        }
     }
     /// Sets the time.
     pub fn set_ns(&self, ns: u64) {

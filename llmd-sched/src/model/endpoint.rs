@@ -93,7 +93,11 @@ pub struct Endpoint {
 impl Endpoint {
     /// An endpoint with a name and an address and nothing else.
     pub fn new(name: impl Into<String>, address: impl Into<String>) -> Self {
-        Endpoint { name: name.into(), address: address.into(), ..Default::default() }
+        Endpoint {
+            name: name.into(),
+            address: address.into(),
+            ..Default::default()
+        }
     }
 
     /// Builder: adds a label.
@@ -235,7 +239,8 @@ impl EndpointState {
         self.inflight_tokens.load(Ordering::Relaxed).max(0)
     }
     pub(crate) fn add_inflight(&self, requests: i64, tokens: i64) {
-        self.inflight_requests.fetch_add(requests, Ordering::Relaxed);
+        self.inflight_requests
+            .fetch_add(requests, Ordering::Relaxed);
         self.inflight_tokens.fetch_add(tokens, Ordering::Relaxed);
     }
     /// A full copy of the current metrics.
@@ -255,8 +260,10 @@ impl EndpointState {
     }
     pub(crate) fn set_metrics(&self, m: &EndpointMetrics) {
         self.queue.store(m.waiting_queue_size, Ordering::Relaxed);
-        self.running.store(m.running_requests_size, Ordering::Relaxed);
-        self.kv_bits.store(m.kv_cache_usage.to_bits(), Ordering::Relaxed);
+        self.running
+            .store(m.running_requests_size, Ordering::Relaxed);
+        self.kv_bits
+            .store(m.kv_cache_usage.to_bits(), Ordering::Relaxed);
         self.block_size.store(m.cache_block_size, Ordering::Relaxed);
         self.num_blocks.store(m.cache_num_blocks, Ordering::Relaxed);
         *self.lora.write() = Arc::new(LoraState {

@@ -75,12 +75,26 @@ pub struct Request {
 impl Request {
     /// A request for `model` with token ids.
     pub fn with_tokens(id: impl Into<String>, model: impl Into<String>, tokens: Vec<u32>) -> Self {
-        Request { id: id.into(), model: model.into(), prompt: Prompt::Tokens(tokens), ..Default::default() }
+        Request {
+            id: id.into(),
+            model: model.into(),
+            prompt: Prompt::Tokens(tokens),
+            ..Default::default()
+        }
     }
 
     /// A request for `model` with a text prompt.
-    pub fn with_text(id: impl Into<String>, model: impl Into<String>, text: impl Into<String>) -> Self {
-        Request { id: id.into(), model: model.into(), prompt: Prompt::Text(text.into()), ..Default::default() }
+    pub fn with_text(
+        id: impl Into<String>,
+        model: impl Into<String>,
+        text: impl Into<String>,
+    ) -> Self {
+        Request {
+            id: id.into(),
+            model: model.into(),
+            prompt: Prompt::Text(text.into()),
+            ..Default::default()
+        }
     }
 
     /// Builder: adds a header (the name is stored lower-case).
@@ -94,25 +108,37 @@ impl Request {
         if let Some(v) = self.headers.get(name) {
             return Some(v);
         }
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// The model whose adapters matter for LoRA affinity: the adapter name, else the model.
     pub fn target_model(&self) -> &str {
-        self.lora.as_ref().map(|l| l.name.as_str()).unwrap_or(&self.model)
+        self.lora
+            .as_ref()
+            .map(|l| l.name.as_str())
+            .unwrap_or(&self.model)
     }
 
     /// TTFT objective from the request or its `x-llm-d-slo-ttft-ms` (legacy `x-slo-ttft-ms`) header.
     pub fn ttft_slo_ms(&self) -> Option<f64> {
-        self.slo.ttft_ms.or_else(|| self.header_f64(&["x-llm-d-slo-ttft-ms", "x-slo-ttft-ms"]))
+        self.slo
+            .ttft_ms
+            .or_else(|| self.header_f64(&["x-llm-d-slo-ttft-ms", "x-slo-ttft-ms"]))
     }
 
     /// TPOT objective from the request or its `x-llm-d-slo-tpot-ms` (legacy `x-slo-tpot-ms`) header.
     pub fn tpot_slo_ms(&self) -> Option<f64> {
-        self.slo.tpot_ms.or_else(|| self.header_f64(&["x-llm-d-slo-tpot-ms", "x-slo-tpot-ms"]))
+        self.slo
+            .tpot_ms
+            .or_else(|| self.header_f64(&["x-llm-d-slo-tpot-ms", "x-slo-tpot-ms"]))
     }
 
     fn header_f64(&self, names: &[&str]) -> Option<f64> {
-        names.iter().find_map(|n| self.header_value(n)?.trim().parse::<f64>().ok())
+        names
+            .iter()
+            .find_map(|n| self.header_value(n)?.trim().parse::<f64>().ok())
     }
 }

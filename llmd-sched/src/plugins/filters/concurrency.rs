@@ -36,7 +36,12 @@ impl ConcurrencyDetector {
             "requests" => ConcurrencyMode::Requests,
             "tokens" => ConcurrencyMode::Tokens,
             "hybrid" => ConcurrencyMode::Hybrid,
-            other => return Err(p.err("concurrencyMode", format!("unknown mode '{other}' (expected requests, tokens or hybrid)"))),
+            other => {
+                return Err(p.err(
+                    "concurrencyMode",
+                    format!("unknown mode '{other}' (expected requests, tokens or hybrid)"),
+                ))
+            }
         };
         let max_requests = p.f64("maxConcurrency", 100.0)?;
         let max_tokens = p.f64("maxTokenConcurrency", 1e6)?;
@@ -50,7 +55,12 @@ impl ConcurrencyDetector {
         if headroom < 0.0 {
             return Err(p.err("headroom", "must be >= 0"));
         }
-        Ok(ConcurrencyDetector { mode, max_requests, max_tokens, headroom })
+        Ok(ConcurrencyDetector {
+            mode,
+            max_requests,
+            max_tokens,
+            headroom,
+        })
     }
 }
 

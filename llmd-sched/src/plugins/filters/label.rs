@@ -41,8 +41,12 @@ impl LabelSelectorFilter {
         let match_labels = p.string_map("matchLabels")?;
         let mut expressions = Vec::new();
         for (i, mut e) in p.objects("matchExpressions")?.into_iter().enumerate() {
-            let key = e.opt_string("key")?.ok_or_else(|| e.err("key", "required"))?;
-            let op = e.opt_string("operator")?.ok_or_else(|| e.err("operator", "required"))?;
+            let key = e
+                .opt_string("key")?
+                .ok_or_else(|| e.err("key", "required"))?;
+            let op = e
+                .opt_string("operator")?
+                .ok_or_else(|| e.err("operator", "required"))?;
             let values = e.strings("values")?;
             let operator = match op.as_str() {
                 "In" => Operator::In,
@@ -52,26 +56,43 @@ impl LabelSelectorFilter {
                 other => {
                     return Err(e.err(
                         "operator",
-                        format!("unknown operator '{other}' (expected In, NotIn, Exists, DoesNotExist)"),
+                        format!(
+                            "unknown operator '{other}' (expected In, NotIn, Exists, DoesNotExist)"
+                        ),
                     ))
                 }
             };
             let needs_values = matches!(operator, Operator::In | Operator::NotIn);
             if needs_values && values.is_empty() {
-                return Err(e.err("values", format!("must be non-empty for operator {op} (matchExpressions[{i}])")));
+                return Err(e.err(
+                    "values",
+                    format!("must be non-empty for operator {op} (matchExpressions[{i}])"),
+                ));
             }
             if !needs_values && !values.is_empty() {
-                return Err(e.err("values", format!("must be empty for operator {op} (matchExpressions[{i}])")));
+                return Err(e.err(
+                    "values",
+                    format!("must be empty for operator {op} (matchExpressions[{i}])"),
+                ));
             }
             e.finish()?;
-            expressions.push(Requirement { key, operator, values });
+            expressions.push(Requirement {
+                key,
+                operator,
+                values,
+            });
         }
-        Ok(LabelSelectorFilter { match_labels, expressions })
+        Ok(LabelSelectorFilter {
+            match_labels,
+            expressions,
+        })
     }
 
     /// Whether a label lookup satisfies the selector.
     pub fn matches<'a>(&self, label: impl Fn(&str) -> Option<&'a str>) -> bool {
-        self.match_labels.iter().all(|(k, v)| label(k) == Some(v.as_str()))
+        self.match_labels
+            .iter()
+            .all(|(k, v)| label(k) == Some(v.as_str()))
             && self.expressions.iter().all(|r| {
                 let got = label(&r.key);
                 match r.operator {
@@ -104,13 +125,23 @@ pub struct ByLabelFilter {
 impl ByLabelFilter {
     /// Decodes `label`, `validValues`, `allowsNoLabel`.
     pub fn from_params(p: &mut Params) -> Result<Self, ConfigError> {
-        let label = p.opt_string("label")?.filter(|s| !s.is_empty()).ok_or_else(|| p.err("label", "required"))?;
+        let label = p
+            .opt_string("label")?
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| p.err("label", "required"))?;
         let valid = p.strings("validValues")?;
         let allows_no_label = p.bool("allowsNoLabel", false)?;
         if valid.is_empty() && !allows_no_label {
-            return Err(p.err("validValues", "must be non-empty unless allowsNoLabel is true"));
+            return Err(p.err(
+                "validValues",
+                "must be non-empty unless allowsNoLabel is true",
+            ));
         }
-        Ok(ByLabelFilter { label, valid, allows_no_label })
+        Ok(ByLabelFilter {
+            label,
+            valid,
+            allows_no_label,
+        })
     }
 }
 

@@ -53,22 +53,41 @@ impl PrefixCacheAffinityFilter {
             "prefillThroughput" => TtftSource::PrefillThroughput,
             "latencyPredictor" => TtftSource::LatencyPredictor,
             other => {
-                return Err(p.err("ttftSource", format!("unknown source '{other}' (expected prefillThroughput or latencyPredictor)")))
+                return Err(p.err(
+                    "ttftSource",
+                    format!(
+                        "unknown source '{other}' (expected prefillThroughput or latencyPredictor)"
+                    ),
+                ))
             }
         };
         let peak_throughput = p.f64("peakPrefillThroughput", 15928.0)?;
         if source == TtftSource::PrefillThroughput && peak_throughput <= 0.0 {
-            return Err(p.err("peakPrefillThroughput", "must be > 0 when ttftSource is prefillThroughput"));
+            return Err(p.err(
+                "peakPrefillThroughput",
+                "must be > 0 when ttftSource is prefillThroughput",
+            ));
         }
-        let producer: Arc<str> = p.string("prefixMatchInfoProducerName", APPROX_PRODUCER)?.into();
+        let producer: Arc<str> = p
+            .string("prefixMatchInfoProducerName", APPROX_PRODUCER)?
+            .into();
         let _ = p.opt_string("latencyPredictionInfoProducerName")?;
         let _ = p.opt_string("inFlightLoadProducerName")?;
-        Ok(PrefixCacheAffinityFilter { threshold, exploration, max_penalty_ms, source, peak_throughput, producer })
+        Ok(PrefixCacheAffinityFilter {
+            threshold,
+            exploration,
+            max_penalty_ms,
+            source,
+            peak_throughput,
+            producer,
+        })
     }
 
     fn ttft_ms(&self, ctx: &CycleContext<'_>, i: EndpointIndex) -> f64 {
         match self.source {
-            TtftSource::PrefillThroughput => ctx.endpoint(i).inflight_tokens() as f64 / self.peak_throughput * 1000.0,
+            TtftSource::PrefillThroughput => {
+                ctx.endpoint(i).inflight_tokens() as f64 / self.peak_throughput * 1000.0
+            }
             TtftSource::LatencyPredictor => f64::INFINITY,
         }
     }
@@ -84,13 +103,18 @@ impl Filter for PrefixCacheAffinityFilter {
         }
         let info = ctx.prefix_info(&self.producer);
         let ratio = |i: EndpointIndex| info.map_or(0.0, |p| p.ratio(i));
-        let (sticky, rest): (Vec<EndpointIndex>, Vec<EndpointIndex>) =
-            candidates.iter().partition(|&&i| ratio(i) >= self.threshold);
+        let (sticky, rest): (Vec<EndpointIndex>, Vec<EndpointIndex>) = candidates
+            .iter()
+            .partition(|&&i| ratio(i) >= self.threshold);
         if sticky.is_empty() {
             return;
         }
         if self.max_penalty_ms > 0.0 && !rest.is_empty() {
-            let best = |set: &[EndpointIndex]| set.iter().map(|&i| self.ttft_ms(ctx, i)).fold(f64::INFINITY, f64::min);
+            let best = |set: &[EndpointIndex]| {
+                set.iter()
+                    .map(|&i| self.ttft_ms(ctx, i))
+                    .fold(f64::INFINITY, f64::min)
+            };
             if best(&sticky) - best(&rest) > self.max_penalty_ms {
                 return;
             }

@@ -32,7 +32,10 @@ impl RoleFilter {
         match (self.stage, role) {
             (Stage::Decode, None) => !labeled,
             (Stage::Decode, Some(r)) => matches!(r, Decode | PrefillDecode | EncodePrefillDecode),
-            (Stage::Prefill, Some(r)) => matches!(r, Prefill | EncodePrefill | PrefillDecode | EncodePrefillDecode),
+            (Stage::Prefill, Some(r)) => matches!(
+                r,
+                Prefill | EncodePrefill | PrefillDecode | EncodePrefillDecode
+            ),
             (Stage::Encode, Some(r)) => matches!(r, Encode | EncodePrefill | EncodePrefillDecode),
             (_, None) => false,
         }

@@ -33,9 +33,12 @@ impl Filter for SloHeadroomTierFilter {
         if (ttft.is_none() && tpot.is_none()) || !ctx.has_predictor() {
             return;
         }
-        let (pos, neg): (Vec<EndpointIndex>, Vec<EndpointIndex>) = candidates.iter().partition(|&&i| {
-            ctx.predict(i).is_some_and(|p| ttft.map_or(true, |s| p.ttft_ms <= s) && tpot.map_or(true, |s| p.tpot_ms <= s))
-        });
+        let (pos, neg): (Vec<EndpointIndex>, Vec<EndpointIndex>) =
+            candidates.iter().partition(|&&i| {
+                ctx.predict(i).is_some_and(|p| {
+                    ttft.map_or(true, |s| p.ttft_ms <= s) && tpot.map_or(true, |s| p.tpot_ms <= s)
+                })
+            });
         let explore_neg = ctx.random_f64() < self.epsilon;
         *candidates = match (explore_neg, pos.is_empty(), neg.is_empty()) {
             (false, false, _) | (true, false, true) => pos,

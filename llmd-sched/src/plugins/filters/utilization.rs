@@ -20,7 +20,12 @@ pub struct UtilizationDetector {
 
 impl Default for UtilizationDetector {
     fn default() -> Self {
-        UtilizationDetector { queue_threshold: 5.0, kv_threshold: 0.8, staleness_ns: 200_000_000, headroom: 0.0 }
+        UtilizationDetector {
+            queue_threshold: 5.0,
+            kv_threshold: 0.8,
+            staleness_ns: 200_000_000,
+            headroom: 0.0,
+        }
     }
 }
 
@@ -30,7 +35,9 @@ impl UtilizationDetector {
         let d = UtilizationDetector::default();
         let queue_threshold = p.f64("queueDepthThreshold", d.queue_threshold)?;
         let kv_threshold = p.f64("kvCacheUtilThreshold", d.kv_threshold)?;
-        let staleness_ns = p.opt_duration_ns("metricsStalenessThreshold")?.unwrap_or(d.staleness_ns);
+        let staleness_ns = p
+            .opt_duration_ns("metricsStalenessThreshold")?
+            .unwrap_or(d.staleness_ns);
         let headroom = p.f64("headroom", d.headroom)?;
         if queue_threshold <= 0.0 {
             return Err(p.err("queueDepthThreshold", "must be > 0"));
@@ -41,7 +48,12 @@ impl UtilizationDetector {
         if headroom < 0.0 {
             return Err(p.err("headroom", "must be >= 0"));
         }
-        Ok(UtilizationDetector { queue_threshold, kv_threshold, staleness_ns, headroom })
+        Ok(UtilizationDetector {
+            queue_threshold,
+            kv_threshold,
+            staleness_ns,
+            headroom,
+        })
     }
 
     fn fresh(&self, ep: &EndpointState, now_ns: u64) -> bool {
@@ -54,7 +66,8 @@ impl UtilizationDetector {
         if !self.fresh(ep, now_ns) {
             return 1.0;
         }
-        (ep.waiting_queue_size() as f64 / self.queue_threshold).max(ep.kv_cache_usage() / self.kv_threshold)
+        (ep.waiting_queue_size() as f64 / self.queue_threshold)
+            .max(ep.kv_cache_usage() / self.kv_threshold)
     }
 
     /// Pool saturation: mean endpoint saturation; an empty pool is 1.0.
@@ -62,7 +75,10 @@ impl UtilizationDetector {
         if eps.is_empty() {
             return 1.0;
         }
-        eps.iter().map(|e| self.endpoint_saturation(e, now_ns)).sum::<f64>() / eps.len() as f64
+        eps.iter()
+            .map(|e| self.endpoint_saturation(e, now_ns))
+            .sum::<f64>()
+            / eps.len() as f64
     }
 }
 
@@ -76,7 +92,9 @@ impl Filter for UtilizationDetector {
             .copied()
             .filter(|&i| {
                 let ep = ctx.endpoint(i);
-                self.fresh(ep, now) && (ep.waiting_queue_size() as f64) < q_lim && ep.kv_cache_usage() < kv_lim
+                self.fresh(ep, now)
+                    && (ep.waiting_queue_size() as f64) < q_lim
+                    && ep.kv_cache_usage() < kv_lim
             })
             .collect();
         // Fail open: when everything looks saturated, keep everything.
@@ -111,7 +129,9 @@ impl UtilizationFilter {
     pub fn from_params(p: &mut Params) -> Result<Self, ConfigError> {
         let mut conditions = Vec::new();
         for mut c in p.objects("conditions")? {
-            let m = c.opt_string("metric")?.ok_or_else(|| c.err("metric", "required"))?;
+            let m = c
+                .opt_string("metric")?
+                .ok_or_else(|| c.err("metric", "required"))?;
             let metric = match m.as_str() {
                 "active-requests" => UtilMetric::ActiveRequests,
                 "running-requests" => UtilMetric::RunningRequests,
@@ -119,7 +139,9 @@ impl UtilizationFilter {
                 "kv-cache-utilization" => UtilMetric::KvCacheUtilization,
                 other => return Err(c.err("metric", format!("unknown metric '{other}' (expected active-requests, running-requests, waiting-queue, kv-cache-utilization)"))),
             };
-            let max = c.opt_f64("maxValue")?.ok_or_else(|| c.err("maxValue", "required"))?;
+            let max = c
+                .opt_f64("maxValue")?
+                .ok_or_else(|| c.err("maxValue", "required"))?;
             if max < 0.0 {
                 return Err(c.err("maxValue", "must be >= 0"));
             }
@@ -134,7 +156,10 @@ impl UtilizationFilter {
         }
         let fallback_on_empty = p.bool("fallbackOnEmpty", false)?;
         let _ = p.opt_string("inFlightLoadProducerName")?;
-        Ok(UtilizationFilter { conditions, fallback_on_empty })
+        Ok(UtilizationFilter {
+            conditions,
+            fallback_on_empty,
+        })
     }
 }
 

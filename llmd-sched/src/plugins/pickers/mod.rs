@@ -18,7 +18,12 @@ pub struct MaxScorePicker {
 }
 
 impl Picker for MaxScorePicker {
-    fn pick(&self, ctx: &CycleContext<'_>, scored: &[(EndpointIndex, f64)], out: &mut Vec<EndpointIndex>) {
+    fn pick(
+        &self,
+        ctx: &CycleContext<'_>,
+        scored: &[(EndpointIndex, f64)],
+        out: &mut Vec<EndpointIndex>,
+    ) {
         if self.max == 1 {
             // Reservoir over the maxima: the same uniform tie-break as shuffle + stable sort, in one pass.
             let mut best: Option<EndpointIndex> = None;
@@ -53,7 +58,12 @@ pub struct RandomPicker {
 }
 
 impl Picker for RandomPicker {
-    fn pick(&self, ctx: &CycleContext<'_>, scored: &[(EndpointIndex, f64)], out: &mut Vec<EndpointIndex>) {
+    fn pick(
+        &self,
+        ctx: &CycleContext<'_>,
+        scored: &[(EndpointIndex, f64)],
+        out: &mut Vec<EndpointIndex>,
+    ) {
         let mut v: Vec<EndpointIndex> = scored.iter().map(|&(e, _)| e).collect();
         ctx.shuffle(&mut v);
         out.extend(v.into_iter().take(self.max));
@@ -69,7 +79,12 @@ pub struct WeightedRandomPicker {
 }
 
 impl Picker for WeightedRandomPicker {
-    fn pick(&self, ctx: &CycleContext<'_>, scored: &[(EndpointIndex, f64)], out: &mut Vec<EndpointIndex>) {
+    fn pick(
+        &self,
+        ctx: &CycleContext<'_>,
+        scored: &[(EndpointIndex, f64)],
+        out: &mut Vec<EndpointIndex>,
+    ) {
         if !scored.iter().any(|&(_, s)| s > 0.0) {
             return RandomPicker { max: self.max }.pick(ctx, scored, out);
         }

@@ -9,7 +9,13 @@ use xxhash_rust::xxh64::xxh64;
 pub const MIN_BLOCK_SIZE: usize = 64;
 
 /// The chain of block hashes for one prompt, at most `max_blocks` (0 = unlimited).
-pub fn approx_block_hashes(model: &str, cache_salt: &str, tokens: &[u32], block_size: usize, max_blocks: usize) -> Vec<u64> {
+pub fn approx_block_hashes(
+    model: &str,
+    cache_salt: &str,
+    tokens: &[u32],
+    block_size: usize,
+    max_blocks: usize,
+) -> Vec<u64> {
     let block_size = block_size.max(MIN_BLOCK_SIZE);
     let mut seed_bytes = Vec::with_capacity(model.len() + cache_salt.len());
     seed_bytes.extend_from_slice(model.as_bytes());
@@ -63,6 +69,9 @@ mod tests {
         let c = xxh64(&[1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0], 0);
         let mut pair = c.to_le_bytes().to_vec();
         pair.extend_from_slice(&seed.to_le_bytes());
-        assert_eq!(approx_block_hashes("model", "", &toks, 64, 0), vec![xxh64(&pair, 0)]);
+        assert_eq!(
+            approx_block_hashes("model", "", &toks, 64, 0),
+            vec![xxh64(&pair, 0)]
+        );
     }
 }

@@ -1,15 +1,26 @@
 //! The approximate prefix index: per-endpoint LRU of block hashes plus a
 //! hash → endpoints map, fed by routing decisions (llm-d's in-memory indexer).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, VecDeque};
 
 use ahash::RandomState;
 use parking_lot::RwLock;
 
+/// Recency order is a queue of (tick, hash) with lazy deletion: an entry whose
+/// tick no longer matches `by_hash` is stale and skipped at eviction.
 #[derive(Debug, Default)]
 struct EndpointLru {
     by_hash: HashMap<u64, u64, RandomState>,
-    by_tick: BTreeMap<u64, u64>,
+    order: VecDeque<(u64, u64)>,
+}
+
+impl EndpointLru {
+    fn compact(&mut self) {
+        if self.order.len() > 2 * self.by_hash.len() + 64 {
+            let by_hash = &self.by_hash;
+            self.order.retain(|(t, h)| by_hash.get(h) == Some(t));
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -47,16 +58,18 @@ impl ApproxIndex {
         let lru = s.per_endpoint.entry(uid).or_default();
         for &h in hashes {
             s.tick += 1;
-            match lru.by_hash.insert(h, s.tick) {
-                Some(old) => {
-                    lru.by_tick.remove(&old);
-                }
-                None => s.holders.entry(h).or_default().push(uid),
+            if lru.by_hash.insert(h, s.tick).is_none() {
+                s.holders.entry(h).or_default().push(uid);
             }
-            lru.by_tick.insert(s.tick, h);
+            lru.order.push_back((s.tick, h));
         }
         while lru.by_hash.len() > capacity {
-            let Some((_, h)) = lru.by_tick.pop_first() else { break };
+            let Some((t, h)) = lru.order.pop_front() else {
+                break;
+            };
+            if lru.by_hash.get(&h) != Some(&t) {
+                continue;
+            }
             lru.by_hash.remove(&h);
             if let Some(hs) = s.holders.get_mut(&h) {
                 hs.retain(|&u| u != uid);
@@ -65,6 +78,7 @@ impl ApproxIndex {
                 }
             }
         }
+        lru.compact();
     }
 
     /// Forgets an endpoint.
@@ -85,7 +99,11 @@ impl ApproxIndex {
 
     /// Number of hashes held by an endpoint.
     pub fn endpoint_size(&self, uid: u64) -> usize {
-        self.state.read().per_endpoint.get(&uid).map_or(0, |l| l.by_hash.len())
+        self.state
+            .read()
+            .per_endpoint
+            .get(&uid)
+            .map_or(0, |l| l.by_hash.len())
     }
 
     /// Distinct hashes indexed.

@@ -9,7 +9,9 @@ use super::approx_hash::{approx_block_hashes, MIN_BLOCK_SIZE};
 use super::approx_index::ApproxIndex;
 use crate::config::params::Params;
 use crate::error::ConfigError;
-use crate::framework::{CycleContext, Decided, EndpointIndex, PrefixInfo, PrefixMatch, PreRequest, Producer};
+use crate::framework::{
+    CycleContext, Decided, EndpointIndex, PreRequest, PrefixInfo, PrefixMatch, Producer,
+};
 
 /// Profile name llm-d hard-codes for the prefill stage.
 const PREFILL_PROFILE: &str = "prefill";
@@ -70,7 +72,10 @@ impl ApproxPrefixProducer {
 
     fn effective_block_size(&self, ctx: &CycleContext<'_>, candidates: &[EndpointIndex]) -> usize {
         let tuned = if self.auto_tune {
-            candidates.first().map(|&i| ctx.endpoint(i).cache_block_size() as usize).filter(|&b| b > 0)
+            candidates
+                .first()
+                .map(|&i| ctx.endpoint(i).cache_block_size() as usize)
+                .filter(|&b| b > 0)
         } else {
             None
         };
@@ -81,7 +86,11 @@ impl ApproxPrefixProducer {
 impl Producer for ApproxPrefixProducer {
     fn produce(&self, ctx: &mut CycleContext<'_>, candidates: &[EndpointIndex]) {
         let bs = self.effective_block_size(ctx, candidates);
-        let max_blocks = if self.max_prefix_tokens > 0 { self.max_prefix_tokens / bs } else { self.max_prefix_blocks };
+        let max_blocks = if self.max_prefix_tokens > 0 {
+            self.max_prefix_tokens / bs
+        } else {
+            self.max_prefix_blocks
+        };
         let req = ctx.request();
         let hashes = approx_block_hashes(
             req.target_model(),
@@ -91,14 +100,24 @@ impl Producer for ApproxPrefixProducer {
             max_blocks,
         );
         let mut counts: HashMap<u64, u32, RandomState> = HashMap::default();
-        self.index.lookup(&hashes, |uid| *counts.entry(uid).or_insert(0) += 1);
+        self.index
+            .lookup(&hashes, |uid| *counts.entry(uid).or_insert(0) += 1);
         let mut matches = vec![None; ctx.endpoints().len()];
         for &i in candidates {
             let n = counts.get(&ctx.endpoint(i).uid()).copied().unwrap_or(0);
-            matches[i] = Some(PrefixMatch { match_blocks: n, cached_blocks: n });
+            matches[i] = Some(PrefixMatch {
+                match_blocks: n,
+                cached_blocks: n,
+            });
         }
         let best = counts.values().copied().max().unwrap_or(0);
-        ctx.note(format!("{}: {} blocks of {} tokens, best match {} blocks", self.name, hashes.len(), bs, best));
+        ctx.note(format!(
+            "{}: {} blocks of {} tokens, best match {} blocks",
+            self.name,
+            hashes.len(),
+            bs,
+            best
+        ));
         ctx.set_prefix_info(PrefixInfo {
             producer: self.name.clone(),
             block_size: bs as u32,
@@ -115,10 +134,16 @@ impl Producer for ApproxPrefixProducer {
 
 impl PreRequest for ApproxPrefixProducer {
     fn pre_request(&self, ctx: &CycleContext<'_>, decided: &Decided<'_>) {
-        let Some(info) = ctx.prefix_info(&self.name) else { return };
+        let Some(info) = ctx.prefix_info(&self.name) else {
+            return;
+        };
         let record = |i: EndpointIndex| {
             let ep = ctx.endpoint(i);
-            let cap = if self.auto_tune && ep.cache_num_blocks() > 0 { ep.cache_num_blocks() as usize } else { self.lru_capacity };
+            let cap = if self.auto_tune && ep.cache_num_blocks() > 0 {
+                ep.cache_num_blocks() as usize
+            } else {
+                self.lru_capacity
+            };
             self.index.insert(ep.uid(), &info.keys, cap);
         };
         if let Some(&p) = decided.targets.first() {

@@ -39,10 +39,18 @@ impl InFlightLoadProducer {
         if max_output.is_some_and(|m| m < 0) {
             return Err(p.err("maxEstimatedOutputTokens", "must be >= 0"));
         }
-        let producer: Arc<str> = p.string("prefixMatchInfoProducerName", APPROX_PRODUCER)?.into();
+        let producer: Arc<str> = p
+            .string("prefixMatchInfoProducerName", APPROX_PRODUCER)?
+            .into();
         // Cross-replica state is the host's business; the flag is accepted.
         p.bool("syncCrossReplicaState", true)?;
-        Ok(InFlightLoadProducer { add_output, output_ratio, max_output: max_output.map(|m| m as u64), producer, table })
+        Ok(InFlightLoadProducer {
+            add_output,
+            output_ratio,
+            max_output: max_output.map(|m| m as u64),
+            producer,
+            table,
+        })
     }
 
     fn output_estimate(&self, input: u64) -> u64 {
@@ -64,7 +72,9 @@ impl Producer for InFlightLoadProducer {
             let tail = p.saturating_sub(covered);
             for &i in candidates {
                 if let Some(m) = info.get(i) {
-                    uncached[i] = (info.total_blocks as u64).saturating_sub(m.match_blocks as u64) * bs + tail;
+                    uncached[i] = (info.total_blocks as u64).saturating_sub(m.match_blocks as u64)
+                        * bs
+                        + tail;
                 }
             }
         }

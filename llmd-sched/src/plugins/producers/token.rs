@@ -54,7 +54,9 @@ impl TokenProducer {
         }
         let backend = match (url, model) {
             (Some(url), _) => TokenBackend::Vllm { url },
-            (None, Some(_)) => TokenBackend::Vllm { url: "http://localhost:8000".into() },
+            (None, Some(_)) => TokenBackend::Vllm {
+                url: "http://localhost:8000".into(),
+            },
             (None, None) => TokenBackend::Estimate,
         };
         Ok(TokenProducer { backend })
@@ -79,7 +81,10 @@ mod tests {
 
     #[test]
     fn estimate_packs_four_bytes_le() {
-        assert_eq!(estimate_tokens("abcde"), vec![u32::from_le_bytes(*b"abcd"), u32::from(b'e')]);
+        assert_eq!(
+            estimate_tokens("abcde"),
+            vec![u32::from_le_bytes(*b"abcd"), u32::from(b'e')]
+        );
         assert!(estimate_tokens("").is_empty());
     }
 }

@@ -27,7 +27,10 @@ impl PrefixBasedPdDecider {
         if t < 0 {
             return Err(p.err("promptTokens", "must be >= 0"));
         }
-        Ok(PrefixBasedPdDecider { non_cached_tokens: n as u64, prompt_tokens: t as u64 })
+        Ok(PrefixBasedPdDecider {
+            non_cached_tokens: n as u64,
+            prompt_tokens: t as u64,
+        })
     }
 }
 
@@ -44,8 +47,12 @@ impl Decider for PrefixBasedPdDecider {
             return false;
         }
         // llm-d reads the default approximate producer's key only.
-        let Some(info) = ctx.prefix_info(APPROX_PRODUCER) else { return false };
-        let Some(m) = peer.and_then(|e| info.get(e)) else { return false };
+        let Some(info) = ctx.prefix_info(APPROX_PRODUCER) else {
+            return false;
+        };
+        let Some(m) = peer.and_then(|e| info.get(e)) else {
+            return false;
+        };
         let hit = m.cached_blocks as u64 * info.block_size as u64;
         p.saturating_sub(hit) >= self.non_cached_tokens
     }

@@ -43,20 +43,44 @@ impl std::fmt::Debug for DisaggProfileHandler {
 impl DisaggProfileHandler {
     /// Decodes the nested form (`stageOrder`, `profiles`, `deciders`) or the
     /// legacy flat form; mixing both is an error. `deciders` maps plugin names to built deciders.
-    pub fn from_params(p: &mut Params, deciders: &HashMap<String, Arc<dyn Decider>>) -> Result<Self, ConfigError> {
+    pub fn from_params(
+        p: &mut Params,
+        deciders: &HashMap<String, Arc<dyn Decider>>,
+    ) -> Result<Self, ConfigError> {
         let order = match p.string("stageOrder", "decode-first")?.as_str() {
             "" | "decode" | "decode-first" => StageOrder::DecodeFirst,
             "prefill" | "prefill-first" => StageOrder::PrefillFirst,
-            other => return Err(p.err("stageOrder", format!("unknown stage order '{other}' (expected decode-first or prefill-first)"))),
+            other => {
+                return Err(p.err(
+                    "stageOrder",
+                    format!(
+                        "unknown stage order '{other}' (expected decode-first or prefill-first)"
+                    ),
+                ))
+            }
         };
         let nested = p.has("profiles") || p.has("deciders");
-        let flat_keys = ["decodeProfile", "prefillProfile", "encodeProfile", "prefillDeciderPluginName", "encodeDeciderPluginName", "deciderPluginName"];
+        let flat_keys = [
+            "decodeProfile",
+            "prefillProfile",
+            "encodeProfile",
+            "prefillDeciderPluginName",
+            "encodeDeciderPluginName",
+            "deciderPluginName",
+        ];
         if let Some(k) = flat_keys.iter().find(|k| p.has(k)) {
             if nested {
-                return Err(p.err(k, "the legacy flat parameters cannot be mixed with 'profiles' / 'deciders'"));
+                return Err(p.err(
+                    k,
+                    "the legacy flat parameters cannot be mixed with 'profiles' / 'deciders'",
+                ));
             }
         }
-        let (mut decode, mut prefill, mut encode) = ("decode".to_string(), "prefill".to_string(), "encode".to_string());
+        let (mut decode, mut prefill, mut encode) = (
+            "decode".to_string(),
+            "prefill".to_string(),
+            "encode".to_string(),
+        );
         let (prefill_ref, encode_ref);
         if nested {
             if let Some(mut pr) = p.object("profiles")? {
@@ -85,22 +109,34 @@ impl DisaggProfileHandler {
             prefill_ref = a.or(b);
             encode_ref = p.opt_string("encodeDeciderPluginName")?;
         }
-        let resolve = |field: &str, r: Option<String>| -> Result<Option<Arc<dyn Decider>>, ConfigError> {
-            match r {
-                None => Ok(None),
-                Some(name) => deciders
-                    .get(&name)
-                    .cloned()
-                    .map(Some)
-                    .ok_or_else(|| p.err(field, format!("'{name}' does not name a configured P/D decider plugin"))),
-            }
-        };
+        let resolve =
+            |field: &str, r: Option<String>| -> Result<Option<Arc<dyn Decider>>, ConfigError> {
+                match r {
+                    None => Ok(None),
+                    Some(name) => deciders.get(&name).cloned().map(Some).ok_or_else(|| {
+                        p.err(
+                            field,
+                            format!("'{name}' does not name a configured P/D decider plugin"),
+                        )
+                    }),
+                }
+            };
         let prefill_decider = resolve("deciders.prefill", prefill_ref)?;
         let encode_decider = resolve("deciders.encode", encode_ref)?;
         if order == StageOrder::PrefillFirst && prefill_decider.is_some() {
-            return Err(p.err("deciders.prefill", "a prefill decider cannot be used with stageOrder prefill-first"));
+            return Err(p.err(
+                "deciders.prefill",
+                "a prefill decider cannot be used with stageOrder prefill-first",
+            ));
         }
-        Ok(DisaggProfileHandler { order, decode, prefill, encode, prefill_decider, encode_decider })
+        Ok(DisaggProfileHandler {
+            order,
+            decode,
+            prefill,
+            encode,
+            prefill_decider,
+            encode_decider,
+        })
     }
 
     fn find(profiles: &[SchedulerProfile], name: &str) -> Option<usize> {
@@ -109,15 +145,25 @@ impl DisaggProfileHandler {
 }
 
 impl ProfileHandler for DisaggProfileHandler {
-    fn pick(&self, ctx: &mut CycleContext<'_>, profiles: &[SchedulerProfile], round: usize) -> Vec<usize> {
+    fn pick(
+        &self,
+        ctx: &mut CycleContext<'_>,
+        profiles: &[SchedulerProfile],
+        round: usize,
+    ) -> Vec<usize> {
         let decode = Self::find(profiles, &self.decode);
         let prefill = Self::find(profiles, &self.prefill);
         let encode = Self::find(profiles, &self.encode);
-        let first_pick = |ctx: &CycleContext<'_>, i: Option<usize>| i.and_then(|i| ctx.result(i)).and_then(|r| r.targets.first().copied());
+        let first_pick = |ctx: &CycleContext<'_>, i: Option<usize>| {
+            i.and_then(|i| ctx.result(i))
+                .and_then(|r| r.targets.first().copied())
+        };
         match (self.order, round) {
             (StageOrder::DecodeFirst, 0) => decode.into_iter().collect(),
             (StageOrder::DecodeFirst, 1) => {
-                let Some(peer) = first_pick(ctx, decode) else { return Vec::new() };
+                let Some(peer) = first_pick(ctx, decode) else {
+                    return Vec::new();
+                };
                 let mut next = Vec::new();
                 if let (Some(e), Some(d)) = (encode, &self.encode_decider) {
                     if d.disaggregate(ctx, Some(peer)) {
@@ -164,13 +210,18 @@ impl ProfileHandler for DisaggProfileHandler {
         let Some(decode) = Self::find(profiles, &self.decode) else {
             return Err(ScheduleError::ResourceExhausted {
                 profile: None,
-                reason: format!("failed to find available decode workers: no profile named '{}'", self.decode),
+                reason: format!(
+                    "failed to find available decode workers: no profile named '{}'",
+                    self.decode
+                ),
             });
         };
         if ctx.result(decode).is_none() {
-            return Err(ctx.error(decode).cloned().unwrap_or_else(|| ScheduleError::ResourceExhausted {
-                profile: Some(self.decode.clone()),
-                reason: "failed to find available decode workers".into(),
+            return Err(ctx.error(decode).cloned().unwrap_or_else(|| {
+                ScheduleError::ResourceExhausted {
+                    profile: Some(self.decode.clone()),
+                    reason: "failed to find available decode workers".into(),
+                }
             }));
         }
         let ran = |name: &str| Self::find(profiles, name).filter(|&i| ctx.result(i).is_some());
@@ -182,6 +233,11 @@ impl ProfileHandler for DisaggProfileHandler {
             (true, false) => "encode-decode",
             (true, true) => "encode-prefill-decode",
         };
-        Ok(HandlerResult { primary: decode, prefill, encode, decision_type })
+        Ok(HandlerResult {
+            primary: decode,
+            prefill,
+            encode,
+            decision_type,
+        })
     }
 }

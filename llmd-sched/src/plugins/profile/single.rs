@@ -8,7 +8,12 @@ use crate::framework::{CycleContext, HandlerResult, ProfileHandler, SchedulerPro
 pub struct SingleProfileHandler;
 
 impl ProfileHandler for SingleProfileHandler {
-    fn pick(&self, _ctx: &mut CycleContext<'_>, profiles: &[SchedulerProfile], round: usize) -> Vec<usize> {
+    fn pick(
+        &self,
+        _ctx: &mut CycleContext<'_>,
+        profiles: &[SchedulerProfile],
+        round: usize,
+    ) -> Vec<usize> {
         if round == 0 && !profiles.is_empty() {
             vec![0]
         } else {
@@ -22,11 +27,19 @@ impl ProfileHandler for SingleProfileHandler {
         profiles: &[SchedulerProfile],
     ) -> Result<HandlerResult, ScheduleError> {
         if ctx.result(0).is_some() {
-            return Ok(HandlerResult { primary: 0, prefill: None, encode: None, decision_type: "single" });
+            return Ok(HandlerResult {
+                primary: 0,
+                prefill: None,
+                encode: None,
+                decision_type: "single",
+            });
         }
-        Err(ctx.error(0).cloned().unwrap_or_else(|| ScheduleError::ResourceExhausted {
-            profile: profiles.first().map(|p| p.name.clone()),
-            reason: "the profile produced no result".into(),
-        }))
+        Err(ctx
+            .error(0)
+            .cloned()
+            .unwrap_or_else(|| ScheduleError::ResourceExhausted {
+                profile: profiles.first().map(|p| p.name.clone()),
+                reason: "the profile produced no result".into(),
+            }))
     }
 }

@@ -16,15 +16,22 @@ impl TokenLoadScorer {
     pub fn from_params(p: &mut Params) -> Result<Self, ConfigError> {
         let t = p.f64("queueThresholdTokens", 4_194_304.0)?;
         let _ = p.opt_string("inFlightLoadProducerName")?;
-        Ok(TokenLoadScorer { threshold: if t <= 0.0 { 4_194_304.0 } else { t } })
+        Ok(TokenLoadScorer {
+            threshold: if t <= 0.0 { 4_194_304.0 } else { t },
+        })
     }
 }
 
 impl Scorer for TokenLoadScorer {
     fn score(&self, ctx: &CycleContext<'_>, candidates: &[EndpointIndex], out: &mut [f64]) {
         for (o, &i) in out.iter_mut().zip(candidates) {
-            let t = ctx.endpoint(i).inflight_tokens() as f64 + ctx.uncached_tokens(i).unwrap_or(0) as f64;
-            *o = if t <= 0.0 { 1.0 } else { 1.0 - t.min(self.threshold) / self.threshold };
+            let t = ctx.endpoint(i).inflight_tokens() as f64
+                + ctx.uncached_tokens(i).unwrap_or(0) as f64;
+            *o = if t <= 0.0 {
+                1.0
+            } else {
+                1.0 - t.min(self.threshold) / self.threshold
+            };
         }
     }
 }
@@ -51,16 +58,27 @@ impl ActiveRequestScorer {
         }
         let _ = p.opt_string("inFlightLoadProducerName")?;
         let _ = p.take("requestTimeout");
-        Ok(ActiveRequestScorer { idle_threshold, max_busy_score })
+        Ok(ActiveRequestScorer {
+            idle_threshold,
+            max_busy_score,
+        })
     }
 }
 
 impl Scorer for ActiveRequestScorer {
     fn score(&self, ctx: &CycleContext<'_>, candidates: &[EndpointIndex], out: &mut [f64]) {
-        let max = candidates.iter().map(|&i| ctx.endpoint(i).inflight_requests()).max().unwrap_or(0) as f64;
+        let max = candidates
+            .iter()
+            .map(|&i| ctx.endpoint(i).inflight_requests())
+            .max()
+            .unwrap_or(0) as f64;
         for (o, &i) in out.iter_mut().zip(candidates) {
             let c = ctx.endpoint(i).inflight_requests() as f64;
-            *o = if c <= self.idle_threshold || max <= 0.0 { 1.0 } else { (max - c) / max * self.max_busy_score };
+            *o = if c <= self.idle_threshold || max <= 0.0 {
+                1.0
+            } else {
+                (max - c) / max * self.max_busy_score
+            };
         }
     }
 }

@@ -76,7 +76,9 @@ impl LoadAwareScorer {
     /// Decodes `threshold`.
     pub fn from_params(p: &mut Params) -> Result<Self, ConfigError> {
         let t = p.f64("threshold", 128.0)?;
-        Ok(LoadAwareScorer { threshold: if t <= 0.0 { 128.0 } else { t } })
+        Ok(LoadAwareScorer {
+            threshold: if t <= 0.0 { 128.0 } else { t },
+        })
     }
 }
 
@@ -84,7 +86,11 @@ impl Scorer for LoadAwareScorer {
     fn score(&self, ctx: &CycleContext<'_>, candidates: &[EndpointIndex], out: &mut [f64]) {
         for (o, &i) in out.iter_mut().zip(candidates) {
             let q = ctx.endpoint(i).waiting_queue_size() as f64;
-            *o = if q == 0.0 { 0.5 } else { 0.5 * (1.0 - q.min(self.threshold) / self.threshold) };
+            *o = if q == 0.0 {
+                0.5
+            } else {
+                0.5 * (1.0 - q.min(self.threshold) / self.threshold)
+            };
         }
     }
 }

@@ -36,10 +36,16 @@ impl NoHitLruScorer {
         if capacity <= 0 {
             return Err(p.err("lruSize", "must be > 0"));
         }
-        let producer: Arc<str> = p.string("prefixMatchInfoProducerName", APPROX_PRODUCER)?.into();
+        let producer: Arc<str> = p
+            .string("prefixMatchInfoProducerName", APPROX_PRODUCER)?
+            .into();
         let _ = p.take("prefixPluginType");
         let _ = p.take("prefixPluginName");
-        Ok(NoHitLruScorer { producer, capacity: capacity as usize, lru: Mutex::new(Lru::default()) })
+        Ok(NoHitLruScorer {
+            producer,
+            capacity: capacity as usize,
+            lru: Mutex::new(Lru::default()),
+        })
     }
 
     /// The producer whose matches decide warm vs cold.
@@ -50,7 +56,9 @@ impl NoHitLruScorer {
     fn is_cold(&self, ctx: &CycleContext<'_>, eps: impl Iterator<Item = EndpointIndex>) -> bool {
         match ctx.prefix_info(&self.producer) {
             None => true,
-            Some(info) => eps.into_iter().all(|i| info.get(i).map_or(true, |m| m.match_blocks == 0)),
+            Some(info) => eps
+                .into_iter()
+                .all(|i| info.get(i).map_or(true, |m| m.match_blocks == 0)),
         }
     }
 
@@ -60,7 +68,12 @@ impl NoHitLruScorer {
         let t = lru.tick;
         lru.last_used.insert(name, t);
         if lru.last_used.len() > self.capacity {
-            if let Some(oldest) = lru.last_used.iter().min_by_key(|(_, &t)| t).map(|(k, _)| k.clone()) {
+            if let Some(oldest) = lru
+                .last_used
+                .iter()
+                .min_by_key(|(_, &t)| t)
+                .map(|(k, _)| k.clone())
+            {
                 lru.last_used.remove(&oldest);
             }
         }

@@ -21,27 +21,42 @@ pub struct PrefixCacheScorer {
 impl PrefixCacheScorer {
     /// Decodes and validates the parameters.
     pub fn from_params(p: &mut Params) -> Result<Self, ConfigError> {
-        let producer: Arc<str> = p.string("prefixMatchInfoProducerName", APPROX_PRODUCER)?.into();
+        let producer: Arc<str> = p
+            .string("prefixMatchInfoProducerName", APPROX_PRODUCER)?
+            .into();
         let length_weight = p.f64("matchLengthWeight", 0.0)?;
         if !(0.0..=1.0).contains(&length_weight) {
             return Err(p.err("matchLengthWeight", "must be in [0, 1]"));
         }
         let scale_tokens = p.f64("matchLengthScaleTokens", 8192.0)?;
         if length_weight > 0.0 && scale_tokens <= 0.0 {
-            return Err(p.err("matchLengthScaleTokens", "must be > 0 when matchLengthWeight > 0"));
+            return Err(p.err(
+                "matchLengthScaleTokens",
+                "must be > 0 when matchLengthWeight > 0",
+            ));
         }
-        Ok(PrefixCacheScorer { producer, length_weight, scale_tokens })
+        Ok(PrefixCacheScorer {
+            producer,
+            length_weight,
+            scale_tokens,
+        })
     }
 
     /// A scorer bound to `producer` with the default blend (ratio only).
     pub fn bound_to(producer: &str) -> Self {
-        PrefixCacheScorer { producer: producer.into(), length_weight: 0.0, scale_tokens: 8192.0 }
+        PrefixCacheScorer {
+            producer: producer.into(),
+            length_weight: 0.0,
+            scale_tokens: 8192.0,
+        }
     }
 }
 
 impl Scorer for PrefixCacheScorer {
     fn score(&self, ctx: &CycleContext<'_>, candidates: &[EndpointIndex], out: &mut [f64]) {
-        let Some(info) = ctx.prefix_info(&self.producer) else { return };
+        let Some(info) = ctx.prefix_info(&self.producer) else {
+            return;
+        };
         if info.total_blocks == 0 {
             return;
         }
@@ -49,7 +64,9 @@ impl Scorer for PrefixCacheScorer {
             let Some(m) = info.get(i) else { continue };
             let ratio = m.match_blocks as f64 / info.total_blocks as f64;
             let len = if self.length_weight > 0.0 {
-                (m.match_blocks as f64 * info.block_size as f64 / self.scale_tokens).min(1.0).powi(2)
+                (m.match_blocks as f64 * info.block_size as f64 / self.scale_tokens)
+                    .min(1.0)
+                    .powi(2)
             } else {
                 0.0
             };

@@ -80,7 +80,12 @@ impl SessionAffinity {
                         sources.push(match (h, a) {
                             (Some(h), None) => SessionSource::Header(h.to_ascii_lowercase()),
                             (None, Some(a)) => SessionSource::Attribute(a),
-                            _ => return Err(src.err("header", "each source needs exactly one of header or attribute")),
+                            _ => {
+                                return Err(src.err(
+                                    "header",
+                                    "each source needs exactly one of header or attribute",
+                                ))
+                            }
                         });
                         src.finish()?;
                     }
@@ -97,20 +102,36 @@ impl SessionAffinity {
                 if sources.is_empty() {
                     sources.push(SessionSource::Header("x-session-id".into()));
                 }
-                Strategy::SessionId { sources, ttl_ns: (ttl * 1e9) as u64, sweep_ns: (sweep * 1e9) as u64 }
+                Strategy::SessionId {
+                    sources,
+                    ttl_ns: (ttl * 1e9) as u64,
+                    sweep_ns: (sweep * 1e9) as u64,
+                }
             }
             other => {
-                return Err(p.err("strategy", format!("unknown strategy '{other}' (expected encoded_endpoint_header or session_id)")))
+                return Err(p.err(
+                    "strategy",
+                    format!(
+                    "unknown strategy '{other}' (expected encoded_endpoint_header or session_id)"
+                ),
+                ))
             }
         };
         let profile = p.opt_string("profileName")?;
-        Ok(SessionAffinity { strategy, profile, bindings: Mutex::new(Bindings::default()) })
+        Ok(SessionAffinity {
+            strategy,
+            profile,
+            bindings: Mutex::new(Bindings::default()),
+        })
     }
 
     fn session_id(&self, ctx: &CycleContext<'_>, sources: &[SessionSource]) -> Option<String> {
         let req = ctx.request();
         sources.iter().find_map(|s| match s {
-            SessionSource::Header(h) => req.header_value(h).filter(|v| !v.is_empty()).map(str::to_string),
+            SessionSource::Header(h) => req
+                .header_value(h)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string),
             SessionSource::Attribute(_) => req.session_id.clone().filter(|v| !v.is_empty()),
         })
     }
@@ -123,7 +144,9 @@ impl SessionAffinity {
                 let bytes = base64_decode(raw.trim())?;
                 Some(Arc::from(String::from_utf8(bytes).ok()?))
             }
-            Strategy::SessionId { sources, ttl_ns, .. } => {
+            Strategy::SessionId {
+                sources, ttl_ns, ..
+            } => {
                 let id = self.session_id(ctx, sources)?;
                 let b = self.bindings.lock();
                 let (ep, last) = b.map.get(&id)?;
@@ -132,9 +155,16 @@ impl SessionAffinity {
         }
     }
 
-    fn pinned_index(&self, ctx: &CycleContext<'_>, candidates: &[EndpointIndex]) -> Option<EndpointIndex> {
+    fn pinned_index(
+        &self,
+        ctx: &CycleContext<'_>,
+        candidates: &[EndpointIndex],
+    ) -> Option<EndpointIndex> {
         let name = self.pinned(ctx)?;
-        candidates.iter().copied().find(|&i| ctx.endpoint(i).name() == &*name)
+        candidates
+            .iter()
+            .copied()
+            .find(|&i| ctx.endpoint(i).name() == &*name)
     }
 
     /// Encodes an endpoint name for the `encoded_endpoint_header` strategy's response header.
@@ -163,8 +193,17 @@ impl Filter for SessionAffinity {
 
 impl PreRequest for SessionAffinity {
     fn pre_request(&self, ctx: &CycleContext<'_>, decided: &Decided<'_>) {
-        let Strategy::SessionId { sources, ttl_ns, sweep_ns } = &self.strategy else { return };
-        let Some(id) = self.session_id(ctx, sources) else { return };
+        let Strategy::SessionId {
+            sources,
+            ttl_ns,
+            sweep_ns,
+        } = &self.strategy
+        else {
+            return;
+        };
+        let Some(id) = self.session_id(ctx, sources) else {
+            return;
+        };
         let pick = match &self.profile {
             Some(p) => decided.pick_of(p),
             None => decided.targets.first().copied(),
@@ -173,7 +212,8 @@ impl PreRequest for SessionAffinity {
         let now = ctx.now_ns();
         let mut b = self.bindings.lock();
         if now.saturating_sub(b.last_sweep) >= *sweep_ns {
-            b.map.retain(|_, (_, last)| now.saturating_sub(*last) <= *ttl_ns);
+            b.map
+                .retain(|_, (_, last)| now.saturating_sub(*last) <= *ttl_ns);
             b.last_sweep = now;
         }
         b.map.insert(id, (ctx.endpoint(pick).name_arc(), now));
@@ -185,7 +225,11 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 fn base64_encode(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
         for k in 0..4 {
             if k <= chunk.len() {
@@ -229,8 +273,18 @@ mod tests {
 
     #[test]
     fn base64_round_trip() {
-        for s in ["", "a", "ab", "abc", "default/vllm-0", "ns/pod-with-long-name-1234"] {
-            assert_eq!(base64_decode(&base64_encode(s.as_bytes())).as_deref(), Some(s.as_bytes()));
+        for s in [
+            "",
+            "a",
+            "ab",
+            "abc",
+            "default/vllm-0",
+            "ns/pod-with-long-name-1234",
+        ] {
+            assert_eq!(
+                base64_decode(&base64_encode(s.as_bytes())).as_deref(),
+                Some(s.as_bytes())
+            );
         }
         assert_eq!(base64_encode(b"default/pod"), "ZGVmYXVsdC9wb2Q=");
         assert!(base64_decode("a*b").is_none());

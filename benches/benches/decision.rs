@@ -1,0 +1,286 @@
+//! Decision latency of `Scheduler::pick` with 10 / 100 / 1000 endpoints and an
+//! 8k-token prompt, for llm-d's default pipeline (approximate prefix, queue,
+//! KV utilization) and for precise prefix routing (vLLM `sha256_cbor` keys,
+//! block 16) with P/D disaggregation. Hashing is timed on its own so the rest
+//! of the decision can be read off.
+//!
+//! Criterion reports means; before it runs, a plain timing loop prints p50 and
+//! p99 per case (each sample is one `pick`, including the explanation).
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use llmd_kvindex::events::{BlockStored, EventBatch, HashValue, KvEvent};
+use llmd_kvindex::hash::{BlockHasher, HashAlgo, HasherConfig, RequestExtras};
+use llmd_sched::plugins::producers::approx_hash::approx_block_hashes;
+use llmd_sched::{Endpoint, EndpointMetrics, LoadOptions, ManualClock, Request, Scheduler};
+
+const PROMPT_TOKENS: usize = 8192;
+const FLEETS: [usize; 3] = [10, 100, 1000];
+
+const PRECISE_PD: &str = r#"
+apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: decode-filter
+- type: prefill-filter
+- type: precise-prefix-cache-producer
+  parameters:
+    tokenProcessorConfig: {blockSizeTokens: 16, hashSeed: "42"}
+    speculativeIndexing: true
+- type: prefix-cache-scorer
+  parameters: {prefixMatchInfoProducerName: precise-prefix-cache-producer}
+- type: inflight-load-producer
+  parameters: {prefixMatchInfoProducerName: precise-prefix-cache-producer}
+- type: active-request-scorer
+- type: queue-scorer
+- type: kv-cache-utilization-scorer
+- type: always-disagg-pd-decider
+- type: disagg-profile-handler
+  parameters:
+    deciders: {prefill: always-disagg-pd-decider}
+- type: max-score-picker
+schedulingProfiles:
+- name: decode
+  plugins:
+  - {pluginRef: decode-filter}
+  - {pluginRef: prefix-cache-scorer, weight: 3}
+  - {pluginRef: active-request-scorer, weight: 2}
+  - {pluginRef: kv-cache-utilization-scorer}
+- name: prefill
+  plugins:
+  - {pluginRef: prefill-filter}
+  - {pluginRef: prefix-cache-scorer, weight: 2}
+  - {pluginRef: queue-scorer}
+"#;
+
+/// Seeded xorshift64* stream.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+fn prompt(seed: u64) -> Vec<u32> {
+    let mut r = Rng(seed | 1);
+    (0..PROMPT_TOKENS)
+        .map(|_| (r.next() % 128_256) as u32)
+        .collect()
+}
+
+fn engine() -> HasherConfig {
+    HasherConfig::for_vllm("0.33.0", HashAlgo::Sha256Cbor, 16, Some("42"))
+        .expect("valid hasher config")
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Pipeline {
+    Default,
+    PrecisePd,
+}
+
+impl Pipeline {
+    fn name(self) -> &'static str {
+        match self {
+            Pipeline::Default => "default",
+            Pipeline::PrecisePd => "precise+pd",
+        }
+    }
+}
+
+/// A scheduler over `n` endpoints with seeded metrics; for the precise pipeline
+/// every fourth endpoint holds a prefix of the benchmark prompt.
+fn fixture(p: Pipeline, n: usize, prompt: &[u32]) -> Scheduler {
+    let clock = Arc::new(ManualClock::new(1_000_000_000));
+    let s = match p {
+        Pipeline::Default => Scheduler::default(),
+        Pipeline::PrecisePd => {
+            let opts = LoadOptions {
+                engine_hasher: Some(engine()),
+                ..Default::default()
+            };
+            Scheduler::from_config_str_with(PRECISE_PD, opts).expect("bench config loads")
+        }
+    }
+    .with_clock(clock)
+    .with_seed(7);
+    let mut r = Rng(0x5eed);
+    for i in 0..n {
+        let m = EndpointMetrics {
+            waiting_queue_size: (r.next() % 20) as u32,
+            running_requests_size: (r.next() % 40) as u32,
+            kv_cache_usage: (r.next() % 1000) as f64 / 1000.0,
+            cache_block_size: 16,
+            cache_num_blocks: 30_000,
+            updated_at_ns: 1_000_000_000,
+            ..Default::default()
+        };
+        let role = if i % 2 == 0 { "decode" } else { "prefill" };
+        let mut ep = Endpoint::new(
+            format!("pod-{i}"),
+            format!("10.{}.{}.{}:8000", i / 65536, (i / 256) % 256, i % 256),
+        )
+        .with_label("llm-d.ai/role", role)
+        .with_metrics(m);
+        ep.model = Some("m".into());
+        s.add_endpoint(ep).expect("endpoint");
+    }
+    if let Pipeline::PrecisePd = p {
+        let hasher = BlockHasher::new(engine()).expect("hasher");
+        let keys = hasher
+            .block_keys(prompt, &RequestExtras::default())
+            .expect("keys");
+        for i in (0..n).step_by(4) {
+            let held = 64 + (i * 37) % (keys.len() - 64);
+            let ev = KvEvent::BlockStored(BlockStored {
+                block_hashes: keys[..held]
+                    .iter()
+                    .map(|k| HashValue::Int(k.0 as i128))
+                    .collect(),
+                token_ids: prompt[..held * 16].iter().map(|&t| t as u64).collect(),
+                block_size: 16,
+                ..Default::default()
+            });
+            let batch = EventBatch {
+                ts: 0.0,
+                data_parallel_rank: None,
+                events: vec![ev],
+                skipped_events: 0,
+            };
+            s.ingest_kv_batch(&format!("pod-{i}"), &batch)
+                .expect("ingest");
+        }
+    }
+    s
+}
+
+fn request(prompt: &[u32], i: u64) -> Request {
+    Request::with_tokens(format!("r{i}"), "m", prompt.to_vec())
+}
+
+/// Times `pick` alone: building the request and completing it are outside the sample.
+fn time_picks(s: &Scheduler, prompt: &[u32], iters: usize) -> (Duration, Duration) {
+    let mut samples = Vec::with_capacity(iters);
+    for i in 0..(iters + iters / 10) {
+        let req = request(prompt, i as u64);
+        let t = Instant::now();
+        let d = s.pick(&req);
+        let el = t.elapsed();
+        black_box(d.ok());
+        s.on_complete(&req.id, None);
+        if i >= iters / 10 {
+            samples.push(el);
+        }
+    }
+    percentiles(samples)
+}
+
+fn percentiles(mut v: Vec<Duration>) -> (Duration, Duration) {
+    v.sort_unstable();
+    (v[v.len() / 2], v[(v.len() * 99) / 100])
+}
+
+fn time_loop(iters: usize, mut f: impl FnMut(u64)) -> (Duration, Duration) {
+    for i in 0..(iters / 10).max(20) {
+        f(i as u64);
+    }
+    let mut samples = Vec::with_capacity(iters);
+    for i in 0..iters {
+        let t = Instant::now();
+        f(1_000_000 + i as u64);
+        samples.push(t.elapsed());
+    }
+    percentiles(samples)
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_nanos() as f64 / 1000.0
+}
+
+/// The percentile report printed before criterion runs.
+fn report() {
+    let p = prompt(1);
+    let hasher = BlockHasher::new(engine()).expect("hasher");
+    let (h50, h99) = time_loop(2000, |_| {
+        black_box(
+            hasher
+                .block_keys(black_box(&p), &RequestExtras::default())
+                .ok(),
+        );
+    });
+    let (a50, a99) = time_loop(2000, |_| {
+        black_box(approx_block_hashes("m", "", black_box(&p), 64, 2048));
+    });
+    println!("decision latency, 8192-token prompt (p50 / p99, microseconds)");
+    println!(
+        "  hashing only: sha256_cbor/16 {:.1} / {:.1}; approx xxh64/64 {:.1} / {:.1}",
+        us(h50),
+        us(h99),
+        us(a50),
+        us(a99)
+    );
+    for pipe in [Pipeline::Default, Pipeline::PrecisePd] {
+        let hash = if let Pipeline::Default = pipe {
+            (a50, a99)
+        } else {
+            (h50, h99)
+        };
+        for n in FLEETS {
+            let s = fixture(pipe, n, &p);
+            let iters = if n >= 1000 { 1000 } else { 3000 };
+            let (p50, p99) = time_picks(&s, &p, iters);
+            let (s50, s99) = time_picks(&s, &p[..8], iters);
+            println!(
+                "  {:<11} {:>4} endpoints: pick {:>7.1} / {:>7.1}; minus hashing {:>7.1} / {:>7.1}; 8-token prompt (no full block) {:>6.1} / {:>6.1}",
+                pipe.name(),
+                n,
+                us(p50),
+                us(p99),
+                us(p50.saturating_sub(hash.0)),
+                us(p99.saturating_sub(hash.0)),
+                us(s50),
+                us(s99)
+            );
+        }
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let p = prompt(1);
+    for pipe in [Pipeline::Default, Pipeline::PrecisePd] {
+        let mut g = c.benchmark_group(format!("decision/{}", pipe.name()));
+        g.throughput(Throughput::Elements(1));
+        for n in FLEETS {
+            let s = fixture(pipe, n, &p);
+            let mut i = 0u64;
+            g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+                b.iter_batched(
+                    || {
+                        i += 1;
+                        request(&p, i)
+                    },
+                    |req| {
+                        let d = s.pick(&req);
+                        s.on_complete(&req.id, None);
+                        d.ok()
+                    },
+                    criterion::BatchSize::SmallInput,
+                )
+            });
+        }
+        g.finish();
+    }
+}
+
+fn main() {
+    report();
+    let mut c = Criterion::default().configure_from_args();
+    bench(&mut c);
+    c.final_summary();
+}

@@ -1,0 +1,412 @@
+//! Built-in executed plugins, keyed by llm-d `type`: filters and scorers
+//! ([`STAGES`]), then pickers, profile handlers, deciders and producers ([`PIPELINE`]).
+
+use std::sync::Arc;
+
+use super::params::Params;
+use super::registry::{Built, DataKey, Entry, Stability};
+use crate::error::ConfigError;
+use crate::framework::{Decider, Filter, Picker, Scorer};
+use crate::plugins::filters::{
+    ByLabelFilter, ConcurrencyDetector, LabelSelectorFilter, PrefixCacheAffinityFilter, RoleFilter,
+    SloHeadroomTierFilter, Stage, UtilizationDetector, UtilizationFilter,
+};
+use crate::plugins::pickers::{max_endpoints, MaxScorePicker, RandomPicker, WeightedRandomPicker};
+use crate::plugins::producers::{
+    ApproxPrefixProducer, InFlightLoadProducer, PrecisePrefixProducer, TokenProducer,
+};
+use crate::plugins::profile::{
+    AlwaysDisaggDecider, DisaggProfileHandler, MultimodalDecider, PrefixBasedPdDecider,
+    SingleProfileHandler,
+};
+use crate::plugins::scorers::{
+    ActiveRequestScorer, ContextLengthAware, Gauge, KvCacheUtilizationScorer, LoadAwareScorer,
+    LoraAffinityScorer, MinMaxScorer, NoHitLruScorer, PrefixCacheScorer, SessionAffinity,
+    TokenLoadScorer,
+};
+
+use Stability::{Alpha as A, Beta as B, Deprecated as D};
+
+fn arc<T>(t: T) -> Arc<T> {
+    Arc::new(t)
+}
+fn filter<F: Filter + 'static>(f: F) -> Built {
+    Built {
+        filter: Some(arc(f)),
+        ..Default::default()
+    }
+}
+fn scorer<S: Scorer + 'static>(s: S) -> Built {
+    Built {
+        scorer: Some(arc(s)),
+        ..Default::default()
+    }
+}
+fn picker<P: Picker + 'static>(p: P) -> Built {
+    Built {
+        picker: Some(arc(p)),
+        ..Default::default()
+    }
+}
+fn decider<X: Decider + 'static>(d: X) -> Built {
+    Built {
+        decider: Some(arc(d)),
+        ..Default::default()
+    }
+}
+fn inflight_consumer(mut b: Built) -> Built {
+    b.consumes
+        .push((DataKey::InFlightLoad, "inflight-load-producer".into()));
+    b
+}
+fn prefix_consumer(mut b: Built, producer: &str) -> Built {
+    b.consumes
+        .push((DataKey::PrefixCacheMatchInfo, producer.into()));
+    b
+}
+/// Filters and scorers.
+pub static STAGES: &[Entry] = &[
+    // ---- filters -------------------------------------------------------------
+    Entry {
+        ty: "decode-filter",
+        stability: B,
+        build: |_, _| Ok(filter(RoleFilter::new(Stage::Decode))),
+    },
+    Entry {
+        ty: "prefill-filter",
+        stability: B,
+        build: |_, _| Ok(filter(RoleFilter::new(Stage::Prefill))),
+    },
+    Entry {
+        ty: "encode-filter",
+        stability: B,
+        build: |_, _| Ok(filter(RoleFilter::new(Stage::Encode))),
+    },
+    Entry {
+        ty: "label-selector-filter",
+        stability: B,
+        build: |p, _| Ok(filter(LabelSelectorFilter::from_params(p)?)),
+    },
+    Entry {
+        ty: "by-label-selector",
+        stability: D,
+        build: |p, _| Ok(filter(LabelSelectorFilter::from_params(p)?)),
+    },
+    Entry {
+        ty: "by-label",
+        stability: D,
+        build: |p, _| Ok(filter(ByLabelFilter::from_params(p)?)),
+    },
+    Entry {
+        ty: "prefix-cache-affinity-filter",
+        stability: B,
+        build: |p, _| {
+            let f = PrefixCacheAffinityFilter::from_params(p)?;
+            let producer = f.producer.to_string();
+            Ok(inflight_consumer(prefix_consumer(filter(f), &producer)))
+        },
+    },
+    // Filter (fail-open) and pool saturation detector in one.
+    Entry {
+        ty: "utilization-detector",
+        stability: B,
+        build: |p, _| {
+            let d = UtilizationDetector::from_params(p)?;
+            Ok(Built {
+                filter: Some(arc(d.clone())),
+                detector: Some(d),
+                ..Default::default()
+            })
+        },
+    },
+    Entry {
+        ty: "concurrency-detector",
+        stability: B,
+        build: |p, _| {
+            Ok(inflight_consumer(filter(ConcurrencyDetector::from_params(
+                p,
+            )?)))
+        },
+    },
+    Entry {
+        ty: "utilization-filter",
+        stability: A,
+        build: |p, _| {
+            Ok(inflight_consumer(filter(UtilizationFilter::from_params(
+                p,
+            )?)))
+        },
+    },
+    Entry {
+        ty: "session-affinity-filter",
+        stability: A,
+        build: |p, _| {
+            let s = arc(SessionAffinity::from_params(p)?);
+            Ok(Built {
+                filter: Some(s.clone()),
+                pre_request: Some(s),
+                ..Default::default()
+            })
+        },
+    },
+    Entry {
+        ty: "slo-headroom-tier-filter",
+        stability: B,
+        build: |p, _| Ok(filter(SloHeadroomTierFilter::from_params(p)?)),
+    },
+    // Scorer, and a filter when `enableFiltering` is set.
+    Entry {
+        ty: "context-length-aware",
+        stability: B,
+        build: |p, _| {
+            let c = arc(ContextLengthAware::from_params(p)?);
+            let filter: Option<Arc<dyn Filter>> = if c.filtering { Some(c.clone()) } else { None };
+            Ok(Built {
+                scorer: Some(c),
+                filter,
+                ..Default::default()
+            })
+        },
+    },
+    // ---- scorers -------------------------------------------------------------
+    Entry {
+        ty: "queue-scorer",
+        stability: B,
+        build: |_, _| Ok(scorer(MinMaxScorer::new(Gauge::WaitingQueue))),
+    },
+    Entry {
+        ty: "running-requests-size-scorer",
+        stability: B,
+        build: |_, _| Ok(scorer(MinMaxScorer::new(Gauge::RunningRequests))),
+    },
+    Entry {
+        ty: "kv-cache-utilization-scorer",
+        stability: B,
+        build: |_, _| Ok(scorer(KvCacheUtilizationScorer)),
+    },
+    Entry {
+        ty: "load-aware-scorer",
+        stability: B,
+        build: |p, _| Ok(scorer(LoadAwareScorer::from_params(p)?)),
+    },
+    Entry {
+        ty: "token-load-scorer",
+        stability: B,
+        build: |p, _| {
+            let mut b = inflight_consumer(scorer(TokenLoadScorer::from_params(p)?));
+            b.consumes.push((
+                DataKey::UncachedRequestTokens,
+                "inflight-load-producer".into(),
+            ));
+            Ok(b)
+        },
+    },
+    Entry {
+        ty: "active-request-scorer",
+        stability: B,
+        build: |p, _| {
+            Ok(inflight_consumer(scorer(ActiveRequestScorer::from_params(
+                p,
+            )?)))
+        },
+    },
+    Entry {
+        ty: "prefix-cache-scorer",
+        stability: B,
+        build: |p, _| {
+            let s = PrefixCacheScorer::from_params(p)?;
+            let producer = s.producer.to_string();
+            Ok(prefix_consumer(scorer(s), &producer))
+        },
+    },
+    // Legacy all-in-one: the loader expands it into a precise producer + prefix-cache-scorer.
+    Entry {
+        ty: "precise-prefix-cache-scorer",
+        stability: D,
+        build: |p, env| {
+            let producer = PrecisePrefixProducer::from_params(p, env.engine_hasher.as_ref())?;
+            let name = p.plugin_name().to_string();
+            let backend = producer.backend().clone();
+            let producer = arc(producer);
+            Ok(Built {
+                scorer: Some(arc(PrefixCacheScorer::bound_to(&name))),
+                producer: Some(producer.clone()),
+                pre_request: Some(producer),
+                kv_backend: Some(backend),
+                produces: vec![DataKey::PrefixCacheMatchInfo],
+                consumes: vec![(DataKey::TokenizedPrompt, "token-producer".into())],
+                ..Default::default()
+            })
+        },
+    },
+    Entry {
+        ty: "lora-affinity-scorer",
+        stability: B,
+        build: |_, _| Ok(scorer(LoraAffinityScorer)),
+    },
+    Entry {
+        ty: "no-hit-lru-scorer",
+        stability: B,
+        build: |p, _| {
+            let s = arc(NoHitLruScorer::from_params(p)?);
+            let producer = s.producer().to_string();
+            Ok(prefix_consumer(
+                Built {
+                    scorer: Some(s.clone()),
+                    pre_request: Some(s),
+                    ..Default::default()
+                },
+                &producer,
+            ))
+        },
+    },
+    Entry {
+        ty: "session-affinity-scorer",
+        stability: A,
+        build: |p, _| {
+            let s = arc(SessionAffinity::from_params(p)?);
+            Ok(Built {
+                scorer: Some(s.clone()),
+                pre_request: Some(s),
+                ..Default::default()
+            })
+        },
+    },
+];
+
+/// Pickers, profile handlers, P/D deciders and producers.
+pub static PIPELINE: &[Entry] = &[
+    // ---- pickers -------------------------------------------------------------
+    Entry {
+        ty: "max-score-picker",
+        stability: B,
+        build: |p, _| {
+            Ok(picker(MaxScorePicker {
+                max: max_endpoints(p)?,
+            }))
+        },
+    },
+    Entry {
+        ty: "random-picker",
+        stability: B,
+        build: |p, _| {
+            Ok(picker(RandomPicker {
+                max: max_endpoints(p)?,
+            }))
+        },
+    },
+    Entry {
+        ty: "weighted-random-picker",
+        stability: B,
+        build: |p, _| {
+            Ok(picker(WeightedRandomPicker {
+                max: max_endpoints(p)?,
+            }))
+        },
+    },
+    // ---- profile handlers and deciders -----------------------------------------
+    Entry {
+        ty: "single-profile-handler",
+        stability: B,
+        build: |_, _| {
+            Ok(Built {
+                handler: Some(arc(SingleProfileHandler)),
+                ..Default::default()
+            })
+        },
+    },
+    Entry {
+        ty: "disagg-profile-handler",
+        stability: B,
+        build: |p, env| {
+            let h = DisaggProfileHandler::from_params(p, &env.deciders)?;
+            Ok(Built {
+                handler: Some(arc(h)),
+                ..Default::default()
+            })
+        },
+    },
+    Entry {
+        ty: "prefix-based-pd-decider",
+        stability: B,
+        build: |p, _| Ok(decider(PrefixBasedPdDecider::from_params(p)?)),
+    },
+    Entry {
+        ty: "always-disagg-pd-decider",
+        stability: B,
+        build: |_, _| Ok(decider(AlwaysDisaggDecider)),
+    },
+    Entry {
+        ty: "always-disagg-multimodal-decider",
+        stability: B,
+        build: |_, _| Ok(decider(MultimodalDecider)),
+    },
+    // ---- producers -----------------------------------------------------------
+    Entry {
+        ty: "token-producer",
+        stability: B,
+        build: |p, _| token_producer(p),
+    },
+    Entry {
+        ty: "tokenizer",
+        stability: D,
+        build: |p, _| token_producer(p),
+    },
+    Entry {
+        ty: "approx-prefix-cache-producer",
+        stability: B,
+        build: |p, _| {
+            let a = arc(ApproxPrefixProducer::from_params(p)?);
+            Ok(Built {
+                producer: Some(a.clone()),
+                pre_request: Some(a),
+                produces: vec![DataKey::PrefixCacheMatchInfo],
+                consumes: vec![(DataKey::TokenizedPrompt, "token-producer".into())],
+                ..Default::default()
+            })
+        },
+    },
+    Entry {
+        ty: "precise-prefix-cache-producer",
+        stability: B,
+        build: |p, env| {
+            let x = PrecisePrefixProducer::from_params(p, env.engine_hasher.as_ref())?;
+            let backend = x.backend().clone();
+            let x = arc(x);
+            Ok(Built {
+                producer: Some(x.clone()),
+                pre_request: Some(x),
+                kv_backend: Some(backend),
+                produces: vec![DataKey::PrefixCacheMatchInfo],
+                consumes: vec![(DataKey::TokenizedPrompt, "token-producer".into())],
+                ..Default::default()
+            })
+        },
+    },
+    Entry {
+        ty: "inflight-load-producer",
+        stability: B,
+        build: |p, env| {
+            let x = arc(InFlightLoadProducer::from_params(p, env.inflight.clone())?);
+            Ok(Built {
+                producer: Some(x.clone()),
+                pre_request: Some(x),
+                produces: vec![DataKey::InFlightLoad, DataKey::UncachedRequestTokens],
+                ..Default::default()
+            })
+        },
+    },
+];
+
+fn token_producer(p: &mut Params) -> Result<Built, ConfigError> {
+    let t = TokenProducer::from_params(p)?;
+    let remark = matches!(t.backend, crate::plugins::producers::TokenBackend::Vllm { .. }).then_some(
+        "vllm backend not executed by the library (no I/O): requests carrying token ids are used as pre-tokenized; text prompts fall back to the estimate",
+    );
+    Ok(Built {
+        producer: Some(arc(t)),
+        produces: vec![DataKey::TokenizedPrompt],
+        remark,
+        ..Default::default()
+    })
+}

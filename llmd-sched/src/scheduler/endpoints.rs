@@ -1,0 +1,204 @@
+//! Endpoint registration, metrics updates and KV-event ingestion.
+
+use std::sync::Arc;
+
+use llmd_kvindex::events::{decode_event_batch, EventBatch, KvEvent, SeqStatus};
+
+use super::{Fleet, IngestReport, Scheduler};
+use crate::error::ScheduleError;
+use crate::kv::ApplyStats;
+use crate::metrics_text::parse_metrics_text;
+use crate::model::{Endpoint, EndpointMetrics, EndpointState};
+
+impl Scheduler {
+    // ---- endpoints ---------------------------------------------------------------
+
+    /// Adds an endpoint, or replaces the one with the same name (its state is reset).
+    pub fn add_endpoint(&self, ep: Endpoint) -> Result<(), ScheduleError> {
+        if ep.name.is_empty() {
+            return Err(ScheduleError::InvalidRequest(
+                "endpoint name must not be empty".into(),
+            ));
+        }
+        if ep.address.is_empty() {
+            return Err(ScheduleError::InvalidRequest(format!(
+                "endpoint '{}' has no address",
+                ep.name
+            )));
+        }
+        let mut guard = self.fleet.write();
+        let mut fleet = Fleet {
+            eps: guard.eps.clone(),
+            by_name: guard.by_name.clone(),
+        };
+        let state = Arc::new(EndpointState::new(ep));
+        let replaced = match fleet.by_name.get(state.name()) {
+            Some(&i) => Some(std::mem::replace(&mut fleet.eps[i], state)),
+            None => {
+                fleet
+                    .by_name
+                    .insert(state.name().to_string(), fleet.eps.len());
+                fleet.eps.push(state);
+                None
+            }
+        };
+        *guard = Arc::new(fleet);
+        drop(guard);
+        if let Some(old) = replaced {
+            self.forget(old.uid());
+        }
+        Ok(())
+    }
+
+    /// Removes an endpoint and every index entry it had.
+    pub fn remove_endpoint(&self, name: &str) -> Result<(), ScheduleError> {
+        let mut guard = self.fleet.write();
+        let Some(&i) = guard.by_name.get(name) else {
+            return Err(ScheduleError::UnknownEndpoint(name.into()));
+        };
+        let mut eps = guard.eps.clone();
+        let old = eps.remove(i);
+        let by_name = eps
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.name().to_string(), i))
+            .collect();
+        *guard = Arc::new(Fleet { eps, by_name });
+        drop(guard);
+        self.forget(old.uid());
+        self.seqs.lock().forget(name);
+        Ok(())
+    }
+
+    fn forget(&self, uid: u64) {
+        for (_, p) in &self.pipeline.producers {
+            p.on_endpoint_removed(uid);
+        }
+    }
+
+    fn endpoint(&self, name: &str) -> Result<Arc<EndpointState>, ScheduleError> {
+        let f = self.fleet.read();
+        f.by_name
+            .get(name)
+            .map(|&i| f.eps[i].clone())
+            .ok_or_else(|| ScheduleError::UnknownEndpoint(name.into()))
+    }
+
+    /// Names of the registered endpoints.
+    pub fn endpoint_names(&self) -> Vec<String> {
+        self.fleet
+            .read()
+            .eps
+            .iter()
+            .map(|e| e.name().to_string())
+            .collect()
+    }
+
+    /// The live state of an endpoint (metrics, in-flight load).
+    pub fn endpoint_state(&self, name: &str) -> Result<Arc<EndpointState>, ScheduleError> {
+        self.endpoint(name)
+    }
+
+    /// Replaces an endpoint's metrics; a zero timestamp is stamped with the clock.
+    pub fn update_endpoint_metrics(
+        &self,
+        name: &str,
+        mut m: EndpointMetrics,
+    ) -> Result<(), ScheduleError> {
+        if m.updated_at_ns == 0 {
+            m.updated_at_ns = self.clock.now_ns().max(1);
+        }
+        self.endpoint(name)?.set_metrics(&m);
+        Ok(())
+    }
+
+    /// Parses a vLLM `/metrics` text and stores the snapshot, stamped now.
+    pub fn update_endpoint_metrics_text(
+        &self,
+        name: &str,
+        text: &str,
+    ) -> Result<(), ScheduleError> {
+        let ep = self.endpoint(name)?;
+        let m = parse_metrics_text(text, self.clock.now_ns().max(1))
+            .map_err(|e| ScheduleError::MetricsText(format!("endpoint '{name}': {e}")))?;
+        ep.set_metrics(&m);
+        Ok(())
+    }
+
+    // ---- KV events ---------------------------------------------------------------
+
+    /// Applies a decoded KV-event batch from `endpoint` to every precise index.
+    /// Keys are scoped by the endpoint's served model ([`Endpoint::model`]).
+    pub fn ingest_kv_batch(
+        &self,
+        endpoint: &str,
+        batch: &EventBatch,
+    ) -> Result<ApplyStats, ScheduleError> {
+        let ep = self.endpoint(endpoint)?;
+        let model = ep.info().model.clone().unwrap_or_default();
+        let mut total = ApplyStats::default();
+        for b in &self.pipeline.kv_backends {
+            let s = b.apply_batch(ep.uid(), &model, batch);
+            total.stored += s.stored;
+            total.removed += s.removed;
+            total.cleared += s.cleared;
+            total.skipped += s.skipped;
+        }
+        Ok(total)
+    }
+
+    /// Decodes a vLLM `EventBatch` payload (msgpack, any release's layout) from
+    /// `endpoint` and applies it. With a ZMQ sequence number, duplicates are
+    /// dropped and a publisher restart clears the endpoint's entries first; a gap
+    /// is reported in the result (the batch is still applied).
+    pub fn ingest_kv_events(
+        &self,
+        endpoint: &str,
+        payload: &[u8],
+        seq: Option<u64>,
+    ) -> Result<IngestReport, ScheduleError> {
+        let batch = decode_event_batch(payload)
+            .map_err(|e| ScheduleError::KvEvents(format!("endpoint '{endpoint}': {e}")))?;
+        let ep = self.endpoint(endpoint)?;
+        let status = seq.map(|n| {
+            self.seqs
+                .lock()
+                .observe(endpoint, batch.data_parallel_rank.unwrap_or(0), n)
+        });
+        if status == Some(SeqStatus::Duplicate) {
+            return Ok(IngestReport {
+                stats: ApplyStats::default(),
+                seq: status,
+                ignored: true,
+            });
+        }
+        let mut stats = ApplyStats::default();
+        if status == Some(SeqStatus::Restart) {
+            let clear = EventBatch {
+                ts: batch.ts,
+                data_parallel_rank: batch.data_parallel_rank,
+                events: vec![KvEvent::AllBlocksCleared],
+                skipped_events: 0,
+            };
+            stats = self.ingest_kv_batch(ep.name(), &clear)?;
+        }
+        let s = self.ingest_kv_batch(ep.name(), &batch)?;
+        stats.stored += s.stored;
+        stats.removed += s.removed;
+        stats.cleared += s.cleared;
+        stats.skipped += s.skipped;
+        Ok(IngestReport {
+            stats,
+            seq: status,
+            ignored: false,
+        })
+    }
+
+    /// Periodic maintenance: expires speculative index entries.
+    pub fn tick(&self) {
+        let now = self.clock.now_ns();
+        for b in &self.pipeline.kv_backends {
+            b.tick(now);
+        }
+    }
+}

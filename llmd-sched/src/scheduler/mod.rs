@@ -1,0 +1,225 @@
+//! The scheduler: endpoints, the built pipeline, in-flight state, and `pick`.
+
+mod endpoints;
+mod pick;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use llmd_kvindex::events::{SeqStatus, SeqTracker};
+use parking_lot::{Mutex, RwLock};
+
+use crate::config::{self, ConfigReport, LoadOptions, Pipeline};
+use crate::error::ScheduleError;
+use crate::framework::LatencyPredictor;
+use crate::inflight::InFlightTable;
+use crate::kv::ApplyStats;
+use crate::lifecycle::{RequestErrorKind, RequestSummary, Requests};
+use crate::model::{Clock, EndpointState, SystemClock};
+
+/// Profile-handler rounds are bounded so a misbehaving custom handler cannot spin.
+const MAX_ROUNDS: usize = 16;
+
+#[derive(Debug, Default)]
+struct Fleet {
+    eps: Vec<Arc<EndpointState>>,
+    by_name: HashMap<String, usize>,
+}
+
+/// The scheduling library's entry point. `Send + Sync`; `pick` takes `&self`.
+pub struct Scheduler {
+    pipeline: Pipeline,
+    fleet: RwLock<Arc<Fleet>>,
+    inflight: Arc<InFlightTable>,
+    requests: Requests,
+    clock: Arc<dyn Clock>,
+    seed: u64,
+    cycles: AtomicU64,
+    predictor: Option<Arc<dyn LatencyPredictor>>,
+    seqs: Mutex<SeqTracker>,
+}
+
+/// What `ingest_kv_events` did with one payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IngestReport {
+    /// Blocks stored / removed / cleared / skipped.
+    pub stats: ApplyStats,
+    /// Sequence status when a sequence number was given.
+    pub seq: Option<SeqStatus>,
+    /// True when the batch was dropped as a duplicate.
+    pub ignored: bool,
+}
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("profiles", &self.pipeline.profiles)
+            .field("endpoints", &self.fleet.read().eps.len())
+            .finish()
+    }
+}
+
+impl Default for Scheduler {
+    /// llm-d's built-in default pipeline (queue 2, kv-cache-utilization 2, prefix-cache 3).
+    fn default() -> Self {
+        match Self::from_config_str_with("", LoadOptions::default()) {
+            Ok(s) => s,
+            // The embedded default document is fixed; a failure here is a bug in this crate.
+            Err(e) => unreachable!("built-in default config failed to load: {e}"),
+        }
+    }
+}
+
+impl Scheduler {
+    /// Loads an `EndpointPickerConfig` (YAML or JSON); blank text = llm-d's default.
+    pub fn from_config_str(text: &str) -> Result<Self, ScheduleError> {
+        Self::from_config_str_with(text, LoadOptions::default())
+    }
+
+    /// Like [`Scheduler::from_config_str`] with loader options.
+    pub fn from_config_str_with(text: &str, opts: LoadOptions) -> Result<Self, ScheduleError> {
+        let inflight = Arc::new(InFlightTable::default());
+        let pipeline = config::load(text, opts, inflight.clone())?;
+        Ok(Scheduler {
+            pipeline,
+            fleet: RwLock::new(Arc::default()),
+            inflight,
+            requests: Requests::default(),
+            clock: Arc::new(SystemClock),
+            seed: fastrand::u64(..),
+            cycles: AtomicU64::new(0),
+            predictor: None,
+            seqs: Mutex::new(SeqTracker::new()),
+        })
+    }
+
+    /// Loads a config file.
+    pub fn from_config_file(path: impl AsRef<Path>) -> Result<Self, ScheduleError> {
+        let p = path.as_ref();
+        let text = std::fs::read_to_string(p).map_err(|e| {
+            ScheduleError::Config(crate::error::ConfigError::doc(format!(
+                "cannot read {}: {e}",
+                p.display()
+            )))
+        })?;
+        Self::from_config_str(&text)
+    }
+
+    /// Uses `clock` for every timestamp (tests and the simulator use a manual clock).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Makes random choices reproducible: cycle `n` draws from a generator seeded by `(seed, n)`.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self.cycles.store(0, Ordering::Relaxed);
+        self
+    }
+
+    /// Attaches a latency model (read by `slo-headroom-tier-filter`).
+    pub fn with_latency_predictor(mut self, p: Arc<dyn LatencyPredictor>) -> Self {
+        self.predictor = Some(p);
+        self
+    }
+
+    fn profile_mut(
+        &mut self,
+        profile: &str,
+    ) -> Result<&mut crate::framework::SchedulerProfile, ScheduleError> {
+        self.pipeline
+            .profiles
+            .iter_mut()
+            .find(|p| p.name == profile)
+            .ok_or_else(|| {
+                ScheduleError::Config(crate::error::ConfigError::doc(format!(
+                    "no scheduling profile named '{profile}'"
+                )))
+            })
+    }
+
+    /// Appends a scorer (a closure `|ctx, ep| -> f64` or any [`crate::framework::Scorer`]) to a profile.
+    pub fn with_scorer(
+        mut self,
+        profile: &str,
+        name: &str,
+        weight: f64,
+        scorer: impl crate::framework::Scorer + 'static,
+    ) -> Result<Self, ScheduleError> {
+        let s = crate::framework::WeightedScorer {
+            name: name.into(),
+            scorer: Arc::new(scorer),
+            weight,
+        };
+        self.profile_mut(profile)?.scorers.push(s);
+        Ok(self)
+    }
+
+    /// Appends a filter (a closure `|ctx, ep| -> bool` or any [`crate::framework::Filter`]) to a profile.
+    pub fn with_filter(
+        mut self,
+        profile: &str,
+        name: &str,
+        filter: impl crate::framework::Filter + 'static,
+    ) -> Result<Self, ScheduleError> {
+        let f = crate::framework::NamedFilter {
+            name: name.into(),
+            filter: Arc::new(filter),
+        };
+        self.profile_mut(profile)?.filters.push(f);
+        Ok(self)
+    }
+
+    /// What the loader did: plugins executed or only accepted, injected defaults, warnings.
+    pub fn config_report(&self) -> &ConfigReport {
+        &self.pipeline.report
+    }
+
+    /// The built pipeline.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// Current clock time.
+    pub fn now_ns(&self) -> u64 {
+        self.clock.now_ns()
+    }
+
+    // ---- request lifecycle -----------------------------------------------------------
+
+    /// The first token arrived: prompt tokens stop counting as load and the
+    /// prefill endpoint's share ends. Returns false for an unknown request id.
+    pub fn on_first_token(&self, req_id: &str) -> bool {
+        let now = self.clock.now_ns();
+        let a = self.inflight.first_token(req_id);
+        self.requests.first_token(req_id, now) || a
+    }
+
+    /// `n` more output tokens (after the first) were generated.
+    pub fn on_tokens(&self, req_id: &str, n: u64) -> bool {
+        let a = self.inflight.tokens(req_id, n);
+        self.requests.tokens(req_id, n) || a
+    }
+
+    /// The request completed; `cached_tokens` is the engine's reported prefix-cache hit.
+    pub fn on_complete(&self, req_id: &str, cached_tokens: Option<u32>) -> Option<RequestSummary> {
+        self.inflight.finish(req_id);
+        self.requests
+            .close(req_id, self.clock.now_ns(), cached_tokens, None)
+    }
+
+    /// The request failed or was cancelled; everything it held is released.
+    pub fn on_error(&self, req_id: &str, kind: RequestErrorKind) -> Option<RequestSummary> {
+        self.inflight.finish(req_id);
+        self.requests
+            .close(req_id, self.clock.now_ns(), None, Some(kind))
+    }
+
+    /// Requests picked and not yet completed.
+    pub fn open_requests(&self) -> usize {
+        self.requests.len()
+    }
+}

@@ -1,0 +1,179 @@
+//! One scheduling cycle.
+
+use std::sync::atomic::Ordering;
+
+use super::{Fleet, Scheduler, MAX_ROUNDS};
+use crate::decision::{
+    Decision, Target, HEADER_DESTINATION, HEADER_ENCODERS, HEADER_PREFILLER, HEADER_SUBSET,
+};
+use crate::error::ScheduleError;
+use crate::framework::{CycleContext, Decided, EndpointIndex, Explanation, ProfileTrace};
+use crate::lifecycle::Record;
+use crate::model::Request;
+
+impl Scheduler {
+    // ---- scheduling --------------------------------------------------------------
+
+    fn candidates(&self, fleet: &Fleet, req: &Request) -> Vec<EndpointIndex> {
+        let subset: Option<Vec<&str>> = req.header_value(HEADER_SUBSET).map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect()
+        });
+        fleet
+            .eps
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| match (&e.info().model, req.model.is_empty()) {
+                (Some(m), false) => {
+                    m == &req.model || e.info().lora_adapters.iter().any(|a| a == &req.model)
+                }
+                _ => true,
+            })
+            .filter(|(_, e)| subset.as_ref().map_or(true, |s| s.contains(&e.address())))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Runs one scheduling cycle.
+    pub fn pick(&self, req: &Request) -> Result<Decision, ScheduleError> {
+        let fleet = self.fleet.read().clone();
+        let now = self.clock.now_ns();
+        let candidates = self.candidates(&fleet, req);
+        if candidates.is_empty() {
+            return Err(ScheduleError::NoEndpoints {
+                model: req.model.clone(),
+            });
+        }
+        if let (false, Some(d)) = (
+            self.pipeline.flow_control,
+            &self.pipeline.saturation_detector,
+        ) {
+            if req.priority < 0 {
+                let sat = candidates
+                    .iter()
+                    .map(|&i| d.endpoint_saturation(&fleet.eps[i], now))
+                    .sum::<f64>()
+                    / candidates.len() as f64;
+                if sat >= 1.0 {
+                    return Err(ScheduleError::ResourceExhausted {
+                        profile: None,
+                        reason: format!("sheddable request (priority {}) rejected: pool saturation {sat:.2} >= 1", req.priority),
+                    });
+                }
+            }
+        }
+        let n = self.cycles.fetch_add(1, Ordering::Relaxed);
+        let seed = self.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let profiles = &self.pipeline.profiles;
+        let mut ctx = CycleContext::new(req, &fleet.eps, now, profiles.len(), seed)
+            .with_predictor(self.predictor.as_deref());
+        for (_, p) in &self.pipeline.producers {
+            p.produce(&mut ctx, &candidates);
+        }
+        let mut traces = Vec::new();
+        for round in 0..MAX_ROUNDS {
+            let next = self.pipeline.handler.pick(&mut ctx, profiles, round);
+            if next.is_empty() {
+                break;
+            }
+            for p in next {
+                let Some(profile) = profiles.get(p) else {
+                    continue;
+                };
+                let mut trace = ProfileTrace::default();
+                let r = profile.run(&ctx, &candidates, &mut trace);
+                ctx.set_result(p, r);
+                traces.push(trace);
+            }
+        }
+        let outcome = self.pipeline.handler.process_results(&ctx, profiles)?;
+        let primary = ctx
+            .result(outcome.primary)
+            .map(|r| r.targets.clone())
+            .unwrap_or_default();
+        let picks: Vec<(&str, EndpointIndex)> = profiles
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                ctx.result(i)
+                    .and_then(|r| r.targets.first())
+                    .map(|&t| (p.name.as_str(), t))
+            })
+            .collect();
+        let decided = Decided {
+            primary_profile: &profiles[outcome.primary].name,
+            targets: &primary,
+            picks: &picks,
+        };
+        for h in &self.pipeline.pre_requests {
+            h.pre_request(&ctx, &decided);
+        }
+        let target = |i: EndpointIndex| Target {
+            name: fleet.eps[i].name().to_string(),
+            address: fleet.eps[i].address().to_string(),
+        };
+        let targets: Vec<Target> = primary.iter().map(|&i| target(i)).collect();
+        let prefill_target = outcome
+            .prefill
+            .and_then(|p| ctx.result(p))
+            .and_then(|r| r.targets.first())
+            .map(|&i| target(i));
+        let encode_targets: Vec<Target> = outcome
+            .encode
+            .and_then(|p| ctx.result(p))
+            .map(|r| r.targets.iter().map(|&i| target(i)).collect())
+            .unwrap_or_default();
+        let join = |ts: &[Target]| {
+            ts.iter()
+                .map(|t| t.address.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let mut headers = vec![(HEADER_DESTINATION.to_string(), join(&targets))];
+        let mut remove_headers = Vec::new();
+        match &prefill_target {
+            Some(t) => headers.push((HEADER_PREFILLER.to_string(), t.address.clone())),
+            None if outcome.decision_type != "single" => {
+                remove_headers.push(HEADER_PREFILLER.to_string())
+            }
+            None => {}
+        }
+        if !encode_targets.is_empty() {
+            headers.push((HEADER_ENCODERS.to_string(), join(&encode_targets)));
+        }
+        self.requests.open(
+            &req.id,
+            Record {
+                target: targets.first().map(|t| t.name.clone()).unwrap_or_default(),
+                prefill_target: prefill_target.as_ref().map(|t| t.name.clone()),
+                prompt_tokens: ctx.prompt_tokens() as u64,
+                scheduled_at_ns: now,
+                first_token_at_ns: None,
+                output_tokens: 0,
+            },
+        );
+        let explanation = Explanation {
+            request_id: req.id.clone(),
+            model: req.model.clone(),
+            candidates: candidates
+                .iter()
+                .map(|&i| fleet.eps[i].name_arc())
+                .collect(),
+            prompt_tokens: ctx.prompt_tokens(),
+            notes: ctx.take_notes(),
+            profiles: traces,
+            primary_profile: Some(profiles[outcome.primary].name.clone()),
+            decision_type: Some(outcome.decision_type),
+        };
+        Ok(Decision {
+            targets,
+            prefill_target,
+            encode_targets,
+            headers,
+            remove_headers,
+            explanation,
+        })
+    }
+}

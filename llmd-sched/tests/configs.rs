@@ -1,0 +1,391 @@
+//! Every example config loads and builds; bad configs fail with errors that
+//! name the plugin, the field and the reason.
+
+use llmd_sched::config::PluginStatus;
+use llmd_sched::{LoadOptions, ScheduleError, Scheduler};
+
+fn example(name: &str) -> String {
+    let path = format!(
+        "{}/../testdata/llm-d-configs/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn load(text: &str) -> Scheduler {
+    Scheduler::from_config_str(text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn err(text: &str) -> String {
+    match Scheduler::from_config_str(text) {
+        Ok(_) => panic!("config unexpectedly loaded:\n{text}"),
+        Err(e) => {
+            assert_eq!(e.code(), 1001);
+            e.to_string()
+        }
+    }
+}
+
+#[test]
+fn all_examples_load() {
+    let dir = format!("{}/../testdata/llm-d-configs", env!("CARGO_MANIFEST_DIR"));
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) == Some("yaml") {
+            Scheduler::from_config_file(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            n += 1;
+        }
+    }
+    assert_eq!(n, 6);
+}
+
+#[test]
+fn example_01_is_the_default_written_out() {
+    let s = load(&example("01-default-load-and-prefix.yaml"));
+    let p = &s.pipeline().profiles;
+    assert_eq!(p.len(), 1);
+    let w: Vec<(&str, f64)> = p[0].scorers.iter().map(|s| (&*s.name, s.weight)).collect();
+    assert_eq!(
+        w,
+        vec![
+            ("queue-scorer", 2.0),
+            ("kv-cache-utilization-scorer", 2.0),
+            ("prefix-cache-scorer", 3.0)
+        ]
+    );
+    let r = s.config_report();
+    // token-producer is injected because the approximate producer needs tokens.
+    assert!(r.plugin("token-producer").is_some_and(|p| p.injected));
+    assert!(r.plugin("utilization-detector").is_some_and(|p| p.injected));
+    assert!(matches!(
+        r.plugin("metrics-data-source").unwrap().status,
+        PluginStatus::AcceptedNotExecuted(_)
+    ));
+    assert!(!r.plugin("metrics-data-source").unwrap().injected);
+}
+
+#[test]
+fn default_scheduler_matches_llm_d_defaults() {
+    let s = Scheduler::default();
+    let p = &s.pipeline().profiles;
+    assert_eq!(p[0].name, "default");
+    let w: Vec<(&str, f64)> = p[0].scorers.iter().map(|s| (&*s.name, s.weight)).collect();
+    assert_eq!(
+        w,
+        vec![
+            ("queue-scorer", 2.0),
+            ("kv-cache-utilization-scorer", 2.0),
+            ("prefix-cache-scorer", 3.0)
+        ]
+    );
+    assert_eq!(&*p[0].picker.name, "max-score-picker");
+    let r = s.config_report();
+    for injected in [
+        "approx-prefix-cache-producer",
+        "token-producer",
+        "max-score-picker",
+        "single-profile-handler",
+        "openai-parser",
+        "fcfs-ordering-policy",
+    ] {
+        assert!(
+            r.plugin(injected).is_some_and(|p| p.injected),
+            "{injected} not injected"
+        );
+    }
+}
+
+#[test]
+fn example_02_binds_consumers_to_the_named_precise_producer() {
+    let s = load(&example("02-precise-prefix-kv-events.yaml"));
+    let names: Vec<&str> = s.pipeline().producers.iter().map(|(n, _)| &**n).collect();
+    assert_eq!(
+        names,
+        vec!["token-producer", "kv-index", "inflight-load-producer"]
+    );
+    assert_eq!(s.pipeline().kv_backends.len(), 1);
+    let r = s.config_report();
+    assert!(r
+        .plugin("token-producer")
+        .unwrap()
+        .remark
+        .as_deref()
+        .unwrap()
+        .contains("vllm backend"));
+    assert!(matches!(
+        r.plugin("endpoint-notification-source").unwrap().status,
+        PluginStatus::AcceptedNotExecuted(_)
+    ));
+    // No approximate producer: every consumer is bound to kv-index.
+    assert!(r.plugin("approx-prefix-cache-producer").is_none());
+}
+
+#[test]
+fn example_03_builds_two_profiles_with_the_disagg_handler() {
+    let s = load(&example("03-pd-disaggregation-prefix-decider.yaml"));
+    let names: Vec<&str> = s
+        .pipeline()
+        .profiles
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(names, vec!["decode", "prefill"]);
+    assert!(s.config_report().plugin("single-profile-handler").is_none());
+}
+
+#[test]
+fn example_04_alpha_plugins_need_the_experimental_switch() {
+    let text = example("04-session-affinity-lora.yaml");
+    let s = load(&text);
+    assert!(s
+        .config_report()
+        .warnings
+        .iter()
+        .any(|w| w.contains("alpha")));
+    assert_eq!(
+        s.pipeline().profiles[0]
+            .scorers
+            .iter()
+            .map(|s| s.weight)
+            .collect::<Vec<_>>(),
+        vec![4.0, 2.0, 1.0, 1.0, 0.5]
+    );
+    let e = Scheduler::from_config_str_with(
+        &text,
+        LoadOptions {
+            allow_experimental_plugins: false,
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("sticky-session") && e.to_string().contains("alpha"),
+        "{e}"
+    );
+}
+
+#[test]
+fn example_05_legacy_fields_move() {
+    let s = load(&example("05-legacy-apiversion.yaml"));
+    let r = s.config_report();
+    assert!(r.warnings.iter().any(|w| w.contains("deprecated")));
+    assert!(r
+        .feature_gates
+        .contains(&("haPopulateNonLeaderDatastore".to_string(), false)));
+    let d = s.pipeline().saturation_detector.clone().unwrap();
+    assert_eq!(
+        (
+            d.queue_threshold,
+            d.kv_threshold,
+            d.staleness_ns,
+            d.headroom
+        ),
+        (8.0, 0.9, 500_000_000, 0.1)
+    );
+    assert!(
+        r.plugin("utilization-detector").is_none(),
+        "configured detector is used, none injected"
+    );
+    assert_eq!(
+        &*s.pipeline().profiles[0].picker.name,
+        "weighted-random-picker"
+    );
+    assert_eq!(
+        &*s.pipeline().profiles[0].filters[0].name,
+        "strict-saturation"
+    );
+}
+
+#[test]
+fn example_06_v1_is_converted_and_host_plugins_recorded() {
+    let s = load(&example("06-v1-flow-control-affinity.yaml"));
+    let r = s.config_report();
+    assert_eq!(r.api_version, "llm-d.ai/v1");
+    assert!(s.pipeline().flow_control);
+    let not_exec: Vec<&str> = r.not_executed().map(|p| p.plugin_type.as_str()).collect();
+    for t in [
+        "file-discovery",
+        "probabilistic-admitter",
+        "edf-ordering-policy",
+        "static-usage-limit-policy",
+        "round-robin-fairness-policy",
+    ] {
+        assert!(not_exec.contains(&t), "{t} not recorded");
+    }
+    assert_eq!(&*s.pipeline().profiles[0].picker.name, "max-score-picker");
+}
+
+const HEAD: &str = "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\n";
+
+#[test]
+fn unknown_type_lists_known_ones() {
+    let e = err(&format!(
+        "{HEAD}plugins:\n- name: q\n  type: queue-scorrer\n"
+    ));
+    assert!(
+        e.contains("plugin 'q'")
+            && e.contains("queue-scorrer")
+            && e.contains("is not registered")
+            && e.contains("queue-scorer"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_parameter_names_plugin_and_field() {
+    let e = err(&format!(
+        "{HEAD}plugins:\n- type: load-aware-scorer\n  parameters:\n    treshold: 3\n"
+    ));
+    assert!(
+        e.contains("plugin 'load-aware-scorer'")
+            && e.contains("field 'treshold'")
+            && e.contains("unknown parameter"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{HEAD}plugins:\n- type: queue-scorer\n  parameters:\n    x: 1\n"
+    ));
+    assert!(e.contains("field 'x'"), "{e}");
+}
+
+#[test]
+fn bad_values_name_field_and_reason() {
+    let cases = [
+        (
+            "prefix-cache-affinity-filter",
+            "affinityThreshold: 1.5",
+            "affinityThreshold",
+            "<= 1",
+        ),
+        (
+            "prefix-cache-scorer",
+            "matchLengthWeight: 2",
+            "matchLengthWeight",
+            "[0, 1]",
+        ),
+        (
+            "active-request-scorer",
+            "maxBusyScore: \"high\"",
+            "maxBusyScore",
+            "expected a number",
+        ),
+        (
+            "prefix-based-pd-decider",
+            "nonCachedTokens: -1",
+            "nonCachedTokens",
+            ">= 0",
+        ),
+        (
+            "utilization-detector",
+            "metricsStalenessThreshold: soon",
+            "metricsStalenessThreshold",
+            "invalid duration",
+        ),
+        (
+            "label-selector-filter",
+            "matchExpressions: [{key: a, operator: Near, values: [x]}]",
+            "matchExpressions[0].operator",
+            "unknown operator",
+        ),
+        (
+            "session-affinity-scorer",
+            "strategy: cookie",
+            "strategy",
+            "unknown strategy",
+        ),
+        (
+            "precise-prefix-cache-producer",
+            "tokenProcessorConfig: {blockSizeTokens: 0}",
+            "tokenProcessorConfig.blockSizeTokens",
+            "> 0",
+        ),
+        (
+            "precise-prefix-cache-producer",
+            "indexerConfig: {tokenizersPoolConfig: {}}",
+            "indexerConfig.tokenizersPoolConfig",
+            "no longer supported",
+        ),
+        ("probabilistic-admitter", "power: 0", "power", "> 0"),
+        ("file-discovery", "watchFile: true", "path", "required"),
+    ];
+    for (ty, params, field, reason) in cases {
+        let e = err(&format!(
+            "{HEAD}plugins:\n- type: {ty}\n  parameters:\n    {params}\n"
+        ));
+        assert!(e.contains(&format!("plugin '{ty}'")), "{ty}: {e}");
+        assert!(e.contains(&format!("field '{field}'")), "{ty}: {e}");
+        assert!(e.contains(reason), "{ty}: {e}");
+    }
+}
+
+#[test]
+fn document_errors() {
+    assert!(err("apiVersion: llm-d.ai/v2\nkind: EndpointPickerConfig\n")
+        .contains("unsupported apiVersion"));
+    assert!(err("kind: EndpointPickerConfig\n").contains("apiVersion"));
+    assert!(err(&format!("{HEAD}plugin: []\n")).contains("unknown field"));
+    assert!(err(&format!("{HEAD}featureGates: [warpDrive]\n"))
+        .contains("unknown feature gate 'warpDrive'"));
+    let dup = format!("{HEAD}plugins:\n- type: queue-scorer\n- type: queue-scorer\n");
+    assert!(err(&dup).contains("duplicate plugin name"));
+    let bad_ref = format!("{HEAD}plugins:\n- type: queue-scorer\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: nope\n");
+    let e = err(&bad_ref);
+    assert!(
+        e.contains("schedulingProfiles[0].plugins[0].pluginRef") && e.contains("'nope'"),
+        "{e}"
+    );
+    let two = format!("{HEAD}plugins:\n- type: queue-scorer\nschedulingProfiles:\n- name: a\n  plugins: [{{pluginRef: queue-scorer}}]\n- name: b\n  plugins: [{{pluginRef: queue-scorer}}]\n");
+    assert!(err(&two).contains("no profile handler configured"));
+    let v1_field = "apiVersion: llm-d.ai/v1\nkind: EndpointPickerConfig\ndataLayer:\n  peerDiscovery: {pluginRef: x}\n";
+    assert!(err(v1_field).contains("dataLayer.peerDiscovery"));
+    let v1alpha_field = format!("{HEAD}dataLayer:\n  crossReplica: {{syncInterval: 1s}}\n");
+    assert!(err(&v1alpha_field).contains("requires apiVersion llm-d.ai/v1"));
+    assert!(err(&format!("{HEAD}flowControl:\n  maxBytes: lots\n")).contains("invalid quantity"));
+}
+
+#[test]
+fn token_load_scorer_needs_an_explicit_inflight_producer() {
+    let e = err(&format!("{HEAD}plugins:\n- type: token-load-scorer\n"));
+    assert!(
+        e.contains("token-load-scorer")
+            && e.contains("UncachedRequestTokens")
+            && e.contains("inflight-load-producer"),
+        "{e}"
+    );
+}
+
+#[test]
+fn consumer_bound_to_missing_producer_fails() {
+    let e = err(&format!("{HEAD}plugins:\n- type: prefix-cache-scorer\n  parameters:\n    prefixMatchInfoProducerName: ghost\n"));
+    assert!(e.contains("ghost"), "{e}");
+}
+
+#[test]
+fn json_documents_load_too() {
+    let json = r#"{"apiVersion":"llm-d.ai/v1alpha1","kind":"EndpointPickerConfig",
+        "plugins":[{"type":"queue-scorer"},{"type":"random-picker","parameters":{"maxNumOfEndpoints":2}}]}"#;
+    let s = load(json);
+    let p = &s.pipeline().profiles[0];
+    assert_eq!(p.name, "default");
+    assert_eq!(&*p.picker.name, "random-picker");
+}
+
+#[test]
+fn pd_config_errors() {
+    let base = "- type: always-disagg-pd-decider\n- type: decode-filter\nschedulingProfiles:\n- name: decode\n  plugins: [{pluginRef: decode-filter}]\n";
+    let e = err(&format!("{HEAD}plugins:\n- type: disagg-profile-handler\n  parameters:\n    stageOrder: prefill-first\n    deciders: {{prefill: always-disagg-pd-decider}}\n{base}"));
+    assert!(e.contains("prefill-first"), "{e}");
+    let e = err(&format!("{HEAD}plugins:\n- type: disagg-profile-handler\n  parameters:\n    deciders: {{prefill: missing}}\n{base}"));
+    assert!(
+        e.contains("deciders.prefill") && e.contains("missing"),
+        "{e}"
+    );
+    let e = err(&format!("{HEAD}plugins:\n- type: disagg-profile-handler\n  parameters:\n    deciders: {{prefill: always-disagg-pd-decider}}\n    decodeProfile: d\n{base}"));
+    assert!(e.contains("cannot be mixed"), "{e}");
+    assert!(matches!(
+        Scheduler::from_config_str("{"),
+        Err(ScheduleError::Config(_))
+    ));
+}
