@@ -4,6 +4,7 @@
 
 pub mod events;
 pub mod hash;
+pub mod index;
 pub mod types;
 
 pub use types::{BlockKey, Tier};

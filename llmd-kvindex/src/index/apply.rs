@@ -1,0 +1,145 @@
+//! Applying a decoded `EventBatch` of one endpoint.
+
+use super::endpoints::{EndpointId, EndpointState};
+use super::keys::{fingerprint, model_seed, SPECULATIVE};
+use super::{KeyMode, KvIndex};
+use crate::events::{EventBatch, KvEvent};
+use crate::types::Tier;
+use std::sync::atomic::Ordering;
+
+/// What one [`KvIndex::apply_batch`] call did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// (block, tier) entries newly set for the endpoint.
+    pub stored: u32,
+    /// (block, tier) entries removed.
+    pub removed: u32,
+    /// `AllBlocksCleared` events applied.
+    pub cleared: u32,
+    /// Blocks that could not be placed (router keys: unknown parent or
+    /// engine key, too few tokens).
+    pub unplaceable: u32,
+    /// Events with a `medium` that is not GPU, CPU or storage (skipped).
+    pub unknown_media: u32,
+    /// Engine parity: `BlockStored` events re-hashed as a self-check.
+    pub parity_checks: u32,
+    /// Engine parity: self-checks whose key differed from the event's — the
+    /// hasher's seed, algorithm, block size or extra-key schema is wrong.
+    pub parity_mismatches: u32,
+    /// Events ignored: unregistered endpoint, or approximate mode.
+    pub ignored: u32,
+}
+
+impl KvIndex {
+    /// Applies one decoded batch of endpoint `ep`, serving `model`, in order.
+    /// Events of one endpoint must be applied in sequence order; different
+    /// endpoints may be applied concurrently.
+    pub fn apply_batch(&self, ep: EndpointId, model: &str, batch: &EventBatch) -> ApplyReport {
+        let mut report = ApplyReport::default();
+        let st = match self.cfg.key_mode {
+            KeyMode::Approximate { .. } => None,
+            _ => self.active_state(ep),
+        };
+        let Some(mut st) = st else {
+            report.ignored = batch.events.len() as u32;
+            self.counters
+                .ignored
+                .fetch_add(report.ignored as u64, Ordering::Relaxed);
+            return report;
+        };
+        let seed = model_seed(model);
+        for ev in &batch.events {
+            self.apply_event(ep, &mut st, model, seed, ev, &mut report);
+        }
+        let c = &self.counters;
+        c.unplaceable
+            .fetch_add(report.unplaceable as u64, Ordering::Relaxed);
+        c.unknown_media
+            .fetch_add(report.unknown_media as u64, Ordering::Relaxed);
+        c.parity_checks
+            .fetch_add(report.parity_checks as u64, Ordering::Relaxed);
+        c.parity_mismatches
+            .fetch_add(report.parity_mismatches as u64, Ordering::Relaxed);
+        report
+    }
+
+    fn apply_event(
+        &self,
+        ep: EndpointId,
+        st: &mut EndpointState,
+        model: &str,
+        seed: u64,
+        ev: &KvEvent,
+        report: &mut ApplyReport,
+    ) {
+        match ev {
+            KvEvent::BlockStored(b) => {
+                let Some(tier) = Tier::from_medium(b.medium.as_deref()) else {
+                    report.unknown_media += 1;
+                    return;
+                };
+                match &self.cfg.key_mode {
+                    KeyMode::EngineParity(h) => {
+                        self.stored_parity(h, ep.0, seed, b, tier as usize, report)
+                    }
+                    KeyMode::RouterKeys { .. } => {
+                        self.stored_router(ep.0, st, model, b, tier as usize, report)
+                    }
+                    KeyMode::Approximate { .. } => {}
+                }
+            }
+            KvEvent::BlockRemoved(b) => {
+                let Some(tier) = Tier::from_medium(b.medium.as_deref()) else {
+                    report.unknown_media += 1;
+                    return;
+                };
+                match &self.cfg.key_mode {
+                    KeyMode::EngineParity(_) => {
+                        let keys = b.block_hashes.iter().map(|h| h.key().0);
+                        self.remove_keys(ep.0, seed, keys, tier as usize, report)
+                    }
+                    KeyMode::RouterKeys { .. } => {
+                        self.removed_router(ep.0, st, seed, b, tier as usize, report)
+                    }
+                    KeyMode::Approximate { .. } => {}
+                }
+            }
+            KvEvent::AllBlocksCleared => {
+                self.drop_entries(ep, st);
+                report.cleared += 1;
+            }
+        }
+    }
+
+    /// Sets (fp, tier) for `ep`, confirming a speculative entry if present.
+    pub(crate) fn store_fp(
+        &self,
+        ep: u16,
+        fp: u64,
+        tier: usize,
+        report: &mut super::apply::ApplyReport,
+    ) {
+        if self.table.set(fp, tier, ep) {
+            report.stored += 1;
+        }
+        if self.table.holdings(ep)[SPECULATIVE] > 0 {
+            self.confirm_speculative(ep, fp);
+        }
+    }
+
+    /// Engine-key removal: clears each published key for `ep`.
+    pub(crate) fn remove_keys(
+        &self,
+        ep: u16,
+        seed: u64,
+        keys: impl Iterator<Item = u64>,
+        tier: usize,
+        report: &mut ApplyReport,
+    ) {
+        for k in keys {
+            if self.table.clear(fingerprint(seed, k), tier, ep) {
+                report.removed += 1;
+            }
+        }
+    }
+}

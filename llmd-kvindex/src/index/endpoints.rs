@@ -1,0 +1,151 @@
+//! Endpoint slots: names ↔ dense ids, per-endpoint writer state, and the
+//! operations that drop an endpoint's entries.
+
+use super::lru::LazyLru;
+use super::{IndexError, KvIndex};
+use parking_lot::MutexGuard;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+/// A dense endpoint slot inside one index (0 ..< `max_endpoints`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EndpointId(pub u16);
+
+/// Names ↔ slots; behind a mutex, never on the lookup path.
+#[derive(Default)]
+pub(crate) struct Registry {
+    by_name: HashMap<String, u16>,
+    names: Vec<Option<String>>,
+    /// Freed slots, reused oldest first.
+    free: std::collections::VecDeque<u16>,
+}
+
+/// Router-key mode: what an engine key maps to for one endpoint.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Mapped {
+    pub router_key: u64,
+    /// Table tiers (bit per tier) in which the endpoint holds the block.
+    pub media: u8,
+}
+
+/// Writer-side state of one endpoint slot. Every write for an endpoint holds
+/// its mutex, so endpoint removal cannot race with that endpoint's writes.
+pub(crate) struct EndpointState {
+    pub active: bool,
+    pub engine_map: LazyLru<u64, Mapped>,
+    /// Approximate mode: fingerprints routed here, least recent first out.
+    pub routed: LazyLru<u64, ()>,
+    /// Router-key mode buffers (engine keys, router keys, token bytes).
+    pub scratch: (Vec<u64>, Vec<u64>, Vec<u8>),
+}
+
+impl EndpointState {
+    pub(crate) fn new(engine_cap: usize, approx_cap: usize) -> Self {
+        EndpointState {
+            active: false,
+            engine_map: LazyLru::new(engine_cap),
+            routed: LazyLru::new(approx_cap),
+            scratch: Default::default(),
+        }
+    }
+}
+
+impl KvIndex {
+    /// Registers `name` (idempotent) and returns its slot.
+    pub fn register_endpoint(&self, name: &str) -> Result<EndpointId, IndexError> {
+        let mut reg = self.registry.lock();
+        if let Some(&id) = reg.by_name.get(name) {
+            return Ok(EndpointId(id));
+        }
+        let id = match reg.free.pop_front() {
+            Some(id) => id,
+            None if reg.names.len() < self.cfg.max_endpoints => {
+                reg.names.push(None);
+                (reg.names.len() - 1) as u16
+            }
+            None => {
+                return Err(IndexError::EndpointsFull {
+                    max: self.cfg.max_endpoints,
+                })
+            }
+        };
+        reg.names[id as usize] = Some(name.to_string());
+        reg.by_name.insert(name.to_string(), id);
+        self.endpoints[id as usize].lock().active = true;
+        self.high_water
+            .fetch_max(id as usize + 1, Ordering::Release);
+        Ok(EndpointId(id))
+    }
+
+    /// The slot of a registered endpoint.
+    pub fn endpoint_id(&self, name: &str) -> Option<EndpointId> {
+        self.registry
+            .lock()
+            .by_name
+            .get(name)
+            .map(|&id| EndpointId(id))
+    }
+
+    /// The name of a registered slot.
+    pub fn endpoint_name(&self, id: EndpointId) -> Option<String> {
+        self.registry
+            .lock()
+            .names
+            .get(id.0 as usize)
+            .and_then(|n| n.clone())
+    }
+
+    /// Removes an endpoint: drops all its entries (a full table scan) and
+    /// frees its slot for reuse. Unknown ids are ignored.
+    pub fn remove_endpoint(&self, id: EndpointId) {
+        {
+            let mut reg = self.registry.lock();
+            match reg.names.get(id.0 as usize).cloned().flatten() {
+                Some(name) => {
+                    reg.by_name.remove(&name);
+                }
+                None => return,
+            }
+        }
+        if let Some(mut st) = self.active_state(id) {
+            st.active = false;
+            self.drop_entries(id, &mut st);
+        }
+        let mut reg = self.registry.lock();
+        reg.names[id.0 as usize] = None;
+        reg.free.push_back(id.0);
+    }
+
+    /// Drops everything known about an endpoint (vLLM `AllBlocksCleared`):
+    /// all media, its speculative entries and its engine-key map.
+    pub fn clear_endpoint(&self, id: EndpointId) {
+        if let Some(mut st) = self.active_state(id) {
+            self.drop_entries(id, &mut st);
+        }
+    }
+
+    pub(crate) fn drop_entries(&self, id: EndpointId, st: &mut EndpointState) {
+        // Queue items left behind would only clear bits that are gone, but
+        // purging keeps the bound on live speculative entries exact.
+        self.spec.lock().retain(|&(ep, _)| ep != id.0);
+        self.table.clear_endpoint(id.0, 0b1111);
+        st.engine_map.clear();
+        st.routed.clear();
+    }
+
+    /// The writer state of `id` if the slot is registered.
+    pub(crate) fn active_state(&self, id: EndpointId) -> Option<MutexGuard<'_, EndpointState>> {
+        let st = self.endpoints.get(id.0 as usize)?.lock();
+        st.active.then_some(st)
+    }
+
+    /// Registered endpoints with their names, by slot.
+    pub(crate) fn registered(&self) -> Vec<(EndpointId, String)> {
+        let reg = self.registry.lock();
+        reg.names
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.clone().map(|n| (EndpointId(i as u16), n)))
+            .collect()
+    }
+}

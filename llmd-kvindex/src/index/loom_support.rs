@@ -1,0 +1,7 @@
+//! The bucket protocol, exposed only to the loom model checks
+//! (`tests/loom_index.rs`, run with `RUSTFLAGS="--cfg loom"`); empty otherwise.
+// `loom` is a cfg set only by the loom test run.
+#![allow(unexpected_cfgs)]
+
+#[cfg(loom)]
+pub use super::bucket::{Bucket, Snapshot, SLOTS, TAG_BITS};

@@ -1,0 +1,136 @@
+//! The KV-block index: (model, block key) → the endpoints holding that block,
+//! each with a tier (GPU, CPU, storage), plus speculative entries.
+//!
+//! * **Reads are lock-free**: [`KvIndex::match_prefix`] only loads atomics
+//!   (a per-bucket seqlock check, retried only if a writer rewrote that very
+//!   bucket meanwhile); it never takes a lock.
+//! * **Writes** take one shard mutex per block touched, plus the writing
+//!   endpoint's own mutex, so different endpoints ingest in parallel.
+//! * **Memory is fixed** at construction: a set-associative table of
+//!   `capacity_blocks` entries (≈ 24 B each); an event flood evicts (CLOCK)
+//!   instead of growing.
+//! * Endpoints are dense slots ([`EndpointId`]); each table entry holds a
+//!   64-bit endpoint bitset, so a block held by many endpoints costs one
+//!   entry per 64 of them.
+//!
+//! ```
+//! use llmd_kvindex::index::{IndexConfig, KeyMode, KvIndex, PrefixMatches};
+//! use llmd_kvindex::BlockKey;
+//!
+//! let index = KvIndex::new(IndexConfig {
+//!     key_mode: KeyMode::Approximate { block_size: 16 },
+//!     ..IndexConfig::default()
+//! })?;
+//! let pod = index.register_endpoint("pod-a")?;
+//! let keys = [BlockKey(1), BlockKey(2), BlockKey(3)];
+//! index.record_routing(pod, "llama", &keys[..2], 0);
+//! let mut out = PrefixMatches::new();
+//! index.match_prefix("llama", &keys, &mut out);
+//! assert_eq!(out.get(pod).map(|m| m.consecutive_blocks), Some(2));
+//! # Ok::<(), llmd_kvindex::index::IndexError>(())
+//! ```
+//!
+//! Design, memory-ordering argument and trade-offs: `docs/index.md`.
+
+mod apply;
+mod bucket;
+mod config;
+mod endpoints;
+mod keys;
+mod lookup;
+mod lru;
+mod parity;
+mod prompt;
+mod router;
+mod speculative;
+mod stats;
+mod sync;
+mod table;
+
+pub use apply::ApplyReport;
+pub use config::{IndexConfig, IndexError, KeyMode, TierWeights};
+pub use endpoints::EndpointId;
+pub use lookup::{EndpointMatch, PrefixMatches};
+pub use stats::{EndpointStats, IndexStats};
+
+use endpoints::{EndpointState, Registry};
+use keys::TIERS;
+use lru::LazyLru;
+use parking_lot::Mutex;
+use stats::Counters;
+use std::sync::atomic::AtomicUsize;
+use table::Table;
+
+/// Live speculative entries: (endpoint, fingerprint) → deadline, oldest first.
+type SpecMap = LazyLru<(u16, u64), u64>;
+
+/// The concurrent KV-block index. `Send + Sync`; share it behind an `Arc`.
+pub struct KvIndex {
+    cfg: IndexConfig,
+    block_size: usize,
+    table: Table,
+    registry: Mutex<Registry>,
+    endpoints: Box<[Mutex<EndpointState>]>,
+    /// One past the highest slot ever registered: the groups a lookup probes.
+    high_water: AtomicUsize,
+    spec: Mutex<SpecMap>,
+    weights: [f64; TIERS],
+    /// Table tiers by decreasing weight (ties: GPU, CPU, storage, speculative).
+    tier_order: [usize; TIERS],
+    counters: Counters,
+}
+
+impl std::fmt::Debug for KvIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvIndex")
+            .field("key_mode", &self.cfg.key_mode)
+            .field("capacity", &self.table.capacity())
+            .field("entries", &self.table.live())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KvIndex {
+    /// Builds an index; allocates the whole table up front.
+    pub fn new(cfg: IndexConfig) -> Result<Self, IndexError> {
+        cfg.validate()?;
+        let weights = cfg.tier_weights.as_array();
+        let mut tier_order = [0, 1, 2, 3];
+        tier_order.sort_by(|&a, &b| weights[b].total_cmp(&weights[a]));
+        Ok(KvIndex {
+            block_size: cfg.key_mode.block_size(),
+            table: Table::new(cfg.capacity_blocks, cfg.max_endpoints),
+            registry: Mutex::new(Registry::default()),
+            endpoints: (0..cfg.max_endpoints)
+                .map(|_| {
+                    Mutex::new(EndpointState::new(
+                        cfg.engine_map_capacity_per_endpoint,
+                        cfg.approx_capacity_per_endpoint,
+                    ))
+                })
+                .collect(),
+            high_water: AtomicUsize::new(0),
+            spec: Mutex::new(LazyLru::new(cfg.speculative_capacity)),
+            weights,
+            tier_order,
+            counters: Counters::default(),
+            cfg,
+        })
+    }
+
+    /// The configuration the index was built with.
+    pub fn config(&self) -> &IndexConfig {
+        &self.cfg
+    }
+
+    /// Tokens per block of prompt keys.
+    pub fn block_size(&self) -> usize {
+        self.block_size
+    }
+}
+
+#[doc(hidden)]
+pub mod loom_support;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,79 @@
+//! Engine-parity mode: events are indexed by their published keys, and
+//! parent-less `BlockStored` events are re-hashed as a configuration check.
+
+use super::apply::ApplyReport;
+use super::keys::fingerprint;
+use super::KvIndex;
+use crate::events::{BlockStored, ExtraValue};
+use crate::hash::{BlockHasher, ExtraKeySchema, LoraRef, RequestExtras};
+
+/// Why a `BlockStored` cannot be self-checked, if it cannot.
+fn checkable(h: &BlockHasher, ev: &BlockStored) -> Option<RequestExtras> {
+    let bs = h.block_size();
+    let full_attention = matches!(
+        ev.kv_cache_spec_kind.as_deref(),
+        None | Some("full_attention") | Some("mla_attention")
+    );
+    if ev.parent_block_hash.is_some()
+        || ev.block_hashes.is_empty()
+        || ev.block_size != bs as i64
+        || ev.token_ids.len() < bs
+        || ev.lookahead_token_ids.is_some()
+        || !full_attention
+    {
+        return None;
+    }
+    let lora = ev.lora_name.as_deref();
+    // Block 0's published extra keys: only text (nil) or the LoRA name alone
+    // can be reproduced from the event.
+    let block0_ok = match ev.extra_keys.as_ref().and_then(|e| e.first()) {
+        None | Some(None) => true,
+        Some(Some(items)) => match (items.as_slice(), lora) {
+            ([ExtraValue::Str(s)], Some(l)) => s == l,
+            _ => false,
+        },
+    };
+    let schema = h.config().schema;
+    // 0.31+ hashes the LoRA path, which events do not carry.
+    if !block0_ok || (lora.is_some() && schema == ExtraKeySchema::V0_31) {
+        return None;
+    }
+    let lora = match (lora, ev.lora_id) {
+        (None, None) => None,
+        (name, id) => Some(LoraRef {
+            id,
+            name: name.map(str::to_string),
+            path: None,
+        }),
+    };
+    Some(RequestExtras {
+        lora,
+        ..RequestExtras::default()
+    })
+}
+
+impl KvIndex {
+    /// Engine-parity `BlockStored`: self-check, then store the published keys.
+    pub(crate) fn stored_parity(
+        &self,
+        h: &BlockHasher,
+        ep: u16,
+        seed: u64,
+        ev: &BlockStored,
+        tier: usize,
+        report: &mut ApplyReport,
+    ) {
+        if let Some(extras) = checkable(h, ev) {
+            // Block 0 alone covers seed, algorithm, block size and extras.
+            if let Ok(keys) = h.block_keys(&ev.token_ids[..h.block_size()], &extras) {
+                report.parity_checks += 1;
+                if keys.first() != Some(&ev.block_hashes[0].key()) {
+                    report.parity_mismatches += 1;
+                }
+            }
+        }
+        for k in &ev.block_hashes {
+            self.store_fp(ep, fingerprint(seed, k.key().0), tier, report);
+        }
+    }
+}

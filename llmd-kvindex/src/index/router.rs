@@ -1,0 +1,191 @@
+//! Router keys: the index's own chained XXH3-64 over token ids, and the
+//! per-endpoint engine-key → router-key mapping used to place events.
+
+use super::apply::ApplyReport;
+use super::endpoints::{EndpointState, Mapped};
+use super::keys::{fingerprint, model_seed};
+use super::KvIndex;
+use crate::events::{BlockRemoved, BlockStored};
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+
+/// Root of a chain: seeded from the model name and the LoRA adapter (its
+/// name, or its integer id where releases before vLLM 0.14 publish only
+/// that), so different adapters of one model never share blocks.
+pub(crate) fn router_root(model: &str, lora_name: Option<&str>, lora_id: Option<i64>) -> u64 {
+    let mut buf = Vec::with_capacity(model.len() + 10 + lora_name.map_or(0, str::len));
+    buf.extend_from_slice(model.as_bytes());
+    buf.push(0xff);
+    match (lora_name, lora_id) {
+        (Some(name), _) => {
+            buf.push(1);
+            buf.extend_from_slice(name.as_bytes());
+        }
+        (None, Some(id)) => {
+            buf.push(2);
+            buf.extend_from_slice(&id.to_le_bytes());
+        }
+        (None, None) => {}
+    }
+    xxh3_64(&buf)
+}
+
+/// Appends the chained keys of every full block of `tokens` to `out`:
+/// `key[i] = XXH3-64(tokens of block i as LE u32, seed = key[i-1])`.
+/// Token ids are taken modulo 2^32 (vocabularies are far smaller).
+pub(crate) fn router_chain(
+    root: u64,
+    block_size: usize,
+    tokens: impl ExactSizeIterator<Item = u64>,
+    buf: &mut Vec<u8>,
+    out: &mut Vec<u64>,
+) {
+    let mut parent = root;
+    let full = tokens.len() / block_size.max(1) * block_size;
+    buf.clear();
+    for t in tokens.take(full) {
+        buf.extend_from_slice(&(t as u32).to_le_bytes());
+        if buf.len() == block_size * 4 {
+            parent = xxh3_64_with_seed(buf, parent);
+            out.push(parent);
+            buf.clear();
+        }
+    }
+}
+
+impl KvIndex {
+    /// Router-key mode `BlockStored`. Called with the endpoint's lock held.
+    pub(crate) fn stored_router(
+        &self,
+        ep: u16,
+        st: &mut EndpointState,
+        model: &str,
+        ev: &BlockStored,
+        tier: usize,
+        report: &mut ApplyReport,
+    ) {
+        let seed = model_seed(model);
+        // Scratch buffers live in the endpoint state: no allocation per event.
+        let (mut engine, mut routers, mut buf) = std::mem::take(&mut st.scratch);
+        engine.clear();
+        routers.clear();
+        engine.extend(ev.block_hashes.iter().map(|h| h.key().0));
+        self.place_router(
+            ep,
+            st,
+            model,
+            seed,
+            ev,
+            tier,
+            &engine,
+            &mut routers,
+            &mut buf,
+            report,
+        );
+        st.scratch = (engine, routers, buf);
+    }
+
+    #[allow(clippy::too_many_arguments)] // one call site; the scratch buffers are split out
+    fn place_router(
+        &self,
+        ep: u16,
+        st: &mut EndpointState,
+        model: &str,
+        seed: u64,
+        ev: &BlockStored,
+        tier: usize,
+        engine: &[u64],
+        routers: &mut Vec<u64>,
+        buf: &mut Vec<u8>,
+        report: &mut ApplyReport,
+    ) {
+        if ev.token_ids.is_empty() {
+            // Offload placeholder: only its engine keys mean anything.
+            for &e in engine {
+                match st.engine_map.peek(&e) {
+                    Some(m) => {
+                        st.engine_map.update(
+                            &e,
+                            Mapped {
+                                media: m.media | 1 << tier,
+                                ..m
+                            },
+                        );
+                        self.store_fp(ep, fingerprint(seed, m.router_key), tier, report);
+                    }
+                    None => report.unplaceable += 1,
+                }
+            }
+            return;
+        }
+        let root = match &ev.parent_block_hash {
+            None => router_root(model, ev.lora_name.as_deref(), ev.lora_id),
+            Some(p) => match st.engine_map.peek(&p.key().0) {
+                Some(m) => m.router_key,
+                None => {
+                    report.unplaceable += engine.len().max(1) as u32;
+                    return;
+                }
+            },
+        };
+        router_chain(
+            root,
+            self.block_size,
+            ev.token_ids.iter().copied(),
+            buf,
+            routers,
+        );
+        if routers.is_empty() || engine.is_empty() {
+            report.unplaceable += engine.len() as u32;
+            return;
+        }
+        // Pair engine and router blocks position-wise (llm-d's rule when the
+        // block sizes differ); the last router key of an engine block wins, so
+        // a child event's parent resolves to the end of the chain.
+        let n = engine.len().max(routers.len());
+        for i in 0..n {
+            let e = engine[i * engine.len() / n];
+            let r = routers[i * routers.len() / n];
+            let media = st.engine_map.peek(&e).map_or(0, |m| m.media) | 1 << tier;
+            // A mapping dropped for space leaves its blocks in the table
+            // until they are evicted; only later events naming it are lost.
+            let _dropped = st.engine_map.insert(
+                e,
+                Mapped {
+                    router_key: r,
+                    media,
+                },
+            );
+        }
+        for &r in routers.iter() {
+            self.store_fp(ep, fingerprint(seed, r), tier, report);
+        }
+    }
+
+    /// Router-key mode `BlockRemoved`. Called with the endpoint's lock held.
+    pub(crate) fn removed_router(
+        &self,
+        ep: u16,
+        st: &mut EndpointState,
+        seed: u64,
+        ev: &BlockRemoved,
+        tier: usize,
+        report: &mut ApplyReport,
+    ) {
+        for h in &ev.block_hashes {
+            let e = h.key().0;
+            let Some(m) = st.engine_map.peek(&e) else {
+                report.unplaceable += 1;
+                continue;
+            };
+            if self.table.clear(fingerprint(seed, m.router_key), tier, ep) {
+                report.removed += 1;
+            }
+            let media = m.media & !(1 << tier);
+            if media == 0 {
+                st.engine_map.remove(&e);
+            } else {
+                st.engine_map.update(&e, Mapped { media, ..m });
+            }
+        }
+    }
+}

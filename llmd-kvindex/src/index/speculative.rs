@@ -1,0 +1,88 @@
+//! Speculative entries (inserted when a request is routed, confirmed by a
+//! later `BlockStored`, expired after a TTL) and approximate mode (entries
+//! from routing decisions only, bounded per endpoint).
+
+use super::endpoints::EndpointId;
+use super::keys::{fingerprint, model_seed, SPECULATIVE};
+use super::{KeyMode, KvIndex};
+use crate::types::{BlockKey, Tier};
+use std::sync::atomic::Ordering;
+
+/// Expired entries handled per write call, so writes stay O(1) amortised.
+const EXPIRE_PER_WRITE: usize = 64;
+
+impl KvIndex {
+    /// Marks `keys` as (soon) held by `ep`, e.g. right after routing a
+    /// request there. They match with the speculative weight until a
+    /// `BlockStored` confirms them or `speculative_ttl_ns` passes.
+    pub fn insert_speculative(&self, ep: EndpointId, model: &str, keys: &[BlockKey], now_ns: u64) {
+        let Some(_st) = self.active_state(ep) else {
+            return;
+        };
+        let seed = model_seed(model);
+        let deadline = now_ns.saturating_add(self.cfg.speculative_ttl_ns);
+        let mut spec = self.spec.lock();
+        self.expire_locked(&mut spec, now_ns, EXPIRE_PER_WRITE);
+        for k in keys {
+            let fp = fingerprint(seed, k.0);
+            self.table.set(fp, SPECULATIVE, ep.0);
+            if let Some(((old_ep, old_fp), _)) = spec.insert((ep.0, fp), deadline) {
+                // Over the bound: the oldest expires early.
+                self.table.clear(old_fp, SPECULATIVE, old_ep);
+                self.counters.spec_expired.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Expires speculative entries whose deadline is at or before `now_ns`.
+    pub fn tick(&self, now_ns: u64) {
+        let mut spec = self.spec.lock();
+        self.expire_locked(&mut spec, now_ns, usize::MAX);
+    }
+
+    fn expire_locked(&self, spec: &mut super::SpecMap, now_ns: u64, limit: usize) {
+        for _ in 0..limit {
+            match spec.pop_oldest_if(|&deadline| deadline <= now_ns) {
+                Some(((ep, fp), _)) => {
+                    self.table.clear(fp, SPECULATIVE, ep);
+                    self.counters.spec_expired.fetch_add(1, Ordering::Relaxed);
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// A real entry for (ep, fp) arrived: the speculative one is confirmed.
+    /// Called with the endpoint's writer lock held.
+    pub(crate) fn confirm_speculative(&self, ep: u16, fp: u64) {
+        if self.table.clear(fp, SPECULATIVE, ep) {
+            self.spec.lock().remove(&(ep, fp));
+            self.counters.spec_confirmed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Approximate mode: records that a request with prompt `keys` was routed
+    /// to `ep`. The blocks count as held on GPU, up to
+    /// `approx_capacity_per_endpoint` per endpoint (least recently routed
+    /// dropped first). Ignored in the other key modes, which learn from events.
+    pub fn record_routing(&self, ep: EndpointId, model: &str, keys: &[BlockKey], now_ns: u64) {
+        if !matches!(self.cfg.key_mode, KeyMode::Approximate { .. }) {
+            return;
+        }
+        let Some(mut st) = self.active_state(ep) else {
+            return;
+        };
+        {
+            let mut spec = self.spec.lock();
+            self.expire_locked(&mut spec, now_ns, EXPIRE_PER_WRITE);
+        }
+        let seed = model_seed(model);
+        for k in keys {
+            let fp = fingerprint(seed, k.0);
+            self.table.set(fp, Tier::Gpu as usize, ep.0);
+            if let Some((old, ())) = st.routed.insert(fp, ()) {
+                self.table.clear(old, Tier::Gpu as usize, ep.0);
+            }
+        }
+    }
+}

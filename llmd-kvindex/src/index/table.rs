@@ -1,0 +1,296 @@
+//! The bounded, set-associative (model, block) → endpoint-bitset table.
+//!
+//! Buckets are grouped into shards; each shard has a writer mutex and a quota
+//! of entries, so the table never holds more than the configured capacity.
+//! An entry lives in its home bucket or, when that is full, in its alternate
+//! bucket (same shard); the home counts such spills so readers probe the
+//! alternate only when needed.
+
+use super::bucket::{Bucket, SLOTS, TAG_BITS};
+use super::keys::{table_key, tag_group, tag_tier, Geometry, Location, GROUPS_PER_CLUSTER, TIERS};
+use crossbeam_utils::CachePadded;
+use parking_lot::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Target occupancy of the slots at full capacity.
+const LOAD_FACTOR: f64 = 0.75;
+/// Upper bound on writer shards.
+const MAX_SHARDS: usize = 256;
+/// Buckets per shard below which shards are merged.
+const MIN_BUCKETS_PER_SHARD: usize = 64;
+
+struct ShardState {
+    live: usize,
+    quota: usize,
+    hand: usize,
+}
+
+/// The table. All methods take `&self`; writers serialise per shard.
+pub(crate) struct Table {
+    buckets: Box<[Bucket]>,
+    shards: Box<[CachePadded<Mutex<ShardState>>]>,
+    geo: Geometry,
+    /// Per endpoint slot and table tier: how many entries hold its bit.
+    holdings: Box<[[AtomicU64; TIERS]]>,
+    live: AtomicU64,
+    evictions: AtomicU64,
+    capacity: usize,
+}
+
+impl Table {
+    /// A table for `capacity` entries (≥ 1) and `max_endpoints` endpoint slots.
+    pub(crate) fn new(capacity: usize, max_endpoints: usize) -> Table {
+        let capacity = capacity.max(1);
+        let buckets = ((capacity as f64 / (LOAD_FACTOR * SLOTS as f64)).ceil() as usize).max(1);
+        let mut shards = 1;
+        while shards * 2 <= MAX_SHARDS
+            && buckets / (shards * 2) >= MIN_BUCKETS_PER_SHARD
+            && shards * 2 <= capacity
+        {
+            shards *= 2;
+        }
+        let per_shard = buckets.div_ceil(shards);
+        let geo = Geometry { shards, per_shard };
+        let shard_states = (0..shards)
+            .map(|s| {
+                let quota = capacity / shards + usize::from(s < capacity % shards);
+                CachePadded::new(Mutex::new(ShardState {
+                    live: 0,
+                    quota,
+                    hand: 0,
+                }))
+            })
+            .collect();
+        Table {
+            buckets: (0..shards * per_shard).map(|_| Bucket::default()).collect(),
+            shards: shard_states,
+            geo,
+            holdings: (0..max_endpoints)
+                .map(|_| std::array::from_fn(|_| AtomicU64::new(0)))
+                .collect(),
+            live: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+            capacity,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn geometry(&self) -> Geometry {
+        self.geo
+    }
+
+    #[inline]
+    pub(crate) fn bucket(&self, i: usize) -> &Bucket {
+        &self.buckets[i]
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub(crate) fn live(&self) -> u64 {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        self.buckets.len() * std::mem::size_of::<Bucket>()
+    }
+
+    /// Entries holding endpoint `ep`'s bit, per table tier.
+    pub(crate) fn holdings(&self, ep: u16) -> [u64; TIERS] {
+        match self.holdings.get(ep as usize) {
+            Some(h) => std::array::from_fn(|t| h[t].load(Ordering::Relaxed)),
+            None => [0; TIERS],
+        }
+    }
+
+    fn lock(&self, shard: usize) -> MutexGuard<'_, ShardState> {
+        self.shards[shard].lock()
+    }
+
+    fn find(&self, loc: &Location, key: u64) -> Option<(usize, usize)> {
+        let home = &self.buckets[loc.home];
+        if let Some(s) = (0..SLOTS).find(|&s| home.key(s) == key) {
+            return Some((loc.home, s));
+        }
+        let alt = loc.alt()?;
+        if home.overflow() == 0 {
+            return None;
+        }
+        let b = &self.buckets[alt];
+        (0..SLOTS).find(|&s| b.key(s) == key).map(|s| (alt, s))
+    }
+
+    /// Sets endpoint `ep`'s bit for (fp, tier); true when it was not set.
+    /// Evicts another entry when the shard is at quota or both candidate
+    /// buckets are full.
+    pub(crate) fn set(&self, fp: u64, tier: usize, ep: u16) -> bool {
+        let group = ep as usize / 64;
+        let bit = 1u64 << (ep % 64);
+        let key = table_key(fp, tier, group);
+        let loc = self.geo.locate(fp, group / GROUPS_PER_CLUSTER);
+        let mut st = self.lock(loc.shard);
+        if let Some((b, s)) = self.find(&loc, key) {
+            let bucket = &self.buckets[b];
+            let mask = bucket.mask(s);
+            if mask & bit != 0 {
+                return false;
+            }
+            bucket.set_mask(s, mask | bit);
+            self.holdings[ep as usize][tier].fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        if st.live >= st.quota {
+            self.evict_clock(&mut st, loc.shard);
+        }
+        let (b, s) = match self.free_slot(loc.home) {
+            Some(s) => (loc.home, s),
+            None => match loc.alt().and_then(|a| self.free_slot(a).map(|s| (a, s))) {
+                Some(found) => found,
+                None => {
+                    let (b, s) = self.victim(&loc);
+                    self.evict(&mut st, b, s);
+                    (b, s)
+                }
+            },
+        };
+        self.buckets[b].install(s, key, bit);
+        if b != loc.home {
+            self.buckets[loc.home].add_overflow(true);
+        }
+        st.live += 1;
+        self.live.fetch_add(1, Ordering::Relaxed);
+        self.holdings[ep as usize][tier].fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Clears endpoint `ep`'s bit for (fp, tier); true when it was set.
+    pub(crate) fn clear(&self, fp: u64, tier: usize, ep: u16) -> bool {
+        let group = ep as usize / 64;
+        let bit = 1u64 << (ep % 64);
+        let key = table_key(fp, tier, group);
+        let loc = self.geo.locate(fp, group / GROUPS_PER_CLUSTER);
+        let mut st = self.lock(loc.shard);
+        match self.find(&loc, key) {
+            Some((b, s)) => self.clear_bit(&mut st, b, s, ep, bit),
+            None => false,
+        }
+    }
+
+    fn clear_bit(&self, st: &mut ShardState, b: usize, s: usize, ep: u16, bit: u64) -> bool {
+        let bucket = &self.buckets[b];
+        let key = bucket.key(s);
+        let mask = bucket.mask(s);
+        if mask & bit == 0 {
+            return false;
+        }
+        let tier = tag_tier(key as u16 & ((1 << TAG_BITS) - 1));
+        self.holdings[ep as usize][tier].fetch_sub(1, Ordering::Relaxed);
+        if mask == bit {
+            self.free(st, b, s);
+        } else {
+            bucket.set_mask(s, mask & !bit);
+        }
+        true
+    }
+
+    /// Clears `ep`'s bit in every entry of a tier in `tiers` (bit set per
+    /// table tier) by scanning the whole table, shard by shard.
+    pub(crate) fn clear_endpoint(&self, ep: u16, tiers: u8) -> u64 {
+        let group = ep as usize / 64;
+        let bit = 1u64 << (ep % 64);
+        let mut cleared = 0;
+        for shard in 0..self.geo.shards {
+            let mut st = self.lock(shard);
+            let base = shard * self.geo.per_shard;
+            for b in base..base + self.geo.per_shard {
+                for s in 0..SLOTS {
+                    let key = self.buckets[b].key(s);
+                    let tag = (key & ((1 << TAG_BITS) - 1)) as u16;
+                    if key != 0
+                        && tag_group(tag) == group
+                        && tiers & (1 << tag_tier(tag)) != 0
+                        && self.clear_bit(&mut st, b, s, ep, bit)
+                    {
+                        cleared += 1;
+                    }
+                }
+            }
+        }
+        cleared
+    }
+
+    fn free_slot(&self, b: usize) -> Option<usize> {
+        (0..SLOTS).find(|&s| self.buckets[b].key(s) == 0)
+    }
+
+    /// Empties slot `s` of bucket `b` and fixes its home's spill count.
+    fn free(&self, st: &mut ShardState, b: usize, s: usize) {
+        let key = self.buckets[b].key(s);
+        self.buckets[b].free(s);
+        let home = self.geo.locate_key(key).home;
+        if home != b {
+            self.buckets[home].add_overflow(false);
+        }
+        st.live -= 1;
+        self.live.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Evicts an entry: every endpoint bit in it is dropped.
+    fn evict(&self, st: &mut ShardState, b: usize, s: usize) {
+        let bucket = &self.buckets[b];
+        let key = bucket.key(s);
+        let mut mask = bucket.mask(s);
+        let tag = (key & ((1 << TAG_BITS) - 1)) as u16;
+        let (tier, group) = (tag_tier(tag), tag_group(tag));
+        while mask != 0 {
+            let ep = group * 64 + mask.trailing_zeros() as usize;
+            if let Some(h) = self.holdings.get(ep) {
+                h[tier].fetch_sub(1, Ordering::Relaxed);
+            }
+            mask &= mask - 1;
+        }
+        self.free(st, b, s);
+        self.evictions.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A victim among the (full) candidate buckets: the first slot not
+    /// referenced since the CLOCK last passed, else the home's first slot.
+    fn victim(&self, loc: &Location) -> (usize, usize) {
+        let candidates = std::iter::once(loc.home).chain(loc.alt());
+        for b in candidates.clone() {
+            if let Some(s) = (0..SLOTS).find(|&s| !self.buckets[b].referenced(s)) {
+                return (b, s);
+            }
+        }
+        for b in candidates {
+            (0..SLOTS).for_each(|s| self.buckets[b].unreference(s));
+        }
+        (loc.home, 0)
+    }
+
+    /// CLOCK over the shard's slots: clears reference bits until it finds an
+    /// unreferenced entry, which it evicts. Two sweeps always suffice.
+    fn evict_clock(&self, st: &mut ShardState, shard: usize) {
+        let n = self.geo.per_shard * SLOTS;
+        let base = shard * self.geo.per_shard;
+        for _ in 0..2 * n + 1 {
+            let pos = st.hand;
+            st.hand = (pos + 1) % n;
+            let (b, s) = (base + pos / SLOTS, pos % SLOTS);
+            if self.buckets[b].key(s) == 0 {
+                continue;
+            }
+            if self.buckets[b].referenced(s) {
+                self.buckets[b].unreference(s);
+                continue;
+            }
+            self.evict(st, b, s);
+            return;
+        }
+    }
+}

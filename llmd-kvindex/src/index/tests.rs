@@ -1,0 +1,345 @@
+//! Unit tests of the index through its public API (router keys, speculative
+//! entries, approximate mode, capacity).
+
+use super::router::{router_chain, router_root};
+use super::*;
+use crate::events::{BlockRemoved, BlockStored, EventBatch, HashValue, KvEvent};
+use crate::types::BlockKey;
+
+fn batch(events: Vec<KvEvent>) -> EventBatch {
+    EventBatch {
+        ts: 0.0,
+        data_parallel_rank: Some(0),
+        events,
+        skipped_events: 0,
+    }
+}
+
+fn stored(hashes: &[u64], parent: Option<u64>, tokens: Vec<u64>, medium: &str) -> KvEvent {
+    KvEvent::BlockStored(BlockStored {
+        block_hashes: hashes.iter().map(|&h| HashValue::Int(h.into())).collect(),
+        parent_block_hash: parent.map(|p| HashValue::Int(p.into())),
+        token_ids: tokens,
+        block_size: 4,
+        medium: Some(medium.to_string()),
+        ..BlockStored::default()
+    })
+}
+
+fn removed(hashes: &[u64], medium: &str) -> KvEvent {
+    KvEvent::BlockRemoved(BlockRemoved {
+        block_hashes: hashes.iter().map(|&h| HashValue::Int(h.into())).collect(),
+        medium: Some(medium.to_string()),
+        ..BlockRemoved::default()
+    })
+}
+
+fn router_keys(model: &str, tokens: &[u64]) -> Vec<BlockKey> {
+    let mut out = Vec::new();
+    router_chain(
+        router_root(model, None, None),
+        4,
+        tokens.iter().copied(),
+        &mut Vec::new(),
+        &mut out,
+    );
+    out.into_iter().map(BlockKey).collect()
+}
+
+fn router_index() -> KvIndex {
+    KvIndex::new(IndexConfig {
+        capacity_blocks: 4096,
+        key_mode: KeyMode::RouterKeys { block_size: 4 },
+        ..IndexConfig::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn router_keys_place_children_through_parents_and_tiers() {
+    let idx = router_index();
+    let a = idx.register_endpoint("a").unwrap();
+    let b = idx.register_endpoint("b").unwrap();
+    assert_eq!(idx.register_endpoint("a").unwrap(), a);
+    let toks: Vec<u64> = (1..=16).collect();
+    let r = idx.apply_batch(
+        a,
+        "m",
+        &batch(vec![
+            stored(&[100, 101], None, toks[..8].to_vec(), "GPU"),
+            stored(&[102, 103], Some(101), toks[8..].to_vec(), "GPU"),
+            stored(&[102], None, vec![], "cpu"),
+        ]),
+    );
+    assert_eq!((r.stored, r.unplaceable), (5, 0));
+    // b: parent unknown → dropped and counted.
+    let r = idx.apply_batch(
+        b,
+        "m",
+        &batch(vec![stored(&[7], Some(6), toks[..4].to_vec(), "GPU")]),
+    );
+    assert_eq!((r.stored, r.unplaceable), (0, 1));
+    let keys = router_keys("m", &toks);
+    let mut out = PrefixMatches::new();
+    idx.match_prefix("m", &keys, &mut out);
+    assert_eq!(out.total_blocks(), 4);
+    let m = *out.get(a).unwrap();
+    assert_eq!(m.consecutive_blocks, 4);
+    assert!((m.weighted_score - 4.0).abs() < 1e-9);
+    assert!(out.get(b).is_none());
+    // GPU copy of block 2 removed: CPU copy remains with weight 0.8.
+    let r = idx.apply_batch(a, "m", &batch(vec![removed(&[102], "GPU")]));
+    assert_eq!(r.removed, 1);
+    idx.match_prefix("m", &keys, &mut out);
+    let m = *out.get(a).unwrap();
+    assert_eq!(m.consecutive_blocks, 4);
+    assert!((m.weighted_score - 3.8).abs() < 1e-9);
+    // A hole at block 1 cuts the run.
+    idx.apply_batch(a, "m", &batch(vec![removed(&[101], "GPU")]));
+    idx.match_prefix("m", &keys, &mut out);
+    assert_eq!(out.get(a).unwrap().consecutive_blocks, 1);
+    // Other model, other keys.
+    idx.match_prefix("other", &keys, &mut out);
+    assert!(out.is_empty());
+    let s = idx.stats();
+    assert_eq!(s.endpoints[0].blocks, [2, 1, 0]);
+    idx.apply_batch(a, "m", &batch(vec![KvEvent::AllBlocksCleared]));
+    idx.match_prefix("m", &keys, &mut out);
+    assert!(out.is_empty());
+    assert_eq!(idx.stats().entries, 0);
+}
+
+#[test]
+fn unknown_media_and_unregistered_endpoints_are_counted() {
+    let idx = router_index();
+    let a = idx.register_endpoint("a").unwrap();
+    let r = idx.apply_batch(
+        a,
+        "m",
+        &batch(vec![stored(&[1], None, vec![1, 2, 3, 4], "tape")]),
+    );
+    assert_eq!(r.unknown_media, 1);
+    let r = idx.apply_batch(EndpointId(9), "m", &batch(vec![KvEvent::AllBlocksCleared]));
+    assert_eq!(r.ignored, 1);
+    idx.remove_endpoint(a);
+    assert_eq!(idx.endpoint_id("a"), None);
+    let r = idx.apply_batch(a, "m", &batch(vec![KvEvent::AllBlocksCleared]));
+    assert_eq!(r.ignored, 1);
+    assert_eq!(idx.stats().ignored_events, 2);
+}
+
+#[test]
+fn speculative_entries_expire_or_get_confirmed() {
+    let idx = router_index();
+    let a = idx.register_endpoint("a").unwrap();
+    let toks: Vec<u64> = (1..=8).collect();
+    let keys = router_keys("m", &toks);
+    idx.insert_speculative(a, "m", &keys, 1_000);
+    let mut out = PrefixMatches::new();
+    idx.match_prefix("m", &keys, &mut out);
+    let m = *out.get(a).unwrap();
+    assert_eq!(m.consecutive_blocks, 2);
+    assert!((m.weighted_score - 1.8).abs() < 1e-9);
+    // Block 0 confirmed by an event; block 1 expires.
+    idx.apply_batch(
+        a,
+        "m",
+        &batch(vec![stored(&[5], None, toks[..4].to_vec(), "GPU")]),
+    );
+    idx.tick(1_000 + idx.config().speculative_ttl_ns);
+    idx.match_prefix("m", &keys, &mut out);
+    let m = *out.get(a).unwrap();
+    assert_eq!(m.consecutive_blocks, 1);
+    assert!((m.weighted_score - 1.0).abs() < 1e-9);
+    let s = idx.stats();
+    assert_eq!((s.speculative_confirmed, s.speculative_expired), (1, 1));
+    assert_eq!(s.endpoints[0].speculative, 0);
+}
+
+#[test]
+fn approximate_mode_keeps_a_bounded_lru_per_endpoint() {
+    let idx = KvIndex::new(IndexConfig {
+        capacity_blocks: 4096,
+        key_mode: KeyMode::Approximate { block_size: 4 },
+        approx_capacity_per_endpoint: 3,
+        ..IndexConfig::default()
+    })
+    .unwrap();
+    let a = idx.register_endpoint("a").unwrap();
+    let k: Vec<BlockKey> = (0..5).map(BlockKey).collect();
+    idx.record_routing(a, "m", &k[..2], 0);
+    idx.record_routing(a, "m", &k[..1], 0); // refresh block 0
+    idx.record_routing(a, "m", &k[2..4], 0); // evicts block 1
+    assert_eq!(idx.stats().endpoints[0].blocks[0], 3);
+    let mut out = PrefixMatches::new();
+    idx.match_prefix("m", &k, &mut out);
+    assert_eq!(out.get(a).unwrap().consecutive_blocks, 1);
+    let r = idx.apply_batch(a, "m", &batch(vec![KvEvent::AllBlocksCleared]));
+    assert_eq!(r.ignored, 1);
+}
+
+#[test]
+fn endpoints_fill_up_and_slots_are_reused() {
+    let idx = KvIndex::new(IndexConfig {
+        max_endpoints: 2,
+        ..IndexConfig::default()
+    })
+    .unwrap();
+    let a = idx.register_endpoint("a").unwrap();
+    idx.register_endpoint("b").unwrap();
+    assert_eq!(
+        idx.register_endpoint("c"),
+        Err(IndexError::EndpointsFull { max: 2 })
+    );
+    idx.remove_endpoint(a);
+    let c = idx.register_endpoint("c").unwrap();
+    assert_eq!(c, a);
+    assert_eq!(idx.endpoint_name(c).as_deref(), Some("c"));
+}
+
+#[test]
+fn invalid_config_is_an_error() {
+    let e = KvIndex::new(IndexConfig {
+        capacity_blocks: 0,
+        ..IndexConfig::default()
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("capacity_blocks"));
+}
+
+#[test]
+fn many_endpoints_across_clusters_match() {
+    let idx = KvIndex::new(IndexConfig {
+        capacity_blocks: 1 << 16,
+        key_mode: KeyMode::Approximate { block_size: 4 },
+        ..IndexConfig::default()
+    })
+    .unwrap();
+    let keys: Vec<BlockKey> = (0..20).map(BlockKey).collect();
+    let ids: Vec<EndpointId> = (0..1024)
+        .map(|i| idx.register_endpoint(&format!("e{i}")).unwrap())
+        .collect();
+    for (i, &ep) in ids.iter().enumerate() {
+        idx.record_routing(ep, "m", &keys[..i % 21], 0);
+    }
+    let mut out = PrefixMatches::new();
+    idx.match_prefix("m", &keys, &mut out);
+    for (i, &ep) in ids.iter().enumerate() {
+        let want = (i % 21) as u32;
+        assert_eq!(
+            out.get(ep).map_or(0, |m| m.consecutive_blocks),
+            want,
+            "endpoint {i}"
+        );
+    }
+    assert_eq!(idx.stats().evictions, 0);
+}
+
+fn parity_index(seed: &str) -> KvIndex {
+    use crate::hash::{BlockHasher, HashAlgo, HasherConfig};
+    let cfg = HasherConfig::for_vllm("0.33.0", HashAlgo::Sha256Cbor, 16, Some(seed)).unwrap();
+    KvIndex::new(IndexConfig {
+        capacity_blocks: 4096,
+        key_mode: KeyMode::EngineParity(BlockHasher::new(cfg).unwrap()),
+        ..IndexConfig::default()
+    })
+    .unwrap()
+}
+
+/// vLLM 0.33, sha256_cbor, seed "42", tokens 1..32, block 16 (SPEC vectors).
+const PARITY_KEY0: u64 = 16300212363532267629;
+
+#[test]
+fn engine_parity_self_check_flags_a_wrong_seed() {
+    let tokens: Vec<u64> = (1..=32).collect();
+    let mut ev = BlockStored {
+        block_hashes: vec![HashValue::Int(PARITY_KEY0.into()), HashValue::Int(7)],
+        token_ids: tokens.clone(),
+        block_size: 16,
+        extra_keys: Some(vec![None, None]),
+        ..BlockStored::default()
+    };
+    for (seed, mismatches) in [("42", 0), ("0", 1)] {
+        let idx = parity_index(seed);
+        let a = idx.register_endpoint("a").unwrap();
+        let r = idx.apply_batch(a, "m", &batch(vec![KvEvent::BlockStored(ev.clone())]));
+        assert_eq!(
+            (r.parity_checks, r.parity_mismatches, r.stored),
+            (1, mismatches, 2)
+        );
+        assert_eq!(idx.stats().parity_mismatches, mismatches as u64);
+        // The prompt hashes to the published keys when the seed is right.
+        let keys = idx.prompt_keys("m", &tokens, &Default::default()).unwrap();
+        assert_eq!(keys[0].0 == PARITY_KEY0, mismatches == 0);
+    }
+    // Not checkable: a parent, another block size, or a multimodal extra key.
+    let idx = parity_index("0");
+    let a = idx.register_endpoint("a").unwrap();
+    ev.parent_block_hash = Some(HashValue::Int(1));
+    let mut other_size = ev.clone();
+    other_size.parent_block_hash = None;
+    other_size.block_size = 32;
+    let mut mm = other_size.clone();
+    mm.block_size = 16;
+    mm.extra_keys = Some(vec![
+        Some(vec![crate::events::ExtraValue::Str("img".into())]),
+        None,
+    ]);
+    let evs = [ev, other_size, mm].map(KvEvent::BlockStored).to_vec();
+    let r = idx.apply_batch(a, "m", &batch(evs));
+    assert_eq!((r.parity_checks, r.parity_mismatches), (0, 0));
+}
+
+#[test]
+fn router_prompt_keys_follow_model_and_lora() {
+    use crate::hash::{LoraRef, RequestExtras};
+    let idx = router_index();
+    let tokens: Vec<u32> = (1..=9).collect();
+    let plain = idx
+        .prompt_keys("m", &tokens, &RequestExtras::default())
+        .unwrap();
+    assert_eq!(plain.len(), 2);
+    let toks64: Vec<u64> = tokens.iter().map(|&t| t.into()).collect();
+    assert_eq!(plain, router_keys("m", &toks64[..8]));
+    let lora = RequestExtras {
+        lora: Some(LoraRef {
+            name: Some("ad".into()),
+            ..LoraRef::default()
+        }),
+        ..RequestExtras::default()
+    };
+    assert_ne!(idx.prompt_keys("m", &tokens, &lora).unwrap()[0], plain[0]);
+    assert_ne!(
+        idx.prompt_keys("n", &tokens, &RequestExtras::default())
+            .unwrap()[0],
+        plain[0]
+    );
+}
+
+#[test]
+fn router_keys_pair_engine_blocks_of_another_size() {
+    // Engine blocks of 8 tokens, router blocks of 4: two router keys each.
+    let idx = router_index();
+    let a = idx.register_endpoint("a").unwrap();
+    let toks: Vec<u64> = (1..=24).collect();
+    let ev = |hashes: &[u64], parent: Option<u64>, t: &[u64]| {
+        let mut e = stored(hashes, parent, t.to_vec(), "GPU");
+        if let KvEvent::BlockStored(b) = &mut e {
+            b.block_size = 8;
+        }
+        e
+    };
+    let first = ev(&[10, 11], None, &toks[..16]);
+    let child = ev(&[12], Some(11), &toks[16..]);
+    let r = idx.apply_batch(a, "m", &batch(vec![first, child]));
+    assert_eq!((r.stored, r.unplaceable), (6, 0));
+    let keys = router_keys("m", &toks);
+    let mut out = PrefixMatches::new();
+    idx.match_prefix("m", &keys, &mut out);
+    assert_eq!(out.get(a).unwrap().consecutive_blocks, 6);
+    // Removing engine block 11 clears the router block it maps to (the last
+    // of its two), cutting the run there.
+    idx.apply_batch(a, "m", &batch(vec![removed(&[11], "GPU")]));
+    idx.match_prefix("m", &keys, &mut out);
+    assert_eq!(out.get(a).unwrap().consecutive_blocks, 3);
+}

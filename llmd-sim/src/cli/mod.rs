@@ -1,0 +1,95 @@
+//! Sub-command dispatch and shared argument helpers.
+
+mod config;
+mod events;
+mod hash;
+mod simulate;
+
+/// Usage text.
+pub const USAGE: &str = "\
+llmd — scheduling library tools
+
+USAGE:
+  llmd simulate [--scenario FILE] [--policy NAME[,NAME...]] [--requests N] [--seed N]
+                [--json] [--metrics-out FILE] [--trace-out FILE] [--quiet]
+  llmd config check [--json] FILE
+  llmd hash [--block-size N] [--algo sha256_cbor|sha256|xxhash|xxhash_cbor] [--seed S]
+            [--seed-unset] [--vllm VERSION] [--lora NAME] [--json] TOKEN... (or tokens on stdin)
+  llmd events decode [--hex] [FILE]   (msgpack EventBatch bytes, or hex with --hex; stdin when FILE is absent)
+  llmd help
+";
+
+/// Runs the command line; errors are printed by the caller.
+pub fn dispatch(args: &[String]) -> Result<(), String> {
+    let rest = args.get(1..).unwrap_or(&[]);
+    match args.first().map(String::as_str) {
+        None | Some("help") | Some("--help") | Some("-h") => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some("simulate") => simulate::run(rest),
+        Some("hash") => hash::run(rest),
+        Some("config") => config::run(rest),
+        Some("events") => events::run(rest),
+        Some(other) => Err(format!("unknown command `{other}`\n\n{USAGE}")),
+    }
+}
+
+/// Pulls `--name VALUE` (or `--name=VALUE`) pairs and flags out of `args`.
+pub struct Args {
+    items: Vec<String>,
+}
+
+impl Args {
+    /// Wraps raw arguments.
+    pub fn new(args: &[String]) -> Self {
+        Args {
+            items: args.to_vec(),
+        }
+    }
+
+    /// Removes and returns the value of `--name`.
+    pub fn value(&mut self, name: &str) -> Result<Option<String>, String> {
+        let eq = format!("{name}=");
+        if let Some(i) = self.items.iter().position(|a| a.starts_with(&eq)) {
+            let v = self.items.remove(i)[eq.len()..].to_string();
+            return Ok(Some(v));
+        }
+        match self.items.iter().position(|a| a == name) {
+            Some(i) if i + 1 < self.items.len() => {
+                self.items.remove(i);
+                Ok(Some(self.items.remove(i)))
+            }
+            Some(_) => Err(format!("{name} needs a value")),
+            None => Ok(None),
+        }
+    }
+
+    /// Removes every value of a repeatable `--name`.
+    pub fn values(&mut self, name: &str) -> Result<Vec<String>, String> {
+        let mut out = Vec::new();
+        while let Some(v) = self.value(name)? {
+            out.push(v);
+        }
+        Ok(out)
+    }
+
+    /// Removes `--flag`; true if it was there.
+    pub fn flag(&mut self, name: &str) -> bool {
+        match self.items.iter().position(|a| a == name) {
+            Some(i) => {
+                self.items.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The remaining positional arguments; errors on unknown options.
+    pub fn positional(self) -> Result<Vec<String>, String> {
+        if let Some(o) = self.items.iter().find(|a| a.starts_with("--")) {
+            return Err(format!("unknown option `{o}`"));
+        }
+        Ok(self.items)
+    }
+}

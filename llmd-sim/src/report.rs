@@ -1,0 +1,77 @@
+//! The comparison table printed by `llmd simulate`.
+
+use std::fmt::Write;
+
+use crate::summary::Summary;
+
+fn secs(v: f64) -> String {
+    if v >= 10.0 {
+        format!("{v:.1}s")
+    } else if v >= 1.0 {
+        format!("{v:.2}s")
+    } else {
+        format!("{:.0}ms", v * 1e3)
+    }
+}
+
+/// Renders summaries as an aligned text table.
+pub fn table(title: &str, rows: &[Summary]) -> String {
+    let header = [
+        "policy",
+        "TTFT p50",
+        "p90",
+        "p99",
+        "TPOT p50",
+        "p90",
+        "out tok/s",
+        "hit rate",
+        "goodput/s",
+        "SLO ok",
+        "load max/mean",
+        "failed",
+    ];
+    let mut cells: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    for r in rows {
+        cells.push(vec![
+            r.policy.clone(),
+            secs(r.ttft_p50),
+            secs(r.ttft_p90),
+            secs(r.ttft_p99),
+            secs(r.tpot_p50),
+            secs(r.tpot_p90),
+            format!("{:.0}", r.output_tps),
+            format!("{:.1}%", r.cache_hit_rate * 100.0),
+            format!("{:.2}", r.goodput),
+            format!("{:.1}%", r.slo_attainment * 100.0),
+            format!("{:.2}", r.load_max_over_mean),
+            r.failed.to_string(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| {
+            cells
+                .iter()
+                .map(|row| row[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    let _ = writeln!(out, "{title}");
+    for (i, row) in cells.iter().enumerate() {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c == 0 {
+                let _ = write!(line, "{cell:<w$}", w = widths[c]);
+            } else {
+                let _ = write!(line, "  {cell:>w$}", w = widths[c]);
+            }
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+        if i == 0 {
+            let total: usize = widths.iter().sum::<usize>() + 2 * (widths.len() - 1);
+            let _ = writeln!(out, "{}", "-".repeat(total));
+        }
+    }
+    out
+}

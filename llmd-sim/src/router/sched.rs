@@ -1,0 +1,148 @@
+//! Any llm-d EndpointPickerConfig, run by the real `llmd_sched::Scheduler`:
+//! it is fed the same KV-event bytes and `/metrics` pages a production host
+//! would feed it, on the simulation's clock.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use llmd_kvindex::events::EventBatch;
+use llmd_sched::{Endpoint, ManualClock, Request, RequestErrorKind, Scheduler};
+
+use super::{FleetView, Role, Route, RouteRequest, Router};
+
+/// A policy backed by the scheduler library.
+pub struct SchedRouter {
+    name: String,
+    sched: Scheduler,
+    clock: Arc<ManualClock>,
+    names: Vec<String>,
+    index: HashMap<String, usize>,
+    model: String,
+}
+
+impl std::fmt::Debug for SchedRouter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SchedRouter")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl SchedRouter {
+    /// Builds the scheduler from `config` (YAML or JSON; blank = llm-d's
+    /// default) and registers the fleet's endpoints.
+    pub fn new(
+        name: &str,
+        config: &str,
+        names: &[String],
+        roles: &[Role],
+        model: &str,
+        seed: u64,
+    ) -> Result<Self, String> {
+        let clock = Arc::new(ManualClock::new(1));
+        let sched = Scheduler::from_config_str(config)
+            .map_err(|e| e.to_string())?
+            .with_clock(clock.clone())
+            .with_seed(seed);
+        for (n, role) in names.iter().zip(roles) {
+            let mut ep = Endpoint::new(n.clone(), n.clone());
+            ep.model = Some(model.to_string());
+            let ep = match role {
+                Role::Both => ep,
+                Role::Prefill => ep.with_label("llm-d.ai/role", "prefill"),
+                Role::Decode => ep.with_label("llm-d.ai/role", "decode"),
+            };
+            sched.add_endpoint(ep).map_err(|e| e.to_string())?;
+        }
+        let index = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i))
+            .collect();
+        Ok(SchedRouter {
+            name: name.to_string(),
+            sched,
+            clock,
+            names: names.to_vec(),
+            index,
+            model: model.to_string(),
+        })
+    }
+
+    fn set_time(&self, now: f64) {
+        self.clock.set_ns((now * 1e9) as u64 + 1);
+    }
+}
+
+impl Router for SchedRouter {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn route(&mut self, req: &RouteRequest<'_>, fleet: &FleetView<'_>) -> Result<Route, String> {
+        self.set_time(fleet.now);
+        let spec = req.spec;
+        let mut r = Request::with_tokens(
+            spec.id.to_string(),
+            self.model.clone(),
+            spec.prompt.to_vec(),
+        );
+        if let Some(l) = &spec.lora {
+            r.lora = Some(llmd_sched::model::LoraRef {
+                id: None,
+                name: l.clone(),
+                path: Some(format!("/adapters/{l}")),
+            });
+        }
+        if let Some(s) = &spec.session {
+            r.session_id = Some(s.clone());
+            r = r.header("x-session-id", s.clone());
+        }
+        r.slo.ttft_ms = Some(spec.slo.ttft_s * 1e3);
+        r.slo.tpot_ms = Some(spec.slo.tpot_s * 1e3);
+        let d = self.sched.pick(&r).map_err(|e| e.to_string())?;
+        let target = d.targets.first().ok_or("decision without a target")?;
+        let decode = *self.index.get(&target.name).ok_or("unknown target")?;
+        let prefill = match &d.prefill_target {
+            Some(t) => Some(*self.index.get(&t.name).ok_or("unknown prefill target")?),
+            None => None,
+        };
+        Ok(Route { decode, prefill })
+    }
+
+    fn on_kv_events(&mut self, worker: usize, payload: &[u8], seq: u64, _batch: &EventBatch) {
+        // A malformed payload would be a simulator bug; the scheduler reports
+        // it and keeps its index as it was, which a production host also does.
+        let _ = self
+            .sched
+            .ingest_kv_events(&self.names[worker], payload, Some(seq));
+    }
+
+    fn on_scrape(&mut self, worker: usize, text: &str) {
+        let _ = self
+            .sched
+            .update_endpoint_metrics_text(&self.names[worker], text);
+        if worker == 0 {
+            self.sched.tick();
+        }
+    }
+
+    fn wants_metrics_text(&self) -> bool {
+        true
+    }
+
+    fn on_first_token(&mut self, req: u64, _route: Route, now: f64) {
+        self.set_time(now);
+        self.sched.on_first_token(&req.to_string());
+    }
+
+    fn on_done(&mut self, req: u64, _route: Route, now: f64, ok: bool) {
+        self.set_time(now);
+        let id = req.to_string();
+        if ok {
+            self.sched.on_complete(&id, None);
+        } else {
+            self.sched.on_error(&id, RequestErrorKind::Upstream);
+        }
+    }
+}

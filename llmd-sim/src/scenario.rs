@@ -1,0 +1,204 @@
+//! Scenario files (YAML or JSON): fleet, model shape, roles, workload,
+//! objectives and the policies to compare.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cost::CostParams;
+use crate::error::{Result, SimError};
+use crate::request::Slo;
+use crate::worker::EngineConfig;
+use crate::workload::WorkloadSpec;
+
+/// The scenario `llmd simulate` runs with no arguments.
+pub const DEFAULT_SCENARIO: &str = include_str!("../../testdata/scenarios/default.yaml");
+
+/// KV transfer between a prefill and a decode worker (P/D).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KvTransfer {
+    /// Link bandwidth, GB/s.
+    pub bandwidth_gbps: f64,
+    /// Fixed latency per transfer, ms.
+    pub latency_ms: f64,
+}
+
+impl Default for KvTransfer {
+    fn default() -> Self {
+        KvTransfer {
+            bandwidth_gbps: 50.0,
+            latency_ms: 2.0,
+        }
+    }
+}
+
+/// The workers and how the router observes them.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FleetSpec {
+    /// Aggregated workers (prefill and decode).
+    pub workers: u32,
+    /// Prefill-only workers (P/D).
+    pub prefill: u32,
+    /// Decode-only workers (P/D).
+    pub decode: u32,
+    /// Metrics scrape interval, ms (llm-d polls every 50 ms).
+    pub scrape_interval_ms: f64,
+    /// KV transfer for P/D.
+    pub kv_transfer: KvTransfer,
+}
+
+impl Default for FleetSpec {
+    fn default() -> Self {
+        FleetSpec {
+            workers: 4,
+            prefill: 0,
+            decode: 0,
+            scrape_interval_ms: 50.0,
+            kv_transfer: KvTransfer::default(),
+        }
+    }
+}
+
+impl FleetSpec {
+    /// Total workers.
+    pub fn size(&self) -> usize {
+        (self.workers + self.prefill + self.decode) as usize
+    }
+}
+
+/// A policy to compare: a built-in name, or an EndpointPickerConfig.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum PolicySpec {
+    /// A built-in policy (`random`, `precise-prefix`, ...).
+    Builtin(String),
+    /// An EndpointPickerConfig file or inline text, run by the scheduler.
+    Config {
+        /// Name in reports.
+        name: String,
+        /// Path of the config (relative to the scenario file).
+        #[serde(default)]
+        config: Option<PathBuf>,
+        /// Inline config text.
+        #[serde(default)]
+        inline: Option<String>,
+    },
+}
+
+impl PolicySpec {
+    /// Name in reports.
+    pub fn name(&self) -> &str {
+        match self {
+            PolicySpec::Builtin(n) => n,
+            PolicySpec::Config { name, .. } => name,
+        }
+    }
+}
+
+/// A whole scenario.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Name in reports.
+    pub name: String,
+    /// Seed of every random choice.
+    #[serde(default)]
+    pub seed: u64,
+    /// Calibrated model shape (e.g. `qwen3-32b-tp2`).
+    pub model: String,
+    /// Model name in requests and metrics.
+    #[serde(default = "default_model_name")]
+    pub model_name: String,
+    /// Workers.
+    #[serde(default)]
+    pub fleet: FleetSpec,
+    /// Engine settings of every worker.
+    #[serde(default)]
+    pub engine: EngineConfig,
+    /// Cost-model knobs.
+    #[serde(default)]
+    pub cost: CostParams,
+    /// Calibration JSON (default: the embedded H100 run).
+    #[serde(default)]
+    pub calibration: Option<PathBuf>,
+    /// Requests.
+    pub workload: WorkloadSpec,
+    /// Objectives for goodput.
+    #[serde(default)]
+    pub slo: Slo,
+    /// Policies to compare.
+    #[serde(default)]
+    pub policies: Vec<PolicySpec>,
+    /// Directory relative paths resolve against.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+fn default_model_name() -> String {
+    "model".to_string()
+}
+
+impl Scenario {
+    /// Parses YAML (a superset of JSON).
+    pub fn parse(text: &str, base_dir: &Path) -> Result<Self> {
+        let mut s: Scenario =
+            serde_yaml_ng::from_str(text).map_err(|e| SimError::Scenario(e.to_string()))?;
+        s.base_dir = base_dir.to_path_buf();
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// Reads a scenario file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| SimError::io(path.display().to_string(), e))?;
+        let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        Self::parse(&text, &base)
+    }
+
+    /// The embedded default scenario.
+    pub fn default_scenario() -> Result<Self> {
+        Self::parse(DEFAULT_SCENARIO, Path::new("."))
+    }
+
+    fn validate(&self) -> Result<()> {
+        let f = &self.fleet;
+        let bad = |m: String| Err(SimError::Scenario(m));
+        if f.size() == 0 {
+            return bad("fleet has no workers".into());
+        }
+        if (f.prefill > 0) != (f.decode > 0) {
+            return bad("P/D needs both fleet.prefill and fleet.decode".into());
+        }
+        if f.size() > 64 {
+            return bad(format!(
+                "at most 64 workers are supported, got {}",
+                f.size()
+            ));
+        }
+        if f.scrape_interval_ms.is_nan() || f.scrape_interval_ms <= 0.0 {
+            return bad("fleet.scrape_interval_ms must be > 0".into());
+        }
+        if f.kv_transfer.bandwidth_gbps.is_nan()
+            || f.kv_transfer.bandwidth_gbps <= 0.0
+            || f.kv_transfer.latency_ms < 0.0
+        {
+            return bad("fleet.kv_transfer needs bandwidth_gbps > 0 and latency_ms >= 0".into());
+        }
+        let e = &self.engine;
+        if e.block_size == 0 || e.max_num_batched_tokens == 0 || e.max_num_seqs == 0 {
+            return bad(
+                "engine block_size, max_num_batched_tokens, max_num_seqs must be > 0".into(),
+            );
+        }
+        if e.kv_tokens < u64::from(e.block_size) {
+            return bad("engine.kv_tokens must hold at least one block".into());
+        }
+        if !(self.slo.ttft_s > 0.0 && self.slo.tpot_s > 0.0) {
+            return bad("slo ttft_s and tpot_s must be > 0".into());
+        }
+        Ok(())
+    }
+}

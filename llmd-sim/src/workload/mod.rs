@@ -1,0 +1,174 @@
+//! Seeded request generators. Each yields requests in arrival order and
+//! materialises token ids only when a request is drawn, so memory stays
+//! bounded by what is in flight.
+
+mod arrivals;
+mod chat;
+mod shapes;
+mod trace;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use arrivals::{ArrivalClock, Arrivals, Stage};
+pub use chat::Chat;
+pub use shapes::{DocQa, LoraMix, SharedPrefix};
+pub use trace::{TraceLine, TraceSpec};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, SimError};
+use crate::request::{RequestSpec, Slo};
+use crate::tokens::stream_id;
+
+/// Label of output-token streams.
+pub(crate) const OUTPUT_LABEL: u64 = 0x4F55_5450_5554;
+
+/// A source of requests in arrival order.
+pub trait Workload: Send {
+    /// The next request, or `None` when the workload is exhausted.
+    fn next_request(&mut self) -> Option<RequestSpec>;
+}
+
+/// Which workload to run and how requests arrive. Exactly one of the
+/// workload kinds must be set.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkloadSpec {
+    /// Arrival process (ignored by `trace`, which carries its own times).
+    pub arrivals: Arrivals,
+    /// Stop after this many requests.
+    pub max_requests: Option<u64>,
+    /// llm-d's benchmark shape: groups sharing a system prompt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_prefix: Option<SharedPrefix>,
+    /// Multi-turn chat with growing context.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chat: Option<Chat>,
+    /// Questions over long documents.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub doc_qa: Option<DocQa>,
+    /// Requests spread over LoRA adapters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lora: Option<LoraMix>,
+    /// Replay of a JSONL trace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<TraceSpec>,
+}
+
+/// One generated prompt before it gets an id and arrival time.
+pub(crate) struct Made {
+    pub prompt: Vec<u32>,
+    pub output_len: u32,
+    pub lora: Option<String>,
+    pub session: Option<String>,
+    pub group: Option<u32>,
+}
+
+/// A prompt shape drawn independently per arrival.
+pub(crate) trait Shape: Send {
+    fn make(&mut self, rng: &mut fastrand::Rng, vocab: u32) -> Made;
+}
+
+/// Independent arrivals of one shape.
+struct Open<S: Shape> {
+    clock: ArrivalClock,
+    shape: S,
+    rng: fastrand::Rng,
+    next_id: u64,
+    max: u64,
+    slo: Slo,
+    vocab: u32,
+    seed: u64,
+}
+
+impl<S: Shape> Workload for Open<S> {
+    fn next_request(&mut self) -> Option<RequestSpec> {
+        if self.next_id >= self.max {
+            return None;
+        }
+        let arrival = self.clock.next_arrival()?;
+        let m = self.shape.make(&mut self.rng, self.vocab);
+        let id = self.next_id;
+        self.next_id += 1;
+        Some(RequestSpec {
+            id,
+            arrival,
+            prompt: Arc::from(m.prompt),
+            output_len: m.output_len,
+            output_seed: stream_id(OUTPUT_LABEL, self.seed, id),
+            lora: m.lora,
+            session: m.session,
+            group: m.group,
+            slo: self.slo,
+        })
+    }
+}
+
+impl WorkloadSpec {
+    /// Builds the generator. `base` resolves a relative trace path.
+    pub fn build(&self, seed: u64, vocab: u32, slo: Slo, base: &Path) -> Result<Box<dyn Workload>> {
+        let set = [
+            self.shared_prefix.is_some(),
+            self.chat.is_some(),
+            self.doc_qa.is_some(),
+            self.lora.is_some(),
+            self.trace.is_some(),
+        ];
+        if set.iter().filter(|b| **b).count() != 1 {
+            return Err(SimError::Workload(
+                "set exactly one of shared_prefix, chat, doc_qa, lora, trace".into(),
+            ));
+        }
+        self.arrivals.validate().map_err(SimError::Workload)?;
+        let max = self.max_requests.unwrap_or(u64::MAX);
+        let clock = ArrivalClock::new(self.arrivals.clone(), seed ^ 0xA11);
+        fn open<S: Shape + 'static>(
+            clock: ArrivalClock,
+            shape: S,
+            seed: u64,
+            max: u64,
+            slo: Slo,
+            vocab: u32,
+        ) -> Box<dyn Workload> {
+            Box::new(Open {
+                clock,
+                shape,
+                rng: fastrand::Rng::with_seed(seed ^ 0x5A4E),
+                next_id: 0,
+                max,
+                slo,
+                vocab,
+                seed,
+            })
+        }
+        if let Some(s) = &self.shared_prefix {
+            s.validate()?;
+            return Ok(open(clock, s.clone().seeded(seed), seed, max, slo, vocab));
+        }
+        if let Some(s) = &self.doc_qa {
+            s.validate()?;
+            return Ok(open(clock, s.clone().seeded(seed), seed, max, slo, vocab));
+        }
+        if let Some(s) = &self.lora {
+            s.validate()?;
+            return Ok(open(clock, s.clone().seeded(seed), seed, max, slo, vocab));
+        }
+        if let Some(c) = &self.chat {
+            return Ok(Box::new(chat::ChatGen::new(
+                c.clone(),
+                clock,
+                seed,
+                max,
+                slo,
+                vocab,
+            )?));
+        }
+        match &self.trace {
+            Some(t) => Ok(Box::new(trace::TraceGen::load(
+                t, base, seed, max, slo, vocab,
+            )?)),
+            None => Err(SimError::Workload("no workload kind set".into())),
+        }
+    }
+}

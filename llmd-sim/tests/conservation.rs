@@ -1,0 +1,98 @@
+//! Every request completes or fails with a reason; block accounting holds
+//! after every step; the index fed only by published event bytes equals
+//! every worker's cache at the end.
+
+mod common;
+
+use llmd_sim::engine::RunOutput;
+use llmd_sim::request::Outcome;
+
+fn assert_conserved(out: &RunOutput, expected: usize) {
+    assert_eq!(
+        out.records.len(),
+        expected,
+        "{}: every request has a record",
+        out.policy
+    );
+    for r in &out.records {
+        match &r.outcome {
+            Outcome::Completed => {
+                assert!(
+                    r.first_token.is_some() && r.finished.is_some(),
+                    "request {} completed without times",
+                    r.id
+                );
+                assert!(r.finished >= r.first_token && r.first_token >= Some(r.arrival));
+            }
+            Outcome::Failed(reason) => assert!(
+                !reason.is_empty(),
+                "request {} failed without a reason",
+                r.id
+            ),
+        }
+    }
+    assert!(
+        out.invariant_violations.is_empty(),
+        "{:?}",
+        out.invariant_violations
+    );
+    assert!(
+        out.index_mismatches.is_empty(),
+        "{:?}",
+        out.index_mismatches
+    );
+}
+
+#[test]
+fn aggregated_fleet_under_pressure() {
+    // Small caches and a high rate force evictions and preemptions.
+    let mut sc = common::shared_prefix("  max_num_seqs: 64", "  workers: 3", 200, 100.0);
+    sc.engine.kv_tokens = 6000;
+    sc.workload
+        .shared_prefix
+        .as_mut()
+        .expect("shared prefix")
+        .output_len = 400;
+    let out = common::run_checked(&sc, "precise-prefix");
+    assert_conserved(&out, 200);
+    assert!(out.records.iter().all(|r| r.outcome == Outcome::Completed));
+    assert!(out.event_batches > 0, "workers published events");
+    assert!(
+        out.records.iter().any(|r| r.preemptions > 0),
+        "the scenario is meant to preempt"
+    );
+}
+
+#[test]
+fn cpu_tier_events_reconstruct_both_tiers() {
+    let sc = common::shared_prefix("  cpu_kv_tokens: 40000", "  workers: 2", 150, 40.0);
+    let out = common::run_checked(&sc, "random");
+    assert_conserved(&out, 150);
+}
+
+#[test]
+fn prefill_decode_disaggregation() {
+    let sc = common::shared_prefix("", "  workers: 0\n  prefill: 2\n  decode: 2", 120, 20.0);
+    let out = common::run_checked(&sc, "round-robin");
+    assert_conserved(&out, 120);
+    assert!(out
+        .records
+        .iter()
+        .all(|r| r.prefill_worker.is_some_and(|p| p < 2)));
+    assert!(out.records.iter().all(|r| r.worker.is_some_and(|d| d >= 2)));
+    assert!(out.records.iter().all(|r| r.outcome == Outcome::Completed));
+}
+
+#[test]
+fn oversized_prompts_fail_with_a_reason() {
+    let mut sc = common::shared_prefix("", "  workers: 2", 20, 5.0);
+    sc.engine.kv_tokens = 1024;
+    let out = common::run_checked(&sc, "random");
+    assert_conserved(&out, 20);
+    for r in &out.records {
+        match &r.outcome {
+            Outcome::Failed(why) => assert!(why.contains("KV blocks"), "{why}"),
+            Outcome::Completed => panic!("a 1720-token prompt cannot fit 1024 tokens"),
+        }
+    }
+}
