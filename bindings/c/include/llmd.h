@@ -42,6 +42,24 @@ enum llmd_event_kind
 typedef uint32_t llmd_event_kind;
 #endif // __cplusplus
 
+// How index keys are formed. Passed as `uint32_t`; values are never reused.
+enum llmd_key_mode
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+  // The router's own chained hash of the events' tokens; works whatever
+  // seed or algorithm the engines use.
+  LLMD_KEY_MODE_ROUTER_KEYS = 1,
+  // No events: entries come from `llmd_index_record_routing` only.
+  LLMD_KEY_MODE_APPROXIMATE = 2,
+  // vLLM's own published keys, computed with a hasher (`hasher` field).
+  LLMD_KEY_MODE_ENGINE_PARITY = 3,
+};
+#ifndef __cplusplus
+typedef uint32_t llmd_key_mode;
+#endif // __cplusplus
+
 // How a request ended badly. Values are never reused.
 enum llmd_request_error
 #ifdef __cplusplus
@@ -140,6 +158,10 @@ typedef struct llmd_hash_extras llmd_hash_extras;
 // Computes the block keys a vLLM engine publishes for a prompt. Immutable
 // after creation: share it between threads freely.
 typedef struct llmd_hasher llmd_hasher;
+
+// The concurrent KV-block index. Every call takes it as `const`: reads never
+// wait for writers; share one handle between threads.
+typedef struct llmd_index llmd_index;
 
 // A scheduler: endpoints, KV index, pipeline and in-flight state. Every
 // call takes it as `const`: share one handle between threads.
@@ -242,6 +264,64 @@ typedef struct {
   // Tokens per block (stored events only, else 0).
   int64_t block_size;
 } llmd_event_info;
+
+// Index configuration; zero fields take the defaults.
+typedef struct {
+  // An `llmd_key_mode`; 0 means router keys.
+  uint32_t key_mode;
+  // Tokens per block in the router and approximate modes; 0 means 16.
+  size_t block_size;
+  // The hasher for engine parity (copied; may be freed afterwards).
+  const llmd_hasher *hasher;
+  // Upper bound on table entries (memory is fixed at creation); 0 = 2^20.
+  size_t capacity_blocks;
+  // Endpoint slots; 0 = 1024.
+  size_t max_endpoints;
+  // Lifetime of speculative entries in ns of the caller's clock; 0 = 2 s.
+  uint64_t speculative_ttl_ns;
+} llmd_index_config;
+
+// Counts from applying one batch to the index.
+typedef struct {
+  // Blocks stored.
+  uint32_t stored;
+  // Blocks removed.
+  uint32_t removed;
+  // Caches cleared.
+  uint32_t cleared;
+  // Blocks that found no room.
+  uint32_t unplaceable;
+  // Events with a medium this library does not know.
+  uint32_t unknown_media;
+  // Events ignored (e.g. unknown parent).
+  uint32_t ignored;
+} llmd_index_apply_report;
+
+// One endpoint's longest consecutive prefix match.
+typedef struct {
+  // The endpoint's id from `llmd_index_register_endpoint`.
+  uint16_t endpoint;
+  // Leading blocks of the prompt the endpoint holds.
+  uint32_t consecutive_blocks;
+  // Those blocks weighted by tier (GPU 1.0, CPU 0.8, ...).
+  double weighted_score;
+} llmd_endpoint_match;
+
+// Index-wide statistics.
+typedef struct {
+  // Live table entries.
+  uint64_t entries;
+  // Table capacity in entries.
+  uint64_t capacity;
+  // (block, endpoint) holdings.
+  uint64_t holdings;
+  // Bytes of the table.
+  uint64_t table_bytes;
+  // Entries evicted for room.
+  uint64_t evictions;
+  // Registered endpoints.
+  uint64_t endpoints;
+} llmd_index_stats;
 
 // Counts from applying one KV-event batch.
 typedef struct {
@@ -605,6 +685,107 @@ llmd_status llmd_hash_extras_set_prompt_embeds(llmd_hash_extras *extras,
                                                size_t data_len,
                                                size_t row_bytes,
                                                llmd_error **err);
+
+// Creates an index (`cfg` NULL: defaults). Invalid sizes give
+// `LLMD_STATUS_INDEX` naming the field.
+//
+// # Safety
+// `cfg` is NULL or valid; `out` valid for a write; `err` NULL or valid.
+llmd_status llmd_index_new(const llmd_index_config *cfg, llmd_index **out, llmd_error **err);
+
+// Releases an index. NULL is accepted and ignored.
+//
+// # Safety
+// `index` is NULL or an index not yet freed, with no call in flight.
+void llmd_index_free(llmd_index *index);
+
+// Registers an endpoint (or finds it) and writes its dense id to `*id`.
+//
+// # Safety
+// `index` NULL or live; `name` valid for `name_len` bytes; `id` valid for a
+// write; `err` NULL or valid.
+llmd_status llmd_index_register_endpoint(const llmd_index *index,
+                                         const char *name,
+                                         size_t name_len,
+                                         uint16_t *id,
+                                         llmd_error **err);
+
+// Removes an endpoint and everything it holds; its id may be reused.
+//
+// # Safety
+// `index` NULL or live; `err` NULL or valid.
+llmd_status llmd_index_remove_endpoint(const llmd_index *index, uint16_t id, llmd_error **err);
+
+// Applies a decoded batch published by endpoint `id` serving `model`;
+// `report` (NULL to ignore) receives the counts.
+//
+// # Safety
+// `index`, `batch` NULL or live; `model` valid for its length; `report`
+// NULL or valid for a write; `err` NULL or valid.
+llmd_status llmd_index_apply_batch(const llmd_index *index,
+                                   uint16_t id,
+                                   const char *model,
+                                   size_t model_len,
+                                   const llmd_event_batch *batch,
+                                   llmd_index_apply_report *report,
+                                   llmd_error **err);
+
+// Writes the keys of a prompt's full blocks in this index's key mode to
+// `keys` (`keys_cap` at least `n_tokens / block size`, else
+// `LLMD_STATUS_BUFFER_TOO_SMALL`) and their number to `*keys_len`.
+//
+// # Safety
+// `index`, `extras` NULL or live; `model` valid; `tokens` valid for
+// `n_tokens` reads; `keys` for `keys_cap` writes; `keys_len` for a write.
+llmd_status llmd_index_prompt_keys(const llmd_index *index,
+                                   const char *model,
+                                   size_t model_len,
+                                   const uint32_t *tokens,
+                                   size_t n_tokens,
+                                   const llmd_hash_extras *extras,
+                                   uint64_t *keys,
+                                   size_t keys_cap,
+                                   size_t *keys_len,
+                                   llmd_error **err);
+
+// Writes every endpoint's longest consecutive prefix match of `keys` for
+// `model` to `out` and their number to `*out_len` (endpoints without a
+// match are left out); `LLMD_STATUS_BUFFER_TOO_SMALL` when more endpoints
+// match than `out_cap` (size it by the registered endpoints).
+//
+// # Safety
+// `index` NULL or live; `model` valid; `keys` valid for `n_keys` reads;
+// `out` for `out_cap` writes; `out_len` for a write; `err` NULL or valid.
+llmd_status llmd_index_match_prefix(const llmd_index *index,
+                                    const char *model,
+                                    size_t model_len,
+                                    const uint64_t *keys,
+                                    size_t n_keys,
+                                    llmd_endpoint_match *out,
+                                    size_t out_cap,
+                                    size_t *out_len,
+                                    llmd_error **err);
+
+// Records that a prompt with `keys` was routed to endpoint `id` at
+// `now_ns`: the approximate mode's entries, speculative entries otherwise.
+//
+// # Safety
+// `index` NULL or live; `model` valid; `keys` valid for `n_keys` reads;
+// `err` NULL or valid.
+llmd_status llmd_index_record_routing(const llmd_index *index,
+                                      uint16_t id,
+                                      const char *model,
+                                      size_t model_len,
+                                      const uint64_t *keys,
+                                      size_t n_keys,
+                                      uint64_t now_ns,
+                                      llmd_error **err);
+
+// Writes index-wide statistics to `*out`.
+//
+// # Safety
+// `index` NULL or live; `out` valid for a write; `err` NULL or valid.
+llmd_status llmd_index_get_stats(const llmd_index *index, llmd_index_stats *out, llmd_error **err);
 
 // Decodes a KV-event payload published by `endpoint` (the third ZMQ frame)
 // and applies it to the scheduler's indexes. `stats` (NULL to ignore)

@@ -15,7 +15,7 @@ use crate::status::llmd_status;
 /// Computes the block keys a vLLM engine publishes for a prompt. Immutable
 /// after creation: share it between threads freely.
 #[allow(non_camel_case_types)] // C naming for the exported type
-pub struct llmd_hasher(BlockHasher);
+pub struct llmd_hasher(pub(crate) BlockHasher);
 
 /// Everything besides tokens that changes a request's block hashes. Starts
 /// as a text-only request; not safe to mutate from two threads at once.

@@ -16,6 +16,8 @@ pub mod decision;
 pub mod error;
 pub mod events;
 pub mod hasher;
+pub mod index;
+pub mod index_types;
 pub mod ingest;
 pub mod lifecycle;
 mod panic;
