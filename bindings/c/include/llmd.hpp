@@ -378,6 +378,71 @@ class Scheduler {
   detail::Handle<llmd_scheduler, llmd_scheduler_free> h_;
 };
 
+// The KV-block index on its own. All methods are const and thread-safe.
+class Index {
+ public:
+  explicit Index(const llmd_index_config* cfg = nullptr) {
+    llmd_index* raw = nullptr;
+    detail::call([&](llmd_error** e) { return llmd_index_new(cfg, &raw, e); });
+    h_.reset(raw);
+  }
+  uint16_t register_endpoint(std::string_view name) const {
+    uint16_t id = 0;
+    detail::call([&](llmd_error** e) {
+      return llmd_index_register_endpoint(h_.get(), name.data(), name.size(), &id, e);
+    });
+    return id;
+  }
+  void remove_endpoint(uint16_t id) const {
+    detail::call([&](llmd_error** e) { return llmd_index_remove_endpoint(h_.get(), id, e); });
+  }
+  llmd_index_apply_report apply(uint16_t id, std::string_view model, const EventBatch& b) const {
+    llmd_index_apply_report r{};
+    detail::call([&](llmd_error** e) {
+      return llmd_index_apply_batch(h_.get(), id, model.data(), model.size(), b.get(), &r, e);
+    });
+    return r;
+  }
+  std::vector<uint64_t> prompt_keys(std::string_view model, const std::vector<uint32_t>& tokens,
+                                    const HashExtras* extras = nullptr) const {
+    std::vector<uint64_t> keys(tokens.size());
+    size_t n = 0;
+    detail::call([&](llmd_error** e) {
+      return llmd_index_prompt_keys(h_.get(), model.data(), model.size(), tokens.data(),
+                                    tokens.size(), extras ? extras->get() : nullptr, keys.data(),
+                                    keys.size(), &n, e);
+    });
+    keys.resize(n);
+    return keys;
+  }
+  std::vector<llmd_endpoint_match> match_prefix(std::string_view model,
+                                                const std::vector<uint64_t>& keys) const {
+    std::vector<llmd_endpoint_match> out(stats().endpoints);
+    size_t n = 0;
+    detail::call([&](llmd_error** e) {
+      return llmd_index_match_prefix(h_.get(), model.data(), model.size(), keys.data(),
+                                     keys.size(), out.data(), out.size(), &n, e);
+    });
+    out.resize(n);
+    return out;
+  }
+  void record_routing(uint16_t id, std::string_view model, const std::vector<uint64_t>& keys,
+                      uint64_t now_ns) const {
+    detail::call([&](llmd_error** e) {
+      return llmd_index_record_routing(h_.get(), id, model.data(), model.size(), keys.data(),
+                                       keys.size(), now_ns, e);
+    });
+  }
+  llmd_index_stats stats() const {
+    llmd_index_stats st{};
+    detail::call([&](llmd_error** e) { return llmd_index_get_stats(h_.get(), &st, e); });
+    return st;
+  }
+
+ private:
+  detail::Handle<llmd_index, llmd_index_free> h_;
+};
+
 }  // namespace llmd
 
 #endif  // LLMD_HPP

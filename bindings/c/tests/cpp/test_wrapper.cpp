@@ -126,11 +126,36 @@ static void test_scheduler() {
   CHECK(from_file.endpoint_count() == 0);
 }
 
+static void test_index() {
+  llmd_index_config cfg{};
+  cfg.capacity_blocks = 4096;
+  cfg.max_endpoints = 16;
+  llmd::Index ix(&cfg);
+  uint16_t b = ix.register_endpoint("pod-b");
+  // BATCH stores blocks of tokens 1..32 then removes one and clears: apply
+  // only its first event by decoding a one-event prefix of the same bytes.
+  std::vector<uint8_t> stored(BATCH, BATCH + 70);
+  stored[10] = 0x91;
+  stored.push_back(0x00);
+  auto r = ix.apply(b, "llama", llmd::EventBatch::decode(stored.data(), stored.size()));
+  CHECK(r.stored == 2);
+  std::vector<uint32_t> tokens;
+  for (uint32_t i = 1; i <= 48; i++) tokens.push_back(i);
+  auto keys = ix.prompt_keys("llama", tokens);
+  CHECK(keys.size() == 3);
+  auto m = ix.match_prefix("llama", keys);
+  CHECK(m.size() == 1 && m[0].endpoint == b && m[0].consecutive_blocks == 2);
+  CHECK(ix.stats().endpoints == 1);
+  cfg.key_mode = 42;
+  CHECK(status_of([&] { llmd::Index bad(&cfg); }) == LLMD_STATUS_INVALID_ARGUMENT);
+}
+
 int main() {
   CHECK(llmd::version() == llmd_version());
   test_hasher();
   test_events();
   test_scheduler();
+  test_index();
   std::printf("test_wrapper: %d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }
