@@ -65,7 +65,10 @@ fn events(c: &mut Criterion) {
     group.throughput(Throughput::Elements(blocks));
     for layout in [EventLayout::V0_33, EventLayout::V0_22] {
         let payload = encode_event_batch(&batch, layout);
-        assert_eq!(decode_event_batch(&payload).map(|b| b.events.len()), Ok(EVENTS));
+        assert_eq!(
+            decode_event_batch(&payload).map(|b| b.events.len()),
+            Ok(EVENTS)
+        );
         group.bench_with_input(
             BenchmarkId::new("decode", format!("{layout} ({} bytes)", payload.len())),
             &payload,
