@@ -34,6 +34,7 @@ pub mod kv;
 pub mod lifecycle;
 pub mod metrics_text;
 pub mod model;
+pub mod observe;
 pub mod plugins;
 pub mod scheduler;
 

@@ -173,6 +173,10 @@ impl<'a> CycleContext<'a> {
     pub fn prefix_info(&self, producer: &str) -> Option<&PrefixInfo> {
         self.prefix.iter().find(|p| &*p.producer == producer)
     }
+    /// Every producer's prefix-match output.
+    pub fn prefix_infos(&self) -> &[PrefixInfo] {
+        &self.prefix
+    }
     /// Stores a producer's prefix-match output (replacing an earlier one of the same name).
     pub fn set_prefix_info(&mut self, info: PrefixInfo) {
         self.prefix.retain(|p| p.producer != info.producer);

@@ -31,6 +31,10 @@ impl Scheduler {
             eps: guard.eps.clone(),
             by_name: guard.by_name.clone(),
         };
+        // Metrics pools follow the P/D role label, so prefill and decode
+        // endpoints report separately.
+        let ep_name = ep.name.clone();
+        let ep_pool = ep.labels.get(crate::model::ROLE_LABEL).cloned();
         let state = Arc::new(EndpointState::new(ep));
         let replaced = match fleet.by_name.get(state.name()) {
             Some(&i) => Some(std::mem::replace(&mut fleet.eps[i], state)),
@@ -44,6 +48,7 @@ impl Scheduler {
         };
         *guard = Arc::new(fleet);
         drop(guard);
+        self.metrics.register_endpoint(&ep_name, ep_pool.as_deref());
         if let Some(old) = replaced {
             self.forget(old.uid());
         }
@@ -67,6 +72,7 @@ impl Scheduler {
         drop(guard);
         self.forget(old.uid());
         self.seqs.lock().forget(name);
+        self.metrics.remove_endpoint(name);
         Ok(())
     }
 
@@ -157,9 +163,12 @@ impl Scheduler {
         payload: &[u8],
         seq: Option<u64>,
     ) -> Result<IngestReport, ScheduleError> {
-        let batch = decode_event_batch(payload)
-            .map_err(|e| ScheduleError::KvEvents(format!("endpoint '{endpoint}': {e}")))?;
         let ep = self.endpoint(endpoint)?;
+        let batch = decode_event_batch(payload).map_err(|e| {
+            self.metrics
+                .record_kv_batch(endpoint, None, None, self.clock.now_ns());
+            ScheduleError::KvEvents(format!("endpoint '{endpoint}': {e}"))
+        })?;
         let status = seq.map(|n| {
             self.seqs
                 .lock()
@@ -187,6 +196,8 @@ impl Scheduler {
         stats.removed += s.removed;
         stats.cleared += s.cleared;
         stats.skipped += s.skipped;
+        self.metrics
+            .record_kv_batch(endpoint, Some(&batch), status, self.clock.now_ns());
         Ok(IngestReport {
             stats,
             seq: status,

@@ -18,6 +18,7 @@ use crate::inflight::InFlightTable;
 use crate::kv::ApplyStats;
 use crate::lifecycle::{RequestErrorKind, RequestSummary, Requests};
 use crate::model::{Clock, EndpointState, SystemClock};
+use crate::observe::{ErrorKind, Metrics, Usage};
 
 /// Profile-handler rounds are bounded so a misbehaving custom handler cannot spin.
 const MAX_ROUNDS: usize = 16;
@@ -39,6 +40,7 @@ pub struct Scheduler {
     cycles: AtomicU64,
     predictor: Option<Arc<dyn LatencyPredictor>>,
     seqs: Mutex<SeqTracker>,
+    metrics: Arc<Metrics>,
 }
 
 /// What `ingest_kv_events` did with one payload.
@@ -92,6 +94,7 @@ impl Scheduler {
             cycles: AtomicU64::new(0),
             predictor: None,
             seqs: Mutex::new(SeqTracker::new()),
+            metrics: Arc::new(Metrics::default()),
         })
     }
 
@@ -118,6 +121,25 @@ impl Scheduler {
         self.seed = seed;
         self.cycles.store(0, Ordering::Relaxed);
         self
+    }
+
+    /// Records into `metrics` (e.g. one built with SLO defaults or other
+    /// buckets) instead of the default one. Endpoints added earlier are
+    /// registered with it on their next decision, in the default pool.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The token-level metrics this scheduler records.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Prometheus text of [`Scheduler::metrics`], at the clock's current time.
+    pub fn render_metrics(&self) -> String {
+        self.metrics
+            .render(std::time::Duration::from_nanos(self.clock.now_ns()))
     }
 
     /// Attaches a latency model (read by `slo-headroom-tier-filter`).
@@ -195,27 +217,52 @@ impl Scheduler {
     pub fn on_first_token(&self, req_id: &str) -> bool {
         let now = self.clock.now_ns();
         let a = self.inflight.first_token(req_id);
+        self.metrics
+            .on_first_token(req_id, std::time::Duration::from_nanos(now));
         self.requests.first_token(req_id, now) || a
+    }
+
+    /// Under P/D, the prefill endpoint finished its leg (its answer reached
+    /// the decode side); only the metrics use it.
+    pub fn on_prefill_done(&self, req_id: &str) -> bool {
+        let now = std::time::Duration::from_nanos(self.clock.now_ns());
+        self.metrics.on_prefill_done(req_id, now)
     }
 
     /// `n` more output tokens (after the first) were generated.
     pub fn on_tokens(&self, req_id: &str, n: u64) -> bool {
         let a = self.inflight.tokens(req_id, n);
+        let now = std::time::Duration::from_nanos(self.clock.now_ns());
+        self.metrics
+            .on_tokens(req_id, u32::try_from(n).unwrap_or(u32::MAX), now);
         self.requests.tokens(req_id, n) || a
     }
 
     /// The request completed; `cached_tokens` is the engine's reported prefix-cache hit.
     pub fn on_complete(&self, req_id: &str, cached_tokens: Option<u32>) -> Option<RequestSummary> {
         self.inflight.finish(req_id);
-        self.requests
-            .close(req_id, self.clock.now_ns(), cached_tokens, None)
+        let now = self.clock.now_ns();
+        let usage = Usage {
+            cached_tokens,
+            ..Usage::default()
+        };
+        self.metrics
+            .on_complete(req_id, usage, std::time::Duration::from_nanos(now));
+        self.requests.close(req_id, now, cached_tokens, None)
     }
 
     /// The request failed or was cancelled; everything it held is released.
     pub fn on_error(&self, req_id: &str, kind: RequestErrorKind) -> Option<RequestSummary> {
         self.inflight.finish(req_id);
-        self.requests
-            .close(req_id, self.clock.now_ns(), None, Some(kind))
+        let now = self.clock.now_ns();
+        let k = match kind {
+            RequestErrorKind::Cancelled => ErrorKind::Cancelled,
+            RequestErrorKind::Upstream => ErrorKind::Engine,
+            RequestErrorKind::Other => ErrorKind::Other,
+        };
+        self.metrics
+            .on_error(req_id, k, std::time::Duration::from_nanos(now));
+        self.requests.close(req_id, now, None, Some(kind))
     }
 
     /// Requests picked and not yet completed.

@@ -10,6 +10,7 @@ use crate::error::ScheduleError;
 use crate::framework::{CycleContext, Decided, EndpointIndex, Explanation, ProfileTrace};
 use crate::lifecycle::Record;
 use crate::model::Request;
+use crate::observe::PickFacts;
 
 impl Scheduler {
     // ---- scheduling --------------------------------------------------------------
@@ -38,6 +39,17 @@ impl Scheduler {
 
     /// Runs one scheduling cycle.
     pub fn pick(&self, req: &Request) -> Result<Decision, ScheduleError> {
+        let mut facts = PickFacts {
+            start: self.clock.now_ns(),
+            ..PickFacts::default()
+        };
+        let result = self.pick_cycle(req, &mut facts);
+        facts.end = self.clock.now_ns();
+        self.metrics.record_pick(req, &result, &facts);
+        result
+    }
+
+    fn pick_cycle(&self, req: &Request, facts: &mut PickFacts) -> Result<Decision, ScheduleError> {
         let fleet = self.fleet.read().clone();
         let now = self.clock.now_ns();
         let candidates = self.candidates(&fleet, req);
@@ -72,6 +84,7 @@ impl Scheduler {
         for (_, p) in &self.pipeline.producers {
             p.produce(&mut ctx, &candidates);
         }
+        facts.produced = self.clock.now_ns();
         let mut traces = Vec::new();
         for round in 0..MAX_ROUNDS {
             let next = self.pipeline.handler.pick(&mut ctx, profiles, round);
@@ -88,6 +101,7 @@ impl Scheduler {
                 traces.push(trace);
             }
         }
+        facts.profiled = self.clock.now_ns();
         let outcome = self.pipeline.handler.process_results(&ctx, profiles)?;
         let primary = ctx
             .result(outcome.primary)
@@ -154,6 +168,11 @@ impl Scheduler {
                 output_tokens: 0,
             },
         );
+        let prefill_pick = outcome
+            .prefill
+            .and_then(|p| ctx.result(p))
+            .and_then(|r| r.targets.first().copied());
+        facts.set_predicted_hits(&ctx, primary.first().copied(), prefill_pick);
         let explanation = Explanation {
             request_id: req.id.clone(),
             model: req.model.clone(),

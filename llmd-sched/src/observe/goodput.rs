@@ -1,0 +1,101 @@
+//! Goodput: each request is judged once, at completion, against its own
+//! objectives (or the configured defaults), as DistServe defines it.
+
+use super::config::SloTargets;
+use super::labels::SloKind;
+use super::series::LatencySeries;
+use std::time::Duration;
+
+/// DistServe's per-request TPOT: `(t_last − t_first) / (n_out − 1)`, zero
+/// when at most one token was generated.
+pub fn tpot(first: Duration, last: Duration, output_tokens: u64) -> Duration {
+    if output_tokens <= 1 {
+        return Duration::ZERO;
+    }
+    let decode = last.saturating_sub(first);
+    Duration::from_secs_f64(decode.as_secs_f64() / (output_tokens - 1) as f64)
+}
+
+/// Which objectives a finished request met: `[ttft, tpot, e2e, all]`, each
+/// `None` when the request has no such objective (`all` is always judged:
+/// a request without objectives meets all of them).
+pub fn judge(slo: SloTargets, ttft: Duration, tpot: Duration, e2e: Duration) -> [Option<bool>; 4] {
+    let ttft_ok = slo.ttft.map(|t| ttft <= t);
+    let tpot_ok = slo.tpot.map(|t| tpot <= t);
+    let e2e_ok = slo.e2e.map(|t| e2e <= t);
+    let all = [ttft_ok, tpot_ok, e2e_ok].iter().all(|v| v.unwrap_or(true));
+    [ttft_ok, tpot_ok, e2e_ok, Some(all)]
+}
+
+/// Counts a successful request's verdicts.
+pub(super) fn count_success(
+    lat: &LatencySeries,
+    slo: SloTargets,
+    ttft: Duration,
+    tpot: Duration,
+    e2e: Duration,
+) {
+    for (i, verdict) in judge(slo, ttft, tpot, e2e).iter().enumerate() {
+        if let Some(met) = verdict {
+            lat.slo_evaluated[i].inc();
+            if *met {
+                lat.slo_met[i].inc();
+            }
+        }
+    }
+}
+
+/// Counts a failed or rejected request: judged against every objective it
+/// has, meeting none.
+pub(super) fn count_failure(lat: &LatencySeries, slo: SloTargets) {
+    let has = [
+        slo.ttft.is_some(),
+        slo.tpot.is_some(),
+        slo.e2e.is_some(),
+        true,
+    ];
+    for (i, k) in SloKind::ALL.iter().enumerate() {
+        debug_assert_eq!(*k as usize, i);
+        if has[i] {
+            lat.slo_evaluated[i].inc();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    #[test]
+    fn distserve_tpot() {
+        assert_eq!(tpot(ms(100), ms(1100), 11), ms(100));
+        assert_eq!(tpot(ms(100), ms(100), 1), Duration::ZERO);
+        assert_eq!(tpot(ms(100), ms(100), 0), Duration::ZERO);
+    }
+
+    #[test]
+    fn verdicts_are_inclusive_and_all_combines() {
+        let slo = SloTargets {
+            ttft: Some(ms(200)),
+            tpot: Some(ms(50)),
+            e2e: None,
+        };
+        assert_eq!(
+            judge(slo, ms(200), ms(50), ms(9999)),
+            [Some(true), Some(true), None, Some(true)]
+        );
+        assert_eq!(
+            judge(slo, ms(201), ms(10), ms(1)),
+            [Some(false), Some(true), None, Some(false)]
+        );
+        let none = SloTargets::default();
+        assert_eq!(
+            judge(none, ms(1), ms(1), ms(1)),
+            [None, None, None, Some(true)]
+        );
+    }
+}

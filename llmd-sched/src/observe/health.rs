@@ -1,0 +1,114 @@
+//! Health of the KV index and of the engines' event streams, fed by the
+//! code that applies KV events.
+
+use super::labels::Labels;
+use super::metrics::Metrics;
+use llmd_kvindex::Tier;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What happened on one endpoint's event stream since the last report
+/// (deltas, not totals).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventStreamCounts {
+    /// Events applied to the index.
+    pub applied: u64,
+    /// Events skipped for an unknown tag.
+    pub unknown_tags: u64,
+    /// Batches that failed to decode.
+    pub decode_errors: u64,
+    /// Sequence gaps (lost batches).
+    pub sequence_gaps: u64,
+    /// Stream restarts (sequence went backwards).
+    pub restarts: u64,
+}
+
+fn tier_label(t: Tier) -> &'static str {
+    match t {
+        Tier::Gpu => "gpu",
+        Tier::Cpu => "cpu",
+        Tier::Storage => "storage",
+    }
+}
+
+impl Metrics {
+    fn endpoint_label(&self, endpoint: &str) -> Arc<str> {
+        self.endpoint_series(endpoint, None).endpoint.clone()
+    }
+
+    /// Adds one report of `endpoint`'s event stream, received at `now`.
+    pub fn on_event_batch(&self, endpoint: &str, counts: &EventStreamCounts, now: Duration) {
+        let ep = self.endpoint_label(endpoint);
+        let labels: Labels = vec![("endpoint", ep.clone())];
+        let f = &self.fam;
+        for (fam, v) in [
+            (&f.events_applied, counts.applied),
+            (&f.unknown_tags, counts.unknown_tags),
+            (&f.decode_errors, counts.decode_errors),
+            (&f.sequence_gaps, counts.sequence_gaps),
+            (&f.stream_restarts, counts.restarts),
+        ] {
+            fam.get_or_create(&labels).inc_by(v);
+        }
+        self.last_event.lock().insert(ep, now);
+    }
+
+    /// Sets how many blocks the index holds for `endpoint` in `tier`.
+    pub fn set_index_blocks(&self, endpoint: &str, tier: Tier, blocks: u64) {
+        let labels: Labels = vec![
+            ("endpoint", self.endpoint_label(endpoint)),
+            ("tier", Arc::from(tier_label(tier))),
+        ];
+        self.fam
+            .index_blocks
+            .get_or_create(&labels)
+            .set(i64::try_from(blocks).unwrap_or(i64::MAX));
+    }
+
+    /// Updates the gauges computed at exposition time: staleness, and the
+    /// lifecycle table's size (read here so racing writers cannot leave a
+    /// stale value).
+    /// Adds `delta` blocks to `endpoint`'s count in `tier` (never below 0).
+    pub(super) fn add_index_blocks(&self, endpoint: &str, tier: Tier, delta: i64) {
+        let labels: Labels = vec![
+            ("endpoint", self.endpoint_label(endpoint)),
+            ("tier", Arc::from(tier_label(tier))),
+        ];
+        let g = self.fam.index_blocks.get_or_create(&labels);
+        if delta >= 0 {
+            g.inc_by(delta);
+        } else {
+            let cur = g.get();
+            g.set((cur + delta).max(0));
+        }
+    }
+
+    /// Sets every tier of `endpoint` to zero (its cache was cleared).
+    pub(super) fn clear_index_blocks(&self, endpoint: &str) {
+        for t in Tier::ALL {
+            self.add_index_blocks(endpoint, t, i64::MIN / 2);
+        }
+    }
+
+    pub(super) fn refresh_staleness(&self, now: Duration) {
+        self.fam.tracked.set(self.table.len() as i64);
+        for (ep, at) in self.last_event.lock().iter() {
+            let labels: Labels = vec![("endpoint", ep.clone())];
+            self.fam
+                .staleness
+                .get_or_create(&labels)
+                .set(now.saturating_sub(*at).as_secs_f64());
+        }
+    }
+
+    pub(super) fn forget_index_endpoint(&self, ep: &Arc<str>) {
+        self.last_event.lock().remove(ep);
+        let labels: Labels = vec![("endpoint", ep.clone())];
+        self.fam.staleness.remove(&labels);
+        for t in Tier::ALL {
+            let mut l = labels.clone();
+            l.push(("tier", Arc::from(tier_label(t))));
+            self.fam.index_blocks.remove(&l);
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! The lifecycle table: per-request timestamps between decision and
+//! completion, sharded so concurrent requests rarely share a lock.
+
+use super::config::SloTargets;
+use super::series::{RequestSeries, Route};
+use ahash::{AHashMap, RandomState};
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const SHARDS: usize = 16;
+
+/// The prefill leg of a P/D request.
+#[derive(Debug)]
+pub struct PrefillLeg {
+    /// Handles of the prefill endpoint and (model, prefill pool).
+    pub route: Arc<Route>,
+    /// Whether the prefill endpoint still counts the request as in flight.
+    pub open: bool,
+    /// When the host reported the end of the prefill leg.
+    pub done: Option<Duration>,
+}
+
+/// What is known of one request between decision and completion.
+#[derive(Debug)]
+pub struct InFlight {
+    /// Arrival at the router.
+    pub arrived: Duration,
+    /// Decision (dispatch) time.
+    pub decided: Duration,
+    /// First output token.
+    pub first: Option<Duration>,
+    /// Latest output token.
+    pub last: Option<Duration>,
+    /// Output tokens so far.
+    pub tokens: u64,
+    /// Prompt tokens at decision time.
+    pub prompt: u32,
+    /// Predicted cached tokens on the prefilling endpoint.
+    pub predicted_tokens: u32,
+    /// Objectives with defaults applied.
+    pub slo: SloTargets,
+    /// Count handles.
+    pub requests: Arc<RequestSeries>,
+    /// Handles of the decode endpoint and (model, decode pool).
+    pub route: Arc<Route>,
+    /// The prefill leg under P/D.
+    pub prefill: Option<PrefillLeg>,
+}
+
+type Shard = Mutex<AHashMap<Box<str>, InFlight>>;
+
+/// What [`RequestTable::insert`] did.
+#[derive(Debug)]
+pub enum Inserted {
+    /// A new entry.
+    New,
+    /// The id was tracked already; here is the entry it displaced.
+    Replaced(InFlight),
+    /// The table is full; the entry was not stored.
+    Full(InFlight),
+}
+
+/// Sharded map from request id to [`InFlight`], bounded in size.
+#[derive(Debug)]
+pub struct RequestTable {
+    shards: Box<[Shard]>,
+    hasher: RandomState,
+    len: AtomicUsize,
+    cap: usize,
+}
+
+impl RequestTable {
+    /// An empty table holding at most `cap` requests.
+    pub fn new(cap: usize) -> Self {
+        RequestTable {
+            shards: (0..SHARDS).map(|_| Mutex::new(AHashMap::new())).collect(),
+            hasher: RandomState::with_seeds(1, 2, 3, 4),
+            len: AtomicUsize::new(0),
+            cap,
+        }
+    }
+
+    fn shard(&self, id: &str) -> &Shard {
+        &self.shards[(self.hasher.hash_one(id) as usize) % SHARDS]
+    }
+
+    /// Inserts `v` under `id` unless the table is full.
+    pub fn insert(&self, id: &str, v: InFlight) -> Inserted {
+        let mut shard = self.shard(id).lock();
+        if let Some(slot) = shard.get_mut(id) {
+            return Inserted::Replaced(std::mem::replace(slot, v));
+        }
+        if self.len.load(Ordering::Relaxed) >= self.cap {
+            return Inserted::Full(v);
+        }
+        self.len.fetch_add(1, Ordering::Relaxed);
+        shard.insert(Box::from(id), v);
+        Inserted::New
+    }
+
+    /// Runs `f` on the entry of `id`; `None` when not tracked.
+    pub fn with<R>(&self, id: &str, f: impl FnOnce(&mut InFlight) -> R) -> Option<R> {
+        self.shard(id).lock().get_mut(id).map(f)
+    }
+
+    /// Removes and returns the entry of `id`.
+    pub fn remove(&self, id: &str) -> Option<InFlight> {
+        let v = self.shard(id).lock().remove(id);
+        if v.is_some() {
+            self.len.fetch_sub(1, Ordering::Relaxed);
+        }
+        v
+    }
+
+    /// Removes every entry decided before `cutoff`.
+    pub fn drain_older(&self, cutoff: Duration) -> Vec<InFlight> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            let mut s = shard.lock();
+            let ids: Vec<Box<str>> = s
+                .iter()
+                .filter(|(_, v)| v.decided < cutoff)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for id in ids {
+                if let Some(v) = s.remove(&id) {
+                    self.len.fetch_sub(1, Ordering::Relaxed);
+                    out.push(v);
+                }
+            }
+        }
+        out
+    }
+
+    /// Entries tracked.
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+}

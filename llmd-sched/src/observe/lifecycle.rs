@@ -1,0 +1,173 @@
+//! Lifecycle calls from the host: first token, further tokens, end of the
+//! prefill leg, completion and failure. Each takes the time it happened.
+
+use super::goodput;
+use super::inflight::InFlight;
+use super::labels::{ErrorKind, Outcome};
+use super::metrics::Metrics;
+use super::record::Usage;
+use std::time::Duration;
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+impl Metrics {
+    fn missing(&self) -> bool {
+        self.fam.unknown_calls.inc();
+        false
+    }
+
+    /// The first output token of `request_id` arrived at `now`. Returns
+    /// whether the request is tracked.
+    pub fn on_first_token(&self, request_id: &str, now: Duration) -> bool {
+        self.on_tokens(request_id, 1, now)
+    }
+
+    /// `n` output tokens of `request_id` arrived at `now` (one streamed
+    /// chunk). The first call of a request also records its TTFT.
+    pub fn on_tokens(&self, request_id: &str, n: u32, now: Duration) -> bool {
+        let found = self.table.with(request_id, |r| {
+            if n == 0 {
+                return;
+            }
+            let n = u64::from(n);
+            match r.last {
+                // Tokens that came with the first one have no measurable gap.
+                None => first_token(r, now),
+                Some(last) => {
+                    let gap = secs(now.saturating_sub(last)) / n as f64;
+                    r.route.latency.itl.observe_n(gap, n);
+                }
+            }
+            r.tokens += n;
+            r.last = Some(now);
+            r.route.endpoint.inflight_tokens.inc_by(n as i64);
+        });
+        found.is_some() || self.missing()
+    }
+
+    /// Under P/D, the prefill leg of `request_id` ended at `now` (the
+    /// prefill endpoint answered); frees the prefill endpoint's load and
+    /// records the leg's latency. Without it the leg ends at the first token.
+    pub fn on_prefill_done(&self, request_id: &str, now: Duration) -> bool {
+        let found = self.table.with(request_id, |r| {
+            let decided = r.decided;
+            let prompt = r.prompt;
+            if let Some(p) = r.prefill.as_mut() {
+                if p.done.is_none() && r.first.is_none() {
+                    p.done = Some(now);
+                    p.route.latency.prefill[1].observe(secs(now.saturating_sub(decided)));
+                    close_prefill(p, prompt);
+                }
+            }
+        });
+        found.is_some() || self.missing()
+    }
+
+    /// `request_id` completed at `now` with the engine's `usage`.
+    pub fn on_complete(&self, request_id: &str, usage: Usage, now: Duration) -> bool {
+        match self.table.remove(request_id) {
+            Some(r) => {
+                self.finish(r, Outcome::Ok, Some(usage), now);
+                true
+            }
+            None => self.missing(),
+        }
+    }
+
+    /// `request_id` failed at `now`.
+    pub fn on_error(&self, request_id: &str, kind: ErrorKind, now: Duration) -> bool {
+        match self.table.remove(request_id) {
+            Some(r) => {
+                self.finish(r, kind.into(), None, now);
+                true
+            }
+            None => self.missing(),
+        }
+    }
+
+    /// Counts a request that left the table with `outcome`.
+    pub(super) fn finish(
+        &self,
+        r: InFlight,
+        outcome: Outcome,
+        usage: Option<Usage>,
+        now: Duration,
+    ) {
+        self.release(&r);
+        let usage = usage.unwrap_or_default();
+        let n_out = usage.output_tokens.map_or(r.tokens, u64::from);
+        r.requests.finish(&self.fam, outcome, n_out);
+        if outcome != Outcome::Ok {
+            goodput::count_failure(&r.route.latency, r.slo);
+            return;
+        }
+        let lat = &r.route.latency;
+        // Non-streaming hosts report no tokens: the whole answer is the first token.
+        let first = match r.first {
+            Some(f) => f,
+            None => {
+                lat.ttft.observe(secs(now.saturating_sub(r.arrived)));
+                let mode = usize::from(r.prefill.is_some());
+                lat.prefill[mode].observe(secs(now.saturating_sub(r.decided)));
+                now
+            }
+        };
+        let last = r.last.unwrap_or(now).max(first);
+        let mode = usize::from(r.prefill.is_some());
+        lat.decode[mode].observe(secs(last - first));
+        let e2e = now.saturating_sub(r.arrived);
+        lat.e2e.observe(secs(e2e));
+        let tpot = goodput::tpot(first, last, n_out);
+        if n_out > 1 {
+            lat.tpot.observe(secs(tpot));
+        }
+        let prompt = usage.prompt_tokens.unwrap_or(r.prompt);
+        lat.input_tokens.observe(f64::from(prompt));
+        if let Some(cached) = usage.cached_tokens {
+            lat.cached_tokens.observe(f64::from(cached));
+            let kv = r.prefill.as_ref().map_or(lat, |p| &p.route.latency);
+            kv.kv_requests.inc();
+            if cached > 0 {
+                kv.kv_hits.inc();
+            }
+            if r.predicted_tokens > 0 {
+                kv.kv_predicted_hits.inc();
+            }
+            kv.kv_prompt_tokens.inc_by(u64::from(prompt));
+            kv.kv_cached_tokens[0].inc_by(u64::from(r.predicted_tokens.min(prompt)));
+            kv.kv_cached_tokens[1].inc_by(u64::from(cached));
+        }
+        goodput::count_success(lat, r.slo, first.saturating_sub(r.arrived), tpot, e2e);
+    }
+}
+
+fn first_token(r: &mut InFlight, now: Duration) {
+    r.first = Some(now);
+    let lat = &r.route.latency;
+    lat.ttft.observe(secs(now.saturating_sub(r.arrived)));
+    let prompt = r.prompt;
+    match r.prefill.as_mut() {
+        None => lat.prefill[0].observe(secs(now.saturating_sub(r.decided))),
+        Some(p) => match p.done {
+            Some(done) => p
+                .route
+                .latency
+                .handoff
+                .observe(secs(now.saturating_sub(done))),
+            None => {
+                p.route.latency.prefill[1].observe(secs(now.saturating_sub(r.decided)));
+                close_prefill(p, prompt);
+            }
+        },
+    }
+}
+
+fn close_prefill(p: &mut super::inflight::PrefillLeg, prompt: u32) {
+    if p.open {
+        p.open = false;
+        p.route.endpoint.inflight_requests.dec();
+        p.route.endpoint.inflight_tokens.dec_by(i64::from(prompt));
+    }
+}

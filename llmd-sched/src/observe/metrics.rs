@@ -1,0 +1,343 @@
+//! [`Metrics`]: the registry, the handle caches and the lifecycle table.
+
+use super::config::{MetricsConfig, ObserveError};
+use super::families::Families;
+use super::inflight::{InFlight, Inserted, PrefillLeg, RequestTable};
+use super::labels::{Interner, Outcome, PdDecision, NONE};
+use super::record::{DecisionRecord, RejectRecord};
+use super::routes::RouteCache;
+use super::series::{
+    Cache, EndpointSeries, LatencySeries, ProfileSeries, RequestSeries, Route, StageSeries,
+};
+use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+use std::time::Duration;
+
+type RequestKey = (Arc<str>, Arc<str>, Arc<str>, Arc<str>);
+
+/// Token-level metrics of one scheduler: record decisions and lifecycle
+/// events, render Prometheus text. Shareable across threads (`&self` only).
+#[derive(Debug)]
+pub struct Metrics {
+    pub(super) cfg: MetricsConfig,
+    pub(super) fam: Families,
+    pub(super) registry: Registry,
+    models: Interner,
+    profiles: Interner,
+    endpoint_names: Interner,
+    pub(super) default_pool: Arc<str>,
+    none: Arc<str>,
+    pub(super) endpoints: Cache<Box<str>, EndpointSeries>,
+    latency: Cache<(Arc<str>, Arc<str>), LatencySeries>,
+    requests: Cache<RequestKey, RequestSeries>,
+    decisions: Cache<Arc<str>, [Counter; 3]>,
+    routes: RouteCache,
+    pub(super) table: RequestTable,
+    pub(super) sched: super::sched::SchedHandles,
+    /// Last event-batch time per endpoint label, for staleness.
+    pub(super) last_event: Mutex<ahash::AHashMap<Arc<str>, Duration>>,
+}
+
+impl Default for Metrics {
+    /// Metrics with [`MetricsConfig::default`] (vLLM's buckets, no default SLOs).
+    fn default() -> Self {
+        match Metrics::new(MetricsConfig::default()) {
+            Ok(m) => m,
+            // The default caps are all non-zero.
+            Err(e) => unreachable!("default metrics config rejected: {e}"),
+        }
+    }
+}
+
+impl Metrics {
+    /// Builds the registry and families described by `cfg`.
+    pub fn new(cfg: MetricsConfig) -> Result<Metrics, ObserveError> {
+        cfg.validate()?;
+        let fam = Families::new(&cfg);
+        let registry = fam.registry();
+        Ok(Metrics {
+            models: Interner::new(cfg.max_models),
+            profiles: Interner::new(64),
+            endpoint_names: Interner::new(cfg.max_endpoints),
+            default_pool: Arc::from(cfg.default_pool.as_str()),
+            none: Arc::from(NONE),
+            endpoints: Cache::default(),
+            latency: Cache::default(),
+            requests: Cache::default(),
+            decisions: Cache::default(),
+            routes: RouteCache::default(),
+            table: RequestTable::new(cfg.max_tracked_requests),
+            sched: Default::default(),
+            last_event: Mutex::new(ahash::AHashMap::new()),
+            registry,
+            fam,
+            cfg,
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &MetricsConfig {
+        &self.cfg
+    }
+
+    /// The underlying registry, for hosts that merge it into their own
+    /// exposition or encode it as OpenMetrics.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Declares an endpoint and its pool (the default pool when `None`) so its
+    /// gauges exist from the start. Decisions naming an undeclared endpoint
+    /// declare it with the default pool.
+    pub fn register_endpoint(&self, name: &str, pool: Option<&str>) {
+        self.endpoints.remove(name);
+        self.clear_routes();
+        self.endpoint_series(name, pool);
+    }
+
+    fn clear_routes(&self) {
+        self.routes.clear();
+    }
+
+    /// The handles of (`model`, `profile`, `endpoint`): one hash and one
+    /// read lock when cached.
+    pub(super) fn route(&self, model: &str, profile: &str, endpoint: &str) -> Arc<Route> {
+        if let Some(r) = self.routes.get(model, profile, endpoint) {
+            return r;
+        }
+        let model_l = self.models.get(model);
+        let ep = self.endpoint_series(endpoint, None);
+        let route = Arc::new(Route {
+            latency: self.latency_series(&model_l, &ep.pool),
+            decisions: self.decision_counters(&model_l),
+            profile: self.profiles.get(profile),
+            model: model_l,
+            endpoint: ep,
+            requests: std::sync::OnceLock::new(),
+        });
+        self.routes.insert(model, profile, endpoint, route)
+    }
+
+    /// The request counters of a decode route.
+    pub(super) fn route_requests(&self, r: &Route) -> Arc<RequestSeries> {
+        r.requests
+            .get_or_init(|| {
+                self.request_series((
+                    r.model.clone(),
+                    r.endpoint.pool.clone(),
+                    r.profile.clone(),
+                    r.endpoint.endpoint.clone(),
+                ))
+            })
+            .clone()
+    }
+
+    /// Drops the per-endpoint series of a removed endpoint (in-flight gauges,
+    /// index blocks, staleness). Request counters keep their history.
+    pub fn remove_endpoint(&self, name: &str) {
+        let Some(ep) = self.endpoints.remove(name) else {
+            return;
+        };
+        self.clear_routes();
+        let labels = vec![("endpoint", ep.endpoint.clone()), ("pool", ep.pool.clone())];
+        self.fam.inflight_requests.remove(&labels);
+        self.fam.inflight_tokens.remove(&labels);
+        self.forget_index_endpoint(&ep.endpoint);
+    }
+
+    pub(super) fn endpoint_series(&self, name: &str, pool: Option<&str>) -> Arc<EndpointSeries> {
+        self.endpoints.get_or_make(name, || {
+            let pool = pool
+                .map(Arc::from)
+                .unwrap_or_else(|| self.default_pool.clone());
+            let label = self.endpoint_names.get(name);
+            (Box::from(name), EndpointSeries::new(&self.fam, label, pool))
+        })
+    }
+
+    pub(super) fn latency_series(&self, model: &Arc<str>, pool: &Arc<str>) -> Arc<LatencySeries> {
+        let key = (model.clone(), pool.clone());
+        self.latency.get_or_make(&key, || {
+            let v = LatencySeries::new(&self.fam, model, pool);
+            (key.clone(), v)
+        })
+    }
+
+    fn request_series(&self, key: RequestKey) -> Arc<RequestSeries> {
+        self.requests.get_or_make(&key, || {
+            let v = RequestSeries::new(&self.fam, &key.0, &key.1, &key.2, &key.3);
+            (key.clone(), v)
+        })
+    }
+
+    fn decision_counters(&self, model: &Arc<str>) -> Arc<[Counter; 3]> {
+        self.decisions.get_or_make(model, || {
+            let c = PdDecision::ALL.map(|d| {
+                self.fam.decisions.get_or_create_owned(&vec![
+                    ("model", model.clone()),
+                    ("decision", Arc::from(d.as_str())),
+                ])
+            });
+            (model.clone(), c)
+        })
+    }
+
+    /// Pre-creates the zero-valued series of (`model`, `profile`, `endpoint`)
+    /// so that `rate()` counts the very first request. Optional: series are
+    /// created on first use anyway.
+    pub fn preregister(&self, model: &str, profile: &str, endpoint: &str) {
+        let model = self.models.get(model);
+        let ep = self.endpoint_series(endpoint, None);
+        self.latency_series(&model, &ep.pool);
+        self.decision_counters(&model);
+        self.request_series((
+            model,
+            ep.pool.clone(),
+            self.profiles.get(profile),
+            ep.endpoint.clone(),
+        ));
+    }
+
+    /// Score handles for a profile and its scorers (in run order).
+    pub fn profile_series(&self, profile: &str, scorers: &[&str]) -> ProfileSeries {
+        ProfileSeries::new(&self.fam, profile, scorers)
+    }
+
+    /// Latency handle for a scheduler stage.
+    pub fn stage_series(&self, stage: &str) -> StageSeries {
+        StageSeries::new(&self.fam, stage)
+    }
+
+    /// Records a decision and starts tracking the request's lifecycle.
+    pub fn on_decision(&self, d: &DecisionRecord<'_>) {
+        let route = self.route(d.model, d.profile, d.decode.endpoint);
+        let requests = self.route_requests(&route);
+        let pd = if d.prefill.is_some() {
+            PdDecision::PrefillDecode
+        } else {
+            PdDecision::DecodeOnly
+        };
+        route.decisions[pd as usize].inc();
+        route
+            .latency
+            .queue
+            .observe(d.decided.saturating_sub(d.arrived).as_secs_f64());
+
+        let prefill = d.prefill.map(|leg| {
+            let route = self.route(d.model, d.profile, leg.endpoint);
+            route.endpoint.inflight_requests.inc();
+            route
+                .endpoint
+                .inflight_tokens
+                .inc_by(i64::from(d.prompt_tokens));
+            PrefillLeg {
+                route,
+                open: true,
+                done: None,
+            }
+        });
+        // The endpoint that computes the prompt is the one whose cache counts.
+        let (cache_route, blocks) = match (&prefill, d.prefill) {
+            (Some(p), Some(leg)) => (&p.route, leg.predicted_hit_blocks),
+            _ => (&route, d.decode.predicted_hit_blocks),
+        };
+        cache_route
+            .latency
+            .kv_predicted_blocks
+            .observe(f64::from(blocks));
+        let predicted_tokens = blocks.saturating_mul(d.block_size).min(d.prompt_tokens);
+
+        route.endpoint.inflight_requests.inc();
+        route
+            .endpoint
+            .inflight_tokens
+            .inc_by(i64::from(d.prompt_tokens));
+        let entry = InFlight {
+            arrived: d.arrived,
+            decided: d.decided,
+            first: None,
+            last: None,
+            tokens: 0,
+            prompt: d.prompt_tokens,
+            predicted_tokens,
+            slo: d.slo.or(self.cfg.default_slo),
+            requests,
+            route,
+            prefill,
+        };
+        match self.table.insert(d.request_id, entry) {
+            Inserted::New => {}
+            // A reused id: the earlier request can no longer be followed.
+            Inserted::Replaced(old) => self.finish(old, Outcome::Expired, None, d.decided),
+            Inserted::Full(untracked) => {
+                self.fam.untracked.inc();
+                self.release(&untracked);
+            }
+        }
+    }
+
+    /// Records a refused request.
+    pub fn on_rejected(&self, r: &RejectRecord<'_>) {
+        let model = self.models.get(r.model);
+        let pool = self.default_pool.clone();
+        let latency = self.latency_series(&model, &pool);
+        self.decision_counters(&model)[PdDecision::Rejected as usize].inc();
+        latency
+            .queue
+            .observe(r.decided.saturating_sub(r.arrived).as_secs_f64());
+        let requests =
+            self.request_series((model, pool, self.profiles.get(r.profile), self.none.clone()));
+        requests.finish(&self.fam, r.reason.into(), 0);
+        super::goodput::count_failure(&latency, r.slo.or(self.cfg.default_slo));
+    }
+
+    /// Drops requests decided more than `max_age` before `now` that never
+    /// finished, counting them with outcome `expired`. Call it from the
+    /// scheduler's periodic `tick`.
+    pub fn expire(&self, now: Duration, max_age: Duration) -> usize {
+        let old = self.table.drain_older(now.saturating_sub(max_age));
+        let n = old.len();
+        for r in old {
+            self.finish(r, Outcome::Expired, None, now);
+        }
+        n
+    }
+
+    /// Releases the in-flight gauges held by `r`.
+    pub(super) fn release(&self, r: &InFlight) {
+        let tokens = i64::from(r.prompt) + r.tokens as i64;
+        r.route.endpoint.inflight_requests.dec();
+        r.route.endpoint.inflight_tokens.dec_by(tokens);
+        if let Some(p) = &r.prefill {
+            if p.open {
+                p.route.endpoint.inflight_requests.dec();
+                p.route.endpoint.inflight_tokens.dec_by(i64::from(r.prompt));
+            }
+        }
+    }
+
+    /// Renders every metric in the Prometheus text format (0.0.4), with
+    /// staleness gauges evaluated at `now`.
+    pub fn render(&self, now: Duration) -> String {
+        self.refresh_staleness(now);
+        let mut out = String::with_capacity(64 * 1024);
+        // Writing into a String cannot fail; an encoder error would only come
+        // from a metric refusing to encode, which ours never do.
+        if prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+
+    /// Renders every metric in the OpenMetrics text format (ends in `# EOF`).
+    pub fn render_openmetrics(&self, now: Duration) -> String {
+        self.refresh_staleness(now);
+        let mut out = String::with_capacity(64 * 1024);
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

@@ -1,0 +1,301 @@
+//! The scheduler's side of the metrics: turns a `pick` result, its stage
+//! timestamps and its predicted prefix hits into records, and KV-event
+//! batches into index-health counts. Called by `Scheduler`; hosts use the
+//! `Scheduler` methods.
+
+use super::health::EventStreamCounts;
+use super::labels::PdDecision;
+use super::labels::RejectReason;
+use super::metrics::Metrics;
+use super::record::{DecisionRecord, Leg, RejectRecord};
+use super::series::{Cache, ProfileSeries, StageSeries};
+use super::trace::{Attribute, DecisionExplain, ProfileExplain, ScorerExplain, SpanRecord};
+use crate::decision::Decision;
+use crate::error::ScheduleError;
+use crate::framework::{CycleContext, EndpointIndex, ProfileTrace};
+use crate::model::Request;
+use llmd_kvindex::events::{EventBatch, KvEvent, SeqStatus};
+use llmd_kvindex::Tier;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// Clock readings taken during one `pick` (nanoseconds), plus the prefix
+/// hits the producers predicted for the chosen endpoints.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PickFacts {
+    /// Entry into `pick`.
+    pub start: u64,
+    /// Producers done.
+    pub produced: u64,
+    /// Profile runs done.
+    pub profiled: u64,
+    /// `pick` returning.
+    pub end: u64,
+    /// Tokens per block of the producer that predicted the hits (0 = none).
+    pub block_size: u32,
+    /// Predicted cached blocks on the primary target.
+    pub primary_hit_blocks: u32,
+    /// Predicted cached blocks on the prefill target.
+    pub prefill_hit_blocks: u32,
+}
+
+impl PickFacts {
+    /// Takes the predicted cached blocks of the chosen endpoints from the
+    /// producers' prefix matches (the longest any producer found).
+    pub(crate) fn set_predicted_hits(
+        &mut self,
+        ctx: &CycleContext<'_>,
+        primary: Option<EndpointIndex>,
+        prefill: Option<EndpointIndex>,
+    ) {
+        let best = |ep: Option<EndpointIndex>| {
+            ctx.prefix_infos()
+                .iter()
+                .filter_map(|p| {
+                    ep.and_then(|e| p.get(e))
+                        .map(|m| (m.cached_blocks, p.block_size))
+                })
+                .max_by_key(|(blocks, _)| *blocks)
+        };
+        let p = best(primary);
+        let f = best(prefill);
+        self.primary_hit_blocks = p.map_or(0, |x| x.0);
+        self.prefill_hit_blocks = f.map_or(0, |x| x.0);
+        self.block_size = f.or(p).map_or(0, |x| x.1);
+    }
+}
+
+/// Handles the scheduler resolves once.
+#[derive(Debug, Default)]
+pub(crate) struct SchedHandles {
+    stages: OnceLock<[StageSeries; 4]>,
+    profiles: Cache<Box<str>, ProfileSeries>,
+}
+
+fn ns(v: u64) -> Duration {
+    Duration::from_nanos(v)
+}
+
+fn winner(t: &ProfileTrace) -> Option<usize> {
+    let picked = t.picked.first()?;
+    t.scored.iter().position(|n| n == picked)
+}
+
+impl Metrics {
+    /// Records one `pick`: stage latencies, per-profile scores, and the
+    /// decision or the rejection. `Scheduler::pick` calls it; it is public so
+    /// that a host replaying decisions (or a benchmark) can record them.
+    pub fn record_pick(
+        &self,
+        req: &Request,
+        result: &Result<Decision, ScheduleError>,
+        f: &PickFacts,
+    ) {
+        let stages = self.sched.stages.get_or_init(|| {
+            ["total", "produce", "profiles", "finish"].map(|s| self.stage_series(s))
+        });
+        stages[0].observe(ns(f.end.saturating_sub(f.start)));
+        let slo = super::SloTargets {
+            ttft: req
+                .ttft_slo_ms()
+                .map(|v| Duration::from_secs_f64(v.max(0.0) / 1e3)),
+            tpot: req
+                .tpot_slo_ms()
+                .map(|v| Duration::from_secs_f64(v.max(0.0) / 1e3)),
+            e2e: None,
+        };
+        let d = match result {
+            Ok(d) => d,
+            Err(e) => {
+                let reason = match e {
+                    ScheduleError::NoEndpoints { .. } => RejectReason::NoEndpoints,
+                    // A malformed request is the client's fault (400), not a rejection.
+                    ScheduleError::InvalidRequest(_) => return,
+                    // llm-d maps every other scheduling failure to 429.
+                    _ => RejectReason::Saturated,
+                };
+                let profile = match e {
+                    ScheduleError::ResourceExhausted {
+                        profile: Some(p), ..
+                    } => p.as_str(),
+                    _ => super::labels::NONE,
+                };
+                self.on_rejected(&RejectRecord {
+                    model: &req.model,
+                    profile,
+                    reason,
+                    arrived: ns(f.start),
+                    decided: ns(f.end),
+                    slo,
+                });
+                return;
+            }
+        };
+        stages[1].observe(ns(f.produced.saturating_sub(f.start)));
+        stages[2].observe(ns(f.profiled.saturating_sub(f.produced)));
+        stages[3].observe(ns(f.end.saturating_sub(f.profiled)));
+        for t in &d.explanation.profiles {
+            self.record_profile(t);
+        }
+        let Some(primary) = d.primary() else {
+            return;
+        };
+        self.on_decision(&DecisionRecord {
+            request_id: &req.id,
+            model: &req.model,
+            profile: d.explanation.primary_profile.as_deref().unwrap_or(""),
+            arrived: ns(f.start),
+            decided: ns(f.end),
+            prompt_tokens: u32::try_from(d.explanation.prompt_tokens).unwrap_or(u32::MAX),
+            block_size: f.block_size,
+            decode: Leg {
+                endpoint: &primary.name,
+                predicted_hit_blocks: f.primary_hit_blocks,
+            },
+            prefill: d.prefill_target.as_ref().map(|t| Leg {
+                endpoint: &t.name,
+                predicted_hit_blocks: f.prefill_hit_blocks,
+            }),
+            slo,
+        });
+    }
+
+    fn record_profile(&self, t: &ProfileTrace) {
+        let Some(w) = winner(t) else {
+            return;
+        };
+        let series = self.sched.profiles.get_or_make(t.profile.as_str(), || {
+            let names: Vec<&str> = t.scorers.iter().map(|s| &*s.name).collect();
+            (
+                Box::from(t.profile.as_str()),
+                self.profile_series(&t.profile, &names),
+            )
+        });
+        let mut raw = [0.0f64; 16];
+        let n = t.scorers.len().min(raw.len());
+        for (slot, s) in raw.iter_mut().zip(&t.scorers) {
+            *slot = s.raw.get(w).copied().unwrap_or(0.0).clamp(0.0, 1.0);
+        }
+        let total = t.totals.get(w).copied().unwrap_or(0.0);
+        let runner_up = t
+            .totals
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != w)
+            .map(|(_, v)| *v)
+            .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+        series.record(&raw[..n], total, runner_up);
+    }
+
+    /// Records one KV-event payload from `endpoint`: the decoded batch (or
+    /// `None` when it failed to decode), its sequence status and the number
+    /// of events applied; block gauges follow the stored/removed/cleared
+    /// events per tier.
+    pub(crate) fn record_kv_batch(
+        &self,
+        endpoint: &str,
+        batch: Option<&EventBatch>,
+        status: Option<SeqStatus>,
+        now: u64,
+    ) {
+        let mut counts = EventStreamCounts {
+            decode_errors: u64::from(batch.is_none()),
+            sequence_gaps: u64::from(matches!(status, Some(SeqStatus::Gap { .. }))),
+            restarts: u64::from(status == Some(SeqStatus::Restart)),
+            ..EventStreamCounts::default()
+        };
+        if status == Some(SeqStatus::Restart) {
+            self.clear_index_blocks(endpoint);
+        }
+        if let Some(b) = batch {
+            counts.applied = b.events.len() as u64;
+            counts.unknown_tags = u64::from(b.skipped_events);
+            for e in &b.events {
+                match e {
+                    KvEvent::BlockStored(s) => {
+                        let tier = Tier::from_medium(s.medium.as_deref()).unwrap_or(Tier::Gpu);
+                        self.add_index_blocks(endpoint, tier, s.block_hashes.len() as i64);
+                    }
+                    KvEvent::BlockRemoved(r) => {
+                        let tier = Tier::from_medium(r.medium.as_deref()).unwrap_or(Tier::Gpu);
+                        self.add_index_blocks(endpoint, tier, -(r.block_hashes.len() as i64));
+                    }
+                    KvEvent::AllBlocksCleared => self.clear_index_blocks(endpoint),
+                }
+            }
+        }
+        self.on_event_batch(endpoint, &counts, ns(now));
+    }
+}
+
+/// A decision's explanation as span attributes for the host's current span.
+pub fn decision_attributes(d: &Decision) -> Vec<Attribute> {
+    with_explain(d, |e| e.attributes())
+}
+
+/// A decision's explanation as llm-d's span tree.
+pub fn decision_spans(d: &Decision) -> Vec<SpanRecord> {
+    with_explain(d, |e| e.spans())
+}
+
+fn with_explain<R>(d: &Decision, f: impl FnOnce(&DecisionExplain<'_>) -> R) -> R {
+    let x = &d.explanation;
+    let winners: Vec<Option<usize>> = x.profiles.iter().map(winner).collect();
+    let scorers: Vec<Vec<ScorerExplain<'_>>> = x
+        .profiles
+        .iter()
+        .zip(&winners)
+        .map(|(t, w)| {
+            t.scorers
+                .iter()
+                .map(|s| ScorerExplain {
+                    name: &s.name,
+                    plugin_type: &s.name,
+                    weight: s.weight,
+                    picked_score: w.and_then(|w| s.raw.get(w)).copied().unwrap_or(0.0),
+                })
+                .collect()
+        })
+        .collect();
+    let ranked: Vec<Vec<(&str, f64)>> = x
+        .profiles
+        .iter()
+        .map(|t| {
+            let mut r: Vec<(&str, f64)> = t
+                .scored
+                .iter()
+                .map(|n| &**n)
+                .zip(t.totals.iter().copied())
+                .collect();
+            r.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+            r
+        })
+        .collect();
+    let profiles: Vec<ProfileExplain<'_>> = x
+        .profiles
+        .iter()
+        .enumerate()
+        .map(|(i, t)| ProfileExplain {
+            profile: &t.profile,
+            candidates: x.candidates.len(),
+            after_filters: t.scored.len(),
+            scorers: &scorers[i],
+            ranked: &ranked[i],
+            picked: t.picked.first().map(|p| &**p),
+        })
+        .collect();
+    let pd = if d.prefill_target.is_some() {
+        PdDecision::PrefillDecode
+    } else {
+        PdDecision::DecodeOnly
+    };
+    f(&DecisionExplain {
+        request_id: &x.request_id,
+        model: &x.model,
+        profiles: &profiles,
+        pd,
+        pd_reason: x.decision_type,
+        decode_target: d.primary().map(|t| t.address.as_str()),
+        prefill_target: d.prefill_target.as_ref().map(|t| t.address.as_str()),
+    })
+}
