@@ -210,3 +210,21 @@ func (s *Scheduler) Tick() error {
 		return takeError(C.llmd_scheduler_tick(h, &e), e)
 	})
 }
+
+// RenderMetrics returns the scheduler's token-level metrics (the llmd_*
+// families: TTFT, TPOT, cache hits, routing scores, decisions, index health)
+// as Prometheus text, for the host's /metrics handler.
+func (s *Scheduler) RenderMetrics() (string, error) {
+	var text string
+	err := s.with(func(h *C.llmd_scheduler) error {
+		var out *C.llmd_string
+		var e *C.llmd_error
+		if err := takeError(C.llmd_scheduler_render_metrics(h, &out, &e), e); err != nil {
+			return err
+		}
+		text = C.GoStringN(C.llmd_string_data(out), C.int(C.llmd_string_len(out)))
+		C.llmd_string_free(out)
+		return nil
+	})
+	return text, err
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -58,6 +59,11 @@ func TestPickRoutesAwayFromLoad(t *testing.T) {
 	}
 	if _, ok := s.OnComplete("g1", -1); ok {
 		t.Fatal("completed twice")
+	}
+	text, err := s.RenderMetrics()
+	if err != nil || !strings.Contains(text, "llmd_inference_ttft_bucket") ||
+		!strings.Contains(text, "llmd_router_routing_score_bucket") {
+		t.Fatalf("metrics %q err %v", text, err)
 	}
 
 	// vLLM /metrics text turns it around.

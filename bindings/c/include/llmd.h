@@ -864,6 +864,16 @@ llmd_status llmd_scheduler_on_error(const llmd_scheduler *s,
                                     bool *found,
                                     llmd_error **err);
 
+// Renders the scheduler's metrics (TTFT, TPOT, end-to-end, queue, cache
+// hits per pool, routing scores, decisions, index and event-stream health;
+// the `llmd_*` families) as Prometheus text at the clock's current time.
+//
+// # Safety
+// `s` NULL or live; `out` valid for a write; `err` NULL or valid.
+llmd_status llmd_scheduler_render_metrics(const llmd_scheduler *s,
+                                          llmd_string **out,
+                                          llmd_error **err);
+
 // Creates a scheduler from an llm-d `EndpointPickerConfig` in YAML or JSON
 // (`config` NULL or blank: llm-d's default pipeline). `seed` (NULL: random)
 // makes tie-breaking reproducible. Malformed documents and invalid plugin

@@ -371,6 +371,12 @@ class Scheduler {
     detail::call([&](llmd_error** e) { return llmd_scheduler_tick(h_.get(), e); });
   }
   size_t endpoint_count() const noexcept { return llmd_scheduler_endpoint_count(h_.get()); }
+  // Prometheus text of the token-level metrics, for the host's /metrics.
+  std::string render_metrics() const {
+    llmd_string* s = nullptr;
+    detail::call([&](llmd_error** e) { return llmd_scheduler_render_metrics(h_.get(), &s, e); });
+    return detail::take_string(s);
+  }
   const llmd_scheduler* get() const noexcept { return h_.get(); }
 
  private:

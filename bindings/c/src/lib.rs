@@ -20,6 +20,7 @@ pub mod index;
 pub mod index_types;
 pub mod ingest;
 pub mod lifecycle;
+pub mod metrics;
 mod panic;
 pub mod request;
 mod sched_error;

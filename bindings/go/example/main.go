@@ -50,6 +50,7 @@ func newRouter(s *llmd.Scheduler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/", rt.serveInference)
 	mux.HandleFunc("/debug/explain", rt.serveExplain)
+	mux.HandleFunc("/metrics", rt.serveMetrics)
 	return mux
 }
 
@@ -116,6 +117,17 @@ func (rt *router) serveExplain(w http.ResponseWriter, r *http.Request) {
 	rt.sched.OnError(id, llmd.Cancelled)
 	w.Header().Set("content-type", "application/json")
 	_ = json.NewEncoder(w).Encode(d)
+}
+
+// serveMetrics exposes the scheduler's metrics to Prometheus.
+func (rt *router) serveMetrics(w http.ResponseWriter, _ *http.Request) {
+	text, err := rt.sched.RenderMetrics()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("content-type", "text/plain; version=0.0.4")
+	_, _ = io.WriteString(w, text)
 }
 
 type statusRecorder struct {

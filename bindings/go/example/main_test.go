@@ -83,6 +83,17 @@ func TestRouterProxiesToPickedBackend(t *testing.T) {
 	}
 	resp.Body.Close()
 
+	resp, err = http.Get(router.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	// 16 proxied requests completed, all on pod-b.
+	if !strings.Contains(string(metrics), "llmd_inference_ttft_bucket") || !strings.Contains(string(metrics), "pod-b") {
+		t.Fatalf("metrics:\n%s", metrics)
+	}
+
 	resp, err = http.Post(router.URL+"/v1/completions", "application/json", strings.NewReader(`{"model":"other","prompt":"hi"}`))
 	if err != nil {
 		t.Fatal(err)

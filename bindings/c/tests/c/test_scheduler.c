@@ -107,6 +107,17 @@ static void test_pick_and_explain(void) {
   RESET_ERR(err);
   CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_tick(s, &err), &err);
 
+  /* Metrics for the host's /metrics handler: r1 completed with a first token. */
+  llmd_string *text = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_render_metrics(s, &text, &err), &err);
+  CHECK(strstr(llmd_string_data(text), "llmd_inference_ttft_bucket") != NULL);
+  CHECK(strstr(llmd_string_data(text), "llmd_router_routing_score_bucket") != NULL);
+  CHECK(strstr(llmd_string_data(text), "llmd_router_decisions") != NULL);
+  CHECK(strlen(llmd_string_data(text)) == llmd_string_len(text));
+  llmd_string_free(text);
+  CHECK_STATUS(LLMD_STATUS_NULL_ARGUMENT, llmd_scheduler_render_metrics(NULL, &text, &err), &err);
+  RESET_ERR(err);
+
   /* The same request as JSON. */
   const char rj[] = "{\"id\":\"r3\",\"model\":\"llama\",\"prompt\":{\"tokens\":[1,2,3]}}";
   CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_pick_json(s, S(rj), &d, &err), &err);

@@ -104,6 +104,7 @@ static void test_scheduler() {
   CHECK(sum && sum->cached_tokens == 16);
   CHECK(!s.on_complete("cpp-1"));
   s.tick();
+  CHECK(s.render_metrics().find("llmd_inference_ttft_bucket") != std::string::npos);
 
   // Failures throw with the documented status and code.
   CHECK(status_of([&] { s.remove_endpoint("nope"); }) == LLMD_STATUS_UNKNOWN_ENDPOINT);
