@@ -52,12 +52,19 @@ cmake --build "$c_work/tests-asan" -j 2
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir "$c_work/tests-asan" --output-on-failure
 
-step "C test built with pkg-config --cflags --libs llmd"
+step "C scheduler test built with pkg-config --cflags --libs llmd"
 PKG_CONFIG_PATH="$c_prefix/lib/pkgconfig" cc -std=c11 -Wall -Werror \
-  -DLLMD_TESTDATA="\"$ROOT/testdata\"" "$ROOT/bindings/c/tests/c/test_errors.c" \
+  -DLLMD_TESTDATA="\"$ROOT/testdata\"" "$ROOT/bindings/c/tests/c/test_scheduler.c" \
   $(PKG_CONFIG_PATH="$c_prefix/lib/pkgconfig" pkg-config --cflags --libs llmd) \
-  -o "$c_work/test_errors_pkgconfig"
-"$c_work/test_errors_pkgconfig"
+  -o "$c_work/test_scheduler_pkgconfig"
+"$c_work/test_scheduler_pkgconfig"
+
+step "C benchmark program builds and runs (smoke run, tiny iteration count)"
+PKG_CONFIG_PATH="$c_prefix/lib/pkgconfig" cc -O2 -std=c11 -Wall -Werror \
+  "$ROOT/bindings/c/bench/pick_bench.c" \
+  $(PKG_CONFIG_PATH="$c_prefix/lib/pkgconfig" pkg-config --cflags --libs llmd) \
+  -o "$c_work/pick_bench"
+"$c_work/pick_bench" 50
 
 if [ -f "$ROOT/bindings/go/go.mod" ]; then
   step "Go package: vet and tests with -race (cgo against the installed library)"
