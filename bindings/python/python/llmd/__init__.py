@@ -1,0 +1,85 @@
+"""llmd: an embeddable scheduling library for LLM inference routers.
+
+The work happens in Rust (``llmd._native``); every call that does real work
+releases the GIL, and every object can be shared between threads.
+"""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+from llmd._errors import (
+    ConfigError,
+    EventDecodeError,
+    HashError,
+    InvalidArgumentError,
+    LlmdError,
+    NoEndpointsError,
+    ResourceExhaustedError,
+    UnknownEndpointError,
+)
+from llmd._types import (
+    EndpointState,
+    IndexApplyResult,
+    IndexStats,
+    IngestResult,
+    RequestSummary,
+    Target,
+    TierBlocks,
+)
+from llmd._native import (
+    NEWEST_VLLM_VERSION,
+    REPLAY_END_SEQ,
+    AllBlocksCleared,
+    BlockHasher,
+    BlockRemoved,
+    BlockStored,
+    Decision,
+    EventBatch,
+    HashChain,
+    KvIndex,
+    Scheduler,
+    Topic,
+    __version__,
+    decode_event_batch,
+    parse_seq,
+    parse_topic,
+)
+
+KvEvent: TypeAlias = BlockStored | BlockRemoved | AllBlocksCleared
+"""Any decoded KV event."""
+
+__all__ = [
+    "__version__",
+    "NEWEST_VLLM_VERSION",
+    "BlockHasher",
+    "HashChain",
+    "decode_event_batch",
+    "EventBatch",
+    "BlockStored",
+    "BlockRemoved",
+    "AllBlocksCleared",
+    "KvEvent",
+    "Topic",
+    "parse_topic",
+    "parse_seq",
+    "REPLAY_END_SEQ",
+    "Scheduler",
+    "Decision",
+    "Target",
+    "IngestResult",
+    "RequestSummary",
+    "EndpointState",
+    "IndexStats",
+    "IndexApplyResult",
+    "TierBlocks",
+    "KvIndex",
+    "LlmdError",
+    "ConfigError",
+    "EventDecodeError",
+    "HashError",
+    "InvalidArgumentError",
+    "UnknownEndpointError",
+    "NoEndpointsError",
+    "ResourceExhaustedError",
+]

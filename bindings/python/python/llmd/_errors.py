@@ -1,0 +1,82 @@
+"""Exception hierarchy of llmd.
+
+Every error raised by the library derives from :class:`LlmdError`; each
+subclass also derives from the built-in exception a caller would naturally
+catch (``except ValueError`` keeps working for bad configuration or bytes).
+The native module raises these classes by name, so renaming one here is a
+breaking change on both sides.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "LlmdError",
+    "ConfigError",
+    "EventDecodeError",
+    "HashError",
+    "InvalidArgumentError",
+    "UnknownEndpointError",
+    "NoEndpointsError",
+    "ResourceExhaustedError",
+]
+
+
+class LlmdError(Exception):
+    """Root of every error raised by llmd.
+
+    ``code`` is a stable identifier where there is one: llmd's numeric code
+    for scheduler errors (llm-d's HTTP status for scheduling outcomes: 503,
+    429, 400; 1001 and up for library errors), the defect's name for payloads
+    and frames that cannot be decoded.
+    """
+
+    code: int | str | None = None
+
+
+class ConfigError(LlmdError, ValueError):
+    """A scheduler configuration (YAML/JSON) is invalid; the message names the
+    plugin, the field and the reason."""
+
+
+class EventDecodeError(LlmdError, ValueError):
+    """A KV-event payload is not a valid vLLM ``EventBatch``.
+
+    From ``decode_event_batch``, ``code`` is the defect's name
+    (``"truncated"``, ``"wrong_field_type"``, ...) and ``offset`` the byte
+    where it was found; from ``parse_topic`` / ``parse_seq`` the frame defect;
+    from ``Scheduler.ingest_kv_events`` the scheduler's code 1004.
+    """
+
+    offset: int | None = None
+
+
+class HashError(LlmdError, ValueError):
+    """A block-hash request cannot be served (unsupported algorithm/version
+    combination, token out of range, inconsistent multimodal items)."""
+
+
+class InvalidArgumentError(LlmdError, ValueError):
+    """An argument has the right type but an unusable value."""
+
+
+class UnknownEndpointError(LlmdError, KeyError):
+    """The named endpoint is not registered."""
+
+    def __str__(self) -> str:
+        # KeyError quotes its argument; a message reads better unquoted.
+        return str(self.args[0]) if self.args else ""
+
+
+class NoEndpointsError(LlmdError, LookupError):
+    """No endpoint can serve the request (none registered, or all filtered out)."""
+
+    dropped_reason: str | None = None
+    """llm-d's ``x-llm-d-request-dropped-reason`` value."""
+
+
+class ResourceExhaustedError(LlmdError, RuntimeError):
+    """Every candidate endpoint is saturated, or a capacity limit was hit."""
+
+    dropped_reason: str | None = None
+    """llm-d's ``x-llm-d-request-dropped-reason`` value, when a scheduling
+    profile rejected the request."""

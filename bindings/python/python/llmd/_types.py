@@ -1,0 +1,101 @@
+"""Shapes of the plain-data results returned by the native module.
+
+They exist for type checkers and documentation; at run time the results are
+ordinary dicts.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+__all__ = ["Target", "IngestResult", "IndexApplyResult", "RequestSummary", "EndpointState", "IndexStats", "TierBlocks"]
+
+
+class Target(TypedDict):
+    """A chosen endpoint."""
+
+    name: str
+    address: str
+
+
+class IngestResult(TypedDict):
+    """What one KV-event payload changed."""
+
+    stored: int
+    removed: int
+    cleared: int
+    skipped: int
+    seq_status: str | None
+    """``"first"``, ``"in_order"``, ``"gap"``, ``"restart"``, ``"duplicate"`` or None without ``seq``."""
+    missing: int
+    """Batches lost before this one (``seq_status == "gap"``)."""
+
+
+class RequestSummary(TypedDict):
+    """What is known about a finished request (clock times in nanoseconds)."""
+
+    id: str
+    target: str
+    prefill_target: str | None
+    prompt_tokens: int
+    scheduled_at_ns: int
+    first_token_at_ns: int | None
+    finished_at_ns: int
+    output_tokens: int
+    cached_tokens: int | None
+    error: str | None
+
+
+class EndpointState(TypedDict):
+    """An endpoint's live view: last metrics snapshot and in-flight load."""
+
+    name: str
+    address: str
+    metrics: dict[str, Any]
+    inflight_requests: int
+    inflight_tokens: int
+
+
+class IndexApplyResult(TypedDict):
+    """What one KV-event payload changed in a ``KvIndex``."""
+
+    stored: int
+    removed: int
+    cleared: int
+    unplaceable: int
+    """Blocks that could not be placed (unknown parent, too few tokens)."""
+    unknown_media: int
+    parity_checks: int
+    """Engine parity: parent-less ``BlockStored`` events re-hashed as a self-check."""
+    parity_mismatches: int
+    """Self-checks that disagreed: the hasher's seed, algorithm or block size is wrong."""
+    ignored: int
+    seq_status: str | None
+    missing: int
+
+
+class TierBlocks(TypedDict):
+    """Blocks one endpoint holds, per tier."""
+
+    gpu: int
+    cpu: int
+    storage: int
+    speculative: int
+
+
+class IndexStats(TypedDict):
+    """Occupancy and health counters of a ``KvIndex``."""
+
+    entries: int
+    capacity: int
+    holdings: int
+    table_bytes: int
+    evictions: int
+    unplaceable: int
+    unknown_media: int
+    parity_checks: int
+    parity_mismatches: int
+    ignored_events: int
+    speculative_expired: int
+    speculative_confirmed: int
+    endpoints: dict[str, TierBlocks]

@@ -1,0 +1,94 @@
+//! Conversions of Python arguments into Rust values, done while the GIL is
+//! held so that the work itself can run without it.
+
+use pyo3::exceptions::{PyOverflowError, PyTypeError};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyString, PyTuple};
+
+/// Reads token ids from a list, a tuple or any iterable of ints.
+///
+/// Ints outside `[0, 2**64)` raise `OverflowError` and other objects
+/// `TypeError`, as Python's own conversions do.
+pub(crate) fn tokens(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u64>> {
+    if let Some(tokens) = fast_ints(obj, |v| Some(v as u64)) {
+        return Ok(tokens);
+    }
+    general(obj)?.map(|item| item?.extract::<u64>()).collect()
+}
+
+/// Like [`tokens`], for ids that must fit 32 bits (the scheduler's prompts).
+pub(crate) fn tokens_u32(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u32>> {
+    if let Some(tokens) = fast_ints(obj, |v| u32::try_from(v).ok()) {
+        return Ok(tokens);
+    }
+    general(obj)?
+        .map(|item| {
+            let t = item?.extract::<u64>()?;
+            u32::try_from(t)
+                .map_err(|_| PyOverflowError::new_err(format!("token id {t} does not fit 32 bits")))
+        })
+        .collect()
+}
+
+/// The general path: any iterable (except a string); it also produces the
+/// precise error for a bad item.
+fn general<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, pyo3::types::PyIterator>> {
+    if obj.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err(
+            "tokens must be a sequence of ints, not a string",
+        ));
+    }
+    obj.try_iter()
+}
+
+/// Lists and tuples whose items are all exact `int`s accepted by `narrow`,
+/// read through borrowed references: converting an 8k-token prompt costs as
+/// much as hashing it, so the per-item cost matters. `None` sends any other
+/// input (or a bad item) to the general path.
+fn fast_ints<T>(obj: &Bound<'_, PyAny>, narrow: impl Fn(i64) -> Option<T>) -> Option<Vec<T>> {
+    let get_item: unsafe extern "C" fn(*mut ffi::PyObject, ffi::Py_ssize_t) -> *mut ffi::PyObject;
+    let len = if let Ok(tuple) = obj.cast::<PyTuple>() {
+        get_item = ffi::PyTuple_GetItem;
+        tuple.len()
+    } else if let Ok(list) = obj.cast::<PyList>() {
+        // Without the GIL another thread could shrink the list under the
+        // borrowed references; such builds take the general path.
+        if cfg!(Py_GIL_DISABLED) {
+            return None;
+        }
+        get_item = ffi::PyList_GetItem;
+        list.len()
+    } else {
+        return None;
+    };
+    let mut out = Vec::with_capacity(len);
+    for i in 0..len {
+        // SAFETY: `obj` is a live tuple or list and `i < len`. The GIL is held
+        // and nothing in this loop runs Python code: only exact ints (not
+        // subclasses, whose `__index__` could run) reach `PyLong_AsLongLong`.
+        // So no other thread can resize the list or drop the borrowed item
+        // before it is read.
+        let value = unsafe {
+            let item = get_item(obj.as_ptr(), i as ffi::Py_ssize_t);
+            if item.is_null() || ffi::Py_TYPE(item) != std::ptr::addr_of_mut!(ffi::PyLong_Type) {
+                None
+            } else {
+                // The signed conversion has a fast path for small ints that
+                // the unsigned one lacks before CPython 3.12; ids >= 2**63
+                // fail here and are read by the general path.
+                Some(ffi::PyLong_AsLongLong(item))
+            }
+        };
+        match value.filter(|v| *v >= 0).and_then(&narrow) {
+            Some(v) => out.push(v),
+            None => {
+                // A failed conversion leaves an exception set; the general
+                // path raises its own.
+                drop(PyErr::take(obj.py()));
+                return None;
+            }
+        }
+    }
+    Some(out)
+}

@@ -1,0 +1,78 @@
+//! Maps Rust error values onto the Python exception classes of `llmd._errors`.
+//!
+//! The classes are defined in Python so that each one can derive from both
+//! `LlmdError` and the matching built-in; the native side looks them up once
+//! per interpreter and raises them by kind.
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyType;
+
+/// Which exception class to raise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Config,
+    EventDecode,
+    Hash,
+    InvalidArgument,
+    UnknownEndpoint,
+    NoEndpoints,
+    ResourceExhausted,
+    Other,
+}
+
+impl Kind {
+    const COUNT: usize = 8;
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    fn class_name(self) -> &'static str {
+        match self {
+            Kind::Config => "ConfigError",
+            Kind::EventDecode => "EventDecodeError",
+            Kind::Hash => "HashError",
+            Kind::InvalidArgument => "InvalidArgumentError",
+            Kind::UnknownEndpoint => "UnknownEndpointError",
+            Kind::NoEndpoints => "NoEndpointsError",
+            Kind::ResourceExhausted => "ResourceExhaustedError",
+            Kind::Other => "LlmdError",
+        }
+    }
+}
+
+static CLASSES: [PyOnceLock<Py<PyType>>; Kind::COUNT] = [const { PyOnceLock::new() }; Kind::COUNT];
+
+/// Builds the Python exception of `kind` carrying `message`.
+pub(crate) fn error(py: Python<'_>, kind: Kind, message: impl Into<String>) -> PyErr {
+    let message = message.into();
+    match CLASSES[kind.index()].import(py, "llmd._errors", kind.class_name()) {
+        Ok(class) => PyErr::from_type(class.clone(), message),
+        // Importing our own module only fails if the package is broken; the
+        // import error says why, which is more useful than the lost message.
+        Err(import_error) => import_error,
+    }
+}
+
+/// The Python exception for a scheduler error, with its stable numeric
+/// `code` (and llm-d's `dropped_reason` where there is one) as attributes.
+pub(crate) fn schedule_error(py: Python<'_>, e: &llmd_sched::ScheduleError) -> PyErr {
+    use llmd_sched::ScheduleError as E;
+    let kind = match e {
+        E::NoEndpoints { .. } => Kind::NoEndpoints,
+        E::ResourceExhausted { .. } => Kind::ResourceExhausted,
+        E::Config(_) => Kind::Config,
+        E::InvalidRequest(_) | E::MetricsText(_) => Kind::InvalidArgument,
+        E::UnknownEndpoint(_) => Kind::UnknownEndpoint,
+        E::KvEvents(_) => Kind::EventDecode,
+        E::Hash(_) => Kind::Hash,
+        E::Index(_) => Kind::Other,
+    };
+    let err = error(py, kind, e.to_string());
+    let value = err.value(py);
+    // Attributes are a convenience; the message already says what happened.
+    let _ = value.setattr("code", e.code());
+    let _ = value.setattr("dropped_reason", e.dropped_reason());
+    err
+}

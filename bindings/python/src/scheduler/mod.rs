@@ -1,0 +1,380 @@
+//! `llmd.Scheduler`: the llm-d-compatible scheduling pipeline.
+
+mod decision;
+mod feed;
+mod request;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use llmd_sched::{Endpoint, EndpointMetrics, ScheduleError, Scheduler};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+pub(crate) use decision::PyDecision;
+use request::PickArgs;
+
+use crate::errors::{error, schedule_error, Kind};
+use crate::json;
+
+/// Routes requests across vLLM endpoints: filters, weighted scorers and a
+/// picker built from an llm-d `EndpointPickerConfig`, fed with endpoint
+/// metrics and KV events, told about every request's progress.
+#[pyclass(name = "Scheduler", module = "llmd", frozen)]
+pub(crate) struct PyScheduler {
+    inner: Scheduler,
+}
+
+impl PyScheduler {
+    fn wrap(
+        py: Python<'_>,
+        built: Result<Scheduler, ScheduleError>,
+        seed: Option<u64>,
+    ) -> PyResult<Self> {
+        let mut inner = built.map_err(|e| schedule_error(py, &e))?;
+        if let Some(seed) = seed {
+            inner = inner.with_seed(seed);
+        }
+        Ok(PyScheduler { inner })
+    }
+
+    fn endpoint_from(
+        name: String,
+        address: String,
+        labels: Option<BTreeMap<String, String>>,
+        model: Option<String>,
+        lora_adapters: Option<Vec<String>>,
+    ) -> Endpoint {
+        Endpoint {
+            labels: labels.unwrap_or_default(),
+            model,
+            lora_adapters: lora_adapters.unwrap_or_default(),
+            ..Endpoint::new(name, address)
+        }
+    }
+}
+
+#[pymethods]
+impl PyScheduler {
+    /// `config` is an llm-d `EndpointPickerConfig` (YAML or JSON); `None`
+    /// builds llm-d's default pipeline. `seed` makes random tie-breaks
+    /// reproducible.
+    #[new]
+    #[pyo3(signature = (config=None, *, seed=None))]
+    fn new(py: Python<'_>, config: Option<String>, seed: Option<u64>) -> PyResult<Self> {
+        let built = py.detach(|| match config {
+            Some(text) => Scheduler::from_config_str(&text),
+            None => Ok(Scheduler::default()),
+        });
+        Self::wrap(py, built, seed)
+    }
+
+    /// Builds from an `EndpointPickerConfig` document (YAML or JSON).
+    #[staticmethod]
+    #[pyo3(signature = (text, *, seed=None))]
+    fn from_yaml(py: Python<'_>, text: String, seed: Option<u64>) -> PyResult<Self> {
+        let built = py.detach(|| Scheduler::from_config_str(&text));
+        Self::wrap(py, built, seed)
+    }
+
+    /// Builds from an `EndpointPickerConfig` file.
+    #[staticmethod]
+    #[pyo3(signature = (path, *, seed=None))]
+    fn from_file(py: Python<'_>, path: std::path::PathBuf, seed: Option<u64>) -> PyResult<Self> {
+        let built = py.detach(|| Scheduler::from_config_file(&path));
+        Self::wrap(py, built, seed)
+    }
+
+    /// llm-d's default pipeline (queue 2, kv-cache-utilization 2, prefix-cache 3).
+    #[staticmethod]
+    #[pyo3(signature = (*, seed=None))]
+    fn default(py: Python<'_>, seed: Option<u64>) -> PyResult<Self> {
+        Self::wrap(py, Ok(Scheduler::default()), seed)
+    }
+
+    // ---- endpoints ---------------------------------------------------------
+
+    /// Registers an endpoint, or replaces the one with the same name (its
+    /// load and cache state start over).
+    #[pyo3(signature = (name, address, *, labels=None, model=None, lora_adapters=None))]
+    fn add_endpoint(
+        &self,
+        py: Python<'_>,
+        name: String,
+        address: String,
+        labels: Option<BTreeMap<String, String>>,
+        model: Option<String>,
+        lora_adapters: Option<Vec<String>>,
+    ) -> PyResult<()> {
+        let ep = Self::endpoint_from(name, address, labels, model, lora_adapters);
+        py.detach(|| self.inner.add_endpoint(ep))
+            .map_err(|e| schedule_error(py, &e))
+    }
+
+    /// Replaces a registered endpoint's description; raises
+    /// `UnknownEndpointError` when it is not registered.
+    #[pyo3(signature = (name, address, *, labels=None, model=None, lora_adapters=None))]
+    fn update_endpoint(
+        &self,
+        py: Python<'_>,
+        name: String,
+        address: String,
+        labels: Option<BTreeMap<String, String>>,
+        model: Option<String>,
+        lora_adapters: Option<Vec<String>>,
+    ) -> PyResult<()> {
+        let ep = Self::endpoint_from(name, address, labels, model, lora_adapters);
+        py.detach(|| {
+            let current = self.inner.endpoint_state(&ep.name)?;
+            let ep = Endpoint {
+                metrics: current.metrics(),
+                ..ep
+            };
+            self.inner.add_endpoint(ep)
+        })
+        .map_err(|e| schedule_error(py, &e))
+    }
+
+    /// Removes an endpoint and everything known about its cache.
+    fn remove_endpoint(&self, py: Python<'_>, name: &str) -> PyResult<()> {
+        py.detach(|| self.inner.remove_endpoint(name))
+            .map_err(|e| schedule_error(py, &e))
+    }
+
+    /// Names of the registered endpoints.
+    fn endpoints(&self, py: Python<'_>) -> Vec<String> {
+        py.detach(|| self.inner.endpoint_names())
+    }
+
+    /// An endpoint's live state: its metrics and in-flight load.
+    fn endpoint_state<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyDict>> {
+        let st = py
+            .detach(|| self.inner.endpoint_state(name))
+            .map_err(|e| schedule_error(py, &e))?;
+        let d = PyDict::new(py);
+        d.set_item("name", st.name())?;
+        d.set_item("address", st.address())?;
+        d.set_item("metrics", json::to_py(py, &st.metrics())?)?;
+        d.set_item("inflight_requests", st.inflight_requests())?;
+        d.set_item("inflight_tokens", st.inflight_tokens())?;
+        Ok(d)
+    }
+
+    /// Stores a metrics snapshot given as numbers (stamped now).
+    #[pyo3(signature = (name, *, waiting_queue_size=0, running_requests_size=0, kv_cache_usage=0.0,
+        active_models=None, waiting_models=None, max_active_models=0, cache_block_size=0, cache_num_blocks=0))]
+    #[allow(clippy::too_many_arguments)] // reason: one parameter per Python keyword argument
+    fn update_metrics(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        waiting_queue_size: u32,
+        running_requests_size: u32,
+        kv_cache_usage: f64,
+        active_models: Option<Vec<String>>,
+        waiting_models: Option<Vec<String>>,
+        max_active_models: u32,
+        cache_block_size: u32,
+        cache_num_blocks: u64,
+    ) -> PyResult<()> {
+        if !(0.0..=1.0).contains(&kv_cache_usage) {
+            return Err(error(
+                py,
+                Kind::InvalidArgument,
+                format!("kv_cache_usage must be in [0, 1], got {kv_cache_usage}"),
+            ));
+        }
+        let m = EndpointMetrics {
+            waiting_queue_size,
+            running_requests_size,
+            kv_cache_usage,
+            active_models: active_models.unwrap_or_default(),
+            waiting_models: waiting_models.unwrap_or_default(),
+            max_active_models,
+            cache_block_size,
+            cache_num_blocks,
+            ..EndpointMetrics::default()
+        };
+        py.detach(|| self.inner.update_endpoint_metrics(name, m))
+            .map_err(|e| schedule_error(py, &e))
+    }
+
+    /// Parses a vLLM `/metrics` response body and stores the snapshot.
+    fn update_metrics_text(&self, py: Python<'_>, name: &str, text: &str) -> PyResult<()> {
+        py.detach(|| self.inner.update_endpoint_metrics_text(name, text))
+            .map_err(|e| schedule_error(py, &e))
+    }
+
+    // ---- KV events -----------------------------------------------------------
+
+    /// Applies one KV-event message payload (msgpack `EventBatch`) from
+    /// `endpoint`. With `seq` (the message's sequence number) duplicates are
+    /// skipped and gaps and restarts reported in the result.
+    #[pyo3(signature = (endpoint, payload, seq=None))]
+    fn ingest_kv_events<'py>(
+        &self,
+        py: Python<'py>,
+        endpoint: &str,
+        payload: &Bound<'py, PyAny>,
+        seq: Option<u64>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        self.ingest(py, endpoint, payload, seq)
+    }
+
+    /// Periodic maintenance (expires speculative cache entries); call it
+    /// every few hundred milliseconds.
+    fn tick(&self, py: Python<'_>) {
+        py.detach(|| self.inner.tick());
+    }
+
+    // ---- scheduling ------------------------------------------------------------
+
+    /// Runs one scheduling cycle for a request described by the keyword
+    /// arguments (the fields of the Rust `Request`).
+    #[pyo3(signature = (*, model="", prompt=None, tokens=None, request_id=None,
+        lora_name=None, lora_id=None, lora_path=None, cache_salt=None, session_id=None,
+        headers=None, priority=0, ttft_slo_ms=None, tpot_slo_ms=None, multimodal=false))]
+    #[allow(clippy::too_many_arguments)] // reason: one parameter per Python keyword argument
+    fn pick<'py>(
+        &self,
+        py: Python<'py>,
+        model: &str,
+        prompt: Option<String>,
+        tokens: Option<&Bound<'py, PyAny>>,
+        request_id: Option<String>,
+        lora_name: Option<String>,
+        lora_id: Option<i64>,
+        lora_path: Option<String>,
+        cache_salt: Option<String>,
+        session_id: Option<String>,
+        headers: Option<BTreeMap<String, String>>,
+        priority: i32,
+        ttft_slo_ms: Option<f64>,
+        tpot_slo_ms: Option<f64>,
+        multimodal: bool,
+    ) -> PyResult<PyDecision> {
+        let req = PickArgs {
+            model: model.to_owned(),
+            prompt,
+            tokens,
+            request_id,
+            lora_name,
+            lora_id,
+            lora_path,
+            cache_salt,
+            session_id,
+            headers,
+            priority,
+            ttft_slo_ms,
+            tpot_slo_ms,
+            multimodal,
+        }
+        .into_request(py)?;
+        let inner = py
+            .detach(|| self.inner.pick(&req))
+            .map_err(|e| schedule_error(py, &e))?;
+        Ok(PyDecision {
+            request_id: req.id,
+            inner,
+        })
+    }
+
+    /// Benchmark helper: seconds per `pick` of the same request, timed in
+    /// Rust over `iterations` calls (the Rust side of the binding overhead).
+    #[pyo3(signature = (iterations, *, model="", prompt=None, tokens=None, request_id=None))]
+    fn _time_pick<'py>(
+        &self,
+        py: Python<'py>,
+        iterations: u32,
+        model: &str,
+        prompt: Option<String>,
+        tokens: Option<&Bound<'py, PyAny>>,
+        request_id: Option<String>,
+    ) -> PyResult<f64> {
+        let req = PickArgs {
+            model: model.to_owned(),
+            prompt,
+            tokens,
+            request_id,
+            lora_name: None,
+            lora_id: None,
+            lora_path: None,
+            cache_salt: None,
+            session_id: None,
+            headers: None,
+            priority: 0,
+            ttft_slo_ms: None,
+            tpot_slo_ms: None,
+            multimodal: false,
+        }
+        .into_request(py)?;
+        let iterations = iterations.max(1);
+        py.detach(|| {
+            let start = Instant::now();
+            for _ in 0..iterations {
+                std::hint::black_box(self.inner.pick(std::hint::black_box(&req)))?;
+            }
+            Ok(start.elapsed().as_secs_f64() / f64::from(iterations))
+        })
+        .map_err(|e: ScheduleError| schedule_error(py, &e))
+    }
+
+    // ---- request lifecycle -----------------------------------------------------
+
+    /// The first output token arrived. False for an unknown request id.
+    fn on_first_token(&self, py: Python<'_>, request_id: &str) -> bool {
+        py.detach(|| self.inner.on_first_token(request_id))
+    }
+
+    /// The remote prefill of a disaggregated request finished (the KV cache
+    /// is on the decode endpoint). False for an unknown request id.
+    fn on_prefill_done(&self, py: Python<'_>, request_id: &str) -> bool {
+        py.detach(|| self.inner.on_prefill_done(request_id))
+    }
+
+    /// `n` more output tokens arrived. False for an unknown request id.
+    fn on_tokens(&self, py: Python<'_>, request_id: &str, n: u64) -> bool {
+        py.detach(|| self.inner.on_tokens(request_id, n))
+    }
+
+    /// The request finished; `cached_tokens` is the engine's reported
+    /// prefix-cache hit (`usage.prompt_tokens_details.cached_tokens`).
+    /// Returns the request's summary, or None for an unknown id.
+    #[pyo3(signature = (request_id, cached_tokens=None))]
+    fn on_complete(
+        &self,
+        py: Python<'_>,
+        request_id: &str,
+        cached_tokens: Option<u32>,
+    ) -> PyResult<Py<PyAny>> {
+        let summary = py.detach(|| self.inner.on_complete(request_id, cached_tokens));
+        json::to_py(py, &summary)
+    }
+
+    /// The request failed: `kind` is `"cancelled"` (the client went away),
+    /// `"upstream"` (the endpoint failed) or `"other"`.
+    #[pyo3(signature = (request_id, kind="upstream"))]
+    fn on_error(&self, py: Python<'_>, request_id: &str, kind: &str) -> PyResult<Py<PyAny>> {
+        let kind = request::error_kind(py, kind)?;
+        let summary = py.detach(|| self.inner.on_error(request_id, kind));
+        json::to_py(py, &summary)
+    }
+
+    /// The scheduler's metrics in the Prometheus text format (TTFT, TPOT,
+    /// cache hits, routing scores, decisions, KV-event health), for a
+    /// `/metrics` endpoint.
+    fn render_metrics(&self, py: Python<'_>) -> String {
+        py.detach(|| self.inner.render_metrics())
+    }
+
+    /// Requests picked and not finished yet.
+    #[getter]
+    fn open_requests(&self, py: Python<'_>) -> usize {
+        py.detach(|| self.inner.open_requests())
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let n = py.detach(|| self.inner.endpoint_names().len());
+        format!("Scheduler(endpoints={n})")
+    }
+}

@@ -1,0 +1,105 @@
+//! The keyword arguments of `Scheduler.pick`, converted into a `Request`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use llmd_sched::model::{LoraRef, Prompt, Slo};
+use llmd_sched::{Request, RequestErrorKind};
+use pyo3::prelude::*;
+
+use crate::convert;
+use crate::errors::{error, Kind};
+
+/// Ids handed to requests picked without one; unique within the process.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Everything `pick` accepts besides the scheduler itself.
+pub(crate) struct PickArgs<'a, 'py> {
+    pub model: String,
+    pub prompt: Option<String>,
+    pub tokens: Option<&'a Bound<'py, PyAny>>,
+    pub request_id: Option<String>,
+    pub lora_name: Option<String>,
+    pub lora_id: Option<i64>,
+    pub lora_path: Option<String>,
+    pub cache_salt: Option<String>,
+    pub session_id: Option<String>,
+    pub headers: Option<BTreeMap<String, String>>,
+    pub priority: i32,
+    pub ttft_slo_ms: Option<f64>,
+    pub tpot_slo_ms: Option<f64>,
+    pub multimodal: bool,
+}
+
+impl PickArgs<'_, '_> {
+    /// Builds the Rust request; all Python objects are read here, so the
+    /// result can cross into code that runs without the GIL.
+    pub(crate) fn into_request(self, py: Python<'_>) -> PyResult<Request> {
+        let prompt = match (self.prompt, self.tokens) {
+            (Some(_), Some(_)) => {
+                return Err(error(
+                    py,
+                    Kind::InvalidArgument,
+                    "give either prompt (text) or tokens, not both",
+                ))
+            }
+            (Some(text), None) => Prompt::Text(text),
+            (None, Some(tokens)) => Prompt::Tokens(convert::tokens_u32(tokens)?),
+            (None, None) => Prompt::Tokens(Vec::new()),
+        };
+        if self.lora_name.is_none() && (self.lora_id.is_some() || self.lora_path.is_some()) {
+            return Err(error(
+                py,
+                Kind::InvalidArgument,
+                "lora_id and lora_path need lora_name",
+            ));
+        }
+        let lora = self.lora_name.map(|name| LoraRef {
+            id: self.lora_id,
+            name,
+            path: self.lora_path,
+        });
+        let headers = self
+            .headers
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
+        let id = self
+            .request_id
+            .unwrap_or_else(|| format!("llmd-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed)));
+        Ok(Request {
+            id,
+            model: self.model,
+            prompt,
+            lora,
+            cache_salt: self.cache_salt,
+            session_id: self.session_id,
+            headers,
+            priority: self.priority,
+            slo: Slo {
+                ttft_ms: self.ttft_slo_ms,
+                tpot_ms: self.tpot_slo_ms,
+            },
+            multimodal: self.multimodal,
+        })
+    }
+}
+
+/// `on_error`'s `kind` argument.
+pub(crate) fn error_kind(py: Python<'_>, kind: &str) -> PyResult<RequestErrorKind> {
+    Ok(match kind {
+        "cancelled" => RequestErrorKind::Cancelled,
+        "upstream" => RequestErrorKind::Upstream,
+        "other" => RequestErrorKind::Other,
+        other => {
+            return Err(error(
+                py,
+                Kind::InvalidArgument,
+                format!(
+                "unknown error kind {other:?} (expected \"cancelled\", \"upstream\" or \"other\")"
+            ),
+            ))
+        }
+    })
+}

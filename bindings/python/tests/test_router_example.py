@@ -1,0 +1,202 @@
+"""examples/python/router.py against fake OpenAI-streaming backends on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from conftest import REPO_ROOT
+
+import llmd
+
+TOKENS = 12
+CACHED = 48
+
+
+def load_router() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("llmd_example_router", REPO_ROOT / "examples" / "python" / "router.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class FakeVllm:
+    """Speaks the OpenAI completions API (streaming as SSE over chunked
+    encoding, like vLLM) and serves a vLLM /metrics page."""
+
+    name: str
+    waiting: int
+    requests: list[tuple[dict[str, Any], dict[str, str]]] = field(default_factory=list)
+    server: asyncio.Server | None = None
+    port: int = 0
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        line = (await reader.readuntil(b"\r\n")).decode().split()
+        headers: dict[str, str] = {}
+        while (h := (await reader.readuntil(b"\r\n")).decode().strip()) != "":
+            k, _, v = h.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        body = await reader.readexactly(int(headers.get("content-length", "0")))
+        if line[1] == "/metrics":
+            text = (
+                f'vllm:num_requests_waiting{{model_name="m"}} {self.waiting}\n'
+                'vllm:num_requests_running{model_name="m"} 1\n'
+                'vllm:kv_cache_usage_perc{model_name="m"} 0.1\n'
+            ).encode()
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(text), text))
+        else:
+            req = json.loads(body)
+            self.requests.append((req, headers))
+            usage: dict[str, Any] = {
+                "prompt_tokens": 64,
+                "completion_tokens": TOKENS,
+                "total_tokens": 64 + TOKENS,
+                "prompt_tokens_details": {"cached_tokens": CACHED},
+            }
+            if req.get("stream"):
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+                events: list[dict[str, Any]] = [
+                    {"id": "c1", "object": "text_completion", "choices": [{"index": 0, "text": f"t{i} ", "finish_reason": None}]}
+                    for i in range(TOKENS)
+                ]
+                if (req.get("stream_options") or {}).get("include_usage"):
+                    events.append({"id": "c1", "object": "text_completion", "choices": [], "usage": usage})
+                for e in [json.dumps(e).encode() for e in events] + [b"[DONE]"]:
+                    chunk = b"data: " + e + b"\n\n"
+                    writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    await writer.drain()
+                    await asyncio.sleep(0.001)
+                writer.write(b"0\r\n\r\n")
+            else:
+                out = json.dumps({"choices": [{"index": 0, "text": "all at once"}], "usage": usage}).encode()
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(out), out))
+        await writer.drain()
+        writer.close()
+
+
+def http(method: str, url: str, body: dict[str, Any] | None = None) -> tuple[int, bytes]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def sse_events(raw: bytes) -> list[Any]:
+    out = []
+    for event in raw.split(b"\n\n"):
+        if event.startswith(b"data: "):
+            data = event[len(b"data: "):]
+            out.append("[DONE]" if data == b"[DONE]" else json.loads(data))
+    return out
+
+
+async def scenario() -> None:
+    router_mod = load_router()
+    idle, busy = FakeVllm("pod-idle", waiting=0), FakeVllm("pod-busy", waiting=40)
+    for b in (idle, busy):
+        await b.start()
+    backends = {b.name: router_mod.Backend(b.name, "127.0.0.1", b.port) for b in (idle, busy)}
+    router = router_mod.Router(llmd.Scheduler.default(seed=1), backends, model="m", scrape_interval_s=0.02)
+    server = await asyncio.start_server(router.handle, "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    scraper = asyncio.create_task(router.scrape_forever())
+    try:
+        for _ in range(200):
+            states = [router.scheduler.endpoint_state(n)["metrics"] for n in backends]
+            if all(m["updated_at_ns"] > 0 for m in states):
+                break
+            await asyncio.sleep(0.01)
+        assert router.scheduler.endpoint_state("pod-busy")["metrics"]["waiting_queue_size"] == 40
+
+        # Streaming: every token arrives, the usage chunk the client did not
+        # ask for is withheld, and the scheduler learns the cached tokens.
+        status, raw = await asyncio.to_thread(
+            http, "POST", base + "/v1/completions", {"model": "m", "prompt": "hello there", "stream": True, "max_tokens": TOKENS}
+        )
+        assert status == 200
+        events = sse_events(raw)
+        assert events[-1] == "[DONE]"
+        assert "".join(e["choices"][0]["text"] for e in events[:-1]) == "".join(f"t{i} " for i in range(TOKENS))
+        assert len(idle.requests) == 1 and not busy.requests
+        forwarded, headers = idle.requests[0]
+        assert forwarded["stream_options"] == {"include_usage": True}
+        assert headers["x-gateway-destination-endpoint"] == f"127.0.0.1:{idle.port}"
+        summary = router.completed[-1]
+        assert (summary["target"], summary["cached_tokens"], summary["output_tokens"]) == ("pod-idle", CACHED, TOKENS)
+        assert summary["first_token_at_ns"] is not None
+
+        # Streaming with usage requested: the client gets the usage chunk.
+        chat: dict[str, Any] = {
+            "model": "m",
+            "messages": [{"role": "user", "content": "hi"}],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        status, raw = await asyncio.to_thread(http, "POST", base + "/v1/chat/completions", chat)
+        assert status == 200
+        assert sse_events(raw)[-2]["usage"]["prompt_tokens_details"]["cached_tokens"] == CACHED
+
+        # Non-streaming.
+        status, raw = await asyncio.to_thread(http, "POST", base + "/v1/completions", {"model": "m", "prompt": "x"})
+        assert status == 200 and json.loads(raw)["choices"][0]["text"] == "all at once"
+        assert router.completed[-1]["cached_tokens"] == CACHED and len(router.completed) == 3
+
+        # Metrics and errors.
+        status, raw = await asyncio.to_thread(http, "GET", base + "/metrics")
+        assert status == 200
+        metrics = raw.decode()
+        assert f'llmd_kvcache_cached_tokens_total{{model="m",pool="default",source="reported"}} {3 * CACHED}' in metrics
+        assert 'llmd_inference_ttft_count{model="m",pool="default"} 3' in metrics
+        status, _ = await asyncio.to_thread(http, "POST", base + "/v1/completions", None)
+        assert status == 400
+        status, _ = await asyncio.to_thread(http, "GET", base + "/nope")
+        assert status == 404
+
+        # A client that hangs up mid-stream leaves no request open.
+        port = server.sockets[0].getsockname()[1]
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        body = json.dumps({"model": "m", "prompt": "bye", "stream": True}).encode()
+        w.write(b"POST /v1/completions HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        await w.drain()
+        assert (await r.readuntil(b"\r\n")).startswith(b"HTTP/1.1 200")
+        w.close()
+        for _ in range(500):
+            if router.scheduler.open_requests == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert router.scheduler.open_requests == 0
+
+        # The chosen backend goes away: 502, and nothing stays open.
+        assert idle.server is not None
+        idle.server.close()
+        await idle.server.wait_closed()
+        status, _ = await asyncio.to_thread(http, "POST", base + "/v1/completions", {"model": "m", "prompt": "y"})
+        assert status == 502
+        assert router.scheduler.open_requests == 0
+    finally:
+        scraper.cancel()
+        server.close()
+        for b in (idle, busy):
+            if b.server is not None:
+                b.server.close()
+
+
+def test_router_against_fake_backends() -> None:
+    asyncio.run(asyncio.wait_for(scenario(), timeout=60))

@@ -1,0 +1,211 @@
+"""llmd.Scheduler driven end to end: configs, endpoints, metrics, KV events,
+picks, P/D, lifecycle and errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import kv_events
+import pytest
+from conftest import CONFIGS_DIR, vectors
+
+import llmd
+
+MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+PRECISE = CONFIGS_DIR / "02-precise-prefix-kv-events.yaml"
+
+VLLM_METRICS = """\
+# HELP vllm:num_requests_running Number of requests in model execution batches.
+# TYPE vllm:num_requests_running gauge
+vllm:num_requests_running{engine="0",model_name="m"} 3.0
+# TYPE vllm:num_requests_waiting gauge
+vllm:num_requests_waiting{engine="0",model_name="m"} 7.0
+# TYPE vllm:kv_cache_usage_perc gauge
+vllm:kv_cache_usage_perc{engine="0",model_name="m"} 0.25
+"""
+
+
+def fleet(s: llmd.Scheduler, n: int = 3, **labels: str) -> list[str]:
+    names = []
+    for i in range(n):
+        name = f"pod-{i}"
+        s.add_endpoint(name, f"10.0.0.{i}:8000", model=MODEL, labels=labels or None)
+        s.update_metrics(name, kv_cache_usage=0.1)
+        names.append(name)
+    return names
+
+
+def test_encoder_helper_matches_vllm_bytes() -> None:
+    case = next(c for c in vectors()["event_cases"] if c["id"] == "0.10.2-0.13/stored_root")
+    hashes = [int(h["int"]) for h in case["expected"]["events"][0]["block_hashes"]]
+    payload = kv_events.batch([kv_events.stored(hashes, list(range(1, 33)))])
+    assert payload.hex() == case["payload_hex"]
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS_DIR.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_llm_d_config_loads_and_picks(path: Path) -> None:
+    for s in (llmd.Scheduler.from_file(path, seed=1), llmd.Scheduler.from_yaml(path.read_text(), seed=1)):
+        for i, role in enumerate(("prefill", "decode", "decode")):
+            s.add_endpoint(
+                f"pod-{i}",
+                f"10.0.0.{i}:8000",
+                model=MODEL,
+                labels={"llm-d.ai/role": role, "app": "vllm-llama3", "example.com/gpu-class": "h100"},
+            )
+            s.update_metrics(f"pod-{i}", kv_cache_usage=0.2)
+        d = s.pick(model=MODEL, tokens=list(range(64)), headers={"x-session-id": "abc"})
+        assert d.target is not None and d.target["name"] in s.endpoints()
+        addresses = [t["address"] for t in [d.target, *d.fallbacks]]
+        assert d.headers["x-gateway-destination-endpoint"] == ",".join(addresses)
+
+
+def test_default_and_constructor_agree() -> None:
+    for s in (llmd.Scheduler(), llmd.Scheduler.default(seed=3), llmd.Scheduler(None, seed=3)):
+        fleet(s, 2)
+        assert s.pick(model=MODEL, prompt="hello").target is not None
+        assert repr(s) == "Scheduler(endpoints=2)"
+
+
+def test_precise_prefix_routing_end_to_end() -> None:
+    s = llmd.Scheduler.from_file(PRECISE, seed=7)
+    fleet(s, 3)
+    prompt = list(range(1000, 1000 + 160))
+    result = s.ingest_kv_events("pod-1", kv_events.stored_for(prompt, key_base=1 << 40), seq=0)
+    assert result == {"stored": 10, "removed": 0, "cleared": 0, "skipped": 0, "seq_status": "first", "missing": 0}
+
+    d = s.pick(model=MODEL, tokens=prompt + [1, 2, 3], request_id="r-1")
+    assert d.request_id == "r-1"
+    assert d.target == {"name": "pod-1", "address": "10.0.0.1:8000"}
+    assert d.prefill_target is None
+    why = d.explain()
+    assert why["request_id"] == "r-1" and why["candidates"] == ["pod-0", "pod-1", "pod-2"]
+    (profile,) = why["profiles"]
+    prefix = next(sc for sc in profile["scorers"] if sc["name"] == "prefix-cache-scorer")
+    assert prefix["raw"][1] > 0.5 and prefix["raw"][0] == prefix["raw"][2] == 0.0
+    assert profile["picked"] == ["pod-1"]
+    assert '"prefix-cache-scorer"' in d.explain_json()
+
+    # Lifecycle with the engine's cached-token count.
+    assert s.open_requests == 1
+    assert s.endpoint_state("pod-1")["inflight_requests"] == 1
+    assert s.on_first_token("r-1") and s.on_tokens("r-1", 9)
+    summary = s.on_complete("r-1", cached_tokens=160)
+    assert summary is not None
+    assert (summary["id"], summary["target"], summary["cached_tokens"]) == ("r-1", "pod-1", 160)
+    assert summary["output_tokens"] == 10 and summary["prompt_tokens"] == 163
+    assert summary["first_token_at_ns"] is not None and summary["error"] is None
+    assert s.open_requests == 0 and s.on_complete("r-1") is None
+    metrics = s.render_metrics()
+    assert 'llmd_inference_requests_total{model="meta-llama/Llama-3.1-8B-Instruct"' in metrics
+    assert 'llmd_kvcache_cached_tokens_total{model="meta-llama/Llama-3.1-8B-Instruct",pool="default",source="reported"} 160' in metrics
+    assert not s.on_first_token("r-unknown")
+
+    # Evicting the blocks sends the next request elsewhere or anywhere.
+    gone = kv_events.batch([kv_events.removed([(1 << 40) + i for i in range(10)])])
+    assert s.ingest_kv_events("pod-1", gone, seq=1)["removed"] == 10
+    d2 = s.pick(model=MODEL, tokens=prompt)
+    prefix2 = next(sc for sc in d2.explain()["profiles"][0]["scorers"] if sc["name"] == "prefix-cache-scorer")
+    assert prefix2["raw"] == [0.0, 0.0, 0.0]
+    s.on_error(d2.request_id, "cancelled")
+
+
+def test_sequence_numbers() -> None:
+    s = llmd.Scheduler.from_file(PRECISE, seed=7)
+    fleet(s, 1)
+    p = kv_events.stored_for(list(range(32)), key_base=5)
+    assert s.ingest_kv_events("pod-0", p)["seq_status"] is None
+    assert s.ingest_kv_events("pod-0", p, seq=4)["seq_status"] == "first"
+    dup = s.ingest_kv_events("pod-0", p, seq=4)
+    assert dup["seq_status"] == "duplicate" and dup["stored"] == 0
+    gap = s.ingest_kv_events("pod-0", p, seq=8)
+    assert (gap["seq_status"], gap["missing"]) == ("gap", 3)
+    assert s.ingest_kv_events("pod-0", p, seq=0)["seq_status"] == "restart"
+
+
+def test_metrics_text_and_load_aware_choice() -> None:
+    s = llmd.Scheduler.default(seed=1)
+    fleet(s, 2)
+    s.update_metrics_text("pod-0", VLLM_METRICS)
+    m = s.endpoint_state("pod-0")["metrics"]
+    assert (m["waiting_queue_size"], m["running_requests_size"], m["kv_cache_usage"]) == (7, 3, 0.25)
+    s.update_metrics("pod-1", waiting_queue_size=0, kv_cache_usage=0.05)
+    for i in range(5):
+        assert s.pick(model=MODEL, prompt=f"question {i}").target == {"name": "pod-1", "address": "10.0.0.1:8000"}
+
+
+def test_pd_disaggregation_sets_prefill_target() -> None:
+    s = llmd.Scheduler.from_file(CONFIGS_DIR / "03-pd-disaggregation-prefix-decider.yaml", seed=1)
+    s.add_endpoint("prefill-0", "10.0.1.0:8000", model=MODEL, labels={"llm-d.ai/role": "prefill"})
+    s.add_endpoint("decode-0", "10.0.2.0:8000", model=MODEL, labels={"llm-d.ai/role": "decode"})
+    for name in s.endpoints():
+        s.update_metrics(name, kv_cache_usage=0.1)
+    d = s.pick(model=MODEL, tokens=list(range(4096)))
+    assert d.target is not None and d.target["name"] == "decode-0"
+    assert d.prefill_target == {"name": "prefill-0", "address": "10.0.1.0:8000"}
+    assert d.headers["x-prefiller-host-port"] == "10.0.1.0:8000"
+    short = s.pick(model=MODEL, tokens=list(range(8)))
+    assert short.prefill_target is None
+
+
+def test_endpoint_management() -> None:
+    s = llmd.Scheduler.default()
+    fleet(s, 2)
+    s.update_metrics("pod-0", waiting_queue_size=4, kv_cache_usage=0.5)
+    s.update_endpoint("pod-0", "10.9.9.9:8000", model=MODEL)
+    state = s.endpoint_state("pod-0")
+    assert state["address"] == "10.9.9.9:8000"
+    assert state["metrics"]["waiting_queue_size"] == 4  # kept across the update
+    s.remove_endpoint("pod-0")
+    assert s.endpoints() == ["pod-1"]
+    with pytest.raises(llmd.UnknownEndpointError):
+        s.update_endpoint("pod-0", "10.0.0.0:8000")
+
+
+def test_errors() -> None:
+    s = llmd.Scheduler.default()
+    with pytest.raises(llmd.NoEndpointsError) as no_ep:
+        s.pick(model=MODEL, prompt="hi")
+    assert isinstance(no_ep.value, LookupError)
+    assert no_ep.value.code == 503
+    assert no_ep.value.dropped_reason == "rejected-no-endpoints"
+    with pytest.raises(llmd.UnknownEndpointError) as unknown:
+        s.update_metrics("ghost", waiting_queue_size=1)
+    assert isinstance(unknown.value, KeyError) and "ghost" in str(unknown.value)
+    with pytest.raises(llmd.UnknownEndpointError):
+        s.remove_endpoint("ghost")
+    fleet(s, 1)
+    with pytest.raises(llmd.InvalidArgumentError):
+        s.pick(model=MODEL, prompt="x", tokens=[1])
+    with pytest.raises(llmd.InvalidArgumentError):
+        s.on_error("r", "exploded")  # type: ignore[arg-type]
+    with pytest.raises(llmd.InvalidArgumentError):
+        s.update_metrics("pod-0", kv_cache_usage=1.5)
+    with pytest.raises(llmd.InvalidArgumentError):
+        s.update_metrics_text("pod-0", "vllm:num_requests_waiting{ not metrics")
+    with pytest.raises(llmd.EventDecodeError) as bad:
+        s.ingest_kv_events("pod-0", b"")
+    assert bad.value.code == 1004  # the scheduler's stable code for KV-event errors
+    assert "pod-0" in str(bad.value)
+    with pytest.raises(OverflowError):
+        s.pick(model=MODEL, tokens=[1 << 40])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: no-such-plugin\n",
+        "plugins: [",
+        "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n"
+        "- type: queue-scorer\n  parameters:\n    bogus: 1\n",
+    ],
+)
+def test_config_errors(text: str) -> None:
+    with pytest.raises(llmd.ConfigError) as info:
+        llmd.Scheduler.from_yaml(text)
+    assert isinstance(info.value, ValueError)
+    assert str(info.value)
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(llmd.ConfigError):
+        llmd.Scheduler.from_file(tmp_path / "absent.yaml")

@@ -1,0 +1,322 @@
+"""A small OpenAI-compatible streaming router built on llmd (standard library only).
+
+For every ``POST /v1/completions`` or ``/v1/chat/completions`` it asks the
+scheduler for a backend, forwards the request there (with llm-d's routing
+headers), streams the answer back as it arrives, and tells the scheduler about
+the first token, every further token and the completion, with the cached-token
+count the engine reports in its usage. Backends' ``/metrics`` are scraped in the
+background; ``GET /metrics`` serves the scheduler's Prometheus metrics.
+
+    python examples/python/router.py --backend pod-a=http://127.0.0.1:8001 \\
+        --backend pod-b=http://127.0.0.1:8002 [--config epp.yaml] [--port 8000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import llmd
+
+log = logging.getLogger("llmd.router")
+ROUTES = ("/v1/completions", "/v1/chat/completions")
+MAX_BODY = 64 << 20
+
+
+class ClientGone(ConnectionError):
+    """The client closed its connection while the answer was streaming."""
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Backend:
+    name: str
+    host: str
+    port: int
+
+
+@dataclass
+class Router:
+    scheduler: llmd.Scheduler
+    backends: dict[str, Backend]
+    model: str = ""
+    scrape_interval_s: float = 1.0
+    completed: list[llmd.RequestSummary] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for b in self.backends.values():
+            self.scheduler.add_endpoint(b.name, f"{b.host}:{b.port}", model=self.model or None)
+
+    # ---- client side ------------------------------------------------------------
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            method, path, headers, body = await read_request(reader)
+            if method == "GET" and path == "/metrics":
+                await respond(writer, 200, self.scheduler.render_metrics().encode(), "text/plain; version=0.0.4")
+            elif method == "GET" and path == "/health":
+                await respond(writer, 200, b"ok", "text/plain")
+            elif method == "POST" and path in ROUTES:
+                await self.proxy(path, headers, body, writer)
+            else:
+                raise HttpError(404, f"no route for {method} {path}")
+        except HttpError as e:
+            await respond(writer, e.status, json.dumps({"error": {"message": str(e)}}).encode())
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    async def proxy(self, path: str, headers: dict[str, str], body: bytes, writer: asyncio.StreamWriter) -> None:
+        try:
+            req = json.loads(body)
+        except ValueError as e:
+            raise HttpError(400, f"body is not JSON: {e}") from None
+        if not isinstance(req, dict):
+            raise HttpError(400, "body must be a JSON object")
+        try:
+            decision = self.scheduler.pick(
+                model=str(req.get("model", self.model)),
+                prompt=prompt_text(req),
+                headers=headers,
+                session_id=headers.get("x-session-id"),
+                cache_salt=req.get("cache_salt"),
+            )
+        except llmd.NoEndpointsError as e:
+            raise HttpError(503, str(e)) from None
+        except llmd.ResourceExhaustedError as e:
+            raise HttpError(429, str(e)) from None
+        stream = bool(req.get("stream"))
+        wants_usage = bool((req.get("stream_options") or {}).get("include_usage"))
+        if stream:
+            # The engine's usage (with cached tokens) only comes when asked for.
+            req["stream_options"] = {**(req.get("stream_options") or {}), "include_usage": True}
+        upstream_headers = {**{k: v for k, v in headers.items() if k.startswith("x-")}, **decision.headers}
+        for name in decision.remove_headers:
+            upstream_headers.pop(name.lower(), None)
+        rid = decision.request_id
+        targets = [t for t in [decision.target, *decision.fallbacks] if t is not None]
+        for i, target in enumerate(targets):
+            try:
+                up_reader, up_writer = await self.connect(target["name"])
+            except OSError as e:
+                log.warning("%s: %s unreachable (%s)", rid, target["name"], e)
+                if i + 1 == len(targets):
+                    self.scheduler.on_error(rid, "upstream")
+                    raise HttpError(502, f"backend {target['name']} unreachable") from None
+                continue
+            try:
+                await self.relay(rid, path, req, upstream_headers, stream, wants_usage, up_reader, up_writer, writer)
+            except ClientGone:
+                self.scheduler.on_error(rid, "cancelled")
+                log.info("%s: client went away", rid)
+            except (ConnectionError, asyncio.IncompleteReadError, ValueError) as e:
+                self.scheduler.on_error(rid, "upstream")
+                log.warning("%s: upstream stream broken (%s)", rid, e)
+            finally:
+                up_writer.close()
+            return
+
+    async def connect(self, name: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        b = self.backends[name]
+        return await asyncio.wait_for(asyncio.open_connection(b.host, b.port), timeout=5)
+
+    async def relay(
+        self,
+        rid: str,
+        path: str,
+        req: dict[str, Any],
+        headers: dict[str, str],
+        stream: bool,
+        wants_usage: bool,
+        up_reader: asyncio.StreamReader,
+        up_writer: asyncio.StreamWriter,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        payload = json.dumps(req).encode()
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        up_writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: upstream\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\nConnection: close\r\n{head}\r\n".encode() + payload
+        )
+        await up_writer.drain()
+        status, up_headers = await read_head(up_reader)
+        body = iter_body(up_reader, up_headers)
+        if status != 200 or not stream:
+            data = b"".join([chunk async for chunk in body])
+            if status == 200:
+                self.account_whole(rid, data)
+            else:
+                self.scheduler.on_error(rid, "upstream")
+            await respond(writer, status, data, up_headers.get("content-type", "application/json"))
+            return
+        await send(writer, b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+        seen_first, cached, buf = False, None, b""
+        async for chunk in body:
+            buf += chunk
+            while b"\n\n" in buf:
+                event, buf = buf.split(b"\n\n", 1)
+                data = event.removeprefix(b"data: ").strip()
+                if data != b"[DONE]":
+                    msg = json.loads(data)
+                    usage = msg.get("usage") or {}
+                    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", cached)
+                    if msg.get("choices"):
+                        if not seen_first:
+                            self.scheduler.on_first_token(rid)
+                            seen_first = True
+                        else:
+                            self.scheduler.on_tokens(rid, 1)
+                    elif not wants_usage:
+                        continue  # the usage chunk the client did not ask for
+                await send(writer, b"%x\r\n%s\n\n\r\n" % (len(event) + 2, event))
+        await send(writer, b"0\r\n\r\n")
+        self.finish(rid, cached)
+
+    def account_whole(self, rid: str, data: bytes) -> None:
+        usage = json.loads(data).get("usage") or {}
+        self.scheduler.on_first_token(rid)
+        if usage.get("completion_tokens", 0) > 1:
+            self.scheduler.on_tokens(rid, usage["completion_tokens"] - 1)
+        self.finish(rid, (usage.get("prompt_tokens_details") or {}).get("cached_tokens"))
+
+    def finish(self, rid: str, cached: int | None) -> None:
+        summary = self.scheduler.on_complete(rid, cached_tokens=cached)
+        if summary is not None:
+            self.completed.append(summary)
+
+    # ---- background work -------------------------------------------------------
+
+    async def scrape_forever(self) -> None:
+        while True:
+            for b in self.backends.values():
+                try:
+                    r, w = await self.connect(b.name)
+                    w.write(b"GET /metrics HTTP/1.1\r\nHost: upstream\r\nConnection: close\r\n\r\n")
+                    status, headers = await read_head(r)
+                    text = b"".join([c async for c in iter_body(r, headers)]).decode()
+                    w.close()
+                    if status == 200:
+                        self.scheduler.update_metrics_text(b.name, text)
+                except (OSError, ValueError, asyncio.IncompleteReadError) as e:
+                    log.debug("scrape %s: %s", b.name, e)
+            self.scheduler.tick()
+            await asyncio.sleep(self.scrape_interval_s)
+
+
+def prompt_text(req: dict[str, Any]) -> str:
+    if "messages" in req:
+        parts = []
+        for m in req["messages"]:
+            content = m.get("content")
+            if isinstance(content, list):
+                content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+            parts.append(f"{m.get('role', '')}: {content or ''}")
+        return "\n".join(parts)
+    prompt = req.get("prompt", "")
+    return prompt if isinstance(prompt, str) else json.dumps(prompt)
+
+
+async def read_head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
+    status_line = (await reader.readuntil(b"\r\n")).decode("latin-1")
+    parts = status_line.split(" ", 2)
+    headers = await read_headers(reader)
+    return int(parts[1]), headers
+
+
+async def read_headers(reader: asyncio.StreamReader) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    while (line := (await reader.readuntil(b"\r\n")).decode("latin-1").strip()) != "":
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return headers
+
+
+async def read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str], bytes]:
+    request_line = (await reader.readuntil(b"\r\n")).decode("latin-1").split()
+    if len(request_line) != 3:
+        raise HttpError(400, "malformed request line")
+    headers = await read_headers(reader)
+    length = int(headers.get("content-length", "0") or 0)
+    if length > MAX_BODY:
+        raise HttpError(413, "body too large")
+    body = await reader.readexactly(length) if length else b""
+    return request_line[0], request_line[1].split("?")[0], headers, body
+
+
+async def iter_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> Any:
+    """Yields the body as it arrives: chunked, sized, or until the peer closes."""
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        while (size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)) > 0:
+            yield await reader.readexactly(size)
+            await reader.readexactly(2)
+        return
+    if "content-length" in headers:
+        yield await reader.readexactly(int(headers["content-length"]))
+        return
+    while chunk := await reader.read(65536):
+        yield chunk
+
+
+async def send(writer: asyncio.StreamWriter, data: bytes) -> None:
+    """Writes to the client; a failure means the client went away."""
+    try:
+        writer.write(data)
+        await writer.drain()
+    except ConnectionError as e:
+        raise ClientGone(str(e)) from e
+
+
+async def respond(writer: asyncio.StreamWriter, status: int, body: bytes, ctype: str = "application/json") -> None:
+    writer.write(
+        f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}\r\nContent-Type: {ctype}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
+    )
+    await writer.drain()
+
+
+def parse_backend(spec: str) -> Backend:
+    name, _, url = spec.partition("=")
+    u = urlsplit(url)
+    if not name or u.hostname is None or u.port is None:
+        raise argparse.ArgumentTypeError(f"expected NAME=http://HOST:PORT, got {spec!r}")
+    return Backend(name, u.hostname, u.port)
+
+
+async def serve(router: Router, host: str, port: int) -> None:
+    server = await asyncio.start_server(router.handle, host, port)
+    log.info("listening on %s", ", ".join(str(s.getsockname()) for s in server.sockets))
+    scraper = asyncio.create_task(router.scrape_forever())
+    try:
+        async with server:
+            await server.serve_forever()
+    finally:
+        scraper.cancel()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="OpenAI-compatible streaming router on llmd")
+    ap.add_argument("--backend", type=parse_backend, action="append", required=True)
+    ap.add_argument("--config", help="llm-d EndpointPickerConfig YAML (default: llm-d's default)")
+    ap.add_argument("--model", default="", help="model served by every backend")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=8000)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO)
+    scheduler = llmd.Scheduler.from_file(args.config) if args.config else llmd.Scheduler.default()
+    router = Router(scheduler, {b.name: b for b in args.backend}, model=args.model)
+    asyncio.run(serve(router, args.host, args.port))
+
+
+if __name__ == "__main__":
+    main()
