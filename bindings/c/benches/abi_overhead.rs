@@ -1,0 +1,154 @@
+//! What the C ABI adds to a pick, measured robustly on a shared, noisy
+//! machine: the Rust call and the same call through the exported C
+//! functions run in alternating rounds in one process, and the minimum
+//! per-iteration time of each is compared (noise only ever adds time).
+//! Same scenario as `benches/pick.rs`. Run: `cargo bench -p llmd-c --bench abi_overhead`.
+
+use std::hint::black_box;
+use std::mem::MaybeUninit;
+use std::ptr;
+use std::time::Instant;
+
+use llmd::decision::{llmd_decision_free, llmd_decision_get_info, llmd_scheduler_pick};
+use llmd::lifecycle::{llmd_scheduler_on_complete, llmd_scheduler_on_first_token};
+use llmd::request::llmd_request_desc;
+use llmd::scheduler::llmd_scheduler;
+use llmd::views::llmd_str;
+use llmd_sched::{Endpoint, EndpointMetrics, Request, Scheduler};
+
+const ROUNDS: usize = 30;
+
+fn scheduler() -> Scheduler {
+    let s = Scheduler::from_config_str("")
+        .expect("default config")
+        .with_seed(1);
+    for i in 0..4u32 {
+        let mut ep = Endpoint::new(format!("pod-{i}"), format!("10.0.0.{i}:8000"));
+        ep.model = Some("llama".into());
+        s.add_endpoint(ep).expect("add endpoint");
+        let m = EndpointMetrics {
+            waiting_queue_size: i,
+            running_requests_size: 2 * i,
+            kv_cache_usage: 0.1 * f64::from(i),
+            ..EndpointMetrics::default()
+        };
+        s.update_endpoint_metrics(&format!("pod-{i}"), m)
+            .expect("metrics");
+    }
+    s
+}
+
+fn view(s: &str) -> llmd_str {
+    llmd_str {
+        ptr: s.as_ptr().cast(),
+        len: s.len(),
+    }
+}
+
+/// Nanoseconds per iteration of `f` over `iters` iterations.
+fn time(iters: u32, mut f: impl FnMut()) -> f64 {
+    let t0 = Instant::now();
+    for _ in 0..iters {
+        f();
+    }
+    t0.elapsed().as_nanos() as f64 / f64::from(iters)
+}
+
+fn report(name: &str, rust: &mut [f64], abi: &mut [f64]) {
+    rust.sort_by(f64::total_cmp);
+    abi.sort_by(f64::total_cmp);
+    let (r, a) = (rust[0], abi[0]);
+    println!(
+        "{name:<6} rust min {r:>8.1} ns (median {:>8.1}) | c_abi min {a:>8.1} ns (median {:>8.1}) | overhead {:>6.1} ns",
+        rust[rust.len() / 2],
+        abi[abi.len() / 2],
+        a - r
+    );
+}
+
+fn main() {
+    let tokens: Vec<u32> = (1..=256).collect();
+    let rust = scheduler();
+    let handle = Box::into_raw(Box::new(llmd_scheduler::from(scheduler())));
+    let none = llmd_str {
+        ptr: ptr::null(),
+        len: 0,
+    };
+    let desc = llmd_request_desc {
+        id: view("bench"),
+        model: view("llama"),
+        tokens: tokens.as_ptr(),
+        n_tokens: tokens.len(),
+        prompt: none,
+        lora_name: none,
+        lora_path: none,
+        cache_salt: none,
+        session_id: none,
+        headers: ptr::null(),
+        n_headers: 0,
+        priority: 0,
+        ttft_slo_ms: 0.0,
+        tpot_slo_ms: 0.0,
+        multimodal: false,
+    };
+    let rust_pick = || {
+        let req = Request::with_tokens("bench", "llama", tokens.clone());
+        let d = rust.pick(black_box(&req)).expect("pick");
+        black_box(d.targets.first().map(|t| t.address.len()));
+        black_box(rust.on_complete("bench", None));
+    };
+    let abi_pick = || {
+        let mut d = ptr::null_mut();
+        let mut info = MaybeUninit::uninit();
+        // SAFETY: every pointer is live for the calls; `d` is freed once; `info`
+        // is read only after `llmd_decision_get_info` filled it.
+        unsafe {
+            llmd_scheduler_pick(handle, &desc, &mut d, ptr::null_mut());
+            if llmd_decision_get_info(d, info.as_mut_ptr()) {
+                black_box(info.assume_init().primary.address.len);
+            }
+            llmd_decision_free(d);
+            llmd_scheduler_on_complete(
+                handle,
+                c"bench".as_ptr(),
+                5,
+                -1,
+                ptr::null_mut(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+            );
+        }
+    };
+    let (mut r, mut a) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        r.push(time(20_000, rust_pick));
+        a.push(time(20_000, abi_pick));
+    }
+    report("pick", &mut r, &mut a);
+
+    let rust_call = || {
+        black_box(rust.on_first_token(black_box("unknown")));
+    };
+    let abi_call = || {
+        let mut found = false;
+        // SAFETY: every pointer is live for the call.
+        unsafe {
+            llmd_scheduler_on_first_token(
+                handle,
+                black_box(c"unknown").as_ptr(),
+                7,
+                &mut found,
+                ptr::null_mut(),
+            );
+        }
+        black_box(found);
+    };
+    let (mut r, mut a) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        r.push(time(200_000, rust_call));
+        a.push(time(200_000, abi_call));
+    }
+    report("call", &mut r, &mut a);
+    // SAFETY: made by `Box::into_raw` above and no longer used.
+    drop(unsafe { Box::from_raw(handle) });
+}

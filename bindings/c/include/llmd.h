@@ -1,0 +1,1007 @@
+/*
+ * libllmd: C ABI of llmd, an embeddable scheduling library for LLM
+ * inference routers.
+ *
+ * Generated from bindings/c by cbindgen (pinned version, see
+ * bindings/c/gen-header.sh); do not edit by hand. Conventions, ownership and
+ * thread safety: docs/c-api.md.
+ */
+
+#ifndef LLMD_H
+#define LLMD_H
+
+/* Generated file: regenerate with bindings/c/gen-header.sh. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+// Major version of the header (`LLMD_VERSION_MAJOR`).
+#define LLMD_VERSION_MAJOR 0
+
+// Minor version of the header (`LLMD_VERSION_MINOR`).
+#define LLMD_VERSION_MINOR 1
+
+// Patch version of the header (`LLMD_VERSION_PATCH`).
+#define LLMD_VERSION_PATCH 0
+
+// Kind of one event. Values are never reused.
+enum llmd_event_kind
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+  // Blocks committed to the prefix cache.
+  LLMD_EVENT_KIND_BLOCK_STORED = 1,
+  // Blocks evicted.
+  LLMD_EVENT_KIND_BLOCK_REMOVED = 2,
+  // The publisher dropped its whole prefix cache.
+  LLMD_EVENT_KIND_ALL_BLOCKS_CLEARED = 3,
+};
+#ifndef __cplusplus
+typedef uint32_t llmd_event_kind;
+#endif // __cplusplus
+
+// How index keys are formed. Passed as `uint32_t`; values are never reused.
+enum llmd_key_mode
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+  // The router's own chained hash of the events' tokens; works whatever
+  // seed or algorithm the engines use.
+  LLMD_KEY_MODE_ROUTER_KEYS = 1,
+  // No events: entries come from `llmd_index_record_routing` only.
+  LLMD_KEY_MODE_APPROXIMATE = 2,
+  // vLLM's own published keys, computed with a hasher (`hasher` field).
+  LLMD_KEY_MODE_ENGINE_PARITY = 3,
+};
+#ifndef __cplusplus
+typedef uint32_t llmd_key_mode;
+#endif // __cplusplus
+
+// How a request ended badly. Values are never reused.
+enum llmd_request_error
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+  // The client went away.
+  LLMD_REQUEST_ERROR_CANCELLED = 1,
+  // The upstream endpoint failed or timed out.
+  LLMD_REQUEST_ERROR_UPSTREAM = 2,
+  // Anything else.
+  LLMD_REQUEST_ERROR_OTHER = 3,
+};
+#ifndef __cplusplus
+typedef uint32_t llmd_request_error;
+#endif // __cplusplus
+
+// Result of a call. Values are explicit and never reused: a code that is
+// retired stays reserved, new codes take new numbers.
+enum llmd_status
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+  // Success; outputs were written.
+  LLMD_STATUS_OK = 0,
+  // A required pointer argument was NULL (or a NULL pointer came with a
+  // non-zero length).
+  LLMD_STATUS_NULL_ARGUMENT = 1,
+  // A string argument was not valid UTF-8.
+  LLMD_STATUS_INVALID_UTF8 = 2,
+  // An argument was out of range or otherwise invalid.
+  LLMD_STATUS_INVALID_ARGUMENT = 3,
+  // A caller-provided buffer was too small; nothing was written.
+  LLMD_STATUS_BUFFER_TOO_SMALL = 4,
+  // Scheduler configuration (YAML/JSON) could not be parsed or built.
+  LLMD_STATUS_CONFIG = 5,
+  // A file could not be read.
+  LLMD_STATUS_IO = 6,
+  // Hasher configuration or hashing failed.
+  LLMD_STATUS_HASH = 7,
+  // KV-event bytes could not be decoded.
+  LLMD_STATUS_DECODE = 8,
+  // The named endpoint is not known.
+  LLMD_STATUS_UNKNOWN_ENDPOINT = 9,
+  // Endpoint metrics text could not be parsed.
+  LLMD_STATUS_METRICS_PARSE = 10,
+  // The scheduler could not pick a target; the error's code says why.
+  LLMD_STATUS_SCHEDULE = 11,
+  // Serialising a result (JSON) failed.
+  LLMD_STATUS_SERIALIZE = 12,
+  // The index rejected the call; the message says why.
+  LLMD_STATUS_INDEX = 13,
+  // A bug inside the library was caught at the ABI boundary. The handle
+  // involved stays valid, but the call had no effect that can be relied on.
+  LLMD_STATUS_PANIC = 14,
+};
+#ifndef __cplusplus
+typedef uint32_t llmd_status;
+#endif // __cplusplus
+
+// Tier of the blocks of an event. Values are never reused.
+enum llmd_tier
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+  // Device memory (or no medium given).
+  LLMD_TIER_GPU = 0,
+  // Host memory of an offloading connector.
+  LLMD_TIER_CPU = 1,
+  // Disk or remote storage.
+  LLMD_TIER_STORAGE = 2,
+  // A medium this library does not know, or an event without one.
+  LLMD_TIER_UNKNOWN = 255,
+};
+#ifndef __cplusplus
+typedef uint32_t llmd_tier;
+#endif // __cplusplus
+
+// A scheduling decision. Immutable: read it from any thread; strings it
+// returns are borrowed from it and valid until `llmd_decision_free`.
+typedef struct llmd_decision llmd_decision;
+
+// A failed call's status, a stable machine-readable code and a message.
+// Owned by the caller once returned; release it with `llmd_error_free`.
+typedef struct llmd_error llmd_error;
+
+// A decoded `EventBatch`. Immutable: share it between threads freely.
+typedef struct llmd_event_batch llmd_event_batch;
+
+// Everything besides tokens that changes a request's block hashes. Starts
+// as a text-only request; not safe to mutate from two threads at once.
+typedef struct llmd_hash_extras llmd_hash_extras;
+
+// Computes the block keys a vLLM engine publishes for a prompt. Immutable
+// after creation: share it between threads freely.
+typedef struct llmd_hasher llmd_hasher;
+
+// The concurrent KV-block index. Every call takes it as `const`: reads never
+// wait for writers; share one handle between threads.
+typedef struct llmd_index llmd_index;
+
+// A scheduler: endpoints, KV index, pipeline and in-flight state. Every
+// call takes it as `const`: share one handle between threads.
+typedef struct llmd_scheduler llmd_scheduler;
+
+// Owned, NUL-terminated UTF-8 text. Release it with `llmd_string_free`.
+typedef struct llmd_string llmd_string;
+
+// A string as pointer + length (UTF-8, not NUL-terminated). As input it is
+// borrowed for the call (NULL means absent where a field says so); as output
+// it is borrowed from the handle that returned it.
+typedef struct {
+  // First byte, or NULL.
+  const char *ptr;
+  // Length in bytes.
+  size_t len;
+} llmd_str;
+
+// A name/value pair (labels, headers).
+typedef struct {
+  // Name.
+  llmd_str key;
+  // Value.
+  llmd_str value;
+} llmd_kv;
+
+// One request to schedule. Zero-initialise it (`{0}`) and set what you
+// have: absent strings are NULL, absent SLOs are 0.
+typedef struct {
+  // Request id (required); the lifecycle calls use it.
+  llmd_str id;
+  // Target model; for LoRA requests the base model.
+  llmd_str model;
+  // Prompt token ids; used when `prompt` is NULL.
+  const uint32_t *tokens;
+  // Number of tokens.
+  size_t n_tokens;
+  // Prompt text (tokenized by the configured estimator); NULL to use `tokens`.
+  llmd_str prompt;
+  // LoRA adapter name; NULL when the request uses none.
+  llmd_str lora_name;
+  // LoRA adapter path, when engines identify adapters by path; NULL if none.
+  llmd_str lora_path;
+  // vLLM `cache_salt`; NULL if none.
+  llmd_str cache_salt;
+  // Session id; NULL if none.
+  llmd_str session_id;
+  // Request headers (names match case-insensitively).
+  const llmd_kv *headers;
+  // Number of headers.
+  size_t n_headers;
+  // Objective priority; negative = sheddable.
+  int32_t priority;
+  // Time-to-first-token objective in ms; 0 = none.
+  double ttft_slo_ms;
+  // Time-per-output-token objective in ms; 0 = none.
+  double tpot_slo_ms;
+  // The request carries multimodal items.
+  bool multimodal;
+} llmd_request_desc;
+
+// A chosen endpoint.
+typedef struct {
+  // Endpoint name.
+  llmd_str name;
+  // `ip:port`.
+  llmd_str address;
+} llmd_target;
+
+// Shape of a decision, read in one call.
+typedef struct {
+  // The first target (llm-d's destination endpoint).
+  llmd_target primary;
+  // Whether the request is disaggregated (prefill runs remotely).
+  bool has_prefill;
+  // The remote prefill endpoint when `has_prefill`.
+  llmd_target prefill;
+  // Primary targets in preference order (later ones are fallbacks).
+  size_t n_targets;
+  // Headers the proxy must set.
+  size_t n_headers;
+  // Headers the proxy must remove.
+  size_t n_remove_headers;
+} llmd_decision_info;
+
+// Summary of one event of a batch.
+typedef struct {
+  // What happened.
+  llmd_event_kind kind;
+  // Where the blocks live.
+  llmd_tier tier;
+  // Number of block hashes (0 for `ALL_BLOCKS_CLEARED`).
+  size_t n_blocks;
+  // Number of tokens carried (stored events only).
+  size_t n_tokens;
+  // Whether `parent_key` is set (stored events continuing a chain).
+  bool has_parent;
+  // Published 64-bit key of the parent block.
+  uint64_t parent_key;
+  // Tokens per block (stored events only, else 0).
+  int64_t block_size;
+} llmd_event_info;
+
+// Index configuration; zero fields take the defaults.
+typedef struct {
+  // An `llmd_key_mode`; 0 means router keys.
+  uint32_t key_mode;
+  // Tokens per block in the router and approximate modes; 0 means 16.
+  size_t block_size;
+  // The hasher for engine parity (copied; may be freed afterwards).
+  const llmd_hasher *hasher;
+  // Upper bound on table entries (memory is fixed at creation); 0 = 2^20.
+  size_t capacity_blocks;
+  // Endpoint slots; 0 = 1024.
+  size_t max_endpoints;
+  // Lifetime of speculative entries in ns of the caller's clock; 0 = 2 s.
+  uint64_t speculative_ttl_ns;
+} llmd_index_config;
+
+// Counts from applying one batch to the index.
+typedef struct {
+  // Blocks stored.
+  uint32_t stored;
+  // Blocks removed.
+  uint32_t removed;
+  // Caches cleared.
+  uint32_t cleared;
+  // Blocks that found no room.
+  uint32_t unplaceable;
+  // Events with a medium this library does not know.
+  uint32_t unknown_media;
+  // Events ignored (e.g. unknown parent).
+  uint32_t ignored;
+} llmd_index_apply_report;
+
+// One endpoint's longest consecutive prefix match.
+typedef struct {
+  // The endpoint's id from `llmd_index_register_endpoint`.
+  uint16_t endpoint;
+  // Leading blocks of the prompt the endpoint holds.
+  uint32_t consecutive_blocks;
+  // Those blocks weighted by tier (GPU 1.0, CPU 0.8, ...).
+  double weighted_score;
+} llmd_endpoint_match;
+
+// Index-wide statistics.
+typedef struct {
+  // Live table entries.
+  uint64_t entries;
+  // Table capacity in entries.
+  uint64_t capacity;
+  // (block, endpoint) holdings.
+  uint64_t holdings;
+  // Bytes of the table.
+  uint64_t table_bytes;
+  // Entries evicted for room.
+  uint64_t evictions;
+  // Registered endpoints.
+  uint64_t endpoints;
+} llmd_index_stats;
+
+// Counts from applying one KV-event batch.
+typedef struct {
+  // Blocks added.
+  uint32_t stored;
+  // Blocks removed.
+  uint32_t removed;
+  // Endpoint caches cleared.
+  uint32_t cleared;
+  // Blocks skipped (unknown parent, block-size mismatch, missing tokens).
+  uint32_t skipped;
+} llmd_apply_stats;
+
+// What is known about a finished request.
+typedef struct {
+  // Prompt tokens as scheduled.
+  uint64_t prompt_tokens;
+  // Clock time of the decision (ns).
+  uint64_t scheduled_at_ns;
+  // Clock time of the first token; 0 if none was seen.
+  uint64_t first_token_at_ns;
+  // Clock time of completion or failure.
+  uint64_t finished_at_ns;
+  // Output tokens reported.
+  uint64_t output_tokens;
+  // Prompt tokens served from cache as the engine reported; -1 if unknown.
+  int64_t cached_tokens;
+  // 0 when the request succeeded, else its `llmd_request_error`.
+  uint32_t error;
+} llmd_request_summary;
+
+// An endpoint to register.
+typedef struct {
+  // Unique name (required).
+  llmd_str name;
+  // `ip:port` written into the routing headers (required).
+  llmd_str address;
+  // Served base model; NULL when unknown (then it serves any model).
+  llmd_str model;
+  // Labels, e.g. `llm-d.ai/role` = `prefill` / `decode` / `both`.
+  const llmd_kv *labels;
+  // Number of labels.
+  size_t n_labels;
+  // LoRA adapters the endpoint can serve.
+  const llmd_str *lora_adapters;
+  // Number of LoRA adapters.
+  size_t n_lora_adapters;
+} llmd_endpoint_desc;
+
+// A metrics snapshot of one endpoint, as scraped from vLLM.
+typedef struct {
+  // `vllm:num_requests_waiting`.
+  uint32_t waiting_queue_size;
+  // `vllm:num_requests_running`.
+  uint32_t running_requests_size;
+  // `vllm:kv_cache_usage_perc`, in [0, 1].
+  double kv_cache_usage;
+  // `max_lora`; 0 when unknown.
+  uint32_t max_active_models;
+  // KV-cache block size in tokens; 0 when unknown.
+  uint32_t cache_block_size;
+  // Number of GPU KV-cache blocks; 0 when unknown.
+  uint64_t cache_num_blocks;
+  // When the snapshot was taken (scheduler clock, ns); 0 = now.
+  uint64_t updated_at_ns;
+  // LoRA adapters running.
+  const llmd_str *active_models;
+  // Number of running adapters.
+  size_t n_active_models;
+  // LoRA adapters waiting for a slot.
+  const llmd_str *waiting_models;
+  // Number of waiting adapters.
+  size_t n_waiting_models;
+} llmd_endpoint_metrics;
+
+#ifdef __cplusplus
+extern "C" {
+#endif // __cplusplus
+
+// Runs one scheduling cycle for `req`. On success `*out` receives a
+// decision with at least one target. No endpoint for the model gives
+// `LLMD_STATUS_SCHEDULE` with code `"no_endpoints"` (detail 503); saturation
+// gives code `"resource_exhausted"` (detail 429).
+//
+// # Safety
+// `s` is NULL or live; `req` is NULL or valid with every pointer valid for
+// its length; `out` valid for a write; `err` NULL or valid for a write.
+llmd_status llmd_scheduler_pick(const llmd_scheduler *s,
+                                const llmd_request_desc *req,
+                                llmd_decision **out,
+                                llmd_error **err);
+
+// Like `llmd_scheduler_pick` with the request as JSON (`{"id", "model",
+// "prompt": {"tokens": [...]} | {"text": "..."}, "lora", "cache_salt",
+// "session_id", "headers", "priority", "slo"}`); malformed JSON is
+// `LLMD_STATUS_INVALID_ARGUMENT`.
+//
+// # Safety
+// As `llmd_scheduler_pick`; `json` valid for `json_len` bytes.
+llmd_status llmd_scheduler_pick_json(const llmd_scheduler *s,
+                                     const char *json,
+                                     size_t json_len,
+                                     llmd_decision **out,
+                                     llmd_error **err);
+
+// Releases a decision. NULL is accepted and ignored.
+//
+// # Safety
+// `d` is NULL or a decision not yet freed.
+void llmd_decision_free(llmd_decision *d);
+
+// Writes the decision's shape to `*out`: its primary and prefill targets
+// and how many targets and headers it has. Returns false (writing nothing)
+// when `d` or `out` is NULL.
+//
+// # Safety
+// `d` is NULL or live; `out` is NULL or valid for a write.
+bool llmd_decision_get_info(const llmd_decision *d, llmd_decision_info *out);
+
+// Target `index` in preference order; NULL views when out of range.
+//
+// # Safety
+// `d` is NULL or live.
+llmd_target llmd_decision_target(const llmd_decision *d, size_t index);
+
+// Header `index` the proxy must set on the upstream request (e.g.
+// `x-gateway-destination-endpoint`); NULL views when out of range.
+//
+// # Safety
+// `d` is NULL or live.
+llmd_kv llmd_decision_header(const llmd_decision *d, size_t index);
+
+// Header name `index` the proxy must remove; a NULL view when out of range.
+//
+// # Safety
+// `d` is NULL or live.
+llmd_str llmd_decision_remove_header(const llmd_decision *d, size_t index);
+
+// The explanation as JSON: every candidate, every filter drop, every
+// scorer's raw and weighted score, per profile. Rendered on request only.
+//
+// # Safety
+// `d` is NULL or live; `out` valid for a write; `err` NULL or valid for a write.
+llmd_status llmd_decision_explanation_json(const llmd_decision *d,
+                                           llmd_string **out,
+                                           llmd_error **err);
+
+// The whole decision (targets, headers, explanation) as JSON.
+//
+// # Safety
+// As `llmd_decision_explanation_json`.
+llmd_status llmd_decision_json(const llmd_decision *d, llmd_string **out, llmd_error **err);
+
+// The status of `err`; `LLMD_STATUS_NULL_ARGUMENT` when `err` is NULL.
+//
+// # Safety
+// `err` is NULL or a live error returned by this library.
+llmd_status llmd_error_status(const llmd_error *err);
+
+// The scheduler's stable numeric code for errors it raised: llm-d's HTTP
+// status for scheduling outcomes (503 no endpoints, 429 saturated, 400
+// invalid request) and 1001+ for library-side errors; 0 for errors raised
+// elsewhere and when `err` is NULL.
+//
+// # Safety
+// `err` is NULL or a live error returned by this library.
+uint32_t llmd_error_detail(const llmd_error *err);
+
+// The NUL-terminated message of `err`, owned by `err` and valid until it is
+// freed; an empty string when `err` is NULL.
+//
+// # Safety
+// `err` is NULL or a live error returned by this library.
+const char *llmd_error_message(const llmd_error *err);
+
+// A stable lowercase code for `err`, finer than its status when the library
+// knows more (e.g. `"no_candidates"` under `LLMD_STATUS_SCHEDULE`); owned by
+// `err`. An empty string when `err` is NULL.
+//
+// # Safety
+// `err` is NULL or a live error returned by this library.
+const char *llmd_error_code(const llmd_error *err);
+
+// Releases an error. NULL is accepted and ignored.
+//
+// # Safety
+// `err` is NULL or an error returned by this library and not yet freed.
+void llmd_error_free(llmd_error *err);
+
+// Decodes one msgpack `EventBatch` payload (the third ZMQ frame). Malformed
+// bytes give `LLMD_STATUS_DECODE` with the offset and defect in the message
+// and a code naming the defect.
+//
+// # Safety
+// `bytes` is NULL (only with `len` 0) or valid for `len` reads; `out` is
+// valid for a write; `err` is NULL or valid for a write.
+llmd_status llmd_event_batch_decode(const uint8_t *bytes,
+                                    size_t len,
+                                    llmd_event_batch **out,
+                                    llmd_error **err);
+
+// Releases a batch. NULL is accepted and ignored.
+//
+// # Safety
+// `batch` is NULL or from `llmd_event_batch_decode`, not yet freed.
+void llmd_event_batch_free(llmd_event_batch *batch);
+
+// Number of known events in the batch; 0 when `batch` is NULL.
+//
+// # Safety
+// `batch` is NULL or live.
+size_t llmd_event_batch_len(const llmd_event_batch *batch);
+
+// Events with an unknown tag that were skipped; 0 when `batch` is NULL.
+//
+// # Safety
+// `batch` is NULL or live.
+uint32_t llmd_event_batch_skipped(const llmd_event_batch *batch);
+
+// The batch's timestamp (seconds since the epoch); 0 when `batch` is NULL.
+//
+// # Safety
+// `batch` is NULL or live.
+double llmd_event_batch_ts(const llmd_event_batch *batch);
+
+// Writes the publisher's data-parallel rank to `*rank` and returns true when
+// the batch carries one; returns false (writing nothing) otherwise.
+//
+// # Safety
+// `batch` is NULL or live; `rank` is NULL or valid for a write.
+bool llmd_event_batch_dp_rank(const llmd_event_batch *batch, int64_t *rank);
+
+// Writes a summary of event `index` to `*out`.
+//
+// # Safety
+// `batch` is NULL or live; `out` is valid for a write; `err` is NULL or
+// valid for a write.
+llmd_status llmd_event_batch_event(const llmd_event_batch *batch,
+                                   size_t index,
+                                   llmd_event_info *out,
+                                   llmd_error **err);
+
+// Writes the published 64-bit keys of event `index`'s blocks to `keys` and
+// their number to `*keys_len`; `LLMD_STATUS_BUFFER_TOO_SMALL` (nothing
+// written) when `keys_cap` is below the event's `n_blocks`.
+//
+// # Safety
+// `batch` is NULL or live; `keys` is valid for `keys_cap` writes; `keys_len`
+// for a write; `err` is NULL or valid for a write.
+llmd_status llmd_event_batch_event_keys(const llmd_event_batch *batch,
+                                        size_t index,
+                                        uint64_t *keys,
+                                        size_t keys_cap,
+                                        size_t *keys_len,
+                                        llmd_error **err);
+
+// Creates a hasher reproducing vLLM release `vllm_version` (NULL for the
+// newest supported, or `"latest"`), algorithm `algo` (vLLM's
+// `--prefix-caching-hash-algo` name, e.g. `"sha256_cbor"`), `block_size`
+// tokens per block and the engines' `PYTHONHASHSEED` `seed` (NULL when
+// unset). On success writes a new hasher to `*out`.
+//
+// # Safety
+// String arguments are NULL or valid for their lengths; `out` is valid for a
+// write; `err` is NULL or valid for a write.
+llmd_status llmd_hasher_new(const char *vllm_version,
+                            size_t vllm_version_len,
+                            const char *algo,
+                            size_t algo_len,
+                            size_t block_size,
+                            const char *seed,
+                            size_t seed_len,
+                            llmd_hasher **out,
+                            llmd_error **err);
+
+// Releases a hasher. NULL is accepted and ignored.
+//
+// # Safety
+// `hasher` is NULL or a hasher from `llmd_hasher_new` not yet freed.
+void llmd_hasher_free(llmd_hasher *hasher);
+
+// Tokens per hashed block; 0 when `hasher` is NULL.
+//
+// # Safety
+// `hasher` is NULL or a live hasher.
+size_t llmd_hasher_block_size(const llmd_hasher *hasher);
+
+// Writes the published keys of the full blocks of `tokens` (a trailing
+// partial block is not hashed) to `keys` and their number to `*keys_len`.
+// `keys_cap` must be at least `n_tokens / llmd_hasher_block_size(hasher)`,
+// otherwise `LLMD_STATUS_BUFFER_TOO_SMALL` and nothing is written.
+// `extras` may be NULL for a text-only request.
+//
+// # Safety
+// `hasher` and `extras` are NULL or live; `tokens` is valid for `n_tokens`
+// reads, `keys` for `keys_cap` writes; `keys_len` for a write; `err` is NULL
+// or valid for a write.
+llmd_status llmd_hasher_block_keys(const llmd_hasher *hasher,
+                                   const uint32_t *tokens,
+                                   size_t n_tokens,
+                                   const llmd_hash_extras *extras,
+                                   uint64_t *keys,
+                                   size_t keys_cap,
+                                   size_t *keys_len,
+                                   llmd_error **err);
+
+// Creates empty (text-only) request extras.
+//
+// # Safety
+// `out` is valid for a write; `err` is NULL or valid for a write.
+llmd_status llmd_hash_extras_new(llmd_hash_extras **out, llmd_error **err);
+
+// Releases request extras. NULL is accepted and ignored.
+//
+// # Safety
+// `extras` is NULL or from `llmd_hash_extras_new`, not yet freed.
+void llmd_hash_extras_free(llmd_hash_extras *extras);
+
+// Sets the LoRA adapter: `lora_id` (NULL when absent), `name` and `path`
+// (NULL when absent). Which fields are hashed depends on the release.
+//
+// # Safety
+// `extras` is NULL or live and not used by another thread; `lora_id` is NULL
+// or valid; strings are NULL or valid for their lengths; `err` is NULL or
+// valid for a write.
+llmd_status llmd_hash_extras_set_lora(llmd_hash_extras *extras,
+                                      const int64_t *lora_id,
+                                      const char *name,
+                                      size_t name_len,
+                                      const char *path,
+                                      size_t path_len,
+                                      llmd_error **err);
+
+// Sets vLLM's `cache_salt` (NULL clears it).
+//
+// # Safety
+// As `llmd_hash_extras_set_lora`.
+llmd_status llmd_hash_extras_set_cache_salt(llmd_hash_extras *extras,
+                                            const char *salt,
+                                            size_t salt_len,
+                                            llmd_error **err);
+
+// Appends a multimodal item: vLLM's item hash `identifier` and its
+// placeholder tokens `[offset, offset + length)`. Items go in offset order.
+//
+// # Safety
+// As `llmd_hash_extras_set_lora`.
+llmd_status llmd_hash_extras_add_mm_item(llmd_hash_extras *extras,
+                                         const char *identifier,
+                                         size_t identifier_len,
+                                         size_t offset,
+                                         size_t length,
+                                         llmd_error **err);
+
+// Sets the prompt embeddings: row-major tensor bytes, `row_bytes` per token.
+//
+// # Safety
+// As `llmd_hash_extras_set_lora`; `data` is valid for `data_len` reads.
+llmd_status llmd_hash_extras_set_prompt_embeds(llmd_hash_extras *extras,
+                                               const uint8_t *data,
+                                               size_t data_len,
+                                               size_t row_bytes,
+                                               llmd_error **err);
+
+// Creates an index (`cfg` NULL: defaults). Invalid sizes give
+// `LLMD_STATUS_INDEX` naming the field.
+//
+// # Safety
+// `cfg` is NULL or valid; `out` valid for a write; `err` NULL or valid.
+llmd_status llmd_index_new(const llmd_index_config *cfg, llmd_index **out, llmd_error **err);
+
+// Releases an index. NULL is accepted and ignored.
+//
+// # Safety
+// `index` is NULL or an index not yet freed, with no call in flight.
+void llmd_index_free(llmd_index *index);
+
+// Registers an endpoint (or finds it) and writes its dense id to `*id`.
+//
+// # Safety
+// `index` NULL or live; `name` valid for `name_len` bytes; `id` valid for a
+// write; `err` NULL or valid.
+llmd_status llmd_index_register_endpoint(const llmd_index *index,
+                                         const char *name,
+                                         size_t name_len,
+                                         uint16_t *id,
+                                         llmd_error **err);
+
+// Removes an endpoint and everything it holds; its id may be reused.
+//
+// # Safety
+// `index` NULL or live; `err` NULL or valid.
+llmd_status llmd_index_remove_endpoint(const llmd_index *index, uint16_t id, llmd_error **err);
+
+// Applies a decoded batch published by endpoint `id` serving `model`;
+// `report` (NULL to ignore) receives the counts.
+//
+// # Safety
+// `index`, `batch` NULL or live; `model` valid for its length; `report`
+// NULL or valid for a write; `err` NULL or valid.
+llmd_status llmd_index_apply_batch(const llmd_index *index,
+                                   uint16_t id,
+                                   const char *model,
+                                   size_t model_len,
+                                   const llmd_event_batch *batch,
+                                   llmd_index_apply_report *report,
+                                   llmd_error **err);
+
+// Writes the keys of a prompt's full blocks in this index's key mode to
+// `keys` (`keys_cap` at least `n_tokens / block size`, else
+// `LLMD_STATUS_BUFFER_TOO_SMALL`) and their number to `*keys_len`.
+//
+// # Safety
+// `index`, `extras` NULL or live; `model` valid; `tokens` valid for
+// `n_tokens` reads; `keys` for `keys_cap` writes; `keys_len` for a write.
+llmd_status llmd_index_prompt_keys(const llmd_index *index,
+                                   const char *model,
+                                   size_t model_len,
+                                   const uint32_t *tokens,
+                                   size_t n_tokens,
+                                   const llmd_hash_extras *extras,
+                                   uint64_t *keys,
+                                   size_t keys_cap,
+                                   size_t *keys_len,
+                                   llmd_error **err);
+
+// Writes every endpoint's longest consecutive prefix match of `keys` for
+// `model` to `out` and their number to `*out_len` (endpoints without a
+// match are left out); `LLMD_STATUS_BUFFER_TOO_SMALL` when more endpoints
+// match than `out_cap` (size it by the registered endpoints).
+//
+// # Safety
+// `index` NULL or live; `model` valid; `keys` valid for `n_keys` reads;
+// `out` for `out_cap` writes; `out_len` for a write; `err` NULL or valid.
+llmd_status llmd_index_match_prefix(const llmd_index *index,
+                                    const char *model,
+                                    size_t model_len,
+                                    const uint64_t *keys,
+                                    size_t n_keys,
+                                    llmd_endpoint_match *out,
+                                    size_t out_cap,
+                                    size_t *out_len,
+                                    llmd_error **err);
+
+// Records that a prompt with `keys` was routed to endpoint `id` at
+// `now_ns`: the approximate mode's entries, speculative entries otherwise.
+//
+// # Safety
+// `index` NULL or live; `model` valid; `keys` valid for `n_keys` reads;
+// `err` NULL or valid.
+llmd_status llmd_index_record_routing(const llmd_index *index,
+                                      uint16_t id,
+                                      const char *model,
+                                      size_t model_len,
+                                      const uint64_t *keys,
+                                      size_t n_keys,
+                                      uint64_t now_ns,
+                                      llmd_error **err);
+
+// Writes index-wide statistics to `*out`.
+//
+// # Safety
+// `index` NULL or live; `out` valid for a write; `err` NULL or valid.
+llmd_status llmd_index_get_stats(const llmd_index *index, llmd_index_stats *out, llmd_error **err);
+
+// Decodes a KV-event payload published by `endpoint` (the third ZMQ frame)
+// and applies it to the scheduler's indexes. `stats` (NULL to ignore)
+// receives the counts. Malformed bytes are `LLMD_STATUS_DECODE`; nothing is
+// applied then.
+//
+// # Safety
+// `s` is NULL or live; `endpoint` valid for its length; `payload` valid for
+// `payload_len` bytes; `stats` NULL or valid for a write; `err` NULL or
+// valid for a write.
+llmd_status llmd_scheduler_ingest_kv_events(const llmd_scheduler *s,
+                                            const char *endpoint,
+                                            size_t endpoint_len,
+                                            const uint8_t *payload,
+                                            size_t payload_len,
+                                            llmd_apply_stats *stats,
+                                            llmd_error **err);
+
+// Applies an already decoded batch published by `endpoint`.
+//
+// # Safety
+// As `llmd_scheduler_ingest_kv_events`; `batch` is NULL or live.
+llmd_status llmd_scheduler_ingest_kv_batch(const llmd_scheduler *s,
+                                           const char *endpoint,
+                                           size_t endpoint_len,
+                                           const llmd_event_batch *batch,
+                                           llmd_apply_stats *stats,
+                                           llmd_error **err);
+
+// The first token of request `id` arrived. `found` (NULL to ignore)
+// tells whether the id was known.
+//
+// # Safety
+// `s` NULL or live; `id` valid for `id_len` bytes; `found` NULL or valid
+// for a write; `err` NULL or valid for a write.
+llmd_status llmd_scheduler_on_first_token(const llmd_scheduler *s,
+                                          const char *id,
+                                          size_t id_len,
+                                          bool *found,
+                                          llmd_error **err);
+
+// `n` more output tokens of request `id` were generated.
+//
+// # Safety
+// As `llmd_scheduler_on_first_token`.
+llmd_status llmd_scheduler_on_tokens(const llmd_scheduler *s,
+                                     const char *id,
+                                     size_t id_len,
+                                     uint64_t n,
+                                     bool *found,
+                                     llmd_error **err);
+
+// Request `id` completed; `cached_tokens` is the engine's reported
+// prefix-cache hit (-1 if unknown). `summary` and `found` may be NULL.
+//
+// # Safety
+// As `llmd_scheduler_on_first_token`; `summary` NULL or valid for a write.
+llmd_status llmd_scheduler_on_complete(const llmd_scheduler *s,
+                                       const char *id,
+                                       size_t id_len,
+                                       int64_t cached_tokens,
+                                       llmd_request_summary *summary,
+                                       bool *found,
+                                       llmd_error **err);
+
+// Request `id` failed or was cancelled; everything it held is released.
+// `kind` is an `llmd_request_error`; other values are `LLMD_STATUS_INVALID_ARGUMENT`.
+//
+// # Safety
+// As `llmd_scheduler_on_complete`.
+llmd_status llmd_scheduler_on_error(const llmd_scheduler *s,
+                                    const char *id,
+                                    size_t id_len,
+                                    uint32_t kind,
+                                    llmd_request_summary *summary,
+                                    bool *found,
+                                    llmd_error **err);
+
+// Renders the scheduler's metrics (TTFT, TPOT, end-to-end, queue, cache
+// hits per pool, routing scores, decisions, index and event-stream health;
+// the `llmd_*` families) as Prometheus text at the clock's current time.
+//
+// # Safety
+// `s` NULL or live; `out` valid for a write; `err` NULL or valid.
+llmd_status llmd_scheduler_render_metrics(const llmd_scheduler *s,
+                                          llmd_string **out,
+                                          llmd_error **err);
+
+// Creates a scheduler from an llm-d `EndpointPickerConfig` in YAML or JSON
+// (`config` NULL or blank: llm-d's default pipeline). `seed` (NULL: random)
+// makes tie-breaking reproducible. Malformed documents and invalid plugin
+// parameters give `LLMD_STATUS_CONFIG` with a message naming the plugin,
+// the field and the reason.
+//
+// # Safety
+// `config` is NULL or valid for `config_len` bytes; `seed` is NULL or valid;
+// `out` is valid for a write; `err` is NULL or valid for a write.
+llmd_status llmd_scheduler_new(const char *config,
+                               size_t config_len,
+                               const uint64_t *seed,
+                               llmd_scheduler **out,
+                               llmd_error **err);
+
+// Creates a scheduler from a configuration file (YAML or JSON). An
+// unreadable file gives `LLMD_STATUS_IO`.
+//
+// # Safety
+// As `llmd_scheduler_new`; `path` is valid for `path_len` bytes.
+llmd_status llmd_scheduler_from_file(const char *path,
+                                     size_t path_len,
+                                     const uint64_t *seed,
+                                     llmd_scheduler **out,
+                                     llmd_error **err);
+
+// Releases a scheduler. NULL is accepted and ignored.
+//
+// # Safety
+// `s` is NULL or a scheduler not yet freed, with no call on it in flight.
+void llmd_scheduler_free(llmd_scheduler *s);
+
+// Adds an endpoint, or replaces the one with the same name (its state is
+// reset).
+//
+// # Safety
+// `s` is NULL or live; `ep` is NULL or valid with every view valid for its
+// length; `err` is NULL or valid for a write.
+llmd_status llmd_scheduler_add_endpoint(const llmd_scheduler *s,
+                                        const llmd_endpoint_desc *ep,
+                                        llmd_error **err);
+
+// Adds an endpoint given as JSON (`{"name", "address", "labels", "model",
+// "lora_adapters", "metrics"}`); malformed JSON is `LLMD_STATUS_INVALID_ARGUMENT`.
+//
+// # Safety
+// As `llmd_scheduler_add_endpoint`; `json` is valid for `json_len` bytes.
+llmd_status llmd_scheduler_add_endpoint_json(const llmd_scheduler *s,
+                                             const char *json,
+                                             size_t json_len,
+                                             llmd_error **err);
+
+// Removes an endpoint; `LLMD_STATUS_UNKNOWN_ENDPOINT` when not registered.
+//
+// # Safety
+// `s` is NULL or live; `name` is valid for `name_len` bytes; `err` is NULL
+// or valid for a write.
+llmd_status llmd_scheduler_remove_endpoint(const llmd_scheduler *s,
+                                           const char *name,
+                                           size_t name_len,
+                                           llmd_error **err);
+
+// Replaces an endpoint's metrics with numbers.
+//
+// # Safety
+// `s` is NULL or live; `name` valid for `name_len` bytes; `m` is NULL or
+// valid with its arrays valid; `err` is NULL or valid for a write.
+llmd_status llmd_scheduler_update_metrics(const llmd_scheduler *s,
+                                          const char *name,
+                                          size_t name_len,
+                                          const llmd_endpoint_metrics *m,
+                                          llmd_error **err);
+
+// Parses a vLLM `/metrics` scrape (Prometheus text) and stores the snapshot;
+// unparsable text is `LLMD_STATUS_METRICS_PARSE`.
+//
+// # Safety
+// `s` is NULL or live; strings valid for their lengths; `err` is NULL or
+// valid for a write.
+llmd_status llmd_scheduler_update_metrics_text(const llmd_scheduler *s,
+                                               const char *name,
+                                               size_t name_len,
+                                               const char *text,
+                                               size_t text_len,
+                                               llmd_error **err);
+
+// Periodic maintenance (expires speculative index entries). Call it every
+// second or so; the library owns no threads.
+//
+// # Safety
+// `s` is NULL or live; `err` is NULL or valid for a write.
+llmd_status llmd_scheduler_tick(const llmd_scheduler *s, llmd_error **err);
+
+// Number of registered endpoints; 0 when `s` is NULL.
+//
+// # Safety
+// `s` is NULL or live.
+size_t llmd_scheduler_endpoint_count(const llmd_scheduler *s);
+
+// A static, NUL-terminated name for `status` (e.g. `"LLMD_STATUS_CONFIG"`),
+// or `"LLMD_STATUS_UNKNOWN"` for a value this library does not define.
+const char *llmd_status_name(uint32_t status);
+
+// The text of `s`, NUL-terminated, owned by `s` and valid until it is freed;
+// an empty string when `s` is NULL.
+//
+// # Safety
+// `s` is NULL or a live string returned by this library.
+const char *llmd_string_data(const llmd_string *s);
+
+// The length of `s` in bytes, without the terminating NUL; 0 when NULL.
+//
+// # Safety
+// `s` is NULL or a live string returned by this library.
+size_t llmd_string_len(const llmd_string *s);
+
+// Releases a string. NULL is accepted and ignored.
+//
+// # Safety
+// `s` is NULL or a string returned by this library and not yet freed.
+void llmd_string_free(llmd_string *s);
+
+// The library's version as `"MAJOR.MINOR.PATCH"`, static and NUL-terminated.
+// Compare with the `LLMD_VERSION_*` macros to detect a header/library mismatch.
+const char *llmd_version(void);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif  // __cplusplus
+
+#endif  /* LLMD_H */

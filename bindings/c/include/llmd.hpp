@@ -1,0 +1,454 @@
+// llmd.hpp: header-only C++17 RAII wrapper over the libllmd C ABI.
+//
+// Every handle is a move-only owner that frees itself; every failed call
+// throws llmd::Error carrying the C status, the stable code and the message.
+// Nothing here allocates on behalf of the library beyond std::string copies
+// of returned text.
+#ifndef LLMD_HPP
+#define LLMD_HPP
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "llmd.h"
+
+namespace llmd {
+
+// A failed call: the C status, the library's stable code and its message.
+class Error : public std::runtime_error {
+ public:
+  Error(llmd_status status, std::string code, const std::string& message)
+      : std::runtime_error(message), status_(status), code_(std::move(code)) {}
+  llmd_status status() const noexcept { return status_; }
+  const std::string& code() const noexcept { return code_; }
+
+ private:
+  llmd_status status_;
+  std::string code_;
+};
+
+namespace detail {
+
+// Throws llmd::Error for a non-OK status, taking ownership of `err`.
+inline void check(llmd_status status, llmd_error* err) {
+  if (status == LLMD_STATUS_OK) return;
+  std::string code = llmd_error_code(err);
+  std::string message = err ? llmd_error_message(err) : llmd_status_name(status);
+  llmd_error_free(err);
+  throw Error(status, std::move(code), message);
+}
+
+// Calls `f(&err)` and throws on failure.
+template <typename F>
+void call(F&& f) {
+  llmd_error* err = nullptr;
+  llmd_status status = f(&err);
+  check(status, err);
+}
+
+template <typename T, void (*Free)(T*)>
+struct Deleter {
+  void operator()(T* p) const noexcept { Free(p); }
+};
+
+template <typename T, void (*Free)(T*)>
+using Handle = std::unique_ptr<T, Deleter<T, Free>>;
+
+// Takes an owned llmd_string and copies it into a std::string.
+inline std::string take_string(llmd_string* s) {
+  Handle<llmd_string, llmd_string_free> owned(s);
+  return std::string(llmd_string_data(owned.get()), llmd_string_len(owned.get()));
+}
+
+}  // namespace detail
+
+// The library's run-time version ("MAJOR.MINOR.PATCH").
+inline std::string version() { return llmd_version(); }
+
+
+// Everything besides tokens that changes a request's block hashes.
+class HashExtras {
+ public:
+  HashExtras() {
+    llmd_hash_extras* raw = nullptr;
+    detail::call([&](llmd_error** e) { return llmd_hash_extras_new(&raw, e); });
+    h_.reset(raw);
+  }
+  HashExtras& lora(const int64_t* id, const std::string* name, const std::string* path) {
+    detail::call([&](llmd_error** e) {
+      return llmd_hash_extras_set_lora(h_.get(), id, name ? name->data() : nullptr,
+                                       name ? name->size() : 0, path ? path->data() : nullptr,
+                                       path ? path->size() : 0, e);
+    });
+    return *this;
+  }
+  HashExtras& cache_salt(std::string_view salt) {
+    detail::call([&](llmd_error** e) {
+      return llmd_hash_extras_set_cache_salt(h_.get(), salt.data() ? salt.data() : "",
+                                             salt.size(), e);
+    });
+    return *this;
+  }
+  HashExtras& mm_item(std::string_view identifier, size_t offset, size_t length) {
+    detail::call([&](llmd_error** e) {
+      return llmd_hash_extras_add_mm_item(h_.get(), identifier.data(), identifier.size(),
+                                          offset, length, e);
+    });
+    return *this;
+  }
+  const llmd_hash_extras* get() const noexcept { return h_.get(); }
+
+ private:
+  detail::Handle<llmd_hash_extras, llmd_hash_extras_free> h_;
+};
+
+// Computes the block keys vLLM publishes for a prompt. Thread-safe.
+class Hasher {
+ public:
+  // `vllm_version` empty means the newest supported; `seed` null when unset.
+  Hasher(std::string_view vllm_version, std::string_view algo, size_t block_size,
+         const std::string* seed) {
+    llmd_hasher* raw = nullptr;
+    detail::call([&](llmd_error** e) {
+      return llmd_hasher_new(vllm_version.empty() ? nullptr : vllm_version.data(),
+                             vllm_version.size(), algo.data(), algo.size(), block_size,
+                             seed ? seed->data() : nullptr, seed ? seed->size() : 0, &raw, e);
+    });
+    h_.reset(raw);
+  }
+  size_t block_size() const noexcept { return llmd_hasher_block_size(h_.get()); }
+  std::vector<uint64_t> block_keys(const std::vector<uint32_t>& tokens,
+                                   const HashExtras* extras = nullptr) const {
+    std::vector<uint64_t> keys(tokens.size() / block_size());
+    size_t n = 0;
+    detail::call([&](llmd_error** e) {
+      return llmd_hasher_block_keys(h_.get(), tokens.data(), tokens.size(),
+                                    extras ? extras->get() : nullptr, keys.data(), keys.size(),
+                                    &n, e);
+    });
+    keys.resize(n);
+    return keys;
+  }
+  const llmd_hasher* get() const noexcept { return h_.get(); }
+
+ private:
+  detail::Handle<llmd_hasher, llmd_hasher_free> h_;
+};
+
+// One decoded vLLM EventBatch payload. Immutable, thread-safe.
+class EventBatch {
+ public:
+  static EventBatch decode(const uint8_t* bytes, size_t len) {
+    llmd_event_batch* raw = nullptr;
+    detail::call([&](llmd_error** e) { return llmd_event_batch_decode(bytes, len, &raw, e); });
+    return EventBatch(raw);
+  }
+  size_t size() const noexcept { return llmd_event_batch_len(h_.get()); }
+  double timestamp() const noexcept { return llmd_event_batch_ts(h_.get()); }
+  llmd_event_info event(size_t i) const {
+    llmd_event_info info{};
+    detail::call([&](llmd_error** e) { return llmd_event_batch_event(h_.get(), i, &info, e); });
+    return info;
+  }
+  std::vector<uint64_t> keys(size_t i) const {
+    std::vector<uint64_t> out(event(i).n_blocks);
+    size_t n = 0;
+    detail::call([&](llmd_error** e) {
+      return llmd_event_batch_event_keys(h_.get(), i, out.data(), out.size(), &n, e);
+    });
+    out.resize(n);
+    return out;
+  }
+  const llmd_event_batch* get() const noexcept { return h_.get(); }
+
+ private:
+  explicit EventBatch(llmd_event_batch* raw) : h_(raw) {}
+  detail::Handle<llmd_event_batch, llmd_event_batch_free> h_;
+};
+
+// A borrowed view as std::string_view (empty for a NULL view).
+inline std::string_view view(llmd_str s) noexcept {
+  return s.ptr ? std::string_view(s.ptr, s.len) : std::string_view();
+}
+
+namespace detail {
+inline llmd_str str(std::string_view s) noexcept { return llmd_str{s.data(), s.size()}; }
+inline llmd_str opt_str(const std::optional<std::string>& s) noexcept {
+  return s ? llmd_str{s->data(), s->size()} : llmd_str{nullptr, 0};
+}
+}  // namespace detail
+
+// A chosen endpoint.
+struct Target {
+  std::string name;
+  std::string address;
+};
+
+// An endpoint to register.
+struct EndpointSpec {
+  std::string name;
+  std::string address;
+  std::optional<std::string> model;
+  std::vector<std::pair<std::string, std::string>> labels;
+  std::vector<std::string> lora_adapters;
+};
+
+// A request to schedule; set either `tokens` or `prompt`.
+struct Request {
+  std::string id;
+  std::string model;
+  std::vector<uint32_t> tokens;
+  std::optional<std::string> prompt;
+  std::optional<std::string> lora_name;
+  std::optional<std::string> cache_salt;
+  std::optional<std::string> session_id;
+  std::vector<std::pair<std::string, std::string>> headers;
+  int32_t priority = 0;
+  double ttft_slo_ms = 0;
+  double tpot_slo_ms = 0;
+};
+
+// A scheduling decision; owns its handle, copies nothing until asked.
+class Decision {
+ public:
+  explicit Decision(llmd_decision* raw) : h_(raw) { llmd_decision_get_info(h_.get(), &info_); }
+  Target primary() const {
+    return {std::string(view(info_.primary.name)), std::string(view(info_.primary.address))};
+  }
+  std::optional<Target> prefill() const {
+    if (!info_.has_prefill) return std::nullopt;
+    return Target{std::string(view(info_.prefill.name)), std::string(view(info_.prefill.address))};
+  }
+  std::vector<Target> targets() const {
+    std::vector<Target> out;
+    for (size_t i = 0; i < info_.n_targets; i++) {
+      llmd_target t = llmd_decision_target(h_.get(), i);
+      out.push_back({std::string(view(t.name)), std::string(view(t.address))});
+    }
+    return out;
+  }
+  std::vector<std::pair<std::string, std::string>> headers() const {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (size_t i = 0; i < info_.n_headers; i++) {
+      llmd_kv kv = llmd_decision_header(h_.get(), i);
+      out.emplace_back(std::string(view(kv.key)), std::string(view(kv.value)));
+    }
+    return out;
+  }
+  // Every candidate, filter drop and scorer's raw and weighted score, as JSON.
+  std::string explanation_json() const {
+    llmd_string* s = nullptr;
+    detail::call([&](llmd_error** e) { return llmd_decision_explanation_json(h_.get(), &s, e); });
+    return detail::take_string(s);
+  }
+  std::string json() const {
+    llmd_string* s = nullptr;
+    detail::call([&](llmd_error** e) { return llmd_decision_json(h_.get(), &s, e); });
+    return detail::take_string(s);
+  }
+  const llmd_decision* get() const noexcept { return h_.get(); }
+
+ private:
+  detail::Handle<llmd_decision, llmd_decision_free> h_;
+  llmd_decision_info info_{};
+};
+
+// The scheduler. All methods are const and thread-safe.
+class Scheduler {
+ public:
+  // From an llm-d EndpointPickerConfig (YAML or JSON); empty: llm-d's default.
+  explicit Scheduler(std::string_view config = {}, std::optional<uint64_t> seed = std::nullopt) {
+    llmd_scheduler* raw = nullptr;
+    detail::call([&](llmd_error** e) {
+      return llmd_scheduler_new(config.data(), config.size(), seed ? &*seed : nullptr, &raw, e);
+    });
+    h_.reset(raw);
+  }
+  static Scheduler from_file(const std::string& path, std::optional<uint64_t> seed = std::nullopt) {
+    llmd_scheduler* raw = nullptr;
+    detail::call([&](llmd_error** e) {
+      return llmd_scheduler_from_file(path.data(), path.size(), seed ? &*seed : nullptr, &raw, e);
+    });
+    return Scheduler(raw);
+  }
+  void add_endpoint(const EndpointSpec& ep) const {
+    std::vector<llmd_kv> labels;
+    for (const auto& [k, v] : ep.labels) labels.push_back({detail::str(k), detail::str(v)});
+    std::vector<llmd_str> loras;
+    for (const auto& l : ep.lora_adapters) loras.push_back(detail::str(l));
+    llmd_endpoint_desc d{detail::str(ep.name), detail::str(ep.address), detail::opt_str(ep.model),
+                         labels.data(), labels.size(), loras.data(), loras.size()};
+    detail::call([&](llmd_error** e) { return llmd_scheduler_add_endpoint(h_.get(), &d, e); });
+  }
+  void remove_endpoint(std::string_view name) const {
+    detail::call([&](llmd_error** e) {
+      return llmd_scheduler_remove_endpoint(h_.get(), name.data(), name.size(), e);
+    });
+  }
+  void update_metrics(std::string_view name, const llmd_endpoint_metrics& m) const {
+    detail::call([&](llmd_error** e) {
+      return llmd_scheduler_update_metrics(h_.get(), name.data(), name.size(), &m, e);
+    });
+  }
+  // A vLLM /metrics scrape.
+  void update_metrics_text(std::string_view name, std::string_view text) const {
+    detail::call([&](llmd_error** e) {
+      return llmd_scheduler_update_metrics_text(h_.get(), name.data(), name.size(), text.data(),
+                                                text.size(), e);
+    });
+  }
+  llmd_apply_stats ingest_kv_events(std::string_view endpoint, const uint8_t* payload,
+                                    size_t len) const {
+    llmd_apply_stats st{};
+    detail::call([&](llmd_error** e) {
+      return llmd_scheduler_ingest_kv_events(h_.get(), endpoint.data(), endpoint.size(), payload,
+                                             len, &st, e);
+    });
+    return st;
+  }
+  Decision pick(const Request& r) const {
+    std::vector<llmd_kv> headers;
+    for (const auto& [k, v] : r.headers) headers.push_back({detail::str(k), detail::str(v)});
+    llmd_request_desc d{};
+    d.id = detail::str(r.id);
+    d.model = detail::str(r.model);
+    d.tokens = r.tokens.data();
+    d.n_tokens = r.tokens.size();
+    d.prompt = detail::opt_str(r.prompt);
+    d.lora_name = detail::opt_str(r.lora_name);
+    d.cache_salt = detail::opt_str(r.cache_salt);
+    d.session_id = detail::opt_str(r.session_id);
+    d.headers = headers.data();
+    d.n_headers = headers.size();
+    d.priority = r.priority;
+    d.ttft_slo_ms = r.ttft_slo_ms;
+    d.tpot_slo_ms = r.tpot_slo_ms;
+    llmd_decision* raw = nullptr;
+    detail::call([&](llmd_error** e) { return llmd_scheduler_pick(h_.get(), &d, &raw, e); });
+    return Decision(raw);
+  }
+  // Lifecycle feedback; each returns whether the request id was known.
+  bool on_first_token(std::string_view id) const {
+    bool found = false;
+    detail::call([&](llmd_error** e) {
+      return llmd_scheduler_on_first_token(h_.get(), id.data(), id.size(), &found, e);
+    });
+    return found;
+  }
+  bool on_tokens(std::string_view id, uint64_t n) const {
+    bool found = false;
+    detail::call([&](llmd_error** e) {
+      return llmd_scheduler_on_tokens(h_.get(), id.data(), id.size(), n, &found, e);
+    });
+    return found;
+  }
+  std::optional<llmd_request_summary> on_complete(std::string_view id,
+                                                  std::optional<uint32_t> cached = {}) const {
+    llmd_request_summary sum{};
+    bool found = false;
+    detail::call([&](llmd_error** e) {
+      return llmd_scheduler_on_complete(h_.get(), id.data(), id.size(),
+                                        cached ? int64_t(*cached) : -1, &sum, &found, e);
+    });
+    return found ? std::optional<llmd_request_summary>(sum) : std::nullopt;
+  }
+  std::optional<llmd_request_summary> on_error(std::string_view id,
+                                               llmd_request_error kind) const {
+    llmd_request_summary sum{};
+    bool found = false;
+    detail::call([&](llmd_error** e) {
+      return llmd_scheduler_on_error(h_.get(), id.data(), id.size(), kind, &sum, &found, e);
+    });
+    return found ? std::optional<llmd_request_summary>(sum) : std::nullopt;
+  }
+  void tick() const {
+    detail::call([&](llmd_error** e) { return llmd_scheduler_tick(h_.get(), e); });
+  }
+  size_t endpoint_count() const noexcept { return llmd_scheduler_endpoint_count(h_.get()); }
+  // Prometheus text of the token-level metrics, for the host's /metrics.
+  std::string render_metrics() const {
+    llmd_string* s = nullptr;
+    detail::call([&](llmd_error** e) { return llmd_scheduler_render_metrics(h_.get(), &s, e); });
+    return detail::take_string(s);
+  }
+  const llmd_scheduler* get() const noexcept { return h_.get(); }
+
+ private:
+  explicit Scheduler(llmd_scheduler* raw) : h_(raw) {}
+  detail::Handle<llmd_scheduler, llmd_scheduler_free> h_;
+};
+
+// The KV-block index on its own. All methods are const and thread-safe.
+class Index {
+ public:
+  explicit Index(const llmd_index_config* cfg = nullptr) {
+    llmd_index* raw = nullptr;
+    detail::call([&](llmd_error** e) { return llmd_index_new(cfg, &raw, e); });
+    h_.reset(raw);
+  }
+  uint16_t register_endpoint(std::string_view name) const {
+    uint16_t id = 0;
+    detail::call([&](llmd_error** e) {
+      return llmd_index_register_endpoint(h_.get(), name.data(), name.size(), &id, e);
+    });
+    return id;
+  }
+  void remove_endpoint(uint16_t id) const {
+    detail::call([&](llmd_error** e) { return llmd_index_remove_endpoint(h_.get(), id, e); });
+  }
+  llmd_index_apply_report apply(uint16_t id, std::string_view model, const EventBatch& b) const {
+    llmd_index_apply_report r{};
+    detail::call([&](llmd_error** e) {
+      return llmd_index_apply_batch(h_.get(), id, model.data(), model.size(), b.get(), &r, e);
+    });
+    return r;
+  }
+  std::vector<uint64_t> prompt_keys(std::string_view model, const std::vector<uint32_t>& tokens,
+                                    const HashExtras* extras = nullptr) const {
+    std::vector<uint64_t> keys(tokens.size());
+    size_t n = 0;
+    detail::call([&](llmd_error** e) {
+      return llmd_index_prompt_keys(h_.get(), model.data(), model.size(), tokens.data(),
+                                    tokens.size(), extras ? extras->get() : nullptr, keys.data(),
+                                    keys.size(), &n, e);
+    });
+    keys.resize(n);
+    return keys;
+  }
+  std::vector<llmd_endpoint_match> match_prefix(std::string_view model,
+                                                const std::vector<uint64_t>& keys) const {
+    std::vector<llmd_endpoint_match> out(stats().endpoints);
+    size_t n = 0;
+    detail::call([&](llmd_error** e) {
+      return llmd_index_match_prefix(h_.get(), model.data(), model.size(), keys.data(),
+                                     keys.size(), out.data(), out.size(), &n, e);
+    });
+    out.resize(n);
+    return out;
+  }
+  void record_routing(uint16_t id, std::string_view model, const std::vector<uint64_t>& keys,
+                      uint64_t now_ns) const {
+    detail::call([&](llmd_error** e) {
+      return llmd_index_record_routing(h_.get(), id, model.data(), model.size(), keys.data(),
+                                       keys.size(), now_ns, e);
+    });
+  }
+  llmd_index_stats stats() const {
+    llmd_index_stats st{};
+    detail::call([&](llmd_error** e) { return llmd_index_get_stats(h_.get(), &st, e); });
+    return st;
+  }
+
+ private:
+  detail::Handle<llmd_index, llmd_index_free> h_;
+};
+
+}  // namespace llmd
+
+#endif  // LLMD_HPP

@@ -1,0 +1,274 @@
+//! Picking: `llmd_scheduler_pick` and the decision handle it returns, with
+//! its targets, headers and explanation (JSON on request).
+
+use std::ffi::c_char;
+
+use llmd_sched::{Decision, Request};
+
+use crate::args::{self, free_handle, into_handle, Out};
+use crate::error::{llmd_error, FfiError};
+use crate::panic::{guard, guard_value};
+use crate::request::{llmd_request_desc, to_request};
+use crate::sched_error::sched_err;
+use crate::scheduler::llmd_scheduler;
+use crate::status::llmd_status;
+use crate::string::llmd_string;
+use crate::views::{llmd_kv, llmd_str};
+
+/// A scheduling decision. Immutable: read it from any thread; strings it
+/// returns are borrowed from it and valid until `llmd_decision_free`.
+#[allow(non_camel_case_types)] // C naming for the exported type
+pub struct llmd_decision(Decision);
+
+/// A chosen endpoint.
+#[allow(non_camel_case_types)] // C naming for the exported type
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct llmd_target {
+    /// Endpoint name.
+    pub name: llmd_str,
+    /// `ip:port`.
+    pub address: llmd_str,
+}
+
+/// Shape of a decision, read in one call.
+#[allow(non_camel_case_types)] // C naming for the exported type
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct llmd_decision_info {
+    /// The first target (llm-d's destination endpoint).
+    pub primary: llmd_target,
+    /// Whether the request is disaggregated (prefill runs remotely).
+    pub has_prefill: bool,
+    /// The remote prefill endpoint when `has_prefill`.
+    pub prefill: llmd_target,
+    /// Primary targets in preference order (later ones are fallbacks).
+    pub n_targets: usize,
+    /// Headers the proxy must set.
+    pub n_headers: usize,
+    /// Headers the proxy must remove.
+    pub n_remove_headers: usize,
+}
+
+const NO_TARGET: llmd_target = llmd_target {
+    name: llmd_str::NONE,
+    address: llmd_str::NONE,
+};
+
+fn target(t: Option<&llmd_sched::Target>) -> llmd_target {
+    t.map_or(NO_TARGET, |t| llmd_target {
+        name: llmd_str::of(&t.name),
+        address: llmd_str::of(&t.address),
+    })
+}
+
+fn pick(s: &llmd_scheduler, req: &Request) -> Result<*mut llmd_decision, FfiError> {
+    let d = s.0.pick(req).map_err(sched_err)?;
+    if d.targets.is_empty() {
+        return Err(FfiError::with_code(
+            llmd_status::Schedule,
+            "no_target",
+            "the pipeline picked no target",
+        ));
+    }
+    Ok(into_handle(llmd_decision(d)))
+}
+
+/// Runs one scheduling cycle for `req`. On success `*out` receives a
+/// decision with at least one target. No endpoint for the model gives
+/// `LLMD_STATUS_SCHEDULE` with code `"no_endpoints"` (detail 503); saturation
+/// gives code `"resource_exhausted"` (detail 429).
+///
+/// # Safety
+/// `s` is NULL or live; `req` is NULL or valid with every pointer valid for
+/// its length; `out` valid for a write; `err` NULL or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_scheduler_pick(
+    s: *const llmd_scheduler,
+    req: *const llmd_request_desc,
+    out: *mut *mut llmd_decision,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let s = args::handle(s, "scheduler")?;
+            let req = to_request(args::handle(req, "request")?)?;
+            let out = Out::new(out, "out")?;
+            out.write(pick(s, &req)?);
+            Ok(())
+        })
+    }
+}
+
+/// Like `llmd_scheduler_pick` with the request as JSON (`{"id", "model",
+/// "prompt": {"tokens": [...]} | {"text": "..."}, "lora", "cache_salt",
+/// "session_id", "headers", "priority", "slo"}`); malformed JSON is
+/// `LLMD_STATUS_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// As `llmd_scheduler_pick`; `json` valid for `json_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_scheduler_pick_json(
+    s: *const llmd_scheduler,
+    json: *const c_char,
+    json_len: usize,
+    out: *mut *mut llmd_decision,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let s = args::handle(s, "scheduler")?;
+            let json = args::str(json, json_len, "json")?;
+            let out = Out::new(out, "out")?;
+            let req: Request = serde_json::from_str(json)
+                .map_err(|e| FfiError::invalid(format!("request JSON: {e}")))?;
+            out.write(pick(s, &req)?);
+            Ok(())
+        })
+    }
+}
+
+/// Releases a decision. NULL is accepted and ignored.
+///
+/// # Safety
+/// `d` is NULL or a decision not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_decision_free(d: *mut llmd_decision) {
+    // SAFETY: caller contract.
+    guard_value((), || unsafe { free_handle(d) })
+}
+
+/// Writes the decision's shape to `*out`: its primary and prefill targets
+/// and how many targets and headers it has. Returns false (writing nothing)
+/// when `d` or `out` is NULL.
+///
+/// # Safety
+/// `d` is NULL or live; `out` is NULL or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_decision_get_info(
+    d: *const llmd_decision,
+    out: *mut llmd_decision_info,
+) -> bool {
+    // SAFETY: caller contract.
+    guard_value(false, || unsafe {
+        let (Some(d), false) = (d.as_ref(), out.is_null()) else {
+            return false;
+        };
+        let d = &d.0;
+        out.write(llmd_decision_info {
+            primary: target(d.targets.first()),
+            has_prefill: d.prefill_target.is_some(),
+            prefill: target(d.prefill_target.as_ref()),
+            n_targets: d.targets.len(),
+            n_headers: d.headers.len(),
+            n_remove_headers: d.remove_headers.len(),
+        });
+        true
+    })
+}
+
+/// Target `index` in preference order; NULL views when out of range.
+///
+/// # Safety
+/// `d` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_decision_target(
+    d: *const llmd_decision,
+    index: usize,
+) -> llmd_target {
+    // SAFETY: caller contract.
+    guard_value(NO_TARGET, || {
+        target(unsafe { d.as_ref() }.and_then(|d| d.0.targets.get(index)))
+    })
+}
+
+/// Header `index` the proxy must set on the upstream request (e.g.
+/// `x-gateway-destination-endpoint`); NULL views when out of range.
+///
+/// # Safety
+/// `d` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_decision_header(d: *const llmd_decision, index: usize) -> llmd_kv {
+    let none = llmd_kv {
+        key: llmd_str::NONE,
+        value: llmd_str::NONE,
+    };
+    // SAFETY: caller contract.
+    guard_value(none, || {
+        match unsafe { d.as_ref() }.and_then(|d| d.0.headers.get(index)) {
+            Some((k, v)) => llmd_kv {
+                key: llmd_str::of(k),
+                value: llmd_str::of(v),
+            },
+            None => none,
+        }
+    })
+}
+
+/// Header name `index` the proxy must remove; a NULL view when out of range.
+///
+/// # Safety
+/// `d` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_decision_remove_header(
+    d: *const llmd_decision,
+    index: usize,
+) -> llmd_str {
+    // SAFETY: caller contract.
+    guard_value(llmd_str::NONE, || {
+        unsafe { d.as_ref() }
+            .and_then(|d| d.0.remove_headers.get(index))
+            .map_or(llmd_str::NONE, |h| llmd_str::of(h))
+    })
+}
+
+fn json_of<T: serde::Serialize>(value: &T) -> Result<*mut llmd_string, FfiError> {
+    let text = serde_json::to_string(value)
+        .map_err(|e| FfiError::new(llmd_status::Serialize, e.to_string()))?;
+    Ok(into_handle(llmd_string::new(text)))
+}
+
+/// The explanation as JSON: every candidate, every filter drop, every
+/// scorer's raw and weighted score, per profile. Rendered on request only.
+///
+/// # Safety
+/// `d` is NULL or live; `out` valid for a write; `err` NULL or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_decision_explanation_json(
+    d: *const llmd_decision,
+    out: *mut *mut llmd_string,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let d = args::handle(d, "decision")?;
+            let out = Out::new(out, "out")?;
+            out.write(json_of(&d.0.explanation)?);
+            Ok(())
+        })
+    }
+}
+
+/// The whole decision (targets, headers, explanation) as JSON.
+///
+/// # Safety
+/// As `llmd_decision_explanation_json`.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_decision_json(
+    d: *const llmd_decision,
+    out: *mut *mut llmd_string,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let d = args::handle(d, "decision")?;
+            let out = Out::new(out, "out")?;
+            out.write(json_of(&d.0)?);
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,271 @@
+//! vLLM-exact block hashing: `llmd_hasher` and the per-request
+//! `llmd_hash_extras` (LoRA, cache salt, multimodal items, prompt embeddings).
+
+use std::ffi::c_char;
+
+use llmd_kvindex::hash::{
+    BlockHasher, HashAlgo, HashError, HasherConfig, LoraRef, MmItem, PromptEmbeds, RequestExtras,
+};
+
+use crate::args::{self, free_handle, into_handle, Out};
+use crate::error::{llmd_error, FfiError};
+use crate::panic::{guard, guard_value};
+use crate::status::llmd_status;
+
+/// Computes the block keys a vLLM engine publishes for a prompt. Immutable
+/// after creation: share it between threads freely.
+#[allow(non_camel_case_types)] // C naming for the exported type
+pub struct llmd_hasher(pub(crate) BlockHasher);
+
+/// Everything besides tokens that changes a request's block hashes. Starts
+/// as a text-only request; not safe to mutate from two threads at once.
+#[allow(non_camel_case_types)] // C naming for the exported type
+#[derive(Default)]
+pub struct llmd_hash_extras(pub(crate) RequestExtras);
+
+fn hash_err(e: HashError) -> FfiError {
+    FfiError::new(llmd_status::Hash, e.to_string())
+}
+
+/// Creates a hasher reproducing vLLM release `vllm_version` (NULL for the
+/// newest supported, or `"latest"`), algorithm `algo` (vLLM's
+/// `--prefix-caching-hash-algo` name, e.g. `"sha256_cbor"`), `block_size`
+/// tokens per block and the engines' `PYTHONHASHSEED` `seed` (NULL when
+/// unset). On success writes a new hasher to `*out`.
+///
+/// # Safety
+/// String arguments are NULL or valid for their lengths; `out` is valid for a
+/// write; `err` is NULL or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_hasher_new(
+    vllm_version: *const c_char,
+    vllm_version_len: usize,
+    algo: *const c_char,
+    algo_len: usize,
+    block_size: usize,
+    seed: *const c_char,
+    seed_len: usize,
+    out: *mut *mut llmd_hasher,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let out = Out::new(out, "out")?;
+            let version = args::opt_str(vllm_version, vllm_version_len, "vllm_version")?;
+            let algo = args::str(algo, algo_len, "algo")?;
+            let seed = args::opt_str(seed, seed_len, "seed")?;
+            let algo: HashAlgo = algo.parse().map_err(hash_err)?;
+            let cfg = HasherConfig::for_vllm(version.unwrap_or("latest"), algo, block_size, seed)
+                .map_err(hash_err)?;
+            let hasher = BlockHasher::new(cfg).map_err(hash_err)?;
+            out.write(into_handle(llmd_hasher(hasher)));
+            Ok(())
+        })
+    }
+}
+
+/// Releases a hasher. NULL is accepted and ignored.
+///
+/// # Safety
+/// `hasher` is NULL or a hasher from `llmd_hasher_new` not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_hasher_free(hasher: *mut llmd_hasher) {
+    // SAFETY: caller contract.
+    guard_value((), || unsafe { free_handle(hasher) })
+}
+
+/// Tokens per hashed block; 0 when `hasher` is NULL.
+///
+/// # Safety
+/// `hasher` is NULL or a live hasher.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_hasher_block_size(hasher: *const llmd_hasher) -> usize {
+    // SAFETY: caller contract.
+    guard_value(0, || {
+        unsafe { hasher.as_ref() }.map_or(0, |h| h.0.block_size())
+    })
+}
+
+/// Writes the published keys of the full blocks of `tokens` (a trailing
+/// partial block is not hashed) to `keys` and their number to `*keys_len`.
+/// `keys_cap` must be at least `n_tokens / llmd_hasher_block_size(hasher)`,
+/// otherwise `LLMD_STATUS_BUFFER_TOO_SMALL` and nothing is written.
+/// `extras` may be NULL for a text-only request.
+///
+/// # Safety
+/// `hasher` and `extras` are NULL or live; `tokens` is valid for `n_tokens`
+/// reads, `keys` for `keys_cap` writes; `keys_len` for a write; `err` is NULL
+/// or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_hasher_block_keys(
+    hasher: *const llmd_hasher,
+    tokens: *const u32,
+    n_tokens: usize,
+    extras: *const llmd_hash_extras,
+    keys: *mut u64,
+    keys_cap: usize,
+    keys_len: *mut usize,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let hasher = &args::handle(hasher, "hasher")?.0;
+            let keys_len = Out::new(keys_len, "keys_len")?;
+            let tokens = args::slice(tokens, n_tokens, "tokens")?;
+            let needed = n_tokens / hasher.block_size();
+            if needed > 0 && keys.is_null() {
+                return Err(FfiError::null("keys"));
+            }
+            if keys_cap < needed {
+                return Err(FfiError::new(
+                    llmd_status::BufferTooSmall,
+                    format!("`keys` holds {keys_cap} keys, {needed} are needed"),
+                ));
+            }
+            let default = RequestExtras::default();
+            let extras = extras.as_ref().map_or(&default, |x| &x.0);
+            let computed = hasher.block_keys(tokens, extras).map_err(hash_err)?;
+            for (i, k) in computed.iter().enumerate() {
+                keys.add(i).write(k.0);
+            }
+            keys_len.write(computed.len());
+            Ok(())
+        })
+    }
+}
+
+/// Creates empty (text-only) request extras.
+///
+/// # Safety
+/// `out` is valid for a write; `err` is NULL or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_hash_extras_new(
+    out: *mut *mut llmd_hash_extras,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            Out::new(out, "out")?.write(into_handle(llmd_hash_extras::default()));
+            Ok(())
+        })
+    }
+}
+
+/// Releases request extras. NULL is accepted and ignored.
+///
+/// # Safety
+/// `extras` is NULL or from `llmd_hash_extras_new`, not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_hash_extras_free(extras: *mut llmd_hash_extras) {
+    // SAFETY: caller contract.
+    guard_value((), || unsafe { free_handle(extras) })
+}
+
+/// Sets the LoRA adapter: `lora_id` (NULL when absent), `name` and `path`
+/// (NULL when absent). Which fields are hashed depends on the release.
+///
+/// # Safety
+/// `extras` is NULL or live and not used by another thread; `lora_id` is NULL
+/// or valid; strings are NULL or valid for their lengths; `err` is NULL or
+/// valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_hash_extras_set_lora(
+    extras: *mut llmd_hash_extras,
+    lora_id: *const i64,
+    name: *const c_char,
+    name_len: usize,
+    path: *const c_char,
+    path_len: usize,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let extras = args::handle_mut(extras, "extras")?;
+            let name = args::opt_str(name, name_len, "name")?;
+            let path = args::opt_str(path, path_len, "path")?;
+            extras.0.lora = Some(LoraRef {
+                id: lora_id.as_ref().copied(),
+                name: name.map(str::to_owned),
+                path: path.map(str::to_owned),
+            });
+            Ok(())
+        })
+    }
+}
+
+/// Sets vLLM's `cache_salt` (NULL clears it).
+///
+/// # Safety
+/// As `llmd_hash_extras_set_lora`.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_hash_extras_set_cache_salt(
+    extras: *mut llmd_hash_extras,
+    salt: *const c_char,
+    salt_len: usize,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let extras = args::handle_mut(extras, "extras")?;
+            extras.0.cache_salt = args::opt_str(salt, salt_len, "salt")?.map(str::to_owned);
+            Ok(())
+        })
+    }
+}
+
+/// Appends a multimodal item: vLLM's item hash `identifier` and its
+/// placeholder tokens `[offset, offset + length)`. Items go in offset order.
+///
+/// # Safety
+/// As `llmd_hash_extras_set_lora`.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_hash_extras_add_mm_item(
+    extras: *mut llmd_hash_extras,
+    identifier: *const c_char,
+    identifier_len: usize,
+    offset: usize,
+    length: usize,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let extras = args::handle_mut(extras, "extras")?;
+            let identifier = args::str(identifier, identifier_len, "identifier")?.to_owned();
+            extras.0.mm_items.push(MmItem {
+                identifier,
+                offset,
+                length,
+            });
+            Ok(())
+        })
+    }
+}
+
+/// Sets the prompt embeddings: row-major tensor bytes, `row_bytes` per token.
+///
+/// # Safety
+/// As `llmd_hash_extras_set_lora`; `data` is valid for `data_len` reads.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_hash_extras_set_prompt_embeds(
+    extras: *mut llmd_hash_extras,
+    data: *const u8,
+    data_len: usize,
+    row_bytes: usize,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let extras = args::handle_mut(extras, "extras")?;
+            let data = args::bytes(data, data_len, "data")?.to_vec();
+            extras.0.prompt_embeds = Some(PromptEmbeds { data, row_bytes });
+            Ok(())
+        })
+    }
+}

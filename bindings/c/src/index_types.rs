@@ -1,0 +1,88 @@
+//! Plain-data structs of the index calls: configuration, matches, reports
+//! and statistics.
+
+use crate::hasher::llmd_hasher;
+
+/// How index keys are formed. Passed as `uint32_t`; values are never reused.
+#[allow(non_camel_case_types)] // C naming for the exported type
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum llmd_key_mode {
+    /// The router's own chained hash of the events' tokens; works whatever
+    /// seed or algorithm the engines use.
+    RouterKeys = 1,
+    /// No events: entries come from `llmd_index_record_routing` only.
+    Approximate = 2,
+    /// vLLM's own published keys, computed with a hasher (`hasher` field).
+    EngineParity = 3,
+}
+
+/// Index configuration; zero fields take the defaults.
+#[allow(non_camel_case_types)] // C naming for the exported type
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct llmd_index_config {
+    /// An `llmd_key_mode`; 0 means router keys.
+    pub key_mode: u32,
+    /// Tokens per block in the router and approximate modes; 0 means 16.
+    pub block_size: usize,
+    /// The hasher for engine parity (copied; may be freed afterwards).
+    pub hasher: *const llmd_hasher,
+    /// Upper bound on table entries (memory is fixed at creation); 0 = 2^20.
+    pub capacity_blocks: usize,
+    /// Endpoint slots; 0 = 1024.
+    pub max_endpoints: usize,
+    /// Lifetime of speculative entries in ns of the caller's clock; 0 = 2 s.
+    pub speculative_ttl_ns: u64,
+}
+
+/// One endpoint's longest consecutive prefix match.
+#[allow(non_camel_case_types)] // C naming for the exported type
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct llmd_endpoint_match {
+    /// The endpoint's id from `llmd_index_register_endpoint`.
+    pub endpoint: u16,
+    /// Leading blocks of the prompt the endpoint holds.
+    pub consecutive_blocks: u32,
+    /// Those blocks weighted by tier (GPU 1.0, CPU 0.8, ...).
+    pub weighted_score: f64,
+}
+
+/// Counts from applying one batch to the index.
+#[allow(non_camel_case_types)] // C naming for the exported type
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct llmd_index_apply_report {
+    /// Blocks stored.
+    pub stored: u32,
+    /// Blocks removed.
+    pub removed: u32,
+    /// Caches cleared.
+    pub cleared: u32,
+    /// Blocks that found no room.
+    pub unplaceable: u32,
+    /// Events with a medium this library does not know.
+    pub unknown_media: u32,
+    /// Events ignored (e.g. unknown parent).
+    pub ignored: u32,
+}
+
+/// Index-wide statistics.
+#[allow(non_camel_case_types)] // C naming for the exported type
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct llmd_index_stats {
+    /// Live table entries.
+    pub entries: u64,
+    /// Table capacity in entries.
+    pub capacity: u64,
+    /// (block, endpoint) holdings.
+    pub holdings: u64,
+    /// Bytes of the table.
+    pub table_bytes: u64,
+    /// Entries evicted for room.
+    pub evictions: u64,
+    /// Registered endpoints.
+    pub endpoints: u64,
+}

@@ -1,0 +1,198 @@
+//! Request lifecycle feedback: first token, tokens, completion, failure.
+//! Unknown request ids are not errors (the host may report late); the
+//! `found` out-parameter tells.
+
+use std::ffi::c_char;
+
+use llmd_sched::{RequestErrorKind, RequestSummary};
+
+use crate::args;
+use crate::error::{llmd_error, FfiError};
+use crate::panic::guard;
+use crate::scheduler::llmd_scheduler;
+use crate::status::llmd_status;
+
+/// How a request ended badly. Values are never reused.
+#[allow(non_camel_case_types)] // C naming for the exported type
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum llmd_request_error {
+    /// The client went away.
+    Cancelled = 1,
+    /// The upstream endpoint failed or timed out.
+    Upstream = 2,
+    /// Anything else.
+    Other = 3,
+}
+
+/// What is known about a finished request.
+#[allow(non_camel_case_types)] // C naming for the exported type
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct llmd_request_summary {
+    /// Prompt tokens as scheduled.
+    pub prompt_tokens: u64,
+    /// Clock time of the decision (ns).
+    pub scheduled_at_ns: u64,
+    /// Clock time of the first token; 0 if none was seen.
+    pub first_token_at_ns: u64,
+    /// Clock time of completion or failure.
+    pub finished_at_ns: u64,
+    /// Output tokens reported.
+    pub output_tokens: u64,
+    /// Prompt tokens served from cache as the engine reported; -1 if unknown.
+    pub cached_tokens: i64,
+    /// 0 when the request succeeded, else its `llmd_request_error`.
+    pub error: u32,
+}
+
+fn summary(s: &RequestSummary) -> llmd_request_summary {
+    llmd_request_summary {
+        prompt_tokens: s.prompt_tokens,
+        scheduled_at_ns: s.scheduled_at_ns,
+        first_token_at_ns: s.first_token_at_ns.unwrap_or(0),
+        finished_at_ns: s.finished_at_ns,
+        output_tokens: s.output_tokens,
+        cached_tokens: s.cached_tokens.map_or(-1, i64::from),
+        error: match s.error {
+            None => 0,
+            Some(RequestErrorKind::Cancelled) => llmd_request_error::Cancelled as u32,
+            Some(RequestErrorKind::Upstream) => llmd_request_error::Upstream as u32,
+            Some(_) => llmd_request_error::Other as u32,
+        },
+    }
+}
+
+/// Writes `found` and, when the request was known, its summary.
+///
+/// # Safety
+/// Each pointer is NULL or valid for a write.
+unsafe fn report(found: *mut bool, out: *mut llmd_request_summary, s: Option<RequestSummary>) {
+    // SAFETY: forwarded caller contract.
+    unsafe {
+        if let (Some(s), false) = (&s, out.is_null()) {
+            out.write(summary(s));
+        }
+        if !found.is_null() {
+            found.write(s.is_some());
+        }
+    }
+}
+
+/// The first token of request `id` arrived. `found` (NULL to ignore)
+/// tells whether the id was known.
+///
+/// # Safety
+/// `s` NULL or live; `id` valid for `id_len` bytes; `found` NULL or valid
+/// for a write; `err` NULL or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_scheduler_on_first_token(
+    s: *const llmd_scheduler,
+    id: *const c_char,
+    id_len: usize,
+    found: *mut bool,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let s = &args::handle(s, "scheduler")?.0;
+            let known = s.on_first_token(args::str(id, id_len, "id")?);
+            if !found.is_null() {
+                found.write(known);
+            }
+            Ok(())
+        })
+    }
+}
+
+/// `n` more output tokens of request `id` were generated.
+///
+/// # Safety
+/// As `llmd_scheduler_on_first_token`.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_scheduler_on_tokens(
+    s: *const llmd_scheduler,
+    id: *const c_char,
+    id_len: usize,
+    n: u64,
+    found: *mut bool,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let s = &args::handle(s, "scheduler")?.0;
+            let known = s.on_tokens(args::str(id, id_len, "id")?, n);
+            if !found.is_null() {
+                found.write(known);
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Request `id` completed; `cached_tokens` is the engine's reported
+/// prefix-cache hit (-1 if unknown). `summary` and `found` may be NULL.
+///
+/// # Safety
+/// As `llmd_scheduler_on_first_token`; `summary` NULL or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_scheduler_on_complete(
+    s: *const llmd_scheduler,
+    id: *const c_char,
+    id_len: usize,
+    cached_tokens: i64,
+    summary: *mut llmd_request_summary,
+    found: *mut bool,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let s = &args::handle(s, "scheduler")?.0;
+            let id = args::str(id, id_len, "id")?;
+            let cached =
+                match cached_tokens {
+                    c if c < 0 => None,
+                    c => Some(u32::try_from(c).map_err(|_| {
+                        FfiError::invalid(format!("cached_tokens {c} is too large"))
+                    })?),
+                };
+            report(found, summary, s.on_complete(id, cached));
+            Ok(())
+        })
+    }
+}
+
+/// Request `id` failed or was cancelled; everything it held is released.
+/// `kind` is an `llmd_request_error`; other values are `LLMD_STATUS_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// As `llmd_scheduler_on_complete`.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_scheduler_on_error(
+    s: *const llmd_scheduler,
+    id: *const c_char,
+    id_len: usize,
+    kind: u32,
+    summary: *mut llmd_request_summary,
+    found: *mut bool,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let s = &args::handle(s, "scheduler")?.0;
+            let id = args::str(id, id_len, "id")?;
+            let kind = match kind {
+                1 => RequestErrorKind::Cancelled,
+                2 => RequestErrorKind::Upstream,
+                3 => RequestErrorKind::Other,
+                k => return Err(FfiError::invalid(format!("unknown llmd_request_error {k}"))),
+            };
+            report(found, summary, s.on_error(id, kind));
+            Ok(())
+        })
+    }
+}

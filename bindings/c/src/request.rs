@@ -1,0 +1,97 @@
+//! Requests: a flat descriptor converted into the scheduler's `Request`.
+
+use llmd_sched::model::{LoraRef, Slo};
+use llmd_sched::{Prompt, Request};
+
+use crate::args;
+use crate::error::FfiError;
+use crate::views::{self, llmd_kv, llmd_str};
+
+/// One request to schedule. Zero-initialise it (`{0}`) and set what you
+/// have: absent strings are NULL, absent SLOs are 0.
+#[allow(non_camel_case_types)] // C naming for the exported type
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct llmd_request_desc {
+    /// Request id (required); the lifecycle calls use it.
+    pub id: llmd_str,
+    /// Target model; for LoRA requests the base model.
+    pub model: llmd_str,
+    /// Prompt token ids; used when `prompt` is NULL.
+    pub tokens: *const u32,
+    /// Number of tokens.
+    pub n_tokens: usize,
+    /// Prompt text (tokenized by the configured estimator); NULL to use `tokens`.
+    pub prompt: llmd_str,
+    /// LoRA adapter name; NULL when the request uses none.
+    pub lora_name: llmd_str,
+    /// LoRA adapter path, when engines identify adapters by path; NULL if none.
+    pub lora_path: llmd_str,
+    /// vLLM `cache_salt`; NULL if none.
+    pub cache_salt: llmd_str,
+    /// Session id; NULL if none.
+    pub session_id: llmd_str,
+    /// Request headers (names match case-insensitively).
+    pub headers: *const llmd_kv,
+    /// Number of headers.
+    pub n_headers: usize,
+    /// Objective priority; negative = sheddable.
+    pub priority: i32,
+    /// Time-to-first-token objective in ms; 0 = none.
+    pub ttft_slo_ms: f64,
+    /// Time-per-output-token objective in ms; 0 = none.
+    pub tpot_slo_ms: f64,
+    /// The request carries multimodal items.
+    pub multimodal: bool,
+}
+
+fn slo(value: f64, what: &str) -> Result<Option<f64>, FfiError> {
+    if value == 0.0 {
+        Ok(None)
+    } else if value.is_finite() && value > 0.0 {
+        Ok(Some(value))
+    } else {
+        Err(FfiError::invalid(format!(
+            "`{what}` must be 0 (none) or a positive number, got {value}"
+        )))
+    }
+}
+
+/// Converts a descriptor.
+///
+/// # Safety
+/// Every pointer in `d` is NULL or valid for its length.
+pub(crate) unsafe fn to_request(d: &llmd_request_desc) -> Result<Request, FfiError> {
+    // SAFETY: forwarded caller contract for every field below.
+    unsafe {
+        let prompt = match d.prompt.optional("prompt")? {
+            Some(text) => Prompt::Text(text),
+            None => Prompt::Tokens(args::slice(d.tokens, d.n_tokens, "tokens")?.to_vec()),
+        };
+        let lora = match d.lora_name.optional("lora_name")? {
+            Some(name) => Some(LoraRef {
+                id: None,
+                name,
+                path: d.lora_path.optional("lora_path")?,
+            }),
+            None => None,
+        };
+        Ok(Request {
+            id: d.id.required("id")?,
+            model: d.model.required("model")?,
+            prompt,
+            lora,
+            cache_salt: d.cache_salt.optional("cache_salt")?,
+            session_id: d.session_id.optional("session_id")?,
+            headers: views::pairs(d.headers, d.n_headers, "headers")?
+                .into_iter()
+                .collect(),
+            priority: d.priority,
+            slo: Slo {
+                ttft_ms: slo(d.ttft_slo_ms, "ttft_slo_ms")?,
+                tpot_ms: slo(d.tpot_slo_ms, "tpot_slo_ms")?,
+            },
+            multimodal: d.multimodal,
+        })
+    }
+}

@@ -1,0 +1,327 @@
+//! The scheduler handle: creation from llm-d configuration, endpoints,
+//! their metrics, and KV-event ingestion.
+
+use std::ffi::c_char;
+
+use llmd_sched::{Endpoint, EndpointMetrics, Scheduler};
+
+use crate::args::{self, free_handle, into_handle, Out};
+use crate::error::{llmd_error, FfiError};
+use crate::panic::{guard, guard_value};
+use crate::sched_error::sched_err;
+use crate::status::llmd_status;
+use crate::views::{self, llmd_kv, llmd_str};
+
+/// A scheduler: endpoints, KV index, pipeline and in-flight state. Every
+/// call takes it as `const`: share one handle between threads.
+#[allow(non_camel_case_types)] // C naming for the exported type
+pub struct llmd_scheduler(pub(crate) Scheduler);
+
+impl From<Scheduler> for llmd_scheduler {
+    /// Wraps a scheduler built in Rust (e.g. with a custom clock) so that C
+    /// callers can share it; hand it over with `Box::into_raw`.
+    fn from(s: Scheduler) -> Self {
+        Self(s)
+    }
+}
+
+/// An endpoint to register.
+#[allow(non_camel_case_types)] // C naming for the exported type
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct llmd_endpoint_desc {
+    /// Unique name (required).
+    pub name: llmd_str,
+    /// `ip:port` written into the routing headers (required).
+    pub address: llmd_str,
+    /// Served base model; NULL when unknown (then it serves any model).
+    pub model: llmd_str,
+    /// Labels, e.g. `llm-d.ai/role` = `prefill` / `decode` / `both`.
+    pub labels: *const llmd_kv,
+    /// Number of labels.
+    pub n_labels: usize,
+    /// LoRA adapters the endpoint can serve.
+    pub lora_adapters: *const llmd_str,
+    /// Number of LoRA adapters.
+    pub n_lora_adapters: usize,
+}
+
+/// A metrics snapshot of one endpoint, as scraped from vLLM.
+#[allow(non_camel_case_types)] // C naming for the exported type
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct llmd_endpoint_metrics {
+    /// `vllm:num_requests_waiting`.
+    pub waiting_queue_size: u32,
+    /// `vllm:num_requests_running`.
+    pub running_requests_size: u32,
+    /// `vllm:kv_cache_usage_perc`, in [0, 1].
+    pub kv_cache_usage: f64,
+    /// `max_lora`; 0 when unknown.
+    pub max_active_models: u32,
+    /// KV-cache block size in tokens; 0 when unknown.
+    pub cache_block_size: u32,
+    /// Number of GPU KV-cache blocks; 0 when unknown.
+    pub cache_num_blocks: u64,
+    /// When the snapshot was taken (scheduler clock, ns); 0 = now.
+    pub updated_at_ns: u64,
+    /// LoRA adapters running.
+    pub active_models: *const llmd_str,
+    /// Number of running adapters.
+    pub n_active_models: usize,
+    /// LoRA adapters waiting for a slot.
+    pub waiting_models: *const llmd_str,
+    /// Number of waiting adapters.
+    pub n_waiting_models: usize,
+}
+
+fn build(text: &str, seed: Option<u64>) -> Result<llmd_scheduler, FfiError> {
+    let mut s = Scheduler::from_config_str(text).map_err(sched_err)?;
+    if let Some(seed) = seed {
+        s = s.with_seed(seed);
+    }
+    Ok(llmd_scheduler(s))
+}
+
+/// Creates a scheduler from an llm-d `EndpointPickerConfig` in YAML or JSON
+/// (`config` NULL or blank: llm-d's default pipeline). `seed` (NULL: random)
+/// makes tie-breaking reproducible. Malformed documents and invalid plugin
+/// parameters give `LLMD_STATUS_CONFIG` with a message naming the plugin,
+/// the field and the reason.
+///
+/// # Safety
+/// `config` is NULL or valid for `config_len` bytes; `seed` is NULL or valid;
+/// `out` is valid for a write; `err` is NULL or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_scheduler_new(
+    config: *const c_char,
+    config_len: usize,
+    seed: *const u64,
+    out: *mut *mut llmd_scheduler,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let out = Out::new(out, "out")?;
+            let text = args::opt_str(config, config_len, "config")?.unwrap_or("");
+            out.write(into_handle(build(text, seed.as_ref().copied())?));
+            Ok(())
+        })
+    }
+}
+
+/// Creates a scheduler from a configuration file (YAML or JSON). An
+/// unreadable file gives `LLMD_STATUS_IO`.
+///
+/// # Safety
+/// As `llmd_scheduler_new`; `path` is valid for `path_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_scheduler_from_file(
+    path: *const c_char,
+    path_len: usize,
+    seed: *const u64,
+    out: *mut *mut llmd_scheduler,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let out = Out::new(out, "out")?;
+            let path = args::str(path, path_len, "path")?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| FfiError::new(llmd_status::Io, format!("cannot read {path}: {e}")))?;
+            out.write(into_handle(build(&text, seed.as_ref().copied())?));
+            Ok(())
+        })
+    }
+}
+
+/// Releases a scheduler. NULL is accepted and ignored.
+///
+/// # Safety
+/// `s` is NULL or a scheduler not yet freed, with no call on it in flight.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_scheduler_free(s: *mut llmd_scheduler) {
+    // SAFETY: caller contract.
+    guard_value((), || unsafe { free_handle(s) })
+}
+
+/// Adds an endpoint, or replaces the one with the same name (its state is
+/// reset).
+///
+/// # Safety
+/// `s` is NULL or live; `ep` is NULL or valid with every view valid for its
+/// length; `err` is NULL or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_scheduler_add_endpoint(
+    s: *const llmd_scheduler,
+    ep: *const llmd_endpoint_desc,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let s = &args::handle(s, "scheduler")?.0;
+            let ep = args::handle(ep, "endpoint")?;
+            let mut endpoint =
+                Endpoint::new(ep.name.required("name")?, ep.address.required("address")?);
+            endpoint.model = ep.model.optional("model")?;
+            endpoint.labels = views::pairs(ep.labels, ep.n_labels, "labels")?
+                .into_iter()
+                .collect();
+            endpoint.lora_adapters =
+                views::strings(ep.lora_adapters, ep.n_lora_adapters, "lora_adapters")?;
+            s.add_endpoint(endpoint).map_err(sched_err)
+        })
+    }
+}
+
+/// Adds an endpoint given as JSON (`{"name", "address", "labels", "model",
+/// "lora_adapters", "metrics"}`); malformed JSON is `LLMD_STATUS_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// As `llmd_scheduler_add_endpoint`; `json` is valid for `json_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_scheduler_add_endpoint_json(
+    s: *const llmd_scheduler,
+    json: *const c_char,
+    json_len: usize,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let s = &args::handle(s, "scheduler")?.0;
+            let json = args::str(json, json_len, "json")?;
+            let endpoint: Endpoint = serde_json::from_str(json)
+                .map_err(|e| FfiError::invalid(format!("endpoint JSON: {e}")))?;
+            s.add_endpoint(endpoint).map_err(sched_err)
+        })
+    }
+}
+
+/// Removes an endpoint; `LLMD_STATUS_UNKNOWN_ENDPOINT` when not registered.
+///
+/// # Safety
+/// `s` is NULL or live; `name` is valid for `name_len` bytes; `err` is NULL
+/// or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_scheduler_remove_endpoint(
+    s: *const llmd_scheduler,
+    name: *const c_char,
+    name_len: usize,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let s = &args::handle(s, "scheduler")?.0;
+            s.remove_endpoint(args::str(name, name_len, "name")?)
+                .map_err(sched_err)
+        })
+    }
+}
+
+/// Replaces an endpoint's metrics with numbers.
+///
+/// # Safety
+/// `s` is NULL or live; `name` valid for `name_len` bytes; `m` is NULL or
+/// valid with its arrays valid; `err` is NULL or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_scheduler_update_metrics(
+    s: *const llmd_scheduler,
+    name: *const c_char,
+    name_len: usize,
+    m: *const llmd_endpoint_metrics,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let s = &args::handle(s, "scheduler")?.0;
+            let name = args::str(name, name_len, "name")?;
+            let m = args::handle(m, "metrics")?;
+            if !(0.0..=1.0).contains(&m.kv_cache_usage) {
+                return Err(FfiError::invalid(format!(
+                    "kv_cache_usage must be in [0, 1], got {}",
+                    m.kv_cache_usage
+                )));
+            }
+            let metrics = EndpointMetrics {
+                waiting_queue_size: m.waiting_queue_size,
+                running_requests_size: m.running_requests_size,
+                kv_cache_usage: m.kv_cache_usage,
+                active_models: views::strings(m.active_models, m.n_active_models, "active_models")?,
+                waiting_models: views::strings(
+                    m.waiting_models,
+                    m.n_waiting_models,
+                    "waiting_models",
+                )?,
+                max_active_models: m.max_active_models,
+                cache_block_size: m.cache_block_size,
+                cache_num_blocks: m.cache_num_blocks,
+                updated_at_ns: m.updated_at_ns,
+            };
+            s.update_endpoint_metrics(name, metrics).map_err(sched_err)
+        })
+    }
+}
+
+/// Parses a vLLM `/metrics` scrape (Prometheus text) and stores the snapshot;
+/// unparsable text is `LLMD_STATUS_METRICS_PARSE`.
+///
+/// # Safety
+/// `s` is NULL or live; strings valid for their lengths; `err` is NULL or
+/// valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_scheduler_update_metrics_text(
+    s: *const llmd_scheduler,
+    name: *const c_char,
+    name_len: usize,
+    text: *const c_char,
+    text_len: usize,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let s = &args::handle(s, "scheduler")?.0;
+            let name = args::str(name, name_len, "name")?;
+            let text = args::str(text, text_len, "text")?;
+            s.update_endpoint_metrics_text(name, text)
+                .map_err(sched_err)
+        })
+    }
+}
+
+/// Periodic maintenance (expires speculative index entries). Call it every
+/// second or so; the library owns no threads.
+///
+/// # Safety
+/// `s` is NULL or live; `err` is NULL or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_scheduler_tick(
+    s: *const llmd_scheduler,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            args::handle(s, "scheduler")?.0.tick();
+            Ok(())
+        })
+    }
+}
+
+/// Number of registered endpoints; 0 when `s` is NULL.
+///
+/// # Safety
+/// `s` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_scheduler_endpoint_count(s: *const llmd_scheduler) -> usize {
+    // SAFETY: caller contract.
+    guard_value(0, || {
+        unsafe { s.as_ref() }.map_or(0, |s| s.0.endpoint_names().len())
+    })
+}

@@ -1,0 +1,57 @@
+//! Owned text returned to the caller (JSON explanations, metrics text).
+
+use std::ffi::{c_char, CString};
+
+use crate::args::free_handle;
+use crate::error::c_string_lossy;
+use crate::panic::guard_value;
+
+/// Owned, NUL-terminated UTF-8 text. Release it with `llmd_string_free`.
+#[allow(non_camel_case_types)] // C naming for the exported type
+pub struct llmd_string {
+    text: CString,
+}
+
+impl llmd_string {
+    pub(crate) fn new(text: String) -> Self {
+        Self {
+            text: c_string_lossy(text),
+        }
+    }
+}
+
+/// The text of `s`, NUL-terminated, owned by `s` and valid until it is freed;
+/// an empty string when `s` is NULL.
+///
+/// # Safety
+/// `s` is NULL or a live string returned by this library.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_string_data(s: *const llmd_string) -> *const c_char {
+    // SAFETY: caller contract.
+    guard_value(c"".as_ptr(), || match unsafe { s.as_ref() } {
+        Some(s) => s.text.as_ptr(),
+        None => c"".as_ptr(),
+    })
+}
+
+/// The length of `s` in bytes, without the terminating NUL; 0 when NULL.
+///
+/// # Safety
+/// `s` is NULL or a live string returned by this library.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_string_len(s: *const llmd_string) -> usize {
+    // SAFETY: caller contract.
+    guard_value(0, || {
+        unsafe { s.as_ref() }.map_or(0, |s| s.text.as_bytes().len())
+    })
+}
+
+/// Releases a string. NULL is accepted and ignored.
+///
+/// # Safety
+/// `s` is NULL or a string returned by this library and not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_string_free(s: *mut llmd_string) {
+    // SAFETY: caller contract.
+    guard_value((), || unsafe { free_handle(s) })
+}

@@ -1,0 +1,342 @@
+/* The scheduler through the C ABI: configuration, endpoints, metrics as
+ * numbers and as vLLM text, KV events, picks with explanations, lifecycle,
+ * and the documented statuses for bad input. */
+#include <stdlib.h>
+
+#include "check.h"
+
+#define S(lit) lit, sizeof(lit) - 1
+#define V(lit) ((llmd_str){lit, sizeof(lit) - 1})
+
+static llmd_error *err = NULL;
+
+/* Registers pod-a (10.0.0.1:8000) and pod-b (10.0.0.2:8000) serving "llama". */
+static void add_pods(const llmd_scheduler *s) {
+  llmd_kv role = {V("llm-d.ai/role"), V("decode")};
+  llmd_endpoint_desc a = {V("pod-a"), V("10.0.0.1:8000"), V("llama"), &role, 1, NULL, 0};
+  llmd_endpoint_desc b = {V("pod-b"), V("10.0.0.2:8000"), V("llama"), &role, 1, NULL, 0};
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_add_endpoint(s, &a, &err), &err);
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_add_endpoint(s, &b, &err), &err);
+}
+
+/* Picks for a token prompt 1..n and returns whether the primary is `name`. */
+static int picks(const llmd_scheduler *s, const char *id, uint32_t n, const char *name) {
+  uint32_t tokens[256];
+  for (uint32_t i = 0; i < n && i < 256; i++) tokens[i] = i + 1;
+  llmd_request_desc req = {0};
+  req.id = (llmd_str){id, strlen(id)};
+  req.model = V("llama");
+  req.tokens = tokens;
+  req.n_tokens = n;
+  llmd_decision *d = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_pick(s, &req, &d, &err), &err);
+  if (d == NULL) return 0;
+  llmd_decision_info info;
+  CHECK(llmd_decision_get_info(d, &info));
+  int same = info.primary.name.len == strlen(name) &&
+             memcmp(info.primary.name.ptr, name, info.primary.name.len) == 0;
+  llmd_decision_free(d);
+  return same;
+}
+
+static void test_pick_and_explain(void) {
+  uint64_t seed = 7;
+  llmd_scheduler *s = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_new(NULL, 0, &seed, &s, &err), &err);
+  add_pods(s);
+  CHECK(llmd_scheduler_endpoint_count(s) == 2);
+
+  llmd_kv hdr = {V("x-request-id"), V("abc")};
+  llmd_request_desc req = {0};
+  req.id = V("r1");
+  req.model = V("llama");
+  req.prompt = V("hello world, route me somewhere");
+  req.headers = &hdr;
+  req.n_headers = 1;
+  llmd_decision *d = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_pick(s, &req, &d, &err), &err);
+  llmd_decision_info info;
+  CHECK(llmd_decision_get_info(d, &info));
+  CHECK(info.n_targets >= 1 && info.primary.name.len == 5 && !info.has_prefill);
+  CHECK(info.n_headers >= 1);
+  int found_dest = 0;
+  for (size_t i = 0; i < info.n_headers; i++) {
+    llmd_kv h = llmd_decision_header(d, i);
+    if (h.key.len == strlen("x-gateway-destination-endpoint") &&
+        memcmp(h.key.ptr, "x-gateway-destination-endpoint", h.key.len) == 0) {
+      found_dest = h.value.len == info.primary.address.len &&
+                   memcmp(h.value.ptr, info.primary.address.ptr, h.value.len) == 0;
+    }
+  }
+  CHECK(found_dest);
+  llmd_target t0 = llmd_decision_target(d, 0);
+  CHECK(t0.name.ptr == info.primary.name.ptr);
+  CHECK(llmd_decision_target(d, 99).name.ptr == NULL);
+  CHECK(llmd_decision_header(d, 99).key.ptr == NULL);
+
+  llmd_string *json = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_decision_explanation_json(d, &json, &err), &err);
+  CHECK(llmd_string_len(json) > 2 && llmd_string_data(json)[0] == '{');
+  CHECK(strstr(llmd_string_data(json), "pod-a") != NULL);
+  CHECK(strstr(llmd_string_data(json), "pod-b") != NULL);
+  llmd_string_free(json);
+  json = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_decision_json(d, &json, &err), &err);
+  CHECK(strstr(llmd_string_data(json), "\"targets\"") != NULL);
+  llmd_string_free(json);
+  llmd_decision_free(d);
+
+  /* Lifecycle. */
+  bool found = false;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_on_first_token(s, S("r1"), &found, &err), &err);
+  CHECK(found);
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_on_tokens(s, S("r1"), 9, &found, &err), &err);
+  llmd_request_summary sum;
+  memset(&sum, 0, sizeof sum);
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_on_complete(s, S("r1"), 4, &sum, &found, &err), &err);
+  CHECK(found && sum.cached_tokens == 4 && sum.output_tokens >= 9 && sum.error == 0);
+  CHECK(sum.finished_at_ns >= sum.scheduled_at_ns);
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_on_complete(s, S("r1"), -1, NULL, &found, &err), &err);
+  CHECK(!found);
+  CHECK(picks(s, "r2", 32, "pod-a") || 1);
+  CHECK_STATUS(LLMD_STATUS_OK,
+               llmd_scheduler_on_error(s, S("r2"), LLMD_REQUEST_ERROR_UPSTREAM, &sum, &found, &err), &err);
+  CHECK(found && sum.error == LLMD_REQUEST_ERROR_UPSTREAM);
+  CHECK_STATUS(LLMD_STATUS_INVALID_ARGUMENT,
+               llmd_scheduler_on_error(s, S("r2"), 77, NULL, NULL, &err), &err);
+  RESET_ERR(err);
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_tick(s, &err), &err);
+
+  /* Metrics for the host's /metrics handler: r1 completed with a first token. */
+  llmd_string *text = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_render_metrics(s, &text, &err), &err);
+  CHECK(strstr(llmd_string_data(text), "llmd_inference_ttft_bucket") != NULL);
+  CHECK(strstr(llmd_string_data(text), "llmd_router_routing_score_bucket") != NULL);
+  CHECK(strstr(llmd_string_data(text), "llmd_router_decisions") != NULL);
+  CHECK(strlen(llmd_string_data(text)) == llmd_string_len(text));
+  llmd_string_free(text);
+  CHECK_STATUS(LLMD_STATUS_NULL_ARGUMENT, llmd_scheduler_render_metrics(NULL, &text, &err), &err);
+  RESET_ERR(err);
+
+  /* The same request as JSON. */
+  const char rj[] = "{\"id\":\"r3\",\"model\":\"llama\",\"prompt\":{\"tokens\":[1,2,3]}}";
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_pick_json(s, S(rj), &d, &err), &err);
+  llmd_decision_free(d);
+  CHECK_STATUS(LLMD_STATUS_INVALID_ARGUMENT, llmd_scheduler_pick_json(s, S("{\"id\":"), &d, &err), &err);
+  RESET_ERR(err);
+  llmd_scheduler_free(s);
+}
+
+static void test_metrics_steer_picks(void) {
+  uint64_t seed = 1;
+  llmd_scheduler *s = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_new(S(""), &seed, &s, &err), &err);
+  add_pods(s);
+  llmd_endpoint_metrics busy = {0};
+  busy.waiting_queue_size = 40;
+  busy.running_requests_size = 60;
+  busy.kv_cache_usage = 0.95;
+  llmd_endpoint_metrics idle = {0};
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_update_metrics(s, S("pod-a"), &busy, &err), &err);
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_update_metrics(s, S("pod-b"), &idle, &err), &err);
+  CHECK(picks(s, "m1", 64, "pod-b"));
+  llmd_scheduler_on_error(s, S("m1"), LLMD_REQUEST_ERROR_CANCELLED, NULL, NULL, NULL);
+
+  /* vLLM /metrics text turns it around. */
+  const char busy_text[] =
+      "# TYPE vllm:num_requests_waiting gauge\n"
+      "vllm:num_requests_waiting{model_name=\"llama\"} 50\n"
+      "vllm:num_requests_running{model_name=\"llama\"} 64\n"
+      "vllm:kv_cache_usage_perc{model_name=\"llama\"} 0.97\n";
+  const char idle_text[] =
+      "vllm:num_requests_waiting{model_name=\"llama\"} 0\n"
+      "vllm:num_requests_running{model_name=\"llama\"} 1\n"
+      "vllm:kv_cache_usage_perc{model_name=\"llama\"} 0.05\n";
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_update_metrics_text(s, S("pod-b"), S(busy_text), &err), &err);
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_update_metrics_text(s, S("pod-a"), S(idle_text), &err), &err);
+  CHECK(picks(s, "m2", 64, "pod-a"));
+  llmd_scheduler_on_error(s, S("m2"), LLMD_REQUEST_ERROR_CANCELLED, NULL, NULL, NULL);
+
+  CHECK_STATUS(LLMD_STATUS_METRICS_PARSE,
+               llmd_scheduler_update_metrics_text(s, S("pod-a"), S("vllm:num_requests_waiting{ 1\n"), &err), &err);
+  CHECK(strlen(llmd_error_message(err)) > 0);
+  RESET_ERR(err);
+  CHECK_STATUS(LLMD_STATUS_UNKNOWN_ENDPOINT,
+               llmd_scheduler_update_metrics(s, S("pod-z"), &idle, &err), &err);
+  CHECK(llmd_error_detail(err) == 1002);
+  RESET_ERR(err);
+  busy.kv_cache_usage = 2.0;
+  CHECK_STATUS(LLMD_STATUS_INVALID_ARGUMENT,
+               llmd_scheduler_update_metrics(s, S("pod-a"), &busy, &err), &err);
+  RESET_ERR(err);
+
+  /* Removing both leaves nothing to pick. */
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_remove_endpoint(s, S("pod-a"), &err), &err);
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_remove_endpoint(s, S("pod-b"), &err), &err);
+  CHECK_STATUS(LLMD_STATUS_UNKNOWN_ENDPOINT, llmd_scheduler_remove_endpoint(s, S("pod-b"), &err), &err);
+  RESET_ERR(err);
+  llmd_request_desc req = {0};
+  req.id = V("none");
+  req.model = V("llama");
+  llmd_decision *d = (llmd_decision *)0x1;
+  CHECK_STATUS(LLMD_STATUS_SCHEDULE, llmd_scheduler_pick(s, &req, &d, &err), &err);
+  CHECK(d == (llmd_decision *)0x1);
+  CHECK(strcmp(llmd_error_code(err), "no_endpoints") == 0);
+  CHECK(llmd_error_detail(err) == 503);
+  RESET_ERR(err);
+  llmd_scheduler_free(s);
+}
+
+/* [ts, [BlockStored([111, 222], nil, 1..32, 16, nil, "GPU"), BlockRemoved([111], "CPU"),
+ * AllBlocksCleared], dp_rank 0] in vLLM 0.10.2's layout, and the same without the
+ * last two events (the stored blocks stay). */
+static const uint8_t STORED_ONLY[] = {
+    0x93, 0xcb, 0x41, 0xd9, 0x54, 0xfc, 0x40, 0x20, 0x00, 0x00, 0x91, 0x97, 0xab, 0x42,
+    0x6c, 0x6f, 0x63, 0x6b, 0x53, 0x74, 0x6f, 0x72, 0x65, 0x64, 0x92, 0x6f, 0xcc, 0xde,
+    0xc0, 0xdc, 0x00, 0x20, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a,
+    0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18,
+    0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f, 0x20, 0x10, 0xc0, 0xa3, 0x47, 0x50, 0x55,
+    0x00};
+
+static const char PRECISE[] =
+    "apiVersion: llm-d.ai/v1alpha1\n"
+    "kind: EndpointPickerConfig\n"
+    "plugins:\n"
+    "- name: kv-index\n"
+    "  type: precise-prefix-cache-producer\n"
+    "  parameters:\n"
+    "    tokenProcessorConfig:\n"
+    "      blockSizeTokens: 16\n"
+    "- type: prefix-cache-scorer\n"
+    "  parameters:\n"
+    "    prefixMatchInfoProducerName: kv-index\n"
+    "- type: max-score-picker\n"
+    "schedulingProfiles:\n"
+    "- name: default\n"
+    "  plugins:\n"
+    "  - pluginRef: prefix-cache-scorer\n"
+    "    weight: 1\n"
+    "  - pluginRef: max-score-picker\n";
+
+static void test_kv_events_steer_picks(void) {
+  uint64_t seed = 3;
+  llmd_scheduler *s = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_new(S(PRECISE), &seed, &s, &err), &err);
+  add_pods(s);
+  llmd_apply_stats st;
+  memset(&st, 0, sizeof st);
+  CHECK_STATUS(LLMD_STATUS_OK,
+               llmd_scheduler_ingest_kv_events(s, S("pod-b"), STORED_ONLY, sizeof STORED_ONLY, &st, &err),
+               &err);
+  CHECK(st.stored == 2);
+  for (int i = 0; i < 5; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "kv%d", i);
+    CHECK(picks(s, id, 48, "pod-b"));
+    llmd_scheduler_on_complete(s, id, strlen(id), -1, NULL, NULL, NULL);
+  }
+  /* The decoded-batch path gives the same counts. */
+  llmd_event_batch *b = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_event_batch_decode(STORED_ONLY, sizeof STORED_ONLY, &b, &err), &err);
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_ingest_kv_batch(s, S("pod-a"), b, &st, &err), &err);
+  CHECK(st.stored == 2);
+  llmd_event_batch_free(b);
+  /* Malformed bytes: DECODE, nothing applied. */
+  CHECK_STATUS(LLMD_STATUS_DECODE,
+               llmd_scheduler_ingest_kv_events(s, S("pod-b"), STORED_ONLY, 30, &st, &err), &err);
+  RESET_ERR(err);
+  CHECK_STATUS(LLMD_STATUS_UNKNOWN_ENDPOINT,
+               llmd_scheduler_ingest_kv_events(s, S("pod-x"), STORED_ONLY, sizeof STORED_ONLY, NULL, &err),
+               &err);
+  RESET_ERR(err);
+  llmd_scheduler_free(s);
+}
+
+static void test_bad_input(void) {
+  llmd_scheduler *s = (llmd_scheduler *)0x1;
+  CHECK_STATUS(LLMD_STATUS_CONFIG, llmd_scheduler_new(S("plugins: [\n  - {type: "), NULL, &s, &err), &err);
+  CHECK(s == (llmd_scheduler *)0x1);
+  RESET_ERR(err);
+  const char unknown[] =
+      "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\n"
+      "plugins:\n- type: no-such-scorer\n";
+  CHECK_STATUS(LLMD_STATUS_CONFIG, llmd_scheduler_new(S(unknown), NULL, &s, &err), &err);
+  CHECK(strstr(llmd_error_message(err), "no-such-scorer") != NULL);
+  CHECK(llmd_error_detail(err) == 1001);
+  RESET_ERR(err);
+  const char bad_utf8[] = {'k', 'i', 'n', 'd', ':', ' ', (char)0xc3, (char)0x28};
+  CHECK_STATUS(LLMD_STATUS_INVALID_UTF8, llmd_scheduler_new(bad_utf8, sizeof bad_utf8, NULL, &s, &err), &err);
+  RESET_ERR(err);
+  CHECK_STATUS(LLMD_STATUS_IO, llmd_scheduler_from_file(S("/nonexistent/llmd.yaml"), NULL, &s, &err), &err);
+  RESET_ERR(err);
+  CHECK_STATUS(LLMD_STATUS_NULL_ARGUMENT, llmd_scheduler_new(NULL, 0, NULL, NULL, &err), &err);
+  RESET_ERR(err);
+  CHECK(s == (llmd_scheduler *)0x1);
+
+  /* Every example configuration loads. */
+  const char *configs[] = {"01-default-load-and-prefix.yaml", "02-precise-prefix-kv-events.yaml",
+                           "03-pd-disaggregation-prefix-decider.yaml", "04-session-affinity-lora.yaml",
+                           "05-legacy-apiversion.yaml", "06-v1-flow-control-affinity.yaml"};
+  for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/llm-d-configs/%s", LLMD_TESTDATA, configs[i]);
+    llmd_scheduler *c = NULL;
+    CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_from_file(path, strlen(path), NULL, &c, &err), &err);
+    RESET_ERR(err);
+    llmd_scheduler_free(c);
+  }
+
+  /* A freed-then-NULL handle is rejected, never dereferenced. */
+  llmd_scheduler *gone = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_new(NULL, 0, NULL, &gone, &err), &err);
+  llmd_scheduler_free(gone);
+  gone = NULL;
+  llmd_scheduler_free(gone);
+  llmd_request_desc req = {0};
+  req.id = V("x");
+  req.model = V("llama");
+  llmd_decision *d = NULL;
+  CHECK_STATUS(LLMD_STATUS_NULL_ARGUMENT, llmd_scheduler_pick(gone, &req, &d, &err), &err);
+  RESET_ERR(err);
+  CHECK_STATUS(LLMD_STATUS_NULL_ARGUMENT, llmd_scheduler_tick(gone, &err), &err);
+  RESET_ERR(err);
+  CHECK(llmd_scheduler_endpoint_count(gone) == 0);
+
+  llmd_scheduler *ok = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_new(NULL, 0, NULL, &ok, &err), &err);
+  add_pods(ok);
+  CHECK_STATUS(LLMD_STATUS_NULL_ARGUMENT, llmd_scheduler_pick(ok, NULL, &d, &err), &err);
+  RESET_ERR(err);
+  req.id = (llmd_str){"\xff\xfe", 2};
+  CHECK_STATUS(LLMD_STATUS_INVALID_UTF8, llmd_scheduler_pick(ok, &req, &d, &err), &err);
+  RESET_ERR(err);
+  req.id = V("x");
+  req.tokens = NULL;
+  req.n_tokens = 4;
+  CHECK_STATUS(LLMD_STATUS_NULL_ARGUMENT, llmd_scheduler_pick(ok, &req, &d, &err), &err);
+  RESET_ERR(err);
+  req.n_tokens = 0;
+  req.ttft_slo_ms = -5;
+  CHECK_STATUS(LLMD_STATUS_INVALID_ARGUMENT, llmd_scheduler_pick(ok, &req, &d, &err), &err);
+  RESET_ERR(err);
+  llmd_endpoint_desc no_name = {{NULL, 0}, V("1.2.3.4:1"), {NULL, 0}, NULL, 0, NULL, 3};
+  CHECK_STATUS(LLMD_STATUS_NULL_ARGUMENT, llmd_scheduler_add_endpoint(ok, &no_name, &err), &err);
+  RESET_ERR(err);
+  CHECK_STATUS(LLMD_STATUS_INVALID_ARGUMENT,
+               llmd_scheduler_add_endpoint_json(ok, S("{\"name\": 3}"), &err), &err);
+  RESET_ERR(err);
+  CHECK_STATUS(LLMD_STATUS_OK,
+               llmd_scheduler_add_endpoint_json(ok, S("{\"name\":\"pod-c\",\"address\":\"10.0.0.3:8000\"}"), &err),
+               &err);
+  CHECK(llmd_scheduler_endpoint_count(ok) == 3);
+  llmd_scheduler_free(ok);
+}
+
+int main(void) {
+  test_pick_and_explain();
+  test_metrics_steer_picks();
+  test_kv_events_steer_picks();
+  test_bad_input();
+  llmd_error_free(err);
+  return check_summary("test_scheduler");
+}

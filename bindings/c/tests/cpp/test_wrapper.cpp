@@ -1,0 +1,162 @@
+// The C++ RAII wrapper: values round-trip, failures throw llmd::Error with the
+// documented status, handles free themselves (checked by valgrind and ASan).
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "llmd.hpp"
+
+static int failed = 0;
+static int passed = 0;
+#define CHECK(cond)                                                             \
+  do {                                                                          \
+    if (cond) {                                                                 \
+      passed++;                                                                 \
+    } else {                                                                    \
+      failed++;                                                                 \
+      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+    }                                                                           \
+  } while (0)
+
+// Runs `f` and returns the status of the llmd::Error it throws (OK if none).
+template <typename F>
+static llmd_status status_of(F&& f) {
+  try {
+    f();
+  } catch (const llmd::Error& e) {
+    CHECK(std::strlen(e.what()) > 0);
+    return e.status();
+  }
+  return LLMD_STATUS_OK;
+}
+
+static const uint8_t BATCH[] = {
+    0x93, 0xcb, 0x41, 0xd9, 0x54, 0xfc, 0x40, 0x20, 0x00, 0x00, 0x93, 0x97, 0xab, 0x42,
+    0x6c, 0x6f, 0x63, 0x6b, 0x53, 0x74, 0x6f, 0x72, 0x65, 0x64, 0x92, 0x6f, 0xcc, 0xde,
+    0xc0, 0xdc, 0x00, 0x20, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a,
+    0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18,
+    0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f, 0x20, 0x10, 0xc0, 0xa3, 0x47, 0x50, 0x55,
+    0x93, 0xac, 0x42, 0x6c, 0x6f, 0x63, 0x6b, 0x52, 0x65, 0x6d, 0x6f, 0x76, 0x65, 0x64,
+    0x91, 0x6f, 0xa3, 0x43, 0x50, 0x55, 0x91, 0xb0, 0x41, 0x6c, 0x6c, 0x42, 0x6c, 0x6f,
+    0x63, 0x6b, 0x73, 0x43, 0x6c, 0x65, 0x61, 0x72, 0x65, 0x64, 0x00};
+
+static void test_hasher() {
+  const std::string seed = "42";
+  llmd::Hasher h("0.33.0", "sha256_cbor", 16, &seed);
+  std::vector<uint32_t> tokens;
+  for (uint32_t i = 1; i <= 40; i++) tokens.push_back(i);
+  auto keys = h.block_keys(tokens);
+  CHECK(keys.size() == 2);
+  CHECK(keys[0] == 16300212363532267629ULL);
+  llmd::HashExtras salted;
+  salted.cache_salt("tenant");
+  CHECK(h.block_keys(tokens, &salted)[0] != keys[0]);
+  llmd::Hasher moved = std::move(h);
+  CHECK(moved.block_keys(tokens) == keys);
+  CHECK(status_of([&] { llmd::Hasher bad("", "md5", 16, nullptr); }) == LLMD_STATUS_HASH);
+  try {
+    llmd::Hasher bad("", "md5", 16, nullptr);
+  } catch (const llmd::Error& e) {
+    CHECK(e.code() == "hash");
+  }
+}
+
+static void test_events() {
+  auto batch = llmd::EventBatch::decode(BATCH, sizeof BATCH);
+  CHECK(batch.size() == 3);
+  CHECK(batch.event(0).kind == LLMD_EVENT_KIND_BLOCK_STORED);
+  CHECK((batch.keys(0) == std::vector<uint64_t>{111, 222}));
+  CHECK(status_of([&] { batch.event(7); }) == LLMD_STATUS_INVALID_ARGUMENT);
+  CHECK(status_of([&] { llmd::EventBatch::decode(BATCH, 10); }) == LLMD_STATUS_DECODE);
+}
+
+
+static void test_scheduler() {
+  llmd::Scheduler s({}, 11);
+  s.add_endpoint({"pod-a", "10.0.0.1:8000", "llama", {{"llm-d.ai/role", "decode"}}, {}});
+  s.add_endpoint({"pod-b", "10.0.0.2:8000", "llama", {}, {"adapter-x"}});
+  CHECK(s.endpoint_count() == 2);
+  llmd_endpoint_metrics busy{};
+  busy.waiting_queue_size = 30;
+  busy.kv_cache_usage = 0.9;
+  s.update_metrics("pod-a", busy);
+  s.update_metrics_text("pod-b", "vllm:num_requests_waiting 0\nvllm:kv_cache_usage_perc 0.1\n");
+
+  llmd::Request r;
+  r.id = "cpp-1";
+  r.model = "llama";
+  for (uint32_t i = 1; i <= 64; i++) r.tokens.push_back(i);
+  r.headers = {{"x-session", "s1"}};
+  llmd::Decision d = s.pick(r);
+  CHECK(d.primary().name == "pod-b");
+  CHECK(d.primary().address == "10.0.0.2:8000");
+  CHECK(!d.prefill());
+  CHECK(!d.targets().empty());
+  bool dest = false;
+  for (const auto& [k, v] : d.headers()) dest = dest || (k == "x-gateway-destination-endpoint" && v == "10.0.0.2:8000");
+  CHECK(dest);
+  CHECK(d.explanation_json().find("pod-a") != std::string::npos);
+  CHECK(d.json().find("\"targets\"") != std::string::npos);
+  CHECK(s.on_first_token("cpp-1"));
+  CHECK(s.on_tokens("cpp-1", 3));
+  auto sum = s.on_complete("cpp-1", 16u);
+  CHECK(sum && sum->cached_tokens == 16);
+  CHECK(!s.on_complete("cpp-1"));
+  s.tick();
+  CHECK(s.render_metrics().find("llmd_inference_ttft_bucket") != std::string::npos);
+
+  // Failures throw with the documented status and code.
+  CHECK(status_of([&] { s.remove_endpoint("nope"); }) == LLMD_STATUS_UNKNOWN_ENDPOINT);
+  CHECK(status_of([&] { llmd::Scheduler bad("plugins: [ {type: "); }) == LLMD_STATUS_CONFIG);
+  CHECK(status_of([&] { llmd::Scheduler::from_file("/nonexistent.yaml"); }) == LLMD_STATUS_IO);
+  CHECK(status_of([&] { s.update_metrics_text("pod-a", "vllm:num_requests_waiting{ 1\n"); }) ==
+        LLMD_STATUS_METRICS_PARSE);
+  llmd::Request other;
+  other.id = "cpp-2";
+  other.model = "other-model";
+  try {
+    s.pick(other);
+    CHECK(false);
+  } catch (const llmd::Error& e) {
+    CHECK(e.status() == LLMD_STATUS_SCHEDULE);
+    CHECK(e.code() == "no_endpoints");
+  }
+  auto from_file = llmd::Scheduler::from_file(std::string(LLMD_TESTDATA) +
+                                              "/llm-d-configs/03-pd-disaggregation-prefix-decider.yaml");
+  CHECK(from_file.endpoint_count() == 0);
+}
+
+static void test_index() {
+  llmd_index_config cfg{};
+  cfg.capacity_blocks = 4096;
+  cfg.max_endpoints = 16;
+  llmd::Index ix(&cfg);
+  uint16_t b = ix.register_endpoint("pod-b");
+  // BATCH stores blocks of tokens 1..32 then removes one and clears: apply
+  // only its first event by decoding a one-event prefix of the same bytes.
+  std::vector<uint8_t> stored(BATCH, BATCH + 70);
+  stored[10] = 0x91;
+  stored.push_back(0x00);
+  auto r = ix.apply(b, "llama", llmd::EventBatch::decode(stored.data(), stored.size()));
+  CHECK(r.stored == 2);
+  std::vector<uint32_t> tokens;
+  for (uint32_t i = 1; i <= 48; i++) tokens.push_back(i);
+  auto keys = ix.prompt_keys("llama", tokens);
+  CHECK(keys.size() == 3);
+  auto m = ix.match_prefix("llama", keys);
+  CHECK(m.size() == 1 && m[0].endpoint == b && m[0].consecutive_blocks == 2);
+  CHECK(ix.stats().endpoints == 1);
+  cfg.key_mode = 42;
+  CHECK(status_of([&] { llmd::Index bad(&cfg); }) == LLMD_STATUS_INVALID_ARGUMENT);
+}
+
+int main() {
+  CHECK(llmd::version() == llmd_version());
+  test_hasher();
+  test_events();
+  test_scheduler();
+  test_index();
+  std::printf("test_wrapper: %d passed, %d failed\n", passed, failed);
+  return failed == 0 ? 0 : 1;
+}

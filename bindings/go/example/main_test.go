@@ -1,0 +1,105 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"llmd.dev/llmd"
+)
+
+// backend is a fake vLLM server that names itself in its answers.
+func backend(name string) *httptest.Server {
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"served_by":%q,"dest":%q}`, name, r.Header.Get("x-gateway-destination-endpoint"))
+	}))
+}
+
+func TestRouterProxiesToPickedBackend(t *testing.T) {
+	a, b := backend("pod-a"), backend("pod-b")
+	defer a.Close()
+	defer b.Close()
+	s, err := llmd.NewScheduler("", llmd.WithSeed(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for name, srv := range map[string]*httptest.Server{"pod-a": a, "pod-b": b} {
+		addr := strings.TrimPrefix(srv.URL, "http://")
+		if err := s.AddEndpoint(llmd.Endpoint{Name: name, Address: addr, Model: "llama"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// pod-a is saturated: every request must land on pod-b.
+	if err := s.UpdateMetricsText("pod-a", "vllm:num_requests_waiting 80\nvllm:kv_cache_usage_perc 0.99\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpdateMetricsText("pod-b", "vllm:num_requests_waiting 0\nvllm:kv_cache_usage_perc 0.01\n"); err != nil {
+		t.Fatal(err)
+	}
+	router := httptest.NewServer(newRouter(s))
+	defer router.Close()
+
+	var wg sync.WaitGroup
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			body := fmt.Sprintf(`{"model":"llama","prompt":"question %d"}`, i)
+			resp, err := http.Post(router.URL+"/v1/completions", "application/json", strings.NewReader(body))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			var got struct {
+				ServedBy string `json:"served_by"`
+				Dest     string `json:"dest"`
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			if err := json.Unmarshal(raw, &got); err != nil || resp.StatusCode != 200 {
+				t.Errorf("status %d body %s", resp.StatusCode, raw)
+				return
+			}
+			if got.ServedBy != "pod-b" || got.Dest != strings.TrimPrefix(b.URL, "http://") {
+				t.Errorf("served by %+v", got)
+			}
+		}(i)
+	}
+	wg.Wait()
+
+	resp, err := http.Post(router.URL+"/debug/explain", "application/json", strings.NewReader(`{"model":"llama","prompt":"hi"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d llmd.Decision
+	if err := json.NewDecoder(resp.Body).Decode(&d); err != nil || d.Targets[0].Name != "pod-b" || len(d.Explanation) == 0 {
+		t.Fatalf("decision %+v err %v", d, err)
+	}
+	resp.Body.Close()
+
+	resp, err = http.Get(router.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	// 16 proxied requests completed, all on pod-b.
+	if !strings.Contains(string(metrics), "llmd_inference_ttft_bucket") || !strings.Contains(string(metrics), "pod-b") {
+		t.Fatalf("metrics:\n%s", metrics)
+	}
+
+	resp, err = http.Post(router.URL+"/v1/completions", "application/json", strings.NewReader(`{"model":"other","prompt":"hi"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("unknown model: status %d", resp.StatusCode)
+	}
+}

@@ -1,0 +1,3 @@
+module llmd.dev/llmd
+
+go 1.21

@@ -1,0 +1,161 @@
+package llmd
+
+/*
+#include <llmd.h>
+*/
+import "C"
+
+import (
+	"runtime"
+	"sync"
+	"unsafe"
+)
+
+// HasherConfig selects the vLLM hashing a Hasher reproduces.
+type HasherConfig struct {
+	// VLLMVersion is the engines' release, e.g. "0.33.0"; "" means the newest supported.
+	VLLMVersion string
+	// Algo is vLLM's --prefix-caching-hash-algo, e.g. "sha256_cbor".
+	Algo string
+	// BlockSize is the number of tokens per hashed block.
+	BlockSize int
+	// Seed is the engines' PYTHONHASHSEED; nil when unset.
+	Seed *string
+}
+
+// LoRA names the adapter a request runs with; which fields are hashed depends
+// on the vLLM release.
+type LoRA struct {
+	ID   *int64
+	Name *string
+	Path *string
+}
+
+// MMItem is a multimodal item: vLLM's item hash and its placeholder tokens.
+type MMItem struct {
+	Identifier     string
+	Offset, Length int
+}
+
+// HashExtras is everything besides tokens that changes a request's block
+// hashes. The zero value is a text-only request.
+type HashExtras struct {
+	LoRA      *LoRA
+	CacheSalt *string
+	MMItems   []MMItem
+}
+
+// Hasher computes the block keys vLLM publishes for a prompt.
+type Hasher struct {
+	mu sync.RWMutex
+	h  *C.llmd_hasher
+}
+
+// NewHasher validates cfg and creates a hasher.
+func NewHasher(cfg HasherConfig) (*Hasher, error) {
+	var vp *C.char
+	var vl C.size_t
+	if cfg.VLLMVersion != "" {
+		vp, vl = str(cfg.VLLMVersion)
+	}
+	ap, al := str(cfg.Algo)
+	sp, sl := optStr(cfg.Seed)
+	if cfg.BlockSize < 0 {
+		return nil, &Error{Status: StatusInvalidArgument, Code: "invalid_argument", Message: "negative block size"}
+	}
+	var h *C.llmd_hasher
+	var e *C.llmd_error
+	st := C.llmd_hasher_new(vp, vl, ap, al, C.size_t(cfg.BlockSize), sp, sl, &h, &e)
+	if err := takeError(st, e); err != nil {
+		return nil, err
+	}
+	out := &Hasher{h: h}
+	runtime.SetFinalizer(out, (*Hasher).Close)
+	return out, nil
+}
+
+// BlockSize is the number of tokens per hashed block.
+func (h *Hasher) BlockSize() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return int(C.llmd_hasher_block_size(h.h))
+}
+
+// BlockKeys returns the published keys of the full blocks of tokens; extras
+// may be nil for a text-only request.
+func (h *Hasher) BlockKeys(tokens []uint32, extras *HashExtras) ([]uint64, error) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.h == nil {
+		return nil, ErrClosed
+	}
+	var x *C.llmd_hash_extras
+	if extras != nil {
+		var err error
+		if x, err = newExtras(extras); err != nil {
+			return nil, err
+		}
+		defer C.llmd_hash_extras_free(x)
+	}
+	bs := int(C.llmd_hasher_block_size(h.h))
+	keys := make([]uint64, len(tokens)/bs)
+	var n C.size_t
+	var e *C.llmd_error
+	st := C.llmd_hasher_block_keys(h.h, (*C.uint32_t)(unsafe.SliceData(tokens)), C.size_t(len(tokens)), x,
+		(*C.uint64_t)(unsafe.SliceData(keys)), C.size_t(len(keys)), &n, &e)
+	if err := takeError(st, e); err != nil {
+		return nil, err
+	}
+	return keys[:n], nil
+}
+
+// Close releases the hasher; later calls return ErrClosed. Safe to call twice.
+func (h *Hasher) Close() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	C.llmd_hasher_free(h.h)
+	h.h = nil
+	runtime.SetFinalizer(h, nil)
+	return nil
+}
+
+func newExtras(x *HashExtras) (*C.llmd_hash_extras, error) {
+	var out *C.llmd_hash_extras
+	var e *C.llmd_error
+	if err := takeError(C.llmd_hash_extras_new(&out, &e), e); err != nil {
+		return nil, err
+	}
+	fail := func(st C.llmd_status, e *C.llmd_error) error {
+		if err := takeError(st, e); err != nil {
+			C.llmd_hash_extras_free(out)
+			return err
+		}
+		return nil
+	}
+	if x.LoRA != nil {
+		np, nl := optStr(x.LoRA.Name)
+		pp, pl := optStr(x.LoRA.Path)
+		var id *C.int64_t
+		if x.LoRA.ID != nil {
+			v := C.int64_t(*x.LoRA.ID)
+			id = &v
+		}
+		if err := fail(C.llmd_hash_extras_set_lora(out, id, np, nl, pp, pl, &e), e); err != nil {
+			return nil, err
+		}
+	}
+	if x.CacheSalt != nil {
+		sp, sl := optStr(x.CacheSalt)
+		if err := fail(C.llmd_hash_extras_set_cache_salt(out, sp, sl, &e), e); err != nil {
+			return nil, err
+		}
+	}
+	for _, it := range x.MMItems {
+		ip, il := str(it.Identifier)
+		st := C.llmd_hash_extras_add_mm_item(out, ip, il, C.size_t(it.Offset), C.size_t(it.Length), &e)
+		if err := fail(st, e); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

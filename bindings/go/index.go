@@ -1,0 +1,222 @@
+package llmd
+
+/*
+#include <llmd.h>
+*/
+import "C"
+
+import (
+	"runtime"
+	"sync"
+	"time"
+	"unsafe"
+)
+
+// KeyMode says how index keys are formed.
+type KeyMode uint32
+
+// Key modes.
+const (
+	// RouterKeys re-hashes the events' tokens with the router's own chain;
+	// works whatever seed or algorithm the engines use.
+	RouterKeys KeyMode = C.LLMD_KEY_MODE_ROUTER_KEYS
+	// Approximate has no events: entries come from RecordRouting.
+	Approximate KeyMode = C.LLMD_KEY_MODE_APPROXIMATE
+	// EngineParity uses vLLM's own keys, computed with IndexConfig.Hasher.
+	EngineParity KeyMode = C.LLMD_KEY_MODE_ENGINE_PARITY
+)
+
+// IndexConfig configures NewIndex; zero fields take the defaults.
+type IndexConfig struct {
+	KeyMode KeyMode
+	// BlockSize in tokens for the router and approximate modes (default 16).
+	BlockSize int
+	// Hasher for EngineParity (copied; may be closed afterwards).
+	Hasher *Hasher
+	// CapacityBlocks bounds the table (memory is fixed at creation).
+	CapacityBlocks int
+	MaxEndpoints   int
+	SpeculativeTTL time.Duration
+}
+
+// EndpointMatch is one endpoint's longest consecutive prefix match.
+type EndpointMatch struct {
+	Endpoint          uint16
+	ConsecutiveBlocks uint32
+	// WeightedScore weights the blocks by tier (GPU 1.0, CPU 0.8, ...).
+	WeightedScore float64
+}
+
+// IndexStats are index-wide statistics.
+type IndexStats struct {
+	Entries, Capacity, Holdings, TableBytes, Evictions, Endpoints uint64
+}
+
+// Index is the concurrent KV-block index on its own, for hosts that score
+// prefixes themselves. Safe for concurrent use.
+type Index struct {
+	mu sync.RWMutex
+	h  *C.llmd_index
+}
+
+// NewIndex builds an index.
+func NewIndex(cfg IndexConfig) (*Index, error) {
+	c := C.llmd_index_config{
+		key_mode:           C.uint32_t(cfg.KeyMode),
+		block_size:         C.size_t(cfg.BlockSize),
+		capacity_blocks:    C.size_t(cfg.CapacityBlocks),
+		max_endpoints:      C.size_t(cfg.MaxEndpoints),
+		speculative_ttl_ns: C.uint64_t(cfg.SpeculativeTTL.Nanoseconds()),
+	}
+	if cfg.Hasher != nil {
+		cfg.Hasher.mu.RLock()
+		defer cfg.Hasher.mu.RUnlock()
+		c.hasher = cfg.Hasher.h
+	}
+	var h *C.llmd_index
+	var e *C.llmd_error
+	if err := takeError(C.llmd_index_new(&c, &h, &e), e); err != nil {
+		return nil, err
+	}
+	ix := &Index{h: h}
+	runtime.SetFinalizer(ix, (*Index).Close)
+	return ix, nil
+}
+
+// Close releases the index; later calls return ErrClosed.
+func (ix *Index) Close() error {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	C.llmd_index_free(ix.h)
+	ix.h = nil
+	runtime.SetFinalizer(ix, nil)
+	return nil
+}
+
+func (ix *Index) with(f func(h *C.llmd_index) error) error {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if ix.h == nil {
+		return ErrClosed
+	}
+	return f(ix.h)
+}
+
+// RegisterEndpoint returns the endpoint's dense id, registering it if new.
+func (ix *Index) RegisterEndpoint(name string) (uint16, error) {
+	var id C.uint16_t
+	err := ix.with(func(h *C.llmd_index) error {
+		np, nl := str(name)
+		var e *C.llmd_error
+		return takeError(C.llmd_index_register_endpoint(h, np, nl, &id, &e), e)
+	})
+	return uint16(id), err
+}
+
+// RemoveEndpoint drops an endpoint and everything it holds.
+func (ix *Index) RemoveEndpoint(id uint16) error {
+	return ix.with(func(h *C.llmd_index) error {
+		var e *C.llmd_error
+		return takeError(C.llmd_index_remove_endpoint(h, C.uint16_t(id), &e), e)
+	})
+}
+
+// Apply decodes a KV-event payload published by endpoint id (serving model)
+// and applies it; it returns the number of blocks stored.
+func (ix *Index) Apply(id uint16, model string, payload []byte) (stored uint32, err error) {
+	err = ix.with(func(h *C.llmd_index) error {
+		var b *C.llmd_event_batch
+		var e *C.llmd_error
+		st := C.llmd_event_batch_decode((*C.uint8_t)(bytesPtr(payload)), C.size_t(len(payload)), &b, &e)
+		if err := takeError(st, e); err != nil {
+			return err
+		}
+		defer C.llmd_event_batch_free(b)
+		var rep C.llmd_index_apply_report
+		mp, ml := str(model)
+		if err := takeError(C.llmd_index_apply_batch(h, C.uint16_t(id), mp, ml, b, &rep, &e), e); err != nil {
+			return err
+		}
+		stored = uint32(rep.stored)
+		return nil
+	})
+	return stored, err
+}
+
+// PromptKeys returns the keys of a prompt's full blocks in the index's mode.
+func (ix *Index) PromptKeys(model string, tokens []uint32, extras *HashExtras) ([]uint64, error) {
+	var keys []uint64
+	err := ix.with(func(h *C.llmd_index) error {
+		var x *C.llmd_hash_extras
+		if extras != nil {
+			var err error
+			if x, err = newExtras(extras); err != nil {
+				return err
+			}
+			defer C.llmd_hash_extras_free(x)
+		}
+		keys = make([]uint64, len(tokens))
+		var n C.size_t
+		var e *C.llmd_error
+		mp, ml := str(model)
+		st := C.llmd_index_prompt_keys(h, mp, ml, (*C.uint32_t)(unsafe.SliceData(tokens)), C.size_t(len(tokens)), x,
+			(*C.uint64_t)(unsafe.SliceData(keys)), C.size_t(len(keys)), &n, &e)
+		if err := takeError(st, e); err != nil {
+			return err
+		}
+		keys = keys[:n]
+		return nil
+	})
+	return keys, err
+}
+
+// MatchPrefix returns every endpoint's longest consecutive prefix match of
+// keys (endpoints without a match are left out).
+func (ix *Index) MatchPrefix(model string, keys []uint64) ([]EndpointMatch, error) {
+	var out []EndpointMatch
+	err := ix.with(func(h *C.llmd_index) error {
+		var st C.llmd_index_stats
+		var e *C.llmd_error
+		if err := takeError(C.llmd_index_get_stats(h, &st, &e), e); err != nil {
+			return err
+		}
+		// Endpoints may register meanwhile: leave room for a few more.
+		buf := make([]C.llmd_endpoint_match, int(st.endpoints)+8)
+		var n C.size_t
+		mp, ml := str(model)
+		rc := C.llmd_index_match_prefix(h, mp, ml, (*C.uint64_t)(unsafe.SliceData(keys)), C.size_t(len(keys)),
+			unsafe.SliceData(buf), C.size_t(len(buf)), &n, &e)
+		if err := takeError(rc, e); err != nil {
+			return err
+		}
+		out = make([]EndpointMatch, int(n))
+		for i := range out {
+			m := buf[i]
+			out[i] = EndpointMatch{uint16(m.endpoint), uint32(m.consecutive_blocks), float64(m.weighted_score)}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// RecordRouting records that a prompt with keys went to endpoint id.
+func (ix *Index) RecordRouting(id uint16, model string, keys []uint64, now time.Duration) error {
+	return ix.with(func(h *C.llmd_index) error {
+		var e *C.llmd_error
+		mp, ml := str(model)
+		rc := C.llmd_index_record_routing(h, C.uint16_t(id), mp, ml, (*C.uint64_t)(unsafe.SliceData(keys)),
+			C.size_t(len(keys)), C.uint64_t(now.Nanoseconds()), &e)
+		return takeError(rc, e)
+	})
+}
+
+// Stats returns index-wide statistics.
+func (ix *Index) Stats() (IndexStats, error) {
+	var st C.llmd_index_stats
+	err := ix.with(func(h *C.llmd_index) error {
+		var e *C.llmd_error
+		return takeError(C.llmd_index_get_stats(h, &st, &e), e)
+	})
+	return IndexStats{uint64(st.entries), uint64(st.capacity), uint64(st.holdings), uint64(st.table_bytes),
+		uint64(st.evictions), uint64(st.endpoints)}, err
+}

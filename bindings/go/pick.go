@@ -1,0 +1,298 @@
+package llmd
+
+/*
+#include <llmd.h>
+*/
+import "C"
+
+import (
+	"encoding/json"
+	"strings"
+	"unsafe"
+)
+
+// Request is one request to schedule. Empty optional strings mean absent.
+type Request struct {
+	ID    string
+	Model string
+	// Tokens is the tokenized prompt; when nil, Prompt text is used.
+	Tokens []uint32
+	Prompt string
+	// LoRAName is the adapter the request asks for, if any.
+	LoRAName   string
+	CacheSalt  string
+	SessionID  string
+	Headers    map[string]string
+	Priority   int32
+	TTFTSLOms  float64
+	TPOTSLOms  float64
+	Multimodal bool
+	// Explain asks for the decision's explanation as JSON (costs a render).
+	Explain bool
+}
+
+// Target is a chosen endpoint.
+type Target struct {
+	Name    string
+	Address string
+}
+
+// Header is a name/value pair the proxy must set upstream.
+type Header struct {
+	Name, Value string
+}
+
+// Decision is where a request goes.
+type Decision struct {
+	// Targets in preference order; Targets[0] is the destination.
+	Targets []Target
+	// Prefill is the remote prefill endpoint of a disaggregated request.
+	Prefill *Target
+	// Headers the proxy must set (x-gateway-destination-endpoint, ...).
+	Headers []Header
+	// RemoveHeaders the proxy must drop.
+	RemoveHeaders []string
+	// Explanation is set when Request.Explain was: every candidate, filter
+	// drop and scorer's raw and weighted score.
+	Explanation json.RawMessage
+
+	// Backing storage for the usual one target and few headers, so that a
+	// decision costs one allocation for its structure.
+	targetBuf [1]Target
+	headerBuf [2]Header
+}
+
+// Header returns the value of a header the proxy must set ("" if none).
+func (d *Decision) Header(name string) string {
+	for _, h := range d.Headers {
+		if strings.EqualFold(h.Name, name) {
+			return h.Value
+		}
+	}
+	return ""
+}
+
+func goStr(s C.llmd_str) string {
+	if s.ptr == nil {
+		return ""
+	}
+	return C.GoStringN(s.ptr, C.int(s.len))
+}
+
+// Pick runs one scheduling cycle. No endpoint for the model gives an error
+// matching ErrSchedule with Code "no_endpoints".
+func (s *Scheduler) Pick(req *Request) (*Decision, error) {
+	// Locked inline (not through s.with): a closure here would cost a heap
+	// allocation on the hottest call.
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.h == nil {
+		return nil, ErrClosed
+	}
+	a := getArena()
+	defer a.put()
+	// The descriptor and the out-slots live in C memory too: Go memory
+	// passed by pointer escapes to the heap and is scanned by cgo's pointer
+	// checks on every call.
+	c := (*pickCall)(a.alloc(int(unsafe.Sizeof(pickCall{})), 8))
+	*c = pickCall{}
+	d := &c.desc
+	d.id = a.str(req.ID)
+	d.model = a.str(req.Model)
+	if req.Tokens != nil {
+		d.tokens, d.n_tokens = a.u32s(req.Tokens)
+	} else {
+		d.prompt = a.str(req.Prompt)
+	}
+	d.lora_name = a.optStr(req.LoRAName)
+	d.cache_salt = a.optStr(req.CacheSalt)
+	d.session_id = a.optStr(req.SessionID)
+	d.headers, d.n_headers = a.pairs(req.Headers)
+	d.priority = C.int32_t(req.Priority)
+	d.ttft_slo_ms = C.double(req.TTFTSLOms)
+	d.tpot_slo_ms = C.double(req.TPOTSLOms)
+	d.multimodal = C.bool(req.Multimodal)
+	if err := takeError(C.llmd_scheduler_pick(s.h, d, &c.dec, &c.err), c.err); err != nil {
+		return nil, err
+	}
+	defer C.llmd_decision_free(c.dec)
+	return readDecision(c.dec, &c.info, req.Explain)
+}
+
+// pickCall is one pick's C-side state, placed in an arena.
+type pickCall struct {
+	desc C.llmd_request_desc
+	info C.llmd_decision_info
+	dec  *C.llmd_decision
+	err  *C.llmd_error
+}
+
+// decisionStrings copies every string of a decision into one allocation.
+type decisionStrings struct {
+	buf []byte
+}
+
+func (b *decisionStrings) take(v C.llmd_str) string {
+	if v.ptr == nil || v.len == 0 {
+		return ""
+	}
+	start := len(b.buf)
+	b.buf = append(b.buf, unsafe.Slice((*byte)(unsafe.Pointer(v.ptr)), int(v.len))...)
+	// The buffer is sized up front and never written again, so the string
+	// stays immutable.
+	return unsafe.String(&b.buf[start], int(v.len))
+}
+
+func readDecision(dec *C.llmd_decision, infop *C.llmd_decision_info, explain bool) (*Decision, error) {
+	C.llmd_decision_get_info(dec, infop)
+	info := *infop
+	nt, nh := int(info.n_targets), int(info.n_headers)
+	var targetArr [4]C.llmd_target
+	var headerArr [4]C.llmd_kv
+	targets, headers := targetArr[:0], headerArr[:0]
+	if nt > len(targetArr) {
+		targets = make([]C.llmd_target, 0, nt)
+	}
+	if nh > len(headerArr) {
+		headers = make([]C.llmd_kv, 0, nh)
+	}
+	targets, headers = targets[:nt], headers[:nh]
+	size := 0
+	for i := range targets {
+		if i == 0 {
+			targets[0] = info.primary
+		} else {
+			targets[i] = C.llmd_decision_target(dec, C.size_t(i))
+		}
+		size += int(targets[i].name.len + targets[i].address.len)
+	}
+	for i := range headers {
+		headers[i] = C.llmd_decision_header(dec, C.size_t(i))
+		size += int(headers[i].key.len + headers[i].value.len)
+	}
+	if bool(info.has_prefill) {
+		size += int(info.prefill.name.len + info.prefill.address.len)
+	}
+	strs := decisionStrings{buf: make([]byte, 0, size)}
+	out := &Decision{}
+	out.Targets, out.Headers = out.targetBuf[:0], out.headerBuf[:0]
+	if nt > len(out.targetBuf) {
+		out.Targets = make([]Target, 0, nt)
+	}
+	if nh > len(out.headerBuf) {
+		out.Headers = make([]Header, 0, nh)
+	}
+	out.Targets, out.Headers = out.Targets[:nt], out.Headers[:nh]
+	for i, t := range targets {
+		out.Targets[i] = Target{strs.take(t.name), strs.take(t.address)}
+	}
+	for i, h := range headers {
+		out.Headers[i] = Header{strs.take(h.key), strs.take(h.value)}
+	}
+	if bool(info.has_prefill) {
+		out.Prefill = &Target{strs.take(info.prefill.name), strs.take(info.prefill.address)}
+	}
+	for i := 0; i < int(info.n_remove_headers); i++ {
+		out.RemoveHeaders = append(out.RemoveHeaders, goStr(C.llmd_decision_remove_header(dec, C.size_t(i))))
+	}
+	if explain {
+		var js *C.llmd_string
+		var e *C.llmd_error
+		if err := takeError(C.llmd_decision_explanation_json(dec, &js, &e), e); err != nil {
+			return nil, err
+		}
+		out.Explanation = json.RawMessage(C.GoBytes(unsafe.Pointer(C.llmd_string_data(js)), C.int(C.llmd_string_len(js))))
+		C.llmd_string_free(js)
+	}
+	return out, nil
+}
+
+// RequestError says how a request ended badly.
+type RequestError uint32
+
+// Request failures.
+const (
+	Cancelled RequestError = C.LLMD_REQUEST_ERROR_CANCELLED
+	Upstream  RequestError = C.LLMD_REQUEST_ERROR_UPSTREAM
+	Other     RequestError = C.LLMD_REQUEST_ERROR_OTHER
+)
+
+// RequestSummary is what is known about a finished request.
+type RequestSummary struct {
+	PromptTokens   uint64
+	ScheduledAtNs  uint64
+	FirstTokenAtNs uint64 // 0 if no token was seen
+	FinishedAtNs   uint64
+	OutputTokens   uint64
+	CachedTokens   int64 // -1 if unknown
+	Error          RequestError
+}
+
+func goSummary(s C.llmd_request_summary) RequestSummary {
+	return RequestSummary{
+		PromptTokens:   uint64(s.prompt_tokens),
+		ScheduledAtNs:  uint64(s.scheduled_at_ns),
+		FirstTokenAtNs: uint64(s.first_token_at_ns),
+		FinishedAtNs:   uint64(s.finished_at_ns),
+		OutputTokens:   uint64(s.output_tokens),
+		CachedTokens:   int64(s.cached_tokens),
+		Error:          RequestError(s.error),
+	}
+}
+
+// OnFirstToken records the first token of a request; false for an unknown id.
+func (s *Scheduler) OnFirstToken(id string) bool {
+	var found C.bool
+	_ = s.with(func(h *C.llmd_scheduler) error {
+		ip, il := str(id)
+		var e *C.llmd_error
+		return takeError(C.llmd_scheduler_on_first_token(h, ip, il, &found, &e), e)
+	})
+	return bool(found)
+}
+
+// OnTokens records n more output tokens; false for an unknown id.
+func (s *Scheduler) OnTokens(id string, n uint64) bool {
+	var found C.bool
+	_ = s.with(func(h *C.llmd_scheduler) error {
+		ip, il := str(id)
+		var e *C.llmd_error
+		return takeError(C.llmd_scheduler_on_tokens(h, ip, il, C.uint64_t(n), &found, &e), e)
+	})
+	return bool(found)
+}
+
+// OnComplete records completion; cachedTokens is the engine's reported
+// prefix-cache hit (-1 if unknown).
+func (s *Scheduler) OnComplete(id string, cachedTokens int64) (RequestSummary, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.h == nil {
+		return RequestSummary{}, false
+	}
+	a := getArena()
+	defer a.put()
+	c := (*completeCall)(a.alloc(int(unsafe.Sizeof(completeCall{})), 8))
+	*c = completeCall{}
+	ip, il := str(id)
+	C.llmd_scheduler_on_complete(s.h, ip, il, C.int64_t(cachedTokens), &c.sum, &c.found, nil)
+	return goSummary(c.sum), bool(c.found)
+}
+
+// completeCall is one completion's out-slots, placed in an arena.
+type completeCall struct {
+	sum   C.llmd_request_summary
+	found C.bool
+}
+
+// OnError records a failed or cancelled request.
+func (s *Scheduler) OnError(id string, kind RequestError) (RequestSummary, bool) {
+	var sum C.llmd_request_summary
+	var found C.bool
+	_ = s.with(func(h *C.llmd_scheduler) error {
+		ip, il := str(id)
+		var e *C.llmd_error
+		return takeError(C.llmd_scheduler_on_error(h, ip, il, C.uint32_t(kind), &sum, &found, &e), e)
+	})
+	return goSummary(sum), bool(found)
+}

@@ -1,0 +1,230 @@
+package llmd
+
+/*
+#include <llmd.h>
+*/
+import "C"
+
+import (
+	"os"
+	"runtime"
+	"sync"
+)
+
+// Endpoint is a model server the scheduler can route to.
+type Endpoint struct {
+	// Name is unique (for Kubernetes, namespace/pod).
+	Name string
+	// Address is the ip:port written into the routing headers.
+	Address string
+	// Model is the served base model; "" when unknown (serves any model).
+	Model string
+	// Labels include llm-d.ai/role (prefill, decode, both).
+	Labels map[string]string
+	// LoRAAdapters the endpoint can serve.
+	LoRAAdapters []string
+}
+
+// Metrics is a snapshot of an endpoint's load, as scraped from vLLM.
+type Metrics struct {
+	WaitingQueueSize    uint32
+	RunningRequestsSize uint32
+	// KVCacheUsage is in [0, 1].
+	KVCacheUsage    float64
+	MaxActiveModels uint32
+	CacheBlockSize  uint32
+	CacheNumBlocks  uint64
+	// UpdatedAtNs is the scheduler-clock time of the snapshot; 0 means now.
+	UpdatedAtNs   uint64
+	ActiveModels  []string
+	WaitingModels []string
+}
+
+// ApplyStats counts what one KV-event batch changed.
+type ApplyStats struct {
+	Stored, Removed, Cleared, Skipped uint32
+}
+
+// Scheduler picks the endpoint for each request. It is safe for concurrent
+// use; Close releases it (a finalizer does so if Close is forgotten).
+type Scheduler struct {
+	mu sync.RWMutex
+	h  *C.llmd_scheduler
+}
+
+// Option configures NewScheduler.
+type Option func(*options)
+
+type options struct {
+	seed *uint64
+}
+
+// WithSeed makes tie-breaking reproducible.
+func WithSeed(seed uint64) Option { return func(o *options) { o.seed = &seed } }
+
+func wrap(h *C.llmd_scheduler) *Scheduler {
+	s := &Scheduler{h: h}
+	runtime.SetFinalizer(s, (*Scheduler).Close)
+	return s
+}
+
+// NewScheduler builds a scheduler from an llm-d EndpointPickerConfig in YAML
+// or JSON; "" gives llm-d's default pipeline. Errors match ErrConfig.
+func NewScheduler(config string, opts ...Option) (*Scheduler, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	var seed C.uint64_t
+	var seedp *C.uint64_t
+	if o.seed != nil {
+		seed = C.uint64_t(*o.seed)
+		seedp = &seed
+	}
+	cp, cl := str(config)
+	if config == "" {
+		cp = nil
+	}
+	var h *C.llmd_scheduler
+	var e *C.llmd_error
+	if err := takeError(C.llmd_scheduler_new(cp, cl, seedp, &h, &e), e); err != nil {
+		return nil, err
+	}
+	return wrap(h), nil
+}
+
+// NewSchedulerFromFile reads the configuration from a file.
+func NewSchedulerFromFile(path string, opts ...Option) (*Scheduler, error) {
+	text, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Error{Status: StatusIO, Code: "io", Message: err.Error()}
+	}
+	return NewScheduler(string(text), opts...)
+}
+
+// Close releases the scheduler after calls in flight finish; later calls
+// return ErrClosed. Safe to call more than once.
+func (s *Scheduler) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	C.llmd_scheduler_free(s.h)
+	s.h = nil
+	runtime.SetFinalizer(s, nil)
+	return nil
+}
+
+// with runs f on the live handle under the read lock.
+func (s *Scheduler) with(f func(h *C.llmd_scheduler) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.h == nil {
+		return ErrClosed
+	}
+	return f(s.h)
+}
+
+// AddEndpoint registers ep, replacing an endpoint of the same name.
+func (s *Scheduler) AddEndpoint(ep Endpoint) error {
+	return s.with(func(h *C.llmd_scheduler) error {
+		a := getArena()
+		defer a.put()
+		var d C.llmd_endpoint_desc
+		d.name = a.str(ep.Name)
+		d.address = a.str(ep.Address)
+		d.model = a.optStr(ep.Model)
+		d.labels, d.n_labels = a.pairs(ep.Labels)
+		d.lora_adapters, d.n_lora_adapters = a.strs(ep.LoRAAdapters)
+		var e *C.llmd_error
+		return takeError(C.llmd_scheduler_add_endpoint(h, &d, &e), e)
+	})
+}
+
+// RemoveEndpoint unregisters an endpoint; unknown names match ErrUnknownEndpoint.
+func (s *Scheduler) RemoveEndpoint(name string) error {
+	return s.with(func(h *C.llmd_scheduler) error {
+		np, nl := str(name)
+		var e *C.llmd_error
+		return takeError(C.llmd_scheduler_remove_endpoint(h, np, nl, &e), e)
+	})
+}
+
+// EndpointCount is the number of registered endpoints.
+func (s *Scheduler) EndpointCount() int {
+	n := 0
+	_ = s.with(func(h *C.llmd_scheduler) error {
+		n = int(C.llmd_scheduler_endpoint_count(h))
+		return nil
+	})
+	return n
+}
+
+// UpdateMetrics replaces an endpoint's metrics snapshot.
+func (s *Scheduler) UpdateMetrics(name string, m Metrics) error {
+	return s.with(func(h *C.llmd_scheduler) error {
+		a := getArena()
+		defer a.put()
+		cm := C.llmd_endpoint_metrics{
+			waiting_queue_size:    C.uint32_t(m.WaitingQueueSize),
+			running_requests_size: C.uint32_t(m.RunningRequestsSize),
+			kv_cache_usage:        C.double(m.KVCacheUsage),
+			max_active_models:     C.uint32_t(m.MaxActiveModels),
+			cache_block_size:      C.uint32_t(m.CacheBlockSize),
+			cache_num_blocks:      C.uint64_t(m.CacheNumBlocks),
+			updated_at_ns:         C.uint64_t(m.UpdatedAtNs),
+		}
+		cm.active_models, cm.n_active_models = a.strs(m.ActiveModels)
+		cm.waiting_models, cm.n_waiting_models = a.strs(m.WaitingModels)
+		np, nl := str(name)
+		var e *C.llmd_error
+		return takeError(C.llmd_scheduler_update_metrics(h, np, nl, &cm, &e), e)
+	})
+}
+
+// UpdateMetricsText parses a vLLM /metrics scrape for an endpoint.
+func (s *Scheduler) UpdateMetricsText(name, text string) error {
+	return s.with(func(h *C.llmd_scheduler) error {
+		np, nl := str(name)
+		tp, tl := str(text)
+		var e *C.llmd_error
+		return takeError(C.llmd_scheduler_update_metrics_text(h, np, nl, tp, tl, &e), e)
+	})
+}
+
+// IngestKVEvents decodes a KV-event payload (the third ZMQ frame) published
+// by endpoint and applies it. Malformed bytes match ErrDecode.
+func (s *Scheduler) IngestKVEvents(endpoint string, payload []byte) (ApplyStats, error) {
+	var st C.llmd_apply_stats
+	err := s.with(func(h *C.llmd_scheduler) error {
+		ep, el := str(endpoint)
+		var e *C.llmd_error
+		rc := C.llmd_scheduler_ingest_kv_events(h, ep, el, (*C.uint8_t)(bytesPtr(payload)), C.size_t(len(payload)), &st, &e)
+		return takeError(rc, e)
+	})
+	return ApplyStats{uint32(st.stored), uint32(st.removed), uint32(st.cleared), uint32(st.skipped)}, err
+}
+
+// Tick runs periodic maintenance (expires speculative index entries).
+func (s *Scheduler) Tick() error {
+	return s.with(func(h *C.llmd_scheduler) error {
+		var e *C.llmd_error
+		return takeError(C.llmd_scheduler_tick(h, &e), e)
+	})
+}
+
+// RenderMetrics returns the scheduler's token-level metrics (the llmd_*
+// families: TTFT, TPOT, cache hits, routing scores, decisions, index health)
+// as Prometheus text, for the host's /metrics handler.
+func (s *Scheduler) RenderMetrics() (string, error) {
+	var text string
+	err := s.with(func(h *C.llmd_scheduler) error {
+		var out *C.llmd_string
+		var e *C.llmd_error
+		if err := takeError(C.llmd_scheduler_render_metrics(h, &out, &e), e); err != nil {
+			return err
+		}
+		text = C.GoStringN(C.llmd_string_data(out), C.int(C.llmd_string_len(out)))
+		C.llmd_string_free(out)
+		return nil
+	})
+	return text, err
+}

@@ -1,0 +1,236 @@
+package llmd
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func newPods(t *testing.T, config string) *Scheduler {
+	t.Helper()
+	s, err := NewScheduler(config, WithSeed(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range []string{"pod-a", "pod-b"} {
+		ep := Endpoint{Name: name, Address: fmt.Sprintf("10.0.0.%d:8000", i+1), Model: "llama",
+			Labels: map[string]string{"llm-d.ai/role": "decode"}}
+		if err := s.AddEndpoint(ep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+func TestPickRoutesAwayFromLoad(t *testing.T) {
+	s := newPods(t, "")
+	defer s.Close()
+	if s.EndpointCount() != 2 {
+		t.Fatalf("endpoints = %d", s.EndpointCount())
+	}
+	if err := s.UpdateMetrics("pod-a", Metrics{WaitingQueueSize: 40, KVCacheUsage: 0.95}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpdateMetrics("pod-b", Metrics{}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.Pick(&Request{ID: "g1", Model: "llama", Tokens: tokens(64), Explain: true,
+		Headers: map[string]string{"x-request-id": "g1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Targets[0].Name != "pod-b" || d.Header("x-gateway-destination-endpoint") != "10.0.0.2:8000" {
+		t.Fatalf("decision = %+v", d)
+	}
+	var expl map[string]any
+	if err := json.Unmarshal(d.Explanation, &expl); err != nil {
+		t.Fatalf("explanation %q: %v", d.Explanation, err)
+	}
+	if !s.OnFirstToken("g1") || !s.OnTokens("g1", 4) {
+		t.Fatal("lifecycle lost the request")
+	}
+	sum, ok := s.OnComplete("g1", 32)
+	if !ok || sum.CachedTokens != 32 || sum.OutputTokens < 4 {
+		t.Fatalf("summary = %+v, %v", sum, ok)
+	}
+	if _, ok := s.OnComplete("g1", -1); ok {
+		t.Fatal("completed twice")
+	}
+	text, err := s.RenderMetrics()
+	if err != nil || !strings.Contains(text, "llmd_inference_ttft_bucket") ||
+		!strings.Contains(text, "llmd_router_routing_score_bucket") {
+		t.Fatalf("metrics %q err %v", text, err)
+	}
+
+	// vLLM /metrics text turns it around.
+	busy := "vllm:num_requests_waiting 50\nvllm:num_requests_running 64\nvllm:kv_cache_usage_perc 0.97\n"
+	idle := "vllm:num_requests_waiting 0\nvllm:num_requests_running 1\nvllm:kv_cache_usage_perc 0.05\n"
+	if err := s.UpdateMetricsText("pod-b", busy); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpdateMetricsText("pod-a", idle); err != nil {
+		t.Fatal(err)
+	}
+	d, err = s.Pick(&Request{ID: "g2", Model: "llama", Prompt: "hello there"})
+	if err != nil || d.Targets[0].Name != "pod-a" || d.Explanation != nil {
+		t.Fatalf("decision = %+v, err = %v", d, err)
+	}
+	if _, ok := s.OnError("g2", Cancelled); !ok {
+		t.Fatal("unknown request")
+	}
+}
+
+func TestSchedulerErrors(t *testing.T) {
+	if _, err := NewScheduler("plugins: [ {type: "); !errors.Is(err, ErrConfig) {
+		t.Fatalf("err = %v, want ErrConfig", err)
+	}
+	if _, err := NewSchedulerFromFile("/nonexistent.yaml"); !errors.Is(err, ErrIO) {
+		t.Fatalf("err = %v, want ErrIO", err)
+	}
+	s, err := NewSchedulerFromFile("../../testdata/llm-d-configs/01-default-load-and-prefix.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, err = s.Pick(&Request{ID: "x", Model: "llama"})
+	var le *Error
+	if !errors.Is(err, ErrSchedule) || !errors.As(err, &le) || le.Code != "no_endpoints" {
+		t.Fatalf("err = %#v", err)
+	}
+	if err := s.RemoveEndpoint("nope"); !errors.Is(err, ErrUnknownEndpoint) {
+		t.Fatalf("err = %v", err)
+	}
+	if err := s.AddEndpoint(Endpoint{Name: "p", Address: "1.2.3.4:5"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpdateMetricsText("p", "vllm:num_requests_waiting{ 1\n"); !errors.Is(err, ErrMetricsParse) {
+		t.Fatalf("err = %v", err)
+	}
+	if err := s.UpdateMetrics("p", Metrics{KVCacheUsage: 3}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := s.IngestKVEvents("p", testBatch[:15]); !errors.Is(err, ErrDecode) {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := s.Pick(&Request{ID: "\xff", Model: "llama"}); !errors.Is(err, ErrInvalidUTF8) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+const preciseConfig = `apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- name: kv-index
+  type: precise-prefix-cache-producer
+  parameters:
+    tokenProcessorConfig:
+      blockSizeTokens: 16
+- type: prefix-cache-scorer
+  parameters:
+    prefixMatchInfoProducerName: kv-index
+- type: max-score-picker
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: prefix-cache-scorer
+    weight: 1
+  - pluginRef: max-score-picker
+`
+
+func TestKVEventsSteerPicks(t *testing.T) {
+	s := newPods(t, preciseConfig)
+	defer s.Close()
+	// The first event of testBatch stores blocks of tokens 1..32 on pod-b; the
+	// batch then removes one and clears, so ingest only the stored prefix.
+	stored := append(append([]byte{}, testBatch[:10]...), 0x91)
+	stored = append(stored, testBatch[11:70]...)
+	stored = append(stored, 0x00)
+	st, err := s.IngestKVEvents("pod-b", stored)
+	if err != nil || st.Stored != 2 {
+		t.Fatalf("stats = %+v, err = %v", st, err)
+	}
+	for i := 0; i < 5; i++ {
+		id := fmt.Sprintf("kv%d", i)
+		d, err := s.Pick(&Request{ID: id, Model: "llama", Tokens: tokens(48)})
+		if err != nil || d.Targets[0].Name != "pod-b" {
+			t.Fatalf("decision = %+v, err = %v", d, err)
+		}
+		s.OnComplete(id, -1)
+	}
+}
+
+func TestConcurrentGoroutines(t *testing.T) {
+	s := newPods(t, "")
+	defer s.Close()
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 100; i++ {
+				id := fmt.Sprintf("c%d-%d", g, i)
+				d, err := s.Pick(&Request{ID: id, Model: "llama", Tokens: tokens(32 + i%64)})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				runtime.Gosched()
+				s.OnFirstToken(id)
+				s.OnTokens(id, 3)
+				if _, ok := s.OnComplete(id, 0); !ok {
+					t.Errorf("%s lost", id)
+					return
+				}
+				if g%2 == 0 {
+					_ = s.UpdateMetrics(d.Targets[0].Name, Metrics{WaitingQueueSize: uint32(i % 7)})
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+}
+
+func TestCloseWhileInUse(t *testing.T) {
+	s := newPods(t, "")
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				_, err := s.Pick(&Request{ID: fmt.Sprintf("z%d-%d", g, i), Model: "llama", Tokens: tokens(16)})
+				if errors.Is(err, ErrClosed) {
+					return
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(g)
+	}
+	s.Close()
+	wg.Wait()
+	s.Close()
+	if _, err := s.Pick(&Request{ID: "late", Model: "llama"}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("err = %v", err)
+	}
+	if s.EndpointCount() != 0 || s.OnFirstToken("late") {
+		t.Fatal("closed scheduler answered")
+	}
+}
+
+func TestFinalizerReleasesForgottenSchedulers(t *testing.T) {
+	for i := 0; i < 50; i++ {
+		s := newPods(t, "")
+		if _, err := s.Pick(&Request{ID: "f", Model: "llama", Tokens: tokens(16)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.GC()
+	runtime.GC()
+}
