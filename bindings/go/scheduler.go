@@ -43,7 +43,26 @@ type Metrics struct {
 // ApplyStats counts what one KV-event batch changed.
 type ApplyStats struct {
 	Stored, Removed, Cleared, Skipped uint32
+	// SeqStatus is what the sequence number said (SeqNone without one).
+	SeqStatus SeqStatus
+	// Ignored is true when the batch was dropped as a duplicate.
+	Ignored bool
+	// Missing counts the batches lost before this one when SeqStatus is SeqGap.
+	Missing uint64
 }
+
+// SeqStatus classifies a batch's ZMQ sequence number per publisher.
+type SeqStatus uint32
+
+// Sequence statuses (values of llmd_seq_status).
+const (
+	SeqNone      SeqStatus = 0 // no sequence number given
+	SeqFirst     SeqStatus = 1 // first number seen from this publisher
+	SeqInOrder   SeqStatus = 2 // last + 1
+	SeqGap       SeqStatus = 3 // batches were lost; the batch is still applied
+	SeqRestart   SeqStatus = 4 // publisher restarted; its entries were dropped first
+	SeqDuplicate SeqStatus = 5 // the same batch again; ignored
+)
 
 // Scheduler picks the endpoint for each request. It is safe for concurrent
 // use; Close releases it (a finalizer does so if Close is forgotten).
@@ -193,14 +212,36 @@ func (s *Scheduler) UpdateMetricsText(name, text string) error {
 // IngestKVEvents decodes a KV-event payload (the third ZMQ frame) published
 // by endpoint and applies it. Malformed bytes match ErrDecode.
 func (s *Scheduler) IngestKVEvents(endpoint string, payload []byte) (ApplyStats, error) {
+	return s.ingest(endpoint, payload, nil)
+}
+
+// IngestKVMessage is IngestKVEvents with the message's ZMQ sequence number
+// (the second frame, 8 bytes big-endian): duplicates are ignored and a
+// publisher restart drops the endpoint's entries before the batch applies.
+func (s *Scheduler) IngestKVMessage(endpoint string, seq uint64, payload []byte) (ApplyStats, error) {
+	return s.ingest(endpoint, payload, &seq)
+}
+
+func (s *Scheduler) ingest(endpoint string, payload []byte, seq *uint64) (ApplyStats, error) {
 	var st C.llmd_apply_stats
 	err := s.with(func(h *C.llmd_scheduler) error {
 		ep, el := str(endpoint)
 		var e *C.llmd_error
-		rc := C.llmd_scheduler_ingest_kv_events(h, ep, el, (*C.uint8_t)(bytesPtr(payload)), C.size_t(len(payload)), &st, &e)
+		var cseq *C.uint64_t
+		var v C.uint64_t
+		if seq != nil {
+			v = C.uint64_t(*seq)
+			cseq = &v
+		}
+		rc := C.llmd_scheduler_ingest_kv_events(h, ep, el, (*C.uint8_t)(bytesPtr(payload)), C.size_t(len(payload)), cseq, &st, &e)
 		return takeError(rc, e)
 	})
-	return ApplyStats{uint32(st.stored), uint32(st.removed), uint32(st.cleared), uint32(st.skipped)}, err
+	return ApplyStats{
+		Stored: uint32(st.stored), Removed: uint32(st.removed),
+		Cleared: uint32(st.cleared), Skipped: uint32(st.skipped),
+		SeqStatus: SeqStatus(st.seq_status), Ignored: st.ignored != 0,
+		Missing: uint64(st.missing),
+	}, err
 }
 
 // Tick runs periodic maintenance (expires speculative index entries).

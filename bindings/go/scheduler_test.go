@@ -234,3 +234,41 @@ func TestFinalizerReleasesForgottenSchedulers(t *testing.T) {
 	runtime.GC()
 	runtime.GC()
 }
+
+func TestIngestKVMessageSequence(t *testing.T) {
+	s, err := NewScheduler("", WithSeed(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.AddEndpoint(Endpoint{Name: "pod-a", Address: "10.0.0.1:8000"}); err != nil {
+		t.Fatal(err)
+	}
+	// An empty batch in vLLM's array form: [ts, [], dp_rank].
+	empty := []byte{0x93, 0xcb, 0x41, 0xd9, 0x54, 0xfc, 0x40, 0x20, 0x00, 0x00, 0x90, 0x00}
+	steps := []struct {
+		seq     uint64
+		want    SeqStatus
+		ignored bool
+		missing uint64
+	}{
+		{5, SeqFirst, false, 0},
+		{6, SeqInOrder, false, 0},
+		{6, SeqDuplicate, true, 0},
+		{9, SeqGap, false, 2},
+		{0, SeqRestart, false, 0},
+	}
+	for _, st := range steps {
+		got, err := s.IngestKVMessage("pod-a", st.seq, empty)
+		if err != nil {
+			t.Fatalf("seq %d: %v", st.seq, err)
+		}
+		if got.SeqStatus != st.want || got.Ignored != st.ignored || got.Missing != st.missing {
+			t.Fatalf("seq %d: got %+v, want status %d ignored %v missing %d", st.seq, got, st.want, st.ignored, st.missing)
+		}
+	}
+	got, err := s.IngestKVEvents("pod-a", empty)
+	if err != nil || got.SeqStatus != SeqNone {
+		t.Fatalf("without a sequence number: %+v, %v", got, err)
+	}
+}

@@ -77,6 +77,30 @@ enum llmd_request_error
 typedef uint32_t llmd_request_error;
 #endif // __cplusplus
 
+// Sequence status of an ingested batch (per endpoint and data-parallel rank).
+// Values are explicit and never reused.
+enum llmd_seq_status
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+  // No sequence number was given.
+  LLMD_SEQ_STATUS_NONE = 0,
+  // The first number seen from this publisher.
+  LLMD_SEQ_STATUS_FIRST = 1,
+  // `seq == last + 1`.
+  LLMD_SEQ_STATUS_IN_ORDER = 2,
+  // Batches were lost; `missing` says how many (the batch is still applied).
+  LLMD_SEQ_STATUS_GAP = 3,
+  // The publisher restarted: its entries were dropped, then the batch applied.
+  LLMD_SEQ_STATUS_RESTART = 4,
+  // The same batch again: ignored.
+  LLMD_SEQ_STATUS_DUPLICATE = 5,
+};
+#ifndef __cplusplus
+typedef uint32_t llmd_seq_status;
+#endif // __cplusplus
+
 // Result of a call. Values are explicit and never reused: a code that is
 // retired stays reserved, new codes take new numbers.
 enum llmd_status
@@ -333,6 +357,13 @@ typedef struct {
   uint32_t cleared;
   // Blocks skipped (unknown parent, block-size mismatch, missing tokens).
   uint32_t skipped;
+  // What the sequence number said ([`llmd_seq_status`] value); `NONE`
+  // when no sequence number was given or for a pre-decoded batch.
+  uint32_t seq_status;
+  // 1 when the batch was dropped as a duplicate, else 0.
+  uint32_t ignored;
+  // Batches lost before this one when `seq_status` is `GAP`, else 0.
+  uint64_t missing;
 } llmd_apply_stats;
 
 // What is known about a finished request.
@@ -788,19 +819,24 @@ llmd_status llmd_index_record_routing(const llmd_index *index,
 llmd_status llmd_index_get_stats(const llmd_index *index, llmd_index_stats *out, llmd_error **err);
 
 // Decodes a KV-event payload published by `endpoint` (the third ZMQ frame)
-// and applies it to the scheduler's indexes. `stats` (NULL to ignore)
-// receives the counts. Malformed bytes are `LLMD_STATUS_DECODE`; nothing is
-// applied then.
+// and applies it to the scheduler's indexes. `seq` (NULL when unknown) is the
+// message's sequence number (the second ZMQ frame, 8 bytes big-endian, as
+// an integer): duplicates are then ignored and a publisher restart
+// drops the endpoint's entries before the batch is applied. `stats` (NULL to
+// ignore) receives the counts and the sequence status. Malformed bytes are
+// `LLMD_STATUS_DECODE`; nothing is applied then.
 //
 // # Safety
 // `s` is NULL or live; `endpoint` valid for its length; `payload` valid for
-// `payload_len` bytes; `stats` NULL or valid for a write; `err` NULL or
+// `payload_len` bytes; `seq` NULL or valid for a read; `stats` NULL or valid
+// for a write; `err` NULL or
 // valid for a write.
 llmd_status llmd_scheduler_ingest_kv_events(const llmd_scheduler *s,
                                             const char *endpoint,
                                             size_t endpoint_len,
                                             const uint8_t *payload,
                                             size_t payload_len,
+                                            const uint64_t *seq,
                                             llmd_apply_stats *stats,
                                             llmd_error **err);
 

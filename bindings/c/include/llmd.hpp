@@ -303,12 +303,14 @@ class Scheduler {
                                                 text.size(), e);
     });
   }
+  // `seq`: the ZMQ sequence number of the message, when known (duplicates are
+  // ignored, a publisher restart drops the endpoint's entries first).
   llmd_apply_stats ingest_kv_events(std::string_view endpoint, const uint8_t* payload,
-                                    size_t len) const {
+                                    size_t len, std::optional<uint64_t> seq = std::nullopt) const {
     llmd_apply_stats st{};
     detail::call([&](llmd_error** e) {
       return llmd_scheduler_ingest_kv_events(h_.get(), endpoint.data(), endpoint.size(), payload,
-                                             len, &st, e);
+                                             len, seq ? &*seq : nullptr, &st, e);
     });
     return st;
   }

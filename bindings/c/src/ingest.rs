@@ -11,6 +11,8 @@ use crate::panic::guard;
 use crate::sched_error::sched_err;
 use crate::scheduler::llmd_scheduler;
 use crate::status::llmd_status;
+use llmd_kvindex::events::SeqStatus;
+use llmd_sched::IngestReport;
 
 /// Counts from applying one KV-event batch.
 #[allow(non_camel_case_types)] // C naming for the exported type
@@ -25,15 +27,66 @@ pub struct llmd_apply_stats {
     pub cleared: u32,
     /// Blocks skipped (unknown parent, block-size mismatch, missing tokens).
     pub skipped: u32,
+    /// What the sequence number said ([`llmd_seq_status`] value); `NONE`
+    /// when no sequence number was given or for a pre-decoded batch.
+    pub seq_status: u32,
+    /// 1 when the batch was dropped as a duplicate, else 0.
+    pub ignored: u32,
+    /// Batches lost before this one when `seq_status` is `GAP`, else 0.
+    pub missing: u64,
+}
+
+/// Sequence status of an ingested batch (per endpoint and data-parallel rank).
+/// Values are explicit and never reused.
+#[allow(non_camel_case_types)] // C naming for the exported type
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum llmd_seq_status {
+    /// No sequence number was given.
+    None = 0,
+    /// The first number seen from this publisher.
+    First = 1,
+    /// `seq == last + 1`.
+    InOrder = 2,
+    /// Batches were lost; `missing` says how many (the batch is still applied).
+    Gap = 3,
+    /// The publisher restarted: its entries were dropped, then the batch applied.
+    Restart = 4,
+    /// The same batch again: ignored.
+    Duplicate = 5,
+}
+
+fn write_report(out: *mut llmd_apply_stats, report: IngestReport) {
+    let (seq_status, missing) = match report.seq {
+        None => (llmd_seq_status::None, 0),
+        Some(SeqStatus::First) => (llmd_seq_status::First, 0),
+        Some(SeqStatus::InOrder) => (llmd_seq_status::InOrder, 0),
+        Some(SeqStatus::Gap { missing }) => (llmd_seq_status::Gap, missing),
+        Some(SeqStatus::Restart) => (llmd_seq_status::Restart, 0),
+        Some(SeqStatus::Duplicate) => (llmd_seq_status::Duplicate, 0),
+    };
+    let mut stats = stats_of(report.stats);
+    stats.seq_status = seq_status as u32;
+    stats.ignored = u32::from(report.ignored);
+    stats.missing = missing;
+    put(out, stats);
 }
 
 fn write_stats(out: *mut llmd_apply_stats, applied: llmd_sched::kv::ApplyStats) {
-    let stats = llmd_apply_stats {
+    put(out, stats_of(applied));
+}
+
+fn stats_of(applied: llmd_sched::kv::ApplyStats) -> llmd_apply_stats {
+    llmd_apply_stats {
         stored: applied.stored,
         removed: applied.removed,
         cleared: applied.cleared,
         skipped: applied.skipped,
-    };
+        ..Default::default()
+    }
+}
+
+fn put(out: *mut llmd_apply_stats, stats: llmd_apply_stats) {
     // SAFETY: callers pass NULL or a pointer valid for a write (their contract).
     if let Some(out) = unsafe { out.as_mut() } {
         *out = stats;
@@ -41,13 +94,17 @@ fn write_stats(out: *mut llmd_apply_stats, applied: llmd_sched::kv::ApplyStats) 
 }
 
 /// Decodes a KV-event payload published by `endpoint` (the third ZMQ frame)
-/// and applies it to the scheduler's indexes. `stats` (NULL to ignore)
-/// receives the counts. Malformed bytes are `LLMD_STATUS_DECODE`; nothing is
-/// applied then.
+/// and applies it to the scheduler's indexes. `seq` (NULL when unknown) is the
+/// message's sequence number (the second ZMQ frame, 8 bytes big-endian, as
+/// an integer): duplicates are then ignored and a publisher restart
+/// drops the endpoint's entries before the batch is applied. `stats` (NULL to
+/// ignore) receives the counts and the sequence status. Malformed bytes are
+/// `LLMD_STATUS_DECODE`; nothing is applied then.
 ///
 /// # Safety
 /// `s` is NULL or live; `endpoint` valid for its length; `payload` valid for
-/// `payload_len` bytes; `stats` NULL or valid for a write; `err` NULL or
+/// `payload_len` bytes; `seq` NULL or valid for a read; `stats` NULL or valid
+/// for a write; `err` NULL or
 /// valid for a write.
 #[no_mangle]
 pub unsafe extern "C" fn llmd_scheduler_ingest_kv_events(
@@ -56,6 +113,7 @@ pub unsafe extern "C" fn llmd_scheduler_ingest_kv_events(
     endpoint_len: usize,
     payload: *const u8,
     payload_len: usize,
+    seq: *const u64,
     stats: *mut llmd_apply_stats,
     err: *mut *mut llmd_error,
 ) -> llmd_status {
@@ -65,12 +123,16 @@ pub unsafe extern "C" fn llmd_scheduler_ingest_kv_events(
             let s = &args::handle(s, "scheduler")?.0;
             let endpoint = args::str(endpoint, endpoint_len, "endpoint")?;
             let payload = args::bytes(payload, payload_len, "payload")?;
+            // SAFETY: `seq` is NULL or valid for a read (caller contract).
+            let seq = seq.as_ref().copied();
             let batch = decode_event_batch(payload).map_err(|e| {
+                s.record_kv_decode_error(endpoint);
                 FfiError::with_code(llmd_status::Decode, e.kind.code(), e.to_string())
             })?;
-            write_stats(
+            write_report(
                 stats,
-                s.ingest_kv_batch(endpoint, &batch).map_err(sched_err)?,
+                s.ingest_decoded_kv_events(endpoint, &batch, seq)
+                    .map_err(sched_err)?,
             );
             Ok(())
         })

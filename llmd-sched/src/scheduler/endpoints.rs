@@ -159,12 +159,23 @@ impl Scheduler {
         payload: &[u8],
         seq: Option<u64>,
     ) -> Result<IngestReport, ScheduleError> {
-        let ep = self.endpoint(endpoint)?;
+        self.endpoint(endpoint)?;
         let batch = decode_event_batch(payload).map_err(|e| {
-            self.metrics
-                .record_kv_batch(endpoint, None, None, self.clock.now_ns());
+            self.record_kv_decode_error(endpoint);
             ScheduleError::KvEvents(format!("endpoint '{endpoint}': {e}"))
         })?;
+        self.ingest_decoded_kv_events(endpoint, &batch, seq)
+    }
+
+    /// As [`Scheduler::ingest_kv_events`], for a batch the host already decoded
+    /// (for example to report the decoder's typed error itself).
+    pub fn ingest_decoded_kv_events(
+        &self,
+        endpoint: &str,
+        batch: &EventBatch,
+        seq: Option<u64>,
+    ) -> Result<IngestReport, ScheduleError> {
+        let ep = self.endpoint(endpoint)?;
         let status = seq.map(|n| {
             self.seqs
                 .lock()
@@ -187,14 +198,22 @@ impl Scheduler {
             };
             stats = self.ingest_kv_batch(ep.name(), &clear)?;
         }
-        stats.add(&self.ingest_kv_batch(ep.name(), &batch)?);
+        stats.add(&self.ingest_kv_batch(ep.name(), batch)?);
         self.metrics
-            .record_kv_batch(endpoint, Some(&batch), status, self.clock.now_ns());
+            .record_kv_batch(endpoint, Some(batch), status, self.clock.now_ns());
         Ok(IngestReport {
             stats,
             seq: status,
             ignored: false,
         })
+    }
+
+    /// Counts a KV-event payload from `endpoint` that failed to decode in the
+    /// event-stream health metrics (hosts that decode payloads themselves call
+    /// this; [`Scheduler::ingest_kv_events`] does it on its own).
+    pub fn record_kv_decode_error(&self, endpoint: &str) {
+        self.metrics
+            .record_kv_batch(endpoint, None, None, self.clock.now_ns());
     }
 
     /// Periodic maintenance: expires speculative index entries.

@@ -226,7 +226,7 @@ static void test_kv_events_steer_picks(void) {
   llmd_apply_stats st;
   memset(&st, 0, sizeof st);
   CHECK_STATUS(LLMD_STATUS_OK,
-               llmd_scheduler_ingest_kv_events(s, S("pod-b"), STORED_ONLY, sizeof STORED_ONLY, &st, &err),
+               llmd_scheduler_ingest_kv_events(s, S("pod-b"), STORED_ONLY, sizeof STORED_ONLY, NULL, &st, &err),
                &err);
   CHECK(st.stored == 2);
   for (int i = 0; i < 5; i++) {
@@ -241,12 +241,32 @@ static void test_kv_events_steer_picks(void) {
   CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_ingest_kv_batch(s, S("pod-a"), b, &st, &err), &err);
   CHECK(st.stored == 2);
   llmd_event_batch_free(b);
+  /* With sequence numbers: first, duplicate (ignored), gap, restart. */
+  uint64_t seq = 7;
+  CHECK_STATUS(LLMD_STATUS_OK,
+               llmd_scheduler_ingest_kv_events(s, S("pod-a"), STORED_ONLY, sizeof STORED_ONLY, &seq, &st, &err),
+               &err);
+  CHECK(st.seq_status == LLMD_SEQ_STATUS_FIRST && st.ignored == 0); /* blocks already held: nothing new */
+  CHECK_STATUS(LLMD_STATUS_OK,
+               llmd_scheduler_ingest_kv_events(s, S("pod-a"), STORED_ONLY, sizeof STORED_ONLY, &seq, &st, &err),
+               &err);
+  CHECK(st.seq_status == LLMD_SEQ_STATUS_DUPLICATE && st.ignored == 1 && st.stored == 0);
+  seq = 10;
+  CHECK_STATUS(LLMD_STATUS_OK,
+               llmd_scheduler_ingest_kv_events(s, S("pod-a"), STORED_ONLY, sizeof STORED_ONLY, &seq, &st, &err),
+               &err);
+  CHECK(st.seq_status == LLMD_SEQ_STATUS_GAP && st.missing == 2);
+  seq = 0;
+  CHECK_STATUS(LLMD_STATUS_OK,
+               llmd_scheduler_ingest_kv_events(s, S("pod-a"), STORED_ONLY, sizeof STORED_ONLY, &seq, &st, &err),
+               &err);
+  CHECK(st.seq_status == LLMD_SEQ_STATUS_RESTART && st.cleared >= 1 && st.stored == 2);
   /* Malformed bytes: DECODE, nothing applied. */
   CHECK_STATUS(LLMD_STATUS_DECODE,
-               llmd_scheduler_ingest_kv_events(s, S("pod-b"), STORED_ONLY, 30, &st, &err), &err);
+               llmd_scheduler_ingest_kv_events(s, S("pod-b"), STORED_ONLY, 30, NULL, &st, &err), &err);
   RESET_ERR(err);
   CHECK_STATUS(LLMD_STATUS_UNKNOWN_ENDPOINT,
-               llmd_scheduler_ingest_kv_events(s, S("pod-x"), STORED_ONLY, sizeof STORED_ONLY, NULL, &err),
+               llmd_scheduler_ingest_kv_events(s, S("pod-x"), STORED_ONLY, sizeof STORED_ONLY, NULL, NULL, &err),
                &err);
   RESET_ERR(err);
   llmd_scheduler_free(s);
