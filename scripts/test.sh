@@ -33,6 +33,9 @@ if want rust; then
   cargo test --workspace --exclude llmd-python
   step "cargo test: long stress tests (release)"
   cargo test --release -p llmd-kvindex -- --ignored
+  step "loom: the index's lock-free read/reuse protocol under every interleaving"
+  RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR="$ROOT/target/loom" \
+    cargo test --release -p llmd-kvindex --test loom_index
 fi
 
 for s in python c prom sim; do
