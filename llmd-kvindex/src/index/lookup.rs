@@ -11,12 +11,12 @@ use super::KvIndex;
 use crate::types::BlockKey;
 use std::sync::atomic::Ordering;
 
-/// Blocks ahead whose buckets are prefetched: enough to cover a DRAM miss
-/// (~100 ns) at a few ns of work per block, few enough that the prefetched
-/// lines stay in L1 until used.
-const PREFETCH_DISTANCE: usize = 16;
-/// Staged blocks kept (a power of two above `PREFETCH_DISTANCE`).
-const RING: usize = 32;
+/// Blocks staged (hashed and prefetched) at a time, one chunk ahead of the
+/// walk: 16–31 blocks ahead covers a DRAM miss (~100 ns) at a few ns of work
+/// per block, and is few enough that the prefetched lines stay in L1.
+const CHUNK: usize = 16;
+/// Staged blocks kept: the chunk being probed and the one ahead.
+const RING: usize = 2 * CHUNK;
 const RING_MASK: usize = RING - 1;
 
 /// Fingerprints and home buckets of the blocks staged ahead of the walk.
@@ -141,18 +141,30 @@ fn prefetch(p: *const u8) {
     let _ = p;
 }
 
-/// Stages block `j`: its fingerprint and, for every cluster still matching,
-/// its home bucket, which is prefetched.
+/// Stages blocks `from..to` (at most one chunk): their fingerprints and,
+/// for every cluster still matching, their home buckets, which are
+/// prefetched. A short loop of independent hashes, so the core overlaps the
+/// multiply chains of all the blocks in the chunk.
 #[inline(always)]
-fn stage(index: &KvIndex, seed: u64, key: BlockKey, j: usize, clusters: &[usize], ring: &mut Ring) {
-    let fp = fingerprint(seed, key.0);
-    let r = j & RING_MASK;
-    ring.fps[r] = fp;
+fn stage(
+    index: &KvIndex,
+    seed: u64,
+    keys: &[BlockKey],
+    from: usize,
+    clusters: &[usize],
+    ring: &mut Ring,
+) {
     let geo = index.table.geometry();
-    for &c in clusters {
-        let home = geo.locate(fp, c).home;
-        ring.homes[r * ring.nclusters + c] = home;
-        prefetch(index.table.bucket(home).as_ptr());
+    let to = keys.len().min(from + CHUNK);
+    for (j, key) in keys.iter().enumerate().take(to).skip(from) {
+        let fp = fingerprint(seed, key.0);
+        let r = j & RING_MASK;
+        ring.fps[r] = fp;
+        for &c in clusters {
+            let home = geo.locate(fp, c).home;
+            ring.homes[r * ring.nclusters + c] = home;
+            prefetch(index.table.bucket(home).as_ptr());
+        }
     }
 }
 
@@ -185,24 +197,15 @@ impl KvIndex {
         let (w, order) = (&self.weights, &self.tier_order);
         let top = order[0];
         let n = keys.len();
-        // Fingerprints and homes are computed PREFETCH_DISTANCE blocks ahead
-        // (only as far as the walk goes), so each bucket's miss overlaps the
-        // probes of the blocks before it. A cluster staged for block j is
-        // still alive when block j is probed or already dropped, never
-        // revived, so every home the walk reads was staged.
-        for (j, &key) in keys.iter().enumerate().take(PREFETCH_DISTANCE) {
-            stage(self, seed, key, j, &out.clusters, &mut out.ring);
-        }
+        // Fingerprints and homes are computed one chunk ahead (only as far
+        // as the walk goes), so each bucket's miss overlaps the probes of the
+        // blocks before it. A cluster staged for block j is still alive when
+        // block j is probed or already dropped, never revived, so every home
+        // the walk reads was staged.
+        stage(self, seed, keys, 0, &out.clusters, &mut out.ring);
         for i in 0..n {
-            if let Some(&key) = keys.get(i + PREFETCH_DISTANCE) {
-                stage(
-                    self,
-                    seed,
-                    key,
-                    i + PREFETCH_DISTANCE,
-                    &out.clusters,
-                    &mut out.ring,
-                );
+            if i % CHUNK == 0 {
+                stage(self, seed, keys, i + CHUNK, &out.clusters, &mut out.ring);
             }
             let r = i & RING_MASK;
             let fp = out.ring.fps[r];
