@@ -3,7 +3,7 @@
 //! full-speed writer, and memory per entry.
 //!
 //! The 10M-block variants are heavy (≈ 0.5 GB, tens of seconds to fill); they
-//! run only with `LLMD_BENCH_10M=1`.
+//! run only with `LLMD_BENCH_10M=1`; `LLMD_BENCH_EPS=8` limits the fleets filled.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -179,10 +179,27 @@ fn sizes() -> Vec<usize> {
     s
 }
 
+/// Fleet sizes to fill; `LLMD_BENCH_EPS=8,100` narrows the (slow) fills to
+/// the ones a run needs.
+fn fleets() -> Vec<usize> {
+    let all = vec![8, 100, 1000];
+    match std::env::var("LLMD_BENCH_EPS") {
+        Ok(v) => {
+            let picked: Vec<usize> = v.split(',').filter_map(|s| s.trim().parse().ok()).collect();
+            if picked.is_empty() {
+                all
+            } else {
+                picked
+            }
+        }
+        Err(_) => all,
+    }
+}
+
 fn matching(c: &mut Criterion) {
     let mut g = c.benchmark_group("index/match");
     for blocks in sizes() {
-        for endpoints in [8, 100, 1000] {
+        for endpoints in fleets() {
             let (idx, query) = filled(blocks, endpoints);
             let mut out = PrefixMatches::new();
             for len in [64, 512, 1000] {

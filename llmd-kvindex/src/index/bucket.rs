@@ -15,6 +15,7 @@
 //! * The `meta` word holds the overflow count (bits 32..) written by writers
 //!   and one reference bit per slot (bits 0..7) that readers may set.
 
+use super::keys::{tag_group, tag_tier};
 use super::sync::{fence, spin, AtomicU64, Ordering};
 
 /// Slots per bucket.
@@ -36,20 +37,6 @@ pub struct Bucket {
     slots: [Slot; SLOTS],
 }
 
-/// What a reader found for one fingerprint in one bucket.
-pub struct Snapshot {
-    /// `(tag, mask)` of the matching slots; `tag` = low [`TAG_BITS`] of the key.
-    pub hits: [(u16, u64); SLOTS],
-    /// Number of valid entries in `hits`.
-    pub len: usize,
-    /// Reference bits of the matching slots (to set after use).
-    pub hit_slots: u64,
-    /// Whether entries homed here spilled into their alternate bucket.
-    pub overflow: bool,
-    /// Reference bits as read.
-    pub ref_bits: u64,
-}
-
 const OVERFLOW_ONE: u64 = 1 << 32;
 const REF_MASK: u64 = (1 << SLOTS) - 1;
 
@@ -67,9 +54,12 @@ impl Default for Bucket {
 }
 
 impl Bucket {
-    /// Lock-free consistent read of the slots whose key carries fingerprint `fp`.
-    #[inline]
-    pub fn read(&self, fp: u64, out: &mut Snapshot) {
+    /// Runs `body` (Relaxed loads of slots only) inside the seqlock read
+    /// protocol: version (Acquire, retried while odd), `meta`, the body,
+    /// `fence(Acquire)`, version again; retried until both versions agree.
+    /// Returns the body's result of the accepted attempt and `meta` as read.
+    #[inline(always)]
+    fn seq_read<R>(&self, mut body: impl FnMut(&[Slot; SLOTS]) -> R) -> (R, u64) {
         loop {
             let v1 = self.version.load(Ordering::Acquire);
             if v1 & 1 == 1 {
@@ -77,26 +67,57 @@ impl Bucket {
                 continue;
             }
             let meta = self.meta.load(Ordering::Relaxed);
-            let mut len = 0;
-            let mut hit_slots = 0;
-            for (i, slot) in self.slots.iter().enumerate() {
-                let key = slot.key.load(Ordering::Relaxed);
-                if key >> TAG_BITS == fp && key != 0 {
-                    let mask = slot.mask.load(Ordering::Relaxed);
-                    out.hits[len] = ((key & ((1 << TAG_BITS) - 1)) as u16, mask);
-                    len += 1;
-                    hit_slots |= 1 << i;
-                }
-            }
+            let r = body(&self.slots);
             fence(Ordering::Acquire);
             if self.version.load(Ordering::Relaxed) == v1 {
-                out.len = len;
-                out.hit_slots = hit_slots;
-                out.overflow = meta >> 32 != 0;
-                out.ref_bits = meta & REF_MASK;
-                return;
+                return (r, meta);
             }
         }
+    }
+
+    /// The lookup's probe: ORs the masks of `fp`'s entries whose group lies in
+    /// endpoint cluster `cluster` into `held[tier][group in cluster]`, sets the
+    /// reference bits of matching slots that lack them, and returns whether
+    /// entries homed here spilled to their alternate bucket. Same protocol as
+    /// the module header describes; the key compare is
+    /// branch-free (one bit per slot), since `fp` usually matches one slot.
+    #[inline(always)]
+    pub fn gather<const G: usize>(
+        &self,
+        fp: u64,
+        cluster: usize,
+        held: &mut [[u64; G]; 4],
+    ) -> bool {
+        let ((hits, acc), meta) = self.seq_read(|slots| {
+            let mut keys = [0u64; SLOTS];
+            let mut hits = 0u64;
+            for (i, slot) in slots.iter().enumerate() {
+                keys[i] = slot.key.load(Ordering::Relaxed);
+                // `fp` is never 0, so a free slot (key 0) cannot match.
+                hits |= u64::from(keys[i] >> TAG_BITS == fp) << i;
+            }
+            let mut acc = [[0u64; G]; 4];
+            let mut m = hits;
+            while m != 0 {
+                let i = m.trailing_zeros() as usize;
+                m &= m - 1;
+                let tag = (keys[i] & ((1 << TAG_BITS) - 1)) as u16;
+                let group = tag_group(tag);
+                if group / G == cluster {
+                    acc[tag_tier(tag)][group % G] |= slots[i].mask.load(Ordering::Relaxed);
+                }
+            }
+            (hits, acc)
+        });
+        for (h, a) in held.iter_mut().zip(acc) {
+            for (x, y) in h.iter_mut().zip(a) {
+                *x |= y;
+            }
+        }
+        if hits & !meta & REF_MASK != 0 {
+            self.touch(hits);
+        }
+        meta >> 32 != 0
     }
 
     /// Marks slots as recently used (CLOCK reference bits); a reader calls
@@ -176,19 +197,6 @@ impl Bucket {
             self.meta.fetch_add(OVERFLOW_ONE, Ordering::Relaxed);
         } else {
             self.meta.fetch_sub(OVERFLOW_ONE, Ordering::Relaxed);
-        }
-    }
-}
-
-impl Snapshot {
-    /// An empty snapshot to read into.
-    pub fn new() -> Self {
-        Snapshot {
-            hits: [(0, 0); SLOTS],
-            len: 0,
-            hit_slots: 0,
-            overflow: false,
-            ref_bits: 0,
         }
     }
 }

@@ -5,15 +5,38 @@
 //! endpoint. Buckets of the blocks a few steps ahead are prefetched, so the
 //! cache misses of consecutive blocks overlap instead of adding up.
 
-use super::bucket::{Snapshot, SLOTS};
 use super::endpoints::EndpointId;
-use super::keys::{fingerprint, model_seed, tag_group, tag_tier, GROUPS_PER_CLUSTER, TIERS};
+use super::keys::{fingerprint, model_seed, GROUPS_PER_CLUSTER, TIERS};
 use super::KvIndex;
 use crate::types::BlockKey;
 use std::sync::atomic::Ordering;
 
-/// Blocks ahead whose buckets are prefetched.
-const PREFETCH_DISTANCE: usize = 6;
+/// Blocks staged (hashed and prefetched) at a time, one chunk ahead of the
+/// walk: 16–31 blocks ahead covers a DRAM miss (~100 ns) at a few ns of work
+/// per block, and is few enough that the prefetched lines stay in L1.
+const CHUNK: usize = 16;
+/// Staged blocks kept: the chunk being probed and the one ahead.
+const RING: usize = 2 * CHUNK;
+const RING_MASK: usize = RING - 1;
+
+/// Fingerprints and home buckets of the blocks staged ahead of the walk.
+#[derive(Clone, Debug)]
+struct Ring {
+    fps: [u64; RING],
+    /// `homes[slot * nclusters + cluster]`.
+    homes: Vec<usize>,
+    nclusters: usize,
+}
+
+impl Default for Ring {
+    fn default() -> Self {
+        Ring {
+            fps: [0; RING],
+            homes: Vec::new(),
+            nclusters: 0,
+        }
+    }
+}
 
 /// One endpoint's match.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -32,7 +55,7 @@ pub struct EndpointMatch {
 pub struct PrefixMatches {
     matches: Vec<EndpointMatch>,
     total_blocks: u32,
-    fps: Vec<u64>,
+    ring: Ring,
     alive: Vec<u64>,
     clusters: Vec<usize>,
     counts: Vec<[u32; TIERS - 1]>,
@@ -118,6 +141,33 @@ fn prefetch(p: *const u8) {
     let _ = p;
 }
 
+/// Stages blocks `from..to` (at most one chunk): their fingerprints and,
+/// for every cluster still matching, their home buckets, which are
+/// prefetched. A short loop of independent hashes, so the core overlaps the
+/// multiply chains of all the blocks in the chunk.
+#[inline(always)]
+fn stage(
+    index: &KvIndex,
+    seed: u64,
+    keys: &[BlockKey],
+    from: usize,
+    clusters: &[usize],
+    ring: &mut Ring,
+) {
+    let geo = index.table.geometry();
+    let to = keys.len().min(from + CHUNK);
+    for (j, key) in keys.iter().enumerate().take(to).skip(from) {
+        let fp = fingerprint(seed, key.0);
+        let r = j & RING_MASK;
+        ring.fps[r] = fp;
+        for &c in clusters {
+            let home = geo.locate(fp, c).home;
+            ring.homes[r * ring.nclusters + c] = home;
+            prefetch(index.table.bucket(home).as_ptr());
+        }
+    }
+}
+
 impl KvIndex {
     /// Longest consecutive prefix of `keys` (from block 0) held by each
     /// endpoint, with tier-weighted scores, written into `out`.
@@ -140,31 +190,33 @@ impl KvIndex {
         }
         out.clusters.clear();
         out.clusters.extend(0..nclusters);
+        out.ring.nclusters = nclusters;
+        out.ring.homes.resize(RING * nclusters, 0);
         let seed = model_seed(model);
-        out.fps.clear();
-        out.fps.extend(keys.iter().map(|k| fingerprint(seed, k.0)));
         let geo = self.table.geometry();
         let (w, order) = (&self.weights, &self.tier_order);
         let top = order[0];
         let n = keys.len();
-        let mut snap = Snapshot::new();
+        // Fingerprints and homes are computed one chunk ahead (only as far
+        // as the walk goes), so each bucket's miss overlaps the probes of the
+        // blocks before it. A cluster staged for block j is still alive when
+        // block j is probed or already dropped, never revived, so every home
+        // the walk reads was staged.
+        stage(self, seed, keys, 0, &out.clusters, &mut out.ring);
         for i in 0..n {
-            if i + PREFETCH_DISTANCE < n {
-                let fp = out.fps[i + PREFETCH_DISTANCE];
-                for &c in &out.clusters {
-                    prefetch(self.table.bucket(geo.locate(fp, c).home).as_ptr());
-                }
+            if i % CHUNK == 0 {
+                stage(self, seed, keys, i + CHUNK, &out.clusters, &mut out.ring);
             }
-            let fp = out.fps[i];
+            let r = i & RING_MASK;
+            let fp = out.ring.fps[r];
             let mut ci = 0;
             while ci < out.clusters.len() {
                 let c = out.clusters[ci];
                 let mut held = [[0u64; GROUPS_PER_CLUSTER]; TIERS];
-                let loc = geo.locate(fp, c);
-                self.gather(loc.home, fp, c, &mut snap, &mut held);
-                if snap.overflow {
-                    if let Some(alt) = loc.alt() {
-                        self.gather(alt, fp, c, &mut snap, &mut held);
+                let home = out.ring.homes[r * nclusters + c];
+                if self.table.bucket(home).gather(fp, c, &mut held) {
+                    if let Some(alt) = geo.locate(fp, c).alt() {
+                        self.table.bucket(alt).gather(fp, c, &mut held);
                     }
                 }
                 let mut cluster_alive = 0;
@@ -180,6 +232,8 @@ impl KvIndex {
                     }
                     out.alive[g] = now;
                     cluster_alive |= now;
+                    // Only blocks not held in the top tier need per-endpoint
+                    // counts; with one tier in use this is never entered.
                     let mut rest = now & !h[top];
                     for k in 1..TIERS {
                         if rest == 0 {
@@ -210,29 +264,5 @@ impl KvIndex {
             }
         }
         out.matches.sort_unstable_by_key(|m| m.endpoint);
-    }
-
-    /// ORs the masks of `fp`'s entries of cluster `c` in bucket `b` into
-    /// `held[tier][group in cluster]`, and marks them recently used.
-    #[inline]
-    fn gather(
-        &self,
-        b: usize,
-        fp: u64,
-        c: usize,
-        snap: &mut Snapshot,
-        held: &mut [[u64; GROUPS_PER_CLUSTER]; TIERS],
-    ) {
-        let bucket = self.table.bucket(b);
-        bucket.read(fp, snap);
-        for &(tag, mask) in &snap.hits[..snap.len.min(SLOTS)] {
-            let g = tag_group(tag);
-            if g / GROUPS_PER_CLUSTER == c {
-                held[tag_tier(tag)][g % GROUPS_PER_CLUSTER] |= mask;
-            }
-        }
-        if snap.hit_slots & !snap.ref_bits != 0 {
-            bucket.touch(snap.hit_slots);
-        }
     }
 }

@@ -4,4 +4,4 @@
 #![allow(unexpected_cfgs)]
 
 #[cfg(loom)]
-pub use super::bucket::{Bucket, Snapshot, SLOTS, TAG_BITS};
+pub use super::bucket::{Bucket, SLOTS, TAG_BITS};

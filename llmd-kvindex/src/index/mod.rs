@@ -34,6 +34,7 @@
 
 mod apply;
 mod bucket;
+mod buckets;
 mod config;
 mod endpoints;
 mod keys;

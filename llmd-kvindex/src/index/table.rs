@@ -7,6 +7,7 @@
 //! alternate only when needed.
 
 use super::bucket::{Bucket, SLOTS, TAG_BITS};
+use super::buckets::Buckets;
 use super::keys::{table_key, tag_group, tag_tier, Geometry, Location, GROUPS_PER_CLUSTER, TIERS};
 use crossbeam_utils::CachePadded;
 use parking_lot::{Mutex, MutexGuard};
@@ -27,7 +28,7 @@ struct ShardState {
 
 /// The table. All methods take `&self`; writers serialise per shard.
 pub(crate) struct Table {
-    buckets: Box<[Bucket]>,
+    buckets: Buckets,
     shards: Box<[CachePadded<Mutex<ShardState>>]>,
     geo: Geometry,
     /// Per endpoint slot and table tier: how many entries hold its bit.
@@ -62,7 +63,7 @@ impl Table {
             })
             .collect();
         Table {
-            buckets: (0..shards * per_shard).map(|_| Bucket::default()).collect(),
+            buckets: Buckets::new(shards * per_shard),
             shards: shard_states,
             geo,
             holdings: (0..max_endpoints)
