@@ -90,6 +90,7 @@ fn main() {
         ttft_slo_ms: 0.0,
         tpot_slo_ms: 0.0,
         multimodal: false,
+        arrived_at_ns: 0,
     };
     let rust_pick = || {
         let req = Request::with_tokens("bench", "llama", tokens.clone());

@@ -93,6 +93,7 @@ fn bench(c: &mut Criterion) {
         ttft_slo_ms: 0.0,
         tpot_slo_ms: 0.0,
         multimodal: false,
+        arrived_at_ns: 0,
     };
     g.bench_function("c_abi", |b| {
         b.iter(|| {

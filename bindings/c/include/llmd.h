@@ -245,6 +245,10 @@ typedef struct {
   double tpot_slo_ms;
   // The request carries multimodal items.
   bool multimodal;
+  // When the request reached the host, on the scheduler's clock
+  // (monotonic nanoseconds, as `llmd_scheduler` reads it); 0 = not given,
+  // then latencies start at the pick.
+  uint64_t arrived_at_ns;
 } llmd_request_desc;
 
 // A chosen endpoint.

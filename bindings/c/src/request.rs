@@ -43,6 +43,10 @@ pub struct llmd_request_desc {
     pub tpot_slo_ms: f64,
     /// The request carries multimodal items.
     pub multimodal: bool,
+    /// When the request reached the host, on the scheduler's clock
+    /// (monotonic nanoseconds, as `llmd_scheduler` reads it); 0 = not given,
+    /// then latencies start at the pick.
+    pub arrived_at_ns: u64,
 }
 
 fn slo(value: f64, what: &str) -> Result<Option<f64>, FfiError> {
@@ -92,6 +96,7 @@ pub(crate) unsafe fn to_request(d: &llmd_request_desc) -> Result<Request, FfiErr
                 tpot_ms: slo(d.tpot_slo_ms, "tpot_slo_ms")?,
             },
             multimodal: d.multimodal,
+            arrived_at_ns: (d.arrived_at_ns != 0).then_some(d.arrived_at_ns),
         })
     }
 }

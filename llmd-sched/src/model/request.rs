@@ -70,6 +70,13 @@ pub struct Request {
     /// The request carries multimodal items (read by the multimodal encode decider).
     #[serde(default)]
     pub multimodal: bool,
+    /// When the request reached the router, on the scheduler's clock
+    /// ([`crate::Clock::now_ns`]). With it, TTFT, end-to-end latency and the
+    /// router queue-time metric start at arrival (time spent queued in the
+    /// host before `pick` included); without it they start when `pick` is
+    /// called. A value after the `pick` call is ignored.
+    #[serde(default)]
+    pub arrived_at_ns: Option<u64>,
 }
 
 impl Request {

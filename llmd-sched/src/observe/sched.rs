@@ -95,6 +95,11 @@ impl Metrics {
             ["total", "produce", "profiles", "finish"].map(|s| self.stage_series(s))
         });
         stages[0].observe(ns(f.end.saturating_sub(f.start)));
+        // Arrival as the host saw it; `pick`'s own start when not given.
+        let arrived = ns(req
+            .arrived_at_ns
+            .filter(|&a| a <= f.start)
+            .unwrap_or(f.start));
         let slo = super::SloTargets {
             ttft: req
                 .ttft_slo_ms()
@@ -124,7 +129,7 @@ impl Metrics {
                     model: &req.model,
                     profile,
                     reason,
-                    arrived: ns(f.start),
+                    arrived,
                     decided: ns(f.end),
                     slo,
                 });
@@ -144,7 +149,7 @@ impl Metrics {
             request_id: &req.id,
             model: &req.model,
             profile: d.explanation.primary_profile.as_deref().unwrap_or(""),
-            arrived: ns(f.start),
+            arrived,
             decided: ns(f.end),
             prompt_tokens: u32::try_from(d.explanation.prompt_tokens).unwrap_or(u32::MAX),
             block_size: f.block_size,

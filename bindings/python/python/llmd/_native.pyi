@@ -263,6 +263,7 @@ class Scheduler:
         ttft_slo_ms: float | None = None,
         tpot_slo_ms: float | None = None,
         multimodal: bool = False,
+        arrived_at: float | None = None,
     ) -> Decision: ...
     def _time_pick(
         self,

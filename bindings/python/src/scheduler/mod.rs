@@ -233,7 +233,8 @@ impl PyScheduler {
     /// arguments (the fields of the Rust `Request`).
     #[pyo3(signature = (*, model="", prompt=None, tokens=None, request_id=None,
         lora_name=None, lora_id=None, lora_path=None, cache_salt=None, session_id=None,
-        headers=None, priority=0, ttft_slo_ms=None, tpot_slo_ms=None, multimodal=false))]
+        headers=None, priority=0, ttft_slo_ms=None, tpot_slo_ms=None, multimodal=false,
+        arrived_at=None))]
     #[allow(clippy::too_many_arguments)] // reason: one parameter per Python keyword argument
     fn pick<'py>(
         &self,
@@ -252,6 +253,7 @@ impl PyScheduler {
         ttft_slo_ms: Option<f64>,
         tpot_slo_ms: Option<f64>,
         multimodal: bool,
+        arrived_at: Option<f64>,
     ) -> PyResult<PyDecision> {
         let req = PickArgs {
             model: model.to_owned(),
@@ -268,6 +270,7 @@ impl PyScheduler {
             ttft_slo_ms,
             tpot_slo_ms,
             multimodal,
+            arrived_at,
         }
         .into_request(py)?;
         let inner = py
@@ -306,6 +309,7 @@ impl PyScheduler {
             ttft_slo_ms: None,
             tpot_slo_ms: None,
             multimodal: false,
+            arrived_at: None,
         }
         .into_request(py)?;
         let iterations = iterations.max(1);

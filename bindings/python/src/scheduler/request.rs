@@ -29,6 +29,8 @@ pub(crate) struct PickArgs<'a, 'py> {
     pub ttft_slo_ms: Option<f64>,
     pub tpot_slo_ms: Option<f64>,
     pub multimodal: bool,
+    /// Arrival at the router, `time.time()` seconds.
+    pub arrived_at: Option<f64>,
 }
 
 impl PickArgs<'_, '_> {
@@ -68,6 +70,17 @@ impl PickArgs<'_, '_> {
         let id = self
             .request_id
             .unwrap_or_else(|| format!("llmd-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed)));
+        let arrived_at_ns = match self.arrived_at {
+            None => None,
+            Some(t) if t.is_finite() && t >= 0.0 => Some((t * 1e9) as u64),
+            Some(_) => {
+                return Err(error(
+                    py,
+                    Kind::InvalidArgument,
+                    "arrived_at must be a finite, non-negative time.time() value",
+                ))
+            }
+        };
         Ok(Request {
             id,
             model: self.model,
@@ -82,6 +95,7 @@ impl PickArgs<'_, '_> {
                 tpot_ms: self.tpot_slo_ms,
             },
             multimodal: self.multimodal,
+            arrived_at_ns,
         })
     }
 }
