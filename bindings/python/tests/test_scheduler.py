@@ -209,3 +209,21 @@ def test_config_errors(text: str) -> None:
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(llmd.ConfigError):
         llmd.Scheduler.from_file(tmp_path / "absent.yaml")
+
+
+def test_arrival_time_starts_the_router_queue_time() -> None:
+    import time
+
+    s = llmd.Scheduler.default()
+    fleet(s, 1)
+    s.pick(model=MODEL, prompt="hello", request_id="late", arrived_at=time.time() - 2.0)
+    s.on_first_token("late")
+    s.on_complete("late", cached_tokens=0)
+    queued = [
+        float(line.rsplit(" ", 1)[1])
+        for line in s.render_metrics().splitlines()
+        if line.startswith("llmd_router_queue_time_seconds_sum")
+    ]
+    assert queued and 2.0 <= sum(queued) < 60.0
+    with pytest.raises(llmd.InvalidArgumentError):
+        s.pick(model=MODEL, prompt="x", arrived_at=float("nan"))
