@@ -22,6 +22,11 @@ USAGE:
 /// Runs the command line; errors are printed by the caller.
 pub fn dispatch(args: &[String]) -> Result<(), String> {
     let rest = args.get(1..).unwrap_or(&[]);
+    // `llmd <command> --help` prints the usage too.
+    if rest.iter().any(|a| a == "--help" || a == "-h") {
+        print!("{USAGE}");
+        return Ok(());
+    }
     match args.first().map(String::as_str) {
         None | Some("help") | Some("--help") | Some("-h") => {
             print!("{USAGE}");
