@@ -73,3 +73,63 @@ fn a_bad_config_is_a_policy_error() {
     };
     assert!(err.to_string().contains("no-such-plugin"), "{err}");
 }
+
+/// Scorer references and weights of a config's first profile.
+fn profile_weights(text: &str) -> Vec<(String, f64)> {
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).expect("built-in config is YAML");
+    let plugins = doc["schedulingProfiles"][0]["plugins"]
+        .as_sequence()
+        .expect("profile plugins");
+    let mut v: Vec<(String, f64)> = plugins
+        .iter()
+        .filter_map(|p| {
+            let name = p["pluginRef"].as_str()?.to_string();
+            Some((name, p["weight"].as_f64()?))
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+#[test]
+fn prefix_builtins_are_the_optimized_baseline_differing_only_in_producer() {
+    use llmd_sim::router::{builtin_config, BuiltinFleet, Role};
+    let names: Vec<String> = (0..4).map(|i| format!("w{i}")).collect();
+    let roles = vec![Role::Both; 4];
+    let fleet = BuiltinFleet {
+        names: &names,
+        roles: &roles,
+        model: "m",
+        block_size: 32,
+        num_blocks: 1000,
+        seed: 1,
+    };
+    let want: Vec<(String, f64)> = [
+        ("kv-cache-utilization-scorer", 2.0),
+        ("no-hit-lru-scorer", 2.0),
+        ("prefix-cache-scorer", 3.0),
+        ("queue-scorer", 2.0),
+    ]
+    .iter()
+    .map(|(n, w)| (n.to_string(), *w))
+    .collect();
+    for (policy, producer) in [
+        ("approx-prefix", "approx-prefix-cache-producer"),
+        ("precise-prefix", "precise-prefix-cache-producer"),
+    ] {
+        let text = builtin_config(policy, &fleet).expect("scheduler-backed built-in");
+        assert_eq!(profile_weights(&text), want, "{policy}");
+        assert!(text.contains(&format!("type: {producer}")), "{policy}");
+        assert_eq!(
+            text.matches(&format!("prefixMatchInfoProducerName: {producer}"))
+                .count(),
+            2,
+            "{policy}: prefix and no-hit-lru scorers read {producer}"
+        );
+        llmd_sched::Scheduler::from_config_str(&text).expect("built-in config loads");
+    }
+    let precise = builtin_config("precise-prefix", &fleet).expect("precise");
+    // The index keys must be cut like the engines' blocks.
+    assert!(precise.contains("blockSizeTokens: 32"), "{precise}");
+    assert!(precise.contains("speculativeIndexing: true"), "{precise}");
+}

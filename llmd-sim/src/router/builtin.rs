@@ -96,32 +96,37 @@ pub fn builtin_config(name: &str, f: &BuiltinFleet<'_>) -> Option<String> {
             w,
         )
     };
-    let queue = scorer("- type: queue-scorer\n", "queue-scorer", 2.0);
-    let active = scorer(
-        "- type: active-request-scorer\n",
-        "active-request-scorer",
-        2.0,
-    );
+    let queue = || scorer("- type: queue-scorer\n", "queue-scorer", 2.0);
+    let no_hit = |producer: &str| {
+        scorer(
+            &format!(
+                "- type: no-hit-lru-scorer\n  parameters: {{prefixMatchInfoProducerName: {producer}}}\n"
+            ),
+            "no-hit-lru-scorer",
+            2.0,
+        )
+    };
+    // llm-d's optimized baseline (scorer form): prefix 3, no-hit-lru 2,
+    // kv-util 2, queue 2; the prefix-aware built-ins differ only in producer.
+    let baseline = |producer: &str| [prefix(producer), no_hit(producer), kv(2.0), queue()];
     Some(match name {
         // What the EPP runs with no config: queue 2, kv 2, approximate prefix 3.
         "llm-d-default" => config(
             &approx,
-            &[queue, kv(2.0), prefix("approx-prefix-cache-producer")],
+            &[queue(), kv(2.0), prefix("approx-prefix-cache-producer")],
             pd,
         ),
-        // Routing-time prefix index plus the router's own in-flight counts.
-        "approx-prefix" => config(
-            &approx,
-            &[kv(1.0), prefix("approx-prefix-cache-producer"), active],
-            pd,
-        ),
-        // Prefix index rebuilt from the engines' KV events (router keys).
+        // The optimized baseline over the routing-time (approximate) index.
+        "approx-prefix" => config(&approx, &baseline("approx-prefix-cache-producer"), pd),
+        // The optimized baseline over the index rebuilt from the engines' KV
+        // events (router keys), with llm-d's speculative indexing (2 s TTL)
+        // so a burst of one prefix sticks before the engine confirms it.
         "precise-prefix" => config(
             &format!(
-                "- type: precise-prefix-cache-producer\n  parameters:\n    tokenProcessorConfig: {{blockSizeTokens: {}}}\n",
+                "- type: precise-prefix-cache-producer\n  parameters:\n    tokenProcessorConfig: {{blockSizeTokens: {}}}\n    speculativeIndexing: true\n",
                 f.block_size
             ),
-            &[kv(1.0), prefix("precise-prefix-cache-producer"), active],
+            &baseline("precise-prefix-cache-producer"),
             pd,
         ),
         _ => return None,
