@@ -13,7 +13,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::config::{self, ConfigReport, LoadOptions, Pipeline};
 use crate::error::ScheduleError;
-use crate::framework::LatencyPredictor;
+use crate::framework::{EndpointIndex, EndpointNames, LatencyPredictor, ProfileNames};
 use crate::inflight::InFlightTable;
 use crate::kv::ApplyStats;
 use crate::lifecycle::{RequestErrorKind, RequestSummary, Requests};
@@ -29,9 +29,19 @@ struct Fleet {
     by_name: HashMap<String, usize>,
 }
 
+impl EndpointNames for Fleet {
+    fn endpoint_name(&self, i: EndpointIndex) -> Arc<str> {
+        self.eps
+            .get(i)
+            .map_or_else(|| Arc::from(""), |e| e.name_arc())
+    }
+}
+
 /// The scheduling library's entry point. `Send + Sync`; `pick` takes `&self`.
 pub struct Scheduler {
     pipeline: Pipeline,
+    /// Plugin names per profile, shared with every decision's explanation.
+    names: Arc<[ProfileNames]>,
     fleet: RwLock<Arc<Fleet>>,
     inflight: Arc<InFlightTable>,
     requests: Requests,
@@ -85,6 +95,7 @@ impl Scheduler {
         let inflight = Arc::new(InFlightTable::default());
         let pipeline = config::load(text, opts, inflight.clone())?;
         Ok(Scheduler {
+            names: ProfileNames::of(&pipeline.profiles),
             pipeline,
             fleet: RwLock::new(Arc::default()),
             inflight,
@@ -177,6 +188,7 @@ impl Scheduler {
             weight,
         };
         self.profile_mut(profile)?.scorers.push(s);
+        self.names = ProfileNames::of(&self.pipeline.profiles);
         Ok(self)
     }
 
@@ -192,6 +204,7 @@ impl Scheduler {
             filter: Arc::new(filter),
         };
         self.profile_mut(profile)?.filters.push(f);
+        self.names = ProfileNames::of(&self.pipeline.profiles);
         Ok(self)
     }
 

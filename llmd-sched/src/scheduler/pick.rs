@@ -7,7 +7,9 @@ use crate::decision::{
     Decision, Target, HEADER_DESTINATION, HEADER_ENCODERS, HEADER_PREFILLER, HEADER_SUBSET,
 };
 use crate::error::ScheduleError;
-use crate::framework::{CycleContext, Decided, EndpointIndex, Explanation, ProfileTrace};
+use crate::framework::{
+    CycleContext, Decided, DecisionExplanation, EndpointIndex, ExplanationRecord, ProfileRecord,
+};
 use crate::lifecycle::Record;
 use crate::model::Request;
 use crate::observe::PickFacts;
@@ -95,8 +97,11 @@ impl Scheduler {
                 let Some(profile) = profiles.get(p) else {
                     continue;
                 };
-                let mut trace = ProfileTrace::default();
-                let r = profile.run(&ctx, &candidates, &mut trace);
+                let mut trace = ProfileRecord {
+                    profile: p,
+                    ..ProfileRecord::default()
+                };
+                let r = profile.run_recorded(&ctx, &candidates, &mut trace);
                 ctx.set_result(p, r);
                 traces.push(trace);
             }
@@ -178,19 +183,18 @@ impl Scheduler {
             .and_then(|p| ctx.result(p))
             .and_then(|r| r.targets.first().copied());
         facts.set_predicted_hits(&ctx, primary.first().copied(), prefill_pick);
-        let explanation = Explanation {
+        let explanation = DecisionExplanation::new(ExplanationRecord {
             request_id: req.id.clone(),
             model: req.model.clone(),
-            candidates: candidates
-                .iter()
-                .map(|&i| fleet.eps[i].name_arc())
-                .collect(),
             prompt_tokens: ctx.prompt_tokens(),
             notes: ctx.take_notes(),
+            endpoints: fleet,
+            names: self.names.clone(),
+            candidates,
             profiles: traces,
-            primary_profile: Some(profiles[outcome.primary].name.clone()),
-            decision_type: Some(outcome.decision_type),
-        };
+            primary: outcome.primary,
+            decision_type: outcome.decision_type,
+        });
         Ok(Decision {
             targets,
             prefill_target,
