@@ -27,6 +27,54 @@ const MAX_ROUNDS: usize = 16;
 struct Fleet {
     eps: Vec<Arc<EndpointState>>,
     by_name: HashMap<String, usize>,
+    /// Every endpoint index, in order: the candidates of a request without a model.
+    all: Vec<EndpointIndex>,
+    /// Per model or adapter name, the endpoints serving it plus those that
+    /// declare no model, in order; endpoint info is fixed for the snapshot's
+    /// lifetime, so `pick` reads its candidates instead of comparing strings.
+    by_model: HashMap<String, Vec<EndpointIndex>>,
+    /// Endpoints that declare no model: the candidates for a model no endpoint names.
+    unlabeled: Vec<EndpointIndex>,
+}
+
+impl Fleet {
+    fn new(eps: Vec<Arc<EndpointState>>, by_name: HashMap<String, usize>) -> Self {
+        let mut by_model: HashMap<String, Vec<EndpointIndex>> = HashMap::new();
+        for e in &eps {
+            let info = e.info();
+            for m in info.model.iter().chain(&info.lora_adapters) {
+                by_model.entry(m.clone()).or_default();
+            }
+        }
+        for (model, list) in by_model.iter_mut() {
+            list.extend(eps.iter().enumerate().filter_map(|(i, e)| {
+                let info = e.info();
+                let serves = match &info.model {
+                    Some(m) => m == model || info.lora_adapters.iter().any(|a| a == model),
+                    None => true,
+                };
+                serves.then_some(i)
+            }));
+        }
+        let unlabeled = (0..eps.len())
+            .filter(|&i| eps[i].info().model.is_none())
+            .collect();
+        Fleet {
+            all: (0..eps.len()).collect(),
+            eps,
+            by_name,
+            by_model,
+            unlabeled,
+        }
+    }
+
+    /// Endpoints that may serve `model` (every endpoint when it is empty).
+    fn serving(&self, model: &str) -> &[EndpointIndex] {
+        if model.is_empty() {
+            return &self.all;
+        }
+        self.by_model.get(model).unwrap_or(&self.unlabeled)
+    }
 }
 
 impl EndpointNames for Fleet {
