@@ -289,7 +289,37 @@ fn bench(c: &mut Criterion) {
     }
 }
 
+/// `LLMD_DECISION_PROFILE=default:100[:tokens]` (or `precise+pd:...`): picks
+/// in a loop for ~5 s over that one case and exits, for a profiler to attach to.
+fn profile_one(case: &str) {
+    let mut parts = case.split(':');
+    let pipe = parts.next().unwrap_or("default");
+    let n = parts.next().unwrap_or("100");
+    let tokens: usize = parts
+        .next()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(PROMPT_TOKENS)
+        .min(PROMPT_TOKENS);
+    let pipe = match pipe {
+        "precise+pd" => Pipeline::PrecisePd,
+        _ => Pipeline::Default,
+    };
+    let n: usize = n.parse().unwrap_or(100);
+    let p = prompt(1);
+    let s = fixture(pipe, n, &p);
+    let t = Instant::now();
+    let mut picks = 0usize;
+    while t.elapsed() < Duration::from_secs(5) {
+        time_picks(&s, &p[..tokens], 1000);
+        picks += 1100;
+    }
+    println!("{} {n}: {picks} picks", pipe.name());
+}
+
 fn main() {
+    if let Ok(case) = std::env::var("LLMD_DECISION_PROFILE") {
+        return profile_one(&case);
+    }
     report();
     let mut c = Criterion::default().configure_from_args();
     bench(&mut c);
