@@ -289,3 +289,52 @@ impl Serialize for DecisionExplanation {
         self.full().serialize(s)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{Endpoint, EndpointMetrics, Request};
+    use crate::Scheduler;
+
+    #[test]
+    fn outcomes_agree_with_the_materialised_explanation() {
+        let s = Scheduler::default().with_seed(3);
+        for i in 0..6u32 {
+            let m = EndpointMetrics {
+                waiting_queue_size: i % 3,
+                kv_cache_usage: f64::from(i) / 10.0,
+                ..Default::default()
+            };
+            let ep = Endpoint::new(format!("e{i}"), format!("10.0.0.{i}:80")).with_metrics(m);
+            s.add_endpoint(ep).unwrap();
+        }
+        let d = s
+            .pick(&Request::with_tokens("r", "", (0..300).collect()))
+            .unwrap();
+        let outcomes: Vec<_> = d.explanation.outcomes().collect();
+        assert_eq!(
+            d.explanation.primary_profile_name(),
+            d.explanation.primary_profile.as_deref()
+        );
+        assert_eq!(d.explanation.prompt_token_count(), 300);
+        assert_eq!(outcomes.len(), d.explanation.profiles.len());
+        for (o, t) in outcomes.iter().zip(&d.explanation.profiles) {
+            assert_eq!(o.profile(), t.profile);
+            let w = t.scored.iter().position(|n| *n == t.picked[0]).unwrap();
+            let names: Vec<&str> = t.scorers.iter().map(|s| &*s.name).collect();
+            assert_eq!(o.scorer_names().collect::<Vec<_>>(), names);
+            let raw: Vec<f64> = t.scorers.iter().map(|s| s.raw[w]).collect();
+            assert_eq!(o.winner_raw().collect::<Vec<_>>(), raw);
+            assert_eq!(o.winner_total(), t.totals[w]);
+            let runner_up = t
+                .totals
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| i != w)
+                .map(|(_, &v)| v)
+                .reduce(f64::max);
+            assert_eq!(o.runner_up_total(), runner_up);
+            assert_eq!(t.totals.len(), t.scored.len());
+            assert_eq!(t.scored.len(), 6);
+        }
+    }
+}
