@@ -5,7 +5,8 @@
 //! of the decision can be read off.
 //!
 //! Criterion reports means; before it runs, a plain timing loop prints p50 and
-//! p99 per case (each sample is one `pick`, including the explanation). The
+//! p99 per case (each sample is one `pick`; the explanation is built only when
+//! read, so the 100-endpoint cases are also timed with it read). The
 //! clock advances 100 µs per request, as a host at 10k requests/s would see,
 //! so speculative entries expire on their TTL as they would in production.
 
@@ -171,9 +172,19 @@ fn request(prompt: &[u32], i: u64) -> Request {
 
 /// Times `pick` alone: building the request and completing it are outside the sample.
 fn time_picks(
+    fixture: &(Scheduler, Arc<ManualClock>),
+    prompt: &[u32],
+    iters: usize,
+) -> (Duration, Duration) {
+    time_picks_with(fixture, prompt, iters, false)
+}
+
+/// [`time_picks`], optionally reading the full explanation inside the sample.
+fn time_picks_with(
     (s, clock): &(Scheduler, Arc<ManualClock>),
     prompt: &[u32],
     iters: usize,
+    explain: bool,
 ) -> (Duration, Duration) {
     let mut samples = Vec::with_capacity(iters);
     for i in 0..(iters + iters / 10) {
@@ -181,6 +192,11 @@ fn time_picks(
         clock.advance_ns(STEP_NS);
         let t = Instant::now();
         let d = s.pick(&req);
+        if explain {
+            if let Ok(d) = &d {
+                black_box(d.explanation.full());
+            }
+        }
         let el = t.elapsed();
         black_box(d.ok());
         s.on_complete(&req.id, None);
@@ -257,6 +273,16 @@ fn report() {
                 us(s50),
                 us(s99)
             );
+            if n == 100 {
+                let (e50, e99) = time_picks_with(&s, &p, iters, true);
+                println!(
+                    "  {:<11} {:>4} endpoints, explanation read: pick {:>7.1} / {:>7.1}",
+                    pipe.name(),
+                    n,
+                    us(e50),
+                    us(e99)
+                );
+            }
         }
     }
 }
@@ -289,7 +315,37 @@ fn bench(c: &mut Criterion) {
     }
 }
 
+/// `LLMD_DECISION_PROFILE=default:100[:tokens]` (or `precise+pd:...`): picks
+/// in a loop for ~5 s over that one case and exits, for a profiler to attach to.
+fn profile_one(case: &str) {
+    let mut parts = case.split(':');
+    let pipe = parts.next().unwrap_or("default");
+    let n = parts.next().unwrap_or("100");
+    let tokens: usize = parts
+        .next()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(PROMPT_TOKENS)
+        .min(PROMPT_TOKENS);
+    let pipe = match pipe {
+        "precise+pd" => Pipeline::PrecisePd,
+        _ => Pipeline::Default,
+    };
+    let n: usize = n.parse().unwrap_or(100);
+    let p = prompt(1);
+    let s = fixture(pipe, n, &p);
+    let t = Instant::now();
+    let mut picks = 0usize;
+    while t.elapsed() < Duration::from_secs(5) {
+        time_picks(&s, &p[..tokens], 1000);
+        picks += 1100;
+    }
+    println!("{} {n}: {picks} picks", pipe.name());
+}
+
 fn main() {
+    if let Ok(case) = std::env::var("LLMD_DECISION_PROFILE") {
+        return profile_one(&case);
+    }
     report();
     let mut c = Criterion::default().configure_from_args();
     bench(&mut c);

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::framework::Explanation;
+use crate::framework::DecisionExplanation;
 
 /// Header with the primary targets (`ip:port[,ip:port...]`).
 pub const HEADER_DESTINATION: &str = "x-gateway-destination-endpoint";
@@ -35,8 +35,9 @@ pub struct Decision {
     pub headers: Vec<(String, String)>,
     /// Headers the proxy must remove (a stale `x-prefiller-host-port` when no prefill ran).
     pub remove_headers: Vec<String>,
-    /// Why.
-    pub explanation: Explanation,
+    /// Why; dereferences to the full [`crate::framework::Explanation`],
+    /// built on first access.
+    pub explanation: DecisionExplanation,
 }
 
 impl Decision {

@@ -41,7 +41,7 @@ pub mod scheduler;
 pub use config::{ConfigReport, LoadOptions};
 pub use decision::{Decision, Target};
 pub use error::{ConfigError, ScheduleError};
-pub use framework::{CycleContext, Explanation};
+pub use framework::{CycleContext, DecisionExplanation, Explanation};
 pub use lifecycle::{RequestErrorKind, RequestSummary};
 pub use model::{Clock, Endpoint, EndpointMetrics, ManualClock, Prompt, Request, SystemClock};
 pub use scheduler::{IngestReport, Scheduler};

@@ -4,6 +4,7 @@ pub mod context;
 pub mod explain;
 pub mod plugin;
 pub mod profile;
+mod record;
 
 pub use context::{
     CycleContext, EndpointIndex, LatencyPrediction, LatencyPredictor, PrefixInfo, PrefixMatch,
@@ -14,3 +15,5 @@ pub use plugin::{
     Decided, Decider, Filter, HandlerResult, Picker, PreRequest, Producer, ProfileHandler, Scorer,
 };
 pub use profile::{clamp_score, NamedFilter, NamedPicker, SchedulerProfile, WeightedScorer};
+pub use record::{DecisionExplanation, ProfileOutcome};
+pub(crate) use record::{EndpointNames, ExplanationRecord, ProfileNames, ProfileRecord};

@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use super::context::{CycleContext, EndpointIndex, ProfileRunResult};
-use super::explain::{FilterTrace, ProfileTrace, ScorerTrace};
+use super::explain::ProfileTrace;
 use super::plugin::{Filter, Picker, Scorer};
+use super::record::{ProfileNames, ProfileRecord};
 use crate::error::ScheduleError;
 
 /// A filter with its instance name.
@@ -89,62 +90,65 @@ impl SchedulerProfile {
         candidates: &[EndpointIndex],
         trace: &mut ProfileTrace,
     ) -> Result<ProfileRunResult, ScheduleError> {
-        trace.profile.clone_from(&self.name);
+        let mut record = ProfileRecord::default();
+        let r = self.run_recorded(ctx, candidates, &mut record);
+        *trace = record.materialise(&ProfileNames::from(self), &|i| ctx.endpoint(i).name_arc());
+        r
+    }
+
+    /// [`SchedulerProfile::run`] recording indices and scores only.
+    pub(crate) fn run_recorded(
+        &self,
+        ctx: &CycleContext<'_>,
+        candidates: &[EndpointIndex],
+        record: &mut ProfileRecord,
+    ) -> Result<ProfileRunResult, ScheduleError> {
         let mut set: Vec<EndpointIndex> = candidates.to_vec();
         let mut before: Vec<EndpointIndex> = Vec::new();
         for f in &self.filters {
             before.clear();
             before.extend_from_slice(&set);
             f.filter.filter(ctx, &mut set);
-            trace.filters.push(FilterTrace {
-                name: f.name.clone(),
-                dropped: dropped(ctx, &before, &set),
-            });
+            push_dropped(&before, &set, &mut record.dropped);
+            record.filter_ends.push(record.dropped.len() as u32);
             if set.is_empty() {
                 let reason = format!(
                     "filter '{}' removed every endpoint in profile '{}'",
                     f.name, self.name
                 );
-                trace.error = Some(reason.clone());
+                record.error = Some(reason.clone());
                 return Err(ScheduleError::ResourceExhausted {
                     profile: Some(self.name.clone()),
                     reason,
                 });
             }
         }
-        trace.scored = set.iter().map(|&i| ctx.endpoint(i).name_arc()).collect();
-        let mut totals = vec![0.0f64; set.len()];
-        let mut raw = vec![0.0f64; set.len()];
-        for s in &self.scorers {
-            raw.iter_mut().for_each(|x| *x = 0.0);
-            s.scorer.score(ctx, &set, &mut raw);
-            let weighted: Vec<f64> = raw.iter().map(|&r| clamp_score(r) * s.weight).collect();
-            for (t, w) in totals.iter_mut().zip(&weighted) {
-                *t += w;
+        let n = set.len();
+        // Raw scores scorer after scorer, then the totals, in one buffer.
+        let scores = &mut record.scores;
+        scores.clear();
+        scores.resize((self.scorers.len() + 1) * n, 0.0);
+        let (raws, totals) = scores.split_at_mut(self.scorers.len() * n);
+        for (s, raw) in self.scorers.iter().zip(raws.chunks_exact_mut(n.max(1))) {
+            s.scorer.score(ctx, &set, raw);
+            for (t, &r) in totals.iter_mut().zip(raw.iter()) {
+                *t += clamp_score(r) * s.weight;
             }
-            trace.scorers.push(ScorerTrace {
-                name: s.name.clone(),
-                weight: s.weight,
-                raw: raw.clone(),
-                weighted,
-            });
         }
+        record.scorers_run = self.scorers.len();
         let scored: Vec<(EndpointIndex, f64)> =
             set.iter().copied().zip(totals.iter().copied()).collect();
-        trace.totals = totals;
+        record.scored = set;
         let mut targets = Vec::new();
         self.picker.picker.pick(ctx, &scored, &mut targets);
-        trace.picker = Some(self.picker.name.clone());
-        trace.picked = targets
-            .iter()
-            .map(|&i| ctx.endpoint(i).name_arc())
-            .collect();
+        record.picker_ran = true;
+        record.picked.clone_from(&targets);
         if targets.is_empty() {
             let reason = format!(
                 "picker '{}' chose nothing in profile '{}'",
                 self.picker.name, self.name
             );
-            trace.error = Some(reason.clone());
+            record.error = Some(reason.clone());
             return Err(ScheduleError::ResourceExhausted {
                 profile: Some(self.name.clone()),
                 reason,
@@ -155,19 +159,13 @@ impl SchedulerProfile {
 }
 
 /// Survivors are a subsequence of `before`, so one merge pass finds the drops.
-fn dropped(
-    ctx: &CycleContext<'_>,
-    before: &[EndpointIndex],
-    after: &[EndpointIndex],
-) -> Vec<Arc<str>> {
-    let mut out = Vec::new();
+fn push_dropped(before: &[EndpointIndex], after: &[EndpointIndex], out: &mut Vec<EndpointIndex>) {
     let mut j = 0;
     for &b in before {
         if j < after.len() && after[j] == b {
             j += 1;
         } else {
-            out.push(ctx.endpoint(b).name_arc());
+            out.push(b);
         }
     }
-    out
 }

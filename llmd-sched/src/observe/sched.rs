@@ -12,7 +12,7 @@ use super::series::{Cache, ProfileSeries, StageSeries};
 use super::trace::{Attribute, DecisionExplain, ProfileExplain, ScorerExplain, SpanRecord};
 use crate::decision::Decision;
 use crate::error::ScheduleError;
-use crate::framework::{CycleContext, EndpointIndex, ProfileTrace};
+use crate::framework::{CycleContext, EndpointIndex, ProfileOutcome, ProfileTrace};
 use crate::model::Request;
 use llmd_kvindex::events::{EventBatch, KvEvent, SeqStatus};
 use llmd_kvindex::Tier;
@@ -139,8 +139,8 @@ impl Metrics {
         stages[1].observe(ns(f.produced.saturating_sub(f.start)));
         stages[2].observe(ns(f.profiled.saturating_sub(f.produced)));
         stages[3].observe(ns(f.end.saturating_sub(f.profiled)));
-        for t in &d.explanation.profiles {
-            self.record_profile(t);
+        for o in d.explanation.outcomes() {
+            self.record_profile(&o);
         }
         let Some(primary) = d.primary() else {
             return;
@@ -148,10 +148,10 @@ impl Metrics {
         self.on_decision(&DecisionRecord {
             request_id: &req.id,
             model: &req.model,
-            profile: d.explanation.primary_profile.as_deref().unwrap_or(""),
+            profile: d.explanation.primary_profile_name().unwrap_or(""),
             arrived,
             decided: ns(f.end),
-            prompt_tokens: u32::try_from(d.explanation.prompt_tokens).unwrap_or(u32::MAX),
+            prompt_tokens: u32::try_from(d.explanation.prompt_token_count()).unwrap_or(u32::MAX),
             block_size: f.block_size,
             decode: Leg {
                 endpoint: &primary.name,
@@ -165,31 +165,21 @@ impl Metrics {
         });
     }
 
-    fn record_profile(&self, t: &ProfileTrace) {
-        let Some(w) = winner(t) else {
-            return;
-        };
-        let series = self.sched.profiles.get_or_make(t.profile.as_str(), || {
-            let names: Vec<&str> = t.scorers.iter().map(|s| &*s.name).collect();
+    fn record_profile(&self, o: &ProfileOutcome<'_>) {
+        let series = self.sched.profiles.get_or_make(o.profile(), || {
+            let names: Vec<&str> = o.scorer_names().collect();
             (
-                Box::from(t.profile.as_str()),
-                self.profile_series(&t.profile, &names),
+                Box::from(o.profile()),
+                self.profile_series(o.profile(), &names),
             )
         });
         let mut raw = [0.0f64; 16];
-        let n = t.scorers.len().min(raw.len());
-        for (slot, s) in raw.iter_mut().zip(&t.scorers) {
-            *slot = s.raw.get(w).copied().unwrap_or(0.0).clamp(0.0, 1.0);
+        let mut n = 0;
+        for (slot, r) in raw.iter_mut().zip(o.winner_raw()) {
+            *slot = r.clamp(0.0, 1.0);
+            n += 1;
         }
-        let total = t.totals.get(w).copied().unwrap_or(0.0);
-        let runner_up = t
-            .totals
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != w)
-            .map(|(_, v)| *v)
-            .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
-        series.record(&raw[..n], total, runner_up);
+        series.record(&raw[..n], o.winner_total(), o.runner_up_total());
     }
 
     /// Records one KV-event payload from `endpoint`: the decoded batch (or

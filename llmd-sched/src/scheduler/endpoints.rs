@@ -27,26 +27,22 @@ impl Scheduler {
             )));
         }
         let mut guard = self.fleet.write();
-        let mut fleet = Fleet {
-            eps: guard.eps.clone(),
-            by_name: guard.by_name.clone(),
-        };
+        let mut eps = guard.eps.clone();
+        let mut by_name = guard.by_name.clone();
         // Metrics pools follow the P/D role label, so prefill and decode
         // endpoints report separately.
         let ep_name = ep.name.clone();
         let ep_pool = ep.labels.get(crate::model::ROLE_LABEL).cloned();
         let state = Arc::new(EndpointState::new(ep));
-        let replaced = match fleet.by_name.get(state.name()) {
-            Some(&i) => Some(std::mem::replace(&mut fleet.eps[i], state)),
+        let replaced = match by_name.get(state.name()) {
+            Some(&i) => Some(std::mem::replace(&mut eps[i], state)),
             None => {
-                fleet
-                    .by_name
-                    .insert(state.name().to_string(), fleet.eps.len());
-                fleet.eps.push(state);
+                by_name.insert(state.name().to_string(), eps.len());
+                eps.push(state);
                 None
             }
         };
-        *guard = Arc::new(fleet);
+        *guard = Arc::new(Fleet::new(eps, by_name));
         drop(guard);
         self.metrics.register_endpoint(&ep_name, ep_pool.as_deref());
         if let Some(old) = replaced {
@@ -68,7 +64,7 @@ impl Scheduler {
             .enumerate()
             .map(|(i, e)| (e.name().to_string(), i))
             .collect();
-        *guard = Arc::new(Fleet { eps, by_name });
+        *guard = Arc::new(Fleet::new(eps, by_name));
         drop(guard);
         self.forget(old.uid());
         self.seqs.lock().forget(name);

@@ -13,7 +13,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::config::{self, ConfigReport, LoadOptions, Pipeline};
 use crate::error::ScheduleError;
-use crate::framework::LatencyPredictor;
+use crate::framework::{EndpointIndex, EndpointNames, LatencyPredictor, ProfileNames};
 use crate::inflight::InFlightTable;
 use crate::kv::ApplyStats;
 use crate::lifecycle::{RequestErrorKind, RequestSummary, Requests};
@@ -27,11 +27,69 @@ const MAX_ROUNDS: usize = 16;
 struct Fleet {
     eps: Vec<Arc<EndpointState>>,
     by_name: HashMap<String, usize>,
+    /// Every endpoint index, in order: the candidates of a request without a model.
+    all: Vec<EndpointIndex>,
+    /// Per model or adapter name, the endpoints serving it plus those that
+    /// declare no model, in order; endpoint info is fixed for the snapshot's
+    /// lifetime, so `pick` reads its candidates instead of comparing strings.
+    by_model: HashMap<String, Vec<EndpointIndex>>,
+    /// Endpoints that declare no model: the candidates for a model no endpoint names.
+    unlabeled: Vec<EndpointIndex>,
+}
+
+impl Fleet {
+    fn new(eps: Vec<Arc<EndpointState>>, by_name: HashMap<String, usize>) -> Self {
+        let mut by_model: HashMap<String, Vec<EndpointIndex>> = HashMap::new();
+        for e in &eps {
+            let info = e.info();
+            for m in info.model.iter().chain(&info.lora_adapters) {
+                by_model.entry(m.clone()).or_default();
+            }
+        }
+        for (model, list) in by_model.iter_mut() {
+            list.extend(eps.iter().enumerate().filter_map(|(i, e)| {
+                let info = e.info();
+                let serves = match &info.model {
+                    Some(m) => m == model || info.lora_adapters.iter().any(|a| a == model),
+                    None => true,
+                };
+                serves.then_some(i)
+            }));
+        }
+        let unlabeled = (0..eps.len())
+            .filter(|&i| eps[i].info().model.is_none())
+            .collect();
+        Fleet {
+            all: (0..eps.len()).collect(),
+            eps,
+            by_name,
+            by_model,
+            unlabeled,
+        }
+    }
+
+    /// Endpoints that may serve `model` (every endpoint when it is empty).
+    fn serving(&self, model: &str) -> &[EndpointIndex] {
+        if model.is_empty() {
+            return &self.all;
+        }
+        self.by_model.get(model).unwrap_or(&self.unlabeled)
+    }
+}
+
+impl EndpointNames for Fleet {
+    fn endpoint_name(&self, i: EndpointIndex) -> Arc<str> {
+        self.eps
+            .get(i)
+            .map_or_else(|| Arc::from(""), |e| e.name_arc())
+    }
 }
 
 /// The scheduling library's entry point. `Send + Sync`; `pick` takes `&self`.
 pub struct Scheduler {
     pipeline: Pipeline,
+    /// Plugin names per profile, shared with every decision's explanation.
+    names: Arc<[ProfileNames]>,
     fleet: RwLock<Arc<Fleet>>,
     inflight: Arc<InFlightTable>,
     requests: Requests,
@@ -85,6 +143,7 @@ impl Scheduler {
         let inflight = Arc::new(InFlightTable::default());
         let pipeline = config::load(text, opts, inflight.clone())?;
         Ok(Scheduler {
+            names: ProfileNames::of(&pipeline.profiles),
             pipeline,
             fleet: RwLock::new(Arc::default()),
             inflight,
@@ -177,6 +236,7 @@ impl Scheduler {
             weight,
         };
         self.profile_mut(profile)?.scorers.push(s);
+        self.names = ProfileNames::of(&self.pipeline.profiles);
         Ok(self)
     }
 
@@ -192,6 +252,7 @@ impl Scheduler {
             filter: Arc::new(filter),
         };
         self.profile_mut(profile)?.filters.push(f);
+        self.names = ProfileNames::of(&self.pipeline.profiles);
         Ok(self)
     }
 

@@ -7,7 +7,9 @@ use crate::decision::{
     Decision, Target, HEADER_DESTINATION, HEADER_ENCODERS, HEADER_PREFILLER, HEADER_SUBSET,
 };
 use crate::error::ScheduleError;
-use crate::framework::{CycleContext, Decided, EndpointIndex, Explanation, ProfileTrace};
+use crate::framework::{
+    CycleContext, Decided, DecisionExplanation, EndpointIndex, ExplanationRecord, ProfileRecord,
+};
 use crate::lifecycle::Record;
 use crate::model::Request;
 use crate::observe::PickFacts;
@@ -16,24 +18,19 @@ impl Scheduler {
     // ---- scheduling --------------------------------------------------------------
 
     fn candidates(&self, fleet: &Fleet, req: &Request) -> Vec<EndpointIndex> {
-        let subset: Option<Vec<&str>> = req.header_value(HEADER_SUBSET).map(|v| {
-            v.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .collect()
-        });
-        fleet
-            .eps
+        let serving = fleet.serving(&req.model);
+        let Some(subset) = req.header_value(HEADER_SUBSET) else {
+            return serving.to_vec();
+        };
+        let subset: Vec<&str> = subset
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        serving
             .iter()
-            .enumerate()
-            .filter(|(_, e)| match (&e.info().model, req.model.is_empty()) {
-                (Some(m), false) => {
-                    m == &req.model || e.info().lora_adapters.iter().any(|a| a == &req.model)
-                }
-                _ => true,
-            })
-            .filter(|(_, e)| subset.as_ref().map_or(true, |s| s.contains(&e.address())))
-            .map(|(i, _)| i)
+            .copied()
+            .filter(|&i| subset.contains(&fleet.eps[i].address()))
             .collect()
     }
 
@@ -95,8 +92,11 @@ impl Scheduler {
                 let Some(profile) = profiles.get(p) else {
                     continue;
                 };
-                let mut trace = ProfileTrace::default();
-                let r = profile.run(&ctx, &candidates, &mut trace);
+                let mut trace = ProfileRecord {
+                    profile: p,
+                    ..ProfileRecord::default()
+                };
+                let r = profile.run_recorded(&ctx, &candidates, &mut trace);
                 ctx.set_result(p, r);
                 traces.push(trace);
             }
@@ -178,19 +178,18 @@ impl Scheduler {
             .and_then(|p| ctx.result(p))
             .and_then(|r| r.targets.first().copied());
         facts.set_predicted_hits(&ctx, primary.first().copied(), prefill_pick);
-        let explanation = Explanation {
+        let explanation = DecisionExplanation::new(ExplanationRecord {
             request_id: req.id.clone(),
             model: req.model.clone(),
-            candidates: candidates
-                .iter()
-                .map(|&i| fleet.eps[i].name_arc())
-                .collect(),
             prompt_tokens: ctx.prompt_tokens(),
             notes: ctx.take_notes(),
+            endpoints: fleet,
+            names: self.names.clone(),
+            candidates,
             profiles: traces,
-            primary_profile: Some(profiles[outcome.primary].name.clone()),
-            decision_type: Some(outcome.decision_type),
-        };
+            primary: outcome.primary,
+            decision_type: outcome.decision_type,
+        });
         Ok(Decision {
             targets,
             prefill_target,
@@ -199,5 +198,52 @@ impl Scheduler {
             remove_headers,
             explanation,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Endpoint;
+
+    fn ep(name: &str, model: Option<&str>, adapters: &[&str]) -> Endpoint {
+        let mut e = Endpoint::new(name, format!("{name}:8000"));
+        e.model = model.map(Into::into);
+        e.lora_adapters = adapters.iter().map(|a| a.to_string()).collect();
+        e
+    }
+
+    fn names(s: &Scheduler, model: &str, subset: Option<&str>) -> Vec<String> {
+        let mut req = Request::with_tokens("r", model, vec![1, 2, 3]);
+        if let Some(v) = subset {
+            req.headers.insert(HEADER_SUBSET.into(), v.into());
+        }
+        let fleet = s.fleet.read().clone();
+        s.candidates(&fleet, &req)
+            .into_iter()
+            .map(|i| fleet.eps[i].name().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn candidates_follow_model_adapters_and_subset() {
+        let s = Scheduler::default();
+        for e in [
+            ep("a", Some("m1"), &["lora-x"]),
+            ep("b", None, &[]),
+            ep("c", Some("m2"), &[]),
+            ep("d", Some("m1"), &[]),
+        ] {
+            s.add_endpoint(e).unwrap();
+        }
+        assert_eq!(names(&s, "m1", None), ["a", "b", "d"]);
+        assert_eq!(names(&s, "lora-x", None), ["a", "b"]);
+        assert_eq!(names(&s, "m2", None), ["b", "c"]);
+        assert_eq!(names(&s, "unknown", None), ["b"]);
+        assert_eq!(names(&s, "", None), ["a", "b", "c", "d"]);
+        assert_eq!(names(&s, "m1", Some("d:8000, c:8000")), ["d"]);
+        s.remove_endpoint("b").unwrap();
+        assert_eq!(names(&s, "m2", None), ["c"]);
+        assert!(names(&s, "unknown", None).is_empty());
     }
 }

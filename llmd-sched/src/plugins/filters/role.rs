@@ -46,7 +46,9 @@ impl Filter for RoleFilter {
     fn filter(&self, ctx: &CycleContext<'_>, candidates: &mut Vec<EndpointIndex>) {
         candidates.retain(|&i| {
             let ep = ctx.endpoint(i);
-            self.admits(ep.role(), ep.has_role_label())
+            let role = ep.role();
+            // The label map lookup only matters for an unparsed role.
+            self.admits(role, role.is_none() && ep.has_role_label())
         });
     }
 }
