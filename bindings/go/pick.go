@@ -8,6 +8,7 @@ import "C"
 import (
 	"encoding/json"
 	"strings"
+	"time"
 	"unsafe"
 )
 
@@ -27,6 +28,9 @@ type Request struct {
 	TTFTSLOms  float64
 	TPOTSLOms  float64
 	Multimodal bool
+	// ArrivedAt is when the request reached the host; latencies (router
+	// queue time, TTFT, end-to-end) start there. Zero means "at Pick".
+	ArrivedAt time.Time
 	// Explain asks for the decision's explanation as JSON (costs a render).
 	Explain bool
 }
@@ -112,6 +116,10 @@ func (s *Scheduler) Pick(req *Request) (*Decision, error) {
 	d.ttft_slo_ms = C.double(req.TTFTSLOms)
 	d.tpot_slo_ms = C.double(req.TPOTSLOms)
 	d.multimodal = C.bool(req.Multimodal)
+	d.arrived_at_ns = 0
+	if !req.ArrivedAt.IsZero() && req.ArrivedAt.UnixNano() > 0 {
+		d.arrived_at_ns = C.uint64_t(req.ArrivedAt.UnixNano())
+	}
 	if err := takeError(C.llmd_scheduler_pick(s.h, d, &c.dec, &c.err), c.err); err != nil {
 		return nil, err
 	}

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func newPods(t *testing.T, config string) *Scheduler {
@@ -270,5 +272,42 @@ func TestIngestKVMessageSequence(t *testing.T) {
 	got, err := s.IngestKVEvents("pod-a", empty)
 	if err != nil || got.SeqStatus != SeqNone {
 		t.Fatalf("without a sequence number: %+v, %v", got, err)
+	}
+}
+
+func TestArrivalTimeStartsTheQueueTime(t *testing.T) {
+	s, err := NewScheduler("", WithSeed(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.AddEndpoint(Endpoint{Name: "pod-a", Address: "10.0.0.1:8000"}); err != nil {
+		t.Fatal(err)
+	}
+	req := &Request{ID: "late", Model: "m", Prompt: "hello", ArrivedAt: time.Now().Add(-2 * time.Second)}
+	if _, err := s.Pick(req); err != nil {
+		t.Fatal(err)
+	}
+	s.OnFirstToken("late")
+	if _, ok := s.OnComplete("late", 0); !ok {
+		t.Fatal("request not tracked")
+	}
+	text, err := s.RenderMetrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var queued float64
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, "llmd_router_queue_time_seconds_sum") {
+			f := strings.Fields(line)
+			v, err := strconv.ParseFloat(f[len(f)-1], 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			queued += v
+		}
+	}
+	if queued < 2 || queued > 60 {
+		t.Fatalf("router queue time %v s, want about 2 s", queued)
 	}
 }

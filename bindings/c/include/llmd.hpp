@@ -212,6 +212,9 @@ struct Request {
   int32_t priority = 0;
   double ttft_slo_ms = 0;
   double tpot_slo_ms = 0;
+  // When the request reached the host, Unix time in nanoseconds (the
+  // scheduler's clock); 0 = latencies start at the pick.
+  uint64_t arrived_at_ns = 0;
 };
 
 // A scheduling decision; owns its handle, copies nothing until asked.
@@ -331,6 +334,7 @@ class Scheduler {
     d.priority = r.priority;
     d.ttft_slo_ms = r.ttft_slo_ms;
     d.tpot_slo_ms = r.tpot_slo_ms;
+    d.arrived_at_ns = r.arrived_at_ns;
     llmd_decision* raw = nullptr;
     detail::call([&](llmd_error** e) { return llmd_scheduler_pick(h_.get(), &d, &raw, e); });
     return Decision(raw);
