@@ -12,6 +12,8 @@ pub const HEADER_PREFILLER: &str = "x-prefiller-host-port";
 pub const HEADER_ENCODERS: &str = "x-encoder-hosts-ports";
 /// Inbound header narrowing the candidates to a subset of addresses.
 pub const HEADER_SUBSET: &str = "x-gateway-destination-endpoint-subset";
+/// Inbound header whose `if-available` preference asks for conditional decode.
+pub const HEADER_PREFER: &str = "prefer";
 
 /// A chosen endpoint.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -35,6 +37,9 @@ pub struct Decision {
     pub headers: Vec<(String, String)>,
     /// Headers the proxy must remove (a stale `x-prefiller-host-port` when no prefill ran).
     pub remove_headers: Vec<String>,
+    /// Headers the proxy sets on the response to the client (for example the
+    /// session-affinity token naming the endpoint that served the request).
+    pub response_headers: Vec<(String, String)>,
     /// Why; dereferences to the full [`crate::framework::Explanation`],
     /// built on first access.
     pub explanation: DecisionExplanation,
@@ -44,6 +49,13 @@ impl Decision {
     /// A header value by name.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    /// A response header value by name.
+    pub fn response_header(&self, name: &str) -> Option<&str> {
+        self.response_headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())

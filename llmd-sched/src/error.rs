@@ -100,11 +100,20 @@ pub enum ScheduleError {
     /// Block hashing failed.
     #[error("hashing: {0}")]
     Hash(String),
+    /// Conditional decode (`Prefer: if-available`) and the primary pick holds no
+    /// cached prefix of the prompt (llm-d: 412).
+    #[error(
+        "precondition failed: endpoint '{endpoint}' holds no cached prefix (Prefer: if-available)"
+    )]
+    PreconditionFailed {
+        /// The primary pick that was rejected.
+        endpoint: String,
+    },
 }
 
 impl ScheduleError {
     /// Stable numeric code. Scheduling outcomes use llm-d's HTTP statuses
-    /// (503, 429, 400); library-side errors use codes from 1000 that are never reused.
+    /// (503, 429, 412, 400); library-side errors use codes from 1000 that are never reused.
     pub fn code(&self) -> u16 {
         match self {
             ScheduleError::NoEndpoints { .. } => 503,
@@ -116,6 +125,7 @@ impl ScheduleError {
             ScheduleError::KvEvents(_) => 1004,
             ScheduleError::Index(_) => 1005,
             ScheduleError::Hash(_) => 1006,
+            ScheduleError::PreconditionFailed { .. } => 412,
         }
     }
 

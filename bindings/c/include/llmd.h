@@ -439,7 +439,8 @@ extern "C" {
 // Runs one scheduling cycle for `req`. On success `*out` receives a
 // decision with at least one target. No endpoint for the model gives
 // `LLMD_STATUS_SCHEDULE` with code `"no_endpoints"` (detail 503); saturation
-// gives code `"resource_exhausted"` (detail 429).
+// gives code `"resource_exhausted"` (detail 429); a conditional-decode miss
+// (`Prefer: if-available`) gives code `"schedule"` (detail 412).
 //
 // # Safety
 // `s` is NULL or live; `req` is NULL or valid with every pointer valid for
@@ -494,6 +495,20 @@ llmd_kv llmd_decision_header(const llmd_decision *d, size_t index);
 // # Safety
 // `d` is NULL or live.
 llmd_str llmd_decision_remove_header(const llmd_decision *d, size_t index);
+
+// Number of headers the proxy sets on the response to the client.
+//
+// # Safety
+// `d` is NULL or live.
+size_t llmd_decision_response_header_count(const llmd_decision *d);
+
+// Response header `index` the proxy sets on the response to the client
+// (e.g. the session-affinity `x-session-token` naming the endpoint that
+// served); NULL views when out of range.
+//
+// # Safety
+// `d` is NULL or live.
+llmd_kv llmd_decision_response_header(const llmd_decision *d, size_t index);
 
 // The explanation as JSON: every candidate, every filter drop, every
 // scorer's raw and weighted score, per profile. Rendered on request only.

@@ -77,7 +77,8 @@ fn pick(s: &llmd_scheduler, req: &Request) -> Result<*mut llmd_decision, FfiErro
 /// Runs one scheduling cycle for `req`. On success `*out` receives a
 /// decision with at least one target. No endpoint for the model gives
 /// `LLMD_STATUS_SCHEDULE` with code `"no_endpoints"` (detail 503); saturation
-/// gives code `"resource_exhausted"` (detail 429).
+/// gives code `"resource_exhausted"` (detail 429); a conditional-decode miss
+/// (`Prefer: if-available`) gives code `"schedule"` (detail 412).
 ///
 /// # Safety
 /// `s` is NULL or live; `req` is NULL or valid with every pointer valid for
@@ -221,6 +222,45 @@ pub unsafe extern "C" fn llmd_decision_remove_header(
         unsafe { d.as_ref() }
             .and_then(|d| d.0.remove_headers.get(index))
             .map_or(llmd_str::NONE, |h| llmd_str::of(h))
+    })
+}
+
+/// Number of headers the proxy sets on the response to the client.
+///
+/// # Safety
+/// `d` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_decision_response_header_count(d: *const llmd_decision) -> usize {
+    // SAFETY: caller contract.
+    guard_value(0, || {
+        unsafe { d.as_ref() }.map_or(0, |d| d.0.response_headers.len())
+    })
+}
+
+/// Response header `index` the proxy sets on the response to the client
+/// (e.g. the session-affinity `x-session-token` naming the endpoint that
+/// served); NULL views when out of range.
+///
+/// # Safety
+/// `d` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_decision_response_header(
+    d: *const llmd_decision,
+    index: usize,
+) -> llmd_kv {
+    let none = llmd_kv {
+        key: llmd_str::NONE,
+        value: llmd_str::NONE,
+    };
+    // SAFETY: caller contract.
+    guard_value(none, || {
+        match unsafe { d.as_ref() }.and_then(|d| d.0.response_headers.get(index)) {
+            Some((k, v)) => llmd_kv {
+                key: llmd_str::of(k),
+                value: llmd_str::of(v),
+            },
+            None => none,
+        }
     })
 }
 

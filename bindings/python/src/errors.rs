@@ -18,11 +18,12 @@ pub(crate) enum Kind {
     UnknownEndpoint,
     NoEndpoints,
     ResourceExhausted,
+    PreconditionFailed,
     Other,
 }
 
 impl Kind {
-    const COUNT: usize = 8;
+    const COUNT: usize = 9;
 
     fn index(self) -> usize {
         self as usize
@@ -37,6 +38,7 @@ impl Kind {
             Kind::UnknownEndpoint => "UnknownEndpointError",
             Kind::NoEndpoints => "NoEndpointsError",
             Kind::ResourceExhausted => "ResourceExhaustedError",
+            Kind::PreconditionFailed => "PreconditionFailedError",
             Kind::Other => "LlmdError",
         }
     }
@@ -68,6 +70,7 @@ pub(crate) fn schedule_error(py: Python<'_>, e: &llmd_sched::ScheduleError) -> P
         E::KvEvents(_) => Kind::EventDecode,
         E::Hash(_) => Kind::Hash,
         E::Index(_) => Kind::Other,
+        E::PreconditionFailed { .. } => Kind::PreconditionFailed,
     };
     let err = error(py, kind, e.to_string());
     let value = err.value(py);

@@ -227,3 +227,38 @@ def test_arrival_time_starts_the_router_queue_time() -> None:
     assert queued and 2.0 <= sum(queued) < 60.0
     with pytest.raises(llmd.InvalidArgumentError):
         s.pick(model=MODEL, prompt="x", arrived_at=float("nan"))
+
+
+HEAD = "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n"
+
+
+def test_session_token_response_header() -> None:
+    import base64
+
+    s = llmd.Scheduler.from_yaml(HEAD + "- type: session-affinity-scorer\n", seed=1)
+    fleet(s, 3)
+    d = s.pick(model=MODEL, prompt="hi")
+    assert d.target is not None
+    token = d.response_headers["x-session-token"]
+    assert base64.b64decode(token).decode() == d.target["name"]
+    assert "x-session-token" not in d.headers
+    again = s.pick(model=MODEL, prompt="next turn", headers={"x-session-token": token})
+    assert again.target == d.target
+    plain = llmd.Scheduler.from_yaml(HEAD + "- type: queue-scorer\n")
+    fleet(plain, 1)
+    assert plain.pick(model=MODEL, prompt="hi").response_headers == {}
+
+
+def test_conditional_decode_precondition_failed() -> None:
+    s = llmd.Scheduler.default(seed=1)
+    fleet(s, 2)
+    tokens = list(range(512))
+    with pytest.raises(llmd.PreconditionFailedError) as miss:
+        s.pick(model=MODEL, tokens=tokens, request_id="c", headers={"Prefer": "if-available"})
+    assert isinstance(miss.value, RuntimeError) and isinstance(miss.value, llmd.LlmdError)
+    assert miss.value.code == 412
+    assert all(s.endpoint_state(n)["inflight_requests"] == 0 for n in s.endpoints())
+    warm = s.pick(model=MODEL, tokens=tokens, request_id="w")
+    s.on_complete("w", cached_tokens=0)
+    hit = s.pick(model=MODEL, tokens=tokens, request_id="h", headers={"prefer": "if-available"})
+    assert hit.target == warm.target

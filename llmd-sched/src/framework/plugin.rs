@@ -66,6 +66,17 @@ impl Decided<'_> {
 pub trait PreRequest: Send + Sync {
     /// Records the decision.
     fn pre_request(&self, ctx: &CycleContext<'_>, decided: &Decided<'_>);
+
+    /// Appends headers the proxy sets on the response to the client (llm-d's
+    /// ResponseHeader hooks that depend only on the decision). The library never sees
+    /// the response, so they travel in the decision instead. Nothing by default.
+    fn response_headers(
+        &self,
+        _ctx: &CycleContext<'_>,
+        _decided: &Decided<'_>,
+        _out: &mut Vec<(String, String)>,
+    ) {
+    }
 }
 
 /// Decides whether a stage (prefill or encode) runs on a separate endpoint.

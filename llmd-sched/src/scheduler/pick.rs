@@ -4,7 +4,8 @@ use std::sync::atomic::Ordering;
 
 use super::{Fleet, Scheduler, MAX_ROUNDS};
 use crate::decision::{
-    Decision, Target, HEADER_DESTINATION, HEADER_ENCODERS, HEADER_PREFILLER, HEADER_SUBSET,
+    Decision, Target, HEADER_DESTINATION, HEADER_ENCODERS, HEADER_PREFER, HEADER_PREFILLER,
+    HEADER_SUBSET,
 };
 use crate::error::ScheduleError;
 use crate::framework::{
@@ -116,13 +117,23 @@ impl Scheduler {
                     .map(|&t| (p.name.as_str(), t))
             })
             .collect();
+        // Before any PreRequest effect, so a refused request leaves no trace.
+        if let Some(&first) = primary.first() {
+            if prefers_if_available(req) && !has_cached_prefix(&ctx, first) {
+                return Err(ScheduleError::PreconditionFailed {
+                    endpoint: fleet.eps[first].name().to_string(),
+                });
+            }
+        }
         let decided = Decided {
             primary_profile: &profiles[outcome.primary].name,
             targets: &primary,
             picks: &picks,
         };
+        let mut response_headers = Vec::new();
         for h in &self.pipeline.pre_requests {
             h.pre_request(&ctx, &decided);
+            h.response_headers(&ctx, &decided, &mut response_headers);
         }
         let target = |i: EndpointIndex| Target {
             name: fleet.eps[i].name().to_string(),
@@ -196,9 +207,25 @@ impl Scheduler {
             encode_targets,
             headers,
             remove_headers,
+            response_headers,
             explanation,
         })
     }
+}
+
+/// `Prefer: if-available` (RFC 7240 preference list, case-insensitive).
+fn prefers_if_available(req: &Request) -> bool {
+    req.header_value(HEADER_PREFER).is_some_and(|v| {
+        v.split(',')
+            .any(|p| p.trim().eq_ignore_ascii_case("if-available"))
+    })
+}
+
+/// True when some prefix producer matched at least one block on `ep`.
+fn has_cached_prefix(ctx: &CycleContext<'_>, ep: EndpointIndex) -> bool {
+    ctx.prefix_infos()
+        .iter()
+        .any(|p| p.get(ep).is_some_and(|m| m.match_blocks > 0))
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ from llmd._errors import (
     InvalidArgumentError,
     LlmdError,
     NoEndpointsError,
+    PreconditionFailedError,
     ResourceExhaustedError,
     UnknownEndpointError,
 )
@@ -82,4 +83,5 @@ __all__ = [
     "UnknownEndpointError",
     "NoEndpointsError",
     "ResourceExhaustedError",
+    "PreconditionFailedError",
 ]

@@ -18,6 +18,7 @@ __all__ = [
     "UnknownEndpointError",
     "NoEndpointsError",
     "ResourceExhaustedError",
+    "PreconditionFailedError",
 ]
 
 
@@ -26,7 +27,7 @@ class LlmdError(Exception):
 
     ``code`` is a stable identifier where there is one: llmd's numeric code
     for scheduler errors (llm-d's HTTP status for scheduling outcomes: 503,
-    429, 400; 1001 and up for library errors), the defect's name for payloads
+    429, 412, 400; 1001 and up for library errors), the defect's name for payloads
     and frames that cannot be decoded.
     """
 
@@ -80,3 +81,9 @@ class ResourceExhaustedError(LlmdError, RuntimeError):
     dropped_reason: str | None = None
     """llm-d's ``x-llm-d-request-dropped-reason`` value, when a scheduling
     profile rejected the request."""
+
+
+class PreconditionFailedError(LlmdError, RuntimeError):
+    """Conditional decode: the request carries ``Prefer: if-available`` and the
+    chosen endpoint holds no cached prefix of the prompt (llm-d answers 412).
+    Nothing was recorded for the request."""

@@ -75,6 +75,17 @@ impl PyDecision {
         Ok(d)
     }
 
+    /// Headers to set on the response to the client (the session-affinity
+    /// token naming the endpoint that served the request).
+    #[getter]
+    fn response_headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (k, v) in &self.inner.response_headers {
+            d.set_item(k, v)?;
+        }
+        Ok(d)
+    }
+
     /// Headers to remove from the upstream request.
     #[getter]
     fn remove_headers(&self) -> Vec<String> {

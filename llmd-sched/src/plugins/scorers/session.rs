@@ -192,6 +192,29 @@ impl Filter for SessionAffinity {
 }
 
 impl PreRequest for SessionAffinity {
+    /// The `encoded_endpoint_header` strategy (re)writes its header with the endpoint
+    /// that serves the request, so the client's next turn pins to it.
+    fn response_headers(
+        &self,
+        ctx: &CycleContext<'_>,
+        decided: &Decided<'_>,
+        out: &mut Vec<(String, String)>,
+    ) {
+        let Strategy::EncodedEndpointHeader { header } = &self.strategy else {
+            return;
+        };
+        let Some(&served) = decided.targets.first() else {
+            return;
+        };
+        if out.iter().any(|(k, _)| k.eq_ignore_ascii_case(header)) {
+            return;
+        }
+        out.push((
+            header.clone(),
+            Self::encode_token(ctx.endpoint(served).name()),
+        ));
+    }
+
     fn pre_request(&self, ctx: &CycleContext<'_>, decided: &Decided<'_>) {
         let Strategy::SessionId {
             sources,
