@@ -105,6 +105,14 @@ fn if_available_without_cached_prefix_is_412_and_leaves_no_load() {
         Err(ScheduleError::PreconditionFailed { .. })
     ));
     assert_eq!(inflight(&s), 0);
+    // Not counted as a rejection (nor as a request) in the metrics.
+    let text = s.render_metrics();
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("llmd_inference_requests_total{") && l.contains("rejected")),
+        "{text}"
+    );
 }
 
 #[test]

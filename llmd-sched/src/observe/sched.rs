@@ -116,6 +116,10 @@ impl Metrics {
                     ScheduleError::NoEndpoints { .. } => RejectReason::NoEndpoints,
                     // A malformed request is the client's fault (400), not a rejection.
                     ScheduleError::InvalidRequest(_) => return,
+                    // A conditional-decode miss (412, `Prefer: if-available`) is an
+                    // answer the client asked for, not a capacity rejection; the
+                    // host retries without the preference, which is counted then.
+                    ScheduleError::PreconditionFailed { .. } => return,
                     // llm-d maps every other scheduling failure to 429.
                     _ => RejectReason::Saturated,
                 };
