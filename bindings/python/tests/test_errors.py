@@ -17,6 +17,7 @@ import llmd
         (llmd.UnknownEndpointError, KeyError),
         (llmd.NoEndpointsError, LookupError),
         (llmd.ResourceExhaustedError, RuntimeError),
+        (llmd.PreconditionFailedError, RuntimeError),
     ],
 )
 def test_hierarchy(cls: type[Exception], builtin: type[Exception]) -> None:

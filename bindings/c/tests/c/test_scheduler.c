@@ -352,11 +352,46 @@ static void test_bad_input(void) {
   llmd_scheduler_free(ok);
 }
 
+static const char SESSION[] =
+    "apiVersion: llm-d.ai/v1alpha1\n"
+    "kind: EndpointPickerConfig\n"
+    "plugins:\n"
+    "- type: session-affinity-scorer\n"
+    "- type: max-score-picker\n"
+    "schedulingProfiles:\n"
+    "- name: default\n"
+    "  plugins:\n"
+    "  - pluginRef: session-affinity-scorer\n"
+    "  - pluginRef: max-score-picker\n";
+
+static void test_response_headers(void) {
+  uint64_t seed = 9;
+  llmd_scheduler *s = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_new(S(SESSION), &seed, &s, &err), &err);
+  add_pods(s);
+  llmd_request_desc req = {0};
+  req.id = V("sess-1");
+  req.model = V("llama");
+  req.prompt = V("hello");
+  llmd_decision *d = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_pick(s, &req, &d, &err), &err);
+  CHECK(llmd_decision_response_header_count(d) == 1);
+  llmd_kv h = llmd_decision_response_header(d, 0);
+  CHECK(h.key.len == strlen("x-session-token") && memcmp(h.key.ptr, "x-session-token", h.key.len) == 0);
+  CHECK(h.value.len > 0);
+  CHECK(llmd_decision_response_header(d, 1).key.ptr == NULL);
+  CHECK(llmd_decision_response_header_count(NULL) == 0);
+  llmd_decision_free(d);
+  llmd_scheduler_on_complete(s, S("sess-1"), -1, NULL, NULL, NULL);
+  llmd_scheduler_free(s);
+}
+
 int main(void) {
   test_pick_and_explain();
   test_metrics_steer_picks();
   test_kv_events_steer_picks();
   test_bad_input();
+  test_response_headers();
   llmd_error_free(err);
   return check_summary("test_scheduler");
 }
