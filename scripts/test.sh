@@ -33,6 +33,8 @@ if want rust; then
   cargo test --workspace --exclude llmd-python
   step "cargo test: long stress tests (release)"
   cargo test --release -p llmd-kvindex -- --ignored
+  step "fuzz target compiles (running it needs nightly cargo-fuzz)"
+  (cd fuzz && cargo check --locked)
   step "loom: the index's lock-free read/reuse protocol under every interleaving"
   RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR="$ROOT/target/loom" \
     cargo test --release -p llmd-kvindex --test loom_index
