@@ -98,7 +98,8 @@ static void test_pick_and_explain(void) {
   CHECK(sum.finished_at_ns >= sum.scheduled_at_ns);
   CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_on_complete(s, S("r1"), -1, NULL, &found, &err), &err);
   CHECK(!found);
-  CHECK(picks(s, "r2", 32, "pod-a") || 1);
+  /* Opens r2 on whichever pod wins; picks() checks the pick status itself. */
+  (void)picks(s, "r2", 32, "pod-a");
   CHECK_STATUS(LLMD_STATUS_OK,
                llmd_scheduler_on_error(s, S("r2"), LLMD_REQUEST_ERROR_UPSTREAM, &sum, &found, &err), &err);
   CHECK(found && sum.error == LLMD_REQUEST_ERROR_UPSTREAM);
