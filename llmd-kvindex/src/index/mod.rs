@@ -130,6 +130,14 @@ impl KvIndex {
     }
 }
 
+/// The identity of a model inside the index: entries stored under two model
+/// names are interchangeable exactly when their keys are equal. Lets a caller
+/// group endpoints by the model their entries live under without comparing
+/// strings.
+pub fn model_key(model: &str) -> u64 {
+    keys::model_seed(model)
+}
+
 #[doc(hidden)]
 pub mod loom_support;
 

@@ -32,6 +32,9 @@ pub struct PrefixInfo {
     pub matches: Vec<Option<PrefixMatch>>,
     /// The request's block keys, kept for the producer's post-decision hook.
     pub keys: Vec<u64>,
+    /// The endpoint under whose served model `keys` were formed, where the
+    /// keys depend on the model (`None`: they do not, or no candidate).
+    pub key_endpoint: Option<EndpointIndex>,
 }
 
 impl PrefixInfo {

@@ -131,6 +131,8 @@ pub struct EndpointState {
     uid: u64,
     info: Endpoint,
     name: Arc<str>,
+    /// [`llmd_kvindex::index::model_key`] of the served model ("" when none).
+    model_key: u64,
     role: Option<Role>,
     queue: AtomicU32,
     running: AtomicU32,
@@ -150,6 +152,7 @@ impl EndpointState {
         let state = EndpointState {
             uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
             name: Arc::from(info.name.as_str()),
+            model_key: llmd_kvindex::index::model_key(info.model.as_deref().unwrap_or("")),
             role,
             queue: AtomicU32::new(0),
             running: AtomicU32::new(0),
@@ -174,6 +177,16 @@ impl EndpointState {
     /// The registered descriptor (its `metrics` field is the initial snapshot only).
     pub fn info(&self) -> &Endpoint {
         &self.info
+    }
+    /// The model this endpoint's KV events are indexed under: its served
+    /// model, or "" when it was registered without one.
+    pub fn served_model(&self) -> &str {
+        self.info.model.as_deref().unwrap_or("")
+    }
+    /// The index's identity of [`EndpointState::served_model`]: equal keys
+    /// mean the prefix index treats the two models as one.
+    pub fn served_model_key(&self) -> u64 {
+        self.model_key
     }
     /// Endpoint name.
     pub fn name(&self) -> &str {

@@ -130,17 +130,19 @@ impl Scheduler {
     // ---- KV events ---------------------------------------------------------------
 
     /// Applies a decoded KV-event batch from `endpoint` to every precise index.
-    /// Keys are scoped by the endpoint's served model ([`Endpoint::model`]).
+    /// Keys are scoped by the endpoint's served model ([`Endpoint::model`],
+    /// "" when none), the same model its prefix matches are looked up under;
+    /// a KV-event topic's model part is not used, so an alias in the topic
+    /// cannot split one endpoint's entries from its lookups.
     pub fn ingest_kv_batch(
         &self,
         endpoint: &str,
         batch: &EventBatch,
     ) -> Result<ApplyStats, ScheduleError> {
         let ep = self.endpoint(endpoint)?;
-        let model = ep.info().model.clone().unwrap_or_default();
         let mut total = ApplyStats::default();
         for b in &self.pipeline.kv_backends {
-            total.add(&b.apply_batch(ep.uid(), &model, batch));
+            total.add(&b.apply_batch(ep.uid(), ep.served_model(), batch));
         }
         Ok(total)
     }

@@ -96,15 +96,25 @@ impl ApproxPrefixProducer {
         &self.index
     }
 
+    /// The block size of this request's chain. With `autoTune`, the smallest
+    /// engine block size any candidate reports, so the chain (and what is
+    /// recorded for the pick) does not depend on the candidates' order; llm-d
+    /// takes the first candidate's, which is the same whenever the pool
+    /// agrees. Sizes below the 64-token floor all give the floor, so the scan
+    /// stops at the first such candidate.
     fn effective_block_size(&self, ctx: &CycleContext<'_>, candidates: &[EndpointIndex]) -> usize {
-        let tuned = if self.auto_tune {
-            candidates
-                .first()
-                .map(|&i| ctx.endpoint(i).cache_block_size() as usize)
-                .filter(|&b| b > 0)
-        } else {
-            None
-        };
+        let mut tuned: Option<usize> = None;
+        if self.auto_tune {
+            for &i in candidates {
+                let b = ctx.endpoint(i).cache_block_size() as usize;
+                if b > 0 {
+                    tuned = Some(tuned.map_or(b, |t| t.min(b)));
+                    if b <= MIN_BLOCK_SIZE {
+                        break;
+                    }
+                }
+            }
+        }
         tuned.unwrap_or(self.block_size).max(MIN_BLOCK_SIZE)
     }
 }
@@ -160,6 +170,7 @@ impl Producer for ApproxPrefixProducer {
             total_blocks: keys.len() as u32,
             matches,
             keys: keys.into_iter().map(|k| k.0).collect(),
+            key_endpoint: None,
         });
     }
 

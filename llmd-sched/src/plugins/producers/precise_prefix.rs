@@ -11,9 +11,10 @@ use crate::framework::{
     CycleContext, Decided, EndpointIndex, PreRequest, PrefixInfo, PrefixMatch, Producer,
 };
 use crate::kv::{KvBackend, UidKvIndex, UidMatch};
-use crate::model::{EndpointState, Request};
+use crate::model::Request;
 use llmd_kvindex::hash::{BlockHasher, HasherConfig, LoraRef, RequestExtras};
 use llmd_kvindex::index::{IndexConfig, KeyMode, TierWeights};
+use llmd_kvindex::BlockKey;
 
 /// Profile name llm-d hard-codes for the prefill stage.
 const PREFILL_PROFILE: &str = "prefill";
@@ -34,11 +35,6 @@ pub const DEFAULT_INDEX_SIZE: usize = 1 << 20;
 thread_local! {
     /// Per-thread match buffer, so a warm lookup does not allocate.
     static FOUND: RefCell<Vec<UidMatch>> = const { RefCell::new(Vec::new()) };
-}
-
-/// The model an endpoint's events are indexed under (its served model).
-pub(crate) fn served_model(ep: &EndpointState) -> &str {
-    ep.info().model.as_deref().unwrap_or("")
 }
 
 fn positive(p: &mut Params, key: &str) -> Result<(), ConfigError> {
@@ -235,44 +231,75 @@ impl PrecisePrefixProducer {
 }
 
 impl Producer for PrecisePrefixProducer {
+    /// Each candidate is matched under the model its own events are indexed
+    /// under (its served model), so no answer depends on the candidates'
+    /// order. Candidates are grouped by served model with one lookup per
+    /// group: a single-model pool does exactly one. Engine-parity keys do not
+    /// depend on the model (vLLM's block hashes do not include it) and are
+    /// computed once; router keys are seeded with the model, so a second
+    /// group computes its own.
     fn produce(&self, ctx: &mut CycleContext<'_>, candidates: &[EndpointIndex]) {
-        let model = candidates
-            .first()
-            .map_or(ctx.request().model.as_str(), |&i| {
-                served_model(ctx.endpoint(i))
-            });
-        let keys =
-            self.index
-                .index()
-                .prompt_keys(model, ctx.tokens(), &Self::extras(ctx.request()));
-        let (keys, failed) = match keys {
+        let index = self.index.index();
+        let extras = Self::extras(ctx.request());
+        let model_free_keys = matches!(index.config().key_mode, KeyMode::EngineParity(_));
+        // The keys under the first candidate's model (the request's when
+        // there is none) are the ones the post-decision hook reuses.
+        let key_endpoint = candidates.first().copied();
+        let key_model = key_endpoint.map_or(ctx.request().model.as_str(), |i| {
+            ctx.endpoint(i).served_model()
+        });
+        let (keys, failed) = match index.prompt_keys(key_model, ctx.tokens(), &extras) {
             Ok(k) => (k, None),
             Err(e) => (Vec::new(), Some(e)),
         };
         let mut matches = vec![None; ctx.endpoints().len()];
-        let best = FOUND.with(|f| {
+        let (mut best, mut groups) = (0, 0);
+        FOUND.with(|f| {
             let mut found = f.borrow_mut();
-            self.index.matches(model, &keys, &mut found);
-            for &i in candidates {
-                let uid = ctx.endpoint(i).uid();
-                let m = match found.binary_search_by_key(&uid, |m| m.uid) {
-                    Ok(j) => PrefixMatch {
-                        match_blocks: found[j].weighted_score as u32,
-                        cached_blocks: found[j].consecutive_blocks,
-                    },
-                    Err(_) => PrefixMatch::default(),
+            let mut own_keys: Vec<BlockKey>;
+            for (pos, &lead) in candidates.iter().enumerate() {
+                if matches[lead].is_some() {
+                    continue; // already matched with its group
+                }
+                let ep = ctx.endpoint(lead);
+                let (model, group) = (ep.served_model(), ep.served_model_key());
+                let group_keys: &[BlockKey] = if pos == 0 || model_free_keys {
+                    &keys
+                } else {
+                    own_keys = index
+                        .prompt_keys(model, ctx.tokens(), &extras)
+                        .unwrap_or_default();
+                    &own_keys
                 };
-                matches[i] = Some(m);
+                groups += 1;
+                self.index.matches(model, group_keys, &mut found);
+                for &i in &candidates[pos..] {
+                    let ep = ctx.endpoint(i);
+                    if matches[i].is_some() || ep.served_model_key() != group {
+                        continue;
+                    }
+                    let m = match found.binary_search_by_key(&ep.uid(), |m| m.uid) {
+                        Ok(j) => PrefixMatch {
+                            match_blocks: found[j].weighted_score as u32,
+                            cached_blocks: found[j].consecutive_blocks,
+                        },
+                        Err(_) => PrefixMatch::default(),
+                    };
+                    best = best.max(m.cached_blocks);
+                    matches[i] = Some(m);
+                }
             }
-            found
-                .iter()
-                .map(|m| m.consecutive_blocks)
-                .max()
-                .unwrap_or(0)
         });
-        let block_size = self.index.index().block_size() as u32;
+        let block_size = index.block_size() as u32;
         match failed {
             Some(e) => ctx.note(format!("{}: no prefix lookup: {e}", self.name)),
+            None if groups > 1 => ctx.note(format!(
+                "{}: {} full blocks, best consecutive match {} blocks ({} served-model groups)",
+                self.name,
+                keys.len(),
+                best,
+                groups
+            )),
             None => ctx.note(format!(
                 "{}: {} full blocks, best consecutive match {} blocks",
                 self.name,
@@ -287,6 +314,7 @@ impl Producer for PrecisePrefixProducer {
             matches,
             // Same size and alignment: collected in place, no allocation.
             keys: keys.into_iter().map(|k| k.0).collect(),
+            key_endpoint,
         });
     }
 
@@ -303,21 +331,38 @@ impl PreRequest for PrecisePrefixProducer {
         let Some(info) = ctx.prefix_info(&self.name) else {
             return;
         };
+        let index = self.index.index();
+        let model_free_keys = matches!(index.config().key_mode, KeyMode::EngineParity(_));
+        let keyed_group = info
+            .key_endpoint
+            .map(|k| ctx.endpoint(k).served_model_key());
         let primary = decided.targets.first().copied();
         for i in primary.into_iter().chain(
             decided
                 .pick_of(PREFILL_PROFILE)
                 .filter(|&p| Some(p) != primary),
         ) {
+            let ep = ctx.endpoint(i);
+            // Speculative entries go under the pick's own served model, with
+            // keys of that model (router keys of another group differ).
+            let own: Vec<u64>;
+            let keys: &[u64] = if model_free_keys || keyed_group == Some(ep.served_model_key()) {
+                &info.keys
+            } else {
+                own = index
+                    .prompt_keys(ep.served_model(), ctx.tokens(), &Self::extras(ctx.request()))
+                    .map(|k| k.into_iter().map(|k| k.0).collect())
+                    .unwrap_or_default();
+                &own
+            };
             // Blocks the endpoint already matched are held (confirmed, or
             // speculative from an earlier decision within the TTL): only the
             // rest is new. Re-inserting the whole prompt on every decision
             // would cost ~30 ns per block for nothing.
             let held = info.get(i).map_or(0, |m| m.cached_blocks as usize);
-            let ep = ctx.endpoint(i);
-            if let Some(rest) = info.keys.get(held..).filter(|r| !r.is_empty()) {
+            if let Some(rest) = keys.get(held..).filter(|r| !r.is_empty()) {
                 self.index
-                    .insert_speculative(ep.uid(), served_model(ep), rest, ctx.now_ns());
+                    .insert_speculative(ep.uid(), ep.served_model(), rest, ctx.now_ns());
             }
         }
     }
