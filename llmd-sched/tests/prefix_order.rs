@@ -9,7 +9,9 @@ mod common;
 use std::collections::HashMap;
 
 use common::*;
-use llmd_kvindex::events::{encode_event_batch, BlockStored, EventBatch, EventLayout, HashValue, KvEvent};
+use llmd_kvindex::events::{
+    encode_event_batch, BlockStored, EventBatch, EventLayout, HashValue, KvEvent,
+};
 use llmd_kvindex::hash::{BlockHasher, HashAlgo, HasherConfig, RequestExtras};
 use llmd_sched::{Endpoint, LoadOptions, Request, Scheduler};
 use proptest::prelude::*;
@@ -195,15 +197,26 @@ fn speculative_entries_go_under_the_picks_own_model() {
 fn a_single_model_pool_does_one_lookup() {
     let s = precise(false, None);
     for i in 1..=3 {
-        s.add_endpoint(endpoint(&format!("e{i}"), Kind::Model)).unwrap();
+        s.add_endpoint(endpoint(&format!("e{i}"), Kind::Model))
+            .unwrap();
     }
     let r = Request::with_tokens("r", "m", tokens(4 * BS, 1));
     let d = s.pick(&r).unwrap();
-    let note = d.explanation.notes.iter().find(|n| n.contains("kv:")).unwrap();
+    let note = d
+        .explanation
+        .notes
+        .iter()
+        .find(|n| n.contains("kv:"))
+        .unwrap();
     assert!(!note.contains("groups"), "{note}");
     s.add_endpoint(endpoint("e4", Kind::Any)).unwrap();
     let d = s.pick(&r).unwrap();
-    let note = d.explanation.notes.iter().find(|n| n.contains("kv:")).unwrap();
+    let note = d
+        .explanation
+        .notes
+        .iter()
+        .find(|n| n.contains("kv:"))
+        .unwrap();
     assert!(note.contains("(2 served-model groups)"), "{note}");
 }
 
@@ -222,7 +235,12 @@ fn approximate_autotune_block_size_does_not_depend_on_order() {
         let d = s
             .pick(&Request::with_tokens("r", "m", tokens(1024, 1)))
             .unwrap();
-        let note = d.explanation.notes.iter().find(|n| n.contains("ap:")).unwrap();
+        let note = d
+            .explanation
+            .notes
+            .iter()
+            .find(|n| n.contains("ap:"))
+            .unwrap();
         assert!(note.contains("blocks of 128 tokens"), "{order:?}: {note}");
     }
 }

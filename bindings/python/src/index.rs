@@ -26,7 +26,9 @@ pub(crate) struct PyKvIndex {
 
 fn index_err(py: Python<'_>, e: &IndexError) -> PyErr {
     let kind = match e {
-        IndexError::EndpointsFull { .. } => Kind::ResourceExhausted,
+        IndexError::EndpointsFull { .. } | IndexError::OutOfMemory { .. } => {
+            Kind::ResourceExhausted
+        }
         IndexError::Hash(_) => Kind::Hash,
         _ => Kind::InvalidArgument,
     };
@@ -268,11 +270,7 @@ impl PyKvIndex {
         let keys = Self::keys(block_hashes)?;
         py.detach(|| {
             let ep = self.inner.register_endpoint(endpoint)?;
-            let now = self.now_ns();
-            match self.inner.config().key_mode {
-                KeyMode::Approximate { .. } => self.inner.record_routing(ep, model, &keys, now),
-                _ => self.inner.insert_speculative(ep, model, &keys, now),
-            }
+            self.inner.record_routing(ep, model, &keys, self.now_ns());
             Ok(())
         })
         .map_err(|e: IndexError| index_err(py, &e))

@@ -91,6 +91,9 @@ def test_errors() -> None:
         llmd.KvIndex(mode="approximate", hasher=llmd.BlockHasher())
     with pytest.raises(llmd.InvalidArgumentError):
         llmd.KvIndex(capacity_blocks=0)
+    # A table that cannot be allocated is an exception, not an abort.
+    with pytest.raises(llmd.ResourceExhaustedError, match="cannot allocate"):
+        llmd.KvIndex(capacity_blocks=2**36)
     with pytest.raises(llmd.InvalidArgumentError):
         llmd.KvIndex(gpu_weight=-1.0)
     index = llmd.KvIndex(max_endpoints=1)

@@ -76,6 +76,7 @@ pub struct BlockStored {
     /// Published hashes of the stored blocks, in chain order.
     pub block_hashes: Vec<HashValue>,
     /// Published hash of the block before `block_hashes[0]`; `None` from block 0.
+    /// Kept as published; read it through [`BlockStored::parent`].
     pub parent_block_hash: Option<HashValue>,
     /// Tokens from the first to the last stored block.
     pub token_ids: Vec<u64>,
@@ -103,6 +104,19 @@ pub struct BlockStored {
     pub session_id: Option<String>,
     /// Per block, the lookahead tokens its hash covers (0.33).
     pub lookahead_token_ids: Option<Vec<Vec<u64>>>,
+}
+
+impl BlockStored {
+    /// The parent block's hash, with llm-d's rule that an integer 0 means
+    /// "no parent": llm-d-inference-sim publishes 0 for a chain's first block
+    /// in the array form, where vLLM publishes nil. vLLM never publishes 0 as
+    /// a real hash: its integer hashes are 64-bit digests (a zero digest has
+    /// probability 2^-64) and its newer hashes are byte strings.
+    pub fn parent(&self) -> Option<&HashValue> {
+        self.parent_block_hash
+            .as_ref()
+            .filter(|h| !matches!(h, HashValue::Int(0)))
+    }
 }
 
 /// `BlockRemoved`.

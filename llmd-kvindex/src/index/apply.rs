@@ -12,12 +12,19 @@ use std::sync::atomic::Ordering;
 pub struct ApplyReport {
     /// (block, tier) entries newly set for the endpoint.
     pub stored: u32,
+    /// `stored` per tier, indexed by `Tier as usize` (GPU, CPU, storage),
+    /// counted since the batch's last `AllBlocksCleared` (all of the batch
+    /// when it has none), so that a follower of the endpoint's block counts
+    /// can clear, then add.
+    pub stored_by_tier: [u32; 3],
     /// (block, tier) entries removed.
     pub removed: u32,
+    /// `removed` per tier, since the batch's last `AllBlocksCleared`.
+    pub removed_by_tier: [u32; 3],
     /// `AllBlocksCleared` events applied.
     pub cleared: u32,
     /// Blocks that could not be placed (router keys: unknown parent or
-    /// engine key, too few tokens).
+    /// engine key, too few tokens). Not counted in `stored`.
     pub unplaceable: u32,
     /// Events with a `medium` that is not GPU, CPU or storage (skipped).
     pub unknown_media: u32,
@@ -107,6 +114,8 @@ impl KvIndex {
             KvEvent::AllBlocksCleared => {
                 self.drop_entries(ep, st);
                 report.cleared += 1;
+                report.stored_by_tier = [0; 3];
+                report.removed_by_tier = [0; 3];
             }
         }
     }
@@ -121,6 +130,7 @@ impl KvIndex {
     ) {
         if self.table.set(fp, tier, ep) {
             report.stored += 1;
+            report.stored_by_tier[tier] += 1;
         }
         if self.table.holdings(ep)[SPECULATIVE] > 0 {
             self.confirm_speculative(ep, fp);
@@ -139,6 +149,7 @@ impl KvIndex {
         for k in keys {
             if self.table.clear(fingerprint(seed, k), tier, ep) {
                 report.removed += 1;
+                report.removed_by_tier[tier] += 1;
             }
         }
     }

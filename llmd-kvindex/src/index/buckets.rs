@@ -30,17 +30,22 @@ enum Inner {
 }
 
 impl Buckets {
-    /// `len` empty buckets.
-    pub(crate) fn new(len: usize) -> Buckets {
+    /// `len` empty buckets, or `None` when the memory cannot be had (the
+    /// mapping is refused and so is an ordinary allocation): an error for
+    /// the caller, never an abort.
+    pub(crate) fn new(len: usize) -> Option<Buckets> {
         #[cfg(all(target_os = "linux", not(loom)))]
         if let Some(m) = mapped::Mapping::new(len) {
-            return Buckets {
+            return Some(Buckets {
                 inner: Inner::Mapped(m),
-            };
+            });
         }
-        Buckets {
-            inner: Inner::Boxed((0..len).map(|_| Bucket::default()).collect()),
-        }
+        let mut v = Vec::new();
+        v.try_reserve_exact(len).ok()?;
+        v.extend((0..len).map(|_| Bucket::default()));
+        Some(Buckets {
+            inner: Inner::Boxed(v.into_boxed_slice()),
+        })
     }
 }
 
@@ -134,7 +139,7 @@ mod tests {
 
     #[test]
     fn fresh_buckets_are_empty() {
-        let b = Buckets::new(1000);
+        let b = Buckets::new(1000).unwrap();
         assert_eq!(b.len(), 1000);
         for bucket in [&b[0], &b[500], &b[999]] {
             assert_eq!(bucket.overflow(), 0);

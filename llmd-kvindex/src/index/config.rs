@@ -126,6 +126,16 @@ pub enum IndexError {
     /// The prompt could not be hashed (engine parity).
     #[error("cannot hash the prompt: {0}")]
     Hash(#[from] HashError),
+    /// The table for the configured capacity could not be allocated.
+    #[error(
+        "cannot allocate the index table: {bytes} bytes for capacity_blocks = {capacity_blocks}"
+    )]
+    OutOfMemory {
+        /// Bytes the table needed.
+        bytes: u128,
+        /// The configured capacity.
+        capacity_blocks: usize,
+    },
     /// Every endpoint slot is taken.
     #[error("endpoint table full: all {max} slots are registered")]
     EndpointsFull {

@@ -92,15 +92,21 @@ impl std::fmt::Debug for KvIndex {
 }
 
 impl KvIndex {
-    /// Builds an index; allocates the whole table up front.
+    /// Builds an index; reserves the whole table up front. A table whose
+    /// memory cannot be had is [`IndexError::OutOfMemory`], not an abort.
     pub fn new(cfg: IndexConfig) -> Result<Self, IndexError> {
         cfg.validate()?;
         let weights = cfg.tier_weights.as_array();
         let mut tier_order = [0, 1, 2, 3];
         tier_order.sort_by(|&a, &b| weights[b].total_cmp(&weights[a]));
+        let table =
+            Table::new(cfg.capacity_blocks, cfg.max_endpoints).ok_or(IndexError::OutOfMemory {
+                bytes: Table::bytes_for(cfg.capacity_blocks),
+                capacity_blocks: cfg.capacity_blocks,
+            })?;
         Ok(KvIndex {
             block_size: cfg.key_mode.block_size(),
-            table: Table::new(cfg.capacity_blocks, cfg.max_endpoints),
+            table,
             registry: Mutex::new(Registry::default()),
             endpoints: (0..cfg.max_endpoints)
                 .map(|_| {

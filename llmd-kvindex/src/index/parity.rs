@@ -14,7 +14,7 @@ fn checkable(h: &BlockHasher, ev: &BlockStored) -> Option<RequestExtras> {
         ev.kv_cache_spec_kind.as_deref(),
         None | Some("full_attention") | Some("mla_attention")
     );
-    if ev.parent_block_hash.is_some()
+    if ev.parent().is_some()
         || ev.block_hashes.is_empty()
         || ev.block_size != bs as i64
         || ev.token_ids.len() < bs

@@ -117,7 +117,7 @@ impl KvIndex {
             }
             return;
         }
-        let root = match &ev.parent_block_hash {
+        let root = match ev.parent() {
             None => router_root(model, ev.lora_name.as_deref(), ev.lora_id),
             Some(p) => match st.engine_map.peek(&p.key().0) {
                 Some(m) => m.router_key,
@@ -179,6 +179,7 @@ impl KvIndex {
             };
             if self.table.clear(fingerprint(seed, m.router_key), tier, ep) {
                 report.removed += 1;
+                report.removed_by_tier[tier] += 1;
             }
             let media = m.media & !(1 << tier);
             if media == 0 {

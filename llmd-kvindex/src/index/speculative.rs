@@ -61,13 +61,18 @@ impl KvIndex {
         }
     }
 
-    /// Approximate mode: records that a request with prompt `keys` was routed
-    /// to `ep`. The blocks count as held on GPU, up to
-    /// `approx_capacity_per_endpoint` per endpoint (least recently routed
-    /// dropped first). Ignored in the other key modes, which learn from events.
+    /// Records that a request with prompt `keys` was routed to `ep`.
+    ///
+    /// * Approximate mode: the blocks count as held on GPU, up to
+    ///   `approx_capacity_per_endpoint` per endpoint (least recently routed
+    ///   dropped first) — the only source of entries in that mode.
+    /// * Engine-parity and router-key modes, which learn what is held from
+    ///   events: the blocks become speculative entries
+    ///   ([`KvIndex::insert_speculative`]), held with the speculative weight
+    ///   until an event confirms them or `speculative_ttl_ns` passes.
     pub fn record_routing(&self, ep: EndpointId, model: &str, keys: &[BlockKey], now_ns: u64) {
         if !matches!(self.cfg.key_mode, KeyMode::Approximate { .. }) {
-            return;
+            return self.insert_speculative(ep, model, keys, now_ns);
         }
         let Some(mut st) = self.active_state(ep) else {
             return;

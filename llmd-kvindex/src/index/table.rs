@@ -39,8 +39,9 @@ pub(crate) struct Table {
 }
 
 impl Table {
-    /// A table for `capacity` entries (≥ 1) and `max_endpoints` endpoint slots.
-    pub(crate) fn new(capacity: usize, max_endpoints: usize) -> Table {
+    /// A table for `capacity` entries (≥ 1) and `max_endpoints` endpoint
+    /// slots; `None` when its memory cannot be allocated.
+    pub(crate) fn new(capacity: usize, max_endpoints: usize) -> Option<Table> {
         let capacity = capacity.max(1);
         let buckets = ((capacity as f64 / (LOAD_FACTOR * SLOTS as f64)).ceil() as usize).max(1);
         let mut shards = 1;
@@ -62,8 +63,8 @@ impl Table {
                 }))
             })
             .collect();
-        Table {
-            buckets: Buckets::new(shards * per_shard),
+        Some(Table {
+            buckets: Buckets::new(shards * per_shard)?,
             shards: shard_states,
             geo,
             holdings: (0..max_endpoints)
@@ -72,7 +73,13 @@ impl Table {
             live: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
             capacity,
-        }
+        })
+    }
+
+    /// Bytes of the bucket array a table of `capacity` entries needs.
+    pub(crate) fn bytes_for(capacity: usize) -> u128 {
+        let buckets = (capacity.max(1) as f64 / (LOAD_FACTOR * SLOTS as f64)).ceil() as u128;
+        buckets * std::mem::size_of::<Bucket>() as u128
     }
 
     #[inline]

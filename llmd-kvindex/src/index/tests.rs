@@ -343,3 +343,86 @@ fn router_keys_pair_engine_blocks_of_another_size() {
     idx.match_prefix("m", &keys, &mut out);
     assert_eq!(out.get(a).unwrap().consecutive_blocks, 3);
 }
+
+#[test]
+fn a_table_that_cannot_be_allocated_is_an_error() {
+    // 2^36 entries need ~1.7 TB of buckets: refused, not an abort.
+    let e = KvIndex::new(IndexConfig {
+        capacity_blocks: 1 << 36,
+        ..IndexConfig::default()
+    })
+    .unwrap_err();
+    assert!(
+        matches!(e, IndexError::OutOfMemory { capacity_blocks, bytes }
+            if capacity_blocks == 1 << 36 && bytes > 1 << 40),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains("capacity_blocks = 68719476736"),
+        "{e}"
+    );
+}
+
+#[test]
+fn record_routing_is_speculative_outside_approximate_mode() {
+    let idx = router_index();
+    let ep = idx.register_endpoint("a").unwrap();
+    let keys = router_keys("m", &(0..16).collect::<Vec<u64>>());
+    idx.record_routing(ep, "m", &keys, 1_000);
+    let mut out = PrefixMatches::new();
+    idx.match_prefix("m", &keys, &mut out);
+    let m = out.get(ep).copied().unwrap();
+    assert_eq!(m.consecutive_blocks, 4);
+    // Speculative weight (0.9 by default), not GPU's.
+    assert!((m.weighted_score - 3.6).abs() < 1e-9, "{m:?}");
+    assert_eq!(idx.stats().endpoints[0].speculative, 4);
+    // They expire with the TTL like any speculative entry.
+    idx.tick(1_000 + idx.config().speculative_ttl_ns);
+    idx.match_prefix("m", &keys, &mut out);
+    assert!(out.is_empty());
+}
+
+#[test]
+fn parent_zero_is_no_parent() {
+    // llm-d-inference-sim's array form: a chain's first block names parent 0.
+    let idx = router_index();
+    let ep = idx.register_endpoint("a").unwrap();
+    let toks: Vec<u64> = (0..8).collect();
+    let r = idx.apply_batch(
+        ep,
+        "m",
+        &batch(vec![stored(&[11, 12], Some(0), toks.clone(), "GPU")]),
+    );
+    assert_eq!((r.stored, r.unplaceable), (2, 0), "{r:?}");
+    assert_eq!(r.stored_by_tier, [2, 0, 0]);
+    let mut out = PrefixMatches::new();
+    idx.match_prefix("m", &router_keys("m", &toks), &mut out);
+    assert_eq!(out.get(ep).map(|m| m.consecutive_blocks), Some(2));
+}
+
+#[test]
+fn reports_count_per_tier_since_the_last_clear() {
+    let idx = router_index();
+    let ep = idx.register_endpoint("a").unwrap();
+    let toks: Vec<u64> = (0..8).collect();
+    let r = idx.apply_batch(
+        ep,
+        "m",
+        &batch(vec![
+            stored(&[1, 2], None, toks.clone(), "GPU"),
+            KvEvent::AllBlocksCleared,
+            stored(&[1], None, toks[..4].to_vec(), "CPU"),
+            stored(&[5], Some(99), toks[4..].to_vec(), "GPU"),
+            removed(&[1], "CPU"),
+            stored(&[1], None, toks[..4].to_vec(), "CPU"),
+        ]),
+    );
+    assert_eq!(
+        (r.stored, r.removed, r.cleared, r.unplaceable),
+        (4, 1, 1, 1)
+    );
+    assert_eq!(
+        (r.stored_by_tier, r.removed_by_tier),
+        ([0, 2, 0], [0, 1, 0])
+    );
+}

@@ -36,6 +36,13 @@ pub trait Producer: Send + Sync {
     /// Adds its data to the context.
     fn produce(&self, ctx: &mut CycleContext<'_>, candidates: &[EndpointIndex]);
 
+    /// An endpoint joins the pool (before any pick can see it). An error
+    /// refuses the endpoint: [`crate::Scheduler::add_endpoint`] fails with it
+    /// and the endpoint is not added.
+    fn on_endpoint_added(&self, _uid: u64) -> Result<(), crate::ScheduleError> {
+        Ok(())
+    }
+
     /// An endpoint left the pool; drop whatever state is kept for it.
     fn on_endpoint_removed(&self, _uid: u64) {}
 }

@@ -17,13 +17,24 @@ pub use uid_index::{UidKvIndex, UidMatch};
 pub struct ApplyStats {
     /// (block, tier) entries added.
     pub stored: u32,
+    /// `stored` per tier (`Tier as usize`), since the batch's last clear.
+    pub stored_by_tier: [u32; 3],
     /// (block, tier) entries removed.
     pub removed: u32,
+    /// `removed` per tier, since the batch's last clear.
+    pub removed_by_tier: [u32; 3],
     /// Endpoint caches cleared.
     pub cleared: u32,
-    /// Blocks or events skipped: unknown parent or engine key, too few
-    /// tokens, unknown medium, or no free endpoint slot.
+    /// Blocks or events not placed, all reasons: the sum of the `skipped_*`
+    /// fields. Never counted in `stored`.
     pub skipped: u32,
+    /// Router keys: blocks whose parent or engine key was never stored (or
+    /// too few tokens for a block).
+    pub skipped_unknown_parent: u32,
+    /// Events with a `medium` that is not GPU, CPU or storage.
+    pub skipped_unknown_medium: u32,
+    /// Events of an endpoint removed while its batch was on the way.
+    pub skipped_stale: u32,
     /// Engine parity: published keys that differ from the router's own hash
     /// of the same tokens (the configured seed, algorithm or block size is wrong).
     pub parity_mismatches: u32,
@@ -32,10 +43,22 @@ pub struct ApplyStats {
 impl ApplyStats {
     /// Adds `o` field by field.
     pub fn add(&mut self, o: &ApplyStats) {
+        if o.cleared > 0 {
+            // Per-tier counts restart at a clear.
+            self.stored_by_tier = [0; 3];
+            self.removed_by_tier = [0; 3];
+        }
         self.stored += o.stored;
         self.removed += o.removed;
+        for t in 0..3 {
+            self.stored_by_tier[t] += o.stored_by_tier[t];
+            self.removed_by_tier[t] += o.removed_by_tier[t];
+        }
         self.cleared += o.cleared;
         self.skipped += o.skipped;
+        self.skipped_unknown_parent += o.skipped_unknown_parent;
+        self.skipped_unknown_medium += o.skipped_unknown_medium;
+        self.skipped_stale += o.skipped_stale;
         self.parity_mismatches += o.parity_mismatches;
     }
 }

@@ -1,6 +1,8 @@
 //! A [`KvIndex`] addressed by scheduler endpoint uids: each uid gets an index
-//! slot the first time it is written for, and gives it back when the endpoint
-//! is removed.
+//! slot when its endpoint is added ([`UidKvIndex::add_endpoint`]) and gives it
+//! back when the endpoint is removed. Writes for a uid that holds no slot are
+//! dropped, never registered on the fly, so a write racing with a removal
+//! cannot leave a slot behind for an endpoint that is gone.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -59,14 +61,13 @@ impl UidKvIndex {
         &self.index
     }
 
-    /// The slot of `uid`, registering it on first use.
-    fn slot(&self, uid: u64) -> Result<EndpointId, IndexError> {
-        if let Some(&id) = self.slots.read().by_uid.get(&uid) {
-            return Ok(id);
-        }
+    /// Gives `uid` an index slot (idempotent). Every write for `uid` needs
+    /// one; an endpoint past the index's `max_endpoints` is refused here, at
+    /// registration, never silently at ingest.
+    pub fn add_endpoint(&self, uid: u64) -> Result<(), IndexError> {
         let mut s = self.slots.write();
-        if let Some(&id) = s.by_uid.get(&uid) {
-            return Ok(id);
+        if s.by_uid.contains_key(&uid) {
+            return Ok(());
         }
         let id = self.index.register_endpoint(&uid.to_string())?;
         s.by_uid.insert(uid, id);
@@ -75,7 +76,23 @@ impl UidKvIndex {
             s.uid_of.resize(i + 1, 0);
         }
         s.uid_of[i] = uid;
-        Ok(id)
+        Ok(())
+    }
+
+    /// Runs `f` with the slot of a registered `uid`, holding the uid map's
+    /// read lock throughout: a removal (which takes the write lock before it
+    /// frees the slot) cannot interleave, so a write for an endpoint that is
+    /// being removed either lands before the removal's scan or not at all,
+    /// and never under a slot that was handed to another endpoint since.
+    fn with_slot<R>(&self, uid: u64, f: impl FnOnce(EndpointId) -> R) -> Option<R> {
+        let s = self.slots.read();
+        let id = *s.by_uid.get(&uid)?;
+        Some(f(id))
+    }
+
+    /// Registered endpoints (each holds one index slot).
+    pub fn endpoint_count(&self) -> usize {
+        self.slots.read().by_uid.len()
     }
 
     /// Drops every entry of `uid` and frees its slot.
@@ -131,39 +148,46 @@ impl UidKvIndex {
 
     /// Marks `keys` as soon held by `uid` (speculative entries, expiring
     /// after the index's TTL unless an event confirms them).
+    /// Unregistered uids (an endpoint removed meanwhile) are ignored.
     pub fn insert_speculative(&self, uid: u64, model: &str, keys: &[u64], now_ns: u64) {
-        if let Ok(id) = self.slot(uid) {
+        self.with_slot(uid, |id| {
             Self::with_keys(keys, |k| {
                 self.index.insert_speculative(id, model, k, now_ns)
-            });
-        }
+            })
+        });
     }
 
     /// Approximate mode: records that a request with `keys` was routed to `uid`.
+    /// Unregistered uids (an endpoint removed meanwhile) are ignored.
     pub fn record_routing(&self, uid: u64, model: &str, keys: &[u64], now_ns: u64) {
-        if let Ok(id) = self.slot(uid) {
-            Self::with_keys(keys, |k| self.index.record_routing(id, model, k, now_ns));
-        }
+        self.with_slot(uid, |id| {
+            Self::with_keys(keys, |k| self.index.record_routing(id, model, k, now_ns))
+        });
     }
 }
 
 impl KvBackend for UidKvIndex {
     fn apply_batch(&self, uid: u64, model: &str, batch: &EventBatch) -> ApplyStats {
-        let id = match self.slot(uid) {
-            Ok(id) => id,
-            Err(_) => {
-                return ApplyStats {
-                    skipped: batch.events.len() as u32,
-                    ..Default::default()
-                }
-            }
+        let Some(r) = self.with_slot(uid, |id| self.index.apply_batch(id, model, batch)) else {
+            // The endpoint was removed while its batch was on the way.
+            let n = batch.events.len() as u32;
+            return ApplyStats {
+                skipped: n,
+                skipped_stale: n,
+                ..Default::default()
+            };
         };
-        let r = self.index.apply_batch(id, model, batch);
         ApplyStats {
             stored: r.stored,
+            stored_by_tier: r.stored_by_tier,
             removed: r.removed,
+            removed_by_tier: r.removed_by_tier,
             cleared: r.cleared,
             skipped: r.unplaceable + r.unknown_media + r.ignored,
+            skipped_unknown_parent: r.unplaceable,
+            skipped_unknown_medium: r.unknown_media,
+            // A slot found inactive: its endpoint is being removed.
+            skipped_stale: r.ignored,
             parity_mismatches: r.parity_mismatches,
         }
     }

@@ -91,6 +91,10 @@ pub struct Families {
     pub unknown_tags: CounterFamily,
     /// endpoint.
     pub decode_errors: CounterFamily,
+    /// endpoint, reason.
+    pub blocks_skipped: CounterFamily,
+    /// Endpoints refused because a prefix index had no free slot.
+    pub endpoints_refused: Counter,
     /// endpoint.
     pub sequence_gaps: CounterFamily,
     /// endpoint.
@@ -146,6 +150,8 @@ impl Families {
             events_applied: Family::default(),
             unknown_tags: Family::default(),
             decode_errors: Family::default(),
+            blocks_skipped: Family::default(),
+            endpoints_refused: Counter::default(),
             sequence_gaps: Family::default(),
             stream_restarts: Family::default(),
             staleness: Family::default(),
@@ -250,6 +256,16 @@ impl Families {
             "llmd_kvindex_decode_errors",
             "KV event batches that failed to decode",
             f.decode_errors.clone(),
+        );
+        r.register(
+            "llmd_kvindex_blocks_skipped",
+            "Blocks (or events, for stale and unknown_medium) of the endpoint's KV events that were not placed in the index, by reason: unknown_parent (router keys: parent or engine key never stored, or too few tokens), unknown_medium, stale (the endpoint was removed while its batch was applied)",
+            f.blocks_skipped.clone(),
+        );
+        r.register(
+            "llmd_kvindex_endpoints_refused",
+            "Endpoints refused at add_endpoint because a prefix index had no free endpoint slot",
+            f.endpoints_refused.clone(),
         );
         r.register(
             "llmd_kvindex_sequence_gaps",

@@ -84,6 +84,28 @@ impl Metrics {
     }
 
     /// Sets every tier of `endpoint` to zero (its cache was cleared).
+    /// Counts blocks of `endpoint`'s events that were not placed, by reason.
+    pub(super) fn add_blocks_skipped(&self, endpoint: &str, reasons: &[(&'static str, u32)]) {
+        for &(reason, n) in reasons {
+            if n == 0 {
+                continue;
+            }
+            let labels: Labels = vec![
+                ("endpoint", self.endpoint_label(endpoint)),
+                ("reason", Arc::from(reason)),
+            ];
+            self.fam
+                .blocks_skipped
+                .get_or_create(&labels)
+                .inc_by(u64::from(n));
+        }
+    }
+
+    /// Counts an endpoint refused for want of a prefix-index slot.
+    pub fn record_endpoint_refused(&self) {
+        self.fam.endpoints_refused.inc();
+    }
+
     pub(super) fn clear_index_blocks(&self, endpoint: &str) {
         for t in Tier::ALL {
             self.add_index_blocks(endpoint, t, i64::MIN / 2);

@@ -13,6 +13,7 @@ use super::trace::{Attribute, DecisionExplain, ProfileExplain, ScorerExplain, Sp
 use crate::decision::Decision;
 use crate::error::ScheduleError;
 use crate::framework::{CycleContext, EndpointIndex, ProfileOutcome, ProfileTrace};
+use crate::kv::ApplyStats;
 use crate::model::Request;
 use llmd_kvindex::events::{EventBatch, KvEvent, SeqStatus};
 use llmd_kvindex::Tier;
@@ -190,10 +191,15 @@ impl Metrics {
     /// `None` when it failed to decode), its sequence status and the number
     /// of events applied; block gauges follow the stored/removed/cleared
     /// events per tier.
+    /// `applied` is what the prefix indexes did with the batch (`None` when
+    /// the pipeline has none): block counts then follow what was placed,
+    /// not what the events announced, and blocks not placed are counted by
+    /// reason.
     pub(crate) fn record_kv_batch(
         &self,
         endpoint: &str,
         batch: Option<&EventBatch>,
+        applied: Option<&ApplyStats>,
         status: Option<SeqStatus>,
         now: u64,
     ) {
@@ -206,7 +212,29 @@ impl Metrics {
         if status == Some(SeqStatus::Restart) {
             self.clear_index_blocks(endpoint);
         }
-        if let Some(b) = batch {
+        if let (Some(b), Some(st)) = (batch, applied) {
+            let not_applied = st.skipped_stale + st.skipped_unknown_medium;
+            counts.applied = (b.events.len() as u64).saturating_sub(u64::from(not_applied));
+            counts.unknown_tags = u64::from(b.skipped_events);
+            if st.cleared > 0 {
+                self.clear_index_blocks(endpoint);
+            }
+            for t in Tier::ALL {
+                let i = t as usize;
+                let delta = i64::from(st.stored_by_tier[i]) - i64::from(st.removed_by_tier[i]);
+                if delta != 0 {
+                    self.add_index_blocks(endpoint, t, delta);
+                }
+            }
+            self.add_blocks_skipped(
+                endpoint,
+                &[
+                    ("unknown_parent", st.skipped_unknown_parent),
+                    ("unknown_medium", st.skipped_unknown_medium),
+                    ("stale", st.skipped_stale),
+                ],
+            );
+        } else if let Some(b) = batch {
             counts.applied = b.events.len() as u64;
             counts.unknown_tags = u64::from(b.skipped_events);
             for e in &b.events {

@@ -13,7 +13,11 @@ use crate::model::{Endpoint, EndpointMetrics, EndpointState};
 impl Scheduler {
     // ---- endpoints ---------------------------------------------------------------
 
-    /// Adds an endpoint, or replaces the one with the same name (its state is reset).
+    /// Adds an endpoint, or replaces the one with the same name (its state is
+    /// reset). Fails when a producer refuses it: a prefix index whose
+    /// endpoint slots (`max_endpoints`) are all taken gives
+    /// [`ScheduleError::Index`], counted in `llmd_kvindex_endpoints_refused_total`;
+    /// a refused replacement removes the old registration too.
     pub fn add_endpoint(&self, ep: Endpoint) -> Result<(), ScheduleError> {
         if ep.name.is_empty() {
             return Err(ScheduleError::InvalidRequest(
@@ -34,20 +38,32 @@ impl Scheduler {
         let ep_name = ep.name.clone();
         let ep_pool = ep.labels.get(crate::model::ROLE_LABEL).cloned();
         let state = Arc::new(EndpointState::new(ep));
-        let replaced = match by_name.get(state.name()) {
-            Some(&i) => Some(std::mem::replace(&mut eps[i], state)),
+        let existing = by_name.get(state.name()).copied();
+        // A replaced registration gives its producer state (index slots)
+        // back first, so re-adding at a limit succeeds.
+        if let Some(i) = existing {
+            self.forget(eps[i].uid());
+        }
+        if let Err(e) = self.admit(state.uid()) {
+            drop(guard);
+            if existing.is_some() {
+                // The old registration already gave its index state back:
+                // it goes too, rather than stay in the pool unmatchable.
+                let _ = self.remove_endpoint(&ep_name);
+            }
+            self.metrics.record_endpoint_refused();
+            return Err(e);
+        }
+        match existing {
+            Some(i) => eps[i] = state,
             None => {
                 by_name.insert(state.name().to_string(), eps.len());
                 eps.push(state);
-                None
             }
-        };
+        }
         *guard = Arc::new(Fleet::new(eps, by_name));
         drop(guard);
         self.metrics.register_endpoint(&ep_name, ep_pool.as_deref());
-        if let Some(old) = replaced {
-            self.forget(old.uid());
-        }
         Ok(())
     }
 
@@ -69,6 +85,20 @@ impl Scheduler {
         self.forget(old.uid());
         self.seqs.lock().forget(name);
         self.metrics.remove_endpoint(name);
+        Ok(())
+    }
+
+    /// Tells every producer about a new endpoint; on a refusal, those that
+    /// accepted it forget it again.
+    fn admit(&self, uid: u64) -> Result<(), ScheduleError> {
+        for (n, (_, p)) in self.pipeline.producers.iter().enumerate() {
+            if let Err(e) = p.on_endpoint_added(uid) {
+                for (_, q) in &self.pipeline.producers[..n] {
+                    q.on_endpoint_removed(uid);
+                }
+                return Err(e);
+            }
+        }
         Ok(())
     }
 
@@ -197,8 +227,9 @@ impl Scheduler {
             stats = self.ingest_kv_batch(ep.name(), &clear)?;
         }
         stats.add(&self.ingest_kv_batch(ep.name(), batch)?);
+        let applied = (!self.pipeline.kv_backends.is_empty()).then_some(&stats);
         self.metrics
-            .record_kv_batch(endpoint, Some(batch), status, self.clock.now_ns());
+            .record_kv_batch(endpoint, Some(batch), applied, status, self.clock.now_ns());
         Ok(IngestReport {
             stats,
             seq: status,
@@ -211,7 +242,7 @@ impl Scheduler {
     /// this; [`Scheduler::ingest_kv_events`] does it on its own).
     pub fn record_kv_decode_error(&self, endpoint: &str) {
         self.metrics
-            .record_kv_batch(endpoint, None, None, self.clock.now_ns());
+            .record_kv_batch(endpoint, None, None, None, self.clock.now_ns());
     }
 
     /// Periodic maintenance: expires speculative index entries.

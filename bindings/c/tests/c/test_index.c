@@ -84,6 +84,17 @@ static void test_router_keys(void) {
   llmd_index_free(NULL);
 }
 
+static void test_unallocatable_table(void) {
+  // 2^36 entries (~1.7 TB of table): an error status, never an abort.
+  llmd_index_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.capacity_blocks = (size_t)1 << 36;
+  llmd_index *ix = NULL;
+  CHECK_STATUS(LLMD_STATUS_INDEX, llmd_index_new(&cfg, &ix, &err), &err);
+  CHECK(ix == NULL);
+  RESET_ERR(err);
+}
+
 static void test_approximate_and_parity(void) {
   llmd_index_config cfg;
   memset(&cfg, 0, sizeof cfg);
@@ -140,6 +151,7 @@ static void test_approximate_and_parity(void) {
 
 int main(void) {
   test_router_keys();
+  test_unallocatable_table();
   test_approximate_and_parity();
   return check_summary("test_index");
 }

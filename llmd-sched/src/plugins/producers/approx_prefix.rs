@@ -71,12 +71,14 @@ impl ApproxPrefixProducer {
             return Err(p.err("lruCapacityPerServer", "must be > 0"));
         }
         let lru_capacity = lru_capacity as usize;
+        let max_endpoints = super::precise_prefix::max_endpoints_param(p)?;
         let index = UidKvIndex::new(IndexConfig {
             capacity_blocks: lru_capacity.saturating_mul(TABLE_ENDPOINTS).min(1 << 24),
             key_mode: KeyMode::Approximate {
                 block_size: block_size as usize,
             },
             approx_capacity_per_endpoint: lru_capacity,
+            max_endpoints,
             ..IndexConfig::default()
         })
         .map_err(|e| p.err("lruCapacityPerServer", e.to_string()))?;
@@ -172,6 +174,12 @@ impl Producer for ApproxPrefixProducer {
             keys: keys.into_iter().map(|k| k.0).collect(),
             key_endpoint: None,
         });
+    }
+
+    fn on_endpoint_added(&self, uid: u64) -> Result<(), crate::ScheduleError> {
+        self.index
+            .add_endpoint(uid)
+            .map_err(|e| crate::ScheduleError::Index(format!("{}: {e}", self.name)))
     }
 
     fn on_endpoint_removed(&self, uid: u64) {

@@ -13,7 +13,7 @@ use crate::framework::{
 use crate::kv::{KvBackend, UidKvIndex, UidMatch};
 use crate::model::Request;
 use llmd_kvindex::hash::{BlockHasher, HasherConfig, LoraRef, RequestExtras};
-use llmd_kvindex::index::{IndexConfig, KeyMode, TierWeights};
+use llmd_kvindex::index::{IndexConfig, IndexError, KeyMode, TierWeights};
 use llmd_kvindex::BlockKey;
 
 /// Profile name llm-d hard-codes for the prefill stage.
@@ -35,6 +35,18 @@ pub const DEFAULT_INDEX_SIZE: usize = 1 << 20;
 thread_local! {
     /// Per-thread match buffer, so a warm lookup does not allocate.
     static FOUND: RefCell<Vec<UidMatch>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `maxEndpoints` (an llmd extension; default 1024, at most 65,536): endpoint
+/// slots of a producer's index. An endpoint beyond it is refused at
+/// `add_endpoint` with an error (and counted), never accepted and left
+/// unindexed.
+pub(crate) fn max_endpoints_param(p: &mut Params) -> Result<usize, ConfigError> {
+    let n = p.i64("maxEndpoints", IndexConfig::default().max_endpoints as i64)?;
+    if !(1..=1 << 16).contains(&n) {
+        return Err(p.err("maxEndpoints", "must be in 1..=65536"));
+    }
+    Ok(n as usize)
 }
 
 fn positive(p: &mut Params, key: &str) -> Result<(), ConfigError> {
@@ -89,11 +101,19 @@ impl PrecisePrefixProducer {
             }
             if let Some(mut kb) = ix.object("kvBlockIndexConfig")? {
                 if let Some(mut mem) = kb.object("inMemoryConfig")? {
-                    if let Some(n) = mem.opt_f64("size")? {
-                        if !(1.0..=(1u64 << 36) as f64).contains(&n) {
-                            return Err(mem.err("size", "must be in 1..=2^36"));
+                    // YAML's .nan / .inf reach here as null: refused, like
+                    // fractions and values out of range, never taken as unset.
+                    let given = mem.has("size");
+                    match mem.opt_i64("size")? {
+                        Some(n) if (1..=1i64 << 36).contains(&n) => size = n as usize,
+                        Some(_) => return Err(mem.err("size", "must be in 1..=2^36")),
+                        None if given => {
+                            return Err(mem.err(
+                                "size",
+                                "must be an integer in 1..=2^36 (got null or a non-finite number)",
+                            ))
                         }
-                        size = n as usize;
+                        None => {}
                     }
                     positive(&mut mem, "podCacheSize")?;
                     mem.finish()?;
@@ -159,6 +179,7 @@ impl PrecisePrefixProducer {
             ev.finish()?;
         }
         let speculative = p.bool("speculativeIndexing", false)?;
+        let max_endpoints = max_endpoints_param(p)?;
         let speculative_ttl_ns = p
             .opt_duration_ns("speculativeTTL")?
             .unwrap_or(2_000_000_000);
@@ -187,9 +208,16 @@ impl PrecisePrefixProducer {
             key_mode,
             tier_weights: weights,
             speculative_ttl_ns,
+            max_endpoints,
             ..IndexConfig::default()
         })
-        .map_err(|e| p.err("indexerConfig", e.to_string()))?;
+        .map_err(|e| match e {
+            IndexError::OutOfMemory { .. } => p.err(
+                "indexerConfig.kvBlockIndexConfig.inMemoryConfig.size",
+                e.to_string(),
+            ),
+            _ => p.err("indexerConfig", e.to_string()),
+        })?;
         Ok(PrecisePrefixProducer {
             name: p.plugin_name().into(),
             index: Arc::new(index),
@@ -318,6 +346,12 @@ impl Producer for PrecisePrefixProducer {
         });
     }
 
+    fn on_endpoint_added(&self, uid: u64) -> Result<(), crate::ScheduleError> {
+        self.index
+            .add_endpoint(uid)
+            .map_err(|e| crate::ScheduleError::Index(format!("{}: {e}", self.name)))
+    }
+
     fn on_endpoint_removed(&self, uid: u64) {
         self.index.remove_endpoint(uid);
     }
@@ -350,7 +384,11 @@ impl PreRequest for PrecisePrefixProducer {
                 &info.keys
             } else {
                 own = index
-                    .prompt_keys(ep.served_model(), ctx.tokens(), &Self::extras(ctx.request()))
+                    .prompt_keys(
+                        ep.served_model(),
+                        ctx.tokens(),
+                        &Self::extras(ctx.request()),
+                    )
                     .map(|k| k.into_iter().map(|k| k.0).collect())
                     .unwrap_or_default();
                 &own
