@@ -91,3 +91,29 @@ fn mask_updates_in_place_are_seen_whole() {
         writer.join().unwrap();
     });
 }
+
+/// Moving an entry from its home to its alternate bucket (to make room)
+/// never hides it: a reader probing the home, then the alternate when the
+/// home reports spills, finds the entry's mask at every interleaving.
+#[test]
+fn a_moved_entry_is_never_missed() {
+    model(|| {
+        let home = Arc::new(Bucket::default());
+        let alt = Arc::new(Bucket::default());
+        home.install(0, KEY_A, 0b1);
+        let writer = {
+            let (home, alt) = (home.clone(), alt.clone());
+            thread::spawn(move || {
+                alt.install(0, KEY_A, 0b1);
+                home.add_overflow(true);
+                home.free_moved(0);
+            })
+        };
+        let mut held = [[0u64; 2]; 4];
+        if home.gather(FP_A, 0, &mut held) {
+            alt.gather(FP_A, 0, &mut held);
+        }
+        assert_eq!(held[0][0], 0b1, "the moved entry was missed");
+        writer.join().unwrap();
+    });
+}

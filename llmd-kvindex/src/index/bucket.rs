@@ -9,6 +9,9 @@
 //! * Changing the mask of an installed key, or clearing a slot, is a single
 //!   store without a version bump: every value a reader can see is a mask that
 //!   key really had (or zero).
+//! * Moving an entry to its alternate bucket installs it there first, raises
+//!   the home's spill count, then frees the home slot inside a version-bumped
+//!   section, so no reader misses an entry that exists throughout.
 //! * Readers load the version (Acquire), the slots (Relaxed), fence (Acquire)
 //!   and re-load the version; they retry only when it changed — the seqlock
 //!   pattern, with atomics everywhere so no read is a data race.
@@ -163,6 +166,20 @@ impl Bucket {
         self.slots[i].key.store(key, Ordering::Relaxed);
         self.version.store(v.wrapping_add(2), Ordering::Release);
         self.meta.fetch_or(1 << i, Ordering::Relaxed);
+    }
+
+    /// Frees slot `i` inside a version-bumped section, for an entry that
+    /// still exists elsewhere (moved to its alternate bucket): a reader that
+    /// read this bucket's spill count before the move retries, so it cannot
+    /// miss the entry in both buckets.
+    pub fn free_moved(&self, i: usize) {
+        let v = self.version.load(Ordering::Relaxed);
+        self.version.store(v.wrapping_add(1), Ordering::Relaxed);
+        fence(Ordering::Release);
+        self.slots[i].mask.store(0, Ordering::Relaxed);
+        self.slots[i].key.store(0, Ordering::Relaxed);
+        self.version.store(v.wrapping_add(2), Ordering::Release);
+        self.meta.fetch_and(!(1 << i), Ordering::Relaxed);
     }
 
     /// Frees slot `i`: mask first, so a reader sees an empty mask or no key.

@@ -49,8 +49,13 @@ pub struct IndexStats {
     pub holdings: u64,
     /// Bytes of the table (fixed at construction).
     pub table_bytes: u64,
-    /// Entries evicted to stay within capacity.
+    /// Entries evicted, at capacity or (see `displacement_failures`) below it.
     pub evictions: u64,
+    /// Evictions while the table was below capacity: both candidate buckets
+    /// full and no chain of moves to alternate buckets could free a slot.
+    pub displacement_failures: u64,
+    /// Entries moved to their alternate bucket to make room for another.
+    pub moves: u64,
     /// Blocks that could not be placed (router keys).
     pub unplaceable: u64,
     /// Events with an unknown `medium`.
@@ -97,6 +102,8 @@ impl KvIndex {
                 .sum(),
             table_bytes: self.table.bytes() as u64,
             evictions: self.table.evictions(),
+            displacement_failures: self.table.displacement_failures(),
+            moves: self.table.moves(),
             unplaceable: get(&c.unplaceable),
             unknown_media: get(&c.unknown_media),
             parity_checks: get(&c.parity_checks),

@@ -1,10 +1,14 @@
 //! The bounded, set-associative (model, block) → endpoint-bitset table.
 //!
-//! Buckets are grouped into shards; each shard has a writer mutex and a quota
-//! of entries, so the table never holds more than the configured capacity.
+//! Buckets are grouped into shards, each with a writer mutex. One global
+//! count of entries, reserved before every insert, keeps the table at or
+//! below the configured capacity; nothing is evicted while it is below.
 //! An entry lives in its home bucket or, when that is full, in its alternate
 //! bucket (same shard); the home counts such spills so readers probe the
-//! alternate only when needed.
+//! alternate only when needed. When both are full, entries living in their
+//! home are moved to their alternate (a bounded cuckoo-style search, one
+//! direction only) to make room; only when no such path exists is an entry
+//! evicted below capacity (counted in `displacement_failures`).
 
 use super::bucket::{Bucket, SLOTS, TAG_BITS};
 use super::buckets::Buckets;
@@ -19,10 +23,14 @@ const LOAD_FACTOR: f64 = 0.75;
 const MAX_SHARDS: usize = 256;
 /// Buckets per shard below which shards are merged.
 const MIN_BUCKETS_PER_SHARD: usize = 64;
+/// Depth of the search for a chain of moves that frees a slot: up to
+/// 7 + 49 + 343 entries examined, only when both candidate buckets are full.
+const MOVE_DEPTH: u32 = 2;
 
 struct ShardState {
+    /// Entries in this shard.
     live: usize,
-    quota: usize,
+    /// CLOCK hand over the shard's slots.
     hand: usize,
 }
 
@@ -35,6 +43,11 @@ pub(crate) struct Table {
     holdings: Box<[[AtomicU64; TIERS]]>,
     live: AtomicU64,
     evictions: AtomicU64,
+    /// Entries evicted while the table was below capacity (no move freed a
+    /// slot in either candidate bucket).
+    displacement_failures: AtomicU64,
+    /// Entries moved to their alternate bucket to make room.
+    moves: AtomicU64,
     capacity: usize,
 }
 
@@ -54,14 +67,7 @@ impl Table {
         let per_shard = buckets.div_ceil(shards);
         let geo = Geometry { shards, per_shard };
         let shard_states = (0..shards)
-            .map(|s| {
-                let quota = capacity / shards + usize::from(s < capacity % shards);
-                CachePadded::new(Mutex::new(ShardState {
-                    live: 0,
-                    quota,
-                    hand: 0,
-                }))
-            })
+            .map(|_| CachePadded::new(Mutex::new(ShardState { live: 0, hand: 0 })))
             .collect();
         Some(Table {
             buckets: Buckets::new(shards * per_shard)?,
@@ -72,6 +78,8 @@ impl Table {
                 .collect(),
             live: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
+            displacement_failures: AtomicU64::new(0),
+            moves: AtomicU64::new(0),
             capacity,
         })
     }
@@ -102,6 +110,14 @@ impl Table {
 
     pub(crate) fn evictions(&self) -> u64 {
         self.evictions.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn displacement_failures(&self) -> u64 {
+        self.displacement_failures.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn moves(&self) -> u64 {
+        self.moves.load(Ordering::Relaxed)
     }
 
     pub(crate) fn bytes(&self) -> usize {
@@ -152,28 +168,128 @@ impl Table {
             self.holdings[ep as usize][tier].fetch_add(1, Ordering::Relaxed);
             return true;
         }
-        if st.live >= st.quota {
-            self.evict_clock(&mut st, loc.shard);
-        }
-        let (b, s) = match self.free_slot(loc.home) {
-            Some(s) => (loc.home, s),
-            None => match loc.alt().and_then(|a| self.free_slot(a).map(|s| (a, s))) {
-                Some(found) => found,
-                None => {
-                    let (b, s) = self.victim(&loc);
-                    self.evict(&mut st, b, s);
-                    (b, s)
-                }
-            },
-        };
+        self.reserve(&mut st, loc.shard);
+        let (b, s) = self.place(&mut st, &loc);
         self.buckets[b].install(s, key, bit);
         if b != loc.home {
             self.buckets[loc.home].add_overflow(true);
         }
-        st.live += 1;
-        self.live.fetch_add(1, Ordering::Relaxed);
         self.holdings[ep as usize][tier].fetch_add(1, Ordering::Relaxed);
         true
+    }
+
+    /// Counts one more entry, evicting first when the table is at capacity
+    /// (CLOCK over this shard; another shard's if this one is empty). The
+    /// count is reserved with a compare-and-swap, so concurrent writers of
+    /// different shards never take the table past its capacity.
+    fn reserve(&self, st: &mut ShardState, shard: usize) {
+        loop {
+            let cur = self.live.load(Ordering::Relaxed);
+            if cur < self.capacity as u64 {
+                if self
+                    .live
+                    .compare_exchange_weak(cur, cur + 1, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    st.live += 1;
+                    return;
+                }
+                continue;
+            }
+            if st.live > 0 {
+                self.evict_clock(st, shard);
+            } else {
+                self.evict_elsewhere(shard);
+            }
+        }
+    }
+
+    /// Evicts one entry of another shard (taken with `try_lock`, so two
+    /// writers at capacity never wait for each other's shard).
+    fn evict_elsewhere(&self, shard: usize) {
+        let n = self.geo.shards;
+        for k in (1..n).cycle() {
+            let other = (shard + k) % n;
+            if let Some(mut o) = self.shards[other].try_lock() {
+                if o.live > 0 {
+                    self.evict_clock(&mut o, other);
+                    return;
+                }
+            }
+            if self.live.load(Ordering::Relaxed) < self.capacity as u64 {
+                return; // someone else made room
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    /// A free slot for a new entry at `loc`: the home, the alternate, a slot
+    /// made by moving entries to their alternates, or (no move possible) a
+    /// victim's.
+    fn place(&self, st: &mut ShardState, loc: &Location) -> (usize, usize) {
+        if let Some(s) = self.free_slot(loc.home) {
+            return (loc.home, s);
+        }
+        let alt = loc.alt();
+        if let Some(found) = alt.and_then(|a| self.free_slot(a).map(|s| (a, s))) {
+            return found;
+        }
+        for b in std::iter::once(loc.home).chain(alt) {
+            if let Some(s) = self.make_room(b, MOVE_DEPTH) {
+                return (b, s);
+            }
+        }
+        let (b, s) = self.victim(loc);
+        self.evict(st, b, s);
+        // The reservation already counted the new entry: the victim leaves
+        // the table below capacity, which a later insert may fill.
+        self.displacement_failures.fetch_add(1, Ordering::Relaxed);
+        (b, s)
+    }
+
+    /// Frees a slot of full bucket `b` by moving one of its entries that
+    /// lives in its home (here) to its alternate, first making room there
+    /// the same way, `depth` levels deep. Entries living in their alternate
+    /// never move back, so a reader that finds the home without an entry
+    /// always finds it in the alternate (see `Bucket::free_moved`).
+    fn make_room(&self, b: usize, depth: u32) -> Option<usize> {
+        let mut movable = [(0usize, 0usize); SLOTS];
+        let mut n = 0;
+        for s in 0..SLOTS {
+            let loc = self.geo.locate_key(self.buckets[b].key(s));
+            if loc.home != b {
+                continue;
+            }
+            let Some(alt) = loc.alt() else { continue };
+            if let Some(t) = self.free_slot(alt) {
+                self.move_entry(b, s, alt, t);
+                return Some(s);
+            }
+            movable[n] = (s, alt);
+            n += 1;
+        }
+        if depth == 0 {
+            return None;
+        }
+        for &(s, alt) in &movable[..n] {
+            if let Some(t) = self.make_room(alt, depth - 1) {
+                self.move_entry(b, s, alt, t);
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    /// Moves the entry in slot `s` of its home `from` to free slot `t` of its
+    /// alternate `to`: installed there, the home's spill count raised, then
+    /// freed here inside a version-bumped section.
+    fn move_entry(&self, from: usize, s: usize, to: usize, t: usize) {
+        let src = &self.buckets[from];
+        let (key, mask) = (src.key(s), src.mask(s));
+        self.buckets[to].install(t, key, mask);
+        src.add_overflow(true);
+        src.free_moved(s);
+        self.moves.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Clears endpoint `ep`'s bit for (fp, tier); true when it was set.

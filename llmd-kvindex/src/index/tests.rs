@@ -426,3 +426,112 @@ fn reports_count_per_tier_since_the_last_clear() {
         ([0, 2, 0], [0, 1, 0])
     );
 }
+
+/// Distinct fingerprints from a seeded xorshift (never 0).
+fn fingerprints(n: usize, seed: u64) -> Vec<u64> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> super::bucket::TAG_BITS).max(1)
+        })
+        .collect()
+}
+
+#[test]
+fn nothing_is_evicted_below_capacity() {
+    for (capacity, endpoints) in [(1_000, 1), (50_000, 3), (300_000, 8), (100_000, 200)] {
+        let idx = KvIndex::new(IndexConfig {
+            capacity_blocks: capacity,
+            max_endpoints: 256,
+            ..IndexConfig::default()
+        })
+        .unwrap();
+        // Every entry distinct: (fingerprint, tier 0, group of the endpoint).
+        let groups = (endpoints as usize).div_ceil(64);
+        let per_group = capacity / groups;
+        for g in 0..groups {
+            for fp in fingerprints(per_group, 7 + g as u64) {
+                assert!(idx.table.set(fp, 0, (g * 64) as u16));
+            }
+        }
+        let st = idx.stats();
+        assert_eq!(
+            st.entries,
+            (per_group * groups) as u64,
+            "capacity {capacity}"
+        );
+        assert_eq!(
+            (st.evictions, st.displacement_failures),
+            (0, 0),
+            "capacity {capacity}: {st:?}"
+        );
+        // Full: every further entry evicts exactly one, and the table never
+        // holds more than its capacity.
+        for fp in fingerprints(capacity / 10, 99) {
+            idx.table.set(fp, 1, 0);
+        }
+        let st = idx.stats();
+        assert!(st.entries <= capacity as u64, "{st:?}");
+        assert!(st.evictions >= (capacity / 10 - (capacity - per_group * groups)) as u64);
+    }
+}
+
+#[test]
+fn every_entry_stays_findable_after_moves() {
+    // Fill to capacity (many entries end up moved to their alternates), then
+    // look each one up and clear it.
+    let idx = KvIndex::new(IndexConfig {
+        capacity_blocks: 20_000,
+        ..IndexConfig::default()
+    })
+    .unwrap();
+    let fps = fingerprints(20_000, 3);
+    for &fp in &fps {
+        idx.table.set(fp, 0, 5);
+    }
+    assert!(
+        idx.stats().moves > 0,
+        "no entry was moved: the test shows nothing"
+    );
+    for &fp in &fps {
+        assert!(!idx.table.set(fp, 0, 5), "fp {fp} was lost");
+    }
+    for &fp in &fps {
+        assert!(idx.table.clear(fp, 0, 5), "fp {fp} not found");
+    }
+    assert_eq!(idx.stats().entries, 0);
+}
+
+#[test]
+fn concurrent_writers_never_exceed_capacity() {
+    let idx = std::sync::Arc::new(
+        KvIndex::new(IndexConfig {
+            capacity_blocks: 5_000,
+            ..IndexConfig::default()
+        })
+        .unwrap(),
+    );
+    for t in 0..3 {
+        idx.register_endpoint(&format!("e{t}")).unwrap();
+    }
+    let writers: Vec<_> = (0..3u64)
+        .map(|t| {
+            let idx = idx.clone();
+            std::thread::spawn(move || {
+                for fp in fingerprints(20_000, 11 + t) {
+                    idx.table.set(fp, 0, t as u16);
+                    assert!(idx.table.live() <= 5_000);
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let st = idx.stats();
+    assert_eq!(st.entries, 5_000, "{st:?}");
+    assert_eq!(st.holdings, 5_000);
+}

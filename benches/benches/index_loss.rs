@@ -1,0 +1,187 @@
+//! Entries lost below capacity, and what it costs: the shared-prefix workload
+//! of the index's fidelity check, run with the table sized at a multiple of
+//! the entries stored.
+//!
+//! Workload: groups of 16 chains of 1000 blocks; the chains of a group share
+//! a prefix of 64–512 blocks (per group), the rest of each chain is its own.
+//! Chain `c` of a group is held by endpoint `c % 8`, so each of the 8
+//! endpoints holds every group's prefix once (≈ 14 % of holdings) and two
+//! tails. Events are engine-parity `BlockStored`s of 16 blocks each, parent
+//! chained, applied on one thread. Then 4,000 chains are looked up (1000
+//! blocks each) for their own endpoint: every lookup must match all 1000.
+//!
+//! `LLMD_LOSS_BLOCKS` (default 1,000,000; 10,000,000 for the full check) sets
+//! the distinct blocks stored; `LLMD_LOSS_SIZING` (default 1.25) the table
+//! capacity as a multiple of the entries stored. Prints one line of results;
+//! no criterion run (`cargo bench -p llmd-benches --bench index_loss`).
+
+use std::time::Instant;
+
+use llmd_kvindex::events::{BlockStored, EventBatch, HashValue, KvEvent};
+use llmd_kvindex::hash::{BlockHasher, HashAlgo, HasherConfig};
+use llmd_kvindex::index::{IndexConfig, KeyMode, KvIndex, PrefixMatches};
+use llmd_kvindex::BlockKey;
+
+const CHAIN: usize = 1000;
+const CHAINS_PER_GROUP: usize = 16;
+const ENDPOINTS: usize = 8;
+const EVENT_BLOCKS: usize = 16;
+const LOOKUPS: usize = 4000;
+
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn prefix_len(group: usize) -> usize {
+    64 + (mix(group as u64 ^ 0xabcd) % 449) as usize
+}
+
+/// Keys of chain `c` of `group`: the group's prefix, then the chain's own.
+fn chain_keys(group: usize, c: usize) -> Vec<u64> {
+    let p = prefix_len(group);
+    (0..CHAIN)
+        .map(|i| {
+            if i < p {
+                mix(((group as u64) << 40) | i as u64)
+            } else {
+                mix((1 << 63) | ((group * CHAINS_PER_GROUP + c) as u64) << 20 | i as u64)
+            }
+        })
+        .collect()
+}
+
+fn env(name: &str, default: f64) -> f64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn p50(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let blocks = env("LLMD_LOSS_BLOCKS", 1e6) as usize;
+    let sizing = env("LLMD_LOSS_SIZING", 1.25);
+    let per_group = |g: usize| prefix_len(g) + CHAINS_PER_GROUP * (CHAIN - prefix_len(g));
+    let mut groups = 0;
+    let mut distinct = 0;
+    while distinct < blocks {
+        distinct += per_group(groups);
+        groups += 1;
+    }
+    let cfg = HasherConfig::for_vllm("0.33.0", HashAlgo::Sha256Cbor, 16, Some("42")).unwrap();
+    let idx = KvIndex::new(IndexConfig {
+        capacity_blocks: (distinct as f64 * sizing) as usize,
+        key_mode: KeyMode::EngineParity(BlockHasher::new(cfg).unwrap()),
+        ..IndexConfig::default()
+    })
+    .unwrap();
+    let eps: Vec<_> = (0..ENDPOINTS)
+        .map(|i| idx.register_endpoint(&format!("e{i}")).unwrap())
+        .collect();
+    // Ingest.
+    let start = Instant::now();
+    let mut ops = 0u64;
+    let mut expected_holdings = 0u64;
+    let mut prefix_holdings = 0u64;
+    for g in 0..groups {
+        let mut seen_prefix = [false; ENDPOINTS];
+        for c in 0..CHAINS_PER_GROUP {
+            let keys = chain_keys(g, c);
+            let ep = c % ENDPOINTS;
+            let events = keys
+                .chunks(EVENT_BLOCKS)
+                .enumerate()
+                .map(|(j, chunk)| {
+                    KvEvent::BlockStored(BlockStored {
+                        block_hashes: chunk.iter().map(|&k| HashValue::Int(k.into())).collect(),
+                        parent_block_hash: (j > 0)
+                            .then(|| HashValue::Int(keys[j * EVENT_BLOCKS - 1].into())),
+                        block_size: 16,
+                        ..Default::default()
+                    })
+                })
+                .collect();
+            let batch = EventBatch {
+                ts: 0.0,
+                data_parallel_rank: None,
+                events,
+                skipped_events: 0,
+            };
+            idx.apply_batch(eps[ep], "m", &batch);
+            ops += CHAIN as u64;
+            let p = prefix_len(g) as u64;
+            if !seen_prefix[ep] {
+                seen_prefix[ep] = true;
+                expected_holdings += p;
+                prefix_holdings += p;
+            }
+            expected_holdings += CHAIN as u64 - p;
+        }
+    }
+    let ingest_s = start.elapsed().as_secs_f64();
+    let st = idx.stats();
+    let held: u64 = st
+        .endpoints
+        .iter()
+        .map(|e| e.blocks.iter().sum::<u64>())
+        .sum();
+    // Lookups: each sampled chain for its own endpoint.
+    let chains = groups * CHAINS_PER_GROUP;
+    let mut out = PrefixMatches::new();
+    let (mut short, mut zero) = (0, 0);
+    let mut cold = Vec::with_capacity(LOOKUPS);
+    let queries: Vec<(usize, Vec<BlockKey>)> = (0..LOOKUPS)
+        .map(|i| {
+            let c = (mix(i as u64 ^ 0x5eed) % chains as u64) as usize;
+            let keys = chain_keys(c / CHAINS_PER_GROUP, c % CHAINS_PER_GROUP);
+            (
+                c % CHAINS_PER_GROUP % ENDPOINTS,
+                keys.into_iter().map(BlockKey).collect(),
+            )
+        })
+        .collect();
+    for (ep, keys) in &queries {
+        let t = Instant::now();
+        idx.match_prefix("m", keys, &mut out);
+        cold.push(t.elapsed().as_secs_f64() * 1e6);
+        match out.get(eps[*ep]).map_or(0, |m| m.consecutive_blocks) {
+            n if n as usize == CHAIN => {}
+            0 => {
+                short += 1;
+                zero += 1;
+            }
+            _ => short += 1,
+        }
+    }
+    let hot: Vec<f64> = (0..2000)
+        .map(|_| {
+            let t = Instant::now();
+            idx.match_prefix("m", &queries[0].1, &mut out);
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    println!(
+        "blocks {distinct} chains {chains} entries {} capacity {} (sizing {sizing}, {:.0}% full) | \
+         lost holdings {} of {expected_holdings} (prefix holdings {:.1}%) evictions {} | \
+         lookups short {short} of {LOOKUPS} (to 0: {zero}) | ingest {:.2} M block-ops/s | \
+         1000-block lookup p50 cold {:.1} us hot {:.1} us | table {} MB, {:.1} B per (block, endpoint)",
+        st.entries,
+        st.capacity,
+        100.0 * st.entries as f64 / st.capacity as f64,
+        expected_holdings.saturating_sub(held),
+        100.0 * prefix_holdings as f64 / expected_holdings as f64,
+        st.evictions,
+        ops as f64 / ingest_s / 1e6,
+        p50(cold),
+        p50(hot),
+        st.table_bytes >> 20,
+        st.table_bytes as f64 / expected_holdings as f64,
+    );
+}
