@@ -14,6 +14,7 @@
 //! the distinct blocks stored; `LLMD_LOSS_SIZING` (default 1.25) the table
 //! capacity as a multiple of the entries stored. Prints one line of results;
 //! no criterion run (`cargo bench -p llmd-benches --bench index_loss`).
+//! `LLMD_LOSS_HOT` (default 2,000) sets the hot lookups, for a profiler.
 
 use std::time::Instant;
 
@@ -160,7 +161,8 @@ fn main() {
             _ => short += 1,
         }
     }
-    let hot: Vec<f64> = (0..2000)
+    let hot_n = env("LLMD_LOSS_HOT", 2000.0) as usize;
+    let hot: Vec<f64> = (0..hot_n)
         .map(|_| {
             let t = Instant::now();
             idx.match_prefix("m", &queries[0].1, &mut out);
