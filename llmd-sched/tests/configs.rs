@@ -389,3 +389,76 @@ fn pd_config_errors() {
         Err(ScheduleError::Config(_))
     ));
 }
+
+#[test]
+fn settings_accepted_but_not_executed_are_reported_and_strict_refuses_them() {
+    let text = example("02-precise-prefix-kv-events.yaml");
+    let s = load(&text);
+    let report = s.config_report();
+    let kv = report.plugin("kv-index").unwrap();
+    assert_eq!(kv.status, PluginStatus::Executed);
+    let settings: Vec<&str> = kv
+        .settings_not_executed
+        .iter()
+        .map(|x| x.setting.as_str())
+        .collect();
+    for want in [
+        "tokenProcessorConfig.hashSeed",
+        "indexerConfig.kvBlockIndexConfig.enableMetrics",
+        "indexerConfig.kvBlockIndexConfig.inMemoryConfig.podCacheSize",
+        "kvEventsConfig.engineType",
+        "kvEventsConfig.topicFilter",
+        "kvEventsConfig.concurrency",
+        "kvEventsConfig.discoverPods",
+        "kvEventsConfig.podDiscoveryConfig",
+    ] {
+        assert!(settings.contains(&want), "{want} missing from {settings:?}");
+    }
+    let tok = report.plugin("token-producer").unwrap();
+    let tok_settings: Vec<&str> = tok
+        .settings_not_executed
+        .iter()
+        .map(|x| x.setting.as_str())
+        .collect();
+    assert_eq!(tok_settings, ["modelName", "vllm"]);
+    let lines = report.not_executed_lines();
+    // The notification source plugin, the token producer's two settings and
+    // the precise producer's eight.
+    assert!(lines.iter().any(|l| l.contains("endpoint-notification-source")), "{lines:#?}");
+    assert_eq!(lines.len(), 1 + 2 + 8, "{lines:#?}");
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert!(json["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["settings_not_executed"].as_array().is_some_and(|a| a.len() == 8)));
+    // A precise producer without kvEventsConfig still says llm-d would subscribe.
+    let bare = format!(
+        "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n{}",
+        "- type: precise-prefix-cache-producer\n- type: prefix-cache-scorer\n  parameters: {prefixMatchInfoProducerName: precise-prefix-cache-producer}\n- type: max-score-picker\n"
+    );
+    let s = load(&bare);
+    assert_eq!(
+        s.config_report()
+            .plugin("precise-prefix-cache-producer")
+            .unwrap()
+            .settings_not_executed[0]
+            .setting,
+        "kvEventsConfig"
+    );
+    // Strict: refused, naming what would not run; the default config loads.
+    let strict = LoadOptions {
+        strict: true,
+        ..Default::default()
+    };
+    let e = Scheduler::from_config_str_with(&text, strict.clone()).unwrap_err();
+    assert!(matches!(e, ScheduleError::Config(_)), "{e}");
+    assert!(e.to_string().contains("kvEventsConfig.discoverPods"), "{e}");
+    // llm-d's default config names a metrics data source: the host scrapes.
+    let e = Scheduler::from_config_str_with("", strict.clone()).unwrap_err();
+    assert!(e.to_string().contains("metrics-data-source"), "{e}");
+    // A pipeline the library runs whole loads strictly.
+    let runs = "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: queue-scorer\n- type: max-score-picker\n";
+    let s = Scheduler::from_config_str_with(runs, strict).unwrap();
+    assert!(s.config_report().not_executed_lines().is_empty());
+}

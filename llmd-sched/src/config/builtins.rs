@@ -224,11 +224,13 @@ pub static STAGES: &[Entry] = &[
         ty: "precise-prefix-cache-scorer",
         stability: D,
         build: |p, env| {
-            let producer = PrecisePrefixProducer::from_params(p, env.engine_hasher.as_ref())?;
+            let mut producer = PrecisePrefixProducer::from_params(p, env.engine_hasher.as_ref())?;
             let name = p.plugin_name().to_string();
             let backend = producer.backend().clone();
+            let settings_not_executed = std::mem::take(&mut producer.not_executed);
             let producer = arc(producer);
             Ok(Built {
+                settings_not_executed,
                 scorer: Some(arc(PrefixCacheScorer::bound_to(&name))),
                 producer: Some(producer.clone()),
                 pre_request: Some(producer),
@@ -370,10 +372,12 @@ pub static PIPELINE: &[Entry] = &[
         ty: "precise-prefix-cache-producer",
         stability: B,
         build: |p, env| {
-            let x = PrecisePrefixProducer::from_params(p, env.engine_hasher.as_ref())?;
+            let mut x = PrecisePrefixProducer::from_params(p, env.engine_hasher.as_ref())?;
             let backend = x.backend().clone();
+            let settings_not_executed = std::mem::take(&mut x.not_executed);
             let x = arc(x);
             Ok(Built {
+                settings_not_executed,
                 producer: Some(x.clone()),
                 pre_request: Some(x),
                 kv_backend: Some(backend),
@@ -399,6 +403,11 @@ pub static PIPELINE: &[Entry] = &[
 ];
 
 fn token_producer(p: &mut Params) -> Result<Built, ConfigError> {
+    const TOKENIZE_BY_HOST: &str = "the library calls no tokenizer service (no I/O): requests carrying token ids are used as they are, text prompts are estimated (4 bytes per token)";
+    let mut settings_not_executed = Vec::new();
+    for k in ["modelName", "vllm", "udsTokenizerConfig"] {
+        p.note_not_executed(&mut settings_not_executed, k, TOKENIZE_BY_HOST);
+    }
     let t = TokenProducer::from_params(p)?;
     let remark = matches!(t.backend, crate::plugins::producers::TokenBackend::Vllm { .. }).then_some(
         "vllm backend not executed by the library (no I/O): requests carrying token ids are used as pre-tokenized; text prompts fall back to the estimate",
@@ -407,6 +416,7 @@ fn token_producer(p: &mut Params) -> Result<Built, ConfigError> {
         producer: Some(arc(t)),
         produces: vec![DataKey::TokenizedPrompt],
         remark,
+        settings_not_executed,
         ..Default::default()
     })
 }

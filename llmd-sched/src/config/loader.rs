@@ -12,7 +12,7 @@ use super::profiles::{build_profiles, pick_handler};
 use super::registry::{
     known_types, lookup, lookup_host_owned, BuildEnv, Built, DataKey, Stability,
 };
-use super::report::{ConfigReport, PluginRecord, PluginStatus};
+use super::report::{ConfigReport, PluginRecord, PluginStatus, SettingNotExecuted};
 use super::schema::{PluginSpec, RawConfig};
 use crate::error::ConfigError;
 use crate::framework::{PreRequest, Producer, ProfileHandler, SchedulerProfile};
@@ -57,6 +57,10 @@ pub struct LoadOptions {
     /// version). When set, precise prefix producers hash prompts exactly as vLLM
     /// does and use KV-event keys as published; otherwise they run in router-key mode.
     pub engine_hasher: Option<llmd_kvindex::hash::HasherConfig>,
+    /// Refuse a configuration with any plugin or setting that is accepted
+    /// but not executed ([`ConfigReport::not_executed_lines`]); default
+    /// `false` (they load and are listed in the report).
+    pub strict: bool,
 }
 
 impl Default for LoadOptions {
@@ -64,6 +68,7 @@ impl Default for LoadOptions {
         LoadOptions {
             allow_experimental_plugins: true,
             engine_hasher: None,
+            strict: false,
         }
     }
 }
@@ -228,7 +233,26 @@ fn build(raw: &mut RawConfig, opts: &LoadOptions, inflight: Arc<InFlightTable>) 
             injected: i.injected,
             status,
             remark: i.built.remark.map(str::to_string),
+            settings_not_executed: i
+                .built
+                .settings_not_executed
+                .iter()
+                .map(|(setting, reason)| SettingNotExecuted {
+                    setting: setting.clone(),
+                    reason: reason.clone(),
+                })
+                .collect(),
         });
+    }
+    if opts.strict {
+        let lines = report.not_executed_lines();
+        if !lines.is_empty() {
+            return Err(ConfigError::doc(format!(
+                "strict load: {} setting(s) would be accepted but not executed: {}",
+                lines.len(),
+                lines.join("; ")
+            )));
+        }
     }
     Ok(Pipeline {
         profiles,

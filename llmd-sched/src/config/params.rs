@@ -49,6 +49,14 @@ impl Params {
         &self.plugin
     }
 
+    /// Records `field` (if present) as accepted but not executed, with its
+    /// dotted path, into `out`.
+    pub fn note_not_executed(&self, out: &mut Vec<(String, String)>, field: &str, why: &str) {
+        if self.has(field) {
+            out.push((self.path(field), why.to_string()));
+        }
+    }
+
     fn path(&self, field: &str) -> String {
         if self.prefix.is_empty() {
             field.to_string()

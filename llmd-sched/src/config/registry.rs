@@ -73,6 +73,8 @@ pub struct Built {
     pub not_executed: Option<&'static str>,
     /// A remark for the load report (partly executed options).
     pub remark: Option<&'static str>,
+    /// Settings accepted but not executed: (dotted path, what the host does instead).
+    pub settings_not_executed: Vec<(String, String)>,
     /// Keys this instance produces.
     pub produces: Vec<DataKey>,
     /// Keys this instance needs, with the producer instance name it reads.

@@ -26,6 +26,19 @@ pub struct PluginRecord {
     pub status: PluginStatus,
     /// A remark (e.g. the token producer's vllm backend).
     pub remark: Option<String>,
+    /// Settings of an executed plugin that were accepted (validated) but that
+    /// the library does not act on, e.g. a precise producer's
+    /// `kvEventsConfig`: the host (or a feed) must do what they ask.
+    pub settings_not_executed: Vec<SettingNotExecuted>,
+}
+
+/// A setting accepted but not executed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SettingNotExecuted {
+    /// Dotted path inside the plugin's `parameters`, e.g. `kvEventsConfig.zmqEndpoint`.
+    pub setting: String,
+    /// What the host does instead.
+    pub reason: String,
 }
 
 /// What the loader did.
@@ -51,5 +64,34 @@ impl ConfigReport {
     /// The record of an instance.
     pub fn plugin(&self, name: &str) -> Option<&PluginRecord> {
         self.plugins.iter().find(|p| p.name == name)
+    }
+
+    /// One line per configured plugin or setting that was accepted but is
+    /// not executed by the library (what a host should warn about, or what a
+    /// strict load refuses). Host-owned plugins the loader injects as llm-d's
+    /// defaults (parsers, flow-control policies, the metrics data source) are
+    /// not listed: nobody asked for them. Empty when everything configured runs.
+    pub fn not_executed_lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for p in self.plugins.iter().filter(|p| !p.injected) {
+            if let PluginStatus::AcceptedNotExecuted(why) = &p.status {
+                out.push(format!(
+                    "plugin '{}' ({}) is accepted but not executed: {why}",
+                    p.name, p.plugin_type
+                ));
+            }
+            for s in &p.settings_not_executed {
+                out.push(format!(
+                    "plugin '{}' ({}): setting '{}' is accepted but not executed: {}",
+                    p.name, p.plugin_type, s.setting, s.reason
+                ));
+            }
+        }
+        out
+    }
+
+    /// The report as JSON (the bindings' accessor format).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
     }
 }

@@ -26,7 +26,13 @@ pub struct PrecisePrefixProducer {
     index: Arc<UidKvIndex>,
     /// `speculativeIndexing` (false); the TTL (`speculativeTTL`, "2s") is the index's.
     pub speculative: bool,
+    /// Settings accepted but not executed by the library (for the config
+    /// report): (dotted path, what the host does instead).
+    pub not_executed: Vec<(String, String)>,
 }
+
+/// Why `kvEventsConfig` is not executed by the library itself.
+const EVENTS_BY_HOST: &str = "the library subscribes to no KV-event stream (no I/O): the host feeds each endpoint's ZMQ payloads to ingest_kv_events";
 
 /// Table entries when `inMemoryConfig.size` is not given (~24 MiB). llm-d's
 /// default of 1e8 keys grows lazily; this table is allocated up front.
@@ -65,7 +71,18 @@ impl PrecisePrefixProducer {
     /// (`kvEventsConfig`) are validated and left to the host.
     pub fn from_params(p: &mut Params, engine: Option<&HasherConfig>) -> Result<Self, ConfigError> {
         let mut block_size = 16i64;
+        let mut not_executed = Vec::new();
         if let Some(mut t) = p.object("tokenProcessorConfig")? {
+            t.note_not_executed(
+                &mut not_executed,
+                "hashSeed",
+                "engine parity takes the engines' seed from the host's hasher configuration (LoadOptions::engine_hasher); router keys need none",
+            );
+            t.note_not_executed(
+                &mut not_executed,
+                "hashAlgorithm",
+                "prompt keys are vLLM's own (engine parity) or the router's XXH3 chain (router keys), never llm-d's cbor-fnv / xxh64 keys",
+            );
             let legacy = t.opt_i64("blockSize")?;
             block_size = t.opt_i64("blockSizeTokens")?.or(legacy).unwrap_or(16);
             if block_size <= 0 {
@@ -100,7 +117,26 @@ impl PrecisePrefixProducer {
                 ));
             }
             if let Some(mut kb) = ix.object("kvBlockIndexConfig")? {
+                for k in ["redisConfig", "costAwareMemoryConfig"] {
+                    kb.note_not_executed(
+                        &mut not_executed,
+                        k,
+                        "the index is the library's in-memory table (inMemoryConfig.size)",
+                    );
+                }
+                for k in ["enableMetrics", "metricsLoggingInterval"] {
+                    kb.note_not_executed(
+                        &mut not_executed,
+                        k,
+                        "index metrics are always exported as llmd_kvindex_* by render_metrics",
+                    );
+                }
                 if let Some(mut mem) = kb.object("inMemoryConfig")? {
+                    mem.note_not_executed(
+                        &mut not_executed,
+                        "podCacheSize",
+                        "endpoints per block are not capped: each entry holds a bitset of endpoints",
+                    );
                     // YAML's .nan / .inf reach here as null: refused, like
                     // fractions and values out of range, never taken as unset.
                     let given = mem.has("size");
@@ -152,7 +188,24 @@ impl PrecisePrefixProducer {
             }
             ix.finish()?;
         }
+        if !p.has("kvEventsConfig") {
+            // llm-d subscribes by default (discoverPods: true, socketPort 5557).
+            not_executed.push((
+                "kvEventsConfig".to_string(),
+                format!("{EVENTS_BY_HOST} (llm-d's defaults: discoverPods true, socketPort 5557)"),
+            ));
+        }
         if let Some(mut ev) = p.object("kvEventsConfig")? {
+            for k in [
+                "zmqEndpoint",
+                "topicFilter",
+                "concurrency",
+                "discoverPods",
+                "podDiscoveryConfig",
+                "engineType",
+            ] {
+                ev.note_not_executed(&mut not_executed, k, EVENTS_BY_HOST);
+            }
             ev.opt_string("topicFilter")?;
             positive(&mut ev, "concurrency")?;
             ev.bool("discoverPods", true)?;
@@ -222,6 +275,7 @@ impl PrecisePrefixProducer {
             name: p.plugin_name().into(),
             index: Arc::new(index),
             speculative,
+            not_executed,
         })
     }
 
@@ -231,6 +285,7 @@ impl PrecisePrefixProducer {
             name: name.into(),
             index,
             speculative,
+            not_executed: Vec::new(),
         }
     }
 
