@@ -6,9 +6,11 @@ package llmd
 import "C"
 
 import (
+	"encoding/json"
 	"os"
 	"runtime"
 	"sync"
+	"unsafe"
 )
 
 // Endpoint is a model server the scheduler can route to.
@@ -75,11 +77,18 @@ type Scheduler struct {
 type Option func(*options)
 
 type options struct {
-	seed *uint64
+	seed   *uint64
+	strict bool
 }
 
 // WithSeed makes tie-breaking reproducible.
 func WithSeed(seed uint64) Option { return func(o *options) { o.seed = &seed } }
+
+// Strict refuses a configuration with any configured plugin or setting that
+// the library accepts but does not execute (a precise producer's
+// kvEventsConfig, a token producer's vllm backend, host-owned plugins);
+// the error names each. Without it they load and are listed by ConfigReport.
+func Strict() Option { return func(o *options) { o.strict = true } }
 
 func wrap(h *C.llmd_scheduler) *Scheduler {
 	s := &Scheduler{h: h}
@@ -106,10 +115,74 @@ func NewScheduler(config string, opts ...Option) (*Scheduler, error) {
 	}
 	var h *C.llmd_scheduler
 	var e *C.llmd_error
-	if err := takeError(C.llmd_scheduler_new(cp, cl, seedp, &h, &e), e); err != nil {
+	var st C.llmd_status
+	if o.strict {
+		st = C.llmd_scheduler_new_strict(cp, cl, seedp, &h, &e)
+	} else {
+		st = C.llmd_scheduler_new(cp, cl, seedp, &h, &e)
+	}
+	if err := takeError(st, e); err != nil {
 		return nil, err
 	}
 	return wrap(h), nil
+}
+
+// ConfigReport is what loading the configuration did.
+type ConfigReport struct {
+	APIVersion   string         `json:"api_version"`
+	FeatureGates [][2]any       `json:"feature_gates"`
+	Plugins      []PluginRecord `json:"plugins"`
+	// Warnings: deprecations, Alpha plugins, ignored references.
+	Warnings []string `json:"warnings"`
+	// NotExecuted has one line per configured plugin or setting that the
+	// library accepts but does not execute.
+	NotExecuted []string `json:"not_executed"`
+}
+
+// PluginRecord is one plugin instance of a loaded configuration.
+type PluginRecord struct {
+	Name       string `json:"name"`
+	PluginType string `json:"plugin_type"`
+	// Injected: added by the loader (llm-d's defaults), not written in the config.
+	Injected bool `json:"injected"`
+	Status   struct {
+		// Status is "executed" or "accepted_not_executed".
+		Status string `json:"status"`
+		Reason string `json:"reason,omitempty"`
+	} `json:"status"`
+	Remark              *string              `json:"remark"`
+	SettingsNotExecuted []SettingNotExecuted `json:"settings_not_executed"`
+}
+
+// SettingNotExecuted is a setting accepted but not executed by the library.
+type SettingNotExecuted struct {
+	// Setting is the dotted path inside the plugin's parameters.
+	Setting string `json:"setting"`
+	// Reason says what the host does instead.
+	Reason string `json:"reason"`
+}
+
+// ConfigReport returns what loading the configuration did.
+func (s *Scheduler) ConfigReport() (*ConfigReport, error) {
+	var text []byte
+	err := s.with(func(h *C.llmd_scheduler) error {
+		var out *C.llmd_string
+		var e *C.llmd_error
+		if err := takeError(C.llmd_scheduler_config_report_json(h, &out, &e), e); err != nil {
+			return err
+		}
+		text = C.GoBytes(unsafe.Pointer(C.llmd_string_data(out)), C.int(C.llmd_string_len(out)))
+		C.llmd_string_free(out)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var r ConfigReport
+	if err := json.Unmarshal(text, &r); err != nil {
+		return nil, &Error{Status: StatusSerialize, Code: "json", Message: err.Error()}
+	}
+	return &r, nil
 }
 
 // NewSchedulerFromFile reads the configuration from a file.

@@ -311,3 +311,49 @@ func TestArrivalTimeStartsTheQueueTime(t *testing.T) {
 		t.Fatalf("router queue time %v s, want about 2 s", queued)
 	}
 }
+
+func TestConfigReportAndStrict(t *testing.T) {
+	const events = `apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: precise-prefix-cache-producer
+  parameters:
+    kvEventsConfig: {discoverPods: true, podDiscoveryConfig: {socketPort: 5557}}
+- type: prefix-cache-scorer
+  parameters: {prefixMatchInfoProducerName: precise-prefix-cache-producer}
+- type: max-score-picker
+`
+	s, err := NewScheduler(events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r, err := s.ConfigReport()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.APIVersion != "llm-d.ai/v1alpha1" || len(r.NotExecuted) != 2 {
+		t.Fatalf("report %+v", r)
+	}
+	var settings []string
+	for _, p := range r.Plugins {
+		if p.Name == "precise-prefix-cache-producer" {
+			if p.Status.Status != "executed" {
+				t.Fatalf("status %+v", p.Status)
+			}
+			for _, x := range p.SettingsNotExecuted {
+				settings = append(settings, x.Setting)
+			}
+		}
+	}
+	if strings.Join(settings, ",") != "kvEventsConfig.discoverPods,kvEventsConfig.podDiscoveryConfig" {
+		t.Fatalf("settings %v", settings)
+	}
+	_, err = NewScheduler(events, Strict())
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "kvEventsConfig.discoverPods") {
+		t.Fatalf("strict: %v", err)
+	}
+	if _, err := NewScheduler("apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: queue-scorer\n- type: max-score-picker\n", Strict()); err != nil {
+		t.Fatalf("strict, all executed: %v", err)
+	}
+}

@@ -424,14 +424,21 @@ fn settings_accepted_but_not_executed_are_reported_and_strict_refuses_them() {
     let lines = report.not_executed_lines();
     // The notification source plugin, the token producer's two settings and
     // the precise producer's eight.
-    assert!(lines.iter().any(|l| l.contains("endpoint-notification-source")), "{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("endpoint-notification-source")),
+        "{lines:#?}"
+    );
     assert_eq!(lines.len(), 1 + 2 + 8, "{lines:#?}");
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
     assert!(json["plugins"]
         .as_array()
         .unwrap()
         .iter()
-        .any(|p| p["settings_not_executed"].as_array().is_some_and(|a| a.len() == 8)));
+        .any(|p| p["settings_not_executed"]
+            .as_array()
+            .is_some_and(|a| a.len() == 8)));
     // A precise producer without kvEventsConfig still says llm-d would subscribe.
     let bare = format!(
         "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n{}",

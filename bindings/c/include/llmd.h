@@ -944,6 +944,30 @@ llmd_status llmd_scheduler_new(const char *config,
                                llmd_scheduler **out,
                                llmd_error **err);
 
+// As `llmd_scheduler_new`, but a configuration with any configured plugin
+// or setting that the library accepts and does not execute (a precise
+// producer's `kvEventsConfig`, a token producer's `vllm` backend, a
+// host-owned plugin) is refused with `LLMD_STATUS_CONFIG`, naming each.
+//
+// # Safety
+// As `llmd_scheduler_new`.
+llmd_status llmd_scheduler_new_strict(const char *config,
+                                      size_t config_len,
+                                      const uint64_t *seed,
+                                      llmd_scheduler **out,
+                                      llmd_error **err);
+
+// What loading the configuration did, as JSON: `api_version`,
+// `feature_gates`, `plugins` (each with `status`, `injected`, `remark` and
+// `settings_not_executed`), `warnings`, and `not_executed` — one line per
+// configured plugin or setting the library accepts but does not execute.
+//
+// # Safety
+// `s` is NULL or live; `out` valid for a write; `err` NULL or valid for a write.
+llmd_status llmd_scheduler_config_report_json(const llmd_scheduler *s,
+                                              llmd_string **out,
+                                              llmd_error **err);
+
 // Creates a scheduler from a configuration file (YAML or JSON). An
 // unreadable file gives `LLMD_STATUS_IO`.
 //

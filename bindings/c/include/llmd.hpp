@@ -280,6 +280,15 @@ class Scheduler {
     });
     return Scheduler(raw);
   }
+  // As the constructor, refusing configured settings the library accepts
+  // but does not execute (see llmd_scheduler_new_strict).
+  static Scheduler strict(std::string_view config, std::optional<uint64_t> seed = std::nullopt) {
+    llmd_scheduler* raw = nullptr;
+    detail::call([&](llmd_error** e) {
+      return llmd_scheduler_new_strict(config.data(), config.size(), seed ? &*seed : nullptr, &raw, e);
+    });
+    return Scheduler(raw);
+  }
   void add_endpoint(const EndpointSpec& ep) const {
     std::vector<llmd_kv> labels;
     for (const auto& [k, v] : ep.labels) labels.push_back({detail::str(k), detail::str(v)});
@@ -381,6 +390,12 @@ class Scheduler {
   std::string render_metrics() const {
     llmd_string* s = nullptr;
     detail::call([&](llmd_error** e) { return llmd_scheduler_render_metrics(h_.get(), &s, e); });
+    return detail::take_string(s);
+  }
+  // What loading the config did, as JSON (llmd_scheduler_config_report_json).
+  std::string config_report_json() const {
+    llmd_string* s = nullptr;
+    detail::call([&](llmd_error** e) { return llmd_scheduler_config_report_json(h_.get(), &s, e); });
     return detail::take_string(s);
   }
   const llmd_scheduler* get() const noexcept { return h_.get(); }

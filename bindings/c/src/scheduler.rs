@@ -10,6 +10,7 @@ use crate::error::{llmd_error, FfiError};
 use crate::panic::{guard, guard_value};
 use crate::sched_error::sched_err;
 use crate::status::llmd_status;
+use crate::string::llmd_string;
 use crate::views::{self, llmd_kv, llmd_str};
 
 /// A scheduler: endpoints, KV index, pipeline and in-flight state. Every
@@ -75,8 +76,12 @@ pub struct llmd_endpoint_metrics {
     pub n_waiting_models: usize,
 }
 
-fn build(text: &str, seed: Option<u64>) -> Result<llmd_scheduler, FfiError> {
-    let mut s = Scheduler::from_config_str(text).map_err(sched_err)?;
+fn build(text: &str, seed: Option<u64>, strict: bool) -> Result<llmd_scheduler, FfiError> {
+    let opts = llmd_sched::LoadOptions {
+        strict,
+        ..Default::default()
+    };
+    let mut s = Scheduler::from_config_str_with(text, opts).map_err(sched_err)?;
     if let Some(seed) = seed {
         s = s.with_seed(seed);
     }
@@ -105,7 +110,57 @@ pub unsafe extern "C" fn llmd_scheduler_new(
         guard(err, || {
             let out = Out::new(out, "out")?;
             let text = args::opt_str(config, config_len, "config")?.unwrap_or("");
-            out.write(into_handle(build(text, seed.as_ref().copied())?));
+            out.write(into_handle(build(text, seed.as_ref().copied(), false)?));
+            Ok(())
+        })
+    }
+}
+
+/// As `llmd_scheduler_new`, but a configuration with any configured plugin
+/// or setting that the library accepts and does not execute (a precise
+/// producer's `kvEventsConfig`, a token producer's `vllm` backend, a
+/// host-owned plugin) is refused with `LLMD_STATUS_CONFIG`, naming each.
+///
+/// # Safety
+/// As `llmd_scheduler_new`.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_scheduler_new_strict(
+    config: *const c_char,
+    config_len: usize,
+    seed: *const u64,
+    out: *mut *mut llmd_scheduler,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let out = Out::new(out, "out")?;
+            let text = args::opt_str(config, config_len, "config")?.unwrap_or("");
+            out.write(into_handle(build(text, seed.as_ref().copied(), true)?));
+            Ok(())
+        })
+    }
+}
+
+/// What loading the configuration did, as JSON: `api_version`,
+/// `feature_gates`, `plugins` (each with `status`, `injected`, `remark` and
+/// `settings_not_executed`), `warnings`, and `not_executed` — one line per
+/// configured plugin or setting the library accepts but does not execute.
+///
+/// # Safety
+/// `s` is NULL or live; `out` valid for a write; `err` NULL or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_scheduler_config_report_json(
+    s: *const llmd_scheduler,
+    out: *mut *mut llmd_string,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let s = args::handle(s, "scheduler")?;
+            let out = Out::new(out, "out")?;
+            out.write(into_handle(llmd_string::new(s.0.config_report().to_json())));
             Ok(())
         })
     }
@@ -131,7 +186,7 @@ pub unsafe extern "C" fn llmd_scheduler_from_file(
             let path = args::str(path, path_len, "path")?;
             let text = std::fs::read_to_string(path)
                 .map_err(|e| FfiError::new(llmd_status::Io, format!("cannot read {path}: {e}")))?;
-            out.write(into_handle(build(&text, seed.as_ref().copied())?));
+            out.write(into_handle(build(&text, seed.as_ref().copied(), false)?));
             Ok(())
         })
     }

@@ -69,7 +69,8 @@ pub(crate) fn schedule_error(py: Python<'_>, e: &llmd_sched::ScheduleError) -> P
         E::UnknownEndpoint(_) => Kind::UnknownEndpoint,
         E::KvEvents(_) => Kind::EventDecode,
         E::Hash(_) => Kind::Hash,
-        E::Index(_) => Kind::Other,
+        // The index refused an endpoint: its slots (`maxEndpoints`) are taken.
+        E::Index(_) => Kind::ResourceExhausted,
         E::PreconditionFailed { .. } => Kind::PreconditionFailed,
     };
     let err = error(py, kind, e.to_string());
@@ -78,4 +79,21 @@ pub(crate) fn schedule_error(py: Python<'_>, e: &llmd_sched::ScheduleError) -> P
     let _ = value.setattr("code", e.code());
     let _ = value.setattr("dropped_reason", e.dropped_reason());
     err
+}
+
+static NOT_EXECUTED_WARNING: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// Emits one `llmd.NotExecutedWarning` per line (settings the library
+/// accepts but does not execute), attributed to the caller's caller.
+pub(crate) fn warn_not_executed(py: Python<'_>, lines: &[String]) -> PyResult<()> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let class = NOT_EXECUTED_WARNING.import(py, "llmd._errors", "NotExecutedWarning")?;
+    for line in lines {
+        let msg = std::ffi::CString::new(line.replace('\0', " "))
+            .map_err(|e| error(py, Kind::Other, e.to_string()))?;
+        PyErr::warn(py, class.as_any(), &msg, 2)?;
+    }
+    Ok(())
 }

@@ -71,7 +71,17 @@ def test_precise_prefix_routing_end_to_end() -> None:
     fleet(s, 3)
     prompt = list(range(1000, 1000 + 160))
     result = s.ingest_kv_events("pod-1", kv_events.stored_for(prompt, key_base=1 << 40), seq=0)
-    assert result == {"stored": 10, "removed": 0, "cleared": 0, "skipped": 0, "seq_status": "first", "missing": 0}
+    assert result == {
+        "stored": 10,
+        "removed": 0,
+        "cleared": 0,
+        "skipped": 0,
+        "skipped_unknown_parent": 0,
+        "skipped_unknown_medium": 0,
+        "skipped_stale": 0,
+        "seq_status": "first",
+        "missing": 0,
+    }
 
     d = s.pick(model=MODEL, tokens=prompt + [1, 2, 3], request_id="r-1")
     assert d.request_id == "r-1"
@@ -209,6 +219,43 @@ def test_config_errors(text: str) -> None:
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(llmd.ConfigError):
         llmd.Scheduler.from_file(tmp_path / "absent.yaml")
+
+
+def test_a_path_given_as_config_text_says_to_use_from_file() -> None:
+    with pytest.raises(llmd.ConfigError, match=r"use Scheduler\.from_file"):
+        llmd.Scheduler(str(PRECISE))
+    with pytest.raises(llmd.ConfigError, match=r"use Scheduler\.from_file"):
+        llmd.Scheduler("my-config.yaml")
+
+
+def test_config_report_warnings_and_strict() -> None:
+    with pytest.warns(llmd.NotExecutedWarning) as caught:
+        s = llmd.Scheduler.from_file(PRECISE)
+    messages = [str(w.message) for w in caught]
+    assert all(issubclass(w.category, UserWarning) for w in caught)
+    assert any("kvEventsConfig.discoverPods" in m for m in messages), messages
+    report = s.report
+    assert report["not_executed"] == messages
+    kv = next(p for p in report["plugins"] if p["name"] == "kv-index")
+    assert kv["status"] == {"status": "executed"}
+    settings = {x["setting"] for x in kv["settings_not_executed"]}
+    assert {"kvEventsConfig.discoverPods", "kvEventsConfig.podDiscoveryConfig"} <= settings
+    assert report["api_version"] == "llm-d.ai/v1alpha1"
+    # The same through from_yaml and the constructor.
+    with pytest.warns(llmd.NotExecutedWarning):
+        llmd.Scheduler(PRECISE.read_text())
+    # Strict refuses, naming the settings.
+    with pytest.raises(llmd.ConfigError, match="kvEventsConfig.discoverPods"):
+        llmd.Scheduler.from_file(PRECISE, strict=True)
+    with pytest.raises(llmd.ConfigError, match="strict load"):
+        llmd.Scheduler.from_yaml(PRECISE.read_text(), strict=True)
+    # The built-in default pipeline warns about nothing the caller wrote.
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        d = llmd.Scheduler.default()
+    assert d.report["not_executed"] == [] or all("metrics" in m for m in d.report["not_executed"])
 
 
 def test_arrival_time_starts_the_router_queue_time() -> None:

@@ -90,8 +90,18 @@ impl ConfigReport {
         out
     }
 
-    /// The report as JSON (the bindings' accessor format).
+    /// The report as JSON data, with `not_executed` (the lines of
+    /// [`ConfigReport::not_executed_lines`]) added: the bindings' format.
+    pub fn to_value(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(m) = v.as_object_mut() {
+            m.insert("not_executed".into(), self.not_executed_lines().into());
+        }
+        v
+    }
+
+    /// [`ConfigReport::to_value`] as JSON text.
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
+        self.to_value().to_string()
     }
 }

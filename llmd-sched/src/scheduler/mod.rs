@@ -159,6 +159,14 @@ impl Scheduler {
 
     /// Loads a config file.
     pub fn from_config_file(path: impl AsRef<Path>) -> Result<Self, ScheduleError> {
+        Self::from_config_file_with(path, LoadOptions::default())
+    }
+
+    /// As [`Scheduler::from_config_file`], with loader options.
+    pub fn from_config_file_with(
+        path: impl AsRef<Path>,
+        opts: LoadOptions,
+    ) -> Result<Self, ScheduleError> {
         let p = path.as_ref();
         let text = std::fs::read_to_string(p).map_err(|e| {
             ScheduleError::Config(crate::error::ConfigError::doc(format!(
@@ -166,7 +174,7 @@ impl Scheduler {
                 p.display()
             )))
         })?;
-        Self::from_config_str(&text)
+        Self::from_config_str_with(&text, opts)
     }
 
     /// Uses `clock` for every timestamp (tests and the simulator use a manual clock).

@@ -387,7 +387,40 @@ static void test_response_headers(void) {
   llmd_scheduler_free(s);
 }
 
+/* Settings the library accepts but does not execute: listed in the report,
+ * refused by the strict constructor. */
+static void test_config_report_and_strict(void) {
+  static const char EVENTS[] =
+      "apiVersion: llm-d.ai/v1alpha1\n"
+      "kind: EndpointPickerConfig\n"
+      "plugins:\n"
+      "- type: precise-prefix-cache-producer\n"
+      "  parameters:\n"
+      "    kvEventsConfig: {discoverPods: true, podDiscoveryConfig: {socketPort: 5557}}\n"
+      "- type: prefix-cache-scorer\n"
+      "  parameters: {prefixMatchInfoProducerName: precise-prefix-cache-producer}\n"
+      "- type: max-score-picker\n";
+  llmd_scheduler *s = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_new(S(EVENTS), NULL, &s, &err), &err);
+  llmd_string *report = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_config_report_json(s, &report, &err), &err);
+  const char *json = llmd_string_data(report);
+  CHECK(strstr(json, "\"not_executed\":[") != NULL);
+  CHECK(strstr(json, "kvEventsConfig.discoverPods") != NULL);
+  CHECK(strstr(json, "kvEventsConfig.podDiscoveryConfig") != NULL);
+  llmd_string_free(report);
+  CHECK_STATUS(LLMD_STATUS_NULL_ARGUMENT, llmd_scheduler_config_report_json(NULL, &report, &err), &err);
+  RESET_ERR(err);
+  llmd_scheduler_free(s);
+  llmd_scheduler *strict = NULL;
+  CHECK_STATUS(LLMD_STATUS_CONFIG, llmd_scheduler_new_strict(S(EVENTS), NULL, &strict, &err), &err);
+  CHECK(strstr(llmd_error_message(err), "kvEventsConfig.discoverPods") != NULL);
+  RESET_ERR(err);
+  CHECK(strict == NULL);
+}
+
 int main(void) {
+  test_config_report_and_strict();
   test_pick_and_explain();
   test_metrics_steer_picks();
   test_kv_events_steer_picks();

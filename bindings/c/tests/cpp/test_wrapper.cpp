@@ -105,6 +105,17 @@ static void test_scheduler() {
   CHECK(!s.on_complete("cpp-1"));
   s.tick();
   CHECK(s.render_metrics().find("llmd_inference_ttft_bucket") != std::string::npos);
+  CHECK(s.config_report_json().find("\"not_executed\":[") != std::string::npos);
+  const std::string events_cfg =
+      "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n"
+      "- type: precise-prefix-cache-producer\n"
+      "  parameters: {kvEventsConfig: {discoverPods: true}}\n"
+      "- type: prefix-cache-scorer\n"
+      "  parameters: {prefixMatchInfoProducerName: precise-prefix-cache-producer}\n"
+      "- type: max-score-picker\n";
+  CHECK(status_of([&] { llmd::Scheduler::strict(events_cfg); }) == LLMD_STATUS_CONFIG);
+  CHECK(llmd::Scheduler(events_cfg).config_report_json().find("kvEventsConfig.discoverPods") !=
+        std::string::npos);
 
   // Failures throw with the documented status and code.
   CHECK(status_of([&] { s.remove_endpoint("nope"); }) == LLMD_STATUS_UNKNOWN_ENDPOINT);

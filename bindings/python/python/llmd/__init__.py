@@ -15,15 +15,18 @@ from llmd._errors import (
     InvalidArgumentError,
     LlmdError,
     NoEndpointsError,
+    NotExecutedWarning,
     PreconditionFailedError,
     ResourceExhaustedError,
     UnknownEndpointError,
 )
 from llmd._types import (
+    ConfigReport,
     EndpointState,
     IndexApplyResult,
     IndexStats,
     IngestResult,
+    PluginRecord,
     RequestSummary,
     Target,
     TierBlocks,
@@ -84,4 +87,7 @@ __all__ = [
     "NoEndpointsError",
     "ResourceExhaustedError",
     "PreconditionFailedError",
+    "NotExecutedWarning",
+    "ConfigReport",
+    "PluginRecord",
 ]

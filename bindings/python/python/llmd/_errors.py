@@ -19,6 +19,7 @@ __all__ = [
     "NoEndpointsError",
     "ResourceExhaustedError",
     "PreconditionFailedError",
+    "NotExecutedWarning",
 ]
 
 
@@ -87,3 +88,11 @@ class PreconditionFailedError(LlmdError, RuntimeError):
     """Conditional decode: the request carries ``Prefer: if-available`` and the
     chosen endpoint holds no cached prefix of the prompt (llm-d answers 412).
     Nothing was recorded for the request."""
+
+
+class NotExecutedWarning(UserWarning):
+    """A configured plugin or setting is accepted (validated) but not executed
+    by the library: the host must do what it asks (subscribe to KV events,
+    scrape ``/metrics``, tokenize, ...). One warning per setting is emitted
+    when a ``Scheduler`` is built from a config; ``Scheduler.report`` lists
+    them all, and ``strict=True`` refuses such configs instead."""

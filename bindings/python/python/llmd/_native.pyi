@@ -4,7 +4,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from os import PathLike
 from typing import Any, Literal, TypeAlias, final
 
-from llmd._types import EndpointState, IndexApplyResult, IndexStats, IngestResult, RequestSummary, Target
+from llmd._types import (
+    ConfigReport,
+    EndpointState,
+    IndexApplyResult,
+    IndexStats,
+    IngestResult,
+    RequestSummary,
+    Target,
+)
 
 __all__ = [
     "__version__",
@@ -202,13 +210,15 @@ class Decision:
 
 @final
 class Scheduler:
-    def __new__(cls, config: str | None = None, *, seed: int | None = None) -> Scheduler: ...
+    def __new__(cls, config: str | None = None, *, seed: int | None = None, strict: bool = False) -> Scheduler: ...
     @staticmethod
-    def from_yaml(text: str, *, seed: int | None = None) -> Scheduler: ...
+    def from_yaml(text: str, *, seed: int | None = None, strict: bool = False) -> Scheduler: ...
     @staticmethod
-    def from_file(path: str | PathLike[str], *, seed: int | None = None) -> Scheduler: ...
+    def from_file(path: str | PathLike[str], *, seed: int | None = None, strict: bool = False) -> Scheduler: ...
     @staticmethod
     def default(*, seed: int | None = None) -> Scheduler: ...
+    @property
+    def report(self) -> ConfigReport: ...
     def add_endpoint(
         self,
         name: str,

@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
-__all__ = ["Target", "IngestResult", "IndexApplyResult", "RequestSummary", "EndpointState", "IndexStats", "TierBlocks"]
+__all__ = [
+    "Target",
+    "IngestResult",
+    "IndexApplyResult",
+    "RequestSummary",
+    "EndpointState",
+    "IndexStats",
+    "TierBlocks",
+    "ConfigReport",
+    "PluginRecord",
+    "SettingNotExecuted",
+]
 
 
 class Target(TypedDict):
@@ -25,6 +36,13 @@ class IngestResult(TypedDict):
     removed: int
     cleared: int
     skipped: int
+    """Blocks or events not placed, all reasons (the sum of the three below)."""
+    skipped_unknown_parent: int
+    """Router keys: blocks whose parent or engine key was never stored."""
+    skipped_unknown_medium: int
+    """Events with a ``medium`` other than GPU, CPU or storage."""
+    skipped_stale: int
+    """Events of an endpoint removed while its batch was applied."""
     seq_status: str | None
     """``"first"``, ``"in_order"``, ``"gap"``, ``"restart"``, ``"duplicate"`` or None without ``seq``."""
     missing: int
@@ -99,3 +117,38 @@ class IndexStats(TypedDict):
     speculative_expired: int
     speculative_confirmed: int
     endpoints: dict[str, TierBlocks]
+
+
+class SettingNotExecuted(TypedDict):
+    """A setting accepted but not executed by the library."""
+
+    setting: str
+    """Dotted path inside the plugin's ``parameters``."""
+    reason: str
+    """What the host does instead."""
+
+
+class PluginRecord(TypedDict):
+    """One plugin instance of a loaded config."""
+
+    name: str
+    plugin_type: str
+    injected: bool
+    """Added by the loader (llm-d's defaults) rather than written in the config."""
+    status: dict[str, str]
+    """``{"status": "executed"}`` or ``{"status": "accepted_not_executed", "reason": ...}``."""
+    remark: str | None
+    settings_not_executed: list[SettingNotExecuted]
+
+
+class ConfigReport(TypedDict):
+    """What loading a config did (``Scheduler.report``)."""
+
+    api_version: str
+    feature_gates: list[list[Any]]
+    """``[name, enabled]`` pairs."""
+    plugins: list[PluginRecord]
+    warnings: list[str]
+    """Deprecations, Alpha plugins, ignored references."""
+    not_executed: list[str]
+    """One line per configured plugin or setting that is accepted but not executed."""

@@ -28,6 +28,15 @@ impl PyScheduler {
         d.set_item("removed", report.stats.removed)?;
         d.set_item("cleared", report.stats.cleared)?;
         d.set_item("skipped", report.stats.skipped)?;
+        d.set_item(
+            "skipped_unknown_parent",
+            report.stats.skipped_unknown_parent,
+        )?;
+        d.set_item(
+            "skipped_unknown_medium",
+            report.stats.skipped_unknown_medium,
+        )?;
+        d.set_item("skipped_stale", report.stats.skipped_stale)?;
         seq_fields(&d, report.seq)?;
         Ok(d)
     }

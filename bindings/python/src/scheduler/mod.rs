@@ -7,14 +7,14 @@ mod request;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use llmd_sched::{Endpoint, EndpointMetrics, ScheduleError, Scheduler};
+use llmd_sched::{Endpoint, EndpointMetrics, LoadOptions, ScheduleError, Scheduler};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 pub(crate) use decision::PyDecision;
 use request::PickArgs;
 
-use crate::errors::{error, schedule_error, Kind};
+use crate::errors::{error, schedule_error, warn_not_executed, Kind};
 use crate::json;
 
 /// Routes requests across vLLM endpoints: filters, weighted scorers and a
@@ -38,6 +38,34 @@ impl PyScheduler {
         Ok(PyScheduler { inner })
     }
 
+    /// Builds with the strict option, then warns once per configured
+    /// setting that is accepted but not executed.
+    fn load(
+        py: Python<'_>,
+        build: impl FnOnce(LoadOptions) -> Result<Scheduler, ScheduleError> + Send,
+        strict: bool,
+        seed: Option<u64>,
+    ) -> PyResult<Self> {
+        let opts = LoadOptions {
+            strict,
+            ..LoadOptions::default()
+        };
+        let built = py.detach(|| build(opts));
+        let s = Self::wrap(py, built, seed)?;
+        warn_not_executed(py, &s.inner.config_report().not_executed_lines())?;
+        Ok(s)
+    }
+
+    /// True when `text` is a file name rather than a config document.
+    fn looks_like_path(text: &str) -> bool {
+        let t = text.trim();
+        !t.contains('\n')
+            && (t.ends_with(".yaml")
+                || t.ends_with(".yml")
+                || t.ends_with(".json")
+                || std::path::Path::new(t).is_file())
+    }
+
     fn endpoint_from(
         name: String,
         address: String,
@@ -56,33 +84,77 @@ impl PyScheduler {
 
 #[pymethods]
 impl PyScheduler {
-    /// `config` is an llm-d `EndpointPickerConfig` (YAML or JSON); `None`
-    /// builds llm-d's default pipeline. `seed` makes random tie-breaks
-    /// reproducible.
+    /// `config` is the text of an llm-d `EndpointPickerConfig` (YAML or
+    /// JSON; for a file use `Scheduler.from_file`); `None` builds llm-d's
+    /// default pipeline. `seed` makes random tie-breaks reproducible. Each
+    /// configured plugin or setting that the library accepts but does not
+    /// execute gives a `NotExecutedWarning`; `strict=True` refuses such a
+    /// config with `ConfigError` instead.
     #[new]
-    #[pyo3(signature = (config=None, *, seed=None))]
-    fn new(py: Python<'_>, config: Option<String>, seed: Option<u64>) -> PyResult<Self> {
-        let built = py.detach(|| match config {
-            Some(text) => Scheduler::from_config_str(&text),
-            None => Ok(Scheduler::default()),
-        });
-        Self::wrap(py, built, seed)
+    #[pyo3(signature = (config=None, *, seed=None, strict=false))]
+    fn new(
+        py: Python<'_>,
+        config: Option<String>,
+        seed: Option<u64>,
+        strict: bool,
+    ) -> PyResult<Self> {
+        match config {
+            Some(text) if Self::looks_like_path(&text) => Err(error(
+                py,
+                Kind::Config,
+                format!(
+                    "Scheduler() takes the config text, and {:?} looks like a file name: use Scheduler.from_file(path)",
+                    text.trim()
+                ),
+            )),
+            Some(text) => Self::load(
+                py,
+                |o| Scheduler::from_config_str_with(&text, o),
+                strict,
+                seed,
+            ),
+            None => Self::wrap(py, Ok(Scheduler::default()), seed),
+        }
     }
 
-    /// Builds from an `EndpointPickerConfig` document (YAML or JSON).
+    /// Builds from an `EndpointPickerConfig` document (YAML or JSON); warns
+    /// or refuses (`strict=True`) as the constructor does.
     #[staticmethod]
-    #[pyo3(signature = (text, *, seed=None))]
-    fn from_yaml(py: Python<'_>, text: String, seed: Option<u64>) -> PyResult<Self> {
-        let built = py.detach(|| Scheduler::from_config_str(&text));
-        Self::wrap(py, built, seed)
+    #[pyo3(signature = (text, *, seed=None, strict=false))]
+    fn from_yaml(py: Python<'_>, text: String, seed: Option<u64>, strict: bool) -> PyResult<Self> {
+        Self::load(
+            py,
+            |o| Scheduler::from_config_str_with(&text, o),
+            strict,
+            seed,
+        )
     }
 
-    /// Builds from an `EndpointPickerConfig` file.
+    /// Builds from an `EndpointPickerConfig` file; warns or refuses
+    /// (`strict=True`) as the constructor does.
     #[staticmethod]
-    #[pyo3(signature = (path, *, seed=None))]
-    fn from_file(py: Python<'_>, path: std::path::PathBuf, seed: Option<u64>) -> PyResult<Self> {
-        let built = py.detach(|| Scheduler::from_config_file(&path));
-        Self::wrap(py, built, seed)
+    #[pyo3(signature = (path, *, seed=None, strict=false))]
+    fn from_file(
+        py: Python<'_>,
+        path: std::path::PathBuf,
+        seed: Option<u64>,
+        strict: bool,
+    ) -> PyResult<Self> {
+        Self::load(
+            py,
+            |o| Scheduler::from_config_file_with(&path, o),
+            strict,
+            seed,
+        )
+    }
+
+    /// What loading the config did: every plugin (configured or injected,
+    /// executed or only accepted, with the settings accepted but not
+    /// executed), the warnings, and `not_executed`, one line per configured
+    /// plugin or setting the library does not execute.
+    #[getter]
+    fn report(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        json::to_py(py, &self.inner.config_report().to_value())
     }
 
     /// llm-d's default pipeline (queue 2, kv-cache-utilization 2, prefix-cache 3).
