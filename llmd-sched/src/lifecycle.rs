@@ -34,7 +34,9 @@ pub struct RequestSummary {
     pub first_token_at_ns: Option<u64>,
     /// Clock time of completion or failure.
     pub finished_at_ns: u64,
-    /// Output tokens reported through `on_tokens` (the first token counts once).
+    /// Output tokens: the engine's `completion_tokens` when reported at
+    /// completion, else those counted by the token calls (the first token
+    /// counts once).
     pub output_tokens: u64,
     /// Prompt tokens served from cache, as the engine reported.
     pub cached_tokens: Option<u32>,
@@ -87,10 +89,11 @@ impl Requests {
         &self,
         id: &str,
         now: u64,
-        cached: Option<u32>,
+        usage: crate::observe::Usage,
         error: Option<RequestErrorKind>,
     ) -> Option<RequestSummary> {
         let r = self.map.lock().remove(id)?;
+        let cached = usage.cached_tokens;
         Some(RequestSummary {
             id: id.to_string(),
             target: r.target,
@@ -99,7 +102,7 @@ impl Requests {
             scheduled_at_ns: r.scheduled_at_ns,
             first_token_at_ns: r.first_token_at_ns,
             finished_at_ns: now,
-            output_tokens: r.output_tokens,
+            output_tokens: usage.output_tokens.map_or(r.output_tokens, u64::from),
             cached_tokens: cached,
             error,
         })

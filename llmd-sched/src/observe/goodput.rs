@@ -17,14 +17,27 @@ pub fn tpot(first: Duration, last: Duration, output_tokens: u64) -> Duration {
 }
 
 /// Which objectives a finished request met: `[ttft, tpot, e2e, all]`, each
-/// `None` when the request has no such objective (`all` is always judged:
-/// a request without objectives meets all of them).
-pub fn judge(slo: SloTargets, ttft: Duration, tpot: Duration, e2e: Duration) -> [Option<bool>; 4] {
+/// `None` when the request has no such objective. `all` is judged when the
+/// request has at least one objective (it meets `all` when it meets each it
+/// has); a request without objectives is judged against none, so it counts
+/// in no SLO series at all, `all` included. `tpot` is `None` when it could
+/// not be measured (a non-streaming reply): the TPOT objective is then not
+/// judged either.
+pub fn judge(
+    slo: SloTargets,
+    ttft: Duration,
+    tpot: Option<Duration>,
+    e2e: Duration,
+) -> [Option<bool>; 4] {
     let ttft_ok = slo.ttft.map(|t| ttft <= t);
-    let tpot_ok = slo.tpot.map(|t| tpot <= t);
+    let tpot_ok = slo.tpot.zip(tpot).map(|(t, v)| v <= t);
     let e2e_ok = slo.e2e.map(|t| e2e <= t);
-    let all = [ttft_ok, tpot_ok, e2e_ok].iter().all(|v| v.unwrap_or(true));
-    [ttft_ok, tpot_ok, e2e_ok, Some(all)]
+    let each = [ttft_ok, tpot_ok, e2e_ok];
+    let all = each
+        .iter()
+        .any(Option::is_some)
+        .then(|| each.iter().all(|v| v.unwrap_or(true)));
+    [ttft_ok, tpot_ok, e2e_ok, all]
 }
 
 /// Counts a successful request's verdicts.
@@ -32,7 +45,7 @@ pub(super) fn count_success(
     lat: &LatencySeries,
     slo: SloTargets,
     ttft: Duration,
-    tpot: Duration,
+    tpot: Option<Duration>,
     e2e: Duration,
 ) {
     for (i, verdict) in judge(slo, ttft, tpot, e2e).iter().enumerate() {
@@ -52,7 +65,7 @@ pub(super) fn count_failure(lat: &LatencySeries, slo: SloTargets) {
         slo.ttft.is_some(),
         slo.tpot.is_some(),
         slo.e2e.is_some(),
-        true,
+        slo.ttft.is_some() || slo.tpot.is_some() || slo.e2e.is_some(),
     ];
     for (i, k) in SloKind::ALL.iter().enumerate() {
         debug_assert_eq!(*k as usize, i);
@@ -85,17 +98,30 @@ mod tests {
             e2e: None,
         };
         assert_eq!(
-            judge(slo, ms(200), ms(50), ms(9999)),
+            judge(slo, ms(200), Some(ms(50)), ms(9999)),
             [Some(true), Some(true), None, Some(true)]
         );
         assert_eq!(
-            judge(slo, ms(201), ms(10), ms(1)),
+            judge(slo, ms(201), Some(ms(10)), ms(1)),
             [Some(false), Some(true), None, Some(false)]
         );
         let none = SloTargets::default();
         assert_eq!(
-            judge(none, ms(1), ms(1), ms(1)),
-            [None, None, None, Some(true)]
+            judge(none, ms(1), Some(ms(1)), ms(1)),
+            [None, None, None, None]
+        );
+        // A non-streaming reply: TPOT unmeasured, not judged.
+        let tpot_only = SloTargets {
+            tpot: Some(ms(50)),
+            ..SloTargets::default()
+        };
+        assert_eq!(
+            judge(tpot_only, ms(1), None, ms(1)),
+            [None, None, None, None]
+        );
+        assert_eq!(
+            judge(slo, ms(100), None, ms(1)),
+            [Some(true), None, None, Some(true)]
         );
     }
 }

@@ -104,7 +104,9 @@ impl Metrics {
             return;
         }
         let lat = &r.route.latency;
-        // Non-streaming hosts report no tokens: the whole answer is the first token.
+        // Non-streaming hosts report no tokens: the whole answer is the first
+        // token, and the time per output token cannot be measured.
+        let streamed = r.first.is_some();
         let first = match r.first {
             Some(f) => f,
             None => {
@@ -119,9 +121,9 @@ impl Metrics {
         lat.decode[mode].observe(secs(last - first));
         let e2e = now.saturating_sub(r.arrived);
         lat.e2e.observe(secs(e2e));
-        let tpot = goodput::tpot(first, last, n_out);
-        if n_out > 1 {
-            lat.tpot.observe(secs(tpot));
+        let tpot = streamed.then(|| goodput::tpot(first, last, n_out));
+        if let Some(t) = tpot.filter(|_| n_out > 1) {
+            lat.tpot.observe(secs(t));
         }
         let prompt = usage.prompt_tokens.unwrap_or(r.prompt);
         lat.input_tokens.observe(f64::from(prompt));

@@ -67,3 +67,25 @@ pub struct Usage {
     /// `prompt_tokens_details.cached_tokens`; `None` when not reported.
     pub cached_tokens: Option<u32>,
 }
+
+impl Usage {
+    /// Reads an OpenAI `usage` object (`prompt_tokens`, `completion_tokens`,
+    /// `prompt_tokens_details.cached_tokens`, as vLLM returns it). Absent,
+    /// null, negative or non-integer counts, and counts of 2^32 or more,
+    /// are not reported (`None`); the rest of the object is ignored.
+    pub fn from_openai(usage: &serde_json::Value) -> Usage {
+        let count = |v: Option<&serde_json::Value>| {
+            v.and_then(serde_json::Value::as_u64)
+                .and_then(|n| u32::try_from(n).ok())
+        };
+        Usage {
+            prompt_tokens: count(usage.get("prompt_tokens")),
+            output_tokens: count(usage.get("completion_tokens")),
+            cached_tokens: count(
+                usage
+                    .get("prompt_tokens_details")
+                    .and_then(|d| d.get("cached_tokens")),
+            ),
+        }
+    }
+}

@@ -280,6 +280,12 @@ impl Scheduler {
     }
 
     // ---- request lifecycle -----------------------------------------------------------
+    //
+    // Every call names a request by the id its decision carries. An id that
+    // is not open (never picked, already completed or failed) is a no-op in
+    // every call: `false` / `None` is returned, nothing changes, and it is
+    // counted in `llmd_observe_unknown_request_calls_total`. Token counts:
+    // `on_first_token` counts one token, `on_tokens(n)` adds `n`.
 
     /// The first token arrived: prompt tokens stop counting as load and the
     /// prefill endpoint's share ends. Returns false for an unknown request id.
@@ -307,17 +313,32 @@ impl Scheduler {
         self.requests.tokens(req_id, n) || a
     }
 
-    /// The request completed; `cached_tokens` is the engine's reported prefix-cache hit.
+    /// The request completed; `cached_tokens` is the engine's reported
+    /// prefix-cache hit. As [`Scheduler::on_complete_with_usage`] with only
+    /// that count reported.
     pub fn on_complete(&self, req_id: &str, cached_tokens: Option<u32>) -> Option<RequestSummary> {
+        self.on_complete_with_usage(
+            req_id,
+            Usage {
+                cached_tokens,
+                ..Usage::default()
+            },
+        )
+    }
+
+    /// The request completed with the engine's `usage` (OpenAI `usage`:
+    /// `prompt_tokens`, `completion_tokens`,
+    /// `prompt_tokens_details.cached_tokens`; see [`Usage::from_openai`]).
+    /// Reported output tokens replace the count of the token calls in the
+    /// metrics and the summary, so a non-streaming reply (no token calls)
+    /// still records its output; without any token call, TTFT is the whole
+    /// request (the answer arrived at once).
+    pub fn on_complete_with_usage(&self, req_id: &str, usage: Usage) -> Option<RequestSummary> {
         self.inflight.finish(req_id);
         let now = self.clock.now_ns();
-        let usage = Usage {
-            cached_tokens,
-            ..Usage::default()
-        };
         self.metrics
             .on_complete(req_id, usage, std::time::Duration::from_nanos(now));
-        self.requests.close(req_id, now, cached_tokens, None)
+        self.requests.close(req_id, now, usage, None)
     }
 
     /// The request failed or was cancelled; everything it held is released.
@@ -331,7 +352,8 @@ impl Scheduler {
         };
         self.metrics
             .on_error(req_id, k, std::time::Duration::from_nanos(now));
-        self.requests.close(req_id, now, None, Some(kind))
+        self.requests
+            .close(req_id, now, Usage::default(), Some(kind))
     }
 
     /// Requests picked and not yet completed.

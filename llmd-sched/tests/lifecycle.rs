@@ -1,0 +1,185 @@
+//! The request lifecycle through the scheduler: engine usage at completion
+//! (non-streaming replies included), unknown request ids in every call, and
+//! goodput without objectives.
+
+mod common;
+
+use common::*;
+use llmd_sched::observe::{Metrics, MetricsConfig, SloTargets};
+use llmd_sched::{Request, RequestErrorKind, Scheduler, Usage};
+
+fn metric(s: &Scheduler, prefix: &str) -> Option<f64> {
+    s.render_metrics()
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+fn pool() -> (Scheduler, std::sync::Arc<llmd_sched::ManualClock>) {
+    let (s, clock) = sched(&single("- type: queue-scorer\n- type: max-score-picker\n"));
+    s.add_endpoint(ep("e1", metrics(0, 0, 0.0))).unwrap();
+    (s, clock)
+}
+
+#[test]
+fn usage_is_read_from_an_openai_usage_object() {
+    let u = Usage::from_openai(&serde_json::json!({
+        "prompt_tokens": 120,
+        "completion_tokens": 33,
+        "total_tokens": 153,
+        "prompt_tokens_details": {"cached_tokens": 96}
+    }));
+    assert_eq!(
+        u,
+        Usage {
+            prompt_tokens: Some(120),
+            output_tokens: Some(33),
+            cached_tokens: Some(96)
+        }
+    );
+    // Absent, null, negative, fractional and oversized counts are not reported.
+    let u = Usage::from_openai(&serde_json::json!({
+        "prompt_tokens": -1,
+        "completion_tokens": 4294967296u64,
+        "prompt_tokens_details": null
+    }));
+    assert_eq!(u, Usage::default());
+    let u = Usage::from_openai(&serde_json::json!({"completion_tokens": 2.5}));
+    assert_eq!(u, Usage::default());
+    assert_eq!(Usage::from_openai(&serde_json::json!("x")), Usage::default());
+}
+
+#[test]
+fn a_non_streaming_reply_records_the_engines_output_tokens() {
+    let (s, clock) = pool();
+    let d = s
+        .pick(&Request::with_tokens("r1", "m", tokens(64, 1)))
+        .unwrap();
+    assert_eq!(d.targets[0].name, "e1");
+    clock.advance_ns(800_000_000);
+    // No token calls: the whole answer arrived with the response.
+    let sum = s
+        .on_complete_with_usage(
+            "r1",
+            Usage {
+                prompt_tokens: Some(64),
+                output_tokens: Some(50),
+                cached_tokens: Some(32),
+            },
+        )
+        .unwrap();
+    assert_eq!((sum.output_tokens, sum.cached_tokens), (50, Some(32)));
+    assert_eq!(sum.first_token_at_ns, None);
+    assert_eq!(
+        metric(&s, "llmd_inference_output_tokens_sum{"),
+        Some(50.0),
+        "{}",
+        s.render_metrics()
+    );
+    // TTFT is the whole request; TPOT is not observed for it.
+    assert_eq!(metric(&s, "llmd_inference_ttft_sum{"), Some(0.8));
+    assert_eq!(
+        metric(&s, "llmd_inference_tpot_seconds_count{").unwrap_or(0.0),
+        0.0
+    );
+}
+
+#[test]
+fn streamed_tokens_are_replaced_by_reported_usage() {
+    let (s, _) = pool();
+    s.pick(&Request::with_tokens("r1", "m", tokens(64, 1)))
+        .unwrap();
+    assert!(s.on_first_token("r1"));
+    assert!(s.on_tokens("r1", 9));
+    // The engine says 12 (e.g. the last chunk's tokens were not reported).
+    let sum = s
+        .on_complete_with_usage(
+            "r1",
+            Usage {
+                output_tokens: Some(12),
+                ..Usage::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(sum.output_tokens, 12);
+    // Without usage the counted tokens stand: 1 + 9.
+    s.pick(&Request::with_tokens("r2", "m", tokens(64, 1)))
+        .unwrap();
+    s.on_first_token("r2");
+    s.on_tokens("r2", 9);
+    assert_eq!(s.on_complete("r2", None).unwrap().output_tokens, 10);
+}
+
+#[test]
+fn unknown_request_ids_are_a_counted_no_op_in_every_call() {
+    let (s, _) = pool();
+    s.pick(&Request::with_tokens("known", "m", tokens(64, 1)))
+        .unwrap();
+    let calls: [(&str, Box<dyn Fn(&Scheduler) -> bool>); 6] = [
+        ("on_first_token", Box::new(|s| s.on_first_token("nope"))),
+        ("on_tokens", Box::new(|s| s.on_tokens("nope", 3))),
+        ("on_prefill_done", Box::new(|s| s.on_prefill_done("nope"))),
+        ("on_complete", Box::new(|s| s.on_complete("nope", Some(1)).is_some())),
+        (
+            "on_complete_with_usage",
+            Box::new(|s| s.on_complete_with_usage("nope", Usage::default()).is_some()),
+        ),
+        (
+            "on_error",
+            Box::new(|s| s.on_error("nope", RequestErrorKind::Other).is_some()),
+        ),
+    ];
+    for (i, (name, call)) in calls.iter().enumerate() {
+        assert!(!call(&s), "{name} reported an unknown id as found");
+        assert_eq!(
+            metric(&s, "llmd_observe_unknown_request_calls_total"),
+            Some((i + 1) as f64),
+            "{name}"
+        );
+    }
+    // Nothing else changed: the known request is still open.
+    assert_eq!(s.open_requests(), 1);
+    assert!(s.on_complete("known", None).is_some());
+    // A second completion of the same id is unknown too.
+    assert!(s.on_complete("known", None).is_none());
+    assert_eq!(
+        metric(&s, "llmd_observe_unknown_request_calls_total"),
+        Some(7.0)
+    );
+}
+
+#[test]
+fn without_objectives_no_slo_series_counts_the_request() {
+    let (s, _) = pool();
+    s.pick(&Request::with_tokens("r1", "m", tokens(64, 1)))
+        .unwrap();
+    s.on_first_token("r1");
+    s.on_complete("r1", None).unwrap();
+    let text = s.render_metrics();
+    for slo in ["ttft", "tpot", "e2e", "all"] {
+        let line = format!("llmd_slo_requests_total{{model=\"m\",pool=\"default\",slo=\"{slo}\"}}");
+        assert!(
+            metric(&s, &line).is_none_or(|v| v == 0.0),
+            "{slo} counted without objectives:\n{text}"
+        );
+    }
+    // With a default objective, `all` is judged.
+    let (s2, _) = sched(&single("- type: queue-scorer\n- type: max-score-picker\n"));
+    let m = Metrics::new(MetricsConfig {
+        default_slo: SloTargets {
+            ttft: Some(std::time::Duration::from_secs(1)),
+            ..SloTargets::default()
+        },
+        ..MetricsConfig::default()
+    })
+    .unwrap();
+    let s2 = s2.with_metrics(std::sync::Arc::new(m));
+    s2.add_endpoint(ep("e1", metrics(0, 0, 0.0))).unwrap();
+    s2.pick(&Request::with_tokens("r1", "m", tokens(64, 1)))
+        .unwrap();
+    s2.on_first_token("r1");
+    s2.on_complete("r1", None).unwrap();
+    let all = "llmd_goodput_requests_total{model=\"m\",pool=\"default\",slo=\"all\"}";
+    assert_eq!(metric(&s2, all), Some(1.0));
+}
