@@ -287,6 +287,35 @@ func (s *Scheduler) OnComplete(id string, cachedTokens int64) (RequestSummary, b
 	return goSummary(c.sum), bool(c.found)
 }
 
+// Usage is the engine's OpenAI usage for a completed request; a count of -1
+// was not reported.
+type Usage struct {
+	PromptTokens int64
+	// CompletionTokens replace the tokens counted by OnFirstToken/OnTokens,
+	// so a non-streaming reply (no token calls) records its output too.
+	CompletionTokens int64
+	CachedTokens     int64
+}
+
+// OnCompleteUsage records a completion with the engine's usage. A count
+// below -1 or of 2^32 or more is not used and gives an error, but the request
+// is completed all the same.
+func (s *Scheduler) OnCompleteUsage(id string, u Usage) (RequestSummary, bool, error) {
+	var sum C.llmd_request_summary
+	var found C.bool
+	err := s.with(func(h *C.llmd_scheduler) error {
+		cu := C.llmd_usage{
+			prompt_tokens:     C.int64_t(u.PromptTokens),
+			completion_tokens: C.int64_t(u.CompletionTokens),
+			cached_tokens:     C.int64_t(u.CachedTokens),
+		}
+		ip, il := str(id)
+		var e *C.llmd_error
+		return takeError(C.llmd_scheduler_on_complete_usage(h, ip, il, &cu, &sum, &found, &e), e)
+	})
+	return goSummary(sum), bool(found), err
+}
+
 // completeCall is one completion's out-slots, placed in an arena.
 type completeCall struct {
 	sum   C.llmd_request_summary

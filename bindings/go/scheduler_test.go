@@ -62,6 +62,24 @@ func TestPickRoutesAwayFromLoad(t *testing.T) {
 	if _, ok := s.OnComplete("g1", -1); ok {
 		t.Fatal("completed twice")
 	}
+	// A non-streaming reply: the engine's usage gives the output tokens.
+	if _, err := s.Pick(&Request{ID: "g2", Model: "llama", Tokens: tokens(64)}); err != nil {
+		t.Fatal(err)
+	}
+	sum, ok, err = s.OnCompleteUsage("g2", Usage{PromptTokens: 64, CompletionTokens: 50, CachedTokens: 16})
+	if err != nil || !ok || sum.OutputTokens != 50 || sum.CachedTokens != 16 {
+		t.Fatalf("usage summary = %+v, %v, %v", sum, ok, err)
+	}
+	// An out-of-range count is an error, and the request is completed anyway.
+	if _, err := s.Pick(&Request{ID: "g3", Model: "llama", Tokens: tokens(64)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := s.OnCompleteUsage("g3", Usage{PromptTokens: -1, CompletionTokens: 1 << 40, CachedTokens: -1}); !ok || !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("out of range: %v %v", ok, err)
+	}
+	if _, ok := s.OnComplete("g3", -1); ok {
+		t.Fatal("g3 still open")
+	}
 	text, err := s.RenderMetrics()
 	if err != nil || !strings.Contains(text, "llmd_inference_ttft_bucket") ||
 		!strings.Contains(text, "llmd_router_routing_score_bucket") {

@@ -161,7 +161,8 @@ class Router:
             await respond(writer, status, data, up_headers.get("content-type", "application/json"))
             return
         await send(writer, b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
-        seen_first, cached, buf = False, None, b""
+        seen_first, buf = False, b""
+        usage: dict[str, Any] = {}
         async for chunk in body:
             buf += chunk
             while b"\n\n" in buf:
@@ -169,8 +170,7 @@ class Router:
                 data = event.removeprefix(b"data: ").strip()
                 if data != b"[DONE]":
                     msg = json.loads(data)
-                    usage = msg.get("usage") or {}
-                    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", cached)
+                    usage = msg.get("usage") or usage
                     if msg.get("choices"):
                         if not seen_first:
                             self.scheduler.on_first_token(rid)
@@ -181,17 +181,15 @@ class Router:
                         continue  # the usage chunk the client did not ask for
                 await send(writer, b"%x\r\n%s\n\n\r\n" % (len(event) + 2, event))
         await send(writer, b"0\r\n\r\n")
-        self.finish(rid, cached)
+        self.finish(rid, usage)
 
     def account_whole(self, rid: str, data: bytes) -> None:
-        usage = json.loads(data).get("usage") or {}
-        self.scheduler.on_first_token(rid)
-        if usage.get("completion_tokens", 0) > 1:
-            self.scheduler.on_tokens(rid, usage["completion_tokens"] - 1)
-        self.finish(rid, (usage.get("prompt_tokens_details") or {}).get("cached_tokens"))
+        # A non-streaming reply: no token calls; the engine's usage carries the
+        # output and cached token counts (TTFT is then the whole request).
+        self.finish(rid, json.loads(data).get("usage") or {})
 
-    def finish(self, rid: str, cached: int | None) -> None:
-        summary = self.scheduler.on_complete(rid, cached_tokens=cached)
+    def finish(self, rid: str, usage: dict[str, Any]) -> None:
+        summary = self.scheduler.on_complete(rid, usage=usage)
         if summary is not None:
             self.completed.append(summary)
 

@@ -43,6 +43,6 @@ pub use decision::{Decision, Target};
 pub use error::{ConfigError, ScheduleError};
 pub use framework::{CycleContext, DecisionExplanation, Explanation};
 pub use lifecycle::{RequestErrorKind, RequestSummary};
-pub use observe::Usage;
 pub use model::{Clock, Endpoint, EndpointMetrics, ManualClock, Prompt, Request, SystemClock};
+pub use observe::Usage;
 pub use scheduler::{IngestReport, Scheduler};

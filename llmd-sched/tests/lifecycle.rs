@@ -47,7 +47,10 @@ fn usage_is_read_from_an_openai_usage_object() {
     assert_eq!(u, Usage::default());
     let u = Usage::from_openai(&serde_json::json!({"completion_tokens": 2.5}));
     assert_eq!(u, Usage::default());
-    assert_eq!(Usage::from_openai(&serde_json::json!("x")), Usage::default());
+    assert_eq!(
+        Usage::from_openai(&serde_json::json!("x")),
+        Usage::default()
+    );
 }
 
 #[test]
@@ -116,11 +119,15 @@ fn unknown_request_ids_are_a_counted_no_op_in_every_call() {
     let (s, _) = pool();
     s.pick(&Request::with_tokens("known", "m", tokens(64, 1)))
         .unwrap();
-    let calls: [(&str, Box<dyn Fn(&Scheduler) -> bool>); 6] = [
+    type Call = Box<dyn Fn(&Scheduler) -> bool>;
+    let calls: [(&str, Call); 6] = [
         ("on_first_token", Box::new(|s| s.on_first_token("nope"))),
         ("on_tokens", Box::new(|s| s.on_tokens("nope", 3))),
         ("on_prefill_done", Box::new(|s| s.on_prefill_done("nope"))),
-        ("on_complete", Box::new(|s| s.on_complete("nope", Some(1)).is_some())),
+        (
+            "on_complete",
+            Box::new(|s| s.on_complete("nope", Some(1)).is_some()),
+        ),
         (
             "on_complete_with_usage",
             Box::new(|s| s.on_complete_with_usage("nope", Usage::default()).is_some()),
@@ -182,4 +189,63 @@ fn without_objectives_no_slo_series_counts_the_request() {
     s2.on_complete("r1", None).unwrap();
     let all = "llmd_goodput_requests_total{model=\"m\",pool=\"default\",slo=\"all\"}";
     assert_eq!(metric(&s2, all), Some(1.0));
+}
+
+/// Endpoints are added and removed while other threads pick and complete:
+/// afterwards no per-endpoint gauge of a removed endpoint is exported (a
+/// decision about an endpoint being removed must not bring its series back).
+#[test]
+fn removed_endpoints_leave_no_gauges_under_concurrent_picks() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let (s, _) = sched(&single("- type: queue-scorer\n- type: max-score-picker\n"));
+    let s = Arc::new(s);
+    let stop = Arc::new(AtomicBool::new(false));
+    let pickers: Vec<_> = (0..2)
+        .map(|t| {
+            let (s, stop) = (s.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let id = format!("p{t}-{n}");
+                    if s.pick(&Request::with_tokens(&id, "m", tokens(16, 1)))
+                        .is_ok()
+                    {
+                        s.on_first_token(&id);
+                        s.on_complete(&id, None);
+                    }
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    for i in 0..1500 {
+        let name = format!("u-{i}");
+        s.add_endpoint(ep(&name, metrics(0, 0, 0.0))).unwrap();
+        std::thread::yield_now();
+        s.remove_endpoint(&name).unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    for p in pickers {
+        p.join().unwrap();
+    }
+    let text = s.render_metrics();
+    let leaked: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            (l.starts_with("llmd_router_inflight_") || l.starts_with("llmd_kvindex_blocks{"))
+                && l.contains("endpoint=\"u-")
+        })
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "{} series of removed endpoints: {:?}",
+        leaked.len(),
+        &leaked[..leaked.len().min(5)]
+    );
+    // A name removed and added again is exported again.
+    s.add_endpoint(ep("u-7", metrics(0, 0, 0.0))).unwrap();
+    assert!(s
+        .render_metrics()
+        .contains("llmd_router_inflight_requests{endpoint=\"u-7\""));
 }

@@ -388,6 +388,18 @@ typedef struct {
   uint32_t error;
 } llmd_request_summary;
 
+// Token usage the engine reported for a completed request (OpenAI
+// `usage`); each count is -1 when not reported.
+typedef struct {
+  // `prompt_tokens`.
+  int64_t prompt_tokens;
+  // `completion_tokens`: replaces the tokens counted by the token calls
+  // (a non-streaming reply makes none).
+  int64_t completion_tokens;
+  // `prompt_tokens_details.cached_tokens`.
+  int64_t cached_tokens;
+} llmd_usage;
+
 // An endpoint to register.
 typedef struct {
   // Unique name (required).
@@ -894,7 +906,9 @@ llmd_status llmd_scheduler_on_tokens(const llmd_scheduler *s,
                                      llmd_error **err);
 
 // Request `id` completed; `cached_tokens` is the engine's reported
-// prefix-cache hit (-1 if unknown). `summary` and `found` may be NULL.
+// prefix-cache hit (-1 if unknown). `summary` and `found` may be NULL. An
+// out-of-range count still completes the request (see
+// `llmd_scheduler_on_complete_usage`).
 //
 // # Safety
 // As `llmd_scheduler_on_first_token`; `summary` NULL or valid for a write.
@@ -905,6 +919,23 @@ llmd_status llmd_scheduler_on_complete(const llmd_scheduler *s,
                                        llmd_request_summary *summary,
                                        bool *found,
                                        llmd_error **err);
+
+// Request `id` completed with the engine's `usage` (NULL: nothing
+// reported): its completion tokens replace the counted ones, so a
+// non-streaming reply records its output too (its TTFT is then the whole
+// request). A count below -1 or of 2^32 or more is not used; the request
+// is completed all the same and the call fails with
+// `LLMD_STATUS_INVALID_ARGUMENT` naming it. `summary` and `found` may be NULL.
+//
+// # Safety
+// As `llmd_scheduler_on_complete`; `usage` NULL or valid for a read.
+llmd_status llmd_scheduler_on_complete_usage(const llmd_scheduler *s,
+                                             const char *id,
+                                             size_t id_len,
+                                             const llmd_usage *usage,
+                                             llmd_request_summary *summary,
+                                             bool *found,
+                                             llmd_error **err);
 
 // Request `id` failed or was cancelled; everything it held is released.
 // `kind` is an `llmd_request_error`; other values are `LLMD_STATUS_INVALID_ARGUMENT`.

@@ -373,6 +373,15 @@ class Scheduler {
     });
     return found ? std::optional<llmd_request_summary>(sum) : std::nullopt;
   }
+  // Completion with the engine's usage (counts of -1: not reported).
+  std::optional<llmd_request_summary> on_complete(std::string_view id, const llmd_usage& usage) const {
+    llmd_request_summary sum{};
+    bool found = false;
+    detail::call([&](llmd_error** e) {
+      return llmd_scheduler_on_complete_usage(h_.get(), id.data(), id.size(), &usage, &sum, &found, e);
+    });
+    return found ? std::optional<llmd_request_summary>(sum) : std::nullopt;
+  }
   std::optional<llmd_request_summary> on_error(std::string_view id,
                                                llmd_request_error kind) const {
     llmd_request_summary sum{};

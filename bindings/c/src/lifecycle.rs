@@ -132,8 +132,64 @@ pub unsafe extern "C" fn llmd_scheduler_on_tokens(
     }
 }
 
+/// Token usage the engine reported for a completed request (OpenAI
+/// `usage`); each count is -1 when not reported.
+#[allow(non_camel_case_types)] // C naming for the exported type
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct llmd_usage {
+    /// `prompt_tokens`.
+    pub prompt_tokens: i64,
+    /// `completion_tokens`: replaces the tokens counted by the token calls
+    /// (a non-streaming reply makes none).
+    pub completion_tokens: i64,
+    /// `prompt_tokens_details.cached_tokens`.
+    pub cached_tokens: i64,
+}
+
+/// Completes `id` with `usage`, then reports counts that could not be used.
+/// A count below -1 or of 2^32 or more is not used, but the request is
+/// completed all the same (it never stays counted as in flight) and the
+/// call then fails with `LLMD_STATUS_INVALID_ARGUMENT` naming the count.
+///
+/// # Safety
+/// Pointers as for `llmd_scheduler_on_complete`.
+unsafe fn complete(
+    s: &llmd_sched::Scheduler,
+    id: &str,
+    counts: [(&str, i64); 3],
+    summary: *mut llmd_request_summary,
+    found: *mut bool,
+) -> Result<(), FfiError> {
+    let mut bad = None;
+    let mut take = |(name, v): (&str, i64)| match v {
+        -1 => None,
+        v => match u32::try_from(v) {
+            Ok(n) => Some(n),
+            Err(_) => {
+                bad.get_or_insert_with(|| format!("{name} {v} is out of range (-1 or 0 ..= 2^32-1); the request was completed without it"));
+                None
+            }
+        },
+    };
+    let [p, c, k] = counts;
+    let usage = llmd_sched::Usage {
+        prompt_tokens: take(p),
+        output_tokens: take(c),
+        cached_tokens: take(k),
+    };
+    // SAFETY: forwarded caller contract.
+    unsafe { report(found, summary, s.on_complete_with_usage(id, usage)) };
+    match bad {
+        Some(msg) => Err(FfiError::invalid(msg)),
+        None => Ok(()),
+    }
+}
+
 /// Request `id` completed; `cached_tokens` is the engine's reported
-/// prefix-cache hit (-1 if unknown). `summary` and `found` may be NULL.
+/// prefix-cache hit (-1 if unknown). `summary` and `found` may be NULL. An
+/// out-of-range count still completes the request (see
+/// `llmd_scheduler_on_complete_usage`).
 ///
 /// # Safety
 /// As `llmd_scheduler_on_first_token`; `summary` NULL or valid for a write.
@@ -152,15 +208,52 @@ pub unsafe extern "C" fn llmd_scheduler_on_complete(
         guard(err, || {
             let s = &args::handle(s, "scheduler")?.0;
             let id = args::str(id, id_len, "id")?;
-            let cached =
-                match cached_tokens {
-                    c if c < 0 => None,
-                    c => Some(u32::try_from(c).map_err(|_| {
-                        FfiError::invalid(format!("cached_tokens {c} is too large"))
-                    })?),
-                };
-            report(found, summary, s.on_complete(id, cached));
-            Ok(())
+            let counts = [
+                ("prompt_tokens", -1),
+                ("completion_tokens", -1),
+                // Any negative value means "unknown" here, as it always has.
+                ("cached_tokens", cached_tokens.max(-1)),
+            ];
+            complete(s, id, counts, summary, found)
+        })
+    }
+}
+
+/// Request `id` completed with the engine's `usage` (NULL: nothing
+/// reported): its completion tokens replace the counted ones, so a
+/// non-streaming reply records its output too (its TTFT is then the whole
+/// request). A count below -1 or of 2^32 or more is not used; the request
+/// is completed all the same and the call fails with
+/// `LLMD_STATUS_INVALID_ARGUMENT` naming it. `summary` and `found` may be NULL.
+///
+/// # Safety
+/// As `llmd_scheduler_on_complete`; `usage` NULL or valid for a read.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_scheduler_on_complete_usage(
+    s: *const llmd_scheduler,
+    id: *const c_char,
+    id_len: usize,
+    usage: *const llmd_usage,
+    summary: *mut llmd_request_summary,
+    found: *mut bool,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let s = &args::handle(s, "scheduler")?.0;
+            let id = args::str(id, id_len, "id")?;
+            let u = usage.as_ref().copied().unwrap_or(llmd_usage {
+                prompt_tokens: -1,
+                completion_tokens: -1,
+                cached_tokens: -1,
+            });
+            let counts = [
+                ("prompt_tokens", u.prompt_tokens),
+                ("completion_tokens", u.completion_tokens),
+                ("cached_tokens", u.cached_tokens),
+            ];
+            complete(s, id, counts, summary, found)
         })
     }
 }

@@ -47,3 +47,60 @@ fn value_to_py(py: Python<'_>, v: &Value) -> PyResult<Py<PyAny>> {
         }
     }
 }
+
+/// Nesting accepted by [`from_py`] (an OpenAI `usage` object needs 2).
+const MAX_DEPTH: usize = 32;
+
+/// The JSON data model of a plain Python value (dict with str keys, list,
+/// tuple, str, int, float, bool, None); anything else, or nesting deeper
+/// than 32, is an `InvalidArgumentError` naming `what`.
+pub(crate) fn from_py(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Value> {
+    fn go(obj: &Bound<'_, PyAny>, what: &str, depth: usize) -> PyResult<Value> {
+        let py = obj.py();
+        let bad = |why: &str| error(py, Kind::InvalidArgument, format!("{what}: {why}"));
+        if depth > MAX_DEPTH {
+            return Err(bad("nested too deeply"));
+        }
+        if obj.is_none() {
+            return Ok(Value::Null);
+        }
+        if let Ok(b) = obj.cast::<pyo3::types::PyBool>() {
+            return Ok(Value::Bool(b.is_true()));
+        }
+        if let Ok(i) = obj.extract::<i64>() {
+            if obj.is_instance_of::<pyo3::types::PyInt>() {
+                return Ok(Value::from(i));
+            }
+        }
+        if let Ok(u) = obj.extract::<u64>() {
+            return Ok(Value::from(u));
+        }
+        if let Ok(f) = obj.cast::<pyo3::types::PyFloat>() {
+            return Ok(serde_json::Number::from_f64(f.value()).map_or(Value::Null, Value::Number));
+        }
+        if let Ok(s) = obj.cast::<pyo3::types::PyString>() {
+            return Ok(Value::String(s.to_str()?.to_string()));
+        }
+        if let Ok(d) = obj.cast::<PyDict>() {
+            let mut map = serde_json::Map::new();
+            for (k, v) in d.iter() {
+                let k = k
+                    .cast::<pyo3::types::PyString>()
+                    .map_err(|_| bad("dict keys must be str"))?;
+                map.insert(k.to_str()?.to_string(), go(&v, what, depth + 1)?);
+            }
+            return Ok(Value::Object(map));
+        }
+        if let Ok(l) = obj.cast::<PyList>() {
+            return l.iter().map(|v| go(&v, what, depth + 1)).collect();
+        }
+        if let Ok(t) = obj.cast::<pyo3::types::PyTuple>() {
+            return t.iter().map(|v| go(&v, what, depth + 1)).collect();
+        }
+        Err(bad(&format!(
+            "unsupported value of type {}",
+            obj.get_type().name()?
+        )))
+    }
+    go(obj, what, 0)
+}

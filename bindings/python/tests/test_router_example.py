@@ -157,6 +157,9 @@ async def scenario() -> None:
         status, raw = await asyncio.to_thread(http, "POST", base + "/v1/completions", {"model": "m", "prompt": "x"})
         assert status == 200 and json.loads(raw)["choices"][0]["text"] == "all at once"
         assert router.completed[-1]["cached_tokens"] == CACHED and len(router.completed) == 3
+        # The engine's usage gives the output tokens; no token arrived on its own.
+        assert router.completed[-1]["output_tokens"] == TOKENS
+        assert router.completed[-1]["first_token_at_ns"] is None
 
         # Metrics and errors.
         status, raw = await asyncio.to_thread(http, "GET", base + "/metrics")

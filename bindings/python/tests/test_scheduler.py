@@ -221,6 +221,28 @@ def test_missing_config_file(tmp_path: Path) -> None:
         llmd.Scheduler.from_file(tmp_path / "absent.yaml")
 
 
+def test_on_complete_takes_the_engines_openai_usage() -> None:
+    s = llmd.Scheduler.default(seed=1)
+    fleet(s, 2)
+    d = s.pick(model=MODEL, tokens=list(range(64)), request_id="whole")
+    assert d.request_id == "whole"
+    usage = {"prompt_tokens": 64, "completion_tokens": 50, "total_tokens": 114, "prompt_tokens_details": {"cached_tokens": 32}}
+    summary = s.on_complete("whole", usage=usage)
+    assert summary is not None
+    assert (summary["output_tokens"], summary["cached_tokens"], summary["first_token_at_ns"]) == (50, 32, None)
+    assert 'llmd_inference_output_tokens_sum{model="meta-llama/Llama-3.1-8B-Instruct"' in s.render_metrics()
+    # An explicit cached count wins over the usage's.
+    s.pick(model=MODEL, tokens=list(range(64)), request_id="r2")
+    summary = s.on_complete("r2", 7, usage=usage)
+    assert summary is not None and summary["cached_tokens"] == 7
+    s.pick(model=MODEL, tokens=list(range(64)), request_id="r3")
+    with pytest.raises(llmd.InvalidArgumentError, match="usage"):
+        s.on_complete("r3", usage={"prompt_tokens": object()})
+    assert s.open_requests == 0  # completed all the same
+    # Unknown ids: None, as in every lifecycle call.
+    assert s.on_complete("nope", usage=usage) is None
+
+
 def test_a_path_given_as_config_text_says_to_use_from_file() -> None:
     with pytest.raises(llmd.ConfigError, match=r"use Scheduler\.from_file"):
         llmd.Scheduler(str(PRECISE))

@@ -50,7 +50,9 @@ impl Metrics {
         ] {
             fam.get_or_create(&labels).inc_by(v);
         }
-        self.last_event.lock().insert(ep, now);
+        // Counters keep their history; the staleness gauge is not brought
+        // back for an endpoint removed meanwhile.
+        self.unless_removed(endpoint, || self.last_event.lock().insert(ep, now));
     }
 
     /// Sets how many blocks the index holds for `endpoint` in `tier`.
@@ -59,31 +61,31 @@ impl Metrics {
             ("endpoint", self.endpoint_label(endpoint)),
             ("tier", Arc::from(tier_label(tier))),
         ];
-        self.fam
-            .index_blocks
-            .get_or_create(&labels)
-            .set(i64::try_from(blocks).unwrap_or(i64::MAX));
+        self.unless_removed(endpoint, || {
+            self.fam
+                .index_blocks
+                .get_or_create(&labels)
+                .set(i64::try_from(blocks).unwrap_or(i64::MAX))
+        });
     }
 
-    /// Updates the gauges computed at exposition time: staleness, and the
-    /// lifecycle table's size (read here so racing writers cannot leave a
-    /// stale value).
     /// Adds `delta` blocks to `endpoint`'s count in `tier` (never below 0).
     pub(super) fn add_index_blocks(&self, endpoint: &str, tier: Tier, delta: i64) {
         let labels: Labels = vec![
             ("endpoint", self.endpoint_label(endpoint)),
             ("tier", Arc::from(tier_label(tier))),
         ];
-        let g = self.fam.index_blocks.get_or_create(&labels);
-        if delta >= 0 {
-            g.inc_by(delta);
-        } else {
-            let cur = g.get();
-            g.set((cur + delta).max(0));
-        }
+        self.unless_removed(endpoint, || {
+            let g = self.fam.index_blocks.get_or_create(&labels);
+            if delta >= 0 {
+                g.inc_by(delta);
+            } else {
+                let cur = g.get();
+                g.set((cur + delta).max(0));
+            }
+        });
     }
 
-    /// Sets every tier of `endpoint` to zero (its cache was cleared).
     /// Counts blocks of `endpoint`'s events that were not placed, by reason.
     pub(super) fn add_blocks_skipped(&self, endpoint: &str, reasons: &[(&'static str, u32)]) {
         for &(reason, n) in reasons {
@@ -106,12 +108,16 @@ impl Metrics {
         self.fam.endpoints_refused.inc();
     }
 
+    /// Sets every tier of `endpoint` to zero (its cache was cleared).
     pub(super) fn clear_index_blocks(&self, endpoint: &str) {
         for t in Tier::ALL {
             self.add_index_blocks(endpoint, t, i64::MIN / 2);
         }
     }
 
+    /// Updates the gauges computed at exposition time: staleness, and the
+    /// lifecycle table's size (read here so racing writers cannot leave a
+    /// stale value).
     pub(super) fn refresh_staleness(&self, now: Duration) {
         self.fam.tracked.set(self.table.len() as i64);
         for (ep, at) in self.last_event.lock().iter() {

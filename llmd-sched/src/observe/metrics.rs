@@ -38,6 +38,20 @@ pub struct Metrics {
     pub(super) sched: super::sched::SchedHandles,
     /// Last event-batch time per endpoint label, for staleness.
     pub(super) last_event: Mutex<ahash::AHashMap<Arc<str>, Duration>>,
+    /// Endpoints removed and not registered again (most recent
+    /// [`REMOVED_KEPT`]), so a decision or event batch racing with the
+    /// removal cannot bring their gauges back.
+    removed: Mutex<Removed>,
+}
+
+/// Removed endpoint names remembered: a stale decision or event batch comes
+/// within moments of the removal, so a bounded window suffices.
+const REMOVED_KEPT: usize = 4096;
+
+#[derive(Debug, Default)]
+struct Removed {
+    names: ahash::AHashSet<Box<str>>,
+    order: std::collections::VecDeque<Box<str>>,
 }
 
 impl Default for Metrics {
@@ -71,6 +85,7 @@ impl Metrics {
             table: RequestTable::new(cfg.max_tracked_requests),
             sched: Default::default(),
             last_event: Mutex::new(ahash::AHashMap::new()),
+            removed: Mutex::new(Removed::default()),
             registry,
             fam,
             cfg,
@@ -92,9 +107,21 @@ impl Metrics {
     /// gauges exist from the start. Decisions naming an undeclared endpoint
     /// declare it with the default pool.
     pub fn register_endpoint(&self, name: &str, pool: Option<&str>) {
+        let mut removed = self.removed.lock();
+        if removed.names.remove(name) {
+            removed.order.retain(|n| &**n != name);
+        }
         self.endpoints.remove(name);
         self.clear_routes();
-        self.endpoint_series(name, pool);
+        self.endpoint_series_locked(name, pool, &removed);
+    }
+
+    /// Runs `f` (which may create gauges of endpoint `name`) unless `name`
+    /// was removed and not registered again, holding the lock that
+    /// `remove_endpoint` takes, so the two cannot interleave.
+    pub(super) fn unless_removed<R>(&self, name: &str, f: impl FnOnce() -> R) -> Option<R> {
+        let removed = self.removed.lock();
+        (!removed.names.contains(name)).then(f)
     }
 
     fn clear_routes(&self) {
@@ -137,6 +164,17 @@ impl Metrics {
     /// Drops the per-endpoint series of a removed endpoint (in-flight gauges,
     /// index blocks, staleness). Request counters keep their history.
     pub fn remove_endpoint(&self, name: &str) {
+        // Under the lock that series creation takes, so no decision can
+        // recreate the gauges between the check and the removal.
+        let mut removed = self.removed.lock();
+        if removed.names.insert(name.into()) {
+            removed.order.push_back(name.into());
+            if removed.order.len() > REMOVED_KEPT {
+                if let Some(old) = removed.order.pop_front() {
+                    removed.names.remove(&old);
+                }
+            }
+        }
         let Some(ep) = self.endpoints.remove(name) else {
             return;
         };
@@ -148,6 +186,28 @@ impl Metrics {
     }
 
     pub(super) fn endpoint_series(&self, name: &str, pool: Option<&str>) -> Arc<EndpointSeries> {
+        if let Some(s) = self.endpoints.get(name) {
+            return s;
+        }
+        let removed = self.removed.lock();
+        self.endpoint_series_locked(name, pool, &removed)
+    }
+
+    /// As [`Metrics::endpoint_series`], with the removed-endpoint lock held:
+    /// a removed endpoint gets handles that are not in any family (updated,
+    /// never exported).
+    fn endpoint_series_locked(
+        &self,
+        name: &str,
+        pool: Option<&str>,
+        removed: &Removed,
+    ) -> Arc<EndpointSeries> {
+        if removed.names.contains(name) {
+            return Arc::new(EndpointSeries::detached(
+                Arc::from(name),
+                self.default_pool.clone(),
+            ));
+        }
         self.endpoints.get_or_make(name, || {
             let pool = pool
                 .map(Arc::from)

@@ -24,6 +24,15 @@ impl<K: Hash + Eq, V> Default for Cache<K, V> {
 }
 
 impl<K: Hash + Eq, V> Cache<K, V> {
+    /// The cached value for `key`, if any.
+    pub fn get<Q>(&self, key: &Q) -> Option<Arc<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.0.read().get(key).cloned()
+    }
+
     /// The cached value for `key`, built with `make` on first use.
     pub fn get_or_make<Q>(&self, key: &Q, make: impl FnOnce() -> (K, V)) -> Arc<V>
     where
@@ -75,6 +84,17 @@ pub struct EndpointSeries {
 }
 
 impl EndpointSeries {
+    /// Gauges that belong to no family: for an endpoint removed while a
+    /// decision about it was in flight (updated, never exported).
+    pub fn detached(endpoint: Arc<str>, pool: Arc<str>) -> Self {
+        EndpointSeries {
+            inflight_requests: Gauge::default(),
+            inflight_tokens: Gauge::default(),
+            endpoint,
+            pool,
+        }
+    }
+
     /// Resolves the gauges of (`endpoint`, `pool`).
     pub fn new(f: &Families, endpoint: Arc<str>, pool: Arc<str>) -> Self {
         let labels = l(&[("endpoint", &endpoint), ("pool", &pool)]);

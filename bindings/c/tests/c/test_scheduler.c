@@ -108,6 +108,29 @@ static void test_pick_and_explain(void) {
   RESET_ERR(err);
   CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_tick(s, &err), &err);
 
+  /* A non-streaming reply: the engine's usage gives the output tokens. */
+  (void)picks(s, "r3", 32, "pod-a");
+  llmd_usage usage = {32, 50, 16};
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_on_complete_usage(s, S("r3"), &usage, &sum, &found, &err), &err);
+  CHECK(found && sum.output_tokens == 50 && sum.cached_tokens == 16 && sum.first_token_at_ns == 0);
+  /* Out-of-range counts are refused, but the request is completed anyway. */
+  (void)picks(s, "r4", 32, "pod-a");
+  llmd_usage huge = {-1, (int64_t)1 << 40, -1};
+  CHECK_STATUS(LLMD_STATUS_INVALID_ARGUMENT,
+               llmd_scheduler_on_complete_usage(s, S("r4"), &huge, &sum, &found, &err), &err);
+  CHECK(strstr(llmd_error_message(err), "completion_tokens") != NULL);
+  RESET_ERR(err);
+  CHECK(found);
+  (void)picks(s, "r5", 32, "pod-a");
+  CHECK_STATUS(LLMD_STATUS_INVALID_ARGUMENT,
+               llmd_scheduler_on_complete(s, S("r5"), (int64_t)1 << 33, NULL, &found, &err), &err);
+  RESET_ERR(err);
+  CHECK(found);
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_on_complete(s, S("r5"), -1, NULL, &found, &err), &err);
+  CHECK(!found); /* already completed */
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_on_complete_usage(s, S("r6"), NULL, NULL, &found, &err), &err);
+  CHECK(!found);
+
   /* Metrics for the host's /metrics handler: r1 completed with a first token. */
   llmd_string *text = NULL;
   CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_render_metrics(s, &text, &err), &err);

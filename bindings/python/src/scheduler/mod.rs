@@ -7,7 +7,7 @@ mod request;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use llmd_sched::{Endpoint, EndpointMetrics, LoadOptions, ScheduleError, Scheduler};
+use llmd_sched::{Endpoint, EndpointMetrics, LoadOptions, ScheduleError, Scheduler, Usage};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -413,17 +413,35 @@ impl PyScheduler {
         py.detach(|| self.inner.on_tokens(request_id, n))
     }
 
-    /// The request finished; `cached_tokens` is the engine's reported
-    /// prefix-cache hit (`usage.prompt_tokens_details.cached_tokens`).
-    /// Returns the request's summary, or None for an unknown id.
-    #[pyo3(signature = (request_id, cached_tokens=None))]
+    /// The request finished. `usage` is the response's OpenAI `usage`
+    /// object as the engine returned it (`prompt_tokens`,
+    /// `completion_tokens`, `prompt_tokens_details.cached_tokens`): its
+    /// completion tokens replace the counted ones, so a non-streaming reply
+    /// records its output too. `cached_tokens`, when given, is the engine's
+    /// prefix-cache hit and wins over `usage`'s. Returns the request's
+    /// summary, or None for an unknown id. A `usage` that is not plain data
+    /// raises `InvalidArgumentError` after the request is completed without
+    /// it, so a bad argument never leaves a request counted as in flight.
+    #[pyo3(signature = (request_id, cached_tokens=None, *, usage=None))]
     fn on_complete(
         &self,
         py: Python<'_>,
         request_id: &str,
         cached_tokens: Option<u32>,
+        usage: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
-        let summary = py.detach(|| self.inner.on_complete(request_id, cached_tokens));
+        let parsed = match usage {
+            Some(obj) if !obj.is_none() => {
+                json::from_py(obj, "usage").map(|v| Usage::from_openai(&v))
+            }
+            _ => Ok(Usage::default()),
+        };
+        let mut u = parsed.as_ref().copied().unwrap_or_default();
+        if cached_tokens.is_some() {
+            u.cached_tokens = cached_tokens;
+        }
+        let summary = py.detach(|| self.inner.on_complete_with_usage(request_id, u));
+        parsed?;
         json::to_py(py, &summary)
     }
 
