@@ -129,6 +129,24 @@ impl ScheduleError {
         }
     }
 
+    /// Stable lowercase name of the error's kind, the `code` every binding
+    /// reports (C `llmd_error_code`, Python `.code`, Go `Error.Code`); the
+    /// numeric [`ScheduleError::code`] is the detail beside it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ScheduleError::NoEndpoints { .. } => "no_endpoints",
+            ScheduleError::ResourceExhausted { .. } => "resource_exhausted",
+            ScheduleError::Config(_) => "config",
+            ScheduleError::InvalidRequest(_) => "invalid_request",
+            ScheduleError::UnknownEndpoint(_) => "unknown_endpoint",
+            ScheduleError::MetricsText(_) => "metrics_parse",
+            ScheduleError::KvEvents(_) => "kv_events",
+            ScheduleError::Index(_) => "index",
+            ScheduleError::Hash(_) => "hash",
+            ScheduleError::PreconditionFailed { .. } => "precondition_failed",
+        }
+    }
+
     /// The `x-llm-d-request-dropped-reason` value llm-d sends with this error, if any.
     pub fn dropped_reason(&self) -> Option<&'static str> {
         match self {

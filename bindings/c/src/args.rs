@@ -1,5 +1,11 @@
 //! Borrowing C arguments: NULL checks first, pointer + length strings,
 //! handles, and out-parameters written only on success.
+//!
+//! One NULL rule everywhere: a NULL pointer with a non-zero length or
+//! capacity is `LLMD_STATUS_NULL_ARGUMENT`, whatever else the call would do;
+//! NULL with length 0 is the empty (or, for optional strings, absent) value;
+//! NULL with capacity 0 is an empty out-buffer (`LLMD_STATUS_BUFFER_TOO_SMALL`
+//! if anything has to be written).
 
 use std::ffi::c_char;
 
@@ -45,7 +51,8 @@ pub(crate) unsafe fn str<'a>(
     })
 }
 
-/// Borrows an optional string: NULL means absent (whatever `len` is).
+/// Borrows an optional string: NULL with length 0 means absent; NULL with
+/// a non-zero length is a NULL argument.
 ///
 /// # Safety
 /// As [`bytes`].
@@ -55,7 +62,11 @@ pub(crate) unsafe fn opt_str<'a>(
     what: &str,
 ) -> Result<Option<&'a str>, FfiError> {
     if ptr.is_null() {
-        return Ok(None);
+        return if len == 0 {
+            Ok(None)
+        } else {
+            Err(FfiError::null(what))
+        };
     }
     // SAFETY: forwarded caller contract.
     unsafe { str(ptr, len, what) }.map(Some)
@@ -119,6 +130,57 @@ impl<T> Out<T> {
     pub(crate) unsafe fn write(self, value: T) {
         // SAFETY: non-NULL (checked in `new`), validity by the caller's contract.
         unsafe { self.0.write(value) }
+    }
+}
+
+/// A caller's output array `(ptr, cap)`, checked up front by the NULL rule.
+pub(crate) struct OutBuf<T> {
+    ptr: *mut T,
+    cap: usize,
+    what: &'static str,
+}
+
+impl<T> OutBuf<T> {
+    /// Checks that `ptr` is not NULL unless `cap` is 0.
+    pub(crate) fn new(ptr: *mut T, cap: usize, what: &'static str) -> Result<Self, FfiError> {
+        if ptr.is_null() && cap > 0 {
+            return Err(FfiError::null(what));
+        }
+        Ok(OutBuf { ptr, cap, what })
+    }
+
+    /// Fails with `LLMD_STATUS_BUFFER_TOO_SMALL` unless `n` items fit (a
+    /// check before computing them).
+    pub(crate) fn require(&self, n: usize) -> Result<(), FfiError> {
+        if n > self.cap {
+            return Err(FfiError::new(
+                llmd_status::BufferTooSmall,
+                format!("`{}` holds {}, {n} are needed", self.what, self.cap),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes `items` and their count to `len`, or fails with
+    /// `LLMD_STATUS_BUFFER_TOO_SMALL` (nothing written) when they do not fit.
+    ///
+    /// # Safety
+    /// The pointer given to [`OutBuf::new`] is valid for `cap` writes.
+    pub(crate) unsafe fn fill(
+        self,
+        items: impl ExactSizeIterator<Item = T>,
+        len: Out<usize>,
+    ) -> Result<(), FfiError> {
+        let n = items.len();
+        self.require(n)?;
+        for (i, item) in items.enumerate() {
+            // SAFETY: i < n <= cap, and the pointer is valid for `cap`
+            // writes (non-NULL since cap > 0) by the caller's contract.
+            unsafe { self.ptr.add(i).write(item) };
+        }
+        // SAFETY: as for `Out::write`.
+        unsafe { len.write(n) };
+        Ok(())
     }
 }
 

@@ -78,7 +78,7 @@ fn pick(s: &llmd_scheduler, req: &Request) -> Result<*mut llmd_decision, FfiErro
 /// decision with at least one target. No endpoint for the model gives
 /// `LLMD_STATUS_SCHEDULE` with code `"no_endpoints"` (detail 503); saturation
 /// gives code `"resource_exhausted"` (detail 429); a conditional-decode miss
-/// (`Prefer: if-available`) gives code `"schedule"` (detail 412).
+/// (`Prefer: if-available`) gives code `"precondition_failed"` (detail 412).
 ///
 /// # Safety
 /// `s` is NULL or live; `req` is NULL or valid with every pointer valid for

@@ -262,21 +262,9 @@ pub unsafe extern "C" fn llmd_event_batch_event_keys(
         guard(err, || {
             let batch = &args::handle(batch, "batch")?.0;
             let keys_len = Out::new(keys_len, "keys_len")?;
+            let keys = args::OutBuf::new(keys, keys_cap, "keys")?;
             let hashes = hashes(event_at(batch, index)?);
-            if !hashes.is_empty() && keys.is_null() {
-                return Err(FfiError::null("keys"));
-            }
-            if keys_cap < hashes.len() {
-                return Err(FfiError::new(
-                    llmd_status::BufferTooSmall,
-                    format!("`keys` holds {keys_cap} keys, {} are needed", hashes.len()),
-                ));
-            }
-            for (i, h) in hashes.iter().enumerate() {
-                keys.add(i).write(h.key().0);
-            }
-            keys_len.write(hashes.len());
-            Ok(())
+            keys.fill(hashes.iter().map(|h| h.key().0), keys_len)
         })
     }
 }

@@ -114,24 +114,12 @@ pub unsafe extern "C" fn llmd_hasher_block_keys(
             let hasher = &args::handle(hasher, "hasher")?.0;
             let keys_len = Out::new(keys_len, "keys_len")?;
             let tokens = args::slice(tokens, n_tokens, "tokens")?;
-            let needed = n_tokens / hasher.block_size();
-            if needed > 0 && keys.is_null() {
-                return Err(FfiError::null("keys"));
-            }
-            if keys_cap < needed {
-                return Err(FfiError::new(
-                    llmd_status::BufferTooSmall,
-                    format!("`keys` holds {keys_cap} keys, {needed} are needed"),
-                ));
-            }
+            let keys = args::OutBuf::new(keys, keys_cap, "keys")?;
+            keys.require(n_tokens / hasher.block_size())?;
             let default = RequestExtras::default();
             let extras = extras.as_ref().map_or(&default, |x| &x.0);
             let computed = hasher.block_keys(tokens, extras).map_err(hash_err)?;
-            for (i, k) in computed.iter().enumerate() {
-                keys.add(i).write(k.0);
-            }
-            keys_len.write(computed.len());
-            Ok(())
+            keys.fill(computed.iter().map(|k| k.0), keys_len)
         })
     }
 }

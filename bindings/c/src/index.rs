@@ -26,6 +26,19 @@ fn index_err(e: IndexError) -> FfiError {
     FfiError::new(llmd_status::Index, e.to_string())
 }
 
+/// `id` must be a registered slot: writes for any other id are refused
+/// (`LLMD_STATUS_UNKNOWN_ENDPOINT`), not silently ignored.
+fn registered(index: &KvIndex, id: u16) -> Result<EndpointId, FfiError> {
+    let id = EndpointId(id);
+    match index.endpoint_name(id) {
+        Some(_) => Ok(id),
+        None => Err(FfiError::new(
+            llmd_status::UnknownEndpoint,
+            format!("endpoint slot {} is not registered", id.0),
+        )),
+    }
+}
+
 fn config(c: Option<&llmd_index_config>) -> Result<IndexConfig, FfiError> {
     let mut cfg = IndexConfig::default();
     let Some(c) = c else { return Ok(cfg) };
@@ -152,7 +165,7 @@ pub unsafe extern "C" fn llmd_index_apply_batch(
             let index = &args::handle(index, "index")?.0;
             let batch = &args::handle(batch, "batch")?.0;
             let model = args::str(model, model_len, "model")?;
-            let r = index.apply_batch(EndpointId(id), model, batch);
+            let r = index.apply_batch(registered(index, id)?, model, batch);
             if let Some(out) = report.as_mut() {
                 *out = llmd_index_apply_report {
                     stored: r.stored,
@@ -195,23 +208,14 @@ pub unsafe extern "C" fn llmd_index_prompt_keys(
             let keys_len = Out::new(keys_len, "keys_len")?;
             let model = args::str(model, model_len, "model")?;
             let tokens = args::slice(tokens, n_tokens, "tokens")?;
-            let needed = n_tokens / index.block_size().max(1);
-            if keys_cap < needed || (needed > 0 && keys.is_null()) {
-                return Err(FfiError::new(
-                    llmd_status::BufferTooSmall,
-                    format!("`keys` holds {keys_cap} keys, {needed} are needed"),
-                ));
-            }
+            let keys = args::OutBuf::new(keys, keys_cap, "keys")?;
+            keys.require(n_tokens / index.block_size().max(1))?;
             let default = Default::default();
             let extras = extras.as_ref().map_or(&default, |x| &x.0);
             let computed = index
                 .prompt_keys(model, tokens, extras)
                 .map_err(index_err)?;
-            for (i, k) in computed.iter().enumerate() {
-                keys.add(i).write(k.0);
-            }
-            keys_len.write(computed.len());
-            Ok(())
+            keys.fill(computed.iter().map(|k| k.0), keys_len)
         })
     }
 }
@@ -241,6 +245,7 @@ pub unsafe extern "C" fn llmd_index_match_prefix(
         guard(err, || {
             let index = &args::handle(index, "index")?.0;
             let out_len = Out::new(out_len, "out_len")?;
+            let out = args::OutBuf::new(out, out_cap, "out")?;
             let model = args::str(model, model_len, "model")?;
             let keys: Vec<BlockKey> = args::slice(keys, n_keys, "keys")?
                 .iter()
@@ -248,21 +253,12 @@ pub unsafe extern "C" fn llmd_index_match_prefix(
                 .collect();
             let mut matches = PrefixMatches::new();
             index.match_prefix(model, &keys, &mut matches);
-            let found = matches.as_slice();
-            if out_cap < found.len() || (!found.is_empty() && out.is_null()) {
-                return Err(FfiError::new(
-                    llmd_status::BufferTooSmall,
-                    format!("`out` holds {out_cap} matches, {} are needed", found.len()),
-                ));
-            }
-            for (i, m) in found.iter().enumerate() {
-                out.add(i).write(llmd_endpoint_match {
-                    endpoint: m.endpoint.0,
-                    consecutive_blocks: m.consecutive_blocks,
-                    weighted_score: m.weighted_score,
-                });
-            }
-            out_len.write(found.len());
+            let found = matches.as_slice().iter().map(|m| llmd_endpoint_match {
+                endpoint: m.endpoint.0,
+                consecutive_blocks: m.consecutive_blocks,
+                weighted_score: m.weighted_score,
+            });
+            out.fill(found, out_len)?;
             Ok(())
         })
     }
@@ -294,7 +290,7 @@ pub unsafe extern "C" fn llmd_index_record_routing(
                 .iter()
                 .map(|&k| BlockKey(k))
                 .collect();
-            index.record_routing(EndpointId(id), model, &keys, now_ns);
+            index.record_routing(registered(index, id)?, model, &keys, now_ns);
             Ok(())
         })
     }

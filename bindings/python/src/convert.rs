@@ -1,20 +1,25 @@
 //! Conversions of Python arguments into Rust values, done while the GIL is
 //! held so that the work itself can run without it.
 
-use pyo3::exceptions::{PyOverflowError, PyTypeError};
+use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyString, PyTuple};
+use pyo3::types::{PyInt, PyList, PyString, PyTuple};
+
+use crate::errors::{error, Kind};
 
 /// Reads token ids from a list, a tuple or any iterable of ints.
 ///
-/// Ints outside `[0, 2**64)` raise `OverflowError` and other objects
-/// `TypeError`, as Python's own conversions do.
+/// An int outside `[0, 2**64)` raises `InvalidArgumentError` (a
+/// `ValueError`) naming its position; other objects raise `TypeError`.
 pub(crate) fn tokens(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u64>> {
-    if let Some(tokens) = fast_ints(obj, |v| Some(v as u64)) {
+    if let Some(tokens) = fast_ints(obj, |v| u64::try_from(v).ok()) {
         return Ok(tokens);
     }
-    general(obj)?.map(|item| item?.extract::<u64>()).collect()
+    general(obj)?
+        .enumerate()
+        .map(|(i, item)| token(&item?, i, u64::MAX))
+        .collect()
 }
 
 /// Like [`tokens`], for ids that must fit 32 bits (the scheduler's prompts).
@@ -23,12 +28,25 @@ pub(crate) fn tokens_u32(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u32>> {
         return Ok(tokens);
     }
     general(obj)?
-        .map(|item| {
-            let t = item?.extract::<u64>()?;
-            u32::try_from(t)
-                .map_err(|_| PyOverflowError::new_err(format!("token id {t} does not fit 32 bits")))
-        })
+        .enumerate()
+        .map(|(i, item)| token(&item?, i, u64::from(u32::MAX)).map(|t| t as u32))
         .collect()
+}
+
+/// Token `i`: an int in `0 ..= max`. Other ints are `InvalidArgumentError`;
+/// non-ints `TypeError`, as Python's own conversions say.
+fn token(item: &Bound<'_, PyAny>, i: usize, max: u64) -> PyResult<u64> {
+    if !item.is_instance_of::<PyInt>() {
+        return item.extract::<u64>();
+    }
+    match item.extract::<u64>() {
+        Ok(t) if t <= max => Ok(t),
+        _ => Err(error(
+            item.py(),
+            Kind::InvalidArgument,
+            format!("token id {item} at position {i} is out of range (0 ..= {max})"),
+        )),
+    }
 }
 
 /// The general path: any iterable (except a string); it also produces the

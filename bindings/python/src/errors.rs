@@ -29,6 +29,23 @@ impl Kind {
         self as usize
     }
 
+    /// The `.code` an error of this kind carries unless a more precise one
+    /// is set (a scheduler error's name, a decoder defect): a lowercase
+    /// string, as the C ABI's `llmd_error_code` and Go's `Error.Code`.
+    fn default_code(self) -> &'static str {
+        match self {
+            Kind::Config => "config",
+            Kind::EventDecode => "decode",
+            Kind::Hash => "hash",
+            Kind::InvalidArgument => "invalid_argument",
+            Kind::UnknownEndpoint => "unknown_endpoint",
+            Kind::NoEndpoints => "no_endpoints",
+            Kind::ResourceExhausted => "resource_exhausted",
+            Kind::PreconditionFailed => "precondition_failed",
+            Kind::Other => "error",
+        }
+    }
+
     fn class_name(self) -> &'static str {
         match self {
             Kind::Config => "ConfigError",
@@ -50,15 +67,21 @@ static CLASSES: [PyOnceLock<Py<PyType>>; Kind::COUNT] = [const { PyOnceLock::new
 pub(crate) fn error(py: Python<'_>, kind: Kind, message: impl Into<String>) -> PyErr {
     let message = message.into();
     match CLASSES[kind.index()].import(py, "llmd._errors", kind.class_name()) {
-        Ok(class) => PyErr::from_type(class.clone(), message),
+        Ok(class) => {
+            let err = PyErr::from_type(class.clone(), message);
+            // An attribute is a convenience; the message says what happened.
+            let _ = err.value(py).setattr("code", kind.default_code());
+            err
+        }
         // Importing our own module only fails if the package is broken; the
         // import error says why, which is more useful than the lost message.
         Err(import_error) => import_error,
     }
 }
 
-/// The Python exception for a scheduler error, with its stable numeric
-/// `code` (and llm-d's `dropped_reason` where there is one) as attributes.
+/// The Python exception for a scheduler error, with its stable `code` name,
+/// its numeric `detail` (llm-d's HTTP status for scheduling outcomes, 1001
+/// and up for library errors) and llm-d's `dropped_reason` where there is one.
 pub(crate) fn schedule_error(py: Python<'_>, e: &llmd_sched::ScheduleError) -> PyErr {
     use llmd_sched::ScheduleError as E;
     let kind = match e {
@@ -76,7 +99,8 @@ pub(crate) fn schedule_error(py: Python<'_>, e: &llmd_sched::ScheduleError) -> P
     let err = error(py, kind, e.to_string());
     let value = err.value(py);
     // Attributes are a convenience; the message already says what happened.
-    let _ = value.setattr("code", e.code());
+    let _ = value.setattr("code", e.name());
+    let _ = value.setattr("detail", e.code());
     let _ = value.setattr("dropped_reason", e.dropped_reason());
     err
 }

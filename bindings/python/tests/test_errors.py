@@ -36,6 +36,6 @@ def test_version() -> None:
 
 
 def test_codes_default_to_none() -> None:
-    assert llmd.LlmdError("x").code is None
+    assert llmd.LlmdError("x").code is None and llmd.LlmdError("x").detail is None
     assert llmd.EventDecodeError("x").offset is None
     assert llmd.NoEndpointsError("x").dropped_reason is None

@@ -109,7 +109,7 @@ def test_bad_tokens() -> None:
         h.block_hashes("not tokens")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         h.block_hashes([1.5] * 16)  # type: ignore[list-item]
-    with pytest.raises(OverflowError):
+    with pytest.raises(llmd.InvalidArgumentError, match="position 0"):
         h.block_hashes([-1] * 16)
 
 
@@ -130,6 +130,6 @@ def test_incremental_chain_equals_whole_prompt() -> None:
         got += chain.extend(tokens[start : start + 37])
     assert got == chain.block_hashes == h.block_hashes(tokens, lora_name="a", lora_path="p", cache_salt="s")
     assert chain.num_tokens == len(tokens)
-    with pytest.raises(OverflowError):
+    with pytest.raises(llmd.InvalidArgumentError):
         chain.extend([-1])
     assert chain.num_tokens == len(tokens)

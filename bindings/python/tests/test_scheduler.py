@@ -176,7 +176,7 @@ def test_errors() -> None:
     with pytest.raises(llmd.NoEndpointsError) as no_ep:
         s.pick(model=MODEL, prompt="hi")
     assert isinstance(no_ep.value, LookupError)
-    assert no_ep.value.code == 503
+    assert (no_ep.value.code, no_ep.value.detail) == ("no_endpoints", 503)
     assert no_ep.value.dropped_reason == "rejected-no-endpoints"
     with pytest.raises(llmd.UnknownEndpointError) as unknown:
         s.update_metrics("ghost", waiting_queue_size=1)
@@ -194,10 +194,12 @@ def test_errors() -> None:
         s.update_metrics_text("pod-0", "vllm:num_requests_waiting{ not metrics")
     with pytest.raises(llmd.EventDecodeError) as bad:
         s.ingest_kv_events("pod-0", b"")
-    assert bad.value.code == 1004  # the scheduler's stable code for KV-event errors
+    assert (bad.value.code, bad.value.detail) == ("kv_events", 1004)
     assert "pod-0" in str(bad.value)
-    with pytest.raises(OverflowError):
-        s.pick(model=MODEL, tokens=[1 << 40])
+    for bad_ids in ([1 << 40], [5, -1], [1 << 32]):
+        with pytest.raises(llmd.InvalidArgumentError, match="out of range") as info:
+            s.pick(model=MODEL, tokens=bad_ids)
+        assert isinstance(info.value, ValueError) and not isinstance(info.value, OverflowError)
 
 
 @pytest.mark.parametrize(
@@ -325,7 +327,7 @@ def test_conditional_decode_precondition_failed() -> None:
     with pytest.raises(llmd.PreconditionFailedError) as miss:
         s.pick(model=MODEL, tokens=tokens, request_id="c", headers={"Prefer": "if-available"})
     assert isinstance(miss.value, RuntimeError) and isinstance(miss.value, llmd.LlmdError)
-    assert miss.value.code == 412
+    assert (miss.value.code, miss.value.detail) == ("precondition_failed", 412)
     assert all(s.endpoint_state(n)["inflight_requests"] == 0 for n in s.endpoints())
     warm = s.pick(model=MODEL, tokens=tokens, request_id="w")
     s.on_complete("w", cached_tokens=0)

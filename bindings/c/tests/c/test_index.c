@@ -75,6 +75,31 @@ static void test_router_keys(void) {
   /* Bad input. */
   CHECK_STATUS(LLMD_STATUS_NULL_ARGUMENT, llmd_index_match_prefix(NULL, S("llama"), keys, 3, m, 4, &nm, &err), &err);
   RESET_ERR(err);
+  /* The NULL rule: NULL with a non-zero capacity is a NULL argument, even
+   * when nothing would be written; NULL with capacity 0 is an empty buffer. */
+  CHECK_STATUS(LLMD_STATUS_NULL_ARGUMENT,
+               llmd_index_match_prefix(ix, S("other"), keys, 3, NULL, 8, &nm, &err), &err);
+  RESET_ERR(err);
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_index_match_prefix(ix, S("other"), keys, 3, NULL, 0, &nm, &err), &err);
+  CHECK(nm == 0);
+  CHECK_STATUS(LLMD_STATUS_NULL_ARGUMENT,
+               llmd_index_prompt_keys(ix, S("llama"), tokens, 48, NULL, NULL, 3, &nk, &err), &err);
+  RESET_ERR(err);
+  CHECK_STATUS(LLMD_STATUS_BUFFER_TOO_SMALL,
+               llmd_index_prompt_keys(ix, S("llama"), tokens, 48, NULL, NULL, 0, &nk, &err), &err);
+  RESET_ERR(err);
+  CHECK_STATUS(LLMD_STATUS_NULL_ARGUMENT, llmd_index_match_prefix(ix, NULL, 5, keys, 3, m, 4, &nm, &err), &err);
+  RESET_ERR(err);
+  /* Slots never registered (or removed) are refused, not silently ignored. */
+  llmd_event_batch *again = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_event_batch_decode(STORED, sizeof STORED, &again, &err), &err);
+  CHECK_STATUS(LLMD_STATUS_UNKNOWN_ENDPOINT, llmd_index_apply_batch(ix, 900, S("llama"), again, NULL, &err), &err);
+  RESET_ERR(err);
+  CHECK_STATUS(LLMD_STATUS_UNKNOWN_ENDPOINT, llmd_index_apply_batch(ix, b, S("llama"), again, NULL, &err), &err);
+  RESET_ERR(err);
+  llmd_event_batch_free(again);
+  CHECK_STATUS(LLMD_STATUS_UNKNOWN_ENDPOINT, llmd_index_record_routing(ix, b, S("llama"), keys, 2, 0, &err), &err);
+  RESET_ERR(err);
   CHECK_STATUS(LLMD_STATUS_NULL_ARGUMENT, llmd_index_apply_batch(ix, a, S("llama"), NULL, NULL, &err), &err);
   RESET_ERR(err);
   CHECK_STATUS(LLMD_STATUS_INVALID_UTF8,

@@ -424,6 +424,10 @@ static void test_config_report_and_strict(void) {
       "  parameters: {prefixMatchInfoProducerName: precise-prefix-cache-producer}\n"
       "- type: max-score-picker\n";
   llmd_scheduler *s = NULL;
+  /* The NULL rule: a NULL config with a non-zero length is a NULL argument. */
+  CHECK_STATUS(LLMD_STATUS_NULL_ARGUMENT, llmd_scheduler_new(NULL, 10, NULL, &s, &err), &err);
+  RESET_ERR(err);
+  CHECK(s == NULL);
   CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_new(S(EVENTS), NULL, &s, &err), &err);
   llmd_string *report = NULL;
   CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_config_report_json(s, &report, &err), &err);

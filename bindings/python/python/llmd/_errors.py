@@ -26,13 +26,19 @@ __all__ = [
 class LlmdError(Exception):
     """Root of every error raised by llmd.
 
-    ``code`` is a stable identifier where there is one: llmd's numeric code
-    for scheduler errors (llm-d's HTTP status for scheduling outcomes: 503,
-    429, 412, 400; 1001 and up for library errors), the defect's name for payloads
-    and frames that cannot be decoded.
+    ``code`` is a stable lowercase name on every error the library raises
+    (the same names as the C ABI's ``llmd_error_code`` and Go's
+    ``Error.Code``): the scheduler's error kind (``"no_endpoints"``,
+    ``"resource_exhausted"``, ``"precondition_failed"``, ``"kv_events"``, ...),
+    the defect's name for payloads and frames that cannot be decoded
+    (``"truncated"``, ...), else the exception's kind (``"invalid_argument"``,
+    ``"hash"``, ``"config"``, ...). ``detail`` is the scheduler's numeric code
+    where there is one: llm-d's HTTP status for scheduling outcomes (503, 429,
+    412, 400) and 1001 and up for library errors.
     """
 
-    code: int | str | None = None
+    code: str | None = None
+    detail: int | None = None
 
 
 class ConfigError(LlmdError, ValueError):
@@ -46,7 +52,7 @@ class EventDecodeError(LlmdError, ValueError):
     From ``decode_event_batch``, ``code`` is the defect's name
     (``"truncated"``, ``"wrong_field_type"``, ...) and ``offset`` the byte
     where it was found; from ``parse_topic`` / ``parse_seq`` the frame defect;
-    from ``Scheduler.ingest_kv_events`` the scheduler's code 1004.
+    from ``Scheduler.ingest_kv_events`` ``"kv_events"`` (``detail`` 1004).
     """
 
     offset: int | None = None
