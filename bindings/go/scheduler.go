@@ -215,8 +215,17 @@ func (s *Scheduler) with(f func(h *C.llmd_scheduler) error) error {
 	return f(s.h)
 }
 
-// AddEndpoint registers ep, replacing an endpoint of the same name.
-func (s *Scheduler) AddEndpoint(ep Endpoint) error {
+// AddEndpoint registers ep. A name already registered, or an address that is
+// not host:port (IPv6 in brackets), matches ErrInvalidArgument; use
+// ReplaceEndpoint to change a registered endpoint.
+func (s *Scheduler) AddEndpoint(ep Endpoint) error { return s.putEndpoint(ep, false) }
+
+// ReplaceEndpoint replaces the registered endpoint of the same name (its
+// load, cache and index state start over); unknown names match
+// ErrUnknownEndpoint.
+func (s *Scheduler) ReplaceEndpoint(ep Endpoint) error { return s.putEndpoint(ep, true) }
+
+func (s *Scheduler) putEndpoint(ep Endpoint, replace bool) error {
 	return s.with(func(h *C.llmd_scheduler) error {
 		a := getArena()
 		defer a.put()
@@ -227,6 +236,9 @@ func (s *Scheduler) AddEndpoint(ep Endpoint) error {
 		d.labels, d.n_labels = a.pairs(ep.Labels)
 		d.lora_adapters, d.n_lora_adapters = a.strs(ep.LoRAAdapters)
 		var e *C.llmd_error
+		if replace {
+			return takeError(C.llmd_scheduler_replace_endpoint(h, &d, &e), e)
+		}
 		return takeError(C.llmd_scheduler_add_endpoint(h, &d, &e), e)
 	})
 }

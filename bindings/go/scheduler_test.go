@@ -375,3 +375,28 @@ plugins:
 		t.Fatalf("strict, all executed: %v", err)
 	}
 }
+
+func TestEndpointValidation(t *testing.T) {
+	s, err := NewScheduler("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ep := Endpoint{Name: "pod-x", Address: "10.0.0.9:8000"}
+	if err := s.AddEndpoint(ep); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddEndpoint(ep); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("duplicate: %v", err)
+	}
+	ep.Address = "10.0.0.10:8001"
+	if err := s.ReplaceEndpoint(ep); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReplaceEndpoint(Endpoint{Name: "pod-y", Address: "10.0.0.11:8000"}); !errors.Is(err, ErrUnknownEndpoint) {
+		t.Fatalf("replace unknown: %v", err)
+	}
+	if err := s.AddEndpoint(Endpoint{Name: "pod-z", Address: "10.0.0.12"}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("no port: %v", err)
+	}
+}

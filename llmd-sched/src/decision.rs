@@ -40,6 +40,9 @@ pub struct Decision {
     /// Headers the proxy sets on the response to the client (for example the
     /// session-affinity token naming the endpoint that served the request).
     pub response_headers: Vec<(String, String)>,
+    /// The scheduling span's W3C trace context, when the request carried a
+    /// valid `traceparent` (its `traceparent` is also in `headers`).
+    pub trace: Option<crate::TraceContext>,
     /// Why; dereferences to the full [`crate::framework::Explanation`],
     /// built on first access.
     pub explanation: DecisionExplanation,

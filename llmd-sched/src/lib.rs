@@ -37,6 +37,7 @@ pub mod model;
 pub mod observe;
 pub mod plugins;
 pub mod scheduler;
+pub mod trace_context;
 
 pub use config::{ConfigReport, LoadOptions};
 pub use decision::{Decision, Target};
@@ -46,3 +47,4 @@ pub use lifecycle::{RequestErrorKind, RequestSummary};
 pub use model::{Clock, Endpoint, EndpointMetrics, ManualClock, Prompt, Request, SystemClock};
 pub use observe::Usage;
 pub use scheduler::{IngestReport, Scheduler};
+pub use trace_context::TraceContext;

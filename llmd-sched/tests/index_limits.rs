@@ -80,7 +80,7 @@ fn an_endpoint_over_the_slot_limit_is_refused_and_counted() {
             assert_ne!(d.targets[0].name, "e3");
         }
         // Replacing a registered endpoint at the limit works.
-        s.add_endpoint(ep("e2", metrics(1, 0, 0.0))).unwrap();
+        s.replace_endpoint(ep("e2", metrics(1, 0, 0.0))).unwrap();
         // A freed slot is usable again.
         s.remove_endpoint("e1").unwrap();
         s.add_endpoint(ep("e3", metrics(0, 0, 0.0))).unwrap();
@@ -261,7 +261,12 @@ fn endpoint_churn_under_picks_and_ingest_leaks_no_slot() {
     let mut churns = 0;
     while churns < 2_500 && start.elapsed() < Duration::from_secs(60) {
         let name = format!("churn{}", churns % 8);
-        s.add_endpoint(ep(&name, metrics(0, 0, 0.0))).unwrap();
+        let e = ep(&name, metrics(0, 0, 0.0));
+        if s.endpoint_names().contains(&name) {
+            s.replace_endpoint(e).unwrap();
+        } else {
+            s.add_endpoint(e).unwrap();
+        }
         // Let picks and ingest see it before it goes.
         std::thread::yield_now();
         if churns % 4 != 0 {

@@ -265,4 +265,66 @@ mod otel {
             assert!(rec.4, "{} not ended", rec.0);
         }
     }
+
+    /// (span id the builder asked for, parent trace id, parent span id, parent is remote).
+    type Seen = Arc<Mutex<Vec<(Option<SpanId>, TraceId, SpanId, bool)>>>;
+
+    #[derive(Clone, Default)]
+    struct Ids(Seen);
+
+    impl Tracer for Ids {
+        type Span = RecSpan;
+        fn build_with_context(&self, b: SpanBuilder, parent: &Context) -> RecSpan {
+            use opentelemetry::trace::TraceContextExt;
+            let p = parent.span().span_context().clone();
+            let mut seen = self.0.lock().unwrap();
+            seen.push((b.span_id, p.trace_id(), p.span_id(), p.is_remote()));
+            let id = b.span_id.unwrap_or(SpanId::from(seen.len() as u64 + 100));
+            RecSpan {
+                log: Arc::new(Mutex::new(vec![(String::new(), None, 0, 0, false)])),
+                idx: 0,
+                cx: SpanContext::new(
+                    p.trace_id(),
+                    id,
+                    TraceFlags::SAMPLED,
+                    false,
+                    TraceState::default(),
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn decision_spans_continue_the_callers_trace() {
+        use llmd_sched::observe::export_decision_spans;
+        let s = llmd_sched::Scheduler::default().with_seed(1);
+        s.add_endpoint(llmd_sched::Endpoint::new("e1", "10.0.0.1:8000"))
+            .unwrap();
+        let mut r = llmd_sched::Request::with_tokens("r1", "m", vec![1, 2, 3]);
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        r.headers.insert("traceparent".into(), tp.into());
+        let d = s.pick(&r).unwrap();
+        let trace = d.trace.clone().unwrap();
+        let forwarded = d.header("traceparent").unwrap();
+        assert_eq!(forwarded, trace.traceparent());
+        let tracer = Ids::default();
+        let t = SystemTime::now();
+        export_decision_spans(&tracer, &d, &Context::new(), t, t);
+        let seen = tracer.0.lock().unwrap();
+        assert!(seen.len() > 1);
+        // The root: the forwarded span id, under the caller's remote span.
+        let (root_id, trace_id, parent, remote) = seen[0];
+        assert_eq!(root_id, Some(SpanId::from_bytes(trace.span_id)));
+        assert_eq!(
+            trace_id,
+            TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap()
+        );
+        assert_eq!(parent, SpanId::from_hex("00f067aa0ba902b7").unwrap());
+        assert!(remote);
+        // Its children hang under it, in the same trace.
+        let (_, child_trace, child_parent, child_remote) = seen[1];
+        assert_eq!(child_trace, trace_id);
+        assert_eq!(child_parent, SpanId::from_bytes(trace.span_id));
+        assert!(!child_remote);
+    }
 }

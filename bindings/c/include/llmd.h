@@ -1016,8 +1016,10 @@ llmd_status llmd_scheduler_from_file(const char *path,
 // `s` is NULL or a scheduler not yet freed, with no call on it in flight.
 void llmd_scheduler_free(llmd_scheduler *s);
 
-// Adds an endpoint, or replaces the one with the same name (its state is
-// reset).
+// Adds an endpoint. A name already registered, or an address that is not
+// `host:port` (IPv6 in brackets, port 1..=65535), is
+// `LLMD_STATUS_INVALID_ARGUMENT` (`llmd_scheduler_replace_endpoint`
+// changes a registered one).
 //
 // # Safety
 // `s` is NULL or live; `ep` is NULL or valid with every view valid for its
@@ -1025,6 +1027,16 @@ void llmd_scheduler_free(llmd_scheduler *s);
 llmd_status llmd_scheduler_add_endpoint(const llmd_scheduler *s,
                                         const llmd_endpoint_desc *ep,
                                         llmd_error **err);
+
+// Replaces the registered endpoint of the same name (its load, cache and
+// index state start over); `LLMD_STATUS_UNKNOWN_ENDPOINT` when it is not
+// registered.
+//
+// # Safety
+// As `llmd_scheduler_add_endpoint`.
+llmd_status llmd_scheduler_replace_endpoint(const llmd_scheduler *s,
+                                            const llmd_endpoint_desc *ep,
+                                            llmd_error **err);
 
 // Adds an endpoint given as JSON (`{"name", "address", "labels", "model",
 // "lora_adapters", "metrics"}`); malformed JSON is `LLMD_STATUS_INVALID_ARGUMENT`.

@@ -289,15 +289,10 @@ class Scheduler {
     });
     return Scheduler(raw);
   }
-  void add_endpoint(const EndpointSpec& ep) const {
-    std::vector<llmd_kv> labels;
-    for (const auto& [k, v] : ep.labels) labels.push_back({detail::str(k), detail::str(v)});
-    std::vector<llmd_str> loras;
-    for (const auto& l : ep.lora_adapters) loras.push_back(detail::str(l));
-    llmd_endpoint_desc d{detail::str(ep.name), detail::str(ep.address), detail::opt_str(ep.model),
-                         labels.data(), labels.size(), loras.data(), loras.size()};
-    detail::call([&](llmd_error** e) { return llmd_scheduler_add_endpoint(h_.get(), &d, e); });
-  }
+  // Registers an endpoint; a name already registered throws (see replace_endpoint).
+  void add_endpoint(const EndpointSpec& ep) const { put_endpoint(ep, false); }
+  // Replaces the registered endpoint of the same name (its state starts over).
+  void replace_endpoint(const EndpointSpec& ep) const { put_endpoint(ep, true); }
   void remove_endpoint(std::string_view name) const {
     detail::call([&](llmd_error** e) {
       return llmd_scheduler_remove_endpoint(h_.get(), name.data(), name.size(), e);
@@ -411,6 +406,18 @@ class Scheduler {
 
  private:
   explicit Scheduler(llmd_scheduler* raw) : h_(raw) {}
+  void put_endpoint(const EndpointSpec& ep, bool replace) const {
+    std::vector<llmd_kv> labels;
+    for (const auto& [k, v] : ep.labels) labels.push_back({detail::str(k), detail::str(v)});
+    std::vector<llmd_str> loras;
+    for (const auto& l : ep.lora_adapters) loras.push_back(detail::str(l));
+    llmd_endpoint_desc d{detail::str(ep.name), detail::str(ep.address), detail::opt_str(ep.model),
+                         labels.data(), labels.size(), loras.data(), loras.size()};
+    detail::call([&](llmd_error** e) {
+      return replace ? llmd_scheduler_replace_endpoint(h_.get(), &d, e)
+                     : llmd_scheduler_add_endpoint(h_.get(), &d, e);
+    });
+  }
   detail::Handle<llmd_scheduler, llmd_scheduler_free> h_;
 };
 

@@ -202,8 +202,29 @@ pub unsafe extern "C" fn llmd_scheduler_free(s: *mut llmd_scheduler) {
     guard_value((), || unsafe { free_handle(s) })
 }
 
-/// Adds an endpoint, or replaces the one with the same name (its state is
-/// reset).
+/// The endpoint an `llmd_endpoint_desc` describes.
+///
+/// # Safety
+/// `ep` is valid with every view valid for its length.
+unsafe fn endpoint_of(ep: &llmd_endpoint_desc) -> Result<Endpoint, FfiError> {
+    // SAFETY: forwarded caller contract.
+    unsafe {
+        let mut endpoint =
+            Endpoint::new(ep.name.required("name")?, ep.address.required("address")?);
+        endpoint.model = ep.model.optional("model")?;
+        endpoint.labels = views::pairs(ep.labels, ep.n_labels, "labels")?
+            .into_iter()
+            .collect();
+        endpoint.lora_adapters =
+            views::strings(ep.lora_adapters, ep.n_lora_adapters, "lora_adapters")?;
+        Ok(endpoint)
+    }
+}
+
+/// Adds an endpoint. A name already registered, or an address that is not
+/// `host:port` (IPv6 in brackets, port 1..=65535), is
+/// `LLMD_STATUS_INVALID_ARGUMENT` (`llmd_scheduler_replace_endpoint`
+/// changes a registered one).
 ///
 /// # Safety
 /// `s` is NULL or live; `ep` is NULL or valid with every view valid for its
@@ -219,15 +240,29 @@ pub unsafe extern "C" fn llmd_scheduler_add_endpoint(
         guard(err, || {
             let s = &args::handle(s, "scheduler")?.0;
             let ep = args::handle(ep, "endpoint")?;
-            let mut endpoint =
-                Endpoint::new(ep.name.required("name")?, ep.address.required("address")?);
-            endpoint.model = ep.model.optional("model")?;
-            endpoint.labels = views::pairs(ep.labels, ep.n_labels, "labels")?
-                .into_iter()
-                .collect();
-            endpoint.lora_adapters =
-                views::strings(ep.lora_adapters, ep.n_lora_adapters, "lora_adapters")?;
-            s.add_endpoint(endpoint).map_err(sched_err)
+            s.add_endpoint(endpoint_of(ep)?).map_err(sched_err)
+        })
+    }
+}
+
+/// Replaces the registered endpoint of the same name (its load, cache and
+/// index state start over); `LLMD_STATUS_UNKNOWN_ENDPOINT` when it is not
+/// registered.
+///
+/// # Safety
+/// As `llmd_scheduler_add_endpoint`.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_scheduler_replace_endpoint(
+    s: *const llmd_scheduler,
+    ep: *const llmd_endpoint_desc,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let s = &args::handle(s, "scheduler")?.0;
+            let ep = args::handle(ep, "endpoint")?;
+            s.replace_endpoint(endpoint_of(ep)?).map_err(sched_err)
         })
     }
 }

@@ -169,6 +169,20 @@ def test_endpoint_management() -> None:
     assert s.endpoints() == ["pod-1"]
     with pytest.raises(llmd.UnknownEndpointError):
         s.update_endpoint("pod-0", "10.0.0.0:8000")
+    # Duplicate names and addresses that are not host:port are refused.
+    with pytest.raises(llmd.InvalidArgumentError, match="already registered"):
+        s.add_endpoint("pod-1", "10.0.0.1:8000")
+    for bad in ("10.0.0.1", "10.0.0.1:0", "::1:8000", "h:99999", "http://h:80"):
+        with pytest.raises(llmd.InvalidArgumentError, match="address"):
+            s.add_endpoint("pod-new", bad)
+    s.add_endpoint("pod-v6", "[::1]:8000")
+    # A pick needs a prompt.
+    with pytest.raises(llmd.InvalidArgumentError, match="no prompt"):
+        s.pick(model=MODEL)
+    with pytest.raises(llmd.InvalidArgumentError, match="no prompt"):
+        s.pick(model=MODEL, prompt="")
+    with pytest.raises(llmd.InvalidArgumentError, match="no prompt"):
+        s.pick(model=MODEL, tokens=[])
 
 
 def test_errors() -> None:

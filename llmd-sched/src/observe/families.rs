@@ -95,6 +95,8 @@ pub struct Families {
     pub blocks_skipped: CounterFamily,
     /// Endpoints refused because a prefix index had no free slot.
     pub endpoints_refused: Counter,
+    /// header.
+    pub trace_context_invalid: CounterFamily,
     /// endpoint.
     pub sequence_gaps: CounterFamily,
     /// endpoint.
@@ -152,6 +154,7 @@ impl Families {
             decode_errors: Family::default(),
             blocks_skipped: Family::default(),
             endpoints_refused: Counter::default(),
+            trace_context_invalid: Family::default(),
             sequence_gaps: Family::default(),
             stream_restarts: Family::default(),
             staleness: Family::default(),
@@ -266,6 +269,11 @@ impl Families {
             "llmd_kvindex_endpoints_refused",
             "Endpoints refused at add_endpoint because a prefix index had no free endpoint slot",
             f.endpoints_refused.clone(),
+        );
+        r.register(
+            "llmd_trace_context_invalid",
+            "Requests whose traceparent or tracestate header was malformed (ignored: no trace context, or no trace state, is forwarded)",
+            f.trace_context_invalid.clone(),
         );
         r.register(
             "llmd_kvindex_sequence_gaps",

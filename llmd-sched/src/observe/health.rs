@@ -103,6 +103,16 @@ impl Metrics {
         }
     }
 
+    /// Counts a request whose trace context header was malformed.
+    pub fn record_invalid_trace_context(&self, kind: crate::trace_context::InvalidTraceContext) {
+        let header = match kind {
+            crate::trace_context::InvalidTraceContext::Traceparent => "traceparent",
+            crate::trace_context::InvalidTraceContext::Tracestate => "tracestate",
+        };
+        let labels: Labels = vec![("header", Arc::from(header))];
+        self.fam.trace_context_invalid.get_or_create(&labels).inc();
+    }
+
     /// Counts an endpoint refused for want of a prefix-index slot.
     pub fn record_endpoint_refused(&self) {
         self.fam.endpoints_refused.inc();

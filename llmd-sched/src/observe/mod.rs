@@ -83,4 +83,4 @@ pub use http::MetricsServer;
 #[cfg(feature = "otel")]
 mod otel;
 #[cfg(feature = "otel")]
-pub use otel::{export_spans, key_values};
+pub use otel::{export_decision_spans, export_spans, key_values, remote_parent};

@@ -13,24 +13,48 @@ use crate::model::{Endpoint, EndpointMetrics, EndpointState};
 impl Scheduler {
     // ---- endpoints ---------------------------------------------------------------
 
-    /// Adds an endpoint, or replaces the one with the same name (its state is
-    /// reset). Fails when a producer refuses it: a prefix index whose
-    /// endpoint slots (`max_endpoints`) are all taken gives
-    /// [`ScheduleError::Index`], counted in `llmd_kvindex_endpoints_refused_total`;
-    /// a refused replacement removes the old registration too.
+    /// Adds an endpoint. Refused ([`ScheduleError::InvalidRequest`]) when
+    /// its name is empty or already registered (use
+    /// [`Scheduler::replace_endpoint`]) or its address is not `host:port`
+    /// (an IPv6 host in brackets, a port in 1..=65535). Fails when a producer
+    /// refuses it: a prefix index whose endpoint slots (`max_endpoints`) are
+    /// all taken gives [`ScheduleError::Index`], counted in
+    /// `llmd_kvindex_endpoints_refused_total`.
     pub fn add_endpoint(&self, ep: Endpoint) -> Result<(), ScheduleError> {
+        self.put_endpoint(ep, false)
+    }
+
+    /// Replaces the registered endpoint of the same name: its description
+    /// changes and its load, cache and index state start over. An unknown
+    /// name is [`ScheduleError::UnknownEndpoint`]; a replacement a producer
+    /// refuses removes the old registration too.
+    pub fn replace_endpoint(&self, ep: Endpoint) -> Result<(), ScheduleError> {
+        self.put_endpoint(ep, true)
+    }
+
+    fn put_endpoint(&self, ep: Endpoint, replace: bool) -> Result<(), ScheduleError> {
         if ep.name.is_empty() {
             return Err(ScheduleError::InvalidRequest(
                 "endpoint name must not be empty".into(),
             ));
         }
-        if ep.address.is_empty() {
-            return Err(ScheduleError::InvalidRequest(format!(
-                "endpoint '{}' has no address",
-                ep.name
-            )));
-        }
+        check_address(&ep.address).map_err(|why| {
+            ScheduleError::InvalidRequest(format!(
+                "endpoint '{}': address '{}' {why}",
+                ep.name, ep.address
+            ))
+        })?;
         let mut guard = self.fleet.write();
+        match (guard.by_name.contains_key(&ep.name), replace) {
+            (true, false) => {
+                return Err(ScheduleError::InvalidRequest(format!(
+                    "endpoint '{}' is already registered (replace_endpoint changes it)",
+                    ep.name
+                )))
+            }
+            (false, true) => return Err(ScheduleError::UnknownEndpoint(ep.name)),
+            _ => {}
+        }
         let mut eps = guard.eps.clone();
         let mut by_name = guard.by_name.clone();
         // Metrics pools follow the P/D role label, so prefill and decode
@@ -250,6 +274,63 @@ impl Scheduler {
         let now = self.clock.now_ns();
         for b in &self.pipeline.kv_backends {
             b.tick(now);
+        }
+    }
+}
+
+/// Checks `host:port`: a non-empty host without whitespace (an IPv6 host in
+/// brackets) and a decimal port in 1..=65535. Says what is wrong.
+fn check_address(addr: &str) -> Result<(), &'static str> {
+    let (host, port) = match addr.strip_prefix('[') {
+        Some(rest) => {
+            let (h, p) = rest.split_once("]:").ok_or("is not [ipv6]:port")?;
+            (h, p)
+        }
+        None => addr.rsplit_once(':').ok_or("has no :port")?,
+    };
+    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/') {
+        return Err("has no valid host");
+    }
+    if !addr.starts_with('[') && host.contains(':') {
+        return Err("has an IPv6 host without brackets ([host]:port)");
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 && port.bytes().all(|b| b.is_ascii_digit()) => Ok(()),
+        _ => Err("has no port in 1..=65535"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_address;
+
+    #[test]
+    fn addresses() {
+        for ok in [
+            "10.0.0.1:8000",
+            "pod-a.ns.svc:80",
+            "[::1]:8000",
+            "[fe80::1%eth0]:1",
+            "h:65535",
+        ] {
+            assert_eq!(check_address(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "10.0.0.1",
+            "10.0.0.1:",
+            ":8000",
+            "10.0.0.1:0",
+            "10.0.0.1:65536",
+            "h:+80",
+            "h:8o",
+            "::1:8000",
+            "[::1]",
+            "[::1]8000",
+            "a b:80",
+            "http://h:80",
+        ] {
+            assert!(check_address(bad).is_err(), "{bad}");
         }
     }
 }

@@ -1,5 +1,7 @@
 //! One scheduling cycle.
 
+use crate::model::Prompt;
+use crate::trace_context::{TraceContext, HEADER_TRACEPARENT, HEADER_TRACESTATE};
 use std::sync::atomic::Ordering;
 
 use super::{Fleet, Scheduler, MAX_ROUNDS};
@@ -48,6 +50,17 @@ impl Scheduler {
     }
 
     fn pick_cycle(&self, req: &Request, facts: &mut PickFacts) -> Result<Decision, ScheduleError> {
+        let empty = match &req.prompt {
+            Prompt::Tokens(t) => t.is_empty(),
+            Prompt::Text(s) => s.is_empty(),
+        };
+        if empty {
+            // vLLM refuses an empty prompt too; there is nothing to route by.
+            return Err(ScheduleError::InvalidRequest(format!(
+                "request '{}' has no prompt: give its text or at least one token id",
+                req.id
+            )));
+        }
         let fleet = self.fleet.read().clone();
         let now = self.clock.now_ns();
         let candidates = self.candidates(&fleet, req);
@@ -173,6 +186,21 @@ impl Scheduler {
         if !encode_targets.is_empty() {
             headers.push((HEADER_ENCODERS.to_string(), join(&encode_targets)));
         }
+        let (trace, invalid) = TraceContext::child_of(
+            req.header_value(HEADER_TRACEPARENT),
+            req.header_value(HEADER_TRACESTATE),
+            &req.id,
+            now,
+        );
+        if let Some(kind) = invalid {
+            self.metrics.record_invalid_trace_context(kind);
+        }
+        if let Some(t) = &trace {
+            headers.push((HEADER_TRACEPARENT.to_string(), t.traceparent()));
+            if let Some(state) = &t.tracestate {
+                headers.push((HEADER_TRACESTATE.to_string(), state.clone()));
+            }
+        }
         self.requests.open(
             &req.id,
             Record {
@@ -208,6 +236,7 @@ impl Scheduler {
             headers,
             remove_headers,
             response_headers,
+            trace,
             explanation,
         })
     }

@@ -45,7 +45,13 @@ impl SchedRouter {
             .with_clock(clock.clone())
             .with_seed(seed);
         for (n, role) in names.iter().zip(roles) {
-            let mut ep = Endpoint::new(n.clone(), n.clone());
+            // Workers named by address keep it; others get a nominal port.
+            let address = if n.contains(':') {
+                n.clone()
+            } else {
+                format!("{n}:8000")
+            };
+            let mut ep = Endpoint::new(n.clone(), address);
             ep.model = Some(model.to_string());
             let ep = match role {
                 Role::Both => ep,

@@ -317,6 +317,29 @@ static void test_bad_input(void) {
   RESET_ERR(err);
   CHECK(s == (llmd_scheduler *)0x1);
 
+  /* Endpoints: duplicate names and unparsable addresses are refused;
+   * replace changes a registered one only. */
+  llmd_scheduler *e = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_new(NULL, 0, NULL, &e, &err), &err);
+  llmd_endpoint_desc d = {0};
+  d.name = V("pod-x");
+  d.address = V("10.0.0.9:8000");
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_add_endpoint(e, &d, &err), &err);
+  CHECK_STATUS(LLMD_STATUS_INVALID_ARGUMENT, llmd_scheduler_add_endpoint(e, &d, &err), &err);
+  CHECK(strstr(llmd_error_message(err), "already registered") != NULL);
+  RESET_ERR(err);
+  d.address = V("10.0.0.10:8001");
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_replace_endpoint(e, &d, &err), &err);
+  d.address = V("10.0.0.9");
+  CHECK_STATUS(LLMD_STATUS_INVALID_ARGUMENT, llmd_scheduler_replace_endpoint(e, &d, &err), &err);
+  RESET_ERR(err);
+  d.name = V("pod-y");
+  d.address = V("10.0.0.11:8000");
+  CHECK_STATUS(LLMD_STATUS_UNKNOWN_ENDPOINT, llmd_scheduler_replace_endpoint(e, &d, &err), &err);
+  RESET_ERR(err);
+  CHECK(llmd_scheduler_endpoint_count(e) == 1);
+  llmd_scheduler_free(e);
+
   /* Every example configuration loads. */
   const char *configs[] = {"01-default-load-and-prefix.yaml", "02-precise-prefix-kv-events.yaml",
                            "03-pd-disaggregation-prefix-decider.yaml", "04-session-affinity-lora.yaml",

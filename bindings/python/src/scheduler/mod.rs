@@ -166,8 +166,9 @@ impl PyScheduler {
 
     // ---- endpoints ---------------------------------------------------------
 
-    /// Registers an endpoint, or replaces the one with the same name (its
-    /// load and cache state start over).
+    /// Registers an endpoint. A name already registered, or an address that
+    /// is not `host:port` (IPv6 in brackets), raises `InvalidArgumentError`;
+    /// `update_endpoint` changes a registered one.
     #[pyo3(signature = (name, address, *, labels=None, model=None, lora_adapters=None))]
     fn add_endpoint(
         &self,
@@ -183,7 +184,8 @@ impl PyScheduler {
             .map_err(|e| schedule_error(py, &e))
     }
 
-    /// Replaces a registered endpoint's description; raises
+    /// Replaces a registered endpoint's description (its metrics are kept;
+    /// its load, cache and index state start over); raises
     /// `UnknownEndpointError` when it is not registered.
     #[pyo3(signature = (name, address, *, labels=None, model=None, lora_adapters=None))]
     fn update_endpoint(
@@ -202,7 +204,7 @@ impl PyScheduler {
                 metrics: current.metrics(),
                 ..ep
             };
-            self.inner.add_endpoint(ep)
+            self.inner.replace_endpoint(ep)
         })
         .map_err(|e| schedule_error(py, &e))
     }
