@@ -18,7 +18,9 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 use llmd_kvindex::events::{BlockStored, EventBatch, HashValue, KvEvent};
 use llmd_kvindex::hash::{BlockHasher, HashAlgo, HasherConfig, RequestExtras};
 use llmd_sched::plugins::producers::approx_hash::approx_block_hashes;
-use llmd_sched::{Endpoint, EndpointMetrics, LoadOptions, ManualClock, Request, Scheduler};
+use llmd_sched::{
+    Endpoint, EndpointMetrics, LoadOptions, ManualClock, Request, Scheduler, TraceContext,
+};
 
 const PROMPT_TOKENS: usize = 8192;
 const FLEETS: [usize; 3] = [10, 100, 1000];
@@ -287,7 +289,27 @@ fn report() {
     }
 }
 
+/// What a `traceparent` adds to a pick: parsing it, deriving the scheduling
+/// span and writing the header to forward (target: <= 300 ns).
+fn bench_trace_context(c: &mut Criterion) {
+    const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut g = c.benchmark_group("decision/trace_context");
+    let mut now = 0u64;
+    g.bench_function("child_span_and_header", |b| {
+        b.iter(|| {
+            now += 1;
+            let (t, _) = TraceContext::child_of(Some(black_box(TP)), None, "req-1", now);
+            t.map(|t| t.traceparent())
+        })
+    });
+    g.bench_function("absent", |b| {
+        b.iter(|| TraceContext::child_of(black_box(None), None, "req-1", 0))
+    });
+    g.finish();
+}
+
 fn bench(c: &mut Criterion) {
+    bench_trace_context(c);
     let p = prompt(1);
     for pipe in [Pipeline::Default, Pipeline::PrecisePd] {
         let mut g = c.benchmark_group(format!("decision/{}", pipe.name()));

@@ -42,13 +42,18 @@ pub struct TraceContext {
     pub tracestate: Option<String>,
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Appends `bytes` as lowercase hex.
+fn push_hex(s: &mut String, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
         s.push(DIGITS[usize::from(b >> 4)] as char);
         s.push(DIGITS[usize::from(b & 15)] as char);
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    push_hex(&mut s, bytes);
     s
 }
 
@@ -173,11 +178,11 @@ impl TraceContext {
     pub fn traceparent(&self) -> String {
         let mut s = String::with_capacity(55);
         s.push_str("00-");
-        s.push_str(&hex(&self.trace_id));
+        push_hex(&mut s, &self.trace_id);
         s.push('-');
-        s.push_str(&hex(&self.span_id));
+        push_hex(&mut s, &self.span_id);
         s.push('-');
-        s.push_str(&hex(&[self.flags]));
+        push_hex(&mut s, &[self.flags]);
         s
     }
 
@@ -191,13 +196,13 @@ impl TraceContext {
 fn span_id(trace: &[u8; 16], parent: &[u8; 8], request_id: &str, now_ns: u64) -> [u8; 8] {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut buf = Vec::with_capacity(48 + request_id.len());
-    buf.extend_from_slice(trace);
-    buf.extend_from_slice(parent);
-    buf.extend_from_slice(&now_ns.to_le_bytes());
-    buf.extend_from_slice(&COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
-    buf.extend_from_slice(request_id.as_bytes());
-    let h = xxhash_rust::xxh3::xxh3_64(&buf).max(1);
+    let mut ids = [0u8; 40];
+    ids[..16].copy_from_slice(trace);
+    ids[16..24].copy_from_slice(parent);
+    ids[24..32].copy_from_slice(&now_ns.to_le_bytes());
+    ids[32..].copy_from_slice(&COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    let seed = xxhash_rust::xxh3::xxh3_64(&ids);
+    let h = xxhash_rust::xxh3::xxh3_64_with_seed(request_id.as_bytes(), seed).max(1);
     h.to_be_bytes()
 }
 
