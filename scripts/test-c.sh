@@ -37,10 +37,12 @@ cmake -S "$ROOT/bindings/c/tests" -B "$c_work/tests" -DCMAKE_PREFIX_PATH="$c_pre
 cmake --build "$c_work/tests" -j 2
 ctest --test-dir "$c_work/tests" --output-on-failure
 
-step "C/C++ tests under valgrind memcheck"
+step "C/C++ tests under valgrind memcheck (possible leaks too, with the installed suppressions)"
 for t in $(ctest --test-dir "$c_work/tests" -N | sed -n 's/^ *Test *#[0-9]*: //p'); do
   valgrind --quiet --error-exitcode=99 --leak-check=full \
-    --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
+    --errors-for-leak-kinds=definite,indirect,possible \
+    --show-leak-kinds=definite,indirect,possible \
+    --suppressions="$c_prefix/share/llmd/valgrind.supp" \
     --track-origins=yes "$c_work/tests/$t" >/dev/null
   echo "valgrind clean: $t"
 done

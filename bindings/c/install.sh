@@ -4,6 +4,7 @@
 #   PREFIX/lib/libllmd.a, libllmd.so.X.Y.Z (+ libllmd.so.X, libllmd.so links)
 #   PREFIX/lib/pkgconfig/llmd.pc           (pkg-config --libs llmd)
 #   PREFIX/lib/cmake/llmd/llmdConfig*.cmake (find_package(llmd))
+#   PREFIX/share/llmd/valgrind.supp       (valgrind --suppressions=...)
 # Usage: bindings/c/install.sh PREFIX [--profile release|dev]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -31,10 +32,11 @@ native_libs_cmake="gcc_s;util;rt;pthread;m;dl;c"
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 build="$target_dir/$outdir"
 
-mkdir -p "$prefix/include" "$prefix/lib/pkgconfig" "$prefix/lib/cmake/llmd"
+mkdir -p "$prefix/include" "$prefix/lib/pkgconfig" "$prefix/lib/cmake/llmd" "$prefix/share/llmd"
 prefix=$(cd "$prefix" && pwd)
 install -m 0644 "$here/include/llmd.h" "$here/include/llmd.hpp" "$prefix/include/"
 install -m 0644 "$build/libllmd.a" "$prefix/lib/libllmd.a"
+install -m 0644 "$here/valgrind.supp" "$prefix/share/llmd/valgrind.supp"
 install -m 0755 "$build/libllmd.so" "$prefix/lib/libllmd.so.$version"
 ln -sf "libllmd.so.$version" "$prefix/lib/libllmd.so.$major"
 ln -sf "libllmd.so.$major" "$prefix/lib/libllmd.so"

@@ -116,7 +116,7 @@ func TestSchedulerErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	_, err = s.Pick(&Request{ID: "x", Model: "llama"})
+	_, err = s.Pick(&Request{ID: "x", Model: "llama", Prompt: "hello"})
 	var le *Error
 	if !errors.Is(err, ErrSchedule) || !errors.As(err, &le) || le.Code != "no_endpoints" {
 		t.Fatalf("err = %#v", err)

@@ -203,6 +203,11 @@ static void test_metrics_steer_picks(void) {
   req.id = V("none");
   req.model = V("llama");
   llmd_decision *d = (llmd_decision *)0x1;
+  /* Without a prompt the request itself is refused (400) first. */
+  CHECK_STATUS(LLMD_STATUS_INVALID_ARGUMENT, llmd_scheduler_pick(s, &req, &d, &err), &err);
+  CHECK(strcmp(llmd_error_code(err), "invalid_request") == 0 && llmd_error_detail(err) == 400);
+  RESET_ERR(err);
+  req.prompt = V("hello");
   CHECK_STATUS(LLMD_STATUS_SCHEDULE, llmd_scheduler_pick(s, &req, &d, &err), &err);
   CHECK(d == (llmd_decision *)0x1);
   CHECK(strcmp(llmd_error_code(err), "no_endpoints") == 0);

@@ -126,6 +126,7 @@ static void test_scheduler() {
   llmd::Request other;
   other.id = "cpp-2";
   other.model = "other-model";
+  other.prompt = "hello";
   try {
     s.pick(other);
     CHECK(false);
