@@ -333,3 +333,62 @@ func (s *Scheduler) OnError(id string, kind RequestError) (RequestSummary, bool)
 	})
 	return goSummary(sum), bool(found)
 }
+
+// Explanation is a decision's explanation as data: every candidate, each
+// profile's filter drops, every scorer's raw and weighted score, the picker's
+// choice (the JSON of Decision.Explanation, typed).
+type Explanation struct {
+	RequestID    string   `json:"request_id"`
+	Model        string   `json:"model"`
+	Candidates   []string `json:"candidates"`
+	PromptTokens int      `json:"prompt_tokens"`
+	// Notes are the producers' remarks (prefix matches, estimated tokens).
+	Notes    []string       `json:"notes"`
+	Profiles []ProfileTrace `json:"profiles"`
+	// PrimaryProfile names the profile whose pick is the target.
+	PrimaryProfile *string `json:"primary_profile"`
+	// DecisionType is "single" or a P/D kind ("prefill-decode", ...).
+	DecisionType *string `json:"decision_type"`
+}
+
+// ProfileTrace is one scheduling profile's run.
+type ProfileTrace struct {
+	Profile string        `json:"profile"`
+	Filters []FilterTrace `json:"filters"`
+	// Scored are the endpoints that survived the filters, in score order of
+	// Totals (Scorers' Raw and Weighted are indexed the same way).
+	Scored  []string      `json:"scored"`
+	Scorers []ScorerTrace `json:"scorers"`
+	Totals  []float64     `json:"totals"`
+	Picker  *string       `json:"picker"`
+	Picked  []string      `json:"picked"`
+	// Error is set when the profile could not pick.
+	Error *string `json:"error"`
+}
+
+// FilterTrace names the endpoints one filter dropped.
+type FilterTrace struct {
+	Name    string   `json:"name"`
+	Dropped []string `json:"dropped"`
+}
+
+// ScorerTrace is one scorer's scores for ProfileTrace.Scored.
+type ScorerTrace struct {
+	Name     string    `json:"name"`
+	Weight   float64   `json:"weight"`
+	Raw      []float64 `json:"raw"`
+	Weighted []float64 `json:"weighted"`
+}
+
+// Explain decodes Decision.Explanation; it is nil unless the request asked
+// for it (Request.Explain).
+func (d *Decision) Explain() (*Explanation, error) {
+	if len(d.Explanation) == 0 {
+		return nil, nil
+	}
+	var x Explanation
+	if err := json.Unmarshal(d.Explanation, &x); err != nil {
+		return nil, &Error{Status: StatusSerialize, Code: "json", Message: err.Error()}
+	}
+	return &x, nil
+}

@@ -52,6 +52,15 @@ func TestPickRoutesAwayFromLoad(t *testing.T) {
 	if err := json.Unmarshal(d.Explanation, &expl); err != nil {
 		t.Fatalf("explanation %q: %v", d.Explanation, err)
 	}
+	x, err := d.Explain()
+	if err != nil || x == nil || x.RequestID != "g1" || len(x.Candidates) != 2 || len(x.Profiles) != 1 {
+		t.Fatalf("typed explanation %+v, %v", x, err)
+	}
+	p := x.Profiles[0]
+	if len(p.Picked) != 1 || p.Picked[0] != "pod-b" || len(p.Scorers) == 0 ||
+		len(p.Scorers[0].Raw) != len(p.Scored) || len(p.Totals) != len(p.Scored) {
+		t.Fatalf("profile %+v", p)
+	}
 	if !s.OnFirstToken("g1") || !s.OnTokens("g1", 4) {
 		t.Fatal("lifecycle lost the request")
 	}
