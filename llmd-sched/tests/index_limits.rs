@@ -10,9 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use llmd_kvindex::events::{
-    encode_event_batch, BlockStored, EventBatch, EventLayout, HashValue, KvEvent,
-};
+use llmd_kvindex::events::EventLayout;
 use llmd_sched::{Request, ScheduleError, Scheduler};
 
 fn precise(params: &str) -> String {
@@ -21,42 +19,9 @@ fn precise(params: &str) -> String {
     ))
 }
 
-fn stored(first_key: u64, parent: Option<u64>, toks: &[u32], medium: Option<&str>) -> KvEvent {
-    KvEvent::BlockStored(BlockStored {
-        block_hashes: (0..toks.len() as u64 / 16)
-            .map(|i| HashValue::Int((first_key + i) as i128))
-            .collect(),
-        parent_block_hash: parent.map(|p| HashValue::Int(p as i128)),
-        token_ids: toks.iter().map(|&t| u64::from(t)).collect(),
-        block_size: 16,
-        medium: medium.map(str::to_string),
-        ..Default::default()
-    })
-}
-
-fn payload(events: Vec<KvEvent>, layout: EventLayout) -> Vec<u8> {
-    encode_event_batch(
-        &EventBatch {
-            ts: 1.0,
-            data_parallel_rank: None,
-            events,
-            skipped_events: 0,
-        },
-        layout,
-    )
-}
-
 /// Registered slots of the scheduler's (first) precise index.
 fn slots(s: &Scheduler) -> usize {
     s.pipeline().kv_backends[0].index().stats().endpoints.len()
-}
-
-fn metric(s: &Scheduler, line_prefix: &str) -> Option<f64> {
-    s.render_metrics()
-        .lines()
-        .find(|l| l.starts_with(line_prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
 
 #[test]

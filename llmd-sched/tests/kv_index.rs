@@ -4,10 +4,7 @@
 mod common;
 
 use common::*;
-use llmd_kvindex::events::{
-    encode_event_batch, BlockRemoved, BlockStored, EventBatch, EventLayout, HashValue, KvEvent,
-    SeqStatus,
-};
+use llmd_kvindex::events::{BlockRemoved, HashValue, KvEvent, SeqStatus};
 use llmd_sched::{Request, Scheduler};
 
 fn precise(extra: &str) -> String {
@@ -22,29 +19,6 @@ fn fleet(s: &Scheduler) {
         e.model = Some("m".into());
         s.add_endpoint(e).unwrap();
     }
-}
-
-fn stored(first_key: u64, parent: Option<u64>, toks: &[u32], medium: Option<&str>) -> KvEvent {
-    KvEvent::BlockStored(BlockStored {
-        block_hashes: (0..toks.len() as u64 / 16)
-            .map(|i| HashValue::Int((first_key + i) as i128))
-            .collect(),
-        parent_block_hash: parent.map(|p| HashValue::Int(p as i128)),
-        token_ids: toks.iter().map(|&t| t as u64).collect(),
-        block_size: 16,
-        medium: medium.map(str::to_string),
-        ..Default::default()
-    })
-}
-
-fn batch(events: Vec<KvEvent>) -> Vec<u8> {
-    let b = EventBatch {
-        ts: 1.0,
-        data_parallel_rank: None,
-        events,
-        skipped_events: 0,
-    };
-    encode_event_batch(&b, EventLayout::V0_33)
 }
 
 /// Raw prefix scores and the producer's "best match" note.

@@ -8,14 +8,6 @@ use common::*;
 use llmd_sched::observe::{Metrics, MetricsConfig, SloTargets};
 use llmd_sched::{Request, RequestErrorKind, Scheduler, Usage};
 
-fn metric(s: &Scheduler, prefix: &str) -> Option<f64> {
-    s.render_metrics()
-        .lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 fn pool() -> (Scheduler, std::sync::Arc<llmd_sched::ManualClock>) {
     let (s, clock) = sched(&single("- type: queue-scorer\n- type: max-score-picker\n"));
     s.add_endpoint(ep("e1", metrics(0, 0, 0.0))).unwrap();

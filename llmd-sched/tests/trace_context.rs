@@ -24,13 +24,11 @@ fn request(headers: &[(&str, &str)]) -> Request {
 }
 
 fn invalid(s: &Scheduler, header: &str) -> f64 {
-    let line = format!("llmd_trace_context_invalid_total{{header=\"{header}\"}}");
-    s.render_metrics()
-        .lines()
-        .find(|l| l.starts_with(&line))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+    metric(
+        s,
+        &format!("llmd_trace_context_invalid_total{{header=\"{header}\"}}"),
+    )
+    .unwrap_or(0.0)
 }
 
 #[test]

@@ -106,11 +106,27 @@ pub unsafe extern "C" fn llmd_scheduler_new(
     err: *mut *mut llmd_error,
 ) -> llmd_status {
     // SAFETY: caller contract.
+    unsafe { new_from_text(config, config_len, seed, out, err, false) }
+}
+
+/// The body of `llmd_scheduler_new` and `llmd_scheduler_new_strict`.
+///
+/// # Safety
+/// As `llmd_scheduler_new`.
+unsafe fn new_from_text(
+    config: *const c_char,
+    config_len: usize,
+    seed: *const u64,
+    out: *mut *mut llmd_scheduler,
+    err: *mut *mut llmd_error,
+    strict: bool,
+) -> llmd_status {
+    // SAFETY: forwarded caller contract.
     unsafe {
         guard(err, || {
             let out = Out::new(out, "out")?;
             let text = args::opt_str(config, config_len, "config")?.unwrap_or("");
-            out.write(into_handle(build(text, seed.as_ref().copied(), false)?));
+            out.write(into_handle(build(text, seed.as_ref().copied(), strict)?));
             Ok(())
         })
     }
@@ -132,14 +148,7 @@ pub unsafe extern "C" fn llmd_scheduler_new_strict(
     err: *mut *mut llmd_error,
 ) -> llmd_status {
     // SAFETY: caller contract.
-    unsafe {
-        guard(err, || {
-            let out = Out::new(out, "out")?;
-            let text = args::opt_str(config, config_len, "config")?.unwrap_or("");
-            out.write(into_handle(build(text, seed.as_ref().copied(), true)?));
-            Ok(())
-        })
-    }
+    unsafe { new_from_text(config, config_len, seed, out, err, true) }
 }
 
 /// What loading the configuration did, as JSON: `api_version`,

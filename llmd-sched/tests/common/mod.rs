@@ -75,3 +75,54 @@ pub fn tokens(n: usize, offset: u32) -> Vec<u32> {
 pub fn approx(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-9
 }
+
+/// A `BlockStored` of `toks` in 16-token blocks, engine keys
+/// `first_key, first_key + 1, ...`, chained to `parent`.
+pub fn stored(
+    first_key: u64,
+    parent: Option<u64>,
+    toks: &[u32],
+    medium: Option<&str>,
+) -> llmd_kvindex::events::KvEvent {
+    use llmd_kvindex::events::{BlockStored, HashValue, KvEvent};
+    KvEvent::BlockStored(BlockStored {
+        block_hashes: (0..toks.len() as u64 / 16)
+            .map(|i| HashValue::Int((first_key + i) as i128))
+            .collect(),
+        parent_block_hash: parent.map(|p| HashValue::Int(p as i128)),
+        token_ids: toks.iter().map(|&t| u64::from(t)).collect(),
+        block_size: 16,
+        medium: medium.map(str::to_string),
+        ..Default::default()
+    })
+}
+
+/// `events` as one msgpack `EventBatch` payload in `layout`.
+pub fn payload(
+    events: Vec<llmd_kvindex::events::KvEvent>,
+    layout: llmd_kvindex::events::EventLayout,
+) -> Vec<u8> {
+    llmd_kvindex::events::encode_event_batch(
+        &llmd_kvindex::events::EventBatch {
+            ts: 1.0,
+            data_parallel_rank: None,
+            events,
+            skipped_events: 0,
+        },
+        layout,
+    )
+}
+
+/// `events` as a payload in the newest layout.
+pub fn batch(events: Vec<llmd_kvindex::events::KvEvent>) -> Vec<u8> {
+    payload(events, llmd_kvindex::events::EventLayout::V0_33)
+}
+
+/// The value of the first exposed sample line starting with `prefix`.
+pub fn metric(s: &Scheduler, prefix: &str) -> Option<f64> {
+    s.render_metrics()
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
