@@ -43,7 +43,7 @@ llmd_python_section() {
   (cd "$ROOT" && "$venv/bin/python" -m mypy.stubtest llmd --concise)
   step "python: mypy --strict (tests, benchmarks, example against the stubs)"
   (cd "$ROOT" && "$venv/bin/python" -m mypy --strict --no-incremental \
-    bindings/python/tests bindings/python/bench examples/python)
+    bindings/python/tests bindings/python/bench bindings/python/scripts examples/python)
   step "python: pytest"
   (cd "$ROOT" && "$venv/bin/python" -m pytest -q bindings/python/tests)
 }

@@ -41,6 +41,9 @@ _ExtraKeyValue: TypeAlias = None | int | str | bytes | tuple["_ExtraKeyValue", .
 
 @final
 class BlockHasher:
+    """Computes the block hashes a vLLM engine computes for its prefix cache and
+    publishes in KV events.
+    """
     def __new__(
         cls,
         block_size: int = 16,
@@ -58,7 +61,8 @@ class BlockHasher:
         cache_salt: str | None = None,
         mm_items: Sequence[tuple[str, int, int]] | None = None,
         prompt_embeds: tuple[bytes, int] | None = None,
-    ) -> list[int]: ...
+    ) -> list[int]:
+        """Published 64-bit hash of every full block of `tokens`."""
     def digests(
         self,
         tokens: _Tokens,
@@ -69,7 +73,8 @@ class BlockHasher:
         cache_salt: str | None = None,
         mm_items: Sequence[tuple[str, int, int]] | None = None,
         prompt_embeds: tuple[bytes, int] | None = None,
-    ) -> list[bytes]: ...
+    ) -> list[bytes]:
+        """Full digest (the chained value) of every full block of `tokens`."""
     def chain(
         self,
         *,
@@ -79,146 +84,238 @@ class BlockHasher:
         cache_salt: str | None = None,
         mm_items: Sequence[tuple[str, int, int]] | None = None,
         prompt_embeds: tuple[bytes, int] | None = None,
-    ) -> HashChain: ...
+    ) -> HashChain:
+        """An incremental chain for one request (e.g. a chat across turns):
+        extending it gives the same hashes as hashing the whole token list.
+        """
     @property
-    def block_size(self) -> int: ...
+    def block_size(self) -> int:
+        """Tokens per hashed block."""
     @property
-    def algo(self) -> str: ...
+    def algo(self) -> str:
+        """vLLM's name of the algorithm."""
     @property
-    def seed(self) -> str | None: ...
+    def seed(self) -> str | None:
+        """The configured `PYTHONHASHSEED` (`None` = unset)."""
     @property
-    def vllm_version(self) -> str: ...
+    def vllm_version(self) -> str:
+        """The vLLM release whose rules are reproduced."""
     @property
-    def none_hash(self) -> bytes: ...
+    def none_hash(self) -> bytes:
+        """NONE_HASH, the parent digest of block 0."""
 
 @final
 class HashChain:
-    def extend(self, tokens: _Tokens) -> list[int]: ...
+    """A request's block hashes, extended as its tokens arrive; a trailing
+    partial block waits until it fills.
+    """
+    def extend(self, tokens: _Tokens) -> list[int]:
+        """Appends tokens; returns the hashes of the blocks they completed. On
+        error nothing is appended.
+        """
     @property
-    def block_hashes(self) -> list[int]: ...
+    def block_hashes(self) -> list[int]:
+        """Hashes of all completed blocks."""
     @property
-    def num_tokens(self) -> int: ...
+    def num_tokens(self) -> int:
+        """Tokens seen so far, including the partial block."""
 
 @final
 class BlockStored:
+    """Blocks committed to an engine's prefix cache."""
     @property
-    def block_hashes(self) -> list[int]: ...
+    def block_hashes(self) -> list[int]:
+        """64-bit keys of the stored blocks in chain order (what `BlockHasher.block_hashes` computes)."""
     @property
-    def raw_block_hashes(self) -> list[int | bytes]: ...
+    def raw_block_hashes(self) -> list[int | bytes]:
+        """The hashes as published: ints, or digest bytes."""
     @property
-    def parent_block_hash(self) -> int | None: ...
+    def parent_block_hash(self) -> int | None:
+        """64-bit key of the block before the first one (`None` from block 0)."""
     @property
-    def raw_parent_block_hash(self) -> int | bytes | None: ...
+    def raw_parent_block_hash(self) -> int | bytes | None:
+        """The parent hash as published."""
     @property
-    def token_ids(self) -> list[int]: ...
+    def token_ids(self) -> list[int]:
+        """Tokens of the stored blocks."""
     @property
-    def block_size(self) -> int: ...
+    def block_size(self) -> int:
+        """Tokens per block of this KV-cache group."""
     @property
-    def lora_id(self) -> int | None: ...
+    def lora_id(self) -> int | None:
+        """Integer LoRA adapter id."""
     @property
-    def medium(self) -> str | None: ...
+    def medium(self) -> str | None:
+        """`"GPU"`, `"CPU"`, `"STORAGE"` or `None` (GPU)."""
     @property
-    def lora_name(self) -> str | None: ...
+    def lora_name(self) -> str | None:
+        """LoRA adapter name."""
     @property
-    def extra_keys(self) -> list[tuple[_ExtraKeyValue, ...] | None] | None: ...
+    def extra_keys(self) -> list[tuple[_ExtraKeyValue, ...] | None] | None:
+        """Per block: `None` or the block's extra keys as a tuple."""
     @property
-    def group_idx(self) -> int | None: ...
+    def group_idx(self) -> int | None:
+        """KV-cache group."""
     @property
-    def kv_cache_spec_kind(self) -> str | None: ...
+    def kv_cache_spec_kind(self) -> str | None:
+        """KV-cache spec kind, e.g. `"full_attention"`."""
     @property
-    def kv_cache_spec_sliding_window(self) -> int | None: ...
+    def kv_cache_spec_sliding_window(self) -> int | None:
+        """Window of a sliding-window group."""
     @property
-    def locality(self) -> str | None: ...
+    def locality(self) -> str | None:
+        """`"LOCAL"` / `"REMOTE"` for offloaded copies."""
     @property
-    def ownership(self) -> str | None: ...
+    def ownership(self) -> str | None:
+        """Opaque owner of an offloaded copy."""
     @property
-    def session_id(self) -> str | None: ...
+    def session_id(self) -> str | None:
+        """Request session id."""
     @property
-    def lookahead_token_ids(self) -> list[list[int]] | None: ...
+    def lookahead_token_ids(self) -> list[list[int]] | None:
+        """Per block, the lookahead tokens its hash covers."""
 
 @final
 class BlockRemoved:
+    """Blocks evicted from an engine's cache."""
     @property
-    def block_hashes(self) -> list[int]: ...
+    def block_hashes(self) -> list[int]:
+        """64-bit keys of the evicted blocks."""
     @property
-    def raw_block_hashes(self) -> list[int | bytes]: ...
+    def raw_block_hashes(self) -> list[int | bytes]:
+        """The hashes as published: ints, or digest bytes."""
     @property
-    def medium(self) -> str | None: ...
+    def medium(self) -> str | None:
+        """Medium the blocks were evicted from (`None` = GPU)."""
     @property
-    def group_idx(self) -> int | None: ...
+    def group_idx(self) -> int | None:
+        """KV-cache group."""
     @property
-    def locality(self) -> str | None: ...
+    def locality(self) -> str | None:
+        """`"LOCAL"` / `"REMOTE"`."""
     @property
-    def ownership(self) -> str | None: ...
+    def ownership(self) -> str | None:
+        """Opaque owner."""
 
 @final
 class AllBlocksCleared:
+    """The publisher dropped its whole prefix cache."""
     def __new__(cls) -> AllBlocksCleared: ...
 
 _KvEvent: TypeAlias = BlockStored | BlockRemoved | AllBlocksCleared
 
 @final
 class EventBatch:
+    """One decoded vLLM `EventBatch`."""
     @property
-    def ts(self) -> float: ...
+    def ts(self) -> float:
+        """`time.time()` of the publisher when the batch was built."""
     @property
-    def data_parallel_rank(self) -> int | None: ...
+    def data_parallel_rank(self) -> int | None:
+        """Data-parallel rank of the publisher (`None` when absent)."""
     @property
-    def skipped_events(self) -> int: ...
+    def skipped_events(self) -> int:
+        """Events with an unknown tag, skipped without failing the batch."""
     @property
-    def events(self) -> list[_KvEvent]: ...
+    def events(self) -> list[_KvEvent]:
+        """The known events, in order: `BlockStored`, `BlockRemoved`, `AllBlocksCleared`."""
     def __len__(self) -> int: ...
 
-def decode_event_batch(payload: bytes | bytearray | memoryview) -> EventBatch: ...
+def decode_event_batch(payload: bytes | bytearray | memoryview) -> EventBatch:
+    """Decodes one msgpack `EventBatch` (frame 2 of a vLLM KV-event message), in
+    the layout of any vLLM release.
+    """
 
 REPLAY_END_SEQ: int
 
 @final
 class Topic:
+    """A parsed topic frame. `pod` and `model` follow llm-d's `kv@<pod>@<model>`
+    convention; other topics give `pod` = the whole topic and `model` = "".
+    """
     @property
-    def topic(self) -> str: ...
+    def topic(self) -> str:
+        """The whole topic."""
     @property
-    def pod(self) -> str: ...
+    def pod(self) -> str:
+        """Publisher (pod) identity."""
     @property
-    def model(self) -> str: ...
+    def model(self) -> str:
+        """Model name ("" when the topic carries none)."""
     @property
-    def conforms_to_convention(self) -> bool: ...
+    def conforms_to_convention(self) -> bool:
+        """Three `@`-separated parts and the first is `kv`."""
 
-def parse_topic(frame: bytes) -> Topic: ...
-def parse_seq(frame: bytes) -> int: ...
+def parse_topic(frame: bytes) -> Topic:
+    """Parses frame 0 of a KV-event message (UTF-8 topic)."""
+def parse_seq(frame: bytes) -> int:
+    """Parses frame 1 of a KV-event message: exactly 8 bytes, unsigned big-endian.
+    `REPLAY_END_SEQ` marks the end of a replay.
+    """
 
 @final
 class Decision:
+    """The outcome of one scheduling cycle."""
     @property
-    def request_id(self) -> str: ...
+    def request_id(self) -> str:
+        """The request id the lifecycle calls take (generated when `pick` got none)."""
     @property
-    def target(self) -> Target | None: ...
+    def target(self) -> Target | None:
+        """The chosen endpoint: `{"name": ..., "address": "ip:port"}`."""
     @property
-    def fallbacks(self) -> list[Target]: ...
+    def fallbacks(self) -> list[Target]:
+        """Further targets in preference order, for retries."""
     @property
-    def prefill_target(self) -> Target | None: ...
+    def prefill_target(self) -> Target | None:
+        """The remote prefill endpoint of a disaggregated (P/D) request."""
     @property
-    def encode_targets(self) -> list[Target]: ...
+    def encode_targets(self) -> list[Target]:
+        """Encoder endpoints when encoding is disaggregated."""
     @property
-    def headers(self) -> dict[str, str]: ...
+    def headers(self) -> dict[str, str]:
+        """Headers to set on the upstream request (llm-d's routing headers)."""
     @property
-    def response_headers(self) -> dict[str, str]: ...
+    def response_headers(self) -> dict[str, str]:
+        """Headers to set on the response to the client (the session-affinity
+        token naming the endpoint that served the request).
+        """
     @property
-    def remove_headers(self) -> list[str]: ...
-    def explain(self) -> dict[str, Any]: ...
-    def explain_json(self) -> str: ...
+    def remove_headers(self) -> list[str]:
+        """Headers to remove from the upstream request."""
+    def explain(self) -> dict[str, Any]:
+        """Why: every candidate, every filter drop, every scorer's raw and
+        weighted score, the picker's choice.
+        """
+    def explain_json(self) -> str:
+        """The explanation as a JSON string."""
 
 @final
 class Scheduler:
+    """Routes requests across vLLM endpoints: filters, weighted scorers and a
+    picker built from an llm-d `EndpointPickerConfig`, fed with endpoint
+    metrics and KV events, told about every request's progress.
+    """
     def __new__(cls, config: str | None = None, *, seed: int | None = None, strict: bool = False) -> Scheduler: ...
     @staticmethod
-    def from_yaml(text: str, *, seed: int | None = None, strict: bool = False) -> Scheduler: ...
+    def from_yaml(text: str, *, seed: int | None = None, strict: bool = False) -> Scheduler:
+        """Builds from an `EndpointPickerConfig` document (YAML or JSON); warns
+        or refuses (`strict=True`) as the constructor does.
+        """
     @staticmethod
-    def from_file(path: str | PathLike[str], *, seed: int | None = None, strict: bool = False) -> Scheduler: ...
+    def from_file(path: str | PathLike[str], *, seed: int | None = None, strict: bool = False) -> Scheduler:
+        """Builds from an `EndpointPickerConfig` file; warns or refuses
+        (`strict=True`) as the constructor does.
+        """
     @staticmethod
-    def default(*, seed: int | None = None) -> Scheduler: ...
+    def default(*, seed: int | None = None) -> Scheduler:
+        """llm-d's default pipeline (queue 2, kv-cache-utilization 2, prefix-cache 3)."""
     @property
-    def report(self) -> ConfigReport: ...
+    def report(self) -> ConfigReport:
+        """What loading the config did: every plugin (configured or injected,
+        executed or only accepted, with the settings accepted but not
+        executed), the warnings, and `not_executed`, one line per configured
+        plugin or setting the library does not execute.
+        """
     def add_endpoint(
         self,
         name: str,
@@ -227,7 +324,11 @@ class Scheduler:
         labels: Mapping[str, str] | None = None,
         model: str | None = None,
         lora_adapters: Sequence[str] | None = None,
-    ) -> None: ...
+    ) -> None:
+        """Registers an endpoint. A name already registered, or an address that
+        is not `host:port` (IPv6 in brackets), raises `InvalidArgumentError`;
+        `update_endpoint` changes a registered one.
+        """
     def update_endpoint(
         self,
         name: str,
@@ -236,10 +337,17 @@ class Scheduler:
         labels: Mapping[str, str] | None = None,
         model: str | None = None,
         lora_adapters: Sequence[str] | None = None,
-    ) -> None: ...
-    def remove_endpoint(self, name: str) -> None: ...
-    def endpoints(self) -> list[str]: ...
-    def endpoint_state(self, name: str) -> EndpointState: ...
+    ) -> None:
+        """Replaces a registered endpoint's description (its metrics are kept;
+        its load, cache and index state start over); raises
+        `UnknownEndpointError` when it is not registered.
+        """
+    def remove_endpoint(self, name: str) -> None:
+        """Removes an endpoint and everything known about its cache."""
+    def endpoints(self) -> list[str]:
+        """Names of the registered endpoints."""
+    def endpoint_state(self, name: str) -> EndpointState:
+        """An endpoint's live state: its metrics and in-flight load."""
     def update_metrics(
         self,
         name: str,
@@ -252,12 +360,21 @@ class Scheduler:
         max_active_models: int = 0,
         cache_block_size: int = 0,
         cache_num_blocks: int = 0,
-    ) -> None: ...
-    def update_metrics_text(self, name: str, text: str) -> None: ...
+    ) -> None:
+        """Stores a metrics snapshot given as numbers (stamped now)."""
+    def update_metrics_text(self, name: str, text: str) -> None:
+        """Parses a vLLM `/metrics` response body and stores the snapshot."""
     def ingest_kv_events(
         self, endpoint: str, payload: bytes | bytearray | memoryview, seq: int | None = None
-    ) -> IngestResult: ...
-    def tick(self) -> None: ...
+    ) -> IngestResult:
+        """Applies one KV-event message payload (msgpack `EventBatch`) from
+        `endpoint`. With `seq` (the message's sequence number) duplicates are
+        skipped and gaps and restarts reported in the result.
+        """
+    def tick(self) -> None:
+        """Periodic maintenance (expires speculative cache entries); call it
+        every few hundred milliseconds.
+        """
     def pick(
         self,
         *,
@@ -276,7 +393,10 @@ class Scheduler:
         tpot_slo_ms: float | None = None,
         multimodal: bool = False,
         arrived_at: float | None = None,
-    ) -> Decision: ...
+    ) -> Decision:
+        """Runs one scheduling cycle for a request described by the keyword
+        arguments (the fields of the Rust `Request`).
+        """
     def _time_pick(
         self,
         iterations: int,
@@ -285,22 +405,51 @@ class Scheduler:
         prompt: str | None = None,
         tokens: _Tokens | None = None,
         request_id: str | None = None,
-    ) -> float: ...
-    def on_first_token(self, request_id: str) -> bool: ...
-    def on_prefill_done(self, request_id: str) -> bool: ...
-    def on_tokens(self, request_id: str, n: int) -> bool: ...
+    ) -> float:
+        """Benchmark helper: seconds per `pick` of the same request, timed in
+        Rust over `iterations` calls (the Rust side of the binding overhead).
+        """
+    def on_first_token(self, request_id: str) -> bool:
+        """The first output token arrived. False for an unknown request id."""
+    def on_prefill_done(self, request_id: str) -> bool:
+        """The remote prefill of a disaggregated request finished (the KV cache
+        is on the decode endpoint). False for an unknown request id.
+        """
+    def on_tokens(self, request_id: str, n: int) -> bool:
+        """`n` more output tokens arrived. False for an unknown request id."""
     def on_complete(
         self, request_id: str, cached_tokens: int | None = None, *, usage: Mapping[str, Any] | None = None
-    ) -> RequestSummary | None: ...
+    ) -> RequestSummary | None:
+        """The request finished. `usage` is the response's OpenAI `usage`
+        object as the engine returned it (`prompt_tokens`,
+        `completion_tokens`, `prompt_tokens_details.cached_tokens`): its
+        completion tokens replace the counted ones, so a non-streaming reply
+        records its output too. `cached_tokens`, when given, is the engine's
+        prefix-cache hit and wins over `usage`'s. Returns the request's
+        summary, or None for an unknown id. A `usage` that is not plain data
+        raises `InvalidArgumentError` after the request is completed without
+        it, so a bad argument never leaves a request counted as in flight.
+        """
     def on_error(
         self, request_id: str, kind: Literal["cancelled", "upstream", "other"] = "upstream"
-    ) -> RequestSummary | None: ...
-    def render_metrics(self) -> str: ...
+    ) -> RequestSummary | None:
+        """The request failed: `kind` is `"cancelled"` (the client went away),
+        `"upstream"` (the endpoint failed) or `"other"`.
+        """
+    def render_metrics(self) -> str:
+        """The scheduler's metrics in the Prometheus text format (TTFT, TPOT,
+        cache hits, routing scores, decisions, KV-event health), for a
+        `/metrics` endpoint.
+        """
     @property
-    def open_requests(self) -> int: ...
+    def open_requests(self) -> int:
+        """Requests picked and not finished yet."""
 
 @final
 class KvIndex:
+    """Which endpoints hold which blocks, in which tier (GPU, CPU, storage).
+    Reads never wait for writers; writes to different endpoints run in parallel.
+    """
     def __new__(
         cls,
         *,
@@ -317,7 +466,12 @@ class KvIndex:
     ) -> KvIndex: ...
     def apply_event_batch(
         self, endpoint: str, payload: bytes | bytearray | memoryview, *, model: str = "", seq: int | None = None
-    ) -> IndexApplyResult: ...
+    ) -> IndexApplyResult:
+        """Applies one KV-event payload (msgpack `EventBatch`) published by
+        `endpoint` (registered on first use) serving `model`. With `seq`
+        duplicates are skipped, a restart clears the endpoint first, and gaps
+        are reported.
+        """
     def prompt_keys(
         self,
         tokens: _Tokens,
@@ -329,13 +483,32 @@ class KvIndex:
         cache_salt: str | None = None,
         mm_items: Sequence[tuple[str, int, int]] | None = None,
         prompt_embeds: tuple[bytes, int] | None = None,
-    ) -> list[int]: ...
-    def match_prefix(self, block_hashes: _Tokens, *, model: str = "") -> dict[str, float]: ...
-    def match_prefix_blocks(self, block_hashes: _Tokens, *, model: str = "") -> dict[str, tuple[int, float]]: ...
-    def record_routing(self, endpoint: str, block_hashes: _Tokens, *, model: str = "") -> None: ...
-    def remove_endpoint(self, endpoint: str) -> None: ...
-    def clear_endpoint(self, endpoint: str) -> None: ...
-    def tick(self) -> None: ...
+    ) -> list[int]:
+        """The block keys of a prompt in this index's key mode (vLLM's keys in
+        engine parity, the index's own chain otherwise), for `match_prefix`.
+        In the router modes only `lora_name` of the extras enters the keys.
+        """
+    def match_prefix(self, block_hashes: _Tokens, *, model: str = "") -> dict[str, float]:
+        """Longest run of `block_hashes` (from block 0) each endpoint holds, as
+        `{endpoint: score}`, the score summing each matched block's best tier
+        weight. Endpoints holding no leading block are absent.
+        """
+    def match_prefix_blocks(self, block_hashes: _Tokens, *, model: str = "") -> dict[str, tuple[int, float]]:
+        """Like `match_prefix`, with the number of consecutive blocks matched:
+        `{endpoint: (blocks, score)}`.
+        """
+    def record_routing(self, endpoint: str, block_hashes: _Tokens, *, model: str = "") -> None:
+        """Approximate mode: `endpoint` was sent a request with these blocks.
+        Other modes: a speculative entry that expires unless an event confirms it.
+        """
+    def remove_endpoint(self, endpoint: str) -> None:
+        """Forgets an endpoint and every block it held. Unknown names are ignored."""
+    def clear_endpoint(self, endpoint: str) -> None:
+        """Drops every block an endpoint holds (its engine restarted)."""
+    def tick(self) -> None:
+        """Expires speculative entries; call it periodically."""
     @property
-    def block_size(self) -> int: ...
-    def stats(self) -> IndexStats: ...
+    def block_size(self) -> int:
+        """Tokens per block."""
+    def stats(self) -> IndexStats:
+        """Sizes and health counters, with the blocks each endpoint holds."""
