@@ -63,12 +63,16 @@ impl Scheduler {
         let ep_pool = ep.labels.get(crate::model::ROLE_LABEL).cloned();
         let state = Arc::new(EndpointState::new(ep));
         let existing = by_name.get(state.name()).copied();
-        // A replaced registration gives its producer state (index slots)
-        // back first, so re-adding at a limit succeeds.
-        if let Some(i) = existing {
-            self.forget(eps[i].uid());
+        let mut old = existing.map(|i| eps[i].uid());
+        let mut admitted = self.admit(state.uid());
+        if let (Err(_), Some(uid)) = (&admitted, old) {
+            // At a slot limit, the replaced registration gives its producer
+            // state (index slots) back first, and the new one tries again.
+            self.forget(uid);
+            old = None;
+            admitted = self.admit(state.uid());
         }
-        if let Err(e) = self.admit(state.uid()) {
+        if let Err(e) = admitted {
             drop(guard);
             if existing.is_some() {
                 // The old registration already gave its index state back:
@@ -87,6 +91,12 @@ impl Scheduler {
         }
         *guard = Arc::new(Fleet::new(eps, by_name));
         drop(guard);
+        // The replaced registration's state is dropped outside the pool's
+        // lock: dropping index entries scans the table, and picks must not
+        // wait for it.
+        if let Some(uid) = old {
+            self.forget(uid);
+        }
         self.metrics.register_endpoint(&ep_name, ep_pool.as_deref());
         Ok(())
     }
