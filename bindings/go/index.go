@@ -37,6 +37,21 @@ type IndexConfig struct {
 	CapacityBlocks int
 	MaxEndpoints   int
 	SpeculativeTTL time.Duration
+	// SpeculativeCapacity bounds live speculative entries (default 65536).
+	SpeculativeCapacity int
+	// ApproxCapacityPerEndpoint: blocks remembered per endpoint in the
+	// approximate mode (llm-d's lruCapacityPerServer, default 31250).
+	ApproxCapacityPerEndpoint int
+	// EngineMapCapacityPerEndpoint: engine-key mappings kept per endpoint in
+	// the router-key mode (default 2^18).
+	EngineMapCapacityPerEndpoint int
+	// TierWeights replaces the default per-tier block scores when set.
+	TierWeights *TierWeights
+}
+
+// TierWeights scores a matched block by the tier it is held in.
+type TierWeights struct {
+	GPU, CPU, Storage, Speculative float64
 }
 
 // EndpointMatch is one endpoint's longest consecutive prefix match.
@@ -67,6 +82,17 @@ func NewIndex(cfg IndexConfig) (*Index, error) {
 		capacity_blocks:    C.size_t(cfg.CapacityBlocks),
 		max_endpoints:      C.size_t(cfg.MaxEndpoints),
 		speculative_ttl_ns: C.uint64_t(cfg.SpeculativeTTL.Nanoseconds()),
+
+		speculative_capacity:             C.size_t(cfg.SpeculativeCapacity),
+		approx_capacity_per_endpoint:     C.size_t(cfg.ApproxCapacityPerEndpoint),
+		engine_map_capacity_per_endpoint: C.size_t(cfg.EngineMapCapacityPerEndpoint),
+	}
+	if w := cfg.TierWeights; w != nil {
+		c.has_tier_weights = true
+		c.gpu_weight = C.double(w.GPU)
+		c.cpu_weight = C.double(w.CPU)
+		c.storage_weight = C.double(w.Storage)
+		c.speculative_weight = C.double(w.Speculative)
 	}
 	if cfg.Hasher != nil {
 		cfg.Hasher.mu.RLock()

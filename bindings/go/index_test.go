@@ -96,3 +96,39 @@ func TestIndexModes(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestIndexConfigCapacitiesAndWeights(t *testing.T) {
+	// An approximate index remembering two blocks per endpoint keeps the
+	// two most recently routed: the prompt's first blocks are gone.
+	small, err := NewIndex(IndexConfig{KeyMode: Approximate, ApproxCapacityPerEndpoint: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer small.Close()
+	a, _ := small.RegisterEndpoint("pod-a")
+	keys, _ := small.PromptKeys("llama", tokens(64), nil)
+	if err := small.RecordRouting(a, "llama", keys, 0); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := small.MatchPrefix("llama", keys); err != nil || len(m) != 0 {
+		t.Fatalf("matches %+v err %v", m, err)
+	}
+	// Speculative entries score with the configured speculative weight.
+	w, err := NewIndex(IndexConfig{TierWeights: &TierWeights{GPU: 1, CPU: 0.8, Storage: 0.5, Speculative: 0.25}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	b, _ := w.RegisterEndpoint("pod-b")
+	keys, _ = w.PromptKeys("llama", tokens(64), nil)
+	if err := w.RecordRouting(b, "llama", keys[:2], 0); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := w.MatchPrefix("llama", keys); err != nil || len(m) != 1 || m[0].WeightedScore != 0.5 {
+		t.Fatalf("matches %+v err %v", m, err)
+	}
+	var le *Error
+	if _, err := NewIndex(IndexConfig{TierWeights: &TierWeights{GPU: -1}}); !errors.As(err, &le) || le.Status != StatusIndex {
+		t.Fatalf("negative weight: %v", err)
+	}
+}

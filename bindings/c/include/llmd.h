@@ -307,6 +307,25 @@ typedef struct {
   size_t max_endpoints;
   // Lifetime of speculative entries in ns of the caller's clock; 0 = 2 s.
   uint64_t speculative_ttl_ns;
+  // Live speculative entries at most; 0 = 65536.
+  size_t speculative_capacity;
+  // Approximate mode: blocks remembered per endpoint (llm-d's
+  // `lruCapacityPerServer`); 0 = 31250.
+  size_t approx_capacity_per_endpoint;
+  // Router-key mode: engine-key mappings kept per endpoint; 0 = 2^18.
+  size_t engine_map_capacity_per_endpoint;
+  // When true, the four tier weights below replace the defaults (GPU
+  // 1.0, CPU 0.8, storage 0.5, speculative 0.9); each must be finite and
+  // non-negative.
+  bool has_tier_weights;
+  // Score of a matched block held on GPU.
+  double gpu_weight;
+  // Score of a matched block held in CPU memory.
+  double cpu_weight;
+  // Score of a matched block held in storage.
+  double storage_weight;
+  // Score of a matched speculative block.
+  double speculative_weight;
 } llmd_index_config;
 
 // Counts from applying one batch to the index.

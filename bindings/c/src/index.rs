@@ -4,7 +4,9 @@
 
 use std::ffi::c_char;
 
-use llmd_kvindex::index::{EndpointId, IndexConfig, IndexError, KeyMode, KvIndex, PrefixMatches};
+use llmd_kvindex::index::{
+    EndpointId, IndexConfig, IndexError, KeyMode, KvIndex, PrefixMatches, TierWeights,
+};
 use llmd_kvindex::BlockKey;
 
 use crate::args::{self, free_handle, into_handle, Out};
@@ -61,6 +63,24 @@ fn config(c: Option<&llmd_index_config>) -> Result<IndexConfig, FfiError> {
     }
     if c.speculative_ttl_ns != 0 {
         cfg.speculative_ttl_ns = c.speculative_ttl_ns;
+    }
+    if c.speculative_capacity != 0 {
+        cfg.speculative_capacity = c.speculative_capacity;
+    }
+    if c.approx_capacity_per_endpoint != 0 {
+        cfg.approx_capacity_per_endpoint = c.approx_capacity_per_endpoint;
+    }
+    if c.engine_map_capacity_per_endpoint != 0 {
+        cfg.engine_map_capacity_per_endpoint = c.engine_map_capacity_per_endpoint;
+    }
+    if c.has_tier_weights {
+        // Out-of-range weights are refused by the index's own validation.
+        cfg.tier_weights = TierWeights {
+            gpu: c.gpu_weight,
+            cpu: c.cpu_weight,
+            storage: c.storage_weight,
+            speculative: c.speculative_weight,
+        };
     }
     Ok(cfg)
 }

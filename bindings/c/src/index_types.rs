@@ -34,6 +34,25 @@ pub struct llmd_index_config {
     pub max_endpoints: usize,
     /// Lifetime of speculative entries in ns of the caller's clock; 0 = 2 s.
     pub speculative_ttl_ns: u64,
+    /// Live speculative entries at most; 0 = 65536.
+    pub speculative_capacity: usize,
+    /// Approximate mode: blocks remembered per endpoint (llm-d's
+    /// `lruCapacityPerServer`); 0 = 31250.
+    pub approx_capacity_per_endpoint: usize,
+    /// Router-key mode: engine-key mappings kept per endpoint; 0 = 2^18.
+    pub engine_map_capacity_per_endpoint: usize,
+    /// When true, the four tier weights below replace the defaults (GPU
+    /// 1.0, CPU 0.8, storage 0.5, speculative 0.9); each must be finite and
+    /// non-negative.
+    pub has_tier_weights: bool,
+    /// Score of a matched block held on GPU.
+    pub gpu_weight: f64,
+    /// Score of a matched block held in CPU memory.
+    pub cpu_weight: f64,
+    /// Score of a matched block held in storage.
+    pub storage_weight: f64,
+    /// Score of a matched speculative block.
+    pub speculative_weight: f64,
 }
 
 /// One endpoint's longest consecutive prefix match.

@@ -52,10 +52,15 @@ impl PyKvIndex {
     /// given), `"router_keys"` (events' token ids re-hashed with the index's
     /// own chain: works whatever seed or algorithm the engines use; the
     /// default otherwise) or `"approximate"` (no events; entries come from
-    /// `record_routing`).
+    /// `record_routing`). `approx_capacity_per_endpoint` (approximate mode:
+    /// blocks remembered per endpoint, llm-d's `lruCapacityPerServer`),
+    /// `speculative_capacity` (live speculative entries) and
+    /// `engine_map_capacity_per_endpoint` (router keys: engine-key mappings
+    /// kept per endpoint) bound the rest of the index's memory.
     #[new]
     #[pyo3(signature = (*, block_size=16, mode=None, hasher=None, capacity_blocks=1048576, max_endpoints=1024,
-        gpu_weight=1.0, cpu_weight=0.8, storage_weight=0.5, speculative_weight=0.9, speculative_ttl_s=2.0))]
+        gpu_weight=1.0, cpu_weight=0.8, storage_weight=0.5, speculative_weight=0.9, speculative_ttl_s=2.0,
+        approx_capacity_per_endpoint=31250, speculative_capacity=65536, engine_map_capacity_per_endpoint=262144))]
     #[allow(clippy::too_many_arguments)] // reason: one parameter per Python keyword argument
     fn new(
         py: Python<'_>,
@@ -69,6 +74,9 @@ impl PyKvIndex {
         storage_weight: f64,
         speculative_weight: f64,
         speculative_ttl_s: f64,
+        approx_capacity_per_endpoint: usize,
+        speculative_capacity: usize,
+        engine_map_capacity_per_endpoint: usize,
     ) -> PyResult<Self> {
         let mode = mode.unwrap_or(if hasher.is_some() {
             "engine_parity"
@@ -121,7 +129,9 @@ impl PyKvIndex {
             },
             speculative_ttl_ns: (speculative_ttl_s * 1e9) as u64,
             max_endpoints,
-            ..IndexConfig::default()
+            approx_capacity_per_endpoint,
+            speculative_capacity,
+            engine_map_capacity_per_endpoint,
         };
         let inner = py
             .detach(|| KvIndex::new(cfg))

@@ -91,6 +91,12 @@ def test_errors() -> None:
         llmd.KvIndex(mode="approximate", hasher=llmd.BlockHasher())
     with pytest.raises(llmd.InvalidArgumentError):
         llmd.KvIndex(capacity_blocks=0)
+    with pytest.raises(llmd.InvalidArgumentError, match="approx_capacity_per_endpoint"):
+        llmd.KvIndex(mode="approximate", approx_capacity_per_endpoint=0)
+    small = llmd.KvIndex(mode="approximate", approx_capacity_per_endpoint=2)
+    keys = small.prompt_keys(list(range(64)))
+    small.record_routing("a", keys)  # four blocks; the two oldest are forgotten
+    assert small.match_prefix(keys) == {}
     # A table that cannot be allocated is an exception, not an abort.
     with pytest.raises(llmd.ResourceExhaustedError, match="cannot allocate"):
         llmd.KvIndex(capacity_blocks=2**36)

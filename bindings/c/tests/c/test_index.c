@@ -120,6 +120,35 @@ static void test_unallocatable_table(void) {
   RESET_ERR(err);
 }
 
+static void test_capacities_and_weights(void) {
+  llmd_index_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.has_tier_weights = true;
+  cfg.gpu_weight = 1.0;
+  cfg.cpu_weight = 0.8;
+  cfg.storage_weight = 0.5;
+  cfg.speculative_weight = 0.25;
+  llmd_index *ix = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_index_new(&cfg, &ix, &err), &err);
+  uint16_t a = 0;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_index_register_endpoint(ix, S("pod-a"), &a, &err), &err);
+  uint32_t tokens[32];
+  for (uint32_t i = 0; i < 32; i++) tokens[i] = 3 * i + 1;
+  uint64_t keys[2];
+  size_t nk = 0;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_index_prompt_keys(ix, S("m"), tokens, 32, NULL, keys, 2, &nk, &err), &err);
+  /* Router keys: routing inserts speculative entries, scored 0.25 each. */
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_index_record_routing(ix, a, S("m"), keys, 2, 0, &err), &err);
+  llmd_endpoint_match m[1];
+  size_t nm = 0;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_index_match_prefix(ix, S("m"), keys, 2, m, 1, &nm, &err), &err);
+  CHECK(nm == 1 && m[0].consecutive_blocks == 2 && m[0].weighted_score == 0.5);
+  llmd_index_free(ix);
+  cfg.gpu_weight = -1.0;
+  CHECK_STATUS(LLMD_STATUS_INDEX, llmd_index_new(&cfg, &ix, &err), &err);
+  RESET_ERR(err);
+}
+
 static void test_approximate_and_parity(void) {
   llmd_index_config cfg;
   memset(&cfg, 0, sizeof cfg);
@@ -177,6 +206,7 @@ static void test_approximate_and_parity(void) {
 int main(void) {
   test_router_keys();
   test_unallocatable_table();
+  test_capacities_and_weights();
   test_approximate_and_parity();
   return check_summary("test_index");
 }

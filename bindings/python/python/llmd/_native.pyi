@@ -463,6 +463,9 @@ class KvIndex:
         storage_weight: float = 0.5,
         speculative_weight: float = 0.9,
         speculative_ttl_s: float = 2.0,
+        approx_capacity_per_endpoint: int = 31250,
+        speculative_capacity: int = 65536,
+        engine_map_capacity_per_endpoint: int = 262144,
     ) -> KvIndex: ...
     def apply_event_batch(
         self, endpoint: str, payload: bytes | bytearray | memoryview, *, model: str = "", seq: int | None = None
