@@ -106,12 +106,3 @@ func (a *arena) pairs(m map[string]string) (*C.llmd_kv, C.size_t) {
 	}
 	return (*C.llmd_kv)(p), C.size_t(len(m))
 }
-
-func (a *arena) u32s(v []uint32) (*C.uint32_t, C.size_t) {
-	if len(v) == 0 {
-		return nil, 0
-	}
-	p := a.alloc(len(v)*4, 4)
-	copy(unsafe.Slice((*uint32)(p), len(v)), v)
-	return (*C.uint32_t)(p), C.size_t(len(v))
-}

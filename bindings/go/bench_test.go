@@ -12,7 +12,13 @@ import (
 // BenchmarkPick is the loop of bindings/c/bench/pick_bench.c and the Rust
 // criterion bench pick/rust: llm-d's default pipeline, 4 endpoints with
 // metrics, a 256-token prompt, pick then complete.
-func BenchmarkPick(b *testing.B) {
+func BenchmarkPick(b *testing.B) { benchPick(b, 256) }
+
+// BenchmarkPick8k is the same loop with an 8,192-token prompt: what copying
+// the prompt across the boundary costs.
+func BenchmarkPick8k(b *testing.B) { benchPick(b, 8192) }
+
+func benchPick(b *testing.B, n int) {
 	s, err := NewScheduler("", WithSeed(1))
 	if err != nil {
 		b.Fatal(err)
@@ -28,7 +34,7 @@ func BenchmarkPick(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	req := &Request{ID: "bench", Model: "llama", Tokens: tokens(256)}
+	req := &Request{ID: "bench", Model: "llama", Tokens: tokens(n)}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

@@ -103,9 +103,7 @@ func (s *Scheduler) Pick(req *Request) (*Decision, error) {
 	d := &c.desc
 	d.id = a.str(req.ID)
 	d.model = a.str(req.Model)
-	if req.Tokens != nil {
-		d.tokens, d.n_tokens = a.u32s(req.Tokens)
-	} else {
+	if req.Tokens == nil {
 		d.prompt = a.str(req.Prompt)
 	}
 	d.lora_name = a.optStr(req.LoRAName)
@@ -120,7 +118,17 @@ func (s *Scheduler) Pick(req *Request) (*Decision, error) {
 	if !req.ArrivedAt.IsZero() && req.ArrivedAt.UnixNano() > 0 {
 		d.arrived_at_ns = C.uint64_t(req.ArrivedAt.UnixNano())
 	}
-	if err := takeError(C.llmd_scheduler_pick(s.h, d, &c.dec, &c.err), c.err); err != nil {
+	var st C.llmd_status
+	if req.Tokens != nil {
+		// The token ids go straight from the Go slice (it holds no
+		// pointers, so cgo lets C read it during the call) into the
+		// request: one copy, no C buffer.
+		st = C.llmd_scheduler_pick_tokens(s.h, d, (*C.uint32_t)(unsafe.SliceData(req.Tokens)),
+			C.size_t(len(req.Tokens)), &c.dec, &c.err)
+	} else {
+		st = C.llmd_scheduler_pick(s.h, d, &c.dec, &c.err)
+	}
+	if err := takeError(st, c.err); err != nil {
 		return nil, err
 	}
 	defer C.llmd_decision_free(c.dec)

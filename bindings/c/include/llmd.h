@@ -481,6 +481,22 @@ llmd_status llmd_scheduler_pick(const llmd_scheduler *s,
                                 llmd_decision **out,
                                 llmd_error **err);
 
+// As `llmd_scheduler_pick`, with the prompt's token ids passed as their
+// own argument (the descriptor's `tokens` and `prompt` are not used; a
+// `prompt` is an error). They are copied once, into the request: a host
+// whose memory rules forbid storing its pointers in the descriptor (Go)
+// passes its own array here instead of copying it into C memory first.
+//
+// # Safety
+// As `llmd_scheduler_pick`; `tokens` NULL with `n_tokens` 0, or valid for
+// `n_tokens` reads, for the duration of the call.
+llmd_status llmd_scheduler_pick_tokens(const llmd_scheduler *s,
+                                       const llmd_request_desc *req,
+                                       const uint32_t *tokens,
+                                       size_t n_tokens,
+                                       llmd_decision **out,
+                                       llmd_error **err);
+
 // Like `llmd_scheduler_pick` with the request as JSON (`{"id", "model",
 // "prompt": {"tokens": [...]} | {"text": "..."}, "lora", "cache_salt",
 // "session_id", "headers", "priority", "slo"}`); malformed JSON is

@@ -8,7 +8,7 @@ use llmd_sched::{Decision, Request};
 use crate::args::{self, free_handle, into_handle, Out};
 use crate::error::{llmd_error, FfiError};
 use crate::panic::{guard, guard_value};
-use crate::request::{llmd_request_desc, to_request};
+use crate::request::{llmd_request_desc, to_request, to_request_with};
 use crate::sched_error::sched_err;
 use crate::scheduler::llmd_scheduler;
 use crate::status::llmd_status;
@@ -95,6 +95,37 @@ pub unsafe extern "C" fn llmd_scheduler_pick(
         guard(err, || {
             let s = args::handle(s, "scheduler")?;
             let req = to_request(args::handle(req, "request")?)?;
+            let out = Out::new(out, "out")?;
+            out.write(pick(s, &req)?);
+            Ok(())
+        })
+    }
+}
+
+/// As `llmd_scheduler_pick`, with the prompt's token ids passed as their
+/// own argument (the descriptor's `tokens` and `prompt` are not used; a
+/// `prompt` is an error). They are copied once, into the request: a host
+/// whose memory rules forbid storing its pointers in the descriptor (Go)
+/// passes its own array here instead of copying it into C memory first.
+///
+/// # Safety
+/// As `llmd_scheduler_pick`; `tokens` NULL with `n_tokens` 0, or valid for
+/// `n_tokens` reads, for the duration of the call.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_scheduler_pick_tokens(
+    s: *const llmd_scheduler,
+    req: *const llmd_request_desc,
+    tokens: *const u32,
+    n_tokens: usize,
+    out: *mut *mut llmd_decision,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let s = args::handle(s, "scheduler")?;
+            let tokens = args::slice(tokens, n_tokens, "tokens")?;
+            let req = to_request_with(args::handle(req, "request")?, Some(tokens))?;
             let out = Out::new(out, "out")?;
             out.write(pick(s, &req)?);
             Ok(())

@@ -66,11 +66,31 @@ fn slo(value: f64, what: &str) -> Result<Option<f64>, FfiError> {
 /// # Safety
 /// Every pointer in `d` is NULL or valid for its length.
 pub(crate) unsafe fn to_request(d: &llmd_request_desc) -> Result<Request, FfiError> {
+    // SAFETY: forwarded caller contract.
+    unsafe { to_request_with(d, None) }
+}
+
+/// As [`to_request`], with the prompt's token ids given apart from the
+/// descriptor (`llmd_scheduler_pick_tokens`): they are read once, into the
+/// request, with no intermediate copy.
+///
+/// # Safety
+/// As [`to_request`]; `tokens` valid for reads of its items.
+pub(crate) unsafe fn to_request_with(
+    d: &llmd_request_desc,
+    tokens: Option<&[u32]>,
+) -> Result<Request, FfiError> {
     // SAFETY: forwarded caller contract for every field below.
     unsafe {
-        let prompt = match d.prompt.optional("prompt")? {
-            Some(text) => Prompt::Text(text),
-            None => Prompt::Tokens(args::slice(d.tokens, d.n_tokens, "tokens")?.to_vec()),
+        let prompt = match (tokens, d.prompt.optional("prompt")?) {
+            (Some(t), None) => Prompt::Tokens(t.to_vec()),
+            (Some(_), Some(_)) => {
+                return Err(FfiError::invalid(
+                    "give either the prompt text or token ids, not both",
+                ))
+            }
+            (None, Some(text)) => Prompt::Text(text),
+            (None, None) => Prompt::Tokens(args::slice(d.tokens, d.n_tokens, "tokens")?.to_vec()),
         };
         let lora = match d.lora_name.optional("lora_name")? {
             Some(name) => Some(LoraRef {

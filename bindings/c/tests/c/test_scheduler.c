@@ -108,6 +108,26 @@ static void test_pick_and_explain(void) {
   RESET_ERR(err);
   CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_tick(s, &err), &err);
 
+  /* Token ids passed apart from the descriptor (one copy, no C buffer). */
+  {
+    uint32_t ids[48];
+    for (uint32_t i = 0; i < 48; i++) ids[i] = i + 1;
+    llmd_request_desc t = {0};
+    t.id = V("tok");
+    t.model = V("llama");
+    llmd_decision *td = NULL;
+    CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_pick_tokens(s, &t, ids, 48, &td, &err), &err);
+    CHECK(td != NULL);
+    llmd_decision_free(td);
+    llmd_scheduler_on_complete(s, S("tok"), -1, NULL, NULL, NULL);
+    t.prompt = V("text too");
+    CHECK_STATUS(LLMD_STATUS_INVALID_ARGUMENT, llmd_scheduler_pick_tokens(s, &t, ids, 48, &td, &err), &err);
+    RESET_ERR(err);
+    t.prompt = (llmd_str){NULL, 0};
+    CHECK_STATUS(LLMD_STATUS_NULL_ARGUMENT, llmd_scheduler_pick_tokens(s, &t, NULL, 48, &td, &err), &err);
+    RESET_ERR(err);
+  }
+
   /* A non-streaming reply: the engine's usage gives the output tokens. */
   (void)picks(s, "r3", 32, "pod-a");
   llmd_usage usage = {32, 50, 16};
