@@ -7,6 +7,10 @@ use super::params::Params;
 use super::registry::{Built, DataKey, Entry, Stability};
 use crate::error::ConfigError;
 use crate::framework::{Decider, Filter, Picker, Scorer};
+use crate::plugins::attributes::{
+    EndpointAttributeFilter, EndpointAttributeScorer, HeaderLabelAffinityScorer,
+    TopologyAffinityFilter, TopologyAffinityScorer,
+};
 use crate::plugins::filters::{
     ByLabelFilter, ConcurrencyDetector, LabelSelectorFilter, PrefixCacheAffinityFilter, RoleFilter,
     SloHeadroomTierFilter, Stage, UtilizationDetector, UtilizationFilter,
@@ -96,6 +100,17 @@ pub static STAGES: &[Entry] = &[
         ty: "by-label",
         stability: D,
         build: |p, _| Ok(filter(ByLabelFilter::from_params(p)?)),
+    },
+    // Host data as endpoint labels (see plugins::attributes).
+    Entry {
+        ty: "endpoint-attribute-filter",
+        stability: A,
+        build: |p, _| Ok(filter(EndpointAttributeFilter::from_params(p)?)),
+    },
+    Entry {
+        ty: "topology-affinity-filter",
+        stability: A,
+        build: |p, _| Ok(filter(TopologyAffinityFilter::from_params(p)?)),
     },
     Entry {
         ty: "prefix-cache-affinity-filter",
@@ -245,6 +260,21 @@ pub static STAGES: &[Entry] = &[
         ty: "lora-affinity-scorer",
         stability: B,
         build: |_, _| Ok(scorer(LoraAffinityScorer)),
+    },
+    Entry {
+        ty: "header-label-affinity-scorer",
+        stability: A,
+        build: |p, _| Ok(scorer(HeaderLabelAffinityScorer::from_params(p)?)),
+    },
+    Entry {
+        ty: "endpoint-attribute-scorer",
+        stability: A,
+        build: |p, _| Ok(scorer(EndpointAttributeScorer::from_params(p)?)),
+    },
+    Entry {
+        ty: "topology-affinity-scorer",
+        stability: A,
+        build: |p, _| Ok(scorer(TopologyAffinityScorer::from_params(p)?)),
     },
     Entry {
         ty: "no-hit-lru-scorer",

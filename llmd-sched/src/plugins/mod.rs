@@ -1,5 +1,6 @@
 //! Built-in plugins, named and parameterised as in llm-d.
 
+pub mod attributes;
 pub mod filters;
 pub mod pickers;
 pub mod producers;
