@@ -265,3 +265,71 @@ fn topology_fails_open_without_a_peer() {
     let by = raw_scores(&s, &req(&[]), "default", "topology-affinity-scorer");
     assert!(by.values().all(|&v| v == 0.0));
 }
+
+#[test]
+fn example_07_routes_by_gpu_class_utilisation_and_zone() {
+    let path = format!(
+        "{}/../testdata/llm-d-configs/07-alpha-attribute-topology.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let s = Scheduler::from_config_file(&path)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_seed(3);
+    let role = "llm-d.ai/role";
+    let (zone, host, class, util) = (
+        "topology.kubernetes.io/zone",
+        "kubernetes.io/hostname",
+        "example.com/gpu-class",
+        "GPUUtilization",
+    );
+    for (name, labels) in [
+        (
+            "d-h100-busy",
+            vec![
+                (role, "decode"),
+                (class, "h100"),
+                (util, "0.97"),
+                (zone, "z1"),
+                (host, "a"),
+            ],
+        ),
+        (
+            "d-h100",
+            vec![
+                (role, "decode"),
+                (class, "h100"),
+                (util, "0.50"),
+                (zone, "z1"),
+                (host, "b"),
+            ],
+        ),
+        (
+            "d-a100",
+            vec![
+                (role, "decode"),
+                (class, "a100"),
+                (util, "0.10"),
+                (zone, "z2"),
+                (host, "c"),
+            ],
+        ),
+        ("p-z1", vec![(role, "prefill"), (zone, "z1"), (host, "d")]),
+        ("p-z2", vec![(role, "prefill"), (zone, "z2"), (host, "e")]),
+    ] {
+        s.add_endpoint(with_labels(name, &labels)).unwrap();
+    }
+    // The saturated h100 is filtered out; the header beats the lower
+    // utilisation of the a100; prefill stays in the decode pick's zone.
+    let d = s.pick(&req(&[("x-gpu-class", "h100")])).unwrap();
+    assert_eq!(d.targets[0].name, "d-h100");
+    assert_eq!(d.prefill_target.unwrap().name, "p-z1");
+    // Without the header, utilisation decides, and prefill follows to z2.
+    let d = s.pick(&req(&[])).unwrap();
+    assert_eq!(d.targets[0].name, "d-a100");
+    assert_eq!(d.prefill_target.unwrap().name, "p-z2");
+    // The data layer is reported as the host's job.
+    let lines = s.config_report().not_executed_lines();
+    for t in ["dcgm-data-source", "dcgm-extractor", "topology-extractor"] {
+        assert!(lines.iter().any(|l| l.contains(t)), "{t}: {lines:#?}");
+    }
+}
