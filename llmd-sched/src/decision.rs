@@ -10,6 +10,9 @@ pub const HEADER_DESTINATION: &str = "x-gateway-destination-endpoint";
 pub const HEADER_PREFILLER: &str = "x-prefiller-host-port";
 /// Header with the encoder endpoints.
 pub const HEADER_ENCODERS: &str = "x-encoder-hosts-ports";
+/// Data-parallel serving: the chosen rank's `ip:port` (the target itself
+/// carries the pod's primary port), for llm-d's sidecar.
+pub const HEADER_DATA_PARALLEL: &str = "x-data-parallel-host-port";
 /// Inbound header narrowing the candidates to a subset of addresses.
 pub const HEADER_SUBSET: &str = "x-gateway-destination-endpoint-subset";
 /// Inbound header whose `if-available` preference asks for conditional decode.

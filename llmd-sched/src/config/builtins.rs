@@ -20,8 +20,8 @@ use crate::plugins::producers::{
     ApproxPrefixProducer, InFlightLoadProducer, PrecisePrefixProducer, TokenProducer,
 };
 use crate::plugins::profile::{
-    AlwaysDisaggDecider, DisaggProfileHandler, MultimodalDecider, PrefixBasedPdDecider,
-    SingleProfileHandler,
+    AlwaysDisaggDecider, DataParallelProfileHandler, DisaggProfileHandler, HeaderProfileHandler,
+    MultimodalDecider, PrefixBasedPdDecider, SingleProfileHandler,
 };
 use crate::plugins::scorers::{
     ActiveRequestScorer, ContextLengthAware, Gauge, KvCacheUtilizationScorer, LoadAwareScorer,
@@ -199,6 +199,13 @@ pub static STAGES: &[Entry] = &[
         stability: B,
         build: |_, _| Ok(scorer(KvCacheUtilizationScorer)),
     },
+    // llm-d-inference-scheduler v0.2 (gateway-api-inference-extension v0.5):
+    // the utilization scorer's earlier name.
+    Entry {
+        ty: "kv-cache-scorer",
+        stability: D,
+        build: |_, _| Ok(scorer(KvCacheUtilizationScorer)),
+    },
     Entry {
         ty: "load-aware-scorer",
         stability: B,
@@ -348,6 +355,39 @@ pub static PIPELINE: &[Entry] = &[
         },
     },
     Entry {
+        ty: "header-profile-handler",
+        stability: A,
+        build: |p, _| {
+            Ok(Built {
+                handler: Some(arc(HeaderProfileHandler::from_params(p)?)),
+                ..Default::default()
+            })
+        },
+    },
+    Entry {
+        ty: "data-parallel-profile-handler",
+        stability: B,
+        build: |p, _| {
+            Ok(Built {
+                handler: Some(arc(DataParallelProfileHandler::from_params(p)?)),
+                ..Default::default()
+            })
+        },
+    },
+    // Deprecated PreRequest plugins that wrote the P/D headers; the scheduler
+    // writes x-prefiller-host-port and x-encoder-hosts-ports for every
+    // decision of disagg-profile-handler, so they add nothing.
+    Entry {
+        ty: "disagg-headers-handler",
+        stability: D,
+        build: disagg_headers,
+    },
+    Entry {
+        ty: "prefill-header-handler",
+        stability: D,
+        build: disagg_headers,
+    },
+    Entry {
         ty: "disagg-profile-handler",
         stability: B,
         build: |p, env| {
@@ -446,6 +486,27 @@ fn token_producer(p: &mut Params) -> Result<Built, ConfigError> {
         producer: Some(arc(t)),
         produces: vec![DataKey::TokenizedPrompt],
         remark,
+        settings_not_executed,
+        ..Default::default()
+    })
+}
+
+/// `disagg-headers-handler` / `prefill-header-handler`: the scheduler writes
+/// the P/D headers itself from the profiles literally named `prefill` and
+/// `encode`; other names are accepted and reported, not executed.
+fn disagg_headers(p: &mut Params, _: &mut super::registry::BuildEnv) -> Result<Built, ConfigError> {
+    let mut settings_not_executed = Vec::new();
+    for (key, default) in [("prefillProfile", "prefill"), ("encodeProfile", "encode")] {
+        let given = p.string(key, default)?;
+        if given != default {
+            settings_not_executed.push((
+                key.to_string(),
+                format!("the scheduler writes the P/D headers from the profile named '{default}', not '{given}'"),
+            ));
+        }
+    }
+    Ok(Built {
+        remark: Some("P/D headers are written by the scheduler for every disaggregated decision"),
         settings_not_executed,
         ..Default::default()
     })

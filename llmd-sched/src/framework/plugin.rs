@@ -103,6 +103,9 @@ pub struct HandlerResult {
     pub encode: Option<usize>,
     /// `decode-only`, `prefill-decode`, `encode-decode`, `encode-prefill-decode`, or `single`.
     pub decision_type: &'static str,
+    /// Data-parallel serving: the primary pick's address (a rank's port) goes
+    /// in `x-data-parallel-host-port` and the targets' port becomes this one.
+    pub data_parallel_port: Option<u16>,
 }
 
 /// Chooses which profiles run, possibly in several rounds, and which result is primary.

@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering;
 
 use super::{Fleet, Scheduler, MAX_ROUNDS};
 use crate::decision::{
-    Decision, Target, HEADER_DESTINATION, HEADER_ENCODERS, HEADER_PREFER, HEADER_PREFILLER,
-    HEADER_SUBSET,
+    Decision, Target, HEADER_DATA_PARALLEL, HEADER_DESTINATION, HEADER_ENCODERS, HEADER_PREFER,
+    HEADER_PREFILLER, HEADER_SUBSET,
 };
 use crate::error::ScheduleError;
 use crate::framework::{
@@ -152,7 +152,18 @@ impl Scheduler {
             name: fleet.eps[i].name().to_string(),
             address: fleet.eps[i].address().to_string(),
         };
-        let targets: Vec<Target> = primary.iter().map(|&i| target(i)).collect();
+        let mut targets: Vec<Target> = primary.iter().map(|&i| target(i)).collect();
+        // Data-parallel serving: the rank's own address travels in a header,
+        // and the request goes to the pod's primary port.
+        let data_parallel = outcome.data_parallel_port.and_then(|port| {
+            let rank = targets.first()?.address.clone();
+            for t in &mut targets {
+                if let Some((host, _)) = t.address.rsplit_once(':') {
+                    t.address = format!("{host}:{port}");
+                }
+            }
+            Some(rank)
+        });
         let prefill_target = outcome
             .prefill
             .and_then(|p| ctx.result(p))
@@ -185,6 +196,9 @@ impl Scheduler {
         }
         if !encode_targets.is_empty() {
             headers.push((HEADER_ENCODERS.to_string(), join(&encode_targets)));
+        }
+        if let Some(rank) = data_parallel {
+            headers.push((HEADER_DATA_PARALLEL.to_string(), rank));
         }
         let (trace, invalid) = TraceContext::child_of(
             req.header_value(HEADER_TRACEPARENT),

@@ -238,6 +238,7 @@ impl ProfileHandler for DisaggProfileHandler {
             prefill,
             encode,
             decision_type,
+            data_parallel_port: None,
         })
     }
 }

@@ -2,8 +2,10 @@
 
 pub mod deciders;
 pub mod disagg;
+pub mod routing;
 pub mod single;
 
 pub use deciders::{AlwaysDisaggDecider, MultimodalDecider, PrefixBasedPdDecider};
 pub use disagg::{DisaggProfileHandler, StageOrder};
+pub use routing::{DataParallelProfileHandler, HeaderProfileHandler};
 pub use single::SingleProfileHandler;

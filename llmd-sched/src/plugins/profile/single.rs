@@ -32,6 +32,7 @@ impl ProfileHandler for SingleProfileHandler {
                 prefill: None,
                 encode: None,
                 decision_type: "single",
+                data_parallel_port: None,
             });
         }
         Err(ctx

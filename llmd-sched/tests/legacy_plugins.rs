@@ -1,0 +1,122 @@
+//! Plugin types of earlier llm-d releases and the other profile handlers:
+//! `kv-cache-scorer` (v0.2), `header-profile-handler`,
+//! `data-parallel-profile-handler`, and the deprecated header writers.
+
+mod common;
+
+use common::*;
+use llmd_sched::{Request, ScheduleError, Scheduler};
+
+fn req(headers: &[(&str, &str)]) -> Request {
+    let mut r = Request::with_tokens("r", "m", tokens(32, 1));
+    for (k, v) in headers {
+        r.headers.insert(k.to_string(), v.to_string());
+    }
+    r
+}
+
+#[test]
+fn kv_cache_scorer_is_the_v0_2_name_of_the_utilization_scorer() {
+    let (s, _) = sched(&single(
+        "- type: kv-cache-scorer\n- type: max-score-picker\n",
+    ));
+    s.add_endpoint(ep("e1", metrics(0, 0, 0.25))).unwrap();
+    s.add_endpoint(ep("e2", metrics(0, 0, 0.75))).unwrap();
+    let by = raw_scores(&s, &req(&[]), "default", "kv-cache-scorer");
+    assert_eq!((by["e1"], by["e2"]), (0.75, 0.25));
+}
+
+fn two_profiles(handler: &str) -> Scheduler {
+    let yaml = format!(
+        "{HEAD}plugins:
+- type: queue-scorer
+- type: kv-cache-utilization-scorer
+- type: max-score-picker
+- {handler}
+schedulingProfiles:
+- name: decode
+  plugins:
+  - pluginRef: queue-scorer
+  - pluginRef: max-score-picker
+- name: by-kv
+  plugins:
+  - pluginRef: kv-cache-utilization-scorer
+  - pluginRef: max-score-picker
+"
+    );
+    let (s, _) = sched(&yaml);
+    // e1: short queue, full cache; e2: long queue, empty cache.
+    s.add_endpoint(ep("e1", metrics(0, 0, 0.9))).unwrap();
+    s.add_endpoint(ep("e2", metrics(5, 0, 0.1))).unwrap();
+    s
+}
+
+#[test]
+fn header_profile_handler_runs_the_named_profile() {
+    let s = two_profiles("type: header-profile-handler");
+    assert_eq!(
+        s.pick(&req(&[])).unwrap().targets[0].name,
+        "e1",
+        "default: decode"
+    );
+    let d = s.pick(&req(&[("epp-profile", " by-kv ")])).unwrap();
+    assert_eq!(d.targets[0].name, "e2");
+    assert_eq!(d.explanation.primary_profile.as_deref(), Some("by-kv"));
+    let e = s.pick(&req(&[("EPP-Profile", "nope")])).unwrap_err();
+    assert!(matches!(e, ScheduleError::ResourceExhausted { .. }), "{e}");
+    // Custom header and default.
+    let s = two_profiles(
+        "type: header-profile-handler\n  parameters: {headerName: X-Stage, defaultProfile: by-kv}",
+    );
+    assert_eq!(s.pick(&req(&[])).unwrap().targets[0].name, "e2");
+    assert_eq!(
+        s.pick(&req(&[("x-stage", "decode")])).unwrap().targets[0].name,
+        "e1"
+    );
+}
+
+#[test]
+fn data_parallel_profile_handler_sends_the_rank_in_a_header() {
+    let yaml = single(
+        "- type: queue-scorer\n- type: max-score-picker\n- type: data-parallel-profile-handler\n  parameters: {primaryPort: 8200}\n",
+    );
+    let (s, _) = sched(&yaml);
+    let mut rank = ep("e1", metrics(0, 0, 0.0));
+    rank.address = "10.0.0.1:8003".into();
+    s.add_endpoint(rank).unwrap();
+    let d = s.pick(&req(&[])).unwrap();
+    assert_eq!(d.targets[0].address, "10.0.0.1:8200");
+    assert_eq!(d.header("x-data-parallel-host-port"), Some("10.0.0.1:8003"));
+    assert_eq!(
+        d.header("x-gateway-destination-endpoint"),
+        Some("10.0.0.1:8200")
+    );
+    // Exactly one profile.
+    let two = two_profiles("type: data-parallel-profile-handler");
+    assert!(two.pick(&req(&[])).is_err());
+    let e = Scheduler::from_config_str(&single(
+        "- type: max-score-picker\n- type: data-parallel-profile-handler\n  parameters: {primaryPort: 70000}\n",
+    ))
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("primaryPort"), "{e}");
+}
+
+#[test]
+fn deprecated_header_writers_load_and_say_what_they_do_not_do() {
+    for ty in ["disagg-headers-handler", "prefill-header-handler"] {
+        let s = Scheduler::from_config_str(&single(&format!(
+            "- type: max-score-picker\n- type: {ty}\n  parameters: {{prefillProfile: pf}}\n"
+        )))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let r = s.config_report();
+        let p = r.plugin(ty).unwrap();
+        assert_eq!(p.settings_not_executed.len(), 1, "{p:?}");
+        assert_eq!(p.settings_not_executed[0].setting, "prefillProfile");
+        assert!(
+            r.warnings.iter().any(|w| w.contains(ty)),
+            "deprecation warned: {:?}",
+            r.warnings
+        );
+    }
+}
