@@ -120,3 +120,86 @@ fn deprecated_header_writers_load_and_say_what_they_do_not_do() {
         );
     }
 }
+
+fn pd_legacy(handler_params: &str, extra_plugins: &str) -> Result<Scheduler, ScheduleError> {
+    let yaml = format!(
+        "{HEAD}plugins:
+- type: decode-filter
+- type: prefill-filter
+- type: queue-scorer
+- type: max-score-picker
+{extra_plugins}- type: pd-profile-handler
+  parameters: {handler_params}
+schedulingProfiles:
+- name: decode
+  plugins:
+  - pluginRef: decode-filter
+  - pluginRef: queue-scorer
+  - pluginRef: max-score-picker
+- name: prefill
+  plugins:
+  - pluginRef: prefill-filter
+  - pluginRef: queue-scorer
+  - pluginRef: max-score-picker
+"
+    );
+    let s = Scheduler::from_config_str(&yaml)?.with_seed(1);
+    let mut d = ep("e-d", metrics(0, 0, 0.0));
+    d.address = "10.0.0.1:8003".into();
+    d.labels.insert("llm-d.ai/role".into(), "decode".into());
+    let mut p = ep("e-p", metrics(0, 0, 0.0));
+    p.address = "10.0.0.2:8000".into();
+    p.labels.insert("llm-d.ai/role".into(), "prefill".into());
+    s.add_endpoint(d)?;
+    s.add_endpoint(p)?;
+    Ok(s)
+}
+
+#[test]
+fn pd_profile_handler_in_every_release_form() {
+    // v0.6+: a named decider and a primary port for data-parallel decode pods.
+    let s = pd_legacy(
+        "{deciderPluginName: always, primaryPort: 8200, prefixPluginName: prefix-cache-scorer}",
+        "- name: always\n  type: always-disagg-pd-decider\n",
+    )
+    .unwrap();
+    let d = s.pick(&req(&[])).unwrap();
+    assert_eq!(d.targets[0].address, "10.0.0.1:8200");
+    assert_eq!(d.header("x-data-parallel-host-port"), Some("10.0.0.1:8003"));
+    assert_eq!(d.prefill_target.as_ref().unwrap().name, "e-p");
+    assert_eq!(d.header("x-prefiller-host-port"), Some("10.0.0.2:8000"));
+    // v0.2-v0.5: threshold 0 always disaggregates; a large one (characters)
+    // keeps a short prompt on the decode pod; hashBlockSize is reported.
+    let s = pd_legacy("{threshold: 0, hashBlockSize: 64}", "").unwrap();
+    assert!(s.pick(&req(&[])).unwrap().prefill_target.is_some());
+    let r = s.config_report();
+    assert_eq!(
+        r.plugin("pd-profile-handler")
+            .unwrap()
+            .settings_not_executed[0]
+            .setting,
+        "hashBlockSize"
+    );
+    let s = pd_legacy("{threshold: 100000}", "").unwrap();
+    let d = s.pick(&req(&[])).unwrap();
+    assert!(d.prefill_target.is_none() && d.targets[0].address == "10.0.0.1:8003");
+    assert!(s
+        .config_report()
+        .plugin("pd-profile-handler")
+        .unwrap()
+        .remark
+        .as_deref()
+        .is_some_and(|m| m.contains("ceil(threshold / 4)")));
+    // Neither form and no prefix-based-pd-decider: the old default.
+    let s = pd_legacy("{}", "").unwrap();
+    assert!(s.pick(&req(&[])).unwrap().prefill_target.is_some());
+    // The v0.7 default decider name, when configured, is used.
+    let s = pd_legacy(
+        "{}",
+        "- type: prefix-based-pd-decider\n  parameters: {nonCachedTokens: 100000}\n",
+    )
+    .unwrap();
+    assert!(s.pick(&req(&[])).unwrap().prefill_target.is_none());
+    let e = pd_legacy("{deciderPluginName: nope}", "").err().unwrap();
+    assert!(e.to_string().contains("deciderPluginName"), "{e}");
+}

@@ -21,7 +21,7 @@ use crate::plugins::producers::{
 };
 use crate::plugins::profile::{
     AlwaysDisaggDecider, DataParallelProfileHandler, DisaggProfileHandler, HeaderProfileHandler,
-    MultimodalDecider, PrefixBasedPdDecider, SingleProfileHandler,
+    MultimodalDecider, PdProfileHandler, PrefixBasedPdDecider, SingleProfileHandler,
 };
 use crate::plugins::scorers::{
     ActiveRequestScorer, ContextLengthAware, Gauge, KvCacheUtilizationScorer, LoadAwareScorer,
@@ -350,6 +350,19 @@ pub static PIPELINE: &[Entry] = &[
         build: |_, _| {
             Ok(Built {
                 handler: Some(arc(SingleProfileHandler)),
+                ..Default::default()
+            })
+        },
+    },
+    Entry {
+        ty: "pd-profile-handler",
+        stability: D,
+        build: |p, env| {
+            let (h, report) = PdProfileHandler::from_params(p, &env.deciders)?;
+            Ok(Built {
+                handler: Some(arc(h)),
+                remark: report.remark,
+                settings_not_executed: report.not_executed,
                 ..Default::default()
             })
         },

@@ -139,6 +139,23 @@ impl DisaggProfileHandler {
         })
     }
 
+    /// Decode first with these profile names and prefill decider (no encode
+    /// stage): the shape of llm-d's deprecated `pd-profile-handler`.
+    pub fn decode_first(
+        decode: String,
+        prefill: String,
+        prefill_decider: Option<Arc<dyn Decider>>,
+    ) -> Self {
+        DisaggProfileHandler {
+            order: StageOrder::DecodeFirst,
+            decode,
+            prefill,
+            encode: "encode".into(),
+            prefill_decider,
+            encode_decider: None,
+        }
+    }
+
     fn find(profiles: &[SchedulerProfile], name: &str) -> Option<usize> {
         profiles.iter().position(|p| p.name == name)
     }
