@@ -203,3 +203,85 @@ fn pd_profile_handler_in_every_release_form() {
     let e = pd_legacy("{deciderPluginName: nope}", "").err().unwrap();
     assert!(e.to_string().contains("deciderPluginName"), "{e}");
 }
+
+#[test]
+fn prefix_cache_scorer_in_its_v0_2_form_estimate() {
+    let (s, _) = sched(&single(
+        "- type: prefix-cache-scorer\n  parameters: {hashBlockSize: 256, maxPrefixBlocksToMatch: 256, lruCapacityPerServer: 31250}\n- type: max-score-picker\n",
+    ));
+    let r = s.config_report();
+    let p = r.plugin("prefix-cache-scorer").unwrap();
+    assert!(
+        p.remark
+            .as_deref()
+            .is_some_and(|m| m.contains("hashBlockSize/4")),
+        "{p:?}"
+    );
+    s.add_endpoint(ep("e1", metrics(0, 0, 0.0))).unwrap();
+    s.add_endpoint(ep("e2", metrics(0, 0, 0.0))).unwrap();
+    let prompt = tokens(512, 7);
+    let first = s
+        .pick(&Request::with_tokens("a", "m", prompt.clone()))
+        .unwrap();
+    let by = raw_scores(
+        &s,
+        &Request::with_tokens("b", "m", prompt),
+        "default",
+        "prefix-cache-scorer",
+    );
+    assert_eq!(
+        by[&first.targets[0].name], 1.0,
+        "the routed prompt is remembered: {by:?}"
+    );
+}
+
+#[test]
+fn prefix_cache_scorer_in_its_v0_2_form_cache_tracking() {
+    let (s, _) = sched(&single(
+        "- type: prefix-cache-scorer
+  parameters:
+    mode: cache_tracking
+    indexerConfig:
+      prefixStoreConfig: {cacheSize: 500000, blockSize: 256}
+      tokenProcessorConfig: {blockSize: 16, hashSeed: \"12345\"}
+      kvBlockIndexConfig:
+        inMemoryConfig: {size: 100000, podCacheSize: 10}
+      tokenizersPoolConfig: {workersCount: 8}
+    kvEventsConfig: {zmqEndpoint: \"tcp://*:5557\", topicFilter: \"kv@\", concurrency: 4}
+- type: max-score-picker
+",
+    ));
+    let r = s.config_report();
+    let p = r.plugin("prefix-cache-scorer").unwrap();
+    let settings: Vec<&str> = p
+        .settings_not_executed
+        .iter()
+        .map(|x| x.setting.as_str())
+        .collect();
+    for want in [
+        "indexerConfig.prefixStoreConfig",
+        "indexerConfig.tokenizersPoolConfig",
+        "kvEventsConfig.zmqEndpoint",
+        "tokenProcessorConfig.hashSeed",
+    ] {
+        assert!(settings.contains(&want), "{want} not in {settings:?}");
+    }
+    s.add_endpoint(ep("e1", metrics(0, 0, 0.0))).unwrap();
+    s.add_endpoint(ep("e2", metrics(0, 0, 0.0))).unwrap();
+    let prompt = tokens(64, 3);
+    s.ingest_kv_events("e2", &batch(vec![stored(1, None, &prompt, None)]), None)
+        .unwrap();
+    let by = raw_scores(
+        &s,
+        &Request::with_tokens("r", "m", prompt),
+        "default",
+        "prefix-cache-scorer",
+    );
+    assert_eq!((by["e1"], by["e2"]), (0.0, 1.0));
+    let e = Scheduler::from_config_str(&single(
+        "- type: prefix-cache-scorer\n  parameters: {mode: psychic}\n- type: max-score-picker\n",
+    ))
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("mode"), "{e}");
+}

@@ -235,7 +235,10 @@ pub static STAGES: &[Entry] = &[
     Entry {
         ty: "prefix-cache-scorer",
         stability: B,
-        build: |p, _| {
+        build: |p, env| {
+            if super::legacy_prefix::LEGACY_KEYS.iter().any(|k| p.has(k)) {
+                return legacy_prefix_scorer(p, env);
+            }
             let s = PrefixCacheScorer::from_params(p)?;
             let producer = s.producer.to_string();
             Ok(prefix_consumer(scorer(s), &producer))
@@ -246,21 +249,8 @@ pub static STAGES: &[Entry] = &[
         ty: "precise-prefix-cache-scorer",
         stability: D,
         build: |p, env| {
-            let mut producer = PrecisePrefixProducer::from_params(p, env.engine_hasher.as_ref())?;
-            let name = p.plugin_name().to_string();
-            let backend = producer.backend().clone();
-            let settings_not_executed = std::mem::take(&mut producer.not_executed);
-            let producer = arc(producer);
-            Ok(Built {
-                settings_not_executed,
-                scorer: Some(arc(PrefixCacheScorer::bound_to(&name))),
-                producer: Some(producer.clone()),
-                pre_request: Some(producer),
-                kv_backend: Some(backend),
-                produces: vec![DataKey::PrefixCacheMatchInfo],
-                consumes: vec![(DataKey::TokenizedPrompt, "token-producer".into())],
-                ..Default::default()
-            })
+            let producer = PrecisePrefixProducer::from_params(p, env.engine_hasher.as_ref())?;
+            Ok(precise_all_in_one(producer, p.plugin_name()))
         },
     },
     Entry {
@@ -523,4 +513,57 @@ fn disagg_headers(p: &mut Params, _: &mut super::registry::BuildEnv) -> Result<B
         settings_not_executed,
         ..Default::default()
     })
+}
+
+/// A precise producer and a `prefix-cache-scorer` bound to it, as one
+/// instance (the legacy all-in-one scorers).
+fn precise_all_in_one(mut producer: PrecisePrefixProducer, name: &str) -> Built {
+    let backend = producer.backend().clone();
+    let settings_not_executed = std::mem::take(&mut producer.not_executed);
+    let producer = arc(producer);
+    Built {
+        settings_not_executed,
+        scorer: Some(arc(PrefixCacheScorer::bound_to(name))),
+        producer: Some(producer.clone()),
+        pre_request: Some(producer),
+        kv_backend: Some(backend),
+        produces: vec![DataKey::PrefixCacheMatchInfo],
+        consumes: vec![(DataKey::TokenizedPrompt, "token-producer".into())],
+        ..Default::default()
+    }
+}
+
+/// `prefix-cache-scorer` in its v0.2 - v0.3 form (its own index): today's
+/// producer and scorer under the one instance name, reported as such.
+fn legacy_prefix_scorer(
+    p: &mut Params,
+    env: &mut super::registry::BuildEnv,
+) -> Result<Built, ConfigError> {
+    use super::legacy_prefix::{translate, LegacyPrefix};
+    let t = translate(p)?;
+    let name = p.plugin_name().to_string();
+    let mut built = match t.producer {
+        LegacyPrefix::Estimate(v) => {
+            let mut q = Params::new(&name, "approx-prefix-cache-producer", Some(&v))?;
+            let a = arc(ApproxPrefixProducer::from_params(&mut q)?);
+            q.finish()?;
+            Built {
+                scorer: Some(arc(PrefixCacheScorer::bound_to(&name))),
+                producer: Some(a.clone()),
+                pre_request: Some(a),
+                produces: vec![DataKey::PrefixCacheMatchInfo],
+                consumes: vec![(DataKey::TokenizedPrompt, "token-producer".into())],
+                ..Default::default()
+            }
+        }
+        LegacyPrefix::CacheTracking(v) => {
+            let mut q = Params::new(&name, "precise-prefix-cache-producer", Some(&v))?;
+            let producer = PrecisePrefixProducer::from_params(&mut q, env.engine_hasher.as_ref())?;
+            q.finish()?;
+            precise_all_in_one(producer, &name)
+        }
+    };
+    built.remark = Some(t.remark);
+    built.settings_not_executed.extend(t.not_executed);
+    Ok(built)
 }

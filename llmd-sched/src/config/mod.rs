@@ -5,6 +5,7 @@ pub mod builtins;
 mod defaults;
 pub mod document;
 pub mod host_owned;
+pub mod legacy_prefix;
 pub mod loader;
 pub mod params;
 mod profiles;
