@@ -189,7 +189,7 @@ fn pd_profile_handler_in_every_release_form() {
         .unwrap()
         .remark
         .as_deref()
-        .is_some_and(|m| m.contains("ceil(threshold / 4)")));
+        .is_some_and(|m| m.contains("4 per token")));
     // Neither form and no prefix-based-pd-decider: the old default.
     let s = pd_legacy("{}", "").unwrap();
     assert!(s.pick(&req(&[])).unwrap().prefill_target.is_some());
@@ -284,4 +284,64 @@ fn prefix_cache_scorer_in_its_v0_2_form_cache_tracking() {
     .err()
     .unwrap();
     assert!(e.to_string().contains("mode"), "{e}");
+}
+
+fn example(name: &str) -> Scheduler {
+    let path = format!(
+        "{}/../testdata/llm-d-configs/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let s = Scheduler::from_config_file(&path)
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .with_seed(2);
+    for (i, (name, role)) in [("d1", "decode"), ("d2", "decode"), ("p1", "prefill")]
+        .iter()
+        .enumerate()
+    {
+        let mut e = ep(name, metrics(0, 0, 0.0));
+        e.address = format!("10.0.0.{}:800{i}", i + 1);
+        e.labels.insert("llm-d.ai/role".into(), role.to_string());
+        s.add_endpoint(e).unwrap();
+    }
+    s
+}
+
+#[test]
+fn example_08_v0_2_era_routes_by_kv_events_and_a_character_threshold() {
+    let s = example("08-v0.2-era-cache-tracking-pd.yaml");
+    assert!(s
+        .config_report()
+        .warnings
+        .iter()
+        .any(|w| w.contains("deprecated")));
+    // A 64-token prompt (~256 characters) is under the 400-character threshold.
+    let prompt = tokens(64, 5);
+    s.ingest_kv_events("d2", &batch(vec![stored(1, None, &prompt, None)]), None)
+        .unwrap();
+    let d = s.pick(&Request::with_tokens("a", "m", prompt)).unwrap();
+    assert_eq!(d.targets[0].name, "d2", "the decode pod holding the prompt");
+    assert!(d.prefill_target.is_none());
+    // A long uncached prompt goes to remote prefill.
+    let d = s
+        .pick(&Request::with_tokens("b", "m", tokens(512, 9)))
+        .unwrap();
+    assert_eq!(d.prefill_target.as_ref().unwrap().name, "p1");
+    assert_eq!(d.header("x-prefiller-host-port"), Some("10.0.0.3:8002"));
+}
+
+#[test]
+fn example_09_v0_6_era_uses_the_named_decider_and_the_primary_port() {
+    let s = example("09-v0.6-era-pd-decider-data-parallel.yaml");
+    let d = s
+        .pick(&Request::with_tokens("a", "m", tokens(512, 1)))
+        .unwrap();
+    assert_eq!(d.prefill_target.as_ref().unwrap().name, "p1");
+    let rank = d.header("x-data-parallel-host-port").unwrap().to_string();
+    assert!(rank.ends_with(":8000") || rank.ends_with(":8001"), "{rank}");
+    assert!(d.targets[0].address.ends_with(":8000"));
+    // A short prompt stays on the decode pod (fewer than 256 uncached tokens).
+    let d = s
+        .pick(&Request::with_tokens("b", "m", tokens(64, 2)))
+        .unwrap();
+    assert!(d.prefill_target.is_none());
 }

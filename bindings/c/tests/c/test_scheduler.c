@@ -369,7 +369,8 @@ static void test_bad_input(void) {
   const char *configs[] = {"01-default-load-and-prefix.yaml", "02-precise-prefix-kv-events.yaml",
                            "03-pd-disaggregation-prefix-decider.yaml", "04-session-affinity-lora.yaml",
                            "05-legacy-apiversion.yaml", "06-v1-flow-control-affinity.yaml",
-                           "07-alpha-attribute-topology.yaml"};
+                           "07-alpha-attribute-topology.yaml", "08-v0.2-era-cache-tracking-pd.yaml",
+                           "09-v0.6-era-pd-decider-data-parallel.yaml"};
   for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++) {
     char path[1024];
     snprintf(path, sizeof path, "%s/llm-d-configs/%s", LLMD_TESTDATA, configs[i]);

@@ -9,23 +9,47 @@
 //!   address travels in `x-data-parallel-host-port`, as llm-d did), and the
 //!   never-used `prefixPluginType` / `prefixPluginName` /
 //!   `prefixMatchInfoProducerName`.
-//! * v0.2 – v0.5: `threshold` (non-cached prompt *characters* above which to
-//!   disaggregate; 0 = always) and `hashBlockSize`. The threshold is executed
-//!   as a prefix-based decider with `nonCachedTokens = ceil(threshold / 4)`
-//!   (llm-d's own 4-characters-per-token estimate), reported in the load
-//!   report's remark; `hashBlockSize` is reported as not executed (blocks
-//!   come from the prefix producer).
+//! * v0.2 – v0.5: `threshold` (non-cached prompt *characters* from which to
+//!   disaggregate; 0 = always) and `hashBlockSize`. As then, the prefix hit is
+//!   read from the prefix plugin named `prefixPluginName` (default
+//!   `prefix-cache-scorer`) on the decode pick and counts as 0 when there is
+//!   none; characters are counted as 4 per token (llm-d's own estimate), said
+//!   in the load report's remark. `hashBlockSize` is reported as not executed
+//!   (blocks come from the prefix producer).
 //! * Neither form given and no `prefix-based-pd-decider` configured: the
 //!   v0.2 – v0.5 default (threshold 0: always disaggregate).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::deciders::{AlwaysDisaggDecider, PrefixBasedPdDecider};
+use super::deciders::AlwaysDisaggDecider;
 use super::disagg::DisaggProfileHandler;
 use crate::config::params::Params;
 use crate::error::{ConfigError, ScheduleError};
-use crate::framework::{CycleContext, Decider, HandlerResult, ProfileHandler, SchedulerProfile};
+use crate::framework::{
+    CycleContext, Decider, EndpointIndex, HandlerResult, ProfileHandler, SchedulerProfile,
+};
+
+/// The v0.2 – v0.5 rule: disaggregate when the prompt's non-cached part, in
+/// characters (4 per token), is at least the threshold.
+struct CharacterThreshold {
+    threshold_chars: u64,
+    prefix_producer: String,
+}
+
+impl Decider for CharacterThreshold {
+    fn disaggregate(&self, ctx: &CycleContext<'_>, peer: Option<EndpointIndex>) -> bool {
+        let tokens = ctx.prompt_tokens() as u64;
+        let cached = ctx
+            .prefix_info(&self.prefix_producer)
+            .and_then(|info| {
+                peer.and_then(|e| info.get(e))
+                    .map(|m| u64::from(m.cached_blocks) * u64::from(info.block_size))
+            })
+            .unwrap_or(0);
+        tokens.saturating_sub(cached) * 4 >= self.threshold_chars
+    }
+}
 
 /// The handler: the decode-first flow plus the optional primary port.
 #[derive(Debug)]
@@ -60,13 +84,9 @@ impl PdProfileHandler {
         if !(0..=65535).contains(&port) {
             return Err(p.err("primaryPort", "must be 0 or a port number in 1..=65535"));
         }
-        for k in [
-            "prefixPluginType",
-            "prefixPluginName",
-            "prefixMatchInfoProducerName",
-        ] {
-            p.opt_string(k)?;
-        }
+        p.opt_string("prefixPluginType")?;
+        p.opt_string("prefixMatchInfoProducerName")?;
+        let prefix_plugin = p.string("prefixPluginName", "prefix-cache-scorer")?;
         let threshold = p.opt_i64("threshold")?;
         if threshold.is_some_and(|t| t < 0) {
             return Err(p.err("threshold", "must be >= 0"));
@@ -89,10 +109,10 @@ impl PdProfileHandler {
                 )
             })?,
             (None, Some(t)) if t > 0 => {
-                report.remark = Some("threshold (non-cached prompt characters, v0.2-v0.5) executed as a prefix-based decider with nonCachedTokens = ceil(threshold / 4)");
-                Arc::new(PrefixBasedPdDecider {
-                    non_cached_tokens: (t as u64).div_ceil(4),
-                    prompt_tokens: 0,
+                report.remark = Some("threshold (v0.2-v0.5) counts non-cached prompt characters as 4 per token, with the prefix hit of prefixPluginName's data on the decode pick (0 when it has none)");
+                Arc::new(CharacterThreshold {
+                    threshold_chars: t as u64,
+                    prefix_producer: prefix_plugin.clone(),
                 })
             }
             (None, Some(_)) => Arc::new(AlwaysDisaggDecider),
