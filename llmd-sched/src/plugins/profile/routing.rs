@@ -4,6 +4,7 @@
 //! goes in `x-data-parallel-host-port` and the target's port becomes the
 //! pod's primary port, where llm-d's sidecar fans out to the ranks).
 
+use super::single::one_profile_outcome;
 use crate::config::params::Params;
 use crate::error::{ConfigError, ScheduleError};
 use crate::framework::{CycleContext, HandlerResult, ProfileHandler, SchedulerProfile};
@@ -91,18 +92,7 @@ impl ProfileHandler for HeaderProfileHandler {
             .filter(|&i| ctx.result(i).is_some() || ctx.error(i).is_some())
             .collect();
         match ran.as_slice() {
-            [i] => match ctx.result(*i) {
-                Some(_) => Ok(HandlerResult {
-                    primary: *i,
-                    prefill: None,
-                    encode: None,
-                    decision_type: "single",
-                    data_parallel_port: None,
-                }),
-                None => Err(ctx.error(*i).cloned().unwrap_or_else(|| {
-                    no_result(format!("profile '{}' produced no result", profiles[*i].name))
-                })),
-            },
+            [i] => one_profile_outcome(ctx, profiles, *i),
             [] => Err(no_result(format!(
                 "no profile ran: header '{}' names none of the configured profiles and defaultProfile '{}' is not one",
                 self.header, self.default_profile
@@ -164,18 +154,8 @@ impl ProfileHandler for DataParallelProfileHandler {
                 profiles.len()
             )));
         }
-        match ctx.result(0) {
-            Some(_) => Ok(HandlerResult {
-                primary: 0,
-                prefill: None,
-                encode: None,
-                decision_type: "single",
-                data_parallel_port: Some(self.primary_port),
-            }),
-            None => Err(ctx
-                .error(0)
-                .cloned()
-                .unwrap_or_else(|| no_result("the profile produced no result".into()))),
-        }
+        let mut outcome = one_profile_outcome(ctx, profiles, 0)?;
+        outcome.data_parallel_port = Some(self.primary_port);
+        Ok(outcome)
     }
 }

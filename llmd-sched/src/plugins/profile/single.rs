@@ -26,21 +26,31 @@ impl ProfileHandler for SingleProfileHandler {
         ctx: &CycleContext<'_>,
         profiles: &[SchedulerProfile],
     ) -> Result<HandlerResult, ScheduleError> {
-        if ctx.result(0).is_some() {
-            return Ok(HandlerResult {
-                primary: 0,
-                prefill: None,
-                encode: None,
-                decision_type: "single",
-                data_parallel_port: None,
-            });
-        }
-        Err(ctx
-            .error(0)
-            .cloned()
-            .unwrap_or_else(|| ScheduleError::ResourceExhausted {
-                profile: profiles.first().map(|p| p.name.clone()),
-                reason: "the profile produced no result".into(),
-            }))
+        one_profile_outcome(ctx, profiles, 0)
     }
+}
+
+/// The outcome when profile `i` alone ran: a `single` decision with it as
+/// primary, or its error (a 503 naming it when it left neither).
+pub(crate) fn one_profile_outcome(
+    ctx: &CycleContext<'_>,
+    profiles: &[SchedulerProfile],
+    i: usize,
+) -> Result<HandlerResult, ScheduleError> {
+    if ctx.result(i).is_some() {
+        return Ok(HandlerResult {
+            primary: i,
+            prefill: None,
+            encode: None,
+            decision_type: "single",
+            data_parallel_port: None,
+        });
+    }
+    Err(ctx
+        .error(i)
+        .cloned()
+        .unwrap_or_else(|| ScheduleError::ResourceExhausted {
+            profile: profiles.get(i).map(|p| p.name.clone()),
+            reason: "the profile produced no result".into(),
+        }))
 }
