@@ -174,12 +174,7 @@ fn array_form_parent_zero_is_a_chain_root() {
         .unwrap();
     assert_eq!((r.stats.stored, r.stats.skipped), (4, 0));
     let d = s.pick(&Request::with_tokens("r", "m", p)).unwrap();
-    let note = d
-        .explanation
-        .notes
-        .iter()
-        .find(|n| n.contains("kv:"))
-        .unwrap();
+    let note = note_with(&d, "kv:");
     assert!(note.contains("best consecutive match 4"), "{note}");
 }
 

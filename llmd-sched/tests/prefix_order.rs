@@ -202,21 +202,11 @@ fn a_single_model_pool_does_one_lookup() {
     }
     let r = Request::with_tokens("r", "m", tokens(4 * BS, 1));
     let d = s.pick(&r).unwrap();
-    let note = d
-        .explanation
-        .notes
-        .iter()
-        .find(|n| n.contains("kv:"))
-        .unwrap();
+    let note = note_with(&d, "kv:");
     assert!(!note.contains("groups"), "{note}");
     s.add_endpoint(endpoint("e4", Kind::Any)).unwrap();
     let d = s.pick(&r).unwrap();
-    let note = d
-        .explanation
-        .notes
-        .iter()
-        .find(|n| n.contains("kv:"))
-        .unwrap();
+    let note = note_with(&d, "kv:");
     assert!(note.contains("(2 served-model groups)"), "{note}");
 }
 
@@ -235,12 +225,7 @@ fn approximate_autotune_block_size_does_not_depend_on_order() {
         let d = s
             .pick(&Request::with_tokens("r", "m", tokens(1024, 1)))
             .unwrap();
-        let note = d
-            .explanation
-            .notes
-            .iter()
-            .find(|n| n.contains("ap:"))
-            .unwrap();
+        let note = note_with(&d, "ap:");
         assert!(note.contains("blocks of 128 tokens"), "{order:?}: {note}");
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use llmd_sched::{Endpoint, EndpointMetrics, ManualClock, Request, Scheduler};
+use llmd_sched::{Decision, Endpoint, EndpointMetrics, ManualClock, Request, Scheduler};
 
 pub const HEAD: &str = "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\n";
 
@@ -125,4 +125,14 @@ pub fn metric(s: &Scheduler, prefix: &str) -> Option<f64> {
         .find(|l| l.starts_with(prefix))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
+}
+
+/// The decision's explanation note that contains `part` (panics, listing the
+/// notes, when none does).
+pub fn note_with<'a>(d: &'a Decision, part: &str) -> &'a str {
+    let notes = &d.explanation.notes;
+    match notes.iter().find(|n| n.contains(part)) {
+        Some(n) => n,
+        None => panic!("no note containing {part:?} in {notes:?}"),
+    }
 }
