@@ -170,6 +170,25 @@ fn endpoint_attribute_scorer() {
         ));
         assert!(e.contains(needle), "{alg}: {e}");
     }
+    for (params, needle) in [
+        (
+            "{algorithm: {type: linear}}",
+            "a non-empty attributeKey is required",
+        ),
+        (
+            "{attributeKey: '', algorithm: {type: linear}}",
+            "a non-empty attributeKey is required",
+        ),
+        (
+            "{attributeKey: dcgm/q, algorithm: {type: linear}}",
+            "contains '/'",
+        ),
+    ] {
+        let e = config_error(&format!(
+            "- type: endpoint-attribute-scorer\n  parameters: {params}\n- type: max-score-picker\n"
+        ));
+        assert!(e.contains(needle), "{params}: {e}");
+    }
 }
 
 /// Decode-first P/D where the prefill profile filters and scores by

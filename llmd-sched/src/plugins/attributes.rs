@@ -70,18 +70,23 @@ fn attribute(ep: &EndpointState, key: &str) -> Option<f64> {
         .filter(|v| v.is_finite())
 }
 
-/// `producer` (optional; default `core-metrics-extractor`): validated as
-/// llm-d does; an attribute written `producer/name` must be split.
-fn producer(p: &mut Params, attr_field: &str, attr: &str) -> Result<(), ConfigError> {
+/// The attribute named by `field` (required, non-empty) with its
+/// `producer` (optional; default `core-metrics-extractor`), validated as
+/// llm-d does: an attribute written `producer/name` must be split.
+fn attribute_name(p: &mut Params, field: &str) -> Result<String, ConfigError> {
+    let attr = p.string(field, "")?;
+    if attr.is_empty() {
+        return Err(p.err(field, format!("a non-empty {field} is required")));
+    }
     let given = p.has("producer");
     p.opt_string("producer")?;
     if !given && attr.contains('/') {
         return Err(p.err(
-            attr_field,
+            field,
             format!("'{attr}' contains '/': give the attribute name and its producer separately (producer: ...)"),
         ));
     }
-    Ok(())
+    Ok(attr)
 }
 
 /// A threshold comparison of `endpoint-attribute-filter`.
@@ -130,11 +135,7 @@ pub struct EndpointAttributeFilter {
 impl EndpointAttributeFilter {
     /// Decodes llm-d's parameters (operators and `onMissing` case-sensitive).
     pub fn from_params(p: &mut Params) -> Result<Self, ConfigError> {
-        let attribute = p.string("attribute", "")?;
-        if attribute.is_empty() {
-            return Err(p.err("attribute", "a non-empty attribute is required"));
-        }
-        producer(p, "attribute", &attribute)?;
+        let attribute = attribute_name(p, "attribute")?;
         let keep_missing = match p.string("onMissing", "Pass")?.as_str() {
             "Pass" => true,
             "Fail" => false,
@@ -209,11 +210,7 @@ pub struct EndpointAttributeScorer {
 impl EndpointAttributeScorer {
     /// Decodes `attributeKey`, `producer` and `algorithm`.
     pub fn from_params(p: &mut Params) -> Result<Self, ConfigError> {
-        let attribute = p.string("attributeKey", "")?;
-        if attribute.is_empty() {
-            return Err(p.err("attributeKey", "a non-empty attributeKey is required"));
-        }
-        producer(p, "attributeKey", &attribute)?;
+        let attribute = attribute_name(p, "attributeKey")?;
         let mut alg = p
             .object("algorithm")?
             .ok_or_else(|| p.err("algorithm", "required"))?;
