@@ -150,8 +150,9 @@ impl Table {
     }
 
     /// Sets endpoint `ep`'s bit for (fp, tier); true when it was not set.
-    /// Evicts another entry when the shard is at quota or both candidate
-    /// buckets are full.
+    /// Evicts another entry only when the table is at capacity, or (counted
+    /// as a displacement failure) when both candidate buckets are full and
+    /// no move frees a slot.
     pub(crate) fn set(&self, fp: u64, tier: usize, ep: u16) -> bool {
         let group = ep as usize / 64;
         let bit = 1u64 << (ep % 64);
