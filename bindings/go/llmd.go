@@ -72,6 +72,7 @@ var (
 	ErrUnknownEndpoint = &Error{Status: StatusUnknownEndpoint}
 	ErrMetricsParse    = &Error{Status: StatusMetricsParse}
 	ErrSchedule        = &Error{Status: StatusSchedule}
+	ErrIndex           = &Error{Status: StatusIndex}
 	ErrPanic           = &Error{Status: StatusPanic}
 	// ErrClosed is returned by calls on a handle after Close.
 	ErrClosed = &Error{Status: StatusNullArgument, Code: "closed", Message: "handle is closed"}

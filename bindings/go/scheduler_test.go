@@ -409,3 +409,31 @@ func TestEndpointValidation(t *testing.T) {
 		t.Fatalf("no port: %v", err)
 	}
 }
+
+// An endpoint beyond a prefix index's maxEndpoints is refused at add time
+// (ErrIndex, code "index") and counted; removing one frees its slot.
+func TestIndexSlotLimit(t *testing.T) {
+	s := newPods(t, "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n"+
+		"- name: kv\n  type: approx-prefix-cache-producer\n  parameters: {maxEndpoints: 2}\n"+
+		"- type: prefix-cache-scorer\n  parameters: {prefixMatchInfoProducerName: kv}\n- type: max-score-picker\n")
+	defer s.Close()
+	ep := Endpoint{Name: "pod-c", Address: "10.0.0.3:8000", Model: "llama"}
+	err := s.AddEndpoint(ep)
+	var le *Error
+	if !errors.Is(err, ErrIndex) || !errors.As(err, &le) || le.Code != "index" {
+		t.Fatalf("over the limit: %v", err)
+	}
+	if n := s.EndpointCount(); n != 2 {
+		t.Fatalf("endpoint count %d", n)
+	}
+	text, err := s.RenderMetrics()
+	if err != nil || !strings.Contains(text, "llmd_kvindex_endpoints_refused_total 1") {
+		t.Fatalf("refusal not counted: %v", err)
+	}
+	if err := s.RemoveEndpoint("pod-a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddEndpoint(ep); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -347,3 +347,20 @@ def test_conditional_decode_precondition_failed() -> None:
     s.on_complete("w", cached_tokens=0)
     hit = s.pick(model=MODEL, tokens=tokens, request_id="h", headers={"prefer": "if-available"})
     assert hit.target == warm.target
+
+
+def test_an_endpoint_over_the_index_slot_limit_is_refused_and_counted() -> None:
+    s = llmd.Scheduler.from_yaml(
+        HEAD + "- name: kv\n  type: approx-prefix-cache-producer\n  parameters: {maxEndpoints: 2}\n"
+        "- type: prefix-cache-scorer\n  parameters: {prefixMatchInfoProducerName: kv}\n"
+        "- type: max-score-picker\n"
+    )
+    fleet(s, 2)
+    with pytest.raises(llmd.ResourceExhaustedError, match="all 2 slots") as info:
+        s.add_endpoint("pod-2", "10.0.0.2:8000", model=MODEL)
+    assert (info.value.code, info.value.detail) == ("index", 1005)
+    assert s.endpoints() == ["pod-0", "pod-1"]
+    assert "llmd_kvindex_endpoints_refused_total 1" in s.render_metrics()
+    s.remove_endpoint("pod-0")
+    s.add_endpoint("pod-2", "10.0.0.2:8000", model=MODEL)
+    assert sorted(s.endpoints()) == ["pod-1", "pod-2"]

@@ -496,6 +496,37 @@ static void test_config_report_and_strict(void) {
   CHECK(strict == NULL);
 }
 
+/* An endpoint beyond the prefix index's maxEndpoints is refused with
+ * LLMD_STATUS_INDEX at add time (never accepted with its events dropped);
+ * removing one frees its slot. */
+static void test_index_slot_limit(void) {
+  static const char LIMITED[] =
+      "apiVersion: llm-d.ai/v1alpha1\n"
+      "kind: EndpointPickerConfig\n"
+      "plugins:\n"
+      "- name: kv\n"
+      "  type: approx-prefix-cache-producer\n"
+      "  parameters: {maxEndpoints: 2}\n"
+      "- type: prefix-cache-scorer\n"
+      "  parameters: {prefixMatchInfoProducerName: kv}\n"
+      "- type: max-score-picker\n";
+  llmd_scheduler *s = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_new(S(LIMITED), NULL, &s, &err), &err);
+  add_pods(s);
+  llmd_endpoint_desc c = {V("pod-c"), V("10.0.0.3:8000"), V("llama"), NULL, 0, NULL, 0};
+  CHECK_STATUS(LLMD_STATUS_INDEX, llmd_scheduler_add_endpoint(s, &c, &err), &err);
+  CHECK(err != NULL && strcmp(llmd_error_code(err), "index") == 0);
+  RESET_ERR(err);
+  CHECK(llmd_scheduler_endpoint_count(s) == 2);
+  llmd_string *text = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_render_metrics(s, &text, &err), &err);
+  CHECK(strstr(llmd_string_data(text), "llmd_kvindex_endpoints_refused_total 1") != NULL);
+  llmd_string_free(text);
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_remove_endpoint(s, S("pod-a"), &err), &err);
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_add_endpoint(s, &c, &err), &err);
+  llmd_scheduler_free(s);
+}
+
 int main(void) {
   test_config_report_and_strict();
   test_pick_and_explain();
@@ -503,6 +534,7 @@ int main(void) {
   test_kv_events_steer_picks();
   test_bad_input();
   test_response_headers();
+  test_index_slot_limit();
   llmd_error_free(err);
   return check_summary("test_scheduler");
 }
