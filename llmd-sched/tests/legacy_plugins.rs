@@ -180,6 +180,16 @@ fn pd_profile_handler_in_every_release_form() {
             .setting,
         "hashBlockSize"
     );
+    // A threshold beside a named decider is not executed, and says so.
+    let s = pd_legacy(
+        "{deciderPluginName: always, threshold: 100000}",
+        "- name: always\n  type: always-disagg-pd-decider\n",
+    )
+    .unwrap();
+    assert!(s.pick(&req(&[])).unwrap().prefill_target.is_some());
+    let r = s.config_report();
+    let pd = r.plugin("pd-profile-handler").unwrap();
+    assert_eq!(pd.settings_not_executed[0].setting, "threshold", "{pd:?}");
     let s = pd_legacy("{threshold: 100000}", "").unwrap();
     let d = s.pick(&req(&[])).unwrap();
     assert!(d.prefill_target.is_none() && d.targets[0].address == "10.0.0.1:8003");

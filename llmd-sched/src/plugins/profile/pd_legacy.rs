@@ -101,6 +101,12 @@ impl PdProfileHandler {
             ));
         }
         let named = p.opt_string("deciderPluginName")?;
+        if named.is_some() && threshold.is_some() {
+            report.not_executed.push((
+                "threshold".into(),
+                "deciderPluginName is given: that decider decides".into(),
+            ));
+        }
         let decider: Arc<dyn Decider> = match (named, threshold) {
             (Some(name), _) => deciders.get(&name).cloned().ok_or_else(|| {
                 p.err(
