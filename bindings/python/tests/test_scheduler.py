@@ -364,3 +364,22 @@ def test_an_endpoint_over_the_index_slot_limit_is_refused_and_counted() -> None:
     s.remove_endpoint("pod-0")
     s.add_endpoint("pod-2", "10.0.0.2:8000", model=MODEL)
     assert sorted(s.endpoints()) == ["pod-1", "pod-2"]
+
+
+def test_trace_context_continues_the_callers_trace() -> None:
+    s = llmd.Scheduler.default()
+    fleet(s, 2)
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    d = s.pick(model=MODEL, prompt="hello", headers={"traceparent": parent, "tracestate": "k=v"})
+    trace = d.trace
+    assert trace is not None
+    assert trace["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert trace["parent_span_id"] == "00f067aa0ba902b7"
+    assert len(trace["span_id"]) == 16 and trace["span_id"] != trace["parent_span_id"]
+    assert (trace["flags"], trace["tracestate"]) == (1, "k=v")
+    assert d.headers["traceparent"] == f"00-{trace['trace_id']}-{trace['span_id']}-01"
+    # Without one, or with a malformed one: no trace context, counted.
+    assert s.pick(model=MODEL, prompt="hello").trace is None
+    bad = s.pick(model=MODEL, prompt="hello", headers={"traceparent": "00-zz-00-01"})
+    assert bad.trace is None and "traceparent" not in bad.headers
+    assert 'llmd_trace_context_invalid_total{header="traceparent"} 1' in s.render_metrics()

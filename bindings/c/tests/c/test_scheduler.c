@@ -457,6 +457,28 @@ static void test_response_headers(void) {
   CHECK(llmd_decision_response_header_count(NULL) == 0);
   llmd_decision_free(d);
   llmd_scheduler_on_complete(s, S("sess-1"), -1, NULL, NULL, NULL);
+  /* A W3C traceparent: the decision forwards a child span's traceparent and
+   * its JSON carries the trace context. */
+  llmd_kv tp = {V("traceparent"), V("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")};
+  req.id = V("traced-1");
+  req.headers = &tp;
+  req.n_headers = 1;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_pick(s, &req, &d, &err), &err);
+  int forwarded = 0;
+  for (size_t i = 0;; i++) {
+    llmd_kv hd = llmd_decision_header(d, i);
+    if (hd.key.ptr == NULL) break;
+    if (hd.key.len == strlen("traceparent") && memcmp(hd.key.ptr, "traceparent", hd.key.len) == 0)
+      forwarded = hd.value.len == 55 && memcmp(hd.value.ptr, "00-4bf92f3577b34da6a3ce929d0e0e4736-", 36) == 0 &&
+                  memcmp(hd.value.ptr + 36, "00f067aa0ba902b7", 16) != 0;
+  }
+  CHECK(forwarded);
+  llmd_string *json = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_decision_json(d, &json, &err), &err);
+  CHECK(strstr(llmd_string_data(json), "\"parent_span_id\":\"00f067aa0ba902b7\"") != NULL);
+  llmd_string_free(json);
+  llmd_decision_free(d);
+  llmd_scheduler_on_complete(s, S("traced-1"), -1, NULL, NULL, NULL);
   llmd_scheduler_free(s);
 }
 

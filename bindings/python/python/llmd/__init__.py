@@ -30,6 +30,7 @@ from llmd._types import (
     RequestSummary,
     Target,
     TierBlocks,
+    TraceContext,
 )
 from llmd._native import (
     NEWEST_VLLM_VERSION,
@@ -71,6 +72,7 @@ __all__ = [
     "Scheduler",
     "Decision",
     "Target",
+    "TraceContext",
     "IngestResult",
     "RequestSummary",
     "EndpointState",

@@ -12,6 +12,7 @@ from llmd._types import (
     IngestResult,
     RequestSummary,
     Target,
+    TraceContext,
 )
 
 __all__ = [
@@ -282,6 +283,12 @@ class Decision:
     @property
     def remove_headers(self) -> list[str]:
         """Headers to remove from the upstream request."""
+    @property
+    def trace(self) -> TraceContext | None:
+        """The scheduling span's W3C trace context when the request carried a
+        valid `traceparent` (`trace_id`, `parent_span_id`, `span_id` as hex,
+        `flags`, `tracestate`); its `traceparent` is also in `headers`.
+        """
     def explain(self) -> dict[str, Any]:
         """Why: every candidate, every filter drop, every scorer's raw and
         weighted score, the picker's choice.

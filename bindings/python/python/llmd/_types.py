@@ -19,6 +19,7 @@ __all__ = [
     "ConfigReport",
     "PluginRecord",
     "SettingNotExecuted",
+    "TraceContext",
 ]
 
 
@@ -27,6 +28,16 @@ class Target(TypedDict):
 
     name: str
     address: str
+
+
+class TraceContext(TypedDict):
+    """The scheduling span's W3C trace context (ids as lowercase hex)."""
+
+    trace_id: str
+    parent_span_id: str
+    span_id: str
+    flags: int
+    tracestate: str | None
 
 
 class IngestResult(TypedDict):

@@ -92,6 +92,14 @@ impl PyDecision {
         self.inner.remove_headers.clone()
     }
 
+    /// The scheduling span's W3C trace context when the request carried a
+    /// valid `traceparent` (`trace_id`, `parent_span_id`, `span_id` as hex,
+    /// `flags`, `tracestate`); its `traceparent` is also in `headers`.
+    #[getter]
+    fn trace(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        json::to_py(py, &self.inner.trace)
+    }
+
     /// Why: every candidate, every filter drop, every scorer's raw and
     /// weighted score, the picker's choice.
     fn explain(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
