@@ -437,3 +437,28 @@ func TestIndexSlotLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A W3C traceparent continues: the decision forwards a traceparent of the
+// same trace naming a new (scheduling) span; a malformed one is dropped.
+func TestTraceparentIsForwarded(t *testing.T) {
+	s := newPods(t, "")
+	defer s.Close()
+	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	d, err := s.Pick(&Request{ID: "tr1", Model: "llama", Tokens: tokens(64),
+		Headers: map[string]string{"traceparent": parent}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := d.Header("traceparent")
+	if len(got) != len(parent) || got[:36] != parent[:36] || got[36:52] == parent[36:52] || got[52:] != "-01" {
+		t.Fatalf("forwarded traceparent %q", got)
+	}
+	d, err = s.Pick(&Request{ID: "tr2", Model: "llama", Tokens: tokens(64),
+		Headers: map[string]string{"traceparent": "00-zz-00-01"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Header("traceparent"); got != "" {
+		t.Fatalf("malformed traceparent forwarded as %q", got)
+	}
+}
