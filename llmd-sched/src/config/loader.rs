@@ -99,6 +99,8 @@ pub(super) struct Instance {
     pub ty: String,
     pub built: Built,
     pub injected: bool,
+    /// The `parameters` as configured (after legacy conversion).
+    pub parameters: serde_json::Value,
 }
 
 pub(super) type R<T> = Result<T, ConfigError>;
@@ -233,6 +235,7 @@ fn build(raw: &mut RawConfig, opts: &LoadOptions, inflight: Arc<InFlightTable>) 
             injected: i.injected,
             status,
             remark: i.built.remark.map(str::to_string),
+            parameters: i.parameters.clone(),
             settings_not_executed: i
                 .built
                 .settings_not_executed
@@ -328,6 +331,7 @@ fn instantiate(
         ty: spec.ty.clone(),
         built,
         injected,
+        parameters: spec.parameters.clone().unwrap_or(serde_json::Value::Null),
     })
 }
 

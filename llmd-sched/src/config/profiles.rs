@@ -149,6 +149,7 @@ pub(super) fn pick_handler(
                 injected: true,
                 status: PluginStatus::Executed,
                 remark: None,
+                parameters: serde_json::Value::Null,
                 settings_not_executed: Vec::new(),
             });
             return Ok(Arc::new(SingleProfileHandler));

@@ -26,6 +26,10 @@ pub struct PluginRecord {
     pub status: PluginStatus,
     /// A remark (e.g. the token producer's vllm backend).
     pub remark: Option<String>,
+    /// The plugin's `parameters` as configured (after legacy conversion;
+    /// `null` when none): what a host or a feed reads to execute settings the
+    /// library only accepts, such as a precise producer's `kvEventsConfig`.
+    pub parameters: serde_json::Value,
     /// Settings of an executed plugin that were accepted (validated) but that
     /// the library does not act on, e.g. a precise producer's
     /// `kvEventsConfig`: the host (or a feed) must do what they ask.

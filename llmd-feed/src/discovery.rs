@@ -1,0 +1,190 @@
+//! Pod discovery beside the host's own calls ([`crate::Feed::add_pod`],
+//! [`crate::Feed::sync_pods`]): a headless service's DNS A/AAAA records,
+//! re-resolved; or llm-d's endpoint file (`file-discovery`), re-read when it
+//! changes. Each source adds and removes only its own pods.
+
+use std::collections::BTreeMap;
+use std::net::ToSocketAddrs;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Deserialize;
+
+use crate::feed::Inner;
+use crate::pod::{PodSpec, Source, Stopper};
+use crate::FeedError;
+
+/// A discovery source.
+#[derive(Clone, Debug)]
+pub enum Discovery {
+    /// Every address `host` resolves to is a pod at `<ip>:<port>`, named by
+    /// its IP (a Kubernetes headless service resolves to its ready pods).
+    Dns {
+        /// Name to resolve, e.g. `vllm.default.svc.cluster.local`.
+        host: String,
+        /// The pods' OpenAI port.
+        port: u16,
+        /// How often to resolve again.
+        interval: Duration,
+    },
+    /// llm-d's endpoint file: `endpoints: [{name, namespace, address, port,
+    /// labels}]` (YAML or JSON).
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Re-read it when its modification time changes (llm-d:
+        /// `watchFile`); otherwise read once.
+        watch: bool,
+        /// How often to check the modification time.
+        interval: Duration,
+    },
+}
+
+impl Discovery {
+    pub(crate) fn validate(&self) -> Result<(), FeedError> {
+        match self {
+            Discovery::Dns { host, port, .. } if host.is_empty() || *port == 0 => Err(
+                FeedError::Config("DNS discovery needs a host name and a port".into()),
+            ),
+            Discovery::File { path, .. } if path.as_os_str().is_empty() => {
+                Err(FeedError::Config("file discovery needs a path".into()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndpointFile {
+    #[serde(default)]
+    endpoints: Vec<FileEndpoint>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileEndpoint {
+    name: String,
+    #[serde(default)]
+    namespace: Option<String>,
+    address: String,
+    port: u16,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+
+/// Parses llm-d's endpoint file into pod specs (name `namespace/name` when a
+/// namespace is given).
+pub fn parse_endpoint_file(text: &str) -> Result<Vec<PodSpec>, FeedError> {
+    let f: EndpointFile = serde_yaml_ng::from_str(text)
+        .map_err(|e| FeedError::Config(format!("endpoint file: {e}")))?;
+    Ok(f.endpoints
+        .into_iter()
+        .map(|e| {
+            let name = match &e.namespace {
+                Some(ns) if !ns.is_empty() => format!("{ns}/{}", e.name),
+                _ => e.name,
+            };
+            let address = if e.address.contains(':') {
+                format!("[{}]:{}", e.address, e.port)
+            } else {
+                format!("{}:{}", e.address, e.port)
+            };
+            let mut ep = llmd_sched::Endpoint::new(name.clone(), address.clone());
+            ep.labels = e.labels;
+            PodSpec {
+                endpoint: Some(ep),
+                ..PodSpec::new(name, address)
+            }
+        })
+        .collect())
+}
+
+/// Resolves `host` to pod specs named by IP.
+pub fn resolve(host: &str, port: u16) -> Result<Vec<PodSpec>, FeedError> {
+    let mut ips: Vec<std::net::IpAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| FeedError::Config(format!("resolving '{host}': {e}")))?
+        .map(|a| a.ip())
+        .collect();
+    ips.sort();
+    ips.dedup();
+    Ok(ips
+        .into_iter()
+        .map(|ip| {
+            let addr = std::net::SocketAddr::new(ip, port).to_string();
+            PodSpec::new(ip.to_string(), addr)
+        })
+        .collect())
+}
+
+/// Runs source `id` until the feed stops.
+pub(crate) fn run(inner: &Arc<Inner>, id: usize, d: &Discovery, stop: &Stopper) {
+    match d {
+        Discovery::Dns {
+            host,
+            port,
+            interval,
+        } => loop {
+            // A failed lookup keeps the current pods (DNS hiccups are common).
+            if let Ok(specs) = resolve(host, *port) {
+                let _ = inner.sync(Source::Dns(id), specs);
+            }
+            if stop.wait(*interval) {
+                return;
+            }
+        },
+        Discovery::File {
+            path,
+            watch,
+            interval,
+        } => {
+            let mut seen: Option<SystemTime> = None;
+            loop {
+                let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+                if mtime.is_some() && mtime != seen {
+                    if let Ok(specs) = std::fs::read_to_string(path)
+                        .map_err(FeedError::from)
+                        .and_then(|t| parse_endpoint_file(&t))
+                    {
+                        let _ = inner.sync(Source::File(id), specs);
+                        seen = mtime;
+                    }
+                }
+                if (!*watch && seen.is_some()) || stop.wait(*interval) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_file_in_llm_d_format() {
+        let specs = parse_endpoint_file(
+            "endpoints:\n- name: vllm-0\n  namespace: prod\n  address: 10.0.0.7\n  port: 8000\n  labels: {llm-d.ai/role: decode}\n- name: b\n  address: ::1\n  port: 8001\n",
+        )
+        .unwrap();
+        assert_eq!(specs[0].name, "prod/vllm-0");
+        assert_eq!(specs[0].address, "10.0.0.7:8000");
+        assert_eq!(
+            specs[0].endpoint.as_ref().unwrap().labels["llm-d.ai/role"],
+            "decode"
+        );
+        assert_eq!(specs[1].address, "[::1]:8001");
+        assert!(parse_endpoint_file("endpoints: [{name: x}]").is_err());
+        assert!(parse_endpoint_file("bogus: 1").is_err());
+    }
+
+    #[test]
+    fn dns_names_pods_by_ip() {
+        let specs = resolve("localhost", 8000).unwrap();
+        assert!(!specs.is_empty());
+        assert!(specs.iter().all(|s| s.address.ends_with(":8000")));
+    }
+}

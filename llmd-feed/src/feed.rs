@@ -1,0 +1,608 @@
+//! The feed: pods, their threads, the bound event sockets and the ingest
+//! workers, started and stopped together.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use llmd_kvindex::events::zmq::parse_message;
+use llmd_sched::{ScheduleError, Scheduler};
+
+use crate::config::FeedSetting;
+use crate::discovery::{self, Discovery};
+use crate::ingest::{worker, Work};
+use crate::options::FeedOptions;
+use crate::pod::{unix_ns, Pod, PodRef, PodSpec, PodStats, PodStatsSnapshot, Source, Stopper};
+use crate::scrape;
+use crate::zmq::{dial, subscribe, Message, TcpEndpoint, WireError};
+use crate::FeedError;
+
+/// Lifecycle of a feed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Idle,
+    Running,
+    Stopped,
+}
+
+/// Counters that belong to no pod.
+#[derive(Debug, Default)]
+pub(crate) struct FeedCounters {
+    /// Messages on a bound socket whose topic names no known pod.
+    pub unknown_publisher: AtomicU64,
+    /// Connections or messages on a bound socket dropped as malformed.
+    pub bound_malformed: AtomicU64,
+}
+
+pub(crate) struct Inner {
+    pub sched: Arc<Scheduler>,
+    pub opts: FeedOptions,
+    pub pods: RwLock<BTreeMap<String, PodRef>>,
+    pub counters: FeedCounters,
+    state: Mutex<State>,
+    stop: Stopper,
+    queues: RwLock<Vec<SyncSender<Work>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    bound: Mutex<Vec<TcpEndpoint>>,
+    discoveries: Mutex<Vec<Discovery>>,
+    settings: Vec<FeedSetting>,
+}
+
+/// The live connection between vLLM pods and a [`Scheduler`]: KV events over
+/// ZMQ (with replay), `/metrics` scraping and pod discovery, each on its own
+/// threads. See the crate documentation.
+pub struct Feed {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Feed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Feed")
+            .field("pods", &self.inner.pods.read().unwrap().len())
+            .field("state", &*self.inner.state.lock().unwrap())
+            .finish()
+    }
+}
+
+impl Feed {
+    /// A feed driving `sched` with `opts`. Nothing runs until
+    /// [`Feed::start`]; pods may be added before or after.
+    pub fn new(sched: Arc<Scheduler>, opts: FeedOptions) -> Feed {
+        Feed {
+            inner: Arc::new(Inner {
+                sched,
+                opts,
+                pods: RwLock::new(BTreeMap::new()),
+                counters: FeedCounters::default(),
+                state: Mutex::new(State::Idle),
+                stop: Stopper::default(),
+                queues: RwLock::new(Vec::new()),
+                threads: Mutex::new(Vec::new()),
+                bound: Mutex::new(Vec::new()),
+                discoveries: Mutex::new(Vec::new()),
+                settings: Vec::new(),
+            }),
+        }
+    }
+
+    /// A feed that executes what the scheduler's configuration asks of the
+    /// data plane (see [`crate::config::plan`]): a precise producer's
+    /// `kvEventsConfig` (topic filter, concurrency, per-pod subscription at
+    /// `socketPort` / `replaySocketPort`, a bound `zmqEndpoint`), the
+    /// `metrics-data-source` (path, port, interval) and `file-discovery`.
+    /// [`Feed::settings`] lists each setting, executed or not.
+    pub fn from_scheduler(sched: Arc<Scheduler>) -> Result<Feed, FeedError> {
+        let plan = crate::config::plan(sched.config_report())?;
+        let bind = plan.options.bind.clone();
+        let mut feed = Feed::new(sched, plan.options);
+        Arc::get_mut(&mut feed.inner)
+            .expect("a new feed is not shared")
+            .settings = plan.settings;
+        for ep in bind {
+            feed.bind_events(&ep)?;
+        }
+        for d in plan.discovery {
+            feed.add_discovery(d)?;
+        }
+        Ok(feed)
+    }
+
+    /// The configuration settings this feed was built from, each marked
+    /// executed or not (empty for [`Feed::new`]).
+    pub fn settings(&self) -> &[FeedSetting] {
+        &self.inner.settings
+    }
+
+    /// The scheduler this feed drives.
+    pub fn scheduler(&self) -> &Arc<Scheduler> {
+        &self.inner.sched
+    }
+
+    /// The settings.
+    pub fn options(&self) -> &FeedOptions {
+        &self.inner.opts
+    }
+
+    /// Follows a pod: registers it in the scheduler (unless an endpoint of
+    /// that name exists), and once the feed runs, subscribes to its events
+    /// and scrapes its `/metrics`. A pod without an events endpoint gets
+    /// `tcp://<host>:<discover_events_port>` when that option is set.
+    pub fn add_pod(&self, spec: PodSpec) -> Result<(), FeedError> {
+        self.inner.add_pod(spec, Source::Host)
+    }
+
+    /// Stops following a pod and removes its endpoint (and index entries)
+    /// from the scheduler; batches still in flight are not applied.
+    pub fn remove_pod(&self, name: &str) -> Result<(), FeedError> {
+        self.inner.remove_pod(name)
+    }
+
+    /// Makes the followed pods exactly `specs` (for hosts with their own
+    /// discovery, e.g. a Kubernetes controller's callback): new names are
+    /// added, missing ones removed, changed ones replaced. Pods found by DNS
+    /// or file discovery are left alone.
+    pub fn sync_pods(&self, specs: Vec<PodSpec>) -> Result<(), FeedError> {
+        self.inner.sync(Source::Host, specs)
+    }
+
+    /// Names of the followed pods.
+    pub fn pods(&self) -> Vec<String> {
+        self.inner.pods.read().unwrap().keys().cloned().collect()
+    }
+
+    /// Binds a SUB socket at `endpoint` (`tcp://*:5557`) for pods that dial
+    /// in (vLLM with a `tcp://host:port` endpoint; llm-d-inference-sim).
+    /// Messages are matched to pods by their topic's pod part (`kv@<pod>@…`:
+    /// a pod name or its address's host). Returns the bound endpoint (port
+    /// 0 picks one). Can be called before or after [`Feed::start`].
+    pub fn bind_events(&self, endpoint: &str) -> Result<TcpEndpoint, FeedError> {
+        let ep = TcpEndpoint::parse(endpoint).map_err(FeedError::Config)?;
+        let l = TcpListener::bind(ep.socket_addr())?;
+        let port = l.local_addr()?.port();
+        let local = TcpEndpoint {
+            host: if ep.host == "*" {
+                "127.0.0.1".into()
+            } else {
+                ep.host
+            },
+            port,
+        };
+        self.inner.bound.lock().unwrap().push(local.clone());
+        let inner = self.inner.clone();
+        let t = std::thread::Builder::new()
+            .name(format!("llmd-feed-bind-{port}"))
+            .spawn(move || inner.accept_loop(l))?;
+        self.inner.threads.lock().unwrap().push(t);
+        Ok(local)
+    }
+
+    /// Adds a discovery source (DNS or an endpoint file); it runs while the
+    /// feed runs and adds and removes its own pods.
+    pub fn add_discovery(&self, d: Discovery) -> Result<(), FeedError> {
+        d.validate()?;
+        let running = *self.inner.state.lock().unwrap() == State::Running;
+        let id = {
+            let mut v = self.inner.discoveries.lock().unwrap();
+            v.push(d.clone());
+            v.len() - 1
+        };
+        if running {
+            self.inner.spawn_discovery(id, d)?;
+        }
+        Ok(())
+    }
+
+    /// Starts the workers, the pods' threads and the discovery sources.
+    pub fn start(&self) -> Result<(), FeedError> {
+        let inner = &self.inner;
+        {
+            let mut st = inner.state.lock().unwrap();
+            match *st {
+                State::Running => return Ok(()),
+                State::Stopped => {
+                    return Err(FeedError::Config(
+                        "a stopped feed cannot be started again; create a new one".into(),
+                    ))
+                }
+                State::Idle => *st = State::Running,
+            }
+        }
+        let mut queues = Vec::new();
+        for i in 0..inner.opts.concurrency.max(1) {
+            let (tx, rx) = sync_channel(inner.opts.queue_capacity.max(1));
+            let me = inner.clone();
+            let t = std::thread::Builder::new()
+                .name(format!("llmd-feed-ingest-{i}"))
+                .spawn(move || worker(&me.sched, &me.opts, rx))?;
+            inner.threads.lock().unwrap().push(t);
+            queues.push(tx);
+        }
+        *inner.queues.write().unwrap() = queues;
+        let pods: Vec<PodRef> = inner.pods.read().unwrap().values().cloned().collect();
+        for p in pods {
+            inner.spawn_pod(&p)?;
+        }
+        let ds: Vec<Discovery> = inner.discoveries.lock().unwrap().clone();
+        for (id, d) in ds.into_iter().enumerate() {
+            inner.spawn_discovery(id, d)?;
+        }
+        Ok(())
+    }
+
+    /// Stops every thread and closes every socket; waits for them. Pods stay
+    /// registered in the scheduler.
+    pub fn stop(&self) {
+        let inner = &self.inner;
+        {
+            let mut st = inner.state.lock().unwrap();
+            if *st == State::Stopped {
+                return;
+            }
+            *st = State::Stopped;
+        }
+        inner.stop.stop();
+        for p in inner.pods.read().unwrap().values() {
+            p.stop.stop();
+        }
+        // Wake the accept loops.
+        for ep in inner.bound.lock().unwrap().iter() {
+            let _ = dial(ep, std::time::Duration::from_millis(200));
+        }
+        inner.queues.write().unwrap().clear();
+        let threads: Vec<JoinHandle<()>> = inner.threads.lock().unwrap().drain(..).collect();
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+
+    /// True between [`Feed::start`] and [`Feed::stop`].
+    pub fn is_running(&self) -> bool {
+        *self.inner.state.lock().unwrap() == State::Running
+    }
+
+    /// Per-pod counters, by pod name.
+    pub fn stats(&self) -> BTreeMap<String, PodStatsSnapshot> {
+        self.inner
+            .pods
+            .read()
+            .unwrap()
+            .iter()
+            .map(|(k, p)| (k.clone(), p.snapshot()))
+            .collect()
+    }
+
+    /// Messages on bound sockets whose topic named no followed pod.
+    pub fn unknown_publisher_messages(&self) -> u64 {
+        self.inner
+            .counters
+            .unknown_publisher
+            .load(Ordering::Relaxed)
+    }
+
+    /// The `llmd_feed_*` metrics in Prometheus text format.
+    pub fn render_metrics(&self) -> String {
+        crate::metrics::render(&self.inner)
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Inner {
+    fn running(&self) -> bool {
+        *self.state.lock().unwrap() == State::Running
+    }
+
+    pub(crate) fn add_pod(
+        self: &Arc<Self>,
+        mut spec: PodSpec,
+        source: Source,
+    ) -> Result<(), FeedError> {
+        if spec.events.is_none() {
+            if let Some(port) = self.opts.discover_events_port {
+                spec.events = Some(format!("tcp://{}:{port}", bracket(spec.host())));
+            }
+        }
+        if spec.replay.is_none() {
+            if let Some(port) = self.opts.discover_replay_port {
+                spec.replay = Some(format!("tcp://{}:{port}", bracket(spec.host())));
+            }
+        }
+        if spec.metrics_url.is_none() {
+            if let Some(port) = self.opts.metrics_port {
+                spec.metrics_url = Some(format!(
+                    "http://{}:{port}{}",
+                    bracket(spec.host()),
+                    self.opts.metrics_path
+                ));
+            }
+        }
+        if let Ok(existing) = self.sched.endpoint_state(&spec.name) {
+            // The host registered it (labels, model): keep that description.
+            spec.endpoint = Some(existing.info().clone());
+        }
+        let pod = Arc::new(Pod::new(spec, source, &self.opts.metrics_path)?);
+        {
+            let mut pods = self.pods.write().unwrap();
+            if pods.contains_key(pod.name()) {
+                return Err(FeedError::Config(format!(
+                    "pod '{}' is already followed",
+                    pod.name()
+                )));
+            }
+            register(&self.sched, &pod)?;
+            pods.insert(pod.name().to_string(), pod.clone());
+        }
+        if self.running() {
+            self.spawn_pod(&pod)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn remove_pod(&self, name: &str) -> Result<(), FeedError> {
+        let pod = self
+            .pods
+            .write()
+            .unwrap()
+            .remove(name)
+            .ok_or_else(|| FeedError::UnknownPod(name.to_string()))?;
+        pod.stop.stop();
+        match self.sched.remove_endpoint(name) {
+            Ok(()) | Err(ScheduleError::UnknownEndpoint(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(crate) fn sync(
+        self: &Arc<Self>,
+        source: Source,
+        specs: Vec<PodSpec>,
+    ) -> Result<(), FeedError> {
+        let current: Vec<(String, PodSpec)> = self
+            .pods
+            .read()
+            .unwrap()
+            .values()
+            .filter(|p| p.source == source)
+            .map(|p| (p.name().to_string(), p.spec.clone()))
+            .collect();
+        let wanted: BTreeMap<&str, &PodSpec> = specs.iter().map(|s| (s.name.as_str(), s)).collect();
+        for (name, spec) in &current {
+            match wanted.get(name.as_str()) {
+                Some(w) if same(w, spec) => {}
+                _ => self.remove_pod(name)?,
+            }
+        }
+        for s in specs {
+            let have = self.pods.read().unwrap().contains_key(&s.name);
+            if !have {
+                self.add_pod(s, source.clone())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn spawn(&self, name: String, f: impl FnOnce() + Send + 'static) -> Result<(), FeedError> {
+        let t = std::thread::Builder::new().name(name).spawn(f)?;
+        let mut threads = self.threads.lock().unwrap();
+        threads.retain(|t| !t.is_finished());
+        threads.push(t);
+        Ok(())
+    }
+
+    fn spawn_pod(self: &Arc<Self>, pod: &PodRef) -> Result<(), FeedError> {
+        for (rank, ep) in pod.events.iter().enumerate() {
+            let (me, p, ep) = (self.clone(), pod.clone(), ep.clone());
+            self.spawn(format!("llmd-feed-sub-{}", pod.name()), move || {
+                me.subscriber(&p, rank as i64, &ep)
+            })?;
+        }
+        if pod.metrics.is_some() {
+            let (me, p) = (self.clone(), pod.clone());
+            self.spawn(format!("llmd-feed-scrape-{}", pod.name()), move || {
+                scrape::run(&me.sched, &me.opts, &p, &me.stop)
+            })?;
+        }
+        Ok(())
+    }
+
+    fn spawn_discovery(self: &Arc<Self>, id: usize, d: Discovery) -> Result<(), FeedError> {
+        let me = self.clone();
+        self.spawn(format!("llmd-feed-discovery-{id}"), move || {
+            discovery::run(&me, id, &d, &me.stop)
+        })
+    }
+
+    /// Connects (and reconnects, with backoff) to one rank's PUB socket.
+    fn subscriber(&self, pod: &PodRef, rank: i64, ep: &TcpEndpoint) {
+        let st = &pod.stats;
+        let mut backoff = self.opts.reconnect_min;
+        let stopped = || pod.stop.is_stopped() || self.stop.is_stopped();
+        while !stopped() {
+            let conn = dial(ep, self.opts.connect_timeout)
+                .map_err(WireError::from)
+                .and_then(|s| {
+                    pod.stop.track(&s);
+                    subscribe(
+                        s,
+                        &self.opts.topics,
+                        self.opts.limits,
+                        self.opts.connect_timeout,
+                    )
+                });
+            let mut conn = match conn {
+                Ok(c) => c,
+                Err(e) => {
+                    if matches!(e, WireError::Protocol(_)) {
+                        PodStats::inc(&st.malformed);
+                    }
+                    PodStats::inc(&st.connect_failures);
+                    if pod.stop.wait(backoff) {
+                        return;
+                    }
+                    backoff = (backoff * 2).min(self.opts.reconnect_max);
+                    continue;
+                }
+            };
+            if st.connects.fetch_add(1, Ordering::Relaxed) > 0 {
+                PodStats::inc(&st.reconnects);
+            }
+            backoff = self.opts.reconnect_min;
+            loop {
+                match conn.recv() {
+                    Ok(m) => {
+                        if !self.dispatch(pod, rank, m) {
+                            PodStats::inc(&st.malformed);
+                        }
+                    }
+                    Err(WireError::Protocol(_)) => {
+                        PodStats::inc(&st.malformed);
+                        break;
+                    }
+                    Err(WireError::Io(_)) => break,
+                }
+            }
+            if pod.stop.wait(backoff) {
+                return;
+            }
+        }
+    }
+
+    /// Queues one event message; false when it is malformed.
+    fn dispatch(&self, pod: &PodRef, rank: i64, m: Message) -> bool {
+        let frames: Vec<&[u8]> = m.iter().map(Vec::as_slice).collect();
+        let Ok((_, seq, _)) = parse_message(&frames) else {
+            return false;
+        };
+        let mut m = m;
+        let payload = m.pop().unwrap_or_default();
+        let queues = self.queues.read().unwrap();
+        if queues.is_empty() {
+            return true;
+        }
+        let shard = (xxhash_rust::xxh3::xxh3_64(pod.name().as_bytes()) as usize) % queues.len();
+        let w = Work {
+            pod: pod.clone(),
+            rank,
+            seq,
+            payload,
+            received: Instant::now(),
+        };
+        match queues[shard].try_send(w) {
+            Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+            Err(TrySendError::Full(_)) => PodStats::inc(&pod.stats.queue_drops),
+        }
+        true
+    }
+
+    fn accept_loop(self: Arc<Self>, l: TcpListener) {
+        for s in l.incoming() {
+            if self.stop.is_stopped() {
+                return;
+            }
+            let Ok(s) = s else { continue };
+            if !self.stop.track(&s) {
+                return;
+            }
+            let me = self.clone();
+            let _ = self.spawn("llmd-feed-bound".into(), move || me.bound_connection(s));
+        }
+    }
+
+    /// One pod that dialed a bound socket: messages go to the pod their
+    /// topic names.
+    fn bound_connection(&self, s: std::net::TcpStream) {
+        let mut conn = match subscribe(
+            s,
+            &self.opts.topics,
+            self.opts.limits,
+            self.opts.connect_timeout,
+        ) {
+            Ok(c) => c,
+            Err(_) => {
+                self.counters
+                    .bound_malformed
+                    .fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        };
+        loop {
+            let m = match conn.recv() {
+                Ok(m) => m,
+                Err(WireError::Protocol(_)) => {
+                    self.counters
+                        .bound_malformed
+                        .fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Err(WireError::Io(_)) => return,
+            };
+            let pod = {
+                let frames: Vec<&[u8]> = m.iter().map(Vec::as_slice).collect();
+                match parse_message(&frames) {
+                    Ok((topic, _, _)) => self.pod_for_topic(topic.pod),
+                    Err(_) => {
+                        self.counters
+                            .bound_malformed
+                            .fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                }
+            };
+            match pod {
+                Some(p) => {
+                    self.dispatch(&p, 0, m);
+                }
+                None => {
+                    self.counters
+                        .unknown_publisher
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    fn pod_for_topic(&self, id: &str) -> Option<PodRef> {
+        let pods = self.pods.read().unwrap();
+        pods.get(id).cloned().or_else(|| {
+            pods.values()
+                .find(|p| p.spec.host() == id || p.spec.address == id)
+                .cloned()
+        })
+    }
+}
+
+/// Registers the pod's endpoint unless the scheduler has one of that name.
+pub(crate) fn register(sched: &Scheduler, pod: &Pod) -> Result<(), FeedError> {
+    if sched.endpoint_state(pod.name()).is_err() {
+        sched.add_endpoint(pod.endpoint.clone())?;
+    }
+    pod.stats.registered.store(true, Ordering::Release);
+    pod.last_ok_unix_ns.store(unix_ns(), Ordering::Relaxed);
+    Ok(())
+}
+
+fn same(a: &PodSpec, b: &PodSpec) -> bool {
+    a.address == b.address
+        && a.events == b.events
+        && a.replay == b.replay
+        && a.metrics_url == b.metrics_url
+        && a.scrape == b.scrape
+        && a.data_parallel_size == b.data_parallel_size
+        && a.endpoint == b.endpoint
+}
+
+fn bracket(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}

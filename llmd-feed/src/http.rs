@@ -1,0 +1,276 @@
+//! A minimal HTTP/1.1 GET for `http://` scrape targets: one request per
+//! connection, a deadline over the whole exchange, a bounded body, and
+//! Content-Length, chunked or close-delimited responses.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::time::{Duration, Instant};
+
+use crate::zmq::{dial, TcpEndpoint};
+
+/// Why a GET failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The URL is not `http://host:port/path`.
+    #[error("bad url '{0}': {1}")]
+    Url(String, &'static str),
+    /// Connecting, sending or receiving failed (including the deadline).
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The whole exchange took longer than the timeout.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// A status other than 200.
+    #[error("HTTP status {0}")]
+    Status(u16),
+    /// The response is not valid HTTP or exceeds the body limit.
+    #[error("bad response: {0}")]
+    Response(String),
+}
+
+/// A parsed `http://` URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpUrl {
+    /// `host:port` (port 80 when omitted).
+    pub authority: String,
+    /// Path and query, starting with `/`.
+    pub path: String,
+}
+
+impl HttpUrl {
+    /// Parses `http://host[:port][/path]`; `https` is refused (no TLS here).
+    pub fn parse(url: &str) -> Result<HttpUrl, HttpError> {
+        if url.starts_with("https://") {
+            return Err(HttpError::Url(
+                url.into(),
+                "https is not supported by the built-in scraper (terminate TLS in a sidecar, or scrape in the host and call update_endpoint_metrics_text)",
+            ));
+        }
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| HttpError::Url(url.into(), "expected http://"))?;
+        let (auth, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        if auth.is_empty()
+            || auth.contains(char::is_whitespace)
+            || path.contains(char::is_whitespace)
+        {
+            return Err(HttpError::Url(url.into(), "bad host or path"));
+        }
+        let has_port = match auth.rfind(']') {
+            Some(i) => auth[i..].contains(':'),
+            None => auth.contains(':'),
+        };
+        let authority = if has_port {
+            auth.to_string()
+        } else {
+            format!("{auth}:80")
+        };
+        Ok(HttpUrl {
+            authority,
+            path: path.to_string(),
+        })
+    }
+}
+
+/// GETs `url` within `timeout`; the body may be at most `max_body` bytes.
+pub fn get(url: &HttpUrl, timeout: Duration, max_body: usize) -> Result<String, HttpError> {
+    let deadline = Instant::now() + timeout;
+    let ep = TcpEndpoint::parse(&format!("tcp://{}", url.authority))
+        .map_err(|_| HttpError::Url(url.authority.clone(), "bad host:port"))?;
+    let mut s = dial(&ep, timeout)?;
+    let left = |d: Instant| {
+        let l = d.saturating_duration_since(Instant::now());
+        if l.is_zero() {
+            Err(HttpError::Timeout(timeout))
+        } else {
+            Ok(l)
+        }
+    };
+    s.set_write_timeout(Some(left(deadline)?))?;
+    let req = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: text/plain\r\nConnection: close\r\nUser-Agent: llmd-feed\r\n\r\n",
+        url.path, url.authority
+    );
+    s.write_all(req.as_bytes())?;
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    let read_line =
+        |r: &mut BufReader<std::net::TcpStream>, line: &mut String| -> Result<(), HttpError> {
+            r.get_ref().set_read_timeout(Some(left(deadline)?))?;
+            line.clear();
+            let n = r
+                .by_ref()
+                .take(8192)
+                .read_line(line)
+                .map_err(timeout_err(timeout))?;
+            if n == 0 {
+                return Err(HttpError::Response(
+                    "connection closed in the header".into(),
+                ));
+            }
+            Ok(())
+        };
+    read_line(&mut r, &mut line)?;
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| HttpError::Response(format!("bad status line {:?}", line.trim_end())))?;
+    let mut length: Option<usize> = None;
+    let mut chunked = false;
+    for _ in 0..200 {
+        read_line(&mut r, &mut line)?;
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            let v = v.trim();
+            if k.eq_ignore_ascii_case("content-length") {
+                length = Some(
+                    v.parse()
+                        .map_err(|_| HttpError::Response("bad Content-Length".into()))?,
+                );
+            } else if k.eq_ignore_ascii_case("transfer-encoding")
+                && v.eq_ignore_ascii_case("chunked")
+            {
+                chunked = true;
+            }
+        }
+    }
+    if status != 200 {
+        return Err(HttpError::Status(status));
+    }
+    let mut body = Vec::new();
+    let read_n = |r: &mut BufReader<std::net::TcpStream>,
+                  n: usize,
+                  body: &mut Vec<u8>|
+     -> Result<(), HttpError> {
+        if body.len() + n > max_body {
+            return Err(HttpError::Response(format!(
+                "body exceeds {max_body} bytes"
+            )));
+        }
+        let start = body.len();
+        body.resize(start + n, 0);
+        let mut done = 0;
+        while done < n {
+            r.get_ref().set_read_timeout(Some(left(deadline)?))?;
+            let k = r
+                .read(&mut body[start + done..])
+                .map_err(timeout_err(timeout))?;
+            if k == 0 {
+                return Err(HttpError::Response("connection closed in the body".into()));
+            }
+            done += k;
+        }
+        Ok(())
+    };
+    if chunked {
+        loop {
+            read_line(&mut r, &mut line)?;
+            let size =
+                usize::from_str_radix(line.trim_end().split(';').next().unwrap_or("").trim(), 16)
+                    .map_err(|_| HttpError::Response("bad chunk size".into()))?;
+            if size == 0 {
+                break;
+            }
+            read_n(&mut r, size, &mut body)?;
+            read_line(&mut r, &mut line)?;
+        }
+    } else if let Some(n) = length {
+        read_n(&mut r, n, &mut body)?;
+    } else {
+        loop {
+            r.get_ref().set_read_timeout(Some(left(deadline)?))?;
+            let mut buf = [0u8; 16384];
+            let k = r.read(&mut buf).map_err(timeout_err(timeout))?;
+            if k == 0 {
+                break;
+            }
+            if body.len() + k > max_body {
+                return Err(HttpError::Response(format!(
+                    "body exceeds {max_body} bytes"
+                )));
+            }
+            body.extend_from_slice(&buf[..k]);
+        }
+    }
+    String::from_utf8(body).map_err(|_| HttpError::Response("body is not UTF-8".into()))
+}
+
+fn timeout_err(timeout: Duration) -> impl Fn(std::io::Error) -> HttpError {
+    move |e| match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+            HttpError::Timeout(timeout)
+        }
+        _ => HttpError::Io(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    fn serve(response: &'static [u8], hang: bool) -> String {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            if hang {
+                std::thread::sleep(Duration::from_secs(3));
+            }
+            let _ = s.write_all(response);
+        });
+        format!("http://{addr}/metrics")
+    }
+
+    #[test]
+    fn reads_length_chunked_and_close_delimited_bodies() {
+        let t = Duration::from_secs(2);
+        for resp in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"[..],
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n",
+            b"HTTP/1.0 200 OK\r\n\r\nhello",
+        ] {
+            let url = HttpUrl::parse(&serve(resp, false)).unwrap();
+            assert_eq!(get(&url, t, 1024).unwrap(), "hello");
+        }
+        let url = HttpUrl::parse(&serve(b"HTTP/1.1 503 No\r\n\r\n", false)).unwrap();
+        assert!(matches!(get(&url, t, 1024), Err(HttpError::Status(503))));
+        let url = HttpUrl::parse(&serve(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n",
+            false,
+        ))
+        .unwrap();
+        assert!(matches!(get(&url, t, 1024), Err(HttpError::Response(_))));
+    }
+
+    #[test]
+    fn a_hanging_server_times_out() {
+        let url = HttpUrl::parse(&serve(b"HTTP/1.1 200 OK\r\n\r\n", true)).unwrap();
+        let t0 = Instant::now();
+        assert!(matches!(
+            get(&url, Duration::from_millis(200), 1024),
+            Err(HttpError::Timeout(_))
+        ));
+        assert!(t0.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn urls() {
+        let u = HttpUrl::parse("http://10.0.0.1:8000/metrics").unwrap();
+        assert_eq!(
+            (u.authority.as_str(), u.path.as_str()),
+            ("10.0.0.1:8000", "/metrics")
+        );
+        assert_eq!(HttpUrl::parse("http://h").unwrap().authority, "h:80");
+        assert!(HttpUrl::parse("https://h/metrics").is_err());
+        assert!(HttpUrl::parse("ftp://h").is_err());
+    }
+}

@@ -1,0 +1,210 @@
+//! The ingest workers: each batch from the network goes through the
+//! publisher's sequence state ([`crate::stream`]), is replayed around when
+//! batches were lost, and is applied to the scheduler.
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Receiver;
+use std::time::Instant;
+
+use llmd_kvindex::events::{decode_event_batch, EventBatch, KvEvent};
+use llmd_sched::Scheduler;
+
+use crate::options::{FeedOptions, UnrecoverableGap};
+use crate::pod::{unix_ns, PodRef, PodStats};
+use crate::stream::{Action, StreamState};
+use crate::zmq::{replay, ReplayEnd};
+
+/// A batch as it came off a socket.
+pub(crate) struct Work {
+    pub pod: PodRef,
+    /// Rank of the socket it came from (when the batch names none).
+    pub rank: i64,
+    pub seq: u64,
+    pub payload: Vec<u8>,
+    pub received: Instant,
+}
+
+/// Runs one worker until its queue closes.
+pub(crate) fn worker(sched: &Scheduler, opts: &FeedOptions, rx: Receiver<Work>) {
+    while let Ok(w) = rx.recv() {
+        process(sched, opts, w);
+    }
+}
+
+fn process(sched: &Scheduler, opts: &FeedOptions, w: Work) {
+    let pod = &w.pod;
+    let st = &pod.stats;
+    if pod.stop.is_stopped() || !st.registered.load(Ordering::Acquire) {
+        PodStats::inc(&st.not_applied);
+        return;
+    }
+    let batch = match decode_event_batch(&w.payload) {
+        Ok(b) => b,
+        Err(_) => {
+            PodStats::inc(&st.decode_errors);
+            sched.record_kv_decode_error(pod.name());
+            return;
+        }
+    };
+    let rank = batch.data_parallel_rank.unwrap_or(w.rank);
+    let mut streams = pod.streams.lock().unwrap();
+    let state = streams.entry(rank).or_default();
+    let seq = w.seq;
+    match state.classify(seq) {
+        Action::InOrder => {}
+        Action::Duplicate => {
+            PodStats::inc(&st.duplicates);
+            return;
+        }
+        Action::First => {
+            if seq > 0 && opts.catch_up && pod.replay_for(rank).is_some() {
+                recover(sched, opts, pod, rank, state, 0, seq, false);
+            }
+        }
+        Action::Gap { from } => {
+            PodStats::inc(&st.gaps);
+            recover(sched, opts, pod, rank, state, from, seq, true);
+        }
+        Action::Restart => {
+            PodStats::inc(&st.restarts);
+            if seq > 0 && pod.replay_for(rank).is_some() {
+                // The new incarnation's first batches were missed: start
+                // from a clean slate and replay them.
+                clear(sched, pod, &batch);
+                state.reset();
+                recover(sched, opts, pod, rank, state, 0, seq, true);
+            }
+        }
+    }
+    if state.classify(seq) == Action::Duplicate {
+        // The replay already brought it.
+        PodStats::inc(&st.duplicates);
+        return;
+    }
+    apply(sched, pod, &batch, seq, state, w.received);
+}
+
+/// Replays `from..` so that `live` can follow in order; when the replay
+/// cannot cover the gap, drops what is known about the pod (per
+/// [`UnrecoverableGap`]). `known` says the index holds earlier state of this
+/// publisher (so lost batches matter).
+#[allow(clippy::too_many_arguments)]
+fn recover(
+    sched: &Scheduler,
+    opts: &FeedOptions,
+    pod: &PodRef,
+    rank: i64,
+    state: &mut StreamState,
+    from: u64,
+    live: u64,
+    known: bool,
+) {
+    let st = &pod.stats;
+    let mut next = from;
+    let mut cleared = false;
+    if let Some(ep) = pod.replay_for(rank) {
+        // One retry from the first missing number after an incomplete reply.
+        for _attempt in 0..2 {
+            let mut hole = false;
+            let mut too_old = false;
+            let r = replay(
+                ep,
+                next,
+                opts.limits,
+                opts.replay_timeout,
+                |(seq, payload)| {
+                    if seq < next {
+                        return true; // applied already
+                    }
+                    if seq > next {
+                        if next != from {
+                            hole = true; // a hole in the reply: ask again
+                            return false;
+                        }
+                        too_old = true; // the buffer no longer reaches `from`
+                    }
+                    let Ok(b) = decode_event_batch(payload) else {
+                        PodStats::inc(&st.decode_errors);
+                        hole = true;
+                        return false;
+                    };
+                    if too_old && known && !cleared {
+                        clear(sched, pod, &b);
+                        cleared = true;
+                    }
+                    apply(sched, pod, &b, seq, state, Instant::now());
+                    next = seq + 1;
+                    true
+                },
+            );
+            let counter = match r {
+                Ok(ReplayEnd::Complete) if !hole && too_old => &st.replays_too_old,
+                Ok(ReplayEnd::Complete) if !hole => &st.replays_ok,
+                Ok(_) => &st.replays_incomplete,
+                Err(_) => &st.replays_failed,
+            };
+            PodStats::inc(counter);
+            if r.is_err() || next > live || !(hole || matches!(r, Ok(ReplayEnd::TimedOut))) {
+                break;
+            }
+        }
+    }
+    if next > live {
+        state.replayed(from, next - 1);
+    } else if next < live
+        && known
+        && !cleared
+        && opts.on_unrecoverable_gap == UnrecoverableGap::Clear
+    {
+        let like = EventBatch {
+            ts: 0.0,
+            data_parallel_rank: Some(rank),
+            events: Vec::new(),
+            skipped_events: 0,
+        };
+        clear(sched, pod, &like);
+    }
+}
+
+/// Drops every index entry of the pod.
+fn clear(sched: &Scheduler, pod: &PodRef, like: &EventBatch) {
+    let b = EventBatch {
+        ts: like.ts,
+        data_parallel_rank: like.data_parallel_rank,
+        events: vec![KvEvent::AllBlocksCleared],
+        skipped_events: 0,
+    };
+    if sched.ingest_kv_batch(pod.name(), &b).is_ok() {
+        PodStats::inc(&pod.stats.clears);
+    }
+}
+
+fn apply(
+    sched: &Scheduler,
+    pod: &PodRef,
+    batch: &EventBatch,
+    seq: u64,
+    state: &mut StreamState,
+    received: Instant,
+) {
+    let st = &pod.stats;
+    match sched.ingest_decoded_kv_events(pod.name(), batch, Some(seq)) {
+        Ok(rep) => {
+            st.batches.fetch_add(1, Ordering::Relaxed);
+            st.blocks_stored
+                .fetch_add(rep.stats.stored as u64, Ordering::Relaxed);
+            st.blocks_removed
+                .fetch_add(rep.stats.removed as u64, Ordering::Relaxed);
+            let now = unix_ns();
+            st.last_event_unix_ns.store(now, Ordering::Relaxed);
+            if batch.ts > 0.0 {
+                let lag = now as f64 / 1e9 - batch.ts;
+                st.lag.observe(lag.max(0.0));
+            } else {
+                st.lag.observe(received.elapsed().as_secs_f64());
+            }
+        }
+        Err(_) => PodStats::inc(&st.not_applied),
+    }
+    state.applied(seq);
+}

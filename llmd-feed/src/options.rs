@@ -1,0 +1,96 @@
+//! The feed's settings, with llm-d's defaults where llm-d has one.
+
+use std::time::Duration;
+
+use crate::zmq::Limits;
+
+/// What to do when lost batches cannot be replayed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnrecoverableGap {
+    /// Drop what the index knows about the pod (SPEC §3.2): it may hold
+    /// blocks the lost batches removed. The default.
+    Clear,
+    /// Keep the entries and apply the next batch (the gap is still counted).
+    Keep,
+}
+
+/// Feed settings.
+#[derive(Clone, Debug)]
+pub struct FeedOptions {
+    /// Topic prefixes to subscribe to (llm-d: `topicFilter`, `kv@`); an
+    /// empty prefix takes every topic (vLLM's default topic is "").
+    pub topics: Vec<String>,
+    /// Ingest workers; a pod's batches always go to the same one
+    /// (llm-d: `concurrency`, 4).
+    pub concurrency: usize,
+    /// Batches queued per worker before new ones are dropped (and counted;
+    /// the next batch then shows a gap and is replayed).
+    pub queue_capacity: usize,
+    /// With `Some(port)`, a pod added without an events endpoint gets
+    /// `tcp://<host>:<port>` (llm-d: `discoverPods` with
+    /// `podDiscoveryConfig.socketPort`, 5557).
+    pub discover_events_port: Option<u16>,
+    /// Likewise for the replay socket (`replaySocketPort`; off by default).
+    pub discover_replay_port: Option<u16>,
+    /// Endpoints to bind for pods that dial in (llm-d: `zmqEndpoint`).
+    pub bind: Vec<String>,
+    /// On first contact with a publisher whose numbering is past 0, replay
+    /// what it still buffers so the index starts with the pod's cache.
+    pub catch_up: bool,
+    /// See [`UnrecoverableGap`].
+    pub on_unrecoverable_gap: UnrecoverableGap,
+    /// Deadline of one replay request.
+    pub replay_timeout: Duration,
+    /// Connect and handshake deadline for event sockets.
+    pub connect_timeout: Duration,
+    /// Reconnect backoff: first wait, doubling up to the max.
+    pub reconnect_min: Duration,
+    /// Longest reconnect wait.
+    pub reconnect_max: Duration,
+    /// Bounds on ZMQ messages from the network.
+    pub limits: Limits,
+    /// Scrape period (llm-d: the data source's `interval`, 50 ms tick).
+    pub scrape_interval: Duration,
+    /// Deadline of one scrape.
+    pub scrape_timeout: Duration,
+    /// Largest `/metrics` body accepted.
+    pub max_scrape_bytes: usize,
+    /// `/metrics` path for pods without a metrics URL (llm-d: `path`).
+    pub metrics_path: String,
+    /// Port to scrape instead of the pod's own (llm-d: the data source's
+    /// `port`); `None` uses the address's port.
+    pub metrics_port: Option<u16>,
+    /// Consecutive failed scrapes before a pod is marked down.
+    pub down_after_failures: u32,
+    /// Time without a successful scrape before a down pod is removed from
+    /// the scheduler (its index entries dropped); it is registered again
+    /// when it answers.
+    pub remove_after: Duration,
+}
+
+impl Default for FeedOptions {
+    fn default() -> Self {
+        FeedOptions {
+            topics: vec!["kv@".into()],
+            concurrency: 4,
+            queue_capacity: 4096,
+            discover_events_port: None,
+            discover_replay_port: None,
+            bind: Vec::new(),
+            catch_up: true,
+            on_unrecoverable_gap: UnrecoverableGap::Clear,
+            replay_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(1),
+            reconnect_min: Duration::from_millis(50),
+            reconnect_max: Duration::from_secs(5),
+            limits: Limits::default(),
+            scrape_interval: Duration::from_millis(50),
+            scrape_timeout: Duration::from_secs(1),
+            max_scrape_bytes: 16 << 20,
+            metrics_path: "/metrics".into(),
+            metrics_port: None,
+            down_after_failures: 3,
+            remove_after: Duration::from_secs(30),
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! `/metrics` scraping of one pod, and its health: a pod that stops
+//! answering is marked down, then removed from the scheduler (its index
+//! entries dropped), and registered again when it answers.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use llmd_sched::Scheduler;
+
+use crate::feed::register;
+use crate::http::get;
+use crate::options::FeedOptions;
+use crate::pod::{unix_ns, PodRef, PodStats, Stopper};
+
+/// Scrapes `pod` every `scrape_interval` until it or the feed stops.
+pub(crate) fn run(sched: &Scheduler, opts: &FeedOptions, pod: &PodRef, feed: &Stopper) {
+    let Some(url) = &pod.metrics else { return };
+    let st = &pod.stats;
+    while !pod.stop.is_stopped() && !feed.is_stopped() {
+        let t0 = Instant::now();
+        let r = get(url, opts.scrape_timeout, opts.max_scrape_bytes);
+        st.scrape_seconds.observe(t0.elapsed().as_secs_f64());
+        let ok = match r {
+            Ok(text) => {
+                if !st.registered.load(Ordering::Acquire) && !pod.stop.is_stopped() {
+                    // Back after an eviction: a fresh registration whose
+                    // event streams start over (and catch up by replay).
+                    if register(sched, pod).is_ok() {
+                        pod.streams.lock().unwrap().clear();
+                    }
+                }
+                sched
+                    .update_endpoint_metrics_text(pod.name(), &text)
+                    .is_ok()
+            }
+            Err(_) => false,
+        };
+        if ok {
+            PodStats::inc(&st.scrapes);
+            st.consecutive_scrape_failures.store(0, Ordering::Relaxed);
+            st.last_scrape_unix_ns.store(unix_ns(), Ordering::Relaxed);
+            pod.last_ok_unix_ns.store(unix_ns(), Ordering::Relaxed);
+            st.up.store(true, Ordering::Relaxed);
+        } else {
+            PodStats::inc(&st.scrape_errors);
+            let n = st
+                .consecutive_scrape_failures
+                .fetch_add(1, Ordering::Relaxed)
+                + 1;
+            if n >= u64::from(opts.down_after_failures) {
+                st.up.store(false, Ordering::Relaxed);
+                let since_ok = Duration::from_nanos(
+                    unix_ns().saturating_sub(pod.last_ok_unix_ns.load(Ordering::Relaxed)),
+                );
+                if since_ok >= opts.remove_after && st.registered.swap(false, Ordering::AcqRel) {
+                    PodStats::inc(&st.evictions);
+                    let _ = sched.remove_endpoint(pod.name());
+                }
+            }
+        }
+        let wait = opts.scrape_interval.saturating_sub(t0.elapsed());
+        if pod.stop.wait(wait.max(Duration::from_millis(1))) {
+            return;
+        }
+    }
+}

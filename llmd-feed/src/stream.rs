@@ -1,0 +1,119 @@
+//! What to do with the next batch of one publisher (pod, data-parallel
+//! rank), from its sequence number alone (SPEC §3.2–3.3). Pure: the worker
+//! acts on the answer (replays, clears, applies).
+
+/// The action for a batch with sequence number `seq`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// The first batch seen from this publisher. With `seq > 0` the batches
+    /// before it can be caught up from the replay socket.
+    First,
+    /// `seq == last + 1`: apply.
+    InOrder,
+    /// `seq > last + 1`: batches `from..seq` were lost; replay them first,
+    /// or drop what is known about the publisher.
+    Gap {
+        /// The first missing sequence number.
+        from: u64,
+    },
+    /// Already applied (a replay overlapping the live stream, or the same
+    /// number again): skip.
+    Duplicate,
+    /// The publisher restarted (numbering went back): its cache is empty.
+    Restart,
+}
+
+/// Sequence state of one publisher.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamState {
+    last: Option<u64>,
+    /// After a replay that ran ahead of the live stream: live numbers in
+    /// `[from, through]` were already applied.
+    replayed: Option<(u64, u64)>,
+}
+
+impl StreamState {
+    /// Classifies the next live batch.
+    pub fn classify(&self, seq: u64) -> Action {
+        let Some(last) = self.last else {
+            return Action::First;
+        };
+        if let Some((from, through)) = self.replayed {
+            if seq >= from && seq <= through {
+                return Action::Duplicate;
+            }
+        }
+        if seq == last.wrapping_add(1) {
+            Action::InOrder
+        } else if seq > last {
+            Action::Gap { from: last + 1 }
+        } else if seq == last && last > 0 {
+            Action::Duplicate
+        } else {
+            Action::Restart
+        }
+    }
+
+    /// Records that `seq` was applied (live or replayed).
+    pub fn applied(&mut self, seq: u64) {
+        if let Some((_, ceiling)) = self.replayed {
+            if seq > ceiling || self.last.is_some_and(|l| seq < l) {
+                self.replayed = None;
+            }
+        }
+        self.last = Some(seq);
+    }
+
+    /// Records a replay that applied `from..=through`: live batches in that
+    /// range still in flight are duplicates.
+    pub fn replayed(&mut self, from: u64, through: u64) {
+        self.last = Some(through);
+        self.replayed = Some((from, through));
+    }
+
+    /// The last applied number.
+    pub fn last(&self) -> Option<u64> {
+        self.last
+    }
+
+    /// Forgets everything (the endpoint was re-registered).
+    pub fn reset(&mut self) {
+        *self = StreamState::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_like_the_spec() {
+        let mut s = StreamState::default();
+        assert_eq!(s.classify(7), Action::First);
+        s.applied(7);
+        assert_eq!(s.classify(8), Action::InOrder);
+        assert_eq!(s.classify(7), Action::Duplicate);
+        assert_eq!(s.classify(11), Action::Gap { from: 8 });
+        assert_eq!(s.classify(0), Action::Restart);
+        assert_eq!(s.classify(3), Action::Restart);
+        s.reset();
+        s.applied(0);
+        assert_eq!(s.classify(0), Action::Restart, "0 again is a restart");
+    }
+
+    #[test]
+    fn replay_ahead_of_live_makes_in_flight_batches_duplicates() {
+        let mut s = StreamState::default();
+        s.applied(4);
+        // Live 7 shows a gap 5..7; the replay brought 5..=9.
+        assert_eq!(s.classify(7), Action::Gap { from: 5 });
+        s.replayed(5, 9);
+        for live in [7, 8, 9] {
+            assert_eq!(s.classify(live), Action::Duplicate, "{live}");
+        }
+        assert_eq!(s.classify(10), Action::InOrder);
+        s.applied(10);
+        assert_eq!(s.classify(6), Action::Restart, "the window closed");
+        assert_eq!(s.classify(0), Action::Restart);
+    }
+}

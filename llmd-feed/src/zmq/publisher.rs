@@ -1,0 +1,327 @@
+//! A vLLM-style KV-event publisher: a PUB socket (bound, or dialing a bound
+//! subscriber) sending `topic | seq | payload`, and the ROUTER replay socket
+//! serving the last `buffer_steps` batches (SPEC §3.2–3.3). The fake fleet
+//! (`llmd pods`) publishes with it; tests use it as a stand-in engine.
+
+use std::collections::VecDeque;
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::endpoint::TcpEndpoint;
+use super::wire::{Connection, Limits, Sender, SocketType};
+
+const HANDSHAKE: Duration = Duration::from_secs(5);
+const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Reply layout of the replay socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplayLayout {
+    /// vLLM 0.26.0 and later: `topic, seq, payload`; end `"", ff×8, ""`.
+    WithTopic,
+    /// vLLM 0.9.0 – 0.25.1: `seq, payload`; end `ff×8, ""`.
+    WithoutTopic,
+}
+
+struct Peer {
+    tx: Sender,
+    subs: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+struct Shared {
+    topic: Vec<u8>,
+    next_seq: AtomicU64,
+    peers: Mutex<Vec<Peer>>,
+    ring: Mutex<VecDeque<(u64, Arc<Vec<u8>>)>>,
+    buffer_steps: usize,
+    closed: AtomicBool,
+    streams: Mutex<Vec<TcpStream>>,
+}
+
+impl Shared {
+    fn track(&self, s: &TcpStream) {
+        if let Ok(c) = s.try_clone() {
+            self.streams.lock().unwrap().push(c);
+        }
+    }
+}
+
+/// A KV-event publisher with vLLM's wire behaviour.
+pub struct Publisher {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+    events: Option<TcpEndpoint>,
+    replay: Option<TcpEndpoint>,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("events", &self.events)
+            .field("replay", &self.replay)
+            .finish()
+    }
+}
+
+fn bind(ep: &str) -> std::io::Result<(TcpListener, TcpEndpoint)> {
+    let e = TcpEndpoint::parse(ep).map_err(std::io::Error::other)?;
+    let l = TcpListener::bind(e.socket_addr())?;
+    let port = l.local_addr()?.port();
+    let host = if e.host == "*" {
+        "127.0.0.1".to_string()
+    } else {
+        e.host
+    };
+    Ok((l, TcpEndpoint { host, port }))
+}
+
+impl Publisher {
+    /// A publisher with `topic`, keeping `buffer_steps` batches for replay.
+    /// Nothing is sent until [`Publisher::bind`] or [`Publisher::connect`].
+    pub fn new(topic: &str, buffer_steps: usize) -> Publisher {
+        Publisher {
+            shared: Arc::new(Shared {
+                topic: topic.as_bytes().to_vec(),
+                next_seq: AtomicU64::new(0),
+                peers: Mutex::new(Vec::new()),
+                ring: Mutex::new(VecDeque::new()),
+                buffer_steps,
+                closed: AtomicBool::new(false),
+                streams: Mutex::new(Vec::new()),
+            }),
+            threads: Vec::new(),
+            events: None,
+            replay: None,
+        }
+    }
+
+    /// Binds the PUB socket (vLLM's default, `tcp://*:5557`); port 0 picks a
+    /// free one. Returns the endpoint subscribers connect to.
+    pub fn bind(&mut self, endpoint: &str) -> std::io::Result<TcpEndpoint> {
+        let (l, local) = bind(endpoint)?;
+        let shared = self.shared.clone();
+        self.threads.push(std::thread::spawn(move || {
+            for s in l.incoming() {
+                if shared.closed.load(Ordering::Acquire) {
+                    break;
+                }
+                if let Ok(s) = s {
+                    let sh = shared.clone();
+                    std::thread::spawn(move || serve_subscriber(sh, s));
+                }
+            }
+        }));
+        self.events = Some(local.clone());
+        Ok(local)
+    }
+
+    /// Dials a bound subscriber (vLLM's mode for a `tcp://host:port` endpoint
+    /// without `*`), redialing every 100 ms while it is unreachable or gone.
+    pub fn connect(&mut self, endpoint: &str) -> std::io::Result<()> {
+        let e = TcpEndpoint::parse(endpoint).map_err(std::io::Error::other)?;
+        let shared = self.shared.clone();
+        self.threads.push(std::thread::spawn(move || {
+            while !shared.closed.load(Ordering::Acquire) {
+                if let Ok(s) = TcpStream::connect(e.socket_addr()) {
+                    serve_subscriber(shared.clone(), s);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }));
+        Ok(())
+    }
+
+    /// Serves the replay ROUTER socket on `endpoint` with `layout`.
+    pub fn bind_replay(
+        &mut self,
+        endpoint: &str,
+        layout: ReplayLayout,
+    ) -> std::io::Result<TcpEndpoint> {
+        let (l, local) = bind(endpoint)?;
+        let shared = self.shared.clone();
+        self.threads.push(std::thread::spawn(move || {
+            for s in l.incoming() {
+                if shared.closed.load(Ordering::Acquire) {
+                    break;
+                }
+                if let Ok(s) = s {
+                    let sh = shared.clone();
+                    std::thread::spawn(move || serve_replay(sh, s, layout));
+                }
+            }
+        }));
+        self.replay = Some(local.clone());
+        Ok(local)
+    }
+
+    /// Number of connected subscribers.
+    pub fn subscribers(&self) -> usize {
+        self.shared.peers.lock().unwrap().len()
+    }
+
+    /// Publishes a batch with the next sequence number; returns it.
+    pub fn publish(&self, payload: &[u8]) -> u64 {
+        let seq = self.shared.next_seq.fetch_add(1, Ordering::AcqRel);
+        self.publish_with_seq(seq, payload);
+        seq
+    }
+
+    /// Publishes with an explicit sequence number (to stage gaps, duplicates
+    /// and restarts); the batch is also kept for replay. The next
+    /// [`Publisher::publish`] continues from `seq + 1`.
+    pub fn publish_with_seq(&self, seq: u64, payload: &[u8]) {
+        let sh = &self.shared;
+        sh.next_seq.store(seq.wrapping_add(1), Ordering::Release);
+        let payload = Arc::new(payload.to_vec());
+        {
+            let mut ring = sh.ring.lock().unwrap();
+            ring.push_back((seq, payload.clone()));
+            while ring.len() > sh.buffer_steps {
+                ring.pop_front();
+            }
+        }
+        self.send_live(seq, &payload);
+    }
+
+    /// Keeps a batch for replay without sending it live (a batch the
+    /// network "lost").
+    pub fn record_only(&self, seq: u64, payload: &[u8]) {
+        let sh = &self.shared;
+        sh.next_seq.store(seq.wrapping_add(1), Ordering::Release);
+        let mut ring = sh.ring.lock().unwrap();
+        ring.push_back((seq, Arc::new(payload.to_vec())));
+        while ring.len() > sh.buffer_steps {
+            ring.pop_front();
+        }
+    }
+
+    fn send_live(&self, seq: u64, payload: &[u8]) {
+        let sh = &self.shared;
+        let seq_bytes = seq.to_be_bytes();
+        let frames: [&[u8]; 3] = [&sh.topic, &seq_bytes, payload];
+        sh.peers.lock().unwrap().retain_mut(|p| {
+            let wants = p
+                .subs
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|s| sh.topic.starts_with(s));
+            !wants || p.tx.send(&frames).is_ok()
+        });
+    }
+
+    /// Forgets the replay buffer and restarts numbering at 0 (an engine
+    /// restart as its subscribers see it).
+    pub fn restart(&self) {
+        self.shared.ring.lock().unwrap().clear();
+        self.shared.next_seq.store(0, Ordering::Release);
+    }
+
+    /// Closes every socket and stops the threads.
+    pub fn close(&mut self) {
+        let sh = &self.shared;
+        sh.closed.store(true, Ordering::Release);
+        for p in sh.peers.lock().unwrap().drain(..) {
+            p.tx.shutdown();
+        }
+        for s in sh.streams.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+        // Wake blocked accept() calls.
+        for ep in [&self.events, &self.replay].into_iter().flatten() {
+            let _ = TcpStream::connect_timeout(
+                &match ep.socket_addr().parse() {
+                    Ok(a) => a,
+                    Err(_) => continue,
+                },
+                Duration::from_millis(200),
+            );
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn serve_subscriber(shared: Arc<Shared>, s: TcpStream) {
+    if shared.closed.load(Ordering::Acquire) {
+        return;
+    }
+    shared.track(&s);
+    let Ok(mut conn) = Connection::handshake(s, SocketType::Pub, Limits::default(), HANDSHAKE)
+    else {
+        return;
+    };
+    let Ok(tx) = conn.sender() else { return };
+    let _ = tx.set_write_timeout(Some(WRITE_TIMEOUT));
+    let subs = Arc::new(Mutex::new(Vec::new()));
+    shared.peers.lock().unwrap().push(Peer {
+        tx,
+        subs: subs.clone(),
+    });
+    // Subscriptions arrive as `0x01 prefix` / `0x00 prefix` messages.
+    while let Ok(m) = conn.recv() {
+        let Some(f) = m.first() else { continue };
+        match f.first() {
+            Some(1) => subs.lock().unwrap().push(f[1..].to_vec()),
+            Some(0) => {
+                let mut s = subs.lock().unwrap();
+                if let Some(i) = s.iter().position(|x| x[..] == f[1..]) {
+                    s.remove(i);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn serve_replay(shared: Arc<Shared>, s: TcpStream, layout: ReplayLayout) {
+    shared.track(&s);
+    let Ok(mut conn) = Connection::handshake(s, SocketType::Router, Limits::default(), HANDSHAKE)
+    else {
+        return;
+    };
+    let _ = conn.set_write_timeout(Some(WRITE_TIMEOUT));
+    let end = u64::MAX.to_be_bytes();
+    while let Ok(m) = conn.recv() {
+        // A DEALER sends an empty delimiter, then the start; a REQ the same.
+        let start = match m.as_slice() {
+            [d, s] if d.is_empty() && s.len() == 8 => u64::from_be_bytes(s[..].try_into().unwrap()),
+            [s] if s.len() == 8 => u64::from_be_bytes(s[..].try_into().unwrap()),
+            _ => continue,
+        };
+        let batches: Vec<(u64, Arc<Vec<u8>>)> = shared
+            .ring
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(seq, _)| *seq >= start)
+            .cloned()
+            .collect();
+        for (seq, p) in batches {
+            let seq = seq.to_be_bytes();
+            let r = match layout {
+                ReplayLayout::WithTopic => conn.send(&[&b""[..], &shared.topic, &seq, &p]),
+                ReplayLayout::WithoutTopic => conn.send(&[&b""[..], &seq, &p]),
+            };
+            if r.is_err() {
+                return;
+            }
+        }
+        let r = match layout {
+            ReplayLayout::WithTopic => conn.send(&[&b""[..], b"", &end, b""]),
+            ReplayLayout::WithoutTopic => conn.send(&[&b""[..], &end, b""]),
+        };
+        if r.is_err() {
+            return;
+        }
+    }
+}

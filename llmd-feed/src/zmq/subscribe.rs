@@ -1,0 +1,123 @@
+//! The router's side: a SUB connection with its topic subscriptions, and the
+//! DEALER request of vLLM's replay protocol (SPEC §3.3).
+
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use super::endpoint::TcpEndpoint;
+use super::wire::{Connection, Limits, SocketType, WireError};
+
+/// Connects to `ep` within `timeout` (each resolved address in turn).
+pub fn dial(ep: &TcpEndpoint, timeout: Duration) -> std::io::Result<TcpStream> {
+    let mut last = None;
+    for addr in ep.socket_addr().to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other(format!("{ep}: no address"))))
+}
+
+/// Completes a SUB handshake on `stream` and subscribes to each prefix in
+/// `topics` (the 3.0 form: a message `0x01 prefix`, which every libzmq
+/// release accepts).
+pub fn subscribe(
+    stream: TcpStream,
+    topics: &[String],
+    limits: Limits,
+    timeout: Duration,
+) -> Result<Connection, WireError> {
+    let mut c = Connection::handshake(stream, SocketType::Sub, limits, timeout)?;
+    for t in topics {
+        let mut m = Vec::with_capacity(1 + t.len());
+        m.push(1);
+        m.extend_from_slice(t.as_bytes());
+        c.send(&[m])?;
+    }
+    Ok(c)
+}
+
+/// How a replay request ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplayEnd {
+    /// The end marker arrived.
+    Complete,
+    /// The handler stopped the replay (it has what it needs).
+    Stopped,
+    /// No end marker within the timeout (before vLLM 0.33 the replay socket
+    /// can drop replies past its send limit).
+    TimedOut,
+}
+
+/// One replayed batch: `(seq, payload)`.
+pub type Replayed<'a> = (u64, &'a [u8]);
+
+fn seq_frame(f: &[u8]) -> Result<u64, WireError> {
+    let b: [u8; 8] = f
+        .try_into()
+        .map_err(|_| WireError::Protocol(format!("replay seq frame of {} bytes", f.len())))?;
+    Ok(u64::from_be_bytes(b))
+}
+
+/// Asks the replay socket at `ep` for every buffered batch from `start` on,
+/// calling `each` per batch in arrival order until the end marker, a `false`
+/// from `each`, or `timeout` in all. Accepts both reply layouts (with and
+/// without the topic frame).
+pub fn replay(
+    ep: &TcpEndpoint,
+    start: u64,
+    limits: Limits,
+    timeout: Duration,
+    mut each: impl FnMut(Replayed<'_>) -> bool,
+) -> Result<ReplayEnd, WireError> {
+    let deadline = Instant::now() + timeout;
+    let stream = dial(ep, timeout)?;
+    let mut c = Connection::handshake(stream, SocketType::Dealer, limits, timeout)?;
+    c.send(&[&b""[..], &start.to_be_bytes()])?;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(ReplayEnd::TimedOut);
+        }
+        c.set_read_timeout(Some(left))?;
+        let m = match c.recv() {
+            Ok(m) => m,
+            Err(WireError::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Ok(ReplayEnd::TimedOut)
+            }
+            Err(e) => return Err(e),
+        };
+        let body = match m.split_first() {
+            Some((d, rest)) if d.is_empty() => rest,
+            _ => {
+                return Err(WireError::Protocol(
+                    "replay reply without the empty delimiter".into(),
+                ))
+            }
+        };
+        let (seq, payload) = match body {
+            // ≥ 0.26: topic, seq, payload; end marker "", ff×8, "".
+            [_topic, seq, payload] => (seq_frame(seq)?, payload),
+            // ≤ 0.25: seq, payload; end marker ff×8, "".
+            [seq, payload] => (seq_frame(seq)?, payload),
+            _ => {
+                return Err(WireError::Protocol(format!(
+                    "replay reply of {} frames",
+                    body.len()
+                )))
+            }
+        };
+        if seq == u64::MAX {
+            return Ok(ReplayEnd::Complete);
+        }
+        if !each((seq, payload)) {
+            return Ok(ReplayEnd::Stopped);
+        }
+    }
+}

@@ -1,0 +1,525 @@
+//! ZMTP 3.0 on a TCP stream: the greeting, the NULL-mechanism handshake and
+//! framing (RFC 23/ZMTP). Enough of ZeroMQ for KV events: SUB and DEALER on
+//! the router's side, PUB and ROUTER on a publisher's, interoperable with
+//! libzmq peers (which accept 3.0 peers and speak down to them).
+//!
+//! Every length read from the network is checked against [`Limits`] before
+//! anything is allocated, so a bad or hostile peer costs at most one message
+//! of `max_message_bytes`.
+
+use std::io::{self, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// Flag bits of a frame header.
+const MORE: u8 = 0x01;
+const LONG: u8 = 0x02;
+const COMMAND: u8 = 0x04;
+
+/// The socket types this module speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketType {
+    /// Receives published messages after sending its subscriptions.
+    Sub,
+    /// Publishes messages to subscribers whose subscription prefixes match.
+    Pub,
+    /// Request side of vLLM's replay protocol.
+    Dealer,
+    /// Reply side of vLLM's replay protocol.
+    Router,
+}
+
+impl SocketType {
+    fn name(self) -> &'static str {
+        match self {
+            SocketType::Sub => "SUB",
+            SocketType::Pub => "PUB",
+            SocketType::Dealer => "DEALER",
+            SocketType::Router => "ROUTER",
+        }
+    }
+
+    /// Peer types ZMQ allows this type to talk to.
+    fn accepts(self, peer: &str) -> bool {
+        match self {
+            SocketType::Sub => matches!(peer, "PUB" | "XPUB"),
+            SocketType::Pub => matches!(peer, "SUB" | "XSUB"),
+            SocketType::Dealer => matches!(peer, "ROUTER" | "DEALER"),
+            SocketType::Router => matches!(peer, "DEALER" | "REQ" | "ROUTER"),
+        }
+    }
+}
+
+/// Bounds on what a peer may send.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Largest message (sum of its frames) accepted.
+    pub max_message_bytes: usize,
+    /// Most frames in one message.
+    pub max_frames: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_bytes: 64 << 20,
+            max_frames: 16,
+        }
+    }
+}
+
+/// Why a connection failed or was dropped.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// The socket failed or was closed.
+    #[error("i/o: {0}")]
+    Io(#[from] io::Error),
+    /// The peer broke the protocol; the connection is closed.
+    #[error("protocol: {0}")]
+    Protocol(String),
+}
+
+impl WireError {
+    fn proto(msg: impl Into<String>) -> Self {
+        WireError::Protocol(msg.into())
+    }
+}
+
+/// One message: its frames in order.
+pub type Message = Vec<Vec<u8>>;
+
+/// A connection after a successful handshake.
+pub struct Connection {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    limits: Limits,
+    peer_type: String,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("peer", &self.writer.peer_addr().ok())
+            .field("peer_type", &self.peer_type)
+            .finish()
+    }
+}
+
+fn greeting() -> [u8; 64] {
+    let mut g = [0u8; 64];
+    g[0] = 0xFF;
+    g[9] = 0x7F;
+    g[10] = 3; // version 3.0
+    g[11] = 0;
+    g[12..16].copy_from_slice(b"NULL");
+    g
+}
+
+fn ready(ty: SocketType) -> Vec<u8> {
+    let mut body = Vec::with_capacity(32);
+    body.push(5);
+    body.extend_from_slice(b"READY");
+    let mut prop = |name: &[u8], value: &[u8]| {
+        body.push(name.len() as u8);
+        body.extend_from_slice(name);
+        body.extend_from_slice(&(value.len() as u32).to_be_bytes());
+        body.extend_from_slice(value);
+    };
+    prop(b"Socket-Type", ty.name().as_bytes());
+    if matches!(ty, SocketType::Dealer | SocketType::Router) {
+        prop(b"Identity", b"");
+    }
+    body
+}
+
+/// Finds the `Socket-Type` property of a READY command body.
+fn peer_socket_type(body: &[u8]) -> Result<String, WireError> {
+    let name_len = *body
+        .first()
+        .ok_or_else(|| WireError::proto("empty command"))? as usize;
+    let name = body
+        .get(1..1 + name_len)
+        .ok_or_else(|| WireError::proto("truncated command name"))?;
+    if name == b"ERROR" {
+        let reason = body.get(2 + name_len..).unwrap_or_default();
+        return Err(WireError::proto(format!(
+            "peer refused the handshake: {}",
+            String::from_utf8_lossy(reason)
+        )));
+    }
+    if name != b"READY" {
+        return Err(WireError::proto(format!(
+            "expected READY, got command '{}'",
+            String::from_utf8_lossy(name)
+        )));
+    }
+    let mut rest = &body[1 + name_len..];
+    while !rest.is_empty() {
+        let n = rest[0] as usize;
+        let key = rest
+            .get(1..1 + n)
+            .ok_or_else(|| WireError::proto("truncated property name"))?;
+        let len_at = 1 + n;
+        let len_bytes: [u8; 4] = rest
+            .get(len_at..len_at + 4)
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(|| WireError::proto("truncated property length"))?;
+        let vlen = u32::from_be_bytes(len_bytes) as usize;
+        let value = rest
+            .get(len_at + 4..len_at + 4 + vlen)
+            .ok_or_else(|| WireError::proto("truncated property value"))?;
+        if key.eq_ignore_ascii_case(b"Socket-Type") {
+            return String::from_utf8(value.to_vec())
+                .map_err(|_| WireError::proto("socket type is not UTF-8"));
+        }
+        rest = &rest[len_at + 4 + vlen..];
+    }
+    Err(WireError::proto("READY without Socket-Type"))
+}
+
+impl Connection {
+    /// Runs the ZMTP 3.0 greeting and NULL handshake as `ty` on a connected
+    /// stream, within `timeout`.
+    pub fn handshake(
+        stream: TcpStream,
+        ty: SocketType,
+        limits: Limits,
+        timeout: Duration,
+    ) -> Result<Connection, WireError> {
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        let mut writer = stream.try_clone()?;
+        writer.write_all(&greeting())?;
+        let mut reader = BufReader::with_capacity(64 << 10, stream);
+        let mut peer = [0u8; 64];
+        reader.read_exact(&mut peer[..10])?;
+        if peer[0] != 0xFF || peer[9] & 1 != 1 {
+            return Err(WireError::proto("not a ZMTP peer (bad signature)"));
+        }
+        reader.read_exact(&mut peer[10..])?;
+        if peer[10] < 3 {
+            return Err(WireError::proto(format!(
+                "peer speaks ZMTP {}.x; 3.0 or later is required",
+                peer[10]
+            )));
+        }
+        let mechanism = &peer[12..32];
+        if &mechanism[..4] != b"NULL" || mechanism[4..].iter().any(|b| *b != 0) {
+            return Err(WireError::proto(format!(
+                "security mechanism '{}' is not supported (only NULL)",
+                String::from_utf8_lossy(mechanism).trim_end_matches('\0')
+            )));
+        }
+        let mut conn = Connection {
+            reader,
+            writer,
+            limits,
+            peer_type: String::new(),
+        };
+        conn.write_frame(&ready(ty), false, true)?;
+        conn.writer.flush()?;
+        let (flags, body) = conn.read_frame()?;
+        if flags & COMMAND == 0 {
+            return Err(WireError::proto("expected the READY command"));
+        }
+        let peer_type = peer_socket_type(&body)?;
+        if !ty.accepts(&peer_type) {
+            return Err(WireError::proto(format!(
+                "a {} socket cannot talk to a {peer_type} socket",
+                ty.name()
+            )));
+        }
+        conn.peer_type = peer_type;
+        conn.reader.get_ref().set_read_timeout(None)?;
+        Ok(conn)
+    }
+
+    /// The peer's socket type from its READY command.
+    pub fn peer_type(&self) -> &str {
+        &self.peer_type
+    }
+
+    /// A handle on the underlying stream, e.g. to shut it down from another
+    /// thread (which ends a blocked [`Connection::recv`]).
+    pub fn stream(&self) -> io::Result<TcpStream> {
+        self.writer.try_clone()
+    }
+
+    /// Sets the read timeout of [`Connection::recv`] (`None` blocks).
+    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        self.reader.get_ref().set_read_timeout(t)
+    }
+
+    /// Sets the write timeout of [`Connection::send`] (`None` blocks).
+    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        self.writer.set_write_timeout(t)
+    }
+
+    fn write_frame(&mut self, body: &[u8], more: bool, command: bool) -> io::Result<()> {
+        write_frames(&mut self.writer, &[body], more, command)
+    }
+
+    /// Sends one message.
+    pub fn send<B: AsRef<[u8]>>(&mut self, frames: &[B]) -> io::Result<()> {
+        write_frames(&mut self.writer, frames, false, false)
+    }
+
+    /// A second handle that sends on this connection while another thread
+    /// blocks in [`Connection::recv`] (a PUB socket reads subscriptions and
+    /// writes messages at the same time).
+    pub fn sender(&self) -> io::Result<Sender> {
+        Ok(Sender(self.writer.try_clone()?))
+    }
+
+    fn read_frame(&mut self) -> Result<(u8, Vec<u8>), WireError> {
+        let mut head = [0u8; 1];
+        self.reader.read_exact(&mut head)?;
+        let flags = head[0];
+        if flags & !(MORE | LONG | COMMAND) != 0 {
+            return Err(WireError::proto(format!("bad frame flags {flags:#04x}")));
+        }
+        let len = if flags & LONG != 0 {
+            let mut l = [0u8; 8];
+            self.reader.read_exact(&mut l)?;
+            u64::from_be_bytes(l)
+        } else {
+            let mut l = [0u8; 1];
+            self.reader.read_exact(&mut l)?;
+            l[0] as u64
+        };
+        if len > self.limits.max_message_bytes as u64 {
+            return Err(WireError::proto(format!(
+                "frame of {len} bytes exceeds the {} byte limit",
+                self.limits.max_message_bytes
+            )));
+        }
+        let mut body = vec![0u8; len as usize];
+        self.reader.read_exact(&mut body)?;
+        Ok((flags, body))
+    }
+
+    /// Receives the next message. Commands between messages are handled:
+    /// `PING` is answered with `PONG`, subscription commands (ZMTP 3.1
+    /// peers) are returned as the 3.0 data form (`0x01`/`0x00` + topic), and
+    /// others are ignored.
+    pub fn recv(&mut self) -> Result<Message, WireError> {
+        let mut frames: Message = Vec::new();
+        let mut total = 0usize;
+        loop {
+            let (flags, body) = self.read_frame()?;
+            if flags & COMMAND != 0 {
+                if !frames.is_empty() {
+                    return Err(WireError::proto("command inside a multi-frame message"));
+                }
+                if let Some(m) = self.on_command(&body)? {
+                    return Ok(m);
+                }
+                continue;
+            }
+            total += body.len();
+            if total > self.limits.max_message_bytes {
+                return Err(WireError::proto(format!(
+                    "message exceeds the {} byte limit",
+                    self.limits.max_message_bytes
+                )));
+            }
+            frames.push(body);
+            if flags & MORE == 0 {
+                return Ok(frames);
+            }
+            if frames.len() >= self.limits.max_frames {
+                return Err(WireError::proto(format!(
+                    "message has more than {} frames",
+                    self.limits.max_frames
+                )));
+            }
+        }
+    }
+
+    fn on_command(&mut self, body: &[u8]) -> Result<Option<Message>, WireError> {
+        let n = *body.first().unwrap_or(&0) as usize;
+        let name = body.get(1..1 + n).unwrap_or_default();
+        let data = body.get(1 + n..).unwrap_or_default();
+        match name {
+            b"PING" => {
+                // PING: TTL (2 bytes) then context, echoed in PONG.
+                let ctx = data.get(2..).unwrap_or_default();
+                let mut pong = Vec::with_capacity(5 + ctx.len());
+                pong.push(4);
+                pong.extend_from_slice(b"PONG");
+                pong.extend_from_slice(ctx);
+                self.write_frame(&pong, false, true)?;
+                Ok(None)
+            }
+            b"SUBSCRIBE" | b"CANCEL" => {
+                let mut m = Vec::with_capacity(1 + data.len());
+                m.push(u8::from(name == b"SUBSCRIBE"));
+                m.extend_from_slice(data);
+                Ok(Some(vec![m]))
+            }
+            b"ERROR" => Err(WireError::proto(format!(
+                "peer error: {}",
+                String::from_utf8_lossy(data.get(1..).unwrap_or_default())
+            ))),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Writes `frames` as one message (or, with `command`, one command frame);
+/// `more` marks the last frame as continued. Small frames are coalesced into
+/// one write.
+fn write_frames<B: AsRef<[u8]>>(
+    w: &mut impl Write,
+    frames: &[B],
+    more: bool,
+    command: bool,
+) -> io::Result<()> {
+    let mut buf = Vec::new();
+    for (i, f) in frames.iter().enumerate() {
+        let f = f.as_ref();
+        let mut flags = if more || i + 1 < frames.len() {
+            MORE
+        } else {
+            0
+        };
+        if command {
+            flags |= COMMAND;
+        }
+        if f.len() > 255 {
+            buf.push(flags | LONG);
+            buf.extend_from_slice(&(f.len() as u64).to_be_bytes());
+        } else {
+            buf.push(flags);
+            buf.push(f.len() as u8);
+        }
+        if f.len() > 4096 {
+            w.write_all(&buf)?;
+            buf.clear();
+            w.write_all(f)?;
+        } else {
+            buf.extend_from_slice(f);
+        }
+    }
+    w.write_all(&buf)
+}
+
+/// The sending half of a [`Connection`], usable from another thread.
+#[derive(Debug)]
+pub struct Sender(TcpStream);
+
+impl Sender {
+    /// Sends one message.
+    pub fn send<B: AsRef<[u8]>>(&mut self, frames: &[B]) -> io::Result<()> {
+        write_frames(&mut self.0, frames, false, false)
+    }
+
+    /// Sets the write timeout (`None` blocks).
+    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        self.0.set_write_timeout(t)
+    }
+
+    /// Closes the connection in both directions.
+    pub fn shutdown(&self) {
+        let _ = self.0.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    fn pair(
+        a: SocketType,
+        b: SocketType,
+    ) -> (Result<Connection, WireError>, Result<Connection, WireError>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let t = std::thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            Connection::handshake(s, b, Limits::default(), Duration::from_secs(2))
+        });
+        let c = Connection::handshake(
+            TcpStream::connect(addr).unwrap(),
+            a,
+            Limits::default(),
+            Duration::from_secs(2),
+        );
+        (c, t.join().unwrap())
+    }
+
+    #[test]
+    fn frames_round_trip_short_and_long() {
+        let (c, s) = pair(SocketType::Sub, SocketType::Pub);
+        let (mut c, mut s) = (c.unwrap(), s.unwrap());
+        assert_eq!(c.peer_type(), "PUB");
+        let big = vec![7u8; 70_000];
+        s.send(&[b"kv@a@m".as_slice(), &5u64.to_be_bytes(), &big])
+            .unwrap();
+        s.send(&[b"".as_slice()]).unwrap();
+        let m = c.recv().unwrap();
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[0], b"kv@a@m");
+        assert_eq!(m[2], big);
+        assert_eq!(c.recv().unwrap(), vec![Vec::<u8>::new()]);
+    }
+
+    #[test]
+    fn incompatible_types_are_refused() {
+        let (c, _) = pair(SocketType::Sub, SocketType::Router);
+        assert!(matches!(c, Err(WireError::Protocol(m)) if m.contains("cannot talk")));
+    }
+
+    #[test]
+    fn oversized_frames_are_refused_before_allocation() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let t = std::thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            let mut c = Connection::handshake(
+                s,
+                SocketType::Pub,
+                Limits::default(),
+                Duration::from_secs(2),
+            )
+            .unwrap();
+            // A long frame header claiming 2^62 bytes, then nothing.
+            let mut head = vec![LONG];
+            head.extend_from_slice(&(1u64 << 62).to_be_bytes());
+            c.writer.write_all(&head).unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+        });
+        let mut c = Connection::handshake(
+            TcpStream::connect(addr).unwrap(),
+            SocketType::Sub,
+            Limits::default(),
+            Duration::from_secs(2),
+        )
+        .unwrap();
+        assert!(matches!(c.recv(), Err(WireError::Protocol(m)) if m.contains("limit")));
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn non_zmtp_peers_are_refused() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            s.write_all(
+                b"HTTP/1.1 200 OK\r\n\r\nhello world, this is not zmq at all......................",
+            )
+            .unwrap();
+        });
+        let r = Connection::handshake(
+            TcpStream::connect(addr).unwrap(),
+            SocketType::Sub,
+            Limits::default(),
+            Duration::from_secs(2),
+        );
+        assert!(matches!(r, Err(WireError::Protocol(_))));
+        t.join().unwrap();
+    }
+}

@@ -1,0 +1,431 @@
+//! The feed against publishers with vLLM's wire behaviour, on loopback:
+//! both socket directions, gaps and replays, restarts, duplicates, faults.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use llmd_feed::zmq::{Connection, Limits, Publisher, ReplayLayout, SocketType};
+use llmd_feed::{Feed, FeedOptions, PodSpec, PodStatsSnapshot, UnrecoverableGap};
+use llmd_kvindex::events::{
+    encode_event_batch, BlockStored, EventBatch, EventLayout, HashValue, KvEvent,
+};
+use llmd_sched::{Request, Scheduler};
+
+const CONFIG: &str = "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: precise-prefix-cache-producer\n- type: prefix-cache-scorer\n  parameters: {prefixMatchInfoProducerName: precise-prefix-cache-producer}\n- type: max-score-picker\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: prefix-cache-scorer\n  - pluginRef: max-score-picker\n";
+
+fn sched() -> Arc<Scheduler> {
+    Arc::new(Scheduler::from_config_str(CONFIG).unwrap())
+}
+
+fn toks(i: u64) -> Vec<u64> {
+    (0..16).map(|t| i * 1000 + t).collect()
+}
+
+/// A batch storing one block (tokens of `i`) as a chain start.
+fn block(i: u64) -> Vec<u8> {
+    let ev = KvEvent::BlockStored(BlockStored {
+        block_hashes: vec![HashValue::Int(i as i128 + 1)],
+        parent_block_hash: None,
+        token_ids: toks(i),
+        block_size: 16,
+        ..Default::default()
+    });
+    let b = EventBatch {
+        ts: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64(),
+        data_parallel_rank: Some(0),
+        events: vec![ev],
+        skipped_events: 0,
+    };
+    encode_event_batch(&b, EventLayout::V0_33)
+}
+
+fn opts() -> FeedOptions {
+    FeedOptions {
+        concurrency: 2,
+        reconnect_min: Duration::from_millis(20),
+        reconnect_max: Duration::from_millis(200),
+        replay_timeout: Duration::from_millis(800),
+        ..FeedOptions::default()
+    }
+}
+
+fn wait(what: &str, f: impl Fn() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn stats(feed: &Feed, pod: &str) -> PodStatsSnapshot {
+    feed.stats()[pod].clone()
+}
+
+fn publisher(topic: &str, steps: usize, layout: ReplayLayout) -> (Publisher, String, String) {
+    let mut p = Publisher::new(topic, steps);
+    let ev = p.bind("tcp://127.0.0.1:0").unwrap().to_string();
+    let rp = p
+        .bind_replay("tcp://127.0.0.1:0", layout)
+        .unwrap()
+        .to_string();
+    (p, ev, rp)
+}
+
+fn pod(name: &str, ev: &str, rp: Option<&str>) -> PodSpec {
+    let mut s = PodSpec::new(name, "127.0.0.1:9").with_events(ev);
+    s.replay = rp.map(str::to_string);
+    s.scrape = false;
+    s
+}
+
+/// The endpoint a request for the tokens of `i` is routed to.
+fn routed(s: &Scheduler, i: u64) -> String {
+    let req = Request::with_tokens("r", "m", toks(i).iter().map(|&t| t as u32).collect());
+    s.pick(&req).unwrap().primary().unwrap().name.clone()
+}
+
+fn subscribed(p: &Publisher) {
+    wait("a subscriber", || p.subscribers() > 0);
+    // The subscription message follows the handshake.
+    std::thread::sleep(Duration::from_millis(50));
+}
+
+#[test]
+fn connects_and_applies_in_order() {
+    let s = sched();
+    let (p, ev, rp) = publisher("kv@127.0.0.1@m", 100, ReplayLayout::WithTopic);
+    let feed = Feed::new(s.clone(), opts());
+    feed.add_pod(pod("a", &ev, Some(&rp))).unwrap();
+    feed.add_pod(pod("b", "tcp://127.0.0.1:1", None)).unwrap();
+    feed.start().unwrap();
+    subscribed(&p);
+    for i in 0..10 {
+        p.publish(&block(i));
+    }
+    wait("10 batches", || stats(&feed, "a").events == 10);
+    let st = stats(&feed, "a");
+    assert_eq!(
+        (st.blocks, st.gaps, st.duplicates, st.clears),
+        (10, 0, 0, 0)
+    );
+    assert!(st.last_event_age_s.is_some());
+    assert_eq!(routed(&s, 3), "a");
+    assert!(stats(&feed, "b").connect_failures > 0);
+    let text = feed.render_metrics();
+    assert!(
+        text.contains("llmd_feed_event_batches_total{pod=\"a\"} 10"),
+        "{text}"
+    );
+    assert!(text.contains("llmd_feed_event_lag_seconds_count{pod=\"a\"} 10"));
+}
+
+#[test]
+fn a_gap_is_replayed_in_both_layouts() {
+    for layout in [ReplayLayout::WithTopic, ReplayLayout::WithoutTopic] {
+        let s = sched();
+        let (p, ev, rp) = publisher("kv@x@m", 100, layout);
+        let feed = Feed::new(s.clone(), opts());
+        feed.add_pod(pod("a", &ev, Some(&rp))).unwrap();
+        feed.start().unwrap();
+        subscribed(&p);
+        for i in 0..3 {
+            p.publish(&block(i));
+        }
+        for i in 3..6 {
+            p.record_only(i, &block(i)); // lost on the way
+        }
+        p.publish(&block(6));
+        p.publish(&block(7));
+        wait("8 batches", || stats(&feed, "a").events == 8);
+        let st = stats(&feed, "a");
+        assert_eq!(
+            (st.gaps, st.replays, st.clears),
+            (1, 1, 0),
+            "{layout:?} {st:?}"
+        );
+        // The replay brought 6 and 7 too; their live copies were skipped.
+        assert!(st.duplicates >= 1, "{st:?}");
+        assert_eq!(st.blocks, 8);
+        for i in 0..8 {
+            assert_eq!(routed(&s, i), "a");
+        }
+    }
+}
+
+#[test]
+fn a_gap_the_buffer_no_longer_covers_drops_the_pods_entries() {
+    let s = sched();
+    let (p, ev, rp) = publisher("kv@x@m", 2, ReplayLayout::WithTopic);
+    let feed = Feed::new(s.clone(), opts());
+    feed.add_pod(pod("a", &ev, Some(&rp))).unwrap();
+    feed.start().unwrap();
+    subscribed(&p);
+    p.publish(&block(0));
+    p.publish(&block(1));
+    wait("2 batches", || stats(&feed, "a").events == 2);
+    for i in 2..6 {
+        p.record_only(i, &block(i));
+    }
+    p.publish(&block(6)); // the buffer holds 5 and 6 only
+    wait("the replay", || stats(&feed, "a").replays_too_old == 1);
+    wait("5 and 6", || stats(&feed, "a").events == 4);
+    let st = stats(&feed, "a");
+    assert_eq!((st.gaps, st.clears), (1, 1), "{st:?}");
+    assert_eq!((st.blocks, st.replays), (4, 0), "{st:?}");
+    assert_eq!(routed(&s, 6), "a");
+}
+
+#[test]
+fn without_replay_a_gap_clears_or_keeps_per_the_option() {
+    for (policy, clears) in [(UnrecoverableGap::Clear, 1), (UnrecoverableGap::Keep, 0)] {
+        let s = sched();
+        let (p, ev, _) = publisher("kv@x@m", 10, ReplayLayout::WithTopic);
+        let feed = Feed::new(
+            s.clone(),
+            FeedOptions {
+                on_unrecoverable_gap: policy,
+                ..opts()
+            },
+        );
+        feed.add_pod(pod("a", &ev, None)).unwrap();
+        feed.start().unwrap();
+        subscribed(&p);
+        p.publish(&block(0));
+        p.record_only(1, &block(1));
+        p.publish(&block(2));
+        wait("2 batches", || stats(&feed, "a").events == 2);
+        let st = stats(&feed, "a");
+        assert_eq!(
+            (st.gaps, st.clears, st.replays),
+            (1, clears, 0),
+            "{policy:?}"
+        );
+    }
+}
+
+#[test]
+fn restarts_duplicates_and_a_killed_publisher() {
+    let s = sched();
+    let (mut p, ev, rp) = publisher("kv@x@m", 100, ReplayLayout::WithTopic);
+    let feed = Feed::new(s.clone(), opts());
+    feed.add_pod(pod("a", &ev, Some(&rp))).unwrap();
+    feed.start().unwrap();
+    subscribed(&p);
+    p.publish(&block(0));
+    p.publish(&block(1));
+    p.publish_with_seq(1, &block(1)); // the same number again
+    wait("2 batches", || stats(&feed, "a").events == 2);
+    wait("the duplicate", || stats(&feed, "a").duplicates == 1);
+    // Killed and restarted on the same ports: numbering starts over.
+    let port = |e: &str| e.rsplit(':').next().unwrap().to_string();
+    let (evp, rpp) = (port(&ev), port(&rp));
+    p.close();
+    drop(p);
+    let mut p = Publisher::new("kv@x@m", 100);
+    p.bind(&format!("tcp://127.0.0.1:{evp}")).unwrap();
+    p.bind_replay(&format!("tcp://127.0.0.1:{rpp}"), ReplayLayout::WithTopic)
+        .unwrap();
+    wait("the reconnect", || stats(&feed, "a").reconnects >= 1);
+    subscribed(&p);
+    p.publish(&block(7));
+    wait("the restart", || stats(&feed, "a").restarts == 1);
+    wait("3 batches", || stats(&feed, "a").events == 3);
+    assert_eq!(routed(&s, 7), "a");
+}
+
+#[test]
+fn pods_that_dial_a_bound_socket_are_matched_by_topic() {
+    let s = sched();
+    let feed = Feed::new(s.clone(), opts());
+    let bound = feed.bind_events("tcp://127.0.0.1:0").unwrap();
+    let mut spec = PodSpec::new("pod-a", "127.0.0.5:8000");
+    spec.scrape = false;
+    feed.add_pod(spec).unwrap();
+    feed.start().unwrap();
+    let mut p = Publisher::new("kv@127.0.0.5@m", 10);
+    p.connect(&bound.to_string()).unwrap();
+    let mut stranger = Publisher::new("kv@10.9.9.9@m", 10);
+    stranger.connect(&bound.to_string()).unwrap();
+    subscribed(&p);
+    subscribed(&stranger);
+    for i in 0..5 {
+        p.publish(&block(i));
+    }
+    stranger.publish(&block(99));
+    wait("5 batches", || stats(&feed, "pod-a").events == 5);
+    wait("the stranger", || feed.unknown_publisher_messages() == 1);
+    assert_eq!(routed(&s, 2), "pod-a");
+}
+
+#[test]
+fn malformed_frames_and_payloads_are_counted_not_fatal() {
+    let s = sched();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let ev = format!("tcp://{}", l.local_addr().unwrap());
+    let feed = Feed::new(s.clone(), opts());
+    feed.add_pod(pod("a", &ev, None)).unwrap();
+    feed.start().unwrap();
+    let (stream, _) = l.accept().unwrap();
+    let mut c = Connection::handshake(
+        stream,
+        SocketType::Pub,
+        Limits::default(),
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    let _ = c.recv(); // the subscription
+    c.send(&[&b"kv@x@m"[..], &[0u8; 8]]).unwrap(); // two frames
+    c.send(&[&b"kv@x@m"[..], &[0u8; 9], b"x"]).unwrap(); // 9-byte seq
+    c.send(&[&[0xffu8, 0xfe][..], &0u64.to_be_bytes(), b"x"])
+        .unwrap(); // bad topic
+    c.send(&[&b"kv@x@m"[..], &0u64.to_be_bytes(), b"\xc1garbage"])
+        .unwrap(); // bad payload
+    c.send(&[&b"kv@x@m"[..], &1u64.to_be_bytes(), &block(1)])
+        .unwrap();
+    wait("the good batch", || stats(&feed, "a").events == 1);
+    let st = stats(&feed, "a");
+    assert_eq!((st.malformed, st.decode_errors), (3, 1), "{st:?}");
+    // A frame claiming 2^62 bytes closes the connection, and the feed redials.
+    let mut w = c.stream().unwrap();
+    w.write_all(&[0x02]).unwrap();
+    w.write_all(&(1u64 << 62).to_be_bytes()).unwrap();
+    let (mut again, _) = l.accept().unwrap();
+    assert_eq!(stats(&feed, "a").malformed, 4);
+    let mut sig = [0u8; 10];
+    again.read_exact(&mut sig).unwrap();
+    assert_eq!((sig[0], sig[9]), (0xff, 0x7f));
+}
+
+#[test]
+fn a_removed_pod_is_never_routed_to_even_while_its_events_arrive() {
+    let s = sched();
+    let (pa, eva, _) = publisher("kv@x@m", 10, ReplayLayout::WithTopic);
+    let (pb, evb, _) = publisher("kv@y@m", 10, ReplayLayout::WithTopic);
+    let feed = Feed::new(s.clone(), opts());
+    feed.add_pod(pod("a", &eva, None)).unwrap();
+    feed.add_pod(pod("b", &evb, None)).unwrap();
+    feed.start().unwrap();
+    subscribed(&pa);
+    subscribed(&pb);
+    pb.publish(&block(50));
+    wait("b's batch", || stats(&feed, "b").events == 1);
+    let pump = std::thread::spawn(move || {
+        for i in 0..300 {
+            pa.publish(&block(i % 20));
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    });
+    wait("a's batches", || stats(&feed, "a").events > 5);
+    feed.remove_pod("a").unwrap();
+    for i in 0..200 {
+        assert_eq!(routed(&s, i % 20), "b");
+    }
+    pump.join().unwrap();
+    assert!(!feed.pods().contains(&"a".to_string()));
+    assert_eq!(s.endpoint_names(), vec!["b".to_string()]);
+}
+
+/// An HTTP server answering every GET with `body`, or never when `hang`.
+fn metrics_server(body: &'static str, hang: bool) -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 2048];
+                let _ = s.read(&mut buf);
+                if hang {
+                    std::thread::sleep(Duration::from_secs(30));
+                    return;
+                }
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn scrapes_metrics_and_evicts_a_pod_that_hangs() {
+    let s = sched();
+    let good = metrics_server(
+        "vllm:num_requests_waiting{model_name=\"m\"} 7\nvllm:num_requests_running{model_name=\"m\"} 2\nvllm:kv_cache_usage_perc{model_name=\"m\"} 0.25\nvllm:cache_config_info{block_size=\"16\",num_gpu_blocks=\"1000\"} 1\n",
+        false,
+    );
+    let hung = metrics_server("", true);
+    let feed = Feed::new(
+        s.clone(),
+        FeedOptions {
+            scrape_interval: Duration::from_millis(20),
+            scrape_timeout: Duration::from_millis(100),
+            down_after_failures: 2,
+            remove_after: Duration::from_millis(400),
+            ..opts()
+        },
+    );
+    feed.add_pod(PodSpec::new("good", good.clone())).unwrap();
+    feed.add_pod(PodSpec::new("hung", hung)).unwrap();
+    feed.start().unwrap();
+    wait("a scrape", || stats(&feed, "good").scrapes >= 2);
+    let ep = s.endpoint_state("good").unwrap();
+    assert_eq!(
+        (ep.waiting_queue_size(), ep.running_requests_size()),
+        (7, 2)
+    );
+    assert_eq!((ep.cache_block_size(), ep.cache_num_blocks()), (16, 1000));
+    wait("the hung pod down", || !stats(&feed, "hung").up);
+    wait("the eviction", || stats(&feed, "hung").evictions == 1);
+    assert!(!stats(&feed, "hung").registered);
+    assert_eq!(s.endpoint_names(), vec!["good".to_string()]);
+    let text = feed.render_metrics();
+    assert!(text.contains("llmd_feed_pod_up{pod=\"hung\"} 0"), "{text}");
+    assert!(text.contains("llmd_feed_evictions_total{pod=\"hung\"} 1"));
+    assert!(stats(&feed, "good").up && stats(&feed, "good").scrape_errors == 0);
+}
+
+#[test]
+fn an_llm_d_precise_config_is_executed_and_reported() {
+    let yaml = "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: precise-prefix-cache-producer\n  parameters:\n    kvEventsConfig:\n      topicFilter: 'kv@'\n      concurrency: 3\n      discoverPods: true\n      podDiscoveryConfig: {socketPort: 5557, replaySocketPort: 5558, podLabelSelector: 'app=vllm'}\n- type: prefix-cache-scorer\n  parameters: {prefixMatchInfoProducerName: precise-prefix-cache-producer}\n- type: max-score-picker\n- type: metrics-data-source\n  parameters: {path: /m, interval: 10ms}\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: prefix-cache-scorer\n  - pluginRef: max-score-picker\ndataLayer:\n  sources:\n  - pluginRef: metrics-data-source\n";
+    let s = Arc::new(Scheduler::from_config_str(yaml).unwrap());
+    let feed = Feed::from_scheduler(s).unwrap();
+    let o = feed.options();
+    assert_eq!(
+        (
+            o.concurrency,
+            o.discover_events_port,
+            o.discover_replay_port
+        ),
+        (3, Some(5557), Some(5558))
+    );
+    assert_eq!(o.metrics_path, "/m");
+    assert_eq!(
+        o.scrape_interval,
+        Duration::from_millis(50),
+        "clamped to llm-d's 50 ms tick"
+    );
+    let not: Vec<&str> = feed
+        .settings()
+        .iter()
+        .filter(|x| !x.executed)
+        .map(|x| x.setting.as_str())
+        .collect();
+    assert_eq!(
+        not,
+        vec!["kvEventsConfig.podDiscoveryConfig.podLabelSelector"]
+    );
+    feed.add_pod(PodSpec::new("p", "10.1.2.3:8000")).unwrap();
+    let _ = &feed;
+}
