@@ -97,15 +97,27 @@ impl Feed {
     /// [`Feed::settings`] lists each setting, executed or not.
     pub fn from_scheduler(sched: Arc<Scheduler>) -> Result<Feed, FeedError> {
         let plan = crate::config::plan(sched.config_report())?;
-        let bind = plan.options.bind.clone();
-        let mut feed = Feed::new(sched, plan.options);
+        Feed::with_plan(sched, plan.options, plan.settings, plan.discovery)
+    }
+
+    /// As [`Feed::from_scheduler`] with options the host adjusted (the
+    /// plan's `options.bind` endpoints are bound, its discovery sources
+    /// added, its settings reported).
+    pub fn with_plan(
+        sched: Arc<Scheduler>,
+        options: FeedOptions,
+        settings: Vec<FeedSetting>,
+        discovery: Vec<Discovery>,
+    ) -> Result<Feed, FeedError> {
+        let bind = options.bind.clone();
+        let mut feed = Feed::new(sched, options);
         Arc::get_mut(&mut feed.inner)
             .expect("a new feed is not shared")
-            .settings = plan.settings;
+            .settings = settings;
         for ep in bind {
             feed.bind_events(&ep)?;
         }
-        for d in plan.discovery {
+        for d in discovery {
             feed.add_discovery(d)?;
         }
         Ok(feed)
@@ -458,7 +470,7 @@ impl Inner {
             loop {
                 match conn.recv() {
                     Ok(m) => {
-                        if !self.dispatch(pod, rank, m) {
+                        if !self.dispatch(pod, Some(rank), m) {
                             PodStats::inc(&st.malformed);
                         }
                     }
@@ -476,7 +488,7 @@ impl Inner {
     }
 
     /// Queues one event message; false when it is malformed.
-    fn dispatch(&self, pod: &PodRef, rank: i64, m: Message) -> bool {
+    fn dispatch(&self, pod: &PodRef, rank: Option<i64>, m: Message) -> bool {
         let frames: Vec<&[u8]> = m.iter().map(Vec::as_slice).collect();
         let Ok((_, seq, _)) = parse_message(&frames) else {
             return false;
@@ -558,7 +570,7 @@ impl Inner {
             };
             match pod {
                 Some(p) => {
-                    self.dispatch(&p, 0, m);
+                    self.dispatch(&p, None, m);
                 }
                 None => {
                     self.counters

@@ -17,8 +17,11 @@ use crate::zmq::{replay, ReplayEnd};
 /// A batch as it came off a socket.
 pub(crate) struct Work {
     pub pod: PodRef,
-    /// Rank of the socket it came from (when the batch names none).
-    pub rank: i64,
+    /// The data-parallel rank of the socket it came from (each rank
+    /// publishes on its own port); `None` on a bound socket, where the
+    /// batch's own `data_parallel_rank` tells the publishers of one pod
+    /// apart.
+    pub rank: Option<i64>,
     pub seq: u64,
     pub payload: Vec<u8>,
     pub received: Instant,
@@ -46,7 +49,7 @@ fn process(sched: &Scheduler, opts: &FeedOptions, w: Work) {
             return;
         }
     };
-    let rank = batch.data_parallel_rank.unwrap_or(w.rank);
+    let rank = w.rank.or(batch.data_parallel_rank).unwrap_or(0);
     let mut streams = pod.streams.lock().unwrap();
     let state = streams.entry(rank).or_default();
     let seq = w.seq;
@@ -124,9 +127,15 @@ fn recover(
                         too_old = true; // the buffer no longer reaches `from`
                     }
                     let Ok(b) = decode_event_batch(payload) else {
-                        PodStats::inc(&st.decode_errors);
-                        hole = true;
-                        return false;
+                        // Consumed, not applied. Batches from `live` on also
+                        // arrive (or arrived) live and are counted there.
+                        if seq < live {
+                            PodStats::inc(&st.decode_errors);
+                            sched.record_kv_decode_error(pod.name());
+                        }
+                        state.applied(seq);
+                        next = seq + 1;
+                        return true;
                     };
                     if too_old && known && !cleared {
                         clear(sched, pod, &b);

@@ -14,6 +14,7 @@ use pyo3::prelude::*;
 mod convert;
 mod errors;
 mod events;
+mod feed;
 mod hasher;
 mod index;
 mod json;
@@ -39,6 +40,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("REPLAY_END_SEQ", llmd_kvindex::events::zmq::REPLAY_END_SEQ)?;
     m.add_class::<index::PyKvIndex>()?;
     m.add_class::<scheduler::PyScheduler>()?;
+    m.add_class::<feed::PyFeed>()?;
     m.add_class::<scheduler::PyDecision>()?;
     Ok(())
 }

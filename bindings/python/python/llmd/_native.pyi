@@ -7,6 +7,8 @@ from typing import Any, Literal, TypeAlias, final
 from llmd._types import (
     ConfigReport,
     EndpointState,
+    FeedSetting,
+    PodStats,
     IndexApplyResult,
     IndexStats,
     IngestResult,
@@ -31,6 +33,7 @@ __all__ = [
     "REPLAY_END_SEQ",
     "KvIndex",
     "Scheduler",
+    "Feed",
     "Decision",
 ]
 
@@ -451,6 +454,101 @@ class Scheduler:
     @property
     def open_requests(self) -> int:
         """Requests picked and not finished yet."""
+
+@final
+class Feed:
+    """Follows vLLM pods for a `Scheduler`: subscribes to their KV events
+    (ZMQ, with vLLM's replay on gaps and restarts), scrapes their `/metrics`,
+    and adds and removes them as discovery says. Runs on its own threads
+    (no GIL held); `start()` / `stop()` or `with feed:`.
+
+    Built from the scheduler's config: a precise producer's `kvEventsConfig`
+    (topic filter, concurrency, `socketPort` / `replaySocketPort` for every
+    pod, a bound `zmqEndpoint`), the `metrics-data-source` and
+    `file-discovery` are executed; `settings` lists each. Keyword arguments
+    override the config.
+    """
+    def __new__(
+        cls,
+        scheduler: Scheduler,
+        *,
+        topics: Sequence[str] | None = None,
+        concurrency: int | None = None,
+        events_port: int | None = None,
+        replay_port: int | None = None,
+        scrape_interval: float | None = None,
+        scrape_timeout: float | None = None,
+        replay_timeout: float | None = None,
+        remove_after: float | None = None,
+        clear_on_unrecoverable_gap: bool | None = None,
+    ) -> Feed: ...
+    def add_pod(
+        self,
+        name: str,
+        address: str,
+        *,
+        events: str | None = None,
+        replay: str | None = None,
+        metrics_url: str | None = None,
+        scrape: bool = True,
+        data_parallel_size: int = 1,
+    ) -> None:
+        """Follows a pod: registers it in the scheduler (unless an endpoint of
+        that name exists), subscribes to `events` (a ZMQ endpoint such as
+        `tcp://10.0.0.7:5557`; by default `tcp://<host>:<socketPort>` when the
+        config discovers pods), replays gaps from `replay`, and scrapes
+        `metrics_url` (default `http://<address>/metrics`; `scrape=False`
+        turns scraping off).
+        """
+    def remove_pod(self, name: str) -> None:
+        """Stops following a pod and removes it (and its index entries) from
+        the scheduler; its batches still in flight are not applied.
+        """
+    def bind_events(self, endpoint: str) -> str:
+        """Binds a socket for pods that dial in (vLLM with a `tcp://host:port`
+        events endpoint, llm-d-inference-sim); messages go to the pod their
+        topic (`kv@<pod>@<model>`) names. Returns the bound endpoint.
+        """
+    def discover_dns(self, host: str, port: int, *, interval: float = 5.0) -> None:
+        """Follows every address a DNS name resolves to (a headless service),
+        re-resolving every `interval` seconds; pods are named by IP.
+        """
+    def watch_file(self, path: str | PathLike[str], *, watch: bool = True) -> None:
+        """Follows the pods of llm-d's endpoint file (`endpoints: [{name,
+        namespace, address, port, labels}]`), re-read when it changes when
+        `watch` is true.
+        """
+    def start(self) -> None:
+        """Starts the threads (idempotent while running; a stopped feed cannot
+        be started again).
+        """
+    def stop(self) -> None:
+        """Stops every thread and closes every socket; pods stay registered."""
+    def __enter__(self) -> Feed: ...
+    def __exit__(self, *_args: object) -> bool: ...
+    @property
+    def running(self) -> bool:
+        """True between `start()` and `stop()`."""
+    @property
+    def pods(self) -> list[str]:
+        """Names of the followed pods."""
+    def stats(self) -> dict[str, PodStats]:
+        """Per-pod counters by name: events, blocks, gaps, duplicates, restarts,
+        replays (ok / too old / incomplete / failed), clears, reconnects,
+        connect failures, malformed messages, decode errors, queue drops,
+        scrapes and scrape errors, evictions, last event and scrape ages, up,
+        registered.
+        """
+    @property
+    def settings(self) -> list[FeedSetting]:
+        """Config settings this feed executes or not, each with a note."""
+    @property
+    def unknown_publisher_messages(self) -> int:
+        """Messages on bound sockets whose topic named no followed pod."""
+    def render_metrics(self) -> str:
+        """The `llmd_feed_*` metrics in Prometheus text format (serve them
+        beside `Scheduler.render_metrics()`).
+        """
 
 @final
 class KvIndex:

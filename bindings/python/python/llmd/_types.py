@@ -149,6 +149,8 @@ class PluginRecord(TypedDict):
     status: dict[str, str]
     """``{"status": "executed"}`` or ``{"status": "accepted_not_executed", "reason": ...}``."""
     remark: str | None
+    parameters: Any
+    """The plugin's ``parameters`` as configured (``None`` when none)."""
     settings_not_executed: list[SettingNotExecuted]
 
 
@@ -163,3 +165,54 @@ class ConfigReport(TypedDict):
     """Deprecations, Alpha plugins, ignored references."""
     not_executed: list[str]
     """One line per configured plugin or setting that is accepted but not executed."""
+
+
+class PodStats(TypedDict):
+    """One pod's counters in ``Feed.stats()``."""
+
+    name: str
+    address: str
+    events: int
+    """KV-event batches applied to the scheduler."""
+    blocks: int
+    """Blocks stored by those batches."""
+    blocks_removed: int
+    gaps: int
+    """Sequence gaps seen (lost batches)."""
+    duplicates: int
+    """Batches skipped as already applied."""
+    restarts: int
+    """Publisher restarts seen (numbering went back)."""
+    replays: int
+    """Replays that covered what was asked."""
+    replays_too_old: int
+    """Replays whose first batch was past what was asked (lost for good)."""
+    replays_incomplete: int
+    replays_failed: int
+    clears: int
+    """Times the pod's index entries were dropped (unrecoverable gap)."""
+    reconnects: int
+    connect_failures: int
+    malformed: int
+    """Messages or handshakes dropped as malformed."""
+    decode_errors: int
+    queue_drops: int
+    not_applied: int
+    """Batches that arrived while the pod was not registered."""
+    scrapes: int
+    scrape_errors: int
+    evictions: int
+    """Times the pod was removed from the scheduler for not answering."""
+    last_event_age_s: float | None
+    last_scrape_age_s: float | None
+    up: bool
+    registered: bool
+
+
+class FeedSetting(TypedDict):
+    """A config setting and what ``Feed`` does with it."""
+
+    plugin: str
+    setting: str
+    executed: bool
+    note: str

@@ -5,6 +5,7 @@ mod feed;
 mod request;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use llmd_sched::{Endpoint, EndpointMetrics, LoadOptions, ScheduleError, Scheduler, Usage};
@@ -22,10 +23,15 @@ use crate::json;
 /// metrics and KV events, told about every request's progress.
 #[pyclass(name = "Scheduler", module = "llmd", frozen)]
 pub(crate) struct PyScheduler {
-    inner: Scheduler,
+    inner: Arc<Scheduler>,
 }
 
 impl PyScheduler {
+    /// The scheduler, shared (a `Feed` drives it from its own threads).
+    pub(crate) fn shared(&self) -> Arc<Scheduler> {
+        Arc::clone(&self.inner)
+    }
+
     fn wrap(
         py: Python<'_>,
         built: Result<Scheduler, ScheduleError>,
@@ -35,7 +41,9 @@ impl PyScheduler {
         if let Some(seed) = seed {
             inner = inner.with_seed(seed);
         }
-        Ok(PyScheduler { inner })
+        Ok(PyScheduler {
+            inner: Arc::new(inner),
+        })
     }
 
     /// Builds with the strict option, then warns once per configured

@@ -1,0 +1,266 @@
+//! `llmd.Feed`: the live connection to vLLM pods (KV events over ZMQ with
+//! replay, `/metrics` scraping, discovery) on Rust threads.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use llmd_feed::{Discovery, Feed, FeedError, FeedOptions, PodSpec};
+use pyo3::prelude::*;
+
+use crate::errors::{error, schedule_error, Kind};
+use crate::json;
+use crate::scheduler::PyScheduler;
+
+fn feed_error(py: Python<'_>, e: FeedError) -> PyErr {
+    match e {
+        FeedError::Schedule(s) => schedule_error(py, &s),
+        FeedError::UnknownPod(_) => {
+            let err = error(py, Kind::UnknownEndpoint, e.to_string());
+            let _ = err.value(py).setattr("code", "unknown_pod");
+            err
+        }
+        FeedError::Config(_) => error(py, Kind::InvalidArgument, e.to_string()),
+        FeedError::Io(_) => error(py, Kind::Other, e.to_string()),
+    }
+}
+
+fn seconds(what: &str, v: f64) -> Result<Duration, String> {
+    if v.is_finite() && v > 0.0 && v < 1e9 {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(format!(
+            "{what} must be a positive number of seconds, got {v}"
+        ))
+    }
+}
+
+/// Follows vLLM pods for a `Scheduler`: subscribes to their KV events
+/// (ZMQ, with vLLM's replay on gaps and restarts), scrapes their `/metrics`,
+/// and adds and removes them as discovery says. Runs on its own threads
+/// (no GIL held); `start()` / `stop()` or `with feed:`.
+///
+/// Built from the scheduler's config: a precise producer's `kvEventsConfig`
+/// (topic filter, concurrency, `socketPort` / `replaySocketPort` for every
+/// pod, a bound `zmqEndpoint`), the `metrics-data-source` and
+/// `file-discovery` are executed; `settings` lists each. Keyword arguments
+/// override the config.
+#[pyclass(name = "Feed", module = "llmd", frozen)]
+pub(crate) struct PyFeed {
+    inner: Feed,
+}
+
+#[pymethods]
+impl PyFeed {
+    #[new]
+    #[pyo3(signature = (scheduler, *, topics=None, concurrency=None, events_port=None, replay_port=None, scrape_interval=None, scrape_timeout=None, replay_timeout=None, remove_after=None, clear_on_unrecoverable_gap=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        scheduler: &PyScheduler,
+        topics: Option<Vec<String>>,
+        concurrency: Option<usize>,
+        events_port: Option<u16>,
+        replay_port: Option<u16>,
+        scrape_interval: Option<f64>,
+        scrape_timeout: Option<f64>,
+        replay_timeout: Option<f64>,
+        remove_after: Option<f64>,
+        clear_on_unrecoverable_gap: Option<bool>,
+    ) -> PyResult<Self> {
+        let sched = scheduler.shared();
+        let plan = llmd_feed::plan(sched.config_report()).map_err(|e| feed_error(py, e))?;
+        let mut o: FeedOptions = plan.options.clone();
+        let bad = |m: String| error(py, Kind::InvalidArgument, m);
+        if let Some(t) = topics {
+            o.topics = t;
+        }
+        if let Some(c) = concurrency {
+            if c == 0 || c > 1024 {
+                return Err(bad(format!("concurrency must be in 1..=1024, got {c}")));
+            }
+            o.concurrency = c;
+        }
+        if events_port.is_some() {
+            o.discover_events_port = events_port;
+        }
+        if replay_port.is_some() {
+            o.discover_replay_port = replay_port;
+        }
+        for (v, slot, what) in [
+            (scrape_interval, &mut o.scrape_interval, "scrape_interval"),
+            (scrape_timeout, &mut o.scrape_timeout, "scrape_timeout"),
+            (replay_timeout, &mut o.replay_timeout, "replay_timeout"),
+            (remove_after, &mut o.remove_after, "remove_after"),
+        ] {
+            if let Some(v) = v {
+                *slot = seconds(what, v).map_err(bad)?;
+            }
+        }
+        if let Some(c) = clear_on_unrecoverable_gap {
+            o.on_unrecoverable_gap = if c {
+                llmd_feed::UnrecoverableGap::Clear
+            } else {
+                llmd_feed::UnrecoverableGap::Keep
+            };
+        }
+        let feed = Feed::with_plan(sched, o, plan.settings, plan.discovery)
+            .map_err(|e| feed_error(py, e))?;
+        Ok(PyFeed { inner: feed })
+    }
+
+    /// Follows a pod: registers it in the scheduler (unless an endpoint of
+    /// that name exists), subscribes to `events` (a ZMQ endpoint such as
+    /// `tcp://10.0.0.7:5557`; by default `tcp://<host>:<socketPort>` when the
+    /// config discovers pods), replays gaps from `replay`, and scrapes
+    /// `metrics_url` (default `http://<address>/metrics`; `scrape=False`
+    /// turns scraping off).
+    #[pyo3(signature = (name, address, *, events=None, replay=None, metrics_url=None, scrape=true, data_parallel_size=1))]
+    #[allow(clippy::too_many_arguments)]
+    fn add_pod(
+        &self,
+        py: Python<'_>,
+        name: String,
+        address: String,
+        events: Option<String>,
+        replay: Option<String>,
+        metrics_url: Option<String>,
+        scrape: bool,
+        data_parallel_size: u16,
+    ) -> PyResult<()> {
+        let spec = PodSpec {
+            events,
+            replay,
+            metrics_url,
+            scrape,
+            data_parallel_size: data_parallel_size.max(1),
+            ..PodSpec::new(name, address)
+        };
+        py.detach(|| self.inner.add_pod(spec))
+            .map_err(|e| feed_error(py, e))
+    }
+
+    /// Stops following a pod and removes it (and its index entries) from
+    /// the scheduler; its batches still in flight are not applied.
+    fn remove_pod(&self, py: Python<'_>, name: &str) -> PyResult<()> {
+        py.detach(|| self.inner.remove_pod(name))
+            .map_err(|e| feed_error(py, e))
+    }
+
+    /// Binds a socket for pods that dial in (vLLM with a `tcp://host:port`
+    /// events endpoint, llm-d-inference-sim); messages go to the pod their
+    /// topic (`kv@<pod>@<model>`) names. Returns the bound endpoint.
+    fn bind_events(&self, py: Python<'_>, endpoint: &str) -> PyResult<String> {
+        py.detach(|| self.inner.bind_events(endpoint))
+            .map(|e| e.to_string())
+            .map_err(|e| feed_error(py, e))
+    }
+
+    /// Follows every address a DNS name resolves to (a headless service),
+    /// re-resolving every `interval` seconds; pods are named by IP.
+    #[pyo3(signature = (host, port, *, interval=5.0))]
+    fn discover_dns(&self, py: Python<'_>, host: String, port: u16, interval: f64) -> PyResult<()> {
+        let interval =
+            seconds("interval", interval).map_err(|m| error(py, Kind::InvalidArgument, m))?;
+        self.inner
+            .add_discovery(Discovery::Dns {
+                host,
+                port,
+                interval,
+            })
+            .map_err(|e| feed_error(py, e))
+    }
+
+    /// Follows the pods of llm-d's endpoint file (`endpoints: [{name,
+    /// namespace, address, port, labels}]`), re-read when it changes when
+    /// `watch` is true.
+    #[pyo3(signature = (path, *, watch=true))]
+    fn watch_file(&self, py: Python<'_>, path: PathBuf, watch: bool) -> PyResult<()> {
+        self.inner
+            .add_discovery(Discovery::File {
+                path,
+                watch,
+                interval: Duration::from_secs(1),
+            })
+            .map_err(|e| feed_error(py, e))
+    }
+
+    /// Starts the threads (idempotent while running; a stopped feed cannot
+    /// be started again).
+    fn start(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.inner.start())
+            .map_err(|e| feed_error(py, e))
+    }
+
+    /// Stops every thread and closes every socket; pods stay registered.
+    fn stop(&self, py: Python<'_>) {
+        py.detach(|| self.inner.stop())
+    }
+
+    fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
+        slf.get().start(slf.py())?;
+        Ok(slf)
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+        self.stop(py);
+        false
+    }
+
+    /// True between `start()` and `stop()`.
+    #[getter]
+    fn running(&self) -> bool {
+        self.inner.is_running()
+    }
+
+    /// Names of the followed pods.
+    #[getter]
+    fn pods(&self) -> Vec<String> {
+        self.inner.pods()
+    }
+
+    /// Per-pod counters by name: events, blocks, gaps, duplicates, restarts,
+    /// replays (ok / too old / incomplete / failed), clears, reconnects,
+    /// connect failures, malformed messages, decode errors, queue drops,
+    /// scrapes and scrape errors, evictions, last event and scrape ages, up,
+    /// registered.
+    fn stats(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        json::to_py(py, &self.inner.stats())
+    }
+
+    /// Config settings this feed executes or not, each with a note.
+    #[getter]
+    fn settings(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        json::to_py(py, &self.inner.settings())
+    }
+
+    /// Messages on bound sockets whose topic named no followed pod.
+    #[getter]
+    fn unknown_publisher_messages(&self) -> u64 {
+        self.inner.unknown_publisher_messages()
+    }
+
+    /// The `llmd_feed_*` metrics in Prometheus text format (serve them
+    /// beside `Scheduler.render_metrics()`).
+    fn render_metrics(&self, py: Python<'_>) -> String {
+        py.detach(|| self.inner.render_metrics())
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Feed(pods={}, running={})",
+            self.inner.pods().len(),
+            if self.inner.is_running() {
+                "True"
+            } else {
+                "False"
+            }
+        )
+    }
+}
+
+impl Drop for PyFeed {
+    fn drop(&mut self) {
+        self.inner.stop();
+    }
+}
