@@ -33,6 +33,7 @@ pub mod exposition;
 pub mod keyer;
 pub mod kvcache;
 pub mod lru;
+pub mod pods;
 pub mod policy;
 pub mod report;
 pub mod request;

@@ -3,6 +3,7 @@
 mod config;
 mod events;
 mod hash;
+mod pods;
 mod simulate;
 
 /// Usage text.
@@ -16,6 +17,11 @@ USAGE:
   llmd hash [--block-size N] [--algo sha256_cbor|sha256|xxhash|xxhash_cbor] [--seed S]
             [--seed-unset] [--vllm VERSION] [--lora NAME] [--json] TOKEN... (or tokens on stdin)
   llmd events decode [--hex] [FILE]   (msgpack EventBatch bytes, or hex with --hex; stdin when FILE is absent)
+  llmd pods [-n N] [--port P] [--events map|array] [--model NAME] [--scenario FILE]
+            [--speed X] [--buffer-steps N]
+            (N simulated vLLM pods on loopback: OpenAI API, /metrics, /tokenize, KV events
+             over ZMQ with replay; prints `name http://host:port events-endpoint replay-endpoint`
+             per pod, then serves until interrupted)
   llmd help
 ";
 
@@ -36,6 +42,7 @@ pub fn dispatch(args: &[String]) -> Result<(), String> {
         Some("hash") => hash::run(rest),
         Some("config") => config::run(rest),
         Some("events") => events::run(rest),
+        Some("pods") => pods::run(rest),
         Some(other) => Err(format!("unknown command `{other}`\n\n{USAGE}")),
     }
 }

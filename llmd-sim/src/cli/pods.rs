@@ -1,0 +1,75 @@
+//! `llmd pods`: a fake fleet of simulated vLLM pods on loopback.
+
+use std::io::Write;
+use std::path::Path;
+
+use llmd_sim::pods::{EventForm, Fleet, FleetOptions};
+use llmd_sim::scenario::Scenario;
+
+use super::Args;
+
+fn num<T: std::str::FromStr>(name: &str, v: Option<String>, default: T) -> Result<T, String> {
+    match v {
+        None => Ok(default),
+        Some(s) => s
+            .parse()
+            .map_err(|_| format!("{name}: not a valid number: {s}")),
+    }
+}
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let mut a = Args::new(args);
+    let n = match a.value("-n")? {
+        Some(v) => Some(v),
+        None => a.value("--pods")?,
+    };
+    let pods: usize = num("-n", n, 4)?;
+    let port: u16 = num("--port", a.value("--port")?, 0)?;
+    let events = match a.value("--events")?.as_deref() {
+        None | Some("map") => EventForm::Map,
+        Some("array") => EventForm::Array,
+        Some(other) => return Err(format!("--events: expected map or array, got {other}")),
+    };
+    let model = a.value("--model")?;
+    let scenario = a.value("--scenario")?;
+    let speed: f64 = num("--speed", a.value("--speed")?, 1.0)?;
+    let buffer_steps: usize = num("--buffer-steps", a.value("--buffer-steps")?, 10_000)?;
+    let extra = a.positional()?;
+    if let Some(x) = extra.first() {
+        return Err(format!("unexpected argument `{x}`"));
+    }
+    if !(1..=256).contains(&pods) {
+        return Err("-n: between 1 and 256 pods".into());
+    }
+    if !(speed.is_finite() && speed > 0.0) {
+        return Err("--speed must be positive".into());
+    }
+    if port != 0 && u32::from(port) + pods as u32 > 65536 {
+        return Err("--port: the pods' ports would pass 65535".into());
+    }
+    let scenario = match &scenario {
+        Some(p) => Scenario::load(Path::new(p)),
+        None => Scenario::default_scenario(),
+    }
+    .map_err(|e| e.to_string())?;
+    let fleet = Fleet::start(&FleetOptions {
+        pods,
+        port,
+        events,
+        model,
+        scenario,
+        speed,
+        buffer_steps,
+    })
+    .map_err(|e| e.to_string())?;
+    let mut out = std::io::stdout().lock();
+    for p in fleet.pods() {
+        let _ = writeln!(out, "{} http://{} {} {}", p.name, p.http, p.events, p.replay);
+    }
+    let _ = out.flush();
+    drop(out);
+    // Serve until the process is interrupted.
+    loop {
+        std::thread::park();
+    }
+}

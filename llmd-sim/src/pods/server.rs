@@ -1,0 +1,251 @@
+//! The fake pods' HTTP side: vLLM's OpenAI server surface that routers
+//! touch (`/v1/completions`, `/v1/chat/completions` with streaming and
+//! `usage` including cached tokens, `/tokenize`, `/metrics`, `/health`,
+//! `/v1/models`), one thread per connection.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+use super::live::{LivePod, Update};
+use super::text::{detokenize, render_chat, tokenize};
+
+const MAX_HEADER: usize = 64 << 10;
+const MAX_BODY: usize = 16 << 20;
+
+/// Accepts connections until the listener fails.
+pub fn serve(pod: Arc<LivePod>, listener: TcpListener) {
+    for s in listener.incoming() {
+        let Ok(s) = s else { continue };
+        let pod = pod.clone();
+        std::thread::spawn(move || {
+            let _ = handle(&pod, s);
+        });
+    }
+}
+
+struct HttpRequest {
+    method: String,
+    path: String,
+    body: Vec<u8>,
+}
+
+fn read_request(r: &mut BufReader<TcpStream>) -> Result<Option<HttpRequest>, String> {
+    let mut line = String::new();
+    if r.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+        return Ok(None);
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next().ok_or("empty request line")?.to_string();
+    let path = parts.next().ok_or("no path")?.to_string();
+    let mut len = 0usize;
+    let mut total = line.len();
+    loop {
+        line.clear();
+        let n = r.read_line(&mut line).map_err(|e| e.to_string())?;
+        total += n;
+        if n == 0 || total > MAX_HEADER {
+            return Err("bad header".into());
+        }
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            if k.trim().eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse().map_err(|_| "bad Content-Length")?;
+            }
+        }
+    }
+    if len > MAX_BODY {
+        return Err("body too large".into());
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).map_err(|e| e.to_string())?;
+    Ok(Some(HttpRequest { method, path, body }))
+}
+
+fn respond(w: &mut TcpStream, pod: &LivePod, status: u16, ctype: &str, body: &[u8]) -> std::io::Result<()> {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        _ => "Error",
+    };
+    write!(
+        w,
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nx-inference-pod: {}\r\n\r\n",
+        body.len(),
+        pod.name
+    )?;
+    w.write_all(body)
+}
+
+fn error(w: &mut TcpStream, pod: &LivePod, status: u16, msg: &str) -> std::io::Result<()> {
+    let body = json!({"error": {"message": msg, "type": "BadRequestError", "code": status}});
+    respond(w, pod, status, "application/json", body.to_string().as_bytes())
+}
+
+fn handle(pod: &LivePod, s: TcpStream) -> std::io::Result<()> {
+    let mut w = s.try_clone()?;
+    let mut r = BufReader::new(s);
+    // Keep-alive: serve requests until the client closes.
+    loop {
+        let req = match read_request(&mut r) {
+            Ok(Some(req)) => req,
+            Ok(None) => return Ok(()),
+            Err(e) => return error(&mut w, pod, 400, &e),
+        };
+        let body: Value = if req.body.is_empty() {
+            Value::Null
+        } else {
+            match serde_json::from_slice(&req.body) {
+                Ok(v) => v,
+                Err(e) => {
+                    error(&mut w, pod, 400, &format!("invalid JSON: {e}"))?;
+                    continue;
+                }
+            }
+        };
+        let path = req.path.split('?').next().unwrap_or("");
+        match (req.method.as_str(), path) {
+            ("GET", "/metrics") => respond(&mut w, pod, 200, "text/plain; version=0.0.4", pod.metrics().as_bytes())?,
+            ("GET", "/health") => respond(&mut w, pod, 200, "text/plain", b"")?,
+            ("GET", "/v1/models") => {
+                let b = json!({"object": "list", "data": [{"id": pod.model, "object": "model", "owned_by": "llmd"}]});
+                respond(&mut w, pod, 200, "application/json", b.to_string().as_bytes())?
+            }
+            ("POST", "/tokenize") => match prompt_tokens(pod, &body, false) {
+                Ok(t) => {
+                    let b = json!({"count": t.len(), "max_model_len": 131072, "tokens": t});
+                    respond(&mut w, pod, 200, "application/json", b.to_string().as_bytes())?
+                }
+                Err(e) => error(&mut w, pod, 400, &e)?,
+            },
+            ("POST", "/v1/completions") => return complete(pod, w, &body, false),
+            ("POST", "/v1/chat/completions") => return complete(pod, w, &body, true),
+            _ => error(&mut w, pod, 404, &format!("no route {} {}", req.method, req.path))?,
+        }
+    }
+}
+
+/// The prompt's token ids: `prompt` (text or ids) or chat `messages`.
+fn prompt_tokens(pod: &LivePod, body: &Value, chat: bool) -> Result<Vec<u32>, String> {
+    if chat || body.get("messages").is_some() {
+        let add = body
+            .get("add_generation_prompt")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
+        let text = render_chat(body.get("messages").unwrap_or(&Value::Null), add)?;
+        return Ok(tokenize(&text, pod.vocab()));
+    }
+    match body.get("prompt") {
+        Some(Value::String(s)) => Ok(tokenize(s, pod.vocab())),
+        Some(Value::Array(ids)) => ids
+            .iter()
+            .map(|v| {
+                v.as_u64()
+                    .and_then(|x| u32::try_from(x).ok())
+                    .ok_or_else(|| "prompt token ids must be integers".to_string())
+            })
+            .collect(),
+        _ => Err("'prompt' must be a string or a list of token ids".into()),
+    }
+}
+
+fn complete(pod: &LivePod, mut w: TcpStream, body: &Value, chat: bool) -> std::io::Result<()> {
+    let prompt = match prompt_tokens(pod, body, chat) {
+        Ok(p) if !p.is_empty() => p,
+        Ok(_) => return error(&mut w, pod, 400, "empty prompt"),
+        Err(e) => return error(&mut w, pod, 400, &e),
+    };
+    let max_tokens = body
+        .get(if chat { "max_completion_tokens" } else { "max_tokens" })
+        .or_else(|| body.get("max_tokens"))
+        .and_then(Value::as_u64)
+        .unwrap_or(16)
+        .clamp(1, 4096) as u32;
+    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let include_usage = body
+        .pointer("/stream_options/include_usage")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let n_prompt = prompt.len() as u32;
+    let rx = match pod.submit(prompt, max_tokens) {
+        Ok(rx) => rx,
+        Err(e) => return error(&mut w, pod, 400, &e),
+    };
+    let created = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let id = format!("{}-{created}-{}", if chat { "chatcmpl" } else { "cmpl" }, fastrand::u64(..));
+    let object = match (chat, stream) {
+        (true, true) => "chat.completion.chunk",
+        (true, false) => "chat.completion",
+        (false, _) => "text_completion",
+    };
+    let choice = |text: &str, finish: Option<&str>, first: bool| -> Value {
+        if chat && stream {
+            let delta = if first {
+                json!({"role": "assistant", "content": text})
+            } else {
+                json!({"content": text})
+            };
+            json!({"index": 0, "delta": delta, "finish_reason": finish})
+        } else if chat {
+            json!({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish})
+        } else {
+            json!({"index": 0, "text": text, "finish_reason": finish})
+        }
+    };
+    let mut cached = 0u32;
+    let mut generated = 0u32;
+    let mut text = String::new();
+    if stream {
+        write!(
+            w,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\nx-inference-pod: {}\r\n\r\n",
+            pod.name
+        )?;
+    }
+    let mut first = true;
+    for u in rx {
+        match u {
+            Update::First { cached: c } => cached = c,
+            Update::Tokens(ids) => {
+                generated += ids.len() as u32;
+                let piece: String = ids.iter().map(|&t| detokenize(t)).collect();
+                if stream {
+                    let chunk = json!({"id": id, "object": object, "created": created, "model": pod.model, "choices": [choice(&piece, None, first)]});
+                    first = false;
+                    write!(w, "data: {chunk}\n\n")?;
+                } else {
+                    text.push_str(&piece);
+                }
+            }
+            Update::Done => break,
+        }
+    }
+    let usage = json!({
+        "prompt_tokens": n_prompt,
+        "completion_tokens": generated,
+        "total_tokens": n_prompt + generated,
+        "prompt_tokens_details": {"cached_tokens": cached},
+    });
+    if stream {
+        let last = json!({"id": id, "object": object, "created": created, "model": pod.model, "choices": [choice("", Some("length"), first)]});
+        write!(w, "data: {last}\n\n")?;
+        if include_usage {
+            let u = json!({"id": id, "object": object, "created": created, "model": pod.model, "choices": [], "usage": usage});
+            write!(w, "data: {u}\n\n")?;
+        }
+        w.write_all(b"data: [DONE]\n\n")?;
+        w.flush()
+    } else {
+        let b = json!({"id": id, "object": object, "created": created, "model": pod.model, "choices": [choice(&text, Some("length"), true)], "usage": usage});
+        respond(&mut w, pod, 200, "application/json", b.to_string().as_bytes())
+    }
+}
