@@ -2,13 +2,22 @@
 
 For every ``POST /v1/completions`` or ``/v1/chat/completions`` it asks the
 scheduler for a backend, forwards the request there (with llm-d's routing
-headers), streams the answer back as it arrives, and tells the scheduler about
-the first token, every further token and the completion, with the cached-token
-count the engine reports in its usage. Backends' ``/metrics`` are scraped in the
-background; ``GET /metrics`` serves the scheduler's Prometheus metrics.
+headers), streams the answer back as it arrives (with the backend's ``x-*``
+response headers and the decision's response headers), and tells the scheduler
+about the first token, every further token and the completion, with the
+cached-token count the engine reports in its usage.
 
+An ``llmd.Feed`` connects the scheduler to the backends: it scrapes their
+``/metrics`` and, for backends with a KV-event endpoint, subscribes to their
+events (with vLLM's replay on gaps), so precise prefix-cache routing works out
+of the box. Prompts are tokenized by a backend's ``/tokenize`` when events are
+on (the router must see the engine's token ids). ``GET /metrics`` serves the
+scheduler's and the feed's Prometheus metrics.
+
+    llmd pods -n 4 > fleet.txt &        # a fake fleet, or real vLLM pods
+    python examples/python/router.py --fleet fleet.txt [--config epp.yaml] [--port 8000]
     python examples/python/router.py --backend pod-a=http://127.0.0.1:8001 \\
-        --backend pod-b=http://127.0.0.1:8002 [--config epp.yaml] [--port 8000]
+        --events pod-a=tcp://127.0.0.1:5557 [--replay pod-a=tcp://127.0.0.1:5558]
 """
 
 from __future__ import annotations
@@ -38,11 +47,41 @@ class HttpError(Exception):
         self.status = status
 
 
+# Precise prefix-cache routing (llm-d's precise guide, on KV events) with load
+# scorers beside it: used when backends publish KV events and no config is given.
+PRECISE_CONFIG = """apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: precise-prefix-cache-producer
+  parameters:
+    kvEventsConfig: {discoverPods: false}
+- type: prefix-cache-scorer
+  parameters: {prefixMatchInfoProducerName: precise-prefix-cache-producer}
+- type: queue-scorer
+- type: kv-cache-utilization-scorer
+- type: max-score-picker
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: prefix-cache-scorer
+    weight: 3
+  - pluginRef: queue-scorer
+    weight: 2
+  - pluginRef: kv-cache-utilization-scorer
+    weight: 2
+  - pluginRef: max-score-picker
+"""
+
+
 @dataclass
 class Backend:
     name: str
     host: str
     port: int
+    events: str | None = None
+    """The pod's KV-event PUB endpoint (``tcp://host:port``), if it publishes."""
+    replay: str | None = None
+    """Its replay ROUTER endpoint, if any."""
 
 
 @dataclass
@@ -50,12 +89,20 @@ class Router:
     scheduler: llmd.Scheduler
     backends: dict[str, Backend]
     model: str = ""
-    scrape_interval_s: float = 1.0
+    scrape_interval_s: float = 0.05
+    tokenize: bool | None = None
+    """Tokenize prompts through a backend's ``/tokenize`` (default: when any
+    backend publishes KV events)."""
     completed: list[llmd.RequestSummary] = field(default_factory=list)
+    feed: llmd.Feed = field(init=False)
 
     def __post_init__(self) -> None:
+        self.feed = llmd.Feed(self.scheduler, scrape_interval=self.scrape_interval_s)
         for b in self.backends.values():
             self.scheduler.add_endpoint(b.name, f"{b.host}:{b.port}", model=self.model or None)
+            self.feed.add_pod(b.name, f"{b.host}:{b.port}", events=b.events, replay=b.replay)
+        if self.tokenize is None:
+            self.tokenize = any(b.events for b in self.backends.values())
 
     # ---- client side ------------------------------------------------------------
 
@@ -63,7 +110,8 @@ class Router:
         try:
             method, path, headers, body = await read_request(reader)
             if method == "GET" and path == "/metrics":
-                await respond(writer, 200, self.scheduler.render_metrics().encode(), "text/plain; version=0.0.4")
+                text = self.scheduler.render_metrics() + self.feed.render_metrics()
+                await respond(writer, 200, text.encode(), "text/plain; version=0.0.4")
             elif method == "GET" and path == "/health":
                 await respond(writer, 200, b"ok", "text/plain")
             elif method == "POST" and path in ROUTES:
@@ -84,10 +132,12 @@ class Router:
             raise HttpError(400, f"body is not JSON: {e}") from None
         if not isinstance(req, dict):
             raise HttpError(400, "body must be a JSON object")
+        tokens = await self.tokens_of(path, req) if self.tokenize else None
         try:
             decision = self.scheduler.pick(
                 model=str(req.get("model", self.model)),
-                prompt=prompt_text(req),
+                prompt=None if tokens is not None else prompt_text(req),
+                tokens=tokens,
                 headers=headers,
                 session_id=headers.get("x-session-id"),
                 cache_salt=req.get("cache_salt"),
@@ -116,7 +166,9 @@ class Router:
                     raise HttpError(502, f"backend {target['name']} unreachable") from None
                 continue
             try:
-                await self.relay(rid, path, req, upstream_headers, stream, wants_usage, up_reader, up_writer, writer)
+                await self.relay(
+                    rid, path, req, upstream_headers, decision.response_headers, stream, wants_usage, up_reader, up_writer, writer
+                )
             except ClientGone:
                 self.scheduler.on_error(rid, "cancelled")
                 log.info("%s: client went away", rid)
@@ -131,12 +183,45 @@ class Router:
         b = self.backends[name]
         return await asyncio.wait_for(asyncio.open_connection(b.host, b.port), timeout=5)
 
+    async def tokens_of(self, path: str, req: dict[str, Any]) -> list[int] | None:
+        """The prompt's token ids from a backend's ``/tokenize`` (chat
+        messages rendered with its chat template); ``None`` when no backend
+        answers, and the scheduler then estimates from the text."""
+        body = {k: req[k] for k in ("messages", "prompt", "add_generation_prompt") if k in req}
+        if path.endswith("/chat/completions"):
+            body.setdefault("add_generation_prompt", True)
+        payload = json.dumps(body).encode()
+        for name in self.backends:
+            try:
+                r, w = await self.connect(name)
+            except OSError:
+                continue
+            try:
+                w.write(
+                    b"POST /tokenize HTTP/1.1\r\nHost: upstream\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(payload), payload)
+                )
+                await w.drain()
+                status, headers = await read_head(r)
+                data = b"".join([c async for c in iter_body(r, headers)])
+            except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+                continue
+            finally:
+                w.close()
+            if status == 200:
+                tokens = json.loads(data).get("tokens")
+                if isinstance(tokens, list):
+                    return [int(t) for t in tokens]
+            return None
+        return None
+
     async def relay(
         self,
         rid: str,
         path: str,
         req: dict[str, Any],
         headers: dict[str, str],
+        response_headers: dict[str, str],
         stream: bool,
         wants_usage: bool,
         up_reader: asyncio.StreamReader,
@@ -152,15 +237,22 @@ class Router:
         await up_writer.drain()
         status, up_headers = await read_head(up_reader)
         body = iter_body(up_reader, up_headers)
+        # The backend's own x-* headers (e.g. x-inference-pod) and the
+        # decision's response headers go back to the client.
+        extra = {k: v for k, v in up_headers.items() if k.startswith("x-")} | response_headers
         if status != 200 or not stream:
             data = b"".join([chunk async for chunk in body])
             if status == 200:
                 self.account_whole(rid, data)
             else:
                 self.scheduler.on_error(rid, "upstream")
-            await respond(writer, status, data, up_headers.get("content-type", "application/json"))
+            await respond(writer, status, data, up_headers.get("content-type", "application/json"), extra)
             return
-        await send(writer, b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+        head = "".join(f"{k}: {v}\r\n" for k, v in extra.items())
+        await send(
+            writer,
+            f"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n{head}\r\n".encode(),
+        )
         seen_first, buf = False, b""
         usage: dict[str, Any] = {}
         async for chunk in body:
@@ -195,21 +287,12 @@ class Router:
 
     # ---- background work -------------------------------------------------------
 
-    async def scrape_forever(self) -> None:
+    async def maintain_forever(self) -> None:
+        """Scraping and events run on the feed's threads; this only expires
+        the scheduler's speculative index entries now and then."""
         while True:
-            for b in self.backends.values():
-                try:
-                    r, w = await self.connect(b.name)
-                    w.write(b"GET /metrics HTTP/1.1\r\nHost: upstream\r\nConnection: close\r\n\r\n")
-                    status, headers = await read_head(r)
-                    text = b"".join([c async for c in iter_body(r, headers)]).decode()
-                    w.close()
-                    if status == 200:
-                        self.scheduler.update_metrics_text(b.name, text)
-                except (OSError, ValueError, asyncio.IncompleteReadError) as e:
-                    log.debug("scrape %s: %s", b.name, e)
             self.scheduler.tick()
-            await asyncio.sleep(self.scrape_interval_s)
+            await asyncio.sleep(0.5)
 
 
 def prompt_text(req: dict[str, Any]) -> str:
@@ -275,10 +358,17 @@ async def send(writer: asyncio.StreamWriter, data: bytes) -> None:
         raise ClientGone(str(e)) from e
 
 
-async def respond(writer: asyncio.StreamWriter, status: int, body: bytes, ctype: str = "application/json") -> None:
+async def respond(
+    writer: asyncio.StreamWriter,
+    status: int,
+    body: bytes,
+    ctype: str = "application/json",
+    headers: dict[str, str] | None = None,
+) -> None:
+    head = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
     writer.write(
         f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}\r\nContent-Type: {ctype}\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n{head}\r\n".encode() + body
     )
     await writer.drain()
 
@@ -291,28 +381,66 @@ def parse_backend(spec: str) -> Backend:
     return Backend(name, u.hostname, u.port)
 
 
+def parse_pair(spec: str) -> tuple[str, str]:
+    name, _, value = spec.partition("=")
+    if not name or not value:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {spec!r}")
+    return name, value
+
+
+def read_fleet(path: str) -> list[Backend]:
+    """Backends from `llmd pods` output: ``name http://host:port events replay``."""
+    out = []
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 4:
+                b = parse_backend(f"{parts[0]}={parts[1]}")
+                b.events, b.replay = parts[2], parts[3]
+                out.append(b)
+    return out
+
+
 async def serve(router: Router, host: str, port: int) -> None:
     server = await asyncio.start_server(router.handle, host, port)
     log.info("listening on %s", ", ".join(str(s.getsockname()) for s in server.sockets))
-    scraper = asyncio.create_task(router.scrape_forever())
+    maintenance = asyncio.create_task(router.maintain_forever())
     try:
-        async with server:
-            await server.serve_forever()
+        with router.feed:
+            async with server:
+                await server.serve_forever()
     finally:
-        scraper.cancel()
+        maintenance.cancel()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description="OpenAI-compatible streaming router on llmd")
-    ap.add_argument("--backend", type=parse_backend, action="append", required=True)
-    ap.add_argument("--config", help="llm-d EndpointPickerConfig YAML (default: llm-d's default)")
+    ap.add_argument("--backend", type=parse_backend, action="append", default=[])
+    ap.add_argument("--events", type=parse_pair, action="append", default=[], help="NAME=tcp://HOST:PORT")
+    ap.add_argument("--replay", type=parse_pair, action="append", default=[], help="NAME=tcp://HOST:PORT")
+    ap.add_argument("--fleet", help="backends from `llmd pods` output (one pod per line)")
+    ap.add_argument(
+        "--config", help="llm-d EndpointPickerConfig YAML (default: precise routing with events, else llm-d's default)"
+    )
     ap.add_argument("--model", default="", help="model served by every backend")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8000)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO)
-    scheduler = llmd.Scheduler.from_file(args.config) if args.config else llmd.Scheduler.default()
-    router = Router(scheduler, {b.name: b for b in args.backend}, model=args.model)
+    backends = {b.name: b for b in [*args.backend, *(read_fleet(args.fleet) if args.fleet else [])]}
+    for name, ep in args.events:
+        backends[name].events = ep
+    for name, ep in args.replay:
+        backends[name].replay = ep
+    if not backends:
+        ap.error("no backends: give --backend or --fleet")
+    if args.config:
+        scheduler = llmd.Scheduler.from_file(args.config)
+    elif any(b.events for b in backends.values()):
+        scheduler = llmd.Scheduler(PRECISE_CONFIG)
+    else:
+        scheduler = llmd.Scheduler.default()
+    router = Router(scheduler, backends, model=args.model)
     asyncio.run(serve(router, args.host, args.port))
 
 

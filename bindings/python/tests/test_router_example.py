@@ -68,7 +68,7 @@ class FakeVllm:
                 "prompt_tokens_details": {"cached_tokens": CACHED},
             }
             if req.get("stream"):
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\nx-inference-pod: %s\r\n\r\n" % self.name.encode())
                 events: list[dict[str, Any]] = [
                     {"id": "c1", "object": "text_completion", "choices": [{"index": 0, "text": f"t{i} ", "finish_reason": None}]}
                     for i in range(TOKENS)
@@ -83,9 +83,15 @@ class FakeVllm:
                 writer.write(b"0\r\n\r\n")
             else:
                 out = json.dumps({"choices": [{"index": 0, "text": "all at once"}], "usage": usage}).encode()
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(out), out))
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nx-inference-pod: %s\r\nContent-Length: %d\r\n\r\n%s"
+                    % (self.name.encode(), len(out), out)
+                )
         await writer.drain()
         writer.close()
+
+
+LAST_HEADERS: dict[str, str] = {}
 
 
 def http(method: str, url: str, body: dict[str, Any] | None = None) -> tuple[int, bytes]:
@@ -93,6 +99,8 @@ def http(method: str, url: str, body: dict[str, Any] | None = None) -> tuple[int
     req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
+            LAST_HEADERS.clear()
+            LAST_HEADERS.update({k.lower(): v for k, v in resp.headers.items()})
             return resp.status, resp.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
@@ -116,7 +124,7 @@ async def scenario() -> None:
     router = router_mod.Router(llmd.Scheduler.default(seed=1), backends, model="m", scrape_interval_s=0.02)
     server = await asyncio.start_server(router.handle, "127.0.0.1", 0)
     base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    scraper = asyncio.create_task(router.scrape_forever())
+    router.feed.start()
     try:
         for _ in range(200):
             states = [router.scheduler.endpoint_state(n)["metrics"] for n in backends]
@@ -131,6 +139,7 @@ async def scenario() -> None:
             http, "POST", base + "/v1/completions", {"model": "m", "prompt": "hello there", "stream": True, "max_tokens": TOKENS}
         )
         assert status == 200
+        assert LAST_HEADERS["x-inference-pod"] == "pod-idle"  # upstream headers are forwarded
         events = sse_events(raw)
         assert events[-1] == "[DONE]"
         assert "".join(e["choices"][0]["text"] for e in events[:-1]) == "".join(f"t{i} " for i in range(TOKENS))
@@ -156,6 +165,7 @@ async def scenario() -> None:
         # Non-streaming.
         status, raw = await asyncio.to_thread(http, "POST", base + "/v1/completions", {"model": "m", "prompt": "x"})
         assert status == 200 and json.loads(raw)["choices"][0]["text"] == "all at once"
+        assert LAST_HEADERS["x-inference-pod"] == "pod-idle"
         assert router.completed[-1]["cached_tokens"] == CACHED and len(router.completed) == 3
         # The engine's usage gives the output tokens; no token arrived on its own.
         assert router.completed[-1]["output_tokens"] == TOKENS
@@ -194,7 +204,7 @@ async def scenario() -> None:
         assert status == 502
         assert router.scheduler.open_requests == 0
     finally:
-        scraper.cancel()
+        router.feed.stop()
         server.close()
         for b in (idle, busy):
             if b.server is not None:

@@ -32,7 +32,7 @@ pub struct PrecisePrefixProducer {
 }
 
 /// Why `kvEventsConfig` is not executed by the library itself.
-const EVENTS_BY_HOST: &str = "the library subscribes to no KV-event stream (no I/O): the host feeds each endpoint's ZMQ payloads to ingest_kv_events";
+const EVENTS_BY_HOST: &str = "the scheduler subscribes to no KV-event stream (no I/O): an llmd-feed Feed built from this scheduler executes it (Python llmd.Feed), or the host feeds each endpoint's ZMQ payloads to ingest_kv_events";
 
 /// Table entries when `inMemoryConfig.size` is not given (~24 MiB). llm-d's
 /// default of 1e8 keys grows lazily; this table is allocated up front.
