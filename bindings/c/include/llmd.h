@@ -175,6 +175,10 @@ typedef struct llmd_error llmd_error;
 // A decoded `EventBatch`. Immutable: share it between threads freely.
 typedef struct llmd_event_batch llmd_event_batch;
 
+// A feed driving one scheduler. Every call takes it as `const`; free it
+// (which stops it) before or after the scheduler, in any order.
+typedef struct llmd_feed llmd_feed;
+
 // Everything besides tokens that changes a request's block hashes. Starts
 // as a text-only request; not safe to mutate from two threads at once.
 typedef struct llmd_hash_extras llmd_hash_extras;
@@ -292,6 +296,25 @@ typedef struct {
   // Tokens per block (stored events only, else 0).
   int64_t block_size;
 } llmd_event_info;
+
+// A pod to follow.
+typedef struct {
+  // Endpoint name (required); registered in the scheduler unless it is.
+  llmd_str name;
+  // `host:port` of the pod's OpenAI server (required).
+  llmd_str address;
+  // KV-event endpoint to connect to (`tcp://host:port`); NULL: none, or
+  // `tcp://<host>:<socketPort>` when the config discovers pods.
+  llmd_str events;
+  // Replay endpoint; NULL: gaps are not replayed.
+  llmd_str replay;
+  // `/metrics` URL; NULL: `http://<address>/metrics`.
+  llmd_str metrics_url;
+  // Non-zero: do not scrape `/metrics`.
+  uint8_t no_scrape;
+  // Data-parallel ranks publishing on consecutive ports (0 means 1).
+  uint16_t data_parallel_size;
+} llmd_pod_desc;
 
 // Index configuration; zero fields take the defaults.
 typedef struct {
@@ -674,6 +697,85 @@ llmd_status llmd_event_batch_event_keys(const llmd_event_batch *batch,
                                         size_t keys_cap,
                                         size_t *keys_len,
                                         llmd_error **err);
+
+// Creates a feed for `s` that executes what its configuration asks of the
+// data plane (a precise producer's `kvEventsConfig`, `metrics-data-source`,
+// `file-discovery`; see `llmd_feed_settings_json`). Nothing runs until
+// `llmd_feed_start`.
+//
+// # Safety
+// `s` is NULL or live; `out` valid for a write; `err` NULL or valid.
+llmd_status llmd_feed_new(const llmd_scheduler *s, llmd_feed **out, llmd_error **err);
+
+// Follows a pod (see `llmd_pod_desc`).
+//
+// # Safety
+// `f` NULL or live; `pod` NULL or valid with its views valid; `err` NULL or
+// valid.
+llmd_status llmd_feed_add_pod(const llmd_feed *f, const llmd_pod_desc *pod, llmd_error **err);
+
+// Stops following a pod and removes it (and its index entries) from the
+// scheduler; `LLMD_STATUS_UNKNOWN_ENDPOINT` (code `unknown_pod`) when the
+// feed does not follow it.
+//
+// # Safety
+// `f` NULL or live; `name` valid for `name_len` bytes; `err` NULL or valid.
+llmd_status llmd_feed_remove_pod(const llmd_feed *f,
+                                 const char *name,
+                                 size_t name_len,
+                                 llmd_error **err);
+
+// Binds a socket for pods that dial in (`tcp://*:5557`; port 0 picks one)
+// and returns the bound endpoint in `out`.
+//
+// # Safety
+// `f` NULL or live; `endpoint` valid for `len` bytes; `out` valid for a
+// write; `err` NULL or valid.
+llmd_status llmd_feed_bind_events(const llmd_feed *f,
+                                  const char *endpoint,
+                                  size_t len,
+                                  llmd_string **out,
+                                  llmd_error **err);
+
+// Starts the feed's threads (a stopped feed cannot start again).
+//
+// # Safety
+// `f` NULL or live; `err` NULL or valid.
+llmd_status llmd_feed_start(const llmd_feed *f, llmd_error **err);
+
+// Stops every thread and closes every socket; waits for them. NULL is
+// ignored.
+//
+// # Safety
+// `f` NULL or live.
+void llmd_feed_stop(const llmd_feed *f);
+
+// Per-pod counters as JSON: `{"<pod>": {"events": …, "blocks": …,
+// "gaps": …, "replays": …, "reconnects": …, "scrape_errors": …,
+// "last_event_age_s": …, …}}`.
+//
+// # Safety
+// `f` NULL or live; `out` valid for a write; `err` NULL or valid.
+llmd_status llmd_feed_stats_json(const llmd_feed *f, llmd_string **out, llmd_error **err);
+
+// The configuration settings the feed executes or not, as a JSON list of
+// `{"plugin", "setting", "executed", "note"}`.
+//
+// # Safety
+// `f` NULL or live; `out` valid for a write; `err` NULL or valid.
+llmd_status llmd_feed_settings_json(const llmd_feed *f, llmd_string **out, llmd_error **err);
+
+// The `llmd_feed_*` metrics as Prometheus text.
+//
+// # Safety
+// `f` NULL or live; `out` valid for a write; `err` NULL or valid.
+llmd_status llmd_feed_render_metrics(const llmd_feed *f, llmd_string **out, llmd_error **err);
+
+// Stops and releases a feed. NULL is accepted and ignored.
+//
+// # Safety
+// `f` is NULL or a feed not yet freed, with no call on it in flight.
+void llmd_feed_free(llmd_feed *f);
 
 // Creates a hasher reproducing vLLM release `vllm_version` (NULL for the
 // newest supported, or `"latest"`), algorithm `algo` (vLLM's

@@ -15,6 +15,7 @@ mod args;
 pub mod decision;
 pub mod error;
 pub mod events;
+pub mod feed;
 pub mod hasher;
 pub mod index;
 pub mod index_types;

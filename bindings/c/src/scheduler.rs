@@ -2,6 +2,7 @@
 //! their metrics, and KV-event ingestion.
 
 use std::ffi::c_char;
+use std::sync::Arc;
 
 use llmd_sched::{Endpoint, EndpointMetrics, Scheduler};
 
@@ -16,13 +17,13 @@ use crate::views::{self, llmd_kv, llmd_str};
 /// A scheduler: endpoints, KV index, pipeline and in-flight state. Every
 /// call takes it as `const`: share one handle between threads.
 #[allow(non_camel_case_types)] // C naming for the exported type
-pub struct llmd_scheduler(pub(crate) Scheduler);
+pub struct llmd_scheduler(pub(crate) Arc<Scheduler>);
 
 impl From<Scheduler> for llmd_scheduler {
     /// Wraps a scheduler built in Rust (e.g. with a custom clock) so that C
     /// callers can share it; hand it over with `Box::into_raw`.
     fn from(s: Scheduler) -> Self {
-        Self(s)
+        Self(Arc::new(s))
     }
 }
 
@@ -85,7 +86,7 @@ fn build(text: &str, seed: Option<u64>, strict: bool) -> Result<llmd_scheduler, 
     if let Some(seed) = seed {
         s = s.with_seed(seed);
     }
-    Ok(llmd_scheduler(s))
+    Ok(llmd_scheduler(Arc::new(s)))
 }
 
 /// Creates a scheduler from an llm-d `EndpointPickerConfig` in YAML or JSON

@@ -64,7 +64,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let mut out = std::io::stdout().lock();
     for p in fleet.pods() {
-        let _ = writeln!(out, "{} http://{} {} {}", p.name, p.http, p.events, p.replay);
+        let _ = writeln!(
+            out,
+            "{} http://{} {} {}",
+            p.name, p.http, p.events, p.replay
+        );
     }
     let _ = out.flush();
     drop(out);

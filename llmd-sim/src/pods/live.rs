@@ -167,7 +167,11 @@ impl LivePod {
                 if self.stop.load(Ordering::Acquire) {
                     return;
                 }
-                g = self.wake.wait_timeout(g, Duration::from_millis(100)).unwrap().0;
+                g = self
+                    .wake
+                    .wait_timeout(g, Duration::from_millis(100))
+                    .unwrap()
+                    .0;
             }
             if self.stop.load(Ordering::Acquire) {
                 return;

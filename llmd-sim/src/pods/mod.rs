@@ -89,7 +89,11 @@ impl Fleet {
             threads: Vec::new(),
         };
         for i in 0..opts.pods {
-            let port = if opts.port == 0 { 0 } else { opts.port + i as u16 };
+            let port = if opts.port == 0 {
+                0
+            } else {
+                opts.port + i as u16
+            };
             let listener = TcpListener::bind(("127.0.0.1", port))
                 .map_err(|e| SimError::io(format!("binding 127.0.0.1:{port}"), e))?;
             let http = listener
@@ -104,7 +108,9 @@ impl Fleet {
                 EventForm::Map => ReplayLayout::WithTopic,
                 EventForm::Array => ReplayLayout::WithoutTopic,
             };
-            let replay = publisher.bind_replay("tcp://127.0.0.1:0", layout).map_err(io)?;
+            let replay = publisher
+                .bind_replay("tcp://127.0.0.1:0", layout)
+                .map_err(io)?;
             let cost = CostModel::new(shape, sc.cost.clone())?.with_h2d_gbps(calib.copy.h2d_gbps);
             let worker = Worker::new(i, name.clone(), e.clone(), shape.config.vocab);
             let pod = Arc::new(LivePod::new(

@@ -68,7 +68,13 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Result<Option<HttpRequest>, Str
     Ok(Some(HttpRequest { method, path, body }))
 }
 
-fn respond(w: &mut TcpStream, pod: &LivePod, status: u16, ctype: &str, body: &[u8]) -> std::io::Result<()> {
+fn respond(
+    w: &mut TcpStream,
+    pod: &LivePod,
+    status: u16,
+    ctype: &str,
+    body: &[u8],
+) -> std::io::Result<()> {
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
@@ -86,7 +92,13 @@ fn respond(w: &mut TcpStream, pod: &LivePod, status: u16, ctype: &str, body: &[u
 
 fn error(w: &mut TcpStream, pod: &LivePod, status: u16, msg: &str) -> std::io::Result<()> {
     let body = json!({"error": {"message": msg, "type": "BadRequestError", "code": status}});
-    respond(w, pod, status, "application/json", body.to_string().as_bytes())
+    respond(
+        w,
+        pod,
+        status,
+        "application/json",
+        body.to_string().as_bytes(),
+    )
 }
 
 fn handle(pod: &LivePod, s: TcpStream) -> std::io::Result<()> {
@@ -112,22 +124,45 @@ fn handle(pod: &LivePod, s: TcpStream) -> std::io::Result<()> {
         };
         let path = req.path.split('?').next().unwrap_or("");
         match (req.method.as_str(), path) {
-            ("GET", "/metrics") => respond(&mut w, pod, 200, "text/plain; version=0.0.4", pod.metrics().as_bytes())?,
+            ("GET", "/metrics") => respond(
+                &mut w,
+                pod,
+                200,
+                "text/plain; version=0.0.4",
+                pod.metrics().as_bytes(),
+            )?,
             ("GET", "/health") => respond(&mut w, pod, 200, "text/plain", b"")?,
             ("GET", "/v1/models") => {
                 let b = json!({"object": "list", "data": [{"id": pod.model, "object": "model", "owned_by": "llmd"}]});
-                respond(&mut w, pod, 200, "application/json", b.to_string().as_bytes())?
+                respond(
+                    &mut w,
+                    pod,
+                    200,
+                    "application/json",
+                    b.to_string().as_bytes(),
+                )?
             }
             ("POST", "/tokenize") => match prompt_tokens(pod, &body, false) {
                 Ok(t) => {
                     let b = json!({"count": t.len(), "max_model_len": 131072, "tokens": t});
-                    respond(&mut w, pod, 200, "application/json", b.to_string().as_bytes())?
+                    respond(
+                        &mut w,
+                        pod,
+                        200,
+                        "application/json",
+                        b.to_string().as_bytes(),
+                    )?
                 }
                 Err(e) => error(&mut w, pod, 400, &e)?,
             },
             ("POST", "/v1/completions") => return complete(pod, w, &body, false),
             ("POST", "/v1/chat/completions") => return complete(pod, w, &body, true),
-            _ => error(&mut w, pod, 404, &format!("no route {} {}", req.method, req.path))?,
+            _ => error(
+                &mut w,
+                pod,
+                404,
+                &format!("no route {} {}", req.method, req.path),
+            )?,
         }
     }
 }
@@ -163,7 +198,11 @@ fn complete(pod: &LivePod, mut w: TcpStream, body: &Value, chat: bool) -> std::i
         Err(e) => return error(&mut w, pod, 400, &e),
     };
     let max_tokens = body
-        .get(if chat { "max_completion_tokens" } else { "max_tokens" })
+        .get(if chat {
+            "max_completion_tokens"
+        } else {
+            "max_tokens"
+        })
         .or_else(|| body.get("max_tokens"))
         .and_then(Value::as_u64)
         .unwrap_or(16)
@@ -181,7 +220,11 @@ fn complete(pod: &LivePod, mut w: TcpStream, body: &Value, chat: bool) -> std::i
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let id = format!("{}-{created}-{}", if chat { "chatcmpl" } else { "cmpl" }, fastrand::u64(..));
+    let id = format!(
+        "{}-{created}-{}",
+        if chat { "chatcmpl" } else { "cmpl" },
+        fastrand::u64(..)
+    );
     let object = match (chat, stream) {
         (true, true) => "chat.completion.chunk",
         (true, false) => "chat.completion",
@@ -246,6 +289,12 @@ fn complete(pod: &LivePod, mut w: TcpStream, body: &Value, chat: bool) -> std::i
         w.flush()
     } else {
         let b = json!({"id": id, "object": object, "created": created, "model": pod.model, "choices": [choice(&text, Some("length"), true)], "usage": usage});
-        respond(&mut w, pod, 200, "application/json", b.to_string().as_bytes())
+        respond(
+            &mut w,
+            pod,
+            200,
+            "application/json",
+            b.to_string().as_bytes(),
+        )
     }
 }

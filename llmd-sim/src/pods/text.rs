@@ -27,9 +27,7 @@ pub fn detokenize(id: u32) -> String {
 /// generation prompt is asked for. Content may be a string or a list of
 /// `{"type": "text", "text": ...}` parts.
 pub fn render_chat(messages: &Value, add_generation_prompt: bool) -> Result<String, String> {
-    let list = messages
-        .as_array()
-        .ok_or("'messages' must be a list")?;
+    let list = messages.as_array().ok_or("'messages' must be a list")?;
     let mut out = String::new();
     for m in list {
         let role = m
@@ -65,8 +63,12 @@ mod tests {
         assert_eq!(a, tokenize("the cat sat", 1000));
         assert_eq!(a.len(), 3);
         assert!(a.iter().all(|&t| (256..1000).contains(&t)));
-        let chat = serde_json::json!([{"role": "user", "content": [{"type": "text", "text": "hi"}]}]);
-        assert_eq!(render_chat(&chat, true).unwrap(), "<|user|> hi <|end|> <|assistant|>");
+        let chat =
+            serde_json::json!([{"role": "user", "content": [{"type": "text", "text": "hi"}]}]);
+        assert_eq!(
+            render_chat(&chat, true).unwrap(),
+            "<|user|> hi <|end|> <|assistant|>"
+        );
         assert!(render_chat(&serde_json::json!({}), true).is_err());
     }
 }

@@ -1,0 +1,264 @@
+//! The feed handle (`llmd_feed_*`): the live connection between vLLM pods
+//! and a scheduler (KV events over ZMQ with replay, `/metrics` scraping),
+//! on threads the library owns.
+
+use std::ffi::c_char;
+
+use ::llmd_feed::{Feed, FeedError, PodSpec};
+
+use crate::args::{self, free_handle, into_handle, Out};
+use crate::error::{llmd_error, FfiError};
+use crate::panic::{guard, guard_value};
+use crate::sched_error::sched_err;
+use crate::scheduler::llmd_scheduler;
+use crate::status::llmd_status;
+use crate::string::llmd_string;
+use crate::views::llmd_str;
+
+/// A feed driving one scheduler. Every call takes it as `const`; free it
+/// (which stops it) before or after the scheduler, in any order.
+#[allow(non_camel_case_types)] // C naming for the exported type
+pub struct llmd_feed(Feed);
+
+/// A pod to follow.
+#[allow(non_camel_case_types)] // C naming for the exported type
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct llmd_pod_desc {
+    /// Endpoint name (required); registered in the scheduler unless it is.
+    pub name: llmd_str,
+    /// `host:port` of the pod's OpenAI server (required).
+    pub address: llmd_str,
+    /// KV-event endpoint to connect to (`tcp://host:port`); NULL: none, or
+    /// `tcp://<host>:<socketPort>` when the config discovers pods.
+    pub events: llmd_str,
+    /// Replay endpoint; NULL: gaps are not replayed.
+    pub replay: llmd_str,
+    /// `/metrics` URL; NULL: `http://<address>/metrics`.
+    pub metrics_url: llmd_str,
+    /// Non-zero: do not scrape `/metrics`.
+    pub no_scrape: u8,
+    /// Data-parallel ranks publishing on consecutive ports (0 means 1).
+    pub data_parallel_size: u16,
+}
+
+fn feed_err(e: FeedError) -> FfiError {
+    match e {
+        FeedError::Schedule(s) => sched_err(s),
+        FeedError::UnknownPod(_) => {
+            FfiError::with_code(llmd_status::UnknownEndpoint, "unknown_pod", e.to_string())
+        }
+        FeedError::Config(_) => FfiError::invalid(e.to_string()),
+        FeedError::Io(_) => FfiError::new(llmd_status::Io, e.to_string()),
+    }
+}
+
+/// Creates a feed for `s` that executes what its configuration asks of the
+/// data plane (a precise producer's `kvEventsConfig`, `metrics-data-source`,
+/// `file-discovery`; see `llmd_feed_settings_json`). Nothing runs until
+/// `llmd_feed_start`.
+///
+/// # Safety
+/// `s` is NULL or live; `out` valid for a write; `err` NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_feed_new(
+    s: *const llmd_scheduler,
+    out: *mut *mut llmd_feed,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let s = args::handle(s, "scheduler")?;
+            let out = Out::new(out, "out")?;
+            let feed = Feed::from_scheduler(s.0.clone()).map_err(feed_err)?;
+            out.write(into_handle(llmd_feed(feed)));
+            Ok(())
+        })
+    }
+}
+
+/// Follows a pod (see `llmd_pod_desc`).
+///
+/// # Safety
+/// `f` NULL or live; `pod` NULL or valid with its views valid; `err` NULL or
+/// valid.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_feed_add_pod(
+    f: *const llmd_feed,
+    pod: *const llmd_pod_desc,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let f = &args::handle(f, "feed")?.0;
+            let p = args::handle(pod, "pod")?;
+            let spec = PodSpec {
+                events: p.events.optional("events")?,
+                replay: p.replay.optional("replay")?,
+                metrics_url: p.metrics_url.optional("metrics_url")?,
+                scrape: p.no_scrape == 0,
+                data_parallel_size: p.data_parallel_size.max(1),
+                ..PodSpec::new(p.name.required("name")?, p.address.required("address")?)
+            };
+            f.add_pod(spec).map_err(feed_err)
+        })
+    }
+}
+
+/// Stops following a pod and removes it (and its index entries) from the
+/// scheduler; `LLMD_STATUS_UNKNOWN_ENDPOINT` (code `unknown_pod`) when the
+/// feed does not follow it.
+///
+/// # Safety
+/// `f` NULL or live; `name` valid for `name_len` bytes; `err` NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_feed_remove_pod(
+    f: *const llmd_feed,
+    name: *const c_char,
+    name_len: usize,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let f = &args::handle(f, "feed")?.0;
+            f.remove_pod(args::str(name, name_len, "name")?)
+                .map_err(feed_err)
+        })
+    }
+}
+
+/// Binds a socket for pods that dial in (`tcp://*:5557`; port 0 picks one)
+/// and returns the bound endpoint in `out`.
+///
+/// # Safety
+/// `f` NULL or live; `endpoint` valid for `len` bytes; `out` valid for a
+/// write; `err` NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_feed_bind_events(
+    f: *const llmd_feed,
+    endpoint: *const c_char,
+    len: usize,
+    out: *mut *mut llmd_string,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let f = &args::handle(f, "feed")?.0;
+            let out = Out::new(out, "out")?;
+            let ep = f
+                .bind_events(args::str(endpoint, len, "endpoint")?)
+                .map_err(feed_err)?;
+            out.write(into_handle(llmd_string::new(ep.to_string())));
+            Ok(())
+        })
+    }
+}
+
+/// Starts the feed's threads (a stopped feed cannot start again).
+///
+/// # Safety
+/// `f` NULL or live; `err` NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_feed_start(
+    f: *const llmd_feed,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe { guard(err, || args::handle(f, "feed")?.0.start().map_err(feed_err)) }
+}
+
+/// Stops every thread and closes every socket; waits for them. NULL is
+/// ignored.
+///
+/// # Safety
+/// `f` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_feed_stop(f: *const llmd_feed) {
+    guard_value((), || {
+        // SAFETY: caller contract.
+        if let Ok(f) = unsafe { args::handle(f, "feed") } {
+            f.0.stop();
+        }
+    })
+}
+
+/// Per-pod counters as JSON: `{"<pod>": {"events": …, "blocks": …,
+/// "gaps": …, "replays": …, "reconnects": …, "scrape_errors": …,
+/// "last_event_age_s": …, …}}`.
+///
+/// # Safety
+/// `f` NULL or live; `out` valid for a write; `err` NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_feed_stats_json(
+    f: *const llmd_feed,
+    out: *mut *mut llmd_string,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe { json_out(f, out, err, |f| serde_json::to_string(&f.stats())) }
+}
+
+/// The configuration settings the feed executes or not, as a JSON list of
+/// `{"plugin", "setting", "executed", "note"}`.
+///
+/// # Safety
+/// `f` NULL or live; `out` valid for a write; `err` NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_feed_settings_json(
+    f: *const llmd_feed,
+    out: *mut *mut llmd_string,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe { json_out(f, out, err, |f| serde_json::to_string(f.settings())) }
+}
+
+/// The `llmd_feed_*` metrics as Prometheus text.
+///
+/// # Safety
+/// `f` NULL or live; `out` valid for a write; `err` NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_feed_render_metrics(
+    f: *const llmd_feed,
+    out: *mut *mut llmd_string,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe { json_out(f, out, err, |f| Ok(f.render_metrics())) }
+}
+
+/// Writes what `text` makes of the feed into `out`.
+///
+/// # Safety
+/// As the callers.
+unsafe fn json_out(
+    f: *const llmd_feed,
+    out: *mut *mut llmd_string,
+    err: *mut *mut llmd_error,
+    text: impl FnOnce(&Feed) -> serde_json::Result<String>,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let f = &args::handle(f, "feed")?.0;
+            let out = Out::new(out, "out")?;
+            let s = text(f).map_err(|e| FfiError::new(llmd_status::Serialize, e.to_string()))?;
+            out.write(into_handle(llmd_string::new(s)));
+            Ok(())
+        })
+    }
+}
+
+/// Stops and releases a feed. NULL is accepted and ignored.
+///
+/// # Safety
+/// `f` is NULL or a feed not yet freed, with no call on it in flight.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_feed_free(f: *mut llmd_feed) {
+    // SAFETY: caller contract.
+    guard_value((), || unsafe { free_handle(f) })
+}

@@ -1,0 +1,236 @@
+package llmd
+
+/*
+#include <llmd.h>
+*/
+import "C"
+
+import (
+	"encoding/json"
+	"runtime"
+	"sync"
+)
+
+// Feed is the live connection between vLLM pods and a Scheduler: it
+// subscribes to the pods' KV events over ZMQ (with vLLM's replay on gaps and
+// restarts), scrapes their /metrics, and drops what a pod that stops
+// answering had in the index. It runs on the library's own threads; Go
+// calls only configure and read it. Close stops and releases it.
+type Feed struct {
+	mu sync.RWMutex
+	h  *C.llmd_feed
+}
+
+// Pod is one pod a Feed follows.
+type Pod struct {
+	// Name is the endpoint name (registered in the scheduler unless it is).
+	Name string
+	// Address is host:port of the pod's OpenAI server.
+	Address string
+	// Events is the KV-event endpoint to connect to (tcp://host:port); ""
+	// means none, or tcp://<host>:<socketPort> when the config discovers pods.
+	Events string
+	// Replay is the pod's replay endpoint; "" means gaps are not replayed.
+	Replay string
+	// MetricsURL defaults to http://<Address>/metrics.
+	MetricsURL string
+	// NoScrape turns /metrics scraping off for the pod.
+	NoScrape bool
+	// DataParallelSize is the number of ranks publishing on consecutive ports (0 means 1).
+	DataParallelSize uint16
+}
+
+// PodStats are one pod's counters.
+type PodStats struct {
+	Name              string   `json:"name"`
+	Address           string   `json:"address"`
+	Events            uint64   `json:"events"`
+	Blocks            uint64   `json:"blocks"`
+	BlocksRemoved     uint64   `json:"blocks_removed"`
+	Gaps              uint64   `json:"gaps"`
+	Duplicates        uint64   `json:"duplicates"`
+	Restarts          uint64   `json:"restarts"`
+	Replays           uint64   `json:"replays"`
+	ReplaysTooOld     uint64   `json:"replays_too_old"`
+	ReplaysIncomplete uint64   `json:"replays_incomplete"`
+	ReplaysFailed     uint64   `json:"replays_failed"`
+	Clears            uint64   `json:"clears"`
+	Reconnects        uint64   `json:"reconnects"`
+	ConnectFailures   uint64   `json:"connect_failures"`
+	Malformed         uint64   `json:"malformed"`
+	DecodeErrors      uint64   `json:"decode_errors"`
+	QueueDrops        uint64   `json:"queue_drops"`
+	NotApplied        uint64   `json:"not_applied"`
+	Scrapes           uint64   `json:"scrapes"`
+	ScrapeErrors      uint64   `json:"scrape_errors"`
+	Evictions         uint64   `json:"evictions"`
+	LastEventAgeS     *float64 `json:"last_event_age_s"`
+	LastScrapeAgeS    *float64 `json:"last_scrape_age_s"`
+	Up                bool     `json:"up"`
+	Registered        bool     `json:"registered"`
+}
+
+// FeedSetting is a configuration setting and what the feed does with it.
+type FeedSetting struct {
+	Plugin   string `json:"plugin"`
+	Setting  string `json:"setting"`
+	Executed bool   `json:"executed"`
+	Note     string `json:"note"`
+}
+
+// NewFeed creates a feed for s that executes what its configuration asks of
+// the data plane (kvEventsConfig, metrics-data-source, file-discovery; see
+// Settings). Nothing runs until Start. The feed keeps the scheduler's state
+// alive; close them in any order.
+func NewFeed(s *Scheduler) (*Feed, error) {
+	var h *C.llmd_feed
+	err := s.with(func(sh *C.llmd_scheduler) error {
+		var e *C.llmd_error
+		return takeError(C.llmd_feed_new(sh, &h, &e), e)
+	})
+	if err != nil {
+		return nil, err
+	}
+	f := &Feed{h: h}
+	runtime.SetFinalizer(f, (*Feed).Close)
+	return f, nil
+}
+
+func (f *Feed) with(fn func(h *C.llmd_feed) error) error {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.h == nil {
+		return ErrClosed
+	}
+	return fn(f.h)
+}
+
+// AddPod follows a pod. A name already followed or a bad endpoint matches
+// ErrInvalidArgument.
+func (f *Feed) AddPod(p Pod) error {
+	return f.with(func(h *C.llmd_feed) error {
+		a := getArena()
+		defer a.put()
+		var d C.llmd_pod_desc
+		d.name = a.str(p.Name)
+		d.address = a.str(p.Address)
+		d.events = a.optStr(p.Events)
+		d.replay = a.optStr(p.Replay)
+		d.metrics_url = a.optStr(p.MetricsURL)
+		if p.NoScrape {
+			d.no_scrape = 1
+		}
+		d.data_parallel_size = C.uint16_t(p.DataParallelSize)
+		var e *C.llmd_error
+		return takeError(C.llmd_feed_add_pod(h, &d, &e), e)
+	})
+}
+
+// RemovePod stops following a pod and removes it (and its index entries)
+// from the scheduler; a pod not followed matches ErrUnknownEndpoint with
+// Code "unknown_pod".
+func (f *Feed) RemovePod(name string) error {
+	return f.with(func(h *C.llmd_feed) error {
+		np, nl := str(name)
+		var e *C.llmd_error
+		return takeError(C.llmd_feed_remove_pod(h, np, nl, &e), e)
+	})
+}
+
+// BindEvents binds a socket for pods that dial in (tcp://*:5557; port 0
+// picks one) and returns the bound endpoint.
+func (f *Feed) BindEvents(endpoint string) (string, error) {
+	var out string
+	err := f.with(func(h *C.llmd_feed) error {
+		ep, el := str(endpoint)
+		var s *C.llmd_string
+		var e *C.llmd_error
+		if err := takeError(C.llmd_feed_bind_events(h, ep, el, &s, &e), e); err != nil {
+			return err
+		}
+		out = takeString(s)
+		return nil
+	})
+	return out, err
+}
+
+// Start starts the feed's threads; a stopped feed cannot start again.
+func (f *Feed) Start() error {
+	return f.with(func(h *C.llmd_feed) error {
+		var e *C.llmd_error
+		return takeError(C.llmd_feed_start(h, &e), e)
+	})
+}
+
+// Stop stops every thread and closes every socket; pods stay registered.
+func (f *Feed) Stop() {
+	_ = f.with(func(h *C.llmd_feed) error {
+		C.llmd_feed_stop(h)
+		return nil
+	})
+}
+
+func (f *Feed) text(call func(h *C.llmd_feed, out **C.llmd_string, e **C.llmd_error) C.llmd_status) (string, error) {
+	var out string
+	err := f.with(func(h *C.llmd_feed) error {
+		var s *C.llmd_string
+		var e *C.llmd_error
+		if err := takeError(call(h, &s, &e), e); err != nil {
+			return err
+		}
+		out = takeString(s)
+		return nil
+	})
+	return out, err
+}
+
+// Stats returns every followed pod's counters by name.
+func (f *Feed) Stats() (map[string]PodStats, error) {
+	raw, err := f.text(func(h *C.llmd_feed, out **C.llmd_string, e **C.llmd_error) C.llmd_status {
+		return C.llmd_feed_stats_json(h, out, e)
+	})
+	if err != nil {
+		return nil, err
+	}
+	var stats map[string]PodStats
+	return stats, json.Unmarshal([]byte(raw), &stats)
+}
+
+// Settings lists the configuration settings the feed executes or not.
+func (f *Feed) Settings() ([]FeedSetting, error) {
+	raw, err := f.text(func(h *C.llmd_feed, out **C.llmd_string, e **C.llmd_error) C.llmd_status {
+		return C.llmd_feed_settings_json(h, out, e)
+	})
+	if err != nil {
+		return nil, err
+	}
+	var s []FeedSetting
+	return s, json.Unmarshal([]byte(raw), &s)
+}
+
+// RenderMetrics returns the llmd_feed_* metrics as Prometheus text (serve
+// them beside Scheduler.RenderMetrics).
+func (f *Feed) RenderMetrics() (string, error) {
+	return f.text(func(h *C.llmd_feed, out **C.llmd_string, e **C.llmd_error) C.llmd_status {
+		return C.llmd_feed_render_metrics(h, out, e)
+	})
+}
+
+// Close stops and releases the feed; later calls return ErrClosed.
+func (f *Feed) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.h != nil {
+		C.llmd_feed_free(f.h)
+		f.h = nil
+		runtime.SetFinalizer(f, nil)
+	}
+	return nil
+}
+
+// takeString copies and frees an llmd_string.
+func takeString(s *C.llmd_string) string {
+	out := C.GoStringN(C.llmd_string_data(s), C.int(C.llmd_string_len(s)))
+	C.llmd_string_free(s)
+	return out
+}

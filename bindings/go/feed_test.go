@@ -1,0 +1,110 @@
+package llmd
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+const feedConfig = `apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: precise-prefix-cache-producer
+  parameters:
+    kvEventsConfig: {concurrency: 2, discoverPods: false}
+- type: prefix-cache-scorer
+  parameters: {prefixMatchInfoProducerName: precise-prefix-cache-producer}
+- type: max-score-picker
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: prefix-cache-scorer
+  - pluginRef: max-score-picker
+`
+
+func TestFeedScrapesAPodAndReports(t *testing.T) {
+	pod := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "vllm:num_requests_waiting{model_name=\"m\"} 7\nvllm:num_requests_running{model_name=\"m\"} 2\n")
+	}))
+	defer pod.Close()
+	s, err := NewScheduler(feedConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	f, err := NewFeed(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	settings, err := f.Settings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, st := range settings {
+		if st.Setting == "kvEventsConfig.concurrency" && st.Executed {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no executed concurrency setting in %+v", settings)
+	}
+	addr := strings.TrimPrefix(pod.URL, "http://")
+	if err := f.AddPod(Pod{Name: "pod-a", Address: addr}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.AddPod(Pod{Name: "pod-a", Address: addr}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("duplicate pod: %v", err)
+	}
+	if err := f.AddPod(Pod{Name: "pod-b", Address: "127.0.0.1:1", Events: "ipc:///x"}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("ipc endpoint: %v", err)
+	}
+	if s.EndpointCount() != 1 {
+		t.Fatalf("endpoints: %d", s.EndpointCount())
+	}
+	if err := f.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		stats, err := f.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := stats["pod-a"]; st.Scrapes > 0 && st.Up && st.Registered {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never scraped: %+v", stats)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	text, err := f.RenderMetrics()
+	if err != nil || !strings.Contains(text, `llmd_feed_pod_up{pod="pod-a"} 1`) {
+		t.Fatalf("metrics: %v\n%s", err, text)
+	}
+	ep, err := f.BindEvents("tcp://127.0.0.1:0")
+	if err != nil || !strings.HasPrefix(ep, "tcp://127.0.0.1:") {
+		t.Fatalf("bind: %q %v", ep, err)
+	}
+	var le *Error
+	if err := f.RemovePod("nope"); !errors.As(err, &le) || le.Code != "unknown_pod" || !errors.Is(err, ErrUnknownEndpoint) {
+		t.Fatalf("unknown pod: %v", err)
+	}
+	if err := f.RemovePod("pod-a"); err != nil || s.EndpointCount() != 0 {
+		t.Fatalf("remove: %v, %d endpoints", err, s.EndpointCount())
+	}
+	f.Stop()
+	if err := f.Start(); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("restart after stop: %v", err)
+	}
+	f.Close()
+	if err := f.Start(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("after close: %v", err)
+	}
+}
