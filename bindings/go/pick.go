@@ -56,6 +56,9 @@ type Decision struct {
 	Headers []Header
 	// RemoveHeaders the proxy must drop.
 	RemoveHeaders []string
+	// ResponseHeaders the proxy adds to the client's response (llm-d's
+	// response-side headers, e.g. the picked endpoint for session affinity).
+	ResponseHeaders []Header
 	// Explanation is set when Request.Explain was: every candidate, filter
 	// drop and scorer's raw and weighted score.
 	Explanation json.RawMessage
@@ -210,6 +213,10 @@ func readDecision(dec *C.llmd_decision, infop *C.llmd_decision_info, explain boo
 	}
 	for i := 0; i < int(info.n_remove_headers); i++ {
 		out.RemoveHeaders = append(out.RemoveHeaders, goStr(C.llmd_decision_remove_header(dec, C.size_t(i))))
+	}
+	for i := 0; i < int(C.llmd_decision_response_header_count(dec)); i++ {
+		h := C.llmd_decision_response_header(dec, C.size_t(i))
+		out.ResponseHeaders = append(out.ResponseHeaders, Header{goStr(h.key), goStr(h.value)})
 	}
 	if explain {
 		var js *C.llmd_string

@@ -1,13 +1,19 @@
 // Command example is a minimal inference router: it picks a vLLM backend for
-// each OpenAI-style request with llmd and proxies the request there.
+// each OpenAI-style request with llmd and proxies the request there, passing
+// the backend's response headers through and adding the decision's.
 //
-//	go run ./example -endpoint pod-a=10.0.0.1:8000 -endpoint pod-b=10.0.0.2:8000 -model llama
+//	go run ./example -endpoint pod-a=10.0.0.1:8000 -endpoint pod-b=10.0.0.2:8000 -model llama \
+//	    -events pod-a=tcp://10.0.0.1:5557 -events pod-b=tcp://10.0.0.2:5557
+//	llmd pods -n 4 > fleet.txt & go run ./example -fleet fleet.txt
 //
-// A production router would also feed each backend's /metrics scrape
-// (Scheduler.UpdateMetricsText) and its KV events (Scheduler.IngestKVEvents).
+// An llmd.Feed scrapes every backend's /metrics and subscribes to the KV
+// events of those that publish them (with vLLM's replay on gaps); with
+// events on, prompts are tokenized by a backend's /tokenize so that precise
+// prefix-cache routing sees the engine's token ids.
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -17,6 +23,7 @@ import (
 	"log"
 	"net/http"
 	"net/http/httputil"
+	"os"
 	"strings"
 	"sync/atomic"
 
@@ -26,14 +33,18 @@ import (
 // router picks a backend per request and proxies to it.
 type router struct {
 	sched *llmd.Scheduler
+	feed  *llmd.Feed
 	seq   atomic.Uint64
 	proxy *httputil.ReverseProxy
+	// tokenizeAt is a backend (host:port) whose /tokenize gives the prompt's
+	// token ids; "" routes on the text.
+	tokenizeAt string
 }
 
 type ctxKey struct{}
 
-func newRouter(s *llmd.Scheduler) http.Handler {
-	rt := &router{sched: s}
+func newRouter(s *llmd.Scheduler, feed *llmd.Feed, tokenizeAt string) http.Handler {
+	rt := &router{sched: s, feed: feed, tokenizeAt: tokenizeAt}
 	rt.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			target := pr.In.Context().Value(ctxKey{}).(*llmd.Decision)
@@ -46,6 +57,15 @@ func newRouter(s *llmd.Scheduler) http.Handler {
 				pr.Out.Header.Del(h)
 			}
 		},
+		// Upstream response headers (e.g. x-inference-pod) pass through;
+		// the decision's response headers are added.
+		ModifyResponse: func(resp *http.Response) error {
+			d := resp.Request.Context().Value(ctxKey{}).(*llmd.Decision)
+			for _, h := range d.ResponseHeaders {
+				resp.Header.Set(h.Name, h.Value)
+			}
+			return nil
+		},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/", rt.serveInference)
@@ -55,8 +75,42 @@ func newRouter(s *llmd.Scheduler) http.Handler {
 }
 
 type completionBody struct {
-	Model  string `json:"model"`
-	Prompt string `json:"prompt"`
+	Model    string            `json:"model"`
+	Prompt   string            `json:"prompt"`
+	Messages []json.RawMessage `json:"messages"`
+}
+
+// tokens asks a backend's /tokenize for the prompt's token ids (chat
+// messages rendered with its template); nil when it cannot answer.
+func (rt *router) tokens(r *http.Request, body []byte) []uint32 {
+	var req map[string]json.RawMessage
+	if json.Unmarshal(body, &req) != nil {
+		return nil
+	}
+	ask := map[string]json.RawMessage{}
+	for _, k := range []string{"prompt", "messages", "add_generation_prompt"} {
+		if v, ok := req[k]; ok {
+			ask[k] = v
+		}
+	}
+	if strings.HasSuffix(r.URL.Path, "/chat/completions") {
+		if _, ok := ask["add_generation_prompt"]; !ok {
+			ask["add_generation_prompt"] = json.RawMessage("true")
+		}
+	}
+	payload, _ := json.Marshal(ask)
+	resp, err := http.Post("http://"+rt.tokenizeAt+"/tokenize", "application/json", bytes.NewReader(payload))
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Tokens []uint32 `json:"tokens"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&out) != nil {
+		return nil
+	}
+	return out.Tokens
 }
 
 // decide reads the body (restoring it for the proxy) and picks a backend.
@@ -78,7 +132,11 @@ func (rt *router) decide(r *http.Request, explain bool) (*llmd.Decision, string,
 	for name := range r.Header {
 		headers[strings.ToLower(name)] = r.Header.Get(name)
 	}
-	d, err := rt.sched.Pick(&llmd.Request{ID: id, Model: req.Model, Prompt: req.Prompt, Headers: headers, Explain: explain})
+	var tokens []uint32
+	if rt.tokenizeAt != "" {
+		tokens = rt.tokens(r, body)
+	}
+	d, err := rt.sched.Pick(&llmd.Request{ID: id, Model: req.Model, Prompt: req.Prompt, Tokens: tokens, Headers: headers, Explain: explain})
 	var le *llmd.Error
 	switch {
 	case errors.As(err, &le) && le.Code == "no_endpoints":
@@ -119,12 +177,20 @@ func (rt *router) serveExplain(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(d)
 }
 
-// serveMetrics exposes the scheduler's metrics to Prometheus.
+// serveMetrics exposes the scheduler's and the feed's metrics to Prometheus.
 func (rt *router) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	text, err := rt.sched.RenderMetrics()
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
+	}
+	if rt.feed != nil {
+		feedText, err := rt.feed.RenderMetrics()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		text += feedText
 	}
 	w.Header().Set("content-type", "text/plain; version=0.0.4")
 	_, _ = io.WriteString(w, text)
@@ -153,31 +219,115 @@ func (e *endpointFlags) Set(v string) error {
 	return nil
 }
 
+type pairFlags map[string]string
+
+func (p pairFlags) String() string { return fmt.Sprint(map[string]string(p)) }
+
+func (p pairFlags) Set(v string) error {
+	name, value, ok := strings.Cut(v, "=")
+	if !ok {
+		return fmt.Errorf("want name=tcp://host:port, got %q", v)
+	}
+	p[name] = value
+	return nil
+}
+
+// preciseConfig is precise prefix-cache routing on KV events with load
+// scorers beside it: the default when backends publish events.
+const preciseConfig = `apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: precise-prefix-cache-producer
+  parameters:
+    kvEventsConfig: {discoverPods: false}
+- type: prefix-cache-scorer
+  parameters: {prefixMatchInfoProducerName: precise-prefix-cache-producer}
+- type: queue-scorer
+- type: kv-cache-utilization-scorer
+- type: max-score-picker
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: prefix-cache-scorer
+    weight: 3
+  - pluginRef: queue-scorer
+    weight: 2
+  - pluginRef: kv-cache-utilization-scorer
+    weight: 2
+  - pluginRef: max-score-picker
+`
+
+// readFleet reads `llmd pods` output: name http://host:port events replay.
+func readFleet(path string, eps *endpointFlags, events, replay pairFlags) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		parts := strings.Fields(sc.Text())
+		if len(parts) != 4 {
+			continue
+		}
+		*eps = append(*eps, llmd.Endpoint{Name: parts[0], Address: strings.TrimPrefix(parts[1], "http://")})
+		events[parts[0]], replay[parts[0]] = parts[2], parts[3]
+	}
+	return sc.Err()
+}
+
 func main() {
 	var eps endpointFlags
+	events, replay := pairFlags{}, pairFlags{}
 	listen := flag.String("listen", "127.0.0.1:8080", "address to serve on")
-	config := flag.String("config", "", "llm-d EndpointPickerConfig file (default pipeline if empty)")
+	config := flag.String("config", "", "llm-d EndpointPickerConfig file (default: precise routing with events, else llm-d's default)")
 	model := flag.String("model", "", "model the endpoints serve")
+	fleet := flag.String("fleet", "", "backends from `llmd pods` output")
 	flag.Var(&eps, "endpoint", "backend as name=host:port (repeatable)")
+	flag.Var(events, "events", "a backend's KV-event endpoint as name=tcp://host:port (repeatable)")
+	flag.Var(replay, "replay", "a backend's replay endpoint as name=tcp://host:port (repeatable)")
 	flag.Parse()
+	if *fleet != "" {
+		if err := readFleet(*fleet, &eps, events, replay); err != nil {
+			log.Fatal(err)
+		}
+	}
 
 	var s *llmd.Scheduler
 	var err error
-	if *config != "" {
+	switch {
+	case *config != "":
 		s, err = llmd.NewSchedulerFromFile(*config)
-	} else {
+	case len(events) > 0:
+		s, err = llmd.NewScheduler(preciseConfig)
+	default:
 		s, err = llmd.NewScheduler("")
 	}
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer s.Close()
+	feed, err := llmd.NewFeed(s)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer feed.Close()
 	for _, ep := range eps {
 		ep.Model = *model
 		if err := s.AddEndpoint(ep); err != nil {
 			log.Fatal(err)
 		}
+		if err := feed.AddPod(llmd.Pod{Name: ep.Name, Address: ep.Address, Events: events[ep.Name], Replay: replay[ep.Name]}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if err := feed.Start(); err != nil {
+		log.Fatal(err)
+	}
+	tokenizeAt := ""
+	if len(events) > 0 && len(eps) > 0 {
+		tokenizeAt = eps[0].Address
 	}
 	log.Printf("llmd %s routing to %d endpoints on %s", llmd.Version(), len(eps), *listen)
-	log.Fatal(http.ListenAndServe(*listen, newRouter(s)))
+	log.Fatal(http.ListenAndServe(*listen, newRouter(s, feed, tokenizeAt)))
 }

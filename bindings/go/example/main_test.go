@@ -16,6 +16,7 @@ import (
 // backend is a fake vLLM server that names itself in its answers.
 func backend(name string) *httptest.Server {
 	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("x-inference-pod", name)
 		fmt.Fprintf(w, `{"served_by":%q,"dest":%q}`, name, r.Header.Get("x-gateway-destination-endpoint"))
 	}))
 }
@@ -42,7 +43,7 @@ func TestRouterProxiesToPickedBackend(t *testing.T) {
 	if err := s.UpdateMetricsText("pod-b", "vllm:num_requests_waiting 0\nvllm:kv_cache_usage_perc 0.01\n"); err != nil {
 		t.Fatal(err)
 	}
-	router := httptest.NewServer(newRouter(s))
+	router := httptest.NewServer(newRouter(s, nil, ""))
 	defer router.Close()
 
 	var wg sync.WaitGroup
@@ -68,6 +69,9 @@ func TestRouterProxiesToPickedBackend(t *testing.T) {
 			}
 			if got.ServedBy != "pod-b" || got.Dest != strings.TrimPrefix(b.URL, "http://") {
 				t.Errorf("served by %+v", got)
+			}
+			if h := resp.Header.Get("x-inference-pod"); h != "pod-b" {
+				t.Errorf("upstream header not forwarded: %q", h)
 			}
 		}(i)
 	}
