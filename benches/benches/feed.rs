@@ -22,17 +22,25 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use llmd_feed::zmq::Publisher;
 use llmd_feed::{Feed, FeedOptions, PodSpec};
-use llmd_kvindex::events::{encode_event_batch, BlockStored, EventBatch, EventLayout, HashValue, KvEvent};
+use llmd_kvindex::events::{
+    encode_event_batch, BlockStored, EventBatch, EventLayout, HashValue, KvEvent,
+};
 use llmd_sched::{Request, Scheduler};
 
 const ENGINE: &str = "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: precise-prefix-cache-producer\n  parameters:\n    tokenProcessorConfig: {blockSizeTokens: 16, hashSeed: '42'}\n    indexerConfig: {kvBlockIndexConfig: {inMemoryConfig: {size: 4000000}}}\n    kvEventsConfig: {discoverPods: false}\n- type: prefix-cache-scorer\n  parameters: {prefixMatchInfoProducerName: precise-prefix-cache-producer}\n- type: max-score-picker\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: prefix-cache-scorer\n  - pluginRef: max-score-picker\n";
 
 fn router_keys_config() -> String {
-    ENGINE.replace("    tokenProcessorConfig: {blockSizeTokens: 16, hashSeed: '42'}\n", "")
+    ENGINE.replace(
+        "    tokenProcessorConfig: {blockSizeTokens: 16, hashSeed: '42'}\n",
+        "",
+    )
 }
 
 fn now_s() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
 }
 
 /// Batch `i`: one chain of `n` blocks (keys from `i`), 16 tokens each.
@@ -139,7 +147,8 @@ fn throughput(name: &str, config: &str) {
 fn lag_quantile(text: &str, q: f64) -> String {
     let mut buckets: Vec<(String, f64)> = Vec::new();
     for l in text.lines() {
-        if let Some(rest) = l.strip_prefix("llmd_feed_event_lag_seconds_bucket{pod=\"pod-0\",le=\"") {
+        if let Some(rest) = l.strip_prefix("llmd_feed_event_lag_seconds_bucket{pod=\"pod-0\",le=\"")
+        {
             let (le, v) = rest.split_once("\"} ").unwrap();
             buckets.push((le.to_string(), v.parse().unwrap()));
         }
@@ -205,7 +214,10 @@ fn pick_overhead() {
     let sched = Arc::new(Scheduler::from_config_str(ENGINE).unwrap());
     for i in 1..8 {
         sched
-            .add_endpoint(llmd_sched::Endpoint::new(format!("other-{i}"), format!("127.0.0.{i}:9")))
+            .add_endpoint(llmd_sched::Endpoint::new(
+                format!("other-{i}"),
+                format!("127.0.0.{i}:9"),
+            ))
             .unwrap();
     }
     let mut publisher = Publisher::new("kv@127.0.0.1:9@m", 16);

@@ -113,8 +113,8 @@ pub(crate) struct PodStats {
 
 /// Lag buckets: 50 µs to 10 s (fine below 1 ms, where loopback lives).
 pub(crate) const LAG_BUCKETS: &[f64] = &[
-    0.00005, 0.0001, 0.0002, 0.0003, 0.0005, 0.00075, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05,
-    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    0.00005, 0.0001, 0.0002, 0.0003, 0.0005, 0.00075, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1,
+    0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 /// Scrape-duration buckets: 1 ms to 10 s.
 pub(crate) const SCRAPE_BUCKETS: &[f64] = &[

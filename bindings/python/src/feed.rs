@@ -146,6 +146,40 @@ impl PyFeed {
             .map_err(|e| feed_error(py, e))
     }
 
+    /// Makes the followed pods exactly `pods` (for a host with its own
+    /// discovery, e.g. a Kubernetes watch): each a dict with `name` and
+    /// `address`, and optionally `events`, `replay`, `metrics_url`, `scrape`,
+    /// `data_parallel_size` as in `add_pod`. New names are added, missing
+    /// ones removed (with their index entries), changed ones replaced; pods
+    /// from DNS or file discovery are left alone.
+    fn sync_pods(&self, py: Python<'_>, pods: &Bound<'_, pyo3::types::PyList>) -> PyResult<()> {
+        let mut specs = Vec::with_capacity(pods.len());
+        for item in pods.iter() {
+            let v = json::from_py(&item, "pod")?;
+            let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+            let (Some(name), Some(address)) = (s("name"), s("address")) else {
+                return Err(error(
+                    py,
+                    Kind::InvalidArgument,
+                    "every pod needs 'name' and 'address'",
+                ));
+            };
+            specs.push(PodSpec {
+                events: s("events"),
+                replay: s("replay"),
+                metrics_url: s("metrics_url"),
+                scrape: v.get("scrape").and_then(|x| x.as_bool()).unwrap_or(true),
+                data_parallel_size: v
+                    .get("data_parallel_size")
+                    .and_then(|x| x.as_u64())
+                    .map_or(1, |n| n.clamp(1, 1024) as u16),
+                ..PodSpec::new(name, address)
+            });
+        }
+        py.detach(|| self.inner.sync_pods(specs))
+            .map_err(|e| feed_error(py, e))
+    }
+
     /// Binds a socket for pods that dial in (vLLM with a `tcp://host:port`
     /// events endpoint, llm-d-inference-sim); messages go to the pod their
     /// topic (`kv@<pod>@<model>`) names. Returns the bound endpoint.

@@ -253,3 +253,14 @@ def test_lifecycle_and_errors() -> None:
         feed.start()
     feed.remove_pod("p")
     assert sched.endpoints() == []
+
+
+def test_sync_pods_reconciles_the_hosts_list() -> None:
+    sched = llmd.Scheduler(PRECISE)
+    feed = llmd.Feed(sched)
+    feed.sync_pods([{"name": "a", "address": "127.0.0.1:1", "scrape": False}, {"name": "b", "address": "127.0.0.1:2", "scrape": False}])
+    assert sorted(feed.pods) == ["a", "b"]
+    feed.sync_pods([{"name": "b", "address": "127.0.0.1:2", "scrape": False}, {"name": "c", "address": "127.0.0.1:3", "scrape": False}])
+    assert sorted(feed.pods) == ["b", "c"] and sorted(sched.endpoints()) == ["b", "c"]
+    with pytest.raises(llmd.InvalidArgumentError):
+        feed.sync_pods([{"name": "x"}])

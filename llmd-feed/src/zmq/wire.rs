@@ -522,4 +522,55 @@ mod tests {
         assert!(matches!(r, Err(WireError::Protocol(_))));
         t.join().unwrap();
     }
+
+    /// Random bytes from a peer, before and after a valid greeting and
+    /// READY, end in an error or a bounded message: never a panic, never an
+    /// allocation past the limit.
+    #[test]
+    fn random_peers_never_panic() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let limits = Limits {
+            max_message_bytes: 1 << 16,
+            max_frames: 8,
+        };
+        for case in 0..300 {
+            let len = (next() % 600) as usize;
+            let mut junk: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let valid_prefix = case % 2 == 0;
+            if valid_prefix {
+                let mut pre = greeting().to_vec();
+                let ready = ready(SocketType::Pub);
+                pre.push(COMMAND);
+                pre.push(ready.len() as u8);
+                pre.extend_from_slice(&ready);
+                pre.append(&mut junk);
+                junk = pre;
+            }
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            let t = std::thread::spawn(move || {
+                let (mut s, _) = l.accept().unwrap();
+                let _ = s.write_all(&junk);
+                let _ = s.shutdown(std::net::Shutdown::Write);
+                let mut sink = Vec::new();
+                let _ = s.read_to_end(&mut sink);
+            });
+            let s = TcpStream::connect(addr).unwrap();
+            if let Ok(mut c) =
+                Connection::handshake(s, SocketType::Sub, limits, Duration::from_secs(2))
+            {
+                while let Ok(m) = c.recv() {
+                    assert!(m.len() <= limits.max_frames);
+                    assert!(m.iter().map(Vec::len).sum::<usize>() <= limits.max_message_bytes);
+                }
+            }
+            t.join().unwrap();
+        }
+    }
 }

@@ -504,6 +504,14 @@ class Feed:
         """Stops following a pod and removes it (and its index entries) from
         the scheduler; its batches still in flight are not applied.
         """
+    def sync_pods(self, pods: Sequence[Mapping[str, Any]]) -> None:
+        """Makes the followed pods exactly `pods` (for a host with its own
+        discovery, e.g. a Kubernetes watch): each a dict with `name` and
+        `address`, and optionally `events`, `replay`, `metrics_url`, `scrape`,
+        `data_parallel_size` as in `add_pod`. New names are added, missing
+        ones removed (with their index entries), changed ones replaced; pods
+        from DNS or file discovery are left alone.
+        """
     def bind_events(self, endpoint: str) -> str:
         """Binds a socket for pods that dial in (vLLM with a `tcp://host:port`
         events endpoint, llm-d-inference-sim); messages go to the pod their
