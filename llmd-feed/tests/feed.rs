@@ -429,3 +429,31 @@ fn an_llm_d_precise_config_is_executed_and_reported() {
     feed.add_pod(PodSpec::new("p", "10.1.2.3:8000")).unwrap();
     let _ = &feed;
 }
+
+#[test]
+fn a_full_queue_drops_are_counted_and_healed_by_replay() {
+    let s = sched();
+    let (p, ev, rp) = publisher("kv@x@m", 10_000, ReplayLayout::WithTopic);
+    let feed = Feed::new(
+        s.clone(),
+        FeedOptions {
+            concurrency: 1,
+            queue_capacity: 1,
+            ..opts()
+        },
+    );
+    feed.add_pod(pod("a", &ev, Some(&rp))).unwrap();
+    feed.start().unwrap();
+    subscribed(&p);
+    for i in 0..2000 {
+        p.publish(&block(i % 500));
+    }
+    wait("every batch", || {
+        let st = stats(&feed, "a");
+        st.events + st.duplicates >= 2000 && st.events == 2000
+    });
+    let st = stats(&feed, "a");
+    assert!(st.queue_drops > 0, "{st:?}");
+    assert!(st.gaps > 0 && st.replays > 0, "{st:?}");
+    assert_eq!((st.clears, st.replays_failed), (0, 0), "{st:?}");
+}
