@@ -81,10 +81,9 @@ fn feed_for(sched: &Arc<Scheduler>, ev: &str) -> Feed {
 }
 
 fn wait_subscribed(p: &Publisher) {
-    while p.subscribers() == 0 {
+    while p.subscribed() == 0 {
         std::thread::sleep(Duration::from_millis(1));
     }
-    std::thread::sleep(Duration::from_millis(50));
 }
 
 fn throughput(name: &str, config: &str) {

@@ -509,7 +509,10 @@ impl Inner {
         };
         match queues[shard].try_send(w) {
             Ok(()) | Err(TrySendError::Disconnected(_)) => {}
-            Err(TrySendError::Full(_)) => PodStats::inc(&pod.stats.queue_drops),
+            Err(TrySendError::Full(_)) => {
+                PodStats::inc(&pod.stats.queue_drops);
+                pod.dropped.store(true, Ordering::Release);
+            }
         }
         true
     }

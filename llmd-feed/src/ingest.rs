@@ -30,7 +30,26 @@ pub(crate) struct Work {
 /// Runs one worker until its queue closes.
 pub(crate) fn worker(sched: &Scheduler, opts: &FeedOptions, rx: Receiver<Work>) {
     while let Ok(w) = rx.recv() {
+        let pod = w.pod.clone();
         process(sched, opts, w);
+        if pod.dropped.swap(false, Ordering::AcqRel) {
+            resync(sched, opts, &pod);
+        }
+    }
+}
+
+/// After batches of `pod` were dropped at a full queue: replays every rank
+/// from what it last applied, so that drops at the end of a stream are
+/// healed too; batches still queued then arrive as duplicates.
+fn resync(sched: &Scheduler, opts: &FeedOptions, pod: &PodRef) {
+    if pod.stop.is_stopped() || !pod.stats.registered.load(Ordering::Acquire) {
+        return;
+    }
+    let mut streams = pod.streams.lock().unwrap();
+    for (&rank, state) in streams.iter_mut() {
+        if let (Some(last), Some(_)) = (state.last(), pod.replay_for(rank)) {
+            recover(sched, opts, pod, rank, state, last + 1, None, true);
+        }
     }
 }
 
@@ -61,12 +80,12 @@ fn process(sched: &Scheduler, opts: &FeedOptions, w: Work) {
         }
         Action::First => {
             if seq > 0 && opts.catch_up && pod.replay_for(rank).is_some() {
-                recover(sched, opts, pod, rank, state, 0, seq, false);
+                recover(sched, opts, pod, rank, state, 0, Some(seq), false);
             }
         }
         Action::Gap { from } => {
             PodStats::inc(&st.gaps);
-            recover(sched, opts, pod, rank, state, from, seq, true);
+            recover(sched, opts, pod, rank, state, from, Some(seq), true);
         }
         Action::Restart => {
             PodStats::inc(&st.restarts);
@@ -75,7 +94,7 @@ fn process(sched: &Scheduler, opts: &FeedOptions, w: Work) {
                 // from a clean slate and replay them.
                 clear(sched, pod, &batch);
                 state.reset();
-                recover(sched, opts, pod, rank, state, 0, seq, true);
+                recover(sched, opts, pod, rank, state, 0, Some(seq), true);
             }
         }
     }
@@ -90,7 +109,9 @@ fn process(sched: &Scheduler, opts: &FeedOptions, w: Work) {
 /// Replays `from..` so that `live` can follow in order; when the replay
 /// cannot cover the gap, drops what is known about the pod (per
 /// [`UnrecoverableGap`]). `known` says the index holds earlier state of this
-/// publisher (so lost batches matter).
+/// publisher (so lost batches matter). With `live` `None` it replays what
+/// the pod still buffers and only a replay that starts past `from` (lost for
+/// good) drops anything.
 #[allow(clippy::too_many_arguments)]
 fn recover(
     sched: &Scheduler,
@@ -99,10 +120,12 @@ fn recover(
     rank: i64,
     state: &mut StreamState,
     from: u64,
-    live: u64,
+    live: Option<u64>,
     known: bool,
 ) {
     let st = &pod.stats;
+    let wanted = live.is_some();
+    let live = live.unwrap_or(u64::MAX);
     let mut next = from;
     let mut cleared = false;
     if let Some(ep) = pod.replay_for(rank) {
@@ -158,9 +181,10 @@ fn recover(
             }
         }
     }
-    if next > live {
+    if next > from && (next > live || !wanted) {
         state.replayed(from, next - 1);
-    } else if next < live
+    } else if wanted
+        && next < live
         && known
         && !cleared
         && opts.on_unrecoverable_gap == UnrecoverableGap::Clear

@@ -287,6 +287,10 @@ pub(crate) struct Pod {
     pub endpoint: Endpoint,
     pub stats: PodStats,
     pub streams: Mutex<HashMap<i64, StreamState>>,
+    /// Set when a batch of this pod was dropped at a full queue: its worker
+    /// replays from what it last applied once it reaches the drop (a drop at
+    /// the end of a stream leaves no later batch to reveal the gap).
+    pub dropped: AtomicBool,
     pub stop: Stopper,
     /// Wall-clock time of the last successful scrape (or of registration).
     pub last_ok_unix_ns: AtomicU64,
@@ -343,6 +347,7 @@ impl Pod {
             spec,
             stats: PodStats::new(),
             streams: Mutex::new(HashMap::new()),
+            dropped: AtomicBool::new(false),
             stop: Stopper::default(),
             last_ok_unix_ns: AtomicU64::new(unix_ns()),
         })

@@ -93,9 +93,7 @@ fn routed(s: &Scheduler, i: u64) -> String {
 }
 
 fn subscribed(p: &Publisher) {
-    wait("a subscriber", || p.subscribers() > 0);
-    // The subscription message follows the handshake.
-    std::thread::sleep(Duration::from_millis(50));
+    wait("a subscription", || p.subscribed() > 0);
 }
 
 #[test]
@@ -448,12 +446,13 @@ fn a_full_queue_drops_are_counted_and_healed_by_replay() {
     for i in 0..2000 {
         p.publish(&block(i % 500));
     }
-    wait("every batch", || {
-        let st = stats(&feed, "a");
-        st.events + st.duplicates >= 2000 && st.events == 2000
-    });
+    let t0 = Instant::now();
+    while stats(&feed, "a").events < 2000 && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let st = stats(&feed, "a");
+    assert_eq!(st.events, 2000, "{st:?}");
     assert!(st.queue_drops > 0, "{st:?}");
-    assert!(st.gaps > 0 && st.replays > 0, "{st:?}");
+    assert!(st.replays > 0, "{st:?}");
     assert_eq!((st.clears, st.replays_failed), (0, 0), "{st:?}");
 }

@@ -161,6 +161,18 @@ impl Publisher {
         self.shared.peers.lock().unwrap().len()
     }
 
+    /// Number of connected subscribers that have sent a subscription (a
+    /// PUB drops what it publishes before that, as ZMQ does).
+    pub fn subscribed(&self) -> usize {
+        self.shared
+            .peers
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| !p.subs.lock().unwrap().is_empty())
+            .count()
+    }
+
     /// Publishes a batch with the next sequence number; returns it.
     pub fn publish(&self, payload: &[u8]) -> u64 {
         let seq = self.shared.next_seq.fetch_add(1, Ordering::AcqRel);
