@@ -19,6 +19,7 @@ mod hasher;
 mod index;
 mod json;
 mod scheduler;
+mod tokenizer;
 mod zmq;
 
 /// The native module. Classes are added here as one list; the Python package
@@ -41,6 +42,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<index::PyKvIndex>()?;
     m.add_class::<scheduler::PyScheduler>()?;
     m.add_class::<feed::PyFeed>()?;
+    m.add_class::<tokenizer::PyTokenizer>()?;
     m.add_class::<scheduler::PyDecision>()?;
     Ok(())
 }

@@ -34,6 +34,7 @@ __all__ = [
     "KvIndex",
     "Scheduler",
     "Feed",
+    "Tokenizer",
     "Decision",
 ]
 
@@ -557,6 +558,49 @@ class Feed:
         """The `llmd_feed_*` metrics in Prometheus text format (serve them
         beside `Scheduler.render_metrics()`).
         """
+
+@final
+class Tokenizer:
+    """A tokenizer and chat template loaded from a local model directory
+    (`tokenizer.json`, `tokenizer_config.json`, `chat_template.jinja` /
+    `.json`); nothing is downloaded. Ids equal HF's `tokenizers` on the same
+    files; chat rendering follows vLLM 0.33's chat completions.
+    """
+    @staticmethod
+    def from_dir(path: str | PathLike[str]) -> Tokenizer:
+        """Loads a model directory."""
+    def encode(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
+        """Token ids of `text`; `/v1/completions` prompts add special tokens."""
+    def render_chat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        add_generation_prompt: bool = True,
+        continue_final_message: bool = False,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        chat_template_kwargs: Mapping[str, Any] | None = None,
+    ) -> str:
+        """The prompt string vLLM's chat completions render from OpenAI
+        `messages` (and `tools`, `chat_template_kwargs`).
+        """
+    def encode_chat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        add_generation_prompt: bool = True,
+        continue_final_message: bool = False,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        chat_template_kwargs: Mapping[str, Any] | None = None,
+    ) -> list[int]:
+        """The token ids vLLM's chat completions feed the engine: the rendered
+        chat tokenized without added special tokens.
+        """
+    @property
+    def chat_template(self) -> str | None:
+        """The chat template, or None."""
+    @property
+    def content_format(self) -> Literal["string", "openai"]:
+        """How the template reads message content: "string" or "openai"."""
 
 @final
 class KvIndex:

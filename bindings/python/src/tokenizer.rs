@@ -1,0 +1,148 @@
+//! `llmd.Tokenizer`: exact tokenization and chat rendering from a local
+//! model directory (HF `tokenizers`, chat templates rendered as vLLM does).
+
+use std::path::PathBuf;
+
+use llmd_tokenize::{ChatOptions, ContentFormat, TokenizeError, Tokenizer};
+use pyo3::prelude::*;
+
+use crate::errors::{error, Kind};
+
+fn tok_error(py: Python<'_>, e: TokenizeError) -> PyErr {
+    let code = match &e {
+        TokenizeError::File(..) => "tokenizer_file",
+        TokenizeError::Template(_) => "chat_template",
+        TokenizeError::Request(_) => "request",
+        TokenizeError::Tokenize(_) => "tokenize",
+    };
+    let err = error(py, Kind::InvalidArgument, e.to_string());
+    let _ = err.value(py).setattr("code", code);
+    err
+}
+
+/// JSON text of a Python value, keeping dict order (`json.dumps`).
+fn dumps(py: Python<'_>, v: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
+    py.import("json")?
+        .call_method1("dumps", (v,))
+        .and_then(|s| s.extract::<String>())
+        .map_err(|e| {
+            error(
+                py,
+                Kind::InvalidArgument,
+                format!("{what}: not JSON-serializable ({e})"),
+            )
+        })
+}
+
+/// A tokenizer and chat template loaded from a local model directory
+/// (`tokenizer.json`, `tokenizer_config.json`, `chat_template.jinja` /
+/// `.json`); nothing is downloaded. Ids equal HF's `tokenizers` on the same
+/// files; chat rendering follows vLLM 0.33's chat completions.
+#[pyclass(name = "Tokenizer", module = "llmd", frozen)]
+pub(crate) struct PyTokenizer {
+    inner: Tokenizer,
+}
+
+impl PyTokenizer {
+    fn options(
+        py: Python<'_>,
+        add_generation_prompt: bool,
+        continue_final_message: bool,
+        tools: Option<&Bound<'_, PyAny>>,
+        chat_template_kwargs: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<ChatOptions> {
+        Ok(ChatOptions {
+            add_generation_prompt,
+            continue_final_message,
+            tools: tools.map(|t| dumps(py, t, "tools")).transpose()?,
+            chat_template_kwargs: chat_template_kwargs
+                .map(|k| dumps(py, k, "chat_template_kwargs"))
+                .transpose()?,
+        })
+    }
+}
+
+#[pymethods]
+impl PyTokenizer {
+    /// Loads a model directory.
+    #[staticmethod]
+    fn from_dir(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        py.detach(|| Tokenizer::from_dir(&path))
+            .map(|inner| PyTokenizer { inner })
+            .map_err(|e| tok_error(py, e))
+    }
+
+    /// Token ids of `text`; `/v1/completions` prompts add special tokens.
+    #[pyo3(signature = (text, *, add_special_tokens=true))]
+    fn encode(&self, py: Python<'_>, text: &str, add_special_tokens: bool) -> PyResult<Vec<u32>> {
+        py.detach(|| self.inner.encode(text, add_special_tokens))
+            .map_err(|e| tok_error(py, e))
+    }
+
+    /// The prompt string vLLM's chat completions render from OpenAI
+    /// `messages` (and `tools`, `chat_template_kwargs`).
+    #[pyo3(signature = (messages, *, add_generation_prompt=true, continue_final_message=false, tools=None, chat_template_kwargs=None))]
+    fn render_chat(
+        &self,
+        py: Python<'_>,
+        messages: &Bound<'_, PyAny>,
+        add_generation_prompt: bool,
+        continue_final_message: bool,
+        tools: Option<&Bound<'_, PyAny>>,
+        chat_template_kwargs: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<String> {
+        let m = dumps(py, messages, "messages")?;
+        let o = Self::options(
+            py,
+            add_generation_prompt,
+            continue_final_message,
+            tools,
+            chat_template_kwargs,
+        )?;
+        py.detach(|| self.inner.render_chat(&m, &o))
+            .map_err(|e| tok_error(py, e))
+    }
+
+    /// The token ids vLLM's chat completions feed the engine: the rendered
+    /// chat tokenized without added special tokens.
+    #[pyo3(signature = (messages, *, add_generation_prompt=true, continue_final_message=false, tools=None, chat_template_kwargs=None))]
+    fn encode_chat(
+        &self,
+        py: Python<'_>,
+        messages: &Bound<'_, PyAny>,
+        add_generation_prompt: bool,
+        continue_final_message: bool,
+        tools: Option<&Bound<'_, PyAny>>,
+        chat_template_kwargs: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<u32>> {
+        let m = dumps(py, messages, "messages")?;
+        let o = Self::options(
+            py,
+            add_generation_prompt,
+            continue_final_message,
+            tools,
+            chat_template_kwargs,
+        )?;
+        py.detach(|| self.inner.encode_chat(&m, &o))
+            .map_err(|e| tok_error(py, e))
+    }
+
+    /// The chat template, or None.
+    #[getter]
+    fn chat_template(&self) -> Option<String> {
+        self.inner.chat_template().map(str::to_string)
+    }
+
+    /// How the template reads message content: "string" or "openai".
+    #[getter]
+    fn content_format(&self) -> &'static str {
+        match self.inner.content_format() {
+            ContentFormat::String => "string",
+            ContentFormat::OpenAi => "openai",
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!("{:?}", self.inner)
+    }
+}

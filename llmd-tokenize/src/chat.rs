@@ -1,0 +1,510 @@
+//! vLLM's handling of an OpenAI chat request before the template runs
+//! (vLLM 0.33.0: `vllm/renderers/chat_utils/chat_message.py`,
+//! `vllm/renderers/hf.py`): content format detection, message
+//! normalisation, tools as the request model dumps them, the developer
+//! role, and the template's keyword arguments.
+
+use minijinja::value::{Value, ValueKind};
+
+use crate::TokenizeError;
+
+/// How a template reads `message.content`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContentFormat {
+    /// A string: list content is flattened, text parts joined with "\n".
+    String,
+    /// OpenAI parts: even a string becomes `[{"type": "text", "text": …}]`.
+    OpenAi,
+}
+
+/// Claude Code's per-request attribution line, dropped from system text.
+const BILLING_HEADER: &str = "x-anthropic-billing-header";
+
+/// `{% ... %}` statements of a template, in order, without delimiters.
+fn statements(src: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = src;
+    while let Some(i) = rest.find("{%") {
+        let after = &rest[i + 2..];
+        let Some(j) = after.find("%}") else { break };
+        out.push(after[..j].trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace()));
+        rest = &after[j + 2..];
+    }
+    out
+}
+
+/// The variable an expression reads first (`messages[1:]|x` → `messages`).
+fn head(expr: &str) -> &str {
+    let e = expr.trim().trim_start_matches('(');
+    let end = e
+        .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
+        .unwrap_or(e.len());
+    &e[..end]
+}
+
+/// True when `expr` reads `var`'s `content` (`var['content']`,
+/// `var["content"]`, `var.content`, with filters or slices after).
+fn reads_content(expr: &str, var: &str) -> bool {
+    let e = expr.trim().trim_start_matches('(');
+    [
+        format!("{var}['content']"),
+        format!("{var}[\"content\"]"),
+        format!("{var}.content"),
+    ]
+    .iter()
+    .any(|p| {
+        e.starts_with(p.as_str())
+            && !e[p.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
+    })
+}
+
+/// vLLM's `_detect_content_format`, over the template's statements: a loop
+/// over a messages item's `content` (messages reached through `set`
+/// aliases, namespace attributes included), or over a variable named
+/// `content` outside a macro, makes it "openai". vLLM walks the Jinja AST;
+/// this walks the statements the same way (assignments, then `for` loops),
+/// which covers every template shipped with vLLM 0.33.0.
+pub fn detect_content_format(src: &str) -> ContentFormat {
+    let stmts = statements(src);
+    let mut messages = vec!["messages".to_string()];
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for s in &stmts {
+            let Some(rest) = s.strip_prefix("set ") else {
+                continue;
+            };
+            let Some((lhs, rhs)) = rest.split_once('=') else {
+                continue;
+            };
+            let lhs = lhs.trim();
+            let rhs = rhs.trim();
+            let mut targets = Vec::new();
+            if messages.iter().any(|m| head(rhs) == m) {
+                targets.push(lhs.to_string());
+            }
+            if let Some(args) = rhs.strip_prefix("namespace(") {
+                for kv in args.trim_end_matches(')').split(',') {
+                    if let Some((k, v)) = kv.split_once('=') {
+                        if messages.iter().any(|m| head(v) == m) {
+                            targets.push(format!("{lhs}.{}", k.trim()));
+                        }
+                    }
+                }
+            }
+            for t in targets {
+                if !messages.contains(&t) {
+                    messages.push(t);
+                    changed = true;
+                }
+            }
+        }
+    }
+    let mut items = Vec::new();
+    for s in &stmts {
+        if let Some(rest) = s.strip_prefix("for ") {
+            if let Some((target, iter)) = rest.split_once(" in ") {
+                if messages.iter().any(|m| head(iter) == m) {
+                    items.push(target.trim().to_string());
+                }
+            }
+        }
+    }
+    let mut in_macro = 0usize;
+    for s in &stmts {
+        if s.starts_with("macro ") {
+            in_macro += 1;
+        } else if s.starts_with("endmacro") {
+            in_macro = in_macro.saturating_sub(1);
+        } else if let Some(rest) = s.strip_prefix("for ") {
+            if let Some((_, iter)) = rest.split_once(" in ") {
+                if items.iter().any(|m| reads_content(iter, m))
+                    || (in_macro == 0 && head(iter) == "content")
+                {
+                    return ContentFormat::OpenAi;
+                }
+            }
+        }
+    }
+    ContentFormat::String
+}
+
+/// A map keeping `pairs` in order.
+fn obj<const N: usize>(pairs: [(&str, Value); N]) -> Value {
+    Value::from_iter(pairs.into_iter().map(|(k, v)| (Value::from(k), v)))
+}
+
+fn map_pairs(v: &Value) -> Vec<(Value, Value)> {
+    v.try_iter()
+        .map(|it| {
+            it.map(|k| {
+                let val = v.get_item(&k).unwrap_or_default();
+                (k, val)
+            })
+            .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn field(v: &Value, k: &str) -> Option<Value> {
+    if v.kind() != ValueKind::Map {
+        return None;
+    }
+    v.get_item(&Value::from(k))
+        .ok()
+        .filter(|x| !x.is_undefined())
+}
+
+fn text_parts(content: Option<Value>, role: &str) -> Result<Vec<String>, TokenizeError> {
+    let parts: Vec<Value> = match content {
+        None => Vec::new(),
+        Some(c) if c.is_none() => Vec::new(),
+        Some(c) if c.kind() == ValueKind::String => {
+            vec![obj([("type", Value::from("text")), ("text", c)])]
+        }
+        Some(c) if c.kind() == ValueKind::Seq => {
+            c.try_iter().map(|i| i.collect()).unwrap_or_default()
+        }
+        Some(_) => {
+            return Err(TokenizeError::Request(format!(
+                "content of a {role} message must be a string, a list of parts or null"
+            )))
+        }
+    };
+    let mut texts = Vec::with_capacity(parts.len());
+    for p in parts {
+        let text = match p.kind() {
+            ValueKind::String => p.as_str().unwrap_or_default().to_string(),
+            ValueKind::Map => match field(&p, "type").as_ref().and_then(|t| t.as_str().map(str::to_string)).as_deref() {
+                Some("text") | None => field(&p, "text")
+                    .and_then(|t| t.as_str().map(str::to_string))
+                    .ok_or_else(|| TokenizeError::Request("a text part needs 'text'".into()))?,
+                Some(other) => {
+                    return Err(TokenizeError::Request(format!(
+                        "content part type '{other}' is not supported (text only; multimodal inputs need the engine's processor)"
+                    )))
+                }
+            },
+            _ => return Err(TokenizeError::Request("content parts must be objects or strings".into())),
+        };
+        if role == "system" && text.starts_with(BILLING_HEADER) {
+            let rest = text.split_once('\n').map_or("", |(_, r)| r);
+            if !rest.is_empty() {
+                texts.push(rest.to_string());
+            }
+            continue;
+        }
+        texts.push(text);
+    }
+    Ok(texts)
+}
+
+fn tool_call(item: &Value) -> Result<Value, TokenizeError> {
+    if item.kind() != ValueKind::Map {
+        return Err(TokenizeError::Request(
+            "assistant tool_calls entries must be objects".into(),
+        ));
+    }
+    let f = field(item, "function").filter(|f| f.kind() == ValueKind::Map);
+    let ty = field(item, "type")
+        .map(|t| t.to_string())
+        .unwrap_or_else(|| "function".into());
+    let Some(f) = f.filter(|_| ty == "function") else {
+        return Err(TokenizeError::Request(
+            "chat completions only support assistant tool_calls of type 'function'".into(),
+        ));
+    };
+    let empty = || Value::from_iter(Vec::<(Value, Value)>::new());
+    let args = match field(&f, "arguments") {
+        Some(a) if a.kind() == ValueKind::Map && a.len().unwrap_or(0) > 0 => a,
+        Some(a) if a.kind() == ValueKind::String && !a.as_str().unwrap_or_default().is_empty() => {
+            match serde_json::from_str::<Value>(a.as_str().unwrap_or_default()) {
+                Ok(v) if v.kind() == ValueKind::Map => v,
+                _ => empty(),
+            }
+        }
+        _ => empty(),
+    };
+    let func = obj([
+        ("arguments", args),
+        ("name", field(&f, "name").unwrap_or(Value::from(()))),
+    ]);
+    Ok(match field(item, "id") {
+        Some(id) => obj([
+            ("id", id),
+            ("function", func),
+            ("type", Value::from("function")),
+        ]),
+        None => obj([("function", func), ("type", Value::from("function"))]),
+    })
+}
+
+/// The conversation vLLM hands the template (`parse_chat_message_content`
+/// and `_postprocess_messages`), then the developer-role rule of
+/// `safe_apply_chat_template`.
+pub fn normalize_messages(
+    messages: &Value,
+    format: ContentFormat,
+    template: &str,
+) -> Result<Vec<Value>, TokenizeError> {
+    if messages.kind() != ValueKind::Seq {
+        return Err(TokenizeError::Request("'messages' must be a list".into()));
+    }
+    let mut out = Vec::new();
+    for (i, m) in messages
+        .try_iter()
+        .map_err(|e| TokenizeError::Request(e.to_string()))?
+        .enumerate()
+    {
+        if m.kind() != ValueKind::Map {
+            return Err(TokenizeError::Request(format!(
+                "messages[{i}] must be an object"
+            )));
+        }
+        let role = field(&m, "role")
+            .and_then(|r| r.as_str().map(str::to_string))
+            .ok_or_else(|| TokenizeError::Request(format!("messages[{i}].role is required")))?;
+        let texts = text_parts(field(&m, "content"), &role)
+            .map_err(|e| TokenizeError::Request(format!("messages[{i}]: {e}")))?;
+        let mut r: Vec<(Value, Value)> = vec![(Value::from("role"), Value::from(role.as_str()))];
+        let content = match format {
+            ContentFormat::OpenAi if role != "tool" => Value::from(
+                texts
+                    .iter()
+                    .map(|t| {
+                        obj([
+                            ("type", Value::from("text")),
+                            ("text", Value::from(t.as_str())),
+                        ])
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+            _ => Value::from(texts.join("\n")),
+        };
+        r.push((Value::from("content"), content));
+        if role == "assistant" {
+            if let Some(calls) = field(&m, "tool_calls").filter(|c| c.kind() == ValueKind::Seq) {
+                if calls.len().unwrap_or(0) > 0 {
+                    let calls = calls
+                        .try_iter()
+                        .map_err(|e| TokenizeError::Request(e.to_string()))?
+                        .map(|c| tool_call(&c))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    r.push((Value::from("tool_calls"), Value::from(calls)));
+                }
+            }
+            let reasoning = field(&m, "reasoning")
+                .filter(|v| !v.is_none())
+                .or_else(|| field(&m, "reasoning_content").filter(|v| !v.is_none()));
+            if let Some(rs) = reasoning {
+                r.push((Value::from("reasoning"), rs.clone()));
+                r.push((Value::from("reasoning_content"), rs));
+            }
+        } else if role == "tool" {
+            if let Some(id) = field(&m, "tool_call_id") {
+                r.push((Value::from("tool_call_id"), id));
+            }
+        }
+        for k in ["name", "task"] {
+            if let Some(v) = field(&m, k).filter(|v| v.kind() == ValueKind::String) {
+                r.push((Value::from(k), v));
+            }
+        }
+        if role == "developer" {
+            r.push((
+                Value::from("tools"),
+                field(&m, "tools").unwrap_or(Value::from(())),
+            ));
+        }
+        out.push(Value::from_iter(r));
+    }
+    let role_of = |m: &Value| field(m, "role").map(|r| r.to_string()).unwrap_or_default();
+    let has_developer = out.iter().any(|m| role_of(m) == "developer");
+    if has_developer && !template.contains("\"developer\"") && !template.contains("'developer'") {
+        out = out
+            .into_iter()
+            .map(|m| {
+                if role_of(&m) != "developer" {
+                    return m;
+                }
+                Value::from_iter(
+                    map_pairs(&m)
+                        .into_iter()
+                        .filter(|(k, _)| k.as_str() != Some("tools"))
+                        .map(|(k, v)| {
+                            if k.as_str() == Some("role") {
+                                (k, Value::from("system"))
+                            } else {
+                                (k, v)
+                            }
+                        }),
+                )
+            })
+            .collect();
+        out = consolidate_system(out);
+    }
+    Ok(out)
+}
+
+/// All system messages merged into one first message ("\n\n" between
+/// their texts) when any stands past the first position.
+fn consolidate_system(conv: Vec<Value>) -> Vec<Value> {
+    let mut texts = Vec::new();
+    let mut rest = Vec::new();
+    let mut needed = false;
+    for (i, m) in conv.iter().enumerate() {
+        if field(m, "role").map(|r| r.to_string()).as_deref() == Some("system") {
+            if i > 0 || !texts.is_empty() {
+                needed = true;
+            }
+            let c = field(m, "content").unwrap_or_default();
+            let t = match c.kind() {
+                ValueKind::Seq => c
+                    .try_iter()
+                    .map(|it| {
+                        it.filter_map(|p| match p.kind() {
+                            ValueKind::String => Some(p.to_string()),
+                            ValueKind::Map => field(&p, "text").map(|t| t.to_string()),
+                            _ => None,
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                    })
+                    .unwrap_or_default(),
+                ValueKind::String => c.to_string(),
+                _ => String::new(),
+            };
+            if !t.is_empty() {
+                texts.push(t);
+            }
+        } else {
+            rest.push(m.clone());
+        }
+    }
+    if !needed {
+        return conv;
+    }
+    let mut out = vec![obj([
+        ("role", Value::from("system")),
+        ("content", Value::from(texts.join("\n\n"))),
+    ])];
+    out.extend(rest);
+    out
+}
+
+/// Tools as vLLM's request model dumps them: `type`, then `function` with
+/// `name`, `description` and `parameters` (null when absent), `strict` and
+/// `defer_loading` only when set.
+pub fn normalize_tools(tools: &Value) -> Result<Vec<Value>, TokenizeError> {
+    if tools.kind() != ValueKind::Seq {
+        return Err(TokenizeError::Request("'tools' must be a list".into()));
+    }
+    let mut out = Vec::new();
+    for (i, t) in tools
+        .try_iter()
+        .map_err(|e| TokenizeError::Request(e.to_string()))?
+        .enumerate()
+    {
+        let f = field(&t, "function")
+            .filter(|f| f.kind() == ValueKind::Map)
+            .ok_or_else(|| TokenizeError::Request(format!("tools[{i}].function is required")))?;
+        let name = field(&f, "name")
+            .filter(|n| n.kind() == ValueKind::String)
+            .ok_or_else(|| {
+                TokenizeError::Request(format!("tools[{i}].function.name is required"))
+            })?;
+        let mut func = vec![
+            (Value::from("name"), name),
+            (
+                Value::from("description"),
+                field(&f, "description").unwrap_or(Value::from(())),
+            ),
+            (
+                Value::from("parameters"),
+                field(&f, "parameters").unwrap_or(Value::from(())),
+            ),
+        ];
+        for k in ["strict", "defer_loading"] {
+            if let Some(v) = field(&f, k).filter(|v| !v.is_none()) {
+                func.push((Value::from(k), v));
+            }
+        }
+        let mut tool = vec![
+            (Value::from("type"), Value::from("function")),
+            (Value::from("function"), Value::from_iter(func)),
+        ];
+        if let Some(v) = field(&t, "defer_loading").filter(|v| !v.is_none()) {
+            tool.push((Value::from("defer_loading"), v));
+        }
+        out.push(Value::from_iter(tool));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_format_follows_the_loops() {
+        assert_eq!(
+            detect_content_format("{% for m in messages %}{{ m['content'] }}{% endfor %}"),
+            ContentFormat::String
+        );
+        assert_eq!(
+            detect_content_format("{% set msgs = messages[1:] %}{% for m in msgs %}{% for c in m['content'] %}{{ c.text }}{% endfor %}{% endfor %}"),
+            ContentFormat::OpenAi
+        );
+        assert_eq!(
+            detect_content_format("{%- for message in messages -%}{%- for part in message.content | selectattr('type') -%}x{% endfor %}{% endfor %}"),
+            ContentFormat::OpenAi
+        );
+        assert_eq!(
+            detect_content_format(
+                "{% macro r(content) %}{% for c in content %}{% endfor %}{% endmacro %}"
+            ),
+            ContentFormat::String
+        );
+    }
+
+    #[test]
+    fn messages_as_vllm_builds_them() {
+        let msgs: Value = serde_json::from_str(r#"[
+            {"role": "system", "content": [{"type": "text", "text": "x-anthropic-billing-header: cch=1\nbe nice"}]},
+            {"role": "developer", "content": "dev"},
+            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+            {"role": "assistant", "content": null, "tool_calls": [{"type": "function", "id": "c1", "function": {"name": "f", "arguments": "{\"x\": 1}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": [{"type": "text", "text": "r"}]}
+        ]"#).unwrap();
+        let out = normalize_messages(&msgs, ContentFormat::String, "").unwrap();
+        let json = |v: &Value| crate::pyfmt::json_dumps(v, &Default::default()).unwrap();
+        assert_eq!(
+            json(&out[0]),
+            r#"{"role": "system", "content": "be nice\n\ndev"}"#
+        );
+        assert_eq!(out[1].get_attr("content").unwrap().to_string(), "a\nb");
+        assert_eq!(
+            json(&out[2].get_attr("tool_calls").unwrap()),
+            r#"[{"id": "c1", "function": {"arguments": {"x": 1}, "name": "f"}, "type": "function"}]"#
+        );
+        assert_eq!(out[3].get_attr("content").unwrap().to_string(), "r");
+        let oa = normalize_messages(&msgs, ContentFormat::OpenAi, "'developer'").unwrap();
+        assert_eq!(oa[1].get_attr("role").unwrap().to_string(), "developer");
+        assert_eq!(
+            json(&oa[2].get_attr("content").unwrap()),
+            r#"[{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]"#
+        );
+        let img: Value =
+            serde_json::from_str(r#"[{"role": "user", "content": [{"type": "image_url"}]}]"#)
+                .unwrap();
+        assert!(normalize_messages(&img, ContentFormat::String, "").is_err());
+        let tools: Value = serde_json::from_str(
+            r#"[{"type": "function", "function": {"name": "f", "extra": 1}}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            json(&Value::from(normalize_tools(&tools).unwrap())),
+            r#"[{"type": "function", "function": {"name": "f", "description": null, "parameters": null}}]"#
+        );
+    }
+}

@@ -1,0 +1,402 @@
+//! A model directory's tokenizer and chat template, applied as vLLM
+//! applies them.
+
+use std::path::{Path, PathBuf};
+
+use minijinja::value::{Value, ValueKind};
+use serde_json::Value as Json;
+
+use crate::chat::{detect_content_format, normalize_messages, normalize_tools, ContentFormat};
+use crate::template::ChatTemplate;
+use crate::TokenizeError;
+
+/// Options of a chat rendering (the request fields vLLM passes on).
+#[derive(Clone, Debug)]
+pub struct ChatOptions {
+    /// End with the assistant's turn header (the request's value wins over
+    /// `chat_template_kwargs`). Default true.
+    pub add_generation_prompt: bool,
+    /// Leave the final message open (render stops after its text).
+    pub continue_final_message: bool,
+    /// OpenAI `tools`, as JSON text.
+    pub tools: Option<String>,
+    /// `chat_template_kwargs` (a JSON object); only names the template
+    /// reads (or transformers' own parameters) are passed, `None` and
+    /// `"auto"` values are dropped.
+    pub chat_template_kwargs: Option<String>,
+}
+
+impl Default for ChatOptions {
+    fn default() -> Self {
+        ChatOptions {
+            add_generation_prompt: true,
+            continue_final_message: false,
+            tools: None,
+            chat_template_kwargs: None,
+        }
+    }
+}
+
+/// The keyword arguments transformers' `apply_chat_template` takes itself
+/// (passed even when the template does not name them).
+const HF_PARAMS: &[&str] = &[
+    "tools",
+    "documents",
+    "add_generation_prompt",
+    "continue_final_message",
+];
+/// Special-token attributes transformers passes to every template.
+const SPECIALS: &[&str] = &[
+    "bos_token",
+    "eos_token",
+    "unk_token",
+    "sep_token",
+    "pad_token",
+    "cls_token",
+    "mask_token",
+];
+
+/// Exact tokenization and chat rendering from a local model directory.
+pub struct Tokenizer {
+    inner: tokenizers::Tokenizer,
+    template: Option<ChatTemplate>,
+    format: ContentFormat,
+    specials: Vec<(String, String)>,
+    additional_special: Vec<String>,
+    source: PathBuf,
+}
+
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokenizer")
+            .field("source", &self.source)
+            .field("vocab", &self.inner.get_vocab_size(true))
+            .field("chat_template", &self.template.is_some())
+            .finish()
+    }
+}
+
+fn read(path: &Path) -> Result<Option<String>, TokenizeError> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(TokenizeError::File(
+            path.display().to_string(),
+            e.to_string(),
+        )),
+    }
+}
+
+fn json_file(path: &Path) -> Result<Option<Json>, TokenizeError> {
+    read(path)?
+        .map(|t| {
+            serde_json::from_str(&t)
+                .map_err(|e| TokenizeError::File(path.display().to_string(), e.to_string()))
+        })
+        .transpose()
+}
+
+/// A special token in `tokenizer_config.json`: a string or an AddedToken
+/// object with `content`.
+fn token_text(v: &Json) -> Option<String> {
+    match v {
+        Json::String(s) => Some(s.clone()),
+        Json::Object(o) => o.get("content").and_then(Json::as_str).map(str::to_string),
+        _ => None,
+    }
+}
+
+impl Tokenizer {
+    /// Loads `dir`: `tokenizer.json` (required), `tokenizer_config.json`
+    /// (special tokens, `chat_template`), and `chat_template.jinja` or
+    /// `chat_template.json` (which win over the config's template, as in
+    /// transformers). Nothing is downloaded.
+    pub fn from_dir(dir: impl AsRef<Path>) -> Result<Tokenizer, TokenizeError> {
+        let dir = dir.as_ref();
+        let tj = dir.join("tokenizer.json");
+        let text = read(&tj)?.ok_or_else(|| {
+            TokenizeError::File(
+                tj.display().to_string(),
+                "not found (a tokenizer.json is required)".into(),
+            )
+        })?;
+        let cfg_path = dir.join("tokenizer_config.json");
+        let cfg = json_file(&cfg_path)?.unwrap_or(Json::Null);
+        let model_cfg = json_file(&dir.join("config.json"))?.unwrap_or(Json::Null);
+        let class = cfg
+            .get("tokenizer_class")
+            .and_then(Json::as_str)
+            .unwrap_or("");
+        let model_type = model_cfg
+            .get("model_type")
+            .and_then(Json::as_str)
+            .unwrap_or("");
+        if class.starts_with("LlamaTokenizer") && model_type == "llama" {
+            return Err(TokenizeError::File(
+                cfg_path.display().to_string(),
+                "tokenizer_class LlamaTokenizer with model_type llama: transformers rebuilds this tokenizer's pipeline instead of using tokenizer.json, which is not reproduced; refusing rather than tokenizing differently".into(),
+            ));
+        }
+        let mut template = read(&dir.join("chat_template.jinja"))?;
+        if template.is_none() {
+            template = json_file(&dir.join("chat_template.json"))?.and_then(|j| {
+                j.get("chat_template")
+                    .and_then(Json::as_str)
+                    .map(str::to_string)
+            });
+        }
+        if template.is_none() {
+            template = match cfg.get("chat_template") {
+                Some(Json::String(s)) => Some(s.clone()),
+                // Named templates: the "default" one.
+                Some(Json::Array(list)) => list
+                    .iter()
+                    .find(|t| t.get("name").and_then(Json::as_str) == Some("default"))
+                    .and_then(|t| t.get("template").and_then(Json::as_str))
+                    .map(str::to_string),
+                _ => None,
+            };
+        }
+        let mut t =
+            Tokenizer::from_parts(&text, &cfg, template.as_deref()).map_err(|e| match e {
+                TokenizeError::File(_, why) => TokenizeError::File(tj.display().to_string(), why),
+                other => other,
+            })?;
+        t.source = dir.to_path_buf();
+        Ok(t)
+    }
+
+    /// Builds from the contents of `tokenizer.json`, a parsed
+    /// `tokenizer_config.json` (`Null` when none) and a chat template.
+    pub fn from_parts(
+        tokenizer_json: &str,
+        config: &Json,
+        chat_template: Option<&str>,
+    ) -> Result<Tokenizer, TokenizeError> {
+        let inner = tokenizers::Tokenizer::from_bytes(tokenizer_json.as_bytes())
+            .map_err(|e| TokenizeError::File("tokenizer.json".into(), e.to_string()))?;
+        let template = chat_template
+            .map(|s| ChatTemplate::new(s).map_err(|e| TokenizeError::Template(e.to_string())))
+            .transpose()?;
+        let format = template
+            .as_ref()
+            .map_or(ContentFormat::String, |t| detect_content_format(t.source()));
+        let specials = SPECIALS
+            .iter()
+            .filter_map(|k| {
+                config
+                    .get(*k)
+                    .and_then(token_text)
+                    .map(|v| (k.to_string(), v))
+            })
+            .collect();
+        let additional_special = config
+            .get("additional_special_tokens")
+            .and_then(Json::as_array)
+            .map(|a| a.iter().filter_map(token_text).collect())
+            .unwrap_or_default();
+        Ok(Tokenizer {
+            inner,
+            template,
+            format,
+            specials,
+            additional_special,
+            source: PathBuf::new(),
+        })
+    }
+
+    /// Token ids of `text` (`/v1/completions` uses `add_special_tokens =
+    /// true`; a rendered chat uses false).
+    pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>, TokenizeError> {
+        self.inner
+            .encode_fast(text, add_special_tokens)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| TokenizeError::Tokenize(e.to_string()))
+    }
+
+    /// The chat template, if the directory has one.
+    pub fn chat_template(&self) -> Option<&str> {
+        self.template.as_ref().map(ChatTemplate::source)
+    }
+
+    /// How the template reads message content.
+    pub fn content_format(&self) -> ContentFormat {
+        self.format
+    }
+
+    /// Renders `messages` (an OpenAI `messages` array as JSON text) to the
+    /// prompt string vLLM's chat completions build.
+    pub fn render_chat(&self, messages: &str, opts: &ChatOptions) -> Result<String, TokenizeError> {
+        let msgs: Value = serde_json::from_str(messages)
+            .map_err(|e| TokenizeError::Request(format!("messages: {e}")))?;
+        let tools = opts
+            .tools
+            .as_deref()
+            .map(|t| {
+                serde_json::from_str::<Value>(t)
+                    .map_err(|e| TokenizeError::Request(format!("tools: {e}")))
+            })
+            .transpose()?;
+        let kwargs = opts
+            .chat_template_kwargs
+            .as_deref()
+            .map(|t| {
+                serde_json::from_str::<Value>(t)
+                    .map_err(|e| TokenizeError::Request(format!("chat_template_kwargs: {e}")))
+            })
+            .transpose()?;
+        self.render_values(&msgs, tools.as_ref(), kwargs.as_ref(), opts)
+    }
+
+    /// As [`Tokenizer::render_chat`], from template values.
+    pub fn render_values(
+        &self,
+        messages: &Value,
+        tools: Option<&Value>,
+        kwargs: Option<&Value>,
+        opts: &ChatOptions,
+    ) -> Result<String, TokenizeError> {
+        let tpl = self.template.as_ref().ok_or_else(|| {
+            TokenizeError::Template(format!(
+                "{} has no chat template (chat_template.jinja, chat_template.json or tokenizer_config.json)",
+                self.source.display()
+            ))
+        })?;
+        let conv = normalize_messages(messages, self.format, tpl.source())?;
+        let tools = tools.map(normalize_tools).transpose()?;
+        let mut ctx: Vec<(String, Value)> = Vec::new();
+        for (k, v) in &self.specials {
+            ctx.push((k.clone(), Value::from(v.as_str())));
+        }
+        ctx.push((
+            "additional_special_tokens".into(),
+            Value::from(self.additional_special.clone()),
+        ));
+        if let Some(kw) = kwargs {
+            if kw.kind() != ValueKind::Map {
+                return Err(TokenizeError::Request(
+                    "chat_template_kwargs must be an object".into(),
+                ));
+            }
+            let declared = tpl.undeclared();
+            for k in kw
+                .try_iter()
+                .map_err(|e| TokenizeError::Request(e.to_string()))?
+            {
+                let name = k.to_string();
+                let v = kw.get_item(&k).unwrap_or_default();
+                if v.is_none() || v.as_str() == Some("auto") {
+                    continue;
+                }
+                if name == "chat_template" || name == "tokenize" {
+                    return Err(TokenizeError::Request(format!(
+                        "chat_template_kwargs: '{name}' is not allowed"
+                    )));
+                }
+                if declared.contains(&name) || HF_PARAMS.contains(&name.as_str()) {
+                    ctx.retain(|(n, _)| *n != name);
+                    ctx.push((name, v));
+                }
+            }
+        }
+        let continue_final = opts.continue_final_message
+            || ctx
+                .iter()
+                .any(|(k, v)| k == "continue_final_message" && v.is_true());
+        ctx.retain(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "messages" | "tools" | "add_generation_prompt" | "continue_final_message"
+            )
+        });
+        ctx.push(("messages".into(), Value::from(conv.clone())));
+        ctx.push((
+            "tools".into(),
+            tools.map(Value::from).unwrap_or(Value::from(())),
+        ));
+        ctx.push((
+            "add_generation_prompt".into(),
+            Value::from(opts.add_generation_prompt),
+        ));
+        if continue_final && opts.add_generation_prompt {
+            return Err(TokenizeError::Request(
+                "continue_final_message and add_generation_prompt cannot both be true".into(),
+            ));
+        }
+        let rendered = tpl
+            .render(Value::from_iter(ctx))
+            .map_err(|e| TokenizeError::Template(template_error(&e)))?;
+        if continue_final {
+            return cut_after_final(rendered, conv.last());
+        }
+        Ok(rendered)
+    }
+
+    /// The ids vLLM's chat completions feed the engine: the rendered
+    /// template tokenized without added special tokens (the template writes
+    /// them itself).
+    pub fn encode_chat(
+        &self,
+        messages: &str,
+        opts: &ChatOptions,
+    ) -> Result<Vec<u32>, TokenizeError> {
+        let text = self.render_chat(messages, opts)?;
+        self.encode(&text, false)
+    }
+
+    /// The underlying HF tokenizer.
+    pub fn hf(&self) -> &tokenizers::Tokenizer {
+        &self.inner
+    }
+}
+
+fn template_error(e: &minijinja::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        s.push_str(&format!(": {inner}"));
+        src = inner.source();
+    }
+    s
+}
+
+/// transformers' `continue_final_message`: the rendering stops right after
+/// the final message's text.
+fn cut_after_final(rendered: String, last: Option<&Value>) -> Result<String, TokenizeError> {
+    let content = last
+        .and_then(|m| m.get_attr("content").ok())
+        .unwrap_or_default();
+    let text = match content.kind() {
+        ValueKind::String => content.to_string(),
+        ValueKind::Seq => content
+            .try_iter()
+            .ok()
+            .and_then(|it| {
+                it.collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .find_map(|p| p.get_attr("text").ok().filter(|t| !t.is_undefined()))
+            })
+            .map(|t| t.to_string())
+            .ok_or_else(|| {
+                TokenizeError::Request(
+                    "continue_final_message: the final message has no text part".into(),
+                )
+            })?,
+        _ => String::new(),
+    };
+    let stripped = text.trim();
+    let loc = rendered.rfind(stripped).ok_or_else(|| {
+        TokenizeError::Request(
+            "continue_final_message: the final message's text does not appear in the rendered chat"
+                .into(),
+        )
+    })?;
+    let lstripped = text.trim_start();
+    let keep = if rendered.get(loc..loc + lstripped.len()) == Some(text.as_str()) {
+        lstripped.len()
+    } else {
+        stripped.len()
+    };
+    Ok(rendered[..loc + keep].to_string())
+}
