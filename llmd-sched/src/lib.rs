@@ -44,7 +44,10 @@ pub use decision::{Decision, Target};
 pub use error::{ConfigError, ScheduleError};
 pub use framework::{CycleContext, DecisionExplanation, Explanation};
 pub use lifecycle::{RequestErrorKind, RequestSummary};
-pub use model::{Clock, Endpoint, EndpointMetrics, ManualClock, Prompt, Request, SystemClock};
+pub use model::{
+    Clock, Endpoint, EndpointMetrics, ManualClock, OpenAiRequest, Prompt, PromptTokenizer, Request,
+    SystemClock,
+};
 pub use observe::Usage;
-pub use scheduler::{IngestReport, Scheduler};
+pub use scheduler::{IngestReport, Scheduler, ESTIMATE_NOTE};
 pub use trace_context::TraceContext;

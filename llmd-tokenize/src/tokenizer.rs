@@ -400,3 +400,22 @@ fn cut_after_final(rendered: String, last: Option<&Value>) -> Result<String, Tok
     };
     Ok(rendered[..loc + keep].to_string())
 }
+
+/// The scheduler's hook: `Scheduler::set_tokenizer(model, Arc::new(tok))`
+/// makes `pick_openai` route on these ids.
+impl llmd_sched::PromptTokenizer for Tokenizer {
+    fn encode_prompt(&self, text: &str) -> Result<Vec<u32>, String> {
+        self.encode(text, true).map_err(|e| e.to_string())
+    }
+
+    fn encode_chat(&self, req: &llmd_sched::OpenAiRequest) -> Result<Vec<u32>, String> {
+        let opts = ChatOptions {
+            add_generation_prompt: req.add_generation_prompt,
+            continue_final_message: req.continue_final_message,
+            tools: req.tools.clone(),
+            chat_template_kwargs: req.chat_template_kwargs.clone(),
+        };
+        let messages = req.messages.as_deref().unwrap_or("[]");
+        Tokenizer::encode_chat(self, messages, &opts).map_err(|e| e.to_string())
+    }
+}

@@ -2,6 +2,7 @@
 //! model directory (HF `tokenizers`, chat templates rendered as vLLM does).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use llmd_tokenize::{ChatOptions, ContentFormat, TokenizeError, Tokenizer};
 use pyo3::prelude::*;
@@ -40,10 +41,15 @@ fn dumps(py: Python<'_>, v: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
 /// files; chat rendering follows vLLM 0.33's chat completions.
 #[pyclass(name = "Tokenizer", module = "llmd", frozen)]
 pub(crate) struct PyTokenizer {
-    inner: Tokenizer,
+    inner: Arc<Tokenizer>,
 }
 
 impl PyTokenizer {
+    /// The tokenizer, shared (a scheduler routes with it).
+    pub(crate) fn shared(&self) -> Arc<Tokenizer> {
+        Arc::clone(&self.inner)
+    }
+
     fn options(
         py: Python<'_>,
         add_generation_prompt: bool,
@@ -68,7 +74,9 @@ impl PyTokenizer {
     #[staticmethod]
     fn from_dir(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
         py.detach(|| Tokenizer::from_dir(&path))
-            .map(|inner| PyTokenizer { inner })
+            .map(|inner| PyTokenizer {
+                inner: Arc::new(inner),
+            })
             .map_err(|e| tok_error(py, e))
     }
 

@@ -16,6 +16,7 @@ import pytest
 import tokenizers
 import transformers
 from conftest import REPO_ROOT
+from kv_events import batch, stored
 
 import llmd
 
@@ -179,3 +180,38 @@ def test_vllm_rules_and_errors(workdir: Path) -> None:
     with pytest.raises(llmd.InvalidArgumentError) as info:
         plain.render_chat([{"role": "user", "content": "x"}])
     assert info.value.code == "chat_template"
+
+
+def test_pick_openai_routes_on_the_engines_ids(workdir: Path) -> None:
+    tok = llmd.Tokenizer.from_dir(model_dir(workdir, "bpe", REPO_ROOT / "testdata" / "chat-templates" / "template_chatml.jinja"))
+    sched = llmd.Scheduler(
+        "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n"
+        "- type: precise-prefix-cache-producer\n- type: prefix-cache-scorer\n"
+        "  parameters: {prefixMatchInfoProducerName: precise-prefix-cache-producer}\n- type: max-score-picker\n"
+        "schedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: prefix-cache-scorer\n  - pluginRef: max-score-picker\n",
+        seed=1,
+    )
+    for i, n in enumerate(["a", "b", "c"]):
+        sched.add_endpoint(n, f"10.0.0.{i + 1}:8000")
+    rng = random.Random(5)
+    messages = [{"role": "system", "content": text(rng) + " " + text(rng)}, {"role": "user", "content": " ".join(WORDS * 4)}]
+    body = {"model": "m", "messages": messages, "max_tokens": 5}
+    ids = tok.encode_chat(messages)
+    full = len(ids) // 16 * 16
+    sched.ingest_kv_events("b", batch([stored(list(range(1, full // 16 + 1)), ids[:full])]))
+    d = sched.pick_openai("/v1/chat/completions", body)
+    assert any("estimated from text" in n for n in d.explain()["notes"])
+    sched.on_error(d.request_id, "cancelled")
+    sched.set_tokenizer("m", tok)
+    for raw in (body, json.dumps(body), json.dumps(body).encode()):
+        d = sched.pick_openai("/v1/chat/completions", raw, headers={"x-session-id": "s1"})
+        assert d.target is not None and d.target["name"] == "b"
+        notes = d.explain()["notes"]
+        assert any(f"best consecutive match {full // 16} blocks" in n for n in notes), notes
+        sched.on_error(d.request_id, "cancelled")
+    d = sched.pick_openai("/v1/completions", {"model": "m", "prompt": "hello world"}, request_id="c1")
+    assert d.request_id == "c1"
+    sched.on_error("c1", "cancelled")
+    with pytest.raises(llmd.InvalidArgumentError) as info:
+        sched.pick_openai("/v1/chat/completions", {"model": "m", "messages": "nope"})
+    assert "'messages'" in str(info.value)

@@ -198,6 +198,12 @@ impl DecisionExplanation {
             .map(|n| n.name.as_str())
     }
 
+    /// Adds a note (before the full explanation is first built).
+    pub(crate) fn push_note(&mut self, note: String) {
+        self.record.notes.push(note);
+        self.full = OnceLock::new();
+    }
+
     /// Prompt length in tokens as the pipeline saw it.
     pub fn prompt_token_count(&self) -> usize {
         self.record.prompt_tokens

@@ -1,6 +1,8 @@
 //! The scheduler: endpoints, the built pipeline, in-flight state, and `pick`.
 
 mod endpoints;
+mod openai;
+pub use openai::ESTIMATE_NOTE;
 mod pick;
 
 use std::collections::HashMap;
@@ -17,7 +19,7 @@ use crate::framework::{EndpointIndex, EndpointNames, LatencyPredictor, ProfileNa
 use crate::inflight::InFlightTable;
 use crate::kv::ApplyStats;
 use crate::lifecycle::{RequestErrorKind, RequestSummary, Requests};
-use crate::model::{Clock, EndpointState, SystemClock};
+use crate::model::{Clock, EndpointState, PromptTokenizer, SystemClock};
 use crate::observe::{ErrorKind, Metrics, Usage};
 
 /// Profile-handler rounds are bounded so a misbehaving custom handler cannot spin.
@@ -99,6 +101,7 @@ pub struct Scheduler {
     predictor: Option<Arc<dyn LatencyPredictor>>,
     seqs: Mutex<SeqTracker>,
     metrics: Arc<Metrics>,
+    tokenizers: RwLock<HashMap<String, Arc<dyn PromptTokenizer>>>,
 }
 
 /// What `ingest_kv_events` did with one payload.
@@ -154,6 +157,7 @@ impl Scheduler {
             predictor: None,
             seqs: Mutex::new(SeqTracker::new()),
             metrics: Arc::new(Metrics::default()),
+            tokenizers: RwLock::new(HashMap::new()),
         })
     }
 

@@ -386,6 +386,26 @@ class Scheduler:
         """Periodic maintenance (expires speculative cache entries); call it
         every few hundred milliseconds.
         """
+    def pick_openai(
+        self,
+        path: str,
+        body: bytes | str | Mapping[str, Any],
+        *,
+        headers: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+    ) -> Decision:
+        """Picks for an OpenAI request body as the gateway received it: `path`
+        is `/v1/completions` or `/v1/chat/completions`, `body` the bytes (or
+        a dict). With a tokenizer for the model (`set_tokenizer`), the
+        prompt's ids are the engine's (chat templates rendered as vLLM
+        does); without one they are estimated from the text and the
+        decision's explanation says so. Malformed bodies raise
+        `InvalidArgumentError` naming the field.
+        """
+    def set_tokenizer(self, model: str, tokenizer: Tokenizer) -> None:
+        """Uses `tokenizer` for requests to `model` ("" for every model without
+        its own) in `pick_openai`.
+        """
     def pick(
         self,
         *,

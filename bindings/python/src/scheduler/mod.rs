@@ -364,6 +364,49 @@ impl PyScheduler {
         })
     }
 
+    /// Picks for an OpenAI request body as the gateway received it: `path`
+    /// is `/v1/completions` or `/v1/chat/completions`, `body` the bytes (or
+    /// a dict). With a tokenizer for the model (`set_tokenizer`), the
+    /// prompt's ids are the engine's (chat templates rendered as vLLM
+    /// does); without one they are estimated from the text and the
+    /// decision's explanation says so. Malformed bodies raise
+    /// `InvalidArgumentError` naming the field.
+    #[pyo3(signature = (path, body, *, headers=None, request_id=None))]
+    fn pick_openai<'py>(
+        &self,
+        py: Python<'py>,
+        path: &str,
+        body: &Bound<'py, PyAny>,
+        headers: Option<BTreeMap<String, String>>,
+        request_id: Option<String>,
+    ) -> PyResult<PyDecision> {
+        let bytes: Vec<u8> = if let Ok(b) = body.cast::<pyo3::types::PyBytes>() {
+            b.as_bytes().to_vec()
+        } else if let Ok(s) = body.extract::<String>() {
+            s.into_bytes()
+        } else {
+            py.import("json")?
+                .call_method1("dumps", (body,))?
+                .extract::<String>()?
+                .into_bytes()
+        };
+        let id = request_id.unwrap_or_else(request::next_request_id);
+        let headers = headers.unwrap_or_default();
+        let inner = py
+            .detach(|| self.inner.pick_openai(&id, path, &bytes, &headers))
+            .map_err(|e| schedule_error(py, &e))?;
+        Ok(PyDecision {
+            request_id: id,
+            inner,
+        })
+    }
+
+    /// Uses `tokenizer` for requests to `model` ("" for every model without
+    /// its own) in `pick_openai`.
+    fn set_tokenizer(&self, model: &str, tokenizer: &crate::tokenizer::PyTokenizer) {
+        self.inner.set_tokenizer(model, tokenizer.shared());
+    }
+
     /// Benchmark helper: seconds per `pick` of the same request, timed in
     /// Rust over `iterations` calls (the Rust side of the binding overhead).
     #[pyo3(signature = (iterations, *, model="", prompt=None, tokens=None, request_id=None))]

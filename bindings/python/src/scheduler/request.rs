@@ -13,6 +13,11 @@ use crate::errors::{error, Kind};
 /// Ids handed to requests picked without one; unique within the process.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// A fresh request id (`llmd-N`) for calls that were given none.
+pub(crate) fn next_request_id() -> String {
+    format!("llmd-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed))
+}
+
 /// Everything `pick` accepts besides the scheduler itself.
 pub(crate) struct PickArgs<'a, 'py> {
     pub model: String,
@@ -67,9 +72,7 @@ impl PickArgs<'_, '_> {
             .into_iter()
             .map(|(k, v)| (k.to_ascii_lowercase(), v))
             .collect();
-        let id = self
-            .request_id
-            .unwrap_or_else(|| format!("llmd-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed)));
+        let id = self.request_id.unwrap_or_else(next_request_id);
         let arrived_at_ns = match self.arrived_at {
             None => None,
             Some(t) if t.is_finite() && t >= 0.0 => Some((t * 1e9) as u64),

@@ -1,0 +1,316 @@
+//! Requests as gateways receive them: OpenAI `/v1/completions` and
+//! `/v1/chat/completions` bodies, parsed into what routing needs. Pure
+//! parsing; turning chat messages into token ids is a [`PromptTokenizer`]'s
+//! job (the `llmd-tokenize` crate provides one).
+
+use serde_json::Value;
+
+use crate::error::ScheduleError;
+
+/// Largest body accepted.
+pub const MAX_BODY_BYTES: usize = 32 << 20;
+/// Most chat messages accepted.
+pub const MAX_MESSAGES: usize = 100_000;
+
+/// Which endpoint a body was sent to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenAiKind {
+    /// `/v1/completions`.
+    Completions,
+    /// `/v1/chat/completions`.
+    ChatCompletions,
+}
+
+/// A completions prompt.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OpenAiPrompt {
+    /// Text (tokenized with special tokens added).
+    Text(String),
+    /// Token ids, used as they are.
+    Tokens(Vec<u32>),
+}
+
+/// What routing reads from an OpenAI body.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpenAiRequest {
+    /// Completions or chat completions.
+    pub kind: OpenAiKind,
+    /// `model` (a base model or a LoRA adapter name).
+    pub model: String,
+    /// Completions: the prompt.
+    pub prompt: Option<OpenAiPrompt>,
+    /// Chat: `messages` as JSON text (key order kept).
+    pub messages: Option<String>,
+    /// Chat: `tools` as JSON text.
+    pub tools: Option<String>,
+    /// Chat: `chat_template_kwargs` as JSON text.
+    pub chat_template_kwargs: Option<String>,
+    /// Chat: `add_generation_prompt` (default true).
+    pub add_generation_prompt: bool,
+    /// Chat: `continue_final_message` (default false).
+    pub continue_final_message: bool,
+    /// vLLM's `cache_salt`.
+    pub cache_salt: Option<String>,
+    /// `max_tokens` / `max_completion_tokens`.
+    pub max_tokens: Option<u64>,
+    /// `stream`.
+    pub stream: bool,
+    /// `stream_options.include_usage`.
+    pub include_usage: bool,
+    /// `user`.
+    pub user: Option<String>,
+}
+
+fn bad(field: &str, why: impl std::fmt::Display) -> ScheduleError {
+    ScheduleError::InvalidRequest(format!("body field '{field}': {why}"))
+}
+
+fn opt_str(o: &serde_json::Map<String, Value>, k: &str) -> Result<Option<String>, ScheduleError> {
+    match o.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(bad(k, "must be a string")),
+    }
+}
+
+fn opt_bool(o: &serde_json::Map<String, Value>, k: &str, d: bool) -> Result<bool, ScheduleError> {
+    match o.get(k) {
+        None | Some(Value::Null) => Ok(d),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(bad(k, "must be a boolean")),
+    }
+}
+
+fn token_ids(a: &[Value], field: &str) -> Result<Vec<u32>, ScheduleError> {
+    a.iter()
+        .map(|v| {
+            v.as_u64()
+                .and_then(|x| u32::try_from(x).ok())
+                .ok_or_else(|| bad(field, "token ids must be integers in 0..2^32"))
+        })
+        .collect()
+}
+
+/// The raw JSON text of `o[k]`, with its key order (serde_json's map may
+/// reorder keys; the original text is cut out instead).
+fn raw_field(body: &str, k: &str) -> Result<Option<String>, ScheduleError> {
+    #[derive(serde::Deserialize)]
+    struct Probe<'a> {
+        #[serde(borrow, default)]
+        messages: Option<&'a serde_json::value::RawValue>,
+        #[serde(borrow, default)]
+        tools: Option<&'a serde_json::value::RawValue>,
+        #[serde(borrow, default)]
+        chat_template_kwargs: Option<&'a serde_json::value::RawValue>,
+    }
+    let p: Probe<'_> = serde_json::from_str(body).map_err(|e| bad(k, e))?;
+    let raw = match k {
+        "messages" => p.messages,
+        "tools" => p.tools,
+        _ => p.chat_template_kwargs,
+    };
+    Ok(raw.map(|r| r.get().to_string()).filter(|s| s != "null"))
+}
+
+impl OpenAiRequest {
+    /// Parses a body sent to `path` (`/v1/completions` or
+    /// `/v1/chat/completions`, with or without a prefix before `/v1`).
+    /// Malformed bodies get an error naming the field.
+    pub fn parse(path: &str, body: &[u8]) -> Result<OpenAiRequest, ScheduleError> {
+        if body.len() > MAX_BODY_BYTES {
+            return Err(ScheduleError::InvalidRequest(format!(
+                "body of {} bytes exceeds the {MAX_BODY_BYTES}-byte limit",
+                body.len()
+            )));
+        }
+        let path = path.split('?').next().unwrap_or("");
+        let kind = if path.ends_with("/chat/completions") {
+            OpenAiKind::ChatCompletions
+        } else if path.ends_with("/completions") {
+            OpenAiKind::Completions
+        } else {
+            return Err(ScheduleError::InvalidRequest(format!(
+                "path '{path}' is not /v1/completions or /v1/chat/completions"
+            )));
+        };
+        let text = std::str::from_utf8(body)
+            .map_err(|_| ScheduleError::InvalidRequest("body is not UTF-8".into()))?;
+        let v: Value = serde_json::from_str(text)
+            .map_err(|e| ScheduleError::InvalidRequest(format!("body is not JSON: {e}")))?;
+        let o = v
+            .as_object()
+            .ok_or_else(|| ScheduleError::InvalidRequest("body must be a JSON object".into()))?;
+        let model = opt_str(o, "model")?.unwrap_or_default();
+        let max_tokens = match o
+            .get("max_completion_tokens")
+            .or_else(|| o.get("max_tokens"))
+        {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .ok_or_else(|| bad("max_tokens", "must be a non-negative integer"))?,
+            ),
+        };
+        let include_usage = match o.get("stream_options") {
+            None | Some(Value::Null) => false,
+            Some(Value::Object(so)) => opt_bool(so, "include_usage", false)?,
+            Some(_) => return Err(bad("stream_options", "must be an object")),
+        };
+        let mut r = OpenAiRequest {
+            kind,
+            model,
+            prompt: None,
+            messages: None,
+            tools: None,
+            chat_template_kwargs: None,
+            add_generation_prompt: opt_bool(o, "add_generation_prompt", true)?,
+            continue_final_message: opt_bool(o, "continue_final_message", false)?,
+            cache_salt: opt_str(o, "cache_salt")?,
+            max_tokens,
+            stream: opt_bool(o, "stream", false)?,
+            include_usage,
+            user: opt_str(o, "user")?,
+        };
+        match kind {
+            OpenAiKind::Completions => {
+                r.prompt = Some(match o.get("prompt") {
+                    Some(Value::String(s)) => OpenAiPrompt::Text(s.clone()),
+                    Some(Value::Array(a)) if a.iter().all(Value::is_number) && !a.is_empty() => {
+                        OpenAiPrompt::Tokens(token_ids(a, "prompt")?)
+                    }
+                    Some(Value::Array(a)) if a.len() == 1 => match &a[0] {
+                        Value::String(s) => OpenAiPrompt::Text(s.clone()),
+                        Value::Array(ids) => OpenAiPrompt::Tokens(token_ids(ids, "prompt")?),
+                        _ => {
+                            return Err(bad(
+                                "prompt",
+                                "must be text, token ids, or a list of one of them",
+                            ))
+                        }
+                    },
+                    Some(Value::Array(_)) => {
+                        return Err(bad(
+                            "prompt",
+                            "a batch of several prompts is several requests: route each on its own",
+                        ))
+                    }
+                    None | Some(Value::Null) => return Err(bad("prompt", "is required")),
+                    Some(_) => return Err(bad("prompt", "must be text or token ids")),
+                });
+            }
+            OpenAiKind::ChatCompletions => {
+                match o.get("messages") {
+                    Some(Value::Array(m)) if m.len() <= MAX_MESSAGES => {}
+                    Some(Value::Array(_)) => {
+                        return Err(bad(
+                            "messages",
+                            format!("more than {MAX_MESSAGES} messages"),
+                        ))
+                    }
+                    None | Some(Value::Null) => return Err(bad("messages", "is required")),
+                    Some(_) => return Err(bad("messages", "must be a list")),
+                }
+                r.messages = raw_field(text, "messages")?;
+                if !matches!(
+                    o.get("tools"),
+                    None | Some(Value::Null) | Some(Value::Array(_))
+                ) {
+                    return Err(bad("tools", "must be a list"));
+                }
+                r.tools = raw_field(text, "tools")?;
+                if !matches!(
+                    o.get("chat_template_kwargs"),
+                    None | Some(Value::Null) | Some(Value::Object(_))
+                ) {
+                    return Err(bad("chat_template_kwargs", "must be an object"));
+                }
+                r.chat_template_kwargs = raw_field(text, "chat_template_kwargs")?;
+            }
+        }
+        Ok(r)
+    }
+
+    /// Text to estimate tokens from when no tokenizer is set: the prompt,
+    /// or the messages' text contents joined by newlines.
+    pub fn estimate_text(&self) -> String {
+        if let Some(OpenAiPrompt::Text(t)) = &self.prompt {
+            return t.clone();
+        }
+        let Some(m) = &self.messages else {
+            return String::new();
+        };
+        let v: Value = serde_json::from_str(m).unwrap_or(Value::Null);
+        let mut out = Vec::new();
+        for msg in v.as_array().into_iter().flatten() {
+            match msg.get("content") {
+                Some(Value::String(s)) => out.push(s.clone()),
+                Some(Value::Array(parts)) => out.extend(
+                    parts
+                        .iter()
+                        .filter_map(|p| p.get("text").and_then(Value::as_str).map(str::to_string)),
+                ),
+                _ => {}
+            }
+        }
+        out.join("\n")
+    }
+}
+
+/// Turns an OpenAI request into the token ids the engine will see.
+pub trait PromptTokenizer: Send + Sync {
+    /// Completions: the prompt text with special tokens added.
+    fn encode_prompt(&self, text: &str) -> Result<Vec<u32>, String>;
+    /// Chat completions: the rendered chat, tokenized as vLLM does.
+    fn encode_chat(&self, req: &OpenAiRequest) -> Result<Vec<u32>, String>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_both_endpoints_and_names_bad_fields() {
+        let r = OpenAiRequest::parse("/v1/completions", br#"{"model": "m", "prompt": [1, 2, 3], "max_tokens": 7, "stream": true, "stream_options": {"include_usage": true}}"#).unwrap();
+        assert_eq!(r.prompt, Some(OpenAiPrompt::Tokens(vec![1, 2, 3])));
+        assert_eq!(
+            (r.max_tokens, r.stream, r.include_usage),
+            (Some(7), true, true)
+        );
+        let c = OpenAiRequest::parse(
+            "/gw/v1/chat/completions",
+            br#"{"model": "m", "messages": [{"role": "user", "content": "hi", "name": "x"}], "cache_salt": "s", "chat_template_kwargs": {"b": 1, "a": 2}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.messages.as_deref(),
+            Some(r#"[{"role": "user", "content": "hi", "name": "x"}]"#)
+        );
+        assert_eq!(
+            c.chat_template_kwargs.as_deref(),
+            Some(r#"{"b": 1, "a": 2}"#)
+        );
+        assert_eq!(c.cache_salt.as_deref(), Some("s"));
+        assert_eq!(c.estimate_text(), "hi");
+        for (path, body, field) in [
+            ("/v1/completions", &br#"{"prompt": 5}"#[..], "prompt"),
+            ("/v1/completions", br#"{"prompt": ["a", "b"]}"#, "batch"),
+            ("/v1/completions", br#"{"prompt": [-1]}"#, "token ids"),
+            ("/v1/chat/completions", br#"{"messages": "x"}"#, "messages"),
+            (
+                "/v1/chat/completions",
+                br#"{"messages": [], "tools": {}}"#,
+                "tools",
+            ),
+            (
+                "/v1/chat/completions",
+                br#"{"messages": [], "max_tokens": "x"}"#,
+                "max_tokens",
+            ),
+            ("/v1/embeddings", br#"{}"#, "path"),
+            ("/v1/completions", br#"[1]"#, "object"),
+        ] {
+            let e = OpenAiRequest::parse(path, body).unwrap_err().to_string();
+            assert!(e.contains(field), "{e}");
+        }
+    }
+}

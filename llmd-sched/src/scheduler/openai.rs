@@ -1,0 +1,122 @@
+//! Picking from an OpenAI body: parse, tokenize with the model's tokenizer
+//! (or estimate from text, said in the explanation), pick.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::Scheduler;
+use crate::decision::Decision;
+use crate::error::ScheduleError;
+use crate::model::openai::{OpenAiKind, OpenAiPrompt, OpenAiRequest, PromptTokenizer};
+use crate::model::{LoraRef, Prompt, Request};
+
+/// The note a decision carries when no tokenizer produced its token ids.
+pub const ESTIMATE_NOTE: &str =
+    "no tokenizer for this model: token ids estimated from text (set one with set_tokenizer; precise prefix matches need the engine's ids)";
+
+impl Scheduler {
+    /// Uses `tok` for requests to `model` ("" for any model without its own).
+    pub fn set_tokenizer(&self, model: &str, tok: Arc<dyn PromptTokenizer>) {
+        self.tokenizers.write().insert(model.to_string(), tok);
+    }
+
+    /// Removes the tokenizer of `model`; true if there was one.
+    pub fn remove_tokenizer(&self, model: &str) -> bool {
+        self.tokenizers.write().remove(model).is_some()
+    }
+
+    fn tokenizer_for(&self, model: &str) -> Option<Arc<dyn PromptTokenizer>> {
+        let t = self.tokenizers.read();
+        t.get(model).or_else(|| t.get("")).cloned()
+    }
+
+    /// The request an OpenAI body describes, with its token ids when a
+    /// tokenizer is set for its model (else its text, for estimates).
+    /// `id` names the request (lifecycle calls use it); the `model` field
+    /// is taken as a LoRA adapter when an endpoint lists it as one.
+    pub fn request_from_openai(
+        &self,
+        id: &str,
+        path: &str,
+        body: &[u8],
+        headers: &BTreeMap<String, String>,
+    ) -> Result<(Request, bool), ScheduleError> {
+        let r = OpenAiRequest::parse(path, body)?;
+        let (model, lora) = self.resolve_model(&r.model);
+        let tok = self
+            .tokenizer_for(&model)
+            .or_else(|| self.tokenizer_for(&r.model));
+        let (prompt, tokenized) = match (&tok, &r.kind, &r.prompt) {
+            (_, OpenAiKind::Completions, Some(OpenAiPrompt::Tokens(t))) => {
+                (Prompt::Tokens(t.clone()), true)
+            }
+            (Some(t), OpenAiKind::Completions, Some(OpenAiPrompt::Text(s))) => (
+                Prompt::Tokens(t.encode_prompt(s).map_err(ScheduleError::InvalidRequest)?),
+                true,
+            ),
+            (Some(t), OpenAiKind::ChatCompletions, _) => (
+                Prompt::Tokens(t.encode_chat(&r).map_err(ScheduleError::InvalidRequest)?),
+                true,
+            ),
+            _ => (Prompt::Text(r.estimate_text()), false),
+        };
+        let headers = headers
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect::<BTreeMap<_, _>>();
+        let session_id = headers
+            .get("x-session-id")
+            .cloned()
+            .or_else(|| r.user.clone());
+        Ok((
+            Request {
+                id: id.to_string(),
+                model,
+                prompt,
+                lora,
+                cache_salt: r.cache_salt.clone(),
+                session_id,
+                headers,
+                ..Default::default()
+            },
+            tokenized,
+        ))
+    }
+
+    /// Picks for an OpenAI body (see [`Scheduler::request_from_openai`]).
+    /// Without a tokenizer for the model the decision's explanation says the
+    /// ids were estimated.
+    pub fn pick_openai(
+        &self,
+        id: &str,
+        path: &str,
+        body: &[u8],
+        headers: &BTreeMap<String, String>,
+    ) -> Result<Decision, ScheduleError> {
+        let (req, tokenized) = self.request_from_openai(id, path, body, headers)?;
+        let mut d = self.pick(&req)?;
+        if !tokenized {
+            d.explanation.push_note(ESTIMATE_NOTE.to_string());
+        }
+        Ok(d)
+    }
+
+    /// A `model` naming an adapter some endpoint serves is that adapter on
+    /// the endpoint's base model.
+    fn resolve_model(&self, model: &str) -> (String, Option<LoraRef>) {
+        let fleet = self.fleet.read().clone();
+        for ep in fleet.eps.iter() {
+            if ep.info().lora_adapters.iter().any(|a| a == model) {
+                let base = ep.info().model.clone().unwrap_or_default();
+                return (
+                    base,
+                    Some(LoraRef {
+                        name: model.to_string(),
+                        ..Default::default()
+                    }),
+                );
+            }
+        }
+        (model.to_string(), None)
+    }
+}

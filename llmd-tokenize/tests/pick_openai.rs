@@ -1,0 +1,130 @@
+//! A chat body routed with a tokenizer: the precise producer's keys come
+//! from the same ids the engine hashed, so an engine's events for that chat
+//! match it in full; without a tokenizer the decision says it estimated.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use llmd_kvindex::events::{
+    encode_event_batch, BlockStored, EventBatch, EventLayout, HashValue, KvEvent,
+};
+use llmd_sched::{Endpoint, Scheduler, ESTIMATE_NOTE};
+use llmd_tokenize::{ChatOptions, Tokenizer};
+
+/// A word-level tokenizer over a small vocabulary (whitespace split).
+fn tokenizer() -> Tokenizer {
+    let words = [
+        "<s>",
+        "<unk>",
+        "<|im_start|>",
+        "<|im_end|>",
+        "user",
+        "assistant",
+        "system",
+    ];
+    let mut vocab = serde_json::Map::new();
+    for (i, w) in words.iter().enumerate() {
+        vocab.insert(w.to_string(), serde_json::json!(i));
+    }
+    for i in 0..500 {
+        vocab.insert(format!("w{i}"), serde_json::json!(words.len() + i));
+    }
+    let tj = serde_json::json!({
+        "version": "1.0",
+        "added_tokens": [
+            {"id": 2, "content": "<|im_start|>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true},
+            {"id": 3, "content": "<|im_end|>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}
+        ],
+        "normalizer": null,
+        "pre_tokenizer": {"type": "WhitespaceSplit"},
+        "post_processor": null,
+        "decoder": null,
+        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}
+    });
+    let template = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../testdata/chat-templates/template_chatml.jinja"
+    ))
+    .unwrap();
+    Tokenizer::from_parts(&tj.to_string(), &serde_json::Value::Null, Some(&template)).unwrap()
+}
+
+const CONFIG: &str = "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: precise-prefix-cache-producer\n- type: prefix-cache-scorer\n  parameters: {prefixMatchInfoProducerName: precise-prefix-cache-producer}\n- type: max-score-picker\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: prefix-cache-scorer\n  - pluginRef: max-score-picker\n";
+
+#[test]
+fn chat_bodies_route_on_the_engines_ids() {
+    let tok = tokenizer();
+    let words: Vec<String> = (0..120).map(|i| format!("w{}", i % 500)).collect();
+    let messages = serde_json::json!([{"role": "system", "content": words[..60].join(" ")}, {"role": "user", "content": words[60..].join(" ")}]);
+    let body = serde_json::json!({"model": "m", "messages": messages}).to_string();
+    let ids = tok
+        .encode_chat(&messages.to_string(), &ChatOptions::default())
+        .unwrap();
+    assert!(ids.len() > 100);
+
+    let s = Scheduler::from_config_str(CONFIG).unwrap().with_seed(1);
+    for n in ["a", "b", "c"] {
+        s.add_endpoint(Endpoint::new(
+            n,
+            format!("10.0.0.{}:8000", n.len() + n.as_bytes()[0] as usize % 50),
+        ))
+        .unwrap();
+    }
+    // Pod "b" computed this chat: its engine published the blocks of `ids`.
+    let full = ids.len() / 16 * 16;
+    let ev = KvEvent::BlockStored(BlockStored {
+        block_hashes: (0..full as i128 / 16)
+            .map(|k| HashValue::Int(1000 + k))
+            .collect(),
+        parent_block_hash: None,
+        token_ids: ids[..full].iter().map(|&t| u64::from(t)).collect(),
+        block_size: 16,
+        ..Default::default()
+    });
+    let batch = EventBatch {
+        ts: 1.0,
+        data_parallel_rank: None,
+        events: vec![ev],
+        skipped_events: 0,
+    };
+    s.ingest_kv_events("b", &encode_event_batch(&batch, EventLayout::V0_33), None)
+        .unwrap();
+
+    // Without a tokenizer: estimates, said in the explanation.
+    let d = s
+        .pick_openai(
+            "r0",
+            "/v1/chat/completions",
+            body.as_bytes(),
+            &BTreeMap::new(),
+        )
+        .unwrap();
+    assert!(d.explanation.notes.iter().any(|n| n == ESTIMATE_NOTE));
+    s.on_error("r0", llmd_sched::RequestErrorKind::Cancelled);
+
+    s.set_tokenizer("m", Arc::new(tok));
+    for i in 0..10 {
+        let id = format!("r{}", i + 1);
+        let d = s
+            .pick_openai(
+                &id,
+                "/v1/chat/completions",
+                body.as_bytes(),
+                &BTreeMap::new(),
+            )
+            .unwrap();
+        assert_eq!(d.primary().unwrap().name, "b");
+        assert!(d.explanation.notes.iter().all(|n| n != ESTIMATE_NOTE));
+        let note = d
+            .explanation
+            .notes
+            .iter()
+            .find(|n| n.contains("best consecutive match"))
+            .unwrap();
+        assert!(
+            note.contains(&format!("best consecutive match {} blocks", full / 16)),
+            "{note}"
+        );
+        s.on_error(&id, llmd_sched::RequestErrorKind::Cancelled);
+    }
+}
