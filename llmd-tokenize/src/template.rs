@@ -14,6 +14,7 @@ use crate::pyfmt::{json_dumps, py_str, JsonOpts};
 const NAME: &str = "chat_template";
 
 /// A compiled chat template.
+#[derive(Clone)]
 pub struct ChatTemplate {
     env: Environment<'static>,
     source: String,

@@ -57,6 +57,7 @@ const SPECIALS: &[&str] = &[
 ];
 
 /// Exact tokenization and chat rendering from a local model directory.
+#[derive(Clone)]
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
     template: Option<ChatTemplate>,
