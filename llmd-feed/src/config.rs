@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use llmd_sched::config::host_owned::METRICS_TLS_PATHS;
 use llmd_sched::config::params::parse_duration_ns;
 use llmd_sched::ConfigReport;
 use serde::Serialize;
@@ -199,15 +200,7 @@ fn metrics_source(p: &Value, o: &mut FeedOptions, out: &mut Out<'_>) -> Result<(
             "scheme",
             "https is not scraped by the feed (no TLS client): scrape in the host and call update_endpoint_metrics_text",
         );
-        for k in [
-            "insecureSkipVerify",
-            "caCertPath",
-            "certPath",
-            "keyPath",
-            "tlsCaPath",
-            "tlsCertPath",
-            "tlsKeyPath",
-        ] {
+        for k in std::iter::once("insecureSkipVerify").chain(METRICS_TLS_PATHS) {
             if p.get(k).is_some() {
                 out.not(k, "TLS settings are not executed (no TLS client)");
             }

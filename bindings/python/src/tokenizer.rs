@@ -50,21 +50,24 @@ impl PyTokenizer {
         Arc::clone(&self.inner)
     }
 
-    fn options(
+    /// The messages as JSON text and the options, from Python arguments.
+    fn chat_args(
         py: Python<'_>,
+        messages: &Bound<'_, PyAny>,
         add_generation_prompt: bool,
         continue_final_message: bool,
         tools: Option<&Bound<'_, PyAny>>,
         chat_template_kwargs: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<ChatOptions> {
-        Ok(ChatOptions {
+    ) -> PyResult<(String, ChatOptions)> {
+        let opts = ChatOptions {
             add_generation_prompt,
             continue_final_message,
             tools: tools.map(|t| dumps(py, t, "tools")).transpose()?,
             chat_template_kwargs: chat_template_kwargs
                 .map(|k| dumps(py, k, "chat_template_kwargs"))
                 .transpose()?,
-        })
+        };
+        Ok((dumps(py, messages, "messages")?, opts))
     }
 }
 
@@ -99,9 +102,9 @@ impl PyTokenizer {
         tools: Option<&Bound<'_, PyAny>>,
         chat_template_kwargs: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<String> {
-        let m = dumps(py, messages, "messages")?;
-        let o = Self::options(
+        let (m, o) = Self::chat_args(
             py,
+            messages,
             add_generation_prompt,
             continue_final_message,
             tools,
@@ -123,9 +126,9 @@ impl PyTokenizer {
         tools: Option<&Bound<'_, PyAny>>,
         chat_template_kwargs: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<u32>> {
-        let m = dumps(py, messages, "messages")?;
-        let o = Self::options(
+        let (m, o) = Self::chat_args(
             py,
+            messages,
             add_generation_prompt,
             continue_final_message,
             tools,

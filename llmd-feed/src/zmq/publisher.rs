@@ -100,6 +100,18 @@ impl Publisher {
     /// Binds the PUB socket (vLLM's default, `tcp://*:5557`); port 0 picks a
     /// free one. Returns the endpoint subscribers connect to.
     pub fn bind(&mut self, endpoint: &str) -> std::io::Result<TcpEndpoint> {
+        let local = self.accept(endpoint, serve_subscriber)?;
+        self.events = Some(local.clone());
+        Ok(local)
+    }
+
+    /// Binds `endpoint` and serves each connection with `serve` on its own
+    /// thread until the publisher closes.
+    fn accept(
+        &mut self,
+        endpoint: &str,
+        serve: impl Fn(Arc<Shared>, TcpStream) + Send + Sync + Clone + 'static,
+    ) -> std::io::Result<TcpEndpoint> {
         let (l, local) = bind(endpoint)?;
         let shared = self.shared.clone();
         self.threads.push(std::thread::spawn(move || {
@@ -108,12 +120,11 @@ impl Publisher {
                     break;
                 }
                 if let Ok(s) = s {
-                    let sh = shared.clone();
-                    std::thread::spawn(move || serve_subscriber(sh, s));
+                    let (sh, serve) = (shared.clone(), serve.clone());
+                    std::thread::spawn(move || serve(sh, s));
                 }
             }
         }));
-        self.events = Some(local.clone());
         Ok(local)
     }
 
@@ -139,19 +150,7 @@ impl Publisher {
         endpoint: &str,
         layout: ReplayLayout,
     ) -> std::io::Result<TcpEndpoint> {
-        let (l, local) = bind(endpoint)?;
-        let shared = self.shared.clone();
-        self.threads.push(std::thread::spawn(move || {
-            for s in l.incoming() {
-                if shared.closed.load(Ordering::Acquire) {
-                    break;
-                }
-                if let Ok(s) = s {
-                    let sh = shared.clone();
-                    std::thread::spawn(move || serve_replay(sh, s, layout));
-                }
-            }
-        }));
+        let local = self.accept(endpoint, move |sh, s| serve_replay(sh, s, layout))?;
         self.replay = Some(local.clone());
         Ok(local)
     }

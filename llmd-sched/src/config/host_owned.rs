@@ -79,6 +79,16 @@ fn accepted(reason: &'static str) -> Built {
     }
 }
 
+/// `metrics-data-source`'s TLS file settings (all optional strings).
+pub const METRICS_TLS_PATHS: [&str; 6] = [
+    "caCertPath",
+    "certPath",
+    "keyPath",
+    "tlsCaPath",
+    "tlsCertPath",
+    "tlsKeyPath",
+];
+
 fn metrics_data_source(p: &mut Params, _: &mut BuildEnv) -> Result<Built, ConfigError> {
     let scheme = p.string("scheme", "http")?;
     if scheme != "http" && scheme != "https" {
@@ -95,14 +105,7 @@ fn metrics_data_source(p: &mut Params, _: &mut BuildEnv) -> Result<Built, Config
     }
     p.bool("insecureSkipVerify", true)?;
     p.opt_duration_ns("interval")?;
-    for k in [
-        "caCertPath",
-        "certPath",
-        "keyPath",
-        "tlsCaPath",
-        "tlsCertPath",
-        "tlsKeyPath",
-    ] {
+    for k in METRICS_TLS_PATHS {
         p.opt_string(k)?;
     }
     Ok(accepted(
