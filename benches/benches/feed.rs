@@ -65,10 +65,14 @@ fn batch(i: u64, n: u64) -> Vec<u8> {
 }
 
 fn feed_for(sched: &Arc<Scheduler>, ev: &str) -> Feed {
+    feed_with(sched, ev, 1)
+}
+
+fn feed_with(sched: &Arc<Scheduler>, ev: &str, concurrency: usize) -> Feed {
     let feed = Feed::new(
         sched.clone(),
         FeedOptions {
-            concurrency: 1,
+            concurrency,
             queue_capacity: 100_000,
             ..FeedOptions::default()
         },
@@ -171,11 +175,11 @@ fn pump(publisher: &Publisher, first: u64, batches: u64) {
     }
 }
 
-fn lag() {
+fn lag(concurrency: usize) {
     let sched = Arc::new(Scheduler::from_config_str(ENGINE).unwrap());
     let mut publisher = Publisher::new("kv@127.0.0.1:9@m", 16);
     let ev = publisher.bind("tcp://127.0.0.1:0").unwrap().to_string();
-    let feed = feed_for(&sched, &ev);
+    let feed = feed_with(&sched, &ev, concurrency);
     wait_subscribed(&publisher);
     pump(&publisher, 0, 3000);
     let t0 = Instant::now();
@@ -184,7 +188,7 @@ fn lag() {
     }
     let text = feed.render_metrics();
     println!(
-        "feed lag at 100k blocks/s for 3 s: p50 <= {} s, p99 <= {} s, p99.9 <= {} s (bucket bounds; {} batches)",
+        "feed lag at 100k blocks/s for 3 s, concurrency {concurrency}: p50 <= {} s, p99 <= {} s, p99.9 <= {} s (bucket bounds; {} batches)",
         lag_quantile(&text, 0.5),
         lag_quantile(&text, 0.99),
         lag_quantile(&text, 0.999),
@@ -255,6 +259,7 @@ fn main() {
     }
     throughput("engine parity", ENGINE);
     throughput("router keys", &router_keys_config());
-    lag();
+    lag(1);
+    lag(0);
     pick_overhead();
 }

@@ -224,7 +224,7 @@ impl Feed {
             }
         }
         let mut queues = Vec::new();
-        for i in 0..inner.opts.concurrency.max(1) {
+        for i in 0..inner.opts.concurrency {
             let (tx, rx) = sync_channel(inner.opts.queue_capacity.max(1));
             let me = inner.clone();
             let t = std::thread::Builder::new()
@@ -495,11 +495,6 @@ impl Inner {
         };
         let mut m = m;
         let payload = m.pop().unwrap_or_default();
-        let queues = self.queues.read().unwrap();
-        if queues.is_empty() {
-            return true;
-        }
-        let shard = (xxhash_rust::xxh3::xxh3_64(pod.name().as_bytes()) as usize) % queues.len();
         let w = Work {
             pod: pod.clone(),
             rank,
@@ -507,6 +502,16 @@ impl Inner {
             payload,
             received: Instant::now(),
         };
+        if self.opts.concurrency == 0 {
+            // Inline: this connection's thread applies its own batches.
+            crate::ingest::process(&self.sched, &self.opts, w);
+            return true;
+        }
+        let queues = self.queues.read().unwrap();
+        if queues.is_empty() {
+            return true;
+        }
+        let shard = (xxhash_rust::xxh3::xxh3_64(pod.name().as_bytes()) as usize) % queues.len();
         match queues[shard].try_send(w) {
             Ok(()) | Err(TrySendError::Disconnected(_)) => {}
             Err(TrySendError::Full(_)) => {

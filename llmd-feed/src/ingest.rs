@@ -53,7 +53,7 @@ fn resync(sched: &Scheduler, opts: &FeedOptions, pod: &PodRef) {
     }
 }
 
-fn process(sched: &Scheduler, opts: &FeedOptions, w: Work) {
+pub(crate) fn process(sched: &Scheduler, opts: &FeedOptions, w: Work) {
     let pod = &w.pod;
     let st = &pod.stats;
     if pod.stop.is_stopped() || !st.registered.load(Ordering::Acquire) {

@@ -21,7 +21,10 @@ pub struct FeedOptions {
     /// empty prefix takes every topic (vLLM's default topic is "").
     pub topics: Vec<String>,
     /// Ingest workers; a pod's batches always go to the same one
-    /// (llm-d: `concurrency`, 4).
+    /// (llm-d: `concurrency`, 4). 0 applies each batch on the thread that
+    /// received it (one per pod and rank, or per dialing connection): one
+    /// thread hop fewer, so the lowest lag, and no queue to overflow; a slow
+    /// ingest then backs up into the socket instead.
     pub concurrency: usize,
     /// Batches queued per worker before new ones are dropped (and counted;
     /// the next batch then shows a gap and is replayed).

@@ -456,3 +456,28 @@ fn a_full_queue_drops_are_counted_and_healed_by_replay() {
     assert!(st.replays > 0, "{st:?}");
     assert_eq!((st.clears, st.replays_failed), (0, 0), "{st:?}");
 }
+
+#[test]
+fn inline_ingest_applies_and_replays_on_the_receiving_thread() {
+    let s = sched();
+    let (p, ev, rp) = publisher("kv@x@m", 100, ReplayLayout::WithTopic);
+    let feed = Feed::new(
+        s.clone(),
+        FeedOptions {
+            concurrency: 0,
+            ..opts()
+        },
+    );
+    feed.add_pod(pod("a", &ev, Some(&rp))).unwrap();
+    feed.start().unwrap();
+    subscribed(&p);
+    for i in 0..3 {
+        p.publish(&block(i));
+    }
+    p.record_only(3, &block(3));
+    p.publish(&block(4));
+    wait("5 batches", || stats(&feed, "a").events == 5);
+    let st = stats(&feed, "a");
+    assert_eq!((st.gaps, st.replays, st.queue_drops), (1, 1, 0), "{st:?}");
+    assert_eq!(routed(&s, 3), "a");
+}

@@ -1,0 +1,153 @@
+//! Discovery sources run by the feed, and data-parallel ranks on
+//! consecutive ports.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use llmd_feed::zmq::Publisher;
+use llmd_feed::{Discovery, Feed, FeedOptions, PodSpec};
+use llmd_kvindex::events::{
+    encode_event_batch, BlockStored, EventBatch, EventLayout, HashValue, KvEvent,
+};
+use llmd_sched::Scheduler;
+
+const CONFIG: &str = "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: precise-prefix-cache-producer\n  parameters:\n    kvEventsConfig: {discoverPods: false}\n- type: prefix-cache-scorer\n  parameters: {prefixMatchInfoProducerName: precise-prefix-cache-producer}\n- type: max-score-picker\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: prefix-cache-scorer\n  - pluginRef: max-score-picker\n";
+
+fn wait(what: &str, f: impl Fn() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn opts() -> FeedOptions {
+    FeedOptions {
+        concurrency: 1,
+        scrape_interval: Duration::from_millis(50),
+        ..FeedOptions::default()
+    }
+}
+
+#[test]
+fn an_endpoint_file_is_followed_as_it_changes() {
+    let s = Arc::new(Scheduler::from_config_str(CONFIG).unwrap());
+    let dir = std::env::temp_dir().join(format!("llmd-feed-file-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("endpoints.yaml");
+    std::fs::write(&path, "endpoints:\n- {name: a, namespace: ns, address: 127.0.0.1, port: 1}\n- {name: b, address: 127.0.0.2, port: 1}\n").unwrap();
+    let feed = Feed::new(s.clone(), opts());
+    feed.add_discovery(Discovery::File {
+        path: path.clone(),
+        watch: true,
+        interval: Duration::from_millis(20),
+    })
+    .unwrap();
+    feed.add_pod(PodSpec::new("host-pod", "127.0.0.3:1"))
+        .unwrap();
+    feed.start().unwrap();
+    wait("the file's pods", || feed.pods().len() == 3);
+    assert_eq!(feed.pods(), vec!["b", "host-pod", "ns/a"]);
+    // A new modification time: b stays, a goes, c comes; the host's pod stays.
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(&path, "endpoints:\n- {name: b, address: 127.0.0.2, port: 1}\n- {name: c, address: 127.0.0.4, port: 1, labels: {llm-d.ai/role: decode}}\n").unwrap();
+    wait("the change", || feed.pods() == vec!["b", "c", "host-pod"]);
+    let mut names = s.endpoint_names();
+    names.sort();
+    assert_eq!(names, vec!["b", "c", "host-pod"]);
+    assert_eq!(
+        s.endpoint_state("c").unwrap().label("llm-d.ai/role"),
+        Some("decode")
+    );
+    feed.stop();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn dns_names_pods_by_their_addresses() {
+    let s = Arc::new(Scheduler::from_config_str(CONFIG).unwrap());
+    let feed = Feed::new(s.clone(), opts());
+    feed.add_discovery(Discovery::Dns {
+        host: "localhost".into(),
+        port: 9,
+        interval: Duration::from_millis(50),
+    })
+    .unwrap();
+    feed.start().unwrap();
+    wait("a resolved pod", || !feed.pods().is_empty());
+    assert!(
+        feed.pods().iter().any(|p| p == "127.0.0.1" || p == "::1"),
+        "{:?}",
+        feed.pods()
+    );
+    feed.stop();
+}
+
+/// Two free consecutive ports.
+fn port_pair() -> u16 {
+    for _ in 0..100 {
+        let a = TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = a.local_addr().unwrap().port();
+        if p < 65535 && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            return p;
+        }
+    }
+    panic!("no free port pair");
+}
+
+fn batch(rank: i64, i: u64) -> Vec<u8> {
+    let ev = KvEvent::BlockStored(BlockStored {
+        block_hashes: vec![HashValue::Int((rank as i128) << 40 | i as i128)],
+        parent_block_hash: None,
+        token_ids: (0..16)
+            .map(|t| (rank as u64) * 100_000 + i * 100 + t)
+            .collect(),
+        block_size: 16,
+        ..Default::default()
+    });
+    encode_event_batch(
+        &EventBatch {
+            ts: 1.0,
+            data_parallel_rank: Some(rank),
+            events: vec![ev],
+            skipped_events: 0,
+        },
+        EventLayout::V0_33,
+    )
+}
+
+#[test]
+fn data_parallel_ranks_publish_on_consecutive_ports_with_their_own_numbering() {
+    let s = Arc::new(Scheduler::from_config_str(CONFIG).unwrap());
+    let p = port_pair();
+    let mut pubs = Vec::new();
+    for r in 0..2u16 {
+        let mut publisher = Publisher::new("kv@x@m", 100);
+        publisher
+            .bind(&format!("tcp://127.0.0.1:{}", p + r))
+            .unwrap();
+        pubs.push(publisher);
+    }
+    let feed = Feed::new(s.clone(), opts());
+    let mut spec = PodSpec::new("dp", "127.0.0.1:9").with_events(format!("tcp://127.0.0.1:{p}"));
+    spec.scrape = false;
+    spec.data_parallel_size = 2;
+    feed.add_pod(spec).unwrap();
+    feed.start().unwrap();
+    wait("both ranks subscribed", || {
+        pubs.iter().all(|p| p.subscribed() > 0)
+    });
+    for i in 0..5 {
+        for (r, publisher) in pubs.iter().enumerate() {
+            publisher.publish(&batch(r as i64, i));
+        }
+    }
+    wait("10 batches", || feed.stats()["dp"].events == 10);
+    let st = &feed.stats()["dp"];
+    assert_eq!((st.gaps, st.restarts, st.blocks), (0, 0, 10), "{st:?}");
+    feed.stop();
+}
