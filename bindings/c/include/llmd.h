@@ -198,6 +198,13 @@ typedef struct llmd_scheduler llmd_scheduler;
 // Owned, NUL-terminated UTF-8 text. Release it with `llmd_string_free`.
 typedef struct llmd_string llmd_string;
 
+// A tokenizer and chat template loaded from a local model directory.
+// Every call takes it as `const`; share it between threads.
+typedef struct llmd_tokenizer llmd_tokenizer;
+
+// Owned token ids. Release with `llmd_tokens_free`.
+typedef struct llmd_tokens llmd_tokens;
+
 // A string as pointer + length (UTF-8, not NUL-terminated). As input it is
 // borrowed for the call (NULL means absent where a field says so); as output
 // it is borrowed from the handle that returned it.
@@ -1254,6 +1261,109 @@ size_t llmd_string_len(const llmd_string *s);
 // # Safety
 // `s` is NULL or a string returned by this library and not yet freed.
 void llmd_string_free(llmd_string *s);
+
+// Loads a model directory (`tokenizer.json`, `tokenizer_config.json`,
+// `chat_template.jinja` / `.json`); nothing is downloaded. A missing or
+// malformed file gives `LLMD_STATUS_INVALID_ARGUMENT`, code
+// `"tokenizer_file"`, naming the file.
+//
+// # Safety
+// `dir` valid for `dir_len` bytes; `out` valid for a write; `err` NULL or
+// valid.
+llmd_status llmd_tokenizer_from_dir(const char *dir,
+                                    size_t dir_len,
+                                    llmd_tokenizer **out,
+                                    llmd_error **err);
+
+// Token ids of `text` (`/v1/completions` prompts: `add_special_tokens`
+// true).
+//
+// # Safety
+// `t` NULL or live; `text` valid for `len` bytes; `out` valid for a write;
+// `err` NULL or valid.
+llmd_status llmd_tokenizer_encode(const llmd_tokenizer *t,
+                                  const char *text,
+                                  size_t len,
+                                  bool add_special_tokens,
+                                  llmd_tokens **out,
+                                  llmd_error **err);
+
+// The ids vLLM's chat completions feed the engine for `messages_json` (an
+// OpenAI `messages` array), with `add_generation_prompt`; `tools_json` and
+// `kwargs_json` (`chat_template_kwargs`) may be NULL.
+//
+// # Safety
+// `t` NULL or live; each JSON valid for its length (or NULL with 0);
+// `out` valid for a write; `err` NULL or valid.
+llmd_status llmd_tokenizer_encode_chat(const llmd_tokenizer *t,
+                                       const char *messages_json,
+                                       size_t messages_len,
+                                       bool add_generation_prompt,
+                                       const char *tools_json,
+                                       size_t tools_len,
+                                       const char *kwargs_json,
+                                       size_t kwargs_len,
+                                       llmd_tokens **out,
+                                       llmd_error **err);
+
+// Number of ids.
+//
+// # Safety
+// `t` NULL or live.
+size_t llmd_tokens_len(const llmd_tokens *t);
+
+// The ids (valid until `llmd_tokens_free`); NULL for NULL.
+//
+// # Safety
+// `t` NULL or live.
+const uint32_t *llmd_tokens_data(const llmd_tokens *t);
+
+// Releases token ids. NULL is ignored.
+//
+// # Safety
+// `t` NULL or not yet freed.
+void llmd_tokens_free(llmd_tokens *t);
+
+// Releases a tokenizer (a scheduler it was given to keeps its own
+// reference). NULL is ignored.
+//
+// # Safety
+// `t` NULL or not yet freed, with no call on it in flight.
+void llmd_tokenizer_free(llmd_tokenizer *t);
+
+// Makes `s` tokenize requests to `model` ("" for every model without its
+// own) with `t` in `llmd_scheduler_pick_openai`.
+//
+// # Safety
+// `s`, `t` NULL or live; `model` valid for `model_len` bytes; `err` NULL or
+// valid.
+llmd_status llmd_scheduler_set_tokenizer(const llmd_scheduler *s,
+                                         const char *model,
+                                         size_t model_len,
+                                         const llmd_tokenizer *t,
+                                         llmd_error **err);
+
+// Picks for an OpenAI body as the gateway received it: `path` is
+// `/v1/completions` or `/v1/chat/completions`, `request_id` names the
+// request for the lifecycle calls, `headers` are the request's. With a
+// tokenizer for the model the prompt's ids are the engine's; without one
+// they are estimated and the explanation says so. A malformed body gives
+// `LLMD_STATUS_INVALID_ARGUMENT` naming the field.
+//
+// # Safety
+// `s` NULL or live; strings valid for their lengths; `headers` NULL with 0
+// or valid for `n_headers`; `out` valid for a write; `err` NULL or valid.
+llmd_status llmd_scheduler_pick_openai(const llmd_scheduler *s,
+                                       const char *request_id,
+                                       size_t request_id_len,
+                                       const char *path,
+                                       size_t path_len,
+                                       const uint8_t *body,
+                                       size_t body_len,
+                                       const llmd_kv *headers,
+                                       size_t n_headers,
+                                       llmd_decision **out,
+                                       llmd_error **err);
 
 // The library's version as `"MAJOR.MINOR.PATCH"`, static and NUL-terminated.
 // Compare with the `LLMD_VERSION_*` macros to detect a header/library mismatch.

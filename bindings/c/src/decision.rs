@@ -20,6 +20,12 @@ use crate::views::{llmd_kv, llmd_str};
 #[allow(non_camel_case_types)] // C naming for the exported type
 pub struct llmd_decision(Decision);
 
+impl From<Decision> for llmd_decision {
+    fn from(d: Decision) -> Self {
+        Self(d)
+    }
+}
+
 /// A chosen endpoint.
 #[allow(non_camel_case_types)] // C naming for the exported type
 #[repr(C)]

@@ -28,6 +28,7 @@ mod sched_error;
 pub mod scheduler;
 pub mod status;
 pub mod string;
+pub mod tokenizer;
 pub mod version;
 pub mod views;
 

@@ -1,0 +1,258 @@
+//! The tokenizer handle (`llmd_tokenizer_*`) and picking from OpenAI bodies:
+//! the engine's exact token ids computed in-process, for gateways that have
+//! no tokenizer of their own.
+
+use std::collections::BTreeMap;
+use std::ffi::c_char;
+use std::sync::Arc;
+
+use llmd_tokenize::{ChatOptions, TokenizeError, Tokenizer};
+
+use crate::args::{self, free_handle, into_handle, Out};
+use crate::decision::llmd_decision;
+use crate::error::{llmd_error, FfiError};
+use crate::panic::{guard, guard_value};
+use crate::sched_error::sched_err;
+use crate::scheduler::llmd_scheduler;
+use crate::status::llmd_status;
+use crate::views::{self, llmd_kv};
+
+/// A tokenizer and chat template loaded from a local model directory.
+/// Every call takes it as `const`; share it between threads.
+#[allow(non_camel_case_types)] // C naming for the exported type
+pub struct llmd_tokenizer(Arc<Tokenizer>);
+
+/// Owned token ids. Release with `llmd_tokens_free`.
+#[allow(non_camel_case_types)] // C naming for the exported type
+pub struct llmd_tokens(Vec<u32>);
+
+fn tok_err(e: TokenizeError) -> FfiError {
+    let code = match &e {
+        TokenizeError::File(..) => "tokenizer_file",
+        TokenizeError::Template(_) => "chat_template",
+        TokenizeError::Request(_) => "request",
+        TokenizeError::Tokenize(_) => "tokenize",
+    };
+    FfiError::with_code(llmd_status::InvalidArgument, code, e.to_string())
+}
+
+/// Loads a model directory (`tokenizer.json`, `tokenizer_config.json`,
+/// `chat_template.jinja` / `.json`); nothing is downloaded. A missing or
+/// malformed file gives `LLMD_STATUS_INVALID_ARGUMENT`, code
+/// `"tokenizer_file"`, naming the file.
+///
+/// # Safety
+/// `dir` valid for `dir_len` bytes; `out` valid for a write; `err` NULL or
+/// valid.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_tokenizer_from_dir(
+    dir: *const c_char,
+    dir_len: usize,
+    out: *mut *mut llmd_tokenizer,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let dir = args::str(dir, dir_len, "dir")?;
+            let out = Out::new(out, "out")?;
+            let t = Tokenizer::from_dir(dir).map_err(tok_err)?;
+            out.write(into_handle(llmd_tokenizer(Arc::new(t))));
+            Ok(())
+        })
+    }
+}
+
+/// Token ids of `text` (`/v1/completions` prompts: `add_special_tokens`
+/// true).
+///
+/// # Safety
+/// `t` NULL or live; `text` valid for `len` bytes; `out` valid for a write;
+/// `err` NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_tokenizer_encode(
+    t: *const llmd_tokenizer,
+    text: *const c_char,
+    len: usize,
+    add_special_tokens: bool,
+    out: *mut *mut llmd_tokens,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let t = &args::handle(t, "tokenizer")?.0;
+            let out = Out::new(out, "out")?;
+            let ids = t
+                .encode(args::str(text, len, "text")?, add_special_tokens)
+                .map_err(tok_err)?;
+            out.write(into_handle(llmd_tokens(ids)));
+            Ok(())
+        })
+    }
+}
+
+/// The ids vLLM's chat completions feed the engine for `messages_json` (an
+/// OpenAI `messages` array), with `add_generation_prompt`; `tools_json` and
+/// `kwargs_json` (`chat_template_kwargs`) may be NULL.
+///
+/// # Safety
+/// `t` NULL or live; each JSON valid for its length (or NULL with 0);
+/// `out` valid for a write; `err` NULL or valid.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn llmd_tokenizer_encode_chat(
+    t: *const llmd_tokenizer,
+    messages_json: *const c_char,
+    messages_len: usize,
+    add_generation_prompt: bool,
+    tools_json: *const c_char,
+    tools_len: usize,
+    kwargs_json: *const c_char,
+    kwargs_len: usize,
+    out: *mut *mut llmd_tokens,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let t = &args::handle(t, "tokenizer")?.0;
+            let out = Out::new(out, "out")?;
+            let opts = ChatOptions {
+                add_generation_prompt,
+                continue_final_message: false,
+                tools: args::opt_str(tools_json, tools_len, "tools_json")?.map(str::to_string),
+                chat_template_kwargs: args::opt_str(kwargs_json, kwargs_len, "kwargs_json")?
+                    .map(str::to_string),
+            };
+            let ids = t
+                .encode_chat(
+                    args::str(messages_json, messages_len, "messages_json")?,
+                    &opts,
+                )
+                .map_err(tok_err)?;
+            out.write(into_handle(llmd_tokens(ids)));
+            Ok(())
+        })
+    }
+}
+
+/// Number of ids.
+///
+/// # Safety
+/// `t` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_tokens_len(t: *const llmd_tokens) -> usize {
+    // SAFETY: caller contract.
+    guard_value(0, || {
+        unsafe { args::handle(t, "tokens") }.map_or(0, |t| t.0.len())
+    })
+}
+
+/// The ids (valid until `llmd_tokens_free`); NULL for NULL.
+///
+/// # Safety
+/// `t` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_tokens_data(t: *const llmd_tokens) -> *const u32 {
+    // SAFETY: caller contract.
+    guard_value(std::ptr::null(), || {
+        unsafe { args::handle(t, "tokens") }.map_or(std::ptr::null(), |t| t.0.as_ptr())
+    })
+}
+
+/// Releases token ids. NULL is ignored.
+///
+/// # Safety
+/// `t` NULL or not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_tokens_free(t: *mut llmd_tokens) {
+    // SAFETY: caller contract.
+    guard_value((), || unsafe { free_handle(t) })
+}
+
+/// Releases a tokenizer (a scheduler it was given to keeps its own
+/// reference). NULL is ignored.
+///
+/// # Safety
+/// `t` NULL or not yet freed, with no call on it in flight.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_tokenizer_free(t: *mut llmd_tokenizer) {
+    // SAFETY: caller contract.
+    guard_value((), || unsafe { free_handle(t) })
+}
+
+/// Makes `s` tokenize requests to `model` ("" for every model without its
+/// own) with `t` in `llmd_scheduler_pick_openai`.
+///
+/// # Safety
+/// `s`, `t` NULL or live; `model` valid for `model_len` bytes; `err` NULL or
+/// valid.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_scheduler_set_tokenizer(
+    s: *const llmd_scheduler,
+    model: *const c_char,
+    model_len: usize,
+    t: *const llmd_tokenizer,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let s = &args::handle(s, "scheduler")?.0;
+            let t = args::handle(t, "tokenizer")?.0.clone();
+            s.set_tokenizer(args::str(model, model_len, "model")?, t);
+            Ok(())
+        })
+    }
+}
+
+/// Picks for an OpenAI body as the gateway received it: `path` is
+/// `/v1/completions` or `/v1/chat/completions`, `request_id` names the
+/// request for the lifecycle calls, `headers` are the request's. With a
+/// tokenizer for the model the prompt's ids are the engine's; without one
+/// they are estimated and the explanation says so. A malformed body gives
+/// `LLMD_STATUS_INVALID_ARGUMENT` naming the field.
+///
+/// # Safety
+/// `s` NULL or live; strings valid for their lengths; `headers` NULL with 0
+/// or valid for `n_headers`; `out` valid for a write; `err` NULL or valid.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn llmd_scheduler_pick_openai(
+    s: *const llmd_scheduler,
+    request_id: *const c_char,
+    request_id_len: usize,
+    path: *const c_char,
+    path_len: usize,
+    body: *const u8,
+    body_len: usize,
+    headers: *const llmd_kv,
+    n_headers: usize,
+    out: *mut *mut llmd_decision,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let s = &args::handle(s, "scheduler")?.0;
+            let id = args::str(request_id, request_id_len, "request_id")?;
+            let path = args::str(path, path_len, "path")?;
+            let body = args::bytes(body, body_len, "body")?;
+            let headers: BTreeMap<String, String> = views::pairs(headers, n_headers, "headers")?
+                .into_iter()
+                .collect();
+            let out = Out::new(out, "out")?;
+            let d = s.pick_openai(id, path, body, &headers).map_err(sched_err)?;
+            if d.targets.is_empty() {
+                return Err(FfiError::with_code(
+                    llmd_status::Schedule,
+                    "no_target",
+                    "the pipeline picked no target",
+                ));
+            }
+            out.write(into_handle(llmd_decision::from(d)));
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,103 @@
+/* The tokenizer through the C ABI: a model directory loaded in-process,
+ * completions and chat ids, and picks from OpenAI bodies routed on them. */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "check.h"
+
+#define S(lit) lit, sizeof(lit) - 1
+
+static llmd_error *err = NULL;
+
+static const char PRECISE[] =
+    "apiVersion: llm-d.ai/v1alpha1\n"
+    "kind: EndpointPickerConfig\n"
+    "plugins:\n"
+    "- type: precise-prefix-cache-producer\n"
+    "- type: prefix-cache-scorer\n"
+    "  parameters: {prefixMatchInfoProducerName: precise-prefix-cache-producer}\n"
+    "- type: max-score-picker\n"
+    "schedulingProfiles:\n"
+    "- name: default\n"
+    "  plugins:\n"
+    "  - pluginRef: prefix-cache-scorer\n"
+    "  - pluginRef: max-score-picker\n";
+
+static const char BODY[] =
+    "{\"model\": \"m\", \"messages\": [{\"role\": \"user\", \"content\": \"w1 w2\"}]}";
+
+int main(void) {
+  char dir[1024];
+  snprintf(dir, sizeof dir, "%s/tokenizers/tiny", LLMD_TESTDATA);
+  llmd_tokenizer *t = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_tokenizer_from_dir(dir, strlen(dir), &t, &err), &err);
+
+  llmd_tokens *ids = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_tokenizer_encode(t, S("w1 w2 zz"), true, &ids, &err), &err);
+  const uint32_t want[] = {0, 8, 9, 1};
+  CHECK(llmd_tokens_len(ids) == 4 && memcmp(llmd_tokens_data(ids), want, sizeof want) == 0);
+  llmd_tokens_free(ids);
+
+  static const char MSGS[] = "[{\"role\": \"user\", \"content\": \"w1 w2\"}]";
+  CHECK_STATUS(LLMD_STATUS_OK,
+               llmd_tokenizer_encode_chat(t, S(MSGS), true, NULL, 0, NULL, 0, &ids, &err), &err);
+  const uint32_t chat[] = {2, 4, 8, 9, 3, 2, 5};
+  CHECK(llmd_tokens_len(ids) == 7 && memcmp(llmd_tokens_data(ids), chat, sizeof chat) == 0);
+  llmd_tokens_free(ids);
+
+  CHECK_STATUS(LLMD_STATUS_INVALID_ARGUMENT,
+               llmd_tokenizer_encode_chat(t, S("{\"role\": 1}"), true, NULL, 0, NULL, 0, &ids, &err), &err);
+  CHECK(err != NULL && strcmp(llmd_error_code(err), "request") == 0);
+  RESET_ERR(err);
+  CHECK_STATUS(LLMD_STATUS_INVALID_ARGUMENT, llmd_tokenizer_from_dir(S("/nonexistent"), &t, &err), &err);
+  CHECK(err != NULL && strcmp(llmd_error_code(err), "tokenizer_file") == 0);
+  RESET_ERR(err);
+  CHECK(llmd_tokens_len(NULL) == 0 && llmd_tokens_data(NULL) == NULL);
+
+  uint64_t seed = 1;
+  llmd_scheduler *s = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_new(S(PRECISE), &seed, &s, &err), &err);
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_add_endpoint_json(s, S("{\"name\": \"a\", \"address\": \"10.0.0.1:8000\"}"), &err), &err);
+
+  /* Without a tokenizer: estimates, said in the explanation. */
+  llmd_decision *d = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK,
+               llmd_scheduler_pick_openai(s, S("r1"), S("/v1/chat/completions"), (const uint8_t *)BODY,
+                                          sizeof BODY - 1, NULL, 0, &d, &err),
+               &err);
+  llmd_string *ex = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_decision_explanation_json(d, &ex, &err), &err);
+  CHECK(ex != NULL && strstr(llmd_string_data(ex), "estimated from text") != NULL);
+  llmd_string_free(ex);
+  llmd_decision_free(d);
+  llmd_scheduler_on_error(s, S("r1"), LLMD_REQUEST_ERROR_CANCELLED, NULL, NULL, NULL);
+
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_set_tokenizer(s, S("m"), t, &err), &err);
+  /* The scheduler keeps its own reference. */
+  llmd_tokenizer_free(t);
+  llmd_kv hdr = {{"x-session-id", 12}, {"s1", 2}};
+  CHECK_STATUS(LLMD_STATUS_OK,
+               llmd_scheduler_pick_openai(s, S("r2"), S("/v1/chat/completions"), (const uint8_t *)BODY,
+                                          sizeof BODY - 1, &hdr, 1, &d, &err),
+               &err);
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_decision_explanation_json(d, &ex, &err), &err);
+  CHECK(ex != NULL && strstr(llmd_string_data(ex), "estimated from text") == NULL);
+  CHECK(ex != NULL && strstr(llmd_string_data(ex), "\"prompt_tokens\":7") != NULL);
+  llmd_string_free(ex);
+  llmd_decision_free(d);
+  llmd_scheduler_on_error(s, S("r2"), LLMD_REQUEST_ERROR_CANCELLED, NULL, NULL, NULL);
+
+  CHECK_STATUS(LLMD_STATUS_INVALID_ARGUMENT,
+               llmd_scheduler_pick_openai(s, S("r3"), S("/v1/chat/completions"), (const uint8_t *)S("{\"messages\": 3}"),
+                                          NULL, 0, &d, &err),
+               &err);
+  CHECK(err != NULL && strstr(llmd_error_message(err), "'messages'") != NULL);
+  RESET_ERR(err);
+  CHECK_STATUS(LLMD_STATUS_NULL_ARGUMENT,
+               llmd_scheduler_set_tokenizer(s, S("m"), NULL, &err), &err);
+  RESET_ERR(err);
+  llmd_tokenizer_free(NULL);
+  llmd_tokens_free(NULL);
+  llmd_scheduler_free(s);
+  return check_summary("test_tokenizer");
+}

@@ -1,0 +1,155 @@
+package llmd
+
+/*
+#include <llmd.h>
+*/
+import "C"
+
+import (
+	"runtime"
+	"sync"
+	"unsafe"
+)
+
+// Tokenizer computes the engine's exact token ids in-process from a local
+// model directory (tokenizer.json, tokenizer_config.json,
+// chat_template.jinja): completions prompts, and chat messages rendered
+// with the model's template the way vLLM's chat completions render them.
+// It is safe for concurrent use; Close releases it.
+type Tokenizer struct {
+	mu sync.RWMutex
+	h  *C.llmd_tokenizer
+}
+
+// TokenizerFromDir loads a model directory; nothing is downloaded. A
+// missing or malformed file matches ErrInvalidArgument with Code
+// "tokenizer_file".
+func TokenizerFromDir(dir string) (*Tokenizer, error) {
+	dp, dl := str(dir)
+	var h *C.llmd_tokenizer
+	var e *C.llmd_error
+	if err := takeError(C.llmd_tokenizer_from_dir(dp, dl, &h, &e), e); err != nil {
+		return nil, err
+	}
+	t := &Tokenizer{h: h}
+	runtime.SetFinalizer(t, (*Tokenizer).Close)
+	return t, nil
+}
+
+func (t *Tokenizer) with(f func(h *C.llmd_tokenizer) error) error {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.h == nil {
+		return ErrClosed
+	}
+	return f(t.h)
+}
+
+func takeTokens(p *C.llmd_tokens) []uint32 {
+	n := int(C.llmd_tokens_len(p))
+	out := make([]uint32, n)
+	if n > 0 {
+		copy(out, unsafe.Slice((*uint32)(unsafe.Pointer(C.llmd_tokens_data(p))), n))
+	}
+	C.llmd_tokens_free(p)
+	return out
+}
+
+// Encode returns the ids of text (completions prompts add special tokens).
+func (t *Tokenizer) Encode(text string, addSpecialTokens bool) ([]uint32, error) {
+	var ids []uint32
+	err := t.with(func(h *C.llmd_tokenizer) error {
+		tp, tl := str(text)
+		var out *C.llmd_tokens
+		var e *C.llmd_error
+		if err := takeError(C.llmd_tokenizer_encode(h, tp, tl, C.bool(addSpecialTokens), &out, &e), e); err != nil {
+			return err
+		}
+		ids = takeTokens(out)
+		return nil
+	})
+	return ids, err
+}
+
+// EncodeChat returns the ids vLLM's chat completions feed the engine for
+// messagesJSON (an OpenAI messages array); toolsJSON and kwargsJSON
+// (chat_template_kwargs) may be "".
+func (t *Tokenizer) EncodeChat(messagesJSON string, addGenerationPrompt bool, toolsJSON, kwargsJSON string) ([]uint32, error) {
+	var ids []uint32
+	err := t.with(func(h *C.llmd_tokenizer) error {
+		mp, ml := str(messagesJSON)
+		tp, tl := optStr(nonEmpty(toolsJSON))
+		kp, kl := optStr(nonEmpty(kwargsJSON))
+		var out *C.llmd_tokens
+		var e *C.llmd_error
+		st := C.llmd_tokenizer_encode_chat(h, mp, ml, C.bool(addGenerationPrompt), tp, tl, kp, kl, &out, &e)
+		if err := takeError(st, e); err != nil {
+			return err
+		}
+		ids = takeTokens(out)
+		return nil
+	})
+	return ids, err
+}
+
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// Close releases the tokenizer (a scheduler it was given to keeps its own
+// reference); later calls return ErrClosed.
+func (t *Tokenizer) Close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.h != nil {
+		C.llmd_tokenizer_free(t.h)
+		t.h = nil
+		runtime.SetFinalizer(t, nil)
+	}
+	return nil
+}
+
+// SetTokenizer makes PickOpenAI tokenize requests to model ("" for every
+// model without its own) with tok.
+func (s *Scheduler) SetTokenizer(model string, tok *Tokenizer) error {
+	return s.with(func(h *C.llmd_scheduler) error {
+		return tok.with(func(th *C.llmd_tokenizer) error {
+			mp, ml := str(model)
+			var e *C.llmd_error
+			return takeError(C.llmd_scheduler_set_tokenizer(h, mp, ml, th, &e), e)
+		})
+	})
+}
+
+// PickOpenAI picks for an OpenAI request body as the gateway received it:
+// path is /v1/completions or /v1/chat/completions, id names the request for
+// the lifecycle calls. With a tokenizer for the model (SetTokenizer) the
+// prompt's ids are the engine's; without one they are estimated and the
+// explanation says so. A malformed body matches ErrInvalidArgument, naming
+// the field.
+func (s *Scheduler) PickOpenAI(id, path string, body []byte, headers map[string]string, explain bool) (*Decision, error) {
+	var out *Decision
+	err := s.with(func(h *C.llmd_scheduler) error {
+		a := getArena()
+		defer a.put()
+		ip, il := str(id)
+		pp, pl := str(path)
+		hp, hn := a.pairs(headers)
+		var dec *C.llmd_decision
+		var e *C.llmd_error
+		st := C.llmd_scheduler_pick_openai(h, ip, il, pp, pl, (*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(body))),
+			C.size_t(len(body)), hp, hn, &dec, &e)
+		if err := takeError(st, e); err != nil {
+			return err
+		}
+		defer C.llmd_decision_free(dec)
+		var info C.llmd_decision_info
+		d, err := readDecision(dec, &info, explain)
+		out = d
+		return err
+	})
+	return out, err
+}
