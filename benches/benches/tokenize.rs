@@ -148,6 +148,30 @@ fn main() {
         (full / enc - 1.0) * 100.0
     );
 
+    // A new 200-token turn on that ~9.6k-token session.
+    let mut session = llmd_tokenize::ChatSession::new();
+    session.encode_chat(&ours, &messages, &opts).unwrap();
+    let mut longer = msgs.clone();
+    longer.push(serde_json::json!({"role": "assistant", "content": text(35, 7)}));
+    longer.push(serde_json::json!({"role": "user", "content": text(35, 8)}));
+    let longer = serde_json::Value::Array(longer).to_string();
+    let added = ours.encode_chat(&longer, &opts).unwrap().len() - chat_tokens;
+    let (mut inc, mut whole) = (Vec::new(), Vec::new());
+    for _ in 0..7 {
+        inc.push(time(20, || {
+            let mut s = session.clone();
+            s.encode_chat(&ours, &longer, &opts).unwrap()
+        }));
+        whole.push(time(20, || ours.encode_chat(&longer, &opts).unwrap()));
+    }
+    let (inc, whole) = (median(inc), median(whole));
+    println!(
+        "session: a {added}-token turn on {chat_tokens} tokens: {:.0} us incremental vs {:.0} us full ({:.1} %)",
+        inc * 1e6,
+        whole * 1e6,
+        inc / whole * 100.0
+    );
+
     // pick_openai at 100 endpoints.
     let s = Scheduler::from_config_str("apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: precise-prefix-cache-producer\n- type: prefix-cache-scorer\n  parameters: {prefixMatchInfoProducerName: precise-prefix-cache-producer}\n- type: queue-scorer\n- type: max-score-picker\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: prefix-cache-scorer\n  - pluginRef: queue-scorer\n  - pluginRef: max-score-picker\n").unwrap();
     for i in 0..100 {

@@ -20,6 +20,9 @@
 //!   as the request model dumps them, and `chat_template_kwargs` filtered
 //!   to what the template reads. The rendered string is tokenized without
 //!   added special tokens; `/v1/completions` prompts with them.
+//! - **Sessions** ([`ChatSession`]): a conversation's next turn tokenizes
+//!   only what follows the last safe cut of the previous rendering, with
+//!   ids identical to a full tokenization (why: see the module).
 //!
 //! This crate sits beside the scheduler's core: `llmd-kvindex` and
 //! `llmd-sched` do not depend on it.
@@ -35,10 +38,12 @@
 
 pub mod chat;
 pub mod pyfmt;
+mod session;
 pub mod template;
 mod tokenizer;
 
 pub use chat::ContentFormat;
+pub use session::ChatSession;
 pub use tokenizer::{ChatOptions, Tokenizer};
 
 /// Why a tokenizer could not be loaded or a request not tokenized.

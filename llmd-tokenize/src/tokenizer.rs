@@ -64,6 +64,7 @@ pub struct Tokenizer {
     format: ContentFormat,
     specials: Vec<(String, String)>,
     additional_special: Vec<String>,
+    cuts: Vec<String>,
     source: PathBuf,
 }
 
@@ -196,8 +197,10 @@ impl Tokenizer {
             .and_then(Json::as_array)
             .map(|a| a.iter().filter_map(token_text).collect())
             .unwrap_or_default();
+        let cuts = crate::session::cut_tokens(&inner);
         Ok(Tokenizer {
             inner,
+            cuts,
             template,
             format,
             specials,
@@ -343,6 +346,11 @@ impl Tokenizer {
     ) -> Result<Vec<u32>, TokenizeError> {
         let text = self.render_chat(messages, opts)?;
         self.encode(&text, false)
+    }
+
+    /// Added tokens a [`crate::ChatSession`] may cut before.
+    pub(crate) fn cut_tokens(&self) -> &[String] {
+        &self.cuts
     }
 
     /// The underlying HF tokenizer.

@@ -43,6 +43,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<scheduler::PyScheduler>()?;
     m.add_class::<feed::PyFeed>()?;
     m.add_class::<tokenizer::PyTokenizer>()?;
+    m.add_class::<tokenizer::PyChatSession>()?;
     m.add_class::<scheduler::PyDecision>()?;
     Ok(())
 }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use llmd_tokenize::{ChatOptions, ContentFormat, TokenizeError, Tokenizer};
+use llmd_tokenize::{ChatOptions, ChatSession, ContentFormat, TokenizeError, Tokenizer};
 use pyo3::prelude::*;
 
 use crate::errors::{error, Kind};
@@ -138,6 +138,16 @@ impl PyTokenizer {
             .map_err(|e| tok_error(py, e))
     }
 
+    /// A session for one conversation: each `encode_chat` on it gives the
+    /// same ids as `Tokenizer.encode_chat`, tokenizing only what follows
+    /// the previous turn's last safe cut.
+    fn session(&self) -> PyChatSession {
+        PyChatSession {
+            tok: Arc::clone(&self.inner),
+            inner: parking_lot::Mutex::new(ChatSession::new()),
+        }
+    }
+
     /// The chat template, or None.
     #[getter]
     fn chat_template(&self) -> Option<String> {
@@ -155,5 +165,50 @@ impl PyTokenizer {
 
     fn __repr__(&self) -> String {
         format!("{:?}", self.inner)
+    }
+}
+
+/// One conversation's tokenization cache (`Tokenizer.session()`).
+#[pyclass(name = "ChatSession", module = "llmd", frozen)]
+pub(crate) struct PyChatSession {
+    tok: Arc<Tokenizer>,
+    inner: parking_lot::Mutex<ChatSession>,
+}
+
+#[pymethods]
+impl PyChatSession {
+    /// The ids of the whole conversation `messages`, as
+    /// `Tokenizer.encode_chat` gives them, tokenizing only the new text.
+    #[pyo3(signature = (messages, *, add_generation_prompt=true, continue_final_message=false, tools=None, chat_template_kwargs=None))]
+    fn encode_chat(
+        &self,
+        py: Python<'_>,
+        messages: &Bound<'_, PyAny>,
+        add_generation_prompt: bool,
+        continue_final_message: bool,
+        tools: Option<&Bound<'_, PyAny>>,
+        chat_template_kwargs: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<u32>> {
+        let (m, o) = PyTokenizer::chat_args(
+            py,
+            messages,
+            add_generation_prompt,
+            continue_final_message,
+            tools,
+            chat_template_kwargs,
+        )?;
+        py.detach(|| self.inner.lock().encode_chat(&self.tok, &m, &o))
+            .map_err(|e| tok_error(py, e))
+    }
+
+    /// Ids the last `encode_chat` took from the cache.
+    #[getter]
+    fn last_reused_tokens(&self) -> usize {
+        self.inner.lock().last_reused_tokens()
+    }
+
+    /// Forgets the cached prefix.
+    fn reset(&self) {
+        self.inner.lock().reset();
     }
 }

@@ -46,9 +46,12 @@ def train(kind: str, out: Path) -> None:
             vocab_size=600, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
         )
     else:
+        # "unigram-first": Metaspace prepends only to the first split, the
+        # case where where a cut lands matters.
+        scheme = "first" if kind == "unigram-first" else "always"
         tok = Tokenizer(models.Unigram())
-        tok.pre_tokenizer = pre_tokenizers.Metaspace()
-        tok.decoder = decoders.Metaspace()
+        tok.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme=scheme)
+        tok.decoder = decoders.Metaspace(prepend_scheme=scheme)
         trainer = trainers.UnigramTrainer(vocab_size=400, special_tokens=SPECIALS, unk_token="<unk>")
     tok.train_from_iterator(corpus(), trainer)
     bos = tok.token_to_id("<s>")
@@ -115,7 +118,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("tok")
 
 
-@pytest.mark.parametrize("kind", ["bpe", "unigram"])
+@pytest.mark.parametrize("kind", ["bpe", "unigram", "unigram-first"])
 def test_encode_matches_hf_tokenizers(kind: str, workdir: Path) -> None:
     d = model_dir(workdir, kind, None)
     ours = llmd.Tokenizer.from_dir(d)
@@ -217,3 +220,29 @@ def test_pick_openai_routes_on_the_engines_ids(workdir: Path) -> None:
     with pytest.raises(llmd.InvalidArgumentError) as info:
         sched.pick_openai("/v1/chat/completions", {"model": "m", "messages": "nope"})
     assert "'messages'" in str(info.value)
+
+
+@pytest.mark.parametrize("kind", ["bpe", "unigram", "unigram-first"])
+@pytest.mark.parametrize(
+    "template", [t for t in TEMPLATES if t.stem in ("template_chatml", "qwen3", "tool_chat_template_hermes", "tool_chat_template_llama3.1_json")],
+    ids=lambda p: p.stem,
+)
+def test_sessions_give_the_full_tokenization(kind: str, template: Path, workdir: Path) -> None:
+    tok = llmd.Tokenizer.from_dir(model_dir(workdir, kind, template))
+    rng = random.Random(zlib.crc32((kind + template.stem).encode()))
+    reused_some = False
+    for _ in range(25):
+        session = tok.session()
+        convo: list[dict[str, Any]] = []
+        if rng.random() < 0.5:
+            convo.append({"role": "system", "content": text(rng)})
+        for _turn in range(6):
+            convo.append({"role": "user", "content": text(rng)})
+            try:
+                full = tok.encode_chat(convo)
+            except llmd.InvalidArgumentError:
+                break
+            assert session.encode_chat(convo) == full
+            reused_some |= session.last_reused_tokens > 0
+            convo.append({"role": "assistant", "content": text(rng)})
+    assert reused_some

@@ -35,6 +35,7 @@ __all__ = [
     "Scheduler",
     "Feed",
     "Tokenizer",
+    "ChatSession",
     "Decision",
 ]
 
@@ -580,6 +581,27 @@ class Feed:
         """
 
 @final
+class ChatSession:
+    """One conversation's tokenization cache (`Tokenizer.session()`)."""
+    def encode_chat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        add_generation_prompt: bool = True,
+        continue_final_message: bool = False,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        chat_template_kwargs: Mapping[str, Any] | None = None,
+    ) -> list[int]:
+        """The ids of the whole conversation `messages`, as
+        `Tokenizer.encode_chat` gives them, tokenizing only the new text.
+        """
+    @property
+    def last_reused_tokens(self) -> int:
+        """Ids the last `encode_chat` took from the cache."""
+    def reset(self) -> None:
+        """Forgets the cached prefix."""
+
+@final
 class Tokenizer:
     """A tokenizer and chat template loaded from a local model directory
     (`tokenizer.json`, `tokenizer_config.json`, `chat_template.jinja` /
@@ -614,6 +636,11 @@ class Tokenizer:
     ) -> list[int]:
         """The token ids vLLM's chat completions feed the engine: the rendered
         chat tokenized without added special tokens.
+        """
+    def session(self) -> ChatSession:
+        """A session for one conversation: each `encode_chat` on it gives the
+        same ids as `Tokenizer.encode_chat`, tokenizing only what follows
+        the previous turn's last safe cut.
         """
     @property
     def chat_template(self) -> str | None:

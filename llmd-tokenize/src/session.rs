@@ -1,0 +1,104 @@
+//! Multi-turn conversations without re-tokenizing their history: a
+//! [`ChatSession`] keeps the ids of the rendered conversation up to the last
+//! safe cut and tokenizes only what follows.
+//!
+//! Why reuse is exact: HF tokenizers split the input on added tokens before
+//! normalizing and pre-tokenizing, and treat each piece on its own. A cut
+//! placed right *before* an added token that is matched literally (not
+//! normalized, strips no whitespace, not single-word, and not part of a
+//! longer added token) leaves every piece as it was: the piece before the
+//! cut ends where a split ends anyway, and the piece after it starts with
+//! the added token, so what follows keeps its position among the splits
+//! (pre-tokenizers that treat the first split differently, such as
+//! Metaspace's `prepend_scheme: first`, see the same first split). The ids
+//! of the text up to a cut are therefore a prefix of the ids of any text
+//! that starts with it. A rendering that does not start with the cached
+//! text (a template that rewrites earlier turns) is tokenized in full.
+
+use crate::{ChatOptions, TokenizeError, Tokenizer};
+
+/// Added tokens a cut may be placed before.
+pub(crate) fn cut_tokens(tok: &tokenizers::Tokenizer) -> Vec<String> {
+    let added: Vec<tokenizers::AddedToken> = tok.get_added_tokens_decoder().into_values().collect();
+    added
+        .iter()
+        .filter(|t| {
+            !t.normalized && !t.lstrip && !t.rstrip && !t.single_word && !t.content.is_empty()
+        })
+        .filter(|t| {
+            !added
+                .iter()
+                .any(|o| o.content != t.content && o.content.contains(t.content.as_str()))
+        })
+        .map(|t| t.content.clone())
+        .collect()
+}
+
+/// The last position in `text` after 0 where a cut token starts.
+fn last_cut(text: &str, cuts: &[String]) -> Option<usize> {
+    cuts.iter()
+        .filter_map(|c| text.rfind(c.as_str()))
+        .filter(|&p| p > 0)
+        .max()
+}
+
+/// One conversation's cached prefix.
+#[derive(Clone, Debug, Default)]
+pub struct ChatSession {
+    prefix: String,
+    ids: Vec<u32>,
+    reused: usize,
+    encoded_bytes: usize,
+}
+
+impl ChatSession {
+    /// An empty session.
+    pub fn new() -> ChatSession {
+        ChatSession::default()
+    }
+
+    /// The ids of `messages` (the whole conversation so far), equal to
+    /// [`Tokenizer::encode_chat`]'s, tokenizing only the text after the
+    /// cached prefix.
+    pub fn encode_chat(
+        &mut self,
+        tok: &Tokenizer,
+        messages: &str,
+        opts: &ChatOptions,
+    ) -> Result<Vec<u32>, TokenizeError> {
+        let text = tok.render_chat(messages, opts)?;
+        let (mut ids, start) = if !self.prefix.is_empty() && text.starts_with(&self.prefix) {
+            (self.ids.clone(), self.prefix.len())
+        } else {
+            (Vec::new(), 0)
+        };
+        self.reused = ids.len();
+        let rest = &text[start..];
+        match last_cut(rest, tok.cut_tokens()) {
+            Some(cut) => {
+                ids.extend(tok.encode(&rest[..cut], false)?);
+                self.prefix = text[..start + cut].to_string();
+                self.ids = ids.clone();
+                ids.extend(tok.encode(&rest[cut..], false)?);
+            }
+            None => ids.extend(tok.encode(rest, false)?),
+        }
+        self.encoded_bytes = text.len() - start;
+        Ok(ids)
+    }
+
+    /// Ids taken from the cache by the last call.
+    pub fn last_reused_tokens(&self) -> usize {
+        self.reused
+    }
+
+    /// Bytes of rendered text tokenized by the last call.
+    pub fn last_encoded_bytes(&self) -> usize {
+        self.encoded_bytes
+    }
+
+    /// Forgets the cached prefix.
+    pub fn reset(&mut self) {
+        *self = ChatSession::default();
+    }
+}
