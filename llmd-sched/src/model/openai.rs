@@ -256,6 +256,29 @@ impl OpenAiRequest {
     }
 }
 
+impl crate::model::Request {
+    /// The request an OpenAI body sent to `path` describes (model, prompt,
+    /// `cache_salt`, `user` as the session id), without tokenizing:
+    /// completions' token ids are used as they are; prompt text and chat
+    /// messages become text, which the pipeline estimates tokens from. For
+    /// the engine's exact ids use [`crate::Scheduler::pick_openai`] with a
+    /// tokenizer. The caller sets `id` (and headers).
+    pub fn from_openai(path: &str, body: &[u8]) -> Result<crate::model::Request, ScheduleError> {
+        let r = OpenAiRequest::parse(path, body)?;
+        let prompt = match &r.prompt {
+            Some(OpenAiPrompt::Tokens(t)) => crate::model::Prompt::Tokens(t.clone()),
+            _ => crate::model::Prompt::Text(r.estimate_text()),
+        };
+        Ok(crate::model::Request {
+            model: r.model.clone(),
+            prompt,
+            cache_salt: r.cache_salt.clone(),
+            session_id: r.user.clone(),
+            ..Default::default()
+        })
+    }
+}
+
 /// Turns an OpenAI request into the token ids the engine will see.
 pub trait PromptTokenizer: Send + Sync {
     /// Completions: the prompt text with special tokens added.
@@ -291,6 +314,19 @@ mod tests {
         );
         assert_eq!(c.cache_salt.as_deref(), Some("s"));
         assert_eq!(c.estimate_text(), "hi");
+        let req = crate::model::Request::from_openai("/v1/chat/completions", br#"{"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "a"}]}], "cache_salt": "s", "user": "u1"}"#).unwrap();
+        assert_eq!(
+            (
+                req.model.as_str(),
+                req.cache_salt.as_deref(),
+                req.session_id.as_deref()
+            ),
+            ("m", Some("s"), Some("u1"))
+        );
+        assert_eq!(req.prompt, crate::model::Prompt::Text("a".into()));
+        let req = crate::model::Request::from_openai("/v1/completions", br#"{"prompt": [[5, 6]]}"#)
+            .unwrap();
+        assert_eq!(req.prompt, crate::model::Prompt::Tokens(vec![5, 6]));
         for (path, body, field) in [
             ("/v1/completions", &br#"{"prompt": 5}"#[..], "prompt"),
             ("/v1/completions", br#"{"prompt": ["a", "b"]}"#, "batch"),
