@@ -15,7 +15,55 @@
 //! that starts with it. A rendering that does not start with the cached
 //! text (a template that rewrites earlier turns) is tokenized in full.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use crate::{ChatOptions, TokenizeError, Tokenizer};
+
+/// Sessions kept per tokenizer for `pick_openai`.
+pub const MAX_SESSIONS: usize = 4096;
+
+/// The sessions of the conversations a scheduler routes, by session id,
+/// bounded: the least recently used one goes when full.
+#[derive(Debug, Default)]
+pub(crate) struct SessionCache {
+    map: Mutex<HashMap<String, (ChatSession, u64)>>,
+    clock: std::sync::atomic::AtomicU64,
+}
+
+impl SessionCache {
+    /// Takes `id`'s session out (a new one when there is none).
+    pub fn take(&self, id: &str) -> ChatSession {
+        self.map
+            .lock()
+            .unwrap()
+            .remove(id)
+            .map(|(s, _)| s)
+            .unwrap_or_default()
+    }
+
+    /// Puts `id`'s session back.
+    pub fn put(&self, id: &str, s: ChatSession) {
+        let t = self
+            .clock
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut m = self.map.lock().unwrap();
+        if m.len() >= MAX_SESSIONS && !m.contains_key(id) {
+            if let Some(oldest) = m
+                .iter()
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(k, _)| k.clone())
+            {
+                m.remove(&oldest);
+            }
+        }
+        m.insert(id.to_string(), (s, t));
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.lock().unwrap().len()
+    }
+}
 
 /// Added tokens a cut may be placed before.
 pub(crate) fn cut_tokens(tok: &tokenizers::Tokenizer) -> Vec<String> {

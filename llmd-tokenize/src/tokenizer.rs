@@ -2,6 +2,7 @@
 //! applies them.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use minijinja::value::{Value, ValueKind};
 use serde_json::Value as Json;
@@ -65,6 +66,7 @@ pub struct Tokenizer {
     specials: Vec<(String, String)>,
     additional_special: Vec<String>,
     cuts: Vec<String>,
+    sessions: Arc<crate::session::SessionCache>,
     source: PathBuf,
 }
 
@@ -201,6 +203,7 @@ impl Tokenizer {
         Ok(Tokenizer {
             inner,
             cuts,
+            sessions: Arc::default(),
             template,
             format,
             specials,
@@ -348,6 +351,11 @@ impl Tokenizer {
         self.encode(&text, false)
     }
 
+    /// Conversations whose tokenization `pick_openai` keeps (by session id).
+    pub fn cached_sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
     /// Added tokens a [`crate::ChatSession`] may cut before.
     pub(crate) fn cut_tokens(&self) -> &[String] {
         &self.cuts
@@ -417,7 +425,11 @@ impl llmd_sched::PromptTokenizer for Tokenizer {
         self.encode(text, true).map_err(|e| e.to_string())
     }
 
-    fn encode_chat(&self, req: &llmd_sched::OpenAiRequest) -> Result<Vec<u32>, String> {
+    fn encode_chat(
+        &self,
+        req: &llmd_sched::OpenAiRequest,
+        session: Option<&str>,
+    ) -> Result<Vec<u32>, String> {
         let opts = ChatOptions {
             add_generation_prompt: req.add_generation_prompt,
             continue_final_message: req.continue_final_message,
@@ -425,6 +437,17 @@ impl llmd_sched::PromptTokenizer for Tokenizer {
             chat_template_kwargs: req.chat_template_kwargs.clone(),
         };
         let messages = req.messages.as_deref().unwrap_or("[]");
-        Tokenizer::encode_chat(self, messages, &opts).map_err(|e| e.to_string())
+        let Some(id) = session else {
+            return Tokenizer::encode_chat(self, messages, &opts).map_err(|e| e.to_string());
+        };
+        // The conversation's session is taken out while it is used, so
+        // other conversations never wait; a concurrent turn of the same
+        // conversation starts a fresh one (same ids, no reuse).
+        let mut s = self.sessions.take(id);
+        let ids = s
+            .encode_chat(self, messages, &opts)
+            .map_err(|e| e.to_string());
+        self.sessions.put(id, s);
+        ids
     }
 }

@@ -128,3 +128,36 @@ fn chat_bodies_route_on_the_engines_ids() {
         s.on_error(&id, llmd_sched::RequestErrorKind::Cancelled);
     }
 }
+
+#[test]
+fn a_conversations_turns_reuse_its_session_with_the_same_ids() {
+    let tok = Arc::new(tokenizer());
+    let s = Scheduler::from_config_str(CONFIG).unwrap().with_seed(1);
+    s.add_endpoint(Endpoint::new("a", "10.0.0.1:8000")).unwrap();
+    s.set_tokenizer("", tok.clone());
+    let mut convo = vec![serde_json::json!({"role": "system", "content": "w1 w2 w3"})];
+    let headers: BTreeMap<String, String> =
+        [("X-Session-Id".to_string(), "conv-1".to_string())].into();
+    for turn in 0..6 {
+        convo.push(
+            serde_json::json!({"role": "user", "content": format!("w{} w{}", turn, turn + 10)}),
+        );
+        let messages = serde_json::Value::Array(convo.clone());
+        let full = tok
+            .encode_chat(&messages.to_string(), &ChatOptions::default())
+            .unwrap();
+        let body = serde_json::json!({"model": "m", "messages": messages}).to_string();
+        let id = format!("t{turn}");
+        let d = s
+            .pick_openai(&id, "/v1/chat/completions", body.as_bytes(), &headers)
+            .unwrap();
+        assert_eq!(
+            d.explanation.prompt_token_count(),
+            full.len(),
+            "turn {turn}"
+        );
+        s.on_error(&id, llmd_sched::RequestErrorKind::Cancelled);
+        convo.push(serde_json::json!({"role": "assistant", "content": format!("w{}", turn + 20)}));
+    }
+    assert_eq!(tok.cached_sessions(), 1);
+}

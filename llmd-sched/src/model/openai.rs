@@ -284,7 +284,10 @@ pub trait PromptTokenizer: Send + Sync {
     /// Completions: the prompt text with special tokens added.
     fn encode_prompt(&self, text: &str) -> Result<Vec<u32>, String>;
     /// Chat completions: the rendered chat, tokenized as vLLM does.
-    fn encode_chat(&self, req: &OpenAiRequest) -> Result<Vec<u32>, String>;
+    /// `session` names the conversation (the `x-session-id` header or the
+    /// body's `user`), so an implementation may reuse the ids of its
+    /// earlier turns; the result must not depend on it.
+    fn encode_chat(&self, req: &OpenAiRequest, session: Option<&str>) -> Result<Vec<u32>, String>;
 }
 
 #[cfg(test)]

@@ -46,6 +46,14 @@ impl Scheduler {
         let tok = self
             .tokenizer_for(&model)
             .or_else(|| self.tokenizer_for(&r.model));
+        let headers = headers
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect::<BTreeMap<_, _>>();
+        let session_id = headers
+            .get("x-session-id")
+            .cloned()
+            .or_else(|| r.user.clone());
         let (prompt, tokenized) = match (&tok, &r.kind, &r.prompt) {
             (_, OpenAiKind::Completions, Some(OpenAiPrompt::Tokens(t))) => {
                 (Prompt::Tokens(t.clone()), true)
@@ -55,19 +63,14 @@ impl Scheduler {
                 true,
             ),
             (Some(t), OpenAiKind::ChatCompletions, _) => (
-                Prompt::Tokens(t.encode_chat(&r).map_err(ScheduleError::InvalidRequest)?),
+                Prompt::Tokens(
+                    t.encode_chat(&r, session_id.as_deref())
+                        .map_err(ScheduleError::InvalidRequest)?,
+                ),
                 true,
             ),
             _ => (Prompt::Text(r.estimate_text()), false),
         };
-        let headers = headers
-            .iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
-            .collect::<BTreeMap<_, _>>();
-        let session_id = headers
-            .get("x-session-id")
-            .cloned()
-            .or_else(|| r.user.clone());
         Ok((
             Request {
                 id: id.to_string(),
