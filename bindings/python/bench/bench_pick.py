@@ -72,6 +72,33 @@ def main() -> None:
                 "overhead_us": round((t_py - t_rust) * 1e6, 2),
             }
         )
+    # pick_openai: the body as the gateway has it (bytes), with the tiny
+    # test tokenizer for the chat case.
+    tiny = CONFIGS.parent / "tokenizers" / "tiny"
+    bodies = [
+        ("pick_openai, completions, 1024 ids", "/v1/completions", {"model": MODEL, "prompt": tokens}),
+        (
+            "pick_openai, chat, 256 words",
+            "/v1/chat/completions",
+            {"model": MODEL, "messages": [{"role": "user", "content": " ".join(f"w{i % 200}" for i in range(256))}]},
+        ),
+    ]
+    for label, path, body in bodies:
+        s = scheduler("02-precise-prefix-kv-events.yaml", args.endpoints)
+        s.set_tokenizer("", llmd.Tokenizer.from_dir(tiny))
+        raw = json.dumps(body).encode()
+        t_py = best(lambda: s.pick_openai(path, raw, request_id="bench"), args.repeat)
+        n = max(1, int(0.2 / max(t_py, 1e-7)))
+        t_rust = best(lambda: s._time_pick_openai(n, path, raw), args.repeat) / n
+        rows.append(
+            {
+                "case": label,
+                "endpoints": args.endpoints,
+                "rust_us": round(t_rust * 1e6, 2),
+                "python_us": round(t_py * 1e6, 2),
+                "overhead_us": round((t_py - t_rust) * 1e6, 2),
+            }
+        )
     if args.json:
         print(json.dumps({"python": platform.python_version(), "results": rows}))
         return

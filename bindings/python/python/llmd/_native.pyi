@@ -441,6 +441,10 @@ class Scheduler:
         """Benchmark helper: seconds per `pick` of the same request, timed in
         Rust over `iterations` calls (the Rust side of the binding overhead).
         """
+    def _time_pick_openai(self, iterations: int, path: str, body: bytes, *, request_id: str = "bench") -> float:
+        """Benchmark helper: seconds per `pick_openai` of the same body, timed
+        in Rust over `iterations` calls.
+        """
     def on_first_token(self, request_id: str) -> bool:
         """The first output token arrived. False for an unknown request id."""
     def on_prefill_done(self, request_id: str) -> bool:

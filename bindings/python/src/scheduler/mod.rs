@@ -448,6 +448,29 @@ impl PyScheduler {
         .map_err(|e: ScheduleError| schedule_error(py, &e))
     }
 
+    /// Benchmark helper: seconds per `pick_openai` of the same body, timed
+    /// in Rust over `iterations` calls.
+    #[pyo3(signature = (iterations, path, body, *, request_id="bench"))]
+    fn _time_pick_openai(
+        &self,
+        py: Python<'_>,
+        iterations: u32,
+        path: &str,
+        body: &[u8],
+        request_id: &str,
+    ) -> PyResult<f64> {
+        let iterations = iterations.max(1);
+        let headers = BTreeMap::new();
+        py.detach(|| {
+            let start = Instant::now();
+            for _ in 0..iterations {
+                std::hint::black_box(self.inner.pick_openai(request_id, path, body, &headers))?;
+            }
+            Ok(start.elapsed().as_secs_f64() / f64::from(iterations))
+        })
+        .map_err(|e: ScheduleError| schedule_error(py, &e))
+    }
+
     // ---- request lifecycle -----------------------------------------------------
 
     /// The first output token arrived. False for an unknown request id.
