@@ -476,14 +476,14 @@ pub static PIPELINE: &[Entry] = &[
 ];
 
 fn token_producer(p: &mut Params) -> Result<Built, ConfigError> {
-    const TOKENIZE_BY_HOST: &str = "the library calls no tokenizer service (no I/O): requests carrying token ids are used as they are, text prompts are estimated (4 bytes per token)";
+    const TOKENIZE_BY_HOST: &str = "the library calls no tokenizer service (no I/O): requests carrying token ids are used as they are; text prompts and chat bodies are estimated (4 bytes per token) unless a tokenizer is set for the model (llmd-tokenize: set_tokenizer, then pick_openai)";
     let mut settings_not_executed = Vec::new();
     for k in ["modelName", "vllm", "udsTokenizerConfig"] {
         p.note_not_executed(&mut settings_not_executed, k, TOKENIZE_BY_HOST);
     }
     let t = TokenProducer::from_params(p)?;
     let remark = matches!(t.backend, crate::plugins::producers::TokenBackend::Vllm { .. }).then_some(
-        "vllm backend not executed by the library (no I/O): requests carrying token ids are used as pre-tokenized; text prompts fall back to the estimate",
+        "vllm backend not executed by the library (no I/O): requests carrying token ids are used as pre-tokenized; text prompts fall back to the estimate unless a tokenizer is set for the model (set_tokenizer, pick_openai)",
     );
     Ok(Built {
         producer: Some(arc(t)),
