@@ -142,7 +142,12 @@ fn a_gap_is_replayed_in_both_layouts() {
         }
         p.publish(&block(6));
         p.publish(&block(7));
-        wait("8 batches", || stats(&feed, "a").events == 8);
+        // Batches are applied as the replay streams in; its counter moves
+        // when the reply ends.
+        wait("8 batches and the replay", || {
+            let st = stats(&feed, "a");
+            st.events == 8 && st.replays == 1
+        });
         let st = stats(&feed, "a");
         assert_eq!(
             (st.gaps, st.replays, st.clears),
@@ -447,7 +452,9 @@ fn a_full_queue_drops_are_counted_and_healed_by_replay() {
         p.publish(&block(i % 500));
     }
     let t0 = Instant::now();
-    while stats(&feed, "a").events < 2000 && t0.elapsed() < Duration::from_secs(10) {
+    while (stats(&feed, "a").events < 2000 || stats(&feed, "a").replays == 0)
+        && t0.elapsed() < Duration::from_secs(10)
+    {
         std::thread::sleep(Duration::from_millis(5));
     }
     let st = stats(&feed, "a");
@@ -476,7 +483,10 @@ fn inline_ingest_applies_and_replays_on_the_receiving_thread() {
     }
     p.record_only(3, &block(3));
     p.publish(&block(4));
-    wait("5 batches", || stats(&feed, "a").events == 5);
+    wait("5 batches and the replay", || {
+        let st = stats(&feed, "a");
+        st.events == 5 && st.replays == 1
+    });
     let st = stats(&feed, "a");
     assert_eq!((st.gaps, st.replays, st.queue_drops), (1, 1, 0), "{st:?}");
     assert_eq!(routed(&s, 3), "a");

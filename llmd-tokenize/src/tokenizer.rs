@@ -451,3 +451,36 @@ impl llmd_sched::PromptTokenizer for Tokenizer {
         ids
     }
 }
+
+/// Loads every tokenizer the scheduler's configuration names: a
+/// `token-producer` (or its old name `tokenizer`) with the llmd extension
+/// `tokenizerDir` gets that directory loaded and set for its `modelName`
+/// ("" — every model — when it names none). Returns the models set. The
+/// Python, C and Go bindings call this when they build a scheduler.
+pub fn load_configured(sched: &llmd_sched::Scheduler) -> Result<Vec<String>, TokenizeError> {
+    let mut set = Vec::new();
+    for p in &sched.config_report().plugins {
+        if p.plugin_type != "token-producer" && p.plugin_type != "tokenizer" {
+            continue;
+        }
+        let Some(dir) = p.parameters.get("tokenizerDir").and_then(Json::as_str) else {
+            continue;
+        };
+        let model = p
+            .parameters
+            .get("modelName")
+            .and_then(Json::as_str)
+            .unwrap_or("")
+            .to_string();
+        let tok = Tokenizer::from_dir(dir).map_err(|e| match e {
+            TokenizeError::File(f, why) => TokenizeError::File(
+                f,
+                format!("{why} (plugin '{}' parameter tokenizerDir)", p.name),
+            ),
+            other => other,
+        })?;
+        sched.set_tokenizer(&model, Arc::new(tok));
+        set.push(model);
+    }
+    Ok(set)
+}

@@ -161,3 +161,43 @@ fn a_conversations_turns_reuse_its_session_with_the_same_ids() {
     }
     assert_eq!(tok.cached_sessions(), 1);
 }
+
+#[test]
+fn a_config_names_the_tokenizer_directory() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/tokenizers/tiny");
+    let cfg = CONFIG.replace(
+        "- type: max-score-picker\nschedulingProfiles",
+        &format!("- type: max-score-picker\n- type: token-producer\n  parameters: {{modelName: m, tokenizerDir: '{dir}'}}\nschedulingProfiles"),
+    );
+    let s = Scheduler::from_config_str(&cfg).unwrap_or_else(|e| panic!("{e}\n{cfg}"));
+    let rec = s
+        .config_report()
+        .plugins
+        .iter()
+        .find(|p| p.plugin_type == "token-producer")
+        .unwrap();
+    assert!(rec.remark.as_deref().unwrap().contains("tokenizerDir"));
+    assert_eq!(
+        llmd_tokenize::load_configured(&s).unwrap(),
+        vec!["m".to_string()]
+    );
+    s.add_endpoint(Endpoint::new("a", "10.0.0.1:8000")).unwrap();
+    let body = r#"{"model": "m", "messages": [{"role": "user", "content": "w1 w2"}]}"#;
+    let d = s
+        .pick_openai(
+            "r",
+            "/v1/chat/completions",
+            body.as_bytes(),
+            &BTreeMap::new(),
+        )
+        .unwrap();
+    assert_eq!(d.explanation.prompt_token_count(), 7);
+    assert!(d.explanation.notes.iter().all(|n| n != ESTIMATE_NOTE));
+    let bad = CONFIG.replace("- type: max-score-picker\nschedulingProfiles", "- type: max-score-picker\n- type: token-producer\n  parameters: {tokenizerDir: /nonexistent}\nschedulingProfiles");
+    let s = Scheduler::from_config_str(&bad).unwrap();
+    let e = llmd_tokenize::load_configured(&s).unwrap_err().to_string();
+    assert!(
+        e.contains("/nonexistent") && e.contains("tokenizerDir"),
+        "{e}"
+    );
+}

@@ -83,6 +83,12 @@ fn build(text: &str, seed: Option<u64>, strict: bool) -> Result<llmd_scheduler, 
         ..Default::default()
     };
     let mut s = Scheduler::from_config_str_with(text, opts).map_err(sched_err)?;
+    // Tokenizer directories the config names (llmd's tokenizerDir).
+    llmd_tokenize::load_configured(&s).map_err(|e| {
+        sched_err(llmd_sched::ScheduleError::Config(
+            llmd_sched::ConfigError::doc(e.to_string()),
+        ))
+    })?;
     if let Some(seed) = seed {
         s = s.with_seed(seed);
     }

@@ -154,7 +154,9 @@ def test_vllm_payloads_gaps_and_duplicates(direction: str, with_topic: bool) -> 
             for i, payload in enumerate(BAD):
                 pub.send(len(good) + i, payload)
             wait_for("every batch", lambda: pod_stats(feed, "pod-a")["decode_errors"] == len(BAD))
+            # Batches apply as the replay streams in; its counter moves when it ends.
             wait_for("the good batches", lambda: pod_stats(feed, "pod-a")["events"] == len(good))
+            wait_for("the replay", lambda: pod_stats(feed, "pod-a")["replays"] == 1)
             st = pod_stats(feed, "pod-a")
             assert (st["gaps"], st["replays"], st["clears"], st["restarts"]) == (1, 1, 0, 0), st
             assert st["duplicates"] >= 1

@@ -246,3 +246,22 @@ def test_sessions_give_the_full_tokenization(kind: str, template: Path, workdir:
             reused_some |= session.last_reused_tokens > 0
             convo.append({"role": "assistant", "content": text(rng)})
     assert reused_some
+
+
+def test_a_config_names_the_tokenizer_directory() -> None:
+    tiny = REPO_ROOT / "testdata" / "tokenizers" / "tiny"
+    config = (
+        "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n"
+        f"- type: token-producer\n  parameters: {{modelName: m, tokenizerDir: '{tiny}'}}\n"
+        "- type: precise-prefix-cache-producer\n- type: prefix-cache-scorer\n"
+        "  parameters: {prefixMatchInfoProducerName: precise-prefix-cache-producer}\n- type: max-score-picker\n"
+        "schedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: prefix-cache-scorer\n  - pluginRef: max-score-picker\n"
+    )
+    sched = llmd.Scheduler(config)
+    sched.add_endpoint("a", "10.0.0.1:8000")
+    d = sched.pick_openai("/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": "w1 w2"}]})
+    assert d.explain()["prompt_tokens"] == 7
+    assert not any("estimated from text" in n for n in d.explain()["notes"])
+    with pytest.raises(llmd.ConfigError) as info:
+        llmd.Scheduler(config.replace(str(tiny), "/nonexistent"))
+    assert "tokenizerDir" in str(info.value) and "/nonexistent" in str(info.value)

@@ -481,10 +481,15 @@ fn token_producer(p: &mut Params) -> Result<Built, ConfigError> {
     for k in ["modelName", "vllm", "udsTokenizerConfig"] {
         p.note_not_executed(&mut settings_not_executed, k, TOKENIZE_BY_HOST);
     }
+    let has_dir = p.has("tokenizerDir");
     let t = TokenProducer::from_params(p)?;
-    let remark = matches!(t.backend, crate::plugins::producers::TokenBackend::Vllm { .. }).then_some(
-        "vllm backend not executed by the library (no I/O): requests carrying token ids are used as pre-tokenized; text prompts fall back to the estimate unless a tokenizer is set for the model (set_tokenizer, pick_openai)",
-    );
+    let remark = if has_dir {
+        Some("tokenizerDir (llmd extension): the model directory is loaded by llmd-tokenize (automatically by the Python, C and Go bindings; Rust hosts call llmd_tokenize::load_configured) and set for modelName; pick_openai then routes on its exact ids")
+    } else {
+        matches!(t.backend, crate::plugins::producers::TokenBackend::Vllm { .. }).then_some(
+            "vllm backend not executed by the library (no I/O): requests carrying token ids are used as pre-tokenized; text prompts fall back to the estimate unless a tokenizer is set for the model (set_tokenizer, pick_openai)",
+        )
+    };
     Ok(Built {
         producer: Some(arc(t)),
         produces: vec![DataKey::TokenizedPrompt],

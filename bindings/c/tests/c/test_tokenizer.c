@@ -99,5 +99,27 @@ int main(void) {
   llmd_tokenizer_free(NULL);
   llmd_tokens_free(NULL);
   llmd_scheduler_free(s);
+
+  /* A config naming the directory (llmd's tokenizerDir) loads it. */
+  char cfg[4096];
+  snprintf(cfg, sizeof cfg,
+           "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n"
+           "- type: token-producer\n  parameters: {modelName: m, tokenizerDir: '%s'}\n"
+           "- type: precise-prefix-cache-producer\n"
+           "- type: prefix-cache-scorer\n  parameters: {prefixMatchInfoProducerName: precise-prefix-cache-producer}\n"
+           "- type: max-score-picker\nschedulingProfiles:\n- name: default\n  plugins:\n"
+           "  - pluginRef: prefix-cache-scorer\n  - pluginRef: max-score-picker\n",
+           dir);
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_new(cfg, strlen(cfg), &seed, &s, &err), &err);
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_add_endpoint_json(s, S("{\"name\": \"a\", \"address\": \"10.0.0.1:8000\"}"), &err), &err);
+  CHECK_STATUS(LLMD_STATUS_OK,
+               llmd_scheduler_pick_openai(s, S("r4"), S("/v1/chat/completions"), (const uint8_t *)BODY,
+                                          sizeof BODY - 1, NULL, 0, &d, &err),
+               &err);
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_decision_explanation_json(d, &ex, &err), &err);
+  CHECK(ex != NULL && strstr(llmd_string_data(ex), "\"prompt_tokens\":7") != NULL);
+  llmd_string_free(ex);
+  llmd_decision_free(d);
+  llmd_scheduler_free(s);
   return check_summary("test_tokenizer");
 }

@@ -58,7 +58,13 @@ impl PyScheduler {
             strict,
             ..LoadOptions::default()
         };
-        let built = py.detach(|| build(opts));
+        let built = py.detach(|| {
+            let s = build(opts)?;
+            // Tokenizer directories the config names (llmd's tokenizerDir).
+            llmd_tokenize::load_configured(&s)
+                .map_err(|e| ScheduleError::Config(llmd_sched::ConfigError::doc(e.to_string())))?;
+            Ok(s)
+        });
         let s = Self::wrap(py, built, seed)?;
         warn_not_executed(py, &s.inner.config_report().not_executed_lines())?;
         Ok(s)

@@ -52,6 +52,13 @@ impl TokenProducer {
         if let Some(mut u) = p.object("udsTokenizerConfig")? {
             u.accept_rest();
         }
+        // llmd extension: a local model directory for in-process
+        // tokenization (llmd-tokenize loads it; see `load_configured`).
+        if let Some(d) = p.opt_string("tokenizerDir")? {
+            if d.is_empty() {
+                return Err(p.err("tokenizerDir", "must not be empty"));
+            }
+        }
         let backend = match (url, model) {
             (Some(url), _) => TokenBackend::Vllm { url },
             (None, Some(_)) => TokenBackend::Vllm {
