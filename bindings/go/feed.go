@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"runtime"
 	"sync"
+	"time"
+	"unsafe"
 )
 
 // Feed is the live connection between vLLM pods and a Scheduler: it
@@ -112,17 +114,63 @@ func (f *Feed) AddPod(p Pod) error {
 		a := getArena()
 		defer a.put()
 		var d C.llmd_pod_desc
-		d.name = a.str(p.Name)
-		d.address = a.str(p.Address)
-		d.events = a.optStr(p.Events)
-		d.replay = a.optStr(p.Replay)
-		d.metrics_url = a.optStr(p.MetricsURL)
-		if p.NoScrape {
-			d.no_scrape = 1
-		}
-		d.data_parallel_size = C.uint16_t(p.DataParallelSize)
+		a.podDesc(&d, p)
 		var e *C.llmd_error
 		return takeError(C.llmd_feed_add_pod(h, &d, &e), e)
+	})
+}
+
+func (a *arena) podDesc(d *C.llmd_pod_desc, p Pod) {
+	d.name = a.str(p.Name)
+	d.address = a.str(p.Address)
+	d.events = a.optStr(p.Events)
+	d.replay = a.optStr(p.Replay)
+	d.metrics_url = a.optStr(p.MetricsURL)
+	d.no_scrape = 0
+	if p.NoScrape {
+		d.no_scrape = 1
+	}
+	d.data_parallel_size = C.uint16_t(p.DataParallelSize)
+}
+
+// SyncPods makes the followed pods exactly pods (a host's discovery
+// callback, e.g. a Kubernetes watch): new names are added, missing ones
+// removed (with their index entries), changed ones replaced. Pods from DNS
+// or file discovery are left alone.
+func (f *Feed) SyncPods(pods []Pod) error {
+	return f.with(func(h *C.llmd_feed) error {
+		a := getArena()
+		defer a.put()
+		var arr *C.llmd_pod_desc
+		if len(pods) > 0 {
+			arr = (*C.llmd_pod_desc)(a.alloc(len(pods)*int(unsafe.Sizeof(C.llmd_pod_desc{})), 8))
+			descs := unsafe.Slice(arr, len(pods))
+			for i := range pods {
+				a.podDesc(&descs[i], pods[i])
+			}
+		}
+		var e *C.llmd_error
+		return takeError(C.llmd_feed_sync_pods(h, arr, C.size_t(len(pods)), &e), e)
+	})
+}
+
+// DiscoverDNS follows every address host resolves to (a headless service)
+// as a pod at <ip>:<port> named by its IP, resolving again every interval.
+func (f *Feed) DiscoverDNS(host string, port uint16, interval time.Duration) error {
+	return f.with(func(h *C.llmd_feed) error {
+		hp, hl := str(host)
+		var e *C.llmd_error
+		return takeError(C.llmd_feed_discover_dns(h, hp, hl, C.uint16_t(port), C.uint64_t(interval.Milliseconds()), &e), e)
+	})
+}
+
+// WatchFile follows the pods of llm-d's endpoint file (endpoints: [{name,
+// namespace, address, port, labels}]), re-read when it changes if watch.
+func (f *Feed) WatchFile(path string, watch bool) error {
+	return f.with(func(h *C.llmd_feed) error {
+		pp, pl := str(path)
+		var e *C.llmd_error
+		return takeError(C.llmd_feed_watch_file(h, pp, pl, C.bool(watch), &e), e)
 	})
 }
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -106,5 +108,44 @@ func TestFeedScrapesAPodAndReports(t *testing.T) {
 	f.Close()
 	if err := f.Start(); !errors.Is(err, ErrClosed) {
 		t.Fatalf("after close: %v", err)
+	}
+}
+
+func TestFeedDiscoverySources(t *testing.T) {
+	s, err := NewScheduler(feedConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	f, err := NewFeed(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.SyncPods([]Pod{{Name: "a", Address: "127.0.0.1:1", NoScrape: true}, {Name: "b", Address: "127.0.0.1:2", NoScrape: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.SyncPods([]Pod{{Name: "b", Address: "127.0.0.1:2", NoScrape: true}}); err != nil || s.EndpointCount() != 1 {
+		t.Fatalf("sync: %v, %d endpoints", err, s.EndpointCount())
+	}
+	path := filepath.Join(t.TempDir(), "endpoints.yaml")
+	if err := os.WriteFile(path, []byte("endpoints:\n- {name: c, address: 127.0.0.3, port: 1}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.WatchFile(path, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.DiscoverDNS("", 1, time.Second); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("empty host: %v", err)
+	}
+	if err := f.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.EndpointCount() != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("file pod never added: %d endpoints", s.EndpointCount())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

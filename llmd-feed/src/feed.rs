@@ -44,6 +44,8 @@ pub(crate) struct Inner {
     pub pods: RwLock<BTreeMap<String, PodRef>>,
     pub counters: FeedCounters,
     state: Mutex<State>,
+    /// True between start and stop (read per message, without the lock).
+    started: std::sync::atomic::AtomicBool,
     stop: Stopper,
     queues: RwLock<Vec<SyncSender<Work>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -79,6 +81,7 @@ impl Feed {
                 pods: RwLock::new(BTreeMap::new()),
                 counters: FeedCounters::default(),
                 state: Mutex::new(State::Idle),
+                started: std::sync::atomic::AtomicBool::new(false),
                 stop: Stopper::default(),
                 queues: RwLock::new(Vec::new()),
                 threads: Mutex::new(Vec::new()),
@@ -234,6 +237,7 @@ impl Feed {
             queues.push(tx);
         }
         *inner.queues.write().unwrap() = queues;
+        inner.started.store(true, Ordering::Release);
         let pods: Vec<PodRef> = inner.pods.read().unwrap().values().cloned().collect();
         for p in pods {
             inner.spawn_pod(&p)?;
@@ -256,6 +260,7 @@ impl Feed {
             }
             *st = State::Stopped;
         }
+        inner.started.store(false, Ordering::Release);
         inner.stop.stop();
         for p in inner.pods.read().unwrap().values() {
             p.stop.stop();
@@ -502,6 +507,11 @@ impl Inner {
             payload,
             received: Instant::now(),
         };
+        if !self.started.load(Ordering::Acquire) {
+            // Between bind_events and start (or after stop): nothing applies.
+            PodStats::inc(&pod.stats.not_applied);
+            return true;
+        }
         if self.opts.concurrency == 0 {
             // Inline: this connection's thread applies its own batches.
             crate::ingest::process(&self.sched, &self.opts, w);
@@ -509,9 +519,10 @@ impl Inner {
         }
         let queues = self.queues.read().unwrap();
         if queues.is_empty() {
+            PodStats::inc(&pod.stats.not_applied);
             return true;
         }
-        let shard = (xxhash_rust::xxh3::xxh3_64(pod.name().as_bytes()) as usize) % queues.len();
+        let shard = (pod.shard_hash % queues.len() as u64) as usize;
         match queues[shard].try_send(w) {
             Ok(()) | Err(TrySendError::Disconnected(_)) => {}
             Err(TrySendError::Full(_)) => {

@@ -43,7 +43,7 @@ const COUNTERS: &[CounterFamily] = &[
     ("llmd_feed_malformed_total", "Event messages or handshakes dropped as malformed", &[("", |s| &s.malformed)]),
     ("llmd_feed_decode_errors_total", "Event payloads that failed to decode", &[("", |s| &s.decode_errors)]),
     ("llmd_feed_queue_drops_total", "Batches dropped because the ingest queue was full", &[("", |s| &s.queue_drops)]),
-    ("llmd_feed_not_applied_total", "Batches that arrived while the pod was not registered", &[("", |s| &s.not_applied)]),
+    ("llmd_feed_not_applied_total", "Batches that arrived while the pod was not registered or the feed was not running", &[("", |s| &s.not_applied)]),
     ("llmd_feed_scrapes_total", "Scrapes of /metrics by result", &[
         ("result=\"ok\"", |s| &s.scrapes),
         ("result=\"error\"", |s| &s.scrape_errors),

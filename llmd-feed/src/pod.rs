@@ -200,7 +200,8 @@ pub struct PodStatsSnapshot {
     pub decode_errors: u64,
     /// Batches dropped because the ingest queue was full.
     pub queue_drops: u64,
-    /// Batches that arrived while the pod was not registered.
+    /// Batches that arrived while the pod was not registered or the feed not
+    /// running (between `bind_events` and `start`, or after `stop`).
     pub not_applied: u64,
     /// Successful scrapes.
     pub scrapes: u64,
@@ -291,6 +292,8 @@ pub(crate) struct Pod {
     /// replays from what it last applied once it reaches the drop (a drop at
     /// the end of a stream leaves no later batch to reveal the gap).
     pub dropped: AtomicBool,
+    /// Hash of the name: which ingest worker takes the pod's batches.
+    pub shard_hash: u64,
     pub stop: Stopper,
     /// Wall-clock time of the last successful scrape (or of registration).
     pub last_ok_unix_ns: AtomicU64,
@@ -334,6 +337,7 @@ impl Pod {
         } else {
             None
         };
+        let shard_hash = xxhash_rust::xxh3::xxh3_64(spec.name.as_bytes());
         let endpoint = spec
             .endpoint
             .clone()
@@ -348,6 +352,7 @@ impl Pod {
             stats: PodStats::new(),
             streams: Mutex::new(HashMap::new()),
             dropped: AtomicBool::new(false),
+            shard_hash,
             stop: Stopper::default(),
             last_ok_unix_ns: AtomicU64::new(unix_ns()),
         })

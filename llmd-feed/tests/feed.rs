@@ -491,3 +491,24 @@ fn inline_ingest_applies_and_replays_on_the_receiving_thread() {
     assert_eq!((st.gaps, st.replays, st.queue_drops), (1, 1, 0), "{st:?}");
     assert_eq!(routed(&s, 3), "a");
 }
+
+#[test]
+fn batches_before_start_are_counted_not_applied() {
+    let s = sched();
+    let feed = Feed::new(s.clone(), opts());
+    let bound = feed.bind_events("tcp://127.0.0.1:0").unwrap();
+    let mut spec = PodSpec::new("pod-a", "127.0.0.5:8000");
+    spec.scrape = false;
+    feed.add_pod(spec).unwrap();
+    let mut p = Publisher::new("kv@127.0.0.5@m", 10);
+    p.connect(&bound.to_string()).unwrap();
+    subscribed(&p);
+    p.publish(&block(0));
+    wait("the early batch", || stats(&feed, "pod-a").not_applied == 1);
+    assert_eq!(stats(&feed, "pod-a").events, 0);
+    feed.start().unwrap();
+    p.publish(&block(1));
+    wait("the batch after start", || {
+        stats(&feed, "pod-a").events == 1
+    });
+}

@@ -18,6 +18,7 @@ const NAME: &str = "chat_template";
 pub struct ChatTemplate {
     env: Environment<'static>,
     source: String,
+    undeclared: std::collections::HashSet<String>,
 }
 
 impl std::fmt::Debug for ChatTemplate {
@@ -185,9 +186,11 @@ impl ChatTemplate {
         env.add_function("strftime_now", strftime_now);
         env.set_formatter(|out, _state, value| out.write_str(&py_str(value)).map_err(Error::from));
         env.add_template_owned(NAME, source.to_string())?;
+        let undeclared = env.get_template(NAME)?.undeclared_variables(false);
         Ok(ChatTemplate {
             env,
             source: source.to_string(),
+            undeclared,
         })
     }
 
@@ -198,11 +201,8 @@ impl ChatTemplate {
 
     /// Variables the template reads without setting them (what vLLM
     /// accepts from `chat_template_kwargs`).
-    pub fn undeclared(&self) -> std::collections::HashSet<String> {
-        self.env
-            .get_template(NAME)
-            .map(|t| t.undeclared_variables(false))
-            .unwrap_or_default()
+    pub fn undeclared(&self) -> &std::collections::HashSet<String> {
+        &self.undeclared
     }
 
     /// Renders with `ctx` (messages, tools, add_generation_prompt, special

@@ -721,6 +721,43 @@ llmd_status llmd_feed_new(const llmd_scheduler *s, llmd_feed **out, llmd_error *
 // valid.
 llmd_status llmd_feed_add_pod(const llmd_feed *f, const llmd_pod_desc *pod, llmd_error **err);
 
+// Makes the followed pods exactly `pods` (a host's discovery callback,
+// e.g. a Kubernetes watch): new names are added, missing ones removed
+// (with their index entries), changed ones replaced; pods from DNS or file
+// discovery are left alone.
+//
+// # Safety
+// `f` NULL or live; `pods` NULL with `n` 0 or valid for `n` descriptors
+// with their views valid; `err` NULL or valid.
+llmd_status llmd_feed_sync_pods(const llmd_feed *f,
+                                const llmd_pod_desc *pods,
+                                size_t n,
+                                llmd_error **err);
+
+// Follows every address `host` resolves to (a headless service) as a pod
+// at `<ip>:<port>` named by its IP, resolving again every `interval_ms`.
+//
+// # Safety
+// `f` NULL or live; `host` valid for `host_len` bytes; `err` NULL or valid.
+llmd_status llmd_feed_discover_dns(const llmd_feed *f,
+                                   const char *host,
+                                   size_t host_len,
+                                   uint16_t port,
+                                   uint64_t interval_ms,
+                                   llmd_error **err);
+
+// Follows the pods of llm-d's endpoint file at `path` (`endpoints: [{name,
+// namespace, address, port, labels}]`), re-read when it changes when
+// `watch` is true.
+//
+// # Safety
+// `f` NULL or live; `path` valid for `len` bytes; `err` NULL or valid.
+llmd_status llmd_feed_watch_file(const llmd_feed *f,
+                                 const char *path,
+                                 size_t len,
+                                 bool watch,
+                                 llmd_error **err);
+
 // Stops following a pod and removes it (and its index entries) from the
 // scheduler; `LLMD_STATUS_UNKNOWN_ENDPOINT` (code `unknown_pod`) when the
 // feed does not follow it.

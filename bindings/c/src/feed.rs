@@ -4,7 +4,9 @@
 
 use std::ffi::c_char;
 
-use ::llmd_feed::{Feed, FeedError, PodSpec};
+use std::time::Duration;
+
+use ::llmd_feed::{Discovery, Feed, FeedError, PodSpec};
 
 use crate::args::{self, free_handle, into_handle, Out};
 use crate::error::{llmd_error, FfiError};
@@ -93,16 +95,110 @@ pub unsafe extern "C" fn llmd_feed_add_pod(
     unsafe {
         guard(err, || {
             let f = &args::handle(f, "feed")?.0;
-            let p = args::handle(pod, "pod")?;
-            let spec = PodSpec {
-                events: p.events.optional("events")?,
-                replay: p.replay.optional("replay")?,
-                metrics_url: p.metrics_url.optional("metrics_url")?,
-                scrape: p.no_scrape == 0,
-                data_parallel_size: p.data_parallel_size.max(1),
-                ..PodSpec::new(p.name.required("name")?, p.address.required("address")?)
+            f.add_pod(pod_spec(args::handle(pod, "pod")?)?)
+                .map_err(feed_err)
+        })
+    }
+}
+
+/// The pod a descriptor describes.
+///
+/// # Safety
+/// `p`'s views valid for their lengths.
+unsafe fn pod_spec(p: &llmd_pod_desc) -> Result<PodSpec, FfiError> {
+    // SAFETY: forwarded caller contract.
+    unsafe {
+        Ok(PodSpec {
+            events: p.events.optional("events")?,
+            replay: p.replay.optional("replay")?,
+            metrics_url: p.metrics_url.optional("metrics_url")?,
+            scrape: p.no_scrape == 0,
+            data_parallel_size: p.data_parallel_size.max(1),
+            ..PodSpec::new(p.name.required("name")?, p.address.required("address")?)
+        })
+    }
+}
+
+/// Makes the followed pods exactly `pods` (a host's discovery callback,
+/// e.g. a Kubernetes watch): new names are added, missing ones removed
+/// (with their index entries), changed ones replaced; pods from DNS or file
+/// discovery are left alone.
+///
+/// # Safety
+/// `f` NULL or live; `pods` NULL with `n` 0 or valid for `n` descriptors
+/// with their views valid; `err` NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_feed_sync_pods(
+    f: *const llmd_feed,
+    pods: *const llmd_pod_desc,
+    n: usize,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let f = &args::handle(f, "feed")?.0;
+            let specs = args::slice(pods, n, "pods")?
+                .iter()
+                .map(|p| pod_spec(p))
+                .collect::<Result<Vec<_>, _>>()?;
+            f.sync_pods(specs).map_err(feed_err)
+        })
+    }
+}
+
+/// Follows every address `host` resolves to (a headless service) as a pod
+/// at `<ip>:<port>` named by its IP, resolving again every `interval_ms`.
+///
+/// # Safety
+/// `f` NULL or live; `host` valid for `host_len` bytes; `err` NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_feed_discover_dns(
+    f: *const llmd_feed,
+    host: *const c_char,
+    host_len: usize,
+    port: u16,
+    interval_ms: u64,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let f = &args::handle(f, "feed")?.0;
+            let d = Discovery::Dns {
+                host: args::str(host, host_len, "host")?.to_string(),
+                port,
+                interval: Duration::from_millis(interval_ms.max(1)),
             };
-            f.add_pod(spec).map_err(feed_err)
+            f.add_discovery(d).map_err(feed_err)
+        })
+    }
+}
+
+/// Follows the pods of llm-d's endpoint file at `path` (`endpoints: [{name,
+/// namespace, address, port, labels}]`), re-read when it changes when
+/// `watch` is true.
+///
+/// # Safety
+/// `f` NULL or live; `path` valid for `len` bytes; `err` NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_feed_watch_file(
+    f: *const llmd_feed,
+    path: *const c_char,
+    len: usize,
+    watch: bool,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let f = &args::handle(f, "feed")?.0;
+            let d = Discovery::File {
+                path: args::str(path, len, "path")?.into(),
+                watch,
+                interval: Duration::from_secs(1),
+            };
+            f.add_discovery(d).map_err(feed_err)
         })
     }
 }

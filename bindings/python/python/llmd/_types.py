@@ -198,7 +198,7 @@ class PodStats(TypedDict):
     decode_errors: int
     queue_drops: int
     not_applied: int
-    """Batches that arrived while the pod was not registered."""
+    """Batches that arrived while the pod was not registered or the feed was not running."""
     scrapes: int
     scrape_errors: int
     evictions: int
