@@ -8,13 +8,15 @@
 #   LLMD_VENV         virtualenv path (default $ROOT/.venv)
 #   LLMD_PY_REUSE=1   keep the virtualenv and its tools instead of recreating it
 #   LLMD_PY_PYTHON    interpreter that creates the virtualenv (default python3)
+#   LLMD_CACHE        downloads kept between runs (default $ROOT/.cache): the
+#                     vLLM 0.33.0 sdist the chat parity test runs (sha256-pinned)
 
 llmd_python_section() {
   local venv=${LLMD_VENV:-$ROOT/.venv}
   local python=${LLMD_PY_PYTHON:-python3}
   local wheels=$ROOT/target/wheels
   # Pinned versions of the tools the checks run with (also in pyproject's `test` extra).
-  local tools=(maturin==1.16.0 pytest==9.2.0 mypy==2.4.1 cbor2==6.3.0 pyzmq==27.3.0 tokenizers==0.23.3 transformers==5.20.2 jinja2==3.1.6)
+  local tools=(maturin==1.16.0 pytest==9.2.0 mypy==2.4.1 cbor2==6.3.0 pyzmq==27.3.0 tokenizers==0.23.3 transformers==5.20.2 jinja2==3.1.6 openai==2.54.0 pydantic==2.14.4 pillow==13.0.0 openai-harmony==0.0.8)
 
   if ! "$python" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
     apt_install python3 python3-venv python3-pip
@@ -44,7 +46,10 @@ llmd_python_section() {
   step "python: mypy --strict (tests, benchmarks, example against the stubs)"
   (cd "$ROOT" && "$venv/bin/python" -m mypy --strict --no-incremental \
     bindings/python/tests bindings/python/bench bindings/python/scripts examples/python)
+  step "python: vLLM $( "$venv/bin/python" -c 'import sys; sys.path.insert(0, sys.argv[1]); import vllm_sdist; print(vllm_sdist.VERSION)' "$ROOT/bindings/python/scripts") sdist for the chat parity oracle"
+  local vllm_src
+  vllm_src=$("$venv/bin/python" "$ROOT/bindings/python/scripts/vllm_sdist.py" "${LLMD_CACHE:-$ROOT/.cache}")
   step "python: pytest"
-  (cd "$ROOT" && "$venv/bin/python" -m pytest -q bindings/python/tests)
+  (cd "$ROOT" && LLMD_VLLM_SRC="$vllm_src" "$venv/bin/python" -m pytest -q bindings/python/tests)
 }
 llmd_python_section

@@ -92,6 +92,115 @@ func (t *Tokenizer) EncodeChat(messagesJSON string, addGenerationPrompt bool, to
 	return ids, err
 }
 
+// RenderChat returns the prompt string vLLM's chat completions render from
+// messagesJSON (arguments as EncodeChat).
+func (t *Tokenizer) RenderChat(messagesJSON string, addGenerationPrompt bool, toolsJSON, kwargsJSON string) (string, error) {
+	var text string
+	err := t.with(func(h *C.llmd_tokenizer) error {
+		mp, ml := str(messagesJSON)
+		tp, tl := optStr(nonEmpty(toolsJSON))
+		kp, kl := optStr(nonEmpty(kwargsJSON))
+		var out *C.llmd_string
+		var e *C.llmd_error
+		st := C.llmd_tokenizer_render_chat(h, mp, ml, C.bool(addGenerationPrompt), tp, tl, kp, kl, &out, &e)
+		if err := takeError(st, e); err != nil {
+			return err
+		}
+		text = takeString(out)
+		return nil
+	})
+	return text, err
+}
+
+// EncodeOpenAI returns the ids vLLM feeds the engine for an OpenAI request
+// body sent to path (/v1/completions or /v1/chat/completions), as the
+// gateway received it: every body field that reaches the template or the
+// tokenizer applies (tools, chat_template_kwargs, documents,
+// reasoning_effort, add_special_tokens, ...). A malformed body matches
+// ErrInvalidArgument with Code "request", naming the field.
+func (t *Tokenizer) EncodeOpenAI(path string, body []byte) ([]uint32, error) {
+	var ids []uint32
+	err := t.with(func(h *C.llmd_tokenizer) error {
+		pp, pl := str(path)
+		var out *C.llmd_tokens
+		var e *C.llmd_error
+		st := C.llmd_tokenizer_encode_openai(h, pp, pl, (*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(body))), C.size_t(len(body)), &out, &e)
+		if err := takeError(st, e); err != nil {
+			return err
+		}
+		ids = takeTokens(out)
+		return nil
+	})
+	return ids, err
+}
+
+// ChatSession is one conversation's tokenization cache (Tokenizer.Session):
+// each EncodeChat gives the ids Tokenizer.EncodeChat gives, tokenizing only
+// what follows the previous turn. It keeps its own reference to the
+// tokenizer; calls on one session are serialized. Close releases it.
+type ChatSession struct {
+	mu sync.Mutex
+	h  *C.llmd_chat_session
+}
+
+// Session starts an empty session for one conversation.
+func (t *Tokenizer) Session() (*ChatSession, error) {
+	var cs *ChatSession
+	err := t.with(func(h *C.llmd_tokenizer) error {
+		var out *C.llmd_chat_session
+		var e *C.llmd_error
+		if err := takeError(C.llmd_chat_session_new(h, &out, &e), e); err != nil {
+			return err
+		}
+		cs = &ChatSession{h: out}
+		runtime.SetFinalizer(cs, (*ChatSession).Close)
+		return nil
+	})
+	return cs, err
+}
+
+// EncodeChat returns the ids of the whole conversation messagesJSON
+// (arguments as Tokenizer.EncodeChat).
+func (s *ChatSession) EncodeChat(messagesJSON string, addGenerationPrompt bool, toolsJSON, kwargsJSON string) ([]uint32, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.h == nil {
+		return nil, ErrClosed
+	}
+	mp, ml := str(messagesJSON)
+	tp, tl := optStr(nonEmpty(toolsJSON))
+	kp, kl := optStr(nonEmpty(kwargsJSON))
+	var out *C.llmd_tokens
+	var e *C.llmd_error
+	st := C.llmd_chat_session_encode_chat(s.h, mp, ml, C.bool(addGenerationPrompt), tp, tl, kp, kl, &out, &e)
+	if err := takeError(st, e); err != nil {
+		return nil, err
+	}
+	return takeTokens(out), nil
+}
+
+// LastReusedTokens is how many ids the last EncodeChat took from the cache.
+func (s *ChatSession) LastReusedTokens() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.h == nil {
+		return 0
+	}
+	return int(C.llmd_chat_session_reused_tokens(s.h))
+}
+
+// Close releases the session; later calls return ErrClosed.
+func (s *ChatSession) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.h != nil {
+		C.llmd_chat_session_free(s.h)
+		s.h = nil
+		runtime.SetFinalizer(s, nil)
+	}
+	return nil
+}
+
 func nonEmpty(s string) *string {
 	if s == "" {
 		return nil

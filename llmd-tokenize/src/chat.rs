@@ -155,10 +155,160 @@ fn field(v: &Value, k: &str) -> Option<Value> {
         .filter(|x| !x.is_undefined())
 }
 
-fn text_parts(content: Option<Value>, role: &str) -> Result<Vec<String>, TokenizeError> {
-    let parts: Vec<Value> = match content {
+/// One parsed content part (`parse_chat_message_content_part`): text, or
+/// a deferred-tool reference the template expands.
+enum Part {
+    Text(String),
+    ToolReference(String),
+}
+
+/// Keys that make a part multimodal, whatever its `type`.
+const MEDIA_KEYS: &[&str] = &[
+    "image_url",
+    "image_pil",
+    "image_embeds",
+    "audio_embeds",
+    "video_embeds",
+    "prompt_embeds",
+    "audio_url",
+    "input_audio",
+    "video_url",
+];
+/// Part types vLLM parses as media (refused here: the engine's processor
+/// decides their tokens).
+const MEDIA_TYPES: &[&str] = &[
+    "input_image",
+    "image_url",
+    "image_embeds",
+    "audio_embeds",
+    "video_embeds",
+    "prompt_embeds",
+    "image_pil",
+    "audio_url",
+    "input_audio",
+    "video_url",
+];
+
+fn multimodal(kind: &str) -> TokenizeError {
+    TokenizeError::Request(format!(
+        "content part type '{kind}' is not supported (text only; multimodal inputs need the engine's processor)"
+    ))
+}
+
+/// A part's text field. vLLM's request model requires a string: a part
+/// without one fails validation (or degrades to an untyped part that its
+/// parser then refuses).
+fn text_field(p: &Value, k: &str) -> Result<String, TokenizeError> {
+    field(p, k)
+        .and_then(|v| v.as_str().map(str::to_string))
+        .ok_or_else(|| TokenizeError::Request(format!("a content part's '{k}' must be a string")))
+}
+
+/// `parse_chat_message_content_mm_part` and `parse_chat_message_content_part`
+/// for the part types that carry text.
+fn part(p: &Value) -> Result<Part, TokenizeError> {
+    match p.kind() {
+        ValueKind::String => return Ok(Part::Text(p.as_str().unwrap_or_default().to_string())),
+        ValueKind::Map => {}
+        _ => {
+            return Err(TokenizeError::Request(
+                "content parts must be objects or strings".into(),
+            ))
+        }
+    }
+    let ty = field(p, "type").filter(|t| !t.is_none());
+    let uuid = field(p, "uuid").filter(|u| !u.is_none());
+    let ty = match ty {
+        Some(t) if uuid.is_none() => t,
+        _ => {
+            // No type (or a media uuid): the part's media key names it.
+            if let Some(k) = MEDIA_KEYS.iter().find(|k| field(p, k).is_some()) {
+                return Err(multimodal(k));
+            }
+            if field(p, "tool_reference").is_some() {
+                return Ok(Part::ToolReference(text_field(p, "name")?));
+            }
+            return Err(TokenizeError::Request(
+                "Missing 'type' field in multimodal part.".into(),
+            ));
+        }
+    };
+    let Some(ty) = ty.as_str() else {
+        return Err(TokenizeError::Request(
+            "Invalid 'type' field in multimodal part.".into(),
+        ));
+    };
+    Ok(match ty {
+        "text" => Part::Text(text_field(p, "text")?),
+        "refusal" => Part::Text(text_field(p, "refusal")?),
+        // The Responses API's text parts: vLLM's parser reads them, but its
+        // chat request model refuses them first.
+        "input_text" | "output_text" => {
+            return Err(TokenizeError::Request(format!(
+                "content part type '{ty}' is not accepted by chat completions"
+            )))
+        }
+        "thinking" => Part::Text(text_field(p, "thinking")?),
+        "tool_reference" => Part::ToolReference(text_field(p, "name")?),
+        t if MEDIA_TYPES.contains(&t) => return Err(multimodal(t)),
+        t => {
+            return Err(TokenizeError::Request(format!(
+                "Unsupported chat content part type: '{t}'"
+            )))
+        }
+    })
+}
+
+/// Claude Code's attribution line dropped from a system message's text
+/// parts (`_strip_claude_code_billing_header`); a part left empty goes.
+fn strip_billing_header(parts: Vec<Value>) -> Vec<Value> {
+    let mut out = Vec::with_capacity(parts.len());
+    for p in parts {
+        let text = match p.kind() {
+            ValueKind::String => p.as_str().map(str::to_string),
+            ValueKind::Map
+                if field(&p, "type").and_then(|t| t.as_str().map(|t| t == "text"))
+                    == Some(true) =>
+            {
+                field(&p, "text").and_then(|t| t.as_str().map(str::to_string))
+            }
+            _ => None,
+        };
+        let Some(text) = text.filter(|t| t.starts_with(BILLING_HEADER)) else {
+            out.push(p);
+            continue;
+        };
+        let rest = text.split_once('\n').map_or("", |(_, r)| r);
+        if rest.is_empty() {
+            continue;
+        }
+        out.push(if p.kind() == ValueKind::String {
+            Value::from(rest)
+        } else {
+            Value::from_iter(map_pairs(&p).into_iter().map(|(k, v)| {
+                if k.as_str() == Some("text") {
+                    (k, Value::from(rest))
+                } else {
+                    (k, v)
+                }
+            }))
+        });
+    }
+    out
+}
+
+/// A message's content as the template sees it (`parse_chat_message_content`
+/// and, for tool messages, its list-to-string rule).
+fn content(c: Option<Value>, role: &str, format: ContentFormat) -> Result<Value, TokenizeError> {
+    let mut parts: Vec<Value> = match c {
         None => Vec::new(),
-        Some(c) if c.is_none() => Vec::new(),
+        // vLLM's request model allows null content on assistant messages only.
+        Some(c) if c.is_none() && role == "assistant" => Vec::new(),
+        Some(c) if c.is_none() => {
+            return Err(TokenizeError::Request(format!(
+                "content of a {role} message must not be null"
+            )))
+        }
         Some(c) if c.kind() == ValueKind::String => {
             vec![obj([("type", Value::from("text")), ("text", c)])]
         }
@@ -171,32 +321,44 @@ fn text_parts(content: Option<Value>, role: &str) -> Result<Vec<String>, Tokeniz
             )))
         }
     };
-    let mut texts = Vec::with_capacity(parts.len());
-    for p in parts {
-        let text = match p.kind() {
-            ValueKind::String => p.as_str().unwrap_or_default().to_string(),
-            ValueKind::Map => match field(&p, "type").as_ref().and_then(|t| t.as_str().map(str::to_string)).as_deref() {
-                Some("text") | None => field(&p, "text")
-                    .and_then(|t| t.as_str().map(str::to_string))
-                    .ok_or_else(|| TokenizeError::Request("a text part needs 'text'".into()))?,
-                Some(other) => {
-                    return Err(TokenizeError::Request(format!(
-                        "content part type '{other}' is not supported (text only; multimodal inputs need the engine's processor)"
-                    )))
-                }
-            },
-            _ => return Err(TokenizeError::Request("content parts must be objects or strings".into())),
-        };
-        if role == "system" && text.starts_with(BILLING_HEADER) {
-            let rest = text.split_once('\n').map_or("", |(_, r)| r);
-            if !rest.is_empty() {
-                texts.push(rest.to_string());
-            }
-            continue;
-        }
-        texts.push(text);
+    if role == "system" {
+        parts = strip_billing_header(parts);
     }
-    Ok(texts)
+    let parsed = parts.iter().map(part).collect::<Result<Vec<_>, _>>()?;
+    let parsed = parsed.into_iter();
+    if format == ContentFormat::String {
+        // Parts are kept when truthy: empty texts go.
+        let texts: Vec<String> = parsed
+            .filter_map(|p| match p {
+                Part::Text(t) | Part::ToolReference(t) => Some(t).filter(|t| !t.is_empty()),
+            })
+            .collect();
+        return Ok(Value::from(texts.join("\n")));
+    }
+    let items: Vec<Value> = parsed
+        .map(|p| match p {
+            Part::Text(t) => obj([("type", Value::from("text")), ("text", Value::from(t))]),
+            Part::ToolReference(n) => obj([
+                ("type", Value::from("tool_reference")),
+                ("name", Value::from(n)),
+            ]),
+        })
+        .collect();
+    if role == "tool" {
+        // Text-only tool results are joined into a string; a tool
+        // reference keeps the list for the template to expand.
+        let text_only = items
+            .iter()
+            .all(|i| field(i, "type").and_then(|t| t.as_str().map(|t| t == "text")) == Some(true));
+        if text_only {
+            let texts: Vec<String> = items
+                .iter()
+                .map(|i| field(i, "text").map(|t| t.to_string()).unwrap_or_default())
+                .collect();
+            return Ok(Value::from(texts.join("\n")));
+        }
+    }
+    Ok(Value::from(items))
 }
 
 fn tool_call(item: &Value) -> Result<Value, TokenizeError> {
@@ -214,29 +376,29 @@ fn tool_call(item: &Value) -> Result<Value, TokenizeError> {
             "chat completions only support assistant tool_calls of type 'function'".into(),
         ));
     };
-    let empty = || Value::from_iter(Vec::<(Value, Value)>::new());
-    let args = match field(&f, "arguments") {
-        Some(a) if a.kind() == ValueKind::Map && a.len().unwrap_or(0) > 0 => a,
-        Some(a) if a.kind() == ValueKind::String && !a.as_str().unwrap_or_default().is_empty() => {
-            match serde_json::from_str::<Value>(a.as_str().unwrap_or_default()) {
-                Ok(v) if v.kind() == ValueKind::Map => v,
-                _ => empty(),
-            }
-        }
-        _ => empty(),
+    // The request model requires string `id`, `name` and `arguments`.
+    let string = |v: &Value, k: &str, what: &str| {
+        field(v, k)
+            .filter(|x| x.kind() == ValueKind::String)
+            .ok_or_else(|| {
+                TokenizeError::Request(format!("assistant tool_calls: {what} must be a string"))
+            })
     };
-    let func = obj([
-        ("arguments", args),
-        ("name", field(&f, "name").unwrap_or(Value::from(()))),
-    ]);
-    Ok(match field(item, "id") {
-        Some(id) => obj([
-            ("id", id),
-            ("function", func),
-            ("type", Value::from("function")),
-        ]),
-        None => obj([("function", func), ("type", Value::from("function"))]),
-    })
+    let id = string(item, "id", "'id'")?;
+    let name = string(&f, "name", "'function.name'")?;
+    let args = string(&f, "arguments", "'function.arguments'")?;
+    // `_postprocess_messages`: arguments become a mapping, `{}` when empty
+    // or not a JSON object.
+    let args = match serde_json::from_str::<Value>(args.as_str().unwrap_or_default()) {
+        Ok(v) if v.kind() == ValueKind::Map => v,
+        _ => Value::from_iter(Vec::<(Value, Value)>::new()),
+    };
+    let func = obj([("arguments", args), ("name", name)]);
+    Ok(obj([
+        ("id", id),
+        ("function", func),
+        ("type", Value::from("function")),
+    ]))
 }
 
 /// The conversation vLLM hands the template (`parse_chat_message_content`
@@ -264,24 +426,13 @@ pub fn normalize_messages(
         let role = field(&m, "role")
             .and_then(|r| r.as_str().map(str::to_string))
             .ok_or_else(|| TokenizeError::Request(format!("messages[{i}].role is required")))?;
-        let texts = text_parts(field(&m, "content"), &role)
+        let content = content(field(&m, "content"), &role, format)
             .map_err(|e| TokenizeError::Request(format!("messages[{i}]: {e}")))?;
         let mut r: Vec<(Value, Value)> = vec![(Value::from("role"), Value::from(role.as_str()))];
-        let content = match format {
-            ContentFormat::OpenAi if role != "tool" => Value::from(
-                texts
-                    .iter()
-                    .map(|t| {
-                        obj([
-                            ("type", Value::from("text")),
-                            ("text", Value::from(t.as_str())),
-                        ])
-                    })
-                    .collect::<Vec<_>>(),
-            ),
-            _ => Value::from(texts.join("\n")),
-        };
         r.push((Value::from("content"), content));
+        // An assistant message with null content validates only as OpenAI's
+        // assistant message, which has no reasoning or task: vLLM drops them.
+        let null_content = field(&m, "content").is_some_and(|c| c.is_none());
         if role == "assistant" {
             if let Some(calls) = field(&m, "tool_calls").filter(|c| c.kind() == ValueKind::Seq) {
                 if calls.len().unwrap_or(0) > 0 {
@@ -295,7 +446,8 @@ pub fn normalize_messages(
             }
             let reasoning = field(&m, "reasoning")
                 .filter(|v| !v.is_none())
-                .or_else(|| field(&m, "reasoning_content").filter(|v| !v.is_none()));
+                .or_else(|| field(&m, "reasoning_content").filter(|v| !v.is_none()))
+                .filter(|_| !null_content);
             if let Some(rs) = reasoning {
                 r.push((Value::from("reasoning"), rs.clone()));
                 r.push((Value::from("reasoning_content"), rs));
@@ -306,6 +458,9 @@ pub fn normalize_messages(
             }
         }
         for k in ["name", "task"] {
+            if k == "task" && role == "assistant" && null_content {
+                continue;
+            }
             if let Some(v) = field(&m, k).filter(|v| v.kind() == ValueKind::String) {
                 r.push((Value::from(k), v));
             }
@@ -506,5 +661,67 @@ mod tests {
             json(&Value::from(normalize_tools(&tools).unwrap())),
             r#"[{"type": "function", "function": {"name": "f", "description": null, "parameters": null}}]"#
         );
+    }
+
+    #[test]
+    fn parts_and_fields_as_vllm_0_33_takes_them() {
+        let norm = |j: &str, f| normalize_messages(&serde_json::from_str(j).unwrap(), f, "");
+        let json = |v: &Value| crate::pyfmt::json_dumps(v, &Default::default()).unwrap();
+        // String format: text-like parts join with "\n"; empty ones go.
+        let out = norm(
+            r#"[{"role": "assistant", "content": [{"type": "thinking", "thinking": "t"}, {"type": "text", "text": ""}, {"type": "refusal", "refusal": "r"}, "s"]}]"#,
+            ContentFormat::String,
+        )
+        .unwrap();
+        assert_eq!(out[0].get_attr("content").unwrap().to_string(), "t\nr\ns");
+        // OpenAI format keeps every part, as text parts.
+        let out = norm(
+            r#"[{"role": "user", "content": [{"type": "text", "text": ""}, {"type": "thinking", "thinking": "t"}]}]"#,
+            ContentFormat::OpenAi,
+        )
+        .unwrap();
+        assert_eq!(
+            json(&out[0].get_attr("content").unwrap()),
+            r#"[{"type": "text", "text": ""}, {"type": "text", "text": "t"}]"#
+        );
+        // A null-content assistant message validates as OpenAI's: no reasoning.
+        let out = norm(
+            r#"[{"role": "assistant", "content": null, "reasoning": "why", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": ""}}]}, {"role": "assistant", "content": "a", "reasoning_content": "why"}]"#,
+            ContentFormat::String,
+        )
+        .unwrap();
+        assert!(out[0].get_attr("reasoning").unwrap().is_undefined());
+        assert_eq!(out[1].get_attr("reasoning").unwrap().to_string(), "why");
+        // What vLLM refuses, with the field named.
+        for (bad, why) in [
+            (
+                r#"[{"role": "user", "content": [{"text": "x"}]}]"#,
+                "Missing 'type'",
+            ),
+            (
+                r#"[{"role": "user", "content": [{"type": "text", "text": null}]}]"#,
+                "'text' must be a string",
+            ),
+            (
+                r#"[{"role": "user", "content": [{"type": "input_text", "text": "x"}]}]"#,
+                "input_text",
+            ),
+            (
+                r#"[{"role": "user", "content": [{"type": "video_url", "video_url": {"url": "x"}}]}]"#,
+                "multimodal",
+            ),
+            (
+                r#"[{"role": "user", "content": [{"type": "bogus"}]}]"#,
+                "Unsupported",
+            ),
+            (r#"[{"role": "user", "content": null}]"#, "must not be null"),
+            (
+                r#"[{"role": "assistant", "content": "", "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": {}}}]}]"#,
+                "arguments",
+            ),
+        ] {
+            let e = norm(bad, ContentFormat::String).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
     }
 }

@@ -115,6 +115,13 @@ impl ChatSession {
         opts: &ChatOptions,
     ) -> Result<Vec<u32>, TokenizeError> {
         let text = tok.render_chat(messages, opts)?;
+        if opts.add_special_tokens {
+            // The tokenizer's post-processor wraps the whole text (BOS, EOS):
+            // pieces tokenized apart would not add up, so no reuse.
+            *self = ChatSession::default();
+            self.encoded_bytes = text.len();
+            return tok.encode(&text, true);
+        }
         let (mut ids, start) = if !self.prefix.is_empty() && text.starts_with(&self.prefix) {
             (self.ids.clone(), self.prefix.len())
         } else {

@@ -25,6 +25,30 @@ pub struct ChatOptions {
     /// reads (or transformers' own parameters) are passed, `None` and
     /// `"auto"` values are dropped.
     pub chat_template_kwargs: Option<String>,
+    /// `documents` (a JSON list of objects), for templates that cite them.
+    pub documents: Option<String>,
+    /// `reasoning_effort`: passed to templates that read it, and sets
+    /// `enable_thinking` (false for `"none"`) unless the kwargs set it.
+    pub reasoning_effort: Option<String>,
+    /// Tokenize the rendered chat with the tokenizer's special tokens
+    /// (the request's `add_special_tokens`; vLLM's default for chat is
+    /// false: the template writes them).
+    pub add_special_tokens: bool,
+}
+
+impl ChatOptions {
+    /// The options a chat request's body gives.
+    pub fn from_request(req: &llmd_sched::OpenAiRequest) -> ChatOptions {
+        ChatOptions {
+            add_generation_prompt: req.add_generation_prompt,
+            continue_final_message: req.continue_final_message,
+            tools: req.tools.clone(),
+            chat_template_kwargs: req.chat_template_kwargs.clone(),
+            documents: req.documents.clone(),
+            reasoning_effort: req.reasoning_effort.clone(),
+            add_special_tokens: req.add_special_tokens,
+        }
+    }
 }
 
 impl Default for ChatOptions {
@@ -34,6 +58,9 @@ impl Default for ChatOptions {
             continue_final_message: false,
             tools: None,
             chat_template_kwargs: None,
+            documents: None,
+            reasoning_effort: None,
+            add_special_tokens: false,
         }
     }
 }
@@ -252,15 +279,37 @@ impl Tokenizer {
                     .map_err(|e| TokenizeError::Request(format!("chat_template_kwargs: {e}")))
             })
             .transpose()?;
-        self.render_values(&msgs, tools.as_ref(), kwargs.as_ref(), opts)
+        let documents = opts
+            .documents
+            .as_deref()
+            .map(|t| {
+                serde_json::from_str::<Value>(t)
+                    .map_err(|e| TokenizeError::Request(format!("documents: {e}")))
+            })
+            .transpose()?;
+        self.render_values(
+            &msgs,
+            tools.as_ref(),
+            kwargs.as_ref(),
+            documents.as_ref(),
+            opts,
+        )
     }
 
     /// As [`Tokenizer::render_chat`], from template values.
+    ///
+    /// The keyword arguments merge as vLLM 0.33.0 merges them
+    /// (`ChatCompletionRequest.build_chat_params`, `ChatParams.with_defaults`,
+    /// `OnlineRenderer.preprocess_chat`): the request's `tools` first, then
+    /// `chat_template_kwargs`, then the request's own fields
+    /// (`add_generation_prompt`, `continue_final_message`, `documents`,
+    /// `reasoning_effort`); a `None` or `"auto"` value never overrides.
     pub fn render_values(
         &self,
         messages: &Value,
         tools: Option<&Value>,
         kwargs: Option<&Value>,
+        documents: Option<&Value>,
         opts: &ChatOptions,
     ) -> Result<String, TokenizeError> {
         let tpl = self.template.as_ref().ok_or_else(|| {
@@ -269,8 +318,89 @@ impl Tokenizer {
                 self.source.display()
             ))
         })?;
-        let conv = normalize_messages(messages, self.format, tpl.source())?;
-        let tools = tools.map(normalize_tools).transpose()?;
+        let mut conv = normalize_messages(messages, self.format, tpl.source())?;
+        let unset = |v: &Value| v.is_none() || v.as_str() == Some("auto");
+        // name -> value, later entries override earlier ones.
+        let mut merged: Vec<(String, Value)> = Vec::new();
+        let set = |merged: &mut Vec<(String, Value)>, k: &str, v: Value| {
+            merged.retain(|(n, _)| n != k);
+            merged.push((k.to_string(), v));
+        };
+        if let Some(t) = tools {
+            set(&mut merged, "tools", Value::from(normalize_tools(t)?));
+        }
+        let user_kwargs: Vec<(String, Value)> = match kwargs {
+            None => Vec::new(),
+            Some(kw) if kw.is_none() => Vec::new(),
+            Some(kw) if kw.kind() == ValueKind::Map => kw
+                .try_iter()
+                .map_err(|e| TokenizeError::Request(e.to_string()))?
+                .map(|k| {
+                    let v = kw.get_item(&k).unwrap_or_default();
+                    (k.to_string(), v)
+                })
+                .collect(),
+            Some(_) => {
+                return Err(TokenizeError::Request(
+                    "chat_template_kwargs must be an object".into(),
+                ))
+            }
+        };
+        for (k, v) in &user_kwargs {
+            if k == "chat_template" || k == "tokenize" {
+                return Err(TokenizeError::Request(format!(
+                    "chat_template_kwargs: '{k}' is not allowed"
+                )));
+            }
+            if !unset(v) {
+                set(&mut merged, k, v.clone());
+            }
+        }
+        set(
+            &mut merged,
+            "add_generation_prompt",
+            Value::from(opts.add_generation_prompt),
+        );
+        set(
+            &mut merged,
+            "continue_final_message",
+            Value::from(opts.continue_final_message),
+        );
+        if let Some(d) = documents.filter(|d| !unset(d)) {
+            set(&mut merged, "documents", d.clone());
+        }
+        if let Some(e) = opts.reasoning_effort.as_deref().filter(|e| *e != "auto") {
+            set(&mut merged, "reasoning_effort", Value::from(e));
+            if !user_kwargs.iter().any(|(k, _)| k == "enable_thinking") {
+                set(&mut merged, "enable_thinking", Value::from(e != "none"));
+            }
+        }
+        // `resolve_chat_template_kwargs`: only names the template reads and
+        // transformers' own parameters reach it.
+        let declared = tpl.undeclared();
+        merged.retain(|(k, _)| declared.contains(k) || HF_PARAMS.contains(&k.as_str()));
+        let take = |merged: &mut Vec<(String, Value)>, k: &str| {
+            let i = merged.iter().position(|(n, _)| n == k)?;
+            Some(merged.remove(i).1)
+        };
+        let tools = take(&mut merged, "tools").unwrap_or(Value::from(()));
+        let documents = take(&mut merged, "documents").unwrap_or(Value::from(()));
+        let add_generation_prompt = take(&mut merged, "add_generation_prompt")
+            .map(|v| v.is_true())
+            .unwrap_or(false);
+        let continue_final = take(&mut merged, "continue_final_message")
+            .map(|v| v.is_true())
+            .unwrap_or(false);
+        if continue_final && add_generation_prompt {
+            return Err(TokenizeError::Request(
+                "continue_final_message and add_generation_prompt cannot both be true".into(),
+            ));
+        }
+        let final_text = if continue_final {
+            Some(mark_final(&mut conv, tpl.source())?)
+        } else {
+            None
+        };
         let mut ctx: Vec<(String, Value)> = Vec::new();
         for (k, v) in &self.specials {
             ctx.push((k.clone(), Value::from(v.as_str())));
@@ -279,64 +409,30 @@ impl Tokenizer {
             "additional_special_tokens".into(),
             Value::from(self.additional_special.clone()),
         ));
-        if let Some(kw) = kwargs {
-            if kw.kind() != ValueKind::Map {
-                return Err(TokenizeError::Request(
-                    "chat_template_kwargs must be an object".into(),
-                ));
-            }
-            let declared = tpl.undeclared();
-            for k in kw
-                .try_iter()
-                .map_err(|e| TokenizeError::Request(e.to_string()))?
-            {
-                let name = k.to_string();
-                let v = kw.get_item(&k).unwrap_or_default();
-                if v.is_none() || v.as_str() == Some("auto") {
-                    continue;
-                }
-                if name == "chat_template" || name == "tokenize" {
-                    return Err(TokenizeError::Request(format!(
-                        "chat_template_kwargs: '{name}' is not allowed"
-                    )));
-                }
-                if declared.contains(&name) || HF_PARAMS.contains(&name.as_str()) {
-                    ctx.retain(|(n, _)| *n != name);
-                    ctx.push((name, v));
-                }
-            }
+        for (k, v) in merged {
+            ctx.retain(|(n, _)| *n != k);
+            ctx.push((k, v));
         }
-        let continue_final = opts.continue_final_message
-            || ctx
-                .iter()
-                .any(|(k, v)| k == "continue_final_message" && v.is_true());
         ctx.retain(|(k, _)| {
             !matches!(
                 k.as_str(),
-                "messages" | "tools" | "add_generation_prompt" | "continue_final_message"
+                "messages" | "tools" | "documents" | "add_generation_prompt"
             )
         });
-        ctx.push(("messages".into(), Value::from(conv.clone())));
-        ctx.push((
-            "tools".into(),
-            tools.map(Value::from).unwrap_or(Value::from(())),
-        ));
+        ctx.push(("messages".into(), Value::from(conv)));
+        ctx.push(("tools".into(), tools));
+        ctx.push(("documents".into(), documents));
         ctx.push((
             "add_generation_prompt".into(),
-            Value::from(opts.add_generation_prompt),
+            Value::from(add_generation_prompt),
         ));
-        if continue_final && opts.add_generation_prompt {
-            return Err(TokenizeError::Request(
-                "continue_final_message and add_generation_prompt cannot both be true".into(),
-            ));
-        }
         let rendered = tpl
             .render(Value::from_iter(ctx))
             .map_err(|e| TokenizeError::Template(template_error(&e)))?;
-        if continue_final {
-            return cut_after_final(rendered, conv.last());
+        match final_text {
+            Some(text) => cut_at_mark(rendered, &text),
+            None => Ok(rendered),
         }
-        Ok(rendered)
     }
 
     /// The ids vLLM's chat completions feed the engine: the rendered
@@ -348,7 +444,28 @@ impl Tokenizer {
         opts: &ChatOptions,
     ) -> Result<Vec<u32>, TokenizeError> {
         let text = self.render_chat(messages, opts)?;
-        self.encode(&text, false)
+        self.encode(&text, opts.add_special_tokens)
+    }
+
+    /// The ids vLLM feeds the engine for an OpenAI body sent to `path`
+    /// (`/v1/completions` or `/v1/chat/completions`): a completions prompt
+    /// tokenized with `add_special_tokens` (default true) or its token ids
+    /// as given; a chat rendered and tokenized as [`Tokenizer::encode_chat`]
+    /// with every field of the body that reaches the template.
+    pub fn encode_openai(&self, path: &str, body: &[u8]) -> Result<Vec<u32>, TokenizeError> {
+        use llmd_sched::{OpenAiKind, OpenAiPrompt, OpenAiRequest};
+        let req =
+            OpenAiRequest::parse(path, body).map_err(|e| TokenizeError::Request(e.to_string()))?;
+        match (req.kind, &req.prompt) {
+            (OpenAiKind::Completions, Some(OpenAiPrompt::Tokens(t))) => Ok(t.clone()),
+            (OpenAiKind::Completions, Some(OpenAiPrompt::Text(t))) => {
+                self.encode(t, req.add_special_tokens)
+            }
+            _ => self.encode_chat(
+                req.messages.as_deref().unwrap_or("[]"),
+                &ChatOptions::from_request(&req),
+            ),
+        }
     }
 
     /// Conversations whose tokenization `pick_openai` keeps (by session id).
@@ -377,52 +494,97 @@ fn template_error(e: &minijinja::Error) -> String {
     s
 }
 
-/// transformers' `continue_final_message`: the rendering stops right after
-/// the final message's text.
-fn cut_after_final(rendered: String, last: Option<&Value>) -> Result<String, TokenizeError> {
-    let content = last
-        .and_then(|m| m.get_attr("content").ok())
-        .unwrap_or_default();
-    let text = match content.kind() {
-        ValueKind::String => content.to_string(),
-        ValueKind::Seq => content
-            .try_iter()
-            .ok()
-            .and_then(|it| {
-                it.collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .find_map(|p| p.get_attr("text").ok().filter(|t| !t.is_undefined()))
+/// The mark transformers (5.x `render_jinja_template`) appends to the final
+/// message's text for `continue_final_message`.
+const CONTINUE_MARK: &str = "CONTINUE_FINAL_MESSAGE_TAG ";
+
+/// Appends [`CONTINUE_MARK`] to the final message's text (its last part
+/// with a `text` for list content) and returns that text, unmarked.
+fn mark_final(conv: &mut [Value], template: &str) -> Result<String, TokenizeError> {
+    let err = |m: &str| TokenizeError::Request(format!("continue_final_message: {m}"));
+    let last = conv
+        .last_mut()
+        .ok_or_else(|| err("there are no messages"))?;
+    let content = field_of(last, "content").filter(|c| !c.is_none());
+    let content = content.ok_or_else(|| err("the final message has no content to continue"))?;
+    if !template.contains("content") {
+        return Err(err("the chat template does not read 'content'"));
+    }
+    let (text, marked) = match content.kind() {
+        ValueKind::Seq => {
+            let mut parts: Vec<Value> = content.try_iter().map(|i| i.collect()).unwrap_or_default();
+            let i = parts
+                .iter()
+                .rposition(|p| field_of(p, "text").is_some())
+                .ok_or_else(|| err("the final message has no text to continue"))?;
+            let text = field_of(&parts[i], "text").unwrap_or_default().to_string();
+            parts[i] = with_field(
+                &parts[i],
+                "text",
+                Value::from(format!("{text}{CONTINUE_MARK}")),
+            );
+            (text, Value::from(parts))
+        }
+        _ => {
+            let text = content.to_string();
+            let marked = Value::from(format!("{text}{CONTINUE_MARK}"));
+            (text, marked)
+        }
+    };
+    *last = with_field(last, "content", marked);
+    Ok(text)
+}
+
+/// Cuts the rendering at the mark: exactly there when the template kept
+/// it whole, else before it with trailing whitespace trimmed.
+fn cut_at_mark(rendered: String, final_text: &str) -> Result<String, TokenizeError> {
+    let mark = CONTINUE_MARK.trim();
+    if !rendered.contains(final_text.trim()) || !rendered.contains(mark) {
+        return Err(TokenizeError::Request(
+            "continue_final_message: the final message does not appear in the rendered chat".into(),
+        ));
+    }
+    let loc = rendered.rfind(mark).unwrap_or(0);
+    if rendered[loc..].starts_with(CONTINUE_MARK) {
+        return Ok(rendered[..loc].to_string());
+    }
+    Ok(rendered[..loc].trim_end().to_string())
+}
+
+fn field_of(v: &Value, k: &str) -> Option<Value> {
+    if v.kind() != ValueKind::Map {
+        return None;
+    }
+    v.get_item(&Value::from(k))
+        .ok()
+        .filter(|x| !x.is_undefined())
+}
+
+/// `v` (a map) with `k` set to `new`, key order kept.
+fn with_field(v: &Value, k: &str, new: Value) -> Value {
+    let mut pairs: Vec<(Value, Value)> = v
+        .try_iter()
+        .map(|it| {
+            it.map(|key| {
+                let val = v.get_item(&key).unwrap_or_default();
+                (key, val)
             })
-            .map(|t| t.to_string())
-            .ok_or_else(|| {
-                TokenizeError::Request(
-                    "continue_final_message: the final message has no text part".into(),
-                )
-            })?,
-        _ => String::new(),
-    };
-    let stripped = text.trim();
-    let loc = rendered.rfind(stripped).ok_or_else(|| {
-        TokenizeError::Request(
-            "continue_final_message: the final message's text does not appear in the rendered chat"
-                .into(),
-        )
-    })?;
-    let lstripped = text.trim_start();
-    let keep = if rendered.get(loc..loc + lstripped.len()) == Some(text.as_str()) {
-        lstripped.len()
-    } else {
-        stripped.len()
-    };
-    Ok(rendered[..loc + keep].to_string())
+            .collect()
+        })
+        .unwrap_or_default();
+    match pairs.iter_mut().find(|(key, _)| key.as_str() == Some(k)) {
+        Some(p) => p.1 = new,
+        None => pairs.push((Value::from(k), new)),
+    }
+    Value::from_iter(pairs)
 }
 
 /// The scheduler's hook: `Scheduler::set_tokenizer(model, Arc::new(tok))`
 /// makes `pick_openai` route on these ids.
 impl llmd_sched::PromptTokenizer for Tokenizer {
-    fn encode_prompt(&self, text: &str) -> Result<Vec<u32>, String> {
-        self.encode(text, true).map_err(|e| e.to_string())
+    fn encode_prompt(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>, String> {
+        self.encode(text, add_special_tokens)
+            .map_err(|e| e.to_string())
     }
 
     fn encode_chat(
@@ -430,12 +592,7 @@ impl llmd_sched::PromptTokenizer for Tokenizer {
         req: &llmd_sched::OpenAiRequest,
         session: Option<&str>,
     ) -> Result<Vec<u32>, String> {
-        let opts = ChatOptions {
-            add_generation_prompt: req.add_generation_prompt,
-            continue_final_message: req.continue_final_message,
-            tools: req.tools.clone(),
-            chat_template_kwargs: req.chat_template_kwargs.clone(),
-        };
+        let opts = ChatOptions::from_request(req);
         let messages = req.messages.as_deref().unwrap_or("[]");
         let Some(id) = session else {
             return Tokenizer::encode_chat(self, messages, &opts).map_err(|e| e.to_string());

@@ -164,6 +164,12 @@ enum llmd_tier
 typedef uint32_t llmd_tier;
 #endif // __cplusplus
 
+// One conversation's tokenization cache (`llmd_chat_session_new`): each
+// `llmd_chat_session_encode_chat` gives the ids `llmd_tokenizer_encode_chat`
+// gives, tokenizing only what follows the previous turn. Calls on one
+// session are serialized; use one session per conversation.
+typedef struct llmd_chat_session llmd_chat_session;
+
 // A scheduling decision. Immutable: read it from any thread; strings it
 // returns are borrowed from it and valid until `llmd_decision_free`.
 typedef struct llmd_decision llmd_decision;
@@ -1342,6 +1348,80 @@ llmd_status llmd_tokenizer_encode_chat(const llmd_tokenizer *t,
                                        size_t kwargs_len,
                                        llmd_tokens **out,
                                        llmd_error **err);
+
+// The prompt string vLLM's chat completions render from `messages_json`
+// (arguments as `llmd_tokenizer_encode_chat`). Release `*out` with
+// `llmd_string_free`.
+//
+// # Safety
+// As `llmd_tokenizer_encode_chat`.
+llmd_status llmd_tokenizer_render_chat(const llmd_tokenizer *t,
+                                       const char *messages_json,
+                                       size_t messages_len,
+                                       bool add_generation_prompt,
+                                       const char *tools_json,
+                                       size_t tools_len,
+                                       const char *kwargs_json,
+                                       size_t kwargs_len,
+                                       llmd_string **out,
+                                       llmd_error **err);
+
+// The ids vLLM feeds the engine for an OpenAI body sent to `path`
+// (`/v1/completions` or `/v1/chat/completions`), as the gateway received
+// it: every body field that reaches the template or the tokenizer applies
+// (`tools`, `chat_template_kwargs`, `documents`, `reasoning_effort`,
+// `add_special_tokens`, ...). A malformed body gives
+// `LLMD_STATUS_INVALID_ARGUMENT`, code `"request"`, naming the field.
+//
+// # Safety
+// `t` NULL or live; `path` and `body` valid for their lengths; `out` valid
+// for a write; `err` NULL or valid.
+llmd_status llmd_tokenizer_encode_openai(const llmd_tokenizer *t,
+                                         const char *path,
+                                         size_t path_len,
+                                         const uint8_t *body,
+                                         size_t body_len,
+                                         llmd_tokens **out,
+                                         llmd_error **err);
+
+// A new, empty session for one conversation with `t` (which it keeps a
+// reference to). Release with `llmd_chat_session_free`.
+//
+// # Safety
+// `t` NULL or live; `out` valid for a write; `err` NULL or valid.
+llmd_status llmd_chat_session_new(const llmd_tokenizer *t,
+                                  llmd_chat_session **out,
+                                  llmd_error **err);
+
+// The ids of the whole conversation `messages_json` (arguments as
+// `llmd_tokenizer_encode_chat`), equal to `llmd_tokenizer_encode_chat`'s,
+// tokenizing only the text after the previous turn's last safe cut.
+//
+// # Safety
+// `s` NULL or live; otherwise as `llmd_tokenizer_encode_chat`.
+llmd_status llmd_chat_session_encode_chat(const llmd_chat_session *s,
+                                          const char *messages_json,
+                                          size_t messages_len,
+                                          bool add_generation_prompt,
+                                          const char *tools_json,
+                                          size_t tools_len,
+                                          const char *kwargs_json,
+                                          size_t kwargs_len,
+                                          llmd_tokens **out,
+                                          llmd_error **err);
+
+// Ids the session's last `llmd_chat_session_encode_chat` took from its
+// cache; 0 for NULL.
+//
+// # Safety
+// `s` NULL or live.
+size_t llmd_chat_session_reused_tokens(const llmd_chat_session *s);
+
+// Releases a session. NULL is ignored.
+//
+// # Safety
+// `s` NULL or not yet freed, with no call on it in flight.
+void llmd_chat_session_free(llmd_chat_session *s);
 
 // Number of ids.
 //

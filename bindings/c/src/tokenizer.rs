@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::ffi::c_char;
 use std::sync::Arc;
 
-use llmd_tokenize::{ChatOptions, TokenizeError, Tokenizer};
+use llmd_tokenize::{ChatOptions, ChatSession, TokenizeError, Tokenizer};
 
 use crate::args::{self, free_handle, into_handle, Out};
 use crate::decision::llmd_decision;
@@ -15,12 +15,34 @@ use crate::panic::{guard, guard_value};
 use crate::sched_error::sched_err;
 use crate::scheduler::llmd_scheduler;
 use crate::status::llmd_status;
+use crate::string::llmd_string;
 use crate::views::{self, llmd_kv};
 
 /// A tokenizer and chat template loaded from a local model directory.
 /// Every call takes it as `const`; share it between threads.
 #[allow(non_camel_case_types)] // C naming for the exported type
 pub struct llmd_tokenizer(Arc<Tokenizer>);
+
+/// One conversation's tokenization cache (`llmd_chat_session_new`): each
+/// `llmd_chat_session_encode_chat` gives the ids `llmd_tokenizer_encode_chat`
+/// gives, tokenizing only what follows the previous turn. Calls on one
+/// session are serialized; use one session per conversation.
+#[allow(non_camel_case_types)] // C naming for the exported type
+pub struct llmd_chat_session {
+    tok: Arc<Tokenizer>,
+    inner: std::sync::Mutex<ChatSession>,
+}
+
+impl llmd_chat_session {
+    /// The session; one a panicking call left behind starts empty.
+    fn lock(&self) -> std::sync::MutexGuard<'_, ChatSession> {
+        self.inner.lock().unwrap_or_else(|poisoned| {
+            let mut g = poisoned.into_inner();
+            g.reset();
+            g
+        })
+    }
+}
 
 /// Owned token ids. Release with `llmd_tokens_free`.
 #[allow(non_camel_case_types)] // C naming for the exported type
@@ -118,13 +140,13 @@ pub unsafe extern "C" fn llmd_tokenizer_encode_chat(
         guard(err, || {
             let t = &args::handle(t, "tokenizer")?.0;
             let out = Out::new(out, "out")?;
-            let opts = ChatOptions {
+            let opts = chat_options(
                 add_generation_prompt,
-                continue_final_message: false,
-                tools: args::opt_str(tools_json, tools_len, "tools_json")?.map(str::to_string),
-                chat_template_kwargs: args::opt_str(kwargs_json, kwargs_len, "kwargs_json")?
-                    .map(str::to_string),
-            };
+                tools_json,
+                tools_len,
+                kwargs_json,
+                kwargs_len,
+            )?;
             let ids = t
                 .encode_chat(
                     args::str(messages_json, messages_len, "messages_json")?,
@@ -135,6 +157,198 @@ pub unsafe extern "C" fn llmd_tokenizer_encode_chat(
             Ok(())
         })
     }
+}
+
+/// The chat options of the `*_chat` calls.
+///
+/// # Safety
+/// Each JSON valid for its length (or NULL with 0).
+unsafe fn chat_options(
+    add_generation_prompt: bool,
+    tools_json: *const c_char,
+    tools_len: usize,
+    kwargs_json: *const c_char,
+    kwargs_len: usize,
+) -> Result<ChatOptions, FfiError> {
+    // SAFETY: caller contract.
+    unsafe {
+        Ok(ChatOptions {
+            add_generation_prompt,
+            tools: args::opt_str(tools_json, tools_len, "tools_json")?.map(str::to_string),
+            chat_template_kwargs: args::opt_str(kwargs_json, kwargs_len, "kwargs_json")?
+                .map(str::to_string),
+            ..ChatOptions::default()
+        })
+    }
+}
+
+/// The prompt string vLLM's chat completions render from `messages_json`
+/// (arguments as `llmd_tokenizer_encode_chat`). Release `*out` with
+/// `llmd_string_free`.
+///
+/// # Safety
+/// As `llmd_tokenizer_encode_chat`.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn llmd_tokenizer_render_chat(
+    t: *const llmd_tokenizer,
+    messages_json: *const c_char,
+    messages_len: usize,
+    add_generation_prompt: bool,
+    tools_json: *const c_char,
+    tools_len: usize,
+    kwargs_json: *const c_char,
+    kwargs_len: usize,
+    out: *mut *mut llmd_string,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let t = &args::handle(t, "tokenizer")?.0;
+            let out = Out::new(out, "out")?;
+            let opts = chat_options(
+                add_generation_prompt,
+                tools_json,
+                tools_len,
+                kwargs_json,
+                kwargs_len,
+            )?;
+            let text = t
+                .render_chat(
+                    args::str(messages_json, messages_len, "messages_json")?,
+                    &opts,
+                )
+                .map_err(tok_err)?;
+            out.write(into_handle(llmd_string::new(text)));
+            Ok(())
+        })
+    }
+}
+
+/// The ids vLLM feeds the engine for an OpenAI body sent to `path`
+/// (`/v1/completions` or `/v1/chat/completions`), as the gateway received
+/// it: every body field that reaches the template or the tokenizer applies
+/// (`tools`, `chat_template_kwargs`, `documents`, `reasoning_effort`,
+/// `add_special_tokens`, ...). A malformed body gives
+/// `LLMD_STATUS_INVALID_ARGUMENT`, code `"request"`, naming the field.
+///
+/// # Safety
+/// `t` NULL or live; `path` and `body` valid for their lengths; `out` valid
+/// for a write; `err` NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_tokenizer_encode_openai(
+    t: *const llmd_tokenizer,
+    path: *const c_char,
+    path_len: usize,
+    body: *const u8,
+    body_len: usize,
+    out: *mut *mut llmd_tokens,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let t = &args::handle(t, "tokenizer")?.0;
+            let path = args::str(path, path_len, "path")?;
+            let body = args::bytes(body, body_len, "body")?;
+            let out = Out::new(out, "out")?;
+            let ids = t.encode_openai(path, body).map_err(tok_err)?;
+            out.write(into_handle(llmd_tokens(ids)));
+            Ok(())
+        })
+    }
+}
+
+/// A new, empty session for one conversation with `t` (which it keeps a
+/// reference to). Release with `llmd_chat_session_free`.
+///
+/// # Safety
+/// `t` NULL or live; `out` valid for a write; `err` NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_chat_session_new(
+    t: *const llmd_tokenizer,
+    out: *mut *mut llmd_chat_session,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let tok = args::handle(t, "tokenizer")?.0.clone();
+            let out = Out::new(out, "out")?;
+            out.write(into_handle(llmd_chat_session {
+                tok,
+                inner: std::sync::Mutex::new(ChatSession::new()),
+            }));
+            Ok(())
+        })
+    }
+}
+
+/// The ids of the whole conversation `messages_json` (arguments as
+/// `llmd_tokenizer_encode_chat`), equal to `llmd_tokenizer_encode_chat`'s,
+/// tokenizing only the text after the previous turn's last safe cut.
+///
+/// # Safety
+/// `s` NULL or live; otherwise as `llmd_tokenizer_encode_chat`.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn llmd_chat_session_encode_chat(
+    s: *const llmd_chat_session,
+    messages_json: *const c_char,
+    messages_len: usize,
+    add_generation_prompt: bool,
+    tools_json: *const c_char,
+    tools_len: usize,
+    kwargs_json: *const c_char,
+    kwargs_len: usize,
+    out: *mut *mut llmd_tokens,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let s = args::handle(s, "session")?;
+            let out = Out::new(out, "out")?;
+            let opts = chat_options(
+                add_generation_prompt,
+                tools_json,
+                tools_len,
+                kwargs_json,
+                kwargs_len,
+            )?;
+            let messages = args::str(messages_json, messages_len, "messages_json")?;
+            let ids = s
+                .lock()
+                .encode_chat(&s.tok, messages, &opts)
+                .map_err(tok_err)?;
+            out.write(into_handle(llmd_tokens(ids)));
+            Ok(())
+        })
+    }
+}
+
+/// Ids the session's last `llmd_chat_session_encode_chat` took from its
+/// cache; 0 for NULL.
+///
+/// # Safety
+/// `s` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_chat_session_reused_tokens(s: *const llmd_chat_session) -> usize {
+    // SAFETY: caller contract.
+    guard_value(0, || {
+        unsafe { args::handle(s, "session") }.map_or(0, |s| s.lock().last_reused_tokens())
+    })
+}
+
+/// Releases a session. NULL is ignored.
+///
+/// # Safety
+/// `s` NULL or not yet freed, with no call on it in flight.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_chat_session_free(s: *mut llmd_chat_session) {
+    // SAFETY: caller contract.
+    guard_value((), || unsafe { free_handle(s) })
 }
 
 /// Number of ids.

@@ -66,6 +66,7 @@ impl PyTokenizer {
             chat_template_kwargs: chat_template_kwargs
                 .map(|k| dumps(py, k, "chat_template_kwargs"))
                 .transpose()?,
+            ..ChatOptions::default()
         };
         Ok((dumps(py, messages, "messages")?, opts))
     }
@@ -135,6 +136,22 @@ impl PyTokenizer {
             chat_template_kwargs,
         )?;
         py.detach(|| self.inner.encode_chat(&m, &o))
+            .map_err(|e| tok_error(py, e))
+    }
+
+    /// The token ids vLLM feeds the engine for an OpenAI request body sent
+    /// to `path` (`/v1/completions` or `/v1/chat/completions`; `body` as
+    /// bytes or a dict): every body field that reaches the template or the
+    /// tokenizer is applied (`tools`, `chat_template_kwargs`, `documents`,
+    /// `reasoning_effort`, `add_special_tokens`, ...).
+    fn encode_openai(
+        &self,
+        py: Python<'_>,
+        path: &str,
+        body: &Bound<'_, PyAny>,
+    ) -> PyResult<Vec<u32>> {
+        let bytes = crate::scheduler::body_bytes(py, body)?;
+        py.detach(|| self.inner.encode_openai(path, &bytes))
             .map_err(|e| tok_error(py, e))
     }
 

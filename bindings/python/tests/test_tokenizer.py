@@ -101,6 +101,18 @@ def conversation(rng: random.Random, tools: bool) -> list[dict[str, Any]]:
     return msgs
 
 
+def request_form(msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages as a client sends them: tool-call arguments as JSON
+    text (vLLM parses them into the mapping templates receive)."""
+    out = []
+    for m in msgs:
+        m = dict(m)
+        if "tool_calls" in m:
+            m["tool_calls"] = [{**c, "function": {**c["function"], "arguments": json.dumps(c["function"]["arguments"])}} for c in m["tool_calls"]]
+        out.append(m)
+    return out
+
+
 def openai_form(msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """What vLLM hands an "openai"-format template: text parts (tool
     messages keep joined strings)."""
@@ -147,13 +159,13 @@ def test_chat_matches_transformers(template: Path, workdir: Path) -> None:
             want = hf.apply_chat_template(fed, tools=cast(Any, tools), add_generation_prompt=add, tokenize=False)
         except Exception as e:  # the template refuses this conversation: so must we
             with pytest.raises(llmd.InvalidArgumentError):
-                ours.render_chat(msgs, tools=tools, add_generation_prompt=add)
+                ours.render_chat(request_form(msgs), tools=tools, add_generation_prompt=add)
             assert e is not None
             continue
-        got = ours.render_chat(msgs, tools=tools, add_generation_prompt=add)
+        got = ours.render_chat(request_form(msgs), tools=tools, add_generation_prompt=add)
         assert got == want, f"{template.stem} conversation {i}:\n{json.dumps(msgs)}"
         ids = hf(want, add_special_tokens=False)["input_ids"]
-        assert ours.encode_chat(msgs, tools=tools, add_generation_prompt=add) == ids
+        assert ours.encode_chat(request_form(msgs), tools=tools, add_generation_prompt=add) == ids
         checked += 1
     # Some templates refuse conversations (Mistral's strict role
     # alternation refuses most with tool turns): enough must still render

@@ -49,6 +49,15 @@ pub struct OpenAiRequest {
     pub add_generation_prompt: bool,
     /// Chat: `continue_final_message` (default false).
     pub continue_final_message: bool,
+    /// Chat: `documents` (RAG documents for the template) as JSON text.
+    pub documents: Option<String>,
+    /// Chat: `reasoning_effort` (passed to templates that read it; also
+    /// sets `enable_thinking` unless `chat_template_kwargs` does).
+    pub reasoning_effort: Option<String>,
+    /// `add_special_tokens`: whether the tokenizer adds its special tokens
+    /// (BOS, ...) to the prompt. vLLM's default: true for completions,
+    /// false for chat (the template writes them).
+    pub add_special_tokens: bool,
     /// vLLM's `cache_salt`.
     pub cache_salt: Option<String>,
     /// `max_tokens` / `max_completion_tokens`.
@@ -102,11 +111,14 @@ fn raw_field(body: &str, k: &str) -> Result<Option<String>, ScheduleError> {
         tools: Option<&'a serde_json::value::RawValue>,
         #[serde(borrow, default)]
         chat_template_kwargs: Option<&'a serde_json::value::RawValue>,
+        #[serde(borrow, default)]
+        documents: Option<&'a serde_json::value::RawValue>,
     }
     let p: Probe<'_> = serde_json::from_str(body).map_err(|e| bad(k, e))?;
     let raw = match k {
         "messages" => p.messages,
         "tools" => p.tools,
+        "documents" => p.documents,
         _ => p.chat_template_kwargs,
     };
     Ok(raw.map(|r| r.get().to_string()).filter(|s| s != "null"))
@@ -165,6 +177,9 @@ impl OpenAiRequest {
             chat_template_kwargs: None,
             add_generation_prompt: opt_bool(o, "add_generation_prompt", true)?,
             continue_final_message: opt_bool(o, "continue_final_message", false)?,
+            documents: None,
+            reasoning_effort: None,
+            add_special_tokens: opt_bool(o, "add_special_tokens", kind == OpenAiKind::Completions)?,
             cache_salt: opt_str(o, "cache_salt")?,
             max_tokens,
             stream: opt_bool(o, "stream", false)?,
@@ -225,6 +240,14 @@ impl OpenAiRequest {
                     return Err(bad("chat_template_kwargs", "must be an object"));
                 }
                 r.chat_template_kwargs = raw_field(text, "chat_template_kwargs")?;
+                if !matches!(
+                    o.get("documents"),
+                    None | Some(Value::Null) | Some(Value::Array(_))
+                ) {
+                    return Err(bad("documents", "must be a list of objects"));
+                }
+                r.documents = raw_field(text, "documents")?;
+                r.reasoning_effort = opt_str(o, "reasoning_effort")?;
             }
         }
         Ok(r)
@@ -281,8 +304,9 @@ impl crate::model::Request {
 
 /// Turns an OpenAI request into the token ids the engine will see.
 pub trait PromptTokenizer: Send + Sync {
-    /// Completions: the prompt text with special tokens added.
-    fn encode_prompt(&self, text: &str) -> Result<Vec<u32>, String>;
+    /// Completions: the prompt text, with the tokenizer's special tokens
+    /// added when `add_special_tokens` (the request's, default true).
+    fn encode_prompt(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>, String>;
     /// Chat completions: the rendered chat, tokenized as vLLM does.
     /// `session` names the conversation (the `x-session-id` header or the
     /// body's `user`), so an implementation may reuse the ids of its
@@ -317,6 +341,21 @@ mod tests {
         );
         assert_eq!(c.cache_salt.as_deref(), Some("s"));
         assert_eq!(c.estimate_text(), "hi");
+        // vLLM's add_special_tokens defaults: completions true, chat false.
+        assert!(r.add_special_tokens && !c.add_special_tokens);
+        let d = OpenAiRequest::parse(
+            "/v1/chat/completions",
+            br#"{"messages": [], "documents": [{"title": "t", "text": "x"}], "reasoning_effort": "low", "add_special_tokens": true}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                d.documents.as_deref(),
+                d.reasoning_effort.as_deref(),
+                d.add_special_tokens
+            ),
+            (Some(r#"[{"title": "t", "text": "x"}]"#), Some("low"), true)
+        );
         let req = crate::model::Request::from_openai("/v1/chat/completions", br#"{"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "a"}]}], "cache_salt": "s", "user": "u1"}"#).unwrap();
         assert_eq!(
             (
@@ -335,6 +374,16 @@ mod tests {
             ("/v1/completions", br#"{"prompt": ["a", "b"]}"#, "batch"),
             ("/v1/completions", br#"{"prompt": [-1]}"#, "token ids"),
             ("/v1/chat/completions", br#"{"messages": "x"}"#, "messages"),
+            (
+                "/v1/chat/completions",
+                br#"{"messages": [], "documents": {}}"#,
+                "documents",
+            ),
+            (
+                "/v1/chat/completions",
+                br#"{"messages": [], "reasoning_effort": 1}"#,
+                "reasoning_effort",
+            ),
             (
                 "/v1/chat/completions",
                 br#"{"messages": [], "tools": {}}"#,

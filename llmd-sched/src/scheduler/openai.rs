@@ -59,7 +59,10 @@ impl Scheduler {
                 (Prompt::Tokens(t.clone()), true)
             }
             (Some(t), OpenAiKind::Completions, Some(OpenAiPrompt::Text(s))) => (
-                Prompt::Tokens(t.encode_prompt(s).map_err(ScheduleError::InvalidRequest)?),
+                Prompt::Tokens(
+                    t.encode_prompt(s, r.add_special_tokens)
+                        .map_err(ScheduleError::InvalidRequest)?,
+                ),
                 true,
             ),
             (Some(t), OpenAiKind::ChatCompletions, _) => (

@@ -45,6 +45,62 @@ int main(void) {
   CHECK(llmd_tokens_len(ids) == 7 && memcmp(llmd_tokens_data(ids), chat, sizeof chat) == 0);
   llmd_tokens_free(ids);
 
+  /* The rendered prompt those ids come from. */
+  llmd_string *text = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK,
+               llmd_tokenizer_render_chat(t, S(MSGS), true, NULL, 0, NULL, 0, &text, &err), &err);
+  llmd_tokens *again = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK,
+               llmd_tokenizer_encode(t, llmd_string_data(text), llmd_string_len(text), false, &again, &err), &err);
+  CHECK(llmd_tokens_len(again) == 7 && memcmp(llmd_tokens_data(again), chat, sizeof chat) == 0);
+  llmd_tokens_free(again);
+  llmd_string_free(text);
+
+  /* A whole body, as the gateway received it. */
+  CHECK_STATUS(LLMD_STATUS_OK,
+               llmd_tokenizer_encode_openai(t, S("/v1/chat/completions"), (const uint8_t *)BODY, sizeof BODY - 1,
+                                            &again, &err),
+               &err);
+  CHECK(llmd_tokens_len(again) == 7 && memcmp(llmd_tokens_data(again), chat, sizeof chat) == 0);
+  llmd_tokens_free(again);
+  CHECK_STATUS(LLMD_STATUS_OK,
+               llmd_tokenizer_encode_openai(t, S("/v1/completions"), (const uint8_t *)S("{\"prompt\": \"w1 w2 zz\"}"),
+                                            &again, &err),
+               &err);
+  CHECK(llmd_tokens_len(again) == 4 && memcmp(llmd_tokens_data(again), want, sizeof want) == 0);
+  llmd_tokens_free(again);
+  CHECK_STATUS(LLMD_STATUS_INVALID_ARGUMENT,
+               llmd_tokenizer_encode_openai(t, S("/v1/chat/completions"), (const uint8_t *)S("{\"messages\": {}}"),
+                                            &again, &err),
+               &err);
+  CHECK(err != NULL && strcmp(llmd_error_code(err), "request") == 0 && strstr(llmd_error_message(err), "'messages'") != NULL);
+  RESET_ERR(err);
+
+  /* A session gives the full tokenization turn by turn, reusing the earlier turns. */
+  llmd_chat_session *cs = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_chat_session_new(t, &cs, &err), &err);
+  static const char TURN1[] = "[{\"role\": \"user\", \"content\": \"w1 w2\"}]";
+  static const char TURN2[] =
+      "[{\"role\": \"user\", \"content\": \"w1 w2\"}, {\"role\": \"assistant\", \"content\": \"w2\"},"
+      " {\"role\": \"user\", \"content\": \"w1\"}]";
+  const char *turns[] = {TURN1, TURN2};
+  const size_t lens[] = {sizeof TURN1 - 1, sizeof TURN2 - 1};
+  for (int i = 0; i < 2; i++) {
+    llmd_tokens *full = NULL, *inc = NULL;
+    CHECK_STATUS(LLMD_STATUS_OK,
+                 llmd_tokenizer_encode_chat(t, turns[i], lens[i], true, NULL, 0, NULL, 0, &full, &err), &err);
+    CHECK_STATUS(LLMD_STATUS_OK,
+                 llmd_chat_session_encode_chat(cs, turns[i], lens[i], true, NULL, 0, NULL, 0, &inc, &err), &err);
+    CHECK(llmd_tokens_len(full) == llmd_tokens_len(inc) &&
+          memcmp(llmd_tokens_data(full), llmd_tokens_data(inc), llmd_tokens_len(full) * sizeof(uint32_t)) == 0);
+    CHECK(i == 0 || llmd_chat_session_reused_tokens(cs) > 0);
+    llmd_tokens_free(full);
+    llmd_tokens_free(inc);
+  }
+  CHECK_STATUS(LLMD_STATUS_NULL_ARGUMENT, llmd_chat_session_new(NULL, &cs, &err), &err);
+  RESET_ERR(err);
+  CHECK(llmd_chat_session_reused_tokens(NULL) == 0);
+
   CHECK_STATUS(LLMD_STATUS_INVALID_ARGUMENT,
                llmd_tokenizer_encode_chat(t, S("{\"role\": 1}"), true, NULL, 0, NULL, 0, &ids, &err), &err);
   CHECK(err != NULL && strcmp(llmd_error_code(err), "request") == 0);
@@ -73,8 +129,15 @@ int main(void) {
   llmd_scheduler_on_error(s, S("r1"), LLMD_REQUEST_ERROR_CANCELLED, NULL, NULL, NULL);
 
   CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_set_tokenizer(s, S("m"), t, &err), &err);
-  /* The scheduler keeps its own reference. */
+  /* The scheduler and the session keep their own references. */
   llmd_tokenizer_free(t);
+  {
+    llmd_tokens *inc = NULL;
+    CHECK_STATUS(LLMD_STATUS_OK, llmd_chat_session_encode_chat(cs, S(TURN1), true, NULL, 0, NULL, 0, &inc, &err), &err);
+    CHECK(llmd_tokens_len(inc) == 7);
+    llmd_tokens_free(inc);
+  }
+  llmd_chat_session_free(cs);
   llmd_kv hdr = {{"x-session-id", 12}, {"s1", 2}};
   CHECK_STATUS(LLMD_STATUS_OK,
                llmd_scheduler_pick_openai(s, S("r2"), S("/v1/chat/completions"), (const uint8_t *)BODY,
@@ -98,6 +161,7 @@ int main(void) {
   RESET_ERR(err);
   llmd_tokenizer_free(NULL);
   llmd_tokens_free(NULL);
+  llmd_chat_session_free(NULL);
   llmd_scheduler_free(s);
 
   /* A config naming the directory (llmd's tokenizerDir) loads it. */

@@ -641,6 +641,13 @@ class Tokenizer:
         """The token ids vLLM's chat completions feed the engine: the rendered
         chat tokenized without added special tokens.
         """
+    def encode_openai(self, path: str, body: bytes | str | Mapping[str, Any]) -> list[int]:
+        """The token ids vLLM feeds the engine for an OpenAI request body sent
+        to `path` (`/v1/completions` or `/v1/chat/completions`; `body` as
+        bytes or a dict): every body field that reaches the template or the
+        tokenizer is applied (`tools`, `chat_template_kwargs`, `documents`,
+        `reasoning_effort`, `add_special_tokens`, ...).
+        """
     def session(self) -> ChatSession:
         """A session for one conversation: each `encode_chat` on it gives the
         same ids as `Tokenizer.encode_chat`, tokenizing only what follows

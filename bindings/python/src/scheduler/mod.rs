@@ -386,16 +386,7 @@ impl PyScheduler {
         headers: Option<BTreeMap<String, String>>,
         request_id: Option<String>,
     ) -> PyResult<PyDecision> {
-        let bytes: Vec<u8> = if let Ok(b) = body.cast::<pyo3::types::PyBytes>() {
-            b.as_bytes().to_vec()
-        } else if let Ok(s) = body.extract::<String>() {
-            s.into_bytes()
-        } else {
-            py.import("json")?
-                .call_method1("dumps", (body,))?
-                .extract::<String>()?
-                .into_bytes()
-        };
+        let bytes = body_bytes(py, body)?;
         let id = request_id.unwrap_or_else(request::next_request_id);
         let headers = headers.unwrap_or_default();
         let inner = py
@@ -553,4 +544,19 @@ impl PyScheduler {
         let n = py.detach(|| self.inner.endpoint_names().len());
         format!("Scheduler(endpoints={n})")
     }
+}
+
+/// An OpenAI body given as bytes, str, or a JSON-serializable dict.
+pub(crate) fn body_bytes(py: Python<'_>, body: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    if let Ok(b) = body.cast::<pyo3::types::PyBytes>() {
+        return Ok(b.as_bytes().to_vec());
+    }
+    if let Ok(s) = body.extract::<String>() {
+        return Ok(s.into_bytes());
+    }
+    Ok(py
+        .import("json")?
+        .call_method1("dumps", (body,))?
+        .extract::<String>()?
+        .into_bytes())
 }

@@ -1,0 +1,193 @@
+"""OpenAI chat bodies give the ids vLLM's own chat-completions code gives.
+
+The oracle (`vllm_chat.py`) runs vLLM 0.33.0's request validation, message
+parsing, template resolution, keyword merging and `safe_apply_chat_template`
+from its sdist, with transformers' tokenizer on the same files. Random bodies
+cover what vLLM does beyond plain `apply_chat_template`: content parts of
+every text type, empty and bare-string parts, the billing header, developer
+messages (with tools), reasoning fields, tool calls with JSON, malformed or
+empty arguments, `tools`, `documents`, `reasoning_effort`,
+`chat_template_kwargs` with unset values, `continue_final_message` and
+`add_special_tokens`.
+
+Where vLLM answers, llmd gives the same ids; where vLLM's chat rules or the
+template refuse a body, llmd refuses it too. Bodies that only vLLM's request
+schema refuses (pydantic's union validation of message shapes) are counted:
+llmd may still route them (the engine answers 400 either way).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import zlib
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import pytest
+from conftest import REPO_ROOT
+from test_tokenizer import TEMPLATES, TOOLS, WORDS, model_dir, text
+
+import llmd
+import vllm_chat
+
+SRC = vllm_chat.source_dir()
+pytestmark = pytest.mark.skipif(SRC is None, reason="LLMD_VLLM_SRC is not set (scripts/test-python.sh sets it)")
+
+BILLING = "x-anthropic-billing-header: cch=7f3a; cc_version=1.0\n"
+
+
+def part(rng: random.Random) -> Any:
+    k = rng.random()
+    if k < 0.45:
+        return {"type": "text", "text": text(rng)}
+    if k < 0.52:
+        return text(rng)  # a bare string part
+    if k < 0.57:
+        return {"type": "text", "text": ""}
+    if k < 0.62:
+        return {"type": "refusal", "refusal": text(rng)}
+    if k < 0.67:
+        return {"type": "thinking", "thinking": text(rng)}
+    if k < 0.75:
+        return {"type": "text", "text": text(rng), "cache_control": {"type": "ephemeral"}}
+    if k < 0.78:
+        return {"type": "input_text", "text": text(rng)}
+    if k < 0.80:
+        return {"text": text(rng)}  # no type
+    if k < 0.82:
+        return {"type": "text", "text": None}
+    return {"type": "text", "text": text(rng)}
+
+
+def content(rng: random.Random) -> Any:
+    k = rng.random()
+    if k < 0.55:
+        return text(rng)
+    if k < 0.6:
+        return None
+    return [part(rng) for _ in range(rng.randint(0, 3))]
+
+
+def message(rng: random.Random, role: str) -> dict[str, Any]:
+    m: dict[str, Any] = {"role": role, "content": content(rng)}
+    if role == "system" and rng.random() < 0.2:
+        m["content"] = BILLING + text(rng)
+    if role == "assistant":
+        if rng.random() < 0.3:
+            args = rng.choice(['{"city": "Paris"}', "", "not json", "[1, 2]", '{"city": "日本語", "n": 2}', None, {"city": "x"}])
+            m["tool_calls"] = [{"id": f"call{rng.randint(0, 99):09d}", "type": "function", "function": {"name": "get_weather", "arguments": args}}]
+        if rng.random() < 0.2:
+            m["reasoning"] = text(rng)
+        if rng.random() < 0.15:
+            m["reasoning_content"] = text(rng)
+    if role == "tool":
+        m["tool_call_id"] = f"call{rng.randint(0, 99):09d}"
+    if role == "user" and rng.random() < 0.15:
+        m["name"] = rng.choice(["bob", "ann"])
+    if role == "developer" and rng.random() < 0.5:
+        m["tools"] = TOOLS[:1]
+    if rng.random() < 0.08:
+        m["metadata"] = "ignored"
+    return m
+
+
+def body(rng: random.Random, with_tools: bool) -> dict[str, Any]:
+    msgs = []
+    if rng.random() < 0.5:
+        msgs.append(message(rng, rng.choice(["system", "system", "developer"])))
+    for _ in range(rng.randint(1, 4)):
+        msgs.append(message(rng, "user"))
+        if rng.random() < 0.6:
+            msgs.append(message(rng, "assistant"))
+        if with_tools and rng.random() < 0.25:
+            msgs.append(message(rng, "tool"))
+        if rng.random() < 0.08:
+            msgs.append(message(rng, "developer"))
+    b: dict[str, Any] = {"model": "m", "messages": msgs}
+    if msgs[-1]["role"] == "assistant" and rng.random() < 0.5:
+        b["add_generation_prompt"] = False
+        b["continue_final_message"] = True
+    elif rng.random() < 0.2:
+        b["add_generation_prompt"] = rng.random() < 0.5
+    if with_tools and rng.random() < 0.5:
+        b["tools"] = rng.choice([TOOLS, TOOLS[:1], []])
+    if rng.random() < 0.2:
+        b["chat_template_kwargs"] = rng.choice(
+            [{"enable_thinking": False}, {"enable_thinking": True}, {"unused": None, "other": "auto"}, {"add_generation_prompt": False}, {"custom_flag": 3}]
+        )
+    if rng.random() < 0.1:
+        b["documents"] = [{"title": "doc", "text": text(rng)}]
+    if rng.random() < 0.15:
+        b["reasoning_effort"] = rng.choice(["low", "high", "none"])
+    if rng.random() < 0.1:
+        b["add_special_tokens"] = True
+    return b
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("vllm-chat")
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=lambda p: p.stem)
+def test_chat_bodies_match_vllm(template: Path, workdir: Path) -> None:
+    assert SRC is not None
+    d = model_dir(workdir, "bpe", template)
+    ours = llmd.Tokenizer.from_dir(d)
+    vllm = vllm_chat.VllmChat(SRC, d)
+    assert ours.content_format == vllm.content_format()
+    rng = random.Random(zlib.crc32(b"vllm-chat" + template.stem.encode()))
+    with_tools = template.stem.startswith("tool_") or template.stem == "qwen3"
+    outcomes = {"equal": 0, "both_refuse": 0, "schema_only": 0}
+    for i in range(300):
+        b = body(rng, with_tools)
+        where = f"{template.stem} body {i}: {json.dumps(b, ensure_ascii=False)[:2000]}"
+        try:
+            want = vllm.encode(b)
+        except pydantic.ValidationError:
+            outcomes["schema_only"] += 1
+            continue
+        except Exception as e:  # vLLM's chat rules or the template refuse it
+            with pytest.raises(llmd.InvalidArgumentError):
+                ours.encode_openai("/v1/chat/completions", b)
+            assert e is not None, where
+            outcomes["both_refuse"] += 1
+            continue
+        got = ours.encode_openai("/v1/chat/completions", b)
+        if got != want:
+            rendered = vllm.render(b)
+            pytest.fail(f"{where}\nvLLM rendered: {rendered!r}")
+        outcomes["equal"] += 1
+    # Enough bodies must render for the comparison to mean something.
+    assert outcomes["equal"] >= 80, outcomes
+
+
+def test_completions_bodies_match_vllm(workdir: Path) -> None:
+    """Completions: the prompt tokenized with special tokens unless the body
+    says `add_special_tokens: false`; token ids pass through."""
+    d = model_dir(workdir, "bpe", None)
+    ours = llmd.Tokenizer.from_dir(d)
+    import transformers
+
+    hf = transformers.AutoTokenizer.from_pretrained(str(d))
+    rng = random.Random(5)
+    for _ in range(100):
+        prompt = text(rng) + rng.choice(["", "<s>", " </s>"])
+        special = rng.random() < 0.7
+        b: dict[str, Any] = {"model": "m", "prompt": prompt}
+        if not special or rng.random() < 0.5:
+            b["add_special_tokens"] = special
+        assert ours.encode_openai("/v1/completions", b) == hf(prompt, add_special_tokens=special)["input_ids"]
+    assert ours.encode_openai("/v1/completions", {"model": "m", "prompt": [5, 6, 7]}) == [5, 6, 7]
+
+
+def test_the_oracle_is_vllms_code() -> None:
+    """The oracle really runs the sdist's modules (not stand-ins)."""
+    assert SRC is not None
+    v = vllm_chat._vllm(SRC)
+    assert v["parse_chat_messages"].__code__.co_filename.endswith("vllm/renderers/chat_utils/chat_message.py")
+    assert v["safe_apply_chat_template"].__code__.co_filename.endswith("vllm/renderers/hf.py")
+    assert (SRC / "PKG-INFO").read_text().splitlines()[2] == f"Version: {vllm_chat.VLLM_VERSION}"
+    assert WORDS and REPO_ROOT.is_dir()
