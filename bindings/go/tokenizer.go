@@ -240,25 +240,26 @@ func (s *Scheduler) SetTokenizer(model string, tok *Tokenizer) error {
 // explanation says so. A malformed body matches ErrInvalidArgument, naming
 // the field.
 func (s *Scheduler) PickOpenAI(id, path string, body []byte, headers map[string]string, explain bool) (*Decision, error) {
-	var out *Decision
-	err := s.with(func(h *C.llmd_scheduler) error {
-		a := getArena()
-		defer a.put()
-		ip, il := str(id)
-		pp, pl := str(path)
-		hp, hn := a.pairs(headers)
-		var dec *C.llmd_decision
-		var e *C.llmd_error
-		st := C.llmd_scheduler_pick_openai(h, ip, il, pp, pl, (*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(body))),
-			C.size_t(len(body)), hp, hn, &dec, &e)
-		if err := takeError(st, e); err != nil {
-			return err
-		}
-		defer C.llmd_decision_free(dec)
-		var info C.llmd_decision_info
-		d, err := readDecision(dec, &info, explain)
-		out = d
-		return err
-	})
-	return out, err
+	// As Pick: locked inline and the out-slots in arena (C) memory, so no Go
+	// memory escapes to the heap or is scanned by cgo's pointer checks.
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.h == nil {
+		return nil, ErrClosed
+	}
+	a := getArena()
+	defer a.put()
+	c := (*pickCall)(a.alloc(int(unsafe.Sizeof(pickCall{})), 8))
+	*c = pickCall{}
+	ids, paths := a.str(id), a.str(path)
+	hp, hn := a.pairs(headers)
+	// The body goes straight from the Go slice (pointer-free, read by C
+	// during the call only).
+	st := C.llmd_scheduler_pick_openai(s.h, ids.ptr, ids.len, paths.ptr, paths.len,
+		(*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(body))), C.size_t(len(body)), hp, hn, &c.dec, &c.err)
+	if err := takeError(st, c.err); err != nil {
+		return nil, err
+	}
+	defer C.llmd_decision_free(c.dec)
+	return readDecision(c.dec, &c.info, explain)
 }

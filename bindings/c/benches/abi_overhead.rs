@@ -2,7 +2,9 @@
 //! machine: the Rust call and the same call through the exported C
 //! functions run in alternating rounds in one process, and the minimum
 //! per-iteration time of each is compared (noise only ever adds time).
-//! Same scenario as `benches/pick.rs`. Run: `cargo bench -p llmd-c --bench abi_overhead`.
+//! Same scenario as `benches/pick.rs`; then the same for `pick_openai`
+//! (a short chat body, tokenized with the tiny test tokenizer). Run:
+//! `cargo bench -p llmd-c --bench abi_overhead`.
 
 use std::hint::black_box;
 use std::mem::MaybeUninit;
@@ -13,6 +15,7 @@ use llmd::decision::{llmd_decision_free, llmd_decision_get_info, llmd_scheduler_
 use llmd::lifecycle::{llmd_scheduler_on_complete, llmd_scheduler_on_first_token};
 use llmd::request::llmd_request_desc;
 use llmd::scheduler::llmd_scheduler;
+use llmd::tokenizer::llmd_scheduler_pick_openai;
 use llmd::views::llmd_str;
 use llmd_sched::{Endpoint, EndpointMetrics, Request, Scheduler};
 
@@ -55,11 +58,12 @@ fn time(iters: u32, mut f: impl FnMut()) -> f64 {
 }
 
 fn report(name: &str, rust: &mut [f64], abi: &mut [f64]) {
+    let name = format!("{name:<10}");
     rust.sort_by(f64::total_cmp);
     abi.sort_by(f64::total_cmp);
     let (r, a) = (rust[0], abi[0]);
     println!(
-        "{name:<6} rust min {r:>8.1} ns (median {:>8.1}) | c_abi min {a:>8.1} ns (median {:>8.1}) | overhead {:>6.1} ns",
+        "{name} rust min {r:>8.1} ns (median {:>8.1}) | c_abi min {a:>8.1} ns (median {:>8.1}) | overhead {:>6.1} ns",
         rust[rust.len() / 2],
         abi[abi.len() / 2],
         a - r
@@ -68,8 +72,18 @@ fn report(name: &str, rust: &mut [f64], abi: &mut [f64]) {
 
 fn main() {
     let tokens: Vec<u32> = (1..=256).collect();
+    // Both sides tokenize chat bodies with the tiny test tokenizer (used by
+    // `pick_openai` only).
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/tokenizers/tiny"
+    );
+    let tok = std::sync::Arc::new(llmd_tokenize::Tokenizer::from_dir(dir).expect("tiny tokenizer"));
     let rust = scheduler();
-    let handle = Box::into_raw(Box::new(llmd_scheduler::from(scheduler())));
+    rust.set_tokenizer("llama", tok.clone());
+    let c_side = scheduler();
+    c_side.set_tokenizer("llama", tok);
+    let handle = Box::into_raw(Box::new(llmd_scheduler::from(c_side)));
     let none = llmd_str {
         ptr: ptr::null(),
         len: 0,
@@ -150,6 +164,72 @@ fn main() {
         a.push(time(200_000, abi_call));
     }
     report("call", &mut r, &mut a);
+    openai(&rust, handle);
     // SAFETY: made by `Box::into_raw` above and no longer used.
     drop(unsafe { Box::from_raw(handle) });
+}
+
+/// `pick_openai` of a short chat body, Rust vs the C ABI.
+fn openai(rust: &Scheduler, handle: *mut llmd_scheduler) {
+    let tokenized = br#"{"model": "llama", "messages": [{"role": "system", "content": "w1 w2"}, {"role": "user", "content": "w1 w2 w1 w2"}], "max_tokens": 64}"#;
+    openai_round(rust, handle, "openai", tokenized);
+    // Schedulers without a tokenizer: estimated, a cheaper pick, so the
+    // boundary's cost stands out of the noise.
+    let plain = scheduler();
+    let plain_handle = Box::into_raw(Box::new(llmd_scheduler::from(scheduler())));
+    openai_round(&plain, plain_handle, "openai-est", tokenized);
+    // SAFETY: made by `Box::into_raw` above and no longer used.
+    drop(unsafe { Box::from_raw(plain_handle) });
+}
+
+fn openai_round(rust: &Scheduler, handle: *mut llmd_scheduler, name: &str, body: &[u8]) {
+    let path = "/v1/chat/completions";
+    let headers = std::collections::BTreeMap::new();
+    let rust_pick = || {
+        let d = rust
+            .pick_openai("bench", path, black_box(body), &headers)
+            .expect("pick_openai");
+        black_box(d.targets.first().map(|t| t.address.len()));
+        black_box(rust.on_complete("bench", None));
+    };
+    let abi_pick = || {
+        let mut d = ptr::null_mut();
+        let mut info = MaybeUninit::uninit();
+        // SAFETY: every pointer is live for the calls; `d` is freed once; `info`
+        // is read only after `llmd_decision_get_info` filled it.
+        unsafe {
+            llmd_scheduler_pick_openai(
+                handle,
+                c"bench".as_ptr(),
+                5,
+                path.as_ptr().cast(),
+                path.len(),
+                black_box(body).as_ptr(),
+                body.len(),
+                ptr::null(),
+                0,
+                &mut d,
+                ptr::null_mut(),
+            );
+            if llmd_decision_get_info(d, info.as_mut_ptr()) {
+                black_box(info.assume_init().primary.address.len);
+            }
+            llmd_decision_free(d);
+            llmd_scheduler_on_complete(
+                handle,
+                c"bench".as_ptr(),
+                5,
+                -1,
+                ptr::null_mut(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+            );
+        }
+    };
+    let (mut r, mut a) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        r.push(time(5_000, rust_pick));
+        a.push(time(5_000, abi_pick));
+    }
+    report(name, &mut r, &mut a);
 }
