@@ -9,7 +9,8 @@
 #   LLMD_PY_REUSE=1   keep the virtualenv and its tools instead of recreating it
 #   LLMD_PY_PYTHON    interpreter that creates the virtualenv (default python3)
 #   LLMD_CACHE        downloads kept between runs (default $ROOT/.cache): the
-#                     vLLM 0.33.0 sdist the chat parity test runs (sha256-pinned)
+#                     parity tests' sources (vLLM 0.33.0's sdist, real tokenizers;
+#                     sha256-pinned, see bindings/python/scripts/parity_sources.py)
 
 llmd_python_section() {
   local venv=${LLMD_VENV:-$ROOT/.venv}
@@ -46,10 +47,11 @@ llmd_python_section() {
   step "python: mypy --strict (tests, benchmarks, example against the stubs)"
   (cd "$ROOT" && "$venv/bin/python" -m mypy --strict --no-incremental \
     bindings/python/tests bindings/python/bench bindings/python/scripts examples/python)
-  step "python: vLLM $( "$venv/bin/python" -c 'import sys; sys.path.insert(0, sys.argv[1]); import vllm_sdist; print(vllm_sdist.VERSION)' "$ROOT/bindings/python/scripts") sdist for the chat parity oracle"
-  local vllm_src
-  vllm_src=$("$venv/bin/python" "$ROOT/bindings/python/scripts/vllm_sdist.py" "${LLMD_CACHE:-$ROOT/.cache}")
+  local cache=${LLMD_CACHE:-$ROOT/.cache}
+  step "python: parity sources into $cache (vLLM 0.33.0 sdist; Qwen2.5 and Llama 3 tokenizers)"
+  "$venv/bin/python" "$ROOT/bindings/python/scripts/parity_sources.py" "$cache"
   step "python: pytest"
-  (cd "$ROOT" && LLMD_VLLM_SRC="$vllm_src" "$venv/bin/python" -m pytest -q bindings/python/tests)
+  (cd "$ROOT" && LLMD_VLLM_SRC="$cache/vllm-0.33.0" LLMD_REAL_TOKENIZERS="$cache/tokenizers" \
+    "$venv/bin/python" -m pytest -q bindings/python/tests)
 }
 llmd_python_section

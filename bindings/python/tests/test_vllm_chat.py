@@ -19,6 +19,7 @@ llmd may still route them (the engine answers 400 either way).
 from __future__ import annotations
 
 import json
+import os
 import random
 import zlib
 from pathlib import Path
@@ -34,6 +35,11 @@ import vllm_chat
 
 SRC = vllm_chat.source_dir()
 pytestmark = pytest.mark.skipif(SRC is None, reason="LLMD_VLLM_SRC is not set (scripts/test-python.sh sets it)")
+# Real production tokenizers (Qwen2.5, Llama 3: tokenizer.json and
+# tokenizer_config.json with the model's own chat template), fetched by
+# scripts/parity_sources.py.
+REAL = os.environ.get("LLMD_REAL_TOKENIZERS")
+REAL_MODELS = ["qwen2_5", "llama3"]
 
 BILLING = "x-anthropic-billing-header: cch=7f3a; cc_version=1.0\n"
 
@@ -162,6 +168,48 @@ def test_chat_bodies_match_vllm(template: Path, workdir: Path) -> None:
         outcomes["equal"] += 1
     # Enough bodies must render for the comparison to mean something.
     assert outcomes["equal"] >= 80, outcomes
+
+
+@pytest.mark.skipif(REAL is None, reason="LLMD_REAL_TOKENIZERS is not set (scripts/test-python.sh sets it)")
+@pytest.mark.parametrize("model", REAL_MODELS)
+def test_real_tokenizers_match(model: str) -> None:
+    """A production model's own files: ids equal HF `tokenizers` and
+    transformers on random text, and chat bodies equal vLLM's, rendered with
+    the model's own template."""
+    import tokenizers
+    import transformers
+
+    assert SRC is not None and REAL is not None
+    d = Path(REAL) / model
+    ours = llmd.Tokenizer.from_dir(d)
+    ref = tokenizers.Tokenizer.from_file(str(d / "tokenizer.json"))
+    hf = transformers.AutoTokenizer.from_pretrained(str(d))
+    rng = random.Random(zlib.crc32(model.encode()))
+    specials = ["<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|begin_of_text|>", "<|eot_id|>", "<|start_header_id|>"]
+    samples = [text(rng) + rng.choice(["", *specials, "  \n\n ", "\t"]) + text(rng) for _ in range(400)]
+    samples += ["", " ", "x" * 20000, "日本語のテキスト" * 300, "def f(x):\n    return x  # ünïcödé 🙂\n" * 50]
+    for sample in samples:
+        for special in (True, False):
+            got = ours.encode(sample, add_special_tokens=special)
+            assert got == ref.encode(sample, add_special_tokens=special).ids, repr(sample[:200])
+            assert got == hf(sample, add_special_tokens=special)["input_ids"], repr(sample[:200])
+    vllm = vllm_chat.VllmChat(SRC, d)
+    assert ours.content_format == vllm.content_format()
+    equal = 0
+    for i in range(300):
+        b = body(rng, True)
+        try:
+            want = vllm.encode(b)
+        except pydantic.ValidationError:
+            continue
+        except Exception:
+            with pytest.raises(llmd.InvalidArgumentError):
+                ours.encode_openai("/v1/chat/completions", b)
+            continue
+        got = ours.encode_openai("/v1/chat/completions", b)
+        assert got == want, f"{model} body {i}: {json.dumps(b, ensure_ascii=False)[:2000]}\nvLLM rendered: {vllm.render(b)!r}"
+        equal += 1
+    assert equal >= 120
 
 
 def test_completions_bodies_match_vllm(workdir: Path) -> None:
