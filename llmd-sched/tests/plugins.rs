@@ -124,6 +124,35 @@ fn active_request_and_token_load_follow_inflight() {
 }
 
 #[test]
+fn output_estimates_are_capped_by_the_requests_max_tokens() {
+    let y = single("- type: inflight-load-producer\n  parameters: {addEstimatedOutputTokens: true, outputRatio: 1.5}\n- type: random-picker\n");
+    let (s, _) = sched(&y);
+    s.add_endpoint(ep("e1", metrics(0, 0, 0.0))).unwrap();
+    let st = || s.endpoint_state("e1").unwrap().inflight_tokens();
+    // llm-d's estimate: 100 prompt tokens + 150 estimated output tokens.
+    s.pick(&Request::with_tokens("a", "m", tokens(100, 1)))
+        .unwrap();
+    assert_eq!(st(), 250);
+    s.on_complete("a", Some(0));
+    // A request asking for at most 20 tokens never produces more.
+    let mut capped = Request::with_tokens("b", "m", tokens(100, 2));
+    capped.max_output_tokens = Some(20);
+    s.pick(&capped).unwrap();
+    assert_eq!(st(), 120);
+    s.on_complete("b", Some(0));
+    // From an OpenAI body: max_tokens (or max_completion_tokens).
+    s.pick_openai(
+        "c",
+        "/v1/completions",
+        br#"{"model": "m", "prompt": [1, 2, 3, 4], "max_completion_tokens": 3}"#,
+        &Default::default(),
+    )
+    .unwrap();
+    assert_eq!(st(), 7);
+    s.on_complete("c", Some(0));
+}
+
+#[test]
 fn active_request_formula() {
     let y = single("- type: inflight-load-producer\n- type: active-request-scorer\n  parameters: {idleThreshold: 1, maxBusyScore: 0.8}\n");
     let (s, _) = sched(&y);

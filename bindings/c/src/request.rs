@@ -117,6 +117,7 @@ pub(crate) unsafe fn to_request_with(
             },
             multimodal: d.multimodal,
             arrived_at_ns: (d.arrived_at_ns != 0).then_some(d.arrived_at_ns),
+            max_output_tokens: None,
         })
     }
 }

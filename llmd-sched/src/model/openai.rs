@@ -297,6 +297,7 @@ impl crate::model::Request {
             prompt,
             cache_salt: r.cache_salt.clone(),
             session_id: r.user.clone(),
+            max_output_tokens: r.max_tokens,
             ..Default::default()
         })
     }

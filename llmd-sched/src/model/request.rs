@@ -77,6 +77,12 @@ pub struct Request {
     /// called. A value after the `pick` call is ignored.
     #[serde(default)]
     pub arrived_at_ns: Option<u64>,
+    /// The most tokens the request may generate (OpenAI `max_tokens` /
+    /// `max_completion_tokens`): caps the output-token estimate of the
+    /// in-flight load producer (`addEstimatedOutputTokens`), since a request
+    /// never produces more than it asks for.
+    #[serde(default)]
+    pub max_output_tokens: Option<u64>,
 }
 
 impl Request {

@@ -83,6 +83,7 @@ impl Scheduler {
                 cache_salt: r.cache_salt.clone(),
                 session_id,
                 headers,
+                max_output_tokens: r.max_tokens,
                 ..Default::default()
             },
             tokenized,

@@ -99,6 +99,7 @@ impl PickArgs<'_, '_> {
             },
             multimodal: self.multimodal,
             arrived_at_ns,
+            max_output_tokens: None,
         })
     }
 }

@@ -53,12 +53,16 @@ impl InFlightLoadProducer {
         })
     }
 
-    fn output_estimate(&self, input: u64) -> u64 {
+    /// llm-d's estimate (`input × outputRatio`, capped by
+    /// `maxEstimatedOutputTokens`), also capped by the request's own
+    /// `max_tokens` when it gives one (an llmd refinement: llm-d ignores it).
+    fn output_estimate(&self, input: u64, max_tokens: Option<u64>) -> u64 {
         if !self.add_output {
             return 0;
         }
         let est = (input as f64 * self.output_ratio).round() as u64;
-        self.max_output.map_or(est, |m| est.min(m))
+        let est = self.max_output.map_or(est, |m| est.min(m));
+        max_tokens.map_or(est, |m| est.min(m))
     }
 }
 
@@ -92,7 +96,8 @@ impl PreRequest for InFlightLoadProducer {
                 Share {
                     ep: Arc::clone(&ctx.endpoints()[i]),
                     input_tokens: input as i64,
-                    output_tokens: self.output_estimate(input) as i64,
+                    output_tokens: self.output_estimate(input, ctx.request().max_output_tokens)
+                        as i64,
                     prefill: profile == PREFILL_PROFILE,
                 }
             })
