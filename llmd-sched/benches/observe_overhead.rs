@@ -65,6 +65,7 @@ fn decide(f: &Fixture, id: &str, i: usize) {
         },
         prefill: None,
         slo: Default::default(),
+        kv_bytes_per_token: None,
     });
     f.profile.record(&[0.5, 0.25, 0.75], 3.5, Some(3.25));
     for s in &f.stages {
@@ -212,6 +213,7 @@ fn bench_scheduler(c: &mut Criterion) {
             block_size: 64,
             primary_hit_blocks: 100,
             prefill_hit_blocks: 0,
+            kv_bytes_per_token: None,
         };
         g.bench_function(format!("record_pick_{n}_endpoints"), |b| {
             b.iter_custom(|iters| {

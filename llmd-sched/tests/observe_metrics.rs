@@ -33,6 +33,7 @@ fn decision<'a>(id: &'a str, ep: &'a str, prefill: Option<Leg<'a>>) -> DecisionR
         },
         prefill,
         slo: SloTargets::default(),
+        kv_bytes_per_token: None,
     }
 }
 

@@ -115,7 +115,39 @@ fn workload_through_the_scheduler_is_counted() {
     assert_eq!(blocks("d1", "gpu"), 6.0); // 4 + 3 stored, 1 removed
     assert_eq!(blocks("d1", "cpu"), 2.0);
     assert_eq!(blocks("p3", "gpu"), 2.0); // cleared by the restart, then 2 stored
-                                          // Removing an endpoint drops its gauges.
+                                          // Every P/D decision records its KV transfer, in blocks and bytes.
+    let pd = |name| total(&smp, name, &[]);
+    assert_eq!(
+        pd("llmd_inference_pd_kv_transfer_blocks_count"),
+        raw.disaggregated as f64
+    );
+    let blocks_sum = pd("llmd_inference_pd_kv_transfer_blocks_sum");
+    assert!(blocks_sum > 0.0);
+    assert_eq!(
+        pd("llmd_inference_pd_kv_transfer_bytes_sum"),
+        blocks_sum * 64.0 * 131_072.0 // the approximate producer's 64-token blocks
+    );
+    // KV movement on c1 (a precise index): 2 offloads, 1 reload; the index
+    // holds 4 blocks on GPU and 2 on CPU; the engine's own view beside it.
+    let moves = |from, to| {
+        total(
+            &smp,
+            "llmd_kvindex_block_moves_total",
+            &[("endpoint", "c1"), ("from", from), ("to", to)],
+        )
+    };
+    assert_eq!((moves("gpu", "cpu"), moves("cpu", "gpu")), (2.0, 1.0));
+    assert_eq!(
+        smp.iter()
+            .filter(|x| x.name == "llmd_kvindex_block_moves_total")
+            .count(),
+        2
+    );
+    assert_eq!((blocks("c1", "gpu"), blocks("c1", "cpu")), (4.0, 2.0));
+    let engine = |name| total(&smp, name, &[("endpoint", "c1")]);
+    assert_eq!(engine("llmd_endpoint_kv_cache_usage_ratio"), 0.5);
+    assert_eq!(engine("llmd_endpoint_kv_cache_capacity_blocks"), 1000.0);
+    // Removing an endpoint drops its gauges.
     s.remove_endpoint("d1").unwrap();
     let smp = m.samples(end_of(0));
     assert_eq!(

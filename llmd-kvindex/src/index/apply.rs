@@ -35,6 +35,58 @@ pub struct ApplyReport {
     pub parity_mismatches: u32,
     /// Events ignored: unregistered endpoint, or approximate mode.
     pub ignored: u32,
+    /// Blocks moved between tiers, `moves[from][to]` (`Tier as usize`): a
+    /// block newly stored in tier `to` that the endpoint holds in tier
+    /// `from`, or removed from `from` earlier in the same batch. GPU to CPU
+    /// or storage is an offload, the other way a reload. One move per
+    /// stored block (the first tier found, GPU first).
+    pub moves: [[u32; 3]; 3],
+    /// (fingerprint, tier) removed earlier in this batch, for `moves`
+    /// (bounded by [`MAX_TRACKED_REMOVALS`]).
+    pub(crate) removed_in_batch: std::collections::HashSet<(u64, u8)>,
+    /// Tiers (bit per tier) whose removals are remembered: those the batch
+    /// also stores to another tier than. A batch that removes and stores in
+    /// one tier only (the common GPU-only stream) remembers nothing.
+    pub(crate) track_removals: u8,
+}
+
+/// Removals a batch remembers for move detection; past it, a block removed
+/// and stored again in another tier within one batch is not counted as a
+/// move unless it is still held.
+pub(crate) const MAX_TRACKED_REMOVALS: usize = 65_536;
+
+/// The tiers whose removals a batch must remember to see moves: removed
+/// from, and the batch stores to some other tier.
+fn removals_to_track(batch: &EventBatch) -> u8 {
+    let (mut stored, mut removed) = (0u8, 0u8);
+    for ev in &batch.events {
+        match ev {
+            KvEvent::BlockStored(b) => {
+                if let Some(t) = Tier::from_medium(b.medium.as_deref()) {
+                    stored |= 1 << t as u8;
+                }
+            }
+            KvEvent::BlockRemoved(b) => {
+                if let Some(t) = Tier::from_medium(b.medium.as_deref()) {
+                    removed |= 1 << t as u8;
+                }
+            }
+            KvEvent::AllBlocksCleared => {}
+        }
+    }
+    (0..3u8)
+        .filter(|&t| removed & (1 << t) != 0 && stored & !(1 << t) != 0)
+        .fold(0, |m, t| m | (1 << t))
+}
+
+impl ApplyReport {
+    pub(crate) fn note_removed(&mut self, fp: u64, tier: usize) {
+        if self.track_removals & (1 << tier) != 0
+            && self.removed_in_batch.len() < MAX_TRACKED_REMOVALS
+        {
+            self.removed_in_batch.insert((fp, tier as u8));
+        }
+    }
 }
 
 impl KvIndex {
@@ -55,6 +107,7 @@ impl KvIndex {
             return report;
         };
         let seed = model_seed(model);
+        report.track_removals = removals_to_track(batch);
         for ev in &batch.events {
             self.apply_event(ep, &mut st, model, seed, ev, &mut report);
         }
@@ -116,6 +169,7 @@ impl KvIndex {
                 report.cleared += 1;
                 report.stored_by_tier = [0; 3];
                 report.removed_by_tier = [0; 3];
+                report.removed_in_batch.clear();
             }
         }
     }
@@ -128,11 +182,24 @@ impl KvIndex {
         tier: usize,
         report: &mut super::apply::ApplyReport,
     ) {
-        if self.table.set(fp, tier, ep) {
+        let newly = self.table.set(fp, tier, ep);
+        let held = self.table.holdings(ep);
+        if newly {
             report.stored += 1;
             report.stored_by_tier[tier] += 1;
+            let others = (0..3).filter(|&t| t != tier);
+            let recent = !report.removed_in_batch.is_empty();
+            if recent || others.clone().any(|t| held[t] > 0) {
+                let from = others.into_iter().find(|&t| {
+                    (recent && report.removed_in_batch.contains(&(fp, t as u8)))
+                        || (held[t] > 0 && self.table.holds(fp, t, ep))
+                });
+                if let Some(from) = from {
+                    report.moves[from][tier] += 1;
+                }
+            }
         }
-        if self.table.holdings(ep)[SPECULATIVE] > 0 {
+        if held[SPECULATIVE] > 0 {
             self.confirm_speculative(ep, fp);
         }
     }
@@ -147,9 +214,11 @@ impl KvIndex {
         report: &mut ApplyReport,
     ) {
         for k in keys {
-            if self.table.clear(fingerprint(seed, k), tier, ep) {
+            let fp = fingerprint(seed, k);
+            if self.table.clear(fp, tier, ep) {
                 report.removed += 1;
                 report.removed_by_tier[tier] += 1;
+                report.note_removed(fp, tier);
             }
         }
     }

@@ -177,9 +177,11 @@ impl KvIndex {
                 report.unplaceable += 1;
                 continue;
             };
-            if self.table.clear(fingerprint(seed, m.router_key), tier, ep) {
+            let fp = fingerprint(seed, m.router_key);
+            if self.table.clear(fp, tier, ep) {
                 report.removed += 1;
                 report.removed_by_tier[tier] += 1;
+                report.note_removed(fp, tier);
             }
             let media = m.media & !(1 << tier);
             if media == 0 {

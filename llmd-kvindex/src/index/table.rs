@@ -293,6 +293,17 @@ impl Table {
         self.moves.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Whether endpoint `ep`'s bit is set for (fp, tier).
+    pub(crate) fn holds(&self, fp: u64, tier: usize, ep: u16) -> bool {
+        let group = ep as usize / 64;
+        let bit = 1u64 << (ep % 64);
+        let key = table_key(fp, tier, group);
+        let loc = self.geo.locate(fp, group / GROUPS_PER_CLUSTER);
+        let _st = self.lock(loc.shard);
+        self.find(&loc, key)
+            .is_some_and(|(b, s)| self.buckets[b].mask(s) & bit != 0)
+    }
+
     /// Clears endpoint `ep`'s bit for (fp, tier); true when it was set.
     pub(crate) fn clear(&self, fp: u64, tier: usize, ep: u16) -> bool {
         let group = ep as usize / 64;

@@ -427,6 +427,48 @@ fn reports_count_per_tier_since_the_last_clear() {
     );
 }
 
+#[test]
+fn moves_between_tiers_are_counted() {
+    let idx = router_index();
+    let ep = idx.register_endpoint("a").unwrap();
+    let toks: Vec<u64> = (0..8).collect();
+    let apply = |events| idx.apply_batch(ep, "m", &batch(events)).moves;
+    let (gpu, cpu, disk) = (0, 1, 2);
+    assert_eq!(
+        apply(vec![stored(&[1, 2], None, toks.clone(), "GPU")]),
+        [[0; 3]; 3]
+    );
+    // Copied to CPU while still on GPU: an offload.
+    let m = apply(vec![stored(&[1], None, toks[..4].to_vec(), "CPU")]);
+    assert_eq!((m[gpu][cpu], m.iter().flatten().sum::<u32>()), (1, 1));
+    // Evicted from GPU, then stored on CPU in the same batch: an offload.
+    let m = apply(vec![
+        removed(&[2], "GPU"),
+        stored(&[2], Some(1), toks[4..].to_vec(), "CPU"),
+    ]);
+    assert_eq!((m[gpu][cpu], m.iter().flatten().sum::<u32>()), (1, 1));
+    // Block 1 leaves the GPU; loaded back from CPU later: a reload.
+    assert_eq!(apply(vec![removed(&[1], "GPU")]), [[0; 3]; 3]);
+    let m = apply(vec![stored(&[1], None, toks[..4].to_vec(), "GPU")]);
+    assert_eq!((m[cpu][gpu], m.iter().flatten().sum::<u32>()), (1, 1));
+    // Storage tier: CPU to disk is an offload too.
+    let m = apply(vec![stored(&[2], Some(1), toks[4..].to_vec(), "DISK")]);
+    assert_eq!(m[cpu][disk], 1);
+    // Gone from every tier in an earlier batch, then stored: no move.
+    apply(vec![removed(&[2], "CPU"), removed(&[2], "DISK")]);
+    assert_eq!(
+        apply(vec![stored(&[2], Some(1), toks[4..].to_vec(), "GPU")]),
+        [[0; 3]; 3]
+    );
+    // A clear forgets the batch's removals.
+    let m = apply(vec![
+        removed(&[1], "GPU"),
+        KvEvent::AllBlocksCleared,
+        stored(&[1], None, toks[..4].to_vec(), "CPU"),
+    ]);
+    assert_eq!(m, [[0; 3]; 3]);
+}
+
 /// Distinct fingerprints from a seeded xorshift (never 0).
 fn fingerprints(n: usize, seed: u64) -> Vec<u64> {
     let mut x = seed | 1;

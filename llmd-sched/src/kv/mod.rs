@@ -38,6 +38,9 @@ pub struct ApplyStats {
     /// Engine parity: published keys that differ from the router's own hash
     /// of the same tokens (the configured seed, algorithm or block size is wrong).
     pub parity_mismatches: u32,
+    /// Blocks moved between tiers, `moves[from][to]` (`Tier as usize`):
+    /// offloads (GPU to CPU or storage) and reloads (back).
+    pub moves: [[u32; 3]; 3],
 }
 
 impl ApplyStats {
@@ -60,6 +63,11 @@ impl ApplyStats {
         self.skipped_unknown_medium += o.skipped_unknown_medium;
         self.skipped_stale += o.skipped_stale;
         self.parity_mismatches += o.parity_mismatches;
+        for (row, o_row) in self.moves.iter_mut().zip(&o.moves) {
+            for (m, o_m) in row.iter_mut().zip(o_row) {
+                *m += o_m;
+            }
+        }
     }
 }
 

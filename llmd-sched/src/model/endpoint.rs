@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 
 /// Label carrying the P/D role of an endpoint.
 pub const ROLE_LABEL: &str = "llm-d.ai/role";
+/// Endpoint label (llmd's own) with the KV-cache bytes per token of the
+/// model the endpoint serves: 2 × layers × KV heads × head dim × bytes per
+/// element. With it the metrics report a P/D KV transfer in bytes.
+pub const KV_BYTES_LABEL: &str = "llmd.dev/kv-bytes-per-token";
 
 /// The P/D role of an endpoint, parsed from its `llm-d.ai/role` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,6 +6,6 @@ pub mod openai;
 pub mod request;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use endpoint::{Endpoint, EndpointMetrics, EndpointState, Role, ROLE_LABEL};
+pub use endpoint::{Endpoint, EndpointMetrics, EndpointState, Role, KV_BYTES_LABEL, ROLE_LABEL};
 pub use openai::{OpenAiKind, OpenAiPrompt, OpenAiRequest, PromptTokenizer};
 pub use request::{LoraRef, Prompt, Request, Slo};

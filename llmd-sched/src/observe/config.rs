@@ -57,7 +57,20 @@ pub const TOKEN_BUCKETS: &[f64] = &[
     50000.0, 100000.0, 200000.0,
 ];
 
-/// Block counts of a predicted prefix hit (0 = miss).
+/// KV bytes moved per P/D request: 1 MiB to 64 GiB, ×4.
+pub const BYTE_BUCKETS: &[f64] = &[
+    1048576.0,
+    4194304.0,
+    16777216.0,
+    67108864.0,
+    268435456.0,
+    1073741824.0,
+    4294967296.0,
+    17179869184.0,
+    68719476736.0,
+];
+
+/// Block counts of a predicted prefix hit (0 = miss) or a P/D KV transfer.
 pub const BLOCK_BUCKETS: &[f64] = &[
     0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0,
 ];
@@ -172,6 +185,14 @@ pub struct MetricsConfig {
     pub token_buckets: Buckets,
     /// Predicted-hit block-count bounds.
     pub block_buckets: Buckets,
+    /// KV-transfer byte bounds.
+    pub byte_buckets: Buckets,
+    /// KV-cache bytes per token of each model (`""`: every model not
+    /// listed): 2 × layers × KV heads × head dim × bytes per element (e.g.
+    /// Llama 3 8B in bf16: 2 × 32 × 8 × 128 × 2 = 131,072). With it, the
+    /// estimated P/D KV transfer is also reported in bytes
+    /// (`llmd_inference_pd_kv_transfer_bytes`); without it, in blocks only.
+    pub kv_bytes_per_token: std::collections::BTreeMap<String, u64>,
     /// Objectives applied where a request brings none of its own.
     pub default_slo: SloTargets,
     /// Pool label of rejected requests and of endpoints registered without one.
@@ -203,6 +224,8 @@ impl Default for MetricsConfig {
             margin_buckets: b("margin", MARGIN_BUCKETS),
             token_buckets: b("tokens", TOKEN_BUCKETS),
             block_buckets: b("blocks", BLOCK_BUCKETS),
+            byte_buckets: b("bytes", BYTE_BUCKETS),
+            kv_bytes_per_token: std::collections::BTreeMap::new(),
             default_slo: SloTargets::default(),
             default_pool: "default".to_owned(),
             max_models: 100,

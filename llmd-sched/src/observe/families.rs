@@ -49,6 +49,10 @@ pub struct Families {
     pub decode: HistogramFamily,
     /// model, pool.
     pub handoff: HistogramFamily,
+    /// model, pool.
+    pub pd_transfer_blocks: HistogramFamily,
+    /// model, pool.
+    pub pd_transfer_bytes: HistogramFamily,
     // Goodput.
     /// model, pool, slo.
     pub slo_met: CounterFamily,
@@ -93,6 +97,12 @@ pub struct Families {
     pub decode_errors: CounterFamily,
     /// endpoint, reason.
     pub blocks_skipped: CounterFamily,
+    /// endpoint, from, to.
+    pub block_moves: CounterFamily,
+    /// endpoint, pool: the engine's own KV-cache usage (0 to 1).
+    pub engine_kv_usage: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// endpoint, pool: the engine's KV-cache capacity in blocks.
+    pub engine_kv_blocks: GaugeFamily,
     /// Endpoints refused because a prefix index had no free slot.
     pub endpoints_refused: Counter,
     /// header.
@@ -133,6 +143,8 @@ impl Families {
             prefill: hist(&cfg.prefill_buckets),
             decode: hist(&e2e_b),
             handoff: hist(&cfg.queue_buckets),
+            pd_transfer_blocks: hist(&cfg.block_buckets),
+            pd_transfer_bytes: hist(&cfg.byte_buckets),
             slo_met: Family::default(),
             slo_evaluated: Family::default(),
             kv_requests: Family::default(),
@@ -153,6 +165,9 @@ impl Families {
             unknown_tags: Family::default(),
             decode_errors: Family::default(),
             blocks_skipped: Family::default(),
+            block_moves: Family::default(),
+            engine_kv_usage: Family::default(),
+            engine_kv_blocks: Family::default(),
             endpoints_refused: Counter::default(),
             trace_context_invalid: Family::default(),
             sequence_gaps: Family::default(),
@@ -200,6 +215,8 @@ impl Families {
             "First to last output token on the decode endpoint",
             f.decode.clone(),
         );
+        r.register("llmd_inference_pd_kv_transfer_blocks", "P/D only, per request at decision time: KV blocks the decode endpoint receives from the prefill endpoint (the prompt's full blocks minus those predicted cached on the decode endpoint)", f.pd_transfer_blocks.clone());
+        r.register("llmd_inference_pd_kv_transfer_bytes", "P/D only: the transfer in bytes (blocks × block size × the model's KV bytes per token, for models with kv_bytes_per_token configured)", f.pd_transfer_bytes.clone());
         r.register("llmd_inference_pd_handoff_seconds", "P/D only: end of the prefill leg to the first token on the decode endpoint (KV transfer and first decode step)", f.handoff.clone());
         r.register("llmd_goodput_requests", "Requests that met the objective named by slo (ttft, tpot, e2e, or all of the request's objectives), counted at completion", f.slo_met.clone());
         r.register("llmd_slo_requests", "Requests evaluated against the objective named by slo, including failed and rejected ones (which never meet it)", f.slo_evaluated.clone());
@@ -264,6 +281,21 @@ impl Families {
             "llmd_kvindex_blocks_skipped",
             "Blocks (or events, for stale and unknown_medium) of the endpoint's KV events that were not placed in the index, by reason: unknown_parent (router keys: parent or engine key never stored, or too few tokens), unknown_medium, stale (the endpoint was removed while its batch was applied)",
             f.blocks_skipped.clone(),
+        );
+        r.register(
+            "llmd_kvindex_block_moves",
+            "Blocks moved between the endpoint's KV tiers per its events (from, to: gpu, cpu, storage): a block stored in tier `to` that the endpoint held in tier `from`, or removed from it earlier in the same batch. gpu to cpu/storage is an offload, the other way a reload. Counted by precise prefix indexes",
+            f.block_moves.clone(),
+        );
+        r.register(
+            "llmd_endpoint_kv_cache_usage_ratio",
+            "The engine's own KV-cache usage (vLLM's kv_cache_usage_perc, 0 to 1), as last reported in the endpoint's metrics; beside llmd_kvindex_blocks{tier=\"gpu\"} / llmd_endpoint_kv_cache_capacity_blocks, the index's view",
+            f.engine_kv_usage.clone(),
+        );
+        r.register(
+            "llmd_endpoint_kv_cache_capacity_blocks",
+            "The engine's KV-cache capacity in blocks (vLLM's cache_config_info num_gpu_blocks), as last reported; absent while unknown",
+            f.engine_kv_blocks.clone(),
         );
         r.register(
             "llmd_kvindex_endpoints_refused",

@@ -86,6 +86,27 @@ impl Metrics {
         });
     }
 
+    /// Counts blocks that moved between `endpoint`'s tiers (`moves[from][to]`).
+    pub(super) fn add_block_moves(&self, endpoint: &str, moves: &[[u32; 3]; 3]) {
+        for from in Tier::ALL {
+            for to in Tier::ALL {
+                let n = moves[from as usize][to as usize];
+                if n == 0 {
+                    continue;
+                }
+                let labels: Labels = vec![
+                    ("endpoint", self.endpoint_label(endpoint)),
+                    ("from", Arc::from(tier_label(from))),
+                    ("to", Arc::from(tier_label(to))),
+                ];
+                self.fam
+                    .block_moves
+                    .get_or_create(&labels)
+                    .inc_by(u64::from(n));
+            }
+        }
+    }
+
     /// Counts blocks of `endpoint`'s events that were not placed, by reason.
     pub(super) fn add_blocks_skipped(&self, endpoint: &str, reasons: &[(&'static str, u32)]) {
         for &(reason, n) in reasons {

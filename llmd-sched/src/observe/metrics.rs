@@ -182,7 +182,31 @@ impl Metrics {
         let labels = vec![("endpoint", ep.endpoint.clone()), ("pool", ep.pool.clone())];
         self.fam.inflight_requests.remove(&labels);
         self.fam.inflight_tokens.remove(&labels);
+        self.fam.engine_kv_usage.remove(&labels);
+        self.fam.engine_kv_blocks.remove(&labels);
         self.forget_index_endpoint(&ep.endpoint);
+    }
+
+    /// Records the engine's own view of endpoint `name`'s KV cache, from its
+    /// reported metrics: usage (0 to 1; not finite counts as 0) and capacity
+    /// in blocks (0: unknown, no series).
+    pub fn record_engine_cache(&self, name: &str, usage: f64, blocks: u64) {
+        let ep = self.endpoint_series(name, None);
+        let labels = vec![("endpoint", ep.endpoint.clone()), ("pool", ep.pool.clone())];
+        let usage = if usage.is_finite() {
+            usage.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        self.unless_removed(name, || {
+            self.fam.engine_kv_usage.get_or_create(&labels).set(usage);
+            if blocks > 0 {
+                let b = i64::try_from(blocks).unwrap_or(i64::MAX);
+                self.fam.engine_kv_blocks.get_or_create(&labels).set(b);
+            } else {
+                self.fam.engine_kv_blocks.remove(&labels);
+            }
+        });
     }
 
     pub(super) fn endpoint_series(&self, name: &str, pool: Option<&str>) -> Arc<EndpointSeries> {
@@ -285,6 +309,20 @@ impl Metrics {
             .queue
             .observe(d.decided.saturating_sub(d.arrived).as_secs_f64());
 
+        if d.prefill.is_some() && d.block_size > 0 {
+            // vLLM's P/D connectors send the blocks the decode side lacks.
+            let blocks =
+                (d.prompt_tokens / d.block_size).saturating_sub(d.decode.predicted_hit_blocks);
+            route.latency.pd_transfer_blocks.observe(f64::from(blocks));
+            let per_token = d.kv_bytes_per_token.or_else(|| {
+                let cfg = &self.cfg.kv_bytes_per_token;
+                cfg.get(d.model).or_else(|| cfg.get("")).copied()
+            });
+            if let Some(bpt) = per_token {
+                let bytes = u64::from(blocks) * u64::from(d.block_size) * bpt;
+                route.latency.pd_transfer_bytes.observe(bytes as f64);
+            }
+        }
         let prefill = d.prefill.map(|leg| {
             let route = self.route(d.model, d.profile, leg.endpoint);
             route.endpoint.inflight_requests.inc();

@@ -38,6 +38,10 @@ pub struct DecisionRecord<'a> {
     pub prefill: Option<Leg<'a>>,
     /// The request's own objectives; unset ones fall back to the defaults.
     pub slo: SloTargets,
+    /// KV-cache bytes per token of the decode endpoint's model (its
+    /// [`crate::model::KV_BYTES_LABEL`] label), for the P/D transfer in
+    /// bytes; `None` falls back to [`super::MetricsConfig::kv_bytes_per_token`].
+    pub kv_bytes_per_token: Option<u64>,
 }
 
 /// A request the scheduler refused.

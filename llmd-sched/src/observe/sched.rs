@@ -38,6 +38,8 @@ pub struct PickFacts {
     pub primary_hit_blocks: u32,
     /// Predicted cached blocks on the prefill target.
     pub prefill_hit_blocks: u32,
+    /// The primary target's [`crate::model::KV_BYTES_LABEL`], when set and valid.
+    pub kv_bytes_per_token: Option<u64>,
 }
 
 impl PickFacts {
@@ -63,6 +65,13 @@ impl PickFacts {
         self.primary_hit_blocks = p.map_or(0, |x| x.0);
         self.prefill_hit_blocks = f.map_or(0, |x| x.0);
         self.block_size = f.or(p).map_or(0, |x| x.1);
+        self.kv_bytes_per_token = primary.and_then(|e| {
+            ctx.endpoints()[e]
+                .info()
+                .labels
+                .get(crate::model::KV_BYTES_LABEL)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        });
     }
 }
 
@@ -167,6 +176,7 @@ impl Metrics {
                 predicted_hit_blocks: f.prefill_hit_blocks,
             }),
             slo,
+            kv_bytes_per_token: f.kv_bytes_per_token,
         });
     }
 
@@ -226,6 +236,7 @@ impl Metrics {
                     self.add_index_blocks(endpoint, t, delta);
                 }
             }
+            self.add_block_moves(endpoint, &st.moves);
             self.add_blocks_skipped(
                 endpoint,
                 &[

@@ -126,6 +126,10 @@ pub struct LatencySeries {
     pub decode: [AtomicHistogram; 2],
     /// P/D hand-off.
     pub handoff: AtomicHistogram,
+    /// P/D KV transfer, blocks.
+    pub pd_transfer_blocks: AtomicHistogram,
+    /// P/D KV transfer, bytes.
+    pub pd_transfer_bytes: AtomicHistogram,
     /// Input tokens.
     pub input_tokens: AtomicHistogram,
     /// Engine-reported cached tokens.
@@ -172,6 +176,8 @@ impl LatencySeries {
             prefill: modes(&f.prefill),
             decode: modes(&f.decode),
             handoff: f.handoff.get_or_create_owned(&mp),
+            pd_transfer_blocks: f.pd_transfer_blocks.get_or_create_owned(&mp),
+            pd_transfer_bytes: f.pd_transfer_bytes.get_or_create_owned(&mp),
             input_tokens: f.input_tokens.get_or_create_owned(&mp),
             cached_tokens: f.cached_tokens.get_or_create_owned(&mp),
             slo_met: slo(&f.slo_met),

@@ -61,6 +61,7 @@ impl Scheduler {
         // endpoints report separately.
         let ep_name = ep.name.clone();
         let ep_pool = ep.labels.get(crate::model::ROLE_LABEL).cloned();
+        let (usage, blocks) = (ep.metrics.kv_cache_usage, ep.metrics.cache_num_blocks);
         let state = Arc::new(EndpointState::new(ep));
         let existing = by_name.get(state.name()).copied();
         let mut old = existing.map(|i| eps[i].uid());
@@ -98,6 +99,7 @@ impl Scheduler {
             self.forget(uid);
         }
         self.metrics.register_endpoint(&ep_name, ep_pool.as_deref());
+        self.metrics.record_engine_cache(&ep_name, usage, blocks);
         Ok(())
     }
 
@@ -175,6 +177,8 @@ impl Scheduler {
             m.updated_at_ns = self.clock.now_ns().max(1);
         }
         self.endpoint(name)?.set_metrics(&m);
+        self.metrics
+            .record_engine_cache(name, m.kv_cache_usage, m.cache_num_blocks);
         Ok(())
     }
 
@@ -188,6 +192,8 @@ impl Scheduler {
         let m = parse_metrics_text(text, self.clock.now_ns().max(1))
             .map_err(|e| ScheduleError::MetricsText(format!("endpoint '{name}': {e}")))?;
         ep.set_metrics(&m);
+        self.metrics
+            .record_engine_cache(name, m.kv_cache_usage, m.cache_num_blocks);
         Ok(())
     }
 

@@ -56,11 +56,16 @@ pub fn config() -> MetricsConfig {
             tpot: Some(Duration::from_millis(40)),
             e2e: Some(Duration::from_secs(2)),
         },
+        // Llama 3 8B in bf16: 2 × 32 layers × 8 KV heads × 128 × 2 bytes.
+        kv_bytes_per_token: [("llama".to_owned(), 131_072)].into_iter().collect(),
         ..MetricsConfig::default()
     }
 }
 
 const MS: u64 = 1_000_000;
+
+/// A precise prefix index (KV-movement metrics need one).
+const PRECISE: &str = "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- name: kv\n  type: precise-prefix-cache-producer\n  parameters:\n    tokenProcessorConfig: {blockSizeTokens: 16}\n- type: prefix-cache-scorer\n  parameters: {prefixMatchInfoProducerName: kv}\n- type: max-score-picker\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: prefix-cache-scorer\n  - pluginRef: max-score-picker\n";
 
 /// Clock origin of a phase (ns); phases are far apart and equally far from 0.
 pub fn t0(phase: u64) -> u64 {
@@ -265,6 +270,32 @@ pub fn run_phase(m: &Arc<Metrics>, phase: u64) -> (Scheduler, Raw) {
             .expect("events");
     }
     assert!(s.ingest_kv_events("d2", b"\xc1 not msgpack", None).is_err());
+    // KV movement, on an endpoint of a precise index recording into the same
+    // metrics: two blocks offloaded to CPU, one evicted from the GPU and
+    // reloaded from CPU; the engine reports its cache usage and capacity.
+    let kv = Scheduler::from_config_str(PRECISE)
+        .expect("precise config")
+        .with_clock(clock.clone())
+        .with_seed(7)
+        .with_metrics(m.clone());
+    let c1 = Endpoint::new("c1", "10.0.0.9:8000").with_metrics(EndpointMetrics {
+        kv_cache_usage: 0.5,
+        cache_num_blocks: 1000,
+        updated_at_ns: t0(phase),
+        ..Default::default()
+    });
+    kv.add_endpoint(c1).expect("endpoint");
+    for events in [
+        vec![stored(4, None), stored(2, Some("CPU"))],
+        vec![KvEvent::BlockRemoved(BlockRemoved {
+            block_hashes: vec![HashValue::Int(1)],
+            ..Default::default()
+        })],
+        vec![stored(1, None)],
+    ] {
+        kv.ingest_kv_events("c1", &batch(events), None)
+            .expect("events");
+    }
     at(50_000);
     (s, raw)
 }
