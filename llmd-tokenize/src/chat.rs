@@ -134,7 +134,8 @@ fn obj<const N: usize>(pairs: [(&str, Value); N]) -> Value {
     Value::from_iter(pairs.into_iter().map(|(k, v)| (Value::from(k), v)))
 }
 
-fn map_pairs(v: &Value) -> Vec<(Value, Value)> {
+/// A map's (key, value) pairs in order; empty for anything else.
+pub(crate) fn map_pairs(v: &Value) -> Vec<(Value, Value)> {
     v.try_iter()
         .map(|it| {
             it.map(|k| {
@@ -146,7 +147,8 @@ fn map_pairs(v: &Value) -> Vec<(Value, Value)> {
         .unwrap_or_default()
 }
 
-fn field(v: &Value, k: &str) -> Option<Value> {
+/// `v[k]` of a map, when present and defined.
+pub(crate) fn field(v: &Value, k: &str) -> Option<Value> {
     if v.kind() != ValueKind::Map {
         return None;
     }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use minijinja::value::{Value, ValueKind};
 use serde_json::Value as Json;
 
-use crate::chat::{detect_content_format, normalize_messages, normalize_tools, ContentFormat};
+use crate::chat::{
+    detect_content_format, field, map_pairs, normalize_messages, normalize_tools, ContentFormat,
+};
 use crate::template::ChatTemplate;
 use crate::TokenizeError;
 
@@ -505,7 +507,7 @@ fn mark_final(conv: &mut [Value], template: &str) -> Result<String, TokenizeErro
     let last = conv
         .last_mut()
         .ok_or_else(|| err("there are no messages"))?;
-    let content = field_of(last, "content").filter(|c| !c.is_none());
+    let content = field(last, "content").filter(|c| !c.is_none());
     let content = content.ok_or_else(|| err("the final message has no content to continue"))?;
     if !template.contains("content") {
         return Err(err("the chat template does not read 'content'"));
@@ -515,9 +517,9 @@ fn mark_final(conv: &mut [Value], template: &str) -> Result<String, TokenizeErro
             let mut parts: Vec<Value> = content.try_iter().map(|i| i.collect()).unwrap_or_default();
             let i = parts
                 .iter()
-                .rposition(|p| field_of(p, "text").is_some())
+                .rposition(|p| field(p, "text").is_some())
                 .ok_or_else(|| err("the final message has no text to continue"))?;
-            let text = field_of(&parts[i], "text").unwrap_or_default().to_string();
+            let text = field(&parts[i], "text").unwrap_or_default().to_string();
             parts[i] = with_field(
                 &parts[i],
                 "text",
@@ -551,27 +553,9 @@ fn cut_at_mark(rendered: String, final_text: &str) -> Result<String, TokenizeErr
     Ok(rendered[..loc].trim_end().to_string())
 }
 
-fn field_of(v: &Value, k: &str) -> Option<Value> {
-    if v.kind() != ValueKind::Map {
-        return None;
-    }
-    v.get_item(&Value::from(k))
-        .ok()
-        .filter(|x| !x.is_undefined())
-}
-
 /// `v` (a map) with `k` set to `new`, key order kept.
 fn with_field(v: &Value, k: &str, new: Value) -> Value {
-    let mut pairs: Vec<(Value, Value)> = v
-        .try_iter()
-        .map(|it| {
-            it.map(|key| {
-                let val = v.get_item(&key).unwrap_or_default();
-                (key, val)
-            })
-            .collect()
-        })
-        .unwrap_or_default();
+    let mut pairs = map_pairs(v);
     match pairs.iter_mut().find(|(key, _)| key.as_str() == Some(k)) {
         Some(p) => p.1 = new,
         None => pairs.push((Value::from(k), new)),

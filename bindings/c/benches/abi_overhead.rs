@@ -48,6 +48,31 @@ fn view(s: &str) -> llmd_str {
     }
 }
 
+/// What a C host does with a decision: reads the primary target, frees
+/// the decision, completes the request.
+///
+/// # Safety
+/// `handle` live; `d` a decision it returned, not yet freed.
+unsafe fn read_and_complete(handle: *mut llmd_scheduler, d: *mut llmd::decision::llmd_decision) {
+    let mut info = MaybeUninit::uninit();
+    // SAFETY: caller contract; `info` is read only after it was filled.
+    unsafe {
+        if llmd_decision_get_info(d, info.as_mut_ptr()) {
+            black_box(info.assume_init().primary.address.len);
+        }
+        llmd_decision_free(d);
+        llmd_scheduler_on_complete(
+            handle,
+            c"bench".as_ptr(),
+            5,
+            -1,
+            ptr::null_mut(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+        );
+    }
+}
+
 /// Nanoseconds per iteration of `f` over `iters` iterations.
 fn time(iters: u32, mut f: impl FnMut()) -> f64 {
     let t0 = Instant::now();
@@ -114,24 +139,10 @@ fn main() {
     };
     let abi_pick = || {
         let mut d = ptr::null_mut();
-        let mut info = MaybeUninit::uninit();
-        // SAFETY: every pointer is live for the calls; `d` is freed once; `info`
-        // is read only after `llmd_decision_get_info` filled it.
+        // SAFETY: every pointer is live for the calls.
         unsafe {
             llmd_scheduler_pick(handle, &desc, &mut d, ptr::null_mut());
-            if llmd_decision_get_info(d, info.as_mut_ptr()) {
-                black_box(info.assume_init().primary.address.len);
-            }
-            llmd_decision_free(d);
-            llmd_scheduler_on_complete(
-                handle,
-                c"bench".as_ptr(),
-                5,
-                -1,
-                ptr::null_mut(),
-                ptr::null_mut(),
-                ptr::null_mut(),
-            );
+            read_and_complete(handle, d);
         }
     };
     let (mut r, mut a) = (Vec::new(), Vec::new());
@@ -194,9 +205,7 @@ fn openai_round(rust: &Scheduler, handle: *mut llmd_scheduler, name: &str, body:
     };
     let abi_pick = || {
         let mut d = ptr::null_mut();
-        let mut info = MaybeUninit::uninit();
-        // SAFETY: every pointer is live for the calls; `d` is freed once; `info`
-        // is read only after `llmd_decision_get_info` filled it.
+        // SAFETY: every pointer is live for the calls.
         unsafe {
             llmd_scheduler_pick_openai(
                 handle,
@@ -211,19 +220,7 @@ fn openai_round(rust: &Scheduler, handle: *mut llmd_scheduler, name: &str, body:
                 &mut d,
                 ptr::null_mut(),
             );
-            if llmd_decision_get_info(d, info.as_mut_ptr()) {
-                black_box(info.assume_init().primary.address.len);
-            }
-            llmd_decision_free(d);
-            llmd_scheduler_on_complete(
-                handle,
-                c"bench".as_ptr(),
-                5,
-                -1,
-                ptr::null_mut(),
-                ptr::null_mut(),
-                ptr::null_mut(),
-            );
+            read_and_complete(handle, d);
         }
     };
     let (mut r, mut a) = (Vec::new(), Vec::new());

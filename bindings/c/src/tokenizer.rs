@@ -140,45 +140,48 @@ pub unsafe extern "C" fn llmd_tokenizer_encode_chat(
         guard(err, || {
             let t = &args::handle(t, "tokenizer")?.0;
             let out = Out::new(out, "out")?;
-            let opts = chat_options(
+            let (messages, opts) = chat_call(
+                messages_json,
+                messages_len,
                 add_generation_prompt,
                 tools_json,
                 tools_len,
                 kwargs_json,
                 kwargs_len,
             )?;
-            let ids = t
-                .encode_chat(
-                    args::str(messages_json, messages_len, "messages_json")?,
-                    &opts,
-                )
-                .map_err(tok_err)?;
+            let ids = t.encode_chat(messages, &opts).map_err(tok_err)?;
             out.write(into_handle(llmd_tokens(ids)));
             Ok(())
         })
     }
 }
 
-/// The chat options of the `*_chat` calls.
+/// The messages and options of a `*_chat` call.
 ///
 /// # Safety
-/// Each JSON valid for its length (or NULL with 0).
-unsafe fn chat_options(
+/// Each string valid for its length (or NULL with 0 where optional).
+unsafe fn chat_call<'a>(
+    messages_json: *const c_char,
+    messages_len: usize,
     add_generation_prompt: bool,
     tools_json: *const c_char,
     tools_len: usize,
     kwargs_json: *const c_char,
     kwargs_len: usize,
-) -> Result<ChatOptions, FfiError> {
+) -> Result<(&'a str, ChatOptions), FfiError> {
     // SAFETY: caller contract.
     unsafe {
-        Ok(ChatOptions {
+        let opts = ChatOptions {
             add_generation_prompt,
             tools: args::opt_str(tools_json, tools_len, "tools_json")?.map(str::to_string),
             chat_template_kwargs: args::opt_str(kwargs_json, kwargs_len, "kwargs_json")?
                 .map(str::to_string),
             ..ChatOptions::default()
-        })
+        };
+        Ok((
+            args::str(messages_json, messages_len, "messages_json")?,
+            opts,
+        ))
     }
 }
 
@@ -207,19 +210,16 @@ pub unsafe extern "C" fn llmd_tokenizer_render_chat(
         guard(err, || {
             let t = &args::handle(t, "tokenizer")?.0;
             let out = Out::new(out, "out")?;
-            let opts = chat_options(
+            let (messages, opts) = chat_call(
+                messages_json,
+                messages_len,
                 add_generation_prompt,
                 tools_json,
                 tools_len,
                 kwargs_json,
                 kwargs_len,
             )?;
-            let text = t
-                .render_chat(
-                    args::str(messages_json, messages_len, "messages_json")?,
-                    &opts,
-                )
-                .map_err(tok_err)?;
+            let text = t.render_chat(messages, &opts).map_err(tok_err)?;
             out.write(into_handle(llmd_string::new(text)));
             Ok(())
         })
@@ -310,14 +310,15 @@ pub unsafe extern "C" fn llmd_chat_session_encode_chat(
         guard(err, || {
             let s = args::handle(s, "session")?;
             let out = Out::new(out, "out")?;
-            let opts = chat_options(
+            let (messages, opts) = chat_call(
+                messages_json,
+                messages_len,
                 add_generation_prompt,
                 tools_json,
                 tools_len,
                 kwargs_json,
                 kwargs_len,
             )?;
-            let messages = args::str(messages_json, messages_len, "messages_json")?;
             let ids = s
                 .lock()
                 .encode_chat(&s.tok, messages, &opts)

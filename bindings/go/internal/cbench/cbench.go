@@ -37,6 +37,14 @@ static llmd_scheduler *setup(void) {
   return s;
 }
 
+// What a host does with a decision: read it, free it, complete the request.
+static void read_and_complete(const llmd_scheduler *s, llmd_decision *d) {
+  llmd_decision_info info;
+  llmd_decision_get_info(d, &info);
+  llmd_decision_free(d);
+  llmd_scheduler_on_complete(s, "bench", 5, -1, NULL, NULL, NULL);
+}
+
 // Nanoseconds per pick+complete over iters iterations; negative on failure.
 static double pick_loop(const llmd_scheduler *s, long iters) {
   uint32_t tokens[256];
@@ -52,10 +60,7 @@ static double pick_loop(const llmd_scheduler *s, long iters) {
   for (long i = 0; i < iters; i++) {
     llmd_decision *d = NULL;
     if (llmd_scheduler_pick(s, &req, &d, NULL) != LLMD_STATUS_OK) return -1;
-    llmd_decision_info info;
-    llmd_decision_get_info(d, &info);
-    llmd_decision_free(d);
-    llmd_scheduler_on_complete(s, "bench", 5, -1, NULL, NULL, NULL);
+    read_and_complete(s, d);
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
   return ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / (double)iters;
@@ -85,10 +90,7 @@ static double pick_openai_loop(const llmd_scheduler *s, const char *body, size_t
     if (llmd_scheduler_pick_openai(s, "bench", 5, "/v1/chat/completions", 20, (const uint8_t *)body, body_len,
                                    NULL, 0, &d, NULL) != LLMD_STATUS_OK)
       return -1;
-    llmd_decision_info info;
-    llmd_decision_get_info(d, &info);
-    llmd_decision_free(d);
-    llmd_scheduler_on_complete(s, "bench", 5, -1, NULL, NULL, NULL);
+    read_and_complete(s, d);
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
   return ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / (double)iters;
