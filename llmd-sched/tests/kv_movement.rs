@@ -104,6 +104,16 @@ fn the_engines_cache_usage_stands_beside_the_index() {
     };
     s.update_endpoint_metrics("e1", m).unwrap();
     assert_eq!((usage(&s), capacity(&s)), (Some(0.0), None));
+    // Registered again in another pool: the old pool's series goes.
+    let e = ep("e1", metrics(0, 0, 0.75)).with_label("llm-d.ai/role", "prefill");
+    s.replace_endpoint(e).unwrap();
+    let text = s.render_metrics();
+    let series: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("llmd_endpoint_kv_cache_usage_ratio{"))
+        .collect();
+    assert_eq!(series.len(), 1, "{series:?}");
+    assert!(series[0].contains("pool=\"prefill\"") && series[0].ends_with(" 0.75"));
     // A removed endpoint's gauges go with it.
     s.remove_endpoint("e1").unwrap();
     assert_eq!(usage(&s), None);
@@ -132,15 +142,15 @@ fn a_pd_decision_reports_its_kv_transfer() {
         .pick(&llmd_sched::Request::with_tokens("r", "m", tokens(2000, 1)))
         .unwrap();
     assert!(d.prefill_target.is_some(), "a P/D decision");
-    // 2,000 tokens in the approximate producer's 64-token blocks: 31 full
-    // blocks, none cached on the decode endpoint, all sent.
+    // 2,000 tokens in the approximate producer's 64-token blocks: 32 blocks
+    // (the last one partial), none cached on the decode endpoint, all sent.
     let get = |n: &str| {
         metric(&s, &format!("{n}{{model=\"m\",pool=\"decode\"}}"))
             .unwrap_or_else(|| panic!("no {n} in\n{}", s.render_metrics()))
     };
-    assert_eq!(get("llmd_inference_pd_kv_transfer_blocks_sum"), 31.0);
+    assert_eq!(get("llmd_inference_pd_kv_transfer_blocks_sum"), 32.0);
     assert_eq!(
         get("llmd_inference_pd_kv_transfer_bytes_sum"),
-        31.0 * 64.0 * 1000.0
+        2000.0 * 1000.0
     );
 }

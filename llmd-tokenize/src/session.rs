@@ -12,7 +12,9 @@
 //! (pre-tokenizers that treat the first split differently, such as
 //! Metaspace's `prepend_scheme: first`, see the same first split). The ids
 //! of the text up to a cut are therefore a prefix of the ids of any text
-//! that starts with it. A rendering that does not start with the cached
+//! that starts with it *and continues with such an added token* (checked
+//! on every reuse: a text that continues otherwise, say "…Hel" followed by
+//! "lo", would merge across the cut). A rendering that does not start with the cached
 //! text (a template that rewrites earlier turns) is tokenized in full.
 
 use std::collections::HashMap;
@@ -115,14 +117,29 @@ impl ChatSession {
         opts: &ChatOptions,
     ) -> Result<Vec<u32>, TokenizeError> {
         let text = tok.render_chat(messages, opts)?;
-        if opts.add_special_tokens {
-            // The tokenizer's post-processor wraps the whole text (BOS, EOS):
-            // pieces tokenized apart would not add up, so no reuse.
+        if opts.add_special_tokens || opts.truncate_prompt_tokens.is_some() {
+            // The tokenizer's post-processor wraps the whole text (BOS, EOS),
+            // and truncation cuts the whole: pieces tokenized apart would not
+            // add up, so no reuse.
             *self = ChatSession::default();
             self.encoded_bytes = text.len();
-            return tok.encode(&text, true);
+            return tok.encode_truncated(
+                &text,
+                opts.add_special_tokens,
+                opts.truncate_prompt_tokens,
+                opts.truncate_left,
+            );
         }
-        let (mut ids, start) = if !self.prefix.is_empty() && text.starts_with(&self.prefix) {
+        // The cached ids hold only while an added token still follows the
+        // cached text: "…Hel" cut before "<|im_end|>" is not a prefix of the
+        // ids of "…Hello".
+        let reusable = !self.prefix.is_empty()
+            && text.starts_with(&self.prefix)
+            && tok
+                .cut_tokens()
+                .iter()
+                .any(|c| text[self.prefix.len()..].starts_with(c.as_str()));
+        let (mut ids, start) = if reusable {
             (self.ids.clone(), self.prefix.len())
         } else {
             (Vec::new(), 0)

@@ -36,12 +36,23 @@ pub struct ChatOptions {
     /// (the request's `add_special_tokens`; vLLM's default for chat is
     /// false: the template writes them).
     pub add_special_tokens: bool,
+    /// vLLM's prompt truncation: at most this many tokens are kept.
+    pub truncate_prompt_tokens: Option<usize>,
+    /// The side truncation cuts from (`Some(true)`: left, keep the last
+    /// tokens); `None`: the tokenizer's own `truncation_side`.
+    pub truncate_left: Option<bool>,
 }
 
 impl ChatOptions {
-    /// The options a chat request's body gives.
-    pub fn from_request(req: &llmd_sched::OpenAiRequest) -> ChatOptions {
-        ChatOptions {
+    /// The options a chat request's body gives (an error for a truncation
+    /// the router cannot reproduce: `truncate_prompt_tokens: -1`).
+    pub fn from_request(req: &llmd_sched::OpenAiRequest) -> Result<ChatOptions, TokenizeError> {
+        let truncate_prompt_tokens = req
+            .truncation_limit()
+            .map_err(|e| TokenizeError::Request(e.to_string()))?;
+        Ok(ChatOptions {
+            truncate_prompt_tokens,
+            truncate_left: req.truncate_left,
             add_generation_prompt: req.add_generation_prompt,
             continue_final_message: req.continue_final_message,
             tools: req.tools.clone(),
@@ -49,7 +60,7 @@ impl ChatOptions {
             documents: req.documents.clone(),
             reasoning_effort: req.reasoning_effort.clone(),
             add_special_tokens: req.add_special_tokens,
-        }
+        })
     }
 }
 
@@ -63,6 +74,8 @@ impl Default for ChatOptions {
             documents: None,
             reasoning_effort: None,
             add_special_tokens: false,
+            truncate_prompt_tokens: None,
+            truncate_left: None,
         }
     }
 }
@@ -94,6 +107,8 @@ pub struct Tokenizer {
     format: ContentFormat,
     specials: Vec<(String, String)>,
     additional_special: Vec<String>,
+    /// `truncation_side` of `tokenizer_config.json` is "left".
+    truncates_left: bool,
     cuts: Vec<String>,
     sessions: Arc<crate::session::SessionCache>,
     source: PathBuf,
@@ -229,7 +244,9 @@ impl Tokenizer {
             .map(|a| a.iter().filter_map(token_text).collect())
             .unwrap_or_default();
         let cuts = crate::session::cut_tokens(&inner);
+        let truncates_left = config.get("truncation_side").and_then(Json::as_str) == Some("left");
         Ok(Tokenizer {
+            truncates_left,
             inner,
             cuts,
             sessions: Arc::default(),
@@ -248,6 +265,61 @@ impl Tokenizer {
             .encode_fast(text, add_special_tokens)
             .map(|e| e.get_ids().to_vec())
             .map_err(|e| TokenizeError::Tokenize(e.to_string()))
+    }
+
+    /// `text`'s ids as vLLM's renderer tokenizes a prompt: special tokens
+    /// added when asked, at most `max` ids kept (`None`: all). Truncation
+    /// follows vLLM 0.33.0 (`TokenizeParams`): with a side given, the whole
+    /// text is tokenized and cut on that side; without one, the tokenizer
+    /// truncates as HF's does (the text's ids cut on the tokenizer's
+    /// `truncation_side` to leave room for the special tokens), then the
+    /// result is cut to `max`.
+    pub fn encode_truncated(
+        &self,
+        text: &str,
+        add_special_tokens: bool,
+        max: Option<usize>,
+        left: Option<bool>,
+    ) -> Result<Vec<u32>, TokenizeError> {
+        let Some(max) = max else {
+            return self.encode(text, add_special_tokens);
+        };
+        let err = |e: tokenizers::Error| TokenizeError::Tokenize(e.to_string());
+        let mut ids = match left {
+            Some(_) => self.encode(text, add_special_tokens)?,
+            None => {
+                use tokenizers::PostProcessor;
+                let added = match (add_special_tokens, self.inner.get_post_processor()) {
+                    (true, Some(p)) => p.added_tokens(false),
+                    _ => 0,
+                };
+                let mut enc = self.inner.encode_fast(text, false).map_err(err)?;
+                let side = if self.truncates_left {
+                    tokenizers::TruncationDirection::Left
+                } else {
+                    tokenizers::TruncationDirection::Right
+                };
+                enc.truncate(max.saturating_sub(added), 0, side);
+                self.inner
+                    .post_process(enc, None, add_special_tokens)
+                    .map_err(err)?
+                    .get_ids()
+                    .to_vec()
+            }
+        };
+        if ids.len() > max {
+            if left.unwrap_or(self.truncates_left) {
+                ids.drain(..ids.len() - max);
+            } else {
+                ids.truncate(max);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Whether `tokenizer_config.json` sets `truncation_side: left`.
+    pub fn truncates_left(&self) -> bool {
+        self.truncates_left
     }
 
     /// The chat template, if the directory has one.
@@ -446,7 +518,12 @@ impl Tokenizer {
         opts: &ChatOptions,
     ) -> Result<Vec<u32>, TokenizeError> {
         let text = self.render_chat(messages, opts)?;
-        self.encode(&text, opts.add_special_tokens)
+        self.encode_truncated(
+            &text,
+            opts.add_special_tokens,
+            opts.truncate_prompt_tokens,
+            opts.truncate_left,
+        )
     }
 
     /// The ids vLLM feeds the engine for an OpenAI body sent to `path`
@@ -459,13 +536,21 @@ impl Tokenizer {
         let req =
             OpenAiRequest::parse(path, body).map_err(|e| TokenizeError::Request(e.to_string()))?;
         match (req.kind, &req.prompt) {
-            (OpenAiKind::Completions, Some(OpenAiPrompt::Tokens(t))) => Ok(t.clone()),
+            (OpenAiKind::Completions, Some(OpenAiPrompt::Tokens(t))) => req
+                .truncate_ids(t.clone(), self.truncates_left)
+                .map_err(|e| TokenizeError::Request(e.to_string())),
             (OpenAiKind::Completions, Some(OpenAiPrompt::Text(t))) => {
-                self.encode(t, req.add_special_tokens)
+                let o = ChatOptions::from_request(&req)?;
+                self.encode_truncated(
+                    t,
+                    req.add_special_tokens,
+                    o.truncate_prompt_tokens,
+                    o.truncate_left,
+                )
             }
             _ => self.encode_chat(
                 req.messages.as_deref().unwrap_or("[]"),
-                &ChatOptions::from_request(&req),
+                &ChatOptions::from_request(&req)?,
             ),
         }
     }
@@ -566,9 +651,23 @@ fn with_field(v: &Value, k: &str, new: Value) -> Value {
 /// The scheduler's hook: `Scheduler::set_tokenizer(model, Arc::new(tok))`
 /// makes `pick_openai` route on these ids.
 impl llmd_sched::PromptTokenizer for Tokenizer {
-    fn encode_prompt(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>, String> {
-        self.encode(text, add_special_tokens)
-            .map_err(|e| e.to_string())
+    fn encode_prompt(
+        &self,
+        text: &str,
+        req: &llmd_sched::OpenAiRequest,
+    ) -> Result<Vec<u32>, String> {
+        let o = ChatOptions::from_request(req).map_err(|e| e.to_string())?;
+        self.encode_truncated(
+            text,
+            req.add_special_tokens,
+            o.truncate_prompt_tokens,
+            o.truncate_left,
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    fn truncates_left(&self) -> bool {
+        self.truncates_left
     }
 
     fn encode_chat(
@@ -576,7 +675,7 @@ impl llmd_sched::PromptTokenizer for Tokenizer {
         req: &llmd_sched::OpenAiRequest,
         session: Option<&str>,
     ) -> Result<Vec<u32>, String> {
-        let opts = ChatOptions::from_request(req);
+        let opts = ChatOptions::from_request(req).map_err(|e| e.to_string())?;
         let messages = req.messages.as_deref().unwrap_or("[]");
         let Some(id) = session else {
             return Tokenizer::encode_chat(self, messages, &opts).map_err(|e| e.to_string());

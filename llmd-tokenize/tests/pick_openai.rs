@@ -201,3 +201,29 @@ fn a_config_names_the_tokenizer_directory() {
         "{e}"
     );
 }
+
+#[test]
+fn a_session_reuses_ids_only_while_the_added_token_still_follows() {
+    let tok = tokenizer();
+    let opts = ChatOptions::default();
+    let mut s = llmd_tokenize::ChatSession::new();
+    // The rendering ends "…assistant\nw2<|im_end|>\n": the cached text stops
+    // right before that <|im_end|>.
+    let first = r#"[{"role": "user", "content": "w1"}, {"role": "assistant", "content": "w2"}]"#;
+    assert_eq!(
+        s.encode_chat(&tok, first, &opts).unwrap(),
+        tok.encode_chat(first, &opts).unwrap()
+    );
+    // The same conversation with its last message edited: the text still
+    // starts with the cached "…w2", but "w2w5" is one (unknown) word.
+    let edited = r#"[{"role": "user", "content": "w1"}, {"role": "assistant", "content": "w2w5"}]"#;
+    let full = tok.encode_chat(edited, &opts).unwrap();
+    assert_eq!(s.encode_chat(&tok, edited, &opts).unwrap(), full);
+    // A continued conversation still reuses the earlier turns.
+    let next = r#"[{"role": "user", "content": "w1"}, {"role": "assistant", "content": "w2w5"}, {"role": "user", "content": "w3"}]"#;
+    assert_eq!(
+        s.encode_chat(&tok, next, &opts).unwrap(),
+        tok.encode_chat(next, &opts).unwrap()
+    );
+    assert!(s.last_reused_tokens() > 0);
+}

@@ -187,7 +187,8 @@ unsafe fn chat_call<'a>(
 
 /// The prompt string vLLM's chat completions render from `messages_json`
 /// (arguments as `llmd_tokenizer_encode_chat`). Release `*out` with
-/// `llmd_string_free`.
+/// `llmd_string_free`. A prompt containing a NUL character (which a C
+/// string cannot carry) gives `LLMD_STATUS_INVALID_ARGUMENT`.
 ///
 /// # Safety
 /// As `llmd_tokenizer_encode_chat`.
@@ -220,6 +221,14 @@ pub unsafe extern "C" fn llmd_tokenizer_render_chat(
                 kwargs_len,
             )?;
             let text = t.render_chat(messages, &opts).map_err(tok_err)?;
+            if text.contains('\0') {
+                // A C string cannot carry it: say so rather than alter it.
+                return Err(FfiError::with_code(
+                    llmd_status::InvalidArgument,
+                    "request",
+                    "the rendered prompt contains a NUL character; use llmd_tokenizer_encode_chat for its ids",
+                ));
+            }
             out.write(into_handle(llmd_string::new(text)));
             Ok(())
         })

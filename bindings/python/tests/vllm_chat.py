@@ -242,6 +242,25 @@ def _vllm(src: Path) -> dict[str, Any]:
         ns,
     )
     _lift(root / "renderers" / "params.py", ["merge_kwargs", "map_reasoning_effort"], ns)
+    # The prompt's tokenization parameters (truncation, special tokens).
+    from dataclasses import dataclass, field
+    from typing import Literal, TypeVar, overload
+
+    # A module of its own: dataclasses resolve string annotations through it.
+    tok_ns = _module("vllm.renderers.params").__dict__
+    tok_ns.update({
+        "Any": Any,
+        "Literal": Literal,
+        "TypeVar": TypeVar,
+        "cast": lambda _t, v: v,
+        "overload": overload,
+        "dataclass": dataclass,
+        "field": field,
+        "VLLMValidationError": exceptions.VLLMValidationError,
+        "logger": _init_logger("vllm.renderers.params"),
+    })
+    _lift(root / "renderers" / "params.py", ["_S", "_PARALLEL_TO_PROMPT_TOKENS", "TokenizeParams"], tok_ns)
+    ns["TokenizeParams"] = tok_ns["TokenizeParams"]
 
     from typing import ClassVar, Literal
 
@@ -329,11 +348,25 @@ class VllmChat:
         return out
 
     def encode(self, body: dict[str, Any]) -> list[int]:
-        """The engine's ids: the prompt tokenized with the request's
-        ``add_special_tokens`` (default False for chat)."""
-        text = self.render(body)
-        ids = self.tokenizer(text, add_special_tokens=bool(body.get("add_special_tokens", False)))["input_ids"]
-        return [int(i) for i in ids]
+        """The engine's ids: the rendered prompt through vLLM's
+        ``TokenizeParams`` as ``ChatCompletionRequest.build_tok_params``
+        fills it (``add_special_tokens``, default False for chat;
+        ``truncate_prompt_tokens``, ``truncation_side``; the model's context
+        length unknown here) and ``BaseRenderer._tokenize_singleton_prompt``."""
+        return self.tokenize(self.render(body), body, chat=True)
+
+    def tokenize(self, text: str, body: dict[str, Any], *, chat: bool) -> list[int]:
+        params = self.v["TokenizeParams"](
+            max_total_tokens=None,
+            max_output_tokens=None,
+            truncate_prompt_tokens=body.get("truncate_prompt_tokens"),
+            truncation_side=body.get("truncation_side"),
+            add_special_tokens=bool(body.get("add_special_tokens", not chat)),
+        )
+        prompt = params.apply_pre_tokenization(self.tokenizer, {"prompt": text})
+        ids = self.tokenizer(prompt["prompt"], **params.get_encode_kwargs())["input_ids"]
+        out = params.apply_post_tokenization(self.tokenizer, {"prompt_token_ids": list(ids)})
+        return [int(i) for i in out["prompt_token_ids"]]
 
     def content_format(self) -> str:
         return str(

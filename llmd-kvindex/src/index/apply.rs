@@ -120,6 +120,8 @@ impl KvIndex {
             .fetch_add(report.parity_checks as u64, Ordering::Relaxed);
         c.parity_mismatches
             .fetch_add(report.parity_mismatches as u64, Ordering::Relaxed);
+        // The batch's removals served move detection only.
+        report.removed_in_batch = Default::default();
         report
     }
 

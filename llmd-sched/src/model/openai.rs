@@ -54,6 +54,12 @@ pub struct OpenAiRequest {
     /// Chat: `reasoning_effort` (passed to templates that read it; also
     /// sets `enable_thinking` unless `chat_template_kwargs` does).
     pub reasoning_effort: Option<String>,
+    /// vLLM's `truncate_prompt_tokens`: keep at most this many prompt tokens
+    /// (`-1`: the model's context length, which the router does not know).
+    pub truncate_prompt_tokens: Option<i64>,
+    /// vLLM's `truncation_side` (`Some(true)`: "left", keep the last
+    /// tokens; `Some(false)`: "right"); `None`: the tokenizer's own side.
+    pub truncate_left: Option<bool>,
     /// `add_special_tokens`: whether the tokenizer adds its special tokens
     /// (BOS, ...) to the prompt. vLLM's default: true for completions,
     /// false for chat (the template writes them).
@@ -153,10 +159,9 @@ impl OpenAiRequest {
             .as_object()
             .ok_or_else(|| ScheduleError::InvalidRequest("body must be a JSON object".into()))?;
         let model = opt_str(o, "model")?.unwrap_or_default();
-        let max_tokens = match o
-            .get("max_completion_tokens")
-            .or_else(|| o.get("max_tokens"))
-        {
+        // A null max_completion_tokens falls back to max_tokens, as in vLLM.
+        let set = |k: &str| o.get(k).filter(|v| !v.is_null());
+        let max_tokens = match set("max_completion_tokens").or_else(|| set("max_tokens")) {
             None | Some(Value::Null) => None,
             Some(v) => Some(
                 v.as_u64()
@@ -180,6 +185,20 @@ impl OpenAiRequest {
             documents: None,
             reasoning_effort: None,
             add_special_tokens: opt_bool(o, "add_special_tokens", kind == OpenAiKind::Completions)?,
+            truncate_prompt_tokens: match o.get("truncate_prompt_tokens") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(
+                    v.as_i64()
+                        .filter(|&n| n >= -1)
+                        .ok_or_else(|| bad("truncate_prompt_tokens", "must be an integer >= -1"))?,
+                ),
+            },
+            truncate_left: match opt_str(o, "truncation_side")?.as_deref() {
+                None => None,
+                Some("left") => Some(true),
+                Some("right") => Some(false),
+                Some(_) => return Err(bad("truncation_side", "must be \"left\" or \"right\"")),
+            },
             cache_salt: opt_str(o, "cache_salt")?,
             max_tokens,
             stream: opt_bool(o, "stream", false)?,
@@ -253,6 +272,41 @@ impl OpenAiRequest {
         Ok(r)
     }
 
+    /// The number of prompt tokens to keep, when the body truncates: `-1`
+    /// (the model's context length) is an error, since the router does not
+    /// know it.
+    pub fn truncation_limit(&self) -> Result<Option<usize>, ScheduleError> {
+        match self.truncate_prompt_tokens {
+            None => Ok(None),
+            Some(-1) => Err(bad(
+                "truncate_prompt_tokens",
+                "-1 (the model's context length) is not known to the router; give the number of tokens",
+            )),
+            Some(n) => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
+        }
+    }
+
+    /// `ids` truncated as vLLM truncates a prompt's ids
+    /// (`_truncation_slice`): at most the limit, from the request's side or,
+    /// when it names none, `tokenizer_left`'s.
+    pub fn truncate_ids(
+        &self,
+        mut ids: Vec<u32>,
+        tokenizer_left: bool,
+    ) -> Result<Vec<u32>, ScheduleError> {
+        let Some(max) = self.truncation_limit()? else {
+            return Ok(ids);
+        };
+        if ids.len() > max {
+            if self.truncate_left.unwrap_or(tokenizer_left) {
+                ids.drain(..ids.len() - max);
+            } else {
+                ids.truncate(max);
+            }
+        }
+        Ok(ids)
+    }
+
     /// Text to estimate tokens from when no tokenizer is set: the prompt,
     /// or the messages' text contents joined by newlines.
     pub fn estimate_text(&self) -> String {
@@ -305,14 +359,21 @@ impl crate::model::Request {
 
 /// Turns an OpenAI request into the token ids the engine will see.
 pub trait PromptTokenizer: Send + Sync {
-    /// Completions: the prompt text, with the tokenizer's special tokens
-    /// added when `add_special_tokens` (the request's, default true).
-    fn encode_prompt(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>, String>;
+    /// Completions: the prompt text of `req`, with the tokenizer's special
+    /// tokens added when `req.add_special_tokens` (default true), truncated
+    /// as `req` asks.
+    fn encode_prompt(&self, text: &str, req: &OpenAiRequest) -> Result<Vec<u32>, String>;
     /// Chat completions: the rendered chat, tokenized as vLLM does.
     /// `session` names the conversation (the `x-session-id` header or the
     /// body's `user`), so an implementation may reuse the ids of its
     /// earlier turns; the result must not depend on it.
     fn encode_chat(&self, req: &OpenAiRequest, session: Option<&str>) -> Result<Vec<u32>, String>;
+    /// Whether the tokenizer truncates from the left by default (its
+    /// `truncation_side`); token-id prompts are truncated on that side when
+    /// the request names none.
+    fn truncates_left(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]
@@ -342,6 +403,35 @@ mod tests {
         );
         assert_eq!(c.cache_salt.as_deref(), Some("s"));
         assert_eq!(c.estimate_text(), "hi");
+        let n = OpenAiRequest::parse(
+            "/v1/completions",
+            br#"{"prompt": "x", "max_completion_tokens": null, "max_tokens": 9}"#,
+        )
+        .unwrap();
+        assert_eq!(n.max_tokens, Some(9));
+        // Truncation: vLLM's _truncation_slice.
+        let t = OpenAiRequest::parse(
+            "/v1/completions",
+            br#"{"prompt": [1, 2, 3, 4, 5], "truncate_prompt_tokens": 3, "truncation_side": "left"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            t.truncate_ids(vec![1, 2, 3, 4, 5], false).unwrap(),
+            [3, 4, 5]
+        );
+        let t = OpenAiRequest::parse(
+            "/v1/completions",
+            br#"{"prompt": "x", "truncate_prompt_tokens": 2}"#,
+        )
+        .unwrap();
+        assert_eq!(t.truncate_ids(vec![1, 2, 3], false).unwrap(), [1, 2]);
+        assert_eq!(t.truncate_ids(vec![1, 2, 3], true).unwrap(), [2, 3]);
+        let t = OpenAiRequest::parse(
+            "/v1/completions",
+            br#"{"prompt": "x", "truncate_prompt_tokens": -1}"#,
+        )
+        .unwrap();
+        assert!(t.truncate_ids(vec![1], false).is_err());
         // vLLM's add_special_tokens defaults: completions true, chat false.
         assert!(r.add_special_tokens && !c.add_special_tokens);
         let d = OpenAiRequest::parse(

@@ -111,9 +111,18 @@ impl Metrics {
         if removed.names.remove(name) {
             removed.order.retain(|n| &**n != name);
         }
-        self.endpoints.remove(name);
+        let old = self.endpoints.remove(name);
         self.clear_routes();
-        self.endpoint_series_locked(name, pool, &removed);
+        let new = self.endpoint_series_locked(name, pool, &removed);
+        if let Some(old) = old.filter(|o| o.pool != new.pool) {
+            // The engine's gauges are set per registration: the old pool's go.
+            let labels = vec![
+                ("endpoint", old.endpoint.clone()),
+                ("pool", old.pool.clone()),
+            ];
+            self.fam.engine_kv_usage.remove(&labels);
+            self.fam.engine_kv_blocks.remove(&labels);
+        }
     }
 
     /// Runs `f` (which may create gauges of endpoint `name`) unless `name`
@@ -191,22 +200,27 @@ impl Metrics {
     /// reported metrics: usage (0 to 1; not finite counts as 0) and capacity
     /// in blocks (0: unknown, no series).
     pub fn record_engine_cache(&self, name: &str, usage: f64, blocks: u64) {
-        let ep = self.endpoint_series(name, None);
+        // Under the lock registration and removal take, so the labels are
+        // those of the registration in force and a removed endpoint's
+        // gauges never come back.
+        let removed = self.removed.lock();
+        if removed.names.contains(name) {
+            return;
+        }
+        let ep = self.endpoint_series_locked(name, None, &removed);
         let labels = vec![("endpoint", ep.endpoint.clone()), ("pool", ep.pool.clone())];
         let usage = if usage.is_finite() {
             usage.clamp(0.0, 1.0)
         } else {
             0.0
         };
-        self.unless_removed(name, || {
-            self.fam.engine_kv_usage.get_or_create(&labels).set(usage);
-            if blocks > 0 {
-                let b = i64::try_from(blocks).unwrap_or(i64::MAX);
-                self.fam.engine_kv_blocks.get_or_create(&labels).set(b);
-            } else {
-                self.fam.engine_kv_blocks.remove(&labels);
-            }
-        });
+        self.fam.engine_kv_usage.get_or_create(&labels).set(usage);
+        if blocks > 0 {
+            let b = i64::try_from(blocks).unwrap_or(i64::MAX);
+            self.fam.engine_kv_blocks.get_or_create(&labels).set(b);
+        } else {
+            self.fam.engine_kv_blocks.remove(&labels);
+        }
     }
 
     pub(super) fn endpoint_series(&self, name: &str, pool: Option<&str>) -> Arc<EndpointSeries> {
@@ -310,16 +324,19 @@ impl Metrics {
             .observe(d.decided.saturating_sub(d.arrived).as_secs_f64());
 
         if d.prefill.is_some() && d.block_size > 0 {
-            // vLLM's P/D connectors send the blocks the decode side lacks.
-            let blocks =
-                (d.prompt_tokens / d.block_size).saturating_sub(d.decode.predicted_hit_blocks);
+            // vLLM's P/D connectors pull the prompt tokens the decode side
+            // has not computed: everything past its cached full blocks,
+            // the partial last block included.
+            let cached = d.decode.predicted_hit_blocks.saturating_mul(d.block_size);
+            let tokens = d.prompt_tokens.saturating_sub(cached);
+            let blocks = tokens.div_ceil(d.block_size);
             route.latency.pd_transfer_blocks.observe(f64::from(blocks));
             let per_token = d.kv_bytes_per_token.or_else(|| {
                 let cfg = &self.cfg.kv_bytes_per_token;
                 cfg.get(d.model).or_else(|| cfg.get("")).copied()
             });
             if let Some(bpt) = per_token {
-                let bytes = u64::from(blocks) * u64::from(d.block_size) * bpt;
+                let bytes = u64::from(tokens).saturating_mul(bpt);
                 route.latency.pd_transfer_bytes.observe(bytes as f64);
             }
         }

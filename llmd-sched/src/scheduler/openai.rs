@@ -55,12 +55,13 @@ impl Scheduler {
             .cloned()
             .or_else(|| r.user.clone());
         let (prompt, tokenized) = match (&tok, &r.kind, &r.prompt) {
-            (_, OpenAiKind::Completions, Some(OpenAiPrompt::Tokens(t))) => {
-                (Prompt::Tokens(t.clone()), true)
+            (_, OpenAiKind::Completions, Some(OpenAiPrompt::Tokens(ids))) => {
+                let left = tok.as_ref().is_some_and(|t| t.truncates_left());
+                (Prompt::Tokens(r.truncate_ids(ids.clone(), left)?), true)
             }
             (Some(t), OpenAiKind::Completions, Some(OpenAiPrompt::Text(s))) => (
                 Prompt::Tokens(
-                    t.encode_prompt(s, r.add_special_tokens)
+                    t.encode_prompt(s, &r)
                         .map_err(ScheduleError::InvalidRequest)?,
                 ),
                 true,
