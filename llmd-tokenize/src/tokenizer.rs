@@ -105,6 +105,9 @@ pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
     template: Option<ChatTemplate>,
     format: ContentFormat,
+    /// A named `tool_use` template, used when the request has tools (as
+    /// transformers' `get_chat_template` picks it).
+    tool_template: Option<(ChatTemplate, ContentFormat)>,
     specials: Vec<(String, String)>,
     additional_special: Vec<String>,
     /// `truncation_side` of `tokenizer_config.json` is "left".
@@ -193,17 +196,25 @@ impl Tokenizer {
                     .map(str::to_string)
             });
         }
+        let named = |name: &str| match cfg.get("chat_template") {
+            Some(Json::Array(list)) => list
+                .iter()
+                .find(|t| t.get("name").and_then(Json::as_str) == Some(name))
+                .and_then(|t| t.get("template").and_then(Json::as_str))
+                .map(str::to_string),
+            _ => None,
+        };
+        // A `tool_use` template: `additional_chat_templates/tool_use.jinja`,
+        // or the config's named one when the config also gives the default.
+        let mut tool_use = read(&dir.join("additional_chat_templates").join("tool_use.jinja"))?;
         if template.is_none() {
             template = match cfg.get("chat_template") {
                 Some(Json::String(s)) => Some(s.clone()),
                 // Named templates: the "default" one.
-                Some(Json::Array(list)) => list
-                    .iter()
-                    .find(|t| t.get("name").and_then(Json::as_str) == Some("default"))
-                    .and_then(|t| t.get("template").and_then(Json::as_str))
-                    .map(str::to_string),
+                Some(Json::Array(_)) => named("default"),
                 _ => None,
             };
+            tool_use = tool_use.or_else(|| named("tool_use"));
         }
         let mut t =
             Tokenizer::from_parts(&text, &cfg, template.as_deref()).map_err(|e| match e {
@@ -211,6 +222,12 @@ impl Tokenizer {
                 other => other,
             })?;
         t.source = dir.to_path_buf();
+        if let Some(src) = tool_use {
+            let tpl =
+                ChatTemplate::new(&src).map_err(|e| TokenizeError::Template(e.to_string()))?;
+            let format = detect_content_format(tpl.source());
+            t.tool_template = Some((tpl, format));
+        }
         Ok(t)
     }
 
@@ -252,6 +269,7 @@ impl Tokenizer {
             sessions: Arc::default(),
             template,
             format,
+            tool_template: None,
             specials,
             additional_special,
             source: PathBuf::new(),
@@ -386,13 +404,25 @@ impl Tokenizer {
         documents: Option<&Value>,
         opts: &ChatOptions,
     ) -> Result<String, TokenizeError> {
-        let tpl = self.template.as_ref().ok_or_else(|| {
-            TokenizeError::Template(format!(
-                "{} has no chat template (chat_template.jinja, chat_template.json or tokenizer_config.json)",
-                self.source.display()
-            ))
-        })?;
-        let mut conv = normalize_messages(messages, self.format, tpl.source())?;
+        // transformers' `get_chat_template`: with tools (request tools, or
+        // tools in the kwargs), a named `tool_use` template wins.
+        let kw_tools = kwargs
+            .filter(|k| k.kind() == ValueKind::Map)
+            .and_then(|k| k.get_item(&Value::from("tools")).ok())
+            .is_some_and(|t| !t.is_undefined() && !t.is_none());
+        let (tpl, format) = match &self.tool_template {
+            Some((t, f)) if tools.is_some() || kw_tools => (t, *f),
+            _ => (
+                self.template.as_ref().ok_or_else(|| {
+                    TokenizeError::Template(format!(
+                        "{} has no chat template (chat_template.jinja, chat_template.json or tokenizer_config.json)",
+                        self.source.display()
+                    ))
+                })?,
+                self.format,
+            ),
+        };
+        let mut conv = normalize_messages(messages, format, tpl.source())?;
         let unset = |v: &Value| v.is_none() || v.as_str() == Some("auto");
         // name -> value, later entries override earlier ones.
         let mut merged: Vec<(String, Value)> = Vec::new();

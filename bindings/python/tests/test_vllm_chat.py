@@ -179,6 +179,42 @@ def test_chat_bodies_match_vllm(template: Path, workdir: Path) -> None:
     assert outcomes["equal"] >= 80, outcomes
 
 
+def test_a_named_tool_use_template_serves_requests_with_tools(workdir: Path) -> None:
+    """Named templates in tokenizer_config.json: vLLM (through transformers'
+    get_chat_template) renders with `tool_use` when the request has tools,
+    `default` otherwise."""
+    assert SRC is not None
+    d = model_dir(workdir, "bpe", None)
+    templates = REPO_ROOT / "testdata" / "chat-templates"
+    cfg = json.loads((d / "tokenizer_config.json").read_text())
+    cfg["chat_template"] = [
+        {"name": "default", "template": (templates / "template_chatml.jinja").read_text()},
+        {"name": "tool_use", "template": (templates / "tool_chat_template_hermes.jinja").read_text()},
+    ]
+    named = workdir / "named-templates"
+    named.mkdir(exist_ok=True)
+    for f in ("tokenizer.json",):
+        (named / f).write_bytes((d / f).read_bytes())
+    (named / "tokenizer_config.json").write_text(json.dumps(cfg))
+    ours = llmd.Tokenizer.from_dir(named)
+    vllm = vllm_chat.VllmChat(SRC, named)
+    rng = random.Random(17)
+    seen = {"tools": 0, "plain": 0}
+    for i in range(300):
+        b = body(rng, True)
+        try:
+            want = vllm.encode(b)
+        except Exception:
+            continue
+        assert ours.encode_openai("/v1/chat/completions", b) == want, f"body {i}: {json.dumps(b)[:1500]}"
+        seen["tools" if b.get("tools") is not None else "plain"] += 1
+    assert min(seen.values()) >= 30, seen
+    # The tool template writes the tools; the default one does not.
+    msgs = [{"role": "user", "content": "hello"}]
+    assert "get_weather" in ours.render_chat(msgs, tools=TOOLS[:1])
+    assert "get_weather" not in ours.render_chat(msgs)
+
+
 @pytest.mark.skipif(REAL is None, reason="LLMD_REAL_TOKENIZERS is not set (scripts/test-python.sh sets it)")
 @pytest.mark.parametrize("model", REAL_MODELS)
 def test_real_tokenizers_match(model: str) -> None:
