@@ -17,7 +17,7 @@ llmd_python_section() {
   local python=${LLMD_PY_PYTHON:-python3}
   local wheels=$ROOT/target/wheels
   # Pinned versions of the tools the checks run with (also in pyproject's `test` extra).
-  local tools=(maturin==1.16.0 pytest==9.2.0 mypy==2.4.1 cbor2==6.3.0 pyzmq==27.3.0 tokenizers==0.23.3 transformers==5.20.2 jinja2==3.1.6 openai==2.54.0 pydantic==2.14.4 pillow==13.0.0 openai-harmony==0.0.8)
+  local tools=(maturin==1.16.0 pytest==9.2.0 mypy==2.4.1 cbor2==6.3.0 pyzmq==27.3.0 tokenizers==0.23.3 transformers==5.20.2 jinja2==3.1.6 openai==2.54.0 pydantic==2.14.4 pillow==13.0.0 openai-harmony==0.0.8 opentelemetry-proto==1.45.2 protobuf==7.36.2)
 
   if ! "$python" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
     apt_install python3 python3-venv python3-pip

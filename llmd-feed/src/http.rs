@@ -1,6 +1,7 @@
-//! A minimal HTTP/1.1 GET for `http://` scrape targets: one request per
-//! connection, a deadline over the whole exchange, a bounded body, and
-//! Content-Length, chunked or close-delimited responses.
+//! A minimal HTTP/1.1 client for `http://` targets (scraping, OTLP export):
+//! one request per connection, a deadline over the whole exchange, a
+//! bounded response body, and Content-Length, chunked or close-delimited
+//! responses.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::time::{Duration, Instant};
@@ -76,6 +77,36 @@ impl HttpUrl {
 
 /// GETs `url` within `timeout`; the body may be at most `max_body` bytes.
 pub fn get(url: &HttpUrl, timeout: Duration, max_body: usize) -> Result<String, HttpError> {
+    let body = exchange(url, "GET", "Accept: text/plain\r\n", &[], timeout, max_body)?;
+    String::from_utf8(body).map_err(|_| HttpError::Response("body is not UTF-8".into()))
+}
+
+/// POSTs `body` (of `content_type`) to `url` within `timeout`; a status
+/// other than 200 is an error. The response body (at most `max_body`
+/// bytes) is returned.
+pub fn post(
+    url: &HttpUrl,
+    content_type: &str,
+    body: &[u8],
+    timeout: Duration,
+    max_body: usize,
+) -> Result<Vec<u8>, HttpError> {
+    let head = format!(
+        "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    exchange(url, "POST", &head, body, timeout, max_body)
+}
+
+/// One request: `method`, extra header lines `head`, then `body`.
+fn exchange(
+    url: &HttpUrl,
+    method: &str,
+    head: &str,
+    body: &[u8],
+    timeout: Duration,
+    max_body: usize,
+) -> Result<Vec<u8>, HttpError> {
     let deadline = Instant::now() + timeout;
     let ep = TcpEndpoint::parse(&format!("tcp://{}", url.authority))
         .map_err(|_| HttpError::Url(url.authority.clone(), "bad host:port"))?;
@@ -90,10 +121,11 @@ pub fn get(url: &HttpUrl, timeout: Duration, max_body: usize) -> Result<String, 
     };
     s.set_write_timeout(Some(left(deadline)?))?;
     let req = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: text/plain\r\nConnection: close\r\nUser-Agent: llmd-feed\r\n\r\n",
+        "{method} {} HTTP/1.1\r\nHost: {}\r\n{head}Connection: close\r\nUser-Agent: llmd-feed\r\n\r\n",
         url.path, url.authority
     );
     s.write_all(req.as_bytes())?;
+    s.write_all(body)?;
     let mut r = BufReader::new(s);
     let mut line = String::new();
     let read_line =
@@ -198,7 +230,7 @@ pub fn get(url: &HttpUrl, timeout: Duration, max_body: usize) -> Result<String, 
             body.extend_from_slice(&buf[..k]);
         }
     }
-    String::from_utf8(body).map_err(|_| HttpError::Response("body is not UTF-8".into()))
+    Ok(body)
 }
 
 fn timeout_err(timeout: Duration) -> impl Fn(std::io::Error) -> HttpError {

@@ -33,6 +33,9 @@
 //!   ([`Feed::render_metrics`]).
 //! - **A publisher** ([`zmq::Publisher`]) with vLLM's wire behaviour, for
 //!   fake fleets and tests.
+//! - **Trace export** ([`otlp::OtlpExporter`]): decision spans over
+//!   OTLP/HTTP (protobuf) from a thread of its own, continuing the
+//!   request's W3C trace.
 //!
 //! Nothing here adds a lock or an allocation to [`Scheduler::pick`]: the
 //! feed only calls the scheduler's ingest and metrics methods.
@@ -58,6 +61,7 @@ pub mod http;
 mod ingest;
 mod metrics;
 pub mod options;
+pub mod otlp;
 mod pod;
 mod scrape;
 pub mod stream;

@@ -11,7 +11,7 @@ use crate::errors::{error, schedule_error, Kind};
 use crate::json;
 use crate::scheduler::PyScheduler;
 
-fn feed_error(py: Python<'_>, e: FeedError) -> PyErr {
+pub(crate) fn feed_error(py: Python<'_>, e: FeedError) -> PyErr {
     match e {
         FeedError::Schedule(s) => schedule_error(py, &s),
         FeedError::UnknownPod(_) => {

@@ -18,6 +18,7 @@ mod feed;
 mod hasher;
 mod index;
 mod json;
+mod otlp;
 mod scheduler;
 mod tokenizer;
 mod zmq;
@@ -42,6 +43,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<index::PyKvIndex>()?;
     m.add_class::<scheduler::PyScheduler>()?;
     m.add_class::<feed::PyFeed>()?;
+    m.add_class::<otlp::PyOtlpExporter>()?;
     m.add_class::<tokenizer::PyTokenizer>()?;
     m.add_class::<tokenizer::PyChatSession>()?;
     m.add_class::<scheduler::PyDecision>()?;

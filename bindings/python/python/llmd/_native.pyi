@@ -34,6 +34,7 @@ __all__ = [
     "KvIndex",
     "Scheduler",
     "Feed",
+    "OtlpExporter",
     "Tokenizer",
     "ChatSession",
     "Decision",
@@ -583,6 +584,42 @@ class Feed:
         """The `llmd_feed_*` metrics in Prometheus text format (serve them
         beside `Scheduler.render_metrics()`).
         """
+
+@final
+class OtlpExporter:
+    """Exports the spans of decisions whose request carried a sampled W3C
+    `traceparent` to an OTLP/HTTP traces endpoint (`http://`), continuing
+    that trace: the scheduling span has the id the decision forwards to the
+    worker. Exporting happens on a thread of its own; `export_decision`
+    only queues (a full queue drops and counts).
+    """
+    def __new__(
+        cls,
+        endpoint: str,
+        *,
+        service_name: str = "llmd",
+        sampling_ratio: float = 1.0,
+        max_queue_spans: int = 65536,
+        max_batch_spans: int = 512,
+        flush_interval: float = 0.5,
+        timeout: float = 5.0,
+    ) -> OtlpExporter: ...
+    def export_decision(self, decision: Decision, start: float, end: float) -> bool:
+        """Queues `decision`'s spans, timed from `start` to `end` (Unix seconds,
+        `time.time()` around the pick). Returns whether they were queued: a
+        decision without a sampled trace context, outside the sampling
+        ratio, or beyond the queue is not (and is counted in `stats()`).
+        """
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Waits until the queued spans are sent (at most `timeout` seconds);
+        returns whether the queue drained.
+        """
+    def stats(self) -> dict[str, int]:
+        """Counters: `exported_spans`, `dropped_spans`, `failed_spans`,
+        `unsampled_decisions`.
+        """
+    def stop(self) -> None:
+        """Sends what is queued, then stops the export thread (idempotent)."""
 
 @final
 class ChatSession:

@@ -1,0 +1,297 @@
+//! The export thread: batches spans and POSTs them to an OTLP/HTTP
+//! endpoint, with bounded memory and counted drops.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use llmd_sched::Decision;
+
+use super::{decision_span_data, export_request, SpanData};
+use crate::http::{post, HttpUrl};
+use crate::FeedError;
+
+/// Where and how spans are exported.
+#[derive(Clone, Debug)]
+pub struct OtlpOptions {
+    /// The OTLP/HTTP traces endpoint, e.g. `http://127.0.0.1:4318/v1/traces`
+    /// (`http://` only: terminate TLS in a collector).
+    pub endpoint: String,
+    /// `service.name` of the exported resource.
+    pub service_name: String,
+    /// Share of sampled traces exported (0 to 1), chosen per trace id so a
+    /// trace is exported whole or not at all. Unsampled requests (flag off)
+    /// are never exported.
+    pub sampling_ratio: f64,
+    /// Spans held for export at most; beyond it decisions are dropped and
+    /// counted.
+    pub max_queue_spans: usize,
+    /// Spans per request at most.
+    pub max_batch_spans: usize,
+    /// Longest wait before a partial batch goes.
+    pub flush_interval: Duration,
+    /// Deadline of one POST.
+    pub timeout: Duration,
+}
+
+impl Default for OtlpOptions {
+    fn default() -> Self {
+        OtlpOptions {
+            endpoint: "http://127.0.0.1:4318/v1/traces".into(),
+            service_name: "llmd".into(),
+            sampling_ratio: 1.0,
+            max_queue_spans: 65_536,
+            max_batch_spans: 512,
+            flush_interval: Duration::from_millis(500),
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Export counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OtlpStats {
+    /// Spans the endpoint accepted.
+    pub exported_spans: u64,
+    /// Spans dropped because the queue was full.
+    pub dropped_spans: u64,
+    /// Spans lost to failed POSTs (an error status or no answer).
+    pub failed_spans: u64,
+    /// Decisions not exported: no trace context, unsampled, or outside the
+    /// sampling ratio.
+    pub unsampled_decisions: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    exported: AtomicU64,
+    dropped: AtomicU64,
+    failed: AtomicU64,
+    unsampled: AtomicU64,
+}
+
+struct Queue {
+    spans: VecDeque<SpanData>,
+    stop: bool,
+    /// Spans handed to the thread and not yet answered.
+    in_flight: usize,
+    /// A flush asks for partial batches now.
+    flush: bool,
+}
+
+struct Shared {
+    q: Mutex<Queue>,
+    cv: Condvar,
+    counters: Counters,
+}
+
+/// Exports decision spans to an OTLP/HTTP endpoint from a thread of its
+/// own. [`OtlpExporter::export_decision`] never blocks on the network.
+pub struct OtlpExporter {
+    opts: OtlpOptions,
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for OtlpExporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtlpExporter")
+            .field("endpoint", &self.opts.endpoint)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl OtlpExporter {
+    /// Starts the export thread. A bad endpoint or option is an error.
+    pub fn start(opts: OtlpOptions) -> Result<OtlpExporter, FeedError> {
+        let url = HttpUrl::parse(&opts.endpoint)
+            .map_err(|e| FeedError::Config(format!("otlp endpoint: {e}")))?;
+        if !(0.0..=1.0).contains(&opts.sampling_ratio) {
+            return Err(FeedError::Config(
+                "otlp sampling_ratio must be within 0..=1".into(),
+            ));
+        }
+        if opts.max_queue_spans == 0 || opts.max_batch_spans == 0 {
+            return Err(FeedError::Config(
+                "otlp queue and batch sizes must be positive".into(),
+            ));
+        }
+        let shared = Arc::new(Shared {
+            q: Mutex::new(Queue {
+                spans: VecDeque::new(),
+                stop: false,
+                in_flight: 0,
+                flush: false,
+            }),
+            cv: Condvar::new(),
+            counters: Counters::default(),
+        });
+        let (s, o) = (shared.clone(), opts.clone());
+        let thread = std::thread::Builder::new()
+            .name("llmd-otlp".into())
+            .spawn(move || run(&s, &o, &url))
+            .map_err(|e| FeedError::Config(format!("otlp thread: {e}")))?;
+        Ok(OtlpExporter {
+            opts,
+            shared,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Queues the spans of `d` (see [`super::decision_span_data`]) timed
+    /// from `start_unix_ns` to `end_unix_ns`. Returns whether they were
+    /// queued: a decision without a sampled trace context, one outside the
+    /// sampling ratio, or one that does not fit the queue is not (and is
+    /// counted).
+    pub fn export_decision(&self, d: &Decision, start_unix_ns: u64, end_unix_ns: u64) -> bool {
+        let c = &self.shared.counters;
+        let keep = d
+            .trace
+            .as_ref()
+            .is_some_and(|t| in_ratio(&t.trace_id, self.opts.sampling_ratio));
+        let spans = match decision_span_data(d, start_unix_ns, end_unix_ns) {
+            Some(s) if keep => s,
+            _ => {
+                c.unsampled.fetch_add(1, Ordering::Relaxed);
+                return false;
+            }
+        };
+        self.enqueue(spans)
+    }
+
+    /// Queues `spans` as they are (whole or not at all).
+    pub fn export_spans(&self, spans: Vec<SpanData>) -> bool {
+        self.enqueue(spans)
+    }
+
+    fn enqueue(&self, spans: Vec<SpanData>) -> bool {
+        let mut q = self.shared.q.lock().unwrap_or_else(|e| e.into_inner());
+        if q.stop || q.spans.len() + spans.len() > self.opts.max_queue_spans {
+            drop(q);
+            self.shared
+                .counters
+                .dropped
+                .fetch_add(spans.len() as u64, Ordering::Relaxed);
+            return false;
+        }
+        q.spans.extend(spans);
+        drop(q);
+        self.shared.cv.notify_one();
+        true
+    }
+
+    /// Waits until every queued span was sent (or failed), at most
+    /// `timeout`; returns whether the queue drained.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut q = self.shared.q.lock().unwrap_or_else(|e| e.into_inner());
+        q.flush = true;
+        self.shared.cv.notify_all();
+        while !q.spans.is_empty() || q.in_flight > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            q = self
+                .shared
+                .cv
+                .wait_timeout(q, left.min(Duration::from_millis(20)))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            self.shared.cv.notify_all();
+        }
+        true
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> OtlpStats {
+        let c = &self.shared.counters;
+        OtlpStats {
+            exported_spans: c.exported.load(Ordering::Relaxed),
+            dropped_spans: c.dropped.load(Ordering::Relaxed),
+            failed_spans: c.failed.load(Ordering::Relaxed),
+            unsampled_decisions: c.unsampled.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Sends what is queued (waiting at most one POST timeout per batch),
+    /// then stops the thread. Idempotent; also done on drop.
+    pub fn stop(&self) {
+        {
+            let mut q = self.shared.q.lock().unwrap_or_else(|e| e.into_inner());
+            q.stop = true;
+        }
+        self.shared.cv.notify_all();
+        if let Some(t) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for OtlpExporter {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Whether a trace falls within the sampling ratio (by its id's low bits,
+/// as OpenTelemetry's TraceIdRatioBased sampler does).
+fn in_ratio(trace_id: &[u8; 16], ratio: f64) -> bool {
+    if ratio >= 1.0 {
+        return true;
+    }
+    let mut low = [0u8; 8];
+    low.copy_from_slice(&trace_id[8..]);
+    let x = u64::from_be_bytes(low) >> 1;
+    (x as f64) < ratio * (1u64 << 63) as f64
+}
+
+fn run(s: &Shared, o: &OtlpOptions, url: &HttpUrl) {
+    loop {
+        let batch: Vec<SpanData> = {
+            let mut q = s.q.lock().unwrap_or_else(|e| e.into_inner());
+            let since = Instant::now();
+            // Wait for a full batch, the flush interval, or stop.
+            while !q.stop && !q.flush && q.spans.len() < o.max_batch_spans {
+                let left = o.flush_interval.saturating_sub(since.elapsed());
+                if left.is_zero() && !q.spans.is_empty() {
+                    break;
+                }
+                let wait = if left.is_zero() {
+                    o.flush_interval
+                } else {
+                    left
+                };
+                q =
+                    s.cv.wait_timeout(q, wait)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+            }
+            if q.spans.is_empty() {
+                q.flush = false;
+                if q.stop {
+                    return;
+                }
+                continue;
+            }
+            let n = q.spans.len().min(o.max_batch_spans);
+            q.in_flight = n;
+            q.spans.drain(..n).collect()
+        };
+        let body = export_request(&o.service_name, &batch);
+        let ok = post(url, "application/x-protobuf", &body, o.timeout, 1 << 20).is_ok();
+        let counter = if ok {
+            &s.counters.exported
+        } else {
+            &s.counters.failed
+        };
+        counter.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let mut q = s.q.lock().unwrap_or_else(|e| e.into_inner());
+        q.in_flight = 0;
+        drop(q);
+        s.cv.notify_all();
+    }
+}
