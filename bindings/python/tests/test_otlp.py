@@ -156,3 +156,65 @@ def test_a_full_queue_drops_and_counts_and_a_dead_endpoint_fails_and_counts(rece
         llmd.OtlpExporter(url, timeout=-1.0)
     with pytest.raises(llmd.InvalidArgumentError):
         llmd.OtlpExporter("https://collector:4318/v1/traces")
+
+
+def test_gateway_scheduler_and_pod_in_one_trace(receiver: Receiver) -> None:
+    """The whole path on loopback: the test is the gateway (its span is the
+    traceparent's parent), the scheduler's spans come from llmd.OtlpExporter,
+    and a fake vLLM pod (`llmd pods --otlp-endpoint`) records its
+    `llm_request` span under the traceparent the decision forwarded."""
+    import json as _json
+    import subprocess
+    import urllib.request
+
+    from test_fleet_e2e import llmd_binary
+
+    url = f"http://127.0.0.1:{receiver.server_address[1]}/v1/traces"
+    proc = subprocess.Popen(
+        [str(llmd_binary()), "pods", "-n", "1", "--model", "m", "--speed", "50", "--otlp-endpoint", url],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        name, http_url = proc.stdout.readline().split()[:2]
+        s = llmd.Scheduler(CONFIG, seed=1)
+        s.add_endpoint(name, http_url.removeprefix("http://"), model="m")
+        exp = llmd.OtlpExporter(url, service_name="router", flush_interval=0.05)
+        start = time.time()
+        d = s.pick(model="m", prompt="hello there", request_id="e2e", headers={"traceparent": f"00-{TRACE}-{GATEWAY_SPAN}-01"})
+        assert exp.export_decision(d, start, time.time())
+        body = _json.dumps({"model": "m", "prompt": "hello there", "max_tokens": 4}).encode()
+        req = urllib.request.Request(f"{http_url}/v1/completions", data=body, headers={"Content-Type": "application/json", **d.headers})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            usage = _json.loads(r.read())["usage"]
+        assert exp.flush(10.0)
+
+        def spans() -> list[Any]:
+            return [(rs.resource, sp) for q in receiver.requests for rs in q.resource_spans for ss in rs.scope_spans for sp in ss.spans]
+
+        deadline = time.time() + 20
+        while not any(sp.name == "llm_request" for _, sp in spans()) and time.time() < deadline:
+            time.sleep(0.05)
+        by_service: dict[str, list[Any]] = {}
+        for res, sp in spans():
+            service = {a.key: a.value.string_value for a in res.attributes}["service.name"]
+            by_service.setdefault(service, []).append(sp)
+        assert set(by_service) == {"router", "vllm"}, by_service.keys()
+        assert {sp.trace_id.hex() for v in by_service.values() for sp in v} == {TRACE}
+        scheduling = next(sp for sp in by_service["router"] if sp.name == "gateway.request_orchestration")
+        assert scheduling.parent_span_id.hex() == GATEWAY_SPAN
+        pod = {sp.name: sp for sp in by_service["vllm"]}
+        assert set(pod) == {"llm_request", "prefill", "decode"}
+        # The pod's span continues the scheduling span, as vLLM's would.
+        assert pod["llm_request"].parent_span_id == scheduling.span_id
+        assert pod["prefill"].parent_span_id == pod["decode"].parent_span_id == pod["llm_request"].span_id
+        attrs = {a.key: a.value for a in pod["llm_request"].attributes}
+        assert attrs["gen_ai.usage.prompt_tokens"].int_value == usage["prompt_tokens"]
+        assert attrs["gen_ai.usage.completion_tokens"].int_value == usage["completion_tokens"]
+        assert attrs["gen_ai.usage.cached_tokens"].int_value == usage["prompt_tokens_details"]["cached_tokens"]
+        assert pod["llm_request"].start_time_unix_nano <= pod["decode"].start_time_unix_nano <= pod["llm_request"].end_time_unix_nano
+        exp.stop()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

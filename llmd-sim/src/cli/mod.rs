@@ -18,9 +18,10 @@ USAGE:
             [--seed-unset] [--vllm VERSION] [--lora NAME] [--json] TOKEN... (or tokens on stdin)
   llmd events decode [--hex] [FILE]   (msgpack EventBatch bytes, or hex with --hex; stdin when FILE is absent)
   llmd pods [-n N] [--port P] [--events map|array] [--model NAME] [--scenario FILE]
-            [--speed X] [--buffer-steps N]
+            [--speed X] [--buffer-steps N] [--otlp-endpoint http://HOST:PORT/v1/traces]
             (N simulated vLLM pods on loopback: OpenAI API, /metrics, /tokenize, KV events
-             over ZMQ with replay; prints `name http://host:port events-endpoint replay-endpoint`
+             over ZMQ with replay, and with --otlp-endpoint a span per request continuing
+             its traceparent; prints `name http://host:port events-endpoint replay-endpoint`
              per pod, then serves until interrupted)
   llmd help
 ";

@@ -34,6 +34,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let scenario = a.value("--scenario")?;
     let speed: f64 = num("--speed", a.value("--speed")?, 1.0)?;
     let buffer_steps: usize = num("--buffer-steps", a.value("--buffer-steps")?, 10_000)?;
+    let otlp = a.value("--otlp-endpoint")?;
     let extra = a.positional()?;
     if let Some(x) = extra.first() {
         return Err(format!("unexpected argument `{x}`"));
@@ -60,6 +61,18 @@ pub fn run(args: &[String]) -> Result<(), String> {
         scenario,
         speed,
         buffer_steps,
+        tracer: match otlp {
+            None => None,
+            Some(endpoint) => Some(std::sync::Arc::new(
+                llmd_feed::otlp::OtlpExporter::start(llmd_feed::otlp::OtlpOptions {
+                    endpoint,
+                    service_name: "vllm".into(),
+                    flush_interval: std::time::Duration::from_millis(100),
+                    ..Default::default()
+                })
+                .map_err(|e| format!("--otlp-endpoint: {e}"))?,
+            )),
+        },
     })
     .map_err(|e| e.to_string())?;
     let mut out = std::io::stdout().lock();

@@ -68,6 +68,7 @@ pub struct LivePod {
     publisher: Mutex<Publisher>,
     form: EventForm,
     stop: AtomicBool,
+    tracer: std::sync::OnceLock<Arc<llmd_feed::otlp::OtlpExporter>>,
 }
 
 impl std::fmt::Debug for LivePod {
@@ -77,6 +78,16 @@ impl std::fmt::Debug for LivePod {
 }
 
 impl LivePod {
+    /// Exports a span per request to `t` (once; later calls are ignored).
+    pub fn set_tracer(&self, t: Arc<llmd_feed::otlp::OtlpExporter>) {
+        let _ = self.tracer.set(t);
+    }
+
+    /// The span exporter, when set.
+    pub fn tracer(&self) -> Option<&Arc<llmd_feed::otlp::OtlpExporter>> {
+        self.tracer.get()
+    }
+
     /// A pod around `worker`; steps run `speed` times faster than their
     /// calibrated duration.
     #[allow(clippy::too_many_arguments)]
@@ -107,6 +118,7 @@ impl LivePod {
             publisher: Mutex::new(publisher),
             form,
             stop: AtomicBool::new(false),
+            tracer: std::sync::OnceLock::new(),
         }
     }
 

@@ -40,6 +40,9 @@ pub struct FleetOptions {
     pub speed: f64,
     /// Batches kept for replay (vLLM's `buffer_steps`).
     pub buffer_steps: usize,
+    /// Where the pods export a span per request (as vLLM's
+    /// `--otlp-traces-endpoint`), continuing the request's `traceparent`.
+    pub tracer: Option<Arc<llmd_feed::otlp::OtlpExporter>>,
 }
 
 /// Where a started pod listens.
@@ -124,6 +127,9 @@ impl Fleet {
                 publisher,
                 opts.events,
             ));
+            if let Some(t) = &opts.tracer {
+                pod.set_tracer(t.clone());
+            }
             let p = pod.clone();
             fleet.threads.push(std::thread::spawn(move || p.run()));
             let p = pod.clone();

@@ -31,6 +31,9 @@ struct HttpRequest {
     method: String,
     path: String,
     body: Vec<u8>,
+    /// W3C `traceparent` / `tracestate`, when sent.
+    traceparent: Option<String>,
+    tracestate: Option<String>,
 }
 
 fn read_request(r: &mut BufReader<TcpStream>) -> Result<Option<HttpRequest>, String> {
@@ -42,6 +45,7 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Result<Option<HttpRequest>, Str
     let method = parts.next().ok_or("empty request line")?.to_string();
     let path = parts.next().ok_or("no path")?.to_string();
     let mut len = 0usize;
+    let (mut traceparent, mut tracestate) = (None, None);
     let mut total = line.len();
     loop {
         line.clear();
@@ -55,8 +59,13 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Result<Option<HttpRequest>, Str
             break;
         }
         if let Some((k, v)) = l.split_once(':') {
-            if k.trim().eq_ignore_ascii_case("content-length") {
+            let k = k.trim();
+            if k.eq_ignore_ascii_case("content-length") {
                 len = v.trim().parse().map_err(|_| "bad Content-Length")?;
+            } else if k.eq_ignore_ascii_case("traceparent") {
+                traceparent = Some(v.trim().to_string());
+            } else if k.eq_ignore_ascii_case("tracestate") {
+                tracestate = Some(v.trim().to_string());
             }
         }
     }
@@ -65,7 +74,13 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Result<Option<HttpRequest>, Str
     }
     let mut body = vec![0u8; len];
     r.read_exact(&mut body).map_err(|e| e.to_string())?;
-    Ok(Some(HttpRequest { method, path, body }))
+    Ok(Some(HttpRequest {
+        method,
+        path,
+        body,
+        traceparent,
+        tracestate,
+    }))
 }
 
 fn respond(
@@ -155,8 +170,8 @@ fn handle(pod: &LivePod, s: TcpStream) -> std::io::Result<()> {
                 }
                 Err(e) => error(&mut w, pod, 400, &e)?,
             },
-            ("POST", "/v1/completions") => return complete(pod, w, &body, false),
-            ("POST", "/v1/chat/completions") => return complete(pod, w, &body, true),
+            ("POST", "/v1/completions") => return complete(pod, w, &body, false, &req),
+            ("POST", "/v1/chat/completions") => return complete(pod, w, &body, true, &req),
             _ => error(
                 &mut w,
                 pod,
@@ -191,7 +206,113 @@ fn prompt_tokens(pod: &LivePod, body: &Value, chat: bool) -> Result<Vec<u32>, St
     }
 }
 
-fn complete(pod: &LivePod, mut w: TcpStream, body: &Value, chat: bool) -> std::io::Result<()> {
+fn unix_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Times of one request, for its span.
+struct Timing {
+    arrived: u64,
+    first: u64,
+    done: u64,
+    prompt: u32,
+    cached: u32,
+    generated: u32,
+}
+
+/// vLLM's per-request span (`llm_request`, SERVER, a child of the request's
+/// `traceparent`) with its latency and usage attributes, plus `prefill`
+/// (arrival to first token, cached tokens) and `decode` (first to last
+/// token) children. Nothing when the request was not traced or not sampled.
+fn export_span(pod: &LivePod, req: &HttpRequest, id: &str, t: &Timing) {
+    use llmd_feed::otlp::{SpanData, SPAN_KIND_INTERNAL, SPAN_KIND_SERVER};
+    use llmd_sched::observe::{AttrValue, Attribute};
+    let Some(tracer) = pod.tracer() else { return };
+    let Some((trace_id, parent, flags)) = req
+        .traceparent
+        .as_deref()
+        .and_then(llmd_sched::trace_context::parse_traceparent)
+    else {
+        return;
+    };
+    if flags & 1 == 0 {
+        return;
+    }
+    let new_id = || fastrand::u64(1..).to_be_bytes();
+    let a = |k: &'static str, v: AttrValue| Attribute {
+        key: k.into(),
+        value: v,
+    };
+    let secs = |ns: u64| AttrValue::F64(ns as f64 / 1e9);
+    let root = new_id();
+    let span = |span_id, parent, name: &str, kind, start, end, attributes| SpanData {
+        trace_id,
+        span_id,
+        parent_span_id: Some(parent),
+        trace_state: req.tracestate.clone(),
+        name: name.to_string(),
+        kind,
+        start_unix_ns: start,
+        end_unix_ns: end,
+        attributes,
+    };
+    let tokens = |n: u32| AttrValue::I64(i64::from(n));
+    tracer.export_spans(vec![
+        span(
+            root,
+            parent,
+            "llm_request",
+            SPAN_KIND_SERVER,
+            t.arrived,
+            t.done,
+            vec![
+                a("gen_ai.request.id", AttrValue::Str(id.to_string())),
+                a("gen_ai.response.model", AttrValue::Str(pod.model.clone())),
+                a("gen_ai.usage.prompt_tokens", tokens(t.prompt)),
+                a("gen_ai.usage.completion_tokens", tokens(t.generated)),
+                a("gen_ai.usage.cached_tokens", tokens(t.cached)),
+                a(
+                    "gen_ai.latency.time_to_first_token",
+                    secs(t.first - t.arrived),
+                ),
+                a("gen_ai.latency.e2e", secs(t.done - t.arrived)),
+                a("llmd.pod.name", AttrValue::Str(pod.name.clone())),
+            ],
+        ),
+        span(
+            new_id(),
+            root,
+            "prefill",
+            SPAN_KIND_INTERNAL,
+            t.arrived,
+            t.first,
+            vec![
+                a("gen_ai.usage.prompt_tokens", tokens(t.prompt)),
+                a("gen_ai.usage.cached_tokens", tokens(t.cached)),
+            ],
+        ),
+        span(
+            new_id(),
+            root,
+            "decode",
+            SPAN_KIND_INTERNAL,
+            t.first,
+            t.done,
+            vec![a("gen_ai.usage.completion_tokens", tokens(t.generated))],
+        ),
+    ]);
+}
+
+fn complete(
+    pod: &LivePod,
+    mut w: TcpStream,
+    body: &Value,
+    chat: bool,
+    req: &HttpRequest,
+) -> std::io::Result<()> {
+    let arrived = unix_ns();
     let prompt = match prompt_tokens(pod, body, chat) {
         Ok(p) if !p.is_empty() => p,
         Ok(_) => return error(&mut w, pod, 400, "empty prompt"),
@@ -255,9 +376,13 @@ fn complete(pod: &LivePod, mut w: TcpStream, body: &Value, chat: bool) -> std::i
         )?;
     }
     let mut first = true;
+    let mut first_at = arrived;
     for u in rx {
         match u {
-            Update::First { cached: c } => cached = c,
+            Update::First { cached: c } => {
+                cached = c;
+                first_at = unix_ns();
+            }
             Update::Tokens(ids) => {
                 generated += ids.len() as u32;
                 let piece: String = ids.iter().map(|&t| detokenize(t)).collect();
@@ -272,6 +397,15 @@ fn complete(pod: &LivePod, mut w: TcpStream, body: &Value, chat: bool) -> std::i
             Update::Done => break,
         }
     }
+    let timing = Timing {
+        arrived,
+        first: first_at,
+        done: unix_ns().max(first_at),
+        prompt: n_prompt,
+        cached,
+        generated,
+    };
+    export_span(pod, req, &id, &timing);
     let usage = json!({
         "prompt_tokens": n_prompt,
         "completion_tokens": generated,
