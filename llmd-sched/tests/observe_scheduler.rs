@@ -151,6 +151,8 @@ fn workload_through_the_scheduler_is_counted() {
     let engine = |name| total(&smp, name, &[("endpoint", "c1")]);
     assert_eq!(engine("llmd_endpoint_kv_cache_usage_ratio"), 0.5);
     assert_eq!(engine("llmd_endpoint_kv_cache_capacity_blocks"), 1000.0);
+    // 16-token blocks of 131,072 bytes per token.
+    assert_eq!(engine("llmd_endpoint_kv_block_bytes"), 16.0 * 131_072.0);
     // Removing an endpoint drops its gauges.
     s.remove_endpoint("d1").unwrap();
     let smp = m.samples(end_of(0));

@@ -103,6 +103,8 @@ pub struct Families {
     pub engine_kv_usage: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     /// endpoint, pool: the engine's KV-cache capacity in blocks.
     pub engine_kv_blocks: GaugeFamily,
+    /// endpoint, pool: bytes of one KV block.
+    pub engine_kv_block_bytes: GaugeFamily,
     /// Endpoints refused because a prefix index had no free slot.
     pub endpoints_refused: Counter,
     /// header.
@@ -168,6 +170,7 @@ impl Families {
             block_moves: Family::default(),
             engine_kv_usage: Family::default(),
             engine_kv_blocks: Family::default(),
+            engine_kv_block_bytes: Family::default(),
             endpoints_refused: Counter::default(),
             trace_context_invalid: Family::default(),
             sequence_gaps: Family::default(),
@@ -296,6 +299,11 @@ impl Families {
             "llmd_endpoint_kv_cache_capacity_blocks",
             "The engine's KV-cache capacity in blocks (vLLM's cache_config_info num_gpu_blocks), as last reported; absent while unknown",
             f.engine_kv_blocks.clone(),
+        );
+        r.register(
+            "llmd_endpoint_kv_block_bytes",
+            "Bytes of one KV block on the endpoint: its llmd.dev/kv-bytes-per-token label times the engine's block size (cache_config_info); absent while either is unknown. llmd_kvindex_blocks * on(endpoint) group_left llmd_endpoint_kv_block_bytes is the bytes held per tier",
+            f.engine_kv_block_bytes.clone(),
         );
         r.register(
             "llmd_kvindex_endpoints_refused",

@@ -122,6 +122,7 @@ impl Metrics {
             ];
             self.fam.engine_kv_usage.remove(&labels);
             self.fam.engine_kv_blocks.remove(&labels);
+            self.fam.engine_kv_block_bytes.remove(&labels);
         }
     }
 
@@ -193,13 +194,14 @@ impl Metrics {
         self.fam.inflight_tokens.remove(&labels);
         self.fam.engine_kv_usage.remove(&labels);
         self.fam.engine_kv_blocks.remove(&labels);
+        self.fam.engine_kv_block_bytes.remove(&labels);
         self.forget_index_endpoint(&ep.endpoint);
     }
 
     /// Records the engine's own view of endpoint `name`'s KV cache, from its
-    /// reported metrics: usage (0 to 1; not finite counts as 0) and capacity
-    /// in blocks (0: unknown, no series).
-    pub fn record_engine_cache(&self, name: &str, usage: f64, blocks: u64) {
+    /// reported metrics: usage (0 to 1; not finite counts as 0), capacity
+    /// in blocks and bytes per block (0: unknown, no series).
+    pub fn record_engine_cache(&self, name: &str, usage: f64, blocks: u64, block_bytes: u64) {
         // Under the lock registration and removal take, so the labels are
         // those of the registration in force and a removed endpoint's
         // gauges never come back.
@@ -215,11 +217,16 @@ impl Metrics {
             0.0
         };
         self.fam.engine_kv_usage.get_or_create(&labels).set(usage);
-        if blocks > 0 {
-            let b = i64::try_from(blocks).unwrap_or(i64::MAX);
-            self.fam.engine_kv_blocks.get_or_create(&labels).set(b);
-        } else {
-            self.fam.engine_kv_blocks.remove(&labels);
+        for (fam, v) in [
+            (&self.fam.engine_kv_blocks, blocks),
+            (&self.fam.engine_kv_block_bytes, block_bytes),
+        ] {
+            if v > 0 {
+                fam.get_or_create(&labels)
+                    .set(i64::try_from(v).unwrap_or(i64::MAX));
+            } else {
+                fam.remove(&labels);
+            }
         }
     }
 

@@ -62,6 +62,7 @@ impl Scheduler {
         let ep_name = ep.name.clone();
         let ep_pool = ep.labels.get(crate::model::ROLE_LABEL).cloned();
         let (usage, blocks) = (ep.metrics.kv_cache_usage, ep.metrics.cache_num_blocks);
+        let block_bytes = block_bytes(&ep.labels, &ep.metrics);
         let state = Arc::new(EndpointState::new(ep));
         let existing = by_name.get(state.name()).copied();
         let mut old = existing.map(|i| eps[i].uid());
@@ -99,7 +100,8 @@ impl Scheduler {
             self.forget(uid);
         }
         self.metrics.register_endpoint(&ep_name, ep_pool.as_deref());
-        self.metrics.record_engine_cache(&ep_name, usage, blocks);
+        self.metrics
+            .record_engine_cache(&ep_name, usage, blocks, block_bytes);
         Ok(())
     }
 
@@ -176,9 +178,9 @@ impl Scheduler {
         if m.updated_at_ns == 0 {
             m.updated_at_ns = self.clock.now_ns().max(1);
         }
-        self.endpoint(name)?.set_metrics(&m);
-        self.metrics
-            .record_engine_cache(name, m.kv_cache_usage, m.cache_num_blocks);
+        let ep = self.endpoint(name)?;
+        ep.set_metrics(&m);
+        self.record_engine_cache(&ep, &m);
         Ok(())
     }
 
@@ -192,9 +194,14 @@ impl Scheduler {
         let m = parse_metrics_text(text, self.clock.now_ns().max(1))
             .map_err(|e| ScheduleError::MetricsText(format!("endpoint '{name}': {e}")))?;
         ep.set_metrics(&m);
-        self.metrics
-            .record_engine_cache(name, m.kv_cache_usage, m.cache_num_blocks);
+        self.record_engine_cache(&ep, &m);
         Ok(())
+    }
+
+    fn record_engine_cache(&self, ep: &EndpointState, m: &EndpointMetrics) {
+        let bytes = block_bytes(&ep.info().labels, m);
+        self.metrics
+            .record_engine_cache(ep.name(), m.kv_cache_usage, m.cache_num_blocks, bytes);
     }
 
     // ---- KV events ---------------------------------------------------------------
@@ -292,6 +299,15 @@ impl Scheduler {
             b.tick(now);
         }
     }
+}
+
+/// Bytes of one KV block: the endpoint's [`crate::model::KV_BYTES_LABEL`]
+/// times the engine's block size (0 when either is unknown).
+fn block_bytes(labels: &std::collections::BTreeMap<String, String>, m: &EndpointMetrics) -> u64 {
+    labels
+        .get(crate::model::KV_BYTES_LABEL)
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(0, |b| b.saturating_mul(u64::from(m.cache_block_size)))
 }
 
 /// Checks `host:port`: a non-empty host without whitespace (an IPv6 host in

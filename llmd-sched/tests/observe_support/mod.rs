@@ -278,12 +278,15 @@ pub fn run_phase(m: &Arc<Metrics>, phase: u64) -> (Scheduler, Raw) {
         .with_clock(clock.clone())
         .with_seed(7)
         .with_metrics(m.clone());
-    let c1 = Endpoint::new("c1", "10.0.0.9:8000").with_metrics(EndpointMetrics {
-        kv_cache_usage: 0.5,
-        cache_num_blocks: 1000,
-        updated_at_ns: t0(phase),
-        ..Default::default()
-    });
+    let c1 = Endpoint::new("c1", "10.0.0.9:8000")
+        .with_label(llmd_sched::model::KV_BYTES_LABEL, "131072")
+        .with_metrics(EndpointMetrics {
+            kv_cache_usage: 0.5,
+            cache_num_blocks: 1000,
+            cache_block_size: 16,
+            updated_at_ns: t0(phase),
+            ..Default::default()
+        });
     kv.add_endpoint(c1).expect("endpoint");
     for events in [
         vec![stored(4, None), stored(2, Some("CPU"))],

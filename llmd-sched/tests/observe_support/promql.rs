@@ -103,26 +103,51 @@ impl Parser<'_, '_> {
 
     fn expr(&mut self) -> Vector {
         let lhs = self.unary();
-        if self.peek() != Some(&Tok::P('/')) {
-            return lhs;
-        }
+        let op = match self.peek() {
+            Some(Tok::P(c)) if *c == '/' || *c == '*' => *c,
+            _ => return lhs,
+        };
         self.next();
+        // `ignoring(..) group_left` drops labels from the left side's key;
+        // `on(..) group_left` matches on those labels only.
         let mut ignoring = Vec::new();
-        if self.peek() == Some(&Tok::Ident("ignoring".into())) {
-            self.next();
-            ignoring = self.label_list();
-            assert_eq!(self.ident(), "group_left");
+        let mut on: Option<Vec<String>> = None;
+        match self.peek() {
+            Some(Tok::Ident(k)) if k == "ignoring" => {
+                self.next();
+                ignoring = self.label_list();
+                assert_eq!(self.ident(), "group_left");
+            }
+            Some(Tok::Ident(k)) if k == "on" => {
+                self.next();
+                on = Some(self.label_list());
+                assert_eq!(self.ident(), "group_left");
+            }
+            _ => {}
         }
         let rhs = self.unary();
-        let strip = |l: &Labels| {
-            let mut l = l.clone();
-            for k in &ignoring {
-                l.remove(k);
+        let key = |l: &Labels| -> Labels {
+            match &on {
+                Some(keys) => l
+                    .iter()
+                    .filter(|(k, _)| keys.contains(k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                None => {
+                    let mut l = l.clone();
+                    for k in &ignoring {
+                        l.remove(k);
+                    }
+                    l
+                }
             }
-            l
         };
+        let rhs: Vector = rhs.iter().map(|(l, v)| (key(l), *v)).collect();
         lhs.iter()
-            .filter_map(|(l, a)| rhs.get(&strip(l)).map(|b| (l.clone(), a / b)))
+            .filter_map(|(l, a)| {
+                rhs.get(&key(l))
+                    .map(|b| (l.clone(), if op == '/' { a / b } else { a * b }))
+            })
             .collect()
     }
 
