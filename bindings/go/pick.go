@@ -121,6 +121,11 @@ func (s *Scheduler) Pick(req *Request) (*Decision, error) {
 	if !req.ArrivedAt.IsZero() && req.ArrivedAt.UnixNano() > 0 {
 		d.arrived_at_ns = C.uint64_t(req.ArrivedAt.UnixNano())
 	}
+	exp := s.exporter.Load()
+	var start time.Time
+	if exp != nil {
+		start = time.Now()
+	}
 	var st C.llmd_status
 	if req.Tokens != nil {
 		// The token ids go straight from the Go slice (it holds no
@@ -135,6 +140,9 @@ func (s *Scheduler) Pick(req *Request) (*Decision, error) {
 		return nil, err
 	}
 	defer C.llmd_decision_free(c.dec)
+	if exp != nil {
+		exp.export(c.dec, start, time.Now())
+	}
 	return readDecision(c.dec, &c.info, req.Explain)
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -69,8 +70,9 @@ const (
 // Scheduler picks the endpoint for each request. It is safe for concurrent
 // use; Close releases it (a finalizer does so if Close is forgotten).
 type Scheduler struct {
-	mu sync.RWMutex
-	h  *C.llmd_scheduler
+	mu       sync.RWMutex
+	h        *C.llmd_scheduler
+	exporter atomic.Pointer[OtlpExporter]
 }
 
 // Option configures NewScheduler.

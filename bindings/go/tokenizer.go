@@ -8,6 +8,7 @@ import "C"
 import (
 	"runtime"
 	"sync"
+	"time"
 	"unsafe"
 )
 
@@ -253,6 +254,11 @@ func (s *Scheduler) PickOpenAI(id, path string, body []byte, headers map[string]
 	*c = pickCall{}
 	ids, paths := a.str(id), a.str(path)
 	hp, hn := a.pairs(headers)
+	exp := s.exporter.Load()
+	var start time.Time
+	if exp != nil {
+		start = time.Now()
+	}
 	// The body goes straight from the Go slice (pointer-free, read by C
 	// during the call only).
 	st := C.llmd_scheduler_pick_openai(s.h, ids.ptr, ids.len, paths.ptr, paths.len,
@@ -261,5 +267,8 @@ func (s *Scheduler) PickOpenAI(id, path string, body []byte, headers map[string]
 		return nil, err
 	}
 	defer C.llmd_decision_free(c.dec)
+	if exp != nil {
+		exp.export(c.dec, start, time.Now())
+	}
 	return readDecision(c.dec, &c.info, explain)
 }

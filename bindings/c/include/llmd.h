@@ -197,6 +197,11 @@ typedef struct llmd_hasher llmd_hasher;
 // wait for writers; share one handle between threads.
 typedef struct llmd_index llmd_index;
 
+// An OTLP trace exporter. Every call takes it as `const`; share it between
+// threads. Release with `llmd_otlp_exporter_free` (which sends what is
+// queued first).
+typedef struct llmd_otlp_exporter llmd_otlp_exporter;
+
 // A scheduler: endpoints, KV index, pipeline and in-flight state. Every
 // call takes it as `const`: share one handle between threads.
 typedef struct llmd_scheduler llmd_scheduler;
@@ -454,6 +459,19 @@ typedef struct {
   // `prompt_tokens_details.cached_tokens`.
   int64_t cached_tokens;
 } llmd_usage;
+
+// Export counters.
+typedef struct {
+  // Spans the endpoint accepted.
+  uint64_t exported_spans;
+  // Spans dropped because the queue was full.
+  uint64_t dropped_spans;
+  // Spans lost to failed POSTs.
+  uint64_t failed_spans;
+  // Decisions not exported: no trace context, unsampled, or outside the
+  // sampling ratio.
+  uint64_t unsampled_decisions;
+} llmd_otlp_stats;
 
 // An endpoint to register.
 typedef struct {
@@ -1147,6 +1165,55 @@ llmd_status llmd_scheduler_render_metrics(const llmd_scheduler *s,
                                           llmd_string **out,
                                           llmd_error **err);
 
+// Starts an exporter to `endpoint` (an `http://host:port/v1/traces` URL)
+// with resource `service.name` `service_name` (NULL with 0: "llmd") and
+// `sampling_ratio` (0 to 1, by trace id). A bad URL or ratio gives
+// `LLMD_STATUS_INVALID_ARGUMENT`.
+//
+// # Safety
+// Strings valid for their lengths (`service_name` may be NULL with 0);
+// `out` valid for a write; `err` NULL or valid.
+llmd_status llmd_otlp_exporter_new(const char *endpoint,
+                                   size_t endpoint_len,
+                                   const char *service_name,
+                                   size_t service_name_len,
+                                   double sampling_ratio,
+                                   llmd_otlp_exporter **out,
+                                   llmd_error **err);
+
+// Queues the spans of decision `d` timed from `start_unix_ns` to
+// `end_unix_ns` (the host's clock around the pick); never waits on the
+// network. Returns whether they were queued: false for NULL arguments, a
+// decision without a sampled trace context or outside the sampling ratio,
+// or a full queue (each counted).
+//
+// # Safety
+// `e`, `d` NULL or live.
+bool llmd_otlp_export_decision(const llmd_otlp_exporter *e,
+                               const llmd_decision *d,
+                               uint64_t start_unix_ns,
+                               uint64_t end_unix_ns);
+
+// Waits until the queued spans are sent (at most `timeout_ms`); returns
+// whether the queue drained (false for NULL).
+//
+// # Safety
+// `e` NULL or live.
+bool llmd_otlp_flush(const llmd_otlp_exporter *e, uint32_t timeout_ms);
+
+// The export counters (zeros for NULL).
+//
+// # Safety
+// `e` NULL or live.
+llmd_otlp_stats llmd_otlp_stats_get(const llmd_otlp_exporter *e);
+
+// Sends what is queued (each batch within the POST timeout), stops the
+// export thread and releases the exporter. NULL is ignored.
+//
+// # Safety
+// `e` NULL or not yet freed, with no call on it in flight.
+void llmd_otlp_exporter_free(llmd_otlp_exporter *e);
+
 // Creates a scheduler from an llm-d `EndpointPickerConfig` in YAML or JSON
 // (`config` NULL or blank: llm-d's default pipeline). `seed` (NULL: random)
 // makes tie-breaking reproducible. Malformed documents and invalid plugin
@@ -1351,7 +1418,8 @@ llmd_status llmd_tokenizer_encode_chat(const llmd_tokenizer *t,
 
 // The prompt string vLLM's chat completions render from `messages_json`
 // (arguments as `llmd_tokenizer_encode_chat`). Release `*out` with
-// `llmd_string_free`.
+// `llmd_string_free`. A prompt containing a NUL character (which a C
+// string cannot carry) gives `LLMD_STATUS_INVALID_ARGUMENT`.
 //
 // # Safety
 // As `llmd_tokenizer_encode_chat`.

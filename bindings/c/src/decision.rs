@@ -20,6 +20,13 @@ use crate::views::{llmd_kv, llmd_str};
 #[allow(non_camel_case_types)] // C naming for the exported type
 pub struct llmd_decision(Decision);
 
+impl llmd_decision {
+    /// The decision.
+    pub(crate) fn inner(&self) -> &Decision {
+        &self.0
+    }
+}
+
 impl From<Decision> for llmd_decision {
     fn from(d: Decision) -> Self {
         Self(d)

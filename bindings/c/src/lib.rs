@@ -22,6 +22,7 @@ pub mod index_types;
 pub mod ingest;
 pub mod lifecycle;
 pub mod metrics;
+pub mod otlp;
 mod panic;
 pub mod request;
 mod sched_error;

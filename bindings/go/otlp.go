@@ -1,0 +1,99 @@
+package llmd
+
+/*
+#include <llmd.h>
+*/
+import "C"
+
+import (
+	"runtime"
+	"sync"
+	"time"
+)
+
+// OtlpExporter sends the spans of decisions whose request carried a
+// sampled W3C traceparent to an OpenTelemetry collector over OTLP/HTTP
+// (protobuf), continuing that trace: the scheduling span has the id the
+// decision forwards to the worker. Export runs on a thread of its own; a
+// full queue drops and counts. Attach it with Scheduler.SetExporter.
+type OtlpExporter struct {
+	mu sync.RWMutex
+	h  *C.llmd_otlp_exporter
+}
+
+// OtlpStats are an exporter's counters.
+type OtlpStats struct {
+	ExportedSpans      uint64
+	DroppedSpans       uint64
+	FailedSpans        uint64
+	UnsampledDecisions uint64
+}
+
+// NewOtlpExporter starts an exporter to endpoint (an
+// http://host:port/v1/traces URL) with resource service.name serviceName
+// ("" for "llmd") and samplingRatio (0 to 1, by trace id).
+func NewOtlpExporter(endpoint, serviceName string, samplingRatio float64) (*OtlpExporter, error) {
+	ep, el := str(endpoint)
+	sp, sl := optStr(nonEmpty(serviceName))
+	var h *C.llmd_otlp_exporter
+	var e *C.llmd_error
+	if err := takeError(C.llmd_otlp_exporter_new(ep, el, sp, sl, C.double(samplingRatio), &h, &e), e); err != nil {
+		return nil, err
+	}
+	x := &OtlpExporter{h: h}
+	runtime.SetFinalizer(x, (*OtlpExporter).Close)
+	return x, nil
+}
+
+// export queues a decision the scheduler is about to release.
+func (x *OtlpExporter) export(dec *C.llmd_decision, start, end time.Time) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if x.h != nil {
+		C.llmd_otlp_export_decision(x.h, dec, C.uint64_t(start.UnixNano()), C.uint64_t(end.UnixNano()))
+	}
+}
+
+// Flush waits until the queued spans are sent, at most timeout; it reports
+// whether the queue drained.
+func (x *OtlpExporter) Flush(timeout time.Duration) bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if x.h == nil {
+		return false
+	}
+	return bool(C.llmd_otlp_flush(x.h, C.uint32_t(timeout.Milliseconds())))
+}
+
+// Stats returns the counters.
+func (x *OtlpExporter) Stats() OtlpStats {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	s := C.llmd_otlp_stats_get(x.h)
+	return OtlpStats{
+		ExportedSpans:      uint64(s.exported_spans),
+		DroppedSpans:       uint64(s.dropped_spans),
+		FailedSpans:        uint64(s.failed_spans),
+		UnsampledDecisions: uint64(s.unsampled_decisions),
+	}
+}
+
+// Close sends what is queued, stops the export thread and releases the
+// exporter; a scheduler it is attached to stops exporting.
+func (x *OtlpExporter) Close() error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.h != nil {
+		C.llmd_otlp_exporter_free(x.h)
+		x.h = nil
+		runtime.SetFinalizer(x, nil)
+	}
+	return nil
+}
+
+// SetExporter makes Pick and PickOpenAI hand each decision, timed around
+// the call, to x (nil detaches). The pick itself never waits on the
+// network.
+func (s *Scheduler) SetExporter(x *OtlpExporter) {
+	s.exporter.Store(x)
+}
