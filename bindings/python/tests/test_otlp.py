@@ -159,10 +159,11 @@ def test_a_full_queue_drops_and_counts_and_a_dead_endpoint_fails_and_counts(rece
 
 
 def test_gateway_scheduler_and_pod_in_one_trace(receiver: Receiver) -> None:
-    """The whole path on loopback: the test is the gateway (its span is the
-    traceparent's parent), the scheduler's spans come from llmd.OtlpExporter,
-    and a fake vLLM pod (`llmd pods --otlp-endpoint`) records its
-    `llm_request` span under the traceparent the decision forwarded."""
+    """The whole path on loopback, one trace in the collector: the gateway's
+    root span (the test plays the gateway and exports it), the scheduler's
+    spans under it (llmd.OtlpExporter), and a fake vLLM pod's
+    `llm_request` (`llmd pods --otlp-endpoint`) under the traceparent the
+    decision forwarded."""
     import json as _json
     import subprocess
     import urllib.request
@@ -189,6 +190,17 @@ def test_gateway_scheduler_and_pod_in_one_trace(receiver: Receiver) -> None:
         with urllib.request.urlopen(req, timeout=30) as r:
             usage = _json.loads(r.read())["usage"]
         assert exp.flush(10.0)
+        # The gateway exports its own root span to the same collector.
+        gw = trace_service_pb2.ExportTraceServiceRequest()
+        rs = gw.resource_spans.add()
+        attr = rs.resource.attributes.add()
+        attr.key, attr.value.string_value = "service.name", "gateway"
+        root = rs.scope_spans.add().spans.add()
+        root.trace_id, root.span_id, root.name = bytes.fromhex(TRACE), bytes.fromhex(GATEWAY_SPAN), "gateway.request"
+        root.kind = root.SPAN_KIND_SERVER
+        root.start_time_unix_nano, root.end_time_unix_nano = int(start * 1e9), time.time_ns()
+        post = urllib.request.Request(url, data=gw.SerializeToString(), headers={"Content-Type": "application/x-protobuf"})
+        urllib.request.urlopen(post, timeout=10).close()
 
         def spans() -> list[Any]:
             return [(rs.resource, sp) for q in receiver.requests for rs in q.resource_spans for ss in rs.scope_spans for sp in ss.spans]
@@ -200,7 +212,9 @@ def test_gateway_scheduler_and_pod_in_one_trace(receiver: Receiver) -> None:
         for res, sp in spans():
             service = {a.key: a.value.string_value for a in res.attributes}["service.name"]
             by_service.setdefault(service, []).append(sp)
-        assert set(by_service) == {"router", "vllm"}, by_service.keys()
+        assert set(by_service) == {"gateway", "router", "vllm"}, by_service.keys()
+        (gateway,) = by_service["gateway"]
+        assert gateway.parent_span_id == b"" and gateway.span_id.hex() == GATEWAY_SPAN
         assert {sp.trace_id.hex() for v in by_service.values() for sp in v} == {TRACE}
         scheduling = next(sp for sp in by_service["router"] if sp.name == "gateway.request_orchestration")
         assert scheduling.parent_span_id.hex() == GATEWAY_SPAN

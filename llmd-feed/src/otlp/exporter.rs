@@ -72,8 +72,17 @@ struct Counters {
     unsampled: AtomicU64,
 }
 
+/// Queued work: a decision (turned into spans on the export thread, so the
+/// caller only clones it) or spans built by the caller.
+enum Job {
+    Decision(Box<Decision>, u64, u64),
+    Spans(Vec<SpanData>),
+}
+
 struct Queue {
-    spans: VecDeque<SpanData>,
+    jobs: VecDeque<(Job, usize)>,
+    /// Spans the queued jobs hold (decisions: an upper bound).
+    spans: usize,
     stop: bool,
     /// Spans handed to the thread and not yet answered.
     in_flight: usize,
@@ -121,7 +130,8 @@ impl OtlpExporter {
         }
         let shared = Arc::new(Shared {
             q: Mutex::new(Queue {
-                spans: VecDeque::new(),
+                jobs: VecDeque::new(),
+                spans: 0,
                 stop: false,
                 in_flight: 0,
                 flush: false,
@@ -147,37 +157,42 @@ impl OtlpExporter {
     /// sampling ratio, or one that does not fit the queue is not (and is
     /// counted).
     pub fn export_decision(&self, d: &Decision, start_unix_ns: u64, end_unix_ns: u64) -> bool {
-        let c = &self.shared.counters;
-        let keep = d
+        let traced = d
             .trace
             .as_ref()
-            .is_some_and(|t| in_ratio(&t.trace_id, self.opts.sampling_ratio));
-        let spans = match decision_span_data(d, start_unix_ns, end_unix_ns) {
-            Some(s) if keep => s,
-            _ => {
-                c.unsampled.fetch_add(1, Ordering::Relaxed);
-                return false;
-            }
-        };
-        self.enqueue(spans)
+            .is_some_and(|t| t.sampled() && in_ratio(&t.trace_id, self.opts.sampling_ratio));
+        if !traced {
+            self.shared
+                .counters
+                .unsampled
+                .fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        // The spans are built on the export thread: here only a clone of
+        // the decision (its explanation not yet materialised) is queued.
+        let n = span_bound(d);
+        let job = Job::Decision(Box::new(d.clone()), start_unix_ns, end_unix_ns);
+        self.enqueue(job, n)
     }
 
     /// Queues `spans` as they are (whole or not at all).
     pub fn export_spans(&self, spans: Vec<SpanData>) -> bool {
-        self.enqueue(spans)
+        let n = spans.len();
+        self.enqueue(Job::Spans(spans), n)
     }
 
-    fn enqueue(&self, spans: Vec<SpanData>) -> bool {
+    fn enqueue(&self, job: Job, n: usize) -> bool {
         let mut q = self.shared.q.lock().unwrap_or_else(|e| e.into_inner());
-        if q.stop || q.spans.len() + spans.len() > self.opts.max_queue_spans {
+        if q.stop || q.spans + n > self.opts.max_queue_spans {
             drop(q);
             self.shared
                 .counters
                 .dropped
-                .fetch_add(spans.len() as u64, Ordering::Relaxed);
+                .fetch_add(n as u64, Ordering::Relaxed);
             return false;
         }
-        q.spans.extend(spans);
+        q.spans += n;
+        q.jobs.push_back((job, n));
         drop(q);
         self.shared.cv.notify_one();
         true
@@ -190,7 +205,7 @@ impl OtlpExporter {
         let mut q = self.shared.q.lock().unwrap_or_else(|e| e.into_inner());
         q.flush = true;
         self.shared.cv.notify_all();
-        while !q.spans.is_empty() || q.in_flight > 0 {
+        while !q.jobs.is_empty() || q.in_flight > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
@@ -249,15 +264,25 @@ fn in_ratio(trace_id: &[u8; 16], ratio: f64) -> bool {
     (x as f64) < ratio * (1u64 << 63) as f64
 }
 
+/// The spans a decision exports at most: the scheduling span, per profile
+/// its span, filter, scoring, picker and one per scorer, and the P/D span.
+fn span_bound(d: &Decision) -> usize {
+    2 + d
+        .explanation
+        .outcomes()
+        .map(|o| 4 + o.scorer_names().count())
+        .sum::<usize>()
+}
+
 fn run(s: &Shared, o: &OtlpOptions, url: &HttpUrl) {
     loop {
-        let batch: Vec<SpanData> = {
+        let jobs: Vec<(Job, usize)> = {
             let mut q = s.q.lock().unwrap_or_else(|e| e.into_inner());
             let since = Instant::now();
-            // Wait for a full batch, the flush interval, or stop.
-            while !q.stop && !q.flush && q.spans.len() < o.max_batch_spans {
+            // Wait for a full batch, the flush interval, a flush, or stop.
+            while !q.stop && !q.flush && q.spans < o.max_batch_spans {
                 let left = o.flush_interval.saturating_sub(since.elapsed());
-                if left.is_zero() && !q.spans.is_empty() {
+                if left.is_zero() && !q.jobs.is_empty() {
                     break;
                 }
                 let wait = if left.is_zero() {
@@ -270,17 +295,35 @@ fn run(s: &Shared, o: &OtlpOptions, url: &HttpUrl) {
                         .unwrap_or_else(|e| e.into_inner())
                         .0;
             }
-            if q.spans.is_empty() {
+            if q.jobs.is_empty() {
                 q.flush = false;
                 if q.stop {
                     return;
                 }
                 continue;
             }
-            let n = q.spans.len().min(o.max_batch_spans);
+            let mut taken = Vec::new();
+            let mut n = 0;
+            while let Some((job, k)) = q.jobs.pop_front() {
+                n += k;
+                taken.push((job, k));
+                if n >= o.max_batch_spans {
+                    break;
+                }
+            }
+            q.spans -= n;
             q.in_flight = n;
-            q.spans.drain(..n).collect()
+            taken
         };
+        let mut batch = Vec::new();
+        for (job, _) in jobs {
+            match job {
+                Job::Decision(d, start, end) => {
+                    batch.extend(decision_span_data(&d, start, end).unwrap_or_default());
+                }
+                Job::Spans(spans) => batch.extend(spans),
+            }
+        }
         let body = export_request(&o.service_name, &batch);
         let ok = post(url, "application/x-protobuf", &body, o.timeout, 1 << 20).is_ok();
         let counter = if ok {
