@@ -219,10 +219,11 @@ def test_gateway_scheduler_and_pod_in_one_trace(receiver: Receiver) -> None:
         scheduling = next(sp for sp in by_service["router"] if sp.name == "gateway.request_orchestration")
         assert scheduling.parent_span_id.hex() == GATEWAY_SPAN
         pod = {sp.name: sp for sp in by_service["vllm"]}
-        assert set(pod) == {"llm_request", "prefill", "decode"}
+        assert set(pod) == {"llm_request", "queue", "prefill", "decode"}
         # The pod's span continues the scheduling span, as vLLM's would.
         assert pod["llm_request"].parent_span_id == scheduling.span_id
-        assert pod["prefill"].parent_span_id == pod["decode"].parent_span_id == pod["llm_request"].span_id
+        assert pod["queue"].parent_span_id == pod["prefill"].parent_span_id == pod["decode"].parent_span_id == pod["llm_request"].span_id
+        assert pod["queue"].end_time_unix_nano == pod["prefill"].start_time_unix_nano
         attrs = {a.key: a.value for a in pod["llm_request"].attributes}
         assert attrs["gen_ai.usage.prompt_tokens"].int_value == usage["prompt_tokens"]
         assert attrs["gen_ai.usage.completion_tokens"].int_value == usage["completion_tokens"]

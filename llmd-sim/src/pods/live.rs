@@ -19,6 +19,8 @@ use crate::worker::{render_metrics, Progress, Seq, SeqKind, Worker};
 /// What a request hears from the engine.
 #[derive(Debug)]
 pub enum Update {
+    /// The request left the waiting queue: its first step started.
+    Scheduled,
     /// Prefill done; `cached` prompt tokens came from the prefix cache.
     First {
         /// Cached prompt tokens.
@@ -32,6 +34,7 @@ pub enum Update {
 
 struct Req {
     tx: Sender<Update>,
+    scheduled: bool,
     sent: u32,
     out_len: u32,
     seed: u64,
@@ -145,6 +148,7 @@ impl LivePod {
             id,
             Req {
                 tx,
+                scheduled: false,
                 sent: 0,
                 out_len,
                 seed,
@@ -189,6 +193,15 @@ impl LivePod {
                 return;
             }
             let d = g.worker.begin_step(&self.cost, &mut progress);
+            {
+                let State { worker, reqs, .. } = &mut *g;
+                for s in worker.running.iter() {
+                    if let Some(r) = reqs.get_mut(&s.req).filter(|r| !r.scheduled) {
+                        r.scheduled = true;
+                        let _ = r.tx.send(Update::Scheduled);
+                    }
+                }
+            }
             self.deliver(&mut g, &mut progress);
             drop(g);
             let Some(d) = d else {

@@ -215,6 +215,7 @@ fn unix_ns() -> u64 {
 /// Times of one request, for its span.
 struct Timing {
     arrived: u64,
+    scheduled: u64,
     first: u64,
     done: u64,
     prompt: u32,
@@ -223,9 +224,10 @@ struct Timing {
 }
 
 /// vLLM's per-request span (`llm_request`, SERVER, a child of the request's
-/// `traceparent`) with its latency and usage attributes, plus `prefill`
-/// (arrival to first token, cached tokens) and `decode` (first to last
-/// token) children. Nothing when the request was not traced or not sampled.
+/// `traceparent`) with its latency and usage attributes, plus `queue`
+/// (arrival to the first step), `prefill` (to the first token, cached
+/// tokens) and `decode` (to the last token) children. Nothing when the
+/// request was not traced or not sampled.
 fn export_span(pod: &LivePod, req: &HttpRequest, id: &str, t: &Timing) {
     use llmd_feed::otlp::{SpanData, SPAN_KIND_INTERNAL, SPAN_KIND_SERVER};
     use llmd_sched::observe::{AttrValue, Attribute};
@@ -275,18 +277,27 @@ fn export_span(pod: &LivePod, req: &HttpRequest, id: &str, t: &Timing) {
                 a("gen_ai.usage.cached_tokens", tokens(t.cached)),
                 a(
                     "gen_ai.latency.time_to_first_token",
-                    secs(t.first - t.arrived),
+                    secs(t.first.saturating_sub(t.arrived)),
                 ),
-                a("gen_ai.latency.e2e", secs(t.done - t.arrived)),
+                a("gen_ai.latency.e2e", secs(t.done.saturating_sub(t.arrived))),
                 a("llmd.pod.name", AttrValue::Str(pod.name.clone())),
             ],
         ),
         span(
             new_id(),
             root,
-            "prefill",
+            "queue",
             SPAN_KIND_INTERNAL,
             t.arrived,
+            t.scheduled,
+            vec![],
+        ),
+        span(
+            new_id(),
+            root,
+            "prefill",
+            SPAN_KIND_INTERNAL,
+            t.scheduled,
             t.first,
             vec![
                 a("gen_ai.usage.prompt_tokens", tokens(t.prompt)),
@@ -377,8 +388,10 @@ fn complete(
     }
     let mut first = true;
     let mut first_at = arrived;
+    let mut scheduled_at = arrived;
     for u in rx {
         match u {
+            Update::Scheduled => scheduled_at = unix_ns(),
             Update::First { cached: c } => {
                 cached = c;
                 first_at = unix_ns();
@@ -399,7 +412,8 @@ fn complete(
     }
     let timing = Timing {
         arrived,
-        first: first_at,
+        scheduled: scheduled_at,
+        first: first_at.max(scheduled_at),
         done: unix_ns().max(first_at),
         prompt: n_prompt,
         cached,
