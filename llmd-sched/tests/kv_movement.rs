@@ -138,6 +138,10 @@ fn a_pd_decision_reports_its_kv_transfer() {
         }
         s.add_endpoint(e).unwrap();
     }
+    // A label that is not a positive integer is refused, naming it.
+    let bad = ep("d9", metrics(0, 0, 0.0)).with_label(llmd_sched::model::KV_BYTES_LABEL, "lots");
+    let e = s.add_endpoint(bad).unwrap_err().to_string();
+    assert!(e.contains(llmd_sched::model::KV_BYTES_LABEL), "{e}");
     let d = s
         .pick(&llmd_sched::Request::with_tokens("r", "m", tokens(2000, 1)))
         .unwrap();

@@ -353,32 +353,17 @@ impl Tokenizer {
     /// Renders `messages` (an OpenAI `messages` array as JSON text) to the
     /// prompt string vLLM's chat completions build.
     pub fn render_chat(&self, messages: &str, opts: &ChatOptions) -> Result<String, TokenizeError> {
-        let msgs: Value = serde_json::from_str(messages)
-            .map_err(|e| TokenizeError::Request(format!("messages: {e}")))?;
-        let tools = opts
-            .tools
-            .as_deref()
-            .map(|t| {
-                serde_json::from_str::<Value>(t)
-                    .map_err(|e| TokenizeError::Request(format!("tools: {e}")))
-            })
-            .transpose()?;
-        let kwargs = opts
-            .chat_template_kwargs
-            .as_deref()
-            .map(|t| {
-                serde_json::from_str::<Value>(t)
-                    .map_err(|e| TokenizeError::Request(format!("chat_template_kwargs: {e}")))
-            })
-            .transpose()?;
-        let documents = opts
-            .documents
-            .as_deref()
-            .map(|t| {
-                serde_json::from_str::<Value>(t)
-                    .map_err(|e| TokenizeError::Request(format!("documents: {e}")))
-            })
-            .transpose()?;
+        let parse = |text: &str, field: &str| {
+            serde_json::from_str::<Value>(text)
+                .map_err(|e| TokenizeError::Request(format!("{field}: {e}")))
+        };
+        let opt = |text: &Option<String>, field: &str| {
+            text.as_deref().map(|t| parse(t, field)).transpose()
+        };
+        let msgs = parse(messages, "messages")?;
+        let tools = opt(&opts.tools, "tools")?;
+        let kwargs = opt(&opts.chat_template_kwargs, "chat_template_kwargs")?;
+        let documents = opt(&opts.documents, "documents")?;
         self.render_values(
             &msgs,
             tools.as_ref(),
@@ -570,19 +555,26 @@ impl Tokenizer {
                 .truncate_ids(t.clone(), self.truncates_left)
                 .map_err(|e| TokenizeError::Request(e.to_string())),
             (OpenAiKind::Completions, Some(OpenAiPrompt::Text(t))) => {
-                let o = ChatOptions::from_request(&req)?;
-                self.encode_truncated(
-                    t,
-                    req.add_special_tokens,
-                    o.truncate_prompt_tokens,
-                    o.truncate_left,
-                )
+                self.encode_completion(t, &req)
             }
             _ => self.encode_chat(
                 req.messages.as_deref().unwrap_or("[]"),
                 &ChatOptions::from_request(&req)?,
             ),
         }
+    }
+
+    /// A completions prompt's ids: special tokens and truncation as `req`
+    /// asks.
+    fn encode_completion(
+        &self,
+        text: &str,
+        req: &llmd_sched::OpenAiRequest,
+    ) -> Result<Vec<u32>, TokenizeError> {
+        let max = req
+            .truncation_limit()
+            .map_err(|e| TokenizeError::Request(e.to_string()))?;
+        self.encode_truncated(text, req.add_special_tokens, max, req.truncate_left)
     }
 
     /// Conversations whose tokenization `pick_openai` keeps (by session id).
@@ -686,14 +678,7 @@ impl llmd_sched::PromptTokenizer for Tokenizer {
         text: &str,
         req: &llmd_sched::OpenAiRequest,
     ) -> Result<Vec<u32>, String> {
-        let o = ChatOptions::from_request(req).map_err(|e| e.to_string())?;
-        self.encode_truncated(
-            text,
-            req.add_special_tokens,
-            o.truncate_prompt_tokens,
-            o.truncate_left,
-        )
-        .map_err(|e| e.to_string())
+        self.encode_completion(text, req).map_err(|e| e.to_string())
     }
 
     fn truncates_left(&self) -> bool {

@@ -138,6 +138,7 @@ pub struct EndpointState {
     /// [`llmd_kvindex::index::model_key`] of the served model ("" when none).
     model_key: u64,
     role: Option<Role>,
+    kv_bytes_per_token: Option<u64>,
     queue: AtomicU32,
     running: AtomicU32,
     kv_bits: AtomicU64,
@@ -149,6 +150,20 @@ pub struct EndpointState {
     inflight_tokens: AtomicI64,
 }
 
+/// The [`KV_BYTES_LABEL`] of `labels`: `None` when absent, an error (saying
+/// why) when it is not a positive integer.
+pub(crate) fn kv_bytes_label(
+    labels: &BTreeMap<String, String>,
+) -> Result<Option<u64>, &'static str> {
+    match labels.get(KV_BYTES_LABEL) {
+        None => Ok(None),
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => Err("must be a positive integer (bytes per token)"),
+        },
+    }
+}
+
 impl EndpointState {
     pub(crate) fn new(info: Endpoint) -> Self {
         let role = info.labels.get(ROLE_LABEL).and_then(|v| Role::parse(v));
@@ -158,6 +173,7 @@ impl EndpointState {
             name: Arc::from(info.name.as_str()),
             model_key: llmd_kvindex::index::model_key(info.model.as_deref().unwrap_or("")),
             role,
+            kv_bytes_per_token: kv_bytes_label(&info.labels).ok().flatten(),
             queue: AtomicU32::new(0),
             running: AtomicU32::new(0),
             kv_bits: AtomicU64::new(0),
@@ -172,6 +188,12 @@ impl EndpointState {
         let m = state.info.metrics.clone();
         state.set_metrics(&m);
         state
+    }
+
+    /// KV-cache bytes per token of the served model: the endpoint's
+    /// [`KV_BYTES_LABEL`], when set.
+    pub fn kv_bytes_per_token(&self) -> Option<u64> {
+        self.kv_bytes_per_token
     }
 
     /// Process-unique id of this registration (a re-added endpoint gets a new one).

@@ -65,13 +65,7 @@ impl PickFacts {
         self.primary_hit_blocks = p.map_or(0, |x| x.0);
         self.prefill_hit_blocks = f.map_or(0, |x| x.0);
         self.block_size = f.or(p).map_or(0, |x| x.1);
-        self.kv_bytes_per_token = primary.and_then(|e| {
-            ctx.endpoints()[e]
-                .info()
-                .labels
-                .get(crate::model::KV_BYTES_LABEL)
-                .and_then(|v| v.trim().parse::<u64>().ok())
-        });
+        self.kv_bytes_per_token = primary.and_then(|e| ctx.endpoints()[e].kv_bytes_per_token());
     }
 }
 

@@ -44,6 +44,13 @@ impl Scheduler {
                 ep.name, ep.address
             ))
         })?;
+        crate::model::endpoint::kv_bytes_label(&ep.labels).map_err(|why| {
+            ScheduleError::InvalidRequest(format!(
+                "endpoint '{}': label {} {why}",
+                ep.name,
+                crate::model::KV_BYTES_LABEL
+            ))
+        })?;
         let mut guard = self.fleet.write();
         match (guard.by_name.contains_key(&ep.name), replace) {
             (true, false) => {
@@ -61,9 +68,8 @@ impl Scheduler {
         // endpoints report separately.
         let ep_name = ep.name.clone();
         let ep_pool = ep.labels.get(crate::model::ROLE_LABEL).cloned();
-        let (usage, blocks) = (ep.metrics.kv_cache_usage, ep.metrics.cache_num_blocks);
-        let block_bytes = block_bytes(&ep.labels, &ep.metrics);
         let state = Arc::new(EndpointState::new(ep));
+        let registered = Arc::clone(&state);
         let existing = by_name.get(state.name()).copied();
         let mut old = existing.map(|i| eps[i].uid());
         let mut admitted = self.admit(state.uid());
@@ -100,8 +106,7 @@ impl Scheduler {
             self.forget(uid);
         }
         self.metrics.register_endpoint(&ep_name, ep_pool.as_deref());
-        self.metrics
-            .record_engine_cache(&ep_name, usage, blocks, block_bytes);
+        self.record_engine_cache(&registered, &registered.info().metrics);
         Ok(())
     }
 
@@ -198,8 +203,12 @@ impl Scheduler {
         Ok(())
     }
 
+    /// The engine's KV view of `ep` in the metrics; bytes of a block are
+    /// its kv-bytes-per-token label times the engine's block size.
     fn record_engine_cache(&self, ep: &EndpointState, m: &EndpointMetrics) {
-        let bytes = block_bytes(&ep.info().labels, m);
+        let bytes = ep
+            .kv_bytes_per_token()
+            .map_or(0, |b| b.saturating_mul(u64::from(m.cache_block_size)));
         self.metrics
             .record_engine_cache(ep.name(), m.kv_cache_usage, m.cache_num_blocks, bytes);
     }
@@ -299,15 +308,6 @@ impl Scheduler {
             b.tick(now);
         }
     }
-}
-
-/// Bytes of one KV block: the endpoint's [`crate::model::KV_BYTES_LABEL`]
-/// times the engine's block size (0 when either is unknown).
-fn block_bytes(labels: &std::collections::BTreeMap<String, String>, m: &EndpointMetrics) -> u64 {
-    labels
-        .get(crate::model::KV_BYTES_LABEL)
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map_or(0, |b| b.saturating_mul(u64::from(m.cache_block_size)))
 }
 
 /// Checks `host:port`: a non-empty host without whitespace (an IPv6 host in

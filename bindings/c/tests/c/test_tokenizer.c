@@ -55,6 +55,13 @@ int main(void) {
   CHECK(llmd_tokens_len(again) == 7 && memcmp(llmd_tokens_data(again), chat, sizeof chat) == 0);
   llmd_tokens_free(again);
   llmd_string_free(text);
+  /* A prompt with a NUL character cannot come back as a C string: refused, not altered. */
+  static const char NUL_MSGS[] = "[{\"role\": \"user\", \"content\": \"w1\\u0000w2\"}]";
+  text = NULL;
+  CHECK_STATUS(LLMD_STATUS_INVALID_ARGUMENT,
+               llmd_tokenizer_render_chat(t, S(NUL_MSGS), true, NULL, 0, NULL, 0, &text, &err), &err);
+  CHECK(text == NULL && err != NULL && strstr(llmd_error_message(err), "NUL") != NULL);
+  RESET_ERR(err);
 
   /* A whole body, as the gateway received it. */
   CHECK_STATUS(LLMD_STATUS_OK,
