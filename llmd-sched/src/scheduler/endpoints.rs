@@ -51,8 +51,13 @@ impl Scheduler {
                 crate::model::KV_BYTES_LABEL
             ))
         })?;
-        let mut guard = self.fleet.write();
-        match (guard.by_name.contains_key(&ep.name), replace) {
+        // Membership changes are serialised by their own lock; the pool's
+        // lock is taken only to publish a new snapshot, so picks never wait
+        // for a producer (an index scan takes milliseconds).
+        let _membership = self.membership.lock();
+        let fleet = self.fleet.read().clone();
+        let existing = fleet.by_name.get(&ep.name).copied();
+        match (existing.is_some(), replace) {
             (true, false) => {
                 return Err(ScheduleError::InvalidRequest(format!(
                     "endpoint '{}' is already registered (replace_endpoint changes it)",
@@ -62,46 +67,44 @@ impl Scheduler {
             (false, true) => return Err(ScheduleError::UnknownEndpoint(ep.name)),
             _ => {}
         }
-        let mut eps = guard.eps.clone();
-        let mut by_name = guard.by_name.clone();
+        let mut eps = fleet.eps.clone();
         // Metrics pools follow the P/D role label, so prefill and decode
         // endpoints report separately.
         let ep_name = ep.name.clone();
         let ep_pool = ep.labels.get(crate::model::ROLE_LABEL).cloned();
         let state = Arc::new(EndpointState::new(ep));
         let registered = Arc::clone(&state);
-        let existing = by_name.get(state.name()).copied();
         let mut old = existing.map(|i| eps[i].uid());
         let mut admitted = self.admit(state.uid());
-        if let (Err(_), Some(uid)) = (&admitted, old) {
-            // At a slot limit, the replaced registration gives its producer
-            // state (index slots) back first, and the new one tries again.
+        let mut slot = existing;
+        if let (Err(_), Some(i), Some(uid)) = (&admitted, existing, old) {
+            // At a slot limit, the replaced registration leaves the pool and
+            // gives its producer state (index slots) back first; the new one
+            // then tries again.
+            eps.remove(i);
+            self.publish(eps.clone());
             self.forget(uid);
             old = None;
+            slot = None;
             admitted = self.admit(state.uid());
         }
         if let Err(e) = admitted {
-            drop(guard);
             if existing.is_some() {
-                // The old registration already gave its index state back:
-                // it goes too, rather than stay in the pool unmatchable.
-                let _ = self.remove_endpoint(&ep_name);
+                // The old registration already left the pool (above): it is
+                // gone, rather than kept unmatchable.
+                self.seqs.lock().forget(&ep_name);
+                self.metrics.remove_endpoint(&ep_name);
             }
             self.metrics.record_endpoint_refused();
             return Err(e);
         }
-        match existing {
+        match slot {
             Some(i) => eps[i] = state,
-            None => {
-                by_name.insert(state.name().to_string(), eps.len());
-                eps.push(state);
-            }
+            None => eps.push(state),
         }
-        *guard = Arc::new(Fleet::new(eps, by_name));
-        drop(guard);
-        // The replaced registration's state is dropped outside the pool's
-        // lock: dropping index entries scans the table, and picks must not
-        // wait for it.
+        self.publish(eps);
+        // The replaced registration's state is dropped after the new pool is
+        // published: picks already see only the new registration.
         if let Some(uid) = old {
             self.forget(uid);
         }
@@ -112,23 +115,29 @@ impl Scheduler {
 
     /// Removes an endpoint and every index entry it had.
     pub fn remove_endpoint(&self, name: &str) -> Result<(), ScheduleError> {
-        let mut guard = self.fleet.write();
-        let Some(&i) = guard.by_name.get(name) else {
+        let _membership = self.membership.lock();
+        let fleet = self.fleet.read().clone();
+        let Some(&i) = fleet.by_name.get(name) else {
             return Err(ScheduleError::UnknownEndpoint(name.into()));
         };
-        let mut eps = guard.eps.clone();
+        let mut eps = fleet.eps.clone();
         let old = eps.remove(i);
+        self.publish(eps);
+        self.forget(old.uid());
+        self.seqs.lock().forget(name);
+        self.metrics.remove_endpoint(name);
+        Ok(())
+    }
+
+    /// Makes `eps` the pool picks see (the pool's lock is held only for the
+    /// swap).
+    fn publish(&self, eps: Vec<Arc<EndpointState>>) {
         let by_name = eps
             .iter()
             .enumerate()
             .map(|(i, e)| (e.name().to_string(), i))
             .collect();
-        *guard = Arc::new(Fleet::new(eps, by_name));
-        drop(guard);
-        self.forget(old.uid());
-        self.seqs.lock().forget(name);
-        self.metrics.remove_endpoint(name);
-        Ok(())
+        *self.fleet.write() = Arc::new(Fleet::new(eps, by_name));
     }
 
     /// Tells every producer about a new endpoint; on a refusal, those that

@@ -93,6 +93,9 @@ pub struct Scheduler {
     /// Plugin names per profile, shared with every decision's explanation.
     names: Arc<[ProfileNames]>,
     fleet: RwLock<Arc<Fleet>>,
+    /// Serialises endpoint additions, replacements and removals (picks never
+    /// take it).
+    membership: Mutex<()>,
     inflight: Arc<InFlightTable>,
     requests: Requests,
     clock: Arc<dyn Clock>,
@@ -149,6 +152,7 @@ impl Scheduler {
             names: ProfileNames::of(&pipeline.profiles),
             pipeline,
             fleet: RwLock::new(Arc::default()),
+            membership: Mutex::new(()),
             inflight,
             requests: Requests::default(),
             clock: Arc::new(SystemClock),
