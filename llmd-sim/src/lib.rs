@@ -39,6 +39,7 @@ pub mod report;
 pub mod request;
 pub mod router;
 pub mod scenario;
+pub mod stages;
 pub mod summary;
 pub mod tokens;
 pub mod wire;

@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use crate::stages::StageReport;
 use crate::summary::Summary;
 
 fn secs(v: f64) -> String {
@@ -47,7 +48,61 @@ pub fn table(title: &str, rows: &[Summary]) -> String {
             r.failed.to_string(),
         ]);
     }
-    let widths: Vec<usize> = (0..header.len())
+    render(title, &cells)
+}
+
+/// Renders ladder runs as llm-d reports them: the mean of the per-stage
+/// throughputs and TTFT over the ladder, then each stage.
+pub fn stage_table(rows: &[StageReport]) -> String {
+    let header = ["policy", "out tok/s", "req/s", "TTFT p90", "TTFT mean"];
+    let mut cells: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    for r in rows {
+        cells.push(vec![
+            r.policy.clone(),
+            format!("{:.1}", r.output_tps),
+            format!("{:.3}", r.request_rate),
+            secs(r.ttft_p90),
+            secs(r.ttft_mean),
+        ]);
+    }
+    let mut out = render(
+        "As llm-d reports a ladder (per-stage throughput averaged over stages; TTFT over the ladder; warm-up left out):",
+        &cells,
+    );
+    let mut cells: Vec<Vec<String>> = vec![[
+        "policy",
+        "QPS",
+        "requests",
+        "out tok/s",
+        "req/s",
+        "TTFT p90",
+        "TTFT mean",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()];
+    for r in rows {
+        for s in &r.stages {
+            cells.push(vec![
+                r.policy.clone(),
+                format!("{}", s.rate),
+                s.requests.to_string(),
+                format!("{:.1}", s.output_tps),
+                format!("{:.3}", s.request_rate),
+                secs(s.ttft_p90),
+                secs(s.ttft_mean),
+            ]);
+        }
+    }
+    out.push_str(&render("Per stage:", &cells));
+    out
+}
+
+/// An aligned table: the first row is the header, the first column is
+/// left-aligned, the others right-aligned.
+fn render(title: &str, cells: &[Vec<String>]) -> String {
+    let columns = cells.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..columns)
         .map(|c| {
             cells
                 .iter()
@@ -69,7 +124,7 @@ pub fn table(title: &str, rows: &[Summary]) -> String {
         }
         let _ = writeln!(out, "{}", line.trim_end());
         if i == 0 {
-            let total: usize = widths.iter().sum::<usize>() + 2 * (widths.len() - 1);
+            let total: usize = widths.iter().sum::<usize>() + 2 * widths.len().saturating_sub(1);
             let _ = writeln!(out, "{}", "-".repeat(total));
         }
     }

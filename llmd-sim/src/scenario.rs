@@ -68,6 +68,17 @@ impl FleetSpec {
     }
 }
 
+/// The load generator's side of a request.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientSpec {
+    /// Seconds after which the client gives up on a request (its whole
+    /// duration, first token to last included) and disconnects; the engine
+    /// aborts it, as vLLM does when a client goes away. The request counts as
+    /// failed. None: clients wait forever.
+    pub timeout_s: Option<f64>,
+}
+
 /// A policy to compare: a built-in name, or an EndpointPickerConfig.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(untagged)]
@@ -128,6 +139,9 @@ pub struct Scenario {
     /// Objectives for goodput.
     #[serde(default)]
     pub slo: Slo,
+    /// The load generator's behaviour (timeouts).
+    #[serde(default)]
+    pub client: ClientSpec,
     /// Policies to compare.
     #[serde(default)]
     pub policies: Vec<PolicySpec>,
@@ -177,6 +191,11 @@ impl Scenario {
                 "at most 64 workers are supported, got {}",
                 f.size()
             ));
+        }
+        if let Some(t) = self.client.timeout_s {
+            if !(t > 0.0 && t.is_finite()) {
+                return bad(format!("client.timeout_s must be > 0, got {t}"));
+            }
         }
         if f.scrape_interval_ms.is_nan() || f.scrape_interval_ms <= 0.0 {
             return bad("fleet.scrape_interval_ms must be > 0".into());

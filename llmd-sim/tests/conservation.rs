@@ -96,3 +96,62 @@ fn oversized_prompts_fail_with_a_reason() {
         }
     }
 }
+
+/// An overloaded fleet whose clients give up: requests fail with the
+/// timeout as their reason, the engines abort them (waiting, running, or in
+/// a step in flight) and give their blocks back, and the event-fed index
+/// still equals every cache.
+fn timeouts_under(fleet: &str, policy: &str) {
+    let mut sc = common::shared_prefix("  max_num_seqs: 32", fleet, 300, 400.0);
+    sc.engine.kv_tokens = 8000;
+    sc.client.timeout_s = Some(3.0);
+    let out = common::run_checked(&sc, policy);
+    assert_conserved(&out, 300);
+    let timed_out: Vec<_> = out
+        .records
+        .iter()
+        .filter(|r| matches!(&r.outcome, Outcome::Failed(w) if w.contains("client timeout")))
+        .collect();
+    assert!(
+        timed_out.len() > 30,
+        "{policy}: the scenario is meant to time out ({} did)",
+        timed_out.len()
+    );
+    for r in &timed_out {
+        let end = r.finished.expect("a timed-out request has an end");
+        assert!(
+            (end - r.arrival - 3.0).abs() < 1e-9,
+            "request {} ended {} s after arrival",
+            r.id,
+            end - r.arrival
+        );
+    }
+    assert!(
+        out.records.iter().any(|r| r.outcome == Outcome::Completed),
+        "{policy}: some requests finish in time"
+    );
+    let aborted: f64 = out
+        .metrics
+        .iter()
+        .flat_map(|page| page.lines())
+        .filter(|l| l.starts_with("vllm:request_success_total") && l.contains("\"abort\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    // Requests still waiting for a KV transfer (P/D) are dropped without an
+    // engine abort; every other timed-out request was aborted by its engine(s).
+    assert!(
+        aborted >= timed_out.len() as f64 * 0.5,
+        "{policy}: engines aborted {aborted} of {} timed-out requests",
+        timed_out.len()
+    );
+}
+
+#[test]
+fn client_timeouts_abort_requests() {
+    timeouts_under("  workers: 3", "precise-prefix");
+}
+
+#[test]
+fn client_timeouts_abort_disaggregated_requests() {
+    timeouts_under("  workers: 0\n  prefill: 2\n  decode: 2", "round-robin");
+}

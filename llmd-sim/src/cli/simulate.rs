@@ -5,10 +5,14 @@ use std::path::Path;
 
 use llmd_sim::engine::{self, RunOptions};
 use llmd_sim::scenario::{PolicySpec, Scenario};
+use llmd_sim::stages::StageReport;
 use llmd_sim::summary::Summary;
 use llmd_sim::{exposition, policy, report};
 
 use super::Args;
+
+/// Seconds a run takes before its progress bar appears.
+const PROGRESS_AFTER_S: f64 = 2.0;
 
 pub fn run(args: &[String]) -> Result<(), String> {
     let mut a = Args::new(args);
@@ -68,15 +72,21 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
         specs = chosen;
     }
-    let show_progress = !quiet && std::io::stderr().is_terminal();
+    // A progress bar only on a terminal, never with --json, and only once a
+    // run has taken ~2 s (short runs print nothing but their result).
+    let show_progress = !quiet && !json && std::io::stderr().is_terminal();
     let mut rows = Vec::new();
+    let mut staged = Vec::new();
     let mut pages = Vec::new();
     let mut trace = String::new();
     for spec in &specs {
         let router = policy::build(spec, &sc).map_err(|e| e.to_string())?;
         let name = spec.name().to_string();
+        let started = std::time::Instant::now();
+        let mut drawn = false;
         let mut bar = |done: u64, total: Option<u64>| {
-            if show_progress {
+            if show_progress && started.elapsed().as_secs_f64() >= PROGRESS_AFTER_S {
+                drawn = true;
                 let line = match total {
                     Some(t) if t > 0 => {
                         let f = done as f64 / t as f64;
@@ -98,13 +108,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
             ..RunOptions::default()
         };
         let out = engine::run(&sc, router, opts).map_err(|e| e.to_string())?;
-        if show_progress {
+        if drawn {
             eprint!("\r\x1b[K");
         }
         if !out.invariant_violations.is_empty() {
             return Err(format!("{name}: {}", out.invariant_violations.join("; ")));
         }
         let s = Summary::of(&out);
+        if let Some(ladder) = &sc.workload.arrivals.ladder {
+            staged.extend(StageReport::of(&out, ladder));
+        }
         if metrics_out.is_some() {
             for (w, page) in out.metrics.iter().enumerate() {
                 let labels = vec![
@@ -133,7 +146,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         std::fs::write(p, trace).map_err(|e| format!("{p}: {e}"))?;
     }
     if json {
-        let doc = serde_json::json!({ "scenario": sc.name, "seed": sc.seed, "results": rows });
+        let mut doc = serde_json::json!({ "scenario": sc.name, "seed": sc.seed, "results": rows });
+        if !staged.is_empty() {
+            doc["ladder"] = serde_json::to_value(&staged).map_err(|e| e.to_string())?;
+        }
         println!(
             "{}",
             serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?
@@ -150,6 +166,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
             wall
         );
         print!("{}", report::table(&title, &rows));
+        if !staged.is_empty() {
+            println!();
+            print!("{}", report::stage_table(&staged));
+        }
     }
     Ok(())
 }

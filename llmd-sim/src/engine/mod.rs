@@ -21,6 +21,8 @@ enum Kind {
     StepDone(usize),
     Scrape,
     KvReady(usize, Box<Seq>),
+    /// The client of a request gives up (`client.timeout_s`).
+    ClientTimeout(u64),
 }
 
 struct Ev {

@@ -133,7 +133,13 @@ impl<'a> Sim<'a> {
                 match ev.kind {
                     Kind::StepDone(w) => self.step_done(w),
                     Kind::Scrape => self.scrape(),
-                    Kind::KvReady(w, seq) => self.admit(w, *seq),
+                    Kind::KvReady(w, seq) => {
+                        // A transfer whose client gave up meanwhile is dropped.
+                        if self.records[seq.req as usize].finished.is_none() {
+                            self.admit(w, *seq);
+                        }
+                    }
+                    Kind::ClientTimeout(req) => self.client_timeout(req),
                 }
             }
             ticks += 1;
@@ -219,6 +225,9 @@ impl<'a> Sim<'a> {
             slo: r.slo,
         };
         self.active += 1;
+        if let Some(t) = self.sc.client.timeout_s {
+            self.push(r.arrival + t, Kind::ClientTimeout(r.id));
+        }
         if let Err(e) = hashed {
             return self.fail(r.id, format!("hashing the prompt failed: {e}"));
         }
@@ -284,6 +293,27 @@ impl<'a> Sim<'a> {
         self.router.on_done(req, route, self.now, false);
     }
 
+    /// The client gave up on `req`: every worker holding it aborts it, and it
+    /// fails. Nothing happens if it already ended.
+    fn client_timeout(&mut self, req: u64) {
+        let rec = &self.records[req as usize];
+        if rec.finished.is_some() {
+            return;
+        }
+        let route = self.routes[req as usize];
+        let mut touched = Vec::with_capacity(2);
+        for w in std::iter::once(route.decode).chain(route.prefill) {
+            if rec.worker.is_some() && self.workers[w].abort(req) {
+                touched.push(w);
+            }
+        }
+        let t = self.sc.client.timeout_s.unwrap_or_default();
+        self.fail(req, format!("client timeout ({t} s)"));
+        for w in touched {
+            self.kick(w);
+        }
+    }
+
     fn kick(&mut self, w: usize) {
         if self.workers[w].busy() {
             return;
@@ -313,7 +343,12 @@ impl<'a> Sim<'a> {
 
     pub(super) fn handle(&mut self, w: usize, progress: &mut Vec<Progress>) {
         for p in progress.drain(..) {
+            // A request whose client gave up while the step ran: the step's
+            // work for it is dropped (the worker already let it go).
+            let gone = |req: u64| self.records[req as usize].finished.is_some();
             match p {
+                Progress::FirstToken { req, .. } | Progress::Finished { req } if gone(req) => {}
+                Progress::PrefillDone { seq } if gone(seq.req) => {}
                 Progress::FirstToken { req, cached_tokens } => {
                     let now = self.now;
                     let rec = &mut self.records[req as usize];

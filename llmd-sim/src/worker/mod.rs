@@ -70,6 +70,9 @@ pub struct Counters {
     pub preemptions: u64,
     /// `vllm:request_success_total`.
     pub success: u64,
+    /// Requests aborted because their client went away (vLLM's
+    /// `finished_reason="abort"`).
+    pub aborted: u64,
     /// Engine steps run.
     pub steps: u64,
     /// Busy time, seconds.
@@ -101,6 +104,9 @@ pub struct Worker {
     pub(crate) waiting: VecDeque<Seq>,
     pub(crate) running: Vec<Seq>,
     pub(crate) plan: Option<StepPlan>,
+    /// Requests aborted while a step that includes them is in flight: they
+    /// leave the batch when it completes.
+    pub(crate) aborting: Vec<u64>,
     pub(crate) vocab: u32,
     /// Counters.
     pub counters: Counters,
@@ -122,6 +128,7 @@ impl Worker {
             waiting: VecDeque::new(),
             running: Vec::new(),
             plan: None,
+            aborting: Vec::new(),
             vocab,
             counters: Counters::default(),
             ttft_hist: TtftHistogram::default(),
@@ -153,6 +160,32 @@ impl Worker {
         }
         self.waiting.push_back(seq);
         Ok(())
+    }
+
+    /// Aborts `req` (its client disconnected), as vLLM does: a waiting
+    /// request leaves the queue, a running one leaves the batch and gives its
+    /// blocks back (its computed blocks stay cached). While a step is in
+    /// flight a running request leaves when the step completes; anything the
+    /// step reports for it is to be ignored. Returns whether `req` was here.
+    pub fn abort(&mut self, req: u64) -> bool {
+        if let Some(i) = self.waiting.iter().position(|s| s.req == req) {
+            if let Some(s) = self.waiting.remove(i) {
+                self.kv.release(&s.blocks);
+            }
+            self.counters.aborted += 1;
+            return true;
+        }
+        let Some(i) = self.running.iter().position(|s| s.req == req) else {
+            return false;
+        };
+        if self.plan.is_some() {
+            self.aborting.push(req);
+        } else {
+            let s = self.running.remove(i);
+            self.kv.release(&s.blocks);
+        }
+        self.counters.aborted += 1;
+        true
     }
 
     /// True while a step is in flight.

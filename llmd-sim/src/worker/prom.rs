@@ -84,8 +84,9 @@ pub fn render_metrics(w: &Worker, model: &str) -> String {
     );
     let _ = writeln!(
         s,
-        "# HELP vllm:request_success_total Count of successfully processed requests.\n# TYPE vllm:request_success_total counter\nvllm:request_success_total{{{l},finished_reason=\"length\"}} {}",
-        c.success
+        "# HELP vllm:request_success_total Count of successfully processed requests.\n# TYPE vllm:request_success_total counter\nvllm:request_success_total{{{l},finished_reason=\"length\"}} {}\nvllm:request_success_total{{{l},finished_reason=\"abort\"}} {}",
+        c.success,
+        c.aborted
     );
     let _ = writeln!(
         s,

@@ -236,7 +236,13 @@ impl Worker {
             }
         }
         let running = std::mem::take(&mut self.running);
+        let aborting = std::mem::take(&mut self.aborting);
         for (s, d) in running.into_iter().zip(done) {
+            if aborting.contains(&s.req) {
+                // Its client is gone: whatever the step did for it is dropped.
+                self.kv.release(&s.blocks);
+                continue;
+            }
             if !d {
                 self.running.push(s);
                 continue;

@@ -10,6 +10,10 @@ pub struct Stage {
     pub rate: f64,
     /// Stage length, seconds.
     pub duration_s: f64,
+    /// A warm-up stage: its requests run but are left out of the per-stage
+    /// figures (llm-d's benchmark seats the prefixes this way first).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub warmup: bool,
 }
 
 /// How requests (or sessions) arrive: Poisson at `rate`, or a `ladder`
@@ -143,10 +147,12 @@ mod tests {
     fn ladder_rates_are_respected() {
         let spec = Arrivals::ladder(vec![
             Stage {
+                warmup: false,
                 rate: 10.0,
                 duration_s: 100.0,
             },
             Stage {
+                warmup: false,
                 rate: 50.0,
                 duration_s: 100.0,
             },
