@@ -126,11 +126,32 @@ pub struct StepShape {
     pub decodes: u32,
     /// Sum of the decoding sequences' context lengths.
     pub decode_context: u64,
+    /// The decoding sequences by context length in power-of-two buckets
+    /// (bucket `i` holds contexts in `[2^i, 2^(i+1))`, the last one every
+    /// longer context): (sequences, sum of their contexts). Attention is
+    /// timed per bucket at the bucket's mean context, each sequence's share
+    /// of the batched kernel being its own context's cost. When the buckets
+    /// do not account for every decode (a shape built by hand with only
+    /// `decode_context`), all decodes are timed at the mean context.
+    pub decode_buckets: [(u32, u64); CONTEXT_BUCKETS],
     /// Sequences that sample a token in this step (decodes + finished prefills).
     pub sampled: u32,
 }
 
+/// Power-of-two context buckets of [`StepShape::decode_buckets`].
+pub const CONTEXT_BUCKETS: usize = 24;
+
 impl StepShape {
+    /// Adds one decoding sequence whose context (tokens it attends over,
+    /// the new one included) is `ctx`.
+    pub fn add_decode(&mut self, ctx: u64) {
+        self.decodes += 1;
+        self.decode_context += ctx;
+        let i = (ctx.max(1).ilog2() as usize).min(CONTEXT_BUCKETS - 1);
+        self.decode_buckets[i].0 += 1;
+        self.decode_buckets[i].1 += ctx;
+    }
+
     /// Tokens processed in the step (M of the projections).
     pub fn tokens(&self) -> u64 {
         self.prefills.iter().map(|p| u64::from(p.1)).sum::<u64>() + u64::from(self.decodes)
@@ -232,8 +253,17 @@ impl CostModel {
             .map(|&(p, s)| self.prefill_attention_ms(p, s))
             .sum();
         if step.decodes > 0 {
-            let ctx = step.decode_context as f64 / f64::from(step.decodes);
-            attn += self.decode_attention_ms(step.decodes, ctx);
+            let b = step.decodes;
+            let bucketed: u32 = step.decode_buckets.iter().map(|x| x.0).sum();
+            if bucketed == b {
+                for &(n, sum) in step.decode_buckets.iter().filter(|x| x.0 > 0) {
+                    let ctx = sum as f64 / f64::from(n);
+                    attn += self.decode_attention_ms(b, ctx) * f64::from(n) / f64::from(b);
+                }
+            } else {
+                let ctx = step.decode_context as f64 / f64::from(b);
+                attn += self.decode_attention_ms(b, ctx);
+            }
         }
         let per_layer = interp(&self.shape.layer_linear, mf, 1.0)
             + interp(&self.shape.elementwise, mf, 1.0)

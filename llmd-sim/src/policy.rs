@@ -1,11 +1,27 @@
 //! Turning a scenario's policy list into routers.
 
 use crate::error::{Result, SimError};
-use crate::router::{builtin, BuiltinFleet, Role, Router, SchedRouter, BUILTINS};
+use crate::router::{builtin, BuiltinFleet, Replicated, Role, Router, SchedRouter, BUILTINS};
 use crate::scenario::{PolicySpec, Scenario};
 
-/// Builds the router for `spec` in `scenario`'s fleet.
+/// Builds the router for `spec` in `scenario`'s fleet: with
+/// `fleet.router_replicas` > 1, that many independent replicas of it (seeds
+/// differ) behind a round-robin spreader.
 pub fn build(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Router>> {
+    let n = scenario.fleet.router_replicas.max(1);
+    if n == 1 {
+        return build_one(spec, scenario);
+    }
+    let mut replicas = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let mut sc = scenario.clone();
+        sc.seed = scenario.seed.wrapping_add(u64::from(i));
+        replicas.push(build_one(spec, &sc)?);
+    }
+    Ok(Box::new(Replicated::new(spec.name(), replicas)))
+}
+
+fn build_one(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Router>> {
     let bs = scenario.engine.block_size as usize;
     let blocks =
         (scenario.engine.kv_tokens / u64::from(scenario.engine.block_size.max(1))) as usize;

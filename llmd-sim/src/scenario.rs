@@ -47,6 +47,10 @@ pub struct FleetSpec {
     pub scrape_interval_ms: f64,
     /// KV transfer for P/D.
     pub kv_transfer: KvTransfer,
+    /// Router replicas (Endpoint Pickers) sharing the fleet: requests go to
+    /// them in turn, each knows only the requests it placed, all of them
+    /// receive every KV event and scrape. 1 to 16.
+    pub router_replicas: u32,
 }
 
 impl Default for FleetSpec {
@@ -57,6 +61,7 @@ impl Default for FleetSpec {
             decode: 0,
             scrape_interval_ms: 50.0,
             kv_transfer: KvTransfer::default(),
+            router_replicas: 1,
         }
     }
 }
@@ -190,6 +195,12 @@ impl Scenario {
             return bad(format!(
                 "at most 64 workers are supported, got {}",
                 f.size()
+            ));
+        }
+        if !(1..=16).contains(&f.router_replicas) {
+            return bad(format!(
+                "fleet.router_replicas must be 1 to 16, got {}",
+                f.router_replicas
             ));
         }
         if let Some(t) = self.client.timeout_s {

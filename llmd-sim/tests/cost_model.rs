@@ -23,9 +23,8 @@ fn model(name: &str) -> CostModel {
 fn prefill(m: &CostModel, n: u32) -> f64 {
     m.step_ms(&StepShape {
         prefills: vec![(0, n)],
-        decodes: 0,
-        decode_context: 0,
         sampled: 1,
+        ..StepShape::default()
     })
 }
 
@@ -35,7 +34,46 @@ fn decode(m: &CostModel, b: u32, ctx: u64) -> f64 {
         decodes: b,
         decode_context: u64::from(b) * ctx,
         sampled: b,
+        ..StepShape::default()
     })
+}
+
+/// A decode batch whose sequences have these contexts, as a worker builds it.
+fn decode_each(m: &CostModel, contexts: &[u64]) -> f64 {
+    let mut s = StepShape::default();
+    for &c in contexts {
+        s.add_decode(c);
+    }
+    s.sampled = s.decodes;
+    m.step_ms(&s)
+}
+
+#[test]
+fn decode_attention_is_each_sequences_own_context() {
+    // Half the batch at 512 tokens, half at 8192: each sequence costs its
+    // own context's share of the batched kernel, not the mean context's.
+    let m = model("qwen3-32b-tp2");
+    let layers = f64::from(m.shape().config.layers);
+    let mut mixed = vec![512u64; 32];
+    mixed.extend([8192u64; 32]);
+    let want_attn =
+        0.5 * m.decode_attention_ms(64, 512.0) + 0.5 * m.decode_attention_ms(64, 8192.0);
+    let uniform = decode_each(&m, &[8192u64; 64]);
+    let got = decode_each(&m, &mixed);
+    let want = uniform + layers * (want_attn - m.decode_attention_ms(64, 8192.0));
+    assert!(
+        close(got, want, 1e-9),
+        "mixed batch {got} ms, want {want} ms"
+    );
+    // The mean context (4352) would be timed differently.
+    let at_mean =
+        uniform + layers * (m.decode_attention_ms(64, 4352.0) - m.decode_attention_ms(64, 8192.0));
+    assert!(
+        !close(got, at_mean, 0.005),
+        "{got} vs mean-context {at_mean}"
+    );
+    // A uniform batch is the same either way.
+    assert!(close(uniform, decode(&m, 64, 8192), 1e-9));
 }
 
 fn close(got: f64, want: f64, tol: f64) -> bool {

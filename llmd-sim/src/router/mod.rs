@@ -5,12 +5,14 @@
 mod baseline;
 mod builtin;
 mod precise;
+mod replicas;
 mod sched;
 mod weighted;
 
 pub use baseline::{LeastQueue, RandomRouter, RoundRobin};
 pub use builtin::{builtin, builtin_config, BuiltinFleet, BUILTINS};
 pub use precise::PreciseIndex;
+pub use replicas::Replicated;
 pub use sched::SchedRouter;
 pub use weighted::Weighted;
 

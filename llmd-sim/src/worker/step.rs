@@ -94,8 +94,7 @@ impl Worker {
                 continue;
             }
             if n == 1 && s.computed > 0 {
-                shape.decodes += 1;
-                shape.decode_context += u64::from(s.computed) + 1;
+                shape.add_decode(u64::from(s.computed) + 1);
             } else {
                 shape.prefills.push((s.computed, n));
             }
