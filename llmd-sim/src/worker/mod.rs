@@ -23,7 +23,9 @@ pub struct EngineConfig {
     pub block_size: u32,
     /// `--max-num-batched-tokens`: token budget per step (chunked prefill).
     pub max_num_batched_tokens: u32,
-    /// `--max-num-seqs`: sequences per step.
+    /// `--max-num-seqs`: sequences per step (default 1024, vLLM's default
+    /// for an API server on a GPU with 70 GiB or more, such as the H100 the
+    /// calibration was measured on).
     pub max_num_seqs: u32,
     /// GPU KV capacity in tokens (rounded down to whole blocks).
     pub kv_tokens: u64,
@@ -43,7 +45,7 @@ impl Default for EngineConfig {
         EngineConfig {
             block_size: 16,
             max_num_batched_tokens: 8192,
-            max_num_seqs: 256,
+            max_num_seqs: 1024,
             kv_tokens: 307_328,
             cpu_kv_tokens: 0,
             prefix_caching_hash_algo: "sha256_cbor".to_string(),
