@@ -31,6 +31,7 @@ pub mod error;
 pub mod framework;
 pub mod inflight;
 pub mod kv;
+pub mod latency;
 pub mod lifecycle;
 pub mod metrics_text;
 pub mod model;

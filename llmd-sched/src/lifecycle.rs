@@ -42,10 +42,26 @@ pub struct RequestSummary {
     pub cached_tokens: Option<u32>,
     /// Set when the request failed.
     pub error: Option<RequestErrorKind>,
+    /// The latency model's prediction for the request on its target at
+    /// dispatch (with a `predicted-latency-producer`), to set beside the
+    /// measured TTFT and TPOT.
+    pub predicted: Option<crate::framework::LatencyPrediction>,
+}
+
+/// What the latency model needs to learn from a request's outcome.
+#[derive(Clone, Debug)]
+pub(crate) struct LatencySample {
+    pub uid: u64,
+    pub endpoint: std::sync::Arc<str>,
+    pub features: crate::latency::LatencyFeatures,
+    pub prediction: Option<crate::framework::LatencyPrediction>,
+    pub tpot_slo_ms: f64,
+    pub streaming: bool,
 }
 
 #[derive(Clone, Debug)]
 pub(crate) struct Record {
+    pub latency: Option<LatencySample>,
     pub target: String,
     pub prefill_target: Option<String>,
     pub prompt_tokens: u64,
@@ -64,17 +80,18 @@ impl Requests {
     pub fn open(&self, id: &str, r: Record) {
         self.map.lock().insert(id.to_string(), r);
     }
-    pub fn first_token(&self, id: &str, now: u64) -> bool {
-        match self.map.lock().get_mut(id) {
-            Some(r) => {
-                if r.first_token_at_ns.is_none() {
-                    r.first_token_at_ns = Some(now);
-                    r.output_tokens = r.output_tokens.max(1);
-                }
-                true
-            }
-            None => false,
+    /// Marks the first token. `None` for an unknown id; else, the first time,
+    /// the latency sample with the time since dispatch (ns).
+    pub fn first_token(&self, id: &str, now: u64) -> Option<Option<(LatencySample, u64)>> {
+        let mut map = self.map.lock();
+        let r = map.get_mut(id)?;
+        if r.first_token_at_ns.is_some() {
+            return Some(None);
         }
+        r.first_token_at_ns = Some(now);
+        r.output_tokens = r.output_tokens.max(1);
+        let since = now.saturating_sub(r.scheduled_at_ns);
+        Some(r.latency.clone().map(|l| (l, since)))
     }
     pub fn tokens(&self, id: &str, n: u64) -> bool {
         match self.map.lock().get_mut(id) {
@@ -91,10 +108,10 @@ impl Requests {
         now: u64,
         usage: crate::observe::Usage,
         error: Option<RequestErrorKind>,
-    ) -> Option<RequestSummary> {
+    ) -> Option<(RequestSummary, Option<LatencySample>)> {
         let r = self.map.lock().remove(id)?;
         let cached = usage.cached_tokens;
-        Some(RequestSummary {
+        let summary = RequestSummary {
             id: id.to_string(),
             target: r.target,
             prefill_target: r.prefill_target,
@@ -105,7 +122,9 @@ impl Requests {
             output_tokens: usage.output_tokens.map_or(r.output_tokens, u64::from),
             cached_tokens: cached,
             error,
-        })
+            predicted: r.latency.as_ref().and_then(|l| l.prediction),
+        };
+        Some((summary, r.latency))
     }
     pub fn len(&self) -> usize {
         self.map.lock().len()

@@ -17,16 +17,17 @@ use crate::plugins::filters::{
 };
 use crate::plugins::pickers::{max_endpoints, MaxScorePicker, RandomPicker, WeightedRandomPicker};
 use crate::plugins::producers::{
-    ApproxPrefixProducer, InFlightLoadProducer, PrecisePrefixProducer, TokenProducer,
+    ApproxPrefixProducer, InFlightLoadProducer, PrecisePrefixProducer, PredictedLatencyProducer,
+    TokenProducer,
 };
 use crate::plugins::profile::{
     AlwaysDisaggDecider, DataParallelProfileHandler, DisaggProfileHandler, HeaderProfileHandler,
     MultimodalDecider, PdProfileHandler, PrefixBasedPdDecider, SingleProfileHandler,
 };
 use crate::plugins::scorers::{
-    ActiveRequestScorer, ContextLengthAware, Gauge, KvCacheUtilizationScorer, LoadAwareScorer,
-    LoraAffinityScorer, MinMaxScorer, NoHitLruScorer, PrefixCacheScorer, SessionAffinity,
-    TokenLoadScorer,
+    ActiveRequestScorer, ContextLengthAware, Gauge, KvCacheUtilizationScorer, LatencyScorer,
+    LoadAwareScorer, LoraAffinityScorer, MinMaxScorer, NoHitLruScorer, PrefixCacheScorer,
+    SessionAffinity, TokenLoadScorer,
 };
 
 use Stability::{Alpha as A, Beta as B, Deprecated as D};
@@ -221,6 +222,15 @@ pub static STAGES: &[Entry] = &[
                 "inflight-load-producer".into(),
             ));
             Ok(b)
+        },
+    },
+    Entry {
+        ty: "latency-scorer",
+        stability: B,
+        build: |p, _| {
+            let s = LatencyScorer::from_params(p)?;
+            let producer = s.prefix_producer.clone();
+            Ok(prefix_consumer(scorer(s), &producer))
         },
     },
     Entry {
@@ -456,6 +466,42 @@ pub static PIPELINE: &[Entry] = &[
                 kv_backend: Some(backend),
                 produces: vec![DataKey::PrefixCacheMatchInfo],
                 consumes: vec![(DataKey::TokenizedPrompt, "token-producer".into())],
+                ..Default::default()
+            })
+        },
+    },
+    Entry {
+        ty: "latency-slo-admitter",
+        stability: B,
+        build: |p, env| {
+            p.string("latencyPredictionInfoProducerName", "")?;
+            env.latency_admitter = true;
+            Ok(Built {
+                remark: Some("runs in pick after the producers: a sheddable request (priority < 0) with latency objectives is refused (ResourceExhausted) when no endpoint is predicted to meet them and none is idle or cold"),
+                ..Default::default()
+            })
+        },
+    },
+    Entry {
+        ty: "predicted-latency-producer",
+        stability: B,
+        build: |p, env| {
+            let mut settings_not_executed = Vec::new();
+            let x = PredictedLatencyProducer::from_params(
+                p,
+                env.latency.clone(),
+                &mut settings_not_executed,
+            )?;
+            env.latency_settings = Some(x.settings.clone());
+            let prefix = x.prefix_producer.to_string();
+            Ok(Built {
+                producer: Some(arc(x)),
+                settings_not_executed,
+                remark: Some("predictions from the in-process online model (or a host-attached LatencyPredictor), trained from the lifecycle calls; no sidecar"),
+                consumes: vec![
+                    (DataKey::PrefixCacheMatchInfo, prefix),
+                    (DataKey::InFlightLoad, "inflight-load-producer".into()),
+                ],
                 ..Default::default()
             })
         },

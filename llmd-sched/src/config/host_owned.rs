@@ -54,7 +54,6 @@ pub static HOST_OWNED: &[(&str, Stability, &str)] = &[
     ("vllmgrpc-parser", B, "host-owned: request parsing (build a Request)"),
     ("sglanghttp-parser", B, "host-owned: request parsing (build a Request)"),
     ("vertexai-parser", B, "host-owned: request parsing (build a Request)"),
-    ("latency-slo-admitter", B, "host-owned: admission runs before scheduling"),
     ("fcfs-ordering-policy", B, "host-owned: flow control and queuing"),
     ("edf-ordering-policy", B, "host-owned: flow control and queuing"),
     ("slo-deadline-ordering-policy", B, "host-owned: flow control and queuing"),
@@ -68,7 +67,6 @@ pub static HOST_OWNED: &[(&str, Stability, &str)] = &[
     ("session-id-producer", B, "host-owned: request parsing (set Request::session_id or headers)"),
     ("request-attribute-reporter", B, "host-owned: response metadata"),
     ("agent-identity", A, "host-owned: request headers"),
-    ("predicted-latency-producer", B, "host-owned: latency predictions (attach a LatencyPredictor)"),
     ("mm-embeddings-cache-producer", B, "host-owned: multimodal encoder cache"),
 ];
 

@@ -92,6 +92,11 @@ pub struct Pipeline {
     pub flow_control: bool,
     /// What the loader did.
     pub report: ConfigReport,
+    /// Set when a `predicted-latency-producer` is configured: the scheduler
+    /// then trains its online latency model from the lifecycle calls.
+    pub latency: Option<crate::plugins::producers::LatencySettings>,
+    /// A `latency-slo-admitter` is configured (run after the producers).
+    pub latency_admitter: bool,
 }
 
 pub(super) struct Instance {
@@ -109,17 +114,27 @@ pub(super) type R<T> = Result<T, ConfigError>;
 pub(super) type WeightedRef = (String, Option<f64>);
 
 /// Loads a document; blank text means llm-d's built-in default configuration.
-pub fn load(text: &str, opts: LoadOptions, inflight: Arc<InFlightTable>) -> R<Pipeline> {
+pub fn load(
+    text: &str,
+    opts: LoadOptions,
+    inflight: Arc<InFlightTable>,
+    latency: Arc<crate::latency::OnlineLatencyModel>,
+) -> R<Pipeline> {
     let text = if text.trim().is_empty() {
         DEFAULT_CONFIG
     } else {
         text
     };
     let mut raw = document::parse(text)?;
-    build(&mut raw, &opts, inflight)
+    build(&mut raw, &opts, inflight, latency)
 }
 
-fn build(raw: &mut RawConfig, opts: &LoadOptions, inflight: Arc<InFlightTable>) -> R<Pipeline> {
+fn build(
+    raw: &mut RawConfig,
+    opts: &LoadOptions,
+    inflight: Arc<InFlightTable>,
+    latency: Arc<crate::latency::OnlineLatencyModel>,
+) -> R<Pipeline> {
     let mut report = ConfigReport {
         warnings: document::normalize(raw)?,
         ..Default::default()
@@ -171,6 +186,9 @@ fn build(raw: &mut RawConfig, opts: &LoadOptions, inflight: Arc<InFlightTable>) 
         inflight,
         deciders: HashMap::new(),
         engine_hasher: opts.engine_hasher.clone(),
+        latency,
+        latency_settings: None,
+        latency_admitter: false,
     };
     let mut instances: Vec<Instance> = Vec::new();
     let is_handler = |p: &PluginSpec| p.ty.ends_with("profile-handler");
@@ -266,6 +284,8 @@ fn build(raw: &mut RawConfig, opts: &LoadOptions, inflight: Arc<InFlightTable>) 
         saturation_detector,
         flow_control,
         report,
+        latency: env.latency_settings.take(),
+        latency_admitter: env.latency_admitter,
     })
 }
 

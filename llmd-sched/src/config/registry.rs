@@ -89,6 +89,12 @@ pub struct BuildEnv {
     pub deciders: HashMap<String, Arc<dyn Decider>>,
     /// The engines' hashing, when the host knows it: precise producers then run in engine-parity mode.
     pub engine_hasher: Option<llmd_kvindex::hash::HasherConfig>,
+    /// The scheduler's online latency model (`predicted-latency-producer`).
+    pub latency: Arc<crate::latency::OnlineLatencyModel>,
+    /// Set by a `predicted-latency-producer`: how the model is trained.
+    pub latency_settings: Option<crate::plugins::producers::LatencySettings>,
+    /// Set by a `latency-slo-admitter`.
+    pub latency_admitter: bool,
 }
 
 pub(crate) type Factory = fn(&mut Params, &mut BuildEnv) -> Result<Built, ConfigError>;

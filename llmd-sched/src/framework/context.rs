@@ -75,15 +75,46 @@ pub struct CycleContext<'a> {
     rng: RefCell<fastrand::Rng>,
     notes: Vec<String>,
     predictor: Option<&'a dyn LatencyPredictor>,
+    latency: Option<Vec<Option<LatencyInfo>>>,
 }
 
 /// Predicted latencies of one request on one endpoint.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
 pub struct LatencyPrediction {
     /// Predicted time to first token, milliseconds.
     pub ttft_ms: f64,
-    /// Predicted time per output token, milliseconds.
-    pub tpot_ms: f64,
+    /// Predicted time per output token, milliseconds (`None`: not known yet).
+    pub tpot_ms: Option<f64>,
+}
+
+/// llm-d's `LatencyPredictionInfo` for one endpoint, as the
+/// `predicted-latency-producer` publishes it, with the inputs it came from.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct LatencyInfo {
+    /// The model's inputs for this request on this endpoint.
+    pub features: crate::latency::LatencyFeatures,
+    /// The prediction, if any model (or the host's predictor) gave one.
+    pub prediction: Option<LatencyPrediction>,
+    /// Which model answered.
+    pub source: Option<crate::latency::PredictionSource>,
+    /// Predicted TTFT below the request's TTFT objective (0 when it has none).
+    pub ttft_valid: bool,
+    /// Predicted TPOT below the buffered TPOT objective; true when TPOT is
+    /// not judged (not streaming, or a prefill endpoint).
+    pub tpot_valid: bool,
+    /// TTFT objective − predicted TTFT, ms.
+    pub ttft_headroom_ms: f64,
+    /// Buffered TPOT objective − predicted TPOT, ms (0 when not judged).
+    pub tpot_headroom_ms: f64,
+    /// Requests dispatched there and not finished.
+    pub dispatched: u32,
+}
+
+impl LatencyInfo {
+    /// llm-d's `IsValid`: both objectives predicted to be met.
+    pub fn is_valid(&self) -> bool {
+        self.ttft_valid && self.tpot_valid
+    }
 }
 
 /// A host-supplied latency model (llm-d's `LatencyPredictionInfo` producer).
@@ -120,6 +151,7 @@ impl<'a> CycleContext<'a> {
             rng: RefCell::new(fastrand::Rng::with_seed(seed)),
             notes: Vec::new(),
             predictor: None,
+            latency: None,
         }
     }
 
@@ -137,6 +169,28 @@ impl<'a> CycleContext<'a> {
     /// True when a latency predictor is attached.
     pub fn has_predictor(&self) -> bool {
         self.predictor.is_some()
+    }
+
+    /// The `predicted-latency-producer`'s output for an endpoint (with or
+    /// without a prediction); `None` when no such producer ran or it did not
+    /// look at the endpoint.
+    pub fn latency_info(&self, ep: EndpointIndex) -> Option<&LatencyInfo> {
+        self.latency.as_ref()?.get(ep)?.as_ref()
+    }
+
+    /// True when a `predicted-latency-producer` ran in this cycle.
+    pub fn has_latency_info(&self) -> bool {
+        self.latency.is_some()
+    }
+
+    /// Publishes the latency producer's output (one entry per endpoint index).
+    pub fn set_latency_info(&mut self, per_endpoint: Vec<Option<LatencyInfo>>) {
+        self.latency = Some(per_endpoint);
+    }
+
+    /// Takes the latency producer's output (for the decision record).
+    pub(crate) fn take_latency_info(&mut self) -> Option<Vec<Option<LatencyInfo>>> {
+        self.latency.take()
     }
 
     /// The request.

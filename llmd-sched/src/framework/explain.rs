@@ -68,6 +68,21 @@ pub struct Explanation {
     pub primary_profile: Option<String>,
     /// llm-d's `decision_type` (`decode-only`, `prefill-decode`, ...).
     pub decision_type: Option<&'static str>,
+    /// The `predicted-latency-producer`'s output per candidate (empty
+    /// without one): predicted TTFT/TPOT, headroom, validity, and the
+    /// model inputs they came from.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub predicted_latency: Vec<PredictedLatency>,
+}
+
+/// One candidate's latency prediction in an [`Explanation`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PredictedLatency {
+    /// Endpoint name.
+    pub endpoint: Arc<str>,
+    /// What the producer published for it.
+    #[serde(flatten)]
+    pub info: super::LatencyInfo,
 }
 
 impl Explanation {

@@ -7,10 +7,10 @@ pub mod profile;
 mod record;
 
 pub use context::{
-    CycleContext, EndpointIndex, LatencyPrediction, LatencyPredictor, PrefixInfo, PrefixMatch,
-    ProfileRunResult,
+    CycleContext, EndpointIndex, LatencyInfo, LatencyPrediction, LatencyPredictor, PrefixInfo,
+    PrefixMatch, ProfileRunResult,
 };
-pub use explain::{Explanation, FilterTrace, ProfileTrace, ScorerTrace};
+pub use explain::{Explanation, FilterTrace, PredictedLatency, ProfileTrace, ScorerTrace};
 pub use plugin::{
     Decided, Decider, Filter, HandlerResult, Picker, PreRequest, Producer, ProfileHandler, Scorer,
 };

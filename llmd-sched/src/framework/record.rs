@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use serde::{Serialize, Serializer};
 
 use super::context::EndpointIndex;
-use super::explain::{Explanation, FilterTrace, ProfileTrace, ScorerTrace};
+use super::explain::{Explanation, FilterTrace, PredictedLatency, ProfileTrace, ScorerTrace};
 use super::profile::{clamp_score, SchedulerProfile};
 
 /// Endpoint names by snapshot index, resolved when an explanation is materialised.
@@ -146,6 +146,8 @@ pub(crate) struct ExplanationRecord {
     pub(crate) profiles: Vec<ProfileRecord>,
     pub(crate) primary: usize,
     pub(crate) decision_type: &'static str,
+    /// The latency producer's output per candidate that has one.
+    pub(crate) latency: Option<Vec<(EndpointIndex, crate::framework::LatencyInfo)>>,
 }
 
 impl ExplanationRecord {
@@ -164,6 +166,15 @@ impl ExplanationRecord {
                 .collect(),
             primary_profile: self.names.get(self.primary).map(|n| n.name.clone()),
             decision_type: Some(self.decision_type),
+            predicted_latency: self
+                .latency
+                .iter()
+                .flatten()
+                .map(|(i, info)| PredictedLatency {
+                    endpoint: endpoint(*i),
+                    info: *info,
+                })
+                .collect(),
         }
     }
 }

@@ -16,6 +16,11 @@ pub type GaugeFamily = Family<Labels, Gauge>;
 /// A labelled histogram family with fixed bounds.
 pub type HistogramFamily = Family<Labels, AtomicHistogram, HistogramCtor>;
 
+/// Bounds of `llmd_latency_prediction_error_ratio`.
+const PREDICTION_ERROR_BOUNDS: [f64; 12] = [
+    0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0,
+];
+
 fn hist(b: &Buckets) -> HistogramFamily {
     Family::new_with_constructor(HistogramCtor(b.bounds().clone()))
 }
@@ -105,6 +110,12 @@ pub struct Families {
     pub engine_kv_blocks: GaugeFamily,
     /// endpoint, pool: bytes of one KV block.
     pub engine_kv_block_bytes: GaugeFamily,
+    /// endpoint: the latency model's TTFT prediction for each request's target at dispatch.
+    pub predicted_ttft: HistogramFamily,
+    /// endpoint: the same for TPOT.
+    pub predicted_tpot: HistogramFamily,
+    /// endpoint, kind (ttft | tpot): |predicted − measured| / measured.
+    pub prediction_error: HistogramFamily,
     /// Endpoints refused because a prefix index had no free slot.
     pub endpoints_refused: Counter,
     /// header.
@@ -171,6 +182,11 @@ impl Families {
             engine_kv_usage: Family::default(),
             engine_kv_blocks: Family::default(),
             engine_kv_block_bytes: Family::default(),
+            predicted_ttft: hist(&cfg.ttft_buckets),
+            predicted_tpot: hist(&cfg.itl_buckets),
+            prediction_error: Family::new_with_constructor(HistogramCtor(
+                PREDICTION_ERROR_BOUNDS.to_vec().into(),
+            )),
             endpoints_refused: Counter::default(),
             trace_context_invalid: Family::default(),
             sequence_gaps: Family::default(),
@@ -304,6 +320,21 @@ impl Families {
             "llmd_endpoint_kv_block_bytes",
             "Bytes of one KV block on the endpoint: its llmd.dev/kv-bytes-per-token label times the engine's block size (cache_config_info); absent while either is unknown. llmd_kvindex_blocks * on(endpoint) group_left llmd_endpoint_kv_block_bytes is the bytes held per tier",
             f.engine_kv_block_bytes.clone(),
+        );
+        r.register(
+            "llmd_predicted_ttft_seconds",
+            "The online latency model's predicted TTFT of each request on the endpoint it was sent to, at dispatch (with a predicted-latency-producer)",
+            f.predicted_ttft.clone(),
+        );
+        r.register(
+            "llmd_predicted_tpot_seconds",
+            "The online latency model's predicted time per output token of each request on its endpoint, at dispatch (streaming mode, once TPOT is learnt)",
+            f.predicted_tpot.clone(),
+        );
+        r.register(
+            "llmd_latency_prediction_error_ratio",
+            "|predicted - measured| / measured of each prediction checked against its request (kind: ttft at the first token, or the whole request outside streaming mode; tpot at completion)",
+            f.prediction_error.clone(),
         );
         r.register(
             "llmd_kvindex_endpoints_refused",

@@ -195,7 +195,54 @@ impl Metrics {
         self.fam.engine_kv_usage.remove(&labels);
         self.fam.engine_kv_blocks.remove(&labels);
         self.fam.engine_kv_block_bytes.remove(&labels);
+        let by_endpoint = vec![("endpoint", ep.endpoint.clone())];
+        self.fam.predicted_ttft.remove(&by_endpoint);
+        self.fam.predicted_tpot.remove(&by_endpoint);
+        for kind in ["ttft", "tpot"] {
+            let labels = vec![("endpoint", ep.endpoint.clone()), ("kind", Arc::from(kind))];
+            self.fam.prediction_error.remove(&labels);
+        }
         self.forget_index_endpoint(&ep.endpoint);
+    }
+
+    /// Records the latency model's prediction (ms) for a request sent to `name`.
+    pub fn observe_predicted_latency(&self, name: &str, p: &crate::framework::LatencyPrediction) {
+        self.unless_removed(name, || {
+            let labels = vec![("endpoint", self.endpoint_names.get(name))];
+            self.fam
+                .predicted_ttft
+                .get_or_create(&labels)
+                .observe(p.ttft_ms / 1e3);
+            if let Some(t) = p.tpot_ms {
+                self.fam
+                    .predicted_tpot
+                    .get_or_create(&labels)
+                    .observe(t / 1e3);
+            }
+        });
+    }
+
+    /// Records how far a prediction (ms) was from what the request measured (ms).
+    pub fn observe_latency_error(
+        &self,
+        name: &str,
+        kind: &'static str,
+        predicted: f64,
+        measured: f64,
+    ) {
+        if !(measured > 0.0 && predicted.is_finite()) {
+            return;
+        }
+        self.unless_removed(name, || {
+            let labels = vec![
+                ("endpoint", self.endpoint_names.get(name)),
+                ("kind", Arc::from(kind)),
+            ];
+            self.fam
+                .prediction_error
+                .get_or_create(&labels)
+                .observe((predicted - measured).abs() / measured);
+        });
     }
 
     /// Records the engine's own view of endpoint `name`'s KV cache, from its

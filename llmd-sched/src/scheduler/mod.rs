@@ -96,6 +96,9 @@ pub struct Scheduler {
     /// Serialises endpoint additions, replacements and removals (picks never
     /// take it).
     membership: Mutex<()>,
+    /// The online latency model (trained when a `predicted-latency-producer`
+    /// is configured).
+    latency: Arc<crate::latency::OnlineLatencyModel>,
     inflight: Arc<InFlightTable>,
     requests: Requests,
     clock: Arc<dyn Clock>,
@@ -147,12 +150,14 @@ impl Scheduler {
     /// Like [`Scheduler::from_config_str`] with loader options.
     pub fn from_config_str_with(text: &str, opts: LoadOptions) -> Result<Self, ScheduleError> {
         let inflight = Arc::new(InFlightTable::default());
-        let pipeline = config::load(text, opts, inflight.clone())?;
+        let latency = Arc::new(crate::latency::OnlineLatencyModel::new());
+        let pipeline = config::load(text, opts, inflight.clone(), latency.clone())?;
         Ok(Scheduler {
             names: ProfileNames::of(&pipeline.profiles),
             pipeline,
             fleet: RwLock::new(Arc::default()),
             membership: Mutex::new(()),
+            latency,
             inflight,
             requests: Requests::default(),
             clock: Arc::new(SystemClock),
@@ -302,7 +307,59 @@ impl Scheduler {
         let a = self.inflight.first_token(req_id);
         self.metrics
             .on_first_token(req_id, std::time::Duration::from_nanos(now));
-        self.requests.first_token(req_id, now) || a
+        match self.requests.first_token(req_id, now) {
+            None => a,
+            Some(sample) => {
+                if let Some((s, since)) = sample.filter(|(s, _)| s.streaming) {
+                    self.learn_ttft(&s, since);
+                }
+                true
+            }
+        }
+    }
+
+    /// Trains the latency model on an observed TTFT and records its error.
+    fn learn_ttft(&self, s: &crate::lifecycle::LatencySample, ttft_ns: u64) {
+        let ms = ttft_ns as f64 / 1e6;
+        self.latency.observe_ttft(s.uid, &s.features, ms);
+        if let Some(p) = s.prediction {
+            self.metrics
+                .observe_latency_error(&s.endpoint, "ttft", p.ttft_ms, ms);
+        }
+    }
+
+    /// A request left its endpoint: the latency model's in-flight accounting
+    /// drops it, and (when it succeeded) learns its TTFT (outside streaming
+    /// mode: the whole request, as llm-d records it) or its TPOT.
+    fn learn_completion(
+        &self,
+        summary: &RequestSummary,
+        sample: Option<crate::lifecycle::LatencySample>,
+    ) {
+        let Some(s) = sample else { return };
+        self.latency.finished(s.uid, s.tpot_slo_ms);
+        if summary.error.is_some() {
+            return;
+        }
+        if !s.streaming {
+            let e2e = summary
+                .finished_at_ns
+                .saturating_sub(summary.scheduled_at_ns);
+            self.learn_ttft(&s, e2e);
+            return;
+        }
+        let (Some(first), n) = (summary.first_token_at_ns, summary.output_tokens) else {
+            return;
+        };
+        if n < 2 {
+            return;
+        }
+        let ms = summary.finished_at_ns.saturating_sub(first) as f64 / 1e6 / (n - 1) as f64;
+        self.latency.observe_tpot(s.uid, &s.features, ms);
+        if let Some(t) = s.prediction.and_then(|p| p.tpot_ms) {
+            self.metrics
+                .observe_latency_error(&s.endpoint, "tpot", t, ms);
+        }
     }
 
     /// Under P/D, the prefill endpoint finished its leg (its answer reached
@@ -346,7 +403,9 @@ impl Scheduler {
         let now = self.clock.now_ns();
         self.metrics
             .on_complete(req_id, usage, std::time::Duration::from_nanos(now));
-        self.requests.close(req_id, now, usage, None)
+        let (summary, sample) = self.requests.close(req_id, now, usage, None)?;
+        self.learn_completion(&summary, sample);
+        Some(summary)
     }
 
     /// The request failed or was cancelled; everything it held is released.
@@ -360,8 +419,18 @@ impl Scheduler {
         };
         self.metrics
             .on_error(req_id, k, std::time::Duration::from_nanos(now));
-        self.requests
-            .close(req_id, now, Usage::default(), Some(kind))
+        let (summary, sample) = self
+            .requests
+            .close(req_id, now, Usage::default(), Some(kind))?;
+        self.learn_completion(&summary, sample);
+        Some(summary)
+    }
+
+    /// The online latency model (trained when the config has a
+    /// `predicted-latency-producer`): its predictions for any endpoint and
+    /// request features, and its sample counts.
+    pub fn latency_model(&self) -> &crate::latency::OnlineLatencyModel {
+        &self.latency
     }
 
     /// Requests picked and not yet completed.

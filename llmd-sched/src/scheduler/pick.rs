@@ -96,6 +96,9 @@ impl Scheduler {
             p.produce(&mut ctx, &candidates);
         }
         facts.produced = self.clock.now_ns();
+        if self.pipeline.latency_admitter {
+            crate::latency::admit(&ctx, &candidates)?;
+        }
         let mut traces = Vec::with_capacity(profiles.len());
         for round in 0..MAX_ROUNDS {
             let next = self.pipeline.handler.pick(&mut ctx, profiles, round);
@@ -215,9 +218,30 @@ impl Scheduler {
                 headers.push((HEADER_TRACESTATE.to_string(), state.clone()));
             }
         }
+        let latency_info = ctx.take_latency_info();
+        let latency = self.pipeline.latency.as_ref().and_then(|settings| {
+            let &first = primary.first()?;
+            let info = latency_info.as_ref()?.get(first)?.as_ref()?;
+            let uid = fleet.eps[first].uid();
+            let tpot_slo_ms = req.tpot_slo_ms().filter(|v| *v > 0.0).unwrap_or(0.0);
+            self.latency.dispatched(uid, tpot_slo_ms);
+            if let Some(p) = info.prediction {
+                self.metrics
+                    .observe_predicted_latency(fleet.eps[first].name(), &p);
+            }
+            Some(crate::lifecycle::LatencySample {
+                uid,
+                endpoint: fleet.eps[first].name_arc(),
+                features: info.features,
+                prediction: info.prediction,
+                tpot_slo_ms,
+                streaming: settings.streaming,
+            })
+        });
         self.requests.open(
             &req.id,
             Record {
+                latency,
                 target: targets.first().map(|t| t.name.clone()).unwrap_or_default(),
                 prefill_target: prefill_target.as_ref().map(|t| t.name.clone()),
                 prompt_tokens: ctx.prompt_tokens() as u64,
@@ -242,6 +266,12 @@ impl Scheduler {
             profiles: traces,
             primary: outcome.primary,
             decision_type: outcome.decision_type,
+            latency: latency_info.map(|v| {
+                v.into_iter()
+                    .enumerate()
+                    .filter_map(|(i, x)| Some((i, x?)))
+                    .collect()
+            }),
         });
         Ok(Decision {
             targets,

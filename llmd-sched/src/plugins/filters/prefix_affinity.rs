@@ -88,7 +88,10 @@ impl PrefixCacheAffinityFilter {
             TtftSource::PrefillThroughput => {
                 ctx.endpoint(i).inflight_tokens() as f64 / self.peak_throughput * 1000.0
             }
-            TtftSource::LatencyPredictor => f64::INFINITY,
+            // The predicted-latency producer's TTFT (missing = +inf, as llm-d).
+            TtftSource::LatencyPredictor => crate::latency::view(ctx, i)
+                .and_then(|v| v.prediction)
+                .map_or(f64::INFINITY, |p| p.ttft_ms),
         }
     }
 }

@@ -3,12 +3,16 @@
 use crate::config::params::Params;
 use crate::error::ConfigError;
 use crate::framework::{CycleContext, EndpointIndex, Filter};
+use crate::latency;
 
-/// Splits candidates into those predicted to meet the TTFT/TPOT objectives and
-/// the rest; keeps the positive tier with probability `1 - epsilon`.
+/// llm-d's tiering: endpoints with a prediction and no negative headroom
+/// (TTFT and TPOT) form the positive tier; the others with a prediction, then
+/// those without one, the negative tier. The positive tier is kept, except
+/// with probability `epsilonExploreNeg` when both tiers exist. With at most
+/// one candidate, or no prediction for any, every candidate is kept.
 ///
-/// Without objectives on the request or without a latency predictor, every
-/// candidate is kept. An endpoint without a prediction is in the negative tier.
+/// Predictions come from a `predicted-latency-producer` (or a host-attached
+/// predictor when the config has no producer).
 #[derive(Clone, Debug)]
 pub struct SloHeadroomTierFilter {
     /// `epsilonExploreNeg` (0.01).
@@ -22,27 +26,34 @@ impl SloHeadroomTierFilter {
         if !(0.0..=1.0).contains(&epsilon) {
             return Err(p.err("epsilonExploreNeg", "must be in [0, 1]"));
         }
+        p.string("latencyPredictionInfoProducerName", "")?;
         Ok(SloHeadroomTierFilter { epsilon })
     }
 }
 
 impl Filter for SloHeadroomTierFilter {
     fn filter(&self, ctx: &CycleContext<'_>, candidates: &mut Vec<EndpointIndex>) {
-        let req = ctx.request();
-        let (ttft, tpot) = (req.ttft_slo_ms(), req.tpot_slo_ms());
-        if (ttft.is_none() && tpot.is_none()) || !ctx.has_predictor() {
+        if candidates.len() <= 1 {
             return;
         }
-        let (pos, neg): (Vec<EndpointIndex>, Vec<EndpointIndex>) =
-            candidates.iter().partition(|&&i| {
-                ctx.predict(i).is_some_and(|p| {
-                    ttft.map_or(true, |s| p.ttft_ms <= s) && tpot.map_or(true, |s| p.tpot_ms <= s)
-                })
-            });
-        let explore_neg = ctx.random_f64() < self.epsilon;
-        *candidates = match (explore_neg, pos.is_empty(), neg.is_empty()) {
-            (false, false, _) | (true, false, true) => pos,
-            _ => neg,
+        let mut pos = Vec::with_capacity(candidates.len());
+        let mut neg = Vec::new();
+        let mut unpredicted = Vec::new();
+        for &i in candidates.iter() {
+            match latency::view(ctx, i) {
+                Some(v) if v.ttft_headroom_ms >= 0.0 && v.tpot_headroom_ms >= 0.0 => pos.push(i),
+                Some(_) => neg.push(i),
+                None => unpredicted.push(i),
+            }
+        }
+        if pos.is_empty() && neg.is_empty() {
+            return;
+        }
+        neg.extend(unpredicted);
+        *candidates = match (pos.is_empty(), neg.is_empty()) {
+            (false, false) if ctx.random_f64() < self.epsilon => neg,
+            (false, _) => pos,
+            (true, _) => neg,
         };
     }
 }

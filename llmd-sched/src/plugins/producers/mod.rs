@@ -4,11 +4,13 @@ pub mod approx_hash;
 pub mod approx_prefix;
 pub mod inflight;
 pub mod precise_prefix;
+pub mod predicted_latency;
 pub mod token;
 
 pub use approx_prefix::ApproxPrefixProducer;
 pub use inflight::InFlightLoadProducer;
 pub use precise_prefix::PrecisePrefixProducer;
+pub use predicted_latency::{LatencySettings, PredictedLatencyProducer};
 pub use token::{estimate_tokens, TokenBackend, TokenProducer};
 
 /// Name (and default data key) of the approximate prefix producer.

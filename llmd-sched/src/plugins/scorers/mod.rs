@@ -2,6 +2,7 @@
 
 pub mod context_length;
 pub mod inflight;
+pub mod latency;
 pub mod load;
 pub mod lora;
 pub mod no_hit_lru;
@@ -10,6 +11,7 @@ pub mod session;
 
 pub use context_length::ContextLengthAware;
 pub use inflight::{ActiveRequestScorer, TokenLoadScorer};
+pub use latency::{Headroom, LatencyScorer};
 pub use load::{Gauge, KvCacheUtilizationScorer, LoadAwareScorer, MinMaxScorer};
 pub use lora::LoraAffinityScorer;
 pub use no_hit_lru::NoHitLruScorer;

@@ -1,0 +1,41 @@
+//! In-process latency prediction: an online model per endpoint of the time
+//! to first token (TTFT) and time per output token (TPOT) a request will see
+//! there, learnt from the lifecycle calls a host already makes (no sidecar).
+//!
+//! * **Inputs** ([`LatencyFeatures`]) are what llm-d's predictor is given —
+//!   prompt length, prefix match, the router's in-flight requests and prompt
+//!   tokens, scraped waiting requests and KV usage — with the uncached prompt
+//!   (prompt × unmatched share) computed explicitly, since TTFT is
+//!   physically queueing plus prefill of what is not cached.
+//! * **Model** ([`Rls`]): a linear fit per endpoint by recursive least
+//!   squares — O(1) memory and an O(features²) update per sample, a
+//!   prediction in a few nanoseconds — with exponential forgetting (about
+//!   the last 200 samples) so it follows drift and restarts, and clipped
+//!   residuals so a stalled request does not drag it. llm-d refits an
+//!   XGBoost model in a sidecar; the comparison on the simulator is in
+//!   docs/benchmarks.md.
+//! * **Samples**: TTFT at the first token (or, outside streaming mode, the
+//!   whole request, as llm-d records it); TPOT at completion,
+//!   `(end − first token) / (output tokens − 1)`. Both against the features
+//!   of the endpoint the request went to, as they were at dispatch.
+//! * **Cold start**: an endpoint's own model answers after
+//!   [`MIN_SAMPLES`]; before that the pooled model of all endpoints, and
+//!   before anything is learnt llm-d's throughput heuristic for TTFT (and no
+//!   TPOT).
+//!
+//! The `predicted-latency-producer` plugin turns predictions into llm-d's
+//! `LatencyPredictionInfo` (headroom against the request's objectives) for
+//! `latency-scorer`, `slo-headroom-tier-filter` and `latency-slo-admitter`.
+
+mod admitter;
+mod headroom;
+mod model;
+mod rls;
+
+pub use admitter::admit;
+pub use headroom::{headroom, view, TpotRule};
+pub use model::{
+    LatencyFeatures, OnlineLatencyModel, PredictionSource, FORGETTING, MIN_SAMPLES,
+    PEAK_PREFILL_TPS,
+};
+pub use rls::Rls;

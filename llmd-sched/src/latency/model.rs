@@ -1,0 +1,329 @@
+//! Per-endpoint online latency models: predicted TTFT and TPOT of a request
+//! on an endpoint from the state at dispatch, learnt from the lifecycle calls.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+
+use super::rls::Rls;
+use crate::framework::LatencyPrediction;
+
+/// Samples an endpoint's own model needs before it predicts; until then the
+/// pooled model of every endpoint answers, and before that llm-d's heuristic.
+pub const MIN_SAMPLES: u64 = 10;
+/// Forgetting factor: about the last 200 samples weigh in.
+pub const FORGETTING: f64 = 0.995;
+/// llm-d's `peakPrefillThroughput` default (tokens/s), the cold-start TTFT
+/// heuristic of `prefix-cache-affinity-filter`.
+pub const PEAK_PREFILL_TPS: f64 = 15_928.0;
+
+/// What the model sees of a request on one endpoint at dispatch (llm-d's
+/// predictor inputs, with the uncached prompt computed rather than left to
+/// the model to find).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct LatencyFeatures {
+    /// Prompt tokens.
+    pub input_tokens: f64,
+    /// Prompt tokens the endpoint does not hold (`UncachedRequestTokens`,
+    /// else prompt × (1 − prefix match ratio)).
+    pub uncached_tokens: f64,
+    /// Prompt tokens routed there whose first token has not come
+    /// (`InFlightLoad` tokens).
+    pub inflight_prefill_tokens: f64,
+    /// Scraped waiting requests.
+    pub waiting: f64,
+    /// Requests running there: the router's in-flight count when it keeps
+    /// one, else the scraped running count.
+    pub running: f64,
+    /// Scraped KV-cache usage, 0..1.
+    pub kv_usage: f64,
+}
+
+impl LatencyFeatures {
+    /// TTFT ≈ queueing + prefill: intercept, uncached prompt, prefill work
+    /// ahead, waiting and running requests, KV pressure.
+    fn ttft_x(&self) -> [f64; 6] {
+        [
+            1.0,
+            self.uncached_tokens / 1e3,
+            self.inflight_prefill_tokens / 1e3,
+            self.waiting / 10.0,
+            self.running / 100.0,
+            self.kv_usage,
+        ]
+    }
+
+    /// TPOT ≈ step time: intercept, batch size, KV read per step (usage),
+    /// the request's own context.
+    fn tpot_x(&self) -> [f64; 4] {
+        [
+            1.0,
+            self.running / 100.0,
+            self.kv_usage,
+            self.input_tokens / 1e3,
+        ]
+    }
+}
+
+/// Which model answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PredictionSource {
+    /// The endpoint's own model.
+    Endpoint,
+    /// The model of all endpoints (the endpoint has too few samples).
+    Pool,
+    /// llm-d's throughput heuristic (TTFT only; nothing learnt yet).
+    Heuristic,
+    /// A predictor the host attached.
+    Host,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Snapshot {
+    ttft: [f64; 6],
+    ttft_n: u64,
+    tpot: [f64; 4],
+    tpot_n: u64,
+}
+
+#[derive(Debug)]
+struct Models {
+    ttft: Rls<6>,
+    tpot: Rls<4>,
+}
+
+impl Default for Models {
+    fn default() -> Self {
+        Models {
+            ttft: Rls::new(FORGETTING, 1e6),
+            tpot: Rls::new(FORGETTING, 1e6),
+        }
+    }
+}
+
+/// One endpoint's models: trained under a mutex, read from a copied snapshot.
+#[derive(Debug, Default)]
+struct EndpointModel {
+    train: Mutex<Models>,
+    snap: RwLock<Snapshot>,
+    /// TPOT objectives (ms, as bits; 0 = none) of requests dispatched there
+    /// and not finished, with counts (llm-d's per-endpoint minimum TPOT SLO).
+    tpot_slos: Mutex<BTreeMap<u64, u32>>,
+}
+
+impl EndpointModel {
+    fn publish(&self, m: &Models) {
+        *self.snap.write() = Snapshot {
+            ttft: m.ttft.weights(),
+            ttft_n: m.ttft.samples(),
+            tpot: m.tpot.weights(),
+            tpot_n: m.tpot.samples(),
+        };
+    }
+}
+
+/// Online TTFT/TPOT models for every endpoint, plus a pooled one.
+///
+/// `predict` is lock-free in effect (a read lock on the endpoint map and a
+/// copied weight snapshot); `observe_*` costs O(features²). Memory is bounded
+/// by the endpoints registered: about 1 KB each.
+#[derive(Debug, Default)]
+pub struct OnlineLatencyModel {
+    endpoints: RwLock<HashMap<u64, Arc<EndpointModel>>>,
+    pool: EndpointModel,
+}
+
+fn clamp_ms(v: f64) -> f64 {
+    if v.is_finite() {
+        v.max(0.0)
+    } else {
+        0.0
+    }
+}
+
+impl OnlineLatencyModel {
+    /// An empty model.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn endpoint(&self, uid: u64) -> Arc<EndpointModel> {
+        if let Some(m) = self.endpoints.read().get(&uid) {
+            return m.clone();
+        }
+        self.endpoints.write().entry(uid).or_default().clone()
+    }
+
+    /// Predicted TTFT and TPOT (ms) of a request with `f` on endpoint `uid`:
+    /// its own model once it has [`MIN_SAMPLES`], else the pooled model, else
+    /// (TTFT only) llm-d's heuristic `(in-flight + uncached tokens) /
+    /// 15,928 tok/s`. TPOT is `None` until some model has learnt it.
+    pub fn predict(&self, uid: u64, f: &LatencyFeatures) -> (LatencyPrediction, PredictionSource) {
+        let own = self
+            .endpoints
+            .read()
+            .get(&uid)
+            .map(|m| *m.snap.read())
+            .unwrap_or_default();
+        let pool = *self.pool.snap.read();
+        let (ttft_w, source) = if own.ttft_n >= MIN_SAMPLES {
+            (Some(own.ttft), PredictionSource::Endpoint)
+        } else if pool.ttft_n >= MIN_SAMPLES {
+            (Some(pool.ttft), PredictionSource::Pool)
+        } else {
+            (None, PredictionSource::Heuristic)
+        };
+        let ttft_ms = match ttft_w {
+            Some(w) => clamp_ms(dot(&w, &f.ttft_x())),
+            None => (f.inflight_prefill_tokens + f.uncached_tokens) / PEAK_PREFILL_TPS * 1e3,
+        };
+        let tpot_w = if own.tpot_n >= MIN_SAMPLES {
+            Some(own.tpot)
+        } else if pool.tpot_n >= MIN_SAMPLES {
+            Some(pool.tpot)
+        } else {
+            None
+        };
+        let tpot_ms = tpot_w.map(|w| clamp_ms(dot(&w, &f.tpot_x())));
+        (LatencyPrediction { ttft_ms, tpot_ms }, source)
+    }
+
+    /// Learns an observed TTFT (ms) on `uid` for a request dispatched with `f`.
+    pub fn observe_ttft(&self, uid: u64, f: &LatencyFeatures, ttft_ms: f64) {
+        let x = f.ttft_x();
+        for m in [self.endpoint(uid).as_ref(), &self.pool] {
+            let mut t = m.train.lock();
+            t.ttft.update(&x, ttft_ms);
+            m.publish(&t);
+        }
+    }
+
+    /// Learns an observed TPOT (ms) on `uid` for a request dispatched with `f`.
+    pub fn observe_tpot(&self, uid: u64, f: &LatencyFeatures, tpot_ms: f64) {
+        let x = f.tpot_x();
+        for m in [self.endpoint(uid).as_ref(), &self.pool] {
+            let mut t = m.train.lock();
+            t.tpot.update(&x, tpot_ms);
+            m.publish(&t);
+        }
+    }
+
+    /// Samples learnt for `uid`: (TTFT, TPOT).
+    pub fn samples(&self, uid: u64) -> (u64, u64) {
+        let s = self
+            .endpoints
+            .read()
+            .get(&uid)
+            .map(|m| *m.snap.read())
+            .unwrap_or_default();
+        (s.ttft_n, s.tpot_n)
+    }
+
+    /// A request with TPOT objective `tpot_slo_ms` (0 = none) was dispatched to `uid`.
+    pub fn dispatched(&self, uid: u64, tpot_slo_ms: f64) {
+        let key = clamp_ms(tpot_slo_ms).to_bits();
+        *self.endpoint(uid).tpot_slos.lock().entry(key).or_insert(0) += 1;
+    }
+
+    /// That request finished (or failed).
+    pub fn finished(&self, uid: u64, tpot_slo_ms: f64) {
+        let key = clamp_ms(tpot_slo_ms).to_bits();
+        let Some(m) = self.endpoints.read().get(&uid).cloned() else {
+            return;
+        };
+        let mut slos = m.tpot_slos.lock();
+        if let Some(c) = slos.get_mut(&key) {
+            *c -= 1;
+            if *c == 0 {
+                slos.remove(&key);
+            }
+        }
+    }
+
+    /// Requests dispatched to `uid` and not finished, and the smallest TPOT
+    /// objective among them (0 when one has none, as llm-d counts it).
+    pub fn dispatched_on(&self, uid: u64) -> (u32, f64) {
+        let Some(m) = self.endpoints.read().get(&uid).cloned() else {
+            return (0, 0.0);
+        };
+        let slos = m.tpot_slos.lock();
+        let n = slos.values().sum();
+        let min = slos.keys().next().map_or(0.0, |&k| f64::from_bits(k));
+        (n, min)
+    }
+
+    /// Drops `uid`'s model (its endpoint left the pool or was replaced).
+    pub fn forget(&self, uid: u64) {
+        self.endpoints.write().remove(&uid);
+    }
+}
+
+fn dot<const D: usize>(a: &[f64; D], b: &[f64; D]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(uncached: f64, ahead: f64, running: f64) -> LatencyFeatures {
+        LatencyFeatures {
+            input_tokens: 2000.0,
+            uncached_tokens: uncached,
+            inflight_prefill_tokens: ahead,
+            waiting: ahead / 2000.0,
+            running,
+            kv_usage: running / 200.0,
+        }
+    }
+
+    #[test]
+    fn cold_start_then_pool_then_own_model() {
+        let m = OnlineLatencyModel::new();
+        let (p, s) = m.predict(1, &f(1592.8, 0.0, 0.0));
+        assert_eq!(s, PredictionSource::Heuristic);
+        assert!((p.ttft_ms - 100.0).abs() < 1e-9 && p.tpot_ms.is_none());
+        // Endpoint 2 learns: TTFT = 20 ms + 50 ms per 1k uncached + 40 ms per 1k ahead.
+        let mut seed = 1u64;
+        let mut r = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for _ in 0..200 {
+            let x = f(r() * 4000.0, r() * 8000.0, r() * 100.0);
+            let y = 20.0 + 50.0 * x.uncached_tokens / 1e3 + 40.0 * x.inflight_prefill_tokens / 1e3;
+            m.observe_ttft(2, &x, y);
+            m.observe_tpot(2, &x, 15.0 + 20.0 * x.running / 100.0);
+        }
+        let q = f(2000.0, 1000.0, 50.0);
+        let (p, s) = m.predict(2, &q);
+        assert_eq!(s, PredictionSource::Endpoint);
+        assert!((p.ttft_ms - 160.0).abs() < 1.0, "{p:?}");
+        assert!((p.tpot_ms.unwrap() - 25.0).abs() < 0.5, "{p:?}");
+        // Endpoint 1 has no samples of its own: the pooled model answers.
+        assert_eq!(m.predict(1, &q).1, PredictionSource::Pool);
+        m.forget(2);
+        assert_eq!(m.samples(2), (0, 0));
+    }
+
+    #[test]
+    fn tracks_the_smallest_tpot_objective_in_flight() {
+        let m = OnlineLatencyModel::new();
+        m.dispatched(5, 80.0);
+        m.dispatched(5, 40.0);
+        m.dispatched(5, 40.0);
+        assert_eq!(m.dispatched_on(5), (3, 40.0));
+        m.finished(5, 40.0);
+        m.finished(5, 40.0);
+        assert_eq!(m.dispatched_on(5), (1, 80.0));
+        m.dispatched(5, 0.0);
+        assert_eq!(m.dispatched_on(5), (2, 0.0));
+        m.finished(5, 0.0);
+        m.finished(5, 80.0);
+        m.finished(5, 80.0); // unknown: no-op
+        assert_eq!(m.dispatched_on(5), (0, 0.0));
+    }
+}

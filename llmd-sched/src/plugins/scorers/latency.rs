@@ -1,0 +1,229 @@
+//! `latency-scorer`: scores endpoints by their predicted headroom against the
+//! request's TTFT/TPOT objectives (llm-d's scorer of the same name).
+
+use crate::config::params::Params;
+use crate::error::ConfigError;
+use crate::framework::{CycleContext, EndpointIndex, LatencyInfo, Scorer};
+use crate::latency;
+
+/// Which end of the headroom range wins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Headroom {
+    /// `least` (default): the smallest non-negative headroom wins (bin-packing).
+    Least,
+    /// `most`: the largest headroom wins.
+    Most,
+}
+
+/// llm-d's `latency-scorer`:
+///
+/// * no prediction for any candidate: the composite fallback
+///   `round(100 · (wkv·(1 − kv) + wq·(maxQ − q)/maxQ + wp·match/total)) / 100`
+///   with the `composite*Weight`s normalised (queue term 1 when maxQ = 0);
+/// * else candidates split into *positive* (no prediction, or no negative
+///   headroom; an unpredicted one counts as headroom 0) and *negative*. The
+///   positive bucket is scored with the configured strategy and the rest get
+///   0; with none, idle negatives (nothing dispatched) are scored `least`,
+///   else the first non-empty of TPOT-only-negative, TTFT-only-negative,
+///   both-negative, `least`;
+/// * a bucket is scored on `|headroom|` normalised over it per dimension
+///   (0.5 when a dimension's range is under 1e-9; a dimension with no range
+///   gives all weight to the other), blended `α·TTFT + β·TPOT` with the
+///   weights normalised, and mapped to `(trunc(100·c) + 1) / 100` (`most`) or
+///   `(trunc(100·(1 − c)) + 1) / 100` (`least`): scores in [0.01, 1.01], as
+///   llm-d computes them (the scheduler clamps to 1 when weighting).
+#[derive(Clone, Debug)]
+pub struct LatencyScorer {
+    /// `ttftWeight` (0.8).
+    pub ttft_weight: f64,
+    /// `tpotWeight` (0.2).
+    pub tpot_weight: f64,
+    /// `headroomSelectionStrategy` (`least`).
+    pub strategy: Headroom,
+    /// `compositeKVWeight`, `compositeQueueWeight`, `compositePrefixWeight` (1 each).
+    pub composite: [f64; 3],
+    /// `prefixMatchInfoProducerName` (for the composite's prefix term).
+    pub prefix_producer: String,
+}
+
+impl LatencyScorer {
+    /// Decodes llm-d's parameters (llm-d validates none; neither does this,
+    /// beyond types).
+    pub fn from_params(p: &mut Params) -> Result<Self, ConfigError> {
+        let ttft_weight = p.f64("ttftWeight", 0.8)?;
+        let tpot_weight = p.f64("tpotWeight", 0.2)?;
+        let strategy = match p.string("headroomSelectionStrategy", "least")?.as_str() {
+            "most" => Headroom::Most,
+            _ => Headroom::Least,
+        };
+        let composite = [
+            p.f64("compositeKVWeight", 1.0)?,
+            p.f64("compositeQueueWeight", 1.0)?,
+            p.f64("compositePrefixWeight", 1.0)?,
+        ];
+        p.string("latencyPredictionInfoProducerName", "")?;
+        let prefix_producer = p.string(
+            "prefixMatchInfoProducerName",
+            crate::plugins::producers::APPROX_PRODUCER,
+        )?;
+        Ok(LatencyScorer {
+            ttft_weight,
+            tpot_weight,
+            strategy,
+            composite,
+            prefix_producer,
+        })
+    }
+
+    fn composite(&self, ctx: &CycleContext<'_>, candidates: &[EndpointIndex], out: &mut [f64]) {
+        let sum: f64 = self.composite.iter().sum();
+        let [wkv, wq, wp] = if sum > 0.0 {
+            self.composite.map(|w| w / sum)
+        } else {
+            [1.0, 0.0, 0.0]
+        };
+        let max_q = candidates
+            .iter()
+            .map(|&i| ctx.endpoint(i).waiting_queue_size())
+            .max()
+            .unwrap_or(0) as f64;
+        let prefix = ctx.prefix_info(&self.prefix_producer);
+        for (o, &i) in out.iter_mut().zip(candidates) {
+            let ep = ctx.endpoint(i);
+            let rel_q = if max_q > 0.0 {
+                (max_q - ep.waiting_queue_size() as f64) / max_q
+            } else {
+                1.0
+            };
+            let kv_free = 1.0 - ep.kv_cache_usage();
+            let pre = prefix
+                .filter(|p| p.total_blocks > 0)
+                .and_then(|p| Some(f64::from(p.get(i)?.match_blocks) / f64::from(p.total_blocks)))
+                .unwrap_or(0.0);
+            *o = (100.0 * (wkv * kv_free + wq * rel_q + wp * pre)).round() / 100.0;
+        }
+    }
+
+    fn bucket(&self, members: &[(usize, f64, f64)], strategy: Headroom, out: &mut [f64]) {
+        const EPS: f64 = 1e-9;
+        let sum = self.ttft_weight + self.tpot_weight;
+        let (mut a, mut b) = if sum > 0.0 {
+            (self.ttft_weight / sum, self.tpot_weight / sum)
+        } else {
+            (1.0, 0.0)
+        };
+        let range = |f: fn(&(usize, f64, f64)) -> f64| {
+            let lo = members.iter().map(f).fold(f64::INFINITY, f64::min);
+            let hi = members.iter().map(f).fold(f64::NEG_INFINITY, f64::max);
+            (lo, hi - lo)
+        };
+        let (t_lo, t_range) = range(|m| m.1.abs());
+        let (p_lo, p_range) = range(|m| m.2.abs());
+        if t_range <= EPS && p_range > EPS {
+            (a, b) = (0.0, 1.0);
+        } else if p_range <= EPS && t_range > EPS {
+            (a, b) = (1.0, 0.0);
+        }
+        let norm = |v: f64, lo: f64, r: f64| if r <= EPS { 0.5 } else { (v - lo) / r };
+        for &(k, t, p) in members {
+            let c = a * norm(t.abs(), t_lo, t_range) + b * norm(p.abs(), p_lo, p_range);
+            let w = match strategy {
+                Headroom::Most => (c * 100.0) as i64 + 1,
+                Headroom::Least => ((1.0 - c) * 100.0) as i64 + 1,
+            };
+            out[k] = w as f64 / 100.0;
+        }
+    }
+}
+
+impl Scorer for LatencyScorer {
+    fn score(&self, ctx: &CycleContext<'_>, candidates: &[EndpointIndex], out: &mut [f64]) {
+        let views: Vec<Option<LatencyInfo>> =
+            candidates.iter().map(|&i| latency::view(ctx, i)).collect();
+        if views.iter().all(Option::is_none) {
+            return self.composite(ctx, candidates, out);
+        }
+        out.fill(0.0);
+        let mut positive = Vec::with_capacity(candidates.len());
+        let mut negative = Vec::new();
+        for (k, v) in views.iter().enumerate() {
+            match v {
+                Some(v) if v.ttft_headroom_ms < 0.0 || v.tpot_headroom_ms < 0.0 => {
+                    negative.push((k, *v))
+                }
+                Some(v) => positive.push((k, v.ttft_headroom_ms, v.tpot_headroom_ms)),
+                None => positive.push((k, 0.0, 0.0)),
+            }
+        }
+        if !positive.is_empty() {
+            return self.bucket(&positive, self.strategy, out);
+        }
+        let as_member =
+            |(k, v): &(usize, LatencyInfo)| (*k, v.ttft_headroom_ms, v.tpot_headroom_ms);
+        let idle: Vec<_> = negative
+            .iter()
+            .filter(|(_, v)| v.dispatched == 0)
+            .map(as_member)
+            .collect();
+        if !idle.is_empty() {
+            return self.bucket(&idle, Headroom::Least, out);
+        }
+        let tpot_only: Vec<_> = negative
+            .iter()
+            .filter(|(_, v)| v.ttft_headroom_ms >= 0.0)
+            .map(as_member)
+            .collect();
+        let ttft_only: Vec<_> = negative
+            .iter()
+            .filter(|(_, v)| v.tpot_headroom_ms >= 0.0)
+            .map(as_member)
+            .collect();
+        let both: Vec<_> = negative
+            .iter()
+            .filter(|(_, v)| v.ttft_headroom_ms < 0.0 && v.tpot_headroom_ms < 0.0)
+            .map(as_member)
+            .collect();
+        for b in [tpot_only, ttft_only, both] {
+            if !b.is_empty() {
+                return self.bucket(&b, Headroom::Least, out);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scorer(strategy: Headroom) -> LatencyScorer {
+        LatencyScorer {
+            ttft_weight: 0.8,
+            tpot_weight: 0.2,
+            strategy,
+            composite: [1.0; 3],
+            prefix_producer: String::new(),
+        }
+    }
+
+    #[test]
+    fn buckets_score_as_llm_d_does() {
+        // TPOT headroom equal everywhere: all weight on TTFT.
+        let m = [(0, 100.0, 10.0), (1, 50.0, 10.0), (2, 0.0, 10.0)];
+        let mut out = [0.0; 3];
+        scorer(Headroom::Least).bucket(&m, Headroom::Least, &mut out);
+        assert_eq!(out, [0.01, 0.51, 1.01]);
+        scorer(Headroom::Most).bucket(&m, Headroom::Most, &mut out);
+        assert_eq!(out, [1.01, 0.51, 0.01]);
+        // No range in either dimension: 0.51 for all.
+        let m = [(0, 5.0, 5.0), (1, 5.0, 5.0)];
+        let mut out = [0.0; 2];
+        scorer(Headroom::Least).bucket(&m, Headroom::Least, &mut out);
+        assert_eq!(out, [0.51, 0.51]);
+        // Both dimensions vary: blended 0.8 / 0.2 on |headroom|, truncated.
+        let m = [(0, 0.0, 0.0), (1, 100.0, 10.0), (2, 50.0, 0.0)];
+        let mut out = [0.0; 3];
+        scorer(Headroom::Least).bucket(&m, Headroom::Least, &mut out);
+        // c = 0, 1, 0.4 -> (trunc(100 (1 - c)) + 1) / 100.
+        assert_eq!(out, [1.01, 0.01, 0.61]);
+    }
+}

@@ -1,0 +1,227 @@
+//! The in-process latency model through the scheduler: it learns each
+//! endpoint's TTFT and TPOT from the lifecycle calls, llm-d's SLO plugins
+//! route by its predictions, predictions and their errors are explained and
+//! exported, and sheddable requests are refused when no endpoint can meet
+//! their objectives.
+
+mod common;
+
+use common::*;
+use llmd_sched::latency::PredictionSource;
+use llmd_sched::{Request, ScheduleError, Scheduler, Usage};
+
+const CONFIG: &str = "\
+- type: predicted-latency-producer
+  parameters:
+    streamingMode: true
+- type: slo-headroom-tier-filter
+  parameters:
+    epsilonExploreNeg: 0
+- type: latency-scorer
+- type: latency-slo-admitter
+- type: max-score-picker
+";
+
+fn fleet() -> (Scheduler, std::sync::Arc<llmd_sched::ManualClock>) {
+    let (s, clock) = sched(&single(CONFIG));
+    s.add_endpoint(ep("e1", metrics(0, 4, 0.3))).unwrap();
+    s.add_endpoint(ep("e2", metrics(0, 4, 0.3))).unwrap();
+    (s, clock)
+}
+
+/// Serves one request on `target` (whatever was picked is overridden by
+/// forcing the only candidate through a header-free replay): first token
+/// after `ttft_ms`, then `n` tokens at `tpot_ms` each.
+fn serve(
+    s: &Scheduler,
+    clock: &llmd_sched::ManualClock,
+    id: &str,
+    req: Request,
+    ttft_ms: impl Fn(&str) -> u64,
+    tpot_ms: impl Fn(&str) -> u64,
+) -> String {
+    let d = s.pick(&req).unwrap_or_else(|e| panic!("{e}"));
+    let target = d.targets[0].name.clone();
+    clock.advance_ns(ttft_ms(&target) * 1_000_000);
+    assert!(s.on_first_token(id));
+    let n = 20;
+    clock.advance_ns(tpot_ms(&target) * 1_000_000 * (n - 1));
+    s.on_tokens(id, n - 1);
+    let summary = s
+        .on_complete_with_usage(
+            id,
+            Usage {
+                output_tokens: Some(n as u32),
+                ..Usage::default()
+            },
+        )
+        .expect("open request");
+    assert_eq!(summary.target, target);
+    target
+}
+
+fn slow_e1(t: &str) -> u64 {
+    if t == "e1" {
+        400
+    } else {
+        80
+    }
+}
+
+fn tpot(t: &str) -> u64 {
+    if t == "e1" {
+        60
+    } else {
+        20
+    }
+}
+
+#[test]
+fn learns_each_endpoint_and_routes_to_the_one_meeting_the_slo() {
+    let (s, clock) = fleet();
+    // Without objectives and before anything is learnt, both endpoints serve.
+    let mut seen = std::collections::BTreeSet::new();
+    for k in 0..60 {
+        let id = format!("warm-{k}");
+        let r = Request::with_tokens(&id, "m", tokens(256, k));
+        seen.insert(serve(&s, &clock, &id, r, slow_e1, tpot));
+    }
+    assert_eq!(seen.len(), 2, "both endpoints were tried: {seen:?}");
+    // The model has learnt both.
+    let e1 = s.endpoint_state("e1").unwrap().uid();
+    let e2 = s.endpoint_state("e2").unwrap().uid();
+    let (n1, m1) = s.latency_model().samples(e1);
+    let (n2, m2) = s.latency_model().samples(e2);
+    assert!(
+        n1 >= 10 && n2 >= 10 && m1 >= 10 && m2 >= 10,
+        "{n1} {m1} {n2} {m2}"
+    );
+    // A request with a 200 ms TTFT objective goes to e2 and says why.
+    let mut r = Request::with_tokens("slo", "m", tokens(256, 999));
+    r.slo.ttft_ms = Some(200.0);
+    r.slo.tpot_ms = Some(50.0);
+    let d = s.pick(&r).unwrap();
+    assert_eq!(d.targets[0].name, "e2");
+    let p = &d.explanation.predicted_latency;
+    assert_eq!(p.len(), 2);
+    for x in p {
+        let pred = x.info.prediction.expect("a prediction");
+        let (ttft, tpot) = if &*x.endpoint == "e1" {
+            (400.0, 60.0)
+        } else {
+            (80.0, 20.0)
+        };
+        assert!((pred.ttft_ms - ttft).abs() < ttft * 0.05, "{x:?}");
+        assert!((pred.tpot_ms.unwrap() - tpot).abs() < tpot * 0.05, "{x:?}");
+        assert_eq!(x.info.source, Some(PredictionSource::Endpoint));
+        assert_eq!(x.info.is_valid(), &*x.endpoint == "e2", "{x:?}");
+    }
+    let json = d.explanation.to_json();
+    assert!(json.contains("\"predicted_latency\""), "{json}");
+    // The summary carries the prediction beside what was measured.
+    clock.advance_ns(80_000_000);
+    s.on_first_token("slo");
+    let sum = s.on_complete("slo", None).unwrap();
+    assert!(sum
+        .predicted
+        .is_some_and(|p| (p.ttft_ms - 80.0).abs() < 4.0));
+}
+
+#[test]
+fn predictions_and_errors_are_exported() {
+    let (s, clock) = fleet();
+    for k in 0..40 {
+        let id = format!("r{k}");
+        let r = Request::with_tokens(&id, "m", tokens(128, k));
+        serve(&s, &clock, &id, r, slow_e1, tpot);
+    }
+    let text = s.metrics().render(std::time::Duration::from_secs(100));
+    for name in [
+        "llmd_predicted_ttft_seconds_bucket{endpoint=\"e1\"",
+        "llmd_predicted_tpot_seconds_count{endpoint=\"e2\"}",
+        "llmd_latency_prediction_error_ratio_bucket{endpoint=\"e1\",kind=\"ttft\"",
+        "llmd_latency_prediction_error_ratio_count{endpoint=\"e2\",kind=\"tpot\"}",
+    ] {
+        assert!(text.contains(name), "{name} missing");
+    }
+    // Once an endpoint's own model answers, its errors are small: most of
+    // the endpoint served most often are within 5%.
+    let count = |needle: &str| -> f64 {
+        let line = text.lines().find(|l| l.starts_with(needle)).expect(needle);
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let (e1, e2) = (
+        count("llmd_latency_prediction_error_ratio_count{endpoint=\"e1\",kind=\"ttft\"}"),
+        count("llmd_latency_prediction_error_ratio_count{endpoint=\"e2\",kind=\"ttft\"}"),
+    );
+    let busiest = if e1 > e2 { "e1" } else { "e2" };
+    let within = count(&format!(
+        "llmd_latency_prediction_error_ratio_bucket{{endpoint=\"{busiest}\",kind=\"ttft\",le=\"0.05\"}}"
+    ));
+    assert!(
+        within >= (e1.max(e2) - 12.0),
+        "{busiest}: {within} of {} within 5%",
+        e1.max(e2)
+    );
+    // A removed endpoint's series go.
+    s.remove_endpoint("e1").unwrap();
+    let text = s.metrics().render(std::time::Duration::from_secs(100));
+    for l in text.lines().filter(|l| l.contains("endpoint=\"e1\"")) {
+        assert!(
+            !l.starts_with("llmd_predicted_") && !l.starts_with("llmd_latency_prediction"),
+            "{l}"
+        );
+    }
+}
+
+#[test]
+fn sheddable_requests_are_refused_when_no_endpoint_can_meet_them() {
+    let (s, clock) = fleet();
+    for k in 0..40 {
+        let id = format!("r{k}");
+        let r = Request::with_tokens(&id, "m", tokens(128, k));
+        serve(&s, &clock, &id, r, slow_e1, tpot);
+    }
+    // Fresh scrapes (the saturation detector would refuse stale ones).
+    for e in ["e1", "e2"] {
+        let mut m = metrics(0, 4, 0.3);
+        m.updated_at_ns = 0;
+        s.update_endpoint_metrics(e, m).unwrap();
+    }
+    // 50 ms TTFT: neither endpoint (80 / 400 ms) meets it; both run requests
+    // and are warm.
+    let mut r = Request::with_tokens("shed", "m", tokens(128, 7));
+    r.slo.ttft_ms = Some(50.0);
+    r.priority = -1;
+    match s.pick(&r) {
+        Err(ScheduleError::ResourceExhausted { reason, .. }) => {
+            assert!(reason.contains("no valid endpoint"), "{reason}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // The same request at priority 0 is routed (to the least bad endpoint).
+    r.priority = 0;
+    r.id = "kept".into();
+    assert_eq!(s.pick(&r).unwrap().targets[0].name, "e2");
+    // An idle endpoint admits a sheddable request.
+    let mut m = metrics(0, 0, 0.3);
+    m.updated_at_ns = 0;
+    s.update_endpoint_metrics("e1", m).unwrap();
+    r.priority = -1;
+    r.id = "idle".into();
+    assert!(s.pick(&r).is_ok());
+}
+
+#[test]
+fn llm_d_parameters_are_checked_and_reported() {
+    let bad = single("- type: predicted-latency-producer\n  parameters:\n    sloBufferFactor: 0\n- type: max-score-picker\n");
+    let err = Scheduler::from_config_str(&bad).unwrap_err().to_string();
+    assert!(err.contains("sloBufferFactor"), "{err}");
+    let cfg = single("- type: predicted-latency-producer\n  parameters:\n    samplingMean: 500\n    contextTTL: 10m\n- type: max-score-picker\n");
+    let s = Scheduler::from_config_str(&cfg).unwrap();
+    let lines = s.config_report().not_executed_lines().join("\n");
+    assert!(
+        lines.contains("samplingMean") && lines.contains("contextTTL"),
+        "{lines}"
+    );
+}
