@@ -88,13 +88,56 @@ fn engine() -> HasherConfig {
 enum Pipeline {
     Default,
     PrecisePd,
+    /// llm-d's default scorers written out, without / with the latency model.
+    Scorers,
+    SloAware,
 }
+
+const SCORERS: &str = "apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: queue-scorer
+- type: kv-cache-utilization-scorer
+- type: prefix-cache-scorer
+- type: max-score-picker
+schedulingProfiles:
+- name: default
+  plugins:
+  - {pluginRef: queue-scorer, weight: 2}
+  - {pluginRef: kv-cache-utilization-scorer, weight: 2}
+  - {pluginRef: prefix-cache-scorer, weight: 3}
+  - {pluginRef: max-score-picker}
+";
+
+const SLO_AWARE: &str = "apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: predicted-latency-producer
+  parameters: {streamingMode: true}
+- type: slo-headroom-tier-filter
+- type: latency-scorer
+- type: queue-scorer
+- type: kv-cache-utilization-scorer
+- type: prefix-cache-scorer
+- type: max-score-picker
+schedulingProfiles:
+- name: default
+  plugins:
+  - {pluginRef: slo-headroom-tier-filter}
+  - {pluginRef: queue-scorer, weight: 2}
+  - {pluginRef: kv-cache-utilization-scorer, weight: 2}
+  - {pluginRef: prefix-cache-scorer, weight: 3}
+  - {pluginRef: latency-scorer, weight: 2}
+  - {pluginRef: max-score-picker}
+";
 
 impl Pipeline {
     fn name(self) -> &'static str {
         match self {
             Pipeline::Default => "default",
             Pipeline::PrecisePd => "precise+pd",
+            Pipeline::Scorers => "scorers",
+            Pipeline::SloAware => "slo-aware",
         }
     }
 }
@@ -115,6 +158,8 @@ fn fixture(p: Pipeline, n: usize, prompt: &[u32]) -> (Scheduler, Arc<ManualClock
             };
             Scheduler::from_config_str_with(PRECISE_PD, opts).expect("bench config loads")
         }
+        Pipeline::Scorers => Scheduler::from_config_str(SCORERS).expect("bench config loads"),
+        Pipeline::SloAware => Scheduler::from_config_str(SLO_AWARE).expect("bench config loads"),
     }
     .with_clock(clock.clone())
     .with_seed(7);
@@ -289,6 +334,66 @@ fn report() {
     }
 }
 
+/// What the latency model adds to a pick at 100 endpoints: llm-d's default
+/// scorers alone vs the same with `predicted-latency-producer` (a prediction
+/// per endpoint), `slo-headroom-tier-filter` and `latency-scorer`, the
+/// request carrying TTFT/TPOT objectives, every endpoint's model trained
+/// first. Rounds alternate between the two; a 64-token prompt keeps hashing
+/// out of the difference (target: <= 2 us at p99).
+fn report_latency_model() {
+    let p = prompt(3);
+    let short = &p[..64];
+    let train = |s: &(Scheduler, Arc<ManualClock>)| {
+        for i in 0..4000u64 {
+            let id = format!("t{i}");
+            let mut r = Request::with_tokens(id.clone(), "m", short.to_vec());
+            r.slo.ttft_ms = Some(200.0);
+            if s.0.pick(&r).is_ok() {
+                s.1.advance_ns(20_000_000 + (i % 7) * 1_000_000);
+                s.0.on_first_token(&id);
+                s.1.advance_ns(100_000_000);
+                s.0.on_tokens(&id, 9);
+                s.0.on_complete(&id, None);
+            }
+        }
+    };
+    let base = fixture(Pipeline::Scorers, 100, short);
+    let slo = fixture(Pipeline::SloAware, 100, short);
+    train(&slo);
+    let time = |(s, clock): &(Scheduler, Arc<ManualClock>)| {
+        let mut samples = Vec::with_capacity(2000);
+        for i in 0..2200u64 {
+            let mut r = Request::with_tokens(format!("b{i}"), "m", short.to_vec());
+            r.slo.ttft_ms = Some(200.0);
+            r.slo.tpot_ms = Some(50.0);
+            clock.advance_ns(STEP_NS);
+            let t = Instant::now();
+            let d = s.pick(&r);
+            let el = t.elapsed();
+            black_box(d.ok());
+            s.on_complete(&r.id, None);
+            if i >= 200 {
+                samples.push(el);
+            }
+        }
+        percentiles(samples)
+    };
+    println!("latency model at 100 endpoints, 64-token prompt (p50 / p99, microseconds; rounds alternate)");
+    for round in 0..3 {
+        let (b50, b99) = time(&base);
+        let (s50, s99) = time(&slo);
+        println!(
+            "  round {round}: scorers {:.2} / {:.2}; with the latency model {:.2} / {:.2}; added {:.2} / {:.2}",
+            us(b50),
+            us(b99),
+            us(s50),
+            us(s99),
+            us(s50.saturating_sub(b50)),
+            us(s99.saturating_sub(b99))
+        );
+    }
+}
+
 /// What a `traceparent` adds to a pick: parsing it, deriving the scheduling
 /// span and writing the header to forward (target: <= 300 ns).
 fn bench_trace_context(c: &mut Criterion) {
@@ -367,6 +472,9 @@ fn profile_one(case: &str) {
 fn main() {
     if let Ok(case) = std::env::var("LLMD_DECISION_PROFILE") {
         return profile_one(&case);
+    }
+    if std::env::var_os("LLMD_DECISION_LATENCY_MODEL").is_some() {
+        return report_latency_model();
     }
     report();
     let mut c = Criterion::default().configure_from_args();

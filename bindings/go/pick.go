@@ -257,17 +257,24 @@ type RequestSummary struct {
 	OutputTokens   uint64
 	CachedTokens   int64 // -1 if unknown
 	Error          RequestError
+	// The latency model's predicted TTFT and time per output token (ms) for
+	// the request on its target at dispatch (configs with a
+	// predicted-latency-producer); -1 if none.
+	PredictedTTFTMs float64
+	PredictedTPOTMs float64
 }
 
 func goSummary(s C.llmd_request_summary) RequestSummary {
 	return RequestSummary{
-		PromptTokens:   uint64(s.prompt_tokens),
-		ScheduledAtNs:  uint64(s.scheduled_at_ns),
-		FirstTokenAtNs: uint64(s.first_token_at_ns),
-		FinishedAtNs:   uint64(s.finished_at_ns),
-		OutputTokens:   uint64(s.output_tokens),
-		CachedTokens:   int64(s.cached_tokens),
-		Error:          RequestError(s.error),
+		PromptTokens:    uint64(s.prompt_tokens),
+		ScheduledAtNs:   uint64(s.scheduled_at_ns),
+		FirstTokenAtNs:  uint64(s.first_token_at_ns),
+		FinishedAtNs:    uint64(s.finished_at_ns),
+		OutputTokens:    uint64(s.output_tokens),
+		CachedTokens:    int64(s.cached_tokens),
+		Error:           RequestError(s.error),
+		PredictedTTFTMs: float64(s.predicted_ttft_ms),
+		PredictedTPOTMs: float64(s.predicted_tpot_ms),
 	}
 }
 

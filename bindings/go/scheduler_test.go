@@ -462,3 +462,26 @@ func TestTraceparentIsForwarded(t *testing.T) {
 		t.Fatalf("malformed traceparent forwarded as %q", got)
 	}
 }
+
+func TestLatencyPredictionsReachTheSummary(t *testing.T) {
+	s := newPods(t, `plugins:
+- type: predicted-latency-producer
+  parameters:
+    streamingMode: true
+- type: latency-scorer
+- type: max-score-picker
+`)
+	defer s.Close()
+	if _, err := s.Pick(&Request{ID: "p1", Model: "llama", Tokens: tokens(1600)}); err != nil {
+		t.Fatal(err)
+	}
+	if !s.OnFirstToken("p1") {
+		t.Fatal("lifecycle lost the request")
+	}
+	sum, ok := s.OnComplete("p1", -1)
+	// Nothing learnt yet: llm-d's throughput heuristic, 1,600 tokens at 15,928 tok/s.
+	want := 1600 / 15.928
+	if !ok || sum.PredictedTTFTMs < want-1e-6 || sum.PredictedTTFTMs > want+1e-6 || sum.PredictedTPOTMs != -1 {
+		t.Fatalf("summary = %+v, %v", sum, ok)
+	}
+}

@@ -1,7 +1,9 @@
 //! Turning a scenario's policy list into routers.
 
 use crate::error::{Result, SimError};
-use crate::router::{builtin, BuiltinFleet, Replicated, Role, Router, SchedRouter, BUILTINS};
+use crate::router::{
+    builtin, BuiltinFleet, Replicated, Role, Router, SchedRouter, BUILTINS, EXTRA_BUILTINS,
+};
 use crate::scenario::{PolicySpec, Scenario};
 
 /// Builds the router for `spec` in `scenario`'s fleet: with
@@ -44,7 +46,11 @@ fn build_one(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Router>> 
                 }),
                 None => Err(SimError::Policy {
                     policy: name.clone(),
-                    reason: format!("unknown built-in policy; known: {}", BUILTINS.join(", ")),
+                    reason: format!(
+                        "unknown built-in policy; known: {}, {}",
+                        BUILTINS.join(", "),
+                        EXTRA_BUILTINS.join(", ")
+                    ),
                 }),
             }
         }

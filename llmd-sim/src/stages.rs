@@ -189,6 +189,7 @@ mod tests {
             steps: 0,
             index_mismatches: vec![],
             invariant_violations: vec![],
+            prediction_errors: None,
         };
         let ladder = [
             stage(1.0, 10.0, true),

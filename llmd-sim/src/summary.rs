@@ -45,6 +45,11 @@ pub struct Summary {
     pub load_cv: f64,
     /// Preemptions.
     pub preemptions: u64,
+    /// Median |predicted − measured| / measured TTFT of the router's latency
+    /// model (routers with a `predicted-latency-producer`).
+    pub ttft_prediction_error_p50: Option<f64>,
+    /// The same for TPOT.
+    pub tpot_prediction_error_p50: Option<f64>,
     /// Simulated seconds.
     pub sim_seconds: f64,
     /// Wall seconds.
@@ -58,6 +63,15 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     }
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn median(v: &[f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    Some(percentile(&s, 50.0))
 }
 
 impl Summary {
@@ -119,6 +133,8 @@ impl Summary {
             load_max_over_mean: if mean > 0.0 { max / mean } else { 0.0 },
             load_cv: if mean > 0.0 { var.sqrt() / mean } else { 0.0 },
             preemptions: recs.iter().map(|r| u64::from(r.preemptions)).sum(),
+            ttft_prediction_error_p50: out.prediction_errors.as_ref().and_then(|e| median(&e.ttft)),
+            tpot_prediction_error_p50: out.prediction_errors.as_ref().and_then(|e| median(&e.tpot)),
             sim_seconds: out.sim_seconds,
             wall_seconds: out.wall_seconds,
         }

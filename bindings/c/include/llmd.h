@@ -446,6 +446,11 @@ typedef struct {
   int64_t cached_tokens;
   // 0 when the request succeeded, else its `llmd_request_error`.
   uint32_t error;
+  // The latency model's predicted TTFT (ms) for the request on its target
+  // at dispatch (configs with a `predicted-latency-producer`); -1 if none.
+  double predicted_ttft_ms;
+  // Its predicted time per output token (ms); -1 if none.
+  double predicted_tpot_ms;
 } llmd_request_summary;
 
 // Token usage the engine reported for a completed request (OpenAI

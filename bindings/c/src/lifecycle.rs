@@ -44,6 +44,11 @@ pub struct llmd_request_summary {
     pub cached_tokens: i64,
     /// 0 when the request succeeded, else its `llmd_request_error`.
     pub error: u32,
+    /// The latency model's predicted TTFT (ms) for the request on its target
+    /// at dispatch (configs with a `predicted-latency-producer`); -1 if none.
+    pub predicted_ttft_ms: f64,
+    /// Its predicted time per output token (ms); -1 if none.
+    pub predicted_tpot_ms: f64,
 }
 
 fn summary(s: &RequestSummary) -> llmd_request_summary {
@@ -60,6 +65,8 @@ fn summary(s: &RequestSummary) -> llmd_request_summary {
             Some(RequestErrorKind::Upstream) => llmd_request_error::Upstream as u32,
             Some(_) => llmd_request_error::Other as u32,
         },
+        predicted_ttft_ms: s.predicted.map_or(-1.0, |p| p.ttft_ms),
+        predicted_tpot_ms: s.predicted.and_then(|p| p.tpot_ms).unwrap_or(-1.0),
     }
 }
 

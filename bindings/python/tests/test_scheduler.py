@@ -383,3 +383,38 @@ def test_trace_context_continues_the_callers_trace() -> None:
     bad = s.pick(model=MODEL, prompt="hello", headers={"traceparent": "00-zz-00-01"})
     assert bad.trace is None and "traceparent" not in bad.headers
     assert 'llmd_trace_context_invalid_total{header="traceparent"} 1' in s.render_metrics()
+
+
+SLO_AWARE = """\
+apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: predicted-latency-producer
+  parameters:
+    streamingMode: true
+- type: slo-headroom-tier-filter
+- type: latency-scorer
+- type: max-score-picker
+"""
+
+
+def test_latency_predictions_are_explained_and_summarised() -> None:
+    s = llmd.Scheduler.from_yaml(SLO_AWARE, seed=1)
+    fleet(s, 2)
+    d = s.pick(model=MODEL, tokens=list(range(3200)), request_id="p-1", headers={"x-llm-d-slo-ttft-ms": "500"})
+    predicted = d.explain()["predicted_latency"]
+    assert sorted(p["endpoint"] for p in predicted) == ["pod-0", "pod-1"]
+    for p in predicted:
+        # Nothing learnt yet: llm-d's throughput heuristic, 3,200 tokens at 15,928 tok/s.
+        assert p["source"] == "heuristic"
+        assert abs(p["prediction"]["ttft_ms"] - 3200 / 15.928) < 1e-6
+        assert p["prediction"]["tpot_ms"] is None
+        assert p["features"]["input_tokens"] == 3200
+        assert p["ttft_valid"] and p["ttft_headroom_ms"] > 0
+    assert s.on_first_token("p-1") and s.on_tokens("p-1", 4)
+    summary = s.on_complete("p-1")
+    assert summary is not None
+    predicted_for_target = summary["predicted"]
+    assert predicted_for_target is not None and predicted_for_target["tpot_ms"] is None
+    assert 'llmd_predicted_ttft_seconds_count{endpoint="' in s.render_metrics()
+    assert 'llmd_latency_prediction_error_ratio_count{endpoint="' in s.render_metrics()

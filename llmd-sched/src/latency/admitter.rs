@@ -30,7 +30,7 @@ pub fn admit(ctx: &CycleContext<'_>, candidates: &[EndpointIndex]) -> Result<(),
         };
         predicted = true;
         let ep = ctx.endpoint(i);
-        if v.is_valid() || ep.running_requests_size() == 0 || ep.kv_cache_usage() < COLD_KV {
+        if v.valid || ep.running_requests_size() == 0 || ep.kv_cache_usage() < COLD_KV {
             return Ok(());
         }
     }

@@ -1,7 +1,7 @@
 //! Headroom of a prediction against a request's objectives, as llm-d's
 //! predicted-latency producer computes it (`validatePrediction`).
 
-use crate::framework::{CycleContext, EndpointIndex, LatencyInfo, LatencyPrediction};
+use crate::framework::{CycleContext, EndpointIndex, LatencyPrediction};
 
 /// How TPOT is judged.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -44,16 +44,36 @@ pub fn headroom(
     (ttft_valid, tpot < buffered, ttft_headroom, headroom)
 }
 
+/// What the SLO plugins read of one endpoint's prediction.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LatencyView {
+    /// Predicted TTFT, ms.
+    pub ttft_ms: f64,
+    /// TTFT objective − predicted TTFT, ms.
+    pub ttft_headroom_ms: f64,
+    /// Buffered TPOT objective − predicted TPOT, ms (0 when not judged).
+    pub tpot_headroom_ms: f64,
+    /// Both objectives predicted to be met (llm-d's `IsValid`).
+    pub valid: bool,
+    /// Requests dispatched there and not finished.
+    pub dispatched: u32,
+}
+
 /// An endpoint's latency view for the SLO plugins: the producer's output
 /// when a `predicted-latency-producer` ran, else (a host-attached
 /// predictor, no producer) the host's prediction judged with both
 /// objectives. `None`: no prediction for this endpoint.
-pub fn view(ctx: &CycleContext<'_>, ep: EndpointIndex) -> Option<LatencyInfo> {
+pub fn view(ctx: &CycleContext<'_>, ep: EndpointIndex) -> Option<LatencyView> {
     if ctx.has_latency_info() {
-        return ctx
-            .latency_info(ep)
-            .filter(|i| i.prediction.is_some())
-            .copied();
+        let i = ctx.latency_info(ep)?;
+        let p = i.prediction?;
+        return Some(LatencyView {
+            ttft_ms: p.ttft_ms,
+            ttft_headroom_ms: i.ttft_headroom_ms,
+            tpot_headroom_ms: i.tpot_headroom_ms,
+            valid: i.is_valid(),
+            dispatched: i.dispatched,
+        });
     }
     let p = ctx.predict(ep)?;
     let req = ctx.request();
@@ -68,14 +88,11 @@ pub fn view(ctx: &CycleContext<'_>, ep: EndpointIndex) -> Option<LatencyInfo> {
     };
     let (ttft_valid, tpot_valid, ttft_headroom_ms, tpot_headroom_ms) =
         headroom(&p, ttft_slo, tpot_slo, rule);
-    Some(LatencyInfo {
-        features: Default::default(),
-        prediction: Some(p),
-        source: Some(super::PredictionSource::Host),
-        ttft_valid,
-        tpot_valid,
+    Some(LatencyView {
+        ttft_ms: p.ttft_ms,
         ttft_headroom_ms,
         tpot_headroom_ms,
+        valid: ttft_valid && tpot_valid,
         dispatched: ctx.endpoint(ep).inflight_requests().max(0) as u32,
     })
 }

@@ -33,9 +33,9 @@ mod model;
 mod rls;
 
 pub use admitter::admit;
-pub use headroom::{headroom, view, TpotRule};
+pub use headroom::{headroom, view, LatencyView, TpotRule};
 pub use model::{
-    LatencyFeatures, OnlineLatencyModel, PredictionSource, FORGETTING, MIN_SAMPLES,
+    LatencyFeatures, OnlineLatencyModel, PredictionSource, Predictor, FORGETTING, MIN_SAMPLES,
     PEAK_PREFILL_TPS,
 };
 pub use rls::Rls;

@@ -89,15 +89,15 @@ impl<const D: usize> Rls<D> {
         } else {
             e
         };
-        for i in 0..D {
-            self.w[i] += px[i] / denom * used;
+        for (w, k) in self.w.iter_mut().zip(&px) {
+            *w += k / denom * used;
         }
         let mut trace = 0.0;
-        for i in 0..D {
-            for j in 0..D {
-                self.p[i][j] = (self.p[i][j] - px[i] * px[j] / denom) / self.lambda;
+        for (i, row) in self.p.iter_mut().enumerate() {
+            for (v, pj) in row.iter_mut().zip(&px) {
+                *v = (*v - px[i] * pj / denom) / self.lambda;
             }
-            trace += self.p[i][i];
+            trace += row[i];
         }
         if !(trace.is_finite()) || trace > Self::MAX_TRACE {
             let f = if trace.is_finite() {

@@ -85,6 +85,8 @@ pub struct RunOutput {
     pub index_mismatches: Vec<String>,
     /// Invariant violations (check mode).
     pub invariant_violations: Vec<String>,
+    /// The router's latency-prediction errors (routers with a latency model).
+    pub prediction_errors: Option<crate::router::PredictionErrors>,
 }
 
 /// Runs `scenario`'s workload through `router`.

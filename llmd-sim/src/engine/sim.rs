@@ -166,6 +166,7 @@ impl<'a> Sim<'a> {
             }
         }
         Ok(RunOutput {
+            prediction_errors: self.router.prediction_errors(),
             policy: self.router.name().to_string(),
             sim_seconds: self.now,
             wall_seconds: wall.elapsed().as_secs_f64(),

@@ -15,6 +15,10 @@ pub const BUILTINS: [&str; 7] = [
     "precise-prefix",
 ];
 
+/// Built-ins beyond the default comparison, run when named (`--policy`, a
+/// scenario's `policies`).
+pub const EXTRA_BUILTINS: [&str; 1] = ["slo-aware"];
+
 /// What a built-in needs to know about the scenario.
 #[derive(Debug)]
 pub struct BuiltinFleet<'a> {
@@ -51,8 +55,18 @@ fn scorer(plugin: &str, name: &'static str, weight: f64) -> Scorer {
 /// picker: one profile, or decode + prefill profiles (always disaggregated)
 /// when the fleet has prefill workers.
 fn config(producer: &str, scorers: &[Scorer], pd: bool) -> String {
+    config_with(producer, &[], scorers, pd)
+}
+
+/// A built-in config with `filters` (plugin document, instance name) ahead
+/// of the scorers in every profile.
+fn config_with(producer: &str, filters: &[(&str, &str)], scorers: &[Scorer], pd: bool) -> String {
     let mut plugins = String::from(producer);
     let mut refs = String::new();
+    for (doc, name) in filters {
+        plugins.push_str(doc);
+        refs.push_str(&format!("  - {{pluginRef: {name}}}\n"));
+    }
     for s in scorers {
         plugins.push_str(&s.plugin);
         refs.push_str(&format!(
@@ -127,6 +141,30 @@ pub fn builtin_config(name: &str, f: &BuiltinFleet<'_>) -> Option<String> {
                 f.block_size
             ),
             &baseline("precise-prefix-cache-producer"),
+            pd,
+        ),
+        // The precise optimized baseline made SLO-aware with the in-process
+        // latency model: llm-d's predicted-latency producer (streaming), its
+        // slo-headroom-tier-filter, and its latency-scorer beside the
+        // baseline's scorers.
+        "slo-aware" => config_with(
+            &format!(
+                "- type: precise-prefix-cache-producer\n  parameters:\n    tokenProcessorConfig: {{blockSizeTokens: {}}}\n    speculativeIndexing: true\n- type: predicted-latency-producer\n  parameters: {{streamingMode: true, prefixMatchInfoProducerName: precise-prefix-cache-producer}}\n",
+                f.block_size
+            ),
+            &[(
+                "- type: slo-headroom-tier-filter\n",
+                "slo-headroom-tier-filter",
+            )],
+            &{
+                let mut s = Vec::from(baseline("precise-prefix-cache-producer"));
+                s.push(scorer(
+                    "- type: latency-scorer\n  parameters: {prefixMatchInfoProducerName: precise-prefix-cache-producer}\n",
+                    "latency-scorer",
+                    2.0,
+                ));
+                s
+            },
             pd,
         ),
         _ => return None,

@@ -10,7 +10,7 @@ mod sched;
 mod weighted;
 
 pub use baseline::{LeastQueue, RandomRouter, RoundRobin};
-pub use builtin::{builtin, builtin_config, BuiltinFleet, BUILTINS};
+pub use builtin::{builtin, builtin_config, BuiltinFleet, BUILTINS, EXTRA_BUILTINS};
 pub use precise::PreciseIndex;
 pub use replicas::Replicated;
 pub use sched::SchedRouter;
@@ -95,4 +95,51 @@ pub trait Router: Send {
 
     /// The request finished or failed.
     fn on_done(&mut self, _req: u64, _route: Route, _now: f64, _ok: bool) {}
+
+    /// How far the router's latency predictions were from what its requests
+    /// measured (routers with a `predicted-latency-producer`).
+    fn prediction_errors(&self) -> Option<PredictionErrors> {
+        None
+    }
+}
+
+/// Absolute relative errors of latency predictions, one per checked request.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PredictionErrors {
+    /// |predicted − measured| / measured TTFT.
+    pub ttft: Vec<f64>,
+    /// |predicted − measured| / measured TPOT.
+    pub tpot: Vec<f64>,
+}
+
+impl PredictionErrors {
+    /// Adds a completed request's prediction and measurements.
+    pub fn add(&mut self, s: &llmd_sched::RequestSummary) {
+        let Some(p) = s.predicted else { return };
+        if let Some(first) = s.first_token_at_ns {
+            let ttft = first.saturating_sub(s.scheduled_at_ns) as f64 / 1e6;
+            if ttft > 0.0 {
+                self.ttft.push((p.ttft_ms - ttft).abs() / ttft);
+            }
+            if let (Some(t), true) = (p.tpot_ms, s.output_tokens > 1) {
+                let tpot = s.finished_at_ns.saturating_sub(first) as f64
+                    / 1e6
+                    / (s.output_tokens - 1) as f64;
+                if tpot > 0.0 {
+                    self.tpot.push((t - tpot).abs() / tpot);
+                }
+            }
+        }
+    }
+
+    /// True when nothing was checked.
+    pub fn is_empty(&self) -> bool {
+        self.ttft.is_empty() && self.tpot.is_empty()
+    }
+
+    /// Appends another router's errors.
+    pub fn extend(&mut self, o: &PredictionErrors) {
+        self.ttft.extend_from_slice(&o.ttft);
+        self.tpot.extend_from_slice(&o.tpot);
+    }
 }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use llmd_kvindex::events::EventBatch;
 
-use super::{FleetView, Route, RouteRequest, Router};
+use super::{FleetView, PredictionErrors, Route, RouteRequest, Router};
 
 /// `n` replicas of one policy behind a round-robin spreader.
 pub struct Replicated {
@@ -77,5 +77,15 @@ impl Router for Replicated {
         if let Some(i) = self.owner.remove(&req) {
             self.replicas[i].on_done(req, route, now, ok);
         }
+    }
+
+    fn prediction_errors(&self) -> Option<PredictionErrors> {
+        let mut all = PredictionErrors::default();
+        for r in &self.replicas {
+            if let Some(e) = r.prediction_errors() {
+                all.extend(&e);
+            }
+        }
+        (!all.is_empty()).then_some(all)
     }
 }

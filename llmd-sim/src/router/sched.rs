@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use llmd_kvindex::events::EventBatch;
-use llmd_sched::{Endpoint, ManualClock, Request, RequestErrorKind, Scheduler};
+use llmd_sched::{Endpoint, ManualClock, Request, RequestErrorKind, Scheduler, Usage};
 
-use super::{FleetView, Role, Route, RouteRequest, Router};
+use super::{FleetView, PredictionErrors, Role, Route, RouteRequest, Router};
 
 /// A policy backed by the scheduler library.
 pub struct SchedRouter {
@@ -18,6 +18,10 @@ pub struct SchedRouter {
     names: Vec<String>,
     index: HashMap<String, usize>,
     model: String,
+    /// Output tokens of each open request (reported at completion, as the
+    /// engine's usage).
+    output_len: HashMap<u64, u32>,
+    errors: PredictionErrors,
 }
 
 impl std::fmt::Debug for SchedRouter {
@@ -71,6 +75,8 @@ impl SchedRouter {
             clock,
             names: names.to_vec(),
             index,
+            output_len: HashMap::new(),
+            errors: PredictionErrors::default(),
             model: model.to_string(),
         })
     }
@@ -107,6 +113,7 @@ impl Router for SchedRouter {
         r.slo.ttft_ms = Some(spec.slo.ttft_s * 1e3);
         r.slo.tpot_ms = Some(spec.slo.tpot_s * 1e3);
         let d = self.sched.pick(&r).map_err(|e| e.to_string())?;
+        self.output_len.insert(spec.id, spec.output_len);
         let target = d.targets.first().ok_or("decision without a target")?;
         let decode = *self.index.get(&target.name).ok_or("unknown target")?;
         let prefill = match &d.prefill_target {
@@ -145,10 +152,21 @@ impl Router for SchedRouter {
     fn on_done(&mut self, req: u64, _route: Route, now: f64, ok: bool) {
         self.set_time(now);
         let id = req.to_string();
-        if ok {
-            self.sched.on_complete(&id, None);
-        } else {
+        let output = self.output_len.remove(&req);
+        if !ok {
             self.sched.on_error(&id, RequestErrorKind::Upstream);
+            return;
         }
+        let usage = Usage {
+            output_tokens: output,
+            ..Usage::default()
+        };
+        if let Some(s) = self.sched.on_complete_with_usage(&id, usage) {
+            self.errors.add(&s);
+        }
+    }
+
+    fn prediction_errors(&self) -> Option<PredictionErrors> {
+        (!self.errors.is_empty()).then(|| self.errors.clone())
     }
 }

@@ -96,6 +96,8 @@ static void test_pick_and_explain(void) {
   CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_on_complete(s, S("r1"), 4, &sum, &found, &err), &err);
   CHECK(found && sum.cached_tokens == 4 && sum.output_tokens >= 9 && sum.error == 0);
   CHECK(sum.finished_at_ns >= sum.scheduled_at_ns);
+  /* No predicted-latency-producer in this config: no prediction. */
+  CHECK(sum.predicted_ttft_ms == -1.0 && sum.predicted_tpot_ms == -1.0);
   CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_on_complete(s, S("r1"), -1, NULL, &found, &err), &err);
   CHECK(!found);
   /* Opens r2 on whichever pod wins; picks() checks the pick status itself. */

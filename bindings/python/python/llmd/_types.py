@@ -73,6 +73,18 @@ class RequestSummary(TypedDict):
     output_tokens: int
     cached_tokens: int | None
     error: str | None
+    predicted: LatencyPrediction | None
+    """The latency model's prediction for the request on its target at
+    dispatch (configs with a ``predicted-latency-producer``), to set beside the
+    measured TTFT and TPOT."""
+
+
+class LatencyPrediction(TypedDict):
+    """Predicted latencies of a request on an endpoint (milliseconds)."""
+
+    ttft_ms: float
+    tpot_ms: float | None
+    """None until the model has learnt TPOT (streaming mode)."""
 
 
 class EndpointState(TypedDict):

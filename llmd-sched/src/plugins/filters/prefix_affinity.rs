@@ -89,9 +89,9 @@ impl PrefixCacheAffinityFilter {
                 ctx.endpoint(i).inflight_tokens() as f64 / self.peak_throughput * 1000.0
             }
             // The predicted-latency producer's TTFT (missing = +inf, as llm-d).
-            TtftSource::LatencyPredictor => crate::latency::view(ctx, i)
-                .and_then(|v| v.prediction)
-                .map_or(f64::INFINITY, |p| p.ttft_ms),
+            TtftSource::LatencyPredictor => {
+                crate::latency::view(ctx, i).map_or(f64::INFINITY, |v| v.ttft_ms)
+            }
         }
     }
 }

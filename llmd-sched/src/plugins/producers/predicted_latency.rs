@@ -117,8 +117,8 @@ pub fn features(
 ) -> LatencyFeatures {
     let ep = ctx.endpoint(i);
     let input = ctx.prompt_tokens() as f64;
-    let score = ctx
-        .prefix_info(prefix_producer)
+    let info = ctx.prefix_info(prefix_producer);
+    let score = info
         .and_then(|info| {
             let m = info.get(i)?;
             (info.total_blocks > 0)
@@ -126,9 +126,13 @@ pub fn features(
         })
         .filter(|s| s.is_finite())
         .map_or(0.0, |s| s.clamp(0.0, 1.0));
-    let uncached = ctx
-        .uncached_tokens(i)
-        .map_or(input * (1.0 - score), |u| u as f64);
+    // The uncached prompt from this producer's own prefix source when it
+    // has one (the in-flight producer may read another), else the in-flight
+    // producer's `UncachedRequestTokens`.
+    let uncached = match (info, ctx.uncached_tokens(i)) {
+        (Some(_), _) | (None, None) => input * (1.0 - score),
+        (None, Some(u)) => u as f64,
+    };
     let (running, inflight_tokens) = if ctx.uncached_tokens(i).is_some() {
         (
             ep.inflight_requests().max(0) as f64,
@@ -156,10 +160,11 @@ impl Producer for PredictedLatencyProducer {
         let req = ctx.request();
         let ttft_slo = req.ttft_slo_ms().filter(|v| *v > 0.0).unwrap_or(0.0);
         let tpot_slo = req.tpot_slo_ms().filter(|v| *v > 0.0).unwrap_or(0.0);
+        let predictor = self.model.predictor();
         for &i in candidates {
             let f = self.features(ctx, i);
             let uid = ctx.endpoint(i).uid();
-            let (dispatched, endpoint_min_ms) = self.model.dispatched_on(uid);
+            let (model, (dispatched, endpoint_min_ms)) = predictor.predict(uid, &f);
             let mut info = LatencyInfo {
                 features: f,
                 prediction: None,
@@ -173,7 +178,7 @@ impl Producer for PredictedLatencyProducer {
             if self.predict_in_produce {
                 let (p, source) = match ctx.predict(i) {
                     Some(p) => (p, PredictionSource::Host),
-                    None => self.model.predict(uid, &f),
+                    None => model,
                 };
                 let prefill = self
                     .settings
@@ -195,6 +200,7 @@ impl Producer for PredictedLatencyProducer {
             }
             out[i] = Some(info);
         }
+        drop(predictor);
         ctx.set_latency_info(out);
     }
 

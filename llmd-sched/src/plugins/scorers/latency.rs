@@ -3,8 +3,8 @@
 
 use crate::config::params::Params;
 use crate::error::ConfigError;
-use crate::framework::{CycleContext, EndpointIndex, LatencyInfo, Scorer};
-use crate::latency;
+use crate::framework::{CycleContext, EndpointIndex, Scorer};
+use crate::latency::{self, LatencyView};
 
 /// Which end of the headroom range wins.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,7 +138,7 @@ impl LatencyScorer {
 
 impl Scorer for LatencyScorer {
     fn score(&self, ctx: &CycleContext<'_>, candidates: &[EndpointIndex], out: &mut [f64]) {
-        let views: Vec<Option<LatencyInfo>> =
+        let views: Vec<Option<LatencyView>> =
             candidates.iter().map(|&i| latency::view(ctx, i)).collect();
         if views.iter().all(Option::is_none) {
             return self.composite(ctx, candidates, out);
@@ -159,7 +159,7 @@ impl Scorer for LatencyScorer {
             return self.bucket(&positive, self.strategy, out);
         }
         let as_member =
-            |(k, v): &(usize, LatencyInfo)| (*k, v.ttft_headroom_ms, v.tpot_headroom_ms);
+            |(k, v): &(usize, LatencyView)| (*k, v.ttft_headroom_ms, v.tpot_headroom_ms);
         let idle: Vec<_> = negative
             .iter()
             .filter(|(_, v)| v.dispatched == 0)
