@@ -91,6 +91,14 @@ pub fn scheduler(m: &Arc<Metrics>, phase: u64) -> (Scheduler, Arc<ManualClock>) 
         "/../testdata/llm-d-configs/03-pd-disaggregation-prefix-decider.yaml"
     ))
     .expect("example config");
+    // The latency model's producer (it changes no decision) so its metrics
+    // have samples.
+    let yaml = yaml.replacen(
+        "plugins:\n",
+        "plugins:\n- type: predicted-latency-producer\n",
+        1,
+    );
+    assert!(yaml.contains("predicted-latency-producer"));
     let clock = Arc::new(ManualClock::new(t0(phase)));
     let s = Scheduler::from_config_str(&yaml)
         .expect("config loads")
