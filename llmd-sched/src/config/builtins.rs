@@ -12,13 +12,14 @@ use crate::plugins::attributes::{
     TopologyAffinityFilter, TopologyAffinityScorer,
 };
 use crate::plugins::filters::{
-    ByLabelFilter, ConcurrencyDetector, LabelSelectorFilter, PrefixCacheAffinityFilter, RoleFilter,
-    SloHeadroomTierFilter, Stage, UtilizationDetector, UtilizationFilter,
+    ByLabelFilter, ConcurrencyDetector, HeaderBasedTestingFilter, LabelSelectorFilter,
+    PrefixCacheAffinityFilter, RoleFilter, SloHeadroomTierFilter, Stage, UtilizationDetector,
+    UtilizationFilter,
 };
 use crate::plugins::pickers::{max_endpoints, MaxScorePicker, RandomPicker, WeightedRandomPicker};
 use crate::plugins::producers::{
-    ApproxPrefixProducer, InFlightLoadProducer, PrecisePrefixProducer, PredictedLatencyProducer,
-    TokenProducer,
+    ApproxPrefixProducer, InFlightLoadProducer, P2pSourceProducer, PrecisePrefixProducer,
+    PredictedLatencyProducer, TokenProducer,
 };
 use crate::plugins::profile::{
     AlwaysDisaggDecider, DataParallelProfileHandler, DisaggProfileHandler, HeaderProfileHandler,
@@ -26,8 +27,8 @@ use crate::plugins::profile::{
 };
 use crate::plugins::scorers::{
     ActiveRequestScorer, ContextLengthAware, Gauge, KvCacheUtilizationScorer, LatencyScorer,
-    LoadAwareScorer, LoraAffinityScorer, MinMaxScorer, NoHitLruScorer, PrefixCacheScorer,
-    SessionAffinity, TokenLoadScorer,
+    LoadAwareScorer, LoraAffinityScorer, MinMaxScorer, NoHitLruScorer, PeerGaugeScorer,
+    PrefixCacheScorer, SessionAffinity, TokenLoadScorer,
 };
 
 use Stability::{Alpha as A, Beta as B, Deprecated as D};
@@ -156,13 +157,21 @@ pub static STAGES: &[Entry] = &[
     Entry {
         ty: "session-affinity-filter",
         stability: A,
+        build: session_affinity_filter,
+    },
+    // llm-d-router's multi-cluster variants that delegate to the stock
+    // plugin (a cluster is just an endpoint to them).
+    Entry {
+        ty: "multicluster-session-affinity-filter",
+        stability: A,
+        build: session_affinity_filter,
+    },
+    Entry {
+        ty: "header-based-testing-filter",
+        stability: B,
         build: |p, _| {
-            let s = arc(SessionAffinity::from_params(p)?);
-            Ok(Built {
-                filter: Some(s.clone()),
-                pre_request: Some(s),
-                ..Default::default()
-            })
+            p.accept_rest();
+            Ok(filter(HeaderBasedTestingFilter))
         },
     },
     Entry {
@@ -249,10 +258,25 @@ pub static STAGES: &[Entry] = &[
             if super::legacy_prefix::LEGACY_KEYS.iter().any(|k| p.has(k)) {
                 return legacy_prefix_scorer(p, env);
             }
-            let s = PrefixCacheScorer::from_params(p)?;
-            let producer = s.producer.to_string();
-            Ok(prefix_consumer(scorer(s), &producer))
+            prefix_cache_scorer(p, env)
         },
+    },
+    Entry {
+        ty: "multicluster-prefix-cache-scorer",
+        stability: A,
+        build: prefix_cache_scorer,
+    },
+    // Multi-cluster scorers over a peer pool's averages, which the host sets
+    // as endpoint labels (llm-d's data-layer extractor does no I/O here).
+    Entry {
+        ty: "multicluster-queue-scorer",
+        stability: A,
+        build: |_, _| Ok(scorer(PeerGaugeScorer::queue())),
+    },
+    Entry {
+        ty: "multicluster-kv-cache-utilization-scorer",
+        stability: A,
+        build: |_, _| Ok(scorer(PeerGaugeScorer::kv_cache())),
     },
     // Legacy all-in-one: the loader expands it into a precise producer + prefix-cache-scorer.
     Entry {
@@ -440,16 +464,12 @@ pub static PIPELINE: &[Entry] = &[
     Entry {
         ty: "approx-prefix-cache-producer",
         stability: B,
-        build: |p, _| {
-            let a = arc(ApproxPrefixProducer::from_params(p)?);
-            Ok(Built {
-                producer: Some(a.clone()),
-                pre_request: Some(a),
-                produces: vec![DataKey::PrefixCacheMatchInfo],
-                consumes: vec![(DataKey::TokenizedPrompt, "token-producer".into())],
-                ..Default::default()
-            })
-        },
+        build: approx_prefix_producer,
+    },
+    Entry {
+        ty: "multicluster-approx-prefix-cache-producer",
+        stability: A,
+        build: approx_prefix_producer,
     },
     Entry {
         ty: "precise-prefix-cache-producer",
@@ -466,6 +486,20 @@ pub static PIPELINE: &[Entry] = &[
                 kv_backend: Some(backend),
                 produces: vec![DataKey::PrefixCacheMatchInfo],
                 consumes: vec![(DataKey::TokenizedPrompt, "token-producer".into())],
+                ..Default::default()
+            })
+        },
+    },
+    Entry {
+        ty: "p2p-source-producer",
+        stability: A,
+        build: |p, _| {
+            let x = P2pSourceProducer::from_params(p)?;
+            let producer = x.producer.clone();
+            Ok(Built {
+                pre_request: Some(arc(x)),
+                remark: Some("cached tokens are counted over every tier (the prefix data carries no per-tier split; llm-d counts the CPU tier alone when its producer reports tiers)"),
+                consumes: vec![(DataKey::PrefixCacheMatchInfo, producer)],
                 ..Default::default()
             })
         },
@@ -520,6 +554,41 @@ pub static PIPELINE: &[Entry] = &[
         },
     },
 ];
+
+fn session_affinity_filter(
+    p: &mut Params,
+    _: &mut super::registry::BuildEnv,
+) -> Result<Built, ConfigError> {
+    let s = arc(SessionAffinity::from_params(p)?);
+    Ok(Built {
+        filter: Some(s.clone()),
+        pre_request: Some(s),
+        ..Default::default()
+    })
+}
+
+fn prefix_cache_scorer(
+    p: &mut Params,
+    _: &mut super::registry::BuildEnv,
+) -> Result<Built, ConfigError> {
+    let s = PrefixCacheScorer::from_params(p)?;
+    let producer = s.producer.to_string();
+    Ok(prefix_consumer(scorer(s), &producer))
+}
+
+fn approx_prefix_producer(
+    p: &mut Params,
+    _: &mut super::registry::BuildEnv,
+) -> Result<Built, ConfigError> {
+    let a = arc(ApproxPrefixProducer::from_params(p)?);
+    Ok(Built {
+        producer: Some(a.clone()),
+        pre_request: Some(a),
+        produces: vec![DataKey::PrefixCacheMatchInfo],
+        consumes: vec![(DataKey::TokenizedPrompt, "token-producer".into())],
+        ..Default::default()
+    })
+}
 
 fn token_producer(p: &mut Params) -> Result<Built, ConfigError> {
     const TOKENIZE_BY_HOST: &str = "the library calls no tokenizer service (no I/O): requests carrying token ids are used as they are; text prompts and chat bodies are estimated (4 bytes per token) unless a tokenizer is set for the model (llmd-tokenize: set_tokenizer, then pick_openai)";

@@ -44,7 +44,7 @@ pub static HOST_OWNED: &[(&str, Stability, &str)] = &[
     ("dcgm-extractor", A, "host-owned: scrape DCGM and set each value as an endpoint label (endpoint-attribute-* plugins read labels)"),
     ("topology-extractor", A, "host-owned: set the endpoint labels kubernetes.io/hostname and topology.kubernetes.io/{rack,zone,region} (topology-affinity-* plugins read them)"),
     ("multicluster-metrics-data-source", A, "host-owned: scraping and metric extraction (pass /metrics text to update_endpoint_metrics_text)"),
-    ("multicluster-metrics-extractor", A, "host-owned: scraping and metric extraction (pass /metrics text to update_endpoint_metrics_text)"),
+    ("multicluster-metrics-extractor", A, "host-owned: scrape each peer EPP's llm_d_epp_average_queue_size / llm_d_epp_average_kv_cache_utilization and set them as the peer endpoint's labels llm-d.ai/multicluster-queue-size / llm-d.ai/multicluster-kv-cache-utilization (the multicluster-*-scorer plugins read them)"),
     ("multicluster-file-discovery", A, "host-owned: endpoint discovery (call add_endpoint / remove_endpoint)"),
     ("destination-endpoint-served-verifier", B, "host-owned: response checking (llm-d test plugin)"),
     ("openai-parser", B, "host-owned: request parsing (build a Request)"),

@@ -84,6 +84,18 @@ pub trait PreRequest: Send + Sync {
         _out: &mut Vec<(String, String)>,
     ) {
     }
+
+    /// Headers to set on the request sent upstream (`set`) and to strip from
+    /// it (`remove`), as llm-d's PreRequest hooks edit the request. Nothing
+    /// by default.
+    fn request_headers(
+        &self,
+        _ctx: &CycleContext<'_>,
+        _decided: &Decided<'_>,
+        _set: &mut Vec<(String, String)>,
+        _remove: &mut Vec<String>,
+    ) {
+    }
 }
 
 /// Decides whether a stage (prefill or encode) runs on a separate endpoint.

@@ -147,9 +147,11 @@ impl Scheduler {
             picks: &picks,
         };
         let mut response_headers = Vec::new();
+        let (mut hook_headers, mut hook_removed) = (Vec::new(), Vec::new());
         for h in &self.pipeline.pre_requests {
             h.pre_request(&ctx, &decided);
             h.response_headers(&ctx, &decided, &mut response_headers);
+            h.request_headers(&ctx, &decided, &mut hook_headers, &mut hook_removed);
         }
         let target = |i: EndpointIndex| Target {
             name: fleet.eps[i].name().to_string(),
@@ -203,6 +205,9 @@ impl Scheduler {
         if let Some(rank) = data_parallel {
             headers.push((HEADER_DATA_PARALLEL.to_string(), rank));
         }
+        hook_removed.retain(|r| !hook_headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(r)));
+        headers.extend(hook_headers);
+        remove_headers.extend(hook_removed);
         let (trace, invalid) = TraceContext::child_of(
             req.header_value(HEADER_TRACEPARENT),
             req.header_value(HEADER_TRACESTATE),

@@ -3,12 +3,14 @@
 pub mod approx_hash;
 pub mod approx_prefix;
 pub mod inflight;
+pub mod p2p_source;
 pub mod precise_prefix;
 pub mod predicted_latency;
 pub mod token;
 
 pub use approx_prefix::ApproxPrefixProducer;
 pub use inflight::InFlightLoadProducer;
+pub use p2p_source::P2pSourceProducer;
 pub use precise_prefix::PrecisePrefixProducer;
 pub use predicted_latency::{LatencySettings, PredictedLatencyProducer};
 pub use token::{estimate_tokens, TokenBackend, TokenProducer};

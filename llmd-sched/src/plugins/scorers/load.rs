@@ -94,3 +94,70 @@ impl Scorer for LoadAwareScorer {
         }
     }
 }
+
+/// llm-d-router's `multicluster-queue-scorer` / `multicluster-kv-cache-utilization-scorer`:
+/// an endpoint standing for a peer cluster is scored on that pool's average
+/// queue size or KV-cache utilization, which the host sets as the endpoint
+/// labels [`PeerGaugeScorer::QUEUE_LABEL`] / [`PeerGaugeScorer::KV_LABEL`]
+/// (llm-d's `multicluster-metrics-extractor` writes the same attribute keys
+/// from the peer's `llm_d_epp_average_*` gauges). Queue: min-max inverse over
+/// the endpoints that have the label (1.0 when all equal); KV: `1 − util`.
+/// An endpoint without the label (or with an unparsable one) scores 0.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerGaugeScorer {
+    label: &'static str,
+    queue: bool,
+}
+
+impl PeerGaugeScorer {
+    /// Label carrying a peer pool's average queue size.
+    pub const QUEUE_LABEL: &'static str = "llm-d.ai/multicluster-queue-size";
+    /// Label carrying a peer pool's average KV-cache utilization (0 to 1).
+    pub const KV_LABEL: &'static str = "llm-d.ai/multicluster-kv-cache-utilization";
+
+    /// `multicluster-queue-scorer`.
+    pub fn queue() -> Self {
+        PeerGaugeScorer {
+            label: Self::QUEUE_LABEL,
+            queue: true,
+        }
+    }
+
+    /// `multicluster-kv-cache-utilization-scorer`.
+    pub fn kv_cache() -> Self {
+        PeerGaugeScorer {
+            label: Self::KV_LABEL,
+            queue: false,
+        }
+    }
+}
+
+impl Scorer for PeerGaugeScorer {
+    fn score(&self, ctx: &CycleContext<'_>, candidates: &[EndpointIndex], out: &mut [f64]) {
+        let values: Vec<Option<f64>> = candidates
+            .iter()
+            .map(|&i| {
+                ctx.endpoint(i)
+                    .label(self.label)
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .filter(|v| v.is_finite())
+            })
+            .collect();
+        if !self.queue {
+            for (o, v) in out.iter_mut().zip(&values) {
+                *o = v.map_or(0.0, |u| 1.0 - u);
+            }
+            return;
+        }
+        let present = values.iter().flatten();
+        let lo = present.clone().copied().fold(f64::INFINITY, f64::min);
+        let hi = present.copied().fold(f64::NEG_INFINITY, f64::max);
+        for (o, v) in out.iter_mut().zip(&values) {
+            *o = match v {
+                None => 0.0,
+                Some(_) if hi <= lo => 1.0,
+                Some(q) => (hi - q) / (hi - lo),
+            };
+        }
+    }
+}

@@ -12,7 +12,7 @@ pub mod session;
 pub use context_length::ContextLengthAware;
 pub use inflight::{ActiveRequestScorer, TokenLoadScorer};
 pub use latency::{Headroom, LatencyScorer};
-pub use load::{Gauge, KvCacheUtilizationScorer, LoadAwareScorer, MinMaxScorer};
+pub use load::{Gauge, KvCacheUtilizationScorer, LoadAwareScorer, MinMaxScorer, PeerGaugeScorer};
 pub use lora::LoraAffinityScorer;
 pub use no_hit_lru::NoHitLruScorer;
 pub use prefix::PrefixCacheScorer;
