@@ -17,7 +17,8 @@ fn with_headers(id: &str, headers: &[(&str, &str)]) -> Request {
 
 fn fleet(s: &Scheduler, n: usize) {
     for i in 1..=n {
-        s.add_endpoint(ep(&format!("e{i}"), metrics(0, 0, 0.1))).unwrap();
+        s.add_endpoint(ep(&format!("e{i}"), metrics(0, 0, 0.1)))
+            .unwrap();
     }
 }
 
@@ -29,10 +30,17 @@ fn header_based_testing_filter_keeps_the_named_endpoints_in_order() {
     fleet(&s, 3);
     let h = "test-epp-endpoint-selection";
     let d = s
-        .pick(&with_headers("a", &[(h, " 10.0.0.3:8000 , 10.0.0.1,10.0.0.3:8000,10.0.0.9")]))
+        .pick(&with_headers(
+            "a",
+            &[(h, " 10.0.0.3:8000 , 10.0.0.1,10.0.0.3:8000,10.0.0.9")],
+        ))
         .unwrap();
     let names: Vec<_> = d.targets.iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(names, ["e3", "e1"], "header order, once per IP, unknown skipped");
+    assert_eq!(
+        names,
+        ["e3", "e1"],
+        "header order, once per IP, unknown skipped"
+    );
     // A port that does not match names nothing; no header keeps nothing.
     assert!(s.pick(&with_headers("b", &[(h, "10.0.0.2:9999")])).is_err());
     assert!(s.pick(&with_headers("c", &[])).is_err());
@@ -60,7 +68,12 @@ fn multicluster_scorers_read_the_peer_pool_labels() {
     let r = with_headers("r", &[]);
     let q = raw_scores(&s, &r, "default", "multicluster-queue-scorer");
     assert_eq!((q["e1"], q["e2"], q["e3"]), (1.0, 0.0, 0.0));
-    let kv = raw_scores(&s, &r, "default", "multicluster-kv-cache-utilization-scorer");
+    let kv = raw_scores(
+        &s,
+        &r,
+        "default",
+        "multicluster-kv-cache-utilization-scorer",
+    );
     assert_eq!((kv["e1"], kv["e2"], kv["e3"]), (0.75, 0.5, 0.0));
 }
 
@@ -90,7 +103,7 @@ fn p2p_source_names_the_peer_with_more_of_the_prefix() {
     s.add_endpoint(ep("e2", metrics(0, 0, 0.1))).unwrap();
     let prompt = tokens(160, 9);
     let stored = llmd_kvindex::events::KvEvent::BlockStored(llmd_kvindex::events::BlockStored {
-        block_hashes: (1..=10).map(|k| llmd_kvindex::events::HashValue::Int(k)).collect(),
+        block_hashes: (1..=10).map(llmd_kvindex::events::HashValue::Int).collect(),
         token_ids: prompt.iter().map(|&t| u64::from(t)).collect(),
         block_size: 16,
         ..Default::default()
@@ -106,16 +119,26 @@ fn p2p_source_names_the_peer_with_more_of_the_prefix() {
     )
     .unwrap();
     let mut r = Request::with_tokens("p1", "m", prompt.clone());
-    r.headers.insert("x-kv-cache-source-host-port".into(), "1.2.3.4:1".into());
+    r.headers
+        .insert("x-kv-cache-source-host-port".into(), "1.2.3.4:1".into());
     let d = s.pick(&r).unwrap();
-    assert_eq!(d.targets[0].name, "e2", "the queue scorer picks the idle endpoint");
-    assert_eq!(d.header("x-kv-cache-source-host-port"), Some("10.0.0.1:8000"));
+    assert_eq!(
+        d.targets[0].name, "e2",
+        "the queue scorer picks the idle endpoint"
+    );
+    assert_eq!(
+        d.header("x-kv-cache-source-host-port"),
+        Some("10.0.0.1:8000")
+    );
     // Computing where the blocks are: no source header, and the client's is stripped.
     let (s2, _) = sched(&yaml.replace("- type: queue-scorer\n", ""));
     s2.add_endpoint(ep("e1", metrics(0, 0, 0.1))).unwrap();
     let d = s2.pick(&r).unwrap();
     assert_eq!(d.header("x-kv-cache-source-host-port"), None);
-    assert!(d.remove_headers.iter().any(|h| h == "x-kv-cache-source-host-port"));
+    assert!(d
+        .remove_headers
+        .iter()
+        .any(|h| h == "x-kv-cache-source-host-port"));
     // Bad parameters are refused.
     let bad = yaml.replace("minCachedTokenDelta: 32", "minCachedTokenDelta: 0");
     let err = Scheduler::from_config_str(&bad).unwrap_err().to_string();
