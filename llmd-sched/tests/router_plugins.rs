@@ -144,3 +144,45 @@ fn p2p_source_names_the_peer_with_more_of_the_prefix() {
     let err = Scheduler::from_config_str(&bad).unwrap_err().to_string();
     assert!(err.contains("minCachedTokenDelta"), "{err}");
 }
+
+#[test]
+fn mm_embeddings_cache_sends_images_back_where_they_were_encoded() {
+    // The scorer alone: the producer is created as its default producer.
+    let (s, _) = sched(&single(
+        "- type: mm-embeddings-cache-scorer\n- type: max-score-picker\n",
+    ));
+    fleet(&s, 3);
+    let body = br#"{"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "what is in these?"},
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/dog.png"}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}]}"#;
+    let mut r = Request::from_openai("/v1/chat/completions", body).unwrap();
+    assert!(r.multimodal);
+    let cat = format!("{:x}", xxhash_rust::xxh64::xxh64(b"https://example.com/cat.png", 0));
+    assert_eq!(r.mm_items.len(), 2, "duplicates count once");
+    assert_eq!(r.mm_items[0], cat);
+    r.id = "first".into();
+    let first = s.pick(&r).unwrap().targets[0].name.clone();
+    // The same images again: the endpoint that encoded them scores 1, the others 0.
+    r.id = "again".into();
+    let by = raw_scores(&s, &r, "default", "mm-embeddings-cache-scorer");
+    for (name, score) in &by {
+        assert_eq!(*score, if *name == first { 1.0 } else { 0.0 }, "{by:?}");
+    }
+    // Half of the items cached: 0.5; none: 0.
+    r.mm_items = vec![cat, "unseen".into()];
+    r.id = "half".into();
+    let by = raw_scores(&s, &r, "default", "mm-embeddings-cache-scorer");
+    assert_eq!(by[&first], 0.5);
+    let mut plain = Request::with_tokens("plain", "m", tokens(16, 1));
+    plain.mm_items.clear();
+    let by = raw_scores(&s, &plain, "default", "mm-embeddings-cache-scorer");
+    assert!(by.values().all(|v| *v == 0.0));
+    // A removed endpoint forgets its items.
+    s.remove_endpoint(&first).unwrap();
+    s.add_endpoint(ep(&first, metrics(0, 0, 0.1))).unwrap();
+    r.id = "after".into();
+    let by = raw_scores(&s, &r, "default", "mm-embeddings-cache-scorer");
+    assert_eq!(by[&first], 0.0);
+}

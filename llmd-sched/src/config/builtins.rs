@@ -18,8 +18,8 @@ use crate::plugins::filters::{
 };
 use crate::plugins::pickers::{max_endpoints, MaxScorePicker, RandomPicker, WeightedRandomPicker};
 use crate::plugins::producers::{
-    ApproxPrefixProducer, InFlightLoadProducer, P2pSourceProducer, PrecisePrefixProducer,
-    PredictedLatencyProducer, TokenProducer,
+    ApproxPrefixProducer, InFlightLoadProducer, MmEmbeddingsCacheScorer, P2pSourceProducer,
+    PrecisePrefixProducer, PredictedLatencyProducer, TokenProducer,
 };
 use crate::plugins::profile::{
     AlwaysDisaggDecider, DataParallelProfileHandler, DisaggProfileHandler, HeaderProfileHandler,
@@ -269,6 +269,16 @@ pub static STAGES: &[Entry] = &[
     // Multi-cluster scorers over a peer pool's averages, which the host sets
     // as endpoint labels (llm-d's data-layer extractor does no I/O here).
     Entry {
+        ty: "mm-embeddings-cache-scorer",
+        stability: B,
+        build: |p, _| {
+            let producer = p.string("producerName", "mm-embeddings-cache-producer")?;
+            let mut b = scorer(MmEmbeddingsCacheScorer);
+            b.consumes.push((DataKey::EncoderCacheMatchInfo, producer));
+            Ok(b)
+        },
+    },
+    Entry {
         ty: "multicluster-queue-scorer",
         stability: A,
         build: |_, _| Ok(scorer(PeerGaugeScorer::queue())),
@@ -486,6 +496,19 @@ pub static PIPELINE: &[Entry] = &[
                 kv_backend: Some(backend),
                 produces: vec![DataKey::PrefixCacheMatchInfo],
                 consumes: vec![(DataKey::TokenizedPrompt, "token-producer".into())],
+                ..Default::default()
+            })
+        },
+    },
+    Entry {
+        ty: "mm-embeddings-cache-producer",
+        stability: B,
+        build: |p, _| {
+            let x = crate::plugins::producers::mm_cache::producer(p)?;
+            Ok(Built {
+                producer: Some(x.clone()),
+                pre_request: Some(x),
+                produces: vec![DataKey::EncoderCacheMatchInfo],
                 ..Default::default()
             })
         },

@@ -67,7 +67,6 @@ pub static HOST_OWNED: &[(&str, Stability, &str)] = &[
     ("session-id-producer", B, "host-owned: request parsing (set Request::session_id or headers)"),
     ("request-attribute-reporter", B, "host-owned: response metadata"),
     ("agent-identity", A, "host-owned: request headers"),
-    ("mm-embeddings-cache-producer", B, "host-owned: multimodal encoder cache"),
 ];
 
 fn accepted(reason: &'static str) -> Built {

@@ -34,6 +34,8 @@ pub enum DataKey {
     InFlightLoad,
     /// `UncachedRequestTokens` (no default producer).
     UncachedRequestTokens,
+    /// `EncoderCacheMatchInfo` (default `mm-embeddings-cache-producer`).
+    EncoderCacheMatchInfo,
 }
 
 impl DataKey {
@@ -44,6 +46,7 @@ impl DataKey {
             DataKey::PrefixCacheMatchInfo => Some("approx-prefix-cache-producer"),
             DataKey::InFlightLoad => Some("inflight-load-producer"),
             DataKey::UncachedRequestTokens => None,
+            DataKey::EncoderCacheMatchInfo => Some("mm-embeddings-cache-producer"),
         }
     }
 }

@@ -76,6 +76,7 @@ pub struct CycleContext<'a> {
     notes: Vec<String>,
     predictor: Option<&'a dyn LatencyPredictor>,
     latency: Option<Vec<Option<LatencyInfo>>>,
+    encoder: Option<Vec<Option<(u32, u32)>>>,
 }
 
 /// Predicted latencies of one request on one endpoint.
@@ -152,6 +153,7 @@ impl<'a> CycleContext<'a> {
             notes: Vec::new(),
             predictor: None,
             latency: None,
+            encoder: None,
         }
     }
 
@@ -186,6 +188,17 @@ impl<'a> CycleContext<'a> {
     /// Publishes the latency producer's output (one entry per endpoint index).
     pub fn set_latency_info(&mut self, per_endpoint: Vec<Option<LatencyInfo>>) {
         self.latency = Some(per_endpoint);
+    }
+
+    /// `EncoderCacheMatchInfo` of an endpoint: (request items its encoder
+    /// cache holds, request items), from `mm-embeddings-cache-producer`.
+    pub fn encoder_match(&self, ep: EndpointIndex) -> Option<(u32, u32)> {
+        *self.encoder.as_ref()?.get(ep)?
+    }
+
+    /// Publishes `EncoderCacheMatchInfo` (one entry per endpoint index).
+    pub fn set_encoder_matches(&mut self, per_endpoint: Vec<Option<(u32, u32)>>) {
+        self.encoder = Some(per_endpoint);
     }
 
     /// Takes the latency producer's output (for the decision record).

@@ -307,6 +307,49 @@ impl OpenAiRequest {
         Ok(ids)
     }
 
+    /// Identities of the chat's multimodal items, in order, once each: the
+    /// xxh64 (hex) of an `image_url` / `video_url` part's URL, or of an
+    /// `input_audio` part's data followed by its format (llm-d's estimate
+    /// tokenizer's identities).
+    pub fn multimodal_items(&self) -> Vec<String> {
+        let Some(m) = &self.messages else {
+            return Vec::new();
+        };
+        let v: Value = serde_json::from_str(m).unwrap_or(Value::Null);
+        let mut out: Vec<String> = Vec::new();
+        let url = |part: &Value, key: &str| -> Option<String> {
+            match part.get(key)? {
+                Value::String(u) => Some(u.clone()),
+                o => o.get("url")?.as_str().map(str::to_string),
+            }
+        };
+        for msg in v.as_array().into_iter().flatten() {
+            let Some(Value::Array(parts)) = msg.get("content") else {
+                continue;
+            };
+            for part in parts {
+                let content = match part.get("type").and_then(Value::as_str) {
+                    Some("image_url") => url(part, "image_url"),
+                    Some("video_url") => url(part, "video_url"),
+                    Some("audio_url") => url(part, "audio_url"),
+                    Some("input_audio") => part.get("input_audio").map(|a| {
+                        let data = a.get("data").and_then(Value::as_str).unwrap_or("");
+                        let format = a.get("format").and_then(Value::as_str).unwrap_or("");
+                        format!("{data}{format}")
+                    }),
+                    _ => None,
+                };
+                if let Some(c) = content {
+                    let h = format!("{:x}", xxhash_rust::xxh64::xxh64(c.as_bytes(), 0));
+                    if !out.contains(&h) {
+                        out.push(h);
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Text to estimate tokens from when no tokenizer is set: the prompt,
     /// or the messages' text contents joined by newlines.
     pub fn estimate_text(&self) -> String {
@@ -346,12 +389,15 @@ impl crate::model::Request {
             Some(OpenAiPrompt::Tokens(t)) => crate::model::Prompt::Tokens(t.clone()),
             _ => crate::model::Prompt::Text(r.estimate_text()),
         };
+        let mm_items = r.multimodal_items();
         Ok(crate::model::Request {
             model: r.model.clone(),
             prompt,
             cache_salt: r.cache_salt.clone(),
             session_id: r.user.clone(),
             max_output_tokens: r.max_tokens,
+            multimodal: !mm_items.is_empty(),
+            mm_items,
             ..Default::default()
         })
     }

@@ -70,6 +70,13 @@ pub struct Request {
     /// The request carries multimodal items (read by the multimodal encode decider).
     #[serde(default)]
     pub multimodal: bool,
+    /// Identities of the request's multimodal items (images, videos,
+    /// audio), read by `mm-embeddings-cache-producer`: the engine's multimodal
+    /// hashes when the host has them; from an OpenAI body, the xxh64 (hex) of
+    /// each image or video URL and of each audio's data and format, as
+    /// llm-d's estimating tokenizer identifies them. Duplicates count once.
+    #[serde(default)]
+    pub mm_items: Vec<String>,
     /// When the request reached the router, on the scheduler's clock
     /// ([`crate::Clock::now_ns`]). With it, TTFT, end-to-end latency and the
     /// router queue-time metric start at arrival (time spent queued in the

@@ -75,6 +75,7 @@ impl Scheduler {
             ),
             _ => (Prompt::Text(r.estimate_text()), false),
         };
+        let mm_items = r.multimodal_items();
         Ok((
             Request {
                 id: id.to_string(),
@@ -85,6 +86,8 @@ impl Scheduler {
                 session_id,
                 headers,
                 max_output_tokens: r.max_tokens,
+                multimodal: !mm_items.is_empty(),
+                mm_items,
                 ..Default::default()
             },
             tokenized,

@@ -3,6 +3,7 @@
 pub mod approx_hash;
 pub mod approx_prefix;
 pub mod inflight;
+pub mod mm_cache;
 pub mod p2p_source;
 pub mod precise_prefix;
 pub mod predicted_latency;
@@ -10,6 +11,7 @@ pub mod token;
 
 pub use approx_prefix::ApproxPrefixProducer;
 pub use inflight::InFlightLoadProducer;
+pub use mm_cache::{MmEmbeddingsCacheProducer, MmEmbeddingsCacheScorer};
 pub use p2p_source::P2pSourceProducer;
 pub use precise_prefix::PrecisePrefixProducer;
 pub use predicted_latency::{LatencySettings, PredictedLatencyProducer};
