@@ -116,6 +116,9 @@ pub(crate) unsafe fn to_request_with(
                 tpot_ms: slo(d.tpot_slo_ms, "tpot_slo_ms")?,
             },
             multimodal: d.multimodal,
+            // Multimodal item identities reach the C ABI through
+            // llmd_scheduler_pick_openai (taken from the body's parts).
+            mm_items: Vec::new(),
             arrived_at_ns: (d.arrived_at_ns != 0).then_some(d.arrived_at_ns),
             max_output_tokens: None,
         })
