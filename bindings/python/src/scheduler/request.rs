@@ -98,6 +98,9 @@ impl PickArgs<'_, '_> {
                 tpot_ms: self.tpot_slo_ms,
             },
             multimodal: self.multimodal,
+            // Multimodal item identities come through pick_openai (taken
+            // from the body's image, video and audio parts).
+            mm_items: Vec::new(),
             arrived_at_ns,
             max_output_tokens: None,
         })
