@@ -38,7 +38,7 @@ fn all_examples_load() {
             n += 1;
         }
     }
-    assert_eq!(n, 9);
+    assert_eq!(n, 15);
 }
 
 #[test]

@@ -355,3 +355,76 @@ fn example_09_v0_6_era_uses_the_named_decider_and_the_primary_port() {
         .unwrap();
     assert!(d.prefill_target.is_none());
 }
+
+#[test]
+fn examples_10_to_15_route_as_their_releases_did() {
+    // v0.3: a 10-character threshold sends almost every new prompt to prefill.
+    let s = example("10-v0.3-era-pd-character-threshold.yaml");
+    let d = s
+        .pick(&Request::with_tokens("a", "m", tokens(128, 1)))
+        .unwrap();
+    assert_eq!(d.prefill_target.as_ref().unwrap().name, "p1");
+    assert!(d.targets[0].name.starts_with('d'));
+    // v0.4 (token processor inside indexerConfig) and v0.5 (at the top level)
+    // build the same precise index, 64-token blocks, on the decode pods only.
+    for name in [
+        "11-v0.4-era-precise-scorer-nested-token-processor.yaml",
+        "12-v0.5-era-precise-scorer.yaml",
+    ] {
+        let s = example(name);
+        let prompt = tokens(256, 3);
+        let ids: Vec<u64> = prompt.iter().map(|&t| u64::from(t)).collect();
+        let ev = llmd_kvindex::events::KvEvent::BlockStored(llmd_kvindex::events::BlockStored {
+            block_hashes: (1..=4).map(llmd_kvindex::events::HashValue::Int).collect(),
+            token_ids: ids,
+            block_size: 64,
+            ..Default::default()
+        });
+        s.ingest_kv_events("d2", &batch(vec![ev]), None).unwrap();
+        let d = s.pick(&Request::with_tokens("p", "m", prompt)).unwrap();
+        assert_eq!(
+            d.targets[0].name, "d2",
+            "{name}: the decode pod holding the prompt"
+        );
+        let lines = s.config_report().not_executed_lines().join("\n");
+        assert!(lines.contains("hashSeed"), "{name}: {lines}");
+    }
+    // v0.8: one profile, decode pods only, approximate prefix routing.
+    let s = example("13-v0.8-era-prefix-decode.yaml");
+    let first = s
+        .pick(&Request::with_tokens("a", "m", tokens(512, 4)))
+        .unwrap()
+        .targets[0]
+        .name
+        .clone();
+    assert!(first.starts_with('d'));
+    let again = s
+        .pick(&Request::with_tokens("b", "m", tokens(512, 4)))
+        .unwrap();
+    assert_eq!(
+        again.targets[0].name, first,
+        "the approximate index remembers"
+    );
+    // v0.9 and v0.10: disagg-profile-handler with the prefix-based decider.
+    for name in [
+        "14-v0.9-era-pd-approx-producer.yaml",
+        "15-v0.10-era-pd-max-prefix-tokens.yaml",
+    ] {
+        let s = example(name);
+        let d = s
+            .pick(&Request::with_tokens("a", "m", tokens(512, 6)))
+            .unwrap();
+        assert_eq!(d.prefill_target.as_ref().unwrap().name, "p1", "{name}");
+        let d = s
+            .pick(&Request::with_tokens("b", "m", tokens(8, 6)))
+            .unwrap();
+        assert!(d.prefill_target.is_none(), "{name}: 8 tokens stay local");
+    }
+    // v0.8's P/D file named a feature gate its own loader no longer knew.
+    let path = format!(
+        "{}/../testdata/llm-d-configs/refused/13-v0.8-era-pd-prepare-data-plugins.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let e = Scheduler::from_config_file(&path).unwrap_err().to_string();
+    assert!(e.contains("prepareDataPlugins"), "{e}");
+}

@@ -159,7 +159,10 @@ fn mm_embeddings_cache_sends_images_back_where_they_were_encoded() {
         {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}]}"#;
     let mut r = Request::from_openai("/v1/chat/completions", body).unwrap();
     assert!(r.multimodal);
-    let cat = format!("{:x}", xxhash_rust::xxh64::xxh64(b"https://example.com/cat.png", 0));
+    let cat = format!(
+        "{:x}",
+        xxhash_rust::xxh64::xxh64(b"https://example.com/cat.png", 0)
+    );
     assert_eq!(r.mm_items.len(), 2, "duplicates count once");
     assert_eq!(r.mm_items[0], cat);
     r.id = "first".into();

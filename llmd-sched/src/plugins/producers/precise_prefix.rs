@@ -64,6 +64,41 @@ fn positive(p: &mut Params, key: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// `tokenProcessorConfig`: the block size in tokens (`blockSizeTokens`, or
+/// the older `blockSize`), with the settings the library does not execute.
+fn token_processor(
+    mut t: Params,
+    not_executed: &mut Vec<(String, String)>,
+) -> Result<i64, ConfigError> {
+    t.note_not_executed(
+        not_executed,
+        "hashSeed",
+        "engine parity takes the engines' seed from the host's hasher configuration (LoadOptions::engine_hasher); router keys need none",
+    );
+    t.note_not_executed(
+        not_executed,
+        "hashAlgorithm",
+        "prompt keys are vLLM's own (engine parity) or the router's XXH3 chain (router keys), never llm-d's cbor-fnv / xxh64 keys",
+    );
+    let legacy = t.opt_i64("blockSize")?;
+    let block_size = t.opt_i64("blockSizeTokens")?.or(legacy).unwrap_or(16);
+    if block_size <= 0 {
+        return Err(t.err("blockSizeTokens", "must be > 0"));
+    }
+    // Only engine parity depends on the engines' seed, and it takes
+    // it from the host's hasher configuration.
+    t.string("hashSeed", "")?;
+    let algo = t.string("hashAlgorithm", "cbor-fnv")?;
+    if algo != "cbor-fnv" && algo != "xxh64" {
+        return Err(t.err(
+            "hashAlgorithm",
+            format!("unknown algorithm '{algo}' (expected cbor-fnv or xxh64)"),
+        ));
+    }
+    t.finish()?;
+    Ok(block_size)
+}
+
 impl PrecisePrefixProducer {
     /// Decodes llm-d's parameters and builds the index: engine parity when the
     /// host supplied the engines' hasher configuration (its block size must equal
@@ -72,33 +107,8 @@ impl PrecisePrefixProducer {
     pub fn from_params(p: &mut Params, engine: Option<&HasherConfig>) -> Result<Self, ConfigError> {
         let mut block_size = 16i64;
         let mut not_executed = Vec::new();
-        if let Some(mut t) = p.object("tokenProcessorConfig")? {
-            t.note_not_executed(
-                &mut not_executed,
-                "hashSeed",
-                "engine parity takes the engines' seed from the host's hasher configuration (LoadOptions::engine_hasher); router keys need none",
-            );
-            t.note_not_executed(
-                &mut not_executed,
-                "hashAlgorithm",
-                "prompt keys are vLLM's own (engine parity) or the router's XXH3 chain (router keys), never llm-d's cbor-fnv / xxh64 keys",
-            );
-            let legacy = t.opt_i64("blockSize")?;
-            block_size = t.opt_i64("blockSizeTokens")?.or(legacy).unwrap_or(16);
-            if block_size <= 0 {
-                return Err(t.err("blockSizeTokens", "must be > 0"));
-            }
-            // Only engine parity depends on the engines' seed, and it takes
-            // it from the host's hasher configuration.
-            t.string("hashSeed", "")?;
-            let algo = t.string("hashAlgorithm", "cbor-fnv")?;
-            if algo != "cbor-fnv" && algo != "xxh64" {
-                return Err(t.err(
-                    "hashAlgorithm",
-                    format!("unknown algorithm '{algo}' (expected cbor-fnv or xxh64)"),
-                ));
-            }
-            t.finish()?;
+        if let Some(t) = p.object("tokenProcessorConfig")? {
+            block_size = token_processor(t, &mut not_executed)?;
         }
         // llm-d's tiers: GPU 1.0, CPU 0.8; storage counts like CPU; speculative
         // entries count like GPU blocks, as llm-d indexes them.
@@ -110,6 +120,17 @@ impl PrecisePrefixProducer {
         };
         let mut size = DEFAULT_INDEX_SIZE;
         if let Some(mut ix) = p.object("indexerConfig")? {
+            // llm-d-inference-scheduler v0.4 (llm-d-kv-cache-manager v0.4):
+            // the token processor's settings sat inside indexerConfig.
+            if let Some(t) = ix.object("tokenProcessorConfig")? {
+                if p.has("tokenProcessorConfig") {
+                    return Err(ix.err(
+                        "tokenProcessorConfig",
+                        "given twice (here and at the top level, its place since v0.5)",
+                    ));
+                }
+                block_size = token_processor(t, &mut not_executed)?;
+            }
             if ix.has("tokenizersPoolConfig") {
                 return Err(ix.err(
                     "tokenizersPoolConfig",
