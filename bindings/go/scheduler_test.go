@@ -464,7 +464,9 @@ func TestTraceparentIsForwarded(t *testing.T) {
 }
 
 func TestLatencyPredictionsReachTheSummary(t *testing.T) {
-	s := newPods(t, `plugins:
+	s := newPods(t, `apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
 - type: predicted-latency-producer
   parameters:
     streamingMode: true
