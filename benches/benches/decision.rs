@@ -340,9 +340,9 @@ fn report() {
 /// request carrying TTFT/TPOT objectives, every endpoint's model trained
 /// first. Rounds alternate between the two; a 64-token prompt keeps hashing
 /// out of the difference (target: <= 2 us at p99).
-fn report_latency_model() {
-    let p = prompt(3);
-    let short = &p[..64];
+/// The SLO-aware fixture at 100 endpoints with every endpoint's model
+/// trained, and the scorers-only fixture beside it, over a 64-token prompt.
+fn latency_fixtures(short: &[u32]) -> [(Scheduler, Arc<ManualClock>); 2] {
     let train = |s: &(Scheduler, Arc<ManualClock>)| {
         for i in 0..4000u64 {
             let id = format!("t{i}");
@@ -360,28 +360,42 @@ fn report_latency_model() {
     let base = fixture(Pipeline::Scorers, 100, short);
     let slo = fixture(Pipeline::SloAware, 100, short);
     train(&slo);
-    let time = |(s, clock): &(Scheduler, Arc<ManualClock>)| {
-        let mut samples = Vec::with_capacity(2000);
-        for i in 0..2200u64 {
-            let mut r = Request::with_tokens(format!("b{i}"), "m", short.to_vec());
-            r.slo.ttft_ms = Some(200.0);
-            r.slo.tpot_ms = Some(50.0);
-            clock.advance_ns(STEP_NS);
-            let t = Instant::now();
-            let d = s.pick(&r);
-            let el = t.elapsed();
-            black_box(d.ok());
-            s.on_complete(&r.id, None);
-            if i >= 200 {
-                samples.push(el);
-            }
+    [base, slo]
+}
+
+/// Times `n` picks of requests with TTFT and TPOT objectives (p50, p99 of
+/// the samples after the first 10%).
+fn time_slo_picks(
+    (s, clock): &(Scheduler, Arc<ManualClock>),
+    short: &[u32],
+    n: u64,
+) -> (Duration, Duration) {
+    let mut samples = Vec::with_capacity(n as usize);
+    for i in 0..(n + n / 10) {
+        let mut r = Request::with_tokens(format!("b{i}"), "m", short.to_vec());
+        r.slo.ttft_ms = Some(200.0);
+        r.slo.tpot_ms = Some(50.0);
+        clock.advance_ns(STEP_NS);
+        let t = Instant::now();
+        let d = s.pick(&r);
+        let el = t.elapsed();
+        black_box(d.ok());
+        s.on_complete(&r.id, None);
+        if i >= n / 10 {
+            samples.push(el);
         }
-        percentiles(samples)
-    };
+    }
+    percentiles(samples)
+}
+
+fn report_latency_model() {
+    let p = prompt(3);
+    let short = &p[..64];
+    let [base, slo] = latency_fixtures(short);
     println!("latency model at 100 endpoints, 64-token prompt (p50 / p99, microseconds; rounds alternate)");
     for round in 0..3 {
-        let (b50, b99) = time(&base);
-        let (s50, s99) = time(&slo);
+        let (b50, b99) = time_slo_picks(&base, short, 2000);
+        let (s50, s99) = time_slo_picks(&slo, short, 2000);
         println!(
             "  round {round}: scorers {:.2} / {:.2}; with the latency model {:.2} / {:.2}; added {:.2} / {:.2}",
             us(b50),
@@ -453,6 +467,19 @@ fn profile_one(case: &str) {
         .and_then(|t| t.parse().ok())
         .unwrap_or(PROMPT_TOKENS)
         .min(PROMPT_TOKENS);
+    if pipe == "slo-aware" {
+        // The latency model's pipeline, trained as in its report.
+        let p = prompt(3);
+        let [_, slo] = latency_fixtures(&p[..64]);
+        let t = Instant::now();
+        let mut picks = 0u64;
+        while t.elapsed() < Duration::from_secs(5) {
+            time_slo_picks(&slo, &p[..64], 1000);
+            picks += 1100;
+        }
+        println!("slo-aware 100: {picks} picks");
+        return;
+    }
     let pipe = match pipe {
         "precise+pd" => Pipeline::PrecisePd,
         _ => Pipeline::Default,

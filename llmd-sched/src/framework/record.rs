@@ -146,8 +146,8 @@ pub(crate) struct ExplanationRecord {
     pub(crate) profiles: Vec<ProfileRecord>,
     pub(crate) primary: usize,
     pub(crate) decision_type: &'static str,
-    /// The latency producer's output per candidate that has one.
-    pub(crate) latency: Option<Vec<(EndpointIndex, crate::framework::LatencyInfo)>>,
+    /// The latency producer's output per endpoint (`None` where it has none).
+    pub(crate) latency: Option<Vec<Option<crate::framework::LatencyInfo>>>,
 }
 
 impl ExplanationRecord {
@@ -169,10 +169,12 @@ impl ExplanationRecord {
             predicted_latency: self
                 .latency
                 .iter()
-                .flatten()
-                .map(|(i, info)| PredictedLatency {
-                    endpoint: endpoint(*i),
-                    info: *info,
+                .flat_map(|v| v.iter().enumerate())
+                .filter_map(|(i, info)| {
+                    Some(PredictedLatency {
+                        endpoint: endpoint(i),
+                        info: (*info)?,
+                    })
                 })
                 .collect(),
         }

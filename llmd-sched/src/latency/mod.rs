@@ -22,6 +22,8 @@
 //!   [`MIN_SAMPLES`]; before that the pooled model of all endpoints, and
 //!   before anything is learnt llm-d's throughput heuristic for TTFT (and no
 //!   TPOT).
+//! * **Reads**: a pick reads each endpoint's weights through a sequence
+//!   lock ([`snapshot`]), so predicting never takes a lock a trainer holds.
 //!
 //! The `predicted-latency-producer` plugin turns predictions into llm-d's
 //! `LatencyPredictionInfo` (headroom against the request's objectives) for
@@ -31,6 +33,7 @@ mod admitter;
 mod headroom;
 mod model;
 mod rls;
+mod snapshot;
 
 pub use admitter::admit;
 pub use headroom::{headroom, view, LatencyView, TpotRule};

@@ -9,6 +9,7 @@ use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 
 use super::rls::Rls;
+use super::snapshot::{Snapshot, SnapshotCell};
 use crate::framework::LatencyPrediction;
 
 /// Samples an endpoint's own model needs before it predicts; until then the
@@ -48,10 +49,10 @@ impl LatencyFeatures {
     fn ttft_x(&self) -> [f64; 6] {
         [
             1.0,
-            self.uncached_tokens / 1e3,
-            self.inflight_prefill_tokens / 1e3,
-            self.waiting / 10.0,
-            self.running / 100.0,
+            self.uncached_tokens * 1e-3,
+            self.inflight_prefill_tokens * 1e-3,
+            self.waiting * 0.1,
+            self.running * 0.01,
             self.kv_usage,
         ]
     }
@@ -61,9 +62,9 @@ impl LatencyFeatures {
     fn tpot_x(&self) -> [f64; 4] {
         [
             1.0,
-            self.running / 100.0,
+            self.running * 0.01,
             self.kv_usage,
-            self.input_tokens / 1e3,
+            self.input_tokens * 1e-3,
         ]
     }
 }
@@ -80,14 +81,6 @@ pub enum PredictionSource {
     Heuristic,
     /// A predictor the host attached.
     Host,
-}
-
-#[derive(Clone, Copy, Debug, Default)]
-struct Snapshot {
-    ttft: [f64; 6],
-    ttft_n: u64,
-    tpot: [f64; 4],
-    tpot_n: u64,
 }
 
 #[derive(Debug)]
@@ -109,7 +102,7 @@ impl Default for Models {
 #[derive(Debug, Default)]
 struct EndpointModel {
     train: Mutex<Models>,
-    snap: RwLock<Snapshot>,
+    snap: SnapshotCell,
     /// TPOT objectives (ms, as bits; 0 = none) of requests dispatched there
     /// and not finished, with counts (llm-d's per-endpoint minimum TPOT SLO).
     tpot_slos: Mutex<BTreeMap<u64, u32>>,
@@ -134,13 +127,15 @@ impl EndpointModel {
         )
     }
 
+    /// Publishes the weights of `m`; called with `train` locked, which makes
+    /// it the snapshot's one writer.
     fn publish(&self, m: &Models) {
-        *self.snap.write() = Snapshot {
+        self.snap.store(Snapshot {
             ttft: m.ttft.weights(),
             ttft_n: m.ttft.samples(),
             tpot: m.tpot.weights(),
             tpot_n: m.tpot.samples(),
-        };
+        });
     }
 }
 
@@ -171,7 +166,7 @@ impl Predictor<'_> {
         f: &LatencyFeatures,
     ) -> ((LatencyPrediction, PredictionSource), (u32, f64)) {
         let m = self.endpoints.get(&uid);
-        let own = m.map(|m| *m.snap.read()).unwrap_or_default();
+        let own = m.map(|m| m.snap.load()).unwrap_or_default();
         let dispatched = m.map_or((0, 0.0), |m| m.dispatched());
         let pool = self.pool;
         let (ttft_w, source) = if own.ttft_n >= MIN_SAMPLES {
@@ -223,7 +218,7 @@ impl OnlineLatencyModel {
     pub fn predictor(&self) -> Predictor<'_> {
         Predictor {
             endpoints: self.endpoints.read(),
-            pool: *self.pool.snap.read(),
+            pool: self.pool.snap.load(),
         }
     }
 
@@ -265,7 +260,7 @@ impl OnlineLatencyModel {
             .endpoints
             .read()
             .get(&uid)
-            .map(|m| *m.snap.read())
+            .map(|m| m.snap.load())
             .unwrap_or_default();
         (s.ttft_n, s.tpot_n)
     }

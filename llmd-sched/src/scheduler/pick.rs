@@ -271,12 +271,7 @@ impl Scheduler {
             profiles: traces,
             primary: outcome.primary,
             decision_type: outcome.decision_type,
-            latency: latency_info.map(|v| {
-                v.into_iter()
-                    .enumerate()
-                    .filter_map(|(i, x)| Some((i, x?)))
-                    .collect()
-            }),
+            latency: latency_info,
         });
         Ok(Decision {
             targets,

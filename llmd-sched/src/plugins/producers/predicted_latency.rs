@@ -101,56 +101,62 @@ impl PredictedLatencyProducer {
             model,
         })
     }
-
-    /// The model's inputs for this request on endpoint `i`.
-    pub fn features(&self, ctx: &CycleContext<'_>, i: EndpointIndex) -> LatencyFeatures {
-        features(ctx, i, &self.prefix_producer)
-    }
 }
 
-/// The model's inputs for the request in `ctx` on endpoint `i`, reading
-/// prefix matches from `prefix_producer`.
-pub fn features(
-    ctx: &CycleContext<'_>,
-    i: EndpointIndex,
-    prefix_producer: &str,
-) -> LatencyFeatures {
-    let ep = ctx.endpoint(i);
-    let input = ctx.prompt_tokens() as f64;
-    let info = ctx.prefix_info(prefix_producer);
-    let score = info
-        .and_then(|info| {
-            let m = info.get(i)?;
-            (info.total_blocks > 0)
-                .then(|| f64::from(m.match_blocks) / f64::from(info.total_blocks))
-        })
-        .filter(|s| s.is_finite())
-        .map_or(0.0, |s| s.clamp(0.0, 1.0));
-    // The uncached prompt from this producer's own prefix source when it
-    // has one (the in-flight producer may read another), else the in-flight
-    // producer's `UncachedRequestTokens`.
-    let uncached = match (info, ctx.uncached_tokens(i)) {
-        (Some(_), _) | (None, None) => input * (1.0 - score),
-        (None, Some(u)) => u as f64,
-    };
-    let (running, inflight_tokens) = if ctx.uncached_tokens(i).is_some() {
-        (
-            ep.inflight_requests().max(0) as f64,
-            ep.inflight_tokens().max(0) as f64,
-        )
-    } else {
-        (
-            f64::from(ep.running_requests_size()),
-            ep.inflight_tokens().max(0) as f64,
-        )
-    };
-    LatencyFeatures {
-        input_tokens: input,
-        uncached_tokens: uncached,
-        inflight_prefill_tokens: inflight_tokens,
-        waiting: f64::from(ep.waiting_queue_size()),
-        running,
-        kv_usage: ep.kv_cache_usage().clamp(0.0, 1.0),
+/// Reads the model's inputs for the request in a cycle, endpoint by
+/// endpoint; what is the same for every endpoint is looked up once.
+struct FeatureReader<'r, 'c> {
+    ctx: &'r CycleContext<'c>,
+    input: f64,
+    /// The prefix source's matches and the request's block count.
+    prefix: Option<&'r crate::framework::PrefixInfo>,
+}
+
+impl<'r, 'c> FeatureReader<'r, 'c> {
+    fn new(ctx: &'r CycleContext<'c>, prefix_producer: &str) -> Self {
+        FeatureReader {
+            ctx,
+            input: ctx.prompt_tokens() as f64,
+            prefix: ctx.prefix_info(prefix_producer),
+        }
+    }
+
+    /// The model's inputs on endpoint `i`.
+    fn features(&self, i: EndpointIndex) -> LatencyFeatures {
+        let (ctx, input) = (self.ctx, self.input);
+        let ep = ctx.endpoint(i);
+        let score = self
+            .prefix
+            .and_then(|info| {
+                let m = info.get(i)?;
+                (info.total_blocks > 0)
+                    .then(|| f64::from(m.match_blocks) / f64::from(info.total_blocks))
+            })
+            .filter(|s| s.is_finite())
+            .map_or(0.0, |s| s.clamp(0.0, 1.0));
+        // The uncached prompt from this producer's own prefix source when it
+        // has one (the in-flight producer may read another), else the
+        // in-flight producer's `UncachedRequestTokens`.
+        let inflight_uncached = ctx.uncached_tokens(i);
+        let uncached = match (self.prefix, inflight_uncached) {
+            (Some(_), _) | (None, None) => input * (1.0 - score),
+            (None, Some(u)) => u as f64,
+        };
+        // Running requests: the router's in-flight count when the in-flight
+        // producer keeps one, else the scraped count.
+        let running = if inflight_uncached.is_some() {
+            ep.inflight_requests().max(0) as f64
+        } else {
+            f64::from(ep.running_requests_size())
+        };
+        LatencyFeatures {
+            input_tokens: input,
+            uncached_tokens: uncached,
+            inflight_prefill_tokens: ep.inflight_tokens().max(0) as f64,
+            waiting: f64::from(ep.waiting_queue_size()),
+            running,
+            kv_usage: ep.kv_cache_usage().clamp(0.0, 1.0),
+        }
     }
 }
 
@@ -161,8 +167,9 @@ impl Producer for PredictedLatencyProducer {
         let ttft_slo = req.ttft_slo_ms().filter(|v| *v > 0.0).unwrap_or(0.0);
         let tpot_slo = req.tpot_slo_ms().filter(|v| *v > 0.0).unwrap_or(0.0);
         let predictor = self.model.predictor();
+        let reader = FeatureReader::new(ctx, &self.prefix_producer);
         for &i in candidates {
-            let f = self.features(ctx, i);
+            let f = reader.features(i);
             let uid = ctx.endpoint(i).uid();
             let (model, (dispatched, endpoint_min_ms)) = predictor.predict(uid, &f);
             let mut info = LatencyInfo {

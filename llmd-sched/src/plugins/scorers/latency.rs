@@ -112,13 +112,21 @@ impl LatencyScorer {
         } else {
             (1.0, 0.0)
         };
-        let range = |f: fn(&(usize, f64, f64)) -> f64| {
-            let lo = members.iter().map(f).fold(f64::INFINITY, f64::min);
-            let hi = members.iter().map(f).fold(f64::NEG_INFINITY, f64::max);
-            (lo, hi - lo)
-        };
-        let (t_lo, t_range) = range(|m| m.1.abs());
-        let (p_lo, p_range) = range(|m| m.2.abs());
+        // Smallest and largest |headroom| of each kind, in one pass.
+        let (mut t_lo, mut t_hi, mut p_lo, mut p_hi) = (
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        );
+        for &(_, t, p) in members {
+            let (t, p) = (t.abs(), p.abs());
+            t_lo = t_lo.min(t);
+            t_hi = t_hi.max(t);
+            p_lo = p_lo.min(p);
+            p_hi = p_hi.max(p);
+        }
+        let (t_range, p_range) = (t_hi - t_lo, p_hi - p_lo);
         if t_range <= EPS && p_range > EPS {
             (a, b) = (0.0, 1.0);
         } else if p_range <= EPS && t_range > EPS {
@@ -138,23 +146,26 @@ impl LatencyScorer {
 
 impl Scorer for LatencyScorer {
     fn score(&self, ctx: &CycleContext<'_>, candidates: &[EndpointIndex], out: &mut [f64]) {
-        let views: Vec<Option<LatencyView>> =
-            candidates.iter().map(|&i| latency::view(ctx, i)).collect();
-        if views.iter().all(Option::is_none) {
-            return self.composite(ctx, candidates, out);
-        }
-        out.fill(0.0);
         let mut positive = Vec::with_capacity(candidates.len());
         let mut negative = Vec::new();
-        for (k, v) in views.iter().enumerate() {
-            match v {
+        let mut predicted = false;
+        for (k, &i) in candidates.iter().enumerate() {
+            match latency::view(ctx, i) {
                 Some(v) if v.ttft_headroom_ms < 0.0 || v.tpot_headroom_ms < 0.0 => {
-                    negative.push((k, *v))
+                    predicted = true;
+                    negative.push((k, v))
                 }
-                Some(v) => positive.push((k, v.ttft_headroom_ms, v.tpot_headroom_ms)),
+                Some(v) => {
+                    predicted = true;
+                    positive.push((k, v.ttft_headroom_ms, v.tpot_headroom_ms))
+                }
                 None => positive.push((k, 0.0, 0.0)),
             }
         }
+        if !predicted {
+            return self.composite(ctx, candidates, out);
+        }
+        out.fill(0.0);
         if !positive.is_empty() {
             return self.bucket(&positive, self.strategy, out);
         }
