@@ -638,3 +638,43 @@ fn custom_closure_stages_take_a_few_lines() {
         .with_filter("nope", "x", |_: &CycleContext<'_>, _: &EndpointState| true)
         .is_err());
 }
+
+/// The in-flight producer injected for the latency producer counts uncached
+/// prompt tokens by the latency producer's own prefix source, not by a
+/// default source that is not configured (which would count every token).
+#[test]
+fn injected_inflight_producer_reads_the_latency_producers_prefix_source() {
+    let y = single("- type: approx-prefix-cache-producer\n  name: cache\n  parameters: {blockSizeTokens: 16}\n- type: predicted-latency-producer\n  parameters: {prefixMatchInfoProducerName: cache}\n- type: prefix-cache-scorer\n  parameters: {prefixMatchInfoProducerName: cache}\n- type: max-score-picker\n");
+    let (s, _) = sched(&y);
+    assert!(
+        s.config_report().warnings.is_empty(),
+        "{:?}",
+        s.config_report().warnings
+    );
+    s.add_endpoint(ep("e1", metrics(0, 0, 0.0))).unwrap();
+    let prompt = tokens(256, 1);
+    s.pick(&Request::with_tokens("a", "m", prompt.clone()))
+        .unwrap();
+    let st = s.endpoint_state("e1").unwrap();
+    assert_eq!(st.inflight_tokens(), 256, "nothing cached yet");
+    s.on_first_token("a");
+    // The same prompt again: every block is where the first one went.
+    s.pick(&Request::with_tokens("b", "m", prompt)).unwrap();
+    assert_eq!(
+        st.inflight_tokens(),
+        0,
+        "a cached prompt is no prefill work"
+    );
+    assert_eq!(st.inflight_requests(), 2);
+
+    // Configured explicitly with a source that is not there, it says so.
+    let y = single("- type: inflight-load-producer\n- type: queue-scorer\n");
+    let (s, _) = sched(&y);
+    let w = &s.config_report().warnings;
+    assert!(
+        w.iter().any(|w| w.contains("inflight-load-producer")
+            && w.contains("approx-prefix-cache-producer")
+            && w.contains("uncached")),
+        "{w:?}"
+    );
+}

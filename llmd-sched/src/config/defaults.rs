@@ -2,7 +2,7 @@
 //! data layer; loader steps 7-11) and default producers (step 13).
 
 use super::document::host_refs;
-use super::loader::{inject, Instance, R};
+use super::loader::{inject, inject_with, Instance, R};
 use super::registry::{lookup_host_owned, BuildEnv, DataKey};
 use super::report::ConfigReport;
 use super::schema::RawConfig;
@@ -165,9 +165,50 @@ pub(super) fn default_producers(
         }
         match missing {
             None => return Ok(()),
+            Some((consumer, _, DataKey::InFlightLoad, ty)) => {
+                // The in-flight producer counts each request's uncached
+                // prompt by a prefix source; injected, it reads the one the
+                // plugin that needs it reads, rather than a default that may
+                // not be configured (every prompt would count as uncached).
+                let source = instances
+                    .iter()
+                    .find(|i| i.name == consumer)
+                    .and_then(|i| i.parameters.get(PREFIX_SOURCE))
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string);
+                let params = source.map(|s| serde_json::json!({ PREFIX_SOURCE: s }));
+                inject_with(&ty, params, instances, opts, env, report)?;
+            }
             Some((_, _, _, ty)) => {
                 inject(&ty, instances, opts, env, report)?;
             }
+        }
+    }
+}
+
+/// The parameter naming a plugin's prefix-match source.
+const PREFIX_SOURCE: &str = "prefixMatchInfoProducerName";
+
+/// Reports an `inflight-load-producer` whose prefix-match source is not a
+/// configured prefix producer: it then counts every prompt token as uncached.
+pub(super) fn check_inflight_sources(instances: &[Instance], report: &mut ConfigReport) {
+    for i in instances
+        .iter()
+        .filter(|i| i.ty == "inflight-load-producer")
+    {
+        let source = i
+            .parameters
+            .get(PREFIX_SOURCE)
+            .and_then(|v| v.as_str())
+            .unwrap_or(crate::plugins::producers::APPROX_PRODUCER);
+        let found = instances
+            .iter()
+            .any(|p| p.name == source && p.built.produces.contains(&DataKey::PrefixCacheMatchInfo));
+        if !found {
+            report.warnings.push(format!(
+                "plugin '{}': {PREFIX_SOURCE} '{source}' is not a configured prefix producer; every prompt token counts as uncached in-flight load",
+                i.name
+            ));
         }
     }
 }

@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::defaults::{default_producers, host_defaults, saturation_detector};
+use super::defaults::{
+    check_inflight_sources, default_producers, host_defaults, saturation_detector,
+};
 use super::document::{self, feature_gates};
 use super::params::Params;
 use super::profiles::{build_profiles, pick_handler};
@@ -212,6 +214,7 @@ fn build(
     host_defaults(raw, &mut instances, opts, &mut env, &mut report)?;
     let saturation_detector = saturation_detector(raw, &instances)?;
     default_producers(&mut instances, opts, &mut env, &mut report)?;
+    check_inflight_sources(&instances, &mut report);
 
     let rank = |b: &Built| {
         if b.produces.contains(&DataKey::TokenizedPrompt) {
@@ -362,13 +365,25 @@ pub(super) fn inject(
     env: &mut BuildEnv,
     report: &mut ConfigReport,
 ) -> R<usize> {
+    inject_with(ty, None, instances, opts, env, report)
+}
+
+/// [`inject`] with parameters (`None`: the type's defaults).
+pub(super) fn inject_with(
+    ty: &str,
+    parameters: Option<serde_json::Value>,
+    instances: &mut Vec<Instance>,
+    opts: &LoadOptions,
+    env: &mut BuildEnv,
+    report: &mut ConfigReport,
+) -> R<usize> {
     if let Some(i) = instances.iter().position(|i| i.name == ty) {
         return Ok(i);
     }
     let spec = PluginSpec {
         name: ty.to_string(),
         ty: ty.to_string(),
-        parameters: None,
+        parameters,
     };
     let inst = instantiate(&spec, true, opts, env, report)?;
     instances.push(inst);

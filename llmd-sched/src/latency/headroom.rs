@@ -19,7 +19,9 @@ pub struct TpotRule {
 /// against the objectives (0 when the request has none, as llm-d reads an
 /// absent header): TTFT must be below its objective; the judged TPOT below
 /// `objective × buffer`, lowered to `endpoint_min × buffer` when that is set.
-/// An unknown TPOT fails a judged TPOT with a headroom of minus the objective.
+/// An unknown TPOT (no model has learnt TPOT yet) is not judged: valid,
+/// with a headroom of 0 — as the plugins fail open without predictions, a
+/// cold model must not refuse or divert requests on a guess.
 pub fn headroom(
     p: &LatencyPrediction,
     ttft_slo_ms: f64,
@@ -35,13 +37,10 @@ pub fn headroom(
     if rule.endpoint_min_ms > 0.0 {
         buffered = buffered.min(rule.endpoint_min_ms * rule.buffer);
     }
-    let tpot = p.tpot_ms.unwrap_or(f64::INFINITY);
-    let headroom = if tpot.is_finite() {
-        buffered - tpot
-    } else {
-        -buffered.max(0.0) - 1.0
-    };
-    (ttft_valid, tpot < buffered, ttft_headroom, headroom)
+    match p.tpot_ms.filter(|t| t.is_finite()) {
+        Some(tpot) => (ttft_valid, tpot < buffered, ttft_headroom, buffered - tpot),
+        None => (ttft_valid, true, ttft_headroom, 0.0),
+    }
 }
 
 /// What the SLO plugins read of one endpoint's prediction.
@@ -95,4 +94,63 @@ pub fn view(ctx: &CycleContext<'_>, ep: EndpointIndex) -> Option<LatencyView> {
         valid: ttft_valid && tpot_valid,
         dispatched: ctx.endpoint(ep).inflight_requests().max(0) as u32,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JUDGED: TpotRule = TpotRule {
+        judged: true,
+        buffer: 1.0,
+        endpoint_min_ms: 0.0,
+    };
+
+    fn p(ttft_ms: f64, tpot_ms: Option<f64>) -> LatencyPrediction {
+        LatencyPrediction { ttft_ms, tpot_ms }
+    }
+
+    #[test]
+    fn judged_against_the_objectives() {
+        assert_eq!(
+            headroom(&p(80.0, Some(30.0)), 100.0, 50.0, JUDGED),
+            (true, true, 20.0, 20.0)
+        );
+        assert_eq!(
+            headroom(&p(120.0, Some(60.0)), 100.0, 50.0, JUDGED),
+            (false, false, -20.0, -10.0)
+        );
+        // The smallest objective in flight on the endpoint lowers the bound.
+        let min = TpotRule {
+            endpoint_min_ms: 40.0,
+            ..JUDGED
+        };
+        assert_eq!(
+            headroom(&p(80.0, Some(45.0)), 100.0, 50.0, min),
+            (true, false, 20.0, -5.0)
+        );
+        // Not judged: TPOT is ignored.
+        let off = TpotRule {
+            judged: false,
+            ..JUDGED
+        };
+        assert_eq!(
+            headroom(&p(80.0, Some(99.0)), 100.0, 50.0, off),
+            (true, true, 20.0, 0.0)
+        );
+    }
+
+    /// Before any model has learnt TPOT, TPOT neither fails a request nor
+    /// counts as headroom.
+    #[test]
+    fn an_unknown_tpot_is_not_judged() {
+        assert_eq!(
+            headroom(&p(80.0, None), 100.0, 50.0, JUDGED),
+            (true, true, 20.0, 0.0)
+        );
+        assert_eq!(
+            headroom(&p(80.0, Some(f64::NAN)), 100.0, 50.0, JUDGED),
+            (true, true, 20.0, 0.0)
+        );
+    }
 }
