@@ -31,7 +31,12 @@ pub fn table(title: &str, rows: &[Summary]) -> String {
         "load max/mean",
         "failed",
     ];
+    // Admission refusals get a column when a run had any.
+    let rejected = rows.iter().any(|r| r.rejected > 0);
     let mut cells: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    if rejected {
+        cells[0].push("rejected".into());
+    }
     for r in rows {
         cells.push(vec![
             r.policy.clone(),
@@ -47,6 +52,9 @@ pub fn table(title: &str, rows: &[Summary]) -> String {
             format!("{:.2}", r.load_max_over_mean),
             r.failed.to_string(),
         ]);
+        if rejected {
+            cells.last_mut().expect("row").push(r.rejected.to_string());
+        }
     }
     render(title, &cells)
 }

@@ -44,6 +44,9 @@ pub struct RequestSpec {
     pub group: Option<u32>,
     /// Objectives.
     pub slo: Slo,
+    /// Priority (llm-d's `x-gateway-inference-objective` priority): below 0
+    /// is sheddable, which admission control may refuse under load.
+    pub priority: i32,
 }
 
 /// How a request ended.
@@ -54,6 +57,10 @@ pub enum Outcome {
     Completed,
     /// The request failed; the reason says why.
     Failed(String),
+    /// The router's admission control refused it (a sheddable request no
+    /// endpoint was predicted to serve within its objectives, or a full
+    /// fleet); the reason says why.
+    Rejected(String),
 }
 
 /// Per-request record written with `--trace-out`.
@@ -83,6 +90,8 @@ pub struct RequestRecord {
     pub outcome: Outcome,
     /// Objectives it was judged against.
     pub slo: Slo,
+    /// Its priority (below 0: sheddable).
+    pub priority: i32,
 }
 
 impl RequestRecord {

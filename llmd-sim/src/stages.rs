@@ -158,6 +158,7 @@ mod tests {
                 Outcome::Failed("client timeout (300 s)".into())
             },
             slo: Slo::default(),
+            priority: 0,
         }
     }
 

@@ -17,6 +17,9 @@ pub struct Summary {
     pub completed: u64,
     /// Requests failed.
     pub failed: u64,
+    /// Requests the router's admission control refused (sheddable ones no
+    /// endpoint was predicted to serve in time).
+    pub rejected: u64,
     /// TTFT percentiles, seconds.
     pub ttft_p50: f64,
     /// TTFT p90.
@@ -93,6 +96,10 @@ impl Summary {
         let prompt: u64 = completed.iter().map(|r| u64::from(r.prompt_tokens)).sum();
         let cached: u64 = completed.iter().map(|r| u64::from(r.cached_tokens)).sum();
         let good = recs.iter().filter(|r| r.good()).count();
+        let rejected = recs
+            .iter()
+            .filter(|r| matches!(r.outcome, Outcome::Rejected(_)))
+            .count() as u64;
         let n = out.per_worker.len().max(1) as f64;
         let mean = out.per_worker.iter().sum::<u64>() as f64 / n;
         let max = out.per_worker.iter().copied().max().unwrap_or(0) as f64;
@@ -106,7 +113,8 @@ impl Summary {
             policy: out.policy.clone(),
             requests: recs.len() as u64,
             completed: completed.len() as u64,
-            failed: (recs.len() - completed.len()) as u64,
+            failed: (recs.len() - completed.len()) as u64 - rejected,
+            rejected,
             ttft_p50: percentile(&ttft, 50.0),
             ttft_p90: percentile(&ttft, 90.0),
             ttft_p99: percentile(&ttft, 99.0),

@@ -29,6 +29,12 @@ fn assert_conserved(out: &RunOutput, expected: usize) {
                 "request {} failed without a reason",
                 r.id
             ),
+            Outcome::Rejected(reason) => assert!(
+                !reason.is_empty() && r.priority < 0 && r.worker.is_none(),
+                "request {} (priority {}) rejected without a reason or after placement",
+                r.id,
+                r.priority
+            ),
         }
     }
     assert!(
@@ -93,6 +99,7 @@ fn oversized_prompts_fail_with_a_reason() {
         match &r.outcome {
             Outcome::Failed(why) => assert!(why.contains("KV blocks"), "{why}"),
             Outcome::Completed => panic!("a 1720-token prompt cannot fit 1024 tokens"),
+            Outcome::Rejected(why) => panic!("nothing is sheddable here, yet: {why}"),
         }
     }
 }

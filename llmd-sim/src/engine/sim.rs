@@ -9,7 +9,7 @@ use llmd_kvindex::events::EventLayout;
 use crate::cost::CostModel;
 use crate::error::Result;
 use crate::request::{Outcome, RequestRecord, RequestSpec};
-use crate::router::{FleetView, PreciseIndex, Role, Route, RouteRequest, Router};
+use crate::router::{FleetView, PreciseIndex, Refusal, Role, Route, RouteRequest, Router};
 use crate::scenario::Scenario;
 use crate::tokens::BlockKeyer;
 use crate::wire::Publisher;
@@ -201,6 +201,7 @@ impl<'a> Sim<'a> {
                 preemptions: 0,
                 outcome: Outcome::Failed("never arrived".into()),
                 slo: r.slo,
+                priority: 0,
             });
         self.routes.resize(
             self.records.len(),
@@ -224,6 +225,7 @@ impl<'a> Sim<'a> {
             preemptions: 0,
             outcome: Outcome::Failed("in flight at the end".into()),
             slo: r.slo,
+            priority: r.priority,
         };
         self.active += 1;
         if let Some(t) = self.sc.client.timeout_s {
@@ -253,7 +255,8 @@ impl<'a> Sim<'a> {
                 route
             }
             Ok(_) => return self.fail(r.id, "router picked an unknown endpoint".into()),
-            Err(e) => return self.fail(r.id, format!("routing failed: {e}")),
+            Err(Refusal::Failed(e)) => return self.fail(r.id, format!("routing failed: {e}")),
+            Err(Refusal::Rejected(why)) => return self.end(r.id, Outcome::Rejected(why)),
         };
         self.routes[id] = route;
         self.records[id].worker = Some(route.decode);
@@ -285,8 +288,13 @@ impl<'a> Sim<'a> {
     }
 
     fn fail(&mut self, req: u64, why: String) {
+        self.end(req, Outcome::Failed(why))
+    }
+
+    /// Ends `req` without completing it.
+    fn end(&mut self, req: u64, outcome: Outcome) {
         let rec = &mut self.records[req as usize];
-        rec.outcome = Outcome::Failed(why);
+        rec.outcome = outcome;
         rec.finished = Some(self.now);
         self.active -= 1;
         self.done += 1;

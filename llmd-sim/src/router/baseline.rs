@@ -1,6 +1,6 @@
 //! Load-blind and queue-only baselines.
 
-use super::{FleetView, Route, RouteRequest, Router};
+use super::{FleetView, Refusal, Route, RouteRequest, Router};
 
 fn pick_prefill(rng: &mut fastrand::Rng, fleet: &FleetView<'_>) -> Option<usize> {
     (!fleet.prefill.is_empty()).then(|| fleet.prefill[rng.usize(0..fleet.prefill.len())])
@@ -26,7 +26,7 @@ impl Router for RandomRouter {
         "random"
     }
 
-    fn route(&mut self, _req: &RouteRequest<'_>, fleet: &FleetView<'_>) -> Result<Route, String> {
+    fn route(&mut self, _req: &RouteRequest<'_>, fleet: &FleetView<'_>) -> Result<Route, Refusal> {
         if fleet.decode.is_empty() {
             return Err("no decode endpoints".into());
         }
@@ -50,7 +50,7 @@ impl Router for RoundRobin {
         "round-robin"
     }
 
-    fn route(&mut self, _req: &RouteRequest<'_>, fleet: &FleetView<'_>) -> Result<Route, String> {
+    fn route(&mut self, _req: &RouteRequest<'_>, fleet: &FleetView<'_>) -> Result<Route, Refusal> {
         if fleet.decode.is_empty() {
             return Err("no decode endpoints".into());
         }
@@ -91,7 +91,7 @@ impl Router for LeastQueue {
         "least-queue"
     }
 
-    fn route(&mut self, _req: &RouteRequest<'_>, fleet: &FleetView<'_>) -> Result<Route, String> {
+    fn route(&mut self, _req: &RouteRequest<'_>, fleet: &FleetView<'_>) -> Result<Route, Refusal> {
         let decode = self
             .best(fleet.decode, fleet)
             .ok_or("no decode endpoints")?;

@@ -146,10 +146,11 @@ pub fn builtin_config(name: &str, f: &BuiltinFleet<'_>) -> Option<String> {
         // The precise optimized baseline made SLO-aware with the in-process
         // latency model: llm-d's predicted-latency producer (streaming), its
         // slo-headroom-tier-filter, and its latency-scorer beside the
-        // baseline's scorers.
+        // baseline's scorers; its latency-slo-admitter refuses sheddable
+        // requests (`workload.sheddable`) no endpoint can serve in time.
         "slo-aware" => config_with(
             &format!(
-                "- type: precise-prefix-cache-producer\n  parameters:\n    tokenProcessorConfig: {{blockSizeTokens: {}}}\n    speculativeIndexing: true\n- type: predicted-latency-producer\n  parameters: {{streamingMode: true, prefixMatchInfoProducerName: precise-prefix-cache-producer}}\n",
+                "- type: precise-prefix-cache-producer\n  parameters:\n    tokenProcessorConfig: {{blockSizeTokens: {}}}\n    speculativeIndexing: true\n- type: predicted-latency-producer\n  parameters: {{streamingMode: true, prefixMatchInfoProducerName: precise-prefix-cache-producer}}\n- type: latency-slo-admitter\n",
                 f.block_size
             ),
             &[(

@@ -70,13 +70,44 @@ pub struct Route {
     pub prefill: Option<usize>,
 }
 
+/// Why a router did not place a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Admission control refused it (the scheduler's `ResourceExhausted`):
+    /// the request is rejected, as a gateway answers 429.
+    Rejected(String),
+    /// Routing failed.
+    Failed(String),
+}
+
+impl From<String> for Refusal {
+    fn from(e: String) -> Self {
+        Refusal::Failed(e)
+    }
+}
+
+impl From<&str> for Refusal {
+    fn from(e: &str) -> Self {
+        Refusal::Failed(e.to_string())
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Rejected(e) => write!(f, "rejected: {e}"),
+            Refusal::Failed(e) => f.write_str(e),
+        }
+    }
+}
+
 /// A routing policy under simulation.
 pub trait Router: Send {
     /// Display name.
     fn name(&self) -> &str;
 
-    /// Places one request; an error fails the request with that reason.
-    fn route(&mut self, req: &RouteRequest<'_>, fleet: &FleetView<'_>) -> Result<Route, String>;
+    /// Places one request; a refusal rejects or fails it with its reason.
+    fn route(&mut self, req: &RouteRequest<'_>, fleet: &FleetView<'_>) -> Result<Route, Refusal>;
 
     /// A KV-event batch published by `worker`: the wire bytes (ZMQ payload
     /// frame) and their decoding.

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use llmd_kvindex::events::EventBatch;
 
-use super::{FleetView, PredictionErrors, Route, RouteRequest, Router};
+use super::{FleetView, PredictionErrors, Refusal, Route, RouteRequest, Router};
 
 /// `n` replicas of one policy behind a round-robin spreader.
 pub struct Replicated {
@@ -43,7 +43,7 @@ impl Router for Replicated {
         &self.name
     }
 
-    fn route(&mut self, req: &RouteRequest<'_>, fleet: &FleetView<'_>) -> Result<Route, String> {
+    fn route(&mut self, req: &RouteRequest<'_>, fleet: &FleetView<'_>) -> Result<Route, Refusal> {
         let i = self.next % self.replicas.len();
         self.next = self.next.wrapping_add(1);
         let route = self.replicas[i].route(req, fleet)?;

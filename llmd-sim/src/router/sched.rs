@@ -6,9 +6,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use llmd_kvindex::events::EventBatch;
-use llmd_sched::{Endpoint, ManualClock, Request, RequestErrorKind, Scheduler, Usage};
+use llmd_sched::{
+    Endpoint, ManualClock, Request, RequestErrorKind, ScheduleError, Scheduler, Usage,
+};
 
-use super::{FleetView, PredictionErrors, Role, Route, RouteRequest, Router};
+use super::{FleetView, PredictionErrors, Refusal, Role, Route, RouteRequest, Router};
 
 /// A policy backed by the scheduler library.
 pub struct SchedRouter {
@@ -91,7 +93,7 @@ impl Router for SchedRouter {
         &self.name
     }
 
-    fn route(&mut self, req: &RouteRequest<'_>, fleet: &FleetView<'_>) -> Result<Route, String> {
+    fn route(&mut self, req: &RouteRequest<'_>, fleet: &FleetView<'_>) -> Result<Route, Refusal> {
         self.set_time(fleet.now);
         let spec = req.spec;
         let mut r = Request::with_tokens(
@@ -112,7 +114,11 @@ impl Router for SchedRouter {
         }
         r.slo.ttft_ms = Some(spec.slo.ttft_s * 1e3);
         r.slo.tpot_ms = Some(spec.slo.tpot_s * 1e3);
-        let d = self.sched.pick(&r).map_err(|e| e.to_string())?;
+        r.priority = spec.priority;
+        let d = self.sched.pick(&r).map_err(|e| match e {
+            ScheduleError::ResourceExhausted { .. } => Refusal::Rejected(e.to_string()),
+            e => Refusal::Failed(e.to_string()),
+        })?;
         self.output_len.insert(spec.id, spec.output_len);
         let target = d.targets.first().ok_or("decision without a target")?;
         let decode = *self.index.get(&target.name).ok_or("unknown target")?;

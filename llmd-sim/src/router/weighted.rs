@@ -3,7 +3,7 @@
 //! (1 − scraped usage), each clamped to [0, 1], weighted and summed; the
 //! highest total wins and ties break uniformly at random (the max-score picker).
 
-use super::{FleetView, Route, RouteRequest, Router};
+use super::{FleetView, Refusal, Route, RouteRequest, Router};
 
 /// A load-scoring policy.
 #[derive(Debug)]
@@ -62,7 +62,7 @@ impl Router for Weighted {
         &self.name
     }
 
-    fn route(&mut self, _req: &RouteRequest<'_>, fleet: &FleetView<'_>) -> Result<Route, String> {
+    fn route(&mut self, _req: &RouteRequest<'_>, fleet: &FleetView<'_>) -> Result<Route, Refusal> {
         let decode = self
             .pick(fleet.decode, fleet)
             .ok_or("no decode endpoints")?;

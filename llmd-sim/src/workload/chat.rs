@@ -178,6 +178,7 @@ impl Workload for ChatGen {
             session: Some(format!("session-{}", turn.session)),
             group: None,
             slo: self.slo,
+            priority: 0,
         })
     }
 }

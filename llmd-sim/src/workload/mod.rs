@@ -54,6 +54,10 @@ pub struct WorkloadSpec {
     /// Replay of a JSONL trace.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace: Option<TraceSpec>,
+    /// Share of requests (0..=1, drawn per request from the seed) sent
+    /// sheddable, priority −1, which a router's admission control may
+    /// refuse; the rest keep their priority (0, or a trace line's).
+    pub sheddable: f64,
 }
 
 /// One generated prompt before it gets an id and arrival time.
@@ -101,6 +105,7 @@ impl<S: Shape> Workload for Open<S> {
             session: m.session,
             group: m.group,
             slo: self.slo,
+            priority: 0,
         })
     }
 }
@@ -121,6 +126,30 @@ impl WorkloadSpec {
             ));
         }
         self.arrivals.validate().map_err(SimError::Workload)?;
+        if !(0.0..=1.0).contains(&self.sheddable) {
+            return Err(SimError::Workload(format!(
+                "sheddable must be a share in [0, 1], got {}",
+                self.sheddable
+            )));
+        }
+        let inner = self.build_kind(seed, vocab, slo, base)?;
+        Ok(match self.sheddable {
+            s if s > 0.0 => Box::new(Sheddable {
+                inner,
+                share: s,
+                seed,
+            }),
+            _ => inner,
+        })
+    }
+
+    fn build_kind(
+        &self,
+        seed: u64,
+        vocab: u32,
+        slo: Slo,
+        base: &Path,
+    ) -> Result<Box<dyn Workload>> {
         let max = self.max_requests.unwrap_or(u64::MAX);
         let clock = ArrivalClock::new(self.arrivals.clone(), seed ^ 0xA11);
         fn open<S: Shape + 'static>(
@@ -170,5 +199,28 @@ impl WorkloadSpec {
             )?)),
             None => Err(SimError::Workload("no workload kind set".into())),
         }
+    }
+}
+
+/// Label of the sheddable draw.
+const SHED_LABEL: u64 = 0x5348_4544;
+
+/// Marks a seeded share of another workload's requests sheddable.
+struct Sheddable {
+    inner: Box<dyn Workload>,
+    share: f64,
+    seed: u64,
+}
+
+impl Workload for Sheddable {
+    fn next_request(&mut self) -> Option<RequestSpec> {
+        let mut r = self.inner.next_request()?;
+        // A uniform draw in [0, 1) from the request id alone, so a policy
+        // comparison sheds the same requests' priority in every run.
+        let u = (stream_id(SHED_LABEL, self.seed, r.id) >> 11) as f64 / (1u64 << 53) as f64;
+        if u < self.share {
+            r.priority = -1;
+        }
+        Some(r)
     }
 }

@@ -69,6 +69,9 @@ pub struct TraceLine {
     /// Session id.
     #[serde(default)]
     pub session: Option<String>,
+    /// Priority (below 0: sheddable); 0 when absent.
+    #[serde(default)]
+    pub priority: Option<i32>,
 }
 
 pub(super) struct TraceGen {
@@ -185,6 +188,7 @@ impl Workload for TraceGen {
             session: l.session,
             group: l.prefix_group,
             slo,
+            priority: l.priority.unwrap_or(0),
         })
     }
 }
