@@ -65,10 +65,15 @@ impl ConfigError {
 #[derive(Clone, Debug, PartialEq, Error)]
 pub enum ScheduleError {
     /// No candidate endpoints at all (llm-d: 503, `rejected-no-endpoints`).
-    #[error("no endpoints available for model '{model}'")]
+    #[error(
+        "no endpoints available for model '{model}'{}",
+        .reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+    )]
     NoEndpoints {
         /// Requested model.
         model: String,
+        /// Why, when endpoints serve the model but a screener left none.
+        reason: Option<String>,
     },
     /// Filters removed every endpoint in a profile that must succeed (llm-d: 429,
     /// `rejected-saturated`), or a sheddable request met a saturated pool.

@@ -30,6 +30,7 @@ use crate::plugins::scorers::{
     LoadAwareScorer, LoraAffinityScorer, MinMaxScorer, NoHitLruScorer, PeerGaugeScorer,
     PrefixCacheScorer, SessionAffinity, TokenLoadScorer,
 };
+use crate::plugins::screeners::RolloutScreener;
 
 use Stability::{Alpha as A, Beta as B, Deprecated as D};
 
@@ -523,6 +524,19 @@ pub static PIPELINE: &[Entry] = &[
                 pre_request: Some(arc(x)),
                 remark: Some("cached tokens are counted over every tier (the prefix data carries no per-tier split; llm-d counts the CPU tier alone when its producer reports tiers)"),
                 consumes: vec![(DataKey::PrefixCacheMatchInfo, producer)],
+                ..Default::default()
+            })
+        },
+    },
+    Entry {
+        ty: "disaggregatedset-rollout-screener",
+        stability: A,
+        build: |p, _| {
+            let x = arc(RolloutScreener::from_params(p)?);
+            Ok(Built {
+                screener: Some(x.clone()),
+                pre_request: Some(x),
+                remark: Some("revision coverage counts the registered endpoints in scope (each a Ready Pod) by their revision and role labels; no Pod watch, no cross-replica revision sync, no revision-share gauge (the choice and the shares are in the decision's notes)"),
                 ..Default::default()
             })
         },

@@ -17,7 +17,7 @@ use super::registry::{
 use super::report::{ConfigReport, PluginRecord, PluginStatus, SettingNotExecuted};
 use super::schema::{PluginSpec, RawConfig};
 use crate::error::ConfigError;
-use crate::framework::{PreRequest, Producer, ProfileHandler, SchedulerProfile};
+use crate::framework::{PreRequest, Producer, ProfileHandler, SchedulerProfile, Screener};
 use crate::inflight::InFlightTable;
 use crate::kv::KvBackend;
 use crate::plugins::filters::UtilizationDetector;
@@ -86,6 +86,9 @@ pub struct Pipeline {
     pub producers: Vec<(Arc<str>, Arc<dyn Producer>)>,
     /// Post-decision hooks.
     pub pre_requests: Vec<Arc<dyn PreRequest>>,
+    /// Screeners, in config order: each narrows the candidates before the
+    /// producers and profiles run.
+    pub screeners: Vec<Arc<dyn Screener>>,
     /// KV indexes fed by `ingest_kv_events`.
     pub kv_backends: Vec<Arc<dyn KvBackend>>,
     /// The pool saturation detector (legacy admission of sheddable requests).
@@ -241,6 +244,10 @@ fn build(
         .iter()
         .filter_map(|i| i.built.pre_request.clone())
         .collect();
+    let screeners = instances
+        .iter()
+        .filter_map(|i| i.built.screener.clone())
+        .collect();
     let kv_backends = instances
         .iter()
         .filter_map(|i| i.built.kv_backend.clone())
@@ -283,6 +290,7 @@ fn build(
         handler,
         producers: producers.into_iter().map(|(_, n, p)| (n, p)).collect(),
         pre_requests,
+        screeners,
         kv_backends,
         saturation_detector,
         flow_control,

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use super::params::Params;
 use crate::error::ConfigError;
-use crate::framework::{Decider, Filter, Picker, PreRequest, Producer, ProfileHandler, Scorer};
+use crate::framework::{
+    Decider, Filter, Picker, PreRequest, Producer, ProfileHandler, Scorer, Screener,
+};
 use crate::inflight::InFlightTable;
 use crate::kv::KvBackend;
 use crate::plugins::filters::UtilizationDetector;
@@ -64,6 +66,8 @@ pub struct Built {
     pub producer: Option<Arc<dyn Producer>>,
     /// Post-decision hook.
     pub pre_request: Option<Arc<dyn PreRequest>>,
+    /// Request-control screener (runs before the producers and profiles).
+    pub screener: Option<Arc<dyn Screener>>,
     /// Profile handler form.
     pub handler: Option<Arc<dyn ProfileHandler>>,
     /// P/D decider form.

@@ -13,6 +13,7 @@ pub use context::{
 pub use explain::{Explanation, FilterTrace, PredictedLatency, ProfileTrace, ScorerTrace};
 pub use plugin::{
     Decided, Decider, Filter, HandlerResult, Picker, PreRequest, Producer, ProfileHandler, Scorer,
+    Screener,
 };
 pub use profile::{clamp_score, NamedFilter, NamedPicker, SchedulerProfile, WeightedScorer};
 pub use record::{DecisionExplanation, ProfileOutcome};

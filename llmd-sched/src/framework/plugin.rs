@@ -68,6 +68,19 @@ impl Decided<'_> {
     }
 }
 
+/// Narrows a request's candidates before any producer or profile sees them
+/// (llm-d's request-control Screener), so no later filter, scorer or picker
+/// can undo the constraint.
+pub trait Screener: Send + Sync {
+    /// Keeps the candidates this request may use. An error fails the
+    /// request; an empty set fails it as having no endpoints.
+    fn screen(
+        &self,
+        ctx: &mut CycleContext<'_>,
+        candidates: &mut Vec<EndpointIndex>,
+    ) -> Result<(), ScheduleError>;
+}
+
 /// Runs after a successful decision (llm-d PreRequest): routing-time index
 /// updates, LRU touches, session bindings.
 pub trait PreRequest: Send + Sync {

@@ -6,3 +6,4 @@ pub mod pickers;
 pub mod producers;
 pub mod profile;
 pub mod scorers;
+pub mod screeners;

@@ -63,11 +63,26 @@ impl Scheduler {
         }
         let fleet = self.fleet.read().clone();
         let now = self.clock.now_ns();
-        let candidates = self.candidates(&fleet, req);
+        let mut candidates = self.candidates(&fleet, req);
         if candidates.is_empty() {
             return Err(ScheduleError::NoEndpoints {
                 model: req.model.clone(),
+                reason: None,
             });
+        }
+        let n = self.cycles.fetch_add(1, Ordering::Relaxed);
+        let seed = self.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let profiles = &self.pipeline.profiles;
+        let mut ctx = CycleContext::new(req, &fleet.eps, now, profiles.len(), seed)
+            .with_predictor(self.predictor.as_deref());
+        for s in &self.pipeline.screeners {
+            s.screen(&mut ctx, &mut candidates)?;
+            if candidates.is_empty() {
+                return Err(ScheduleError::NoEndpoints {
+                    model: req.model.clone(),
+                    reason: Some("a screener left no candidate".into()),
+                });
+            }
         }
         if let (false, Some(d)) = (
             self.pipeline.flow_control,
@@ -87,11 +102,6 @@ impl Scheduler {
                 }
             }
         }
-        let n = self.cycles.fetch_add(1, Ordering::Relaxed);
-        let seed = self.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let profiles = &self.pipeline.profiles;
-        let mut ctx = CycleContext::new(req, &fleet.eps, now, profiles.len(), seed)
-            .with_predictor(self.predictor.as_deref());
         for (_, p) in &self.pipeline.producers {
             p.produce(&mut ctx, &candidates);
         }
