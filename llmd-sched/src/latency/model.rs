@@ -17,6 +17,8 @@ use crate::framework::LatencyPrediction;
 pub const MIN_SAMPLES: u64 = 10;
 /// Forgetting factor: about the last 200 samples weigh in.
 pub const FORGETTING: f64 = 0.995;
+/// Inputs of the TTFT model.
+pub const TTFT_FEATURES: usize = 6;
 /// llm-d's `peakPrefillThroughput` default (tokens/s), the cold-start TTFT
 /// heuristic of `prefix-cache-affinity-filter`.
 pub const PEAK_PREFILL_TPS: f64 = 15_928.0;
@@ -46,7 +48,7 @@ pub struct LatencyFeatures {
 impl LatencyFeatures {
     /// TTFT ≈ queueing + prefill: intercept, uncached prompt, prefill work
     /// ahead, waiting and running requests, KV pressure.
-    fn ttft_x(&self) -> [f64; 6] {
+    fn ttft_x(&self) -> [f64; TTFT_FEATURES] {
         [
             1.0,
             self.uncached_tokens * 1e-3,
@@ -85,7 +87,7 @@ pub enum PredictionSource {
 
 #[derive(Debug)]
 struct Models {
-    ttft: Rls<6>,
+    ttft: Rls<TTFT_FEATURES>,
     tpot: Rls<4>,
 }
 

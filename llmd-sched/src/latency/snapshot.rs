@@ -4,11 +4,13 @@
 
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 
+use super::model::TTFT_FEATURES as T;
+
 /// What a pick reads of one endpoint's models.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Snapshot {
     /// TTFT weights.
-    pub ttft: [f64; 6],
+    pub ttft: [f64; T],
     /// TTFT samples learnt.
     pub ttft_n: u64,
     /// TPOT weights.
@@ -17,7 +19,7 @@ pub struct Snapshot {
     pub tpot_n: u64,
 }
 
-const WORDS: usize = 12;
+const WORDS: usize = T + 6;
 
 impl Snapshot {
     fn to_words(self) -> [u64; WORDS] {
@@ -25,20 +27,20 @@ impl Snapshot {
         for (o, v) in w.iter_mut().zip(self.ttft) {
             *o = v.to_bits();
         }
-        w[6] = self.ttft_n;
-        for (o, v) in w[7..11].iter_mut().zip(self.tpot) {
+        w[T] = self.ttft_n;
+        for (o, v) in w[T + 1..T + 5].iter_mut().zip(self.tpot) {
             *o = v.to_bits();
         }
-        w[11] = self.tpot_n;
+        w[T + 5] = self.tpot_n;
         w
     }
 
     fn from_words(w: [u64; WORDS]) -> Self {
         Snapshot {
             ttft: std::array::from_fn(|k| f64::from_bits(w[k])),
-            ttft_n: w[6],
-            tpot: std::array::from_fn(|k| f64::from_bits(w[7 + k])),
-            tpot_n: w[11],
+            ttft_n: w[T],
+            tpot: std::array::from_fn(|k| f64::from_bits(w[T + 1 + k])),
+            tpot_n: w[T + 5],
         }
     }
 }
@@ -93,7 +95,7 @@ mod tests {
 
     fn uniform(v: u64) -> Snapshot {
         Snapshot {
-            ttft: [v as f64; 6],
+            ttft: [v as f64; T],
             ttft_n: v,
             tpot: [v as f64; 4],
             tpot_n: v,
@@ -105,7 +107,7 @@ mod tests {
         let c = SnapshotCell::default();
         assert_eq!(c.load(), Snapshot::default());
         let s = Snapshot {
-            ttft: [1.5, -2.0, 0.0, 3.25, f64::MIN_POSITIVE, 7.0],
+            ttft: std::array::from_fn(|k| [1.5, -2.0, 0.0, 3.25, f64::MIN_POSITIVE, 7.0][k % 6]),
             ttft_n: 11,
             tpot: [0.5, 0.25, -1.0, 9.0],
             tpot_n: 4,
