@@ -3,6 +3,7 @@ picks, P/D, lifecycle and errors."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import kv_events
@@ -44,14 +45,19 @@ def test_encoder_helper_matches_vllm_bytes() -> None:
 
 @pytest.mark.parametrize("path", sorted(CONFIGS_DIR.glob("*.yaml")), ids=lambda p: p.name)
 def test_every_llm_d_config_loads_and_picks(path: Path) -> None:
+    # A DisaggregatedSet rollout screener serves only revisions with every
+    # role present among the pods its scope selects: label the pods so.
+    scope = re.search(r'labelSelector: "disaggregatedset\.x-k8s\.io/name=([\w-]+)"', path.read_text())
     for s in (llmd.Scheduler.from_file(path, seed=1), llmd.Scheduler.from_yaml(path.read_text(), seed=1)):
         for i, role in enumerate(("prefill", "decode", "decode")):
-            s.add_endpoint(
-                f"pod-{i}",
-                f"10.0.0.{i}:8000",
-                model=MODEL,
-                labels={"llm-d.ai/role": role, "app": "vllm-llama3", "example.com/gpu-class": "h100"},
-            )
+            labels = {"llm-d.ai/role": role, "app": "vllm-llama3", "example.com/gpu-class": "h100"}
+            if scope:
+                labels |= {
+                    "disaggregatedset.x-k8s.io/name": scope.group(1),
+                    "disaggregatedset.x-k8s.io/revision": "rev-a",
+                    "disaggregatedset.x-k8s.io/role": role,
+                }
+            s.add_endpoint(f"pod-{i}", f"10.0.0.{i}:8000", model=MODEL, labels=labels)
             s.update_metrics(f"pod-{i}", kv_cache_usage=0.2)
         d = s.pick(model=MODEL, tokens=list(range(64)), headers={"x-session-id": "abc"})
         assert d.target is not None and d.target["name"] in s.endpoints()
