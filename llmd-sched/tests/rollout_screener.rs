@@ -37,6 +37,15 @@ fn add(s: &Scheduler, set: &str, rev: &str, role: &str, n: usize) {
     }
 }
 
+/// Adds revisions `rev-a`, `rev-b`, … of `set`, each with (prefill, decode) endpoints.
+fn revisions(s: &Scheduler, set: &str, shape: &[(usize, usize)]) {
+    for (k, &(prefill, decode)) in shape.iter().enumerate() {
+        let rev = format!("rev-{}", char::from(b'a' + k as u8));
+        add(s, set, &rev, "prefill", prefill);
+        add(s, set, &rev, "decode", decode);
+    }
+}
+
 fn label_of(s: &Scheduler, name: &str, key: &str) -> String {
     s.endpoint_state(name)
         .unwrap()
@@ -58,10 +67,7 @@ fn req(id: &str, headers: &[(&str, &str)]) -> Request {
 /// pairs prefill and decode of one revision.
 fn share_of_b(yaml: &str) -> f64 {
     let (s, _) = sched(yaml);
-    add(&s, "my-set", "rev-a", "prefill", 2);
-    add(&s, "my-set", "rev-a", "decode", 9);
-    add(&s, "my-set", "rev-b", "prefill", 1);
-    add(&s, "my-set", "rev-b", "decode", 1);
+    revisions(&s, "my-set", &[(2, 9), (1, 1)]);
     let n = 4000;
     let mut b = 0;
     for i in 0..n {
@@ -125,10 +131,7 @@ fn a_revision_missing_a_role_gets_nothing_and_none_covered_fails_closed() {
 #[test]
 fn a_strict_revision_header_is_authoritative_and_never_substituted() {
     let (s, _) = sched(&new_era("max-role"));
-    add(&s, "my-set", "rev-a", "prefill", 2);
-    add(&s, "my-set", "rev-a", "decode", 9);
-    add(&s, "my-set", "rev-b", "prefill", 1);
-    add(&s, "my-set", "rev-b", "decode", 1);
+    revisions(&s, "my-set", &[(2, 9), (1, 1)]);
     for i in 0..50 {
         let d = s
             .pick(&req(&format!("r{i}"), &[("x-disagg-revision", "rev-b")]))
@@ -206,10 +209,7 @@ fn the_first_era_config_loads_with_its_implied_revision_header() {
         ),
     ] {
         let (s, _) = sched(&yaml);
-        add(&s, "my-set", "rev-a", "prefill", 1);
-        add(&s, "my-set", "rev-a", "decode", 1);
-        add(&s, "my-set", "rev-b", "prefill", 1);
-        add(&s, "my-set", "rev-b", "decode", 1);
+        revisions(&s, "my-set", &[(1, 1), (1, 1)]);
         for i in 0..20 {
             let d = s
                 .pick(&req(&format!("r{i}"), &[(header, "rev-b")]))
@@ -285,10 +285,7 @@ fn example(name: &str) -> String {
 #[test]
 fn the_example_configs_route_as_their_releases_document() {
     let (s, _) = sched(&example("16-disaggregatedset-rollout-revision-gating.yaml"));
-    add(&s, "revision-rollout", "rev-a", "prefill", 1);
-    add(&s, "revision-rollout", "rev-a", "decode", 3);
-    add(&s, "revision-rollout", "rev-b", "prefill", 1);
-    add(&s, "revision-rollout", "rev-b", "decode", 1);
+    revisions(&s, "revision-rollout", &[(1, 3), (1, 1)]);
     let mut b = 0;
     for i in 0..2000 {
         let d = s.pick(&req(&format!("r{i}"), &[])).unwrap();
@@ -309,10 +306,7 @@ fn the_example_configs_route_as_their_releases_document() {
     let (s, _) = sched(&example(
         "17-disaggregatedset-rollout-header-selectors.yaml",
     ));
-    add(&s, "my-set", "rev-a", "prefill", 2);
-    add(&s, "my-set", "rev-a", "decode", 4);
-    add(&s, "my-set", "rev-b", "prefill", 1);
-    add(&s, "my-set", "rev-b", "decode", 2);
+    revisions(&s, "my-set", &[(2, 4), (1, 2)]);
     for i in 0..100 {
         let d = s
             .pick(&req(
