@@ -130,3 +130,17 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// Any `scope.labelSelector` text loads or is refused with an error that
+    /// names the field; never a panic.
+    #[test]
+    fn rollout_scope_selectors_never_panic(text in "[a-z=!,() ./-]{0,24}") {
+        let yaml = format!(
+            "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: disaggregatedset-rollout-screener\n  parameters:\n    scope: {{labelSelector: {text:?}}}\n    revisionGating: {{mode: disabled}}\n- type: random-picker\n"
+        );
+        if let Err(e) = Scheduler::from_config_str(&yaml) {
+            prop_assert!(e.to_string().contains("labelSelector"), "{}", e);
+        }
+    }
+}
