@@ -323,3 +323,47 @@ fn the_example_configs_route_as_their_releases_document() {
         s.on_complete(&format!("q{i}"), None);
     }
 }
+
+/// The revision shares are exposed per revision (an incomplete one at 0,
+/// a vanished one's series removed) and strict selections that matched
+/// nothing are counted, as llm-d's screener metrics do.
+#[test]
+fn shares_and_strict_misses_are_exposed() {
+    let (s, _) = sched(&new_era("max-role"));
+    revisions(&s, "my-set", &[(2, 9), (1, 1)]);
+    add(&s, "my-set", "rev-c", "decode", 2); // incomplete
+    s.pick(&req("a", &[])).unwrap();
+    let share = |rev: &str| {
+        metric(
+            &s,
+            &format!("llmd_rollout_revision_share{{plugin=\"rollout\",revision=\"{rev}\"}}"),
+        )
+    };
+    assert_eq!(share("rev-a"), Some(0.9));
+    assert_eq!(share("rev-b"), Some(0.1));
+    assert_eq!(share("rev-c"), Some(0.0));
+    let misses = |sel: &str| {
+        metric(
+            &s,
+            &format!(
+                "llmd_screener_strict_no_match_total{{plugin=\"rollout\",selector=\"{sel}\"}}"
+            ),
+        )
+    };
+    assert_eq!(misses("revision"), None);
+    assert!(s
+        .pick(&req("b", &[("x-disagg-revision", "rev-z")]))
+        .is_err());
+    assert!(s
+        .pick(&req("c", &[("x-disagg-revision", "rev-c")]))
+        .is_err());
+    assert_eq!(misses("revision"), Some(2.0));
+    // rev-c's endpoints leave: its series goes with them.
+    for k in 0..2 {
+        s.remove_endpoint(&format!("my-set-rev-c-decode-{k}"))
+            .unwrap();
+    }
+    s.pick(&req("d", &[])).unwrap();
+    assert_eq!(share("rev-c"), None);
+    assert_eq!(share("rev-a"), Some(0.9));
+}

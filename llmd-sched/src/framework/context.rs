@@ -74,6 +74,7 @@ pub struct CycleContext<'a> {
     errors: Vec<Option<ScheduleError>>,
     rng: RefCell<fastrand::Rng>,
     notes: Vec<String>,
+    screens: Vec<ScreenReport>,
     predictor: Option<&'a dyn LatencyPredictor>,
     latency: Option<Vec<Option<LatencyInfo>>>,
     encoder: Option<Vec<Option<(u32, u32)>>>,
@@ -118,6 +119,19 @@ impl LatencyInfo {
     }
 }
 
+/// What a screener did to one request, for the metrics: the revision
+/// shares it drew from, and a strict selector that matched nothing.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ScreenReport {
+    /// The screener's instance name.
+    pub plugin: String,
+    /// Every revision it observed, with its traffic share (0: incomplete);
+    /// `None` when it did not gate revisions.
+    pub shares: Option<Vec<(String, f64)>>,
+    /// The strict selector (by name) that left no endpoint, if one did.
+    pub strict_no_match: Option<String>,
+}
+
 /// A host-supplied latency model (llm-d's `LatencyPredictionInfo` producer).
 pub trait LatencyPredictor: Send + Sync {
     /// Prediction for the request in `ctx` on endpoint `ep`, if the model has one.
@@ -151,6 +165,7 @@ impl<'a> CycleContext<'a> {
             errors: vec![None; profiles],
             rng: RefCell::new(fastrand::Rng::with_seed(seed)),
             notes: Vec::new(),
+            screens: Vec::new(),
             predictor: None,
             latency: None,
             encoder: None,
@@ -299,6 +314,13 @@ impl<'a> CycleContext<'a> {
     /// Adds a line to the decision's explanation.
     pub fn note(&mut self, line: impl Into<String>) {
         self.notes.push(line.into());
+    }
+    /// Reports what a screener did, for the scheduler's metrics.
+    pub fn report_screen(&mut self, report: ScreenReport) {
+        self.screens.push(report);
+    }
+    pub(crate) fn take_screens(&mut self) -> Vec<ScreenReport> {
+        std::mem::take(&mut self.screens)
     }
     pub(crate) fn take_notes(&mut self) -> Vec<String> {
         std::mem::take(&mut self.notes)

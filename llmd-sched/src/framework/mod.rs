@@ -8,7 +8,7 @@ mod record;
 
 pub use context::{
     CycleContext, EndpointIndex, LatencyInfo, LatencyPrediction, LatencyPredictor, PrefixInfo,
-    PrefixMatch, ProfileRunResult,
+    PrefixMatch, ProfileRunResult, ScreenReport,
 };
 pub use explain::{Explanation, FilterTrace, PredictedLatency, ProfileTrace, ScorerTrace};
 pub use plugin::{

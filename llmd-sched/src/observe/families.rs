@@ -118,6 +118,10 @@ pub struct Families {
     pub prediction_error: HistogramFamily,
     /// Endpoints refused because a prefix index had no free slot.
     pub endpoints_refused: Counter,
+    /// plugin, selector: strict header selections that matched no endpoint.
+    pub screen_no_match: CounterFamily,
+    /// plugin, revision: a rollout screener's current traffic share.
+    pub revision_share: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     /// header.
     pub trace_context_invalid: CounterFamily,
     /// endpoint.
@@ -188,6 +192,8 @@ impl Families {
                 PREDICTION_ERROR_BOUNDS.to_vec().into(),
             )),
             endpoints_refused: Counter::default(),
+            screen_no_match: Family::default(),
+            revision_share: Family::default(),
             trace_context_invalid: Family::default(),
             sequence_gaps: Family::default(),
             stream_restarts: Family::default(),
@@ -340,6 +346,16 @@ impl Families {
             "llmd_kvindex_endpoints_refused",
             "Endpoints refused at add_endpoint because a prefix index had no free endpoint slot",
             f.endpoints_refused.clone(),
+        );
+        r.register(
+            "llmd_screener_strict_no_match",
+            "Requests a screener's strict header selector left without an endpoint (failed closed, as NoEndpoints)",
+            f.screen_no_match.clone(),
+        );
+        r.register(
+            "llmd_rollout_revision_share",
+            "A disaggregatedset-rollout-screener's current traffic share per observed revision (0: a required role is missing); series of revisions no longer observed are removed",
+            f.revision_share.clone(),
         );
         r.register(
             "llmd_trace_context_invalid",

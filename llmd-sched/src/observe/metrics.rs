@@ -42,6 +42,8 @@ pub struct Metrics {
     /// [`REMOVED_KEPT`]), so a decision or event batch racing with the
     /// removal cannot bring their gauges back.
     removed: Mutex<Removed>,
+    /// Revisions with a share series, per screener.
+    pub(super) revisions: Mutex<ahash::AHashMap<String, Vec<String>>>,
 }
 
 /// Removed endpoint names remembered: a stale decision or event batch comes
@@ -86,6 +88,7 @@ impl Metrics {
             sched: Default::default(),
             last_event: Mutex::new(ahash::AHashMap::new()),
             removed: Mutex::new(Removed::default()),
+            revisions: Mutex::default(),
             registry,
             fam,
             cfg,

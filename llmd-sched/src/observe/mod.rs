@@ -53,6 +53,7 @@ mod record;
 mod routes;
 mod samples;
 mod sched;
+mod screen;
 mod series;
 mod trace;
 

@@ -37,6 +37,24 @@ impl Scheduler {
             .collect()
     }
 
+    /// Runs the screeners over the candidates, in config order.
+    fn screen(
+        &self,
+        ctx: &mut CycleContext<'_>,
+        candidates: &mut Vec<EndpointIndex>,
+    ) -> Result<(), ScheduleError> {
+        for s in &self.pipeline.screeners {
+            s.screen(ctx, candidates)?;
+            if candidates.is_empty() {
+                return Err(ScheduleError::NoEndpoints {
+                    model: ctx.request().model.clone(),
+                    reason: Some("a screener left no candidate".into()),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Runs one scheduling cycle.
     pub fn pick(&self, req: &Request) -> Result<Decision, ScheduleError> {
         let mut facts = PickFacts {
@@ -75,15 +93,12 @@ impl Scheduler {
         let profiles = &self.pipeline.profiles;
         let mut ctx = CycleContext::new(req, &fleet.eps, now, profiles.len(), seed)
             .with_predictor(self.predictor.as_deref());
-        for s in &self.pipeline.screeners {
-            s.screen(&mut ctx, &mut candidates)?;
-            if candidates.is_empty() {
-                return Err(ScheduleError::NoEndpoints {
-                    model: req.model.clone(),
-                    reason: Some("a screener left no candidate".into()),
-                });
-            }
+        let screened = self.screen(&mut ctx, &mut candidates);
+        let reports = ctx.take_screens();
+        if !reports.is_empty() {
+            self.metrics.record_screens(&reports);
         }
+        screened?;
         if let (false, Some(d)) = (
             self.pipeline.flow_control,
             &self.pipeline.saturation_detector,

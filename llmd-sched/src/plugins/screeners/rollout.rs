@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 
 use crate::config::params::Params;
 use crate::error::{ConfigError, ScheduleError};
-use crate::framework::{CycleContext, Decided, EndpointIndex, PreRequest, Screener};
+use crate::framework::{CycleContext, Decided, EndpointIndex, PreRequest, ScreenReport, Screener};
 use crate::plugins::filters::LabelSelectorFilter;
 
 /// Default label of a Pod's revision.
@@ -261,6 +261,23 @@ impl RolloutScreener {
         shares
     }
 
+    /// The name of the strict selector on the revision label.
+    fn revision_selector(&self) -> String {
+        self.selectors
+            .iter()
+            .find(|s| s.mode == SelectorMode::Strict && s.label == self.revision_label)
+            .map_or_else(|| "revision".to_string(), |s| s.name.clone())
+    }
+
+    /// Counts a strict selection that matched no endpoint.
+    fn no_match(&self, ctx: &mut CycleContext<'_>, selector: &str) {
+        ctx.report_screen(ScreenReport {
+            plugin: self.name.clone(),
+            shares: None,
+            strict_no_match: Some(selector.to_string()),
+        });
+    }
+
     fn header<'r>(ctx: &'r CycleContext<'_>, name: &str) -> Option<&'r str> {
         ctx.request().header_value(name).filter(|v| !v.is_empty())
     }
@@ -316,6 +333,7 @@ impl Screener for RolloutScreener {
             }
             candidates.retain(|&i| ctx.endpoint(i).label(&s.label) == Some(want.as_str()));
             if candidates.is_empty() {
+                self.no_match(ctx, &s.name);
                 return Err(self.fail(
                     ctx,
                     format!(
@@ -331,6 +349,7 @@ impl Screener for RolloutScreener {
                     ctx.endpoint(i).label(&self.revision_label) == Some(want.as_str())
                 });
                 if candidates.is_empty() {
+                    self.no_match(ctx, &self.revision_selector());
                     return Err(self.fail(
                         ctx,
                         format!("requested revision '{want}' matched no endpoint"),
@@ -340,6 +359,11 @@ impl Screener for RolloutScreener {
             return Ok(());
         }
         let shares = self.shares(ctx);
+        ctx.report_screen(ScreenReport {
+            plugin: self.name.clone(),
+            shares: Some(shares.iter().map(|(r, s)| (r.clone(), *s)).collect()),
+            strict_no_match: None,
+        });
         // Covered revisions among the candidates.
         let mut seen: Vec<(&str, f64)> = Vec::new();
         for &i in candidates.iter() {
@@ -378,6 +402,9 @@ impl Screener for RolloutScreener {
                 .join(", ")
         );
         if !covered {
+            if requested_revision.is_some() {
+                self.no_match(ctx, &self.revision_selector());
+            }
             return Err(self.fail(ctx, format!(
                 "requested revision '{chosen}' has no endpoint of every required role ({}) among the candidates",
                 self.roles.join(", ")

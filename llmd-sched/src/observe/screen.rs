@@ -1,0 +1,43 @@
+//! What screeners did: strict selectors that matched nothing, and a rollout
+//! screener's revision shares.
+
+use std::sync::Arc;
+
+use super::labels::Labels;
+use super::metrics::Metrics;
+use crate::framework::ScreenReport;
+
+impl Metrics {
+    /// Records one pick's screener reports.
+    pub fn record_screens(&self, reports: &[ScreenReport]) {
+        for r in reports {
+            let plugin: Arc<str> = Arc::from(r.plugin.as_str());
+            if let Some(selector) = &r.strict_no_match {
+                let labels: Labels = vec![
+                    ("plugin", plugin.clone()),
+                    ("selector", Arc::from(selector.as_str())),
+                ];
+                self.fam.screen_no_match.get_or_create(&labels).inc();
+            }
+            let Some(shares) = &r.shares else {
+                continue;
+            };
+            let share_labels = |rev: &str| -> Labels {
+                vec![("plugin", plugin.clone()), ("revision", Arc::from(rev))]
+            };
+            for (rev, share) in shares {
+                self.fam
+                    .revision_share
+                    .get_or_create(&share_labels(rev))
+                    .set(*share);
+            }
+            // Drop the series of revisions this screener no longer observes.
+            let mut known = self.revisions.lock();
+            let seen = known.entry(r.plugin.clone()).or_default();
+            for gone in seen.iter().filter(|k| !shares.iter().any(|(r, _)| r == *k)) {
+                self.fam.revision_share.remove(&share_labels(gone));
+            }
+            *seen = shares.iter().map(|(r, _)| r.clone()).collect();
+        }
+    }
+}
