@@ -11,7 +11,10 @@
 //!   squares — O(1) memory and an O(features²) update per sample, a
 //!   prediction in a few nanoseconds — with exponential forgetting (about
 //!   the last 200 samples) so it follows drift and restarts, and clipped
-//!   residuals so a stalled request does not drag it. llm-d refits an
+//!   residuals so a stalled request does not drag it. TTFT is fitted on
+//!   relative error and for the median: each sample is weighted by the
+//!   inverse of its current residual (online reweighted least absolute
+//!   deviation), which measured better than the mean fit. llm-d refits an
 //!   XGBoost model in a sidecar; the comparison on the simulator is in
 //!   docs/benchmarks.md.
 //! * **Samples**: TTFT at the first token (or, outside streaming mode, the

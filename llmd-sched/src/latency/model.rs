@@ -17,6 +17,10 @@ use crate::framework::LatencyPrediction;
 pub const MIN_SAMPLES: u64 = 10;
 /// Forgetting factor: about the last 200 samples weigh in.
 pub const FORGETTING: f64 = 0.995;
+/// TTFT is fitted for the median: a sample weighs 1 / max(|its relative
+/// residual|, this), so squared error on the weighted sample is absolute
+/// error on the original (reweighted least absolute deviation).
+const L1_FLOOR: f64 = 0.05;
 /// Inputs of the TTFT model.
 pub const TTFT_FEATURES: usize = 6;
 /// llm-d's `peakPrefillThroughput` default (tokens/s), the cold-start TTFT
@@ -239,7 +243,9 @@ impl OnlineLatencyModel {
         };
         for m in [self.endpoint(uid).as_ref(), &self.pool] {
             let mut t = m.train.lock();
-            t.ttft.update(&x, y);
+            let r = (y - t.ttft.predict(&x)).abs().max(L1_FLOOR);
+            let g = (1.0 / r).sqrt();
+            t.ttft.update(&x.map(|v| v * g), y * g);
             m.publish(&t);
         }
     }
