@@ -105,6 +105,16 @@ fn config_check_prints_the_pipeline_or_the_error() {
         "{stdout}"
     );
     assert!(stdout.contains("picker  max-score-picker"), "{stdout}");
+    let (ok, stdout, stderr) = llmd(&[
+        "config",
+        "check",
+        &format!("{dir}17-disaggregatedset-rollout-header-selectors.yaml"),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("screener rollout-screener (disaggregatedset-rollout-screener)"),
+        "{stdout}"
+    );
     let bad = std::env::temp_dir().join(format!("llmd-bad-{}.yaml", std::process::id()));
     std::fs::write(&bad, "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins: [{type: no-such-plugin}]\n").expect("write");
     let (ok, _, stderr) = llmd(&["config", "check", bad.to_str().expect("utf8")]);

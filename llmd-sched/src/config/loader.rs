@@ -86,9 +86,9 @@ pub struct Pipeline {
     pub producers: Vec<(Arc<str>, Arc<dyn Producer>)>,
     /// Post-decision hooks.
     pub pre_requests: Vec<Arc<dyn PreRequest>>,
-    /// Screeners, in config order: each narrows the candidates before the
-    /// producers and profiles run.
-    pub screeners: Vec<Arc<dyn Screener>>,
+    /// Screeners by instance name, in config order: each narrows the
+    /// candidates before the producers and profiles run.
+    pub screeners: Vec<(Arc<str>, Arc<dyn Screener>)>,
     /// KV indexes fed by `ingest_kv_events`.
     pub kv_backends: Vec<Arc<dyn KvBackend>>,
     /// The pool saturation detector (legacy admission of sheddable requests).
@@ -246,7 +246,10 @@ fn build(
         .collect();
     let screeners = instances
         .iter()
-        .filter_map(|i| i.built.screener.clone())
+        .filter_map(|i| {
+            let s = i.built.screener.clone()?;
+            Some((Arc::<str>::from(i.name.as_str()), s))
+        })
         .collect();
     let kv_backends = instances
         .iter()

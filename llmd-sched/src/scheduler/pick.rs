@@ -43,7 +43,7 @@ impl Scheduler {
         ctx: &mut CycleContext<'_>,
         candidates: &mut Vec<EndpointIndex>,
     ) -> Result<(), ScheduleError> {
-        for s in &self.pipeline.screeners {
+        for (_, s) in &self.pipeline.screeners {
             s.screen(ctx, candidates)?;
             if candidates.is_empty() {
                 return Err(ScheduleError::NoEndpoints {

@@ -34,6 +34,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     };
     println!("{path}: OK (apiVersion {})", report.api_version);
     let p = sched.pipeline();
+    for (name, _) in &p.screeners {
+        println!("screener {name} ({})", kind(name));
+    }
     for prof in &p.profiles {
         println!("profile `{}`:", prof.name);
         for f in &prof.filters {
