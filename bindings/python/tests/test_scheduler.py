@@ -424,3 +424,23 @@ def test_latency_predictions_are_explained_and_summarised() -> None:
     assert predicted_for_target is not None and predicted_for_target["tpot_ms"] is None
     assert 'llmd_predicted_ttft_seconds_count{endpoint="' in s.render_metrics()
     assert 'llmd_latency_prediction_error_ratio_count{endpoint="' in s.render_metrics()
+
+
+def test_pick_takes_multimodal_items_for_the_embeddings_cache() -> None:
+    s = llmd.Scheduler.from_yaml(
+        "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n"
+        "- type: mm-embeddings-cache-scorer\n- type: max-score-picker\n",
+        seed=5,
+    )
+    fleet(s, 3)
+    items = ["img-cat", "img-dog"]
+    first = s.pick(model=MODEL, tokens=list(range(32)), request_id="a", mm_items=items)
+    assert first.target is not None
+    s.on_complete("a")
+    # The endpoint that encoded the items is where they go again.
+    for i in range(10):
+        d = s.pick(model=MODEL, tokens=list(range(32)), request_id=f"b{i}", mm_items=items[::-1])
+        assert d.target is not None and d.target["name"] == first.target["name"]
+        s.on_complete(f"b{i}")
+    with pytest.raises(llmd.InvalidArgumentError, match="mm_items"):
+        s.pick(model=MODEL, tokens=[1, 2], mm_items=["ok", ""])

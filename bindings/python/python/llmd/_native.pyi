@@ -426,9 +426,13 @@ class Scheduler:
         tpot_slo_ms: float | None = None,
         multimodal: bool = False,
         arrived_at: float | None = None,
+        mm_items: Sequence[str] | None = None,
     ) -> Decision:
         """Runs one scheduling cycle for a request described by the keyword
-        arguments (the fields of the Rust `Request`).
+        arguments (the fields of the Rust `Request`). `mm_items` identifies
+        the request's multimodal items (any stable string per image, video
+        or audio, e.g. a hash of its URL or bytes) for the
+        `mm-embeddings-cache` plugins; giving any implies `multimodal`.
         """
     def _time_pick(
         self,

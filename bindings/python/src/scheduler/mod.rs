@@ -318,11 +318,14 @@ impl PyScheduler {
     // ---- scheduling ------------------------------------------------------------
 
     /// Runs one scheduling cycle for a request described by the keyword
-    /// arguments (the fields of the Rust `Request`).
+    /// arguments (the fields of the Rust `Request`). `mm_items` identifies
+    /// the request's multimodal items (any stable string per image, video
+    /// or audio, e.g. a hash of its URL or bytes) for the
+    /// `mm-embeddings-cache` plugins; giving any implies `multimodal`.
     #[pyo3(signature = (*, model="", prompt=None, tokens=None, request_id=None,
         lora_name=None, lora_id=None, lora_path=None, cache_salt=None, session_id=None,
         headers=None, priority=0, ttft_slo_ms=None, tpot_slo_ms=None, multimodal=false,
-        arrived_at=None))]
+        arrived_at=None, mm_items=None))]
     #[allow(clippy::too_many_arguments)] // reason: one parameter per Python keyword argument
     fn pick<'py>(
         &self,
@@ -342,6 +345,7 @@ impl PyScheduler {
         tpot_slo_ms: Option<f64>,
         multimodal: bool,
         arrived_at: Option<f64>,
+        mm_items: Option<Vec<String>>,
     ) -> PyResult<PyDecision> {
         let req = PickArgs {
             model: model.to_owned(),
@@ -359,6 +363,7 @@ impl PyScheduler {
             tpot_slo_ms,
             multimodal,
             arrived_at,
+            mm_items: mm_items.unwrap_or_default(),
         }
         .into_request(py)?;
         let inner = py
@@ -432,6 +437,7 @@ impl PyScheduler {
             tpot_slo_ms: None,
             multimodal: false,
             arrived_at: None,
+            mm_items: Vec::new(),
         }
         .into_request(py)?;
         let iterations = iterations.max(1);

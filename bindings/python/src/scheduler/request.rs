@@ -36,6 +36,8 @@ pub(crate) struct PickArgs<'a, 'py> {
     pub multimodal: bool,
     /// Arrival at the router, `time.time()` seconds.
     pub arrived_at: Option<f64>,
+    /// Identities of the multimodal items.
+    pub mm_items: Vec<String>,
 }
 
 impl PickArgs<'_, '_> {
@@ -72,6 +74,13 @@ impl PickArgs<'_, '_> {
             .into_iter()
             .map(|(k, v)| (k.to_ascii_lowercase(), v))
             .collect();
+        if self.mm_items.iter().any(String::is_empty) {
+            return Err(error(
+                py,
+                Kind::InvalidArgument,
+                "mm_items entries must be non-empty strings",
+            ));
+        }
         let id = self.request_id.unwrap_or_else(next_request_id);
         let arrived_at_ns = match self.arrived_at {
             None => None,
@@ -97,10 +106,8 @@ impl PickArgs<'_, '_> {
                 ttft_ms: self.ttft_slo_ms,
                 tpot_ms: self.tpot_slo_ms,
             },
-            multimodal: self.multimodal,
-            // Multimodal item identities come through pick_openai (taken
-            // from the body's image, video and audio parts).
-            mm_items: Vec::new(),
+            multimodal: self.multimodal || !self.mm_items.is_empty(),
+            mm_items: self.mm_items,
             arrived_at_ns,
             max_output_tokens: None,
         })
