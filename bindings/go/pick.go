@@ -28,6 +28,11 @@ type Request struct {
 	TTFTSLOms  float64
 	TPOTSLOms  float64
 	Multimodal bool
+	// MmItems identifies the request's multimodal items (any stable
+	// non-empty string per image, video or audio, e.g. a hash of its URL or
+	// bytes) for the mm-embeddings-cache plugins; any implies Multimodal.
+	// PickOpenAI fills them from the body itself.
+	MmItems []string
 	// ArrivedAt is when the request reached the host; latencies (router
 	// queue time, TTFT, end-to-end) start there. Zero means "at Pick".
 	ArrivedAt time.Time
@@ -117,6 +122,7 @@ func (s *Scheduler) Pick(req *Request) (*Decision, error) {
 	d.ttft_slo_ms = C.double(req.TTFTSLOms)
 	d.tpot_slo_ms = C.double(req.TPOTSLOms)
 	d.multimodal = C.bool(req.Multimodal)
+	d.mm_items, d.n_mm_items = a.strs(req.MmItems)
 	d.arrived_at_ns = 0
 	if !req.ArrivedAt.IsZero() && req.ArrivedAt.UnixNano() > 0 {
 		d.arrived_at_ns = C.uint64_t(req.ArrivedAt.UnixNano())

@@ -487,3 +487,34 @@ plugins:
 		t.Fatalf("summary = %+v, %v", sum, ok)
 	}
 }
+
+func TestMultimodalItemsReachTheEmbeddingsCache(t *testing.T) {
+	s := newPods(t, `apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: mm-embeddings-cache-scorer
+- type: max-score-picker
+`)
+	defer s.Close()
+	items := []string{"img-cat", "img-dog"}
+	first, err := s.Pick(&Request{ID: "m0", Model: "llama", Tokens: tokens(32), MmItems: items})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.OnComplete("m0", -1)
+	// The endpoint that encoded the items gets them again.
+	for i := 1; i <= 8; i++ {
+		id := fmt.Sprintf("m%d", i)
+		d, err := s.Pick(&Request{ID: id, Model: "llama", Tokens: tokens(32), MmItems: items})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Targets[0].Name != first.Targets[0].Name {
+			t.Fatalf("pick %d went to %s, items were encoded on %s", i, d.Targets[0].Name, first.Targets[0].Name)
+		}
+		s.OnComplete(id, -1)
+	}
+	if _, err := s.Pick(&Request{ID: "bad", Model: "llama", Tokens: tokens(32), MmItems: []string{"x", ""}}); err == nil {
+		t.Fatal("an empty item was accepted")
+	}
+}

@@ -271,6 +271,13 @@ typedef struct {
   // (monotonic nanoseconds, as `llmd_scheduler` reads it); 0 = not given,
   // then latencies start at the pick.
   uint64_t arrived_at_ns;
+  // Identities of the request's multimodal items (any stable non-empty
+  // string per image, video or audio, e.g. a hash of its URL or bytes),
+  // for the `mm-embeddings-cache` plugins; any implies `multimodal`.
+  // `llmd_scheduler_pick_openai` fills them from the body itself.
+  const llmd_str *mm_items;
+  // Number of multimodal items.
+  size_t n_mm_items;
 } llmd_request_desc;
 
 // A chosen endpoint.

@@ -47,6 +47,13 @@ pub struct llmd_request_desc {
     /// (monotonic nanoseconds, as `llmd_scheduler` reads it); 0 = not given,
     /// then latencies start at the pick.
     pub arrived_at_ns: u64,
+    /// Identities of the request's multimodal items (any stable non-empty
+    /// string per image, video or audio, e.g. a hash of its URL or bytes),
+    /// for the `mm-embeddings-cache` plugins; any implies `multimodal`.
+    /// `llmd_scheduler_pick_openai` fills them from the body itself.
+    pub mm_items: *const llmd_str,
+    /// Number of multimodal items.
+    pub n_mm_items: usize,
 }
 
 fn slo(value: f64, what: &str) -> Result<Option<f64>, FfiError> {
@@ -100,6 +107,10 @@ pub(crate) unsafe fn to_request_with(
             }),
             None => None,
         };
+        let mm_items = views::strings(d.mm_items, d.n_mm_items, "mm_items")?;
+        if mm_items.iter().any(String::is_empty) {
+            return Err(FfiError::invalid("`mm_items` entries must be non-empty"));
+        }
         Ok(Request {
             id: d.id.required("id")?,
             model: d.model.required("model")?,
@@ -115,10 +126,8 @@ pub(crate) unsafe fn to_request_with(
                 ttft_ms: slo(d.ttft_slo_ms, "ttft_slo_ms")?,
                 tpot_ms: slo(d.tpot_slo_ms, "tpot_slo_ms")?,
             },
-            multimodal: d.multimodal,
-            // Multimodal item identities reach the C ABI through
-            // llmd_scheduler_pick_openai (taken from the body's parts).
-            mm_items: Vec::new(),
+            multimodal: d.multimodal || !mm_items.is_empty(),
+            mm_items,
             arrived_at_ns: (d.arrived_at_ns != 0).then_some(d.arrived_at_ns),
             max_output_tokens: None,
         })

@@ -551,6 +551,60 @@ static void test_index_slot_limit(void) {
   llmd_scheduler_free(s);
 }
 
+/* Picks `id` with multimodal `items`, expecting status `want`; copies the
+ * primary's name into `name` (empty when the pick failed) and completes it. */
+static void pick_with_items(const llmd_scheduler *s, const char *id, const llmd_str *items,
+                            size_t n, char *name, size_t cap, llmd_status want) {
+  uint32_t tokens[32];
+  for (uint32_t i = 0; i < 32; i++) tokens[i] = i + 1;
+  llmd_request_desc req = {0};
+  req.id = (llmd_str){id, strlen(id)};
+  req.model = V("llama");
+  req.tokens = tokens;
+  req.n_tokens = 32;
+  req.mm_items = items;
+  req.n_mm_items = n;
+  llmd_decision *d = NULL;
+  CHECK_STATUS(want, llmd_scheduler_pick(s, &req, &d, &err), &err);
+  name[0] = 0;
+  if (d == NULL) return;
+  llmd_decision_info info;
+  CHECK(llmd_decision_get_info(d, &info));
+  size_t len = info.primary.name.len < cap - 1 ? info.primary.name.len : cap - 1;
+  memcpy(name, info.primary.name.ptr, len);
+  name[len] = 0;
+  llmd_decision_free(d);
+  llmd_request_summary sum;
+  bool found = false;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_on_complete(s, id, strlen(id), 0, &sum, &found, &err), &err);
+  CHECK(found);
+}
+
+/* Multimodal item identities in the descriptor reach the embeddings-cache
+ * plugins: the endpoint that encoded the items gets them again. */
+static void test_mm_items(void) {
+  static const char cfg[] =
+      "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n"
+      "- type: mm-embeddings-cache-scorer\n- type: max-score-picker\n";
+  uint64_t seed = 11;
+  llmd_scheduler *s = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_new(cfg, sizeof(cfg) - 1, &seed, &s, &err), &err);
+  add_pods(s);
+  llmd_str items[2] = {V("img-cat"), V("img-dog")};
+  char first[64], again[64];
+  pick_with_items(s, "m0", items, 2, first, sizeof first, LLMD_STATUS_OK);
+  CHECK(first[0] != 0);
+  for (int i = 0; i < 8; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "m%d", i + 1);
+    pick_with_items(s, id, items, 2, again, sizeof again, LLMD_STATUS_OK);
+    CHECK(strcmp(first, again) == 0);
+  }
+  llmd_str bad[2] = {V("img-cat"), {"", 0}};
+  pick_with_items(s, "m-bad", bad, 2, again, sizeof again, LLMD_STATUS_INVALID_ARGUMENT);
+  llmd_scheduler_free(s);
+}
+
 int main(void) {
   test_config_report_and_strict();
   test_pick_and_explain();
@@ -559,6 +613,7 @@ int main(void) {
   test_bad_input();
   test_response_headers();
   test_index_slot_limit();
+  test_mm_items();
   llmd_error_free(err);
   return check_summary("test_scheduler");
 }
