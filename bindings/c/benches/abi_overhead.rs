@@ -130,6 +130,8 @@ fn main() {
         tpot_slo_ms: 0.0,
         multimodal: false,
         arrived_at_ns: 0,
+        mm_items: std::ptr::null(),
+        n_mm_items: 0,
     };
     let rust_pick = || {
         let req = Request::with_tokens("bench", "llama", tokens.clone());

@@ -94,6 +94,8 @@ fn bench(c: &mut Criterion) {
         tpot_slo_ms: 0.0,
         multimodal: false,
         arrived_at_ns: 0,
+        mm_items: std::ptr::null(),
+        n_mm_items: 0,
     };
     g.bench_function("c_abi", |b| {
         b.iter(|| {
