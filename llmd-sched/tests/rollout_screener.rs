@@ -367,3 +367,42 @@ fn shares_and_strict_misses_are_exposed() {
     assert_eq!(share("rev-c"), None);
     assert_eq!(share("rev-a"), Some(0.9));
 }
+
+/// The requests of one rollout decision (parallel subrequests sharing
+/// `x-llm-d-revision-decision-id`, else one request id) stay on the
+/// revision drawn for the first of them.
+#[test]
+fn a_decision_id_keeps_its_revision() {
+    let (s, _) = sched(&new_era("sum"));
+    revisions(&s, "my-set", &[(1, 1), (1, 1)]);
+    let rev_of = |id: &str, headers: &[(&str, &str)]| {
+        let d = s.pick(&req(id, headers)).unwrap();
+        s.on_complete(id, None);
+        label_of(&s, &d.targets[0].name, REV)
+    };
+    let first = rev_of("d0", &[("x-llm-d-revision-decision-id", "decision-1")]);
+    for i in 1..30 {
+        let id = format!("d{i}");
+        assert_eq!(
+            rev_of(&id, &[("x-llm-d-revision-decision-id", "decision-1")]),
+            first
+        );
+    }
+    let retried = rev_of("r0", &[("x-request-id", "req-9")]);
+    for i in 1..10 {
+        assert_eq!(
+            rev_of(&format!("r{i}"), &[("x-request-id", "req-9")]),
+            retried
+        );
+    }
+    // Distinct decisions draw afresh: both revisions come up.
+    let mut seen = std::collections::BTreeSet::new();
+    for i in 0..40 {
+        let d = format!("decision-{}", i + 100);
+        seen.insert(rev_of(
+            &format!("n{i}"),
+            &[("x-llm-d-revision-decision-id", &d)],
+        ));
+    }
+    assert_eq!(seen.len(), 2, "{seen:?}");
+}

@@ -536,7 +536,7 @@ pub static PIPELINE: &[Entry] = &[
             Ok(Built {
                 screener: Some(x.clone()),
                 pre_request: Some(x),
-                remark: Some("revision coverage counts the registered endpoints in scope (each a Ready Pod) by their revision and role labels; no Pod watch and no cross-replica revision sync (shares and strict misses are in the metrics and the decision's notes)"),
+                remark: Some("revision coverage counts the registered endpoints in scope (each a Ready Pod) by their revision and role labels; no Pod watch and no cross-replica revision sync (a decision id keeps its revision within this scheduler; shares and strict misses are in the metrics and the decision's notes)"),
                 ..Default::default()
             })
         },

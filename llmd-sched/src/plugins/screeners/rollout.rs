@@ -15,6 +15,11 @@
 //!    and decode cannot pair across revisions. None left fails the request
 //!    (llm-d answers 503), never a silent substitute.
 //!
+//! Requests of one decision (`x-llm-d-revision-decision-id`, else
+//! `x-request-id`) keep the revision drawn for the first of them, in this
+//! scheduler (llm-d's local decision state; its cross-replica sync is the
+//! host's).
+//!
 //! Strict header selectors keep only endpoints whose label equals the
 //! header; every selector stamps the picked endpoint's label into its
 //! response header. Two config eras load: the first (`revisionHeaderName`,
@@ -68,8 +73,40 @@ pub struct HeaderSelector {
     pub mode: SelectorMode,
 }
 
+/// Request header naming the rollout decision a request belongs to (parallel
+/// subrequests of one user request share it); `x-request-id` otherwise.
+pub const DECISION_ID_HEADER: &str = "x-llm-d-revision-decision-id";
+
+/// Decisions remembered per decision id (oldest forgotten first).
+const DECISIONS_KEPT: usize = 16_384;
+
+/// Revisions drawn per decision id, so the requests of one decision stay
+/// on one revision (llm-d's local decision state).
+#[derive(Debug, Default)]
+struct DecisionMemo {
+    chosen: std::collections::HashMap<String, String>,
+    order: std::collections::VecDeque<String>,
+}
+
+impl DecisionMemo {
+    /// The revision of decision `id`: the one drawn first for it, else `drawn`.
+    fn get_or_set(&mut self, id: &str, drawn: String) -> String {
+        if let Some(r) = self.chosen.get(id) {
+            return r.clone();
+        }
+        if self.order.len() >= DECISIONS_KEPT {
+            if let Some(old) = self.order.pop_front() {
+                self.chosen.remove(&old);
+            }
+        }
+        self.order.push_back(id.to_string());
+        self.chosen.insert(id.to_string(), drawn.clone());
+        drawn
+    }
+}
+
 /// The screener.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct RolloutScreener {
     /// Plugin instance name (for notes).
     pub name: String,
@@ -85,6 +122,7 @@ pub struct RolloutScreener {
     pub revision_label: String,
     /// Role label key.
     pub role_label: String,
+    decisions: parking_lot::Mutex<DecisionMemo>,
 }
 
 impl RolloutScreener {
@@ -198,6 +236,7 @@ impl RolloutScreener {
             roles,
             revision_label,
             role_label,
+            decisions: Default::default(),
         })
     }
 
@@ -378,7 +417,14 @@ impl Screener for RolloutScreener {
         let chosen = match &requested_revision {
             Some(r) => r.clone(),
             None => match draw(&seen, ctx.random_f64()) {
-                Some(r) => r,
+                // Requests of one decision (its id, else the request id)
+                // keep the revision drawn for the first of them.
+                Some(r) => match Self::header(ctx, DECISION_ID_HEADER)
+                    .or_else(|| Self::header(ctx, "x-request-id"))
+                {
+                    Some(id) => self.decisions.lock().get_or_set(id, r),
+                    None => r,
+                },
                 None => {
                     return Err(self.fail(ctx, format!(
                         "no revision among the candidates has an endpoint of every required role ({})",
