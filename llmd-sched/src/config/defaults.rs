@@ -173,9 +173,13 @@ pub(super) fn default_producers(
                 let source = instances
                     .iter()
                     .find(|i| i.name == consumer)
-                    .and_then(|i| i.parameters.get(PREFIX_SOURCE))
-                    .and_then(|v| v.as_str())
-                    .map(str::to_string);
+                    .and_then(|i| {
+                        i.built
+                            .consumes
+                            .iter()
+                            .find(|(k, _)| *k == DataKey::PrefixCacheMatchInfo)
+                    })
+                    .map(|(_, producer)| producer.clone());
                 let params = source.map(|s| serde_json::json!({ PREFIX_SOURCE: s }));
                 inject_with(&ty, params, instances, opts, env, report)?;
             }

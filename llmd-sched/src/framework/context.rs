@@ -125,8 +125,8 @@ impl LatencyInfo {
 pub struct ScreenReport {
     /// The screener's instance name.
     pub plugin: String,
-    /// Every revision it observed, with its traffic share (0: incomplete);
-    /// `None` when it did not gate revisions.
+    /// Every revision it observed, with its traffic share (0: incomplete),
+    /// when they changed (the registered endpoints did); `None` otherwise.
     pub shares: Option<Vec<(String, f64)>>,
     /// The strict selector (by name) that left no endpoint, if one did.
     pub strict_no_match: Option<String>,

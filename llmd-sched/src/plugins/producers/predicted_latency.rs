@@ -127,13 +127,7 @@ impl<'r, 'c> FeatureReader<'r, 'c> {
         let ep = ctx.endpoint(i);
         let score = self
             .prefix
-            .and_then(|info| {
-                let m = info.get(i)?;
-                (info.total_blocks > 0)
-                    .then(|| f64::from(m.match_blocks) / f64::from(info.total_blocks))
-            })
-            .filter(|s| s.is_finite())
-            .map_or(0.0, |s| s.clamp(0.0, 1.0));
+            .map_or(0.0, |info| info.ratio(i).clamp(0.0, 1.0));
         // The uncached prompt from this producer's own prefix source when it
         // has one (the in-flight producer may read another), else the
         // in-flight producer's `UncachedRequestTokens`.

@@ -27,6 +27,7 @@
 //! (`headerSelectors`, `requireRoles.values`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::config::params::Params;
 use crate::error::{ConfigError, ScheduleError};
@@ -123,6 +124,24 @@ pub struct RolloutScreener {
     /// Role label key.
     pub role_label: String,
     decisions: parking_lot::Mutex<DecisionMemo>,
+    /// The shares of the last fleet seen, keyed by its endpoints' ids (an
+    /// endpoint's labels change only with a new registration, so the ids
+    /// identify the revision layout).
+    shares_cache: parking_lot::Mutex<Option<(u64, Shares)>>,
+}
+
+/// Revision → traffic share.
+type Shares = Arc<BTreeMap<String, f64>>;
+
+/// A key of a fleet's registrations, in order.
+fn fleet_key(ctx: &CycleContext<'_>) -> u64 {
+    ctx.endpoints()
+        .iter()
+        .fold(ctx.endpoints().len() as u64, |h, ep| {
+            (h ^ ep.uid())
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                .rotate_left(29)
+        })
 }
 
 impl RolloutScreener {
@@ -237,7 +256,22 @@ impl RolloutScreener {
             revision_label,
             role_label,
             decisions: Default::default(),
+            shares_cache: Default::default(),
         })
+    }
+
+    /// [`Self::shares`] of the fleet in `ctx`, computed once per fleet;
+    /// true when this fleet's were just computed.
+    fn cached_shares(&self, ctx: &CycleContext<'_>) -> (Shares, bool) {
+        let key = fleet_key(ctx);
+        if let Some((k, shares)) = &*self.shares_cache.lock() {
+            if *k == key {
+                return (shares.clone(), false);
+            }
+        }
+        let shares = Arc::new(self.shares(ctx));
+        *self.shares_cache.lock() = Some((key, shares.clone()));
+        (shares, true)
     }
 
     /// Each covered revision's share of traffic (0 for one missing a
@@ -397,12 +431,15 @@ impl Screener for RolloutScreener {
             }
             return Ok(());
         }
-        let shares = self.shares(ctx);
-        ctx.report_screen(ScreenReport {
-            plugin: self.name.clone(),
-            shares: Some(shares.iter().map(|(r, s)| (r.clone(), *s)).collect()),
-            strict_no_match: None,
-        });
+        let (shares, changed) = self.cached_shares(ctx);
+        if changed {
+            // The metrics follow the shares when the fleet changes.
+            ctx.report_screen(ScreenReport {
+                plugin: self.name.clone(),
+                shares: Some(shares.iter().map(|(r, s)| (r.clone(), *s)).collect()),
+                strict_no_match: None,
+            });
+        }
         // Covered revisions among the candidates.
         let mut seen: Vec<(&str, f64)> = Vec::new();
         for &i in candidates.iter() {
