@@ -15,6 +15,13 @@
 //! capacity as a multiple of the entries stored. Prints one line of results;
 //! no criterion run (`cargo bench -p llmd-benches --bench index_loss`).
 //! `LLMD_LOSS_HOT` (default 2,000) sets the hot lookups, for a profiler.
+//!
+//! Lookup timings: `cold` is each query's first lookup (no checkpoint of it
+//! exists yet; the lookup writes them). Then the same 4,000 queries are run
+//! again in passes that alternate the checkpointed lookup and the
+//! block-by-block walk (`match_prefix_walk`), each pass touching far more
+//! memory than the caches hold, so every pass is memory-cold; `hot` repeats
+//! one query, alternating the two in rounds of 100.
 
 use std::time::Instant;
 
@@ -161,19 +168,51 @@ fn main() {
             _ => short += 1,
         }
     }
+    type Lookup = fn(&KvIndex, &str, &[BlockKey], &mut PrefixMatches);
+    let ckpt: Lookup = KvIndex::match_prefix;
+    let walk: Lookup = KvIndex::match_prefix_walk;
+    let mut probed = Vec::with_capacity(LOOKUPS);
+    let mut timed_pass = |f: Lookup, probed: &mut Vec<f64>| -> Vec<f64> {
+        probed.clear();
+        queries
+            .iter()
+            .map(|(_, keys)| {
+                let t = Instant::now();
+                f(&idx, "m", keys, &mut out);
+                let us = t.elapsed().as_secs_f64() * 1e6;
+                probed.push(f64::from(out.probed_blocks()));
+                us
+            })
+            .collect()
+    };
+    let (mut again, mut again_walk) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        again.extend(timed_pass(ckpt, &mut probed));
+        let probed_ckpt = p50(probed.clone());
+        again_walk.extend(timed_pass(walk, &mut probed));
+        probed = vec![probed_ckpt];
+    }
+    let probed_ckpt = probed[0];
     let hot_n = env("LLMD_LOSS_HOT", 2000.0) as usize;
-    let hot: Vec<f64> = (0..hot_n)
-        .map(|_| {
+    let (mut hot, mut hot_walk) = (Vec::new(), Vec::new());
+    for round in 0..hot_n.div_ceil(100) * 2 {
+        let (f, v) = if round % 2 == 0 {
+            (ckpt, &mut hot)
+        } else {
+            (walk, &mut hot_walk)
+        };
+        for _ in 0..100 {
             let t = Instant::now();
-            idx.match_prefix("m", &queries[0].1, &mut out);
-            t.elapsed().as_secs_f64() * 1e6
-        })
-        .collect();
+            f(&idx, "m", &queries[0].1, &mut out);
+            v.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+    }
     println!(
         "blocks {distinct} chains {chains} entries {} capacity {} (sizing {sizing}, {:.0}% full) | \
          lost holdings {} of {expected_holdings} (prefix holdings {:.1}%) evictions {} | \
          lookups short {short} of {LOOKUPS} (to 0: {zero}) | ingest {:.2} M block-ops/s | \
-         1000-block lookup p50 cold {:.1} us hot {:.1} us | table {} MB, {:.1} B per (block, endpoint)",
+         1000-block lookup p50 cold {:.1} us, again {:.1} us (walk {:.1} us), hot {:.2} us (walk {:.1} us), \
+         blocks probed p50 again {:.0} | table + checkpoints {} MB, {:.1} B per (block, endpoint)",
         st.entries,
         st.capacity,
         100.0 * st.entries as f64 / st.capacity as f64,
@@ -182,7 +221,11 @@ fn main() {
         st.evictions,
         ops as f64 / ingest_s / 1e6,
         p50(cold),
+        p50(again),
+        p50(again_walk),
         p50(hot),
+        p50(hot_walk),
+        probed_ckpt,
         st.table_bytes >> 20,
         st.table_bytes as f64 / expected_holdings as f64,
     );

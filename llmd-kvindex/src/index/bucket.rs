@@ -43,6 +43,9 @@ pub struct Bucket {
 const OVERFLOW_ONE: u64 = 1 << 32;
 const REF_MASK: u64 = (1 << SLOTS) - 1;
 
+// SAFETY: a bucket is atomics only and its `Default` is all zeros.
+unsafe impl super::buckets::ZeroEmpty for Bucket {}
+
 impl Default for Bucket {
     fn default() -> Self {
         Bucket {

@@ -1,4 +1,5 @@
-//! The table's bucket array, backed by transparent huge pages on Linux.
+//! Fixed arrays of zero-initialised slots (the table's buckets, the
+//! checkpoint sets), backed by transparent huge pages on Linux.
 //!
 //! A lookup touches one random bucket per prompt block, each on its own 4 KiB
 //! page of a table of hundreds of MB: with 4 KiB pages nearly every probe
@@ -15,25 +16,32 @@
 // `loom` is a cfg set only by the loom test run.
 #![allow(unexpected_cfgs)]
 
-use super::bucket::Bucket;
 use std::ops::Deref;
 
-/// A fixed array of empty buckets.
-pub(crate) struct Buckets {
-    inner: Inner,
+/// A type whose all-zero bytes are its valid, empty `Default` value.
+///
+/// # Safety
+/// Implement only for types made of atomics (or plain integers) whose
+/// `Default` is all zeros, with no padding-sensitive invariants and no drop
+/// glue: the mapped array hands out zeroed memory as values of the type.
+pub(crate) unsafe trait ZeroEmpty: Default + Sync {}
+
+/// A fixed array of empty values.
+pub(crate) struct Buckets<T: ZeroEmpty> {
+    inner: Inner<T>,
 }
 
-enum Inner {
-    Boxed(Box<[Bucket]>),
+enum Inner<T: ZeroEmpty> {
+    Boxed(Box<[T]>),
     #[cfg(all(target_os = "linux", not(loom)))]
-    Mapped(mapped::Mapping),
+    Mapped(mapped::Mapping<T>),
 }
 
-impl Buckets {
-    /// `len` empty buckets, or `None` when the memory cannot be had (the
+impl<T: ZeroEmpty> Buckets<T> {
+    /// `len` empty values, or `None` when the memory cannot be had (the
     /// mapping is refused and so is an ordinary allocation): an error for
     /// the caller, never an abort.
-    pub(crate) fn new(len: usize) -> Option<Buckets> {
+    pub(crate) fn new(len: usize) -> Option<Buckets<T>> {
         #[cfg(all(target_os = "linux", not(loom)))]
         if let Some(m) = mapped::Mapping::new(len) {
             return Some(Buckets {
@@ -42,18 +50,18 @@ impl Buckets {
         }
         let mut v = Vec::new();
         v.try_reserve_exact(len).ok()?;
-        v.extend((0..len).map(|_| Bucket::default()));
+        v.extend((0..len).map(|_| T::default()));
         Some(Buckets {
             inner: Inner::Boxed(v.into_boxed_slice()),
         })
     }
 }
 
-impl Deref for Buckets {
-    type Target = [Bucket];
+impl<T: ZeroEmpty> Deref for Buckets<T> {
+    type Target = [T];
 
     #[inline]
-    fn deref(&self) -> &[Bucket] {
+    fn deref(&self) -> &[T] {
         match &self.inner {
             Inner::Boxed(b) => b,
             #[cfg(all(target_os = "linux", not(loom)))]
@@ -64,26 +72,26 @@ impl Deref for Buckets {
 
 #[cfg(all(target_os = "linux", not(loom)))]
 mod mapped {
-    use super::Bucket;
+    use super::ZeroEmpty;
     use std::ptr::NonNull;
 
-    /// An anonymous mapping holding `len` buckets.
-    pub(super) struct Mapping {
-        ptr: NonNull<Bucket>,
+    /// An anonymous mapping holding `len` values.
+    pub(super) struct Mapping<T: ZeroEmpty> {
+        ptr: NonNull<T>,
         len: usize,
         bytes: usize,
     }
 
     // SAFETY: the mapping is owned exclusively by this value and only ever
-    // accessed as `&[Bucket]`; `Bucket` is `Sync` (atomics only), so sharing
-    // or sending the owner across threads is as safe as for `Box<[Bucket]>`.
-    unsafe impl Send for Mapping {}
+    // accessed as `&[T]`; `T` is `Sync` (atomics only), so sharing or
+    // sending the owner across threads is as safe as for `Box<[T]>`.
+    unsafe impl<T: ZeroEmpty> Send for Mapping<T> {}
     // SAFETY: see `Send`.
-    unsafe impl Sync for Mapping {}
+    unsafe impl<T: ZeroEmpty> Sync for Mapping<T> {}
 
-    impl Mapping {
-        pub(super) fn new(len: usize) -> Option<Mapping> {
-            let bytes = len.checked_mul(std::mem::size_of::<Bucket>())?;
+    impl<T: ZeroEmpty> Mapping<T> {
+        pub(super) fn new(len: usize) -> Option<Mapping<T>> {
+            let bytes = len.checked_mul(std::mem::size_of::<T>())?;
             if bytes == 0 {
                 return None;
             }
@@ -99,30 +107,30 @@ mod mapped {
                     0,
                 )
             };
-            let ptr = NonNull::new(p.cast::<Bucket>()).filter(|_| p != libc::MAP_FAILED)?;
+            let ptr = NonNull::new(p.cast::<T>()).filter(|_| p != libc::MAP_FAILED)?;
             // SAFETY: `p..p + bytes` is the mapping just created. The advice
             // is a hint; failure (THP disabled) leaves 4 KiB pages, which is
             // still correct, so its result is ignored.
             unsafe {
                 libc::madvise(p, bytes, libc::MADV_HUGEPAGE);
             }
-            // Page-aligned, hence aligned for `Bucket` (128 bytes).
-            debug_assert_eq!(p as usize % std::mem::align_of::<Bucket>(), 0);
+            // Page-aligned, hence aligned for `T` (at most 128 bytes here).
+            debug_assert_eq!(p as usize % std::mem::align_of::<T>(), 0);
             Some(Mapping { ptr, len, bytes })
         }
 
         #[inline]
-        pub(super) fn as_slice(&self) -> &[Bucket] {
-            // SAFETY: the mapping holds `len` buckets' worth of zeroed,
-            // page-aligned memory for the lifetime of `self`; a bucket is
-            // atomics only, for which all-zero bytes are the valid empty
-            // state `Bucket::default()` (checked by a unit test), and all
-            // mutation goes through those atomics.
+        pub(super) fn as_slice(&self) -> &[T] {
+            // SAFETY: the mapping holds `len` values' worth of zeroed,
+            // page-aligned memory for the lifetime of `self`; `T: ZeroEmpty`
+            // is atomics only, for which all-zero bytes are the valid empty
+            // state `T::default()` (checked by unit tests), and all mutation
+            // goes through those atomics.
             unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
         }
     }
 
-    impl Drop for Mapping {
+    impl<T: ZeroEmpty> Drop for Mapping<T> {
         fn drop(&mut self) {
             // SAFETY: unmaps exactly the region `new` mapped; no reference
             // into it outlives `self`.
@@ -139,7 +147,7 @@ mod tests {
 
     #[test]
     fn fresh_buckets_are_empty() {
-        let b = Buckets::new(1000).unwrap();
+        let b = Buckets::<super::super::bucket::Bucket>::new(1000).unwrap();
         assert_eq!(b.len(), 1000);
         for bucket in [&b[0], &b[500], &b[999]] {
             assert_eq!(bucket.overflow(), 0);

@@ -129,6 +129,8 @@ impl KvIndex {
         // purging keeps the bound on live speculative entries exact.
         self.spec.lock().retain(|&(ep, _)| ep != id.0);
         self.table.clear_endpoint(id.0, 0b1111);
+        // Whatever was held, no checkpoint of the slot survives this.
+        self.table.bump(id.0 as usize);
         st.engine_map.clear();
         st.routed.clear();
     }

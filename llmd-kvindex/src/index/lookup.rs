@@ -4,7 +4,14 @@
 //! matches; it only probes the endpoint clusters that still have a matching
 //! endpoint. Buckets of the blocks a few steps ahead are prefetched, so the
 //! cache misses of consecutive blocks overlap instead of adding up.
+//!
+//! Prompts of [`MIN_BLOCKS`] blocks or more first look up verified-prefix
+//! checkpoints (`checkpoints.rs`): an endpoint with a valid checkpoint at
+//! block `p` is *pinned* — taken as holding blocks `0..=p` with the recorded
+//! tier counts — and the walk skips ahead whenever every endpoint still
+//! matching is pinned. The walk writes checkpoints as it passes them.
 
+use super::checkpoints::{self, pack, record_key, unpack, MAX_DEPTH, MIN_BLOCKS, SPAN};
 use super::endpoints::EndpointId;
 use super::keys::{fingerprint, model_seed, GROUPS_PER_CLUSTER, TIERS};
 use super::KvIndex;
@@ -18,6 +25,8 @@ const CHUNK: usize = 16;
 /// Staged blocks kept: the chunk being probed and the one ahead.
 const RING: usize = 2 * CHUNK;
 const RING_MASK: usize = RING - 1;
+/// No epoch read for this endpoint during the current lookup.
+const NO_EPOCH: u64 = u64::MAX;
 
 /// Fingerprints and home buckets of the blocks staged ahead of the walk.
 #[derive(Clone, Debug)]
@@ -59,6 +68,17 @@ pub struct PrefixMatches {
     alive: Vec<u64>,
     clusters: Vec<usize>,
     counts: Vec<[u32; TIERS - 1]>,
+    /// Checkpoint digests of the query (`checkpoints::digests`).
+    digests: Vec<u64>,
+    /// Per group: endpoints pinned by a checkpoint beyond the walk.
+    pinned: Vec<u64>,
+    /// Per endpoint: where its pin ends (blocks proven held).
+    until: Vec<u32>,
+    /// Per endpoint: its epoch as read before the walk, or `NO_EPOCH`.
+    epochs: Vec<u64>,
+    /// Endpoints holding block 0 when the lookup began.
+    cands: Vec<u16>,
+    probed: u32,
 }
 
 impl PrefixMatches {
@@ -70,6 +90,13 @@ impl PrefixMatches {
     /// Blocks in the query.
     pub fn total_blocks(&self) -> u32 {
         self.total_blocks
+    }
+
+    /// Block positions the last lookup probed in the table. Without
+    /// checkpoints this is the longest match plus one (or the prompt
+    /// length); with valid checkpoints, far fewer.
+    pub fn probed_blocks(&self) -> u32 {
+        self.probed
     }
 
     /// Endpoints with at least one matched block, by endpoint id.
@@ -125,6 +152,24 @@ impl PrefixMatches {
             });
         }
     }
+
+    /// Unpins the endpoints whose pin ends at block `i`; returns where the
+    /// next pin ends (`usize::MAX`: none left).
+    fn unpin(&mut self, i: usize) -> usize {
+        let mut next = usize::MAX;
+        for &e in &self.cands {
+            let (e, bit) = (e as usize, 1u64 << (e % 64));
+            if self.pinned[e / 64] & bit != 0 {
+                let u = self.until[e] as usize;
+                if u <= i {
+                    self.pinned[e / 64] &= !bit;
+                } else {
+                    next = next.min(u);
+                }
+            }
+        }
+        next
+    }
 }
 
 #[inline]
@@ -150,12 +195,12 @@ fn stage(
     index: &KvIndex,
     seed: u64,
     keys: &[BlockKey],
-    from: usize,
+    (from, to): (usize, usize),
     clusters: &[usize],
     ring: &mut Ring,
 ) {
     let geo = index.table.geometry();
-    let to = keys.len().min(from + CHUNK);
+    let to = keys.len().min(to);
     for (j, key) in keys.iter().enumerate().take(to).skip(from) {
         let fp = fingerprint(seed, key.0);
         let r = j & RING_MASK;
@@ -171,9 +216,23 @@ fn stage(
 impl KvIndex {
     /// Longest consecutive prefix of `keys` (from block 0) held by each
     /// endpoint, with tier-weighted scores, written into `out`.
-    /// Lock-free: never waits for writers.
+    /// Lock-free: never waits for writers (it may write checkpoints, which
+    /// is a few stores, skipped when another thread is writing the same).
     pub fn match_prefix(&self, model: &str, keys: &[BlockKey], out: &mut PrefixMatches) {
+        self.match_with(model, keys, out, true);
+    }
+
+    /// [`KvIndex::match_prefix`] probing every block, without reading or
+    /// writing checkpoints: the reference the checkpointed lookup is tested
+    /// and benchmarked against.
+    #[doc(hidden)]
+    pub fn match_prefix_walk(&self, model: &str, keys: &[BlockKey], out: &mut PrefixMatches) {
+        self.match_with(model, keys, out, false);
+    }
+
+    fn match_with(&self, model: &str, keys: &[BlockKey], out: &mut PrefixMatches, ckpt: bool) {
         out.matches.clear();
+        out.probed = 0;
         out.total_blocks = keys.len().min(u32::MAX as usize) as u32;
         let slots = self.high_water.load(Ordering::Acquire);
         if keys.is_empty() || slots == 0 {
@@ -183,10 +242,15 @@ impl KvIndex {
         let nclusters = groups.div_ceil(GROUPS_PER_CLUSTER);
         out.alive.clear();
         out.alive.resize(nclusters * GROUPS_PER_CLUSTER, !0);
+        out.pinned.clear();
+        out.pinned.resize(out.alive.len(), 0);
         // Sized for every slot of the probed groups: an endpoint registered
         // after `high_water` was read may already show up in a mask.
-        if out.counts.len() < out.alive.len() * 64 {
-            out.counts.resize(out.alive.len() * 64, [0; TIERS - 1]);
+        let eps = out.alive.len() * 64;
+        if out.counts.len() < eps {
+            out.counts.resize(eps, [0; TIERS - 1]);
+            out.until.resize(eps, 0);
+            out.epochs.resize(eps, NO_EPOCH);
         }
         out.clusters.clear();
         out.clusters.extend(0..nclusters);
@@ -197,21 +261,42 @@ impl KvIndex {
         let (w, order) = (&self.weights, &self.tier_order);
         let top = order[0];
         let n = keys.len();
+        out.cands.clear();
+        let mut next_unpin = usize::MAX;
+        if ckpt && n >= MIN_BLOCKS {
+            next_unpin = self.pin_verified(seed, keys, out);
+        }
+        // Checkpoints are written only for endpoints whose epoch was read.
+        let checkpointed = !out.cands.is_empty();
         // Fingerprints and homes are computed one chunk ahead (only as far
         // as the walk goes), so each bucket's miss overlaps the probes of the
         // blocks before it. A cluster staged for block j is still alive when
         // block j is probed or already dropped, never revived, so every home
-        // the walk reads was staged.
-        stage(self, seed, keys, 0, &out.clusters, &mut out.ring);
-        for i in 0..n {
-            if i % CHUNK == 0 {
-                stage(self, seed, keys, i + CHUNK, &out.clusters, &mut out.ring);
+        // the walk reads was staged; a skip ahead stages its target's chunk
+        // and the next before going on.
+        stage(self, seed, keys, (0, CHUNK), &out.clusters, &mut out.ring);
+        let mut i = 0;
+        while i < n {
+            if i == next_unpin {
+                next_unpin = out.unpin(i);
             }
+            if i % CHUNK == 0 {
+                let ahead = (i + CHUNK, i + 2 * CHUNK);
+                stage(self, seed, keys, ahead, &out.clusters, &mut out.ring);
+            }
+            out.probed += 1;
             let r = i & RING_MASK;
             let fp = out.ring.fps[r];
+            // Endpoints still matching that this block decides (not pinned).
+            let mut walked_any = 0;
             let mut ci = 0;
             while ci < out.clusters.len() {
                 let c = out.clusters[ci];
+                let gs = c * GROUPS_PER_CLUSTER..(c + 1) * GROUPS_PER_CLUSTER;
+                if gs.clone().all(|g| out.alive[g] & !out.pinned[g] == 0) {
+                    ci += 1;
+                    continue;
+                }
                 let mut held = [[0u64; GROUPS_PER_CLUSTER]; TIERS];
                 let home = out.ring.homes[r * nclusters + c];
                 if self.table.bucket(home).gather(fp, c, &mut held) {
@@ -226,15 +311,18 @@ impl KvIndex {
                     if a == 0 {
                         continue;
                     }
-                    let now = a & (h[0] | h[1] | h[2] | h[3]);
+                    let pinned = out.pinned[g];
+                    let now = a & (h[0] | h[1] | h[2] | h[3] | pinned);
                     if i > 0 && a & !now != 0 {
                         out.finish(g, a & !now, i as u32, w, order);
                     }
                     out.alive[g] = now;
                     cluster_alive |= now;
+                    let walked = now & !pinned;
+                    walked_any |= walked;
                     // Only blocks not held in the top tier need per-endpoint
                     // counts; with one tier in use this is never entered.
-                    let mut rest = now & !h[top];
+                    let mut rest = walked & !h[top];
                     for k in 1..TIERS {
                         if rest == 0 {
                             break;
@@ -246,6 +334,9 @@ impl KvIndex {
                             m &= m - 1;
                         }
                     }
+                    if checkpointed && walked != 0 && i % SPAN == SPAN - 1 && i < MAX_DEPTH {
+                        self.save_verified(g, walked, i, out);
+                    }
                 }
                 if cluster_alive == 0 {
                     out.clusters.swap_remove(ci);
@@ -256,6 +347,22 @@ impl KvIndex {
             if out.clusters.is_empty() {
                 break;
             }
+            if walked_any == 0 {
+                // Every endpoint still matching is pinned past this block:
+                // go straight to where the first pin ends.
+                let j = next_unpin.min(n);
+                if j < n {
+                    let edge = (j / CHUNK + 1) * CHUNK;
+                    stage(self, seed, keys, (j, edge), &out.clusters, &mut out.ring);
+                    if j % CHUNK != 0 {
+                        let ahead = (edge, edge + CHUNK);
+                        stage(self, seed, keys, ahead, &out.clusters, &mut out.ring);
+                    }
+                }
+                i = j;
+                continue;
+            }
+            i += 1;
         }
         for c in std::mem::take(&mut out.clusters) {
             for g in c * GROUPS_PER_CLUSTER..(c + 1) * GROUPS_PER_CLUSTER {
@@ -263,6 +370,93 @@ impl KvIndex {
                 out.finish(g, a, n as u32, w, order);
             }
         }
+        for &e in &out.cands {
+            out.epochs[e as usize] = NO_EPOCH;
+        }
         out.matches.sort_unstable_by_key(|m| m.endpoint);
+    }
+
+    /// Reads the epochs of the endpoints holding block 0 and pins each at
+    /// its furthest valid checkpoint (the prompt's last checkpoint first,
+    /// then a bisection). Returns where the first pin ends.
+    fn pin_verified(&self, seed: u64, keys: &[BlockKey], out: &mut PrefixMatches) -> usize {
+        let fp = fingerprint(seed, keys[0].0);
+        let geo = self.table.geometry();
+        for c in 0..out.ring.nclusters {
+            let mut held = [[0u64; GROUPS_PER_CLUSTER]; TIERS];
+            let loc = geo.locate(fp, c);
+            if self.table.bucket(loc.home).gather(fp, c, &mut held) {
+                if let Some(alt) = loc.alt() {
+                    self.table.bucket(alt).gather(fp, c, &mut held);
+                }
+            }
+            for gl in 0..GROUPS_PER_CLUSTER {
+                let mut m = held.iter().fold(0, |acc, t| acc | t[gl]);
+                while m != 0 {
+                    let e = (c * GROUPS_PER_CLUSTER + gl) * 64 + m.trailing_zeros() as usize;
+                    m &= m - 1;
+                    if e < out.epochs.len() {
+                        out.cands.push(e as u16);
+                    }
+                }
+            }
+        }
+        if out.cands.is_empty() {
+            return usize::MAX;
+        }
+        checkpoints::digests(seed, keys, &mut out.digests);
+        let spans = out.digests.len().min(MAX_DEPTH / SPAN);
+        let mut next = usize::MAX;
+        for k in 0..out.cands.len() {
+            let e = out.cands[k];
+            let epoch = self.table.epoch(e);
+            out.epochs[e as usize] = epoch;
+            let get = |j: usize| {
+                let key = record_key(out.digests[j], e);
+                self.checkpoints.get(key, e, epoch).map(|c| (j, c))
+            };
+            let found = get(spans - 1).or_else(|| {
+                // Bisect over 0..spans-1 (the last one missed).
+                let (mut lo, mut hi, mut best) = (0, spans - 1, None);
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    match get(mid) {
+                        Some(hit) => {
+                            best = Some(hit);
+                            lo = mid + 1;
+                        }
+                        None => hi = mid,
+                    }
+                }
+                best
+            });
+            if let Some((j, c)) = found {
+                let (e, until) = (e as usize, SPAN * (j + 1));
+                out.until[e] = until as u32;
+                out.counts[e] = unpack(c);
+                out.pinned[e / 64] |= 1 << (e % 64);
+                next = next.min(until);
+            }
+        }
+        next
+    }
+
+    /// Writes checkpoints at block `i` for the endpoints in `walked` (of
+    /// group `g`) whose epoch was read before the walk.
+    fn save_verified(&self, g: usize, mut walked: u64, i: usize, out: &PrefixMatches) {
+        let digest = out.digests[i / SPAN];
+        while walked != 0 {
+            let e = g * 64 + walked.trailing_zeros() as usize;
+            walked &= walked - 1;
+            let epoch = out.epochs[e];
+            if epoch != NO_EPOCH {
+                let ep = e as u16;
+                let counts = pack(&out.counts[e]);
+                self.checkpoints
+                    .put(record_key(digest, ep), ep, epoch, counts, |o| {
+                        self.table.epoch(o)
+                    });
+            }
+        }
     }
 }

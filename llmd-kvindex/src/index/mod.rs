@@ -35,6 +35,7 @@
 mod apply;
 mod bucket;
 mod buckets;
+mod checkpoints;
 mod config;
 mod endpoints;
 mod keys;
@@ -54,6 +55,7 @@ pub use endpoints::EndpointId;
 pub use lookup::{EndpointMatch, PrefixMatches};
 pub use stats::{EndpointStats, IndexStats};
 
+use checkpoints::Checkpoints;
 use endpoints::{EndpointState, Registry};
 use keys::TIERS;
 use lru::LazyLru;
@@ -70,6 +72,8 @@ pub struct KvIndex {
     cfg: IndexConfig,
     block_size: usize,
     table: Table,
+    /// Verified-prefix checkpoints that let long lookups skip blocks.
+    checkpoints: Checkpoints,
     registry: Mutex<Registry>,
     endpoints: Box<[Mutex<EndpointState>]>,
     /// One past the highest slot ever registered: the groups a lookup probes.
@@ -99,14 +103,19 @@ impl KvIndex {
         let weights = cfg.tier_weights.as_array();
         let mut tier_order = [0, 1, 2, 3];
         tier_order.sort_by(|&a, &b| weights[b].total_cmp(&weights[a]));
+        let oom = || IndexError::OutOfMemory {
+            bytes: Table::bytes_for(cfg.capacity_blocks)
+                + Checkpoints::bytes_for(Self::checkpoint_records(cfg.capacity_blocks)),
+            capacity_blocks: cfg.capacity_blocks,
+        };
         let table =
-            Table::new(cfg.capacity_blocks, cfg.max_endpoints).ok_or(IndexError::OutOfMemory {
-                bytes: Table::bytes_for(cfg.capacity_blocks),
-                capacity_blocks: cfg.capacity_blocks,
-            })?;
+            Table::new(cfg.capacity_blocks, cfg.max_endpoints, tier_order).ok_or_else(oom)?;
+        let checkpoints =
+            Checkpoints::new(Self::checkpoint_records(cfg.capacity_blocks)).ok_or_else(oom)?;
         Ok(KvIndex {
             block_size: cfg.key_mode.block_size(),
             table,
+            checkpoints,
             registry: Mutex::new(Registry::default()),
             endpoints: (0..cfg.max_endpoints)
                 .map(|_| {
@@ -123,6 +132,12 @@ impl KvIndex {
             counters: Counters::default(),
             cfg,
         })
+    }
+
+    /// Checkpoint records for a table of `capacity` entries: one per
+    /// checkpoint span of entries, at least 1,024.
+    fn checkpoint_records(capacity: usize) -> usize {
+        (capacity / checkpoints::SPAN).max(1024)
     }
 
     /// The configuration the index was built with.

@@ -36,11 +36,19 @@ struct ShardState {
 
 /// The table. All methods take `&self`; writers serialise per shard.
 pub(crate) struct Table {
-    buckets: Buckets,
+    buckets: Buckets<Bucket>,
     shards: Box<[CachePadded<Mutex<ShardState>>]>,
     geo: Geometry,
     /// Per endpoint slot and table tier: how many entries hold its bit.
     holdings: Box<[[AtomicU64; TIERS]]>,
+    /// Per endpoint slot: raised after every change that can shorten or
+    /// re-weigh a prefix it holds (a block removed or evicted, a better tier
+    /// added to a block it holds); a verified-prefix checkpoint is only
+    /// trusted while its endpoint's epoch is unchanged (`checkpoints.rs`).
+    epochs: Box<[AtomicU64]>,
+    /// Position of each table tier in the lookup's tier order (0 = the
+    /// tier a block held in several tiers is counted in).
+    rank: [u8; TIERS],
     live: AtomicU64,
     evictions: AtomicU64,
     /// Entries evicted while the table was below capacity (no move freed a
@@ -53,8 +61,13 @@ pub(crate) struct Table {
 
 impl Table {
     /// A table for `capacity` entries (≥ 1) and `max_endpoints` endpoint
-    /// slots; `None` when its memory cannot be allocated.
-    pub(crate) fn new(capacity: usize, max_endpoints: usize) -> Option<Table> {
+    /// slots, with `tier_order` the lookup's tier order (best first);
+    /// `None` when its memory cannot be allocated.
+    pub(crate) fn new(
+        capacity: usize,
+        max_endpoints: usize,
+        tier_order: [usize; TIERS],
+    ) -> Option<Table> {
         let capacity = capacity.max(1);
         let buckets = ((capacity as f64 / (LOAD_FACTOR * SLOTS as f64)).ceil() as usize).max(1);
         let mut shards = 1;
@@ -76,6 +89,14 @@ impl Table {
             holdings: (0..max_endpoints)
                 .map(|_| std::array::from_fn(|_| AtomicU64::new(0)))
                 .collect(),
+            epochs: (0..max_endpoints).map(|_| AtomicU64::new(0)).collect(),
+            rank: {
+                let mut r = [0u8; TIERS];
+                for (pos, &t) in tier_order.iter().enumerate() {
+                    r[t] = pos as u8;
+                }
+                r
+            },
             live: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
             displacement_failures: AtomicU64::new(0),
@@ -132,6 +153,67 @@ impl Table {
         }
     }
 
+    /// Endpoint `ep`'s epoch (Acquire: a reader that sees an epoch also sees
+    /// every table change made before it was raised).
+    #[inline]
+    pub(crate) fn epoch(&self, ep: u16) -> u64 {
+        self.epochs
+            .get(ep as usize)
+            .map_or(0, |e| e.load(Ordering::Acquire))
+    }
+
+    /// Raises `ep`'s epoch, after the change that invalidates its
+    /// checkpoints is visible in the table.
+    #[inline]
+    pub(crate) fn bump(&self, ep: usize) {
+        if let Some(e) = self.epochs.get(ep) {
+            e.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// The best (lowest) rank among the tiers other than `except` in which
+    /// `ep` holds `fp`, if any. The caller holds the shard lock of `loc`.
+    fn best_other_rank(&self, loc: &Location, fp: u64, except: usize, ep: u16) -> Option<u8> {
+        let group = ep as usize / 64;
+        let bit = 1u64 << (ep % 64);
+        let mut best = None;
+        let mut scan = |b: usize| {
+            let bucket = &self.buckets[b];
+            for s in 0..SLOTS {
+                let key = bucket.key(s);
+                let tag = (key & ((1 << TAG_BITS) - 1)) as u16;
+                if key >> TAG_BITS == fp
+                    && tag_group(tag) == group
+                    && tag_tier(tag) != except
+                    && bucket.mask(s) & bit != 0
+                {
+                    let r = self.rank[tag_tier(tag)];
+                    best = Some(best.map_or(r, |x: u8| x.min(r)));
+                }
+            }
+        };
+        scan(loc.home);
+        if let Some(alt) = loc.alt().filter(|_| self.buckets[loc.home].overflow() != 0) {
+            scan(alt);
+        }
+        best
+    }
+
+    /// After `ep` gained (`gained`) or lost tier `tier` of `fp`: raises its
+    /// epoch when the tier a lookup counts the block in changed — the block
+    /// was held before and `tier` now ranks first among its tiers, or the
+    /// block lost the tier it was counted in. A block newly held shortens
+    /// nothing and is never inside a verified prefix, so it raises nothing.
+    fn note_tier_change(&self, loc: &Location, fp: u64, tier: usize, ep: u16, gained: bool) {
+        let changed = match self.best_other_rank(loc, fp, tier, ep) {
+            None => !gained,
+            Some(r) => self.rank[tier] < r,
+        };
+        if changed {
+            self.bump(ep as usize);
+        }
+    }
+
     fn lock(&self, shard: usize) -> MutexGuard<'_, ShardState> {
         self.shards[shard].lock()
     }
@@ -167,6 +249,7 @@ impl Table {
             }
             bucket.set_mask(s, mask | bit);
             self.holdings[ep as usize][tier].fetch_add(1, Ordering::Relaxed);
+            self.note_tier_change(&loc, fp, tier, ep, true);
             return true;
         }
         self.reserve(&mut st, loc.shard);
@@ -176,6 +259,7 @@ impl Table {
             self.buckets[loc.home].add_overflow(true);
         }
         self.holdings[ep as usize][tier].fetch_add(1, Ordering::Relaxed);
+        self.note_tier_change(&loc, fp, tier, ep, true);
         true
     }
 
@@ -312,8 +396,11 @@ impl Table {
         let loc = self.geo.locate(fp, group / GROUPS_PER_CLUSTER);
         let mut st = self.lock(loc.shard);
         match self.find(&loc, key) {
-            Some((b, s)) => self.clear_bit(&mut st, b, s, ep, bit),
-            None => false,
+            Some((b, s)) if self.clear_bit(&mut st, b, s, ep, bit) => {
+                self.note_tier_change(&loc, fp, tier, ep, false);
+                true
+            }
+            _ => false,
         }
     }
 
@@ -352,6 +439,7 @@ impl Table {
                         && tiers & (1 << tag_tier(tag)) != 0
                         && self.clear_bit(&mut st, b, s, ep, bit)
                     {
+                        self.bump(ep as usize);
                         cleared += 1;
                     }
                 }
@@ -380,7 +468,8 @@ impl Table {
     fn evict(&self, st: &mut ShardState, b: usize, s: usize) {
         let bucket = &self.buckets[b];
         let key = bucket.key(s);
-        let mut mask = bucket.mask(s);
+        let bucket_mask = bucket.mask(s);
+        let mut mask = bucket_mask;
         let tag = (key & ((1 << TAG_BITS) - 1)) as u16;
         let (tier, group) = (tag_tier(tag), tag_group(tag));
         while mask != 0 {
@@ -391,6 +480,11 @@ impl Table {
             mask &= mask - 1;
         }
         self.free(st, b, s);
+        let mut mask = bucket_mask;
+        while mask != 0 {
+            self.bump(group * 64 + mask.trailing_zeros() as usize);
+            mask &= mask - 1;
+        }
         self.evictions.fetch_add(1, Ordering::Relaxed);
     }
 

@@ -1,0 +1,310 @@
+//! Verified-prefix checkpoints: how a long lookup skips the blocks an
+//! endpoint was already shown to hold.
+//!
+//! The exact answer for an endpoint is the first prompt block it does not
+//! hold; finding it by probing every block costs one bucket read per block.
+//! A checkpoint records that endpoint `e` held blocks `0..=p` of a prompt
+//! prefix, with how many of them it held only in lower tiers, at a moment
+//! when `e`'s epoch (`Table::epoch`) had a given value:
+//!
+//! * **Key** — a 64-bit digest of the model and the prefix's block keys
+//!   `0..=p` (every key, in order, so two prompts share a checkpoint only if
+//!   their prefixes are equal, up to a 2⁻⁶⁴ digest collision), and `e`.
+//!   Checkpoints sit at every [`SPAN`]-th block (`p = SPAN·j + SPAN − 1`).
+//! * **Validity** — the epoch of `e` is raised after every change that can
+//!   shorten or re-weigh a prefix `e` holds: a block removed, evicted or
+//!   cleared, a better tier added to a block it holds. A checkpoint whose
+//!   epoch differs from the endpoint's current one is ignored, so a stale
+//!   checkpoint can cost a probe but never change an answer.
+//! * **Who writes** — the lookup itself: after it walked an endpoint through
+//!   block `p`, having read the endpoint's epoch before the walk. If a change
+//!   lands meanwhile, its epoch raise makes the new checkpoint stale at birth.
+//! * **Search** — a lookup reads each candidate endpoint's epoch, tries the
+//!   last checkpoint of the prompt, then bisects; it then walks only from the
+//!   furthest valid checkpoint on. Any valid checkpoint proves its prefix, so
+//!   the bisection stays exact even where checkpoints are missing.
+//!
+//! Storage is a fixed array of 4-way sets of 32-byte records (128 bytes a
+//! set), about one record per [`SPAN`] table entries; a new record replaces
+//! the same key, an empty way, a stale one, or else a pseudo-random way.
+//! Each record is a small seqlock (writers that find it busy skip it: a
+//! checkpoint is an optimisation, never needed for an answer).
+
+use super::buckets::{Buckets, ZeroEmpty};
+use super::keys::mix64;
+use super::sync::{fence, AtomicU64, Ordering};
+use crate::types::BlockKey;
+
+/// Blocks between checkpoints.
+pub(crate) const SPAN: usize = 16;
+/// Prompts shorter than this are walked without checkpoints.
+pub(crate) const MIN_BLOCKS: usize = 2 * SPAN;
+/// Bits per lower-tier count in a record (three counts in one word); also
+/// bounds the prefix length a checkpoint can describe.
+const COUNT_BITS: u32 = 21;
+/// Deepest block (exclusive) a checkpoint may sit at.
+pub(crate) const MAX_DEPTH: usize = 1 << COUNT_BITS;
+const WAYS: usize = 4;
+/// Epoch bits kept in a record's stamp (the endpoint slot takes the top 16).
+const EPOCH_BITS: u32 = 48;
+
+#[derive(Default)]
+struct Record {
+    /// Seqlock: odd while a writer rewrites the record.
+    seq: AtomicU64,
+    /// Digest key; 0 = empty.
+    key: AtomicU64,
+    /// `endpoint << 48 | epoch mod 2⁴⁸`.
+    stamp: AtomicU64,
+    /// Blocks counted in each lower tier (tier order 1, 2, 3), 21 bits each.
+    counts: AtomicU64,
+}
+
+/// One set: 4 records, two cache lines.
+#[derive(Default)]
+#[repr(C, align(128))]
+pub(crate) struct Set {
+    ways: [Record; WAYS],
+}
+
+// SAFETY: a set is atomics only and its `Default` is all zeros.
+unsafe impl ZeroEmpty for Set {}
+
+/// The checkpoint store.
+pub(crate) struct Checkpoints {
+    sets: Buckets<Set>,
+    mask: usize,
+}
+
+#[inline]
+fn stamp(ep: u16, epoch: u64) -> u64 {
+    (u64::from(ep) << EPOCH_BITS) | (epoch & ((1 << EPOCH_BITS) - 1))
+}
+
+/// Packs three lower-tier counts (each `< MAX_DEPTH`).
+#[inline]
+pub(crate) fn pack(c: &[u32; 3]) -> u64 {
+    c.iter().enumerate().fold(0, |acc, (i, &x)| {
+        acc | (u64::from(x) << (i as u32 * COUNT_BITS))
+    })
+}
+
+/// Unpacks [`pack`].
+#[inline]
+pub(crate) fn unpack(w: u64) -> [u32; 3] {
+    std::array::from_fn(|i| ((w >> (i as u32 * COUNT_BITS)) & ((1 << COUNT_BITS) - 1)) as u32)
+}
+
+/// Digests of the prompt prefixes ending at each checkpoint: `out[j]`
+/// covers the model and keys `0 ..= SPAN·j + SPAN − 1`. Within a span each
+/// key `k` at position `i` adds `(lo(k) + Aᵢ)·(hi(k) + Bᵢ) + k` (32-bit
+/// halves, a 32×32→64-bit product: the NH construction, plus the key itself
+/// so no key half is ever ignored); independent per key, so the core (or
+/// the vector unit) overlaps them. Spans are chained with `mix64`.
+pub(crate) fn digests(seed: u64, keys: &[BlockKey], out: &mut Vec<u64>) {
+    const A: [u32; SPAN] = [
+        0x8a2c_0f4d,
+        0x3b7e_91c5,
+        0xd4f1_62a9,
+        0x17c3_5e8b,
+        0xe96b_2d71,
+        0x5209_b3ef,
+        0xa1d7_4c33,
+        0x6f8e_d015,
+        0xc35a_7b97,
+        0x2e14_f6d9,
+        0xb7c0_895b,
+        0x48f3_1a2d,
+        0xf02d_e4a1,
+        0x9365_3c7f,
+        0x0cb9_a853,
+        0x7d46_5fe7,
+    ];
+    const B: [u32; SPAN] = [
+        0x4f1b_b6e3,
+        0xc8a2_1d59,
+        0x1e65_f08b,
+        0x93d7_4a2f,
+        0x6a30_c7d1,
+        0xe5f9_2b47,
+        0x37ac_8e15,
+        0xb10e_53f9,
+        0x5c83_d96b,
+        0xd2f4_7a0d,
+        0x0b69_e4c3,
+        0x86c5_3f71,
+        0x2d9a_b825,
+        0xa74e_0c97,
+        0x7813_f1ab,
+        0xf1b2_6d5f,
+    ];
+    out.clear();
+    let mut acc = mix64(seed ^ 0x6368_6b70_7473);
+    for (j, span) in keys.chunks_exact(SPAN).enumerate() {
+        let mut sum = 0u64;
+        for (i, key) in span.iter().enumerate() {
+            let lo = (key.0 as u32).wrapping_add(A[i]);
+            let hi = ((key.0 >> 32) as u32).wrapping_add(B[i]);
+            sum = sum
+                .wrapping_add(u64::from(lo) * u64::from(hi))
+                .wrapping_add(key.0);
+        }
+        acc = mix64(acc ^ sum ^ (j as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        out.push(acc);
+    }
+}
+
+/// The record key of endpoint `ep`'s checkpoint at a prefix with `digest`.
+#[inline]
+pub(crate) fn record_key(digest: u64, ep: u16) -> u64 {
+    let k = mix64(digest ^ (u64::from(ep) + 1).wrapping_mul(0xa076_1d64_78bd_642f));
+    k.max(1)
+}
+
+impl Checkpoints {
+    /// A store of about `records` records (rounded up to a power of two
+    /// sets of 4); `None` when its memory cannot be had.
+    pub(crate) fn new(records: usize) -> Option<Checkpoints> {
+        let sets = records.div_ceil(WAYS).max(1).checked_next_power_of_two()?;
+        Some(Checkpoints {
+            sets: Buckets::new(sets)?,
+            mask: sets - 1,
+        })
+    }
+
+    /// Bytes a store of about `records` records takes.
+    pub(crate) fn bytes_for(records: usize) -> u128 {
+        let sets = records.div_ceil(WAYS).max(1);
+        let sets = sets
+            .checked_next_power_of_two()
+            .map_or(u128::MAX / 256, |s| s as u128);
+        sets * std::mem::size_of::<Set>() as u128
+    }
+
+    /// Bytes of the store.
+    pub(crate) fn bytes(&self) -> usize {
+        self.sets.len() * std::mem::size_of::<Set>()
+    }
+
+    #[inline]
+    fn set(&self, key: u64) -> &Set {
+        &self.sets[(key >> 8) as usize & self.mask]
+    }
+
+    /// The packed lower-tier counts of the checkpoint `key` of endpoint `ep`
+    /// if one is stored with epoch `epoch`.
+    #[inline]
+    pub(crate) fn get(&self, key: u64, ep: u16, epoch: u64) -> Option<u64> {
+        let want = stamp(ep, epoch);
+        for r in &self.set(key).ways {
+            let v1 = r.seq.load(Ordering::Acquire);
+            if v1 & 1 == 1 || r.key.load(Ordering::Relaxed) != key {
+                continue;
+            }
+            let st = r.stamp.load(Ordering::Relaxed);
+            let counts = r.counts.load(Ordering::Relaxed);
+            fence(Ordering::Acquire);
+            if r.seq.load(Ordering::Relaxed) == v1 && st == want {
+                return Some(counts);
+            }
+        }
+        None
+    }
+
+    /// Stores a checkpoint; `live_epoch(ep)` tells whether another record's
+    /// endpoint has moved on (its record is stale and replaced first).
+    /// Skipped when the chosen record is being written by another thread.
+    pub(crate) fn put(
+        &self,
+        key: u64,
+        ep: u16,
+        epoch: u64,
+        counts: u64,
+        live_epoch: impl Fn(u16) -> u64,
+    ) {
+        let set = self.set(key);
+        let stale = |r: &Record| {
+            let st = r.stamp.load(Ordering::Relaxed);
+            let owner = (st >> EPOCH_BITS) as u16;
+            stamp(owner, live_epoch(owner)) != st
+        };
+        let way = set
+            .ways
+            .iter()
+            .position(|r| r.key.load(Ordering::Relaxed) == key)
+            .or_else(|| {
+                set.ways
+                    .iter()
+                    .position(|r| r.key.load(Ordering::Relaxed) == 0)
+            })
+            .or_else(|| set.ways.iter().position(stale))
+            .unwrap_or((key >> 62) as usize % WAYS);
+        let r = &set.ways[way];
+        let v = r.seq.load(Ordering::Relaxed);
+        if v & 1 == 1
+            || r.seq
+                .compare_exchange(v, v + 1, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        fence(Ordering::Release);
+        r.key.store(key, Ordering::Relaxed);
+        r.stamp.store(stamp(ep, epoch), Ordering::Relaxed);
+        r.counts.store(counts, Ordering::Relaxed);
+        r.seq.store(v + 2, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_go_stale_with_the_epoch() {
+        let c = Checkpoints::new(64).unwrap();
+        let k = record_key(7, 3);
+        assert_eq!(c.get(k, 3, 0), None);
+        c.put(k, 3, 5, pack(&[1, 2, 3]), |_| 5);
+        assert_eq!(c.get(k, 3, 5).map(unpack), Some([1, 2, 3]));
+        assert_eq!(c.get(k, 3, 6), None, "another epoch");
+        assert_eq!(c.get(k, 4, 5), None, "another endpoint");
+        assert_eq!(c.get(record_key(8, 3), 3, 5), None, "another prefix");
+    }
+
+    #[test]
+    fn digests_cover_every_key_in_order() {
+        let keys: Vec<BlockKey> = (1..=64).map(BlockKey).collect();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        digests(1, &keys, &mut a);
+        assert_eq!(a.len(), 4);
+        let mut swapped = keys.clone();
+        swapped.swap(3, 4);
+        digests(1, &swapped, &mut b);
+        assert_ne!(a[0], b[0], "order matters");
+        assert_eq!(a.len(), b.len());
+        assert!(a.iter().zip(&b).all(|(x, y)| x != y), "later digests chain");
+        digests(2, &keys, &mut b);
+        assert!(a.iter().zip(&b).all(|(x, y)| x != y), "model matters");
+        let mut changed = keys.clone();
+        changed[40].0 ^= 1;
+        digests(1, &changed, &mut b);
+        assert_eq!(a[..2], b[..2], "earlier prefixes unchanged");
+        assert!(a[2..].iter().zip(&b[2..]).all(|(x, y)| x != y));
+    }
+
+    #[test]
+    fn full_sets_replace_stale_records_first() {
+        let c = Checkpoints::new(4).unwrap(); // one set
+        for ep in 0..4u16 {
+            c.put(record_key(1, ep), ep, 0, 0, |_| 0);
+        }
+        // Endpoint 2 moved on: its record goes first.
+        c.put(record_key(1, 9), 9, 0, 0, |e| u64::from(e == 2));
+        assert!(c.get(record_key(1, 9), 9, 0).is_some());
+        assert!(c.get(record_key(1, 2), 2, 0).is_none());
+        for ep in [0u16, 1, 3] {
+            assert!(c.get(record_key(1, ep), ep, 0).is_some());
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! Verified-prefix checkpoints: long lookups (which read and write
+//! checkpoints) must answer exactly as the block-by-block walk on the same
+//! index state, through holes, removals, tier changes, evictions,
+//! `AllBlocksCleared`, endpoint removal and slot reuse, out-of-order
+//! parents, speculative entries and concurrent writers; and a repeated
+//! lookup must probe far fewer blocks than the walk.
+
+use llmd_kvindex::events::{BlockRemoved, BlockStored, EventBatch, HashValue, KvEvent};
+use llmd_kvindex::hash::{BlockHasher, HashAlgo, HasherConfig};
+use llmd_kvindex::index::{EndpointId, IndexConfig, KeyMode, KvIndex, PrefixMatches};
+use llmd_kvindex::BlockKey;
+use proptest::prelude::*;
+use std::sync::Arc;
+
+const MODELS: [&str; 2] = ["llama", "qwen"];
+const MEDIA: [&str; 3] = ["GPU", "cpu", "STORAGE"];
+/// Slots in three 64-endpoint groups and two clusters.
+const SLOTS: [usize; 5] = [0, 1, 63, 64, 129];
+/// Distinct blocks per model; prompts are prefixes of 0, 1, 2, ...
+const UNIVERSE: u16 = 120;
+
+fn key(model: usize, i: u16) -> u64 {
+    (model as u64) << 16 | u64::from(i)
+}
+
+fn index(capacity: usize) -> KvIndex {
+    let cfg = HasherConfig::for_vllm("0.33.0", HashAlgo::Sha256Cbor, 16, Some("42")).unwrap();
+    KvIndex::new(IndexConfig {
+        capacity_blocks: capacity,
+        key_mode: KeyMode::EngineParity(BlockHasher::new(cfg).unwrap()),
+        speculative_ttl_ns: 100,
+        ..IndexConfig::default()
+    })
+    .unwrap()
+}
+
+fn batch(ev: KvEvent) -> EventBatch {
+    EventBatch {
+        ts: 0.0,
+        data_parallel_rank: Some(0),
+        events: vec![ev],
+        skipped_events: 0,
+    }
+}
+
+fn store(idx: &KvIndex, ep: EndpointId, model: usize, tier: usize, blocks: &[u16], parent: bool) {
+    let ev = KvEvent::BlockStored(BlockStored {
+        block_hashes: blocks
+            .iter()
+            .map(|&b| HashValue::Int(key(model, b).into()))
+            .collect(),
+        parent_block_hash: blocks
+            .first()
+            .filter(|&&b| parent && b > 0)
+            .map(|&b| HashValue::Int(key(model, b - 1).into())),
+        block_size: 16,
+        medium: Some(MEDIA[tier].to_string()),
+        ..BlockStored::default()
+    });
+    idx.apply_batch(ep, MODELS[model], &batch(ev));
+}
+
+fn remove(idx: &KvIndex, ep: EndpointId, model: usize, tier: usize, blocks: &[u16]) {
+    let ev = KvEvent::BlockRemoved(BlockRemoved {
+        block_hashes: blocks
+            .iter()
+            .map(|&b| HashValue::Int(key(model, b).into()))
+            .collect(),
+        medium: Some(MEDIA[tier].to_string()),
+        ..BlockRemoved::default()
+    });
+    idx.apply_batch(ep, MODELS[model], &batch(ev));
+}
+
+fn prompt(model: usize, len: u16) -> Vec<BlockKey> {
+    (0..len).map(|i| BlockKey(key(model, i))).collect()
+}
+
+/// The checkpointed lookup and the walk agree exactly (scores bit for bit).
+fn assert_same(idx: &KvIndex, model: usize, keys: &[BlockKey], out: &mut PrefixMatches) {
+    let mut walk = PrefixMatches::new();
+    idx.match_prefix_walk(MODELS[model], keys, &mut walk);
+    idx.match_prefix(MODELS[model], keys, out);
+    let view = |m: &PrefixMatches| {
+        m.iter()
+            .map(|e| (e.endpoint, e.consecutive_blocks, e.weighted_score.to_bits()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        view(out),
+        view(&walk),
+        "{} blocks of model {model}",
+        keys.len()
+    );
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    /// A run of consecutive blocks, chained to its predecessor or not.
+    Store {
+        ep: usize,
+        model: usize,
+        tier: usize,
+        start: u16,
+        len: u16,
+        parent: bool,
+    },
+    /// A few blocks anywhere (holes in the middle of chains).
+    Remove {
+        ep: usize,
+        model: usize,
+        tier: usize,
+        blocks: Vec<u16>,
+    },
+    Clear {
+        ep: usize,
+    },
+    RemoveEndpoint {
+        ep: usize,
+    },
+    Speculate {
+        ep: usize,
+        model: usize,
+        len: u16,
+    },
+    Tick {
+        by: u64,
+    },
+    Match {
+        model: usize,
+        len: u16,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let ep = 0..SLOTS.len();
+    prop_oneof![
+        6 => (ep.clone(), 0..2usize, 0..3usize, 0..UNIVERSE, 1..80u16, any::<bool>())
+            .prop_map(|(ep, model, tier, start, len, parent)| Op::Store { ep, model, tier, start, len, parent }),
+        3 => (ep.clone(), 0..2usize, 0..3usize, prop::collection::vec(0..UNIVERSE, 1..4))
+            .prop_map(|(ep, model, tier, blocks)| Op::Remove { ep, model, tier, blocks }),
+        1 => ep.clone().prop_map(|ep| Op::Clear { ep }),
+        1 => ep.clone().prop_map(|ep| Op::RemoveEndpoint { ep }),
+        2 => (ep, 0..2usize, 1..UNIVERSE).prop_map(|(ep, model, len)| Op::Speculate { ep, model, len }),
+        1 => (1..80u64).prop_map(|by| Op::Tick { by }),
+        8 => (0..2usize, 32..=UNIVERSE).prop_map(|(model, len)| Op::Match { model, len }),
+    ]
+}
+
+fn run(ops: Vec<Op>, capacity: usize) {
+    let idx = index(capacity);
+    for slot in 0..=*SLOTS.iter().max().unwrap() {
+        idx.register_endpoint(&format!("ep-{slot}")).unwrap();
+    }
+    let mut ids: Vec<EndpointId> = SLOTS.iter().map(|&s| EndpointId(s as u16)).collect();
+    let mut now = 0;
+    let mut out = PrefixMatches::new();
+    for op in ops {
+        match op {
+            Op::Store {
+                ep,
+                model,
+                tier,
+                start,
+                len,
+                parent,
+            } => {
+                let end = (start + len).min(UNIVERSE);
+                let blocks: Vec<u16> = (start..end).collect();
+                store(&idx, ids[ep], model, tier, &blocks, parent);
+            }
+            Op::Remove {
+                ep,
+                model,
+                tier,
+                blocks,
+            } => remove(&idx, ids[ep], model, tier, &blocks),
+            Op::Clear { ep } => {
+                idx.apply_batch(ids[ep], MODELS[0], &batch(KvEvent::AllBlocksCleared));
+            }
+            Op::RemoveEndpoint { ep } => {
+                idx.remove_endpoint(ids[ep]);
+                ids[ep] = idx.register_endpoint(&format!("ep-{}", SLOTS[ep])).unwrap();
+            }
+            Op::Speculate { ep, model, len } => {
+                idx.insert_speculative(ids[ep], MODELS[model], &prompt(model, len), now);
+            }
+            Op::Tick { by } => {
+                now += by;
+                idx.tick(now);
+            }
+            Op::Match { model, len } => {
+                let keys = prompt(model, len);
+                assert_same(&idx, model, &keys, &mut out);
+                // Again with the checkpoints just written: same answer.
+                let first = out.probed_blocks();
+                assert_same(&idx, model, &keys, &mut out);
+                assert!(out.probed_blocks() <= first);
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 192, ..ProptestConfig::default() })]
+
+    #[test]
+    fn checkpointed_lookups_match_the_walk(ops in prop::collection::vec(op(), 1..120)) {
+        run(ops, 1 << 16);
+    }
+
+    /// A table far smaller than the blocks stored: evictions everywhere.
+    #[test]
+    fn checkpointed_lookups_match_the_walk_under_eviction(
+        ops in prop::collection::vec(op(), 1..120),
+    ) {
+        run(ops, 150);
+    }
+}
+
+#[test]
+fn a_repeated_long_lookup_probes_only_the_tail() {
+    let idx = index(1 << 16);
+    let a = idx.register_endpoint("a").unwrap();
+    let b = idx.register_endpoint("b").unwrap();
+    let all: Vec<u16> = (0..1000).collect();
+    store(&idx, a, 0, 0, &all, false);
+    store(&idx, b, 0, 0, &all[..300], false);
+    let keys = prompt(0, 1000);
+    let mut out = PrefixMatches::new();
+    idx.match_prefix("llama", &keys, &mut out);
+    assert_eq!(out.probed_blocks(), 1000);
+    idx.match_prefix("llama", &keys, &mut out);
+    let m = |out: &PrefixMatches, ep| out.get(ep).map(|m| m.consecutive_blocks);
+    assert_eq!((m(&out, a), m(&out, b)), (Some(1000), Some(300)));
+    // Block 0, the 12 blocks after b's last checkpoint (288..300) and the 8
+    // after a's (992..1000).
+    assert!(out.probed_blocks() <= 1 + 13 + 8, "{}", out.probed_blocks());
+
+    // A hole in the middle: exact at once, and cheap again afterwards.
+    remove(&idx, a, 0, 0, &[500]);
+    idx.match_prefix("llama", &keys, &mut out);
+    assert_eq!(m(&out, a), Some(500));
+    store(&idx, a, 0, 0, &[500], true);
+    idx.match_prefix("llama", &keys, &mut out);
+    assert_eq!(m(&out, a), Some(1000));
+    idx.match_prefix("llama", &keys, &mut out);
+    assert!(out.probed_blocks() <= 1 + 13 + 8);
+
+    // A better tier for one block re-weighs the prefix.
+    store(&idx, b, 0, 1, &all[..300], false);
+    remove(&idx, b, 0, 0, &[7]);
+    idx.match_prefix("llama", &keys, &mut out);
+    let sb = out.get(b).unwrap();
+    assert_eq!(sb.consecutive_blocks, 300);
+    assert_eq!(sb.weighted_score, 299.0 + 0.8);
+    store(&idx, b, 0, 0, &[7], true);
+    idx.match_prefix("llama", &keys, &mut out);
+    assert_eq!(out.get(b).unwrap().weighted_score, 300.0);
+
+    // Another prompt sharing the first 400 blocks: its own checkpoints.
+    let mut other = prompt(0, 400);
+    other.extend((0..600).map(|i| BlockKey(key(1, i))));
+    idx.match_prefix("llama", &other, &mut out);
+    assert_eq!(m(&out, a), Some(400));
+    assert_eq!(m(&out, b), Some(300));
+}
+
+#[test]
+fn concurrent_writers_and_readers_leave_only_valid_checkpoints() {
+    let idx = Arc::new(index(1 << 14));
+    let eps: Vec<EndpointId> = (0..4)
+        .map(|i| idx.register_endpoint(&format!("e{i}")).unwrap())
+        .collect();
+    let full: Vec<u16> = (0..UNIVERSE).collect();
+    for &ep in &eps {
+        store(&idx, ep, 0, 0, &full, false);
+    }
+    for round in 0..20u64 {
+        let mut threads = Vec::new();
+        for w in 0..2usize {
+            let (idx, eps) = (idx.clone(), eps.clone());
+            threads.push(std::thread::spawn(move || {
+                let mut rng = round * 7 + w as u64 + 1;
+                for _ in 0..300 {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    let ep = eps[(rng % 4) as usize];
+                    let b = (rng >> 8) as u16 % UNIVERSE;
+                    match rng >> 40 & 3 {
+                        0 => remove(&idx, ep, 0, 0, &[b]),
+                        1 => store(&idx, ep, 0, 0, &[b], true),
+                        2 => store(&idx, ep, 0, 1, &[b], true),
+                        _ => idx.insert_speculative(ep, "llama", &prompt(0, b + 1), 0),
+                    }
+                }
+            }));
+        }
+        for r in 0..2u16 {
+            let idx = idx.clone();
+            threads.push(std::thread::spawn(move || {
+                let mut out = PrefixMatches::new();
+                for i in 0..300u16 {
+                    let len = 32 + (i * 7 + r * 13) % (UNIVERSE - 32);
+                    idx.match_prefix("llama", &prompt(0, len), &mut out);
+                }
+            }));
+        }
+        for t in threads {
+            t.join().unwrap();
+        }
+        let mut out = PrefixMatches::new();
+        for len in 32..=UNIVERSE {
+            assert_same(&idx, 0, &prompt(0, len), &mut out);
+        }
+        idx.tick(u64::MAX);
+    }
+}
