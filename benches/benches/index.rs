@@ -1,5 +1,6 @@
 //! KV-block index: event ingestion (both key modes), prefix matching (cold and
-//! hot, by prompt length, fleet size and index size), matching beside a
+//! hot, by prompt length, fleet size and index size; the checkpointed lookup
+//! and the block-by-block walk, `-walk`), matching beside a
 //! full-speed writer, and memory per entry.
 //!
 //! The 10M-block variants are heavy (≈ 0.5 GB, tens of seconds to fill); they
@@ -219,6 +220,21 @@ fn matching(c: &mut Criterion) {
                 g.bench_function(id("hot"), |b| {
                     b.iter(|| {
                         idx.match_prefix(MODEL, &query[0][..len], &mut out);
+                        black_box(out.len())
+                    })
+                });
+                // The same, probing every block (no checkpoints): the
+                // baseline the checkpointed lookup is compared with.
+                g.bench_function(id("cold-walk"), |b| {
+                    b.iter(|| {
+                        q = (q + 1) % query.len();
+                        idx.match_prefix_walk(MODEL, &query[q][..len], &mut out);
+                        black_box(out.len())
+                    })
+                });
+                g.bench_function(id("hot-walk"), |b| {
+                    b.iter(|| {
+                        idx.match_prefix_walk(MODEL, &query[0][..len], &mut out);
                         black_box(out.len())
                     })
                 });

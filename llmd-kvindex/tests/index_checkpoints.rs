@@ -2,8 +2,9 @@
 //! checkpoints) must answer exactly as the block-by-block walk on the same
 //! index state, through holes, removals, tier changes, evictions,
 //! `AllBlocksCleared`, endpoint removal and slot reuse, out-of-order
-//! parents, speculative entries and concurrent writers; and a repeated
-//! lookup must probe far fewer blocks than the walk.
+//! parents, speculative entries and concurrent writers; and a lookup of a
+//! stored chain (ingest-time checkpoints) or a repeated one (lookup-time
+//! checkpoints) must probe far fewer blocks than the walk.
 
 use llmd_kvindex::events::{BlockRemoved, BlockStored, EventBatch, HashValue, KvEvent};
 use llmd_kvindex::hash::{BlockHasher, HashAlgo, HasherConfig};
@@ -219,7 +220,7 @@ proptest! {
 }
 
 #[test]
-fn a_repeated_long_lookup_probes_only_the_tail() {
+fn a_long_lookup_probes_only_the_tail() {
     let idx = index(1 << 16);
     let a = idx.register_endpoint("a").unwrap();
     let b = idx.register_endpoint("b").unwrap();
@@ -228,8 +229,6 @@ fn a_repeated_long_lookup_probes_only_the_tail() {
     store(&idx, b, 0, 0, &all[..300], false);
     let keys = prompt(0, 1000);
     let mut out = PrefixMatches::new();
-    idx.match_prefix("llama", &keys, &mut out);
-    assert_eq!(out.probed_blocks(), 1000);
     idx.match_prefix("llama", &keys, &mut out);
     let m = |out: &PrefixMatches, ep| out.get(ep).map(|m| m.consecutive_blocks);
     assert_eq!((m(&out, a), m(&out, b)), (Some(1000), Some(300)));
@@ -316,4 +315,97 @@ fn concurrent_writers_and_readers_leave_only_valid_checkpoints() {
         }
         idx.tick(u64::MAX);
     }
+}
+
+/// Stores `chain` for `ep` as vLLM publishes it: events of `per` blocks,
+/// each naming the previous event's last block as its parent.
+fn store_chained(idx: &KvIndex, ep: EndpointId, model: usize, blocks: &[u16], per: usize) {
+    for part in blocks.chunks(per) {
+        store(idx, ep, model, 0, part, true);
+    }
+}
+
+#[test]
+fn ingest_writes_checkpoints_along_followed_chains() {
+    let idx = index(1 << 16);
+    let a = idx.register_endpoint("a").unwrap();
+    let b = idx.register_endpoint("b").unwrap();
+    let all: Vec<u16> = (0..1000).collect();
+    store_chained(&idx, a, 0, &all, 7);
+    // b's chain starts mid-way (its parent is not a followed tail): nothing
+    // is checkpointed for it at ingestion.
+    store_chained(&idx, b, 0, &all[..600], 50);
+    remove(&idx, b, 0, 0, &all[..50]);
+    store(&idx, b, 0, 0, &all[..50], false);
+    let keys = prompt(0, 1000);
+    let mut out = PrefixMatches::new();
+    assert_same(&idx, 0, &keys, &mut out);
+    let m = |out: &PrefixMatches, ep| out.get(ep).map(|m| m.consecutive_blocks);
+    assert_eq!((m(&out, a), m(&out, b)), (Some(1000), Some(600)));
+    // First lookup of this index: a from its ingest-time checkpoints, b
+    // walked from its first checkpoint (block 50 re-stored as a new chain
+    // of 50 blocks gives one at block 47) and checkpointed on the way.
+    let mut fresh = PrefixMatches::new();
+    let idx2 = index(1 << 16);
+    let a2 = idx2.register_endpoint("a").unwrap();
+    store_chained(&idx2, a2, 0, &all, 7);
+    idx2.match_prefix("llama", &keys, &mut fresh);
+    assert_eq!(m(&fresh, a2), Some(1000));
+    assert!(fresh.probed_blocks() <= 1 + 8, "{}", fresh.probed_blocks());
+
+    // A removal makes the followed chain stale: its later events write
+    // nothing, and lookups stay exact.
+    let c = idx2.register_endpoint("c").unwrap();
+    store_chained(&idx2, c, 0, &all[..500], 100);
+    remove(&idx2, c, 0, 0, &[10]);
+    store_chained(&idx2, c, 0, &all[500..], 100);
+    assert_same(&idx2, 0, &keys, &mut fresh);
+    assert_eq!(m(&fresh, c), Some(10));
+}
+
+#[test]
+fn router_keys_and_approximate_mode_checkpoint_at_ingestion() {
+    // Router keys: events carry tokens; the index chains its own keys.
+    let idx = KvIndex::new(IndexConfig {
+        capacity_blocks: 1 << 16,
+        key_mode: KeyMode::RouterKeys { block_size: 4 },
+        ..IndexConfig::default()
+    })
+    .unwrap();
+    let ep = idx.register_endpoint("r").unwrap();
+    let tokens: Vec<u32> = (0..4 * 200).collect();
+    let mut parent = None;
+    for (j, part) in tokens.chunks(4 * 25).enumerate() {
+        let ev = KvEvent::BlockStored(BlockStored {
+            block_hashes: (0..25)
+                .map(|i| HashValue::Int((1_000 + j * 25 + i) as i128))
+                .collect(),
+            parent_block_hash: parent.map(HashValue::Int),
+            token_ids: part.iter().map(|&t| u64::from(t)).collect(),
+            block_size: 4,
+            medium: Some("GPU".into()),
+            ..BlockStored::default()
+        });
+        idx.apply_batch(ep, "m", &batch(ev));
+        parent = Some((1_000 + j * 25 + 24) as i128);
+    }
+    let keys = idx.prompt_keys("m", &tokens, &Default::default()).unwrap();
+    assert_eq!(keys.len(), 200);
+    let mut out = PrefixMatches::new();
+    idx.match_prefix("m", &keys, &mut out);
+    assert_eq!(out.get(ep).map(|m| m.consecutive_blocks), Some(200));
+    assert!(out.probed_blocks() <= 1 + 8, "{}", out.probed_blocks());
+
+    // Approximate mode: a routed prompt is checkpointed as it is recorded.
+    let idx = KvIndex::new(IndexConfig {
+        key_mode: KeyMode::Approximate { block_size: 16 },
+        ..IndexConfig::default()
+    })
+    .unwrap();
+    let ep = idx.register_endpoint("x").unwrap();
+    let keys: Vec<BlockKey> = (0..300u64).map(|i| BlockKey(i * 31 + 7)).collect();
+    idx.record_routing(ep, "m", &keys, 0);
+    idx.match_prefix("m", &keys, &mut out);
+    assert_eq!(out.get(ep).map(|m| m.consecutive_blocks), Some(300));
+    assert!(out.probed_blocks() <= 1 + 12, "{}", out.probed_blocks());
 }

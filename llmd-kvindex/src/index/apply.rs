@@ -142,7 +142,7 @@ impl KvIndex {
                 };
                 match &self.cfg.key_mode {
                     KeyMode::EngineParity(h) => {
-                        self.stored_parity(h, ep.0, seed, b, tier as usize, report)
+                        self.stored_parity(h, (ep.0, st), seed, b, tier as usize, report)
                     }
                     KeyMode::RouterKeys { .. } => {
                         self.stored_router(ep.0, st, model, b, tier as usize, report)
@@ -177,14 +177,16 @@ impl KvIndex {
     }
 
     /// Sets (fp, tier) for `ep`, confirming a speculative entry if present.
+    /// Returns the rank of the tier the block counts in (see `Placed`).
     pub(crate) fn store_fp(
         &self,
         ep: u16,
         fp: u64,
         tier: usize,
         report: &mut super::apply::ApplyReport,
-    ) {
-        let newly = self.table.set(fp, tier, ep);
+    ) -> u8 {
+        let placed = self.table.set(fp, tier, ep);
+        let newly = placed.newly;
         let held = self.table.holdings(ep);
         if newly {
             report.stored += 1;
@@ -204,6 +206,7 @@ impl KvIndex {
         if held[SPECULATIVE] > 0 {
             self.confirm_speculative(ep, fp);
         }
+        placed.rank
     }
 
     /// Engine-key removal: clears each published key for `ep`.

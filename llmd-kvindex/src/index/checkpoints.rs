@@ -95,62 +95,112 @@ pub(crate) fn unpack(w: u64) -> [u32; 3] {
     std::array::from_fn(|i| ((w >> (i as u32 * COUNT_BITS)) & ((1 << COUNT_BITS) - 1)) as u32)
 }
 
+/// Per-position NH constants: a key `k` at position `i` of a span adds
+/// `(lo(k) + A[i])·(hi(k) + B[i]) + k` (32-bit halves, a 32×32→64-bit
+/// product: the NH construction, plus the key itself so no key half is ever
+/// ignored). Independent per key, so the core overlaps them.
+const A: [u32; SPAN] = [
+    0x8a2c_0f4d,
+    0x3b7e_91c5,
+    0xd4f1_62a9,
+    0x17c3_5e8b,
+    0xe96b_2d71,
+    0x5209_b3ef,
+    0xa1d7_4c33,
+    0x6f8e_d015,
+    0xc35a_7b97,
+    0x2e14_f6d9,
+    0xb7c0_895b,
+    0x48f3_1a2d,
+    0xf02d_e4a1,
+    0x9365_3c7f,
+    0x0cb9_a853,
+    0x7d46_5fe7,
+];
+const B: [u32; SPAN] = [
+    0x4f1b_b6e3,
+    0xc8a2_1d59,
+    0x1e65_f08b,
+    0x93d7_4a2f,
+    0x6a30_c7d1,
+    0xe5f9_2b47,
+    0x37ac_8e15,
+    0xb10e_53f9,
+    0x5c83_d96b,
+    0xd2f4_7a0d,
+    0x0b69_e4c3,
+    0x86c5_3f71,
+    0x2d9a_b825,
+    0xa74e_0c97,
+    0x7813_f1ab,
+    0xf1b2_6d5f,
+];
+
+#[inline(always)]
+fn term(i: usize, key: u64) -> u64 {
+    let lo = (key as u32).wrapping_add(A[i]);
+    let hi = ((key >> 32) as u32).wrapping_add(B[i]);
+    (u64::from(lo) * u64::from(hi)).wrapping_add(key)
+}
+
+#[inline]
+fn first(seed: u64) -> u64 {
+    mix64(seed ^ 0x6368_6b70_7473)
+}
+
+/// Chains span `j`'s sum onto the digest of the spans before it.
+#[inline]
+fn close(acc: u64, sum: u64, j: usize) -> u64 {
+    mix64(acc ^ sum ^ (j as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+}
+
 /// Digests of the prompt prefixes ending at each checkpoint: `out[j]`
-/// covers the model and keys `0 ..= SPAN·j + SPAN − 1`. Within a span each
-/// key `k` at position `i` adds `(lo(k) + Aᵢ)·(hi(k) + Bᵢ) + k` (32-bit
-/// halves, a 32×32→64-bit product: the NH construction, plus the key itself
-/// so no key half is ever ignored); independent per key, so the core (or
-/// the vector unit) overlaps them. Spans are chained with `mix64`.
+/// covers the model and keys `0 ..= SPAN·j + SPAN − 1`.
 pub(crate) fn digests(seed: u64, keys: &[BlockKey], out: &mut Vec<u64>) {
-    const A: [u32; SPAN] = [
-        0x8a2c_0f4d,
-        0x3b7e_91c5,
-        0xd4f1_62a9,
-        0x17c3_5e8b,
-        0xe96b_2d71,
-        0x5209_b3ef,
-        0xa1d7_4c33,
-        0x6f8e_d015,
-        0xc35a_7b97,
-        0x2e14_f6d9,
-        0xb7c0_895b,
-        0x48f3_1a2d,
-        0xf02d_e4a1,
-        0x9365_3c7f,
-        0x0cb9_a853,
-        0x7d46_5fe7,
-    ];
-    const B: [u32; SPAN] = [
-        0x4f1b_b6e3,
-        0xc8a2_1d59,
-        0x1e65_f08b,
-        0x93d7_4a2f,
-        0x6a30_c7d1,
-        0xe5f9_2b47,
-        0x37ac_8e15,
-        0xb10e_53f9,
-        0x5c83_d96b,
-        0xd2f4_7a0d,
-        0x0b69_e4c3,
-        0x86c5_3f71,
-        0x2d9a_b825,
-        0xa74e_0c97,
-        0x7813_f1ab,
-        0xf1b2_6d5f,
-    ];
     out.clear();
-    let mut acc = mix64(seed ^ 0x6368_6b70_7473);
+    let mut acc = first(seed);
     for (j, span) in keys.chunks_exact(SPAN).enumerate() {
-        let mut sum = 0u64;
-        for (i, key) in span.iter().enumerate() {
-            let lo = (key.0 as u32).wrapping_add(A[i]);
-            let hi = ((key.0 >> 32) as u32).wrapping_add(B[i]);
-            sum = sum
-                .wrapping_add(u64::from(lo) * u64::from(hi))
-                .wrapping_add(key.0);
-        }
-        acc = mix64(acc ^ sum ^ (j as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let sum = span
+            .iter()
+            .enumerate()
+            .fold(0u64, |s, (i, k)| s.wrapping_add(term(i, k.0)));
+        acc = close(acc, sum, j);
         out.push(acc);
+    }
+}
+
+/// The same digests, one key at a time (for ingestion, which sees a
+/// chain's keys event by event).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Digest {
+    acc: u64,
+    sum: u64,
+    /// Keys pushed so far.
+    pub(crate) len: usize,
+}
+
+impl Digest {
+    /// The digest of an empty prefix of `seed`'s model.
+    pub(crate) fn new(seed: u64) -> Digest {
+        Digest {
+            acc: first(seed),
+            sum: 0,
+            len: 0,
+        }
+    }
+
+    /// Appends a key; returns the checkpoint digest when it completes a span.
+    #[inline]
+    pub(crate) fn push(&mut self, key: u64) -> Option<u64> {
+        let i = self.len % SPAN;
+        self.sum = self.sum.wrapping_add(term(i, key));
+        self.len += 1;
+        if i + 1 < SPAN {
+            return None;
+        }
+        self.acc = close(self.acc, self.sum, self.len / SPAN - 1);
+        self.sum = 0;
+        Some(self.acc)
     }
 }
 
@@ -291,6 +341,17 @@ mod tests {
         digests(1, &changed, &mut b);
         assert_eq!(a[..2], b[..2], "earlier prefixes unchanged");
         assert!(a[2..].iter().zip(&b[2..]).all(|(x, y)| x != y));
+    }
+
+    #[test]
+    fn pushed_digests_equal_the_batch_ones() {
+        let keys: Vec<BlockKey> = (0..100u64).map(|i| BlockKey(mix64(i))).collect();
+        let mut batch = Vec::new();
+        digests(9, &keys, &mut batch);
+        let mut d = Digest::new(9);
+        let pushed: Vec<u64> = keys.iter().filter_map(|k| d.push(k.0)).collect();
+        assert_eq!(pushed, batch);
+        assert_eq!(d.len, 100);
     }
 
     #[test]

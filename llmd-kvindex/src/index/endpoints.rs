@@ -37,6 +37,9 @@ pub(crate) struct EndpointState {
     pub routed: LazyLru<u64, ()>,
     /// Router-key mode buffers (engine keys, router keys, token bytes).
     pub scratch: (Vec<u64>, Vec<u64>, Vec<u8>),
+    /// Chains followed for ingest-time checkpoints, by the fingerprint of
+    /// their last block (`chains.rs`).
+    pub chains: LazyLru<u64, super::chains::Chain>,
 }
 
 impl EndpointState {
@@ -46,6 +49,7 @@ impl EndpointState {
             engine_map: LazyLru::new(engine_cap),
             routed: LazyLru::new(approx_cap),
             scratch: Default::default(),
+            chains: LazyLru::new(super::chains::FOLLOWED),
         }
     }
 }
@@ -133,6 +137,7 @@ impl KvIndex {
         self.table.bump(id.0 as usize);
         st.engine_map.clear();
         st.routed.clear();
+        st.chains.clear();
     }
 
     /// The writer state of `id` if the slot is registered.

@@ -35,6 +35,7 @@
 mod apply;
 mod bucket;
 mod buckets;
+mod chains;
 mod checkpoints;
 mod config;
 mod endpoints;

@@ -2,6 +2,7 @@
 //! parent-less `BlockStored` events are re-hashed as a configuration check.
 
 use super::apply::ApplyReport;
+use super::endpoints::EndpointState;
 use super::keys::fingerprint;
 use super::KvIndex;
 use crate::events::{BlockStored, ExtraValue};
@@ -57,7 +58,7 @@ impl KvIndex {
     pub(crate) fn stored_parity(
         &self,
         h: &BlockHasher,
-        ep: u16,
+        (ep, st): (u16, &mut EndpointState),
         seed: u64,
         ev: &BlockStored,
         tier: usize,
@@ -72,8 +73,15 @@ impl KvIndex {
                 }
             }
         }
+        let mut chain = self.chain_for(ep, &st.chains, seed, ev.parent().map(|p| p.key().0));
         for k in &ev.block_hashes {
-            self.store_fp(ep, fingerprint(seed, k.key().0), tier, report);
+            let rank = self.store_fp(ep, fingerprint(seed, k.key().0), tier, report);
+            if let Some(c) = chain.as_mut() {
+                self.chain_push(c, ep, k.key().0, rank);
+            }
+        }
+        if let (Some(c), Some(last)) = (chain, ev.block_hashes.last()) {
+            st.chains.insert(fingerprint(seed, last.key().0), c);
         }
     }
 }

@@ -117,10 +117,13 @@ impl KvIndex {
             }
             return;
         }
-        let root = match ev.parent() {
-            None => router_root(model, ev.lora_name.as_deref(), ev.lora_id),
+        let (root, parent) = match ev.parent() {
+            None => (
+                router_root(model, ev.lora_name.as_deref(), ev.lora_id),
+                None,
+            ),
             Some(p) => match st.engine_map.peek(&p.key().0) {
-                Some(m) => m.router_key,
+                Some(m) => (m.router_key, Some(m.router_key)),
                 None => {
                     report.unplaceable += engine.len().max(1) as u32;
                     return;
@@ -156,8 +159,15 @@ impl KvIndex {
                 },
             );
         }
+        let mut chain = self.chain_for(ep, &st.chains, seed, parent);
         for &r in routers.iter() {
-            self.store_fp(ep, fingerprint(seed, r), tier, report);
+            let rank = self.store_fp(ep, fingerprint(seed, r), tier, report);
+            if let Some(c) = chain.as_mut() {
+                self.chain_push(c, ep, r, rank);
+            }
+        }
+        if let (Some(c), Some(&last)) = (chain, routers.last()) {
+            st.chains.insert(fingerprint(seed, last), c);
         }
     }
 

@@ -82,9 +82,14 @@ impl KvIndex {
             self.expire_locked(&mut spec, now_ns, EXPIRE_PER_WRITE);
         }
         let seed = model_seed(model);
+        // The keys start at block 0: checkpoint them as a new chain.
+        let mut chain = self.chain_for(ep.0, &st.chains, seed, None);
         for k in keys {
             let fp = fingerprint(seed, k.0);
-            self.table.set(fp, Tier::Gpu as usize, ep.0);
+            let placed = self.table.set(fp, Tier::Gpu as usize, ep.0);
+            if let Some(c) = chain.as_mut() {
+                self.chain_push(c, ep.0, k.0, placed.rank);
+            }
             if let Some((old, ())) = st.routed.insert(fp, ()) {
                 self.table.clear(old, Tier::Gpu as usize, ep.0);
             }

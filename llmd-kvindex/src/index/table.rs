@@ -27,6 +27,16 @@ const MIN_BUCKETS_PER_SHARD: usize = 64;
 /// 7 + 49 + 343 entries examined, only when both candidate buckets are full.
 const MOVE_DEPTH: u32 = 2;
 
+/// What [`Table::set`] did.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Placed {
+    /// The bit was not set before.
+    pub newly: bool,
+    /// Rank (in the lookup's tier order) of the tier the block now counts
+    /// in for the endpoint: the best of the tiers it holds it in.
+    pub rank: u8,
+}
+
 struct ShardState {
     /// Entries in this shard.
     live: usize,
@@ -199,21 +209,6 @@ impl Table {
         best
     }
 
-    /// After `ep` gained (`gained`) or lost tier `tier` of `fp`: raises its
-    /// epoch when the tier a lookup counts the block in changed — the block
-    /// was held before and `tier` now ranks first among its tiers, or the
-    /// block lost the tier it was counted in. A block newly held shortens
-    /// nothing and is never inside a verified prefix, so it raises nothing.
-    fn note_tier_change(&self, loc: &Location, fp: u64, tier: usize, ep: u16, gained: bool) {
-        let changed = match self.best_other_rank(loc, fp, tier, ep) {
-            None => !gained,
-            Some(r) => self.rank[tier] < r,
-        };
-        if changed {
-            self.bump(ep as usize);
-        }
-    }
-
     fn lock(&self, shard: usize) -> MutexGuard<'_, ShardState> {
         self.shards[shard].lock()
     }
@@ -231,36 +226,47 @@ impl Table {
         (0..SLOTS).find(|&s| b.key(s) == key).map(|s| (alt, s))
     }
 
-    /// Sets endpoint `ep`'s bit for (fp, tier); true when it was not set.
-    /// Evicts another entry only when the table is at capacity, or (counted
-    /// as a displacement failure) when both candidate buckets are full and
-    /// no move frees a slot.
-    pub(crate) fn set(&self, fp: u64, tier: usize, ep: u16) -> bool {
+    /// Sets endpoint `ep`'s bit for (fp, tier). Evicts another entry only
+    /// when the table is at capacity, or (counted as a displacement failure)
+    /// when both candidate buckets are full and no move frees a slot.
+    ///
+    /// A block `ep` already held in another tier whose counted tier changes
+    /// (the new tier ranks first) raises `ep`'s epoch; a block newly held
+    /// shortens nothing and raises nothing.
+    pub(crate) fn set(&self, fp: u64, tier: usize, ep: u16) -> Placed {
         let group = ep as usize / 64;
         let bit = 1u64 << (ep % 64);
         let key = table_key(fp, tier, group);
         let loc = self.geo.locate(fp, group / GROUPS_PER_CLUSTER);
         let mut st = self.lock(loc.shard);
+        let mut newly = true;
         if let Some((b, s)) = self.find(&loc, key) {
             let bucket = &self.buckets[b];
             let mask = bucket.mask(s);
             if mask & bit != 0 {
-                return false;
+                newly = false;
+            } else {
+                bucket.set_mask(s, mask | bit);
             }
-            bucket.set_mask(s, mask | bit);
+        } else {
+            self.reserve(&mut st, loc.shard);
+            let (b, s) = self.place(&mut st, &loc);
+            self.buckets[b].install(s, key, bit);
+            if b != loc.home {
+                self.buckets[loc.home].add_overflow(true);
+            }
+        }
+        let other = self.best_other_rank(&loc, fp, tier, ep);
+        if newly {
             self.holdings[ep as usize][tier].fetch_add(1, Ordering::Relaxed);
-            self.note_tier_change(&loc, fp, tier, ep, true);
-            return true;
+            if other.is_some_and(|r| self.rank[tier] < r) {
+                self.bump(ep as usize);
+            }
         }
-        self.reserve(&mut st, loc.shard);
-        let (b, s) = self.place(&mut st, &loc);
-        self.buckets[b].install(s, key, bit);
-        if b != loc.home {
-            self.buckets[loc.home].add_overflow(true);
+        Placed {
+            newly,
+            rank: other.map_or(self.rank[tier], |r| r.min(self.rank[tier])),
         }
-        self.holdings[ep as usize][tier].fetch_add(1, Ordering::Relaxed);
-        self.note_tier_change(&loc, fp, tier, ep, true);
-        true
     }
 
     /// Counts one more entry, evicting first when the table is at capacity
@@ -397,7 +403,11 @@ impl Table {
         let mut st = self.lock(loc.shard);
         match self.find(&loc, key) {
             Some((b, s)) if self.clear_bit(&mut st, b, s, ep, bit) => {
-                self.note_tier_change(&loc, fp, tier, ep, false);
+                // The block is gone, or no longer counted in its best tier.
+                let other = self.best_other_rank(&loc, fp, tier, ep);
+                if other.map_or(true, |r| self.rank[tier] < r) {
+                    self.bump(ep as usize);
+                }
                 true
             }
             _ => false,

@@ -496,7 +496,7 @@ fn nothing_is_evicted_below_capacity() {
         let per_group = capacity / groups;
         for g in 0..groups {
             for fp in fingerprints(per_group, 7 + g as u64) {
-                assert!(idx.table.set(fp, 0, (g * 64) as u16));
+                assert!(idx.table.set(fp, 0, (g * 64) as u16).newly);
             }
         }
         let st = idx.stats();
@@ -539,7 +539,7 @@ fn every_entry_stays_findable_after_moves() {
         "no entry was moved: the test shows nothing"
     );
     for &fp in &fps {
-        assert!(!idx.table.set(fp, 0, 5), "fp {fp} was lost");
+        assert!(!idx.table.set(fp, 0, 5).newly, "fp {fp} was lost");
     }
     for &fp in &fps {
         assert!(idx.table.clear(fp, 0, 5), "fp {fp} not found");
