@@ -184,6 +184,12 @@ impl Table {
     /// The best (lowest) rank among the tiers other than `except` in which
     /// `ep` holds `fp`, if any. The caller holds the shard lock of `loc`.
     fn best_other_rank(&self, loc: &Location, fp: u64, except: usize, ep: u16) -> Option<u8> {
+        // Most endpoints use one tier: no scan when `ep` holds nothing in any
+        // other (a count raised under this shard's lock for this block).
+        let h = &self.holdings[ep as usize];
+        if (0..TIERS).all(|t| t == except || h[t].load(Ordering::Relaxed) == 0) {
+            return None;
+        }
         let group = ep as usize / 64;
         let bit = 1u64 << (ep % 64);
         let mut best = None;
