@@ -117,3 +117,56 @@ fn a_moved_entry_is_never_missed() {
         writer.join().unwrap();
     });
 }
+
+/// Two writers racing on one checkpoint record: a reader sees either
+/// writer's record whole (its counts with its own epoch) or nothing.
+#[test]
+fn a_checkpoint_record_is_never_read_torn() {
+    use llmd_kvindex::index::loom_support::Checkpoints;
+    model(|| {
+        let ck = Arc::new(Checkpoints::new(4).unwrap());
+        let writers: Vec<_> = [(5u64, 0b01u64), (6, 0b10)]
+            .into_iter()
+            .map(|(epoch, counts)| {
+                let ck = ck.clone();
+                thread::spawn(move || ck.put(42, 3, epoch, counts, |_| 0))
+            })
+            .collect();
+        assert!(matches!(ck.get(42, 3, 5), None | Some(0b01)));
+        assert!(matches!(ck.get(42, 3, 6), None | Some(0b10)));
+        for w in writers {
+            w.join().unwrap();
+        }
+    });
+}
+
+/// The epoch protocol: a lookup reads the endpoint's epoch, then the table,
+/// and checkpoints what it saw under that epoch; a removal clears the
+/// block, then raises the epoch. Whatever the interleaving, once both are
+/// done no checkpoint valid under the current epoch claims the removed block.
+#[test]
+fn a_removal_invalidates_every_checkpoint_of_what_it_removed() {
+    use llmd_kvindex::index::loom_support::{raise_epoch, read_epoch, Checkpoints};
+    use loom::sync::atomic::AtomicU64;
+    model(|| {
+        let bucket = Arc::new(Bucket::default());
+        let ck = Arc::new(Checkpoints::new(4).unwrap());
+        let epoch = Arc::new(AtomicU64::new(0));
+        bucket.install(0, KEY_A, 0b1);
+        let lookup = {
+            let (bucket, ck, epoch) = (bucket.clone(), ck.clone(), epoch.clone());
+            thread::spawn(move || {
+                let e = read_epoch(&epoch);
+                let mut held = [[0u64; 2]; 4];
+                bucket.gather(FP_A, 0, &mut held);
+                if held[0][0] & 1 != 0 {
+                    ck.put(7, 0, e, 1, |_| read_epoch(&epoch));
+                }
+            })
+        };
+        bucket.free(0);
+        raise_epoch(&epoch);
+        lookup.join().unwrap();
+        assert_eq!(ck.get(7, 0, read_epoch(&epoch)), None);
+    });
+}

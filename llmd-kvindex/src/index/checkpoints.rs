@@ -63,7 +63,7 @@ struct Record {
 /// One set: 4 records, two cache lines.
 #[derive(Default)]
 #[repr(C, align(128))]
-pub(crate) struct Set {
+pub struct Set {
     ways: [Record; WAYS],
 }
 
@@ -71,9 +71,23 @@ pub(crate) struct Set {
 unsafe impl ZeroEmpty for Set {}
 
 /// The checkpoint store.
-pub(crate) struct Checkpoints {
+pub struct Checkpoints {
     sets: Buckets<Set>,
     mask: usize,
+}
+
+/// Reads an endpoint epoch. Acquire: a reader that sees an epoch value also
+/// sees every table change made before that value was raised.
+#[inline]
+pub fn read_epoch(e: &AtomicU64) -> u64 {
+    e.load(Ordering::Acquire)
+}
+
+/// Raises an endpoint epoch, after the table change that invalidates the
+/// endpoint's checkpoints (Release, pairing with [`read_epoch`]).
+#[inline]
+pub fn raise_epoch(e: &AtomicU64) {
+    e.fetch_add(1, Ordering::Release);
 }
 
 #[inline]
@@ -214,7 +228,7 @@ pub(crate) fn record_key(digest: u64, ep: u16) -> u64 {
 impl Checkpoints {
     /// A store of about `records` records (rounded up to a power of two
     /// sets of 4); `None` when its memory cannot be had.
-    pub(crate) fn new(records: usize) -> Option<Checkpoints> {
+    pub fn new(records: usize) -> Option<Checkpoints> {
         let sets = records.div_ceil(WAYS).max(1).checked_next_power_of_two()?;
         Some(Checkpoints {
             sets: Buckets::new(sets)?,
@@ -244,7 +258,7 @@ impl Checkpoints {
     /// The packed lower-tier counts of the checkpoint `key` of endpoint `ep`
     /// if one is stored with epoch `epoch`.
     #[inline]
-    pub(crate) fn get(&self, key: u64, ep: u16, epoch: u64) -> Option<u64> {
+    pub fn get(&self, key: u64, ep: u16, epoch: u64) -> Option<u64> {
         let want = stamp(ep, epoch);
         for r in &self.set(key).ways {
             let v1 = r.seq.load(Ordering::Acquire);
@@ -264,14 +278,7 @@ impl Checkpoints {
     /// Stores a checkpoint; `live_epoch(ep)` tells whether another record's
     /// endpoint has moved on (its record is stale and replaced first).
     /// Skipped when the chosen record is being written by another thread.
-    pub(crate) fn put(
-        &self,
-        key: u64,
-        ep: u16,
-        epoch: u64,
-        counts: u64,
-        live_epoch: impl Fn(u16) -> u64,
-    ) {
+    pub fn put(&self, key: u64, ep: u16, epoch: u64, counts: u64, live_epoch: impl Fn(u16) -> u64) {
         let set = self.set(key);
         let stale = |r: &Record| {
             let st = r.stamp.load(Ordering::Relaxed);

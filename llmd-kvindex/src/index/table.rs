@@ -12,6 +12,7 @@
 
 use super::bucket::{Bucket, SLOTS, TAG_BITS};
 use super::buckets::Buckets;
+use super::checkpoints::{raise_epoch, read_epoch};
 use super::keys::{table_key, tag_group, tag_tier, Geometry, Location, GROUPS_PER_CLUSTER, TIERS};
 use crossbeam_utils::CachePadded;
 use parking_lot::{Mutex, MutexGuard};
@@ -55,7 +56,7 @@ pub(crate) struct Table {
     /// re-weigh a prefix it holds (a block removed or evicted, a better tier
     /// added to a block it holds); a verified-prefix checkpoint is only
     /// trusted while its endpoint's epoch is unchanged (`checkpoints.rs`).
-    epochs: Box<[AtomicU64]>,
+    epochs: Box<[super::sync::AtomicU64]>,
     /// Position of each table tier in the lookup's tier order (0 = the
     /// tier a block held in several tiers is counted in).
     rank: [u8; TIERS],
@@ -99,7 +100,9 @@ impl Table {
             holdings: (0..max_endpoints)
                 .map(|_| std::array::from_fn(|_| AtomicU64::new(0)))
                 .collect(),
-            epochs: (0..max_endpoints).map(|_| AtomicU64::new(0)).collect(),
+            epochs: (0..max_endpoints)
+                .map(|_| super::sync::AtomicU64::new(0))
+                .collect(),
             rank: {
                 let mut r = [0u8; TIERS];
                 for (pos, &t) in tier_order.iter().enumerate() {
@@ -167,9 +170,7 @@ impl Table {
     /// every table change made before it was raised).
     #[inline]
     pub(crate) fn epoch(&self, ep: u16) -> u64 {
-        self.epochs
-            .get(ep as usize)
-            .map_or(0, |e| e.load(Ordering::Acquire))
+        self.epochs.get(ep as usize).map_or(0, read_epoch)
     }
 
     /// Raises `ep`'s epoch, after the change that invalidates its
@@ -177,7 +178,7 @@ impl Table {
     #[inline]
     pub(crate) fn bump(&self, ep: usize) {
         if let Some(e) = self.epochs.get(ep) {
-            e.fetch_add(1, Ordering::Release);
+            raise_epoch(e);
         }
     }
 
