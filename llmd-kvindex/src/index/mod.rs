@@ -12,6 +12,11 @@
 //! * Endpoints are dense slots ([`EndpointId`]); each table entry holds a
 //!   64-bit endpoint bitset, so a block held by many endpoints costs one
 //!   entry per 64 of them.
+//! * **Long lookups skip** what an endpoint was shown to hold: checkpoints
+//!   at every 16th block, keyed by a digest of the prompt prefix and trusted
+//!   only while the endpoint's epoch (raised on every removal, eviction or
+//!   tier change) is unchanged, written at ingestion along followed chains
+//!   and by lookups. Answers stay exactly the block-by-block walk's.
 //!
 //! ```
 //! use llmd_kvindex::index::{IndexConfig, KeyMode, KvIndex, PrefixMatches};
