@@ -6,8 +6,10 @@
 //! stored chain (ingest-time checkpoints) or a repeated one (lookup-time
 //! checkpoints) must probe far fewer blocks than the walk.
 
-use llmd_kvindex::events::{BlockRemoved, BlockStored, EventBatch, HashValue, KvEvent};
-use llmd_kvindex::hash::{BlockHasher, HashAlgo, HasherConfig};
+mod common;
+
+use common::batch;
+use llmd_kvindex::events::{BlockRemoved, BlockStored, HashValue, KvEvent};
 use llmd_kvindex::index::{EndpointId, IndexConfig, KeyMode, KvIndex, PrefixMatches};
 use llmd_kvindex::BlockKey;
 use proptest::prelude::*;
@@ -25,23 +27,11 @@ fn key(model: usize, i: u16) -> u64 {
 }
 
 fn index(capacity: usize) -> KvIndex {
-    let cfg = HasherConfig::for_vllm("0.33.0", HashAlgo::Sha256Cbor, 16, Some("42")).unwrap();
-    KvIndex::new(IndexConfig {
-        capacity_blocks: capacity,
-        key_mode: KeyMode::EngineParity(BlockHasher::new(cfg).unwrap()),
+    let cfg = IndexConfig {
         speculative_ttl_ns: 100,
         ..IndexConfig::default()
-    })
-    .unwrap()
-}
-
-fn batch(ev: KvEvent) -> EventBatch {
-    EventBatch {
-        ts: 0.0,
-        data_parallel_rank: Some(0),
-        events: vec![ev],
-        skipped_events: 0,
-    }
+    };
+    common::parity_index_with(capacity, cfg)
 }
 
 fn store(idx: &KvIndex, ep: EndpointId, model: usize, tier: usize, blocks: &[u16], parent: bool) {

@@ -3,9 +3,11 @@
 //! parents), removals, clears and endpoint removals, across several models,
 //! tiers and endpoint groups; plus a flood that must never exceed capacity.
 
-use llmd_kvindex::events::{BlockRemoved, BlockStored, EventBatch, HashValue, KvEvent};
-use llmd_kvindex::hash::{BlockHasher, HashAlgo, HasherConfig};
-use llmd_kvindex::index::{EndpointId, IndexConfig, KeyMode, KvIndex, PrefixMatches};
+mod common;
+
+use common::{batch, parity_index};
+use llmd_kvindex::events::{BlockRemoved, BlockStored, HashValue, KvEvent};
+use llmd_kvindex::index::{EndpointId, PrefixMatches};
 use llmd_kvindex::BlockKey;
 use proptest::prelude::*;
 use std::collections::HashMap;
@@ -22,25 +24,6 @@ const UNIVERSE: u64 = 14;
 fn key(model: usize, i: u8) -> u64 {
     // Small integers on purpose: the index must mix them itself.
     (model as u64) << 8 | u64::from(i)
-}
-
-fn parity_index(capacity: usize) -> KvIndex {
-    let cfg = HasherConfig::for_vllm("0.33.0", HashAlgo::Sha256Cbor, 16, Some("42")).unwrap();
-    KvIndex::new(IndexConfig {
-        capacity_blocks: capacity,
-        key_mode: KeyMode::EngineParity(BlockHasher::new(cfg).unwrap()),
-        ..IndexConfig::default()
-    })
-    .unwrap()
-}
-
-fn batch(ev: KvEvent) -> EventBatch {
-    EventBatch {
-        ts: 0.0,
-        data_parallel_rank: Some(0),
-        events: vec![ev],
-        skipped_events: 0,
-    }
 }
 
 #[derive(Clone, Debug)]
