@@ -255,6 +255,12 @@ impl Checkpoints {
         &self.sets[(key >> 8) as usize & self.mask]
     }
 
+    /// Address of `key`'s set, for software prefetching.
+    #[inline]
+    pub(crate) fn set_ptr(&self, key: u64) -> *const u8 {
+        (self.set(key) as *const Set).cast()
+    }
+
     /// The packed lower-tier counts of the checkpoint `key` of endpoint `ep`
     /// if one is stored with epoch `epoch`.
     #[inline]

@@ -47,6 +47,18 @@ impl Default for Ring {
     }
 }
 
+/// One candidate's search for its furthest valid checkpoint: checkpoints
+/// `lo..hi` are still undecided, `probe` is being read (record `key`).
+#[derive(Clone, Copy, Debug)]
+struct Search {
+    ep: u16,
+    lo: u32,
+    hi: u32,
+    probe: u32,
+    key: u64,
+    best: Option<(u32, u64)>,
+}
+
 /// One endpoint's match.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct EndpointMatch {
@@ -78,6 +90,8 @@ pub struct PrefixMatches {
     epochs: Vec<u64>,
     /// Endpoints holding block 0 when the lookup began.
     cands: Vec<u16>,
+    /// Their checkpoint searches.
+    search: Vec<Search>,
     probed: u32,
 }
 
@@ -406,32 +420,52 @@ impl KvIndex {
         }
         checkpoints::digests(seed, keys, &mut out.digests);
         let spans = out.digests.len().min(MAX_DEPTH / SPAN);
-        let mut next = usize::MAX;
-        for k in 0..out.cands.len() {
-            let e = out.cands[k];
+        // All candidates search at once, one step at a time: each step's
+        // checkpoint reads are prefetched together, so a cold lookup pays
+        // one memory latency per step instead of one per read.
+        out.search.clear();
+        for &e in &out.cands {
             let epoch = self.table.epoch(e);
             out.epochs[e as usize] = epoch;
-            let get = |j: usize| {
-                let key = record_key(out.digests[j], e);
-                self.checkpoints.get(key, e, epoch).map(|c| (j, c))
-            };
-            let found = get(spans - 1).or_else(|| {
-                // Bisect over 0..spans-1 (the last one missed).
-                let (mut lo, mut hi, mut best) = (0, spans - 1, None);
-                while lo < hi {
-                    let mid = lo + (hi - lo) / 2;
-                    match get(mid) {
-                        Some(hit) => {
-                            best = Some(hit);
-                            lo = mid + 1;
-                        }
-                        None => hi = mid,
-                    }
-                }
-                best
+            let key = record_key(out.digests[spans - 1], e);
+            prefetch(self.checkpoints.set_ptr(key));
+            // First probe: the prompt's last checkpoint.
+            out.search.push(Search {
+                ep: e,
+                lo: 0,
+                hi: spans as u32,
+                probe: spans as u32 - 1,
+                key,
+                best: None,
             });
-            if let Some((j, c)) = found {
-                let (e, until) = (e as usize, SPAN * (j + 1));
+        }
+        loop {
+            let mut active = false;
+            for s in out.search.iter_mut().filter(|s| s.lo < s.hi) {
+                let epoch = out.epochs[s.ep as usize];
+                match self.checkpoints.get(s.key, s.ep, epoch) {
+                    Some(c) => {
+                        s.best = Some((s.probe, c));
+                        s.lo = s.probe + 1;
+                    }
+                    None => s.hi = s.probe,
+                }
+                if s.lo < s.hi {
+                    // Bisect what is left.
+                    s.probe = s.lo + (s.hi - s.lo) / 2;
+                    s.key = record_key(out.digests[s.probe as usize], s.ep);
+                    prefetch(self.checkpoints.set_ptr(s.key));
+                    active = true;
+                }
+            }
+            if !active {
+                break;
+            }
+        }
+        let mut next = usize::MAX;
+        for s in &out.search {
+            if let Some((j, c)) = s.best {
+                let (e, until) = (s.ep as usize, SPAN * (j as usize + 1));
                 out.until[e] = until as u32;
                 out.counts[e] = unpack(c);
                 out.pinned[e / 64] |= 1 << (e % 64);
