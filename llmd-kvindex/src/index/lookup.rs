@@ -27,6 +27,9 @@ const RING: usize = 2 * CHUNK;
 const RING_MASK: usize = RING - 1;
 /// No epoch read for this endpoint during the current lookup.
 const NO_EPOCH: u64 = u64::MAX;
+/// Pinned blocks whose reference bits a lookup refreshes when the table is
+/// full (`touch_pinned`).
+pub(crate) const TOUCHES: usize = 4;
 
 /// Fingerprints and home buckets of the blocks staged ahead of the walk.
 #[derive(Clone, Debug)]
@@ -93,6 +96,8 @@ pub struct PrefixMatches {
     /// Their checkpoint searches.
     search: Vec<Search>,
     probed: u32,
+    /// Lookups made with this value (moves the window `touch_pinned` uses).
+    touch_seq: u64,
 }
 
 impl PrefixMatches {
@@ -384,10 +389,40 @@ impl KvIndex {
                 out.finish(g, a, n as u32, w, order);
             }
         }
+        if checkpointed && self.table.full() {
+            self.touch_pinned(seed, keys, out);
+        }
         for &e in &out.cands {
             out.epochs[e as usize] = NO_EPOCH;
         }
         out.matches.sort_unstable_by_key(|m| m.endpoint);
+    }
+
+    /// When the table is full (the next insert evicts by CLOCK), a lookup
+    /// served from pins refreshes the reference bits of a few of the pinned
+    /// blocks it did not probe — a window that moves by [`TOUCHES`] blocks
+    /// per lookup of this `PrefixMatches` — so a prefix in use is not taken
+    /// for an unused one because checkpoints spared its probes. Below
+    /// capacity nothing is evicted and nothing is touched.
+    fn touch_pinned(&self, seed: u64, keys: &[BlockKey], out: &mut PrefixMatches) {
+        out.touch_seq = out.touch_seq.wrapping_add(1);
+        let geo = self.table.geometry();
+        for s in &out.search {
+            let Some((j, _)) = s.best else { continue };
+            let until = SPAN * (j as usize + 1);
+            let cluster = s.ep as usize / 64 / GROUPS_PER_CLUSTER;
+            for t in 0..TOUCHES {
+                let pos = (out.touch_seq as usize * TOUCHES + t) % until;
+                let fp = fingerprint(seed, keys[pos].0);
+                let loc = geo.locate(fp, cluster);
+                let mut held = [[0u64; GROUPS_PER_CLUSTER]; TIERS];
+                if self.table.bucket(loc.home).gather(fp, cluster, &mut held) {
+                    if let Some(alt) = loc.alt() {
+                        self.table.bucket(alt).gather(fp, cluster, &mut held);
+                    }
+                }
+            }
+        }
     }
 
     /// Reads the epochs of the endpoints holding block 0 and pins each at

@@ -138,6 +138,28 @@ impl Table {
         self.capacity
     }
 
+    /// At capacity: the next insert evicts.
+    pub(crate) fn full(&self) -> bool {
+        self.live.load(Ordering::Relaxed) >= self.capacity as u64
+    }
+
+    /// Clears every reference bit (tests: as if the CLOCK hand passed).
+    #[cfg(test)]
+    pub(crate) fn clear_references(&self) {
+        for b in self.buckets.iter() {
+            (0..SLOTS).for_each(|s| b.unreference(s));
+        }
+    }
+
+    /// Whether (fp, tier)'s entry of `ep`'s group is referenced (tests).
+    #[cfg(test)]
+    pub(crate) fn referenced(&self, fp: u64, tier: usize, ep: u16) -> bool {
+        let group = ep as usize / 64;
+        let loc = self.geo.locate(fp, group / GROUPS_PER_CLUSTER);
+        self.find(&loc, table_key(fp, tier, group))
+            .is_some_and(|(b, s)| self.buckets[b].referenced(s))
+    }
+
     pub(crate) fn live(&self) -> u64 {
         self.live.load(Ordering::Relaxed)
     }

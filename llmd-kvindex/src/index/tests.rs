@@ -579,3 +579,43 @@ fn concurrent_writers_never_exceed_capacity() {
     assert_eq!(st.entries, 5_000, "{st:?}");
     assert_eq!(st.holdings, 5_000);
 }
+
+/// Lookups served from checkpoints do not probe the pinned blocks; when the
+/// table is full they refresh those blocks' reference bits a window at a
+/// time, so CLOCK still sees the prefix in use. Below capacity, nothing.
+#[test]
+fn pinned_blocks_stay_referenced_when_the_table_is_full() {
+    let keys: Vec<u64> = (0..1000u64).map(|i| keys::mix64(i ^ 0xfeed)).collect();
+    let query: Vec<BlockKey> = keys.iter().map(|&k| BlockKey(k)).collect();
+    let seed = keys::model_seed("m");
+    let all_referenced = |idx: &KvIndex, ep: EndpointId| {
+        keys.iter()
+            .filter(|&&k| idx.table.referenced(keys::fingerprint(seed, k), 0, ep.0))
+            .count()
+    };
+    for full in [false, true] {
+        let idx = KvIndex::new(IndexConfig {
+            capacity_blocks: if full { 1000 } else { 4000 },
+            key_mode: KeyMode::Approximate { block_size: 16 },
+            ..IndexConfig::default()
+        })
+        .unwrap();
+        let ep = idx.register_endpoint("a").unwrap();
+        idx.record_routing(ep, "m", &query, 0);
+        assert_eq!(idx.table.full(), full);
+        idx.table.clear_references();
+        let mut out = PrefixMatches::new();
+        for _ in 0..(992 / super::lookup::TOUCHES) {
+            idx.match_prefix("m", &query, &mut out);
+            assert_eq!(out.get(ep).map(|m| m.consecutive_blocks), Some(1000));
+            assert!(out.probed_blocks() <= 9);
+        }
+        let touched = all_referenced(&idx, ep);
+        if full {
+            assert_eq!(touched, 1000, "every block of the prefix refreshed");
+        } else {
+            // Only block 0 and the walked tail past the last checkpoint.
+            assert!(touched <= 9, "{touched}");
+        }
+    }
+}
