@@ -75,7 +75,8 @@ impl TierWeights {
 pub struct IndexConfig {
     /// Upper bound on table entries. An entry is one (model, block, tier,
     /// group of 64 endpoint slots): with ≤ 64 endpoints and GPU only, one
-    /// entry per block. Memory is fixed at construction (~24 B per entry).
+    /// entry per block. Memory is fixed at construction (~24 B per entry,
+    /// plus ~2 B per entry of verified-prefix checkpoints).
     pub capacity_blocks: usize,
     /// How keys are formed.
     pub key_mode: KeyMode,

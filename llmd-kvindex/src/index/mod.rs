@@ -7,7 +7,8 @@
 //! * **Writes** take one shard mutex per block touched, plus the writing
 //!   endpoint's own mutex, so different endpoints ingest in parallel.
 //! * **Memory is fixed** at construction: a set-associative table of
-//!   `capacity_blocks` entries (≈ 24 B each); an event flood evicts (CLOCK)
+//!   `capacity_blocks` entries (≈ 24 B each, plus ≈ 2 B of checkpoint
+//!   store); an event flood evicts (CLOCK)
 //!   instead of growing.
 //! * Endpoints are dense slots ([`EndpointId`]); each table entry holds a
 //!   64-bit endpoint bitset, so a block held by many endpoints costs one
