@@ -399,3 +399,123 @@ fn router_keys_and_approximate_mode_checkpoint_at_ingestion() {
     assert_eq!(out.get(ep).map(|m| m.consecutive_blocks), Some(300));
     assert!(out.probed_blocks() <= 1 + 12, "{}", out.probed_blocks());
 }
+
+/// Router-key mode: the index chains its own keys from the events' tokens
+/// (checkpoints follow those chains); lookups still answer as the walk.
+#[derive(Clone, Debug)]
+enum RouterOp {
+    Store {
+        ep: usize,
+        start: u16,
+        len: u16,
+        tier: usize,
+    },
+    Remove {
+        ep: usize,
+        blocks: Vec<u16>,
+    },
+    Clear {
+        ep: usize,
+    },
+    Match {
+        len: u16,
+    },
+}
+
+fn router_op() -> impl Strategy<Value = RouterOp> {
+    prop_oneof![
+        // Half the stores start a chain at block 0, the rest continue one.
+        6 => (0..3usize, prop_oneof![Just(0u16), 0..UNIVERSE], 1..60u16, 0..2usize)
+            .prop_map(|(ep, start, len, tier)| RouterOp::Store { ep, start, len, tier }),
+        3 => (0..3usize, prop::collection::vec(0..UNIVERSE, 1..4))
+            .prop_map(|(ep, blocks)| RouterOp::Remove { ep, blocks }),
+        1 => (0..3usize).prop_map(|ep| RouterOp::Clear { ep }),
+        6 => (32..=UNIVERSE).prop_map(|len| RouterOp::Match { len }),
+    ]
+}
+
+const ROUTER_BLOCK: u16 = 4;
+
+fn router_tokens(blocks: std::ops::Range<u16>) -> Vec<u64> {
+    (blocks.start * ROUTER_BLOCK..blocks.end * ROUTER_BLOCK)
+        .map(u64::from)
+        .collect()
+}
+
+fn run_router(ops: Vec<RouterOp>, capacity: usize) {
+    let idx = KvIndex::new(IndexConfig {
+        capacity_blocks: capacity,
+        key_mode: KeyMode::RouterKeys {
+            block_size: ROUTER_BLOCK as usize,
+        },
+        ..IndexConfig::default()
+    })
+    .unwrap();
+    let eps: Vec<EndpointId> = (0..3)
+        .map(|i| idx.register_endpoint(&format!("r{i}")).unwrap())
+        .collect();
+    let engine = |b: u16| HashValue::Int(i128::from(b) + 7_000);
+    let mut out = PrefixMatches::new();
+    for op in ops {
+        match op {
+            RouterOp::Store {
+                ep,
+                start,
+                len,
+                tier,
+            } => {
+                let end = (start + len).min(UNIVERSE);
+                let ev = KvEvent::BlockStored(BlockStored {
+                    block_hashes: (start..end).map(engine).collect(),
+                    parent_block_hash: (start > 0).then(|| engine(start - 1)),
+                    token_ids: router_tokens(start..end),
+                    block_size: i64::from(ROUTER_BLOCK),
+                    medium: Some(MEDIA[tier].to_string()),
+                    ..BlockStored::default()
+                });
+                idx.apply_batch(eps[ep], "m", &batch(ev));
+            }
+            RouterOp::Remove { ep, blocks } => {
+                let ev = KvEvent::BlockRemoved(BlockRemoved {
+                    block_hashes: blocks.iter().map(|&b| engine(b)).collect(),
+                    ..BlockRemoved::default()
+                });
+                idx.apply_batch(eps[ep], "m", &batch(ev));
+            }
+            RouterOp::Clear { ep } => {
+                idx.apply_batch(eps[ep], "m", &batch(KvEvent::AllBlocksCleared));
+            }
+            RouterOp::Match { len } => {
+                let tokens = router_tokens(0..len);
+                let keys = idx.prompt_keys("m", &tokens, &Default::default()).unwrap();
+                let mut walk = PrefixMatches::new();
+                idx.match_prefix_walk("m", &keys, &mut walk);
+                for _ in 0..2 {
+                    idx.match_prefix("m", &keys, &mut out);
+                    let view = |m: &PrefixMatches| {
+                        m.iter()
+                            .map(|e| (e.endpoint, e.consecutive_blocks, e.weighted_score.to_bits()))
+                            .collect::<Vec<_>>()
+                    };
+                    assert_eq!(view(&out), view(&walk), "{len} blocks");
+                }
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn router_key_lookups_match_the_walk(ops in prop::collection::vec(router_op(), 1..100)) {
+        run_router(ops, 1 << 14);
+    }
+
+    #[test]
+    fn router_key_lookups_match_the_walk_under_eviction(
+        ops in prop::collection::vec(router_op(), 1..100),
+    ) {
+        run_router(ops, 120);
+    }
+}
