@@ -38,7 +38,7 @@ impl KvIndex {
     pub(crate) fn chain_for(
         &self,
         ep: u16,
-        followed: &super::lru::LazyLru<u64, Chain>,
+        followed: &super::lru::Lru<u64, Chain>,
         seed: u64,
         parent: Option<u64>,
     ) -> Option<Chain> {

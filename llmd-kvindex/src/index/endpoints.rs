@@ -1,7 +1,7 @@
 //! Endpoint slots: names ↔ dense ids, per-endpoint writer state, and the
 //! operations that drop an endpoint's entries.
 
-use super::lru::LazyLru;
+use super::lru::Lru;
 use super::{IndexError, KvIndex};
 use parking_lot::MutexGuard;
 use std::collections::HashMap;
@@ -32,24 +32,24 @@ pub(crate) struct Mapped {
 /// its mutex, so endpoint removal cannot race with that endpoint's writes.
 pub(crate) struct EndpointState {
     pub active: bool,
-    pub engine_map: LazyLru<u64, Mapped>,
+    pub engine_map: Lru<u64, Mapped>,
     /// Approximate mode: fingerprints routed here, least recent first out.
-    pub routed: LazyLru<u64, ()>,
+    pub routed: Lru<u64, ()>,
     /// Router-key mode buffers (engine keys, router keys, token bytes).
     pub scratch: (Vec<u64>, Vec<u64>, Vec<u8>),
     /// Chains followed for ingest-time checkpoints, by the fingerprint of
     /// their last block (`chains.rs`).
-    pub chains: LazyLru<u64, super::chains::Chain>,
+    pub chains: Lru<u64, super::chains::Chain>,
 }
 
 impl EndpointState {
     pub(crate) fn new(engine_cap: usize, approx_cap: usize) -> Self {
         EndpointState {
             active: false,
-            engine_map: LazyLru::new(engine_cap),
-            routed: LazyLru::new(approx_cap),
+            engine_map: Lru::new(engine_cap),
+            routed: Lru::new(approx_cap),
             scratch: Default::default(),
-            chains: LazyLru::new(super::chains::FOLLOWED),
+            chains: Lru::new(super::chains::FOLLOWED),
         }
     }
 }

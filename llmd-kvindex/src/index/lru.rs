@@ -1,27 +1,45 @@
-//! A bounded map with least-recently-used eviction, kept cheap by lazy
-//! deletion: every touch appends `(key, stamp)` to a queue and the map keeps
-//! the latest stamp; queue items with an older stamp are skipped when popped
-//! and swept out when the queue grows past twice the map.
+//! A bounded map with least-recently-used eviction: a hash map from key to
+//! slot, and the slots in a doubly linked list, most recent first, so that a
+//! touch is one hash lookup and a few index writes.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::hash::Hash;
 
+/// End of the list.
+const NIL: u32 = u32::MAX;
+
+struct Node<K, V> {
+    key: K,
+    val: V,
+    /// Towards the most recent entry.
+    prev: u32,
+    /// Towards the least recent entry.
+    next: u32,
+}
+
 /// Bounded LRU map (writers only; lives behind a mutex).
-pub(crate) struct LazyLru<K, V> {
-    map: HashMap<K, (V, u64), ahash::RandomState>,
-    order: VecDeque<(K, u64)>,
-    clock: u64,
+pub(crate) struct Lru<K, V> {
+    map: HashMap<K, u32, ahash::RandomState>,
+    nodes: Vec<Node<K, V>>,
+    /// Slots of removed entries, reused first.
+    free: Vec<u32>,
+    /// Most recently used.
+    head: u32,
+    /// Least recently used.
+    tail: u32,
     cap: usize,
 }
 
-impl<K: Copy + Eq + Hash, V: Copy> LazyLru<K, V> {
-    /// An empty map holding at most `cap` keys.
+impl<K: Copy + Eq + Hash, V: Copy> Lru<K, V> {
+    /// An empty map holding at most `cap` keys (at least 1, at most 2³² − 2).
     pub(crate) fn new(cap: usize) -> Self {
-        LazyLru {
+        Lru {
             map: HashMap::default(),
-            order: VecDeque::new(),
-            clock: 0,
-            cap: cap.max(1),
+            nodes: Vec::new(),
+            free: Vec::new(),
+            head: NIL,
+            tail: NIL,
+            cap: cap.clamp(1, NIL as usize - 1),
         }
     }
 
@@ -32,28 +50,49 @@ impl<K: Copy + Eq + Hash, V: Copy> LazyLru<K, V> {
 
     /// The value of `k` without refreshing it.
     pub(crate) fn peek(&self, k: &K) -> Option<V> {
-        self.map.get(k).map(|e| e.0)
+        self.map.get(k).map(|&i| self.nodes[i as usize].val)
     }
 
-    /// Inserts or refreshes `k`; returns the entry evicted to stay in bounds.
+    /// Inserts or refreshes `k` (now the most recent); returns the entry
+    /// evicted to stay in bounds.
     pub(crate) fn insert(&mut self, k: K, v: V) -> Option<(K, V)> {
-        self.clock += 1;
-        self.map.insert(k, (v, self.clock));
-        self.order.push_back((k, self.clock));
-        let evicted = if self.map.len() > self.cap {
+        if let Some(&i) = self.map.get(&k) {
+            self.nodes[i as usize].val = v;
+            self.unlink(i);
+            self.push_front(i);
+            return None;
+        }
+        let evicted = if self.map.len() >= self.cap {
             self.pop_oldest_if(|_| true)
         } else {
             None
         };
-        self.compact();
+        let node = Node {
+            key: k,
+            val: v,
+            prev: NIL,
+            next: NIL,
+        };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.nodes[i as usize] = node;
+                i
+            }
+            None => {
+                self.nodes.push(node);
+                (self.nodes.len() - 1) as u32
+            }
+        };
+        self.map.insert(k, i);
+        self.push_front(i);
         evicted
     }
 
     /// Updates the value of `k` in place (no refresh); false when absent.
     pub(crate) fn update(&mut self, k: &K, v: V) -> bool {
-        match self.map.get_mut(k) {
-            Some(e) => {
-                e.0 = v;
+        match self.map.get(k) {
+            Some(&i) => {
+                self.nodes[i as usize].val = v;
                 true
             }
             None => false,
@@ -61,58 +100,84 @@ impl<K: Copy + Eq + Hash, V: Copy> LazyLru<K, V> {
     }
 
     pub(crate) fn remove(&mut self, k: &K) -> Option<V> {
-        let v = self.map.remove(k).map(|e| e.0);
-        self.compact();
-        v
+        let i = self.map.remove(k)?;
+        self.unlink(i);
+        self.free.push(i);
+        Some(self.nodes[i as usize].val)
     }
 
     /// Removes and returns the least recently used entry if `pred` accepts it.
     pub(crate) fn pop_oldest_if(&mut self, pred: impl Fn(&V) -> bool) -> Option<(K, V)> {
-        while let Some(&(k, stamp)) = self.order.front() {
-            match self.map.get(&k) {
-                Some(&(v, s)) if s == stamp => {
-                    if !pred(&v) {
-                        return None;
-                    }
-                    self.order.pop_front();
-                    self.map.remove(&k);
-                    return Some((k, v));
-                }
-                _ => {
-                    self.order.pop_front();
-                }
-            }
+        if self.tail == NIL {
+            return None;
         }
-        None
+        let i = self.tail;
+        let (k, v) = {
+            let n = &self.nodes[i as usize];
+            (n.key, n.val)
+        };
+        if !pred(&v) {
+            return None;
+        }
+        self.map.remove(&k);
+        self.unlink(i);
+        self.free.push(i);
+        Some((k, v))
     }
 
     /// Drops every entry matching `pred`.
     pub(crate) fn retain(&mut self, pred: impl Fn(&K) -> bool) {
-        self.map.retain(|k, _| pred(k));
-        self.compact();
+        let drop: Vec<K> = self.map.keys().filter(|k| !pred(k)).copied().collect();
+        for k in drop {
+            self.remove(&k);
+        }
     }
 
     pub(crate) fn clear(&mut self) {
         self.map = HashMap::default();
-        self.order = VecDeque::new();
+        self.nodes = Vec::new();
+        self.free = Vec::new();
+        self.head = NIL;
+        self.tail = NIL;
     }
 
-    fn compact(&mut self) {
-        if self.order.len() > 2 * self.map.len() + 32 {
-            let map = &self.map;
-            self.order
-                .retain(|(k, stamp)| map.get(k).is_some_and(|e| e.1 == *stamp));
+    fn unlink(&mut self, i: u32) {
+        let (prev, next) = {
+            let n = &self.nodes[i as usize];
+            (n.prev, n.next)
+        };
+        match prev {
+            NIL => self.head = next,
+            p => self.nodes[p as usize].next = next,
         }
+        match next {
+            NIL => self.tail = prev,
+            n => self.nodes[n as usize].prev = prev,
+        }
+    }
+
+    fn push_front(&mut self, i: u32) {
+        let old = self.head;
+        {
+            let n = &mut self.nodes[i as usize];
+            n.prev = NIL;
+            n.next = old;
+        }
+        match old {
+            NIL => self.tail = i,
+            o => self.nodes[o as usize].prev = i,
+        }
+        self.head = i;
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::LazyLru;
+    use super::Lru;
 
     #[test]
     fn evicts_least_recently_used() {
-        let mut l = LazyLru::new(2);
+        let mut l = Lru::new(2);
         assert_eq!(l.insert(1u64, 'a'), None);
         assert_eq!(l.insert(2, 'b'), None);
         assert_eq!(l.insert(1, 'a'), None); // refresh 1
@@ -122,13 +187,74 @@ mod tests {
     }
 
     #[test]
-    fn queue_stays_bounded_under_refreshes() {
-        let mut l = LazyLru::new(4);
+    fn slots_are_reused_under_churn() {
+        let mut l = Lru::new(4);
         for i in 0..10_000u64 {
             l.insert(i % 3, i);
+            l.insert(100 + i, i);
         }
-        assert!(l.order.len() <= 2 * l.len() + 33);
-        assert_eq!(l.pop_oldest_if(|v| *v < 9_998), Some((1, 9_997)));
+        assert_eq!(l.len(), 4);
+        assert!(l.nodes.len() <= 5, "{}", l.nodes.len());
+        // The oldest entry is key 2, last refreshed at step 9,998.
         assert_eq!(l.pop_oldest_if(|v| *v < 9_998), None);
+        assert_eq!(l.pop_oldest_if(|v| *v <= 9_998), Some((2, 9_998)));
+    }
+
+    #[test]
+    fn matches_a_reference_model() {
+        // Random operations against a Vec kept in recency order.
+        let mut l = Lru::new(5);
+        let mut model: Vec<(u64, u64)> = Vec::new(); // most recent last
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for step in 0..20_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let k = x % 9;
+            match x >> 60 {
+                0..=7 => {
+                    let got = l.insert(k, step);
+                    let want = match model.iter().position(|e| e.0 == k) {
+                        Some(p) => {
+                            model.remove(p);
+                            None
+                        }
+                        None if model.len() == 5 => Some(model.remove(0)),
+                        None => None,
+                    };
+                    model.push((k, step));
+                    assert_eq!(got, want);
+                }
+                8..=9 => {
+                    let want = model
+                        .iter()
+                        .position(|e| e.0 == k)
+                        .map(|p| model.remove(p).1);
+                    assert_eq!(l.remove(&k), want);
+                }
+                10..=11 => {
+                    let want = model.iter().find(|e| e.0 == k).map(|e| e.1);
+                    assert_eq!(l.peek(&k), want);
+                    if want.is_some() {
+                        assert!(l.update(&k, step));
+                        model.iter_mut().find(|e| e.0 == k).unwrap().1 = step;
+                    }
+                }
+                12 => {
+                    l.retain(|&key| key % 2 == 0);
+                    model.retain(|e| e.0 % 2 == 0);
+                }
+                _ => {
+                    let limit = step.saturating_sub(50);
+                    let got = l.pop_oldest_if(|&v| v < limit);
+                    let want = model.first().filter(|e| e.1 < limit).copied();
+                    if want.is_some() {
+                        model.remove(0);
+                    }
+                    assert_eq!(got, want);
+                }
+            }
+            assert_eq!(l.len(), model.len());
+        }
     }
 }

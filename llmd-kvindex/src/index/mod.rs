@@ -65,14 +65,14 @@ pub use stats::{EndpointStats, IndexStats};
 use checkpoints::Checkpoints;
 use endpoints::{EndpointState, Registry};
 use keys::TIERS;
-use lru::LazyLru;
+use lru::Lru;
 use parking_lot::Mutex;
 use stats::Counters;
 use std::sync::atomic::AtomicUsize;
 use table::Table;
 
 /// Live speculative entries: (endpoint, fingerprint) → deadline, oldest first.
-type SpecMap = LazyLru<(u16, u64), u64>;
+type SpecMap = Lru<(u16, u64), u64>;
 
 /// The concurrent KV-block index. `Send + Sync`; share it behind an `Arc`.
 pub struct KvIndex {
@@ -133,7 +133,7 @@ impl KvIndex {
                 })
                 .collect(),
             high_water: AtomicUsize::new(0),
-            spec: Mutex::new(LazyLru::new(cfg.speculative_capacity)),
+            spec: Mutex::new(Lru::new(cfg.speculative_capacity)),
             weights,
             tier_order,
             counters: Counters::default(),
