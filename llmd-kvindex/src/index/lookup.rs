@@ -9,7 +9,8 @@
 //! checkpoints (`checkpoints.rs`): an endpoint with a valid checkpoint at
 //! block `p` is *pinned* — taken as holding blocks `0..=p` with the recorded
 //! tier counts — and the walk skips ahead whenever every endpoint still
-//! matching is pinned. The walk writes checkpoints as it passes them.
+//! matching is pinned. The walk writes checkpoints as it passes them
+//! (ingestion writes them too, `chains.rs`).
 
 use super::checkpoints::{self, pack, record_key, unpack, MAX_DEPTH, MIN_BLOCKS, SPAN};
 use super::endpoints::EndpointId;
@@ -293,8 +294,24 @@ impl KvIndex {
         // block j is probed or already dropped, never revived, so every home
         // the walk reads was staged; a skip ahead stages its target's chunk
         // and the next before going on.
-        stage(self, seed, keys, (0, CHUNK), &out.clusters, &mut out.ring);
         let mut i = 0;
+        let pinned: usize = out.pinned.iter().map(|p| p.count_ones() as usize).sum();
+        if checkpointed && pinned == out.cands.len() {
+            // Every endpoint holding block 0 is pinned: nothing to probe
+            // until the first pin ends.
+            out.alive.copy_from_slice(&out.pinned);
+            i = next_unpin.min(n);
+            if i < n {
+                let edge = (i / CHUNK + 1) * CHUNK;
+                stage(self, seed, keys, (i, edge), &out.clusters, &mut out.ring);
+                if i % CHUNK != 0 {
+                    let ahead = (edge, edge + CHUNK);
+                    stage(self, seed, keys, ahead, &out.clusters, &mut out.ring);
+                }
+            }
+        } else {
+            stage(self, seed, keys, (0, CHUNK), &out.clusters, &mut out.ring);
+        }
         while i < n {
             if i == next_unpin {
                 next_unpin = out.unpin(i);
