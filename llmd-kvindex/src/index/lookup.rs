@@ -206,7 +206,7 @@ fn prefetch(p: *const u8) {
     let _ = p;
 }
 
-/// Stages blocks `from..to` (at most one chunk): their fingerprints and,
+/// Stages blocks `from..to` (at most two chunks): their fingerprints and,
 /// for every cluster still matching, their home buckets, which are
 /// prefetched. A short loop of independent hashes, so the core overlaps the
 /// multiply chains of all the blocks in the chunk.
@@ -288,36 +288,53 @@ impl KvIndex {
         }
         // Checkpoints are written only for endpoints whose epoch was read.
         let checkpointed = !out.cands.is_empty();
-        // Fingerprints and homes are computed one chunk ahead (only as far
-        // as the walk goes), so each bucket's miss overlaps the probes of the
-        // blocks before it. A cluster staged for block j is still alive when
-        // block j is probed or already dropped, never revived, so every home
-        // the walk reads was staged; a skip ahead stages its target's chunk
-        // and the next before going on.
+        // Fingerprints and homes are staged a chunk ahead of the walk (only
+        // as far as it goes), so each bucket's miss overlaps the probes of
+        // the blocks before it. A cluster staged for block j is still alive
+        // when block j is probed or already dropped, never revived, so every
+        // home the walk reads was staged. After a skip ahead only the
+        // target's chunk is staged: the blocks past a pin are usually few,
+        // and the next chunk is staged once the walk reaches it.
         let mut i = 0;
+        let mut run_start = 0;
+        let mut staged_to;
         let pinned: usize = out.pinned.iter().map(|p| p.count_ones() as usize).sum();
         if checkpointed && pinned == out.cands.len() {
             // Every endpoint holding block 0 is pinned: nothing to probe
             // until the first pin ends.
             out.alive.copy_from_slice(&out.pinned);
             i = next_unpin.min(n);
-            if i < n {
-                let edge = (i / CHUNK + 1) * CHUNK;
-                stage(self, seed, keys, (i, edge), &out.clusters, &mut out.ring);
-                if i % CHUNK != 0 {
-                    let ahead = (edge, edge + CHUNK);
-                    stage(self, seed, keys, ahead, &out.clusters, &mut out.ring);
-                }
-            }
+            run_start = i;
+            staged_to = i;
         } else {
-            stage(self, seed, keys, (0, CHUNK), &out.clusters, &mut out.ring);
+            staged_to = 2 * CHUNK;
+            stage(
+                self,
+                seed,
+                keys,
+                (0, staged_to),
+                &out.clusters,
+                &mut out.ring,
+            );
         }
         while i < n {
             if i == next_unpin {
                 next_unpin = out.unpin(i);
             }
-            if i % CHUNK == 0 {
-                let ahead = (i + CHUNK, i + 2 * CHUNK);
+            if i >= staged_to {
+                staged_to = (i / CHUNK + 1) * CHUNK;
+                stage(
+                    self,
+                    seed,
+                    keys,
+                    (i, staged_to),
+                    &out.clusters,
+                    &mut out.ring,
+                );
+            }
+            if i % CHUNK == 0 && i != run_start && staged_to == i + CHUNK {
+                let ahead = (staged_to, staged_to + CHUNK);
+                staged_to += CHUNK;
                 stage(self, seed, keys, ahead, &out.clusters, &mut out.ring);
             }
             out.probed += 1;
@@ -386,16 +403,8 @@ impl KvIndex {
             if walked_any == 0 {
                 // Every endpoint still matching is pinned past this block:
                 // go straight to where the first pin ends.
-                let j = next_unpin.min(n);
-                if j < n {
-                    let edge = (j / CHUNK + 1) * CHUNK;
-                    stage(self, seed, keys, (j, edge), &out.clusters, &mut out.ring);
-                    if j % CHUNK != 0 {
-                        let ahead = (edge, edge + CHUNK);
-                        stage(self, seed, keys, ahead, &out.clusters, &mut out.ring);
-                    }
-                }
-                i = j;
+                i = next_unpin.min(n);
+                run_start = i;
                 continue;
             }
             i += 1;
