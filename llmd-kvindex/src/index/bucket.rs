@@ -21,6 +21,21 @@
 use super::keys::{tag_group, tag_tier};
 use super::sync::{fence, spin, AtomicU64, Ordering};
 
+/// Prefetches the two cache lines at `p` (a bucket, a checkpoint set).
+#[inline]
+pub fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `_mm_prefetch` is a hint that never faults, whatever the
+    // address; SSE is part of the x86_64 baseline.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(p.cast());
+        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// Slots per bucket.
 pub const SLOTS: usize = 7;
 

@@ -12,6 +12,7 @@
 //! matching is pinned. The walk writes checkpoints as it passes them
 //! (ingestion writes them too, `chains.rs`).
 
+use super::bucket::prefetch;
 use super::checkpoints::{self, pack, record_key, unpack, MAX_DEPTH, MIN_BLOCKS, SPAN};
 use super::endpoints::EndpointId;
 use super::keys::{fingerprint, model_seed, GROUPS_PER_CLUSTER, TIERS};
@@ -190,20 +191,6 @@ impl PrefixMatches {
         }
         next
     }
-}
-
-#[inline]
-fn prefetch(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: `_mm_prefetch` is a hint that never faults, whatever the
-    // address; SSE is part of the x86_64 baseline.
-    unsafe {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>(p.cast());
-        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64).cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 /// Stages blocks `from..to` (at most two chunks): their fingerprints and,

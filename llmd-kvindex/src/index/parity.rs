@@ -73,8 +73,17 @@ impl KvIndex {
                 }
             }
         }
+        let fp = |k: &crate::events::HashValue| fingerprint(seed, k.key().0);
         let mut chain = self.chain_for(ep, &st.chains, seed, ev.parent().map(|p| p.key().0));
-        for k in &ev.block_hashes {
+        let hashes = &ev.block_hashes;
+        // Home buckets are fetched a window ahead, so their misses overlap.
+        for k in hashes.iter().take(super::table::WRITE_AHEAD) {
+            self.table.prefetch_home(fp(k), ep);
+        }
+        for (i, k) in hashes.iter().enumerate() {
+            if let Some(next) = hashes.get(i + super::table::WRITE_AHEAD) {
+                self.table.prefetch_home(fp(next), ep);
+            }
             let rank = self.store_fp(ep, fingerprint(seed, k.key().0), tier, report);
             if let Some(c) = chain.as_mut() {
                 self.chain_push(c, ep, k.key().0, rank);

@@ -160,7 +160,14 @@ impl KvIndex {
             );
         }
         let mut chain = self.chain_for(ep, &st.chains, seed, parent);
-        for &r in routers.iter() {
+        // Home buckets are fetched a window ahead, so their misses overlap.
+        for &r in routers.iter().take(super::table::WRITE_AHEAD) {
+            self.table.prefetch_home(fingerprint(seed, r), ep);
+        }
+        for (i, &r) in routers.iter().enumerate() {
+            if let Some(&next) = routers.get(i + super::table::WRITE_AHEAD) {
+                self.table.prefetch_home(fingerprint(seed, next), ep);
+            }
             let rank = self.store_fp(ep, fingerprint(seed, r), tier, report);
             if let Some(c) = chain.as_mut() {
                 self.chain_push(c, ep, r, rank);

@@ -18,6 +18,8 @@ use crossbeam_utils::CachePadded;
 use parking_lot::{Mutex, MutexGuard};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Blocks a writer prefetches ahead of the one it sets.
+pub(crate) const WRITE_AHEAD: usize = 16;
 /// Target occupancy of the slots at full capacity.
 const LOAD_FACTOR: f64 = 0.75;
 /// Upper bound on writer shards.
@@ -253,6 +255,17 @@ impl Table {
         }
         let b = &self.buckets[alt];
         (0..SLOTS).find(|&s| b.key(s) == key).map(|s| (alt, s))
+    }
+
+    /// Prefetches the home bucket of (fp, `ep`'s cluster), for a writer
+    /// about to set several blocks: their misses overlap.
+    #[inline]
+    pub(crate) fn prefetch_home(&self, fp: u64, ep: u16) {
+        let home = self
+            .geo
+            .locate(fp, ep as usize / 64 / GROUPS_PER_CLUSTER)
+            .home;
+        super::bucket::prefetch(self.buckets[home].as_ptr());
     }
 
     /// Sets endpoint `ep`'s bit for (fp, tier). Evicts another entry only
