@@ -19,13 +19,17 @@
 //!   cleared, a better tier added to a block it holds. A checkpoint whose
 //!   epoch differs from the endpoint's current one is ignored, so a stale
 //!   checkpoint can cost a probe but never change an answer.
-//! * **Who writes** — the lookup itself: after it walked an endpoint through
-//!   block `p`, having read the endpoint's epoch before the walk. If a change
-//!   lands meanwhile, its epoch raise makes the new checkpoint stale at birth.
+//! * **Who writes** — ingestion, along the chains it follows (`chains.rs`),
+//!   with the epoch read before the chain's first block was set; and a
+//!   lookup, after it walked an endpoint through block `p`, having read the
+//!   endpoint's epoch before the walk. If a change lands meanwhile, its epoch
+//!   raise makes the new checkpoint stale at birth.
 //! * **Search** — a lookup reads each candidate endpoint's epoch, tries the
-//!   last checkpoint of the prompt, then bisects; it then walks only from the
-//!   furthest valid checkpoint on. Any valid checkpoint proves its prefix, so
-//!   the bisection stays exact even where checkpoints are missing.
+//!   last checkpoint of the prompt, then bisects (all candidates a step at a
+//!   time, each step's reads prefetched together); it then walks only from
+//!   the furthest valid checkpoint on. Any valid checkpoint proves its
+//!   prefix, so the bisection stays exact even where checkpoints are
+//!   missing.
 //!
 //! Storage is a fixed array of 4-way sets of 32-byte records (128 bytes a
 //! set), about one record per [`SPAN`] table entries; a new record replaces
