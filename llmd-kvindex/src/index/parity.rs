@@ -84,13 +84,13 @@ impl KvIndex {
             if let Some(next) = hashes.get(i + super::table::WRITE_AHEAD) {
                 self.table.prefetch_home(fp(next), ep);
             }
-            let rank = self.store_fp(ep, fingerprint(seed, k.key().0), tier, report);
+            let rank = self.store_fp(ep, fp(k), tier, report);
             if let Some(c) = chain.as_mut() {
                 self.chain_push(c, ep, k.key().0, rank);
             }
         }
-        if let (Some(c), Some(last)) = (chain, ev.block_hashes.last()) {
-            st.chains.insert(fingerprint(seed, last.key().0), c);
+        if let (Some(c), Some(last)) = (chain, hashes.last()) {
+            st.chains.insert(fp(last), c);
         }
     }
 }

@@ -520,21 +520,17 @@ impl Table {
     fn evict(&self, st: &mut ShardState, b: usize, s: usize) {
         let bucket = &self.buckets[b];
         let key = bucket.key(s);
-        let bucket_mask = bucket.mask(s);
-        let mut mask = bucket_mask;
+        let mut mask = bucket.mask(s);
         let tag = (key & ((1 << TAG_BITS) - 1)) as u16;
         let (tier, group) = (tag_tier(tag), tag_group(tag));
+        self.free(st, b, s);
+        // Raised after the entry is gone (see `bump`).
         while mask != 0 {
             let ep = group * 64 + mask.trailing_zeros() as usize;
             if let Some(h) = self.holdings.get(ep) {
                 h[tier].fetch_sub(1, Ordering::Relaxed);
             }
-            mask &= mask - 1;
-        }
-        self.free(st, b, s);
-        let mut mask = bucket_mask;
-        while mask != 0 {
-            self.bump(group * 64 + mask.trailing_zeros() as usize);
+            self.bump(ep);
             mask &= mask - 1;
         }
         self.evictions.fetch_add(1, Ordering::Relaxed);
