@@ -95,6 +95,11 @@ class Router:
     backend publishes KV events)."""
     completed: list[llmd.RequestSummary] = field(default_factory=list)
     feed: llmd.Feed = field(init=False)
+    inflight: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
+    """The tasks serving client connections. asyncio holds a connection's task
+    only through its sockets: once a client half-closes while the task waits
+    on the backend, nothing else would, and a garbage collection would drop
+    the task with its request still open."""
 
     def __post_init__(self) -> None:
         self.feed = llmd.Feed(self.scheduler, scrape_interval=self.scrape_interval_s)
@@ -107,6 +112,9 @@ class Router:
     # ---- client side ------------------------------------------------------------
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.inflight.add(task)
         try:
             method, path, headers, body = await read_request(reader)
             if method == "GET" and path == "/metrics":
@@ -124,6 +132,8 @@ class Router:
             pass
         finally:
             writer.close()
+            if task is not None:
+                self.inflight.discard(task)
 
     async def proxy(self, path: str, headers: dict[str, str], body: bytes, writer: asyncio.StreamWriter) -> None:
         try:
