@@ -214,6 +214,8 @@ fn bench_scheduler(c: &mut Criterion) {
             primary_hit_blocks: 100,
             prefill_hit_blocks: 0,
             kv_bytes_per_token: None,
+            lookup_queried_blocks: 130,
+            lookup_probed_blocks: 3,
         };
         g.bench_function(format!("record_pick_{n}_endpoints"), |b| {
             b.iter_custom(|iters| {

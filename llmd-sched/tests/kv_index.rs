@@ -208,3 +208,35 @@ fn approximate_lru_capacity_per_server_evicts_the_oldest_prompt() {
     assert!(best("4", &b).contains("best match 4"));
     assert!(best("5", &a).contains("best match 0"));
 }
+
+#[test]
+fn lookup_cost_is_counted_and_checkpoints_cut_it() {
+    let (s, _) = sched(&precise(""));
+    fleet(&s);
+    let queried = |s: &Scheduler| metric(s, "llmd_kvindex_lookup_blocks_total{kind=\"queried\"}");
+    let probed = |s: &Scheduler| metric(s, "llmd_kvindex_lookup_blocks_total{kind=\"probed\"}");
+    // No lookup yet: no series.
+    assert_eq!(queried(&s), None);
+    // A 4-block prompt nobody holds: the walk stops at block 0.
+    let short = tokens(64, 11);
+    let (_, note) = probe(&s, "short", &short);
+    assert!(note.contains("(1 probed)"), "{note}");
+    assert_eq!((queried(&s), probed(&s)), (Some(4.0), Some(1.0)));
+    // A 96-block prompt e2 holds whole: its checkpoints vouch for most of it.
+    let long = tokens(96 * 16, 5);
+    s.ingest_kv_events("e2", &batch(vec![stored(500, None, &long, None)]), None)
+        .unwrap();
+    let (by, note) = probe(&s, "long", &long);
+    assert!(note.contains("best consecutive match 96"), "{note}");
+    assert!(by["e2"] > by["e1"], "{by:?}");
+    assert_eq!(queried(&s), Some(100.0));
+    // Block 0 finds the holders; ingestion left a checkpoint every 16
+    // blocks of the stored chain, so at most the tail past the last one
+    // (none here) is walked.
+    let spent = probed(&s).unwrap() - 1.0;
+    assert!(
+        (1.0..=16.0).contains(&spent),
+        "{spent} of 96 blocks probed: {note}"
+    );
+    assert!(note.contains(&format!("({spent} probed)")), "{note}");
+}

@@ -207,7 +207,7 @@ fn a_single_model_pool_does_one_lookup() {
     s.add_endpoint(endpoint("e4", Kind::Any)).unwrap();
     let d = s.pick(&r).unwrap();
     let note = note_with(&d, "kv:");
-    assert!(note.contains("(2 served-model groups)"), "{note}");
+    assert!(note.contains("(2 served-model groups, "), "{note}");
 }
 
 #[test]

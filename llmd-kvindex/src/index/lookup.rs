@@ -113,9 +113,10 @@ impl PrefixMatches {
         self.total_blocks
     }
 
-    /// Block positions the last lookup probed in the table. Without
-    /// checkpoints this is the longest match plus one (or the prompt
-    /// length); with valid checkpoints, far fewer.
+    /// Block positions the last lookup probed in the table, each counted
+    /// once (block 0 included). Without checkpoints this is the longest
+    /// match plus one (or the prompt length); with valid checkpoints, far
+    /// fewer.
     pub fn probed_blocks(&self) -> u32 {
         self.probed
     }
@@ -288,8 +289,9 @@ impl KvIndex {
         let pinned: usize = out.pinned.iter().map(|p| p.count_ones() as usize).sum();
         if checkpointed && pinned == out.cands.len() {
             // Every endpoint holding block 0 is pinned: nothing to probe
-            // until the first pin ends.
+            // until the first pin ends (block 0 was probed to find them).
             out.alive.copy_from_slice(&out.pinned);
+            out.probed = 1;
             i = next_unpin.min(n);
             run_start = i;
             staged_to = i;

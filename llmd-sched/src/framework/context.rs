@@ -28,6 +28,13 @@ pub struct PrefixInfo {
     pub block_size: u32,
     /// Number of blocks the prompt hashed into.
     pub total_blocks: u32,
+    /// Block positions the producer's index lookups probed (summed over its
+    /// lookups; a verified-prefix checkpoint lets a lookup skip most of a
+    /// long prompt). Counted in `llmd_kvindex_lookup_blocks`.
+    pub probed_blocks: u32,
+    /// Blocks the producer's index lookups were asked about (the prompt's
+    /// blocks once per lookup).
+    pub queried_blocks: u32,
     /// Per endpoint index; `None` for endpoints the producer did not look at.
     pub matches: Vec<Option<PrefixMatch>>,
     /// The request's block keys, kept for the producer's post-decision hook.

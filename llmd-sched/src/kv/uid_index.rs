@@ -112,16 +112,18 @@ impl UidKvIndex {
 
     /// The longest consecutive prefix of `keys` each endpoint holds, into
     /// `out` sorted by uid (endpoints matching no block are left out).
-    pub fn matches(&self, model: &str, keys: &[BlockKey], out: &mut Vec<UidMatch>) {
+    /// Returns the block positions the lookup probed in the index
+    /// ([`llmd_kvindex::index::PrefixMatches::probed_blocks`]).
+    pub fn matches(&self, model: &str, keys: &[BlockKey], out: &mut Vec<UidMatch>) -> u32 {
         out.clear();
         if keys.is_empty() {
-            return;
+            return 0;
         }
-        MATCHES.with(|m| {
+        let probed = MATCHES.with(|m| {
             let mut m = m.borrow_mut();
             self.index.match_prefix(model, keys, &mut m);
             if m.is_empty() {
-                return;
+                return m.probed_blocks();
             }
             let slots = self.slots.read();
             out.extend(m.iter().filter_map(|x| {
@@ -132,8 +134,10 @@ impl UidKvIndex {
                     weighted_score: x.weighted_score,
                 })
             }));
+            m.probed_blocks()
         });
         out.sort_unstable_by_key(|m| m.uid);
+        probed
     }
 
     /// Runs `f` on `keys` as block keys (a reused buffer, no allocation once warm).

@@ -104,6 +104,8 @@ pub struct Families {
     pub blocks_skipped: CounterFamily,
     /// endpoint, from, to.
     pub block_moves: CounterFamily,
+    /// kind (queried | probed): blocks of the prefix producers' index lookups.
+    pub lookup_blocks: CounterFamily,
     /// endpoint, pool: the engine's own KV-cache usage (0 to 1).
     pub engine_kv_usage: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     /// endpoint, pool: the engine's KV-cache capacity in blocks.
@@ -183,6 +185,7 @@ impl Families {
             decode_errors: Family::default(),
             blocks_skipped: Family::default(),
             block_moves: Family::default(),
+            lookup_blocks: Family::default(),
             engine_kv_usage: Family::default(),
             engine_kv_blocks: Family::default(),
             engine_kv_block_bytes: Family::default(),
@@ -311,6 +314,11 @@ impl Families {
             "llmd_kvindex_block_moves",
             "Blocks moved between the endpoint's KV tiers per its events (from, to: gpu, cpu, storage): a block stored in tier `to` that the endpoint held in tier `from`, or removed from it earlier in the same batch. gpu to cpu/storage is an offload, the other way a reload. Counted by precise prefix indexes",
             f.block_moves.clone(),
+        );
+        r.register(
+            "llmd_kvindex_lookup_blocks",
+            "Blocks of the prefix producers' index lookups, by kind: queried (the prompt's blocks, once per lookup) and probed (block positions the lookup read in the index). A lookup of a long prompt starts from its verified-prefix checkpoints and skips the blocks they vouch for, so 1 - probed / queried is the share of blocks checkpoints saved",
+            f.lookup_blocks.clone(),
         );
         r.register(
             "llmd_endpoint_kv_cache_usage_ratio",

@@ -17,7 +17,8 @@ use crate::kv::ApplyStats;
 use crate::model::Request;
 use llmd_kvindex::events::{EventBatch, KvEvent, SeqStatus};
 use llmd_kvindex::Tier;
-use std::sync::OnceLock;
+use prometheus_client::metrics::counter::Counter;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Clock readings taken during one `pick` (nanoseconds), plus the prefix
@@ -40,11 +41,16 @@ pub struct PickFacts {
     pub prefill_hit_blocks: u32,
     /// The primary target's [`crate::model::KV_BYTES_LABEL`], when set and valid.
     pub kv_bytes_per_token: Option<u64>,
+    /// Blocks the prefix producers' index lookups were asked about.
+    pub lookup_queried_blocks: u32,
+    /// Block positions those lookups probed in their indexes.
+    pub lookup_probed_blocks: u32,
 }
 
 impl PickFacts {
     /// Takes the predicted cached blocks of the chosen endpoints from the
-    /// producers' prefix matches (the longest any producer found).
+    /// producers' prefix matches (the longest any producer found), and what
+    /// the producers' index lookups cost.
     pub(crate) fn set_predicted_hits(
         &mut self,
         ctx: &CycleContext<'_>,
@@ -66,6 +72,10 @@ impl PickFacts {
         self.prefill_hit_blocks = f.map_or(0, |x| x.0);
         self.block_size = f.or(p).map_or(0, |x| x.1);
         self.kv_bytes_per_token = primary.and_then(|e| ctx.endpoints()[e].kv_bytes_per_token());
+        for p in ctx.prefix_infos() {
+            self.lookup_queried_blocks += p.queried_blocks;
+            self.lookup_probed_blocks += p.probed_blocks;
+        }
     }
 }
 
@@ -73,6 +83,8 @@ impl PickFacts {
 #[derive(Debug, Default)]
 pub(crate) struct SchedHandles {
     stages: OnceLock<[StageSeries; 4]>,
+    /// `llmd_kvindex_lookup_blocks{kind="queried"}` and `{kind="probed"}`.
+    lookups: OnceLock<[Counter; 2]>,
     profiles: Cache<Box<str>, ProfileSeries>,
 }
 
@@ -99,6 +111,17 @@ impl Metrics {
             ["total", "produce", "profiles", "finish"].map(|s| self.stage_series(s))
         });
         stages[0].observe(ns(f.end.saturating_sub(f.start)));
+        if f.lookup_queried_blocks > 0 {
+            let lookups = self.sched.lookups.get_or_init(|| {
+                ["queried", "probed"].map(|k| {
+                    self.fam
+                        .lookup_blocks
+                        .get_or_create_owned(&vec![("kind", Arc::from(k))])
+                })
+            });
+            lookups[0].inc_by(u64::from(f.lookup_queried_blocks));
+            lookups[1].inc_by(u64::from(f.lookup_probed_blocks));
+        }
         // Arrival as the host saw it; `pick`'s own start when not given.
         let arrived = ns(req
             .arrived_at_ns

@@ -140,9 +140,9 @@ impl Producer for ApproxPrefixProducer {
         // Same size and alignment: converted in place, no allocation.
         let keys: Vec<BlockKey> = hashes.into_iter().map(BlockKey).collect();
         let mut matches = vec![None; ctx.endpoints().len()];
-        let best = FOUND.with(|f| {
+        let (best, probed) = FOUND.with(|f| {
             let mut found = f.borrow_mut();
-            self.index.matches(INDEX_MODEL, &keys, &mut found);
+            let probed = self.index.matches(INDEX_MODEL, &keys, &mut found);
             for &i in candidates {
                 let uid = ctx.endpoint(i).uid();
                 let n = found
@@ -153,23 +153,27 @@ impl Producer for ApproxPrefixProducer {
                     cached_blocks: n,
                 });
             }
-            found
+            let best = found
                 .iter()
                 .map(|m| m.consecutive_blocks)
                 .max()
-                .unwrap_or(0)
+                .unwrap_or(0);
+            (best, probed)
         });
         ctx.note(format!(
-            "{}: {} blocks of {} tokens, best match {} blocks",
+            "{}: {} blocks of {} tokens, best match {} blocks ({} probed)",
             self.name,
             keys.len(),
             bs,
-            best
+            best,
+            probed
         ));
         ctx.set_prefix_info(PrefixInfo {
             producer: self.name.clone(),
             block_size: bs as u32,
             total_blocks: keys.len() as u32,
+            probed_blocks: probed,
+            queried_blocks: keys.len() as u32,
             matches,
             keys: keys.into_iter().map(|k| k.0).collect(),
             key_endpoint: None,

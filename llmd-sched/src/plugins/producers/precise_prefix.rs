@@ -357,7 +357,7 @@ impl Producer for PrecisePrefixProducer {
             Err(e) => (Vec::new(), Some(e)),
         };
         let mut matches = vec![None; ctx.endpoints().len()];
-        let (mut best, mut groups) = (0, 0);
+        let (mut best, mut groups, mut probed, mut queried) = (0, 0, 0u32, 0u32);
         FOUND.with(|f| {
             let mut found = f.borrow_mut();
             let mut own_keys: Vec<BlockKey>;
@@ -376,7 +376,8 @@ impl Producer for PrecisePrefixProducer {
                     &own_keys
                 };
                 groups += 1;
-                self.index.matches(model, group_keys, &mut found);
+                probed += self.index.matches(model, group_keys, &mut found);
+                queried += group_keys.len() as u32;
                 for &i in &candidates[pos..] {
                     let ep = ctx.endpoint(i);
                     if matches[i].is_some() || ep.served_model_key() != group {
@@ -398,23 +399,27 @@ impl Producer for PrecisePrefixProducer {
         match failed {
             Some(e) => ctx.note(format!("{}: no prefix lookup: {e}", self.name)),
             None if groups > 1 => ctx.note(format!(
-                "{}: {} full blocks, best consecutive match {} blocks ({} served-model groups)",
+                "{}: {} full blocks, best consecutive match {} blocks ({} served-model groups, {} blocks probed)",
                 self.name,
                 keys.len(),
                 best,
-                groups
+                groups,
+                probed
             )),
             None => ctx.note(format!(
-                "{}: {} full blocks, best consecutive match {} blocks",
+                "{}: {} full blocks, best consecutive match {} blocks ({} probed)",
                 self.name,
                 keys.len(),
-                best
+                best,
+                probed
             )),
         }
         ctx.set_prefix_info(PrefixInfo {
             producer: self.name.clone(),
             block_size,
             total_blocks: keys.len() as u32,
+            probed_blocks: probed,
+            queried_blocks: queried,
             matches,
             // Same size and alignment: collected in place, no allocation.
             keys: keys.into_iter().map(|k| k.0).collect(),
