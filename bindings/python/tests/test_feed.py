@@ -137,7 +137,7 @@ def pod_stats(feed: llmd.Feed, name: str) -> dict[str, Any]:
 @pytest.mark.parametrize("direction", ["pod-binds", "router-binds"])
 def test_vllm_payloads_gaps_and_duplicates(direction: str, with_topic: bool) -> None:
     sched = llmd.Scheduler(PRECISE)
-    feed = llmd.Feed(sched, concurrency=2, replay_timeout=2.0)
+    feed = llmd.Feed(sched, concurrency=2, replay_timeout=10.0)
     good = GOOD if direction == "pod-binds" else GOOD_RANK0
     with publisher(b"kv@127.0.0.7@m", with_topic=with_topic) as pub:
         if direction == "pod-binds":
@@ -171,7 +171,7 @@ def test_vllm_payloads_gaps_and_duplicates(direction: str, with_topic: bool) -> 
 def test_restart_replay_too_old_and_routing() -> None:
     sched = llmd.Scheduler(PRECISE)
     sched.add_endpoint("other", "127.0.0.9:8000")
-    feed = llmd.Feed(sched, concurrency=1, replay_timeout=2.0)
+    feed = llmd.Feed(sched, concurrency=1, replay_timeout=10.0)
     toks = list(range(1000, 1064))
     with publisher(b"kv@a@m") as pub:
         ev = pub.bind()

@@ -12,8 +12,9 @@ import json
 import os
 import re
 import subprocess
+import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -90,17 +91,34 @@ async def run(config: str, pods: list[list[str]]) -> dict[str, Any]:
     base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
     before = pod_hits(pods)
     router.feed.start()
+
+    def events() -> int:
+        return sum(st["events"] for st in router.feed.stats().values())
+
+    async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not cond() and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+
     try:
+        # The feed's threads are up (every pod scraped once), and its
+        # subscriptions have had time to reach the pods' publishers, which
+        # drop what they publish before a subscriber joins.
+        await until(lambda: all(st["scrapes"] > 0 for st in router.feed.stats().values()))
+        await asyncio.sleep(0.2)
         for i in range(REQUESTS):
             group = i % GROUPS
             # 240 shared words, then a question of its own: 15 full blocks
             # shared, never block-aligned in total.
             prompt = words(group, 240) + " " + words(1000 + i, 21)
             body = {"model": "m", "prompt": prompt, "max_tokens": 4, "stream": i % 2 == 0}
+            seen = events()
             status, raw = await asyncio.to_thread(http, "POST", base + "/v1/completions", body)
             assert status == 200, raw
             # Let the pod's KV events reach the index (a real client would
-            # not wait; here it keeps the comparison exact).
+            # not wait; here it keeps the comparison exact): every request
+            # stores a block of its own question, so a batch comes.
+            await until(lambda: events() > seen)
             await asyncio.sleep(0.02)
         after = pod_hits(pods)
         text = router.scheduler.render_metrics()

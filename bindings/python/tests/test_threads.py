@@ -53,7 +53,9 @@ def test_concurrent_picks_ingest_and_lifecycle() -> None:
 
 def test_native_work_overlaps_with_other_threads() -> None:
     """While one thread is inside a long hashing call, another thread keeps
-    completing picks. With the GIL held during the call it could not."""
+    completing picks. With the GIL held during the call it could not: no
+    attempt would see a single pick. A loaded machine may starve the picking
+    thread for one call, so up to three calls are tried."""
     hasher = llmd.BlockHasher(seed="0")
     pool = list(range(50_000))
     tokens = pool * 60  # 3M tokens: tens of milliseconds of hashing
@@ -61,26 +63,34 @@ def test_native_work_overlaps_with_other_threads() -> None:
     s.add_endpoint("pod-0", "10.0.0.0:8000")
     s.update_metrics("pod-0", kv_cache_usage=0.1)
 
-    window: list[float] = []
-    done = threading.Event()
-    entered = threading.Event()
+    def attempt() -> tuple[int, float]:
+        window: list[float] = []
+        done = threading.Event()
+        entered = threading.Event()
 
-    def hash_it() -> None:
-        entered.set()
-        t0 = time.perf_counter()
-        hasher.block_hashes(tokens)
-        window.extend([t0, time.perf_counter()])
-        done.set()
+        def hash_it() -> None:
+            entered.set()
+            t0 = time.perf_counter()
+            hasher.block_hashes(tokens)
+            window.extend([t0, time.perf_counter()])
+            done.set()
 
-    finished: list[float] = []
-    th = threading.Thread(target=hash_it)
-    th.start()
-    entered.wait()
-    while not done.is_set():
-        s.pick(prompt="hello", request_id="same")
-        finished.append(time.perf_counter())
-    th.join()
-    t0, t1 = window
-    during = [t for t in finished if t0 < t < t1]
-    assert t1 - t0 > 0.01
-    assert len(during) >= 10, f"only {len(during)} picks finished during {1e3 * (t1 - t0):.0f} ms of hashing"
+        finished: list[float] = []
+        th = threading.Thread(target=hash_it)
+        th.start()
+        entered.wait()
+        while not done.is_set():
+            s.pick(prompt="hello", request_id="same")
+            finished.append(time.perf_counter())
+        th.join()
+        t0, t1 = window
+        assert t1 - t0 > 0.01
+        return len([t for t in finished if t0 < t < t1]), t1 - t0
+
+    seen = []
+    for _ in range(3):
+        during, took = attempt()
+        seen.append(f"{during} picks in {1e3 * took:.0f} ms")
+        if during >= 10:
+            break
+    assert during >= 10, f"too few picks finished during the hashing: {seen}"
