@@ -20,8 +20,9 @@ apt_install() {
   [ ${#missing[@]} -eq 0 ] && return 0
   step "apt-get install ${missing[*]}"
   local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  $sudo apt-get -o Acquire::Retries=3 update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o Acquire::Retries=3 install -y -qq \
+    --no-install-recommends "${missing[@]}"
 }
 
 if want rust; then

@@ -17,10 +17,26 @@ from __future__ import annotations
 import hashlib
 import sys
 import tarfile
+import time
 import urllib.request
 from pathlib import Path
 
 VLLM_VERSION = "0.33.0"
+
+
+def download(url: str, to: Path, tries: int = 4) -> None:
+    """Downloads `url` into `to`, retrying a failed transfer with backoff."""
+    for attempt in range(tries):
+        try:
+            with urllib.request.urlopen(url, timeout=300) as r, to.open("wb") as f:
+                while chunk := r.read(1 << 20):
+                    f.write(chunk)
+            return
+        except OSError as e:
+            if attempt + 1 == tries:
+                raise SystemExit(f"{url}: {e} (after {tries} tries)") from e
+            print(f"{url}: {e}; retrying", file=sys.stderr)
+            time.sleep(2 * 2**attempt)
 
 
 class Source:
@@ -36,9 +52,7 @@ class Source:
         tarball.parent.mkdir(parents=True, exist_ok=True)
         if not tarball.is_file() or hashlib.sha256(tarball.read_bytes()).hexdigest() != self.sha256:
             part = tarball.with_name(tarball.name + ".part")
-            with urllib.request.urlopen(self.url, timeout=300) as r, part.open("wb") as f:
-                while chunk := r.read(1 << 20):
-                    f.write(chunk)
+            download(self.url, part)
             got = hashlib.sha256(part.read_bytes()).hexdigest()
             if got != self.sha256:
                 part.unlink()
