@@ -38,7 +38,7 @@ fn all_examples_load() {
             n += 1;
         }
     }
-    assert_eq!(n, 17);
+    assert_eq!(n, 18);
 }
 
 #[test]

@@ -92,7 +92,7 @@ async def run(config: str, pods: list[list[str]]) -> dict[str, Any]:
     before = pod_hits(pods)
     router.feed.start()
 
-    def events() -> int:
+    def batches() -> int:
         return sum(st["events"] for st in router.feed.stats().values())
 
     async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -112,13 +112,13 @@ async def run(config: str, pods: list[list[str]]) -> dict[str, Any]:
             # shared, never block-aligned in total.
             prompt = words(group, 240) + " " + words(1000 + i, 21)
             body = {"model": "m", "prompt": prompt, "max_tokens": 4, "stream": i % 2 == 0}
-            seen = events()
+            seen = batches()
             status, raw = await asyncio.to_thread(http, "POST", base + "/v1/completions", body)
             assert status == 200, raw
             # Let the pod's KV events reach the index (a real client would
             # not wait; here it keeps the comparison exact): every request
             # stores a block of its own question, so a batch comes.
-            await until(lambda: events() > seen)
+            await until(lambda: batches() > seen)
             await asyncio.sleep(0.02)
         after = pod_hits(pods)
         text = router.scheduler.render_metrics()

@@ -18,8 +18,8 @@ use crate::plugins::filters::{
 };
 use crate::plugins::pickers::{max_endpoints, MaxScorePicker, RandomPicker, WeightedRandomPicker};
 use crate::plugins::producers::{
-    ApproxPrefixProducer, InFlightLoadProducer, MmEmbeddingsCacheScorer, P2pSourceProducer,
-    PrecisePrefixProducer, PredictedLatencyProducer, TokenProducer,
+    ApproxPrefixProducer, BurstPrefixProducer, InFlightLoadProducer, MmEmbeddingsCacheScorer,
+    P2pSourceProducer, PrecisePrefixProducer, PredictedLatencyProducer, TokenProducer,
 };
 use crate::plugins::profile::{
     AlwaysDisaggDecider, DataParallelProfileHandler, DisaggProfileHandler, HeaderProfileHandler,
@@ -481,6 +481,27 @@ pub static PIPELINE: &[Entry] = &[
         ty: "multicluster-approx-prefix-cache-producer",
         stability: A,
         build: approx_prefix_producer,
+    },
+    Entry {
+        ty: "burst-prefix-cache-producer",
+        stability: A,
+        build: |p, _| {
+            let mut settings_not_executed = Vec::new();
+            p.note_not_executed(
+                &mut settings_not_executed,
+                "windowDurationMs",
+                "the library holds no request: the host collects a window of this length (Scheduler::burst_window) and passes it to pick_batch, which assigns it as llm-d does; a plain pick is a window of one",
+            );
+            let x = BurstPrefixProducer::from_params(p)?;
+            Ok(Built {
+                producer: Some(arc(x)),
+                settings_not_executed,
+                remark: Some("windows are assigned by pick_batch, per target model; a request past maxBatchSize gets no affinity and the producers after this one still run for it (llm-d skips them)"),
+                produces: vec![DataKey::PrefixCacheMatchInfo],
+                consumes: vec![(DataKey::TokenizedPrompt, "token-producer".into())],
+                ..Default::default()
+            })
+        },
     },
     Entry {
         ty: "precise-prefix-cache-producer",

@@ -66,7 +66,6 @@ pub static HOST_OWNED: &[(&str, Stability, &str)] = &[
     ("priority-then-time-eviction-order-policy", A, "host-owned: flow control and queuing"),
     ("session-id-producer", B, "host-owned: request parsing (set Request::session_id or headers)"),
     ("request-attribute-reporter", B, "host-owned: response metadata"),
-    ("burst-prefix-cache-producer", A, "not executed: it holds each request until its batching window closes and assigns the batch together; the library's pick decides each request at once (prefix-cache routing with speculativeIndexing keeps a burst of one prefix together)"),
     ("agent-identity", A, "host-owned: request headers"),
 ];
 

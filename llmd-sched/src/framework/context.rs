@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::error::ScheduleError;
 use crate::model::{EndpointState, Prompt, Request};
+use crate::plugins::producers::BurstSlot;
 
 /// Index of an endpoint in the cycle's endpoint snapshot ([`CycleContext::endpoint`]).
 pub type EndpointIndex = usize;
@@ -85,6 +86,8 @@ pub struct CycleContext<'a> {
     predictor: Option<&'a dyn LatencyPredictor>,
     latency: Option<Vec<Option<LatencyInfo>>>,
     encoder: Option<Vec<Option<(u32, u32)>>>,
+    /// What `pick_batch` decided for this request, per burst producer.
+    burst: &'a [(Arc<str>, BurstSlot)],
 }
 
 /// Predicted latencies of one request on one endpoint.
@@ -176,7 +179,23 @@ impl<'a> CycleContext<'a> {
             predictor: None,
             latency: None,
             encoder: None,
+            burst: &[],
         }
+    }
+
+    /// Attaches what a batch decided for this request (`pick_batch`).
+    pub fn with_burst(mut self, slots: &'a [(Arc<str>, BurstSlot)]) -> Self {
+        self.burst = slots;
+        self
+    }
+
+    /// What the batch decided for this request at burst producer `producer`;
+    /// `None` outside a batch (a plain `pick`).
+    pub fn burst_slot(&self, producer: &str) -> Option<BurstSlot> {
+        self.burst
+            .iter()
+            .find(|(n, _)| &**n == producer)
+            .map(|(_, s)| *s)
     }
 
     /// Attaches a latency predictor for this cycle.

@@ -45,6 +45,12 @@ pub trait Producer: Send + Sync {
 
     /// An endpoint left the pool; drop whatever state is kept for it.
     fn on_endpoint_removed(&self, _uid: u64) {}
+
+    /// This producer as a burst producer, whose batches
+    /// [`crate::Scheduler::pick_batch`] assigns before the picks.
+    fn as_burst(&self) -> Option<&crate::plugins::producers::BurstPrefixProducer> {
+        None
+    }
 }
 
 /// The decision being committed, as seen by [`PreRequest`] hooks.

@@ -122,6 +122,8 @@ pub struct Families {
     pub endpoints_refused: Counter,
     /// plugin, selector: strict header selections that matched no endpoint.
     pub screen_no_match: CounterFamily,
+    /// plugin, outcome: requests of `pick_batch` windows per burst producer.
+    pub burst_requests: CounterFamily,
     /// plugin, revision: a rollout screener's current traffic share.
     pub revision_share: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     /// header.
@@ -196,6 +198,7 @@ impl Families {
             )),
             endpoints_refused: Counter::default(),
             screen_no_match: Family::default(),
+            burst_requests: Family::default(),
             revision_share: Family::default(),
             trace_context_invalid: Family::default(),
             sequence_gaps: Family::default(),
@@ -359,6 +362,11 @@ impl Families {
             "llmd_screener_strict_no_match",
             "Requests a screener's strict header selector left without an endpoint (failed closed, as NoEndpoints)",
             f.screen_no_match.clone(),
+        );
+        r.register(
+            "llmd_burst_requests",
+            "Requests of pick_batch windows per burst-prefix-cache-producer, by outcome: colocated (steered to the replica its group was assigned), no_affinity (shares no prompt prefix with the rest of the window), batch_full (past maxBatchSize: no affinity produced)",
+            f.burst_requests.clone(),
         );
         r.register(
             "llmd_rollout_revision_share",

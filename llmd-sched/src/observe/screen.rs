@@ -1,5 +1,6 @@
-//! What screeners did: strict selectors that matched nothing, and a rollout
-//! screener's revision shares.
+//! What request-control plugins did before the profiles: strict selectors
+//! that matched nothing, a rollout screener's revision shares, and how burst
+//! producers placed the requests of a batch.
 
 use std::sync::Arc;
 
@@ -8,6 +9,19 @@ use super::metrics::Metrics;
 use crate::framework::ScreenReport;
 
 impl Metrics {
+    /// Counts `n` requests of a `pick_batch` window at burst producer
+    /// `plugin` with `outcome` (`colocated`, `no_affinity`, `batch_full`).
+    pub fn record_burst(&self, plugin: &str, outcome: &'static str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let labels: Labels = vec![
+            ("plugin", Arc::from(plugin)),
+            ("outcome", Arc::from(outcome)),
+        ];
+        self.fam.burst_requests.get_or_create(&labels).inc_by(n);
+    }
+
     /// Records one pick's screener reports.
     pub fn record_screens(&self, reports: &[ScreenReport]) {
         for r in reports {

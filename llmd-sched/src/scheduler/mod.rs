@@ -1,5 +1,6 @@
 //! The scheduler: endpoints, the built pipeline, in-flight state, and `pick`.
 
+mod batch;
 mod endpoints;
 mod openai;
 pub use openai::ESTIMATE_NOTE;

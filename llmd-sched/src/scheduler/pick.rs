@@ -16,11 +16,13 @@ use crate::framework::{
 use crate::lifecycle::Record;
 use crate::model::Request;
 use crate::observe::PickFacts;
+use crate::plugins::producers::BurstSlot;
+use std::sync::Arc;
 
 impl Scheduler {
     // ---- scheduling --------------------------------------------------------------
 
-    fn candidates(&self, fleet: &Fleet, req: &Request) -> Vec<EndpointIndex> {
+    pub(super) fn candidates(&self, fleet: &Fleet, req: &Request) -> Vec<EndpointIndex> {
         let serving = fleet.serving(&req.model);
         let Some(subset) = req.header_value(HEADER_SUBSET) else {
             return serving.to_vec();
@@ -57,17 +59,32 @@ impl Scheduler {
 
     /// Runs one scheduling cycle.
     pub fn pick(&self, req: &Request) -> Result<Decision, ScheduleError> {
+        self.pick_in_batch(req, &[])
+    }
+
+    /// [`Scheduler::pick`] with what a batch decided for the request at
+    /// each burst producer.
+    pub(super) fn pick_in_batch(
+        &self,
+        req: &Request,
+        burst: &[(Arc<str>, BurstSlot)],
+    ) -> Result<Decision, ScheduleError> {
         let mut facts = PickFacts {
             start: self.clock.now_ns(),
             ..PickFacts::default()
         };
-        let result = self.pick_cycle(req, &mut facts);
+        let result = self.pick_cycle(req, &mut facts, burst);
         facts.end = self.clock.now_ns();
         self.metrics.record_pick(req, &result, &facts);
         result
     }
 
-    fn pick_cycle(&self, req: &Request, facts: &mut PickFacts) -> Result<Decision, ScheduleError> {
+    fn pick_cycle(
+        &self,
+        req: &Request,
+        facts: &mut PickFacts,
+        burst: &[(Arc<str>, BurstSlot)],
+    ) -> Result<Decision, ScheduleError> {
         let empty = match &req.prompt {
             Prompt::Tokens(t) => t.is_empty(),
             Prompt::Text(s) => s.is_empty(),
@@ -92,7 +109,8 @@ impl Scheduler {
         let seed = self.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let profiles = &self.pipeline.profiles;
         let mut ctx = CycleContext::new(req, &fleet.eps, now, profiles.len(), seed)
-            .with_predictor(self.predictor.as_deref());
+            .with_predictor(self.predictor.as_deref())
+            .with_burst(burst);
         let screened = self.screen(&mut ctx, &mut candidates);
         let reports = ctx.take_screens();
         if !reports.is_empty() {

@@ -4,6 +4,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from os import PathLike
 from typing import Any, Literal, TypeAlias, final
 
+from llmd._errors import LlmdError
 from llmd._types import (
     ConfigReport,
     EndpointState,
@@ -433,6 +434,19 @@ class Scheduler:
         the request's multimodal items (any stable string per image, video
         or audio, e.g. a hash of its URL or bytes) for the
         `mm-embeddings-cache` plugins; giving any implies `multimodal`.
+        """
+    def pick_batch(self, requests: Sequence[dict[str, Any]]) -> list[Decision | LlmdError]:
+        """Picks a window of requests together (each a dict of `pick`'s keyword
+        arguments), for a `burst-prefix-cache-producer`: requests sharing a
+        prompt go to the same replica, as llm-d assigns a window. Returns one
+        entry per request, in order: its `Decision`, or the `LlmdError` that
+        `pick` would have raised for it. A malformed dict raises at once.
+        """
+    @property
+    def burst_window(self) -> float | None:
+        """Seconds a host should collect requests for `pick_batch` (the longest
+        `windowDurationMs` of the configured burst producers); `None` without
+        one.
         """
     def _time_pick(
         self,

@@ -375,6 +375,45 @@ impl PyScheduler {
         })
     }
 
+    /// Picks a window of requests together (each a dict of `pick`'s keyword
+    /// arguments), for a `burst-prefix-cache-producer`: requests sharing a
+    /// prompt go to the same replica, as llm-d assigns a window. Returns one
+    /// entry per request, in order: its `Decision`, or the `LlmdError` that
+    /// `pick` would have raised for it. A malformed dict raises at once.
+    fn pick_batch<'py>(
+        &self,
+        py: Python<'py>,
+        requests: Vec<Bound<'py, PyDict>>,
+    ) -> PyResult<Vec<Py<PyAny>>> {
+        let reqs = requests
+            .iter()
+            .map(|d| request::request_from_dict(py, d))
+            .collect::<PyResult<Vec<_>>>()?;
+        let results = py.detach(|| self.inner.pick_batch(&reqs));
+        reqs.into_iter()
+            .zip(results)
+            .map(|(req, r)| match r {
+                Ok(inner) => Ok(Py::new(
+                    py,
+                    PyDecision {
+                        request_id: req.id,
+                        inner,
+                    },
+                )?
+                .into_any()),
+                Err(e) => Ok(schedule_error(py, &e).into_value(py).into_any()),
+            })
+            .collect()
+    }
+
+    /// Seconds a host should collect requests for `pick_batch` (the longest
+    /// `windowDurationMs` of the configured burst producers); `None` without
+    /// one.
+    #[getter]
+    fn burst_window(&self) -> Option<f64> {
+        self.inner.burst_window().map(|d| d.as_secs_f64())
+    }
+
     /// Picks for an OpenAI request body as the gateway received it: `path`
     /// is `/v1/completions` or `/v1/chat/completions`, `body` the bytes (or
     /// a dict). With a tokenizer for the model (`set_tokenizer`), the

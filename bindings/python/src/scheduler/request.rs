@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use llmd_sched::model::{LoraRef, Prompt, Slo};
 use llmd_sched::{Request, RequestErrorKind};
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 use crate::convert;
 use crate::errors::{error, Kind};
@@ -112,6 +113,73 @@ impl PickArgs<'_, '_> {
             max_output_tokens: None,
         })
     }
+}
+
+/// The keys `pick_batch` reads from each request dict (`pick`'s keywords).
+const PICK_KEYS: &[&str] = &[
+    "model",
+    "prompt",
+    "tokens",
+    "request_id",
+    "lora_name",
+    "lora_id",
+    "lora_path",
+    "cache_salt",
+    "session_id",
+    "headers",
+    "priority",
+    "ttft_slo_ms",
+    "tpot_slo_ms",
+    "multimodal",
+    "arrived_at",
+    "mm_items",
+];
+
+/// One request of `pick_batch`: a dict of `pick`'s keyword arguments (an
+/// unknown key is an error naming it).
+pub(crate) fn request_from_dict(py: Python<'_>, d: &Bound<'_, PyDict>) -> PyResult<Request> {
+    for k in d.keys() {
+        let k: String = k.extract()?;
+        if !PICK_KEYS.contains(&k.as_str()) {
+            return Err(error(
+                py,
+                Kind::InvalidArgument,
+                format!(
+                    "unknown request key {k:?} (pick's keyword arguments: {})",
+                    PICK_KEYS.join(", ")
+                ),
+            ));
+        }
+    }
+    fn get<'py, T: FromPyObjectOwned<'py>>(
+        d: &Bound<'py, PyDict>,
+        key: &str,
+    ) -> PyResult<Option<T>> {
+        match d.get_item(key)? {
+            Some(v) if !v.is_none() => Ok(Some(v.extract().map_err(Into::into)?)),
+            _ => Ok(None),
+        }
+    }
+    let tokens = d.get_item("tokens")?.filter(|v| !v.is_none());
+    PickArgs {
+        model: get(d, "model")?.unwrap_or_default(),
+        prompt: get(d, "prompt")?,
+        tokens: tokens.as_ref(),
+        request_id: get(d, "request_id")?,
+        lora_name: get(d, "lora_name")?,
+        lora_id: get(d, "lora_id")?,
+        lora_path: get(d, "lora_path")?,
+        cache_salt: get(d, "cache_salt")?,
+        session_id: get(d, "session_id")?,
+        headers: get(d, "headers")?,
+        priority: get(d, "priority")?.unwrap_or(0),
+        ttft_slo_ms: get(d, "ttft_slo_ms")?,
+        tpot_slo_ms: get(d, "tpot_slo_ms")?,
+        multimodal: get(d, "multimodal")?.unwrap_or(false),
+        arrived_at: get(d, "arrived_at")?,
+        mm_items: get(d, "mm_items")?.unwrap_or_default(),
+    }
+    .into_request(py)
 }
 
 /// `on_error`'s `kind` argument.

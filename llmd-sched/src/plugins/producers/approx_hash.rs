@@ -8,7 +8,8 @@ use xxhash_rust::xxh64::{xxh64, Xxh64};
 /// Block size floor applied at request time.
 pub const MIN_BLOCK_SIZE: usize = 64;
 
-/// The chain of block hashes for one prompt, at most `max_blocks` (0 = unlimited).
+/// The chain of block hashes for one prompt, at most `max_blocks` (0 = unlimited),
+/// with the approximate producer's block-size floor ([`MIN_BLOCK_SIZE`]).
 pub fn approx_block_hashes(
     model: &str,
     cache_salt: &str,
@@ -16,7 +17,25 @@ pub fn approx_block_hashes(
     block_size: usize,
     max_blocks: usize,
 ) -> Vec<u64> {
-    let block_size = block_size.max(MIN_BLOCK_SIZE);
+    prefix_block_hashes(
+        model,
+        cache_salt,
+        tokens,
+        block_size.max(MIN_BLOCK_SIZE),
+        max_blocks,
+    )
+}
+
+/// The same chain for any block size ≥ 1 (llm-d's `prefixhash.GetBlockHashes`,
+/// which the burst producer calls with its own `blockSizeTokens`).
+pub fn prefix_block_hashes(
+    model: &str,
+    cache_salt: &str,
+    tokens: &[u32],
+    block_size: usize,
+    max_blocks: usize,
+) -> Vec<u64> {
+    let block_size = block_size.max(1);
     let mut seed = Xxh64::new(0);
     seed.update(model.as_bytes());
     seed.update(cache_salt.as_bytes());

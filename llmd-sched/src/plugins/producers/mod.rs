@@ -2,6 +2,7 @@
 
 pub mod approx_hash;
 pub mod approx_prefix;
+pub mod burst_prefix;
 pub mod inflight;
 pub mod mm_cache;
 pub mod p2p_source;
@@ -10,6 +11,7 @@ pub mod predicted_latency;
 pub mod token;
 
 pub use approx_prefix::ApproxPrefixProducer;
+pub use burst_prefix::{BurstPrefixProducer, BurstSlot};
 pub use inflight::InFlightLoadProducer;
 pub use mm_cache::{MmEmbeddingsCacheProducer, MmEmbeddingsCacheScorer};
 pub use p2p_source::P2pSourceProducer;
