@@ -109,24 +109,7 @@ func (s *Scheduler) Pick(req *Request) (*Decision, error) {
 	c := (*pickCall)(a.alloc(int(unsafe.Sizeof(pickCall{})), 8))
 	*c = pickCall{}
 	d := &c.desc
-	d.id = a.str(req.ID)
-	d.model = a.str(req.Model)
-	if req.Tokens == nil {
-		d.prompt = a.str(req.Prompt)
-	}
-	d.lora_name = a.optStr(req.LoRAName)
-	d.cache_salt = a.optStr(req.CacheSalt)
-	d.session_id = a.optStr(req.SessionID)
-	d.headers, d.n_headers = a.pairs(req.Headers)
-	d.priority = C.int32_t(req.Priority)
-	d.ttft_slo_ms = C.double(req.TTFTSLOms)
-	d.tpot_slo_ms = C.double(req.TPOTSLOms)
-	d.multimodal = C.bool(req.Multimodal)
-	d.mm_items, d.n_mm_items = a.strs(req.MmItems)
-	d.arrived_at_ns = 0
-	if !req.ArrivedAt.IsZero() && req.ArrivedAt.UnixNano() > 0 {
-		d.arrived_at_ns = C.uint64_t(req.ArrivedAt.UnixNano())
-	}
+	a.describe(d, req)
 	exp := s.exporter.Load()
 	var start time.Time
 	if exp != nil {
@@ -150,6 +133,97 @@ func (s *Scheduler) Pick(req *Request) (*Decision, error) {
 		exp.export(c.dec, start, time.Now())
 	}
 	return readDecision(c.dec, &c.info, req.Explain)
+}
+
+// describe fills d with req's fields, copied into the arena; the token ids
+// are left out (Pick passes them apart, PickBatch copies them).
+func (a *arena) describe(d *C.llmd_request_desc, req *Request) {
+	d.id = a.str(req.ID)
+	d.model = a.str(req.Model)
+	if req.Tokens == nil {
+		d.prompt = a.str(req.Prompt)
+	}
+	d.lora_name = a.optStr(req.LoRAName)
+	d.cache_salt = a.optStr(req.CacheSalt)
+	d.session_id = a.optStr(req.SessionID)
+	d.headers, d.n_headers = a.pairs(req.Headers)
+	d.priority = C.int32_t(req.Priority)
+	d.ttft_slo_ms = C.double(req.TTFTSLOms)
+	d.tpot_slo_ms = C.double(req.TPOTSLOms)
+	d.multimodal = C.bool(req.Multimodal)
+	d.mm_items, d.n_mm_items = a.strs(req.MmItems)
+	d.arrived_at_ns = 0
+	if !req.ArrivedAt.IsZero() && req.ArrivedAt.UnixNano() > 0 {
+		d.arrived_at_ns = C.uint64_t(req.ArrivedAt.UnixNano())
+	}
+}
+
+// PickBatch picks a window of requests together, for a
+// burst-prefix-cache-producer: requests sharing a prompt go to the same
+// replica, as llm-d assigns a window (without one, each is picked as by
+// Pick). It returns one decision and one error per request, in order
+// (exactly one of the two is nil), or a call error for bad arguments.
+// BurstWindow says how long to collect a window. Token ids are copied once
+// into C memory (a batch holds many slices, which cgo cannot pass in place).
+func (s *Scheduler) PickBatch(reqs []Request) ([]*Decision, []error, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.h == nil {
+		return nil, nil, ErrClosed
+	}
+	n := len(reqs)
+	if n == 0 {
+		return nil, nil, nil
+	}
+	a := getArena()
+	defer a.put()
+	descs := unsafe.Slice((*C.llmd_request_desc)(a.alloc(n*int(unsafe.Sizeof(C.llmd_request_desc{})), 8)), n)
+	for i := range reqs {
+		descs[i] = C.llmd_request_desc{}
+		a.describe(&descs[i], &reqs[i])
+		if t := reqs[i].Tokens; t != nil {
+			p := a.alloc(4*len(t), 4)
+			copy(unsafe.Slice((*uint32)(p), len(t)), t)
+			descs[i].tokens, descs[i].n_tokens = (*C.uint32_t)(p), C.size_t(len(t))
+		}
+	}
+	ptr := int(unsafe.Sizeof(unsafe.Pointer(nil)))
+	decs := unsafe.Slice((**C.llmd_decision)(a.alloc(n*ptr, 8)), n)
+	errs := unsafe.Slice((**C.llmd_error)(a.alloc(n*ptr, 8)), n)
+	call := (*pickCall)(a.alloc(int(unsafe.Sizeof(pickCall{})), 8))
+	*call = pickCall{}
+	exp := s.exporter.Load()
+	start := time.Now()
+	st := C.llmd_scheduler_pick_batch(s.h, &descs[0], C.size_t(n), &decs[0], &errs[0], &call.err)
+	if err := takeError(st, call.err); err != nil {
+		return nil, nil, err
+	}
+	out := make([]*Decision, n)
+	outErrs := make([]error, n)
+	for i := range reqs {
+		if decs[i] == nil {
+			outErrs[i] = takeError(C.llmd_error_status(errs[i]), errs[i])
+			continue
+		}
+		if exp != nil {
+			exp.export(decs[i], start, time.Now())
+		}
+		out[i], outErrs[i] = readDecision(decs[i], &call.info, reqs[i].Explain)
+		C.llmd_decision_free(decs[i])
+	}
+	return out, outErrs, nil
+}
+
+// BurstWindow is how long a host should collect requests for PickBatch
+// (the longest windowDurationMs of the configured burst producers); 0
+// without one.
+func (s *Scheduler) BurstWindow() time.Duration {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.h == nil {
+		return 0
+	}
+	return time.Duration(C.llmd_scheduler_burst_window_ms(s.h)) * time.Millisecond
 }
 
 // pickCall is one pick's C-side state, placed in an arena.

@@ -518,3 +518,58 @@ plugins:
 		t.Fatal("an empty item was accepted")
 	}
 }
+
+func TestPickBatchColocatesEachPromptsSamples(t *testing.T) {
+	s := newPods(t, `apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: burst-prefix-cache-producer
+  parameters: {blockSizeTokens: 16, windowDurationMs: 40}
+- type: prefix-cache-scorer
+  parameters: {prefixMatchInfoProducerName: burst-prefix-cache-producer}
+- type: max-score-picker
+`)
+	defer s.Close()
+	if w := s.BurstWindow(); w != 40*time.Millisecond {
+		t.Fatalf("burst window %v", w)
+	}
+	a, b := make([]uint32, 64), make([]uint32, 64)
+	for i := range a {
+		a[i], b[i] = uint32(100+i), uint32(900+i)
+	}
+	var reqs []Request
+	for i := 0; i < 6; i++ {
+		toks := a
+		if i%2 == 1 {
+			toks = b
+		}
+		reqs = append(reqs, Request{ID: fmt.Sprintf("b%d", i), Model: "llama", Tokens: toks})
+	}
+	reqs = append(reqs, Request{ID: "empty", Model: "llama", Tokens: []uint32{}})
+	decs, errs, err := s.PickBatch(reqs)
+	if err != nil || len(decs) != 7 || len(errs) != 7 {
+		t.Fatalf("batch: %d decisions, %d errors, %v", len(decs), len(errs), err)
+	}
+	for i := 0; i < 6; i++ {
+		if errs[i] != nil || decs[i] == nil {
+			t.Fatalf("request %d: %v", i, errs[i])
+		}
+		if decs[i].Targets[0].Name != decs[i%2].Targets[0].Name {
+			t.Fatalf("request %d went to %s, its prompt's first to %s", i, decs[i].Targets[0].Name, decs[i%2].Targets[0].Name)
+		}
+	}
+	if decs[0].Targets[0].Name == decs[1].Targets[0].Name {
+		t.Fatal("two prompts, one pod")
+	}
+	if decs[6] != nil || errs[6] == nil {
+		t.Fatalf("an empty prompt was picked: %v", decs[6])
+	}
+	if d, e, err := s.PickBatch(nil); d != nil || e != nil || err != nil {
+		t.Fatal("an empty batch did something")
+	}
+	plain := newPods(t, "")
+	defer plain.Close()
+	if plain.BurstWindow() != 0 {
+		t.Fatal("a burst window without a burst producer")
+	}
+}

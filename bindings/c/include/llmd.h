@@ -563,6 +563,35 @@ llmd_status llmd_scheduler_pick_tokens(const llmd_scheduler *s,
                                        llmd_decision **out,
                                        llmd_error **err);
 
+// Picks a window of `n` requests together, for a
+// `burst-prefix-cache-producer`: requests sharing a prompt go to the same
+// replica, as llm-d assigns a window (without one, each request is picked
+// as by `llmd_scheduler_pick`). `out[i]` receives request `i`'s decision, or
+// NULL when it failed; `errs` is NULL or an array of `n` whose `errs[i]`
+// receives that request's error (NULL when it succeeded; release each with
+// `llmd_error_free`). The call itself fails only on bad arguments (a NULL
+// array, an invalid descriptor), and then writes nothing.
+// `llmd_scheduler_burst_window_ms` says how long to collect a window.
+//
+// # Safety
+// `s` NULL or live; `reqs` NULL with `n` 0, or `n` valid descriptors as for
+// `llmd_scheduler_pick`; `out` valid for `n` writes (NULL with `n` 0);
+// `errs` NULL or valid for `n` writes; `err` NULL or valid for a write.
+llmd_status llmd_scheduler_pick_batch(const llmd_scheduler *s,
+                                      const llmd_request_desc *reqs,
+                                      size_t n,
+                                      llmd_decision **out,
+                                      llmd_error **errs,
+                                      llmd_error **err);
+
+// Milliseconds a host should collect requests for
+// `llmd_scheduler_pick_batch` (the longest `windowDurationMs` of the
+// configured burst producers); 0 without one, or for NULL.
+//
+// # Safety
+// `s` NULL or live.
+uint64_t llmd_scheduler_burst_window_ms(const llmd_scheduler *s);
+
 // Like `llmd_scheduler_pick` with the request as JSON (`{"id", "model",
 // "prompt": {"tokens": [...]} | {"text": "..."}, "lora", "cache_salt",
 // "session_id", "headers", "priority", "slo"}`); malformed JSON is

@@ -6,7 +6,7 @@ use std::ffi::c_char;
 use llmd_sched::{Decision, Request};
 
 use crate::args::{self, free_handle, into_handle, Out};
-use crate::error::{llmd_error, FfiError};
+use crate::error::{llmd_error, store, FfiError};
 use crate::panic::{guard, guard_value};
 use crate::request::{llmd_request_desc, to_request, to_request_with};
 use crate::sched_error::sched_err;
@@ -76,7 +76,14 @@ fn target(t: Option<&llmd_sched::Target>) -> llmd_target {
 }
 
 fn pick(s: &llmd_scheduler, req: &Request) -> Result<*mut llmd_decision, FfiError> {
-    let d = s.0.pick(req).map_err(sched_err)?;
+    decided(s.0.pick(req))
+}
+
+/// A pick's result as a decision handle with at least one target.
+fn decided(
+    r: Result<Decision, llmd_sched::ScheduleError>,
+) -> Result<*mut llmd_decision, FfiError> {
+    let d = r.map_err(sched_err)?;
     if d.targets.is_empty() {
         return Err(FfiError::with_code(
             llmd_status::Schedule,
@@ -144,6 +151,76 @@ pub unsafe extern "C" fn llmd_scheduler_pick_tokens(
             Ok(())
         })
     }
+}
+
+/// Picks a window of `n` requests together, for a
+/// `burst-prefix-cache-producer`: requests sharing a prompt go to the same
+/// replica, as llm-d assigns a window (without one, each request is picked
+/// as by `llmd_scheduler_pick`). `out[i]` receives request `i`'s decision, or
+/// NULL when it failed; `errs` is NULL or an array of `n` whose `errs[i]`
+/// receives that request's error (NULL when it succeeded; release each with
+/// `llmd_error_free`). The call itself fails only on bad arguments (a NULL
+/// array, an invalid descriptor), and then writes nothing.
+/// `llmd_scheduler_burst_window_ms` says how long to collect a window.
+///
+/// # Safety
+/// `s` NULL or live; `reqs` NULL with `n` 0, or `n` valid descriptors as for
+/// `llmd_scheduler_pick`; `out` valid for `n` writes (NULL with `n` 0);
+/// `errs` NULL or valid for `n` writes; `err` NULL or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_scheduler_pick_batch(
+    s: *const llmd_scheduler,
+    reqs: *const llmd_request_desc,
+    n: usize,
+    out: *mut *mut llmd_decision,
+    errs: *mut *mut llmd_error,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        guard(err, || {
+            let s = args::handle(s, "scheduler")?;
+            let reqs = args::slice(reqs, n, "reqs")?
+                .iter()
+                .map(|d| to_request(d))
+                .collect::<Result<Vec<Request>, FfiError>>()?;
+            if out.is_null() && n > 0 {
+                return Err(FfiError::null("out"));
+            }
+            for (i, r) in s.0.pick_batch(&reqs).into_iter().enumerate() {
+                let (d, e) = match decided(r) {
+                    Ok(d) => (d, None),
+                    Err(e) => (std::ptr::null_mut(), Some(e)),
+                };
+                // SAFETY: i < n; `out` valid for `n` writes, `errs` too when
+                // not NULL (caller contract).
+                out.add(i).write(d);
+                if !errs.is_null() {
+                    errs.add(i).write(std::ptr::null_mut());
+                    if let Some(e) = e {
+                        store(e, errs.add(i));
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Milliseconds a host should collect requests for
+/// `llmd_scheduler_pick_batch` (the longest `windowDurationMs` of the
+/// configured burst producers); 0 without one, or for NULL.
+///
+/// # Safety
+/// `s` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_scheduler_burst_window_ms(s: *const llmd_scheduler) -> u64 {
+    // SAFETY: caller contract.
+    guard_value(0, || {
+        unsafe { args::handle(s, "scheduler") }.map_or(0, |s| {
+            s.0.burst_window().map_or(0, |d| d.as_millis() as u64)
+        })
+    })
 }
 
 /// Like `llmd_scheduler_pick` with the request as JSON (`{"id", "model",

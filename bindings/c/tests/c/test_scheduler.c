@@ -605,8 +605,67 @@ static void test_mm_items(void) {
   llmd_scheduler_free(s);
 }
 
+/* A window through llmd_scheduler_pick_batch: the samples of each prompt
+ * land on one pod, an empty prompt fails in its own slot. */
+static void test_pick_batch(void) {
+  static const char cfg[] =
+      "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n"
+      "- type: burst-prefix-cache-producer\n  parameters: {blockSizeTokens: 16, windowDurationMs: 50}\n"
+      "- type: prefix-cache-scorer\n  parameters: {prefixMatchInfoProducerName: burst-prefix-cache-producer}\n"
+      "- type: max-score-picker\n";
+  uint64_t seed = 5;
+  llmd_scheduler *s = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_new(cfg, sizeof(cfg) - 1, &seed, &s, &err), &err);
+  add_pods(s);
+  CHECK(llmd_scheduler_burst_window_ms(s) == 50);
+  CHECK(llmd_scheduler_burst_window_ms(NULL) == 0);
+  uint32_t a[64], b[64];
+  for (uint32_t i = 0; i < 64; i++) {
+    a[i] = 100 + i;
+    b[i] = 900 + i;
+  }
+  enum { N = 7 };
+  llmd_request_desc reqs[N];
+  memset(reqs, 0, sizeof reqs);
+  for (int i = 0; i < N; i++) {
+    reqs[i].model = V("llama");
+    reqs[i].tokens = i % 2 == 0 ? a : b;
+    reqs[i].n_tokens = 64;
+  }
+  reqs[N - 1].tokens = NULL;
+  reqs[N - 1].n_tokens = 0; /* no prompt: this request fails */
+  llmd_decision *out[N];
+  llmd_error *errs[N];
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_pick_batch(s, reqs, N, out, errs, &err), &err);
+  char names[N][16];
+  for (int i = 0; i < N - 1; i++) {
+    CHECK(out[i] != NULL && errs[i] == NULL);
+    llmd_decision_info info;
+    CHECK(llmd_decision_get_info(out[i], &info));
+    snprintf(names[i], sizeof names[i], "%.*s", (int)info.primary.name.len, info.primary.name.ptr);
+    llmd_decision_free(out[i]);
+  }
+  for (int i = 2; i < N - 1; i++) CHECK(strcmp(names[i], names[i % 2]) == 0);
+  CHECK(strcmp(names[0], names[1]) != 0);
+  CHECK(out[N - 1] == NULL && errs[N - 1] != NULL);
+  CHECK(llmd_error_status(errs[N - 1]) == LLMD_STATUS_SCHEDULE ||
+        llmd_error_status(errs[N - 1]) == LLMD_STATUS_INVALID_ARGUMENT);
+  llmd_error_free(errs[N - 1]);
+  /* Errors are optional; bad arguments fail the call and write nothing. */
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_pick_batch(s, reqs, 2, out, NULL, &err), &err);
+  llmd_decision_free(out[0]);
+  llmd_decision_free(out[1]);
+  CHECK_STATUS(LLMD_STATUS_NULL_ARGUMENT, llmd_scheduler_pick_batch(s, reqs, 2, NULL, NULL, &err), &err);
+  RESET_ERR(err);
+  CHECK_STATUS(LLMD_STATUS_NULL_ARGUMENT, llmd_scheduler_pick_batch(s, NULL, 2, out, NULL, &err), &err);
+  RESET_ERR(err);
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_pick_batch(s, NULL, 0, NULL, NULL, &err), &err);
+  llmd_scheduler_free(s);
+}
+
 int main(void) {
   test_config_report_and_strict();
+  test_pick_batch();
   test_pick_and_explain();
   test_metrics_steer_picks();
   test_kv_events_steer_picks();
