@@ -80,9 +80,7 @@ fn pick(s: &llmd_scheduler, req: &Request) -> Result<*mut llmd_decision, FfiErro
 }
 
 /// A pick's result as a decision handle with at least one target.
-fn decided(
-    r: Result<Decision, llmd_sched::ScheduleError>,
-) -> Result<*mut llmd_decision, FfiError> {
+fn decided(r: Result<Decision, llmd_sched::ScheduleError>) -> Result<*mut llmd_decision, FfiError> {
     let d = r.map_err(sched_err)?;
     if d.targets.is_empty() {
         return Err(FfiError::with_code(

@@ -98,17 +98,7 @@ impl BurstPrefixProducer {
                 format!("must be in 1..={MAX_WINDOW_MS}, got {window}"),
             ));
         }
-        let per_replica = p.i64("maxPerReplica", -1)?;
-        let max_per_replica = match per_replica {
-            -1 => None,
-            k if k >= 1 => Some(k as usize),
-            k => {
-                return Err(p.err(
-                    "maxPerReplica",
-                    format!("must be -1 (unlimited) or >= 1, got {k}"),
-                ))
-            }
-        };
+        let max_per_replica = unlimited_or_count(p, "maxPerReplica", -1)?;
         let block_size = p.i64("blockSizeTokens", 64)?;
         if block_size <= 0 {
             return Err(p.err("blockSizeTokens", format!("must be > 0, got {block_size}")));
@@ -127,17 +117,7 @@ impl BurstPrefixProducer {
                 format!("must be >= 0, got {min_colocate}"),
             ));
         }
-        let batch = p.i64("maxBatchSize", 1000)?;
-        let max_batch = match batch {
-            -1 => None,
-            n if n >= 1 => Some(n as usize),
-            n => {
-                return Err(p.err(
-                    "maxBatchSize",
-                    format!("must be -1 (unlimited) or >= 1, got {n}"),
-                ))
-            }
-        };
+        let max_batch = unlimited_or_count(p, "maxBatchSize", 1000)?;
         let balance_by_tokens = match p.string("balanceBy", "requests")?.as_str() {
             "" | "requests" => false,
             "tokens" => true,
@@ -183,6 +163,19 @@ impl BurstPrefixProducer {
             self.config.block_size,
             self.config.max_blocks,
         )
+    }
+}
+
+/// A count where -1 means unlimited (`None`); 0 and other negatives are refused.
+fn unlimited_or_count(
+    p: &mut Params,
+    key: &str,
+    default: i64,
+) -> Result<Option<usize>, ConfigError> {
+    match p.i64(key, default)? {
+        -1 => Ok(None),
+        n if n >= 1 => Ok(Some(n as usize)),
+        n => Err(p.err(key, format!("must be -1 (unlimited) or >= 1, got {n}"))),
     }
 }
 
