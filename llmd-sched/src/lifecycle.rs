@@ -93,14 +93,13 @@ impl Requests {
         let since = now.saturating_sub(r.scheduled_at_ns);
         Some(r.latency.clone().map(|l| (l, since)))
     }
-    pub fn tokens(&self, id: &str, n: u64) -> bool {
-        match self.map.lock().get_mut(id) {
-            Some(r) => {
-                r.output_tokens += n;
-                true
-            }
-            None => false,
-        }
+    /// Counts `n` more output tokens. `None` for an unknown id; else the
+    /// endpoint uid of its latency sample, when it has one.
+    pub fn tokens(&self, id: &str, n: u64) -> Option<Option<u64>> {
+        let mut map = self.map.lock();
+        let r = map.get_mut(id)?;
+        r.output_tokens += n;
+        Some(r.latency.as_ref().map(|l| l.uid))
     }
     pub fn close(
         &self,

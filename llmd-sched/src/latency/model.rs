@@ -22,7 +22,7 @@ pub const FORGETTING: f64 = 0.995;
 /// error on the original (reweighted least absolute deviation).
 const L1_FLOOR: f64 = 0.05;
 /// Inputs of the TTFT model.
-pub const TTFT_FEATURES: usize = 6;
+pub const TTFT_FEATURES: usize = 7;
 /// llm-d's `peakPrefillThroughput` default (tokens/s), the cold-start TTFT
 /// heuristic of `prefix-cache-affinity-filter`.
 pub const PEAK_PREFILL_TPS: f64 = 15_928.0;
@@ -47,11 +47,17 @@ pub struct LatencyFeatures {
     pub running: f64,
     /// Scraped KV-cache usage, 0..1.
     pub kv_usage: f64,
+    /// Expected wait (ms) for the engine step in flight to end: the
+    /// endpoint's recent step time less the time since its last token
+    /// reached the router (its streams mark step ends); 0 when it is idle or
+    /// no step has been seen. Under continuous batching a new request waits
+    /// for that step before its own prefill starts.
+    pub step_wait_ms: f64,
 }
 
 impl LatencyFeatures {
     /// TTFT ≈ queueing + prefill: intercept, uncached prompt, prefill work
-    /// ahead, waiting and running requests, KV pressure.
+    /// ahead, waiting and running requests, KV pressure, the step in flight.
     fn ttft_x(&self) -> [f64; TTFT_FEATURES] {
         [
             1.0,
@@ -60,6 +66,7 @@ impl LatencyFeatures {
             self.waiting * 0.1,
             self.running * 0.01,
             self.kv_usage,
+            self.step_wait_ms * 0.1,
         ]
     }
 
@@ -116,6 +123,55 @@ struct EndpointModel {
     /// lock-free reads in picks.
     dispatched: AtomicU32,
     min_tpot_slo: AtomicU64,
+    /// Engine step ends, as the endpoint's token arrivals show them.
+    steps: StepClock,
+}
+
+/// Gaps between token arrivals shorter than this belong to one engine step
+/// (its tokens reach the router together, give or take the network).
+const SAME_STEP_NS: u64 = 500_000;
+
+/// An endpoint's engine steps, seen through its streams: when the last token
+/// arrived and a moving average of the gaps between arrivals of different
+/// steps. Relaxed atomics: a lost update under a race costs one sample.
+#[derive(Debug, Default)]
+struct StepClock {
+    last_ns: AtomicU64,
+    step_ns: AtomicU64,
+}
+
+impl StepClock {
+    /// A token of the endpoint arrived at `now`.
+    fn event(&self, now: u64) {
+        let last = self.last_ns.load(Ordering::Relaxed);
+        if last != 0 && now < last.saturating_add(SAME_STEP_NS) {
+            return; // the same step (its first arrival marks its end), or out of order
+        }
+        self.last_ns.store(now, Ordering::Relaxed);
+        if last == 0 {
+            return;
+        }
+        let gap = now - last;
+        let step = self.step_ns.load(Ordering::Relaxed);
+        if step == 0 {
+            self.step_ns.store(gap, Ordering::Relaxed);
+        } else if gap <= 4 * step {
+            // Longer gaps are idle time, not steps.
+            self.step_ns.store((7 * step + gap) / 8, Ordering::Relaxed);
+        }
+    }
+
+    /// Expected wait (ms) at `now` for the step in flight to end.
+    fn wait_ms(&self, now: u64) -> f64 {
+        let (last, step) = (
+            self.last_ns.load(Ordering::Relaxed),
+            self.step_ns.load(Ordering::Relaxed),
+        );
+        if last == 0 || step == 0 || now < last || now - last >= step {
+            return 0.0;
+        }
+        (step - (now - last)) as f64 / 1e6
+    }
 }
 
 impl EndpointModel {
@@ -164,14 +220,25 @@ pub struct Predictor<'a> {
 }
 
 impl Predictor<'_> {
-    /// As [`OnlineLatencyModel::predict`], with the endpoint's dispatched
-    /// count and smallest TPOT objective in flight.
+    /// As [`OnlineLatencyModel::predict`] at clock time `now_ns`, first
+    /// setting `f.step_wait_ms` from the endpoint's step clock; with the
+    /// endpoint's dispatched count and smallest TPOT objective in flight.
     pub fn predict(
         &self,
         uid: u64,
-        f: &LatencyFeatures,
+        f: &mut LatencyFeatures,
+        now_ns: u64,
     ) -> ((LatencyPrediction, PredictionSource), (u32, f64)) {
         let m = self.endpoints.get(&uid);
+        f.step_wait_ms = m.map_or(0.0, |m| m.steps.wait_ms(now_ns));
+        self.predict_as_is(m, f)
+    }
+
+    fn predict_as_is(
+        &self,
+        m: Option<&Arc<EndpointModel>>,
+        f: &LatencyFeatures,
+    ) -> ((LatencyPrediction, PredictionSource), (u32, f64)) {
         let own = m.map(|m| m.snap.load()).unwrap_or_default();
         let dispatched = m.map_or((0, 0.0), |m| m.dispatched());
         let pool = self.pool;
@@ -232,8 +299,20 @@ impl OnlineLatencyModel {
     /// its own model once it has [`MIN_SAMPLES`], else the pooled model, else
     /// (TTFT only) llm-d's heuristic `(in-flight + uncached tokens) /
     /// 15,928 tok/s`. TPOT is `None` until some model has learnt it.
+    /// `f.step_wait_ms` is used as given.
     pub fn predict(&self, uid: u64, f: &LatencyFeatures) -> (LatencyPrediction, PredictionSource) {
-        self.predictor().predict(uid, f).0
+        let p = self.predictor();
+        let m = p.endpoints.get(&uid);
+        p.predict_as_is(m, f).0
+    }
+
+    /// A token of a request on `uid` reached the router at clock time
+    /// `now_ns` (a first token or a later one): it marks the end of one of
+    /// the endpoint's engine steps.
+    pub fn token_event(&self, uid: u64, now_ns: u64) {
+        if let Some(m) = self.endpoints.read().get(&uid) {
+            m.steps.event(now_ns);
+        }
     }
 
     /// Learns an observed TTFT (ms) on `uid` for a request dispatched with `f`.
@@ -337,6 +416,7 @@ mod tests {
             waiting: ahead / 2000.0,
             running,
             kv_usage: running / 200.0,
+            step_wait_ms: 0.0,
         }
     }
 
@@ -367,6 +447,41 @@ mod tests {
         assert_eq!(m.predict(1, &q).1, PredictionSource::Pool);
         m.forget(2);
         assert_eq!(m.samples(2), (0, 0));
+    }
+
+    #[test]
+    fn token_arrivals_give_the_step_in_flight() {
+        const MS: u64 = 1_000_000;
+        let c = StepClock::default();
+        assert_eq!(c.wait_ms(5 * MS), 0.0, "no step seen");
+        let t0 = 1_000 * MS;
+        c.event(t0);
+        c.event(t0 + MS / 10); // the same step's other streams
+        assert_eq!(c.wait_ms(t0 + 2 * MS), 0.0, "one arrival is no step yet");
+        c.event(t0 + 10 * MS);
+        c.event(t0 + 20 * MS);
+        assert_eq!(c.step_ns.load(Ordering::Relaxed), 10 * MS);
+        // 4 ms into a 10 ms step: 6 ms to go; past its end, none.
+        assert!((c.wait_ms(t0 + 24 * MS) - 6.0).abs() < 1e-9);
+        assert_eq!(c.wait_ms(t0 + 31 * MS), 0.0);
+        // A longer step moves the average by an eighth; an idle gap does not.
+        c.event(t0 + 38 * MS);
+        assert_eq!(c.step_ns.load(Ordering::Relaxed), (7 * 10 + 18) * MS / 8);
+        c.event(t0 + 2_000 * MS);
+        assert_eq!(c.step_ns.load(Ordering::Relaxed), (7 * 10 + 18) * MS / 8);
+        // Through the model: known endpoints only, and predict fills the feature.
+        let m = OnlineLatencyModel::new();
+        m.token_event(9, t0);
+        assert_eq!(m.samples(9), (0, 0));
+        m.dispatched(9, 0.0);
+        for k in 0..3 {
+            m.token_event(9, t0 + k * 10 * MS);
+        }
+        let mut q = f(100.0, 0.0, 1.0);
+        m.predictor().predict(9, &mut q, t0 + 23 * MS);
+        assert!((q.step_wait_ms - 7.0).abs() < 1e-9, "{q:?}");
+        m.predictor().predict(7, &mut q, t0 + 23 * MS);
+        assert_eq!(q.step_wait_ms, 0.0, "an endpoint without a model");
     }
 
     #[test]

@@ -311,8 +311,11 @@ impl Scheduler {
         match self.requests.first_token(req_id, now) {
             None => a,
             Some(sample) => {
-                if let Some((s, since)) = sample.filter(|(s, _)| s.streaming) {
-                    self.learn_ttft(&s, since);
+                if let Some((s, since)) = sample {
+                    self.latency.token_event(s.uid, now);
+                    if s.streaming {
+                        self.learn_ttft(&s, since);
+                    }
                 }
                 true
             }
@@ -373,10 +376,19 @@ impl Scheduler {
     /// `n` more output tokens (after the first) were generated.
     pub fn on_tokens(&self, req_id: &str, n: u64) -> bool {
         let a = self.inflight.tokens(req_id, n);
-        let now = std::time::Duration::from_nanos(self.clock.now_ns());
+        let now_ns = self.clock.now_ns();
+        let now = std::time::Duration::from_nanos(now_ns);
         self.metrics
             .on_tokens(req_id, u32::try_from(n).unwrap_or(u32::MAX), now);
-        self.requests.tokens(req_id, n) || a
+        match self.requests.tokens(req_id, n) {
+            None => a,
+            Some(uid) => {
+                if let Some(uid) = uid {
+                    self.latency.token_event(uid, now_ns);
+                }
+                true
+            }
+        }
     }
 
     /// The request completed; `cached_tokens` is the engine's reported

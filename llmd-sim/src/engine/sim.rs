@@ -356,7 +356,10 @@ impl<'a> Sim<'a> {
             // work for it is dropped (the worker already let it go).
             let gone = |req: u64| self.records[req as usize].finished.is_some();
             match p {
-                Progress::FirstToken { req, .. } | Progress::Finished { req } if gone(req) => {}
+                Progress::FirstToken { req, .. }
+                | Progress::Finished { req }
+                | Progress::Token { req }
+                    if gone(req) => {}
                 Progress::PrefillDone { seq } if gone(seq.req) => {}
                 Progress::FirstToken { req, cached_tokens } => {
                     let now = self.now;
@@ -379,6 +382,10 @@ impl<'a> Sim<'a> {
                     self.done += 1;
                     let route = self.routes[req as usize];
                     self.router.on_done(req, route, self.now, true);
+                }
+                Progress::Token { req } => {
+                    let route = self.routes[req as usize];
+                    self.router.on_tokens(req, route, self.now);
                 }
                 Progress::Preempted { req } => self.records[req as usize].preemptions += 1,
                 Progress::PrefillDone { seq } => self.hand_over(*seq),

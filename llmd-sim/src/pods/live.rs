@@ -255,7 +255,9 @@ impl LivePod {
                         let _ = r.tx.send(Update::Done);
                     }
                 }
-                Progress::Preempted { .. } | Progress::PrefillDone { .. } => {}
+                Progress::Preempted { .. }
+                | Progress::PrefillDone { .. }
+                | Progress::Token { .. } => {}
             }
         }
     }

@@ -124,6 +124,10 @@ pub trait Router: Send {
     /// The request's first token reached the client.
     fn on_first_token(&mut self, _req: u64, _route: Route, _now: f64) {}
 
+    /// One more output token of the request reached the client (a router
+    /// relaying a stream sees each).
+    fn on_tokens(&mut self, _req: u64, _route: Route, _now: f64) {}
+
     /// The request finished or failed.
     fn on_done(&mut self, _req: u64, _route: Route, _now: f64, _ok: bool) {}
 

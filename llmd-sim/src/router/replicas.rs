@@ -73,6 +73,12 @@ impl Router for Replicated {
         }
     }
 
+    fn on_tokens(&mut self, req: u64, route: Route, now: f64) {
+        if let Some(&i) = self.owner.get(&req) {
+            self.replicas[i].on_tokens(req, route, now);
+        }
+    }
+
     fn on_done(&mut self, req: u64, route: Route, now: f64, ok: bool) {
         if let Some(i) = self.owner.remove(&req) {
             self.replicas[i].on_done(req, route, now, ok);

@@ -155,6 +155,11 @@ impl Router for SchedRouter {
         self.sched.on_first_token(&req.to_string());
     }
 
+    fn on_tokens(&mut self, req: u64, _route: Route, now: f64) {
+        self.set_time(now);
+        self.sched.on_tokens(&req.to_string(), 1);
+    }
+
     fn on_done(&mut self, req: u64, _route: Route, now: f64, ok: bool) {
         self.set_time(now);
         let id = req.to_string();

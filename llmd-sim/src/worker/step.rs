@@ -31,6 +31,12 @@ pub enum Progress {
         /// Request.
         req: u64,
     },
+    /// The request produced an output token after its first (a streamed
+    /// token reaching the client, which marks the end of the step).
+    Token {
+        /// Request.
+        req: u64,
+    },
 }
 
 /// Tokens scheduled for each running sequence in the step in flight.
@@ -229,6 +235,8 @@ impl Worker {
                     req: s.req,
                     cached_tokens: s.cached_tokens,
                 });
+            } else {
+                progress.push(Progress::Token { req: s.req });
             }
             if s.generated >= s.output_len {
                 done[idx] = true;

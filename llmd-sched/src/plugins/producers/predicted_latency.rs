@@ -150,6 +150,7 @@ impl<'r, 'c> FeatureReader<'r, 'c> {
             waiting: f64::from(ep.waiting_queue_size()),
             running,
             kv_usage: ep.kv_cache_usage().clamp(0.0, 1.0),
+            step_wait_ms: 0.0, // set by the predictor from the endpoint's step clock
         }
     }
 }
@@ -163,9 +164,10 @@ impl Producer for PredictedLatencyProducer {
         let predictor = self.model.predictor();
         let reader = FeatureReader::new(ctx, &self.prefix_producer);
         for &i in candidates {
-            let f = reader.features(i);
+            let mut f = reader.features(i);
             let uid = ctx.endpoint(i).uid();
-            let (model, (dispatched, endpoint_min_ms)) = predictor.predict(uid, &f);
+            let (model, (dispatched, endpoint_min_ms)) =
+                predictor.predict(uid, &mut f, ctx.now_ns());
             let mut info = LatencyInfo {
                 features: f,
                 prediction: None,
