@@ -35,13 +35,18 @@ class Error : public std::runtime_error {
 
 namespace detail {
 
-// Throws llmd::Error for a non-OK status, taking ownership of `err`.
-inline void check(llmd_status status, llmd_error* err) {
-  if (status == LLMD_STATUS_OK) return;
+// The error of a call that returned `status`, taking ownership of `err`.
+inline Error take_error(llmd_status status, llmd_error* err) {
   std::string code = llmd_error_code(err);
   std::string message = err ? llmd_error_message(err) : llmd_status_name(status);
   llmd_error_free(err);
-  throw Error(status, std::move(code), message);
+  return Error(status, std::move(code), message);
+}
+
+// Throws llmd::Error for a non-OK status, taking ownership of `err`.
+inline void check(llmd_status status, llmd_error* err) {
+  if (status == LLMD_STATUS_OK) return;
+  throw take_error(status, err);
 }
 
 // Calls `f(&err)` and throws on failure.
@@ -217,6 +222,33 @@ struct Request {
   uint64_t arrived_at_ns = 0;
 };
 
+namespace detail {
+
+// A request's C descriptor, borrowing from the Request (both must outlive the call).
+struct RequestDesc {
+  std::vector<llmd_kv> headers;
+  llmd_request_desc desc{};
+  explicit RequestDesc(const Request& r) {
+    for (const auto& [k, v] : r.headers) headers.push_back({str(k), str(v)});
+    desc.id = str(r.id);
+    desc.model = str(r.model);
+    desc.tokens = r.tokens.data();
+    desc.n_tokens = r.tokens.size();
+    desc.prompt = opt_str(r.prompt);
+    desc.lora_name = opt_str(r.lora_name);
+    desc.cache_salt = opt_str(r.cache_salt);
+    desc.session_id = opt_str(r.session_id);
+    desc.headers = headers.data();
+    desc.n_headers = headers.size();
+    desc.priority = r.priority;
+    desc.ttft_slo_ms = r.ttft_slo_ms;
+    desc.tpot_slo_ms = r.tpot_slo_ms;
+    desc.arrived_at_ns = r.arrived_at_ns;
+  }
+};
+
+}  // namespace detail
+
 // A scheduling decision; owns its handle, copies nothing until asked.
 class Decision {
  public:
@@ -322,27 +354,48 @@ class Scheduler {
     return st;
   }
   Decision pick(const Request& r) const {
-    std::vector<llmd_kv> headers;
-    for (const auto& [k, v] : r.headers) headers.push_back({detail::str(k), detail::str(v)});
-    llmd_request_desc d{};
-    d.id = detail::str(r.id);
-    d.model = detail::str(r.model);
-    d.tokens = r.tokens.data();
-    d.n_tokens = r.tokens.size();
-    d.prompt = detail::opt_str(r.prompt);
-    d.lora_name = detail::opt_str(r.lora_name);
-    d.cache_salt = detail::opt_str(r.cache_salt);
-    d.session_id = detail::opt_str(r.session_id);
-    d.headers = headers.data();
-    d.n_headers = headers.size();
-    d.priority = r.priority;
-    d.ttft_slo_ms = r.ttft_slo_ms;
-    d.tpot_slo_ms = r.tpot_slo_ms;
-    d.arrived_at_ns = r.arrived_at_ns;
+    detail::RequestDesc d(r);
     llmd_decision* raw = nullptr;
-    detail::call([&](llmd_error** e) { return llmd_scheduler_pick(h_.get(), &d, &raw, e); });
+    detail::call([&](llmd_error** e) { return llmd_scheduler_pick(h_.get(), &d.desc, &raw, e); });
     return Decision(raw);
   }
+  // One request's outcome in pick_batch: a decision, or the error pick would
+  // have thrown for it.
+  struct BatchResult {
+    std::optional<Decision> decision;
+    std::optional<Error> error;
+  };
+  // Picks a window of requests together, for a burst-prefix-cache-producer:
+  // requests sharing a prompt go to the same replica, as llm-d assigns a
+  // window. Throws only for bad arguments; each request's own failure is in
+  // its result. burst_window_ms() says how long to collect a window.
+  std::vector<BatchResult> pick_batch(const std::vector<Request>& reqs) const {
+    std::vector<detail::RequestDesc> owned;
+    owned.reserve(reqs.size());
+    std::vector<llmd_request_desc> descs;
+    descs.reserve(reqs.size());
+    for (const auto& r : reqs) {
+      owned.emplace_back(r);
+      descs.push_back(owned.back().desc);
+    }
+    std::vector<llmd_decision*> out(reqs.size(), nullptr);
+    std::vector<llmd_error*> errs(reqs.size(), nullptr);
+    detail::call([&](llmd_error** e) {
+      return llmd_scheduler_pick_batch(h_.get(), descs.data(), descs.size(), out.data(),
+                                       errs.data(), e);
+    });
+    std::vector<BatchResult> results(reqs.size());
+    for (size_t i = 0; i < reqs.size(); i++) {
+      if (out[i] != nullptr) {
+        results[i].decision.emplace(out[i]);
+      } else {
+        results[i].error.emplace(detail::take_error(llmd_error_status(errs[i]), errs[i]));
+      }
+    }
+    return results;
+  }
+  // Milliseconds to collect requests for pick_batch; 0 without a burst producer.
+  uint64_t burst_window_ms() const { return llmd_scheduler_burst_window_ms(h_.get()); }
   // Lifecycle feedback; each returns whether the request id was known.
   bool on_first_token(std::string_view id) const {
     bool found = false;

@@ -137,6 +137,33 @@ static void test_scheduler() {
   auto from_file = llmd::Scheduler::from_file(std::string(LLMD_TESTDATA) +
                                               "/llm-d-configs/03-pd-disaggregation-prefix-decider.yaml");
   CHECK(from_file.endpoint_count() == 0);
+
+  // A window through pick_batch (llm-d's sample burst config): each prompt's
+  // samples share a pod; a request for an unserved model fails in its slot.
+  auto burst = llmd::Scheduler::from_file(std::string(LLMD_TESTDATA) +
+                                          "/llm-d-configs/18-burst-prefix-cache.yaml");
+  CHECK(burst.burst_window_ms() == 100);
+  CHECK(s.burst_window_ms() == 0);
+  burst.add_endpoint({"pod-a", "10.0.1.1:8000", "llama", {}, {}});
+  burst.add_endpoint({"pod-b", "10.0.1.2:8000", "llama", {}, {}});
+  burst.add_endpoint({"pod-c", "10.0.1.3:8000", "llama", {}, {}});
+  std::vector<llmd::Request> window;
+  for (int i = 0; i < 6; i++) {
+    llmd::Request q;
+    q.id = "w" + std::to_string(i);
+    q.model = "llama";
+    for (uint32_t t = 0; t < 256; t++) q.tokens.push_back(t + (i % 2 ? 5000 : 100));
+    window.push_back(q);
+  }
+  window.push_back(other);
+  auto results = burst.pick_batch(window);
+  CHECK(results.size() == 7);
+  for (int i = 0; i < 6; i++) {
+    CHECK(results[i].decision && !results[i].error);
+    CHECK(results[i].decision->primary().name == results[i % 2].decision->primary().name);
+  }
+  CHECK(results[0].decision->primary().name != results[1].decision->primary().name);
+  CHECK(!results[6].decision && results[6].error && results[6].error->code() == "no_endpoints");
 }
 
 static void test_index() {
