@@ -224,3 +224,24 @@ fn parameters_are_validated_as_llm_d_does() {
         Scheduler::from_config_str(&config(ok)).unwrap_or_else(|e| panic!("{ok}: {e}"));
     }
 }
+
+#[test]
+fn an_assigned_replica_missing_at_the_pick_is_noted_and_counted() {
+    let (s, _) = sched(&config(""));
+    fleet(&s, 3, "m");
+    let prompt = tokens(320, 9);
+    let mut reqs = window(&[&prompt], 2, "m");
+    // The window goes to m-1 (least loaded, then lowest name); the second
+    // request may only use m-2.
+    reqs[1].headers.insert(
+        "x-gateway-destination-endpoint-subset".into(),
+        "10.0.0.2:8000".into(),
+    );
+    let out = s.pick_batch(&reqs);
+    assert_eq!(target(out[0].as_ref().unwrap()), "m-1");
+    let second = out[1].as_ref().unwrap();
+    assert_eq!(target(second), "m-2");
+    assert!(note_with(second, "burst-prefix-cache-producer").contains("not among"));
+    assert_eq!(burst_count(&s, "colocated"), Some(2.0));
+    assert_eq!(burst_count(&s, "assigned_absent"), Some(1.0));
+}

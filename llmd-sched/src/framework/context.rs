@@ -88,6 +88,8 @@ pub struct CycleContext<'a> {
     encoder: Option<Vec<Option<(u32, u32)>>>,
     /// What `pick_batch` decided for this request, per burst producer.
     burst: &'a [(Arc<str>, BurstSlot)],
+    /// Burst producers whose assigned replica was not among the candidates.
+    burst_absent: Vec<Arc<str>>,
 }
 
 /// Predicted latencies of one request on one endpoint.
@@ -180,6 +182,7 @@ impl<'a> CycleContext<'a> {
             latency: None,
             encoder: None,
             burst: &[],
+            burst_absent: Vec::new(),
         }
     }
 
@@ -340,6 +343,16 @@ impl<'a> CycleContext<'a> {
     /// Adds a line to the decision's explanation.
     pub fn note(&mut self, line: impl Into<String>) {
         self.notes.push(line.into());
+    }
+    /// Reports that burst producer `producer` found its assigned replica
+    /// missing from the candidates (screened out, or gone since the batch
+    /// was assigned), for the scheduler's metrics.
+    pub fn report_burst_absent(&mut self, producer: Arc<str>) {
+        self.burst_absent.push(producer);
+    }
+    /// The burst producers [`CycleContext::report_burst_absent`] named.
+    pub fn take_burst_absent(&mut self) -> Vec<Arc<str>> {
+        std::mem::take(&mut self.burst_absent)
     }
     /// Reports what a screener did, for the scheduler's metrics.
     pub fn report_screen(&mut self, report: ScreenReport) {

@@ -365,7 +365,7 @@ impl Families {
         );
         r.register(
             "llmd_burst_requests",
-            "Requests of pick_batch windows per burst-prefix-cache-producer, by outcome: colocated (steered to the replica its group was assigned), no_affinity (shares no prompt prefix with the rest of the window), batch_full (past maxBatchSize: no affinity produced)",
+            "Requests of pick_batch windows per burst-prefix-cache-producer, by outcome: colocated (steered to the replica its group was assigned), no_affinity (shares no prompt prefix with the rest of the window), batch_full (past maxBatchSize: no affinity produced); assigned_absent counts, among the colocated, those whose assigned replica was no longer a candidate at their pick (screened out, or removed since the window was assigned): no affinity",
             f.burst_requests.clone(),
         );
         r.register(

@@ -10,7 +10,8 @@ use crate::framework::ScreenReport;
 
 impl Metrics {
     /// Counts `n` requests of a `pick_batch` window at burst producer
-    /// `plugin` with `outcome` (`colocated`, `no_affinity`, `batch_full`).
+    /// `plugin` with `outcome` (`colocated`, `no_affinity`, `batch_full`,
+    /// and `assigned_absent` among the colocated).
     pub fn record_burst(&self, plugin: &str, outcome: &'static str, n: u64) {
         if n == 0 {
             return;

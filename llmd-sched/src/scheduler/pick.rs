@@ -138,6 +138,9 @@ impl Scheduler {
         for (_, p) in &self.pipeline.producers {
             p.produce(&mut ctx, &candidates);
         }
+        for producer in ctx.take_burst_absent() {
+            self.metrics.record_burst(&producer, "assigned_absent", 1);
+        }
         facts.produced = self.clock.now_ns();
         if self.pipeline.latency_admitter {
             crate::latency::admit(&ctx, &candidates)?;

@@ -217,10 +217,13 @@ impl Producer for BurstPrefixProducer {
                 self.name,
                 ctx.endpoint(i).name()
             ),
-            (Some(BurstSlot::Assigned(_)), None) => format!(
-                "{}: the assigned replica is not among this request's candidates: no affinity",
-                self.name
-            ),
+            (Some(BurstSlot::Assigned(_)), None) => {
+                ctx.report_burst_absent(self.name.clone());
+                format!(
+                    "{}: the assigned replica is not among this request's candidates: no affinity",
+                    self.name
+                )
+            }
             _ => format!(
                 "{}: shares no prefix with the rest of the batch: no affinity",
                 self.name

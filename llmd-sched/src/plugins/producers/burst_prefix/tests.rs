@@ -1,4 +1,4 @@
-//! llm-d's assignment cases (`burstprefix/assign_test.go`), each with the
+//! llm-d's assignment cases (`burstprefix/assign_test.go`, all 16), each with the
 //! placement llm-d's tests require.
 
 use super::*;
