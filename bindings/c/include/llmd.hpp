@@ -228,6 +228,12 @@ namespace detail {
 struct RequestDesc {
   std::vector<llmd_kv> headers;
   llmd_request_desc desc{};
+  // `desc.headers` points into `headers`: a copy would point into the
+  // source's vector, a move keeps the buffer.
+  RequestDesc(const RequestDesc&) = delete;
+  RequestDesc& operator=(const RequestDesc&) = delete;
+  RequestDesc(RequestDesc&&) = default;
+  RequestDesc& operator=(RequestDesc&&) = default;
   explicit RequestDesc(const Request& r) {
     for (const auto& [k, v] : r.headers) headers.push_back({str(k), str(v)});
     desc.id = str(r.id);

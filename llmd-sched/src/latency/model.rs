@@ -130,15 +130,24 @@ struct EndpointModel {
 /// Gaps between token arrivals shorter than this belong to one engine step
 /// (its tokens reach the router together, give or take the network).
 const SAME_STEP_NS: u64 = 500_000;
+/// The longest step the clock believes in (a first gap can be idle time).
+const MAX_STEP_NS: u64 = 1_000_000_000;
 
 /// An endpoint's engine steps, seen through its streams: when the last token
 /// arrived and a moving average of the gaps between arrivals of different
-/// steps. Relaxed atomics: a lost update under a race costs one sample.
+/// steps. A gap over 4× the estimate is idle time and left out, unless the
+/// estimate is under [`JITTER_NS`]: no engine step is that short, so it was
+/// seeded by one step's arrivals straggling, and restarts from the gap. A
+/// first gap is capped at 1 s; one too large shrinks by 1/8 per step.
+/// Relaxed atomics: a lost update under a race costs one sample.
 #[derive(Debug, Default)]
 struct StepClock {
     last_ns: AtomicU64,
     step_ns: AtomicU64,
 }
+
+/// Step estimates below this come from straggling arrivals of one step.
+const JITTER_NS: u64 = 2_000_000;
 
 impl StepClock {
     /// A token of the endpoint arrived at `now`.
@@ -151,14 +160,16 @@ impl StepClock {
         if last == 0 {
             return;
         }
-        let gap = now - last;
+        let gap = (now - last).min(MAX_STEP_NS);
         let step = self.step_ns.load(Ordering::Relaxed);
-        if step == 0 {
-            self.step_ns.store(gap, Ordering::Relaxed);
-        } else if gap <= 4 * step {
-            // Longer gaps are idle time, not steps.
-            self.step_ns.store((7 * step + gap) / 8, Ordering::Relaxed);
-        }
+        let next = if step == 0 || (step < JITTER_NS && gap > 4 * step) {
+            gap
+        } else if gap > 4 * step {
+            return; // idle time, not a step
+        } else {
+            (7 * step + gap) / 8
+        };
+        self.step_ns.store(next, Ordering::Relaxed);
     }
 
     /// Expected wait (ms) at `now` for the step in flight to end.
@@ -466,9 +477,26 @@ mod tests {
         assert_eq!(c.wait_ms(t0 + 31 * MS), 0.0);
         // A longer step moves the average by an eighth; an idle gap does not.
         c.event(t0 + 38 * MS);
-        assert_eq!(c.step_ns.load(Ordering::Relaxed), (7 * 10 + 18) * MS / 8);
+        let s = (7 * 10 + 18) * MS / 8;
+        assert_eq!(c.step_ns.load(Ordering::Relaxed), s);
         c.event(t0 + 2_000 * MS);
-        assert_eq!(c.step_ns.load(Ordering::Relaxed), (7 * 10 + 18) * MS / 8);
+        assert_eq!(c.step_ns.load(Ordering::Relaxed), s);
+        // Seeded from jitter (0.6 ms), the estimate restarts from real 10 ms steps.
+        let j = StepClock::default();
+        j.event(t0);
+        j.event(t0 + 6 * MS / 10);
+        let mut t = t0 + 6 * MS / 10;
+        for _ in 0..40 {
+            t += 10 * MS;
+            j.event(t);
+        }
+        let est = j.step_ns.load(Ordering::Relaxed);
+        assert!((9 * MS..=10 * MS).contains(&est), "{est}");
+        // A first gap of an hour is held to a second.
+        let h = StepClock::default();
+        h.event(t0);
+        h.event(t0 + 3_600_000 * MS);
+        assert_eq!(h.step_ns.load(Ordering::Relaxed), MAX_STEP_NS);
         // Through the model: known endpoints only, and predict fills the feature.
         let m = OnlineLatencyModel::new();
         m.token_event(9, t0);

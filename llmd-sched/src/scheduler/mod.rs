@@ -383,7 +383,7 @@ impl Scheduler {
         match self.requests.tokens(req_id, n) {
             None => a,
             Some(uid) => {
-                if let Some(uid) = uid {
+                if let Some(uid) = uid.filter(|_| n > 0) {
                     self.latency.token_event(uid, now_ns);
                 }
                 true
