@@ -6,7 +6,10 @@
 //!   prompt length, prefix match, the router's in-flight requests and prompt
 //!   tokens, scraped waiting requests and KV usage — with the uncached prompt
 //!   (prompt × unmatched share) computed explicitly, since TTFT is
-//!   physically queueing plus prefill of what is not cached.
+//!   physically queueing plus prefill of what is not cached — and, beyond
+//!   llm-d's inputs, the wait for the engine step in flight: token arrivals
+//!   (`on_first_token`, `on_tokens`) mark the endpoint's step ends, and a
+//!   new request waits for the current step before its prefill starts.
 //! * **Model** ([`Rls`]): a linear fit per endpoint by recursive least
 //!   squares — O(1) memory and an O(features²) update per sample, a
 //!   prediction in a few nanoseconds — with exponential forgetting (about
@@ -26,7 +29,7 @@
 //!   before anything is learnt llm-d's throughput heuristic for TTFT (and no
 //!   TPOT).
 //! * **Reads**: a pick reads each endpoint's weights through a sequence
-//!   lock ([`snapshot`]), so predicting never takes a lock a trainer holds.
+//!   lock (`snapshot.rs`), so predicting never takes a lock a trainer holds.
 //!
 //! The `predicted-latency-producer` plugin turns predictions into llm-d's
 //! `LatencyPredictionInfo` (headroom against the request's objectives) for
