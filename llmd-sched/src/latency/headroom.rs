@@ -22,6 +22,7 @@ pub struct TpotRule {
 /// An unknown TPOT (no model has learnt TPOT yet) is not judged: valid,
 /// with a headroom of 0 — as the plugins fail open without predictions, a
 /// cold model must not refuse or divert requests on a guess.
+#[inline]
 pub fn headroom(
     p: &LatencyPrediction,
     ttft_slo_ms: f64,
@@ -62,6 +63,7 @@ pub struct LatencyView {
 /// when a `predicted-latency-producer` ran, else (a host-attached
 /// predictor, no producer) the host's prediction judged with both
 /// objectives. `None`: no prediction for this endpoint.
+#[inline(always)]
 pub fn view(ctx: &CycleContext<'_>, ep: EndpointIndex) -> Option<LatencyView> {
     if ctx.has_latency_info() {
         let i = ctx.latency_info(ep)?;

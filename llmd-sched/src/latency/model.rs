@@ -234,6 +234,7 @@ impl Predictor<'_> {
     /// As [`OnlineLatencyModel::predict`] at clock time `now_ns`, first
     /// setting `f.step_wait_ms` from the endpoint's step clock; with the
     /// endpoint's dispatched count and smallest TPOT objective in flight.
+    #[inline(always)]
     pub fn predict(
         &self,
         uid: u64,
@@ -245,6 +246,7 @@ impl Predictor<'_> {
         self.predict_as_is(m, f)
     }
 
+    #[inline(always)]
     fn predict_as_is(
         &self,
         m: Option<&Arc<EndpointModel>>,
