@@ -5,7 +5,10 @@ scheduler for a backend, forwards the request there (with llm-d's routing
 headers), streams the answer back as it arrives (with the backend's ``x-*``
 response headers and the decision's response headers), and tells the scheduler
 about the first token, every further token and the completion, with the
-cached-token count the engine reports in its usage.
+cached-token count the engine reports in its usage. With a
+`burst-prefix-cache-producer` in the config, requests are held for its window
+and picked together (`Scheduler.pick_batch`), so requests sharing a prompt
+share a backend.
 
 An ``llmd.Feed`` connects the scheduler to the backends: it scrapes their
 ``/metrics`` and, for backends with a KV-event endpoint, subscribes to their
@@ -85,6 +88,43 @@ class Backend:
 
 
 @dataclass
+class BurstWindow:
+    """Collects the requests that arrive within `seconds` of the first and
+    picks them together (`Scheduler.pick_batch`): llm-d's
+    burst-prefix-cache-producer holds requests for its window in the router,
+    and so does this; the library assigns the window."""
+
+    scheduler: llmd.Scheduler
+    seconds: float
+    pending: list[tuple[dict[str, Any], asyncio.Future[llmd.Decision]]] = field(default_factory=list)
+    closing: asyncio.Task[None] | None = None
+
+    async def pick(self, request: dict[str, Any]) -> llmd.Decision:
+        future: asyncio.Future[llmd.Decision] = asyncio.get_running_loop().create_future()
+        self.pending.append((request, future))
+        if self.closing is None:
+            self.closing = asyncio.create_task(self.close_after())
+        return await future
+
+    async def close_after(self) -> None:
+        await asyncio.sleep(self.seconds)
+        window, self.pending, self.closing = self.pending, [], None
+        results: list[llmd.Decision | BaseException]
+        try:
+            # Microseconds per request, as a plain pick: run on the loop.
+            results = list(self.scheduler.pick_batch([r for r, _ in window]))
+        except Exception as e:  # a malformed request: the whole window fails with it
+            results = [e] * len(window)
+        for (_, future), r in zip(window, results):
+            if future.done():
+                continue  # its client went away
+            if isinstance(r, BaseException):
+                future.set_exception(r)
+            else:
+                future.set_result(r)
+
+
+@dataclass
 class Router:
     scheduler: llmd.Scheduler
     backends: dict[str, Backend]
@@ -101,7 +141,14 @@ class Router:
     on the backend, nothing else would, and a garbage collection would drop
     the task with its request still open."""
 
+    burst: BurstWindow | None = field(init=False, default=None)
+    """With a `burst-prefix-cache-producer` configured: requests are picked a
+    window at a time, so those sharing a prompt share a backend."""
+
     def __post_init__(self) -> None:
+        window = self.scheduler.burst_window
+        if window is not None:
+            self.burst = BurstWindow(self.scheduler, window)
         self.feed = llmd.Feed(self.scheduler, scrape_interval=self.scrape_interval_s)
         for b in self.backends.values():
             self.scheduler.add_endpoint(b.name, f"{b.host}:{b.port}", model=self.model or None)
@@ -143,15 +190,19 @@ class Router:
         if not isinstance(req, dict):
             raise HttpError(400, "body must be a JSON object")
         tokens = await self.tokens_of(path, req) if self.tokenize else None
+        request: dict[str, Any] = {
+            "model": str(req.get("model", self.model)),
+            "prompt": None if tokens is not None else prompt_text(req),
+            "tokens": tokens,
+            "headers": headers,
+            "session_id": headers.get("x-session-id"),
+            "cache_salt": req.get("cache_salt"),
+        }
         try:
-            decision = self.scheduler.pick(
-                model=str(req.get("model", self.model)),
-                prompt=None if tokens is not None else prompt_text(req),
-                tokens=tokens,
-                headers=headers,
-                session_id=headers.get("x-session-id"),
-                cache_salt=req.get("cache_salt"),
-            )
+            if self.burst is not None:
+                decision = await self.burst.pick(request)
+            else:
+                decision = self.scheduler.pick(**request)
         except llmd.NoEndpointsError as e:
             raise HttpError(503, str(e)) from None
         except llmd.ResourceExhaustedError as e:

@@ -10,11 +10,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
 from conftest import REPO_ROOT
+
+import pytest
 
 import llmd
 
@@ -221,3 +224,57 @@ async def scenario() -> None:
 
 def test_router_against_fake_backends() -> None:
     asyncio.run(asyncio.wait_for(scenario(), timeout=60))
+
+
+BURST_CONFIG = """apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: burst-prefix-cache-producer
+  parameters: {windowDurationMs: 1000, blockSizeTokens: 16}
+- type: prefix-cache-scorer
+  parameters: {prefixMatchInfoProducerName: burst-prefix-cache-producer}
+- type: max-score-picker
+"""
+
+
+async def burst_scenario() -> None:
+    router_mod = load_router()
+    pods = [FakeVllm(f"pod-{i}", waiting=0) for i in range(3)]
+    for p in pods:
+        await p.start()
+    backends = {p.name: router_mod.Backend(p.name, "127.0.0.1", p.port) for p in pods}
+    with pytest.warns(llmd.NotExecutedWarning, match="windowDurationMs"):
+        sched = llmd.Scheduler(BURST_CONFIG, seed=1)
+    router = router_mod.Router(sched, backends, model="m", scrape_interval_s=0.02)
+    assert router.burst is not None and router.burst.seconds == pytest.approx(1.0)
+    server = await asyncio.start_server(router.handle, "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        # Two rollout groups of four samples each arrive together (a thread
+        # per client, so all eight are in flight within the window).
+        prompts = {"a": "alpha " * 80, "b": "bravo " * 80}
+        loop = asyncio.get_running_loop()
+        with ThreadPoolExecutor(8) as clients:
+            sends = [
+                loop.run_in_executor(clients, http, "POST", base + "/v1/completions", {"model": "m", "prompt": prompts[g]})
+                for _ in range(4)
+                for g in prompts
+            ]
+            results = await asyncio.gather(*sends)
+        assert all(status == 200 for status, _ in results), results
+        served = {p.name: {r["prompt"] for r, _ in p.requests} for p in pods}
+        groups = [names for names in served.values() if names]
+        assert sorted(len(g) for g in groups) == [1, 1], served  # one pod per prompt
+        assert sum(len(p.requests) for p in pods) == 8
+        metrics = router.scheduler.render_metrics()
+        assert 'llmd_burst_requests_total{plugin="burst-prefix-cache-producer",outcome="colocated"} 8' in metrics
+        assert router.scheduler.open_requests == 0
+    finally:
+        server.close()
+        for p in pods:
+            if p.server is not None:
+                p.server.close()
+
+
+def test_router_picks_bursts_a_window_at_a_time() -> None:
+    asyncio.run(asyncio.wait_for(burst_scenario(), timeout=60))
