@@ -55,19 +55,8 @@ impl Scheduler {
         }
         let fleet = self.fleet.read().clone();
         for b in bursts {
-            let slots = self.plan_burst(b, &fleet, reqs);
-            for (outcome, want) in [("colocated", 0), ("no_affinity", 1), ("batch_full", 2)] {
-                let n = slots
-                    .iter()
-                    .filter(|s| match s {
-                        BurstSlot::Assigned(_) => want == 0,
-                        BurstSlot::NoAffinity => want == 1,
-                        BurstSlot::BatchFull => want == 2,
-                    })
-                    .count();
-                self.metrics.record_burst(&b.name, outcome, n as u64);
-            }
-            for (plan, slot) in plans.iter_mut().zip(slots) {
+            for (plan, slot) in plans.iter_mut().zip(self.plan_burst(b, &fleet, reqs)) {
+                self.metrics.record_burst(&b.name, slot.outcome(), 1);
                 plan.push((b.name.clone(), slot));
             }
         }
@@ -115,11 +104,15 @@ impl Scheduler {
                     running: fleet.eps[e].running_requests_size(),
                 })
                 .collect();
-            let window: Vec<Vec<u64>> = members.iter().map(|&i| hashes[i].clone()).collect();
+            let window: Vec<&[u64]> = members.iter().map(|&i| hashes[i].as_slice()).collect();
             for (&i, placed) in members.iter().zip(assign(&b.config, &window, &replicas)) {
+                let blocks = hashes[i].len() as u32;
                 slots[i] = match placed {
-                    Some(r) => BurstSlot::Assigned(fleet.eps[pool[r]].uid()),
-                    None => BurstSlot::NoAffinity,
+                    Some(r) => BurstSlot::Assigned {
+                        uid: fleet.eps[pool[r]].uid(),
+                        blocks,
+                    },
+                    None => BurstSlot::NoAffinity { blocks },
                 };
             }
         }

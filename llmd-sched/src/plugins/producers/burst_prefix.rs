@@ -61,13 +61,33 @@ pub struct BurstConfig {
 /// request's cycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BurstSlot {
-    /// Steered to the endpoint with this uid.
-    Assigned(u64),
+    /// Steered to the endpoint with `uid`; the request hashed into `blocks`
+    /// (kept so its cycle does not hash the prompt again).
+    Assigned {
+        /// The endpoint's uid.
+        uid: u64,
+        /// The request's prefix blocks.
+        blocks: u32,
+    },
     /// Shares no prompt prefix with the rest of the batch (or has none).
-    NoAffinity,
+    NoAffinity {
+        /// The request's prefix blocks.
+        blocks: u32,
+    },
     /// Past `maxBatchSize`: the producer emits nothing for it (llm-d's
     /// `Produce` fails for such a request, which leaves it unscored).
     BatchFull,
+}
+
+impl BurstSlot {
+    /// The `outcome` label of `llmd_burst_requests_total`.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            BurstSlot::Assigned { .. } => "colocated",
+            BurstSlot::NoAffinity { .. } => "no_affinity",
+            BurstSlot::BatchFull => "batch_full",
+        }
+    }
 }
 
 /// One candidate replica as the assignment sees it.
@@ -181,10 +201,10 @@ fn unlimited_or_count(
 
 impl Producer for BurstPrefixProducer {
     fn produce(&self, ctx: &mut CycleContext<'_>, candidates: &[EndpointIndex]) {
-        let total = self.block_hashes(ctx.request(), ctx.tokens()).len() as u32;
         let slot = ctx.burst_slot(&self.name);
-        let assigned = match slot {
-            Some(BurstSlot::Assigned(uid)) => Some(uid),
+        let (assigned, total) = match slot {
+            Some(BurstSlot::Assigned { uid, blocks }) => (Some(uid), blocks),
+            Some(BurstSlot::NoAffinity { blocks }) => (None, blocks),
             Some(BurstSlot::BatchFull) => {
                 let n = self.config.max_batch.unwrap_or(usize::MAX);
                 ctx.note(format!(
@@ -193,7 +213,11 @@ impl Producer for BurstPrefixProducer {
                 ));
                 return;
             }
-            _ => None,
+            // A plain pick: a window of one, hashed here.
+            None => (
+                None,
+                self.block_hashes(ctx.request(), ctx.tokens()).len() as u32,
+            ),
         };
         let mut matches = vec![None; ctx.endpoints().len()];
         let mut placed = None;
@@ -212,12 +236,12 @@ impl Producer for BurstPrefixProducer {
                 "{}: a window of one (pick); pick_batch co-locates a window's requests",
                 self.name
             ),
-            (Some(BurstSlot::Assigned(_)), Some(i)) => format!(
+            (Some(BurstSlot::Assigned { .. }), Some(i)) => format!(
                 "{}: co-located on {} ({total} blocks)",
                 self.name,
                 ctx.endpoint(i).name()
             ),
-            (Some(BurstSlot::Assigned(_)), None) => {
+            (Some(BurstSlot::Assigned { .. }), None) => {
                 ctx.report_burst_absent(self.name.clone());
                 format!(
                     "{}: the assigned replica is not among this request's candidates: no affinity",
@@ -259,9 +283,9 @@ impl Producer for BurstPrefixProducer {
 /// the longest prefix of it in this batch (at least `min_colocate_blocks`),
 /// below its fair share; otherwise, and for the rest of a capped group, the
 /// least loaded (then fewest running requests, then lowest name).
-pub fn assign(
+pub fn assign<H: AsRef<[u64]>>(
     cfg: &BurstConfig,
-    hashes: &[Vec<u64>],
+    hashes: &[H],
     replicas: &[Replica<'_>],
 ) -> Vec<Option<usize>> {
     let mut out = vec![None; hashes.len()];
@@ -271,12 +295,12 @@ pub fn assign(
     // Identical prefixes, in order of first appearance.
     let mut by_prefix: HashMap<&[u64], usize> = HashMap::new();
     let mut groups: Vec<(&[u64], Vec<usize>)> = Vec::new();
-    for (i, h) in hashes.iter().enumerate() {
+    for (i, h) in hashes.iter().map(AsRef::as_ref).enumerate() {
         if h.is_empty() {
             continue;
         }
-        let g = *by_prefix.entry(h.as_slice()).or_insert_with(|| {
-            groups.push((h.as_slice(), Vec::new()));
+        let g = *by_prefix.entry(h).or_insert_with(|| {
+            groups.push((h, Vec::new()));
             groups.len() - 1
         });
         groups[g].1.push(i);
