@@ -32,6 +32,9 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// A prefix lookup: the checkpointed one or the block-by-block walk.
+type Lookup = fn(&KvIndex, &str, &[BlockKey], &mut PrefixMatches);
+
 fn chain_key(chain: usize, pos: usize) -> u64 {
     mix((chain * CHAIN + pos) as u64)
 }
@@ -208,36 +211,29 @@ fn matching(c: &mut Criterion) {
                 let id = |t: &str| {
                     BenchmarkId::new(format!("{t}/{}M/{endpoints}ep", blocks / 1_000_000), len)
                 };
-                // Cold: each query another chain (≈ 128 MB of buckets apart).
-                let mut q = 0usize;
-                g.bench_function(id("cold"), |b| {
-                    b.iter(|| {
-                        q = (q + 1) % query.len();
-                        idx.match_prefix(MODEL, &query[q][..len], &mut out);
-                        black_box(out.len())
-                    })
-                });
-                g.bench_function(id("hot"), |b| {
-                    b.iter(|| {
-                        idx.match_prefix(MODEL, &query[0][..len], &mut out);
-                        black_box(out.len())
-                    })
-                });
-                // The same, probing every block (no checkpoints): the
-                // baseline the checkpointed lookup is compared with.
-                g.bench_function(id("cold-walk"), |b| {
-                    b.iter(|| {
-                        q = (q + 1) % query.len();
-                        idx.match_prefix_walk(MODEL, &query[q][..len], &mut out);
-                        black_box(out.len())
-                    })
-                });
-                g.bench_function(id("hot-walk"), |b| {
-                    b.iter(|| {
-                        idx.match_prefix_walk(MODEL, &query[0][..len], &mut out);
-                        black_box(out.len())
-                    })
-                });
+                // The checkpointed lookup, then the same probing every block
+                // (no checkpoints): the baseline it is compared with.
+                let lookups: [(&str, Lookup); 2] = [
+                    ("", KvIndex::match_prefix),
+                    ("-walk", KvIndex::match_prefix_walk),
+                ];
+                for (suffix, lookup) in lookups {
+                    // Cold: each query another chain (≈ 128 MB of buckets apart).
+                    let mut q = 0usize;
+                    g.bench_function(id(&format!("cold{suffix}")), |b| {
+                        b.iter(|| {
+                            q = (q + 1) % query.len();
+                            lookup(&idx, MODEL, &query[q][..len], &mut out);
+                            black_box(out.len())
+                        })
+                    });
+                    g.bench_function(id(&format!("hot{suffix}")), |b| {
+                        b.iter(|| {
+                            lookup(&idx, MODEL, &query[0][..len], &mut out);
+                            black_box(out.len())
+                        })
+                    });
+                }
             }
         }
     }
