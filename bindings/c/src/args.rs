@@ -21,15 +21,8 @@ pub(crate) unsafe fn bytes<'a>(
     len: usize,
     what: &str,
 ) -> Result<&'a [u8], FfiError> {
-    if ptr.is_null() {
-        return if len == 0 {
-            Ok(&[])
-        } else {
-            Err(FfiError::null(what))
-        };
-    }
-    // SAFETY: non-NULL and valid for `len` bytes by the caller's contract.
-    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+    // SAFETY: forwarded caller contract.
+    unsafe { slice(ptr, len, what) }
 }
 
 /// Borrows a pointer + length UTF-8 string.
@@ -99,15 +92,6 @@ pub(crate) unsafe fn slice<'a, T>(
 pub(crate) unsafe fn handle<'a, T>(ptr: *const T, what: &str) -> Result<&'a T, FfiError> {
     // SAFETY: caller contract.
     unsafe { ptr.as_ref() }.ok_or_else(|| FfiError::null(what))
-}
-
-/// Borrows a handle mutably.
-///
-/// # Safety
-/// `ptr` is NULL or points to a live `T`, not aliased for `'a`.
-pub(crate) unsafe fn handle_mut<'a, T>(ptr: *mut T, what: &str) -> Result<&'a mut T, FfiError> {
-    // SAFETY: caller contract.
-    unsafe { ptr.as_mut() }.ok_or_else(|| FfiError::null(what))
 }
 
 /// An out-parameter checked up front and written only on success.

@@ -3,13 +3,12 @@
 
 use std::ffi::c_char;
 
-use llmd_sched::{Decision, Request};
+use llmd_sched::{Decision, Request, Scheduler};
 
-use crate::args::{self, free_handle, into_handle, Out};
+use crate::args::{self, into_handle, Out};
 use crate::error::{llmd_error, store, FfiError};
-use crate::panic::{guard, guard_value};
+use crate::handle::{call, handle, read, release};
 use crate::request::{llmd_request_desc, to_request, to_request_with};
-use crate::sched_error::sched_err;
 use crate::scheduler::llmd_scheduler;
 use crate::status::llmd_status;
 use crate::string::llmd_string;
@@ -19,13 +18,7 @@ use crate::views::{llmd_kv, llmd_str};
 /// returns are borrowed from it and valid until `llmd_decision_free`.
 #[allow(non_camel_case_types)] // C naming for the exported type
 pub struct llmd_decision(Decision);
-
-impl llmd_decision {
-    /// The decision.
-    pub(crate) fn inner(&self) -> &Decision {
-        &self.0
-    }
-}
+handle!(llmd_decision, Decision, "decision");
 
 impl From<Decision> for llmd_decision {
     fn from(d: Decision) -> Self {
@@ -75,13 +68,13 @@ fn target(t: Option<&llmd_sched::Target>) -> llmd_target {
     })
 }
 
-fn pick(s: &llmd_scheduler, req: &Request) -> Result<*mut llmd_decision, FfiError> {
-    decided(s.0.pick(req))
+fn pick(s: &Scheduler, req: &Request) -> Result<*mut llmd_decision, FfiError> {
+    decided(s.pick(req))
 }
 
 /// A pick's result as a decision handle with at least one target.
 fn decided(r: Result<Decision, llmd_sched::ScheduleError>) -> Result<*mut llmd_decision, FfiError> {
-    let d = r.map_err(sched_err)?;
+    let d = r?;
     if d.targets.is_empty() {
         return Err(FfiError::with_code(
             llmd_status::Schedule,
@@ -110,8 +103,7 @@ pub unsafe extern "C" fn llmd_scheduler_pick(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let s = args::handle(s, "scheduler")?;
+        call(s, err, |s| {
             let req = to_request(args::handle(req, "request")?)?;
             let out = Out::new(out, "out")?;
             out.write(pick(s, &req)?);
@@ -140,8 +132,7 @@ pub unsafe extern "C" fn llmd_scheduler_pick_tokens(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let s = args::handle(s, "scheduler")?;
+        call(s, err, |s| {
             let tokens = args::slice(tokens, n_tokens, "tokens")?;
             let req = to_request_with(args::handle(req, "request")?, Some(tokens))?;
             let out = Out::new(out, "out")?;
@@ -176,8 +167,7 @@ pub unsafe extern "C" fn llmd_scheduler_pick_batch(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let s = args::handle(s, "scheduler")?;
+        call(s, err, |s| {
             let reqs = args::slice(reqs, n, "reqs")?
                 .iter()
                 .map(|d| to_request(d))
@@ -185,7 +175,7 @@ pub unsafe extern "C" fn llmd_scheduler_pick_batch(
             if out.is_null() && n > 0 {
                 return Err(FfiError::null("out"));
             }
-            for (i, r) in s.0.pick_batch(&reqs).into_iter().enumerate() {
+            for (i, r) in s.pick_batch(&reqs).into_iter().enumerate() {
                 let (d, e) = match decided(r) {
                     Ok(d) => (d, None),
                     Err(e) => (std::ptr::null_mut(), Some(e)),
@@ -214,11 +204,11 @@ pub unsafe extern "C" fn llmd_scheduler_pick_batch(
 #[no_mangle]
 pub unsafe extern "C" fn llmd_scheduler_burst_window_ms(s: *const llmd_scheduler) -> u64 {
     // SAFETY: caller contract.
-    guard_value(0, || {
-        unsafe { args::handle(s, "scheduler") }.map_or(0, |s| {
-            s.0.burst_window().map_or(0, |d| d.as_millis() as u64)
+    unsafe {
+        read(s, 0, |s| {
+            s.burst_window().map_or(0, |d| d.as_millis() as u64)
         })
-    })
+    }
 }
 
 /// Like `llmd_scheduler_pick` with the request as JSON (`{"id", "model",
@@ -238,8 +228,7 @@ pub unsafe extern "C" fn llmd_scheduler_pick_json(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let s = args::handle(s, "scheduler")?;
+        call(s, err, |s| {
             let json = args::str(json, json_len, "json")?;
             let out = Out::new(out, "out")?;
             let req: Request = serde_json::from_str(json)
@@ -257,7 +246,7 @@ pub unsafe extern "C" fn llmd_scheduler_pick_json(
 #[no_mangle]
 pub unsafe extern "C" fn llmd_decision_free(d: *mut llmd_decision) {
     // SAFETY: caller contract.
-    guard_value((), || unsafe { free_handle(d) })
+    unsafe { release(d) }
 }
 
 /// Writes the decision's shape to `*out`: its primary and prefill targets
@@ -272,21 +261,22 @@ pub unsafe extern "C" fn llmd_decision_get_info(
     out: *mut llmd_decision_info,
 ) -> bool {
     // SAFETY: caller contract.
-    guard_value(false, || unsafe {
-        let (Some(d), false) = (d.as_ref(), out.is_null()) else {
-            return false;
-        };
-        let d = &d.0;
-        out.write(llmd_decision_info {
-            primary: target(d.targets.first()),
-            has_prefill: d.prefill_target.is_some(),
-            prefill: target(d.prefill_target.as_ref()),
-            n_targets: d.targets.len(),
-            n_headers: d.headers.len(),
-            n_remove_headers: d.remove_headers.len(),
-        });
-        true
-    })
+    unsafe {
+        read(d, false, |d| {
+            if out.is_null() {
+                return false;
+            }
+            out.write(llmd_decision_info {
+                primary: target(d.targets.first()),
+                has_prefill: d.prefill_target.is_some(),
+                prefill: target(d.prefill_target.as_ref()),
+                n_targets: d.targets.len(),
+                n_headers: d.headers.len(),
+                n_remove_headers: d.remove_headers.len(),
+            });
+            true
+        })
+    }
 }
 
 /// Target `index` in preference order; NULL views when out of range.
@@ -299,9 +289,7 @@ pub unsafe extern "C" fn llmd_decision_target(
     index: usize,
 ) -> llmd_target {
     // SAFETY: caller contract.
-    guard_value(NO_TARGET, || {
-        target(unsafe { d.as_ref() }.and_then(|d| d.0.targets.get(index)))
-    })
+    unsafe { read(d, NO_TARGET, |d| target(d.targets.get(index))) }
 }
 
 /// Header `index` the proxy must set on the upstream request (e.g.
@@ -311,20 +299,8 @@ pub unsafe extern "C" fn llmd_decision_target(
 /// `d` is NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn llmd_decision_header(d: *const llmd_decision, index: usize) -> llmd_kv {
-    let none = llmd_kv {
-        key: llmd_str::NONE,
-        value: llmd_str::NONE,
-    };
     // SAFETY: caller contract.
-    guard_value(none, || {
-        match unsafe { d.as_ref() }.and_then(|d| d.0.headers.get(index)) {
-            Some((k, v)) => llmd_kv {
-                key: llmd_str::of(k),
-                value: llmd_str::of(v),
-            },
-            None => none,
-        }
-    })
+    unsafe { read(d, llmd_kv::NONE, |d| llmd_kv::of(d.headers.get(index))) }
 }
 
 /// Header name `index` the proxy must remove; a NULL view when out of range.
@@ -337,11 +313,13 @@ pub unsafe extern "C" fn llmd_decision_remove_header(
     index: usize,
 ) -> llmd_str {
     // SAFETY: caller contract.
-    guard_value(llmd_str::NONE, || {
-        unsafe { d.as_ref() }
-            .and_then(|d| d.0.remove_headers.get(index))
-            .map_or(llmd_str::NONE, |h| llmd_str::of(h))
-    })
+    unsafe {
+        read(d, llmd_str::NONE, |d| {
+            d.remove_headers
+                .get(index)
+                .map_or(llmd_str::NONE, |h| llmd_str::of(h))
+        })
+    }
 }
 
 /// Number of headers the proxy sets on the response to the client.
@@ -351,9 +329,7 @@ pub unsafe extern "C" fn llmd_decision_remove_header(
 #[no_mangle]
 pub unsafe extern "C" fn llmd_decision_response_header_count(d: *const llmd_decision) -> usize {
     // SAFETY: caller contract.
-    guard_value(0, || {
-        unsafe { d.as_ref() }.map_or(0, |d| d.0.response_headers.len())
-    })
+    unsafe { read(d, 0, |d| d.response_headers.len()) }
 }
 
 /// Response header `index` the proxy sets on the response to the client
@@ -367,20 +343,12 @@ pub unsafe extern "C" fn llmd_decision_response_header(
     d: *const llmd_decision,
     index: usize,
 ) -> llmd_kv {
-    let none = llmd_kv {
-        key: llmd_str::NONE,
-        value: llmd_str::NONE,
-    };
     // SAFETY: caller contract.
-    guard_value(none, || {
-        match unsafe { d.as_ref() }.and_then(|d| d.0.response_headers.get(index)) {
-            Some((k, v)) => llmd_kv {
-                key: llmd_str::of(k),
-                value: llmd_str::of(v),
-            },
-            None => none,
-        }
-    })
+    unsafe {
+        read(d, llmd_kv::NONE, |d| {
+            llmd_kv::of(d.response_headers.get(index))
+        })
+    }
 }
 
 fn json_of<T: serde::Serialize>(value: &T) -> Result<*mut llmd_string, FfiError> {
@@ -402,10 +370,9 @@ pub unsafe extern "C" fn llmd_decision_explanation_json(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let d = args::handle(d, "decision")?;
+        call(d, err, |d| {
             let out = Out::new(out, "out")?;
-            out.write(json_of(&d.0.explanation)?);
+            out.write(json_of(&d.explanation)?);
             Ok(())
         })
     }
@@ -423,10 +390,9 @@ pub unsafe extern "C" fn llmd_decision_json(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let d = args::handle(d, "decision")?;
+        call(d, err, |d| {
             let out = Out::new(out, "out")?;
-            out.write(json_of(&d.0)?);
+            out.write(json_of(d)?);
             Ok(())
         })
     }

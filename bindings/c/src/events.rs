@@ -5,14 +5,15 @@
 use llmd_kvindex::events::{decode_event_batch, EventBatch, HashValue, KvEvent};
 use llmd_kvindex::Tier;
 
-use crate::args::{self, free_handle, into_handle, Out};
+use crate::args::{self, Out};
 use crate::error::{llmd_error, FfiError};
-use crate::panic::{guard, guard_value};
+use crate::handle::{call, create, handle, read, release};
 use crate::status::llmd_status;
 
 /// A decoded `EventBatch`. Immutable: share it between threads freely.
 #[allow(non_camel_case_types)] // C naming for the exported type
 pub struct llmd_event_batch(pub(crate) EventBatch);
+handle!(llmd_event_batch, EventBatch, "batch");
 
 /// Kind of one event. Values are never reused.
 #[allow(non_camel_case_types)] // C naming for the exported type
@@ -137,14 +138,12 @@ pub unsafe extern "C" fn llmd_event_batch_decode(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let out = Out::new(out, "out")?;
+        create(out, err, || {
             let payload = args::bytes(bytes, len, "bytes")?;
             let batch = decode_event_batch(payload).map_err(|e| {
                 FfiError::with_code(llmd_status::Decode, e.kind.code(), e.to_string())
             })?;
-            out.write(into_handle(llmd_event_batch(batch)));
-            Ok(())
+            Ok(llmd_event_batch(batch))
         })
     }
 }
@@ -156,7 +155,7 @@ pub unsafe extern "C" fn llmd_event_batch_decode(
 #[no_mangle]
 pub unsafe extern "C" fn llmd_event_batch_free(batch: *mut llmd_event_batch) {
     // SAFETY: caller contract.
-    guard_value((), || unsafe { free_handle(batch) })
+    unsafe { release(batch) }
 }
 
 /// Number of known events in the batch; 0 when `batch` is NULL.
@@ -166,9 +165,7 @@ pub unsafe extern "C" fn llmd_event_batch_free(batch: *mut llmd_event_batch) {
 #[no_mangle]
 pub unsafe extern "C" fn llmd_event_batch_len(batch: *const llmd_event_batch) -> usize {
     // SAFETY: caller contract.
-    guard_value(0, || {
-        unsafe { batch.as_ref() }.map_or(0, |b| b.0.events.len())
-    })
+    unsafe { read(batch, 0, |b| b.events.len()) }
 }
 
 /// Events with an unknown tag that were skipped; 0 when `batch` is NULL.
@@ -178,9 +175,7 @@ pub unsafe extern "C" fn llmd_event_batch_len(batch: *const llmd_event_batch) ->
 #[no_mangle]
 pub unsafe extern "C" fn llmd_event_batch_skipped(batch: *const llmd_event_batch) -> u32 {
     // SAFETY: caller contract.
-    guard_value(0, || {
-        unsafe { batch.as_ref() }.map_or(0, |b| b.0.skipped_events)
-    })
+    unsafe { read(batch, 0, |b| b.skipped_events) }
 }
 
 /// The batch's timestamp (seconds since the epoch); 0 when `batch` is NULL.
@@ -190,7 +185,7 @@ pub unsafe extern "C" fn llmd_event_batch_skipped(batch: *const llmd_event_batch
 #[no_mangle]
 pub unsafe extern "C" fn llmd_event_batch_ts(batch: *const llmd_event_batch) -> f64 {
     // SAFETY: caller contract.
-    guard_value(0.0, || unsafe { batch.as_ref() }.map_or(0.0, |b| b.0.ts))
+    unsafe { read(batch, 0.0, |b| b.ts) }
 }
 
 /// Writes the publisher's data-parallel rank to `*rank` and returns true when
@@ -204,18 +199,17 @@ pub unsafe extern "C" fn llmd_event_batch_dp_rank(
     rank: *mut i64,
 ) -> bool {
     // SAFETY: caller contract.
-    guard_value(false, || unsafe {
-        match (
-            batch.as_ref().and_then(|b| b.0.data_parallel_rank),
-            rank.is_null(),
-        ) {
-            (Some(r), false) => {
-                rank.write(r);
-                true
+    unsafe {
+        read(batch, false, |b| {
+            match (b.data_parallel_rank, rank.is_null()) {
+                (Some(r), false) => {
+                    rank.write(r);
+                    true
+                }
+                _ => false,
             }
-            _ => false,
-        }
-    })
+        })
+    }
 }
 
 /// Writes a summary of event `index` to `*out`.
@@ -232,8 +226,7 @@ pub unsafe extern "C" fn llmd_event_batch_event(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let batch = &args::handle(batch, "batch")?.0;
+        call(batch, err, |batch| {
             let out = Out::new(out, "out")?;
             out.write(info(event_at(batch, index)?));
             Ok(())
@@ -259,8 +252,7 @@ pub unsafe extern "C" fn llmd_event_batch_event_keys(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let batch = &args::handle(batch, "batch")?.0;
+        call(batch, err, |batch| {
             let keys_len = Out::new(keys_len, "keys_len")?;
             let keys = args::OutBuf::new(keys, keys_cap, "keys")?;
             let hashes = hashes(event_at(batch, index)?);

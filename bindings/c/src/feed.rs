@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use ::llmd_feed::{Discovery, Feed, FeedError, PodSpec};
 
-use crate::args::{self, free_handle, into_handle, Out};
+use crate::args::{self, into_handle, Out};
 use crate::error::{llmd_error, FfiError};
-use crate::panic::{guard, guard_value};
-use crate::sched_error::sched_err;
+use crate::handle::{call, handle, read, release};
 use crate::scheduler::llmd_scheduler;
 use crate::status::llmd_status;
 use crate::string::llmd_string;
@@ -21,6 +20,7 @@ use crate::views::llmd_str;
 /// (which stops it) before or after the scheduler, in any order.
 #[allow(non_camel_case_types)] // C naming for the exported type
 pub struct llmd_feed(Feed);
+handle!(llmd_feed, Feed, "feed");
 
 /// A pod to follow.
 #[allow(non_camel_case_types)] // C naming for the exported type
@@ -44,14 +44,16 @@ pub struct llmd_pod_desc {
     pub data_parallel_size: u16,
 }
 
-fn feed_err(e: FeedError) -> FfiError {
-    match e {
-        FeedError::Schedule(s) => sched_err(s),
-        FeedError::UnknownPod(_) => {
-            FfiError::with_code(llmd_status::UnknownEndpoint, "unknown_pod", e.to_string())
+impl From<FeedError> for FfiError {
+    fn from(e: FeedError) -> Self {
+        match e {
+            FeedError::Schedule(s) => FfiError::from(s),
+            FeedError::UnknownPod(_) => {
+                FfiError::with_code(llmd_status::UnknownEndpoint, "unknown_pod", e.to_string())
+            }
+            FeedError::Config(_) => FfiError::invalid(e.to_string()),
+            FeedError::Io(_) => FfiError::new(llmd_status::Io, e.to_string()),
         }
-        FeedError::Config(_) => FfiError::invalid(e.to_string()),
-        FeedError::Io(_) => FfiError::new(llmd_status::Io, e.to_string()),
     }
 }
 
@@ -70,10 +72,9 @@ pub unsafe extern "C" fn llmd_feed_new(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let s = args::handle(s, "scheduler")?;
+        call(s, err, |s| {
             let out = Out::new(out, "out")?;
-            let feed = Feed::from_scheduler(s.0.clone()).map_err(feed_err)?;
+            let feed = Feed::from_scheduler(s.clone())?;
             out.write(into_handle(llmd_feed(feed)));
             Ok(())
         })
@@ -93,10 +94,9 @@ pub unsafe extern "C" fn llmd_feed_add_pod(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let f = &args::handle(f, "feed")?.0;
+        call(f, err, |f| {
             f.add_pod(pod_spec(args::handle(pod, "pod")?)?)
-                .map_err(feed_err)
+                .map_err(FfiError::from)
         })
     }
 }
@@ -136,13 +136,12 @@ pub unsafe extern "C" fn llmd_feed_sync_pods(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let f = &args::handle(f, "feed")?.0;
+        call(f, err, |f| {
             let specs = args::slice(pods, n, "pods")?
                 .iter()
                 .map(|p| pod_spec(p))
                 .collect::<Result<Vec<_>, _>>()?;
-            f.sync_pods(specs).map_err(feed_err)
+            f.sync_pods(specs).map_err(FfiError::from)
         })
     }
 }
@@ -163,14 +162,13 @@ pub unsafe extern "C" fn llmd_feed_discover_dns(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let f = &args::handle(f, "feed")?.0;
+        call(f, err, |f| {
             let d = Discovery::Dns {
                 host: args::str(host, host_len, "host")?.to_string(),
                 port,
                 interval: Duration::from_millis(interval_ms.max(1)),
             };
-            f.add_discovery(d).map_err(feed_err)
+            f.add_discovery(d).map_err(FfiError::from)
         })
     }
 }
@@ -191,14 +189,13 @@ pub unsafe extern "C" fn llmd_feed_watch_file(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let f = &args::handle(f, "feed")?.0;
+        call(f, err, |f| {
             let d = Discovery::File {
                 path: args::str(path, len, "path")?.into(),
                 watch,
                 interval: Duration::from_secs(1),
             };
-            f.add_discovery(d).map_err(feed_err)
+            f.add_discovery(d).map_err(FfiError::from)
         })
     }
 }
@@ -218,10 +215,9 @@ pub unsafe extern "C" fn llmd_feed_remove_pod(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let f = &args::handle(f, "feed")?.0;
+        call(f, err, |f| {
             f.remove_pod(args::str(name, name_len, "name")?)
-                .map_err(feed_err)
+                .map_err(FfiError::from)
         })
     }
 }
@@ -242,12 +238,9 @@ pub unsafe extern "C" fn llmd_feed_bind_events(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let f = &args::handle(f, "feed")?.0;
+        call(f, err, |f| {
             let out = Out::new(out, "out")?;
-            let ep = f
-                .bind_events(args::str(endpoint, len, "endpoint")?)
-                .map_err(feed_err)?;
+            let ep = f.bind_events(args::str(endpoint, len, "endpoint")?)?;
             out.write(into_handle(llmd_string::new(ep.to_string())));
             Ok(())
         })
@@ -264,7 +257,7 @@ pub unsafe extern "C" fn llmd_feed_start(
     err: *mut *mut llmd_error,
 ) -> llmd_status {
     // SAFETY: caller contract.
-    unsafe { guard(err, || args::handle(f, "feed")?.0.start().map_err(feed_err)) }
+    unsafe { call(f, err, |f| Ok(f.start()?)) }
 }
 
 /// Stops every thread and closes every socket; waits for them. NULL is
@@ -274,12 +267,8 @@ pub unsafe extern "C" fn llmd_feed_start(
 /// `f` NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn llmd_feed_stop(f: *const llmd_feed) {
-    guard_value((), || {
-        // SAFETY: caller contract.
-        if let Ok(f) = unsafe { args::handle(f, "feed") } {
-            f.0.stop();
-        }
-    })
+    // SAFETY: caller contract.
+    unsafe { read(f, (), |f| f.stop()) }
 }
 
 /// Per-pod counters as JSON: `{"<pod>": {"events": …, "blocks": …,
@@ -339,8 +328,7 @@ unsafe fn json_out(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let f = &args::handle(f, "feed")?.0;
+        call(f, err, |f| {
             let out = Out::new(out, "out")?;
             let s = text(f).map_err(|e| FfiError::new(llmd_status::Serialize, e.to_string()))?;
             out.write(into_handle(llmd_string::new(s)));
@@ -356,5 +344,5 @@ unsafe fn json_out(
 #[no_mangle]
 pub unsafe extern "C" fn llmd_feed_free(f: *mut llmd_feed) {
     // SAFETY: caller contract.
-    guard_value((), || unsafe { free_handle(f) })
+    unsafe { release(f) }
 }

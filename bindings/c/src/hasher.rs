@@ -7,24 +7,28 @@ use llmd_kvindex::hash::{
     BlockHasher, HashAlgo, HashError, HasherConfig, LoraRef, MmItem, PromptEmbeds, RequestExtras,
 };
 
-use crate::args::{self, free_handle, into_handle, Out};
+use crate::args::{self, Out};
 use crate::error::{llmd_error, FfiError};
-use crate::panic::{guard, guard_value};
+use crate::handle::{call, call_mut, create, handle, read, release};
 use crate::status::llmd_status;
 
 /// Computes the block keys a vLLM engine publishes for a prompt. Immutable
 /// after creation: share it between threads freely.
 #[allow(non_camel_case_types)] // C naming for the exported type
 pub struct llmd_hasher(pub(crate) BlockHasher);
+handle!(llmd_hasher, BlockHasher, "hasher");
 
 /// Everything besides tokens that changes a request's block hashes. Starts
 /// as a text-only request; not safe to mutate from two threads at once.
 #[allow(non_camel_case_types)] // C naming for the exported type
 #[derive(Default)]
 pub struct llmd_hash_extras(pub(crate) RequestExtras);
+handle!(llmd_hash_extras, RequestExtras, "extras");
 
-fn hash_err(e: HashError) -> FfiError {
-    FfiError::new(llmd_status::Hash, e.to_string())
+impl From<HashError> for FfiError {
+    fn from(e: HashError) -> Self {
+        FfiError::new(llmd_status::Hash, e.to_string())
+    }
 }
 
 /// Creates a hasher reproducing vLLM release `vllm_version` (NULL for the
@@ -50,17 +54,14 @@ pub unsafe extern "C" fn llmd_hasher_new(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let out = Out::new(out, "out")?;
+        create(out, err, || {
             let version = args::opt_str(vllm_version, vllm_version_len, "vllm_version")?;
             let algo = args::str(algo, algo_len, "algo")?;
             let seed = args::opt_str(seed, seed_len, "seed")?;
-            let algo: HashAlgo = algo.parse().map_err(hash_err)?;
-            let cfg = HasherConfig::for_vllm(version.unwrap_or("latest"), algo, block_size, seed)
-                .map_err(hash_err)?;
-            let hasher = BlockHasher::new(cfg).map_err(hash_err)?;
-            out.write(into_handle(llmd_hasher(hasher)));
-            Ok(())
+            let algo: HashAlgo = algo.parse()?;
+            let cfg = HasherConfig::for_vllm(version.unwrap_or("latest"), algo, block_size, seed)?;
+            let hasher = BlockHasher::new(cfg)?;
+            Ok(llmd_hasher(hasher))
         })
     }
 }
@@ -72,7 +73,7 @@ pub unsafe extern "C" fn llmd_hasher_new(
 #[no_mangle]
 pub unsafe extern "C" fn llmd_hasher_free(hasher: *mut llmd_hasher) {
     // SAFETY: caller contract.
-    guard_value((), || unsafe { free_handle(hasher) })
+    unsafe { release(hasher) }
 }
 
 /// Tokens per hashed block; 0 when `hasher` is NULL.
@@ -82,9 +83,7 @@ pub unsafe extern "C" fn llmd_hasher_free(hasher: *mut llmd_hasher) {
 #[no_mangle]
 pub unsafe extern "C" fn llmd_hasher_block_size(hasher: *const llmd_hasher) -> usize {
     // SAFETY: caller contract.
-    guard_value(0, || {
-        unsafe { hasher.as_ref() }.map_or(0, |h| h.0.block_size())
-    })
+    unsafe { read(hasher, 0, |h| h.block_size()) }
 }
 
 /// Writes the published keys of the full blocks of `tokens` (a trailing
@@ -110,15 +109,14 @@ pub unsafe extern "C" fn llmd_hasher_block_keys(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let hasher = &args::handle(hasher, "hasher")?.0;
+        call(hasher, err, |hasher| {
             let keys_len = Out::new(keys_len, "keys_len")?;
             let tokens = args::slice(tokens, n_tokens, "tokens")?;
             let keys = args::OutBuf::new(keys, keys_cap, "keys")?;
             keys.require(n_tokens / hasher.block_size())?;
             let default = RequestExtras::default();
             let extras = extras.as_ref().map_or(&default, |x| &x.0);
-            let computed = hasher.block_keys(tokens, extras).map_err(hash_err)?;
+            let computed = hasher.block_keys(tokens, extras)?;
             keys.fill(computed.iter().map(|k| k.0), keys_len)
         })
     }
@@ -134,12 +132,7 @@ pub unsafe extern "C" fn llmd_hash_extras_new(
     err: *mut *mut llmd_error,
 ) -> llmd_status {
     // SAFETY: caller contract.
-    unsafe {
-        guard(err, || {
-            Out::new(out, "out")?.write(into_handle(llmd_hash_extras::default()));
-            Ok(())
-        })
-    }
+    unsafe { create(out, err, || Ok(llmd_hash_extras::default())) }
 }
 
 /// Releases request extras. NULL is accepted and ignored.
@@ -149,7 +142,7 @@ pub unsafe extern "C" fn llmd_hash_extras_new(
 #[no_mangle]
 pub unsafe extern "C" fn llmd_hash_extras_free(extras: *mut llmd_hash_extras) {
     // SAFETY: caller contract.
-    guard_value((), || unsafe { free_handle(extras) })
+    unsafe { release(extras) }
 }
 
 /// Sets the LoRA adapter: `lora_id` (NULL when absent), `name` and `path`
@@ -171,11 +164,10 @@ pub unsafe extern "C" fn llmd_hash_extras_set_lora(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let extras = args::handle_mut(extras, "extras")?;
+        call_mut(extras, err, |extras| {
             let name = args::opt_str(name, name_len, "name")?;
             let path = args::opt_str(path, path_len, "path")?;
-            extras.0.lora = Some(LoraRef {
+            extras.lora = Some(LoraRef {
                 id: lora_id.as_ref().copied(),
                 name: name.map(str::to_owned),
                 path: path.map(str::to_owned),
@@ -198,9 +190,8 @@ pub unsafe extern "C" fn llmd_hash_extras_set_cache_salt(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let extras = args::handle_mut(extras, "extras")?;
-            extras.0.cache_salt = args::opt_str(salt, salt_len, "salt")?.map(str::to_owned);
+        call_mut(extras, err, |extras| {
+            extras.cache_salt = args::opt_str(salt, salt_len, "salt")?.map(str::to_owned);
             Ok(())
         })
     }
@@ -222,10 +213,9 @@ pub unsafe extern "C" fn llmd_hash_extras_add_mm_item(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let extras = args::handle_mut(extras, "extras")?;
+        call_mut(extras, err, |extras| {
             let identifier = args::str(identifier, identifier_len, "identifier")?.to_owned();
-            extras.0.mm_items.push(MmItem {
+            extras.mm_items.push(MmItem {
                 identifier,
                 offset,
                 length,
@@ -249,10 +239,9 @@ pub unsafe extern "C" fn llmd_hash_extras_set_prompt_embeds(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let extras = args::handle_mut(extras, "extras")?;
+        call_mut(extras, err, |extras| {
             let data = args::bytes(data, data_len, "data")?.to_vec();
-            extras.0.prompt_embeds = Some(PromptEmbeds { data, row_bytes });
+            extras.prompt_embeds = Some(PromptEmbeds { data, row_bytes });
             Ok(())
         })
     }

@@ -9,23 +9,26 @@ use llmd_kvindex::index::{
 };
 use llmd_kvindex::BlockKey;
 
-use crate::args::{self, free_handle, into_handle, Out};
+use crate::args::{self, Out};
 use crate::error::{llmd_error, FfiError};
 use crate::events::llmd_event_batch;
+use crate::handle::{borrow, call, create, handle, release};
 use crate::hasher::llmd_hash_extras;
 use crate::index_types::{
     llmd_endpoint_match, llmd_index_apply_report, llmd_index_config, llmd_index_stats,
 };
-use crate::panic::{guard, guard_value};
 use crate::status::llmd_status;
 
 /// The concurrent KV-block index. Every call takes it as `const`: reads never
 /// wait for writers; share one handle between threads.
 #[allow(non_camel_case_types)] // C naming for the exported type
 pub struct llmd_index(KvIndex);
+handle!(llmd_index, KvIndex, "index");
 
-fn index_err(e: IndexError) -> FfiError {
-    FfiError::new(llmd_status::Index, e.to_string())
+impl From<IndexError> for FfiError {
+    fn from(e: IndexError) -> Self {
+        FfiError::new(llmd_status::Index, e.to_string())
+    }
 }
 
 /// `id` must be a registered slot: writes for any other id are refused
@@ -98,11 +101,9 @@ pub unsafe extern "C" fn llmd_index_new(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let out = Out::new(out, "out")?;
-            let index = KvIndex::new(config(cfg.as_ref())?).map_err(index_err)?;
-            out.write(into_handle(llmd_index(index)));
-            Ok(())
+        create(out, err, || {
+            let index = KvIndex::new(config(cfg.as_ref())?)?;
+            Ok(llmd_index(index))
         })
     }
 }
@@ -114,7 +115,7 @@ pub unsafe extern "C" fn llmd_index_new(
 #[no_mangle]
 pub unsafe extern "C" fn llmd_index_free(index: *mut llmd_index) {
     // SAFETY: caller contract.
-    guard_value((), || unsafe { free_handle(index) })
+    unsafe { release(index) }
 }
 
 /// Registers an endpoint (or finds it) and writes its dense id to `*id`.
@@ -132,11 +133,10 @@ pub unsafe extern "C" fn llmd_index_register_endpoint(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let index = &args::handle(index, "index")?.0;
+        call(index, err, |index| {
             let id = Out::new(id, "id")?;
             let name = args::str(name, name_len, "name")?;
-            id.write(index.register_endpoint(name).map_err(index_err)?.0);
+            id.write(index.register_endpoint(name)?.0);
             Ok(())
         })
     }
@@ -154,10 +154,8 @@ pub unsafe extern "C" fn llmd_index_remove_endpoint(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            args::handle(index, "index")?
-                .0
-                .remove_endpoint(EndpointId(id));
+        call(index, err, |index| {
+            index.remove_endpoint(EndpointId(id));
             Ok(())
         })
     }
@@ -181,9 +179,8 @@ pub unsafe extern "C" fn llmd_index_apply_batch(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let index = &args::handle(index, "index")?.0;
-            let batch = &args::handle(batch, "batch")?.0;
+        call(index, err, |index| {
+            let batch = borrow(batch)?;
             let model = args::str(model, model_len, "model")?;
             let r = index.apply_batch(registered(index, id)?, model, batch);
             if let Some(out) = report.as_mut() {
@@ -223,8 +220,7 @@ pub unsafe extern "C" fn llmd_index_prompt_keys(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let index = &args::handle(index, "index")?.0;
+        call(index, err, |index| {
             let keys_len = Out::new(keys_len, "keys_len")?;
             let model = args::str(model, model_len, "model")?;
             let tokens = args::slice(tokens, n_tokens, "tokens")?;
@@ -232,9 +228,7 @@ pub unsafe extern "C" fn llmd_index_prompt_keys(
             keys.require(n_tokens / index.block_size().max(1))?;
             let default = Default::default();
             let extras = extras.as_ref().map_or(&default, |x| &x.0);
-            let computed = index
-                .prompt_keys(model, tokens, extras)
-                .map_err(index_err)?;
+            let computed = index.prompt_keys(model, tokens, extras)?;
             keys.fill(computed.iter().map(|k| k.0), keys_len)
         })
     }
@@ -262,8 +256,7 @@ pub unsafe extern "C" fn llmd_index_match_prefix(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let index = &args::handle(index, "index")?.0;
+        call(index, err, |index| {
             let out_len = Out::new(out_len, "out_len")?;
             let out = args::OutBuf::new(out, out_cap, "out")?;
             let model = args::str(model, model_len, "model")?;
@@ -303,8 +296,7 @@ pub unsafe extern "C" fn llmd_index_record_routing(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let index = &args::handle(index, "index")?.0;
+        call(index, err, |index| {
             let model = args::str(model, model_len, "model")?;
             let keys: Vec<BlockKey> = args::slice(keys, n_keys, "keys")?
                 .iter()
@@ -328,8 +320,7 @@ pub unsafe extern "C" fn llmd_index_get_stats(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let index = &args::handle(index, "index")?.0;
+        call(index, err, |index| {
             let out = Out::new(out, "out")?;
             let s = index.stats();
             out.write(llmd_index_stats {

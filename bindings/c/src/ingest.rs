@@ -7,8 +7,7 @@ use llmd_kvindex::events::decode_event_batch;
 use crate::args;
 use crate::error::{llmd_error, FfiError};
 use crate::events::llmd_event_batch;
-use crate::panic::guard;
-use crate::sched_error::sched_err;
+use crate::handle::{borrow, call};
 use crate::scheduler::llmd_scheduler;
 use crate::status::llmd_status;
 use llmd_kvindex::events::SeqStatus;
@@ -119,8 +118,7 @@ pub unsafe extern "C" fn llmd_scheduler_ingest_kv_events(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let s = &args::handle(s, "scheduler")?.0;
+        call(s, err, |s| {
             let endpoint = args::str(endpoint, endpoint_len, "endpoint")?;
             let payload = args::bytes(payload, payload_len, "payload")?;
             // SAFETY: `seq` is NULL or valid for a read (caller contract).
@@ -129,11 +127,7 @@ pub unsafe extern "C" fn llmd_scheduler_ingest_kv_events(
                 s.record_kv_decode_error(endpoint);
                 FfiError::with_code(llmd_status::Decode, e.kind.code(), e.to_string())
             })?;
-            write_report(
-                stats,
-                s.ingest_decoded_kv_events(endpoint, &batch, seq)
-                    .map_err(sched_err)?,
-            );
+            write_report(stats, s.ingest_decoded_kv_events(endpoint, &batch, seq)?);
             Ok(())
         })
     }
@@ -154,14 +148,10 @@ pub unsafe extern "C" fn llmd_scheduler_ingest_kv_batch(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let s = &args::handle(s, "scheduler")?.0;
+        call(s, err, |s| {
             let endpoint = args::str(endpoint, endpoint_len, "endpoint")?;
-            let batch = &args::handle(batch, "batch")?.0;
-            write_stats(
-                stats,
-                s.ingest_kv_batch(endpoint, batch).map_err(sched_err)?,
-            );
+            let batch = borrow(batch)?;
+            write_stats(stats, s.ingest_kv_batch(endpoint, batch)?);
             Ok(())
         })
     }

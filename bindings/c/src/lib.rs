@@ -16,6 +16,7 @@ pub mod decision;
 pub mod error;
 pub mod events;
 pub mod feed;
+mod handle;
 pub mod hasher;
 pub mod index;
 pub mod index_types;

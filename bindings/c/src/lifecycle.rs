@@ -8,7 +8,7 @@ use llmd_sched::{RequestErrorKind, RequestSummary};
 
 use crate::args;
 use crate::error::{llmd_error, FfiError};
-use crate::panic::guard;
+use crate::handle::call;
 use crate::scheduler::llmd_scheduler;
 use crate::status::llmd_status;
 
@@ -102,8 +102,7 @@ pub unsafe extern "C" fn llmd_scheduler_on_first_token(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let s = &args::handle(s, "scheduler")?.0;
+        call(s, err, |s| {
             let known = s.on_first_token(args::str(id, id_len, "id")?);
             if !found.is_null() {
                 found.write(known);
@@ -128,8 +127,7 @@ pub unsafe extern "C" fn llmd_scheduler_on_tokens(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let s = &args::handle(s, "scheduler")?.0;
+        call(s, err, |s| {
             let known = s.on_tokens(args::str(id, id_len, "id")?, n);
             if !found.is_null() {
                 found.write(known);
@@ -212,8 +210,7 @@ pub unsafe extern "C" fn llmd_scheduler_on_complete(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let s = &args::handle(s, "scheduler")?.0;
+        call(s, err, |s| {
             let id = args::str(id, id_len, "id")?;
             let counts = [
                 ("prompt_tokens", -1),
@@ -247,8 +244,7 @@ pub unsafe extern "C" fn llmd_scheduler_on_complete_usage(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let s = &args::handle(s, "scheduler")?.0;
+        call(s, err, |s| {
             let id = args::str(id, id_len, "id")?;
             let u = usage.as_ref().copied().unwrap_or(llmd_usage {
                 prompt_tokens: -1,
@@ -282,8 +278,7 @@ pub unsafe extern "C" fn llmd_scheduler_on_error(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let s = &args::handle(s, "scheduler")?.0;
+        call(s, err, |s| {
             let id = args::str(id, id_len, "id")?;
             let kind = match kind {
                 1 => RequestErrorKind::Cancelled,

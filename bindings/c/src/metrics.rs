@@ -1,9 +1,9 @@
 //! Prometheus text of the scheduler's token-level metrics, for the host's
 //! `/metrics` handler.
 
-use crate::args::{self, into_handle, Out};
+use crate::args::{into_handle, Out};
 use crate::error::llmd_error;
-use crate::panic::guard;
+use crate::handle::call;
 use crate::scheduler::llmd_scheduler;
 use crate::status::llmd_status;
 use crate::string::llmd_string;
@@ -22,8 +22,7 @@ pub unsafe extern "C" fn llmd_scheduler_render_metrics(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let s = &args::handle(s, "scheduler")?.0;
+        call(s, err, |s| {
             let out = Out::new(out, "out")?;
             out.write(into_handle(llmd_string::new(s.render_metrics())));
             Ok(())

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use llmd_feed::otlp::{OtlpExporter, OtlpOptions};
 
-use crate::args::{self, free_handle, into_handle, Out};
+use crate::args::{self};
 use crate::decision::llmd_decision;
 use crate::error::{llmd_error, FfiError};
-use crate::panic::{guard, guard_value};
+use crate::handle::{create, handle, read, release};
 use crate::status::llmd_status;
 
 /// An OTLP trace exporter. Every call takes it as `const`; share it between
@@ -18,6 +18,7 @@ use crate::status::llmd_status;
 /// queued first).
 #[allow(non_camel_case_types)] // C naming for the exported type
 pub struct llmd_otlp_exporter(OtlpExporter);
+handle!(llmd_otlp_exporter, OtlpExporter, "exporter");
 
 /// Export counters.
 #[repr(C)]
@@ -55,8 +56,7 @@ pub unsafe extern "C" fn llmd_otlp_exporter_new(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let out = Out::new(out, "out")?;
+        create(out, err, || {
             let opts = OtlpOptions {
                 endpoint: args::str(endpoint, endpoint_len, "endpoint")?.to_string(),
                 service_name: args::opt_str(service_name, service_name_len, "service_name")?
@@ -67,8 +67,7 @@ pub unsafe extern "C" fn llmd_otlp_exporter_new(
             };
             let e = OtlpExporter::start(opts)
                 .map_err(|e| FfiError::new(llmd_status::InvalidArgument, e.to_string()))?;
-            out.write(into_handle(llmd_otlp_exporter(e)));
-            Ok(())
+            Ok(llmd_otlp_exporter(e))
         })
     }
 }
@@ -89,12 +88,13 @@ pub unsafe extern "C" fn llmd_otlp_export_decision(
     end_unix_ns: u64,
 ) -> bool {
     // SAFETY: caller contract.
-    guard_value(false, || unsafe {
-        match (args::handle(e, "exporter"), args::handle(d, "decision")) {
-            (Ok(e), Ok(d)) => e.0.export_decision(d.inner(), start_unix_ns, end_unix_ns),
-            _ => false,
-        }
-    })
+    unsafe {
+        read(e, false, |e| {
+            read(d, false, |d| {
+                e.export_decision(d, start_unix_ns, end_unix_ns)
+            })
+        })
+    }
 }
 
 /// Waits until the queued spans are sent (at most `timeout_ms`); returns
@@ -105,10 +105,11 @@ pub unsafe extern "C" fn llmd_otlp_export_decision(
 #[no_mangle]
 pub unsafe extern "C" fn llmd_otlp_flush(e: *const llmd_otlp_exporter, timeout_ms: u32) -> bool {
     // SAFETY: caller contract.
-    guard_value(false, || {
-        unsafe { args::handle(e, "exporter") }
-            .is_ok_and(|e| e.0.flush(Duration::from_millis(u64::from(timeout_ms))))
-    })
+    unsafe {
+        read(e, false, |e| {
+            e.flush(Duration::from_millis(u64::from(timeout_ms)))
+        })
+    }
 }
 
 /// The export counters (zeros for NULL).
@@ -118,9 +119,9 @@ pub unsafe extern "C" fn llmd_otlp_flush(e: *const llmd_otlp_exporter, timeout_m
 #[no_mangle]
 pub unsafe extern "C" fn llmd_otlp_stats_get(e: *const llmd_otlp_exporter) -> llmd_otlp_stats {
     // SAFETY: caller contract.
-    guard_value(llmd_otlp_stats::default(), || {
-        unsafe { args::handle(e, "exporter") }.map_or(llmd_otlp_stats::default(), |e| {
-            let s = e.0.stats();
+    unsafe {
+        read(e, llmd_otlp_stats::default(), |e| {
+            let s = e.stats();
             llmd_otlp_stats {
                 exported_spans: s.exported_spans,
                 dropped_spans: s.dropped_spans,
@@ -128,7 +129,7 @@ pub unsafe extern "C" fn llmd_otlp_stats_get(e: *const llmd_otlp_exporter) -> ll
                 unsampled_decisions: s.unsampled_decisions,
             }
         })
-    })
+    }
 }
 
 /// Sends what is queued (each batch within the POST timeout), stops the
@@ -139,5 +140,5 @@ pub unsafe extern "C" fn llmd_otlp_stats_get(e: *const llmd_otlp_exporter) -> ll
 #[no_mangle]
 pub unsafe extern "C" fn llmd_otlp_exporter_free(e: *mut llmd_otlp_exporter) {
     // SAFETY: caller contract.
-    guard_value((), || unsafe { free_handle(e) })
+    unsafe { release(e) }
 }

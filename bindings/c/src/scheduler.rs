@@ -6,10 +6,9 @@ use std::sync::Arc;
 
 use llmd_sched::{Endpoint, EndpointMetrics, Scheduler};
 
-use crate::args::{self, free_handle, into_handle, Out};
+use crate::args::{self, into_handle, Out};
 use crate::error::{llmd_error, FfiError};
-use crate::panic::{guard, guard_value};
-use crate::sched_error::sched_err;
+use crate::handle::{call, create, handle, read, release};
 use crate::status::llmd_status;
 use crate::string::llmd_string;
 use crate::views::{self, llmd_kv, llmd_str};
@@ -18,6 +17,7 @@ use crate::views::{self, llmd_kv, llmd_str};
 /// call takes it as `const`: share one handle between threads.
 #[allow(non_camel_case_types)] // C naming for the exported type
 pub struct llmd_scheduler(pub(crate) Arc<Scheduler>);
+handle!(llmd_scheduler, Arc<Scheduler>, "scheduler");
 
 impl From<Scheduler> for llmd_scheduler {
     /// Wraps a scheduler built in Rust (e.g. with a custom clock) so that C
@@ -82,10 +82,10 @@ fn build(text: &str, seed: Option<u64>, strict: bool) -> Result<llmd_scheduler, 
         strict,
         ..Default::default()
     };
-    let mut s = Scheduler::from_config_str_with(text, opts).map_err(sched_err)?;
+    let mut s = Scheduler::from_config_str_with(text, opts)?;
     // Tokenizer directories the config names (llmd's tokenizerDir).
     llmd_tokenize::load_configured(&s).map_err(|e| {
-        sched_err(llmd_sched::ScheduleError::Config(
+        FfiError::from(llmd_sched::ScheduleError::Config(
             llmd_sched::ConfigError::doc(e.to_string()),
         ))
     })?;
@@ -130,11 +130,9 @@ unsafe fn new_from_text(
 ) -> llmd_status {
     // SAFETY: forwarded caller contract.
     unsafe {
-        guard(err, || {
-            let out = Out::new(out, "out")?;
+        create(out, err, || {
             let text = args::opt_str(config, config_len, "config")?.unwrap_or("");
-            out.write(into_handle(build(text, seed.as_ref().copied(), strict)?));
-            Ok(())
+            build(text, seed.as_ref().copied(), strict)
         })
     }
 }
@@ -173,10 +171,9 @@ pub unsafe extern "C" fn llmd_scheduler_config_report_json(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let s = args::handle(s, "scheduler")?;
+        call(s, err, |s| {
             let out = Out::new(out, "out")?;
-            out.write(into_handle(llmd_string::new(s.0.config_report().to_json())));
+            out.write(into_handle(llmd_string::new(s.config_report().to_json())));
             Ok(())
         })
     }
@@ -197,13 +194,11 @@ pub unsafe extern "C" fn llmd_scheduler_from_file(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let out = Out::new(out, "out")?;
+        create(out, err, || {
             let path = args::str(path, path_len, "path")?;
             let text = std::fs::read_to_string(path)
                 .map_err(|e| FfiError::new(llmd_status::Io, format!("cannot read {path}: {e}")))?;
-            out.write(into_handle(build(&text, seed.as_ref().copied(), false)?));
-            Ok(())
+            build(&text, seed.as_ref().copied(), false)
         })
     }
 }
@@ -215,7 +210,7 @@ pub unsafe extern "C" fn llmd_scheduler_from_file(
 #[no_mangle]
 pub unsafe extern "C" fn llmd_scheduler_free(s: *mut llmd_scheduler) {
     // SAFETY: caller contract.
-    guard_value((), || unsafe { free_handle(s) })
+    unsafe { release(s) }
 }
 
 /// The endpoint an `llmd_endpoint_desc` describes.
@@ -253,10 +248,9 @@ pub unsafe extern "C" fn llmd_scheduler_add_endpoint(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let s = &args::handle(s, "scheduler")?.0;
+        call(s, err, |s| {
             let ep = args::handle(ep, "endpoint")?;
-            s.add_endpoint(endpoint_of(ep)?).map_err(sched_err)
+            s.add_endpoint(endpoint_of(ep)?).map_err(FfiError::from)
         })
     }
 }
@@ -275,10 +269,9 @@ pub unsafe extern "C" fn llmd_scheduler_replace_endpoint(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let s = &args::handle(s, "scheduler")?.0;
+        call(s, err, |s| {
             let ep = args::handle(ep, "endpoint")?;
-            s.replace_endpoint(endpoint_of(ep)?).map_err(sched_err)
+            s.replace_endpoint(endpoint_of(ep)?).map_err(FfiError::from)
         })
     }
 }
@@ -297,12 +290,11 @@ pub unsafe extern "C" fn llmd_scheduler_add_endpoint_json(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let s = &args::handle(s, "scheduler")?.0;
+        call(s, err, |s| {
             let json = args::str(json, json_len, "json")?;
             let endpoint: Endpoint = serde_json::from_str(json)
                 .map_err(|e| FfiError::invalid(format!("endpoint JSON: {e}")))?;
-            s.add_endpoint(endpoint).map_err(sched_err)
+            s.add_endpoint(endpoint).map_err(FfiError::from)
         })
     }
 }
@@ -321,10 +313,9 @@ pub unsafe extern "C" fn llmd_scheduler_remove_endpoint(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let s = &args::handle(s, "scheduler")?.0;
+        call(s, err, |s| {
             s.remove_endpoint(args::str(name, name_len, "name")?)
-                .map_err(sched_err)
+                .map_err(FfiError::from)
         })
     }
 }
@@ -344,8 +335,7 @@ pub unsafe extern "C" fn llmd_scheduler_update_metrics(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let s = &args::handle(s, "scheduler")?.0;
+        call(s, err, |s| {
             let name = args::str(name, name_len, "name")?;
             let m = args::handle(m, "metrics")?;
             if !(0.0..=1.0).contains(&m.kv_cache_usage) {
@@ -369,7 +359,8 @@ pub unsafe extern "C" fn llmd_scheduler_update_metrics(
                 cache_num_blocks: m.cache_num_blocks,
                 updated_at_ns: m.updated_at_ns,
             };
-            s.update_endpoint_metrics(name, metrics).map_err(sched_err)
+            s.update_endpoint_metrics(name, metrics)
+                .map_err(FfiError::from)
         })
     }
 }
@@ -391,12 +382,11 @@ pub unsafe extern "C" fn llmd_scheduler_update_metrics_text(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let s = &args::handle(s, "scheduler")?.0;
+        call(s, err, |s| {
             let name = args::str(name, name_len, "name")?;
             let text = args::str(text, text_len, "text")?;
             s.update_endpoint_metrics_text(name, text)
-                .map_err(sched_err)
+                .map_err(FfiError::from)
         })
     }
 }
@@ -413,8 +403,8 @@ pub unsafe extern "C" fn llmd_scheduler_tick(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            args::handle(s, "scheduler")?.0.tick();
+        call(s, err, |s| {
+            s.tick();
             Ok(())
         })
     }
@@ -427,7 +417,5 @@ pub unsafe extern "C" fn llmd_scheduler_tick(
 #[no_mangle]
 pub unsafe extern "C" fn llmd_scheduler_endpoint_count(s: *const llmd_scheduler) -> usize {
     // SAFETY: caller contract.
-    guard_value(0, || {
-        unsafe { s.as_ref() }.map_or(0, |s| s.0.endpoint_names().len())
-    })
+    unsafe { read(s, 0, |s| s.endpoint_names().len()) }
 }

@@ -2,15 +2,15 @@
 
 use std::ffi::{c_char, CString};
 
-use crate::args::free_handle;
 use crate::error::c_string_lossy;
-use crate::panic::guard_value;
+use crate::handle::{handle, read, release};
 
 /// Owned, NUL-terminated UTF-8 text. Release it with `llmd_string_free`.
 #[allow(non_camel_case_types)] // C naming for the exported type
 pub struct llmd_string {
     text: CString,
 }
+handle!(llmd_string, "string");
 
 impl llmd_string {
     pub(crate) fn new(text: String) -> Self {
@@ -28,10 +28,7 @@ impl llmd_string {
 #[no_mangle]
 pub unsafe extern "C" fn llmd_string_data(s: *const llmd_string) -> *const c_char {
     // SAFETY: caller contract.
-    guard_value(c"".as_ptr(), || match unsafe { s.as_ref() } {
-        Some(s) => s.text.as_ptr(),
-        None => c"".as_ptr(),
-    })
+    unsafe { read(s, c"".as_ptr(), |s| s.text.as_ptr()) }
 }
 
 /// The length of `s` in bytes, without the terminating NUL; 0 when NULL.
@@ -41,9 +38,7 @@ pub unsafe extern "C" fn llmd_string_data(s: *const llmd_string) -> *const c_cha
 #[no_mangle]
 pub unsafe extern "C" fn llmd_string_len(s: *const llmd_string) -> usize {
     // SAFETY: caller contract.
-    guard_value(0, || {
-        unsafe { s.as_ref() }.map_or(0, |s| s.text.as_bytes().len())
-    })
+    unsafe { read(s, 0, |s| s.text.as_bytes().len()) }
 }
 
 /// Releases a string. NULL is accepted and ignored.
@@ -53,5 +48,5 @@ pub unsafe extern "C" fn llmd_string_len(s: *const llmd_string) -> usize {
 #[no_mangle]
 pub unsafe extern "C" fn llmd_string_free(s: *mut llmd_string) {
     // SAFETY: caller contract.
-    guard_value((), || unsafe { free_handle(s) })
+    unsafe { release(s) }
 }

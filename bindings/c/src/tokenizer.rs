@@ -8,11 +8,10 @@ use std::sync::Arc;
 
 use llmd_tokenize::{ChatOptions, ChatSession, TokenizeError, Tokenizer};
 
-use crate::args::{self, free_handle, into_handle, Out};
+use crate::args::{self, into_handle, Out};
 use crate::decision::llmd_decision;
 use crate::error::{llmd_error, FfiError};
-use crate::panic::{guard, guard_value};
-use crate::sched_error::sched_err;
+use crate::handle::{borrow, call, create, handle, read, release};
 use crate::scheduler::llmd_scheduler;
 use crate::status::llmd_status;
 use crate::string::llmd_string;
@@ -22,6 +21,7 @@ use crate::views::{self, llmd_kv};
 /// Every call takes it as `const`; share it between threads.
 #[allow(non_camel_case_types)] // C naming for the exported type
 pub struct llmd_tokenizer(Arc<Tokenizer>);
+handle!(llmd_tokenizer, Arc<Tokenizer>, "tokenizer");
 
 /// One conversation's tokenization cache (`llmd_chat_session_new`): each
 /// `llmd_chat_session_encode_chat` gives the ids `llmd_tokenizer_encode_chat`
@@ -32,6 +32,7 @@ pub struct llmd_chat_session {
     tok: Arc<Tokenizer>,
     inner: std::sync::Mutex<ChatSession>,
 }
+handle!(llmd_chat_session, "session");
 
 impl llmd_chat_session {
     /// The session; one a panicking call left behind starts empty.
@@ -47,15 +48,18 @@ impl llmd_chat_session {
 /// Owned token ids. Release with `llmd_tokens_free`.
 #[allow(non_camel_case_types)] // C naming for the exported type
 pub struct llmd_tokens(Vec<u32>);
+handle!(llmd_tokens, Vec<u32>, "tokens");
 
-fn tok_err(e: TokenizeError) -> FfiError {
-    let code = match &e {
-        TokenizeError::File(..) => "tokenizer_file",
-        TokenizeError::Template(_) => "chat_template",
-        TokenizeError::Request(_) => "request",
-        TokenizeError::Tokenize(_) => "tokenize",
-    };
-    FfiError::with_code(llmd_status::InvalidArgument, code, e.to_string())
+impl From<TokenizeError> for FfiError {
+    fn from(e: TokenizeError) -> Self {
+        let code = match &e {
+            TokenizeError::File(..) => "tokenizer_file",
+            TokenizeError::Template(_) => "chat_template",
+            TokenizeError::Request(_) => "request",
+            TokenizeError::Tokenize(_) => "tokenize",
+        };
+        FfiError::with_code(llmd_status::InvalidArgument, code, e.to_string())
+    }
 }
 
 /// Loads a model directory (`tokenizer.json`, `tokenizer_config.json`,
@@ -75,12 +79,9 @@ pub unsafe extern "C" fn llmd_tokenizer_from_dir(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let dir = args::str(dir, dir_len, "dir")?;
-            let out = Out::new(out, "out")?;
-            let t = Tokenizer::from_dir(dir).map_err(tok_err)?;
-            out.write(into_handle(llmd_tokenizer(Arc::new(t))));
-            Ok(())
+        create(out, err, || {
+            let t = Tokenizer::from_dir(args::str(dir, dir_len, "dir")?)?;
+            Ok(llmd_tokenizer(Arc::new(t)))
         })
     }
 }
@@ -102,12 +103,9 @@ pub unsafe extern "C" fn llmd_tokenizer_encode(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let t = &args::handle(t, "tokenizer")?.0;
+        call(t, err, |t| {
             let out = Out::new(out, "out")?;
-            let ids = t
-                .encode(args::str(text, len, "text")?, add_special_tokens)
-                .map_err(tok_err)?;
+            let ids = t.encode(args::str(text, len, "text")?, add_special_tokens)?;
             out.write(into_handle(llmd_tokens(ids)));
             Ok(())
         })
@@ -137,8 +135,7 @@ pub unsafe extern "C" fn llmd_tokenizer_encode_chat(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let t = &args::handle(t, "tokenizer")?.0;
+        call(t, err, |t| {
             let out = Out::new(out, "out")?;
             let (messages, opts) = chat_call(
                 messages_json,
@@ -149,7 +146,7 @@ pub unsafe extern "C" fn llmd_tokenizer_encode_chat(
                 kwargs_json,
                 kwargs_len,
             )?;
-            let ids = t.encode_chat(messages, &opts).map_err(tok_err)?;
+            let ids = t.encode_chat(messages, &opts)?;
             out.write(into_handle(llmd_tokens(ids)));
             Ok(())
         })
@@ -208,8 +205,7 @@ pub unsafe extern "C" fn llmd_tokenizer_render_chat(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let t = &args::handle(t, "tokenizer")?.0;
+        call(t, err, |t| {
             let out = Out::new(out, "out")?;
             let (messages, opts) = chat_call(
                 messages_json,
@@ -220,7 +216,7 @@ pub unsafe extern "C" fn llmd_tokenizer_render_chat(
                 kwargs_json,
                 kwargs_len,
             )?;
-            let text = t.render_chat(messages, &opts).map_err(tok_err)?;
+            let text = t.render_chat(messages, &opts)?;
             if text.contains('\0') {
                 // A C string cannot carry it: say so rather than alter it.
                 return Err(FfiError::with_code(
@@ -257,12 +253,11 @@ pub unsafe extern "C" fn llmd_tokenizer_encode_openai(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let t = &args::handle(t, "tokenizer")?.0;
+        call(t, err, |t| {
             let path = args::str(path, path_len, "path")?;
             let body = args::bytes(body, body_len, "body")?;
             let out = Out::new(out, "out")?;
-            let ids = t.encode_openai(path, body).map_err(tok_err)?;
+            let ids = t.encode_openai(path, body)?;
             out.write(into_handle(llmd_tokens(ids)));
             Ok(())
         })
@@ -282,11 +277,10 @@ pub unsafe extern "C" fn llmd_chat_session_new(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let tok = args::handle(t, "tokenizer")?.0.clone();
+        call(t, err, |t| {
             let out = Out::new(out, "out")?;
             out.write(into_handle(llmd_chat_session {
-                tok,
+                tok: t.clone(),
                 inner: std::sync::Mutex::new(ChatSession::new()),
             }));
             Ok(())
@@ -316,8 +310,7 @@ pub unsafe extern "C" fn llmd_chat_session_encode_chat(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let s = args::handle(s, "session")?;
+        call(s, err, |s| {
             let out = Out::new(out, "out")?;
             let (messages, opts) = chat_call(
                 messages_json,
@@ -328,10 +321,7 @@ pub unsafe extern "C" fn llmd_chat_session_encode_chat(
                 kwargs_json,
                 kwargs_len,
             )?;
-            let ids = s
-                .lock()
-                .encode_chat(&s.tok, messages, &opts)
-                .map_err(tok_err)?;
+            let ids = s.lock().encode_chat(&s.tok, messages, &opts)?;
             out.write(into_handle(llmd_tokens(ids)));
             Ok(())
         })
@@ -346,9 +336,7 @@ pub unsafe extern "C" fn llmd_chat_session_encode_chat(
 #[no_mangle]
 pub unsafe extern "C" fn llmd_chat_session_reused_tokens(s: *const llmd_chat_session) -> usize {
     // SAFETY: caller contract.
-    guard_value(0, || {
-        unsafe { args::handle(s, "session") }.map_or(0, |s| s.lock().last_reused_tokens())
-    })
+    unsafe { read(s, 0, |s| s.lock().last_reused_tokens()) }
 }
 
 /// Releases a session. NULL is ignored.
@@ -358,7 +346,7 @@ pub unsafe extern "C" fn llmd_chat_session_reused_tokens(s: *const llmd_chat_ses
 #[no_mangle]
 pub unsafe extern "C" fn llmd_chat_session_free(s: *mut llmd_chat_session) {
     // SAFETY: caller contract.
-    guard_value((), || unsafe { free_handle(s) })
+    unsafe { release(s) }
 }
 
 /// Number of ids.
@@ -368,9 +356,7 @@ pub unsafe extern "C" fn llmd_chat_session_free(s: *mut llmd_chat_session) {
 #[no_mangle]
 pub unsafe extern "C" fn llmd_tokens_len(t: *const llmd_tokens) -> usize {
     // SAFETY: caller contract.
-    guard_value(0, || {
-        unsafe { args::handle(t, "tokens") }.map_or(0, |t| t.0.len())
-    })
+    unsafe { read(t, 0, |t| t.len()) }
 }
 
 /// The ids (valid until `llmd_tokens_free`); NULL for NULL.
@@ -380,9 +366,7 @@ pub unsafe extern "C" fn llmd_tokens_len(t: *const llmd_tokens) -> usize {
 #[no_mangle]
 pub unsafe extern "C" fn llmd_tokens_data(t: *const llmd_tokens) -> *const u32 {
     // SAFETY: caller contract.
-    guard_value(std::ptr::null(), || {
-        unsafe { args::handle(t, "tokens") }.map_or(std::ptr::null(), |t| t.0.as_ptr())
-    })
+    unsafe { read(t, std::ptr::null(), |t| t.as_ptr()) }
 }
 
 /// Releases token ids. NULL is ignored.
@@ -392,7 +376,7 @@ pub unsafe extern "C" fn llmd_tokens_data(t: *const llmd_tokens) -> *const u32 {
 #[no_mangle]
 pub unsafe extern "C" fn llmd_tokens_free(t: *mut llmd_tokens) {
     // SAFETY: caller contract.
-    guard_value((), || unsafe { free_handle(t) })
+    unsafe { release(t) }
 }
 
 /// Releases a tokenizer (a scheduler it was given to keeps its own
@@ -403,7 +387,7 @@ pub unsafe extern "C" fn llmd_tokens_free(t: *mut llmd_tokens) {
 #[no_mangle]
 pub unsafe extern "C" fn llmd_tokenizer_free(t: *mut llmd_tokenizer) {
     // SAFETY: caller contract.
-    guard_value((), || unsafe { free_handle(t) })
+    unsafe { release(t) }
 }
 
 /// Makes `s` tokenize requests to `model` ("" for every model without its
@@ -422,9 +406,8 @@ pub unsafe extern "C" fn llmd_scheduler_set_tokenizer(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let s = &args::handle(s, "scheduler")?.0;
-            let t = args::handle(t, "tokenizer")?.0.clone();
+        call(s, err, |s| {
+            let t = borrow(t)?.clone();
             s.set_tokenizer(args::str(model, model_len, "model")?, t);
             Ok(())
         })
@@ -458,8 +441,7 @@ pub unsafe extern "C" fn llmd_scheduler_pick_openai(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        guard(err, || {
-            let s = &args::handle(s, "scheduler")?.0;
+        call(s, err, |s| {
             let id = args::str(request_id, request_id_len, "request_id")?;
             let path = args::str(path, path_len, "path")?;
             let body = args::bytes(body, body_len, "body")?;
@@ -467,7 +449,7 @@ pub unsafe extern "C" fn llmd_scheduler_pick_openai(
                 .into_iter()
                 .collect();
             let out = Out::new(out, "out")?;
-            let d = s.pick_openai(id, path, body, &headers).map_err(sched_err)?;
+            let d = s.pick_openai(id, path, body, &headers)?;
             if d.targets.is_empty() {
                 return Err(FfiError::with_code(
                     llmd_status::Schedule,

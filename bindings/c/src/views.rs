@@ -31,6 +31,22 @@ pub struct llmd_kv {
     pub value: llmd_str,
 }
 
+impl llmd_kv {
+    /// Absent name and value.
+    pub(crate) const NONE: Self = Self {
+        key: llmd_str::NONE,
+        value: llmd_str::NONE,
+    };
+
+    /// Views of a pair (valid while it lives); [`llmd_kv::NONE`] for none.
+    pub(crate) fn of(pair: Option<&(String, String)>) -> Self {
+        pair.map_or(Self::NONE, |(k, v)| Self {
+            key: llmd_str::of(k),
+            value: llmd_str::of(v),
+        })
+    }
+}
+
 impl llmd_str {
     /// A view of `s`, valid while `s` lives.
     pub(crate) fn of(s: &str) -> Self {
