@@ -7,8 +7,6 @@ import "C"
 
 import (
 	"encoding/json"
-	"runtime"
-	"sync"
 	"time"
 	"unsafe"
 )
@@ -19,8 +17,7 @@ import (
 // answering had in the index. It runs on the library's own threads; Go
 // calls only configure and read it. Close stops and releases it.
 type Feed struct {
-	mu sync.RWMutex
-	h  *C.llmd_feed
+	handle[*C.llmd_feed]
 }
 
 // Pod is one pod a Feed follows.
@@ -93,18 +90,7 @@ func NewFeed(s *Scheduler) (*Feed, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &Feed{h: h}
-	runtime.SetFinalizer(f, (*Feed).Close)
-	return f, nil
-}
-
-func (f *Feed) with(fn func(h *C.llmd_feed) error) error {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	if f.h == nil {
-		return ErrClosed
-	}
-	return fn(f.h)
+	return owned(&Feed{handle[*C.llmd_feed]{h: h}}, (*Feed).Close), nil
 }
 
 // AddPod follows a pod. A name already followed or a bad endpoint matches
@@ -266,14 +252,8 @@ func (f *Feed) RenderMetrics() (string, error) {
 
 // Close stops and releases the feed; later calls return ErrClosed.
 func (f *Feed) Close() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.h != nil {
-		C.llmd_feed_free(f.h)
-		f.h = nil
-		runtime.SetFinalizer(f, nil)
-	}
-	return nil
+	f.close(func(h *C.llmd_feed) { C.llmd_feed_free(h) })
+	return disowned(f)
 }
 
 // takeString copies and frees an llmd_string.

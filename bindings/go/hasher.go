@@ -6,8 +6,6 @@ package llmd
 import "C"
 
 import (
-	"runtime"
-	"sync"
 	"unsafe"
 )
 
@@ -47,8 +45,7 @@ type HashExtras struct {
 
 // Hasher computes the block keys vLLM publishes for a prompt.
 type Hasher struct {
-	mu sync.RWMutex
-	h  *C.llmd_hasher
+	handle[*C.llmd_hasher]
 }
 
 // NewHasher validates cfg and creates a hasher.
@@ -69,54 +66,50 @@ func NewHasher(cfg HasherConfig) (*Hasher, error) {
 	if err := takeError(st, e); err != nil {
 		return nil, err
 	}
-	out := &Hasher{h: h}
-	runtime.SetFinalizer(out, (*Hasher).Close)
-	return out, nil
+	return owned(&Hasher{handle[*C.llmd_hasher]{h: h}}, (*Hasher).Close), nil
 }
 
 // BlockSize is the number of tokens per hashed block.
 func (h *Hasher) BlockSize() int {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return int(C.llmd_hasher_block_size(h.h))
+	bs := 0
+	_ = h.with(func(p *C.llmd_hasher) error {
+		bs = int(C.llmd_hasher_block_size(p))
+		return nil
+	})
+	return bs
 }
 
 // BlockKeys returns the published keys of the full blocks of tokens; extras
 // may be nil for a text-only request.
 func (h *Hasher) BlockKeys(tokens []uint32, extras *HashExtras) ([]uint64, error) {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	if h.h == nil {
-		return nil, ErrClosed
-	}
-	var x *C.llmd_hash_extras
-	if extras != nil {
-		var err error
-		if x, err = newExtras(extras); err != nil {
-			return nil, err
+	var keys []uint64
+	err := h.with(func(p *C.llmd_hasher) error {
+		var x *C.llmd_hash_extras
+		if extras != nil {
+			var err error
+			if x, err = newExtras(extras); err != nil {
+				return err
+			}
+			defer C.llmd_hash_extras_free(x)
 		}
-		defer C.llmd_hash_extras_free(x)
-	}
-	bs := int(C.llmd_hasher_block_size(h.h))
-	keys := make([]uint64, len(tokens)/bs)
-	var n C.size_t
-	var e *C.llmd_error
-	st := C.llmd_hasher_block_keys(h.h, (*C.uint32_t)(unsafe.SliceData(tokens)), C.size_t(len(tokens)), x,
-		(*C.uint64_t)(unsafe.SliceData(keys)), C.size_t(len(keys)), &n, &e)
-	if err := takeError(st, e); err != nil {
+		keys = make([]uint64, len(tokens)/int(C.llmd_hasher_block_size(p)))
+		var n C.size_t
+		var e *C.llmd_error
+		st := C.llmd_hasher_block_keys(p, (*C.uint32_t)(unsafe.SliceData(tokens)), C.size_t(len(tokens)), x,
+			(*C.uint64_t)(unsafe.SliceData(keys)), C.size_t(len(keys)), &n, &e)
+		keys = keys[:n]
+		return takeError(st, e)
+	})
+	if err != nil {
 		return nil, err
 	}
-	return keys[:n], nil
+	return keys, nil
 }
 
 // Close releases the hasher; later calls return ErrClosed. Safe to call twice.
 func (h *Hasher) Close() error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	C.llmd_hasher_free(h.h)
-	h.h = nil
-	runtime.SetFinalizer(h, nil)
-	return nil
+	h.close(func(p *C.llmd_hasher) { C.llmd_hasher_free(p) })
+	return disowned(h)
 }
 
 func newExtras(x *HashExtras) (*C.llmd_hash_extras, error) {

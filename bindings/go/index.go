@@ -6,8 +6,6 @@ package llmd
 import "C"
 
 import (
-	"runtime"
-	"sync"
 	"time"
 	"unsafe"
 )
@@ -70,8 +68,7 @@ type IndexStats struct {
 // Index is the concurrent KV-block index on its own, for hosts that score
 // prefixes themselves. Safe for concurrent use.
 type Index struct {
-	mu sync.RWMutex
-	h  *C.llmd_index
+	handle[*C.llmd_index]
 }
 
 // NewIndex builds an index.
@@ -104,28 +101,13 @@ func NewIndex(cfg IndexConfig) (*Index, error) {
 	if err := takeError(C.llmd_index_new(&c, &h, &e), e); err != nil {
 		return nil, err
 	}
-	ix := &Index{h: h}
-	runtime.SetFinalizer(ix, (*Index).Close)
-	return ix, nil
+	return owned(&Index{handle[*C.llmd_index]{h: h}}, (*Index).Close), nil
 }
 
 // Close releases the index; later calls return ErrClosed.
 func (ix *Index) Close() error {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	C.llmd_index_free(ix.h)
-	ix.h = nil
-	runtime.SetFinalizer(ix, nil)
-	return nil
-}
-
-func (ix *Index) with(f func(h *C.llmd_index) error) error {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	if ix.h == nil {
-		return ErrClosed
-	}
-	return f(ix.h)
+	ix.close(func(h *C.llmd_index) { C.llmd_index_free(h) })
+	return disowned(ix)
 }
 
 // RegisterEndpoint returns the endpoint's dense id, registering it if new.

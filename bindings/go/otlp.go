@@ -6,8 +6,6 @@ package llmd
 import "C"
 
 import (
-	"runtime"
-	"sync"
 	"time"
 )
 
@@ -17,8 +15,7 @@ import (
 // decision forwards to the worker. Export runs on a thread of its own; a
 // full queue drops and counts. Attach it with Scheduler.SetExporter.
 type OtlpExporter struct {
-	mu sync.RWMutex
-	h  *C.llmd_otlp_exporter
+	handle[*C.llmd_otlp_exporter]
 }
 
 // OtlpStats are an exporter's counters.
@@ -40,9 +37,7 @@ func NewOtlpExporter(endpoint, serviceName string, samplingRatio float64) (*Otlp
 	if err := takeError(C.llmd_otlp_exporter_new(ep, el, sp, sl, C.double(samplingRatio), &h, &e), e); err != nil {
 		return nil, err
 	}
-	x := &OtlpExporter{h: h}
-	runtime.SetFinalizer(x, (*OtlpExporter).Close)
-	return x, nil
+	return owned(&OtlpExporter{handle[*C.llmd_otlp_exporter]{h: h}}, (*OtlpExporter).Close), nil
 }
 
 // export queues a decision the scheduler is about to release.
@@ -57,19 +52,21 @@ func (x *OtlpExporter) export(dec *C.llmd_decision, start, end time.Time) {
 // Flush waits until the queued spans are sent, at most timeout; it reports
 // whether the queue drained.
 func (x *OtlpExporter) Flush(timeout time.Duration) bool {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	if x.h == nil {
-		return false
-	}
-	return bool(C.llmd_otlp_flush(x.h, C.uint32_t(timeout.Milliseconds())))
+	drained := false
+	_ = x.with(func(h *C.llmd_otlp_exporter) error {
+		drained = bool(C.llmd_otlp_flush(h, C.uint32_t(timeout.Milliseconds())))
+		return nil
+	})
+	return drained
 }
 
 // Stats returns the counters.
 func (x *OtlpExporter) Stats() OtlpStats {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	s := C.llmd_otlp_stats_get(x.h)
+	var s C.llmd_otlp_stats
+	_ = x.with(func(h *C.llmd_otlp_exporter) error {
+		s = C.llmd_otlp_stats_get(h)
+		return nil
+	})
 	return OtlpStats{
 		ExportedSpans:      uint64(s.exported_spans),
 		DroppedSpans:       uint64(s.dropped_spans),
@@ -81,14 +78,8 @@ func (x *OtlpExporter) Stats() OtlpStats {
 // Close sends what is queued, stops the export thread and releases the
 // exporter; a scheduler it is attached to stops exporting.
 func (x *OtlpExporter) Close() error {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if x.h != nil {
-		C.llmd_otlp_exporter_free(x.h)
-		x.h = nil
-		runtime.SetFinalizer(x, nil)
-	}
-	return nil
+	x.close(func(h *C.llmd_otlp_exporter) { C.llmd_otlp_exporter_free(h) })
+	return disowned(x)
 }
 
 // SetExporter makes Pick and PickOpenAI hand each decision, timed around

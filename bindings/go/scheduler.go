@@ -8,8 +8,6 @@ import "C"
 import (
 	"encoding/json"
 	"os"
-	"runtime"
-	"sync"
 	"sync/atomic"
 	"unsafe"
 )
@@ -70,8 +68,7 @@ const (
 // Scheduler picks the endpoint for each request. It is safe for concurrent
 // use; Close releases it (a finalizer does so if Close is forgotten).
 type Scheduler struct {
-	mu       sync.RWMutex
-	h        *C.llmd_scheduler
+	handle[*C.llmd_scheduler]
 	exporter atomic.Pointer[OtlpExporter]
 }
 
@@ -93,9 +90,7 @@ func WithSeed(seed uint64) Option { return func(o *options) { o.seed = &seed } }
 func Strict() Option { return func(o *options) { o.strict = true } }
 
 func wrap(h *C.llmd_scheduler) *Scheduler {
-	s := &Scheduler{h: h}
-	runtime.SetFinalizer(s, (*Scheduler).Close)
-	return s
+	return owned(&Scheduler{handle: handle[*C.llmd_scheduler]{h: h}}, (*Scheduler).Close)
 }
 
 // NewScheduler builds a scheduler from an llm-d EndpointPickerConfig in YAML
@@ -199,22 +194,8 @@ func NewSchedulerFromFile(path string, opts ...Option) (*Scheduler, error) {
 // Close releases the scheduler after calls in flight finish; later calls
 // return ErrClosed. Safe to call more than once.
 func (s *Scheduler) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	C.llmd_scheduler_free(s.h)
-	s.h = nil
-	runtime.SetFinalizer(s, nil)
-	return nil
-}
-
-// with runs f on the live handle under the read lock.
-func (s *Scheduler) with(f func(h *C.llmd_scheduler) error) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.h == nil {
-		return ErrClosed
-	}
-	return f(s.h)
+	s.close(func(h *C.llmd_scheduler) { C.llmd_scheduler_free(h) })
+	return disowned(s)
 }
 
 // AddEndpoint registers ep. A name already registered, or an address that is

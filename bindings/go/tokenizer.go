@@ -6,8 +6,6 @@ package llmd
 import "C"
 
 import (
-	"runtime"
-	"sync"
 	"time"
 	"unsafe"
 )
@@ -18,8 +16,7 @@ import (
 // with the model's template the way vLLM's chat completions render them.
 // It is safe for concurrent use; Close releases it.
 type Tokenizer struct {
-	mu sync.RWMutex
-	h  *C.llmd_tokenizer
+	handle[*C.llmd_tokenizer]
 }
 
 // TokenizerFromDir loads a model directory; nothing is downloaded. A
@@ -32,18 +29,7 @@ func TokenizerFromDir(dir string) (*Tokenizer, error) {
 	if err := takeError(C.llmd_tokenizer_from_dir(dp, dl, &h, &e), e); err != nil {
 		return nil, err
 	}
-	t := &Tokenizer{h: h}
-	runtime.SetFinalizer(t, (*Tokenizer).Close)
-	return t, nil
-}
-
-func (t *Tokenizer) with(f func(h *C.llmd_tokenizer) error) error {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	if t.h == nil {
-		return ErrClosed
-	}
-	return f(t.h)
+	return owned(&Tokenizer{handle[*C.llmd_tokenizer]{h: h}}, (*Tokenizer).Close), nil
 }
 
 func takeTokens(p *C.llmd_tokens) []uint32 {
@@ -140,8 +126,7 @@ func (t *Tokenizer) EncodeOpenAI(path string, body []byte) ([]uint32, error) {
 // what follows the previous turn. It keeps its own reference to the
 // tokenizer; calls on one session are serialized. Close releases it.
 type ChatSession struct {
-	mu sync.Mutex
-	h  *C.llmd_chat_session
+	handle[*C.llmd_chat_session]
 }
 
 // Session starts an empty session for one conversation.
@@ -153,8 +138,7 @@ func (t *Tokenizer) Session() (*ChatSession, error) {
 		if err := takeError(C.llmd_chat_session_new(h, &out, &e), e); err != nil {
 			return err
 		}
-		cs = &ChatSession{h: out}
-		runtime.SetFinalizer(cs, (*ChatSession).Close)
+		cs = owned(&ChatSession{handle[*C.llmd_chat_session]{h: out}}, (*ChatSession).Close)
 		return nil
 	})
 	return cs, err
@@ -163,43 +147,37 @@ func (t *Tokenizer) Session() (*ChatSession, error) {
 // EncodeChat returns the ids of the whole conversation messagesJSON
 // (arguments as Tokenizer.EncodeChat).
 func (s *ChatSession) EncodeChat(messagesJSON string, addGenerationPrompt bool, toolsJSON, kwargsJSON string) ([]uint32, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.h == nil {
-		return nil, ErrClosed
-	}
 	mp, ml := str(messagesJSON)
 	tp, tl := optStr(nonEmpty(toolsJSON))
 	kp, kl := optStr(nonEmpty(kwargsJSON))
-	var out *C.llmd_tokens
-	var e *C.llmd_error
-	st := C.llmd_chat_session_encode_chat(s.h, mp, ml, C.bool(addGenerationPrompt), tp, tl, kp, kl, &out, &e)
-	if err := takeError(st, e); err != nil {
-		return nil, err
-	}
-	return takeTokens(out), nil
+	var ids []uint32
+	err := s.with(func(h *C.llmd_chat_session) error {
+		var out *C.llmd_tokens
+		var e *C.llmd_error
+		st := C.llmd_chat_session_encode_chat(h, mp, ml, C.bool(addGenerationPrompt), tp, tl, kp, kl, &out, &e)
+		if err := takeError(st, e); err != nil {
+			return err
+		}
+		ids = takeTokens(out)
+		return nil
+	})
+	return ids, err
 }
 
 // LastReusedTokens is how many ids the last EncodeChat took from the cache.
 func (s *ChatSession) LastReusedTokens() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.h == nil {
-		return 0
-	}
-	return int(C.llmd_chat_session_reused_tokens(s.h))
+	n := 0
+	_ = s.with(func(h *C.llmd_chat_session) error {
+		n = int(C.llmd_chat_session_reused_tokens(h))
+		return nil
+	})
+	return n
 }
 
 // Close releases the session; later calls return ErrClosed.
 func (s *ChatSession) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.h != nil {
-		C.llmd_chat_session_free(s.h)
-		s.h = nil
-		runtime.SetFinalizer(s, nil)
-	}
-	return nil
+	s.close(func(h *C.llmd_chat_session) { C.llmd_chat_session_free(h) })
+	return disowned(s)
 }
 
 func nonEmpty(s string) *string {
@@ -212,14 +190,8 @@ func nonEmpty(s string) *string {
 // Close releases the tokenizer (a scheduler it was given to keeps its own
 // reference); later calls return ErrClosed.
 func (t *Tokenizer) Close() error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.h != nil {
-		C.llmd_tokenizer_free(t.h)
-		t.h = nil
-		runtime.SetFinalizer(t, nil)
-	}
-	return nil
+	t.close(func(h *C.llmd_tokenizer) { C.llmd_tokenizer_free(h) })
+	return disowned(t)
 }
 
 // SetTokenizer makes PickOpenAI tokenize requests to model ("" for every

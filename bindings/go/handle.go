@@ -1,0 +1,51 @@
+package llmd
+
+import (
+	"runtime"
+	"sync"
+)
+
+// handle owns one C handle for a Go wrapper type: calls borrow it under a
+// read lock (so Close waits for calls in flight), and close frees it once.
+// Every wrapper embeds one, so a method is its arguments and its C call.
+// P is the C pointer type (a C handle is an incomplete type, so the
+// pointer is the type argument).
+type handle[P comparable] struct {
+	mu sync.RWMutex
+	h  P
+}
+
+// with runs f on the live handle; ErrClosed after Close.
+func (x *handle[P]) with(f func(h P) error) error {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	var closed P
+	if x.h == closed {
+		return ErrClosed
+	}
+	return f(x.h)
+}
+
+// close frees the handle with free the first time; later calls do nothing.
+func (x *handle[P]) close(free func(h P)) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var closed P
+	if x.h != closed {
+		free(x.h)
+		x.h = closed
+	}
+}
+
+// owned sets w's finalizer to its Close, for a wrapper made around a new
+// handle: a forgotten Close still releases it.
+func owned[W any](w *W, closeFn func(*W) error) *W {
+	runtime.SetFinalizer(w, closeFn)
+	return w
+}
+
+// disowned clears w's finalizer once Close has released the handle.
+func disowned[W any](w *W) error {
+	runtime.SetFinalizer(w, nil)
+	return nil
+}
