@@ -68,8 +68,15 @@ fn target(t: Option<&llmd_sched::Target>) -> llmd_target {
     })
 }
 
-fn pick(s: &Scheduler, req: &Request) -> Result<*mut llmd_decision, FfiError> {
-    decided(s.pick(req))
+/// Picks for `req` and writes the decision to `*out`.
+///
+/// # Safety
+/// `out` is NULL or valid for a write.
+unsafe fn pick(s: &Scheduler, req: &Request, out: *mut *mut llmd_decision) -> Result<(), FfiError> {
+    let out = Out::new(out, "out")?;
+    // SAFETY: forwarded caller contract.
+    unsafe { out.write(decided(s.pick(req))?) };
+    Ok(())
 }
 
 /// A pick's result as a decision handle with at least one target.
@@ -105,9 +112,7 @@ pub unsafe extern "C" fn llmd_scheduler_pick(
     unsafe {
         call(s, err, |s| {
             let req = to_request(args::handle(req, "request")?)?;
-            let out = Out::new(out, "out")?;
-            out.write(pick(s, &req)?);
-            Ok(())
+            pick(s, &req, out)
         })
     }
 }
@@ -135,9 +140,7 @@ pub unsafe extern "C" fn llmd_scheduler_pick_tokens(
         call(s, err, |s| {
             let tokens = args::slice(tokens, n_tokens, "tokens")?;
             let req = to_request_with(args::handle(req, "request")?, Some(tokens))?;
-            let out = Out::new(out, "out")?;
-            out.write(pick(s, &req)?);
-            Ok(())
+            pick(s, &req, out)
         })
     }
 }
@@ -230,11 +233,9 @@ pub unsafe extern "C" fn llmd_scheduler_pick_json(
     unsafe {
         call(s, err, |s| {
             let json = args::str(json, json_len, "json")?;
-            let out = Out::new(out, "out")?;
             let req: Request = serde_json::from_str(json)
                 .map_err(|e| FfiError::invalid(format!("request JSON: {e}")))?;
-            out.write(pick(s, &req)?);
-            Ok(())
+            pick(s, &req, out)
         })
     }
 }

@@ -216,10 +216,11 @@ pub unsafe extern "C" fn llmd_scheduler_free(s: *mut llmd_scheduler) {
 /// The endpoint an `llmd_endpoint_desc` describes.
 ///
 /// # Safety
-/// `ep` is valid with every view valid for its length.
-unsafe fn endpoint_of(ep: &llmd_endpoint_desc) -> Result<Endpoint, FfiError> {
+/// `ep` is NULL or valid with every view valid for its length.
+unsafe fn endpoint_of(ep: *const llmd_endpoint_desc) -> Result<Endpoint, FfiError> {
     // SAFETY: forwarded caller contract.
     unsafe {
+        let ep = args::handle(ep, "endpoint")?;
         let mut endpoint =
             Endpoint::new(ep.name.required("name")?, ep.address.required("address")?);
         endpoint.model = ep.model.optional("model")?;
@@ -247,12 +248,7 @@ pub unsafe extern "C" fn llmd_scheduler_add_endpoint(
     err: *mut *mut llmd_error,
 ) -> llmd_status {
     // SAFETY: caller contract.
-    unsafe {
-        call(s, err, |s| {
-            let ep = args::handle(ep, "endpoint")?;
-            s.add_endpoint(endpoint_of(ep)?).map_err(FfiError::from)
-        })
-    }
+    unsafe { call(s, err, |s| Ok(s.add_endpoint(endpoint_of(ep)?)?)) }
 }
 
 /// Replaces the registered endpoint of the same name (its load, cache and
@@ -268,12 +264,7 @@ pub unsafe extern "C" fn llmd_scheduler_replace_endpoint(
     err: *mut *mut llmd_error,
 ) -> llmd_status {
     // SAFETY: caller contract.
-    unsafe {
-        call(s, err, |s| {
-            let ep = args::handle(ep, "endpoint")?;
-            s.replace_endpoint(endpoint_of(ep)?).map_err(FfiError::from)
-        })
-    }
+    unsafe { call(s, err, |s| Ok(s.replace_endpoint(endpoint_of(ep)?)?)) }
 }
 
 /// Adds an endpoint given as JSON (`{"name", "address", "labels", "model",

@@ -415,6 +415,15 @@ static void test_bad_input(void) {
   req.ttft_slo_ms = -5;
   CHECK_STATUS(LLMD_STATUS_INVALID_ARGUMENT, llmd_scheduler_pick(ok, &req, &d, &err), &err);
   RESET_ERR(err);
+  /* A NULL out is refused before the pick: nothing is left in flight. */
+  req.ttft_slo_ms = 0;
+  req.prompt = V("hello");
+  CHECK_STATUS(LLMD_STATUS_NULL_ARGUMENT, llmd_scheduler_pick(ok, &req, NULL, &err), &err);
+  RESET_ERR(err);
+  bool in_flight = true;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_on_first_token(ok, S("x"), &in_flight, &err), &err);
+  CHECK(!in_flight);
+  req.prompt = (llmd_str){NULL, 0};
   llmd_endpoint_desc no_name = {{NULL, 0}, V("1.2.3.4:1"), {NULL, 0}, NULL, 0, NULL, 3};
   CHECK_STATUS(LLMD_STATUS_NULL_ARGUMENT, llmd_scheduler_add_endpoint(ok, &no_name, &err), &err);
   RESET_ERR(err);
