@@ -145,21 +145,28 @@ fn main() {
     let mut out = PrefixMatches::new();
     let (mut short, mut zero) = (0, 0);
     let mut cold = Vec::with_capacity(LOOKUPS);
-    let queries: Vec<(usize, Vec<BlockKey>)> = (0..LOOKUPS)
+    let queries: Vec<(usize, usize, Vec<BlockKey>)> = (0..LOOKUPS)
         .map(|i| {
             let c = (mix(i as u64 ^ 0x5eed) % chains as u64) as usize;
             let keys = chain_keys(c / CHAINS_PER_GROUP, c % CHAINS_PER_GROUP);
             (
                 c % CHAINS_PER_GROUP % ENDPOINTS,
+                prefix_len(c / CHAINS_PER_GROUP),
                 keys.into_iter().map(BlockKey).collect(),
             )
         })
         .collect();
-    for (ep, keys) in &queries {
+    // Over capacity (`LLMD_LOSS_SIZING` < 1): how much of each chain, and of
+    // its group's shared prefix, is still matched.
+    let (mut prefix_intact, mut matched) = (0, 0u64);
+    for (ep, prefix, keys) in &queries {
         let t = Instant::now();
         idx.match_prefix("m", keys, &mut out);
         cold.push(t.elapsed().as_secs_f64() * 1e6);
-        match out.get(eps[*ep]).map_or(0, |m| m.consecutive_blocks) {
+        let n = out.get(eps[*ep]).map_or(0, |m| m.consecutive_blocks);
+        matched += u64::from(n);
+        prefix_intact += usize::from(n as usize >= *prefix);
+        match n {
             n if n as usize == CHAIN => {}
             0 => {
                 short += 1;
@@ -176,7 +183,7 @@ fn main() {
         probed.clear();
         queries
             .iter()
-            .map(|(_, keys)| {
+            .map(|(_, _, keys)| {
                 let t = Instant::now();
                 f(&idx, "m", keys, &mut out);
                 let us = t.elapsed().as_secs_f64() * 1e6;
@@ -203,14 +210,15 @@ fn main() {
         };
         for _ in 0..100 {
             let t = Instant::now();
-            f(&idx, "m", &queries[0].1, &mut out);
+            f(&idx, "m", &queries[0].2, &mut out);
             v.push(t.elapsed().as_secs_f64() * 1e6);
         }
     }
     println!(
         "blocks {distinct} chains {chains} entries {} capacity {} (sizing {sizing}, {:.0}% full) | \
          lost holdings {} of {expected_holdings} (prefix holdings {:.1}%) evictions {} | \
-         lookups short {short} of {LOOKUPS} (to 0: {zero}) | ingest {:.2} M block-ops/s | \
+         lookups short {short} of {LOOKUPS} (to 0: {zero}), group prefix intact {prefix_intact}, \
+         matched {:.1}% of blocks | ingest {:.2} M block-ops/s | \
          1000-block lookup p50 cold {:.1} us, again {:.1} us (walk {:.1} us), hot {:.2} us (walk {:.1} us), \
          blocks probed p50 again {:.0} | table + checkpoints {} MB, {:.1} B per (block, endpoint)",
         st.entries,
@@ -219,6 +227,7 @@ fn main() {
         expected_holdings.saturating_sub(held),
         100.0 * prefix_holdings as f64 / expected_holdings as f64,
         st.evictions,
+        100.0 * matched as f64 / (LOOKUPS * CHAIN) as f64,
         ops as f64 / ingest_s / 1e6,
         p50(cold),
         p50(again),

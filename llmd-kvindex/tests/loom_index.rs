@@ -40,15 +40,15 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
 fn slot_reuse_never_pairs_a_key_with_a_foreign_mask() {
     model(|| {
         let bucket = Arc::new(Bucket::default());
-        bucket.install(0, KEY_A, 0b001);
+        bucket.install(0, KEY_A, 0b001, 5);
         let writer = {
             let bucket = bucket.clone();
             thread::spawn(move || {
                 // A evicted, slot reused by B, then by A again (ABA on the key).
                 bucket.free(0);
-                bucket.install(0, KEY_B, 0b010);
+                bucket.install(0, KEY_B, 0b010, 5);
                 bucket.free(0);
-                bucket.install(0, KEY_A, 0b100);
+                bucket.install(0, KEY_A, 0b100, 5);
             })
         };
         check(&bucket, FP_A, &[0b001, 0b100, 0]);
@@ -60,12 +60,12 @@ fn slot_reuse_never_pairs_a_key_with_a_foreign_mask() {
 fn a_reused_slot_never_shows_the_previous_mask() {
     model(|| {
         let bucket = Arc::new(Bucket::default());
-        bucket.install(0, KEY_A, 0b01);
+        bucket.install(0, KEY_A, 0b01, 5);
         let writer = {
             let bucket = bucket.clone();
             thread::spawn(move || {
                 bucket.free(0);
-                bucket.install(0, KEY_B, 0b10);
+                bucket.install(0, KEY_B, 0b10, 5);
             })
         };
         check(&bucket, FP_B, &[0b10, 0]);
@@ -77,12 +77,12 @@ fn a_reused_slot_never_shows_the_previous_mask() {
 fn mask_updates_in_place_are_seen_whole() {
     model(|| {
         let bucket = Arc::new(Bucket::default());
-        bucket.install(1, KEY_A, 0b01);
+        bucket.install(1, KEY_A, 0b01, 5);
         let writer = {
             let bucket = bucket.clone();
             thread::spawn(move || {
                 bucket.set_mask(1, 0b11);
-                bucket.install(2, KEY_B, 0b100);
+                bucket.install(2, KEY_B, 0b100, 5);
                 bucket.set_mask(1, 0b10);
             })
         };
@@ -100,11 +100,11 @@ fn a_moved_entry_is_never_missed() {
     model(|| {
         let home = Arc::new(Bucket::default());
         let alt = Arc::new(Bucket::default());
-        home.install(0, KEY_A, 0b1);
+        home.install(0, KEY_A, 0b1, 5);
         let writer = {
             let (home, alt) = (home.clone(), alt.clone());
             thread::spawn(move || {
-                alt.install(0, KEY_A, 0b1);
+                alt.install(0, KEY_A, 0b1, 5);
                 home.add_overflow(true);
                 home.free_moved(0);
             })
@@ -152,7 +152,7 @@ fn a_removal_invalidates_every_checkpoint_of_what_it_removed() {
         let bucket = Arc::new(Bucket::default());
         let ck = Arc::new(Checkpoints::new(4).unwrap());
         let epoch = Arc::new(AtomicU64::new(0));
-        bucket.install(0, KEY_A, 0b1);
+        bucket.install(0, KEY_A, 0b1, 5);
         let lookup = {
             let (bucket, ck, epoch) = (bucket.clone(), ck.clone(), epoch.clone());
             thread::spawn(move || {

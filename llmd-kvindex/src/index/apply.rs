@@ -176,16 +176,18 @@ impl KvIndex {
         }
     }
 
-    /// Sets (fp, tier) for `ep`, confirming a speculative entry if present.
-    /// Returns the rank of the tier the block counts in (see `Placed`).
+    /// Sets (fp, tier) for `ep`, the block being of depth class `depth`
+    /// (`depth.rs`), confirming a speculative entry if present. Returns the
+    /// rank of the tier the block counts in (see `Placed`).
     pub(crate) fn store_fp(
         &self,
         ep: u16,
         fp: u64,
         tier: usize,
+        depth: u8,
         report: &mut super::apply::ApplyReport,
     ) -> u8 {
-        let placed = self.table.set(fp, tier, ep);
+        let placed = self.table.set(fp, tier, ep, depth);
         let newly = placed.newly;
         let held = self.table.holdings(ep);
         if newly {

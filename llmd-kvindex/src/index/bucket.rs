@@ -15,8 +15,9 @@
 //! * Readers load the version (Acquire), the slots (Relaxed), fence (Acquire)
 //!   and re-load the version; they retry only when it changed — the seqlock
 //!   pattern, with atomics everywhere so no read is a data race.
-//! * The `meta` word holds the overflow count (bits 32..) written by writers
-//!   and one reference bit per slot (bits 0..7) that readers may set.
+//! * The `meta` word holds the overflow count (bits 32..) and each slot's
+//!   3-bit depth class (bits 8..29, `depth.rs`), written by writers, and one
+//!   reference bit per slot (bits 0..7) that readers may set.
 
 use super::keys::{tag_group, tag_tier};
 use super::sync::{fence, spin, AtomicU64, Ordering};
@@ -57,6 +58,8 @@ pub struct Bucket {
 
 const OVERFLOW_ONE: u64 = 1 << 32;
 const REF_MASK: u64 = (1 << SLOTS) - 1;
+/// First `meta` bit of the slots' depth classes (3 bits each).
+const DEPTH_SHIFT: usize = 8;
 
 // SAFETY: a bucket is atomics only and its `Default` is all zeros.
 unsafe impl super::buckets::ZeroEmpty for Bucket {}
@@ -174,9 +177,9 @@ impl Bucket {
         self.slots[i].mask.store(mask, Ordering::Release);
     }
 
-    /// Installs `key` with `mask` into free slot `i`, inside a version-bumped
-    /// section so that readers detect the reuse.
-    pub fn install(&self, i: usize, key: u64, mask: u64) {
+    /// Installs `key` with `mask` and depth class `depth` into free slot
+    /// `i`, inside a version-bumped section so that readers detect the reuse.
+    pub fn install(&self, i: usize, key: u64, mask: u64, depth: u8) {
         let v = self.version.load(Ordering::Relaxed);
         self.version.store(v.wrapping_add(1), Ordering::Relaxed);
         fence(Ordering::Release);
@@ -184,6 +187,25 @@ impl Bucket {
         self.slots[i].key.store(key, Ordering::Relaxed);
         self.version.store(v.wrapping_add(2), Ordering::Release);
         self.meta.fetch_or(1 << i, Ordering::Relaxed);
+        self.set_depth(i, depth);
+    }
+
+    /// Depth class of slot `i` (`depth.rs`).
+    #[inline]
+    pub fn depth(&self, i: usize) -> u8 {
+        ((self.meta.load(Ordering::Relaxed) >> (DEPTH_SHIFT + 3 * i)) & 7) as u8
+    }
+
+    /// Sets the depth class of slot `i`. Readers only ever set reference
+    /// bits, which these two updates leave alone.
+    #[inline]
+    pub fn set_depth(&self, i: usize, depth: u8) {
+        if self.depth(i) != depth {
+            let shift = DEPTH_SHIFT + 3 * i;
+            self.meta.fetch_and(!(7u64 << shift), Ordering::Relaxed);
+            self.meta
+                .fetch_or(u64::from(depth & 7) << shift, Ordering::Relaxed);
+        }
     }
 
     /// Frees slot `i` inside a version-bumped section, for an entry that

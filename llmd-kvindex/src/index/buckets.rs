@@ -156,7 +156,9 @@ mod tests {
                 assert!(!bucket.referenced(s));
             }
         }
-        b[999].install(3, 42 << 12, 1);
+        b[999].install(3, 42 << 12, 1, 5);
+        assert_eq!(b[999].depth(3), 5);
+        assert_eq!(b[999].depth(2), 0);
         assert_eq!((b[999].key(3), b[999].mask(3)), (42 << 12, 1));
     }
 }

@@ -1,23 +1,29 @@
-//! Checkpoints written at ingestion, so that even a prompt's first lookup
-//! skips what its endpoints hold.
+//! The chains each endpoint is storing: checkpoints written at ingestion,
+//! so that even a prompt's first lookup skips what its endpoints hold, and
+//! each stored block's depth, which eviction orders by (`depth.rs`).
 //!
 //! vLLM publishes a request's blocks in order: the first `BlockStored`
 //! starts at block 0 (no parent) and each later one names the previous
 //! event's last block as its parent. For each endpoint the index keeps the
-//! chains it is following — the digest state of the prefix so far, the
-//! blocks counted in each lower tier, and the endpoint's epoch when the
-//! chain began — keyed by the chain's last block (bounded, least recently
-//! extended dropped first). A `BlockStored` that starts a chain or extends
-//! a followed one writes a checkpoint at every span boundary it crosses,
+//! chains it is following — the depth of the chain's next block, and for a
+//! verified chain the digest state of the prefix so far, the blocks counted
+//! in each lower tier, and the endpoint's epoch when the chain began —
+//! keyed by the chain's last block (bounded, least recently extended
+//! dropped first). A `BlockStored` that starts a chain or extends a
+//! verified one writes a checkpoint at every span boundary it crosses,
 //! exactly as a lookup of that prompt would after walking it.
 //!
-//! A chain is only extended while the endpoint's epoch is the one it began
-//! with: any removal, eviction or tier change of the endpoint since then
-//! makes its checkpoints stale, and the chain is forgotten. A `BlockStored`
-//! whose parent is not a followed tail (a request that reused a cached
-//! prefix of another chain) writes nothing; lookups fill those in.
+//! A chain stays verified only while the endpoint's epoch is the one it
+//! began with: any removal, eviction or tier change of the endpoint since
+//! then makes its checkpoints stale, and its continuation writes none. A
+//! `BlockStored` whose parent is not a followed tail (a request that reused
+//! a cached prefix of another chain) writes no checkpoints either (lookups
+//! fill those in); its depth starts from the least depth of its parent's
+//! class in the table, or, when the endpoint does not hold the parent, it
+//! is an orphan.
 
 use super::checkpoints::{pack, record_key, Digest, MAX_DEPTH};
+use super::depth::{class_of, floor, ORPHAN};
 use super::keys::fingerprint;
 use super::KvIndex;
 
@@ -27,42 +33,71 @@ pub(crate) const FOLLOWED: usize = 1024;
 /// A chain being followed.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Chain {
-    digest: Digest,
+    /// The prefix digest of a verified chain; `None` once it is not.
+    digest: Option<Digest>,
     counts: [u32; 3],
     epoch: u64,
+    /// Depth (a lower bound) of the chain's next block; `None`: an orphan.
+    depth: Option<usize>,
+}
+
+impl Chain {
+    /// Depth class of the chain's next block.
+    #[inline]
+    pub(crate) fn class(&self) -> u8 {
+        self.depth.map_or(ORPHAN, class_of)
+    }
 }
 
 impl KvIndex {
-    /// The chain a `BlockStored` of `ep` continues: a new one when it has no
-    /// parent, the followed chain ending at `parent` while still valid.
+    /// The chain a `BlockStored` of `ep` continues: a new verified one when
+    /// it has no parent, the followed chain ending at `parent` (verified
+    /// while the epoch held), else an unverified one whose depth comes from
+    /// the parent's entry.
     pub(crate) fn chain_for(
         &self,
         ep: u16,
         followed: &super::lru::Lru<u64, Chain>,
         seed: u64,
         parent: Option<u64>,
-    ) -> Option<Chain> {
+    ) -> Chain {
         let epoch = self.table.epoch(ep);
-        match parent {
-            None => Some(Chain {
-                digest: Digest::new(seed),
+        let Some(p) = parent else {
+            return Chain {
+                digest: Some(Digest::new(seed)),
                 counts: [0; 3],
                 epoch,
-            }),
-            Some(p) => followed
-                .peek(&fingerprint(seed, p))
-                .filter(|c| c.epoch == epoch),
+                depth: Some(0),
+            };
+        };
+        let fp = fingerprint(seed, p);
+        match followed.peek(&fp) {
+            Some(c) if c.epoch == epoch => c,
+            Some(c) => Chain { digest: None, ..c },
+            None => Chain {
+                digest: None,
+                counts: [0; 3],
+                epoch,
+                depth: self.table.depth_class(fp, ep).map(|c| floor(c) + 1),
+            },
         }
     }
 
     /// Appends a stored block (key `key`, counted in the tier of rank
-    /// `rank`) to `chain`, writing a checkpoint when it completes a span.
+    /// `rank`) to `chain`, writing a checkpoint when it completes a span of
+    /// a verified chain.
     pub(crate) fn chain_push(&self, chain: &mut Chain, ep: u16, key: u64, rank: u8) {
+        if let Some(d) = chain.depth.as_mut() {
+            *d += 1;
+        }
+        let Some(digest) = chain.digest.as_mut() else {
+            return;
+        };
         if rank > 0 {
             chain.counts[rank as usize - 1] += 1;
         }
-        if let Some(d) = chain.digest.push(key) {
-            if chain.digest.len <= MAX_DEPTH {
+        if let Some(d) = digest.push(key) {
+            if digest.len <= MAX_DEPTH {
                 let counts = pack(&chain.counts);
                 self.checkpoints
                     .put(record_key(d, ep), ep, chain.epoch, counts, |o| {

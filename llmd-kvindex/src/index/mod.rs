@@ -8,8 +8,9 @@
 //!   endpoint's own mutex, so different endpoints ingest in parallel.
 //! * **Memory is fixed** at construction: a set-associative table of
 //!   `capacity_blocks` entries (≈ 24 B each, plus ≈ 2 B of checkpoint
-//!   store); an event flood evicts (CLOCK)
-//!   instead of growing.
+//!   store); an event flood evicts instead of growing: CLOCK, with entries
+//!   deeper in their chain going first among those left unused, as vLLM's
+//!   own LRU frees tails first (`depth.rs`).
 //! * Endpoints are dense slots ([`EndpointId`]); each table entry holds a
 //!   64-bit endpoint bitset, so a block held by many endpoints costs one
 //!   entry per 64 of them.
@@ -44,6 +45,7 @@ mod buckets;
 mod chains;
 mod checkpoints;
 mod config;
+mod depth;
 mod endpoints;
 mod keys;
 mod lookup;

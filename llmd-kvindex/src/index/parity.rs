@@ -84,13 +84,11 @@ impl KvIndex {
             if let Some(next) = hashes.get(i + super::table::WRITE_AHEAD) {
                 self.table.prefetch_home(fp(next), ep);
             }
-            let rank = self.store_fp(ep, fp(k), tier, report);
-            if let Some(c) = chain.as_mut() {
-                self.chain_push(c, ep, k.key().0, rank);
-            }
+            let rank = self.store_fp(ep, fp(k), tier, chain.class(), report);
+            self.chain_push(&mut chain, ep, k.key().0, rank);
         }
-        if let (Some(c), Some(last)) = (chain, hashes.last()) {
-            st.chains.insert(fp(last), c);
+        if let Some(last) = hashes.last() {
+            st.chains.insert(fp(last), chain);
         }
     }
 }

@@ -2,6 +2,7 @@
 //! per-endpoint engine-key → router-key mapping used to place events.
 
 use super::apply::ApplyReport;
+use super::depth::ORPHAN;
 use super::endpoints::{EndpointState, Mapped};
 use super::keys::{fingerprint, model_seed};
 use super::KvIndex;
@@ -110,7 +111,10 @@ impl KvIndex {
                                 ..m
                             },
                         );
-                        self.store_fp(ep, fingerprint(seed, m.router_key), tier, report);
+                        // The block is held in another tier: its depth is known there.
+                        let fp = fingerprint(seed, m.router_key);
+                        let depth = self.table.depth_class(fp, ep).unwrap_or(ORPHAN);
+                        self.store_fp(ep, fp, tier, depth, report);
                     }
                     None => report.unplaceable += 1,
                 }
@@ -168,13 +172,11 @@ impl KvIndex {
             if let Some(&next) = routers.get(i + super::table::WRITE_AHEAD) {
                 self.table.prefetch_home(fingerprint(seed, next), ep);
             }
-            let rank = self.store_fp(ep, fingerprint(seed, r), tier, report);
-            if let Some(c) = chain.as_mut() {
-                self.chain_push(c, ep, r, rank);
-            }
+            let rank = self.store_fp(ep, fingerprint(seed, r), tier, chain.class(), report);
+            self.chain_push(&mut chain, ep, r, rank);
         }
-        if let (Some(c), Some(&last)) = (chain, routers.last()) {
-            st.chains.insert(fingerprint(seed, last), c);
+        if let Some(&last) = routers.last() {
+            st.chains.insert(fingerprint(seed, last), chain);
         }
     }
 

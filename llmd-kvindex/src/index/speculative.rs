@@ -2,6 +2,7 @@
 //! later `BlockStored`, expired after a TTL) and approximate mode (entries
 //! from routing decisions only, bounded per endpoint).
 
+use super::depth::class_of;
 use super::endpoints::EndpointId;
 use super::keys::{fingerprint, model_seed, SPECULATIVE};
 use super::{KeyMode, KvIndex};
@@ -23,9 +24,10 @@ impl KvIndex {
         let deadline = now_ns.saturating_add(self.cfg.speculative_ttl_ns);
         let mut spec = self.spec.lock();
         self.expire_locked(&mut spec, now_ns, EXPIRE_PER_WRITE);
-        for k in keys {
+        // The keys start at block 0.
+        for (i, k) in keys.iter().enumerate() {
             let fp = fingerprint(seed, k.0);
-            self.table.set(fp, SPECULATIVE, ep.0);
+            self.table.set(fp, SPECULATIVE, ep.0, class_of(i));
             if let Some(((old_ep, old_fp), _)) = spec.insert((ep.0, fp), deadline) {
                 // Over the bound: the oldest expires early.
                 self.table.clear(old_fp, SPECULATIVE, old_ep);
@@ -86,10 +88,8 @@ impl KvIndex {
         let mut chain = self.chain_for(ep.0, &st.chains, seed, None);
         for k in keys {
             let fp = fingerprint(seed, k.0);
-            let placed = self.table.set(fp, Tier::Gpu as usize, ep.0);
-            if let Some(c) = chain.as_mut() {
-                self.chain_push(c, ep.0, k.0, placed.rank);
-            }
+            let placed = self.table.set(fp, Tier::Gpu as usize, ep.0, chain.class());
+            self.chain_push(&mut chain, ep.0, k.0, placed.rank);
             if let Some((old, ())) = st.routed.insert(fp, ()) {
                 self.table.clear(old, Tier::Gpu as usize, ep.0);
             }

@@ -13,6 +13,7 @@
 use super::bucket::{Bucket, SLOTS, TAG_BITS};
 use super::buckets::Buckets;
 use super::checkpoints::{raise_epoch, read_epoch};
+use super::depth;
 use super::keys::{table_key, tag_group, tag_tier, Geometry, Location, GROUPS_PER_CLUSTER, TIERS};
 use crossbeam_utils::CachePadded;
 use parking_lot::{Mutex, MutexGuard};
@@ -45,6 +46,8 @@ struct ShardState {
     live: usize,
     /// CLOCK hand over the shard's slots.
     hand: usize,
+    /// Sweeps the hand has completed (`evict_clock`).
+    sweep: u64,
 }
 
 /// The table. All methods take `&self`; writers serialise per shard.
@@ -93,7 +96,13 @@ impl Table {
         let per_shard = buckets.div_ceil(shards);
         let geo = Geometry { shards, per_shard };
         let shard_states = (0..shards)
-            .map(|_| CachePadded::new(Mutex::new(ShardState { live: 0, hand: 0 })))
+            .map(|_| {
+                CachePadded::new(Mutex::new(ShardState {
+                    live: 0,
+                    hand: 0,
+                    sweep: 0,
+                }))
+            })
             .collect();
         Some(Table {
             buckets: Buckets::new(shards * per_shard)?,
@@ -268,14 +277,15 @@ impl Table {
         super::bucket::prefetch(self.buckets[home].as_ptr());
     }
 
-    /// Sets endpoint `ep`'s bit for (fp, tier). Evicts another entry only
+    /// Sets endpoint `ep`'s bit for (fp, tier), the block being of depth
+    /// class `depth` in its chain (`depth.rs`). Evicts another entry only
     /// when the table is at capacity, or (counted as a displacement failure)
     /// when both candidate buckets are full and no move frees a slot.
     ///
     /// A block `ep` already held in another tier whose counted tier changes
     /// (the new tier ranks first) raises `ep`'s epoch; a block newly held
     /// shortens nothing and raises nothing.
-    pub(crate) fn set(&self, fp: u64, tier: usize, ep: u16) -> Placed {
+    pub(crate) fn set(&self, fp: u64, tier: usize, ep: u16, depth: u8) -> Placed {
         let group = ep as usize / 64;
         let bit = 1u64 << (ep % 64);
         let key = table_key(fp, tier, group);
@@ -290,10 +300,11 @@ impl Table {
             } else {
                 bucket.set_mask(s, mask | bit);
             }
+            bucket.set_depth(s, depth::merge(bucket.depth(s), depth));
         } else {
             self.reserve(&mut st, loc.shard);
             let (b, s) = self.place(&mut st, &loc);
-            self.buckets[b].install(s, key, bit);
+            self.buckets[b].install(s, key, bit, depth);
             if b != loc.home {
                 self.buckets[loc.home].add_overflow(true);
             }
@@ -419,7 +430,7 @@ impl Table {
     fn move_entry(&self, from: usize, s: usize, to: usize, t: usize) {
         let src = &self.buckets[from];
         let (key, mask) = (src.key(s), src.mask(s));
-        self.buckets[to].install(t, key, mask);
+        self.buckets[to].install(t, key, mask, src.depth(s));
         src.add_overflow(true);
         src.free_moved(s);
         self.moves.fetch_add(1, Ordering::Relaxed);
@@ -434,6 +445,37 @@ impl Table {
         let _st = self.lock(loc.shard);
         self.find(&loc, key)
             .is_some_and(|(b, s)| self.buckets[b].mask(s) & bit != 0)
+    }
+
+    /// The depth class of block `fp` for endpoint `ep`: the deepest known
+    /// class of the entries (any tier) in which `ep` holds it; `None` when
+    /// `ep` does not hold it, or holds it only as an orphan.
+    pub(crate) fn depth_class(&self, fp: u64, ep: u16) -> Option<u8> {
+        let group = ep as usize / 64;
+        let bit = 1u64 << (ep % 64);
+        let loc = self.geo.locate(fp, group / GROUPS_PER_CLUSTER);
+        let _st = self.lock(loc.shard);
+        let mut best: Option<u8> = None;
+        let mut scan = |b: usize| {
+            let bucket = &self.buckets[b];
+            for s in 0..SLOTS {
+                let key = bucket.key(s);
+                let tag = (key & ((1 << TAG_BITS) - 1)) as u16;
+                let d = bucket.depth(s);
+                if key >> TAG_BITS == fp
+                    && tag_group(tag) == group
+                    && bucket.mask(s) & bit != 0
+                    && d != depth::ORPHAN
+                {
+                    best = Some(best.map_or(d, |x| x.max(d)));
+                }
+            }
+        };
+        scan(loc.home);
+        if let Some(alt) = loc.alt().filter(|_| self.buckets[loc.home].overflow() != 0) {
+            scan(alt);
+        }
+        best
     }
 
     /// Clears endpoint `ep`'s bit for (fp, tier); true when it was set.
@@ -536,38 +578,63 @@ impl Table {
         self.evictions.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A victim among the (full) candidate buckets: the first slot not
-    /// referenced since the CLOCK last passed, else the home's first slot.
+    /// A victim among the (full) candidate buckets: the deepest slot not
+    /// referenced since the CLOCK last passed (the first of equals), else,
+    /// all referenced, the deepest slot after clearing their bits.
     fn victim(&self, loc: &Location) -> (usize, usize) {
-        let candidates = std::iter::once(loc.home).chain(loc.alt());
-        for b in candidates.clone() {
-            if let Some(s) = (0..SLOTS).find(|&s| !self.buckets[b].referenced(s)) {
-                return (b, s);
-            }
+        let candidates = || {
+            std::iter::once(loc.home)
+                .chain(loc.alt())
+                .flat_map(|b| (0..SLOTS).map(move |s| (b, s)))
+        };
+        let deepest = |unreferenced_only: bool| {
+            candidates()
+                .filter(|&(b, s)| !unreferenced_only || !self.buckets[b].referenced(s))
+                .fold(None, |best: Option<(usize, usize, u8)>, (b, s)| {
+                    let d = self.buckets[b].depth(s);
+                    match best {
+                        Some((_, _, bd)) if bd >= d => best,
+                        _ => Some((b, s, d)),
+                    }
+                })
+                .map(|(b, s, _)| (b, s))
+        };
+        if let Some(v) = deepest(true) {
+            return v;
         }
-        for b in candidates {
-            (0..SLOTS).for_each(|s| self.buckets[b].unreference(s));
-        }
-        (loc.home, 0)
+        candidates().for_each(|(b, s)| self.buckets[b].unreference(s));
+        deepest(false).unwrap_or((loc.home, 0))
     }
 
-    /// CLOCK over the shard's slots: clears reference bits until it finds an
-    /// unreferenced entry, which it evicts. Two sweeps always suffice.
+    /// CLOCK over the shard's slots, with second chances scaled by depth:
+    /// the hand clears reference bits, and evicts the first unreferenced
+    /// entry it passes on one of that entry's eligible sweeps (every sweep
+    /// for the deepest and orphan entries, fewer for shallower ones,
+    /// staggered by slot; `depth::lives`), so among entries left unused the
+    /// tails go before the prefixes they extend. Within `MAX_LIVES + 1`
+    /// sweeps every entry is eligible, which bounds the search.
     fn evict_clock(&self, st: &mut ShardState, shard: usize) {
         let n = self.geo.per_shard * SLOTS;
         let base = shard * self.geo.per_shard;
-        for _ in 0..2 * n + 1 {
+        for _ in 0..(depth::MAX_LIVES as usize + 1) * n + 1 {
             let pos = st.hand;
             st.hand = (pos + 1) % n;
-            let (b, s) = (base + pos / SLOTS, pos % SLOTS);
-            if self.buckets[b].key(s) == 0 {
+            if st.hand == 0 {
+                st.sweep = st.sweep.wrapping_add(1);
+            }
+            let bucket = &self.buckets[base + pos / SLOTS];
+            let s = pos % SLOTS;
+            if bucket.key(s) == 0 {
                 continue;
             }
-            if self.buckets[b].referenced(s) {
-                self.buckets[b].unreference(s);
+            if bucket.referenced(s) {
+                bucket.unreference(s);
                 continue;
             }
-            self.evict(st, b, s);
+            if (st.sweep + pos as u64) % depth::lives(bucket.depth(s)) != 0 {
+                continue;
+            }
+            self.evict(st, base + pos / SLOTS, s);
             return;
         }
     }

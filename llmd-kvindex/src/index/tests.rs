@@ -496,7 +496,7 @@ fn nothing_is_evicted_below_capacity() {
         let per_group = capacity / groups;
         for g in 0..groups {
             for fp in fingerprints(per_group, 7 + g as u64) {
-                assert!(idx.table.set(fp, 0, (g * 64) as u16).newly);
+                assert!(idx.table.set(fp, 0, (g * 64) as u16, 0).newly);
             }
         }
         let st = idx.stats();
@@ -513,7 +513,7 @@ fn nothing_is_evicted_below_capacity() {
         // Full: every further entry evicts exactly one, and the table never
         // holds more than its capacity.
         for fp in fingerprints(capacity / 10, 99) {
-            idx.table.set(fp, 1, 0);
+            idx.table.set(fp, 1, 0, 0);
         }
         let st = idx.stats();
         assert!(st.entries <= capacity as u64, "{st:?}");
@@ -532,14 +532,14 @@ fn every_entry_stays_findable_after_moves() {
     .unwrap();
     let fps = fingerprints(20_000, 3);
     for &fp in &fps {
-        idx.table.set(fp, 0, 5);
+        idx.table.set(fp, 0, 5, 0);
     }
     assert!(
         idx.stats().moves > 0,
         "no entry was moved: the test shows nothing"
     );
     for &fp in &fps {
-        assert!(!idx.table.set(fp, 0, 5).newly, "fp {fp} was lost");
+        assert!(!idx.table.set(fp, 0, 5, 0).newly, "fp {fp} was lost");
     }
     for &fp in &fps {
         assert!(idx.table.clear(fp, 0, 5), "fp {fp} not found");
@@ -566,7 +566,7 @@ fn concurrent_writers_never_exceed_capacity() {
                 // Odd seeds: `fingerprints` sets the low bit, so 12 and 13
                 // would give two writers the same blocks (two bits an entry).
                 for fp in fingerprints(20_000, 11 + 2 * t) {
-                    idx.table.set(fp, 0, t as u16);
+                    idx.table.set(fp, 0, t as u16, 0);
                     assert!(idx.table.live() <= 5_000);
                 }
             })
@@ -618,4 +618,134 @@ fn pinned_blocks_stay_referenced_when_the_table_is_full() {
             assert!(touched <= 9, "{touched}");
         }
     }
+}
+
+/// At capacity, among entries the CLOCK hand finds unused, the deeper in
+/// their chain go first (`depth.rs`): shallow entries outlive deep ones.
+#[test]
+fn eviction_takes_deep_entries_before_shallow_ones() {
+    let capacity = 20_000;
+    let idx = KvIndex::new(IndexConfig {
+        capacity_blocks: capacity,
+        ..IndexConfig::default()
+    })
+    .unwrap();
+    let fps = fingerprints(capacity, 21);
+    // Alternate shallow (class 0) and deep (class 6) entries.
+    for (i, &fp) in fps.iter().enumerate() {
+        idx.table.set(fp, 0, 3, if i % 2 == 0 { 0 } else { 6 });
+    }
+    assert!(idx.table.full());
+    idx.table.clear_references();
+    // A quarter of the table is replaced: half of the deep entries go.
+    for fp in fingerprints(capacity / 4, 23) {
+        idx.table.set(fp, 0, 4, 0);
+    }
+    let lost = |parity: usize| {
+        fps.iter()
+            .enumerate()
+            .filter(|&(i, &fp)| i % 2 == parity && !idx.table.holds(fp, 0, 3))
+            .count()
+    };
+    let (shallow, deep) = (lost(0), lost(1));
+    assert_eq!(shallow + deep, capacity / 4, "one eviction per insert");
+    // A shallow entry may go on one sweep in 16, a deep one on every sweep.
+    assert!(
+        shallow * 8 <= capacity / 4,
+        "shallow entries lost {shallow}, deep {deep}"
+    );
+}
+
+/// Chains stored through events, several times the table's capacity: the
+/// groups' shared prefixes outlive the chains' own tails, and an orphan
+/// (a block whose parent its endpoint does not hold) goes first of all.
+#[test]
+fn shared_prefixes_outlive_tails_under_eviction() {
+    use crate::hash::{BlockHasher, HashAlgo, HasherConfig};
+    const PREFIX: usize = 64;
+    const TAIL: usize = 448;
+    const CHAINS: usize = 8;
+    let cfg = HasherConfig::for_vllm("0.33.0", HashAlgo::Sha256Cbor, 16, Some("1")).unwrap();
+    let idx = KvIndex::new(IndexConfig {
+        capacity_blocks: 20_000,
+        key_mode: KeyMode::EngineParity(BlockHasher::new(cfg).unwrap()),
+        ..IndexConfig::default()
+    })
+    .unwrap();
+    let eps: Vec<_> = (0..CHAINS)
+        .map(|c| idx.register_endpoint(&format!("e{c}")).unwrap())
+        .collect();
+    let key = |g: u64, c: u64, i: u64| keys::mix64(g << 40 | c << 20 | i) | 1;
+    let events = |keys: &[u64], parent: Option<u64>| {
+        keys.chunks(16)
+            .enumerate()
+            .map(|(j, chunk)| {
+                let parent = if j == 0 {
+                    parent
+                } else {
+                    Some(keys[j * 16 - 1])
+                };
+                stored(chunk, parent, vec![], "GPU")
+            })
+            .collect::<Vec<_>>()
+    };
+    let groups = 12u64; // 12 × (64 + 8 × 448) = 43,776 entries into 20,000
+    for g in 0..groups {
+        let prefix: Vec<u64> = (0..PREFIX as u64).map(|i| key(g, 0, i)).collect();
+        for (c, &ep) in eps.iter().enumerate() {
+            // Each endpoint stores the prefix (one entry for all eight), then
+            // its own tail continuing it, as vLLM publishes a request.
+            let tail: Vec<u64> = (0..TAIL as u64).map(|i| key(g, c as u64 + 1, i)).collect();
+            let mut evs = events(&prefix, None);
+            evs.extend(events(&tail, prefix.last().copied()));
+            idx.apply_batch(ep, "m", &batch(evs));
+        }
+    }
+    let seed = keys::model_seed("m");
+    let held = |k: u64, ep: EndpointId| idx.table.holds(keys::fingerprint(seed, k), 0, ep.0);
+    let (mut prefix_lost, mut tail_lost, mut prefix_all, mut tail_all) = (0, 0, 0, 0);
+    for g in 0..groups {
+        for (c, &ep) in eps.iter().enumerate() {
+            for i in 0..PREFIX as u64 {
+                prefix_all += 1;
+                prefix_lost += usize::from(!held(key(g, 0, i), ep));
+            }
+            for i in 0..TAIL as u64 {
+                tail_all += 1;
+                tail_lost += usize::from(!held(key(g, c as u64 + 1, i), ep));
+            }
+        }
+    }
+    assert!(idx.stats().evictions >= 20_000, "{:?}", idx.stats());
+    let (p, t) = (
+        prefix_lost as f64 / prefix_all as f64,
+        tail_lost as f64 / tail_all as f64,
+    );
+    assert!(t > 0.5, "tails lost {t}");
+    // With every entry equally evictable (plain CLOCK) both lose alike; a
+    // prefix unused for 16 sweeps still goes, as in LRU (no lookups here).
+    assert!(p * 4.0 < t, "prefix blocks lost {p}, tail blocks {t}");
+
+    // Orphan segments (their parents never stored) go before the shallow
+    // blocks of rooted chains stored with them.
+    let orphans: Vec<Vec<u64>> = (0..20)
+        .map(|s| (0..16).map(|i| key(99, s, i)).collect())
+        .collect();
+    let roots: Vec<Vec<u64>> = (0..20)
+        .map(|s| (0..16).map(|i| key(98, s, i)).collect())
+        .collect();
+    for (o, r) in orphans.iter().zip(&roots) {
+        idx.apply_batch(eps[0], "m", &batch(events(o, Some(key(97, 0, o[0])))));
+        idx.apply_batch(eps[0], "m", &batch(events(r, None)));
+    }
+    idx.table.clear_references();
+    for k in 0..5_000 {
+        idx.apply_batch(eps[1], "m", &batch(events(&[key(96, 0, k)], None)));
+    }
+    let lost = |segs: &[Vec<u64>]| segs.iter().flatten().filter(|&&k| !held(k, eps[0])).count();
+    let (orphans_lost, roots_lost) = (lost(&orphans), lost(&roots));
+    assert!(
+        orphans_lost >= 4 * roots_lost.max(1),
+        "orphan blocks lost {orphans_lost} of 320, rooted blocks {roots_lost} of 320"
+    );
 }
