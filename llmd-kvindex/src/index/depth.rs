@@ -9,9 +9,10 @@
 //! depth in its chain (block 0 has depth 0), and an unused entry is evicted
 //! only on one sweep of the hand in [`lives`] of its class: every sweep for
 //! tails 256 blocks deep or more and for orphans, every 16th for the first
-//! 32 blocks (`Table::evict_clock`). A prefix left unused long enough still
-//! goes, as in LRU; among entries left unused for a similar time, tails go
-//! first.
+//! 32 blocks, and that many times more for an entry several endpoints hold
+//! (up to 4×: it stands for that many cached blocks) (`Table::evict_clock`).
+//! A prefix left unused long enough still goes, as in LRU; among entries left
+//! unused for a similar time, tails go first and shared blocks last.
 //!
 //! The depth is learned at ingestion (`chains.rs`): exact along the chains
 //! an endpoint is seen storing (each event continuing the previous
@@ -29,8 +30,14 @@
 //! per-entry parents, which the 16-byte entry does not have. Classes are
 //! logarithmic, three bits per slot in the bucket's `meta` word.
 
+/// Sweeps an unused entry of one holder can survive at most (see [`lives`]).
+const MAX_DEPTH_LIVES: u64 = 16;
+
+/// Holders that count towards an entry's lives.
+const MAX_HOLDERS: u32 = 4;
+
 /// The most sweeps an unused entry can survive (see [`lives`]).
-pub(crate) const MAX_LIVES: u64 = 16;
+pub(crate) const MAX_LIVES: u64 = MAX_DEPTH_LIVES * MAX_HOLDERS as u64;
 
 /// Class of a block whose parent its endpoint does not hold.
 pub(crate) const ORPHAN: u8 = 7;
@@ -59,13 +66,18 @@ pub(crate) fn floor(class: u8) -> usize {
 }
 
 /// One in how many sweeps of the CLOCK hand may evict an unused entry of
-/// `class`: 1 for orphans and blocks 256 deep or more, doubling per class
-/// shallower up to [`MAX_LIVES`] (blocks 0–31).
+/// `class` whose endpoint mask holds `holders` endpoints: 1 for orphans;
+/// else 1 for blocks 256 deep or more, doubling per class shallower up to 16
+/// (blocks 0–31), times the holders up to 4: an entry shared by `k`
+/// endpoints stands for `k` cached blocks, and evicting it loses them all.
 #[inline]
-pub(crate) fn lives(class: u8) -> u64 {
+pub(crate) fn lives(class: u8, holders: u32) -> u64 {
     match class {
         ORPHAN => 1,
-        c => (1u64 << (DEEPEST_KNOWN - c.min(DEEPEST_KNOWN))).min(MAX_LIVES),
+        c => {
+            let by_depth = (1u64 << (DEEPEST_KNOWN - c.min(DEEPEST_KNOWN))).min(MAX_DEPTH_LIVES);
+            by_depth * u64::from(holders.clamp(1, MAX_HOLDERS))
+        }
     }
 }
 
@@ -120,9 +132,14 @@ mod tests {
     }
 
     #[test]
-    fn shallower_classes_live_longer() {
-        let l: Vec<u64> = (0..=ORPHAN).map(lives).collect();
+    fn shallower_and_shared_entries_live_longer() {
+        let l: Vec<u64> = (0..=ORPHAN).map(|c| lives(c, 1)).collect();
         assert_eq!(l, [16, 16, 16, 8, 4, 2, 1, 1]);
+        let shared: Vec<u64> = (0..=ORPHAN).map(|c| lives(c, 8)).collect();
+        assert_eq!(shared, [64, 64, 64, 32, 16, 8, 4, 1]);
+        assert_eq!(lives(6, 2), 2);
+        assert_eq!(lives(0, 0), 16);
+        assert!((0..=ORPHAN).all(|c| lives(c, 64) <= MAX_LIVES));
     }
 
     #[test]

@@ -609,9 +609,9 @@ impl Table {
     /// CLOCK over the shard's slots, with second chances scaled by depth:
     /// the hand clears reference bits, and evicts the first unreferenced
     /// entry it passes on one of that entry's eligible sweeps (every sweep
-    /// for the deepest and orphan entries, fewer for shallower ones,
-    /// staggered by slot; `depth::lives`), so among entries left unused the
-    /// tails go before the prefixes they extend. Within `MAX_LIVES + 1`
+    /// for the deepest and orphan entries, fewer for shallower and shared
+    /// ones, staggered by slot; `depth::lives`), so among entries left unused
+    /// the tails go before the prefixes they extend. Within `MAX_LIVES + 1`
     /// sweeps every entry is eligible, which bounds the search.
     fn evict_clock(&self, st: &mut ShardState, shard: usize) {
         let n = self.geo.per_shard * SLOTS;
@@ -631,7 +631,8 @@ impl Table {
                 bucket.unreference(s);
                 continue;
             }
-            if (st.sweep + pos as u64) % depth::lives(bucket.depth(s)) != 0 {
+            let lives = depth::lives(bucket.depth(s), bucket.mask(s).count_ones());
+            if (st.sweep + pos as u64) % lives != 0 {
                 continue;
             }
             self.evict(st, base + pos / SLOTS, s);

@@ -749,3 +749,39 @@ fn shared_prefixes_outlive_tails_under_eviction() {
         "orphan blocks lost {orphans_lost} of 320, rooted blocks {roots_lost} of 320"
     );
 }
+
+/// At the same depth, an entry several endpoints hold (it stands for that
+/// many cached blocks) outlives one a single endpoint holds.
+#[test]
+fn eviction_takes_single_holder_entries_before_shared_ones() {
+    let capacity = 20_000;
+    let idx = KvIndex::new(IndexConfig {
+        capacity_blocks: capacity,
+        ..IndexConfig::default()
+    })
+    .unwrap();
+    let fps = fingerprints(capacity, 31);
+    for (i, &fp) in fps.iter().enumerate() {
+        let holders = if i % 2 == 0 { 4 } else { 1 };
+        for ep in 0..holders {
+            idx.table.set(fp, 0, ep, 6);
+        }
+    }
+    idx.table.clear_references();
+    for fp in fingerprints(capacity / 4, 33) {
+        idx.table.set(fp, 0, 9, 6);
+    }
+    let lost = |parity: usize| {
+        fps.iter()
+            .enumerate()
+            .filter(|&(i, &fp)| i % 2 == parity && !idx.table.holds(fp, 0, 0))
+            .count()
+    };
+    let (shared, single) = (lost(0), lost(1));
+    assert_eq!(shared + single, capacity / 4);
+    // A shared entry may go on one sweep in 4, a single holder's on each.
+    assert!(
+        shared * 3 <= capacity / 4,
+        "shared entries lost {shared}, single-holder {single}"
+    );
+}
