@@ -620,42 +620,6 @@ fn pinned_blocks_stay_referenced_when_the_table_is_full() {
     }
 }
 
-/// At capacity, among entries the CLOCK hand finds unused, the deeper in
-/// their chain go first (`depth.rs`): shallow entries outlive deep ones.
-#[test]
-fn eviction_takes_deep_entries_before_shallow_ones() {
-    let capacity = 20_000;
-    let idx = KvIndex::new(IndexConfig {
-        capacity_blocks: capacity,
-        ..IndexConfig::default()
-    })
-    .unwrap();
-    let fps = fingerprints(capacity, 21);
-    // Alternate shallow (class 0) and deep (class 6) entries.
-    for (i, &fp) in fps.iter().enumerate() {
-        idx.table.set(fp, 0, 3, if i % 2 == 0 { 0 } else { 6 });
-    }
-    assert!(idx.table.full());
-    idx.table.clear_references();
-    // A quarter of the table is replaced: half of the deep entries go.
-    for fp in fingerprints(capacity / 4, 23) {
-        idx.table.set(fp, 0, 4, 0);
-    }
-    let lost = |parity: usize| {
-        fps.iter()
-            .enumerate()
-            .filter(|&(i, &fp)| i % 2 == parity && !idx.table.holds(fp, 0, 3))
-            .count()
-    };
-    let (shallow, deep) = (lost(0), lost(1));
-    assert_eq!(shallow + deep, capacity / 4, "one eviction per insert");
-    // A shallow entry may go on one sweep in 16, a deep one on every sweep.
-    assert!(
-        shallow * 8 <= capacity / 4,
-        "shallow entries lost {shallow}, deep {deep}"
-    );
-}
-
 /// Chains stored through events, several times the table's capacity: the
 /// groups' shared prefixes outlive the chains' own tails, and an orphan
 /// (a block whose parent its endpoint does not hold) goes first of all.
@@ -750,26 +714,24 @@ fn shared_prefixes_outlive_tails_under_eviction() {
     );
 }
 
-/// At the same depth, an entry several endpoints hold (it stands for that
-/// many cached blocks) outlives one a single endpoint holds.
-#[test]
-fn eviction_takes_single_holder_entries_before_shared_ones() {
+/// Fills a table of 20,000 entries (entry `i` set by `fill(i, fp)`), marks
+/// them all unused, then stores 5,000 new entries: one eviction each.
+/// Returns how many of the even and of the odd entries were lost.
+fn evict_a_quarter(fill: impl Fn(&KvIndex, usize, u64)) -> (usize, usize) {
     let capacity = 20_000;
     let idx = KvIndex::new(IndexConfig {
         capacity_blocks: capacity,
         ..IndexConfig::default()
     })
     .unwrap();
-    let fps = fingerprints(capacity, 31);
+    let fps = fingerprints(capacity, 21);
     for (i, &fp) in fps.iter().enumerate() {
-        let holders = if i % 2 == 0 { 4 } else { 1 };
-        for ep in 0..holders {
-            idx.table.set(fp, 0, ep, 6);
-        }
+        fill(&idx, i, fp);
     }
+    assert!(idx.table.full());
     idx.table.clear_references();
-    for fp in fingerprints(capacity / 4, 33) {
-        idx.table.set(fp, 0, 9, 6);
+    for fp in fingerprints(capacity / 4, 23) {
+        idx.table.set(fp, 0, 9, 0);
     }
     let lost = |parity: usize| {
         fps.iter()
@@ -777,11 +739,38 @@ fn eviction_takes_single_holder_entries_before_shared_ones() {
             .filter(|&(i, &fp)| i % 2 == parity && !idx.table.holds(fp, 0, 0))
             .count()
     };
-    let (shared, single) = (lost(0), lost(1));
-    assert_eq!(shared + single, capacity / 4);
+    let (even, odd) = (lost(0), lost(1));
+    assert_eq!(even + odd, capacity / 4, "one eviction per insert");
+    (even, odd)
+}
+
+/// At capacity, among entries the CLOCK hand finds unused, the deeper in
+/// their chain go first (`depth.rs`): shallow entries outlive deep ones.
+#[test]
+fn eviction_takes_deep_entries_before_shallow_ones() {
+    // Alternate shallow (class 0) and deep (class 6) entries.
+    let (shallow, deep) = evict_a_quarter(|idx, i, fp| {
+        idx.table.set(fp, 0, 0, if i % 2 == 0 { 0 } else { 6 });
+    });
+    // A shallow entry may go on one sweep in 16, a deep one on every sweep.
+    assert!(
+        shallow * 8 <= shallow + deep,
+        "shallow entries lost {shallow}, deep {deep}"
+    );
+}
+
+/// At the same depth, an entry several endpoints hold (it stands for that
+/// many cached blocks) outlives one a single endpoint holds.
+#[test]
+fn eviction_takes_single_holder_entries_before_shared_ones() {
+    let (shared, single) = evict_a_quarter(|idx, i, fp| {
+        for ep in 0..if i % 2 == 0 { 4 } else { 1 } {
+            idx.table.set(fp, 0, ep, 6);
+        }
+    });
     // A shared entry may go on one sweep in 4, a single holder's on each.
     assert!(
-        shared * 3 <= capacity / 4,
+        shared * 3 <= shared + single,
         "shared entries lost {shared}, single-holder {single}"
     );
 }
