@@ -84,26 +84,33 @@ func (h *Hasher) BlockSize() int {
 func (h *Hasher) BlockKeys(tokens []uint32, extras *HashExtras) ([]uint64, error) {
 	var keys []uint64
 	err := h.with(func(p *C.llmd_hasher) error {
-		var x *C.llmd_hash_extras
-		if extras != nil {
-			var err error
-			if x, err = newExtras(extras); err != nil {
-				return err
-			}
-			defer C.llmd_hash_extras_free(x)
-		}
-		keys = make([]uint64, len(tokens)/int(C.llmd_hasher_block_size(p)))
-		var n C.size_t
-		var e *C.llmd_error
-		st := C.llmd_hasher_block_keys(p, (*C.uint32_t)(unsafe.SliceData(tokens)), C.size_t(len(tokens)), x,
-			(*C.uint64_t)(unsafe.SliceData(keys)), C.size_t(len(keys)), &n, &e)
-		keys = keys[:n]
-		return takeError(st, e)
+		return withExtras(extras, func(x *C.llmd_hash_extras) error {
+			keys = make([]uint64, len(tokens)/int(C.llmd_hasher_block_size(p)))
+			var n C.size_t
+			var e *C.llmd_error
+			st := C.llmd_hasher_block_keys(p, (*C.uint32_t)(unsafe.SliceData(tokens)), C.size_t(len(tokens)), x,
+				(*C.uint64_t)(unsafe.SliceData(keys)), C.size_t(len(keys)), &n, &e)
+			keys = keys[:n]
+			return takeError(st, e)
+		})
 	})
 	if err != nil {
 		return nil, err
 	}
 	return keys, nil
+}
+
+// withExtras runs f with extras as a C object (NULL for nil), freed after.
+func withExtras(extras *HashExtras, f func(x *C.llmd_hash_extras) error) error {
+	if extras == nil {
+		return f(nil)
+	}
+	x, err := newExtras(extras)
+	if err != nil {
+		return err
+	}
+	defer C.llmd_hash_extras_free(x)
+	return f(x)
 }
 
 // Close releases the hasher; later calls return ErrClosed. Safe to call twice.

@@ -155,25 +155,19 @@ func (ix *Index) Apply(id uint16, model string, payload []byte) (stored uint32, 
 func (ix *Index) PromptKeys(model string, tokens []uint32, extras *HashExtras) ([]uint64, error) {
 	var keys []uint64
 	err := ix.with(func(h *C.llmd_index) error {
-		var x *C.llmd_hash_extras
-		if extras != nil {
-			var err error
-			if x, err = newExtras(extras); err != nil {
+		return withExtras(extras, func(x *C.llmd_hash_extras) error {
+			keys = make([]uint64, len(tokens))
+			var n C.size_t
+			var e *C.llmd_error
+			mp, ml := str(model)
+			st := C.llmd_index_prompt_keys(h, mp, ml, (*C.uint32_t)(unsafe.SliceData(tokens)), C.size_t(len(tokens)), x,
+				(*C.uint64_t)(unsafe.SliceData(keys)), C.size_t(len(keys)), &n, &e)
+			if err := takeError(st, e); err != nil {
 				return err
 			}
-			defer C.llmd_hash_extras_free(x)
-		}
-		keys = make([]uint64, len(tokens))
-		var n C.size_t
-		var e *C.llmd_error
-		mp, ml := str(model)
-		st := C.llmd_index_prompt_keys(h, mp, ml, (*C.uint32_t)(unsafe.SliceData(tokens)), C.size_t(len(tokens)), x,
-			(*C.uint64_t)(unsafe.SliceData(keys)), C.size_t(len(keys)), &n, &e)
-		if err := takeError(st, e); err != nil {
-			return err
-		}
-		keys = keys[:n]
-		return nil
+			keys = keys[:n]
+			return nil
+		})
 	})
 	return keys, err
 }
