@@ -1,15 +1,17 @@
-//! Handles, and the four shapes of every exported call on them.
+//! Handles, and the shapes of every exported call on them.
 //!
 //! A handle is an opaque boxed Rust value the host owns. Each exported
 //! function is one of:
 //! - [`create`]: checks `out`, builds the value, writes a new handle;
-//! - [`call`]: borrows a live handle (NULL is `LLMD_STATUS_NULL_ARGUMENT`)
-//!   and runs a fallible body;
+//! - [`call`] (and [`call_mut`] for the few mutable handles): borrows a live
+//!   handle (NULL is `LLMD_STATUS_NULL_ARGUMENT`) and runs a fallible body;
+//!   [`borrow`] takes a second handle argument the same way;
 //! - [`read`]: an infallible accessor, with a fallback for NULL;
 //! - [`release`]: frees a handle; NULL is ignored.
 //!
-//! All four run inside the panic boundary, so a method's own lines are its
-//! arguments and its logic.
+//! All run inside the panic boundary and errors convert with `?` (every
+//! library error type has a `From` into the ABI error), so a method's own
+//! lines are its arguments and its logic.
 
 use crate::args::{free_handle, into_handle, Out};
 use crate::error::{llmd_error, FfiError};
