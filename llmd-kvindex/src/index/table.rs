@@ -224,21 +224,29 @@ impl Table {
         if (0..TIERS).all(|t| t == except || h[t].load(Ordering::Relaxed) == 0) {
             return None;
         }
+        let mut best = None;
+        self.each_held(loc, fp, ep, |tier, _| {
+            if tier != except {
+                let r = self.rank[tier];
+                best = Some(best.map_or(r, |x: u8| x.min(r)));
+            }
+        });
+        best
+    }
+
+    /// Calls `f(tier, depth class)` for each entry (home bucket, then the
+    /// alternate when entries spilled) in which `ep` holds `fp`. The caller
+    /// holds the shard lock of `loc`.
+    fn each_held(&self, loc: &Location, fp: u64, ep: u16, mut f: impl FnMut(usize, u8)) {
         let group = ep as usize / 64;
         let bit = 1u64 << (ep % 64);
-        let mut best = None;
         let mut scan = |b: usize| {
             let bucket = &self.buckets[b];
             for s in 0..SLOTS {
                 let key = bucket.key(s);
                 let tag = (key & ((1 << TAG_BITS) - 1)) as u16;
-                if key >> TAG_BITS == fp
-                    && tag_group(tag) == group
-                    && tag_tier(tag) != except
-                    && bucket.mask(s) & bit != 0
-                {
-                    let r = self.rank[tag_tier(tag)];
-                    best = Some(best.map_or(r, |x: u8| x.min(r)));
+                if key >> TAG_BITS == fp && tag_group(tag) == group && bucket.mask(s) & bit != 0 {
+                    f(tag_tier(tag), bucket.depth(s));
                 }
             }
         };
@@ -246,7 +254,6 @@ impl Table {
         if let Some(alt) = loc.alt().filter(|_| self.buckets[loc.home].overflow() != 0) {
             scan(alt);
         }
-        best
     }
 
     fn lock(&self, shard: usize) -> MutexGuard<'_, ShardState> {
@@ -451,30 +458,14 @@ impl Table {
     /// class of the entries (any tier) in which `ep` holds it; `None` when
     /// `ep` does not hold it, or holds it only as an orphan.
     pub(crate) fn depth_class(&self, fp: u64, ep: u16) -> Option<u8> {
-        let group = ep as usize / 64;
-        let bit = 1u64 << (ep % 64);
-        let loc = self.geo.locate(fp, group / GROUPS_PER_CLUSTER);
+        let loc = self.geo.locate(fp, ep as usize / 64 / GROUPS_PER_CLUSTER);
         let _st = self.lock(loc.shard);
         let mut best: Option<u8> = None;
-        let mut scan = |b: usize| {
-            let bucket = &self.buckets[b];
-            for s in 0..SLOTS {
-                let key = bucket.key(s);
-                let tag = (key & ((1 << TAG_BITS) - 1)) as u16;
-                let d = bucket.depth(s);
-                if key >> TAG_BITS == fp
-                    && tag_group(tag) == group
-                    && bucket.mask(s) & bit != 0
-                    && d != depth::ORPHAN
-                {
-                    best = Some(best.map_or(d, |x| x.max(d)));
-                }
+        self.each_held(&loc, fp, ep, |_, d| {
+            if d != depth::ORPHAN {
+                best = Some(best.map_or(d, |x| x.max(d)));
             }
-        };
-        scan(loc.home);
-        if let Some(alt) = loc.alt().filter(|_| self.buckets[loc.home].overflow() != 0) {
-            scan(alt);
-        }
+        });
         best
     }
 
