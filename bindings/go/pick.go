@@ -218,12 +218,12 @@ func (s *Scheduler) PickBatch(reqs []Request) ([]*Decision, []error, error) {
 // (the longest windowDurationMs of the configured burst producers); 0
 // without one.
 func (s *Scheduler) BurstWindow() time.Duration {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.h == nil {
-		return 0
-	}
-	return time.Duration(C.llmd_scheduler_burst_window_ms(s.h)) * time.Millisecond
+	var w time.Duration
+	_ = s.with(func(h *C.llmd_scheduler) error {
+		w = time.Duration(C.llmd_scheduler_burst_window_ms(h)) * time.Millisecond
+		return nil
+	})
+	return w
 }
 
 // pickCall is one pick's C-side state, placed in an arena.

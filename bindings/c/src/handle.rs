@@ -13,7 +13,7 @@
 //! library error type has a `From` into the ABI error), so a method's own
 //! lines are its arguments and its logic.
 
-use crate::args::{free_handle, into_handle, Out};
+use crate::args::{self, free_handle, into_handle, Out};
 use crate::error::{llmd_error, FfiError};
 use crate::panic::{guard, guard_value};
 use crate::status::llmd_status;
@@ -67,9 +67,7 @@ pub(crate) use handle;
 /// `h` is NULL or live for `'a`.
 pub(crate) unsafe fn borrow<'a, H: Handle + 'a>(h: *const H) -> Result<&'a H::Inner, FfiError> {
     // SAFETY: caller contract.
-    unsafe { h.as_ref() }
-        .map(H::inner)
-        .ok_or_else(|| FfiError::null(H::NAME))
+    unsafe { args::handle(h, H::NAME) }.map(H::inner)
 }
 
 /// Builds a value with `body` and writes it to `*out` as a new handle;
