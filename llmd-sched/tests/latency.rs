@@ -225,3 +225,44 @@ fn llm_d_parameters_are_checked_and_reported() {
         "{lines}"
     );
 }
+
+/// A host predictor that panics on its `n`-th prediction.
+struct PanicsAt(std::sync::atomic::AtomicUsize);
+
+impl llmd_sched::framework::LatencyPredictor for PanicsAt {
+    fn predict(
+        &self,
+        _: &llmd_sched::framework::CycleContext<'_>,
+        _: llmd_sched::framework::EndpointIndex,
+    ) -> Option<llmd_sched::framework::LatencyPrediction> {
+        if self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed) == 1 {
+            panic!("predictor failed");
+        }
+        None
+    }
+}
+
+/// A window whose third pick panics: the two requests already picked are
+/// closed as failed (their decisions never reach the host), not left open.
+#[test]
+fn a_panicking_pick_in_a_batch_leaves_no_request_open() {
+    let (s, _clock) = fleet();
+    // Two endpoints: two predictions per pick; the fifth is the third pick's.
+    let s = s.with_latency_predictor(std::sync::Arc::new(PanicsAt(5.into())));
+    let window: Vec<Request> = (0..4)
+        .map(|i| Request::with_tokens(format!("w{i}"), "m", vec![1; 64]))
+        .collect();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.pick_batch(&window)));
+    assert!(r.is_err(), "the third pick panics");
+    assert_eq!(s.open_requests(), 0, "picked requests of the window closed");
+    assert!(
+        s.on_complete("w0", None).is_none(),
+        "w0 was closed as failed"
+    );
+    // The scheduler goes on serving.
+    let d = s
+        .pick(&Request::with_tokens("after", "m", vec![1; 64]))
+        .unwrap();
+    assert!(!d.targets.is_empty());
+    assert_eq!(s.open_requests(), 1);
+}

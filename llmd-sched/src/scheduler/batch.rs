@@ -21,12 +21,29 @@ impl Scheduler {
     /// replica), then each request is picked as by [`Scheduler::pick`] with
     /// its assignment as a full prefix match on its replica. Without a burst
     /// producer this is `pick` on each request in turn.
+    ///
+    /// If a pick panics (a host-supplied predictor, say), the requests of the
+    /// window already picked are closed as failed before the panic goes on:
+    /// their decisions never reach the host, so nothing would complete them.
     pub fn pick_batch(&self, reqs: &[Request]) -> Vec<Result<Decision, ScheduleError>> {
         let plans = self.plan_bursts(reqs);
-        reqs.iter()
+        let mut opened = OpenedInWindow {
+            scheduler: self,
+            ids: Vec::with_capacity(reqs.len()),
+        };
+        let out = reqs
+            .iter()
             .zip(plans)
-            .map(|(req, slots)| self.pick_in_batch(req, &slots))
-            .collect()
+            .map(|(req, slots)| {
+                let d = self.pick_in_batch(req, &slots);
+                if d.is_ok() {
+                    opened.ids.push(&req.id);
+                }
+                d
+            })
+            .collect();
+        opened.ids.clear();
+        out
     }
 
     /// The longest `windowDurationMs` of the configured burst producers:
@@ -117,5 +134,21 @@ impl Scheduler {
             }
         }
         slots
+    }
+}
+
+/// The requests of a `pick_batch` window picked so far; dropped with any
+/// left (only when a later pick unwinds), it closes them as failed.
+struct OpenedInWindow<'s, 'r> {
+    scheduler: &'s Scheduler,
+    ids: Vec<&'r str>,
+}
+
+impl Drop for OpenedInWindow<'_, '_> {
+    fn drop(&mut self) {
+        for id in self.ids.drain(..) {
+            self.scheduler
+                .on_error(id, crate::lifecycle::RequestErrorKind::Other);
+        }
     }
 }
