@@ -232,9 +232,7 @@ fn hashes(w: &mut Writer, hs: &[HashValue]) {
 
 fn tokens(w: &mut Writer, ts: &[u64]) {
     w.array_len(ts.len());
-    for &t in ts {
-        w.uint(t);
-    }
+    w.uints(ts);
 }
 
 fn opt_extra_keys(w: &mut Writer, keys: Option<&[Option<Vec<ExtraValue>>]>) {

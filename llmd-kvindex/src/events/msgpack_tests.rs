@@ -141,3 +141,28 @@ fn reserved_marker_is_rejected() {
         DecodeErrorKind::ReservedMarker
     );
 }
+
+#[test]
+fn uints_writes_what_uint_writes_for_each_value() {
+    let values = [
+        0u64,
+        1,
+        127,
+        128,
+        255,
+        256,
+        65535,
+        65536,
+        128_255,
+        u32::MAX.into(),
+        1 << 32,
+        u64::MAX,
+    ];
+    let mut one = Writer::new();
+    for &v in &values {
+        one.uint(v);
+    }
+    let mut all = Writer::new();
+    all.uints(&values);
+    assert_eq!(all.into_bytes(), one.into_bytes());
+}

@@ -39,19 +39,21 @@ impl Writer {
 
     /// A non-negative integer.
     pub fn uint(&mut self, v: u64) {
-        if v < 0x80 {
-            self.buf.push(v as u8);
-        } else if v <= 0xff {
-            self.buf.extend_from_slice(&[0xcc, v as u8]);
-        } else if v <= 0xffff {
-            self.buf.push(0xcd);
-            self.buf.extend_from_slice(&(v as u16).to_be_bytes());
-        } else if v <= 0xffff_ffff {
-            self.buf.push(0xce);
-            self.buf.extend_from_slice(&(v as u32).to_be_bytes());
-        } else {
-            self.buf.push(0xcf);
-            self.buf.extend_from_slice(&v.to_be_bytes());
+        let (b, n) = uint_bytes(v);
+        self.buf.extend_from_slice(&b[..n]);
+    }
+
+    /// Non-negative integers, each as [`Writer::uint`] writes it, with room
+    /// reserved once for all (a `BlockStored`'s token ids).
+    pub fn uints(&mut self, vs: &[u64]) {
+        self.buf.reserve(vs.len() * 9);
+        for &v in vs {
+            let (b, n) = uint_bytes(v);
+            // A fixed-size copy (inlined, unlike a copy of `n` bytes), then
+            // the unused tail dropped.
+            let end = self.buf.len() + n;
+            self.buf.extend_from_slice(&b);
+            self.buf.truncate(end);
         }
     }
 
@@ -203,4 +205,30 @@ mod tests {
         assert_eq!(&b[32..34], &[0xd9, 32]);
         assert_eq!(&b[66..], &[0x9f, 0xdc, 0, 16, 0xde, 0, 8, 0x88]);
     }
+}
+
+/// The shortest msgpack encoding of `v`: the bytes and how many are used.
+#[inline(always)]
+fn uint_bytes(v: u64) -> ([u8; 9], usize) {
+    let mut b = [0u8; 9];
+    let n = if v < 0x80 {
+        b[0] = v as u8;
+        1
+    } else if v <= 0xff {
+        b[..2].copy_from_slice(&[0xcc, v as u8]);
+        2
+    } else if v <= 0xffff {
+        b[0] = 0xcd;
+        b[1..3].copy_from_slice(&(v as u16).to_be_bytes());
+        3
+    } else if v <= 0xffff_ffff {
+        b[0] = 0xce;
+        b[1..5].copy_from_slice(&(v as u32).to_be_bytes());
+        5
+    } else {
+        b[0] = 0xcf;
+        b[1..].copy_from_slice(&v.to_be_bytes());
+        9
+    };
+    (b, n)
 }
