@@ -161,6 +161,32 @@ impl Writer {
     }
 }
 
+/// The shortest msgpack encoding of `v`: the bytes and how many are used.
+#[inline(always)]
+fn uint_bytes(v: u64) -> ([u8; 9], usize) {
+    let mut b = [0u8; 9];
+    let n = if v < 0x80 {
+        b[0] = v as u8;
+        1
+    } else if v <= 0xff {
+        b[..2].copy_from_slice(&[0xcc, v as u8]);
+        2
+    } else if v <= 0xffff {
+        b[0] = 0xcd;
+        b[1..3].copy_from_slice(&(v as u16).to_be_bytes());
+        3
+    } else if v <= 0xffff_ffff {
+        b[0] = 0xce;
+        b[1..5].copy_from_slice(&(v as u32).to_be_bytes());
+        5
+    } else {
+        b[0] = 0xcf;
+        b[1..].copy_from_slice(&v.to_be_bytes());
+        9
+    };
+    (b, n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::msgpack::{Reader, Value};
@@ -205,30 +231,4 @@ mod tests {
         assert_eq!(&b[32..34], &[0xd9, 32]);
         assert_eq!(&b[66..], &[0x9f, 0xdc, 0, 16, 0xde, 0, 8, 0x88]);
     }
-}
-
-/// The shortest msgpack encoding of `v`: the bytes and how many are used.
-#[inline(always)]
-fn uint_bytes(v: u64) -> ([u8; 9], usize) {
-    let mut b = [0u8; 9];
-    let n = if v < 0x80 {
-        b[0] = v as u8;
-        1
-    } else if v <= 0xff {
-        b[..2].copy_from_slice(&[0xcc, v as u8]);
-        2
-    } else if v <= 0xffff {
-        b[0] = 0xcd;
-        b[1..3].copy_from_slice(&(v as u16).to_be_bytes());
-        3
-    } else if v <= 0xffff_ffff {
-        b[0] = 0xce;
-        b[1..5].copy_from_slice(&(v as u32).to_be_bytes());
-        5
-    } else {
-        b[0] = 0xcf;
-        b[1..].copy_from_slice(&v.to_be_bytes());
-        9
-    };
-    (b, n)
 }
