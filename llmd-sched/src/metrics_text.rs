@@ -1,6 +1,8 @@
 //! A bounded parser for a model server's Prometheus `/metrics` text, reading the
 //! gauges llm-d's core metrics extractor reads (vLLM names, new and legacy, and SGLang's).
 
+use std::borrow::Cow;
+
 use crate::model::EndpointMetrics;
 
 /// Largest accepted input.
@@ -22,7 +24,7 @@ pub struct MetricsTextError {
 
 struct Sample<'a> {
     name: &'a str,
-    labels: Vec<(&'a str, String)>,
+    labels: Vec<(&'a str, Cow<'a, str>)>,
     value: f64,
 }
 
@@ -64,20 +66,8 @@ fn parse_line(line: &str, n: usize) -> Result<Sample<'_>, MetricsTextError> {
                 .trim_start()
                 .strip_prefix('"')
                 .ok_or_else(|| err(n, format!("label '{key}' value must be quoted")))?;
-            let mut value = String::new();
-            let mut chars = v.char_indices();
-            let end = loop {
-                match chars.next() {
-                    None => return Err(err(n, format!("unterminated value of label '{key}'"))),
-                    Some((i, '"')) => break i,
-                    Some((_, '\\')) => match chars.next() {
-                        Some((_, 'n')) => value.push('\n'),
-                        Some((_, c)) => value.push(c),
-                        None => return Err(err(n, "dangling escape")),
-                    },
-                    Some((_, c)) => value.push(c),
-                }
-            };
+            let (value, end) =
+                label_value(v).map_err(|why| err(n, format!("{why} of label '{key}'")))?;
             labels.push((key, value));
             s = v[end + 1..].trim_start();
             s = s.strip_prefix(',').unwrap_or(s);
@@ -102,11 +92,35 @@ fn parse_line(line: &str, n: usize) -> Result<Sample<'_>, MetricsTextError> {
     })
 }
 
+/// A quoted label value (after its opening quote): the value, borrowed
+/// unless it has escapes, and the offset of its closing quote.
+fn label_value(v: &str) -> Result<(Cow<'_, str>, usize), &'static str> {
+    match v.bytes().position(|b| b == b'"' || b == b'\\') {
+        Some(end) if v.as_bytes()[end] == b'"' => return Ok((Cow::Borrowed(&v[..end]), end)),
+        None => return Err("unterminated value"),
+        Some(_) => {}
+    }
+    let mut value = String::new();
+    let mut chars = v.char_indices();
+    loop {
+        match chars.next() {
+            None => return Err("unterminated value"),
+            Some((i, '"')) => return Ok((Cow::Owned(value), i)),
+            Some((_, '\\')) => match chars.next() {
+                Some((_, 'n')) => value.push('\n'),
+                Some((_, c)) => value.push(c),
+                None => return Err("dangling escape in the value"),
+            },
+            Some((_, c)) => value.push(c),
+        }
+    }
+}
+
 fn label<'s>(s: &'s Sample<'_>, key: &str) -> Option<&'s str> {
     s.labels
         .iter()
         .find(|(k, _)| *k == key)
-        .map(|(_, v)| v.as_str())
+        .map(|(_, v)| v.as_ref())
 }
 
 fn list(v: Option<&str>) -> Vec<String> {
@@ -250,6 +264,26 @@ vllm:cache_config_info{block_size="16",num_gpu_blocks="27000",engine="0"} 1.0
         assert_eq!(e.line, 2);
         assert!(e.reason.contains("abc"));
         assert!(parse_metrics_text("# nothing\n", 0).is_err());
+        let e = parse_metrics_text("vllm:num_requests_waiting{a=\"x\\", 0).unwrap_err();
+        assert!(e.reason.contains("dangling escape"), "{}", e.reason);
         assert!(parse_metrics_text(&"x".repeat(MAX_LINE + 1), 0).is_err());
+    }
+
+    #[test]
+    fn label_values_with_and_without_escapes() {
+        assert_eq!(label_value("abc\" 1"), Ok((Cow::Borrowed("abc"), 3)));
+        assert_eq!(label_value("\" 1"), Ok((Cow::Borrowed(""), 0)));
+        assert_eq!(
+            label_value(r#"a\"b\\c\nd" 1"#),
+            Ok((Cow::Owned("a\"b\\c\nd".to_string()), 10))
+        );
+        assert_eq!(label_value("abc"), Err("unterminated value"));
+        assert_eq!(label_value(r#"ab\"#), Err("dangling escape in the value"));
+        let m = parse_metrics_text(
+            "vllm:lora_requests_info{max_lora=\"2\",running_lora_adapters=\"a\\\"q,b\",waiting_lora_adapters=\"\"} 1\nvllm:num_requests_waiting 0",
+            0,
+        )
+        .unwrap();
+        assert_eq!(m.active_models, vec!["a\"q".to_string(), "b".to_string()]);
     }
 }
