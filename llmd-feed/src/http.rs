@@ -127,24 +127,44 @@ fn exchange(
     s.write_all(req.as_bytes())?;
     s.write_all(body)?;
     let mut r = BufReader::new(s);
+    let arm = |r: &BufReader<std::net::TcpStream>| -> Result<(), HttpError> {
+        Ok(r.get_ref().set_read_timeout(Some(left(deadline)?))?)
+    };
+    read_response(&mut r, max_body, &arm, &timeout_err(timeout))
+}
+
+/// The body of the HTTP/1.1 response held in `bytes`, read as [`get`] and
+/// [`post`] read one from their connection (a status other than 200 is an
+/// error; the body may be at most `max_body` bytes). For tests and fuzzing
+/// of the response reader.
+pub fn read_response_bytes(bytes: &[u8], max_body: usize) -> Result<Vec<u8>, HttpError> {
+    let mut r = bytes;
+    read_response(&mut r, max_body, &|_| Ok(()), &HttpError::Io)
+}
+
+/// Reads a response from `r`: the status line, at most 200 header lines of
+/// at most 8 KiB each, then a Content-Length, chunked or close-delimited
+/// body. `arm` runs before every read (it sets the read timeout from the
+/// deadline); `io_err` turns a failed read into an error.
+fn read_response<R: BufRead>(
+    r: &mut R,
+    max_body: usize,
+    arm: &dyn Fn(&R) -> Result<(), HttpError>,
+    io_err: &dyn Fn(std::io::Error) -> HttpError,
+) -> Result<Vec<u8>, HttpError> {
     let mut line = String::new();
-    let read_line =
-        |r: &mut BufReader<std::net::TcpStream>, line: &mut String| -> Result<(), HttpError> {
-            r.get_ref().set_read_timeout(Some(left(deadline)?))?;
-            line.clear();
-            let n = r
-                .by_ref()
-                .take(8192)
-                .read_line(line)
-                .map_err(timeout_err(timeout))?;
-            if n == 0 {
-                return Err(HttpError::Response(
-                    "connection closed in the header".into(),
-                ));
-            }
-            Ok(())
-        };
-    read_line(&mut r, &mut line)?;
+    let read_line = |r: &mut R, line: &mut String| -> Result<(), HttpError> {
+        arm(r)?;
+        line.clear();
+        let n = r.by_ref().take(8192).read_line(line).map_err(io_err)?;
+        if n == 0 {
+            return Err(HttpError::Response(
+                "connection closed in the header".into(),
+            ));
+        }
+        Ok(())
+    };
+    read_line(r, &mut line)?;
     let status: u16 = line
         .split_whitespace()
         .nth(1)
@@ -153,7 +173,7 @@ fn exchange(
     let mut length: Option<usize> = None;
     let mut chunked = false;
     for _ in 0..200 {
-        read_line(&mut r, &mut line)?;
+        read_line(r, &mut line)?;
         let l = line.trim_end();
         if l.is_empty() {
             break;
@@ -175,24 +195,19 @@ fn exchange(
     if status != 200 {
         return Err(HttpError::Status(status));
     }
+    let too_big = || HttpError::Response(format!("body exceeds {max_body} bytes"));
     let mut body = Vec::new();
-    let read_n = |r: &mut BufReader<std::net::TcpStream>,
-                  n: usize,
-                  body: &mut Vec<u8>|
-     -> Result<(), HttpError> {
-        if body.len() + n > max_body {
-            return Err(HttpError::Response(format!(
-                "body exceeds {max_body} bytes"
-            )));
+    // `n` comes from the peer: compared with the room left, never added.
+    let read_n = |r: &mut R, n: usize, body: &mut Vec<u8>| -> Result<(), HttpError> {
+        if n > max_body.saturating_sub(body.len()) {
+            return Err(too_big());
         }
         let start = body.len();
         body.resize(start + n, 0);
         let mut done = 0;
         while done < n {
-            r.get_ref().set_read_timeout(Some(left(deadline)?))?;
-            let k = r
-                .read(&mut body[start + done..])
-                .map_err(timeout_err(timeout))?;
+            arm(r)?;
+            let k = r.read(&mut body[start + done..]).map_err(io_err)?;
             if k == 0 {
                 return Err(HttpError::Response("connection closed in the body".into()));
             }
@@ -202,30 +217,28 @@ fn exchange(
     };
     if chunked {
         loop {
-            read_line(&mut r, &mut line)?;
+            read_line(r, &mut line)?;
             let size =
                 usize::from_str_radix(line.trim_end().split(';').next().unwrap_or("").trim(), 16)
                     .map_err(|_| HttpError::Response("bad chunk size".into()))?;
             if size == 0 {
                 break;
             }
-            read_n(&mut r, size, &mut body)?;
-            read_line(&mut r, &mut line)?;
+            read_n(r, size, &mut body)?;
+            read_line(r, &mut line)?;
         }
     } else if let Some(n) = length {
-        read_n(&mut r, n, &mut body)?;
+        read_n(r, n, &mut body)?;
     } else {
         loop {
-            r.get_ref().set_read_timeout(Some(left(deadline)?))?;
+            arm(r)?;
             let mut buf = [0u8; 16384];
-            let k = r.read(&mut buf).map_err(timeout_err(timeout))?;
+            let k = r.read(&mut buf).map_err(io_err)?;
             if k == 0 {
                 break;
             }
-            if body.len() + k > max_body {
-                return Err(HttpError::Response(format!(
-                    "body exceeds {max_body} bytes"
-                )));
+            if k > max_body.saturating_sub(body.len()) {
+                return Err(too_big());
             }
             body.extend_from_slice(&buf[..k]);
         }
@@ -281,6 +294,32 @@ mod tests {
         ))
         .unwrap();
         assert!(matches!(get(&url, t, 1024), Err(HttpError::Response(_))));
+    }
+
+    /// Sizes from the peer near `usize::MAX` are refused, not added to
+    /// what was read (which wrapped and panicked before).
+    #[test]
+    fn huge_chunk_sizes_and_lengths_are_refused() {
+        let chunked = format!(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n{:x}\r\nx",
+            usize::MAX - 2
+        );
+        let e = read_response_bytes(chunked.as_bytes(), 1024).unwrap_err();
+        assert!(
+            matches!(e, HttpError::Response(ref m) if m.contains("exceeds")),
+            "{e}"
+        );
+        let length = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\nx", usize::MAX);
+        let e = read_response_bytes(length.as_bytes(), 1024).unwrap_err();
+        assert!(
+            matches!(e, HttpError::Response(ref m) if m.contains("exceeds")),
+            "{e}"
+        );
+        let close = [&b"HTTP/1.0 200 OK\r\n\r\n"[..], &[b'x'; 2000]].concat();
+        assert!(read_response_bytes(&close, 1024).is_err());
+        assert_eq!(read_response_bytes(&close, 2000).unwrap().len(), 2000);
+        let e = read_response_bytes(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc", 64);
+        assert!(matches!(e, Err(HttpError::Response(ref m)) if m.contains("closed in the body")));
     }
 
     #[test]
