@@ -97,20 +97,26 @@ fn skip_is_depth_limited_and_complete() {
     assert!(Reader::new(&ok).skip_value().is_ok());
 }
 
+/// Unsigned values at each edge of msgpack's integer formats.
+const UINT_EDGES: [u64; 12] = [
+    0,
+    1,
+    127,
+    128,
+    255,
+    256,
+    65535,
+    65536,
+    128_255,
+    u32::MAX as u64,
+    1 << 32,
+    u64::MAX,
+];
+
 #[test]
 fn read_u64_agrees_with_read_int_at_any_position() {
     let mut w = Writer::new();
-    let values = [
-        0u64,
-        127,
-        128,
-        255,
-        256,
-        65535,
-        65536,
-        u32::MAX.into(),
-        u64::MAX,
-    ];
+    let values = UINT_EDGES;
     for v in values {
         w.uint(v);
     }
@@ -144,20 +150,7 @@ fn reserved_marker_is_rejected() {
 
 #[test]
 fn uints_writes_what_uint_writes_for_each_value() {
-    let values = [
-        0u64,
-        1,
-        127,
-        128,
-        255,
-        256,
-        65535,
-        65536,
-        128_255,
-        u32::MAX.into(),
-        1 << 32,
-        u64::MAX,
-    ];
+    let values = UINT_EDGES;
     let mut one = Writer::new();
     for &v in &values {
         one.uint(v);
