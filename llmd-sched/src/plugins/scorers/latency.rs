@@ -139,9 +139,29 @@ impl LatencyScorer {
                 Headroom::Most => (c * 100.0) as i64 + 1,
                 Headroom::Least => ((1.0 - c) * 100.0) as i64 + 1,
             };
-            out[k] = w as f64 / 100.0;
+            out[k] = score_of(w);
         }
     }
+}
+
+/// `w / 100` for the bucket weights 1 ..= 101, computed at compile time
+/// (the same division, so the same bits); other values (not produced)
+/// divide.
+#[inline]
+fn score_of(w: i64) -> f64 {
+    const SCORES: [f64; 102] = {
+        let mut a = [0.0; 102];
+        let mut w = 0;
+        while w < a.len() {
+            a[w] = w as f64 / 100.0;
+            w += 1;
+        }
+        a
+    };
+    usize::try_from(w)
+        .ok()
+        .and_then(|i| SCORES.get(i).copied())
+        .unwrap_or(w as f64 / 100.0)
 }
 
 impl Scorer for LatencyScorer {
@@ -236,5 +256,12 @@ mod tests {
         scorer(Headroom::Least).bucket(&m, Headroom::Least, &mut out);
         // c = 0, 1, 0.4 -> (trunc(100 (1 - c)) + 1) / 100.
         assert_eq!(out, [1.01, 0.01, 0.61]);
+    }
+
+    #[test]
+    fn bucket_scores_are_the_divisions() {
+        for w in -3i64..110 {
+            assert_eq!(score_of(w).to_bits(), (w as f64 / 100.0).to_bits(), "{w}");
+        }
     }
 }
