@@ -177,6 +177,76 @@ fn peer_socket_type(body: &[u8]) -> Result<String, WireError> {
     Err(WireError::proto("READY without Socket-Type"))
 }
 
+/// Reads one frame (flags and body) from `r`; its length is checked against
+/// `limits` before the body is allocated.
+fn read_frame(r: &mut impl Read, limits: &Limits) -> Result<(u8, Vec<u8>), WireError> {
+    let mut head = [0u8; 1];
+    r.read_exact(&mut head)?;
+    let flags = head[0];
+    if flags & !(MORE | LONG | COMMAND) != 0 {
+        return Err(WireError::proto(format!("bad frame flags {flags:#04x}")));
+    }
+    let len = if flags & LONG != 0 {
+        let mut l = [0u8; 8];
+        r.read_exact(&mut l)?;
+        u64::from_be_bytes(l)
+    } else {
+        let mut l = [0u8; 1];
+        r.read_exact(&mut l)?;
+        l[0] as u64
+    };
+    if len > limits.max_message_bytes as u64 {
+        return Err(WireError::proto(format!(
+            "frame of {len} bytes exceeds the {} byte limit",
+            limits.max_message_bytes
+        )));
+    }
+    let mut body = vec![0u8; len as usize];
+    r.read_exact(&mut body)?;
+    Ok((flags, body))
+}
+
+/// What a peer's bytes after the greeting parse to ([`parse_after_greeting`]).
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct AfterGreeting {
+    /// The READY command's socket type, or why it was refused.
+    pub peer: Result<String, WireError>,
+    /// Each frame read after it: flags and body length.
+    pub frames: Vec<(u8, usize)>,
+    /// Why reading stopped before the bytes ended, if it did.
+    pub refused: Option<WireError>,
+}
+
+/// Reads `bytes` as a peer's side after the greeting, for tests and fuzzing
+/// of the frame reader: its READY command, then frames until the bytes end
+/// or one is refused.
+#[doc(hidden)]
+pub fn parse_after_greeting(mut bytes: &[u8], limits: &Limits) -> AfterGreeting {
+    let peer = read_frame(&mut bytes, limits).and_then(|(flags, body)| {
+        if flags & COMMAND == 0 {
+            return Err(WireError::proto("expected the READY command"));
+        }
+        peer_socket_type(&body)
+    });
+    let mut frames = Vec::new();
+    let mut refused = None;
+    while !bytes.is_empty() {
+        match read_frame(&mut bytes, limits) {
+            Ok((flags, body)) => frames.push((flags, body.len())),
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    AfterGreeting {
+        peer,
+        frames,
+        refused,
+    }
+}
+
 impl Connection {
     /// Runs the ZMTP 3.0 greeting and NULL handshake as `ty` on a connected
     /// stream, within `timeout`.
@@ -273,30 +343,7 @@ impl Connection {
     }
 
     fn read_frame(&mut self) -> Result<(u8, Vec<u8>), WireError> {
-        let mut head = [0u8; 1];
-        self.reader.read_exact(&mut head)?;
-        let flags = head[0];
-        if flags & !(MORE | LONG | COMMAND) != 0 {
-            return Err(WireError::proto(format!("bad frame flags {flags:#04x}")));
-        }
-        let len = if flags & LONG != 0 {
-            let mut l = [0u8; 8];
-            self.reader.read_exact(&mut l)?;
-            u64::from_be_bytes(l)
-        } else {
-            let mut l = [0u8; 1];
-            self.reader.read_exact(&mut l)?;
-            l[0] as u64
-        };
-        if len > self.limits.max_message_bytes as u64 {
-            return Err(WireError::proto(format!(
-                "frame of {len} bytes exceeds the {} byte limit",
-                self.limits.max_message_bytes
-            )));
-        }
-        let mut body = vec![0u8; len as usize];
-        self.reader.read_exact(&mut body)?;
-        Ok((flags, body))
+        read_frame(&mut self.reader, &self.limits)
     }
 
     /// Receives the next message. Commands between messages are handled:
@@ -430,6 +477,34 @@ impl Sender {
 mod tests {
     use super::*;
     use std::net::TcpListener;
+
+    #[test]
+    fn bytes_after_the_greeting_parse_to_the_peer_type_and_frames() {
+        let mut b = Vec::new();
+        write_frames(&mut b, &[ready(SocketType::Pub)], false, true).unwrap();
+        write_frames(&mut b, &[&b"kv@m"[..], &[0; 8], &[7; 300]], false, false).unwrap();
+        let r = parse_after_greeting(&b, &Limits::default());
+        assert_eq!(r.peer.unwrap(), "PUB");
+        assert_eq!(r.frames, [(MORE, 4), (MORE, 8), (LONG, 300)]);
+        assert!(r.refused.is_none());
+        // A long frame claiming more than the limit is refused by its header.
+        let mut huge = b[..b.len() - 309].to_vec();
+        huge.push(LONG);
+        huge.extend_from_slice(&u64::MAX.to_be_bytes());
+        let r = parse_after_greeting(&huge, &Limits::default());
+        assert!(matches!(r.refused, Some(WireError::Protocol(m)) if m.contains("exceeds")));
+        // A READY whose property runs past its body.
+        let mut short = Vec::new();
+        write_frames(
+            &mut short,
+            &[&b"\x05READY\x0bSocket-Type\x00\x00\x00\x09PUB"[..]],
+            false,
+            true,
+        )
+        .unwrap();
+        let r = parse_after_greeting(&short, &Limits::default());
+        assert!(matches!(r.peer, Err(WireError::Protocol(m)) if m.contains("truncated")));
+    }
 
     fn pair(
         a: SocketType,
