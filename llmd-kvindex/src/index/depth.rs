@@ -22,8 +22,9 @@
 //! event without a parent starts at 0. A block whose parent the endpoint
 //! does not hold is an [`ORPHAN`]: no lookup from block 0 can reach it for
 //! that endpoint, so it is the first to go. Along a chain the class never
-//! decreases, so the preference always runs tail first. An entry shared by several endpoints keeps the largest known
-//! class (the tightest bound); an orphan class is replaced by any known one.
+//! decreases, so the preference always runs tail first. An entry shared by
+//! several endpoints keeps the largest known class (the tightest bound); an
+//! orphan class is replaced by any known one.
 //!
 //! This orders eviction; it does not guarantee that no endpoint loses a
 //! block before the blocks chained from it: that would need child links or
