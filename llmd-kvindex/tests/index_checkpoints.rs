@@ -312,6 +312,55 @@ fn concurrent_writers_and_readers_leave_only_valid_checkpoints() {
     }
 }
 
+#[test]
+fn endpoints_sharing_a_prefix_read_few_checkpoints() {
+    // Seven endpoints hold a shared 300-block prefix and then a suffix of
+    // their own; one holds the whole 1000-block prompt (a group's system
+    // prompt, one member's conversation).
+    let idx = index(1 << 16);
+    let all: Vec<u16> = (0..1000).collect();
+    let full = idx.register_endpoint("full").unwrap();
+    store_chained(&idx, full, 0, &all, 16);
+    let mut sharing = Vec::new();
+    for e in 0..7u16 {
+        let ep = idx.register_endpoint(&format!("s{e}")).unwrap();
+        store_chained(&idx, ep, 0, &all[..300], 16);
+        let own: Vec<u16> = (0..200).map(|i| 1000 + e * 200 + i).collect();
+        store(&idx, ep, 0, 0, &own, false);
+        sharing.push(ep);
+    }
+    let keys = prompt(0, 1000);
+    let mut out = PrefixMatches::new();
+    for _ in 0..2 {
+        assert_same(&idx, 0, &keys, &mut out);
+        assert_eq!(out.get(full).map(|m| m.consecutive_blocks), Some(1000));
+        for &ep in &sharing {
+            assert_eq!(out.get(ep).map(|m| m.consecutive_blocks), Some(300));
+        }
+        // Eight first probes (the last checkpoint, 61), one candidate's
+        // bisection of 0..61 (six reads), then two reads (checkpoints 17
+        // and 18 around the boundary it found) for each of the six others:
+        // 26, where bisecting each candidate alone reads 8 + 7 × 6 = 50.
+        assert!(
+            out.checkpoint_reads() <= 8 + 6 + 6 * 2,
+            "{}",
+            out.checkpoint_reads()
+        );
+        // Block 0, the 13 blocks past the shared pin (288..=300, where the
+        // sharing endpoints stop) and the 8 past full's.
+        assert!(out.probed_blocks() <= 1 + 13 + 8, "{}", out.probed_blocks());
+    }
+    // One sharing endpoint loses a block inside the prefix: its checkpoints
+    // go stale, the hint misleads it, and it bisects the rest: still exact.
+    remove(&idx, sharing[3], 0, 0, &[100]);
+    assert_same(&idx, 0, &keys, &mut out);
+    assert_eq!(out.get(sharing[3]).map(|m| m.consecutive_blocks), Some(100));
+    assert_eq!(out.get(sharing[4]).map(|m| m.consecutive_blocks), Some(300));
+    // A short prompt reads none.
+    idx.match_prefix("llama", &keys[..20], &mut out);
+    assert_eq!(out.checkpoint_reads(), 0);
+}
+
 /// Stores `chain` for `ep` as vLLM publishes it: events of `per` blocks,
 /// each naming the previous event's last block as its parent.
 fn store_chained(idx: &KvIndex, ep: EndpointId, model: usize, blocks: &[u16], per: usize) {

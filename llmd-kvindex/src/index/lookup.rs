@@ -98,6 +98,8 @@ pub struct PrefixMatches {
     /// Their checkpoint searches.
     search: Vec<Search>,
     probed: u32,
+    /// Checkpoint records read by the last lookup.
+    reads: u32,
     /// Lookups made with this value (moves the window `touch_pinned` uses).
     touch_seq: u64,
 }
@@ -119,6 +121,12 @@ impl PrefixMatches {
     /// fewer.
     pub fn probed_blocks(&self) -> u32 {
         self.probed
+    }
+
+    /// Checkpoint records the last lookup read to pin its candidates (0 for
+    /// prompts under 32 blocks or when no endpoint holds block 0).
+    pub fn checkpoint_reads(&self) -> u32 {
+        self.reads
     }
 
     /// Endpoints with at least one matched block, by endpoint id.
@@ -241,6 +249,7 @@ impl KvIndex {
     fn match_with(&self, model: &str, keys: &[BlockKey], out: &mut PrefixMatches, ckpt: bool) {
         out.matches.clear();
         out.probed = 0;
+        out.reads = 0;
         out.total_blocks = keys.len().min(u32::MAX as usize) as u32;
         let slots = self.high_water.load(Ordering::Acquire);
         if keys.is_empty() || slots == 0 {
@@ -442,7 +451,8 @@ impl KvIndex {
 
     /// Reads the epochs of the endpoints holding block 0 and pins each at
     /// its furthest valid checkpoint (the prompt's last checkpoint first,
-    /// then a bisection). Returns where the first pin ends.
+    /// then a bisection, hinted by the first candidate's). Returns where the
+    /// first pin ends.
     fn pin_verified(&self, seed: u64, keys: &[BlockKey], out: &mut PrefixMatches) -> usize {
         let fp = fingerprint(seed, keys[0].0);
         let geo = self.table.geometry();
@@ -470,46 +480,79 @@ impl KvIndex {
         }
         checkpoints::digests(seed, keys, &mut out.digests);
         let spans = out.digests.len().min(MAX_DEPTH / SPAN);
-        // All candidates search at once, one step at a time: each step's
-        // checkpoint reads are prefetched together, so a cold lookup pays
-        // one memory latency per step instead of one per read.
+        // First probe of every candidate: the prompt's last checkpoint, all
+        // read together (each read prefetched), so a cold lookup pays one
+        // memory latency for the step instead of one per read.
         out.search.clear();
         for &e in &out.cands {
             let epoch = self.table.epoch(e);
             out.epochs[e as usize] = epoch;
-            let key = record_key(out.digests[spans - 1], e);
-            prefetch(self.checkpoints.set_ptr(key));
-            // First probe: the prompt's last checkpoint.
-            out.search.push(Search {
+            let mut s = Search {
                 ep: e,
                 lo: 0,
                 hi: spans as u32,
-                probe: spans as u32 - 1,
-                key,
+                probe: 0,
+                key: 0,
                 best: None,
-            });
+            };
+            self.aim(&mut s, spans as u32 - 1, &out.digests);
+            out.search.push(s);
         }
+        for s in &mut out.search {
+            self.settle(s, out.epochs[s.ep as usize], &mut out.reads);
+        }
+        // Endpoints holding the same prompt prefix (a shared system prompt,
+        // a group's common turns) usually stop at the same checkpoint: one
+        // undecided candidate bisects alone, and the others first try the
+        // boundary it found (its last valid checkpoint and the next, two
+        // reads) before bisecting what is left. Any valid checkpoint proves
+        // its prefix, so a hint only changes how many records are read,
+        // never the answer.
+        if let Some(l) = out.search.iter().position(|s| s.lo < s.hi) {
+            let leader = &mut out.search[l];
+            let epoch = out.epochs[leader.ep as usize];
+            while leader.lo < leader.hi {
+                self.aim(
+                    leader,
+                    leader.lo + (leader.hi - leader.lo) / 2,
+                    &out.digests,
+                );
+                self.settle(leader, epoch, &mut out.reads);
+            }
+            // The first checkpoint the leader found invalid.
+            let edge = leader.lo;
+            for s in out.search.iter_mut().filter(|s| s.lo < s.hi) {
+                let (below, at) = (edge.checked_sub(1), edge);
+                let mut second = *s;
+                let try_at = at < s.hi;
+                if try_at {
+                    self.aim(&mut second, at, &out.digests);
+                }
+                let epoch = out.epochs[s.ep as usize];
+                if let Some(b) = below.filter(|&b| b >= s.lo) {
+                    self.aim(s, b, &out.digests);
+                    self.settle(s, epoch, &mut out.reads);
+                }
+                if try_at && s.lo == at && s.lo < s.hi {
+                    s.probe = second.probe;
+                    s.key = second.key;
+                    self.settle(s, epoch, &mut out.reads);
+                }
+            }
+        }
+        // Whatever is still undecided bisects, all candidates a step at a
+        // time, each step's reads prefetched together.
         loop {
             let mut active = false;
             for s in out.search.iter_mut().filter(|s| s.lo < s.hi) {
-                let epoch = out.epochs[s.ep as usize];
-                match self.checkpoints.get(s.key, s.ep, epoch) {
-                    Some(c) => {
-                        s.best = Some((s.probe, c));
-                        s.lo = s.probe + 1;
-                    }
-                    None => s.hi = s.probe,
-                }
-                if s.lo < s.hi {
-                    // Bisect what is left.
-                    s.probe = s.lo + (s.hi - s.lo) / 2;
-                    s.key = record_key(out.digests[s.probe as usize], s.ep);
-                    prefetch(self.checkpoints.set_ptr(s.key));
-                    active = true;
-                }
+                self.aim(s, s.lo + (s.hi - s.lo) / 2, &out.digests);
+                active = true;
             }
             if !active {
                 break;
+            }
+            for s in out.search.iter_mut().filter(|s| s.lo < s.hi) {
+                self.settle(s, out.epochs[s.ep as usize], &mut out.reads);
             }
         }
         let mut next = usize::MAX;
@@ -523,6 +566,29 @@ impl KvIndex {
             }
         }
         next
+    }
+
+    /// Points `s` at checkpoint `j` and prefetches its record.
+    #[inline(always)]
+    fn aim(&self, s: &mut Search, j: u32, digests: &[u64]) {
+        s.probe = j;
+        s.key = record_key(digests[j as usize], s.ep);
+        prefetch(self.checkpoints.set_ptr(s.key));
+    }
+
+    /// Reads the record `s` points at and narrows its undecided range: a
+    /// valid checkpoint becomes its best and everything up to it decided,
+    /// a missing or stale one decides everything from it on.
+    #[inline(always)]
+    fn settle(&self, s: &mut Search, epoch: u64, reads: &mut u32) {
+        *reads += 1;
+        match self.checkpoints.get(s.key, s.ep, epoch) {
+            Some(c) => {
+                s.best = Some((s.probe, c));
+                s.lo = s.probe + 1;
+            }
+            None => s.hi = s.probe,
+        }
     }
 
     /// Writes checkpoints at block `i` for the endpoints in `walked` (of
