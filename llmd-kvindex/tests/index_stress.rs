@@ -157,3 +157,46 @@ fn readers_and_writers_agree() {
 fn readers_and_writers_agree_long() {
     run(Duration::from_secs(30), 4, 4);
 }
+
+/// Two threads removing the same endpoint at once free its slot once:
+/// afterwards every registration gets a slot of its own. With a slot freed
+/// twice, two names would share one and each would see the other's blocks.
+#[test]
+fn concurrent_removals_of_one_endpoint_free_its_slot_once() {
+    let idx = Arc::new(
+        KvIndex::new(IndexConfig {
+            capacity_blocks: 4096,
+            key_mode: KeyMode::Approximate { block_size: 16 },
+            max_endpoints: 64,
+            ..IndexConfig::default()
+        })
+        .unwrap(),
+    );
+    for round in 0..300 {
+        let id = idx.register_endpoint(&format!("x{round}")).unwrap();
+        let removers: Vec<_> = (0..2)
+            .map(|t| {
+                let idx = Arc::clone(&idx);
+                thread::spawn(move || {
+                    if t == 0 {
+                        idx.remove_endpoint(id);
+                    } else {
+                        idx.remove_endpoint_named(&format!("x{round}"));
+                        idx.remove_endpoint(id);
+                    }
+                })
+            })
+            .collect();
+        for r in removers {
+            r.join().unwrap();
+        }
+        let a = idx.register_endpoint(&format!("a{round}")).unwrap();
+        let b = idx.register_endpoint(&format!("b{round}")).unwrap();
+        assert_ne!(a, b, "round {round}: two names share slot {a:?}");
+        assert_eq!(idx.endpoint_name(a), Some(format!("a{round}")));
+        assert_eq!(idx.endpoint_name(b), Some(format!("b{round}")));
+        idx.remove_endpoint(a);
+        assert!(idx.remove_endpoint_named(&format!("b{round}")));
+        assert!(!idx.remove_endpoint_named(&format!("b{round}")));
+    }
+}

@@ -183,6 +183,40 @@ fn without_objectives_no_slo_series_counts_the_request() {
     assert_eq!(metric(&s2, all), Some(1.0));
 }
 
+/// Objectives from clients' headers or the request that are not finite and
+/// positive (`inf`, `1e400`, a huge finite value, negatives, NaN) are no
+/// objective: the pick neither fails nor panics, and the request completes.
+#[test]
+fn objectives_that_are_not_finite_and_positive_count_as_none() {
+    let (s, _) = pool();
+    for (i, v) in ["inf", "1e400", "-5", "NaN", "0", "x"].iter().enumerate() {
+        let id = format!("h{i}");
+        let mut r = Request::with_tokens(&id, "m", tokens(64, 1));
+        r.headers.insert("x-llm-d-slo-ttft-ms".into(), (*v).into());
+        r.headers.insert("x-llm-d-slo-tpot-ms".into(), (*v).into());
+        assert_eq!(r.ttft_slo_ms(), None, "{v}");
+        assert_eq!(r.tpot_slo_ms(), None, "{v}");
+        s.pick(&r).unwrap();
+        s.on_first_token(&id);
+        s.on_complete(&id, None).unwrap();
+    }
+    // A finite objective too long for a `Duration` (1e300 ms) is kept and
+    // judged as met, not a panic.
+    let mut r = Request::with_tokens("big", "m", tokens(64, 1));
+    r.slo.ttft_ms = Some(1e300);
+    r.slo.tpot_ms = Some(f64::INFINITY);
+    assert_eq!((r.ttft_slo_ms(), r.tpot_slo_ms()), (Some(1e300), None));
+    s.pick(&r).unwrap();
+    s.on_first_token("big");
+    s.on_complete("big", None).unwrap();
+    let met = "llmd_goodput_requests_total{model=\"m\",pool=\"default\",slo=\"ttft\"}";
+    assert_eq!(metric(&s, met), Some(1.0));
+    // A valid header still counts.
+    let mut r = Request::with_tokens("ok", "m", tokens(64, 1));
+    r.headers.insert("x-llm-d-slo-ttft-ms".into(), "250".into());
+    assert_eq!(r.ttft_slo_ms(), Some(250.0));
+}
+
 /// Endpoints are added and removed while other threads pick and complete:
 /// afterwards no per-endpoint gauge of a removed endpoint is exported (a
 /// decision about an endpoint being removed must not bring its series back).

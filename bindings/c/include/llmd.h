@@ -267,9 +267,10 @@ typedef struct {
   double tpot_slo_ms;
   // The request carries multimodal items.
   bool multimodal;
-  // When the request reached the host, on the scheduler's clock
-  // (monotonic nanoseconds, as `llmd_scheduler` reads it); 0 = not given,
-  // then latencies start at the pick.
+  // When the request reached the host, on the scheduler's clock:
+  // nanoseconds since the Unix epoch (`clock_gettime(CLOCK_REALTIME)`,
+  // not `CLOCK_MONOTONIC`); 0 = not given, then latencies start at the
+  // pick. A time after the pick is taken as not given.
   uint64_t arrived_at_ns;
   // Identities of the request's multimodal items (any stable non-empty
   // string per image, video or audio, e.g. a hash of its URL or bytes),
@@ -517,7 +518,8 @@ typedef struct {
   uint32_t cache_block_size;
   // Number of GPU KV-cache blocks; 0 when unknown.
   uint64_t cache_num_blocks;
-  // When the snapshot was taken (scheduler clock, ns); 0 = now.
+  // When the snapshot was taken (scheduler clock: ns since the Unix
+  // epoch, `CLOCK_REALTIME`); 0 = now.
   uint64_t updated_at_ns;
   // LoRA adapters running.
   const llmd_str *active_models;

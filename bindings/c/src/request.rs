@@ -43,9 +43,10 @@ pub struct llmd_request_desc {
     pub tpot_slo_ms: f64,
     /// The request carries multimodal items.
     pub multimodal: bool,
-    /// When the request reached the host, on the scheduler's clock
-    /// (monotonic nanoseconds, as `llmd_scheduler` reads it); 0 = not given,
-    /// then latencies start at the pick.
+    /// When the request reached the host, on the scheduler's clock:
+    /// nanoseconds since the Unix epoch (`clock_gettime(CLOCK_REALTIME)`,
+    /// not `CLOCK_MONOTONIC`); 0 = not given, then latencies start at the
+    /// pick. A time after the pick is taken as not given.
     pub arrived_at_ns: u64,
     /// Identities of the request's multimodal items (any stable non-empty
     /// string per image, video or audio, e.g. a hash of its URL or bytes),

@@ -65,7 +65,8 @@ pub struct llmd_endpoint_metrics {
     pub cache_block_size: u32,
     /// Number of GPU KV-cache blocks; 0 when unknown.
     pub cache_num_blocks: u64,
-    /// When the snapshot was taken (scheduler clock, ns); 0 = now.
+    /// When the snapshot was taken (scheduler clock: ns since the Unix
+    /// epoch, `CLOCK_REALTIME`); 0 = now.
     pub updated_at_ns: u64,
     /// LoRA adapters running.
     pub active_models: *const llmd_str,

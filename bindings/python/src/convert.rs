@@ -1,7 +1,7 @@
 //! Conversions of Python arguments into Rust values, done while the GIL is
 //! held so that the work itself can run without it.
 
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyOverflowError, PyTypeError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyInt, PyList, PyString, PyTuple};
@@ -33,14 +33,17 @@ pub(crate) fn tokens_u32(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u32>> {
         .collect()
 }
 
-/// Token `i`: an int in `0 ..= max`. Other ints are `InvalidArgumentError`;
-/// non-ints `TypeError`, as Python's own conversions say.
+/// Token `i`: an int in `0 ..= max` (a Python `int` or any integer with
+/// `__index__`, such as numpy's). Other integers are `InvalidArgumentError`;
+/// non-integers `TypeError`, as Python's own conversions say.
 fn token(item: &Bound<'_, PyAny>, i: usize, max: u64) -> PyResult<u64> {
-    if !item.is_instance_of::<PyInt>() {
-        return item.extract::<u64>();
-    }
+    let py = item.py();
     match item.extract::<u64>() {
         Ok(t) if t <= max => Ok(t),
+        // Not an integer at all: Python's own TypeError.
+        Err(e) if !item.is_instance_of::<PyInt>() && !e.is_instance_of::<PyOverflowError>(py) => {
+            Err(e)
+        }
         _ => Err(error(
             item.py(),
             Kind::InvalidArgument,

@@ -289,9 +289,7 @@ impl PyKvIndex {
     /// Forgets an endpoint and every block it held. Unknown names are ignored.
     fn remove_endpoint(&self, py: Python<'_>, endpoint: &str) {
         py.detach(|| {
-            if let Some(ep) = self.inner.endpoint_id(endpoint) {
-                self.inner.remove_endpoint(ep);
-            }
+            self.inner.remove_endpoint_named(endpoint);
             self.seqs.lock().forget(endpoint);
         });
     }

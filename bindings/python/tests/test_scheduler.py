@@ -221,6 +221,23 @@ def test_errors() -> None:
             s.pick(model=MODEL, tokens=bad_ids)
         assert isinstance(info.value, ValueError) and not isinstance(info.value, OverflowError)
 
+    # Integers that are not `int` (numpy's, anything with __index__) are
+    # range-checked too, never truncated to 32 bits.
+    class Index:
+        def __init__(self, v: int) -> None:
+            self.v = v
+
+        def __index__(self) -> int:
+            return self.v
+
+    for bad in ((1 << 32) + 5, -1, 1 << 70):
+        with pytest.raises(llmd.InvalidArgumentError, match="out of range"):
+            s.pick(model=MODEL, tokens=[Index(1), Index(bad)])  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        s.pick(model=MODEL, tokens=[1.5])  # type: ignore[list-item]
+    s.pick(model=MODEL, tokens=[Index(1), Index(2)], request_id="idx")  # type: ignore[list-item]
+    s.on_complete("idx", cached_tokens=0)
+
 
 @pytest.mark.parametrize(
     "text",
@@ -261,6 +278,23 @@ def test_on_complete_takes_the_engines_openai_usage() -> None:
     with pytest.raises(llmd.InvalidArgumentError, match="usage"):
         s.on_complete("r3", usage={"prompt_tokens": object()})
     assert s.open_requests == 0  # completed all the same
+    # Counts out of range, in the usage or given directly: refused as C
+    # refuses them, after completing the request with the rest.
+    for i, (cached, bad_usage) in enumerate(
+        [
+            (None, {"completion_tokens": -5}),
+            (None, {"prompt_tokens": 1 << 32}),
+            (None, {"prompt_tokens_details": {"cached_tokens": 1.5}}),
+            (-1, None),
+            (1 << 40, None),
+            ("7", None),
+        ]
+    ):
+        rid = f"bad{i}"
+        s.pick(model=MODEL, tokens=list(range(64)), request_id=rid)
+        with pytest.raises(llmd.InvalidArgumentError, match="token count"):
+            s.on_complete(rid, cached, usage=bad_usage)  # type: ignore[arg-type]
+        assert s.open_requests == 0
     # Unknown ids: None, as in every lifecycle call.
     assert s.on_complete("nope", usage=usage) is None
 
@@ -318,6 +352,32 @@ def test_arrival_time_starts_the_router_queue_time() -> None:
     assert queued and 2.0 <= sum(queued) < 60.0
     with pytest.raises(llmd.InvalidArgumentError):
         s.pick(model=MODEL, prompt="x", arrived_at=float("nan"))
+
+
+def test_objectives_must_be_positive_and_finite() -> None:
+    s = llmd.Scheduler.default()
+    fleet(s, 1)
+    for bad in (float("inf"), float("nan"), -1.0):
+        with pytest.raises(llmd.InvalidArgumentError):
+            s.pick(model=MODEL, prompt="x", ttft_slo_ms=bad)
+        with pytest.raises(llmd.InvalidArgumentError):
+            s.pick(model=MODEL, prompt="x", tpot_slo_ms=bad)
+    # 0 is none; a client header of "inf" is no objective, not a failure.
+    s.pick(model=MODEL, prompt="x", request_id="zero", ttft_slo_ms=0.0)
+    s.on_complete("zero", cached_tokens=0)
+    s.pick(
+        model=MODEL,
+        prompt="x",
+        request_id="hdr",
+        headers={"x-llm-d-slo-ttft-ms": "inf", "x-llm-d-slo-tpot-ms": "1e400"},
+    )
+    s.on_first_token("hdr")
+    s.on_complete("hdr", cached_tokens=0)
+    assert 'llmd_router_inflight_requests{endpoint="' not in s.render_metrics() or all(
+        line.endswith(" 0")
+        for line in s.render_metrics().splitlines()
+        if line.startswith("llmd_router_inflight_requests{")
+    )
 
 
 HEAD = "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n"

@@ -100,24 +100,50 @@ impl KvIndex {
     }
 
     /// Removes an endpoint: drops all its entries (a full table scan) and
-    /// frees its slot for reuse. Unknown ids are ignored.
+    /// frees its slot for reuse. Unknown ids are ignored, and so is a
+    /// second removal of a slot already being removed by another thread.
+    /// A slot id is reused after removal: a caller holding an id from
+    /// before may name another endpoint by then
+    /// ([`KvIndex::remove_endpoint_named`] cannot).
     pub fn remove_endpoint(&self, id: EndpointId) {
         {
             let mut reg = self.registry.lock();
-            match reg.names.get(id.0 as usize).cloned().flatten() {
+            // Taking the name marks the slot as being removed: not
+            // registered, not yet free, so neither a concurrent removal nor
+            // a registration can take it until it is retired.
+            match reg.names.get_mut(id.0 as usize).and_then(Option::take) {
                 Some(name) => {
                     reg.by_name.remove(&name);
                 }
                 None => return,
             }
         }
+        self.retire(id);
+    }
+
+    /// Removes the endpoint registered as `name`, as
+    /// [`KvIndex::remove_endpoint`]; the name and its slot are resolved
+    /// under one lock. Returns whether it was registered.
+    pub fn remove_endpoint_named(&self, name: &str) -> bool {
+        let id = {
+            let mut reg = self.registry.lock();
+            let Some(id) = reg.by_name.remove(name) else {
+                return false;
+            };
+            reg.names[id as usize] = None;
+            EndpointId(id)
+        };
+        self.retire(id);
+        true
+    }
+
+    /// Drops the entries of a slot taken out of the registry, then frees it.
+    fn retire(&self, id: EndpointId) {
         if let Some(mut st) = self.active_state(id) {
             st.active = false;
             self.drop_entries(id, &mut st);
         }
-        let mut reg = self.registry.lock();
-        reg.names[id.0 as usize] = None;
-        reg.free.push_back(id.0);
+        self.registry.lock().free.push_back(id.0);
     }
 
     /// Drops everything known about an endpoint (vLLM `AllBlocksCleared`):

@@ -23,9 +23,10 @@ impl Default for Prompt {
 /// Per-request latency objectives in milliseconds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Slo {
-    /// Time to first token.
+    /// Time to first token (ms); only a finite value above 0 is an
+    /// objective (see [`Request::ttft_slo_ms`]).
     pub ttft_ms: Option<f64>,
-    /// Time per output token.
+    /// Time per output token (ms); likewise.
     pub tpot_ms: Option<f64>,
 }
 
@@ -142,18 +143,20 @@ impl Request {
             .unwrap_or(&self.model)
     }
 
-    /// TTFT objective from the request or its `x-llm-d-slo-ttft-ms` (legacy `x-slo-ttft-ms`) header.
+    /// TTFT objective from the request or its `x-llm-d-slo-ttft-ms` (legacy
+    /// `x-slo-ttft-ms`) header. Only a finite value above 0 is an objective:
+    /// 0, a negative, NaN or infinite value (a header of `inf` from a client)
+    /// counts as none.
     pub fn ttft_slo_ms(&self) -> Option<f64> {
-        self.slo
-            .ttft_ms
-            .or_else(|| self.header_f64(&["x-llm-d-slo-ttft-ms", "x-slo-ttft-ms"]))
+        objective(self.slo.ttft_ms)
+            .or_else(|| objective(self.header_f64(&["x-llm-d-slo-ttft-ms", "x-slo-ttft-ms"])))
     }
 
     /// TPOT objective from the request or its `x-llm-d-slo-tpot-ms` (legacy `x-slo-tpot-ms`) header.
+    /// Only a finite value above 0 is an objective, as for TTFT.
     pub fn tpot_slo_ms(&self) -> Option<f64> {
-        self.slo
-            .tpot_ms
-            .or_else(|| self.header_f64(&["x-llm-d-slo-tpot-ms", "x-slo-tpot-ms"]))
+        objective(self.slo.tpot_ms)
+            .or_else(|| objective(self.header_f64(&["x-llm-d-slo-tpot-ms", "x-slo-tpot-ms"])))
     }
 
     fn header_f64(&self, names: &[&str]) -> Option<f64> {
@@ -161,4 +164,9 @@ impl Request {
             .iter()
             .find_map(|n| self.header_value(n)?.trim().parse::<f64>().ok())
     }
+}
+
+/// A latency objective in milliseconds, if `v` is one: finite and above 0.
+fn objective(v: Option<f64>) -> Option<f64> {
+    v.filter(|v| v.is_finite() && *v > 0.0)
 }

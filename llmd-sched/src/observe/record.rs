@@ -78,18 +78,43 @@ impl Usage {
     /// null, negative or non-integer counts, and counts of 2^32 or more,
     /// are not reported (`None`); the rest of the object is ignored.
     pub fn from_openai(usage: &serde_json::Value) -> Usage {
-        let count = |v: Option<&serde_json::Value>| {
-            v.and_then(serde_json::Value::as_u64)
-                .and_then(|n| u32::try_from(n).ok())
-        };
+        let [p, o, c] = Self::openai_counts(usage).map(|(_, v)| v.and_then(count));
         Usage {
-            prompt_tokens: count(usage.get("prompt_tokens")),
-            output_tokens: count(usage.get("completion_tokens")),
-            cached_tokens: count(
+            prompt_tokens: p,
+            output_tokens: o,
+            cached_tokens: c,
+        }
+    }
+
+    /// What [`Usage::from_openai`] leaves out of `usage` that a host may
+    /// want to refuse: the first count present (not absent, not null) that
+    /// is not an integer in `0 ..= 2^32 − 1`, named with its value.
+    pub fn openai_problem(usage: &serde_json::Value) -> Option<String> {
+        Self::openai_counts(usage)
+            .into_iter()
+            .find_map(|(name, v)| match v {
+                Some(v) if !v.is_null() && count(v).is_none() => Some(format!(
+                    "usage {name} {v} is not a token count (0 ..= 2^32-1)"
+                )),
+                _ => None,
+            })
+    }
+
+    fn openai_counts(usage: &serde_json::Value) -> [(&'static str, Option<&serde_json::Value>); 3] {
+        [
+            ("prompt_tokens", usage.get("prompt_tokens")),
+            ("completion_tokens", usage.get("completion_tokens")),
+            (
+                "prompt_tokens_details.cached_tokens",
                 usage
                     .get("prompt_tokens_details")
                     .and_then(|d| d.get("cached_tokens")),
             ),
-        }
+        ]
     }
+}
+
+/// A token count from JSON: an integer in `0 ..= 2^32 − 1`.
+fn count(v: &serde_json::Value) -> Option<u32> {
+    v.as_u64().and_then(|n| u32::try_from(n).ok())
 }

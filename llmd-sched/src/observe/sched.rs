@@ -127,13 +127,12 @@ impl Metrics {
             .arrived_at_ns
             .filter(|&a| a <= f.start)
             .unwrap_or(f.start));
+        // Objectives are finite and positive; one too large for a Duration
+        // (over 584 years) is as good as none, and kept as the longest.
+        let ms = |v: f64| Duration::try_from_secs_f64(v / 1e3).unwrap_or(Duration::MAX);
         let slo = super::SloTargets {
-            ttft: req
-                .ttft_slo_ms()
-                .map(|v| Duration::from_secs_f64(v.max(0.0) / 1e3)),
-            tpot: req
-                .tpot_slo_ms()
-                .map(|v| Duration::from_secs_f64(v.max(0.0) / 1e3)),
+            ttft: req.ttft_slo_ms().map(ms),
+            tpot: req.tpot_slo_ms().map(ms),
             e2e: None,
         };
         let d = match result {

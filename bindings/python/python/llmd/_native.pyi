@@ -434,6 +434,9 @@ class Scheduler:
         the request's multimodal items (any stable string per image, video
         or audio, e.g. a hash of its URL or bytes) for the
         `mm-embeddings-cache` plugins; giving any implies `multimodal`.
+        `ttft_slo_ms` and `tpot_slo_ms` are None or 0 (no objective) or a
+        positive finite number of milliseconds; anything else raises
+        `InvalidArgumentError`.
         """
     def pick_batch(self, requests: Sequence[dict[str, Any]]) -> list[Decision | LlmdError]:
         """Picks a window of requests together (each a dict of `pick`'s keyword
@@ -481,9 +484,11 @@ class Scheduler:
         completion tokens replace the counted ones, so a non-streaming reply
         records its output too. `cached_tokens`, when given, is the engine's
         prefix-cache hit and wins over `usage`'s. Returns the request's
-        summary, or None for an unknown id. A `usage` that is not plain data
-        raises `InvalidArgumentError` after the request is completed without
-        it, so a bad argument never leaves a request counted as in flight.
+        summary, or None for an unknown id. A `usage` that is not plain data,
+        a count in it or a `cached_tokens` that is not an integer in
+        0 ..= 2^32-1 raises `InvalidArgumentError` after the request is
+        completed without that value, so a bad argument never leaves a
+        request counted as in flight.
         """
     def on_error(
         self, request_id: str, kind: Literal["cancelled", "upstream", "other"] = "upstream"

@@ -322,6 +322,9 @@ impl PyScheduler {
     /// the request's multimodal items (any stable string per image, video
     /// or audio, e.g. a hash of its URL or bytes) for the
     /// `mm-embeddings-cache` plugins; giving any implies `multimodal`.
+    /// `ttft_slo_ms` and `tpot_slo_ms` are None or 0 (no objective) or a
+    /// positive finite number of milliseconds; anything else raises
+    /// `InvalidArgumentError`.
     #[pyo3(signature = (*, model="", prompt=None, tokens=None, request_id=None,
         lora_name=None, lora_id=None, lora_path=None, cache_salt=None, session_id=None,
         headers=None, priority=0, ttft_slo_ms=None, tpot_slo_ms=None, multimodal=false,
@@ -537,30 +540,49 @@ impl PyScheduler {
     /// completion tokens replace the counted ones, so a non-streaming reply
     /// records its output too. `cached_tokens`, when given, is the engine's
     /// prefix-cache hit and wins over `usage`'s. Returns the request's
-    /// summary, or None for an unknown id. A `usage` that is not plain data
-    /// raises `InvalidArgumentError` after the request is completed without
-    /// it, so a bad argument never leaves a request counted as in flight.
+    /// summary, or None for an unknown id. A `usage` that is not plain data,
+    /// a count in it or a `cached_tokens` that is not an integer in
+    /// 0 ..= 2^32-1 raises `InvalidArgumentError` after the request is
+    /// completed without that value, so a bad argument never leaves a
+    /// request counted as in flight.
     #[pyo3(signature = (request_id, cached_tokens=None, *, usage=None))]
     fn on_complete(
         &self,
         py: Python<'_>,
         request_id: &str,
-        cached_tokens: Option<u32>,
+        cached_tokens: Option<&Bound<'_, PyAny>>,
         usage: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
-        let parsed = match usage {
-            Some(obj) if !obj.is_none() => {
-                json::from_py(obj, "usage").map(|v| Usage::from_openai(&v))
-            }
-            _ => Ok(Usage::default()),
+        let bad = |msg: String| error(py, Kind::InvalidArgument, msg);
+        let (mut u, mut problem) = match usage {
+            Some(obj) if !obj.is_none() => match json::from_py(obj, "usage") {
+                Ok(v) => (
+                    Usage::from_openai(&v),
+                    Usage::openai_problem(&v)
+                        .map(|m| bad(format!("{m}; the request was completed without it"))),
+                ),
+                Err(e) => (Usage::default(), Some(e)),
+            },
+            _ => (Usage::default(), None),
         };
-        let mut u = parsed.as_ref().copied().unwrap_or_default();
-        if cached_tokens.is_some() {
-            u.cached_tokens = cached_tokens;
+        match cached_tokens
+            .filter(|c| !c.is_none())
+            .map(|c| c.extract::<u32>())
+        {
+            Some(Ok(n)) => u.cached_tokens = Some(n),
+            Some(Err(_)) => {
+                let shown = cached_tokens.map_or_else(String::new, |c| c.to_string());
+                problem = Some(bad(format!(
+                    "cached_tokens {shown} is not a token count (0 ..= 2^32-1); the request was completed without it"
+                )));
+            }
+            None => {}
         }
         let summary = py.detach(|| self.inner.on_complete_with_usage(request_id, u));
-        parsed?;
-        json::to_py(py, &summary)
+        match problem {
+            Some(e) => Err(e),
+            None => json::to_py(py, &summary),
+        }
     }
 
     /// The request failed: `kind` is `"cancelled"` (the client went away),

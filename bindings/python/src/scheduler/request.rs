@@ -82,6 +82,8 @@ impl PickArgs<'_, '_> {
                 "mm_items entries must be non-empty strings",
             ));
         }
+        let ttft_ms = slo(py, self.ttft_slo_ms, "ttft_slo_ms")?;
+        let tpot_ms = slo(py, self.tpot_slo_ms, "tpot_slo_ms")?;
         let id = self.request_id.unwrap_or_else(next_request_id);
         let arrived_at_ns = match self.arrived_at {
             None => None,
@@ -103,15 +105,27 @@ impl PickArgs<'_, '_> {
             session_id: self.session_id,
             headers,
             priority: self.priority,
-            slo: Slo {
-                ttft_ms: self.ttft_slo_ms,
-                tpot_ms: self.tpot_slo_ms,
-            },
+            slo: Slo { ttft_ms, tpot_ms },
             multimodal: self.multimodal || !self.mm_items.is_empty(),
             mm_items: self.mm_items,
             arrived_at_ns,
             max_output_tokens: None,
         })
+    }
+}
+
+/// A latency objective as the C ABI takes it: `None` or 0 is none, a
+/// positive finite number is one; anything else is refused.
+fn slo(py: Python<'_>, v: Option<f64>, what: &str) -> PyResult<Option<f64>> {
+    match v {
+        None => Ok(None),
+        Some(0.0) => Ok(None),
+        Some(v) if v.is_finite() && v > 0.0 => Ok(Some(v)),
+        Some(v) => Err(error(
+            py,
+            Kind::InvalidArgument,
+            format!("{what} must be None, 0 (none) or a positive finite number, got {v}"),
+        )),
     }
 }
 
