@@ -127,9 +127,14 @@ pub(crate) fn run(inner: &Arc<Inner>, id: usize, d: &Discovery, stop: &Stopper) 
             port,
             interval,
         } => loop {
-            // A failed lookup keeps the current pods (DNS hiccups are common).
-            if let Ok(specs) = resolve(host, *port) {
-                let _ = inner.sync(Source::Dns(id), specs);
+            // A failed lookup keeps the current pods (DNS hiccups are
+            // common); it is counted, as is each pod the sync could not
+            // follow (inside `sync`).
+            match resolve(host, *port) {
+                Ok(specs) => {
+                    let _ = inner.sync(Source::Dns(id), specs);
+                }
+                Err(_) => inner.discovery_failed(),
             }
             if stop.wait(*interval) {
                 return;
@@ -144,12 +149,16 @@ pub(crate) fn run(inner: &Arc<Inner>, id: usize, d: &Discovery, stop: &Stopper) 
             loop {
                 let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
                 if mtime.is_some() && mtime != seen {
-                    if let Ok(specs) = std::fs::read_to_string(path)
+                    match std::fs::read_to_string(path)
                         .map_err(FeedError::from)
                         .and_then(|t| parse_endpoint_file(&t))
                     {
-                        let _ = inner.sync(Source::File(id), specs);
-                        seen = mtime;
+                        Ok(specs) => {
+                            let _ = inner.sync(Source::File(id), specs);
+                            seen = mtime;
+                        }
+                        // Read again next interval (a file caught mid-write).
+                        Err(_) => inner.discovery_failed(),
                     }
                 }
                 if (!*watch && seen.is_some()) || stop.wait(*interval) {

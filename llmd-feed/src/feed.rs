@@ -36,6 +36,9 @@ pub(crate) struct FeedCounters {
     pub unknown_publisher: AtomicU64,
     /// Connections or messages on a bound socket dropped as malformed.
     pub bound_malformed: AtomicU64,
+    /// Discovery failures: pods a sync could not add or remove, and DNS
+    /// lookups or endpoint files that could not be read.
+    pub discovery_errors: AtomicU64,
 }
 
 pub(crate) struct Inner {
@@ -313,6 +316,13 @@ impl Drop for Feed {
 }
 
 impl Inner {
+    /// Counts a discovery read that failed.
+    pub(crate) fn discovery_failed(&self) {
+        self.counters
+            .discovery_errors
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
     fn running(&self) -> bool {
         *self.state.lock().unwrap() == State::Running
     }
@@ -322,6 +332,7 @@ impl Inner {
         mut spec: PodSpec,
         source: Source,
     ) -> Result<(), FeedError> {
+        let requested = spec.clone();
         if spec.events.is_none() {
             if let Some(port) = self.opts.discover_events_port {
                 spec.events = Some(format!("tcp://{}:{port}", bracket(spec.host())));
@@ -345,7 +356,7 @@ impl Inner {
             // The host registered it (labels, model): keep that description.
             spec.endpoint = Some(existing.info().clone());
         }
-        let pod = Arc::new(Pod::new(spec, source, &self.opts.metrics_path)?);
+        let pod = Arc::new(Pod::new(spec, requested, source, &self.opts.metrics_path)?);
         {
             let mut pods = self.pods.write().unwrap();
             if pods.contains_key(pod.name()) {
@@ -388,22 +399,38 @@ impl Inner {
             .unwrap()
             .values()
             .filter(|p| p.source == source)
-            .map(|p| (p.name().to_string(), p.spec.clone()))
+            .map(|p| (p.name().to_string(), p.requested.clone()))
             .collect();
         let wanted: BTreeMap<&str, &PodSpec> = specs.iter().map(|s| (s.name.as_str(), s)).collect();
+        // Every pod is handled even when one fails (a bad entry in an
+        // endpoint file must not hide the ones after it); each failure is
+        // counted and the first returned.
+        let mut first = None;
+        let mut failed = |e: FeedError| {
+            self.counters
+                .discovery_errors
+                .fetch_add(1, Ordering::Relaxed);
+            first.get_or_insert(e);
+        };
         for (name, spec) in &current {
             match wanted.get(name.as_str()) {
                 Some(w) if same(w, spec) => {}
-                _ => self.remove_pod(name)?,
+                _ => {
+                    if let Err(e) = self.remove_pod(name) {
+                        failed(e);
+                    }
+                }
             }
         }
         for s in specs {
             let have = self.pods.read().unwrap().contains_key(&s.name);
             if !have {
-                self.add_pod(s, source.clone())?;
+                if let Err(e) = self.add_pod(s, source.clone()) {
+                    failed(e);
+                }
             }
         }
-        Ok(())
+        first.map_or(Ok(()), Err)
     }
 
     fn spawn(&self, name: String, f: impl FnOnce() + Send + 'static) -> Result<(), FeedError> {

@@ -164,6 +164,11 @@ pub(crate) fn render(inner: &Inner) -> String {
             "Connections or messages on a bound socket dropped as malformed",
             &inner.counters.bound_malformed,
         ),
+        (
+            "llmd_feed_discovery_errors_total",
+            "Discovered pods that could not be added or removed, and DNS lookups or endpoint files that could not be read",
+            &inner.counters.discovery_errors,
+        ),
     ] {
         let _ = writeln!(
             out,

@@ -277,7 +277,13 @@ pub(crate) enum Source {
 /// A followed pod.
 #[derive(Debug)]
 pub(crate) struct Pod {
+    /// The spec with the feed's defaults filled in (ports, metrics URL, the
+    /// host's endpoint description).
     pub spec: PodSpec,
+    /// The spec as the host or discovery gave it: what a later sync compares
+    /// with, so that a pod whose defaults were filled in is not taken for a
+    /// changed one.
+    pub requested: PodSpec,
     pub source: Source,
     /// Event endpoints per data-parallel rank.
     pub events: Vec<TcpEndpoint>,
@@ -322,7 +328,14 @@ fn ranks(ep: Option<&str>, n: u16, what: &str) -> Result<Vec<TcpEndpoint>, FeedE
 }
 
 impl Pod {
-    pub fn new(spec: PodSpec, source: Source, metrics_path: &str) -> Result<Pod, FeedError> {
+    /// A pod from `spec` with the feed's defaults filled in; `requested` is
+    /// the spec as it was given.
+    pub fn new(
+        spec: PodSpec,
+        requested: PodSpec,
+        source: Source,
+        metrics_path: &str,
+    ) -> Result<Pod, FeedError> {
         if spec.name.is_empty() {
             return Err(FeedError::Config("pod name is empty".into()));
         }
@@ -349,6 +362,7 @@ impl Pod {
             endpoint,
             source,
             spec,
+            requested,
             stats: PodStats::new(),
             streams: Mutex::new(HashMap::new()),
             dropped: AtomicBool::new(false),

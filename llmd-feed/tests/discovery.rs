@@ -151,3 +151,56 @@ fn data_parallel_ranks_publish_on_consecutive_ports_with_their_own_numbering() {
     assert_eq!((st.gaps, st.restarts, st.blocks), (0, 0, 10), "{st:?}");
     feed.stop();
 }
+
+/// A sync of an unchanged list leaves the pods alone even when the feed
+/// filled in their event ports: before, every such pod was removed and
+/// re-added (its index entries dropped, the host's labels lost) on each sync.
+/// A pod that cannot be added does not stop the others, and is counted.
+#[test]
+fn syncing_the_same_pods_again_changes_nothing_and_a_bad_pod_stops_no_other() {
+    let s = Arc::new(Scheduler::from_config_str(CONFIG).unwrap());
+    s.add_endpoint(llmd_sched::Endpoint::new("p", "127.0.0.9:1").with_label("tier", "gold"))
+        .unwrap();
+    let feed = Feed::new(
+        s.clone(),
+        FeedOptions {
+            discover_events_port: Some(5557),
+            ..opts()
+        },
+    );
+    let list = || {
+        vec![
+            PodSpec::new("p", "127.0.0.9:1"),
+            PodSpec::new("q", "127.0.0.10:1"),
+        ]
+    };
+    feed.sync_pods(list()).unwrap();
+    s.ingest_kv_events("q", &batch(0, 1), None).unwrap();
+    let held = |s: &Scheduler| {
+        s.render_metrics()
+            .contains("llmd_kvindex_blocks{endpoint=\"q\"")
+    };
+    assert!(held(&s));
+    for _ in 0..3 {
+        feed.sync_pods(list()).unwrap();
+    }
+    assert_eq!(s.endpoint_state("p").unwrap().label("tier"), Some("gold"));
+    assert!(held(&s), "q's blocks were dropped by a re-registration");
+    assert!(feed
+        .render_metrics()
+        .contains("llmd_feed_discovery_errors_total 0"));
+
+    // An entry that cannot be followed (no name) fails the sync, after the
+    // pods beside it are handled.
+    let err = feed
+        .sync_pods(vec![
+            PodSpec::new("", "127.0.0.11:1"),
+            PodSpec::new("r", "127.0.0.12:1"),
+        ])
+        .unwrap_err();
+    assert!(err.to_string().contains("empty"), "{err}");
+    assert_eq!(feed.pods(), vec!["r"]);
+    assert!(feed
+        .render_metrics()
+        .contains("llmd_feed_discovery_errors_total 1"));
+}
