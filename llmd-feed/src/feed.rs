@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use llmd_kvindex::events::zmq::parse_message;
 use llmd_sched::{ScheduleError, Scheduler};
@@ -29,6 +29,9 @@ enum State {
     Stopped,
 }
 
+/// Pause after a failed `accept` (say, out of file descriptors).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
 /// Counters that belong to no pod.
 #[derive(Debug, Default)]
 pub(crate) struct FeedCounters {
@@ -36,6 +39,9 @@ pub(crate) struct FeedCounters {
     pub unknown_publisher: AtomicU64,
     /// Connections or messages on a bound socket dropped as malformed.
     pub bound_malformed: AtomicU64,
+    /// Connections to a bound socket refused: over
+    /// `FeedOptions::max_bound_connections`.
+    pub bound_refused: AtomicU64,
     /// Discovery failures: pods a sync could not add or remove, and DNS
     /// lookups or endpoint files that could not be read.
     pub discovery_errors: AtomicU64,
@@ -473,15 +479,18 @@ impl Inner {
             let conn = dial(ep, self.opts.connect_timeout)
                 .map_err(WireError::from)
                 .and_then(|s| {
-                    pod.stop.track(&s);
+                    // Closed with the connection (or shut at once when the
+                    // pod is being stopped: the handshake then fails).
+                    let tracked = pod.stop.track(&s);
                     subscribe(
                         s,
                         &self.opts.topics,
                         self.opts.limits,
                         self.opts.connect_timeout,
                     )
+                    .map(|c| (c, tracked))
                 });
-            let mut conn = match conn {
+            let (mut conn, _tracked) = match conn {
                 Ok(c) => c,
                 Err(e) => {
                     if matches!(e, WireError::Protocol(_)) {
@@ -561,16 +570,41 @@ impl Inner {
     }
 
     fn accept_loop(self: Arc<Self>, l: TcpListener) {
+        let live = Arc::new(AtomicUsize::new(0));
         for s in l.incoming() {
             if self.stop.is_stopped() {
                 return;
             }
-            let Ok(s) = s else { continue };
-            if !self.stop.track(&s) {
-                return;
+            let s = match s {
+                Ok(s) => s,
+                // Out of descriptors, or a transient failure: wait instead
+                // of spinning on an accept that fails at once.
+                Err(_) => {
+                    if self.stop.wait(ACCEPT_BACKOFF) {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            if live.load(Ordering::Acquire) >= self.opts.max_bound_connections {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+                self.counters.bound_refused.fetch_add(1, Ordering::Relaxed);
+                continue;
             }
-            let me = self.clone();
-            let _ = self.spawn("llmd-feed-bound".into(), move || me.bound_connection(s));
+            let Some(id) = self.stop.track_id(&s) else {
+                return;
+            };
+            live.fetch_add(1, Ordering::AcqRel);
+            let (me, conns) = (self.clone(), live.clone());
+            let spawned = self.spawn("llmd-feed-bound".into(), move || {
+                me.bound_connection(s);
+                me.stop.untrack(id);
+                conns.fetch_sub(1, Ordering::AcqRel);
+            });
+            if spawned.is_err() {
+                self.stop.untrack(id);
+                live.fetch_sub(1, Ordering::AcqRel);
+            }
         }
     }
 

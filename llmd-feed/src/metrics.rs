@@ -165,6 +165,11 @@ pub(crate) fn render(inner: &Inner) -> String {
             &inner.counters.bound_malformed,
         ),
         (
+            "llmd_feed_bound_refused_total",
+            "Connections to a bound socket refused for being over the connection limit",
+            &inner.counters.bound_refused,
+        ),
+        (
             "llmd_feed_discovery_errors_total",
             "Discovered pods that could not be added or removed, and DNS lookups or endpoint files that could not be read",
             &inner.counters.discovery_errors,

@@ -37,6 +37,10 @@ pub struct FeedOptions {
     pub discover_replay_port: Option<u16>,
     /// Endpoints to bind for pods that dial in (llm-d: `zmqEndpoint`).
     pub bind: Vec<String>,
+    /// Connections the bound sockets serve at once (4,096; each is a thread
+    /// and a buffer); more are refused and counted in
+    /// `llmd_feed_bound_refused_total`.
+    pub max_bound_connections: usize,
     /// On first contact with a publisher whose numbering is past 0, replay
     /// what it still buffers so the index starts with the pod's cache.
     pub catch_up: bool,
@@ -80,6 +84,7 @@ impl Default for FeedOptions {
             discover_events_port: None,
             discover_replay_port: None,
             bind: Vec::new(),
+            max_bound_connections: 4096,
             catch_up: true,
             on_unrecoverable_gap: UnrecoverableGap::Clear,
             replay_timeout: Duration::from_secs(2),

@@ -225,7 +225,24 @@ pub struct PodStatsSnapshot {
 pub(crate) struct Stopper {
     stopped: Mutex<bool>,
     cv: Condvar,
-    sockets: Mutex<Vec<TcpStream>>,
+    /// Clones of the live sockets, by tracking id (the last id given out
+    /// first): each is dropped, closing it, when its connection ends.
+    sockets: Mutex<(u64, Vec<(u64, TcpStream)>)>,
+}
+
+/// A socket tracked by a [`Stopper`] while its connection lives: dropping
+/// it forgets (and closes) the stopper's clone, so a connection that ends
+/// leaves no descriptor behind.
+#[derive(Debug)]
+pub(crate) struct Tracked<'a> {
+    stop: &'a Stopper,
+    id: u64,
+}
+
+impl Drop for Tracked<'_> {
+    fn drop(&mut self) {
+        self.stop.untrack(self.id);
+    }
 }
 
 impl Stopper {
@@ -240,27 +257,41 @@ impl Stopper {
         *g
     }
 
-    /// Tracks a socket to shut down on stop; false (and the socket is shut)
-    /// when already stopped.
-    pub fn track(&self, s: &TcpStream) -> bool {
+    /// Tracks a socket to shut down on stop until the returned guard is
+    /// dropped; `None` (and the socket is shut) when already stopped.
+    pub fn track(&self, s: &TcpStream) -> Option<Tracked<'_>> {
+        self.track_id(s).map(|id| Tracked { stop: self, id })
+    }
+
+    /// [`Stopper::track`] for a connection handed to another thread: the
+    /// id to give [`Stopper::untrack`] when it ends.
+    pub fn track_id(&self, s: &TcpStream) -> Option<u64> {
         let stopped = self.stopped.lock().unwrap();
         if *stopped {
             let _ = s.shutdown(std::net::Shutdown::Both);
-            return false;
+            return None;
         }
+        let mut v = self.sockets.lock().unwrap();
+        v.0 += 1;
+        let id = v.0;
         if let Ok(c) = s.try_clone() {
-            let mut v = self.sockets.lock().unwrap();
-            // Forget sockets that are already closed elsewhere.
-            v.retain(|x| x.peer_addr().is_ok());
-            v.push(c);
+            v.1.push((id, c));
         }
-        true
+        Some(id)
+    }
+
+    /// Forgets (and closes) the clone tracked as `id`.
+    pub fn untrack(&self, id: u64) {
+        let mut v = self.sockets.lock().unwrap();
+        if let Some(i) = v.1.iter().position(|(t, _)| *t == id) {
+            v.1.swap_remove(i);
+        }
     }
 
     pub fn stop(&self) {
         *self.stopped.lock().unwrap() = true;
         self.cv.notify_all();
-        for s in self.sockets.lock().unwrap().drain(..) {
+        for (_, s) in self.sockets.lock().unwrap().1.drain(..) {
             let _ = s.shutdown(std::net::Shutdown::Both);
         }
     }

@@ -516,3 +516,91 @@ fn batches_before_start_are_counted_not_applied() {
         stats(&feed, "pod-a").events == 1
     });
 }
+
+/// A "publisher" that answers every connection with a broken greeting and
+/// keeps its end open until the feed closes its own: each failed attempt's
+/// socket must be closed by the feed. Before, the feed kept a clone of each
+/// socket (for `stop`) until the pod was removed: one descriptor and one
+/// half-dead connection per attempt.
+#[test]
+fn failed_connections_are_closed_by_the_feed() {
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let (accepted, closed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (a, c) = (accepted.clone(), closed.clone());
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            a.fetch_add(1, Relaxed);
+            let c = c.clone();
+            std::thread::spawn(move || {
+                let _ = conn.write_all(&[0x55; 64]);
+                let mut buf = [0u8; 256];
+                while matches!(conn.read(&mut buf), Ok(n) if n > 0) {}
+                c.fetch_add(1, Relaxed);
+            });
+        }
+    });
+    let feed = Feed::new(
+        sched(),
+        FeedOptions {
+            reconnect_min: Duration::from_millis(1),
+            reconnect_max: Duration::from_millis(2),
+            ..opts()
+        },
+    );
+    feed.add_pod(pod("broken", &format!("tcp://{addr}"), None))
+        .unwrap();
+    feed.start().unwrap();
+    wait("50 attempts", || accepted.load(Relaxed) >= 50);
+    // Every attempt but the one in flight was closed by the feed.
+    wait("the feed to close them", || {
+        closed.load(Relaxed) + 1 >= accepted.load(Relaxed)
+    });
+    assert!(stats(&feed, "broken").malformed >= 49);
+    feed.stop();
+}
+
+/// A bound socket serves at most `max_bound_connections` at once; the rest
+/// are refused and counted, and a connection that ends frees its place.
+#[test]
+fn a_bound_socket_refuses_connections_over_its_limit() {
+    let feed = Feed::new(
+        sched(),
+        FeedOptions {
+            max_bound_connections: 2,
+            // The idle connections below hold their places until dropped.
+            connect_timeout: Duration::from_secs(5),
+            ..opts()
+        },
+    );
+    let bound = feed.bind_events("tcp://127.0.0.1:0").unwrap().to_string();
+    feed.start().unwrap();
+    let addr = bound.trim_start_matches("tcp://").to_string();
+    let refused = |f: &Feed| {
+        f.render_metrics().lines().find_map(|l| {
+            l.strip_prefix("llmd_feed_bound_refused_total ")
+                .map(str::to_string)
+        })
+    };
+    let idle: Vec<_> = (0..2)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut third = std::net::TcpStream::connect(&addr).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    // Shut at once: end of stream (or a reset) without a greeting.
+    let mut buf = [0u8; 64];
+    assert!(!matches!(third.read(&mut buf), Ok(n) if n > 0));
+    wait("the refusal", || refused(&feed).as_deref() == Some("1"));
+    drop(idle);
+    // Room again once the idle connections are gone.
+    let mut p = Publisher::new("kv@127.0.0.5@m", 10);
+    p.connect(&bound).unwrap();
+    subscribed(&p);
+    assert_eq!(refused(&feed).as_deref(), Some("1"));
+    feed.stop();
+}

@@ -230,9 +230,9 @@ def test_errors() -> None:
         def __index__(self) -> int:
             return self.v
 
-    for bad in ((1 << 32) + 5, -1, 1 << 70):
+    for bad_id in ((1 << 32) + 5, -1, 1 << 70):
         with pytest.raises(llmd.InvalidArgumentError, match="out of range"):
-            s.pick(model=MODEL, tokens=[Index(1), Index(bad)])  # type: ignore[list-item]
+            s.pick(model=MODEL, tokens=[Index(1), Index(bad_id)])  # type: ignore[list-item]
     with pytest.raises(TypeError):
         s.pick(model=MODEL, tokens=[1.5])  # type: ignore[list-item]
     s.pick(model=MODEL, tokens=[Index(1), Index(2)], request_id="idx")  # type: ignore[list-item]

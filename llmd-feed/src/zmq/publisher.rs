@@ -37,14 +37,35 @@ struct Shared {
     ring: Mutex<VecDeque<(u64, Arc<Vec<u8>>)>>,
     buffer_steps: usize,
     closed: AtomicBool,
-    streams: Mutex<Vec<TcpStream>>,
+    /// Clones of the live connections' sockets, to shut on close, by id
+    /// (the last id given out first); each goes when its connection ends.
+    streams: Mutex<(u64, Vec<(u64, TcpStream)>)>,
+}
+
+/// A connection's socket tracked for `close` while the connection lives.
+struct Tracked<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl Drop for Tracked<'_> {
+    fn drop(&mut self) {
+        let mut v = self.shared.streams.lock().unwrap();
+        if let Some(i) = v.1.iter().position(|(t, _)| *t == self.id) {
+            v.1.swap_remove(i);
+        }
+    }
 }
 
 impl Shared {
-    fn track(&self, s: &TcpStream) {
+    fn track(&self, s: &TcpStream) -> Tracked<'_> {
+        let mut v = self.streams.lock().unwrap();
+        v.0 += 1;
+        let id = v.0;
         if let Ok(c) = s.try_clone() {
-            self.streams.lock().unwrap().push(c);
+            v.1.push((id, c));
         }
+        Tracked { shared: self, id }
     }
 }
 
@@ -89,7 +110,7 @@ impl Publisher {
                 ring: Mutex::new(VecDeque::new()),
                 buffer_steps,
                 closed: AtomicBool::new(false),
-                streams: Mutex::new(Vec::new()),
+                streams: Mutex::new((0, Vec::new())),
             }),
             threads: Vec::new(),
             events: None,
@@ -237,7 +258,7 @@ impl Publisher {
         for p in sh.peers.lock().unwrap().drain(..) {
             p.tx.shutdown();
         }
-        for s in sh.streams.lock().unwrap().drain(..) {
+        for (_, s) in sh.streams.lock().unwrap().1.drain(..) {
             let _ = s.shutdown(std::net::Shutdown::Both);
         }
         // Wake blocked accept() calls.
@@ -266,7 +287,7 @@ fn serve_subscriber(shared: Arc<Shared>, s: TcpStream) {
     if shared.closed.load(Ordering::Acquire) {
         return;
     }
-    shared.track(&s);
+    let _tracked = shared.track(&s);
     let Ok(mut conn) = Connection::handshake(s, SocketType::Pub, Limits::default(), HANDSHAKE)
     else {
         return;
@@ -292,10 +313,17 @@ fn serve_subscriber(shared: Arc<Shared>, s: TcpStream) {
             _ => {}
         }
     }
+    // The subscriber went away: forget it (and its socket) now rather than
+    // at the next publish.
+    shared
+        .peers
+        .lock()
+        .unwrap()
+        .retain(|p| !Arc::ptr_eq(&p.subs, &subs));
 }
 
 fn serve_replay(shared: Arc<Shared>, s: TcpStream, layout: ReplayLayout) {
-    shared.track(&s);
+    let _tracked = shared.track(&s);
     let Ok(mut conn) = Connection::handshake(s, SocketType::Router, Limits::default(), HANDSHAKE)
     else {
         return;
