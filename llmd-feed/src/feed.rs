@@ -14,7 +14,7 @@ use llmd_sched::{ScheduleError, Scheduler};
 
 use crate::config::FeedSetting;
 use crate::discovery::{self, Discovery};
-use crate::ingest::{worker, Work};
+use crate::ingest::{worker, Drops, Work};
 use crate::options::FeedOptions;
 use crate::pod::{unix_ns, Pod, PodRef, PodSpec, PodStats, PodStatsSnapshot, Source, Stopper};
 use crate::scrape;
@@ -56,7 +56,9 @@ pub(crate) struct Inner {
     /// True between start and stop (read per message, without the lock).
     started: std::sync::atomic::AtomicBool,
     stop: Stopper,
-    queues: RwLock<Vec<SyncSender<Work>>>,
+    /// Per ingest worker: its queue, and the pods with a batch dropped at
+    /// that full queue, which the worker resyncs as soon as it can.
+    queues: RwLock<Vec<(SyncSender<Work>, Drops)>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     bound: Mutex<Vec<TcpEndpoint>>,
     discoveries: Mutex<Vec<Discovery>>,
@@ -238,12 +240,13 @@ impl Feed {
         let mut queues = Vec::new();
         for i in 0..inner.opts.concurrency {
             let (tx, rx) = sync_channel(inner.opts.queue_capacity.max(1));
-            let me = inner.clone();
+            let drops = Drops::default();
+            let (me, d) = (inner.clone(), drops.clone());
             let t = std::thread::Builder::new()
                 .name(format!("llmd-feed-ingest-{i}"))
-                .spawn(move || worker(&me.sched, &me.opts, rx))?;
+                .spawn(move || worker(&me.sched, &me.opts, rx, &d))?;
             inner.threads.lock().unwrap().push(t);
-            queues.push(tx);
+            queues.push((tx, drops));
         }
         *inner.queues.write().unwrap() = queues;
         inner.started.store(true, Ordering::Release);
@@ -558,12 +561,16 @@ impl Inner {
             PodStats::inc(&pod.stats.not_applied);
             return true;
         }
-        let shard = (pod.shard_hash % queues.len() as u64) as usize;
-        match queues[shard].try_send(w) {
-            Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+        let (queue, drops) = &queues[(pod.shard_hash % queues.len() as u64) as usize];
+        match queue.try_send(w) {
+            Ok(()) => {}
+            // The worker is gone (the feed is stopping): not applied.
+            Err(TrySendError::Disconnected(_)) => PodStats::inc(&pod.stats.not_applied),
             Err(TrySendError::Full(_)) => {
                 PodStats::inc(&pod.stats.queue_drops);
-                pod.dropped.store(true, Ordering::Release);
+                if !pod.dropped.swap(true, Ordering::AcqRel) {
+                    drops.lock().unwrap().push(pod.clone());
+                }
             }
         }
         true

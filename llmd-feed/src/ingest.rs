@@ -3,9 +3,11 @@
 //! batches were lost, and is applied to the scheduler.
 
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::Receiver;
-use std::time::Instant;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use llmd_kvindex::events::seq::MAX_RANKS_PER_ENDPOINT;
 use llmd_kvindex::events::{decode_event_batch, EventBatch, KvEvent};
 use llmd_sched::Scheduler;
 
@@ -27,13 +29,27 @@ pub(crate) struct Work {
     pub received: Instant,
 }
 
-/// Runs one worker until its queue closes.
-pub(crate) fn worker(sched: &Scheduler, opts: &FeedOptions, rx: Receiver<Work>) {
-    while let Ok(w) = rx.recv() {
-        let pod = w.pod.clone();
-        process(sched, opts, w);
-        if pod.dropped.swap(false, Ordering::AcqRel) {
-            resync(sched, opts, &pod);
+/// Pods with a batch dropped at one worker's full queue.
+pub(crate) type Drops = Arc<Mutex<Vec<PodRef>>>;
+
+/// How long an idle worker waits before looking at its drops again.
+const IDLE: Duration = Duration::from_millis(100);
+
+/// Runs one worker until its queue closes. After every batch, and when the
+/// queue is idle, it resyncs the pods whose batches were dropped at its full
+/// queue, whichever pod the batch it just applied came from.
+pub(crate) fn worker(sched: &Scheduler, opts: &FeedOptions, rx: Receiver<Work>, drops: &Drops) {
+    loop {
+        match rx.recv_timeout(IDLE) {
+            Ok(w) => process(sched, opts, w),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        let pods = std::mem::take(&mut *drops.lock().unwrap());
+        for pod in pods {
+            if pod.dropped.swap(false, Ordering::AcqRel) {
+                resync(sched, opts, &pod);
+            }
         }
     }
 }
@@ -47,8 +63,12 @@ fn resync(sched: &Scheduler, opts: &FeedOptions, pod: &PodRef) {
     }
     let mut streams = pod.streams.lock().unwrap();
     for (&rank, state) in streams.iter_mut() {
-        if let (Some(last), Some(_)) = (state.last(), pod.replay_for(rank)) {
-            recover(sched, opts, pod, rank, state, last + 1, None, true);
+        // A stream at u64::MAX has nothing after it to replay.
+        if let (Some(next), Some(_)) = (
+            state.last().and_then(|l| l.checked_add(1)),
+            pod.replay_for(rank),
+        ) {
+            recover(sched, opts, pod, rank, state, next, None, true);
         }
     }
 }
@@ -70,6 +90,13 @@ pub(crate) fn process(sched: &Scheduler, opts: &FeedOptions, w: Work) {
     };
     let rank = w.rank.or(batch.data_parallel_rank).unwrap_or(0);
     let mut streams = pod.streams.lock().unwrap();
+    // On a bound socket the rank comes from the payload: a negative one, or
+    // a new one past the scheduler's own bound per endpoint, is refused (and
+    // counted) rather than grow the pod's state without limit.
+    if !streams.contains_key(&rank) && (rank < 0 || streams.len() >= MAX_RANKS_PER_ENDPOINT) {
+        PodStats::inc(&st.malformed);
+        return;
+    }
     let state = streams.entry(rank).or_default();
     let seq = w.seq;
     match state.classify(seq) {
@@ -157,7 +184,7 @@ fn recover(
                             sched.record_kv_decode_error(pod.name());
                         }
                         state.applied(seq);
-                        next = seq + 1;
+                        next = seq.saturating_add(1);
                         return true;
                     };
                     if too_old && known && !cleared {
@@ -165,7 +192,7 @@ fn recover(
                         cleared = true;
                     }
                     apply(sched, pod, &b, seq, state, Instant::now());
-                    next = seq + 1;
+                    next = seq.saturating_add(1);
                     true
                 },
             );
@@ -182,7 +209,11 @@ fn recover(
         }
     }
     if next > from && (next > live || !wanted) {
-        state.replayed(from, next - 1);
+        // Live batches still in flight that the replay brought are
+        // duplicates: from the live batch that asked for the replay on (the
+        // numbers before it were lost, they cannot arrive live), so that a
+        // restarted publisher's low numbers are not taken for them.
+        state.replayed(if wanted { live } else { from }, next - 1);
     } else if wanted
         && next < live
         && known

@@ -25,6 +25,11 @@ fn toks(i: u64) -> Vec<u64> {
 
 /// A batch storing one block (tokens of `i`) as a chain start.
 fn block(i: u64) -> Vec<u8> {
+    block_of_rank(i, 0)
+}
+
+/// [`block`] as data-parallel rank `rank` publishes it.
+fn block_of_rank(i: u64, rank: i64) -> Vec<u8> {
     let ev = KvEvent::BlockStored(BlockStored {
         block_hashes: vec![HashValue::Int(i as i128 + 1)],
         parent_block_hash: None,
@@ -37,7 +42,7 @@ fn block(i: u64) -> Vec<u8> {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs_f64(),
-        data_parallel_rank: Some(0),
+        data_parallel_rank: Some(rank),
         events: vec![ev],
         skipped_events: 0,
     };
@@ -603,4 +608,69 @@ fn a_bound_socket_refuses_connections_over_its_limit() {
     subscribed(&p);
     assert_eq!(refused(&feed).as_deref(), Some("1"));
     feed.stop();
+}
+
+/// A pod caught up from its replay buffer on first contact, then restarted
+/// before publishing again: the new incarnation's first batches are a
+/// restart, not duplicates of what the catch-up replayed.
+#[test]
+fn a_restart_after_a_catch_up_is_not_taken_for_duplicates() {
+    let s = sched();
+    let (p, ev, rp) = publisher("kv@x@m", 100, ReplayLayout::WithTopic);
+    for i in 0..5 {
+        p.publish(&block(i)); // before anyone subscribed: only in the buffer
+    }
+    let feed = Feed::new(s.clone(), opts());
+    feed.add_pod(pod("a", &ev, Some(&rp))).unwrap();
+    feed.start().unwrap();
+    subscribed(&p);
+    p.publish(&block(5));
+    wait("the catch-up", || stats(&feed, "a").events == 6);
+    // The live 5 arrived after the replay had brought it.
+    let dups = stats(&feed, "a").duplicates;
+    let port = |e: &str| e.rsplit(':').next().unwrap().to_string();
+    let (evp, rpp) = (port(&ev), port(&rp));
+    drop(p);
+    let p = {
+        let mut p = Publisher::new("kv@x@m", 100);
+        p.bind(&format!("tcp://127.0.0.1:{evp}")).unwrap();
+        p.bind_replay(&format!("tcp://127.0.0.1:{rpp}"), ReplayLayout::WithTopic)
+            .unwrap();
+        p
+    };
+    wait("the reconnect", || stats(&feed, "a").reconnects >= 1);
+    subscribed(&p);
+    p.publish(&block(7)); // seq 0 of the new incarnation
+    wait("the restart", || stats(&feed, "a").restarts == 1);
+    wait("7 batches", || stats(&feed, "a").events == 7);
+    assert_eq!(stats(&feed, "a").duplicates, dups);
+    assert_eq!(routed(&s, 7), "a");
+}
+
+/// On a bound socket the rank comes from the payload: a negative rank, or
+/// more ranks than the scheduler tracks per endpoint, is refused and counted
+/// as malformed instead of growing the pod's state.
+#[test]
+fn payload_ranks_on_a_bound_socket_are_bounded() {
+    let feed = Feed::new(sched(), opts());
+    let bound = feed.bind_events("tcp://127.0.0.1:0").unwrap();
+    let mut spec = PodSpec::new("pod-a", "127.0.0.5:8000");
+    spec.scrape = false;
+    feed.add_pod(spec).unwrap();
+    feed.start().unwrap();
+    let mut p = Publisher::new("kv@127.0.0.5@m", 10);
+    p.connect(&bound.to_string()).unwrap();
+    subscribed(&p);
+    p.publish(&block_of_rank(1, -3));
+    wait("the refusal", || stats(&feed, "pod-a").malformed == 1);
+    let max = llmd_kvindex::events::seq::MAX_RANKS_PER_ENDPOINT as i64;
+    for r in 0..max + 5 {
+        p.publish_with_seq(0, &block_of_rank(r as u64, r));
+    }
+    wait("every rank", || {
+        let st = stats(&feed, "pod-a");
+        st.events + st.malformed == max as u64 + 6
+    });
+    let st = stats(&feed, "pod-a");
+    assert_eq!((st.events, st.malformed), (max as u64, 6), "{st:?}");
 }
