@@ -107,7 +107,10 @@ fn exchange(
     timeout: Duration,
     max_body: usize,
 ) -> Result<Vec<u8>, HttpError> {
-    let deadline = Instant::now() + timeout;
+    // A timeout too long for the clock is as good as none.
+    let deadline = Instant::now()
+        .checked_add(timeout)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(u32::MAX.into()));
     let ep = TcpEndpoint::parse(&format!("tcp://{}", url.authority))
         .map_err(|_| HttpError::Url(url.authority.clone(), "bad host:port"))?;
     let mut s = dial(&ep, timeout)?;
@@ -126,11 +129,27 @@ fn exchange(
     );
     s.write_all(req.as_bytes())?;
     s.write_all(body)?;
-    let mut r = BufReader::new(s);
-    let arm = |r: &BufReader<std::net::TcpStream>| -> Result<(), HttpError> {
-        Ok(r.get_ref().set_read_timeout(Some(left(deadline)?))?)
-    };
-    read_response(&mut r, max_body, &arm, &timeout_err(timeout))
+    let mut r = BufReader::new(Deadlined { s, deadline });
+    read_response(&mut r, max_body, &timeout_err(timeout))
+}
+
+/// A socket whose every read gets only the time left before `deadline`, so
+/// a peer that trickles a byte at a time cannot stretch one `read_line` (or
+/// one body chunk) past it.
+struct Deadlined {
+    s: std::net::TcpStream,
+    deadline: Instant,
+}
+
+impl Read for Deadlined {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        self.s.set_read_timeout(Some(left))?;
+        self.s.read(buf)
+    }
 }
 
 /// The body of the HTTP/1.1 response held in `bytes`, read as [`get`] and
@@ -139,22 +158,20 @@ fn exchange(
 /// of the response reader.
 pub fn read_response_bytes(bytes: &[u8], max_body: usize) -> Result<Vec<u8>, HttpError> {
     let mut r = bytes;
-    read_response(&mut r, max_body, &|_| Ok(()), &HttpError::Io)
+    read_response(&mut r, max_body, &HttpError::Io)
 }
 
 /// Reads a response from `r`: the status line, at most 200 header lines of
 /// at most 8 KiB each, then a Content-Length, chunked or close-delimited
-/// body. `arm` runs before every read (it sets the read timeout from the
-/// deadline); `io_err` turns a failed read into an error.
+/// body. `io_err` turns a failed read into an error (a timed-out read of a
+/// [`Deadlined`] socket into [`HttpError::Timeout`]).
 fn read_response<R: BufRead>(
     r: &mut R,
     max_body: usize,
-    arm: &dyn Fn(&R) -> Result<(), HttpError>,
     io_err: &dyn Fn(std::io::Error) -> HttpError,
 ) -> Result<Vec<u8>, HttpError> {
     let mut line = String::new();
     let read_line = |r: &mut R, line: &mut String| -> Result<(), HttpError> {
-        arm(r)?;
         line.clear();
         let n = r.by_ref().take(8192).read_line(line).map_err(io_err)?;
         if n == 0 {
@@ -206,7 +223,6 @@ fn read_response<R: BufRead>(
         body.resize(start + n, 0);
         let mut done = 0;
         while done < n {
-            arm(r)?;
             let k = r.read(&mut body[start + done..]).map_err(io_err)?;
             if k == 0 {
                 return Err(HttpError::Response("connection closed in the body".into()));
@@ -231,7 +247,6 @@ fn read_response<R: BufRead>(
         read_n(r, n, &mut body)?;
     } else {
         loop {
-            arm(r)?;
             let mut buf = [0u8; 16384];
             let k = r.read(&mut buf).map_err(io_err)?;
             if k == 0 {
@@ -294,6 +309,32 @@ mod tests {
         ))
         .unwrap();
         assert!(matches!(get(&url, t, 1024), Err(HttpError::Response(_))));
+    }
+
+    /// A server that trickles its header a byte at a time, each byte well
+    /// within the timeout, is cut off at the deadline of the whole request
+    /// (before, every read of one header line got the full time left).
+    #[test]
+    fn a_trickling_server_is_cut_off_at_the_deadline() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nX-Slow: ");
+            for _ in 0..100 {
+                std::thread::sleep(Duration::from_millis(150));
+                if s.write_all(b"a").is_err() {
+                    return;
+                }
+            }
+        });
+        let url = HttpUrl::parse(&format!("http://{addr}/metrics")).unwrap();
+        let t0 = Instant::now();
+        let e = get(&url, Duration::from_millis(600), 1024).unwrap_err();
+        assert!(matches!(e, HttpError::Timeout(_)), "{e}");
+        assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
     }
 
     /// Sizes from the peer near `usize::MAX` are refused, not added to

@@ -295,6 +295,8 @@ impl PyFeed {
 
 impl Drop for PyFeed {
     fn drop(&mut self) {
-        self.inner.stop();
+        // Joining the feed's threads can take a while (a replay or a scrape
+        // finishing): other Python threads run meanwhile.
+        Python::attach(|py| py.detach(|| self.inner.stop()));
     }
 }

@@ -42,6 +42,15 @@ pub(crate) struct PyOtlpExporter {
     inner: OtlpExporter,
 }
 
+impl Drop for PyOtlpExporter {
+    fn drop(&mut self) {
+        // Stopping sends what is queued (up to the timeout per batch) and
+        // joins the export thread: without the GIL, so other Python threads
+        // run meanwhile.
+        Python::attach(|py| py.detach(|| self.inner.stop()));
+    }
+}
+
 #[pymethods]
 impl PyOtlpExporter {
     #[new]

@@ -201,7 +201,10 @@ impl OtlpExporter {
     /// Waits until every queued span was sent (or failed), at most
     /// `timeout`; returns whether the queue drained.
     pub fn flush(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        // A timeout too long for the clock waits as long as it takes.
+        let deadline = Instant::now()
+            .checked_add(timeout)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(u32::MAX.into()));
         let mut q = self.shared.q.lock().unwrap_or_else(|e| e.into_inner());
         q.flush = true;
         self.shared.cv.notify_all();

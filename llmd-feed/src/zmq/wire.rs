@@ -9,7 +9,7 @@
 
 use std::io::{self, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Flag bits of a frame header.
 const MORE: u8 = 0x01;
@@ -90,7 +90,7 @@ pub type Message = Vec<Vec<u8>>;
 
 /// A connection after a successful handshake.
 pub struct Connection {
-    reader: BufReader<TcpStream>,
+    reader: BufReader<Timed>,
     writer: TcpStream,
     limits: Limits,
     peer_type: String,
@@ -247,9 +247,31 @@ pub fn parse_after_greeting(mut bytes: &[u8], limits: &Limits) -> AfterGreeting 
     }
 }
 
+/// The read side of a connection: with a deadline set, every read gets only
+/// the time left before it, so a peer trickling bytes (or PINGs) cannot
+/// stretch a handshake or a replay past its deadline.
+#[derive(Debug)]
+struct Timed {
+    s: TcpStream,
+    deadline: Option<Instant>,
+}
+
+impl Read for Timed {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(d) = self.deadline {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            self.s.set_read_timeout(Some(left))?;
+        }
+        self.s.read(buf)
+    }
+}
+
 impl Connection {
     /// Runs the ZMTP 3.0 greeting and NULL handshake as `ty` on a connected
-    /// stream, within `timeout`.
+    /// stream, within `timeout` in all.
     pub fn handshake(
         stream: TcpStream,
         ty: SocketType,
@@ -257,11 +279,21 @@ impl Connection {
         timeout: Duration,
     ) -> Result<Connection, WireError> {
         stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(timeout))?;
         stream.set_write_timeout(Some(timeout))?;
         let mut writer = stream.try_clone()?;
         writer.write_all(&greeting())?;
-        let mut reader = BufReader::with_capacity(64 << 10, stream);
+        // A timeout too long for the clock is as good as none.
+        let deadline = Instant::now().checked_add(timeout);
+        if deadline.is_none() {
+            stream.set_read_timeout(None)?;
+        }
+        let mut reader = BufReader::with_capacity(
+            64 << 10,
+            Timed {
+                s: stream,
+                deadline,
+            },
+        );
         let mut peer = [0u8; 64];
         reader.read_exact(&mut peer[..10])?;
         if peer[0] != 0xFF || peer[9] & 1 != 1 {
@@ -301,7 +333,7 @@ impl Connection {
             )));
         }
         conn.peer_type = peer_type;
-        conn.reader.get_ref().set_read_timeout(None)?;
+        conn.set_deadline(None)?;
         Ok(conn)
     }
 
@@ -318,7 +350,19 @@ impl Connection {
 
     /// Sets the read timeout of [`Connection::recv`] (`None` blocks).
     pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.reader.get_ref().set_read_timeout(t)
+        self.reader.get_ref().s.set_read_timeout(t)
+    }
+
+    /// Bounds every later read by `deadline` (each read gets the time left;
+    /// past it, reads fail with `TimedOut`), or lifts the bound (`None`: reads
+    /// block, as with no read timeout).
+    pub fn set_deadline(&mut self, deadline: Option<Instant>) -> io::Result<()> {
+        let t = self.reader.get_mut();
+        t.deadline = deadline;
+        if deadline.is_none() {
+            t.s.set_read_timeout(None)?;
+        }
+        Ok(())
     }
 
     /// Sets the write timeout of [`Connection::send`] (`None` blocks).
@@ -477,6 +521,46 @@ impl Sender {
 mod tests {
     use super::*;
     use std::net::TcpListener;
+
+    /// A replay socket that never answers but PINGs every 100 ms: each
+    /// PING came well within the read timeout, so before, the replay waited
+    /// for as long as the PINGs went on; now it ends at its deadline.
+    #[test]
+    fn a_replay_ends_at_its_deadline_whatever_the_peer_sends() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            let mut c = Connection::handshake(
+                s,
+                SocketType::Router,
+                Limits::default(),
+                Duration::from_secs(5),
+            )
+            .unwrap();
+            let _ = c.recv(); // the request
+            for _ in 0..60 {
+                std::thread::sleep(Duration::from_millis(100));
+                if c.write_frame(b"\x04PING\x00\x00", false, true).is_err() {
+                    return;
+                }
+            }
+        });
+        let ep = crate::zmq::TcpEndpoint::parse(&format!("tcp://{addr}")).unwrap();
+        let t0 = Instant::now();
+        let end = crate::zmq::replay(
+            &ep,
+            0,
+            Limits::default(),
+            Duration::from_millis(500),
+            |_| true,
+        );
+        assert!(
+            matches!(end, Ok(crate::zmq::ReplayEnd::TimedOut)),
+            "{end:?}"
+        );
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    }
 
     #[test]
     fn bytes_after_the_greeting_parse_to_the_peer_type_and_frames() {
