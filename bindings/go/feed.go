@@ -141,8 +141,12 @@ func (f *Feed) SyncPods(pods []Pod) error {
 }
 
 // DiscoverDNS follows every address host resolves to (a headless service)
-// as a pod at <ip>:<port> named by its IP, resolving again every interval.
+// as a pod at <ip>:<port> named by its IP, resolving again every interval
+// (a negative interval matches ErrInvalidArgument).
 func (f *Feed) DiscoverDNS(host string, port uint16, interval time.Duration) error {
+	if interval < 0 {
+		return negative("interval", interval)
+	}
 	return f.with(func(h *C.llmd_feed) error {
 		hp, hl := str(host)
 		var e *C.llmd_error

@@ -71,8 +71,12 @@ type Index struct {
 	handle[*C.llmd_index]
 }
 
-// NewIndex builds an index.
+// NewIndex builds an index (a negative SpeculativeTTL matches
+// ErrInvalidArgument).
 func NewIndex(cfg IndexConfig) (*Index, error) {
+	if cfg.SpeculativeTTL < 0 {
+		return nil, negative("SpeculativeTTL", cfg.SpeculativeTTL)
+	}
 	c := C.llmd_index_config{
 		key_mode:           C.uint32_t(cfg.KeyMode),
 		block_size:         C.size_t(cfg.BlockSize),
@@ -201,8 +205,12 @@ func (ix *Index) MatchPrefix(model string, keys []uint64) ([]EndpointMatch, erro
 	return out, err
 }
 
-// RecordRouting records that a prompt with keys went to endpoint id.
+// RecordRouting records that a prompt with keys went to endpoint id at now
+// on the index's clock (a negative now matches ErrInvalidArgument).
 func (ix *Index) RecordRouting(id uint16, model string, keys []uint64, now time.Duration) error {
+	if now < 0 {
+		return negative("now", now)
+	}
 	return ix.with(func(h *C.llmd_index) error {
 		var e *C.llmd_error
 		mp, ml := str(model)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 )
 
 func storedPrefix() []byte {
@@ -94,6 +95,18 @@ func TestIndexModes(t *testing.T) {
 	}
 	if _, err := NewIndex(IndexConfig{KeyMode: 77}); !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("err = %v", err)
+	}
+	// Negative durations are refused, not wrapped into huge unsigned ones.
+	if _, err := NewIndex(IndexConfig{KeyMode: Approximate, BlockSize: 16, SpeculativeTTL: -time.Second}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("negative TTL: err = %v", err)
+	}
+	ap, err := NewIndex(IndexConfig{KeyMode: Approximate, BlockSize: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ap.Close()
+	if err := ap.RecordRouting(0, "llama", []uint64{1}, -time.Second); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("negative now: err = %v", err)
 	}
 }
 

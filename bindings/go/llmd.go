@@ -17,6 +17,7 @@ import "C"
 
 import (
 	"fmt"
+	"time"
 	"unsafe"
 )
 
@@ -122,4 +123,9 @@ func bytesPtr(b []byte) unsafe.Pointer {
 		return nil
 	}
 	return unsafe.Pointer(unsafe.SliceData(b))
+}
+
+// negative is the error for a duration argument below zero.
+func negative(what string, d time.Duration) error {
+	return &Error{Status: StatusInvalidArgument, Code: "invalid_argument", Message: fmt.Sprintf("%s must not be negative, got %v", what, d)}
 }

@@ -6,6 +6,7 @@ package llmd
 import "C"
 
 import (
+	"math"
 	"time"
 )
 
@@ -52,9 +53,12 @@ func (x *OtlpExporter) export(dec *C.llmd_decision, start, end time.Time) {
 // Flush waits until the queued spans are sent, at most timeout; it reports
 // whether the queue drained.
 func (x *OtlpExporter) Flush(timeout time.Duration) bool {
+	// The C call takes 32-bit milliseconds: a negative timeout is 0, one
+	// over about 49.7 days the longest it takes.
+	ms := min(max(timeout.Milliseconds(), 0), math.MaxUint32)
 	drained := false
 	_ = x.with(func(h *C.llmd_otlp_exporter) error {
-		drained = bool(C.llmd_otlp_flush(h, C.uint32_t(timeout.Milliseconds())))
+		drained = bool(C.llmd_otlp_flush(h, C.uint32_t(ms)))
 		return nil
 	})
 	return drained
