@@ -390,6 +390,7 @@ impl Inner {
             .unwrap()
             .remove(name)
             .ok_or_else(|| FeedError::UnknownPod(name.to_string()))?;
+        let _membership = pod.membership.lock().unwrap();
         pod.stop.stop();
         match self.sched.remove_endpoint(name) {
             Ok(()) | Err(ScheduleError::UnknownEndpoint(_)) => Ok(()),

@@ -80,7 +80,7 @@ pub(crate) fn process(sched: &Scheduler, opts: &FeedOptions, w: Work) {
         PodStats::inc(&st.not_applied);
         return;
     }
-    let batch = match decode_event_batch(&w.payload) {
+    let mut batch = match decode_event_batch(&w.payload) {
         Ok(b) => b,
         Err(_) => {
             PodStats::inc(&st.decode_errors);
@@ -98,6 +98,12 @@ pub(crate) fn process(sched: &Scheduler, opts: &FeedOptions, w: Work) {
         return;
     }
     let state = streams.entry(rank).or_default();
+    // The scheduler tracks sequence numbers per payload rank: give it the
+    // rank the feed tracks this stream by (a pod's ranks publishing on their
+    // own ports in payloads without a rank would otherwise share rank 0
+    // there, and their interleaved numbers read as restarts that clear the
+    // pod's entries).
+    batch.data_parallel_rank = Some(rank);
     let seq = w.seq;
     match state.classify(seq) {
         Action::InOrder => {}
@@ -176,7 +182,7 @@ fn recover(
                         }
                         too_old = true; // the buffer no longer reaches `from`
                     }
-                    let Ok(b) = decode_event_batch(payload) else {
+                    let Ok(mut b) = decode_event_batch(payload) else {
                         // Consumed, not applied. Batches from `live` on also
                         // arrive (or arrived) live and are counted there.
                         if seq < live {
@@ -187,6 +193,7 @@ fn recover(
                         next = seq.saturating_add(1);
                         return true;
                     };
+                    b.data_parallel_rank = Some(rank);
                     if too_old && known && !cleared {
                         clear(sched, pod, &b);
                         cleared = true;
@@ -253,6 +260,8 @@ fn apply(
 ) {
     let st = &pod.stats;
     match sched.ingest_decoded_kv_events(pod.name(), batch, Some(seq)) {
+        // The scheduler's own sequence tracking took it for one it applied.
+        Ok(rep) if rep.ignored => PodStats::inc(&st.duplicates),
         Ok(rep) => {
             st.batches.fetch_add(1, Ordering::Relaxed);
             st.blocks_stored

@@ -332,6 +332,10 @@ pub(crate) struct Pod {
     /// Hash of the name: which ingest worker takes the pod's batches.
     pub shard_hash: u64,
     pub stop: Stopper,
+    /// Held while the pod is removed and while a scrape registers it again
+    /// after an eviction, so that a removal never races a re-registration
+    /// (which would leave an endpoint the feed no longer follows).
+    pub membership: Mutex<()>,
     /// Wall-clock time of the last successful scrape (or of registration).
     pub last_ok_unix_ns: AtomicU64,
 }
@@ -399,6 +403,7 @@ impl Pod {
             dropped: AtomicBool::new(false),
             shard_hash,
             stop: Stopper::default(),
+            membership: Mutex::new(()),
             last_ok_unix_ns: AtomicU64::new(unix_ns()),
         })
     }

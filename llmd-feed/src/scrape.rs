@@ -22,10 +22,12 @@ pub(crate) fn run(sched: &Scheduler, opts: &FeedOptions, pod: &PodRef, feed: &St
         st.scrape_seconds.observe(t0.elapsed().as_secs_f64());
         let ok = match r {
             Ok(text) => {
-                if !st.registered.load(Ordering::Acquire) && !pod.stop.is_stopped() {
+                if !st.registered.load(Ordering::Acquire) {
                     // Back after an eviction: a fresh registration whose
-                    // event streams start over (and catch up by replay).
-                    if register(sched, pod).is_ok() {
+                    // event streams start over (and catch up by replay),
+                    // unless the pod is being removed meanwhile.
+                    let _membership = pod.membership.lock().unwrap();
+                    if !pod.stop.is_stopped() && register(sched, pod).is_ok() {
                         pod.streams.lock().unwrap().clear();
                     }
                 }
