@@ -152,10 +152,17 @@ impl PyFeed {
     /// `data_parallel_size` as in `add_pod`. New names are added, missing
     /// ones removed (with their index entries), changed ones replaced; pods
     /// from DNS or file discovery are left alone.
-    fn sync_pods(&self, py: Python<'_>, pods: &Bound<'_, pyo3::types::PyList>) -> PyResult<()> {
-        let mut specs = Vec::with_capacity(pods.len());
-        for item in pods.iter() {
-            let v = json::from_py(&item, "pod")?;
+    fn sync_pods(&self, py: Python<'_>, pods: &Bound<'_, PyAny>) -> PyResult<()> {
+        // Any sequence of mappings (a list of dicts, a tuple, ...).
+        let serde_json::Value::Array(items) = json::from_py(pods, "pods")? else {
+            return Err(error(
+                py,
+                Kind::InvalidArgument,
+                "pods must be a sequence of mappings",
+            ));
+        };
+        let mut specs = Vec::with_capacity(items.len());
+        for v in items {
             let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
             let (Some(name), Some(address)) = (s("name"), s("address")) else {
                 return Err(error(

@@ -97,10 +97,62 @@ pub(crate) fn from_py(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Value> {
         if let Ok(t) = obj.cast::<pyo3::types::PyTuple>() {
             return t.iter().map(|v| go(&v, what, depth + 1)).collect();
         }
+        // Any other `collections.abc.Mapping` (as the stubs promise), read
+        // through its items, then any other sequence but bytes.
+        if let Ok(m) = obj.cast::<pyo3::types::PyMapping>() {
+            let mut map = serde_json::Map::new();
+            for item in m.items()?.iter() {
+                let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
+                let k = k
+                    .cast::<pyo3::types::PyString>()
+                    .map_err(|_| bad("mapping keys must be str"))?;
+                map.insert(k.to_str()?.to_string(), go(&v, what, depth + 1)?);
+            }
+            return Ok(Value::Object(map));
+        }
+        if !obj.is_instance_of::<pyo3::types::PyBytes>()
+            && !obj.is_instance_of::<pyo3::types::PyByteArray>()
+        {
+            if let Ok(seq) = obj.cast::<pyo3::types::PySequence>() {
+                return seq
+                    .try_iter()?
+                    .map(|v| go(&v?, what, depth + 1))
+                    .collect();
+            }
+        }
         Err(bad(&format!(
             "unsupported value of type {}",
             obj.get_type().name()?
         )))
     }
     go(obj, what, 0)
+}
+
+/// A mapping of str to str (a `dict` or any `collections.abc.Mapping`);
+/// anything else is an `InvalidArgumentError` naming `what`.
+pub(crate) fn str_map(
+    obj: Option<&Bound<'_, PyAny>>,
+    what: &str,
+) -> PyResult<Option<std::collections::BTreeMap<String, String>>> {
+    let Some(obj) = obj.filter(|o| !o.is_none()) else {
+        return Ok(None);
+    };
+    let py = obj.py();
+    let bad = || {
+        error(
+            py,
+            Kind::InvalidArgument,
+            format!("{what} must be a mapping of str to str"),
+        )
+    };
+    let Value::Object(map) = from_py(obj, what)? else {
+        return Err(bad());
+    };
+    map.into_iter()
+        .map(|(k, v)| match v {
+            Value::String(v) => Ok((k, v)),
+            _ => Err(bad()),
+        })
+        .collect::<PyResult<_>>()
+        .map(Some)
 }

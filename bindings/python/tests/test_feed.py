@@ -266,3 +266,8 @@ def test_sync_pods_reconciles_the_hosts_list() -> None:
     assert sorted(feed.pods) == ["b", "c"] and sorted(sched.endpoints()) == ["b", "c"]
     with pytest.raises(llmd.InvalidArgumentError):
         feed.sync_pods([{"name": "x"}])
+    # Any sequence of any mappings, as the stubs say.
+    from types import MappingProxyType
+
+    feed.sync_pods((MappingProxyType({"name": "c", "address": "127.0.0.1:3", "scrape": False}),))
+    assert feed.pods == ["c"]

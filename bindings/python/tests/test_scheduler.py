@@ -380,6 +380,19 @@ def test_objectives_must_be_positive_and_finite() -> None:
     )
 
 
+def test_mapping_arguments_take_any_mapping() -> None:
+    from types import MappingProxyType
+
+    s = llmd.Scheduler.default()
+    s.add_endpoint("m0", "10.0.0.1:8000", labels=MappingProxyType({"tier": "gold"}))
+    d = s.pick(model=MODEL, prompt="x", request_id="mp", headers=MappingProxyType({"x-llm-d-slo-ttft-ms": "250"}))
+    assert d.request_id == "mp"
+    summary = s.on_complete("mp", usage=MappingProxyType({"completion_tokens": 3}))
+    assert summary is not None and summary["output_tokens"] == 3
+    with pytest.raises(llmd.InvalidArgumentError, match="labels"):
+        s.add_endpoint("m1", "10.0.0.2:8000", labels={"tier": 1})  # type: ignore[dict-item]
+
+
 HEAD = "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n"
 
 

@@ -189,10 +189,11 @@ impl PyScheduler {
         py: Python<'_>,
         name: String,
         address: String,
-        labels: Option<BTreeMap<String, String>>,
+        labels: Option<&Bound<'_, PyAny>>,
         model: Option<String>,
         lora_adapters: Option<Vec<String>>,
     ) -> PyResult<()> {
+        let labels = json::str_map(labels, "labels")?;
         let ep = Self::endpoint_from(name, address, labels, model, lora_adapters);
         py.detach(|| self.inner.add_endpoint(ep))
             .map_err(|e| schedule_error(py, &e))
@@ -207,10 +208,11 @@ impl PyScheduler {
         py: Python<'_>,
         name: String,
         address: String,
-        labels: Option<BTreeMap<String, String>>,
+        labels: Option<&Bound<'_, PyAny>>,
         model: Option<String>,
         lora_adapters: Option<Vec<String>>,
     ) -> PyResult<()> {
+        let labels = json::str_map(labels, "labels")?;
         let ep = Self::endpoint_from(name, address, labels, model, lora_adapters);
         py.detach(|| {
             let current = self.inner.endpoint_state(&ep.name)?;
@@ -342,7 +344,7 @@ impl PyScheduler {
         lora_path: Option<String>,
         cache_salt: Option<String>,
         session_id: Option<String>,
-        headers: Option<BTreeMap<String, String>>,
+        headers: Option<&Bound<'py, PyAny>>,
         priority: i32,
         ttft_slo_ms: Option<f64>,
         tpot_slo_ms: Option<f64>,
@@ -360,7 +362,7 @@ impl PyScheduler {
             lora_path,
             cache_salt,
             session_id,
-            headers,
+            headers: json::str_map(headers, "headers")?,
             priority,
             ttft_slo_ms,
             tpot_slo_ms,
@@ -430,9 +432,10 @@ impl PyScheduler {
         py: Python<'py>,
         path: &str,
         body: &Bound<'py, PyAny>,
-        headers: Option<BTreeMap<String, String>>,
+        headers: Option<&Bound<'py, PyAny>>,
         request_id: Option<String>,
     ) -> PyResult<PyDecision> {
+        let headers = json::str_map(headers, "headers")?;
         let bytes = body_bytes(py, body)?;
         let id = request_id.unwrap_or_else(request::next_request_id);
         let headers = headers.unwrap_or_default();

@@ -185,7 +185,7 @@ pub(crate) fn request_from_dict(py: Python<'_>, d: &Bound<'_, PyDict>) -> PyResu
         lora_path: get(d, "lora_path")?,
         cache_salt: get(d, "cache_salt")?,
         session_id: get(d, "session_id")?,
-        headers: get(d, "headers")?,
+        headers: crate::json::str_map(d.get_item("headers")?.as_ref(), "headers")?,
         priority: get(d, "priority")?.unwrap_or(0),
         ttft_slo_ms: get(d, "ttft_slo_ms")?,
         tpot_slo_ms: get(d, "tpot_slo_ms")?,
