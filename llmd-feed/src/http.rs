@@ -276,16 +276,23 @@ mod tests {
     use std::net::TcpListener;
 
     fn serve(response: &'static [u8], hang: bool) -> String {
+        serve_with(move |s| {
+            if hang {
+                std::thread::sleep(Duration::from_secs(3));
+            }
+            let _ = s.write_all(response);
+        })
+    }
+
+    /// A server of one request: `answer` writes what follows it.
+    fn serve_with(answer: impl FnOnce(&mut std::net::TcpStream) + Send + 'static) -> String {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         std::thread::spawn(move || {
             let (mut s, _) = l.accept().unwrap();
             let mut buf = [0u8; 1024];
             let _ = s.read(&mut buf);
-            if hang {
-                std::thread::sleep(Duration::from_secs(3));
-            }
-            let _ = s.write_all(response);
+            answer(&mut s);
         });
         format!("http://{addr}/metrics")
     }
@@ -316,12 +323,7 @@ mod tests {
     /// (before, every read of one header line got the full time left).
     #[test]
     fn a_trickling_server_is_cut_off_at_the_deadline() {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        std::thread::spawn(move || {
-            let (mut s, _) = l.accept().unwrap();
-            let mut buf = [0u8; 1024];
-            let _ = s.read(&mut buf);
+        let url = HttpUrl::parse(&serve_with(|s| {
             let _ = s.write_all(b"HTTP/1.1 200 OK\r\nX-Slow: ");
             for _ in 0..100 {
                 std::thread::sleep(Duration::from_millis(150));
@@ -329,8 +331,8 @@ mod tests {
                     return;
                 }
             }
-        });
-        let url = HttpUrl::parse(&format!("http://{addr}/metrics")).unwrap();
+        }))
+        .unwrap();
         let t0 = Instant::now();
         let e = get(&url, Duration::from_millis(600), 1024).unwrap_err();
         assert!(matches!(e, HttpError::Timeout(_)), "{e}");

@@ -86,6 +86,20 @@ fn publisher(topic: &str, steps: usize, layout: ReplayLayout) -> (Publisher, Str
     (p, ev, rp)
 }
 
+/// A new publisher (numbering from 0) bound where a killed one was: events
+/// at `ev`, replay at `rp`.
+fn restarted(ev: &str, rp: &str) -> Publisher {
+    let port = |e: &str| e.rsplit(':').next().unwrap().to_string();
+    let mut p = Publisher::new("kv@x@m", 100);
+    p.bind(&format!("tcp://127.0.0.1:{}", port(ev))).unwrap();
+    p.bind_replay(
+        &format!("tcp://127.0.0.1:{}", port(rp)),
+        ReplayLayout::WithTopic,
+    )
+    .unwrap();
+    p
+}
+
 fn pod(name: &str, ev: &str, rp: Option<&str>) -> PodSpec {
     let mut s = PodSpec::new(name, "127.0.0.1:9").with_events(ev);
     s.replay = rp.map(str::to_string);
@@ -235,14 +249,9 @@ fn restarts_duplicates_and_a_killed_publisher() {
     wait("2 batches", || stats(&feed, "a").events == 2);
     wait("the duplicate", || stats(&feed, "a").duplicates == 1);
     // Killed and restarted on the same ports: numbering starts over.
-    let port = |e: &str| e.rsplit(':').next().unwrap().to_string();
-    let (evp, rpp) = (port(&ev), port(&rp));
     p.close();
     drop(p);
-    let mut p = Publisher::new("kv@x@m", 100);
-    p.bind(&format!("tcp://127.0.0.1:{evp}")).unwrap();
-    p.bind_replay(&format!("tcp://127.0.0.1:{rpp}"), ReplayLayout::WithTopic)
-        .unwrap();
+    let p = restarted(&ev, &rp);
     wait("the reconnect", || stats(&feed, "a").reconnects >= 1);
     subscribed(&p);
     p.publish(&block(7));
@@ -602,11 +611,11 @@ fn a_bound_socket_refuses_connections_over_its_limit() {
     assert!(!matches!(third.read(&mut buf), Ok(n) if n > 0));
     wait("the refusal", || refused(&feed).as_deref() == Some("1"));
     drop(idle);
-    // Room again once the idle connections are gone.
+    // Room again once the idle connections are gone (the publisher retries
+    // if it comes before their threads have ended).
     let mut p = Publisher::new("kv@127.0.0.5@m", 10);
     p.connect(&bound).unwrap();
     subscribed(&p);
-    assert_eq!(refused(&feed).as_deref(), Some("1"));
     feed.stop();
 }
 
@@ -628,16 +637,8 @@ fn a_restart_after_a_catch_up_is_not_taken_for_duplicates() {
     wait("the catch-up", || stats(&feed, "a").events == 6);
     // The live 5 arrived after the replay had brought it.
     let dups = stats(&feed, "a").duplicates;
-    let port = |e: &str| e.rsplit(':').next().unwrap().to_string();
-    let (evp, rpp) = (port(&ev), port(&rp));
     drop(p);
-    let p = {
-        let mut p = Publisher::new("kv@x@m", 100);
-        p.bind(&format!("tcp://127.0.0.1:{evp}")).unwrap();
-        p.bind_replay(&format!("tcp://127.0.0.1:{rpp}"), ReplayLayout::WithTopic)
-            .unwrap();
-        p
-    };
+    let p = restarted(&ev, &rp);
     wait("the reconnect", || stats(&feed, "a").reconnects >= 1);
     subscribed(&p);
     p.publish(&block(7)); // seq 0 of the new incarnation

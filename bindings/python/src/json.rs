@@ -114,10 +114,7 @@ pub(crate) fn from_py(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Value> {
             && !obj.is_instance_of::<pyo3::types::PyByteArray>()
         {
             if let Ok(seq) = obj.cast::<pyo3::types::PySequence>() {
-                return seq
-                    .try_iter()?
-                    .map(|v| go(&v?, what, depth + 1))
-                    .collect();
+                return seq.try_iter()?.map(|v| go(&v?, what, depth + 1)).collect();
             }
         }
         Err(bad(&format!(
