@@ -112,7 +112,7 @@ impl InFlightTable {
             return false;
         };
         for c in &mut e.parts {
-            let d = c.output_tokens.min(n as i64);
+            let d = c.output_tokens.min(i64::try_from(n).unwrap_or(i64::MAX));
             c.output_tokens -= d;
             c.ep.add_inflight(0, -d);
         }

@@ -77,8 +77,19 @@ pub(crate) struct Requests {
 }
 
 impl Requests {
-    pub fn open(&self, id: &str, r: Record) {
-        self.map.lock().insert(id.to_string(), r);
+    /// Opens `id`; returns the record of an open request it replaces (the
+    /// host reused an id), whose accounting the caller releases.
+    pub fn open(&self, id: &str, r: Record) -> Option<Record> {
+        self.map.lock().insert(id.to_string(), r)
+    }
+    /// Ids of the requests scheduled before `cutoff_ns`.
+    pub fn older_than(&self, cutoff_ns: u64) -> Vec<String> {
+        self.map
+            .lock()
+            .iter()
+            .filter(|(_, r)| r.scheduled_at_ns < cutoff_ns)
+            .map(|(id, _)| id.clone())
+            .collect()
     }
     /// Marks the first token. `None` for an unknown id; else, the first time,
     /// the latency sample with the time since dispatch (ns).
@@ -98,7 +109,7 @@ impl Requests {
     pub fn tokens(&self, id: &str, n: u64) -> Option<Option<u64>> {
         let mut map = self.map.lock();
         let r = map.get_mut(id)?;
-        r.output_tokens += n;
+        r.output_tokens = r.output_tokens.saturating_add(n);
         Some(r.latency.as_ref().map(|l| l.uid))
     }
     pub fn close(

@@ -469,3 +469,19 @@ fn settings_accepted_but_not_executed_are_reported_and_strict_refuses_them() {
     let s = Scheduler::from_config_str_with(runs, strict).unwrap();
     assert!(s.config_report().not_executed_lines().is_empty());
 }
+
+/// A scorer weight that is not a finite number would make every total NaN
+/// (the max-score picker then always takes the first candidate): refused,
+/// naming the field.
+#[test]
+fn non_finite_scorer_weights_are_refused() {
+    for w in [".nan", ".inf", "-.inf"] {
+        let e = err(&format!(
+            "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: queue-scorer\n- type: max-score-picker\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: queue-scorer\n    weight: {w}\n  - pluginRef: max-score-picker\n"
+        ));
+        assert!(
+            e.contains("schedulingProfiles[0].plugins[0].weight") && e.contains("finite"),
+            "{w}: {e}"
+        );
+    }
+}

@@ -266,3 +266,40 @@ fn a_panicking_pick_in_a_batch_leaves_no_request_open() {
     assert!(!d.targets.is_empty());
     assert_eq!(s.open_requests(), 1);
 }
+
+/// A request id reused while the first request is still open replaces it:
+/// the latency model's in-flight count and smallest TPOT objective drop the
+/// first, so a tiny objective cannot pin an endpoint forever. Requests the
+/// host dropped are released by `expire_requests`.
+#[test]
+fn reused_and_abandoned_request_ids_release_the_models_accounting() {
+    let (s, clock) = fleet();
+    let mut r = Request::with_tokens("same", "m", tokens(64, 1));
+    r.headers
+        .insert("x-llm-d-slo-tpot-ms".into(), "0.001".into());
+    let first = s.pick(&r).unwrap().targets[0].name.clone();
+    let uid = s.endpoint_state(&first).unwrap().uid();
+    assert_eq!(s.latency_model().dispatched_on(uid), (1, 0.001));
+    // The same id again (whichever endpoint it goes to), then completed.
+    let mut again = Request::with_tokens("same", "m", tokens(64, 2));
+    again
+        .headers
+        .insert("x-llm-d-slo-tpot-ms".into(), "50".into());
+    s.pick(&again).unwrap();
+    s.on_complete("same", None).unwrap();
+    for e in ["e1", "e2"] {
+        let uid = s.endpoint_state(e).unwrap().uid();
+        assert_eq!(s.latency_model().dispatched_on(uid).0, 0, "{e}");
+    }
+    // Abandoned: never completed, released once older than the given age.
+    s.pick(&Request::with_tokens("lost", "m", tokens(64, 3)))
+        .unwrap();
+    clock.advance_ns(5_000_000_000);
+    s.pick(&Request::with_tokens("young", "m", tokens(64, 4)))
+        .unwrap();
+    assert_eq!(s.expire_requests(std::time::Duration::from_secs(2)), 1);
+    assert_eq!(s.open_requests(), 1);
+    assert!(s.on_complete("lost", None).is_none());
+    assert!(s.on_complete("young", None).is_some());
+    assert!(s.render_metrics().contains("outcome=\"expired\""));
+}

@@ -319,6 +319,50 @@ fn model_label_is_capped() {
     assert_eq!(get(&s, "llmd_router_decisions_total", &dec), 2.0);
 }
 
+/// A model name longer than a label value may be (a client's 1 MB
+/// "model") is `other`, whatever room the cap has left.
+#[test]
+fn long_model_names_are_other() {
+    let m = Metrics::new(MetricsConfig::default()).unwrap();
+    let long = "x".repeat(100_000);
+    let mut d = decision("r1", "e1", None);
+    d.model = &long;
+    m.on_decision(&d);
+    let text = m.render(ms(0));
+    assert!(text.len() < 100_000, "{} bytes", text.len());
+    let s = m.samples(ms(0));
+    let dec = [("model", "other"), ("decision", "decode-only")];
+    assert_eq!(get(&s, "llmd_router_decisions_total", &dec), 1.0);
+}
+
+/// The endpoint-label cap counts live endpoints: a removed endpoint's place
+/// goes to the next one. Past the cap, endpoints share `other`, and removing
+/// one of them leaves the shared series to the others.
+#[test]
+fn endpoint_labels_of_removed_endpoints_are_freed() {
+    let cfg = MetricsConfig {
+        max_endpoints: 2,
+        ..MetricsConfig::default()
+    };
+    let m = Metrics::new(cfg).unwrap();
+    for e in ["e1", "e2", "e3", "e4"] {
+        m.register_endpoint(e, Some("p"));
+        m.on_decision(&decision(&format!("r-{e}"), e, None));
+    }
+    let s = m.samples(ms(0));
+    let other = [("endpoint", "other"), ("pool", "p")];
+    assert_eq!(get(&s, "llmd_router_inflight_requests", &other), 2.0);
+    m.remove_endpoint("e4");
+    let s = m.samples(ms(0));
+    assert_eq!(get(&s, "llmd_router_inflight_requests", &other), 2.0);
+    m.remove_endpoint("e1");
+    m.register_endpoint("e5", Some("p"));
+    m.on_decision(&decision("r-e5", "e5", None));
+    let s = m.samples(ms(0));
+    let e5 = [("endpoint", "e5"), ("pool", "p")];
+    assert_eq!(get(&s, "llmd_router_inflight_requests", &e5), 1.0);
+}
+
 #[test]
 fn zero_caps_are_refused() {
     let cfg = MetricsConfig {

@@ -62,6 +62,12 @@ pub(super) fn build_profiles(
         let (mut filters, mut scorers, mut picker) = (Vec::new(), Vec::new(), None::<NamedPicker>);
         for (ri, (r, weight)) in refs.iter().enumerate() {
             let field = format!("schedulingProfiles[{pi}].plugins[{ri}].pluginRef");
+            if let Some(w) = weight.filter(|w| !w.is_finite()) {
+                return Err(ConfigError::doc_field(
+                    format!("schedulingProfiles[{pi}].plugins[{ri}].weight"),
+                    format!("must be a finite number, got {w}"),
+                ));
+            }
             let inst = instances.iter().find(|i| &i.name == r).ok_or_else(|| {
                 ConfigError::doc_field(
                     &field,

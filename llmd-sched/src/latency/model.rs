@@ -216,12 +216,19 @@ impl EndpointModel {
 ///
 /// `predict` is lock-free in effect (a read lock on the endpoint map and a
 /// copied weight snapshot); `observe_*` costs O(features²). Memory is bounded
-/// by the endpoints registered: about 1 KB each.
+/// by the endpoints registered: about 1 KB each (a call for an endpoint
+/// already forgotten, racing its removal, trains only the pool).
 #[derive(Debug, Default)]
 pub struct OnlineLatencyModel {
     endpoints: RwLock<HashMap<u64, Arc<EndpointModel>, ahash::RandomState>>,
     pool: EndpointModel,
+    /// Endpoints forgotten lately (uids are never reused), so that a late
+    /// call does not bring one back; the last [`FORGOTTEN_KEPT`].
+    forgotten: parking_lot::Mutex<std::collections::VecDeque<u64>>,
 }
+
+/// Forgotten endpoints remembered: far more than can race a removal.
+const FORGOTTEN_KEPT: usize = 4096;
 
 /// [`OnlineLatencyModel::predictor`]: predictions for one pick.
 pub struct Predictor<'a> {
@@ -292,11 +299,15 @@ impl OnlineLatencyModel {
         Self::default()
     }
 
-    fn endpoint(&self, uid: u64) -> Arc<EndpointModel> {
+    /// The model of `uid`, made on first use; `None` once it was forgotten.
+    fn endpoint(&self, uid: u64) -> Option<Arc<EndpointModel>> {
         if let Some(m) = self.endpoints.read().get(&uid) {
-            return m.clone();
+            return Some(m.clone());
         }
-        self.endpoints.write().entry(uid).or_default().clone()
+        if self.forgotten.lock().contains(&uid) {
+            return None;
+        }
+        Some(self.endpoints.write().entry(uid).or_default().clone())
     }
 
     /// A view for predicting many endpoints in one pick: the endpoint map is
@@ -333,7 +344,12 @@ impl OnlineLatencyModel {
         let Some((x, y)) = relative(f.ttft_x(), ttft_ms) else {
             return;
         };
-        for m in [self.endpoint(uid).as_ref(), &self.pool] {
+        for m in self
+            .endpoint(uid)
+            .as_deref()
+            .into_iter()
+            .chain([&self.pool])
+        {
             let mut t = m.train.lock();
             let r = (y - t.ttft.predict(&x)).abs().max(L1_FLOOR);
             let g = (1.0 / r).sqrt();
@@ -347,7 +363,12 @@ impl OnlineLatencyModel {
     /// error, which measured slightly better (docs/benchmarks.md).
     pub fn observe_tpot(&self, uid: u64, f: &LatencyFeatures, tpot_ms: f64) {
         let (x, y) = (f.tpot_x(), tpot_ms);
-        for m in [self.endpoint(uid).as_ref(), &self.pool] {
+        for m in self
+            .endpoint(uid)
+            .as_deref()
+            .into_iter()
+            .chain([&self.pool])
+        {
             let mut t = m.train.lock();
             t.tpot.update(&x, y);
             m.publish(&t);
@@ -368,7 +389,9 @@ impl OnlineLatencyModel {
     /// A request with TPOT objective `tpot_slo_ms` (0 = none) was dispatched to `uid`.
     pub fn dispatched(&self, uid: u64, tpot_slo_ms: f64) {
         let key = clamp_ms(tpot_slo_ms).to_bits();
-        let m = self.endpoint(uid);
+        let Some(m) = self.endpoint(uid) else {
+            return;
+        };
         let mut slos = m.tpot_slos.lock();
         *slos.entry(key).or_insert(0) += 1;
         m.publish_dispatched(&slos);
@@ -401,6 +424,11 @@ impl OnlineLatencyModel {
 
     /// Drops `uid`'s model (its endpoint left the pool or was replaced).
     pub fn forget(&self, uid: u64) {
+        let mut f = self.forgotten.lock();
+        if f.len() >= FORGOTTEN_KEPT {
+            f.pop_front();
+        }
+        f.push_back(uid);
         self.endpoints.write().remove(&uid);
     }
 }
@@ -431,6 +459,24 @@ mod tests {
             kv_usage: running / 200.0,
             step_wait_ms: 0.0,
         }
+    }
+
+    /// Calls for an endpoint already forgotten (racing its removal) do not
+    /// bring it back: they train only the pool.
+    #[test]
+    fn a_forgotten_endpoint_stays_forgotten() {
+        let m = OnlineLatencyModel::new();
+        m.dispatched(7, 5.0);
+        assert_eq!(m.dispatched_on(7), (1, 5.0));
+        m.forget(7);
+        m.dispatched(7, 5.0);
+        for _ in 0..20 {
+            m.observe_ttft(7, &f(1000.0, 0.0, 0.0), 100.0);
+        }
+        assert_eq!(m.dispatched_on(7), (0, 0.0));
+        assert_eq!(m.samples(7), (0, 0));
+        assert!(m.endpoints.read().is_empty());
+        assert_eq!(m.predict(8, &f(1000.0, 0.0, 0.0)).1, PredictionSource::Pool);
     }
 
     #[test]

@@ -13,8 +13,14 @@ pub const OVERFLOW: &str = "other";
 /// Label value for "no endpoint" (rejected requests).
 pub const NONE: &str = "none";
 
-/// Interns label values up to a cap; values beyond it map to [`OVERFLOW`], so
-/// a host that sends arbitrary model names cannot grow the exposition.
+/// Longest label value interned; a longer one (a client's 1 MB "model") is
+/// [`OVERFLOW`], so no value repeated on every line of a family can bloat the
+/// exposition.
+pub const MAX_VALUE_BYTES: usize = 256;
+
+/// Interns label values up to a cap; values beyond it, and values over
+/// [`MAX_VALUE_BYTES`], map to [`OVERFLOW`], so a host that sends arbitrary
+/// model names cannot grow the exposition.
 #[derive(Debug)]
 pub struct Interner {
     cap: usize,
@@ -32,8 +38,12 @@ impl Interner {
         }
     }
 
-    /// The shared label value for `v`, or `other` past the cap.
+    /// The shared label value for `v`, or `other` past the cap or the
+    /// length limit.
     pub fn get(&self, v: &str) -> Arc<str> {
+        if v.len() > MAX_VALUE_BYTES {
+            return self.overflow.clone();
+        }
         if let Some(found) = self.values.read().get(v) {
             return found.clone();
         }
@@ -47,6 +57,17 @@ impl Interner {
         let a: Arc<str> = Arc::from(v);
         w.insert(a.clone(), a.clone());
         a
+    }
+
+    /// Frees `v`'s place (its endpoint left), so that the cap counts live
+    /// values; series already labelled with it keep their label.
+    pub fn release(&self, v: &str) {
+        self.values.write().remove(v);
+    }
+
+    /// Whether `v` is the overflow value.
+    pub fn is_overflow(&self, v: &Arc<str>) -> bool {
+        Arc::ptr_eq(v, &self.overflow)
     }
 }
 

@@ -40,9 +40,12 @@ impl Metrics {
                     r.route.latency.itl.observe_n(gap, n);
                 }
             }
-            r.tokens += n;
+            r.tokens = r.tokens.saturating_add(n);
             r.last = Some(now);
-            r.route.endpoint.inflight_tokens.inc_by(n as i64);
+            r.route
+                .endpoint
+                .inflight_tokens
+                .inc_by(i64::try_from(n).unwrap_or(i64::MAX));
         });
         found.is_some() || self.missing()
     }

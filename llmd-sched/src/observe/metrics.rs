@@ -149,6 +149,7 @@ impl Metrics {
         }
         let model_l = self.models.get(model);
         let ep = self.endpoint_series(endpoint, None);
+        let overflow = self.models.is_overflow(&model_l);
         let route = Arc::new(Route {
             latency: self.latency_series(&model_l, &ep.pool),
             decisions: self.decision_counters(&model_l),
@@ -157,6 +158,11 @@ impl Metrics {
             endpoint: ep,
             requests: std::sync::OnceLock::new(),
         });
+        // Routes of models past the label cap (or too long for a label) are
+        // not cached: a client's made-up names must not fill the cache.
+        if overflow {
+            return route;
+        }
         self.routes.insert(model, profile, endpoint, route)
     }
 
@@ -192,6 +198,12 @@ impl Metrics {
             return;
         };
         self.clear_routes();
+        // Its label's place is free for the next endpoint. Past the cap many
+        // endpoints share the `other` series, which stay for the others.
+        if self.endpoint_names.is_overflow(&ep.endpoint) {
+            return;
+        }
+        self.endpoint_names.release(name);
         let labels = vec![("endpoint", ep.endpoint.clone()), ("pool", ep.pool.clone())];
         self.fam.inflight_requests.remove(&labels);
         self.fam.inflight_tokens.remove(&labels);
@@ -466,8 +478,9 @@ impl Metrics {
     }
 
     /// Drops requests decided more than `max_age` before `now` that never
-    /// finished, counting them with outcome `expired`. Call it from the
-    /// scheduler's periodic `tick`.
+    /// finished, counting them with outcome `expired`
+    /// ([`crate::Scheduler::expire_requests`] calls it and releases the
+    /// scheduler's own accounting of them too).
     pub fn expire(&self, now: Duration, max_age: Duration) -> usize {
         let old = self.table.drain_older(now.saturating_sub(max_age));
         let n = old.len();

@@ -439,6 +439,31 @@ impl Scheduler {
         Some(summary)
     }
 
+    /// Releases the requests picked more than `max_age` ago that never
+    /// finished (a host that dropped a request without `on_complete` or
+    /// `on_error`): their endpoint load, in-flight gauges and latency-model
+    /// accounting, counted in the metrics with outcome `expired`. Returns how
+    /// many. Call it now and then with an age no request legitimately
+    /// reaches (say, the gateway's request timeout); nothing calls it for
+    /// the host.
+    pub fn expire_requests(&self, max_age: std::time::Duration) -> usize {
+        let now = self.clock.now_ns();
+        let cutoff = now.saturating_sub(u64::try_from(max_age.as_nanos()).unwrap_or(u64::MAX));
+        let ids = self.requests.older_than(cutoff);
+        self.metrics
+            .expire(std::time::Duration::from_nanos(now), max_age);
+        for id in &ids {
+            self.inflight.finish(id);
+            if let Some((summary, sample)) =
+                self.requests
+                    .close(id, now, Usage::default(), Some(RequestErrorKind::Other))
+            {
+                self.learn_completion(&summary, sample);
+            }
+        }
+        ids.len()
+    }
+
     /// The online latency model (trained when the config has a
     /// `predicted-latency-producer`): its predictions for any endpoint and
     /// request features, and its sample counts.

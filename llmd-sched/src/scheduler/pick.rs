@@ -289,7 +289,7 @@ impl Scheduler {
                 streaming: settings.streaming,
             })
         });
-        self.requests.open(
+        let replaced = self.requests.open(
             &req.id,
             Record {
                 latency,
@@ -301,6 +301,12 @@ impl Scheduler {
                 output_tokens: 0,
             },
         );
+        // A reused id replaces an open request: the latency model's
+        // in-flight count and smallest TPOT objective drop it, as the load
+        // and metrics tables drop theirs.
+        if let Some(s) = replaced.and_then(|r| r.latency) {
+            self.latency.finished(s.uid, s.tpot_slo_ms);
+        }
         let prefill_pick = outcome
             .prefill
             .and_then(|p| ctx.result(p))

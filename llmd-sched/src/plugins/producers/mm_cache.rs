@@ -80,6 +80,11 @@ impl Producer for MmEmbeddingsCacheProducer {
         ctx.set_encoder_matches(out);
     }
 
+    fn on_endpoint_added(&self, uid: u64) -> Result<(), crate::ScheduleError> {
+        self.caches.lock().entry(uid).or_default();
+        Ok(())
+    }
+
     fn on_endpoint_removed(&self, uid: u64) {
         self.caches.lock().remove(&uid);
     }
@@ -93,7 +98,11 @@ impl PreRequest for MmEmbeddingsCacheProducer {
         }
         let mut caches = self.caches.lock();
         for &t in decided.targets {
-            let lru = caches.entry(ctx.endpoint(t).uid()).or_default();
+            // Only endpoints still registered: a decision racing a removal
+            // must not bring the removed endpoint's cache back.
+            let Some(lru) = caches.get_mut(&ctx.endpoint(t).uid()) else {
+                continue;
+            };
             for item in items {
                 lru.add(item, self.capacity);
             }
