@@ -211,14 +211,33 @@ pub fn str_repr(s: &str) -> String {
                 out.push('\\');
                 out.push(c);
             }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
+            c if !printable(c) => {
+                let n = c as u32;
+                out.push_str(&match n {
+                    ..=0xff => format!("\\x{n:02x}"),
+                    ..=0xffff => format!("\\u{n:04x}"),
+                    _ => format!("\\U{n:08x}"),
+                });
             }
             c => out.push(c),
         }
     }
     out.push(q);
     out
+}
+
+/// Python's `str.isprintable()` for one character, which `repr` escapes
+/// when false: control (Cc) and format (Cf) characters, separators other
+/// than the space (Zs, Zl, Zp) and private use (Co). Unassigned code points
+/// (Cn), which Python escapes too by its own Unicode version, are printed.
+fn printable(c: char) -> bool {
+    !matches!(c as u32,
+        0x00..=0x1f | 0x7f..=0xa0 | 0xad
+        | 0x600..=0x605 | 0x61c | 0x6dd | 0x70f | 0x890..=0x891 | 0x8e2
+        | 0x1680 | 0x180e | 0x2000..=0x200f | 0x2028..=0x202f | 0x205f..=0x2064
+        | 0x2066..=0x206f | 0x3000 | 0xe000..=0xf8ff | 0xfeff | 0xfff9..=0xfffb
+        | 0x110bd | 0x110cd | 0x13430..=0x1343f | 0x1bca0..=0x1bca3 | 0x1d173..=0x1d17a
+        | 0xe0001 | 0xe0020..=0xe007f | 0xf0000..=0xffffd | 0x100000..=0x10fffd)
 }
 
 /// `repr(value)` (items of printed lists and dicts).
@@ -271,6 +290,24 @@ pub fn py_str(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Values printed by Python 3's `repr`.
+    #[test]
+    fn str_repr_escapes_what_python_does_not_print() {
+        for (s, r) in [
+            ("a\u{a0}b", "'a\\xa0b'"),
+            ("\u{1f468}\u{200d}\u{1f469}", "'\u{1f468}\\u200d\u{1f469}'"),
+            ("x\u{2028}", "'x\\u2028'"),
+            ("\u{f0000}", "'\\U000f0000'"),
+            ("é ü 中", "'é ü 中'"),
+            ("\u{85}", "'\\x85'"),
+            ("\u{ad}", "'\\xad'"),
+            ("\u{feff}", "'\\ufeff'"),
+            ("it's", "\"it's\""),
+        ] {
+            assert_eq!(str_repr(s), r, "{s:?}");
+        }
+    }
 
     #[test]
     fn floats_print_as_python() {

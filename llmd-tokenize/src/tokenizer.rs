@@ -238,8 +238,15 @@ impl Tokenizer {
         config: &Json,
         chat_template: Option<&str>,
     ) -> Result<Tokenizer, TokenizeError> {
-        let inner = tokenizers::Tokenizer::from_bytes(tokenizer_json.as_bytes())
-            .map_err(|e| TokenizeError::File("tokenizer.json".into(), e.to_string()))?;
+        let file_err =
+            |e: tokenizers::Error| TokenizeError::File("tokenizer.json".into(), e.to_string());
+        let mut inner =
+            tokenizers::Tokenizer::from_bytes(tokenizer_json.as_bytes()).map_err(file_err)?;
+        // A `truncation` or `padding` section of the file is not applied:
+        // transformers turns both off for a call that does not ask for them
+        // (vLLM's encode does not), so the ids are the whole text's, unpadded.
+        inner.with_truncation(None).map_err(file_err)?;
+        inner.with_padding(None);
         let template = chat_template
             .map(|s| ChatTemplate::new(s).map_err(|e| TokenizeError::Template(e.to_string())))
             .transpose()?;
@@ -311,13 +318,8 @@ impl Tokenizer {
                     (true, Some(p)) => p.added_tokens(false),
                     _ => 0,
                 };
-                let mut enc = self.inner.encode_fast(text, false).map_err(err)?;
-                let side = if self.truncates_left {
-                    tokenizers::TruncationDirection::Left
-                } else {
-                    tokenizers::TruncationDirection::Right
-                };
-                enc.truncate(max.saturating_sub(added), 0, side);
+                let enc = self.inner.encode_fast(text, false).map_err(err)?;
+                let enc = keep(enc, max.saturating_sub(added), self.truncates_left);
                 self.inner
                     .post_process(enc, None, add_special_tokens)
                     .map_err(err)?
@@ -435,13 +437,19 @@ impl Tokenizer {
                 ))
             }
         };
+        // `resolve_chat_template_kwargs`: only names the template reads and
+        // transformers' own parameters reach it; the others are dropped
+        // here, before merging, so that a body with many kwargs costs one
+        // pass over them rather than a pass per kwarg over the merged ones.
+        let declared = tpl.undeclared();
+        let reaches = |k: &str| declared.contains(k) || HF_PARAMS.contains(&k);
         for (k, v) in &user_kwargs {
             if k == "chat_template" || k == "tokenize" {
                 return Err(TokenizeError::Request(format!(
                     "chat_template_kwargs: '{k}' is not allowed"
                 )));
             }
-            if !unset(v) {
+            if !unset(v) && reaches(k) {
                 set(&mut merged, k, v.clone());
             }
         }
@@ -464,10 +472,7 @@ impl Tokenizer {
                 set(&mut merged, "enable_thinking", Value::from(e != "none"));
             }
         }
-        // `resolve_chat_template_kwargs`: only names the template reads and
-        // transformers' own parameters reach it.
-        let declared = tpl.undeclared();
-        merged.retain(|(k, _)| declared.contains(k) || HF_PARAMS.contains(&k.as_str()));
+        merged.retain(|(k, _)| reaches(k));
         let take = |merged: &mut Vec<(String, Value)>, k: &str| {
             let i = merged.iter().position(|(n, _)| n == k)?;
             Some(merged.remove(i).1)
@@ -738,4 +743,27 @@ pub fn load_configured(sched: &llmd_sched::Scheduler) -> Result<Vec<String>, Tok
         set.push(model);
     }
     Ok(set)
+}
+
+/// `enc` cut to its first (`left`: last) `k` tokens, the ids HF's truncation
+/// keeps, without the overflowing windows `Encoding::truncate` builds of the
+/// rest: one full `Encoding` per `k` tokens cut, which for a long text and a
+/// small `truncate_prompt_tokens` is gigabytes.
+fn keep(enc: tokenizers::Encoding, k: usize, left: bool) -> tokenizers::Encoding {
+    let n = enc.len();
+    if k >= n {
+        return enc;
+    }
+    let r = if left { n - k..n } else { 0..k };
+    tokenizers::Encoding::new(
+        enc.get_ids()[r.clone()].to_vec(),
+        enc.get_type_ids()[r.clone()].to_vec(),
+        enc.get_tokens()[r.clone()].to_vec(),
+        enc.get_word_ids()[r.clone()].to_vec(),
+        enc.get_offsets()[r.clone()].to_vec(),
+        enc.get_special_tokens_mask()[r.clone()].to_vec(),
+        enc.get_attention_mask()[r].to_vec(),
+        Vec::new(),
+        ahash::AHashMap::new(),
+    )
 }

@@ -13,6 +13,16 @@ use llmd_tokenize::{ChatOptions, Tokenizer};
 
 /// A word-level tokenizer over a small vocabulary (whitespace split).
 fn tokenizer() -> Tokenizer {
+    let template = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../testdata/chat-templates/template_chatml.jinja"
+    ))
+    .unwrap();
+    Tokenizer::from_parts(&tokenizer_json(), &serde_json::Value::Null, Some(&template)).unwrap()
+}
+
+/// [`tokenizer`]'s `tokenizer.json`.
+fn tokenizer_json() -> String {
     let words = [
         "<s>",
         "<unk>",
@@ -41,12 +51,7 @@ fn tokenizer() -> Tokenizer {
         "decoder": null,
         "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}
     });
-    let template = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../testdata/chat-templates/template_chatml.jinja"
-    ))
-    .unwrap();
-    Tokenizer::from_parts(&tj.to_string(), &serde_json::Value::Null, Some(&template)).unwrap()
+    tj.to_string()
 }
 
 const CONFIG: &str = "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: precise-prefix-cache-producer\n- type: prefix-cache-scorer\n  parameters: {prefixMatchInfoProducerName: precise-prefix-cache-producer}\n- type: max-score-picker\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: prefix-cache-scorer\n  - pluginRef: max-score-picker\n";
@@ -226,4 +231,43 @@ fn a_session_reuses_ids_only_while_the_added_token_still_follows() {
         tok.encode_chat(next, &opts).unwrap()
     );
     assert!(s.last_reused_tokens() > 0);
+}
+
+/// A long prompt cut to a few tokens (`truncate_prompt_tokens` without a
+/// side): the first tokens after the BOS, as HF's truncation keeps them,
+/// without building a window per cut token (a 200,000-word prompt cut to 3
+/// used to allocate about 200,000 encodings).
+#[test]
+fn a_long_prompt_truncated_to_a_few_tokens() {
+    let mut tj: serde_json::Value = serde_json::from_str(&tokenizer_json()).unwrap();
+    tj["post_processor"] = serde_json::json!({
+        "type": "TemplateProcessing",
+        "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+        "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+        "special_tokens": {"<s>": {"id": "<s>", "ids": [0], "tokens": ["<s>"]}}
+    });
+    let t = Tokenizer::from_parts(&tj.to_string(), &serde_json::Value::Null, None).unwrap();
+    let prompt: Vec<String> = (0..200_000).map(|i| format!("w{}", i % 500)).collect();
+    let body = serde_json::json!({"prompt": prompt.join(" "), "truncate_prompt_tokens": 3});
+    let ids = t
+        .encode_openai("/v1/completions", body.to_string().as_bytes())
+        .unwrap();
+    assert_eq!(ids, vec![0, 7, 8]);
+    // A side given: the whole text tokenized, then cut there.
+    let body = serde_json::json!({"prompt": "w0 w1 w2 w3", "truncate_prompt_tokens": 2, "truncation_side": "left"});
+    let ids = t
+        .encode_openai("/v1/completions", body.to_string().as_bytes())
+        .unwrap();
+    assert_eq!(ids, vec![9, 10]);
+}
+
+/// `truncation` and `padding` sections in `tokenizer.json` are not applied,
+/// as transformers turns both off for a call that does not ask for them.
+#[test]
+fn the_files_truncation_and_padding_are_not_applied() {
+    let mut tj: serde_json::Value = serde_json::from_str(&tokenizer_json()).unwrap();
+    tj["truncation"] = serde_json::json!({"direction": "Right", "max_length": 2, "strategy": "LongestFirst", "stride": 0});
+    tj["padding"] = serde_json::json!({"strategy": {"Fixed": 16}, "direction": "Right", "pad_to_multiple_of": null, "pad_id": 1, "pad_type_id": 0, "pad_token": "<unk>"});
+    let t = Tokenizer::from_parts(&tj.to_string(), &serde_json::Value::Null, None).unwrap();
+    assert_eq!(t.encode("w0 w1 w2 w3", true).unwrap(), vec![7, 8, 9, 10]);
 }
