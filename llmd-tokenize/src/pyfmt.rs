@@ -215,7 +215,7 @@ pub fn str_repr(s: &str) -> String {
                 let n = c as u32;
                 out.push_str(&match n {
                     ..=0xff => format!("\\x{n:02x}"),
-                    ..=0xffff => format!("\\u{n:04x}"),
+                    0x100..=0xffff => format!("\\u{n:04x}"),
                     _ => format!("\\U{n:08x}"),
                 });
             }
