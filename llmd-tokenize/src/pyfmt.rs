@@ -79,6 +79,11 @@ pub struct JsonOpts {
 }
 
 /// `json.dumps(value, ensure_ascii=False, ...)`.
+/// Longest `tojson` output: a value nested deep with an indent grows with
+/// the square of its depth (a few hundred bytes of tools could print as
+/// gigabytes); past this the rendering fails.
+pub const MAX_DUMP_BYTES: usize = 64 << 20;
+
 pub fn json_dumps(v: &Value, o: &JsonOpts) -> Result<String, String> {
     let (item, key) = o.separators.clone().unwrap_or_else(|| {
         if o.indent.is_some() {
@@ -109,6 +114,9 @@ fn dump(
     level: usize,
     out: &mut String,
 ) -> Result<(), String> {
+    if out.len() > MAX_DUMP_BYTES {
+        return Err(format!("tojson output exceeds {MAX_DUMP_BYTES} bytes"));
+    }
     match v.kind() {
         ValueKind::Undefined | ValueKind::None => out.push_str("null"),
         ValueKind::Bool => out.push_str(if v.is_true() { "true" } else { "false" }),

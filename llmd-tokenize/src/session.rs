@@ -24,46 +24,82 @@ use crate::{ChatOptions, TokenizeError, Tokenizer};
 
 /// Sessions kept per tokenizer for `pick_openai`.
 pub const MAX_SESSIONS: usize = 4096;
+/// Bytes the kept sessions may hold in all (their rendered text and ids),
+/// so that long conversations under many session ids stay bounded.
+pub const MAX_SESSION_BYTES: usize = 256 << 20;
+/// One session larger than this is not kept (it would crowd out the rest):
+/// its next turn is tokenized in full.
+pub const MAX_ONE_SESSION_BYTES: usize = MAX_SESSION_BYTES / 16;
 
 /// The sessions of the conversations a scheduler routes, by session id,
-/// bounded: the least recently used one goes when full.
+/// bounded in number and bytes: the least recently used ones go first.
 #[derive(Debug, Default)]
 pub(crate) struct SessionCache {
-    map: Mutex<HashMap<String, (ChatSession, u64)>>,
+    map: Mutex<Kept>,
     clock: std::sync::atomic::AtomicU64,
+}
+
+/// The kept sessions with their last use, and the bytes they hold.
+#[derive(Debug, Default)]
+struct Kept {
+    sessions: HashMap<String, (ChatSession, u64)>,
+    bytes: usize,
 }
 
 impl SessionCache {
     /// Takes `id`'s session out (a new one when there is none).
     pub fn take(&self, id: &str) -> ChatSession {
-        self.map
-            .lock()
-            .unwrap()
-            .remove(id)
-            .map(|(s, _)| s)
-            .unwrap_or_default()
+        let mut k = self.map.lock().unwrap();
+        match k.sessions.remove(id) {
+            Some((s, _)) => {
+                k.bytes -= s.held_bytes();
+                s
+            }
+            None => ChatSession::default(),
+        }
     }
 
-    /// Puts `id`'s session back.
+    /// Puts `id`'s session back, unless it alone is over
+    /// [`MAX_ONE_SESSION_BYTES`].
     pub fn put(&self, id: &str, s: ChatSession) {
+        let size = s.held_bytes();
+        if size > MAX_ONE_SESSION_BYTES {
+            return;
+        }
         let t = self
             .clock
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut m = self.map.lock().unwrap();
-        if m.len() >= MAX_SESSIONS && !m.contains_key(id) {
-            if let Some(oldest) = m
+        let mut k = self.map.lock().unwrap();
+        if let Some((old, _)) = k.sessions.remove(id) {
+            k.bytes -= old.held_bytes();
+        }
+        while !k.sessions.is_empty()
+            && (k.sessions.len() >= MAX_SESSIONS || k.bytes + size > MAX_SESSION_BYTES)
+        {
+            let Some(oldest) = k
+                .sessions
                 .iter()
                 .min_by_key(|(_, (_, t))| *t)
                 .map(|(k, _)| k.clone())
-            {
-                m.remove(&oldest);
+            else {
+                break;
+            };
+            if let Some((gone, _)) = k.sessions.remove(&oldest) {
+                k.bytes -= gone.held_bytes();
             }
         }
-        m.insert(id.to_string(), (s, t));
+        k.bytes += size;
+        k.sessions.insert(id.to_string(), (s, t));
     }
 
     pub fn len(&self) -> usize {
-        self.map.lock().unwrap().len()
+        self.map.lock().unwrap().sessions.len()
+    }
+
+    /// Bytes the kept sessions hold.
+    #[cfg(test)]
+    pub fn bytes(&self) -> usize {
+        self.map.lock().unwrap().bytes
     }
 }
 
@@ -159,6 +195,12 @@ impl ChatSession {
         Ok(ids)
     }
 
+    /// Bytes this session keeps (the rendered text up to its cut and its
+    /// ids).
+    pub fn held_bytes(&self) -> usize {
+        self.prefix.len() + self.ids.len() * std::mem::size_of::<u32>()
+    }
+
     /// Ids taken from the cache by the last call.
     pub fn last_reused_tokens(&self) -> usize {
         self.reused
@@ -172,5 +214,35 @@ impl ChatSession {
     /// Forgets the cached prefix.
     pub fn reset(&mut self) {
         *self = ChatSession::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(bytes: usize) -> ChatSession {
+        ChatSession {
+            prefix: "x".repeat(bytes),
+            ..ChatSession::default()
+        }
+    }
+
+    /// The kept sessions stay within their byte budget, oldest out first;
+    /// one session over its own limit is not kept at all.
+    #[test]
+    fn sessions_are_bounded_in_bytes() {
+        let c = SessionCache::default();
+        let each = MAX_ONE_SESSION_BYTES;
+        for i in 0..40 {
+            c.put(&format!("s{i}"), session(each));
+            assert!(c.bytes() <= MAX_SESSION_BYTES, "{i}: {}", c.bytes());
+        }
+        assert_eq!(c.len(), MAX_SESSION_BYTES / each);
+        assert_eq!(c.take("s0").held_bytes(), 0, "the oldest went first");
+        assert_eq!(c.take("s39").held_bytes(), each);
+        assert_eq!(c.bytes(), (c.len()) * each);
+        c.put("huge", session(each + 1));
+        assert_eq!(c.take("huge").held_bytes(), 0);
     }
 }

@@ -57,6 +57,30 @@ fn tojson(v: Value, kwargs: Kwargs) -> Result<Value, Error> {
     .map_err(|e| Error::new(ErrorKind::InvalidOperation, e))
 }
 
+/// Longest rendered prompt: well past any request a router takes (its bodies
+/// are capped at 32 MiB), so only a template multiplying its input (deeply
+/// nested tools printed with an indent) reaches it.
+pub const MAX_RENDERED_BYTES: usize = 128 << 20;
+
+/// A rendering's output, failing past [`MAX_RENDERED_BYTES`].
+struct Bounded(Vec<u8>);
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + buf.len() > MAX_RENDERED_BYTES {
+            return Err(std::io::Error::other(format!(
+                "the rendered prompt exceeds {MAX_RENDERED_BYTES} bytes"
+            )));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn raise_exception(msg: String) -> Result<Value, Error> {
     Err(Error::new(ErrorKind::InvalidOperation, msg))
 }
@@ -206,15 +230,41 @@ impl ChatTemplate {
     }
 
     /// Renders with `ctx` (messages, tools, add_generation_prompt, special
-    /// tokens, extra keyword arguments).
+    /// tokens, extra keyword arguments); a rendering longer than
+    /// [`MAX_RENDERED_BYTES`] fails.
     pub fn render(&self, ctx: Value) -> Result<String, Error> {
-        self.env.get_template(NAME)?.render(ctx)
+        let mut out = Bounded(Vec::new());
+        self.env
+            .get_template(NAME)?
+            .render_captured_to(ctx, &mut out)?;
+        String::from_utf8(out.0).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A rendering that multiplies its input (tools nested deep, printed
+    /// with an indent) fails once past the limits instead of growing
+    /// without bound.
+    #[test]
+    fn output_is_bounded() {
+        let mut v = Value::from(vec![Value::from("x"); 1 << 20]);
+        for _ in 0..16 {
+            v = Value::from(vec![v]);
+        }
+        let t = ChatTemplate::new("{{ tools | tojson(indent=4) }}").unwrap();
+        let e = t.render(minijinja::context! { tools => v }).unwrap_err();
+        assert!(e.to_string().contains("exceeds"), "{e}");
+        let mut w = Bounded(Vec::new());
+        let chunk = vec![b'a'; 1 << 20];
+        let fits = MAX_RENDERED_BYTES / chunk.len();
+        for _ in 0..fits {
+            std::io::Write::write(&mut w, &chunk).unwrap();
+        }
+        assert!(std::io::Write::write(&mut w, &chunk).is_err());
+    }
 
     #[test]
     fn strftime_codes() {
