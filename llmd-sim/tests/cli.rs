@@ -122,3 +122,81 @@ fn config_check_prints_the_pipeline_or_the_error() {
     assert!(!ok);
     assert!(stderr.contains("no-such-plugin"), "{stderr}");
 }
+
+/// `llmd pods` speaks HTTP/1.1 as a client expects: a non-streamed
+/// completion keeps the connection for the next request, and framings it
+/// does not take (chunked bodies, conflicting lengths) are refused.
+#[test]
+fn pods_keep_connections_and_refuse_ambiguous_framing() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_llmd"))
+        .args(["pods", "-n", "1", "--model", "m", "--speed", "50"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("llmd pods runs");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("a pod line");
+    let addr = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|u| u.strip_prefix("http://"))
+        .expect("pod url")
+        .to_string();
+    // Reads one response with a Content-Length body: (status, body).
+    let response = |r: &mut BufReader<std::net::TcpStream>| -> (u16, String) {
+        let mut head = String::new();
+        r.read_line(&mut head).expect("status line");
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let mut len = 0;
+        loop {
+            let mut h = String::new();
+            r.read_line(&mut h).expect("header");
+            if h.trim().is_empty() {
+                break;
+            }
+            if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().expect("length");
+            }
+        }
+        let mut body = vec![0; len];
+        r.read_exact(&mut body).expect("body");
+        (status, String::from_utf8_lossy(&body).into_owned())
+    };
+    let connect = || {
+        let s = std::net::TcpStream::connect(&addr).expect("connect");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        (s.try_clone().unwrap(), BufReader::new(s))
+    };
+    let (mut w, mut r) = connect();
+    let body = r#"{"model":"m","prompt":"w1 w2 w3","max_tokens":2}"#;
+    write!(
+        w,
+        "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let (status, text) = response(&mut r);
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("\"usage\""), "{text}");
+    w.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(response(&mut r).0, 200, "the connection was kept");
+    for bad in [
+        "POST /tokenize HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n0\r\n\r\n",
+        "POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+        "POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Length: +2\r\n\r\n{}",
+    ] {
+        let (mut w, mut r) = connect();
+        w.write_all(bad.as_bytes()).unwrap();
+        assert_eq!(response(&mut r).0, 400, "{bad:?}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -195,12 +195,16 @@ impl LivePod {
             let d = g.worker.begin_step(&self.cost, &mut progress);
             {
                 let State { worker, reqs, .. } = &mut *g;
+                let mut gone = Vec::new();
                 for s in worker.running.iter() {
                     if let Some(r) = reqs.get_mut(&s.req).filter(|r| !r.scheduled) {
                         r.scheduled = true;
-                        let _ = r.tx.send(Update::Scheduled);
+                        if r.tx.send(Update::Scheduled).is_err() {
+                            gone.push(s.req);
+                        }
                     }
                 }
+                abort_gone(worker, reqs, gone);
             }
             self.deliver(&mut g, &mut progress);
             drop(g);
@@ -213,11 +217,15 @@ impl LivePod {
             g.worker.finish_step(&mut progress);
             {
                 let State { worker, reqs, .. } = &mut *g;
+                let mut gone = Vec::new();
                 for s in worker.running.iter() {
                     if let Some(r) = reqs.get_mut(&s.req) {
-                        self.send_tokens(r, s.generated);
+                        if !self.send_tokens(r, s.generated) {
+                            gone.push(s.req);
+                        }
                     }
                 }
+                abort_gone(worker, reqs, gone);
             }
             self.deliver(&mut g, &mut progress);
             let events = g.worker.take_events();
@@ -228,14 +236,17 @@ impl LivePod {
         }
     }
 
-    fn send_tokens(&self, r: &mut Req, upto: u32) {
+    /// Sends the tokens up to `upto`; false when the request's client is
+    /// gone (its connection closed).
+    fn send_tokens(&self, r: &mut Req, upto: u32) -> bool {
         if upto > r.sent {
             let ids = (r.sent..upto)
                 .map(|p| token_at(r.seed, u64::from(p), self.vocab))
                 .collect();
-            let _ = r.tx.send(Update::Tokens(ids));
             r.sent = upto;
+            return r.tx.send(Update::Tokens(ids)).is_ok();
         }
+        true
     }
 
     fn deliver(&self, g: &mut State, progress: &mut Vec<Progress>) {
@@ -287,5 +298,15 @@ impl LivePod {
             .lock()
             .unwrap()
             .publish(&encode_event_batch(&batch, layout));
+    }
+}
+
+/// Aborts the requests whose clients went away, as vLLM aborts a request
+/// whose connection closed: their KV blocks are freed and they stop
+/// decoding.
+fn abort_gone(worker: &mut Worker, reqs: &mut HashMap<u64, Req>, gone: Vec<u64>) {
+    for id in gone {
+        worker.abort(id);
+        reqs.remove(&id);
     }
 }

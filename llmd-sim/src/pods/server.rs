@@ -15,14 +15,28 @@ use super::text::{detokenize, render_chat, tokenize};
 
 const MAX_HEADER: usize = 64 << 10;
 const MAX_BODY: usize = 16 << 20;
+/// Connections served at once (a thread each); more are closed at once.
+const MAX_CONNECTIONS: usize = 1024;
+/// How long a connection may sit without sending.
+const IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Accepts connections until the listener fails.
 pub fn serve(pod: Arc<LivePod>, listener: TcpListener) {
+    let live = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     for s in listener.incoming() {
-        let Ok(s) = s else { continue };
-        let pod = pod.clone();
+        let Ok(s) = s else {
+            // Out of descriptors, say: wait rather than spin.
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            continue;
+        };
+        if live.load(std::sync::atomic::Ordering::Acquire) >= MAX_CONNECTIONS {
+            continue; // dropped: closed
+        }
+        live.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let (pod, live) = (pod.clone(), live.clone());
         std::thread::spawn(move || {
             let _ = handle(&pod, s);
+            live.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
         });
     }
 }
@@ -36,44 +50,80 @@ struct HttpRequest {
     tracestate: Option<String>,
 }
 
-fn read_request(r: &mut BufReader<TcpStream>) -> Result<Option<HttpRequest>, String> {
-    let mut line = String::new();
-    if r.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+/// One line of the request head, at most the `room` left of
+/// [`MAX_HEADER`]; `Ok(None)` at the end of the stream.
+fn head_line(
+    r: &mut BufReader<TcpStream>,
+    line: &mut String,
+    room: usize,
+) -> Result<Option<usize>, String> {
+    line.clear();
+    let n = r
+        .by_ref()
+        .take(room as u64)
+        .read_line(line)
+        .map_err(|e| e.to_string())?;
+    if n == 0 {
         return Ok(None);
     }
+    if !line.ends_with('\n') {
+        return Err("request head too large".into());
+    }
+    Ok(Some(n))
+}
+
+fn read_request(r: &mut BufReader<TcpStream>) -> Result<Option<HttpRequest>, String> {
+    let mut line = String::new();
+    let Some(mut total) = head_line(r, &mut line, MAX_HEADER)? else {
+        return Ok(None);
+    };
     let mut parts = line.split_whitespace();
     let method = parts.next().ok_or("empty request line")?.to_string();
     let path = parts.next().ok_or("no path")?.to_string();
-    let mut len = 0usize;
+    let mut len: Option<usize> = None;
     let (mut traceparent, mut tracestate) = (None, None);
-    let mut total = line.len();
     loop {
-        line.clear();
-        let n = r.read_line(&mut line).map_err(|e| e.to_string())?;
+        let n = head_line(r, &mut line, MAX_HEADER - total)?.ok_or("bad header")?;
         total += n;
-        if n == 0 || total > MAX_HEADER {
-            return Err("bad header".into());
-        }
         let l = line.trim_end();
         if l.is_empty() {
             break;
         }
         if let Some((k, v)) = l.split_once(':') {
-            let k = k.trim();
+            let (k, v) = (k.trim(), v.trim());
             if k.eq_ignore_ascii_case("content-length") {
-                len = v.trim().parse().map_err(|_| "bad Content-Length")?;
+                // Digits only, and one value: anything else is a framing
+                // the next request could be smuggled through.
+                let n = (!v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| v.parse::<usize>().ok())
+                    .flatten()
+                    .ok_or("bad Content-Length")?;
+                if len.is_some_and(|l| l != n) {
+                    return Err("conflicting Content-Length headers".into());
+                }
+                len = Some(n);
+            } else if k.eq_ignore_ascii_case("transfer-encoding") {
+                return Err("Transfer-Encoding is not supported; send Content-Length".into());
             } else if k.eq_ignore_ascii_case("traceparent") {
-                traceparent = Some(v.trim().to_string());
+                traceparent = Some(v.to_string());
             } else if k.eq_ignore_ascii_case("tracestate") {
-                tracestate = Some(v.trim().to_string());
+                tracestate = Some(v.to_string());
             }
         }
     }
+    let len = len.unwrap_or(0);
     if len > MAX_BODY {
         return Err("body too large".into());
     }
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body).map_err(|e| e.to_string())?;
+    // Grown as the body arrives, not reserved for what the header claims.
+    let mut body = Vec::new();
+    r.by_ref()
+        .take(len as u64)
+        .read_to_end(&mut body)
+        .map_err(|e| e.to_string())?;
+    if body.len() < len {
+        return Err("connection closed in the body".into());
+    }
     Ok(Some(HttpRequest {
         method,
         path,
@@ -117,6 +167,9 @@ fn error(w: &mut TcpStream, pod: &LivePod, status: u16, msg: &str) -> std::io::R
 }
 
 fn handle(pod: &LivePod, s: TcpStream) -> std::io::Result<()> {
+    // An idle keep-alive connection (or a client that stalls mid-request)
+    // is closed after this long.
+    s.set_read_timeout(Some(IDLE))?;
     let mut w = s.try_clone()?;
     let mut r = BufReader::new(s);
     // Keep-alive: serve requests until the client closes.
@@ -170,8 +223,17 @@ fn handle(pod: &LivePod, s: TcpStream) -> std::io::Result<()> {
                 }
                 Err(e) => error(&mut w, pod, 400, &e)?,
             },
-            ("POST", "/v1/completions") => return complete(pod, w, &body, false, &req),
-            ("POST", "/v1/chat/completions") => return complete(pod, w, &body, true, &req),
+            // A streamed reply ends with the connection; the others keep it.
+            ("POST", "/v1/completions") => {
+                if complete(pod, &mut w, &body, false, &req)? {
+                    return Ok(());
+                }
+            }
+            ("POST", "/v1/chat/completions") => {
+                if complete(pod, &mut w, &body, true, &req)? {
+                    return Ok(());
+                }
+            }
             _ => error(
                 &mut w,
                 pod,
@@ -316,18 +378,20 @@ fn export_span(pod: &LivePod, req: &HttpRequest, id: &str, t: &Timing) {
     ]);
 }
 
+/// Serves one completion; `Ok(true)` when the reply was streamed, which
+/// ends the connection (its end marks the end of the stream).
 fn complete(
     pod: &LivePod,
-    mut w: TcpStream,
+    w: &mut TcpStream,
     body: &Value,
     chat: bool,
     req: &HttpRequest,
-) -> std::io::Result<()> {
+) -> std::io::Result<bool> {
     let arrived = unix_ns();
     let prompt = match prompt_tokens(pod, body, chat) {
         Ok(p) if !p.is_empty() => p,
-        Ok(_) => return error(&mut w, pod, 400, "empty prompt"),
-        Err(e) => return error(&mut w, pod, 400, &e),
+        Ok(_) => return error(w, pod, 400, "empty prompt").map(|()| false),
+        Err(e) => return error(w, pod, 400, &e).map(|()| false),
     };
     let max_tokens = body
         .get(if chat {
@@ -335,6 +399,7 @@ fn complete(
         } else {
             "max_tokens"
         })
+        .filter(|v| !v.is_null())
         .or_else(|| body.get("max_tokens"))
         .and_then(Value::as_u64)
         .unwrap_or(16)
@@ -347,7 +412,7 @@ fn complete(
     let n_prompt = prompt.len() as u32;
     let rx = match pod.submit(prompt, max_tokens) {
         Ok(rx) => rx,
-        Err(e) => return error(&mut w, pod, 400, &e),
+        Err(e) => return error(w, pod, 400, &e).map(|()| false),
     };
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -434,15 +499,9 @@ fn complete(
             write!(w, "data: {u}\n\n")?;
         }
         w.write_all(b"data: [DONE]\n\n")?;
-        w.flush()
+        w.flush().map(|()| true)
     } else {
         let b = json!({"id": id, "object": object, "created": created, "model": pod.model, "choices": [choice(&text, Some("length"), true)], "usage": usage});
-        respond(
-            &mut w,
-            pod,
-            200,
-            "application/json",
-            b.to_string().as_bytes(),
-        )
+        respond(w, pod, 200, "application/json", b.to_string().as_bytes()).map(|()| false)
     }
 }
