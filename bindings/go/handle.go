@@ -37,6 +37,21 @@ func (x *handle[P]) close(free func(h P)) {
 	}
 }
 
+// closeOutside is close for a handle whose free can take long (it waits on
+// the network): the handle is taken out under the lock, so calls after it
+// see ErrClosed at once, and freed after the lock is released, so callers
+// of with are not held up meanwhile.
+func (x *handle[P]) closeOutside(free func(h P)) {
+	var closed P
+	x.mu.Lock()
+	h := x.h
+	x.h = closed
+	x.mu.Unlock()
+	if h != closed {
+		free(h)
+	}
+}
+
 // owned sets w's finalizer to its Close, for a wrapper made around a new
 // handle: a forgotten Close still releases it.
 func owned[W any](w *W, closeFn func(*W) error) *W {

@@ -82,7 +82,9 @@ func (x *OtlpExporter) Stats() OtlpStats {
 // Close sends what is queued, stops the export thread and releases the
 // exporter; a scheduler it is attached to stops exporting.
 func (x *OtlpExporter) Close() error {
-	x.close(func(h *C.llmd_otlp_exporter) { C.llmd_otlp_exporter_free(h) })
+	// Sending the queue can take a POST timeout per batch: picks of a
+	// scheduler this exporter is attached to must not wait for it.
+	x.closeOutside(func(h *C.llmd_otlp_exporter) { C.llmd_otlp_exporter_free(h) })
 	return disowned(x)
 }
 
