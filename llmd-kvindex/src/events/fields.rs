@@ -198,7 +198,10 @@ fn read_extra_items(
     n: usize,
     depth: usize,
 ) -> Result<Vec<ExtraValue>, DecodeError> {
-    let mut items = Vec::with_capacity(n);
+    // The count is the peer's: checked only against the bytes left (one per
+    // item), and an item is 32 bytes here, so the vector grows as items
+    // arrive rather than reserving what the header claims.
+    let mut items = Vec::with_capacity(n.min(64));
     for _ in 0..n {
         let at = r.position();
         items.push(match r.read_value()? {

@@ -97,7 +97,9 @@ impl KvIndex {
             chain.counts[rank as usize - 1] += 1;
         }
         if let Some(d) = digest.push(key) {
-            if digest.len <= MAX_DEPTH {
+            // Counts of up to `digest.len` blocks fit their fields only below
+            // MAX_DEPTH.
+            if digest.len < MAX_DEPTH {
                 let counts = pack(&chain.counts);
                 self.checkpoints
                     .put(record_key(d, ep), ep, chain.epoch, counts, |o| {

@@ -102,7 +102,8 @@ fn stamp(ep: u16, epoch: u64) -> u64 {
     (u64::from(ep) << EPOCH_BITS) | (epoch & ((1 << EPOCH_BITS) - 1))
 }
 
-/// Packs three lower-tier counts (each `< MAX_DEPTH`).
+/// Packs three lower-tier counts (each `< MAX_DEPTH`: checkpoints cover
+/// fewer than `MAX_DEPTH` blocks).
 #[inline]
 pub(crate) fn pack(c: &[u32; 3]) -> u64 {
     c.iter().enumerate().fold(0, |acc, (i, &x)| {

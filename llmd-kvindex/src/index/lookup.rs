@@ -385,7 +385,7 @@ impl KvIndex {
                             m &= m - 1;
                         }
                     }
-                    if checkpointed && walked != 0 && i % SPAN == SPAN - 1 && i < MAX_DEPTH {
+                    if checkpointed && walked != 0 && i % SPAN == SPAN - 1 && i + 1 < MAX_DEPTH {
                         self.save_verified(g, walked, i, out);
                     }
                 }
@@ -479,7 +479,8 @@ impl KvIndex {
             return usize::MAX;
         }
         checkpoints::digests(seed, keys, &mut out.digests);
-        let spans = out.digests.len().min(MAX_DEPTH / SPAN);
+        // A checkpoint's counts (of up to all its blocks) fit below MAX_DEPTH.
+        let spans = out.digests.len().min((MAX_DEPTH - 1) / SPAN);
         // First probe of every candidate: the prompt's last checkpoint, all
         // read together (each read prefetched), so a cold lookup pays one
         // memory latency for the step instead of one per read.

@@ -53,6 +53,14 @@ impl<K: Copy + Eq + Hash, V: Copy> Lru<K, V> {
         self.map.get(k).map(|&i| self.nodes[i as usize].val)
     }
 
+    /// The value of `k`, refreshed (now the most recent).
+    pub(crate) fn get(&mut self, k: &K) -> Option<V> {
+        let i = *self.map.get(k)?;
+        self.unlink(i);
+        self.push_front(i);
+        Some(self.nodes[i as usize].val)
+    }
+
     /// Inserts or refreshes `k` (now the most recent); returns the entry
     /// evicted to stay in bounds.
     pub(crate) fn insert(&mut self, k: K, v: V) -> Option<(K, V)> {
@@ -184,6 +192,11 @@ mod tests {
         assert_eq!(l.insert(3, 'c'), Some((2, 'b')));
         assert_eq!(l.peek(&1), Some('a'));
         assert_eq!(l.len(), 2);
+        // `get` refreshes, `peek` does not.
+        assert_eq!(l.get(&3), Some('c'));
+        assert_eq!(l.insert(4, 'd'), Some((1, 'a')));
+        assert_eq!(l.peek(&3), Some('c'));
+        assert_eq!(l.insert(5, 'e'), Some((3, 'c')));
     }
 
     #[test]

@@ -102,7 +102,7 @@ impl KvIndex {
         if ev.token_ids.is_empty() {
             // Offload placeholder: only its engine keys mean anything.
             for &e in engine {
-                match st.engine_map.peek(&e) {
+                match st.engine_map.get(&e) {
                     Some(m) => {
                         st.engine_map.update(
                             &e,
@@ -126,7 +126,9 @@ impl KvIndex {
                 router_root(model, ev.lora_name.as_deref(), ev.lora_id),
                 None,
             ),
-            Some(p) => match st.engine_map.peek(&p.key().0) {
+            // A parent in use is refreshed: a shared prefix that events
+            // only name as their parent must not age out of the map first.
+            Some(p) => match st.engine_map.get(&p.key().0) {
                 Some(m) => (m.router_key, Some(m.router_key)),
                 None => {
                     report.unplaceable += engine.len().max(1) as u32;

@@ -55,6 +55,50 @@ fn router_index() -> KvIndex {
     .unwrap()
 }
 
+/// A shared prefix that later events only name as their parent stays in
+/// the endpoint's engine-key map while children come and go: its uses
+/// refresh it, so its continuations keep being placed.
+#[test]
+fn a_parent_in_use_stays_in_the_engine_key_map() {
+    let idx = KvIndex::new(IndexConfig {
+        capacity_blocks: 4096,
+        key_mode: KeyMode::RouterKeys { block_size: 4 },
+        engine_map_capacity_per_endpoint: 8,
+        ..IndexConfig::default()
+    })
+    .unwrap();
+    let ep = idx.register_endpoint("a").unwrap();
+    let prefix: Vec<u64> = (0..4).collect();
+    idx.apply_batch(
+        ep,
+        "m",
+        &batch(vec![stored(&[1], None, prefix.clone(), "GPU")]),
+    );
+    for child in 0..40u64 {
+        let tokens: Vec<u64> = (100 + child * 4..104 + child * 4).collect();
+        let r = idx.apply_batch(
+            ep,
+            "m",
+            &batch(vec![stored(
+                &[1000 + child],
+                Some(1),
+                tokens.clone(),
+                "GPU",
+            )]),
+        );
+        assert_eq!(r.unplaceable, 0, "child {child}");
+        let mut all = prefix.clone();
+        all.extend(&tokens);
+        let mut out = PrefixMatches::new();
+        idx.match_prefix("m", &router_keys("m", &all), &mut out);
+        assert_eq!(
+            out.get(ep).map(|m| m.consecutive_blocks),
+            Some(2),
+            "child {child}"
+        );
+    }
+}
+
 #[test]
 fn router_keys_place_children_through_parents_and_tiers() {
     let idx = router_index();
