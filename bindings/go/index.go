@@ -186,14 +186,24 @@ func (ix *Index) MatchPrefix(model string, keys []uint64) ([]EndpointMatch, erro
 		if err := takeError(C.llmd_index_get_stats(h, &st, &e), e); err != nil {
 			return err
 		}
-		// Endpoints may register meanwhile: leave room for a few more.
+		// Endpoints may register (or be in removal) meanwhile: leave room for
+		// a few more, and grow the buffer while that is not enough.
 		buf := make([]C.llmd_endpoint_match, int(st.endpoints)+8)
 		var n C.size_t
 		mp, ml := str(model)
-		rc := C.llmd_index_match_prefix(h, mp, ml, (*C.uint64_t)(unsafe.SliceData(keys)), C.size_t(len(keys)),
-			unsafe.SliceData(buf), C.size_t(len(buf)), &n, &e)
-		if err := takeError(rc, e); err != nil {
-			return err
+		for {
+			rc := C.llmd_index_match_prefix(h, mp, ml, (*C.uint64_t)(unsafe.SliceData(keys)), C.size_t(len(keys)),
+				unsafe.SliceData(buf), C.size_t(len(buf)), &n, &e)
+			if rc == C.LLMD_STATUS_BUFFER_TOO_SMALL && len(buf) < 1<<17 {
+				C.llmd_error_free(e)
+				e = nil
+				buf = make([]C.llmd_endpoint_match, 2*len(buf))
+				continue
+			}
+			if err := takeError(rc, e); err != nil {
+				return err
+			}
+			break
 		}
 		out = make([]EndpointMatch, int(n))
 		for i := range out {

@@ -1061,7 +1061,10 @@ llmd_status llmd_index_prompt_keys(const llmd_index *index,
 // Writes every endpoint's longest consecutive prefix match of `keys` for
 // `model` to `out` and their number to `*out_len` (endpoints without a
 // match are left out); `LLMD_STATUS_BUFFER_TOO_SMALL` when more endpoints
-// match than `out_cap` (size it by the registered endpoints).
+// match than `out_cap`. Size it by the registered endpoints
+// (`llmd_index_get_stats`), and on `LLMD_STATUS_BUFFER_TOO_SMALL` call again
+// with a larger buffer: an endpoint registered, or being removed, while the
+// lookup runs can match too.
 //
 // # Safety
 // `index` NULL or live; `model` valid; `keys` valid for `n_keys` reads;

@@ -37,9 +37,13 @@ namespace detail {
 
 // The error of a call that returned `status`, taking ownership of `err`.
 inline Error take_error(llmd_status status, llmd_error* err) {
+  // Freed however this returns: building the strings can throw.
+  struct Owned {
+    llmd_error* e;
+    ~Owned() { llmd_error_free(e); }
+  } owned{err};
   std::string code = llmd_error_code(err);
   std::string message = err ? llmd_error_message(err) : llmd_status_name(status);
-  llmd_error_free(err);
   return Error(status, std::move(code), message);
 }
 
@@ -130,6 +134,7 @@ class Hasher {
   size_t block_size() const noexcept { return llmd_hasher_block_size(h_.get()); }
   std::vector<uint64_t> block_keys(const std::vector<uint32_t>& tokens,
                                    const HashExtras* extras = nullptr) const {
+    if (!h_) throw Error(LLMD_STATUS_NULL_ARGUMENT, "null_argument", "a moved-from Hasher");
     std::vector<uint64_t> keys(tokens.size() / block_size());
     size_t n = 0;
     detail::call([&](llmd_error** e) {
@@ -259,6 +264,14 @@ struct RequestDesc {
 class Decision {
  public:
   explicit Decision(llmd_decision* raw) : h_(raw) { llmd_decision_get_info(h_.get(), &info_); }
+  // The info's views point into the handle: a moved-from decision keeps
+  // none of them (it reads as empty, never as freed memory).
+  Decision(Decision&& o) noexcept : h_(std::move(o.h_)), info_(std::exchange(o.info_, {})) {}
+  Decision& operator=(Decision&& o) noexcept {
+    h_ = std::move(o.h_);
+    info_ = std::exchange(o.info_, {});
+    return *this;
+  }
   Target primary() const {
     return {std::string(view(info_.primary.name)), std::string(view(info_.primary.address))};
   }
@@ -386,16 +399,26 @@ class Scheduler {
     }
     std::vector<llmd_decision*> out(reqs.size(), nullptr);
     std::vector<llmd_error*> errs(reqs.size(), nullptr);
+    // Everything that allocates comes before the call or after every
+    // returned handle has an owner, so a std::bad_alloc leaks nothing and
+    // leaves no request open without its decision.
+    std::vector<BatchResult> results(reqs.size());
+    std::vector<detail::Handle<llmd_error, llmd_error_free>> owned_errs(reqs.size());
     detail::call([&](llmd_error** e) {
       return llmd_scheduler_pick_batch(h_.get(), descs.data(), descs.size(), out.data(),
                                        errs.data(), e);
     });
-    std::vector<BatchResult> results(reqs.size());
     for (size_t i = 0; i < reqs.size(); i++) {
       if (out[i] != nullptr) {
         results[i].decision.emplace(out[i]);
       } else {
-        results[i].error.emplace(detail::take_error(llmd_error_status(errs[i]), errs[i]));
+        owned_errs[i].reset(errs[i]);
+      }
+    }
+    for (size_t i = 0; i < reqs.size(); i++) {
+      if (owned_errs[i]) {
+        llmd_error* err = owned_errs[i].release();
+        results[i].error.emplace(detail::take_error(llmd_error_status(err), err));
       }
     }
     return results;
@@ -519,14 +542,23 @@ class Index {
   }
   std::vector<llmd_endpoint_match> match_prefix(std::string_view model,
                                                 const std::vector<uint64_t>& keys) const {
-    std::vector<llmd_endpoint_match> out(stats().endpoints);
-    size_t n = 0;
-    detail::call([&](llmd_error** e) {
-      return llmd_index_match_prefix(h_.get(), model.data(), model.size(), keys.data(),
-                                     keys.size(), out.data(), out.size(), &n, e);
-    });
-    out.resize(n);
-    return out;
+    // Sized by the registered endpoints, doubled while endpoints registered
+    // or being removed meanwhile make it too small.
+    std::vector<llmd_endpoint_match> out(stats().endpoints + 8);
+    for (;;) {
+      size_t n = 0;
+      llmd_error* err = nullptr;
+      llmd_status st = llmd_index_match_prefix(h_.get(), model.data(), model.size(), keys.data(),
+                                               keys.size(), out.data(), out.size(), &n, &err);
+      if (st == LLMD_STATUS_BUFFER_TOO_SMALL && out.size() < (size_t{1} << 17)) {
+        llmd_error_free(err);
+        out.resize(out.size() * 2);
+        continue;
+      }
+      detail::check(st, err);
+      out.resize(n);
+      return out;
+    }
   }
   void record_routing(uint16_t id, std::string_view model, const std::vector<uint64_t>& keys,
                       uint64_t now_ns) const {

@@ -54,6 +54,8 @@ static void test_hasher() {
   CHECK(h.block_keys(tokens, &salted)[0] != keys[0]);
   llmd::Hasher moved = std::move(h);
   CHECK(moved.block_keys(tokens) == keys);
+  // A moved-from hasher throws instead of dividing by its block size of 0.
+  CHECK(status_of([&] { h.block_keys(tokens); }) == LLMD_STATUS_NULL_ARGUMENT);
   CHECK(status_of([&] { llmd::Hasher bad("", "md5", 16, nullptr); }) == LLMD_STATUS_HASH);
   try {
     llmd::Hasher bad("", "md5", 16, nullptr);
@@ -98,6 +100,14 @@ static void test_scheduler() {
   CHECK(dest);
   CHECK(d.explanation_json().find("pod-a") != std::string::npos);
   CHECK(d.json().find("\"targets\"") != std::string::npos);
+  {
+    // A moved-from decision reads as empty, not through the moved handle's views.
+    llmd::Decision taken = std::move(d);
+    CHECK(taken.primary().name == "pod-b");
+    CHECK(d.primary().name.empty() && !d.prefill() && d.targets().empty());
+    d = std::move(taken);
+    CHECK(d.primary().name == "pod-b");
+  }
   CHECK(s.on_first_token("cpp-1"));
   CHECK(s.on_tokens("cpp-1", 3));
   auto sum = s.on_complete("cpp-1", 16u);
