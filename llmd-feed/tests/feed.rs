@@ -260,19 +260,26 @@ fn restarts_duplicates_and_a_killed_publisher() {
     assert_eq!(routed(&s, 7), "a");
 }
 
-#[test]
-fn pods_that_dial_a_bound_socket_are_matched_by_topic() {
-    let s = sched();
+/// A started feed with a bound socket (its address returned) and one pod,
+/// `pod-a` at 127.0.0.5, expected to dial it.
+fn bound_feed(s: &Arc<Scheduler>) -> (Feed, String) {
     let feed = Feed::new(s.clone(), opts());
-    let bound = feed.bind_events("tcp://127.0.0.1:0").unwrap();
+    let bound = feed.bind_events("tcp://127.0.0.1:0").unwrap().to_string();
     let mut spec = PodSpec::new("pod-a", "127.0.0.5:8000");
     spec.scrape = false;
     feed.add_pod(spec).unwrap();
     feed.start().unwrap();
+    (feed, bound)
+}
+
+#[test]
+fn pods_that_dial_a_bound_socket_are_matched_by_topic() {
+    let s = sched();
+    let (feed, bound) = bound_feed(&s);
     let mut p = Publisher::new("kv@127.0.0.5@m", 10);
-    p.connect(&bound.to_string()).unwrap();
+    p.connect(&bound).unwrap();
     let mut stranger = Publisher::new("kv@10.9.9.9@m", 10);
-    stranger.connect(&bound.to_string()).unwrap();
+    stranger.connect(&bound).unwrap();
     subscribed(&p);
     subscribed(&stranger);
     for i in 0..5 {
@@ -653,14 +660,9 @@ fn a_restart_after_a_catch_up_is_not_taken_for_duplicates() {
 /// as malformed instead of growing the pod's state.
 #[test]
 fn payload_ranks_on_a_bound_socket_are_bounded() {
-    let feed = Feed::new(sched(), opts());
-    let bound = feed.bind_events("tcp://127.0.0.1:0").unwrap();
-    let mut spec = PodSpec::new("pod-a", "127.0.0.5:8000");
-    spec.scrape = false;
-    feed.add_pod(spec).unwrap();
-    feed.start().unwrap();
+    let (feed, bound) = bound_feed(&sched());
     let mut p = Publisher::new("kv@127.0.0.5@m", 10);
-    p.connect(&bound.to_string()).unwrap();
+    p.connect(&bound).unwrap();
     subscribed(&p);
     p.publish(&block_of_rank(1, -3));
     wait("the refusal", || stats(&feed, "pod-a").malformed == 1);
