@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"os"
 	"sync/atomic"
+	"time"
 	"unsafe"
 )
 
@@ -310,6 +311,22 @@ func (s *Scheduler) ingest(endpoint string, payload []byte, seq *uint64) (ApplyS
 		SeqStatus: SeqStatus(st.seq_status), Ignored: st.ignored != 0,
 		Missing: uint64(st.missing),
 	}, err
+}
+
+// ExpireRequests releases the requests picked more than maxAge ago that
+// never finished (dropped without OnComplete / OnError): their endpoint load,
+// in-flight gauges and latency-model accounting, counted with outcome
+// expired. It returns how many; a negative maxAge matches ErrInvalidArgument.
+func (s *Scheduler) ExpireRequests(maxAge time.Duration) (int, error) {
+	if maxAge < 0 {
+		return 0, negative("maxAge", maxAge)
+	}
+	var n C.size_t
+	err := s.with(func(h *C.llmd_scheduler) error {
+		var e *C.llmd_error
+		return takeError(C.llmd_scheduler_expire_requests(h, C.uint64_t(maxAge.Milliseconds()), &n, &e), e)
+	})
+	return int(n), err
 }
 
 // Tick runs periodic maintenance (expires speculative index entries).

@@ -573,3 +573,24 @@ plugins:
 		t.Fatal("a burst window without a burst producer")
 	}
 }
+
+func TestExpireRequestsReleasesAbandonedOnes(t *testing.T) {
+	s := newPods(t, "")
+	defer s.Close()
+	if _, err := s.Pick(&Request{ID: "abandoned", Model: "llama", Tokens: tokens(64)}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	if n, err := s.ExpireRequests(time.Hour); err != nil || n != 0 {
+		t.Fatalf("young request expired: %d, %v", n, err)
+	}
+	if n, err := s.ExpireRequests(0); err != nil || n != 1 {
+		t.Fatalf("expired %d, %v", n, err)
+	}
+	if _, found := s.OnComplete("abandoned", -1); found {
+		t.Fatal("still open after expiry")
+	}
+	if _, err := s.ExpireRequests(-time.Second); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("negative age: %v", err)
+	}
+}

@@ -1382,6 +1382,20 @@ llmd_status llmd_scheduler_update_metrics_text(const llmd_scheduler *s,
                                                size_t text_len,
                                                llmd_error **err);
 
+// Releases the requests picked more than `max_age_ms` ago that never
+// finished (the host dropped them without `on_complete` / `on_error`): their
+// endpoint load, in-flight gauges and latency-model accounting, counted with
+// outcome `expired`; `*released` (NULL to ignore) receives how many. Call it
+// now and then with an age no request legitimately reaches.
+//
+// # Safety
+// `s` is NULL or live; `released` NULL or valid for a write; `err` NULL or
+// valid for a write.
+llmd_status llmd_scheduler_expire_requests(const llmd_scheduler *s,
+                                           uint64_t max_age_ms,
+                                           size_t *released,
+                                           llmd_error **err);
+
 // Periodic maintenance (expires speculative index entries). Call it every
 // second or so; the library owns no threads.
 //

@@ -383,6 +383,34 @@ pub unsafe extern "C" fn llmd_scheduler_update_metrics_text(
     }
 }
 
+/// Releases the requests picked more than `max_age_ms` ago that never
+/// finished (the host dropped them without `on_complete` / `on_error`): their
+/// endpoint load, in-flight gauges and latency-model accounting, counted with
+/// outcome `expired`; `*released` (NULL to ignore) receives how many. Call it
+/// now and then with an age no request legitimately reaches.
+///
+/// # Safety
+/// `s` is NULL or live; `released` NULL or valid for a write; `err` NULL or
+/// valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_scheduler_expire_requests(
+    s: *const llmd_scheduler,
+    max_age_ms: u64,
+    released: *mut usize,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        call(s, err, |s| {
+            let n = s.expire_requests(std::time::Duration::from_millis(max_age_ms));
+            if let Some(out) = released.as_mut() {
+                *out = n;
+            }
+            Ok(())
+        })
+    }
+}
+
 /// Periodic maintenance (expires speculative index entries). Call it every
 /// second or so; the library owns no threads.
 ///

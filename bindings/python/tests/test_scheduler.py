@@ -354,6 +354,23 @@ def test_arrival_time_starts_the_router_queue_time() -> None:
         s.pick(model=MODEL, prompt="x", arrived_at=float("nan"))
 
 
+def test_abandoned_requests_are_expired() -> None:
+    import time
+
+    s = llmd.Scheduler.default()
+    fleet(s, 1)
+    s.pick(model=MODEL, prompt="x", request_id="abandoned")
+    time.sleep(0.01)
+    assert s.expire_requests(3600.0) == 0
+    assert s.expire_requests(0.0) == 1
+    assert s.open_requests == 0
+    assert s.on_complete("abandoned") is None
+    assert 'outcome="expired"' in s.render_metrics()
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(llmd.InvalidArgumentError):
+            s.expire_requests(bad)
+
+
 def test_objectives_must_be_positive_and_finite() -> None:
     s = llmd.Scheduler.default()
     fleet(s, 1)

@@ -389,6 +389,13 @@ class Scheduler:
         """Periodic maintenance (expires speculative cache entries); call it
         every few hundred milliseconds.
         """
+    def expire_requests(self, max_age: float) -> int:
+        """Releases the requests picked more than `max_age` seconds ago that
+        never finished (dropped without `on_complete` / `on_error`): their
+        endpoint load, in-flight gauges and latency-model accounting, counted
+        with outcome `expired`. Returns how many. A negative or non-finite
+        age raises `InvalidArgumentError`.
+        """
     def pick_openai(
         self,
         path: str,

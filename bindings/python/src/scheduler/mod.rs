@@ -317,6 +317,22 @@ impl PyScheduler {
         py.detach(|| self.inner.tick());
     }
 
+    /// Releases the requests picked more than `max_age` seconds ago that
+    /// never finished (dropped without `on_complete` / `on_error`): their
+    /// endpoint load, in-flight gauges and latency-model accounting, counted
+    /// with outcome `expired`. Returns how many. A negative or non-finite
+    /// age raises `InvalidArgumentError`.
+    fn expire_requests(&self, py: Python<'_>, max_age: f64) -> PyResult<usize> {
+        let age = std::time::Duration::try_from_secs_f64(max_age).map_err(|_| {
+            error(
+                py,
+                Kind::InvalidArgument,
+                format!("max_age must be a finite number of seconds >= 0, got {max_age}"),
+            )
+        })?;
+        Ok(py.detach(|| self.inner.expire_requests(age)))
+    }
+
     // ---- scheduling ------------------------------------------------------------
 
     /// Runs one scheduling cycle for a request described by the keyword
