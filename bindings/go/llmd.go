@@ -52,6 +52,11 @@ type Error struct {
 	Status  Status
 	Code    string
 	Message string
+	// Detail is the scheduler's stable numeric code for errors it raised:
+	// llm-d's HTTP status for scheduling outcomes (503 no endpoints, 429
+	// saturated, 400 invalid request), 1001 and up for library-side errors,
+	// 0 otherwise (Python's LlmdError.detail, C's llmd_error_detail).
+	Detail uint32
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("llmd: %s (%s)", e.Message, e.Code) }
@@ -93,6 +98,7 @@ func takeError(st C.llmd_status, e *C.llmd_error) error {
 		Status:  Status(st),
 		Code:    C.GoString(C.llmd_error_code(e)),
 		Message: C.GoString(C.llmd_error_message(e)),
+		Detail:  uint32(C.llmd_error_detail(e)),
 	}
 }
 

@@ -127,7 +127,7 @@ func TestSchedulerErrors(t *testing.T) {
 	defer s.Close()
 	_, err = s.Pick(&Request{ID: "x", Model: "llama", Prompt: "hello"})
 	var le *Error
-	if !errors.Is(err, ErrSchedule) || !errors.As(err, &le) || le.Code != "no_endpoints" {
+	if !errors.Is(err, ErrSchedule) || !errors.As(err, &le) || le.Code != "no_endpoints" || le.Detail != 503 {
 		t.Fatalf("err = %#v", err)
 	}
 	if err := s.RemoveEndpoint("nope"); !errors.Is(err, ErrUnknownEndpoint) {
