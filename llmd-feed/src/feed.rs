@@ -325,7 +325,7 @@ impl Drop for Feed {
 }
 
 impl Inner {
-    /// Counts a discovery read that failed.
+    /// Counts a discovery failure (a read, or a pod a sync could not follow).
     pub(crate) fn discovery_failed(&self) {
         self.counters
             .discovery_errors
@@ -417,9 +417,7 @@ impl Inner {
         // counted and the first returned.
         let mut first = None;
         let mut failed = |e: FeedError| {
-            self.counters
-                .discovery_errors
-                .fetch_add(1, Ordering::Relaxed);
+            self.discovery_failed();
             first.get_or_insert(e);
         };
         for (name, spec) in &current {

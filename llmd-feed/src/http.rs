@@ -4,8 +4,9 @@
 //! responses.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::deadline::{self, Deadlined};
 use crate::zmq::{dial, TcpEndpoint};
 
 /// Why a GET failed.
@@ -107,22 +108,11 @@ fn exchange(
     timeout: Duration,
     max_body: usize,
 ) -> Result<Vec<u8>, HttpError> {
-    // A timeout too long for the clock is as good as none.
-    let deadline = Instant::now()
-        .checked_add(timeout)
-        .unwrap_or_else(|| Instant::now() + Duration::from_secs(u32::MAX.into()));
+    let deadline = deadline::after(timeout);
     let ep = TcpEndpoint::parse(&format!("tcp://{}", url.authority))
         .map_err(|_| HttpError::Url(url.authority.clone(), "bad host:port"))?;
     let mut s = dial(&ep, timeout)?;
-    let left = |d: Instant| {
-        let l = d.saturating_duration_since(Instant::now());
-        if l.is_zero() {
-            Err(HttpError::Timeout(timeout))
-        } else {
-            Ok(l)
-        }
-    };
-    s.set_write_timeout(Some(left(deadline)?))?;
+    s.set_write_timeout(deadline::left(deadline).map_err(|_| HttpError::Timeout(timeout))?)?;
     let req = format!(
         "{method} {} HTTP/1.1\r\nHost: {}\r\n{head}Connection: close\r\nUser-Agent: llmd-feed\r\n\r\n",
         url.path, url.authority
@@ -131,25 +121,6 @@ fn exchange(
     s.write_all(body)?;
     let mut r = BufReader::new(Deadlined { s, deadline });
     read_response(&mut r, max_body, &timeout_err(timeout))
-}
-
-/// A socket whose every read gets only the time left before `deadline`, so
-/// a peer that trickles a byte at a time cannot stretch one `read_line` (or
-/// one body chunk) past it.
-struct Deadlined {
-    s: std::net::TcpStream,
-    deadline: Instant,
-}
-
-impl Read for Deadlined {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(std::io::ErrorKind::TimedOut.into());
-        }
-        self.s.set_read_timeout(Some(left))?;
-        self.s.read(buf)
-    }
 }
 
 /// The body of the HTTP/1.1 response held in `bytes`, read as [`get`] and
@@ -274,6 +245,7 @@ fn timeout_err(timeout: Duration) -> impl Fn(std::io::Error) -> HttpError {
 mod tests {
     use super::*;
     use std::net::TcpListener;
+    use std::time::Instant;
 
     fn serve(response: &'static [u8], hang: bool) -> String {
         serve_with(move |s| {

@@ -55,6 +55,7 @@
 //! ```
 
 pub mod config;
+mod deadline;
 pub mod discovery;
 mod feed;
 pub mod http;

@@ -43,7 +43,7 @@ pub mod template;
 mod tokenizer;
 
 pub use chat::ContentFormat;
-pub use session::ChatSession;
+pub use session::{ChatSession, SessionStats};
 pub use tokenizer::{load_configured, ChatOptions, Tokenizer};
 
 /// Why a tokenizer could not be loaded or a request not tokenized.

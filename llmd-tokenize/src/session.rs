@@ -44,6 +44,23 @@ pub(crate) struct SessionCache {
 struct Kept {
     sessions: HashMap<String, (ChatSession, u64)>,
     bytes: usize,
+    stats: SessionStats,
+}
+
+/// What the session cache of a tokenizer holds and has let go
+/// ([`crate::Tokenizer::session_stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    /// Sessions kept now.
+    pub kept: usize,
+    /// Bytes they hold (rendered text and ids).
+    pub bytes: usize,
+    /// Sessions dropped to stay within 4,096 sessions or 256 MiB, least
+    /// recently used first.
+    pub evicted: u64,
+    /// Sessions not kept at all for holding over 16 MiB (their next turn is
+    /// tokenized in full).
+    pub too_large: u64,
 }
 
 impl SessionCache {
@@ -63,13 +80,14 @@ impl SessionCache {
     /// [`MAX_ONE_SESSION_BYTES`].
     pub fn put(&self, id: &str, s: ChatSession) {
         let size = s.held_bytes();
+        let mut k = self.map.lock().unwrap();
         if size > MAX_ONE_SESSION_BYTES {
+            k.stats.too_large += 1;
             return;
         }
         let t = self
             .clock
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut k = self.map.lock().unwrap();
         if let Some((old, _)) = k.sessions.remove(id) {
             k.bytes -= old.held_bytes();
         }
@@ -86,20 +104,20 @@ impl SessionCache {
             };
             if let Some((gone, _)) = k.sessions.remove(&oldest) {
                 k.bytes -= gone.held_bytes();
+                k.stats.evicted += 1;
             }
         }
         k.bytes += size;
         k.sessions.insert(id.to_string(), (s, t));
     }
 
-    pub fn len(&self) -> usize {
-        self.map.lock().unwrap().sessions.len()
-    }
-
-    /// Bytes the kept sessions hold.
-    #[cfg(test)]
-    pub fn bytes(&self) -> usize {
-        self.map.lock().unwrap().bytes
+    pub fn stats(&self) -> SessionStats {
+        let k = self.map.lock().unwrap();
+        SessionStats {
+            kept: k.sessions.len(),
+            bytes: k.bytes,
+            ..k.stats
+        }
     }
 }
 
@@ -236,13 +254,16 @@ mod tests {
         let each = MAX_ONE_SESSION_BYTES;
         for i in 0..40 {
             c.put(&format!("s{i}"), session(each));
-            assert!(c.bytes() <= MAX_SESSION_BYTES, "{i}: {}", c.bytes());
+            assert!(c.stats().bytes <= MAX_SESSION_BYTES, "{i}: {:?}", c.stats());
         }
-        assert_eq!(c.len(), MAX_SESSION_BYTES / each);
+        let kept = MAX_SESSION_BYTES / each;
+        assert_eq!(c.stats().kept, kept);
+        assert_eq!(c.stats().evicted, (40 - kept) as u64);
         assert_eq!(c.take("s0").held_bytes(), 0, "the oldest went first");
         assert_eq!(c.take("s39").held_bytes(), each);
-        assert_eq!(c.bytes(), (c.len()) * each);
+        assert_eq!(c.stats().bytes, c.stats().kept * each);
         c.put("huge", session(each + 1));
         assert_eq!(c.take("huge").held_bytes(), 0);
+        assert_eq!(c.stats().too_large, 1);
     }
 }

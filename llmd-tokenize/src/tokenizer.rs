@@ -584,7 +584,12 @@ impl Tokenizer {
 
     /// Conversations whose tokenization `pick_openai` keeps (by session id).
     pub fn cached_sessions(&self) -> usize {
-        self.sessions.len()
+        self.sessions.stats().kept
+    }
+
+    /// The session cache: what it keeps, and what it let go for its bounds.
+    pub fn session_stats(&self) -> crate::session::SessionStats {
+        self.sessions.stats()
     }
 
     /// Added tokens a [`crate::ChatSession`] may cut before.

@@ -362,6 +362,7 @@ def test_abandoned_requests_are_expired() -> None:
     s.pick(model=MODEL, prompt="x", request_id="abandoned")
     time.sleep(0.01)
     assert s.expire_requests(3600.0) == 0
+    assert s.expire_requests(1e300) == 0
     assert s.expire_requests(0.0) == 1
     assert s.open_requests == 0
     assert s.on_complete("abandoned") is None

@@ -202,17 +202,15 @@ impl OtlpExporter {
     /// `timeout`; returns whether the queue drained.
     pub fn flush(&self, timeout: Duration) -> bool {
         // A timeout too long for the clock waits as long as it takes.
-        let deadline = Instant::now()
-            .checked_add(timeout)
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(u32::MAX.into()));
+        let deadline = crate::deadline::after(timeout);
         let mut q = self.shared.q.lock().unwrap_or_else(|e| e.into_inner());
         q.flush = true;
         self.shared.cv.notify_all();
         while !q.jobs.is_empty() || q.in_flight > 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            let Ok(left) = crate::deadline::left(deadline) else {
                 return false;
-            }
+            };
+            let left = left.unwrap_or(Duration::MAX);
             q = self
                 .shared
                 .cv

@@ -2,7 +2,7 @@
 //! DEALER request of vLLM's replay protocol (SPEC §3.3).
 
 use std::net::{TcpStream, ToSocketAddrs};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::endpoint::TcpEndpoint;
 use super::wire::{Connection, Limits, SocketType, WireError};
@@ -71,8 +71,7 @@ pub fn replay(
     timeout: Duration,
     mut each: impl FnMut(Replayed<'_>) -> bool,
 ) -> Result<ReplayEnd, WireError> {
-    // A timeout too long for the clock is as good as none.
-    let deadline = Instant::now().checked_add(timeout);
+    let deadline = crate::deadline::after(timeout);
     let stream = dial(ep, timeout)?;
     let mut c = Connection::handshake(stream, SocketType::Dealer, limits, timeout)?;
     c.send(&[&b""[..], &start.to_be_bytes()])?;

@@ -11,6 +11,8 @@ use std::io::{self, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use crate::deadline::{self, Deadlined};
+
 /// Flag bits of a frame header.
 const MORE: u8 = 0x01;
 const LONG: u8 = 0x02;
@@ -90,7 +92,7 @@ pub type Message = Vec<Vec<u8>>;
 
 /// A connection after a successful handshake.
 pub struct Connection {
-    reader: BufReader<Timed>,
+    reader: BufReader<Deadlined>,
     writer: TcpStream,
     limits: Limits,
     peer_type: String,
@@ -247,28 +249,6 @@ pub fn parse_after_greeting(mut bytes: &[u8], limits: &Limits) -> AfterGreeting 
     }
 }
 
-/// The read side of a connection: with a deadline set, every read gets only
-/// the time left before it, so a peer trickling bytes (or PINGs) cannot
-/// stretch a handshake or a replay past its deadline.
-#[derive(Debug)]
-struct Timed {
-    s: TcpStream,
-    deadline: Option<Instant>,
-}
-
-impl Read for Timed {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(d) = self.deadline {
-            let left = d.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(io::ErrorKind::TimedOut.into());
-            }
-            self.s.set_read_timeout(Some(left))?;
-        }
-        self.s.read(buf)
-    }
-}
-
 impl Connection {
     /// Runs the ZMTP 3.0 greeting and NULL handshake as `ty` on a connected
     /// stream, within `timeout` in all.
@@ -282,14 +262,13 @@ impl Connection {
         stream.set_write_timeout(Some(timeout))?;
         let mut writer = stream.try_clone()?;
         writer.write_all(&greeting())?;
-        // A timeout too long for the clock is as good as none.
-        let deadline = Instant::now().checked_add(timeout);
+        let deadline = deadline::after(timeout);
         if deadline.is_none() {
             stream.set_read_timeout(None)?;
         }
         let mut reader = BufReader::with_capacity(
             64 << 10,
-            Timed {
+            Deadlined {
                 s: stream,
                 deadline,
             },

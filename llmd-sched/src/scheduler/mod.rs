@@ -449,19 +449,21 @@ impl Scheduler {
     pub fn expire_requests(&self, max_age: std::time::Duration) -> usize {
         let now = self.clock.now_ns();
         let cutoff = now.saturating_sub(u64::try_from(max_age.as_nanos()).unwrap_or(u64::MAX));
-        let ids = self.requests.older_than(cutoff);
         self.metrics
             .expire(std::time::Duration::from_nanos(now), max_age);
-        for id in &ids {
-            self.inflight.finish(id);
+        let mut released = 0;
+        for id in self.requests.older_than(cutoff) {
+            self.inflight.finish(&id);
+            // Counted only if still open: a completion may have raced it.
             if let Some((summary, sample)) =
                 self.requests
-                    .close(id, now, Usage::default(), Some(RequestErrorKind::Other))
+                    .close(&id, now, Usage::default(), Some(RequestErrorKind::Other))
             {
                 self.learn_completion(&summary, sample);
+                released += 1;
             }
         }
-        ids.len()
+        released
     }
 
     /// The online latency model (trained when the config has a

@@ -323,13 +323,16 @@ impl PyScheduler {
     /// with outcome `expired`. Returns how many. A negative or non-finite
     /// age raises `InvalidArgumentError`.
     fn expire_requests(&self, py: Python<'_>, max_age: f64) -> PyResult<usize> {
-        let age = std::time::Duration::try_from_secs_f64(max_age).map_err(|_| {
-            error(
+        if !(max_age.is_finite() && max_age >= 0.0) {
+            return Err(error(
                 py,
                 Kind::InvalidArgument,
                 format!("max_age must be a finite number of seconds >= 0, got {max_age}"),
-            )
-        })?;
+            ));
+        }
+        // An age too long for a Duration expires nothing, as the longest does.
+        let age =
+            std::time::Duration::try_from_secs_f64(max_age).unwrap_or(std::time::Duration::MAX);
         Ok(py.detach(|| self.inner.expire_requests(age)))
     }
 
