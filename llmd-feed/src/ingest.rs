@@ -263,11 +263,13 @@ fn apply(
         // The scheduler's own sequence tracking took it for one it applied.
         Ok(rep) if rep.ignored => PodStats::inc(&st.duplicates),
         Ok(rep) => {
-            st.batches.fetch_add(1, Ordering::Relaxed);
             st.blocks_stored
                 .fetch_add(rep.stats.stored as u64, Ordering::Relaxed);
             st.blocks_removed
                 .fetch_add(rep.stats.removed as u64, Ordering::Relaxed);
+            // Counted last and released: a reader that sees a batch counted
+            // also sees its blocks.
+            st.batches.fetch_add(1, Ordering::Release);
             let now = unix_ns();
             st.last_event_unix_ns.store(now, Ordering::Relaxed);
             if batch.ts > 0.0 {

@@ -420,6 +420,9 @@ impl Pod {
     pub fn snapshot(&self) -> PodStatsSnapshot {
         let s = &self.stats;
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        // Read first, with acquire: the blocks of every batch counted here
+        // are counted below (the ingest thread counts the batch last).
+        let events = s.batches.load(Ordering::Acquire);
         let now = unix_ns();
         let age = |c: &AtomicU64| {
             let t = g(c);
@@ -428,7 +431,7 @@ impl Pod {
         PodStatsSnapshot {
             name: self.spec.name.clone(),
             address: self.spec.address.clone(),
-            events: g(&s.batches),
+            events,
             blocks: g(&s.blocks_stored),
             blocks_removed: g(&s.blocks_removed),
             gaps: g(&s.gaps),
