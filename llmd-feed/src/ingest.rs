@@ -136,7 +136,8 @@ pub(crate) fn process(sched: &Scheduler, opts: &FeedOptions, w: Work) {
         PodStats::inc(&st.duplicates);
         return;
     }
-    apply(sched, pod, &batch, seq, state, w.received);
+    apply(sched, pod, &batch, seq, w.received);
+    state.applied(seq);
 }
 
 /// Replays `from..` so that `live` can follow in order; when the replay
@@ -189,7 +190,7 @@ fn recover(
                             PodStats::inc(&st.decode_errors);
                             sched.record_kv_decode_error(pod.name());
                         }
-                        state.applied(seq);
+                        state.replay_applied(seq);
                         next = seq.saturating_add(1);
                         return true;
                     };
@@ -198,7 +199,8 @@ fn recover(
                         clear(sched, pod, &b);
                         cleared = true;
                     }
-                    apply(sched, pod, &b, seq, state, Instant::now());
+                    apply(sched, pod, &b, seq, Instant::now());
+                    state.replay_applied(seq);
                     next = seq.saturating_add(1);
                     true
                 },
@@ -250,14 +252,9 @@ fn clear(sched: &Scheduler, pod: &PodRef, like: &EventBatch) {
     }
 }
 
-fn apply(
-    sched: &Scheduler,
-    pod: &PodRef,
-    batch: &EventBatch,
-    seq: u64,
-    state: &mut StreamState,
-    received: Instant,
-) {
+/// Applies batch `seq` to the scheduler and counts it; the caller records
+/// it in the stream state (live or replayed).
+fn apply(sched: &Scheduler, pod: &PodRef, batch: &EventBatch, seq: u64, received: Instant) {
     let st = &pod.stats;
     match sched.ingest_decoded_kv_events(pod.name(), batch, Some(seq)) {
         // The scheduler's own sequence tracking took it for one it applied.
@@ -267,9 +264,6 @@ fn apply(
                 .fetch_add(rep.stats.stored as u64, Ordering::Relaxed);
             st.blocks_removed
                 .fetch_add(rep.stats.removed as u64, Ordering::Relaxed);
-            // Counted last and released: a reader that sees a batch counted
-            // also sees its blocks.
-            st.batches.fetch_add(1, Ordering::Release);
             let now = unix_ns();
             st.last_event_unix_ns.store(now, Ordering::Relaxed);
             if batch.ts > 0.0 {
@@ -278,8 +272,10 @@ fn apply(
             } else {
                 st.lag.observe(received.elapsed().as_secs_f64());
             }
+            // Counted last and released: a reader that sees a batch counted
+            // also sees its blocks, its time and its lag.
+            st.batches.fetch_add(1, Ordering::Release);
         }
         Err(_) => PodStats::inc(&st.not_applied),
     }
-    state.applied(seq);
 }

@@ -55,8 +55,9 @@ pub(crate) fn run(sched: &Scheduler, opts: &FeedOptions, pod: &PodRef, feed: &St
                     unix_ns().saturating_sub(pod.last_ok_unix_ns.load(Ordering::Relaxed)),
                 );
                 if since_ok >= opts.remove_after && st.registered.swap(false, Ordering::AcqRel) {
-                    PodStats::inc(&st.evictions);
+                    // Counted once the endpoint is gone.
                     let _ = sched.remove_endpoint(pod.name());
+                    PodStats::inc(&st.evictions);
                 }
             }
         }

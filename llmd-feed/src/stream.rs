@@ -54,7 +54,7 @@ impl StreamState {
         }
     }
 
-    /// Records that `seq` was applied (live or replayed).
+    /// Records that the live batch `seq` was applied.
     pub fn applied(&mut self, seq: u64) {
         if let Some((_, ceiling)) = self.replayed {
             if seq > ceiling || self.last.is_some_and(|l| seq < l) {
@@ -64,9 +64,24 @@ impl StreamState {
         self.last = Some(seq);
     }
 
+    /// Records that a replay applied `seq` (it keeps the window of live
+    /// duplicates: live batches of it may still be queued; see
+    /// [`StreamState::replayed`]).
+    pub fn replay_applied(&mut self, seq: u64) {
+        self.last = Some(seq);
+    }
+
     /// Records a replay that applied `from..=through`: live batches in that
-    /// range still in flight are duplicates.
+    /// range still in flight are duplicates. A replay that continues the
+    /// previous one (a resync after more batches were dropped, while live
+    /// batches of the first window are still queued) extends its window
+    /// rather than replace it: those queued batches stay duplicates instead
+    /// of reading as a restart.
     pub fn replayed(&mut self, from: u64, through: u64) {
+        let from = match self.replayed {
+            Some((f0, t0)) if from <= t0.saturating_add(1) => f0.min(from),
+            _ => from,
+        };
         self.last = Some(through);
         self.replayed = Some((from, through));
     }
@@ -115,5 +130,29 @@ mod tests {
         s.applied(10);
         assert_eq!(s.classify(6), Action::Restart, "the window closed");
         assert_eq!(s.classify(0), Action::Restart);
+    }
+
+    /// A gap replay, then a resync that continues it (more batches were
+    /// dropped at a full queue while the first replay ran): the live
+    /// batches of the first window still queued are duplicates, not a
+    /// restart that would clear the pod's entries.
+    #[test]
+    fn a_resync_that_continues_a_replay_keeps_its_window() {
+        let mut s = StreamState::default();
+        s.applied(4);
+        assert_eq!(s.classify(7), Action::Gap { from: 5 });
+        s.replayed(7, 9);
+        for seq in 10..=14 {
+            s.replay_applied(seq); // the resync's replay, batch by batch
+        }
+        s.replayed(10, 14);
+        for live in 7..=14 {
+            assert_eq!(s.classify(live), Action::Duplicate, "{live}");
+        }
+        assert_eq!(s.classify(15), Action::InOrder);
+        // A later replay that does not continue it starts its own window.
+        s.replayed(20, 22);
+        assert_eq!(s.classify(8), Action::Restart);
+        assert_eq!(s.classify(21), Action::Duplicate);
     }
 }

@@ -99,6 +99,26 @@ fn port_pair() -> u16 {
     panic!("no free port pair");
 }
 
+/// Two publishers (ranks 0 and 1) bound to consecutive ports, and the
+/// first port; bound again on another pair when a port was taken between
+/// finding the pair free and binding it.
+fn publishers_on_a_port_pair() -> (u16, Vec<Publisher>) {
+    for _ in 0..100 {
+        let p = port_pair();
+        let pubs: Vec<Publisher> = (0..2u16)
+            .map_while(|r| {
+                let mut publisher = Publisher::new("kv@x@m", 100);
+                let bound = publisher.bind(&format!("tcp://127.0.0.1:{}", p + r));
+                bound.ok().map(|_| publisher)
+            })
+            .collect();
+        if pubs.len() == 2 {
+            return (p, pubs);
+        }
+    }
+    panic!("no port pair could be bound");
+}
+
 fn batch(rank: i64, i: u64) -> Vec<u8> {
     batch_as(rank, i, Some(rank))
 }
@@ -129,15 +149,7 @@ fn batch_as(rank: i64, i: u64, payload_rank: Option<i64>) -> Vec<u8> {
 #[test]
 fn data_parallel_ranks_publish_on_consecutive_ports_with_their_own_numbering() {
     let s = Arc::new(Scheduler::from_config_str(CONFIG).unwrap());
-    let p = port_pair();
-    let mut pubs = Vec::new();
-    for r in 0..2u16 {
-        let mut publisher = Publisher::new("kv@x@m", 100);
-        publisher
-            .bind(&format!("tcp://127.0.0.1:{}", p + r))
-            .unwrap();
-        pubs.push(publisher);
-    }
+    let (p, pubs) = publishers_on_a_port_pair();
     let feed = Feed::new(s.clone(), opts());
     let mut spec = PodSpec::new("dp", "127.0.0.1:9").with_events(format!("tcp://127.0.0.1:{p}"));
     spec.scrape = false;

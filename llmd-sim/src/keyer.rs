@@ -39,8 +39,14 @@ impl KeyChain for VllmChain {
 }
 
 impl BlockKeyer for VllmKeyer {
-    fn start(&self, _block_size: usize, lora: Option<&str>) -> Box<dyn KeyChain> {
+    fn start_salted(
+        &self,
+        _block_size: usize,
+        lora: Option<&str>,
+        cache_salt: Option<&str>,
+    ) -> Box<dyn KeyChain> {
         let extras = RequestExtras {
+            cache_salt: cache_salt.map(str::to_string),
             lora: lora.map(|name| LoraRef {
                 id: Some(lora_int_id(name)),
                 name: Some(name.to_string()),
@@ -89,5 +95,28 @@ mod tests {
         let with_lora = k.keys(&tokens, 16, Some("a")).expect("LoRA keys");
         assert_eq!(with_lora.len(), 2);
         assert_ne!(with_lora[0], keys[0]);
+    }
+
+    /// A salted request's keys are vLLM's (the `cache_salt` vectors of
+    /// `testdata/vllm-compat`); an empty salt keys as none.
+    #[test]
+    fn cache_salt_keys_match_the_vectors() {
+        let tokens: Vec<u32> = (1..=32).collect();
+        for (version, want) in [
+            ("0.30.0", [11292359283095282548, 7538109252485696977]),
+            ("0.33.0", [14001779076879015449, 11658315540680974127]),
+        ] {
+            let k = VllmKeyer::new(version, "sha256_cbor", 16, Some("42")).expect("keyer");
+            let mut salted = Vec::new();
+            k.start_salted(16, None, Some("salt-1"))
+                .extend(&tokens, &mut salted)
+                .expect("extend");
+            assert_eq!(salted, want, "{version}");
+            let mut empty = Vec::new();
+            k.start_salted(16, None, Some(""))
+                .extend(&tokens, &mut empty)
+                .expect("extend");
+            assert_eq!(empty, k.keys(&tokens, 16, None).expect("keys"));
+        }
     }
 }

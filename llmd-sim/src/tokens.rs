@@ -42,7 +42,19 @@ pub trait KeyChain: Send + std::fmt::Debug {
 pub trait BlockKeyer: Send + Sync + std::fmt::Debug {
     /// A fresh chain for a request with `block_size`-token blocks and an
     /// optional LoRA adapter.
-    fn start(&self, block_size: usize, lora: Option<&str>) -> Box<dyn KeyChain>;
+    fn start(&self, block_size: usize, lora: Option<&str>) -> Box<dyn KeyChain> {
+        self.start_salted(block_size, lora, None)
+    }
+
+    /// As [`BlockKeyer::start`], for a request with vLLM's `cache_salt`
+    /// (a non-empty salt keys the first block apart, so salted requests
+    /// share cached blocks only with requests of the same salt).
+    fn start_salted(
+        &self,
+        block_size: usize,
+        lora: Option<&str>,
+        cache_salt: Option<&str>,
+    ) -> Box<dyn KeyChain>;
 
     /// Keys of every full block of `tokens` (convenience for tests and tools).
     fn keys(
@@ -110,10 +122,20 @@ impl KeyChain for FastChain {
 }
 
 impl BlockKeyer for FastKeyer {
-    fn start(&self, block_size: usize, lora: Option<&str>) -> Box<dyn KeyChain> {
+    fn start_salted(
+        &self,
+        block_size: usize,
+        lora: Option<&str>,
+        cache_salt: Option<&str>,
+    ) -> Box<dyn KeyChain> {
+        // Every block is seeded by its parent, so salting the chain keys
+        // block 0 apart and with it every block after.
+        let cache_salt = cache_salt
+            .filter(|s| !s.is_empty())
+            .map_or(0, |s| xxh3_64_with_seed(s.as_bytes(), 0x5A17));
         Box::new(FastChain {
             bs: block_size.max(1),
-            salt: lora_salt(lora),
+            salt: lora_salt(lora) ^ cache_salt,
             parent: None,
             pending: Vec::new(),
         })
@@ -149,5 +171,16 @@ mod tests {
             whole[0],
             FastKeyer.keys(&a, 16, Some("x")).expect("keys")[0]
         );
+        let salted = |salt| {
+            let mut out = Vec::new();
+            FastKeyer
+                .start_salted(16, None, Some(salt))
+                .extend(&a, &mut out)
+                .expect("extend");
+            out
+        };
+        assert_eq!(salted(""), whole, "an empty salt is none");
+        assert_ne!(salted("s")[0], whole[0]);
+        assert_ne!(salted("s")[0], salted("t")[0]);
     }
 }

@@ -123,12 +123,18 @@ fn config_check_prints_the_pipeline_or_the_error() {
     assert!(stderr.contains("no-such-plugin"), "{stderr}");
 }
 
-/// `llmd pods` speaks HTTP/1.1 as a client expects: a non-streamed
-/// completion keeps the connection for the next request, and framings it
-/// does not take (chunked bodies, conflicting lengths) are refused.
-#[test]
-fn pods_keep_connections_and_refuse_ambiguous_framing() {
-    use std::io::{BufRead, BufReader, Read, Write};
+/// A running `llmd pods -n 1` (killed on drop) and its pod's `host:port`.
+struct Pods(std::process::Child, String);
+
+impl Drop for Pods {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn pods() -> Pods {
+    use std::io::{BufRead, BufReader};
     let mut child = Command::new(env!("CARGO_BIN_EXE_llmd"))
         .args(["pods", "-n", "1", "--model", "m", "--speed", "50"])
         .stdout(std::process::Stdio::piped())
@@ -144,50 +150,73 @@ fn pods_keep_connections_and_refuse_ambiguous_framing() {
         .and_then(|u| u.strip_prefix("http://"))
         .expect("pod url")
         .to_string();
-    // Reads one response with a Content-Length body: (status, body).
-    let response = |r: &mut BufReader<std::net::TcpStream>| -> (u16, String) {
-        let mut head = String::new();
-        r.read_line(&mut head).expect("status line");
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let mut len = 0;
-        loop {
-            let mut h = String::new();
-            r.read_line(&mut h).expect("header");
-            if h.trim().is_empty() {
-                break;
-            }
-            if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                len = v.trim().parse().expect("length");
-            }
+    Pods(child, addr)
+}
+
+type Conn = (std::net::TcpStream, std::io::BufReader<std::net::TcpStream>);
+
+fn connect(addr: &str) -> Conn {
+    let s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    (s.try_clone().unwrap(), std::io::BufReader::new(s))
+}
+
+/// Reads one response with a Content-Length body: (status, body).
+fn response(r: &mut std::io::BufReader<std::net::TcpStream>) -> (u16, String) {
+    use std::io::{BufRead, Read};
+    let mut head = String::new();
+    r.read_line(&mut head).expect("status line");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut len = 0;
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).expect("header");
+        if h.trim().is_empty() {
+            break;
         }
-        let mut body = vec![0; len];
-        r.read_exact(&mut body).expect("body");
-        (status, String::from_utf8_lossy(&body).into_owned())
-    };
-    let connect = || {
-        let s = std::net::TcpStream::connect(&addr).expect("connect");
-        s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
-            .unwrap();
-        (s.try_clone().unwrap(), BufReader::new(s))
-    };
-    let (mut w, mut r) = connect();
-    let body = r#"{"model":"m","prompt":"w1 w2 w3","max_tokens":2}"#;
+        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().expect("length");
+        }
+    }
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).expect("body");
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// POSTs `body` to `path` on a kept connection: (status, body).
+fn post((w, r): &mut Conn, path: &str, body: &str) -> (u16, String) {
+    use std::io::Write;
     write!(
         w,
-        "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
-    let (status, text) = response(&mut r);
+    response(r)
+}
+
+/// `llmd pods` speaks HTTP/1.1 as a client expects: a non-streamed
+/// completion keeps the connection for the next request, and framings it
+/// does not take (chunked bodies, conflicting lengths) are refused.
+#[test]
+fn pods_keep_connections_and_refuse_ambiguous_framing() {
+    use std::io::Write;
+    let fleet = pods();
+    let connect = || connect(&fleet.1);
+    let mut c = connect();
+    let body = r#"{"model":"m","prompt":"w1 w2 w3","max_tokens":2}"#;
+    let (status, text) = post(&mut c, "/v1/completions", body);
     assert_eq!(status, 200, "{text}");
     assert!(text.contains("\"usage\""), "{text}");
+    let (w, r) = &mut c;
     w.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
-    assert_eq!(response(&mut r).0, 200, "the connection was kept");
+    assert_eq!(response(r).0, 200, "the connection was kept");
     for bad in [
         "POST /tokenize HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n0\r\n\r\n",
         "POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
@@ -197,6 +226,35 @@ fn pods_keep_connections_and_refuse_ambiguous_framing() {
         w.write_all(bad.as_bytes()).unwrap();
         assert_eq!(response(&mut r).0, 400, "{bad:?}");
     }
-    let _ = child.kill();
-    let _ = child.wait();
+}
+
+/// `cache_salt` keys a request's blocks apart as vLLM does: the same
+/// prompt hits the prefix cache only under the same salt, and a salt that
+/// is not a non-empty string is refused.
+#[test]
+fn pods_key_cached_blocks_by_cache_salt() {
+    let fleet = pods();
+    let mut c = connect(&fleet.1);
+    let words: Vec<String> = (0..96).map(|i| format!("w{i}")).collect();
+    let prompt = words.join(" ");
+    let mut cached = |salt: &str| -> u64 {
+        let body = format!(r#"{{"model":"m","prompt":"{prompt}","max_tokens":1{salt}}}"#);
+        let (status, text) = post(&mut c, "/v1/completions", &body);
+        assert_eq!(status, 200, "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+        v["usage"]["prompt_tokens_details"]["cached_tokens"]
+            .as_u64()
+            .expect("cached_tokens")
+    };
+    assert_eq!(cached(r#","cache_salt":"a""#), 0, "a first salted request");
+    assert!(cached(r#","cache_salt":"a""#) > 0, "the same salt hits");
+    assert_eq!(cached(r#","cache_salt":"b""#), 0, "another salt misses");
+    assert_eq!(cached(""), 0, "no salt misses the salted blocks");
+    assert!(cached(r#","cache_salt":null"#) > 0, "null is no salt");
+    for bad in [r#""""#, "7", "[]"] {
+        let body = format!(r#"{{"model":"m","prompt":"w1 w2","cache_salt":{bad}}}"#);
+        let (status, text) = post(&mut c, "/v1/completions", &body);
+        assert_eq!(status, 400, "{bad}: {text}");
+        assert!(text.contains("cache_salt"), "{text}");
+    }
 }

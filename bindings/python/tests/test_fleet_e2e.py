@@ -97,7 +97,8 @@ async def run(config: str, pods: list[list[str]]) -> dict[str, Any]:
 
     async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
-        while not cond() and time.monotonic() < deadline:
+        while not cond():
+            assert time.monotonic() < deadline, "timed out"
             await asyncio.sleep(0.005)
 
     try:

@@ -531,14 +531,16 @@ mod tests {
             &ep,
             0,
             Limits::default(),
-            Duration::from_millis(500),
+            // Room for the handshake with a thread just spawned on a loaded
+            // machine; the PINGs go on for 6 s.
+            Duration::from_secs(2),
             |_| true,
         );
         assert!(
             matches!(end, Ok(crate::zmq::ReplayEnd::TimedOut)),
             "{end:?}"
         );
-        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
     }
 
     #[test]

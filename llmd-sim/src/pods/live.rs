@@ -130,12 +130,18 @@ impl LivePod {
         self.vocab
     }
 
-    /// Queues a request; the receiver hears its progress.
-    pub fn submit(&self, prompt: Vec<u32>, max_tokens: u32) -> Result<Receiver<Update>, String> {
+    /// Queues a request (with vLLM's `cache_salt`, if any); the receiver
+    /// hears its progress.
+    pub fn submit(
+        &self,
+        prompt: Vec<u32>,
+        max_tokens: u32,
+        cache_salt: Option<&str>,
+    ) -> Result<Receiver<Update>, String> {
         let (tx, rx) = channel();
         let mut g = self.state.lock().unwrap();
         let bs = g.worker.config().block_size as usize;
-        let mut chain = self.keyer.start(bs, None);
+        let mut chain = self.keyer.start_salted(bs, None, cache_salt);
         let mut keys = Vec::with_capacity(prompt.len() / bs + 1);
         chain.extend(&prompt, &mut keys)?;
         let id = g.next;

@@ -409,8 +409,17 @@ fn complete(
         .pointer("/stream_options/include_usage")
         .and_then(Value::as_bool)
         .unwrap_or(false);
+    // vLLM refuses a salt that is not a non-empty string.
+    let cache_salt = match body.get("cache_salt") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if !s.is_empty() => Some(s.as_str()),
+        Some(_) => {
+            let e = "Parameter 'cache_salt' must be a non-empty string if provided.";
+            return error(w, pod, 400, e).map(|()| false);
+        }
+    };
     let n_prompt = prompt.len() as u32;
-    let rx = match pod.submit(prompt, max_tokens) {
+    let rx = match pod.submit(prompt, max_tokens, cache_salt) {
         Ok(rx) => rx,
         Err(e) => return error(w, pod, 400, &e).map(|()| false),
     };
