@@ -6,6 +6,7 @@ package llmd
 import "C"
 
 import (
+	"fmt"
 	"time"
 	"unsafe"
 )
@@ -98,6 +99,9 @@ func NewIndex(cfg IndexConfig) (*Index, error) {
 	if cfg.Hasher != nil {
 		cfg.Hasher.mu.RLock()
 		defer cfg.Hasher.mu.RUnlock()
+		if cfg.Hasher.h == nil {
+			return nil, fmt.Errorf("IndexConfig.Hasher: %w", ErrClosed)
+		}
 		c.hasher = cfg.Hasher.h
 	}
 	var h *C.llmd_index

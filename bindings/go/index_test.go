@@ -93,6 +93,10 @@ func TestIndexModes(t *testing.T) {
 	if _, err := NewIndex(IndexConfig{KeyMode: EngineParity}); err == nil {
 		t.Fatal("engine parity without a hasher accepted")
 	}
+	// A closed hasher is named as such, not a NULL argument.
+	if _, err := NewIndex(IndexConfig{KeyMode: EngineParity, Hasher: h}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("closed hasher: err = %v", err)
+	}
 	if _, err := NewIndex(IndexConfig{KeyMode: 77}); !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("err = %v", err)
 	}
