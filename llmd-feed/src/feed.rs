@@ -18,7 +18,7 @@ use crate::ingest::{worker, Drops, Work};
 use crate::options::FeedOptions;
 use crate::pod::{unix_ns, Pod, PodRef, PodSpec, PodStats, PodStatsSnapshot, Source, Stopper};
 use crate::scrape;
-use crate::zmq::{dial, subscribe, Message, TcpEndpoint, WireError};
+use crate::zmq::{dial, subscribe, Heartbeat, Message, TcpEndpoint, WireError};
 use crate::FeedError;
 
 /// Lifecycle of a feed.
@@ -42,6 +42,8 @@ pub(crate) struct FeedCounters {
     /// Connections to a bound socket refused: over
     /// `FeedOptions::max_bound_connections`.
     pub bound_refused: AtomicU64,
+    /// Connections to a bound socket closed for not answering a heartbeat.
+    pub bound_heartbeat_timeouts: AtomicU64,
     /// Discovery failures: pods a sync could not add or remove, and DNS
     /// lookups or endpoint files that could not be read.
     pub discovery_errors: AtomicU64,
@@ -510,8 +512,10 @@ impl Inner {
                 PodStats::inc(&st.reconnects);
             }
             backoff = self.opts.reconnect_min;
-            loop {
-                match conn.recv() {
+            // (Failing to set the read timeout ends the connection.)
+            let mut hb = Heartbeat::start(&conn, self.opts.heartbeat_interval);
+            while let Ok(hb) = hb.as_mut() {
+                match hb.recv(&mut conn) {
                     Ok(m) => {
                         if !self.dispatch(pod, Some(rank), m) {
                             PodStats::inc(&st.malformed);
@@ -521,7 +525,12 @@ impl Inner {
                         PodStats::inc(&st.malformed);
                         break;
                     }
-                    Err(WireError::Io(_)) => break,
+                    Err(WireError::Io(_)) => {
+                        if hb.lost() {
+                            PodStats::inc(&st.heartbeat_timeouts);
+                        }
+                        break;
+                    }
                 }
             }
             if pod.stop.wait(backoff) {
@@ -631,8 +640,11 @@ impl Inner {
                 return;
             }
         };
+        let Ok(mut hb) = Heartbeat::start(&conn, self.opts.heartbeat_interval) else {
+            return;
+        };
         loop {
-            let m = match conn.recv() {
+            let m = match hb.recv(&mut conn) {
                 Ok(m) => m,
                 Err(WireError::Protocol(_)) => {
                     self.counters
@@ -640,7 +652,14 @@ impl Inner {
                         .fetch_add(1, Ordering::Relaxed);
                     return;
                 }
-                Err(WireError::Io(_)) => return,
+                Err(WireError::Io(_)) => {
+                    if hb.lost() {
+                        self.counters
+                            .bound_heartbeat_timeouts
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                    return;
+                }
             };
             let pod = {
                 let frames: Vec<&[u8]> = m.iter().map(Vec::as_slice).collect();

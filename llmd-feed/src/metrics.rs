@@ -39,6 +39,7 @@ const COUNTERS: &[CounterFamily] = &[
     ]),
     ("llmd_feed_clears_total", "Times a pod's index entries were dropped because lost batches could not be replayed", &[("", |s| &s.clears)]),
     ("llmd_feed_reconnects_total", "Event connections re-established", &[("", |s| &s.reconnects)]),
+    ("llmd_feed_heartbeat_timeouts_total", "Event connections closed because the publisher answered no heartbeat (gone without closing the connection)", &[("", |s| &s.heartbeat_timeouts)]),
     ("llmd_feed_connect_failures_total", "Failed event connection attempts", &[("", |s| &s.connect_failures)]),
     ("llmd_feed_malformed_total", "Event messages or handshakes dropped as malformed", &[("", |s| &s.malformed)]),
     ("llmd_feed_decode_errors_total", "Event payloads that failed to decode", &[("", |s| &s.decode_errors)]),
@@ -163,6 +164,11 @@ pub(crate) fn render(inner: &Inner) -> String {
             "llmd_feed_bound_malformed_total",
             "Connections or messages on a bound socket dropped as malformed",
             &inner.counters.bound_malformed,
+        ),
+        (
+            "llmd_feed_bound_heartbeat_timeouts_total",
+            "Connections to a bound socket closed because the publisher answered no heartbeat",
+            &inner.counters.bound_heartbeat_timeouts,
         ),
         (
             "llmd_feed_bound_refused_total",

@@ -54,6 +54,14 @@ pub struct FeedOptions {
     pub reconnect_min: Duration,
     /// Longest reconnect wait.
     pub reconnect_max: Duration,
+    /// After this long with nothing received on an event connection, send a
+    /// ZMTP `PING`; when the next interval brings nothing either (not even
+    /// the `PONG`), the connection is taken for dead, closed and dialed
+    /// again (counted in `llmd_feed_heartbeat_timeouts_total`). A peer gone
+    /// without closing its connection is found within two intervals; `None`
+    /// (or zero) sends none, and such a connection waits until the pod is
+    /// removed. 10 s.
+    pub heartbeat_interval: Option<Duration>,
     /// Bounds on ZMQ messages from the network.
     pub limits: Limits,
     /// Scrape period (llm-d: the data source's `interval`, 50 ms tick).
@@ -91,6 +99,7 @@ impl Default for FeedOptions {
             connect_timeout: Duration::from_secs(1),
             reconnect_min: Duration::from_millis(50),
             reconnect_max: Duration::from_secs(5),
+            heartbeat_interval: Some(Duration::from_secs(10)),
             limits: Limits::default(),
             scrape_interval: Duration::from_millis(50),
             scrape_timeout: Duration::from_secs(1),

@@ -92,6 +92,7 @@ pub(crate) struct PodStats {
     pub clears: AtomicU64,
     pub connects: AtomicU64,
     pub reconnects: AtomicU64,
+    pub heartbeat_timeouts: AtomicU64,
     pub connect_failures: AtomicU64,
     pub malformed: AtomicU64,
     pub decode_errors: AtomicU64,
@@ -138,6 +139,7 @@ impl PodStats {
             clears: z(),
             connects: z(),
             reconnects: z(),
+            heartbeat_timeouts: z(),
             connect_failures: z(),
             malformed: z(),
             decode_errors: z(),
@@ -192,6 +194,9 @@ pub struct PodStatsSnapshot {
     pub clears: u64,
     /// Event connections that were re-established.
     pub reconnects: u64,
+    /// Event connections closed for not answering a heartbeat
+    /// ([`crate::FeedOptions::heartbeat_interval`]).
+    pub heartbeat_timeouts: u64,
     /// Failed connection attempts.
     pub connect_failures: u64,
     /// Messages or connections dropped as malformed (frames, handshake).
@@ -443,6 +448,7 @@ impl Pod {
             replays_failed: g(&s.replays_failed),
             clears: g(&s.clears),
             reconnects: g(&s.reconnects),
+            heartbeat_timeouts: g(&s.heartbeat_timeouts),
             connect_failures: g(&s.connect_failures),
             malformed: g(&s.malformed),
             decode_errors: g(&s.decode_errors),

@@ -602,6 +602,65 @@ fn failed_connections_are_closed_by_the_feed() {
     feed.stop();
 }
 
+/// A publisher gone without closing its connection (it reads nothing more,
+/// so it answers no `PING`) is found by the heartbeat within two intervals:
+/// the connection is closed, counted, and dialed again.
+#[test]
+fn a_publisher_gone_silent_is_found_by_the_heartbeat() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let ev = format!("tcp://{}", l.local_addr().unwrap());
+    let feed = Feed::new(
+        sched(),
+        FeedOptions {
+            heartbeat_interval: Some(Duration::from_millis(100)),
+            ..opts()
+        },
+    );
+    feed.add_pod(pod("a", &ev, None)).unwrap();
+    feed.start().unwrap();
+    let (stream, _) = l.accept().unwrap();
+    let mut c = Connection::handshake(
+        stream,
+        SocketType::Pub,
+        Limits::default(),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let _ = c.recv(); // the subscription; then silence, the socket held open
+    let (_again, _) = l.accept().unwrap(); // the feed dials again
+    wait("the count", || stats(&feed, "a").heartbeat_timeouts == 1);
+    let text = feed.render_metrics();
+    assert!(
+        text.contains("llmd_feed_heartbeat_timeouts_total{pod=\"a\"} 1"),
+        "{text}"
+    );
+    drop(c);
+    feed.stop();
+}
+
+/// An idle publisher that is alive answers every `PING`, so its connection
+/// is kept through many quiet intervals and its next batch arrives on it.
+#[test]
+fn an_idle_live_publisher_keeps_its_connection() {
+    let (p, ev, _) = publisher("kv@x@m", 10, ReplayLayout::WithTopic);
+    let feed = Feed::new(
+        sched(),
+        FeedOptions {
+            heartbeat_interval: Some(Duration::from_millis(300)),
+            ..opts()
+        },
+    );
+    feed.add_pod(pod("a", &ev, None)).unwrap();
+    feed.start().unwrap();
+    subscribed(&p);
+    std::thread::sleep(Duration::from_secs(3)); // ten quiet intervals
+    p.publish(&block(1));
+    wait("the batch", || stats(&feed, "a").events == 1);
+    let st = stats(&feed, "a");
+    assert_eq!((st.heartbeat_timeouts, st.reconnects), (0, 0), "{st:?}");
+    feed.stop();
+}
+
 /// A bound socket serves at most `max_bound_connections` at once; the rest
 /// are refused and counted, and a connection that ends frees its place.
 #[test]

@@ -52,7 +52,7 @@ pub(crate) struct PyFeed {
 #[pymethods]
 impl PyFeed {
     #[new]
-    #[pyo3(signature = (scheduler, *, topics=None, concurrency=None, events_port=None, replay_port=None, scrape_interval=None, scrape_timeout=None, replay_timeout=None, remove_after=None, clear_on_unrecoverable_gap=None))]
+    #[pyo3(signature = (scheduler, *, topics=None, concurrency=None, events_port=None, replay_port=None, scrape_interval=None, scrape_timeout=None, replay_timeout=None, remove_after=None, clear_on_unrecoverable_gap=None, heartbeat_interval=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -66,6 +66,7 @@ impl PyFeed {
         replay_timeout: Option<f64>,
         remove_after: Option<f64>,
         clear_on_unrecoverable_gap: Option<bool>,
+        heartbeat_interval: Option<f64>,
     ) -> PyResult<Self> {
         let sched = scheduler.shared();
         let plan = llmd_feed::plan(sched.config_report()).map_err(|e| feed_error(py, e))?;
@@ -95,6 +96,12 @@ impl PyFeed {
             if let Some(v) = v {
                 *slot = seconds(what, v).map_err(bad)?;
             }
+        }
+        // 0 turns heartbeats off; otherwise seconds, as the others.
+        match heartbeat_interval {
+            Some(0.0) => o.heartbeat_interval = None,
+            Some(v) => o.heartbeat_interval = Some(seconds("heartbeat_interval", v).map_err(bad)?),
+            None => {}
         }
         if let Some(c) = clear_on_unrecoverable_gap {
             o.on_unrecoverable_gap = if c {

@@ -168,6 +168,33 @@ def test_vllm_payloads_gaps_and_duplicates(direction: str, with_topic: bool) -> 
     assert 'llmd_feed_replays_total{pod="pod-a",result="ok"} 1' in text
 
 
+@pytest.mark.parametrize("direction", ["pod-binds", "router-binds"])
+def test_libzmq_answers_heartbeats_so_an_idle_publisher_stays_connected(direction: str) -> None:
+    """The feed PINGs a quiet connection and takes one that does not answer
+    for dead: libzmq must answer (PONG), on connections either side dialed,
+    so that an idle pod is never cut off."""
+    sched = llmd.Scheduler(PRECISE)
+    feed = llmd.Feed(sched, concurrency=1, heartbeat_interval=0.2)
+    with publisher(b"kv@127.0.0.7@m") as pub:
+        if direction == "pod-binds":
+            feed.add_pod("pod-a", "127.0.0.7:8000", events=pub.bind(), scrape=False)
+        else:
+            feed.add_pod("pod-a", "127.0.0.7:8000", scrape=False)
+            pub.connect(feed.bind_events("tcp://127.0.0.1:0"))
+        with feed:
+            pub.wait_subscribed()
+            time.sleep(2.0)  # ten quiet intervals: ten PINGs answered
+            pub.send(0, GOOD_RANK0[0])
+            wait_for("the batch", lambda: pod_stats(feed, "pod-a")["events"] == 1)
+            st = pod_stats(feed, "pod-a")
+            assert (st["heartbeat_timeouts"], st["reconnects"]) == (0, 0), st
+        text = feed.render_metrics()
+        assert "llmd_feed_bound_heartbeat_timeouts_total 0" in text
+    with pytest.raises(llmd.InvalidArgumentError, match="heartbeat_interval"):
+        llmd.Feed(sched, heartbeat_interval=-1.0)
+    llmd.Feed(sched, heartbeat_interval=0)  # off
+
+
 def test_restart_replay_too_old_and_routing() -> None:
     sched = llmd.Scheduler(PRECISE)
     sched.add_endpoint("other", "127.0.0.9:8000")

@@ -7,11 +7,13 @@
 //! allocated. Interop with libzmq is tested against pyzmq publishers.
 
 pub mod endpoint;
+pub mod heartbeat;
 pub mod publisher;
 pub mod subscribe;
 pub mod wire;
 
 pub use endpoint::TcpEndpoint;
+pub use heartbeat::Heartbeat;
 pub use publisher::{Publisher, ReplayLayout};
 pub use subscribe::{dial, replay, subscribe, ReplayEnd};
 pub use wire::{Connection, Limits, Message, SocketType, WireError};

@@ -7,7 +7,7 @@
 //! anything is allocated, so a bad or hostile peer costs at most one message
 //! of `max_message_bytes`.
 
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -96,6 +96,8 @@ pub struct Connection {
     writer: TcpStream,
     limits: Limits,
     peer_type: String,
+    /// When the last frame (message or command, a PONG included) arrived.
+    last_rx: Instant,
 }
 
 impl std::fmt::Debug for Connection {
@@ -297,6 +299,7 @@ impl Connection {
             writer,
             limits,
             peer_type: String::new(),
+            last_rx: Instant::now(),
         };
         conn.write_frame(&ready(ty), false, true)?;
         conn.writer.flush()?;
@@ -366,7 +369,21 @@ impl Connection {
     }
 
     fn read_frame(&mut self) -> Result<(u8, Vec<u8>), WireError> {
-        read_frame(&mut self.reader, &self.limits)
+        let f = read_frame(&mut self.reader, &self.limits)?;
+        self.last_rx = Instant::now();
+        Ok(f)
+    }
+
+    /// When the last frame arrived (a message, or a command such as the
+    /// `PONG` that answers [`Connection::ping`]).
+    pub fn last_received(&self) -> Instant {
+        self.last_rx
+    }
+
+    /// Sends a ZMTP 3.1 `PING` (no TTL, no context); a libzmq peer (4.2 or
+    /// later) answers `PONG`, this crate's connections too.
+    pub fn ping(&mut self) -> io::Result<()> {
+        self.write_frame(b"\x04PING\x00\x00", false, true)
     }
 
     /// Receives the next message. Commands between messages are handled:
@@ -374,16 +391,47 @@ impl Connection {
     /// peers) are returned as the 3.0 data form (`0x01`/`0x00` + topic), and
     /// others are ignored.
     pub fn recv(&mut self) -> Result<Message, WireError> {
+        match self.recv_inner(false)? {
+            Some(m) => Ok(m),
+            None => Err(io::Error::from(io::ErrorKind::TimedOut).into()),
+        }
+    }
+
+    /// As [`Connection::recv`], but `Ok(None)` when the read timeout
+    /// ([`Connection::set_read_timeout`]) passes with nothing read of a
+    /// message: the connection stays usable (a timeout inside a message is
+    /// an error, as in `recv`).
+    pub fn recv_or_idle(&mut self) -> Result<Option<Message>, WireError> {
+        self.recv_inner(true)
+    }
+
+    fn recv_inner(&mut self, idle: bool) -> Result<Option<Message>, WireError> {
         let mut frames: Message = Vec::new();
         let mut total = 0usize;
         loop {
+            if idle && frames.is_empty() {
+                // Nothing of a message read yet: a timeout here consumed
+                // nothing, so the stream stays in step.
+                match self.reader.fill_buf() {
+                    Ok(_) => {}
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        return Ok(None)
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
             let (flags, body) = self.read_frame()?;
             if flags & COMMAND != 0 {
                 if !frames.is_empty() {
                     return Err(WireError::proto("command inside a multi-frame message"));
                 }
                 if let Some(m) = self.on_command(&body)? {
-                    return Ok(m);
+                    return Ok(Some(m));
                 }
                 continue;
             }
@@ -396,7 +444,7 @@ impl Connection {
             }
             frames.push(body);
             if flags & MORE == 0 {
-                return Ok(frames);
+                return Ok(Some(frames));
             }
             if frames.len() >= self.limits.max_frames {
                 return Err(WireError::proto(format!(
@@ -541,6 +589,47 @@ mod tests {
             "{end:?}"
         );
         assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    }
+
+    /// A read timeout between messages is idleness, not an error: nothing
+    /// was consumed and the next message reads whole. A `PING` is answered
+    /// by the peer's `recv`, and the `PONG` moves `last_received`.
+    #[test]
+    fn idle_between_messages_keeps_the_stream_in_step() {
+        let (sub, publ) = pair(SocketType::Sub, SocketType::Pub);
+        let (mut sub, mut publ) = (sub.unwrap(), publ.unwrap());
+        sub.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        assert!(matches!(sub.recv_or_idle(), Ok(None)));
+        let before = sub.last_received();
+        sub.ping().unwrap();
+        let t = std::thread::spawn(move || {
+            // The publisher's side answers the PING inside recv, then sees
+            // the subscription-like message the test sends next.
+            let m = publ.recv().unwrap();
+            (publ, m)
+        });
+        sub.send(&[b"\x01kv@"]).unwrap();
+        let (mut publ, m) = t.join().unwrap();
+        assert_eq!(m, vec![b"\x01kv@".to_vec()]);
+        // The PONG arrives; with nothing else, the wait ends idle.
+        assert!(matches!(sub.recv_or_idle(), Ok(None)));
+        assert!(sub.last_received() > before, "the PONG was read");
+        publ.send(&[&b"kv@m"[..], &[0; 8], b"x"]).unwrap();
+        let m = sub.recv_or_idle().unwrap().expect("a message");
+        assert_eq!(m.len(), 3);
+    }
+
+    /// A timeout inside a message is an error: part of it was consumed.
+    #[test]
+    fn a_timeout_inside_a_message_is_an_error() {
+        let (sub, publ) = pair(SocketType::Sub, SocketType::Pub);
+        let (mut sub, publ) = (sub.unwrap(), publ.unwrap());
+        sub.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let mut w = publ.stream().unwrap();
+        w.write_all(&[0x00, 10, b'a', b'b']).unwrap(); // 2 of 10 bytes
+        assert!(matches!(sub.recv_or_idle(), Err(WireError::Io(_))));
     }
 
     #[test]

@@ -538,6 +538,7 @@ class Feed:
         replay_timeout: float | None = None,
         remove_after: float | None = None,
         clear_on_unrecoverable_gap: bool | None = None,
+        heartbeat_interval: float | None = None,
     ) -> Feed: ...
     def add_pod(
         self,
