@@ -187,6 +187,41 @@ fn convert(name: &str, s: RawShape) -> Result<ShapeCalibration> {
     {
         return Err(bad("tables need at least two points"));
     }
+    // Interpolation is in logs: every size must be positive (a grid's may
+    // be 0, e.g. no cached prefix) and every time positive, all finite.
+    for (what, t) in [
+        ("layer_linear", &shape.layer_linear),
+        ("lm_head", &shape.lm_head),
+        ("prefill_attn", &shape.prefill_attn),
+        ("elementwise", &shape.elementwise),
+    ] {
+        if t.is_empty() {
+            return Err(bad(&format!("{what} has no points")));
+        }
+        if let Some(p) = t
+            .iter()
+            .find(|(x, y)| !(x.is_finite() && *x > 0.0 && y.is_finite() && *y > 0.0))
+        {
+            return Err(bad(&format!(
+                "{what} point {} -> {}: sizes and times must be finite and > 0",
+                p.0, p.1
+            )));
+        }
+    }
+    for (what, g) in [
+        ("cached_prefill_attn", &shape.cached_prefill_attn),
+        ("decode_attn", &shape.decode_attn),
+    ] {
+        if let Some(p) = g.iter().find(|(a, b, y)| {
+            !(a.is_finite() && *a >= 0.0 && b.is_finite() && *b >= 0.0)
+                || !(y.is_finite() && *y > 0.0)
+        }) {
+            return Err(bad(&format!(
+                "{what} point {}x{} -> {}: sizes must be finite and >= 0, times finite and > 0",
+                p.0, p.1, p.2
+            )));
+        }
+    }
     Ok(shape)
 }
 

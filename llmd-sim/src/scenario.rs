@@ -14,6 +14,10 @@ use crate::workload::WorkloadSpec;
 /// The scenario `llmd simulate` runs with no arguments.
 pub const DEFAULT_SCENARIO: &str = include_str!("../../testdata/scenarios/default.yaml");
 
+/// The most KV blocks a fleet may hold in all (GPU and CPU tiers, every
+/// worker): 64 Mi, tens of times a real fleet's, allocated up front.
+pub const MAX_FLEET_BLOCKS: u64 = 1 << 26;
+
 /// KV transfer between a prefill and a decode worker (P/D).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -69,7 +73,8 @@ impl Default for FleetSpec {
 impl FleetSpec {
     /// Total workers.
     pub fn size(&self) -> usize {
-        (self.workers + self.prefill + self.decode) as usize
+        // Summed wide: three huge counts must not wrap to a small fleet.
+        self.workers as usize + self.prefill as usize + self.decode as usize
     }
 }
 
@@ -208,14 +213,24 @@ impl Scenario {
                 return bad(format!("client.timeout_s must be > 0, got {t}"));
             }
         }
-        if f.scrape_interval_ms.is_nan() || f.scrape_interval_ms <= 0.0 {
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        let non_negative = |v: f64| v.is_finite() && v >= 0.0;
+        if !positive(f.scrape_interval_ms) {
             return bad("fleet.scrape_interval_ms must be > 0".into());
         }
-        if f.kv_transfer.bandwidth_gbps.is_nan()
-            || f.kv_transfer.bandwidth_gbps <= 0.0
-            || f.kv_transfer.latency_ms < 0.0
-        {
+        if !positive(f.kv_transfer.bandwidth_gbps) || !non_negative(f.kv_transfer.latency_ms) {
             return bad("fleet.kv_transfer needs bandwidth_gbps > 0 and latency_ms >= 0".into());
+        }
+        let c = &self.cost;
+        if !positive(c.allreduce_gbps)
+            || !non_negative(c.allreduce_latency_us)
+            || !non_negative(c.step_overhead_ms)
+        {
+            return bad(format!(
+                "cost needs allreduce_gbps > 0, allreduce_latency_us >= 0 and step_overhead_ms >= 0 \
+                 (finite), got {} / {} / {}",
+                c.allreduce_gbps, c.allreduce_latency_us, c.step_overhead_ms
+            ));
         }
         let e = &self.engine;
         if e.block_size == 0 || e.max_num_batched_tokens == 0 || e.max_num_seqs == 0 {
@@ -226,7 +241,17 @@ impl Scenario {
         if e.kv_tokens < u64::from(e.block_size) {
             return bad("engine.kv_tokens must hold at least one block".into());
         }
-        if !(self.slo.ttft_s > 0.0 && self.slo.tpot_s > 0.0) {
+        // Every worker's cache is allocated up front, block by block.
+        let blocks = (e.kv_tokens + e.cpu_kv_tokens) / u64::from(e.block_size);
+        if blocks.saturating_mul(f.size() as u64) > MAX_FLEET_BLOCKS {
+            return bad(format!(
+                "the fleet's KV caches hold {} blocks ({} workers x (kv_tokens + cpu_kv_tokens) / \
+                 block_size); at most {MAX_FLEET_BLOCKS}",
+                blocks.saturating_mul(f.size() as u64),
+                f.size()
+            ));
+        }
+        if !(positive(self.slo.ttft_s) && positive(self.slo.tpot_s)) {
             return bad("slo ttft_s and tpot_s must be > 0".into());
         }
         Ok(())

@@ -191,6 +191,7 @@ mod tests {
             index_mismatches: vec![],
             invariant_violations: vec![],
             prediction_errors: None,
+            not_executed: Vec::new(),
         };
         let ladder = [
             stage(1.0, 10.0, true),

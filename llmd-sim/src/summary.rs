@@ -57,6 +57,10 @@ pub struct Summary {
     pub sim_seconds: f64,
     /// Wall seconds.
     pub wall_seconds: f64,
+    /// The policy's config settings accepted but not executed (also printed
+    /// to stderr): its results are without them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_executed: Vec<String>,
 }
 
 /// Nearest-rank percentile of sorted values (0 when empty).
@@ -144,6 +148,7 @@ impl Summary {
             ttft_prediction_error_p50: out.prediction_errors.as_ref().and_then(|e| median(&e.ttft)),
             tpot_prediction_error_p50: out.prediction_errors.as_ref().and_then(|e| median(&e.tpot)),
             sim_seconds: out.sim_seconds,
+            not_executed: out.not_executed.clone(),
             wall_seconds: out.wall_seconds,
         }
     }

@@ -251,6 +251,22 @@ fn pods_key_cached_blocks_by_cache_salt() {
     assert_eq!(cached(r#","cache_salt":"b""#), 0, "another salt misses");
     assert_eq!(cached(""), 0, "no salt misses the salted blocks");
     assert!(cached(r#","cache_salt":null"#) > 0, "null is no salt");
+    // The output limit is checked as vLLM checks it, never clamped.
+    for (extra, status) in [
+        (r#""max_tokens":0"#, 400),
+        (r#""max_tokens":-3"#, 400),
+        (r#""max_tokens":1.5"#, 400),
+        (r#""max_tokens":200000"#, 400),
+        (r#""n":2"#, 400),
+        (r#""max_tokens":5000"#, 200),
+    ] {
+        let body = format!(r#"{{"model":"m","prompt":"w1 w2",{extra}}}"#);
+        let (got, text) = post(&mut c, "/v1/completions", &body);
+        assert_eq!(got, status, "{extra}: {text}");
+        if status == 200 {
+            assert!(text.contains(r#""completion_tokens":5000"#), "{text}");
+        }
+    }
     for bad in [r#""""#, "7", "[]"] {
         let body = format!(r#"{{"model":"m","prompt":"w1 w2","cache_salt":{bad}}}"#);
         let (status, text) = post(&mut c, "/v1/completions", &body);

@@ -162,3 +162,44 @@ fn client_timeouts_abort_requests() {
 fn client_timeouts_abort_disaggregated_requests() {
     timeouts_under("  workers: 0\n  prefill: 2\n  decode: 2", "round-robin");
 }
+
+/// A P/D request preempted on its decode worker lost the KV its prefill
+/// worker sent; re-admitted, it recomputes its prompt there (as vLLM does
+/// once the connector's transfer was consumed), so that compute is charged:
+/// the decode worker's `vllm:prompt_tokens_total` grows past the one token
+/// per request that a transferred prompt costs it.
+#[test]
+fn a_decode_side_preemption_recomputes_the_prompt() {
+    let mut sc = common::shared_prefix(
+        "  max_num_seqs: 64",
+        "  workers: 0\n  prefill: 1\n  decode: 1",
+        120,
+        100.0,
+    );
+    sc.engine.kv_tokens = 8000;
+    sc.workload
+        .shared_prefix
+        .as_mut()
+        .expect("shared prefix")
+        .output_len = 400;
+    let out = common::run_checked(&sc, "round-robin");
+    assert_conserved(&out, 120);
+    let preempted = out.records.iter().filter(|r| r.preemptions > 0).count();
+    assert!(preempted > 0, "the scenario is meant to preempt on decode");
+    let decode = out.worker_names.len() - 1;
+    let prompt_tokens: u64 = out.metrics[decode]
+        .lines()
+        .find(|l| l.starts_with("vllm:prompt_tokens_total"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .expect("the counter") as u64;
+    let served = out
+        .records
+        .iter()
+        .filter(|r| r.worker == Some(decode))
+        .count() as u64;
+    assert!(
+        prompt_tokens > served + 100,
+        "decode worker computed {prompt_tokens} prompt tokens for {served} requests, {preempted} preempted"
+    );
+}

@@ -31,7 +31,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Some(other) => return Err(format!("--events: expected map or array, got {other}")),
     };
     let model = a.value("--model")?;
-    let scenario = a.value("--scenario")?;
+    let scenario_path = a.value("--scenario")?;
     let speed: f64 = num("--speed", a.value("--speed")?, 1.0)?;
     let buffer_steps: usize = num("--buffer-steps", a.value("--buffer-steps")?, 10_000)?;
     let otlp = a.value("--otlp-endpoint")?;
@@ -48,11 +48,19 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if port != 0 && u32::from(port) + pods as u32 > 65536 {
         return Err("--port: the pods' ports would pass 65535".into());
     }
-    let scenario = match &scenario {
+    let scenario = match &scenario_path {
         Some(p) => Scenario::load(Path::new(p)),
         None => Scenario::default_scenario(),
     }
     .map_err(|e| e.to_string())?;
+    if let Some(p) = scenario_path.as_deref() {
+        // Said, not silently dropped: a pod is one engine, driven by clients.
+        eprintln!(
+            "llmd pods: {p}: using its model, model_name, engine, cost and calibration; its fleet \
+             (pods are started with -n, each aggregated), workload, slo, client and policies are \
+             not used"
+        );
+    }
     let fleet = Fleet::start(&FleetOptions {
         pods,
         port,

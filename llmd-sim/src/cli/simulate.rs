@@ -114,6 +114,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         if !out.invariant_violations.is_empty() {
             return Err(format!("{name}: {}", out.invariant_violations.join("; ")));
         }
+        for line in &out.not_executed {
+            eprintln!("{name}: {line}");
+        }
         let s = Summary::of(&out);
         if let Some(ladder) = &sc.workload.arrivals.ladder {
             staged.extend(StageReport::of(&out, ladder));

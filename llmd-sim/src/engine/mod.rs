@@ -87,6 +87,9 @@ pub struct RunOutput {
     pub invariant_violations: Vec<String>,
     /// The router's latency-prediction errors (routers with a latency model).
     pub prediction_errors: Option<crate::router::PredictionErrors>,
+    /// The router's settings accepted but not executed
+    /// ([`crate::router::Router::not_executed`]).
+    pub not_executed: Vec<String>,
 }
 
 /// Runs `scenario`'s workload through `router`.

@@ -129,6 +129,13 @@ impl<'a> Sim<'a> {
                     self.next = self.workload.next_request();
                 }
             } else if let Some(ev) = self.heap.pop() {
+                if let Kind::ClientTimeout(req) = ev.kind {
+                    if self.records[req as usize].finished.is_some() {
+                        // The request ended first: its timeout is no event,
+                        // and must not carry the clock past the run's end.
+                        continue;
+                    }
+                }
                 self.now = ev.t;
                 match ev.kind {
                     Kind::StepDone(w) => self.step_done(w),
@@ -167,6 +174,7 @@ impl<'a> Sim<'a> {
         }
         Ok(RunOutput {
             prediction_errors: self.router.prediction_errors(),
+            not_executed: self.router.not_executed(),
             policy: self.router.name().to_string(),
             sim_seconds: self.now,
             wall_seconds: wall.elapsed().as_secs_f64(),
@@ -233,6 +241,11 @@ impl<'a> Sim<'a> {
         }
         if let Err(e) = hashed {
             return self.fail(r.id, format!("hashing the prompt failed: {e}"));
+        }
+        if r.prompt.is_empty() {
+            // It would never take a step (workloads refuse empty prompts;
+            // this keeps any other source from hanging the run).
+            return self.fail(r.id, "empty prompt".into());
         }
         let view = FleetView {
             names: &self.names,

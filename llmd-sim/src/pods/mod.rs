@@ -32,7 +32,8 @@ pub struct FleetOptions {
     pub port: u16,
     /// KV-event form.
     pub events: EventForm,
-    /// Served model name (default: the scenario's model shape).
+    /// Served model name (default: the scenario's `model_name`, the name
+    /// `llmd simulate` serves too).
     pub model: Option<String>,
     /// Engine, model shape and cost model.
     pub scenario: Scenario,
@@ -86,7 +87,7 @@ impl Fleet {
             e.block_size as usize,
             e.python_hash_seed.as_deref(),
         )?);
-        let model = opts.model.clone().unwrap_or_else(|| sc.model.clone());
+        let model = opts.model.clone().unwrap_or_else(|| sc.model_name.clone());
         let mut fleet = Fleet {
             pods: Vec::new(),
             threads: Vec::new(),

@@ -212,7 +212,7 @@ fn handle(pod: &LivePod, s: TcpStream) -> std::io::Result<()> {
             }
             ("POST", "/tokenize") => match prompt_tokens(pod, &body, false) {
                 Ok(t) => {
-                    let b = json!({"count": t.len(), "max_model_len": 131072, "tokens": t});
+                    let b = json!({"count": t.len(), "max_model_len": MAX_MODEL_LEN, "tokens": t});
                     respond(
                         &mut w,
                         pod,
@@ -242,6 +242,46 @@ fn handle(pod: &LivePod, s: TcpStream) -> std::io::Result<()> {
             )?,
         }
     }
+}
+
+/// The context a pod serves, as `/tokenize` reports it (vLLM's
+/// `max_model_len`): prompt and output together.
+const MAX_MODEL_LEN: usize = 131_072;
+
+/// The output limit of a request, checked as vLLM checks it: `max_tokens`
+/// (chat: `max_completion_tokens`, else `max_tokens`) an integer of at
+/// least 1, with the prompt within `MAX_MODEL_LEN`; absent or null, 16
+/// (vLLM's completions default; its chat default, the rest of the
+/// context, would have a pod that never emits EOS generate ~130k tokens).
+/// `n` other than 1 is refused: a pod returns one choice.
+fn max_tokens(body: &Value, chat: bool, prompt_len: usize) -> Result<u32, String> {
+    if body
+        .get("n")
+        .is_some_and(|n| !n.is_null() && n.as_u64() != Some(1))
+    {
+        return Err("only n = 1 is supported by llmd pods".into());
+    }
+    let field = [chat.then_some("max_completion_tokens"), Some("max_tokens")]
+        .into_iter()
+        .flatten()
+        .find(|k| body.get(*k).is_some_and(|v| !v.is_null()));
+    let Some(field) = field else {
+        return Ok(16);
+    };
+    let v = &body[field];
+    let n = v
+        .as_u64()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| format!("{field} must be at least 1, got {v}"))?;
+    let room = MAX_MODEL_LEN.saturating_sub(prompt_len) as u64;
+    if n > room {
+        return Err(format!(
+            "This model's maximum context length is {MAX_MODEL_LEN} tokens. However, you \
+             requested {} tokens ({prompt_len} in the messages, {n} in the completion).",
+            prompt_len as u64 + n
+        ));
+    }
+    Ok(n as u32)
 }
 
 /// The prompt's token ids: `prompt` (text or ids) or chat `messages`.
@@ -393,17 +433,10 @@ fn complete(
         Ok(_) => return error(w, pod, 400, "empty prompt").map(|()| false),
         Err(e) => return error(w, pod, 400, &e).map(|()| false),
     };
-    let max_tokens = body
-        .get(if chat {
-            "max_completion_tokens"
-        } else {
-            "max_tokens"
-        })
-        .filter(|v| !v.is_null())
-        .or_else(|| body.get("max_tokens"))
-        .and_then(Value::as_u64)
-        .unwrap_or(16)
-        .clamp(1, 4096) as u32;
+    let max_tokens = match max_tokens(body, chat, prompt.len()) {
+        Ok(n) => n,
+        Err(e) => return error(w, pod, 400, &e).map(|()| false),
+    };
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let include_usage = body
         .pointer("/stream_options/include_usage")

@@ -136,6 +136,14 @@ pub trait Router: Send {
     fn prediction_errors(&self) -> Option<PredictionErrors> {
         None
     }
+
+    /// Settings of the router's config that were accepted but are not
+    /// executed (the scheduler's config report), one line each: printed
+    /// beside the results, so no policy runs with a setting silently
+    /// dropped.
+    fn not_executed(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Absolute relative errors of latency predictions, one per checked request.

@@ -85,6 +85,14 @@ impl Router for Replicated {
         }
     }
 
+    fn not_executed(&self) -> Vec<String> {
+        // Every replica runs the same config.
+        self.replicas
+            .first()
+            .map(|r| r.not_executed())
+            .unwrap_or_default()
+    }
+
     fn prediction_errors(&self) -> Option<PredictionErrors> {
         let mut all = PredictionErrors::default();
         for r in &self.replicas {

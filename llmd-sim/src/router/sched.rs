@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use llmd_kvindex::events::EventBatch;
+use llmd_sched::config::PluginStatus;
 use llmd_sched::{
     Endpoint, ManualClock, Request, RequestErrorKind, ScheduleError, Scheduler, Usage,
 };
@@ -179,5 +180,87 @@ impl Router for SchedRouter {
 
     fn prediction_errors(&self) -> Option<PredictionErrors> {
         (!self.errors.is_empty()).then(|| self.errors.clone())
+    }
+
+    fn not_executed(&self) -> Vec<String> {
+        let report = self.sched.config_report();
+        let mut out = Vec::new();
+        for p in report.plugins.iter().filter(|p| !p.injected) {
+            let ty = p.plugin_type.as_str();
+            if let PluginStatus::AcceptedNotExecuted(why) = &p.status {
+                if !SIMULATOR_EXECUTES.contains(&ty) {
+                    out.push(format!(
+                        "plugin '{}' ({ty}) is accepted but not executed: {why}",
+                        p.name
+                    ));
+                }
+            }
+            for st in &p.settings_not_executed {
+                let head = st.setting.split('.').next().unwrap_or_default();
+                if !SIMULATOR_EXECUTES_SETTINGS.contains(&(ty, head)) {
+                    out.push(format!(
+                        "plugin '{}' ({ty}): setting '{}' is accepted but not executed: {}",
+                        p.name, st.setting, st.reason
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Host-owned plugin types whose work the simulator does as the host: it
+/// scrapes every worker's `/metrics` into the scheduler, registers the
+/// fleet's endpoints, and builds each request (token ids, session id) itself.
+const SIMULATOR_EXECUTES: &[&str] = &[
+    "metrics-data-source",
+    "core-metrics-extractor",
+    "models-data-source",
+    "models-data-extractor",
+    "endpoint-notification-source",
+    "k8s-notification-source",
+    "openai-parser",
+    "vllmhttp-parser",
+    "passthrough-parser",
+    "session-id-producer",
+];
+
+/// Settings (plugin type, top-level key) the simulator executes as the
+/// host: it delivers every worker's KV events to the scheduler, and its
+/// requests carry their token ids (no tokenizer service to call).
+const SIMULATOR_EXECUTES_SETTINGS: &[(&str, &str)] = &[
+    ("precise-prefix-cache-producer", "kvEventsConfig"),
+    ("precise-prefix-cache-scorer", "kvEventsConfig"),
+    ("token-producer", "modelName"),
+    ("token-producer", "vllm"),
+    ("tokenizer", "modelName"),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router(config: &str) -> SchedRouter {
+        let names = vec!["w0".to_string(), "w1".to_string()];
+        SchedRouter::new("p", config, &names, &[Role::Both, Role::Both], "m", 1).expect("router")
+    }
+
+    /// What the simulator does as the host (KV events, scrapes, endpoints)
+    /// is not reported; what nobody executes is, naming the setting.
+    #[test]
+    fn reports_only_what_the_simulator_does_not_execute() {
+        let hosted = "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: precise-prefix-cache-producer\n  parameters:\n    kvEventsConfig: {topicFilter: 'kv@', concurrency: 2}\n- type: prefix-cache-scorer\n  parameters: {prefixMatchInfoProducerName: precise-prefix-cache-producer}\n- type: metrics-data-source\n- type: max-score-picker\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: prefix-cache-scorer\n  - pluginRef: max-score-picker\n";
+        assert_eq!(router(hosted).not_executed(), Vec::<String>::new());
+        let dropped = "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: precise-prefix-cache-producer\n  parameters:\n    indexerConfig: {kvBlockIndexConfig: {inMemoryConfig: {podCacheSize: 3}}}\n- type: fcfs-ordering-policy\n- type: max-score-picker\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: max-score-picker\n";
+        let lines = router(dropped).not_executed();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines.iter().any(|l| l.contains("podCacheSize")),
+            "{lines:?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.contains("fcfs-ordering-policy")),
+            "{lines:?}"
+        );
     }
 }

@@ -124,6 +124,12 @@ impl Worker {
         s.blocks.clear();
         s.computed = 0;
         s.committed = 0;
+        // A P/D decode request's prompt came from a prefill worker once;
+        // preempted, its blocks are gone and it recomputes here, as vLLM
+        // does once the connector's transfer has been consumed.
+        if s.kind == SeqKind::RemoteKv {
+            s.kind = SeqKind::Full;
+        }
         self.counters.preemptions += 1;
         progress.push(Progress::Preempted { req: s.req });
         self.waiting.push_front(s);

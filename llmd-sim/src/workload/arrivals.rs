@@ -66,7 +66,11 @@ impl Arrivals {
             }
             (None, Some(stages)) => {
                 for s in stages {
-                    if !(s.rate > 0.0 && s.rate.is_finite() && s.duration_s > 0.0) {
+                    if !(s.rate > 0.0
+                        && s.rate.is_finite()
+                        && s.duration_s > 0.0
+                        && s.duration_s.is_finite())
+                    {
                         return Err(format!(
                             "ladder stage needs rate > 0 and duration_s > 0, got {} / {}",
                             s.rate, s.duration_s

@@ -82,11 +82,24 @@ impl ChatGen {
         slo: Slo,
         vocab: u32,
     ) -> Result<Self> {
-        if c.turns == 0 || c.output_len == 0 || c.think_time_s.is_nan() || c.think_time_s < 0.0 {
+        if c.turns == 0
+            || c.output_len == 0
+            || !(c.think_time_s >= 0.0 && c.think_time_s.is_finite())
+        {
             return Err(SimError::Workload(
                 "chat needs turns > 0, output_len > 0, think_time_s >= 0".into(),
             ));
         }
+        // The first turn's prompt, and the last turn's whole context.
+        super::shapes::prompt_len(
+            "chat first prompt (system_prompt_len + user_len)",
+            u64::from(c.system_prompt_len) + u64::from(c.user_len),
+        )?;
+        super::shapes::prompt_len(
+            "chat context at the last turn (system_prompt_len + turns x (user_len + output_len))",
+            u64::from(c.system_prompt_len)
+                + u64::from(c.turns) * (u64::from(c.user_len) + u64::from(c.output_len)),
+        )?;
         let next_start = clock.next_arrival();
         Ok(ChatGen {
             c,

@@ -126,6 +126,13 @@ impl WorkloadSpec {
             ));
         }
         self.arrivals.validate().map_err(SimError::Workload)?;
+        if self.max_requests.is_none() && self.trace.is_none() && self.arrivals.ladder.is_none() {
+            return Err(SimError::Workload(
+                "max_requests is needed with a plain arrival rate (the run would never end); \
+                 or give a ladder of stages"
+                    .into(),
+            ));
+        }
         if !(0.0..=1.0).contains(&self.sheddable) {
             return Err(SimError::Workload(format!(
                 "sheddable must be a share in [0, 1], got {}",

@@ -18,6 +18,23 @@ fn positive(what: &str, v: u64) -> Result<()> {
     Ok(())
 }
 
+/// The longest prompt or context a workload may make, in tokens (4 Mi, far
+/// past any model's context): a longer one is a mistake in the scenario,
+/// refused before gigabytes of token ids are allocated.
+pub(crate) const MAX_PROMPT_TOKENS: u64 = 1 << 22;
+
+/// `what` (a prompt's tokens) is in 1..=[`MAX_PROMPT_TOKENS`]: an empty
+/// prompt never takes a step, so the run would never end.
+pub(crate) fn prompt_len(what: &str, v: u64) -> Result<()> {
+    positive(what, v)?;
+    if v > MAX_PROMPT_TOKENS {
+        return Err(SimError::Workload(format!(
+            "{what} is {v} tokens; at most {MAX_PROMPT_TOKENS}"
+        )));
+    }
+    Ok(())
+}
+
 /// Groups of users sharing a system prompt (inference-perf `shared_prefix`).
 /// Each (group, user) pair has one fixed question, so repeats hit fully.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -60,8 +77,8 @@ impl SharedPrefix {
         positive("shared_prefix.groups", self.groups.into())?;
         positive("shared_prefix.users_per_group", self.users_per_group.into())?;
         positive("shared_prefix.output_len", self.output_len.into())?;
-        positive(
-            "shared_prefix prompt",
+        prompt_len(
+            "shared_prefix prompt (system_prompt_len + question_len)",
             u64::from(self.system_prompt_len) + u64::from(self.question_len),
         )
     }
@@ -137,6 +154,10 @@ impl DocQa {
     pub(crate) fn validate(&self) -> Result<()> {
         positive("doc_qa.documents", self.documents.into())?;
         positive("doc_qa.document_len", self.document_len.into())?;
+        prompt_len(
+            "doc_qa prompt (document_len + question_len)",
+            u64::from(self.document_len) + u64::from(self.question_len),
+        )?;
         positive("doc_qa.output_len", self.output_len.into())
     }
 
@@ -208,6 +229,10 @@ impl LoraMix {
     pub(crate) fn validate(&self) -> Result<()> {
         positive("lora.adapters", self.adapters.into())?;
         positive("lora.output_len", self.output_len.into())?;
+        prompt_len(
+            "lora prompt (system_prompt_len + question_len)",
+            u64::from(self.system_prompt_len) + u64::from(self.question_len),
+        )?;
         if !(0.0..=1.0).contains(&self.base_share) {
             return Err(SimError::Workload(
                 "lora.base_share must be within 0..1".into(),

@@ -107,13 +107,18 @@ impl TraceGen {
             }
             let l: TraceLine = serde_json::from_str(line)
                 .map_err(|e| SimError::Workload(format!("{}:{}: {e}", path.display(), n + 1)))?;
-            if l.prompt_tokens.is_none() && l.prompt_len.is_none() {
-                return Err(SimError::Workload(format!(
-                    "{}:{}: give prompt_tokens or prompt_len",
-                    path.display(),
-                    n + 1
-                )));
-            }
+            let len = match (&l.prompt_tokens, l.prompt_len) {
+                (Some(t), _) => t.len() as u64,
+                (None, Some(n)) => u64::from(n),
+                (None, None) => {
+                    return Err(SimError::Workload(format!(
+                        "{}:{}: give prompt_tokens or prompt_len",
+                        path.display(),
+                        n + 1
+                    )))
+                }
+            };
+            super::shapes::prompt_len(&format!("{}:{}: the prompt", path.display(), n + 1), len)?;
             if !(l.arrival >= 0.0 && l.arrival.is_finite()) {
                 return Err(SimError::Workload(format!(
                     "{}:{}: bad arrival",
