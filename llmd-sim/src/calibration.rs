@@ -213,8 +213,7 @@ fn convert(name: &str, s: RawShape) -> Result<ShapeCalibration> {
         ("decode_attn", &shape.decode_attn),
     ] {
         if let Some(p) = g.iter().find(|(a, b, y)| {
-            !(a.is_finite() && *a >= 0.0 && b.is_finite() && *b >= 0.0)
-                || !(y.is_finite() && *y > 0.0)
+            !(a.is_finite() && *a >= 0.0 && b.is_finite() && *b >= 0.0 && y.is_finite() && *y > 0.0)
         }) {
             return Err(bad(&format!(
                 "{what} point {}x{} -> {}: sizes must be finite and >= 0, times finite and > 0",
