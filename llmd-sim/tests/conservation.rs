@@ -124,7 +124,21 @@ fn timeouts_under(fleet: &str, policy: &str) {
         "{policy}: the scenario is meant to time out ({} did)",
         timed_out.len()
     );
+    // What streamed before the timeout is recorded, never past the limit.
+    assert!(
+        timed_out
+            .iter()
+            .any(|r| r.first_token.is_some() && r.output_tokens > 1),
+        "{policy}: some timed-out requests had streamed tokens"
+    );
     for r in &timed_out {
+        assert_eq!(
+            r.first_token.is_some(),
+            r.output_tokens > 0,
+            "request {}",
+            r.id
+        );
+        assert!(r.output_tokens <= 40, "request {}", r.id);
         let end = r.finished.expect("a timed-out request has an end");
         assert!(
             (end - r.arrival - 3.0).abs() < 1e-9,

@@ -378,6 +378,7 @@ impl<'a> Sim<'a> {
                     let now = self.now;
                     let rec = &mut self.records[req as usize];
                     rec.first_token = Some(now);
+                    rec.output_tokens = 1;
                     if rec.prefill_worker.is_none() {
                         rec.cached_tokens = cached_tokens;
                     }
@@ -397,6 +398,10 @@ impl<'a> Sim<'a> {
                     self.router.on_done(req, route, self.now, true);
                 }
                 Progress::Token { req } => {
+                    // Counted as they stream, so a request that ends
+                    // unfinished (a client timeout) records what it got.
+                    let rec = &mut self.records[req as usize];
+                    rec.output_tokens = rec.output_tokens.saturating_add(1);
                     let route = self.routes[req as usize];
                     self.router.on_tokens(req, route, self.now);
                 }
