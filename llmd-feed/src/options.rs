@@ -60,7 +60,8 @@ pub struct FeedOptions {
     /// again (counted in `llmd_feed_heartbeat_timeouts_total`). A peer gone
     /// without closing its connection is found within two intervals; `None`
     /// (or zero) sends none, and such a connection waits until the pod is
-    /// removed. 10 s.
+    /// removed. Only peers that speak ZMTP 3.1 (libzmq 4.2 and later, as
+    /// every vLLM ships) are sent `PING`. 10 s.
     pub heartbeat_interval: Option<Duration>,
     /// Bounds on ZMQ messages from the network.
     pub limits: Limits,

@@ -613,6 +613,8 @@ fn a_publisher_gone_silent_is_found_by_the_heartbeat() {
         sched(),
         FeedOptions {
             heartbeat_interval: Some(Duration::from_millis(100)),
+            // Room for this thread's handshake on a loaded machine.
+            connect_timeout: Duration::from_secs(5),
             ..opts()
         },
     );
@@ -638,6 +640,51 @@ fn a_publisher_gone_silent_is_found_by_the_heartbeat() {
     feed.stop();
 }
 
+/// A peer that greets with ZMTP 3.0, where `PING` is not defined, is never
+/// sent one: its connection waits quietly, as before heartbeats.
+#[test]
+fn a_zmtp_3_0_peer_is_never_pinged() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let ev = format!("tcp://{}", l.local_addr().unwrap());
+    let feed = Feed::new(
+        sched(),
+        FeedOptions {
+            heartbeat_interval: Some(Duration::from_millis(100)),
+            connect_timeout: Duration::from_secs(5),
+            ..opts()
+        },
+    );
+    feed.add_pod(pod("a", &ev, None)).unwrap();
+    feed.start().unwrap();
+    let (mut s, _) = l.accept().unwrap();
+    let mut greeting = [0u8; 64];
+    greeting[0] = 0xFF;
+    greeting[9] = 0x7F;
+    greeting[10] = 3; // 3.0
+    greeting[12..16].copy_from_slice(b"NULL");
+    s.write_all(&greeting).unwrap();
+    let ready = b"\x05READY\x0bSocket-Type\x00\x00\x00\x03PUB";
+    s.write_all(&[0x04, ready.len() as u8]).unwrap();
+    s.write_all(ready).unwrap();
+    // The feed's greeting, READY and subscription, then nothing at all.
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(1) {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    assert!(!seen.windows(4).any(|w| w == b"PING"), "{seen:?}");
+    let st = stats(&feed, "a");
+    assert_eq!((st.heartbeat_timeouts, st.reconnects), (0, 0), "{st:?}");
+    feed.stop();
+}
+
 /// An idle publisher that is alive answers every `PING`, so its connection
 /// is kept through many quiet intervals and its next batch arrives on it.
 #[test]
@@ -646,14 +693,16 @@ fn an_idle_live_publisher_keeps_its_connection() {
     let feed = Feed::new(
         sched(),
         FeedOptions {
-            heartbeat_interval: Some(Duration::from_millis(300)),
+            // A PONG later than an interval would read as a dead peer: far
+            // longer than a loaded machine delays a thread.
+            heartbeat_interval: Some(Duration::from_secs(1)),
             ..opts()
         },
     );
     feed.add_pod(pod("a", &ev, None)).unwrap();
     feed.start().unwrap();
     subscribed(&p);
-    std::thread::sleep(Duration::from_secs(3)); // ten quiet intervals
+    std::thread::sleep(Duration::from_millis(3500)); // three PINGs answered
     p.publish(&block(1));
     wait("the batch", || stats(&feed, "a").events == 1);
     let st = stats(&feed, "a");

@@ -242,7 +242,7 @@ impl Scenario {
             return bad("engine.kv_tokens must hold at least one block".into());
         }
         // Every worker's cache is allocated up front, block by block.
-        let blocks = (e.kv_tokens + e.cpu_kv_tokens) / u64::from(e.block_size);
+        let blocks = e.kv_tokens.saturating_add(e.cpu_kv_tokens) / u64::from(e.block_size);
         if blocks.saturating_mul(f.size() as u64) > MAX_FLEET_BLOCKS {
             return bad(format!(
                 "the fleet's KV caches hold {} blocks ({} workers x (kv_tokens + cpu_kv_tokens) / \

@@ -81,6 +81,21 @@ fn numeric_settings_out_of_range_are_refused() {
         "blocks",
     );
     refused(
+        Scenario::parse(
+            &format!(
+                "{}{WORKLOAD}",
+                BASE.replace(
+                    "kv_tokens: 24000",
+                    "kv_tokens: 18446744073709551615\n  cpu_kv_tokens: 1"
+                )
+                .replace("seed: 1", "seed: 1\nfleet:\n  workers: 1")
+            ),
+            Path::new("."),
+        )
+        .map_err(|e| e.to_string()),
+        "blocks",
+    );
+    refused(
         parse("fleet:\n  workers: 2\nworkload:\n  arrivals:\n    ladder:\n    - {rate: 1, duration_s: .inf}\n  shared_prefix: {groups: 1, system_prompt_len: 10, users_per_group: 1, question_len: 10, output_len: 1}\n")
             .and_then(|sc| {
                 let r = policy::build(&PolicySpec::Builtin("random".into()), &sc).map_err(|e| e.to_string())?;

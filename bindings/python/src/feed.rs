@@ -100,7 +100,11 @@ impl PyFeed {
         // 0 turns heartbeats off; otherwise seconds, as the others.
         match heartbeat_interval {
             Some(0.0) => o.heartbeat_interval = None,
-            Some(v) => o.heartbeat_interval = Some(seconds("heartbeat_interval", v).map_err(bad)?),
+            Some(v) => {
+                let d = seconds("heartbeat_interval", v)
+                    .map_err(|e| bad(format!("{e} (or 0 for none)")))?;
+                o.heartbeat_interval = Some(d);
+            }
             None => {}
         }
         if let Some(c) = clear_on_unrecoverable_gap {
@@ -269,7 +273,8 @@ impl PyFeed {
 
     /// Per-pod counters by name: events, blocks, gaps, duplicates, restarts,
     /// replays (ok / too old / incomplete / failed), clears, reconnects,
-    /// connect failures, malformed messages, decode errors, queue drops,
+    /// heartbeat timeouts, connect failures, malformed messages, decode
+    /// errors, queue drops,
     /// scrapes and scrape errors, evictions, last event and scrape ages, up,
     /// registered.
     fn stats(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {

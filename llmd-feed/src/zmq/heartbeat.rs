@@ -6,7 +6,9 @@
 //! healthy publisher keeps its connection. When a whole interval after a
 //! `PING` brings nothing, the connection is taken for dead: closed, and
 //! (on a dialed socket) dialed again, with the replay healing what was
-//! missed. A dead peer is found within two intervals.
+//! missed. A dead peer is found within two intervals. Only a peer that
+//! greeted with ZMTP 3.1 or later is sent `PING` (3.0 does not define it);
+//! a connection to an older peer blocks in its reads as before.
 
 use std::time::{Duration, Instant};
 
@@ -21,10 +23,12 @@ pub struct Heartbeat {
 }
 
 impl Heartbeat {
-    /// Heartbeats every `interval` of silence on `conn` (`None` or zero:
-    /// none, reads block as before).
+    /// Heartbeats every `interval` of silence on `conn` (`None` or zero,
+    /// or a ZMTP 3.0 peer: none, reads block as before).
     pub fn start(conn: &Connection, interval: Option<Duration>) -> std::io::Result<Self> {
-        let interval = interval.filter(|d| !d.is_zero());
+        let interval = interval
+            .filter(|d| !d.is_zero())
+            .filter(|_| conn.peer_answers_ping());
         conn.set_read_timeout(interval)?;
         Ok(Heartbeat {
             interval,

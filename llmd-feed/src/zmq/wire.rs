@@ -9,6 +9,7 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::deadline::{self, Deadlined};
@@ -94,8 +95,15 @@ pub type Message = Vec<Vec<u8>>;
 pub struct Connection {
     reader: BufReader<Deadlined>,
     writer: TcpStream,
+    /// Held while a message or command is written, here or through a
+    /// [`Sender`]: a `PONG` that `recv` writes while another thread sends
+    /// must not land inside that thread's message.
+    write_lock: Arc<Mutex<()>>,
     limits: Limits,
     peer_type: String,
+    /// The peer's ZMTP minor version (its greeting): 1 and later define
+    /// `PING`.
+    peer_minor: u8,
     /// When the last frame (message or command, a PONG included) arrived.
     last_rx: Instant,
 }
@@ -109,12 +117,16 @@ impl std::fmt::Debug for Connection {
     }
 }
 
-fn greeting() -> [u8; 64] {
+/// The greeting of a `ty` socket. The publishing side (PUB, ROUTER)
+/// announces ZMTP 3.1: it takes subscriptions in both forms and answers
+/// `PING`. The subscribing side (SUB, DEALER) announces 3.0, which every
+/// libzmq 4.x peer speaks, and sends its subscriptions in that form.
+fn greeting(ty: SocketType) -> [u8; 64] {
     let mut g = [0u8; 64];
     g[0] = 0xFF;
     g[9] = 0x7F;
-    g[10] = 3; // version 3.0
-    g[11] = 0;
+    g[10] = 3;
+    g[11] = u8::from(matches!(ty, SocketType::Pub | SocketType::Router));
     g[12..16].copy_from_slice(b"NULL");
     g
 }
@@ -263,7 +275,7 @@ impl Connection {
         stream.set_nodelay(true)?;
         stream.set_write_timeout(Some(timeout))?;
         let mut writer = stream.try_clone()?;
-        writer.write_all(&greeting())?;
+        writer.write_all(&greeting(ty))?;
         let deadline = deadline::after(timeout);
         if deadline.is_none() {
             stream.set_read_timeout(None)?;
@@ -297,8 +309,10 @@ impl Connection {
         let mut conn = Connection {
             reader,
             writer,
+            write_lock: Arc::default(),
             limits,
             peer_type: String::new(),
+            peer_minor: if peer[10] > 3 { u8::MAX } else { peer[11] },
             last_rx: Instant::now(),
         };
         conn.write_frame(&ready(ty), false, true)?;
@@ -353,19 +367,28 @@ impl Connection {
     }
 
     fn write_frame(&mut self, body: &[u8], more: bool, command: bool) -> io::Result<()> {
+        let _held = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
         write_frames(&mut self.writer, &[body], more, command)
     }
 
     /// Sends one message.
     pub fn send<B: AsRef<[u8]>>(&mut self, frames: &[B]) -> io::Result<()> {
+        let _held = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
         write_frames(&mut self.writer, frames, false, false)
+    }
+
+    /// Whether the peer speaks ZMTP 3.1 or later, which defines `PING`
+    /// (libzmq 4.2 and later; a 3.0 peer might take it for a protocol
+    /// error).
+    pub fn peer_answers_ping(&self) -> bool {
+        self.peer_minor >= 1
     }
 
     /// A second handle that sends on this connection while another thread
     /// blocks in [`Connection::recv`] (a PUB socket reads subscriptions and
     /// writes messages at the same time).
     pub fn sender(&self) -> io::Result<Sender> {
-        Ok(Sender(self.writer.try_clone()?))
+        Ok(Sender(self.writer.try_clone()?, self.write_lock.clone()))
     }
 
     fn read_frame(&mut self) -> Result<(u8, Vec<u8>), WireError> {
@@ -412,17 +435,22 @@ impl Connection {
             if idle && frames.is_empty() {
                 // Nothing of a message read yet: a timeout here consumed
                 // nothing, so the stream stays in step.
-                match self.reader.fill_buf() {
-                    Ok(_) => {}
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                        ) =>
-                    {
-                        return Ok(None)
+                // (A signal interrupts a read with a timeout set even under
+                // SA_RESTART: it is retried, as `read_exact` does.)
+                loop {
+                    match self.reader.fill_buf() {
+                        Ok(_) => break,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                            ) =>
+                        {
+                            return Ok(None)
+                        }
+                        Err(e) => return Err(e.into()),
                     }
-                    Err(e) => return Err(e.into()),
                 }
             }
             let (flags, body) = self.read_frame()?;
@@ -525,11 +553,12 @@ fn write_frames<B: AsRef<[u8]>>(
 
 /// The sending half of a [`Connection`], usable from another thread.
 #[derive(Debug)]
-pub struct Sender(TcpStream);
+pub struct Sender(TcpStream, Arc<Mutex<()>>);
 
 impl Sender {
     /// Sends one message.
     pub fn send<B: AsRef<[u8]>>(&mut self, frames: &[B]) -> io::Result<()> {
+        let _held = self.1.lock().unwrap_or_else(|e| e.into_inner());
         write_frames(&mut self.0, frames, false, false)
     }
 
@@ -598,6 +627,9 @@ mod tests {
     fn idle_between_messages_keeps_the_stream_in_step() {
         let (sub, publ) = pair(SocketType::Sub, SocketType::Pub);
         let (mut sub, mut publ) = (sub.unwrap(), publ.unwrap());
+        // The publishing side greets as 3.1 (it answers PING), the
+        // subscribing side as 3.0.
+        assert!(sub.peer_answers_ping() && !publ.peer_answers_ping());
         sub.set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();
         assert!(matches!(sub.recv_or_idle(), Ok(None)));
@@ -773,7 +805,7 @@ mod tests {
             let mut junk: Vec<u8> = (0..len).map(|_| next() as u8).collect();
             let valid_prefix = case % 2 == 0;
             if valid_prefix {
-                let mut pre = greeting().to_vec();
+                let mut pre = greeting(SocketType::Pub).to_vec();
                 let ready = ready(SocketType::Pub);
                 pre.push(COMMAND);
                 pre.push(ready.len() as u8);

@@ -257,7 +257,7 @@ const MAX_MODEL_LEN: usize = 131_072;
 fn max_tokens(body: &Value, chat: bool, prompt_len: usize) -> Result<u32, String> {
     if body
         .get("n")
-        .is_some_and(|n| !n.is_null() && n.as_u64() != Some(1))
+        .is_some_and(|n| !n.is_null() && n.as_f64() != Some(1.0))
     {
         return Err("only n = 1 is supported by llmd pods".into());
     }
@@ -272,7 +272,7 @@ fn max_tokens(body: &Value, chat: bool, prompt_len: usize) -> Result<u32, String
     let n = v
         .as_u64()
         .filter(|n| *n >= 1)
-        .ok_or_else(|| format!("{field} must be at least 1, got {v}"))?;
+        .ok_or_else(|| format!("{field} must be an integer of at least 1, got {v}"))?;
     let room = MAX_MODEL_LEN.saturating_sub(prompt_len) as u64;
     if n > room {
         return Err(format!(

@@ -601,7 +601,8 @@ class Feed:
     def stats(self) -> dict[str, PodStats]:
         """Per-pod counters by name: events, blocks, gaps, duplicates, restarts,
         replays (ok / too old / incomplete / failed), clears, reconnects,
-        connect failures, malformed messages, decode errors, queue drops,
+        heartbeat timeouts, connect failures, malformed messages, decode
+        errors, queue drops,
         scrapes and scrape errors, evictions, last event and scrape ages, up,
         registered.
         """

@@ -204,6 +204,7 @@ class PodStats(TypedDict):
     clears: int
     """Times the pod's index entries were dropped (unrecoverable gap)."""
     reconnects: int
+    heartbeat_timeouts: int
     connect_failures: int
     malformed: int
     """Messages or handshakes dropped as malformed."""
