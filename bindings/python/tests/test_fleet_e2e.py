@@ -155,3 +155,35 @@ def test_precise_routing_beats_random_on_a_real_protocol_fleet(form: str) -> Non
     for st in precise["stats"].values():
         assert st["events"] > 0 and st["malformed"] == 0 and st["decode_errors"] == 0, st
         assert st["scrapes"] > 0
+
+
+def test_a_libzmq_subscriber_reads_the_fake_pods_events() -> None:
+    """The fake pods' publisher greets as ZMTP 3.1 (it answers PING): a
+    libzmq SUB (pyzmq) subscribes to it, in whatever form it sends the
+    subscription, and receives vLLM's three frames for a request's blocks,
+    decoding with the library's own decoder."""
+    import zmq
+
+    with fleet("map") as pods:
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        sub = ctx.socket(zmq.SUB)
+        try:
+            sub.setsockopt(zmq.SUBSCRIBE, b"kv@")
+            sub.connect(pods[0][2])
+            # A publisher drops what it sends before the subscription
+            # arrives: request until a batch comes (each stores new blocks).
+            for attempt in range(40):
+                body = {"model": "m", "prompt": words(100 + attempt, 64), "max_tokens": 2}
+                status, raw = http("POST", pods[0][1] + "/v1/completions", body)
+                assert status == 200, raw
+                if sub.poll(500):
+                    break
+            else:
+                pytest.fail("no KV-event batch reached the libzmq subscriber")
+            topic, seq, payload = sub.recv_multipart()
+            assert topic.startswith(b"kv@") and len(seq) == 8
+            batch = llmd.decode_event_batch(payload)
+            assert any(type(e).__name__ == "BlockStored" for e in batch.events), batch
+        finally:
+            sub.close(linger=0)
+            ctx.term()
