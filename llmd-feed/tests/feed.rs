@@ -602,24 +602,31 @@ fn failed_connections_are_closed_by_the_feed() {
     feed.stop();
 }
 
-/// A publisher gone without closing its connection (it reads nothing more,
-/// so it answers no `PING`) is found by the heartbeat within two intervals:
-/// the connection is closed, counted, and dialed again.
-#[test]
-fn a_publisher_gone_silent_is_found_by_the_heartbeat() {
+/// A started feed with heartbeats every `interval` and one pod, `a`, whose
+/// events it dials at the returned listener (the test plays the pod).
+fn feed_dialing_a_listener(interval: Duration) -> (Feed, TcpListener) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let ev = format!("tcp://{}", l.local_addr().unwrap());
     let feed = Feed::new(
         sched(),
         FeedOptions {
-            heartbeat_interval: Some(Duration::from_millis(100)),
-            // Room for this thread's handshake on a loaded machine.
+            heartbeat_interval: Some(interval),
+            // Room for the test thread's handshake on a loaded machine.
             connect_timeout: Duration::from_secs(5),
             ..opts()
         },
     );
     feed.add_pod(pod("a", &ev, None)).unwrap();
     feed.start().unwrap();
+    (feed, l)
+}
+
+/// A publisher gone without closing its connection (it reads nothing more,
+/// so it answers no `PING`) is found by the heartbeat within two intervals:
+/// the connection is closed, counted, and dialed again.
+#[test]
+fn a_publisher_gone_silent_is_found_by_the_heartbeat() {
+    let (feed, l) = feed_dialing_a_listener(Duration::from_millis(100));
     let (stream, _) = l.accept().unwrap();
     let mut c = Connection::handshake(
         stream,
@@ -644,18 +651,7 @@ fn a_publisher_gone_silent_is_found_by_the_heartbeat() {
 /// sent one: its connection waits quietly, as before heartbeats.
 #[test]
 fn a_zmtp_3_0_peer_is_never_pinged() {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let ev = format!("tcp://{}", l.local_addr().unwrap());
-    let feed = Feed::new(
-        sched(),
-        FeedOptions {
-            heartbeat_interval: Some(Duration::from_millis(100)),
-            connect_timeout: Duration::from_secs(5),
-            ..opts()
-        },
-    );
-    feed.add_pod(pod("a", &ev, None)).unwrap();
-    feed.start().unwrap();
+    let (feed, l) = feed_dialing_a_listener(Duration::from_millis(100));
     let (mut s, _) = l.accept().unwrap();
     let mut greeting = [0u8; 64];
     greeting[0] = 0xFF;
