@@ -279,5 +279,51 @@ fn concurrent(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, ingest, matching, concurrent);
+/// Approximate mode's routing record (llm-d's default pipeline records every
+/// pick's 128 blocks for the picked endpoint): `hot` records one prompt again
+/// and again; `cold` records prompts drawn from 16,384 over 64 endpoints
+/// (2M blocks, tables far past the caches), as a busy gateway does.
+fn routing_record(c: &mut Criterion) {
+    const BLOCKS: usize = 128;
+    const PROMPTS: usize = 16_384;
+    const EPS: usize = 64;
+    let mut g = c.benchmark_group("index/routing_record");
+    g.throughput(Throughput::Elements(BLOCKS as u64));
+    let idx = KvIndex::new(IndexConfig {
+        capacity_blocks: 4 << 20,
+        key_mode: KeyMode::Approximate {
+            block_size: BLOCK_SIZE,
+        },
+        approx_capacity_per_endpoint: 1 << 20,
+        ..IndexConfig::default()
+    })
+    .expect("valid config");
+    let eps: Vec<EndpointId> = (0..EPS)
+        .map(|i| idx.register_endpoint(&format!("10.1.0.{i}:8000")).expect("slot"))
+        .collect();
+    let prompts: Vec<Vec<BlockKey>> = (0..PROMPTS)
+        .map(|p| {
+            (0..BLOCKS)
+                .map(|b| BlockKey(mix((p * BLOCKS + b) as u64 ^ 0xA99)))
+                .collect()
+        })
+        .collect();
+    for (p, keys) in prompts.iter().enumerate() {
+        idx.record_routing(eps[p % EPS], MODEL, keys, 0);
+    }
+    g.bench_function("hot", |b| {
+        b.iter(|| idx.record_routing(eps[0], MODEL, black_box(&prompts[0]), 0))
+    });
+    let mut i = 0u64;
+    g.bench_function("cold", |b| {
+        b.iter(|| {
+            i += 1;
+            let p = (mix(i) % PROMPTS as u64) as usize;
+            idx.record_routing(eps[p % EPS], MODEL, black_box(&prompts[p]), 0)
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, ingest, matching, concurrent, routing_record);
 criterion_main!(benches);

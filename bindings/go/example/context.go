@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"net/http"
-
-	"llmd.dev/llmd"
 )
 
-func contextWith(r *http.Request, d *llmd.Decision) context.Context {
-	return context.WithValue(r.Context(), ctxKey{}, d)
+func contextWith(r *http.Request, f *inflight) context.Context {
+	return context.WithValue(r.Context(), ctxKey{}, f)
 }

@@ -26,6 +26,7 @@ import (
 	"os"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"llmd.dev/llmd"
 )
@@ -47,7 +48,7 @@ func newRouter(s *llmd.Scheduler, feed *llmd.Feed, tokenizeAt string) http.Handl
 	rt := &router{sched: s, feed: feed, tokenizeAt: tokenizeAt}
 	rt.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			target := pr.In.Context().Value(ctxKey{}).(*llmd.Decision)
+			target := pr.In.Context().Value(ctxKey{}).(*inflight).decision
 			pr.Out.URL.Scheme = "http"
 			pr.Out.URL.Host = target.Targets[0].Address
 			for _, h := range target.Headers {
@@ -59,10 +60,14 @@ func newRouter(s *llmd.Scheduler, feed *llmd.Feed, tokenizeAt string) http.Handl
 		},
 		// Upstream response headers (e.g. x-inference-pod) pass through;
 		// the decision's response headers are added.
+		// The first byte of a successful body marks the first token.
 		ModifyResponse: func(resp *http.Response) error {
-			d := resp.Request.Context().Value(ctxKey{}).(*llmd.Decision)
-			for _, h := range d.ResponseHeaders {
+			f := resp.Request.Context().Value(ctxKey{}).(*inflight)
+			for _, h := range f.decision.ResponseHeaders {
 				resp.Header.Set(h.Name, h.Value)
+			}
+			if resp.StatusCode < 400 {
+				resp.Body = &firstByte{ReadCloser: resp.Body, f: f}
 			}
 			return nil
 		},
@@ -74,10 +79,47 @@ func newRouter(s *llmd.Scheduler, feed *llmd.Feed, tokenizeAt string) http.Handl
 	return mux
 }
 
-type completionBody struct {
-	Model    string            `json:"model"`
-	Prompt   string            `json:"prompt"`
-	Messages []json.RawMessage `json:"messages"`
+// inflight is one picked request on its way through the proxy: it ends
+// with exactly one OnComplete or OnError, whatever happens.
+type inflight struct {
+	sched    *llmd.Scheduler
+	decision *llmd.Decision
+	id       string
+	first    atomic.Bool
+	ended    atomic.Bool
+}
+
+func (f *inflight) firstToken() {
+	if !f.first.Swap(true) {
+		f.sched.OnFirstToken(f.id)
+	}
+}
+
+func (f *inflight) complete() {
+	if !f.ended.Swap(true) {
+		f.firstToken()
+		f.sched.OnComplete(f.id, -1)
+	}
+}
+
+func (f *inflight) fail(kind llmd.RequestError) {
+	if !f.ended.Swap(true) {
+		f.sched.OnError(f.id, kind)
+	}
+}
+
+// firstByte reports the first token when the backend's body starts.
+type firstByte struct {
+	io.ReadCloser
+	f *inflight
+}
+
+func (b *firstByte) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.f.firstToken()
+	}
+	return n, err
 }
 
 // tokens asks a backend's /tokenize for the prompt's token ids (chat
@@ -120,14 +162,16 @@ func (rt *router) decide(r *http.Request, explain bool) (*llmd.Decision, string,
 		return nil, "", http.StatusBadRequest, err
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	var req completionBody
+	var req struct {
+		Model    string          `json:"model"`
+		Messages json.RawMessage `json:"messages"`
+	}
 	if err := json.Unmarshal(body, &req); err != nil {
 		return nil, "", http.StatusBadRequest, err
 	}
-	id := r.Header.Get("x-request-id")
-	if id == "" {
-		id = fmt.Sprintf("req-%d", rt.seq.Add(1))
-	}
+	// The router's own id: two clients may send the same x-request-id
+	// (it still reaches the scheduler among the headers).
+	id := fmt.Sprintf("req-%d", rt.seq.Add(1))
 	headers := map[string]string{}
 	for name := range r.Header {
 		headers[strings.ToLower(name)] = r.Header.Get(name)
@@ -136,7 +180,21 @@ func (rt *router) decide(r *http.Request, explain bool) (*llmd.Decision, string,
 	if rt.tokenizeAt != "" {
 		tokens = rt.tokens(r, body)
 	}
-	d, err := rt.sched.Pick(&llmd.Request{ID: id, Model: req.Model, Prompt: req.Prompt, Tokens: tokens, Headers: headers, Explain: explain})
+	var d *llmd.Decision
+	if tokens != nil {
+		d, err = rt.sched.Pick(&llmd.Request{ID: id, Model: req.Model, Tokens: tokens, Headers: headers, Explain: explain})
+	} else {
+		// The OpenAI body as it is: text or token-id prompts, chat messages
+		// (/debug/explain takes either body).
+		path := r.URL.Path
+		if explain {
+			path = "/v1/completions"
+			if req.Messages != nil {
+				path = "/v1/chat/completions"
+			}
+		}
+		d, err = rt.sched.PickOpenAI(id, path, body, headers, explain)
+	}
 	var le *llmd.Error
 	switch {
 	case errors.As(err, &le) && le.Code == "no_endpoints":
@@ -155,14 +213,29 @@ func (rt *router) serveInference(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), code)
 		return
 	}
+	f := &inflight{sched: rt.sched, decision: d, id: id}
+	defer func() {
+		// The proxy aborts the handler (panics with http.ErrAbortHandler)
+		// when the client or the backend goes away mid-body.
+		if p := recover(); p != nil {
+			if r.Context().Err() != nil {
+				f.fail(llmd.Cancelled)
+			} else {
+				f.fail(llmd.Upstream)
+			}
+			panic(p)
+		}
+	}()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-	rt.proxy.ServeHTTP(rec, r.WithContext(contextWith(r, d)))
-	if rec.status >= 500 {
-		rt.sched.OnError(id, llmd.Upstream)
-		return
+	rt.proxy.ServeHTTP(rec, r.WithContext(contextWith(r, f)))
+	switch {
+	case r.Context().Err() != nil:
+		f.fail(llmd.Cancelled)
+	case rec.status >= 400:
+		f.fail(llmd.Upstream)
+	default:
+		f.complete()
 	}
-	rt.sched.OnFirstToken(id)
-	rt.sched.OnComplete(id, -1)
 }
 
 // serveExplain answers with the decision and its explanation, without proxying.
@@ -205,6 +278,10 @@ func (s *statusRecorder) WriteHeader(code int) {
 	s.status = code
 	s.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets the proxy flush each streamed chunk (tokens reach the client
+// as they come) through http.ResponseController.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 type endpointFlags []llmd.Endpoint
 
@@ -328,6 +405,16 @@ func main() {
 	if len(events) > 0 && len(eps) > 0 {
 		tokenizeAt = eps[0].Address
 	}
+	// Expire the speculative index entries, and close any request a lost
+	// completion left open (its load would count against its pod forever).
+	go func() {
+		for range time.Tick(time.Second) {
+			_ = s.Tick()
+			if _, err := s.ExpireRequests(15 * time.Minute); errors.Is(err, llmd.ErrClosed) {
+				return
+			}
+		}
+	}()
 	log.Printf("llmd %s routing to %d endpoints on %s", llmd.Version(), len(eps), *listen)
 	log.Fatal(http.ListenAndServe(*listen, newRouter(s, feed, tokenizeAt)))
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"llmd.dev/llmd"
 )
@@ -105,5 +108,66 @@ func TestRouterProxiesToPickedBackend(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("unknown model: status %d", resp.StatusCode)
+	}
+}
+
+// A streamed answer reaches the client chunk by chunk, and a client that
+// goes away mid-stream ends its request as cancelled: nothing stays in
+// flight on the pod.
+func TestStreamsFlushAndADisconnectEndsTheRequest(t *testing.T) {
+	release := make(chan struct{})
+	pod := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("content-type", "text/event-stream")
+		fmt.Fprint(w, "data: {\"choices\":[{\"text\":\"a\"}]}\n\n")
+		w.(http.Flusher).Flush()
+		select { // the rest never comes while the client is there
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer pod.Close()
+	s, err := llmd.NewScheduler("", llmd.WithSeed(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.AddEndpoint(llmd.Endpoint{Name: "pod-a", Address: strings.TrimPrefix(pod.URL, "http://"), Model: "llama"}); err != nil {
+		t.Fatal(err)
+	}
+	router := httptest.NewServer(newRouter(s, nil, ""))
+	defer router.Close()
+	defer close(release) // first of the deferred calls: nothing waits on the pod
+
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "POST", router.URL+"/v1/completions",
+		strings.NewReader(`{"model":"llama","prompt":"hi","stream":true}`))
+	// Unflushed, the head and the chunk would wait in the router's buffer:
+	// give up then.
+	stop := time.AfterFunc(5*time.Second, cancel)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("no answer while the stream is open: %v", err)
+	}
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if !stop.Stop() || err != nil || !strings.HasPrefix(line, "data: ") {
+		t.Fatalf("the first chunk did not arrive on its own: %q %v", line, err)
+	}
+	cancel()
+	resp.Body.Close()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		text, err := s.RenderMetrics()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(text, `outcome="error_cancelled"} 1`) &&
+			strings.Contains(text, `llmd_router_inflight_requests{endpoint="pod-a",pool="default"} 0`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the request did not end as cancelled:\n%s", text)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
