@@ -30,7 +30,7 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import llmd
@@ -42,6 +42,35 @@ MAX_BODY = 64 << 20
 
 class ClientGone(ConnectionError):
     """The client closed its connection while the answer was streaming."""
+
+
+# Headers that belong to one connection (RFC 9110 §7.6.1), and those the
+# router writes itself: everything else the client sent (Authorization
+# included) goes to the backend.
+NOT_FORWARDED = frozenset(
+    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+     "transfer-encoding", "upgrade", "host", "content-length", "content-type"}
+)
+
+
+class Lifecycle:
+    """Ends one picked request exactly once: completed with the engine's
+    usage, or failed with a reason; later calls do nothing."""
+
+    def __init__(self, router: "Router", rid: str) -> None:
+        self.router, self.rid, self.ended = router, rid, False
+
+    def complete(self, usage: dict[str, Any]) -> None:
+        if not self.ended:
+            self.ended = True
+            summary = self.router.scheduler.on_complete(self.rid, usage=usage)
+            if summary is not None:
+                self.router.completed.append(summary)
+
+    def error(self, kind: Literal["cancelled", "upstream", "other"]) -> None:
+        if not self.ended:
+            self.ended = True
+            self.router.scheduler.on_error(self.rid, kind)
 
 
 class HttpError(Exception):
@@ -212,33 +241,43 @@ class Router:
         if stream:
             # The engine's usage (with cached tokens) only comes when asked for.
             req["stream_options"] = {**(req.get("stream_options") or {}), "include_usage": True}
-        upstream_headers = {**{k: v for k, v in headers.items() if k.startswith("x-")}, **decision.headers}
+        upstream_headers = {**{k: v for k, v in headers.items() if k not in NOT_FORWARDED}, **decision.headers}
         for name in decision.remove_headers:
             upstream_headers.pop(name.lower(), None)
         rid = decision.request_id
         targets = [t for t in [decision.target, *decision.fallbacks] if t is not None]
-        for i, target in enumerate(targets):
-            try:
-                up_reader, up_writer = await self.connect(target["name"])
-            except OSError as e:
-                log.warning("%s: %s unreachable (%s)", rid, target["name"], e)
-                if i + 1 == len(targets):
-                    self.scheduler.on_error(rid, "upstream")
-                    raise HttpError(502, f"backend {target['name']} unreachable") from None
-                continue
-            try:
-                await self.relay(
-                    rid, path, req, upstream_headers, decision.response_headers, stream, wants_usage, up_reader, up_writer, writer
-                )
-            except ClientGone:
-                self.scheduler.on_error(rid, "cancelled")
-                log.info("%s: client went away", rid)
-            except (ConnectionError, asyncio.IncompleteReadError, ValueError) as e:
-                self.scheduler.on_error(rid, "upstream")
-                log.warning("%s: upstream stream broken (%s)", rid, e)
-            finally:
-                up_writer.close()
-            return
+        # From here on the request ends exactly once, whatever happens.
+        life = Lifecycle(self, rid)
+        try:
+            for i, target in enumerate(targets):
+                try:
+                    up_reader, up_writer = await self.connect(target["name"])
+                except (OSError, asyncio.TimeoutError) as e:
+                    log.warning("%s: %s unreachable (%s)", rid, target["name"], e)
+                    if i + 1 == len(targets):
+                        raise HttpError(502, f"backend {target['name']} unreachable") from None
+                    continue
+                try:
+                    await self.relay(
+                        life, path, req, upstream_headers, decision.response_headers, stream, wants_usage, up_reader, up_writer, writer
+                    )
+                finally:
+                    up_writer.close()
+                return
+        except ClientGone:
+            life.error("cancelled")
+            log.info("%s: client went away", rid)
+        except HttpError:
+            life.error("upstream")
+            raise
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as e:
+            life.error("upstream")
+            log.warning("%s: upstream stream broken (%s)", rid, e)
+        except BaseException:
+            life.error("cancelled")  # the task was cancelled, or a bug: released, then raised
+            raise
+        finally:
+            life.error("upstream")  # a path that did not end it (none should)
 
     async def connect(self, name: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         b = self.backends[name]
@@ -278,7 +317,7 @@ class Router:
 
     async def relay(
         self,
-        rid: str,
+        life: Lifecycle,
         path: str,
         req: dict[str, Any],
         headers: dict[str, str],
@@ -304,9 +343,12 @@ class Router:
         if status != 200 or not stream:
             data = b"".join([chunk async for chunk in body])
             if status == 200:
-                self.account_whole(rid, data)
+                # A non-streaming reply: no token calls; the engine's usage
+                # carries the output and cached token counts (TTFT is then
+                # the whole request).
+                life.complete(json.loads(data).get("usage") or {})
             else:
-                self.scheduler.on_error(rid, "upstream")
+                life.error("upstream")
             await respond(writer, status, data, up_headers.get("content-type", "application/json"), extra)
             return
         head = "".join(f"{k}: {v}\r\n" for k, v in extra.items())
@@ -314,7 +356,7 @@ class Router:
             writer,
             f"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n{head}\r\n".encode(),
         )
-        seen_first, buf = False, b""
+        seen_first, failed, buf = False, False, b""
         usage: dict[str, Any] = {}
         async for chunk in body:
             buf += chunk
@@ -324,35 +366,33 @@ class Router:
                 if data != b"[DONE]":
                     msg = json.loads(data)
                     usage = msg.get("usage") or usage
-                    if msg.get("choices"):
+                    if msg.get("error") is not None or msg.get("object") == "error":
+                        failed = True  # vLLM's error event: forwarded, not a success
+                    elif msg.get("choices"):
                         if not seen_first:
-                            self.scheduler.on_first_token(rid)
+                            self.scheduler.on_first_token(life.rid)
                             seen_first = True
                         else:
-                            self.scheduler.on_tokens(rid, 1)
+                            self.scheduler.on_tokens(life.rid, 1)
                     elif not wants_usage:
                         continue  # the usage chunk the client did not ask for
                 await send(writer, b"%x\r\n%s\n\n\r\n" % (len(event) + 2, event))
         await send(writer, b"0\r\n\r\n")
-        self.finish(rid, usage)
-
-    def account_whole(self, rid: str, data: bytes) -> None:
-        # A non-streaming reply: no token calls; the engine's usage carries the
-        # output and cached token counts (TTFT is then the whole request).
-        self.finish(rid, json.loads(data).get("usage") or {})
-
-    def finish(self, rid: str, usage: dict[str, Any]) -> None:
-        summary = self.scheduler.on_complete(rid, usage=usage)
-        if summary is not None:
-            self.completed.append(summary)
+        if failed:
+            life.error("upstream")
+        else:
+            life.complete(usage)
 
     # ---- background work -------------------------------------------------------
 
     async def maintain_forever(self) -> None:
         """Scraping and events run on the feed's threads; this only expires
-        the scheduler's speculative index entries now and then."""
+        the scheduler's speculative index entries now and then, and closes
+        requests a lost completion left open for 15 minutes (their load
+        would count against their pod for good)."""
         while True:
             self.scheduler.tick()
+            self.scheduler.expire_requests(900.0)
             await asyncio.sleep(0.5)
 
 

@@ -78,6 +78,9 @@ class FakeVllm:
                     {"id": "c1", "object": "text_completion", "choices": [{"index": 0, "text": f"t{i} ", "finish_reason": None}]}
                     for i in range(TOKENS)
                 ]
+                if req.get("prompt") == "fail midway":
+                    # vLLM reports an engine error inside the stream.
+                    events = events[:2] + [{"error": {"object": "error", "message": "engine died", "code": 500}}]
                 if (req.get("stream_options") or {}).get("include_usage"):
                     events.append({"id": "c1", "object": "text_completion", "choices": [], "usage": usage})
                 for e in [json.dumps(e).encode() for e in events] + [b"[DONE]"]:
@@ -99,9 +102,9 @@ class FakeVllm:
 LAST_HEADERS: dict[str, str] = {}
 
 
-def http(method: str, url: str, body: dict[str, Any] | None = None) -> tuple[int, bytes]:
+def http(method: str, url: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             LAST_HEADERS.clear()
@@ -177,12 +180,29 @@ async def scenario() -> None:
         assert router.completed[-1]["output_tokens"] == TOKENS
         assert router.completed[-1]["first_token_at_ns"] is None
 
+        # The client's credentials reach the backend (vLLM --api-key).
+        status, _ = await asyncio.to_thread(
+            http, "POST", base + "/v1/completions", {"model": "m", "prompt": "x"}, {"Authorization": "Bearer k1"}
+        )
+        assert status == 200 and idle.requests[-1][1]["authorization"] == "Bearer k1"
+        del router.completed[-1]
+
+        # An error vLLM sends inside a stream is forwarded, and the request
+        # ends as failed, not served.
+        status, raw = await asyncio.to_thread(
+            http, "POST", base + "/v1/completions", {"model": "m", "prompt": "fail midway", "stream": True}
+        )
+        assert status == 200 and sse_events(raw)[-2]["error"]["message"] == "engine died"
+        assert len(router.completed) == 3 and router.scheduler.open_requests == 0
+
         # Metrics and errors.
         status, raw = await asyncio.to_thread(http, "GET", base + "/metrics")
         assert status == 200
         metrics = raw.decode()
-        assert f'llmd_kvcache_cached_tokens_total{{model="m",pool="default",source="reported"}} {3 * CACHED}' in metrics
-        assert 'llmd_inference_ttft_count{model="m",pool="default"} 3' in metrics
+        assert f'llmd_kvcache_cached_tokens_total{{model="m",pool="default",source="reported"}} {4 * CACHED}' in metrics
+        # The failed stream had its first token too.
+        assert 'llmd_inference_ttft_count{model="m",pool="default"} 5' in metrics
+        assert 'outcome="error_engine"} 1' in metrics
         status, _ = await asyncio.to_thread(http, "POST", base + "/v1/completions", None)
         assert status == 400
         status, _ = await asyncio.to_thread(http, "GET", base + "/nope")
