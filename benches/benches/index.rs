@@ -299,7 +299,10 @@ fn routing_record(c: &mut Criterion) {
     })
     .expect("valid config");
     let eps: Vec<EndpointId> = (0..EPS)
-        .map(|i| idx.register_endpoint(&format!("10.1.0.{i}:8000")).expect("slot"))
+        .map(|i| {
+            idx.register_endpoint(&format!("10.1.0.{i}:8000"))
+                .expect("slot")
+        })
         .collect();
     let prompts: Vec<Vec<BlockKey>> = (0..PROMPTS)
         .map(|p| {
