@@ -55,6 +55,7 @@ type PodStats struct {
 	ReplaysFailed     uint64   `json:"replays_failed"`
 	Clears            uint64   `json:"clears"`
 	Reconnects        uint64   `json:"reconnects"`
+	HeartbeatTimeouts uint64   `json:"heartbeat_timeouts"`
 	ConnectFailures   uint64   `json:"connect_failures"`
 	Malformed         uint64   `json:"malformed"`
 	DecodeErrors      uint64   `json:"decode_errors"`
@@ -224,14 +225,19 @@ func (f *Feed) text(call func(h *C.llmd_feed, out **C.llmd_string, e **C.llmd_er
 
 // Stats returns every followed pod's counters by name.
 func (f *Feed) Stats() (map[string]PodStats, error) {
-	raw, err := f.text(func(h *C.llmd_feed, out **C.llmd_string, e **C.llmd_error) C.llmd_status {
-		return C.llmd_feed_stats_json(h, out, e)
-	})
+	raw, err := f.statsJSON()
 	if err != nil {
 		return nil, err
 	}
 	var stats map[string]PodStats
 	return stats, json.Unmarshal([]byte(raw), &stats)
+}
+
+// statsJSON is the library's per-pod counters as JSON.
+func (f *Feed) statsJSON() (string, error) {
+	return f.text(func(h *C.llmd_feed, out **C.llmd_string, e **C.llmd_error) C.llmd_status {
+		return C.llmd_feed_stats_json(h, out, e)
+	})
 }
 
 // Settings lists the configuration settings the feed executes or not.

@@ -1,12 +1,14 @@
 package llmd
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -85,6 +87,25 @@ func TestFeedScrapesAPodAndReports(t *testing.T) {
 			t.Fatalf("never scraped: %+v", stats)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	// Every counter the library reports has its PodStats field.
+	raw, err := f.statsJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var byKey map[string]map[string]any
+	if err := json.Unmarshal([]byte(raw), &byKey); err != nil {
+		t.Fatal(err)
+	}
+	fields := map[string]bool{}
+	ty := reflect.TypeOf(PodStats{})
+	for i := 0; i < ty.NumField(); i++ {
+		fields[strings.Split(ty.Field(i).Tag.Get("json"), ",")[0]] = true
+	}
+	for key := range byKey["pod-a"] {
+		if !fields[key] {
+			t.Errorf("PodStats lacks the library's %q", key)
+		}
 	}
 	text, err := f.RenderMetrics()
 	if err != nil || !strings.Contains(text, `llmd_feed_pod_up{pod="pod-a"} 1`) {

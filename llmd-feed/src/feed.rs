@@ -513,23 +513,24 @@ impl Inner {
             }
             backoff = self.opts.reconnect_min;
             // (Failing to set the read timeout ends the connection.)
-            let mut hb = Heartbeat::start(&conn, self.opts.heartbeat_interval);
-            while let Ok(hb) = hb.as_mut() {
-                match hb.recv(&mut conn) {
-                    Ok(m) => {
-                        if !self.dispatch(pod, Some(rank), m) {
+            if let Ok(mut hb) = Heartbeat::start(&conn, self.opts.heartbeat_interval) {
+                loop {
+                    match hb.recv(&mut conn) {
+                        Ok(m) => {
+                            if !self.dispatch(pod, Some(rank), m) {
+                                PodStats::inc(&st.malformed);
+                            }
+                        }
+                        Err(WireError::Protocol(_)) => {
                             PodStats::inc(&st.malformed);
+                            break;
                         }
-                    }
-                    Err(WireError::Protocol(_)) => {
-                        PodStats::inc(&st.malformed);
-                        break;
-                    }
-                    Err(WireError::Io(_)) => {
-                        if hb.lost() {
-                            PodStats::inc(&st.heartbeat_timeouts);
+                        Err(WireError::Io(_)) => {
+                            if hb.lost() {
+                                PodStats::inc(&st.heartbeat_timeouts);
+                            }
+                            break;
                         }
-                        break;
                     }
                 }
             }

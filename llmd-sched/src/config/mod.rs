@@ -14,4 +14,4 @@ pub mod report;
 pub mod schema;
 
 pub use loader::{load, LoadOptions, Pipeline, DEFAULT_CONFIG};
-pub use report::{ConfigReport, PluginRecord, PluginStatus};
+pub use report::{ConfigReport, PluginRecord, PluginStatus, SettingNotExecuted};

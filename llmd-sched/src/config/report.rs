@@ -76,15 +76,27 @@ impl ConfigReport {
     /// defaults (parsers, flow-control policies, the metrics data source) are
     /// not listed: nobody asked for them. Empty when everything configured runs.
     pub fn not_executed_lines(&self) -> Vec<String> {
+        self.not_executed_lines_where(|_, _| true)
+    }
+
+    /// [`ConfigReport::not_executed_lines`] of the plugins and settings
+    /// `keep` accepts (the setting `None` for a plugin not executed as a
+    /// whole): for a host that executes some of them itself.
+    pub fn not_executed_lines_where(
+        &self,
+        keep: impl Fn(&PluginRecord, Option<&SettingNotExecuted>) -> bool,
+    ) -> Vec<String> {
         let mut out = Vec::new();
         for p in self.plugins.iter().filter(|p| !p.injected) {
             if let PluginStatus::AcceptedNotExecuted(why) = &p.status {
-                out.push(format!(
-                    "plugin '{}' ({}) is accepted but not executed: {why}",
-                    p.name, p.plugin_type
-                ));
+                if keep(p, None) {
+                    out.push(format!(
+                        "plugin '{}' ({}) is accepted but not executed: {why}",
+                        p.name, p.plugin_type
+                    ));
+                }
             }
-            for s in &p.settings_not_executed {
+            for s in p.settings_not_executed.iter().filter(|s| keep(p, Some(s))) {
                 out.push(format!(
                     "plugin '{}' ({}): setting '{}' is accepted but not executed: {}",
                     p.name, p.plugin_type, s.setting, s.reason

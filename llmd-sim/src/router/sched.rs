@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use llmd_kvindex::events::EventBatch;
-use llmd_sched::config::PluginStatus;
 use llmd_sched::{
     Endpoint, ManualClock, Request, RequestErrorKind, ScheduleError, Scheduler, Usage,
 };
@@ -183,29 +182,18 @@ impl Router for SchedRouter {
     }
 
     fn not_executed(&self) -> Vec<String> {
-        let report = self.sched.config_report();
-        let mut out = Vec::new();
-        for p in report.plugins.iter().filter(|p| !p.injected) {
-            let ty = p.plugin_type.as_str();
-            if let PluginStatus::AcceptedNotExecuted(why) = &p.status {
-                if !SIMULATOR_EXECUTES.contains(&ty) {
-                    out.push(format!(
-                        "plugin '{}' ({ty}) is accepted but not executed: {why}",
-                        p.name
-                    ));
+        self.sched
+            .config_report()
+            .not_executed_lines_where(|p, setting| {
+                let ty = p.plugin_type.as_str();
+                match setting {
+                    None => !SIMULATOR_EXECUTES.contains(&ty),
+                    Some(s) => {
+                        let head = s.setting.split('.').next().unwrap_or_default();
+                        !SIMULATOR_EXECUTES_SETTINGS.contains(&(ty, head))
+                    }
                 }
-            }
-            for st in &p.settings_not_executed {
-                let head = st.setting.split('.').next().unwrap_or_default();
-                if !SIMULATOR_EXECUTES_SETTINGS.contains(&(ty, head)) {
-                    out.push(format!(
-                        "plugin '{}' ({ty}): setting '{}' is accepted but not executed: {}",
-                        p.name, st.setting, st.reason
-                    ));
-                }
-            }
-        }
-        out
+            })
     }
 }
 
