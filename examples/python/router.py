@@ -38,6 +38,15 @@ import llmd
 log = logging.getLogger("llmd.router")
 ROUTES = ("/v1/completions", "/v1/chat/completions")
 MAX_BODY = 64 << 20
+# The request fields that decide the prompt's tokens, as vLLM's /tokenize
+# takes them (its defaults are the completion endpoints' own, so a field the
+# client left out stays out): tools and template arguments change the
+# rendered chat, and without them the ids, hence the block hashes, differ
+# from the ones the engine caches.
+TOKENIZE_FIELDS = (
+    "prompt", "messages", "add_generation_prompt", "continue_final_message", "add_special_tokens",
+    "chat_template", "chat_template_kwargs", "tools", "mm_processor_kwargs", "media_io_kwargs",
+)
 
 
 class ClientGone(ConnectionError):
@@ -218,7 +227,7 @@ class Router:
             raise HttpError(400, f"body is not JSON: {e}") from None
         if not isinstance(req, dict):
             raise HttpError(400, "body must be a JSON object")
-        tokens = await self.tokens_of(path, req) if self.tokenize else None
+        tokens = await self.tokens_of(req) if self.tokenize else None
         request: dict[str, Any] = {
             "model": str(req.get("model", self.model)),
             "prompt": None if tokens is not None else prompt_text(req),
@@ -283,13 +292,11 @@ class Router:
         b = self.backends[name]
         return await asyncio.wait_for(asyncio.open_connection(b.host, b.port), timeout=5)
 
-    async def tokens_of(self, path: str, req: dict[str, Any]) -> list[int] | None:
+    async def tokens_of(self, req: dict[str, Any]) -> list[int] | None:
         """The prompt's token ids from a backend's ``/tokenize`` (chat
         messages rendered with its chat template); ``None`` when no backend
         answers, and the scheduler then estimates from the text."""
-        body = {k: req[k] for k in ("messages", "prompt", "add_generation_prompt") if k in req}
-        if path.endswith("/chat/completions"):
-            body.setdefault("add_generation_prompt", True)
+        body = {k: req[k] for k in TOKENIZE_FIELDS if k in req}
         payload = json.dumps(body).encode()
         for name in self.backends:
             try:

@@ -122,22 +122,27 @@ func (b *firstByte) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// tokenizeFields are the request fields that decide the prompt's tokens,
+// as vLLM's /tokenize takes them (its defaults are the completion
+// endpoints' own, so a field the client left out stays out): tools and
+// template arguments change the rendered chat, and without them the ids,
+// hence the block hashes, differ from those the engine caches.
+var tokenizeFields = []string{
+	"prompt", "messages", "add_generation_prompt", "continue_final_message", "add_special_tokens",
+	"chat_template", "chat_template_kwargs", "tools", "mm_processor_kwargs", "media_io_kwargs",
+}
+
 // tokens asks a backend's /tokenize for the prompt's token ids (chat
 // messages rendered with its template); nil when it cannot answer.
-func (rt *router) tokens(r *http.Request, body []byte) []uint32 {
+func (rt *router) tokens(body []byte) []uint32 {
 	var req map[string]json.RawMessage
 	if json.Unmarshal(body, &req) != nil {
 		return nil
 	}
 	ask := map[string]json.RawMessage{}
-	for _, k := range []string{"prompt", "messages", "add_generation_prompt"} {
+	for _, k := range tokenizeFields {
 		if v, ok := req[k]; ok {
 			ask[k] = v
-		}
-	}
-	if strings.HasSuffix(r.URL.Path, "/chat/completions") {
-		if _, ok := ask["add_generation_prompt"]; !ok {
-			ask["add_generation_prompt"] = json.RawMessage("true")
 		}
 	}
 	payload, _ := json.Marshal(ask)
@@ -178,7 +183,7 @@ func (rt *router) decide(r *http.Request, explain bool) (*llmd.Decision, string,
 	}
 	var tokens []uint32
 	if rt.tokenizeAt != "" {
-		tokens = rt.tokens(r, body)
+		tokens = rt.tokens(body)
 	}
 	var d *llmd.Decision
 	if tokens != nil {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -169,5 +170,73 @@ func TestStreamsFlushAndADisconnectEndsTheRequest(t *testing.T) {
 			t.Fatalf("the request did not end as cancelled:\n%s", text)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// The prompt is tokenized with every field that shapes it (tools, template
+// arguments, an open final message) and none of the others, with vLLM's
+// defaults left to vLLM; the pick uses the ids /tokenize gives.
+func TestTokenizeGetsWhatShapesThePrompt(t *testing.T) {
+	asked := make(chan map[string]json.RawMessage, 1)
+	pod := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/tokenize" {
+			var body map[string]json.RawMessage
+			if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+				t.Error(err)
+			}
+			asked <- body
+			fmt.Fprint(w, `{"count":3,"max_model_len":4096,"tokens":[7,8,9]}`)
+			return
+		}
+		fmt.Fprint(w, `{"choices":[{"text":"ok"}]}`)
+	}))
+	defer pod.Close()
+	s, err := llmd.NewScheduler("", llmd.WithSeed(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	addr := strings.TrimPrefix(pod.URL, "http://")
+	if err := s.AddEndpoint(llmd.Endpoint{Name: "pod-a", Address: addr, Model: "llama"}); err != nil {
+		t.Fatal(err)
+	}
+	router := httptest.NewServer(newRouter(s, nil, addr))
+	defer router.Close()
+	body := `{"model":"llama","temperature":0.5,"stream":false,` +
+		`"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"I"}],` +
+		`"tools":[{"type":"function","function":{"name":"f"}}],` +
+		`"chat_template_kwargs":{"enable_thinking":false},` +
+		`"continue_final_message":true,"add_generation_prompt":false}`
+	resp, err := http.Post(router.URL+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	got := <-asked
+	want := []string{"add_generation_prompt", "chat_template_kwargs", "continue_final_message", "messages", "tools"}
+	keys := make([]string, 0, len(got))
+	for k := range got {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	if strings.Join(keys, ",") != strings.Join(want, ",") {
+		t.Fatalf("/tokenize got %v, want %v", keys, want)
+	}
+	if string(got["chat_template_kwargs"]) != `{"enable_thinking":false}` {
+		t.Fatalf("kwargs changed on the way: %s", got["chat_template_kwargs"])
+	}
+	// Completions: the prompt and add_special_tokens only.
+	resp, err = http.Post(router.URL+"/v1/completions", "application/json",
+		strings.NewReader(`{"model":"llama","prompt":"hi","add_special_tokens":false,"max_tokens":3}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	got = <-asked
+	if len(got) != 2 || string(got["prompt"]) != `"hi"` || string(got["add_special_tokens"]) != "false" {
+		t.Fatalf("/tokenize got %v", got)
 	}
 }

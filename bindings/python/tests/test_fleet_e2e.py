@@ -111,10 +111,22 @@ async def run(config: str, pods: list[list[str]]) -> dict[str, Any]:
             group = i % GROUPS
             # 240 shared words, then a question of its own: 15 full blocks
             # shared, never block-aligned in total.
-            prompt = words(group, 240) + " " + words(1000 + i, 21)
-            body = {"model": "m", "prompt": prompt, "max_tokens": 4, "stream": i % 2 == 0}
+            path, body = "/v1/completions", {"model": "m", "max_tokens": 4, "stream": i % 2 == 0}
+            if group % 4 == 3:
+                # Chat with tools and a template argument, both of which the
+                # pods' template renders: the router's tokens match the
+                # engine's only when /tokenize gets them too.
+                path = "/v1/chat/completions"
+                body["messages"] = [
+                    {"role": "system", "content": words(group, 240)},
+                    {"role": "user", "content": words(1000 + i, 21)},
+                ]
+                body["tools"] = [{"type": "function", "function": {"name": f"lookup{group}"}}]
+                body["chat_template_kwargs"] = {"enable_thinking": False}
+            else:
+                body["prompt"] = words(group, 240) + " " + words(1000 + i, 21)
             seen = batches()
-            status, raw = await asyncio.to_thread(http, "POST", base + "/v1/completions", body)
+            status, raw = await asyncio.to_thread(http, "POST", base + path, body)
             assert status == 200, raw
             # Let the pod's KV events reach the index (a real client would
             # not wait; here it keeps the comparison exact): every request

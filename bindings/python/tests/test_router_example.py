@@ -42,6 +42,7 @@ class FakeVllm:
     name: str
     waiting: int
     requests: list[tuple[dict[str, Any], dict[str, str]]] = field(default_factory=list)
+    tokenized: list[dict[str, Any]] = field(default_factory=list)
     server: asyncio.Server | None = None
     port: int = 0
 
@@ -63,6 +64,10 @@ class FakeVllm:
                 'vllm:kv_cache_usage_perc{model_name="m"} 0.1\n'
             ).encode()
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(text), text))
+        elif line[1] == "/tokenize":
+            self.tokenized.append(json.loads(body))
+            out = json.dumps({"count": 3, "max_model_len": 4096, "tokens": [7, 8, 9]}).encode()
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(out), out))
         else:
             req = json.loads(body)
             self.requests.append((req, headers))
@@ -244,6 +249,43 @@ async def scenario() -> None:
 
 def test_router_against_fake_backends() -> None:
     asyncio.run(asyncio.wait_for(scenario(), timeout=60))
+
+
+async def tokenize_scenario() -> None:
+    router_mod = load_router()
+    pod = FakeVllm("pod-a", waiting=0)
+    await pod.start()
+    backends = {pod.name: router_mod.Backend(pod.name, "127.0.0.1", pod.port)}
+    router = router_mod.Router(llmd.Scheduler.default(seed=1), backends, model="m", tokenize=True)
+    server = await asyncio.start_server(router.handle, "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        shaping = {
+            "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "I"}],
+            "tools": [{"type": "function", "function": {"name": "f"}}],
+            "chat_template_kwargs": {"enable_thinking": False},
+            "continue_final_message": True,
+            "add_generation_prompt": False,
+        }
+        body = {"model": "m", "temperature": 0.5, "max_tokens": 3, **shaping}
+        status, _ = await asyncio.to_thread(http, "POST", base + "/v1/chat/completions", body)
+        assert status == 200
+        # Every field that shapes the prompt, nothing else, vLLM's defaults
+        # left to vLLM.
+        assert pod.tokenized == [shaping]
+        assert router.completed[-1]["prompt_tokens"] == 3  # the ids /tokenize gave
+        status, _ = await asyncio.to_thread(
+            http, "POST", base + "/v1/completions", {"model": "m", "prompt": "hi", "add_special_tokens": False}
+        )
+        assert status == 200 and pod.tokenized[-1] == {"prompt": "hi", "add_special_tokens": False}
+    finally:
+        server.close()
+        if pod.server is not None:
+            pod.server.close()
+
+
+def test_router_tokenizes_with_what_shapes_the_prompt() -> None:
+    asyncio.run(asyncio.wait_for(tokenize_scenario(), timeout=60))
 
 
 BURST_CONFIG = """apiVersion: llm-d.ai/v1alpha1

@@ -287,12 +287,7 @@ fn max_tokens(body: &Value, chat: bool, prompt_len: usize) -> Result<u32, String
 /// The prompt's token ids: `prompt` (text or ids) or chat `messages`.
 fn prompt_tokens(pod: &LivePod, body: &Value, chat: bool) -> Result<Vec<u32>, String> {
     if chat || body.get("messages").is_some() {
-        let add = body
-            .get("add_generation_prompt")
-            .and_then(Value::as_bool)
-            .unwrap_or(true);
-        let text = render_chat(body.get("messages").unwrap_or(&Value::Null), add)?;
-        return Ok(tokenize(&text, pod.vocab()));
+        return Ok(tokenize(&render_chat(body)?, pod.vocab()));
     }
     match body.get("prompt") {
         Some(Value::String(s)) => Ok(tokenize(s, pod.vocab())),

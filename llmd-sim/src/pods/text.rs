@@ -22,14 +22,48 @@ pub fn detokenize(id: u32) -> String {
     format!(" t{id}")
 }
 
-/// Renders chat `messages` with the pods' template: one
-/// `<|role|> content <|end|>` run per message, and `<|assistant|>` when a
-/// generation prompt is asked for. Content may be a string or a list of
-/// `{"type": "text", "text": ...}` parts.
-pub fn render_chat(messages: &Value, add_generation_prompt: bool) -> Result<String, String> {
-    let list = messages.as_array().ok_or("'messages' must be a list")?;
+/// Renders a chat request with the pods' template, reading the fields
+/// vLLM's chat template sees (those its `/tokenize` takes too):
+///
+/// * `tools`: `<|tools|> <tool> ... <|end|>` first, each tool as its compact
+///   JSON (one word);
+/// * `messages`: one `<|role|> content <|end|>` run per message (content a
+///   string or a list of `{"type": "text", "text": ...}` parts);
+///   `continue_final_message` leaves the last one open (no `<|end|>`);
+/// * `add_generation_prompt` (default true): `<|assistant|>`, then
+///   `<think> </think>` when `chat_template_kwargs.enable_thinking` is false
+///   (as Qwen3's template closes an empty thinking block).
+///
+/// Setting both `add_generation_prompt` and `continue_final_message` is an
+/// error, as in vLLM.
+pub fn render_chat(body: &Value) -> Result<String, String> {
+    let flag = |k: &str| body.get(k).and_then(Value::as_bool);
+    let (add, cont) = (flag("add_generation_prompt"), flag("continue_final_message"));
+    if add == Some(true) && cont == Some(true) {
+        return Err(
+            "Cannot set both `continue_final_message` and `add_generation_prompt` to True.".into(),
+        );
+    }
+    let cont = cont.unwrap_or(false);
+    let add = add.unwrap_or(true);
+    let list = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .ok_or("'messages' must be a list")?;
     let mut out = String::new();
-    for m in list {
+    match body.get("tools") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(tools)) => {
+            out.push_str("<|tools|> ");
+            for t in tools {
+                out.push_str(&t.to_string().replace(char::is_whitespace, ""));
+                out.push(' ');
+            }
+            out.push_str("<|end|> ");
+        }
+        Some(_) => return Err("'tools' must be a list".into()),
+    }
+    for (k, m) in list.iter().enumerate() {
         let role = m
             .get("role")
             .and_then(Value::as_str)
@@ -45,10 +79,20 @@ pub fn render_chat(messages: &Value, add_generation_prompt: bool) -> Result<Stri
                 .join(" "),
             Some(_) => return Err("'content' must be a string or a list of parts".into()),
         };
-        out.push_str(&format!("<|{role}|> {content} <|end|> "));
+        out.push_str(&format!("<|{role}|> {content} "));
+        if !(cont && k + 1 == list.len()) {
+            out.push_str("<|end|> ");
+        }
     }
-    if add_generation_prompt {
+    if add {
         out.push_str("<|assistant|>");
+        let thinking = body
+            .get("chat_template_kwargs")
+            .and_then(|k| k.get("enable_thinking"))
+            .and_then(Value::as_bool);
+        if thinking == Some(false) {
+            out.push_str(" <think> </think>");
+        }
     }
     Ok(out)
 }
@@ -63,12 +107,39 @@ mod tests {
         assert_eq!(a, tokenize("the cat sat", 1000));
         assert_eq!(a.len(), 3);
         assert!(a.iter().all(|&t| (256..1000).contains(&t)));
-        let chat =
-            serde_json::json!([{"role": "user", "content": [{"type": "text", "text": "hi"}]}]);
+        let chat = serde_json::json!({"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]});
         assert_eq!(
-            render_chat(&chat, true).unwrap(),
+            render_chat(&chat).unwrap(),
             "<|user|> hi <|end|> <|assistant|>"
         );
-        assert!(render_chat(&serde_json::json!({}), true).is_err());
+        assert!(render_chat(&serde_json::json!({})).is_err());
+    }
+
+    #[test]
+    fn renders_what_the_template_sees() {
+        let body = serde_json::json!({
+            "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "I am"}],
+            "tools": [{"type": "function", "function": {"name": "get weather"}}],
+            "add_generation_prompt": false,
+            "continue_final_message": true,
+        });
+        assert_eq!(
+            render_chat(&body).unwrap(),
+            r#"<|tools|> {"function":{"name":"getweather"},"type":"function"} <|end|> <|user|> hi <|end|> <|assistant|> I am "#
+        );
+        let body = serde_json::json!({
+            "messages": [{"role": "user", "content": "hi"}],
+            "chat_template_kwargs": {"enable_thinking": false},
+        });
+        assert_eq!(
+            render_chat(&body).unwrap(),
+            "<|user|> hi <|end|> <|assistant|> <think> </think>"
+        );
+        let both = serde_json::json!({
+            "messages": [], "add_generation_prompt": true, "continue_final_message": true,
+        });
+        assert!(render_chat(&both).unwrap_err().contains("continue_final_message"));
+        let bad = serde_json::json!({"messages": [], "tools": {}});
+        assert!(render_chat(&bad).is_err());
     }
 }
