@@ -78,15 +78,96 @@ type FeedSetting struct {
 	Note     string `json:"note"`
 }
 
+// FeedOption sets one of the feed's settings over what the scheduler's
+// configuration asks (see NewFeed); each one given is reported by Settings
+// as the host's.
+type FeedOption func(*feedOptions)
+
+// feedOptions is the JSON object llmd_feed_new_with_options reads; nil
+// fields are left out.
+type feedOptions struct {
+	Topics                  []string `json:"topics,omitempty"`
+	Concurrency             *int     `json:"concurrency,omitempty"`
+	EventsPort              *uint16  `json:"events_port,omitempty"`
+	ReplayPort              *uint16  `json:"replay_port,omitempty"`
+	ScrapeInterval          *float64 `json:"scrape_interval,omitempty"`
+	ScrapeTimeout           *float64 `json:"scrape_timeout,omitempty"`
+	ReplayTimeout           *float64 `json:"replay_timeout,omitempty"`
+	RemoveAfter             *float64 `json:"remove_after,omitempty"`
+	ClearOnUnrecoverableGap *bool    `json:"clear_on_unrecoverable_gap,omitempty"`
+	HeartbeatInterval       *float64 `json:"heartbeat_interval,omitempty"`
+}
+
+func seconds(d time.Duration) *float64 { s := d.Seconds(); return &s }
+
+// FeedTopics subscribes to these topic prefixes (llm-d's topicFilter).
+func FeedTopics(prefixes ...string) FeedOption {
+	return func(o *feedOptions) { o.Topics = append([]string{}, prefixes...) }
+}
+
+// FeedConcurrency sets the ingest workers (1..=1024).
+func FeedConcurrency(n int) FeedOption { return func(o *feedOptions) { o.Concurrency = &n } }
+
+// FeedEventsPort is the KV-event port of pods added without an events
+// endpoint (llm-d's socketPort).
+func FeedEventsPort(port uint16) FeedOption { return func(o *feedOptions) { o.EventsPort = &port } }
+
+// FeedReplayPort is the replay port of pods added without a replay endpoint.
+func FeedReplayPort(port uint16) FeedOption { return func(o *feedOptions) { o.ReplayPort = &port } }
+
+// FeedScrapeInterval sets the time between /metrics scrapes.
+func FeedScrapeInterval(d time.Duration) FeedOption {
+	return func(o *feedOptions) { o.ScrapeInterval = seconds(d) }
+}
+
+// FeedScrapeTimeout sets the deadline of one scrape.
+func FeedScrapeTimeout(d time.Duration) FeedOption {
+	return func(o *feedOptions) { o.ScrapeTimeout = seconds(d) }
+}
+
+// FeedReplayTimeout sets the deadline of one replay request.
+func FeedReplayTimeout(d time.Duration) FeedOption {
+	return func(o *feedOptions) { o.ReplayTimeout = seconds(d) }
+}
+
+// FeedRemoveAfter sets how long a pod may fail its scrapes before it leaves
+// the scheduler (its index entries dropped).
+func FeedRemoveAfter(d time.Duration) FeedOption {
+	return func(o *feedOptions) { o.RemoveAfter = seconds(d) }
+}
+
+// FeedClearOnUnrecoverableGap chooses what a gap that cannot be replayed
+// does: true (the default) drops the pod's entries, false keeps them.
+func FeedClearOnUnrecoverableGap(clear bool) FeedOption {
+	return func(o *feedOptions) { o.ClearOnUnrecoverableGap = &clear }
+}
+
+// FeedHeartbeatInterval sets the silence after which a ZMTP PING goes to a
+// publisher (a peer gone without closing its connection is found within two
+// intervals); 0 sends none. Default 10 s.
+func FeedHeartbeatInterval(d time.Duration) FeedOption {
+	return func(o *feedOptions) { o.HeartbeatInterval = seconds(d) }
+}
+
 // NewFeed creates a feed for s that executes what its configuration asks of
 // the data plane (kvEventsConfig, metrics-data-source, file-discovery; see
-// Settings). Nothing runs until Start. The feed keeps the scheduler's state
-// alive; close them in any order.
-func NewFeed(s *Scheduler) (*Feed, error) {
+// Settings), with opts over it; a bad option matches ErrInvalidArgument and
+// names itself. Nothing runs until Start. The feed keeps the scheduler's
+// state alive; close them in any order.
+func NewFeed(s *Scheduler, opts ...FeedOption) (*Feed, error) {
+	var o feedOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	text, err := json.Marshal(o)
+	if err != nil {
+		return nil, err
+	}
 	var h *C.llmd_feed
-	err := s.with(func(sh *C.llmd_scheduler) error {
+	err = s.with(func(sh *C.llmd_scheduler) error {
 		var e *C.llmd_error
-		return takeError(C.llmd_feed_new(sh, &h, &e), e)
+		p, n := str(string(text))
+		return takeError(C.llmd_feed_new_with_options(sh, p, n, &h, &e), e)
 	})
 	if err != nil {
 		return nil, err

@@ -170,3 +170,79 @@ func TestFeedDiscoverySources(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Options set over the configuration are executed and reported as the
+// host's; bad ones are refused by name.
+func TestFeedOptionsAreExecutedAndReported(t *testing.T) {
+	pod := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "vllm:num_requests_waiting{model_name=\"m\"} 0\n")
+	}))
+	defer pod.Close()
+	s, err := NewScheduler(feedConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, bad := range []struct {
+		opt  FeedOption
+		name string
+	}{
+		{FeedConcurrency(0), "concurrency"},
+		{FeedScrapeInterval(-time.Second), "scrape_interval"},
+		{FeedReplayTimeout(0), "replay_timeout"},
+		{FeedHeartbeatInterval(-time.Second), "heartbeat_interval"},
+	} {
+		if _, err := NewFeed(s, bad.opt); !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), bad.name) {
+			t.Fatalf("%s: %v", bad.name, err)
+		}
+	}
+	// A scrape an hour: after the first, no second one comes.
+	f, err := NewFeed(s, FeedScrapeInterval(time.Hour), FeedConcurrency(1), FeedHeartbeatInterval(0), FeedTopics("kv@"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	settings, err := f.Settings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := map[string]bool{}
+	for _, st := range settings {
+		if st.Plugin == "host" && st.Executed {
+			host[st.Setting] = true
+		}
+	}
+	for _, name := range []string{"scrape_interval", "concurrency", "heartbeat_interval", "topics"} {
+		if !host[name] {
+			t.Fatalf("%s not reported as the host's: %+v", name, settings)
+		}
+	}
+	if err := f.AddPod(Pod{Name: "pod-a", Address: strings.TrimPrefix(pod.URL, "http://")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		stats, err := f.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stats["pod-a"].Scrapes > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never scraped: %+v", stats)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // six scrapes at the 50 ms default
+	stats, err := f.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := stats["pod-a"].Scrapes; n != 1 {
+		t.Fatalf("%d scrapes with an hour between them", n)
+	}
+}

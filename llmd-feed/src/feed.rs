@@ -16,6 +16,7 @@ use crate::config::FeedSetting;
 use crate::discovery::{self, Discovery};
 use crate::ingest::{worker, Drops, Work};
 use crate::options::FeedOptions;
+use crate::overrides::FeedOverrides;
 use crate::pod::{unix_ns, Pod, PodRef, PodSpec, PodStats, PodStatsSnapshot, Source, Stopper};
 use crate::scrape;
 use crate::zmq::{dial, subscribe, Heartbeat, Message, TcpEndpoint, WireError};
@@ -113,6 +114,18 @@ impl Feed {
     /// [`Feed::settings`] lists each setting, executed or not.
     pub fn from_scheduler(sched: Arc<Scheduler>) -> Result<Feed, FeedError> {
         let plan = crate::config::plan(sched.config_report())?;
+        Feed::with_plan(sched, plan.options, plan.settings, plan.discovery)
+    }
+
+    /// As [`Feed::from_scheduler`], with the host's settings over the
+    /// configuration's (each reported in [`Feed::settings`] as the host's).
+    pub fn from_scheduler_with(
+        sched: Arc<Scheduler>,
+        overrides: &FeedOverrides,
+    ) -> Result<Feed, FeedError> {
+        let mut plan = crate::config::plan(sched.config_report())?;
+        overrides.apply(&mut plan.options)?;
+        plan.settings.extend(overrides.settings());
         Feed::with_plan(sched, plan.options, plan.settings, plan.discovery)
     }
 

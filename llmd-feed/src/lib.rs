@@ -63,6 +63,7 @@ mod ingest;
 mod metrics;
 pub mod options;
 pub mod otlp;
+mod overrides;
 mod pod;
 mod scrape;
 pub mod stream;
@@ -72,6 +73,7 @@ pub use config::{plan, FeedPlan, FeedSetting};
 pub use discovery::Discovery;
 pub use feed::Feed;
 pub use options::{FeedOptions, UnrecoverableGap};
+pub use overrides::{seconds, FeedOverrides};
 pub use pod::{PodSpec, PodStatsSnapshot};
 
 use llmd_sched::ScheduleError;

@@ -781,6 +781,26 @@ llmd_status llmd_event_batch_event_keys(const llmd_event_batch *batch,
 // `s` is NULL or live; `out` valid for a write; `err` NULL or valid.
 llmd_status llmd_feed_new(const llmd_scheduler *s, llmd_feed **out, llmd_error **err);
 
+// As `llmd_feed_new`, with the host's settings over the configuration's:
+// `options` is a JSON object (`len` bytes; NULL or empty: none) with any of
+// `topics` (list of topic prefixes), `concurrency` (ingest workers,
+// 1..=1024), `events_port` / `replay_port` (for pods added without those
+// endpoints), `scrape_interval`, `scrape_timeout`, `replay_timeout`,
+// `remove_after` (seconds), `clear_on_unrecoverable_gap` (bool) and
+// `heartbeat_interval` (seconds; 0 sends no ZMTP heartbeats). An unknown
+// name, a wrong type or a value out of range is
+// `LLMD_STATUS_INVALID_ARGUMENT` naming it. Each setting given appears in
+// `llmd_feed_settings_json` as the host's.
+//
+// # Safety
+// `s` is NULL or live; `options` NULL or valid for `len` bytes; `out` valid
+// for a write; `err` NULL or valid.
+llmd_status llmd_feed_new_with_options(const llmd_scheduler *s,
+                                       const char *options,
+                                       size_t len,
+                                       llmd_feed **out,
+                                       llmd_error **err);
+
 // Follows a pod (see `llmd_pod_desc`).
 //
 // # Safety

@@ -6,7 +6,7 @@ use std::ffi::c_char;
 
 use std::time::Duration;
 
-use ::llmd_feed::{Discovery, Feed, FeedError, PodSpec};
+use ::llmd_feed::{Discovery, Feed, FeedError, FeedOverrides, PodSpec};
 
 use crate::args::{self, into_handle, Out};
 use crate::error::{llmd_error, FfiError};
@@ -75,6 +75,45 @@ pub unsafe extern "C" fn llmd_feed_new(
         call(s, err, |s| {
             let out = Out::new(out, "out")?;
             let feed = Feed::from_scheduler(s.clone())?;
+            out.write(into_handle(llmd_feed(feed)));
+            Ok(())
+        })
+    }
+}
+
+/// As `llmd_feed_new`, with the host's settings over the configuration's:
+/// `options` is a JSON object (`len` bytes; NULL or empty: none) with any of
+/// `topics` (list of topic prefixes), `concurrency` (ingest workers,
+/// 1..=1024), `events_port` / `replay_port` (for pods added without those
+/// endpoints), `scrape_interval`, `scrape_timeout`, `replay_timeout`,
+/// `remove_after` (seconds), `clear_on_unrecoverable_gap` (bool) and
+/// `heartbeat_interval` (seconds; 0 sends no ZMTP heartbeats). An unknown
+/// name, a wrong type or a value out of range is
+/// `LLMD_STATUS_INVALID_ARGUMENT` naming it. Each setting given appears in
+/// `llmd_feed_settings_json` as the host's.
+///
+/// # Safety
+/// `s` is NULL or live; `options` NULL or valid for `len` bytes; `out` valid
+/// for a write; `err` NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_feed_new_with_options(
+    s: *const llmd_scheduler,
+    options: *const c_char,
+    len: usize,
+    out: *mut *mut llmd_feed,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        call(s, err, |s| {
+            let out = Out::new(out, "out")?;
+            let text = args::opt_str(options, len, "options")?.unwrap_or("");
+            let overrides = if text.trim().is_empty() {
+                FeedOverrides::default()
+            } else {
+                FeedOverrides::from_json(text)?
+            };
+            let feed = Feed::from_scheduler_with(s.clone(), &overrides)?;
             out.write(into_handle(llmd_feed(feed)));
             Ok(())
         })

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use llmd_feed::{Discovery, Feed, FeedError, FeedOptions, PodSpec};
+use llmd_feed::{seconds, Discovery, Feed, FeedError, FeedOverrides, PodSpec};
 use pyo3::prelude::*;
 
 use crate::errors::{error, schedule_error, Kind};
@@ -21,16 +21,6 @@ pub(crate) fn feed_error(py: Python<'_>, e: FeedError) -> PyErr {
         }
         FeedError::Config(_) => error(py, Kind::InvalidArgument, e.to_string()),
         FeedError::Io(_) => error(py, Kind::Other, e.to_string()),
-    }
-}
-
-fn seconds(what: &str, v: f64) -> Result<Duration, String> {
-    if v.is_finite() && v > 0.0 && v < 1e9 {
-        Ok(Duration::from_secs_f64(v))
-    } else {
-        Err(format!(
-            "{what} must be a positive number of seconds, got {v}"
-        ))
     }
 }
 
@@ -68,53 +58,19 @@ impl PyFeed {
         clear_on_unrecoverable_gap: Option<bool>,
         heartbeat_interval: Option<f64>,
     ) -> PyResult<Self> {
-        let sched = scheduler.shared();
-        let plan = llmd_feed::plan(sched.config_report()).map_err(|e| feed_error(py, e))?;
-        let mut o: FeedOptions = plan.options.clone();
-        let bad = |m: String| error(py, Kind::InvalidArgument, m);
-        if let Some(t) = topics {
-            o.topics = t;
-        }
-        if let Some(c) = concurrency {
-            if c == 0 || c > 1024 {
-                return Err(bad(format!("concurrency must be in 1..=1024, got {c}")));
-            }
-            o.concurrency = c;
-        }
-        if events_port.is_some() {
-            o.discover_events_port = events_port;
-        }
-        if replay_port.is_some() {
-            o.discover_replay_port = replay_port;
-        }
-        for (v, slot, what) in [
-            (scrape_interval, &mut o.scrape_interval, "scrape_interval"),
-            (scrape_timeout, &mut o.scrape_timeout, "scrape_timeout"),
-            (replay_timeout, &mut o.replay_timeout, "replay_timeout"),
-            (remove_after, &mut o.remove_after, "remove_after"),
-        ] {
-            if let Some(v) = v {
-                *slot = seconds(what, v).map_err(bad)?;
-            }
-        }
-        // 0 turns heartbeats off; otherwise seconds, as the others.
-        match heartbeat_interval {
-            Some(0.0) => o.heartbeat_interval = None,
-            Some(v) => {
-                let d = seconds("heartbeat_interval", v)
-                    .map_err(|e| bad(format!("{e} (or 0 for none)")))?;
-                o.heartbeat_interval = Some(d);
-            }
-            None => {}
-        }
-        if let Some(c) = clear_on_unrecoverable_gap {
-            o.on_unrecoverable_gap = if c {
-                llmd_feed::UnrecoverableGap::Clear
-            } else {
-                llmd_feed::UnrecoverableGap::Keep
-            };
-        }
-        let feed = Feed::with_plan(sched, o, plan.settings, plan.discovery)
+        let overrides = FeedOverrides {
+            topics,
+            concurrency,
+            events_port,
+            replay_port,
+            scrape_interval,
+            scrape_timeout,
+            replay_timeout,
+            remove_after,
+            clear_on_unrecoverable_gap,
+            heartbeat_interval,
+        };
+        let feed = Feed::from_scheduler_with(scheduler.shared(), &overrides)
             .map_err(|e| feed_error(py, e))?;
         Ok(PyFeed { inner: feed })
     }

@@ -192,7 +192,10 @@ def test_libzmq_answers_heartbeats_so_an_idle_publisher_stays_connected(directio
         assert "llmd_feed_bound_heartbeat_timeouts_total 0" in text
     with pytest.raises(llmd.InvalidArgumentError, match="heartbeat_interval"):
         llmd.Feed(sched, heartbeat_interval=-1.0)
-    llmd.Feed(sched, heartbeat_interval=0)  # off
+    off = llmd.Feed(sched, heartbeat_interval=0)  # off, and reported as the host's setting
+    assert {(s["plugin"], s["setting"], s["executed"]) for s in off.settings} >= {("host", "heartbeat_interval", True)}
+    with pytest.raises(llmd.InvalidArgumentError, match="concurrency must be in 1..=1024"):
+        llmd.Feed(sched, concurrency=2000)
 
 
 def test_restart_replay_too_old_and_routing() -> None:

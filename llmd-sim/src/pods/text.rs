@@ -38,7 +38,10 @@ pub fn detokenize(id: u32) -> String {
 /// error, as in vLLM.
 pub fn render_chat(body: &Value) -> Result<String, String> {
     let flag = |k: &str| body.get(k).and_then(Value::as_bool);
-    let (add, cont) = (flag("add_generation_prompt"), flag("continue_final_message"));
+    let (add, cont) = (
+        flag("add_generation_prompt"),
+        flag("continue_final_message"),
+    );
     if add == Some(true) && cont == Some(true) {
         return Err(
             "Cannot set both `continue_final_message` and `add_generation_prompt` to True.".into(),
@@ -138,7 +141,9 @@ mod tests {
         let both = serde_json::json!({
             "messages": [], "add_generation_prompt": true, "continue_final_message": true,
         });
-        assert!(render_chat(&both).unwrap_err().contains("continue_final_message"));
+        assert!(render_chat(&both)
+            .unwrap_err()
+            .contains("continue_final_message"));
         let bad = serde_json::json!({"messages": [], "tools": {}});
         assert!(render_chat(&bad).is_err());
     }

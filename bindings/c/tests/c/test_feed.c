@@ -92,6 +92,32 @@ int main(void) {
   CHECK(contains(text, "\"setting\":\"kvEventsConfig.concurrency\",\"executed\":true"));
   llmd_string_free(text);
 
+  /* The host's settings over the configuration's, each reported; bad ones
+   * are refused by name. */
+  llmd_feed *tuned = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK,
+               llmd_feed_new_with_options(s, S("{\"concurrency\": 2, \"heartbeat_interval\": 0}"), &tuned, &err),
+               &err);
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_feed_settings_json(tuned, &text, &err), &err);
+  CHECK(contains(text, "\"plugin\":\"host\",\"setting\":\"concurrency\",\"executed\":true"));
+  CHECK(contains(text, "\"setting\":\"heartbeat_interval\""));
+  llmd_string_free(text);
+  llmd_feed_free(tuned);
+  tuned = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_feed_new_with_options(s, NULL, 0, &tuned, &err), &err);
+  llmd_feed_free(tuned);
+  tuned = NULL;
+  CHECK_STATUS(LLMD_STATUS_INVALID_ARGUMENT, llmd_feed_new_with_options(s, S("{\"concurrency\": 0}"), &tuned, &err), &err);
+  CHECK(tuned == NULL && strstr(llmd_error_message(err), "concurrency") != NULL);
+  RESET_ERR(err);
+  CHECK_STATUS(LLMD_STATUS_INVALID_ARGUMENT, llmd_feed_new_with_options(s, S("{\"topic\": []}"), &tuned, &err), &err);
+  CHECK(strstr(llmd_error_message(err), "unknown option 'topic'") != NULL);
+  RESET_ERR(err);
+  CHECK_STATUS(LLMD_STATUS_INVALID_ARGUMENT, llmd_feed_new_with_options(s, S("[1"), &tuned, &err), &err);
+  RESET_ERR(err);
+  CHECK_STATUS(LLMD_STATUS_NULL_ARGUMENT, llmd_feed_new_with_options(s, NULL, 3, &tuned, &err), &err);
+  RESET_ERR(err);
+
   llmd_pod_desc pod = {V("pod-a"), {address, strlen(address)}, NONE, NONE, NONE, 0, 1};
   CHECK_STATUS(LLMD_STATUS_OK, llmd_feed_add_pod(f, &pod, &err), &err);
   CHECK(llmd_scheduler_endpoint_count(s) == 1);
