@@ -30,16 +30,43 @@ schedulingProfiles:
   - pluginRef: max-score-picker
 `
 
-func TestFeedScrapesAPodAndReports(t *testing.T) {
+// podAndScheduler starts a pod serving metrics and a scheduler of
+// feedConfig, both closed when the test ends.
+func podAndScheduler(t *testing.T, metrics string) (*httptest.Server, *Scheduler) {
+	t.Helper()
 	pod := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, "vllm:num_requests_waiting{model_name=\"m\"} 7\nvllm:num_requests_running{model_name=\"m\"} 2\n")
+		fmt.Fprint(w, metrics)
 	}))
-	defer pod.Close()
+	t.Cleanup(pod.Close)
 	s, err := NewScheduler(feedConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
+	return pod, s
+}
+
+// waitPod waits up to 10 s for the pod's stats to satisfy ok.
+func waitPod(t *testing.T, f *Feed, name string, ok func(PodStats) bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		stats, err := f.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok(stats[name]) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still %+v", name, stats[name])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestFeedScrapesAPodAndReports(t *testing.T) {
+	pod, s := podAndScheduler(t, "vllm:num_requests_waiting{model_name=\"m\"} 7\nvllm:num_requests_running{model_name=\"m\"} 2\n")
 	f, err := NewFeed(s)
 	if err != nil {
 		t.Fatal(err)
@@ -74,20 +101,7 @@ func TestFeedScrapesAPodAndReports(t *testing.T) {
 	if err := f.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		stats, err := f.Stats()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st := stats["pod-a"]; st.Scrapes > 0 && st.Up && st.Registered {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("never scraped: %+v", stats)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitPod(t, f, "pod-a", func(st PodStats) bool { return st.Scrapes > 0 && st.Up && st.Registered })
 	// Every counter the library reports has its PodStats field.
 	raw, err := f.statsJSON()
 	if err != nil {
@@ -174,15 +188,7 @@ func TestFeedDiscoverySources(t *testing.T) {
 // Options set over the configuration are executed and reported as the
 // host's; bad ones are refused by name.
 func TestFeedOptionsAreExecutedAndReported(t *testing.T) {
-	pod := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, "vllm:num_requests_waiting{model_name=\"m\"} 0\n")
-	}))
-	defer pod.Close()
-	s, err := NewScheduler(feedConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	pod, s := podAndScheduler(t, "vllm:num_requests_waiting{model_name=\"m\"} 0\n")
 	for _, bad := range []struct {
 		opt  FeedOption
 		name string
@@ -223,20 +229,7 @@ func TestFeedOptionsAreExecutedAndReported(t *testing.T) {
 	if err := f.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		stats, err := f.Stats()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if stats["pod-a"].Scrapes > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("never scraped: %+v", stats)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitPod(t, f, "pod-a", func(st PodStats) bool { return st.Scrapes > 0 })
 	time.Sleep(300 * time.Millisecond) // six scrapes at the 50 ms default
 	stats, err := f.Stats()
 	if err != nil {

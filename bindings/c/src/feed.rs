@@ -70,15 +70,8 @@ pub unsafe extern "C" fn llmd_feed_new(
     out: *mut *mut llmd_feed,
     err: *mut *mut llmd_error,
 ) -> llmd_status {
-    // SAFETY: caller contract.
-    unsafe {
-        call(s, err, |s| {
-            let out = Out::new(out, "out")?;
-            let feed = Feed::from_scheduler(s.clone())?;
-            out.write(into_handle(llmd_feed(feed)));
-            Ok(())
-        })
-    }
+    // SAFETY: caller contract (no options).
+    unsafe { llmd_feed_new_with_options(s, std::ptr::null(), 0, out, err) }
 }
 
 /// As `llmd_feed_new`, with the host's settings over the configuration's:
