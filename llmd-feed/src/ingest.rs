@@ -247,7 +247,7 @@ fn clear(sched: &Scheduler, pod: &PodRef, like: &EventBatch) {
         events: vec![KvEvent::AllBlocksCleared],
         skipped_events: 0,
     };
-    if sched.ingest_kv_batch(pod.name(), &b).is_ok() {
+    if let Some(Ok(_)) = pod.unless_removed(|| sched.ingest_kv_batch(pod.name(), &b)) {
         PodStats::inc(&pod.stats.clears);
     }
 }
@@ -256,10 +256,10 @@ fn clear(sched: &Scheduler, pod: &PodRef, like: &EventBatch) {
 /// it in the stream state (live or replayed).
 fn apply(sched: &Scheduler, pod: &PodRef, batch: &EventBatch, seq: u64, received: Instant) {
     let st = &pod.stats;
-    match sched.ingest_decoded_kv_events(pod.name(), batch, Some(seq)) {
+    match pod.unless_removed(|| sched.ingest_decoded_kv_events(pod.name(), batch, Some(seq))) {
         // The scheduler's own sequence tracking took it for one it applied.
-        Ok(rep) if rep.ignored => PodStats::inc(&st.duplicates),
-        Ok(rep) => {
+        Some(Ok(rep)) if rep.ignored => PodStats::inc(&st.duplicates),
+        Some(Ok(rep)) => {
             st.blocks_stored
                 .fetch_add(rep.stats.stored as u64, Ordering::Relaxed);
             st.blocks_removed
@@ -276,6 +276,7 @@ fn apply(sched: &Scheduler, pod: &PodRef, batch: &EventBatch, seq: u64, received
             // also sees its blocks, its time and its lag.
             st.batches.fetch_add(1, Ordering::Release);
         }
-        Err(_) => PodStats::inc(&st.not_applied),
+        // Refused, or the pod was removed meanwhile.
+        Some(Err(_)) | None => PodStats::inc(&st.not_applied),
     }
 }

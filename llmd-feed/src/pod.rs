@@ -337,9 +337,11 @@ pub(crate) struct Pod {
     /// Hash of the name: which ingest worker takes the pod's batches.
     pub shard_hash: u64,
     pub stop: Stopper,
-    /// Held while the pod is removed and while a scrape registers it again
-    /// after an eviction, so that a removal never races a re-registration
-    /// (which would leave an endpoint the feed no longer follows).
+    /// Held while the pod is removed and around every scheduler call made
+    /// for it ([`Pod::unless_removed`]): a removal never races a
+    /// re-registration (which would leave an endpoint the feed no longer
+    /// follows) nor late work of the removed pod. Taken after `streams`
+    /// where both are held.
     pub membership: Mutex<()>,
     /// Wall-clock time of the last successful scrape (or of registration).
     pub last_ok_unix_ns: AtomicU64,
@@ -415,6 +417,16 @@ impl Pod {
 
     pub fn name(&self) -> &str {
         &self.spec.name
+    }
+
+    /// Runs `f`, a scheduler call on this pod's behalf, unless the pod was
+    /// removed: under `membership`, so that once `remove_pod` returns no late
+    /// work of this pod (a replay still running, a scrape answered after the
+    /// removal) reaches the scheduler, where a pod re-added under the same
+    /// name may already be. `None` when it was removed.
+    pub fn unless_removed<R>(&self, f: impl FnOnce() -> R) -> Option<R> {
+        let _membership = self.membership.lock().unwrap();
+        (!self.stop.is_stopped()).then(f)
     }
 
     /// The replay endpoint of `rank`.

@@ -22,18 +22,20 @@ pub(crate) fn run(sched: &Scheduler, opts: &FeedOptions, pod: &PodRef, feed: &St
         st.scrape_seconds.observe(t0.elapsed().as_secs_f64());
         let ok = match r {
             Ok(text) => {
-                if !st.registered.load(Ordering::Acquire) {
+                if !st.registered.load(Ordering::Acquire)
+                    && pod
+                        .unless_removed(|| register(sched, pod))
+                        .is_some_and(|r| r.is_ok())
+                {
                     // Back after an eviction: a fresh registration whose
-                    // event streams start over (and catch up by replay),
-                    // unless the pod is being removed meanwhile.
-                    let _membership = pod.membership.lock().unwrap();
-                    if !pod.stop.is_stopped() && register(sched, pod).is_ok() {
-                        pod.streams.lock().unwrap().clear();
-                    }
+                    // event streams start over (and catch up by replay).
+                    // Cleared outside `membership` (taken after `streams`
+                    // elsewhere).
+                    pod.streams.lock().unwrap().clear();
                 }
-                sched
-                    .update_endpoint_metrics_text(pod.name(), &text)
-                    .is_ok()
+                // Nothing of a removed pod reaches the scheduler.
+                pod.unless_removed(|| sched.update_endpoint_metrics_text(pod.name(), &text))
+                    .is_some_and(|r| r.is_ok())
             }
             Err(_) => false,
         };
@@ -54,10 +56,20 @@ pub(crate) fn run(sched: &Scheduler, opts: &FeedOptions, pod: &PodRef, feed: &St
                 let since_ok = Duration::from_nanos(
                     unix_ns().saturating_sub(pod.last_ok_unix_ns.load(Ordering::Relaxed)),
                 );
-                if since_ok >= opts.remove_after && st.registered.swap(false, Ordering::AcqRel) {
-                    // Counted once the endpoint is gone.
-                    let _ = sched.remove_endpoint(pod.name());
-                    PodStats::inc(&st.evictions);
+                if since_ok >= opts.remove_after {
+                    // Under `membership`: the endpoint removed is this pod's,
+                    // never a pod re-added under its name. Counted once the
+                    // endpoint is gone.
+                    let evicted = pod.unless_removed(|| {
+                        let was = st.registered.swap(false, Ordering::AcqRel);
+                        if was {
+                            let _ = sched.remove_endpoint(pod.name());
+                        }
+                        was
+                    });
+                    if evicted == Some(true) {
+                        PodStats::inc(&st.evictions);
+                    }
                 }
             }
         }

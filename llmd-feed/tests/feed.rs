@@ -362,16 +362,33 @@ fn a_removed_pod_is_never_routed_to_even_while_its_events_arrive() {
 
 /// An HTTP server answering every GET with `body`, or never when `hang`.
 fn metrics_server(body: &'static str, hang: bool) -> String {
+    let delay = if hang {
+        Duration::from_secs(30)
+    } else {
+        Duration::ZERO
+    };
+    metrics_server_after(body, delay, Arc::default())
+}
+
+/// A `/metrics` server that answers `body` `delay` after each request,
+/// counting the requests in `asked`; a delay of 30 s or more never answers.
+fn metrics_server_after(
+    body: &'static str,
+    delay: Duration,
+    asked: Arc<std::sync::atomic::AtomicUsize>,
+) -> String {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap().to_string();
     std::thread::spawn(move || {
         for s in l.incoming() {
             let Ok(mut s) = s else { continue };
+            let asked = asked.clone();
             std::thread::spawn(move || {
                 let mut buf = [0u8; 2048];
                 let _ = s.read(&mut buf);
-                if hang {
-                    std::thread::sleep(Duration::from_secs(30));
+                asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                std::thread::sleep(delay);
+                if delay >= Duration::from_secs(30) {
                     return;
                 }
                 let _ = write!(
@@ -383,6 +400,41 @@ fn metrics_server(body: &'static str, hang: bool) -> String {
         }
     });
     addr
+}
+
+/// A scrape of a removed pod that answers late does not reach the pod
+/// re-added under its name (a changed address in an endpoint file).
+#[test]
+fn a_removed_pods_late_scrape_does_not_reach_its_successor() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let s = sched();
+    let asked = Arc::new(AtomicUsize::new(0));
+    let old = metrics_server_after(
+        "vllm:num_requests_waiting{model_name=\"m\"} 99\n",
+        Duration::from_millis(600),
+        asked.clone(),
+    );
+    let new = metrics_server("vllm:num_requests_waiting{model_name=\"m\"} 5\n", false);
+    let feed = Feed::new(
+        s.clone(),
+        FeedOptions {
+            // One scrape per pod: the first, at start or when added.
+            scrape_interval: Duration::from_secs(3600),
+            scrape_timeout: Duration::from_secs(5),
+            ..opts()
+        },
+    );
+    feed.add_pod(PodSpec::new("p", old)).unwrap();
+    feed.start().unwrap();
+    wait("the old pod's scrape", || asked.load(Ordering::SeqCst) == 1);
+    feed.remove_pod("p").unwrap();
+    feed.add_pod(PodSpec::new("p", new)).unwrap();
+    wait("the new pod's scrape", || stats(&feed, "p").scrapes == 1);
+    assert_eq!(s.endpoint_state("p").unwrap().waiting_queue_size(), 5);
+    // The old answer comes now, to a thread whose pod is gone.
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(s.endpoint_state("p").unwrap().waiting_queue_size(), 5);
+    assert_eq!(stats(&feed, "p").scrapes, 1);
 }
 
 #[test]
