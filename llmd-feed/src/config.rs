@@ -196,9 +196,10 @@ fn kv_events(ev: Option<&Value>, o: &mut FeedOptions, out: &mut Out<'_>) {
 fn metrics_source(p: &Value, o: &mut FeedOptions, out: &mut Out<'_>) -> Result<(), FeedError> {
     let scheme = p.get("scheme").and_then(Value::as_str).unwrap_or("http");
     if scheme == "https" {
+        o.scrape = false;
         out.not(
             "scheme",
-            "https is not scraped by the feed (no TLS client): scrape in the host and call update_endpoint_metrics_text",
+            "https is not scraped by the feed (no TLS client): pods are not scraped (nor evicted for it) unless given a metrics URL; scrape in the host and call update_endpoint_metrics_text",
         );
         for k in std::iter::once("insecureSkipVerify").chain(METRICS_TLS_PATHS) {
             if p.get(k).is_some() {

@@ -146,8 +146,16 @@ pub(crate) fn run(inner: &Arc<Inner>, id: usize, d: &Discovery, stop: &Stopper) 
             interval,
         } => {
             let mut seen: Option<SystemTime> = None;
+            let mut missing = false;
             loop {
                 let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+                // A file that is not there (a mistyped path, a volume not
+                // mounted yet) is counted once per absence, not silently
+                // waited for.
+                if mtime.is_none() && !missing {
+                    inner.discovery_failed();
+                }
+                missing = mtime.is_none();
                 if mtime.is_some() && mtime != seen {
                     match std::fs::read_to_string(path)
                         .map_err(FeedError::from)

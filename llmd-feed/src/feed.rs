@@ -237,8 +237,18 @@ impl Feed {
         Ok(())
     }
 
-    /// Starts the workers, the pods' threads and the discovery sources.
+    /// Starts the workers, the pods' threads and the discovery sources. When
+    /// a thread cannot be started the feed is stopped (what did start is
+    /// joined) and the error returned: it never runs half started.
     pub fn start(&self) -> Result<(), FeedError> {
+        let r = self.start_all();
+        if r.is_err() {
+            self.stop();
+        }
+        r
+    }
+
+    fn start_all(&self) -> Result<(), FeedError> {
         let inner = &self.inner;
         {
             let mut st = inner.state.lock().unwrap();
@@ -357,6 +367,9 @@ impl Inner {
         source: Source,
     ) -> Result<(), FeedError> {
         let requested = spec.clone();
+        // A pod given its own metrics URL is scraped at it; the others only
+        // when the feed scrapes at all (not when the config asks for https).
+        spec.scrape &= self.opts.scrape || spec.metrics_url.is_some();
         if spec.events.is_none() {
             if let Some(port) = self.opts.discover_events_port {
                 spec.events = Some(format!("tcp://{}:{port}", bracket(spec.host())));
@@ -393,7 +406,13 @@ impl Inner {
             pods.insert(pod.name().to_string(), pod.clone());
         }
         if self.running() {
-            self.spawn_pod(&pod)?;
+            if let Err(e) = self.spawn_pod(&pod) {
+                // Not followed after all: threads already started stop with
+                // the pod, and it is not left routable with nothing keeping
+                // it current.
+                let _ = self.remove_pod(pod.name());
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -426,7 +445,6 @@ impl Inner {
             .filter(|p| p.source == source)
             .map(|p| (p.name().to_string(), p.requested.clone()))
             .collect();
-        let wanted: BTreeMap<&str, &PodSpec> = specs.iter().map(|s| (s.name.as_str(), s)).collect();
         // Every pod is handled even when one fails (a bad entry in an
         // endpoint file must not hide the ones after it); each failure is
         // counted and the first returned.
@@ -435,6 +453,24 @@ impl Inner {
             self.discovery_failed();
             first.get_or_insert(e);
         };
+        // A name listed twice: the first entry counts, the others are
+        // errors (taking one to compare and another to add would remove and
+        // add the pod again at every sync).
+        let mut seen = std::collections::HashSet::new();
+        let specs: Vec<PodSpec> = specs
+            .into_iter()
+            .filter(|s| {
+                let first = seen.insert(s.name.clone());
+                if !first {
+                    failed(FeedError::Config(format!(
+                        "pod '{}' is listed more than once; the first entry is followed",
+                        s.name
+                    )));
+                }
+                first
+            })
+            .collect();
+        let wanted: BTreeMap<&str, &PodSpec> = specs.iter().map(|s| (s.name.as_str(), s)).collect();
         for (name, spec) in &current {
             match wanted.get(name.as_str()) {
                 Some(w) if same(w, spec) => {}

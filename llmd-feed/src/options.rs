@@ -65,6 +65,11 @@ pub struct FeedOptions {
     pub heartbeat_interval: Option<Duration>,
     /// Bounds on ZMQ messages from the network.
     pub limits: Limits,
+    /// Scrape pods' `/metrics` (those added without their own metrics URL).
+    /// Off when the configuration's data source asks for https, which the
+    /// feed does not speak: scraping over plain http would fail and, after
+    /// `remove_after`, remove every pod. True.
+    pub scrape: bool,
     /// Scrape period (llm-d: the data source's `interval`, 50 ms tick).
     pub scrape_interval: Duration,
     /// Deadline of one scrape.
@@ -102,6 +107,7 @@ impl Default for FeedOptions {
             reconnect_max: Duration::from_secs(5),
             heartbeat_interval: Some(Duration::from_secs(10)),
             limits: Limits::default(),
+            scrape: true,
             scrape_interval: Duration::from_millis(50),
             scrape_timeout: Duration::from_secs(1),
             max_scrape_bytes: 16 << 20,

@@ -46,14 +46,15 @@ pub struct FeedOverrides {
 /// mistake, and `Duration` arithmetic must not overflow).
 const MAX_SECONDS: f64 = 1e9;
 
-/// A duration a host gives in seconds, checked: finite, positive and under
+/// A duration a host gives in seconds, checked: finite, at least a
+/// millisecond (a shorter one would round to nothing, or spin) and under
 /// about 31 years; the error names `what`.
 pub fn seconds(what: &str, v: f64) -> Result<Duration, String> {
-    if v.is_finite() && v > 0.0 && v < MAX_SECONDS {
+    if (1e-3..MAX_SECONDS).contains(&v) {
         Ok(Duration::from_secs_f64(v))
     } else {
         Err(format!(
-            "{what} must be a positive number of seconds, got {v}"
+            "{what} must be a positive number of seconds (at least 0.001), got {v}"
         ))
     }
 }
@@ -95,7 +96,22 @@ impl FeedOverrides {
     pub fn apply(&self, o: &mut FeedOptions) -> Result<(), FeedError> {
         let mut n = o.clone();
         if let Some(t) = &self.topics {
+            if t.is_empty() {
+                return Err(FeedError::Config(
+                    "topics must name at least one prefix (\"\" takes every topic)".into(),
+                ));
+            }
             n.topics = t.clone();
+        }
+        for (port, what) in [
+            (self.events_port, "events_port"),
+            (self.replay_port, "replay_port"),
+        ] {
+            if port == Some(0) {
+                return Err(FeedError::Config(format!(
+                    "{what} must be in 1..=65535, got 0"
+                )));
+            }
         }
         if let Some(c) = self.concurrency {
             if c == 0 || c > 1024 {
@@ -218,6 +234,10 @@ mod tests {
                 "replay_timeout must be a positive",
             ),
             (r#"{"remove_after": 1e300}"#, "remove_after"),
+            (r#"{"scrape_timeout": 1e-10}"#, "at least 0.001"),
+            (r#"{"heartbeat_interval": 1e-10}"#, "heartbeat_interval"),
+            (r#"{"topics": []}"#, "at least one prefix"),
+            (r#"{"replay_port": 0}"#, "replay_port must be in 1..=65535"),
             (r#"{"heartbeat_interval": -2}"#, "(or 0 for none)"),
             (r#"{"scrape_interval": "1s"}"#, "scrape_interval"),
             (r#"{"topic": ["a"]}"#, "unknown option 'topic'"),

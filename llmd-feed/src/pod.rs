@@ -15,6 +15,7 @@ use crate::http::HttpUrl;
 use crate::stream::StreamState;
 use crate::zmq::TcpEndpoint;
 use crate::FeedError;
+use llmd_kvindex::events::seq::MAX_RANKS_PER_ENDPOINT;
 
 /// What to follow for one pod.
 #[derive(Clone, Debug, Default)]
@@ -380,6 +381,14 @@ impl Pod {
     ) -> Result<Pod, FeedError> {
         if spec.name.is_empty() {
             return Err(FeedError::Config("pod name is empty".into()));
+        }
+        // A thread per rank: no more ranks than the scheduler tracks per
+        // endpoint.
+        if usize::from(spec.data_parallel_size) > MAX_RANKS_PER_ENDPOINT {
+            return Err(FeedError::Config(format!(
+                "data_parallel_size {} is over {MAX_RANKS_PER_ENDPOINT}",
+                spec.data_parallel_size
+            )));
         }
         let events = ranks(spec.events.as_deref(), spec.data_parallel_size, "events")?;
         let replay = ranks(spec.replay.as_deref(), spec.data_parallel_size, "replay")?;

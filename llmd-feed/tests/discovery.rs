@@ -67,6 +67,41 @@ fn an_endpoint_file_is_followed_as_it_changes() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A watched file that is not there is counted once while it stays away,
+/// and followed once it comes.
+#[test]
+fn a_missing_endpoint_file_is_counted_then_followed() {
+    let s = Arc::new(Scheduler::from_config_str(CONFIG).unwrap());
+    let dir = std::env::temp_dir().join(format!("llmd-feed-missing-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("endpoints.yaml");
+    let _ = std::fs::remove_file(&path);
+    let feed = Feed::new(s.clone(), opts());
+    feed.add_discovery(Discovery::File {
+        path: path.clone(),
+        watch: true,
+        interval: Duration::from_millis(20),
+    })
+    .unwrap();
+    feed.start().unwrap();
+    let errors = |n: u32| {
+        feed.render_metrics()
+            .contains(&format!("llmd_feed_discovery_errors_total {n}"))
+    };
+    wait("the missing file counted", || errors(1));
+    std::thread::sleep(Duration::from_millis(200)); // ten more looks
+    assert!(errors(1), "{}", feed.render_metrics());
+    std::fs::write(
+        &path,
+        "endpoints:\n- {name: a, address: 127.0.0.1, port: 1}\n",
+    )
+    .unwrap();
+    wait("the file's pod", || feed.pods() == vec!["a"]);
+    assert!(errors(1));
+    feed.stop();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn dns_names_pods_by_their_addresses() {
     let s = Arc::new(Scheduler::from_config_str(CONFIG).unwrap());
@@ -244,4 +279,32 @@ fn syncing_the_same_pods_again_changes_nothing_and_a_bad_pod_stops_no_other() {
     assert!(feed
         .render_metrics()
         .contains("llmd_feed_discovery_errors_total 1"));
+
+    // A name listed twice: the first entry is followed, the second is an
+    // error, and syncing the same list again changes nothing.
+    let twice = || {
+        vec![
+            PodSpec::new("r", "127.0.0.12:1"),
+            PodSpec::new("r", "127.0.0.13:1"),
+        ]
+    };
+    s.ingest_kv_events("r", &batch(0, 2), None).unwrap();
+    for n in 2..5 {
+        let err = feed.sync_pods(twice()).unwrap_err();
+        assert!(err.to_string().contains("more than once"), "{err}");
+        assert!(feed
+            .render_metrics()
+            .contains(&format!("llmd_feed_discovery_errors_total {n}")));
+    }
+    assert_eq!(s.endpoint_state("r").unwrap().address(), "127.0.0.12:1");
+    assert!(
+        s.render_metrics()
+            .contains("llmd_kvindex_blocks{endpoint=\"r\""),
+        "r was removed and added again"
+    );
+    // More ranks than the scheduler tracks per endpoint are refused.
+    let mut wide = PodSpec::new("w", "127.0.0.14:1");
+    wide.data_parallel_size = 1000;
+    let err = feed.add_pod(wide).unwrap_err();
+    assert!(err.to_string().contains("data_parallel_size"), "{err}");
 }

@@ -477,6 +477,40 @@ fn scrapes_metrics_and_evicts_a_pod_that_hangs() {
     assert!(stats(&feed, "good").up && stats(&feed, "good").scrape_errors == 0);
 }
 
+/// A data source asking for https (which the feed does not speak) turns
+/// scraping off, reported: scraping over http would fail and evict every pod.
+#[test]
+fn an_https_data_source_is_not_scraped_over_http() {
+    let yaml = "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: max-score-picker\n- type: metrics-data-source\n  parameters: {scheme: https}\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: max-score-picker\ndataLayer:\n  sources:\n  - pluginRef: metrics-data-source\n";
+    let s = Arc::new(Scheduler::from_config_str(yaml).unwrap());
+    let feed = Feed::from_scheduler(s.clone()).unwrap();
+    let scheme = feed
+        .settings()
+        .iter()
+        .find(|x| x.setting == "scheme")
+        .unwrap();
+    assert!(
+        !scheme.executed && scheme.note.contains("not scraped"),
+        "{scheme:?}"
+    );
+    let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let server = metrics_server_after(
+        "vllm:num_requests_waiting{model_name=\"m\"} 1\n",
+        Duration::ZERO,
+        asked.clone(),
+    );
+    feed.add_pod(PodSpec::new("p", server.clone())).unwrap();
+    // One given its own metrics URL is still scraped there.
+    let mut own = PodSpec::new("q", "127.0.0.1:9");
+    own.metrics_url = Some(format!("http://{server}/metrics"));
+    feed.add_pod(own).unwrap();
+    feed.start().unwrap();
+    wait("q's scrape", || stats(&feed, "q").scrapes > 0);
+    std::thread::sleep(Duration::from_millis(200));
+    let p = stats(&feed, "p");
+    assert_eq!((p.scrapes, p.scrape_errors, p.registered), (0, 0, true));
+}
+
 #[test]
 fn an_llm_d_precise_config_is_executed_and_reported() {
     let yaml = "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: precise-prefix-cache-producer\n  parameters:\n    kvEventsConfig:\n      topicFilter: 'kv@'\n      concurrency: 3\n      discoverPods: true\n      podDiscoveryConfig: {socketPort: 5557, replaySocketPort: 5558, podLabelSelector: 'app=vllm'}\n- type: prefix-cache-scorer\n  parameters: {prefixMatchInfoProducerName: precise-prefix-cache-producer}\n- type: max-score-picker\n- type: metrics-data-source\n  parameters: {path: /m, interval: 10ms}\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: prefix-cache-scorer\n  - pluginRef: max-score-picker\ndataLayer:\n  sources:\n  - pluginRef: metrics-data-source\n";
