@@ -470,6 +470,22 @@ fn settings_accepted_but_not_executed_are_reported_and_strict_refuses_them() {
     assert!(s.config_report().not_executed_lines().is_empty());
 }
 
+/// `.nan` / `.inf` in plugin parameters would reach them as null, that is
+/// as the default: refused anywhere in the document, naming the place (llm-d
+/// refuses such files too).
+#[test]
+fn non_finite_parameters_are_refused_not_taken_as_defaults() {
+    for v in [".nan", ".inf", "-.Inf"] {
+        let e = err(&format!(
+            "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: queue-scorer\n- type: prefix-cache-affinity-filter\n  parameters: {{maxTTFTPenaltyMs: {v}}}\n- type: max-score-picker\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: queue-scorer\n  - pluginRef: max-score-picker\n"
+        ));
+        assert!(
+            e.contains("plugins[1].parameters.maxTTFTPenaltyMs") && e.contains("finite"),
+            "{v}: {e}"
+        );
+    }
+}
+
 /// A scorer weight that is not a finite number would make every total NaN
 /// (the max-score picker then always takes the first candidate): refused,
 /// naming the field.

@@ -15,10 +15,57 @@ pub const FEATURE_GATES: &[(&str, bool)] = &[
 
 type R<T> = Result<T, ConfigError>;
 
-/// Parses the document (YAML or JSON; JSON is valid YAML) strictly.
+/// Parses the document (YAML or JSON; JSON is valid YAML) strictly. A
+/// `.nan` or `.inf` anywhere is an error naming its place: llm-d converts
+/// the YAML to JSON, which has no such numbers, and refuses the file; read
+/// into plugin parameters they would otherwise turn into null, that is into
+/// the parameter's default, without a word.
 pub fn parse(text: &str) -> R<RawConfig> {
-    serde_yaml_ng::from_str::<RawConfig>(text)
-        .map_err(|e| ConfigError::doc(format!("cannot decode EndpointPickerConfig: {e}")))
+    let decode = |e: serde_yaml_ng::Error| {
+        ConfigError::doc(format!("cannot decode EndpointPickerConfig: {e}"))
+    };
+    let raw = serde_yaml_ng::from_str::<RawConfig>(text).map_err(decode)?;
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(decode)?;
+    if let Some(path) = non_finite(&doc) {
+        return Err(ConfigError::doc_field(
+            path,
+            "must be a finite number (.nan and .inf are refused, as llm-d refuses them)",
+        ));
+    }
+    Ok(raw)
+}
+
+/// The path (`plugins[2].parameters.size`) of the first non-finite number
+/// in `v`, depth first.
+fn non_finite(v: &serde_yaml_ng::Value) -> Option<String> {
+    use serde_yaml_ng::Value as Y;
+    match v {
+        Y::Number(n) if n.as_f64().is_some_and(|f| !f.is_finite()) => Some(String::new()),
+        Y::Sequence(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| non_finite(item).map(|rest| join(&format!("[{i}]"), &rest))),
+        Y::Mapping(m) => m.iter().find_map(|(k, item)| {
+            let key = match k {
+                Y::String(s) => s.clone(),
+                other => serde_yaml_ng::to_string(other)
+                    .map(|s| s.trim_end().to_string())
+                    .unwrap_or_default(),
+            };
+            non_finite(item).map(|rest| join(&key, &rest))
+        }),
+        Y::Tagged(t) => non_finite(&t.value),
+        _ => None,
+    }
+}
+
+/// `head` then `rest` as one dotted path (`[i]` parts join without a dot).
+fn join(head: &str, rest: &str) -> String {
+    if rest.is_empty() || rest.starts_with('[') {
+        format!("{head}{rest}")
+    } else {
+        format!("{head}.{rest}")
+    }
 }
 
 /// Checks `apiVersion` / `kind` and the fields each version allows; applies
