@@ -110,16 +110,63 @@ pub fn detect_content_format(src: &str) -> ContentFormat {
             }
         }
     }
-    let mut in_macro = 0usize;
+    // Macros: the parameters that some call passes a messages item's
+    // `content` (by position or by name), and the loops of each macro.
+    let mut macros: Vec<(String, Vec<String>)> = Vec::new();
+    for s in &stmts {
+        if let Some(sig) = s.strip_prefix("macro ") {
+            if let Some((name, params)) = sig.split_once('(') {
+                let params = top_level_args(params)
+                    .iter()
+                    .map(|p| head(p.split('=').next().unwrap_or_default()).to_string())
+                    .collect();
+                macros.push((name.trim().to_string(), params));
+            }
+        }
+    }
+    let content_params: Vec<Vec<String>> = macros
+        .iter()
+        .map(|(name, params)| {
+            let mut out = Vec::new();
+            for args in calls(src, name) {
+                for (i, a) in args.iter().enumerate() {
+                    let (param, value) = match a.split_once('=') {
+                        Some((k, v)) if is_ident(k.trim()) && !v.starts_with('=') => {
+                            (k.trim().to_string(), v)
+                        }
+                        _ => match params.get(i) {
+                            Some(p) => (p.clone(), a.as_str()),
+                            None => continue,
+                        },
+                    };
+                    if params.contains(&param)
+                        && items.iter().any(|m| reads_content(value, m))
+                        && !out.contains(&param)
+                    {
+                        out.push(param);
+                    }
+                }
+            }
+            out
+        })
+        .collect();
+    let mut open: Vec<usize> = Vec::new();
+    let mut next_macro = 0usize;
     for s in &stmts {
         if s.starts_with("macro ") {
-            in_macro += 1;
+            open.push(next_macro);
+            next_macro += 1;
         } else if s.starts_with("endmacro") {
-            in_macro = in_macro.saturating_sub(1);
+            open.pop();
         } else if let Some(rest) = s.strip_prefix("for ") {
             if let Some((_, iter)) = rest.split_once(" in ") {
+                let bound = open
+                    .last()
+                    .and_then(|&m| content_params.get(m))
+                    .is_some_and(|ps| ps.iter().any(|p| iter.trim() == p));
                 if items.iter().any(|m| reads_content(iter, m))
-                    || (in_macro == 0 && head(iter) == "content")
+                    || bound
+                    || (open.is_empty() && head(iter) == "content")
                 {
                     return ContentFormat::OpenAi;
                 }
@@ -127,6 +174,61 @@ pub fn detect_content_format(src: &str) -> ContentFormat {
         }
     }
     ContentFormat::String
+}
+
+fn is_ident(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars().all(|c| c.is_alphanumeric() || c == '_')
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// The arguments of `text` up to its closing parenthesis, split at
+/// top-level commas (brackets and quotes respected), trimmed.
+fn top_level_args(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let (mut depth, mut quote, mut cur) = (0usize, None::<char>, String::new());
+    for c in text.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '(' | '[' | '{') => depth += 1,
+            (None, ')') if depth == 0 => break,
+            (None, ')' | ']' | '}') => depth = depth.saturating_sub(1),
+            (None, ',') if depth == 0 => {
+                out.push(std::mem::take(&mut cur).trim().to_string());
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur.trim().to_string());
+    }
+    out
+}
+
+/// The argument lists of every call of macro `name` in `src` (not its
+/// definition).
+fn calls(src: &str, name: &str) -> Vec<Vec<String>> {
+    let pat = format!("{name}(");
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(i) = src[from..].find(&pat) {
+        let at = from + i;
+        from = at + pat.len();
+        let before = src[..at].trim_end();
+        let ident_before = src[..at]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.');
+        if ident_before || before.ends_with("macro") {
+            continue;
+        }
+        out.push(top_level_args(&src[from..]));
+    }
+    out
 }
 
 /// A map keeping `pairs` in order.
@@ -323,10 +425,25 @@ fn content(c: Option<Value>, role: &str, format: ContentFormat) -> Result<Value,
             )))
         }
     };
+    let given = parts.len();
     if role == "system" {
         parts = strip_billing_header(parts);
     }
-    let parsed = parts.iter().map(part).collect::<Result<Vec<_>, _>>()?;
+    // Errors name the part (when the billing header dropped none, the
+    // indices are the request's).
+    let named = parts.len() == given;
+    let parsed = parts
+        .iter()
+        .enumerate()
+        .map(|(k, p)| {
+            part(p).map_err(|e| match e {
+                TokenizeError::Request(m) if named => {
+                    TokenizeError::Request(format!("content[{k}]: {m}"))
+                }
+                other => other,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let parsed = parsed.into_iter();
     if format == ContentFormat::String {
         // Parts are kept when truthy: empty texts go.
@@ -414,6 +531,12 @@ pub fn normalize_messages(
     if messages.kind() != ValueKind::Seq {
         return Err(TokenizeError::Request("'messages' must be a list".into()));
     }
+    // transformers refuses to render an empty conversation (vLLM answers 400).
+    if messages.len() == Some(0) {
+        return Err(TokenizeError::Request(
+            "'messages' must contain at least one message".into(),
+        ));
+    }
     let mut out = Vec::new();
     for (i, m) in messages
         .try_iter()
@@ -441,7 +564,15 @@ pub fn normalize_messages(
                     let calls = calls
                         .try_iter()
                         .map_err(|e| TokenizeError::Request(e.to_string()))?
-                        .map(|c| tool_call(&c))
+                        .enumerate()
+                        .map(|(j, c)| {
+                            tool_call(&c).map_err(|e| match e {
+                                TokenizeError::Request(m) => TokenizeError::Request(format!(
+                                    "messages[{i}].tool_calls[{j}]: {m}"
+                                )),
+                                other => other,
+                            })
+                        })
                         .collect::<Result<Vec<_>, _>>()?;
                     r.push((Value::from("tool_calls"), Value::from(calls)));
                 }
@@ -581,16 +712,23 @@ pub fn normalize_tools(tools: &Value) -> Result<Vec<Value>, TokenizeError> {
                 field(&f, "parameters").unwrap_or(Value::from(())),
             ),
         ];
-        for k in ["strict", "defer_loading"] {
-            if let Some(v) = field(&f, k).filter(|v| !v.is_none()) {
-                func.push((Value::from(k), v));
-            }
+        let tool_defer = field(&t, "defer_loading").filter(|v| !v.is_none());
+        if let Some(v) = field(&f, "strict").filter(|v| !v.is_none()) {
+            func.push((Value::from("strict"), v));
+        }
+        // The tool's `defer_loading` reaches its function when the function
+        // sets none (`ChatCompletionToolsParam._propagate_defer_loading`).
+        if let Some(v) = field(&f, "defer_loading")
+            .filter(|v| !v.is_none())
+            .or_else(|| tool_defer.clone())
+        {
+            func.push((Value::from("defer_loading"), v));
         }
         let mut tool = vec![
             (Value::from("type"), Value::from("function")),
             (Value::from("function"), Value::from_iter(func)),
         ];
-        if let Some(v) = field(&t, "defer_loading").filter(|v| !v.is_none()) {
+        if let Some(v) = tool_defer {
             tool.push((Value::from("defer_loading"), v));
         }
         out.push(Value::from_iter(tool));

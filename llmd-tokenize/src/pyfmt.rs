@@ -49,6 +49,12 @@ pub fn float_repr(f: f64) -> String {
     }
 }
 
+/// Python's `str.isspace` for one character: Unicode whitespace plus the
+/// four information separators U+001C..U+001F, which Rust does not count.
+pub fn py_space(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
 fn json_string(s: &str, out: &mut String) {
     out.push('"');
     for c in s.chars() {

@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use minijinja::value::{Kwargs, Value, ValueKind};
 use minijinja::{Environment, Error, ErrorKind};
 
-use crate::pyfmt::{json_dumps, py_str, JsonOpts};
+use crate::pyfmt::{json_dumps, py_space, py_str, JsonOpts};
 
 const NAME: &str = "chat_template";
 
@@ -79,6 +79,331 @@ impl std::io::Write for Bounded {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// `str.split()` without a separator: runs of Python whitespace, at most
+/// `maxsplit` splits (negative: all), no empty pieces.
+fn py_split_ws(s: &str, maxsplit: i64) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut rest = s.trim_start_matches(py_space);
+    while !rest.is_empty() {
+        if maxsplit >= 0 && out.len() as i64 >= maxsplit {
+            // The remainder keeps its trailing whitespace, as in Python.
+            out.push(Value::from(rest));
+            break;
+        }
+        let end = rest.find(py_space).unwrap_or(rest.len());
+        out.push(Value::from(&rest[..end]));
+        rest = rest[end..].trim_start_matches(py_space);
+    }
+    out
+}
+
+/// String methods whose Python meaning of whitespace differs from Rust's
+/// (`strip`, `lstrip`, `rstrip` without characters, `split` without a
+/// separator, `isspace`); everything else as minijinja's Python layer does.
+fn py_methods(
+    state: &minijinja::State,
+    value: &Value,
+    method: &str,
+    args: &[Value],
+) -> Result<Value, Error> {
+    let no_arg = |i: usize| args.get(i).is_none_or(Value::is_none);
+    if let Some(s) = value.as_str() {
+        match method {
+            "strip" if args.len() <= 1 && no_arg(0) => {
+                return Ok(Value::from(s.trim_matches(py_space)))
+            }
+            "lstrip" if args.len() <= 1 && no_arg(0) => {
+                return Ok(Value::from(s.trim_start_matches(py_space)))
+            }
+            "rstrip" if args.len() <= 1 && no_arg(0) => {
+                return Ok(Value::from(s.trim_end_matches(py_space)))
+            }
+            "isspace" if args.is_empty() => {
+                return Ok(Value::from(!s.is_empty() && s.chars().all(py_space)))
+            }
+            "split" if args.len() <= 2 && no_arg(0) => {
+                let max = match args.get(1) {
+                    Some(m) => m.as_i64().ok_or_else(|| {
+                        Error::new(ErrorKind::InvalidOperation, "maxsplit must be an integer")
+                    })?,
+                    None => -1,
+                };
+                return Ok(Value::from(py_split_ws(s, max)));
+            }
+            _ => {}
+        }
+    }
+    minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
+}
+
+/// Jinja's `trim`: `str(value).strip(chars)`, with Python's whitespace.
+fn trim(v: Value, chars: Option<String>) -> Value {
+    let s = match v.as_str() {
+        Some(s) => s.to_string(),
+        None => py_str(&v),
+    };
+    Value::from(match chars {
+        Some(c) => s.trim_matches(|x| c.contains(x)).to_string(),
+        None => s.trim_matches(py_space).to_string(),
+    })
+}
+
+/// Jinja's `format`: `value % args`, Python's printf-style formatting with
+/// values printed as Python prints them (`%s` of a list is `['a', None]`).
+/// Conversions `s r d i u f F e E g G x X o c %` with flags `-0+ #`, a
+/// width and a precision; a mapping argument (`%(name)s`) is not supported.
+fn format(fmt: String, args: minijinja::value::Rest<Value>) -> Result<Value, Error> {
+    let bad = |m: String| Error::new(ErrorKind::InvalidOperation, m);
+    let mut out = String::with_capacity(fmt.len());
+    let mut args = args.iter();
+    let mut chars = fmt.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let mut flags = String::new();
+        while let Some(&f) = chars.peek().filter(|f| "-0+ #".contains(**f)) {
+            flags.push(f);
+            chars.next();
+        }
+        let num = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>| {
+            let mut n = String::new();
+            while let Some(&d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                n.push(d);
+                chars.next();
+            }
+            n.parse::<usize>().ok().map(|n| n.min(4096))
+        };
+        let width = num(&mut chars);
+        let prec = if chars.peek() == Some(&'.') {
+            chars.next();
+            Some(num(&mut chars).unwrap_or(0))
+        } else {
+            None
+        };
+        let conv = chars
+            .next()
+            .ok_or_else(|| bad("incomplete format".into()))?;
+        if conv == '%' {
+            out.push('%');
+            continue;
+        }
+        let arg = args
+            .next()
+            .ok_or_else(|| bad("not enough arguments for format string".into()))?;
+        let float = || {
+            f64::try_from(arg.clone()).map_err(|_| {
+                bad(format!(
+                    "%{conv} format: a real number is required, not {}",
+                    arg.kind()
+                ))
+            })
+        };
+        let sign = |neg: bool| {
+            if neg {
+                "-"
+            } else if flags.contains('+') {
+                "+"
+            } else if flags.contains(' ') {
+                " "
+            } else {
+                ""
+            }
+        };
+        let (body, numeric): (String, bool) = match conv {
+            's' | 'r' => {
+                let t = if conv == 's' {
+                    py_str(arg)
+                } else {
+                    crate::pyfmt::repr(arg)
+                };
+                (
+                    match prec {
+                        Some(p) => t.chars().take(p).collect(),
+                        None => t,
+                    },
+                    false,
+                )
+            }
+            'd' | 'i' | 'u' => {
+                let f = float()?;
+                let i = f.trunc();
+                (
+                    format!("{}{}", sign(i < 0.0), format!("{:.0}", i.abs())),
+                    true,
+                )
+            }
+            'f' | 'F' => {
+                let f = float()?;
+                (
+                    format!("{}{:.*}", sign(f < 0.0), prec.unwrap_or(6), f.abs()),
+                    true,
+                )
+            }
+            'e' | 'E' => {
+                let f = float()?;
+                let t = format!("{:.*e}", prec.unwrap_or(6), f.abs());
+                // Rust writes 1.5e3; Python 1.500000e+03.
+                let (m, e) = t.split_once('e').unwrap_or((&t, "0"));
+                let e: i32 = e.parse().unwrap_or(0);
+                let t = format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs());
+                (
+                    format!(
+                        "{}{}",
+                        sign(f < 0.0),
+                        if conv == 'E' { t.to_uppercase() } else { t }
+                    ),
+                    true,
+                )
+            }
+            'g' | 'G' => {
+                let f = float()?;
+                let t = general(f.abs(), prec.unwrap_or(6).max(1), flags.contains('#'));
+                (
+                    format!(
+                        "{}{}",
+                        sign(f < 0.0),
+                        if conv == 'G' { t.to_uppercase() } else { t }
+                    ),
+                    true,
+                )
+            }
+            'x' | 'X' | 'o' => {
+                let i = float()?.trunc() as i128;
+                let t = match conv {
+                    'x' => format!("{:x}", i.unsigned_abs()),
+                    'X' => format!("{:X}", i.unsigned_abs()),
+                    _ => format!("{:o}", i.unsigned_abs()),
+                };
+                let alt = match (flags.contains('#'), conv) {
+                    (true, 'x') => "0x",
+                    (true, 'X') => "0X",
+                    (true, _) => "0o",
+                    _ => "",
+                };
+                (format!("{}{alt}{t}", sign(i < 0)), true)
+            }
+            'c' => {
+                let ch = match arg.as_str() {
+                    Some(s) if s.chars().count() == 1 => s.to_string(),
+                    _ => arg
+                        .as_i64()
+                        .and_then(|i| u32::try_from(i).ok())
+                        .and_then(char::from_u32)
+                        .map(String::from)
+                        .ok_or_else(|| bad("%c requires an int or a char".into()))?,
+                };
+                (ch, false)
+            }
+            other => return Err(bad(format!("unsupported format character '{other}'"))),
+        };
+        let w = width.unwrap_or(0);
+        let n = body.chars().count();
+        if n >= w {
+            out.push_str(&body);
+        } else if flags.contains('-') {
+            out.push_str(&body);
+            out.extend(std::iter::repeat_n(' ', w - n));
+        } else if flags.contains('0') && numeric {
+            // Zeros go after the sign.
+            let (sgn, digits) =
+                body.split_at(body.find(|c: char| c.is_ascii_alphanumeric()).unwrap_or(0));
+            out.push_str(sgn);
+            out.extend(std::iter::repeat_n('0', w - n));
+            out.push_str(digits);
+        } else {
+            out.extend(std::iter::repeat_n(' ', w - n));
+            out.push_str(&body);
+        }
+    }
+    if args.next().is_some() {
+        return Err(bad(
+            "not all arguments converted during string formatting".into()
+        ));
+    }
+    Ok(Value::from(out))
+}
+
+/// `%.{p}g` of a non-negative `f` as Python writes it: fixed notation when
+/// the exponent is in `-4..p`, else `d.ddde+XX`; trailing zeros dropped
+/// unless `alt`.
+fn general(f: f64, p: usize, alt: bool) -> String {
+    if !f.is_finite() {
+        return if f.is_nan() {
+            "nan".into()
+        } else {
+            "inf".into()
+        };
+    }
+    let sci = format!("{:.*e}", p - 1, f);
+    let (m, e) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let x: i64 = e.parse().unwrap_or(0);
+    let trim = |t: String| {
+        if alt || !t.contains('.') {
+            t
+        } else {
+            t.trim_end_matches('0').trim_end_matches('.').to_string()
+        }
+    };
+    if x >= -4 && x < p as i64 {
+        trim(format!("{:.*}", (p as i64 - 1 - x).max(0) as usize, f))
+    } else {
+        format!(
+            "{}e{}{:02}",
+            trim(m.to_string()),
+            if x < 0 { '-' } else { '+' },
+            x.abs()
+        )
+    }
+}
+
+/// Jinja's `string`: `str(value)`, printed as Python prints it (a list of
+/// types as `['string', 'null']`, a float as `1e-05`).
+fn string(v: Value) -> Value {
+    if v.kind() == ValueKind::String {
+        return v;
+    }
+    Value::from(py_str(&v))
+}
+
+/// transformers compiles templates with an extension that gives
+/// `{% generation %} ... {% endgeneration %}` (assistant masks for
+/// training) and renders the body as it is: the same tags as a no-op `if`,
+/// whitespace markers kept.
+fn without_generation_tags(source: &str) -> std::borrow::Cow<'_, str> {
+    if !source.contains("generation") {
+        return std::borrow::Cow::Borrowed(source);
+    }
+    let mut out = String::with_capacity(source.len());
+    let mut rest = source;
+    while let Some(at) = rest.find("{%") {
+        out.push_str(&rest[..at]);
+        let tag = &rest[at..];
+        let Some(close) = tag.find("%}") else {
+            out.push_str(tag);
+            return std::borrow::Cow::Owned(out);
+        };
+        let inner = &tag[2..close];
+        let (lead, body) = match inner.strip_prefix(['-', '+']) {
+            Some(b) => (&inner[..1], b),
+            None => ("", inner),
+        };
+        let (body, trail) = match body.strip_suffix(['-', '+']) {
+            Some(b) => (b, &body[b.len()..]),
+            None => (body, ""),
+        };
+        match body.trim() {
+            "generation" => out.push_str(&format!("{{%{lead} if true {trail}%}}")),
+            "endgeneration" => out.push_str(&format!("{{%{lead} endif {trail}%}}")),
+            _ => out.push_str(&tag[..close + 2]),
+        }
+        rest = &tag[close + 2..];
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
 }
 
 fn raise_exception(msg: String) -> Result<Value, Error> {
@@ -186,8 +511,11 @@ impl ChatTemplate {
         let mut env = Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
-        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.set_unknown_method_callback(py_methods);
         env.add_filter("tojson", tojson);
+        env.add_filter("trim", trim);
+        env.add_filter("string", string);
+        env.add_filter("format", format);
         // Jinja2's tests, not minijinja's: `none` is not iterable, and
         // strings and dicts are sequences.
         env.add_test("iterable", |v: Value| {
@@ -209,7 +537,7 @@ impl ChatTemplate {
         env.add_function("raise_exception", raise_exception);
         env.add_function("strftime_now", strftime_now);
         env.set_formatter(|out, _state, value| out.write_str(&py_str(value)).map_err(Error::from));
-        env.add_template_owned(NAME, source.to_string())?;
+        env.add_template_owned(NAME, without_generation_tags(source).into_owned())?;
         let undeclared = env.get_template(NAME)?.undeclared_variables(false);
         Ok(ChatTemplate {
             env,
@@ -264,6 +592,79 @@ mod tests {
             std::io::Write::write(&mut w, &chunk).unwrap();
         }
         assert!(std::io::Write::write(&mut w, &chunk).is_err());
+    }
+
+    /// Whitespace as Python's `str.isspace` sees it (U+001C..U+001F
+    /// included), in the `trim` filter and the string methods.
+    #[test]
+    fn python_whitespace() {
+        let t = ChatTemplate::new(
+            "{{ a | trim }}|{{ a.strip() }}|{{ a.lstrip() }}|{{ a.rstrip() }}|{{ b.split() }}|{{ b.split(None, 1) }}|{{ c.isspace() }}|{{ a.strip('\\x1e') }}|{{ 3 | trim }}",
+        )
+        .unwrap();
+        let ctx =
+            minijinja::context! { a => "\u{1e} log \u{1f}", b => " x\u{1c}y  z ", c => "\u{1d}\n" };
+        assert_eq!(
+            t.render(ctx).unwrap(),
+            "log|log|log \u{1f}|\u{1e} log|['x', 'y', 'z']|['x', 'y  z ']|True| log \u{1f}|3"
+        );
+    }
+
+    /// `string` prints as Python's `str()`.
+    #[test]
+    fn the_string_filter_prints_as_python() {
+        let t = ChatTemplate::new(
+            "{{ t | string }}|{{ f | string }}|{{ g | string }}|{{ s | string }}",
+        )
+        .unwrap();
+        let ctx = minijinja::context! {
+            t => Value::from_serialize(serde_json::json!(["string", "null"])),
+            f => 1e-5, g => 1e16, s => "x",
+        };
+        assert_eq!(t.render(ctx).unwrap(), "['string', 'null']|1e-05|1e+16|x");
+    }
+
+    /// `format` is Python's `%` with Python's printing.
+    #[test]
+    fn format_is_python_percent() {
+        let t = ChatTemplate::new(
+            "{{ '%s' | format(l) }}|{{ '%r=%5.2f|%-4d|%04d|%+d' | format('k', 3.14159, 7, -5, 2) }}|{{ '%x %e %%' | format(255, 1500.0) }}|{{ '%g %g %g %.3g %G' | format(1500.0, 0.0001, 1e16, 3.14159, 1e-7) }}",
+        )
+        .unwrap();
+        let ctx =
+            minijinja::context! { l => Value::from_serialize(serde_json::json!(["a", null])) };
+        assert_eq!(
+            t.render(ctx).unwrap(),
+            "['a', None]|'k'= 3.14|7   |-005|+2|ff 1.500000e+03 %|1500 0.0001 1e+16 3.14 1E-07"
+        );
+        for bad in [
+            "{{ '%s %s' | format(1) }}",
+            "{{ '%s' | format(1, 2) }}",
+            "{{ '%q' | format(1) }}",
+        ] {
+            assert!(
+                ChatTemplate::new(bad)
+                    .unwrap()
+                    .render(minijinja::context! {})
+                    .is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    /// `{% generation %}` blocks render their body, whitespace control kept.
+    #[test]
+    fn generation_blocks_render_their_body() {
+        let t = ChatTemplate::new(
+            "{% for m in messages %}{%- generation -%}\n  [{{ m }}]\n{%- endgeneration %}{% endfor %}|{%generation%}x{%endgeneration%}",
+        )
+        .unwrap();
+        let ctx = minijinja::context! { messages => vec!["a", "b"] };
+        assert_eq!(t.render(ctx).unwrap(), "[a][b]|x");
+        assert_eq!(
+            without_generation_tags("{%- generation +%}{{ x }}{%+ endgeneration -%}"),
+            "{%- if true +%}{{ x }}{%+ endif -%}"
+        );
     }
 
     #[test]

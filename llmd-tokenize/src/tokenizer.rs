@@ -10,6 +10,7 @@ use serde_json::Value as Json;
 use crate::chat::{
     detect_content_format, field, map_pairs, normalize_messages, normalize_tools, ContentFormat,
 };
+use crate::pyfmt::py_space;
 use crate::template::ChatTemplate;
 use crate::TokenizeError;
 
@@ -657,8 +658,9 @@ fn mark_final(conv: &mut [Value], template: &str) -> Result<String, TokenizeErro
 /// Cuts the rendering at the mark: exactly there when the template kept
 /// it whole, else before it with trailing whitespace trimmed.
 fn cut_at_mark(rendered: String, final_text: &str) -> Result<String, TokenizeError> {
-    let mark = CONTINUE_MARK.trim();
-    if !rendered.contains(final_text.trim()) || !rendered.contains(mark) {
+    // Python's `strip()` and `rstrip()`, as transformers calls them.
+    let mark = CONTINUE_MARK.trim_matches(py_space);
+    if !rendered.contains(final_text.trim_matches(py_space)) || !rendered.contains(mark) {
         return Err(TokenizeError::Request(
             "continue_final_message: the final message does not appear in the rendered chat".into(),
         ));
@@ -667,7 +669,7 @@ fn cut_at_mark(rendered: String, final_text: &str) -> Result<String, TokenizeErr
     if rendered[loc..].starts_with(CONTINUE_MARK) {
         return Ok(rendered[..loc].to_string());
     }
-    Ok(rendered[..loc].trim_end().to_string())
+    Ok(rendered[..loc].trim_end_matches(py_space).to_string())
 }
 
 /// `v` (a map) with `k` set to `new`, key order kept.

@@ -42,6 +42,18 @@ REAL = os.environ.get("LLMD_REAL_TOKENIZERS")
 REAL_MODELS = ["qwen2_5", "llama3"]
 
 BILLING = "x-anthropic-billing-header: cch=7f3a; cc_version=1.0\n"
+# A tool whose `defer_loading` is set on the tool only (vLLM copies it into
+# the function), with a parameter typed as a list and text ending in a
+# character only Python counts as whitespace.
+DEFERRED: dict[str, Any] = {
+    "type": "function",
+    "defer_loading": True,
+    "function": {
+        "name": "lookup",
+        "description": "Find a record\x1e ",
+        "parameters": {"type": "object", "properties": {"q": {"type": ["string", "null"], "description": "query\x1f"}}},
+    },
+}
 
 
 def part(rng: random.Random) -> Any:
@@ -82,7 +94,9 @@ def message(rng: random.Random, role: str) -> dict[str, Any]:
         m["content"] = BILLING + text(rng)
     if role == "assistant":
         if rng.random() < 0.3:
-            args = rng.choice(['{"city": "Paris"}', "", "not json", "[1, 2]", '{"city": "日本語", "n": 2}', None, {"city": "x"}])
+            args = rng.choice(
+                ['{"city": "Paris"}', "", "not json", "[1, 2]", '{"city": "日本語", "n": 2}', None, {"city": "x"}, '{"x": 1e-05, "y": 1e16, "t": ["a", null]}']
+            )
             m["tool_calls"] = [{"id": f"call{rng.randint(0, 99):09d}", "type": "function", "function": {"name": "get_weather", "arguments": args}}]
         if rng.random() < 0.2:
             m["reasoning"] = text(rng)
@@ -96,6 +110,9 @@ def message(rng: random.Random, role: str) -> dict[str, Any]:
         m["tools"] = TOOLS[:1]
     if rng.random() < 0.08:
         m["metadata"] = "ignored"
+    if isinstance(m["content"], str) and rng.random() < 0.06:
+        # Whitespace Python strips and Rust does not.
+        m["content"] = rng.choice(["\x1e", "\x1c\n", "log \x1f"]) + m["content"] + rng.choice(["\x1d", " \x1e"])
     return m
 
 
@@ -118,7 +135,9 @@ def body(rng: random.Random, with_tools: bool) -> dict[str, Any]:
     elif rng.random() < 0.2:
         b["add_generation_prompt"] = rng.random() < 0.5
     if with_tools and rng.random() < 0.5:
-        b["tools"] = rng.choice([TOOLS, TOOLS[:1], []])
+        b["tools"] = rng.choice([TOOLS, TOOLS[:1], [], TOOLS + [DEFERRED]])
+    if rng.random() < 0.02:
+        b["messages"] = []
     if rng.random() < 0.2:
         b["chat_template_kwargs"] = rng.choice(
             [{"enable_thinking": False}, {"enable_thinking": True}, {"unused": None, "other": "auto"}, {"add_generation_prompt": False}, {"custom_flag": 3}]
