@@ -108,7 +108,7 @@ fn py_methods(
     method: &str,
     args: &[Value],
 ) -> Result<Value, Error> {
-    let no_arg = |i: usize| args.get(i).is_none_or(Value::is_none);
+    let no_arg = |i: usize| args.get(i).map_or(true, Value::is_none);
     if let Some(s) = value.as_str() {
         match method {
             "strip" if args.len() <= 1 && no_arg(0) => {
@@ -231,10 +231,7 @@ fn format(fmt: String, args: minijinja::value::Rest<Value>) -> Result<Value, Err
             'd' | 'i' | 'u' => {
                 let f = float()?;
                 let i = f.trunc();
-                (
-                    format!("{}{}", sign(i < 0.0), format!("{:.0}", i.abs())),
-                    true,
-                )
+                (format!("{}{:.0}", sign(i < 0.0), i.abs()), true)
             }
             'f' | 'F' => {
                 let f = float()?;
@@ -306,16 +303,16 @@ fn format(fmt: String, args: minijinja::value::Rest<Value>) -> Result<Value, Err
             out.push_str(&body);
         } else if flags.contains('-') {
             out.push_str(&body);
-            out.extend(std::iter::repeat_n(' ', w - n));
+            out.extend(std::iter::repeat(' ').take(w - n));
         } else if flags.contains('0') && numeric {
             // Zeros go after the sign.
             let (sgn, digits) =
                 body.split_at(body.find(|c: char| c.is_ascii_alphanumeric()).unwrap_or(0));
             out.push_str(sgn);
-            out.extend(std::iter::repeat_n('0', w - n));
+            out.extend(std::iter::repeat('0').take(w - n));
             out.push_str(digits);
         } else {
-            out.extend(std::iter::repeat_n(' ', w - n));
+            out.extend(std::iter::repeat(' ').take(w - n));
             out.push_str(&body);
         }
     }
