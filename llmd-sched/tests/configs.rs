@@ -501,3 +501,32 @@ fn non_finite_scorer_weights_are_refused() {
         );
     }
 }
+
+/// Consumers read the in-flight producer their `inFlightLoadProducerName`
+/// names: a producer configured under another name is used (no default one
+/// injected beside it), and a second in-flight producer is refused.
+#[test]
+fn consumers_read_the_inflight_producer_they_name() {
+    let named = "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- name: load\n  type: inflight-load-producer\n  parameters: {addEstimatedOutputTokens: true}\n- type: token-load-scorer\n  parameters: {inFlightLoadProducerName: load}\n- type: active-request-scorer\n  parameters: {inFlightLoadProducerName: load}\n- type: max-score-picker\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: token-load-scorer\n  - pluginRef: active-request-scorer\n  - pluginRef: max-score-picker\n";
+    let s = load(named);
+    let inflight: Vec<_> = s
+        .config_report()
+        .plugins
+        .iter()
+        .filter(|p| p.plugin_type == "inflight-load-producer")
+        .map(|p| (p.name.clone(), p.injected))
+        .collect();
+    assert_eq!(inflight, vec![("load".to_string(), false)]);
+    // A name nobody configured is an error, not a default.
+    let e = err(&named.replace(
+        "inFlightLoadProducerName: load}\n- type: active",
+        "inFlightLoadProducerName: nope}\n- type: active",
+    ));
+    assert!(e.contains("nope"), "{e}");
+    let two = named.replace(
+        "- type: token-load-scorer",
+        "- name: load2\n  type: inflight-load-producer\n- type: token-load-scorer",
+    );
+    let e = err(&two);
+    assert!(e.contains("second inflight-load-producer"), "{e}");
+}

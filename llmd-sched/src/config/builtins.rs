@@ -20,6 +20,7 @@ use crate::plugins::pickers::{max_endpoints, MaxScorePicker, RandomPicker, Weigh
 use crate::plugins::producers::{
     ApproxPrefixProducer, BurstPrefixProducer, InFlightLoadProducer, MmEmbeddingsCacheScorer,
     P2pSourceProducer, PrecisePrefixProducer, PredictedLatencyProducer, TokenProducer,
+    INFLIGHT_PRODUCER,
 };
 use crate::plugins::profile::{
     AlwaysDisaggDecider, DataParallelProfileHandler, DisaggProfileHandler, HeaderProfileHandler,
@@ -61,11 +62,12 @@ fn decider<X: Decider + 'static>(d: X) -> Built {
         ..Default::default()
     }
 }
-fn inflight_consumer(mut b: Built) -> Built {
-    b.consumes
-        .push((DataKey::InFlightLoad, "inflight-load-producer".into()));
-    b
+/// The in-flight producer a plugin reads: its `inFlightLoadProducerName`
+/// (llm-d's default instance name when absent).
+fn inflight_source(p: &mut Params) -> Result<String, ConfigError> {
+    p.string("inFlightLoadProducerName", INFLIGHT_PRODUCER)
 }
+
 fn prefix_consumer(mut b: Built, producer: &str) -> Built {
     b.consumes
         .push((DataKey::PrefixCacheMatchInfo, producer.into()));
@@ -119,9 +121,12 @@ pub static STAGES: &[Entry] = &[
         ty: "prefix-cache-affinity-filter",
         stability: B,
         build: |p, _| {
+            let source = inflight_source(p)?;
             let f = PrefixCacheAffinityFilter::from_params(p)?;
             let producer = f.producer.to_string();
-            Ok(inflight_consumer(prefix_consumer(filter(f), &producer)))
+            let mut b = prefix_consumer(filter(f), &producer);
+            b.consumes.push((DataKey::InFlightLoad, source));
+            Ok(b)
         },
     },
     // Filter (fail-open) and pool saturation detector in one.
@@ -141,18 +146,20 @@ pub static STAGES: &[Entry] = &[
         ty: "concurrency-detector",
         stability: B,
         build: |p, _| {
-            Ok(inflight_consumer(filter(ConcurrencyDetector::from_params(
-                p,
-            )?)))
+            let source = inflight_source(p)?;
+            let mut b = filter(ConcurrencyDetector::from_params(p)?);
+            b.consumes.push((DataKey::InFlightLoad, source));
+            Ok(b)
         },
     },
     Entry {
         ty: "utilization-filter",
         stability: A,
         build: |p, _| {
-            Ok(inflight_consumer(filter(UtilizationFilter::from_params(
-                p,
-            )?)))
+            let source = inflight_source(p)?;
+            let mut b = filter(UtilizationFilter::from_params(p)?);
+            b.consumes.push((DataKey::InFlightLoad, source));
+            Ok(b)
         },
     },
     Entry {
@@ -226,11 +233,10 @@ pub static STAGES: &[Entry] = &[
         ty: "token-load-scorer",
         stability: B,
         build: |p, _| {
-            let mut b = inflight_consumer(scorer(TokenLoadScorer::from_params(p)?));
-            b.consumes.push((
-                DataKey::UncachedRequestTokens,
-                "inflight-load-producer".into(),
-            ));
+            let source = inflight_source(p)?;
+            let mut b = scorer(TokenLoadScorer::from_params(p)?);
+            b.consumes.push((DataKey::InFlightLoad, source.clone()));
+            b.consumes.push((DataKey::UncachedRequestTokens, source));
             Ok(b)
         },
     },
@@ -247,9 +253,10 @@ pub static STAGES: &[Entry] = &[
         ty: "active-request-scorer",
         stability: B,
         build: |p, _| {
-            Ok(inflight_consumer(scorer(ActiveRequestScorer::from_params(
-                p,
-            )?)))
+            let source = inflight_source(p)?;
+            let mut b = scorer(ActiveRequestScorer::from_params(p)?);
+            b.consumes.push((DataKey::InFlightLoad, source));
+            Ok(b)
         },
     },
     Entry {
@@ -579,6 +586,7 @@ pub static PIPELINE: &[Entry] = &[
         stability: B,
         build: |p, env| {
             let mut settings_not_executed = Vec::new();
+            let inflight = inflight_source(p)?;
             let x = PredictedLatencyProducer::from_params(
                 p,
                 env.latency.clone(),
@@ -592,7 +600,7 @@ pub static PIPELINE: &[Entry] = &[
                 remark: Some("predictions from the in-process online model (or a host-attached LatencyPredictor), trained from the lifecycle calls; no sidecar"),
                 consumes: vec![
                     (DataKey::PrefixCacheMatchInfo, prefix),
-                    (DataKey::InFlightLoad, "inflight-load-producer".into()),
+                    (DataKey::InFlightLoad, inflight),
                 ],
                 ..Default::default()
             })

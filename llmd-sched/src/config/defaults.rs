@@ -193,6 +193,27 @@ pub(super) fn default_producers(
 /// The parameter naming a plugin's prefix-match source.
 const PREFIX_SOURCE: &str = "prefixMatchInfoProducerName";
 
+/// Refuses a second `inflight-load-producer`: every instance records into
+/// the scheduler's one in-flight table, so two would count each request
+/// twice (or the last one's parameters would silently win).
+pub(super) fn one_inflight_producer(instances: &[Instance]) -> R<()> {
+    let mut it = instances
+        .iter()
+        .filter(|i| i.ty == crate::plugins::producers::INFLIGHT_PRODUCER);
+    if let (Some(a), Some(b)) = (it.next(), it.next()) {
+        return Err(ConfigError::plugin(
+            &b.name,
+            &b.ty,
+            None,
+            format!(
+                "a second inflight-load-producer (after '{}'): they would share the scheduler's one in-flight table; configure one and name it in the consumers' inFlightLoadProducerName",
+                a.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Reports an `inflight-load-producer` whose prefix-match source is not a
 /// configured prefix producer: it then counts every prompt token as uncached.
 pub(super) fn check_inflight_sources(instances: &[Instance], report: &mut ConfigReport) {

@@ -21,5 +21,8 @@ pub use token::{estimate_tokens, TokenBackend, TokenProducer};
 
 /// Name (and default data key) of the approximate prefix producer.
 pub const APPROX_PRODUCER: &str = "approx-prefix-cache-producer";
+/// llm-d's default instance name of the in-flight load producer (what
+/// `inFlightLoadProducerName` names when absent).
+pub const INFLIGHT_PRODUCER: &str = "inflight-load-producer";
 /// Default name of the precise prefix producer.
 pub const PRECISE_PRODUCER: &str = "precise-prefix-cache-producer";
