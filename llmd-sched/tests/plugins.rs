@@ -678,3 +678,22 @@ fn injected_inflight_producer_reads_the_latency_producers_prefix_source() {
         "{w:?}"
     );
 }
+
+/// A concurrency detector named as the saturation detector admits by the
+/// scheduler's own in-flight count (it used to turn admission off).
+#[test]
+fn a_concurrency_detector_drives_legacy_admission() {
+    let yaml = "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: concurrency-detector\n  parameters: {maxConcurrency: 2}\n- type: queue-scorer\n- type: max-score-picker\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: queue-scorer\n  - pluginRef: max-score-picker\nflowControl:\n  saturationDetector: {pluginRef: concurrency-detector}\n";
+    let (s, _) = sched(yaml);
+    s.add_endpoint(ep("e1", metrics(0, 0, 0.0))).unwrap();
+    let mut r = req();
+    r.priority = -1;
+    assert!(s.pick(&r).is_ok(), "1 of 2 in flight after it");
+    r.id = "r2".into();
+    assert!(s.pick(&r).is_ok());
+    // Two in flight of two: saturated for sheddable requests only.
+    r.id = "r3".into();
+    assert_eq!(s.pick(&r).unwrap_err().code(), 429);
+    r.priority = 0;
+    assert!(s.pick(&r).is_ok());
+}

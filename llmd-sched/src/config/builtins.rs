@@ -13,8 +13,8 @@ use crate::plugins::attributes::{
 };
 use crate::plugins::filters::{
     ByLabelFilter, ConcurrencyDetector, HeaderBasedTestingFilter, LabelSelectorFilter,
-    PrefixCacheAffinityFilter, RoleFilter, SloHeadroomTierFilter, Stage, UtilizationDetector,
-    UtilizationFilter,
+    PrefixCacheAffinityFilter, RoleFilter, SaturationDetector, SloHeadroomTierFilter, Stage,
+    UtilizationDetector, UtilizationFilter,
 };
 use crate::plugins::pickers::{max_endpoints, MaxScorePicker, RandomPicker, WeightedRandomPicker};
 use crate::plugins::producers::{
@@ -137,7 +137,7 @@ pub static STAGES: &[Entry] = &[
             let d = UtilizationDetector::from_params(p)?;
             Ok(Built {
                 filter: Some(arc(d.clone())),
-                detector: Some(d),
+                detector: Some(SaturationDetector::Utilization(d)),
                 ..Default::default()
             })
         },
@@ -147,7 +147,9 @@ pub static STAGES: &[Entry] = &[
         stability: B,
         build: |p, _| {
             let source = inflight_source(p)?;
-            let mut b = filter(ConcurrencyDetector::from_params(p)?);
+            let d = ConcurrencyDetector::from_params(p)?;
+            let mut b = filter(d);
+            b.detector = Some(SaturationDetector::Concurrency(d));
             b.consumes.push((DataKey::InFlightLoad, source));
             Ok(b)
         },

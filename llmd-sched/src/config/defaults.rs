@@ -8,7 +8,7 @@ use super::report::ConfigReport;
 use super::schema::RawConfig;
 use super::LoadOptions;
 use crate::error::ConfigError;
-use crate::plugins::filters::UtilizationDetector;
+use crate::plugins::filters::SaturationDetector;
 
 /// Flow-control policies, parsers, saturation detector, data layer (loader steps 7-11).
 pub(super) fn host_defaults(
@@ -90,7 +90,7 @@ pub(super) fn host_defaults(
 pub(super) fn saturation_detector(
     raw: &RawConfig,
     instances: &[Instance],
-) -> R<Option<UtilizationDetector>> {
+) -> R<Option<SaturationDetector>> {
     let r = raw
         .flow_control
         .as_ref()
@@ -104,11 +104,9 @@ pub(super) fn saturation_detector(
             format!("'{r}' does not name a configured plugin"),
         )
     })?;
-    match (&inst.built.detector, inst.built.filter.is_some()) {
-        (Some(d), _) => Ok(Some(d.clone())),
-        // A concurrency detector gates through its filter form; admission stays with the host.
-        (None, true) if inst.ty == "concurrency-detector" => Ok(None),
-        _ => Err(ConfigError::doc_field(
+    match &inst.built.detector {
+        Some(d) => Ok(Some(d.clone())),
+        None => Err(ConfigError::doc_field(
             "flowControl.saturationDetector.pluginRef",
             format!(
                 "plugin '{r}' (type '{}') is not a saturation detector",

@@ -21,7 +21,7 @@ use crate::error::ConfigError;
 use crate::framework::{PreRequest, Producer, ProfileHandler, SchedulerProfile, Screener};
 use crate::inflight::InFlightTable;
 use crate::kv::KvBackend;
-use crate::plugins::filters::UtilizationDetector;
+use crate::plugins::filters::SaturationDetector;
 
 /// The configuration llm-d uses when none is given (loader step 2).
 pub const DEFAULT_CONFIG: &str = r#"
@@ -93,7 +93,7 @@ pub struct Pipeline {
     /// KV indexes fed by `ingest_kv_events`.
     pub kv_backends: Vec<Arc<dyn KvBackend>>,
     /// The pool saturation detector (legacy admission of sheddable requests).
-    pub saturation_detector: Option<UtilizationDetector>,
+    pub saturation_detector: Option<SaturationDetector>,
     /// True when the `flowControl` gate is on (admission is then the host's).
     pub flow_control: bool,
     /// What the loader did.

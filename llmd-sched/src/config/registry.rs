@@ -12,7 +12,7 @@ use crate::framework::{
 };
 use crate::inflight::InFlightTable;
 use crate::kv::KvBackend;
-use crate::plugins::filters::UtilizationDetector;
+use crate::plugins::filters::SaturationDetector;
 
 /// llm-d's stability level of a plugin type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,7 +73,7 @@ pub struct Built {
     /// P/D decider form.
     pub decider: Option<Arc<dyn Decider>>,
     /// Saturation detector form.
-    pub detector: Option<UtilizationDetector>,
+    pub detector: Option<SaturationDetector>,
     /// The KV index a precise producer reads.
     pub kv_backend: Option<Arc<dyn KvBackend>>,
     /// Set for plugins the library accepts but does not execute: why.

@@ -64,6 +64,22 @@ impl ConcurrencyDetector {
     }
 }
 
+impl ConcurrencyDetector {
+    /// Saturation of `ep` as a saturation detector: its in-flight requests
+    /// over `maxConcurrency` (tokens over `maxTokenConcurrency`; hybrid: the
+    /// larger). `headroom` widens only the filter, as the utilization
+    /// detector's does.
+    pub fn endpoint_saturation(&self, ep: &crate::model::EndpointState) -> f64 {
+        let r = ep.inflight_requests() as f64 / self.max_requests;
+        let t = ep.inflight_tokens() as f64 / self.max_tokens;
+        match self.mode {
+            ConcurrencyMode::Requests => r,
+            ConcurrencyMode::Tokens => t,
+            ConcurrencyMode::Hybrid => r.max(t),
+        }
+    }
+}
+
 impl Filter for ConcurrencyDetector {
     fn filter(&self, ctx: &CycleContext<'_>, candidates: &mut Vec<EndpointIndex>) {
         let f = 1.0 + self.headroom;
