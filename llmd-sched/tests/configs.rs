@@ -2,6 +2,7 @@
 //! name the plugin, the field and the reason.
 
 use llmd_sched::config::PluginStatus;
+use llmd_sched::plugins::filters::SaturationDetector;
 use llmd_sched::{LoadOptions, ScheduleError, Scheduler};
 
 fn example(name: &str) -> String {
@@ -174,7 +175,9 @@ fn example_05_legacy_fields_move() {
     assert!(r
         .feature_gates
         .contains(&("haPopulateNonLeaderDatastore".to_string(), false)));
-    let d = s.pipeline().saturation_detector.clone().unwrap();
+    let Some(SaturationDetector::Utilization(d)) = s.pipeline().saturation_detector.clone() else {
+        panic!("a utilization detector")
+    };
     assert_eq!(
         (
             d.queue_threshold,
