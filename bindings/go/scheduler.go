@@ -132,6 +132,10 @@ type ConfigReport struct {
 	Plugins      []PluginRecord `json:"plugins"`
 	// Warnings: deprecations, Alpha plugins, ignored references.
 	Warnings []string `json:"warnings"`
+	// DocumentNotExecuted lists settings outside any plugin (e.g.
+	// flowControl.maxRequests, requestHandler.propagatePriority) accepted but
+	// not executed; Setting is the document path.
+	DocumentNotExecuted []SettingNotExecuted `json:"document_not_executed"`
 	// NotExecuted has one line per configured plugin or setting that the
 	// library accepts but does not execute.
 	NotExecuted []string `json:"not_executed"`

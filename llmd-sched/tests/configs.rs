@@ -533,3 +533,42 @@ fn consumers_read_the_inflight_producer_they_name() {
     let e = err(&two);
     assert!(e.contains("second inflight-load-producer"), "{e}");
 }
+
+/// Settings outside any plugin that the library does not execute are in
+/// the report and refused by a strict load; flow-control settings without
+/// the gate are ignored with a warning, as llm-d ignores them.
+#[test]
+fn document_settings_not_executed_are_reported() {
+    let base = "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: queue-scorer\n- type: max-score-picker\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: queue-scorer\n  - pluginRef: max-score-picker\nrequestHandler:\n  propagatePriority: true\nflowControl:\n  maxRequests: 100\n";
+    let gated = format!("{base}featureGates: [flowControl]\n");
+    let s = load(&gated);
+    let lines = s.config_report().not_executed_lines();
+    for k in [
+        "requestHandler.propagatePriority",
+        "flowControl.maxRequests",
+    ] {
+        assert!(lines.iter().any(|l| l.contains(k)), "{k}: {lines:?}");
+    }
+    let strict = LoadOptions {
+        strict: true,
+        ..Default::default()
+    };
+    let e = Scheduler::from_config_str_with(&gated, strict)
+        .err()
+        .expect("a strict load refuses")
+        .to_string();
+    assert!(
+        e.contains("propagatePriority") && e.contains("maxRequests"),
+        "{e}"
+    );
+    let s = load(base);
+    let r = s.config_report();
+    assert!(!r
+        .not_executed_lines()
+        .iter()
+        .any(|l| l.contains("maxRequests")));
+    assert!(r
+        .warnings
+        .iter()
+        .any(|w| w.contains("flowControl.maxRequests is ignored")));
+}

@@ -406,3 +406,93 @@ pub fn host_refs(raw: &RawConfig) -> Vec<(String, String)> {
     }
     out
 }
+
+/// The document-level settings present in `raw` that the library accepts but
+/// does not execute, with what the host does instead; and warnings for the
+/// flow-control settings that llm-d itself ignores without the `flowControl`
+/// gate.
+pub fn settings_not_executed(
+    raw: &RawConfig,
+    flow_control_gate: bool,
+    warnings: &mut Vec<String>,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Some(fc) = &raw.flow_control {
+        let present = [
+            ("maxBytes", fc.max_bytes.is_some()),
+            ("maxRequests", fc.max_requests.is_some()),
+            ("defaultRequestTTL", fc.default_request_ttl.is_some()),
+            ("noEndpointRequestTTL", fc.no_endpoint_request_ttl.is_some()),
+            ("defaultPriorityBand", fc.default_priority_band.is_some()),
+            (
+                "defaultNegativePriorityBand",
+                fc.default_negative_priority_band.is_some(),
+            ),
+            ("priorityBands", !fc.priority_bands.is_empty()),
+            (
+                "usageLimitPolicyPluginRef",
+                fc.usage_limit_policy_plugin_ref.is_some(),
+            ),
+            ("enableEviction", fc.enable_eviction.is_some()),
+        ];
+        for (k, _) in present.iter().filter(|(_, p)| *p) {
+            if flow_control_gate {
+                out.push((
+                    format!("flowControl.{k}"),
+                    "the library has no flow-control queue: the host queues, bounds, orders and evicts requests (legacy admission by the saturation detector is executed)".to_string(),
+                ));
+            } else {
+                warnings.push(format!(
+                    "flowControl.{k} is ignored without the flowControl feature gate (as llm-d ignores it); only flowControl.saturationDetector applies"
+                ));
+            }
+        }
+    }
+    if raw
+        .request_handler
+        .as_ref()
+        .is_some_and(|r| r.propagate_priority.is_some())
+    {
+        out.push((
+            "requestHandler.propagatePriority".into(),
+            "the host forwards the request's priority to the model server".into(),
+        ));
+    }
+    if let Some(dl) = &raw.data_layer {
+        let cross = dl.cross_replica.as_ref();
+        for (k, present) in [
+            (
+                "dataLayer.crossReplica.syncerPluginRef",
+                cross.is_some_and(|c| c.syncer_plugin_ref.is_some()),
+            ),
+            (
+                "dataLayer.crossReplica.syncInterval",
+                cross.is_some_and(|c| c.sync_interval.is_some()),
+            ),
+            (
+                "dataLayer.crossReplica.publishTimeout",
+                cross.is_some_and(|c| c.publish_timeout.is_some()),
+            ),
+            (
+                "dataLayer.crossReplicaSyncerPluginRef",
+                dl.cross_replica_syncer_plugin_ref.is_some(),
+            ),
+            (
+                "dataLayer.crossReplicaSyncInterval",
+                dl.cross_replica_sync_interval.is_some(),
+            ),
+            (
+                "dataLayer.crossReplicaPublishTimeout",
+                dl.cross_replica_publish_timeout.is_some(),
+            ),
+        ] {
+            if present {
+                out.push((
+                    k.to_string(),
+                    "router replicas do not share state through the library: each scheduler learns from its own picks and feed".into(),
+                ));
+            }
+        }
+    }
+    out
+}

@@ -151,6 +151,11 @@ fn build(
         .feature_gates
         .iter()
         .any(|(n, v)| n == "flowControl" && *v);
+    report.document_not_executed =
+        document::settings_not_executed(raw, flow_control, &mut report.warnings)
+            .into_iter()
+            .map(|(setting, reason)| SettingNotExecuted { setting, reason })
+            .collect();
 
     // Names default to the type; types must be registered; names unique.
     for (i, p) in raw.plugins.iter_mut().enumerate() {

@@ -56,6 +56,10 @@ pub struct ConfigReport {
     pub plugins: Vec<PluginRecord>,
     /// Deprecations, alpha plugins, ignored references.
     pub warnings: Vec<String>,
+    /// Document-level settings (outside any plugin's parameters) accepted but
+    /// not executed, e.g. `flowControl.maxRequests` or
+    /// `requestHandler.propagatePriority`; `setting` is the document path.
+    pub document_not_executed: Vec<SettingNotExecuted>,
 }
 
 impl ConfigReport {
@@ -81,12 +85,22 @@ impl ConfigReport {
 
     /// [`ConfigReport::not_executed_lines`] of the plugins and settings
     /// `keep` accepts (the setting `None` for a plugin not executed as a
-    /// whole): for a host that executes some of them itself.
+    /// whole), after the document-level settings: for a host that executes
+    /// some of the plugins' itself.
     pub fn not_executed_lines_where(
         &self,
         keep: impl Fn(&PluginRecord, Option<&SettingNotExecuted>) -> bool,
     ) -> Vec<String> {
-        let mut out = Vec::new();
+        let mut out: Vec<String> = self
+            .document_not_executed
+            .iter()
+            .map(|s| {
+                format!(
+                    "setting '{}' is accepted but not executed: {}",
+                    s.setting, s.reason
+                )
+            })
+            .collect();
         for p in self.plugins.iter().filter(|p| !p.injected) {
             if let PluginStatus::AcceptedNotExecuted(why) = &p.status {
                 if keep(p, None) {
