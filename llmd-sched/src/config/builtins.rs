@@ -423,7 +423,7 @@ pub static PIPELINE: &[Entry] = &[
     },
     Entry {
         ty: "data-parallel-profile-handler",
-        stability: B,
+        stability: D,
         build: |p, _| {
             Ok(Built {
                 handler: Some(arc(DataParallelProfileHandler::from_params(p)?)),
