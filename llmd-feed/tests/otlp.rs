@@ -144,3 +144,37 @@ fn the_exporter_posts_protobuf_and_counts_what_it_does_not_send() {
         assert!(OtlpExporter::start(bad).is_err());
     }
 }
+
+/// Stopping with a collector that does not answer takes about a POST
+/// timeout, not one per queued batch; what was not sent is counted failed.
+#[test]
+fn a_stop_does_not_wait_a_timeout_per_batch() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1/traces", l.local_addr().unwrap());
+    // Accepts and never answers.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in l.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let exp = OtlpExporter::start(OtlpOptions {
+        endpoint: url,
+        flush_interval: Duration::from_secs(3600),
+        max_batch_spans: 1,
+        timeout: Duration::from_millis(300),
+        ..OtlpOptions::default()
+    })
+    .unwrap();
+    let d = decision(TRACEPARENT);
+    let n = decision_span_data(&d, 1, 2).unwrap().len() as u64;
+    for _ in 0..20 {
+        assert!(exp.export_decision(&d, 1, 2));
+    }
+    let t0 = std::time::Instant::now();
+    exp.stop();
+    // 20 decisions in batches of one span: minutes at one timeout each.
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    let st = exp.stats();
+    assert_eq!((st.exported_spans, st.failed_spans), (0, 20 * n));
+}

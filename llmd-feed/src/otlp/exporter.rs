@@ -233,8 +233,10 @@ impl OtlpExporter {
         }
     }
 
-    /// Sends what is queued (waiting at most one POST timeout per batch),
-    /// then stops the thread. Idempotent; also done on drop.
+    /// Sends what is queued, then stops the thread: within about two POST
+    /// timeouts (a batch in flight, then the rest until one timeout after
+    /// the stop); once a POST fails or that time is up, what is left is
+    /// counted as failed. Idempotent; also done on drop.
     pub fn stop(&self) {
         {
             let mut q = self.shared.q.lock().unwrap_or_else(|e| e.into_inner());
@@ -275,10 +277,31 @@ fn span_bound(d: &Decision) -> usize {
         .sum::<usize>()
 }
 
+/// Counts every span still queued as failed and empties the queue (a stop
+/// that cannot reach the collector does not wait a timeout per batch).
+fn give_up(s: &Shared) {
+    let mut q = s.q.lock().unwrap_or_else(|e| e.into_inner());
+    let n = q.spans;
+    q.jobs.clear();
+    q.spans = 0;
+    drop(q);
+    s.counters.failed.fetch_add(n as u64, Ordering::Relaxed);
+}
+
 fn run(s: &Shared, o: &OtlpOptions, url: &HttpUrl) {
+    // When stopping began: the queue is sent within one POST timeout of it.
+    let mut stop_since: Option<Instant> = None;
     loop {
         let jobs: Vec<(Job, usize)> = {
             let mut q = s.q.lock().unwrap_or_else(|e| e.into_inner());
+            if q.stop {
+                let since = *stop_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= o.timeout && !q.jobs.is_empty() {
+                    drop(q);
+                    give_up(s);
+                    return;
+                }
+            }
             let since = Instant::now();
             // Wait for a full batch, the flush interval, a flush, or stop.
             while !q.stop && !q.flush && q.spans < o.max_batch_spans {
@@ -335,7 +358,14 @@ fn run(s: &Shared, o: &OtlpOptions, url: &HttpUrl) {
         counter.fetch_add(batch.len() as u64, Ordering::Relaxed);
         let mut q = s.q.lock().unwrap_or_else(|e| e.into_inner());
         q.in_flight = 0;
+        let stopping = q.stop;
         drop(q);
         s.cv.notify_all();
+        if stopping && !ok {
+            // The collector is not answering: what is left would cost a
+            // timeout per batch.
+            give_up(s);
+            return;
+        }
     }
 }
