@@ -101,13 +101,19 @@ pub fn parse_endpoint_file(text: &str) -> Result<Vec<PodSpec>, FeedError> {
         .collect())
 }
 
-/// Resolves `host` to pod specs named by IP.
+/// Resolves `host` to pod specs named by IP. A dual-stack name (a headless
+/// service whose pods have an IPv4 and an IPv6 address) gives each pod
+/// twice; only one family is kept, IPv4 when there is any (as a pod's
+/// primary `podIP` usually is), so that no pod counts as two endpoints.
 pub fn resolve(host: &str, port: u16) -> Result<Vec<PodSpec>, FeedError> {
     let mut ips: Vec<std::net::IpAddr> = (host, port)
         .to_socket_addrs()
         .map_err(|e| FeedError::Config(format!("resolving '{host}': {e}")))?
         .map(|a| a.ip())
         .collect();
+    if ips.iter().any(|ip| ip.is_ipv4()) {
+        ips.retain(|ip| ip.is_ipv4());
+    }
     ips.sort();
     ips.dedup();
     Ok(ips
@@ -203,5 +209,9 @@ mod tests {
         let specs = resolve("localhost", 8000).unwrap();
         assert!(!specs.is_empty());
         assert!(specs.iter().all(|s| s.address.ends_with(":8000")));
+        // localhost is 127.0.0.1 and often ::1 too: one pod, not two.
+        if specs.iter().any(|s| s.name == "127.0.0.1") {
+            assert_eq!(specs.len(), 1, "{specs:?}");
+        }
     }
 }
