@@ -4,7 +4,6 @@
 //! changes. Each source adds and removes only its own pods.
 
 use std::collections::BTreeMap;
-use std::net::ToSocketAddrs;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -101,14 +100,22 @@ pub fn parse_endpoint_file(text: &str) -> Result<Vec<PodSpec>, FeedError> {
         .collect())
 }
 
+/// Longest DNS lookup a discovery source waits for (a stop waits no longer).
+const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Resolves `host` to pod specs named by IP. A dual-stack name (a headless
 /// service whose pods have an IPv4 and an IPv6 address) gives each pod
 /// twice; only one family is kept, IPv4 when there is any (as a pod's
 /// primary `podIP` usually is), so that no pod counts as two endpoints.
 pub fn resolve(host: &str, port: u16) -> Result<Vec<PodSpec>, FeedError> {
-    let mut ips: Vec<std::net::IpAddr> = (host, port)
-        .to_socket_addrs()
+    let name = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let mut ips: Vec<std::net::IpAddr> = crate::zmq::resolve_within(&name, LOOKUP_TIMEOUT)
         .map_err(|e| FeedError::Config(format!("resolving '{host}': {e}")))?
+        .into_iter()
         .map(|a| a.ip())
         .collect();
     if ips.iter().any(|ip| ip.is_ipv4()) {

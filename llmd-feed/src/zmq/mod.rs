@@ -15,5 +15,5 @@ pub mod wire;
 pub use endpoint::TcpEndpoint;
 pub use heartbeat::Heartbeat;
 pub use publisher::{Publisher, ReplayLayout};
-pub use subscribe::{dial, replay, subscribe, ReplayEnd};
+pub use subscribe::{dial, replay, resolve_within, subscribe, ReplayEnd};
 pub use wire::{Connection, Limits, Message, SocketType, WireError};

@@ -1,22 +1,57 @@
 //! The router's side: a SUB connection with its topic subscriptions, and the
 //! DEALER request of vLLM's replay protocol (SPEC §3.3).
 
-use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use super::endpoint::TcpEndpoint;
 use super::wire::{Connection, Limits, SocketType, WireError};
 
-/// Connects to `ep` within `timeout` (each resolved address in turn).
+/// Connects to `ep` within `timeout`, name lookup included (each resolved
+/// address in turn, sharing what is left of it).
 pub fn dial(ep: &TcpEndpoint, timeout: Duration) -> std::io::Result<TcpStream> {
+    let deadline = Instant::now() + timeout;
     let mut last = None;
-    for addr in ep.socket_addr().to_socket_addrs()? {
-        match TcpStream::connect_timeout(&addr, timeout) {
+    for addr in resolve_within(&ep.socket_addr(), timeout)? {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match TcpStream::connect_timeout(&addr, left) {
             Ok(s) => return Ok(s),
             Err(e) => last = Some(e),
         }
     }
-    Err(last.unwrap_or_else(|| std::io::Error::other(format!("{ep}: no address"))))
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("{ep}: no address answered within {timeout:?}"),
+        )
+    }))
+}
+
+/// The addresses of `name` (`host:port`) within `timeout`. An IP literal
+/// needs no lookup; a host name is looked up on a thread of its own, so
+/// that a slow resolver (a search list tried domain by domain) costs the
+/// caller its deadline, not the resolver's (the lookup finishes alone).
+pub fn resolve_within(name: &str, timeout: Duration) -> std::io::Result<Vec<SocketAddr>> {
+    if let Ok(a) = name.parse::<SocketAddr>() {
+        return Ok(vec![a]);
+    }
+    let (tx, rx) = mpsc::channel();
+    let owned = name.to_string();
+    std::thread::Builder::new()
+        .name("llmd-feed-resolve".into())
+        .spawn(move || {
+            let _ = tx.send(owned.to_socket_addrs().map(Iterator::collect));
+        })?;
+    rx.recv_timeout(timeout).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("resolving {name}: no answer within {timeout:?}"),
+        )
+    })?
 }
 
 /// Completes a SUB handshake on `stream` and subscribes to each prefix in
@@ -117,5 +152,22 @@ pub fn replay(
         if !each((seq, payload)) {
             return Ok(ReplayEnd::Stopped);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups_keep_their_deadline() {
+        // An IP literal is not looked up: no time needed.
+        let a = resolve_within("127.0.0.1:5557", Duration::ZERO).unwrap();
+        assert_eq!(a, vec!["127.0.0.1:5557".parse::<SocketAddr>().unwrap()]);
+        let a = resolve_within("[::1]:5557", Duration::ZERO).unwrap();
+        assert_eq!(a.len(), 1);
+        assert!(!resolve_within("localhost:80", Duration::from_secs(10))
+            .unwrap()
+            .is_empty());
     }
 }
