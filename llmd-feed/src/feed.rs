@@ -14,7 +14,7 @@ use llmd_sched::{ScheduleError, Scheduler};
 
 use crate::config::FeedSetting;
 use crate::discovery::{self, Discovery};
-use crate::ingest::{worker, Drops, Work};
+use crate::ingest::{worker, Drops, Queued, Work};
 use crate::options::FeedOptions;
 use crate::overrides::FeedOverrides;
 use crate::pod::{unix_ns, Pod, PodRef, PodSpec, PodStats, PodStatsSnapshot, Source, Stopper};
@@ -61,7 +61,7 @@ pub(crate) struct Inner {
     stop: Stopper,
     /// Per ingest worker: its queue, and the pods with a batch dropped at
     /// that full queue, which the worker resyncs as soon as it can.
-    queues: RwLock<Vec<(SyncSender<Work>, Drops)>>,
+    queues: RwLock<Vec<(SyncSender<Work>, Drops, Queued)>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     bound: Mutex<Vec<TcpEndpoint>>,
     discoveries: Mutex<Vec<Discovery>>,
@@ -265,13 +265,13 @@ impl Feed {
         let mut queues = Vec::new();
         for i in 0..inner.opts.concurrency {
             let (tx, rx) = sync_channel(inner.opts.queue_capacity.max(1));
-            let drops = Drops::default();
-            let (me, d) = (inner.clone(), drops.clone());
+            let (drops, queued) = (Drops::default(), Queued::default());
+            let (me, d, q) = (inner.clone(), drops.clone(), queued.clone());
             let t = std::thread::Builder::new()
                 .name(format!("llmd-feed-ingest-{i}"))
-                .spawn(move || worker(&me.sched, &me.opts, rx, &d))?;
+                .spawn(move || worker(&me.sched, &me.opts, rx, &d, &q))?;
             inner.threads.lock().unwrap().push(t);
-            queues.push((tx, drops));
+            queues.push((tx, drops, queued));
         }
         *inner.queues.write().unwrap() = queues;
         inner.started.store(true, Ordering::Release);
@@ -619,8 +619,22 @@ impl Inner {
             PodStats::inc(&pod.stats.not_applied);
             return true;
         }
-        let (queue, drops) = &queues[(pod.shard_hash % queues.len() as u64) as usize];
-        match queue.try_send(w) {
+        let (queue, drops, queued) = &queues[(pod.shard_hash % queues.len() as u64) as usize];
+        // Bounded in bytes too: a publisher (or anyone who can dial a bound
+        // socket) sending large batches faster than they apply must not
+        // grow the queue to count × message size. One message always fits
+        // an empty queue.
+        let len = w.payload.len();
+        let before = queued.fetch_add(len, Ordering::AcqRel);
+        let sent = if before > 0 && before + len > self.opts.queue_max_bytes {
+            Err(TrySendError::Full(w))
+        } else {
+            queue.try_send(w)
+        };
+        if sent.is_err() {
+            queued.fetch_sub(len, Ordering::AcqRel);
+        }
+        match sent {
             Ok(()) => {}
             // The worker is gone (the feed is stopping): not applied.
             Err(TrySendError::Disconnected(_)) => PodStats::inc(&pod.stats.not_applied),

@@ -32,16 +32,29 @@ pub(crate) struct Work {
 /// Pods with a batch dropped at one worker's full queue.
 pub(crate) type Drops = Arc<Mutex<Vec<PodRef>>>;
 
+/// Payload bytes waiting in one worker's queue (bounded by
+/// [`FeedOptions::queue_max_bytes`] beside the message count).
+pub(crate) type Queued = Arc<std::sync::atomic::AtomicUsize>;
+
 /// How long an idle worker waits before looking at its drops again.
 const IDLE: Duration = Duration::from_millis(100);
 
 /// Runs one worker until its queue closes. After every batch, and when the
 /// queue is idle, it resyncs the pods whose batches were dropped at its full
 /// queue, whichever pod the batch it just applied came from.
-pub(crate) fn worker(sched: &Scheduler, opts: &FeedOptions, rx: Receiver<Work>, drops: &Drops) {
+pub(crate) fn worker(
+    sched: &Scheduler,
+    opts: &FeedOptions,
+    rx: Receiver<Work>,
+    drops: &Drops,
+    queued: &Queued,
+) {
     loop {
         match rx.recv_timeout(IDLE) {
-            Ok(w) => process(sched, opts, w),
+            Ok(w) => {
+                queued.fetch_sub(w.payload.len(), Ordering::AcqRel);
+                process(sched, opts, w)
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }

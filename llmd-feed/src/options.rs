@@ -29,6 +29,10 @@ pub struct FeedOptions {
     /// Batches queued per worker before new ones are dropped (and counted;
     /// the next batch then shows a gap and is replayed).
     pub queue_capacity: usize,
+    /// Payload bytes queued per worker before new batches are dropped (and
+    /// counted, and replayed, as at a full queue): 64 MiB. A batch larger
+    /// than this still passes an empty queue.
+    pub queue_max_bytes: usize,
     /// With `Some(port)`, a pod added without an events endpoint gets
     /// `tcp://<host>:<port>` (llm-d: `discoverPods` with
     /// `podDiscoveryConfig.socketPort`, 5557).
@@ -95,6 +99,7 @@ impl Default for FeedOptions {
             topics: vec!["kv@".into()],
             concurrency: 4,
             queue_capacity: 4096,
+            queue_max_bytes: 64 << 20,
             discover_events_port: None,
             discover_replay_port: None,
             bind: Vec::new(),

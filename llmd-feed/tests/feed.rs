@@ -547,16 +547,28 @@ fn an_llm_d_precise_config_is_executed_and_reported() {
 
 #[test]
 fn a_full_queue_drops_are_counted_and_healed_by_replay() {
+    full_queue_case(FeedOptions {
+        concurrency: 1,
+        queue_capacity: 1,
+        ..opts()
+    });
+}
+
+/// The same with the queue bounded in bytes (one batch's worth) rather than
+/// in messages.
+#[test]
+fn a_queue_over_its_byte_bound_drops_and_heals_alike() {
+    full_queue_case(FeedOptions {
+        concurrency: 1,
+        queue_max_bytes: 1,
+        ..opts()
+    });
+}
+
+fn full_queue_case(options: FeedOptions) {
     let s = sched();
     let (p, ev, rp) = publisher("kv@x@m", 10_000, ReplayLayout::WithTopic);
-    let feed = Feed::new(
-        s.clone(),
-        FeedOptions {
-            concurrency: 1,
-            queue_capacity: 1,
-            ..opts()
-        },
-    );
+    let feed = Feed::new(s.clone(), options);
     feed.add_pod(pod("a", &ev, Some(&rp))).unwrap();
     feed.start().unwrap();
     subscribed(&p);
