@@ -55,10 +55,18 @@ pub fn py_space(c: char) -> bool {
     c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
 }
 
-fn json_string(s: &str, out: &mut String) {
+fn json_string(s: &str, ascii: bool, out: &mut String) {
     out.push('"');
     for c in s.chars() {
         match c {
+            // `ensure_ascii=True`: every other character as `\uXXXX`, past
+            // the BMP as a surrogate pair.
+            c if ascii && !c.is_ascii() => {
+                let mut units = [0u16; 2];
+                for u in c.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{u:04x}"));
+                }
+            }
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
@@ -82,6 +90,8 @@ pub struct JsonOpts {
     pub separators: Option<(String, String)>,
     /// `sort_keys`.
     pub sort_keys: bool,
+    /// `ensure_ascii` (false, as transformers' `tojson` defaults it).
+    pub ensure_ascii: bool,
 }
 
 /// `json.dumps(value, ensure_ascii=False, ...)`.
@@ -127,7 +137,9 @@ fn dump(
         ValueKind::Undefined | ValueKind::None => out.push_str("null"),
         ValueKind::Bool => out.push_str(if v.is_true() { "true" } else { "false" }),
         ValueKind::Number => number(v, true, out),
-        ValueKind::String | ValueKind::Bytes => json_string(v.as_str().unwrap_or_default(), out),
+        ValueKind::String | ValueKind::Bytes => {
+            json_string(v.as_str().unwrap_or_default(), o.ensure_ascii, out)
+        }
         ValueKind::Seq | ValueKind::Iterable => {
             let items: Vec<Value> = v.try_iter().map_err(|e| e.to_string())?.collect();
             if items.is_empty() {
@@ -176,7 +188,7 @@ fn dump(
                         ))
                     }
                 };
-                json_string(&ks, out);
+                json_string(&ks, o.ensure_ascii, out);
                 out.push_str(key);
                 let val = v.get_item(k).map_err(|e| e.to_string())?;
                 dump(&val, o, item, key, level + 1, out)?;

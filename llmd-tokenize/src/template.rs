@@ -43,7 +43,7 @@ fn tojson(v: Value, kwargs: Kwargs) -> Result<Value, Error> {
         _ => None,
     };
     let sort_keys = kwargs.get::<Option<bool>>("sort_keys")?.unwrap_or(false);
-    let _ = kwargs.get::<Option<bool>>("ensure_ascii")?;
+    let ensure_ascii = kwargs.get::<Option<bool>>("ensure_ascii")?.unwrap_or(false);
     kwargs.assert_all_used()?;
     json_dumps(
         &v,
@@ -51,6 +51,7 @@ fn tojson(v: Value, kwargs: Kwargs) -> Result<Value, Error> {
             indent,
             separators,
             sort_keys,
+            ensure_ascii,
         },
     )
     .map(Value::from_safe_string)
@@ -682,6 +683,11 @@ mod tests {
         )
         .unwrap();
         let ctx = minijinja::context! { x => Value::from_serialize(serde_json::json!({"k": [1, "é"]})), n => Value::from(()), b => true };
+        let ascii = ChatTemplate::new("{{ x | tojson(ensure_ascii=true) }}").unwrap();
+        assert_eq!(
+            ascii.render(minijinja::context! { x => "é🙂\"" }).unwrap(),
+            "\"\\u00e9\\ud83d\\ude42\\\"\""
+        );
         assert_eq!(
             t.render(ctx).unwrap(),
             "{'k': [1, 'é']}|None|True|{\"k\": [1, \"é\"]}|{\n  \"k\": [\n    1,\n    \"é\"\n  ]\n}|['a', 'b']|  y\n"
