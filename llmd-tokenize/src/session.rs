@@ -138,12 +138,24 @@ pub(crate) fn cut_tokens(tok: &tokenizers::Tokenizer) -> Vec<String> {
         .collect()
 }
 
-/// The last position in `text` after 0 where a cut token starts.
+/// The last position in `text` after 0 where a cut token starts: one
+/// backward scan, each byte checked only against the cut tokens that begin
+/// with it, stopping at the first (the last) match. A search per token (a
+/// model has hundreds of reserved special tokens, most absent) would read
+/// the whole text once per token.
 fn last_cut(text: &str, cuts: &[String]) -> Option<usize> {
-    cuts.iter()
-        .filter_map(|c| text.rfind(c.as_str()))
-        .filter(|&p| p > 0)
-        .max()
+    let mut by_first: [Vec<&[u8]>; 256] = std::array::from_fn(|_| Vec::new());
+    for c in cuts {
+        if let Some(&b) = c.as_bytes().first() {
+            by_first[usize::from(b)].push(c.as_bytes());
+        }
+    }
+    let bytes = text.as_bytes();
+    (1..bytes.len()).rev().find(|&p| {
+        by_first[usize::from(bytes[p])]
+            .iter()
+            .any(|c| bytes[p..].starts_with(c))
+    })
 }
 
 /// One conversation's cached prefix.
@@ -265,5 +277,37 @@ mod tests {
         c.put("huge", session(each + 1));
         assert_eq!(c.take("huge").held_bytes(), 0);
         assert_eq!(c.stats().too_large, 1);
+    }
+
+    /// The one-scan search finds what a search per token finds.
+    #[test]
+    fn last_cut_is_the_last_start_of_any_cut_token() {
+        let naive = |text: &str, cuts: &[String]| {
+            cuts.iter()
+                .filter_map(|c| text.rfind(c.as_str()))
+                .filter(|&p| p > 0)
+                .max()
+        };
+        let cuts: Vec<String> = [
+            "<|im_start|>",
+            "<|im_end|>",
+            "<s>",
+            "é<x>",
+            "<|reserved_0|>",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for text in [
+            "",
+            "<|im_start|>only at 0",
+            "a<|im_start|>b<|im_end|>c",
+            "<s>x<s>",
+            "ééé<x> <|im_end|><|im_start|>",
+            "no cut <| here <|im_sta",
+            "日本<s>語",
+        ] {
+            assert_eq!(last_cut(text, &cuts), naive(text, &cuts), "{text}");
+        }
     }
 }
