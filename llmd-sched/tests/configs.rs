@@ -553,10 +553,10 @@ fn document_settings_not_executed_are_reported() {
         strict: true,
         ..Default::default()
     };
-    let e = Scheduler::from_config_str_with(&gated, strict)
-        .err()
-        .expect("a strict load refuses")
-        .to_string();
+    let e = match Scheduler::from_config_str_with(&gated, strict) {
+        Ok(_) => panic!("a strict load refuses"),
+        Err(e) => e.to_string(),
+    };
     assert!(
         e.contains("propagatePriority") && e.contains("maxRequests"),
         "{e}"
