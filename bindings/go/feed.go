@@ -161,7 +161,7 @@ func NewFeed(s *Scheduler, opts ...FeedOption) (*Feed, error) {
 	}
 	text, err := json.Marshal(o)
 	if err != nil {
-		return nil, err
+		return nil, jsonError(err)
 	}
 	var h *C.llmd_feed
 	err = s.with(func(sh *C.llmd_scheduler) error {
@@ -224,7 +224,7 @@ func (f *Feed) SyncPods(pods []Pod) error {
 
 // DiscoverDNS follows every address host resolves to (a headless service)
 // as a pod at <ip>:<port> named by its IP, resolving again every interval
-// (a negative interval matches ErrInvalidArgument).
+// (an interval under a millisecond matches ErrInvalidArgument).
 func (f *Feed) DiscoverDNS(host string, port uint16, interval time.Duration) error {
 	if interval < 0 {
 		return negative("interval", interval)
@@ -311,7 +311,10 @@ func (f *Feed) Stats() (map[string]PodStats, error) {
 		return nil, err
 	}
 	var stats map[string]PodStats
-	return stats, json.Unmarshal([]byte(raw), &stats)
+	if err := json.Unmarshal([]byte(raw), &stats); err != nil {
+		return nil, jsonError(err)
+	}
+	return stats, nil
 }
 
 // statsJSON is the library's per-pod counters as JSON.
@@ -330,7 +333,10 @@ func (f *Feed) Settings() ([]FeedSetting, error) {
 		return nil, err
 	}
 	var s []FeedSetting
-	return s, json.Unmarshal([]byte(raw), &s)
+	if err := json.Unmarshal([]byte(raw), &s); err != nil {
+		return nil, jsonError(err)
+	}
+	return s, nil
 }
 
 // RenderMetrics returns the llmd_feed_* metrics as Prometheus text (serve

@@ -173,6 +173,12 @@ func TestFeedDiscoverySources(t *testing.T) {
 	if err := f.DiscoverDNS("", 1, time.Second); !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("empty host: %v", err)
 	}
+	// No lookup loop: an interval under a millisecond is refused.
+	for _, d := range []time.Duration{0, time.Microsecond} {
+		if err := f.DiscoverDNS("localhost", 1, d); !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "interval") {
+			t.Fatalf("interval %v: %v", d, err)
+		}
+	}
 	if err := f.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -80,9 +80,18 @@ var (
 	ErrSchedule        = &Error{Status: StatusSchedule}
 	ErrIndex           = &Error{Status: StatusIndex}
 	ErrPanic           = &Error{Status: StatusPanic}
+	ErrNullArgument    = &Error{Status: StatusNullArgument}
+	ErrBufferTooSmall  = &Error{Status: StatusBufferTooSmall}
+	ErrSerialize       = &Error{Status: StatusSerialize}
 	// ErrClosed is returned by calls on a handle after Close.
 	ErrClosed = &Error{Status: StatusNullArgument, Code: "closed", Message: "handle is closed"}
 )
+
+// jsonError is a JSON exchange with the library that failed in Go (it
+// matches ErrSerialize).
+func jsonError(err error) error {
+	return &Error{Status: StatusSerialize, Code: "json", Message: err.Error()}
+}
 
 // Version is the run-time version of the linked library.
 func Version() string { return C.GoString(C.llmd_version()) }

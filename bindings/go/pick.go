@@ -369,6 +369,20 @@ func (s *Scheduler) OnFirstToken(id string) bool {
 	return bool(found)
 }
 
+// OnPrefillDone records that the remote prefill of a disaggregated request
+// finished (the KV cache is on the decode endpoint): the prefill leg's
+// in-flight gauges are released and its time observed; false for an
+// unknown id.
+func (s *Scheduler) OnPrefillDone(id string) bool {
+	var found C.bool
+	_ = s.with(func(h *C.llmd_scheduler) error {
+		ip, il := str(id)
+		var e *C.llmd_error
+		return takeError(C.llmd_scheduler_on_prefill_done(h, ip, il, &found, &e), e)
+	})
+	return bool(found)
+}
+
 // OnTokens records n more output tokens; false for an unknown id.
 func (s *Scheduler) OnTokens(id string, n uint64) bool {
 	var found C.bool
@@ -498,7 +512,7 @@ func (d *Decision) Explain() (*Explanation, error) {
 	}
 	var x Explanation
 	if err := json.Unmarshal(d.Explanation, &x); err != nil {
-		return nil, &Error{Status: StatusSerialize, Code: "json", Message: err.Error()}
+		return nil, jsonError(err)
 	}
 	return &x, nil
 }

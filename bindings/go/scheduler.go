@@ -182,7 +182,7 @@ func (s *Scheduler) ConfigReport() (*ConfigReport, error) {
 	}
 	var r ConfigReport
 	if err := json.Unmarshal(text, &r); err != nil {
-		return nil, &Error{Status: StatusSerialize, Code: "json", Message: err.Error()}
+		return nil, jsonError(err)
 	}
 	return &r, nil
 }
@@ -209,8 +209,8 @@ func (s *Scheduler) Close() error {
 func (s *Scheduler) AddEndpoint(ep Endpoint) error { return s.putEndpoint(ep, false) }
 
 // ReplaceEndpoint replaces the registered endpoint of the same name (its
-// load, cache and index state start over); unknown names match
-// ErrUnknownEndpoint.
+// scraped metrics are kept; its load, cache and index state start over);
+// unknown names match ErrUnknownEndpoint.
 func (s *Scheduler) ReplaceEndpoint(ep Endpoint) error { return s.putEndpoint(ep, true) }
 
 func (s *Scheduler) putEndpoint(ep Endpoint, replace bool) error {

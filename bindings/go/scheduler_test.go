@@ -594,3 +594,45 @@ func TestExpireRequestsReleasesAbandonedOnes(t *testing.T) {
 		t.Fatalf("negative age: %v", err)
 	}
 }
+
+// OnPrefillDone ends a disaggregated request's prefill leg: its time is
+// observed, then the hand-off to the first decode token.
+func TestOnPrefillDoneTimesThePrefillLeg(t *testing.T) {
+	s, err := NewSchedulerFromFile("../../testdata/llm-d-configs/03-pd-disaggregation-prefix-decider.yaml", WithSeed(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for name, role := range map[string]string{"p-0": "prefill", "d-0": "decode"} {
+		addr := "10.0.0.1:8000"
+		if role == "decode" {
+			addr = "10.0.0.2:8000"
+		}
+		if err := s.AddEndpoint(Endpoint{Name: name, Address: addr, Labels: map[string]string{"llm-d.ai/role": role}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tokens := make([]uint32, 2048)
+	for i := range tokens {
+		tokens[i] = uint32(i)
+	}
+	d, err := s.Pick(&Request{ID: "pd-1", Tokens: tokens})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Prefill == nil || d.Prefill.Name != "p-0" {
+		t.Fatalf("not disaggregated: %+v", d)
+	}
+	if !s.OnPrefillDone("pd-1") || s.OnPrefillDone("nope") {
+		t.Fatal("OnPrefillDone: known id not found, or unknown id found")
+	}
+	s.OnFirstToken("pd-1")
+	s.OnComplete("pd-1", -1)
+	text, err := s.RenderMetrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text, "llmd_inference_pd_handoff_seconds_count") {
+		t.Fatalf("no hand-off observed:\n%s", text)
+	}
+}

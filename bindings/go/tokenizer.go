@@ -60,7 +60,9 @@ func (t *Tokenizer) Encode(text string, addSpecialTokens bool) ([]uint32, error)
 
 // EncodeChat returns the ids vLLM's chat completions feed the engine for
 // messagesJSON (an OpenAI messages array); toolsJSON and kwargsJSON
-// (chat_template_kwargs) may be "".
+// (chat_template_kwargs) may be "". The request's other fields
+// (continue_final_message, add_special_tokens, truncation, documents) are
+// read by EncodeOpenAI, which takes the whole body.
 func (t *Tokenizer) EncodeChat(messagesJSON string, addGenerationPrompt bool, toolsJSON, kwargsJSON string) ([]uint32, error) {
 	var ids []uint32
 	err := t.with(func(h *C.llmd_tokenizer) error {

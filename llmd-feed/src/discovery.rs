@@ -46,6 +46,15 @@ impl Discovery {
             Discovery::Dns { host, port, .. } if host.is_empty() || *port == 0 => Err(
                 FeedError::Config("DNS discovery needs a host name and a port".into()),
             ),
+            // Every binding's interval is checked here: none re-resolves in
+            // a loop.
+            Discovery::Dns { interval, .. } | Discovery::File { interval, .. }
+                if *interval < std::time::Duration::from_millis(1) =>
+            {
+                Err(FeedError::Config(format!(
+                    "the discovery interval must be at least 1 ms, got {interval:?}"
+                )))
+            }
             Discovery::File { path, .. } if path.as_os_str().is_empty() => {
                 Err(FeedError::Config("file discovery needs a path".into()))
             }

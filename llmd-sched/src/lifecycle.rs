@@ -119,7 +119,42 @@ impl Requests {
         usage: crate::observe::Usage,
         error: Option<RequestErrorKind>,
     ) -> Option<(RequestSummary, Option<LatencySample>)> {
-        let r = self.map.lock().remove(id)?;
+        self.close_if(id, now, usage, error, |_| true)
+    }
+
+    /// As [`close`](Self::close), only when the request open under `id` was
+    /// scheduled before `cutoff_ns`: a request that reused the id of one
+    /// being expired is not the one expired.
+    pub fn close_if_older(
+        &self,
+        id: &str,
+        cutoff_ns: u64,
+        now: u64,
+    ) -> Option<(RequestSummary, Option<LatencySample>)> {
+        self.close_if(
+            id,
+            now,
+            crate::observe::Usage::default(),
+            Some(RequestErrorKind::Other),
+            |r| r.scheduled_at_ns < cutoff_ns,
+        )
+    }
+
+    fn close_if(
+        &self,
+        id: &str,
+        now: u64,
+        usage: crate::observe::Usage,
+        error: Option<RequestErrorKind>,
+        cond: impl FnOnce(&Record) -> bool,
+    ) -> Option<(RequestSummary, Option<LatencySample>)> {
+        let r = {
+            let mut map = self.map.lock();
+            if !cond(map.get(id)?) {
+                return None;
+            }
+            map.remove(id)?
+        };
         let cached = usage.cached_tokens;
         let summary = RequestSummary {
             id: id.to_string(),

@@ -697,3 +697,24 @@ fn a_concurrency_detector_drives_legacy_admission() {
     r.priority = 0;
     assert!(s.pick(&r).is_ok());
 }
+
+/// A description change keeps the scraped metrics (update_endpoint, what the
+/// bindings' replace calls do); a replacement starts over.
+#[test]
+fn update_endpoint_keeps_the_scraped_metrics() {
+    let (s, _) = sched(&single("- type: queue-scorer\n"));
+    s.add_endpoint(ep("e1", metrics(7, 2, 0.5))).unwrap();
+    s.update_endpoint(Endpoint::new("e1", "10.0.0.1:8000").with_label("tier", "gold"))
+        .unwrap();
+    let st = s.endpoint_state("e1").unwrap();
+    assert_eq!(
+        (st.waiting_queue_size(), st.label("tier")),
+        (7, Some("gold"))
+    );
+    s.replace_endpoint(Endpoint::new("e1", "10.0.0.1:8000"))
+        .unwrap();
+    assert_eq!(s.endpoint_state("e1").unwrap().waiting_queue_size(), 0);
+    assert!(s
+        .update_endpoint(Endpoint::new("nope", "10.0.0.2:8000"))
+        .is_err());
+}

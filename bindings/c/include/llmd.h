@@ -822,7 +822,8 @@ llmd_status llmd_feed_sync_pods(const llmd_feed *f,
                                 llmd_error **err);
 
 // Follows every address `host` resolves to (a headless service) as a pod
-// at `<ip>:<port>` named by its IP, resolving again every `interval_ms`.
+// at `<ip>:<port>` named by its IP, resolving again every `interval_ms`
+// (at least 1; 0 is `LLMD_STATUS_INVALID_ARGUMENT`).
 //
 // # Safety
 // `f` NULL or live; `host` valid for `host_len` bytes; `err` NULL or valid.
@@ -1165,6 +1166,20 @@ llmd_status llmd_scheduler_on_first_token(const llmd_scheduler *s,
                                           bool *found,
                                           llmd_error **err);
 
+// Under P/D, the remote prefill of request `id` finished (the KV cache is
+// on the decode endpoint): the prefill leg's in-flight gauges are released
+// and its time observed (`llmd_inference_prefill_time_seconds`, then
+// `llmd_inference_pd_handoff_seconds` at the first token). `found` as in
+// `llmd_scheduler_on_first_token`.
+//
+// # Safety
+// As `llmd_scheduler_on_first_token`.
+llmd_status llmd_scheduler_on_prefill_done(const llmd_scheduler *s,
+                                           const char *id,
+                                           size_t id_len,
+                                           bool *found,
+                                           llmd_error **err);
+
 // `n` more output tokens of request `id` were generated.
 //
 // # Safety
@@ -1209,7 +1224,10 @@ llmd_status llmd_scheduler_on_complete_usage(const llmd_scheduler *s,
                                              llmd_error **err);
 
 // Request `id` failed or was cancelled; everything it held is released.
-// `kind` is an `llmd_request_error`; other values are `LLMD_STATUS_INVALID_ARGUMENT`.
+// `kind` is an `llmd_request_error`; another value is
+// `LLMD_STATUS_INVALID_ARGUMENT`, but the request is released all the same
+// (as `LLMD_REQUEST_ERROR_OTHER`, with `summary` and `found` written): it
+// never stays in flight.
 //
 // # Safety
 // As `llmd_scheduler_on_complete`.
@@ -1348,9 +1366,9 @@ llmd_status llmd_scheduler_add_endpoint(const llmd_scheduler *s,
                                         const llmd_endpoint_desc *ep,
                                         llmd_error **err);
 
-// Replaces the registered endpoint of the same name (its load, cache and
-// index state start over); `LLMD_STATUS_UNKNOWN_ENDPOINT` when it is not
-// registered.
+// Replaces the registered endpoint of the same name: its description
+// changes, its scraped metrics are kept, its load, cache and index state
+// start over; `LLMD_STATUS_UNKNOWN_ENDPOINT` when it is not registered.
 //
 // # Safety
 // As `llmd_scheduler_add_endpoint`.
@@ -1480,7 +1498,10 @@ llmd_status llmd_tokenizer_encode(const llmd_tokenizer *t,
 
 // The ids vLLM's chat completions feed the engine for `messages_json` (an
 // OpenAI `messages` array), with `add_generation_prompt`; `tools_json` and
-// `kwargs_json` (`chat_template_kwargs`) may be NULL.
+// `kwargs_json` (`chat_template_kwargs`) may be NULL. The request's other
+// fields (`continue_final_message`, `add_special_tokens`, truncation,
+// `documents`) are read by `llmd_tokenizer_encode_openai`, which takes the
+// whole body.
 //
 // # Safety
 // `t` NULL or live; each JSON valid for its length (or NULL with 0);

@@ -342,7 +342,8 @@ class Scheduler {
   }
   // Registers an endpoint; a name already registered throws (see replace_endpoint).
   void add_endpoint(const EndpointSpec& ep) const { put_endpoint(ep, false); }
-  // Replaces the registered endpoint of the same name (its state starts over).
+  // Replaces the registered endpoint of the same name (its scraped metrics are
+  // kept; its load, cache and index state start over).
   void replace_endpoint(const EndpointSpec& ep) const { put_endpoint(ep, true); }
   void remove_endpoint(std::string_view name) const {
     detail::call([&](llmd_error** e) {
@@ -430,6 +431,14 @@ class Scheduler {
     bool found = false;
     detail::call([&](llmd_error** e) {
       return llmd_scheduler_on_first_token(h_.get(), id.data(), id.size(), &found, e);
+    });
+    return found;
+  }
+  // P/D: the remote prefill finished (see llmd_scheduler_on_prefill_done).
+  bool on_prefill_done(std::string_view id) const {
+    bool found = false;
+    detail::call([&](llmd_error** e) {
+      return llmd_scheduler_on_prefill_done(h_.get(), id.data(), id.size(), &found, e);
     });
     return found;
   }

@@ -179,7 +179,8 @@ pub unsafe extern "C" fn llmd_feed_sync_pods(
 }
 
 /// Follows every address `host` resolves to (a headless service) as a pod
-/// at `<ip>:<port>` named by its IP, resolving again every `interval_ms`.
+/// at `<ip>:<port>` named by its IP, resolving again every `interval_ms`
+/// (at least 1; 0 is `LLMD_STATUS_INVALID_ARGUMENT`).
 ///
 /// # Safety
 /// `f` NULL or live; `host` valid for `host_len` bytes; `err` NULL or valid.
@@ -198,7 +199,7 @@ pub unsafe extern "C" fn llmd_feed_discover_dns(
             let d = Discovery::Dns {
                 host: args::str(host, host_len, "host")?.to_string(),
                 port,
-                interval: Duration::from_millis(interval_ms.max(1)),
+                interval: Duration::from_millis(interval_ms),
             };
             f.add_discovery(d).map_err(FfiError::from)
         })

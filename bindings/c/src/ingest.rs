@@ -123,6 +123,8 @@ pub unsafe extern "C" fn llmd_scheduler_ingest_kv_events(
             let payload = args::bytes(payload, payload_len, "payload")?;
             // SAFETY: `seq` is NULL or valid for a read (caller contract).
             let seq = seq.as_ref().copied();
+            // An unknown endpoint is that, whatever the payload.
+            s.endpoint_state(endpoint)?;
             let batch = decode_event_batch(payload).map_err(|e| {
                 s.record_kv_decode_error(endpoint);
                 FfiError::with_code(llmd_status::Decode, e.kind.code(), e.to_string())

@@ -112,6 +112,34 @@ pub unsafe extern "C" fn llmd_scheduler_on_first_token(
     }
 }
 
+/// Under P/D, the remote prefill of request `id` finished (the KV cache is
+/// on the decode endpoint): the prefill leg's in-flight gauges are released
+/// and its time observed (`llmd_inference_prefill_time_seconds`, then
+/// `llmd_inference_pd_handoff_seconds` at the first token). `found` as in
+/// `llmd_scheduler_on_first_token`.
+///
+/// # Safety
+/// As `llmd_scheduler_on_first_token`.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_scheduler_on_prefill_done(
+    s: *const llmd_scheduler,
+    id: *const c_char,
+    id_len: usize,
+    found: *mut bool,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        call(s, err, |s| {
+            let known = s.on_prefill_done(args::str(id, id_len, "id")?);
+            if !found.is_null() {
+                found.write(known);
+            }
+            Ok(())
+        })
+    }
+}
+
 /// `n` more output tokens of request `id` were generated.
 ///
 /// # Safety
@@ -262,7 +290,10 @@ pub unsafe extern "C" fn llmd_scheduler_on_complete_usage(
 }
 
 /// Request `id` failed or was cancelled; everything it held is released.
-/// `kind` is an `llmd_request_error`; other values are `LLMD_STATUS_INVALID_ARGUMENT`.
+/// `kind` is an `llmd_request_error`; another value is
+/// `LLMD_STATUS_INVALID_ARGUMENT`, but the request is released all the same
+/// (as `LLMD_REQUEST_ERROR_OTHER`, with `summary` and `found` written): it
+/// never stays in flight.
 ///
 /// # Safety
 /// As `llmd_scheduler_on_complete`.
@@ -280,14 +311,19 @@ pub unsafe extern "C" fn llmd_scheduler_on_error(
     unsafe {
         call(s, err, |s| {
             let id = args::str(id, id_len, "id")?;
-            let kind = match kind {
-                1 => RequestErrorKind::Cancelled,
-                2 => RequestErrorKind::Upstream,
-                3 => RequestErrorKind::Other,
-                k => return Err(FfiError::invalid(format!("unknown llmd_request_error {k}"))),
+            let (kind, unknown) = match kind {
+                1 => (RequestErrorKind::Cancelled, None),
+                2 => (RequestErrorKind::Upstream, None),
+                3 => (RequestErrorKind::Other, None),
+                k => (RequestErrorKind::Other, Some(k)),
             };
             report(found, summary, s.on_error(id, kind));
-            Ok(())
+            match unknown {
+                None => Ok(()),
+                Some(k) => Err(FfiError::invalid(format!(
+                    "unknown llmd_request_error {k} (the request was released as other)"
+                ))),
+            }
         })
     }
 }

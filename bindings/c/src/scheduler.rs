@@ -252,9 +252,9 @@ pub unsafe extern "C" fn llmd_scheduler_add_endpoint(
     unsafe { call(s, err, |s| Ok(s.add_endpoint(endpoint_of(ep)?)?)) }
 }
 
-/// Replaces the registered endpoint of the same name (its load, cache and
-/// index state start over); `LLMD_STATUS_UNKNOWN_ENDPOINT` when it is not
-/// registered.
+/// Replaces the registered endpoint of the same name: its description
+/// changes, its scraped metrics are kept, its load, cache and index state
+/// start over; `LLMD_STATUS_UNKNOWN_ENDPOINT` when it is not registered.
 ///
 /// # Safety
 /// As `llmd_scheduler_add_endpoint`.
@@ -265,7 +265,7 @@ pub unsafe extern "C" fn llmd_scheduler_replace_endpoint(
     err: *mut *mut llmd_error,
 ) -> llmd_status {
     // SAFETY: caller contract.
-    unsafe { call(s, err, |s| Ok(s.replace_endpoint(endpoint_of(ep)?)?)) }
+    unsafe { call(s, err, |s| Ok(s.update_endpoint(endpoint_of(ep)?)?)) }
 }
 
 /// Adds an endpoint given as JSON (`{"name", "address", "labels", "model",

@@ -114,7 +114,10 @@ pub unsafe extern "C" fn llmd_tokenizer_encode(
 
 /// The ids vLLM's chat completions feed the engine for `messages_json` (an
 /// OpenAI `messages` array), with `add_generation_prompt`; `tools_json` and
-/// `kwargs_json` (`chat_template_kwargs`) may be NULL.
+/// `kwargs_json` (`chat_template_kwargs`) may be NULL. The request's other
+/// fields (`continue_final_message`, `add_special_tokens`, truncation,
+/// `documents`) are read by `llmd_tokenizer_encode_openai`, which takes the
+/// whole body.
 ///
 /// # Safety
 /// `t` NULL or live; each JSON valid for its length (or NULL with 0);

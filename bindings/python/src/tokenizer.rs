@@ -220,12 +220,13 @@ impl PyChatSession {
 
     /// Ids the last `encode_chat` took from the cache.
     #[getter]
-    fn last_reused_tokens(&self) -> usize {
-        self.inner.lock().last_reused_tokens()
+    fn last_reused_tokens(&self, py: Python<'_>) -> usize {
+        // Without the GIL: an `encode_chat` on another thread holds the lock.
+        py.detach(|| self.inner.lock().last_reused_tokens())
     }
 
     /// Forgets the cached prefix.
-    fn reset(&self) {
-        self.inner.lock().reset();
+    fn reset(&self, py: Python<'_>) {
+        py.detach(|| self.inner.lock().reset());
     }
 }

@@ -285,7 +285,7 @@ def test_on_complete_takes_the_engines_openai_usage() -> None:
             (None, {"completion_tokens": -5}),
             (None, {"prompt_tokens": 1 << 32}),
             (None, {"prompt_tokens_details": {"cached_tokens": 1.5}}),
-            (-1, None),
+            (-2, None),
             (1 << 40, None),
             ("7", None),
         ]
@@ -295,6 +295,10 @@ def test_on_complete_takes_the_engines_openai_usage() -> None:
         with pytest.raises(llmd.InvalidArgumentError, match="token count"):
             s.on_complete(rid, cached, usage=bad_usage)  # type: ignore[arg-type]
         assert s.open_requests == 0
+    # -1 is "not reported", as in C and Go.
+    s.pick(model=MODEL, tokens=list(range(64)), request_id="minus-one")
+    done = s.on_complete("minus-one", -1)
+    assert done is not None and done["cached_tokens"] is None
     # Unknown ids: None, as in every lifecycle call.
     assert s.on_complete("nope", usage=usage) is None
 

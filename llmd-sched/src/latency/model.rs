@@ -304,10 +304,16 @@ impl OnlineLatencyModel {
         if let Some(m) = self.endpoints.read().get(&uid) {
             return Some(m.clone());
         }
-        if self.forgotten.lock().contains(&uid) {
+        // The forgotten list is held across the insert (in `forget`'s lock
+        // order), so a removal cannot slip between the check and the insert
+        // and be undone.
+        let forgotten = self.forgotten.lock();
+        if forgotten.contains(&uid) {
             return None;
         }
-        Some(self.endpoints.write().entry(uid).or_default().clone())
+        let m = self.endpoints.write().entry(uid).or_default().clone();
+        drop(forgotten);
+        Some(m)
     }
 
     /// A view for predicting many endpoints in one pick: the endpoint map is

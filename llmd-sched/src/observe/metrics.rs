@@ -118,11 +118,14 @@ impl Metrics {
         self.clear_routes();
         let new = self.endpoint_series_locked(name, pool, &removed);
         if let Some(old) = old.filter(|o| o.pool != new.pool) {
-            // The engine's gauges are set per registration: the old pool's go.
+            // The series are per registration: the old pool's go (requests
+            // already in flight keep their own handles to them).
             let labels = vec![
                 ("endpoint", old.endpoint.clone()),
                 ("pool", old.pool.clone()),
             ];
+            self.fam.inflight_requests.remove(&labels);
+            self.fam.inflight_tokens.remove(&labels);
             self.fam.engine_kv_usage.remove(&labels);
             self.fam.engine_kv_blocks.remove(&labels);
             self.fam.engine_kv_block_bytes.remove(&labels);

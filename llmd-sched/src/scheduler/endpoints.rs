@@ -32,6 +32,18 @@ impl Scheduler {
         self.put_endpoint(ep, true)
     }
 
+    /// As [`Scheduler::replace_endpoint`] for a change of description
+    /// (labels, model, adapters), keeping the scraped metrics the endpoint
+    /// has: load-aware scorers do not take it for idle until its next scrape.
+    /// What the bindings' replace calls do.
+    pub fn update_endpoint(&self, ep: Endpoint) -> Result<(), ScheduleError> {
+        let current = self.endpoint(&ep.name)?;
+        self.replace_endpoint(Endpoint {
+            metrics: current.metrics(),
+            ..ep
+        })
+    }
+
     fn put_endpoint(&self, ep: Endpoint, replace: bool) -> Result<(), ScheduleError> {
         if ep.name.is_empty() {
             return Err(ScheduleError::InvalidRequest(
@@ -102,13 +114,19 @@ impl Scheduler {
             Some(i) => eps[i] = state,
             None => eps.push(state),
         }
+        // Before the pool is published: a pick that sees the endpoint finds
+        // its series in its own pool (not created in the default pool by the
+        // pick and left behind), and its event-sequence tracking starts over
+        // (a batch of an earlier registration, racing its removal, must not
+        // set where this one's numbering is taken to be).
+        self.metrics.register_endpoint(&ep_name, ep_pool.as_deref());
+        self.seqs.lock().forget(&ep_name);
         self.publish(eps);
         // The replaced registration's state is dropped after the new pool is
         // published: picks already see only the new registration.
         if let Some(uid) = old {
             self.forget(uid);
         }
-        self.metrics.register_endpoint(&ep_name, ep_pool.as_deref());
         self.record_engine_cache(&registered, &registered.info().metrics);
         Ok(())
     }
@@ -304,10 +322,15 @@ impl Scheduler {
 
     /// Counts a KV-event payload from `endpoint` that failed to decode in the
     /// event-stream health metrics (hosts that decode payloads themselves call
-    /// this; [`Scheduler::ingest_kv_events`] does it on its own).
+    /// this; [`Scheduler::ingest_kv_events`] does it on its own). A name not
+    /// registered is not counted.
     pub fn record_kv_decode_error(&self, endpoint: &str) {
-        self.metrics
-            .record_kv_batch(endpoint, None, None, None, self.clock.now_ns());
+        // Only a registered endpoint's: names from the network (ZMQ topics)
+        // must not grow the metric series without bound.
+        if self.endpoint(endpoint).is_ok() {
+            self.metrics
+                .record_kv_batch(endpoint, None, None, None, self.clock.now_ns());
+        }
     }
 
     /// Periodic maintenance: expires speculative index entries.

@@ -453,12 +453,10 @@ impl Scheduler {
             .expire(std::time::Duration::from_nanos(now), max_age);
         let mut released = 0;
         for id in self.requests.older_than(cutoff) {
-            self.inflight.finish(&id);
-            // Counted only if still open: a completion may have raced it.
-            if let Some((summary, sample)) =
-                self.requests
-                    .close(&id, now, Usage::default(), Some(RequestErrorKind::Other))
-            {
+            // Only if still open and still the old one: a completion may have
+            // raced it, or a new request may have taken its id since.
+            if let Some((summary, sample)) = self.requests.close_if_older(&id, cutoff, now) {
+                self.inflight.finish(&id);
                 self.learn_completion(&summary, sample);
                 released += 1;
             }

@@ -108,6 +108,13 @@ static void test_pick_and_explain(void) {
   CHECK_STATUS(LLMD_STATUS_INVALID_ARGUMENT,
                llmd_scheduler_on_error(s, S("r2"), 77, NULL, NULL, &err), &err);
   RESET_ERR(err);
+  /* An unknown kind still releases the request (as other), with the error. */
+  (void)picks(s, "r3", 32, "pod-a");
+  CHECK_STATUS(LLMD_STATUS_INVALID_ARGUMENT, llmd_scheduler_on_error(s, S("r3"), 0, &sum, &found, &err), &err);
+  RESET_ERR(err);
+  CHECK(found && sum.error == LLMD_REQUEST_ERROR_OTHER);
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_on_complete(s, S("r3"), -1, NULL, &found, &err), &err);
+  CHECK(!found);
   CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_tick(s, &err), &err);
 
   /* Token ids passed apart from the descriptor (one copy, no C buffer). */
@@ -320,6 +327,15 @@ static void test_kv_events_steer_picks(void) {
                llmd_scheduler_ingest_kv_events(s, S("pod-x"), STORED_ONLY, sizeof STORED_ONLY, NULL, NULL, &err),
                &err);
   RESET_ERR(err);
+  /* Malformed bytes from a name never registered: that, and no metric
+   * series for the name. */
+  CHECK_STATUS(LLMD_STATUS_UNKNOWN_ENDPOINT,
+               llmd_scheduler_ingest_kv_events(s, S("pod-x"), STORED_ONLY, 30, NULL, NULL, &err), &err);
+  RESET_ERR(err);
+  llmd_string *m = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_render_metrics(s, &m, &err), &err);
+  CHECK(strstr(llmd_string_data(m), "pod-x") == NULL);
+  llmd_string_free(m);
   llmd_scheduler_free(s);
 }
 

@@ -490,7 +490,8 @@ class Scheduler:
         `completion_tokens`, `prompt_tokens_details.cached_tokens`): its
         completion tokens replace the counted ones, so a non-streaming reply
         records its output too. `cached_tokens`, when given, is the engine's
-        prefix-cache hit and wins over `usage`'s. Returns the request's
+        prefix-cache hit and wins over `usage`'s (-1, like None, means not
+        reported, as in the C and Go bindings). Returns the request's
         summary, or None for an unknown id. A `usage` that is not plain data,
         a count in it or a `cached_tokens` that is not an integer in
         0 ..= 2^32-1 raises `InvalidArgumentError` after the request is

@@ -214,15 +214,8 @@ impl PyScheduler {
     ) -> PyResult<()> {
         let labels = json::str_map(labels, "labels")?;
         let ep = Self::endpoint_from(name, address, labels, model, lora_adapters);
-        py.detach(|| {
-            let current = self.inner.endpoint_state(&ep.name)?;
-            let ep = Endpoint {
-                metrics: current.metrics(),
-                ..ep
-            };
-            self.inner.replace_endpoint(ep)
-        })
-        .map_err(|e| schedule_error(py, &e))
+        py.detach(|| self.inner.update_endpoint(ep))
+            .map_err(|e| schedule_error(py, &e))
     }
 
     /// Removes an endpoint and everything known about its cache.
@@ -561,7 +554,8 @@ impl PyScheduler {
     /// `completion_tokens`, `prompt_tokens_details.cached_tokens`): its
     /// completion tokens replace the counted ones, so a non-streaming reply
     /// records its output too. `cached_tokens`, when given, is the engine's
-    /// prefix-cache hit and wins over `usage`'s. Returns the request's
+    /// prefix-cache hit and wins over `usage`'s (-1, like None, means not
+    /// reported, as in the C and Go bindings). Returns the request's
     /// summary, or None for an unknown id. A `usage` that is not plain data,
     /// a count in it or a `cached_tokens` that is not an integer in
     /// 0 ..= 2^32-1 raises `InvalidArgumentError` after the request is
@@ -587,10 +581,11 @@ impl PyScheduler {
             },
             _ => (Usage::default(), None),
         };
-        match cached_tokens
+        // -1 means "not reported", as in the C and Go bindings.
+        let given = cached_tokens
             .filter(|c| !c.is_none())
-            .map(|c| c.extract::<u32>())
-        {
+            .filter(|c| c.extract::<i64>().ok() != Some(-1));
+        match given.map(|c| c.extract::<u32>()) {
             Some(Ok(n)) => u.cached_tokens = Some(n),
             Some(Err(_)) => {
                 let shown = cached_tokens.map_or_else(String::new, |c| c.to_string());
