@@ -175,3 +175,37 @@ impl Requests {
         self.map.lock().len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(at: u64) -> Record {
+        Record {
+            latency: None,
+            target: "e".into(),
+            prefill_target: None,
+            prompt_tokens: 1,
+            scheduled_at_ns: at,
+            first_token_at_ns: None,
+            output_tokens: 0,
+        }
+    }
+
+    /// An expiry that listed an id does not close a newer request that
+    /// took the id meanwhile.
+    #[test]
+    fn expiry_closes_only_the_old_request() {
+        let r = Requests::default();
+        r.open("x", record(10));
+        assert_eq!(r.older_than(50), vec!["x".to_string()]);
+        r.open("x", record(60)); // the id reused after the listing
+        assert!(r.close_if_older("x", 50, 100).is_none());
+        assert_eq!(r.len(), 1);
+        let (s, _) = r.close_if_older("x", 70, 100).unwrap();
+        assert_eq!(
+            (s.scheduled_at_ns, s.error),
+            (60, Some(RequestErrorKind::Other))
+        );
+    }
+}
