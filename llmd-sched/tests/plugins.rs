@@ -718,3 +718,27 @@ fn update_endpoint_keeps_the_scraped_metrics() {
         .update_endpoint(Endpoint::new("nope", "10.0.0.2:8000"))
         .is_err());
 }
+
+/// A registration that moves an endpoint to another pool (its role label)
+/// leaves no in-flight series in the old pool.
+#[test]
+fn a_pool_change_drops_the_old_pools_inflight_series() {
+    let (s, _) = sched(&single("- type: queue-scorer\n"));
+    s.add_endpoint(ep("e1", metrics(0, 0, 0.0)).with_label("llm-d.ai/role", "prefill"))
+        .unwrap();
+    let inflight = |s: &llmd_sched::Scheduler, pool: &str| {
+        s.render_metrics().lines().any(|l| {
+            l.starts_with(&format!(
+                "llmd_router_inflight_requests{{endpoint=\"e1\",pool=\"{pool}\"}}"
+            ))
+        })
+    };
+    assert!(inflight(&s, "prefill"));
+    s.update_endpoint(Endpoint::new("e1", "10.0.0.1:8000").with_label("llm-d.ai/role", "decode"))
+        .unwrap();
+    assert!(
+        inflight(&s, "decode") && !inflight(&s, "prefill"),
+        "{}",
+        s.render_metrics()
+    );
+}
