@@ -742,3 +742,33 @@ fn a_pool_change_drops_the_old_pools_inflight_series() {
         s.render_metrics()
     );
 }
+
+/// The subset hint names pods by IP (llm-d's director drops the port): every
+/// endpoint of a listed host is a candidate, whatever its port.
+#[test]
+fn the_subset_hint_matches_by_host() {
+    let (s, _) = sched(&single("- type: queue-scorer\n"));
+    for (name, addr) in [
+        ("r0", "10.0.0.5:8000"),
+        ("r1", "10.0.0.5:8001"),
+        ("o", "10.0.0.6:8000"),
+        ("v6", "[fd00::1]:8000"),
+    ] {
+        s.add_endpoint(Endpoint::new(name, addr)).unwrap();
+    }
+    let pick_with = |hint: &str| {
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..40 {
+            let r = Request::with_tokens(format!("h{hint}{i}"), "m", tokens(8, 0))
+                .header("x-gateway-destination-endpoint-subset", hint);
+            seen.insert(s.pick(&r).unwrap().targets[0].name.clone());
+            s.on_complete(&format!("h{hint}{i}"), None);
+        }
+        seen.into_iter().collect::<Vec<_>>()
+    };
+    assert_eq!(pick_with("10.0.0.5:8000"), ["r0", "r1"]);
+    assert_eq!(pick_with("[fd00::1]:9999, 10.0.0.6:1"), ["o", "v6"]);
+    let none = Request::with_tokens("none", "m", tokens(8, 0))
+        .header("x-gateway-destination-endpoint-subset", "10.0.0.7:8000");
+    assert_eq!(s.pick(&none).unwrap_err().code(), 503);
+}

@@ -27,15 +27,19 @@ impl Scheduler {
         let Some(subset) = req.header_value(HEADER_SUBSET) else {
             return serving.to_vec();
         };
+        // Matched by host, as llm-d's director matches the hint (its port
+        // dropped, the pod's IP compared): every endpoint of a listed IP,
+        // whatever its port (data-parallel ranks listen on their own).
         let subset: Vec<&str> = subset
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
+            .map(host_of)
             .collect();
         serving
             .iter()
             .copied()
-            .filter(|&i| subset.contains(&fleet.eps[i].address()))
+            .filter(|&i| subset.contains(&host_of(fleet.eps[i].address())))
             .collect()
     }
 
@@ -397,5 +401,17 @@ mod tests {
         s.remove_endpoint("b").unwrap();
         assert_eq!(names(&s, "m2", None), ["c"]);
         assert!(names(&s, "unknown", None).is_empty());
+    }
+}
+
+/// The host of `host:port` (`[v6]:port` without its brackets); an address
+/// without a port is its own host.
+fn host_of(addr: &str) -> &str {
+    if let Some(rest) = addr.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match addr.rsplit_once(':') {
+        Some((h, _)) if !h.contains(':') => h,
+        _ => addr,
     }
 }
