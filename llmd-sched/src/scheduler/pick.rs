@@ -357,6 +357,18 @@ fn has_cached_prefix(ctx: &CycleContext<'_>, ep: EndpointIndex) -> bool {
         .any(|p| p.get(ep).is_some_and(|m| m.match_blocks > 0))
 }
 
+/// The host of `host:port` (`[v6]:port` without its brackets); an address
+/// without a port is its own host.
+fn host_of(addr: &str) -> &str {
+    if let Some(rest) = addr.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match addr.rsplit_once(':') {
+        Some((h, _)) if !h.contains(':') => h,
+        _ => addr,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -401,17 +413,5 @@ mod tests {
         s.remove_endpoint("b").unwrap();
         assert_eq!(names(&s, "m2", None), ["c"]);
         assert!(names(&s, "unknown", None).is_empty());
-    }
-}
-
-/// The host of `host:port` (`[v6]:port` without its brackets); an address
-/// without a port is its own host.
-fn host_of(addr: &str) -> &str {
-    if let Some(rest) = addr.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    match addr.rsplit_once(':') {
-        Some((h, _)) if !h.contains(':') => h,
-        _ => addr,
     }
 }
