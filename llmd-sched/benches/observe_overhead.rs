@@ -64,6 +64,7 @@ fn decide(f: &Fixture, id: &str, i: usize) {
             predicted_hit_blocks: (i % 64) as u32,
         },
         prefill: None,
+        encode: false,
         slo: Default::default(),
         kv_bytes_per_token: None,
     });

@@ -32,6 +32,7 @@ fn decision<'a>(id: &'a str, ep: &'a str, prefill: Option<Leg<'a>>) -> DecisionR
             predicted_hit_blocks: 4,
         },
         prefill,
+        encode: false,
         slo: SloTargets::default(),
         kv_bytes_per_token: None,
     }
@@ -416,4 +417,31 @@ fn concurrent_lifecycles_balance() {
         assert_eq!(x.value, 0.0, "{x:?}");
     }
     assert_eq!(get(&s, "llmd_observe_tracked_requests", &[]), 0.0);
+}
+
+/// An E/PD pick counts under llm-d's own decision type, not as decode-only.
+#[test]
+fn encode_decisions_keep_their_type() {
+    let yaml = "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: encode-filter\n- type: decode-filter\n- type: queue-scorer\n- name: mm\n  type: always-disagg-multimodal-decider\n- type: disagg-profile-handler\n  parameters:\n    profiles: {decode: decode, encode: encode}\n    deciders: {encode: mm}\n- type: max-score-picker\nschedulingProfiles:\n- name: decode\n  plugins: [{pluginRef: decode-filter}, {pluginRef: queue-scorer}, {pluginRef: max-score-picker}]\n- name: encode\n  plugins: [{pluginRef: encode-filter}, {pluginRef: queue-scorer}, {pluginRef: max-score-picker}]\n";
+    let s = llmd_sched::Scheduler::from_config_str(yaml).unwrap_or_else(|e| panic!("{e}"));
+    for (n, role) in [("d", "decode"), ("e", "encode")] {
+        s.add_endpoint(
+            llmd_sched::Endpoint::new(
+                n,
+                format!("10.0.0.{}:8000", n.len() + (role == "encode") as usize),
+            )
+            .with_label("llm-d.ai/role", role),
+        )
+        .unwrap();
+    }
+    let mut r = llmd_sched::Request::with_tokens("mm1", "m", (0..32).collect());
+    r.multimodal = true;
+    let d = s.pick(&r).unwrap();
+    assert_eq!(d.explanation.decision_type, Some("encode-decode"));
+    let text = s.render_metrics();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("decision=\"encode-decode\"") && l.ends_with(" 1")),
+        "{text}"
+    );
 }

@@ -183,15 +183,40 @@ pub enum PdDecision {
     PrefillDecode,
     /// No target was chosen.
     Rejected,
+    /// An encode endpoint encodes the multimodal inputs, the decode
+    /// endpoint prefills and decodes (E/PD).
+    EncodeDecode,
+    /// Encode, prefill and decode on three endpoints (E/P/D).
+    EncodePrefillDecode,
 }
 
 impl PdDecision {
-    /// Every decision, in label order.
-    pub const ALL: [PdDecision; 3] = [
+    /// Every decision, in label order (indexed by the discriminant).
+    pub const ALL: [PdDecision; 5] = [
         PdDecision::DecodeOnly,
         PdDecision::PrefillDecode,
         PdDecision::Rejected,
+        PdDecision::EncodeDecode,
+        PdDecision::EncodePrefillDecode,
     ];
+
+    /// The decision of a pick that ran an encode and/or a prefill profile.
+    pub fn of(encode: bool, prefill: bool) -> PdDecision {
+        match (encode, prefill) {
+            (false, false) => PdDecision::DecodeOnly,
+            (false, true) => PdDecision::PrefillDecode,
+            (true, false) => PdDecision::EncodeDecode,
+            (true, true) => PdDecision::EncodePrefillDecode,
+        }
+    }
+
+    /// Whether a remote prefill ran.
+    pub fn disaggregated_prefill(self) -> bool {
+        matches!(
+            self,
+            PdDecision::PrefillDecode | PdDecision::EncodePrefillDecode
+        )
+    }
 
     /// The label value.
     pub fn as_str(self) -> &'static str {
@@ -199,6 +224,8 @@ impl PdDecision {
             PdDecision::DecodeOnly => "decode-only",
             PdDecision::PrefillDecode => "prefill-decode",
             PdDecision::Rejected => "rejected",
+            PdDecision::EncodeDecode => "encode-decode",
+            PdDecision::EncodePrefillDecode => "encode-prefill-decode",
         }
     }
 }

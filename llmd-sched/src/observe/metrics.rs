@@ -32,7 +32,7 @@ pub struct Metrics {
     pub(super) endpoints: Cache<Box<str>, EndpointSeries>,
     latency: Cache<(Arc<str>, Arc<str>), LatencySeries>,
     requests: Cache<RequestKey, RequestSeries>,
-    decisions: Cache<Arc<str>, [Counter; 3]>,
+    decisions: Cache<Arc<str>, [Counter; 5]>,
     routes: RouteCache,
     pub(super) table: RequestTable,
     pub(super) sched: super::sched::SchedHandles,
@@ -342,7 +342,7 @@ impl Metrics {
         })
     }
 
-    fn decision_counters(&self, model: &Arc<str>) -> Arc<[Counter; 3]> {
+    fn decision_counters(&self, model: &Arc<str>) -> Arc<[Counter; 5]> {
         self.decisions.get_or_make(model, || {
             let c = PdDecision::ALL.map(|d| {
                 self.fam.decisions.get_or_create_owned(&vec![
@@ -384,11 +384,7 @@ impl Metrics {
     pub fn on_decision(&self, d: &DecisionRecord<'_>) {
         let route = self.route(d.model, d.profile, d.decode.endpoint);
         let requests = self.route_requests(&route);
-        let pd = if d.prefill.is_some() {
-            PdDecision::PrefillDecode
-        } else {
-            PdDecision::DecodeOnly
-        };
+        let pd = PdDecision::of(d.encode, d.prefill.is_some());
         route.decisions[pd as usize].inc();
         route
             .latency

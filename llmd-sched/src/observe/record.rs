@@ -36,6 +36,8 @@ pub struct DecisionRecord<'a> {
     pub decode: Leg<'a>,
     /// The prefill target under P/D.
     pub prefill: Option<Leg<'a>>,
+    /// An encode profile ran (E/PD, E/P/D): the `decision` label says so.
+    pub encode: bool,
     /// The request's own objectives; unset ones fall back to the defaults.
     pub slo: SloTargets,
     /// KV-cache bytes per token of the decode endpoint's model (its

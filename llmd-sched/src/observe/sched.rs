@@ -191,6 +191,10 @@ impl Metrics {
                 endpoint: &t.name,
                 predicted_hit_blocks: f.prefill_hit_blocks,
             }),
+            encode: d
+                .explanation
+                .decision_type
+                .is_some_and(|t| t.starts_with("encode")),
             slo,
             kv_bytes_per_token: f.kv_bytes_per_token,
         });
@@ -338,11 +342,8 @@ fn with_explain<R>(d: &Decision, f: impl FnOnce(&DecisionExplain<'_>) -> R) -> R
             picked: t.picked.first().map(|p| &**p),
         })
         .collect();
-    let pd = if d.prefill_target.is_some() {
-        PdDecision::PrefillDecode
-    } else {
-        PdDecision::DecodeOnly
-    };
+    let encode = x.decision_type.is_some_and(|t| t.starts_with("encode"));
+    let pd = PdDecision::of(encode, d.prefill_target.is_some());
     f(&DecisionExplain {
         request_id: &x.request_id,
         model: &x.model,

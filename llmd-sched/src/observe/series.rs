@@ -326,7 +326,7 @@ pub struct Route {
     /// Latency handles of (model, endpoint's pool).
     pub latency: Arc<LatencySeries>,
     /// Decision counters of the model, indexed like `PdDecision::ALL`.
-    pub decisions: Arc<[Counter; 3]>,
+    pub decisions: Arc<[Counter; 5]>,
     /// Request counters; created when the endpoint is a decode target, so
     /// prefill-only endpoints get no request series.
     pub requests: OnceLock<Arc<RequestSeries>>,

@@ -168,7 +168,7 @@ impl DecisionExplain<'_> {
     }
 
     fn pd_attributes(&self) -> Vec<Attribute> {
-        let used = self.pd == PdDecision::PrefillDecode;
+        let used = self.pd.disaggregated_prefill();
         let mut v = vec![a("llm_d.epp.pd.disaggregation_used", AttrValue::Bool(used))];
         if let Some(r) = self.pd_reason {
             v.push(a("llm_d.epp.pd.reason", s(r)));
