@@ -81,6 +81,16 @@ pub(crate) unsafe fn slice<'a, T>(
             Err(FfiError::null(what))
         };
     }
+    // No object can span more than isize::MAX bytes: such a length cannot be
+    // valid, and `from_raw_parts` must not see it.
+    if len
+        .checked_mul(std::mem::size_of::<T>())
+        .map_or(true, |n| n > isize::MAX as usize)
+    {
+        return Err(FfiError::invalid(format!(
+            "`{what}`: a length of {len} items cannot be valid"
+        )));
+    }
     // SAFETY: non-NULL, aligned and valid for `len` items by the caller's contract.
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }

@@ -327,6 +327,10 @@ static void test_kv_events_steer_picks(void) {
                llmd_scheduler_ingest_kv_events(s, S("pod-x"), STORED_ONLY, sizeof STORED_ONLY, NULL, NULL, &err),
                &err);
   RESET_ERR(err);
+  /* A length no object can have is refused, not trusted. */
+  CHECK_STATUS(LLMD_STATUS_INVALID_ARGUMENT,
+               llmd_scheduler_ingest_kv_events(s, S("pod-a"), STORED_ONLY, SIZE_MAX, NULL, NULL, &err), &err);
+  RESET_ERR(err);
   /* Malformed bytes from a name never registered: that, and no metric
    * series for the name. */
   CHECK_STATUS(LLMD_STATUS_UNKNOWN_ENDPOINT,
