@@ -19,11 +19,12 @@ pub(crate) enum Kind {
     NoEndpoints,
     ResourceExhausted,
     PreconditionFailed,
+    Io,
     Other,
 }
 
 impl Kind {
-    const COUNT: usize = 9;
+    const COUNT: usize = 10;
 
     fn index(self) -> usize {
         self as usize
@@ -42,6 +43,7 @@ impl Kind {
             Kind::NoEndpoints => "no_endpoints",
             Kind::ResourceExhausted => "resource_exhausted",
             Kind::PreconditionFailed => "precondition_failed",
+            Kind::Io => "io",
             Kind::Other => "error",
         }
     }
@@ -56,6 +58,7 @@ impl Kind {
             Kind::NoEndpoints => "NoEndpointsError",
             Kind::ResourceExhausted => "ResourceExhaustedError",
             Kind::PreconditionFailed => "PreconditionFailedError",
+            Kind::Io => "IoError",
             Kind::Other => "LlmdError",
         }
     }

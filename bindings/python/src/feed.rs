@@ -20,7 +20,7 @@ pub(crate) fn feed_error(py: Python<'_>, e: FeedError) -> PyErr {
             err
         }
         FeedError::Config(_) => error(py, Kind::InvalidArgument, e.to_string()),
-        FeedError::Io(_) => error(py, Kind::Other, e.to_string()),
+        FeedError::Io(_) => error(py, Kind::Io, e.to_string()),
     }
 }
 

@@ -255,11 +255,6 @@ def test_config_errors(text: str) -> None:
     assert str(info.value)
 
 
-def test_missing_config_file(tmp_path: Path) -> None:
-    with pytest.raises(llmd.ConfigError):
-        llmd.Scheduler.from_file(tmp_path / "absent.yaml")
-
-
 def test_on_complete_takes_the_engines_openai_usage() -> None:
     s = llmd.Scheduler.default(seed=1)
     fleet(s, 2)
@@ -301,6 +296,13 @@ def test_on_complete_takes_the_engines_openai_usage() -> None:
     assert done is not None and done["cached_tokens"] is None
     # Unknown ids: None, as in every lifecycle call.
     assert s.on_complete("nope", usage=usage) is None
+
+
+def test_an_unreadable_config_file_is_an_io_error(tmp_path: Path) -> None:
+    # As LLMD_STATUS_IO in C and ErrIO in Go; an OSError for Python callers.
+    with pytest.raises(llmd.IoError, match="cannot read") as info:
+        llmd.Scheduler.from_file(tmp_path / "absent.yaml")
+    assert isinstance(info.value, OSError) and info.value.code == "io"
 
 
 def test_a_path_given_as_config_text_says_to_use_from_file() -> None:

@@ -19,6 +19,7 @@ __all__ = [
     "NoEndpointsError",
     "ResourceExhaustedError",
     "PreconditionFailedError",
+    "IoError",
     "NotExecutedWarning",
 ]
 
@@ -44,6 +45,11 @@ class LlmdError(Exception):
 class ConfigError(LlmdError, ValueError):
     """A scheduler configuration (YAML/JSON) is invalid; the message names the
     plugin, the field and the reason."""
+
+
+class IoError(LlmdError, OSError):
+    """Reading a file (a config, an endpoint file) or binding a socket failed;
+    ``code`` is ``"io"``, as the C ABI's ``LLMD_STATUS_IO``."""
 
 
 class EventDecodeError(LlmdError, ValueError):

@@ -154,9 +154,13 @@ impl PyScheduler {
         seed: Option<u64>,
         strict: bool,
     ) -> PyResult<Self> {
+        // Read here so that an unreadable file is an `IoError` (an
+        // `OSError`), as it is `LLMD_STATUS_IO` in C, not a config error.
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| error(py, Kind::Io, format!("cannot read {}: {e}", path.display())))?;
         Self::load(
             py,
-            |o| Scheduler::from_config_file_with(&path, o),
+            |o| Scheduler::from_config_str_with(&text, o),
             strict,
             seed,
         )
