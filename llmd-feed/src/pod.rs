@@ -44,6 +44,59 @@ pub struct PodSpec {
 }
 
 impl PodSpec {
+    /// A pod given as data (Python's `sync_pods` dicts): an object with
+    /// `name` and `address` (strings), and optionally `events`, `replay`,
+    /// `metrics_url` (strings or null), `scrape` (a bool) and
+    /// `data_parallel_size` (an integer ≥ 1). A missing required key, a
+    /// wrong type or an unknown key is an error naming it: `"scrape":
+    /// "false"` must not turn scraping on.
+    pub fn from_json(v: &serde_json::Value) -> Result<PodSpec, FeedError> {
+        use serde_json::Value;
+        let bad = |m: String| FeedError::Config(format!("pod: {m}"));
+        let Value::Object(o) = v else {
+            return Err(bad("must be an object".into()));
+        };
+        let string = |k: &str| -> Result<Option<String>, FeedError> {
+            match o.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(bad(format!("'{k}' must be a string"))),
+            }
+        };
+        let (Some(name), Some(address)) = (string("name")?, string("address")?) else {
+            return Err(bad("'name' and 'address' are required".into()));
+        };
+        let mut spec = PodSpec::new(name, address);
+        spec.events = string("events")?;
+        spec.replay = string("replay")?;
+        spec.metrics_url = string("metrics_url")?;
+        for (k, val) in o {
+            match (k.as_str(), val) {
+                ("name" | "address" | "events" | "replay" | "metrics_url", _) => {}
+                ("scrape", Value::Bool(b)) => spec.scrape = *b,
+                ("scrape", Value::Null) => {}
+                ("data_parallel_size", Value::Number(n)) => {
+                    spec.data_parallel_size = n
+                        .as_u64()
+                        .filter(|n| *n >= 1)
+                        .and_then(|n| u16::try_from(n).ok())
+                        .ok_or_else(|| {
+                            bad(format!(
+                                "'data_parallel_size' must be an integer >= 1, got {n}"
+                            ))
+                        })?
+                }
+                ("data_parallel_size", Value::Null) => {}
+                ("scrape", _) => return Err(bad("'scrape' must be a bool".into())),
+                ("data_parallel_size", _) => {
+                    return Err(bad("'data_parallel_size' must be an integer".into()))
+                }
+                (other, _) => return Err(bad(format!("unknown key '{other}'"))),
+            }
+        }
+        Ok(spec)
+    }
+
     /// A pod at `address` with `/metrics` scraping and nothing else.
     pub fn new(name: impl Into<String>, address: impl Into<String>) -> PodSpec {
         PodSpec {

@@ -118,7 +118,8 @@ impl PyFeed {
     /// `address`, and optionally `events`, `replay`, `metrics_url`, `scrape`,
     /// `data_parallel_size` as in `add_pod`. New names are added, missing
     /// ones removed (with their index entries), changed ones replaced; pods
-    /// from DNS or file discovery are left alone.
+    /// from DNS or file discovery are left alone. An unknown key or a value
+    /// of the wrong type raises `InvalidArgumentError` naming it.
     fn sync_pods(&self, py: Python<'_>, pods: &Bound<'_, PyAny>) -> PyResult<()> {
         // Any sequence of mappings (a list of dicts, a tuple, ...).
         let serde_json::Value::Array(items) = json::from_py(pods, "pods")? else {
@@ -128,28 +129,11 @@ impl PyFeed {
                 "pods must be a sequence of mappings",
             ));
         };
-        let mut specs = Vec::with_capacity(items.len());
-        for v in items {
-            let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
-            let (Some(name), Some(address)) = (s("name"), s("address")) else {
-                return Err(error(
-                    py,
-                    Kind::InvalidArgument,
-                    "every pod needs 'name' and 'address'",
-                ));
-            };
-            specs.push(PodSpec {
-                events: s("events"),
-                replay: s("replay"),
-                metrics_url: s("metrics_url"),
-                scrape: v.get("scrape").and_then(|x| x.as_bool()).unwrap_or(true),
-                data_parallel_size: v
-                    .get("data_parallel_size")
-                    .and_then(|x| x.as_u64())
-                    .map_or(1, |n| n.clamp(1, 1024) as u16),
-                ..PodSpec::new(name, address)
-            });
-        }
+        let specs = items
+            .iter()
+            .map(PodSpec::from_json)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| feed_error(py, e))?;
         py.detach(|| self.inner.sync_pods(specs))
             .map_err(|e| feed_error(py, e))
     }

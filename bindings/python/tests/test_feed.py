@@ -296,6 +296,16 @@ def test_sync_pods_reconciles_the_hosts_list() -> None:
     assert sorted(feed.pods) == ["b", "c"] and sorted(sched.endpoints()) == ["b", "c"]
     with pytest.raises(llmd.InvalidArgumentError):
         feed.sync_pods([{"name": "x"}])
+    # Mistyped or unknown keys are refused, not read as defaults.
+    for bad, word in [
+        ({"scrape": "false"}, "scrape"),
+        ({"data_parallel_size": 0}, "data_parallel_size"),
+        ({"events": 5557}, "events"),
+        ({"metrics": "http://x/metrics"}, "unknown key 'metrics'"),
+    ]:
+        with pytest.raises(llmd.InvalidArgumentError, match=word):
+            feed.sync_pods([{"name": "c", "address": "127.0.0.1:3", **bad}])
+    assert sorted(feed.pods) == ["b", "c"]
     # Any sequence of any mappings, as the stubs say.
     from types import MappingProxyType
 

@@ -569,7 +569,8 @@ class Feed:
         `address`, and optionally `events`, `replay`, `metrics_url`, `scrape`,
         `data_parallel_size` as in `add_pod`. New names are added, missing
         ones removed (with their index entries), changed ones replaced; pods
-        from DNS or file discovery are left alone.
+        from DNS or file discovery are left alone. An unknown key or a value
+        of the wrong type raises `InvalidArgumentError` naming it.
         """
     def bind_events(self, endpoint: str) -> str:
         """Binds a socket for pods that dial in (vLLM with a `tcp://host:port`
