@@ -297,12 +297,13 @@ def test_sync_pods_reconciles_the_hosts_list() -> None:
     with pytest.raises(llmd.InvalidArgumentError):
         feed.sync_pods([{"name": "x"}])
     # Mistyped or unknown keys are refused, not read as defaults.
-    for bad, word in [
+    mistyped: list[tuple[dict[str, Any], str]] = [
         ({"scrape": "false"}, "scrape"),
         ({"data_parallel_size": 0}, "data_parallel_size"),
         ({"events": 5557}, "events"),
         ({"metrics": "http://x/metrics"}, "unknown key 'metrics'"),
-    ]:
+    ]
+    for bad, word in mistyped:
         with pytest.raises(llmd.InvalidArgumentError, match=word):
             feed.sync_pods([{"name": "c", "address": "127.0.0.1:3", **bad}])
     assert sorted(feed.pods) == ["b", "c"]
