@@ -33,13 +33,14 @@ fn opts() -> FeedOptions {
     }
 }
 
-#[test]
-fn an_endpoint_file_is_followed_as_it_changes() {
+/// A scheduler and a feed watching `endpoints.yaml` (not written yet) in a
+/// fresh temporary folder named after `tag`.
+fn watched_file(tag: &str) -> (Arc<Scheduler>, Feed, std::path::PathBuf, std::path::PathBuf) {
     let s = Arc::new(Scheduler::from_config_str(CONFIG).unwrap());
-    let dir = std::env::temp_dir().join(format!("llmd-feed-file-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("llmd-feed-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("endpoints.yaml");
-    std::fs::write(&path, "endpoints:\n- {name: a, namespace: ns, address: 127.0.0.1, port: 1}\n- {name: b, address: 127.0.0.2, port: 1}\n").unwrap();
+    let _ = std::fs::remove_file(&path);
     let feed = Feed::new(s.clone(), opts());
     feed.add_discovery(Discovery::File {
         path: path.clone(),
@@ -47,6 +48,13 @@ fn an_endpoint_file_is_followed_as_it_changes() {
         interval: Duration::from_millis(20),
     })
     .unwrap();
+    (s, feed, dir, path)
+}
+
+#[test]
+fn an_endpoint_file_is_followed_as_it_changes() {
+    let (s, feed, dir, path) = watched_file("file");
+    std::fs::write(&path, "endpoints:\n- {name: a, namespace: ns, address: 127.0.0.1, port: 1}\n- {name: b, address: 127.0.0.2, port: 1}\n").unwrap();
     feed.add_pod(PodSpec::new("host-pod", "127.0.0.3:1"))
         .unwrap();
     feed.start().unwrap();
@@ -71,18 +79,7 @@ fn an_endpoint_file_is_followed_as_it_changes() {
 /// and followed once it comes.
 #[test]
 fn a_missing_endpoint_file_is_counted_then_followed() {
-    let s = Arc::new(Scheduler::from_config_str(CONFIG).unwrap());
-    let dir = std::env::temp_dir().join(format!("llmd-feed-missing-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("endpoints.yaml");
-    let _ = std::fs::remove_file(&path);
-    let feed = Feed::new(s.clone(), opts());
-    feed.add_discovery(Discovery::File {
-        path: path.clone(),
-        watch: true,
-        interval: Duration::from_millis(20),
-    })
-    .unwrap();
+    let (_s, feed, dir, path) = watched_file("missing");
     feed.start().unwrap();
     let errors = |n: u32| {
         feed.render_metrics()

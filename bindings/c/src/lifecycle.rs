@@ -86,6 +86,31 @@ unsafe fn report(found: *mut bool, out: *mut llmd_request_summary, s: Option<Req
     }
 }
 
+/// One lifecycle call on request `id`: `f` says whether the id was known,
+/// written to `found` (NULL to ignore).
+///
+/// # Safety
+/// As `llmd_scheduler_on_first_token`.
+unsafe fn on_request(
+    s: *const llmd_scheduler,
+    id: *const c_char,
+    id_len: usize,
+    found: *mut bool,
+    err: *mut *mut llmd_error,
+    f: impl FnOnce(&llmd_sched::Scheduler, &str) -> bool,
+) -> llmd_status {
+    // SAFETY: forwarded caller contract.
+    unsafe {
+        call(s, err, |s| {
+            let known = f(s, args::str(id, id_len, "id")?);
+            if !found.is_null() {
+                found.write(known);
+            }
+            Ok(())
+        })
+    }
+}
+
 /// The first token of request `id` arrived. `found` (NULL to ignore)
 /// tells whether the id was known.
 ///
@@ -101,15 +126,7 @@ pub unsafe extern "C" fn llmd_scheduler_on_first_token(
     err: *mut *mut llmd_error,
 ) -> llmd_status {
     // SAFETY: caller contract.
-    unsafe {
-        call(s, err, |s| {
-            let known = s.on_first_token(args::str(id, id_len, "id")?);
-            if !found.is_null() {
-                found.write(known);
-            }
-            Ok(())
-        })
-    }
+    unsafe { on_request(s, id, id_len, found, err, |s, id| s.on_first_token(id)) }
 }
 
 /// Under P/D, the remote prefill of request `id` finished (the KV cache is
@@ -129,15 +146,7 @@ pub unsafe extern "C" fn llmd_scheduler_on_prefill_done(
     err: *mut *mut llmd_error,
 ) -> llmd_status {
     // SAFETY: caller contract.
-    unsafe {
-        call(s, err, |s| {
-            let known = s.on_prefill_done(args::str(id, id_len, "id")?);
-            if !found.is_null() {
-                found.write(known);
-            }
-            Ok(())
-        })
-    }
+    unsafe { on_request(s, id, id_len, found, err, |s, id| s.on_prefill_done(id)) }
 }
 
 /// `n` more output tokens of request `id` were generated.
@@ -154,15 +163,7 @@ pub unsafe extern "C" fn llmd_scheduler_on_tokens(
     err: *mut *mut llmd_error,
 ) -> llmd_status {
     // SAFETY: caller contract.
-    unsafe {
-        call(s, err, |s| {
-            let known = s.on_tokens(args::str(id, id_len, "id")?, n);
-            if !found.is_null() {
-                found.write(known);
-            }
-            Ok(())
-        })
-    }
+    unsafe { on_request(s, id, id_len, found, err, |s, id| s.on_tokens(id, n)) }
 }
 
 /// Token usage the engine reported for a completed request (OpenAI

@@ -109,24 +109,14 @@ pub fn normalize(raw: &mut RawConfig) -> R<Vec<String>> {
         let legacy_fields = [
             ("dataLayer.peerDiscovery", dl.peer_discovery.is_some()),
             (
-                "dataLayer.crossReplicaSyncerPluginRef",
-                dl.cross_replica_syncer_plugin_ref.is_some(),
-            ),
-            (
-                "dataLayer.crossReplicaSyncInterval",
-                dl.cross_replica_sync_interval.is_some(),
-            ),
-            (
-                "dataLayer.crossReplicaPublishTimeout",
-                dl.cross_replica_publish_timeout.is_some(),
-            ),
-            (
                 "dataLayer.discovery.pluginRef",
                 dl.discovery
                     .as_ref()
                     .is_some_and(|d| d.plugin_ref.is_some()),
             ),
-        ];
+        ]
+        .into_iter()
+        .chain(cross_replica_fields(dl).into_iter().skip(3));
         for (field, present) in legacy_fields {
             if v1 && present {
                 return Err(ConfigError::doc_field(field, format!("is a v1alpha1 field; {API_V1} regroups it under dataLayer.discovery / dataLayer.crossReplica")));
@@ -459,33 +449,7 @@ pub fn settings_not_executed(
         ));
     }
     if let Some(dl) = &raw.data_layer {
-        let cross = dl.cross_replica.as_ref();
-        for (k, present) in [
-            (
-                "dataLayer.crossReplica.syncerPluginRef",
-                cross.is_some_and(|c| c.syncer_plugin_ref.is_some()),
-            ),
-            (
-                "dataLayer.crossReplica.syncInterval",
-                cross.is_some_and(|c| c.sync_interval.is_some()),
-            ),
-            (
-                "dataLayer.crossReplica.publishTimeout",
-                cross.is_some_and(|c| c.publish_timeout.is_some()),
-            ),
-            (
-                "dataLayer.crossReplicaSyncerPluginRef",
-                dl.cross_replica_syncer_plugin_ref.is_some(),
-            ),
-            (
-                "dataLayer.crossReplicaSyncInterval",
-                dl.cross_replica_sync_interval.is_some(),
-            ),
-            (
-                "dataLayer.crossReplicaPublishTimeout",
-                dl.cross_replica_publish_timeout.is_some(),
-            ),
-        ] {
+        for (k, present) in cross_replica_fields(dl) {
             if present {
                 out.push((
                     k.to_string(),
@@ -495,4 +459,36 @@ pub fn settings_not_executed(
         }
     }
     out
+}
+
+/// The cross-replica sync settings and whether each is set: the v1
+/// spellings, then the v1alpha1 ones.
+fn cross_replica_fields(dl: &super::schema::DataLayer) -> [(&'static str, bool); 6] {
+    let cross = dl.cross_replica.as_ref();
+    [
+        (
+            "dataLayer.crossReplica.syncerPluginRef",
+            cross.is_some_and(|c| c.syncer_plugin_ref.is_some()),
+        ),
+        (
+            "dataLayer.crossReplica.syncInterval",
+            cross.is_some_and(|c| c.sync_interval.is_some()),
+        ),
+        (
+            "dataLayer.crossReplica.publishTimeout",
+            cross.is_some_and(|c| c.publish_timeout.is_some()),
+        ),
+        (
+            "dataLayer.crossReplicaSyncerPluginRef",
+            dl.cross_replica_syncer_plugin_ref.is_some(),
+        ),
+        (
+            "dataLayer.crossReplicaSyncInterval",
+            dl.cross_replica_sync_interval.is_some(),
+        ),
+        (
+            "dataLayer.crossReplicaPublishTimeout",
+            dl.cross_replica_publish_timeout.is_some(),
+        ),
+    ]
 }
