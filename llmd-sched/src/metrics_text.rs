@@ -11,6 +11,9 @@ pub const MAX_BYTES: usize = 16 << 20;
 pub const MAX_LINE: usize = 64 << 10;
 /// Most labels accepted on one sample.
 pub const MAX_LABELS: usize = 64;
+/// Engines (data-parallel ranks) whose cache sizes are summed; more are
+/// ignored (vLLM runs at most a few hundred ranks per server).
+const MAX_ENGINES: usize = 1024;
 
 /// Why a text could not be parsed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -136,7 +139,9 @@ fn list(v: Option<&str>) -> Vec<String> {
 
 /// Parses `/metrics` text into a snapshot stamped `now_ns`.
 ///
-/// Queue and running gauges are summed over series (one per engine / DP rank);
+/// Queue and running gauges, and the cache size (`num_gpu_blocks` of each
+/// engine's `cache_config_info`), are summed over series (one per engine /
+/// DP rank);
 /// KV usage is averaged, preferring `vllm:kv_cache_usage_perc` over the legacy
 /// `vllm:gpu_cache_usage_perc`. `vllm:lora_requests_info`: the series with the
 /// largest value (its creation time) wins; absence is not an error.
@@ -157,6 +162,7 @@ pub fn parse_metrics_text(text: &str, now_ns: u64) -> Result<EndpointMetrics, Me
     let (mut kv_new, mut kv_old) = ((0.0, 0u32), (0.0, 0u32));
     let mut lora_best = f64::NEG_INFINITY;
     let mut seen_any = false;
+    let mut engines: Vec<(String, u64)> = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
         if line.len() > MAX_LINE {
@@ -199,12 +205,23 @@ pub fn parse_metrics_text(text: &str, now_ns: u64) -> Result<EndpointMetrics, Me
                 if let Some(b) = bs.and_then(|x| x.trim().parse().ok()) {
                     m.cache_block_size = b;
                 }
-                if let Some(b) = nb.and_then(|x| x.trim().parse().ok()) {
-                    m.cache_num_blocks = b;
+                if let Some(b) = nb.and_then(|x| x.trim().parse::<u64>().ok()) {
+                    // One series per engine (data-parallel rank), each with its
+                    // own cache: the endpoint holds their sum (as its index
+                    // blocks sum over ranks). A repeated engine counts once.
+                    let engine = label(&s, "engine").unwrap_or_default().to_string();
+                    if let Some(slot) = engines.iter_mut().find(|(e, _)| *e == engine) {
+                        slot.1 = b;
+                    } else if engines.len() < MAX_ENGINES {
+                        engines.push((engine, b));
+                    }
                 }
             }
             _ => {}
         }
+    }
+    if !engines.is_empty() {
+        m.cache_num_blocks = engines.iter().fold(0u64, |t, (_, b)| t.saturating_add(*b));
     }
     if !seen_any {
         return Err(err(0, "no queue, running or KV-usage gauge found (expected vllm:num_requests_waiting, vllm:num_requests_running, vllm:kv_cache_usage_perc)"));
@@ -247,6 +264,9 @@ vllm:cache_config_info{block_size="16",num_gpu_blocks="27000",engine="0"} 1.0
         assert_eq!(m.waiting_models, vec!["d".to_string()]);
         assert_eq!(m.max_active_models, 4);
         assert_eq!((m.cache_block_size, m.cache_num_blocks), (16, 27000));
+        // Data parallelism: one cache per engine, summed; a repeated engine once.
+        let dp = "vllm:num_requests_waiting{engine=\"0\"} 1\nvllm:cache_config_info{block_size=\"16\",num_gpu_blocks=\"1000\",engine=\"0\"} 1\nvllm:cache_config_info{block_size=\"16\",num_gpu_blocks=\"1000\",engine=\"1\"} 1\nvllm:cache_config_info{block_size=\"16\",num_gpu_blocks=\"1000\",engine=\"1\"} 1\n";
+        assert_eq!(parse_metrics_text(dp, 1).unwrap().cache_num_blocks, 2000);
         assert_eq!(m.updated_at_ns, 42);
     }
 
