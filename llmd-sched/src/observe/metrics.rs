@@ -150,6 +150,7 @@ impl Metrics {
         if let Some(r) = self.routes.get(model, profile, endpoint) {
             return r;
         }
+        let generation = self.routes.generation();
         let model_l = self.models.get(model);
         let ep = self.endpoint_series(endpoint, None);
         let overflow = self.models.is_overflow(&model_l);
@@ -166,7 +167,8 @@ impl Metrics {
         if overflow {
             return route;
         }
-        self.routes.insert(model, profile, endpoint, route)
+        self.routes
+            .insert(model, profile, endpoint, route, generation)
     }
 
     /// The request counters of a decode route.

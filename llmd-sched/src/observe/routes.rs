@@ -20,6 +20,10 @@ pub struct RouteCache {
     map: RwLock<AHashMap<u64, Bucket>>,
     hasher: RandomState,
     count: AtomicUsize,
+    /// Bumped by every [`RouteCache::clear`]: a route resolved before a
+    /// clear (its series may be gone with an endpoint that left) is not
+    /// cached after it.
+    generation: AtomicUsize,
 }
 
 impl Default for RouteCache {
@@ -28,6 +32,7 @@ impl Default for RouteCache {
             map: RwLock::new(AHashMap::new()),
             hasher: RandomState::with_seeds(5, 6, 7, 8),
             count: AtomicUsize::new(0),
+            generation: AtomicUsize::new(0),
         }
     }
 }
@@ -48,19 +53,31 @@ impl RouteCache {
             .and_then(|b| find(b, model, profile, endpoint))
     }
 
-    /// Caches `route` unless full or already present; returns the cached one.
+    /// The current generation, read before resolving a route to insert.
+    pub fn generation(&self) -> usize {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Caches `route`, resolved at `generation`, unless full, already
+    /// present, or a clear came since (then it serves this call only);
+    /// returns the cached one.
     pub fn insert(
         &self,
         model: &str,
         profile: &str,
         endpoint: &str,
         route: Arc<Route>,
+        generation: usize,
     ) -> Arc<Route> {
         if self.count.load(Ordering::Relaxed) >= MAX_ROUTES {
             return route;
         }
         let h = self.hasher.hash_one((model, profile, endpoint));
         let mut w = self.map.write();
+        // Checked under the write lock that `clear` takes too.
+        if self.generation.load(Ordering::Acquire) != generation {
+            return route;
+        }
         let slot = w.entry(h).or_default();
         if let Some(r) = find(slot, model, profile, endpoint) {
             return r;
@@ -75,7 +92,9 @@ impl RouteCache {
 
     /// Forgets every route (after an endpoint changed pool or left).
     pub fn clear(&self) {
-        self.map.write().clear();
+        let mut w = self.map.write();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        w.clear();
         self.count.store(0, Ordering::Relaxed);
     }
 }
