@@ -772,3 +772,24 @@ fn the_subset_hint_matches_by_host() {
         .header("x-gateway-destination-endpoint-subset", "10.0.0.7:8000");
     assert_eq!(s.pick(&none).unwrap_err().code(), 503);
 }
+
+/// Legacy admission looks at the pool (the endpoints serving the model)
+/// before the subset hint narrows it, and an empty pool is saturated, as
+/// llm-d admits before locating candidates.
+#[test]
+fn legacy_admission_judges_the_pool_before_the_subset() {
+    let (s, _) = sched(&single("- type: queue-scorer\n"));
+    let mut r = req();
+    r.priority = -1;
+    assert_eq!(s.pick(&r).unwrap_err().code(), 429, "empty pool");
+    r.priority = 0;
+    assert_eq!(s.pick(&r).unwrap_err().code(), 503);
+    s.add_endpoint(ep("e1", metrics(50, 0, 0.95))).unwrap();
+    s.add_endpoint(ep("e2", metrics(50, 0, 0.95))).unwrap();
+    s.add_endpoint(ep("e3", metrics(0, 0, 0.0))).unwrap();
+    // Mean saturation (10 + 10 + 0) / 3 >= 1: the idle e3 named by the hint
+    // does not let a sheddable request through.
+    let mut hinted = req().header("x-gateway-destination-endpoint-subset", "10.0.0.3:8000");
+    hinted.priority = -1;
+    assert_eq!(s.pick(&hinted).unwrap_err().code(), 429);
+}

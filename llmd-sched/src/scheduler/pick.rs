@@ -43,6 +43,40 @@ impl Scheduler {
             .collect()
     }
 
+    /// Legacy admission (llm-d's step before candidates are located): without
+    /// the flowControl gate, a sheddable request (priority < 0) is refused
+    /// when the saturation detector's mean over the pool — the endpoints
+    /// serving its model, before the subset hint and the screeners narrow
+    /// them — reaches 1; an empty pool counts as saturated.
+    fn admit_legacy(&self, fleet: &Fleet, req: &Request, now: u64) -> Result<(), ScheduleError> {
+        let (false, Some(d), true) = (
+            self.pipeline.flow_control,
+            &self.pipeline.saturation_detector,
+            req.priority < 0,
+        ) else {
+            return Ok(());
+        };
+        let pool = fleet.serving(&req.model);
+        let sat = if pool.is_empty() {
+            1.0
+        } else {
+            pool.iter()
+                .map(|&i| d.endpoint_saturation(&fleet.eps[i], now))
+                .sum::<f64>()
+                / pool.len() as f64
+        };
+        if sat >= 1.0 {
+            return Err(ScheduleError::ResourceExhausted {
+                profile: None,
+                reason: format!(
+                    "sheddable request (priority {}) rejected: pool saturation {sat:.2} >= 1",
+                    req.priority
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Runs the screeners over the candidates, in config order.
     fn screen(
         &self,
@@ -102,6 +136,7 @@ impl Scheduler {
         }
         let fleet = self.fleet.read().clone();
         let now = self.clock.now_ns();
+        self.admit_legacy(&fleet, req, now)?;
         let mut candidates = self.candidates(&fleet, req);
         if candidates.is_empty() {
             return Err(ScheduleError::NoEndpoints {
@@ -121,24 +156,6 @@ impl Scheduler {
             self.metrics.record_screens(&reports);
         }
         screened?;
-        if let (false, Some(d)) = (
-            self.pipeline.flow_control,
-            &self.pipeline.saturation_detector,
-        ) {
-            if req.priority < 0 {
-                let sat = candidates
-                    .iter()
-                    .map(|&i| d.endpoint_saturation(&fleet.eps[i], now))
-                    .sum::<f64>()
-                    / candidates.len() as f64;
-                if sat >= 1.0 {
-                    return Err(ScheduleError::ResourceExhausted {
-                        profile: None,
-                        reason: format!("sheddable request (priority {}) rejected: pool saturation {sat:.2} >= 1", req.priority),
-                    });
-                }
-            }
-        }
         for (_, p) in &self.pipeline.producers {
             p.produce(&mut ctx, &candidates);
         }
