@@ -215,6 +215,13 @@ class Router:
             await respond(writer, e.status, json.dumps({"error": {"message": str(e)}}).encode())
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except Exception:
+            # A bug must not leave the client without an answer.
+            log.exception("request failed")
+            try:
+                await respond(writer, 500, json.dumps({"error": {"message": "internal router error"}}).encode())
+            except ConnectionError:
+                pass
         finally:
             writer.close()
             if task is not None:
@@ -227,7 +234,24 @@ class Router:
             raise HttpError(400, f"body is not JSON: {e}") from None
         if not isinstance(req, dict):
             raise HttpError(400, "body must be a JSON object")
-        tokens = await self.tokens_of(req) if self.tokenize else None
+        # Checked before the pick: past it every request must end, and a
+        # malformed field found later would leave it counted in flight.
+        if not isinstance(req.get("stream", False), (bool, type(None))):
+            raise HttpError(400, "'stream' must be a boolean")
+        if not isinstance(req.get("stream_options") or {}, dict):
+            raise HttpError(400, "'stream_options' must be an object")
+        # The same for what the scheduler reads from the body: a bad value
+        # would otherwise fail a whole burst window with it.
+        if not isinstance(req.get("cache_salt"), (str, type(None))):
+            raise HttpError(400, "'cache_salt' must be a string")
+        prompt = req.get("prompt")
+        if isinstance(prompt, list) and prompt and all(isinstance(t, int) and not isinstance(t, bool) for t in prompt):
+            if not all(0 <= t < 1 << 32 for t in prompt):
+                raise HttpError(400, "prompt token ids must be in 0 ..= 2^32-1")
+            # Token ids already: the engine hashes these, not a rendering.
+            tokens: list[int] | None = prompt
+        else:
+            tokens = await self.tokens_of(req) if self.tokenize else None
         request: dict[str, Any] = {
             "model": str(req.get("model", self.model)),
             "prompt": None if tokens is not None else prompt_text(req),
@@ -245,6 +269,11 @@ class Router:
             raise HttpError(503, str(e)) from None
         except llmd.ResourceExhaustedError as e:
             raise HttpError(429, str(e)) from None
+        except (llmd.LlmdError, TypeError, ValueError) as e:
+            # A field the scheduler refuses (a cache_salt that is not a
+            # string, token ids out of range): the client's error, as vLLM
+            # answers it.
+            raise HttpError(400, str(e)) from None
         stream = bool(req.get("stream"))
         wants_usage = bool((req.get("stream_options") or {}).get("include_usage"))
         if stream:

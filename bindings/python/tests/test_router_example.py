@@ -278,6 +278,21 @@ async def tokenize_scenario() -> None:
             http, "POST", base + "/v1/completions", {"model": "m", "prompt": "hi", "add_special_tokens": False}
         )
         assert status == 200 and pod.tokenized[-1] == {"prompt": "hi", "add_special_tokens": False}
+        # Token ids are used as they are (vLLM's /tokenize takes text only).
+        asked = len(pod.tokenized)
+        status, _ = await asyncio.to_thread(http, "POST", base + "/v1/completions", {"model": "m", "prompt": [5, 6, 7, 8]})
+        assert status == 200 and len(pod.tokenized) == asked
+        assert router.completed[-1]["prompt_tokens"] == 4
+        # Malformed fields are refused before the pick: nothing stays open.
+        for bad in (
+            {"stream": True, "stream_options": True},
+            {"stream": "yes"},
+            {"cache_salt": 5},
+            {"prompt": [1, -2]},
+        ):
+            status, raw = await asyncio.to_thread(http, "POST", base + "/v1/completions", {"model": "m", "prompt": "x", **bad})
+            assert status == 400, (bad, raw)
+        assert router.scheduler.open_requests == 0
     finally:
         server.close()
         if pod.server is not None:
