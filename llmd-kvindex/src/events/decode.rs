@@ -62,7 +62,9 @@ pub fn decode_event_batch(payload: &[u8]) -> Result<EventBatch, DecodeError> {
         _ => return Err(wrong_type("ts", "a float or an integer", at)),
     };
     let n_events = r.read_array_len("events")?;
-    let mut events = Vec::with_capacity(n_events.min(r.remaining() / MIN_KNOWN_EVENT_BYTES));
+    let mut events = Vec::with_capacity(super::fields::reserve(
+        n_events.min(r.remaining() / MIN_KNOWN_EVENT_BYTES),
+    ));
     let mut skipped_events = 0u32;
     for _ in 0..n_events {
         match decode_event(&mut r)? {

@@ -129,7 +129,7 @@ pub(crate) fn read_field(
         Field::SessionId => ev.session_id = Some(r.read_str("session_id")?.to_owned()),
         Field::LookaheadTokenIds => {
             let n = r.read_array_len("lookahead_token_ids")?;
-            let mut rows = Vec::with_capacity(n);
+            let mut rows = Vec::with_capacity(reserve(n));
             for _ in 0..n {
                 rows.push(read_tokens(r, "lookahead_token_ids")?);
             }
@@ -137,6 +137,15 @@ pub(crate) fn read_field(
         }
     }
     Ok(())
+}
+
+/// Items reserved up front for an array that declares `n`: a length is
+/// only bounded by the bytes left (one per item at least), and an item
+/// decodes to up to tens of bytes, so reserving all of it would let a
+/// frame claim many times its size; past this the vector grows as items
+/// actually decode.
+pub(crate) fn reserve(n: usize) -> usize {
+    n.min(4096)
 }
 
 /// An integer that must fit `i64`.
@@ -149,7 +158,7 @@ pub(crate) fn read_i64(r: &mut Reader<'_>, field: &'static str) -> Result<i64, D
 /// An array of non-negative integers that fit `u64`.
 fn read_tokens(r: &mut Reader<'_>, field: &'static str) -> Result<Vec<u64>, DecodeError> {
     let n = r.read_array_len(field)?;
-    let mut out = Vec::with_capacity(n);
+    let mut out = Vec::with_capacity(reserve(n));
     for _ in 0..n {
         out.push(r.read_u64(field)?);
     }
@@ -158,7 +167,7 @@ fn read_tokens(r: &mut Reader<'_>, field: &'static str) -> Result<Vec<u64>, Deco
 
 fn read_hashes(r: &mut Reader<'_>) -> Result<Vec<HashValue>, DecodeError> {
     let n = r.read_array_len("block_hashes")?;
-    let mut out = Vec::with_capacity(n);
+    let mut out = Vec::with_capacity(reserve(n));
     for _ in 0..n {
         out.push(read_hash(r, "block_hashes")?);
     }
@@ -181,7 +190,7 @@ fn read_hash(r: &mut Reader<'_>, field: &'static str) -> Result<HashValue, Decod
 /// `extra_keys`: an array whose entries are nil or arrays of opaque items.
 fn read_extra_keys(r: &mut Reader<'_>) -> Result<Vec<Option<Vec<ExtraValue>>>, DecodeError> {
     let n = r.read_array_len("extra_keys")?;
-    let mut out = Vec::with_capacity(n);
+    let mut out = Vec::with_capacity(reserve(n));
     for _ in 0..n {
         if r.try_nil() {
             out.push(None);

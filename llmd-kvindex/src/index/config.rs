@@ -163,8 +163,10 @@ impl IndexConfig {
         if self.max_endpoints == 0 || self.max_endpoints > 1 << 16 {
             return bad("max_endpoints", "must be in 1..=65536");
         }
-        if self.key_mode.block_size() == 0 {
-            return bad("key_mode.block_size", "must be at least 1");
+        // vLLM's block sizes are tens of tokens; past 2^20 a size is a
+        // mistake, and buffers sized from it must not be.
+        if self.key_mode.block_size() == 0 || self.key_mode.block_size() > 1 << 20 {
+            return bad("key_mode.block_size", "must be in 1..=2^20");
         }
         let w = self.tier_weights.as_array();
         if w.iter().any(|x| !x.is_finite() || *x < 0.0) {

@@ -29,7 +29,7 @@ impl KvIndex {
                     router_root(model, name, id),
                     *block_size,
                     tokens.iter().map(|t| t.to_u64()),
-                    &mut Vec::with_capacity(block_size * 4),
+                    &mut Vec::with_capacity((*block_size).min(tokens.len()) * 4),
                     &mut keys,
                 );
                 Ok(keys.into_iter().map(BlockKey).collect())
