@@ -249,6 +249,39 @@ fn invalid_config_is_an_error() {
     })
     .unwrap_err();
     assert!(e.to_string().contains("capacity_blocks"));
+    // A block size no engine uses, which buffers would be sized from.
+    let e = KvIndex::new(IndexConfig {
+        key_mode: KeyMode::RouterKeys {
+            block_size: 1 << 40,
+        },
+        ..IndexConfig::default()
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("block_size"), "{e}");
+}
+
+/// Clearing an endpoint that holds nothing (a batch of repeated
+/// `AllBlocksCleared`) leaves it usable and holding nothing.
+#[test]
+fn clearing_an_empty_endpoint_is_a_no_op() {
+    let idx = KvIndex::new(IndexConfig {
+        capacity_blocks: 1 << 12,
+        key_mode: KeyMode::Approximate { block_size: 4 },
+        ..IndexConfig::default()
+    })
+    .unwrap();
+    let ep = idx.register_endpoint("e").unwrap();
+    let keys: Vec<BlockKey> = (0..8).map(BlockKey).collect();
+    idx.record_routing(ep, "m", &keys, 0);
+    for _ in 0..3 {
+        idx.clear_endpoint(ep);
+    }
+    let mut out = PrefixMatches::new();
+    idx.match_prefix("m", &keys, &mut out);
+    assert!(out.get(ep).is_none());
+    idx.record_routing(ep, "m", &keys[..3], 0);
+    idx.match_prefix("m", &keys, &mut out);
+    assert_eq!(out.get(ep).map(|m| m.consecutive_blocks), Some(3));
 }
 
 #[test]
