@@ -226,6 +226,12 @@ fn pods_keep_connections_and_refuse_ambiguous_framing() {
         w.write_all(bad.as_bytes()).unwrap();
         assert_eq!(response(&mut r).0, 400, "{bad:?}");
     }
+    // vLLM's /tokenize takes text: token ids are refused, as there.
+    let mut c = connect();
+    let (status, text) = post(&mut c, "/tokenize", r#"{"prompt":[1,2,3]}"#);
+    assert_eq!(status, 400, "{text}");
+    let (status, text) = post(&mut c, "/tokenize", r#"{"prompt":"w1 w2"}"#);
+    assert!(status == 200 && text.contains("\"count\":2"), "{text}");
 }
 
 /// `cache_salt` keys a request's blocks apart as vLLM does: the same

@@ -15,6 +15,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -134,7 +135,7 @@ var tokenizeFields = []string{
 
 // tokens asks a backend's /tokenize for the prompt's token ids (chat
 // messages rendered with its template); nil when it cannot answer.
-func (rt *router) tokens(body []byte) []uint32 {
+func (rt *router) tokens(r *http.Request, body []byte) []uint32 {
 	var req map[string]json.RawMessage
 	if json.Unmarshal(body, &req) != nil {
 		return nil
@@ -146,7 +147,16 @@ func (rt *router) tokens(body []byte) []uint32 {
 		}
 	}
 	payload, _ := json.Marshal(ask)
-	resp, err := http.Post("http://"+rt.tokenizeAt+"/tokenize", "application/json", bytes.NewReader(payload))
+	// Bounded, and given up with the client's request: a backend that hangs
+	// must not hold every request (nor leak a goroutine per client gone).
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	call, err := http.NewRequestWithContext(ctx, "POST", "http://"+rt.tokenizeAt+"/tokenize", bytes.NewReader(payload))
+	if err != nil {
+		return nil
+	}
+	call.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(call)
 	if err != nil {
 		return nil
 	}
@@ -183,7 +193,7 @@ func (rt *router) decide(r *http.Request, explain bool) (*llmd.Decision, string,
 	}
 	var tokens []uint32
 	if rt.tokenizeAt != "" {
-		tokens = rt.tokens(body)
+		tokens = rt.tokens(r, body)
 	}
 	var d *llmd.Decision
 	if tokens != nil {

@@ -73,6 +73,22 @@ fn head_line(
 }
 
 fn read_request(r: &mut BufReader<TcpStream>) -> Result<Option<HttpRequest>, String> {
+    // A keep-alive connection that stays idle past the read timeout (or is
+    // closed) ends quietly, as uvicorn ends it: an answer nobody asked for
+    // would be read as the answer to the client's next request.
+    match r.fill_buf() {
+        Ok([]) => return Ok(None),
+        Ok(_) => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(e.to_string()),
+    }
     let mut line = String::new();
     let Some(mut total) = head_line(r, &mut line, MAX_HEADER)? else {
         return Ok(None);
@@ -209,6 +225,10 @@ fn handle(pod: &LivePod, s: TcpStream) -> std::io::Result<()> {
                     "application/json",
                     b.to_string().as_bytes(),
                 )?
+            }
+            // vLLM's /tokenize takes a text prompt (or chat messages), not ids.
+            ("POST", "/tokenize") if body.get("prompt").is_some_and(|p| !p.is_string()) => {
+                error(&mut w, pod, 400, "'prompt' must be a string")?
             }
             ("POST", "/tokenize") => match prompt_tokens(pod, &body, false) {
                 Ok(t) => {
