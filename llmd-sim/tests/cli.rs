@@ -172,19 +172,37 @@ fn response(r: &mut std::io::BufReader<std::net::TcpStream>) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let mut len = 0;
+    let (mut len, mut chunked) = (0, false);
     loop {
         let mut h = String::new();
         r.read_line(&mut h).expect("header");
         if h.trim().is_empty() {
             break;
         }
-        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+        let h = h.to_ascii_lowercase();
+        if let Some(v) = h.strip_prefix("content-length:") {
             len = v.trim().parse().expect("length");
         }
+        chunked |= h.starts_with("transfer-encoding:") && h.contains("chunked");
     }
-    let mut body = vec![0; len];
-    r.read_exact(&mut body).expect("body");
+    if !chunked {
+        let mut body = vec![0; len];
+        r.read_exact(&mut body).expect("body");
+        return (status, String::from_utf8_lossy(&body).into_owned());
+    }
+    // Chunks up to the closing one (a stream cut off fails here).
+    let mut body = Vec::new();
+    loop {
+        let mut size = String::new();
+        r.read_line(&mut size).expect("chunk size");
+        let n = usize::from_str_radix(size.trim(), 16).expect("hex chunk size");
+        let mut chunk = vec![0; n + 2];
+        r.read_exact(&mut chunk).expect("chunk");
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
@@ -226,6 +244,21 @@ fn pods_keep_connections_and_refuse_ambiguous_framing() {
         w.write_all(bad.as_bytes()).unwrap();
         assert_eq!(response(&mut r).0, 400, "{bad:?}");
     }
+    // A streamed reply is chunked and ends with its closing chunk, so the
+    // connection serves the next request.
+    let mut c = connect();
+    let (status, text) = post(
+        &mut c,
+        "/v1/completions",
+        r#"{"model":"m","prompt":"w1 w2","max_tokens":3,"stream":true,"stream_options":{"include_usage":true}}"#,
+    );
+    assert_eq!(status, 200);
+    assert!(
+        text.ends_with("data: [DONE]\n\n") && text.contains("\"usage\""),
+        "{text}"
+    );
+    let (status, _) = post(&mut c, "/v1/completions", body);
+    assert_eq!(status, 200, "the connection was kept after the stream");
     // vLLM's /tokenize takes text: token ids are refused, as there.
     let mut c = connect();
     let (status, text) = post(&mut c, "/tokenize", r#"{"prompt":[1,2,3]}"#);

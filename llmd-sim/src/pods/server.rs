@@ -171,6 +171,11 @@ fn respond(
     w.write_all(body)
 }
 
+/// One chunk of a chunked SSE reply.
+fn sse(w: &mut TcpStream, event: &str) -> std::io::Result<()> {
+    write!(w, "{:x}\r\n{event}\r\n", event.len())
+}
+
 fn error(w: &mut TcpStream, pod: &LivePod, status: u16, msg: &str) -> std::io::Result<()> {
     let body = json!({"error": {"message": msg, "type": "BadRequestError", "code": status}});
     respond(
@@ -243,17 +248,9 @@ fn handle(pod: &LivePod, s: TcpStream) -> std::io::Result<()> {
                 }
                 Err(e) => error(&mut w, pod, 400, &e)?,
             },
-            // A streamed reply ends with the connection; the others keep it.
-            ("POST", "/v1/completions") => {
-                if complete(pod, &mut w, &body, false, &req)? {
-                    return Ok(());
-                }
-            }
-            ("POST", "/v1/chat/completions") => {
-                if complete(pod, &mut w, &body, true, &req)? {
-                    return Ok(());
-                }
-            }
+            // Replies keep the connection (streams end with their last chunk).
+            ("POST", "/v1/completions") => complete(pod, &mut w, &body, false, &req)?,
+            ("POST", "/v1/chat/completions") => complete(pod, &mut w, &body, true, &req)?,
             _ => error(
                 &mut w,
                 pod,
@@ -433,24 +430,24 @@ fn export_span(pod: &LivePod, req: &HttpRequest, id: &str, t: &Timing) {
     ]);
 }
 
-/// Serves one completion; `Ok(true)` when the reply was streamed, which
-/// ends the connection (its end marks the end of the stream).
+/// Serves one completion (streamed replies are chunked, so every reply
+/// keeps the connection).
 fn complete(
     pod: &LivePod,
     w: &mut TcpStream,
     body: &Value,
     chat: bool,
     req: &HttpRequest,
-) -> std::io::Result<bool> {
+) -> std::io::Result<()> {
     let arrived = unix_ns();
     let prompt = match prompt_tokens(pod, body, chat) {
         Ok(p) if !p.is_empty() => p,
-        Ok(_) => return error(w, pod, 400, "empty prompt").map(|()| false),
-        Err(e) => return error(w, pod, 400, &e).map(|()| false),
+        Ok(_) => return error(w, pod, 400, "empty prompt"),
+        Err(e) => return error(w, pod, 400, &e),
     };
     let max_tokens = match max_tokens(body, chat, prompt.len()) {
         Ok(n) => n,
-        Err(e) => return error(w, pod, 400, &e).map(|()| false),
+        Err(e) => return error(w, pod, 400, &e),
     };
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let include_usage = body
@@ -463,13 +460,13 @@ fn complete(
         Some(Value::String(s)) if !s.is_empty() => Some(s.as_str()),
         Some(_) => {
             let e = "Parameter 'cache_salt' must be a non-empty string if provided.";
-            return error(w, pod, 400, e).map(|()| false);
+            return error(w, pod, 400, e);
         }
     };
     let n_prompt = prompt.len() as u32;
     let rx = match pod.submit(prompt, max_tokens, cache_salt) {
         Ok(rx) => rx,
-        Err(e) => return error(w, pod, 400, &e).map(|()| false),
+        Err(e) => return error(w, pod, 400, &e),
     };
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -502,9 +499,11 @@ fn complete(
     let mut generated = 0u32;
     let mut text = String::new();
     if stream {
+        // Chunked, as vLLM (uvicorn) sends it: a client tells a stream cut
+        // off by a dying pod (no closing chunk) from one that ended.
         write!(
             w,
-            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\nx-inference-pod: {}\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\nx-inference-pod: {}\r\n\r\n",
             pod.name
         )?;
     }
@@ -524,7 +523,7 @@ fn complete(
                 if stream {
                     let chunk = json!({"id": id, "object": object, "created": created, "model": pod.model, "choices": [choice(&piece, None, first)]});
                     first = false;
-                    write!(w, "data: {chunk}\n\n")?;
+                    sse(w, &format!("data: {chunk}\n\n"))?;
                 } else {
                     text.push_str(&piece);
                 }
@@ -550,15 +549,17 @@ fn complete(
     });
     if stream {
         let last = json!({"id": id, "object": object, "created": created, "model": pod.model, "choices": [choice("", Some("length"), first)]});
-        write!(w, "data: {last}\n\n")?;
+        sse(w, &format!("data: {last}\n\n"))?;
         if include_usage {
             let u = json!({"id": id, "object": object, "created": created, "model": pod.model, "choices": [], "usage": usage});
-            write!(w, "data: {u}\n\n")?;
+            sse(w, &format!("data: {u}\n\n"))?;
         }
-        w.write_all(b"data: [DONE]\n\n")?;
-        w.flush().map(|()| true)
+        sse(w, "data: [DONE]\n\n")?;
+        // The closing chunk: the stream is over and the connection is kept.
+        w.write_all(b"0\r\n\r\n")?;
+        w.flush()
     } else {
         let b = json!({"id": id, "object": object, "created": created, "model": pod.model, "choices": [choice(&text, Some("length"), true)], "usage": usage});
-        respond(w, pod, 200, "application/json", b.to_string().as_bytes()).map(|()| false)
+        respond(w, pod, 200, "application/json", b.to_string().as_bytes())
     }
 }
