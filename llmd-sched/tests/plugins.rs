@@ -793,3 +793,15 @@ fn legacy_admission_judges_the_pool_before_the_subset() {
     hinted.priority = -1;
     assert_eq!(s.pick(&hinted).unwrap_err().code(), 429);
 }
+
+/// A request with no prompt is refused as invalid (vLLM refuses it too).
+#[test]
+fn an_empty_prompt_is_an_invalid_request() {
+    let (s, _) = sched(&single("- type: queue-scorer\n"));
+    s.add_endpoint(ep("e1", metrics(0, 0, 0.0))).unwrap();
+    let e = s
+        .pick(&Request::with_tokens("r", "m", Vec::new()))
+        .unwrap_err();
+    assert!(e.to_string().contains("no prompt"), "{e}");
+    assert_eq!(e.code(), 400);
+}

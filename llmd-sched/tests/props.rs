@@ -56,7 +56,7 @@ proptest! {
     fn pick_is_a_surviving_candidate_and_scores_stay_in_range(
         eps in fleet(),
         cfg in 0usize..4,
-        len in 0usize..3000,
+        len in 1usize..3000, // an empty prompt is refused (tests/plugins.rs)
         reqs in 1usize..4,
     ) {
         let text = example(["01-default-load-and-prefix.yaml", "03-pd-disaggregation-prefix-decider.yaml", "04-session-affinity-lora.yaml", "05-legacy-apiversion.yaml"][cfg]);

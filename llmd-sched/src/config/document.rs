@@ -116,7 +116,7 @@ pub fn normalize(raw: &mut RawConfig) -> R<Vec<String>> {
             ),
         ]
         .into_iter()
-        .chain(cross_replica_fields(dl).into_iter().skip(3));
+        .chain(cross_replica_fields(dl).1);
         for (field, present) in legacy_fields {
             if v1 && present {
                 return Err(ConfigError::doc_field(field, format!("is a v1alpha1 field; {API_V1} regroups it under dataLayer.discovery / dataLayer.crossReplica")));
@@ -449,7 +449,8 @@ pub fn settings_not_executed(
         ));
     }
     if let Some(dl) = &raw.data_layer {
-        for (k, present) in cross_replica_fields(dl) {
+        let (v1_fields, legacy) = cross_replica_fields(dl);
+        for (k, present) in v1_fields.into_iter().chain(legacy) {
             if present {
                 out.push((
                     k.to_string(),
@@ -462,33 +463,38 @@ pub fn settings_not_executed(
 }
 
 /// The cross-replica sync settings and whether each is set: the v1
-/// spellings, then the v1alpha1 ones.
-fn cross_replica_fields(dl: &super::schema::DataLayer) -> [(&'static str, bool); 6] {
+/// spellings, and the v1alpha1 ones.
+type Fields = [(&'static str, bool); 3];
+fn cross_replica_fields(dl: &super::schema::DataLayer) -> (Fields, Fields) {
     let cross = dl.cross_replica.as_ref();
-    [
-        (
-            "dataLayer.crossReplica.syncerPluginRef",
-            cross.is_some_and(|c| c.syncer_plugin_ref.is_some()),
-        ),
-        (
-            "dataLayer.crossReplica.syncInterval",
-            cross.is_some_and(|c| c.sync_interval.is_some()),
-        ),
-        (
-            "dataLayer.crossReplica.publishTimeout",
-            cross.is_some_and(|c| c.publish_timeout.is_some()),
-        ),
-        (
-            "dataLayer.crossReplicaSyncerPluginRef",
-            dl.cross_replica_syncer_plugin_ref.is_some(),
-        ),
-        (
-            "dataLayer.crossReplicaSyncInterval",
-            dl.cross_replica_sync_interval.is_some(),
-        ),
-        (
-            "dataLayer.crossReplicaPublishTimeout",
-            dl.cross_replica_publish_timeout.is_some(),
-        ),
-    ]
+    (
+        [
+            (
+                "dataLayer.crossReplica.syncerPluginRef",
+                cross.is_some_and(|c| c.syncer_plugin_ref.is_some()),
+            ),
+            (
+                "dataLayer.crossReplica.syncInterval",
+                cross.is_some_and(|c| c.sync_interval.is_some()),
+            ),
+            (
+                "dataLayer.crossReplica.publishTimeout",
+                cross.is_some_and(|c| c.publish_timeout.is_some()),
+            ),
+        ],
+        [
+            (
+                "dataLayer.crossReplicaSyncerPluginRef",
+                dl.cross_replica_syncer_plugin_ref.is_some(),
+            ),
+            (
+                "dataLayer.crossReplicaSyncInterval",
+                dl.cross_replica_sync_interval.is_some(),
+            ),
+            (
+                "dataLayer.crossReplicaPublishTimeout",
+                dl.cross_replica_publish_timeout.is_some(),
+            ),
+        ],
+    )
 }

@@ -21,7 +21,7 @@ impl Scheduler {
     /// all taken gives [`ScheduleError::Index`], counted in
     /// `llmd_kvindex_endpoints_refused_total`.
     pub fn add_endpoint(&self, ep: Endpoint) -> Result<(), ScheduleError> {
-        self.put_endpoint(ep, false)
+        self.put_endpoint(ep, false, false)
     }
 
     /// Replaces the registered endpoint of the same name: its description
@@ -29,7 +29,7 @@ impl Scheduler {
     /// name is [`ScheduleError::UnknownEndpoint`]; a replacement a producer
     /// refuses removes the old registration too.
     pub fn replace_endpoint(&self, ep: Endpoint) -> Result<(), ScheduleError> {
-        self.put_endpoint(ep, true)
+        self.put_endpoint(ep, true, false)
     }
 
     /// As [`Scheduler::replace_endpoint`] for a change of description
@@ -37,14 +37,18 @@ impl Scheduler {
     /// has: load-aware scorers do not take it for idle until its next scrape.
     /// What the bindings' replace calls do.
     pub fn update_endpoint(&self, ep: Endpoint) -> Result<(), ScheduleError> {
-        let current = self.endpoint(&ep.name)?;
-        self.replace_endpoint(Endpoint {
-            metrics: current.metrics(),
-            ..ep
-        })
+        self.put_endpoint(ep, true, true)
     }
 
-    fn put_endpoint(&self, ep: Endpoint, replace: bool) -> Result<(), ScheduleError> {
+    /// Adds or (`replace`) replaces a registration; `keep_metrics` carries
+    /// the replaced one's scraped metrics over, read under the membership
+    /// lock so no other registration change comes between.
+    fn put_endpoint(
+        &self,
+        ep: Endpoint,
+        replace: bool,
+        keep_metrics: bool,
+    ) -> Result<(), ScheduleError> {
         if ep.name.is_empty() {
             return Err(ScheduleError::InvalidRequest(
                 "endpoint name must not be empty".into(),
@@ -79,6 +83,13 @@ impl Scheduler {
             (false, true) => return Err(ScheduleError::UnknownEndpoint(ep.name)),
             _ => {}
         }
+        let ep = match existing {
+            Some(i) if keep_metrics => Endpoint {
+                metrics: fleet.eps[i].metrics(),
+                ..ep
+            },
+            _ => ep,
+        };
         let mut eps = fleet.eps.clone();
         // Metrics pools follow the P/D role label, so prefill and decode
         // endpoints report separately.
