@@ -358,57 +358,60 @@ func goSummary(s C.llmd_request_summary) RequestSummary {
 	}
 }
 
-// OnFirstToken records the first token of a request; false for an unknown id.
-func (s *Scheduler) OnFirstToken(id string) bool {
-	var found C.bool
-	_ = s.with(func(h *C.llmd_scheduler) error {
+// OnFirstToken records the first token of a request. found is false for an
+// unknown id (nothing is recorded; not an error, as in every binding); err is
+// set when the call itself fails (closed scheduler, an id that is not UTF-8).
+func (s *Scheduler) OnFirstToken(id string) (found bool, err error) {
+	var f C.bool
+	err = s.with(func(h *C.llmd_scheduler) error {
 		ip, il := str(id)
 		var e *C.llmd_error
-		return takeError(C.llmd_scheduler_on_first_token(h, ip, il, &found, &e), e)
+		return takeError(C.llmd_scheduler_on_first_token(h, ip, il, &f, &e), e)
 	})
-	return bool(found)
+	return bool(f), err
 }
 
 // OnPrefillDone records that the remote prefill of a disaggregated request
 // finished (the KV cache is on the decode endpoint): the prefill leg's
-// in-flight gauges are released and its time observed; false for an
-// unknown id.
-func (s *Scheduler) OnPrefillDone(id string) bool {
-	var found C.bool
-	_ = s.with(func(h *C.llmd_scheduler) error {
+// in-flight gauges are released and its time observed. found and err are as
+// for OnFirstToken.
+func (s *Scheduler) OnPrefillDone(id string) (found bool, err error) {
+	var f C.bool
+	err = s.with(func(h *C.llmd_scheduler) error {
 		ip, il := str(id)
 		var e *C.llmd_error
-		return takeError(C.llmd_scheduler_on_prefill_done(h, ip, il, &found, &e), e)
+		return takeError(C.llmd_scheduler_on_prefill_done(h, ip, il, &f, &e), e)
 	})
-	return bool(found)
+	return bool(f), err
 }
 
-// OnTokens records n more output tokens; false for an unknown id.
-func (s *Scheduler) OnTokens(id string, n uint64) bool {
-	var found C.bool
-	_ = s.with(func(h *C.llmd_scheduler) error {
+// OnTokens records n more output tokens. found and err are as for
+// OnFirstToken.
+func (s *Scheduler) OnTokens(id string, n uint64) (found bool, err error) {
+	var f C.bool
+	err = s.with(func(h *C.llmd_scheduler) error {
 		ip, il := str(id)
 		var e *C.llmd_error
-		return takeError(C.llmd_scheduler_on_tokens(h, ip, il, C.uint64_t(n), &found, &e), e)
+		return takeError(C.llmd_scheduler_on_tokens(h, ip, il, C.uint64_t(n), &f, &e), e)
 	})
-	return bool(found)
+	return bool(f), err
 }
 
 // OnComplete records completion; cachedTokens is the engine's reported
-// prefix-cache hit (-1 if unknown).
-func (s *Scheduler) OnComplete(id string, cachedTokens int64) (RequestSummary, bool) {
+// prefix-cache hit (-1 if unknown). found and err are as for OnFirstToken.
+func (s *Scheduler) OnComplete(id string, cachedTokens int64) (sum RequestSummary, found bool, err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.h == nil {
-		return RequestSummary{}, false
+		return RequestSummary{}, false, ErrClosed
 	}
 	a := getArena()
 	defer a.put()
 	c := (*completeCall)(a.alloc(int(unsafe.Sizeof(completeCall{})), 8))
 	*c = completeCall{}
 	ip, il := str(id)
-	C.llmd_scheduler_on_complete(s.h, ip, il, C.int64_t(cachedTokens), &c.sum, &c.found, nil)
-	return goSummary(c.sum), bool(c.found)
+	st := C.llmd_scheduler_on_complete(s.h, ip, il, C.int64_t(cachedTokens), &c.sum, &c.found, &c.err)
+	return goSummary(c.sum), bool(c.found), takeError(st, c.err)
 }
 
 // Usage is the engine's OpenAI usage for a completed request; a count of -1
@@ -444,18 +447,21 @@ func (s *Scheduler) OnCompleteUsage(id string, u Usage) (RequestSummary, bool, e
 type completeCall struct {
 	sum   C.llmd_request_summary
 	found C.bool
+	err   *C.llmd_error
 }
 
-// OnError records a failed or cancelled request.
-func (s *Scheduler) OnError(id string, kind RequestError) (RequestSummary, bool) {
-	var sum C.llmd_request_summary
-	var found C.bool
-	_ = s.with(func(h *C.llmd_scheduler) error {
+// OnError records a failed or cancelled request. An unknown kind still
+// releases the request (recorded as Other) and returns an error; found is as
+// for OnFirstToken.
+func (s *Scheduler) OnError(id string, kind RequestError) (sum RequestSummary, found bool, err error) {
+	var cs C.llmd_request_summary
+	var f C.bool
+	err = s.with(func(h *C.llmd_scheduler) error {
 		ip, il := str(id)
 		var e *C.llmd_error
-		return takeError(C.llmd_scheduler_on_error(h, ip, il, C.uint32_t(kind), &sum, &found, &e), e)
+		return takeError(C.llmd_scheduler_on_error(h, ip, il, C.uint32_t(kind), &cs, &f, &e), e)
 	})
-	return goSummary(sum), bool(found)
+	return goSummary(cs), bool(f), err
 }
 
 // Explanation is a decision's explanation as data: every candidate, each

@@ -61,15 +61,26 @@ func TestPickRoutesAwayFromLoad(t *testing.T) {
 		len(p.Scorers[0].Raw) != len(p.Scored) || len(p.Totals) != len(p.Scored) {
 		t.Fatalf("profile %+v", p)
 	}
-	if !s.OnFirstToken("g1") || !s.OnTokens("g1", 4) {
-		t.Fatal("lifecycle lost the request")
+	if ok, err := s.OnFirstToken("g1"); !ok || err != nil {
+		t.Fatalf("first token: %v %v", ok, err)
 	}
-	sum, ok := s.OnComplete("g1", 32)
-	if !ok || sum.CachedTokens != 32 || sum.OutputTokens < 4 {
-		t.Fatalf("summary = %+v, %v", sum, ok)
+	if ok, err := s.OnTokens("g1", 4); !ok || err != nil {
+		t.Fatalf("tokens: %v %v", ok, err)
 	}
-	if _, ok := s.OnComplete("g1", -1); ok {
-		t.Fatal("completed twice")
+	sum, ok, err := s.OnComplete("g1", 32)
+	if err != nil || !ok || sum.CachedTokens != 32 || sum.OutputTokens < 4 {
+		t.Fatalf("summary = %+v, %v, %v", sum, ok, err)
+	}
+	// An unknown id is not an error in any lifecycle call: found is false.
+	if _, ok, err := s.OnComplete("g1", -1); ok || err != nil {
+		t.Fatalf("completed twice: %v %v", ok, err)
+	}
+	if ok, err := s.OnTokens("never", 1); ok || err != nil {
+		t.Fatalf("unknown id: %v %v", ok, err)
+	}
+	// An id that is not UTF-8 is an error, not a silent miss.
+	if _, _, err := s.OnComplete("bad\xff", -1); !errors.Is(err, ErrInvalidUTF8) {
+		t.Fatalf("non-UTF-8 id: %v", err)
 	}
 	// A non-streaming reply: the engine's usage gives the output tokens.
 	if _, err := s.Pick(&Request{ID: "g2", Model: "llama", Tokens: tokens(64)}); err != nil {
@@ -86,7 +97,7 @@ func TestPickRoutesAwayFromLoad(t *testing.T) {
 	if _, ok, err := s.OnCompleteUsage("g3", Usage{PromptTokens: -1, CompletionTokens: 1 << 40, CachedTokens: -1}); !ok || !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("out of range: %v %v", ok, err)
 	}
-	if _, ok := s.OnComplete("g3", -1); ok {
+	if _, ok, _ := s.OnComplete("g3", -1); ok {
 		t.Fatal("g3 still open")
 	}
 	text, err := s.RenderMetrics()
@@ -108,8 +119,8 @@ func TestPickRoutesAwayFromLoad(t *testing.T) {
 	if err != nil || d.Targets[0].Name != "pod-a" || d.Explanation != nil {
 		t.Fatalf("decision = %+v, err = %v", d, err)
 	}
-	if _, ok := s.OnError("g2", Cancelled); !ok {
-		t.Fatal("unknown request")
+	if _, ok, err := s.OnError("g2", Cancelled); !ok || err != nil {
+		t.Fatalf("on error: %v %v", ok, err)
 	}
 }
 
@@ -210,7 +221,7 @@ func TestConcurrentGoroutines(t *testing.T) {
 				runtime.Gosched()
 				s.OnFirstToken(id)
 				s.OnTokens(id, 3)
-				if _, ok := s.OnComplete(id, 0); !ok {
+				if _, ok, err := s.OnComplete(id, 0); !ok || err != nil {
 					t.Errorf("%s lost", id)
 					return
 				}
@@ -248,8 +259,11 @@ func TestCloseWhileInUse(t *testing.T) {
 	if _, err := s.Pick(&Request{ID: "late", Model: "llama"}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("err = %v", err)
 	}
-	if s.EndpointCount() != 0 || s.OnFirstToken("late") {
-		t.Fatal("closed scheduler answered")
+	if ok, err := s.OnFirstToken("late"); s.EndpointCount() != 0 || ok || !errors.Is(err, ErrClosed) {
+		t.Fatalf("closed scheduler answered: %v %v", ok, err)
+	}
+	if _, _, err := s.OnComplete("late", -1); !errors.Is(err, ErrClosed) {
+		t.Fatalf("closed scheduler completed: %v", err)
 	}
 }
 
@@ -316,7 +330,7 @@ func TestArrivalTimeStartsTheQueueTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.OnFirstToken("late")
-	if _, ok := s.OnComplete("late", 0); !ok {
+	if _, ok, _ := s.OnComplete("late", 0); !ok {
 		t.Fatal("request not tracked")
 	}
 	text, err := s.RenderMetrics()
@@ -477,10 +491,10 @@ plugins:
 	if _, err := s.Pick(&Request{ID: "p1", Model: "llama", Tokens: tokens(1600)}); err != nil {
 		t.Fatal(err)
 	}
-	if !s.OnFirstToken("p1") {
+	if ok, _ := s.OnFirstToken("p1"); !ok {
 		t.Fatal("lifecycle lost the request")
 	}
-	sum, ok := s.OnComplete("p1", -1)
+	sum, ok, _ := s.OnComplete("p1", -1)
 	// Nothing learnt yet: llm-d's throughput heuristic, 1,600 tokens at 15,928 tok/s.
 	want := 1600 / 15.928
 	if !ok || sum.PredictedTTFTMs < want-1e-6 || sum.PredictedTTFTMs > want+1e-6 || sum.PredictedTPOTMs != -1 {
@@ -587,7 +601,7 @@ func TestExpireRequestsReleasesAbandonedOnes(t *testing.T) {
 	if n, err := s.ExpireRequests(0); err != nil || n != 1 {
 		t.Fatalf("expired %d, %v", n, err)
 	}
-	if _, found := s.OnComplete("abandoned", -1); found {
+	if _, found, _ := s.OnComplete("abandoned", -1); found {
 		t.Fatal("still open after expiry")
 	}
 	if _, err := s.ExpireRequests(-time.Second); !errors.Is(err, ErrInvalidArgument) {
@@ -623,7 +637,10 @@ func TestOnPrefillDoneTimesThePrefillLeg(t *testing.T) {
 	if d.Prefill == nil || d.Prefill.Name != "p-0" {
 		t.Fatalf("not disaggregated: %+v", d)
 	}
-	if !s.OnPrefillDone("pd-1") || s.OnPrefillDone("nope") {
+	if ok, _ := s.OnPrefillDone("pd-1"); !ok {
+		t.Fatal("OnPrefillDone: known id not found")
+	}
+	if ok, err := s.OnPrefillDone("nope"); ok || err != nil {
 		t.Fatal("OnPrefillDone: known id not found, or unknown id found")
 	}
 	s.OnFirstToken("pd-1")

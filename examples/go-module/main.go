@@ -31,7 +31,9 @@ func route() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	s.OnComplete("r1", -1)
+	if _, _, err := s.OnComplete("r1", -1); err != nil {
+		return "", err
+	}
 	return fmt.Sprintf("%s via %s", d.Targets[0].Name, d.Header("x-gateway-destination-endpoint")), nil
 }
 

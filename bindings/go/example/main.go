@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"os"
@@ -59,16 +60,20 @@ func newRouter(s *llmd.Scheduler, feed *llmd.Feed, tokenizeAt string) http.Handl
 				pr.Out.Header.Del(h)
 			}
 		},
+		// A backend that cannot be reached gives way to the decision's
+		// fallbacks, in order.
+		Transport: fallbacks{http.DefaultTransport},
 		// Upstream response headers (e.g. x-inference-pod) pass through;
-		// the decision's response headers are added.
-		// The first byte of a successful body marks the first token.
+		// the decision's response headers are added. A successful body is
+		// read on its way for tokens and the engine's usage.
 		ModifyResponse: func(resp *http.Response) error {
 			f := resp.Request.Context().Value(ctxKey{}).(*inflight)
 			for _, h := range f.decision.ResponseHeaders {
 				resp.Header.Set(h.Name, h.Value)
 			}
 			if resp.StatusCode < 400 {
-				resp.Body = &firstByte{ReadCloser: resp.Body, f: f}
+				stream := strings.HasPrefix(resp.Header.Get("content-type"), "text/event-stream")
+				resp.Body = &reply{body: resp.Body, f: f, stream: stream}
 			}
 			return nil
 		},
@@ -81,46 +86,73 @@ func newRouter(s *llmd.Scheduler, feed *llmd.Feed, tokenizeAt string) http.Handl
 }
 
 // inflight is one picked request on its way through the proxy: it ends
-// with exactly one OnComplete or OnError, whatever happens.
+// with exactly one OnCompleteUsage or OnError, whatever happens.
 type inflight struct {
 	sched    *llmd.Scheduler
 	decision *llmd.Decision
 	id       string
-	first    atomic.Bool
-	ended    atomic.Bool
+	// body is what goes upstream (to a fallback too); clientUsage is set
+	// when the client asked a stream for its usage chunk.
+	body        []byte
+	clientUsage bool
+	// usage is the engine's, as the reply gave it; failed is set by a
+	// streamed error event.
+	usage  llmd.Usage
+	failed bool
+	first  atomic.Bool
+	ended  atomic.Bool
 }
 
 func (f *inflight) firstToken() {
 	if !f.first.Swap(true) {
-		f.sched.OnFirstToken(f.id)
+		_, _ = f.sched.OnFirstToken(f.id)
 	}
 }
 
 func (f *inflight) complete() {
+	if f.failed {
+		f.fail(llmd.Upstream)
+		return
+	}
 	if !f.ended.Swap(true) {
 		f.firstToken()
-		f.sched.OnComplete(f.id, -1)
+		// A count the scheduler refuses (out of range) is logged; the
+		// request is completed all the same.
+		if _, _, err := f.sched.OnCompleteUsage(f.id, f.usage); err != nil {
+			log.Printf("%s: usage not recorded: %v", f.id, err)
+		}
 	}
 }
 
 func (f *inflight) fail(kind llmd.RequestError) {
 	if !f.ended.Swap(true) {
-		f.sched.OnError(f.id, kind)
+		_, _, _ = f.sched.OnError(f.id, kind)
 	}
 }
 
-// firstByte reports the first token when the backend's body starts.
-type firstByte struct {
-	io.ReadCloser
-	f *inflight
-}
+// fallbacks sends a request to the decision's first target that can be
+// reached: a refused or failed dial moves on to the next one (nothing was
+// sent); any other failure is the request's.
+type fallbacks struct{ base http.RoundTripper }
 
-func (b *firstByte) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if n > 0 {
-		b.f.firstToken()
+func (t fallbacks) RoundTrip(req *http.Request) (*http.Response, error) {
+	f := req.Context().Value(ctxKey{}).(*inflight)
+	var err error
+	for i, target := range f.decision.Targets {
+		try := req.Clone(req.Context())
+		try.URL.Host = target.Address
+		try.Body, try.ContentLength = io.NopCloser(bytes.NewReader(f.body)), int64(len(f.body))
+		resp, e := t.base.RoundTrip(try)
+		var op *net.OpError
+		if e == nil || !errors.As(e, &op) || op.Op != "dial" || req.Context().Err() != nil {
+			return resp, e
+		}
+		if i+1 < len(f.decision.Targets) {
+			log.Printf("%s: %s unreachable (%v), trying %s", f.id, target.Name, e, f.decision.Targets[i+1].Name)
+		}
+		err = e
 	}
-	return n, err
+	return nil, err
 }
 
 // tokenizeFields are the request fields that decide the prompt's tokens,
@@ -170,19 +202,31 @@ func (rt *router) tokens(r *http.Request, body []byte) []uint32 {
 	return out.Tokens
 }
 
-// decide reads the body (restoring it for the proxy) and picks a backend.
-func (rt *router) decide(r *http.Request, explain bool) (*llmd.Decision, string, int, error) {
+// decide reads the body and picks a backend; the returned body is the one
+// to send upstream (a stream asks for the engine's usage).
+func (rt *router) decide(r *http.Request, explain bool) (*llmd.Decision, string, []byte, bool, int, error) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, 8<<20))
 	if err != nil {
-		return nil, "", http.StatusBadRequest, err
+		return nil, "", nil, false, http.StatusBadRequest, err
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
 	var req struct {
-		Model    string          `json:"model"`
-		Messages json.RawMessage `json:"messages"`
+		Model         string          `json:"model"`
+		Messages      json.RawMessage `json:"messages"`
+		Stream        bool            `json:"stream"`
+		StreamOptions *struct {
+			IncludeUsage bool `json:"include_usage"`
+		} `json:"stream_options"`
 	}
 	if err := json.Unmarshal(body, &req); err != nil {
-		return nil, "", http.StatusBadRequest, err
+		return nil, "", nil, false, http.StatusBadRequest, err
+	}
+	clientUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
+	upstream := body
+	if req.Stream && !clientUsage {
+		// The engine's usage (with its cached tokens) comes only when asked.
+		if upstream, err = withUsage(body); err != nil {
+			return nil, "", nil, false, http.StatusBadRequest, err
+		}
 	}
 	// The router's own id: two clients may send the same x-request-id
 	// (it still reaches the scheduler among the headers).
@@ -213,22 +257,43 @@ func (rt *router) decide(r *http.Request, explain bool) (*llmd.Decision, string,
 	var le *llmd.Error
 	switch {
 	case errors.As(err, &le) && le.Code == "no_endpoints":
-		return nil, id, http.StatusServiceUnavailable, err
+		return nil, id, nil, false, http.StatusServiceUnavailable, err
 	case errors.As(err, &le) && le.Code == "resource_exhausted":
-		return nil, id, http.StatusTooManyRequests, err
+		return nil, id, nil, false, http.StatusTooManyRequests, err
 	case err != nil:
-		return nil, id, http.StatusBadRequest, err
+		return nil, id, nil, false, http.StatusBadRequest, err
 	}
-	return d, id, http.StatusOK, nil
+	return d, id, upstream, clientUsage, http.StatusOK, nil
+}
+
+// withUsage sets stream_options.include_usage in a request body, keeping
+// every other field as it is.
+func withUsage(body []byte) ([]byte, error) {
+	var req map[string]json.RawMessage
+	if err := json.Unmarshal(body, &req); err != nil {
+		return nil, err
+	}
+	opts := map[string]json.RawMessage{}
+	if raw, ok := req["stream_options"]; ok && !bytes.Equal(raw, []byte("null")) {
+		if err := json.Unmarshal(raw, &opts); err != nil {
+			return nil, fmt.Errorf("stream_options: %w", err)
+		}
+	}
+	opts["include_usage"] = json.RawMessage("true")
+	var err error
+	if req["stream_options"], err = json.Marshal(opts); err != nil {
+		return nil, err
+	}
+	return json.Marshal(req)
 }
 
 func (rt *router) serveInference(w http.ResponseWriter, r *http.Request) {
-	d, id, code, err := rt.decide(r, false)
+	d, id, body, clientUsage, code, err := rt.decide(r, false)
 	if err != nil {
 		http.Error(w, err.Error(), code)
 		return
 	}
-	f := &inflight{sched: rt.sched, decision: d, id: id}
+	f := &inflight{sched: rt.sched, decision: d, id: id, body: body, clientUsage: clientUsage, usage: unknownUsage}
 	defer func() {
 		// The proxy aborts the handler (panics with http.ErrAbortHandler)
 		// when the client or the backend goes away mid-body.
@@ -255,12 +320,12 @@ func (rt *router) serveInference(w http.ResponseWriter, r *http.Request) {
 
 // serveExplain answers with the decision and its explanation, without proxying.
 func (rt *router) serveExplain(w http.ResponseWriter, r *http.Request) {
-	d, id, code, err := rt.decide(r, true)
+	d, id, _, _, code, err := rt.decide(r, true)
 	if err != nil {
 		http.Error(w, err.Error(), code)
 		return
 	}
-	rt.sched.OnError(id, llmd.Cancelled)
+	_, _, _ = rt.sched.OnError(id, llmd.Cancelled)
 	w.Header().Set("content-type", "application/json")
 	_ = json.NewEncoder(w).Encode(d)
 }

@@ -240,3 +240,175 @@ func TestTokenizeGetsWhatShapesThePrompt(t *testing.T) {
 		t.Fatalf("/tokenize got %v", got)
 	}
 }
+
+// metricSum adds up every series of one metric in exposition text.
+func metricSum(text, name string) float64 {
+	total := 0.0
+	for _, line := range strings.Split(text, "\n") {
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		var v float64
+		if _, err := fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v); err == nil {
+			total += v
+		}
+	}
+	return total
+}
+
+// endedMetrics is the scheduler's metrics once n requests have ended (a
+// request ends after its reply reached the client), or after 10 s.
+func endedMetrics(t *testing.T, s *llmd.Scheduler, n float64) string {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		text, err := s.RenderMetrics()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if metricSum(text, "llmd_inference_requests_total") >= n || time.Now().After(deadline) {
+			return text
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// The engine's usage reaches the scheduler from both kinds of reply: a
+// non-streamed body (no token calls), and a stream the router asks for its
+// usage chunk, which reaches only a client that asked for it too. A
+// streamed error event fails the request though it is forwarded.
+func TestRepliesGiveTheEngineUsage(t *testing.T) {
+	pod := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Stream        bool `json:"stream"`
+			Prompt        string
+			StreamOptions struct {
+				IncludeUsage bool `json:"include_usage"`
+			} `json:"stream_options"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			t.Error(err)
+		}
+		if !req.Stream {
+			fmt.Fprint(w, `{"choices":[{"text":"ok"}],"usage":{"prompt_tokens":40,"completion_tokens":7,"prompt_tokens_details":{"cached_tokens":32}}}`)
+			return
+		}
+		if !req.StreamOptions.IncludeUsage {
+			t.Error("the router did not ask the stream for its usage")
+		}
+		w.Header().Set("content-type", "text/event-stream")
+		for i := 0; i < 3; i++ {
+			fmt.Fprint(w, "data: {\"choices\":[{\"text\":\"a\"}]}\n\n")
+		}
+		if req.Prompt == "fail" {
+			fmt.Fprint(w, "data: {\"object\":\"error\",\"message\":\"engine died\"}\n\n")
+		}
+		fmt.Fprint(w, "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":40,\"completion_tokens\":3,\"prompt_tokens_details\":{\"cached_tokens\":16}}}\n\n")
+		fmt.Fprint(w, "data: [DONE]\n\n")
+	}))
+	defer pod.Close()
+	s, err := llmd.NewScheduler("", llmd.WithSeed(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.AddEndpoint(llmd.Endpoint{Name: "pod-a", Address: strings.TrimPrefix(pod.URL, "http://"), Model: "llama"}); err != nil {
+		t.Fatal(err)
+	}
+	router := httptest.NewServer(newRouter(s, nil, ""))
+	defer router.Close()
+	post := func(body string) string {
+		resp, err := http.Post(router.URL+"/v1/completions", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d: %s", resp.StatusCode, raw)
+		}
+		return string(raw)
+	}
+
+	post(`{"model":"llama","prompt":"whole"}`)
+	text := endedMetrics(t, s, 1)
+	if out, cached := metricSum(text, "llmd_inference_output_tokens_sum"), metricSum(text, "llmd_inference_cached_tokens_sum"); out != 7 || cached != 32 {
+		t.Fatalf("non-streamed usage: output %v cached %v\n%s", out, cached, text)
+	}
+
+	if got := post(`{"model":"llama","prompt":"quiet","stream":true}`); strings.Contains(got, "usage") || !strings.Contains(got, "[DONE]") {
+		t.Fatalf("a client that did not ask got the usage chunk:\n%s", got)
+	}
+	if got := post(`{"model":"llama","prompt":"asked","stream":true,"stream_options":{"include_usage":true}}`); !strings.Contains(got, `"completion_tokens":3`) {
+		t.Fatalf("a client that asked lost the usage chunk:\n%s", got)
+	}
+	text = endedMetrics(t, s, 3)
+	if out, cached := metricSum(text, "llmd_inference_output_tokens_sum"), metricSum(text, "llmd_inference_cached_tokens_sum"); out != 7+3+3 || cached != 32+16+16 {
+		t.Fatalf("streamed usage: output %v cached %v\n%s", out, cached, text)
+	}
+
+	if got := post(`{"model":"llama","prompt":"fail","stream":true}`); !strings.Contains(got, "engine died") {
+		t.Fatalf("the error event was not forwarded:\n%s", got)
+	}
+	if text = endedMetrics(t, s, 4); !strings.Contains(text, `outcome="error_engine"} 1`) {
+		t.Fatalf("a streamed error event did not fail the request:\n%s", text)
+	}
+
+	resp, err := http.Post(router.URL+"/v1/completions", "application/json",
+		strings.NewReader(`{"model":"llama","prompt":"x","stream":true,"stream_options":"yes"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("malformed stream_options: status %d", resp.StatusCode)
+	}
+}
+
+// A picked backend that cannot be reached gives way to the decision's
+// fallback; the request is served, not failed.
+func TestUnreachableTargetFallsBack(t *testing.T) {
+	live := backend("pod-live")
+	defer live.Close()
+	gone := httptest.NewServer(http.NotFoundHandler())
+	goneAddr := strings.TrimPrefix(gone.URL, "http://")
+	gone.Close() // nothing listens there now: dials are refused
+	s, err := llmd.NewScheduler(`apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: queue-scorer
+- type: max-score-picker
+  parameters: {maxNumOfEndpoints: 2}
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: queue-scorer
+  - pluginRef: max-score-picker
+`, llmd.WithSeed(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for name, addr := range map[string]string{"pod-gone": goneAddr, "pod-live": strings.TrimPrefix(live.URL, "http://")} {
+		if err := s.AddEndpoint(llmd.Endpoint{Name: name, Address: addr, Model: "llama"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The unreachable pod looks idle, so it is picked first.
+	if err := s.UpdateMetricsText("pod-live", "vllm:num_requests_waiting 40\n"); err != nil {
+		t.Fatal(err)
+	}
+	router := httptest.NewServer(newRouter(s, nil, ""))
+	defer router.Close()
+	resp, err := http.Post(router.URL+"/v1/completions", "application/json", strings.NewReader(`{"model":"llama","prompt":"hi"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(raw), `"served_by":"pod-live"`) {
+		t.Fatalf("status %d body %s", resp.StatusCode, raw)
+	}
+	if text := endedMetrics(t, s, 1); !strings.Contains(text, `outcome="ok"} 1`) {
+		t.Fatalf("the served request counted as failed:\n%s", text)
+	}
+}
