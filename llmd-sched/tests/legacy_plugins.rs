@@ -428,3 +428,59 @@ fn examples_10_to_15_route_as_their_releases_did() {
     let e = Scheduler::from_config_file(&path).unwrap_err().to_string();
     assert!(e.contains("prepareDataPlugins"), "{e}");
 }
+
+/// The deprecated all-in-one `precise-prefix-cache-scorer` beside a
+/// `precise-prefix-cache-producer` binds to that producer, as llm-d since
+/// v0.9 does: one index fed by the events, the scorer's own settings
+/// reported as not used; beside two producers it cannot choose.
+#[test]
+fn legacy_precise_scorer_binds_to_the_configured_producer() {
+    let yaml = format!(
+        "{HEAD}plugins:
+- type: precise-prefix-cache-producer
+  name: precise
+  parameters:
+    kvEventsConfig: {{discoverPods: false}}
+- type: precise-prefix-cache-scorer
+  parameters:
+    tokenProcessorConfig: {{blockSize: 64}}
+- type: max-score-picker
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: precise-prefix-cache-scorer
+  - pluginRef: max-score-picker
+"
+    );
+    let (s, _) = sched(&yaml);
+    for e in ["e1", "e2", "e3"] {
+        s.add_endpoint(ep(e, metrics(0, 0, 0.1))).unwrap();
+    }
+    let prompt = tokens(64, 7);
+    s.ingest_kv_events("e2", &batch(vec![stored(1, None, &prompt, None)]), None)
+        .unwrap();
+    let by = raw_scores(
+        &s,
+        &Request::with_tokens("r", "m", prompt.clone()),
+        "default",
+        "precise-prefix-cache-scorer",
+    );
+    assert_eq!((by["e1"], by["e2"], by["e3"]), (0.0, 1.0, 0.0), "{by:?}");
+    let report = s.config_report();
+    let lines = report.not_executed_lines().join("\n");
+    assert!(
+        lines.contains("tokenProcessorConfig")
+            && lines.contains("bound to the configured precise-prefix-cache-producer 'precise'"),
+        "{lines}"
+    );
+
+    let two = yaml.replace(
+        "- type: max-score-picker\n",
+        "- type: precise-prefix-cache-producer\n  name: other\n  parameters:\n    kvEventsConfig: {discoverPods: false}\n- type: max-score-picker\n",
+    );
+    let err = Scheduler::from_config_str(&two).unwrap_err().to_string();
+    assert!(
+        err.contains("cannot choose") && err.contains("precise, other"),
+        "{err}"
+    );
+}

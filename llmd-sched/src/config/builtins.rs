@@ -298,14 +298,12 @@ pub static STAGES: &[Entry] = &[
         stability: A,
         build: |_, _| Ok(scorer(PeerGaugeScorer::kv_cache())),
     },
-    // Legacy all-in-one: the loader expands it into a precise producer + prefix-cache-scorer.
+    // Legacy all-in-one: a precise producer + prefix-cache-scorer of its
+    // own, or a scorer bound to the document's precise producer.
     Entry {
         ty: "precise-prefix-cache-scorer",
         stability: D,
-        build: |p, env| {
-            let producer = PrecisePrefixProducer::from_params(p, env.engine_hasher.as_ref())?;
-            Ok(precise_all_in_one(producer, p.plugin_name()))
-        },
+        build: legacy_precise_scorer,
     },
     Entry {
         ty: "lora-affinity-scorer",
@@ -718,6 +716,44 @@ fn precise_all_in_one(mut producer: PrecisePrefixProducer, name: &str) -> Built 
         produces: vec![DataKey::PrefixCacheMatchInfo],
         consumes: vec![(DataKey::TokenizedPrompt, "token-producer".into())],
         ..Default::default()
+    }
+}
+
+/// The deprecated all-in-one `precise-prefix-cache-scorer`, as llm-d since
+/// v0.9 builds it: with one `precise-prefix-cache-producer` in the document
+/// it is a `prefix-cache-scorer` bound to that producer, and its own
+/// parameters are not used (each is reported); with several, it cannot
+/// choose and is refused; with none, it hosts a producer of its own. (llm-d
+/// looks only at producers built before it, which depends on build order;
+/// here the whole document counts.)
+fn legacy_precise_scorer(
+    p: &mut Params,
+    env: &mut super::registry::BuildEnv,
+) -> Result<Built, ConfigError> {
+    match env.precise_producers.as_slice() {
+        [] => {
+            let producer = PrecisePrefixProducer::from_params(p, env.engine_hasher.as_ref())?;
+            Ok(precise_all_in_one(producer, p.plugin_name()))
+        }
+        [one] => {
+            let mut b = prefix_consumer(scorer(PrefixCacheScorer::bound_to(one)), one);
+            let why = format!(
+                "bound to the configured precise-prefix-cache-producer '{one}', whose settings apply"
+            );
+            for k in p.keys() {
+                p.note_not_executed(&mut b.settings_not_executed, &k, &why);
+            }
+            p.accept_rest();
+            b.remark = Some("deprecated all-in-one scorer bound to the configured precise producer");
+            Ok(b)
+        }
+        many => Err(p.err(
+            "type",
+            format!(
+                "the deprecated all-in-one scorer cannot choose among the precise-prefix-cache-producers {}: configure prefix-cache-scorer with prefixMatchInfoProducerName instead",
+                many.join(", ")
+            ),
+        )),
     }
 }
 

@@ -200,6 +200,12 @@ fn build(
         latency,
         latency_settings: None,
         latency_admitter: false,
+        precise_producers: raw
+            .plugins
+            .iter()
+            .filter(|p| p.ty == "precise-prefix-cache-producer")
+            .map(|p| p.name.clone())
+            .collect(),
     };
     let mut instances: Vec<Instance> = Vec::new();
     let is_handler = |p: &PluginSpec| p.ty.ends_with("profile-handler");

@@ -73,6 +73,11 @@ impl Params {
         }
     }
 
+    /// The keys not consumed yet (in key order).
+    pub fn keys(&self) -> Vec<String> {
+        self.map.keys().cloned().collect()
+    }
+
     /// True when the key is present (without consuming it).
     pub fn has(&self, key: &str) -> bool {
         self.map.contains_key(key)

@@ -102,6 +102,9 @@ pub struct BuildEnv {
     pub latency_settings: Option<crate::plugins::producers::LatencySettings>,
     /// Set by a `latency-slo-admitter`.
     pub latency_admitter: bool,
+    /// Instance names of the document's `precise-prefix-cache-producer`s
+    /// (a legacy `precise-prefix-cache-scorer` binds to the only one).
+    pub precise_producers: Vec<String>,
 }
 
 pub(crate) type Factory = fn(&mut Params, &mut BuildEnv) -> Result<Built, ConfigError>;
