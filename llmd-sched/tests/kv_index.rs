@@ -209,6 +209,60 @@ fn approximate_lru_capacity_per_server_evicts_the_oldest_prompt() {
     assert!(best("5", &a).contains("best match 0"));
 }
 
+/// With `autoTune`, an endpoint's LRU holds the cache size it reports when
+/// first routed to (`lruCapacityPerServer` while it reports none), and keeps
+/// that bound until it is removed, as llm-d sizes it.
+#[test]
+fn auto_tune_sizes_each_endpoint_lru_when_first_routed_to() {
+    let (s, _) = sched(&single(
+        "- type: approx-prefix-cache-producer\n  parameters: {blockSizeTokens: 64, lruCapacityPerServer: 100}\n- type: prefix-cache-scorer\n- type: max-score-picker\n",
+    ));
+    let sized = |blocks: u64| {
+        let mut m = metrics(0, 0, 0.0);
+        m.cache_num_blocks = blocks;
+        m
+    };
+    let a = tokens(256, 1); // 4 blocks of 64
+    let b = tokens(256, 2);
+    let n = std::cell::Cell::new(0);
+    let best = |p: &[u32]| {
+        n.set(n.get() + 1);
+        let d = s
+            .pick(&Request::with_tokens(&n.get().to_string(), "m", p.to_vec()))
+            .unwrap();
+        let note = d
+            .explanation
+            .notes
+            .iter()
+            .find(|n| n.contains("best match"))
+            .cloned();
+        note.unwrap_or_default()
+    };
+    // Routing a then b: does a survive?
+    let a_survives_b = || {
+        best(&a);
+        best(&b);
+        best(&a).contains("best match 4")
+    };
+    // Reports 4 blocks when first routed to: 4 is the bound, and a later,
+    // larger report does not change it.
+    s.add_endpoint(ep("e1", sized(4))).unwrap();
+    assert!(!a_survives_b(), "a 4-block LRU keeps a");
+    s.update_endpoint_metrics("e1", sized(1000)).unwrap();
+    assert!(!a_survives_b(), "the bound changed after the first routing");
+    // Re-registered, the endpoint is sized again.
+    s.remove_endpoint("e1").unwrap();
+    s.add_endpoint(ep("e1", sized(1000))).unwrap();
+    assert!(a_survives_b(), "a 1000-block LRU lost a");
+    s.remove_endpoint("e1").unwrap();
+    // No cache size when first routed to: lruCapacityPerServer (100), kept
+    // when a small size is reported later.
+    s.add_endpoint(ep("e2", sized(0))).unwrap();
+    assert!(a_survives_b(), "a 100-block LRU lost a");
+    s.update_endpoint_metrics("e2", sized(4)).unwrap();
+    assert!(a_survives_b(), "the bound changed after the first routing");
+}
+
 #[test]
 fn lookup_cost_is_counted_and_checkpoints_cut_it() {
     let (s, _) = sched(&precise(""));

@@ -35,6 +35,9 @@ pub(crate) struct EndpointState {
     pub engine_map: Lru<u64, Mapped>,
     /// Approximate mode: fingerprints routed here, least recent first out.
     pub routed: Lru<u64, ()>,
+    /// Approximate mode: `routed`'s bound was fixed since registration
+    /// ([`KvIndex::record_routing_sized`]).
+    pub routed_sized: bool,
     /// Router-key mode buffers (engine keys, router keys, token bytes).
     pub scratch: (Vec<u64>, Vec<u64>, Vec<u8>),
     /// Chains followed for ingest-time checkpoints, by the fingerprint of
@@ -48,6 +51,7 @@ impl EndpointState {
             active: false,
             engine_map: Lru::new(engine_cap),
             routed: Lru::new(approx_cap),
+            routed_sized: false,
             scratch: Default::default(),
             chains: Lru::new(super::chains::FOLLOWED),
         }
@@ -75,7 +79,14 @@ impl KvIndex {
         };
         reg.names[id as usize] = Some(name.to_string());
         reg.by_name.insert(name.to_string(), id);
-        self.endpoints[id as usize].lock().active = true;
+        {
+            // A reused slot starts from the configured bound again.
+            let mut st = self.endpoints[id as usize].lock();
+            st.active = true;
+            st.routed_sized = false;
+            st.routed
+                .set_cap(self.cfg.approx_capacity_per_endpoint, |_, ()| {});
+        }
         self.high_water
             .fetch_max(id as usize + 1, Ordering::Release);
         Ok(EndpointId(id))

@@ -96,6 +96,18 @@ impl<K: Copy + Eq + Hash, V: Copy> Lru<K, V> {
         evicted
     }
 
+    /// Sets the bound (clamped as in [`Lru::new`]), dropping the least
+    /// recently used entries beyond it; each dropped entry goes to `dropped`.
+    pub(crate) fn set_cap(&mut self, cap: usize, mut dropped: impl FnMut(K, V)) {
+        self.cap = cap.clamp(1, NIL as usize - 1);
+        while self.map.len() > self.cap {
+            match self.pop_oldest_if(|_| true) {
+                Some((k, v)) => dropped(k, v),
+                None => break,
+            }
+        }
+    }
+
     /// Updates the value of `k` in place (no refresh); false when absent.
     pub(crate) fn update(&mut self, k: &K, v: V) -> bool {
         match self.map.get(k) {
@@ -182,6 +194,21 @@ impl<K: Copy + Eq + Hash, V: Copy> Lru<K, V> {
 #[cfg(test)]
 mod tests {
     use super::Lru;
+
+    #[test]
+    fn a_lower_bound_drops_the_oldest() {
+        let mut l = Lru::new(4);
+        for k in 0..4u32 {
+            l.insert(k, ());
+        }
+        l.get(&0);
+        let mut dropped = Vec::new();
+        l.set_cap(2, |k, ()| dropped.push(k));
+        assert_eq!(dropped, vec![1, 2]);
+        assert_eq!((l.peek(&0), l.peek(&3), l.len()), (Some(()), Some(()), 2));
+        l.insert(9, ());
+        assert_eq!(l.peek(&3), None, "the new bound holds");
+    }
 
     #[test]
     fn evicts_least_recently_used() {

@@ -73,12 +73,46 @@ impl KvIndex {
     ///   ([`KvIndex::insert_speculative`]), held with the speculative weight
     ///   until an event confirms them or `speculative_ttl_ns` passes.
     pub fn record_routing(&self, ep: EndpointId, model: &str, keys: &[BlockKey], now_ns: u64) {
+        self.record_routing_with(ep, model, keys, now_ns, None)
+    }
+
+    /// [`KvIndex::record_routing`], where in approximate mode the first call
+    /// since the endpoint's registration also fixes how many blocks the
+    /// endpoint keeps: `first_capacity` (at least 1) instead of
+    /// `approx_capacity_per_endpoint`. Later calls leave the bound as it is.
+    /// (llm-d's `autoTune` sizes an endpoint's LRU once, when the endpoint is
+    /// first routed to, from the cache size it reports then.)
+    pub fn record_routing_sized(
+        &self,
+        ep: EndpointId,
+        model: &str,
+        keys: &[BlockKey],
+        now_ns: u64,
+        first_capacity: usize,
+    ) {
+        self.record_routing_with(ep, model, keys, now_ns, Some(first_capacity))
+    }
+
+    fn record_routing_with(
+        &self,
+        ep: EndpointId,
+        model: &str,
+        keys: &[BlockKey],
+        now_ns: u64,
+        first_capacity: Option<usize>,
+    ) {
         if !matches!(self.cfg.key_mode, KeyMode::Approximate { .. }) {
             return self.insert_speculative(ep, model, keys, now_ns);
         }
         let Some(mut st) = self.active_state(ep) else {
             return;
         };
+        if let (Some(cap), false) = (first_capacity, st.routed_sized) {
+            st.routed_sized = true;
+            st.routed.set_cap(cap, |old, ()| {
+                self.table.clear(old, Tier::Gpu as usize, ep.0);
+            });
+        }
         {
             let mut spec = self.spec.lock();
             self.expire_locked(&mut spec, now_ns, EXPIRE_PER_WRITE);

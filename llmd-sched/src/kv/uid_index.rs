@@ -168,6 +168,24 @@ impl UidKvIndex {
             Self::with_keys(keys, |k| self.index.record_routing(id, model, k, now_ns))
         });
     }
+
+    /// [`KvIndex::record_routing_sized`] by uid: the first call since the
+    /// endpoint's registration fixes how many blocks it keeps.
+    pub fn record_routing_sized(
+        &self,
+        uid: u64,
+        model: &str,
+        keys: &[u64],
+        now_ns: u64,
+        first_capacity: usize,
+    ) {
+        self.with_slot(uid, |id| {
+            Self::with_keys(keys, |k| {
+                self.index
+                    .record_routing_sized(id, model, k, now_ns, first_capacity)
+            })
+        });
+    }
 }
 
 impl KvBackend for UidKvIndex {

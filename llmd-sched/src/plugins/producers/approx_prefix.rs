@@ -34,8 +34,10 @@ thread_local! {
 #[derive(Debug)]
 pub struct ApproxPrefixProducer {
     name: Arc<str>,
-    /// `autoTune` (true): block size from the endpoint's cache config. The LRU
-    /// capacity stays `lruCapacityPerServer` (one bound for every endpoint).
+    /// `autoTune` (true): block size from the endpoint's cache config, and
+    /// each endpoint's LRU capacity from the cache size (`num_gpu_blocks`)
+    /// it reports when first routed to (`lruCapacityPerServer` if none);
+    /// that capacity holds until the endpoint is removed, as in llm-d.
     pub auto_tune: bool,
     /// `blockSizeTokens` (16; raised to 64 at request time).
     pub block_size: usize,
@@ -197,8 +199,28 @@ impl PreRequest for ApproxPrefixProducer {
             return;
         };
         let record = |i: EndpointIndex| {
-            self.index
-                .record_routing(ctx.endpoint(i).uid(), INDEX_MODEL, &info.keys, ctx.now_ns());
+            let ep = ctx.endpoint(i);
+            if self.auto_tune {
+                // llm-d: the endpoint's cache size when it is first routed
+                // to (lruCapacityPerServer while none is reported) fixes
+                // its LRU until the endpoint is removed.
+                let blocks = usize::try_from(ep.cache_num_blocks()).unwrap_or(usize::MAX);
+                let cap = if blocks > 0 {
+                    blocks
+                } else {
+                    self.lru_capacity
+                };
+                self.index.record_routing_sized(
+                    ep.uid(),
+                    INDEX_MODEL,
+                    &info.keys,
+                    ctx.now_ns(),
+                    cap,
+                );
+            } else {
+                self.index
+                    .record_routing(ep.uid(), INDEX_MODEL, &info.keys, ctx.now_ns());
+            }
         };
         if let Some(&p) = decided.targets.first() {
             record(p);
