@@ -228,7 +228,7 @@ fn auto_tune_sizes_each_endpoint_lru_when_first_routed_to() {
     let best = |p: &[u32]| {
         n.set(n.get() + 1);
         let d = s
-            .pick(&Request::with_tokens(&n.get().to_string(), "m", p.to_vec()))
+            .pick(&Request::with_tokens(n.get().to_string(), "m", p.to_vec()))
             .unwrap();
         let note = d
             .explanation
