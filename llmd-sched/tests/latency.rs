@@ -224,6 +224,19 @@ fn llm_d_parameters_are_checked_and_reported() {
         lines.contains("samplingMean") && lines.contains("contextTTL"),
         "{lines}"
     );
+    // An unknown headroom strategy runs as llm-d runs it (least), and says so.
+    let cfg = single("- type: latency-scorer\n  parameters: {headroomSelectionStrategy: composite-most}\n- type: max-score-picker\n");
+    let s = Scheduler::from_config_str(&cfg).unwrap();
+    let lines = s.config_report().not_executed_lines().join("\n");
+    assert!(
+        lines.contains("headroomSelectionStrategy") && lines.contains("read as least"),
+        "{lines}"
+    );
+    for known in ["least", "most"] {
+        let cfg = single(&format!("- type: latency-scorer\n  parameters: {{headroomSelectionStrategy: {known}}}\n- type: max-score-picker\n"));
+        let s = Scheduler::from_config_str(&cfg).unwrap();
+        assert!(s.config_report().not_executed_lines().is_empty());
+    }
 }
 
 /// A host predictor that panics on its `n`-th prediction.

@@ -246,9 +246,12 @@ pub static STAGES: &[Entry] = &[
         ty: "latency-scorer",
         stability: B,
         build: |p, _| {
-            let s = LatencyScorer::from_params(p)?;
+            let mut not_executed = Vec::new();
+            let s = LatencyScorer::from_params(p, &mut not_executed)?;
             let producer = s.prefix_producer.clone();
-            Ok(prefix_consumer(scorer(s), &producer))
+            let mut b = prefix_consumer(scorer(s), &producer);
+            b.settings_not_executed = not_executed;
+            Ok(b)
         },
     },
     Entry {

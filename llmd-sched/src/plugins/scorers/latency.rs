@@ -48,13 +48,25 @@ pub struct LatencyScorer {
 
 impl LatencyScorer {
     /// Decodes llm-d's parameters (llm-d validates none; neither does this,
-    /// beyond types).
-    pub fn from_params(p: &mut Params) -> Result<Self, ConfigError> {
+    /// beyond types). A `headroomSelectionStrategy` other than `least` and
+    /// `most` is read as `least`, as llm-d reads it, and noted in
+    /// `not_executed` (the setting as written is not what runs).
+    pub fn from_params(
+        p: &mut Params,
+        not_executed: &mut Vec<(String, String)>,
+    ) -> Result<Self, ConfigError> {
         let ttft_weight = p.f64("ttftWeight", 0.8)?;
         let tpot_weight = p.f64("tpotWeight", 0.2)?;
         let strategy = match p.string("headroomSelectionStrategy", "least")?.as_str() {
             "most" => Headroom::Most,
-            _ => Headroom::Least,
+            "least" => Headroom::Least,
+            other => {
+                not_executed.push((
+                    "headroomSelectionStrategy".into(),
+                    format!("'{other}' is not a strategy (least, most): read as least, as llm-d reads it"),
+                ));
+                Headroom::Least
+            }
         };
         let composite = [
             p.f64("compositeKVWeight", 1.0)?,
