@@ -24,7 +24,8 @@ pub struct ApplyReport {
     /// `AllBlocksCleared` events applied.
     pub cleared: u32,
     /// Blocks that could not be placed (router keys: unknown parent or
-    /// engine key, too few tokens). Not counted in `stored`.
+    /// engine key, a parent ending inside a router block, too few tokens
+    /// for a router block). Not counted in `stored`.
     pub unplaceable: u32,
     /// Events with a `medium` that is not GPU, CPU or storage (skipped).
     pub unknown_media: u32,

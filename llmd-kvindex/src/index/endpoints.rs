@@ -23,9 +23,16 @@ pub(crate) struct Registry {
 /// Router-key mode: what an engine key maps to for one endpoint.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Mapped {
+    /// The router block holding the engine block's last token.
     pub router_key: u64,
     /// Table tiers (bit per tier) in which the endpoint holds the block.
     pub media: u8,
+    /// The engine block ends where `router_key`'s block ends, so a child
+    /// event's tokens continue that router chain. A block ending inside a
+    /// router block (router blocks larger than the engine's) cannot parent:
+    /// its children are not placed (counted), never chained at the wrong
+    /// offset.
+    pub aligned: bool,
 }
 
 /// Writer-side state of one endpoint slot. Every write for an endpoint holds

@@ -129,8 +129,8 @@ impl KvIndex {
             // A parent in use is refreshed: a shared prefix that events
             // only name as their parent must not age out of the map first.
             Some(p) => match st.engine_map.get(&p.key().0) {
-                Some(m) => (m.router_key, Some(m.router_key)),
-                None => {
+                Some(m) if m.aligned => (m.router_key, Some(m.router_key)),
+                _ => {
                     report.unplaceable += engine.len().max(1) as u32;
                     return;
                 }
@@ -147,23 +147,44 @@ impl KvIndex {
             report.unplaceable += engine.len() as u32;
             return;
         }
-        // Pair engine and router blocks position-wise (llm-d's rule when the
-        // block sizes differ); the last router key of an engine block wins, so
-        // a child event's parent resolves to the end of the chain.
-        let n = engine.len().max(routers.len());
-        for i in 0..n {
-            let e = engine[i * engine.len() / n];
-            let r = routers[i * routers.len() / n];
+        let mut map = |e: u64, router_key: u64, aligned: bool| {
             let media = st.engine_map.peek(&e).map_or(0, |m| m.media) | 1 << tier;
             // A mapping dropped for space leaves its blocks in the table
             // until they are evicted; only later events naming it are lost.
             let _dropped = st.engine_map.insert(
                 e,
                 Mapped {
-                    router_key: r,
+                    router_key,
                     media,
+                    aligned,
                 },
             );
+        };
+        let tokens = ev.token_ids.len();
+        let block = usize::try_from(ev.block_size).unwrap_or(0);
+        if block > 0 && block.checked_mul(engine.len()) == Some(tokens) {
+            // Each engine block maps to the router block holding its last
+            // token; it can parent a later event only when both end there.
+            // Engine blocks past the last full router block are not placed.
+            for (j, &e) in engine.iter().enumerate() {
+                let end = (j + 1) * block;
+                match routers.get((end - 1) / self.block_size) {
+                    Some(&r) => map(e, r, end % self.block_size == 0),
+                    None => report.unplaceable += 1,
+                }
+            }
+        } else {
+            // Masked blocks (sliding-window or Mamba groups publish only
+            // some of the span's blocks) or a block size that does not
+            // match the tokens: where the earlier blocks sit in the span is
+            // not known, so only the last, which ends the span, is mapped
+            // (its removal clears the span's last router block; the others'
+            // removals count as unplaceable).
+            let last = engine[engine.len() - 1];
+            match routers.get((tokens - 1) / self.block_size) {
+                Some(&r) => map(last, r, tokens % self.block_size == 0),
+                None => report.unplaceable += 1,
+            }
         }
         let mut chain = self.chain_for(ep, &st.chains, seed, parent);
         // Home buckets are fetched a window ahead, so their misses overlap.

@@ -851,3 +851,121 @@ fn eviction_takes_single_holder_entries_before_shared_ones() {
         "shared entries lost {shared}, single-holder {single}"
     );
 }
+
+/// Router blocks larger than the engine's (8 tokens vs 4): an engine block
+/// ending inside a router block maps to it (its removal clears it) but
+/// cannot parent a later event, whose tokens would chain at the wrong
+/// offset; such children and the engine blocks past the last full router
+/// block are counted as not placed, never stored under a wrong key.
+#[test]
+fn router_blocks_larger_than_the_engines_chain_only_from_aligned_parents() {
+    let idx = KvIndex::new(IndexConfig {
+        capacity_blocks: 4096,
+        key_mode: KeyMode::RouterKeys { block_size: 8 },
+        ..IndexConfig::default()
+    })
+    .unwrap();
+    let ep = idx.register_endpoint("a").unwrap();
+    let toks: Vec<u64> = (1..=24).collect();
+    let keys8 = |n: usize| {
+        let mut out = Vec::new();
+        router_chain(
+            router_root("m", None, None),
+            8,
+            toks[..n].iter().copied(),
+            &mut Vec::new(),
+            &mut out,
+        );
+        out.into_iter().map(BlockKey).collect::<Vec<_>>()
+    };
+    let matched = || {
+        let mut out = PrefixMatches::new();
+        idx.match_prefix("m", &keys8(24), &mut out);
+        out.get(ep).map_or(0, |m| m.consecutive_blocks)
+    };
+    // Engine blocks 1, 2, 3 (tokens 1-12): one full router block; block 3
+    // ends past it.
+    let r = idx.apply_batch(
+        ep,
+        "m",
+        &batch(vec![stored(&[1, 2, 3], None, toks[..12].to_vec(), "GPU")]),
+    );
+    assert_eq!((r.stored, r.unplaceable), (1, 1));
+    // Children of block 3 (unmapped) and of block 1 (ends mid-router-block)
+    // are not placed: the old pairing chained them from router block 0 at
+    // the wrong token offset.
+    let r = idx.apply_batch(
+        ep,
+        "m",
+        &batch(vec![
+            stored(&[4, 5], Some(3), toks[12..20].to_vec(), "GPU"),
+            stored(&[6, 7], Some(1), toks[4..12].to_vec(), "GPU"),
+        ]),
+    );
+    assert_eq!((r.stored, r.unplaceable), (0, 4));
+    assert_eq!(matched(), 1);
+    // A child of block 2 (ends with router block 0) continues the chain.
+    let r = idx.apply_batch(
+        ep,
+        "m",
+        &batch(vec![stored(
+            &[8, 9, 10, 11],
+            Some(2),
+            toks[8..24].to_vec(),
+            "GPU",
+        )]),
+    );
+    assert_eq!((r.stored, r.unplaceable), (2, 0));
+    assert_eq!(matched(), 3);
+    // Removing engine block 1 clears router block 0: the prefix is gone.
+    let r = idx.apply_batch(ep, "m", &batch(vec![removed(&[1], "GPU")]));
+    assert_eq!(r.removed, 1);
+    assert_eq!(matched(), 0);
+}
+
+/// A sliding-window group publishes only the blocks still in its window
+/// while `token_ids` spans them all: the last published block, which ends
+/// the span, maps to the span's last router block and parents the next
+/// event; the others are not paired by position with the span's first
+/// router blocks (removing one must not clear the shared prefix).
+#[test]
+fn masked_blocks_map_only_the_block_that_ends_the_span() {
+    let idx = router_index();
+    let ep = idx.register_endpoint("a").unwrap();
+    let toks: Vec<u64> = (1..=24).collect();
+    let matched = |n: usize| {
+        let mut out = PrefixMatches::new();
+        idx.match_prefix("m", &router_keys("m", &toks[..n]), &mut out);
+        out.get(ep).map_or(0, |m| m.consecutive_blocks)
+    };
+    // 4 blocks of tokens, 2 published (blocks 3 and 4 of the span).
+    let r = idx.apply_batch(
+        ep,
+        "m",
+        &batch(vec![stored(&[13, 14], None, toks[..16].to_vec(), "GPU")]),
+    );
+    assert_eq!((r.stored, r.unplaceable), (4, 0));
+    assert_eq!(matched(16), 4);
+    // The next event chains from block 14, the span's end.
+    let r = idx.apply_batch(
+        ep,
+        "m",
+        &batch(vec![stored(
+            &[15, 16],
+            Some(14),
+            toks[16..].to_vec(),
+            "GPU",
+        )]),
+    );
+    assert_eq!((r.stored, r.unplaceable), (2, 0));
+    assert_eq!(matched(24), 6);
+    // Block 13's place in the span is unknown: its removal clears nothing
+    // (position-wise pairing used to clear the span's first router block).
+    let r = idx.apply_batch(ep, "m", &batch(vec![removed(&[13], "GPU")]));
+    assert_eq!((r.removed, r.unplaceable), (0, 1));
+    assert_eq!(matched(24), 6);
+    // Block 14's removal clears the span's last router block.
+    let r = idx.apply_batch(ep, "m", &batch(vec![removed(&[14], "GPU")]));
+    assert_eq!(r.removed, 1);
+    assert_eq!(matched(24), 3);
+}

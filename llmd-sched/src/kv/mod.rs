@@ -28,8 +28,8 @@ pub struct ApplyStats {
     /// Blocks or events not placed, all reasons: the sum of the `skipped_*`
     /// fields. Never counted in `stored`.
     pub skipped: u32,
-    /// Router keys: blocks whose parent or engine key was never stored (or
-    /// too few tokens for a block).
+    /// Router keys: blocks whose parent or engine key was never stored, whose
+    /// parent ends inside a router block, or too few tokens for a block.
     pub skipped_unknown_parent: u32,
     /// Events with a `medium` that is not GPU, CPU or storage.
     pub skipped_unknown_medium: u32,

@@ -310,7 +310,7 @@ impl Families {
         );
         r.register(
             "llmd_kvindex_blocks_skipped",
-            "Blocks (or events, for stale and unknown_medium) of the endpoint's KV events that were not placed in the index, by reason: unknown_parent (router keys: parent or engine key never stored, or too few tokens), unknown_medium, stale (the endpoint was removed while its batch was applied)",
+            "Blocks (or events, for stale and unknown_medium) of the endpoint's KV events that were not placed in the index, by reason: unknown_parent (router keys: parent or engine key never stored, a parent that ends inside a router block, or too few tokens for a router block), unknown_medium, stale (the endpoint was removed while its batch was applied)",
             f.blocks_skipped.clone(),
         );
         r.register(

@@ -104,7 +104,7 @@ class IndexApplyResult(TypedDict):
     removed: int
     cleared: int
     unplaceable: int
-    """Blocks that could not be placed (unknown parent, too few tokens)."""
+    """Blocks that could not be placed (unknown parent, a parent ending inside a router block, too few tokens)."""
     unknown_media: int
     parity_checks: int
     """Engine parity: parent-less ``BlockStored`` events re-hashed as a self-check."""
