@@ -299,6 +299,9 @@ func TestIngestKVMessageSequence(t *testing.T) {
 		{6, SeqInOrder, false, 0},
 		{6, SeqDuplicate, true, 0},
 		{9, SeqGap, false, 2},
+		{7, SeqReplayed, false, 0},
+		{7, SeqDuplicate, true, 0},
+		{8, SeqReplayed, false, 0},
 		{0, SeqRestart, false, 0},
 	}
 	for _, st := range steps {

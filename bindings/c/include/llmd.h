@@ -96,6 +96,9 @@ enum llmd_seq_status
   LLMD_SEQ_STATUS_RESTART = 4,
   // The same batch again: ignored.
   LLMD_SEQ_STATUS_DUPLICATE = 5,
+  // One of the last gap's lost batches (from the publisher's replay
+  // socket, after the live batch that showed the gap): applied.
+  LLMD_SEQ_STATUS_REPLAYED = 6,
 };
 #ifndef __cplusplus
 typedef uint32_t llmd_seq_status;

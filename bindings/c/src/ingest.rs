@@ -53,6 +53,9 @@ pub enum llmd_seq_status {
     Restart = 4,
     /// The same batch again: ignored.
     Duplicate = 5,
+    /// One of the last gap's lost batches (from the publisher's replay
+    /// socket, after the live batch that showed the gap): applied.
+    Replayed = 6,
 }
 
 fn write_report(out: *mut llmd_apply_stats, report: IngestReport) {
@@ -63,6 +66,7 @@ fn write_report(out: *mut llmd_apply_stats, report: IngestReport) {
         Some(SeqStatus::Gap { missing }) => (llmd_seq_status::Gap, missing),
         Some(SeqStatus::Restart) => (llmd_seq_status::Restart, 0),
         Some(SeqStatus::Duplicate) => (llmd_seq_status::Duplicate, 0),
+        Some(SeqStatus::Replayed) => (llmd_seq_status::Replayed, 0),
     };
     let mut stats = stats_of(report.stats);
     stats.seq_status = seq_status as u32;

@@ -344,6 +344,7 @@ pub(crate) fn seq_fields(d: &Bound<'_, PyDict>, status: Option<SeqStatus>) -> Py
         Some(SeqStatus::Gap { missing }) => (Some("gap"), missing),
         Some(SeqStatus::Restart) => (Some("restart"), 0),
         Some(SeqStatus::Duplicate) => (Some("duplicate"), 0),
+        Some(SeqStatus::Replayed) => (Some("replayed"), 0),
     };
     d.set_item("seq_status", name)?;
     d.set_item("missing", missing)

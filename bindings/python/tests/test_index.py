@@ -77,6 +77,15 @@ def test_router_keys_mode_applies_events() -> None:
     restart = index.apply_event_batch("pod-a", kv_events.stored_for(tokens[:16], key_base=4000), model="m", seq=0)
     assert restart["seq_status"] == "restart"
     assert index.stats()["endpoints"]["pod-a"]["gpu"] == 1
+    # A gap, then the lost batches from the replay socket: applied, not a
+    # restart (which would drop what the pod holds).
+    empty = kv_events.batch([])
+    assert index.apply_event_batch("pod-a", empty, model="m", seq=4)["seq_status"] == "gap"
+    replayed = index.apply_event_batch("pod-a", kv_events.stored_for(tokens, key_base=5000), model="m", seq=1)
+    # Block 0 is held since the restart: the replay adds the other three.
+    assert replayed["seq_status"] == "replayed" and replayed["stored"] == 3
+    assert index.stats()["endpoints"]["pod-a"]["gpu"] == 4
+    assert index.apply_event_batch("pod-a", empty, model="m", seq=1)["seq_status"] == "duplicate"
     index.clear_endpoint("pod-b")
     assert index.stats()["endpoints"]["pod-b"]["cpu"] == 0
     index.tick()

@@ -28,8 +28,14 @@ pub enum SeqStatus {
     /// empty. Drop its entries, then apply this batch.
     Restart,
     /// `seq == last` with `last > 0`: the same batch again (e.g. a replay
-    /// overlapping the live stream). Ignore the batch.
+    /// overlapping the live stream), or a number of the last gap already
+    /// replayed. Ignore the batch.
     Duplicate,
+    /// `seq < last` inside the last [`SeqStatus::Gap`], past what was
+    /// replayed of it: one of the lost batches, brought by the publisher's
+    /// replay socket after the live batch that showed the gap. Apply it;
+    /// `last` stays.
+    Replayed,
 }
 
 /// Last sequence number per (endpoint, data-parallel rank).
@@ -41,17 +47,44 @@ pub enum SeqStatus {
 /// were a duplicate, since dropping the publisher's entries and applying
 /// batch 0 again leaves exactly batch 0's effects.
 ///
+/// Replays: a host that applies the live batch showing a gap first and then
+/// asks the publisher's replay socket for the lost ones gets numbers below
+/// `last`. Those inside the last gap are [`SeqStatus::Replayed`] (in order:
+/// a number of the gap at or before one already replayed is a
+/// [`SeqStatus::Duplicate`]); any other number below `last` is a restart.
+/// Only the most recent gap is remembered, and a restart forgets it.
+///
 /// ```
 /// use llmd_kvindex::events::{SeqStatus, SeqTracker};
 /// let mut t: SeqTracker = SeqTracker::new();
 /// assert_eq!(t.observe("pod-a", 0, 0), SeqStatus::First);
 /// assert_eq!(t.observe("pod-a", 0, 1), SeqStatus::InOrder);
 /// assert_eq!(t.observe("pod-a", 0, 4), SeqStatus::Gap { missing: 2 });
+/// assert_eq!(t.observe("pod-a", 0, 2), SeqStatus::Replayed);
+/// assert_eq!(t.observe("pod-a", 0, 3), SeqStatus::Replayed);
+/// assert_eq!(t.observe("pod-a", 0, 5), SeqStatus::InOrder);
 /// assert_eq!(t.observe("pod-a", 0, 0), SeqStatus::Restart);
 /// ```
 #[derive(Clone, Debug)]
 pub struct SeqTracker<K = String> {
-    endpoints: HashMap<K, Vec<(i64, u64)>, ahash::RandomState>,
+    endpoints: HashMap<K, Vec<RankSeq>, ahash::RandomState>,
+}
+
+/// One (endpoint, rank)'s numbers.
+#[derive(Clone, Copy, Debug)]
+struct RankSeq {
+    rank: i64,
+    last: u64,
+    /// The last gap's lost numbers not yet replayed: `next ..= end`, of a
+    /// gap that began at `start`.
+    gap: Option<Lost>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Lost {
+    start: u64,
+    next: u64,
+    end: u64,
 }
 
 impl<K: Eq + Hash> Default for SeqTracker<K> {
@@ -91,7 +124,7 @@ impl<K: Eq + Hash> SeqTracker<K> {
         Q: Hash + Eq + ?Sized,
     {
         let ranks = self.endpoints.get(endpoint)?;
-        ranks.iter().find(|(r, _)| *r == dp_rank).map(|&(_, s)| s)
+        ranks.iter().find(|r| r.rank == dp_rank).map(|r| r.last)
     }
 
     /// Forgets every rank of `endpoint` (it left the fleet); its next
@@ -116,17 +149,47 @@ impl<K: Eq + Hash> SeqTracker<K> {
 }
 
 /// Records `seq` in one endpoint's rank table.
-fn observe_rank(ranks: &mut Vec<(i64, u64)>, dp_rank: i64, seq: u64) -> SeqStatus {
-    let Some(slot) = ranks.iter_mut().find(|(r, _)| *r == dp_rank) else {
+fn observe_rank(ranks: &mut Vec<RankSeq>, dp_rank: i64, seq: u64) -> SeqStatus {
+    let Some(slot) = ranks.iter_mut().find(|r| r.rank == dp_rank) else {
         if ranks.len() >= MAX_RANKS_PER_ENDPOINT {
             ranks.remove(0);
         }
-        ranks.push((dp_rank, seq));
+        ranks.push(RankSeq {
+            rank: dp_rank,
+            last: seq,
+            gap: None,
+        });
         return SeqStatus::First;
     };
-    let status = classify(slot.1, seq);
-    if status != SeqStatus::Duplicate {
-        slot.1 = seq;
+    if let Some(lost) = slot
+        .gap
+        .filter(|g| seq != 0 && (g.start..=g.end).contains(&seq))
+    {
+        if seq < lost.next {
+            return SeqStatus::Duplicate;
+        }
+        slot.gap = (seq < lost.end).then_some(Lost {
+            next: seq + 1,
+            ..lost
+        });
+        return SeqStatus::Replayed;
+    }
+    let status = classify(slot.last, seq);
+    match status {
+        SeqStatus::Duplicate => {}
+        SeqStatus::Gap { .. } => {
+            slot.gap = Some(Lost {
+                start: slot.last + 1,
+                next: slot.last + 1,
+                end: seq - 1,
+            });
+            slot.last = seq;
+        }
+        SeqStatus::Restart => {
+            slot.gap = None;
+            slot.last = seq;
+        }
+        _ => slot.last = seq,
     }
     status
 }
@@ -172,6 +235,33 @@ mod tests {
         t.forget("a");
         assert_eq!(t.len(), 1);
         assert_eq!(t.observe("a", 0, 7), SeqStatus::First);
+    }
+
+    /// The lost batches of the last gap, replayed after the live batch that
+    /// showed it, are applied and leave `last` alone; repeats of them are
+    /// duplicates, and a restart still reads as one.
+    #[test]
+    fn replays_of_the_last_gap_are_not_restarts() {
+        let mut t: SeqTracker = SeqTracker::new();
+        assert_eq!(t.observe("a", 0, 10), SeqStatus::First);
+        assert_eq!(t.observe("a", 0, 14), SeqStatus::Gap { missing: 3 });
+        assert_eq!(t.observe("a", 0, 11), SeqStatus::Replayed);
+        assert_eq!(t.observe("a", 0, 11), SeqStatus::Duplicate);
+        assert_eq!(t.observe("a", 0, 12), SeqStatus::Replayed);
+        assert_eq!(t.last("a", 0), Some(14));
+        assert_eq!(t.observe("a", 0, 15), SeqStatus::InOrder);
+        assert_eq!(t.observe("a", 0, 13), SeqStatus::Replayed);
+        // The gap is filled: 12 again is below last and outside any gap.
+        assert_eq!(t.observe("a", 0, 12), SeqStatus::Restart);
+        assert_eq!(t.observe("a", 0, 13), SeqStatus::InOrder);
+        // A newer gap replaces the older; 0 is always a restart.
+        assert_eq!(t.observe("a", 0, 20), SeqStatus::Gap { missing: 6 });
+        assert_eq!(t.observe("a", 0, 30), SeqStatus::Gap { missing: 9 });
+        assert_eq!(t.observe("a", 0, 15), SeqStatus::Restart);
+        assert_eq!(t.observe("a", 0, 40), SeqStatus::Gap { missing: 24 });
+        assert_eq!(t.observe("a", 0, 0), SeqStatus::Restart);
+        assert_eq!(t.observe("a", 0, 20), SeqStatus::Gap { missing: 19 });
+        assert_eq!(t.observe("a", 0, 5), SeqStatus::Replayed);
     }
 
     #[test]
