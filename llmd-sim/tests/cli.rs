@@ -219,8 +219,9 @@ fn post((w, r): &mut Conn, path: &str, body: &str) -> (u16, String) {
 }
 
 /// `llmd pods` speaks HTTP/1.1 as a client expects: a non-streamed
-/// completion keeps the connection for the next request, and framings it
-/// does not take (chunked bodies, conflicting lengths) are refused.
+/// completion keeps the connection for the next request, chunked bodies and
+/// `Expect: 100-continue` are served, and ambiguous framings (conflicting
+/// lengths, both framings at once) are refused.
 #[test]
 fn pods_keep_connections_and_refuse_ambiguous_framing() {
     use std::io::Write;
@@ -235,10 +236,37 @@ fn pods_keep_connections_and_refuse_ambiguous_framing() {
     w.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     assert_eq!(response(r).0, 200, "the connection was kept");
+    // A chunked body (with an extension and a trailer), then the next
+    // request on the same connection.
+    w.write_all(
+        b"POST /tokenize HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n7;x=1\r\n{\"promp\r\nB\r\nt\":\"w1 w2\"}\r\n0\r\nX-T: 1\r\n\r\n",
+    )
+    .unwrap();
+    let (status, text) = response(r);
+    assert!(
+        status == 200 && text.contains("\"count\":2"),
+        "{status} {text}"
+    );
+    // Expect: 100-continue: the interim answer comes before the body is sent.
+    w.write_all(
+        b"POST /tokenize HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 18\r\n\r\n",
+    )
+    .unwrap();
+    let (status, _) = response(r);
+    assert_eq!(status, 100, "no 100 Continue");
+    w.write_all(br#"{"prompt":"w1 w2"}"#).unwrap();
+    let (status, text) = response(r);
+    assert!(
+        status == 200 && text.contains("\"count\":2"),
+        "{status} {text}"
+    );
     for bad in [
-        "POST /tokenize HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n0\r\n\r\n",
         "POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
         "POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Length: +2\r\n\r\n{}",
+        "POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+        "POST /tokenize HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+        "POST /tokenize HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+        "POST /tokenize HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}XX0\r\n\r\n",
     ] {
         let (mut w, mut r) = connect();
         w.write_all(bad.as_bytes()).unwrap();
@@ -265,6 +293,47 @@ fn pods_keep_connections_and_refuse_ambiguous_framing() {
     assert_eq!(status, 400, "{text}");
     let (status, text) = post(&mut c, "/tokenize", r#"{"prompt":"w1 w2"}"#);
     assert!(status == 200 && text.contains("\"count\":2"), "{text}");
+}
+
+/// A client that leaves while its non-streamed completion runs has the
+/// request aborted, as vLLM aborts it: the pod's running count falls back
+/// to 0 long before the request would have finished.
+#[test]
+fn pods_abort_a_non_streamed_request_whose_client_left() {
+    use std::io::Write;
+    let fleet = pods();
+    let running = || -> f64 {
+        let mut c = connect(&fleet.1);
+        c.0.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let (_, text) = response(&mut c.1);
+        text.lines()
+            .find(|l| l.starts_with("vllm:num_requests_running"))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .expect("num_requests_running")
+    };
+    let (mut w, r) = connect(&fleet.1);
+    let body = r#"{"model":"m","prompt":"w1 w2","max_tokens":90000}"#;
+    write!(
+        w,
+        "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while running() < 1.0 {
+        assert!(std::time::Instant::now() < deadline, "never ran");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop((w, r));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while running() > 0.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running 10 s after its client left"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// `cache_salt` keys a request's blocks apart as vLLM does: the same

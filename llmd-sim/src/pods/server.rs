@@ -72,7 +72,16 @@ fn head_line(
     Ok(Some(n))
 }
 
-fn read_request(r: &mut BufReader<TcpStream>) -> Result<Option<HttpRequest>, String> {
+/// How a request's body is framed.
+enum Framing {
+    Length(usize),
+    Chunked,
+}
+
+fn read_request(
+    r: &mut BufReader<TcpStream>,
+    w: &mut TcpStream,
+) -> Result<Option<HttpRequest>, String> {
     // A keep-alive connection that stays idle past the read timeout (or is
     // closed) ends quietly, as uvicorn ends it: an answer nobody asked for
     // would be read as the answer to the client's next request.
@@ -97,6 +106,8 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Result<Option<HttpRequest>, Str
     let method = parts.next().ok_or("empty request line")?.to_string();
     let path = parts.next().ok_or("no path")?.to_string();
     let mut len: Option<usize> = None;
+    let mut chunked = false;
+    let mut expect_continue = false;
     let (mut traceparent, mut tracestate) = (None, None);
     loop {
         let n = head_line(r, &mut line, MAX_HEADER - total)?.ok_or("bad header")?;
@@ -119,7 +130,16 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Result<Option<HttpRequest>, Str
                 }
                 len = Some(n);
             } else if k.eq_ignore_ascii_case("transfer-encoding") {
-                return Err("Transfer-Encoding is not supported; send Content-Length".into());
+                // `chunked` alone, once: other codings are not served.
+                if chunked || !v.eq_ignore_ascii_case("chunked") {
+                    return Err(format!("unsupported Transfer-Encoding {v:?}"));
+                }
+                chunked = true;
+            } else if k.eq_ignore_ascii_case("expect") {
+                if !v.eq_ignore_ascii_case("100-continue") {
+                    return Err(format!("unsupported Expect {v:?}"));
+                }
+                expect_continue = true;
             } else if k.eq_ignore_ascii_case("traceparent") {
                 traceparent = Some(v.to_string());
             } else if k.eq_ignore_ascii_case("tracestate") {
@@ -127,19 +147,36 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Result<Option<HttpRequest>, Str
             }
         }
     }
-    let len = len.unwrap_or(0);
-    if len > MAX_BODY {
+    let framing = match (len, chunked) {
+        // Both framings at once is how requests are smuggled: refused.
+        (Some(_), true) => return Err("both Content-Length and Transfer-Encoding".into()),
+        (_, true) => Framing::Chunked,
+        (n, false) => Framing::Length(n.unwrap_or(0)),
+    };
+    if matches!(framing, Framing::Length(n) if n > MAX_BODY) {
         return Err("body too large".into());
     }
-    // Grown as the body arrives, not reserved for what the header claims.
-    let mut body = Vec::new();
-    r.by_ref()
-        .take(len as u64)
-        .read_to_end(&mut body)
-        .map_err(|e| e.to_string())?;
-    if body.len() < len {
-        return Err("connection closed in the body".into());
+    // The client waits for this before sending the body (curl does past
+    // 1 KiB); a body of length 0 is not waited for.
+    if expect_continue && !matches!(framing, Framing::Length(0)) {
+        w.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .map_err(|e| e.to_string())?;
     }
+    let body = match framing {
+        Framing::Length(len) => {
+            // Grown as the body arrives, not reserved for what the header claims.
+            let mut body = Vec::new();
+            r.by_ref()
+                .take(len as u64)
+                .read_to_end(&mut body)
+                .map_err(|e| e.to_string())?;
+            if body.len() < len {
+                return Err("connection closed in the body".into());
+            }
+            body
+        }
+        Framing::Chunked => read_chunked(r, MAX_HEADER - total)?,
+    };
     Ok(Some(HttpRequest {
         method,
         path,
@@ -147,6 +184,47 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Result<Option<HttpRequest>, Str
         traceparent,
         tracestate,
     }))
+}
+
+/// A chunked body (RFC 9112 §7.1): hex sizes (extensions ignored), each
+/// chunk followed by CRLF, a zero-size chunk, then trailers (ignored) up to
+/// an empty line. At most [`MAX_BODY`] of data; size and trailer lines share
+/// the `room` left of the head's limit.
+fn read_chunked(r: &mut BufReader<TcpStream>, mut room: usize) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    let mut line = String::new();
+    loop {
+        let n = head_line(r, &mut line, room)?.ok_or("connection closed in the body")?;
+        room -= n;
+        let digits = line.split(';').next().unwrap_or("").trim();
+        let size = (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| usize::from_str_radix(digits, 16).ok())
+            .flatten()
+            .ok_or("bad chunk size")?;
+        if size == 0 {
+            break;
+        }
+        if body.len() + size > MAX_BODY {
+            return Err("body too large".into());
+        }
+        let start = body.len();
+        r.by_ref()
+            .take(size as u64)
+            .read_to_end(&mut body)
+            .map_err(|e| e.to_string())?;
+        let mut end = [0u8; 2];
+        if body.len() - start < size || r.read_exact(&mut end).is_err() || &end != b"\r\n" {
+            return Err("bad chunk".into());
+        }
+    }
+    // Trailers, then the empty line that ends the message.
+    loop {
+        let n = head_line(r, &mut line, room)?.ok_or("connection closed in the trailers")?;
+        room -= n;
+        if line.trim_end().is_empty() {
+            return Ok(body);
+        }
+    }
 }
 
 fn respond(
@@ -195,7 +273,7 @@ fn handle(pod: &LivePod, s: TcpStream) -> std::io::Result<()> {
     let mut r = BufReader::new(s);
     // Keep-alive: serve requests until the client closes.
     loop {
-        let req = match read_request(&mut r) {
+        let req = match read_request(&mut r, &mut w) {
             Ok(Some(req)) => req,
             Ok(None) => return Ok(()),
             Err(e) => return error(&mut w, pod, 400, &e),
@@ -430,6 +508,28 @@ fn export_span(pod: &LivePod, req: &HttpRequest, id: &str, t: &Timing) {
     ]);
 }
 
+/// How often a non-streamed reply checks that its client is still there.
+const CLIENT_CHECK: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Whether the client closed its side: a read would see the end of the
+/// stream (bytes waiting, e.g. a pipelined request, mean it is there).
+fn client_gone(s: &TcpStream) -> bool {
+    if s.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let gone = match s.peek(&mut [0u8; 1]) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+        ),
+    };
+    // The same socket is read blocking (with its timeout) for the next request.
+    let _ = s.set_nonblocking(false);
+    gone
+}
+
 /// Serves one completion (streamed replies are chunked, so every reply
 /// keeps the connection).
 fn complete(
@@ -510,7 +610,22 @@ fn complete(
     let mut first = true;
     let mut first_at = arrived;
     let mut scheduled_at = arrived;
-    for u in rx {
+    let mut checked = std::time::Instant::now();
+    loop {
+        // A non-streamed reply writes nothing until the end, so a client
+        // gone meanwhile is only seen by looking: vLLM aborts such a
+        // request, and so does the pod (dropping `rx` aborts it).
+        if !stream && checked.elapsed() >= CLIENT_CHECK {
+            if client_gone(w) {
+                return Ok(());
+            }
+            checked = std::time::Instant::now();
+        }
+        let u = match rx.recv_timeout(CLIENT_CHECK) {
+            Ok(u) => u,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+        };
         match u {
             Update::Scheduled => scheduled_at = unix_ns(),
             Update::First { cached: c } => {
