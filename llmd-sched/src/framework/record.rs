@@ -217,6 +217,12 @@ impl DecisionExplanation {
         self.full = OnceLock::new();
     }
 
+    /// llm-d's `decision_type` (`decode-only`, `prefill-decode`, ...),
+    /// without building the explanation.
+    pub fn decision_type(&self) -> &'static str {
+        self.record.decision_type
+    }
+
     /// Prompt length in tokens as the pipeline saw it.
     pub fn prompt_token_count(&self) -> usize {
         self.record.prompt_tokens
@@ -329,6 +335,12 @@ mod tests {
         let d = s
             .pick(&Request::with_tokens("r", "", (0..300).collect()))
             .unwrap();
+        // The pick (metrics included) left the explanation unbuilt.
+        assert!(
+            d.explanation.full.get().is_none(),
+            "the pick built the explanation"
+        );
+        assert_eq!(d.explanation.decision_type(), "single");
         let outcomes: Vec<_> = d.explanation.outcomes().collect();
         assert_eq!(
             d.explanation.primary_profile_name(),

@@ -191,10 +191,9 @@ impl Metrics {
                 endpoint: &t.name,
                 predicted_hit_blocks: f.prefill_hit_blocks,
             }),
-            encode: d
-                .explanation
-                .decision_type
-                .is_some_and(|t| t.starts_with("encode")),
+            // Read from the record: the pick path never builds the full
+            // explanation (dereferencing `explanation` would).
+            encode: d.explanation.decision_type().starts_with("encode"),
             slo,
             kv_bytes_per_token: f.kv_bytes_per_token,
         });
