@@ -29,11 +29,14 @@ import argparse
 import asyncio
 import json
 import logging
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import llmd
+
+T = TypeVar("T")
 
 log = logging.getLogger("llmd.router")
 ROUTES = ("/v1/completions", "/v1/chat/completions")
@@ -201,14 +204,14 @@ class Router:
         if task is not None:
             self.inflight.add(task)
         try:
-            method, path, headers, body = await read_request(reader)
+            method, path, headers, body = await read_request(reader, writer)
             if method == "GET" and path == "/metrics":
                 text = self.scheduler.render_metrics() + self.feed.render_metrics()
                 await respond(writer, 200, text.encode(), "text/plain; version=0.0.4")
             elif method == "GET" and path == "/health":
                 await respond(writer, 200, b"ok", "text/plain")
             elif method == "POST" and path in ROUTES:
-                await self.proxy(path, headers, body, writer)
+                await self.proxy(path, headers, body, reader, writer)
             else:
                 raise HttpError(404, f"no route for {method} {path}")
         except HttpError as e:
@@ -227,7 +230,9 @@ class Router:
             if task is not None:
                 self.inflight.discard(task)
 
-    async def proxy(self, path: str, headers: dict[str, str], body: bytes, writer: asyncio.StreamWriter) -> None:
+    async def proxy(
+        self, path: str, headers: dict[str, str], body: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         try:
             req = json.loads(body)
         except ValueError as e:
@@ -297,7 +302,17 @@ class Router:
                     continue
                 try:
                     await self.relay(
-                        life, path, req, upstream_headers, decision.response_headers, stream, wants_usage, up_reader, up_writer, writer
+                        life,
+                        path,
+                        req,
+                        upstream_headers,
+                        decision.response_headers,
+                        stream,
+                        wants_usage,
+                        up_reader,
+                        up_writer,
+                        reader,
+                        writer,
                     )
                 finally:
                     up_writer.close()
@@ -362,6 +377,7 @@ class Router:
         wants_usage: bool,
         up_reader: asyncio.StreamReader,
         up_writer: asyncio.StreamWriter,
+        client: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
     ) -> None:
         payload = json.dumps(req).encode()
@@ -371,13 +387,18 @@ class Router:
             f"Content-Length: {len(payload)}\r\nConnection: close\r\n{head}\r\n".encode() + payload
         )
         await up_writer.drain()
-        status, up_headers = await read_head(up_reader)
+        # Until the reply's head, and for a non-streamed reply until its end,
+        # nothing is written to the client, so a client that leaves
+        # meanwhile is only seen by watching its side: the upstream
+        # connection is then closed, and vLLM aborts the request, as it
+        # does for its own clients.
+        status, up_headers = await unless_client_leaves(client, read_head(up_reader))
         body = iter_body(up_reader, up_headers)
         # The backend's own x-* headers (e.g. x-inference-pod) and the
         # decision's response headers go back to the client.
         extra = {k: v for k, v in up_headers.items() if k.startswith("x-")} | response_headers
         if status != 200 or not stream:
-            data = b"".join([chunk async for chunk in body])
+            data = await unless_client_leaves(client, collect(body))
             if status == 200:
                 # A non-streaming reply: no token calls; the engine's usage
                 # carries the output and cached token counts (TTFT is then
@@ -460,16 +481,78 @@ async def read_headers(reader: asyncio.StreamReader) -> dict[str, str]:
     return headers
 
 
-async def read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str], bytes]:
+async def read_request(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> tuple[str, str, dict[str, str], bytes]:
+    """One request: its body by Content-Length or chunked, with ``Expect:
+    100-continue`` answered before the body is read (curl sends it for
+    bodies over 1 KiB). Ambiguous framing (both, or a bad length) is a 400,
+    another transfer coding a 501."""
     request_line = (await reader.readuntil(b"\r\n")).decode("latin-1").split()
     if len(request_line) != 3:
         raise HttpError(400, "malformed request line")
     headers = await read_headers(reader)
-    length = int(headers.get("content-length", "0") or 0)
+    coding = headers.get("transfer-encoding", "").lower()
+    if coding not in ("", "chunked"):
+        raise HttpError(501, f"transfer coding {coding!r} is not supported")
+    if coding and "content-length" in headers:
+        raise HttpError(400, "both Content-Length and Transfer-Encoding")
+    length_text = headers.get("content-length", "0")
+    if not length_text.isdigit():
+        raise HttpError(400, "bad Content-Length")
+    length = int(length_text)
     if length > MAX_BODY:
         raise HttpError(413, "body too large")
-    body = await reader.readexactly(length) if length else b""
+    if headers.get("expect", "").lower() == "100-continue" and (coding or length):
+        await send(writer, b"HTTP/1.1 100 Continue\r\n\r\n")
+    if coding:
+        body = await read_chunked(reader)
+    else:
+        body = await reader.readexactly(length) if length else b""
     return request_line[0], request_line[1].split("?")[0], headers, body
+
+
+async def read_chunked(reader: asyncio.StreamReader) -> bytes:
+    """A chunked request body (extensions and trailers ignored), at most
+    MAX_BODY bytes."""
+    body = bytearray()
+    while True:
+        size_text = (await reader.readuntil(b"\r\n")).split(b";")[0].strip()
+        try:
+            size = int(size_text, 16)
+        except ValueError:
+            raise HttpError(400, "bad chunk size") from None
+        if size < 0 or len(body) + size > MAX_BODY:
+            raise HttpError(413, "body too large")
+        if size == 0:
+            break
+        body += await reader.readexactly(size)
+        if await reader.readexactly(2) != b"\r\n":
+            raise HttpError(400, "bad chunk")
+    while (await reader.readuntil(b"\r\n")).strip():
+        pass  # trailers
+    return bytes(body)
+
+
+async def collect(body: AsyncIterator[bytes]) -> bytes:
+    return b"".join([chunk async for chunk in body])
+
+
+async def unless_client_leaves(client: asyncio.StreamReader, work: Awaitable[T]) -> T:
+    """Runs `work` while watching the client's side of the connection: if
+    the client closes it first, `work` is cancelled and ClientGone raised.
+    (Bytes the client sends meanwhile end the watch; the router serves one
+    request per connection.)"""
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(client.read(1))
+    try:
+        done, _ = await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+        if task not in done and (watch.exception() is not None or watch.result() == b""):
+            raise ClientGone("client closed the connection")
+        return await task
+    finally:
+        for t in (task, watch):
+            t.cancel()
 
 
 async def iter_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> Any:

@@ -43,6 +43,9 @@ class FakeVllm:
     waiting: int
     requests: list[tuple[dict[str, Any], dict[str, str]]] = field(default_factory=list)
     tokenized: list[dict[str, Any]] = field(default_factory=list)
+    aborted: list[str] = field(default_factory=list)
+    """Prompts of non-streamed requests whose connection the router closed
+    before the reply (vLLM aborts those)."""
     server: asyncio.Server | None = None
     port: int = 0
 
@@ -94,6 +97,11 @@ class FakeVllm:
                     await writer.drain()
                     await asyncio.sleep(0.001)
                 writer.write(b"0\r\n\r\n")
+            elif req.get("prompt") == "slow":
+                # A long non-streamed generation: nothing is sent until the
+                # router closes the connection.
+                if await reader.read(1) == b"":
+                    self.aborted.append(req["prompt"])
             else:
                 out = json.dumps({"choices": [{"index": 0, "text": "all at once"}], "usage": usage}).encode()
                 writer.write(
@@ -231,6 +239,46 @@ async def scenario() -> None:
             gc.collect()
             await asyncio.sleep(0.001)
         assert router.scheduler.open_requests == 0
+
+        # A chunked body, sent after the router's 100 Continue.
+        body = json.dumps({"model": "m", "prompt": "x"}).encode()
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        w.write(b"POST /v1/completions HTTP/1.1\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n")
+        await w.drain()
+        assert await r.readuntil(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+        w.write(b"%x;ext=1\r\n%s\r\n0\r\nX-Trailer: 1\r\n\r\n" % (len(body), body))
+        await w.drain()
+        answer = await r.read()
+        w.close()
+        assert answer.startswith(b"HTTP/1.1 200") and b"all at once" in answer, answer
+        del router.completed[-1]
+        # Ambiguous or unsupported framing is refused before any pick.
+        for head, code in [
+            (b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n", b"400"),
+            (b"Transfer-Encoding: gzip\r\n", b"501"),
+            (b"Content-Length: +2\r\n", b"400"),
+        ]:
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            w.write(b"POST /v1/completions HTTP/1.1\r\n" + head + b"\r\n{}")
+            await w.drain()
+            assert (await r.readuntil(b"\r\n")).startswith(b"HTTP/1.1 " + code), head
+            w.close()
+        assert router.scheduler.open_requests == 0
+
+        # A client that leaves while its non-streamed reply is generated: the
+        # upstream request is closed (vLLM aborts it) and the request ends
+        # as cancelled.
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        body = json.dumps({"model": "m", "prompt": "slow"}).encode()
+        w.write(b"POST /v1/completions HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        await w.drain()
+        deadline = time.monotonic() + 30
+        while router.scheduler.open_requests == 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.001)
+        w.close()
+        while (router.scheduler.open_requests or not idle.aborted) and time.monotonic() < deadline:
+            await asyncio.sleep(0.001)
+        assert router.scheduler.open_requests == 0 and idle.aborted == ["slow"]
 
         # The chosen backend goes away: 502, and nothing stays open.
         assert idle.server is not None
