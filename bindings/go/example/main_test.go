@@ -102,14 +102,20 @@ func TestRouterProxiesToPickedBackend(t *testing.T) {
 		t.Fatalf("metrics:\n%s", metrics)
 	}
 
-	resp, err = http.Post(router.URL+"/v1/completions", "application/json", strings.NewReader(`{"model":"other","prompt":"hi"}`))
+	if code := postStatus(t, router.URL+"/v1/completions", `{"model":"other","prompt":"hi"}`); code != http.StatusServiceUnavailable {
+		t.Fatalf("unknown model: status %d", code)
+	}
+}
+
+// postStatus POSTs a JSON body and returns the status, the body left unread.
+func postStatus(t *testing.T, url, body string) int {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("unknown model: status %d", resp.StatusCode)
-	}
+	return resp.StatusCode
 }
 
 // A streamed answer reaches the client chunk by chunk, and a client that
@@ -353,14 +359,8 @@ func TestRepliesGiveTheEngineUsage(t *testing.T) {
 		t.Fatalf("a streamed error event did not fail the request:\n%s", text)
 	}
 
-	resp, err := http.Post(router.URL+"/v1/completions", "application/json",
-		strings.NewReader(`{"model":"llama","prompt":"x","stream":true,"stream_options":"yes"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest {
-		t.Fatalf("malformed stream_options: status %d", resp.StatusCode)
+	if code := postStatus(t, router.URL+"/v1/completions", `{"model":"llama","prompt":"x","stream":true,"stream_options":"yes"}`); code != http.StatusBadRequest {
+		t.Fatalf("malformed stream_options: status %d", code)
 	}
 }
 
