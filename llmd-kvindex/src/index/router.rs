@@ -161,7 +161,12 @@ impl KvIndex {
             );
         };
         let tokens = ev.token_ids.len();
-        let block = usize::try_from(ev.block_size).unwrap_or(0);
+        // Tokens per engine block: as published, or (a publisher that gives
+        // none) the tokens shared evenly.
+        let block = match usize::try_from(ev.block_size) {
+            Ok(b) if b > 0 => b,
+            _ => tokens / engine.len(),
+        };
         if block > 0 && block.checked_mul(engine.len()) == Some(tokens) {
             // Each engine block maps to the router block holding its last
             // token; it can parent a later event only when both end there.

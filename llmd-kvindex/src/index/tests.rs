@@ -969,3 +969,24 @@ fn masked_blocks_map_only_the_block_that_ends_the_span() {
     assert_eq!(r.removed, 1);
     assert_eq!(matched(24), 3);
 }
+
+/// A publisher that gives no block size (0) has its tokens shared evenly
+/// among the published blocks: each block maps to its own router block, so
+/// removing one clears it.
+#[test]
+fn a_missing_block_size_shares_the_tokens_evenly() {
+    let idx = router_index();
+    let ep = idx.register_endpoint("a").unwrap();
+    let toks: Vec<u64> = (1..=8).collect();
+    let mut ev = stored(&[1, 2], None, toks.clone(), "GPU");
+    if let KvEvent::BlockStored(b) = &mut ev {
+        b.block_size = 0;
+    }
+    let r = idx.apply_batch(ep, "m", &batch(vec![ev]));
+    assert_eq!((r.stored, r.unplaceable), (2, 0));
+    let r = idx.apply_batch(ep, "m", &batch(vec![removed(&[1], "GPU")]));
+    assert_eq!((r.removed, r.unplaceable), (1, 0));
+    let mut out = PrefixMatches::new();
+    idx.match_prefix("m", &router_keys("m", &toks), &mut out);
+    assert_eq!(out.get(ep).map_or(0, |m| m.consecutive_blocks), 0);
+}
