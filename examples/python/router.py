@@ -498,7 +498,7 @@ async def read_request(
     if coding and "content-length" in headers:
         raise HttpError(400, "both Content-Length and Transfer-Encoding")
     length_text = headers.get("content-length", "0")
-    if not length_text.isdigit():
+    if not (length_text.isascii() and length_text.isdigit()):
         raise HttpError(400, "bad Content-Length")
     length = int(length_text)
     if length > MAX_BODY:
@@ -518,11 +518,11 @@ async def read_chunked(reader: asyncio.StreamReader) -> bytes:
     body = bytearray()
     while True:
         size_text = (await reader.readuntil(b"\r\n")).split(b";")[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise HttpError(400, "bad chunk size") from None
-        if size < 0 or len(body) + size > MAX_BODY:
+        # Hex digits only: int() would also take "0x", signs and "_".
+        if not size_text or size_text.strip(b"0123456789abcdefABCDEF"):
+            raise HttpError(400, "bad chunk size")
+        size = int(size_text, 16)
+        if len(body) + size > MAX_BODY:
             raise HttpError(413, "body too large")
         if size == 0:
             break

@@ -254,12 +254,14 @@ async def scenario() -> None:
         del router.completed[-1]
         # Ambiguous or unsupported framing is refused before any pick.
         for head, code in [
-            (b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n", b"400"),
-            (b"Transfer-Encoding: gzip\r\n", b"501"),
-            (b"Content-Length: +2\r\n", b"400"),
+            (b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n{}", b"400"),
+            (b"Transfer-Encoding: gzip\r\n\r\n{}", b"501"),
+            (b"Content-Length: +2\r\n\r\n{}", b"400"),
+            (b"Content-Length: \xb2\r\n\r\n{}", b"400"),
+            (b"Transfer-Encoding: chunked\r\n\r\n0x2\r\n{}\r\n0\r\n\r\n", b"400"),
         ]:
             r, w = await asyncio.open_connection("127.0.0.1", port)
-            w.write(b"POST /v1/completions HTTP/1.1\r\n" + head + b"\r\n{}")
+            w.write(b"POST /v1/completions HTTP/1.1\r\n" + head)
             await w.drain()
             assert (await r.readuntil(b"\r\n")).startswith(b"HTTP/1.1 " + code), head
             w.close()
