@@ -64,7 +64,7 @@ const (
 	SeqGap       SeqStatus = 3 // batches were lost; the batch is still applied
 	SeqRestart   SeqStatus = 4 // publisher restarted; its entries were dropped first
 	SeqDuplicate SeqStatus = 5 // the same batch again; ignored
-	SeqReplayed  SeqStatus = 6 // one of the last gap's lost batches (replay socket); applied
+	SeqReplayed  SeqStatus = 6 // a recent gap's next lost batch (replay socket, in order); applied
 )
 
 // Scheduler picks the endpoint for each request. It is safe for concurrent

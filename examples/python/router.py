@@ -53,7 +53,9 @@ TOKENIZE_FIELDS = (
 
 
 class ClientGone(ConnectionError):
-    """The client closed its connection while the answer was streaming."""
+    """The client closed its connection before its answer was complete (a
+    half-close counts: as uvicorn, the router reads it as the client
+    leaving)."""
 
 
 # Headers that belong to one connection (RFC 9110 §7.6.1), and those the
@@ -61,7 +63,9 @@ class ClientGone(ConnectionError):
 # included) goes to the backend.
 NOT_FORWARDED = frozenset(
     {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-     "transfer-encoding", "upgrade", "host", "content-length", "content-type"}
+     "transfer-encoding", "upgrade", "host", "content-length", "content-type",
+     # Answered by the router itself: the body goes upstream whole.
+     "expect"}
 )
 
 
@@ -178,9 +182,9 @@ class Router:
     feed: llmd.Feed = field(init=False)
     inflight: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
     """The tasks serving client connections. asyncio holds a connection's task
-    only through its sockets: once a client half-closes while the task waits
-    on the backend, nothing else would, and a garbage collection would drop
-    the task with its request still open."""
+    only through its sockets: once a client closes while the task waits on
+    the backend (until the task sees it), nothing else would, and a garbage
+    collection would drop the task with its request still open."""
 
     burst: BurstWindow | None = field(init=False, default=None)
     """With a `burst-prefix-cache-producer` configured: requests are picked a
@@ -467,10 +471,15 @@ def prompt_text(req: dict[str, Any]) -> str:
 
 
 async def read_head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
-    status_line = (await reader.readuntil(b"\r\n")).decode("latin-1")
-    parts = status_line.split(" ", 2)
-    headers = await read_headers(reader)
-    return int(parts[1]), headers
+    """The final response's status and headers; interim (1xx) responses,
+    such as a 100 Continue, are skipped."""
+    while True:
+        status_line = (await reader.readuntil(b"\r\n")).decode("latin-1")
+        parts = status_line.split(" ", 2)
+        headers = await read_headers(reader)
+        status = int(parts[1])
+        if not 100 <= status < 200:
+            return status, headers
 
 
 async def read_headers(reader: asyncio.StreamReader) -> dict[str, str]:

@@ -294,3 +294,62 @@ fn lookup_cost_is_counted_and_checkpoints_cut_it() {
     );
     assert!(note.contains(&format!("({spent} probed)")), "{note}");
 }
+
+/// A prefix index's size and evictions are exported: entries against
+/// capacity, and entries evicted to place others, by reason, matching the
+/// index's own counts.
+#[test]
+fn index_size_and_evictions_are_exported() {
+    let (s, _) = sched(&precise(
+        "    indexerConfig: {kvBlockIndexConfig: {inMemoryConfig: {size: 256}}}\n",
+    ));
+    fleet(&s);
+    // 64 chains of 16 blocks on e1: 1,024 blocks for a 256-entry table.
+    for c in 0..64u32 {
+        let toks = tokens(256, 10_000 + c * 300);
+        let ev = stored(u64::from(c) * 100 + 1, None, &toks, None);
+        s.ingest_kv_events("e1", &batch(vec![ev]), None).unwrap();
+    }
+    let st = s.pipeline().kv_backends[0].index().stats();
+    assert!(st.evictions > 0, "{st:?}");
+    let text = s.render_metrics();
+    let value = |series: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    };
+    assert_eq!(
+        value("llmd_kvindex_entries{producer=\"kv\"}"),
+        st.entries as f64
+    );
+    assert_eq!(
+        value("llmd_kvindex_capacity_entries{producer=\"kv\"}"),
+        st.capacity as f64
+    );
+    let capacity = value("llmd_kvindex_entries_evicted_total{producer=\"kv\",reason=\"capacity\"}");
+    let displaced =
+        value("llmd_kvindex_entries_evicted_total{producer=\"kv\",reason=\"displacement\"}");
+    assert_eq!(capacity + displaced, st.evictions as f64);
+    assert_eq!(displaced, st.displacement_failures as f64);
+    // Counters follow the index on the next exposition, never going back.
+    s.ingest_kv_events(
+        "e1",
+        &batch(vec![stored(90_001, None, &tokens(256, 90_000), None)]),
+        None,
+    )
+    .unwrap();
+    let st2 = s.pipeline().kv_backends[0].index().stats();
+    let text = s.render_metrics();
+    let after: f64 = ["capacity", "displacement"]
+        .iter()
+        .map(|r| {
+            let series =
+                format!("llmd_kvindex_entries_evicted_total{{producer=\"kv\",reason=\"{r}\"}}");
+            text.lines()
+                .find_map(|l| l.strip_prefix(series.as_str())?.trim().parse::<f64>().ok())
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(after, st2.evictions as f64);
+    assert!(st2.evictions >= st.evictions);
+}

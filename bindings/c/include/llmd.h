@@ -96,8 +96,8 @@ enum llmd_seq_status
   LLMD_SEQ_STATUS_RESTART = 4,
   // The same batch again: ignored.
   LLMD_SEQ_STATUS_DUPLICATE = 5,
-  // One of the last gap's lost batches (from the publisher's replay
-  // socket, after the live batch that showed the gap): applied.
+  // The next lost batch of a recent gap (from the publisher's replay
+  // socket, in order, after the live batch that showed the gap): applied.
   LLMD_SEQ_STATUS_REPLAYED = 6,
 };
 #ifndef __cplusplus

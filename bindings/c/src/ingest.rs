@@ -53,8 +53,8 @@ pub enum llmd_seq_status {
     Restart = 4,
     /// The same batch again: ignored.
     Duplicate = 5,
-    /// One of the last gap's lost batches (from the publisher's replay
-    /// socket, after the live batch that showed the gap): applied.
+    /// The next lost batch of a recent gap (from the publisher's replay
+    /// socket, in order, after the live batch that showed the gap): applied.
     Replayed = 6,
 }
 

@@ -59,6 +59,9 @@ func newRouter(s *llmd.Scheduler, feed *llmd.Feed, tokenizeAt string) http.Handl
 			for _, h := range target.RemoveHeaders {
 				pr.Out.Header.Del(h)
 			}
+			// The router read the whole body already (answering the
+			// client's Expect itself): the backend gets it at once.
+			pr.Out.Header.Del("Expect")
 		},
 		// A backend that cannot be reached gives way to the decision's
 		// fallbacks, in order.
@@ -73,7 +76,10 @@ func newRouter(s *llmd.Scheduler, feed *llmd.Feed, tokenizeAt string) http.Handl
 			}
 			if resp.StatusCode < 400 {
 				stream := strings.HasPrefix(resp.Header.Get("content-type"), "text/event-stream")
-				resp.Body = &reply{body: resp.Body, f: f, stream: stream}
+				// An encoded body (gzip, ...) passes as it is: its usage is
+				// not read.
+				encoded := resp.Header.Get("content-encoding") != ""
+				resp.Body = &reply{body: resp.Body, f: f, stream: stream, blind: encoded}
 			}
 			return nil
 		},
@@ -142,6 +148,8 @@ func (t fallbacks) RoundTrip(req *http.Request) (*http.Response, error) {
 		try := req.Clone(req.Context())
 		try.URL.Host = target.Address
 		try.Body, try.ContentLength = io.NopCloser(bytes.NewReader(f.body)), int64(len(f.body))
+		// The transport may send it again on a kept connection that died.
+		try.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(f.body)), nil }
 		resp, e := t.base.RoundTrip(try)
 		var op *net.OpError
 		if e == nil || !errors.As(e, &op) || op.Op != "dial" || req.Context().Err() != nil {

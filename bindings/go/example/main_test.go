@@ -302,14 +302,19 @@ func TestRepliesGiveTheEngineUsage(t *testing.T) {
 			t.Error("the router did not ask the stream for its usage")
 		}
 		w.Header().Set("content-type", "text/event-stream")
+		// SSE lines may end in CRLF too.
+		end := "\n\n"
+		if req.Prompt == "crlf" {
+			end = "\r\n\r\n"
+		}
 		for i := 0; i < 3; i++ {
-			fmt.Fprint(w, "data: {\"choices\":[{\"text\":\"a\"}]}\n\n")
+			fmt.Fprint(w, "data: {\"choices\":[{\"text\":\"a\"}]}"+end)
 		}
 		if req.Prompt == "fail" {
-			fmt.Fprint(w, "data: {\"object\":\"error\",\"message\":\"engine died\"}\n\n")
+			fmt.Fprint(w, "data: {\"object\":\"error\",\"message\":\"engine died\"}"+end)
 		}
-		fmt.Fprint(w, "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":40,\"completion_tokens\":3,\"prompt_tokens_details\":{\"cached_tokens\":16}}}\n\n")
-		fmt.Fprint(w, "data: [DONE]\n\n")
+		fmt.Fprint(w, "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":40,\"completion_tokens\":3,\"prompt_tokens_details\":{\"cached_tokens\":16}}}"+end)
+		fmt.Fprint(w, "data: [DONE]"+end)
 	}))
 	defer pod.Close()
 	s, err := llmd.NewScheduler("", llmd.WithSeed(1))
@@ -357,6 +362,13 @@ func TestRepliesGiveTheEngineUsage(t *testing.T) {
 	}
 	if text = endedMetrics(t, s, 4); !strings.Contains(text, `outcome="error_engine"} 1`) {
 		t.Fatalf("a streamed error event did not fail the request:\n%s", text)
+	}
+
+	if got := post(`{"model":"llama","prompt":"crlf","stream":true}`); strings.Contains(got, "usage") || !strings.Contains(got, "[DONE]\r\n\r\n") {
+		t.Fatalf("CRLF events:\n%q", got)
+	}
+	if text = endedMetrics(t, s, 5); metricSum(text, "llmd_inference_output_tokens_sum") != 7+3+3+3+3 {
+		t.Fatalf("CRLF events: usage not read\n%s", text)
 	}
 
 	if code := postStatus(t, router.URL+"/v1/completions", `{"model":"llama","prompt":"x","stream":true,"stream_options":"yes"}`); code != http.StatusBadRequest {

@@ -25,8 +25,8 @@ type reply struct {
 	// in holds streamed bytes not yet read as whole events, out the events
 	// read and waiting for the client, kept a non-streamed body.
 	in, out, kept []byte
-	// blind is set when a body or an event outgrew maxKept: the rest passes
-	// as it is and its usage is unknown.
+	// blind is set when a body or an event outgrew maxKept, or the body is
+	// encoded: the rest passes as it is and its usage is unknown.
 	blind   bool
 	err     error
 	scratch [4096]byte
@@ -92,22 +92,34 @@ func (r *reply) readWhole(p []byte) (int, error) {
 // events moves each whole event of in to out, learning from it.
 func (r *reply) events() {
 	for {
-		i := bytes.Index(r.in, []byte("\n\n"))
+		i, n := eventEnd(r.in)
 		if i < 0 {
 			return
 		}
-		event := r.in[:i+2]
+		event := r.in[:i+n]
 		if r.learn(event[:i]) {
 			r.out = append(r.out, event...)
 		}
-		r.in = r.in[i+2:]
+		r.in = r.in[i+n:]
 	}
+}
+
+// eventEnd finds the first blank line that ends an SSE event (lines end in
+// LF, CRLF or CR): its index and length; -1 when there is none yet.
+func eventEnd(b []byte) (int, int) {
+	best, size := -1, 0
+	for _, sep := range [][]byte{[]byte("\n\n"), []byte("\r\n\r\n"), []byte("\r\r")} {
+		if i := bytes.Index(b, sep); i >= 0 && (best < 0 || i < best) {
+			best, size = i, len(sep)
+		}
+	}
+	return best, size
 }
 
 // learn reads one event; false drops it (the usage chunk the client did
 // not ask for).
 func (r *reply) learn(event []byte) bool {
-	data, ok := bytes.CutPrefix(event, []byte("data:"))
+	data, ok := bytes.CutPrefix(bytes.TrimLeft(event, "\r\n"), []byte("data:"))
 	data = bytes.TrimSpace(data)
 	if !ok || bytes.Equal(data, []byte("[DONE]")) {
 		return true

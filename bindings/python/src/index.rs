@@ -145,8 +145,9 @@ impl PyKvIndex {
 
     /// Applies one KV-event payload (msgpack `EventBatch`) published by
     /// `endpoint` (registered on first use) serving `model`. With `seq`
-    /// duplicates are skipped, a restart clears the endpoint first, and gaps
-    /// are reported.
+    /// duplicates are skipped, a restart clears the endpoint first, gaps are
+    /// reported, and a gap's lost batches from the replay socket, in order,
+    /// are applied as "replayed".
     #[pyo3(signature = (endpoint, payload, *, model="", seq=None))]
     fn apply_event_batch<'py>(
         &self,

@@ -104,6 +104,9 @@ class FakeVllm:
                     self.aborted.append(req["prompt"])
             else:
                 out = json.dumps({"choices": [{"index": 0, "text": "all at once"}], "usage": usage}).encode()
+                # An interim response first (a server may send one; the
+                # router must skip it).
+                writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 writer.write(
                     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nx-inference-pod: %s\r\nContent-Length: %d\r\n\r\n%s"
                     % (self.name.encode(), len(out), out)
@@ -251,6 +254,7 @@ async def scenario() -> None:
         answer = await r.read()
         w.close()
         assert answer.startswith(b"HTTP/1.1 200") and b"all at once" in answer, answer
+        assert "expect" not in idle.requests[-1][1], "the router answered Expect itself"
         del router.completed[-1]
         # Ambiguous or unsupported framing is refused before any pick.
         for head, code in [

@@ -31,10 +31,10 @@ pub enum SeqStatus {
     /// overlapping the live stream), or a number of the last gap already
     /// replayed. Ignore the batch.
     Duplicate,
-    /// `seq < last` inside the last [`SeqStatus::Gap`], past what was
-    /// replayed of it: one of the lost batches, brought by the publisher's
-    /// replay socket after the live batch that showed the gap. Apply it;
-    /// `last` stays.
+    /// `seq < last`, the next lost number of a recent [`SeqStatus::Gap`]:
+    /// one of the lost batches, brought in order by the publisher's replay
+    /// socket after the live batch that showed the gap. Apply it; `last`
+    /// stays.
     Replayed,
 }
 
@@ -49,10 +49,14 @@ pub enum SeqStatus {
 ///
 /// Replays: a host that applies the live batch showing a gap first and then
 /// asks the publisher's replay socket for the lost ones gets numbers below
-/// `last`. Those inside the last gap are [`SeqStatus::Replayed`] (in order:
-/// a number of the gap at or before one already replayed is a
-/// [`SeqStatus::Duplicate`]); any other number below `last` is a restart.
-/// Only the most recent gap is remembered, and a restart forgets it.
+/// `last`. The replay socket sends them in order, so a number is
+/// [`SeqStatus::Replayed`] only when it is the next lost number of one of
+/// the [`MAX_GAPS`] most recent gaps (a number of a gap already replayed is
+/// a [`SeqStatus::Duplicate`]); any other number below `last` is a restart,
+/// which forgets the gaps. Lost batches applied after later ones can undo
+/// what the later ones did (a block stored again after its removal):
+/// replaying before applying the batch that showed the gap, as
+/// `llmd-feed` does, keeps the order.
 ///
 /// ```
 /// use llmd_kvindex::events::{SeqStatus, SeqTracker};
@@ -70,15 +74,19 @@ pub struct SeqTracker<K = String> {
     endpoints: HashMap<K, Vec<RankSeq>, ahash::RandomState>,
 }
 
+/// Recent gaps remembered per (endpoint, rank) for their replays.
+pub const MAX_GAPS: usize = 4;
+
 /// One (endpoint, rank)'s numbers.
 #[derive(Clone, Copy, Debug)]
 struct RankSeq {
     rank: i64,
     last: u64,
-    /// The last gap's lost numbers not yet replayed: `next ..= end`, of a
-    /// gap that began at `start`.
-    gap: Option<Lost>,
+    /// Recent gaps with numbers not yet replayed, oldest first.
+    gaps: [Option<Lost>; MAX_GAPS],
 }
+
+/// A gap's lost numbers `start ..= end`; `next ..= end` not yet replayed.
 
 #[derive(Clone, Copy, Debug)]
 struct Lost {
@@ -157,28 +165,32 @@ fn observe_rank(ranks: &mut Vec<RankSeq>, dp_rank: i64, seq: u64) -> SeqStatus {
         ranks.push(RankSeq {
             rank: dp_rank,
             last: seq,
-            gap: None,
+            gaps: [None; MAX_GAPS],
         });
         return SeqStatus::First;
     };
-    if let Some(lost) = slot
-        .gap
-        .filter(|g| seq != 0 && (g.start..=g.end).contains(&seq))
-    {
-        if seq < lost.next {
-            return SeqStatus::Duplicate;
+    if seq != 0 && seq < slot.last {
+        for g in slot.gaps.iter_mut() {
+            let Some(lost) = *g else { continue };
+            if seq == lost.next {
+                *g = (seq < lost.end).then_some(Lost {
+                    next: seq + 1,
+                    ..lost
+                });
+                return SeqStatus::Replayed;
+            }
+            if (lost.start..lost.next).contains(&seq) {
+                return SeqStatus::Duplicate;
+            }
         }
-        slot.gap = (seq < lost.end).then_some(Lost {
-            next: seq + 1,
-            ..lost
-        });
-        return SeqStatus::Replayed;
     }
     let status = classify(slot.last, seq);
     match status {
         SeqStatus::Duplicate => {}
         SeqStatus::Gap { .. } => {
-            slot.gap = Some(Lost {
+            // The oldest gap makes room.
+            slot.gaps.rotate_left(1);
+            slot.gaps[MAX_GAPS - 1] = Some(Lost {
                 start: slot.last + 1,
                 next: slot.last + 1,
                 end: seq - 1,
@@ -186,7 +198,7 @@ fn observe_rank(ranks: &mut Vec<RankSeq>, dp_rank: i64, seq: u64) -> SeqStatus {
             slot.last = seq;
         }
         SeqStatus::Restart => {
-            slot.gap = None;
+            slot.gaps = [None; MAX_GAPS];
             slot.last = seq;
         }
         _ => slot.last = seq,
@@ -254,14 +266,24 @@ mod tests {
         // The gap is filled: 12 again is below last and outside any gap.
         assert_eq!(t.observe("a", 0, 12), SeqStatus::Restart);
         assert_eq!(t.observe("a", 0, 13), SeqStatus::InOrder);
-        // A newer gap replaces the older; 0 is always a restart.
+        // A second gap while the first is replayed: both are followed.
         assert_eq!(t.observe("a", 0, 20), SeqStatus::Gap { missing: 6 });
         assert_eq!(t.observe("a", 0, 30), SeqStatus::Gap { missing: 9 });
-        assert_eq!(t.observe("a", 0, 15), SeqStatus::Restart);
-        assert_eq!(t.observe("a", 0, 40), SeqStatus::Gap { missing: 24 });
+        assert_eq!(t.observe("a", 0, 14), SeqStatus::Replayed);
+        assert_eq!(t.observe("a", 0, 21), SeqStatus::Replayed);
+        assert_eq!(t.observe("a", 0, 15), SeqStatus::Replayed);
+        // A number that skips ahead in a gap is no replay (the socket sends
+        // in order): a publisher that restarted and lost its first batches.
+        assert_eq!(t.observe("a", 0, 25), SeqStatus::Restart);
+        assert_eq!(t.observe("a", 0, 40), SeqStatus::Gap { missing: 14 });
         assert_eq!(t.observe("a", 0, 0), SeqStatus::Restart);
         assert_eq!(t.observe("a", 0, 20), SeqStatus::Gap { missing: 19 });
-        assert_eq!(t.observe("a", 0, 5), SeqStatus::Replayed);
+        assert_eq!(t.observe("a", 0, 1), SeqStatus::Replayed);
+        // Only the most recent gaps are followed.
+        for k in 1..=MAX_GAPS as u64 {
+            t.observe("a", 0, 20 + 2 * k);
+        }
+        assert_eq!(t.observe("a", 0, 2), SeqStatus::Restart);
     }
 
     #[test]

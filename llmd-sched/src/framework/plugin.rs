@@ -51,6 +51,12 @@ pub trait Producer: Send + Sync {
     fn as_burst(&self) -> Option<&crate::plugins::producers::BurstPrefixProducer> {
         None
     }
+
+    /// The size and health of the block index this producer keeps, if it
+    /// keeps one (exported as `llmd_kvindex_entries` and related metrics).
+    fn index_stats(&self) -> Option<llmd_kvindex::index::IndexStats> {
+        None
+    }
 }
 
 /// The decision being committed, as seen by [`PreRequest`] hooks.

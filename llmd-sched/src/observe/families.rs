@@ -120,6 +120,12 @@ pub struct Families {
     pub prediction_error: HistogramFamily,
     /// Endpoints refused because a prefix index had no free slot.
     pub endpoints_refused: Counter,
+    /// producer: a prefix index's occupied table entries.
+    pub index_entries: GaugeFamily,
+    /// producer: its capacity in entries.
+    pub index_capacity: GaugeFamily,
+    /// producer, reason (capacity | displacement): entries it evicted.
+    pub index_evicted: CounterFamily,
     /// plugin, selector: strict header selections that matched no endpoint.
     pub screen_no_match: CounterFamily,
     /// plugin, outcome: requests of `pick_batch` windows per burst producer.
@@ -197,6 +203,9 @@ impl Families {
                 PREDICTION_ERROR_BOUNDS.to_vec().into(),
             )),
             endpoints_refused: Counter::default(),
+            index_entries: Family::default(),
+            index_capacity: Family::default(),
+            index_evicted: Family::default(),
             screen_no_match: Family::default(),
             burst_requests: Family::default(),
             revision_share: Family::default(),
@@ -357,6 +366,21 @@ impl Families {
             "llmd_kvindex_endpoints_refused",
             "Endpoints refused at add_endpoint because a prefix index had no free endpoint slot",
             f.endpoints_refused.clone(),
+        );
+        r.register(
+            "llmd_kvindex_entries",
+            "Occupied table entries of a prefix producer's block index (one per model, block, tier and group of 64 endpoints), at exposition time",
+            f.index_entries.clone(),
+        );
+        r.register(
+            "llmd_kvindex_capacity_entries",
+            "Table entries a prefix producer's block index holds at most",
+            f.index_capacity.clone(),
+        );
+        r.register(
+            "llmd_kvindex_entries_evicted",
+            "Entries a prefix producer's block index evicted to place others: reason capacity (the table was full) or displacement (below capacity, no slot could be freed: entries lost before the table was full)",
+            f.index_evicted.clone(),
         );
         r.register(
             "llmd_screener_strict_no_match",

@@ -160,6 +160,36 @@ impl Metrics {
         }
     }
 
+    /// Sets the prefix indexes' size gauges and brings their eviction
+    /// counters up to the indexes' own counts (called before exposition).
+    pub fn refresh_index_tables(
+        &self,
+        indexes: impl Iterator<Item = (Arc<str>, llmd_kvindex::index::IndexStats)>,
+    ) {
+        for (producer, st) in indexes {
+            let labels: Labels = vec![("producer", producer.clone())];
+            let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+            self.fam
+                .index_entries
+                .get_or_create(&labels)
+                .set(gauge(st.entries));
+            self.fam
+                .index_capacity
+                .get_or_create(&labels)
+                .set(gauge(st.capacity));
+            let displaced = st.displacement_failures;
+            for (reason, n) in [
+                ("capacity", st.evictions.saturating_sub(displaced)),
+                ("displacement", displaced),
+            ] {
+                let labels: Labels =
+                    vec![("producer", producer.clone()), ("reason", reason.into())];
+                let c = self.fam.index_evicted.get_or_create(&labels);
+                c.inc_by(n.saturating_sub(c.get()));
+            }
+        }
+    }
+
     pub(super) fn forget_index_endpoint(&self, ep: &Arc<str>) {
         self.last_event.lock().remove(ep);
         let labels: Labels = vec![("endpoint", ep.clone())];

@@ -219,8 +219,19 @@ impl Scheduler {
 
     /// Prometheus text of [`Scheduler::metrics`], at the clock's current time.
     pub fn render_metrics(&self) -> String {
+        self.refresh_index_metrics();
         self.metrics
             .render(std::time::Duration::from_nanos(self.clock.now_ns()))
+    }
+
+    /// The prefix producers' index sizes and evictions, read at exposition.
+    fn refresh_index_metrics(&self) {
+        self.metrics.refresh_index_tables(
+            self.pipeline
+                .producers
+                .iter()
+                .filter_map(|(name, p)| Some((name.clone(), p.index_stats()?))),
+        );
     }
 
     /// Attaches a latency model (read by `slo-headroom-tier-filter`).

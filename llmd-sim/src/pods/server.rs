@@ -204,7 +204,7 @@ fn read_chunked(r: &mut BufReader<TcpStream>, mut room: usize) -> Result<Vec<u8>
         if size == 0 {
             break;
         }
-        if body.len() + size > MAX_BODY {
+        if size > MAX_BODY - body.len() {
             return Err("body too large".into());
         }
         let start = body.len();

@@ -383,7 +383,8 @@ class Scheduler:
     ) -> IngestResult:
         """Applies one KV-event message payload (msgpack `EventBatch`) from
         `endpoint`. With `seq` (the message's sequence number) duplicates are
-        skipped and gaps and restarts reported in the result.
+        skipped, gaps and restarts reported in the result, and a gap's lost
+        batches from the replay socket, in order, applied as "replayed".
         """
     def tick(self) -> None:
         """Periodic maintenance (expires speculative cache entries); call it
@@ -758,8 +759,9 @@ class KvIndex:
     ) -> IndexApplyResult:
         """Applies one KV-event payload (msgpack `EventBatch`) published by
         `endpoint` (registered on first use) serving `model`. With `seq`
-        duplicates are skipped, a restart clears the endpoint first, and gaps
-        are reported.
+        duplicates are skipped, a restart clears the endpoint first, gaps are
+        reported, and a gap's lost batches from the replay socket, in order,
+        are applied as "replayed".
         """
     def prompt_keys(
         self,

@@ -55,7 +55,7 @@ class IngestResult(TypedDict):
     skipped_stale: int
     """Events of an endpoint removed while its batch was applied."""
     seq_status: str | None
-    """``"first"``, ``"in_order"``, ``"gap"``, ``"restart"``, ``"duplicate"``, ``"replayed"`` (one of the last gap's lost batches, from the replay socket: applied) or None without ``seq``."""
+    """``"first"``, ``"in_order"``, ``"gap"``, ``"restart"``, ``"duplicate"``, ``"replayed"`` (a recent gap's next lost batch, from the replay socket in order: applied) or None without ``seq``."""
     missing: int
     """Batches lost before this one (``seq_status == "gap"``)."""
 

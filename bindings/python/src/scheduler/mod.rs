@@ -296,7 +296,8 @@ impl PyScheduler {
 
     /// Applies one KV-event message payload (msgpack `EventBatch`) from
     /// `endpoint`. With `seq` (the message's sequence number) duplicates are
-    /// skipped and gaps and restarts reported in the result.
+    /// skipped, gaps and restarts reported in the result, and a gap's lost
+    /// batches from the replay socket, in order, applied as "replayed".
     #[pyo3(signature = (endpoint, payload, seq=None))]
     fn ingest_kv_events<'py>(
         &self,

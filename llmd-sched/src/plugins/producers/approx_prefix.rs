@@ -37,7 +37,12 @@ pub struct ApproxPrefixProducer {
     /// `autoTune` (true): block size from the endpoint's cache config, and
     /// each endpoint's LRU capacity from the cache size (`num_gpu_blocks`)
     /// it reports when first routed to (`lruCapacityPerServer` if none);
-    /// that capacity holds until the endpoint is removed, as in llm-d.
+    /// that capacity holds until the endpoint is removed, as in llm-d. The
+    /// count is taken as it is, in the index's blocks (at least 64 tokens),
+    /// as llm-d takes it: four times a 16-token engine's token capacity. The
+    /// table is sized from `lruCapacityPerServer` (× 32 endpoints), so larger
+    /// per-endpoint bounds over many endpoints meet table-wide eviction
+    /// (`llmd_kvindex_entries_evicted_total`).
     pub auto_tune: bool,
     /// `blockSizeTokens` (16; raised to 64 at request time).
     pub block_size: usize,
@@ -190,6 +195,10 @@ impl Producer for ApproxPrefixProducer {
 
     fn on_endpoint_removed(&self, uid: u64) {
         self.index.remove_endpoint(uid);
+    }
+
+    fn index_stats(&self) -> Option<llmd_kvindex::index::IndexStats> {
+        Some(self.index.index().stats())
     }
 }
 

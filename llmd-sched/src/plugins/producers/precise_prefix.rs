@@ -436,6 +436,10 @@ impl Producer for PrecisePrefixProducer {
     fn on_endpoint_removed(&self, uid: u64) {
         self.index.remove_endpoint(uid);
     }
+
+    fn index_stats(&self) -> Option<llmd_kvindex::index::IndexStats> {
+        Some(self.index.index().stats())
+    }
 }
 
 impl PreRequest for PrecisePrefixProducer {
