@@ -17,6 +17,23 @@ import (
 	"llmd.dev/llmd"
 )
 
+// routeTo is a scheduler with `pod` as its one endpoint (pod-a, model
+// llama) and a router on it; both are closed when the test ends.
+func routeTo(t *testing.T, pod *httptest.Server) (*llmd.Scheduler, *httptest.Server) {
+	t.Helper()
+	s, err := llmd.NewScheduler("", llmd.WithSeed(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if err := s.AddEndpoint(llmd.Endpoint{Name: "pod-a", Address: strings.TrimPrefix(pod.URL, "http://"), Model: "llama"}); err != nil {
+		t.Fatal(err)
+	}
+	router := httptest.NewServer(newRouter(s, nil, ""))
+	t.Cleanup(router.Close)
+	return s, router
+}
+
 // backend is a fake vLLM server that names itself in its answers.
 func backend(name string) *httptest.Server {
 	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -133,16 +150,7 @@ func TestStreamsFlushAndADisconnectEndsTheRequest(t *testing.T) {
 		}
 	}))
 	defer pod.Close()
-	s, err := llmd.NewScheduler("", llmd.WithSeed(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.AddEndpoint(llmd.Endpoint{Name: "pod-a", Address: strings.TrimPrefix(pod.URL, "http://"), Model: "llama"}); err != nil {
-		t.Fatal(err)
-	}
-	router := httptest.NewServer(newRouter(s, nil, ""))
-	defer router.Close()
+	s, router := routeTo(t, pod)
 	defer close(release) // first of the deferred calls: nothing waits on the pod
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -317,16 +325,7 @@ func TestRepliesGiveTheEngineUsage(t *testing.T) {
 		fmt.Fprint(w, "data: [DONE]"+end)
 	}))
 	defer pod.Close()
-	s, err := llmd.NewScheduler("", llmd.WithSeed(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.AddEndpoint(llmd.Endpoint{Name: "pod-a", Address: strings.TrimPrefix(pod.URL, "http://"), Model: "llama"}); err != nil {
-		t.Fatal(err)
-	}
-	router := httptest.NewServer(newRouter(s, nil, ""))
-	defer router.Close()
+	s, router := routeTo(t, pod)
 	post := func(body string) string {
 		resp, err := http.Post(router.URL+"/v1/completions", "application/json", strings.NewReader(body))
 		if err != nil {
