@@ -362,13 +362,9 @@ func goSummary(s C.llmd_request_summary) RequestSummary {
 // unknown id (nothing is recorded; not an error, as in every binding); err is
 // set when the call itself fails (closed scheduler, an id that is not UTF-8).
 func (s *Scheduler) OnFirstToken(id string) (found bool, err error) {
-	var f C.bool
-	err = s.with(func(h *C.llmd_scheduler) error {
-		ip, il := str(id)
-		var e *C.llmd_error
-		return takeError(C.llmd_scheduler_on_first_token(h, ip, il, &f, &e), e)
+	return s.onRequest(id, func(h *C.llmd_scheduler, ip *C.char, il C.size_t, f *C.bool, e **C.llmd_error) C.llmd_status {
+		return C.llmd_scheduler_on_first_token(h, ip, il, f, e)
 	})
-	return bool(f), err
 }
 
 // OnPrefillDone records that the remote prefill of a disaggregated request
@@ -376,25 +372,29 @@ func (s *Scheduler) OnFirstToken(id string) (found bool, err error) {
 // in-flight gauges are released and its time observed. found and err are as
 // for OnFirstToken.
 func (s *Scheduler) OnPrefillDone(id string) (found bool, err error) {
-	var f C.bool
-	err = s.with(func(h *C.llmd_scheduler) error {
-		ip, il := str(id)
-		var e *C.llmd_error
-		return takeError(C.llmd_scheduler_on_prefill_done(h, ip, il, &f, &e), e)
+	return s.onRequest(id, func(h *C.llmd_scheduler, ip *C.char, il C.size_t, f *C.bool, e **C.llmd_error) C.llmd_status {
+		return C.llmd_scheduler_on_prefill_done(h, ip, il, f, e)
 	})
-	return bool(f), err
 }
 
 // OnTokens records n more output tokens. found and err are as for
 // OnFirstToken.
 func (s *Scheduler) OnTokens(id string, n uint64) (found bool, err error) {
-	var f C.bool
-	err = s.with(func(h *C.llmd_scheduler) error {
+	return s.onRequest(id, func(h *C.llmd_scheduler, ip *C.char, il C.size_t, f *C.bool, e **C.llmd_error) C.llmd_status {
+		return C.llmd_scheduler_on_tokens(h, ip, il, C.uint64_t(n), f, e)
+	})
+}
+
+// onRequest runs one lifecycle call on request id that says whether the id
+// was known.
+func (s *Scheduler) onRequest(id string, call func(*C.llmd_scheduler, *C.char, C.size_t, *C.bool, **C.llmd_error) C.llmd_status) (bool, error) {
+	var found C.bool
+	err := s.with(func(h *C.llmd_scheduler) error {
 		ip, il := str(id)
 		var e *C.llmd_error
-		return takeError(C.llmd_scheduler_on_tokens(h, ip, il, C.uint64_t(n), &f, &e), e)
+		return takeError(call(h, ip, il, &found, &e), e)
 	})
-	return bool(f), err
+	return bool(found), err
 }
 
 // OnComplete records completion; cachedTokens is the engine's reported
