@@ -144,6 +144,27 @@ impl Bucket {
         meta >> 32 != 0
     }
 
+    /// A reader's look at the entry keyed `key` (same protocol as
+    /// [`Bucket::gather`]): its slot, mask and depth class, read together
+    /// (never a mask or class of an earlier key of the slot), and whether
+    /// entries homed here spilled to their alternate bucket.
+    #[inline]
+    pub fn read_entry(&self, key: u64) -> (Option<(usize, u64, u8)>, bool) {
+        let (hit, meta) = self.seq_read(|slots| {
+            slots
+                .iter()
+                .position(|s| s.key.load(Ordering::Relaxed) == key)
+                .map(|i| (i, slots[i].mask.load(Ordering::Relaxed)))
+        });
+        let entry = hit.map(|(i, mask)| (i, mask, ((meta >> (DEPTH_SHIFT + 3 * i)) & 7) as u8));
+        if let Some((i, _, _)) = entry {
+            if meta & (1 << i) == 0 {
+                self.touch(1 << i);
+            }
+        }
+        (entry, meta >> 32 != 0)
+    }
+
     /// Marks slots as recently used (CLOCK reference bits); a reader calls
     /// this only when a bit is missing, so hot buckets stay read-only.
     #[inline]

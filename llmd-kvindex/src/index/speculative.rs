@@ -122,7 +122,13 @@ impl KvIndex {
         let mut chain = self.chain_for(ep.0, &st.chains, seed, None);
         for k in keys {
             let fp = fingerprint(seed, k.0);
-            let placed = self.table.set(fp, Tier::Gpu as usize, ep.0, chain.class());
+            // A block routed here before is usually still held as it was:
+            // only its recency changes.
+            let class = chain.class();
+            let placed = self
+                .table
+                .refresh_held(fp, Tier::Gpu as usize, ep.0, class)
+                .unwrap_or_else(|| self.table.set(fp, Tier::Gpu as usize, ep.0, class));
             self.chain_push(&mut chain, ep.0, k.0, placed.rank);
             if let Some((old, ())) = st.routed.insert(fp, ()) {
                 self.table.clear(old, Tier::Gpu as usize, ep.0);

@@ -329,6 +329,33 @@ impl Table {
         }
     }
 
+    /// [`Table::set`]'s answer without its lock, for the common case where
+    /// it would change nothing: `ep` already holds (fp, `tier`) with a depth
+    /// class `depth` leaves as it is, and holds nothing in another tier (so
+    /// the block counts in `tier`). `None` otherwise; the caller then calls
+    /// `set`. Read like a lookup (seqlock, reference bit set): a concurrent
+    /// eviction may clear the entry right after, as it may after `set`.
+    /// The caller holds `ep`'s writer lock, which orders `ep`'s holdings.
+    #[inline]
+    pub(crate) fn refresh_held(&self, fp: u64, tier: usize, ep: u16, depth: u8) -> Option<Placed> {
+        let h = &self.holdings[ep as usize];
+        if (0..TIERS).any(|t| t != tier && h[t].load(Ordering::Relaxed) != 0) {
+            return None;
+        }
+        let group = ep as usize / 64;
+        let key = table_key(fp, tier, group);
+        let loc = self.geo.locate(fp, group / GROUPS_PER_CLUSTER);
+        let (mut entry, spilled) = self.buckets[loc.home].read_entry(key);
+        if entry.is_none() && spilled {
+            entry = self.buckets[loc.alt()?].read_entry(key).0;
+        }
+        let (_, mask, d) = entry?;
+        (mask & (1u64 << (ep % 64)) != 0 && depth::merge(d, depth) == d).then_some(Placed {
+            newly: false,
+            rank: self.rank[tier],
+        })
+    }
+
     /// Counts one more entry, evicting first when the table is at capacity
     /// (CLOCK over this shard; another shard's if this one is empty). The
     /// count is reserved with a compare-and-swap, so concurrent writers of

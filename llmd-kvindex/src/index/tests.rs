@@ -990,3 +990,48 @@ fn a_missing_block_size_shares_the_tokens_evenly() {
     idx.match_prefix("m", &router_keys("m", &toks), &mut out);
     assert_eq!(out.get(ep).map_or(0, |m| m.consecutive_blocks), 0);
 }
+
+/// Routing a prompt again refreshes the blocks still held as they were
+/// (without the shard lock), places again the blocks the table evicted
+/// meanwhile, and deepens a block now seen further down a chain.
+#[test]
+fn routing_again_restores_evicted_blocks_and_deepens_classes() {
+    let idx = KvIndex::new(IndexConfig {
+        capacity_blocks: 64,
+        key_mode: KeyMode::Approximate { block_size: 4 },
+        approx_capacity_per_endpoint: 1 << 10,
+        ..IndexConfig::default()
+    })
+    .unwrap();
+    let a = idx.register_endpoint("a").unwrap();
+    let b = idx.register_endpoint("b").unwrap();
+    let k: Vec<BlockKey> = (1..=32).map(BlockKey).collect();
+    let held = |out: &mut PrefixMatches| {
+        idx.match_prefix("m", &k, out);
+        out.get(a).map_or(0, |m| m.consecutive_blocks)
+    };
+    let mut out = PrefixMatches::new();
+    idx.record_routing(a, "m", &k, 0);
+    assert_eq!(held(&mut out), 32);
+    // Another endpoint's prompts fill the table: some of `a`'s blocks go,
+    // though `a`'s own bound still lists them.
+    let other: Vec<BlockKey> = (1000..1128).map(BlockKey).collect();
+    idx.record_routing(b, "m", &other, 0);
+    assert!(held(&mut out) < 32, "the table evicted none of a's blocks");
+    idx.record_routing(a, "m", &k, 0);
+    assert_eq!(held(&mut out), 32);
+
+    // Block 20 first routed as a chain's first block (class 0), then at
+    // its place in the prompt (class of depth 20).
+    let seed = super::keys::model_seed("m");
+    let fp = super::keys::fingerprint(seed, k[20].0);
+    idx.clear_endpoint(a);
+    idx.record_routing(a, "m", &k[20..21], 0);
+    assert_eq!(idx.table.depth_class(fp, a.0), Some(0));
+    idx.record_routing(a, "m", &k, 0);
+    assert_eq!(
+        idx.table.depth_class(fp, a.0),
+        Some(super::depth::class_of(20))
+    );
+    assert_ne!(super::depth::class_of(20), 0);
+}

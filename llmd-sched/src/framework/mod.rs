@@ -5,6 +5,7 @@ pub mod explain;
 pub mod plugin;
 pub mod profile;
 mod record;
+pub(crate) mod reduce;
 
 pub use context::{
     CycleContext, EndpointIndex, LatencyInfo, LatencyPrediction, LatencyPredictor, PrefixInfo,

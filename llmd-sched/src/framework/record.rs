@@ -280,13 +280,9 @@ impl<'a> ProfileOutcome<'a> {
     }
     /// The best combined score among the other scored endpoints.
     pub fn runner_up_total(&self) -> Option<f64> {
-        self.record
-            .totals()
-            .iter()
-            .enumerate()
-            .filter(|&(i, _)| i != self.winner)
-            .map(|(_, &v)| v)
-            .reduce(f64::max)
+        let t = self.record.totals();
+        let w = self.winner.min(t.len());
+        super::reduce::max_of([&t[..w], t.get(w + 1..).unwrap_or(&[])])
     }
 }
 

@@ -28,14 +28,14 @@ impl MinMaxScorer {
 }
 
 /// Writes `(max - v) / (max - min)` for each value; 1.0 when all are equal.
-pub fn min_max_inverse(values: impl Iterator<Item = f64> + Clone, out: &mut [f64]) {
-    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-    for v in values.clone() {
-        lo = lo.min(v);
-        hi = hi.max(v);
-    }
+/// The values are read once (each is an endpoint's gauge, behind a pointer).
+pub fn min_max_inverse(values: impl Iterator<Item = f64>, out: &mut [f64]) {
     for (o, v) in out.iter_mut().zip(values) {
-        *o = if hi > lo { (hi - v) / (hi - lo) } else { 1.0 };
+        *o = v;
+    }
+    let (lo, hi) = crate::framework::reduce::min_max_of(out);
+    for o in out.iter_mut() {
+        *o = if hi > lo { (hi - *o) / (hi - lo) } else { 1.0 };
     }
 }
 
