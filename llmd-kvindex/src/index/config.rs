@@ -91,7 +91,10 @@ pub struct IndexConfig {
     /// `lruCapacityPerServer`, default 31250).
     pub approx_capacity_per_endpoint: usize,
     /// Router-key mode: engine-key → router-key mappings kept per endpoint
-    /// (least recently used dropped beyond it).
+    /// (least recently used dropped beyond it). An engine block takes one
+    /// mapping per router block holding some of its tokens: one when the
+    /// router blocks are as large or larger (and aligned), `engine / router`
+    /// when they are smaller.
     pub engine_map_capacity_per_endpoint: usize,
     /// Endpoint slots (1 ..= 65536).
     pub max_endpoints: usize,

@@ -33,6 +33,19 @@ pub(crate) struct Mapped {
     /// its children are not placed (counted), never chained at the wrong
     /// offset.
     pub aligned: bool,
+    /// Router blocks before `router_key` that also hold tokens of this
+    /// engine block (router blocks smaller than the engine's, or straddling
+    /// two engine blocks): each is mapped under [`covered_key`]`(engine, n)`
+    /// for `n` in `1..=covered`, nearest first, so that a removal clears
+    /// every router block the engine block was part of.
+    pub covered: u16,
+}
+
+/// Map key of the `n`-th router block before an engine block's last one
+/// (see [`Mapped::covered`]): derived from the engine key, never equal to a
+/// real one but by a 2⁻⁶⁴ chance.
+pub(crate) fn covered_key(engine: u64, n: u16) -> u64 {
+    super::keys::mix64(engine ^ u64::from(n).wrapping_mul(0xd6e8_feb8_6659_fd93))
 }
 
 /// Writer-side state of one endpoint slot. Every write for an endpoint holds

@@ -3,7 +3,7 @@
 
 use super::apply::ApplyReport;
 use super::depth::ORPHAN;
-use super::endpoints::{EndpointState, Mapped};
+use super::endpoints::{covered_key, EndpointState, Mapped};
 use super::keys::{fingerprint, model_seed};
 use super::KvIndex;
 use crate::events::{BlockRemoved, BlockStored};
@@ -102,21 +102,23 @@ impl KvIndex {
         if ev.token_ids.is_empty() {
             // Offload placeholder: only its engine keys mean anything.
             for &e in engine {
-                match st.engine_map.get(&e) {
-                    Some(m) => {
-                        st.engine_map.update(
-                            &e,
-                            Mapped {
-                                media: m.media | 1 << tier,
-                                ..m
-                            },
-                        );
-                        // The block is held in another tier: its depth is known there.
-                        let fp = fingerprint(seed, m.router_key);
-                        let depth = self.table.depth_class(fp, ep).unwrap_or(ORPHAN);
-                        self.store_fp(ep, fp, tier, depth, report);
-                    }
-                    None => report.unplaceable += 1,
+                let Some(m) = st.engine_map.get(&e) else {
+                    report.unplaceable += 1;
+                    continue;
+                };
+                // Every router block the engine block is part of, held in
+                // one more tier (its depth is known where it is held).
+                let keys = std::iter::once(e).chain((1..=m.covered).map(|n| covered_key(e, n)));
+                for k in keys {
+                    let Some(m) = st.engine_map.peek(&k) else {
+                        report.unplaceable += 1;
+                        continue;
+                    };
+                    let media = m.media | 1 << tier;
+                    st.engine_map.update(&k, Mapped { media, ..m });
+                    let fp = fingerprint(seed, m.router_key);
+                    let depth = self.table.depth_class(fp, ep).unwrap_or(ORPHAN);
+                    self.store_fp(ep, fp, tier, depth, report);
                 }
             }
             return;
@@ -147,7 +149,7 @@ impl KvIndex {
             report.unplaceable += engine.len() as u32;
             return;
         }
-        let mut map = |e: u64, router_key: u64, aligned: bool| {
+        let mut map = |e: u64, router_key: u64, aligned: bool, covered: u16| {
             let media = st.engine_map.peek(&e).map_or(0, |m| m.media) | 1 << tier;
             // A mapping dropped for space leaves its blocks in the table
             // until they are evicted; only later events naming it are lost.
@@ -157,6 +159,7 @@ impl KvIndex {
                     router_key,
                     media,
                     aligned,
+                    covered,
                 },
             );
         };
@@ -170,12 +173,21 @@ impl KvIndex {
         if block > 0 && block.checked_mul(engine.len()) == Some(tokens) {
             // Each engine block maps to the router block holding its last
             // token; it can parent a later event only when both end there.
+            // The router blocks before that one holding some of its tokens
+            // are mapped too (derived keys), so its removal clears them all.
             // Engine blocks past the last full router block are not placed.
             for (j, &e) in engine.iter().enumerate() {
                 let end = (j + 1) * block;
-                match routers.get((end - 1) / self.block_size) {
-                    Some(&r) => map(e, r, end % self.block_size == 0),
-                    None => report.unplaceable += 1,
+                let last = (end - 1) / self.block_size;
+                let Some(&r) = routers.get(last) else {
+                    report.unplaceable += 1;
+                    continue;
+                };
+                let first = j * block / self.block_size;
+                let covered = u16::try_from(last - first).unwrap_or(u16::MAX);
+                map(e, r, end % self.block_size == 0, covered);
+                for n in 1..=covered {
+                    map(covered_key(e, n), routers[last - usize::from(n)], false, 0);
                 }
             }
         } else {
@@ -187,7 +199,7 @@ impl KvIndex {
             // removals count as unplaceable).
             let last = engine[engine.len() - 1];
             match routers.get((tokens - 1) / self.block_size) {
-                Some(&r) => map(last, r, tokens % self.block_size == 0),
+                Some(&r) => map(last, r, tokens % self.block_size == 0, 0),
                 None => report.unplaceable += 1,
             }
         }
@@ -220,21 +232,30 @@ impl KvIndex {
     ) {
         for h in &ev.block_hashes {
             let e = h.key().0;
-            let Some(m) = st.engine_map.peek(&e) else {
+            let Some(covered) = st.engine_map.peek(&e).map(|m| m.covered) else {
                 report.unplaceable += 1;
                 continue;
             };
-            let fp = fingerprint(seed, m.router_key);
-            if self.table.clear(fp, tier, ep) {
-                report.removed += 1;
-                report.removed_by_tier[tier] += 1;
-                report.note_removed(fp, tier);
-            }
-            let media = m.media & !(1 << tier);
-            if media == 0 {
-                st.engine_map.remove(&e);
-            } else {
-                st.engine_map.update(&e, Mapped { media, ..m });
+            // Every router block the engine block was part of; one whose
+            // mapping aged out meanwhile stays until evicted (counted).
+            let keys = std::iter::once(e).chain((1..=covered).map(|n| covered_key(e, n)));
+            for k in keys {
+                let Some(m) = st.engine_map.peek(&k) else {
+                    report.unplaceable += 1;
+                    continue;
+                };
+                let fp = fingerprint(seed, m.router_key);
+                if self.table.clear(fp, tier, ep) {
+                    report.removed += 1;
+                    report.removed_by_tier[tier] += 1;
+                    report.note_removed(fp, tier);
+                }
+                let media = m.media & !(1 << tier);
+                if media == 0 {
+                    st.engine_map.remove(&k);
+                } else {
+                    st.engine_map.update(&k, Mapped { media, ..m });
+                }
             }
         }
     }

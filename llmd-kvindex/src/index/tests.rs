@@ -414,11 +414,42 @@ fn router_keys_pair_engine_blocks_of_another_size() {
     let mut out = PrefixMatches::new();
     idx.match_prefix("m", &keys, &mut out);
     assert_eq!(out.get(a).unwrap().consecutive_blocks, 6);
-    // Removing engine block 11 clears the router block it maps to (the last
-    // of its two), cutting the run there.
-    idx.apply_batch(a, "m", &batch(vec![removed(&[11], "GPU")]));
+    // Removing engine block 11 clears both router blocks it held (tokens
+    // 8..16): what is left is engine block 10, router blocks 0 and 1.
+    let r = idx.apply_batch(a, "m", &batch(vec![removed(&[11], "GPU")]));
+    assert_eq!((r.removed, r.unplaceable), (2, 0));
     idx.match_prefix("m", &keys, &mut out);
-    assert_eq!(out.get(a).unwrap().consecutive_blocks, 3);
+    assert_eq!(out.get(a).unwrap().consecutive_blocks, 2);
+    // Offloading engine block 10 (a placeholder naming it, no tokens)
+    // holds both of its router blocks in the CPU tier too.
+    let r = idx.apply_batch(a, "m", &batch(vec![stored(&[10], None, vec![], "CPU")]));
+    assert_eq!((r.stored, r.unplaceable), (2, 0));
+}
+
+/// Router blocks that straddle two engine blocks (engine 6 tokens, router
+/// 4): removing an engine block clears every router block holding any of
+/// its tokens, not only the one holding its last.
+#[test]
+fn a_removed_engine_block_clears_every_router_block_it_was_part_of() {
+    let idx = router_index();
+    let a = idx.register_endpoint("a").unwrap();
+    let toks: Vec<u64> = (1..=24).collect();
+    let mut ev = stored(&[20, 21, 22, 23], None, toks.clone(), "GPU");
+    if let KvEvent::BlockStored(b) = &mut ev {
+        b.block_size = 6;
+    }
+    let r = idx.apply_batch(a, "m", &batch(vec![ev]));
+    assert_eq!((r.stored, r.unplaceable), (6, 0));
+    let keys = router_keys("m", &toks);
+    let mut out = PrefixMatches::new();
+    idx.match_prefix("m", &keys, &mut out);
+    assert_eq!(out.get(a).unwrap().consecutive_blocks, 6);
+    // Engine block 21 holds tokens 6..12: router blocks 1 (4..8) and 2
+    // (8..12). Without it only router block 0 is whole.
+    let r = idx.apply_batch(a, "m", &batch(vec![removed(&[21], "GPU")]));
+    assert_eq!((r.removed, r.unplaceable), (2, 0));
+    idx.match_prefix("m", &keys, &mut out);
+    assert_eq!(out.get(a).unwrap().consecutive_blocks, 1);
 }
 
 #[test]
