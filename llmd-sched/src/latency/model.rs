@@ -8,6 +8,8 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 
+use super::rls::dot;
+
 use super::rls::Rls;
 use super::snapshot::{Snapshot, SnapshotCell};
 use crate::framework::LatencyPrediction;
@@ -445,10 +447,6 @@ impl OnlineLatencyModel {
 /// TTFTs under 0.1 ms are not learnt from.
 fn relative<const D: usize>(x: [f64; D], y: f64) -> Option<([f64; D], f64)> {
     (y.is_finite() && y >= 0.1).then(|| (x.map(|v| v / y), 1.0))
-}
-
-fn dot<const D: usize>(a: &[f64; D], b: &[f64; D]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 #[cfg(test)]

@@ -132,7 +132,8 @@ impl<const D: usize> Rls<D> {
     }
 }
 
-fn dot<const D: usize>(a: &[f64; D], b: &[f64; D]) -> f64 {
+/// `a · b`, summed in order.
+pub(crate) fn dot<const D: usize>(a: &[f64; D], b: &[f64; D]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
