@@ -145,9 +145,12 @@ impl Bucket {
     }
 
     /// A reader's look at the entry keyed `key` (same protocol as
-    /// [`Bucket::gather`]): its slot, mask and depth class, read together
-    /// (never a mask or class of an earlier key of the slot), and whether
-    /// entries homed here spilled to their alternate bucket.
+    /// [`Bucket::gather`]): its slot and mask, read together (never a mask
+    /// of an earlier key of the slot), the slot's depth class as `meta` held
+    /// then (a slot being reused may still show its earlier key's class
+    /// until the installing writer sets the new one), and whether entries
+    /// homed here spilled to their alternate bucket. Sets the slot's
+    /// reference bit, as a lookup does.
     #[inline]
     pub fn read_entry(&self, key: u64) -> (Option<(usize, u64, u8)>, bool) {
         let (hit, meta) = self.seq_read(|slots| {

@@ -93,8 +93,8 @@ pub struct IndexConfig {
     /// Router-key mode: engine-key → router-key mappings kept per endpoint
     /// (least recently used dropped beyond it). An engine block takes one
     /// mapping per router block holding some of its tokens: one when the
-    /// router blocks are as large or larger (and aligned), `engine / router`
-    /// when they are smaller.
+    /// router blocks are as large or larger and aligned with it, at most
+    /// `ceil(engine / router) + 1` otherwise.
     pub engine_map_capacity_per_endpoint: usize,
     /// Endpoint slots (1 ..= 65536).
     pub max_endpoints: usize,

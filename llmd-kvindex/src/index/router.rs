@@ -53,6 +53,16 @@ pub(crate) fn router_chain(
     }
 }
 
+/// The mapping of engine key `e`, refreshed in the map's LRU order with its
+/// derived mappings ([`Mapped::covered`]), so that they age out together.
+fn refresh(st: &mut EndpointState, e: u64) -> Option<Mapped> {
+    let m = st.engine_map.peek(&e)?;
+    for n in (1..=m.covered).rev() {
+        st.engine_map.get(&covered_key(e, n));
+    }
+    st.engine_map.get(&e)
+}
+
 impl KvIndex {
     /// Router-key mode `BlockStored`. Called with the endpoint's lock held.
     pub(crate) fn stored_router(
@@ -102,7 +112,7 @@ impl KvIndex {
         if ev.token_ids.is_empty() {
             // Offload placeholder: only its engine keys mean anything.
             for &e in engine {
-                let Some(m) = st.engine_map.get(&e) else {
+                let Some(m) = refresh(st, e) else {
                     report.unplaceable += 1;
                     continue;
                 };
@@ -130,7 +140,7 @@ impl KvIndex {
             ),
             // A parent in use is refreshed: a shared prefix that events
             // only name as their parent must not age out of the map first.
-            Some(p) => match st.engine_map.get(&p.key().0) {
+            Some(p) => match refresh(st, p.key().0) {
                 Some(m) if m.aligned => (m.router_key, Some(m.router_key)),
                 _ => {
                     report.unplaceable += engine.len().max(1) as u32;
@@ -150,7 +160,10 @@ impl KvIndex {
             return;
         }
         let mut map = |e: u64, router_key: u64, aligned: bool, covered: u16| {
-            let media = st.engine_map.peek(&e).map_or(0, |m| m.media) | 1 << tier;
+            let old = st.engine_map.peek(&e);
+            let media = old.map_or(0, |m| m.media) | 1 << tier;
+            // Derived mappings made by an earlier layout stay reachable.
+            let covered = old.map_or(covered, |m| m.covered.max(covered));
             // A mapping dropped for space leaves its blocks in the table
             // until they are evicted; only later events naming it are lost.
             let _dropped = st.engine_map.insert(
@@ -185,10 +198,12 @@ impl KvIndex {
                 };
                 let first = j * block / self.block_size;
                 let covered = u16::try_from(last - first).unwrap_or(u16::MAX);
-                map(e, r, end % self.block_size == 0, covered);
+                // The derived mappings first: the engine key's own is then
+                // the most recent, and ages out after them, not before.
                 for n in 1..=covered {
                     map(covered_key(e, n), routers[last - usize::from(n)], false, 0);
                 }
+                map(e, r, end % self.block_size == 0, covered);
             }
         } else {
             // Masked blocks (sliding-window or Mamba groups publish only

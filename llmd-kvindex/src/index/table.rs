@@ -335,7 +335,10 @@ impl Table {
     /// the block counts in `tier`). `None` otherwise; the caller then calls
     /// `set`. Read like a lookup (seqlock, reference bit set): a concurrent
     /// eviction may clear the entry right after, as it may after `set`.
-    /// The caller holds `ep`'s writer lock, which orders `ep`'s holdings.
+    /// The caller holds `ep`'s writer lock, which orders `ep`'s holdings;
+    /// `ep`'s bit in the entry was set by that writer, after the entry's
+    /// depth class, so the class read beside the bit is the entry's own.
+    /// Unlike `set`, it marks the entry recently used (its reference bit).
     #[inline]
     pub(crate) fn refresh_held(&self, fp: u64, tier: usize, ep: u16, depth: u8) -> Option<Placed> {
         let h = &self.holdings[ep as usize];

@@ -426,6 +426,43 @@ fn router_keys_pair_engine_blocks_of_another_size() {
     assert_eq!((r.stored, r.unplaceable), (2, 0));
 }
 
+/// An engine block's derived mappings (router blocks smaller than its own)
+/// age with it in the bounded map: naming it as a parent refreshes them
+/// too, so its removal still clears every router block it held.
+#[test]
+fn derived_mappings_age_with_their_engine_block() {
+    let idx = KvIndex::new(IndexConfig {
+        capacity_blocks: 4096,
+        key_mode: KeyMode::RouterKeys { block_size: 4 },
+        engine_map_capacity_per_endpoint: 4,
+        ..IndexConfig::default()
+    })
+    .unwrap();
+    let a = idx.register_endpoint("a").unwrap();
+    let ev = |hashes: &[u64], parent: Option<u64>, t: Vec<u64>| {
+        let mut e = stored(hashes, parent, t, "GPU");
+        if let KvEvent::BlockStored(b) = &mut e {
+            b.block_size = 8;
+        }
+        e
+    };
+    // Two mappings per engine block; the map holds two blocks' worth.
+    idx.apply_batch(a, "m", &batch(vec![ev(&[10], None, (0..8).collect())]));
+    idx.apply_batch(a, "m", &batch(vec![ev(&[11], Some(10), (8..16).collect())]));
+    // Block 10 named as a parent again: it and its derived mapping become
+    // the most recent, so block 12's mappings push out block 11's.
+    let r = idx.apply_batch(
+        a,
+        "m",
+        &batch(vec![ev(&[12], Some(10), (16..24).collect())]),
+    );
+    assert_eq!((r.stored, r.unplaceable), (2, 0));
+    let r = idx.apply_batch(a, "m", &batch(vec![removed(&[10], "GPU")]));
+    assert_eq!((r.removed, r.unplaceable), (2, 0));
+    let r = idx.apply_batch(a, "m", &batch(vec![removed(&[11], "GPU")]));
+    assert_eq!((r.removed, r.unplaceable), (0, 1));
+}
+
 /// Router blocks that straddle two engine blocks (engine 6 tokens, router
 /// 4): removing an engine block clears every router block holding any of
 /// its tokens, not only the one holding its last.

@@ -1,9 +1,10 @@
 //! Maxima and minima of score vectors, four lanes at a time.
 //!
 //! `f64::max` and `f64::min` (which ignore NaN) are commutative and
-//! associative, so folding four independent lanes and then the lanes gives
-//! the same result as one fold in order; the lanes let the comparisons of
-//! one endpoint not wait on the previous one's.
+//! associative up to the sign of a zero (`max(0.0, -0.0)` may be either),
+//! so folding four independent lanes and then the lanes gives the result
+//! of one fold in order, but for that sign; the lanes let the comparisons
+//! of one endpoint not wait on the previous one's.
 
 const LANES: usize = 4;
 

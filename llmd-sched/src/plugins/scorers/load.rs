@@ -28,11 +28,16 @@ impl MinMaxScorer {
 }
 
 /// Writes `(max - v) / (max - min)` for each value; 1.0 when all are equal.
-/// The values are read once (each is an endpoint's gauge, behind a pointer).
+/// The values are read once (each is an endpoint's gauge, behind a pointer);
+/// one value per slot of `out`: values beyond it are not read, slots beyond
+/// the values are left as they are.
 pub fn min_max_inverse(values: impl Iterator<Item = f64>, out: &mut [f64]) {
+    let mut n = 0;
     for (o, v) in out.iter_mut().zip(values) {
         *o = v;
+        n += 1;
     }
+    let out = &mut out[..n];
     let (lo, hi) = crate::framework::reduce::min_max_of(out);
     for o in out.iter_mut() {
         *o = if hi > lo { (hi - *o) / (hi - lo) } else { 1.0 };
