@@ -56,11 +56,14 @@ pub(crate) fn router_chain(
 /// The mapping of engine key `e`, refreshed in the map's LRU order with its
 /// derived mappings ([`Mapped::covered`]), so that they age out together.
 fn refresh(st: &mut EndpointState, e: u64) -> Option<Mapped> {
-    let m = st.engine_map.peek(&e)?;
-    for n in (1..=m.covered).rev() {
-        st.engine_map.get(&covered_key(e, n));
+    let m = st.engine_map.get(&e)?;
+    if m.covered > 0 {
+        for n in (1..=m.covered).rev() {
+            st.engine_map.get(&covered_key(e, n));
+        }
+        st.engine_map.get(&e);
     }
-    st.engine_map.get(&e)
+    Some(m)
 }
 
 impl KvIndex {
