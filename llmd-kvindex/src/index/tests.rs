@@ -26,6 +26,15 @@ fn stored(hashes: &[u64], parent: Option<u64>, tokens: Vec<u64>, medium: &str) -
     })
 }
 
+/// A GPU `BlockStored` of engine blocks of `block_size` tokens.
+fn stored_sized(hashes: &[u64], parent: Option<u64>, tokens: Vec<u64>, block_size: i64) -> KvEvent {
+    let mut e = stored(hashes, parent, tokens, "GPU");
+    if let KvEvent::BlockStored(b) = &mut e {
+        b.block_size = block_size;
+    }
+    e
+}
+
 fn removed(hashes: &[u64], medium: &str) -> KvEvent {
     KvEvent::BlockRemoved(BlockRemoved {
         block_hashes: hashes.iter().map(|&h| HashValue::Int(h.into())).collect(),
@@ -46,10 +55,24 @@ fn router_keys(model: &str, tokens: &[u64]) -> Vec<BlockKey> {
     out.into_iter().map(BlockKey).collect()
 }
 
+/// The run of `ep` for the prompt `toks` under model "m" (router keys of
+/// 4-token blocks).
+fn router_run(idx: &KvIndex, ep: EndpointId, toks: &[u64]) -> u32 {
+    let mut out = PrefixMatches::new();
+    idx.match_prefix("m", &router_keys("m", toks), &mut out);
+    out.get(ep).map_or(0, |m| m.consecutive_blocks)
+}
+
 fn router_index() -> KvIndex {
+    router_index_mapping(IndexConfig::default().engine_map_capacity_per_endpoint)
+}
+
+/// [`router_index`] keeping `mappings` engine-key mappings per endpoint.
+fn router_index_mapping(mappings: usize) -> KvIndex {
     KvIndex::new(IndexConfig {
         capacity_blocks: 4096,
         key_mode: KeyMode::RouterKeys { block_size: 4 },
+        engine_map_capacity_per_endpoint: mappings,
         ..IndexConfig::default()
     })
     .unwrap()
@@ -60,13 +83,7 @@ fn router_index() -> KvIndex {
 /// refresh it, so its continuations keep being placed.
 #[test]
 fn a_parent_in_use_stays_in_the_engine_key_map() {
-    let idx = KvIndex::new(IndexConfig {
-        capacity_blocks: 4096,
-        key_mode: KeyMode::RouterKeys { block_size: 4 },
-        engine_map_capacity_per_endpoint: 8,
-        ..IndexConfig::default()
-    })
-    .unwrap();
+    let idx = router_index_mapping(8);
     let ep = idx.register_endpoint("a").unwrap();
     let prefix: Vec<u64> = (0..4).collect();
     idx.apply_batch(
@@ -399,27 +416,16 @@ fn router_keys_pair_engine_blocks_of_another_size() {
     let idx = router_index();
     let a = idx.register_endpoint("a").unwrap();
     let toks: Vec<u64> = (1..=24).collect();
-    let ev = |hashes: &[u64], parent: Option<u64>, t: &[u64]| {
-        let mut e = stored(hashes, parent, t.to_vec(), "GPU");
-        if let KvEvent::BlockStored(b) = &mut e {
-            b.block_size = 8;
-        }
-        e
-    };
-    let first = ev(&[10, 11], None, &toks[..16]);
-    let child = ev(&[12], Some(11), &toks[16..]);
+    let first = stored_sized(&[10, 11], None, toks[..16].to_vec(), 8);
+    let child = stored_sized(&[12], Some(11), toks[16..].to_vec(), 8);
     let r = idx.apply_batch(a, "m", &batch(vec![first, child]));
     assert_eq!((r.stored, r.unplaceable), (6, 0));
-    let keys = router_keys("m", &toks);
-    let mut out = PrefixMatches::new();
-    idx.match_prefix("m", &keys, &mut out);
-    assert_eq!(out.get(a).unwrap().consecutive_blocks, 6);
+    assert_eq!(router_run(&idx, a, &toks), 6);
     // Removing engine block 11 clears both router blocks it held (tokens
     // 8..16): what is left is engine block 10, router blocks 0 and 1.
     let r = idx.apply_batch(a, "m", &batch(vec![removed(&[11], "GPU")]));
     assert_eq!((r.removed, r.unplaceable), (2, 0));
-    idx.match_prefix("m", &keys, &mut out);
-    assert_eq!(out.get(a).unwrap().consecutive_blocks, 2);
+    assert_eq!(router_run(&idx, a, &toks), 2);
     // Offloading engine block 10 (a placeholder naming it, no tokens)
     // holds both of its router blocks in the CPU tier too.
     let r = idx.apply_batch(a, "m", &batch(vec![stored(&[10], None, vec![], "CPU")]));
@@ -431,21 +437,9 @@ fn router_keys_pair_engine_blocks_of_another_size() {
 /// too, so its removal still clears every router block it held.
 #[test]
 fn derived_mappings_age_with_their_engine_block() {
-    let idx = KvIndex::new(IndexConfig {
-        capacity_blocks: 4096,
-        key_mode: KeyMode::RouterKeys { block_size: 4 },
-        engine_map_capacity_per_endpoint: 4,
-        ..IndexConfig::default()
-    })
-    .unwrap();
+    let idx = router_index_mapping(4);
     let a = idx.register_endpoint("a").unwrap();
-    let ev = |hashes: &[u64], parent: Option<u64>, t: Vec<u64>| {
-        let mut e = stored(hashes, parent, t, "GPU");
-        if let KvEvent::BlockStored(b) = &mut e {
-            b.block_size = 8;
-        }
-        e
-    };
+    let ev = |hashes: &[u64], parent: Option<u64>, t: Vec<u64>| stored_sized(hashes, parent, t, 8);
     // Two mappings per engine block; the map holds two blocks' worth.
     idx.apply_batch(a, "m", &batch(vec![ev(&[10], None, (0..8).collect())]));
     idx.apply_batch(a, "m", &batch(vec![ev(&[11], Some(10), (8..16).collect())]));
@@ -471,22 +465,15 @@ fn a_removed_engine_block_clears_every_router_block_it_was_part_of() {
     let idx = router_index();
     let a = idx.register_endpoint("a").unwrap();
     let toks: Vec<u64> = (1..=24).collect();
-    let mut ev = stored(&[20, 21, 22, 23], None, toks.clone(), "GPU");
-    if let KvEvent::BlockStored(b) = &mut ev {
-        b.block_size = 6;
-    }
+    let ev = stored_sized(&[20, 21, 22, 23], None, toks.clone(), 6);
     let r = idx.apply_batch(a, "m", &batch(vec![ev]));
     assert_eq!((r.stored, r.unplaceable), (6, 0));
-    let keys = router_keys("m", &toks);
-    let mut out = PrefixMatches::new();
-    idx.match_prefix("m", &keys, &mut out);
-    assert_eq!(out.get(a).unwrap().consecutive_blocks, 6);
+    assert_eq!(router_run(&idx, a, &toks), 6);
     // Engine block 21 holds tokens 6..12: router blocks 1 (4..8) and 2
     // (8..12). Without it only router block 0 is whole.
     let r = idx.apply_batch(a, "m", &batch(vec![removed(&[21], "GPU")]));
     assert_eq!((r.removed, r.unplaceable), (2, 0));
-    idx.match_prefix("m", &keys, &mut out);
-    assert_eq!(out.get(a).unwrap().consecutive_blocks, 1);
+    assert_eq!(router_run(&idx, a, &toks), 1);
 }
 
 #[test]
@@ -1046,10 +1033,7 @@ fn a_missing_block_size_shares_the_tokens_evenly() {
     let idx = router_index();
     let ep = idx.register_endpoint("a").unwrap();
     let toks: Vec<u64> = (1..=8).collect();
-    let mut ev = stored(&[1, 2], None, toks.clone(), "GPU");
-    if let KvEvent::BlockStored(b) = &mut ev {
-        b.block_size = 0;
-    }
+    let ev = stored_sized(&[1, 2], None, toks.clone(), 0);
     let r = idx.apply_batch(ep, "m", &batch(vec![ev]));
     assert_eq!((r.stored, r.unplaceable), (2, 0));
     let r = idx.apply_batch(ep, "m", &batch(vec![removed(&[1], "GPU")]));
