@@ -87,7 +87,6 @@ struct RankSeq {
 }
 
 /// A gap's lost numbers `start ..= end`; `next ..= end` not yet replayed.
-
 #[derive(Clone, Copy, Debug)]
 struct Lost {
     start: u64,

@@ -25,9 +25,10 @@ pub struct ApplyReport {
     pub cleared: u32,
     /// Blocks that could not be placed (router keys: unknown parent or
     /// engine key, a parent ending inside a router block, too few tokens
-    /// for a router block; at removal or offload, also each router block
-    /// of an engine block whose derived mapping was dropped). Not counted
-    /// in `stored`.
+    /// for a router block; router blocks of an engine block beyond the
+    /// 65,535 before its last that its mapping can name; at removal or
+    /// offload, also each router block of an engine block whose derived
+    /// mapping was dropped). Not counted in `stored`.
     pub unplaceable: u32,
     /// Events with a `medium` that is not GPU, CPU or storage (skipped).
     pub unknown_media: u32,

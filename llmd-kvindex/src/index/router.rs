@@ -200,7 +200,11 @@ impl KvIndex {
                     continue;
                 };
                 let first = j * block / self.block_size;
+                // Beyond 2^16 - 1 earlier router blocks (an engine block
+                // of over 65,535 router blocks) the rest are not mapped:
+                // counted, as their removal will not clear them.
                 let covered = u16::try_from(last - first).unwrap_or(u16::MAX);
+                report.unplaceable += (last - first - usize::from(covered)) as u32;
                 // The derived mappings first: the engine key's own is then
                 // the most recent, and ages out after them, not before.
                 for n in 1..=covered {

@@ -457,6 +457,26 @@ fn derived_mappings_age_with_their_engine_block() {
     assert_eq!((r.removed, r.unplaceable), (0, 1));
 }
 
+/// An engine block spanning more router blocks than a mapping can count
+/// (2^16 - 1 before its last): the ones it cannot map are counted, not
+/// dropped silently.
+#[test]
+fn router_blocks_an_engine_block_cannot_map_are_counted() {
+    let idx = KvIndex::new(IndexConfig {
+        capacity_blocks: 1 << 18,
+        key_mode: KeyMode::RouterKeys { block_size: 1 },
+        ..IndexConfig::default()
+    })
+    .unwrap();
+    let a = idx.register_endpoint("a").unwrap();
+    let n = usize::from(u16::MAX) + 3;
+    let ev = stored_sized(&[7], None, (0..n as u64).collect(), n as i64);
+    let r = idx.apply_batch(a, "m", &batch(vec![ev]));
+    // n router blocks stored; the last and 65,535 before it mapped, the
+    // first two not.
+    assert_eq!((r.stored, r.unplaceable), (n as u32, 2));
+}
+
 /// Router blocks that straddle two engine blocks (engine 6 tokens, router
 /// 4): removing an engine block clears every router block holding any of
 /// its tokens, not only the one holding its last.
