@@ -57,7 +57,7 @@ impl KvIndex {
     pub(crate) fn chain_for(
         &self,
         ep: u16,
-        followed: &super::lru::Lru<u64, Chain>,
+        followed: &super::lru::FingerprintLru<Chain>,
         seed: u64,
         parent: Option<u64>,
     ) -> Chain {

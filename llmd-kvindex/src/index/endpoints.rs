@@ -1,7 +1,7 @@
 //! Endpoint slots: names ↔ dense ids, per-endpoint writer state, and the
 //! operations that drop an endpoint's entries.
 
-use super::lru::Lru;
+use super::lru::{FingerprintLru, Lru};
 use super::{IndexError, KvIndex};
 use parking_lot::MutexGuard;
 use std::collections::HashMap;
@@ -54,7 +54,7 @@ pub(crate) struct EndpointState {
     pub active: bool,
     pub engine_map: Lru<u64, Mapped>,
     /// Approximate mode: fingerprints routed here, least recent first out.
-    pub routed: Lru<u64, ()>,
+    pub routed: FingerprintLru<()>,
     /// Approximate mode: `routed`'s bound was fixed since registration
     /// ([`KvIndex::record_routing_sized`]).
     pub routed_sized: bool,
@@ -62,7 +62,7 @@ pub(crate) struct EndpointState {
     pub scratch: (Vec<u64>, Vec<u64>, Vec<u8>),
     /// Chains followed for ingest-time checkpoints, by the fingerprint of
     /// their last block (`chains.rs`).
-    pub chains: Lru<u64, super::chains::Chain>,
+    pub chains: FingerprintLru<super::chains::Chain>,
 }
 
 impl EndpointState {
@@ -70,10 +70,10 @@ impl EndpointState {
         EndpointState {
             active: false,
             engine_map: Lru::new(engine_cap),
-            routed: Lru::new(approx_cap),
+            routed: FingerprintLru::with_cap(approx_cap),
             routed_sized: false,
             scratch: Default::default(),
-            chains: Lru::new(super::chains::FOLLOWED),
+            chains: FingerprintLru::with_cap(super::chains::FOLLOWED),
         }
     }
 }

@@ -3,7 +3,7 @@
 //! touch is one hash lookup and a few index writes.
 
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 
 /// End of the list.
 const NIL: u32 = u32::MAX;
@@ -17,9 +17,35 @@ struct Node<K, V> {
     next: u32,
 }
 
+/// Hashes a key that is already a [`fingerprint`](super::keys::fingerprint)
+/// (52 well-mixed bits) with one multiply, which spreads them over the 64
+/// bits the map reads (its control bytes come from the top ones).
+#[derive(Default)]
+pub(crate) struct FingerprintHasher(u64);
+
+impl Hasher for FingerprintHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    #[inline]
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0 ^ x).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// An [`Lru`] keyed by fingerprints.
+pub(crate) type FingerprintLru<V> = Lru<u64, V, BuildHasherDefault<FingerprintHasher>>;
+
 /// Bounded LRU map (writers only; lives behind a mutex).
-pub(crate) struct Lru<K, V> {
-    map: HashMap<K, u32, ahash::RandomState>,
+pub(crate) struct Lru<K, V, S = ahash::RandomState> {
+    map: HashMap<K, u32, S>,
     nodes: Vec<Node<K, V>>,
     /// Slots of removed entries, reused first.
     free: Vec<u32>,
@@ -33,6 +59,13 @@ pub(crate) struct Lru<K, V> {
 impl<K: Copy + Eq + Hash, V: Copy> Lru<K, V> {
     /// An empty map holding at most `cap` keys (at least 1, at most 2³² − 2).
     pub(crate) fn new(cap: usize) -> Self {
+        Self::with_cap(cap)
+    }
+}
+
+impl<K: Copy + Eq + Hash, V: Copy, S: BuildHasher + Default> Lru<K, V, S> {
+    /// An empty map holding at most `cap` keys (at least 1, at most 2³² − 2).
+    pub(crate) fn with_cap(cap: usize) -> Self {
         Lru {
             map: HashMap::default(),
             nodes: Vec::new(),
@@ -242,8 +275,13 @@ mod tests {
 
     #[test]
     fn matches_a_reference_model() {
+        check_against_model(Lru::new(5));
+        // Keys hashed as fingerprints: the same behaviour.
+        check_against_model(super::FingerprintLru::with_cap(5));
+    }
+
+    fn check_against_model<S: std::hash::BuildHasher + Default>(mut l: Lru<u64, u64, S>) {
         // Random operations against a Vec kept in recency order.
-        let mut l = Lru::new(5);
         let mut model: Vec<(u64, u64)> = Vec::new(); // most recent last
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         for step in 0..20_000u64 {
