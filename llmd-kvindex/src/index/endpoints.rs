@@ -25,7 +25,10 @@ pub(crate) struct Registry {
 pub(crate) struct Mapped {
     /// The router block holding the engine block's last token.
     pub router_key: u64,
-    /// Table tiers (bit per tier) in which the endpoint holds the block.
+    /// Table tiers (bit per tier) in which the endpoint holds the block; 0
+    /// for an engine block ending in a router block not yet complete
+    /// (`tails.rs`), which holds nothing of its own and is mapped for its
+    /// derived mappings.
     pub media: u8,
     /// The engine block ends where `router_key`'s block ends, so a child
     /// event's tokens continue that router chain. A block ending inside a
@@ -63,6 +66,9 @@ pub(crate) struct EndpointState {
     /// Chains followed for ingest-time checkpoints, by the fingerprint of
     /// their last block (`chains.rs`).
     pub chains: FingerprintLru<super::chains::Chain>,
+    /// Router-key mode: router blocks begun and not completed, by the
+    /// engine key ending them (`tails.rs`).
+    pub tails: super::tails::Tails,
 }
 
 impl EndpointState {
@@ -74,6 +80,7 @@ impl EndpointState {
             routed_sized: false,
             scratch: Default::default(),
             chains: FingerprintLru::with_cap(super::chains::FOLLOWED),
+            tails: super::tails::Tails::new(),
         }
     }
 }
@@ -194,6 +201,7 @@ impl KvIndex {
             st.engine_map.clear();
             st.routed.clear();
             st.chains.clear();
+            st.tails.clear();
             return;
         }
         // Queue items left behind would only clear bits that are gone, but
@@ -205,6 +213,7 @@ impl KvIndex {
         st.engine_map.clear();
         st.routed.clear();
         st.chains.clear();
+        st.tails.clear();
     }
 
     /// The writer state of `id` if the slot is registered.

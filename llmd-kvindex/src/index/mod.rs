@@ -57,6 +57,7 @@ mod speculative;
 mod stats;
 mod sync;
 mod table;
+mod tails;
 
 pub use apply::ApplyReport;
 pub use config::{IndexConfig, IndexError, KeyMode, TierWeights};

@@ -5,8 +5,10 @@ use super::apply::ApplyReport;
 use super::depth::ORPHAN;
 use super::endpoints::{covered_key, EndpointState, Mapped};
 use super::keys::{fingerprint, model_seed};
+use super::tails::{PendingEngine, Tail};
 use super::KvIndex;
 use crate::events::{BlockRemoved, BlockStored};
+use crate::types::Tier;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 /// Root of a chain: seeded from the model name and the LoRA adapter (its
@@ -40,10 +42,25 @@ pub(crate) fn router_chain(
     buf: &mut Vec<u8>,
     out: &mut Vec<u64>,
 ) {
+    router_chain_after(root, block_size, &[], tokens, buf, out)
+}
+
+/// [`router_chain`] over `pending` (the tokens of a router block begun
+/// earlier, continuing `root`) followed by `tokens`.
+fn router_chain_after(
+    root: u64,
+    block_size: usize,
+    pending: &[u32],
+    tokens: impl ExactSizeIterator<Item = u64>,
+    buf: &mut Vec<u8>,
+    out: &mut Vec<u64>,
+) {
     let mut parent = root;
-    let full = tokens.len() / block_size.max(1) * block_size;
+    let block_size = block_size.max(1);
+    let full = (pending.len() + tokens.len()) / block_size * block_size;
     buf.clear();
-    for t in tokens.take(full) {
+    let all = pending.iter().map(|&t| u64::from(t)).chain(tokens);
+    for t in all.take(full) {
         buf.extend_from_slice(&(t as u32).to_le_bytes());
         if buf.len() == block_size * 4 {
             parent = xxh3_64_with_seed(buf, parent);
@@ -127,6 +144,11 @@ impl KvIndex {
                         report.unplaceable += 1;
                         continue;
                     };
+                    if m.media == 0 {
+                        // Ends a router block not yet complete: nothing of
+                        // its own to hold in another tier.
+                        continue;
+                    }
                     let media = m.media | 1 << tier;
                     st.engine_map.update(&k, Mapped { media, ..m });
                     let fp = fingerprint(seed, m.router_key);
@@ -136,35 +158,50 @@ impl KvIndex {
             }
             return;
         }
-        let (root, parent) = match ev.parent() {
+        // Where the event's tokens continue: the chain's root, the router
+        // block its parent ends, or a router block its parent began and did
+        // not complete (router blocks larger than the engine's).
+        let (root, parent, tail) = match ev.parent() {
             None => (
                 router_root(model, ev.lora_name.as_deref(), ev.lora_id),
+                None,
                 None,
             ),
             // A parent in use is refreshed: a shared prefix that events
             // only name as their parent must not age out of the map first.
             Some(p) => match refresh(st, p.key().0) {
-                Some(m) if m.aligned => (m.router_key, Some(m.router_key)),
-                _ => {
-                    report.unplaceable += engine.len().max(1) as u32;
-                    return;
-                }
+                Some(m) if m.aligned => (m.router_key, Some(m.router_key), None),
+                _ => match st.tails.get(p.key().0) {
+                    Some(t) => (t.root, t.parent, Some(t.clone())),
+                    None => {
+                        // Ends inside a router block whose tokens were not
+                        // kept (a branch before the block's end, or a tail
+                        // dropped for space): its tokens would chain at the
+                        // wrong offset.
+                        report.unplaceable += engine.len().max(1) as u32;
+                        return;
+                    }
+                },
             },
         };
-        router_chain(
+        let pending: &[u32] = tail.as_ref().map_or(&[], |t| &t.tokens);
+        router_chain_after(
             root,
             self.block_size,
+            pending,
             ev.token_ids.iter().copied(),
             buf,
             routers,
         );
-        if routers.is_empty() || engine.is_empty() {
-            report.unplaceable += engine.len() as u32;
+        if engine.is_empty() {
             return;
         }
-        let mut map = |e: u64, router_key: u64, aligned: bool, covered: u16| {
+        // `held`: false for an engine block ending in a router block not yet
+        // complete, mapped with no tier of its own ([`Mapped::media`] 0) so
+        // that its removal finds its derived mappings.
+        let mut map = |e: u64, router_key: u64, aligned: bool, covered: u16, held: bool| {
             let old = st.engine_map.peek(&e);
-            let media = old.map_or(0, |m| m.media) | 1 << tier;
+            let media = old.map_or(0, |m| m.media) | u8::from(held) << tier;
             // Derived mappings made by an earlier layout stay reachable.
             let covered = old.map_or(covered, |m| m.covered.max(covered));
             // A mapping dropped for space leaves its blocks in the table
@@ -178,28 +215,49 @@ impl KvIndex {
                     covered,
                 },
             );
+            old
         };
-        let tokens = ev.token_ids.len();
+        // Offsets count from the start of the pending block, if any: a
+        // router-block boundary either way.
+        let before = pending.len();
+        let tokens = before + ev.token_ids.len();
+        let own = ev.token_ids.len();
         // Tokens per engine block: as published, or (a publisher that gives
         // none) the tokens shared evenly.
         let block = match usize::try_from(ev.block_size) {
             Ok(b) if b > 0 => b,
-            _ => tokens / engine.len(),
+            _ => own / engine.len(),
         };
-        if block > 0 && block.checked_mul(engine.len()) == Some(tokens) {
+        let bs = self.block_size;
+        // The tail's engine blocks end inside its pending block: router
+        // block 0 here, when this event completes it.
+        let tail_engines = tail.as_ref().map_or(&[][..], |t| &t.engines[..]);
+        if let Some(&r) = routers.first() {
+            for p in tail_engines {
+                // A second child of the tail (a branch inside the router
+                // block): the engine block now maps to this one, and its
+                // removal will not clear the one the first child completed.
+                let old = map(p.key, r, false, p.covered, true);
+                if old.is_some_and(|o| o.media != 0 && o.router_key != r) {
+                    report.unplaceable += 1;
+                }
+            }
+        }
+        if block > 0 && block.checked_mul(engine.len()) == Some(own) {
             // Each engine block maps to the router block holding its last
             // token; it can parent a later event only when both end there.
             // The router blocks before that one holding some of its tokens
             // are mapped too (derived keys), so its removal clears them all.
-            // Engine blocks past the last full router block are not placed.
+            // Engine blocks ending past the last full router block wait in
+            // a tail for the event that completes it.
+            let mut waiting = Vec::new();
+            if routers.is_empty() {
+                waiting.extend_from_slice(tail_engines);
+            }
             for (j, &e) in engine.iter().enumerate() {
-                let end = (j + 1) * block;
-                let last = (end - 1) / self.block_size;
-                let Some(&r) = routers.get(last) else {
-                    report.unplaceable += 1;
-                    continue;
-                };
-                let first = j * block / self.block_size;
+                let end = before + (j + 1) * block;
+                let last = (end - 1) / bs;
+                let first = (before + j * block) / bs;
                 // Beyond 2^16 - 1 earlier router blocks (an engine block
                 // of over 65,535 router blocks) the rest are not mapped:
                 // counted, as their removal will not clear them.
@@ -208,9 +266,42 @@ impl KvIndex {
                 // The derived mappings first: the engine key's own is then
                 // the most recent, and ages out after them, not before.
                 for n in 1..=covered {
-                    map(covered_key(e, n), routers[last - usize::from(n)], false, 0);
+                    map(
+                        covered_key(e, n),
+                        routers[last - usize::from(n)],
+                        false,
+                        0,
+                        true,
+                    );
                 }
-                map(e, r, end % self.block_size == 0, covered);
+                match routers.get(last) {
+                    Some(&r) => {
+                        map(e, r, end % bs == 0, covered, true);
+                    }
+                    None => {
+                        map(e, 0, false, covered, false);
+                        waiting.push(PendingEngine { key: e, covered });
+                    }
+                }
+            }
+            if !waiting.is_empty() {
+                // The router block begun here: its tokens so far, after the
+                // last complete one.
+                let from = routers.len() * bs;
+                let mut kept = Vec::with_capacity(tokens - from);
+                let all = pending.iter().copied();
+                kept.extend(all.chain(ev.token_ids.iter().map(|&t| t as u32)).skip(from));
+                let (root, parent) = match routers.last() {
+                    Some(&r) => (r, Some(r)),
+                    None => (root, parent),
+                };
+                let tail = Tail {
+                    root,
+                    parent,
+                    tokens: kept,
+                    engines: waiting,
+                };
+                st.tails.insert(engine[engine.len() - 1], tail);
             }
         } else {
             // Masked blocks (sliding-window or Mamba groups publish only
@@ -220,8 +311,10 @@ impl KvIndex {
             // (its removal clears the span's last router block; the others'
             // removals count as unplaceable).
             let last = engine[engine.len() - 1];
-            match routers.get((tokens - 1) / self.block_size) {
-                Some(&r) => map(last, r, tokens % self.block_size == 0, 0),
+            match routers.get((tokens - 1) / bs) {
+                Some(&r) => {
+                    map(last, r, tokens % bs == 0, 0, true);
+                }
                 None => report.unplaceable += 1,
             }
         }
@@ -258,6 +351,10 @@ impl KvIndex {
                 report.unplaceable += 1;
                 continue;
             };
+            if tier == Tier::Gpu as usize {
+                // No child continues a block the engine freed.
+                st.tails.remove(e);
+            }
             // Every router block the engine block was part of; one whose
             // mapping aged out meanwhile stays until evicted (counted).
             let keys = std::iter::once(e).chain((1..=covered).map(|n| covered_key(e, n)));
@@ -266,6 +363,14 @@ impl KvIndex {
                     report.unplaceable += 1;
                     continue;
                 };
+                if m.media == 0 {
+                    // Ends a router block not yet complete: nothing of its
+                    // own is stored.
+                    if tier == Tier::Gpu as usize {
+                        st.engine_map.remove(&k);
+                    }
+                    continue;
+                }
                 let fp = fingerprint(seed, m.router_key);
                 if self.table.clear(fp, tier, ep) {
                     report.removed += 1;

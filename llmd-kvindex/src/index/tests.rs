@@ -928,12 +928,13 @@ fn eviction_takes_single_holder_entries_before_shared_ones() {
 }
 
 /// Router blocks larger than the engine's (8 tokens vs 4): an engine block
-/// ending inside a router block maps to it (its removal clears it) but
-/// cannot parent a later event, whose tokens would chain at the wrong
-/// offset; such children and the engine blocks past the last full router
-/// block are counted as not placed, never stored under a wrong key.
+/// ending inside a complete router block maps to it (its removal clears
+/// it) but cannot parent a later event, whose tokens would chain at the
+/// wrong offset (counted as not placed, never stored under a wrong key);
+/// engine blocks past the last full router block wait for the event that
+/// completes it, as decode-time events do one engine block at a time.
 #[test]
-fn router_blocks_larger_than_the_engines_chain_only_from_aligned_parents() {
+fn router_blocks_larger_than_the_engines_chain_from_aligned_parents_and_tails() {
     let idx = KvIndex::new(IndexConfig {
         capacity_blocks: 4096,
         key_mode: KeyMode::RouterKeys { block_size: 8 },
@@ -959,16 +960,16 @@ fn router_blocks_larger_than_the_engines_chain_only_from_aligned_parents() {
         out.get(ep).map_or(0, |m| m.consecutive_blocks)
     };
     // Engine blocks 1, 2, 3 (tokens 1-12): one full router block; block 3
-    // ends past it.
+    // ends past it and waits.
     let r = idx.apply_batch(
         ep,
         "m",
         &batch(vec![stored(&[1, 2, 3], None, toks[..12].to_vec(), "GPU")]),
     );
-    assert_eq!((r.stored, r.unplaceable), (1, 1));
-    // Children of block 3 (unmapped) and of block 1 (ends mid-router-block)
-    // are not placed: the old pairing chained them from router block 0 at
-    // the wrong token offset.
+    assert_eq!((r.stored, r.unplaceable), (1, 0));
+    // A child of block 3 completes router block 1 (tokens 9-16) and leaves
+    // block 5 waiting; a child of block 1 (ends mid-router-block, its
+    // block's tokens not kept) is not placed.
     let r = idx.apply_batch(
         ep,
         "m",
@@ -977,25 +978,190 @@ fn router_blocks_larger_than_the_engines_chain_only_from_aligned_parents() {
             stored(&[6, 7], Some(1), toks[4..12].to_vec(), "GPU"),
         ]),
     );
-    assert_eq!((r.stored, r.unplaceable), (0, 4));
+    assert_eq!((r.stored, r.unplaceable), (1, 2));
+    assert_eq!(matched(), 2);
+    // One engine block at a time: block 8 completes router block 2.
+    let r = idx.apply_batch(
+        ep,
+        "m",
+        &batch(vec![stored(&[8], Some(5), toks[20..24].to_vec(), "GPU")]),
+    );
+    assert_eq!((r.stored, r.unplaceable), (1, 0));
+    assert_eq!(matched(), 3);
+    // Block 3, completed by its child, maps to router block 1.
+    let r = idx.apply_batch(ep, "m", &batch(vec![removed(&[3], "GPU")]));
+    assert_eq!((r.removed, r.unplaceable), (1, 0));
     assert_eq!(matched(), 1);
     // A child of block 2 (ends with router block 0) continues the chain.
     let r = idx.apply_batch(
         ep,
         "m",
         &batch(vec![stored(
-            &[8, 9, 10, 11],
+            &[9, 10, 11, 12],
             Some(2),
             toks[8..24].to_vec(),
             "GPU",
         )]),
     );
-    assert_eq!((r.stored, r.unplaceable), (2, 0));
+    assert_eq!((r.stored, r.unplaceable), (1, 0));
     assert_eq!(matched(), 3);
     // Removing engine block 1 clears router block 0: the prefix is gone.
     let r = idx.apply_batch(ep, "m", &batch(vec![removed(&[1], "GPU")]));
     assert_eq!(r.removed, 1);
     assert_eq!(matched(), 0);
+}
+
+/// The router blocks waiting for their end are bounded per endpoint: the
+/// least recently continued goes first, and its child is counted
+/// unplaceable rather than chained from nothing.
+#[test]
+fn waiting_router_blocks_are_bounded_and_their_loss_counted() {
+    let idx = KvIndex::new(IndexConfig {
+        capacity_blocks: 1 << 14,
+        key_mode: KeyMode::RouterKeys { block_size: 8 },
+        ..IndexConfig::default()
+    })
+    .unwrap();
+    let ep = idx.register_endpoint("a").unwrap();
+    let n = super::tails::TAILS_PER_ENDPOINT as u64 + 1;
+    // n sequences of one 4-token engine block: each waits in a tail.
+    for s in 0..n {
+        let toks: Vec<u64> = (s * 8..s * 8 + 4).collect();
+        let r = idx.apply_batch(ep, "m", &batch(vec![stored(&[s + 1], None, toks, "GPU")]));
+        assert_eq!((r.stored, r.unplaceable), (0, 0));
+    }
+    let child = |s: u64| {
+        let toks: Vec<u64> = (s * 8 + 4..s * 8 + 8).collect();
+        let r = idx.apply_batch(
+            ep,
+            "m",
+            &batch(vec![stored(&[50_000 + s], Some(s + 1), toks, "GPU")]),
+        );
+        (r.stored, r.unplaceable)
+    };
+    assert_eq!(child(0), (0, 1), "the oldest tail was dropped");
+    assert_eq!(child(n - 1), (1, 0));
+    assert_eq!(child(1), (1, 0));
+}
+
+/// Two children continuing one tail (a branch inside a router block) each
+/// complete their own router block; the tail's engine block maps to the
+/// later one, so the earlier one's loss of a removal path is counted.
+#[test]
+fn a_tail_branching_inside_a_router_block_counts_the_mapping_it_replaces() {
+    let idx = KvIndex::new(IndexConfig {
+        capacity_blocks: 4096,
+        key_mode: KeyMode::RouterKeys { block_size: 8 },
+        ..IndexConfig::default()
+    })
+    .unwrap();
+    let ep = idx.register_endpoint("a").unwrap();
+    let r = idx.apply_batch(
+        ep,
+        "m",
+        &batch(vec![stored(&[1], None, vec![1, 2, 3, 4], "GPU")]),
+    );
+    assert_eq!((r.stored, r.unplaceable), (0, 0));
+    let r = idx.apply_batch(
+        ep,
+        "m",
+        &batch(vec![stored(&[2], Some(1), vec![5, 6, 7, 8], "GPU")]),
+    );
+    assert_eq!((r.stored, r.unplaceable), (1, 0));
+    let r = idx.apply_batch(
+        ep,
+        "m",
+        &batch(vec![stored(&[3], Some(1), vec![9, 9, 9, 9], "GPU")]),
+    );
+    assert_eq!((r.stored, r.unplaceable), (1, 1));
+    // Block 1's removal clears the block it maps to now, the second.
+    let r = idx.apply_batch(ep, "m", &batch(vec![removed(&[1], "GPU")]));
+    assert_eq!((r.removed, r.unplaceable), (1, 0));
+    let run = |toks: &[u64]| {
+        let mut keys = Vec::new();
+        router_chain(
+            router_root("m", None, None),
+            8,
+            toks.iter().copied(),
+            &mut Vec::new(),
+            &mut keys,
+        );
+        let keys: Vec<BlockKey> = keys.into_iter().map(BlockKey).collect();
+        let mut out = PrefixMatches::new();
+        idx.match_prefix("m", &keys, &mut out);
+        out.get(ep).map_or(0, |m| m.consecutive_blocks)
+    };
+    assert_eq!(run(&[1, 2, 3, 4, 9, 9, 9, 9]), 0);
+    assert_eq!(
+        run(&[1, 2, 3, 4, 5, 6, 7, 8]),
+        1,
+        "the first branch's block stays"
+    );
+}
+
+/// Router blocks of another size than the engine's, engine chains stored
+/// in events of random lengths down to one engine block (decode-time):
+/// every router block the stored engine blocks complete is placed, nothing
+/// is counted unplaceable, and removing an engine block clears exactly the
+/// complete router blocks holding its tokens, waiting ones included.
+#[test]
+fn engine_chains_of_any_block_size_place_every_complete_router_block() {
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = |n: usize| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % n as u64) as usize
+    };
+    for round in 0..400 {
+        let r = [4, 8, 16][next(3)];
+        let e = [3, 4, 6, 8, 12, 16, 20][next(7)];
+        let idx = KvIndex::new(IndexConfig {
+            capacity_blocks: 4096,
+            key_mode: KeyMode::RouterKeys { block_size: r },
+            ..IndexConfig::default()
+        })
+        .unwrap();
+        let ep = idx.register_endpoint("a").unwrap();
+        let blocks = 1 + next(40);
+        let toks: Vec<u64> = (0..(blocks * e) as u64).map(|t| t * 7 + 1).collect();
+        let mut keys = Vec::new();
+        let root = router_root("m", None, None);
+        router_chain(root, r, toks.iter().copied(), &mut Vec::new(), &mut keys);
+        let keys: Vec<BlockKey> = keys.into_iter().map(BlockKey).collect();
+        let run = || {
+            let mut out = PrefixMatches::new();
+            idx.match_prefix("m", &keys, &mut out);
+            out.get(ep).map_or(0, |m| m.consecutive_blocks as usize)
+        };
+        let h = |b: usize| 100 + b as u64;
+        let mut done = 0;
+        while done < blocks {
+            let n = if next(2) == 0 { 1 } else { 1 + next(6) };
+            let n = n.min(blocks - done);
+            let hashes: Vec<u64> = (done..done + n).map(h).collect();
+            let ev = stored_sized(
+                &hashes,
+                (done > 0).then(|| h(done - 1)),
+                toks[done * e..(done + n) * e].to_vec(),
+                e as i64,
+            );
+            let rep = idx.apply_batch(ep, "m", &batch(vec![ev]));
+            done += n;
+            let ctx = format!("round {round}: router {r}, engine {e}, {done} of {blocks}");
+            assert_eq!(rep.unplaceable, 0, "{ctx}");
+            assert_eq!(run(), done * e / r, "{ctx}");
+        }
+        let full = blocks * e / r;
+        let b = next(blocks);
+        let (first, last) = (b * e / r, ((b + 1) * e - 1) / r);
+        let rep = idx.apply_batch(ep, "m", &batch(vec![removed(&[h(b)], "GPU")]));
+        let ctx = format!("round {round}: router {r}, engine {e}, {blocks} blocks, removed {b}");
+        assert_eq!(rep.unplaceable, 0, "{ctx}");
+        let cleared = (first..=last).filter(|&k| k < full).count();
+        assert_eq!(rep.removed as usize, cleared, "{ctx}");
+        assert_eq!(run(), first.min(full), "{ctx}");
+    }
 }
 
 /// A sliding-window group publishes only the blocks still in its window

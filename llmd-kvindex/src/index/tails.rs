@@ -1,0 +1,155 @@
+//! Router-key mode, router blocks larger than the engine's: the tokens of a
+//! router block that an event began but did not complete, kept so that the
+//! event continuing it (vLLM publishes decode-time blocks one engine block
+//! at a time) completes it with the right tokens at the right offset.
+
+use super::lru::Lru;
+
+/// Pending router blocks kept per endpoint: one per sequence whose chain
+/// ends inside a router block, least recently continued dropped first. A
+/// child of a dropped one is counted `unplaceable`.
+pub(crate) const TAILS_PER_ENDPOINT: usize = 1024;
+
+/// An engine block whose last token lies in the pending router block.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PendingEngine {
+    /// Its engine key.
+    pub key: u64,
+    /// Complete router blocks before the pending one that also hold its
+    /// tokens, already mapped under derived keys
+    /// ([`Mapped::covered`](super::endpoints::Mapped::covered)).
+    pub covered: u16,
+}
+
+/// A router block begun and not completed.
+#[derive(Clone, Debug)]
+pub(crate) struct Tail {
+    /// The chain key the block continues: the last complete router block's
+    /// key, or the chain's root.
+    pub root: u64,
+    /// That router block's key, where the chain has one.
+    pub parent: Option<u64>,
+    /// The block's tokens so far (fewer than a router block), modulo 2³².
+    pub tokens: Vec<u32>,
+    /// The engine blocks ending in it, in order; the last is the tail's key.
+    pub engines: Vec<PendingEngine>,
+}
+
+/// Pending router blocks by the engine key of the block that ends them
+/// (writers only; lives in the endpoint's writer state). Allocates nothing
+/// until the first tail.
+pub(crate) struct Tails {
+    slot_of: Lru<u64, u32>,
+    slots: Vec<Tail>,
+    free: Vec<u32>,
+}
+
+impl Tails {
+    pub(crate) fn new() -> Self {
+        Tails {
+            slot_of: Lru::new(TAILS_PER_ENDPOINT),
+            slots: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+
+    /// The tail ended by engine block `key`, refreshed.
+    pub(crate) fn get(&mut self, key: u64) -> Option<&Tail> {
+        let i = self.slot_of.get(&key)?;
+        Some(&self.slots[i as usize])
+    }
+
+    /// Keeps `tail` under `key`, replacing one kept there; the least
+    /// recently continued tail is dropped beyond the bound.
+    pub(crate) fn insert(&mut self, key: u64, tail: Tail) {
+        if let Some(i) = self.slot_of.get(&key) {
+            self.slots[i as usize] = tail;
+            return;
+        }
+        if self.len() >= TAILS_PER_ENDPOINT {
+            // The oldest goes first, so its slot is the one reused.
+            if let Some((_, old)) = self.slot_of.pop_oldest_if(|_| true) {
+                self.release(old);
+            }
+        }
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = tail;
+                i
+            }
+            None => {
+                self.slots.push(tail);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let _none = self.slot_of.insert(key, i);
+    }
+
+    /// Drops the tail ended by `key`; true when there was one.
+    pub(crate) fn remove(&mut self, key: u64) -> bool {
+        match self.slot_of.remove(&key) {
+            Some(i) => {
+                self.release(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        *self = Tails::new();
+    }
+
+    /// Tails kept.
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
+    fn release(&mut self, i: u32) {
+        // The tokens' memory goes with it; the slot is reused.
+        self.slots[i as usize] = Tail {
+            root: 0,
+            parent: None,
+            tokens: Vec::new(),
+            engines: Vec::new(),
+        };
+        self.free.push(i);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Tail, Tails, TAILS_PER_ENDPOINT};
+
+    fn tail(root: u64) -> Tail {
+        Tail {
+            root,
+            parent: None,
+            tokens: vec![1, 2],
+            engines: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn bounded_least_recently_continued_first() {
+        let mut t = Tails::new();
+        for k in 0..TAILS_PER_ENDPOINT as u64 {
+            t.insert(k, tail(k));
+        }
+        // Continuing tail 0 keeps it; tail 1 is the oldest now.
+        assert_eq!(t.get(0).map(|x| x.root), Some(0));
+        t.insert(9_999, tail(9_999));
+        assert_eq!(t.len(), TAILS_PER_ENDPOINT);
+        assert!(t.get(1).is_none());
+        assert!(t.get(0).is_some());
+        // Replacing and removing reuse slots.
+        t.insert(0, tail(7));
+        assert_eq!(t.get(0).map(|x| x.root), Some(7));
+        assert!(t.remove(0));
+        assert!(!t.remove(0));
+        t.insert(12_345, tail(1));
+        assert_eq!(t.slots.len(), TAILS_PER_ENDPOINT);
+        t.clear();
+        assert_eq!((t.len(), t.slots.capacity()), (0, 0));
+    }
+}
