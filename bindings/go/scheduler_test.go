@@ -656,3 +656,45 @@ func TestOnPrefillDoneTimesThePrefillLeg(t *testing.T) {
 		t.Fatalf("no hand-off observed:\n%s", text)
 	}
 }
+
+// A host that fell back to another target reports the endpoint that served
+// the request: its in-flight gauge moves there.
+func TestOnServedByMovesTheRequest(t *testing.T) {
+	s := newPods(t, "")
+	defer s.Close()
+	d, err := s.Pick(&Request{ID: "fb", Model: "llama", Tokens: tokens(64)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, other := d.Targets[0].Name, "pod-a"
+	if first == "pod-a" {
+		other = "pod-b"
+	}
+	if _, err := s.OnServedBy("fb", "pod-z"); !errors.Is(err, ErrUnknownEndpoint) {
+		t.Fatalf("unknown endpoint: %v", err)
+	}
+	if found, err := s.OnServedBy("nope", other); found || err != nil {
+		t.Fatalf("unknown id: %v %v", found, err)
+	}
+	if found, err := s.OnServedBy("fb", other); !found || err != nil {
+		t.Fatalf("served by: %v %v", found, err)
+	}
+	text, err := s.RenderMetrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gauge := func(name string) string {
+		for _, l := range strings.Split(text, "\n") {
+			if strings.HasPrefix(l, `llmd_router_inflight_requests{endpoint="`+name+`"`) {
+				return l[strings.LastIndexByte(l, ' ')+1:]
+			}
+		}
+		return ""
+	}
+	if gauge(other) != "1" || gauge(first) != "0" {
+		t.Fatalf("gauges %s=%q %s=%q\n%s", other, gauge(other), first, gauge(first), text)
+	}
+	if _, found, err := s.OnComplete("fb", -1); !found || err != nil {
+		t.Fatalf("complete: %v %v", found, err)
+	}
+}

@@ -88,6 +88,13 @@ class Lifecycle:
             self.ended = True
             self.router.scheduler.on_error(self.rid, kind)
 
+    def served_by(self, name: str) -> None:
+        """A fallback target took the request: its load and metrics move there."""
+        try:
+            self.router.scheduler.on_served_by(self.rid, name)
+        except llmd.LlmdError as e:  # removed meanwhile: the load stays where it was
+            log.warning("%s: served by %s, not recorded (%s)", self.rid, name, e)
+
 
 class HttpError(Exception):
     def __init__(self, status: int, message: str) -> None:
@@ -304,6 +311,8 @@ class Router:
                     if i + 1 == len(targets):
                         raise HttpError(502, f"backend {target['name']} unreachable") from None
                     continue
+                if i > 0:
+                    life.served_by(target["name"])
                 try:
                     await self.relay(
                         life,

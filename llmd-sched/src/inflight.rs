@@ -119,6 +119,30 @@ impl InFlightTable {
         true
     }
 
+    /// The request is served by `ep` instead of `target`, its primary
+    /// (decode) target: the host fell back to another endpoint. What it
+    /// still holds on `target` moves to `ep`. Returns false for an unknown
+    /// request id.
+    pub fn reassign(&self, request_id: &str, target: &str, ep: &Arc<EndpointState>) -> bool {
+        let mut map = self.map.lock();
+        let Some(e) = map.get_mut(request_id) else {
+            return false;
+        };
+        let primary = e
+            .parts
+            .iter_mut()
+            .find(|c| !c.prefill && c.ep.name() == target);
+        if let Some(c) = primary {
+            if !Arc::ptr_eq(&c.ep, ep) {
+                let tokens = c.input_tokens + c.output_tokens;
+                c.ep.add_inflight(-c.requests, -tokens);
+                ep.add_inflight(c.requests, tokens);
+                c.ep = ep.clone();
+            }
+        }
+        true
+    }
+
     /// Completion, error or cancel: everything the request still holds is released.
     pub fn finish(&self, request_id: &str) -> bool {
         let e = self.map.lock().remove(request_id);

@@ -57,6 +57,9 @@ pub(crate) struct LatencySample {
     pub prediction: Option<crate::framework::LatencyPrediction>,
     pub tpot_slo_ms: f64,
     pub streaming: bool,
+    /// False once the request moved to another endpoint than the one its
+    /// features describe: its timings then teach the model nothing.
+    pub train: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -112,6 +115,33 @@ impl Requests {
         r.output_tokens = r.output_tokens.saturating_add(n);
         Some(r.latency.as_ref().map(|l| l.uid))
     }
+    /// The request is served by `target` (uid `uid`) instead: the record
+    /// names it, and its latency sample moves there, untrained and without
+    /// a prediction. `None` for an unknown id; else the target it had and
+    /// the sample as it was (the caller moves the latency model's in-flight
+    /// accounting); `Some(None)` when `target` is the request's already.
+    pub fn reassign(
+        &self,
+        id: &str,
+        target: &str,
+        uid: u64,
+    ) -> Option<Option<(String, Option<LatencySample>)>> {
+        let mut map = self.map.lock();
+        let r = map.get_mut(id)?;
+        if r.target == target {
+            return Some(None);
+        }
+        let was = std::mem::replace(&mut r.target, target.to_string());
+        let old = r.latency.clone();
+        if let Some(l) = r.latency.as_mut() {
+            l.uid = uid;
+            l.endpoint = target.into();
+            l.prediction = None;
+            l.train = false;
+        }
+        Some(Some((was, old)))
+    }
+
     pub fn close(
         &self,
         id: &str,

@@ -316,3 +316,30 @@ fn reused_and_abandoned_request_ids_release_the_models_accounting() {
     assert!(s.on_complete("young", None).is_some());
     assert!(s.render_metrics().contains("outcome=\"expired\""));
 }
+
+/// A request served by a fallback target moves the model's in-flight
+/// accounting there, and its timings train neither endpoint: its features
+/// describe the first target, not the one that served it.
+#[test]
+fn a_request_served_by_a_fallback_trains_no_endpoint() {
+    let (s, clock) = fleet();
+    let mut r = Request::with_tokens("r", "m", tokens(64, 1));
+    r.headers.insert("x-llm-d-slo-tpot-ms".into(), "20".into());
+    let first = s.pick(&r).unwrap().targets[0].name.clone();
+    let other = if first == "e1" { "e2" } else { "e1" };
+    let uid = |e: &str| s.endpoint_state(e).unwrap().uid();
+    assert_eq!(s.latency_model().dispatched_on(uid(&first)), (1, 20.0));
+    assert_eq!(s.on_served_by("r", other), Ok(true));
+    assert_eq!(s.latency_model().dispatched_on(uid(&first)).0, 0);
+    assert_eq!(s.latency_model().dispatched_on(uid(other)), (1, 20.0));
+    clock.advance_ns(50_000_000);
+    assert!(s.on_first_token("r"));
+    clock.advance_ns(190_000_000);
+    s.on_tokens("r", 19);
+    let summary = s.on_complete("r", None).unwrap();
+    assert_eq!((summary.target.as_str(), summary.predicted), (other, None));
+    for e in ["e1", "e2"] {
+        assert_eq!(s.latency_model().samples(uid(e)), (0, 0), "{e}");
+        assert_eq!(s.latency_model().dispatched_on(uid(e)).0, 0, "{e}");
+    }
+}

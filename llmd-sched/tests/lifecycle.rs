@@ -112,7 +112,7 @@ fn unknown_request_ids_are_a_counted_no_op_in_every_call() {
     s.pick(&Request::with_tokens("known", "m", tokens(64, 1)))
         .unwrap();
     type Call = Box<dyn Fn(&Scheduler) -> bool>;
-    let calls: [(&str, Call); 6] = [
+    let calls: [(&str, Call); 7] = [
         ("on_first_token", Box::new(|s| s.on_first_token("nope"))),
         ("on_tokens", Box::new(|s| s.on_tokens("nope", 3))),
         ("on_prefill_done", Box::new(|s| s.on_prefill_done("nope"))),
@@ -127,6 +127,10 @@ fn unknown_request_ids_are_a_counted_no_op_in_every_call() {
         (
             "on_error",
             Box::new(|s| s.on_error("nope", RequestErrorKind::Other).is_some()),
+        ),
+        (
+            "on_served_by",
+            Box::new(|s| s.on_served_by("nope", "e1").unwrap()),
         ),
     ];
     for (i, (name, call)) in calls.iter().enumerate() {
@@ -144,8 +148,63 @@ fn unknown_request_ids_are_a_counted_no_op_in_every_call() {
     assert!(s.on_complete("known", None).is_none());
     assert_eq!(
         metric(&s, "llmd_observe_unknown_request_calls_total"),
-        Some(7.0)
+        Some(8.0)
     );
+}
+
+/// A host that falls back to another target (the first could not be
+/// reached) says so: the request's load, in-flight gauges, metric labels
+/// and summary follow it to the endpoint that served it.
+#[test]
+fn a_request_served_by_a_fallback_moves_its_load_and_metrics_there() {
+    let (s, clock) = sched(&single(
+        "- type: inflight-load-producer\n- type: active-request-scorer\n- type: max-score-picker\n",
+    ));
+    s.add_endpoint(ep("e1", metrics(0, 0, 0.0))).unwrap();
+    s.add_endpoint(ep("e2", metrics(0, 0, 0.0))).unwrap();
+    let d = s
+        .pick(&Request::with_tokens("r1", "m", tokens(64, 1)))
+        .unwrap();
+    let first = d.targets[0].name.clone();
+    let other = if first == "e1" { "e2" } else { "e1" };
+    let load = |name: &str| s.endpoint_state(name).unwrap().inflight_requests();
+    let gauge = |name: &str| {
+        metric(
+            &s,
+            &format!("llmd_router_inflight_requests{{endpoint=\"{name}\""),
+        )
+    };
+    assert_eq!((load(&first), load(other)), (1, 0));
+    assert_eq!(gauge(&first), Some(1.0));
+
+    // An endpoint that is not registered is refused; nothing moves.
+    assert!(s.on_served_by("r1", "nowhere").is_err());
+    assert_eq!((load(&first), load(other)), (1, 0));
+
+    assert_eq!(s.on_served_by("r1", other), Ok(true));
+    assert_eq!((load(&first), load(other)), (0, 1));
+    assert_eq!((gauge(&first), gauge(other)), (Some(0.0), Some(1.0)));
+    // Served where it now is: a no-op.
+    assert_eq!(s.on_served_by("r1", other), Ok(true));
+    assert_eq!((load(&first), load(other)), (0, 1));
+
+    clock.advance_ns(100_000_000);
+    assert!(s.on_first_token("r1"));
+    let sum = s.on_complete("r1", Some(0)).unwrap();
+    assert_eq!(sum.target, other);
+    assert_eq!((load(&first), load(other)), (0, 0));
+    assert_eq!((gauge(&first), gauge(other)), (Some(0.0), Some(0.0)));
+    // The request and its TTFT are counted under the endpoint that served it.
+    let text = s.render_metrics();
+    let served = |family: &str, name: &str| {
+        text.lines().any(|l| {
+            l.starts_with(family)
+                && l.contains(&format!("endpoint=\"{name}\""))
+                && !l.ends_with(" 0")
+        })
+    };
+    assert!(served("llmd_inference_requests_total", other), "{text}");
+    assert!(!served("llmd_inference_requests_total", &first), "{text}");
 }
 
 #[test]

@@ -1183,6 +1183,27 @@ llmd_status llmd_scheduler_on_prefill_done(const llmd_scheduler *s,
                                            bool *found,
                                            llmd_error **err);
 
+// Request `id` is served by endpoint `endpoint` instead of its decision's
+// first target: the host fell back to another target (one of the
+// decision's fallbacks, or its own) after the first could not be reached.
+// Its in-flight load, in-flight gauges, metric labels and the latency
+// model's in-flight accounting move there, and its timings train no
+// endpoint's latency model. Call it once the new target accepted the
+// request, before the lifecycle calls that follow. `found` as in
+// `llmd_scheduler_on_first_token`; an endpoint that is not registered is
+// an error (`LLMD_STATUS_UNKNOWN_ENDPOINT`).
+//
+// # Safety
+// As `llmd_scheduler_on_first_token`; `endpoint` valid for `endpoint_len`
+// bytes.
+llmd_status llmd_scheduler_on_served_by(const llmd_scheduler *s,
+                                        const char *id,
+                                        size_t id_len,
+                                        const char *endpoint,
+                                        size_t endpoint_len,
+                                        bool *found,
+                                        llmd_error **err);
+
 // `n` more output tokens of request `id` were generated.
 //
 // # Safety

@@ -149,6 +149,43 @@ pub unsafe extern "C" fn llmd_scheduler_on_prefill_done(
     unsafe { on_request(s, id, id_len, found, err, |s, id| s.on_prefill_done(id)) }
 }
 
+/// Request `id` is served by endpoint `endpoint` instead of its decision's
+/// first target: the host fell back to another target (one of the
+/// decision's fallbacks, or its own) after the first could not be reached.
+/// Its in-flight load, in-flight gauges, metric labels and the latency
+/// model's in-flight accounting move there, and its timings train no
+/// endpoint's latency model. Call it once the new target accepted the
+/// request, before the lifecycle calls that follow. `found` as in
+/// `llmd_scheduler_on_first_token`; an endpoint that is not registered is
+/// an error (`LLMD_STATUS_UNKNOWN_ENDPOINT`).
+///
+/// # Safety
+/// As `llmd_scheduler_on_first_token`; `endpoint` valid for `endpoint_len`
+/// bytes.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_scheduler_on_served_by(
+    s: *const llmd_scheduler,
+    id: *const c_char,
+    id_len: usize,
+    endpoint: *const c_char,
+    endpoint_len: usize,
+    found: *mut bool,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        call(s, err, |s| {
+            let id = args::str(id, id_len, "id")?;
+            let endpoint = args::str(endpoint, endpoint_len, "endpoint")?;
+            let known = s.on_served_by(id, endpoint).map_err(FfiError::from)?;
+            if !found.is_null() {
+                found.write(known);
+            }
+            Ok(())
+        })
+    }
+}
+
 /// `n` more output tokens of request `id` were generated.
 ///
 /// # Safety

@@ -138,7 +138,8 @@ func (f *inflight) fail(kind llmd.RequestError) {
 
 // fallbacks sends a request to the decision's first target that can be
 // reached: a refused or failed dial moves on to the next one (nothing was
-// sent); any other failure is the request's.
+// sent); any other failure is the request's. A request sent to a fallback
+// is reported to the scheduler as served there.
 type fallbacks struct{ base http.RoundTripper }
 
 func (t fallbacks) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -153,6 +154,13 @@ func (t fallbacks) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, e := t.base.RoundTrip(try)
 		var op *net.OpError
 		if e == nil || !errors.As(e, &op) || op.Op != "dial" || req.Context().Err() != nil {
+			if i > 0 && req.Context().Err() == nil {
+				// Sent to a fallback: the request's load and metrics go
+				// with it.
+				if _, err := f.sched.OnServedBy(f.id, target.Name); err != nil {
+					log.Printf("%s: served by %s, not recorded: %v", f.id, target.Name, err)
+				}
+			}
 			return resp, e
 		}
 		if i+1 < len(f.decision.Targets) {

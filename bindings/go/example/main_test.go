@@ -419,7 +419,26 @@ schedulingProfiles:
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(raw), `"served_by":"pod-live"`) {
 		t.Fatalf("status %d body %s", resp.StatusCode, raw)
 	}
-	if text := endedMetrics(t, s, 1); !strings.Contains(text, `outcome="ok"} 1`) {
+	text := endedMetrics(t, s, 1)
+	if !strings.Contains(text, `outcome="ok"} 1`) {
 		t.Fatalf("the served request counted as failed:\n%s", text)
+	}
+	// Counted where it was served, and no load left on either pod.
+	servedLive := false
+	for _, l := range strings.Split(text, "\n") {
+		if !strings.HasPrefix(l, "llmd_inference_requests_total{") && !strings.HasPrefix(l, "llmd_router_inflight_requests{") {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(l, "llmd_router_inflight_requests{") && !strings.HasSuffix(l, " 0"):
+			t.Fatalf("load left behind: %s", l)
+		case strings.Contains(l, `endpoint="pod-gone"`) && !strings.HasSuffix(l, " 0"):
+			t.Fatalf("the request is counted on the pod that could not be reached: %s", l)
+		case strings.Contains(l, `endpoint="pod-live"`) && strings.HasSuffix(l, " 1"):
+			servedLive = true
+		}
+	}
+	if !servedLive {
+		t.Fatalf("not counted on the serving pod:\n%s", text)
 	}
 }

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import importlib.util
 import json
+import socket
 import sys
 import time
 import urllib.error
@@ -303,6 +304,61 @@ async def scenario() -> None:
 
 def test_router_against_fake_backends() -> None:
     asyncio.run(asyncio.wait_for(scenario(), timeout=60))
+
+
+async def fallback_scenario() -> None:
+    """A first target that cannot be reached: the request goes to the next
+    one, and its load and summary follow it there."""
+    router_mod = load_router()
+    live = FakeVllm("pod-live", waiting=50)
+    await live.start()
+    # A port nothing listens on.
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    dead_port = probe.getsockname()[1]
+    probe.close()
+    backends = {
+        "pod-dead": router_mod.Backend("pod-dead", "127.0.0.1", dead_port),
+        live.name: router_mod.Backend(live.name, "127.0.0.1", live.port),
+    }
+    config = (
+        "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n"
+        "- type: queue-scorer\n- type: max-score-picker\n  parameters: {maxNumOfEndpoints: 2}\n"
+        "schedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: queue-scorer\n"
+        "  - pluginRef: max-score-picker\n"
+    )
+    router = router_mod.Router(llmd.Scheduler(config), backends, model="m", tokenize=False)
+    # The dead pod reports an empty queue, the live one a long one (the
+    # feed is not started): the dead pod is picked first.
+    router.scheduler.update_metrics("pod-dead", waiting_queue_size=0)
+    router.scheduler.update_metrics(live.name, waiting_queue_size=50)
+    server = await asyncio.start_server(router.handle, "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        decision = router.scheduler.pick(model="m", prompt="probe", request_id="probe")
+        assert decision.target is not None and decision.target["name"] == "pod-dead"
+        router.scheduler.on_complete("probe")
+        status, _ = await asyncio.to_thread(http, "POST", base + "/v1/completions", {"model": "m", "prompt": "hi", "max_tokens": 3})
+        assert status == 200 and len(live.requests) == 1
+        summary = router.completed[-1]
+        assert summary["target"] == "pod-live"
+        # Counted where it was served (the dead pod's one is the probe).
+        text = router.scheduler.render_metrics()
+        counted = {
+            line.split('endpoint="')[1].split('"')[0]: line.rsplit(" ", 1)[1]
+            for line in text.splitlines()
+            if line.startswith("llmd_inference_requests_total{") and 'outcome="ok"' in line
+        }
+        assert counted == {"pod-live": "1", "pod-dead": "1"}, text
+        assert all(router.scheduler.endpoint_state(n)["inflight_requests"] == 0 for n in backends)
+    finally:
+        server.close()
+        if live.server is not None:
+            live.server.close()
+
+
+def test_router_falls_back_and_moves_the_request() -> None:
+    asyncio.run(asyncio.wait_for(fallback_scenario(), timeout=60))
 
 
 async def tokenize_scenario() -> None:

@@ -378,6 +378,31 @@ def test_abandoned_requests_are_expired() -> None:
             s.expire_requests(bad)
 
 
+def test_a_fallback_target_reports_the_endpoint_that_served() -> None:
+    s = llmd.Scheduler(
+        "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n"
+        "- type: inflight-load-producer\n- type: active-request-scorer\n- type: max-score-picker\n"
+        "schedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: active-request-scorer\n"
+        "  - pluginRef: max-score-picker\n"
+    )
+    names = fleet(s, 2)
+    d = s.pick(model=MODEL, prompt="x" * 200, request_id="fb")
+    assert d.target is not None
+    first = d.target["name"]
+    other = next(n for n in names if n != first)
+    assert s.endpoint_state(first)["inflight_requests"] == 1
+    with pytest.raises(llmd.UnknownEndpointError):
+        s.on_served_by("fb", "pod-z")
+    assert s.on_served_by("nope", other) is False
+    assert s.on_served_by("fb", other) is True
+    assert [s.endpoint_state(n)["inflight_requests"] for n in (first, other)] == [0, 1]
+    text = s.render_metrics()
+    assert f'llmd_router_inflight_requests{{endpoint="{other}"' in text
+    summary = s.on_complete("fb")
+    assert summary is not None and summary["target"] == other
+    assert all(s.endpoint_state(n)["inflight_requests"] == 0 for n in names)
+
+
 def test_objectives_must_be_positive_and_finite() -> None:
     s = llmd.Scheduler.default()
     fleet(s, 1)

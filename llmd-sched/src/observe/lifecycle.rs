@@ -18,6 +18,36 @@ impl Metrics {
         false
     }
 
+    /// The request `request_id` is served by `endpoint` instead of its
+    /// decode target: its in-flight gauges move there, and its latency and
+    /// request series are labelled with it from now on. False when the
+    /// request is not tracked.
+    pub fn on_served_by(&self, request_id: &str, endpoint: &str) -> bool {
+        let Some((model, profile, same)) = self.table.with(request_id, |r| {
+            let same = &*r.route.endpoint.endpoint == endpoint;
+            (r.route.model.clone(), r.route.profile.clone(), same)
+        }) else {
+            return self.missing();
+        };
+        if same {
+            return true;
+        }
+        // The new route is made outside the table's lock.
+        let route = self.route(&model, &profile, endpoint);
+        let requests = self.route_requests(&route);
+        self.table
+            .with(request_id, |r| {
+                let tokens = i64::from(r.prompt) + r.tokens as i64;
+                r.route.endpoint.inflight_requests.dec();
+                r.route.endpoint.inflight_tokens.dec_by(tokens);
+                route.endpoint.inflight_requests.inc();
+                route.endpoint.inflight_tokens.inc_by(tokens);
+                r.route = route;
+                r.requests = requests;
+            })
+            .is_some()
+    }
+
     /// The first output token of `request_id` arrived at `now`. Returns
     /// whether the request is tracked.
     pub fn on_first_token(&self, request_id: &str, now: Duration) -> bool {

@@ -333,8 +333,43 @@ impl Scheduler {
         }
     }
 
+    /// The request is served by `endpoint` instead of its decision's
+    /// primary target: the host fell back to another target (the decision's
+    /// `fallbacks`, or one of its own) after the first could not be reached.
+    /// Its in-flight load, its in-flight gauges and the labels of its
+    /// latency and request metrics, and the latency model's in-flight
+    /// accounting move there; the latency model does not learn from it (its
+    /// features described the first target) and its prediction is dropped.
+    /// Under P/D only the decode leg moves. Call it once the new target
+    /// accepted the request, before the other lifecycle calls that follow.
+    ///
+    /// Returns `Ok(false)` for an unknown request id (a no-op, as in every
+    /// lifecycle call) and an error for an endpoint that is not registered.
+    /// The prefix index is not changed: what the first target was recorded
+    /// to hold (approximate or speculative entries) ages out as usual.
+    pub fn on_served_by(&self, req_id: &str, endpoint: &str) -> Result<bool, ScheduleError> {
+        let ep = self.endpoint_state(endpoint)?;
+        let observed = self.metrics.on_served_by(req_id, endpoint);
+        match self.requests.reassign(req_id, endpoint, ep.uid()) {
+            None => Ok(observed),
+            // Served where it was sent: nothing moves.
+            Some(None) => Ok(true),
+            Some(Some((was, sample))) => {
+                self.inflight.reassign(req_id, &was, &ep);
+                if let Some(s) = sample {
+                    self.latency.finished(s.uid, s.tpot_slo_ms);
+                    self.latency.dispatched(ep.uid(), s.tpot_slo_ms);
+                }
+                Ok(true)
+            }
+        }
+    }
+
     /// Trains the latency model on an observed TTFT and records its error.
     fn learn_ttft(&self, s: &crate::lifecycle::LatencySample, ttft_ns: u64) {
+        if !s.train {
+            return;
+        }
         let ms = ttft_ns as f64 / 1e6;
         self.latency.observe_ttft(s.uid, &s.features, ms);
         if let Some(p) = s.prediction {
@@ -353,7 +388,7 @@ impl Scheduler {
     ) {
         let Some(s) = sample else { return };
         self.latency.finished(s.uid, s.tpot_slo_ms);
-        if summary.error.is_some() {
+        if summary.error.is_some() || !s.train {
             return;
         }
         if !s.streaming {

@@ -308,6 +308,7 @@ impl Scheduler {
                 prediction: info.prediction,
                 tpot_slo_ms,
                 streaming: settings.streaming,
+                train: true,
             })
         });
         let replaced = self.requests.open(

@@ -692,6 +692,45 @@ static void test_pick_batch(void) {
   llmd_scheduler_free(s);
 }
 
+/* A host that fell back to another target reports the endpoint that served
+ * the request: its in-flight gauge moves there. */
+static void test_served_by(void) {
+  RESET_ERR(err);
+  uint64_t seed = 7;
+  llmd_scheduler *s = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_new(NULL, 0, &seed, &s, &err), &err);
+  add_pods(s);
+  int on_a = picks(s, "fb", 32, "pod-a");
+  const char *other = on_a ? "pod-b" : "pod-a";
+  const char *first = on_a ? "pod-a" : "pod-b";
+  bool found = false;
+  CHECK_STATUS(LLMD_STATUS_UNKNOWN_ENDPOINT,
+               llmd_scheduler_on_served_by(s, S("fb"), S("pod-z"), &found, &err), &err);
+  RESET_ERR(err);
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_on_served_by(s, S("fb"), other, 5, &found, &err), &err);
+  CHECK(found);
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_on_served_by(s, S("nope"), other, 5, &found, &err), &err);
+  CHECK(!found);
+  llmd_string *text = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_render_metrics(s, &text, &err), &err);
+  char want[128], gone[128];
+  snprintf(want, sizeof want, "llmd_router_inflight_requests{endpoint=\"%s\"", other);
+  snprintf(gone, sizeof gone, "llmd_router_inflight_requests{endpoint=\"%s\"", first);
+  const char *w = strstr(llmd_string_data(text), want);
+  const char *g = strstr(llmd_string_data(text), gone);
+  CHECK(w != NULL && g != NULL);
+  if (w != NULL && g != NULL) {
+    const char *wv = strchr(w, '}'), *gv = strchr(g, '}');
+    CHECK(wv != NULL && strncmp(wv, "} 1\n", 4) == 0);
+    CHECK(gv != NULL && strncmp(gv, "} 0\n", 4) == 0);
+  }
+  llmd_string_free(text);
+  llmd_request_summary sum;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_on_complete(s, S("fb"), -1, &sum, &found, &err), &err);
+  CHECK(found);
+  llmd_scheduler_free(s);
+}
+
 int main(void) {
   test_config_report_and_strict();
   test_pick_batch();
@@ -702,6 +741,7 @@ int main(void) {
   test_response_headers();
   test_index_slot_limit();
   test_mm_items();
+  test_served_by();
   llmd_error_free(err);
   return check_summary("test_scheduler");
 }

@@ -549,6 +549,20 @@ impl PyScheduler {
         py.detach(|| self.inner.on_prefill_done(request_id))
     }
 
+    /// The request is served by `endpoint` instead of its decision's first
+    /// target: the host fell back to another target (one of the decision's
+    /// fallbacks, or its own) after the first could not be reached. Its
+    /// in-flight load, in-flight gauges, metric labels and the latency
+    /// model's in-flight accounting move there, and its timings train no
+    /// endpoint's latency model. Call it once the new target accepted the
+    /// request, before the lifecycle calls that follow. False for an unknown
+    /// request id; an endpoint that is not registered raises
+    /// `UnknownEndpointError`.
+    fn on_served_by(&self, py: Python<'_>, request_id: &str, endpoint: &str) -> PyResult<bool> {
+        py.detach(|| self.inner.on_served_by(request_id, endpoint))
+            .map_err(|e| schedule_error(py, &e))
+    }
+
     /// `n` more output tokens arrived. False for an unknown request id.
     fn on_tokens(&self, py: Python<'_>, request_id: &str, n: u64) -> bool {
         py.detach(|| self.inner.on_tokens(request_id, n))
