@@ -97,12 +97,12 @@ unsafe fn on_request(
     id_len: usize,
     found: *mut bool,
     err: *mut *mut llmd_error,
-    f: impl FnOnce(&llmd_sched::Scheduler, &str) -> bool,
+    f: impl FnOnce(&llmd_sched::Scheduler, &str) -> Result<bool, FfiError>,
 ) -> llmd_status {
     // SAFETY: forwarded caller contract.
     unsafe {
         call(s, err, |s| {
-            let known = f(s, args::str(id, id_len, "id")?);
+            let known = f(s, args::str(id, id_len, "id")?)?;
             if !found.is_null() {
                 found.write(known);
             }
@@ -126,7 +126,7 @@ pub unsafe extern "C" fn llmd_scheduler_on_first_token(
     err: *mut *mut llmd_error,
 ) -> llmd_status {
     // SAFETY: caller contract.
-    unsafe { on_request(s, id, id_len, found, err, |s, id| s.on_first_token(id)) }
+    unsafe { on_request(s, id, id_len, found, err, |s, id| Ok(s.on_first_token(id))) }
 }
 
 /// Under P/D, the remote prefill of request `id` finished (the KV cache is
@@ -146,7 +146,7 @@ pub unsafe extern "C" fn llmd_scheduler_on_prefill_done(
     err: *mut *mut llmd_error,
 ) -> llmd_status {
     // SAFETY: caller contract.
-    unsafe { on_request(s, id, id_len, found, err, |s, id| s.on_prefill_done(id)) }
+    unsafe { on_request(s, id, id_len, found, err, |s, id| Ok(s.on_prefill_done(id))) }
 }
 
 /// Request `id` is served by endpoint `endpoint` instead of its decision's
@@ -174,14 +174,9 @@ pub unsafe extern "C" fn llmd_scheduler_on_served_by(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        call(s, err, |s| {
-            let id = args::str(id, id_len, "id")?;
+        on_request(s, id, id_len, found, err, |s, id| {
             let endpoint = args::str(endpoint, endpoint_len, "endpoint")?;
-            let known = s.on_served_by(id, endpoint).map_err(FfiError::from)?;
-            if !found.is_null() {
-                found.write(known);
-            }
-            Ok(())
+            Ok(s.on_served_by(id, endpoint)?)
         })
     }
 }
@@ -200,7 +195,7 @@ pub unsafe extern "C" fn llmd_scheduler_on_tokens(
     err: *mut *mut llmd_error,
 ) -> llmd_status {
     // SAFETY: caller contract.
-    unsafe { on_request(s, id, id_len, found, err, |s, id| s.on_tokens(id, n)) }
+    unsafe { on_request(s, id, id_len, found, err, |s, id| Ok(s.on_tokens(id, n))) }
 }
 
 /// Token usage the engine reported for a completed request (OpenAI

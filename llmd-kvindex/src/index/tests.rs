@@ -78,6 +78,34 @@ fn router_index_mapping(mappings: usize) -> KvIndex {
     .unwrap()
 }
 
+/// A router-key index of `block_size`-token router blocks.
+fn router_index_of(block_size: usize) -> KvIndex {
+    KvIndex::new(IndexConfig {
+        capacity_blocks: 1 << 14,
+        key_mode: KeyMode::RouterKeys { block_size },
+        ..IndexConfig::default()
+    })
+    .unwrap()
+}
+
+/// The run of `ep` for the prompt `toks` under model "m", router keys of
+/// `block_size`-token blocks.
+fn router_run_of(idx: &KvIndex, ep: EndpointId, block_size: usize, toks: &[u64]) -> usize {
+    let mut keys = Vec::new();
+    let root = router_root("m", None, None);
+    router_chain(
+        root,
+        block_size,
+        toks.iter().copied(),
+        &mut Vec::new(),
+        &mut keys,
+    );
+    let keys: Vec<BlockKey> = keys.into_iter().map(BlockKey).collect();
+    let mut out = PrefixMatches::new();
+    idx.match_prefix("m", &keys, &mut out);
+    out.get(ep).map_or(0, |m| m.consecutive_blocks as usize)
+}
+
 /// A shared prefix that later events only name as their parent stays in
 /// the endpoint's engine-key map while children come and go: its uses
 /// refresh it, so its continuations keep being placed.
@@ -935,30 +963,10 @@ fn eviction_takes_single_holder_entries_before_shared_ones() {
 /// completes it, as decode-time events do one engine block at a time.
 #[test]
 fn router_blocks_larger_than_the_engines_chain_from_aligned_parents_and_tails() {
-    let idx = KvIndex::new(IndexConfig {
-        capacity_blocks: 4096,
-        key_mode: KeyMode::RouterKeys { block_size: 8 },
-        ..IndexConfig::default()
-    })
-    .unwrap();
+    let idx = router_index_of(8);
     let ep = idx.register_endpoint("a").unwrap();
     let toks: Vec<u64> = (1..=24).collect();
-    let keys8 = |n: usize| {
-        let mut out = Vec::new();
-        router_chain(
-            router_root("m", None, None),
-            8,
-            toks[..n].iter().copied(),
-            &mut Vec::new(),
-            &mut out,
-        );
-        out.into_iter().map(BlockKey).collect::<Vec<_>>()
-    };
-    let matched = || {
-        let mut out = PrefixMatches::new();
-        idx.match_prefix("m", &keys8(24), &mut out);
-        out.get(ep).map_or(0, |m| m.consecutive_blocks)
-    };
+    let matched = || router_run_of(&idx, ep, 8, &toks);
     // Engine blocks 1, 2, 3 (tokens 1-12): one full router block; block 3
     // ends past it and waits.
     let r = idx.apply_batch(
@@ -1016,12 +1024,7 @@ fn router_blocks_larger_than_the_engines_chain_from_aligned_parents_and_tails() 
 /// unplaceable rather than chained from nothing.
 #[test]
 fn waiting_router_blocks_are_bounded_and_their_loss_counted() {
-    let idx = KvIndex::new(IndexConfig {
-        capacity_blocks: 1 << 14,
-        key_mode: KeyMode::RouterKeys { block_size: 8 },
-        ..IndexConfig::default()
-    })
-    .unwrap();
+    let idx = router_index_of(8);
     let ep = idx.register_endpoint("a").unwrap();
     let n = super::tails::TAILS_PER_ENDPOINT as u64 + 1;
     // n sequences of one 4-token engine block: each waits in a tail.
@@ -1049,12 +1052,7 @@ fn waiting_router_blocks_are_bounded_and_their_loss_counted() {
 /// later one, so the earlier one's loss of a removal path is counted.
 #[test]
 fn a_tail_branching_inside_a_router_block_counts_the_mapping_it_replaces() {
-    let idx = KvIndex::new(IndexConfig {
-        capacity_blocks: 4096,
-        key_mode: KeyMode::RouterKeys { block_size: 8 },
-        ..IndexConfig::default()
-    })
-    .unwrap();
+    let idx = router_index_of(8);
     let ep = idx.register_endpoint("a").unwrap();
     let r = idx.apply_batch(
         ep,
@@ -1077,20 +1075,7 @@ fn a_tail_branching_inside_a_router_block_counts_the_mapping_it_replaces() {
     // Block 1's removal clears the block it maps to now, the second.
     let r = idx.apply_batch(ep, "m", &batch(vec![removed(&[1], "GPU")]));
     assert_eq!((r.removed, r.unplaceable), (1, 0));
-    let run = |toks: &[u64]| {
-        let mut keys = Vec::new();
-        router_chain(
-            router_root("m", None, None),
-            8,
-            toks.iter().copied(),
-            &mut Vec::new(),
-            &mut keys,
-        );
-        let keys: Vec<BlockKey> = keys.into_iter().map(BlockKey).collect();
-        let mut out = PrefixMatches::new();
-        idx.match_prefix("m", &keys, &mut out);
-        out.get(ep).map_or(0, |m| m.consecutive_blocks)
-    };
+    let run = |toks: &[u64]| router_run_of(&idx, ep, 8, toks);
     assert_eq!(run(&[1, 2, 3, 4, 9, 9, 9, 9]), 0);
     assert_eq!(
         run(&[1, 2, 3, 4, 5, 6, 7, 8]),
@@ -1116,24 +1101,11 @@ fn engine_chains_of_any_block_size_place_every_complete_router_block() {
     for round in 0..400 {
         let r = [4, 8, 16][next(3)];
         let e = [3, 4, 6, 8, 12, 16, 20][next(7)];
-        let idx = KvIndex::new(IndexConfig {
-            capacity_blocks: 4096,
-            key_mode: KeyMode::RouterKeys { block_size: r },
-            ..IndexConfig::default()
-        })
-        .unwrap();
+        let idx = router_index_of(r);
         let ep = idx.register_endpoint("a").unwrap();
         let blocks = 1 + next(40);
         let toks: Vec<u64> = (0..(blocks * e) as u64).map(|t| t * 7 + 1).collect();
-        let mut keys = Vec::new();
-        let root = router_root("m", None, None);
-        router_chain(root, r, toks.iter().copied(), &mut Vec::new(), &mut keys);
-        let keys: Vec<BlockKey> = keys.into_iter().map(BlockKey).collect();
-        let run = || {
-            let mut out = PrefixMatches::new();
-            idx.match_prefix("m", &keys, &mut out);
-            out.get(ep).map_or(0, |m| m.consecutive_blocks as usize)
-        };
+        let run = || router_run_of(&idx, ep, r, &toks);
         let h = |b: usize| 100 + b as u64;
         let mut done = 0;
         while done < blocks {
