@@ -26,15 +26,16 @@ pub(crate) struct Mapped {
     /// The router block holding the engine block's last token.
     pub router_key: u64,
     /// Table tiers (bit per tier) in which the endpoint holds the block; 0
-    /// for an engine block ending in a router block not yet complete
-    /// (`tails.rs`), which holds nothing of its own and is mapped for its
-    /// derived mappings.
+    /// for an engine block waiting in a tail (its router block is not
+    /// complete, `tails.rs`): it holds nothing of its own, `router_key` is
+    /// then the tail's key, and it is mapped for its derived mappings and
+    /// its tail.
     pub media: u8,
     /// The engine block ends where `router_key`'s block ends, so a child
     /// event's tokens continue that router chain. A block ending inside a
-    /// router block (router blocks larger than the engine's) cannot parent:
-    /// its children are not placed (counted), never chained at the wrong
-    /// offset.
+    /// router block (router blocks larger than the engine's) parents only
+    /// as the last block of a tail; otherwise its children are not placed
+    /// (counted), never chained at the wrong offset.
     pub aligned: bool,
     /// Router blocks before `router_key` that also hold tokens of this
     /// engine block (router blocks smaller than the engine's, or straddling

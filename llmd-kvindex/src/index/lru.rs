@@ -3,7 +3,7 @@
 //! touch is one hash lookup and a few index writes.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 
 /// End of the list.
 const NIL: u32 = u32::MAX;
@@ -18,14 +18,20 @@ struct Node<K, V> {
 }
 
 /// Hashes a key that is already a [`fingerprint`](super::keys::fingerprint)
-/// (52 well-mixed bits) with one multiply, which spreads them over the 64
-/// bits the map reads (its control bytes come from the top ones).
-#[derive(Default)]
-pub(crate) struct FingerprintHasher(u64);
+/// (52 well-mixed bits) with one keyed folded multiply: both halves of the
+/// 128-bit product of `key ^ k0` and `k1` XORed, so every output bit (the
+/// map's bucket index from the low ones, its control tags from the top)
+/// depends on every key bit. The keys are random per map: fingerprints come
+/// from public hashes of client prompts, and without them a client could
+/// grind prompts whose keys collide in the bucket index.
+pub(crate) struct FingerprintHasher {
+    state: u64,
+    k1: u64,
+}
 
 impl Hasher for FingerprintHasher {
     fn finish(&self) -> u64 {
-        self.0
+        self.state
     }
 
     fn write(&mut self, bytes: &[u8]) {
@@ -36,12 +42,43 @@ impl Hasher for FingerprintHasher {
 
     #[inline]
     fn write_u64(&mut self, x: u64) {
-        self.0 = (self.0 ^ x).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let m = u128::from(self.state ^ x) * u128::from(self.k1);
+        self.state = (m as u64) ^ ((m >> 64) as u64);
+    }
+}
+
+/// The keys of one [`FingerprintLru`]'s hasher, drawn at random.
+#[derive(Clone)]
+pub(crate) struct FingerprintKeys {
+    k0: u64,
+    k1: u64,
+}
+
+impl Default for FingerprintKeys {
+    fn default() -> Self {
+        let r = ahash::RandomState::new();
+        FingerprintKeys {
+            k0: r.hash_one(0u64),
+            // Odd: the multiply loses no low bit.
+            k1: r.hash_one(1u64) | 1,
+        }
+    }
+}
+
+impl BuildHasher for FingerprintKeys {
+    type Hasher = FingerprintHasher;
+
+    #[inline]
+    fn build_hasher(&self) -> FingerprintHasher {
+        FingerprintHasher {
+            state: self.k0,
+            k1: self.k1,
+        }
     }
 }
 
 /// An [`Lru`] keyed by fingerprints.
-pub(crate) type FingerprintLru<V> = Lru<u64, V, BuildHasherDefault<FingerprintHasher>>;
+pub(crate) type FingerprintLru<V> = Lru<u64, V, FingerprintKeys>;
 
 /// Bounded LRU map (writers only; lives behind a mutex).
 pub(crate) struct Lru<K, V, S = ahash::RandomState> {

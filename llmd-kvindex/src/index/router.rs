@@ -171,13 +171,15 @@ impl KvIndex {
             // only name as their parent must not age out of the map first.
             Some(p) => match refresh(st, p.key().0) {
                 Some(m) if m.aligned => (m.router_key, Some(m.router_key), None),
-                _ => match st.tails.get(p.key().0) {
-                    Some(t) => (t.root, t.parent, Some(t.clone())),
+                // The tail is taken: one child continues it. (A second
+                // child, a branch inside the router block, is not placed.)
+                _ => match st.tails.take(p.key().0) {
+                    Some(t) => (t.root, t.parent, Some(t)),
                     None => {
                         // Ends inside a router block whose tokens were not
-                        // kept (a branch before the block's end, or a tail
-                        // dropped for space): its tokens would chain at the
-                        // wrong offset.
+                        // kept (a branch before the block's end, a tail
+                        // continued already or dropped for space): its
+                        // tokens would chain at the wrong offset.
                         report.unplaceable += engine.len().max(1) as u32;
                         return;
                     }
@@ -196,11 +198,16 @@ impl KvIndex {
         if engine.is_empty() {
             return;
         }
-        // `held`: false for an engine block ending in a router block not yet
-        // complete, mapped with no tier of its own ([`Mapped::media`] 0) so
-        // that its removal finds its derived mappings.
+        // `held`: false for an engine block waiting in a tail (its router
+        // block is not complete), mapped with no tier of its own
+        // ([`Mapped::media`] 0) and the tail's key as `router_key`, so that
+        // its removal finds its derived mappings and its tail.
         let mut map = |e: u64, router_key: u64, aligned: bool, covered: u16, held: bool| {
             let old = st.engine_map.peek(&e);
+            if !held && old.is_some_and(|m| m.media != 0) {
+                // Stored again (a re-sent chain) while held: it stays.
+                return;
+            }
             let media = old.map_or(0, |m| m.media) | u8::from(held) << tier;
             // Derived mappings made by an earlier layout stay reachable.
             let covered = old.map_or(covered, |m| m.covered.max(covered));
@@ -215,7 +222,6 @@ impl KvIndex {
                     covered,
                 },
             );
-            old
         };
         // Offsets count from the start of the pending block, if any: a
         // router-block boundary either way.
@@ -234,13 +240,7 @@ impl KvIndex {
         let tail_engines = tail.as_ref().map_or(&[][..], |t| &t.engines[..]);
         if let Some(&r) = routers.first() {
             for p in tail_engines {
-                // A second child of the tail (a branch inside the router
-                // block): the engine block now maps to this one, and its
-                // removal will not clear the one the first child completed.
-                let old = map(p.key, r, false, p.covered, true);
-                if old.is_some_and(|o| o.media != 0 && o.router_key != r) {
-                    report.unplaceable += 1;
-                }
+                map(p.key, r, false, p.covered, true);
             }
         }
         if block > 0 && block.checked_mul(engine.len()) == Some(own) {
@@ -251,7 +251,12 @@ impl KvIndex {
             // Engine blocks ending past the last full router block wait in
             // a tail for the event that completes it.
             let mut waiting = Vec::new();
+            // A new tail is kept under the event's last engine block.
+            let tail_key = engine[engine.len() - 1];
             if routers.is_empty() {
+                for p in tail_engines {
+                    map(p.key, tail_key, false, p.covered, false);
+                }
                 waiting.extend_from_slice(tail_engines);
             }
             for (j, &e) in engine.iter().enumerate() {
@@ -279,7 +284,7 @@ impl KvIndex {
                         map(e, r, end % bs == 0, covered, true);
                     }
                     None => {
-                        map(e, 0, false, covered, false);
+                        map(e, tail_key, false, covered, false);
                         waiting.push(PendingEngine { key: e, covered });
                     }
                 }
@@ -301,7 +306,7 @@ impl KvIndex {
                     tokens: kept,
                     engines: waiting,
                 };
-                st.tails.insert(engine[engine.len() - 1], tail);
+                st.tails.insert(tail_key, tail);
             }
         } else {
             // Masked blocks (sliding-window or Mamba groups publish only
@@ -345,32 +350,34 @@ impl KvIndex {
         tier: usize,
         report: &mut ApplyReport,
     ) {
+        let gpu = tier == Tier::Gpu as usize;
         for h in &ev.block_hashes {
             let e = h.key().0;
-            let Some(covered) = st.engine_map.peek(&e).map(|m| m.covered) else {
+            let Some(own) = st.engine_map.peek(&e) else {
+                if gpu {
+                    st.tails.remove(e);
+                }
                 report.unplaceable += 1;
                 continue;
             };
-            if tier == Tier::Gpu as usize {
-                // No child continues a block the engine freed.
+            if gpu {
+                // No child continues a block the engine freed: the tail it
+                // ends, or (waiting) the tail it is in, goes.
                 st.tails.remove(e);
+                if own.media == 0 {
+                    st.tails.remove(own.router_key);
+                }
             }
-            // Every router block the engine block was part of; one whose
-            // mapping aged out meanwhile stays until evicted (counted).
-            let keys = std::iter::once(e).chain((1..=covered).map(|n| covered_key(e, n)));
+            // Every router block the engine block was part of (a waiting
+            // block has none of its own); one whose mapping aged out
+            // meanwhile stays until evicted (counted).
+            let derived = (1..=own.covered).map(|n| covered_key(e, n));
+            let keys = (own.media != 0).then_some(e).into_iter().chain(derived);
             for k in keys {
                 let Some(m) = st.engine_map.peek(&k) else {
                     report.unplaceable += 1;
                     continue;
                 };
-                if m.media == 0 {
-                    // Ends a router block not yet complete: nothing of its
-                    // own is stored.
-                    if tier == Tier::Gpu as usize {
-                        st.engine_map.remove(&k);
-                    }
-                    continue;
-                }
                 let fp = fingerprint(seed, m.router_key);
                 if self.table.clear(fp, tier, ep) {
                     report.removed += 1;
@@ -383,6 +390,13 @@ impl KvIndex {
                 } else {
                     st.engine_map.update(&k, Mapped { media, ..m });
                 }
+            }
+            // A waiting block's mapping lives while a derived one does (held
+            // in another tier, its removal there must still find them).
+            let derived_left =
+                (1..=own.covered).any(|n| st.engine_map.peek(&covered_key(e, n)).is_some());
+            if own.media == 0 && !derived_left {
+                st.engine_map.remove(&e);
             }
         }
     }

@@ -6,8 +6,9 @@
 use super::lru::Lru;
 
 /// Pending router blocks kept per endpoint: one per sequence whose chain
-/// ends inside a router block, least recently continued dropped first. A
-/// child of a dropped one is counted `unplaceable`.
+/// ends inside a router block (the event continuing a tail takes it), least
+/// recently made dropped first. A child of a dropped one is counted
+/// `unplaceable`.
 pub(crate) const TAILS_PER_ENDPOINT: usize = 1024;
 
 /// An engine block whose last token lies in the pending router block.
@@ -35,6 +36,15 @@ pub(crate) struct Tail {
     pub engines: Vec<PendingEngine>,
 }
 
+impl Tail {
+    const EMPTY: Tail = Tail {
+        root: 0,
+        parent: None,
+        tokens: Vec::new(),
+        engines: Vec::new(),
+    };
+}
+
 /// Pending router blocks by the engine key of the block that ends them
 /// (writers only; lives in the endpoint's writer state). Allocates nothing
 /// until the first tail.
@@ -53,10 +63,12 @@ impl Tails {
         }
     }
 
-    /// The tail ended by engine block `key`, refreshed.
-    pub(crate) fn get(&mut self, key: u64) -> Option<&Tail> {
-        let i = self.slot_of.get(&key)?;
-        Some(&self.slots[i as usize])
+    /// Takes the tail ended by engine block `key` (the event continuing it
+    /// consumes it).
+    pub(crate) fn take(&mut self, key: u64) -> Option<Tail> {
+        let i = self.slot_of.remove(&key)?;
+        self.free.push(i);
+        Some(std::mem::replace(&mut self.slots[i as usize], Tail::EMPTY))
     }
 
     /// Keeps `tail` under `key`, replacing one kept there; the least
@@ -107,12 +119,7 @@ impl Tails {
 
     fn release(&mut self, i: u32) {
         // The tokens' memory goes with it; the slot is reused.
-        self.slots[i as usize] = Tail {
-            root: 0,
-            parent: None,
-            tokens: Vec::new(),
-            engines: Vec::new(),
-        };
+        self.slots[i as usize] = Tail::EMPTY;
         self.free.push(i);
     }
 }
@@ -131,23 +138,24 @@ mod tests {
     }
 
     #[test]
-    fn bounded_least_recently_continued_first() {
+    fn bounded_oldest_first_and_taken_by_continuation() {
         let mut t = Tails::new();
         for k in 0..TAILS_PER_ENDPOINT as u64 {
             t.insert(k, tail(k));
         }
-        // Continuing tail 0 keeps it; tail 1 is the oldest now.
-        assert_eq!(t.get(0).map(|x| x.root), Some(0));
+        // Beyond the bound the oldest goes.
         t.insert(9_999, tail(9_999));
         assert_eq!(t.len(), TAILS_PER_ENDPOINT);
-        assert!(t.get(1).is_none());
-        assert!(t.get(0).is_some());
-        // Replacing and removing reuse slots.
-        t.insert(0, tail(7));
-        assert_eq!(t.get(0).map(|x| x.root), Some(7));
-        assert!(t.remove(0));
-        assert!(!t.remove(0));
+        assert!(t.take(0).is_none());
+        // Taking and removing free slots that are reused.
+        assert_eq!(t.take(1).map(|x| x.root), Some(1));
+        assert!(t.take(1).is_none());
+        t.insert(5, tail(7));
+        assert_eq!(t.take(5).map(|x| x.root), Some(7));
+        assert!(t.remove(2));
+        assert!(!t.remove(2));
         t.insert(12_345, tail(1));
+        t.insert(12_346, tail(1));
         assert_eq!(t.slots.len(), TAILS_PER_ENDPOINT);
         t.clear();
         assert_eq!((t.len(), t.slots.capacity()), (0, 0));

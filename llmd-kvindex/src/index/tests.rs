@@ -1047,41 +1047,71 @@ fn waiting_router_blocks_are_bounded_and_their_loss_counted() {
     assert_eq!(child(1), (1, 0));
 }
 
-/// Two children continuing one tail (a branch inside a router block) each
-/// complete their own router block; the tail's engine block maps to the
-/// later one, so the earlier one's loss of a removal path is counted.
+/// A tail is continued once: a second child of its block (a branch inside
+/// the router block) is counted unplaceable, never chained from tokens
+/// another child completed. A re-sent chain leaves the blocks it completed
+/// as they are, and the removal of a waiting block drops its tail.
 #[test]
-fn a_tail_branching_inside_a_router_block_counts_the_mapping_it_replaces() {
+fn a_tail_is_continued_once_and_dropped_with_its_blocks() {
     let idx = router_index_of(8);
     let ep = idx.register_endpoint("a").unwrap();
-    let r = idx.apply_batch(
-        ep,
-        "m",
-        &batch(vec![stored(&[1], None, vec![1, 2, 3, 4], "GPU")]),
-    );
-    assert_eq!((r.stored, r.unplaceable), (0, 0));
-    let r = idx.apply_batch(
-        ep,
-        "m",
-        &batch(vec![stored(&[2], Some(1), vec![5, 6, 7, 8], "GPU")]),
-    );
-    assert_eq!((r.stored, r.unplaceable), (1, 0));
-    let r = idx.apply_batch(
-        ep,
-        "m",
-        &batch(vec![stored(&[3], Some(1), vec![9, 9, 9, 9], "GPU")]),
-    );
-    assert_eq!((r.stored, r.unplaceable), (1, 1));
-    // Block 1's removal clears the block it maps to now, the second.
+    let ev = |hash: u64, parent: Option<u64>, toks: Vec<u64>| {
+        let r = idx.apply_batch(ep, "m", &batch(vec![stored(&[hash], parent, toks, "GPU")]));
+        (r.stored, r.unplaceable, r.removed)
+    };
+    assert_eq!(ev(1, None, vec![1, 2, 3, 4]), (0, 0, 0));
+    assert_eq!(ev(2, Some(1), vec![5, 6, 7, 8]), (1, 0, 0));
+    assert_eq!(ev(3, Some(1), vec![9, 9, 9, 9]), (0, 1, 0), "a branch");
+    let run = |toks: &[u64]| router_run_of(&idx, ep, 8, toks);
+    assert_eq!(run(&[1, 2, 3, 4, 5, 6, 7, 8]), 1);
+    // The chain sent again from its start: block 1 waits again, mapped as
+    // it was; its continuation completes the same router block.
+    assert_eq!(ev(1, None, vec![1, 2, 3, 4]), (0, 0, 0));
+    assert_eq!(ev(2, Some(1), vec![5, 6, 7, 8]), (0, 0, 0));
+    // Block 1's removal clears the router block it is part of.
     let r = idx.apply_batch(ep, "m", &batch(vec![removed(&[1], "GPU")]));
     assert_eq!((r.removed, r.unplaceable), (1, 0));
-    let run = |toks: &[u64]| router_run_of(&idx, ep, 8, toks);
-    assert_eq!(run(&[1, 2, 3, 4, 9, 9, 9, 9]), 0);
-    assert_eq!(
-        run(&[1, 2, 3, 4, 5, 6, 7, 8]),
-        1,
-        "the first branch's block stays"
+    assert_eq!(run(&[1, 2, 3, 4, 5, 6, 7, 8]), 0);
+    // A waiting block's removal drops the tail it is in: a child of the
+    // tail's last block is not placed.
+    let sized = |h: &[u64], parent: Option<u64>, toks: Vec<u64>| {
+        let r = idx.apply_batch(ep, "m", &batch(vec![stored_sized(h, parent, toks, 2)]));
+        (r.stored, r.unplaceable)
+    };
+    assert_eq!(sized(&[10], None, vec![20, 21]), (0, 0));
+    assert_eq!(sized(&[11], Some(10), vec![22, 23]), (0, 0));
+    let r = idx.apply_batch(ep, "m", &batch(vec![removed(&[10], "GPU")]));
+    assert_eq!((r.removed, r.unplaceable), (0, 0));
+    assert_eq!(sized(&[12, 13], Some(11), vec![24, 25, 26, 27]), (0, 2));
+}
+
+/// A waiting engine block that straddles a complete router block holds it
+/// through a derived mapping, in every tier an offload placeholder adds:
+/// removing it from one tier keeps what the other tiers still hold
+/// reachable for their own removal.
+#[test]
+fn a_waiting_blocks_other_tiers_stay_removable() {
+    let idx = router_index_of(8);
+    let ep = idx.register_endpoint("a").unwrap();
+    // Engine blocks of 6 tokens: block 2 (tokens 7-12) ends past router
+    // block 0 and waits.
+    let r = idx.apply_batch(
+        ep,
+        "m",
+        &batch(vec![stored_sized(&[1, 2], None, (1..=12).collect(), 6)]),
     );
+    assert_eq!((r.stored, r.unplaceable), (1, 0));
+    let r = idx.apply_batch(ep, "m", &batch(vec![stored(&[2], None, vec![], "CPU")]));
+    assert_eq!(
+        (r.stored, r.unplaceable),
+        (1, 0),
+        "router block 0 offloaded"
+    );
+    for medium in ["GPU", "CPU"] {
+        let r = idx.apply_batch(ep, "m", &batch(vec![removed(&[2], medium)]));
+        assert_eq!((r.removed, r.unplaceable), (1, 0), "{medium}");
+    }
+    assert_eq!(idx.stats().entries, 0);
 }
 
 /// Router blocks of another size than the engine's, engine chains stored
