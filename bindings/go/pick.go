@@ -380,12 +380,12 @@ func (s *Scheduler) OnPrefillDone(id string) (found bool, err error) {
 // OnServedBy records that a request is served by endpoint instead of its
 // decision's first target: the host fell back to another target (one of
 // the decision's fallbacks, or its own) after the first could not be
-// reached. Its in-flight load, in-flight gauges, metric labels and the
-// latency model's in-flight accounting move there, and its timings train
-// no endpoint's latency model. Call it once the new target accepted the
-// request, before the lifecycle calls that follow. found and err are as
-// for OnFirstToken; an endpoint that is not registered is an error matching
-// ErrUnknownEndpoint.
+// reached. Its in-flight load and gauges, the endpoint label of its request
+// series and the latency model's in-flight accounting move there, and its
+// timings train no endpoint's latency model. Call it when the request is
+// sent to the new target, before the lifecycle calls that follow. found and
+// err are as for OnFirstToken; an endpoint that is not registered is an
+// error matching ErrUnknownEndpoint.
 func (s *Scheduler) OnServedBy(id, endpoint string) (found bool, err error) {
 	return s.onRequest(id, func(h *C.llmd_scheduler, ip *C.char, il C.size_t, f *C.bool, e **C.llmd_error) C.llmd_status {
 		ep, el := str(endpoint)

@@ -117,29 +117,32 @@ impl Requests {
     }
     /// The request is served by `target` (uid `uid`) instead: the record
     /// names it, and its latency sample moves there, untrained and without
-    /// a prediction. `None` for an unknown id; else the target it had and
-    /// the sample as it was (the caller moves the latency model's in-flight
-    /// accounting); `Some(None)` when `target` is the request's already.
+    /// a prediction. `moved(was, sample)` runs under the table's lock with
+    /// the target it had and the sample as it was, so the caller's own
+    /// accounting moves before any other lifecycle call on the request can
+    /// see the new target. `None` for an unknown id; `Some(false)` when
+    /// `target` is the request's already.
     pub fn reassign(
         &self,
         id: &str,
         target: &str,
         uid: u64,
-    ) -> Option<Option<(String, Option<LatencySample>)>> {
+        moved: impl FnOnce(&str, Option<&LatencySample>),
+    ) -> Option<bool> {
         let mut map = self.map.lock();
         let r = map.get_mut(id)?;
         if r.target == target {
-            return Some(None);
+            return Some(false);
         }
-        let was = std::mem::replace(&mut r.target, target.to_string());
-        let old = r.latency.clone();
+        moved(&r.target, r.latency.as_ref());
+        r.target = target.to_string();
         if let Some(l) = r.latency.as_mut() {
             l.uid = uid;
             l.endpoint = target.into();
             l.prediction = None;
             l.train = false;
         }
-        Some(Some((was, old)))
+        Some(true)
     }
 
     pub fn close(

@@ -1186,10 +1186,10 @@ llmd_status llmd_scheduler_on_prefill_done(const llmd_scheduler *s,
 // Request `id` is served by endpoint `endpoint` instead of its decision's
 // first target: the host fell back to another target (one of the
 // decision's fallbacks, or its own) after the first could not be reached.
-// Its in-flight load, in-flight gauges, metric labels and the latency
-// model's in-flight accounting move there, and its timings train no
-// endpoint's latency model. Call it once the new target accepted the
-// request, before the lifecycle calls that follow. `found` as in
+// Its in-flight load and gauges, the endpoint label of its request series
+// and the latency model's in-flight accounting move there, and its timings
+// train no endpoint's latency model. Call it when the request is sent to
+// the new target, before the lifecycle calls that follow. `found` as in
 // `llmd_scheduler_on_first_token`; an endpoint that is not registered is
 // an error (`LLMD_STATUS_UNKNOWN_ENDPOINT`).
 //

@@ -146,6 +146,13 @@ func (t fallbacks) RoundTrip(req *http.Request) (*http.Response, error) {
 	f := req.Context().Value(ctxKey{}).(*inflight)
 	var err error
 	for i, target := range f.decision.Targets {
+		if i > 0 {
+			// Sent to a fallback: the request's load and metrics go with
+			// it from now on (a reply may take the whole generation).
+			if _, err := f.sched.OnServedBy(f.id, target.Name); err != nil {
+				log.Printf("%s: served by %s, not recorded: %v", f.id, target.Name, err)
+			}
+		}
 		try := req.Clone(req.Context())
 		try.URL.Host = target.Address
 		try.Body, try.ContentLength = io.NopCloser(bytes.NewReader(f.body)), int64(len(f.body))
@@ -154,13 +161,6 @@ func (t fallbacks) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, e := t.base.RoundTrip(try)
 		var op *net.OpError
 		if e == nil || !errors.As(e, &op) || op.Op != "dial" || req.Context().Err() != nil {
-			if i > 0 && req.Context().Err() == nil {
-				// Sent to a fallback: the request's load and metrics go
-				// with it.
-				if _, err := f.sched.OnServedBy(f.id, target.Name); err != nil {
-					log.Printf("%s: served by %s, not recorded: %v", f.id, target.Name, err)
-				}
-			}
 			return resp, e
 		}
 		if i+1 < len(f.decision.Targets) {

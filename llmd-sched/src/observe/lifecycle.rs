@@ -23,9 +23,9 @@ impl Metrics {
     /// request series are labelled with it from now on. False when the
     /// request is not tracked.
     pub fn on_served_by(&self, request_id: &str, endpoint: &str) -> bool {
-        let Some((model, profile, same)) = self.table.with(request_id, |r| {
+        let Some((from, same)) = self.table.with(request_id, |r| {
             let same = &*r.route.endpoint.endpoint == endpoint;
-            (r.route.model.clone(), r.route.profile.clone(), same)
+            (r.route.clone(), same)
         }) else {
             return self.missing();
         };
@@ -33,7 +33,7 @@ impl Metrics {
             return true;
         }
         // The new route is made outside the table's lock.
-        let route = self.route(&model, &profile, endpoint);
+        let route = self.reroute(&from, endpoint);
         let requests = self.route_requests(&route);
         self.table
             .with(request_id, |r| {
@@ -44,6 +44,11 @@ impl Metrics {
                 route.endpoint.inflight_tokens.inc_by(tokens);
                 r.route = route;
                 r.requests = requests;
+                // What was predicted cached on the first target says
+                // nothing of this one.
+                if r.prefill.is_none() {
+                    r.predicted_tokens = 0;
+                }
             })
             .is_some()
     }

@@ -171,6 +171,25 @@ impl Metrics {
             .insert(model, profile, endpoint, route, generation)
     }
 
+    /// The route of `from`'s model and profile to `endpoint` (a request
+    /// moved there). A model past the label cap keeps its overflow label
+    /// and its route is not cached, as [`Metrics::route`] does.
+    pub(super) fn reroute(&self, from: &Route, endpoint: &str) -> Arc<Route> {
+        if !self.models.is_overflow(&from.model) {
+            // The label is the model's name.
+            return self.route(&from.model, &from.profile, endpoint);
+        }
+        let ep = self.endpoint_series(endpoint, None);
+        Arc::new(Route {
+            latency: self.latency_series(&from.model, &ep.pool),
+            decisions: from.decisions.clone(),
+            profile: from.profile.clone(),
+            model: from.model.clone(),
+            endpoint: ep,
+            requests: std::sync::OnceLock::new(),
+        })
+    }
+
     /// The request counters of a decode route.
     pub(super) fn route_requests(&self, r: &Route) -> Arc<RequestSeries> {
         r.requests

@@ -336,12 +336,15 @@ impl Scheduler {
     /// The request is served by `endpoint` instead of its decision's
     /// primary target: the host fell back to another target (the decision's
     /// `fallbacks`, or one of its own) after the first could not be reached.
-    /// Its in-flight load, its in-flight gauges and the labels of its
-    /// latency and request metrics, and the latency model's in-flight
-    /// accounting move there; the latency model does not learn from it (its
-    /// features described the first target) and its prediction is dropped.
-    /// Under P/D only the decode leg moves. Call it once the new target
-    /// accepted the request, before the other lifecycle calls that follow.
+    /// Its in-flight load, its in-flight gauges, the endpoint label of its
+    /// request and output-token series (its latency series go to the new
+    /// endpoint's pool), and the latency model's in-flight accounting move
+    /// there; the latency model does not learn from it (its features
+    /// described the first target), and its latency and cache-hit
+    /// predictions are dropped. The load moved is what was estimated for the
+    /// first target (its uncached prompt tokens there). Under P/D only the
+    /// decode leg moves. Call it when the request is sent to the new target,
+    /// before the other lifecycle calls that follow.
     ///
     /// Returns `Ok(false)` for an unknown request id (a no-op, as in every
     /// lifecycle call) and an error for an endpoint that is not registered.
@@ -350,19 +353,19 @@ impl Scheduler {
     pub fn on_served_by(&self, req_id: &str, endpoint: &str) -> Result<bool, ScheduleError> {
         let ep = self.endpoint_state(endpoint)?;
         let observed = self.metrics.on_served_by(req_id, endpoint);
-        match self.requests.reassign(req_id, endpoint, ep.uid()) {
-            None => Ok(observed),
-            // Served where it was sent: nothing moves.
-            Some(None) => Ok(true),
-            Some(Some((was, sample))) => {
-                self.inflight.reassign(req_id, &was, &ep);
+        // The load and the latency model's accounting move while the
+        // request's record is held: a completion racing this call finds
+        // them where the record says.
+        let moved = self
+            .requests
+            .reassign(req_id, endpoint, ep.uid(), |was, sample| {
+                self.inflight.reassign(req_id, was, &ep);
                 if let Some(s) = sample {
                     self.latency.finished(s.uid, s.tpot_slo_ms);
                     self.latency.dispatched(ep.uid(), s.tpot_slo_ms);
                 }
-                Ok(true)
-            }
-        }
+            });
+        Ok(moved.is_some() || observed)
     }
 
     /// Trains the latency model on an observed TTFT and records its error.

@@ -552,12 +552,12 @@ impl PyScheduler {
     /// The request is served by `endpoint` instead of its decision's first
     /// target: the host fell back to another target (one of the decision's
     /// fallbacks, or its own) after the first could not be reached. Its
-    /// in-flight load, in-flight gauges, metric labels and the latency
-    /// model's in-flight accounting move there, and its timings train no
-    /// endpoint's latency model. Call it once the new target accepted the
-    /// request, before the lifecycle calls that follow. False for an unknown
-    /// request id; an endpoint that is not registered raises
-    /// `UnknownEndpointError`.
+    /// in-flight load and gauges, the endpoint label of its request series
+    /// and the latency model's in-flight accounting move there, and its
+    /// timings train no endpoint's latency model. Call it when the request
+    /// is sent to the new target, before the lifecycle calls that follow.
+    /// False for an unknown request id; an endpoint that is not registered
+    /// raises `UnknownEndpointError`.
     fn on_served_by(&self, py: Python<'_>, request_id: &str, endpoint: &str) -> PyResult<bool> {
         py.detach(|| self.inner.on_served_by(request_id, endpoint))
             .map_err(|e| schedule_error(py, &e))
