@@ -27,9 +27,8 @@ pub(crate) struct Mapped {
     pub router_key: u64,
     /// Table tiers (bit per tier) in which the endpoint holds the block; 0
     /// for an engine block waiting in a tail (its router block is not
-    /// complete, `tails.rs`): it holds nothing of its own, `router_key` is
-    /// then the tail's key, and it is mapped for its derived mappings and
-    /// its tail.
+    /// complete, `tails.rs`): it holds nothing of its own and is mapped for
+    /// its derived mappings.
     pub media: u8,
     /// The engine block ends where `router_key`'s block ends, so a child
     /// event's tokens continue that router chain. A block ending inside a

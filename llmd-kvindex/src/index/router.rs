@@ -174,8 +174,16 @@ impl KvIndex {
                 // The tail is taken: one child continues it. (A second
                 // child, a branch inside the router block, is not placed.)
                 _ => match st.tails.take(p.key().0) {
-                    Some(t) => (t.root, t.parent, Some(t)),
-                    None => {
+                    // Its blocks still held as they were when it was kept
+                    // (a block the engine freed since breaks the chain).
+                    Some(t)
+                        if t.engines
+                            .iter()
+                            .all(|w| st.engine_map.peek(&w.key).is_some()) =>
+                    {
+                        (t.root, t.parent, Some(t))
+                    }
+                    _ => {
                         // Ends inside a router block whose tokens were not
                         // kept (a branch before the block's end, a tail
                         // continued already or dropped for space): its
@@ -196,16 +204,21 @@ impl KvIndex {
             routers,
         );
         if engine.is_empty() {
+            // Nothing continues the tail: it stays for the event that does.
+            if let (Some(t), Some(p)) = (tail, ev.parent()) {
+                st.tails.insert(p.key().0, t);
+            }
             return;
         }
         // `held`: false for an engine block waiting in a tail (its router
         // block is not complete), mapped with no tier of its own
-        // ([`Mapped::media`] 0) and the tail's key as `router_key`, so that
-        // its removal finds its derived mappings and its tail.
+        // ([`Mapped::media`] 0), so that its removal finds its derived
+        // mappings and its tail.
+        // A block to wait that is held already (a chain sent again, say
+        // after an offloaded copy was loaded back) keeps its mapping.
         let mut map = |e: u64, router_key: u64, aligned: bool, covered: u16, held: bool| {
             let old = st.engine_map.peek(&e);
             if !held && old.is_some_and(|m| m.media != 0) {
-                // Stored again (a re-sent chain) while held: it stays.
                 return;
             }
             let media = old.map_or(0, |m| m.media) | u8::from(held) << tier;
@@ -254,9 +267,6 @@ impl KvIndex {
             // A new tail is kept under the event's last engine block.
             let tail_key = engine[engine.len() - 1];
             if routers.is_empty() {
-                for p in tail_engines {
-                    map(p.key, tail_key, false, p.covered, false);
-                }
                 waiting.extend_from_slice(tail_engines);
             }
             for (j, &e) in engine.iter().enumerate() {
@@ -284,7 +294,7 @@ impl KvIndex {
                         map(e, r, end % bs == 0, covered, true);
                     }
                     None => {
-                        map(e, tail_key, false, covered, false);
+                        map(e, 0, false, covered, false);
                         waiting.push(PendingEngine { key: e, covered });
                     }
                 }
@@ -316,6 +326,11 @@ impl KvIndex {
             // (its removal clears the span's last router block; the others'
             // removals count as unplaceable).
             let last = engine[engine.len() - 1];
+            if routers.is_empty() {
+                // The tail's blocks lose the tokens that would complete
+                // their router block.
+                report.unplaceable += tail_engines.len() as u32;
+            }
             match routers.get((tokens - 1) / bs) {
                 Some(&r) => {
                     map(last, r, tokens % bs == 0, 0, true);
@@ -356,6 +371,7 @@ impl KvIndex {
             let Some(own) = st.engine_map.peek(&e) else {
                 if gpu {
                     st.tails.remove(e);
+                    st.tails.remove_with(e);
                 }
                 report.unplaceable += 1;
                 continue;
@@ -364,9 +380,7 @@ impl KvIndex {
                 // No child continues a block the engine freed: the tail it
                 // ends, or (waiting) the tail it is in, goes.
                 st.tails.remove(e);
-                if own.media == 0 {
-                    st.tails.remove(own.router_key);
-                }
+                st.tails.remove_with(e);
             }
             // Every router block the engine block was part of (a waiting
             // block has none of its own); one whose mapping aged out
@@ -391,11 +405,12 @@ impl KvIndex {
                     st.engine_map.update(&k, Mapped { media, ..m });
                 }
             }
-            // A waiting block's mapping lives while a derived one does (held
-            // in another tier, its removal there must still find them).
+            // A waiting block's mapping goes with its GPU copy, once no
+            // derived mapping is left (held in another tier, its removal
+            // there must still find them).
             let derived_left =
                 (1..=own.covered).any(|n| st.engine_map.peek(&covered_key(e, n)).is_some());
-            if own.media == 0 && !derived_left {
+            if own.media == 0 && gpu && !derived_left {
                 st.engine_map.remove(&e);
             }
         }

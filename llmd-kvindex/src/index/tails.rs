@@ -4,10 +4,11 @@
 //! at a time) completes it with the right tokens at the right offset.
 
 use super::lru::Lru;
+use std::collections::HashMap;
 
 /// Pending router blocks kept per endpoint: one per sequence whose chain
-/// ends inside a router block (the event continuing a tail takes it), least
-/// recently made dropped first. A child of a dropped one is counted
+/// ends inside a router block (the event continuing a tail takes it), the
+/// oldest dropped first. A child of a dropped one is counted
 /// `unplaceable`.
 pub(crate) const TAILS_PER_ENDPOINT: usize = 1024;
 
@@ -46,12 +47,14 @@ impl Tail {
 }
 
 /// Pending router blocks by the engine key of the block that ends them
-/// (writers only; lives in the endpoint's writer state). Allocates nothing
-/// until the first tail.
+/// (writers only; lives in the endpoint's writer state), and the tail each
+/// waiting engine block is in. Allocates nothing until the first tail.
 pub(crate) struct Tails {
     slot_of: Lru<u64, u32>,
     slots: Vec<Tail>,
     free: Vec<u32>,
+    /// Waiting engine block → the key of the tail it is in.
+    member_of: HashMap<u64, u64, ahash::RandomState>,
 }
 
 impl Tails {
@@ -60,6 +63,7 @@ impl Tails {
             slot_of: Lru::new(TAILS_PER_ENDPOINT),
             slots: Vec::new(),
             free: Vec::new(),
+            member_of: HashMap::default(),
         }
     }
 
@@ -67,22 +71,24 @@ impl Tails {
     /// consumes it).
     pub(crate) fn take(&mut self, key: u64) -> Option<Tail> {
         let i = self.slot_of.remove(&key)?;
+        let tail = std::mem::replace(&mut self.slots[i as usize], Tail::EMPTY);
         self.free.push(i);
-        Some(std::mem::replace(&mut self.slots[i as usize], Tail::EMPTY))
+        self.forget_members(key, &tail);
+        Some(tail)
     }
 
-    /// Keeps `tail` under `key`, replacing one kept there; the least
-    /// recently continued tail is dropped beyond the bound.
+    /// Keeps `tail` under `key`, replacing one kept there; the oldest tail
+    /// is dropped beyond the bound.
     pub(crate) fn insert(&mut self, key: u64, tail: Tail) {
-        if let Some(i) = self.slot_of.get(&key) {
-            self.slots[i as usize] = tail;
-            return;
-        }
+        self.remove(key);
         if self.len() >= TAILS_PER_ENDPOINT {
             // The oldest goes first, so its slot is the one reused.
-            if let Some((_, old)) = self.slot_of.pop_oldest_if(|_| true) {
-                self.release(old);
+            if let Some((old_key, old)) = self.slot_of.pop_oldest_if(|_| true) {
+                self.release(old_key, old);
             }
+        }
+        for w in &tail.engines {
+            self.member_of.insert(w.key, key);
         }
         let i = match self.free.pop() {
             Some(i) => {
@@ -101,9 +107,17 @@ impl Tails {
     pub(crate) fn remove(&mut self, key: u64) -> bool {
         match self.slot_of.remove(&key) {
             Some(i) => {
-                self.release(i);
+                self.release(key, i);
                 true
             }
+            None => false,
+        }
+    }
+
+    /// Drops the tail engine block `engine` waits in, if any.
+    pub(crate) fn remove_with(&mut self, engine: u64) -> bool {
+        match self.member_of.get(&engine) {
+            Some(&key) => self.remove(key),
             None => false,
         }
     }
@@ -117,16 +131,25 @@ impl Tails {
         self.slots.len() - self.free.len()
     }
 
-    fn release(&mut self, i: u32) {
+    fn release(&mut self, key: u64, i: u32) {
         // The tokens' memory goes with it; the slot is reused.
-        self.slots[i as usize] = Tail::EMPTY;
+        let tail = std::mem::replace(&mut self.slots[i as usize], Tail::EMPTY);
+        self.forget_members(key, &tail);
         self.free.push(i);
+    }
+
+    fn forget_members(&mut self, key: u64, tail: &Tail) {
+        for w in &tail.engines {
+            if self.member_of.get(&w.key) == Some(&key) {
+                self.member_of.remove(&w.key);
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{Tail, Tails, TAILS_PER_ENDPOINT};
+    use super::{PendingEngine, Tail, Tails, TAILS_PER_ENDPOINT};
 
     fn tail(root: u64) -> Tail {
         Tail {
@@ -157,6 +180,24 @@ mod tests {
         t.insert(12_345, tail(1));
         t.insert(12_346, tail(1));
         assert_eq!(t.slots.len(), TAILS_PER_ENDPOINT);
+        // Waiting blocks find their tail, until it is taken.
+        let mut with = tail(3);
+        with.engines = vec![
+            PendingEngine {
+                key: 77,
+                covered: 0,
+            },
+            PendingEngine {
+                key: 78,
+                covered: 0,
+            },
+        ];
+        t.insert(78, with.clone());
+        assert!(t.remove_with(77));
+        assert!(!t.remove_with(77) && t.take(78).is_none());
+        t.insert(78, with);
+        assert!(t.take(78).is_some());
+        assert!(!t.remove_with(77) && t.member_of.is_empty());
         t.clear();
         assert_eq!((t.len(), t.slots.capacity()), (0, 0));
     }

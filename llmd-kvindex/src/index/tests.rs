@@ -1083,6 +1083,28 @@ fn a_tail_is_continued_once_and_dropped_with_its_blocks() {
     let r = idx.apply_batch(ep, "m", &batch(vec![removed(&[10], "GPU")]));
     assert_eq!((r.removed, r.unplaceable), (0, 0));
     assert_eq!(sized(&[12, 13], Some(11), vec![24, 25, 26, 27]), (0, 2));
+    // A removal from another tier first does not hide the GPU one.
+    assert_eq!(sized(&[20, 21], None, vec![30, 31, 32, 33]), (0, 0));
+    for medium in ["CPU", "GPU"] {
+        let r = idx.apply_batch(ep, "m", &batch(vec![removed(&[20], medium)]));
+        assert_eq!((r.removed, r.unplaceable), (0, 0), "{medium}");
+    }
+    assert_eq!(sized(&[22, 23], Some(21), vec![34, 35, 36, 37]), (0, 2));
+    // A chain sent again while held waits again; the GPU removal of any of
+    // its waiting blocks drops the tail.
+    assert_eq!(sized(&[60, 61], None, vec![70, 71, 72, 73]), (0, 0));
+    assert_eq!(sized(&[62, 63], Some(61), vec![74, 75, 76, 77]), (1, 0));
+    assert_eq!(sized(&[60, 61], None, vec![70, 71, 72, 73]), (0, 0));
+    let r = idx.apply_batch(ep, "m", &batch(vec![removed(&[60], "GPU")]));
+    assert_eq!((r.removed, r.unplaceable), (1, 0));
+    assert_eq!(sized(&[62, 63], Some(61), vec![74, 75, 76, 77]), (0, 2));
+    // An event with tokens and no blocks leaves a tail to its continuation.
+    assert_eq!(sized(&[40], None, vec![50, 51]), (0, 0));
+    assert_eq!(sized(&[], Some(40), vec![52, 53]), (0, 0));
+    assert_eq!(
+        sized(&[41, 42, 43], Some(40), vec![52, 53, 54, 55, 56, 57]),
+        (1, 0)
+    );
 }
 
 /// A waiting engine block that straddles a complete router block holds it

@@ -19,9 +19,10 @@ impl Metrics {
     }
 
     /// The request `request_id` is served by `endpoint` instead of its
-    /// decode target: its in-flight gauges move there, and its latency and
-    /// request series are labelled with it from now on. False when the
-    /// request is not tracked.
+    /// decode target: its in-flight gauges move there, its request and
+    /// output-token series are labelled with it and its latency series are
+    /// its pool's from now on, and the cache hit predicted on the first
+    /// target is dropped. False when the request is not tracked.
     pub fn on_served_by(&self, request_id: &str, endpoint: &str) -> bool {
         let Some((from, same)) = self.table.with(request_id, |r| {
             let same = &*r.route.endpoint.endpoint == endpoint;
