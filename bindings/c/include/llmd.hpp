@@ -442,6 +442,16 @@ class Scheduler {
     });
     return found;
   }
+  // The request is served by `endpoint` instead of its first target (the host
+  // fell back; see llmd_scheduler_on_served_by). Throws for an unknown endpoint.
+  bool on_served_by(std::string_view id, std::string_view endpoint) const {
+    bool found = false;
+    detail::call([&](llmd_error** e) {
+      return llmd_scheduler_on_served_by(h_.get(), id.data(), id.size(), endpoint.data(),
+                                         endpoint.size(), &found, e);
+    });
+    return found;
+  }
   bool on_tokens(std::string_view id, uint64_t n) const {
     bool found = false;
     detail::call([&](llmd_error** e) {

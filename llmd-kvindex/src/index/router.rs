@@ -212,10 +212,9 @@ impl KvIndex {
         }
         // `held`: false for an engine block waiting in a tail (its router
         // block is not complete), mapped with no tier of its own
-        // ([`Mapped::media`] 0), so that its removal finds its derived
-        // mappings and its tail.
-        // A block to wait that is held already (a chain sent again, say
-        // after an offloaded copy was loaded back) keeps its mapping.
+        // ([`Mapped::media`] 0) so that its removal finds its derived
+        // mappings; one held already (a chain sent again, say after an
+        // offloaded copy was loaded back) keeps its mapping.
         let mut map = |e: u64, router_key: u64, aligned: bool, covered: u16, held: bool| {
             let old = st.engine_map.peek(&e);
             if !held && old.is_some_and(|m| m.media != 0) {
@@ -368,20 +367,14 @@ impl KvIndex {
         let gpu = tier == Tier::Gpu as usize;
         for h in &ev.block_hashes {
             let e = h.key().0;
+            if gpu {
+                // No child continues a block the engine freed.
+                st.tails.drop_for(e);
+            }
             let Some(own) = st.engine_map.peek(&e) else {
-                if gpu {
-                    st.tails.remove(e);
-                    st.tails.remove_with(e);
-                }
                 report.unplaceable += 1;
                 continue;
             };
-            if gpu {
-                // No child continues a block the engine freed: the tail it
-                // ends, or (waiting) the tail it is in, goes.
-                st.tails.remove(e);
-                st.tails.remove_with(e);
-            }
             // Every router block the engine block was part of (a waiting
             // block has none of its own); one whose mapping aged out
             // meanwhile stays until evicted (counted).

@@ -114,11 +114,12 @@ impl Tails {
         }
     }
 
-    /// Drops the tail engine block `engine` waits in, if any.
-    pub(crate) fn remove_with(&mut self, engine: u64) -> bool {
-        match self.member_of.get(&engine) {
-            Some(&key) => self.remove(key),
-            None => false,
+    /// Drops the tails engine block `engine` is part of: the one kept under
+    /// it and the one it waits in.
+    pub(crate) fn drop_for(&mut self, engine: u64) {
+        self.remove(engine);
+        if let Some(&key) = self.member_of.get(&engine) {
+            self.remove(key);
         }
     }
 
@@ -193,11 +194,13 @@ mod tests {
             },
         ];
         t.insert(78, with.clone());
-        assert!(t.remove_with(77));
-        assert!(!t.remove_with(77) && t.take(78).is_none());
+        t.drop_for(77);
+        assert!(t.take(78).is_none());
+        t.insert(78, with.clone());
+        t.drop_for(78);
+        assert!(t.take(78).is_none() && t.member_of.is_empty());
         t.insert(78, with);
-        assert!(t.take(78).is_some());
-        assert!(!t.remove_with(77) && t.member_of.is_empty());
+        assert!(t.take(78).is_some() && t.member_of.is_empty());
         t.clear();
         assert_eq!((t.len(), t.slots.capacity()), (0, 0));
     }

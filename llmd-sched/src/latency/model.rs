@@ -8,9 +8,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 
-use super::rls::dot;
-
-use super::rls::Rls;
+use super::rls::{dot, Rls};
 use super::snapshot::{Snapshot, SnapshotCell};
 use crate::framework::LatencyPrediction;
 

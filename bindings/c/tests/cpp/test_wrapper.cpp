@@ -108,6 +108,9 @@ static void test_scheduler() {
     d = std::move(taken);
     CHECK(d.primary().name == "pod-b");
   }
+  CHECK(status_of([&] { s.on_served_by("cpp-1", "pod-z"); }) == LLMD_STATUS_UNKNOWN_ENDPOINT);
+  CHECK(!s.on_served_by("nope", "pod-a"));
+  CHECK(s.on_served_by("cpp-1", "pod-a"));
   CHECK(s.on_first_token("cpp-1"));
   CHECK(s.on_tokens("cpp-1", 3));
   auto sum = s.on_complete("cpp-1", 16u);
