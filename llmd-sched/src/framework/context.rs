@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::Arc;
 
+use super::Note;
 use crate::error::ScheduleError;
 use crate::model::{EndpointState, Prompt, Request};
 use crate::plugins::producers::BurstSlot;
@@ -81,7 +82,7 @@ pub struct CycleContext<'a> {
     results: Vec<Option<ProfileRunResult>>,
     errors: Vec<Option<ScheduleError>>,
     rng: RefCell<fastrand::Rng>,
-    notes: Vec<String>,
+    notes: Vec<Note>,
     screens: Vec<ScreenReport>,
     predictor: Option<&'a dyn LatencyPredictor>,
     latency: Option<Vec<Option<LatencyInfo>>>,
@@ -340,8 +341,9 @@ impl<'a> CycleContext<'a> {
     pub fn shuffle<T>(&self, items: &mut [T]) {
         self.rng.borrow_mut().shuffle(items);
     }
-    /// Adds a line to the decision's explanation.
-    pub fn note(&mut self, line: impl Into<String>) {
+    /// Adds a line to the decision's explanation (formatted only if the
+    /// explanation is built).
+    pub fn note(&mut self, line: impl Into<Note>) {
         self.notes.push(line.into());
     }
     /// Reports that burst producer `producer` found its assigned replica
@@ -361,7 +363,7 @@ impl<'a> CycleContext<'a> {
     pub(crate) fn take_screens(&mut self) -> Vec<ScreenReport> {
         std::mem::take(&mut self.screens)
     }
-    pub(crate) fn take_notes(&mut self) -> Vec<String> {
+    pub(crate) fn take_notes(&mut self) -> Vec<Note> {
         std::mem::take(&mut self.notes)
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod context;
 pub mod explain;
+mod note;
 pub mod plugin;
 pub mod profile;
 mod record;
@@ -11,6 +12,7 @@ pub use context::{
     CycleContext, EndpointIndex, LatencyInfo, LatencyPrediction, LatencyPredictor, PrefixInfo,
     PrefixMatch, ProfileRunResult, ScreenReport,
 };
+pub use note::{Note, PrefixLookupNote};
 pub use explain::{Explanation, FilterTrace, PredictedLatency, ProfileTrace, ScorerTrace};
 pub use plugin::{
     Decided, Decider, Filter, HandlerResult, Picker, PreRequest, Producer, ProfileHandler, Scorer,

@@ -142,7 +142,7 @@ pub(crate) struct ExplanationRecord {
     pub(crate) names: Arc<[ProfileNames]>,
     pub(crate) candidates: Vec<EndpointIndex>,
     pub(crate) prompt_tokens: usize,
-    pub(crate) notes: Vec<String>,
+    pub(crate) notes: Vec<super::Note>,
     pub(crate) profiles: Vec<ProfileRecord>,
     pub(crate) primary: usize,
     pub(crate) decision_type: &'static str,
@@ -158,7 +158,7 @@ impl ExplanationRecord {
             model: self.model.clone(),
             candidates: self.candidates.iter().map(|&i| endpoint(i)).collect(),
             prompt_tokens: self.prompt_tokens,
-            notes: self.notes.clone(),
+            notes: self.notes.iter().map(|n| n.to_string()).collect(),
             profiles: self
                 .profiles
                 .iter()
@@ -213,7 +213,7 @@ impl DecisionExplanation {
 
     /// Adds a note (before the full explanation is first built).
     pub(crate) fn push_note(&mut self, note: String) {
-        self.record.notes.push(note);
+        self.record.notes.push(super::Note::Text(note));
         self.full = OnceLock::new();
     }
 

@@ -10,7 +10,7 @@ mod uid_index;
 use llmd_kvindex::events::EventBatch;
 use llmd_kvindex::index::KvIndex;
 
-pub use uid_index::{UidKvIndex, UidMatch};
+pub use uid_index::{seek_uid, UidKvIndex, UidMatch};
 
 /// What applying one event batch did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

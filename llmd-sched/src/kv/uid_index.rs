@@ -33,6 +33,33 @@ pub struct UidMatch {
     pub weighted_score: f64,
 }
 
+/// Finds `uid`'s match in `found` (sorted by uid, as
+/// [`UidKvIndex::matches`] leaves it), resuming at `*cursor`. Candidates
+/// come mostly in ascending uid order (endpoints are numbered as they are
+/// added), so each costs a comparison or two instead of a binary search;
+/// any order gives the same answers.
+pub fn seek_uid<'a>(found: &'a [UidMatch], uid: u64, cursor: &mut usize) -> Option<&'a UidMatch> {
+    // Behind the cursor: search from the start.
+    let lo = match cursor.checked_sub(1).and_then(|p| found.get(p)) {
+        Some(m) if m.uid >= uid => 0,
+        _ => (*cursor).min(found.len()),
+    };
+    let j = match found.get(lo) {
+        Some(m) if m.uid >= uid => lo,
+        _ => lo + found[lo..].partition_point(|m| m.uid < uid),
+    };
+    match found.get(j) {
+        Some(m) if m.uid == uid => {
+            *cursor = j + 1;
+            Some(m)
+        }
+        _ => {
+            *cursor = j;
+            None
+        }
+    }
+}
+
 thread_local! {
     /// Lookup buffers, reused so a warm lookup does not allocate.
     static MATCHES: RefCell<PrefixMatches> = RefCell::new(PrefixMatches::new());
@@ -221,5 +248,50 @@ impl KvBackend for UidKvIndex {
 
     fn index(&self) -> &KvIndex {
         &self.index
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{seek_uid, UidMatch};
+
+    /// The cursor walk answers as a binary search does, whatever order the
+    /// uids are asked in.
+    #[test]
+    fn seek_matches_a_binary_search_in_any_order() {
+        let found: Vec<UidMatch> = [2u64, 3, 5, 8, 13, 21]
+            .iter()
+            .map(|&uid| UidMatch {
+                uid,
+                consecutive_blocks: uid as u32,
+                weighted_score: 0.0,
+            })
+            .collect();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let orders: Vec<Vec<u64>> = vec![
+            (0..25).collect(),
+            (0..25).rev().collect(),
+            (0..200)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state % 25
+                })
+                .collect(),
+            vec![],
+        ];
+        for order in orders {
+            let mut cursor = 0;
+            for uid in order {
+                let want = found
+                    .binary_search_by_key(&uid, |m| m.uid)
+                    .ok()
+                    .map(|j| &found[j]);
+                assert_eq!(seek_uid(&found, uid, &mut cursor), want, "uid {uid}");
+                assert!(cursor <= found.len());
+            }
+        }
+        assert_eq!(seek_uid(&[], 4, &mut 0), None);
     }
 }

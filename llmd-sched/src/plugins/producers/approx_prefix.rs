@@ -10,9 +10,10 @@ use super::approx_hash::{approx_block_hashes, MIN_BLOCK_SIZE};
 use crate::config::params::Params;
 use crate::error::ConfigError;
 use crate::framework::{
-    CycleContext, Decided, EndpointIndex, PreRequest, PrefixInfo, PrefixMatch, Producer,
+    CycleContext, Decided, EndpointIndex, PreRequest, PrefixInfo, PrefixLookupNote, PrefixMatch,
+    Producer,
 };
-use crate::kv::{UidKvIndex, UidMatch};
+use crate::kv::{seek_uid, UidKvIndex, UidMatch};
 
 /// Profile name llm-d hard-codes for the prefill stage.
 const PREFILL_PROFILE: &str = "prefill";
@@ -150,11 +151,10 @@ impl Producer for ApproxPrefixProducer {
         let (best, probed) = FOUND.with(|f| {
             let mut found = f.borrow_mut();
             let probed = self.index.matches(INDEX_MODEL, &keys, &mut found);
+            let mut cursor = 0;
             for &i in candidates {
                 let uid = ctx.endpoint(i).uid();
-                let n = found
-                    .binary_search_by_key(&uid, |m| m.uid)
-                    .map_or(0, |j| found[j].consecutive_blocks);
+                let n = seek_uid(&found, uid, &mut cursor).map_or(0, |m| m.consecutive_blocks);
                 matches[i] = Some(PrefixMatch {
                     match_blocks: n,
                     cached_blocks: n,
@@ -167,14 +167,14 @@ impl Producer for ApproxPrefixProducer {
                 .unwrap_or(0);
             (best, probed)
         });
-        ctx.note(format!(
-            "{}: {} blocks of {} tokens, best match {} blocks ({} probed)",
-            self.name,
-            keys.len(),
-            bs,
+        ctx.note(PrefixLookupNote {
+            producer: self.name.clone(),
+            blocks: keys.len() as u32,
+            block_size: Some(bs as u32),
             best,
-            probed
-        ));
+            probed,
+            groups: 1,
+        });
         ctx.set_prefix_info(PrefixInfo {
             producer: self.name.clone(),
             block_size: bs as u32,

@@ -8,9 +8,10 @@ use std::cell::RefCell;
 use crate::config::params::Params;
 use crate::error::ConfigError;
 use crate::framework::{
-    CycleContext, Decided, EndpointIndex, PreRequest, PrefixInfo, PrefixMatch, Producer,
+    CycleContext, Decided, EndpointIndex, PreRequest, PrefixInfo, PrefixLookupNote, PrefixMatch,
+    Producer,
 };
-use crate::kv::{KvBackend, UidKvIndex, UidMatch};
+use crate::kv::{seek_uid, KvBackend, UidKvIndex, UidMatch};
 use crate::model::Request;
 use llmd_kvindex::hash::{BlockHasher, HasherConfig, LoraRef, RequestExtras};
 use llmd_kvindex::index::{IndexConfig, IndexError, KeyMode, TierWeights};
@@ -378,17 +379,18 @@ impl Producer for PrecisePrefixProducer {
                 groups += 1;
                 probed += self.index.matches(model, group_keys, &mut found);
                 queried += group_keys.len() as u32;
+                let mut cursor = 0;
                 for &i in &candidates[pos..] {
                     let ep = ctx.endpoint(i);
                     if matches[i].is_some() || ep.served_model_key() != group {
                         continue;
                     }
-                    let m = match found.binary_search_by_key(&ep.uid(), |m| m.uid) {
-                        Ok(j) => PrefixMatch {
-                            match_blocks: found[j].weighted_score as u32,
-                            cached_blocks: found[j].consecutive_blocks,
+                    let m = match seek_uid(&found, ep.uid(), &mut cursor) {
+                        Some(f) => PrefixMatch {
+                            match_blocks: f.weighted_score as u32,
+                            cached_blocks: f.consecutive_blocks,
                         },
-                        Err(_) => PrefixMatch::default(),
+                        None => PrefixMatch::default(),
                     };
                     best = best.max(m.cached_blocks);
                     matches[i] = Some(m);
@@ -398,21 +400,14 @@ impl Producer for PrecisePrefixProducer {
         let block_size = index.block_size() as u32;
         match failed {
             Some(e) => ctx.note(format!("{}: no prefix lookup: {e}", self.name)),
-            None if groups > 1 => ctx.note(format!(
-                "{}: {} full blocks, best consecutive match {} blocks ({} served-model groups, {} blocks probed)",
-                self.name,
-                keys.len(),
+            None => ctx.note(PrefixLookupNote {
+                producer: self.name.clone(),
+                blocks: keys.len() as u32,
+                block_size: None,
                 best,
-                groups,
-                probed
-            )),
-            None => ctx.note(format!(
-                "{}: {} full blocks, best consecutive match {} blocks ({} probed)",
-                self.name,
-                keys.len(),
-                best,
-                probed
-            )),
+                probed,
+                groups: groups as u32,
+            }),
         }
         ctx.set_prefix_info(PrefixInfo {
             producer: self.name.clone(),
