@@ -5,6 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use llmd_sched::metrics_text::parse_metrics_text;
 use llmd_sched::Scheduler;
 
 use crate::feed::register;
@@ -20,8 +21,13 @@ pub(crate) fn run(sched: &Scheduler, opts: &FeedOptions, pod: &PodRef, feed: &St
         let t0 = Instant::now();
         let r = get(url, opts.scrape_timeout, opts.max_scrape_bytes);
         st.scrape_seconds.observe(t0.elapsed().as_secs_f64());
-        let ok = match r {
-            Ok(text) => {
+        // A page is a sign of life only once it parses: a pod answering 200
+        // with no vLLM gauges stays out (else it would be re-added and
+        // evicted again every `remove_after`, its index dropped each time).
+        // Stamped by the scheduler's clock when stored (0 = now).
+        let parsed = r.ok().and_then(|text| parse_metrics_text(&text, 0).ok());
+        let ok = match parsed {
+            Some(metrics) => {
                 if !st.registered.load(Ordering::Acquire)
                     && pod
                         .unless_removed(|| register(sched, pod))
@@ -34,10 +40,10 @@ pub(crate) fn run(sched: &Scheduler, opts: &FeedOptions, pod: &PodRef, feed: &St
                     pod.streams.lock().unwrap().clear();
                 }
                 // Nothing of a removed pod reaches the scheduler.
-                pod.unless_removed(|| sched.update_endpoint_metrics_text(pod.name(), &text))
+                pod.unless_removed(|| sched.update_endpoint_metrics(pod.name(), metrics))
                     .is_some_and(|r| r.is_ok())
             }
-            Err(_) => false,
+            None => false,
         };
         if ok {
             PodStats::inc(&st.scrapes);

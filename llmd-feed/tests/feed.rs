@@ -477,6 +477,34 @@ fn scrapes_metrics_and_evicts_a_pod_that_hangs() {
     assert!(stats(&feed, "good").up && stats(&feed, "good").scrape_errors == 0);
 }
 
+/// A pod answering 200 with a page that is not vLLM's metrics is evicted
+/// once and stays out: an answer counts as a sign of life only when it
+/// parses (else the pod would be re-added, fail and be evicted again every
+/// `remove_after`, its index entries dropped each time).
+#[test]
+fn a_pod_whose_page_does_not_parse_stays_evicted() {
+    let s = sched();
+    let bad = metrics_server("hello_world 1\n", false);
+    let feed = Feed::new(
+        s.clone(),
+        FeedOptions {
+            scrape_interval: Duration::from_millis(20),
+            scrape_timeout: Duration::from_secs(2),
+            down_after_failures: 2,
+            remove_after: Duration::from_millis(200),
+            ..opts()
+        },
+    );
+    feed.add_pod(PodSpec::new("bad", bad)).unwrap();
+    feed.start().unwrap();
+    wait("the eviction", || stats(&feed, "bad").evictions == 1);
+    std::thread::sleep(Duration::from_millis(1000));
+    let p = stats(&feed, "bad");
+    assert_eq!((p.evictions, p.registered, p.up), (1, false, false));
+    assert!(p.scrape_errors >= 10 && p.scrapes == 0, "{p:?}");
+    assert!(s.endpoint_names().is_empty());
+}
+
 /// A data source asking for https (which the feed does not speak) turns
 /// scraping off, reported: scraping over http would fail and evict every pod.
 #[test]
