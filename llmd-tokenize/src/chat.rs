@@ -551,8 +551,10 @@ pub fn normalize_messages(
         let role = field(&m, "role")
             .and_then(|r| r.as_str().map(str::to_string))
             .ok_or_else(|| TokenizeError::Request(format!("messages[{i}].role is required")))?;
-        let content = content(field(&m, "content"), &role, format)
-            .map_err(|e| TokenizeError::Request(format!("messages[{i}]: {e}")))?;
+        let content = content(field(&m, "content"), &role, format).map_err(|e| match e {
+            TokenizeError::Request(m) => TokenizeError::Request(format!("messages[{i}]: {m}")),
+            other => other,
+        })?;
         let mut r: Vec<(Value, Value)> = vec![(Value::from("role"), Value::from(role.as_str()))];
         r.push((Value::from("content"), content));
         // An assistant message with null content validates only as OpenAI's

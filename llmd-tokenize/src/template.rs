@@ -29,11 +29,22 @@ impl std::fmt::Debug for ChatTemplate {
     }
 }
 
+/// The widest `tojson` indent taken.
+const MAX_INDENT: i64 = 1024;
+
 fn tojson(v: Value, kwargs: Kwargs) -> Result<Value, Error> {
     let indent = match kwargs.get::<Option<Value>>("indent")? {
         None => None,
         Some(i) if i.is_none() => None,
         Some(i) => match i.as_i64() {
+            // A wider indent than any template uses is refused before its
+            // spaces are allocated (it comes from the template or kwargs).
+            Some(n) if n > MAX_INDENT => {
+                return Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("tojson indent {n} is over {MAX_INDENT}"),
+                ))
+            }
             Some(n) => Some(" ".repeat(n.max(0) as usize)),
             None => Some(i.as_str().unwrap_or_default().to_string()),
         },
@@ -583,6 +594,12 @@ mod tests {
         let t = ChatTemplate::new("{{ tools | tojson(indent=4) }}").unwrap();
         let e = t.render(minijinja::context! { tools => v }).unwrap_err();
         assert!(e.to_string().contains("exceeds"), "{e}");
+        // An indent is refused before its spaces are allocated.
+        let t = ChatTemplate::new("{{ [1] | tojson(indent=n) }}").unwrap();
+        let e = t.render(minijinja::context! { n => i64::MAX }).unwrap_err();
+        assert!(e.to_string().contains("indent"), "{e}");
+        let ok = t.render(minijinja::context! { n => 2 }).unwrap();
+        assert_eq!(ok, "[\n  1\n]");
         let mut w = Bounded(Vec::new());
         let chunk = vec![b'a'; 1 << 20];
         let fits = MAX_RENDERED_BYTES / chunk.len();

@@ -45,8 +45,9 @@ pub struct ChatOptions {
 }
 
 impl ChatOptions {
-    /// The options a chat request's body gives (an error for a truncation
-    /// the router cannot reproduce: `truncate_prompt_tokens: -1`).
+    /// The options a chat request's body gives (`truncate_prompt_tokens: -1`,
+    /// the model's context length, keeps the whole prompt:
+    /// [`llmd_sched::OpenAiRequest::truncation_limit`]).
     pub fn from_request(req: &llmd_sched::OpenAiRequest) -> Result<ChatOptions, TokenizeError> {
         let truncate_prompt_tokens = req
             .truncation_limit()
@@ -445,10 +446,23 @@ impl Tokenizer {
         let declared = tpl.undeclared();
         let reaches = |k: &str| declared.contains(k) || HF_PARAMS.contains(&k);
         for (k, v) in &user_kwargs {
-            if k == "chat_template" || k == "tokenize" {
-                return Err(TokenizeError::Request(format!(
-                    "chat_template_kwargs: '{k}' is not allowed"
-                )));
+            match k.as_str() {
+                // vLLM renders text whatever the body says; `false` is
+                // what it does anyway, any other value fails there.
+                "tokenize" if v.kind() == ValueKind::Bool && !v.is_true() => continue,
+                "chat_template" | "tokenize" => {
+                    return Err(TokenizeError::Request(format!(
+                        "chat_template_kwargs: '{k}' is not allowed"
+                    )))
+                }
+                // vLLM passes the conversation under these names itself:
+                // a second value fails its render call.
+                "messages" | "conversation" => {
+                    return Err(TokenizeError::Request(format!(
+                        "chat_template_kwargs: '{k}' collides with the conversation vLLM passes"
+                    )))
+                }
+                _ => {}
             }
             if !unset(v) && reaches(k) {
                 set(&mut merged, k, v.clone());

@@ -305,10 +305,30 @@ def test_completions_bodies_match_vllm(workdir: Path) -> None:
             truncation_side=b.get("truncation_side"),
         ).apply_post_tokenization(vllm.tokenizer, {"prompt_token_ids": ids})["prompt_token_ids"]
         assert ours.encode_openai("/v1/completions", b) == list(want_ids), f"ids body {i}: {b}"
-    # -1 (the model's context length) is not known to the router: a clear error.
-    with pytest.raises(llmd.InvalidArgumentError) as info:
-        ours.encode_openai("/v1/completions", {"prompt": "x", "truncate_prompt_tokens": -1})
-    assert "truncate_prompt_tokens" in str(info.value)
+    # -1 (the model's context length, which the router does not know): a
+    # prompt that fits the context is kept whole, as vLLM keeps it.
+    b = {"model": "m", "prompt": "a b c d", "truncate_prompt_tokens": -1}
+    whole = ours.encode_openai("/v1/completions", {"model": "m", "prompt": "a b c d"})
+    assert ours.encode_openai("/v1/completions", b) == whole == vllm.tokenize("a b c d", b, chat=False)
+
+
+def test_chat_template_kwargs_vllm_reserves(workdir: Path) -> None:
+    """Names vLLM passes itself: `tokenize: false` renders as without it;
+    another `tokenize`, `messages` and `conversation` fail in vLLM and are
+    refused here."""
+    assert SRC is not None
+    d = model_dir(workdir, "bpe", TEMPLATES[0])
+    ours = llmd.Tokenizer.from_dir(d)
+    vllm = vllm_chat.VllmChat(SRC, d)
+    msgs = [{"role": "user", "content": "hello there"}]
+    b = {"model": "m", "messages": msgs, "chat_template_kwargs": {"tokenize": False}}
+    assert ours.encode_openai("/v1/chat/completions", b) == vllm.encode(b)
+    for kw in [{"tokenize": True}, {"messages": []}, {"conversation": 1}]:
+        b = {"model": "m", "messages": msgs, "chat_template_kwargs": kw}
+        with pytest.raises(Exception):
+            vllm.encode(b)
+        with pytest.raises(llmd.InvalidArgumentError, match=next(iter(kw))):
+            ours.encode_openai("/v1/chat/completions", b)
 
 
 def test_the_oracle_is_vllms_code() -> None:

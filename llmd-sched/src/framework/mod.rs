@@ -12,8 +12,8 @@ pub use context::{
     CycleContext, EndpointIndex, LatencyInfo, LatencyPrediction, LatencyPredictor, PrefixInfo,
     PrefixMatch, ProfileRunResult, ScreenReport,
 };
-pub use note::{Note, PrefixLookupNote};
 pub use explain::{Explanation, FilterTrace, PredictedLatency, ProfileTrace, ScorerTrace};
+pub use note::{Note, PrefixLookupNote};
 pub use plugin::{
     Decided, Decider, Filter, HandlerResult, Picker, PreRequest, Producer, ProfileHandler, Scorer,
     Screener,

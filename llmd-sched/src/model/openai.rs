@@ -272,16 +272,15 @@ impl OpenAiRequest {
         Ok(r)
     }
 
-    /// The number of prompt tokens to keep, when the body truncates: `-1`
-    /// (the model's context length) is an error, since the router does not
-    /// know it.
+    /// The number of prompt tokens to keep, when the body truncates. `-1`
+    /// asks vLLM for the model's context length (`max_model_len`), which the
+    /// router does not know: it keeps the whole prompt, which is what vLLM
+    /// keeps of any prompt that fits the context (one that does not would
+    /// be cut to its last `max_model_len` tokens by the engine, and routed
+    /// here on its full prefix).
     pub fn truncation_limit(&self) -> Result<Option<usize>, ScheduleError> {
         match self.truncate_prompt_tokens {
-            None => Ok(None),
-            Some(-1) => Err(bad(
-                "truncate_prompt_tokens",
-                "-1 (the model's context length) is not known to the router; give the number of tokens",
-            )),
+            None | Some(-1) => Ok(None),
             Some(n) => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
         }
     }
@@ -477,7 +476,8 @@ mod tests {
             br#"{"prompt": "x", "truncate_prompt_tokens": -1}"#,
         )
         .unwrap();
-        assert!(t.truncate_ids(vec![1], false).is_err());
+        // The model's context length: the whole prompt (see truncation_limit).
+        assert_eq!(t.truncate_ids(vec![1, 2, 3], false).unwrap(), [1, 2, 3]);
         // vLLM's add_special_tokens defaults: completions true, chat false.
         assert!(r.add_special_tokens && !c.add_special_tokens);
         let d = OpenAiRequest::parse(
