@@ -98,6 +98,9 @@ pub(crate) fn process(sched: &Scheduler, opts: &FeedOptions, w: Work) {
         Err(_) => {
             PodStats::inc(&st.decode_errors);
             sched.record_kv_decode_error(pod.name());
+            if let Some(rank) = w.rank {
+                consume_undecodable(pod, rank, w.seq);
+            }
             return;
         }
     };
@@ -151,6 +154,20 @@ pub(crate) fn process(sched: &Scheduler, opts: &FeedOptions, w: Work) {
     }
     apply(sched, pod, &batch, seq, w.received);
     state.applied(seq);
+}
+
+/// A live batch of a known stream that does not decode: counted (by the
+/// caller) and its number consumed, as a replay consumes one, so that the
+/// next batch is not taken for a gap (which would replay the same bytes,
+/// count them again, and without a replay socket drop the pod's entries).
+/// Out of order, it is left to the next batch's gap handling.
+fn consume_undecodable(pod: &PodRef, rank: i64, seq: u64) {
+    let mut streams = pod.streams.lock().unwrap();
+    if let Some(state) = streams.get_mut(&rank) {
+        if state.classify(seq) == Action::InOrder {
+            state.applied(seq);
+        }
+    }
 }
 
 /// Replays `from..` so that `live` can follow in order; when the replay

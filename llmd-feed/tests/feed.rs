@@ -117,6 +117,40 @@ fn subscribed(p: &Publisher) {
     wait("a subscription", || p.subscribed() > 0);
 }
 
+/// A live batch that does not decode is counted once and its number
+/// consumed: the next batch is in order (no gap, no replay of the same
+/// bytes counted again) and, without a replay socket, the pod keeps its
+/// entries.
+#[test]
+fn an_undecodable_batch_is_counted_once_and_is_no_gap() {
+    for with_replay in [true, false] {
+        let s = sched();
+        let (p, ev, rp) = publisher("kv@127.0.0.1@m", 100, ReplayLayout::WithTopic);
+        let feed = Feed::new(s.clone(), opts());
+        feed.add_pod(pod("a", &ev, with_replay.then_some(rp.as_str())))
+            .unwrap();
+        feed.start().unwrap();
+        subscribed(&p);
+        p.publish(&block(0));
+        wait("the first batch", || stats(&feed, "a").events == 1);
+        p.publish(b"\xc1garbage");
+        p.publish(&block(2));
+        wait("the third batch", || stats(&feed, "a").events == 2);
+        let st = stats(&feed, "a");
+        assert_eq!(
+            (st.decode_errors, st.gaps, st.clears, st.blocks),
+            (1, 0, 0, 2),
+            "replay {with_replay}: {st:?}"
+        );
+        assert_eq!(routed(&s, 0), "a");
+        let text = s.render_metrics();
+        assert!(
+            text.contains("llmd_kvindex_decode_errors_total{endpoint=\"a\"} 1"),
+            "{text}"
+        );
+    }
+}
+
 #[test]
 fn connects_and_applies_in_order() {
     let s = sched();
