@@ -183,9 +183,13 @@ pub(crate) fn run(inner: &Arc<Inner>, id: usize, d: &Discovery, stop: &Stopper) 
                         .map_err(FeedError::from)
                         .and_then(|t| parse_endpoint_file(&t))
                     {
+                        // A sync that could not follow every pod (each
+                        // failure counted inside) is tried again next
+                        // interval, not only when the file changes.
                         Ok(specs) => {
-                            let _ = inner.sync(Source::File(id), specs);
-                            seen = mtime;
+                            if inner.sync(Source::File(id), specs).is_ok() {
+                                seen = mtime;
+                            }
                         }
                         // Read again next interval (a file caught mid-write).
                         Err(_) => inner.discovery_failed(),

@@ -471,19 +471,47 @@ impl Inner {
             })
             .collect();
         let wanted: BTreeMap<&str, &PodSpec> = specs.iter().map(|s| (s.name.as_str(), s)).collect();
+        // A pod whose spec changed is removed and added again: the
+        // description it was registered with (the host's labels and model)
+        // goes over to the new registration unless the new spec gives one.
+        let mut described: BTreeMap<String, llmd_sched::Endpoint> = BTreeMap::new();
         for (name, spec) in &current {
             match wanted.get(name.as_str()) {
                 Some(w) if same(w, spec) => {}
-                _ => {
+                w => {
+                    if w.is_some_and(|w| w.endpoint.is_none()) {
+                        if let Ok(ep) = self.sched.endpoint_state(name) {
+                            described.insert(name.clone(), ep.info().clone());
+                        }
+                    }
                     if let Err(e) = self.remove_pod(name) {
                         failed(e);
                     }
                 }
             }
         }
-        for s in specs {
-            let have = self.pods.read().unwrap().contains_key(&s.name);
-            if !have {
+        for mut s in specs {
+            let owner = self
+                .pods
+                .read()
+                .unwrap()
+                .get(&s.name)
+                .map(|p| p.source.clone());
+            if let Some(o) = owner.as_ref().filter(|o| **o != source) {
+                // Followed from another source (the host, another file or
+                // name): this entry is not followed, and that is counted.
+                failed(FeedError::Config(format!(
+                    "pod '{}' is followed already ({}); this entry is not",
+                    s.name,
+                    o.describe()
+                )));
+                continue;
+            }
+            if owner.is_none() {
+                if let Some(mut ep) = described.remove(&s.name) {
+                    ep.address.clone_from(&s.address);
+                    s.endpoint = Some(ep);
+                }
                 if let Err(e) = self.add_pod(s, source.clone()) {
                     failed(e);
                 }

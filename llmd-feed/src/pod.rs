@@ -364,6 +364,17 @@ pub(crate) enum Source {
     File(usize),
 }
 
+impl Source {
+    /// Who follows a pod, for errors.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Source::Host => "added by the host".into(),
+            Source::Dns(i) => format!("from DNS discovery source {i}"),
+            Source::File(i) => format!("from endpoint-file discovery source {i}"),
+        }
+    }
+}
+
 /// A followed pod.
 #[derive(Debug)]
 pub(crate) struct Pod {

@@ -99,6 +99,33 @@ fn a_missing_endpoint_file_is_counted_then_followed() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A file's pod that could not be followed (its name taken by the host's
+/// pod) is tried again each interval, not only when the file changes.
+#[test]
+fn a_file_pod_that_could_not_be_added_is_tried_again() {
+    let (s, feed, dir, path) = watched_file("retry");
+    feed.add_pod(PodSpec::new("x", "127.0.0.5:1")).unwrap();
+    std::fs::write(
+        &path,
+        "endpoints:\n- {name: x, address: 127.0.0.6, port: 1}\n",
+    )
+    .unwrap();
+    feed.start().unwrap();
+    wait("the failed sync counted", || {
+        !feed
+            .render_metrics()
+            .contains("llmd_feed_discovery_errors_total 0")
+    });
+    feed.remove_pod("x").unwrap();
+    wait("the file's pod", || {
+        s.endpoint_state("x")
+            .is_ok_and(|p| p.address() == "127.0.0.6:1")
+    });
+    assert_eq!(feed.pods(), vec!["x"]);
+    feed.stop();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn dns_names_pods_by_their_addresses() {
     let s = Arc::new(Scheduler::from_config_str(CONFIG).unwrap());
@@ -259,6 +286,17 @@ fn syncing_the_same_pods_again_changes_nothing_and_a_bad_pod_stops_no_other() {
     }
     assert_eq!(s.endpoint_state("p").unwrap().label("tier"), Some("gold"));
     assert!(held(&s), "q's blocks were dropped by a re-registration");
+    // A changed spec re-registers the pod, with the host's description.
+    let mut moved = list();
+    moved[0] = PodSpec::new("p", "127.0.0.19:1");
+    feed.sync_pods(moved).unwrap();
+    let p = s.endpoint_state("p").unwrap();
+    assert_eq!(
+        (p.label("tier"), p.address()),
+        (Some("gold"), "127.0.0.19:1")
+    );
+    feed.sync_pods(list()).unwrap();
+    assert_eq!(s.endpoint_state("p").unwrap().label("tier"), Some("gold"));
     assert!(feed
         .render_metrics()
         .contains("llmd_feed_discovery_errors_total 0"));
