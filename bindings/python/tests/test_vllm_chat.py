@@ -321,13 +321,14 @@ def test_chat_template_kwargs_vllm_reserves(workdir: Path) -> None:
     ours = llmd.Tokenizer.from_dir(d)
     vllm = vllm_chat.VllmChat(SRC, d)
     msgs = [{"role": "user", "content": "hello there"}]
-    b = {"model": "m", "messages": msgs, "chat_template_kwargs": {"tokenize": False}}
+    b: dict[str, Any] = {"model": "m", "messages": msgs, "chat_template_kwargs": {"tokenize": False}}
     assert ours.encode_openai("/v1/chat/completions", b) == vllm.encode(b)
-    for kw in [{"tokenize": True}, {"messages": []}, {"conversation": 1}]:
-        b = {"model": "m", "messages": msgs, "chat_template_kwargs": kw}
+    cases: list[tuple[str, Any]] = [("tokenize", True), ("messages", []), ("conversation", 1)]
+    for name, value in cases:
+        b = {"model": "m", "messages": msgs, "chat_template_kwargs": {name: value}}
         with pytest.raises(Exception):
             vllm.encode(b)
-        with pytest.raises(llmd.InvalidArgumentError, match=next(iter(kw))):
+        with pytest.raises(llmd.InvalidArgumentError, match=name):
             ours.encode_openai("/v1/chat/completions", b)
 
 

@@ -108,7 +108,10 @@ pub fn replay(
 ) -> Result<ReplayEnd, WireError> {
     let deadline = crate::deadline::after(timeout);
     let stream = dial(ep, timeout)?;
-    let mut c = Connection::handshake(stream, SocketType::Dealer, limits, timeout)?;
+    // The handshake gets what the dial left of the replay's time, not a
+    // fresh `timeout`: the whole replay ends by its deadline.
+    let left = crate::deadline::left(deadline)?.unwrap_or(timeout);
+    let mut c = Connection::handshake(stream, SocketType::Dealer, limits, left)?;
     c.send(&[&b""[..], &start.to_be_bytes()])?;
     // Every read, inside a message or between (PINGs a peer may send),
     // gets only the time left: the whole replay ends by the deadline.

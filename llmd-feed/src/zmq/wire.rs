@@ -196,6 +196,12 @@ fn peer_socket_type(body: &[u8]) -> Result<String, WireError> {
 /// Reads one frame (flags and body) from `r`; its length is checked against
 /// `limits` before the body is allocated.
 fn read_frame(r: &mut impl Read, limits: &Limits) -> Result<(u8, Vec<u8>), WireError> {
+    read_frame_within(r, limits.max_message_bytes)
+}
+
+/// [`read_frame`] with `budget` bytes left for the message it belongs to:
+/// a frame longer than that is refused before its body is allocated.
+fn read_frame_within(r: &mut impl Read, budget: usize) -> Result<(u8, Vec<u8>), WireError> {
     let mut head = [0u8; 1];
     r.read_exact(&mut head)?;
     let flags = head[0];
@@ -211,10 +217,9 @@ fn read_frame(r: &mut impl Read, limits: &Limits) -> Result<(u8, Vec<u8>), WireE
         r.read_exact(&mut l)?;
         l[0] as u64
     };
-    if len > limits.max_message_bytes as u64 {
+    if len > budget as u64 {
         return Err(WireError::proto(format!(
-            "frame of {len} bytes exceeds the {} byte limit",
-            limits.max_message_bytes
+            "frame of {len} bytes exceeds the {budget} bytes its message has left of the byte limit"
         )));
     }
     let mut body = vec![0u8; len as usize];
@@ -317,7 +322,7 @@ impl Connection {
         };
         conn.write_frame(&ready(ty), false, true)?;
         conn.writer.flush()?;
-        let (flags, body) = conn.read_frame()?;
+        let (flags, body) = conn.read_frame(conn.limits.max_message_bytes)?;
         if flags & COMMAND == 0 {
             return Err(WireError::proto("expected the READY command"));
         }
@@ -391,8 +396,8 @@ impl Connection {
         Ok(Sender(self.writer.try_clone()?, self.write_lock.clone()))
     }
 
-    fn read_frame(&mut self) -> Result<(u8, Vec<u8>), WireError> {
-        let f = read_frame(&mut self.reader, &self.limits)?;
+    fn read_frame(&mut self, budget: usize) -> Result<(u8, Vec<u8>), WireError> {
+        let f = read_frame_within(&mut self.reader, budget)?;
         self.last_rx = Instant::now();
         Ok(f)
     }
@@ -453,7 +458,10 @@ impl Connection {
                     }
                 }
             }
-            let (flags, body) = self.read_frame()?;
+            // The message's frames together stay within the limit: a frame
+            // is refused before its body is allocated.
+            let budget = self.limits.max_message_bytes - total;
+            let (flags, body) = self.read_frame(budget)?;
             if flags & COMMAND != 0 {
                 if !frames.is_empty() {
                     return Err(WireError::proto("command inside a multi-frame message"));
@@ -833,5 +841,48 @@ mod tests {
             }
             t.join().unwrap();
         }
+    }
+
+    /// A message's frames share its byte limit: a frame longer than what
+    /// the frames before it left is refused from its header, before its
+    /// body is allocated or waited for.
+    #[test]
+    fn a_frame_past_what_its_message_has_left_is_refused_from_its_header() {
+        let limits = Limits {
+            max_message_bytes: 1 << 16,
+            max_frames: 8,
+        };
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut out = greeting(SocketType::Pub).to_vec();
+            let ready = ready(SocketType::Pub);
+            out.push(COMMAND);
+            out.push(ready.len() as u8);
+            out.extend_from_slice(&ready);
+            let first = (1usize << 16) - 10;
+            out.push(MORE | LONG);
+            out.extend_from_slice(&(first as u64).to_be_bytes());
+            out.extend(std::iter::repeat_n(7u8, first));
+            // 11 bytes claimed where 10 are left; the body never comes.
+            out.push(LONG);
+            out.extend_from_slice(&11u64.to_be_bytes());
+            s.write_all(&out).unwrap();
+            let _ = done_rx.recv_timeout(Duration::from_secs(10));
+        });
+        let s = TcpStream::connect(addr).unwrap();
+        let mut c =
+            Connection::handshake(s, SocketType::Sub, limits, Duration::from_secs(2)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        match c.recv() {
+            Err(WireError::Protocol(m)) => {
+                assert!(m.contains("10 bytes its message has left of the byte limit"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+        done_tx.send(()).unwrap();
+        t.join().unwrap();
     }
 }
