@@ -529,6 +529,9 @@ impl Inner {
     }
 
     fn spawn_pod(self: &Arc<Self>, pod: &PodRef) -> Result<(), FeedError> {
+        if pod.spawned.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
         for (rank, ep) in pod.events.iter().enumerate() {
             let (me, p, ep) = (self.clone(), pod.clone(), ep.clone());
             self.spawn(format!("llmd-feed-sub-{}", pod.name()), move || {

@@ -143,7 +143,10 @@ pub(crate) fn process(sched: &Scheduler, opts: &FeedOptions, w: Work) {
                 // from a clean slate and replay them.
                 clear(sched, pod, &batch);
                 state.reset();
-                recover(sched, opts, pod, rank, state, 0, Some(seq), true);
+                // Just cleared: the index holds nothing of this publisher,
+                // so a replay that cannot reach 0 drops (and counts) no
+                // second time.
+                recover(sched, opts, pod, rank, state, 0, Some(seq), false);
             }
         }
     }

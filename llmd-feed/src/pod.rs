@@ -410,6 +410,9 @@ pub(crate) struct Pod {
     pub membership: Mutex<()>,
     /// Wall-clock time of the last successful scrape (or of registration).
     pub last_ok_unix_ns: AtomicU64,
+    /// Its subscribers and scraper were started: a pod added while the
+    /// feed starts is seen by both `start` and `add_pod`, and started once.
+    pub spawned: AtomicBool,
 }
 
 pub(crate) fn unix_ns() -> u64 {
@@ -485,6 +488,7 @@ impl Pod {
             stop: Stopper::default(),
             membership: Mutex::new(()),
             last_ok_unix_ns: AtomicU64::new(unix_ns()),
+            spawned: AtomicBool::new(false),
         })
     }
 

@@ -151,6 +151,38 @@ fn an_undecodable_batch_is_counted_once_and_is_no_gap() {
     }
 }
 
+/// Pods added while the feed starts are each subscribed once (both the
+/// start and the add see such a pod; a second subscription would read its
+/// first batch again as a restart).
+#[test]
+fn pods_added_while_the_feed_starts_are_subscribed_once() {
+    let s = sched();
+    let pubs: Vec<(Publisher, String, String)> = (0..24)
+        .map(|_| publisher("kv@127.0.0.1@m", 10, ReplayLayout::WithTopic))
+        .collect();
+    let feed = Arc::new(Feed::new(s.clone(), opts()));
+    let (f2, specs): (Arc<Feed>, Vec<PodSpec>) = (
+        feed.clone(),
+        pubs.iter()
+            .enumerate()
+            .map(|(i, (_, ev, _))| pod(&format!("p{i}"), ev, None))
+            .collect(),
+    );
+    let adder = std::thread::spawn(move || {
+        for spec in specs {
+            f2.add_pod(spec).unwrap();
+        }
+    });
+    feed.start().unwrap();
+    adder.join().unwrap();
+    for (p, _, _) in &pubs {
+        subscribed(p);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let counts: Vec<usize> = pubs.iter().map(|(p, _, _)| p.subscribers()).collect();
+    assert!(counts.iter().all(|&n| n == 1), "{counts:?}");
+}
+
 #[test]
 fn connects_and_applies_in_order() {
     let s = sched();
@@ -293,6 +325,47 @@ fn restarts_duplicates_and_a_killed_publisher() {
     wait("the restart", || stats(&feed, "a").restarts == 1);
     wait("3 batches", || stats(&feed, "a").events == 3);
     assert_eq!(routed(&s, 7), "a");
+}
+
+/// A restarted publisher whose first batches are no longer buffered: the
+/// pod's entries are dropped (and counted) once, not again when the replay
+/// cannot reach its batch 0.
+#[test]
+fn a_restart_past_the_replay_buffer_clears_once() {
+    let s = sched();
+    let (mut p, ev, rp) = publisher("kv@x@m", 100, ReplayLayout::WithTopic);
+    let feed = Feed::new(s.clone(), opts());
+    feed.add_pod(pod("a", &ev, Some(&rp))).unwrap();
+    feed.start().unwrap();
+    subscribed(&p);
+    for i in 0..6 {
+        p.publish(&block(i));
+    }
+    wait("6 batches", || stats(&feed, "a").events == 6);
+    p.close();
+    drop(p);
+    let port = |e: &str| e.rsplit(':').next().unwrap().to_string();
+    let mut p = Publisher::new("kv@x@m", 2);
+    p.bind(&format!("tcp://127.0.0.1:{}", port(&ev))).unwrap();
+    p.bind_replay(
+        &format!("tcp://127.0.0.1:{}", port(&rp)),
+        ReplayLayout::WithTopic,
+    )
+    .unwrap();
+    wait("the reconnect", || stats(&feed, "a").reconnects >= 1);
+    subscribed(&p);
+    for i in 0..3 {
+        p.record_only(i, &block(10 + i));
+    }
+    p.publish(&block(13)); // seq 3: below the old 5, batch 0 gone
+    wait("the restart", || stats(&feed, "a").restarts == 1);
+    wait("the restart's replay", || {
+        stats(&feed, "a").replays_too_old == 1
+    });
+    wait("the restart's batches", || stats(&feed, "a").events == 8);
+    let st = stats(&feed, "a");
+    assert_eq!((st.clears, st.replays_too_old), (1, 1), "{st:?}");
+    assert_eq!(routed(&s, 13), "a");
 }
 
 /// A started feed with a bound socket (its address returned) and one pod,

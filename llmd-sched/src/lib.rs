@@ -50,5 +50,5 @@ pub use model::{
     PromptTokenizer, Request, SystemClock,
 };
 pub use observe::Usage;
-pub use scheduler::{IngestReport, Scheduler, ESTIMATE_NOTE};
+pub use scheduler::{IngestReport, Scheduler, ESTIMATE_NOTE, MULTIMODAL_ESTIMATE_NOTE};
 pub use trace_context::TraceContext;

@@ -117,6 +117,9 @@ pub struct Tokenizer {
     cuts: Vec<String>,
     sessions: Arc<crate::session::SessionCache>,
     source: PathBuf,
+    /// The engine's `--default-chat-template-kwargs`, under everything a
+    /// request gives.
+    default_kwargs: Vec<(String, Value)>,
 }
 
 impl std::fmt::Debug for Tokenizer {
@@ -282,7 +285,51 @@ impl Tokenizer {
             specials,
             additional_special,
             source: PathBuf::new(),
+            default_kwargs: Vec::new(),
         })
+    }
+
+    /// Renders with the template the engine was started with (vLLM's
+    /// `--chat-template`, read as vLLM reads the flag: a file's contents
+    /// when `value` names one, else `value` itself when it has `{`, `}` or
+    /// a line break) instead of the model directory's, for every request
+    /// (a named `tool_use` template is then not used, as vLLM uses no
+    /// other).
+    pub fn with_chat_template(mut self, value: &str) -> Result<Tokenizer, TokenizeError> {
+        let source =
+            engine_template(value).map_err(|why| TokenizeError::File(value.to_string(), why))?;
+        let tpl = ChatTemplate::new(&source).map_err(|e| TokenizeError::Template(e.to_string()))?;
+        self.format = detect_content_format(tpl.source());
+        self.template = Some(tpl);
+        self.tool_template = None;
+        self.sessions = Arc::default();
+        Ok(self)
+    }
+
+    /// Renders with `kwargs` (vLLM's `--default-chat-template-kwargs`, a
+    /// JSON object) under every request's own: its `tools`,
+    /// `chat_template_kwargs` and fields override them. The names vLLM
+    /// passes itself (`chat_template`, `tokenize`, `messages`,
+    /// `conversation`) are refused.
+    pub fn with_default_chat_template_kwargs(
+        mut self,
+        kwargs: &serde_json::Map<String, Json>,
+    ) -> Result<Tokenizer, TokenizeError> {
+        let mut out = Vec::with_capacity(kwargs.len());
+        for (k, v) in kwargs {
+            if matches!(
+                k.as_str(),
+                "chat_template" | "tokenize" | "messages" | "conversation"
+            ) {
+                return Err(TokenizeError::Request(format!(
+                    "default chat template kwargs: '{k}' is passed by vLLM itself"
+                )));
+            }
+            out.push((k.clone(), Value::from_serialize(v)));
+        }
+        self.default_kwargs = out;
+        self.sessions = Arc::default();
+        Ok(self)
     }
 
     /// Token ids of `text` (`/v1/completions` uses `add_special_tokens =
@@ -381,8 +428,10 @@ impl Tokenizer {
     ///
     /// The keyword arguments merge as vLLM 0.33.0 merges them
     /// (`ChatCompletionRequest.build_chat_params`, `ChatParams.with_defaults`,
-    /// `OnlineRenderer.preprocess_chat`): the request's `tools` first, then
-    /// `chat_template_kwargs`, then the request's own fields
+    /// `OnlineRenderer.preprocess_chat`): the engine's default kwargs
+    /// ([`Tokenizer::with_default_chat_template_kwargs`]) first, the
+    /// request's `tools` over them, then `chat_template_kwargs`, then the
+    /// request's own fields
     /// (`add_generation_prompt`, `continue_final_message`, `documents`,
     /// `reasoning_effort`); a `None` or `"auto"` value never overrides.
     pub fn render_values(
@@ -419,6 +468,16 @@ impl Tokenizer {
             merged.retain(|(n, _)| n != k);
             merged.push((k.to_string(), v));
         };
+        let declared = tpl.undeclared();
+        let reaches = |k: &str| declared.contains(k) || HF_PARAMS.contains(&k);
+        // `OnlineRenderer.preprocess_chat`: the engine's defaults (kept as
+        // given, `None` included: only overrides are filtered), then the
+        // request's tools over them.
+        for (k, v) in &self.default_kwargs {
+            if reaches(k) {
+                set(&mut merged, k, v.clone());
+            }
+        }
         if let Some(t) = tools {
             set(&mut merged, "tools", Value::from(normalize_tools(t)?));
         }
@@ -443,8 +502,6 @@ impl Tokenizer {
         // transformers' own parameters reach it; the others are dropped
         // here, before merging, so that a body with many kwargs costs one
         // pass over them rather than a pass per kwarg over the merged ones.
-        let declared = tpl.undeclared();
-        let reaches = |k: &str| declared.contains(k) || HF_PARAMS.contains(&k);
         for (k, v) in &user_kwargs {
             match k.as_str() {
                 // vLLM renders text whatever the body says; `false` is
@@ -753,17 +810,50 @@ pub fn load_configured(sched: &llmd_sched::Scheduler) -> Result<Vec<String>, Tok
             .and_then(Json::as_str)
             .unwrap_or("")
             .to_string();
-        let tok = Tokenizer::from_dir(dir).map_err(|e| match e {
+        let mut tok = Tokenizer::from_dir(dir).map_err(|e| match e {
             TokenizeError::File(f, why) => TokenizeError::File(
                 f,
                 format!("{why} (plugin '{}' parameter tokenizerDir)", p.name),
             ),
             other => other,
         })?;
+        // The engine's chat settings: vLLM's `--chat-template` (a file, or
+        // the template itself, as vLLM reads the flag) and
+        // `--default-chat-template-kwargs`.
+        if let Some(t) = p.parameters.get("chatTemplate").and_then(Json::as_str) {
+            tok = tok.with_chat_template(t).map_err(|e| match e {
+                TokenizeError::File(f, why) => TokenizeError::File(
+                    f,
+                    format!("{why} (plugin '{}' parameter chatTemplate)", p.name),
+                ),
+                other => other,
+            })?;
+        }
+        if let Some(kw) = p
+            .parameters
+            .get("defaultChatTemplateKwargs")
+            .and_then(Json::as_object)
+        {
+            tok = tok.with_default_chat_template_kwargs(kw)?;
+        }
         sched.set_tokenizer(&model, Arc::new(tok));
         set.push(model);
     }
     Ok(set)
+}
+
+/// vLLM's `--chat-template` value: a file's contents when it names one,
+/// else the template itself when it reads as one (it has `{`, `}` or a
+/// line break, as vLLM's `load_chat_template` decides), else an error.
+fn engine_template(value: &str) -> Result<String, String> {
+    let path = Path::new(value);
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(s),
+        Err(_) if value.contains(['{', '}', '\n']) => Ok(value.to_string()),
+        Err(e) => Err(format!(
+            "neither a readable file ({e}) nor a template (vLLM's built-in template names are not known here)"
+        )),
+    }
 }
 
 /// `enc` cut to its first (`left`: last) `k` tokens, the ids HF's truncation

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use llmd_kvindex::events::{
     encode_event_batch, BlockStored, EventBatch, EventLayout, HashValue, KvEvent,
 };
-use llmd_sched::{Endpoint, Scheduler, ESTIMATE_NOTE};
+use llmd_sched::{Endpoint, Scheduler, ESTIMATE_NOTE, MULTIMODAL_ESTIMATE_NOTE};
 use llmd_tokenize::{ChatOptions, Tokenizer};
 
 /// A word-level tokenizer over a small vocabulary (whitespace split).
@@ -270,4 +270,143 @@ fn the_files_truncation_and_padding_are_not_applied() {
     tj["padding"] = serde_json::json!({"strategy": {"Fixed": 16}, "direction": "Right", "pad_to_multiple_of": null, "pad_id": 1, "pad_type_id": 0, "pad_token": "<unk>"});
     let t = Tokenizer::from_parts(&tj.to_string(), &serde_json::Value::Null, None).unwrap();
     assert_eq!(t.encode("w0 w1 w2 w3", true).unwrap(), vec![7, 8, 9, 10]);
+}
+
+/// The engine's chat settings: `--chat-template` replaces the directory's
+/// template (a file or the template itself), `--default-chat-template-kwargs`
+/// sit under the request's own kwargs (a `None` default kept as given); the
+/// names vLLM passes itself are refused; from a config as from the API.
+#[test]
+fn the_engines_chat_template_and_default_kwargs() {
+    let tpl = "{% for m in messages %}{{ m.content }}|{% endfor %}{{ flag }}/{{ other is none }}";
+    let defaults: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(r#"{"flag": "F", "other": null, "unread": 1}"#).unwrap();
+    let tok = tokenizer()
+        .with_chat_template(tpl)
+        .unwrap()
+        .with_default_chat_template_kwargs(&defaults)
+        .unwrap();
+    let msgs = r#"[{"role": "user", "content": "w1"}]"#;
+    let render = |kw: Option<&str>| {
+        let opts = ChatOptions {
+            chat_template_kwargs: kw.map(str::to_string),
+            ..ChatOptions::default()
+        };
+        tok.render_chat(msgs, &opts).unwrap()
+    };
+    assert_eq!(render(None), "w1|F/True");
+    assert_eq!(render(Some(r#"{"flag": "G"}"#)), "w1|G/True");
+    // An unset request value does not override the engine's.
+    assert_eq!(
+        render(Some(r#"{"flag": null, "other": "auto"}"#)),
+        "w1|F/True"
+    );
+    for k in ["tokenize", "chat_template", "messages", "conversation"] {
+        let bad: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&format!(r#"{{"{k}": 1}}"#)).unwrap();
+        let e = tokenizer()
+            .with_default_chat_template_kwargs(&bad)
+            .unwrap_err();
+        assert!(e.to_string().contains(k), "{e}");
+    }
+    // A value without `{`, `}` or a line break names a file.
+    let e = tokenizer()
+        .with_chat_template("no-such-template")
+        .unwrap_err();
+    assert!(e.to_string().contains("no-such-template"), "{e}");
+    let path = std::env::temp_dir().join(format!("llmd-tpl-{}.jinja", std::process::id()));
+    std::fs::write(&path, tpl).unwrap();
+    let from_file = tokenizer()
+        .with_chat_template(path.to_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        from_file
+            .render_chat(msgs, &ChatOptions::default())
+            .unwrap(),
+        "w1|/False"
+    );
+
+    // From a config, beside tokenizerDir.
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/tokenizers/tiny");
+    let cfg = CONFIG.replace(
+        "- type: max-score-picker\nschedulingProfiles",
+        &format!("- type: max-score-picker\n- type: token-producer\n  parameters:\n    modelName: m\n    tokenizerDir: '{dir}'\n    chatTemplate: '{}'\n    defaultChatTemplateKwargs: {{flag: w2 w3 w4}}\nschedulingProfiles", path.display()),
+    );
+    let s = Scheduler::from_config_str(&cfg).unwrap_or_else(|e| panic!("{e}\n{cfg}"));
+    llmd_tokenize::load_configured(&s).unwrap();
+    s.add_endpoint(Endpoint::new("a", "10.0.0.1:8000")).unwrap();
+    let body = r#"{"model": "m", "messages": [{"role": "user", "content": "w1"}]}"#;
+    let d = s
+        .pick_openai(
+            "r",
+            "/v1/chat/completions",
+            body.as_bytes(),
+            &BTreeMap::new(),
+        )
+        .unwrap();
+    let want = tok_ids(&from_file_with_flag(&path), msgs);
+    assert_eq!(d.explanation.prompt_token_count(), want);
+    // Without a tokenizer directory they apply to nothing: refused.
+    let orphan = CONFIG.replace(
+        "- type: max-score-picker\nschedulingProfiles",
+        "- type: max-score-picker\n- type: token-producer\n  parameters: {defaultChatTemplateKwargs: {flag: x}}\nschedulingProfiles",
+    );
+    let e = Scheduler::from_config_str(&orphan).unwrap_err().to_string();
+    assert!(e.contains("defaultChatTemplateKwargs"), "{e}");
+    let _ = std::fs::remove_file(path);
+}
+
+fn from_file_with_flag(path: &std::path::Path) -> Tokenizer {
+    let kw: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(r#"{"flag": "w2 w3 w4"}"#).unwrap();
+    tokenizer()
+        .with_chat_template(path.to_str().unwrap())
+        .unwrap()
+        .with_default_chat_template_kwargs(&kw)
+        .unwrap()
+}
+
+fn tok_ids(t: &Tokenizer, msgs: &str) -> usize {
+    t.encode_chat(msgs, &ChatOptions::default()).unwrap().len()
+}
+
+/// A chat body with media parts is routed on an estimate, with a note
+/// saying why, rather than refused: the engine's placeholder tokens come
+/// from its processor.
+#[test]
+fn a_multimodal_chat_body_is_routed_on_an_estimate() {
+    let s = Scheduler::from_config_str(CONFIG).unwrap();
+    s.set_tokenizer("m", Arc::new(tokenizer()));
+    s.add_endpoint(Endpoint::new("a", "10.0.0.1:8000")).unwrap();
+    let body = r#"{"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x/y.png"}}, {"type": "text", "text": "w1 w2"}]}]}"#;
+    let d = s
+        .pick_openai(
+            "r",
+            "/v1/chat/completions",
+            body.as_bytes(),
+            &BTreeMap::new(),
+        )
+        .unwrap();
+    assert_eq!(d.primary().unwrap().name, "a");
+    let notes = &d.explanation.notes;
+    assert!(
+        notes.iter().any(|n| n == MULTIMODAL_ESTIMATE_NOTE),
+        "{notes:?}"
+    );
+    assert!(notes.iter().all(|n| n != ESTIMATE_NOTE), "{notes:?}");
+    // Text only: the tokenizer's ids, no note.
+    let body = r#"{"model": "m", "messages": [{"role": "user", "content": "w1 w2"}]}"#;
+    let d = s
+        .pick_openai(
+            "r2",
+            "/v1/chat/completions",
+            body.as_bytes(),
+            &BTreeMap::new(),
+        )
+        .unwrap();
+    assert!(d
+        .explanation
+        .notes
+        .iter()
+        .all(|n| n != MULTIMODAL_ESTIMATE_NOTE));
 }

@@ -74,14 +74,41 @@ impl PyTokenizer {
 
 #[pymethods]
 impl PyTokenizer {
-    /// Loads a model directory.
+    /// Loads a model directory; `chat_template` and
+    /// `default_chat_template_kwargs` mirror the engine's
+    /// `--chat-template` (a file or the template itself) and
+    /// `--default-chat-template-kwargs`.
     #[staticmethod]
-    fn from_dir(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
-        py.detach(|| Tokenizer::from_dir(&path))
-            .map(|inner| PyTokenizer {
-                inner: Arc::new(inner),
-            })
-            .map_err(|e| tok_error(py, e))
+    #[pyo3(signature = (path, *, chat_template=None, default_chat_template_kwargs=None))]
+    fn from_dir(
+        py: Python<'_>,
+        path: PathBuf,
+        chat_template: Option<String>,
+        default_chat_template_kwargs: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let kwargs = default_chat_template_kwargs
+            .map(|k| dumps(py, k, "default_chat_template_kwargs"))
+            .transpose()?;
+        py.detach(|| {
+            let mut t = Tokenizer::from_dir(&path)?;
+            if let Some(c) = &chat_template {
+                t = t.with_chat_template(c)?;
+            }
+            if let Some(k) = &kwargs {
+                let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(k)
+                    .map_err(|_| {
+                        TokenizeError::Request(
+                            "default_chat_template_kwargs must be a mapping".into(),
+                        )
+                    })?;
+                t = t.with_default_chat_template_kwargs(&map)?;
+            }
+            Ok(t)
+        })
+        .map(|inner| PyTokenizer {
+            inner: Arc::new(inner),
+        })
+        .map_err(|e| tok_error(py, e))
     }
 
     /// Token ids of `text`; `/v1/completions` prompts add special tokens.

@@ -332,6 +332,37 @@ def test_chat_template_kwargs_vllm_reserves(workdir: Path) -> None:
             ours.encode_openai("/v1/chat/completions", b)
 
 
+def test_the_engines_chat_settings_match_vllm(workdir: Path) -> None:
+    """A server started with `--default-chat-template-kwargs` (Qwen3 with
+    thinking off) and one started with `--chat-template`: the same ids as
+    vLLM's for bodies that do and do not set the kwargs themselves."""
+    assert SRC is not None
+    qwen3 = next(t for t in TEMPLATES if t.stem == "qwen3")
+    d = model_dir(workdir, "bpe", qwen3)
+    server_kwargs: dict[str, Any] = {"enable_thinking": False, "unread": 1, "other": None}
+    ours = llmd.Tokenizer.from_dir(d, default_chat_template_kwargs=server_kwargs)
+    vllm = vllm_chat.VllmChat(SRC, d, default_chat_template_kwargs=server_kwargs)
+    plain = llmd.Tokenizer.from_dir(d)
+    msgs = [{"role": "user", "content": "hello there"}]
+    bodies: list[dict[str, Any]] = [
+        {"model": "m", "messages": msgs},
+        {"model": "m", "messages": msgs, "chat_template_kwargs": {"enable_thinking": True}},
+        {"model": "m", "messages": msgs, "chat_template_kwargs": {"enable_thinking": None}},
+        {"model": "m", "messages": msgs, "reasoning_effort": "high"},
+    ]
+    for b in bodies:
+        assert ours.encode_openai("/v1/chat/completions", b) == vllm.encode(b), b
+    # The setting changes what the engine sees.
+    assert ours.encode_openai("/v1/chat/completions", bodies[0]) != plain.encode_openai("/v1/chat/completions", bodies[0])
+    other = next(t for t in TEMPLATES if t.stem == "template_chatml")
+    ours = llmd.Tokenizer.from_dir(d, chat_template=str(other))
+    vllm = vllm_chat.VllmChat(SRC, d, chat_template=other.read_text())
+    for b in bodies:
+        assert ours.encode_openai("/v1/chat/completions", b) == vllm.encode(b), b
+    with pytest.raises(llmd.InvalidArgumentError):
+        llmd.Tokenizer.from_dir(d, default_chat_template_kwargs={"tokenize": False})
+
+
 def test_the_oracle_is_vllms_code() -> None:
     """The oracle really runs the sdist's modules (not stand-ins)."""
     assert SRC is not None

@@ -297,12 +297,24 @@ class VllmChat:
     """vLLM 0.33.0 serving chat completions for one model directory
     (transformers' tokenizer from the same files, as vLLM loads it)."""
 
-    def __init__(self, src: Path, model_dir: Path) -> None:
+    def __init__(
+        self,
+        src: Path,
+        model_dir: Path,
+        *,
+        default_chat_template_kwargs: dict[str, Any] | None = None,
+        chat_template: str | None = None,
+    ) -> None:
+        """``default_chat_template_kwargs`` and ``chat_template``: the
+        server's ``--default-chat-template-kwargs`` and ``--chat-template``
+        (already loaded)."""
         import transformers
 
         self.v = _vllm(src)
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(model_dir))
         self.model_config = _ModelConfig()
+        self.server_kwargs = default_chat_template_kwargs
+        self.chat_template = chat_template
 
     def render(self, body: dict[str, Any]) -> str:
         """The prompt vLLM builds for a chat body (raises what vLLM raises)."""
@@ -318,7 +330,7 @@ class VllmChat:
         tool_dicts = None if tools is None else [v["tools_model"].model_validate(t).model_dump() for t in tools]
         merge = v["merge_kwargs"]
         # OnlineRenderer.preprocess_chat: default_template_kwargs (HF tokenizer, no prompt embeds).
-        defaults = merge(None, dict(tools=tool_dicts, tokenize=False))
+        defaults = merge(self.server_kwargs, dict(tools=tool_dicts, tokenize=False))
         # ChatCompletionRequest.build_chat_params (no reasoning_effort_map by default).
         effort = v["map_reasoning_effort"](body.get("reasoning_effort"), None)
         extra: dict[str, Any] = dict(
@@ -333,10 +345,11 @@ class VllmChat:
         kwargs = merge(body.get("chat_template_kwargs"), extra)
         # ChatParams.with_defaults, then get_apply_chat_template_kwargs.
         kwargs = merge(defaults, kwargs)
-        kwargs = merge(kwargs, dict(chat_template=None, return_dict=False))
+        # ChatParams.chat_template: the request's (not sent here) or the server's.
+        kwargs = merge(kwargs, dict(chat_template=self.chat_template, return_dict=False))
         # HfRenderer.render_messages.
         fmt = v["resolve_chat_template_content_format"](
-            chat_template=None,
+            chat_template=self.chat_template,
             tools=kwargs.get("tools"),
             given_format="auto",
             tokenizer=self.tokenizer,

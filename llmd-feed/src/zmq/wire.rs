@@ -878,7 +878,10 @@ mod tests {
         c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         match c.recv() {
             Err(WireError::Protocol(m)) => {
-                assert!(m.contains("10 bytes its message has left of the byte limit"), "{m}")
+                assert!(
+                    m.contains("10 bytes its message has left of the byte limit"),
+                    "{m}"
+                )
             }
             other => panic!("{other:?}"),
         }

@@ -3,7 +3,7 @@
 mod batch;
 mod endpoints;
 mod openai;
-pub use openai::ESTIMATE_NOTE;
+pub use openai::{ESTIMATE_NOTE, MULTIMODAL_ESTIMATE_NOTE};
 mod pick;
 
 use std::collections::HashMap;

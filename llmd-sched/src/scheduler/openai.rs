@@ -14,6 +14,11 @@ use crate::model::{LoraRef, Prompt, Request};
 pub const ESTIMATE_NOTE: &str =
     "no tokenizer for this model: token ids estimated from text (set one with set_tokenizer; precise prefix matches need the engine's ids)";
 
+/// The explanation's note for a multimodal chat body whose model has a
+/// tokenizer: it is routed on an estimate rather than refused.
+pub const MULTIMODAL_ESTIMATE_NOTE: &str =
+    "multimodal chat: the engine's placeholder tokens come from its processor, which the router does not run; token ids estimated from the text";
+
 impl Scheduler {
     /// Uses `tok` for requests to `model` ("" for any model without its own).
     pub fn set_tokenizer(&self, model: &str, tok: Arc<dyn PromptTokenizer>) {
@@ -54,6 +59,7 @@ impl Scheduler {
             .get("x-session-id")
             .cloned()
             .or_else(|| r.user.clone());
+        let mm_items = r.multimodal_items();
         let (prompt, tokenized) = match (&tok, &r.kind, &r.prompt) {
             (_, OpenAiKind::Completions, Some(OpenAiPrompt::Tokens(ids))) => {
                 let left = tok.as_ref().is_some_and(|t| t.truncates_left());
@@ -66,7 +72,10 @@ impl Scheduler {
                 ),
                 true,
             ),
-            (Some(t), OpenAiKind::ChatCompletions, _) => (
+            // Media parts expand to placeholder tokens only the engine's
+            // processor knows: such a body is estimated (and routed), not
+            // refused.
+            (Some(t), OpenAiKind::ChatCompletions, _) if mm_items.is_empty() => (
                 Prompt::Tokens(
                     t.encode_chat(&r, session_id.as_deref())
                         .map_err(ScheduleError::InvalidRequest)?,
@@ -75,7 +84,6 @@ impl Scheduler {
             ),
             _ => (Prompt::Text(r.estimate_text()), false),
         };
-        let mm_items = r.multimodal_items();
         Ok((
             Request {
                 id: id.to_string(),
@@ -107,7 +115,12 @@ impl Scheduler {
         let (req, tokenized) = self.request_from_openai(id, path, body, headers)?;
         let mut d = self.pick(&req)?;
         if !tokenized {
-            d.explanation.push_note(ESTIMATE_NOTE.to_string());
+            let note = if req.multimodal && self.tokenizer_for(&req.model).is_some() {
+                MULTIMODAL_ESTIMATE_NOTE
+            } else {
+                ESTIMATE_NOTE
+            };
+            d.explanation.push_note(note.to_string());
         }
         Ok(d)
     }

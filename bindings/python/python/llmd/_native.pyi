@@ -696,8 +696,16 @@ class Tokenizer:
     files; chat rendering follows vLLM 0.33's chat completions.
     """
     @staticmethod
-    def from_dir(path: str | PathLike[str]) -> Tokenizer:
-        """Loads a model directory."""
+    def from_dir(
+        path: str | PathLike[str],
+        *,
+        chat_template: str | None = None,
+        default_chat_template_kwargs: Mapping[str, Any] | None = None,
+    ) -> Tokenizer:
+        """Loads a model directory; `chat_template` and
+        `default_chat_template_kwargs` mirror the engine's
+        `--chat-template` (a file or the template itself) and
+        `--default-chat-template-kwargs`."""
     def encode(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
         """Token ids of `text`; `/v1/completions` prompts add special tokens."""
     def render_chat(

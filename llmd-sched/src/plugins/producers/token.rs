@@ -39,7 +39,9 @@ pub fn estimate_tokens(text: &str) -> Vec<u32> {
 }
 
 impl TokenProducer {
-    /// Decodes `modelName`, `vllm{url, timeout, mmTimeout}`, deprecated `udsTokenizerConfig`.
+    /// Decodes `modelName`, `vllm{url, timeout, mmTimeout}`, deprecated
+    /// `udsTokenizerConfig`, and the llmd extensions `tokenizerDir`,
+    /// `chatTemplate` and `defaultChatTemplateKwargs`.
     pub fn from_params(p: &mut Params) -> Result<Self, ConfigError> {
         let model = p.opt_string("modelName")?;
         let mut url = None;
@@ -54,9 +56,32 @@ impl TokenProducer {
         }
         // llmd extension: a local model directory for in-process
         // tokenization (llmd-tokenize loads it; see `load_configured`).
-        if let Some(d) = p.opt_string("tokenizerDir")? {
-            if d.is_empty() {
-                return Err(p.err("tokenizerDir", "must not be empty"));
+        let dir = p.opt_string("tokenizerDir")?;
+        if dir.as_deref() == Some("") {
+            return Err(p.err("tokenizerDir", "must not be empty"));
+        }
+        // With it, the engine's own chat settings (vLLM's `--chat-template`
+        // and `--default-chat-template-kwargs`), so that the rendering is
+        // the engine's: checked here, applied by llmd-tokenize.
+        let template = p.opt_string("chatTemplate")?;
+        if template.as_deref() == Some("") {
+            return Err(p.err("chatTemplate", "must not be empty"));
+        }
+        let kwargs = p.take("defaultChatTemplateKwargs");
+        if kwargs.as_ref().is_some_and(|k| !k.is_object()) {
+            return Err(p.err("defaultChatTemplateKwargs", "must be an object"));
+        }
+        if dir.is_none() {
+            for (k, given) in [
+                ("chatTemplate", template.is_some()),
+                ("defaultChatTemplateKwargs", kwargs.is_some()),
+            ] {
+                if given {
+                    return Err(p.err(
+                        k,
+                        "applies to the tokenizer of tokenizerDir, which is not given",
+                    ));
+                }
             }
         }
         let backend = match (url, model) {
