@@ -112,18 +112,50 @@ pub fn parse_endpoint_file(text: &str) -> Result<Vec<PodSpec>, FeedError> {
 /// Longest DNS lookup a discovery source waits for (a stop waits no longer).
 const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Consecutive "no such name" answers after which a DNS source's pods are
+/// removed: a headless service with no ready pods (scaled to zero, all
+/// failing readiness) has no records, and its last pods must not stay
+/// routable; one answer could be a resolver's hiccup.
+pub const NAME_GONE_AFTER: u32 = 3;
+
 /// Resolves `host` to pod specs named by IP. A dual-stack name (a headless
 /// service whose pods have an IPv4 and an IPv6 address) gives each pod
 /// twice; only one family is kept, IPv4 when there is any (as a pod's
 /// primary `podIP` usually is), so that no pod counts as two endpoints.
 pub fn resolve(host: &str, port: u16) -> Result<Vec<PodSpec>, FeedError> {
+    lookup(host, port).map_err(|(e, _)| e)
+}
+
+/// The answer says the name has no records (`EAI_NONAME` / `EAI_NODATA`,
+/// as the platform words them), rather than that the lookup failed.
+#[cfg(target_os = "linux")]
+fn no_such_name(e: &std::io::Error) -> bool {
+    let msg = e.to_string();
+    [libc::EAI_NONAME, libc::EAI_NODATA].iter().any(|&code| {
+        // SAFETY: gai_strerror returns a static NUL-terminated string.
+        let text = unsafe { std::ffi::CStr::from_ptr(libc::gai_strerror(code)) };
+        msg.ends_with(&*text.to_string_lossy())
+    })
+}
+
+/// Elsewhere every failed lookup keeps the current pods.
+#[cfg(not(target_os = "linux"))]
+fn no_such_name(_: &std::io::Error) -> bool {
+    false
+}
+
+/// [`resolve`], with whether a failure says the name has no records.
+fn lookup(host: &str, port: u16) -> Result<Vec<PodSpec>, (FeedError, bool)> {
     let name = if host.contains(':') {
         format!("[{host}]:{port}")
     } else {
         format!("{host}:{port}")
     };
     let mut ips: Vec<std::net::IpAddr> = crate::zmq::resolve_within(&name, LOOKUP_TIMEOUT)
-        .map_err(|e| FeedError::Config(format!("resolving '{host}': {e}")))?
+        .map_err(|e| {
+            let gone = no_such_name(&e);
+            (FeedError::Config(format!("resolving '{host}': {e}")), gone)
+        })?
         .into_iter()
         .map(|a| a.ip())
         .collect();
@@ -148,20 +180,35 @@ pub(crate) fn run(inner: &Arc<Inner>, id: usize, d: &Discovery, stop: &Stopper) 
             host,
             port,
             interval,
-        } => loop {
-            // A failed lookup keeps the current pods (DNS hiccups are
-            // common); it is counted, as is each pod the sync could not
-            // follow (inside `sync`).
-            match resolve(host, *port) {
-                Ok(specs) => {
-                    let _ = inner.sync(Source::Dns(id), specs);
+        } => {
+            let mut gone = 0u32;
+            loop {
+                // A failed lookup keeps the current pods (DNS hiccups are
+                // common); it is counted, as is each pod the sync could
+                // not follow (inside `sync`). A name with no records, said
+                // [`NAME_GONE_AFTER`] times in a row, removes them.
+                match lookup(host, *port) {
+                    Ok(specs) => {
+                        gone = 0;
+                        let _ = inner.sync(Source::Dns(id), specs);
+                    }
+                    Err((_, no_records)) => {
+                        inner.discovery_failed();
+                        gone = if no_records {
+                            gone.saturating_add(1)
+                        } else {
+                            0
+                        };
+                        if gone >= NAME_GONE_AFTER {
+                            let _ = inner.sync(Source::Dns(id), Vec::new());
+                        }
+                    }
                 }
-                Err(_) => inner.discovery_failed(),
+                if stop.wait(*interval) {
+                    return;
+                }
             }
-            if stop.wait(*interval) {
-                return;
-            }
-        },
+        }
         Discovery::File {
             path,
             watch,
@@ -206,6 +253,26 @@ pub(crate) fn run(inner: &Arc<Inner>, id: usize, d: &Discovery, stop: &Stopper) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A name with no records (RFC 6761: `.invalid` never resolves) is told
+    /// from a failed lookup, which keeps the pods.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_name_with_no_records_is_told_from_a_failed_lookup() {
+        let (e, gone) = lookup("no-such-pool.invalid", 8000).unwrap_err();
+        assert!(gone, "{e}");
+        let failed = |code| {
+            // SAFETY: as in `no_such_name`.
+            let text = unsafe { std::ffi::CStr::from_ptr(libc::gai_strerror(code)) };
+            std::io::Error::other(format!(
+                "failed to lookup address information: {}",
+                text.to_string_lossy()
+            ))
+        };
+        assert!(!no_such_name(&failed(libc::EAI_AGAIN)));
+        assert!(no_such_name(&failed(libc::EAI_NONAME)));
+        assert!(lookup("localhost", 8000).is_ok());
+    }
 
     #[test]
     fn endpoint_file_in_llm_d_format() {

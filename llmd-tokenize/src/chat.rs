@@ -20,11 +20,23 @@ pub enum ContentFormat {
 /// Claude Code's per-request attribution line, dropped from system text.
 const BILLING_HEADER: &str = "x-anthropic-billing-header";
 
-/// `{% ... %}` statements of a template, in order, without delimiters.
+/// `{% ... %}` statements of a template, in order, without delimiters;
+/// those inside `{# ... #}` comments are not statements (the Jinja parser
+/// vLLM walks never sees them).
 fn statements(src: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut rest = src;
     while let Some(i) = rest.find("{%") {
+        if let Some(c) = rest[..i].find("{#") {
+            // A comment opens first: skip past its end.
+            match rest[c + 2..].find("#}") {
+                Some(e) => {
+                    rest = &rest[c + 2 + e + 2..];
+                    continue;
+                }
+                None => break,
+            }
+        }
         let after = &rest[i + 2..];
         let Some(j) = after.find("%}") else { break };
         out.push(after[..j].trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace()));
@@ -762,6 +774,11 @@ mod tests {
             ),
             ContentFormat::String
         );
+        // A loop inside a comment is no loop; one after it still is.
+        let commented = "{# {% for c in message['content'] %}{% endfor %} #}{% for m in messages %}{{ m['content'] }}{% endfor %}";
+        assert_eq!(detect_content_format(commented), ContentFormat::String);
+        let after = format!("{commented}{{% for m in messages %}}{{% for c in m.content %}}{{% endfor %}}{{% endfor %}}");
+        assert_eq!(detect_content_format(&after), ContentFormat::OpenAi);
     }
 
     #[test]

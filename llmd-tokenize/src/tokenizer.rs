@@ -177,7 +177,24 @@ impl Tokenizer {
             )
         })?;
         let cfg_path = dir.join("tokenizer_config.json");
-        let cfg = json_file(&cfg_path)?.unwrap_or(Json::Null);
+        let mut cfg = json_file(&cfg_path)?.unwrap_or(Json::Null);
+        // transformers' legacy layout: without `added_tokens_decoder` in
+        // the config, `special_tokens_map.json` is read too and its special
+        // tokens win over the config's.
+        if cfg.get("added_tokens_decoder").is_none() {
+            if let Some(Json::Object(map)) = json_file(&dir.join("special_tokens_map.json"))? {
+                if !cfg.is_object() {
+                    cfg = Json::Object(serde_json::Map::new());
+                }
+                if let Json::Object(c) = &mut cfg {
+                    for (key, v) in map {
+                        if SPECIALS.contains(&key.as_str()) || key == "additional_special_tokens" {
+                            c.insert(key, v);
+                        }
+                    }
+                }
+            }
+        }
         let model_cfg = json_file(&dir.join("config.json"))?.unwrap_or(Json::Null);
         let class = cfg
             .get("tokenizer_class")

@@ -363,6 +363,40 @@ def test_the_engines_chat_settings_match_vllm(workdir: Path) -> None:
         llmd.Tokenizer.from_dir(d, default_chat_template_kwargs={"tokenize": False})
 
 
+def test_special_tokens_map_of_a_legacy_directory(workdir: Path) -> None:
+    """A directory whose config has no `added_tokens_decoder`: transformers
+    reads `special_tokens_map.json` too, and its tokens win over the
+    config's (a template printing `bos_token` sees the map's)."""
+    assert SRC is not None
+    tpl = workdir / "bos_first.jinja"
+    tpl.write_text("{{ bos_token }}|{{ eos_token }}|{% for m in messages %}{{ m.content }}{% endfor %}")
+    d = model_dir(workdir, "bpe", tpl)
+    cfg = {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": "</s>", "unk_token": "<unk>"}
+    (d / "tokenizer_config.json").write_text(json.dumps(cfg))
+    (d / "special_tokens_map.json").write_text(
+        json.dumps({"bos_token": {"content": "<|im_start|>", "lstrip": False}, "eos_token": "<|im_end|>"})
+    )
+    ours = llmd.Tokenizer.from_dir(d)
+    vllm = vllm_chat.VllmChat(SRC, d)
+    msgs: list[dict[str, Any]] = [{"role": "user", "content": "hello there"}]
+    b: dict[str, Any] = {"model": "m", "messages": msgs}
+    assert vllm.render(b).startswith("<|im_start|>|<|im_end|>|")
+    assert ours.render_chat(msgs) == vllm.render(b)
+    assert ours.encode_openai("/v1/chat/completions", b) == vllm.encode(b)
+
+
+def test_a_loop_in_a_comment_does_not_set_the_content_format(workdir: Path) -> None:
+    """vLLM detects the format on the parsed template, where comments are
+    gone."""
+    assert SRC is not None
+    tpl = workdir / "commented.jinja"
+    tpl.write_text(
+        "{# {% for c in message['content'] %}{% endfor %} #}{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    )
+    d = model_dir(workdir, "bpe", tpl)
+    assert llmd.Tokenizer.from_dir(d).content_format == vllm_chat.VllmChat(SRC, d).content_format() == "string"
+
+
 def test_the_oracle_is_vllms_code() -> None:
     """The oracle really runs the sdist's modules (not stand-ins)."""
     assert SRC is not None
