@@ -881,7 +881,8 @@ fn a_publisher_gone_silent_is_found_by_the_heartbeat() {
 }
 
 /// A peer that greets with ZMTP 3.0, where `PING` is not defined, is never
-/// sent one: its connection waits quietly, as before heartbeats.
+/// sent one; its connection waits quietly, and is closed once it has been
+/// silent for 30 intervals.
 #[test]
 fn a_zmtp_3_0_peer_is_never_pinged() {
     let (feed, l) = feed_dialing_a_listener(Duration::from_millis(100));
@@ -911,6 +912,16 @@ fn a_zmtp_3_0_peer_is_never_pinged() {
     assert!(!seen.windows(4).any(|w| w == b"PING"), "{seen:?}");
     let st = stats(&feed, "a");
     assert_eq!((st.heartbeat_timeouts, st.reconnects), (0, 0), "{st:?}");
+    // 30 intervals (3 s) of silence: closed, counted, dialed again.
+    wait("the silent peer dropped", || {
+        stats(&feed, "a").heartbeat_timeouts == 1
+    });
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    assert!(
+        matches!(s.read(&mut buf), Ok(0)),
+        "the connection stays open"
+    );
+    let _ = l.accept().unwrap();
     feed.stop();
 }
 
