@@ -240,7 +240,17 @@ impl Publisher {
                 .unwrap()
                 .iter()
                 .any(|s| sh.topic.starts_with(s));
-            !wants || p.tx.send(&frames).is_ok()
+            if !wants {
+                return true;
+            }
+            let sent = p.tx.send(&frames).is_ok();
+            if !sent {
+                // Dropped: its connection is shut too, or the subscriber
+                // (whose PINGs the reader thread still answers) would wait
+                // on it for good instead of dialing again.
+                p.tx.shutdown();
+            }
+            sent
         });
     }
 
@@ -261,15 +271,12 @@ impl Publisher {
         for (_, s) in sh.streams.lock().unwrap().1.drain(..) {
             let _ = s.shutdown(std::net::Shutdown::Both);
         }
-        // Wake blocked accept() calls.
+        // Wake blocked accept() calls (a host name is resolved first).
         for ep in [&self.events, &self.replay].into_iter().flatten() {
-            let _ = TcpStream::connect_timeout(
-                &match ep.socket_addr().parse() {
-                    Ok(a) => a,
-                    Err(_) => continue,
-                },
-                Duration::from_millis(200),
-            );
+            let addrs = super::resolve_within(&ep.socket_addr(), Duration::from_millis(500));
+            if let Some(a) = addrs.ok().and_then(|a| a.into_iter().next()) {
+                let _ = TcpStream::connect_timeout(&a, Duration::from_millis(200));
+            }
         }
         for t in self.threads.drain(..) {
             let _ = t.join();
@@ -362,5 +369,63 @@ fn serve_replay(shared: Arc<Shared>, s: TcpStream, layout: ReplayLayout) {
         if r.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A publisher bound to a host name closes: its accept threads are
+    /// woken through the resolved address.
+    #[test]
+    fn closes_when_bound_to_a_host_name() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut p = Publisher::new("kv@x@m", 4);
+            p.bind("tcp://localhost:0").unwrap();
+            p.close();
+            let _ = tx.send(());
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("close() returned");
+    }
+
+    /// A subscriber too slow to take a batch within the write timeout is
+    /// dropped with its connection shut, so it sees the end and can dial
+    /// again, rather than a connection that answers and never delivers.
+    #[test]
+    fn a_subscriber_dropped_for_a_slow_write_sees_its_connection_end() {
+        use std::io::Read;
+        let mut p = Publisher::new("kv@x@m", 4);
+        let ep = p.bind("tcp://127.0.0.1:0").unwrap();
+        let s = TcpStream::connect(ep.socket_addr()).unwrap();
+        let mut c =
+            Connection::handshake(s, SocketType::Sub, Limits::default(), HANDSHAKE).unwrap();
+        c.send(&[b"\x01kv@".to_vec()]).unwrap();
+        let t0 = std::time::Instant::now();
+        while p.subscribed() == 0 {
+            assert!(t0.elapsed() < Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Nothing is read until the publisher has given up on this peer.
+        let big = vec![7u8; 1 << 20];
+        let t0 = std::time::Instant::now();
+        while p.subscribers() > 0 {
+            assert!(t0.elapsed() < Duration::from_secs(60), "never dropped");
+            p.publish(&big);
+        }
+        // Draining what was sent reaches the end of the stream.
+        let mut raw = c.stream().unwrap();
+        raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match raw.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => panic!("the connection stayed open: {e}"),
+            }
+        }
+        p.close();
     }
 }
