@@ -19,7 +19,7 @@ use crate::options::FeedOptions;
 use crate::overrides::FeedOverrides;
 use crate::pod::{unix_ns, Pod, PodRef, PodSpec, PodStats, PodStatsSnapshot, Source, Stopper};
 use crate::scrape;
-use crate::zmq::{dial, subscribe, Heartbeat, Message, TcpEndpoint, WireError};
+use crate::zmq::{dial, subscribe, ByteBudget, Heartbeat, Message, TcpEndpoint, WireError};
 use crate::FeedError;
 
 /// Lifecycle of a feed.
@@ -66,6 +66,9 @@ pub(crate) struct Inner {
     bound: Mutex<Vec<TcpEndpoint>>,
     discoveries: Mutex<Vec<Discovery>>,
     settings: Vec<FeedSetting>,
+    /// What the bound sockets' connections may hold together
+    /// (`FeedOptions::max_bound_bytes`).
+    bound_budget: Arc<ByteBudget>,
 }
 
 /// The live connection between vLLM pods and a [`Scheduler`]: KV events over
@@ -91,6 +94,7 @@ impl Feed {
         Feed {
             inner: Arc::new(Inner {
                 sched,
+                bound_budget: Arc::new(ByteBudget::new(opts.max_bound_bytes)),
                 opts,
                 pods: RwLock::new(BTreeMap::new()),
                 counters: FeedCounters::default(),
@@ -735,6 +739,7 @@ impl Inner {
                 return;
             }
         };
+        conn.set_budget(self.bound_budget.clone());
         let Ok(mut hb) = Heartbeat::start(&conn, self.opts.heartbeat_interval) else {
             return;
         };

@@ -45,6 +45,12 @@ pub struct FeedOptions {
     /// and a buffer); more are refused and counted in
     /// `llmd_feed_bound_refused_total`.
     pub max_bound_connections: usize,
+    /// Bytes of unfinished messages the bound sockets' connections hold
+    /// together (256 MiB; each connection alone is bounded by `limits`): a
+    /// frame past it ends its connection, counted in
+    /// `llmd_feed_bound_malformed_total`. Without it 4,096 connections
+    /// could each hold a 64 MiB message.
+    pub max_bound_bytes: usize,
     /// On first contact with a publisher whose numbering is past 0, replay
     /// what it still buffers so the index starts with the pod's cache.
     pub catch_up: bool,
@@ -104,6 +110,7 @@ impl Default for FeedOptions {
             discover_replay_port: None,
             bind: Vec::new(),
             max_bound_connections: 4096,
+            max_bound_bytes: 256 << 20,
             catch_up: true,
             on_unrecoverable_gap: UnrecoverableGap::Clear,
             replay_timeout: Duration::from_secs(2),

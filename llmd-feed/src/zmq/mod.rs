@@ -16,4 +16,4 @@ pub use endpoint::TcpEndpoint;
 pub use heartbeat::Heartbeat;
 pub use publisher::{Publisher, ReplayLayout};
 pub use subscribe::{dial, replay, resolve_within, subscribe, ReplayEnd};
-pub use wire::{Connection, Limits, Message, SocketType, WireError};
+pub use wire::{ByteBudget, Connection, Limits, Message, SocketType, WireError};

@@ -71,6 +71,60 @@ impl Default for Limits {
     }
 }
 
+/// Bytes of unfinished messages that many connections together may hold
+/// (the connections that any peer can open, a bound socket's, share one):
+/// each connection's own limit times the connection count would be far
+/// more memory than a host has.
+#[derive(Debug)]
+pub struct ByteBudget {
+    cap: usize,
+    held: std::sync::atomic::AtomicUsize,
+}
+
+impl ByteBudget {
+    /// A budget of `cap` bytes.
+    pub fn new(cap: usize) -> Self {
+        ByteBudget {
+            cap,
+            held: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// Bytes held now.
+    pub fn held(&self) -> usize {
+        self.held.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn reserve(&self, n: usize) -> bool {
+        use std::sync::atomic::Ordering::AcqRel;
+        let before = self.held.fetch_add(n, AcqRel);
+        if before.saturating_add(n) > self.cap {
+            self.held.fetch_sub(n, AcqRel);
+            return false;
+        }
+        true
+    }
+
+    fn release(&self, n: usize) {
+        self.held.fetch_sub(n, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// What one message being read holds of its connection's budget; given
+/// back when the message is returned or refused.
+struct Held<'a> {
+    budget: Option<&'a ByteBudget>,
+    bytes: usize,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if let Some(b) = self.budget {
+            b.release(self.bytes);
+        }
+    }
+}
+
 /// Why a connection failed or was dropped.
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
@@ -106,6 +160,8 @@ pub struct Connection {
     peer_minor: u8,
     /// When the last frame (message or command, a PONG included) arrived.
     last_rx: Instant,
+    /// Shared with other connections ([`Connection::set_budget`]).
+    budget: Option<Arc<ByteBudget>>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -196,12 +252,17 @@ fn peer_socket_type(body: &[u8]) -> Result<String, WireError> {
 /// Reads one frame (flags and body) from `r`; its length is checked against
 /// `limits` before the body is allocated.
 fn read_frame(r: &mut impl Read, limits: &Limits) -> Result<(u8, Vec<u8>), WireError> {
-    read_frame_within(r, limits.max_message_bytes)
+    read_frame_within(r, limits.max_message_bytes, |_| Ok(()))
 }
 
 /// [`read_frame`] with `budget` bytes left for the message it belongs to:
 /// a frame longer than that is refused before its body is allocated.
-fn read_frame_within(r: &mut impl Read, budget: usize) -> Result<(u8, Vec<u8>), WireError> {
+/// `admit` is asked for the body's length before it is allocated.
+fn read_frame_within(
+    r: &mut impl Read,
+    budget: usize,
+    admit: impl FnOnce(usize) -> Result<(), WireError>,
+) -> Result<(u8, Vec<u8>), WireError> {
     let mut head = [0u8; 1];
     r.read_exact(&mut head)?;
     let flags = head[0];
@@ -222,6 +283,7 @@ fn read_frame_within(r: &mut impl Read, budget: usize) -> Result<(u8, Vec<u8>), 
             "frame of {len} bytes exceeds the {budget} bytes its message has left of the byte limit"
         )));
     }
+    admit(len as usize)?;
     let mut body = vec![0u8; len as usize];
     r.read_exact(&mut body)?;
     Ok((flags, body))
@@ -319,6 +381,7 @@ impl Connection {
             peer_type: String::new(),
             peer_minor: if peer[10] > 3 { u8::MAX } else { peer[11] },
             last_rx: Instant::now(),
+            budget: None,
         };
         conn.write_frame(&ready(ty), false, true)?;
         conn.writer.flush()?;
@@ -397,9 +460,41 @@ impl Connection {
     }
 
     fn read_frame(&mut self, budget: usize) -> Result<(u8, Vec<u8>), WireError> {
-        let f = read_frame_within(&mut self.reader, budget)?;
+        self.read_frame_held(budget, None)
+    }
+
+    /// [`Connection::read_frame`], the body reserved in `held`'s shared
+    /// budget first when there is one.
+    fn read_frame_held(
+        &mut self,
+        budget: usize,
+        held: Option<&mut Held<'_>>,
+    ) -> Result<(u8, Vec<u8>), WireError> {
+        let admit = |len: usize| {
+            match held {
+            Some(h) => match h.budget {
+                Some(b) if !b.reserve(len) => Err(WireError::proto(format!(
+                    "a frame of {len} bytes would take the unfinished messages of the connections sharing this one's budget past {} bytes",
+                    b.cap
+                ))),
+                _ => {
+                    h.bytes += len;
+                    Ok(())
+                }
+            },
+            None => Ok(()),
+        }
+        };
+        let f = read_frame_within(&mut self.reader, budget, admit)?;
         self.last_rx = Instant::now();
         Ok(f)
+    }
+
+    /// Shares `budget` for the bytes of messages being read with the other
+    /// connections given it: a frame that would take them past it is
+    /// refused (a protocol error) before its body is allocated.
+    pub fn set_budget(&mut self, budget: Arc<ByteBudget>) {
+        self.budget = Some(budget);
     }
 
     /// When the last frame arrived (a message, or a command such as the
@@ -436,6 +531,13 @@ impl Connection {
     fn recv_inner(&mut self, idle: bool) -> Result<Option<Message>, WireError> {
         let mut frames: Message = Vec::new();
         let mut total = 0usize;
+        // The message's bytes, reserved in the shared budget as its frames
+        // come and given back when it is returned or refused.
+        let shared = self.budget.clone();
+        let mut held = Held {
+            budget: shared.as_deref(),
+            bytes: 0,
+        };
         loop {
             if idle && frames.is_empty() {
                 // Nothing of a message read yet: a timeout here consumed
@@ -461,7 +563,7 @@ impl Connection {
             // The message's frames together stay within the limit: a frame
             // is refused before its body is allocated.
             let budget = self.limits.max_message_bytes - total;
-            let (flags, body) = self.read_frame(budget)?;
+            let (flags, body) = self.read_frame_held(budget, Some(&mut held))?;
             if flags & COMMAND != 0 {
                 if !frames.is_empty() {
                     return Err(WireError::proto("command inside a multi-frame message"));
@@ -887,5 +989,61 @@ mod tests {
         }
         done_tx.send(()).unwrap();
         t.join().unwrap();
+    }
+
+    /// A PUB peer on loopback, greeted and READY; returns the subscriber's
+    /// connection and the peer's raw socket.
+    fn raw_peer(limits: Limits) -> (Connection, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut out = greeting(SocketType::Pub).to_vec();
+            let ready = ready(SocketType::Pub);
+            out.push(COMMAND);
+            out.push(ready.len() as u8);
+            out.extend_from_slice(&ready);
+            s.write_all(&out).unwrap();
+            s
+        });
+        let s = TcpStream::connect(addr).unwrap();
+        let c = Connection::handshake(s, SocketType::Sub, limits, Duration::from_secs(2)).unwrap();
+        (c, t.join().unwrap())
+    }
+
+    fn frame(more: bool, len: usize) -> Vec<u8> {
+        let mut f = vec![if more { MORE } else { 0 }, len as u8];
+        f.extend(std::iter::repeat_n(1u8, len));
+        f
+    }
+
+    /// Connections sharing a budget: what one holds of an unfinished
+    /// message counts against the others, a frame past the budget ends its
+    /// connection before its body is allocated, and every byte is given
+    /// back once a message is returned or refused.
+    #[test]
+    fn connections_sharing_a_budget_hold_at_most_it_together() {
+        let budget = Arc::new(ByteBudget::new(100));
+        let (mut a, mut pa) = raw_peer(Limits::default());
+        let (mut b, mut pb) = raw_peer(Limits::default());
+        a.set_budget(budget.clone());
+        b.set_budget(budget.clone());
+        pa.write_all(&frame(true, 60)).unwrap();
+        let reader = std::thread::spawn(move || a.recv());
+        let t0 = Instant::now();
+        while budget.held() != 60 {
+            assert!(t0.elapsed() < Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        pb.write_all(&frame(false, 50)).unwrap();
+        match b.recv() {
+            Err(WireError::Protocol(m)) => assert!(m.contains("past 100 bytes"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(budget.held(), 60);
+        pa.write_all(&frame(false, 30)).unwrap();
+        let m = reader.join().unwrap().unwrap();
+        assert_eq!(m.iter().map(Vec::len).collect::<Vec<_>>(), [60, 30]);
+        assert_eq!(budget.held(), 0);
     }
 }
