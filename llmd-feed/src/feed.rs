@@ -40,8 +40,9 @@ pub(crate) struct FeedCounters {
     pub unknown_publisher: AtomicU64,
     /// Connections or messages on a bound socket dropped as malformed.
     pub bound_malformed: AtomicU64,
-    /// Connections to a bound socket refused: over
-    /// `FeedOptions::max_bound_connections`.
+    /// Connections to a bound socket not served: over
+    /// `FeedOptions::max_bound_connections`, a failed `accept` (out of
+    /// descriptors), or no thread or read timeout to serve one with.
     pub bound_refused: AtomicU64,
     /// Connections to a bound socket closed for not answering a heartbeat.
     pub bound_heartbeat_timeouts: AtomicU64,
@@ -691,9 +692,11 @@ impl Inner {
             }
             let s = match s {
                 Ok(s) => s,
-                // Out of descriptors, or a transient failure: wait instead
-                // of spinning on an accept that fails at once.
+                // Out of descriptors, or a transient failure: counted, and
+                // waited out instead of spinning on an accept that fails
+                // at once.
                 Err(_) => {
+                    self.counters.bound_refused.fetch_add(1, Ordering::Relaxed);
                     if self.stop.wait(ACCEPT_BACKOFF) {
                         return;
                     }
@@ -718,6 +721,7 @@ impl Inner {
             if spawned.is_err() {
                 self.stop.untrack(id);
                 live.fetch_sub(1, Ordering::AcqRel);
+                self.counters.bound_refused.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -741,6 +745,7 @@ impl Inner {
         };
         conn.set_budget(self.bound_budget.clone());
         let Ok(mut hb) = Heartbeat::start(&conn, self.opts.heartbeat_interval) else {
+            self.counters.bound_refused.fetch_add(1, Ordering::Relaxed);
             return;
         };
         loop {

@@ -172,7 +172,7 @@ pub(crate) fn render(inner: &Inner) -> String {
         ),
         (
             "llmd_feed_bound_refused_total",
-            "Connections to a bound socket refused for being over the connection limit",
+            "Connections to a bound socket not served: over the connection limit, a failed accept, or no thread to serve one with",
             &inner.counters.bound_refused,
         ),
         (
