@@ -79,6 +79,15 @@ pub(crate) struct Requests {
     map: Mutex<HashMap<String, Record>>,
 }
 
+/// What [`Requests::tokens`] saw.
+pub(crate) struct TokensSeen {
+    /// The endpoint uid of the request's latency sample, when it has one.
+    pub uid: Option<u64>,
+    /// `Some` when these were the request's first tokens: its latency
+    /// sample (if any) and the time since it was scheduled.
+    pub first: Option<Option<(LatencySample, u64)>>,
+}
+
 impl Requests {
     /// Opens `id`; returns the record of an open request it replaces (the
     /// host reused an id), whose accounting the caller releases.
@@ -107,13 +116,24 @@ impl Requests {
         let since = now.saturating_sub(r.scheduled_at_ns);
         Some(r.latency.clone().map(|l| (l, since)))
     }
-    /// Counts `n` more output tokens. `None` for an unknown id; else the
-    /// endpoint uid of its latency sample, when it has one.
-    pub fn tokens(&self, id: &str, n: u64) -> Option<Option<u64>> {
+    /// Counts `n` more output tokens at clock time `now`. `None` for an
+    /// unknown id; else the endpoint uid of its latency sample, when it has
+    /// one, and, when these are its first tokens (a host that streams
+    /// without reporting the first token), what [`Requests::first_token`]
+    /// gives for a first token.
+    pub fn tokens(&self, id: &str, n: u64, now: u64) -> Option<TokensSeen> {
         let mut map = self.map.lock();
         let r = map.get_mut(id)?;
+        let first = (n > 0 && r.first_token_at_ns.is_none()).then(|| {
+            r.first_token_at_ns = Some(now);
+            let since = now.saturating_sub(r.scheduled_at_ns);
+            r.latency.clone().map(|l| (l, since))
+        });
         r.output_tokens = r.output_tokens.saturating_add(n);
-        Some(r.latency.as_ref().map(|l| l.uid))
+        Some(TokensSeen {
+            uid: r.latency.as_ref().map(|l| l.uid),
+            first,
+        })
     }
     /// The request is served by `target` (uid `uid`) instead: the record
     /// names it, and its latency sample moves there, untrained and without

@@ -445,3 +445,86 @@ fn encode_decisions_keep_their_type() {
         "{text}"
     );
 }
+
+/// A non-streaming host with a TPOT objective: its successes are not judged
+/// on TPOT (it cannot be measured), and neither are its failures before a
+/// token, so TPOT attainment does not read 0 % from failures alone; `all`
+/// judges every request with an objective.
+#[test]
+fn a_non_streaming_hosts_tpot_objective_counts_no_failures_alone() {
+    let m = Metrics::new(MetricsConfig {
+        default_slo: SloTargets {
+            tpot: Some(ms(50)),
+            ..SloTargets::default()
+        },
+        ..MetricsConfig::default()
+    })
+    .unwrap();
+    m.register_endpoint("e1", Some("decode"));
+    let done = Usage {
+        prompt_tokens: None,
+        output_tokens: Some(200),
+        cached_tokens: None,
+    };
+    for i in 0..3 {
+        let id = format!("ok{i}");
+        m.on_decision(&decision(&id, "e1", None));
+        assert!(m.on_complete(&id, done, ms(3000)));
+    }
+    m.on_decision(&decision("bad", "e1", None));
+    assert!(m.on_error("bad", ErrorKind::Timeout, ms(2000)));
+    let s = m.samples(ms(4000));
+    let slo = |k| [("model", "m"), ("pool", "decode"), ("slo", k)];
+    assert_eq!(get(&s, "llmd_slo_requests_total", &slo("tpot")), 0.0);
+    assert_eq!(get(&s, "llmd_slo_requests_total", &slo("all")), 4.0);
+    assert_eq!(get(&s, "llmd_goodput_requests_total", &slo("all")), 3.0);
+}
+
+/// A host that reports only the first token, then the engine's usage: the
+/// tokens after the first came by completion, so TPOT is (completion −
+/// first token) / (n − 1), not 0.
+#[test]
+fn tpot_spans_to_completion_when_usage_reports_uncounted_tokens() {
+    let m = Metrics::new(config()).unwrap();
+    m.register_endpoint("e1", Some("decode"));
+    m.on_decision(&decision("r", "e1", None));
+    assert!(m.on_first_token("r", ms(1100)));
+    let usage = Usage {
+        prompt_tokens: None,
+        output_tokens: Some(201),
+        cached_tokens: None,
+    };
+    assert!(m.on_complete("r", usage, ms(3100)));
+    let s = m.samples(ms(4000));
+    let mp = [("model", "m"), ("pool", "decode")];
+    // 2,000 ms over 200 tokens: 10 ms each.
+    assert!((get(&s, "llmd_inference_tpot_seconds_sum", &mp) - 0.010).abs() < 1e-9);
+}
+
+/// A host predictor's value that is no duration is left out of the
+/// prediction histograms (one infinity would hold their `_sum` for good).
+#[test]
+fn predictions_that_are_no_duration_are_left_out() {
+    use llmd_sched::framework::LatencyPrediction;
+    let m = Metrics::new(config()).unwrap();
+    m.register_endpoint("e1", Some("decode"));
+    for (ttft_ms, tpot_ms) in [
+        (f64::INFINITY, Some(-1.0)),
+        (f64::NAN, Some(f64::NAN)),
+        (-5.0, None),
+    ] {
+        m.observe_predicted_latency("e1", &LatencyPrediction { ttft_ms, tpot_ms });
+    }
+    m.observe_predicted_latency(
+        "e1",
+        &LatencyPrediction {
+            ttft_ms: 100.0,
+            tpot_ms: Some(20.0),
+        },
+    );
+    let s = m.samples(ms(0));
+    let ep = [("endpoint", "e1")];
+    assert_eq!(get(&s, "llmd_predicted_ttft_seconds_count", &ep), 1.0);
+    assert!((get(&s, "llmd_predicted_ttft_seconds_sum", &ep) - 0.1).abs() < 1e-12);
+    assert_eq!(get(&s, "llmd_predicted_tpot_seconds_count", &ep), 1.0);
+}

@@ -107,9 +107,11 @@ fn active_request_and_token_load_follow_inflight() {
     );
     assert!(approx(tl["e1"] + tl["e2"], 1.6), "{tl:?}");
     s.on_complete("c", None);
-    // First token releases tokens but not requests; completion releases requests.
+    // First token releases tokens but not requests; completion releases
+    // requests. A host that streams without reporting the first token (b)
+    // has its first chunk taken for it.
     s.on_first_token("a");
-    s.on_first_token("b");
+    assert!(s.on_tokens("b", 3));
     assert_eq!(st("e1").inflight_tokens() + st("e2").inflight_tokens(), 0);
     assert_eq!(
         st("e1").inflight_requests() + st("e2").inflight_requests(),

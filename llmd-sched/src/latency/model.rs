@@ -23,6 +23,9 @@ pub const FORGETTING: f64 = 0.995;
 const L1_FLOOR: f64 = 0.05;
 /// Inputs of the TTFT model.
 pub const TTFT_FEATURES: usize = 7;
+/// TPOT samples (ms) learnt from: from 10 µs (100,000 tokens a second for
+/// one sequence, faster than any engine) to a minute.
+pub const TPOT_SAMPLE_MS: std::ops::RangeInclusive<f64> = 0.01..=60_000.0;
 /// llm-d's `peakPrefillThroughput` default (tokens/s), the cold-start TTFT
 /// heuristic of `prefix-cache-affinity-filter`.
 pub const PEAK_PREFILL_TPS: f64 = 15_928.0;
@@ -366,8 +369,15 @@ impl OnlineLatencyModel {
 
     /// Learns an observed TPOT (ms) on `uid` for a request dispatched with `f`.
     /// TPOT varies less than TTFT between requests: it is fitted on absolute
-    /// error, which measured slightly better (docs/benchmarks.md).
+    /// error, which measured slightly better (docs/benchmarks.md). A sample
+    /// outside [`TPOT_SAMPLE_MS`] is no engine's step (a clock that went
+    /// back, or first token and completion reported in one tick; a request
+    /// hung for minutes) and is not learnt from: one would pull the fit to
+    /// 0, and every endpoint would then seem to meet any TPOT objective.
     pub fn observe_tpot(&self, uid: u64, f: &LatencyFeatures, tpot_ms: f64) {
+        if !TPOT_SAMPLE_MS.contains(&tpot_ms) {
+            return;
+        }
         let (x, y) = (f.tpot_x(), tpot_ms);
         for m in self
             .endpoint(uid)
@@ -465,6 +475,19 @@ mod tests {
 
     /// Calls for an endpoint already forgotten (racing its removal) do not
     /// bring it back: they train only the pool.
+    /// TPOT samples no engine gives (0, NaN, negative, an hour) are not
+    /// learnt; the others are.
+    #[test]
+    fn tpot_samples_out_of_range_are_not_learnt() {
+        let m = OnlineLatencyModel::new();
+        for bad in [0.0, -1.0, 0.001, f64::NAN, f64::INFINITY, 3.6e6] {
+            m.observe_tpot(7, &f(100.0, 0.0, 10.0), bad);
+        }
+        assert_eq!(m.samples(7).1, 0);
+        m.observe_tpot(7, &f(100.0, 0.0, 10.0), 12.5);
+        assert_eq!(m.samples(7).1, 1);
+    }
+
     #[test]
     fn a_forgotten_endpoint_stays_forgotten() {
         let m = OnlineLatencyModel::new();

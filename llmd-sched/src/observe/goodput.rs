@@ -19,10 +19,10 @@ pub fn tpot(first: Duration, last: Duration, output_tokens: u64) -> Duration {
 /// Which objectives a finished request met: `[ttft, tpot, e2e, all]`, each
 /// `None` when the request has no such objective. `all` is judged when the
 /// request has at least one objective (it meets `all` when it meets each it
-/// has); a request without objectives is judged against none, so it counts
-/// in no SLO series at all, `all` included. `tpot` is `None` when it could
-/// not be measured (a non-streaming reply): the TPOT objective is then not
-/// judged either.
+/// was judged on); a request without objectives is judged against none, so
+/// it counts in no SLO series at all, `all` included. `tpot` is `None` when
+/// it could not be measured (a non-streaming reply): the TPOT objective is
+/// then not judged, while `all` still is.
 pub fn judge(
     slo: SloTargets,
     ttft: Duration,
@@ -33,9 +33,7 @@ pub fn judge(
     let tpot_ok = slo.tpot.zip(tpot).map(|(t, v)| v <= t);
     let e2e_ok = slo.e2e.map(|t| e2e <= t);
     let each = [ttft_ok, tpot_ok, e2e_ok];
-    let all = each
-        .iter()
-        .any(Option::is_some)
+    let all = (slo.ttft.is_some() || slo.tpot.is_some() || slo.e2e.is_some())
         .then(|| each.iter().all(|v| v.unwrap_or(true)));
     [ttft_ok, tpot_ok, e2e_ok, all]
 }
@@ -59,11 +57,14 @@ pub(super) fn count_success(
 }
 
 /// Counts a failed or rejected request: judged against every objective it
-/// has, meeting none.
-pub(super) fn count_failure(lat: &LatencySeries, slo: SloTargets) {
+/// has, meeting none, except TPOT when it could not have been measured
+/// (no token was streamed: as for a successful non-streaming reply, whose
+/// TPOT is not judged, else a non-streaming host's TPOT attainment would
+/// count only its failures).
+pub(super) fn count_failure(lat: &LatencySeries, slo: SloTargets, streamed: bool) {
     let has = [
         slo.ttft.is_some(),
-        slo.tpot.is_some(),
+        slo.tpot.is_some() && streamed,
         slo.e2e.is_some(),
         slo.ttft.is_some() || slo.tpot.is_some() || slo.e2e.is_some(),
     ];
@@ -115,9 +116,10 @@ mod tests {
             tpot: Some(ms(50)),
             ..SloTargets::default()
         };
+        // `all` is still judged: the request has an objective.
         assert_eq!(
             judge(tpot_only, ms(1), None, ms(1)),
-            [None, None, None, None]
+            [None, None, None, Some(true)]
         );
         assert_eq!(
             judge(slo, ms(100), None, ms(1)),

@@ -139,7 +139,7 @@ impl Metrics {
         let n_out = usage.output_tokens.map_or(r.tokens, u64::from);
         r.requests.finish(&self.fam, outcome, n_out);
         if outcome != Outcome::Ok {
-            goodput::count_failure(&r.route.latency, r.slo);
+            goodput::count_failure(&r.route.latency, r.slo, r.first.is_some());
             return;
         }
         let lat = &r.route.latency;
@@ -155,7 +155,15 @@ impl Metrics {
                 now
             }
         };
-        let last = r.last.unwrap_or(now).max(first);
+        // The engine reported more tokens than the host's calls counted:
+        // the rest came after the last call, by completion at the latest
+        // (a host that reports only its first token and the usage).
+        let last = if n_out > r.tokens {
+            now
+        } else {
+            r.last.unwrap_or(now)
+        }
+        .max(first);
         let mode = usize::from(r.prefill.is_some());
         lat.decode[mode].observe(secs(last - first));
         let e2e = now.saturating_sub(r.arrived);

@@ -246,17 +246,16 @@ impl Metrics {
 
     /// Records the latency model's prediction (ms) for a request sent to `name`.
     pub fn observe_predicted_latency(&self, name: &str, p: &crate::framework::LatencyPrediction) {
+        // A host predictor's value that is no duration (NaN, infinite,
+        // negative) is left out: one infinity would hold `_sum` there.
+        let seconds = |ms: f64| (ms.is_finite() && ms >= 0.0).then_some(ms / 1e3);
         self.unless_removed(name, || {
             let labels = vec![("endpoint", self.endpoint_names.get(name))];
-            self.fam
-                .predicted_ttft
-                .get_or_create(&labels)
-                .observe(p.ttft_ms / 1e3);
-            if let Some(t) = p.tpot_ms {
-                self.fam
-                    .predicted_tpot
-                    .get_or_create(&labels)
-                    .observe(t / 1e3);
+            if let Some(s) = seconds(p.ttft_ms) {
+                self.fam.predicted_ttft.get_or_create(&labels).observe(s);
+            }
+            if let Some(s) = p.tpot_ms.and_then(seconds) {
+                self.fam.predicted_tpot.get_or_create(&labels).observe(s);
             }
         });
     }
@@ -494,7 +493,7 @@ impl Metrics {
         let requests =
             self.request_series((model, pool, self.profiles.get(r.profile), self.none.clone()));
         requests.finish(&self.fam, r.reason.into(), 0);
-        super::goodput::count_failure(&latency, r.slo.or(self.cfg.default_slo));
+        super::goodput::count_failure(&latency, r.slo.or(self.cfg.default_slo), false);
     }
 
     /// Drops requests decided more than `max_age` before `now` that never

@@ -422,18 +422,30 @@ impl Scheduler {
         self.metrics.on_prefill_done(req_id, now)
     }
 
-    /// `n` more output tokens (after the first) were generated.
+    /// `n` more output tokens (after the first) were generated. A host that
+    /// reports no first token has its first chunk taken for it, as the
+    /// metrics take it: the first token's handling (the prompt's in-flight
+    /// load released, TTFT learnt) happens then.
     pub fn on_tokens(&self, req_id: &str, n: u64) -> bool {
-        let a = self.inflight.tokens(req_id, n);
         let now_ns = self.clock.now_ns();
         let now = std::time::Duration::from_nanos(now_ns);
+        let seen = self.requests.tokens(req_id, n, now_ns);
+        if seen.as_ref().is_some_and(|s| s.first.is_some()) {
+            self.inflight.first_token(req_id);
+        }
+        let a = self.inflight.tokens(req_id, n);
         self.metrics
             .on_tokens(req_id, u32::try_from(n).unwrap_or(u32::MAX), now);
-        match self.requests.tokens(req_id, n) {
+        match seen {
             None => a,
-            Some(uid) => {
-                if let Some(uid) = uid.filter(|_| n > 0) {
+            Some(s) => {
+                if let Some(uid) = s.uid.filter(|_| n > 0) {
                     self.latency.token_event(uid, now_ns);
+                }
+                if let Some(Some((sample, since))) = s.first {
+                    if sample.streaming {
+                        self.learn_ttft(&sample, since);
+                    }
                 }
                 true
             }
