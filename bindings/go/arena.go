@@ -32,13 +32,22 @@ var arenas = sync.Pool{New: func() any {
 
 func getArena() *arena { return arenas.Get().(*arena) }
 
-// put keeps the most recent chunk for the next call and frees the others.
+// put keeps the most recent chunk for the next call, when it is of the
+// usual size, and frees the others (a one-off large chunk, say of a big
+// PickBatch, is not kept in the pool).
 func (a *arena) put() {
-	if n := len(a.chunks); n > 1 {
-		for _, c := range a.chunks[:n-1] {
+	if n := len(a.chunks); n > 1 || (n == 1 && a.size > arenaChunk) {
+		keep := n
+		if a.size <= arenaChunk {
+			keep = n - 1
+		}
+		for _, c := range a.chunks[:keep] {
 			C.free(c)
 		}
-		a.chunks = append(a.chunks[:0], a.chunks[n-1])
+		a.chunks = append(a.chunks[:0], a.chunks[keep:]...)
+		if len(a.chunks) == 0 {
+			a.size = 0
+		}
 	}
 	a.off = 0
 	arenas.Put(a)
@@ -58,7 +67,11 @@ func (a *arena) alloc(n, align int) unsafe.Pointer {
 		if n > size {
 			size = n
 		}
-		a.chunks = append(a.chunks, C.malloc(C.size_t(size)))
+		p := C.malloc(C.size_t(size))
+		if p == nil {
+			panic("llmd: out of C memory for a call's arguments")
+		}
+		a.chunks = append(a.chunks, p)
 		a.size = size
 		off = 0
 	}

@@ -172,7 +172,7 @@ func NewFeed(s *Scheduler, opts ...FeedOption) (*Feed, error) {
 	if err != nil {
 		return nil, err
 	}
-	return owned(&Feed{handle[*C.llmd_feed]{h: h}}, (*Feed).Close), nil
+	return ownedSlow(&Feed{handle[*C.llmd_feed]{h: h}}, (*Feed).Close), nil
 }
 
 // AddPod follows a pod. A name already followed or a bad endpoint matches

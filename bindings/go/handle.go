@@ -59,6 +59,15 @@ func owned[W any](w *W, closeFn func(*W) error) *W {
 	return w
 }
 
+// ownedSlow is owned for a wrapper whose Close waits on the network (a
+// feed joins its threads, an exporter flushes its queue): the finalizer
+// closes it on a goroutine of its own, so Go's single finalizer goroutine
+// (and every other finalizer behind it) does not wait meanwhile.
+func ownedSlow[W any](w *W, closeFn func(*W) error) *W {
+	runtime.SetFinalizer(w, func(w *W) { go closeFn(w) })
+	return w
+}
+
 // disowned clears w's finalizer once Close has released the handle.
 func disowned[W any](w *W) error {
 	runtime.SetFinalizer(w, nil)

@@ -38,7 +38,7 @@ func NewOtlpExporter(endpoint, serviceName string, samplingRatio float64) (*Otlp
 	if err := takeError(C.llmd_otlp_exporter_new(ep, el, sp, sl, C.double(samplingRatio), &h, &e), e); err != nil {
 		return nil, err
 	}
-	return owned(&OtlpExporter{handle[*C.llmd_otlp_exporter]{h: h}}, (*OtlpExporter).Close), nil
+	return ownedSlow(&OtlpExporter{handle[*C.llmd_otlp_exporter]{h: h}}, (*OtlpExporter).Close), nil
 }
 
 // export queues a decision the scheduler is about to release.

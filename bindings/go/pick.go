@@ -20,7 +20,10 @@ type Request struct {
 	Tokens []uint32
 	Prompt string
 	// LoRAName is the adapter the request asks for, if any.
-	LoRAName   string
+	LoRAName string
+	// LoRAPath is the adapter's path, for engines that identify adapters by
+	// path (it is part of their block hashes), if any.
+	LoRAPath   string
 	CacheSalt  string
 	SessionID  string
 	Headers    map[string]string
@@ -144,6 +147,7 @@ func (a *arena) describe(d *C.llmd_request_desc, req *Request) {
 		d.prompt = a.str(req.Prompt)
 	}
 	d.lora_name = a.optStr(req.LoRAName)
+	d.lora_path = a.optStr(req.LoRAPath)
 	d.cache_salt = a.optStr(req.CacheSalt)
 	d.session_id = a.optStr(req.SessionID)
 	d.headers, d.n_headers = a.pairs(req.Headers)
@@ -431,13 +435,20 @@ func (s *Scheduler) OnComplete(id string, cachedTokens int64) (sum RequestSummar
 }
 
 // Usage is the engine's OpenAI usage for a completed request; a count of -1
-// was not reported.
+// was not reported. Start from UnknownUsage and set what the response gave:
+// the zero value reports 0 for every count, which replaces the tokens
+// counted and records no cache hit.
 type Usage struct {
 	PromptTokens int64
 	// CompletionTokens replace the tokens counted by OnFirstToken/OnTokens,
 	// so a non-streaming reply (no token calls) records its output too.
 	CompletionTokens int64
 	CachedTokens     int64
+}
+
+// UnknownUsage reports nothing: every count -1 (as a NULL usage in C).
+func UnknownUsage() Usage {
+	return Usage{PromptTokens: -1, CompletionTokens: -1, CachedTokens: -1}
 }
 
 // OnCompleteUsage records a completion with the engine's usage. A count

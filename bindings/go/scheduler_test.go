@@ -90,6 +90,20 @@ func TestPickRoutesAwayFromLoad(t *testing.T) {
 	if err != nil || !ok || sum.OutputTokens != 50 || sum.CachedTokens != 16 {
 		t.Fatalf("usage summary = %+v, %v, %v", sum, ok, err)
 	}
+	// UnknownUsage reports nothing: the counted tokens stay.
+	if _, err := s.Pick(&Request{ID: "g4", Model: "llama", Tokens: tokens(64), LoRAPath: "/adapters/none"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.OnFirstToken("g4"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.OnTokens("g4", 6); err != nil {
+		t.Fatal(err)
+	}
+	sum, ok, err = s.OnCompleteUsage("g4", UnknownUsage())
+	if err != nil || !ok || sum.OutputTokens != 7 || sum.CachedTokens != -1 {
+		t.Fatalf("unknown usage summary = %+v, %v, %v", sum, ok, err)
+	}
 	// An out-of-range count is an error, and the request is completed anyway.
 	if _, err := s.Pick(&Request{ID: "g3", Model: "llama", Tokens: tokens(64)}); err != nil {
 		t.Fatal(err)

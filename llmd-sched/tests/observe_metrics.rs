@@ -528,3 +528,34 @@ fn predictions_that_are_no_duration_are_left_out() {
     assert!((get(&s, "llmd_predicted_ttft_seconds_sum", &ep) - 0.1).abs() < 1e-12);
     assert_eq!(get(&s, "llmd_predicted_tpot_seconds_count", &ep), 1.0);
 }
+
+/// Endpoints coming and going under new names leave no request series
+/// behind: a removed endpoint's request and output-token series go with it,
+/// the remaining endpoints' stay.
+#[test]
+fn a_removed_endpoints_request_series_go_with_it() {
+    let m = Metrics::new(config()).unwrap();
+    let series = |m: &Metrics| {
+        m.samples(ms(5000))
+            .iter()
+            .filter(|x| x.name.starts_with("llmd_inference_requests_total"))
+            .count()
+    };
+    m.register_endpoint("keep", Some("decode"));
+    m.on_decision(&decision("k", "keep", None));
+    assert!(m.on_complete("k", Usage::default(), ms(1500)));
+    let base = series(&m);
+    assert!(base > 0);
+    for i in 0..50 {
+        let name = format!("pod-{i}");
+        m.register_endpoint(&name, Some("decode"));
+        let id = format!("r{i}");
+        m.on_decision(&decision(&id, &name, None));
+        assert!(m.on_complete(&id, Usage::default(), ms(1500)));
+        m.remove_endpoint(&name);
+    }
+    assert_eq!(series(&m), base);
+    let s = m.samples(ms(5000));
+    assert!(s.iter().any(|x| x.name == "llmd_inference_requests_total"
+        && x.matches("llmd_inference_requests_total", &[("endpoint", "keep")])));
+}

@@ -1234,8 +1234,8 @@ llmd_status llmd_scheduler_on_complete(const llmd_scheduler *s,
 // reported): its completion tokens replace the counted ones, so a
 // non-streaming reply records its output too (its TTFT is then the whole
 // request). A count below -1 or of 2^32 or more is not used; the request
-// is completed all the same and the call fails with
-// `LLMD_STATUS_INVALID_ARGUMENT` naming it. `summary` and `found` may be NULL.
+// is completed all the same (`summary` and `found` written) and the call
+// fails with `LLMD_STATUS_INVALID_ARGUMENT` naming it. `summary` and `found` may be NULL.
 //
 // # Safety
 // As `llmd_scheduler_on_complete`; `usage` NULL or valid for a read.

@@ -104,6 +104,13 @@ class HashExtras {
     });
     return *this;
   }
+  // Clears the salt (as the C call given NULL).
+  HashExtras& clear_cache_salt() {
+    detail::call([&](llmd_error** e) {
+      return llmd_hash_extras_set_cache_salt(h_.get(), nullptr, 0, e);
+    });
+    return *this;
+  }
   HashExtras& mm_item(std::string_view identifier, size_t offset, size_t length) {
     detail::call([&](llmd_error** e) {
       return llmd_hash_extras_add_mm_item(h_.get(), identifier.data(), identifier.size(),
@@ -135,6 +142,9 @@ class Hasher {
   std::vector<uint64_t> block_keys(const std::vector<uint32_t>& tokens,
                                    const HashExtras* extras = nullptr) const {
     if (!h_) throw Error(LLMD_STATUS_NULL_ARGUMENT, "null_argument", "a moved-from Hasher");
+    // A moved-from HashExtras would hash as a text-only request: refused.
+    if (extras && !extras->get())
+      throw Error(LLMD_STATUS_NULL_ARGUMENT, "null_argument", "a moved-from HashExtras");
     std::vector<uint64_t> keys(tokens.size() / block_size());
     size_t n = 0;
     detail::call([&](llmd_error** e) {
@@ -216,12 +226,20 @@ struct Request {
   std::vector<uint32_t> tokens;
   std::optional<std::string> prompt;
   std::optional<std::string> lora_name;
+  // The adapter's path, for engines that identify adapters by path.
+  std::optional<std::string> lora_path;
   std::optional<std::string> cache_salt;
   std::optional<std::string> session_id;
   std::vector<std::pair<std::string, std::string>> headers;
   int32_t priority = 0;
   double ttft_slo_ms = 0;
   double tpot_slo_ms = 0;
+  // The request carries multimodal items.
+  bool multimodal = false;
+  // Identities of its multimodal items (any stable non-empty string per
+  // image, video or audio) for the mm-embeddings-cache plugins; any
+  // implies `multimodal`.
+  std::vector<std::string> mm_items;
   // When the request reached the host, Unix time in nanoseconds (the
   // scheduler's clock); 0 = latencies start at the pick.
   uint64_t arrived_at_ns = 0;
@@ -232,9 +250,10 @@ namespace detail {
 // A request's C descriptor, borrowing from the Request (both must outlive the call).
 struct RequestDesc {
   std::vector<llmd_kv> headers;
+  std::vector<llmd_str> mm_items;
   llmd_request_desc desc{};
-  // `desc.headers` points into `headers`: a copy would point into the
-  // source's vector, a move keeps the buffer.
+  // `desc.headers` and `desc.mm_items` point into the vectors: a copy
+  // would point into the source's, a move keeps the buffers.
   RequestDesc(const RequestDesc&) = delete;
   RequestDesc& operator=(const RequestDesc&) = delete;
   RequestDesc(RequestDesc&&) = default;
@@ -247,6 +266,7 @@ struct RequestDesc {
     desc.n_tokens = r.tokens.size();
     desc.prompt = opt_str(r.prompt);
     desc.lora_name = opt_str(r.lora_name);
+    desc.lora_path = opt_str(r.lora_path);
     desc.cache_salt = opt_str(r.cache_salt);
     desc.session_id = opt_str(r.session_id);
     desc.headers = headers.data();
@@ -255,6 +275,10 @@ struct RequestDesc {
     desc.ttft_slo_ms = r.ttft_slo_ms;
     desc.tpot_slo_ms = r.tpot_slo_ms;
     desc.arrived_at_ns = r.arrived_at_ns;
+    for (const auto& m : r.mm_items) mm_items.push_back(str(m));
+    desc.multimodal = r.multimodal;
+    desc.mm_items = mm_items.data();
+    desc.n_mm_items = mm_items.size();
   }
 };
 
@@ -489,6 +513,15 @@ class Scheduler {
   }
   void tick() const {
     detail::call([&](llmd_error** e) { return llmd_scheduler_tick(h_.get(), e); });
+  }
+  // Releases requests picked more than `max_age_ms` ago that never
+  // finished (counted as `expired`); returns how many.
+  size_t expire_requests(uint64_t max_age_ms) const {
+    size_t released = 0;
+    detail::call([&](llmd_error** e) {
+      return llmd_scheduler_expire_requests(h_.get(), max_age_ms, &released, e);
+    });
+    return released;
   }
   size_t endpoint_count() const noexcept { return llmd_scheduler_endpoint_count(h_.get()); }
   // Prometheus text of the token-level metrics, for the host's /metrics.

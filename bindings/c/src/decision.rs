@@ -68,21 +68,29 @@ fn target(t: Option<&llmd_sched::Target>) -> llmd_target {
     })
 }
 
-/// Picks for `req` and writes the decision to `*out`.
+/// Picks for `req` and writes the decision to `*out` (checked before the
+/// request was read, as every out-parameter is).
 ///
 /// # Safety
-/// `out` is NULL or valid for a write.
-unsafe fn pick(s: &Scheduler, req: &Request, out: *mut *mut llmd_decision) -> Result<(), FfiError> {
-    let out = Out::new(out, "out")?;
+/// `out`'s pointer is valid for a write.
+unsafe fn pick(s: &Scheduler, req: &Request, out: Out<*mut llmd_decision>) -> Result<(), FfiError> {
     // SAFETY: forwarded caller contract.
-    unsafe { out.write(decided(s.pick(req))?) };
+    unsafe { out.write(decided(s, &req.id, s.pick(req))?) };
     Ok(())
 }
 
-/// A pick's result as a decision handle with at least one target.
-fn decided(r: Result<Decision, llmd_sched::ScheduleError>) -> Result<*mut llmd_decision, FfiError> {
+/// A pick's result as a decision handle with at least one target. A
+/// decision without one is an error for the host, and the request it
+/// opened is released at once (else it would stay in flight until
+/// `llmd_scheduler_expire_requests`).
+pub(crate) fn decided(
+    s: &Scheduler,
+    id: &str,
+    r: Result<Decision, llmd_sched::ScheduleError>,
+) -> Result<*mut llmd_decision, FfiError> {
     let d = r?;
     if d.targets.is_empty() {
+        s.on_error(id, llmd_sched::RequestErrorKind::Other);
         return Err(FfiError::with_code(
             llmd_status::Schedule,
             "no_target",
@@ -111,6 +119,7 @@ pub unsafe extern "C" fn llmd_scheduler_pick(
     // SAFETY: caller contract.
     unsafe {
         call(s, err, |s| {
+            let out = Out::new(out, "out")?;
             let req = to_request(args::handle(req, "request")?)?;
             pick(s, &req, out)
         })
@@ -138,6 +147,7 @@ pub unsafe extern "C" fn llmd_scheduler_pick_tokens(
     // SAFETY: caller contract.
     unsafe {
         call(s, err, |s| {
+            let out = Out::new(out, "out")?;
             let tokens = args::slice(tokens, n_tokens, "tokens")?;
             let req = to_request_with(args::handle(req, "request")?, Some(tokens))?;
             pick(s, &req, out)
@@ -171,15 +181,15 @@ pub unsafe extern "C" fn llmd_scheduler_pick_batch(
     // SAFETY: caller contract.
     unsafe {
         call(s, err, |s| {
+            if out.is_null() && n > 0 {
+                return Err(FfiError::null("out"));
+            }
             let reqs = args::slice(reqs, n, "reqs")?
                 .iter()
                 .map(|d| to_request(d))
                 .collect::<Result<Vec<Request>, FfiError>>()?;
-            if out.is_null() && n > 0 {
-                return Err(FfiError::null("out"));
-            }
             for (i, r) in s.pick_batch(&reqs).into_iter().enumerate() {
-                let (d, e) = match decided(r) {
+                let (d, e) = match decided(s, &reqs[i].id, r) {
                     Ok(d) => (d, None),
                     Err(e) => (std::ptr::null_mut(), Some(e)),
                 };
@@ -232,6 +242,7 @@ pub unsafe extern "C" fn llmd_scheduler_pick_json(
     // SAFETY: caller contract.
     unsafe {
         call(s, err, |s| {
+            let out = Out::new(out, "out")?;
             let json = args::str(json, json_len, "json")?;
             let req: Request = serde_json::from_str(json)
                 .map_err(|e| FfiError::invalid(format!("request JSON: {e}")))?;

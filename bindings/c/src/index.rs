@@ -222,9 +222,9 @@ pub unsafe extern "C" fn llmd_index_prompt_keys(
     unsafe {
         call(index, err, |index| {
             let keys_len = Out::new(keys_len, "keys_len")?;
+            let keys = args::OutBuf::new(keys, keys_cap, "keys")?;
             let model = args::str(model, model_len, "model")?;
             let tokens = args::slice(tokens, n_tokens, "tokens")?;
-            let keys = args::OutBuf::new(keys, keys_cap, "keys")?;
             keys.require(n_tokens / index.block_size().max(1))?;
             let default = Default::default();
             let extras = extras.as_ref().map_or(&default, |x| &x.0);

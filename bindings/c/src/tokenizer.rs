@@ -257,9 +257,9 @@ pub unsafe extern "C" fn llmd_tokenizer_encode_openai(
     // SAFETY: caller contract.
     unsafe {
         call(t, err, |t| {
+            let out = Out::new(out, "out")?;
             let path = args::str(path, path_len, "path")?;
             let body = args::bytes(body, body_len, "body")?;
-            let out = Out::new(out, "out")?;
             let ids = t.encode_openai(path, body)?;
             out.write(into_handle(llmd_tokens(ids)));
             Ok(())
@@ -445,22 +445,18 @@ pub unsafe extern "C" fn llmd_scheduler_pick_openai(
     // SAFETY: caller contract.
     unsafe {
         call(s, err, |s| {
+            let out = Out::new(out, "out")?;
             let id = args::str(request_id, request_id_len, "request_id")?;
             let path = args::str(path, path_len, "path")?;
             let body = args::bytes(body, body_len, "body")?;
             let headers: BTreeMap<String, String> = views::pairs(headers, n_headers, "headers")?
                 .into_iter()
                 .collect();
-            let out = Out::new(out, "out")?;
-            let d = s.pick_openai(id, path, body, &headers)?;
-            if d.targets.is_empty() {
-                return Err(FfiError::with_code(
-                    llmd_status::Schedule,
-                    "no_target",
-                    "the pipeline picked no target",
-                ));
-            }
-            out.write(into_handle(llmd_decision::from(d)));
+            out.write(crate::decision::decided(
+                s,
+                id,
+                s.pick_openai(id, path, body, &headers),
+            )?);
             Ok(())
         })
     }

@@ -309,7 +309,7 @@ func (rt *router) serveInference(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), code)
 		return
 	}
-	f := &inflight{sched: rt.sched, decision: d, id: id, body: body, clientUsage: clientUsage, usage: unknownUsage}
+	f := &inflight{sched: rt.sched, decision: d, id: id, body: body, clientUsage: clientUsage, usage: llmd.UnknownUsage()}
 	defer func() {
 		// The proxy aborts the handler (panics with http.ErrAbortHandler)
 		// when the client or the backend goes away mid-body.

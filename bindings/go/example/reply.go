@@ -50,7 +50,7 @@ func (r *reply) Read(p []byte) (int, error) {
 			r.out, r.in, r.err = append(r.out, r.in...), nil, err
 		} else if len(r.in) > maxKept {
 			r.out, r.in, r.blind = append(r.out, r.in...), nil, true
-			r.f.usage = unknownUsage
+			r.f.usage = llmd.UnknownUsage()
 		}
 	}
 	n := copy(p, r.out)
@@ -162,11 +162,9 @@ type usage struct {
 	} `json:"prompt_tokens_details"`
 }
 
-var unknownUsage = llmd.Usage{PromptTokens: -1, CompletionTokens: -1, CachedTokens: -1}
-
 // engine is the usage as the scheduler takes it: -1 for what is missing.
 func (u *usage) engine() llmd.Usage {
-	out := unknownUsage
+	out := llmd.UnknownUsage()
 	if u == nil {
 		return out
 	}

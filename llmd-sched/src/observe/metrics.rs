@@ -205,7 +205,10 @@ impl Metrics {
     }
 
     /// Drops the per-endpoint series of a removed endpoint (in-flight gauges,
-    /// index blocks, staleness). Request counters keep their history.
+    /// index blocks, staleness, predictions, and its request and
+    /// output-token series: with pods coming and going under new names,
+    /// kept ones would grow without bound). Its requests still in flight
+    /// finish uncounted there.
     pub fn remove_endpoint(&self, name: &str) {
         // Under the lock that series creation takes, so no decision can
         // recreate the gauges between the check and the removal.
@@ -240,6 +243,9 @@ impl Metrics {
         for kind in ["ttft", "tpot"] {
             let labels = vec![("endpoint", ep.endpoint.clone()), ("kind", Arc::from(kind))];
             self.fam.prediction_error.remove(&labels);
+        }
+        for s in self.requests.remove_where(|k| k.3 == ep.endpoint) {
+            s.remove_from(&self.fam);
         }
         self.forget_index_endpoint(&ep.endpoint);
     }

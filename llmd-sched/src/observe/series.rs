@@ -60,6 +60,21 @@ impl<K: Hash + Eq, V> Cache<K, V> {
     {
         self.0.write().remove(key)
     }
+
+    /// Removes every entry whose key `drop` says; returns their handles.
+    pub fn remove_where(&self, drop: impl Fn(&K) -> bool) -> Vec<Arc<V>> {
+        let mut w = self.0.write();
+        let mut out = Vec::new();
+        w.retain(|k, v| {
+            if drop(k) {
+                out.push(v.clone());
+                false
+            } else {
+                true
+            }
+        });
+        out
+    }
 }
 
 fn l(pairs: &[(&'static str, &Arc<str>)]) -> Labels {
@@ -238,6 +253,18 @@ impl RequestSeries {
                 f.output_tokens.get_or_create_owned(&labels),
             )
         })
+    }
+
+    /// Drops the series this made from the families (its endpoint left).
+    pub fn remove_from(&self, f: &Families) {
+        for (i, made) in self.outcomes.iter().enumerate() {
+            if made.get().is_some() {
+                let mut labels = self.labels.clone();
+                labels.push(("outcome", lit(Outcome::ALL[i].as_str())));
+                f.requests.remove(&labels);
+                f.output_tokens.remove(&labels);
+            }
+        }
     }
 
     /// Counts one finished request with `output_tokens`.

@@ -426,6 +426,11 @@ static void test_bad_input(void) {
   req.id = (llmd_str){"\xff\xfe", 2};
   CHECK_STATUS(LLMD_STATUS_INVALID_UTF8, llmd_scheduler_pick(ok, &req, &d, &err), &err);
   RESET_ERR(err);
+  /* NULL checks first: a NULL out wins over a bad descriptor. */
+  CHECK_STATUS(LLMD_STATUS_NULL_ARGUMENT, llmd_scheduler_pick(ok, &req, NULL, &err), &err);
+  RESET_ERR(err);
+  CHECK_STATUS(LLMD_STATUS_NULL_ARGUMENT, llmd_scheduler_pick_batch(ok, &req, 1, NULL, NULL, &err), &err);
+  RESET_ERR(err);
   req.id = V("x");
   req.tokens = NULL;
   req.n_tokens = 4;

@@ -1,8 +1,10 @@
 // The C++ RAII wrapper: values round-trip, failures throw llmd::Error with the
 // documented status, handles free themselves (checked by valgrind and ASan).
 #include <cstdio>
+#include <chrono>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "llmd.hpp"
@@ -52,6 +54,12 @@ static void test_hasher() {
   llmd::HashExtras salted;
   salted.cache_salt("tenant");
   CHECK(h.block_keys(tokens, &salted)[0] != keys[0]);
+  salted.clear_cache_salt();
+  CHECK(h.block_keys(tokens, &salted)[0] == keys[0]);
+  // Moved-from extras are refused, not hashed as a text-only request.
+  llmd::HashExtras taken = std::move(salted);
+  CHECK(status_of([&] { h.block_keys(tokens, &salted); }) == LLMD_STATUS_NULL_ARGUMENT);
+  CHECK(h.block_keys(tokens, &taken) == keys);
   llmd::Hasher moved = std::move(h);
   CHECK(moved.block_keys(tokens) == keys);
   // A moved-from hasher throws instead of dividing by its block size of 0.
@@ -116,6 +124,25 @@ static void test_scheduler() {
   auto sum = s.on_complete("cpp-1", 16u);
   CHECK(sum && sum->cached_tokens == 16);
   CHECK(!s.on_complete("cpp-1"));
+  {
+    // Every field of the C descriptor is reachable: the adapter's path and
+    // multimodal items; a request never finished is released by expiry.
+    llmd::Request m = r;
+    m.id = "cpp-mm";
+    m.lora_path = "/adapters/x";
+    m.mm_items = {"img-1", "img-2"};
+    m.multimodal = true;
+    CHECK(!s.pick(m).primary().name.empty());
+    CHECK(status_of([&] {
+            llmd::Request bad = r;
+            bad.id = "cpp-bad";
+            bad.mm_items = {""};
+            s.pick(bad);
+          }) == LLMD_STATUS_INVALID_ARGUMENT);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    CHECK(s.expire_requests(1) == 1);
+    CHECK(!s.on_complete("cpp-mm"));
+  }
   s.tick();
   CHECK(s.render_metrics().find("llmd_inference_ttft_bucket") != std::string::npos);
   CHECK(s.config_report_json().find("\"not_executed\":[") != std::string::npos);
