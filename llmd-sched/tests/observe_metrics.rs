@@ -559,3 +559,26 @@ fn a_removed_endpoints_request_series_go_with_it() {
     assert!(s.iter().any(|x| x.name == "llmd_inference_requests_total"
         && x.matches("llmd_inference_requests_total", &[("endpoint", "keep")])));
 }
+
+/// A repeated first-token call counts nothing more (no token, no
+/// inter-token gap).
+#[test]
+fn a_repeated_first_token_counts_nothing_more() {
+    let m = Metrics::new(config()).unwrap();
+    m.register_endpoint("e1", Some("decode"));
+    m.on_decision(&decision("r", "e1", None));
+    assert!(m.on_first_token("r", ms(1100)));
+    assert!(m.on_first_token("r", ms(1150)));
+    let s = m.samples(ms(1200));
+    let ep = [("endpoint", "e1"), ("pool", "decode")];
+    // The 100 prompt tokens and one output token, not two.
+    assert_eq!(get(&s, "llmd_router_inflight_tokens", &ep), 101.0);
+    let usage = Usage::default();
+    assert!(m.on_complete("r", usage, ms(1300)));
+    let s = m.samples(ms(1400));
+    let mp = [("model", "m"), ("pool", "decode")];
+    assert_eq!(
+        get(&s, "llmd_inference_inter_token_latency_seconds_count", &mp),
+        0.0
+    );
+}

@@ -56,33 +56,21 @@ impl Metrics {
 
     /// The first output token of `request_id` arrived at `now`. Returns
     /// whether the request is tracked.
+    /// A second call for the same request changes nothing (as in the
+    /// scheduler's own accounting).
     pub fn on_first_token(&self, request_id: &str, now: Duration) -> bool {
-        self.on_tokens(request_id, 1, now)
+        let found = self.table.with(request_id, |r| {
+            if r.first.is_none() {
+                add_tokens(r, 1, now);
+            }
+        });
+        found.is_some() || self.missing()
     }
 
     /// `n` output tokens of `request_id` arrived at `now` (one streamed
     /// chunk). The first call of a request also records its TTFT.
     pub fn on_tokens(&self, request_id: &str, n: u32, now: Duration) -> bool {
-        let found = self.table.with(request_id, |r| {
-            if n == 0 {
-                return;
-            }
-            let n = u64::from(n);
-            match r.last {
-                // Tokens that came with the first one have no measurable gap.
-                None => first_token(r, now),
-                Some(last) => {
-                    let gap = secs(now.saturating_sub(last)) / n as f64;
-                    r.route.latency.itl.observe_n(gap, n);
-                }
-            }
-            r.tokens = r.tokens.saturating_add(n);
-            r.last = Some(now);
-            r.route
-                .endpoint
-                .inflight_tokens
-                .inc_by(i64::try_from(n).unwrap_or(i64::MAX));
-        });
+        let found = self.table.with(request_id, |r| add_tokens(r, n, now));
         found.is_some() || self.missing()
     }
 
@@ -190,6 +178,29 @@ impl Metrics {
         }
         goodput::count_success(lat, r.slo, first.saturating_sub(r.arrived), tpot, e2e);
     }
+}
+
+/// `n` output tokens arrived at `now`; the first of a request is its first
+/// token.
+fn add_tokens(r: &mut InFlight, n: u32, now: Duration) {
+    if n == 0 {
+        return;
+    }
+    let n = u64::from(n);
+    match r.last {
+        // Tokens that came with the first one have no measurable gap.
+        None => first_token(r, now),
+        Some(last) => {
+            let gap = secs(now.saturating_sub(last)) / n as f64;
+            r.route.latency.itl.observe_n(gap, n);
+        }
+    }
+    r.tokens = r.tokens.saturating_add(n);
+    r.last = Some(now);
+    r.route
+        .endpoint
+        .inflight_tokens
+        .inc_by(i64::try_from(n).unwrap_or(i64::MAX));
 }
 
 fn first_token(r: &mut InFlight, now: Duration) {
