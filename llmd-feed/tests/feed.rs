@@ -89,8 +89,13 @@ fn publisher(topic: &str, steps: usize, layout: ReplayLayout) -> (Publisher, Str
 /// A new publisher (numbering from 0) bound where a killed one was: events
 /// at `ev`, replay at `rp`.
 fn restarted(ev: &str, rp: &str) -> Publisher {
+    restarted_buffering(ev, rp, 100)
+}
+
+/// [`restarted`], its replay buffer `steps` batches long.
+fn restarted_buffering(ev: &str, rp: &str, steps: usize) -> Publisher {
     let port = |e: &str| e.rsplit(':').next().unwrap().to_string();
-    let mut p = Publisher::new("kv@x@m", 100);
+    let mut p = Publisher::new("kv@x@m", steps);
     p.bind(&format!("tcp://127.0.0.1:{}", port(ev))).unwrap();
     p.bind_replay(
         &format!("tcp://127.0.0.1:{}", port(rp)),
@@ -302,14 +307,22 @@ fn without_replay_a_gap_clears_or_keeps_per_the_option() {
     }
 }
 
-#[test]
-fn restarts_duplicates_and_a_killed_publisher() {
+/// A started feed following pod `a` of a publisher with a replay socket
+/// (topic `kv@x@m`, 100 batches buffered), subscribed: the scheduler, the
+/// publisher, the feed, and the events and replay endpoints.
+fn following_a() -> (Arc<Scheduler>, Publisher, Feed, String, String) {
     let s = sched();
-    let (mut p, ev, rp) = publisher("kv@x@m", 100, ReplayLayout::WithTopic);
+    let (p, ev, rp) = publisher("kv@x@m", 100, ReplayLayout::WithTopic);
     let feed = Feed::new(s.clone(), opts());
     feed.add_pod(pod("a", &ev, Some(&rp))).unwrap();
     feed.start().unwrap();
     subscribed(&p);
+    (s, p, feed, ev, rp)
+}
+
+#[test]
+fn restarts_duplicates_and_a_killed_publisher() {
+    let (s, mut p, feed, ev, rp) = following_a();
     p.publish(&block(0));
     p.publish(&block(1));
     p.publish_with_seq(1, &block(1)); // the same number again
@@ -332,26 +345,14 @@ fn restarts_duplicates_and_a_killed_publisher() {
 /// cannot reach its batch 0.
 #[test]
 fn a_restart_past_the_replay_buffer_clears_once() {
-    let s = sched();
-    let (mut p, ev, rp) = publisher("kv@x@m", 100, ReplayLayout::WithTopic);
-    let feed = Feed::new(s.clone(), opts());
-    feed.add_pod(pod("a", &ev, Some(&rp))).unwrap();
-    feed.start().unwrap();
-    subscribed(&p);
+    let (s, mut p, feed, ev, rp) = following_a();
     for i in 0..6 {
         p.publish(&block(i));
     }
     wait("6 batches", || stats(&feed, "a").events == 6);
     p.close();
     drop(p);
-    let port = |e: &str| e.rsplit(':').next().unwrap().to_string();
-    let mut p = Publisher::new("kv@x@m", 2);
-    p.bind(&format!("tcp://127.0.0.1:{}", port(&ev))).unwrap();
-    p.bind_replay(
-        &format!("tcp://127.0.0.1:{}", port(&rp)),
-        ReplayLayout::WithTopic,
-    )
-    .unwrap();
+    let p = restarted_buffering(&ev, &rp, 2);
     wait("the reconnect", || stats(&feed, "a").reconnects >= 1);
     subscribed(&p);
     for i in 0..3 {
@@ -544,6 +545,20 @@ fn a_removed_pods_late_scrape_does_not_reach_its_successor() {
     assert_eq!(stats(&feed, "p").scrapes, 1);
 }
 
+/// Options that scrape every 20 ms, mark a pod down after two failures and
+/// evict it `remove_after` later.
+fn evicting(remove_after: Duration) -> FeedOptions {
+    FeedOptions {
+        scrape_interval: Duration::from_millis(20),
+        // Far above a loopback scrape on a loaded machine (a good pod must
+        // see no error), far below a hung pod's 30 s.
+        scrape_timeout: Duration::from_secs(2),
+        down_after_failures: 2,
+        remove_after,
+        ..opts()
+    }
+}
+
 #[test]
 fn scrapes_metrics_and_evicts_a_pod_that_hangs() {
     let s = sched();
@@ -552,18 +567,7 @@ fn scrapes_metrics_and_evicts_a_pod_that_hangs() {
         false,
     );
     let hung = metrics_server("", true);
-    let feed = Feed::new(
-        s.clone(),
-        FeedOptions {
-            scrape_interval: Duration::from_millis(20),
-            // Far above a loopback scrape on a loaded machine (the good pod
-            // must see no error), far below the hung pod's 30 s.
-            scrape_timeout: Duration::from_secs(2),
-            down_after_failures: 2,
-            remove_after: Duration::from_secs(1),
-            ..opts()
-        },
-    );
+    let feed = Feed::new(s.clone(), evicting(Duration::from_secs(1)));
     feed.add_pod(PodSpec::new("good", good.clone())).unwrap();
     feed.add_pod(PodSpec::new("hung", hung)).unwrap();
     feed.start().unwrap();
@@ -592,16 +596,7 @@ fn scrapes_metrics_and_evicts_a_pod_that_hangs() {
 fn a_pod_whose_page_does_not_parse_stays_evicted() {
     let s = sched();
     let bad = metrics_server("hello_world 1\n", false);
-    let feed = Feed::new(
-        s.clone(),
-        FeedOptions {
-            scrape_interval: Duration::from_millis(20),
-            scrape_timeout: Duration::from_secs(2),
-            down_after_failures: 2,
-            remove_after: Duration::from_millis(200),
-            ..opts()
-        },
-    );
+    let feed = Feed::new(s.clone(), evicting(Duration::from_millis(200)));
     feed.add_pod(PodSpec::new("bad", bad)).unwrap();
     feed.start().unwrap();
     wait("the eviction", || stats(&feed, "bad").evictions == 1);

@@ -328,22 +328,11 @@ fn the_engines_chat_template_and_default_kwargs() {
 
     // From a config, beside tokenizerDir.
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/tokenizers/tiny");
-    let cfg = CONFIG.replace(
-        "- type: max-score-picker\nschedulingProfiles",
-        &format!("- type: max-score-picker\n- type: token-producer\n  parameters:\n    modelName: m\n    tokenizerDir: '{dir}'\n    chatTemplate: '{}'\n    defaultChatTemplateKwargs: {{flag: w2 w3 w4}}\nschedulingProfiles", path.display()),
-    );
-    let s = Scheduler::from_config_str(&cfg).unwrap_or_else(|e| panic!("{e}\n{cfg}"));
-    llmd_tokenize::load_configured(&s).unwrap();
-    s.add_endpoint(Endpoint::new("a", "10.0.0.1:8000")).unwrap();
-    let body = r#"{"model": "m", "messages": [{"role": "user", "content": "w1"}]}"#;
-    let d = s
-        .pick_openai(
-            "r",
-            "/v1/chat/completions",
-            body.as_bytes(),
-            &BTreeMap::new(),
-        )
-        .unwrap();
+    let s = with_token_producer(&format!(
+        "    modelName: m\n    tokenizerDir: '{dir}'\n    chatTemplate: '{}'\n    defaultChatTemplateKwargs: {{flag: w2 w3 w4}}\n",
+        path.display()
+    ));
+    let d = chat_pick(&s, "w1");
     let want = tok_ids(&from_file_with_flag(&path), msgs);
     assert_eq!(d.explanation.prompt_token_count(), want);
     // Without a tokenizer directory they apply to nothing: refused.
@@ -379,14 +368,7 @@ fn a_multimodal_chat_body_is_routed_on_an_estimate() {
     s.set_tokenizer("m", Arc::new(tokenizer()));
     s.add_endpoint(Endpoint::new("a", "10.0.0.1:8000")).unwrap();
     let body = r#"{"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x/y.png"}}, {"type": "text", "text": "w1 w2"}]}]}"#;
-    let d = s
-        .pick_openai(
-            "r",
-            "/v1/chat/completions",
-            body.as_bytes(),
-            &BTreeMap::new(),
-        )
-        .unwrap();
+    let d = pick_body(&s, body);
     assert_eq!(d.primary().unwrap().name, "a");
     let notes = &d.explanation.notes;
     assert!(
@@ -409,4 +391,36 @@ fn a_multimodal_chat_body_is_routed_on_an_estimate() {
         .notes
         .iter()
         .all(|n| n != MULTIMODAL_ESTIMATE_NOTE));
+}
+
+/// A scheduler whose config adds a token producer with `params` (YAML
+/// lines under `parameters:`), its tokenizers loaded, and one endpoint.
+fn with_token_producer(params: &str) -> Scheduler {
+    let cfg = CONFIG.replace(
+        "- type: max-score-picker\nschedulingProfiles",
+        &format!("- type: max-score-picker\n- type: token-producer\n  parameters:\n{params}schedulingProfiles"),
+    );
+    let s = Scheduler::from_config_str(&cfg).unwrap_or_else(|e| panic!("{e}\n{cfg}"));
+    llmd_tokenize::load_configured(&s).unwrap();
+    s.add_endpoint(Endpoint::new("a", "10.0.0.1:8000")).unwrap();
+    s
+}
+
+/// The decision for a chat body of one user message.
+fn chat_pick(s: &Scheduler, content: &str) -> llmd_sched::Decision {
+    pick_body(
+        s,
+        &format!(r#"{{"model": "m", "messages": [{{"role": "user", "content": "{content}"}}]}}"#),
+    )
+}
+
+/// The decision for a chat completions `body`.
+fn pick_body(s: &Scheduler, body: &str) -> llmd_sched::Decision {
+    s.pick_openai(
+        "r",
+        "/v1/chat/completions",
+        body.as_bytes(),
+        &BTreeMap::new(),
+    )
+    .unwrap()
 }

@@ -954,29 +954,15 @@ mod tests {
             max_message_bytes: 1 << 16,
             max_frames: 8,
         };
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-        let t = std::thread::spawn(move || {
-            let (mut s, _) = l.accept().unwrap();
-            let mut out = greeting(SocketType::Pub).to_vec();
-            let ready = ready(SocketType::Pub);
-            out.push(COMMAND);
-            out.push(ready.len() as u8);
-            out.extend_from_slice(&ready);
-            let first = (1usize << 16) - 10;
-            out.push(MORE | LONG);
-            out.extend_from_slice(&(first as u64).to_be_bytes());
-            out.extend(std::iter::repeat_n(7u8, first));
-            // 11 bytes claimed where 10 are left; the body never comes.
-            out.push(LONG);
-            out.extend_from_slice(&11u64.to_be_bytes());
-            s.write_all(&out).unwrap();
-            let _ = done_rx.recv_timeout(Duration::from_secs(10));
-        });
-        let s = TcpStream::connect(addr).unwrap();
-        let mut c =
-            Connection::handshake(s, SocketType::Sub, limits, Duration::from_secs(2)).unwrap();
+        let (mut c, mut peer) = raw_peer(limits);
+        let first = (1usize << 16) - 10;
+        let mut out = vec![MORE | LONG];
+        out.extend_from_slice(&(first as u64).to_be_bytes());
+        out.extend(std::iter::repeat_n(7u8, first));
+        // 11 bytes claimed where 10 are left; the body never comes.
+        out.push(LONG);
+        out.extend_from_slice(&11u64.to_be_bytes());
+        peer.write_all(&out).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         match c.recv() {
             Err(WireError::Protocol(m)) => {
@@ -987,8 +973,6 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        done_tx.send(()).unwrap();
-        t.join().unwrap();
     }
 
     /// A PUB peer on loopback, greeted and READY; returns the subscriber's
