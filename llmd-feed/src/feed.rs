@@ -178,7 +178,7 @@ impl Feed {
     /// and scrapes its `/metrics`. A pod without an events endpoint gets
     /// `tcp://<host>:<discover_events_port>` when that option is set.
     pub fn add_pod(&self, spec: PodSpec) -> Result<(), FeedError> {
-        self.inner.add_pod(spec, Source::Host)
+        self.inner.add_pod(spec, Source::Host, None)
     }
 
     /// Stops following a pod and removes its endpoint (and index entries)
@@ -366,12 +366,20 @@ impl Inner {
         *self.state.lock().unwrap() == State::Running
     }
 
+    /// Follows `spec` from `source`; `described` is the scheduler
+    /// description to register it with when the spec gives none (a pod
+    /// re-registered for a changed spec keeps its old one). What a later
+    /// sync compares with is the spec as given.
     pub(crate) fn add_pod(
         self: &Arc<Self>,
         mut spec: PodSpec,
         source: Source,
+        described: Option<llmd_sched::Endpoint>,
     ) -> Result<(), FeedError> {
         let requested = spec.clone();
+        if spec.endpoint.is_none() {
+            spec.endpoint = described;
+        }
         // A pod given its own metrics URL is scraped at it; the others only
         // when the feed scrapes at all (not when the config asks for https).
         spec.scrape &= self.opts.scrape || spec.metrics_url.is_some();
@@ -495,7 +503,7 @@ impl Inner {
                 }
             }
         }
-        for mut s in specs {
+        for s in specs {
             let owner = self
                 .pods
                 .read()
@@ -513,11 +521,11 @@ impl Inner {
                 continue;
             }
             if owner.is_none() {
-                if let Some(mut ep) = described.remove(&s.name) {
+                let carried = described.remove(&s.name).map(|mut ep| {
                     ep.address.clone_from(&s.address);
-                    s.endpoint = Some(ep);
-                }
-                if let Err(e) = self.add_pod(s, source.clone()) {
+                    ep
+                });
+                if let Err(e) = self.add_pod(s, source.clone(), carried) {
                     failed(e);
                 }
             }

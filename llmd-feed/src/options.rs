@@ -71,7 +71,9 @@ pub struct FeedOptions {
     /// without closing its connection is found within two intervals; `None`
     /// (or zero) sends none, and such a connection waits until the pod is
     /// removed. Only peers that speak ZMTP 3.1 (libzmq 4.2 and later, as
-    /// every vLLM ships) are sent `PING`. 10 s.
+    /// every vLLM ships) are sent `PING`; a ZMTP 3.0 peer's connection is
+    /// closed after 30 intervals with nothing received (counted the same).
+    /// 10 s.
     pub heartbeat_interval: Option<Duration>,
     /// Bounds on ZMQ messages from the network.
     pub limits: Limits,

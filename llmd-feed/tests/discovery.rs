@@ -289,11 +289,20 @@ fn syncing_the_same_pods_again_changes_nothing_and_a_bad_pod_stops_no_other() {
     // A changed spec re-registers the pod, with the host's description.
     let mut moved = list();
     moved[0] = PodSpec::new("p", "127.0.0.19:1");
-    feed.sync_pods(moved).unwrap();
+    feed.sync_pods(moved.clone()).unwrap();
     let p = s.endpoint_state("p").unwrap();
     assert_eq!(
         (p.label("tier"), p.address()),
         (Some("gold"), "127.0.0.19:1")
+    );
+    // The same list again changes nothing: the registration's carried
+    // description does not make the pod read as changed.
+    s.ingest_kv_events("p", &batch(0, 3), None).unwrap();
+    feed.sync_pods(moved).unwrap();
+    assert!(
+        s.render_metrics()
+            .contains("llmd_kvindex_blocks{endpoint=\"p\""),
+        "p was removed and added again"
     );
     feed.sync_pods(list()).unwrap();
     assert_eq!(s.endpoint_state("p").unwrap().label("tier"), Some("gold"));

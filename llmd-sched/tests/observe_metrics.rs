@@ -552,7 +552,15 @@ fn a_removed_endpoints_request_series_go_with_it() {
         let id = format!("r{i}");
         m.on_decision(&decision(&id, &name, None));
         assert!(m.on_complete(&id, Usage::default(), ms(1500)));
+        // One still in flight when its pod goes: it finishes uncounted,
+        // and brings no series back.
+        let late = format!("late{i}");
+        m.on_decision(&decision(&late, &name, None));
         m.remove_endpoint(&name);
+        assert!(m.on_error(&late, ErrorKind::Transport, ms(1600)));
+        // A decision racing the removal makes no kept series either.
+        m.on_decision(&decision(&format!("race{i}"), &name, None));
+        m.on_error(&format!("race{i}"), ErrorKind::Transport, ms(1700));
     }
     assert_eq!(series(&m), base);
     let s = m.samples(ms(5000));

@@ -278,32 +278,7 @@ enum Part {
     ToolReference(String),
 }
 
-/// Keys that make a part multimodal, whatever its `type`.
-const MEDIA_KEYS: &[&str] = &[
-    "image_url",
-    "image_pil",
-    "image_embeds",
-    "audio_embeds",
-    "video_embeds",
-    "prompt_embeds",
-    "audio_url",
-    "input_audio",
-    "video_url",
-];
-/// Part types vLLM parses as media (refused here: the engine's processor
-/// decides their tokens).
-const MEDIA_TYPES: &[&str] = &[
-    "input_image",
-    "image_url",
-    "image_embeds",
-    "audio_embeds",
-    "video_embeds",
-    "prompt_embeds",
-    "image_pil",
-    "audio_url",
-    "input_audio",
-    "video_url",
-];
+use llmd_sched::model::openai::{MEDIA_KEYS, MEDIA_TYPES};
 
 fn multimodal(kind: &str) -> TokenizeError {
     TokenizeError::Request(format!(

@@ -325,19 +325,16 @@ impl Tokenizer {
 
     /// Renders with `kwargs` (vLLM's `--default-chat-template-kwargs`, a
     /// JSON object) under every request's own: its `tools`,
-    /// `chat_template_kwargs` and fields override them. The names vLLM
-    /// passes itself (`chat_template`, `tokenize`, `messages`,
-    /// `conversation`) are refused.
+    /// `chat_template_kwargs` and fields override them. `tokenize` is
+    /// dropped (vLLM passes its own over it); the other names vLLM passes
+    /// itself (`chat_template`, `messages`, `conversation`) are refused.
     pub fn with_default_chat_template_kwargs(
         mut self,
         kwargs: &serde_json::Map<String, Json>,
     ) -> Result<Tokenizer, TokenizeError> {
         let mut out = Vec::with_capacity(kwargs.len());
-        for (k, v) in kwargs {
-            if matches!(
-                k.as_str(),
-                "chat_template" | "tokenize" | "messages" | "conversation"
-            ) {
+        for (k, v) in kwargs.iter().filter(|(k, _)| *k != "tokenize") {
+            if matches!(k.as_str(), "chat_template" | "messages" | "conversation") {
                 return Err(TokenizeError::Request(format!(
                     "default chat template kwargs: '{k}' is passed by vLLM itself"
                 )));

@@ -301,7 +301,12 @@ fn the_engines_chat_template_and_default_kwargs() {
         render(Some(r#"{"flag": null, "other": "auto"}"#)),
         "w1|F/True"
     );
-    for k in ["tokenize", "chat_template", "messages", "conversation"] {
+    let tokenize: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(r#"{"tokenize": true}"#).unwrap();
+    assert!(tokenizer()
+        .with_default_chat_template_kwargs(&tokenize)
+        .is_ok());
+    for k in ["chat_template", "messages", "conversation"] {
         let bad: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(&format!(r#"{{"{k}": 1}}"#)).unwrap();
         let e = tokenizer()
@@ -376,21 +381,26 @@ fn a_multimodal_chat_body_is_routed_on_an_estimate() {
         "{notes:?}"
     );
     assert!(notes.iter().all(|n| n != ESTIMATE_NOTE), "{notes:?}");
+    // Media parts that name no fetchable item are media all the same.
+    for part in [
+        r#"{"type": "input_image", "image_url": "http://x/z.png"}"#,
+        r#"{"image_embeds": "AAAA"}"#,
+        r#"{"type": "image_url", "image_url": {"url": "http://x/y.png"}, "uuid": "u1"}"#,
+    ] {
+        let body = format!(
+            r#"{{"model": "m", "messages": [{{"role": "user", "content": [{part}, {{"type": "text", "text": "w1"}}]}}]}}"#
+        );
+        let d = pick_body(&s, &body);
+        let notes = &d.explanation.notes;
+        assert!(
+            notes.iter().any(|n| n == MULTIMODAL_ESTIMATE_NOTE),
+            "{part}"
+        );
+    }
     // Text only: the tokenizer's ids, no note.
-    let body = r#"{"model": "m", "messages": [{"role": "user", "content": "w1 w2"}]}"#;
-    let d = s
-        .pick_openai(
-            "r2",
-            "/v1/chat/completions",
-            body.as_bytes(),
-            &BTreeMap::new(),
-        )
-        .unwrap();
-    assert!(d
-        .explanation
-        .notes
-        .iter()
-        .all(|n| n != MULTIMODAL_ESTIMATE_NOTE));
+    let d = chat_pick(&s, "w1 w2");
+    let notes = &d.explanation.notes;
+    assert!(notes.iter().all(|n| n != MULTIMODAL_ESTIMATE_NOTE));
 }
 
 /// A scheduler whose config adds a token producer with `params` (YAML

@@ -582,6 +582,9 @@ class Index {
   }
   std::vector<uint64_t> prompt_keys(std::string_view model, const std::vector<uint32_t>& tokens,
                                     const HashExtras* extras = nullptr) const {
+    // A moved-from HashExtras would hash as a text-only request: refused.
+    if (extras && !extras->get())
+      throw Error(LLMD_STATUS_NULL_ARGUMENT, "null_argument", "a moved-from HashExtras");
     std::vector<uint64_t> keys(tokens.size());
     size_t n = 0;
     detail::call([&](llmd_error** e) {

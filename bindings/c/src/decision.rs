@@ -105,6 +105,8 @@ pub(crate) fn decided(
 /// `LLMD_STATUS_SCHEDULE` with code `"no_endpoints"` (detail 503); saturation
 /// gives code `"resource_exhausted"` (detail 429); a conditional-decode miss
 /// (`Prefer: if-available`) gives code `"precondition_failed"` (detail 412).
+/// A pipeline that picks no target gives code `"no_target"`, and the
+/// request is released (nothing is left in flight).
 ///
 /// # Safety
 /// `s` is NULL or live; `req` is NULL or valid with every pointer valid for

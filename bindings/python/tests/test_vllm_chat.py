@@ -360,7 +360,7 @@ def test_the_engines_chat_settings_match_vllm(workdir: Path) -> None:
     for b in bodies:
         assert ours.encode_openai("/v1/chat/completions", b) == vllm.encode(b), b
     with pytest.raises(llmd.InvalidArgumentError):
-        llmd.Tokenizer.from_dir(d, default_chat_template_kwargs={"tokenize": False})
+        llmd.Tokenizer.from_dir(d, default_chat_template_kwargs={"messages": []})
 
 
 def test_special_tokens_map_of_a_legacy_directory(workdir: Path) -> None:

@@ -117,6 +117,17 @@ struct Held<'a> {
     bytes: usize,
 }
 
+impl Held<'_> {
+    /// Returns `n` of the bytes held (a frame already dropped).
+    fn give_back(&mut self, n: usize) {
+        let n = n.min(self.bytes);
+        if let Some(b) = self.budget {
+            b.release(n);
+        }
+        self.bytes -= n;
+    }
+}
+
 impl Drop for Held<'_> {
     fn drop(&mut self) {
         if let Some(b) = self.budget {
@@ -568,6 +579,9 @@ impl Connection {
                 if !frames.is_empty() {
                     return Err(WireError::proto("command inside a multi-frame message"));
                 }
+                // A command is handled and dropped here: its bytes go back
+                // to the shared budget at once.
+                held.give_back(body.len());
                 if let Some(m) = self.on_command(&body)? {
                     return Ok(Some(m));
                 }
@@ -1028,6 +1042,30 @@ mod tests {
         pa.write_all(&frame(false, 30)).unwrap();
         let m = reader.join().unwrap().unwrap();
         assert_eq!(m.iter().map(Vec::len).collect::<Vec<_>>(), [60, 30]);
+        assert_eq!(budget.held(), 0);
+    }
+
+    /// A command frame's bytes go back to the shared budget as soon as it
+    /// is handled: commands back to back do not add up against it.
+    #[test]
+    fn commands_hold_none_of_the_shared_budget() {
+        let budget = Arc::new(ByteBudget::new(100));
+        let (mut c, mut peer) = raw_peer(Limits::default());
+        c.set_budget(budget.clone());
+        let mut out = Vec::new();
+        for _ in 0..3 {
+            // An unknown command of 80 bytes (ignored).
+            let mut body = vec![4u8];
+            body.extend_from_slice(b"XTRA");
+            body.extend(std::iter::repeat_n(0u8, 75));
+            out.push(COMMAND);
+            out.push(body.len() as u8);
+            out.extend_from_slice(&body);
+        }
+        out.extend(frame(false, 50));
+        peer.write_all(&out).unwrap();
+        let m = c.recv().unwrap();
+        assert_eq!(m.iter().map(Vec::len).collect::<Vec<_>>(), [50]);
         assert_eq!(budget.held(), 0);
     }
 }

@@ -349,6 +349,29 @@ impl OpenAiRequest {
         out
     }
 
+    /// True when a message has a media content part (one of
+    /// [`MEDIA_TYPES`], or a part without a type, or with a `uuid`, that
+    /// has one of [`MEDIA_KEYS`]), as vLLM parses parts: its tokens are the
+    /// engine's processor's.
+    pub fn has_media_parts(&self) -> bool {
+        let Some(m) = &self.messages else {
+            return false;
+        };
+        let v: Value = serde_json::from_str(m).unwrap_or(Value::Null);
+        let media = |p: &Value| match (p.get("type").filter(|t| !t.is_null()), p.get("uuid")) {
+            (Some(Value::String(t)), None | Some(Value::Null)) => MEDIA_TYPES.contains(&t.as_str()),
+            (Some(_), None | Some(Value::Null)) => false,
+            _ => MEDIA_KEYS.iter().any(|k| p.get(*k).is_some()),
+        };
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .any(|msg| match msg.get("content") {
+                Some(Value::Array(parts)) => parts.iter().any(media),
+                _ => false,
+            })
+    }
+
     /// Text to estimate tokens from when no tokenizer is set: the prompt,
     /// or the messages' text contents joined by newlines.
     pub fn estimate_text(&self) -> String {
@@ -420,6 +443,33 @@ pub trait PromptTokenizer: Send + Sync {
         false
     }
 }
+
+/// Keys that make a part multimodal, whatever its `type`.
+pub const MEDIA_KEYS: &[&str] = &[
+    "image_url",
+    "image_pil",
+    "image_embeds",
+    "audio_embeds",
+    "video_embeds",
+    "prompt_embeds",
+    "audio_url",
+    "input_audio",
+    "video_url",
+];
+/// Part types vLLM parses as media (their tokens are the engine's
+/// processor's: the tokenizer refuses them, `pick_openai` estimates).
+pub const MEDIA_TYPES: &[&str] = &[
+    "input_image",
+    "image_url",
+    "image_embeds",
+    "audio_embeds",
+    "video_embeds",
+    "prompt_embeds",
+    "image_pil",
+    "audio_url",
+    "input_audio",
+    "video_url",
+];
 
 #[cfg(test)]
 mod tests {

@@ -216,6 +216,9 @@ impl LatencySeries {
 pub struct RequestSeries {
     labels: Labels,
     outcomes: [OnceLock<(Counter, AtomicHistogram)>; 9],
+    /// Its endpoint left ([`RequestSeries::remove_from`]): requests still
+    /// in flight there finish uncounted, and no series is made again.
+    removed: std::sync::atomic::AtomicBool,
 }
 
 impl RequestSeries {
@@ -235,6 +238,7 @@ impl RequestSeries {
                 ("endpoint", endpoint),
             ]),
             outcomes: Default::default(),
+            removed: std::sync::atomic::AtomicBool::new(false),
         };
         // Rejections (no endpoint) can never complete.
         if &**endpoint != super::labels::NONE {
@@ -255,8 +259,11 @@ impl RequestSeries {
         })
     }
 
-    /// Drops the series this made from the families (its endpoint left).
+    /// Drops the series this made from the families (its endpoint left);
+    /// none is made again.
     pub fn remove_from(&self, f: &Families) {
+        self.removed
+            .store(true, std::sync::atomic::Ordering::Release);
         for (i, made) in self.outcomes.iter().enumerate() {
             if made.get().is_some() {
                 let mut labels = self.labels.clone();
@@ -267,8 +274,12 @@ impl RequestSeries {
         }
     }
 
-    /// Counts one finished request with `output_tokens`.
+    /// Counts one finished request with `output_tokens` (nothing once its
+    /// endpoint left).
     pub fn finish(&self, f: &Families, outcome: Outcome, output_tokens: u64) {
+        if self.removed.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
         let (count, tokens) = self.outcome(f, outcome);
         count.inc();
         tokens.observe(output_tokens as f64);

@@ -408,6 +408,11 @@ impl Scheduler {
             return;
         }
         let ms = summary.finished_at_ns.saturating_sub(first) as f64 / 1e6 / (n - 1) as f64;
+        // A sample no engine gives is neither learnt nor judged against
+        // the prediction.
+        if !crate::latency::TPOT_SAMPLE_MS.contains(&ms) {
+            return;
+        }
         self.latency.observe_tpot(s.uid, &s.features, ms);
         if let Some(t) = s.prediction.and_then(|p| p.tpot_ms) {
             self.metrics

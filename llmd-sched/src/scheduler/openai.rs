@@ -60,6 +60,7 @@ impl Scheduler {
             .cloned()
             .or_else(|| r.user.clone());
         let mm_items = r.multimodal_items();
+        let media = r.has_media_parts();
         let (prompt, tokenized) = match (&tok, &r.kind, &r.prompt) {
             (_, OpenAiKind::Completions, Some(OpenAiPrompt::Tokens(ids))) => {
                 let left = tok.as_ref().is_some_and(|t| t.truncates_left());
@@ -75,7 +76,7 @@ impl Scheduler {
             // Media parts expand to placeholder tokens only the engine's
             // processor knows: such a body is estimated (and routed), not
             // refused.
-            (Some(t), OpenAiKind::ChatCompletions, _) if mm_items.is_empty() => (
+            (Some(t), OpenAiKind::ChatCompletions, _) if !media => (
                 Prompt::Tokens(
                     t.encode_chat(&r, session_id.as_deref())
                         .map_err(ScheduleError::InvalidRequest)?,
@@ -94,7 +95,7 @@ impl Scheduler {
                 session_id,
                 headers,
                 max_output_tokens: r.max_tokens,
-                multimodal: !mm_items.is_empty(),
+                multimodal: media || !mm_items.is_empty(),
                 mm_items,
                 ..Default::default()
             },
@@ -115,7 +116,13 @@ impl Scheduler {
         let (req, tokenized) = self.request_from_openai(id, path, body, headers)?;
         let mut d = self.pick(&req)?;
         if !tokenized {
-            let note = if req.multimodal && self.tokenizer_for(&req.model).is_some() {
+            // The tokenizer looked up as `request_from_openai` looks it up.
+            let has_tokenizer = self.tokenizer_for(&req.model).is_some()
+                || req
+                    .lora
+                    .as_ref()
+                    .is_some_and(|l| self.tokenizer_for(&l.name).is_some());
+            let note = if req.multimodal && has_tokenizer {
                 MULTIMODAL_ESTIMATE_NOTE
             } else {
                 ESTIMATE_NOTE
