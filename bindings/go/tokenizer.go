@@ -6,6 +6,7 @@ package llmd
 import "C"
 
 import (
+	"encoding/json"
 	"time"
 	"unsafe"
 )
@@ -27,6 +28,47 @@ func TokenizerFromDir(dir string) (*Tokenizer, error) {
 	var h *C.llmd_tokenizer
 	var e *C.llmd_error
 	if err := takeError(C.llmd_tokenizer_from_dir(dp, dl, &h, &e), e); err != nil {
+		return nil, err
+	}
+	return owned(&Tokenizer{handle[*C.llmd_tokenizer]{h: h}}, (*Tokenizer).Close), nil
+}
+
+// EngineChat is how the engine was started, for a tokenizer that renders
+// chat as it does: vLLM's --chat-template and --default-chat-template-kwargs.
+type EngineChat struct {
+	// ChatTemplate is a template file, or the template itself when it has
+	// '{', '}' or a line break, as vLLM reads the flag; "" keeps the model
+	// directory's templates.
+	ChatTemplate string
+	// DefaultKwargs sit under every request's own chat_template_kwargs; nil
+	// sets none.
+	DefaultKwargs map[string]any
+}
+
+// TokenizerFromDirEngine is TokenizerFromDir rendering as the engine was
+// started (EngineChat). A template that cannot be read or parsed, or
+// kwargs naming chat_template, messages or conversation, match
+// ErrInvalidArgument.
+func TokenizerFromDirEngine(dir string, engine EngineChat) (*Tokenizer, error) {
+	var kw *string
+	if engine.DefaultKwargs != nil {
+		b, err := json.Marshal(engine.DefaultKwargs)
+		if err != nil {
+			return nil, jsonError(err)
+		}
+		s := string(b)
+		kw = &s
+	}
+	var tpl *string
+	if engine.ChatTemplate != "" {
+		tpl = &engine.ChatTemplate
+	}
+	dp, dl := str(dir)
+	tp, tl := optStr(tpl)
+	kp, kl := optStr(kw)
+	var h *C.llmd_tokenizer
+	var e *C.llmd_error
+	if err := takeError(C.llmd_tokenizer_from_dir_engine(dp, dl, tp, tl, kp, kl, &h, &e), e); err != nil {
 		return nil, err
 	}
 	return owned(&Tokenizer{handle[*C.llmd_tokenizer]{h: h}}, (*Tokenizer).Close), nil

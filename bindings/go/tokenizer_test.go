@@ -26,6 +26,21 @@ func TestTokenizerAndPickOpenAI(t *testing.T) {
 	if again, _ := tok.Encode(text, false); err != nil || !reflect.DeepEqual(again, chat) {
 		t.Fatalf("render: %q %v", text, err)
 	}
+	// Rendering as the engine was started: its template and default kwargs.
+	eng, err := TokenizerFromDirEngine(tinyTokenizer, EngineChat{
+		ChatTemplate:  "{% for m in messages %}{{ m.content }}|{% endfor %}{{ flag }}",
+		DefaultKwargs: map[string]any{"flag": "w3"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	if r, err := eng.RenderChat(`[{"role": "user", "content": "w1 w2"}]`, true, "", ""); err != nil || r != "w1 w2|w3" {
+		t.Fatalf("engine render: %q %v", r, err)
+	}
+	if _, err := TokenizerFromDirEngine(tinyTokenizer, EngineChat{DefaultKwargs: map[string]any{"messages": nil}}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("reserved kwarg: %v", err)
+	}
 	body := []byte(`{"model": "m", "messages": [{"role": "user", "content": "w1 w2"}]}`)
 	if ids, err := tok.EncodeOpenAI("/v1/chat/completions", body); err != nil || !reflect.DeepEqual(ids, chat) {
 		t.Fatalf("chat body: %v %v", ids, err)

@@ -121,12 +121,12 @@ impl InFlightTable {
 
     /// The request is served by `ep` instead of `target`, its primary
     /// (decode) target: the host fell back to another endpoint. What it
-    /// still holds on `target` moves to `ep`. Returns false for an unknown
-    /// request id.
-    pub fn reassign(&self, request_id: &str, target: &str, ep: &Arc<EndpointState>) -> bool {
+    /// still holds on `target` moves to `ep`; an unknown request id holds
+    /// nothing.
+    pub fn reassign(&self, request_id: &str, target: &str, ep: &Arc<EndpointState>) {
         let mut map = self.map.lock();
         let Some(e) = map.get_mut(request_id) else {
-            return false;
+            return;
         };
         let primary = e
             .parts
@@ -140,7 +140,6 @@ impl InFlightTable {
                 c.ep = ep.clone();
             }
         }
-        true
     }
 
     /// Completion, error or cancel: everything the request still holds is released.

@@ -73,6 +73,16 @@ pub(crate) struct Record {
     pub output_tokens: u64,
 }
 
+impl Record {
+    /// Marks the first token at `now`: the latency sample (if any) and the
+    /// time since the request was scheduled.
+    fn first_token(&mut self, now: u64) -> Option<(LatencySample, u64)> {
+        self.first_token_at_ns = Some(now);
+        let since = now.saturating_sub(self.scheduled_at_ns);
+        self.latency.clone().map(|l| (l, since))
+    }
+}
+
 /// The open-request table.
 #[derive(Debug, Default)]
 pub(crate) struct Requests {
@@ -111,10 +121,8 @@ impl Requests {
         if r.first_token_at_ns.is_some() {
             return Some(None);
         }
-        r.first_token_at_ns = Some(now);
         r.output_tokens = r.output_tokens.max(1);
-        let since = now.saturating_sub(r.scheduled_at_ns);
-        Some(r.latency.clone().map(|l| (l, since)))
+        Some(r.first_token(now))
     }
     /// Counts `n` more output tokens at clock time `now`. `None` for an
     /// unknown id; else the endpoint uid of its latency sample, when it has
@@ -124,11 +132,7 @@ impl Requests {
     pub fn tokens(&self, id: &str, n: u64, now: u64) -> Option<TokensSeen> {
         let mut map = self.map.lock();
         let r = map.get_mut(id)?;
-        let first = (n > 0 && r.first_token_at_ns.is_none()).then(|| {
-            r.first_token_at_ns = Some(now);
-            let since = now.saturating_sub(r.scheduled_at_ns);
-            r.latency.clone().map(|l| (l, since))
-        });
+        let first = (n > 0 && r.first_token_at_ns.is_none()).then(|| r.first_token(now));
         r.output_tokens = r.output_tokens.saturating_add(n);
         Some(TokensSeen {
             uid: r.latency.as_ref().map(|l| l.uid),

@@ -306,6 +306,32 @@ impl Tokenizer {
         })
     }
 
+    /// [`Tokenizer::from_dir`] rendering as the engine was started:
+    /// `chat_template` as [`Tokenizer::with_chat_template`] takes it,
+    /// `default_kwargs_json` a JSON object as
+    /// [`Tokenizer::with_default_chat_template_kwargs`] takes it (`None`:
+    /// the directory's template, no defaults). The Python, C and Go
+    /// bindings' constructor.
+    pub fn from_dir_engine(
+        dir: impl AsRef<Path>,
+        chat_template: Option<&str>,
+        default_kwargs_json: Option<&str>,
+    ) -> Result<Tokenizer, TokenizeError> {
+        let mut t = Tokenizer::from_dir(dir)?;
+        if let Some(c) = chat_template {
+            t = t.with_chat_template(c)?;
+        }
+        if let Some(k) = default_kwargs_json {
+            let map: serde_json::Map<String, Json> = serde_json::from_str(k).map_err(|e| {
+                TokenizeError::Request(format!(
+                    "default chat template kwargs must be a JSON object: {e}"
+                ))
+            })?;
+            t = t.with_default_chat_template_kwargs(&map)?;
+        }
+        Ok(t)
+    }
+
     /// Renders with the template the engine was started with (vLLM's
     /// `--chat-template`, read as vLLM reads the flag: a file's contents
     /// when `value` names one, else `value` itself when it has `{`, `}` or

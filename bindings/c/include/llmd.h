@@ -1509,6 +1509,27 @@ llmd_status llmd_tokenizer_from_dir(const char *dir,
                                     llmd_tokenizer **out,
                                     llmd_error **err);
 
+// As `llmd_tokenizer_from_dir`, rendering as the engine was started:
+// `chat_template` as vLLM's `--chat-template` reads it (a file, or the
+// template itself when it has `{`, `}` or a line break; NULL with length 0:
+// the directory's templates) and `kwargs_json` as its
+// `--default-chat-template-kwargs` (a JSON object under every request's own
+// kwargs; NULL with length 0: none). A template that cannot be read or
+// parsed, or kwargs that are not an object (or name `chat_template`,
+// `messages` or `conversation`), give `LLMD_STATUS_INVALID_ARGUMENT`.
+//
+// # Safety
+// As `llmd_tokenizer_from_dir`; `chat_template` and `kwargs_json` NULL with
+// length 0 or valid for their lengths.
+llmd_status llmd_tokenizer_from_dir_engine(const char *dir,
+                                           size_t dir_len,
+                                           const char *chat_template,
+                                           size_t chat_template_len,
+                                           const char *kwargs_json,
+                                           size_t kwargs_len,
+                                           llmd_tokenizer **out,
+                                           llmd_error **err);
+
 // Token ids of `text` (`/v1/completions` prompts: `add_special_tokens`
 // true).
 //

@@ -86,6 +86,41 @@ pub unsafe extern "C" fn llmd_tokenizer_from_dir(
     }
 }
 
+/// As `llmd_tokenizer_from_dir`, rendering as the engine was started:
+/// `chat_template` as vLLM's `--chat-template` reads it (a file, or the
+/// template itself when it has `{`, `}` or a line break; NULL with length 0:
+/// the directory's templates) and `kwargs_json` as its
+/// `--default-chat-template-kwargs` (a JSON object under every request's own
+/// kwargs; NULL with length 0: none). A template that cannot be read or
+/// parsed, or kwargs that are not an object (or name `chat_template`,
+/// `messages` or `conversation`), give `LLMD_STATUS_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// As `llmd_tokenizer_from_dir`; `chat_template` and `kwargs_json` NULL with
+/// length 0 or valid for their lengths.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_tokenizer_from_dir_engine(
+    dir: *const c_char,
+    dir_len: usize,
+    chat_template: *const c_char,
+    chat_template_len: usize,
+    kwargs_json: *const c_char,
+    kwargs_len: usize,
+    out: *mut *mut llmd_tokenizer,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        create(out, err, || {
+            let dir = args::str(dir, dir_len, "dir")?;
+            let template = args::opt_str(chat_template, chat_template_len, "chat_template")?;
+            let kwargs = args::opt_str(kwargs_json, kwargs_len, "kwargs_json")?;
+            let t = Tokenizer::from_dir_engine(dir, template, kwargs)?;
+            Ok(llmd_tokenizer(Arc::new(t)))
+        })
+    }
+}
+
 /// Token ids of `text` (`/v1/completions` prompts: `add_special_tokens`
 /// true).
 ///

@@ -89,26 +89,11 @@ impl PyTokenizer {
         let kwargs = default_chat_template_kwargs
             .map(|k| dumps(py, k, "default_chat_template_kwargs"))
             .transpose()?;
-        py.detach(|| {
-            let mut t = Tokenizer::from_dir(&path)?;
-            if let Some(c) = &chat_template {
-                t = t.with_chat_template(c)?;
-            }
-            if let Some(k) = &kwargs {
-                let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(k)
-                    .map_err(|_| {
-                        TokenizeError::Request(
-                            "default_chat_template_kwargs must be a mapping".into(),
-                        )
-                    })?;
-                t = t.with_default_chat_template_kwargs(&map)?;
-            }
-            Ok(t)
-        })
-        .map(|inner| PyTokenizer {
-            inner: Arc::new(inner),
-        })
-        .map_err(|e| tok_error(py, e))
+        py.detach(|| Tokenizer::from_dir_engine(&path, chat_template.as_deref(), kwargs.as_deref()))
+            .map(|inner| PyTokenizer {
+                inner: Arc::new(inner),
+            })
+            .map_err(|e| tok_error(py, e))
     }
 
     /// Token ids of `text`; `/v1/completions` prompts add special tokens.

@@ -322,14 +322,20 @@ impl Scheduler {
         match self.requests.first_token(req_id, now) {
             None => a,
             Some(sample) => {
-                if let Some((s, since)) = sample {
+                if let Some((s, _)) = &sample {
                     self.latency.token_event(s.uid, now);
-                    if s.streaming {
-                        self.learn_ttft(&s, since);
-                    }
                 }
+                self.first_token_seen(sample);
                 true
             }
+        }
+    }
+
+    /// A request's first token came, `since` after it was scheduled: a
+    /// streaming request's TTFT is learnt.
+    fn first_token_seen(&self, sample: Option<(crate::lifecycle::LatencySample, u64)>) {
+        if let Some((s, since)) = sample.filter(|(s, _)| s.streaming) {
+            self.learn_ttft(&s, since);
         }
     }
 
@@ -447,10 +453,8 @@ impl Scheduler {
                 if let Some(uid) = s.uid.filter(|_| n > 0) {
                     self.latency.token_event(uid, now_ns);
                 }
-                if let Some(Some((sample, since))) = s.first {
-                    if sample.streaming {
-                        self.learn_ttft(&sample, since);
-                    }
+                if let Some(first) = s.first {
+                    self.first_token_seen(first);
                 }
                 true
             }

@@ -63,6 +63,29 @@ int main(void) {
   CHECK(text == NULL && err != NULL && strstr(llmd_error_message(err), "NUL") != NULL);
   RESET_ERR(err);
 
+  /* Rendering as the engine was started: its template and default kwargs. */
+  {
+    static const char TPL[] = "{% for m in messages %}{{ m.content }}|{% endfor %}{{ flag }}";
+    static const char KW[] = "{\"flag\": \"w3\"}";
+    llmd_tokenizer *e = NULL;
+    CHECK_STATUS(LLMD_STATUS_OK,
+                 llmd_tokenizer_from_dir_engine(dir, strlen(dir), S(TPL), S(KW), &e, &err), &err);
+    llmd_string *r = NULL;
+    CHECK_STATUS(LLMD_STATUS_OK,
+                 llmd_tokenizer_render_chat(e, S(MSGS), true, NULL, 0, NULL, 0, &r, &err), &err);
+    CHECK(strcmp(llmd_string_data(r), "w1 w2|w3") == 0);
+    llmd_string_free(r);
+    llmd_tokenizer_free(e);
+    e = NULL;
+    CHECK_STATUS(LLMD_STATUS_INVALID_ARGUMENT,
+                 llmd_tokenizer_from_dir_engine(dir, strlen(dir), NULL, 0, S("{\"messages\": []}"), &e, &err), &err);
+    CHECK(e == NULL);
+    RESET_ERR(err);
+    CHECK_STATUS(LLMD_STATUS_NULL_ARGUMENT,
+                 llmd_tokenizer_from_dir_engine(dir, strlen(dir), NULL, 3, NULL, 0, &e, &err), &err);
+    RESET_ERR(err);
+  }
+
   /* A whole body, as the gateway received it. */
   CHECK_STATUS(LLMD_STATUS_OK,
                llmd_tokenizer_encode_openai(t, S("/v1/chat/completions"), (const uint8_t *)BODY, sizeof BODY - 1,
