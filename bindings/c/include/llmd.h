@@ -543,8 +543,8 @@ extern "C" {
 // `LLMD_STATUS_SCHEDULE` with code `"no_endpoints"` (detail 503); saturation
 // gives code `"resource_exhausted"` (detail 429); a conditional-decode miss
 // (`Prefer: if-available`) gives code `"precondition_failed"` (detail 412).
-// A pipeline that picks no target gives code `"no_target"`, and the
-// request is released (nothing is left in flight).
+// A pipeline that picks no target gives code `"resource_exhausted"`
+// (nothing is recorded for the request).
 //
 // # Safety
 // `s` is NULL or live; `req` is NULL or valid with every pointer valid for

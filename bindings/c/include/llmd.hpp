@@ -220,6 +220,11 @@ struct EndpointSpec {
 };
 
 // A request to schedule; set either `tokens` or `prompt`.
+// A usage that reports nothing (every count -1): start from it and set
+// what the engine's response gave. A zero-initialised `llmd_usage` reports
+// 0 for every count, which replaces the tokens counted.
+inline llmd_usage unknown_usage() noexcept { return llmd_usage{-1, -1, -1}; }
+
 struct Request {
   std::string id;
   std::string model;

@@ -75,22 +75,18 @@ fn target(t: Option<&llmd_sched::Target>) -> llmd_target {
 /// `out`'s pointer is valid for a write.
 unsafe fn pick(s: &Scheduler, req: &Request, out: Out<*mut llmd_decision>) -> Result<(), FfiError> {
     // SAFETY: forwarded caller contract.
-    unsafe { out.write(decided(s, &req.id, s.pick(req))?) };
+    unsafe { out.write(decided(s.pick(req))?) };
     Ok(())
 }
 
-/// A pick's result as a decision handle with at least one target. A
-/// decision without one is an error for the host, and the request it
-/// opened is released at once (else it would stay in flight until
-/// `llmd_scheduler_expire_requests`).
+/// A pick's result as a decision handle (the scheduler refuses a pick
+/// without a target before recording anything; checked again here, as the
+/// handle's accessors assume one).
 pub(crate) fn decided(
-    s: &Scheduler,
-    id: &str,
     r: Result<Decision, llmd_sched::ScheduleError>,
 ) -> Result<*mut llmd_decision, FfiError> {
     let d = r?;
     if d.targets.is_empty() {
-        s.on_error(id, llmd_sched::RequestErrorKind::Other);
         return Err(FfiError::with_code(
             llmd_status::Schedule,
             "no_target",
@@ -105,8 +101,8 @@ pub(crate) fn decided(
 /// `LLMD_STATUS_SCHEDULE` with code `"no_endpoints"` (detail 503); saturation
 /// gives code `"resource_exhausted"` (detail 429); a conditional-decode miss
 /// (`Prefer: if-available`) gives code `"precondition_failed"` (detail 412).
-/// A pipeline that picks no target gives code `"no_target"`, and the
-/// request is released (nothing is left in flight).
+/// A pipeline that picks no target gives code `"resource_exhausted"`
+/// (nothing is recorded for the request).
 ///
 /// # Safety
 /// `s` is NULL or live; `req` is NULL or valid with every pointer valid for
@@ -191,7 +187,7 @@ pub unsafe extern "C" fn llmd_scheduler_pick_batch(
                 .map(|d| to_request(d))
                 .collect::<Result<Vec<Request>, FfiError>>()?;
             for (i, r) in s.pick_batch(&reqs).into_iter().enumerate() {
-                let (d, e) = match decided(s, &reqs[i].id, r) {
+                let (d, e) = match decided(r) {
                     Ok(d) => (d, None),
                     Err(e) => (std::ptr::null_mut(), Some(e)),
                 };

@@ -488,8 +488,6 @@ pub unsafe extern "C" fn llmd_scheduler_pick_openai(
                 .into_iter()
                 .collect();
             out.write(crate::decision::decided(
-                s,
-                id,
                 s.pick_openai(id, path, body, &headers),
             )?);
             Ok(())

@@ -53,6 +53,9 @@ impl SocketType {
     }
 }
 
+/// The largest READY command taken in a handshake.
+const MAX_READY_BYTES: usize = 64 << 10;
+
 /// Bounds on what a peer may send.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -396,7 +399,10 @@ impl Connection {
         };
         conn.write_frame(&ready(ty), false, true)?;
         conn.writer.flush()?;
-        let (flags, body) = conn.read_frame(conn.limits.max_message_bytes)?;
+        // READY carries a few short properties: a larger frame is refused
+        // before it is read, so a handshake holds next to nothing (bound
+        // connections share their budget only once it is done).
+        let (flags, body) = conn.read_frame(conn.limits.max_message_bytes.min(MAX_READY_BYTES))?;
         if flags & COMMAND == 0 {
             return Err(WireError::proto("expected the READY command"));
         }
@@ -587,13 +593,8 @@ impl Connection {
                 }
                 continue;
             }
+            // Within the limit: each frame was refused past what was left.
             total += body.len();
-            if total > self.limits.max_message_bytes {
-                return Err(WireError::proto(format!(
-                    "message exceeds the {} byte limit",
-                    self.limits.max_message_bytes
-                )));
-            }
             frames.push(body);
             if flags & MORE == 0 {
                 return Ok(Some(frames));

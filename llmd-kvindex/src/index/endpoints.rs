@@ -196,18 +196,12 @@ impl KvIndex {
         // Nothing held (the holdings counters are exact): no scan. A batch of
         // many `AllBlocksCleared` events then costs its length, not a table
         // scan per event.
-        if self.table.holdings(id.0).iter().all(|&n| n == 0) {
-            self.table.bump(id.0 as usize);
-            st.engine_map.clear();
-            st.routed.clear();
-            st.chains.clear();
-            st.tails.clear();
-            return;
+        if self.table.holdings(id.0).iter().any(|&n| n != 0) {
+            // Queue items left behind would only clear bits that are gone,
+            // but purging keeps the bound on live speculative entries exact.
+            self.spec.lock().retain(|&(ep, _)| ep != id.0);
+            self.table.clear_endpoint(id.0, 0b1111);
         }
-        // Queue items left behind would only clear bits that are gone, but
-        // purging keeps the bound on live speculative entries exact.
-        self.spec.lock().retain(|&(ep, _)| ep != id.0);
-        self.table.clear_endpoint(id.0, 0b1111);
         // Whatever was held, no checkpoint of the slot survives this.
         self.table.bump(id.0 as usize);
         st.engine_map.clear();

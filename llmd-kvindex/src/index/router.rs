@@ -402,8 +402,8 @@ impl KvIndex {
             // derived mapping is left (held in another tier, its removal
             // there must still find them).
             let derived_left =
-                (1..=own.covered).any(|n| st.engine_map.peek(&covered_key(e, n)).is_some());
-            if own.media == 0 && gpu && !derived_left {
+                || (1..=own.covered).any(|n| st.engine_map.peek(&covered_key(e, n)).is_some());
+            if own.media == 0 && gpu && !derived_left() {
                 st.engine_map.remove(&e);
             }
         }

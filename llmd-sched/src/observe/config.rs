@@ -149,6 +149,11 @@ pub struct SloTargets {
 }
 
 impl SloTargets {
+    /// True when any objective is set.
+    pub fn any(self) -> bool {
+        self.ttft.is_some() || self.tpot.is_some() || self.e2e.is_some()
+    }
+
     /// Each objective of `self`, falling back to `defaults` where unset.
     pub fn or(self, defaults: SloTargets) -> SloTargets {
         SloTargets {

@@ -33,8 +33,7 @@ pub fn judge(
     let tpot_ok = slo.tpot.zip(tpot).map(|(t, v)| v <= t);
     let e2e_ok = slo.e2e.map(|t| e2e <= t);
     let each = [ttft_ok, tpot_ok, e2e_ok];
-    let all = (slo.ttft.is_some() || slo.tpot.is_some() || slo.e2e.is_some())
-        .then(|| each.iter().all(|v| v.unwrap_or(true)));
+    let all = slo.any().then(|| each.iter().all(|v| v.unwrap_or(true)));
     [ttft_ok, tpot_ok, e2e_ok, all]
 }
 
@@ -66,7 +65,7 @@ pub(super) fn count_failure(lat: &LatencySeries, slo: SloTargets, streamed: bool
         slo.ttft.is_some(),
         slo.tpot.is_some() && streamed,
         slo.e2e.is_some(),
-        slo.ttft.is_some() || slo.tpot.is_some() || slo.e2e.is_some(),
+        slo.any(),
     ];
     for (i, k) in SloKind::ALL.iter().enumerate() {
         debug_assert_eq!(*k as usize, i);

@@ -368,9 +368,7 @@ impl Metrics {
         // A decision racing its endpoint's removal: counted in a series of
         // its own that is neither kept nor exported.
         if self.removed.lock().names.contains(&*key.3) {
-            let s = RequestSeries::new(&self.fam, &key.0, &key.1, &key.2, &key.3);
-            s.remove_from(&self.fam);
-            return Arc::new(s);
+            return Arc::new(RequestSeries::removed(&key.0, &key.1, &key.2, &key.3));
         }
         self.requests.get_or_make(&key, || {
             let v = RequestSeries::new(&self.fam, &key.0, &key.1, &key.2, &key.3);

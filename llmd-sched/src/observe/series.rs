@@ -259,6 +259,26 @@ impl RequestSeries {
         })
     }
 
+    /// Handles of (`model`, `pool`, `profile`, `endpoint`) for an endpoint
+    /// already removed: nothing is registered and nothing is counted.
+    pub fn removed(
+        model: &Arc<str>,
+        pool: &Arc<str>,
+        profile: &Arc<str>,
+        endpoint: &Arc<str>,
+    ) -> Self {
+        RequestSeries {
+            labels: l(&[
+                ("model", model),
+                ("pool", pool),
+                ("profile", profile),
+                ("endpoint", endpoint),
+            ]),
+            outcomes: Default::default(),
+            removed: std::sync::atomic::AtomicBool::new(true),
+        }
+    }
+
     /// Drops the series this made from the families (its endpoint left);
     /// none is made again.
     pub fn remove_from(&self, f: &Families) {

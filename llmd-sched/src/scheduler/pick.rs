@@ -200,6 +200,14 @@ impl Scheduler {
                     .map(|&t| (p.name.as_str(), t))
             })
             .collect();
+        // A pipeline that picked no target refuses the request here, before
+        // anything is recorded for it (no record, no load to release).
+        if primary.is_empty() {
+            return Err(ScheduleError::ResourceExhausted {
+                profile: Some(profiles[outcome.primary].name.clone()),
+                reason: "the pipeline picked no target".into(),
+            });
+        }
         // Before any PreRequest effect, so a refused request leaves no trace.
         if let Some(&first) = primary.first() {
             if prefers_if_available(req) && !has_cached_prefix(&ctx, first) {

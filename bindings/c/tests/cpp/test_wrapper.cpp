@@ -139,6 +139,13 @@ static void test_scheduler() {
             bad.mm_items = {""};
             s.pick(bad);
           }) == LLMD_STATUS_INVALID_ARGUMENT);
+    // A usage that reports nothing keeps the counted tokens.
+    llmd::Request u = r;
+    u.id = "cpp-u";
+    s.pick(u);
+    CHECK(s.on_first_token("cpp-u") && s.on_tokens("cpp-u", 2));
+    auto us = s.on_complete("cpp-u", llmd::unknown_usage());
+    CHECK(us && us->output_tokens == 3);
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
     CHECK(s.expire_requests(1) == 1);
     CHECK(!s.on_complete("cpp-mm"));
