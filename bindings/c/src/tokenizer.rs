@@ -77,12 +77,18 @@ pub unsafe extern "C" fn llmd_tokenizer_from_dir(
     out: *mut *mut llmd_tokenizer,
     err: *mut *mut llmd_error,
 ) -> llmd_status {
-    // SAFETY: caller contract.
+    // SAFETY: caller contract (no engine settings).
     unsafe {
-        create(out, err, || {
-            let t = Tokenizer::from_dir(args::str(dir, dir_len, "dir")?)?;
-            Ok(llmd_tokenizer(Arc::new(t)))
-        })
+        llmd_tokenizer_from_dir_engine(
+            dir,
+            dir_len,
+            std::ptr::null(),
+            0,
+            std::ptr::null(),
+            0,
+            out,
+            err,
+        )
     }
 }
 

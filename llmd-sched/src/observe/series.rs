@@ -230,16 +230,7 @@ impl RequestSeries {
         profile: &Arc<str>,
         endpoint: &Arc<str>,
     ) -> Self {
-        let s = RequestSeries {
-            labels: l(&[
-                ("model", model),
-                ("pool", pool),
-                ("profile", profile),
-                ("endpoint", endpoint),
-            ]),
-            outcomes: Default::default(),
-            removed: std::sync::atomic::AtomicBool::new(false),
-        };
+        let s = Self::labelled(model, pool, profile, endpoint, false);
         // Rejections (no endpoint) can never complete.
         if &**endpoint != super::labels::NONE {
             s.outcome(f, Outcome::Ok);
@@ -267,6 +258,16 @@ impl RequestSeries {
         profile: &Arc<str>,
         endpoint: &Arc<str>,
     ) -> Self {
+        Self::labelled(model, pool, profile, endpoint, true)
+    }
+
+    fn labelled(
+        model: &Arc<str>,
+        pool: &Arc<str>,
+        profile: &Arc<str>,
+        endpoint: &Arc<str>,
+        removed: bool,
+    ) -> Self {
         RequestSeries {
             labels: l(&[
                 ("model", model),
@@ -275,7 +276,7 @@ impl RequestSeries {
                 ("endpoint", endpoint),
             ]),
             outcomes: Default::default(),
-            removed: std::sync::atomic::AtomicBool::new(true),
+            removed: std::sync::atomic::AtomicBool::new(removed),
         }
     }
 
