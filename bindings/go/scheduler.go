@@ -322,6 +322,8 @@ func (s *Scheduler) ingest(endpoint string, payload []byte, seq *uint64) (ApplyS
 // never finished (dropped without OnComplete / OnError): their endpoint load,
 // in-flight gauges and latency-model accounting, counted with outcome
 // expired. It returns how many; a negative maxAge matches ErrInvalidArgument.
+// Without it the open requests are still bounded: a pick that finds 2^20 open
+// expires the oldest sixteenth first (llmd_open_requests_expired_at_limit_total).
 func (s *Scheduler) ExpireRequests(maxAge time.Duration) (int, error) {
 	if maxAge < 0 {
 		return 0, negative("maxAge", maxAge)

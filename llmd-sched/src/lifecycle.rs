@@ -1,6 +1,7 @@
 //! Per-request records kept between `pick` and completion, for the lifecycle calls.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -83,11 +84,21 @@ impl Record {
     }
 }
 
-/// The open-request table.
+/// The open-request table. Each record carries the serial number of its
+/// opening, so a listing of old requests closes exactly the requests it
+/// listed, not newer ones that took their ids since.
 #[derive(Debug, Default)]
 pub(crate) struct Requests {
-    map: Mutex<HashMap<String, Record>>,
+    map: Mutex<HashMap<String, (u64, Record)>>,
+    /// Records in `map`, readable without the lock.
+    len: AtomicUsize,
+    /// Serial number of the next opening (under `map`'s lock).
+    serial: AtomicU64,
 }
+
+/// An open request as listed for expiry: its id and the serial number of
+/// its opening.
+pub(crate) type Listed = (String, u64);
 
 /// What [`Requests::tokens`] saw.
 pub(crate) struct TokensSeen {
@@ -102,22 +113,43 @@ impl Requests {
     /// Opens `id`; returns the record of an open request it replaces (the
     /// host reused an id), whose accounting the caller releases.
     pub fn open(&self, id: &str, r: Record) -> Option<Record> {
-        self.map.lock().insert(id.to_string(), r)
+        let mut map = self.map.lock();
+        let serial = self.serial.fetch_add(1, Ordering::Relaxed);
+        let old = map.insert(id.to_string(), (serial, r));
+        self.len.store(map.len(), Ordering::Relaxed);
+        old.map(|(_, r)| r)
     }
-    /// Ids of the requests scheduled before `cutoff_ns`.
-    pub fn older_than(&self, cutoff_ns: u64) -> Vec<String> {
+    /// The requests scheduled before `cutoff_ns`.
+    pub fn older_than(&self, cutoff_ns: u64) -> Vec<Listed> {
         self.map
             .lock()
             .iter()
-            .filter(|(_, r)| r.scheduled_at_ns < cutoff_ns)
-            .map(|(id, _)| id.clone())
+            .filter(|(_, (_, r))| r.scheduled_at_ns < cutoff_ns)
+            .map(|(id, (serial, _))| (id.clone(), *serial))
+            .collect()
+    }
+    /// The `n` requests opened first (fewer when fewer are open), by
+    /// scheduling time, then by order of opening. One pass over the table
+    /// and a selection: O(open requests).
+    pub fn oldest(&self, n: usize) -> Vec<Listed> {
+        let map = self.map.lock();
+        let mut all: Vec<(u64, u64, &String)> = map
+            .iter()
+            .map(|(id, (serial, r))| (r.scheduled_at_ns, *serial, id))
+            .collect();
+        if n < all.len() {
+            all.select_nth_unstable(n);
+            all.truncate(n);
+        }
+        all.into_iter()
+            .map(|(_, serial, id)| (id.clone(), serial))
             .collect()
     }
     /// Marks the first token. `None` for an unknown id; else, the first time,
     /// the latency sample with the time since dispatch (ns).
     pub fn first_token(&self, id: &str, now: u64) -> Option<Option<(LatencySample, u64)>> {
         let mut map = self.map.lock();
-        let r = map.get_mut(id)?;
+        let (_, r) = map.get_mut(id)?;
         if r.first_token_at_ns.is_some() {
             return Some(None);
         }
@@ -131,7 +163,7 @@ impl Requests {
     /// gives for a first token.
     pub fn tokens(&self, id: &str, n: u64, now: u64) -> Option<TokensSeen> {
         let mut map = self.map.lock();
-        let r = map.get_mut(id)?;
+        let (_, r) = map.get_mut(id)?;
         let first = (n > 0 && r.first_token_at_ns.is_none()).then(|| r.first_token(now));
         r.output_tokens = r.output_tokens.saturating_add(n);
         Some(TokensSeen {
@@ -154,7 +186,7 @@ impl Requests {
         moved: impl FnOnce(&str, Option<&LatencySample>),
     ) -> Option<bool> {
         let mut map = self.map.lock();
-        let r = map.get_mut(id)?;
+        let (_, r) = map.get_mut(id)?;
         if r.target == target {
             return Some(false);
         }
@@ -179,13 +211,12 @@ impl Requests {
         self.close_if(id, now, usage, error, |_| true)
     }
 
-    /// As [`close`](Self::close), only when the request open under `id` was
-    /// scheduled before `cutoff_ns`: a request that reused the id of one
-    /// being expired is not the one expired.
-    pub fn close_if_older(
+    /// Closes a listed request as expired, only if it is still the one
+    /// listed: a request that reused the id of one being expired is not
+    /// the one expired.
+    pub fn close_listed(
         &self,
-        id: &str,
-        cutoff_ns: u64,
+        (id, serial): &Listed,
         now: u64,
     ) -> Option<(RequestSummary, Option<LatencySample>)> {
         self.close_if(
@@ -193,7 +224,7 @@ impl Requests {
             now,
             crate::observe::Usage::default(),
             Some(RequestErrorKind::Other),
-            |r| r.scheduled_at_ns < cutoff_ns,
+            |s| s == *serial,
         )
     }
 
@@ -203,14 +234,16 @@ impl Requests {
         now: u64,
         usage: crate::observe::Usage,
         error: Option<RequestErrorKind>,
-        cond: impl FnOnce(&Record) -> bool,
+        cond: impl FnOnce(u64) -> bool,
     ) -> Option<(RequestSummary, Option<LatencySample>)> {
         let r = {
             let mut map = self.map.lock();
-            if !cond(map.get(id)?) {
+            if !cond(map.get(id)?.0) {
                 return None;
             }
-            map.remove(id)?
+            let (_, r) = map.remove(id)?;
+            self.len.store(map.len(), Ordering::Relaxed);
+            r
         };
         let cached = usage.cached_tokens;
         let summary = RequestSummary {
@@ -228,8 +261,9 @@ impl Requests {
         };
         Some((summary, r.latency))
     }
+    /// Requests open (read without the table's lock).
     pub fn len(&self) -> usize {
-        self.map.lock().len()
+        self.len.load(Ordering::Relaxed)
     }
 }
 
@@ -255,14 +289,34 @@ mod tests {
     fn expiry_closes_only_the_old_request() {
         let r = Requests::default();
         r.open("x", record(10));
-        assert_eq!(r.older_than(50), vec!["x".to_string()]);
+        let listed = r.older_than(50);
+        assert_eq!(listed, vec![("x".to_string(), 0)]);
         r.open("x", record(60)); // the id reused after the listing
-        assert!(r.close_if_older("x", 50, 100).is_none());
+        assert!(r.close_listed(&listed[0], 100).is_none());
         assert_eq!(r.len(), 1);
-        let (s, _) = r.close_if_older("x", 70, 100).unwrap();
+        let listed = r.older_than(70);
+        let (s, _) = r.close_listed(&listed[0], 100).unwrap();
         assert_eq!(
             (s.scheduled_at_ns, s.error),
             (60, Some(RequestErrorKind::Other))
         );
+        assert_eq!(r.len(), 0);
+    }
+
+    /// The oldest requests are those scheduled first; among requests
+    /// scheduled at the same time, those opened first.
+    #[test]
+    fn oldest_orders_by_time_then_opening() {
+        let r = Requests::default();
+        for (id, at) in [("c", 30), ("a", 10), ("b", 10), ("d", 20)] {
+            r.open(id, record(at));
+        }
+        let mut ids: Vec<String> = r.oldest(3).into_iter().map(|(id, _)| id).collect();
+        ids.sort();
+        assert_eq!(ids, ["a", "b", "d"]);
+        let ids: Vec<String> = r.oldest(1).into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, ["a"]);
+        assert_eq!(r.oldest(10).len(), 4);
+        assert!(r.oldest(0).is_empty());
     }
 }

@@ -334,3 +334,60 @@ fn removed_endpoints_leave_no_gauges_under_concurrent_picks() {
         .render_metrics()
         .contains("llmd_router_inflight_requests{endpoint=\"u-7\""));
 }
+
+/// A host that never completes its requests holds a bounded table: at the
+/// limit (the metrics' `max_tracked_requests`) a pick expires the oldest
+/// sixteenth of the open requests first, releasing their endpoint load,
+/// counted with outcome `expired` and in
+/// `llmd_open_requests_expired_at_limit_total`. The newest stay open.
+#[test]
+fn open_requests_are_bounded_by_expiring_the_oldest() {
+    let (s, clock) = sched(&single(
+        "- type: inflight-load-producer\n- type: active-request-scorer\n- type: max-score-picker\n",
+    ));
+    let m = Metrics::new(MetricsConfig {
+        max_tracked_requests: 32,
+        ..MetricsConfig::default()
+    })
+    .unwrap();
+    let s = s.with_metrics(std::sync::Arc::new(m));
+    s.add_endpoint(ep("e1", metrics(0, 0, 0.0))).unwrap();
+    assert_eq!(s.open_requests_limit(), 32);
+    // Some share a clock reading: ties go by order of picking.
+    for i in 0..100 {
+        if i % 3 == 0 {
+            clock.advance_ns(1_000);
+        }
+        s.pick(&Request::with_tokens(format!("r{i}"), "m", tokens(64, i)))
+            .unwrap();
+        assert!(
+            s.open_requests() <= 32,
+            "{} open after r{i}",
+            s.open_requests()
+        );
+    }
+    let open = s.open_requests();
+    let load = s.endpoint_state("e1").unwrap().inflight_requests();
+    assert_eq!(
+        load, open as i64,
+        "the endpoint's load is the open requests'"
+    );
+    let expired = 100 - open;
+    assert_eq!(
+        metric(&s, "llmd_open_requests_expired_at_limit_total"),
+        Some(expired as f64)
+    );
+    let text = s.render_metrics();
+    let outcome = "llmd_inference_requests_total{model=\"m\",pool=\"default\",profile=\"default\",endpoint=\"e1\",outcome=\"expired\"}";
+    assert_eq!(metric(&s, outcome), Some(expired as f64), "{text}");
+    assert_eq!(
+        metric(&s, "llmd_observe_untracked_requests_total"),
+        Some(0.0),
+        "the metrics' table never filled"
+    );
+    // The oldest went first: the last picks are still open, the first not.
+    assert!(s.on_complete("r99", None).is_some());
+    assert!(s.on_complete(&format!("r{}", 100 - open), None).is_some());
+    assert!(s.on_complete("r0", None).is_none());
+    assert!(s.on_complete(&format!("r{}", 99 - open), None).is_none());
+}

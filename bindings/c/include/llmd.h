@@ -1450,7 +1450,9 @@ llmd_status llmd_scheduler_update_metrics_text(const llmd_scheduler *s,
 // finished (the host dropped them without `on_complete` / `on_error`): their
 // endpoint load, in-flight gauges and latency-model accounting, counted with
 // outcome `expired`; `*released` (NULL to ignore) receives how many. Call it
-// now and then with an age no request legitimately reaches.
+// now and then with an age no request legitimately reaches. Without it the
+// open requests are still bounded: a pick that finds 2^20 open expires the
+// oldest sixteenth first (`llmd_open_requests_expired_at_limit_total`).
 //
 // # Safety
 // `s` is NULL or live; `released` NULL or valid for a write; `err` NULL or

@@ -145,6 +145,8 @@ pub struct Families {
     pub tracked: Gauge,
     /// Requests not tracked because the table was full.
     pub untracked: Counter,
+    /// Open requests the scheduler expired at its limit.
+    pub expired_at_limit: Counter,
     /// Lifecycle calls for request ids that are not tracked.
     pub unknown_calls: Counter,
 }
@@ -215,6 +217,7 @@ impl Families {
             staleness: Family::default(),
             tracked: Gauge::default(),
             untracked: Counter::default(),
+            expired_at_limit: Counter::default(),
             unknown_calls: Counter::default(),
         }
     }
@@ -426,6 +429,11 @@ impl Families {
             "llmd_observe_untracked_requests",
             "Requests not timed because the lifecycle table was full",
             f.untracked.clone(),
+        );
+        r.register(
+            "llmd_open_requests_expired_at_limit",
+            "Open requests expired because the scheduler's table of open requests was full (outcome expired)",
+            f.expired_at_limit.clone(),
         );
         r.register(
             "llmd_observe_unknown_request_calls",

@@ -114,6 +114,25 @@ impl Metrics {
         }
     }
 
+    /// Drops `request_id`, which never finished, at `now`, counting it
+    /// with outcome `expired` (the scheduler's limit on open requests).
+    /// False when it is not tracked.
+    pub fn expire_request(&self, request_id: &str, now: Duration) -> bool {
+        match self.table.remove(request_id) {
+            Some(r) => {
+                self.finish(r, Outcome::Expired, None, now);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Counts `n` open requests the scheduler expired because its table of
+    /// open requests was full.
+    pub fn count_expired_at_limit(&self, n: usize) {
+        self.fam.expired_at_limit.inc_by(n as u64);
+    }
+
     /// Counts a request that left the table with `outcome`.
     pub(super) fn finish(
         &self,

@@ -515,18 +515,60 @@ impl Scheduler {
     /// accounting, counted in the metrics with outcome `expired`. Returns how
     /// many. Call it now and then with an age no request legitimately
     /// reaches (say, the gateway's request timeout); nothing calls it for
-    /// the host.
+    /// the host. Without it the open requests are still bounded: see
+    /// [`Scheduler::open_requests_limit`].
     pub fn expire_requests(&self, max_age: std::time::Duration) -> usize {
         let now = self.clock.now_ns();
         let cutoff = now.saturating_sub(u64::try_from(max_age.as_nanos()).unwrap_or(u64::MAX));
         self.metrics
             .expire(std::time::Duration::from_nanos(now), max_age);
+        self.release_expired(self.requests.older_than(cutoff), now, |_| {})
+    }
+
+    /// The most requests held open between `pick` and completion: the
+    /// metrics' `max_tracked_requests` (default 2^20). A pick that finds
+    /// the table full first expires the oldest sixteenth of the open
+    /// requests, as [`Scheduler::expire_requests`] would (outcome
+    /// `expired`), counted in `llmd_open_requests_expired_at_limit_total`:
+    /// a host that never completes its requests holds bounded memory and
+    /// endpoint load, and sees it in the metrics.
+    pub fn open_requests_limit(&self) -> usize {
+        self.metrics.config().max_tracked_requests
+    }
+
+    /// At the limit on open requests, expires the oldest sixteenth of them
+    /// (at least one) before a pick opens another. One pass over the table
+    /// per sixteenth of the limit, so O(1) amortised per pick.
+    fn make_room(&self, now: u64) {
+        let limit = self.open_requests_limit();
+        let open = self.requests.len();
+        if open < limit {
+            return;
+        }
+        let n = (open - limit + 1).max(limit / 16);
+        let released = self.release_expired(self.requests.oldest(n), now, |id| {
+            self.metrics
+                .expire_request(id, std::time::Duration::from_nanos(now));
+        });
+        self.metrics.count_expired_at_limit(released);
+    }
+
+    /// Closes the listed requests that are still the ones listed, releasing
+    /// their load and teaching the latency model; `metrics` expires each
+    /// one's metrics record. Returns how many were closed.
+    fn release_expired(
+        &self,
+        listed: Vec<crate::lifecycle::Listed>,
+        now: u64,
+        metrics: impl Fn(&str),
+    ) -> usize {
         let mut released = 0;
-        for id in self.requests.older_than(cutoff) {
-            // Only if still open and still the old one: a completion may have
-            // raced it, or a new request may have taken its id since.
-            if let Some((summary, sample)) = self.requests.close_if_older(&id, cutoff, now) {
-                self.inflight.finish(&id);
+        for item in listed {
+            // Only if still open and still the one listed: a completion may
+            // have raced it, or a new request may have taken its id since.
+            if let Some((summary, sample)) = self.requests.close_listed(&item, now) {
+                self.inflight.finish(&item.0);
+                metrics(&item.0);
                 self.learn_completion(&summary, sample);
                 released += 1;
             }

@@ -136,6 +136,7 @@ impl Scheduler {
         }
         let fleet = self.fleet.read().clone();
         let now = self.clock.now_ns();
+        self.make_room(now);
         self.admit_legacy(&fleet, req, now)?;
         let mut candidates = self.candidates(&fleet, req);
         if candidates.is_empty() {

@@ -319,7 +319,9 @@ impl PyScheduler {
     /// never finished (dropped without `on_complete` / `on_error`): their
     /// endpoint load, in-flight gauges and latency-model accounting, counted
     /// with outcome `expired`. Returns how many. A negative or non-finite
-    /// age raises `InvalidArgumentError`.
+    /// age raises `InvalidArgumentError`. Without it the open requests are
+    /// still bounded: a pick that finds 2**20 open expires the oldest
+    /// sixteenth first (`llmd_open_requests_expired_at_limit_total`).
     fn expire_requests(&self, py: Python<'_>, max_age: f64) -> PyResult<usize> {
         if !(max_age.is_finite() && max_age >= 0.0) {
             return Err(error(
