@@ -807,3 +807,60 @@ fn an_empty_prompt_is_an_invalid_request() {
     assert!(e.to_string().contains("no prompt"), "{e}");
     assert_eq!(e.code(), 400);
 }
+
+/// A tokenizer that gives one id per byte.
+struct ByteIds;
+
+impl llmd_sched::PromptTokenizer for ByteIds {
+    fn encode_prompt(
+        &self,
+        text: &str,
+        _: &llmd_sched::model::openai::OpenAiRequest,
+    ) -> Result<Vec<u32>, String> {
+        Ok(text.bytes().map(u32::from).collect())
+    }
+    fn encode_chat(
+        &self,
+        req: &llmd_sched::model::openai::OpenAiRequest,
+        _: Option<&str>,
+    ) -> Result<Vec<u32>, String> {
+        Ok(req.estimate_text().bytes().map(u32::from).collect())
+    }
+}
+
+/// An OpenAI body routed on estimated ids says why, in the explanation:
+/// no tokenizer for the model, or a multimodal chat its tokenizer cannot
+/// render; a tokenized body carries no such note.
+#[test]
+fn openai_picks_say_why_their_ids_are_estimated() {
+    let (s, _) = sched(&single("- type: queue-scorer\n- type: max-score-picker\n"));
+    s.add_endpoint(ep("e1", metrics(0, 0, 0.0))).unwrap();
+    let notes = |id: &str, path: &str, body: &str| {
+        let d = s
+            .pick_openai(id, path, body.as_bytes(), &Default::default())
+            .unwrap();
+        s.on_complete(id, Some(0));
+        d.explanation.full().notes.clone()
+    };
+    let text = r#"{"model": "m", "prompt": "hello there"}"#;
+    let chat = r#"{"model": "m", "messages": [{"role": "user", "content": "hi"}]}"#;
+    let media = r#"{"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "what is it"},
+        {"type": "image_url", "image_url": {"url": "http://x/y.png"}}]}]}"#;
+    let estimate = vec![llmd_sched::ESTIMATE_NOTE.to_string()];
+    assert_eq!(notes("a", "/v1/completions", text), estimate);
+    assert_eq!(notes("b", "/v1/chat/completions", chat), estimate);
+    assert_eq!(notes("c", "/v1/chat/completions", media), estimate);
+    s.set_tokenizer("m", std::sync::Arc::new(ByteIds));
+    assert!(notes("d", "/v1/completions", text).is_empty());
+    assert!(notes("e", "/v1/chat/completions", chat).is_empty());
+    assert_eq!(
+        notes("f", "/v1/chat/completions", media),
+        vec![llmd_sched::MULTIMODAL_ESTIMATE_NOTE.to_string()]
+    );
+    // Token ids are used as they are, with or without a tokenizer.
+    let ids = r#"{"model": "m", "prompt": [1, 2, 3]}"#;
+    assert!(notes("g", "/v1/completions", ids).is_empty());
+    assert!(s.remove_tokenizer("m"));
+    assert!(notes("h", "/v1/completions", ids).is_empty());
+}

@@ -36,7 +36,9 @@ impl Scheduler {
     }
 
     /// The request an OpenAI body describes, with its token ids when a
-    /// tokenizer is set for its model (else its text, for estimates).
+    /// tokenizer is set for its model (else its text, for estimates), and
+    /// `None` when it was tokenized or the note saying why its ids are
+    /// estimated ([`ESTIMATE_NOTE`], [`MULTIMODAL_ESTIMATE_NOTE`]).
     /// `id` names the request (lifecycle calls use it); the `model` field
     /// is taken as a LoRA adapter when an endpoint lists it as one.
     pub fn request_from_openai(
@@ -45,7 +47,7 @@ impl Scheduler {
         path: &str,
         body: &[u8],
         headers: &BTreeMap<String, String>,
-    ) -> Result<(Request, bool), ScheduleError> {
+    ) -> Result<(Request, Option<&'static str>), ScheduleError> {
         let r = OpenAiRequest::parse(path, body)?;
         let (model, lora) = self.resolve_model(&r.model);
         let tok = self
@@ -61,17 +63,17 @@ impl Scheduler {
             .or_else(|| r.user.clone());
         let mm_items = r.multimodal_items();
         let media = r.has_media_parts();
-        let (prompt, tokenized) = match (&tok, &r.kind, &r.prompt) {
+        let (prompt, estimated) = match (&tok, &r.kind, &r.prompt) {
             (_, OpenAiKind::Completions, Some(OpenAiPrompt::Tokens(ids))) => {
                 let left = tok.as_ref().is_some_and(|t| t.truncates_left());
-                (Prompt::Tokens(r.truncate_ids(ids.clone(), left)?), true)
+                (Prompt::Tokens(r.truncate_ids(ids.clone(), left)?), None)
             }
             (Some(t), OpenAiKind::Completions, Some(OpenAiPrompt::Text(s))) => (
                 Prompt::Tokens(
                     t.encode_prompt(s, &r)
                         .map_err(ScheduleError::InvalidRequest)?,
                 ),
-                true,
+                None,
             ),
             // Media parts expand to placeholder tokens only the engine's
             // processor knows: such a body is estimated (and routed), not
@@ -81,9 +83,13 @@ impl Scheduler {
                     t.encode_chat(&r, session_id.as_deref())
                         .map_err(ScheduleError::InvalidRequest)?,
                 ),
-                true,
+                None,
             ),
-            _ => (Prompt::Text(r.estimate_text()), false),
+            (Some(_), OpenAiKind::ChatCompletions, _) => (
+                Prompt::Text(r.estimate_text()),
+                Some(MULTIMODAL_ESTIMATE_NOTE),
+            ),
+            _ => (Prompt::Text(r.estimate_text()), Some(ESTIMATE_NOTE)),
         };
         Ok((
             Request {
@@ -99,7 +105,7 @@ impl Scheduler {
                 mm_items,
                 ..Default::default()
             },
-            tokenized,
+            estimated,
         ))
     }
 
@@ -113,20 +119,9 @@ impl Scheduler {
         body: &[u8],
         headers: &BTreeMap<String, String>,
     ) -> Result<Decision, ScheduleError> {
-        let (req, tokenized) = self.request_from_openai(id, path, body, headers)?;
+        let (req, estimated) = self.request_from_openai(id, path, body, headers)?;
         let mut d = self.pick(&req)?;
-        if !tokenized {
-            // The tokenizer looked up as `request_from_openai` looks it up.
-            let has_tokenizer = self.tokenizer_for(&req.model).is_some()
-                || req
-                    .lora
-                    .as_ref()
-                    .is_some_and(|l| self.tokenizer_for(&l.name).is_some());
-            let note = if req.multimodal && has_tokenizer {
-                MULTIMODAL_ESTIMATE_NOTE
-            } else {
-                ESTIMATE_NOTE
-            };
+        if let Some(note) = estimated {
             d.explanation.push_note(note.to_string());
         }
         Ok(d)
