@@ -140,8 +140,23 @@ fn the_exporter_posts_protobuf_and_counts_what_it_does_not_send() {
             endpoint: "https://c:4318/v1/traces".into(),
             ..OtlpOptions::default()
         },
+        // A zero interval would spin the export thread; a zero timeout
+        // fails every POST; an endless one overflows a deadline.
+        OtlpOptions {
+            flush_interval: Duration::ZERO,
+            ..OtlpOptions::default()
+        },
+        OtlpOptions {
+            timeout: Duration::ZERO,
+            ..OtlpOptions::default()
+        },
+        OtlpOptions {
+            timeout: Duration::MAX,
+            ..OtlpOptions::default()
+        },
     ] {
-        assert!(OtlpExporter::start(bad).is_err());
+        let e = OtlpExporter::start(bad).err().expect("refused");
+        assert!(matches!(e, llmd_feed::FeedError::Config(_)), "{e}");
     }
 }
 

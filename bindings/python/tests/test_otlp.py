@@ -155,6 +155,11 @@ def test_a_full_queue_drops_and_counts_and_a_dead_endpoint_fails_and_counts(rece
         llmd.OtlpExporter(url, max_queue_spans=0)
     with pytest.raises(llmd.InvalidArgumentError):
         llmd.OtlpExporter(url, timeout=-1.0)
+    # A zero interval would spin the export thread, a zero timeout fail
+    # every POST, an endless timeout overflow a deadline.
+    for interval, timeout in ((0.0, 5.0), (0.5, 0.0), (0.5, 1e19), (float("nan"), 5.0)):
+        with pytest.raises(llmd.InvalidArgumentError):
+            llmd.OtlpExporter(url, flush_interval=interval, timeout=timeout)
     with pytest.raises(llmd.InvalidArgumentError):
         llmd.OtlpExporter("https://collector:4318/v1/traces")
 

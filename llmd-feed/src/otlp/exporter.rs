@@ -30,9 +30,9 @@ pub struct OtlpOptions {
     pub max_queue_spans: usize,
     /// Spans per request at most.
     pub max_batch_spans: usize,
-    /// Longest wait before a partial batch goes.
+    /// Longest wait before a partial batch goes (1 ms to 10^9 s).
     pub flush_interval: Duration,
-    /// Deadline of one POST.
+    /// Deadline of one POST (1 ms to 10^9 s).
     pub timeout: Duration,
 }
 
@@ -127,6 +127,15 @@ impl OtlpExporter {
             return Err(FeedError::Config(
                 "otlp queue and batch sizes must be positive".into(),
             ));
+        }
+        // A zero interval would spin the export thread, a zero timeout fail
+        // every POST, and a timeout past the clock's range overflow a deadline.
+        for (what, d) in [
+            ("flush_interval", opts.flush_interval),
+            ("timeout", opts.timeout),
+        ] {
+            crate::overrides::seconds(&format!("otlp {what}"), d.as_secs_f64())
+                .map_err(FeedError::Config)?;
         }
         let shared = Arc::new(Shared {
             q: Mutex::new(Queue {
