@@ -211,9 +211,14 @@ impl KvCache {
 
     /// Loads `keys` (a run held by the CPU tier) into freshly allocated GPU
     /// blocks appended to `out`. Returns false if GPU blocks ran out.
+    ///
+    /// The blocks are read (and refreshed) before the GPU blocks are
+    /// allocated: allocating evicts GPU blocks into the CPU tier, which may
+    /// drop its oldest entries, and the blocks being loaded must not be
+    /// among them (vLLM holds blocks it is loading).
     pub fn load_from_cpu(&mut self, keys: &[u64], parent: Option<u64>, out: &mut Vec<u32>) -> bool {
         let start = out.len();
-        if !self.allocate(keys.len(), out) {
+        if self.free.len() < keys.len() {
             return false;
         }
         let bs = self.block_size;
@@ -225,6 +230,9 @@ impl KvCache {
                     None => toks.extend(std::iter::repeat(0).take(bs)),
                 }
             }
+        }
+        if !self.allocate(keys.len(), out) {
+            return false;
         }
         let blocks = out[start..].to_vec();
         self.commit(&blocks, keys, parent, &toks);
@@ -324,5 +332,51 @@ impl KvCache {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens_stored(events: &[KvEvent], key: u64) -> Option<Vec<u64>> {
+        events.iter().rev().find_map(|e| match e {
+            KvEvent::BlockStored(b)
+                if b.medium.as_deref() == Some(GPU)
+                    && b.block_hashes.first() == Some(&HashValue::Int(i128::from(key))) =>
+            {
+                Some(b.token_ids.clone())
+            }
+            _ => None,
+        })
+    }
+
+    /// Loading from a full CPU tier whose oldest entries are the blocks
+    /// being loaded: the GPU blocks get the blocks' own tokens, although
+    /// the evictions the allocation makes push them out of the CPU tier.
+    #[test]
+    fn a_load_reads_its_blocks_before_evicting_into_the_cpu_tier() {
+        let mut kv = KvCache::new(2, 2, 2);
+        let mut held = Vec::new();
+        assert!(kv.allocate(2, &mut held));
+        kv.commit(&held, &[1, 2], None, &[10, 11, 20, 21]);
+        kv.release(&held);
+        // Two other blocks: keys 1 and 2 go to the CPU tier.
+        let mut other = Vec::new();
+        assert!(kv.allocate(2, &mut other));
+        kv.commit(&other, &[3, 4], None, &[30, 31, 40, 41]);
+        kv.release(&other);
+        assert_eq!(kv.cpu_prefix(&[1, 2], 0, 2), 2);
+        kv.take_events();
+        // Loading 1 and 2 evicts 3 and 4 into the full tier.
+        let mut loaded = Vec::new();
+        assert!(kv.load_from_cpu(&[1, 2], None, &mut loaded));
+        let events = kv.take_events();
+        assert_eq!(tokens_stored(&events, 1), Some(vec![10, 11, 20, 21]));
+        assert_eq!(kv.gpu_prefix(&[1, 2], 2).0, 2);
+        // Not enough free GPU blocks: nothing is read, allocated or loaded.
+        let mut none = Vec::new();
+        assert!(!kv.load_from_cpu(&[3, 4], None, &mut none));
+        assert!(none.is_empty());
     }
 }

@@ -18,6 +18,11 @@ pub const DEFAULT_SCENARIO: &str = include_str!("../../testdata/scenarios/defaul
 /// worker): 64 Mi, tens of times a real fleet's, allocated up front.
 pub const MAX_FLEET_BLOCKS: u64 = 1 << 26;
 
+/// The most token slots a fleet with a CPU tier may keep (2^30: 4 GiB of
+/// token ids). A CPU tier keeps every cached block's tokens so it can
+/// publish them when blocks move between tiers.
+pub const MAX_FLEET_TOKENS: u64 = 1 << 30;
+
 /// KV transfer between a prefill and a decode worker (P/D).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -248,6 +253,15 @@ impl Scenario {
                 "the fleet's KV caches hold {} blocks ({} workers x (kv_tokens + cpu_kv_tokens) / \
                  block_size); at most {MAX_FLEET_BLOCKS}",
                 blocks.saturating_mul(f.size() as u64),
+                f.size()
+            ));
+        }
+        // With a CPU tier every block's tokens are kept, on both tiers.
+        let tokens = (blocks * u64::from(e.block_size)).saturating_mul(f.size() as u64);
+        if e.cpu_kv_tokens > 0 && tokens > MAX_FLEET_TOKENS {
+            return bad(format!(
+                "with a CPU tier the fleet keeps the tokens of {tokens} cached token slots \
+                 ({} workers x (kv_tokens + cpu_kv_tokens), whole blocks); at most {MAX_FLEET_TOKENS}",
                 f.size()
             ));
         }

@@ -195,3 +195,75 @@ fn unusable_calibration_tables_are_refused() {
         "decode_attn point",
     );
 }
+
+/// Values that would make a run hang or abort: an infinite trace time
+/// scale, rates or think times whose draws overflow to an infinite time,
+/// Zipf draws over billions of items or with a NaN exponent, and a CPU
+/// tier whose token slots would take hundreds of GiB. A far but finite
+/// arrival runs, in one scrape per idle gap rather than one per interval.
+#[test]
+fn values_that_would_hang_or_abort_a_run_are_refused() {
+    let shared = "  shared_prefix: {groups: 1, system_prompt_len: 10, users_per_group: 1, question_len: 10, output_len: 1}\n";
+    refused(
+        run(&format!(
+            "  max_requests: 2\n  arrivals: {{rate: 5e-324}}\n{shared}"
+        )),
+        "arrivals.rate",
+    );
+    refused(
+        run(&format!(
+            "  arrivals:\n    ladder:\n    - {{rate: 1e-300, duration_s: 10}}\n{shared}"
+        )),
+        "ladder stage",
+    );
+    refused(
+        run("  max_requests: 3\n  chat: {turns: 2, system_prompt_len: 10, user_len: 10, output_len: 2, think_time_s: 1e300}\n"),
+        "think_time_s",
+    );
+    refused(
+        run("  max_requests: 3\n  lora: {adapters: 4294967295, system_prompt_len: 10, question_len: 10, output_len: 2}\n"),
+        "lora.adapters must be at most",
+    );
+    refused(
+        run("  max_requests: 3\n  doc_qa: {documents: 20, document_len: 10, question_len: 10, output_len: 2, skew: .nan}\n"),
+        "doc_qa.document skew",
+    );
+    refused(
+        Scenario::parse(
+            &format!(
+                "{}{WORKLOAD}",
+                BASE.replace(
+                    "kv_tokens: 24000",
+                    "block_size: 1048576\n  kv_tokens: 1048576\n  cpu_kv_tokens: 68719476736"
+                )
+                .replace("seed: 1", "seed: 1\nfleet:\n  workers: 4")
+            ),
+            Path::new("."),
+        )
+        .map_err(|e| e.to_string()),
+        "token slots",
+    );
+    let dir = std::env::temp_dir().join(format!("llmd-far-trace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trace = dir.join("t.jsonl");
+    std::fs::write(&trace, "{\"arrival\": 0.0, \"prompt_len\": 8, \"output_len\": 2}\n{\"arrival\": 1e300, \"prompt_len\": 8, \"output_len\": 2}\n").unwrap();
+    refused(
+        run(&format!(
+            "  trace: {{path: {}, time_scale: .inf}}\n",
+            trace.display()
+        )),
+        "time_scale",
+    );
+    refused(
+        run(&format!(
+            "  trace: {{path: {}, time_scale: 1e10}}\n",
+            trace.display()
+        )),
+        "not a finite time",
+    );
+    // 1e300 s away: without the idle jump, 2e301 scrapes.
+    let out = run(&format!("  trace: {{path: {}}}\n", trace.display())).expect("runs");
+    assert_eq!(out.records.len(), 2);
+    assert!(out.records.iter().all(|r| r.outcome == Outcome::Completed));
+    let _ = std::fs::remove_dir_all(&dir);
+}

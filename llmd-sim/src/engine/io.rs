@@ -8,6 +8,10 @@ use crate::worker::{render_metrics, Seq, SeqKind};
 use super::sim::Sim;
 use super::Kind;
 
+/// Idle scrape intervals simulated one by one before a jump to the next
+/// arrival (see `scrape`).
+const IDLE_SCRAPES: f64 = 1000.0;
+
 impl Sim<'_> {
     /// P/D: ship the prompt's KV (what the decode worker lacks) over the link.
     pub(super) fn hand_over(&mut self, seq: Seq) {
@@ -70,10 +74,22 @@ impl Sim<'_> {
             }
         }
         if self.next.is_some() || self.active > 0 {
-            self.push(
-                self.now + self.sc.fleet.scrape_interval_ms / 1e3,
-                Kind::Scrape,
-            );
+            let interval = self.sc.fleet.scrape_interval_ms / 1e3;
+            let mut at = self.now + interval;
+            // Nothing in flight: every scrape until the next arrival reads
+            // the same pages. A gap of more than IDLE_SCRAPES intervals
+            // (a trace's pause, a rare arrival) jumps to the last interval
+            // before the arrival, so a far arrival costs one scrape, not
+            // one per interval; shorter gaps are scraped as they were.
+            if self.active == 0 {
+                if let Some(r) = &self.next {
+                    let intervals = ((r.arrival - self.now) / interval).floor();
+                    if intervals > IDLE_SCRAPES {
+                        at = self.now + intervals * interval;
+                    }
+                }
+            }
+            self.push(at, Kind::Scrape);
         }
     }
 

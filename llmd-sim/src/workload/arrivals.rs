@@ -16,6 +16,10 @@ pub struct Stage {
     pub warmup: bool,
 }
 
+/// The lowest arrival rate accepted (one request a year, in requests/s): a
+/// slower one draws gaps that overflow to an infinite time.
+pub const MIN_RATE: f64 = 1.0 / (365.0 * 86_400.0);
+
 /// How requests (or sessions) arrive: Poisson at `rate`, or a `ladder`
 /// of Poisson stages (exactly one of the two).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -52,27 +56,27 @@ impl Arrivals {
         }
     }
 
-    /// Checks the rates and durations.
+    /// Checks the rates and durations: a rate is at least [`MIN_RATE`].
     pub fn validate(&self) -> Result<(), String> {
         match (&self.rate, &self.ladder) {
             (Some(_), Some(_)) | (None, None) => {
                 Err("arrivals: set exactly one of rate, ladder".into())
             }
-            (Some(rate), None) if !(*rate > 0.0 && rate.is_finite()) => {
-                Err(format!("arrivals.rate must be > 0, got {rate}"))
-            }
+            (Some(rate), None) if !(*rate >= MIN_RATE && rate.is_finite()) => Err(format!(
+                "arrivals.rate must be a finite number of requests/s >= {MIN_RATE}, got {rate}"
+            )),
             (None, Some(stages)) if stages.is_empty() => {
                 Err("arrivals.ladder has no stages".into())
             }
             (None, Some(stages)) => {
                 for s in stages {
-                    if !(s.rate > 0.0
+                    if !(s.rate >= MIN_RATE
                         && s.rate.is_finite()
                         && s.duration_s > 0.0
                         && s.duration_s.is_finite())
                     {
                         return Err(format!(
-                            "ladder stage needs rate > 0 and duration_s > 0, got {} / {}",
+                            "ladder stage needs rate >= {MIN_RATE} and duration_s > 0 (finite), got {} / {}",
                             s.rate, s.duration_s
                         ));
                     }

@@ -84,11 +84,13 @@ impl ChatGen {
     ) -> Result<Self> {
         if c.turns == 0
             || c.output_len == 0
-            || !(c.think_time_s >= 0.0 && c.think_time_s.is_finite())
+            || !(0.0..=1.0 / super::arrivals::MIN_RATE).contains(&c.think_time_s)
         {
-            return Err(SimError::Workload(
-                "chat needs turns > 0, output_len > 0, think_time_s >= 0".into(),
-            ));
+            return Err(SimError::Workload(format!(
+                "chat needs turns > 0, output_len > 0, and think_time_s within 0..=1 year \
+                 (a longer mean draws pauses that overflow to an infinite time), got {}",
+                c.think_time_s
+            )));
         }
         // The first turn's prompt, and the last turn's whole context.
         super::shapes::prompt_len(

@@ -1,6 +1,8 @@
 //! Prompt shapes drawn independently per arrival: shared-prefix groups,
 //! long-document QA and a LoRA adapter mix.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::{Made, Shape};
@@ -14,6 +16,27 @@ const DOC: u64 = 0x0044_4F43;
 fn positive(what: &str, v: u64) -> Result<()> {
     if v == 0 {
         return Err(SimError::Workload(format!("{what} must be > 0")));
+    }
+    Ok(())
+}
+
+/// The most documents or adapters a workload may draw from (1 Mi): each
+/// draw reads a table of this many weights, built once.
+pub(crate) const MAX_ZIPF_ITEMS: u32 = 1 << 20;
+
+/// `n` items (`what`) drawn by Zipf exponent `skew`: 1..=[`MAX_ZIPF_ITEMS`]
+/// items and a finite exponent >= 0.
+fn zipf_spec(what: &str, n: u32, skew: f64) -> Result<()> {
+    positive(&format!("{what}s"), n.into())?;
+    if n > MAX_ZIPF_ITEMS {
+        return Err(SimError::Workload(format!(
+            "{what}s must be at most {MAX_ZIPF_ITEMS}, got {n}"
+        )));
+    }
+    if !(skew >= 0.0 && skew.is_finite()) {
+        return Err(SimError::Workload(format!(
+            "{what} skew must be a finite number >= 0, got {skew}"
+        )));
     }
     Ok(())
 }
@@ -113,20 +136,32 @@ impl Shape for SharedPrefix {
     }
 }
 
-/// Draws index `i` of `n` with probability ∝ 1/(i+1)^s (uniform for s = 0).
-fn zipf(rng: &mut fastrand::Rng, n: u32, s: f64) -> u32 {
+/// Cumulative weights of Zipf(`s`) over `n` items (item `i` weighs
+/// 1/(i+1)^s); `None` for uniform draws (s = 0 or one item).
+fn zipf_cdf(n: u32, s: f64) -> Option<Arc<[f64]>> {
+    if s <= 0.0 || n <= 1 {
+        return None;
+    }
+    let mut acc = 0.0;
+    Some(
+        (1..=n)
+            .map(|i| {
+                acc += 1.0 / f64::from(i).powf(s);
+                acc
+            })
+            .collect(),
+    )
+}
+
+/// Draws index `i` of `n` with probability ∝ 1/(i+1)^s (uniform for s = 0);
+/// `cdf` caches [`zipf_cdf`], so a draw is a binary search.
+fn zipf(rng: &mut fastrand::Rng, n: u32, s: f64, cdf: &mut Option<Arc<[f64]>>) -> u32 {
     if s <= 0.0 || n <= 1 {
         return rng.u32(0..n.max(1));
     }
-    let total: f64 = (1..=n).map(|i| 1.0 / f64::from(i).powf(s)).sum();
-    let mut x = rng.f64() * total;
-    for i in 1..=n {
-        x -= 1.0 / f64::from(i).powf(s);
-        if x <= 0.0 {
-            return i - 1;
-        }
-    }
-    n - 1
+    let c = cdf.get_or_insert_with(|| zipf_cdf(n, s).unwrap_or_else(|| Arc::from([1.0])));
+    let x = rng.f64() * c[c.len() - 1];
+    c.partition_point(|&v| v < x).min(c.len() - 1) as u32
 }
 
 /// Unique questions over a set of long documents, popularity Zipf(`skew`).
@@ -148,11 +183,13 @@ pub struct DocQa {
     seed: u64,
     #[serde(skip)]
     drawn: u64,
+    #[serde(skip)]
+    popularity: Option<Arc<[f64]>>,
 }
 
 impl DocQa {
     pub(crate) fn validate(&self) -> Result<()> {
-        positive("doc_qa.documents", self.documents.into())?;
+        zipf_spec("doc_qa.document", self.documents, self.skew)?;
         positive("doc_qa.document_len", self.document_len.into())?;
         prompt_len(
             "doc_qa prompt (document_len + question_len)",
@@ -169,7 +206,7 @@ impl DocQa {
 
 impl Shape for DocQa {
     fn make(&mut self, rng: &mut fastrand::Rng, vocab: u32) -> Made {
-        let d = zipf(rng, self.documents, self.skew);
+        let d = zipf(rng, self.documents, self.skew, &mut self.popularity);
         let mut prompt = Vec::with_capacity((self.document_len + self.question_len) as usize);
         push_tokens(
             &mut prompt,
@@ -219,6 +256,8 @@ pub struct LoraMix {
     seed: u64,
     #[serde(skip)]
     drawn: u64,
+    #[serde(skip)]
+    popularity: Option<Arc<[f64]>>,
 }
 
 fn one() -> f64 {
@@ -227,7 +266,7 @@ fn one() -> f64 {
 
 impl LoraMix {
     pub(crate) fn validate(&self) -> Result<()> {
-        positive("lora.adapters", self.adapters.into())?;
+        zipf_spec("lora.adapter", self.adapters, self.skew)?;
         positive("lora.output_len", self.output_len.into())?;
         prompt_len(
             "lora prompt (system_prompt_len + question_len)",
@@ -252,7 +291,10 @@ impl Shape for LoraMix {
         let lora = if rng.f64() < self.base_share {
             None
         } else {
-            Some(format!("adapter-{}", zipf(rng, self.adapters, self.skew)))
+            Some(format!(
+                "adapter-{}",
+                zipf(rng, self.adapters, self.skew, &mut self.popularity)
+            ))
         };
         let mut prompt = Vec::with_capacity((self.system_prompt_len + self.question_len) as usize);
         push_tokens(

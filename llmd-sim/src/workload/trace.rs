@@ -129,8 +129,22 @@ impl TraceGen {
             lines.push(l);
         }
         lines.sort_by(|a, b| a.arrival.total_cmp(&b.arrival));
-        if spec.time_scale.is_nan() || spec.time_scale <= 0.0 {
-            return Err(SimError::Workload("trace.time_scale must be > 0".into()));
+        if !(spec.time_scale > 0.0 && spec.time_scale.is_finite()) {
+            return Err(SimError::Workload(format!(
+                "trace.time_scale must be a finite number > 0, got {}",
+                spec.time_scale
+            )));
+        }
+        // Scaled arrivals must stay times: an infinite one never arrives.
+        if let Some(last) = lines.last() {
+            if !(last.arrival * spec.time_scale).is_finite() {
+                return Err(SimError::Workload(format!(
+                    "{}: arrival {} scaled by trace.time_scale {} is not a finite time",
+                    path.display(),
+                    last.arrival,
+                    spec.time_scale
+                )));
+            }
         }
         Ok(TraceGen {
             lines: lines.into_iter(),
