@@ -177,8 +177,22 @@ impl Feed {
     /// that name exists), and once the feed runs, subscribes to its events
     /// and scrapes its `/metrics`. A pod without an events endpoint gets
     /// `tcp://<host>:<discover_events_port>` when that option is set.
+    /// A stopped feed refuses it ([`FeedError::Config`]).
     pub fn add_pod(&self, spec: PodSpec) -> Result<(), FeedError> {
+        self.refuse_if_stopped()?;
         self.inner.add_pod(spec, Source::Host, None)
+    }
+
+    /// A stopped feed cannot start again: pods, discovery sources and
+    /// bound sockets given to it would never be followed (an endpoint
+    /// registered for a pod nothing updates, a socket nothing reads).
+    fn refuse_if_stopped(&self) -> Result<(), FeedError> {
+        if *self.inner.state.lock().unwrap() == State::Stopped {
+            return Err(FeedError::Config(
+                "the feed is stopped: nothing would follow it; create a new feed".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Stops following a pod and removes its endpoint (and index entries)
@@ -191,7 +205,9 @@ impl Feed {
     /// discovery, e.g. a Kubernetes controller's callback): new names are
     /// added, missing ones removed, changed ones replaced. Pods found by DNS
     /// or file discovery are left alone.
+    /// A stopped feed refuses it ([`FeedError::Config`]).
     pub fn sync_pods(&self, specs: Vec<PodSpec>) -> Result<(), FeedError> {
+        self.refuse_if_stopped()?;
         self.inner.sync(Source::Host, specs)
     }
 
@@ -204,9 +220,18 @@ impl Feed {
     /// in (vLLM with a `tcp://host:port` endpoint; llm-d-inference-sim).
     /// Messages are matched to pods by their topic's pod part (`kv@<pod>@…`:
     /// a pod name or its address's host). Returns the bound endpoint (port
-    /// 0 picks one). Can be called before or after [`Feed::start`].
+    /// 0 picks one). Can be called before or after [`Feed::start`], not
+    /// after [`Feed::stop`].
     pub fn bind_events(&self, endpoint: &str) -> Result<TcpEndpoint, FeedError> {
         let ep = TcpEndpoint::parse(endpoint).map_err(FeedError::Config)?;
+        // Held until the accept loop is registered: a concurrent stop then
+        // finds it, wakes it and joins it.
+        let state = self.inner.state.lock().unwrap();
+        if *state == State::Stopped {
+            return Err(FeedError::Config(
+                "the feed is stopped: nothing would read the socket; create a new feed".into(),
+            ));
+        }
         let l = TcpListener::bind(ep.socket_addr())?;
         let port = l.local_addr()?.port();
         let local = TcpEndpoint {
@@ -223,13 +248,16 @@ impl Feed {
             .name(format!("llmd-feed-bind-{port}"))
             .spawn(move || inner.accept_loop(l))?;
         self.inner.threads.lock().unwrap().push(t);
+        drop(state);
         Ok(local)
     }
 
     /// Adds a discovery source (DNS or an endpoint file); it runs while the
     /// feed runs and adds and removes its own pods.
+    /// A stopped feed refuses it ([`FeedError::Config`]).
     pub fn add_discovery(&self, d: Discovery) -> Result<(), FeedError> {
         d.validate()?;
+        self.refuse_if_stopped()?;
         let running = *self.inner.state.lock().unwrap() == State::Running;
         let id = {
             let mut v = self.inner.discoveries.lock().unwrap();

@@ -1045,3 +1045,29 @@ fn payload_ranks_on_a_bound_socket_are_bounded() {
     let st = stats(&feed, "pod-a");
     assert_eq!((st.events, st.malformed), (max as u64, 6), "{st:?}");
 }
+
+/// A stopped feed cannot start again, so what it is given would never be
+/// followed: pods, syncs, discovery sources and bound sockets are refused,
+/// and no pod is registered in the scheduler.
+#[test]
+fn a_stopped_feed_refuses_what_it_would_never_follow() {
+    let s = sched();
+    let feed = Feed::new(s.clone(), opts());
+    feed.start().unwrap();
+    feed.stop();
+    let refused = |r: Result<(), llmd_feed::FeedError>| {
+        let e = r.expect_err("refused");
+        assert!(matches!(e, llmd_feed::FeedError::Config(_)), "{e}");
+        assert!(e.to_string().contains("stopped"), "{e}");
+    };
+    refused(feed.add_pod(pod("a", "tcp://127.0.0.1:9", None)));
+    refused(feed.sync_pods(vec![pod("b", "tcp://127.0.0.1:9", None)]));
+    refused(feed.bind_events("tcp://127.0.0.1:0").map(|_| ()));
+    refused(feed.add_discovery(llmd_feed::Discovery::Dns {
+        host: "localhost".into(),
+        port: 8000,
+        interval: std::time::Duration::from_secs(1),
+    }));
+    assert!(s.endpoint_names().is_empty());
+    assert!(feed.pods().is_empty());
+}
