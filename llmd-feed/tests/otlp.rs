@@ -155,7 +155,7 @@ fn the_exporter_posts_protobuf_and_counts_what_it_does_not_send() {
             ..OtlpOptions::default()
         },
     ] {
-        let e = OtlpExporter::start(bad).err().expect("refused");
+        let e = OtlpExporter::start(bad).expect_err("refused");
         assert!(matches!(e, llmd_feed::FeedError::Config(_)), "{e}");
     }
 }
