@@ -98,6 +98,8 @@ enum llmd_seq_status
   LLMD_SEQ_STATUS_DUPLICATE = 5,
   // The next lost batch of a recent gap (from the publisher's replay
   // socket, in order, after the live batch that showed the gap): applied.
+  // Stop reading the replay after the gap's last number: the later
+  // batches it sends were applied live and would read as a restart.
   LLMD_SEQ_STATUS_REPLAYED = 6,
 };
 #ifndef __cplusplus

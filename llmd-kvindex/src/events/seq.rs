@@ -51,9 +51,13 @@ pub enum SeqStatus {
 /// asks the publisher's replay socket for the lost ones gets numbers below
 /// `last`. The replay socket sends them in order, so a number is
 /// [`SeqStatus::Replayed`] only when it is the next lost number of one of
-/// the [`MAX_GAPS`] most recent gaps (a number of a gap already replayed is
-/// a [`SeqStatus::Duplicate`]); any other number below `last` is a restart,
-/// which forgets the gaps. Lost batches applied after later ones can undo
+/// the [`MAX_GAPS`] most recent gaps (a number of a gap being replayed that
+/// was replayed already is a [`SeqStatus::Duplicate`]; a gap once filled is
+/// forgotten); any other number below `last` is a restart, which forgets
+/// the gaps. vLLM's replay socket sends everything it holds from the number
+/// asked for, the batches after the gap too: a host stops reading it after
+/// the gap's last number, since those later batches, applied live already,
+/// would read as a restart. Lost batches applied after later ones can undo
 /// what the later ones did (a block stored again after its removal):
 /// replaying before applying the batch that showed the gap, as
 /// `llmd-feed` does, keeps the order.

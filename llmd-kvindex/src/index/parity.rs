@@ -19,6 +19,10 @@ fn checkable(h: &BlockHasher, ev: &BlockStored) -> Option<RequestExtras> {
         || ev.block_hashes.is_empty()
         || ev.block_size != bs as i64
         || ev.token_ids.len() < bs
+        // Tokens of blocks without a key (a sliding-window or Mamba group's
+        // masked blocks, from releases that do not name the group's kind):
+        // the first key need not be block 0's.
+        || ev.token_ids.len() != ev.block_hashes.len() * bs
         || ev.lookahead_token_ids.is_some()
         || !full_attention
     {

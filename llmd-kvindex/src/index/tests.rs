@@ -407,7 +407,17 @@ fn engine_parity_self_check_flags_a_wrong_seed() {
         Some(vec![crate::events::ExtraValue::Str("img".into())]),
         None,
     ]);
-    let evs = [ev, other_size, mm].map(KvEvent::BlockStored).to_vec();
+    // A sliding-window group's event from a release without
+    // `kv_cache_spec_kind`: its masked first block is not hashed, so its
+    // token ids span more blocks than its keys and its first key is not
+    // block 0's.
+    let mut masked = mm.clone();
+    masked.extra_keys = None;
+    masked.block_hashes = vec![HashValue::Int(7)];
+    masked.group_idx = Some(1);
+    let evs = [ev, other_size, mm, masked]
+        .map(KvEvent::BlockStored)
+        .to_vec();
     let r = idx.apply_batch(a, "m", &batch(evs));
     assert_eq!((r.parity_checks, r.parity_mismatches), (0, 0));
 }
