@@ -113,3 +113,50 @@ fn fast_ints<T>(obj: &Bound<'_, PyAny>, narrow: impl Fn(i64) -> Option<T>) -> Op
     }
     Some(out)
 }
+
+/// The range of an integer argument type.
+pub(crate) trait IntRange: TryFrom<i128> + Copy {
+    /// The smallest value.
+    const MIN: i128;
+    /// The largest value.
+    const MAX: i128;
+}
+
+macro_rules! int_range {
+    ($($t:ty),*) => {$(
+        impl IntRange for $t {
+            const MIN: i128 = <$t>::MIN as i128;
+            const MAX: i128 = <$t>::MAX as i128;
+        }
+    )*};
+}
+int_range!(u16, u32, u64, usize, i32, i64);
+
+/// An integer argument (`#[pyo3(from_py_with = int)]`). A Python int
+/// outside `T`'s range raises `InvalidArgumentError` (a `ValueError`) that
+/// gives the range, as other bad values of the same arguments do, instead
+/// of PyO3's bare `OverflowError`; a non-integer stays Python's
+/// `TypeError`. PyO3 notes which argument it was.
+pub(crate) fn int<T: IntRange>(obj: &Bound<'_, PyAny>) -> PyResult<T> {
+    let py = obj.py();
+    let out_of_range = || {
+        error(
+            py,
+            Kind::InvalidArgument,
+            format!("integer {obj} is out of range ({} ..= {})", T::MIN, T::MAX),
+        )
+    };
+    match obj.extract::<i128>() {
+        Ok(v) => T::try_from(v).map_err(|_| out_of_range()),
+        Err(e) if e.is_instance_of::<PyOverflowError>(py) => Err(out_of_range()),
+        Err(e) => Err(e),
+    }
+}
+
+/// [`int`] for an optional argument: `None` is `None`.
+pub(crate) fn opt_int<T: IntRange>(obj: &Bound<'_, PyAny>) -> PyResult<Option<T>> {
+    if obj.is_none() {
+        return Ok(None);
+    }
+    int(obj).map(Some)
+}

@@ -48,9 +48,9 @@ impl PyFeed {
         py: Python<'_>,
         scheduler: &PyScheduler,
         topics: Option<Vec<String>>,
-        concurrency: Option<usize>,
-        events_port: Option<u16>,
-        replay_port: Option<u16>,
+        #[pyo3(from_py_with = crate::convert::opt_int)] concurrency: Option<usize>,
+        #[pyo3(from_py_with = crate::convert::opt_int)] events_port: Option<u16>,
+        #[pyo3(from_py_with = crate::convert::opt_int)] replay_port: Option<u16>,
         scrape_interval: Option<f64>,
         scrape_timeout: Option<f64>,
         replay_timeout: Option<f64>,
@@ -92,14 +92,14 @@ impl PyFeed {
         replay: Option<String>,
         metrics_url: Option<String>,
         scrape: bool,
-        data_parallel_size: u16,
+        #[pyo3(from_py_with = crate::convert::int)] data_parallel_size: u16,
     ) -> PyResult<()> {
         let spec = PodSpec {
             events,
             replay,
             metrics_url,
             scrape,
-            data_parallel_size: data_parallel_size.max(1),
+            data_parallel_size,
             ..PodSpec::new(name, address)
         };
         py.detach(|| self.inner.add_pod(spec))
@@ -150,7 +150,13 @@ impl PyFeed {
     /// Follows every address a DNS name resolves to (a headless service),
     /// re-resolving every `interval` seconds; pods are named by IP.
     #[pyo3(signature = (host, port, *, interval=5.0))]
-    fn discover_dns(&self, py: Python<'_>, host: String, port: u16, interval: f64) -> PyResult<()> {
+    fn discover_dns(
+        &self,
+        py: Python<'_>,
+        host: String,
+        #[pyo3(from_py_with = crate::convert::int)] port: u16,
+        interval: f64,
+    ) -> PyResult<()> {
         let interval =
             seconds("interval", interval).map_err(|m| error(py, Kind::InvalidArgument, m))?;
         self.inner

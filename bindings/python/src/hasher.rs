@@ -71,7 +71,7 @@ impl PyBlockHasher {
     #[pyo3(signature = (block_size=16, algo="sha256_cbor", seed=None, vllm_version=None))]
     fn new(
         py: Python<'_>,
-        block_size: usize,
+        #[pyo3(from_py_with = crate::convert::int)] block_size: usize,
         algo: &str,
         seed: Option<&str>,
         vllm_version: Option<&str>,
@@ -94,7 +94,7 @@ impl PyBlockHasher {
         &self,
         py: Python<'_>,
         tokens: &Bound<'_, PyAny>,
-        lora_id: Option<i64>,
+        #[pyo3(from_py_with = crate::convert::opt_int)] lora_id: Option<i64>,
         lora_name: Option<String>,
         lora_path: Option<String>,
         cache_salt: Option<String>,
@@ -123,7 +123,7 @@ impl PyBlockHasher {
         &self,
         py: Python<'py>,
         tokens: &Bound<'py, PyAny>,
-        lora_id: Option<i64>,
+        #[pyo3(from_py_with = crate::convert::opt_int)] lora_id: Option<i64>,
         lora_name: Option<String>,
         lora_path: Option<String>,
         cache_salt: Option<String>,
@@ -154,7 +154,7 @@ impl PyBlockHasher {
     #[pyo3(signature = (*, lora_id=None, lora_name=None, lora_path=None, cache_salt=None, mm_items=None, prompt_embeds=None))]
     fn chain(
         &self,
-        lora_id: Option<i64>,
+        #[pyo3(from_py_with = crate::convert::opt_int)] lora_id: Option<i64>,
         lora_name: Option<String>,
         lora_path: Option<String>,
         cache_salt: Option<String>,

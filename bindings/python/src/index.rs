@@ -35,6 +35,9 @@ fn index_err(py: Python<'_>, e: &IndexError) -> PyErr {
     error(py, kind, e.to_string())
 }
 
+/// Tokens per block of an index built without a hasher (vLLM's default).
+const DEFAULT_BLOCK_SIZE: usize = 16;
+
 impl PyKvIndex {
     fn now_ns(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
@@ -47,6 +50,8 @@ impl PyKvIndex {
 
 #[pymethods]
 impl PyKvIndex {
+    /// `block_size` is tokens per block: 16 by default, the hasher's when one
+    /// is given (another value is an `InvalidArgumentError`).
     /// `mode` is `"engine_parity"` (keys are vLLM's own, prompts hashed by
     /// `hasher` exactly as the engines do; the default when a hasher is
     /// given), `"router_keys"` (events' token ids re-hashed with the index's
@@ -58,25 +63,25 @@ impl PyKvIndex {
     /// `engine_map_capacity_per_endpoint` (router keys: engine-key mappings
     /// kept per endpoint) bound the rest of the index's memory.
     #[new]
-    #[pyo3(signature = (*, block_size=16, mode=None, hasher=None, capacity_blocks=1048576, max_endpoints=1024,
+    #[pyo3(signature = (*, block_size=None, mode=None, hasher=None, capacity_blocks=1048576, max_endpoints=1024,
         gpu_weight=1.0, cpu_weight=0.8, storage_weight=0.5, speculative_weight=0.9, speculative_ttl_s=2.0,
         approx_capacity_per_endpoint=31250, speculative_capacity=65536, engine_map_capacity_per_endpoint=262144))]
     #[allow(clippy::too_many_arguments)] // reason: one parameter per Python keyword argument
     fn new(
         py: Python<'_>,
-        block_size: usize,
+        #[pyo3(from_py_with = crate::convert::opt_int)] block_size: Option<usize>,
         mode: Option<&str>,
         hasher: Option<PyRef<'_, PyBlockHasher>>,
-        capacity_blocks: usize,
-        max_endpoints: usize,
+        #[pyo3(from_py_with = crate::convert::int)] capacity_blocks: usize,
+        #[pyo3(from_py_with = crate::convert::int)] max_endpoints: usize,
         gpu_weight: f64,
         cpu_weight: f64,
         storage_weight: f64,
         speculative_weight: f64,
         speculative_ttl_s: f64,
-        approx_capacity_per_endpoint: usize,
-        speculative_capacity: usize,
-        engine_map_capacity_per_endpoint: usize,
+        #[pyo3(from_py_with = crate::convert::int)] approx_capacity_per_endpoint: usize,
+        #[pyo3(from_py_with = crate::convert::int)] speculative_capacity: usize,
+        #[pyo3(from_py_with = crate::convert::int)] engine_map_capacity_per_endpoint: usize,
     ) -> PyResult<Self> {
         let mode = mode.unwrap_or(if hasher.is_some() {
             "engine_parity"
@@ -84,7 +89,20 @@ impl PyKvIndex {
             "router_keys"
         });
         let key_mode = match (mode, hasher) {
-            ("engine_parity", Some(h)) => KeyMode::EngineParity(h.inner().clone()),
+            ("engine_parity", Some(h)) => {
+                let hashed = h.inner().block_size();
+                if block_size.is_some_and(|b| b != hashed) {
+                    return Err(error(
+                        py,
+                        Kind::InvalidArgument,
+                        format!(
+                            "block_size {} differs from the hasher's {hashed}: the hasher's block size is the index's",
+                            block_size.unwrap_or_default()
+                        ),
+                    ));
+                }
+                KeyMode::EngineParity(h.inner().clone())
+            }
             ("engine_parity", None) => {
                 return Err(error(
                     py,
@@ -99,8 +117,12 @@ impl PyKvIndex {
                     format!("a hasher is only used in mode \"engine_parity\", not {mode:?}"),
                 ))
             }
-            ("router_keys", None) => KeyMode::RouterKeys { block_size },
-            ("approximate", None) => KeyMode::Approximate { block_size },
+            ("router_keys", None) => KeyMode::RouterKeys {
+                block_size: block_size.unwrap_or(DEFAULT_BLOCK_SIZE),
+            },
+            ("approximate", None) => KeyMode::Approximate {
+                block_size: block_size.unwrap_or(DEFAULT_BLOCK_SIZE),
+            },
             (other, None) => {
                 return Err(error(
                     py,
@@ -147,7 +169,9 @@ impl PyKvIndex {
     /// `endpoint` (registered on first use) serving `model`. With `seq`
     /// duplicates are skipped, a restart clears the endpoint first, gaps are
     /// reported, and a gap's lost batches from the replay socket, in order,
-    /// are applied as "replayed".
+    /// are applied as "replayed" (stop reading the replay after the gap's
+    /// last number: the later batches it sends were applied live and would
+    /// read as a restart).
     #[pyo3(signature = (endpoint, payload, *, model="", seq=None))]
     fn apply_event_batch<'py>(
         &self,
@@ -155,7 +179,7 @@ impl PyKvIndex {
         endpoint: &str,
         payload: &Bound<'py, PyAny>,
         model: &str,
-        seq: Option<u64>,
+        #[pyo3(from_py_with = crate::convert::opt_int)] seq: Option<u64>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let payload = Payload::from_object(payload)?;
         let bytes = payload.as_slice();
@@ -203,7 +227,7 @@ impl PyKvIndex {
         py: Python<'_>,
         tokens: &Bound<'_, PyAny>,
         model: &str,
-        lora_id: Option<i64>,
+        #[pyo3(from_py_with = crate::convert::opt_int)] lora_id: Option<i64>,
         lora_name: Option<String>,
         lora_path: Option<String>,
         cache_salt: Option<String>,

@@ -1,6 +1,6 @@
 //! Plain Python values (dict, list, str, int, float, bool, None) from any
 //! `Serialize` value, for results that Python code reads as data
-//! (explanations, request summaries).
+//! (explanations, request summaries), and JSON text of Python arguments.
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -46,6 +46,43 @@ fn value_to_py(py: Python<'_>, v: &Value) -> PyResult<Py<PyAny>> {
             dict.into_py_any(py)
         }
     }
+}
+
+/// JSON text of a Python argument (`json.dumps`, dict order kept), any
+/// `collections.abc.Mapping` written as a dict as the stubs promise; a value
+/// that is not JSON-serializable is an `InvalidArgumentError` naming `what`.
+pub(crate) fn dumps(py: Python<'_>, v: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
+    let mapping = py.import("collections.abc")?.getattr("Mapping")?.unbind();
+    let dict = py.import("builtins")?.getattr("dict")?.unbind();
+    // Called by `json.dumps` for what it cannot write itself.
+    let default = pyo3::types::PyCFunction::new_closure(
+        py,
+        None,
+        None,
+        move |args: &Bound<'_, pyo3::types::PyTuple>, _| -> PyResult<Py<PyAny>> {
+            let py = args.py();
+            let o = args.get_item(0)?;
+            if o.is_instance(mapping.bind(py))? {
+                return Ok(dict.bind(py).call1((o,))?.unbind());
+            }
+            Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                "Object of type {} is not JSON serializable",
+                o.get_type().name()?
+            )))
+        },
+    )?;
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("default", default)?;
+    py.import("json")?
+        .call_method("dumps", (v,), Some(&kwargs))
+        .and_then(|s| s.extract::<String>())
+        .map_err(|e| {
+            error(
+                py,
+                Kind::InvalidArgument,
+                format!("{what}: not JSON-serializable ({e})"),
+            )
+        })
 }
 
 /// Nesting accepted by [`from_py`] (an OpenAI `usage` object needs 2).

@@ -61,8 +61,8 @@ impl PyOtlpExporter {
         endpoint: &str,
         service_name: &str,
         sampling_ratio: f64,
-        max_queue_spans: usize,
-        max_batch_spans: usize,
+        #[pyo3(from_py_with = crate::convert::int)] max_queue_spans: usize,
+        #[pyo3(from_py_with = crate::convert::int)] max_batch_spans: usize,
         flush_interval: f64,
         timeout: f64,
     ) -> PyResult<Self> {

@@ -21,20 +21,6 @@ fn tok_error(py: Python<'_>, e: TokenizeError) -> PyErr {
     err
 }
 
-/// JSON text of a Python value, keeping dict order (`json.dumps`).
-fn dumps(py: Python<'_>, v: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
-    py.import("json")?
-        .call_method1("dumps", (v,))
-        .and_then(|s| s.extract::<String>())
-        .map_err(|e| {
-            error(
-                py,
-                Kind::InvalidArgument,
-                format!("{what}: not JSON-serializable ({e})"),
-            )
-        })
-}
-
 /// A tokenizer and chat template loaded from a local model directory
 /// (`tokenizer.json`, `tokenizer_config.json`, `chat_template.jinja` /
 /// `.json`); nothing is downloaded. Ids equal HF's `tokenizers` on the same
@@ -62,13 +48,15 @@ impl PyTokenizer {
         let opts = ChatOptions {
             add_generation_prompt,
             continue_final_message,
-            tools: tools.map(|t| dumps(py, t, "tools")).transpose()?,
+            tools: tools
+                .map(|t| crate::json::dumps(py, t, "tools"))
+                .transpose()?,
             chat_template_kwargs: chat_template_kwargs
-                .map(|k| dumps(py, k, "chat_template_kwargs"))
+                .map(|k| crate::json::dumps(py, k, "chat_template_kwargs"))
                 .transpose()?,
             ..ChatOptions::default()
         };
-        Ok((dumps(py, messages, "messages")?, opts))
+        Ok((crate::json::dumps(py, messages, "messages")?, opts))
     }
 }
 
@@ -87,7 +75,7 @@ impl PyTokenizer {
         default_chat_template_kwargs: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let kwargs = default_chat_template_kwargs
-            .map(|k| dumps(py, k, "default_chat_template_kwargs"))
+            .map(|k| crate::json::dumps(py, k, "default_chat_template_kwargs"))
             .transpose()?;
         py.detach(|| Tokenizer::from_dir_engine(&path, chat_template.as_deref(), kwargs.as_deref()))
             .map(|inner| PyTokenizer {

@@ -4,6 +4,7 @@ picks, P/D, lifecycle and errors."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import kv_events
@@ -440,6 +441,50 @@ def test_mapping_arguments_take_any_mapping() -> None:
     assert summary is not None and summary["output_tokens"] == 3
     with pytest.raises(llmd.InvalidArgumentError, match="labels"):
         s.add_endpoint("m1", "10.0.0.2:8000", labels={"tier": 1})  # type: ignore[dict-item]
+    # An OpenAI body, and the chat arguments of the tokenizer, too.
+    body = MappingProxyType({"model": MODEL, "prompt": "hello", "max_tokens": 2})
+    assert s.pick_openai("/v1/completions", body, request_id="mp2").request_id == "mp2"
+    chat = {"model": MODEL, "messages": [MappingProxyType({"role": "user", "content": "hi"})]}
+    assert s.pick_openai("/v1/chat/completions", chat, request_id="mp3").request_id == "mp3"
+    with pytest.raises(llmd.InvalidArgumentError, match="not JSON-serializable"):
+        s.pick_openai("/v1/completions", {"model": MODEL, "prompt": object()})
+
+
+def test_integer_arguments_out_of_range_are_invalid_argument_errors() -> None:
+    """Every integer argument out of its range raises `InvalidArgumentError`
+    (a `ValueError`), as other bad values of the same arguments do, never a
+    bare `OverflowError`; a non-integer stays a `TypeError`."""
+    s = llmd.Scheduler.default()
+    fleet(s, 1)
+    s.pick(model=MODEL, prompt="x", request_id="r")
+    calls: list[Callable[[], object]] = [
+        lambda: s.on_tokens("r", -1),
+        lambda: s.on_tokens("r", 1 << 64),
+        lambda: llmd.Scheduler.default(seed=-1),
+        lambda: llmd.Scheduler.from_yaml(HEAD + "- type: queue-scorer\n", seed=1 << 70),
+        lambda: llmd.KvIndex(capacity_blocks=-1),
+        lambda: llmd.KvIndex(max_endpoints=1 << 200),
+        lambda: llmd.BlockHasher(block_size=-1),
+        lambda: s.pick(model=MODEL, prompt="x", priority=1 << 31),
+        lambda: s.update_metrics("pod-0", waiting_queue_size=-3),
+    ]
+    for call in calls:
+        with pytest.raises(llmd.InvalidArgumentError, match="out of range") as info:
+            call()
+        assert isinstance(info.value, ValueError) and not isinstance(info.value, OverflowError)
+    with pytest.raises(TypeError):
+        s.on_tokens("r", 1.5)  # type: ignore[arg-type]
+    assert s.on_tokens("r", 2)
+
+
+def test_index_block_size_comes_from_the_hasher() -> None:
+    assert llmd.KvIndex().block_size == 16
+    assert llmd.KvIndex(block_size=32).block_size == 32
+    hasher = llmd.BlockHasher(block_size=64)
+    assert llmd.KvIndex(hasher=hasher).block_size == 64
+    assert llmd.KvIndex(hasher=hasher, block_size=64).block_size == 64
+    with pytest.raises(llmd.InvalidArgumentError, match="differs from the hasher"):
+        llmd.KvIndex(hasher=hasher, block_size=16)
 
 
 HEAD = "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n"

@@ -384,7 +384,9 @@ class Scheduler:
         """Applies one KV-event message payload (msgpack `EventBatch`) from
         `endpoint`. With `seq` (the message's sequence number) duplicates are
         skipped, gaps and restarts reported in the result, and a gap's lost
-        batches from the replay socket, in order, applied as "replayed".
+        batches from the replay socket, in order, applied as "replayed" (stop
+        reading the replay after the gap's last number: the later batches it
+        sends were applied live and would read as a restart).
         """
     def tick(self) -> None:
         """Periodic maintenance (expires speculative cache entries); call it
@@ -707,7 +709,8 @@ class Tokenizer:
         """Loads a model directory; `chat_template` and
         `default_chat_template_kwargs` mirror the engine's
         `--chat-template` (a file or the template itself) and
-        `--default-chat-template-kwargs`."""
+        `--default-chat-template-kwargs`.
+        """
     def encode(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
         """Token ids of `text`; `/v1/completions` prompts add special tokens."""
     def render_chat(
@@ -761,7 +764,7 @@ class KvIndex:
     def __new__(
         cls,
         *,
-        block_size: int = 16,
+        block_size: int | None = None,
         mode: Literal["engine_parity", "router_keys", "approximate"] | None = None,
         hasher: BlockHasher | None = None,
         capacity_blocks: int = 1048576,
@@ -782,7 +785,9 @@ class KvIndex:
         `endpoint` (registered on first use) serving `model`. With `seq`
         duplicates are skipped, a restart clears the endpoint first, gaps are
         reported, and a gap's lost batches from the replay socket, in order,
-        are applied as "replayed".
+        are applied as "replayed" (stop reading the replay after the gap's
+        last number: the later batches it sends were applied live and would
+        read as a restart).
         """
     def prompt_keys(
         self,

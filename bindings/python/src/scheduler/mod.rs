@@ -109,7 +109,7 @@ impl PyScheduler {
     fn new(
         py: Python<'_>,
         config: Option<String>,
-        seed: Option<u64>,
+        #[pyo3(from_py_with = crate::convert::opt_int)] seed: Option<u64>,
         strict: bool,
     ) -> PyResult<Self> {
         match config {
@@ -127,7 +127,7 @@ impl PyScheduler {
                 strict,
                 seed,
             ),
-            None => Self::wrap(py, Ok(Scheduler::default()), seed),
+            None => Self::wrap(py, Ok(py.detach(Scheduler::default)), seed),
         }
     }
 
@@ -135,7 +135,12 @@ impl PyScheduler {
     /// or refuses (`strict=True`) as the constructor does.
     #[staticmethod]
     #[pyo3(signature = (text, *, seed=None, strict=false))]
-    fn from_yaml(py: Python<'_>, text: String, seed: Option<u64>, strict: bool) -> PyResult<Self> {
+    fn from_yaml(
+        py: Python<'_>,
+        text: String,
+        #[pyo3(from_py_with = crate::convert::opt_int)] seed: Option<u64>,
+        strict: bool,
+    ) -> PyResult<Self> {
         Self::load(
             py,
             |o| Scheduler::from_config_str_with(&text, o),
@@ -151,7 +156,7 @@ impl PyScheduler {
     fn from_file(
         py: Python<'_>,
         path: std::path::PathBuf,
-        seed: Option<u64>,
+        #[pyo3(from_py_with = crate::convert::opt_int)] seed: Option<u64>,
         strict: bool,
     ) -> PyResult<Self> {
         // Read here so that an unreadable file is an `IoError` (an
@@ -178,8 +183,11 @@ impl PyScheduler {
     /// llm-d's default pipeline (queue 2, kv-cache-utilization 2, prefix-cache 3).
     #[staticmethod]
     #[pyo3(signature = (*, seed=None))]
-    fn default(py: Python<'_>, seed: Option<u64>) -> PyResult<Self> {
-        Self::wrap(py, Ok(Scheduler::default()), seed)
+    fn default(
+        py: Python<'_>,
+        #[pyo3(from_py_with = crate::convert::opt_int)] seed: Option<u64>,
+    ) -> PyResult<Self> {
+        Self::wrap(py, Ok(py.detach(Scheduler::default)), seed)
     }
 
     // ---- endpoints ---------------------------------------------------------
@@ -255,14 +263,14 @@ impl PyScheduler {
         &self,
         py: Python<'_>,
         name: &str,
-        waiting_queue_size: u32,
-        running_requests_size: u32,
+        #[pyo3(from_py_with = crate::convert::int)] waiting_queue_size: u32,
+        #[pyo3(from_py_with = crate::convert::int)] running_requests_size: u32,
         kv_cache_usage: f64,
         active_models: Option<Vec<String>>,
         waiting_models: Option<Vec<String>>,
-        max_active_models: u32,
-        cache_block_size: u32,
-        cache_num_blocks: u64,
+        #[pyo3(from_py_with = crate::convert::int)] max_active_models: u32,
+        #[pyo3(from_py_with = crate::convert::int)] cache_block_size: u32,
+        #[pyo3(from_py_with = crate::convert::int)] cache_num_blocks: u64,
     ) -> PyResult<()> {
         if !(0.0..=1.0).contains(&kv_cache_usage) {
             return Err(error(
@@ -297,14 +305,16 @@ impl PyScheduler {
     /// Applies one KV-event message payload (msgpack `EventBatch`) from
     /// `endpoint`. With `seq` (the message's sequence number) duplicates are
     /// skipped, gaps and restarts reported in the result, and a gap's lost
-    /// batches from the replay socket, in order, applied as "replayed".
+    /// batches from the replay socket, in order, applied as "replayed" (stop
+    /// reading the replay after the gap's last number: the later batches it
+    /// sends were applied live and would read as a restart).
     #[pyo3(signature = (endpoint, payload, seq=None))]
     fn ingest_kv_events<'py>(
         &self,
         py: Python<'py>,
         endpoint: &str,
         payload: &Bound<'py, PyAny>,
-        seq: Option<u64>,
+        #[pyo3(from_py_with = crate::convert::opt_int)] seq: Option<u64>,
     ) -> PyResult<Bound<'py, PyDict>> {
         self.ingest(py, endpoint, payload, seq)
     }
@@ -359,12 +369,12 @@ impl PyScheduler {
         tokens: Option<&Bound<'py, PyAny>>,
         request_id: Option<String>,
         lora_name: Option<String>,
-        lora_id: Option<i64>,
+        #[pyo3(from_py_with = crate::convert::opt_int)] lora_id: Option<i64>,
         lora_path: Option<String>,
         cache_salt: Option<String>,
         session_id: Option<String>,
         headers: Option<&Bound<'py, PyAny>>,
-        priority: i32,
+        #[pyo3(from_py_with = crate::convert::int)] priority: i32,
         ttft_slo_ms: Option<f64>,
         tpot_slo_ms: Option<f64>,
         multimodal: bool,
@@ -479,7 +489,7 @@ impl PyScheduler {
     fn _time_pick<'py>(
         &self,
         py: Python<'py>,
-        iterations: u32,
+        #[pyo3(from_py_with = crate::convert::int)] iterations: u32,
         model: &str,
         prompt: Option<String>,
         tokens: Option<&Bound<'py, PyAny>>,
@@ -521,7 +531,7 @@ impl PyScheduler {
     fn _time_pick_openai(
         &self,
         py: Python<'_>,
-        iterations: u32,
+        #[pyo3(from_py_with = crate::convert::int)] iterations: u32,
         path: &str,
         body: &[u8],
         request_id: &str,
@@ -566,7 +576,12 @@ impl PyScheduler {
     }
 
     /// `n` more output tokens arrived. False for an unknown request id.
-    fn on_tokens(&self, py: Python<'_>, request_id: &str, n: u64) -> bool {
+    fn on_tokens(
+        &self,
+        py: Python<'_>,
+        request_id: &str,
+        #[pyo3(from_py_with = crate::convert::int)] n: u64,
+    ) -> bool {
         py.detach(|| self.inner.on_tokens(request_id, n))
     }
 
@@ -659,9 +674,5 @@ pub(crate) fn body_bytes(py: Python<'_>, body: &Bound<'_, PyAny>) -> PyResult<Ve
     if let Ok(s) = body.extract::<String>() {
         return Ok(s.into_bytes());
     }
-    Ok(py
-        .import("json")?
-        .call_method1("dumps", (body,))?
-        .extract::<String>()?
-        .into_bytes())
+    Ok(crate::json::dumps(py, body, "body")?.into_bytes())
 }
