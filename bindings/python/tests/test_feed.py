@@ -312,3 +312,17 @@ def test_sync_pods_reconciles_the_hosts_list() -> None:
 
     feed.sync_pods((MappingProxyType({"name": "c", "address": "127.0.0.1:3", "scrape": False}),))
     assert feed.pods == ["c"]
+    # add_pod refuses what sync_pods refuses, with the same error.
+    with pytest.raises(llmd.InvalidArgumentError, match="data_parallel_size"):
+        feed.add_pod("d", "127.0.0.1:4", scrape=False, data_parallel_size=0)
+    with pytest.raises(llmd.InvalidArgumentError, match="out of range"):
+        feed.add_pod("d", "127.0.0.1:4", scrape=False, data_parallel_size=70000)
+    assert feed.pods == ["c"]
+    # A stopped feed refuses what it would never follow.
+    feed.stop()
+    for call in (
+        lambda: feed.add_pod("e", "127.0.0.1:5", scrape=False),
+        lambda: feed.bind_events("tcp://127.0.0.1:0"),
+    ):
+        with pytest.raises(llmd.InvalidArgumentError, match="stopped"):
+            call()
