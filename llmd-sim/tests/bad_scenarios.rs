@@ -33,6 +33,15 @@ fn run(workload: &str) -> Result<engine::RunOutput, String> {
     engine::run(&sc, router, RunOptions::default()).map_err(|e| e.to_string())
 }
 
+/// The base scenario with `engine` replacing its `kv_tokens` line and a
+/// fleet of `workers`.
+fn with_engine(engine: &str, workers: usize) -> Result<Scenario, String> {
+    let text = BASE
+        .replace("kv_tokens: 24000", engine)
+        .replace("seed: 1", &format!("seed: 1\nfleet:\n  workers: {workers}"));
+    Scenario::parse(&format!("{text}{WORKLOAD}"), Path::new(".")).map_err(|e| e.to_string())
+}
+
 fn refused(r: Result<impl std::fmt::Debug, String>, needle: &str) {
     match r {
         Ok(v) => panic!("accepted, expected an error naming {needle}: {v:?}"),
@@ -68,31 +77,9 @@ fn numeric_settings_out_of_range_are_refused() {
         "at most 64 workers",
     );
     // Caches allocated up front: a fleet-wide bound, not an abort.
+    refused(with_engine("kv_tokens: 2000000000", 64), "blocks");
     refused(
-        Scenario::parse(
-            &format!(
-                "{}{WORKLOAD}",
-                BASE.replace("kv_tokens: 24000", "kv_tokens: 2000000000")
-                    .replace("seed: 1", "seed: 1\nfleet:\n  workers: 64")
-            ),
-            Path::new("."),
-        )
-        .map_err(|e| e.to_string()),
-        "blocks",
-    );
-    refused(
-        Scenario::parse(
-            &format!(
-                "{}{WORKLOAD}",
-                BASE.replace(
-                    "kv_tokens: 24000",
-                    "kv_tokens: 18446744073709551615\n  cpu_kv_tokens: 1"
-                )
-                .replace("seed: 1", "seed: 1\nfleet:\n  workers: 1")
-            ),
-            Path::new("."),
-        )
-        .map_err(|e| e.to_string()),
+        with_engine("kv_tokens: 18446744073709551615\n  cpu_kv_tokens: 1", 1),
         "blocks",
     );
     refused(
@@ -229,18 +216,10 @@ fn values_that_would_hang_or_abort_a_run_are_refused() {
         "doc_qa.document skew",
     );
     refused(
-        Scenario::parse(
-            &format!(
-                "{}{WORKLOAD}",
-                BASE.replace(
-                    "kv_tokens: 24000",
-                    "block_size: 1048576\n  kv_tokens: 1048576\n  cpu_kv_tokens: 68719476736"
-                )
-                .replace("seed: 1", "seed: 1\nfleet:\n  workers: 4")
-            ),
-            Path::new("."),
-        )
-        .map_err(|e| e.to_string()),
+        with_engine(
+            "block_size: 1048576\n  kv_tokens: 1048576\n  cpu_kv_tokens: 68719476736",
+            4,
+        ),
         "token slots",
     );
     let dir = std::env::temp_dir().join(format!("llmd-far-trace-{}", std::process::id()));
