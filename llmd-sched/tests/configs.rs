@@ -572,3 +572,88 @@ fn document_settings_not_executed_are_reported() {
         .iter()
         .any(|w| w.contains("flowControl.maxRequests is ignored")));
 }
+
+/// Parameters read and not executed are in the report, whichever plugin
+/// takes them: the session strategy block the strategy does not use (still
+/// checked), attribute sources, deprecated parameters llm-d ignores too,
+/// cross-replica sync, and a testing filter's parameters.
+#[test]
+fn parameters_read_and_not_executed_are_reported() {
+    let y = format!(
+        "{HEAD}plugins:\n\
+         - type: session-affinity-scorer\n  parameters:\n    sessionIdConfig: {{sources: [{{attribute: conv, producer: p}}], evictionTtlSeconds: 60}}\n\
+         - type: inflight-load-producer\n  parameters: {{syncCrossReplicaState: true}}\n\
+         - type: active-request-scorer\n  parameters: {{requestTimeout: 2m}}\n\
+         - type: no-hit-lru-scorer\n  parameters: {{prefixPluginType: prefix-cache-scorer}}\n\
+         - type: header-based-testing-filter\n  parameters: {{headerName: x-test}}\n\
+         - type: max-score-picker\n\
+         schedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: header-based-testing-filter\n  - pluginRef: session-affinity-scorer\n  - pluginRef: active-request-scorer\n  - pluginRef: no-hit-lru-scorer\n  - pluginRef: max-score-picker\n"
+    );
+    let s = load(&y);
+    let lines = s.config_report().not_executed_lines();
+    for k in [
+        "'sessionIdConfig'",
+        "syncCrossReplicaState",
+        "requestTimeout",
+        "prefixPluginType",
+        "headerName",
+    ] {
+        assert!(lines.iter().any(|l| l.contains(k)), "{k}: {lines:#?}");
+    }
+    // The session_id strategy: the header block is the unused one, and an
+    // attribute source says what it reads.
+    let y = format!(
+        "{HEAD}plugins:\n- type: session-affinity-scorer\n  parameters:\n    strategy: session_id\n    encodedEndpointHeaderConfig: {{header: x-ep}}\n    sessionIdConfig: {{sources: [{{attribute: conv}}]}}\n- type: max-score-picker\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: session-affinity-scorer\n  - pluginRef: max-score-picker\n"
+    );
+    let lines = load(&y).config_report().not_executed_lines();
+    for k in ["'encodedEndpointHeaderConfig'", "sources[0].attribute"] {
+        assert!(lines.iter().any(|l| l.contains(k)), "{k}: {lines:#?}");
+    }
+    // The unused block is still checked: a mistyped key is an error.
+    let bad = format!(
+        "{HEAD}plugins:\n- type: session-affinity-scorer\n  parameters:\n    sessionIdConfig: {{evictionTtlSecond: 60}}\n"
+    );
+    assert!(err(&bad).contains("evictionTtlSecond"), "{}", err(&bad));
+}
+
+/// One latency producer per config, and consumers naming it must name a
+/// configured one: otherwise the last producer's predictions would win.
+#[test]
+fn latency_producers_are_one_and_named_consumers_must_find_it() {
+    let two = format!(
+        "{HEAD}plugins:\n- {{name: plp-a, type: predicted-latency-producer}}\n- {{name: plp-b, type: predicted-latency-producer}}\n"
+    );
+    let e = err(&two);
+    assert!(e.contains("second predicted-latency-producer"), "{e}");
+    let misnamed = format!(
+        "{HEAD}plugins:\n- {{name: plp-a, type: predicted-latency-producer}}\n- type: latency-scorer\n  parameters: {{latencyPredictionInfoProducerName: plp-typo}}\n"
+    );
+    let e = err(&misnamed);
+    assert!(
+        e.contains("plp-typo") && e.contains("latencyPredictionInfoProducerName"),
+        "{e}"
+    );
+    let named = format!(
+        "{HEAD}plugins:\n- {{name: plp-a, type: predicted-latency-producer}}\n- type: latency-scorer\n  parameters: {{latencyPredictionInfoProducerName: plp-a}}\n- type: max-score-picker\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: latency-scorer\n  - pluginRef: max-score-picker\n"
+    );
+    load(&named);
+}
+
+/// The prefix-based P/D decider reads the approximate producer's matches:
+/// a P/D config whose profiles score by load alone still gets that producer.
+#[test]
+fn the_prefix_pd_decider_brings_its_prefix_producer() {
+    let y = format!(
+        "{HEAD}plugins:\n- type: prefix-based-pd-decider\n  parameters: {{nonCachedTokens: 8}}\n- type: disagg-profile-handler\n  parameters: {{deciders: {{prefill: prefix-based-pd-decider}}}}\n- type: queue-scorer\n- type: max-score-picker\n- type: prefill-filter\n- type: decode-filter\nschedulingProfiles:\n- name: prefill\n  plugins:\n  - pluginRef: prefill-filter\n  - pluginRef: queue-scorer\n  - pluginRef: max-score-picker\n- name: decode\n  plugins:\n  - pluginRef: decode-filter\n  - pluginRef: queue-scorer\n  - pluginRef: max-score-picker\n"
+    );
+    let s = load(&y);
+    let report = s.config_report();
+    assert!(
+        report
+            .plugins
+            .iter()
+            .any(|p| p.plugin_type == "approx-prefix-cache-producer"),
+        "{:#?}",
+        report.plugins
+    );
+}

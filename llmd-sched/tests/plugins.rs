@@ -864,3 +864,47 @@ fn openai_picks_say_why_their_ids_are_estimated() {
     assert!(s.remove_tokenizer("m"));
     assert!(notes("h", "/v1/completions", ids).is_empty());
 }
+
+/// llm-d's block caps: `maxPrefixTokensToMatch` below the block size hashes
+/// nothing (no match, ever), where `maxPrefixBlocksToMatch: 0` alone means
+/// the whole prompt; the deprecated `blockSize` maps into a
+/// `blockSizeTokens` left at its default (16), given or not.
+#[test]
+fn approx_prefix_caps_and_legacy_block_size_follow_llm_d() {
+    let prompt = tokens(512, 7);
+    let score_again = |params: &str| {
+        let y = single(&format!("- type: approx-prefix-cache-producer\n  parameters: {{autoTune: false, {params}}}\n- type: prefix-cache-scorer\n- type: max-score-picker\n"));
+        let (s, _) = sched(&y);
+        s.add_endpoint(ep("e1", metrics(0, 0, 0.0))).unwrap();
+        s.pick(&Request::with_tokens("a", "m", prompt.clone()))
+            .unwrap();
+        raw_scores(
+            &s,
+            &Request::with_tokens("b", "m", prompt.clone()),
+            "default",
+            "prefix-cache-scorer",
+        )["e1"]
+    };
+    assert_eq!(
+        score_again("blockSizeTokens: 64, maxPrefixTokensToMatch: 32"),
+        0.0
+    );
+    assert!(approx(
+        score_again("blockSizeTokens: 64, maxPrefixTokensToMatch: 0, maxPrefixBlocksToMatch: 0"),
+        1.0
+    ));
+    assert!(approx(
+        score_again("blockSizeTokens: 64, maxPrefixTokensToMatch: 128"),
+        1.0
+    ));
+    // blockSize 128 wins over an explicit blockSizeTokens 16: 4 blocks of
+    // 128; a token cap of 256 then keeps 2 of the 4, all matched.
+    let y = single("- type: approx-prefix-cache-producer\n  parameters: {autoTune: false, blockSize: 128, blockSizeTokens: 16}\n- type: prefix-cache-scorer\n- type: max-score-picker\n");
+    let (s, _) = sched(&y);
+    s.add_endpoint(ep("e1", metrics(0, 0, 0.0))).unwrap();
+    let d = s
+        .pick(&Request::with_tokens("a", "m", prompt.clone()))
+        .unwrap();
+    let text = d.explanation.full().notes.join("\n");
+    assert!(text.contains("128"), "{text}");
+}

@@ -20,7 +20,7 @@ use crate::plugins::pickers::{max_endpoints, MaxScorePicker, RandomPicker, Weigh
 use crate::plugins::producers::{
     ApproxPrefixProducer, BurstPrefixProducer, InFlightLoadProducer, MmEmbeddingsCacheScorer,
     P2pSourceProducer, PrecisePrefixProducer, PredictedLatencyProducer, TokenProducer,
-    INFLIGHT_PRODUCER,
+    APPROX_PRODUCER, INFLIGHT_PRODUCER,
 };
 use crate::plugins::profile::{
     AlwaysDisaggDecider, DataParallelProfileHandler, DisaggProfileHandler, HeaderProfileHandler,
@@ -67,6 +67,9 @@ fn decider<X: Decider + 'static>(d: X) -> Built {
 fn inflight_source(p: &mut Params) -> Result<String, ConfigError> {
     p.string("inFlightLoadProducerName", INFLIGHT_PRODUCER)
 }
+
+/// Why a deprecated parameter that llm-d also ignores is not executed.
+const DEPRECATED_IGNORED: &str = "deprecated; ignored (llm-d ignores it too)";
 
 fn prefix_consumer(mut b: Built, producer: &str) -> Built {
     b.consumes
@@ -180,8 +183,16 @@ pub static STAGES: &[Entry] = &[
         ty: "header-based-testing-filter",
         stability: B,
         build: |p, _| {
+            let mut b = filter(HeaderBasedTestingFilter);
+            for k in p.keys() {
+                p.note_not_executed(
+                    &mut b.settings_not_executed,
+                    &k,
+                    "the filter takes no parameters (llm-d's ignores them too)",
+                );
+            }
             p.accept_rest();
-            Ok(filter(HeaderBasedTestingFilter))
+            Ok(b)
         },
     },
     Entry {
@@ -259,8 +270,11 @@ pub static STAGES: &[Entry] = &[
         stability: B,
         build: |p, _| {
             let source = inflight_source(p)?;
+            let mut ignored = Vec::new();
+            p.note_not_executed(&mut ignored, "requestTimeout", DEPRECATED_IGNORED);
             let mut b = scorer(ActiveRequestScorer::from_params(p)?);
             b.consumes.push((DataKey::InFlightLoad, source));
+            b.settings_not_executed = ignored;
             Ok(b)
         },
     },
@@ -332,12 +346,17 @@ pub static STAGES: &[Entry] = &[
         ty: "no-hit-lru-scorer",
         stability: B,
         build: |p, _| {
+            let mut settings_not_executed = Vec::new();
+            for k in ["prefixPluginType", "prefixPluginName"] {
+                p.note_not_executed(&mut settings_not_executed, k, DEPRECATED_IGNORED);
+            }
             let s = arc(NoHitLruScorer::from_params(p)?);
             let producer = s.producer().to_string();
             Ok(prefix_consumer(
                 Built {
                     scorer: Some(s.clone()),
                     pre_request: Some(s),
+                    settings_not_executed,
                     ..Default::default()
                 },
                 &producer,
@@ -348,10 +367,12 @@ pub static STAGES: &[Entry] = &[
         ty: "session-affinity-scorer",
         stability: A,
         build: |p, _| {
-            let s = arc(SessionAffinity::from_params(p)?);
+            let mut settings_not_executed = Vec::new();
+            let s = arc(SessionAffinity::from_params(p, &mut settings_not_executed)?);
             Ok(Built {
                 scorer: Some(s.clone()),
                 pre_request: Some(s),
+                settings_not_executed,
                 ..Default::default()
             })
         },
@@ -459,7 +480,14 @@ pub static PIPELINE: &[Entry] = &[
     Entry {
         ty: "prefix-based-pd-decider",
         stability: B,
-        build: |p, _| Ok(decider(PrefixBasedPdDecider::from_params(p)?)),
+        // It reads the approximate producer's matches, as llm-d's does: a
+        // P/D config without prefix scorers still gets that producer.
+        build: |p, _| {
+            Ok(prefix_consumer(
+                decider(PrefixBasedPdDecider::from_params(p)?),
+                APPROX_PRODUCER,
+            ))
+        },
     },
     Entry {
         ty: "always-disagg-pd-decider",
@@ -613,11 +641,18 @@ pub static PIPELINE: &[Entry] = &[
         ty: "inflight-load-producer",
         stability: B,
         build: |p, env| {
+            let mut settings_not_executed = Vec::new();
+            p.note_not_executed(
+                &mut settings_not_executed,
+                "syncCrossReplicaState",
+                "in-flight load is not shared between router replicas: each scheduler counts the requests it picked",
+            );
             let x = arc(InFlightLoadProducer::from_params(p, env.inflight.clone())?);
             Ok(Built {
                 producer: Some(x.clone()),
                 pre_request: Some(x),
                 produces: vec![DataKey::InFlightLoad, DataKey::UncachedRequestTokens],
+                settings_not_executed,
                 ..Default::default()
             })
         },
@@ -628,10 +663,12 @@ fn session_affinity_filter(
     p: &mut Params,
     _: &mut super::registry::BuildEnv,
 ) -> Result<Built, ConfigError> {
-    let s = arc(SessionAffinity::from_params(p)?);
+    let mut settings_not_executed = Vec::new();
+    let s = arc(SessionAffinity::from_params(p, &mut settings_not_executed)?);
     Ok(Built {
         filter: Some(s.clone()),
         pre_request: Some(s),
+        settings_not_executed,
         ..Default::default()
     })
 }

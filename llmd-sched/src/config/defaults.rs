@@ -193,21 +193,57 @@ const PREFIX_SOURCE: &str = "prefixMatchInfoProducerName";
 
 /// Refuses a second `inflight-load-producer`: every instance records into
 /// the scheduler's one in-flight table, so two would count each request
-/// twice (or the last one's parameters would silently win).
+/// twice (or the last one's parameters would silently win). Likewise a
+/// second `predicted-latency-producer`: a cycle holds one set of latency
+/// predictions and the scheduler trains one model, so the last one's
+/// predictions and settings would silently win.
 pub(super) fn one_inflight_producer(instances: &[Instance]) -> R<()> {
-    let mut it = instances
-        .iter()
-        .filter(|i| i.ty == crate::plugins::producers::INFLIGHT_PRODUCER);
-    if let (Some(a), Some(b)) = (it.next(), it.next()) {
-        return Err(ConfigError::plugin(
-            &b.name,
-            &b.ty,
-            None,
-            format!(
-                "a second inflight-load-producer (after '{}'): they would share the scheduler's one in-flight table; configure one and name it in the consumers' inFlightLoadProducerName",
-                a.name
-            ),
-        ));
+    for (ty, shared) in [
+        (
+            crate::plugins::producers::INFLIGHT_PRODUCER,
+            "they would share the scheduler's one in-flight table; configure one and name it in the consumers' inFlightLoadProducerName",
+        ),
+        (
+            LATENCY_PRODUCER,
+            "a cycle holds one set of latency predictions and the scheduler trains one model; configure one",
+        ),
+    ] {
+        let mut it = instances.iter().filter(|i| i.ty == ty);
+        if let (Some(a), Some(b)) = (it.next(), it.next()) {
+            return Err(ConfigError::plugin(
+                &b.name,
+                &b.ty,
+                None,
+                format!("a second {ty} (after '{}'): {shared}", a.name),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The latency producer's type, and the parameter naming it.
+const LATENCY_PRODUCER: &str = "predicted-latency-producer";
+const LATENCY_SOURCE: &str = "latencyPredictionInfoProducerName";
+
+/// Refuses a `latencyPredictionInfoProducerName` that names no configured
+/// `predicted-latency-producer`: the consumer would read the predictions of
+/// another producer, or none, while its config names this one.
+pub(super) fn check_latency_sources(instances: &[Instance]) -> R<()> {
+    for i in instances {
+        let Some(named) = i.parameters.get(LATENCY_SOURCE).and_then(|v| v.as_str()) else {
+            continue;
+        };
+        let found = instances
+            .iter()
+            .any(|p| p.ty == LATENCY_PRODUCER && p.name == named);
+        if !found {
+            return Err(ConfigError::plugin(
+                &i.name,
+                &i.ty,
+                Some(LATENCY_SOURCE),
+                format!("'{named}' names no configured {LATENCY_PRODUCER}"),
+            ));
+        }
     }
     Ok(())
 }

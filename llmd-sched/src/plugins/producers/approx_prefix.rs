@@ -61,8 +61,13 @@ impl ApproxPrefixProducer {
     /// Decodes the parameters (deprecated `blockSize` maps to `blockSizeTokens`).
     pub fn from_params(p: &mut Params) -> Result<Self, ConfigError> {
         let auto_tune = p.bool("autoTune", true)?;
-        let legacy = p.opt_i64("blockSize")?;
-        let block_size = p.opt_i64("blockSizeTokens")?.or(legacy).unwrap_or(16);
+        // llm-d maps the deprecated `blockSize` (> 0) into `blockSizeTokens`
+        // when that is at its default (16), set or not.
+        let legacy = p.opt_i64("blockSize")?.filter(|&b| b > 0);
+        let block_size = match (p.opt_i64("blockSizeTokens")?.unwrap_or(16), legacy) {
+            (16, Some(b)) => b,
+            (b, _) => b,
+        };
         if block_size <= 0 {
             return Err(p.err("blockSizeTokens", "must be > 0"));
         }
@@ -132,19 +137,25 @@ impl ApproxPrefixProducer {
 impl Producer for ApproxPrefixProducer {
     fn produce(&self, ctx: &mut CycleContext<'_>, candidates: &[EndpointIndex]) {
         let bs = self.effective_block_size(ctx, candidates);
+        // llm-d's `resolveMaxBlocks`: a token cap wins and may resolve to 0
+        // blocks (a cap below the block size hashes nothing); without one,
+        // `maxPrefixBlocksToMatch` 0 means the whole prompt.
         let max_blocks = if self.max_prefix_tokens > 0 {
-            self.max_prefix_tokens / bs
+            Some(self.max_prefix_tokens / bs)
         } else {
-            self.max_prefix_blocks
+            Some(self.max_prefix_blocks).filter(|&b| b > 0)
         };
         let req = ctx.request();
-        let hashes = approx_block_hashes(
-            req.target_model(),
-            req.cache_salt.as_deref().unwrap_or(""),
-            ctx.tokens(),
-            bs,
-            max_blocks,
-        );
+        let hashes = match max_blocks {
+            Some(0) => Vec::new(),
+            cap => approx_block_hashes(
+                req.target_model(),
+                req.cache_salt.as_deref().unwrap_or(""),
+                ctx.tokens(),
+                bs,
+                cap.unwrap_or(0),
+            ),
+        };
         // Same size and alignment: converted in place, no allocation.
         let keys: Vec<BlockKey> = hashes.into_iter().map(BlockKey).collect();
         let mut matches = vec![None; ctx.endpoints().len()];

@@ -42,7 +42,7 @@ impl InFlightLoadProducer {
         let producer: Arc<str> = p
             .string("prefixMatchInfoProducerName", APPROX_PRODUCER)?
             .into();
-        // Cross-replica state is the host's business; the flag is accepted.
+        // Cross-replica state is not shared (listed in the config report).
         p.bool("syncCrossReplicaState", true)?;
         Ok(InFlightLoadProducer {
             add_output,

@@ -84,9 +84,18 @@ impl PdProfileHandler {
         if !(0..=65535).contains(&port) {
             return Err(p.err("primaryPort", "must be 0 or a port number in 1..=65535"));
         }
-        p.opt_string("prefixPluginType")?;
+        // llm-d: `prefixPluginName` falls back to `prefixPluginType`.
+        let plugin_type = p.opt_string("prefixPluginType")?;
+        let prefix_plugin = p
+            .opt_string("prefixPluginName")?
+            .or(plugin_type)
+            .unwrap_or_else(|| "prefix-cache-scorer".to_string());
+        p.note_not_executed(
+            &mut report.not_executed,
+            "prefixMatchInfoProducerName",
+            "the decider reads the approximate producer's matches, as llm-d's does (the name only made that producer required there)",
+        );
         p.opt_string("prefixMatchInfoProducerName")?;
-        let prefix_plugin = p.string("prefixPluginName", "prefix-cache-scorer")?;
         let threshold = p.opt_i64("threshold")?;
         if threshold.is_some_and(|t| t < 0) {
             return Err(p.err("threshold", "must be >= 0"));

@@ -46,7 +46,8 @@ pub struct ActiveRequestScorer {
 }
 
 impl ActiveRequestScorer {
-    /// Decodes the parameters; `requestTimeout` is accepted and ignored (deprecated).
+    /// Decodes the parameters; `requestTimeout` (deprecated) is accepted and
+    /// ignored, as llm-d does, and listed in the config report.
     pub fn from_params(p: &mut Params) -> Result<Self, ConfigError> {
         let idle_threshold = p.f64("idleThreshold", 0.0)?;
         if idle_threshold < 0.0 {
@@ -57,7 +58,7 @@ impl ActiveRequestScorer {
             return Err(p.err("maxBusyScore", "must be in [0, 1]"));
         }
         let _ = p.opt_string("inFlightLoadProducerName")?;
-        let _ = p.take("requestTimeout");
+        p.take("requestTimeout");
         Ok(ActiveRequestScorer {
             idle_threshold,
             max_busy_score,

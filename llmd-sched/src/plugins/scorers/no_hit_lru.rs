@@ -30,7 +30,8 @@ pub struct NoHitLruScorer {
 
 impl NoHitLruScorer {
     /// Decodes `lruSize` (1024), `prefixMatchInfoProducerName`; deprecated
-    /// `prefixPluginType` / `prefixPluginName` are accepted and ignored.
+    /// `prefixPluginType` / `prefixPluginName` are accepted and ignored, as
+    /// llm-d does (listed in the config report).
     pub fn from_params(p: &mut Params) -> Result<Self, ConfigError> {
         let capacity = p.i64("lruSize", 1024)?;
         if capacity <= 0 {

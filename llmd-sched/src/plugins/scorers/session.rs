@@ -52,56 +52,98 @@ pub struct SessionAffinity {
     bindings: Mutex<Bindings>,
 }
 
+/// `encodedEndpointHeaderConfig`: the header carrying the endpoint.
+fn encoded_header_config(mut e: Params) -> Result<String, ConfigError> {
+    let h = e.string("header", "x-session-token")?;
+    e.finish()?;
+    Ok(h)
+}
+
+/// `sessionIdConfig`: the id's sources, the binding lifetime and the sweep
+/// interval (seconds).
+fn session_id_config(
+    mut s: Params,
+    not_executed: &mut Vec<(String, String)>,
+) -> Result<(Vec<SessionSource>, f64, f64), ConfigError> {
+    let mut sources = Vec::new();
+    for mut src in s.objects("sources")? {
+        for k in ["attribute", "producer"] {
+            src.note_not_executed(not_executed, k, ATTRIBUTE_NOTE);
+        }
+        let h = src.opt_string("header")?;
+        let a = src.opt_string("attribute")?;
+        src.opt_string("producer")?;
+        sources.push(match (h, a) {
+            (Some(h), None) => SessionSource::Header(h.to_ascii_lowercase()),
+            (None, Some(a)) => SessionSource::Attribute(a),
+            _ => {
+                return Err(src.err(
+                    "header",
+                    "each source needs exactly one of header or attribute",
+                ))
+            }
+        });
+        src.finish()?;
+    }
+    let ttl = s.f64("evictionTtlSeconds", 300.0)?;
+    let sweep = s.f64("evictionSweepSeconds", 10.0)?;
+    if ttl <= 0.0 {
+        return Err(s.err("evictionTtlSeconds", "must be > 0"));
+    }
+    if sweep <= 0.0 {
+        return Err(s.err("evictionSweepSeconds", "must be > 0"));
+    }
+    s.finish()?;
+    Ok((sources, ttl, sweep))
+}
+
+/// What an attribute source reads instead of a named request attribute.
+const ATTRIBUTE_NOTE: &str =
+    "attribute sources read the request's session id (Request.session_id, set by the host); the attribute name and its producer are not looked up";
+
 impl SessionAffinity {
-    /// Decodes `strategy`, `encodedEndpointHeaderConfig`, `sessionIdConfig`, `profileName`.
-    pub fn from_params(p: &mut Params) -> Result<Self, ConfigError> {
+    /// Decodes `strategy`, `encodedEndpointHeaderConfig`, `sessionIdConfig`,
+    /// `profileName`. Both strategy blocks are checked; the one the strategy
+    /// does not use, and what an attribute source names, are listed in
+    /// `not_executed`.
+    pub fn from_params(
+        p: &mut Params,
+        not_executed: &mut Vec<(String, String)>,
+    ) -> Result<Self, ConfigError> {
         let strategy_name = p.string("strategy", "encoded_endpoint_header")?;
-        let enc = p.object("encodedEndpointHeaderConfig")?;
-        let sid = p.object("sessionIdConfig")?;
+        let header = p
+            .object("encodedEndpointHeaderConfig")?
+            .map(encoded_header_config)
+            .transpose()?;
+        let session = p
+            .object("sessionIdConfig")?
+            .map(|s| session_id_config(s, not_executed))
+            .transpose()?;
+        let unused = |block: &str, used: &str| {
+            (
+                block.to_string(),
+                format!("strategy is {used}: this block is not used"),
+            )
+        };
         let strategy = match strategy_name.as_str() {
             "encoded_endpoint_header" => {
-                let header = match enc {
-                    Some(mut e) => {
-                        let h = e.string("header", "x-session-token")?;
-                        e.finish()?;
-                        h
-                    }
-                    None => "x-session-token".to_string(),
-                };
-                Strategy::EncodedEndpointHeader { header }
+                if session.is_some() {
+                    not_executed.push(unused("sessionIdConfig", "encoded_endpoint_header"));
+                }
+                Strategy::EncodedEndpointHeader {
+                    header: header.unwrap_or_else(|| "x-session-token".to_string()),
+                }
             }
             "session_id" => {
-                let (mut sources, mut ttl, mut sweep) = (Vec::new(), 300.0, 10.0);
-                if let Some(mut s) = sid {
-                    for mut src in s.objects("sources")? {
-                        let h = src.opt_string("header")?;
-                        let a = src.opt_string("attribute")?;
-                        let _ = src.opt_string("producer")?;
-                        sources.push(match (h, a) {
-                            (Some(h), None) => SessionSource::Header(h.to_ascii_lowercase()),
-                            (None, Some(a)) => SessionSource::Attribute(a),
-                            _ => {
-                                return Err(src.err(
-                                    "header",
-                                    "each source needs exactly one of header or attribute",
-                                ))
-                            }
-                        });
-                        src.finish()?;
-                    }
-                    ttl = s.f64("evictionTtlSeconds", ttl)?;
-                    sweep = s.f64("evictionSweepSeconds", sweep)?;
-                    if ttl <= 0.0 {
-                        return Err(s.err("evictionTtlSeconds", "must be > 0"));
-                    }
-                    if sweep <= 0.0 {
-                        return Err(s.err("evictionSweepSeconds", "must be > 0"));
-                    }
-                    s.finish()?;
+                if header.is_some() {
+                    not_executed.push(unused("encodedEndpointHeaderConfig", "session_id"));
                 }
-                if sources.is_empty() {
-                    sources.push(SessionSource::Header("x-session-id".into()));
-                }
+                let (sources, ttl, sweep) = session.unwrap_or((Vec::new(), 300.0, 10.0));
+                let sources = if sources.is_empty() {
+                    vec![SessionSource::Header("x-session-id".into())]
+                } else {
+                    sources
+                };
                 Strategy::SessionId {
                     sources,
                     ttl_ns: (ttl * 1e9) as u64,
