@@ -47,7 +47,7 @@ const (
 func (s Status) String() string { return C.GoString(C.llmd_status_name(C.uint32_t(s))) }
 
 // Error is a failed call: its status, a stable lowercase code (finer than the
-// status where the library knows more, e.g. "no_candidates") and a message.
+// status where the library knows more, e.g. "no_endpoints") and a message.
 type Error struct {
 	Status  Status
 	Code    string

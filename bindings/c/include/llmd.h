@@ -699,7 +699,7 @@ uint32_t llmd_error_detail(const llmd_error *err);
 const char *llmd_error_message(const llmd_error *err);
 
 // A stable lowercase code for `err`, finer than its status when the library
-// knows more (e.g. `"no_candidates"` under `LLMD_STATUS_SCHEDULE`); owned by
+// knows more (e.g. `"no_endpoints"` under `LLMD_STATUS_SCHEDULE`); owned by
 // `err`. An empty string when `err` is NULL.
 //
 // # Safety

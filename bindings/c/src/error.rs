@@ -170,7 +170,7 @@ pub unsafe extern "C" fn llmd_error_message(err: *const llmd_error) -> *const c_
 }
 
 /// A stable lowercase code for `err`, finer than its status when the library
-/// knows more (e.g. `"no_candidates"` under `LLMD_STATUS_SCHEDULE`); owned by
+/// knows more (e.g. `"no_endpoints"` under `LLMD_STATUS_SCHEDULE`); owned by
 /// `err`. An empty string when `err` is NULL.
 ///
 /// # Safety

@@ -351,7 +351,8 @@ impl ProfileSeries {
     }
 }
 
-/// Latency handle of one scheduler stage (`total`, `filter`, `score`, ...).
+/// Latency handle of one scheduler stage (`total`, `produce`, `profiles`,
+/// `finish`).
 #[derive(Clone, Debug)]
 pub struct StageSeries(AtomicHistogram);
 

@@ -14,7 +14,7 @@ USAGE:
   llmd simulate [--scenario FILE] [--policy NAME[,NAME...]] [--requests N] [--seed N]
                 [--json] [--metrics-out FILE] [--trace-out FILE] [--quiet]
   llmd config check [--json] FILE
-  llmd hash [--block-size N] [--algo sha256_cbor|sha256|xxhash|xxhash_cbor] [--seed S]
+  llmd hash [--block-size N] [--algo sha256_cbor|sha256|xxhash|xxhash_cbor|sha256_cbor_64bit] [--seed S]
             [--seed-unset] [--vllm VERSION] [--lora NAME] [--json] TOKEN... (or tokens on stdin)
   llmd events decode [--hex] [FILE]   (msgpack EventBatch bytes, or hex with --hex; stdin when FILE is absent)
   llmd pods [-n N] [--port P] [--events map|array] [--model NAME] [--scenario FILE]
