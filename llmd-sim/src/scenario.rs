@@ -192,6 +192,33 @@ impl Scenario {
         Self::parse(DEFAULT_SCENARIO, Path::new("."))
     }
 
+    /// Checks that `workers` engines of this scenario's engine settings fit
+    /// the fleet-wide cache bounds: every worker's cache is allocated up
+    /// front, block by block (and with a CPU tier, token by token). The
+    /// scenario's own fleet is checked when it is loaded; `llmd pods -n N`
+    /// checks its own count.
+    pub fn check_caches(&self, workers: usize) -> Result<()> {
+        let e = &self.engine;
+        let bad = |m: String| Err(SimError::Scenario(m));
+        let blocks = e.kv_tokens.saturating_add(e.cpu_kv_tokens) / u64::from(e.block_size.max(1));
+        if blocks.saturating_mul(workers as u64) > MAX_FLEET_BLOCKS {
+            return bad(format!(
+                "the fleet's KV caches hold {} blocks ({workers} workers x (kv_tokens + cpu_kv_tokens) / \
+                 block_size); at most {MAX_FLEET_BLOCKS}",
+                blocks.saturating_mul(workers as u64),
+            ));
+        }
+        // With a CPU tier every block's tokens are kept, on both tiers.
+        let tokens = (blocks * u64::from(e.block_size)).saturating_mul(workers as u64);
+        if e.cpu_kv_tokens > 0 && tokens > MAX_FLEET_TOKENS {
+            return bad(format!(
+                "with a CPU tier the fleet keeps the tokens of {tokens} cached token slots \
+                 ({workers} workers x (kv_tokens + cpu_kv_tokens), whole blocks); at most {MAX_FLEET_TOKENS}"
+            ));
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<()> {
         let f = &self.fleet;
         let bad = |m: String| Err(SimError::Scenario(m));
@@ -246,25 +273,7 @@ impl Scenario {
         if e.kv_tokens < u64::from(e.block_size) {
             return bad("engine.kv_tokens must hold at least one block".into());
         }
-        // Every worker's cache is allocated up front, block by block.
-        let blocks = e.kv_tokens.saturating_add(e.cpu_kv_tokens) / u64::from(e.block_size);
-        if blocks.saturating_mul(f.size() as u64) > MAX_FLEET_BLOCKS {
-            return bad(format!(
-                "the fleet's KV caches hold {} blocks ({} workers x (kv_tokens + cpu_kv_tokens) / \
-                 block_size); at most {MAX_FLEET_BLOCKS}",
-                blocks.saturating_mul(f.size() as u64),
-                f.size()
-            ));
-        }
-        // With a CPU tier every block's tokens are kept, on both tiers.
-        let tokens = (blocks * u64::from(e.block_size)).saturating_mul(f.size() as u64);
-        if e.cpu_kv_tokens > 0 && tokens > MAX_FLEET_TOKENS {
-            return bad(format!(
-                "with a CPU tier the fleet keeps the tokens of {tokens} cached token slots \
-                 ({} workers x (kv_tokens + cpu_kv_tokens), whole blocks); at most {MAX_FLEET_TOKENS}",
-                f.size()
-            ));
-        }
+        self.check_caches(f.size())?;
         if !(positive(self.slo.ttft_s) && positive(self.slo.tpot_s)) {
             return bad("slo ttft_s and tpot_s must be > 0".into());
         }

@@ -384,3 +384,82 @@ fn pods_key_cached_blocks_by_cache_salt() {
         assert!(text.contains("cache_salt"), "{text}");
     }
 }
+
+/// Arguments: an option followed by another option has no value, an option
+/// given twice is refused, `events decode` reads one file, and `--speed`
+/// below what the engine clock can run is refused rather than raised.
+#[test]
+fn arguments_are_checked_not_guessed() {
+    let (ok, _, err) = llmd(&["hash", "--seed", "--seed-unset", "1"]);
+    assert!(!ok && err.contains("--seed needs a value"), "{err}");
+    let (ok, _, err) = llmd(&["hash", "--seed", "1", "--seed", "2", "1"]);
+    assert!(
+        !ok && err.contains("--seed is given more than once"),
+        "{err}"
+    );
+    let (ok, _, err) = llmd(&["events", "decode", "a.bin", "b.bin"]);
+    assert!(!ok && err.contains("one FILE"), "{err}");
+    let (ok, _, err) = llmd(&["pods", "--speed", "0.0001"]);
+    assert!(!ok && err.contains("--speed"), "{err}");
+}
+
+/// A reader that goes away (`| head -1`) ends the tool quietly: status 0,
+/// nothing on stderr, where `println!` would have panicked.
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    use std::io::{Read, Write};
+    // 12,500 blocks: far more output than a pipe holds, so the tool is
+    // still writing when the reader leaves.
+    let tokens: String = (1..=200_000).map(|i| format!("{i} ")).collect();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_llmd"))
+        .arg("hash")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("llmd runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(tokens.as_bytes());
+    });
+    let mut first = [0u8; 16];
+    child
+        .stdout
+        .as_mut()
+        .expect("stdout")
+        .read_exact(&mut first)
+        .expect("output");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("exits");
+    writer.join().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {err}", out.status);
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// A prompt past the context is refused even without `max_tokens`; an
+/// absurd `max_tokens` is a 400, not a dead connection thread.
+#[test]
+fn pods_refuse_prompts_past_the_context_and_absurd_outputs() {
+    let fleet = pods();
+    let mut c = connect(&fleet.1);
+    let long: Vec<String> = (0..140_000).map(|i| (i % 1000).to_string()).collect();
+    let body = format!("{{\"model\": \"m\", \"prompt\": [{}]}}", long.join(","));
+    let (status, text) = post(&mut c, "/v1/completions", &body);
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("maximum context length"), "{text}");
+    let mut c = connect(&fleet.1);
+    let (status, text) = post(
+        &mut c,
+        "/v1/completions",
+        r#"{"model": "m", "prompt": "a", "max_tokens": 18446744073709551615}"#,
+    );
+    assert_eq!(status, 400, "{text}");
+    // The pod still serves.
+    let (status, text) = post(
+        &mut c,
+        "/v1/completions",
+        r#"{"model": "m", "prompt": "a", "max_tokens": 2}"#,
+    );
+    assert_eq!(status, 200, "{text}");
+}

@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -14,6 +14,20 @@ use super::endpoint::TcpEndpoint;
 use super::wire::{Connection, Limits, Sender, SocketType};
 
 const HANDSHAKE: Duration = Duration::from_secs(5);
+/// Connections served at once per bound socket; more are closed.
+const MAX_CONNECTIONS: usize = 1024;
+/// Distinct subscriptions a subscriber may hold; one more drops it.
+const MAX_SUBSCRIPTIONS: usize = 1024;
+
+/// A connection's place in its socket's count, given back when its thread
+/// ends, however it ends.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Reply layout of the replay socket.
@@ -136,14 +150,27 @@ impl Publisher {
         let (l, local) = bind(endpoint)?;
         let shared = self.shared.clone();
         self.threads.push(std::thread::spawn(move || {
+            let live = Arc::new(AtomicUsize::new(0));
             for s in l.incoming() {
                 if shared.closed.load(Ordering::Acquire) {
                     break;
                 }
-                if let Ok(s) = s {
-                    let (sh, serve) = (shared.clone(), serve.clone());
-                    std::thread::spawn(move || serve(sh, s));
+                let Ok(s) = s else {
+                    // Out of descriptors, say: wait rather than spin.
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                };
+                if live.load(Ordering::Acquire) >= MAX_CONNECTIONS {
+                    continue; // dropped: closed
                 }
+                live.fetch_add(1, Ordering::AcqRel);
+                let slot = Slot(live.clone());
+                let (sh, serve) = (shared.clone(), serve.clone());
+                // A thread the OS refuses drops the connection, not the socket.
+                let _ = std::thread::Builder::new().spawn(move || {
+                    let _slot = slot;
+                    serve(sh, s)
+                });
             }
         }));
         Ok(local)
@@ -306,15 +333,26 @@ fn serve_subscriber(shared: Arc<Shared>, s: TcpStream) {
         tx,
         subs: subs.clone(),
     });
-    // Subscriptions arrive as `0x01 prefix` / `0x00 prefix` messages.
+    // Subscriptions arrive as `0x01 prefix` / `0x00 prefix` messages; a
+    // prefix subscribed twice needs two unsubscriptions, as in libzmq, and
+    // is held once with its count.
+    let mut counts: Vec<u32> = Vec::new();
     while let Ok(m) = conn.recv() {
         let Some(f) = m.first() else { continue };
-        match f.first() {
-            Some(1) => subs.lock().unwrap().push(f[1..].to_vec()),
-            Some(0) => {
-                let mut s = subs.lock().unwrap();
-                if let Some(i) = s.iter().position(|x| x[..] == f[1..]) {
+        let mut s = subs.lock().unwrap();
+        let at = s.iter().position(|x| x[..] == f[1..]);
+        match (f.first(), at) {
+            (Some(1), Some(i)) => counts[i] = counts[i].saturating_add(1),
+            (Some(1), None) if s.len() >= MAX_SUBSCRIPTIONS => break,
+            (Some(1), None) => {
+                s.push(f[1..].to_vec());
+                counts.push(1);
+            }
+            (Some(0), Some(i)) => {
+                counts[i] -= 1;
+                if counts[i] == 0 {
                     s.remove(i);
+                    counts.remove(i);
                 }
             }
             _ => {}

@@ -21,7 +21,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let sched = Scheduler::from_config_file(path).map_err(|e| format!("{path}: {e}"))?;
     let report = sched.config_report();
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(report).map_err(|e| e.to_string())?
         );
@@ -32,34 +32,34 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .plugin(name)
             .map_or(String::new(), |p| p.plugin_type.clone())
     };
-    println!("{path}: OK (apiVersion {})", report.api_version);
+    outln!("{path}: OK (apiVersion {})", report.api_version);
     let p = sched.pipeline();
     for (name, _) in &p.screeners {
-        println!("screener {name} ({})", kind(name));
+        outln!("screener {name} ({})", kind(name));
     }
     for prof in &p.profiles {
-        println!("profile `{}`:", prof.name);
+        outln!("profile `{}`:", prof.name);
         for f in &prof.filters {
-            println!("  filter  {} ({})", f.name, kind(&f.name));
+            outln!("  filter  {} ({})", f.name, kind(&f.name));
         }
         for s in &prof.scorers {
-            println!(
+            outln!(
                 "  scorer  {} ({}) weight {}",
                 s.name,
                 kind(&s.name),
                 s.weight
             );
         }
-        println!(
+        outln!(
             "  picker  {} ({})",
             prof.picker.name,
             kind(&prof.picker.name)
         );
     }
     for (name, _) in &p.producers {
-        println!("producer {name} ({})", kind(name));
+        outln!("producer {name} ({})", kind(name));
     }
-    println!("plugins:");
+    outln!("plugins:");
     for r in &report.plugins {
         let status = match &r.status {
             llmd_sched::config::PluginStatus::Executed => "executed".to_string(),
@@ -68,10 +68,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
             }
         };
         let injected = if r.injected { ", injected" } else { "" };
-        println!("  {} ({}{injected}): {status}", r.name, r.plugin_type);
+        outln!("  {} ({}{injected}): {status}", r.name, r.plugin_type);
     }
     for w in &report.warnings {
-        println!("warning: {w}");
+        outln!("warning: {w}");
     }
     Ok(())
 }

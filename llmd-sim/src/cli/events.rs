@@ -19,20 +19,34 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut a = Args::new(rest);
     let hex = a.flag("--hex");
     let files = a.positional()?;
+    if files.len() > 1 {
+        return Err("events decode reads one payload: give one FILE (or none for stdin)".into());
+    }
+    // A payload larger than this is no KV-event batch (vLLM's are KiBs to
+    // MiBs); reading stops there instead of growing without bound.
+    const MAX_INPUT: u64 = 256 << 20;
     let mut bytes = Vec::new();
-    match files.first() {
-        Some(p) => bytes = std::fs::read(p).map_err(|e| format!("{p}: {e}"))?,
-        None => {
-            std::io::stdin()
-                .read_to_end(&mut bytes)
-                .map_err(|e| format!("stdin: {e}"))?;
-        }
+    let (what, read) = match files.first() {
+        Some(p) => (
+            p.clone(),
+            std::fs::File::open(p).and_then(|f| f.take(MAX_INPUT + 1).read_to_end(&mut bytes)),
+        ),
+        None => (
+            "stdin".to_string(),
+            std::io::stdin().take(MAX_INPUT + 1).read_to_end(&mut bytes),
+        ),
+    };
+    read.map_err(|e| format!("{what}: {e}"))?;
+    if bytes.len() as u64 > MAX_INPUT {
+        return Err(format!(
+            "{what}: more than {MAX_INPUT} bytes: not a KV-event payload"
+        ));
     }
     if hex {
         bytes = from_hex(&bytes)?;
     }
     let batch = decode_event_batch(&bytes).map_err(|e| format!("decode: {e}"))?;
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(&to_json(&batch)).map_err(|e| e.to_string())?
     );

@@ -39,10 +39,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "tokens": tokens.len(),
             "keys": keys.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
         });
-        println!("{doc}");
+        outln!("{doc}");
     } else {
         for (i, k) in keys.iter().enumerate() {
-            println!("{i}\t{k}\t{k:#018x}");
+            outln!("{i}\t{k}\t{k:#018x}");
         }
         if keys.is_empty() {
             eprintln!("no full block: {} tokens, block size {bs}", tokens.len());

@@ -1,5 +1,18 @@
 //! Sub-command dispatch and shared argument helpers.
 
+/// `print!` to stdout, for the tool's output: a reader that went away (a
+/// closed pipe, `| head`) ends the tool quietly with status 0, as a Unix
+/// tool killed by `SIGPIPE` would end, instead of a panic.
+macro_rules! out {
+    ($($t:tt)*) => { $crate::cli::write_out(format_args!($($t)*), false) };
+}
+
+/// `println!` to stdout, as [`out!`].
+macro_rules! outln {
+    () => { $crate::cli::write_out(format_args!(""), true) };
+    ($($t:tt)*) => { $crate::cli::write_out(format_args!($($t)*), true) };
+}
+
 mod config;
 mod events;
 mod hash;
@@ -31,12 +44,12 @@ pub fn dispatch(args: &[String]) -> Result<(), String> {
     let rest = args.get(1..).unwrap_or(&[]);
     // `llmd <command> --help` prints the usage too.
     if rest.iter().any(|a| a == "--help" || a == "-h") {
-        print!("{USAGE}");
+        out!("{USAGE}");
         return Ok(());
     }
     match args.first().map(String::as_str) {
         None | Some("help") | Some("--help") | Some("-h") => {
-            print!("{USAGE}");
+            out!("{USAGE}");
             Ok(())
         }
         Some("simulate") => simulate::run(rest),
@@ -61,30 +74,40 @@ impl Args {
         }
     }
 
-    /// Removes and returns the value of `--name`.
+    /// Removes and returns the value of `--name`; given twice, or followed
+    /// by another option instead of a value, it is an error.
     pub fn value(&mut self, name: &str) -> Result<Option<String>, String> {
+        let v = self.take(name)?;
+        if v.is_some() && self.take(name)?.is_some() {
+            return Err(format!("{name} is given more than once"));
+        }
+        Ok(v)
+    }
+
+    /// Removes every value of a repeatable `--name`.
+    pub fn values(&mut self, name: &str) -> Result<Vec<String>, String> {
+        let mut out = Vec::new();
+        while let Some(v) = self.take(name)? {
+            out.push(v);
+        }
+        Ok(out)
+    }
+
+    /// Removes the first `--name VALUE` (or `--name=VALUE`) and returns VALUE.
+    fn take(&mut self, name: &str) -> Result<Option<String>, String> {
         let eq = format!("{name}=");
         if let Some(i) = self.items.iter().position(|a| a.starts_with(&eq)) {
             let v = self.items.remove(i)[eq.len()..].to_string();
             return Ok(Some(v));
         }
         match self.items.iter().position(|a| a == name) {
-            Some(i) if i + 1 < self.items.len() => {
+            Some(i) if i + 1 < self.items.len() && !self.items[i + 1].starts_with("--") => {
                 self.items.remove(i);
                 Ok(Some(self.items.remove(i)))
             }
             Some(_) => Err(format!("{name} needs a value")),
             None => Ok(None),
         }
-    }
-
-    /// Removes every value of a repeatable `--name`.
-    pub fn values(&mut self, name: &str) -> Result<Vec<String>, String> {
-        let mut out = Vec::new();
-        while let Some(v) = self.value(name)? {
-            out.push(v);
-        }
-        Ok(out)
     }
 
     /// Removes `--flag`; true if it was there.
@@ -104,5 +127,29 @@ impl Args {
             return Err(format!("unknown option `{o}`"));
         }
         Ok(self.items)
+    }
+}
+
+/// Writes the tool's output (see `out!`).
+pub fn write_out(args: std::fmt::Arguments<'_>, newline: bool) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let written = out
+        .write_fmt(args)
+        .and_then(|()| {
+            if newline {
+                out.write_all(b"\n")
+            } else {
+                Ok(())
+            }
+        })
+        .and_then(|()| out.flush());
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("llmd: writing the output: {e}");
+            std::process::exit(2);
+        }
     }
 }

@@ -42,8 +42,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if !(1..=256).contains(&pods) {
         return Err("-n: between 1 and 256 pods".into());
     }
-    if !(speed.is_finite() && speed > 0.0) {
-        return Err("--speed must be positive".into());
+    if !(speed.is_finite() && speed >= 1e-3) {
+        return Err(format!("--speed must be a number >= 0.001, got {speed}"));
     }
     if port != 0 && u32::from(port) + pods as u32 > 65536 {
         return Err("--port: the pods' ports would pass 65535".into());

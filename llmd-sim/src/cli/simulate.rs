@@ -153,7 +153,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         if !staged.is_empty() {
             doc["ladder"] = serde_json::to_value(&staged).map_err(|e| e.to_string())?;
         }
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?
         );
@@ -168,10 +168,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
             sim_s,
             wall
         );
-        print!("{}", report::table(&title, &rows));
+        out!("{}", report::table(&title, &rows));
         if !staged.is_empty() {
-            println!();
-            print!("{}", report::stage_table(&staged));
+            outln!();
+            out!("{}", report::stage_table(&staged));
         }
     }
     Ok(())

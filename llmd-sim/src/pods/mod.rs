@@ -70,6 +70,8 @@ impl Fleet {
     /// Starts `opts.pods` pods.
     pub fn start(opts: &FleetOptions) -> Result<Fleet> {
         let sc = &opts.scenario;
+        // `-n` pods, not the scenario's fleet: the same bounds for them.
+        sc.check_caches(opts.pods)?;
         let calib = match &sc.calibration {
             Some(p) => {
                 let path = sc.base_dir.join(p);

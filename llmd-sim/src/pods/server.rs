@@ -33,11 +33,24 @@ pub fn serve(pod: Arc<LivePod>, listener: TcpListener) {
             continue; // dropped: closed
         }
         live.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        let (pod, live) = (pod.clone(), live.clone());
-        std::thread::spawn(move || {
+        let slot = Slot(live.clone());
+        let pod = pod.clone();
+        // A thread the OS refuses drops the connection (and its slot), not
+        // the listener.
+        let _ = std::thread::Builder::new().spawn(move || {
+            let _slot = slot;
             let _ = handle(&pod, s);
-            live.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
         });
+    }
+}
+
+/// A connection's place in the count; given back when the connection's
+/// thread ends, however it ends (a panic included).
+struct Slot(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
 
@@ -53,7 +66,7 @@ struct HttpRequest {
 /// One line of the request head, at most the `room` left of
 /// [`MAX_HEADER`]; `Ok(None)` at the end of the stream.
 fn head_line(
-    r: &mut BufReader<TcpStream>,
+    r: &mut BufReader<Conn>,
     line: &mut String,
     room: usize,
 ) -> Result<Option<usize>, String> {
@@ -78,10 +91,7 @@ enum Framing {
     Chunked,
 }
 
-fn read_request(
-    r: &mut BufReader<TcpStream>,
-    w: &mut TcpStream,
-) -> Result<Option<HttpRequest>, String> {
+fn read_request(r: &mut BufReader<Conn>, w: &mut TcpStream) -> Result<Option<HttpRequest>, String> {
     // A keep-alive connection that stays idle past the read timeout (or is
     // closed) ends quietly, as uvicorn ends it: an answer nobody asked for
     // would be read as the answer to the client's next request.
@@ -98,6 +108,47 @@ fn read_request(
         }
         Err(e) => return Err(e.to_string()),
     }
+    // From its first byte, the whole request must arrive within IDLE: a
+    // client trickling a byte per read timeout would otherwise hold the
+    // connection for good.
+    r.get_mut().deadline = Some(std::time::Instant::now() + IDLE);
+    let req = read_started_request(r, w);
+    r.get_mut().deadline = None;
+    r.get_ref()
+        .s
+        .set_read_timeout(Some(IDLE))
+        .map_err(|e| e.to_string())?;
+    req
+}
+
+/// The connection's read side. While a request is being read, each read
+/// waits at most until the request's deadline.
+struct Conn {
+    s: TcpStream,
+    deadline: Option<std::time::Instant>,
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Some(d) = self.deadline {
+            let left = d.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the request took too long to arrive",
+                ));
+            }
+            self.s.set_read_timeout(Some(left))?;
+        }
+        self.s.read(buf)
+    }
+}
+
+/// [`read_request`] once the request's first bytes are there.
+fn read_started_request(
+    r: &mut BufReader<Conn>,
+    w: &mut TcpStream,
+) -> Result<Option<HttpRequest>, String> {
     let mut line = String::new();
     let Some(mut total) = head_line(r, &mut line, MAX_HEADER)? else {
         return Ok(None);
@@ -190,7 +241,7 @@ fn read_request(
 /// chunk followed by CRLF, a zero-size chunk, then trailers (ignored) up to
 /// an empty line. At most [`MAX_BODY`] of data; size and trailer lines share
 /// the `room` left of the head's limit.
-fn read_chunked(r: &mut BufReader<TcpStream>, mut room: usize) -> Result<Vec<u8>, String> {
+fn read_chunked(r: &mut BufReader<Conn>, mut room: usize) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
     let mut line = String::new();
     loop {
@@ -269,8 +320,11 @@ fn handle(pod: &LivePod, s: TcpStream) -> std::io::Result<()> {
     // An idle keep-alive connection (or a client that stalls mid-request)
     // is closed after this long.
     s.set_read_timeout(Some(IDLE))?;
+    // A client that stops reading (a pipelined /metrics, a stalled stream)
+    // is dropped too, rather than holding the thread on a blocked write.
+    s.set_write_timeout(Some(IDLE))?;
     let mut w = s.try_clone()?;
-    let mut r = BufReader::new(s);
+    let mut r = BufReader::new(Conn { s, deadline: None });
     // Keep-alive: serve requests until the client closes.
     loop {
         let req = match read_request(&mut r, &mut w) {
@@ -360,6 +414,12 @@ fn max_tokens(body: &Value, chat: bool, prompt_len: usize) -> Result<u32, String
         .into_iter()
         .flatten()
         .find(|k| body.get(*k).is_some_and(|v| !v.is_null()));
+    if prompt_len >= MAX_MODEL_LEN {
+        return Err(format!(
+            "This model's maximum context length is {MAX_MODEL_LEN} tokens. However, your \
+             request has {prompt_len} input tokens. Please reduce the length of the input."
+        ));
+    }
     let Some(field) = field else {
         return Ok(16);
     };
@@ -373,7 +433,7 @@ fn max_tokens(body: &Value, chat: bool, prompt_len: usize) -> Result<u32, String
         return Err(format!(
             "This model's maximum context length is {MAX_MODEL_LEN} tokens. However, you \
              requested {} tokens ({prompt_len} in the messages, {n} in the completion).",
-            prompt_len as u64 + n
+            (prompt_len as u64).saturating_add(n)
         ));
     }
     Ok(n as u32)
