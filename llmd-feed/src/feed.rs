@@ -404,12 +404,6 @@ impl Inner {
         source: Source,
         described: Option<llmd_sched::Endpoint>,
     ) -> Result<(), FeedError> {
-        if spec.data_parallel_size == 0 {
-            return Err(FeedError::Config(format!(
-                "pod '{}': data_parallel_size must be >= 1",
-                spec.name
-            )));
-        }
         let requested = spec.clone();
         if spec.endpoint.is_none() {
             spec.endpoint = described;

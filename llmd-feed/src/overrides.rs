@@ -54,7 +54,7 @@ pub fn seconds(what: &str, v: f64) -> Result<Duration, String> {
         Ok(Duration::from_secs_f64(v))
     } else {
         Err(format!(
-            "{what} must be a positive number of seconds (at least 0.001), got {v}"
+            "{what} must be a number of seconds of at least 0.001 and under {MAX_SECONDS}, got {v}"
         ))
     }
 }

@@ -36,7 +36,8 @@ pub struct PodSpec {
     pub metrics_url: Option<String>,
     /// Scrape `/metrics` at all.
     pub scrape: bool,
-    /// Data-parallel ranks publishing separately (1 for most pods).
+    /// Data-parallel ranks publishing separately (1 for most pods; 0 counts
+    /// as 1, as in the C and Go bindings).
     pub data_parallel_size: u16,
     /// Labels and served model for the scheduler's endpoint, used when the
     /// scheduler does not have an endpoint of this name yet.

@@ -1071,16 +1071,3 @@ fn a_stopped_feed_refuses_what_it_would_never_follow() {
     assert!(s.endpoint_names().is_empty());
     assert!(feed.pods().is_empty());
 }
-
-/// A pod with no data-parallel ranks would subscribe to nothing: refused,
-/// as a pod list's `data_parallel_size: 0` is.
-#[test]
-fn a_pod_without_ranks_is_refused() {
-    let s = sched();
-    let feed = Feed::new(s.clone(), opts());
-    let mut p = pod("a", "tcp://127.0.0.1:9", None);
-    p.data_parallel_size = 0;
-    let e = feed.add_pod(p).expect_err("refused");
-    assert!(e.to_string().contains("data_parallel_size"), "{e}");
-    assert!(s.endpoint_names().is_empty());
-}

@@ -50,5 +50,7 @@ pub use model::{
     PromptTokenizer, Request, SystemClock,
 };
 pub use observe::Usage;
-pub use scheduler::{IngestReport, Scheduler, ESTIMATE_NOTE, MULTIMODAL_ESTIMATE_NOTE};
+pub use scheduler::{
+    IngestReport, Scheduler, DEFAULT_MAX_OPEN_REQUESTS, ESTIMATE_NOTE, MULTIMODAL_ESTIMATE_NOTE,
+};
 pub use trace_context::TraceContext;

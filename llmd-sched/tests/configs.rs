@@ -630,9 +630,26 @@ fn latency_producers_are_one_and_named_consumers_must_find_it() {
     );
     let e = err(&misnamed);
     assert!(
-        e.contains("plp-typo") && e.contains("latencyPredictionInfoProducerName"),
+        e.contains("plp-typo") && e.contains("not configured"),
         "{e}"
     );
+    // Without a producer, or with an empty name, llm-d's default producer
+    // is created for the SLO plugins, as llm-d creates it.
+    for name in ["", ", latencyPredictionInfoProducerName: \"\""] {
+        let bare = format!(
+            "{HEAD}plugins:\n- type: slo-headroom-tier-filter\n  parameters: {{epsilonExploreNeg: 0.01{name}}}\n- type: latency-scorer\n- type: latency-slo-admitter\n- type: max-score-picker\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: slo-headroom-tier-filter\n  - pluginRef: latency-scorer\n  - pluginRef: max-score-picker\n"
+        );
+        let s = load(&bare);
+        let report = s.config_report();
+        assert!(
+            report
+                .plugins
+                .iter()
+                .any(|p| p.plugin_type == "predicted-latency-producer"),
+            "{:#?}",
+            report.plugins
+        );
+    }
     let named = format!(
         "{HEAD}plugins:\n- {{name: plp-a, type: predicted-latency-producer}}\n- type: latency-scorer\n  parameters: {{latencyPredictionInfoProducerName: plp-a}}\n- type: max-score-picker\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: latency-scorer\n  - pluginRef: max-score-picker\n"
     );

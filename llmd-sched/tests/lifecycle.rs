@@ -336,7 +336,7 @@ fn removed_endpoints_leave_no_gauges_under_concurrent_picks() {
 }
 
 /// A host that never completes its requests holds a bounded table: at the
-/// limit (the metrics' `max_tracked_requests`) a pick expires the oldest
+/// limit (`with_max_open_requests`) a pick expires the oldest
 /// sixteenth of the open requests first, releasing their endpoint load,
 /// counted with outcome `expired` and in
 /// `llmd_open_requests_expired_at_limit_total`. The newest stay open.
@@ -345,12 +345,7 @@ fn open_requests_are_bounded_by_expiring_the_oldest() {
     let (s, clock) = sched(&single(
         "- type: inflight-load-producer\n- type: active-request-scorer\n- type: max-score-picker\n",
     ));
-    let m = Metrics::new(MetricsConfig {
-        max_tracked_requests: 32,
-        ..MetricsConfig::default()
-    })
-    .unwrap();
-    let s = s.with_metrics(std::sync::Arc::new(m));
+    let s = s.with_max_open_requests(32);
     s.add_endpoint(ep("e1", metrics(0, 0, 0.0))).unwrap();
     assert_eq!(s.open_requests_limit(), 32);
     // Some share a clock reading: ties go by order of picking.

@@ -883,7 +883,9 @@ llmd_status llmd_feed_bind_events(const llmd_feed *f,
 llmd_status llmd_feed_start(const llmd_feed *f, llmd_error **err);
 
 // Stops every thread and closes every socket; waits for them. NULL is
-// ignored.
+// ignored. A stopped feed cannot start again: adding pods, syncing,
+// binding and adding discovery sources then give
+// `LLMD_STATUS_INVALID_ARGUMENT`.
 //
 // # Safety
 // `f` NULL or live.

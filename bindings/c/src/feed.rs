@@ -294,7 +294,9 @@ pub unsafe extern "C" fn llmd_feed_start(
 }
 
 /// Stops every thread and closes every socket; waits for them. NULL is
-/// ignored.
+/// ignored. A stopped feed cannot start again: adding pods, syncing,
+/// binding and adding discovery sources then give
+/// `LLMD_STATUS_INVALID_ARGUMENT`.
 ///
 /// # Safety
 /// `f` NULL or live.

@@ -27,7 +27,9 @@ pub(crate) fn feed_error(py: Python<'_>, e: FeedError) -> PyErr {
 /// Follows vLLM pods for a `Scheduler`: subscribes to their KV events
 /// (ZMQ, with vLLM's replay on gaps and restarts), scrapes their `/metrics`,
 /// and adds and removes them as discovery says. Runs on its own threads
-/// (no GIL held); `start()` / `stop()` or `with feed:`.
+/// (no GIL held); `start()` / `stop()` or `with feed:`. A stopped feed
+/// cannot start again: `add_pod`, `sync_pods`, `bind_events`,
+/// `discover_dns` and `watch_file` then raise `InvalidArgumentError`.
 ///
 /// Built from the scheduler's config: a precise producer's `kvEventsConfig`
 /// (topic filter, concurrency, `socketPort` / `replaySocketPort` for every
@@ -94,6 +96,14 @@ impl PyFeed {
         scrape: bool,
         #[pyo3(from_py_with = crate::convert::int)] data_parallel_size: u16,
     ) -> PyResult<()> {
+        // As `sync_pods` refuses it: a pod has at least one rank.
+        if data_parallel_size == 0 {
+            return Err(error(
+                py,
+                Kind::InvalidArgument,
+                "'data_parallel_size' must be an integer >= 1, got 0",
+            ));
+        }
         let spec = PodSpec {
             events,
             replay,

@@ -30,9 +30,10 @@ pub struct OtlpOptions {
     pub max_queue_spans: usize,
     /// Spans per request at most.
     pub max_batch_spans: usize,
-    /// Longest wait before a partial batch goes (1 ms to 10^9 s).
+    /// Longest wait before a partial batch goes (at least 1 ms, under
+    /// 10^9 s).
     pub flush_interval: Duration,
-    /// Deadline of one POST (1 ms to 10^9 s).
+    /// Deadline of one POST (at least 1 ms, under 10^9 s).
     pub timeout: Duration,
 }
 

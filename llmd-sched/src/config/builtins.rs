@@ -71,6 +71,16 @@ fn inflight_source(p: &mut Params) -> Result<String, ConfigError> {
 /// Why a deprecated parameter that llm-d also ignores is not executed.
 const DEPRECATED_IGNORED: &str = "deprecated; ignored (llm-d ignores it too)";
 
+/// The latency producer a plugin reads: its `latencyPredictionInfoProducerName`
+/// (llm-d's default instance name when absent or empty). The loader creates
+/// the default producer when the config lists none, as llm-d does; a name
+/// that is not configured is an error.
+fn latency_source(p: &mut Params) -> Result<String, ConfigError> {
+    Ok(p.opt_string("latencyPredictionInfoProducerName")?
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| super::registry::LATENCY_PRODUCER.to_string()))
+}
+
 fn prefix_consumer(mut b: Built, producer: &str) -> Built {
     b.consumes
         .push((DataKey::PrefixCacheMatchInfo, producer.into()));
@@ -125,10 +135,17 @@ pub static STAGES: &[Entry] = &[
         stability: B,
         build: |p, _| {
             let source = inflight_source(p)?;
+            let latency = latency_source(p)?;
             let f = PrefixCacheAffinityFilter::from_params(p)?;
             let producer = f.producer.to_string();
+            // llm-d needs the predictions only for `ttftSource: latencyPredictor`.
+            let predicted =
+                f.source == crate::plugins::filters::prefix_affinity::TtftSource::LatencyPredictor;
             let mut b = prefix_consumer(filter(f), &producer);
             b.consumes.push((DataKey::InFlightLoad, source));
+            if predicted {
+                b.consumes.push((DataKey::LatencyPredictionInfo, latency));
+            }
             Ok(b)
         },
     },
@@ -198,7 +215,12 @@ pub static STAGES: &[Entry] = &[
     Entry {
         ty: "slo-headroom-tier-filter",
         stability: B,
-        build: |p, _| Ok(filter(SloHeadroomTierFilter::from_params(p)?)),
+        build: |p, _| {
+            let latency = latency_source(p)?;
+            let mut b = filter(SloHeadroomTierFilter::from_params(p)?);
+            b.consumes.push((DataKey::LatencyPredictionInfo, latency));
+            Ok(b)
+        },
     },
     // Scorer, and a filter when `enableFiltering` is set.
     Entry {
@@ -257,10 +279,12 @@ pub static STAGES: &[Entry] = &[
         ty: "latency-scorer",
         stability: B,
         build: |p, _| {
+            let latency = latency_source(p)?;
             let mut not_executed = Vec::new();
             let s = LatencyScorer::from_params(p, &mut not_executed)?;
             let producer = s.prefix_producer.clone();
             let mut b = prefix_consumer(scorer(s), &producer);
+            b.consumes.push((DataKey::LatencyPredictionInfo, latency));
             b.settings_not_executed = not_executed;
             Ok(b)
         },
@@ -604,10 +628,11 @@ pub static PIPELINE: &[Entry] = &[
         ty: "latency-slo-admitter",
         stability: B,
         build: |p, env| {
-            p.string("latencyPredictionInfoProducerName", "")?;
+            let latency = latency_source(p)?;
             env.latency_admitter = true;
             Ok(Built {
                 remark: Some("runs in pick after the producers: a sheddable request (priority < 0) with latency objectives is refused (ResourceExhausted) when no endpoint is predicted to meet them and none is idle or cold"),
+                consumes: vec![(DataKey::LatencyPredictionInfo, latency)],
                 ..Default::default()
             })
         },
@@ -633,6 +658,7 @@ pub static PIPELINE: &[Entry] = &[
                     (DataKey::PrefixCacheMatchInfo, prefix),
                     (DataKey::InFlightLoad, inflight),
                 ],
+                produces: vec![DataKey::LatencyPredictionInfo],
                 ..Default::default()
             })
         },
@@ -642,11 +668,14 @@ pub static PIPELINE: &[Entry] = &[
         stability: B,
         build: |p, env| {
             let mut settings_not_executed = Vec::new();
-            p.note_not_executed(
-                &mut settings_not_executed,
-                "syncCrossReplicaState",
-                "in-flight load is not shared between router replicas: each scheduler counts the requests it picked",
-            );
+            // Asked for (llm-d's default is true), it is not done; false
+            // asks for what happens.
+            if p.bool("syncCrossReplicaState", false)? {
+                settings_not_executed.push((
+                    "syncCrossReplicaState".to_string(),
+                    "in-flight load is not shared between router replicas: each scheduler counts the requests it picked".to_string(),
+                ));
+            }
             let x = arc(InFlightLoadProducer::from_params(p, env.inflight.clone())?);
             Ok(Built {
                 producer: Some(x.clone()),

@@ -204,7 +204,7 @@ pub(super) fn one_inflight_producer(instances: &[Instance]) -> R<()> {
             "they would share the scheduler's one in-flight table; configure one and name it in the consumers' inFlightLoadProducerName",
         ),
         (
-            LATENCY_PRODUCER,
+            super::registry::LATENCY_PRODUCER,
             "a cycle holds one set of latency predictions and the scheduler trains one model; configure one",
         ),
     ] {
@@ -215,33 +215,6 @@ pub(super) fn one_inflight_producer(instances: &[Instance]) -> R<()> {
                 &b.ty,
                 None,
                 format!("a second {ty} (after '{}'): {shared}", a.name),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The latency producer's type, and the parameter naming it.
-const LATENCY_PRODUCER: &str = "predicted-latency-producer";
-const LATENCY_SOURCE: &str = "latencyPredictionInfoProducerName";
-
-/// Refuses a `latencyPredictionInfoProducerName` that names no configured
-/// `predicted-latency-producer`: the consumer would read the predictions of
-/// another producer, or none, while its config names this one.
-pub(super) fn check_latency_sources(instances: &[Instance]) -> R<()> {
-    for i in instances {
-        let Some(named) = i.parameters.get(LATENCY_SOURCE).and_then(|v| v.as_str()) else {
-            continue;
-        };
-        let found = instances
-            .iter()
-            .any(|p| p.ty == LATENCY_PRODUCER && p.name == named);
-        if !found {
-            return Err(ConfigError::plugin(
-                &i.name,
-                &i.ty,
-                Some(LATENCY_SOURCE),
-                format!("'{named}' names no configured {LATENCY_PRODUCER}"),
             ));
         }
     }

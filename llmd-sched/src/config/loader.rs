@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::defaults::{
-    check_inflight_sources, check_latency_sources, default_producers, host_defaults,
-    one_inflight_producer, saturation_detector,
+    check_inflight_sources, default_producers, host_defaults, one_inflight_producer,
+    saturation_detector,
 };
 use super::document::{self, feature_gates};
 use super::params::Params;
@@ -230,7 +230,6 @@ fn build(
     let saturation_detector = saturation_detector(raw, &instances)?;
     default_producers(&mut instances, opts, &mut env, &mut report)?;
     one_inflight_producer(&instances)?;
-    check_latency_sources(&instances)?;
     check_inflight_sources(&instances, &mut report);
 
     let rank = |b: &Built| {

@@ -25,6 +25,9 @@ pub enum Stability {
     Deprecated,
 }
 
+/// The latency producer's type (and default instance name).
+pub const LATENCY_PRODUCER: &str = "predicted-latency-producer";
+
 /// Data a plugin needs from a producer (llm-d data keys).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DataKey {
@@ -38,6 +41,8 @@ pub enum DataKey {
     UncachedRequestTokens,
     /// `EncoderCacheMatchInfo` (default `mm-embeddings-cache-producer`).
     EncoderCacheMatchInfo,
+    /// `LatencyPredictionInfo` (default `predicted-latency-producer`).
+    LatencyPredictionInfo,
 }
 
 impl DataKey {
@@ -49,6 +54,7 @@ impl DataKey {
             DataKey::InFlightLoad => Some("inflight-load-producer"),
             DataKey::UncachedRequestTokens => None,
             DataKey::EncoderCacheMatchInfo => Some("mm-embeddings-cache-producer"),
+            DataKey::LatencyPredictionInfo => Some(LATENCY_PRODUCER),
         }
     }
 }

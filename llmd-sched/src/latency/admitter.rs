@@ -12,7 +12,8 @@ const COLD_KV: f64 = 0.02;
 /// Always admitted: requests with priority ≥ 0, without a TTFT or TPOT
 /// objective above 0, or when no candidate has a prediction. Otherwise
 /// refused when no candidate is predicted to meet every objective, none is
-/// idle (nothing running, as scraped) and none is cold (KV usage < 2%).
+/// idle (nothing running, as scraped) and none is cold (KV usage < 2%);
+/// idle and cold are judged on every candidate, with a prediction or not.
 pub fn admit(ctx: &CycleContext<'_>, candidates: &[EndpointIndex]) -> Result<(), ScheduleError> {
     let req = ctx.request();
     if req.priority >= 0 {
@@ -23,18 +24,18 @@ pub fn admit(ctx: &CycleContext<'_>, candidates: &[EndpointIndex]) -> Result<(),
     if !has_slo {
         return Ok(());
     }
-    let mut predicted = false;
+    // As llm-d: idle and cold are judged on every candidate, validity on
+    // those with a prediction; without any prediction, fail open.
+    let (mut predicted, mut room) = (false, false);
     for &i in candidates {
-        let Some(v) = super::view(ctx, i) else {
-            continue;
-        };
-        predicted = true;
         let ep = ctx.endpoint(i);
-        if v.valid || ep.running_requests_size() == 0 || ep.kv_cache_usage() < COLD_KV {
-            return Ok(());
+        room |= ep.running_requests_size() == 0 || ep.kv_cache_usage() < COLD_KV;
+        if let Some(v) = super::view(ctx, i) {
+            predicted = true;
+            room |= v.valid;
         }
     }
-    if !predicted {
+    if !predicted || room {
         return Ok(());
     }
     Err(ScheduleError::ResourceExhausted {

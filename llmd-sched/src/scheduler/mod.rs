@@ -23,6 +23,11 @@ use crate::lifecycle::{RequestErrorKind, RequestSummary, Requests};
 use crate::model::{Clock, EndpointState, PromptTokenizer, SystemClock};
 use crate::observe::{ErrorKind, Metrics, Usage};
 
+/// Requests held open between `pick` and completion unless
+/// [`Scheduler::with_max_open_requests`] says otherwise: 2^20, far above
+/// any gateway's concurrency.
+pub const DEFAULT_MAX_OPEN_REQUESTS: usize = 1 << 20;
+
 /// Profile-handler rounds are bounded so a misbehaving custom handler cannot spin.
 const MAX_ROUNDS: usize = 16;
 
@@ -102,6 +107,11 @@ pub struct Scheduler {
     latency: Arc<crate::latency::OnlineLatencyModel>,
     inflight: Arc<InFlightTable>,
     requests: Requests,
+    /// Most requests held open ([`Scheduler::open_requests_limit`]).
+    max_open_requests: usize,
+    /// Held by the pick that makes room at the limit: concurrent picks do
+    /// not each expire a sixteenth.
+    making_room: Mutex<()>,
     clock: Arc<dyn Clock>,
     seed: u64,
     cycles: AtomicU64,
@@ -161,6 +171,8 @@ impl Scheduler {
             latency,
             inflight,
             requests: Requests::default(),
+            max_open_requests: DEFAULT_MAX_OPEN_REQUESTS,
+            making_room: Mutex::new(()),
             clock: Arc::new(SystemClock),
             seed: fastrand::u64(..),
             cycles: AtomicU64::new(0),
@@ -201,6 +213,14 @@ impl Scheduler {
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
         self.cycles.store(0, Ordering::Relaxed);
+        self
+    }
+
+    /// Holds at most `n` requests open between `pick` and completion
+    /// (at least 1; default [`DEFAULT_MAX_OPEN_REQUESTS`]); see
+    /// [`Scheduler::open_requests_limit`].
+    pub fn with_max_open_requests(mut self, n: usize) -> Self {
+        self.max_open_requests = n.max(1);
         self
     }
 
@@ -525,15 +545,17 @@ impl Scheduler {
         self.release_expired(self.requests.older_than(cutoff), now, |_| {})
     }
 
-    /// The most requests held open between `pick` and completion: the
-    /// metrics' `max_tracked_requests` (default 2^20). A pick that finds
-    /// the table full first expires the oldest sixteenth of the open
-    /// requests, as [`Scheduler::expire_requests`] would (outcome
-    /// `expired`), counted in `llmd_open_requests_expired_at_limit_total`:
-    /// a host that never completes its requests holds bounded memory and
-    /// endpoint load, and sees it in the metrics.
+    /// The most requests held open between `pick` and completion
+    /// ([`DEFAULT_MAX_OPEN_REQUESTS`] unless set with
+    /// [`Scheduler::with_max_open_requests`]). A pick that finds the table
+    /// full first expires the oldest sixteenth of the open requests, as
+    /// [`Scheduler::expire_requests`] would (outcome `expired`), counted in
+    /// `llmd_open_requests_expired_at_limit_total`: a host that never
+    /// completes its requests holds bounded memory and endpoint load, and
+    /// sees it in the metrics. Set it above the most requests the host can
+    /// have in flight.
     pub fn open_requests_limit(&self) -> usize {
-        self.metrics.config().max_tracked_requests
+        self.max_open_requests
     }
 
     /// At the limit on open requests, expires the oldest sixteenth of them
@@ -541,6 +563,14 @@ impl Scheduler {
     /// per sixteenth of the limit, so O(1) amortised per pick.
     fn make_room(&self, now: u64) {
         let limit = self.open_requests_limit();
+        if self.requests.len() < limit {
+            return;
+        }
+        // One pick makes room; the others go on (the table may pass the
+        // limit by the picks in flight meanwhile).
+        let Some(_making) = self.making_room.try_lock() else {
+            return;
+        };
         let open = self.requests.len();
         if open < limit {
             return;

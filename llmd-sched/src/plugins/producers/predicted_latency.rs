@@ -149,9 +149,20 @@ impl<'r, 'c> FeatureReader<'r, 'c> {
             inflight_prefill_tokens: ep.inflight_tokens().max(0) as f64,
             waiting: f64::from(ep.waiting_queue_size()),
             running,
-            kv_usage: ep.kv_cache_usage().clamp(0.0, 1.0),
+            // A host's NaN would predict 0 ms there (clamp keeps NaN): read
+            // as empty.
+            kv_usage: nan_as_zero(ep.kv_cache_usage()).clamp(0.0, 1.0),
             step_wait_ms: 0.0, // set by the predictor from the endpoint's step clock
         }
+    }
+}
+
+/// `v`, or 0 when it is NaN.
+fn nan_as_zero(v: f64) -> f64 {
+    if v.is_nan() {
+        0.0
+    } else {
+        v
     }
 }
 
