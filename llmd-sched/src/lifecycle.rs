@@ -61,6 +61,19 @@ pub(crate) struct LatencySample {
     /// False once the request moved to another endpoint than the one its
     /// features describe: its timings then teach the model nothing.
     pub train: bool,
+    /// Under P/D, the prefill endpoint, where the first token is made: the
+    /// request's TTFT is learnt and judged there.
+    pub prefill: Option<PrefillLatency>,
+}
+
+/// The prefill leg of a P/D request's latency sample.
+#[derive(Clone, Debug)]
+pub(crate) struct PrefillLatency {
+    pub uid: u64,
+    pub endpoint: std::sync::Arc<str>,
+    pub features: crate::latency::LatencyFeatures,
+    /// Predicted TTFT there, ms.
+    pub ttft_ms: Option<f64>,
 }
 
 #[derive(Clone, Debug)]
@@ -257,7 +270,15 @@ impl Requests {
             output_tokens: usage.output_tokens.map_or(r.output_tokens, u64::from),
             cached_tokens: cached,
             error,
-            predicted: r.latency.as_ref().and_then(|l| l.prediction),
+            // TTFT as predicted where the first token is made (the
+            // prefill endpoint under P/D), TPOT on the decode endpoint.
+            predicted: r.latency.as_ref().and_then(|l| {
+                let mut p = l.prediction?;
+                if let Some(t) = l.prefill.as_ref().and_then(|x| x.ttft_ms) {
+                    p.ttft_ms = t;
+                }
+                Some(p)
+            }),
         };
         Some((summary, r.latency))
     }

@@ -343,3 +343,62 @@ fn a_request_served_by_a_fallback_trains_no_endpoint() {
         assert_eq!(s.latency_model().dispatched_on(uid(e)).0, 0, "{e}");
     }
 }
+
+/// Under P/D the first token is made on the prefill endpoint: a streamed
+/// request's TTFT is learnt there (as llm-d trains it), its TPOT on the
+/// decode endpoint, and the summary's predicted TTFT is the prefill
+/// endpoint's.
+#[test]
+fn pd_requests_teach_ttft_to_the_prefill_endpoint() {
+    let yaml = "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:
+- type: predicted-latency-producer
+  parameters: {streamingMode: true}
+- type: decode-filter
+- type: prefill-filter
+- type: always-disagg-pd-decider
+- type: disagg-profile-handler
+  parameters:
+    deciders: {prefill: always-disagg-pd-decider}
+- type: max-score-picker
+schedulingProfiles:
+- name: decode
+  plugins:
+  - pluginRef: decode-filter
+  - pluginRef: max-score-picker
+- name: prefill
+  plugins:
+  - pluginRef: prefill-filter
+  - pluginRef: max-score-picker
+";
+    let (s, clock) = sched(yaml);
+    s.add_endpoint(ep("d1", metrics(0, 0, 0.1)).with_label("llm-d.ai/role", "decode"))
+        .unwrap();
+    s.add_endpoint(ep("p2", metrics(0, 0, 0.1)).with_label("llm-d.ai/role", "prefill"))
+        .unwrap();
+    let uid = |n: &str| s.endpoint_state(n).unwrap().uid();
+    let d = s
+        .pick(&Request::with_tokens("r", "m", tokens(256, 1)))
+        .unwrap();
+    assert_eq!(d.targets[0].name, "d1");
+    assert_eq!(
+        d.prefill_target.as_ref().map(|t| t.name.as_str()),
+        Some("p2")
+    );
+    clock.advance_ns(40_000_000);
+    assert!(s.on_first_token("r"));
+    clock.advance_ns(10_000_000 * 9);
+    s.on_tokens("r", 9);
+    let sum = s
+        .on_complete_with_usage(
+            "r",
+            Usage {
+                output_tokens: Some(10),
+                ..Usage::default()
+            },
+        )
+        .unwrap();
+    // (TTFT samples, TPOT samples) per endpoint model.
+    assert_eq!(s.latency_model().samples(uid("p2")), (1, 0));
+    assert_eq!(s.latency_model().samples(uid("d1")), (0, 1));
+    assert!(sum.predicted.is_some());
+}

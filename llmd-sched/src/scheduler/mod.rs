@@ -400,10 +400,19 @@ impl Scheduler {
             return;
         }
         let ms = ttft_ns as f64 / 1e6;
-        self.latency.observe_ttft(s.uid, &s.features, ms);
-        if let Some(p) = s.prediction {
-            self.metrics
-                .observe_latency_error(&s.endpoint, "ttft", p.ttft_ms, ms);
+        // Under P/D, where the first token was made: the prefill endpoint.
+        let (uid, endpoint, features, predicted) = match &s.prefill {
+            Some(p) => (p.uid, &p.endpoint, &p.features, p.ttft_ms),
+            None => (
+                s.uid,
+                &s.endpoint,
+                &s.features,
+                s.prediction.map(|p| p.ttft_ms),
+            ),
+        };
+        self.latency.observe_ttft(uid, features, ms);
+        if let Some(p) = predicted {
+            self.metrics.observe_latency_error(endpoint, "ttft", p, ms);
         }
     }
 

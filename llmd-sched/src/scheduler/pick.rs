@@ -300,10 +300,27 @@ impl Scheduler {
             }
         }
         let latency_info = ctx.take_latency_info();
+        let prefill_pick = outcome
+            .prefill
+            .and_then(|p| ctx.result(p))
+            .and_then(|r| r.targets.first().copied());
         let latency = self.pipeline.latency.as_ref().and_then(|settings| {
             let &first = primary.first()?;
-            let info = latency_info.as_ref()?.get(first)?.as_ref()?;
+            let infos = latency_info.as_ref()?;
+            let info = infos.get(first)?.as_ref()?;
             let uid = fleet.eps[first].uid();
+            // Under P/D the first token comes from the prefill endpoint: its
+            // TTFT is learnt and judged there, as llm-d does; TPOT and the
+            // running count stay with the decode endpoint.
+            let prefill = prefill_pick
+                .filter(|&p| p != first)
+                .and_then(|p| Some((p, infos.get(p)?.as_ref()?)))
+                .map(|(p, pi)| crate::lifecycle::PrefillLatency {
+                    uid: fleet.eps[p].uid(),
+                    endpoint: fleet.eps[p].name_arc(),
+                    features: pi.features,
+                    ttft_ms: pi.prediction.map(|x| x.ttft_ms),
+                });
             let tpot_slo_ms = req.tpot_slo_ms().filter(|v| *v > 0.0).unwrap_or(0.0);
             self.latency.dispatched(uid, tpot_slo_ms);
             if let Some(p) = info.prediction {
@@ -318,6 +335,7 @@ impl Scheduler {
                 tpot_slo_ms,
                 streaming: settings.streaming,
                 train: true,
+                prefill,
             })
         });
         let replaced = self.requests.open(
@@ -338,10 +356,6 @@ impl Scheduler {
         if let Some(s) = replaced.and_then(|r| r.latency) {
             self.latency.finished(s.uid, s.tpot_slo_ms);
         }
-        let prefill_pick = outcome
-            .prefill
-            .and_then(|p| ctx.result(p))
-            .and_then(|r| r.targets.first().copied());
         facts.set_predicted_hits(&ctx, primary.first().copied(), prefill_pick);
         let explanation = DecisionExplanation::new(ExplanationRecord {
             request_id: req.id.clone(),
