@@ -28,7 +28,8 @@ const (
 // IndexConfig configures NewIndex; zero fields take the defaults.
 type IndexConfig struct {
 	KeyMode KeyMode
-	// BlockSize in tokens for the router and approximate modes (default 16).
+	// BlockSize in tokens for the router and approximate modes (default 16);
+	// in engine parity 0 or the hasher's (another is ErrInvalidArgument).
 	BlockSize int
 	// Hasher for EngineParity (copied; may be closed afterwards).
 	Hasher *Hasher

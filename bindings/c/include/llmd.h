@@ -351,7 +351,9 @@ typedef struct {
 typedef struct {
   // An `llmd_key_mode`; 0 means router keys.
   uint32_t key_mode;
-  // Tokens per block in the router and approximate modes; 0 means 16.
+  // Tokens per block in the router and approximate modes; 0 means 16. In
+  // engine parity the hasher's: 0 or that value (another is
+  // `LLMD_STATUS_INVALID_ARGUMENT`).
   size_t block_size;
   // The hasher for engine parity (copied; may be freed afterwards).
   const llmd_hasher *hasher;

@@ -54,6 +54,14 @@ fn config(c: Option<&llmd_index_config>) -> Result<IndexConfig, FfiError> {
         3 => {
             // SAFETY: the caller passes NULL or a live hasher.
             let h = unsafe { args::handle(c.hasher, "hasher") }?;
+            // The hasher's block size is the index's; another is a mistake.
+            if c.block_size != 0 && c.block_size != h.0.block_size() {
+                return Err(FfiError::invalid(format!(
+                    "block_size {} differs from the hasher's {}: the hasher's block size is the index's",
+                    c.block_size,
+                    h.0.block_size()
+                )));
+            }
             KeyMode::EngineParity(h.0.clone())
         }
         m => return Err(FfiError::invalid(format!("unknown llmd_key_mode {m}"))),

@@ -24,7 +24,9 @@ pub enum llmd_key_mode {
 pub struct llmd_index_config {
     /// An `llmd_key_mode`; 0 means router keys.
     pub key_mode: u32,
-    /// Tokens per block in the router and approximate modes; 0 means 16.
+    /// Tokens per block in the router and approximate modes; 0 means 16. In
+    /// engine parity the hasher's: 0 or that value (another is
+    /// `LLMD_STATUS_INVALID_ARGUMENT`).
     pub block_size: usize,
     /// The hasher for engine parity (copied; may be freed afterwards).
     pub hasher: *const llmd_hasher,

@@ -181,6 +181,15 @@ static void test_approximate_and_parity(void) {
   CHECK_STATUS(LLMD_STATUS_NULL_ARGUMENT, llmd_index_new(&cfg, &ix, &err), &err);
   RESET_ERR(err);
   cfg.hasher = h;
+  /* The hasher's block size is the index's: another one is refused. */
+  cfg.block_size = 64;
+  CHECK_STATUS(LLMD_STATUS_INVALID_ARGUMENT, llmd_index_new(&cfg, &ix, &err), &err);
+  CHECK(strstr(llmd_error_message(err), "block_size") != NULL);
+  RESET_ERR(err);
+  cfg.block_size = 16;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_index_new(&cfg, &ix, &err), &err);
+  llmd_index_free(ix);
+  cfg.block_size = 0;
   CHECK_STATUS(LLMD_STATUS_OK, llmd_index_new(&cfg, &ix, &err), &err);
   llmd_hasher_free(h);
   for (uint32_t i = 0; i < 32; i++) tokens[i] = i + 1;
