@@ -534,7 +534,9 @@ class Feed:
     """Follows vLLM pods for a `Scheduler`: subscribes to their KV events
     (ZMQ, with vLLM's replay on gaps and restarts), scrapes their `/metrics`,
     and adds and removes them as discovery says. Runs on its own threads
-    (no GIL held); `start()` / `stop()` or `with feed:`.
+    (no GIL held); `start()` / `stop()` or `with feed:`. A stopped feed
+    cannot start again: `add_pod`, `sync_pods`, `bind_events`,
+    `discover_dns` and `watch_file` then raise `InvalidArgumentError`.
 
     Built from the scheduler's config: a precise producer's `kvEventsConfig`
     (topic filter, concurrency, `socketPort` / `replaySocketPort` for every
