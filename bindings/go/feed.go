@@ -282,7 +282,9 @@ func (f *Feed) Start() error {
 	})
 }
 
-// Stop stops every thread and closes every socket; pods stay registered.
+// Stop stops every thread and closes every socket; pods stay registered. A
+// stopped feed cannot start again: adding pods, syncing, binding and adding
+// discovery sources then match ErrInvalidArgument.
 func (f *Feed) Stop() {
 	_ = f.with(func(h *C.llmd_feed) error {
 		C.llmd_feed_stop(h)
