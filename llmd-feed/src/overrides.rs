@@ -231,7 +231,7 @@ mod tests {
             (r#"{"events_port": 70000}"#, "events_port"),
             (
                 r#"{"replay_timeout": -1}"#,
-                "replay_timeout must be a positive",
+                "replay_timeout must be a number of seconds",
             ),
             (r#"{"remove_after": 1e300}"#, "remove_after"),
             (r#"{"scrape_timeout": 1e-10}"#, "at least 0.001"),
