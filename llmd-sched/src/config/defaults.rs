@@ -197,7 +197,7 @@ const PREFIX_SOURCE: &str = "prefixMatchInfoProducerName";
 /// second `predicted-latency-producer`: a cycle holds one set of latency
 /// predictions and the scheduler trains one model, so the last one's
 /// predictions and settings would silently win.
-pub(super) fn one_inflight_producer(instances: &[Instance]) -> R<()> {
+pub(super) fn one_shared_producer(instances: &[Instance]) -> R<()> {
     for (ty, shared) in [
         (
             crate::plugins::producers::INFLIGHT_PRODUCER,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::defaults::{
-    check_inflight_sources, default_producers, host_defaults, one_inflight_producer,
+    check_inflight_sources, default_producers, host_defaults, one_shared_producer,
     saturation_detector,
 };
 use super::document::{self, feature_gates};
@@ -229,7 +229,7 @@ fn build(
     host_defaults(raw, &mut instances, opts, &mut env, &mut report)?;
     let saturation_detector = saturation_detector(raw, &instances)?;
     default_producers(&mut instances, opts, &mut env, &mut report)?;
-    one_inflight_producer(&instances)?;
+    one_shared_producer(&instances)?;
     check_inflight_sources(&instances, &mut report);
 
     let rank = |b: &Built| {

@@ -71,8 +71,6 @@ impl PrefixCacheAffinityFilter {
         let producer: Arc<str> = p
             .string("prefixMatchInfoProducerName", APPROX_PRODUCER)?
             .into();
-        let _ = p.opt_string("latencyPredictionInfoProducerName")?;
-        let _ = p.opt_string("inFlightLoadProducerName")?;
         Ok(PrefixCacheAffinityFilter {
             threshold,
             exploration,

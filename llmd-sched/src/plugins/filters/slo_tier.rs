@@ -26,7 +26,6 @@ impl SloHeadroomTierFilter {
         if !(0.0..=1.0).contains(&epsilon) {
             return Err(p.err("epsilonExploreNeg", "must be in [0, 1]"));
         }
-        p.string("latencyPredictionInfoProducerName", "")?;
         Ok(SloHeadroomTierFilter { epsilon })
     }
 }

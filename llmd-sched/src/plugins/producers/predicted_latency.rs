@@ -62,7 +62,6 @@ impl PredictedLatencyProducer {
         let prefix_producer: Arc<str> = p
             .string("prefixMatchInfoProducerName", APPROX_PRODUCER)?
             .into();
-        p.string("inFlightLoadProducerName", "inflight-load-producer")?;
         // Deprecated and ignored by llm-d too.
         for k in ["samplingMean", "maxDecodeTokenSamplesForPrediction"] {
             p.note_not_executed(

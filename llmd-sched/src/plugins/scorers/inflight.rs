@@ -12,10 +12,10 @@ pub struct TokenLoadScorer {
 }
 
 impl TokenLoadScorer {
-    /// Decodes `queueThresholdTokens`, `inFlightLoadProducerName`.
+    /// Decodes `queueThresholdTokens` (the loader reads
+    /// `inFlightLoadProducerName`).
     pub fn from_params(p: &mut Params) -> Result<Self, ConfigError> {
         let t = p.f64("queueThresholdTokens", 4_194_304.0)?;
-        let _ = p.opt_string("inFlightLoadProducerName")?;
         Ok(TokenLoadScorer {
             threshold: if t <= 0.0 { 4_194_304.0 } else { t },
         })
@@ -57,7 +57,6 @@ impl ActiveRequestScorer {
         if !(0.0..=1.0).contains(&max_busy_score) {
             return Err(p.err("maxBusyScore", "must be in [0, 1]"));
         }
-        let _ = p.opt_string("inFlightLoadProducerName")?;
         p.take("requestTimeout");
         Ok(ActiveRequestScorer {
             idle_threshold,

@@ -73,7 +73,6 @@ impl LatencyScorer {
             p.f64("compositeQueueWeight", 1.0)?,
             p.f64("compositePrefixWeight", 1.0)?,
         ];
-        p.string("latencyPredictionInfoProducerName", "")?;
         let prefix_producer = p.string(
             "prefixMatchInfoProducerName",
             crate::plugins::producers::APPROX_PRODUCER,
