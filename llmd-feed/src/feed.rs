@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -721,7 +721,7 @@ impl Inner {
     }
 
     fn accept_loop(self: Arc<Self>, l: TcpListener) {
-        let live = Arc::new(AtomicUsize::new(0));
+        let cap = crate::conn_cap::ConnectionCap::new(self.opts.max_bound_connections);
         for s in l.incoming() {
             if self.stop.is_stopped() {
                 return;
@@ -739,24 +739,23 @@ impl Inner {
                     continue;
                 }
             };
-            if live.load(Ordering::Acquire) >= self.opts.max_bound_connections {
+            let Some(slot) = cap.admit() else {
                 let _ = s.shutdown(std::net::Shutdown::Both);
                 self.counters.bound_refused.fetch_add(1, Ordering::Relaxed);
                 continue;
-            }
+            };
             let Some(id) = self.stop.track_id(&s) else {
                 return;
             };
-            live.fetch_add(1, Ordering::AcqRel);
-            let (me, conns) = (self.clone(), live.clone());
+            let me = self.clone();
+            // A thread that does not start drops the closure and its slot.
             let spawned = self.spawn("llmd-feed-bound".into(), move || {
+                let _slot = slot;
                 me.bound_connection(s);
                 me.stop.untrack(id);
-                conns.fetch_sub(1, Ordering::AcqRel);
             });
             if spawned.is_err() {
                 self.stop.untrack(id);
-                live.fetch_sub(1, Ordering::AcqRel);
                 self.counters.bound_refused.fetch_add(1, Ordering::Relaxed);
             }
         }

@@ -55,6 +55,7 @@
 //! ```
 
 pub mod config;
+pub mod conn_cap;
 mod deadline;
 pub mod discovery;
 mod feed;

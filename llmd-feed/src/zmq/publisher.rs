@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -19,15 +19,6 @@ const MAX_CONNECTIONS: usize = 1024;
 /// Distinct subscriptions a subscriber may hold; one more drops it.
 const MAX_SUBSCRIPTIONS: usize = 1024;
 
-/// A connection's place in its socket's count, given back when its thread
-/// ends, however it ends.
-struct Slot(Arc<AtomicUsize>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
 const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Reply layout of the replay socket.
@@ -150,7 +141,7 @@ impl Publisher {
         let (l, local) = bind(endpoint)?;
         let shared = self.shared.clone();
         self.threads.push(std::thread::spawn(move || {
-            let live = Arc::new(AtomicUsize::new(0));
+            let cap = crate::conn_cap::ConnectionCap::new(MAX_CONNECTIONS);
             for s in l.incoming() {
                 if shared.closed.load(Ordering::Acquire) {
                     break;
@@ -160,11 +151,9 @@ impl Publisher {
                     std::thread::sleep(Duration::from_millis(50));
                     continue;
                 };
-                if live.load(Ordering::Acquire) >= MAX_CONNECTIONS {
+                let Some(slot) = cap.admit() else {
                     continue; // dropped: closed
-                }
-                live.fetch_add(1, Ordering::AcqRel);
-                let slot = Slot(live.clone());
+                };
                 let (sh, serve) = (shared.clone(), serve.clone());
                 // A thread the OS refuses drops the connection, not the socket.
                 let _ = std::thread::Builder::new().spawn(move || {

@@ -22,18 +22,16 @@ const IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Accepts connections until the listener fails.
 pub fn serve(pod: Arc<LivePod>, listener: TcpListener) {
-    let live = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let cap = llmd_feed::conn_cap::ConnectionCap::new(MAX_CONNECTIONS);
     for s in listener.incoming() {
         let Ok(s) = s else {
             // Out of descriptors, say: wait rather than spin.
             std::thread::sleep(std::time::Duration::from_millis(50));
             continue;
         };
-        if live.load(std::sync::atomic::Ordering::Acquire) >= MAX_CONNECTIONS {
+        let Some(slot) = cap.admit() else {
             continue; // dropped: closed
-        }
-        live.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        let slot = Slot(live.clone());
+        };
         let pod = pod.clone();
         // A thread the OS refuses drops the connection (and its slot), not
         // the listener.
@@ -41,16 +39,6 @@ pub fn serve(pod: Arc<LivePod>, listener: TcpListener) {
             let _slot = slot;
             let _ = handle(&pod, s);
         });
-    }
-}
-
-/// A connection's place in the count; given back when the connection's
-/// thread ends, however it ends (a panic included).
-struct Slot(Arc<std::sync::atomic::AtomicUsize>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
 
