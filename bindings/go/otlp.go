@@ -6,6 +6,7 @@ package llmd
 import "C"
 
 import (
+	"fmt"
 	"math"
 	"time"
 )
@@ -27,15 +28,64 @@ type OtlpStats struct {
 	UnsampledDecisions uint64
 }
 
+// OtlpOption sets the queue, batching or timing of NewOtlpExporter.
+type OtlpOption func(*otlpOptions)
+
+type otlpOptions struct {
+	c   C.llmd_otlp_options
+	err error
+}
+
+// atLeastOne is n as the C option, or an error (a zero there would mean
+// the default, not what was asked).
+func (o *otlpOptions) atLeastOne(what string, n int64) C.uint64_t {
+	if n < 1 && o.err == nil {
+		o.err = &Error{Status: StatusInvalidArgument, Code: "invalid_argument",
+			Message: fmt.Sprintf("otlp %s must be at least 1, got %d", what, n)}
+	}
+	return C.uint64_t(max(n, 0))
+}
+
+// WithQueueSpans holds at most n spans for export (default 65,536); beyond
+// it decisions are dropped and counted.
+func WithQueueSpans(n int) OtlpOption {
+	return func(o *otlpOptions) { o.c.max_queue_spans = o.atLeastOne("queue spans", int64(n)) }
+}
+
+// WithBatchSpans sends at most n spans per request (default 512).
+func WithBatchSpans(n int) OtlpOption {
+	return func(o *otlpOptions) { o.c.max_batch_spans = o.atLeastOne("batch spans", int64(n)) }
+}
+
+// WithFlushInterval is the longest wait before a partial batch goes
+// (default 500 ms; from 1 ms to 10^9 s).
+func WithFlushInterval(d time.Duration) OtlpOption {
+	return func(o *otlpOptions) { o.c.flush_interval_ms = o.atLeastOne("flush interval (ms)", d.Milliseconds()) }
+}
+
+// WithExportTimeout is the deadline of one POST (default 5 s; from 1 ms to
+// 10^9 s).
+func WithExportTimeout(d time.Duration) OtlpOption {
+	return func(o *otlpOptions) { o.c.timeout_ms = o.atLeastOne("timeout (ms)", d.Milliseconds()) }
+}
+
 // NewOtlpExporter starts an exporter to endpoint (an
 // http://host:port/v1/traces URL) with resource service.name serviceName
-// ("" for "llmd") and samplingRatio (0 to 1, by trace id).
-func NewOtlpExporter(endpoint, serviceName string, samplingRatio float64) (*OtlpExporter, error) {
+// ("" for "llmd") and samplingRatio (0 to 1, by trace id), tuned by opts.
+// A size below 1 or a duration below 1 ms is an ErrInvalidArgument.
+func NewOtlpExporter(endpoint, serviceName string, samplingRatio float64, opts ...OtlpOption) (*OtlpExporter, error) {
+	var o otlpOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.err != nil {
+		return nil, o.err
+	}
 	ep, el := str(endpoint)
 	sp, sl := optStr(nonEmpty(serviceName))
 	var h *C.llmd_otlp_exporter
 	var e *C.llmd_error
-	if err := takeError(C.llmd_otlp_exporter_new(ep, el, sp, sl, C.double(samplingRatio), &h, &e), e); err != nil {
+	if err := takeError(C.llmd_otlp_exporter_new_with_options(ep, el, sp, sl, C.double(samplingRatio), &o.c, &h, &e), e); err != nil {
 		return nil, err
 	}
 	return ownedSlow(&OtlpExporter{handle[*C.llmd_otlp_exporter]{h: h}}, (*OtlpExporter).Close), nil

@@ -1,6 +1,7 @@
 package llmd
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -8,6 +9,23 @@ import (
 	"testing"
 	"time"
 )
+
+// sampled is the traceparent header of a sampled trace.
+var sampled = map[string]string{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+
+// tracedScheduler is a one-endpoint scheduler exporting through x.
+func tracedScheduler(t *testing.T, x *OtlpExporter) *Scheduler {
+	t.Helper()
+	s, err := NewScheduler("", WithSeed(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddEndpoint(Endpoint{Name: "a", Address: "10.0.0.1:8000"}); err != nil {
+		t.Fatal(err)
+	}
+	s.SetExporter(x)
+	return s
+}
 
 // A scheduler with an exporter sends each sampled decision's spans as an
 // OTLP/HTTP protobuf POST; unsampled and untraced requests are counted and
@@ -30,16 +48,8 @@ func TestPicksExportTheirSpans(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := NewScheduler("", WithSeed(1))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := tracedScheduler(t, x)
 	defer s.Close()
-	if err := s.AddEndpoint(Endpoint{Name: "a", Address: "10.0.0.1:8000"}); err != nil {
-		t.Fatal(err)
-	}
-	s.SetExporter(x)
-	sampled := map[string]string{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
 	if _, err := s.Pick(&Request{ID: "r1", Tokens: []uint32{1, 2, 3}, Headers: sampled}); err != nil {
 		t.Fatal(err)
 	}
@@ -77,5 +87,36 @@ func TestPicksExportTheirSpans(t *testing.T) {
 	}
 	if _, err := NewOtlpExporter("https://c:4318/v1/traces", "", 1.0); err == nil {
 		t.Fatal("https accepted")
+	}
+}
+
+// Options tune the queue and timing: a one-span queue drops a decision's
+// spans (counted); sizes below 1, durations below 1 ms and intervals past
+// 10^9 s are refused.
+func TestOtlpOptions(t *testing.T) {
+	x, err := NewOtlpExporter("http://127.0.0.1:9/v1/traces", "", 1.0,
+		WithQueueSpans(1), WithBatchSpans(1), WithFlushInterval(time.Millisecond), WithExportTimeout(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	s := tracedScheduler(t, x)
+	defer s.Close()
+	if _, err := s.Pick(&Request{ID: "r1", Tokens: []uint32{1, 2, 3}, Headers: sampled}); err != nil {
+		t.Fatal(err)
+	}
+	if st := x.Stats(); st.DroppedSpans == 0 || st.ExportedSpans != 0 {
+		t.Fatalf("a one-span queue kept a decision: %+v", st)
+	}
+	for name, opt := range map[string]OtlpOption{
+		"queue":    WithQueueSpans(0),
+		"batch":    WithBatchSpans(-1),
+		"interval": WithFlushInterval(time.Microsecond),
+		"timeout":  WithExportTimeout(-time.Second),
+		"huge":     WithFlushInterval(2e9 * time.Second),
+	} {
+		if _, err := NewOtlpExporter("http://127.0.0.1:9/v1/traces", "", 1.0, opt); !errors.Is(err, ErrInvalidArgument) {
+			t.Fatalf("%s: %v", name, err)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import "C"
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"sync/atomic"
 	"time"
@@ -78,8 +79,9 @@ type Scheduler struct {
 type Option func(*options)
 
 type options struct {
-	seed   *uint64
-	strict bool
+	seed            *uint64
+	strict          bool
+	maxOpenRequests *int
 }
 
 // WithSeed makes tie-breaking reproducible.
@@ -90,6 +92,12 @@ func WithSeed(seed uint64) Option { return func(o *options) { o.seed = &seed } }
 // kvEventsConfig, a token producer's vllm backend, host-owned plugins);
 // the error names each. Without it they load and are listed by ConfigReport.
 func Strict() Option { return func(o *options) { o.strict = true } }
+
+// WithMaxOpenRequests bounds the requests held open between Pick and
+// OnComplete / OnError (default 2^20; at least 1). A pick that finds this
+// many open first expires the oldest sixteenth, as ExpireRequests would,
+// counted in llmd_open_requests_expired_at_limit_total.
+func WithMaxOpenRequests(n int) Option { return func(o *options) { o.maxOpenRequests = &n } }
 
 func wrap(h *C.llmd_scheduler) *Scheduler {
 	return owned(&Scheduler{handle: handle[*C.llmd_scheduler]{h: h}}, (*Scheduler).Close)
@@ -102,11 +110,18 @@ func NewScheduler(config string, opts ...Option) (*Scheduler, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	var seed C.uint64_t
-	var seedp *C.uint64_t
+	var co C.llmd_scheduler_options
 	if o.seed != nil {
-		seed = C.uint64_t(*o.seed)
-		seedp = &seed
+		co.has_seed = true
+		co.seed = C.uint64_t(*o.seed)
+	}
+	co.strict = C.bool(o.strict)
+	if n := o.maxOpenRequests; n != nil {
+		if *n < 1 {
+			return nil, &Error{Status: StatusInvalidArgument, Code: "invalid_argument",
+				Message: fmt.Sprintf("max open requests must be at least 1, got %d", *n)}
+		}
+		co.max_open_requests = C.uint64_t(*n)
 	}
 	cp, cl := str(config)
 	if config == "" {
@@ -114,13 +129,7 @@ func NewScheduler(config string, opts ...Option) (*Scheduler, error) {
 	}
 	var h *C.llmd_scheduler
 	var e *C.llmd_error
-	var st C.llmd_status
-	if o.strict {
-		st = C.llmd_scheduler_new_strict(cp, cl, seedp, &h, &e)
-	} else {
-		st = C.llmd_scheduler_new(cp, cl, seedp, &h, &e)
-	}
-	if err := takeError(st, e); err != nil {
+	if err := takeError(C.llmd_scheduler_new_with_options(cp, cl, &co, &h, &e), e); err != nil {
 		return nil, err
 	}
 	return wrap(h), nil
@@ -246,6 +255,17 @@ func (s *Scheduler) EndpointCount() int {
 	n := 0
 	_ = s.with(func(h *C.llmd_scheduler) error {
 		n = int(C.llmd_scheduler_endpoint_count(h))
+		return nil
+	})
+	return n
+}
+
+// OpenRequestsLimit is the most requests held open between Pick and
+// completion (WithMaxOpenRequests, default 2^20); 0 after Close.
+func (s *Scheduler) OpenRequestsLimit() int {
+	n := 0
+	_ = s.with(func(h *C.llmd_scheduler) error {
+		n = int(C.llmd_scheduler_open_requests_limit(h))
 		return nil
 	})
 	return n

@@ -12,9 +12,9 @@ import (
 	"time"
 )
 
-func newPods(t *testing.T, config string) *Scheduler {
+func newPods(t *testing.T, config string, opts ...Option) *Scheduler {
 	t.Helper()
-	s, err := NewScheduler(config, WithSeed(5))
+	s, err := NewScheduler(config, append([]Option{WithSeed(5)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -623,6 +623,44 @@ func TestExpireRequestsReleasesAbandonedOnes(t *testing.T) {
 	}
 	if _, err := s.ExpireRequests(-time.Second); !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("negative age: %v", err)
+	}
+}
+
+// WithMaxOpenRequests bounds the requests held open: a pick at the limit
+// expires the oldest first, counted in the metrics.
+func TestMaxOpenRequestsBoundsOpenRequests(t *testing.T) {
+	plain := newPods(t, "")
+	if plain.OpenRequestsLimit() != 1<<20 {
+		t.Fatalf("default limit %d", plain.OpenRequestsLimit())
+	}
+	plain.Close()
+	if plain.OpenRequestsLimit() != 0 {
+		t.Fatal("a closed scheduler has a limit")
+	}
+	for _, n := range []int{0, -1} {
+		if _, err := NewScheduler("", WithMaxOpenRequests(n)); !errors.Is(err, ErrInvalidArgument) {
+			t.Fatalf("limit %d: %v", n, err)
+		}
+	}
+	s := newPods(t, "", WithMaxOpenRequests(4))
+	defer s.Close()
+	if s.OpenRequestsLimit() != 4 {
+		t.Fatalf("limit %d", s.OpenRequestsLimit())
+	}
+	for i := 1; i <= 5; i++ {
+		if _, err := s.Pick(&Request{ID: fmt.Sprintf("o%d", i), Model: "llama", Tokens: tokens(64)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	text, err := s.RenderMetrics()
+	if err != nil || !strings.Contains(text, "llmd_open_requests_expired_at_limit_total 1\n") {
+		t.Fatalf("expired at limit not counted: %v", err)
+	}
+	if _, found, _ := s.OnComplete("o1", -1); found {
+		t.Fatal("the oldest request is still open")
+	}
+	if _, found, _ := s.OnComplete("o5", -1); !found {
+		t.Fatal("the newest request was expired")
 	}
 }
 

@@ -480,6 +480,21 @@ typedef struct {
   int64_t cached_tokens;
 } llmd_usage;
 
+// Queue, batching and timing of `llmd_otlp_exporter_new_with_options`. A
+// zero field (or a NULL pointer for all of them) means its default.
+typedef struct {
+  // Spans held for export at most (default 65,536); beyond it decisions
+  // are dropped and counted.
+  uint64_t max_queue_spans;
+  // Spans per request at most (default 512).
+  uint64_t max_batch_spans;
+  // Longest wait before a partial batch goes, in milliseconds (default
+  // 500).
+  uint64_t flush_interval_ms;
+  // Deadline of one POST, in milliseconds (default 5,000).
+  uint64_t timeout_ms;
+} llmd_otlp_options;
+
 // Export counters.
 typedef struct {
   // Spans the endpoint accepted.
@@ -492,6 +507,25 @@ typedef struct {
   // sampling ratio.
   uint64_t unsampled_decisions;
 } llmd_otlp_stats;
+
+// How `llmd_scheduler_new_with_options` and
+// `llmd_scheduler_from_file_with_options` build a scheduler. A
+// zero-initialised struct (`llmd_scheduler_options o = {0};`) gives the
+// defaults, as a NULL pointer does.
+typedef struct {
+  // Whether `seed` is set; without it tie-breaking is random.
+  bool has_seed;
+  // Seed that makes tie-breaking reproducible (read when `has_seed`).
+  uint64_t seed;
+  // Refuse a configuration with any plugin or setting the library accepts
+  // and does not execute (`LLMD_STATUS_CONFIG`, naming each), as
+  // `llmd_scheduler_new_strict` does.
+  bool strict;
+  // Most requests held open between pick and completion; 0 means the
+  // default, 2^20. A pick that finds this many open first expires the
+  // oldest sixteenth (`llmd_open_requests_expired_at_limit_total`).
+  uint64_t max_open_requests;
+} llmd_scheduler_options;
 
 // An endpoint to register.
 typedef struct {
@@ -1297,6 +1331,21 @@ llmd_status llmd_otlp_exporter_new(const char *endpoint,
                                    llmd_otlp_exporter **out,
                                    llmd_error **err);
 
+// As `llmd_otlp_exporter_new`, with the queue, batch and timing settings
+// of `opts` (NULL: the defaults). An interval or timeout over 10^9 s gives
+// `LLMD_STATUS_INVALID_ARGUMENT`.
+//
+// # Safety
+// As `llmd_otlp_exporter_new`; `opts` NULL or valid for a read.
+llmd_status llmd_otlp_exporter_new_with_options(const char *endpoint,
+                                                size_t endpoint_len,
+                                                const char *service_name,
+                                                size_t service_name_len,
+                                                double sampling_ratio,
+                                                const llmd_otlp_options *opts,
+                                                llmd_otlp_exporter **out,
+                                                llmd_error **err);
+
 // Queues the spans of decision `d` timed from `start_unix_ns` to
 // `end_unix_ns` (the host's clock around the pick); never waits on the
 // network. Returns whether they were queued: false for NULL arguments, a
@@ -1358,6 +1407,17 @@ llmd_status llmd_scheduler_new_strict(const char *config,
                                       llmd_scheduler **out,
                                       llmd_error **err);
 
+// As `llmd_scheduler_new`, with the settings of `opts` (NULL: the
+// defaults): seed, strict loading and the open-request limit.
+//
+// # Safety
+// As `llmd_scheduler_new`; `opts` is NULL or valid.
+llmd_status llmd_scheduler_new_with_options(const char *config,
+                                            size_t config_len,
+                                            const llmd_scheduler_options *opts,
+                                            llmd_scheduler **out,
+                                            llmd_error **err);
+
 // What loading the configuration did, as JSON: `api_version`,
 // `feature_gates`, `plugins` (each with `status`, `injected`, `remark` and
 // `settings_not_executed`), `warnings`, and `not_executed` — one line per
@@ -1379,6 +1439,17 @@ llmd_status llmd_scheduler_from_file(const char *path,
                                      const uint64_t *seed,
                                      llmd_scheduler **out,
                                      llmd_error **err);
+
+// As `llmd_scheduler_from_file`, with the settings of `opts` (NULL: the
+// defaults), as `llmd_scheduler_new_with_options` takes them.
+//
+// # Safety
+// As `llmd_scheduler_from_file`; `opts` is NULL or valid.
+llmd_status llmd_scheduler_from_file_with_options(const char *path,
+                                                  size_t path_len,
+                                                  const llmd_scheduler_options *opts,
+                                                  llmd_scheduler **out,
+                                                  llmd_error **err);
 
 // Releases a scheduler. NULL is accepted and ignored.
 //
@@ -1457,8 +1528,9 @@ llmd_status llmd_scheduler_update_metrics_text(const llmd_scheduler *s,
 // endpoint load, in-flight gauges and latency-model accounting, counted with
 // outcome `expired`; `*released` (NULL to ignore) receives how many. Call it
 // now and then with an age no request legitimately reaches. Without it the
-// open requests are still bounded: a pick that finds 2^20 open expires the
-// oldest sixteenth first (`llmd_open_requests_expired_at_limit_total`).
+// open requests are still bounded: a pick that finds
+// `llmd_scheduler_open_requests_limit` open expires the oldest sixteenth
+// first (`llmd_open_requests_expired_at_limit_total`).
 //
 // # Safety
 // `s` is NULL or live; `released` NULL or valid for a write; `err` NULL or
@@ -1474,6 +1546,14 @@ llmd_status llmd_scheduler_expire_requests(const llmd_scheduler *s,
 // # Safety
 // `s` is NULL or live; `err` is NULL or valid for a write.
 llmd_status llmd_scheduler_tick(const llmd_scheduler *s, llmd_error **err);
+
+// The most requests the scheduler holds open between pick and completion
+// (`max_open_requests` of `llmd_scheduler_options`, default 2^20); 0 when
+// `s` is NULL.
+//
+// # Safety
+// `s` is NULL or live.
+size_t llmd_scheduler_open_requests_limit(const llmd_scheduler *s);
 
 // Number of registered endpoints; 0 when `s` is NULL.
 //

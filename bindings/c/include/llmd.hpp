@@ -369,6 +369,22 @@ class Scheduler {
     });
     return Scheduler(raw);
   }
+  // With every setting of llmd_scheduler_options (seed, strict,
+  // max_open_requests; zero fields are the defaults).
+  static Scheduler with_options(std::string_view config, const llmd_scheduler_options& o) {
+    llmd_scheduler* raw = nullptr;
+    detail::call([&](llmd_error** e) {
+      return llmd_scheduler_new_with_options(config.data(), config.size(), &o, &raw, e);
+    });
+    return Scheduler(raw);
+  }
+  static Scheduler from_file(const std::string& path, const llmd_scheduler_options& o) {
+    llmd_scheduler* raw = nullptr;
+    detail::call([&](llmd_error** e) {
+      return llmd_scheduler_from_file_with_options(path.data(), path.size(), &o, &raw, e);
+    });
+    return Scheduler(raw);
+  }
   // Registers an endpoint; a name already registered throws (see replace_endpoint).
   void add_endpoint(const EndpointSpec& ep) const { put_endpoint(ep, false); }
   // Replaces the registered endpoint of the same name (its scraped metrics are
@@ -529,6 +545,8 @@ class Scheduler {
     return released;
   }
   size_t endpoint_count() const noexcept { return llmd_scheduler_endpoint_count(h_.get()); }
+  // The most requests held open between pick and completion.
+  size_t open_requests_limit() const noexcept { return llmd_scheduler_open_requests_limit(h_.get()); }
   // Prometheus text of the token-level metrics, for the host's /metrics.
   std::string render_metrics() const {
     llmd_string* s = nullptr;

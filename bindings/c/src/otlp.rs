@@ -36,6 +36,45 @@ pub struct llmd_otlp_stats {
     pub unsampled_decisions: u64,
 }
 
+/// Queue, batching and timing of `llmd_otlp_exporter_new_with_options`. A
+/// zero field (or a NULL pointer for all of them) means its default.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+#[allow(non_camel_case_types)] // C naming for the exported type
+pub struct llmd_otlp_options {
+    /// Spans held for export at most (default 65,536); beyond it decisions
+    /// are dropped and counted.
+    pub max_queue_spans: u64,
+    /// Spans per request at most (default 512).
+    pub max_batch_spans: u64,
+    /// Longest wait before a partial batch goes, in milliseconds (default
+    /// 500).
+    pub flush_interval_ms: u64,
+    /// Deadline of one POST, in milliseconds (default 5,000).
+    pub timeout_ms: u64,
+}
+
+impl llmd_otlp_options {
+    /// `base` with the options set here.
+    fn apply(self, base: OtlpOptions) -> OtlpOptions {
+        let size = |n: u64, d: usize| {
+            if n == 0 {
+                d
+            } else {
+                usize::try_from(n).unwrap_or(usize::MAX)
+            }
+        };
+        let ms = |n: u64, d: Duration| if n == 0 { d } else { Duration::from_millis(n) };
+        OtlpOptions {
+            max_queue_spans: size(self.max_queue_spans, base.max_queue_spans),
+            max_batch_spans: size(self.max_batch_spans, base.max_batch_spans),
+            flush_interval: ms(self.flush_interval_ms, base.flush_interval),
+            timeout: ms(self.timeout_ms, base.timeout),
+            ..base
+        }
+    }
+}
+
 /// Starts an exporter to `endpoint` (an `http://host:port/v1/traces` URL)
 /// with resource `service.name` `service_name` (NULL with 0: "llmd") and
 /// `sampling_ratio` (0 to 1, by trace id). A bad URL or ratio gives
@@ -56,15 +95,49 @@ pub unsafe extern "C" fn llmd_otlp_exporter_new(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
+        llmd_otlp_exporter_new_with_options(
+            endpoint,
+            endpoint_len,
+            service_name,
+            service_name_len,
+            sampling_ratio,
+            std::ptr::null(),
+            out,
+            err,
+        )
+    }
+}
+
+/// As `llmd_otlp_exporter_new`, with the queue, batch and timing settings
+/// of `opts` (NULL: the defaults). An interval or timeout over 10^9 s gives
+/// `LLMD_STATUS_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// As `llmd_otlp_exporter_new`; `opts` NULL or valid for a read.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)] // the C call's flat argument list
+pub unsafe extern "C" fn llmd_otlp_exporter_new_with_options(
+    endpoint: *const c_char,
+    endpoint_len: usize,
+    service_name: *const c_char,
+    service_name_len: usize,
+    sampling_ratio: f64,
+    opts: *const llmd_otlp_options,
+    out: *mut *mut llmd_otlp_exporter,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        let set = opts.as_ref().copied().unwrap_or_default();
         create(out, err, || {
-            let opts = OtlpOptions {
+            let opts = set.apply(OtlpOptions {
                 endpoint: args::str(endpoint, endpoint_len, "endpoint")?.to_string(),
                 service_name: args::opt_str(service_name, service_name_len, "service_name")?
                     .unwrap_or("llmd")
                     .to_string(),
                 sampling_ratio,
                 ..OtlpOptions::default()
-            };
+            });
             let e = OtlpExporter::start(opts)
                 .map_err(|e| FfiError::new(llmd_status::InvalidArgument, e.to_string()))?;
             Ok(llmd_otlp_exporter(e))

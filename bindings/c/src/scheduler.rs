@@ -78,9 +78,48 @@ pub struct llmd_endpoint_metrics {
     pub n_waiting_models: usize,
 }
 
-fn build(text: &str, seed: Option<u64>, strict: bool) -> Result<llmd_scheduler, FfiError> {
+/// How `llmd_scheduler_new_with_options` and
+/// `llmd_scheduler_from_file_with_options` build a scheduler. A
+/// zero-initialised struct (`llmd_scheduler_options o = {0};`) gives the
+/// defaults, as a NULL pointer does.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+#[allow(non_camel_case_types)] // C naming for the exported type
+pub struct llmd_scheduler_options {
+    /// Whether `seed` is set; without it tie-breaking is random.
+    pub has_seed: bool,
+    /// Seed that makes tie-breaking reproducible (read when `has_seed`).
+    pub seed: u64,
+    /// Refuse a configuration with any plugin or setting the library accepts
+    /// and does not execute (`LLMD_STATUS_CONFIG`, naming each), as
+    /// `llmd_scheduler_new_strict` does.
+    pub strict: bool,
+    /// Most requests held open between pick and completion; 0 means the
+    /// default, 2^20. A pick that finds this many open first expires the
+    /// oldest sixteenth (`llmd_open_requests_expired_at_limit_total`).
+    pub max_open_requests: u64,
+}
+
+impl llmd_scheduler_options {
+    /// The options of the calls that take a seed pointer.
+    ///
+    /// # Safety
+    /// `seed` is NULL or valid for a read.
+    unsafe fn seeded(seed: *const u64, strict: bool) -> Self {
+        // SAFETY: caller contract.
+        let seed = unsafe { seed.as_ref() }.copied();
+        llmd_scheduler_options {
+            has_seed: seed.is_some(),
+            seed: seed.unwrap_or(0),
+            strict,
+            max_open_requests: 0,
+        }
+    }
+}
+
+fn build(text: &str, o: llmd_scheduler_options) -> Result<llmd_scheduler, FfiError> {
     let opts = llmd_sched::LoadOptions {
-        strict,
+        strict: o.strict,
         ..Default::default()
     };
     let mut s = Scheduler::from_config_str_with(text, opts)?;
@@ -90,8 +129,11 @@ fn build(text: &str, seed: Option<u64>, strict: bool) -> Result<llmd_scheduler, 
             llmd_sched::ConfigError::doc(e.to_string()),
         ))
     })?;
-    if let Some(seed) = seed {
-        s = s.with_seed(seed);
+    if o.has_seed {
+        s = s.with_seed(o.seed);
+    }
+    if o.max_open_requests > 0 {
+        s = s.with_max_open_requests(usize::try_from(o.max_open_requests).unwrap_or(usize::MAX));
     }
     Ok(llmd_scheduler(Arc::new(s)))
 }
@@ -114,27 +156,9 @@ pub unsafe extern "C" fn llmd_scheduler_new(
     err: *mut *mut llmd_error,
 ) -> llmd_status {
     // SAFETY: caller contract.
-    unsafe { new_from_text(config, config_len, seed, out, err, false) }
-}
-
-/// The body of `llmd_scheduler_new` and `llmd_scheduler_new_strict`.
-///
-/// # Safety
-/// As `llmd_scheduler_new`.
-unsafe fn new_from_text(
-    config: *const c_char,
-    config_len: usize,
-    seed: *const u64,
-    out: *mut *mut llmd_scheduler,
-    err: *mut *mut llmd_error,
-    strict: bool,
-) -> llmd_status {
-    // SAFETY: forwarded caller contract.
     unsafe {
-        create(out, err, || {
-            let text = args::opt_str(config, config_len, "config")?.unwrap_or("");
-            build(text, seed.as_ref().copied(), strict)
-        })
+        let opts = llmd_scheduler_options::seeded(seed, false);
+        llmd_scheduler_new_with_options(config, config_len, &opts, out, err)
     }
 }
 
@@ -154,7 +178,33 @@ pub unsafe extern "C" fn llmd_scheduler_new_strict(
     err: *mut *mut llmd_error,
 ) -> llmd_status {
     // SAFETY: caller contract.
-    unsafe { new_from_text(config, config_len, seed, out, err, true) }
+    unsafe {
+        let opts = llmd_scheduler_options::seeded(seed, true);
+        llmd_scheduler_new_with_options(config, config_len, &opts, out, err)
+    }
+}
+
+/// As `llmd_scheduler_new`, with the settings of `opts` (NULL: the
+/// defaults): seed, strict loading and the open-request limit.
+///
+/// # Safety
+/// As `llmd_scheduler_new`; `opts` is NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_scheduler_new_with_options(
+    config: *const c_char,
+    config_len: usize,
+    opts: *const llmd_scheduler_options,
+    out: *mut *mut llmd_scheduler,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        let opts = opts.as_ref().copied().unwrap_or_default();
+        create(out, err, || {
+            let text = args::opt_str(config, config_len, "config")?.unwrap_or("");
+            build(text, opts)
+        })
+    }
 }
 
 /// What loading the configuration did, as JSON: `api_version`,
@@ -195,11 +245,32 @@ pub unsafe extern "C" fn llmd_scheduler_from_file(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
+        let opts = llmd_scheduler_options::seeded(seed, false);
+        llmd_scheduler_from_file_with_options(path, path_len, &opts, out, err)
+    }
+}
+
+/// As `llmd_scheduler_from_file`, with the settings of `opts` (NULL: the
+/// defaults), as `llmd_scheduler_new_with_options` takes them.
+///
+/// # Safety
+/// As `llmd_scheduler_from_file`; `opts` is NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_scheduler_from_file_with_options(
+    path: *const c_char,
+    path_len: usize,
+    opts: *const llmd_scheduler_options,
+    out: *mut *mut llmd_scheduler,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        let opts = opts.as_ref().copied().unwrap_or_default();
         create(out, err, || {
             let path = args::str(path, path_len, "path")?;
             let text = std::fs::read_to_string(path)
                 .map_err(|e| FfiError::new(llmd_status::Io, format!("cannot read {path}: {e}")))?;
-            build(&text, seed.as_ref().copied(), false)
+            build(&text, opts)
         })
     }
 }
@@ -388,8 +459,9 @@ pub unsafe extern "C" fn llmd_scheduler_update_metrics_text(
 /// endpoint load, in-flight gauges and latency-model accounting, counted with
 /// outcome `expired`; `*released` (NULL to ignore) receives how many. Call it
 /// now and then with an age no request legitimately reaches. Without it the
-/// open requests are still bounded: a pick that finds 2^20 open expires the
-/// oldest sixteenth first (`llmd_open_requests_expired_at_limit_total`).
+/// open requests are still bounded: a pick that finds
+/// `llmd_scheduler_open_requests_limit` open expires the oldest sixteenth
+/// first (`llmd_open_requests_expired_at_limit_total`).
 ///
 /// # Safety
 /// `s` is NULL or live; `released` NULL or valid for a write; `err` NULL or
@@ -430,6 +502,18 @@ pub unsafe extern "C" fn llmd_scheduler_tick(
             Ok(())
         })
     }
+}
+
+/// The most requests the scheduler holds open between pick and completion
+/// (`max_open_requests` of `llmd_scheduler_options`, default 2^20); 0 when
+/// `s` is NULL.
+///
+/// # Safety
+/// `s` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_scheduler_open_requests_limit(s: *const llmd_scheduler) -> usize {
+    // SAFETY: caller contract.
+    unsafe { read(s, 0, |s| s.open_requests_limit()) }
 }
 
 /// Number of registered endpoints; 0 when `s` is NULL.

@@ -379,6 +379,26 @@ def test_abandoned_requests_are_expired() -> None:
             s.expire_requests(bad)
 
 
+def test_max_open_requests_bounds_the_open_requests(tmp_path: Path) -> None:
+    assert llmd.Scheduler.default().open_requests_limit == 2**20
+    for bad in (0, -1, 2**64):
+        with pytest.raises(llmd.InvalidArgumentError):
+            llmd.Scheduler(max_open_requests=bad)
+    path = tmp_path / "default.yaml"
+    path.write_text("apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\n")
+    assert llmd.Scheduler.from_file(path, max_open_requests=7).open_requests_limit == 7
+    assert llmd.Scheduler.from_yaml(path.read_text(), max_open_requests=8).open_requests_limit == 8
+    s = llmd.Scheduler(max_open_requests=4, seed=1)
+    assert s.open_requests_limit == 4
+    fleet(s, 2)
+    for i in range(1, 6):
+        s.pick(model=MODEL, prompt="x", request_id=f"o{i}")
+    assert s.open_requests == 4
+    assert "llmd_open_requests_expired_at_limit_total 1\n" in s.render_metrics()
+    assert s.on_complete("o1") is None
+    assert s.on_complete("o5") is not None
+
+
 def test_a_fallback_target_reports_the_endpoint_that_served() -> None:
     s = llmd.Scheduler(
         "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n"

@@ -1,7 +1,9 @@
 /* The scheduler through the C ABI: configuration, endpoints, metrics as
  * numbers and as vLLM text, KV events, picks with explanations, lifecycle,
  * and the documented statuses for bad input. */
+#define _POSIX_C_SOURCE 200809L /* mkstemp, fdopen, unlink */
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "check.h"
 
@@ -518,25 +520,27 @@ static void test_response_headers(void) {
   llmd_scheduler_free(s);
 }
 
+/* A config with settings the library accepts but does not execute. */
+static const char NOT_EXECUTED[] =
+    "apiVersion: llm-d.ai/v1alpha1\n"
+    "kind: EndpointPickerConfig\n"
+    "plugins:\n"
+    "- type: precise-prefix-cache-producer\n"
+    "  parameters:\n"
+    "    kvEventsConfig: {discoverPods: true, podDiscoveryConfig: {socketPort: 5557}}\n"
+    "- type: prefix-cache-scorer\n"
+    "  parameters: {prefixMatchInfoProducerName: precise-prefix-cache-producer}\n"
+    "- type: max-score-picker\n";
+
 /* Settings the library accepts but does not execute: listed in the report,
  * refused by the strict constructor. */
 static void test_config_report_and_strict(void) {
-  static const char EVENTS[] =
-      "apiVersion: llm-d.ai/v1alpha1\n"
-      "kind: EndpointPickerConfig\n"
-      "plugins:\n"
-      "- type: precise-prefix-cache-producer\n"
-      "  parameters:\n"
-      "    kvEventsConfig: {discoverPods: true, podDiscoveryConfig: {socketPort: 5557}}\n"
-      "- type: prefix-cache-scorer\n"
-      "  parameters: {prefixMatchInfoProducerName: precise-prefix-cache-producer}\n"
-      "- type: max-score-picker\n";
   llmd_scheduler *s = NULL;
   /* The NULL rule: a NULL config with a non-zero length is a NULL argument. */
   CHECK_STATUS(LLMD_STATUS_NULL_ARGUMENT, llmd_scheduler_new(NULL, 10, NULL, &s, &err), &err);
   RESET_ERR(err);
   CHECK(s == NULL);
-  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_new(S(EVENTS), NULL, &s, &err), &err);
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_new(S(NOT_EXECUTED), NULL, &s, &err), &err);
   llmd_string *report = NULL;
   CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_config_report_json(s, &report, &err), &err);
   const char *json = llmd_string_data(report);
@@ -548,7 +552,7 @@ static void test_config_report_and_strict(void) {
   RESET_ERR(err);
   llmd_scheduler_free(s);
   llmd_scheduler *strict = NULL;
-  CHECK_STATUS(LLMD_STATUS_CONFIG, llmd_scheduler_new_strict(S(EVENTS), NULL, &strict, &err), &err);
+  CHECK_STATUS(LLMD_STATUS_CONFIG, llmd_scheduler_new_strict(S(NOT_EXECUTED), NULL, &strict, &err), &err);
   CHECK(strstr(llmd_error_message(err), "kvEventsConfig.discoverPods") != NULL);
   RESET_ERR(err);
   CHECK(strict == NULL);
@@ -736,8 +740,61 @@ static void test_served_by(void) {
   llmd_scheduler_free(s);
 }
 
+/* llmd_scheduler_options: NULL and zero mean the defaults; strict refuses
+ * from text and from a file; max_open_requests bounds the requests held
+ * open, the oldest expired (and counted) when a pick finds the table full. */
+static void test_options(void) {
+  llmd_scheduler *s = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_new_with_options(NULL, 0, NULL, &s, &err), &err);
+  CHECK(llmd_scheduler_open_requests_limit(s) == ((size_t)1 << 20));
+  llmd_scheduler_free(s);
+  CHECK(llmd_scheduler_open_requests_limit(NULL) == 0);
+
+  llmd_scheduler_options o = {0};
+  o.strict = true;
+  s = NULL;
+  CHECK_STATUS(LLMD_STATUS_CONFIG, llmd_scheduler_new_with_options(S(NOT_EXECUTED), &o, &s, &err), &err);
+  CHECK(s == NULL);
+  RESET_ERR(err);
+  char path[] = "/tmp/llmd-options-XXXXXX";
+  int fd = mkstemp(path);
+  CHECK(fd >= 0);
+  FILE *f = fdopen(fd, "w");
+  CHECK(f != NULL && fwrite(NOT_EXECUTED, 1, sizeof NOT_EXECUTED - 1, f) == sizeof NOT_EXECUTED - 1);
+  fclose(f);
+  CHECK_STATUS(LLMD_STATUS_CONFIG, llmd_scheduler_from_file_with_options(path, strlen(path), &o, &s, &err),
+               &err);
+  RESET_ERR(err);
+  o.strict = false;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_from_file_with_options(path, strlen(path), &o, &s, &err), &err);
+  llmd_scheduler_free(s);
+  unlink(path);
+
+  o.max_open_requests = 4;
+  o.has_seed = true;
+  o.seed = 3;
+  s = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_new_with_options(NULL, 0, &o, &s, &err), &err);
+  CHECK(llmd_scheduler_open_requests_limit(s) == 4);
+  add_pods(s);
+  const char *ids[] = {"o1", "o2", "o3", "o4", "o5"};
+  for (size_t i = 0; i < 5; i++) picks(s, ids[i], 8, "pod-a");
+  llmd_string *m = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_render_metrics(s, &m, &err), &err);
+  CHECK(strstr(llmd_string_data(m), "llmd_open_requests_expired_at_limit_total 1\n") != NULL);
+  llmd_string_free(m);
+  /* The oldest, o1, was closed; the newest is still open. */
+  bool found = true;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_on_complete(s, S("o1"), -1, NULL, &found, &err), &err);
+  CHECK(!found);
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_on_complete(s, S("o5"), -1, NULL, &found, &err), &err);
+  CHECK(found);
+  llmd_scheduler_free(s);
+}
+
 int main(void) {
   test_config_report_and_strict();
+  test_options();
   test_pick_batch();
   test_pick_and_explain();
   test_metrics_steer_picks();

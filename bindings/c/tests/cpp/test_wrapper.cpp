@@ -163,6 +163,14 @@ static void test_scheduler() {
   CHECK(status_of([&] { llmd::Scheduler::strict(events_cfg); }) == LLMD_STATUS_CONFIG);
   CHECK(llmd::Scheduler(events_cfg).config_report_json().find("kvEventsConfig.discoverPods") !=
         std::string::npos);
+  llmd_scheduler_options opts{};
+  opts.strict = true;
+  CHECK(status_of([&] { llmd::Scheduler::with_options(events_cfg, opts); }) == LLMD_STATUS_CONFIG);
+  opts = llmd_scheduler_options{};
+  opts.max_open_requests = 3;
+  CHECK(llmd::Scheduler::with_options("", opts).open_requests_limit() == 3);
+  CHECK(s.open_requests_limit() == (size_t{1} << 20));
+  CHECK(status_of([&] { llmd::Scheduler::from_file("/nonexistent.yaml", opts); }) == LLMD_STATUS_IO);
 
   // Failures throw with the documented status and code.
   CHECK(status_of([&] { s.remove_endpoint("nope"); }) == LLMD_STATUS_UNKNOWN_ENDPOINT);

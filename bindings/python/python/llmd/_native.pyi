@@ -309,20 +309,47 @@ class Scheduler:
     picker built from an llm-d `EndpointPickerConfig`, fed with endpoint
     metrics and KV events, told about every request's progress.
     """
-    def __new__(cls, config: str | None = None, *, seed: int | None = None, strict: bool = False) -> Scheduler: ...
+    def __new__(
+        cls,
+        config: str | None = None,
+        *,
+        seed: int | None = None,
+        strict: bool = False,
+        max_open_requests: int | None = None,
+    ) -> Scheduler: ...
     @staticmethod
-    def from_yaml(text: str, *, seed: int | None = None, strict: bool = False) -> Scheduler:
+    def from_yaml(
+        text: str, *, seed: int | None = None, strict: bool = False, max_open_requests: int | None = None
+    ) -> Scheduler:
         """Builds from an `EndpointPickerConfig` document (YAML or JSON); warns
-        or refuses (`strict=True`) as the constructor does.
+        or refuses (`strict=True`) and takes `seed` and `max_open_requests`
+        as the constructor does.
         """
     @staticmethod
-    def from_file(path: str | PathLike[str], *, seed: int | None = None, strict: bool = False) -> Scheduler:
+    def from_file(
+        path: str | PathLike[str],
+        *,
+        seed: int | None = None,
+        strict: bool = False,
+        max_open_requests: int | None = None,
+    ) -> Scheduler:
         """Builds from an `EndpointPickerConfig` file; warns or refuses
-        (`strict=True`) as the constructor does.
+        (`strict=True`) and takes `seed` and `max_open_requests` as the
+        constructor does.
         """
     @staticmethod
-    def default(*, seed: int | None = None) -> Scheduler:
-        """llm-d's default pipeline (queue 2, kv-cache-utilization 2, prefix-cache 3)."""
+    def default(*, seed: int | None = None, max_open_requests: int | None = None) -> Scheduler:
+        """llm-d's default pipeline (queue 2, kv-cache-utilization 2,
+        prefix-cache 3); `seed` and `max_open_requests` as the constructor
+        takes them.
+        """
+    @property
+    def open_requests_limit(self) -> int:
+        """The most requests held open between `pick` and `on_complete`
+        (`max_open_requests`, default 2**20). A pick that finds this many
+        open first closes the oldest sixteenth as `expire_requests` would,
+        counted in `llmd_open_requests_expired_at_limit_total`.
+        """
     @property
     def report(self) -> ConfigReport:
         """What loading the config did: every plugin (configured or injected,

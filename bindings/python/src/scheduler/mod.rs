@@ -26,6 +26,29 @@ pub(crate) struct PyScheduler {
     inner: Arc<Scheduler>,
 }
 
+/// What every constructor takes besides the config.
+struct Settings {
+    seed: Option<u64>,
+    max_open_requests: Option<usize>,
+}
+
+impl Settings {
+    /// Checks the arguments: at least one open request.
+    fn new(py: Python<'_>, seed: Option<u64>, max_open_requests: Option<usize>) -> PyResult<Self> {
+        if max_open_requests == Some(0) {
+            return Err(error(
+                py,
+                Kind::InvalidArgument,
+                "max_open_requests must be at least 1",
+            ));
+        }
+        Ok(Settings {
+            seed,
+            max_open_requests,
+        })
+    }
+}
+
 impl PyScheduler {
     /// The scheduler, shared (a `Feed` drives it from its own threads).
     pub(crate) fn shared(&self) -> Arc<Scheduler> {
@@ -35,11 +58,14 @@ impl PyScheduler {
     fn wrap(
         py: Python<'_>,
         built: Result<Scheduler, ScheduleError>,
-        seed: Option<u64>,
+        settings: Settings,
     ) -> PyResult<Self> {
         let mut inner = built.map_err(|e| schedule_error(py, &e))?;
-        if let Some(seed) = seed {
+        if let Some(seed) = settings.seed {
             inner = inner.with_seed(seed);
+        }
+        if let Some(n) = settings.max_open_requests {
+            inner = inner.with_max_open_requests(n);
         }
         Ok(PyScheduler {
             inner: Arc::new(inner),
@@ -52,7 +78,7 @@ impl PyScheduler {
         py: Python<'_>,
         build: impl FnOnce(LoadOptions) -> Result<Scheduler, ScheduleError> + Send,
         strict: bool,
-        seed: Option<u64>,
+        settings: Settings,
     ) -> PyResult<Self> {
         let opts = LoadOptions {
             strict,
@@ -65,7 +91,7 @@ impl PyScheduler {
                 .map_err(|e| ScheduleError::Config(llmd_sched::ConfigError::doc(e.to_string())))?;
             Ok(s)
         });
-        let s = Self::wrap(py, built, seed)?;
+        let s = Self::wrap(py, built, settings)?;
         warn_not_executed(py, &s.inner.config_report().not_executed_lines())?;
         Ok(s)
     }
@@ -103,15 +129,19 @@ impl PyScheduler {
     /// default pipeline. `seed` makes random tie-breaks reproducible. Each
     /// configured plugin or setting that the library accepts but does not
     /// execute gives a `NotExecutedWarning`; `strict=True` refuses such a
-    /// config with `ConfigError` instead.
+    /// config with `ConfigError` instead. `max_open_requests` bounds the
+    /// requests held open between `pick` and `on_complete` (default
+    /// `DEFAULT_MAX_OPEN_REQUESTS`, 2**20; see `open_requests_limit`).
     #[new]
-    #[pyo3(signature = (config=None, *, seed=None, strict=false))]
+    #[pyo3(signature = (config=None, *, seed=None, strict=false, max_open_requests=None))]
     fn new(
         py: Python<'_>,
         config: Option<String>,
         #[pyo3(from_py_with = crate::convert::opt_int)] seed: Option<u64>,
         strict: bool,
+        #[pyo3(from_py_with = crate::convert::opt_int)] max_open_requests: Option<usize>,
     ) -> PyResult<Self> {
+        let settings = Settings::new(py, seed, max_open_requests)?;
         match config {
             Some(text) if Self::looks_like_path(&text) => Err(error(
                 py,
@@ -125,40 +155,46 @@ impl PyScheduler {
                 py,
                 |o| Scheduler::from_config_str_with(&text, o),
                 strict,
-                seed,
+                settings,
             ),
-            None => Self::wrap(py, Ok(py.detach(Scheduler::default)), seed),
+            None => Self::wrap(py, Ok(py.detach(Scheduler::default)), settings),
         }
     }
 
     /// Builds from an `EndpointPickerConfig` document (YAML or JSON); warns
-    /// or refuses (`strict=True`) as the constructor does.
+    /// or refuses (`strict=True`) and takes `seed` and `max_open_requests`
+    /// as the constructor does.
     #[staticmethod]
-    #[pyo3(signature = (text, *, seed=None, strict=false))]
+    #[pyo3(signature = (text, *, seed=None, strict=false, max_open_requests=None))]
     fn from_yaml(
         py: Python<'_>,
         text: String,
         #[pyo3(from_py_with = crate::convert::opt_int)] seed: Option<u64>,
         strict: bool,
+        #[pyo3(from_py_with = crate::convert::opt_int)] max_open_requests: Option<usize>,
     ) -> PyResult<Self> {
+        let settings = Settings::new(py, seed, max_open_requests)?;
         Self::load(
             py,
             |o| Scheduler::from_config_str_with(&text, o),
             strict,
-            seed,
+            settings,
         )
     }
 
     /// Builds from an `EndpointPickerConfig` file; warns or refuses
-    /// (`strict=True`) as the constructor does.
+    /// (`strict=True`) and takes `seed` and `max_open_requests` as the
+    /// constructor does.
     #[staticmethod]
-    #[pyo3(signature = (path, *, seed=None, strict=false))]
+    #[pyo3(signature = (path, *, seed=None, strict=false, max_open_requests=None))]
     fn from_file(
         py: Python<'_>,
         path: std::path::PathBuf,
         #[pyo3(from_py_with = crate::convert::opt_int)] seed: Option<u64>,
         strict: bool,
+        #[pyo3(from_py_with = crate::convert::opt_int)] max_open_requests: Option<usize>,
     ) -> PyResult<Self> {
+        let settings = Settings::new(py, seed, max_open_requests)?;
         // Read here so that an unreadable file is an `IoError` (an
         // `OSError`), as it is `LLMD_STATUS_IO` in C, not a config error.
         let text = std::fs::read_to_string(&path)
@@ -167,7 +203,7 @@ impl PyScheduler {
             py,
             |o| Scheduler::from_config_str_with(&text, o),
             strict,
-            seed,
+            settings,
         )
     }
 
@@ -180,14 +216,27 @@ impl PyScheduler {
         json::to_py(py, &self.inner.config_report().to_value())
     }
 
-    /// llm-d's default pipeline (queue 2, kv-cache-utilization 2, prefix-cache 3).
+    /// llm-d's default pipeline (queue 2, kv-cache-utilization 2,
+    /// prefix-cache 3); `seed` and `max_open_requests` as the constructor
+    /// takes them.
     #[staticmethod]
-    #[pyo3(signature = (*, seed=None))]
+    #[pyo3(signature = (*, seed=None, max_open_requests=None))]
     fn default(
         py: Python<'_>,
         #[pyo3(from_py_with = crate::convert::opt_int)] seed: Option<u64>,
+        #[pyo3(from_py_with = crate::convert::opt_int)] max_open_requests: Option<usize>,
     ) -> PyResult<Self> {
-        Self::wrap(py, Ok(py.detach(Scheduler::default)), seed)
+        let settings = Settings::new(py, seed, max_open_requests)?;
+        Self::wrap(py, Ok(py.detach(Scheduler::default)), settings)
+    }
+
+    /// The most requests held open between `pick` and `on_complete`
+    /// (`max_open_requests`, default 2**20). A pick that finds this many
+    /// open first closes the oldest sixteenth as `expire_requests` would,
+    /// counted in `llmd_open_requests_expired_at_limit_total`.
+    #[getter]
+    fn open_requests_limit(&self) -> usize {
+        self.inner.open_requests_limit()
     }
 
     // ---- endpoints ---------------------------------------------------------
