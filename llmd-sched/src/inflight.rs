@@ -26,6 +26,8 @@ struct Contribution {
 
 #[derive(Debug)]
 struct Entry {
+    /// Serial number of the request's opening (the scheduler's).
+    opening: u64,
     parts: Vec<Contribution>,
     first_token_seen: bool,
 }
@@ -50,8 +52,10 @@ pub struct Share {
 }
 
 impl InFlightTable {
-    /// Records a routed request; a request id already in flight is released first.
-    pub fn record(&self, request_id: &str, shares: Vec<Share>) {
+    /// Records a routed request opened under serial number `opening`
+    /// ([`crate::CycleContext::opening`]); a request id already in flight is
+    /// released first.
+    pub fn record(&self, request_id: &str, opening: u64, shares: Vec<Share>) {
         let parts: Vec<Contribution> = shares
             .into_iter()
             .map(|s| {
@@ -68,6 +72,7 @@ impl InFlightTable {
         let old = self.map.lock().insert(
             request_id.to_string(),
             Entry {
+                opening,
                 parts,
                 first_token_seen: false,
             },
@@ -154,6 +159,26 @@ impl InFlightTable {
         }
     }
 
+    /// As [`InFlightTable::finish`], only if `request_id` is still the
+    /// request opened under `opening`: an expiry that closed an old request
+    /// leaves a newer one that reused its id alone.
+    pub fn finish_opening(&self, request_id: &str, opening: u64) -> bool {
+        let e = {
+            let mut map = self.map.lock();
+            match map.get(request_id) {
+                Some(e) if e.opening == opening => map.remove(request_id),
+                _ => None,
+            }
+        };
+        match e {
+            Some(e) => {
+                release_all(&e);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Requests currently tracked.
     pub fn len(&self) -> usize {
         self.map.lock().len()
@@ -168,5 +193,38 @@ impl InFlightTable {
 fn release_all(e: &Entry) {
     for c in &e.parts {
         c.ep.add_inflight(-c.requests, -(c.input_tokens + c.output_tokens));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Endpoint;
+
+    fn share(ep: &Arc<EndpointState>, tokens: i64) -> Vec<Share> {
+        vec![Share {
+            ep: ep.clone(),
+            input_tokens: tokens,
+            output_tokens: 0,
+            prefill: false,
+        }]
+    }
+
+    /// An expiry that closed request "x" (opening 1) and releases its load
+    /// after a new request took the id (opening 2) leaves the new one's
+    /// load alone; the new one's own release takes it.
+    #[test]
+    fn an_expired_opening_does_not_release_a_newer_one() {
+        let ep = Arc::new(EndpointState::new(Endpoint::new("e", "10.0.0.1:8000")));
+        let t = InFlightTable::default();
+        t.record("x", 1, share(&ep, 100));
+        // The host reused the id: the first request's load is released.
+        t.record("x", 2, share(&ep, 40));
+        assert_eq!((ep.inflight_requests(), ep.inflight_tokens()), (1, 40));
+        assert!(!t.finish_opening("x", 1));
+        assert_eq!((ep.inflight_requests(), ep.inflight_tokens()), (1, 40));
+        assert!(t.finish_opening("x", 2));
+        assert_eq!((ep.inflight_requests(), ep.inflight_tokens()), (0, 0));
+        assert!(t.is_empty());
     }
 }

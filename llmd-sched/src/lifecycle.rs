@@ -98,14 +98,16 @@ impl Record {
 }
 
 /// The open-request table. Each record carries the serial number of its
-/// opening, so a listing of old requests closes exactly the requests it
-/// listed, not newer ones that took their ids since.
+/// opening (taken when its pick begins, [`Requests::next_serial`]), so a
+/// listing of old requests closes exactly the requests it listed, not newer
+/// ones that took their ids since; the in-flight load table keeps the same
+/// serial for the same reason.
 #[derive(Debug, Default)]
 pub(crate) struct Requests {
     map: Mutex<HashMap<String, (u64, Record)>>,
     /// Records in `map`, readable without the lock.
     len: AtomicUsize,
-    /// Serial number of the next opening (under `map`'s lock).
+    /// Serial number of the next opening.
     serial: AtomicU64,
 }
 
@@ -123,11 +125,15 @@ pub(crate) struct TokensSeen {
 }
 
 impl Requests {
-    /// Opens `id`; returns the record of an open request it replaces (the
-    /// host reused an id), whose accounting the caller releases.
-    pub fn open(&self, id: &str, r: Record) -> Option<Record> {
+    /// A new serial number for a request being picked.
+    pub fn next_serial(&self) -> u64 {
+        self.serial.fetch_add(1, Ordering::Relaxed)
+    }
+    /// Opens `id` under `serial` (from [`Requests::next_serial`]); returns
+    /// the record of an open request it replaces (the host reused an id),
+    /// whose accounting the caller releases.
+    pub fn open(&self, id: &str, serial: u64, r: Record) -> Option<Record> {
         let mut map = self.map.lock();
-        let serial = self.serial.fetch_add(1, Ordering::Relaxed);
         let old = map.insert(id.to_string(), (serial, r));
         self.len.store(map.len(), Ordering::Relaxed);
         old.map(|(_, r)| r)
@@ -309,10 +315,10 @@ mod tests {
     #[test]
     fn expiry_closes_only_the_old_request() {
         let r = Requests::default();
-        r.open("x", record(10));
+        r.open("x", r.next_serial(), record(10));
         let listed = r.older_than(50);
         assert_eq!(listed, vec![("x".to_string(), 0)]);
-        r.open("x", record(60)); // the id reused after the listing
+        r.open("x", r.next_serial(), record(60)); // the id reused after the listing
         assert!(r.close_listed(&listed[0], 100).is_none());
         assert_eq!(r.len(), 1);
         let listed = r.older_than(70);
@@ -330,7 +336,7 @@ mod tests {
     fn oldest_orders_by_time_then_opening() {
         let r = Requests::default();
         for (id, at) in [("c", 30), ("a", 10), ("b", 10), ("d", 20)] {
-            r.open(id, record(at));
+            r.open(id, r.next_serial(), record(at));
         }
         let mut ids: Vec<String> = r.oldest(3).into_iter().map(|(id, _)| id).collect();
         ids.sort();

@@ -590,3 +590,34 @@ fn a_repeated_first_token_counts_nothing_more() {
         0.0
     );
 }
+
+/// The scheduler's expiry at its open-request limit drops a request's
+/// record only if it was decided by the expiry's clock time: a later
+/// request that reused the id is left to its own lifecycle.
+#[test]
+fn expiry_at_the_limit_leaves_a_later_request_with_the_id() {
+    let m = Metrics::new(config()).unwrap();
+    m.register_endpoint("e1", Some("decode"));
+    m.on_decision(&decision("r1", "e1", None)); // decided at 1,002 ms
+    assert!(!m.expire_request("r1", ms(1001)));
+    let s = m.samples(ms(0));
+    assert_eq!(
+        get(
+            &s,
+            "llmd_router_inflight_requests",
+            &[("endpoint", "e1"), ("pool", "decode")]
+        ),
+        1.0
+    );
+    assert!(m.expire_request("r1", ms(1002)));
+    let s = m.samples(ms(0));
+    assert_eq!(
+        get(
+            &s,
+            "llmd_router_inflight_requests",
+            &[("endpoint", "e1"), ("pool", "decode")]
+        ),
+        0.0
+    );
+    assert!(!m.expire_request("r1", ms(2000)));
+}

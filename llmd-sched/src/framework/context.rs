@@ -91,6 +91,8 @@ pub struct CycleContext<'a> {
     burst: &'a [(Arc<str>, BurstSlot)],
     /// Burst producers whose assigned replica was not among the candidates.
     burst_absent: Vec<Arc<str>>,
+    /// Serial number of the request's opening in the scheduler.
+    opening: u64,
 }
 
 /// Predicted latencies of one request on one endpoint.
@@ -184,7 +186,23 @@ impl<'a> CycleContext<'a> {
             encoder: None,
             burst: &[],
             burst_absent: Vec::new(),
+            opening: 0,
         }
+    }
+
+    /// Sets the serial number under which the scheduler opens this request
+    /// ([`CycleContext::opening`]).
+    pub fn with_opening(mut self, serial: u64) -> Self {
+        self.opening = serial;
+        self
+    }
+
+    /// The serial number under which the scheduler opens this cycle's
+    /// request (0 outside a scheduler). Tables that follow the request by
+    /// id keep it, so that releasing an old request never releases a newer
+    /// one that reused its id.
+    pub fn opening(&self) -> u64 {
+        self.opening
     }
 
     /// Attaches what a batch decided for this request (`pick_batch`).

@@ -107,7 +107,18 @@ impl RequestTable {
 
     /// Removes and returns the entry of `id`.
     pub fn remove(&self, id: &str) -> Option<InFlight> {
-        let v = self.shard(id).lock().remove(id);
+        self.remove_if(id, |_| true)
+    }
+
+    /// Removes and returns the entry of `id` if `wanted` says so of it.
+    pub fn remove_if(&self, id: &str, wanted: impl FnOnce(&InFlight) -> bool) -> Option<InFlight> {
+        let v = {
+            let mut shard = self.shard(id).lock();
+            if !wanted(shard.get(id)?) {
+                return None;
+            }
+            shard.remove(id)
+        };
         if v.is_some() {
             self.len.fetch_sub(1, Ordering::Relaxed);
         }

@@ -116,9 +116,10 @@ impl Metrics {
 
     /// Drops `request_id`, which never finished, at `now`, counting it
     /// with outcome `expired` (the scheduler's limit on open requests).
-    /// False when it is not tracked.
+    /// False when it is not tracked, or when its record was decided after
+    /// `now` (a later request that reused the id, left alone).
     pub fn expire_request(&self, request_id: &str, now: Duration) -> bool {
-        match self.table.remove(request_id) {
+        match self.table.remove_if(request_id, |r| r.decided <= now) {
             Some(r) => {
                 self.finish(r, Outcome::Expired, None, now);
                 true

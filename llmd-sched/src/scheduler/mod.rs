@@ -586,6 +586,7 @@ impl Scheduler {
         }
         let n = (open - limit + 1).max(limit / 16);
         let released = self.release_expired(self.requests.oldest(n), now, |id| {
+            // Decided before `now`: not a later request that took the id.
             self.metrics
                 .expire_request(id, std::time::Duration::from_nanos(now));
         });
@@ -604,9 +605,10 @@ impl Scheduler {
         let mut released = 0;
         for item in listed {
             // Only if still open and still the one listed: a completion may
-            // have raced it, or a new request may have taken its id since.
+            // have raced it, or a new request may have taken its id since
+            // (its load is its own: released by its opening's serial).
             if let Some((summary, sample)) = self.requests.close_listed(&item, now) {
-                self.inflight.finish(&item.0);
+                self.inflight.finish_opening(&item.0, item.1);
                 metrics(&item.0);
                 self.learn_completion(&summary, sample);
                 released += 1;

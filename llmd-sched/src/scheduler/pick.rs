@@ -148,9 +148,11 @@ impl Scheduler {
         let n = self.cycles.fetch_add(1, Ordering::Relaxed);
         let seed = self.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let profiles = &self.pipeline.profiles;
+        let opening = self.requests.next_serial();
         let mut ctx = CycleContext::new(req, &fleet.eps, now, profiles.len(), seed)
             .with_predictor(self.predictor.as_deref())
-            .with_burst(burst);
+            .with_burst(burst)
+            .with_opening(opening);
         let screened = self.screen(&mut ctx, &mut candidates);
         let reports = ctx.take_screens();
         if !reports.is_empty() {
@@ -340,6 +342,7 @@ impl Scheduler {
         });
         let replaced = self.requests.open(
             &req.id,
+            opening,
             Record {
                 latency,
                 target: targets.first().map(|t| t.name.clone()).unwrap_or_default(),

@@ -102,6 +102,6 @@ impl PreRequest for InFlightLoadProducer {
                 }
             })
             .collect();
-        self.table.record(&ctx.request().id, shares);
+        self.table.record(&ctx.request().id, ctx.opening(), shares);
     }
 }
