@@ -210,6 +210,11 @@ fn metrics_source(p: &Value, o: &mut FeedOptions, out: &mut Out<'_>) -> Result<(
         out.done("scheme", "http");
     }
     if let Some(path) = p.get("path").and_then(Value::as_str) {
+        if !path.starts_with('/') {
+            return Err(FeedError::Config(format!(
+                "metrics data source path '{path}' must start with '/'"
+            )));
+        }
         o.metrics_path = path.to_string();
         out.done("path", format!("scraped at {path}"));
     }

@@ -27,17 +27,35 @@ pub(crate) fn left(deadline: Option<Instant>) -> io::Result<Option<Duration>> {
 }
 
 /// A socket whose every read is bounded by `deadline` (`None`: reads as the
-/// socket's own timeout says).
+/// socket's own timeout says), and by `per_read` when that is shorter.
 #[derive(Debug)]
 pub(crate) struct Deadlined {
     pub s: TcpStream,
     pub deadline: Option<Instant>,
+    /// The longest one read may wait, whatever time is left (used with a
+    /// deadline only).
+    pub per_read: Option<Duration>,
+}
+
+impl Deadlined {
+    /// Reads bounded by `deadline` alone.
+    pub fn new(s: TcpStream, deadline: Option<Instant>) -> Self {
+        Deadlined {
+            s,
+            deadline,
+            per_read: None,
+        }
+    }
 }
 
 impl Read for Deadlined {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.deadline.is_some() {
-            self.s.set_read_timeout(left(self.deadline)?)?;
+            let t = match (left(self.deadline)?, self.per_read) {
+                (Some(l), Some(p)) => Some(l.min(p)),
+                (l, p) => l.or(p),
+            };
+            self.s.set_read_timeout(t)?;
         }
         self.s.read(buf)
     }

@@ -60,14 +60,28 @@ impl HttpUrl {
         {
             return Err(HttpError::Url(url.into(), "bad host or path"));
         }
-        let has_port = match auth.rfind(']') {
-            Some(i) => auth[i..].contains(':'),
-            None => auth.contains(':'),
+        // The port, if any, follows the last ':' outside an IPv6 literal's
+        // brackets; it must be a number from 1 to 65535 (a path without its
+        // leading '/' would otherwise read as part of it).
+        let port_at = match auth.rfind(']') {
+            Some(i) => auth[i..].find(':').map(|j| i + j),
+            None => auth.rfind(':'),
         };
-        let authority = if has_port {
-            auth.to_string()
-        } else {
-            format!("{auth}:80")
+        let authority = match port_at {
+            Some(i) => {
+                let port = &auth[i + 1..];
+                let valid = !port.is_empty()
+                    && port.bytes().all(|b| b.is_ascii_digit())
+                    && port.parse::<u16>().is_ok_and(|p| p > 0);
+                if !valid || i == 0 {
+                    return Err(HttpError::Url(
+                        url.into(),
+                        "the port must be a number from 1 to 65535 after a host",
+                    ));
+                }
+                auth.to_string()
+            }
+            None => format!("{auth}:80"),
         };
         Ok(HttpUrl {
             authority,
@@ -119,7 +133,7 @@ fn exchange(
     );
     s.write_all(req.as_bytes())?;
     s.write_all(body)?;
-    let mut r = BufReader::new(Deadlined { s, deadline });
+    let mut r = BufReader::new(Deadlined::new(s, deadline));
     read_response(&mut r, max_body, &timeout_err(timeout))
 }
 
@@ -358,5 +372,25 @@ mod tests {
         assert_eq!(HttpUrl::parse("http://h").unwrap().authority, "h:80");
         assert!(HttpUrl::parse("https://h/metrics").is_err());
         assert!(HttpUrl::parse("ftp://h").is_err());
+        assert_eq!(
+            HttpUrl::parse("http://[::1]:9/x").unwrap().authority,
+            "[::1]:9"
+        );
+        assert_eq!(
+            HttpUrl::parse("http://[::1]/x").unwrap().authority,
+            "[::1]:80"
+        );
+        // A path missing its '/' would read as part of the port.
+        for bad in [
+            "http://10.0.0.7:8000metrics",
+            "http://h:80a/x",
+            "http://h:/x",
+            "http://h:0/x",
+            "http://h:65536/x",
+            "http://:80/x",
+            "http://[::1]:x/",
+        ] {
+            assert!(HttpUrl::parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -641,6 +641,29 @@ fn an_https_data_source_is_not_scraped_over_http() {
     assert_eq!((p.scrapes, p.scrape_errors, p.registered), (0, 0, true));
 }
 
+/// A metrics path without its leading '/' is refused when the feed is
+/// built, rather than accepted and turned into URLs whose scrapes fail
+/// (and evict every pod); a pod metrics URL with a bad port likewise at
+/// `add_pod`.
+#[test]
+fn a_metrics_path_or_url_that_cannot_be_scraped_is_refused() {
+    let yaml = "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: max-score-picker\n- type: metrics-data-source\n  parameters: {path: metrics}\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: max-score-picker\ndataLayer:\n  sources:\n  - pluginRef: metrics-data-source\n";
+    let s = Arc::new(Scheduler::from_config_str(yaml).unwrap());
+    let e = Feed::from_scheduler(s).unwrap_err().to_string();
+    assert!(e.contains("must start with '/'"), "{e}");
+    let feed = Feed::new(
+        Arc::new(Scheduler::from_config_str("").unwrap()),
+        FeedOptions::default(),
+    );
+    let pod = PodSpec {
+        metrics_url: Some("http://10.0.0.7:8000metrics".into()),
+        ..PodSpec::new("p", "10.0.0.7:8000")
+    };
+    let e = feed.add_pod(pod).unwrap_err().to_string();
+    assert!(e.contains("port"), "{e}");
+    feed.stop();
+}
+
 #[test]
 fn an_llm_d_precise_config_is_executed_and_reported() {
     let yaml = "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: precise-prefix-cache-producer\n  parameters:\n    kvEventsConfig:\n      topicFilter: 'kv@'\n      concurrency: 3\n      discoverPods: true\n      podDiscoveryConfig: {socketPort: 5557, replaySocketPort: 5558, podLabelSelector: 'app=vllm'}\n- type: prefix-cache-scorer\n  parameters: {prefixMatchInfoProducerName: precise-prefix-cache-producer}\n- type: max-score-picker\n- type: metrics-data-source\n  parameters: {path: /m, interval: 10ms}\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: prefix-cache-scorer\n  - pluginRef: max-score-picker\ndataLayer:\n  sources:\n  - pluginRef: metrics-data-source\n";

@@ -327,17 +327,20 @@ fn serve_subscriber(shared: Arc<Shared>, s: TcpStream) {
     // is held once with its count.
     let mut counts: Vec<u32> = Vec::new();
     while let Ok(m) = conn.recv() {
-        let Some(f) = m.first() else { continue };
+        // An empty frame is no subscription message: ignored.
+        let Some((&kind, prefix)) = m.first().and_then(|f| f.split_first()) else {
+            continue;
+        };
         let mut s = subs.lock().unwrap();
-        let at = s.iter().position(|x| x[..] == f[1..]);
-        match (f.first(), at) {
-            (Some(1), Some(i)) => counts[i] = counts[i].saturating_add(1),
-            (Some(1), None) if s.len() >= MAX_SUBSCRIPTIONS => break,
-            (Some(1), None) => {
-                s.push(f[1..].to_vec());
+        let at = s.iter().position(|x| x[..] == *prefix);
+        match (kind, at) {
+            (1, Some(i)) => counts[i] = counts[i].saturating_add(1),
+            (1, None) if s.len() >= MAX_SUBSCRIPTIONS => break,
+            (1, None) => {
+                s.push(prefix.to_vec());
                 counts.push(1);
             }
-            (Some(0), Some(i)) => {
+            (0, Some(i)) => {
                 counts[i] -= 1;
                 if counts[i] == 0 {
                     s.remove(i);
@@ -453,6 +456,31 @@ mod tests {
                 Err(e) => panic!("the connection stayed open: {e}"),
             }
         }
+        p.close();
+    }
+    /// An empty message frame from a subscriber is ignored: the peer keeps
+    /// its subscription and publishing goes on (it used to panic the
+    /// peer's thread with the subscription list locked).
+    #[test]
+    fn an_empty_frame_from_a_subscriber_is_ignored() {
+        let mut p = Publisher::new("kv@x@m", 4);
+        let ep = p.bind("tcp://127.0.0.1:0").unwrap();
+        let s = TcpStream::connect(ep.socket_addr()).unwrap();
+        let mut c =
+            Connection::handshake(s, SocketType::Sub, Limits::default(), HANDSHAKE).unwrap();
+        c.send(&[b"\x01kv@".to_vec()]).unwrap();
+        c.send(&[Vec::new()]).unwrap();
+        c.send(&[b"\x01kv@x".to_vec()]).unwrap();
+        let t0 = std::time::Instant::now();
+        while p.subscribed() == 0 {
+            assert!(t0.elapsed() < Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        p.publish(b"batch");
+        let m = c.recv().unwrap();
+        assert_eq!(m.last().map(|f| &f[..]), Some(&b"batch"[..]));
+        assert_eq!(p.subscribers(), 1);
         p.close();
     }
 }

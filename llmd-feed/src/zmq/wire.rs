@@ -63,13 +63,26 @@ pub struct Limits {
     pub max_message_bytes: usize,
     /// Most frames in one message.
     pub max_frames: usize,
+    /// Longest a message (or command) may take to arrive once its first
+    /// byte has: a peer that trickles a message's bytes cannot hold the
+    /// connection and the bytes reserved for the message longer than this
+    /// (`None`: no limit beyond each read's own timeout).
+    pub message_timeout: Option<Duration>,
 }
+
+/// Largest command frame accepted (a `PING`, a subscription, `READY`):
+/// commands carry a few names and bytes, never a payload.
+pub const MAX_COMMAND_BYTES: usize = 64 << 10;
+
+/// Longest `PING` context (ZMTP 3.1: `ping-context = 0*16OCTET`).
+const MAX_PING_CONTEXT: usize = 16;
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_message_bytes: 64 << 20,
             max_frames: 16,
+            message_timeout: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -176,6 +189,9 @@ pub struct Connection {
     last_rx: Instant,
     /// Shared with other connections ([`Connection::set_budget`]).
     budget: Option<Arc<ByteBudget>>,
+    /// While a message is arriving under [`Limits::message_timeout`]: the
+    /// reader's own deadline and the socket's read timeout before it.
+    message_clock: Option<(Option<Instant>, Option<Duration>)>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -297,6 +313,11 @@ fn read_frame_within(
             "frame of {len} bytes exceeds the {budget} bytes its message has left of the byte limit"
         )));
     }
+    if flags & COMMAND != 0 && len > MAX_COMMAND_BYTES as u64 {
+        return Err(WireError::proto(format!(
+            "command of {len} bytes is over {MAX_COMMAND_BYTES}"
+        )));
+    }
     admit(len as usize)?;
     let mut body = vec![0u8; len as usize];
     r.read_exact(&mut body)?;
@@ -361,13 +382,7 @@ impl Connection {
         if deadline.is_none() {
             stream.set_read_timeout(None)?;
         }
-        let mut reader = BufReader::with_capacity(
-            64 << 10,
-            Deadlined {
-                s: stream,
-                deadline,
-            },
-        );
+        let mut reader = BufReader::with_capacity(64 << 10, Deadlined::new(stream, deadline));
         let mut peer = [0u8; 64];
         reader.read_exact(&mut peer[..10])?;
         if peer[0] != 0xFF || peer[9] & 1 != 1 {
@@ -396,6 +411,7 @@ impl Connection {
             peer_minor: if peer[10] > 3 { u8::MAX } else { peer[11] },
             last_rx: Instant::now(),
             budget: None,
+            message_clock: None,
         };
         conn.write_frame(&ready(ty), false, true)?;
         conn.writer.flush()?;
@@ -546,6 +562,51 @@ impl Connection {
     }
 
     fn recv_inner(&mut self, idle: bool) -> Result<Option<Message>, WireError> {
+        let got = self.recv_frames(idle);
+        let stopped = self.stop_message_clock();
+        let got = got?;
+        stopped?;
+        Ok(got)
+    }
+
+    /// Starts the clock of [`Limits::message_timeout`]: the reads of the
+    /// message get at most that long, or less when the reader's own
+    /// deadline is sooner.
+    fn start_message_clock(&mut self) -> io::Result<()> {
+        let Some(timeout) = self.limits.message_timeout else {
+            return Ok(());
+        };
+        let r = self.reader.get_mut();
+        let own = r.deadline;
+        let per_read = r.s.read_timeout()?;
+        self.message_clock = Some((own, per_read));
+        r.deadline = match (own, crate::deadline::after(timeout)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        // Each read still waits no longer than the socket's own timeout.
+        if own.is_none() {
+            r.per_read = per_read;
+        }
+        Ok(())
+    }
+
+    /// Ends the message clock: the reader's deadline and read timeout are
+    /// back to what they were.
+    fn stop_message_clock(&mut self) -> io::Result<()> {
+        let Some((deadline, timeout)) = self.message_clock.take() else {
+            return Ok(());
+        };
+        let r = self.reader.get_mut();
+        r.deadline = deadline;
+        if deadline.is_none() {
+            r.per_read = None;
+            r.s.set_read_timeout(timeout)?;
+        }
+        Ok(())
+    }
+
+    fn recv_frames(&mut self, idle: bool) -> Result<Option<Message>, WireError> {
         let mut frames: Message = Vec::new();
         let mut total = 0usize;
         // The message's bytes, reserved in the shared budget as its frames
@@ -556,26 +617,31 @@ impl Connection {
             bytes: 0,
         };
         loop {
-            if idle && frames.is_empty() {
+            if frames.is_empty() {
                 // Nothing of a message read yet: a timeout here consumed
-                // nothing, so the stream stays in step.
+                // nothing, so the stream stays in step (`recv_or_idle`
+                // returns; `recv` fails as a read would). Once a byte has
+                // come, the message's clock starts.
                 // (A signal interrupts a read with a timeout set even under
                 // SA_RESTART: it is retried, as `read_exact` does.)
+                self.stop_message_clock()?;
                 loop {
                     match self.reader.fill_buf() {
                         Ok(_) => break,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         Err(e)
-                            if matches!(
-                                e.kind(),
-                                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                            ) =>
+                            if idle
+                                && matches!(
+                                    e.kind(),
+                                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                                ) =>
                         {
                             return Ok(None)
                         }
                         Err(e) => return Err(e.into()),
                     }
                 }
+                self.start_message_clock()?;
             }
             // The message's frames together stay within the limit: a frame
             // is refused before its body is allocated.
@@ -616,6 +682,12 @@ impl Connection {
             b"PING" => {
                 // PING: TTL (2 bytes) then context, echoed in PONG.
                 let ctx = data.get(2..).unwrap_or_default();
+                if ctx.len() > MAX_PING_CONTEXT {
+                    return Err(WireError::proto(format!(
+                        "PING context of {} bytes is over {MAX_PING_CONTEXT}",
+                        ctx.len()
+                    )));
+                }
                 let mut pong = Vec::with_capacity(5 + ctx.len());
                 pong.push(4);
                 pong.extend_from_slice(b"PONG");
@@ -836,6 +908,82 @@ mod tests {
         (c, t.join().unwrap())
     }
 
+    const HANDSHAKE: Duration = Duration::from_secs(5);
+
+    /// A peer that starts a message and then trickles its bytes, each well
+    /// within the read timeout, is cut off at the message timeout: it
+    /// cannot hold the connection (and the bytes reserved for the message)
+    /// for as long as it trickles.
+    #[test]
+    fn a_trickled_message_ends_at_the_message_timeout() {
+        use std::io::Write;
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let t = std::thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            let c =
+                Connection::handshake(s, SocketType::Pub, Limits::default(), HANDSHAKE).unwrap();
+            let mut raw = c.stream().unwrap();
+            // A 1,000-byte frame, announced, then one byte every 50 ms.
+            raw.write_all(&[0, 200]).unwrap();
+            for _ in 0..100 {
+                std::thread::sleep(Duration::from_millis(50));
+                if raw.write_all(&[1]).is_err() {
+                    return;
+                }
+            }
+        });
+        let limits = Limits {
+            message_timeout: Some(Duration::from_millis(300)),
+            ..Limits::default()
+        };
+        let mut sub = Connection::handshake(
+            TcpStream::connect(addr).unwrap(),
+            SocketType::Sub,
+            limits,
+            HANDSHAKE,
+        )
+        .unwrap();
+        sub.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        let t0 = Instant::now();
+        assert!(sub.recv_or_idle().is_err());
+        assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+        drop(sub);
+        t.join().unwrap();
+    }
+
+    /// ZMTP 3.1 allows a PING context of up to 16 bytes and commands carry
+    /// no payload: a longer context or a command over the command limit is
+    /// a protocol error, not echoed or held.
+    #[test]
+    fn oversized_pings_and_commands_are_refused() {
+        for body in [
+            [b"\x04PING\x00\x00".as_slice(), &[9u8; 17]].concat(),
+            [
+                b"\x04PING\x00\x00".as_slice(),
+                &vec![9u8; MAX_COMMAND_BYTES],
+            ]
+            .concat(),
+        ] {
+            let (sub, publ) = pair(SocketType::Sub, SocketType::Pub);
+            let (mut sub, mut publ) = (sub.unwrap(), publ.unwrap());
+            publ.write_frame(&body, false, true).unwrap();
+            let e = sub.recv().unwrap_err().to_string();
+            assert!(e.contains("over"), "{e}");
+        }
+        // 16 bytes of context are echoed.
+        let (sub, publ) = pair(SocketType::Sub, SocketType::Pub);
+        let (mut sub, mut publ) = (sub.unwrap(), publ.unwrap());
+        publ.write_frame(
+            &[b"\x04PING\x00\x00".as_slice(), &[9u8; 16]].concat(),
+            false,
+            true,
+        )
+        .unwrap();
+        publ.send(&[b"m".as_slice()]).unwrap();
+        assert_eq!(sub.recv().unwrap(), vec![b"m".to_vec()]);
+    }
+
     #[test]
     fn frames_round_trip_short_and_long() {
         let (c, s) = pair(SocketType::Sub, SocketType::Pub);
@@ -924,6 +1072,7 @@ mod tests {
         let limits = Limits {
             max_message_bytes: 1 << 16,
             max_frames: 8,
+            ..Limits::default()
         };
         for case in 0..300 {
             let len = (next() % 600) as usize;
@@ -968,6 +1117,7 @@ mod tests {
         let limits = Limits {
             max_message_bytes: 1 << 16,
             max_frames: 8,
+            ..Limits::default()
         };
         let (mut c, mut peer) = raw_peer(limits);
         let first = (1usize << 16) - 10;
