@@ -11,6 +11,7 @@ fuzz_target!(|data: &[u8]| {
     let limits = Limits {
         max_message_bytes: 1024,
         max_frames: 16,
+        ..Limits::default()
     };
     let r = parse_after_greeting(data, &limits);
     assert!(r.frames.iter().all(|&(_, len)| len <= 1024));
