@@ -98,9 +98,7 @@ pub(crate) fn process(sched: &Scheduler, opts: &FeedOptions, w: Work) {
         Err(_) => {
             PodStats::inc(&st.decode_errors);
             sched.record_kv_decode_error(pod.name());
-            if let Some(rank) = w.rank {
-                consume_undecodable(pod, rank, w.seq);
-            }
+            consume_undecodable(pod, w.rank, w.seq);
             return;
         }
     };
@@ -164,9 +162,17 @@ pub(crate) fn process(sched: &Scheduler, opts: &FeedOptions, w: Work) {
 /// next batch is not taken for a gap (which would replay the same bytes,
 /// count them again, and without a replay socket drop the pod's entries).
 /// Out of order, it is left to the next batch's gap handling.
-fn consume_undecodable(pod: &PodRef, rank: i64, seq: u64) {
+fn consume_undecodable(pod: &PodRef, rank: Option<i64>, seq: u64) {
     let mut streams = pod.streams.lock().unwrap();
-    if let Some(state) = streams.get_mut(&rank) {
+    // On a bound socket the rank is in the payload that did not decode: a
+    // pod with one stream can only have sent it there; with several, the
+    // stream is unknown and the next batch of each tells.
+    let rank = match rank {
+        Some(r) => Some(r),
+        None if streams.len() == 1 => streams.keys().next().copied(),
+        None => None,
+    };
+    if let Some(state) = rank.and_then(|r| streams.get_mut(&r)) {
         if state.classify(seq) == Action::InOrder {
             state.applied(seq);
         }

@@ -400,6 +400,29 @@ fn pods_that_dial_a_bound_socket_are_matched_by_topic() {
     assert_eq!(routed(&s, 2), "pod-a");
 }
 
+/// On a bound socket too, an undecodable batch of a pod with one stream
+/// consumes its number: the next batch is no gap (no clear, no second
+/// count).
+#[test]
+fn an_undecodable_batch_on_a_bound_socket_is_no_gap() {
+    let s = sched();
+    let (feed, bound) = bound_feed(&s);
+    let mut p = Publisher::new("kv@127.0.0.5@m", 10);
+    p.connect(&bound).unwrap();
+    subscribed(&p);
+    p.publish(&block(0));
+    wait("the first batch", || stats(&feed, "pod-a").events == 1);
+    p.publish(b"\xc1garbage");
+    p.publish(&block(2));
+    wait("the third batch", || stats(&feed, "pod-a").events == 2);
+    let st = stats(&feed, "pod-a");
+    assert_eq!(
+        (st.decode_errors, st.gaps, st.clears, st.blocks),
+        (1, 0, 0, 2),
+        "{st:?}"
+    );
+}
+
 #[test]
 fn malformed_frames_and_payloads_are_counted_not_fatal() {
     let s = sched();
