@@ -126,15 +126,34 @@ fn exchange(
     let ep = TcpEndpoint::parse(&format!("tcp://{}", url.authority))
         .map_err(|_| HttpError::Url(url.authority.clone(), "bad host:port"))?;
     let mut s = dial(&ep, timeout)?;
-    s.set_write_timeout(deadline::left(deadline).map_err(|_| HttpError::Timeout(timeout))?)?;
     let req = format!(
         "{method} {} HTTP/1.1\r\nHost: {}\r\n{head}Connection: close\r\nUser-Agent: llmd-feed\r\n\r\n",
         url.path, url.authority
     );
-    s.write_all(req.as_bytes())?;
-    s.write_all(body)?;
+    for part in [req.as_bytes(), body] {
+        write_all_by(&mut s, part, deadline).map_err(timeout_err(timeout))?;
+    }
     let mut r = BufReader::new(Deadlined::new(s, deadline));
     read_response(&mut r, max_body, &timeout_err(timeout))
+}
+
+/// Writes `buf` whole before `deadline`: each write gets only the time left,
+/// so a peer that reads slowly cannot stretch the exchange past it.
+fn write_all_by(
+    s: &mut std::net::TcpStream,
+    mut buf: &[u8],
+    deadline: Option<std::time::Instant>,
+) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        s.set_write_timeout(deadline::left(deadline)?)?;
+        match s.write(buf) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// The body of the HTTP/1.1 response held in `bytes`, read as [`get`] and
@@ -174,10 +193,12 @@ fn read_response<R: BufRead>(
         .ok_or_else(|| HttpError::Response(format!("bad status line {:?}", line.trim_end())))?;
     let mut length: Option<usize> = None;
     let mut chunked = false;
+    let mut ended = false;
     for _ in 0..200 {
         read_line(r, &mut line)?;
         let l = line.trim_end();
         if l.is_empty() {
+            ended = true;
             break;
         }
         if let Some((k, v)) = l.split_once(':') {
@@ -193,6 +214,9 @@ fn read_response<R: BufRead>(
                 chunked = true;
             }
         }
+    }
+    if !ended {
+        return Err(HttpError::Response("more than 200 header lines".into()));
     }
     if status != 200 {
         return Err(HttpError::Status(status));
@@ -281,6 +305,40 @@ mod tests {
             answer(&mut s);
         });
         format!("http://{addr}/metrics")
+    }
+
+    /// A peer that reads the request body slowly, a little within every
+    /// timeout, cannot stretch a POST past its deadline.
+    #[test]
+    fn a_slowly_read_post_ends_at_its_deadline() {
+        let url = HttpUrl::parse(&serve_with(|s| {
+            let mut buf = [0u8; 4096];
+            for _ in 0..200 {
+                std::thread::sleep(Duration::from_millis(50));
+                if matches!(s.read(&mut buf), Ok(0) | Err(_)) {
+                    return;
+                }
+            }
+        }))
+        .unwrap();
+        let body = vec![b'x'; 32 << 20];
+        let t0 = Instant::now();
+        let r = post(&url, "text/plain", &body, Duration::from_millis(500), 1024);
+        assert!(matches!(r, Err(HttpError::Timeout(_))), "{r:?}");
+        assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    }
+
+    /// A header that never ends within 200 lines is refused, not read as
+    /// body.
+    #[test]
+    fn a_header_of_more_than_200_lines_is_refused() {
+        let mut resp = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for _ in 0..201 {
+            resp.extend_from_slice(b"X-A: b\r\n");
+        }
+        resp.extend_from_slice(b"\r\nbody");
+        let e = read_response_bytes(&resp, 1024).unwrap_err().to_string();
+        assert!(e.contains("200 header lines"), "{e}");
     }
 
     #[test]
