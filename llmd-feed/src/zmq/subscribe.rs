@@ -11,10 +11,11 @@ use super::wire::{Connection, Limits, SocketType, WireError};
 /// Connects to `ep` within `timeout`, name lookup included (each resolved
 /// address in turn, sharing what is left of it).
 pub fn dial(ep: &TcpEndpoint, timeout: Duration) -> std::io::Result<TcpStream> {
-    let deadline = Instant::now() + timeout;
+    // A timeout past the clock's range is as good as none.
+    let deadline = crate::deadline::after(timeout);
     let mut last = None;
     for addr in resolve_within(&ep.socket_addr(), timeout)? {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
         if left.is_zero() {
             break;
         }
@@ -31,19 +32,69 @@ pub fn dial(ep: &TcpEndpoint, timeout: Duration) -> std::io::Result<TcpStream> {
     }))
 }
 
+/// Name lookups whose threads may run at once in the process: past it a
+/// lookup fails at once (a stalled resolver would otherwise leave a thread
+/// behind for every scrape and dial of every pod given by name).
+pub const MAX_LOOKUPS_IN_FLIGHT: usize = 64;
+
+static LOOKUPS_IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A lookup's place among at most `cap` counted by `count`, given back
+/// when its thread ends (or never starts).
+struct LookupSlot(&'static std::sync::atomic::AtomicUsize);
+
+impl LookupSlot {
+    fn take(count: &'static std::sync::atomic::AtomicUsize, cap: usize) -> Option<LookupSlot> {
+        use std::sync::atomic::Ordering;
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < cap).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| LookupSlot(count))
+    }
+}
+
+impl Drop for LookupSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 /// The addresses of `name` (`host:port`) within `timeout`. An IP literal
 /// needs no lookup; a host name is looked up on a thread of its own, so
 /// that a slow resolver (a search list tried domain by domain) costs the
-/// caller its deadline, not the resolver's (the lookup finishes alone).
+/// caller its deadline, not the resolver's (the lookup finishes alone). At
+/// most [`MAX_LOOKUPS_IN_FLIGHT`] such threads run at once; past that the
+/// lookup fails at once.
 pub fn resolve_within(name: &str, timeout: Duration) -> std::io::Result<Vec<SocketAddr>> {
+    resolve_counted(name, timeout, &LOOKUPS_IN_FLIGHT, MAX_LOOKUPS_IN_FLIGHT)
+}
+
+/// [`resolve_within`] with at most `cap` lookup threads counted by `count`.
+fn resolve_counted(
+    name: &str,
+    timeout: Duration,
+    count: &'static std::sync::atomic::AtomicUsize,
+    cap: usize,
+) -> std::io::Result<Vec<SocketAddr>> {
     if let Ok(a) = name.parse::<SocketAddr>() {
         return Ok(vec![a]);
     }
+    let slot = LookupSlot::take(count, cap).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::WouldBlock,
+            format!(
+                "resolving {name}: {cap} name lookups already in flight (the resolver is stalled)"
+            ),
+        )
+    })?;
     let (tx, rx) = mpsc::channel();
     let owned = name.to_string();
     std::thread::Builder::new()
         .name("llmd-feed-resolve".into())
         .spawn(move || {
+            let _slot = slot;
             let _ = tx.send(owned.to_socket_addrs().map(Iterator::collect));
         })?;
     rx.recv_timeout(timeout).map_err(|_| {
@@ -172,5 +223,36 @@ mod tests {
         assert!(!resolve_within("localhost:80", Duration::from_secs(10))
             .unwrap()
             .is_empty());
+    }
+
+    /// Lookup threads are counted: at the cap a lookup fails at once (IP
+    /// literals need none), and a finished lookup gives its place back.
+    #[test]
+    fn lookups_in_flight_are_bounded() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        COUNT.store(2, Ordering::SeqCst); // two lookups stalled
+        let e = resolve_counted("localhost:80", Duration::from_secs(10), &COUNT, 2).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}");
+        assert!(resolve_counted("127.0.0.1:80", Duration::ZERO, &COUNT, 2).is_ok());
+        COUNT.store(1, Ordering::SeqCst);
+        assert!(resolve_counted("localhost:80", Duration::from_secs(10), &COUNT, 2).is_ok());
+        let t0 = std::time::Instant::now();
+        while COUNT.load(Ordering::SeqCst) != 1 {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "the place was not given back"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// A timeout past the clock's range dials as with no deadline, not a
+    /// panic.
+    #[test]
+    fn an_endless_dial_timeout_does_not_panic() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let ep = TcpEndpoint::parse(&format!("tcp://{}", l.local_addr().unwrap())).unwrap();
+        assert!(dial(&ep, Duration::MAX).is_ok());
     }
 }
