@@ -319,8 +319,9 @@ impl Feed {
         Ok(())
     }
 
-    /// Stops every thread and closes every socket; waits for them. Pods stay
-    /// registered in the scheduler.
+    /// Stops every thread and closes every socket; waits for them (a replay
+    /// in flight on a worker ends by its `replay_timeout`, and no further
+    /// replay starts). Pods stay registered in the scheduler.
     pub fn stop(&self) {
         let inner = &self.inner;
         {

@@ -76,6 +76,9 @@ fn resync(sched: &Scheduler, opts: &FeedOptions, pod: &PodRef) {
     }
     let mut streams = pod.streams.lock().unwrap();
     for (&rank, state) in streams.iter_mut() {
+        if pod.stop.is_stopped() {
+            return;
+        }
         // A stream at u64::MAX has nothing after it to replay.
         if let (Some(next), Some(_)) = (
             state.last().and_then(|l| l.checked_add(1)),
@@ -203,7 +206,12 @@ fn recover(
     let mut cleared = false;
     if let Some(ep) = pod.replay_for(rank) {
         // One retry from the first missing number after an incomplete reply.
+        // A stopped pod (removed, or the feed stopping) replays no further:
+        // its stop waits for at most the replay in flight.
         for _attempt in 0..2 {
+            if pod.stop.is_stopped() {
+                break;
+            }
             let mut hole = false;
             let mut too_old = false;
             let r = replay(
@@ -212,6 +220,9 @@ fn recover(
                 opts.limits,
                 opts.replay_timeout,
                 |(seq, payload)| {
+                    if pod.stop.is_stopped() {
+                        return false;
+                    }
                     if seq < next {
                         return true; // applied already
                     }

@@ -156,6 +156,59 @@ fn an_undecodable_batch_is_counted_once_and_is_no_gap() {
     }
 }
 
+/// A stopping feed starts no further replay: with a replay socket that
+/// never answers, a gap's recovery (a replay and its retry) ends after the
+/// replay in flight instead of waiting out both.
+#[test]
+fn stop_waits_for_at_most_the_replay_in_flight() {
+    let s = sched();
+    let (p, ev, _) = publisher("kv@127.0.0.1@m", 100, ReplayLayout::WithTopic);
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let rp = format!("tcp://{}", silent.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        while let Ok((c, _)) = silent.accept() {
+            // A replay socket that takes the request and never answers.
+            if let Ok(mut c) = Connection::handshake(
+                c,
+                SocketType::Router,
+                Limits::default(),
+                Duration::from_secs(5),
+            ) {
+                let _ = c.recv();
+                held.push(c);
+                let _ = tx.send(());
+            }
+        }
+    });
+    let feed = Feed::new(
+        s,
+        FeedOptions {
+            replay_timeout: Duration::from_secs(3),
+            catch_up: false,
+            ..opts()
+        },
+    );
+    feed.add_pod(pod("a", &ev, Some(&rp))).unwrap();
+    feed.start().unwrap();
+    subscribed(&p);
+    p.publish_with_seq(0, &block(0));
+    wait("the first batch", || stats(&feed, "a").events == 1);
+    p.publish_with_seq(5, &block(5)); // a gap: replay from 1
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("the replay asked");
+    let t0 = Instant::now();
+    feed.stop();
+    // The replay in flight ends by its 3 s deadline; its retry would take
+    // 3 s more.
+    assert!(
+        t0.elapsed() < Duration::from_millis(5500),
+        "{:?}",
+        t0.elapsed()
+    );
+}
+
 /// Pods added while the feed starts are each subscribed once (both the
 /// start and the add see such a pod; a second subscription would read its
 /// first batch again as a restart).
