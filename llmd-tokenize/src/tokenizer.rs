@@ -112,8 +112,6 @@ pub struct Tokenizer {
     tool_template: Option<(ChatTemplate, ContentFormat)>,
     specials: Vec<(String, String)>,
     additional_special: Vec<String>,
-    /// `truncation_side` of `tokenizer_config.json` is "left".
-    truncates_left: bool,
     cuts: Vec<String>,
     sessions: Arc<crate::session::SessionCache>,
     source: PathBuf,
@@ -290,9 +288,7 @@ impl Tokenizer {
             .map(|a| a.iter().filter_map(token_text).collect())
             .unwrap_or_default();
         let cuts = crate::session::cut_tokens(&inner);
-        let truncates_left = config.get("truncation_side").and_then(Json::as_str) == Some("left");
         Ok(Tokenizer {
-            truncates_left,
             inner,
             cuts,
             sessions: Arc::default(),
@@ -408,7 +404,7 @@ impl Tokenizer {
                     _ => 0,
                 };
                 let enc = self.inner.encode_fast(text, false).map_err(err)?;
-                let enc = keep(enc, max.saturating_sub(added), self.truncates_left);
+                let enc = keep(enc, max.saturating_sub(added), self.truncates_left());
                 self.inner
                     .post_process(enc, None, add_special_tokens)
                     .map_err(err)?
@@ -417,7 +413,7 @@ impl Tokenizer {
             }
         };
         if ids.len() > max {
-            if left.unwrap_or(self.truncates_left) {
+            if left.unwrap_or(self.truncates_left()) {
                 ids.drain(..ids.len() - max);
             } else {
                 ids.truncate(max);
@@ -426,9 +422,11 @@ impl Tokenizer {
         Ok(ids)
     }
 
-    /// Whether `tokenizer_config.json` sets `truncation_side: left`.
+    /// Whether truncation without a side given keeps the last tokens:
+    /// always, as vLLM loads a generative model's tokenizer
+    /// (`truncation_side="left"` over the files' setting).
     pub fn truncates_left(&self) -> bool {
-        self.truncates_left
+        true
     }
 
     /// The chat template, if the directory has one.
@@ -669,7 +667,7 @@ impl Tokenizer {
             OpenAiRequest::parse(path, body).map_err(|e| TokenizeError::Request(e.to_string()))?;
         match (req.kind, &req.prompt) {
             (OpenAiKind::Completions, Some(OpenAiPrompt::Tokens(t))) => req
-                .truncate_ids(t.clone(), self.truncates_left)
+                .truncate_ids(t.clone(), self.truncates_left())
                 .map_err(|e| TokenizeError::Request(e.to_string())),
             (OpenAiKind::Completions, Some(OpenAiPrompt::Text(t))) => {
                 self.encode_completion(t, &req)
@@ -805,7 +803,7 @@ impl llmd_sched::PromptTokenizer for Tokenizer {
     }
 
     fn truncates_left(&self) -> bool {
-        self.truncates_left
+        Tokenizer::truncates_left(self)
     }
 
     fn encode_chat(

@@ -311,7 +311,10 @@ class VllmChat:
         import transformers
 
         self.v = _vllm(src)
-        self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(model_dir))
+        # As vLLM loads a generative model's tokenizer
+        # (vllm/tokenizers/registry.py: `truncation_side="left"` for the
+        # generate and draft runners, over what the files say).
+        self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(model_dir), truncation_side="left")
         self.model_config = _ModelConfig()
         self.server_kwargs = default_chat_template_kwargs
         self.chat_template = chat_template

@@ -438,9 +438,11 @@ pub trait PromptTokenizer: Send + Sync {
     fn encode_chat(&self, req: &OpenAiRequest, session: Option<&str>) -> Result<Vec<u32>, String>;
     /// Whether the tokenizer truncates from the left by default (its
     /// `truncation_side`); token-id prompts are truncated on that side when
-    /// the request names none.
+    /// the request names none. vLLM loads every generative model's tokenizer
+    /// with `truncation_side="left"` (over what its files say), so that is
+    /// the default.
     fn truncates_left(&self) -> bool {
-        false
+        true
     }
 }
 

@@ -65,7 +65,9 @@ impl Scheduler {
         let media = r.has_media_parts();
         let (prompt, estimated) = match (&tok, &r.kind, &r.prompt) {
             (_, OpenAiKind::Completions, Some(OpenAiPrompt::Tokens(ids))) => {
-                let left = tok.as_ref().is_some_and(|t| t.truncates_left());
+                // vLLM's generative tokenizers cut on the left (keep the
+                // last tokens); a configured tokenizer says the same.
+                let left = tok.as_ref().map_or(true, |t| t.truncates_left());
                 (Prompt::Tokens(r.truncate_ids(ids.clone(), left)?), None)
             }
             (Some(t), OpenAiKind::Completions, Some(OpenAiPrompt::Text(s))) => (
