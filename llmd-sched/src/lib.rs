@@ -46,8 +46,8 @@ pub use error::{ConfigError, ScheduleError};
 pub use framework::{CycleContext, DecisionExplanation, Explanation};
 pub use lifecycle::{RequestErrorKind, RequestSummary};
 pub use model::{
-    Clock, Endpoint, EndpointMetrics, ManualClock, OpenAiKind, OpenAiPrompt, OpenAiRequest, Prompt,
-    PromptTokenizer, Request, SystemClock,
+    Clock, Endpoint, EndpointMetrics, ManualClock, NotRendered, OpenAiKind, OpenAiPrompt,
+    OpenAiRequest, Prompt, PromptTokenizer, Request, SystemClock,
 };
 pub use observe::Usage;
 pub use scheduler::{

@@ -665,6 +665,15 @@ impl Tokenizer {
         use llmd_sched::{OpenAiKind, OpenAiPrompt, OpenAiRequest};
         let req =
             OpenAiRequest::parse(path, body).map_err(|e| TokenizeError::Request(e.to_string()))?;
+        if let Some(ids) = req.reused_prompt_ids() {
+            return Ok(ids.to_vec());
+        }
+        if let Some(n) = req.not_rendered {
+            return Err(TokenizeError::Request(format!(
+                "the engine's ids cannot be computed here: {}",
+                n.reason()
+            )));
+        }
         match (req.kind, &req.prompt) {
             (OpenAiKind::Completions, Some(OpenAiPrompt::Tokens(t))) => req
                 .truncate_ids(t.clone(), self.truncates_left())

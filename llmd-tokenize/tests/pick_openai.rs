@@ -405,6 +405,43 @@ fn a_multimodal_chat_body_is_routed_on_an_estimate() {
     assert!(notes.iter().all(|n| n != MULTIMODAL_ESTIMATE_NOTE));
 }
 
+/// A body with its own chat template is routed on an estimate and says
+/// so (the tokenizer alone refuses it: it cannot give the engine's ids);
+/// a P/D decode body's forwarded ids are taken as the engine takes them.
+#[test]
+fn bodies_the_engine_renders_its_own_way() {
+    let s = Scheduler::from_config_str(CONFIG).unwrap();
+    let tok = tokenizer();
+    s.set_tokenizer("m", Arc::new(tokenizer()));
+    s.add_endpoint(Endpoint::new("a", "10.0.0.1:8000")).unwrap();
+    let body = r#"{"model": "m", "messages": [{"role": "user", "content": "w1 w2"}], "chat_template": "{{ messages[0].content }}"}"#;
+    let d = pick_body(&s, body);
+    let note = llmd_sched::NotRendered::ChatTemplate.note();
+    assert!(
+        d.explanation.notes.iter().any(|n| n == note),
+        "{:?}",
+        d.explanation.notes
+    );
+    let e = tok
+        .encode_openai("/v1/chat/completions", body.as_bytes())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("chat_template"), "{e}");
+    let body = r#"{"model": "m", "messages": [{"role": "user", "content": "w1 w2"}], "kv_transfer_params": {"prompt_token_ids": [9, 8, 7]}}"#;
+    assert_eq!(
+        tok.encode_openai("/v1/chat/completions", body.as_bytes())
+            .unwrap(),
+        [9, 8, 7]
+    );
+    let d = pick_body(&s, body);
+    assert_eq!(d.explanation.prompt_token_count(), 3);
+    assert!(
+        d.explanation.notes.iter().all(|n| !n.contains("estimated")),
+        "{:?}",
+        d.explanation.notes
+    );
+}
+
 /// A scheduler whose config adds a token producer with `params` (YAML
 /// lines under `parameters:`), its tokenizers loaded, and one endpoint.
 fn with_token_producer(params: &str) -> Scheduler {

@@ -322,6 +322,10 @@ class VllmChat:
     def render(self, body: dict[str, Any]) -> str:
         """The prompt vLLM builds for a chat body (raises what vLLM raises)."""
         v = self.v
+        # ChatCompletionRequest.check_tool_usage (protocol.py), a request
+        # validator the harness does not run: an empty tools list is refused.
+        if body.get("tools") == []:
+            raise ValueError("`tools` must not be an empty array.")
         body = v["normalize_request"](None, {k: val for k, val in body.items()})
         messages = v["messages_adapter"].validate_python(body["messages"])
         messages = [dict(m) if isinstance(m, dict) else m for m in messages]

@@ -74,6 +74,47 @@ pub struct OpenAiRequest {
     pub include_usage: bool,
     /// `user`.
     pub user: Option<String>,
+    /// Chat: `kv_transfer_params.prompt_token_ids`, a disaggregated prefill
+    /// stage's ids forwarded to decode, which vLLM feeds the engine as they
+    /// are instead of rendering the messages (not with `echo`, nor for
+    /// messages with media parts: see [`OpenAiRequest::reused_prompt_ids`]).
+    pub reused_prompt_ids: Option<Vec<u32>>,
+    /// A field the engine honours that changes the prompt and the router
+    /// does not render: its ids can only be estimated.
+    pub not_rendered: Option<NotRendered>,
+}
+
+/// A body field that changes the engine's prompt in a way the router does
+/// not render ([`OpenAiRequest::not_rendered`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotRendered {
+    /// Chat: the body's own `chat_template`.
+    ChatTemplate,
+    /// Completions: `suffix` (fill-in-the-middle).
+    Suffix,
+    /// Completions: `prompt_embeds`.
+    PromptEmbeds,
+}
+
+macro_rules! not_rendered_reasons {
+    ($($v:ident => $why:literal),* $(,)?) => {
+        impl NotRendered {
+            /// What the engine does with the field.
+            pub fn reason(self) -> &'static str {
+                match self { $(NotRendered::$v => $why),* }
+            }
+            /// The decision's note for a body routed on an estimate.
+            pub fn note(self) -> &'static str {
+                match self { $(NotRendered::$v => concat!($why, "; token ids estimated from the text")),* }
+            }
+        }
+    };
+}
+
+not_rendered_reasons! {
+    ChatTemplate => "the body's own chat_template: vLLM refuses it unless started with --trust-request-chat-template, and renders with it then",
+    Suffix => "a completions suffix: vLLM builds a fill-in-the-middle prompt (or refuses the body), which the router does not render",
+    PromptEmbeds => "prompt_embeds: vLLM adds the embeddings as prompts of their own, which the router does not see",
 }
 
 fn bad(field: &str, why: impl std::fmt::Display) -> ScheduleError {
@@ -94,6 +135,30 @@ fn opt_bool(o: &serde_json::Map<String, Value>, k: &str, d: bool) -> Result<bool
         Some(Value::Bool(b)) => Ok(*b),
         Some(_) => Err(bad(k, "must be a boolean")),
     }
+}
+
+/// A chat body's `kv_transfer_params.prompt_token_ids`, unless `echo` is
+/// set (vLLM renders the messages then); malformed ids are refused, as vLLM
+/// refuses them.
+fn reused_ids(o: &serde_json::Map<String, Value>) -> Result<Option<Vec<u32>>, ScheduleError> {
+    const FIELD: &str = "kv_transfer_params.prompt_token_ids";
+    let Some(Value::Object(kv)) = o.get("kv_transfer_params") else {
+        return Ok(None);
+    };
+    let ids = match kv.get("prompt_token_ids") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Array(a)) if !a.is_empty() && a.iter().all(Value::is_u64) => a,
+        Some(_) => {
+            return Err(bad(
+                FIELD,
+                "must be a non-empty list of non-negative integers",
+            ))
+        }
+    };
+    if opt_bool(o, "echo", false)? {
+        return Ok(None);
+    }
+    token_ids(ids, FIELD).map(Some)
 }
 
 fn token_ids(a: &[Value], field: &str) -> Result<Vec<u32>, ScheduleError> {
@@ -204,6 +269,8 @@ impl OpenAiRequest {
             stream: opt_bool(o, "stream", false)?,
             include_usage,
             user: opt_str(o, "user")?,
+            reused_prompt_ids: None,
+            not_rendered: None,
         };
         match kind {
             OpenAiKind::Completions => {
@@ -231,6 +298,11 @@ impl OpenAiRequest {
                     None | Some(Value::Null) => return Err(bad("prompt", "is required")),
                     Some(_) => return Err(bad("prompt", "must be text or token ids")),
                 });
+                if set("suffix").is_some() {
+                    r.not_rendered = Some(NotRendered::Suffix);
+                } else if set("prompt_embeds").is_some() {
+                    r.not_rendered = Some(NotRendered::PromptEmbeds);
+                }
             }
             OpenAiKind::ChatCompletions => {
                 match o.get("messages") {
@@ -245,11 +317,16 @@ impl OpenAiRequest {
                     Some(_) => return Err(bad("messages", "must be a list")),
                 }
                 r.messages = raw_field(text, "messages")?;
-                if !matches!(
-                    o.get("tools"),
-                    None | Some(Value::Null) | Some(Value::Array(_))
-                ) {
-                    return Err(bad("tools", "must be a list"));
+                match o.get("tools") {
+                    None | Some(Value::Null) => {}
+                    Some(Value::Array(t)) if t.is_empty() => {
+                        return Err(bad(
+                            "tools",
+                            "must not be an empty list (vLLM refuses it): give at least one tool or leave the field out",
+                        ))
+                    }
+                    Some(Value::Array(_)) => {}
+                    Some(_) => return Err(bad("tools", "must be a list")),
                 }
                 r.tools = raw_field(text, "tools")?;
                 if !matches!(
@@ -267,6 +344,10 @@ impl OpenAiRequest {
                 }
                 r.documents = raw_field(text, "documents")?;
                 r.reasoning_effort = opt_str(o, "reasoning_effort")?;
+                if opt_str(o, "chat_template")?.is_some() {
+                    r.not_rendered = Some(NotRendered::ChatTemplate);
+                }
+                r.reused_prompt_ids = reused_ids(o)?;
             }
         }
         Ok(r)
@@ -370,6 +451,16 @@ impl OpenAiRequest {
                 Some(Value::Array(parts)) => parts.iter().any(media),
                 _ => false,
             })
+    }
+
+    /// The ids vLLM feeds the engine as they are, skipping the template: a
+    /// chat body's [`OpenAiRequest::reused_prompt_ids`], unless its messages
+    /// have media parts (vLLM renders those).
+    pub fn reused_prompt_ids(&self) -> Option<&[u32]> {
+        match &self.reused_prompt_ids {
+            Some(ids) if !self.has_media_parts() => Some(ids),
+            _ => None,
+        }
     }
 
     /// Text to estimate tokens from when no tokenizer is set: the prompt,
@@ -476,6 +567,67 @@ pub const MEDIA_TYPES: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fields the engine honours beyond the template: a P/D decode body's
+    /// forwarded ids are the engine's prompt (not with `echo`, nor for
+    /// media messages; malformed ids refused as vLLM refuses them); a
+    /// body's own template, a suffix or prompt embeddings are marked as not
+    /// rendered; an empty tools list is refused, as vLLM refuses it.
+    #[test]
+    fn fields_the_engine_renders_its_own_way() {
+        let chat = |extra: &str| {
+            OpenAiRequest::parse(
+                "/v1/chat/completions",
+                format!(r#"{{"messages": [{{"role": "user", "content": "hi"}}]{extra}}}"#)
+                    .as_bytes(),
+            )
+        };
+        let r = chat(r#", "kv_transfer_params": {"prompt_token_ids": [5, 6, 7], "x": 1}"#).unwrap();
+        assert_eq!(r.reused_prompt_ids(), Some(&[5u32, 6, 7][..]));
+        let r = chat(r#", "echo": true, "kv_transfer_params": {"prompt_token_ids": [5]}"#).unwrap();
+        assert_eq!(r.reused_prompt_ids(), None);
+        let r = OpenAiRequest::parse(
+            "/v1/chat/completions",
+            br#"{"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "u"}}]}], "kv_transfer_params": {"prompt_token_ids": [5]}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.reused_prompt_ids(), None);
+        for bad in [
+            r#", "kv_transfer_params": {"prompt_token_ids": []}"#,
+            r#", "kv_transfer_params": {"prompt_token_ids": [1, -2]}"#,
+            r#", "kv_transfer_params": {"prompt_token_ids": "1 2"}"#,
+            r#", "tools": []"#,
+        ] {
+            assert!(chat(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            chat(r#", "chat_template": "{{ 1 }}""#)
+                .unwrap()
+                .not_rendered,
+            Some(NotRendered::ChatTemplate)
+        );
+        assert_eq!(
+            chat(r#", "chat_template": null"#).unwrap().not_rendered,
+            None
+        );
+        let c = |extra: &str| {
+            OpenAiRequest::parse(
+                "/v1/completions",
+                format!(r#"{{"prompt": "a"{extra}}}"#).as_bytes(),
+            )
+            .unwrap()
+            .not_rendered
+        };
+        assert_eq!(c(r#", "suffix": "b""#), Some(NotRendered::Suffix));
+        assert_eq!(
+            c(r#", "prompt_embeds": "AAAA""#),
+            Some(NotRendered::PromptEmbeds)
+        );
+        assert_eq!(c(r#", "suffix": null"#), None);
+        assert!(NotRendered::Suffix
+            .note()
+            .ends_with("token ids estimated from the text"));
+    }
 
     #[test]
     fn parses_both_endpoints_and_names_bad_fields() {

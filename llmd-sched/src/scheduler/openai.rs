@@ -64,6 +64,18 @@ impl Scheduler {
         let mm_items = r.multimodal_items();
         let media = r.has_media_parts();
         let (prompt, estimated) = match (&tok, &r.kind, &r.prompt) {
+            // A P/D decode body carrying its prefill's ids: the engine takes
+            // them as they are.
+            _ if r.reused_prompt_ids().is_some() => (
+                Prompt::Tokens(r.reused_prompt_ids().unwrap_or_default().to_vec()),
+                None,
+            ),
+            // A field that changes the engine's prompt in a way the router
+            // does not render: routed on an estimate, and said so.
+            _ if r.not_rendered.is_some() => (
+                Prompt::Text(r.estimate_text()),
+                r.not_rendered.map(|n| n.note()),
+            ),
             (_, OpenAiKind::Completions, Some(OpenAiPrompt::Tokens(ids))) => {
                 // vLLM's generative tokenizers cut on the left (keep the
                 // last tokens); a configured tokenizer says the same.
