@@ -44,7 +44,7 @@ mod tokenizer;
 
 pub use chat::ContentFormat;
 pub use session::{ChatSession, SessionStats};
-pub use tokenizer::{load_configured, ChatOptions, Tokenizer};
+pub use tokenizer::{load_configured, ChatOptions, EngineRenders, Tokenizer};
 
 /// Why a tokenizer could not be loaded or a request not tokenized.
 #[derive(Debug, thiserror::Error)]

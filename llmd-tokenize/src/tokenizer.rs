@@ -118,6 +118,37 @@ pub struct Tokenizer {
     /// The engine's `--default-chat-template-kwargs`, under everything a
     /// request gives.
     default_kwargs: Vec<(String, Value)>,
+    /// Where vLLM does not use these files the way this tokenizer does.
+    engine_renders: Option<EngineRenders>,
+}
+
+/// A model whose prompts vLLM builds with something other than the
+/// directory's Hugging Face files ([`Tokenizer::engine_renders`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineRenders {
+    /// `model_type: gpt_oss`: vLLM renders chats with Harmony, not the chat
+    /// template (completions prompts are tokenized as here).
+    HarmonyChat,
+    /// `tekken.json` or `tokenizer.model.v*` in the directory: vLLM's
+    /// `tokenizer_mode auto` tokenizes with mistral-common, chats and
+    /// prompts alike.
+    MistralCommon,
+}
+
+impl EngineRenders {
+    /// Why the ids of a request (a chat when `chat`) would not be the
+    /// engine's; `None` when they are.
+    pub fn reason(self, chat: bool) -> Option<&'static str> {
+        match self {
+            EngineRenders::HarmonyChat if chat => Some(
+                "a gpt-oss model: vLLM renders its chats with Harmony, not the chat template; token ids estimated from the text",
+            ),
+            EngineRenders::HarmonyChat => None,
+            EngineRenders::MistralCommon => Some(
+                "a Mistral tokenizer directory (tekken.json or tokenizer.model.v*): vLLM's tokenizer_mode auto tokenizes with mistral-common, not these Hugging Face files; token ids estimated from the text",
+            ),
+        }
+    }
 }
 
 impl std::fmt::Debug for Tokenizer {
@@ -202,6 +233,22 @@ impl Tokenizer {
             .get("model_type")
             .and_then(Json::as_str)
             .unwrap_or("");
+        let mistral = std::fs::read_dir(dir)
+            .map(|entries| {
+                entries.filter_map(Result::ok).any(|e| {
+                    let name = e.file_name();
+                    let name = name.to_string_lossy();
+                    name == "tekken.json" || name.starts_with("tokenizer.model.v")
+                })
+            })
+            .unwrap_or(false);
+        let engine_renders = if mistral {
+            Some(EngineRenders::MistralCommon)
+        } else if model_type == "gpt_oss" {
+            Some(EngineRenders::HarmonyChat)
+        } else {
+            None
+        };
         if class.starts_with("LlamaTokenizer") && model_type == "llama" {
             return Err(TokenizeError::File(
                 cfg_path.display().to_string(),
@@ -242,6 +289,7 @@ impl Tokenizer {
                 other => other,
             })?;
         t.source = dir.to_path_buf();
+        t.engine_renders = engine_renders;
         if let Some(src) = tool_use {
             let tpl =
                 ChatTemplate::new(&src).map_err(|e| TokenizeError::Template(e.to_string()))?;
@@ -298,6 +346,7 @@ impl Tokenizer {
             specials,
             additional_special,
             source: PathBuf::new(),
+            engine_renders: None,
             default_kwargs: Vec::new(),
         })
     }
@@ -420,6 +469,18 @@ impl Tokenizer {
             }
         }
         Ok(ids)
+    }
+
+    /// How vLLM builds this model's prompts otherwise than from these
+    /// files, when it does (detected from the directory).
+    pub fn engine_renders(&self) -> Option<EngineRenders> {
+        self.engine_renders
+    }
+
+    /// Why a request's ids (a chat's when `chat`) would not be the engine's:
+    /// see [`EngineRenders::reason`].
+    pub fn not_exact(&self, chat: bool) -> Option<&'static str> {
+        self.engine_renders.and_then(|e| e.reason(chat))
     }
 
     /// Whether truncation without a side given keeps the last tokens:
@@ -674,6 +735,15 @@ impl Tokenizer {
                 n.reason()
             )));
         }
+        let given_ids = matches!(req.prompt, Some(OpenAiPrompt::Tokens(_)));
+        if let Some(why) = self
+            .not_exact(req.kind == OpenAiKind::ChatCompletions)
+            .filter(|_| !given_ids)
+        {
+            return Err(TokenizeError::Request(format!(
+                "the engine's ids cannot be computed here: {why}"
+            )));
+        }
         match (req.kind, &req.prompt) {
             (OpenAiKind::Completions, Some(OpenAiPrompt::Tokens(t))) => req
                 .truncate_ids(t.clone(), self.truncates_left())
@@ -813,6 +883,10 @@ impl llmd_sched::PromptTokenizer for Tokenizer {
 
     fn truncates_left(&self) -> bool {
         Tokenizer::truncates_left(self)
+    }
+
+    fn not_exact(&self, chat: bool) -> Option<&'static str> {
+        Tokenizer::not_exact(self, chat)
     }
 
     fn encode_chat(

@@ -442,6 +442,79 @@ fn bodies_the_engine_renders_its_own_way() {
     );
 }
 
+/// A copy of the tiny tokenizer directory with `extra` files added.
+fn tiny_with(tag: &str, extra: &[(&str, &str)]) -> std::path::PathBuf {
+    let src = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../testdata/tokenizers/tiny"
+    ));
+    let dir = std::env::temp_dir().join(format!("llmd-tiny-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in [
+        "chat_template.jinja",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ] {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    for (name, text) in extra {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    dir
+}
+
+/// Models whose prompts vLLM builds otherwise than from the Hugging Face
+/// files: a gpt-oss model's chats (Harmony) and a Mistral directory's
+/// every prompt (mistral-common) are routed on an estimate that says why,
+/// and the tokenizer refuses to call its ids the engine's; a gpt-oss
+/// completions prompt stays exact.
+#[test]
+fn models_the_engine_renders_otherwise_route_on_an_estimate() {
+    let chat = r#"{"model": "m", "messages": [{"role": "user", "content": "w1 w2"}]}"#;
+    let cmpl = r#"{"model": "m", "prompt": "w1 w2"}"#;
+    for (tag, extra, chat_exact, cmpl_exact) in [
+        (
+            "oss",
+            ("config.json", r#"{"model_type": "gpt_oss"}"#),
+            false,
+            true,
+        ),
+        ("mistral", ("tekken.json", "{}"), false, false),
+        (
+            "plain",
+            ("config.json", r#"{"model_type": "qwen2"}"#),
+            true,
+            true,
+        ),
+    ] {
+        let dir = tiny_with(tag, &[extra]);
+        let tok = Tokenizer::from_dir(&dir).unwrap();
+        let s = Scheduler::from_config_str(CONFIG).unwrap();
+        s.set_tokenizer("m", Arc::new(Tokenizer::from_dir(&dir).unwrap()));
+        s.add_endpoint(Endpoint::new("a", "10.0.0.1:8000")).unwrap();
+        for (path, body, exact) in [
+            ("/v1/chat/completions", chat, chat_exact),
+            ("/v1/completions", cmpl, cmpl_exact),
+        ] {
+            let d = s
+                .pick_openai("r", path, body.as_bytes(), &BTreeMap::new())
+                .unwrap();
+            let estimated = d
+                .explanation
+                .notes
+                .iter()
+                .any(|n| n.contains("token ids estimated"));
+            assert_eq!(estimated, !exact, "{tag} {path}: {:?}", d.explanation.notes);
+            assert_eq!(
+                tok.encode_openai(path, body.as_bytes()).is_ok(),
+                exact,
+                "{tag} {path}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 /// A scheduler whose config adds a token producer with `params` (YAML
 /// lines under `parameters:`), its tokenizers loaded, and one endpoint.
 fn with_token_producer(params: &str) -> Scheduler {

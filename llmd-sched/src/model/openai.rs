@@ -535,6 +535,14 @@ pub trait PromptTokenizer: Send + Sync {
     fn truncates_left(&self) -> bool {
         true
     }
+    /// Why this tokenizer's ids for a request (a chat when `chat`) would
+    /// not be the engine's (the engine renders such prompts with something
+    /// else): such bodies are routed on an estimate with this note. `None`
+    /// (the default) when they are exact.
+    fn not_exact(&self, chat: bool) -> Option<&'static str> {
+        let _ = chat;
+        None
+    }
 }
 
 /// Keys that make a part multimodal, whatever its `type`.

@@ -76,6 +76,15 @@ impl Scheduler {
                 Prompt::Text(r.estimate_text()),
                 r.not_rendered.map(|n| n.note()),
             ),
+            // A tokenizer whose ids are not the engine's for this body.
+            (Some(t), kind, Some(OpenAiPrompt::Text(_)) | None)
+                if t.not_exact(*kind == OpenAiKind::ChatCompletions).is_some() =>
+            {
+                (
+                    Prompt::Text(r.estimate_text()),
+                    t.not_exact(*kind == OpenAiKind::ChatCompletions),
+                )
+            }
             (_, OpenAiKind::Completions, Some(OpenAiPrompt::Tokens(ids))) => {
                 // vLLM's generative tokenizers cut on the left (keep the
                 // last tokens); a configured tokenizer says the same.
