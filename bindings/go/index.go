@@ -79,6 +79,21 @@ func NewIndex(cfg IndexConfig) (*Index, error) {
 	if cfg.SpeculativeTTL < 0 {
 		return nil, negative("SpeculativeTTL", cfg.SpeculativeTTL)
 	}
+	// A negative size would reach C as a huge one.
+	for _, f := range []struct {
+		name string
+		v    int
+	}{
+		{"BlockSize", cfg.BlockSize}, {"CapacityBlocks", cfg.CapacityBlocks},
+		{"MaxEndpoints", cfg.MaxEndpoints}, {"SpeculativeCapacity", cfg.SpeculativeCapacity},
+		{"ApproxCapacityPerEndpoint", cfg.ApproxCapacityPerEndpoint},
+		{"EngineMapCapacityPerEndpoint", cfg.EngineMapCapacityPerEndpoint},
+	} {
+		if f.v < 0 {
+			return nil, &Error{Status: StatusInvalidArgument, Code: "invalid_argument",
+				Message: fmt.Sprintf("IndexConfig.%s must not be negative, got %d", f.name, f.v)}
+		}
+	}
 	c := C.llmd_index_config{
 		key_mode:           C.uint32_t(cfg.KeyMode),
 		block_size:         C.size_t(cfg.BlockSize),
@@ -232,6 +247,29 @@ func (ix *Index) RecordRouting(id uint16, model string, keys []uint64, now time.
 		rc := C.llmd_index_record_routing(h, C.uint16_t(id), mp, ml, (*C.uint64_t)(unsafe.SliceData(keys)),
 			C.size_t(len(keys)), C.uint64_t(now.Nanoseconds()), &e)
 		return takeError(rc, e)
+	})
+}
+
+// ClearEndpoint drops every block endpoint id holds (its engine restarted);
+// the slot stays registered. An id not registered matches
+// ErrUnknownEndpoint.
+func (ix *Index) ClearEndpoint(id uint16) error {
+	return ix.with(func(h *C.llmd_index) error {
+		var e *C.llmd_error
+		return takeError(C.llmd_index_clear_endpoint(h, C.uint16_t(id), &e), e)
+	})
+}
+
+// Tick expires the speculative entries whose lifetime ended by now (the
+// clock RecordRouting is given); lookups read no clock, so call it
+// periodically. A negative now matches ErrInvalidArgument.
+func (ix *Index) Tick(now time.Duration) error {
+	if now < 0 {
+		return negative("now", now)
+	}
+	return ix.with(func(h *C.llmd_index) error {
+		var e *C.llmd_error
+		return takeError(C.llmd_index_tick(h, C.uint64_t(now.Nanoseconds()), &e), e)
 	})
 }
 

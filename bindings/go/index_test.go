@@ -144,6 +144,41 @@ func TestIndexConfigCapacitiesAndWeights(t *testing.T) {
 	if m, err := w.MatchPrefix("llama", keys); err != nil || len(m) != 1 || m[0].WeightedScore != 0.5 {
 		t.Fatalf("matches %+v err %v", m, err)
 	}
+	// They expire at a Tick past their lifetime (2 s by default).
+	if err := w.Tick(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := w.MatchPrefix("llama", keys); len(m) != 1 {
+		t.Fatalf("expired early: %+v", m)
+	}
+	if err := w.Tick(3 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := w.MatchPrefix("llama", keys); len(m) != 0 {
+		t.Fatalf("not expired: %+v", m)
+	}
+	if err := w.Tick(-time.Second); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("negative now: %v", err)
+	}
+	// ClearEndpoint drops what an endpoint holds.
+	if err := w.RecordRouting(b, "llama", keys[:2], 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.ClearEndpoint(b); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := w.MatchPrefix("llama", keys); len(m) != 0 {
+		t.Fatalf("not cleared: %+v", m)
+	}
+	if err := w.ClearEndpoint(999); !errors.Is(err, ErrUnknownEndpoint) {
+		t.Fatalf("unknown slot: %v", err)
+	}
+	// Negative sizes are refused rather than read as huge ones.
+	for _, cfg := range []IndexConfig{{SpeculativeCapacity: -1}, {ApproxCapacityPerEndpoint: -1}, {CapacityBlocks: -1}} {
+		if _, err := NewIndex(cfg); !errors.Is(err, ErrInvalidArgument) {
+			t.Fatalf("%+v: %v", cfg, err)
+		}
+	}
 	var le *Error
 	if _, err := NewIndex(IndexConfig{TierWeights: &TierWeights{GPU: -1}}); !errors.As(err, &le) || le.Status != StatusIndex {
 		t.Fatalf("negative weight: %v", err)

@@ -91,9 +91,14 @@ func NewOtlpExporter(endpoint, serviceName string, samplingRatio float64, opts .
 	return ownedSlow(&OtlpExporter{handle[*C.llmd_otlp_exporter]{h: h}}, (*OtlpExporter).Close), nil
 }
 
-// export queues a decision the scheduler is about to release.
+// export queues a decision the scheduler is about to release. It never
+// waits: a read lock that is not free at once means Close is waiting for a
+// Flush to end (a writer queues later readers behind it), and a decision
+// made while the exporter closes is not exported.
 func (x *OtlpExporter) export(dec *C.llmd_decision, start, end time.Time) {
-	x.mu.RLock()
+	if !x.mu.TryRLock() {
+		return
+	}
 	defer x.mu.RUnlock()
 	if x.h != nil {
 		C.llmd_otlp_export_decision(x.h, dec, C.uint64_t(start.UnixNano()), C.uint64_t(end.UnixNano()))
@@ -101,11 +106,15 @@ func (x *OtlpExporter) export(dec *C.llmd_decision, start, end time.Time) {
 }
 
 // Flush waits until the queued spans are sent, at most timeout; it reports
-// whether the queue drained.
+// whether the queue drained. A negative timeout flushes nothing and
+// reports false.
 func (x *OtlpExporter) Flush(timeout time.Duration) bool {
-	// The C call takes 32-bit milliseconds: a negative timeout is 0, one
-	// over about 49.7 days the longest it takes.
-	ms := min(max(timeout.Milliseconds(), 0), math.MaxUint32)
+	if timeout < 0 {
+		return false
+	}
+	// The C call takes 32-bit milliseconds: one over about 49.7 days is the
+	// longest it takes.
+	ms := min(timeout.Milliseconds(), math.MaxUint32)
 	drained := false
 	_ = x.with(func(h *C.llmd_otlp_exporter) error {
 		drained = bool(C.llmd_otlp_flush(h, C.uint32_t(ms)))

@@ -108,6 +108,9 @@ func TestOtlpOptions(t *testing.T) {
 	if st := x.Stats(); st.DroppedSpans == 0 || st.ExportedSpans != 0 {
 		t.Fatalf("a one-span queue kept a decision: %+v", st)
 	}
+	if x.Flush(-time.Second) {
+		t.Fatal("a negative flush timeout reported a drained queue")
+	}
 	for name, opt := range map[string]OtlpOption{
 		"queue":    WithQueueSpans(0),
 		"batch":    WithBatchSpans(-1),

@@ -16,13 +16,14 @@ import (
 type Request struct {
 	ID    string
 	Model string
-	// Tokens is the tokenized prompt; when nil, Prompt text is used.
+	// Tokens is the tokenized prompt; when nil, Prompt text is used. Both
+	// set is an ErrInvalidArgument.
 	Tokens []uint32
 	Prompt string
 	// LoRAName is the adapter the request asks for, if any.
 	LoRAName string
 	// LoRAPath is the adapter's path, for engines that identify adapters by
-	// path (it is part of their block hashes), if any.
+	// path (it is part of their block hashes), if any; it needs LoRAName.
 	LoRAPath   string
 	CacheSalt  string
 	SessionID  string
@@ -143,7 +144,9 @@ func (s *Scheduler) Pick(req *Request) (*Decision, error) {
 func (a *arena) describe(d *C.llmd_request_desc, req *Request) {
 	d.id = a.str(req.ID)
 	d.model = a.str(req.Model)
-	if req.Tokens == nil {
+	// Both a prompt and token ids reach C, which refuses the pair (as
+	// Python does) rather than one of them being dropped unread.
+	if req.Tokens == nil || req.Prompt != "" {
 		d.prompt = a.str(req.Prompt)
 	}
 	d.lora_name = a.optStr(req.LoRAName)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 )
 
@@ -203,6 +204,10 @@ func NewSchedulerFromFile(path string, opts ...Option) (*Scheduler, error) {
 	if err != nil {
 		return nil, &Error{Status: StatusIO, Code: "io", Message: err.Error()}
 	}
+	// As C and Python read it: a file that is not UTF-8 text cannot be read.
+	if !utf8.Valid(text) {
+		return nil, &Error{Status: StatusIO, Code: "io", Message: "cannot read " + path + ": not UTF-8 text"}
+	}
 	return NewScheduler(string(text), opts...)
 }
 
@@ -255,6 +260,17 @@ func (s *Scheduler) EndpointCount() int {
 	n := 0
 	_ = s.with(func(h *C.llmd_scheduler) error {
 		n = int(C.llmd_scheduler_endpoint_count(h))
+		return nil
+	})
+	return n
+}
+
+// OpenRequests is how many requests were picked and not yet completed
+// (nor failed or expired); 0 after Close.
+func (s *Scheduler) OpenRequests() int {
+	n := 0
+	_ = s.with(func(h *C.llmd_scheduler) error {
+		n = int(C.llmd_scheduler_open_requests(h))
 		return nil
 	})
 	return n
@@ -341,17 +357,23 @@ func (s *Scheduler) ingest(endpoint string, payload []byte, seq *uint64) (ApplyS
 // ExpireRequests releases the requests picked more than maxAge ago that
 // never finished (dropped without OnComplete / OnError): their endpoint load,
 // in-flight gauges and latency-model accounting, counted with outcome
-// expired. It returns how many; a negative maxAge matches ErrInvalidArgument.
-// Without it the open requests are still bounded: a pick that finds 2^20 open
-// expires the oldest sixteenth first (llmd_open_requests_expired_at_limit_total).
+// expired. It returns how many; a negative maxAge matches ErrInvalidArgument,
+// and a fraction of a millisecond counts as a whole one (the C call takes
+// milliseconds). Without it the open requests are still bounded: a pick that
+// finds OpenRequestsLimit open expires the oldest sixteenth first
+// (llmd_open_requests_expired_at_limit_total).
 func (s *Scheduler) ExpireRequests(maxAge time.Duration) (int, error) {
 	if maxAge < 0 {
 		return 0, negative("maxAge", maxAge)
 	}
+	ms := maxAge.Milliseconds()
+	if maxAge%time.Millisecond != 0 {
+		ms++
+	}
 	var n C.size_t
 	err := s.with(func(h *C.llmd_scheduler) error {
 		var e *C.llmd_error
-		return takeError(C.llmd_scheduler_expire_requests(h, C.uint64_t(maxAge.Milliseconds()), &n, &e), e)
+		return takeError(C.llmd_scheduler_expire_requests(h, C.uint64_t(ms), &n, &e), e)
 	})
 	return int(n), err
 }

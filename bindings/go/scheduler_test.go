@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -91,7 +92,7 @@ func TestPickRoutesAwayFromLoad(t *testing.T) {
 		t.Fatalf("usage summary = %+v, %v, %v", sum, ok, err)
 	}
 	// UnknownUsage reports nothing: the counted tokens stay.
-	if _, err := s.Pick(&Request{ID: "g4", Model: "llama", Tokens: tokens(64), LoRAPath: "/adapters/none"}); err != nil {
+	if _, err := s.Pick(&Request{ID: "g4", Model: "llama", Tokens: tokens(64), LoRAName: "none", LoRAPath: "/adapters/none"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.OnFirstToken("g4"); err != nil {
@@ -656,11 +657,45 @@ func TestMaxOpenRequestsBoundsOpenRequests(t *testing.T) {
 	if err != nil || !strings.Contains(text, "llmd_open_requests_expired_at_limit_total 1\n") {
 		t.Fatalf("expired at limit not counted: %v", err)
 	}
+	if s.OpenRequests() != 4 {
+		t.Fatalf("open %d", s.OpenRequests())
+	}
+	// A fraction of a millisecond is a whole one, not an age of 0 that
+	// would expire every open request.
+	if n, err := s.ExpireRequests(999 * time.Microsecond); err != nil || n != 0 {
+		t.Fatalf("expired %d, %v", n, err)
+	}
 	if _, found, _ := s.OnComplete("o1", -1); found {
 		t.Fatal("the oldest request is still open")
 	}
 	if _, found, _ := s.OnComplete("o5", -1); !found {
 		t.Fatal("the newest request was expired")
+	}
+}
+
+// A prompt text and token ids together are refused, as in C and Python,
+// rather than one of them dropped.
+func TestPromptAndTokensTogetherAreRefused(t *testing.T) {
+	s := newPods(t, "")
+	defer s.Close()
+	_, err := s.Pick(&Request{ID: "both", Model: "llama", Prompt: "hi", Tokens: tokens(16)})
+	if !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("both: %v", err)
+	}
+	_, err = s.Pick(&Request{ID: "path", Model: "llama", Prompt: "hi", LoRAPath: "/a"})
+	if !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("a LoRA path without its name: %v", err)
+	}
+	if s.OpenRequests() != 0 {
+		t.Fatal("a refused pick opened a request")
+	}
+	// A config file that is not UTF-8 cannot be read (ErrIO), as in C.
+	path := t.TempDir() + "/bad.yaml"
+	if err := os.WriteFile(path, []byte{0xff, 0xfe, '\n'}, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewSchedulerFromFile(path); !errors.Is(err, ErrIO) {
+		t.Fatalf("non-UTF-8 file: %v", err)
 	}
 }
 

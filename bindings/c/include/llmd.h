@@ -246,15 +246,18 @@ typedef struct {
   llmd_str id;
   // Target model; for LoRA requests the base model.
   llmd_str model;
-  // Prompt token ids; used when `prompt` is NULL.
+  // Prompt token ids; used when `prompt` is NULL (ids beside a prompt
+  // text are `LLMD_STATUS_INVALID_ARGUMENT`).
   const uint32_t *tokens;
   // Number of tokens.
   size_t n_tokens;
-  // Prompt text (tokenized by the configured estimator); NULL to use `tokens`.
+  // Prompt text (tokenized by the configured estimator); NULL to use
+  // `tokens`.
   llmd_str prompt;
   // LoRA adapter name; NULL when the request uses none.
   llmd_str lora_name;
-  // LoRA adapter path, when engines identify adapters by path; NULL if none.
+  // LoRA adapter path, when engines identify adapters by path; NULL if
+  // none (a path without `lora_name` is `LLMD_STATUS_INVALID_ARGUMENT`).
   llmd_str lora_path;
   // vLLM `cache_salt`; NULL if none.
   llmd_str cache_salt;
@@ -1092,6 +1095,24 @@ llmd_status llmd_index_register_endpoint(const llmd_index *index,
 // `index` NULL or live; `err` NULL or valid.
 llmd_status llmd_index_remove_endpoint(const llmd_index *index, uint16_t id, llmd_error **err);
 
+// Drops every block endpoint `id` holds (its engine restarted), as an
+// `AllBlocksCleared` event would; the slot stays registered. An id not
+// registered is `LLMD_STATUS_UNKNOWN_ENDPOINT`.
+//
+// # Safety
+// `index` NULL or live; `err` NULL or valid.
+llmd_status llmd_index_clear_endpoint(const llmd_index *index, uint16_t id, llmd_error **err);
+
+// Expires the speculative entries whose lifetime ended by `now_ns` (the
+// clock `llmd_index_record_routing` is given). Lookups do not read a
+// clock: call it periodically (every few hundred milliseconds), or a
+// speculative entry stays visible until the next `record_routing` call
+// expires a few.
+//
+// # Safety
+// `index` NULL or live; `err` NULL or valid.
+llmd_status llmd_index_tick(const llmd_index *index, uint64_t now_ns, llmd_error **err);
+
 // Applies a decoded batch published by endpoint `id` serving `model`;
 // `report` (NULL to ignore) receives the counts.
 //
@@ -1259,7 +1280,8 @@ llmd_status llmd_scheduler_on_tokens(const llmd_scheduler *s,
 
 // Request `id` completed; `cached_tokens` is the engine's reported
 // prefix-cache hit (-1 if unknown). `summary` and `found` may be NULL. An
-// out-of-range count still completes the request (see
+// out-of-range count (below -1, or 2^32 and more) still completes the
+// request, and is `LLMD_STATUS_INVALID_ARGUMENT` (see
 // `llmd_scheduler_on_complete_usage`).
 //
 // # Safety
@@ -1546,6 +1568,13 @@ llmd_status llmd_scheduler_expire_requests(const llmd_scheduler *s,
 // # Safety
 // `s` is NULL or live; `err` is NULL or valid for a write.
 llmd_status llmd_scheduler_tick(const llmd_scheduler *s, llmd_error **err);
+
+// Requests picked and not yet completed (nor failed or expired); 0 when
+// `s` is NULL.
+//
+// # Safety
+// `s` is NULL or live.
+size_t llmd_scheduler_open_requests(const llmd_scheduler *s);
 
 // The most requests the scheduler holds open between pick and completion
 // (`max_open_requests` of `llmd_scheduler_options`, default 2^20); 0 when

@@ -378,7 +378,7 @@ class Scheduler {
     });
     return Scheduler(raw);
   }
-  static Scheduler from_file(const std::string& path, const llmd_scheduler_options& o) {
+  static Scheduler from_file_with_options(const std::string& path, const llmd_scheduler_options& o) {
     llmd_scheduler* raw = nullptr;
     detail::call([&](llmd_error** e) {
       return llmd_scheduler_from_file_with_options(path.data(), path.size(), &o, &raw, e);
@@ -545,6 +545,8 @@ class Scheduler {
     return released;
   }
   size_t endpoint_count() const noexcept { return llmd_scheduler_endpoint_count(h_.get()); }
+  // Requests picked and not yet completed.
+  size_t open_requests() const noexcept { return llmd_scheduler_open_requests(h_.get()); }
   // The most requests held open between pick and completion.
   size_t open_requests_limit() const noexcept { return llmd_scheduler_open_requests_limit(h_.get()); }
   // Prometheus text of the token-level metrics, for the host's /metrics.

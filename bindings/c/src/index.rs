@@ -169,6 +169,50 @@ pub unsafe extern "C" fn llmd_index_remove_endpoint(
     }
 }
 
+/// Drops every block endpoint `id` holds (its engine restarted), as an
+/// `AllBlocksCleared` event would; the slot stays registered. An id not
+/// registered is `LLMD_STATUS_UNKNOWN_ENDPOINT`.
+///
+/// # Safety
+/// `index` NULL or live; `err` NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_index_clear_endpoint(
+    index: *const llmd_index,
+    id: u16,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        call(index, err, |index| {
+            index.clear_endpoint(registered(index, id)?);
+            Ok(())
+        })
+    }
+}
+
+/// Expires the speculative entries whose lifetime ended by `now_ns` (the
+/// clock `llmd_index_record_routing` is given). Lookups do not read a
+/// clock: call it periodically (every few hundred milliseconds), or a
+/// speculative entry stays visible until the next `record_routing` call
+/// expires a few.
+///
+/// # Safety
+/// `index` NULL or live; `err` NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_index_tick(
+    index: *const llmd_index,
+    now_ns: u64,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        call(index, err, |index| {
+            index.tick(now_ns);
+            Ok(())
+        })
+    }
+}
+
 /// Applies a decoded batch published by endpoint `id` serving `model`;
 /// `report` (NULL to ignore) receives the counts.
 ///

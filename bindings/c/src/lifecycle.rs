@@ -254,7 +254,8 @@ unsafe fn complete(
 
 /// Request `id` completed; `cached_tokens` is the engine's reported
 /// prefix-cache hit (-1 if unknown). `summary` and `found` may be NULL. An
-/// out-of-range count still completes the request (see
+/// out-of-range count (below -1, or 2^32 and more) still completes the
+/// request, and is `LLMD_STATUS_INVALID_ARGUMENT` (see
 /// `llmd_scheduler_on_complete_usage`).
 ///
 /// # Safety
@@ -276,8 +277,9 @@ pub unsafe extern "C" fn llmd_scheduler_on_complete(
             let counts = [
                 ("prompt_tokens", -1),
                 ("completion_tokens", -1),
-                // Any negative value means "unknown" here, as it always has.
-                ("cached_tokens", cached_tokens.max(-1)),
+                // -1 is "unknown"; below it is refused, as by
+                // `llmd_scheduler_on_complete_usage` and Python.
+                ("cached_tokens", cached_tokens),
             ];
             complete(s, id, counts, summary, found)
         })

@@ -17,15 +17,18 @@ pub struct llmd_request_desc {
     pub id: llmd_str,
     /// Target model; for LoRA requests the base model.
     pub model: llmd_str,
-    /// Prompt token ids; used when `prompt` is NULL.
+    /// Prompt token ids; used when `prompt` is NULL (ids beside a prompt
+    /// text are `LLMD_STATUS_INVALID_ARGUMENT`).
     pub tokens: *const u32,
     /// Number of tokens.
     pub n_tokens: usize,
-    /// Prompt text (tokenized by the configured estimator); NULL to use `tokens`.
+    /// Prompt text (tokenized by the configured estimator); NULL to use
+    /// `tokens`.
     pub prompt: llmd_str,
     /// LoRA adapter name; NULL when the request uses none.
     pub lora_name: llmd_str,
-    /// LoRA adapter path, when engines identify adapters by path; NULL if none.
+    /// LoRA adapter path, when engines identify adapters by path; NULL if
+    /// none (a path without `lora_name` is `LLMD_STATUS_INVALID_ARGUMENT`).
     pub lora_path: llmd_str,
     /// vLLM `cache_salt`; NULL if none.
     pub cache_salt: llmd_str,
@@ -97,6 +100,13 @@ pub(crate) unsafe fn to_request_with(
                     "give either the prompt text or token ids, not both",
                 ))
             }
+            // Token ids in the descriptor beside the text: refused, as above
+            // (before, the ids were dropped unread).
+            (None, Some(_)) if d.n_tokens > 0 => {
+                return Err(FfiError::invalid(
+                    "give either the prompt text or token ids, not both",
+                ))
+            }
             (None, Some(text)) => Prompt::Text(text),
             (None, None) => Prompt::Tokens(args::slice(d.tokens, d.n_tokens, "tokens")?.to_vec()),
         };
@@ -106,6 +116,11 @@ pub(crate) unsafe fn to_request_with(
                 name,
                 path: d.lora_path.optional("lora_path")?,
             }),
+            None if d.lora_path.optional("lora_path")?.is_some() => {
+                return Err(FfiError::invalid(
+                    "`lora_path` needs `lora_name` (the adapter the path belongs to)",
+                ))
+            }
             None => None,
         };
         let mm_items = views::strings(d.mm_items, d.n_mm_items, "mm_items")?;

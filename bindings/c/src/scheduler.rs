@@ -504,6 +504,17 @@ pub unsafe extern "C" fn llmd_scheduler_tick(
     }
 }
 
+/// Requests picked and not yet completed (nor failed or expired); 0 when
+/// `s` is NULL.
+///
+/// # Safety
+/// `s` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_scheduler_open_requests(s: *const llmd_scheduler) -> usize {
+    // SAFETY: caller contract.
+    unsafe { read(s, 0, |s| s.open_requests()) }
+}
+
 /// The most requests the scheduler holds open between pick and completion
 /// (`max_open_requests` of `llmd_scheduler_options`, default 2^20); 0 when
 /// `s` is NULL.

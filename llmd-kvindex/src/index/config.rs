@@ -85,16 +85,16 @@ pub struct IndexConfig {
     /// Lifetime of speculative entries, in nanoseconds of the caller's clock.
     pub speculative_ttl_ns: u64,
     /// Upper bound on live speculative (block, endpoint) entries; the oldest
-    /// expire early beyond it.
+    /// expire early beyond it (1 ..= [`MAX_LRU_CAPACITY`]).
     pub speculative_capacity: usize,
     /// Approximate mode: blocks remembered per endpoint (llm-d's
-    /// `lruCapacityPerServer`, default 31250).
+    /// `lruCapacityPerServer`, default 31250; 1 ..= [`MAX_LRU_CAPACITY`]).
     pub approx_capacity_per_endpoint: usize,
     /// Router-key mode: engine-key → router-key mappings kept per endpoint
     /// (least recently used dropped beyond it). An engine block takes one
     /// mapping per router block holding some of its tokens: one when the
     /// router blocks are as large or larger and aligned with it, at most
-    /// `ceil(engine / router) + 1` otherwise.
+    /// `ceil(engine / router) + 1` otherwise (1 ..= [`MAX_LRU_CAPACITY`]).
     pub engine_map_capacity_per_endpoint: usize,
     /// Endpoint slots (1 ..= 65536).
     pub max_endpoints: usize,
@@ -148,6 +148,11 @@ pub enum IndexError {
     },
 }
 
+/// Largest value of the capacities that bound a least-recently-used map
+/// (`speculative_capacity`, `approx_capacity_per_endpoint`,
+/// `engine_map_capacity_per_endpoint`): 2³² − 2.
+pub const MAX_LRU_CAPACITY: usize = u32::MAX as usize - 1;
+
 impl IndexConfig {
     /// Checks ranges; the index is built only from a valid configuration.
     pub fn validate(&self) -> Result<(), IndexError> {
@@ -175,14 +180,22 @@ impl IndexConfig {
         if w.iter().any(|x| !x.is_finite() || *x < 0.0) {
             return bad("tier_weights", "weights must be finite and non-negative");
         }
-        if self.speculative_capacity == 0 {
-            return bad("speculative_capacity", "must be at least 1");
-        }
-        if self.approx_capacity_per_endpoint == 0 {
-            return bad("approx_capacity_per_endpoint", "must be at least 1");
-        }
-        if self.engine_map_capacity_per_endpoint == 0 {
-            return bad("engine_map_capacity_per_endpoint", "must be at least 1");
+        // These bounds are the least-recently-used maps' capacities, which
+        // address their entries with 32 bits.
+        for (field, cap) in [
+            ("speculative_capacity", self.speculative_capacity),
+            (
+                "approx_capacity_per_endpoint",
+                self.approx_capacity_per_endpoint,
+            ),
+            (
+                "engine_map_capacity_per_endpoint",
+                self.engine_map_capacity_per_endpoint,
+            ),
+        ] {
+            if cap == 0 || cap > MAX_LRU_CAPACITY {
+                return bad(field, "must be in 1..=2^32-2");
+            }
         }
         Ok(())
     }

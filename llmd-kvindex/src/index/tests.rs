@@ -303,6 +303,25 @@ fn invalid_config_is_an_error() {
     })
     .unwrap_err();
     assert!(e.to_string().contains("block_size"), "{e}");
+    // Capacities past what the bounded maps address are refused, not
+    // clamped to a bound the caller did not ask for.
+    for cfg in [
+        IndexConfig {
+            speculative_capacity: super::MAX_LRU_CAPACITY + 1,
+            ..IndexConfig::default()
+        },
+        IndexConfig {
+            approx_capacity_per_endpoint: usize::MAX,
+            ..IndexConfig::default()
+        },
+        IndexConfig {
+            engine_map_capacity_per_endpoint: super::MAX_LRU_CAPACITY + 1,
+            ..IndexConfig::default()
+        },
+    ] {
+        let e = KvIndex::new(cfg).unwrap_err();
+        assert!(e.to_string().contains("2^32-2"), "{e}");
+    }
 }
 
 /// Clearing an endpoint that holds nothing (a batch of repeated

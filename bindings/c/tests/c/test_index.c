@@ -143,7 +143,31 @@ static void test_capacities_and_weights(void) {
   size_t nm = 0;
   CHECK_STATUS(LLMD_STATUS_OK, llmd_index_match_prefix(ix, S("m"), keys, 2, m, 1, &nm, &err), &err);
   CHECK(nm == 1 && m[0].consecutive_blocks == 2 && m[0].weighted_score == 0.5);
+  /* Speculative entries expire at a tick past their lifetime (2 s by
+   * default), not before. */
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_index_tick(ix, 1000000000ull, &err), &err);
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_index_match_prefix(ix, S("m"), keys, 2, m, 1, &nm, &err), &err);
+  CHECK(nm == 1);
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_index_tick(ix, 3000000000ull, &err), &err);
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_index_match_prefix(ix, S("m"), keys, 2, m, 1, &nm, &err), &err);
+  CHECK(nm == 0);
+  /* Clearing drops what an endpoint holds; the slot stays registered. */
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_index_record_routing(ix, a, S("m"), keys, 2, 0, &err), &err);
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_index_clear_endpoint(ix, a, &err), &err);
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_index_match_prefix(ix, S("m"), keys, 2, m, 1, &nm, &err), &err);
+  CHECK(nm == 0);
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_index_record_routing(ix, a, S("m"), keys, 1, 0, &err), &err);
+  CHECK_STATUS(LLMD_STATUS_UNKNOWN_ENDPOINT, llmd_index_clear_endpoint(ix, 999, &err), &err);
+  RESET_ERR(err);
+  CHECK_STATUS(LLMD_STATUS_NULL_ARGUMENT, llmd_index_tick(NULL, 0, &err), &err);
+  RESET_ERR(err);
   llmd_index_free(ix);
+  /* A capacity past 2^32 - 2 is refused, not clamped. */
+  cfg.speculative_capacity = (size_t)1 << 40;
+  CHECK_STATUS(LLMD_STATUS_INDEX, llmd_index_new(&cfg, &ix, &err), &err);
+  CHECK(strstr(llmd_error_message(err), "speculative_capacity") != NULL);
+  RESET_ERR(err);
+  cfg.speculative_capacity = 0;
   cfg.gpu_weight = -1.0;
   CHECK_STATUS(LLMD_STATUS_INDEX, llmd_index_new(&cfg, &ix, &err), &err);
   RESET_ERR(err);

@@ -783,12 +783,39 @@ static void test_options(void) {
   CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_render_metrics(s, &m, &err), &err);
   CHECK(strstr(llmd_string_data(m), "llmd_open_requests_expired_at_limit_total 1\n") != NULL);
   llmd_string_free(m);
+  CHECK(llmd_scheduler_open_requests(s) == 4);
+  CHECK(llmd_scheduler_open_requests(NULL) == 0);
   /* The oldest, o1, was closed; the newest is still open. */
   bool found = true;
   CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_on_complete(s, S("o1"), -1, NULL, &found, &err), &err);
   CHECK(!found);
-  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_on_complete(s, S("o5"), -1, NULL, &found, &err), &err);
+  /* A cached count below -1 is refused; the request completes all the same. */
+  CHECK_STATUS(LLMD_STATUS_INVALID_ARGUMENT, llmd_scheduler_on_complete(s, S("o5"), -5, NULL, &found, &err), &err);
+  RESET_ERR(err);
   CHECK(found);
+  CHECK(llmd_scheduler_open_requests(s) == 3);
+
+  /* Token ids beside a prompt text, or a LoRA path without its name, are
+   * refused rather than dropped. */
+  uint32_t tok_ids[2] = {1, 2};
+  llmd_request_desc req = {0};
+  req.id = V("both");
+  req.model = V("llama");
+  req.prompt = V("hello");
+  req.tokens = tok_ids;
+  req.n_tokens = 2;
+  llmd_decision *d = NULL;
+  CHECK_STATUS(LLMD_STATUS_INVALID_ARGUMENT, llmd_scheduler_pick(s, &req, &d, &err), &err);
+  RESET_ERR(err);
+  req.tokens = NULL; /* a NULL array with a length: still both */
+  CHECK_STATUS(LLMD_STATUS_INVALID_ARGUMENT, llmd_scheduler_pick(s, &req, &d, &err), &err);
+  RESET_ERR(err);
+  req.n_tokens = 0;
+  req.lora_path = V("/adapters/a");
+  CHECK_STATUS(LLMD_STATUS_INVALID_ARGUMENT, llmd_scheduler_pick(s, &req, &d, &err), &err);
+  CHECK(strstr(llmd_error_message(err), "lora_name") != NULL);
+  RESET_ERR(err);
+  CHECK(d == NULL);
   llmd_scheduler_free(s);
 }
 

@@ -130,6 +130,9 @@ static void test_scheduler() {
     llmd::Request m = r;
     m.id = "cpp-mm";
     m.lora_path = "/adapters/x";
+    // A path without the adapter's name is refused.
+    CHECK(status_of([&] { s.pick(m); }) == LLMD_STATUS_INVALID_ARGUMENT);
+    m.lora_name = "x";
     m.mm_items = {"img-1", "img-2"};
     m.multimodal = true;
     CHECK(!s.pick(m).primary().name.empty());
@@ -170,7 +173,7 @@ static void test_scheduler() {
   opts.max_open_requests = 3;
   CHECK(llmd::Scheduler::with_options("", opts).open_requests_limit() == 3);
   CHECK(s.open_requests_limit() == (size_t{1} << 20));
-  CHECK(status_of([&] { llmd::Scheduler::from_file("/nonexistent.yaml", opts); }) == LLMD_STATUS_IO);
+  CHECK(status_of([&] { llmd::Scheduler::from_file_with_options("/nonexistent.yaml", opts); }) == LLMD_STATUS_IO);
 
   // Failures throw with the documented status and code.
   CHECK(status_of([&] { s.remove_endpoint("nope"); }) == LLMD_STATUS_UNKNOWN_ENDPOINT);

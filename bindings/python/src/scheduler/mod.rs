@@ -131,7 +131,7 @@ impl PyScheduler {
     /// execute gives a `NotExecutedWarning`; `strict=True` refuses such a
     /// config with `ConfigError` instead. `max_open_requests` bounds the
     /// requests held open between `pick` and `on_complete` (default
-    /// `DEFAULT_MAX_OPEN_REQUESTS`, 2**20; see `open_requests_limit`).
+    /// 2**20; see `open_requests_limit`).
     #[new]
     #[pyo3(signature = (config=None, *, seed=None, strict=false, max_open_requests=None))]
     fn new(
@@ -379,8 +379,8 @@ impl PyScheduler {
     /// endpoint load, in-flight gauges and latency-model accounting, counted
     /// with outcome `expired`. Returns how many. A negative or non-finite
     /// age raises `InvalidArgumentError`. Without it the open requests are
-    /// still bounded: a pick that finds 2**20 open expires the oldest
-    /// sixteenth first (`llmd_open_requests_expired_at_limit_total`).
+    /// still bounded: a pick that finds `open_requests_limit` open expires
+    /// the oldest sixteenth first (`llmd_open_requests_expired_at_limit_total`).
     fn expire_requests(&self, py: Python<'_>, max_age: f64) -> PyResult<usize> {
         if !(max_age.is_finite() && max_age >= 0.0) {
             return Err(error(
