@@ -324,6 +324,25 @@ class Decision {
     }
     return out;
   }
+  // Header names the proxy removes from the request it forwards.
+  std::vector<std::string> remove_headers() const {
+    std::vector<std::string> out;
+    for (size_t i = 0; i < info_.n_remove_headers; i++) {
+      out.emplace_back(view(llmd_decision_remove_header(h_.get(), i)));
+    }
+    return out;
+  }
+  // Headers the proxy sets on the response to the client (e.g. the
+  // session-affinity token naming the endpoint that served).
+  std::vector<std::pair<std::string, std::string>> response_headers() const {
+    std::vector<std::pair<std::string, std::string>> out;
+    size_t n = llmd_decision_response_header_count(h_.get());
+    for (size_t i = 0; i < n; i++) {
+      llmd_kv kv = llmd_decision_response_header(h_.get(), i);
+      out.emplace_back(std::string(view(kv.key)), std::string(view(kv.value)));
+    }
+    return out;
+  }
   // Every candidate, filter drop and scorer's raw and weighted score, as JSON.
   std::string explanation_json() const {
     llmd_string* s = nullptr;

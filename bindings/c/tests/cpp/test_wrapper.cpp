@@ -166,6 +166,23 @@ static void test_scheduler() {
   CHECK(status_of([&] { llmd::Scheduler::strict(events_cfg); }) == LLMD_STATUS_CONFIG);
   CHECK(llmd::Scheduler(events_cfg).config_report_json().find("kvEventsConfig.discoverPods") !=
         std::string::npos);
+  {
+    // The response headers a proxy sets: session affinity's token.
+    llmd::Scheduler sess(
+        "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n"
+        "- type: session-affinity-scorer\n- type: max-score-picker\n"
+        "schedulingProfiles:\n- name: default\n  plugins:\n"
+        "  - pluginRef: session-affinity-scorer\n  - pluginRef: max-score-picker\n");
+    sess.add_endpoint({"pod-a", "10.0.0.1:8000", std::nullopt, {}, {}});
+    llmd::Request q;
+    q.id = "cpp-sess";
+    q.model = "m";
+    q.prompt = "hello";
+    auto d = sess.pick(q);
+    auto rh = d.response_headers();
+    CHECK(rh.size() == 1 && rh[0].first == "x-session-token" && !rh[0].second.empty());
+    CHECK(d.remove_headers().empty());
+  }
   llmd_scheduler_options opts{};
   opts.strict = true;
   CHECK(status_of([&] { llmd::Scheduler::with_options(events_cfg, opts); }) == LLMD_STATUS_CONFIG);
