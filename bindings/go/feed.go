@@ -306,6 +306,42 @@ func (f *Feed) text(call func(h *C.llmd_feed, out **C.llmd_string, e **C.llmd_er
 	return out, err
 }
 
+// Running is true between Start and Stop; false after Close.
+func (f *Feed) Running() bool {
+	running := false
+	_ = f.with(func(h *C.llmd_feed) error {
+		running = bool(C.llmd_feed_running(h))
+		return nil
+	})
+	return running
+}
+
+// UnknownPublisherMessages counts messages received on a bound socket from
+// publishers whose topic names no followed pod (not applied).
+func (f *Feed) UnknownPublisherMessages() uint64 {
+	var n uint64
+	_ = f.with(func(h *C.llmd_feed) error {
+		n = uint64(C.llmd_feed_unknown_publisher_messages(h))
+		return nil
+	})
+	return n
+}
+
+// Pods returns the names of the followed pods.
+func (f *Feed) Pods() ([]string, error) {
+	raw, err := f.text(func(h *C.llmd_feed, out **C.llmd_string, e **C.llmd_error) C.llmd_status {
+		return C.llmd_feed_pods_json(h, out, e)
+	})
+	if err != nil {
+		return nil, err
+	}
+	var pods []string
+	if err := json.Unmarshal([]byte(raw), &pods); err != nil {
+		return nil, jsonError(err)
+	}
+	return pods, nil
+}
+
 // Stats returns every followed pod's counters by name.
 func (f *Feed) Stats() (map[string]PodStats, error) {
 	raw, err := f.statsJSON()

@@ -98,8 +98,20 @@ func TestFeedScrapesAPodAndReports(t *testing.T) {
 	if s.EndpointCount() != 1 {
 		t.Fatalf("endpoints: %d", s.EndpointCount())
 	}
+	if names, err := s.Endpoints(); err != nil || len(names) != 1 || names[0] != "pod-a" {
+		t.Fatalf("endpoint names: %v %v", names, err)
+	}
+	if pods, err := f.Pods(); err != nil || len(pods) != 1 || pods[0] != "pod-a" {
+		t.Fatalf("pods: %v %v", pods, err)
+	}
+	if f.Running() || f.UnknownPublisherMessages() != 0 {
+		t.Fatal("running before Start")
+	}
 	if err := f.Start(); err != nil {
 		t.Fatal(err)
+	}
+	if !f.Running() {
+		t.Fatal("not running after Start")
 	}
 	waitPod(t, f, "pod-a", func(st PodStats) bool { return st.Scrapes > 0 && st.Up && st.Registered })
 	// Every counter the library reports has its PodStats field.
@@ -137,6 +149,9 @@ func TestFeedScrapesAPodAndReports(t *testing.T) {
 		t.Fatalf("remove: %v, %d endpoints", err, s.EndpointCount())
 	}
 	f.Stop()
+	if f.Running() {
+		t.Fatal("running after Stop")
+	}
 	if err := f.Start(); !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("restart after stop: %v", err)
 	}

@@ -265,6 +265,29 @@ func (s *Scheduler) EndpointCount() int {
 	return n
 }
 
+// Endpoints returns the names of the registered endpoints.
+func (s *Scheduler) Endpoints() ([]string, error) {
+	var text []byte
+	err := s.with(func(h *C.llmd_scheduler) error {
+		var out *C.llmd_string
+		var e *C.llmd_error
+		if err := takeError(C.llmd_scheduler_endpoints_json(h, &out, &e), e); err != nil {
+			return err
+		}
+		text = C.GoBytes(unsafe.Pointer(C.llmd_string_data(out)), C.int(C.llmd_string_len(out)))
+		C.llmd_string_free(out)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	if err := json.Unmarshal(text, &names); err != nil {
+		return nil, jsonError(err)
+	}
+	return names, nil
+}
+
 // OpenRequests is how many requests were picked and not yet completed
 // (nor failed or expired); 0 after Close.
 func (s *Scheduler) OpenRequests() int {

@@ -930,6 +930,25 @@ llmd_status llmd_feed_start(const llmd_feed *f, llmd_error **err);
 // `f` NULL or live.
 void llmd_feed_stop(const llmd_feed *f);
 
+// True between `llmd_feed_start` and `llmd_feed_stop`; false for NULL.
+//
+// # Safety
+// `f` NULL or live.
+bool llmd_feed_running(const llmd_feed *f);
+
+// Messages received on a bound socket from publishers whose topic names
+// no followed pod (counted, not applied); 0 for NULL.
+//
+// # Safety
+// `f` NULL or live.
+uint64_t llmd_feed_unknown_publisher_messages(const llmd_feed *f);
+
+// Names of the followed pods as a JSON list of strings.
+//
+// # Safety
+// `f` NULL or live; `out` valid for a write; `err` NULL or valid.
+llmd_status llmd_feed_pods_json(const llmd_feed *f, llmd_string **out, llmd_error **err);
+
 // Per-pod counters as JSON: `{"<pod>": {"events": …, "blocks": …,
 // "gaps": …, "replays": …, "reconnects": …, "scrape_errors": …,
 // "last_event_age_s": …, …}}`.
@@ -1568,6 +1587,14 @@ llmd_status llmd_scheduler_expire_requests(const llmd_scheduler *s,
 // # Safety
 // `s` is NULL or live; `err` is NULL or valid for a write.
 llmd_status llmd_scheduler_tick(const llmd_scheduler *s, llmd_error **err);
+
+// Names of the registered endpoints as a JSON list of strings.
+//
+// # Safety
+// `s` NULL or live; `out` valid for a write; `err` NULL or valid.
+llmd_status llmd_scheduler_endpoints_json(const llmd_scheduler *s,
+                                          llmd_string **out,
+                                          llmd_error **err);
 
 // Requests picked and not yet completed (nor failed or expired); 0 when
 // `s` is NULL.

@@ -306,6 +306,49 @@ pub unsafe extern "C" fn llmd_feed_stop(f: *const llmd_feed) {
     unsafe { read(f, (), |f| f.stop()) }
 }
 
+/// True between `llmd_feed_start` and `llmd_feed_stop`; false for NULL.
+///
+/// # Safety
+/// `f` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_feed_running(f: *const llmd_feed) -> bool {
+    // SAFETY: caller contract.
+    unsafe { read(f, false, |f| f.is_running()) }
+}
+
+/// Messages received on a bound socket from publishers whose topic names
+/// no followed pod (counted, not applied); 0 for NULL.
+///
+/// # Safety
+/// `f` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_feed_unknown_publisher_messages(f: *const llmd_feed) -> u64 {
+    // SAFETY: caller contract.
+    unsafe { read(f, 0, |f| f.unknown_publisher_messages()) }
+}
+
+/// Names of the followed pods as a JSON list of strings.
+///
+/// # Safety
+/// `f` NULL or live; `out` valid for a write; `err` NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_feed_pods_json(
+    f: *const llmd_feed,
+    out: *mut *mut llmd_string,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        call(f, err, |f| {
+            let out = Out::new(out, "out")?;
+            let json = serde_json::to_string(&f.pods())
+                .map_err(|e| FfiError::new(llmd_status::Serialize, e.to_string()))?;
+            out.write(into_handle(llmd_string::new(json)));
+            Ok(())
+        })
+    }
+}
+
 /// Per-pod counters as JSON: `{"<pod>": {"events": …, "blocks": …,
 /// "gaps": …, "replays": …, "reconnects": …, "scrape_errors": …,
 /// "last_event_age_s": …, …}}`.

@@ -504,6 +504,28 @@ pub unsafe extern "C" fn llmd_scheduler_tick(
     }
 }
 
+/// Names of the registered endpoints as a JSON list of strings.
+///
+/// # Safety
+/// `s` NULL or live; `out` valid for a write; `err` NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_scheduler_endpoints_json(
+    s: *const llmd_scheduler,
+    out: *mut *mut llmd_string,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        call(s, err, |s| {
+            let out = Out::new(out, "out")?;
+            let json = serde_json::to_string(&s.endpoint_names())
+                .map_err(|e| FfiError::new(llmd_status::Serialize, e.to_string()))?;
+            out.write(into_handle(llmd_string::new(json)));
+            Ok(())
+        })
+    }
+}
+
 /// Requests picked and not yet completed (nor failed or expired); 0 when
 /// `s` is NULL.
 ///

@@ -219,7 +219,9 @@ def test_a_named_tool_use_template_serves_requests_with_tools(workdir: Path) -> 
     vllm = vllm_chat.VllmChat(SRC, named)
     rng = random.Random(17)
     seen = {"tools": 0, "plain": 0}
-    for i in range(300):
+    # 700 bodies: an empty tools list (a quarter of those with tools) is
+    # refused, as vLLM refuses it, and leaves fewer bodies with tools.
+    for i in range(700):
         b = body(rng, True)
         try:
             want = vllm.encode(b)

@@ -131,7 +131,16 @@ int main(void) {
   CHECK_STATUS(LLMD_STATUS_NULL_ARGUMENT, llmd_feed_start(NULL, &err), &err);
   RESET_ERR(err);
 
+  CHECK(!llmd_feed_running(f) && !llmd_feed_running(NULL));
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_feed_pods_json(f, &text, &err), &err);
+  CHECK(strcmp(llmd_string_data(text), "[\"pod-a\"]") == 0);
+  llmd_string_free(text);
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_endpoints_json(s, &text, &err), &err);
+  CHECK(strcmp(llmd_string_data(text), "[\"pod-a\"]") == 0);
+  llmd_string_free(text);
+  CHECK(llmd_feed_unknown_publisher_messages(f) == 0 && llmd_feed_unknown_publisher_messages(NULL) == 0);
   CHECK_STATUS(LLMD_STATUS_OK, llmd_feed_start(f, &err), &err);
+  CHECK(llmd_feed_running(f));
   int scraped = 0;
   /* Up to a minute: valgrind runs this test too, one thread at a time. */
   for (int i = 0; i < 6000 && !scraped; i++) {
@@ -158,6 +167,7 @@ int main(void) {
 
   llmd_feed_stop(f);
   llmd_feed_stop(NULL);
+  CHECK(!llmd_feed_running(f));
   CHECK_STATUS(LLMD_STATUS_INVALID_ARGUMENT, llmd_feed_start(f, &err), &err);
   RESET_ERR(err);
   /* The feed keeps the scheduler alive: either may be freed first. */

@@ -425,8 +425,8 @@ class Scheduler:
         endpoint load, in-flight gauges and latency-model accounting, counted
         with outcome `expired`. Returns how many. A negative or non-finite
         age raises `InvalidArgumentError`. Without it the open requests are
-        still bounded: a pick that finds 2**20 open expires the oldest
-        sixteenth first (`llmd_open_requests_expired_at_limit_total`).
+        still bounded: a pick that finds `open_requests_limit` open expires
+        the oldest sixteenth first (`llmd_open_requests_expired_at_limit_total`).
         """
     def pick_openai(
         self,
