@@ -329,28 +329,22 @@ func (f *Feed) UnknownPublisherMessages() uint64 {
 
 // Pods returns the names of the followed pods.
 func (f *Feed) Pods() ([]string, error) {
+	var pods []string
 	raw, err := f.text(func(h *C.llmd_feed, out **C.llmd_string, e **C.llmd_error) C.llmd_status {
 		return C.llmd_feed_pods_json(h, out, e)
 	})
-	if err != nil {
+	if err := decodeJSON(raw, err, &pods); err != nil {
 		return nil, err
-	}
-	var pods []string
-	if err := json.Unmarshal([]byte(raw), &pods); err != nil {
-		return nil, jsonError(err)
 	}
 	return pods, nil
 }
 
 // Stats returns every followed pod's counters by name.
 func (f *Feed) Stats() (map[string]PodStats, error) {
-	raw, err := f.statsJSON()
-	if err != nil {
-		return nil, err
-	}
 	var stats map[string]PodStats
-	if err := json.Unmarshal([]byte(raw), &stats); err != nil {
-		return nil, jsonError(err)
+	raw, err := f.statsJSON()
+	if err := decodeJSON(raw, err, &stats); err != nil {
+		return nil, err
 	}
 	return stats, nil
 }
@@ -364,15 +358,12 @@ func (f *Feed) statsJSON() (string, error) {
 
 // Settings lists the configuration settings the feed executes or not.
 func (f *Feed) Settings() ([]FeedSetting, error) {
+	var s []FeedSetting
 	raw, err := f.text(func(h *C.llmd_feed, out **C.llmd_string, e **C.llmd_error) C.llmd_status {
 		return C.llmd_feed_settings_json(h, out, e)
 	})
-	if err != nil {
+	if err := decodeJSON(raw, err, &s); err != nil {
 		return nil, err
-	}
-	var s []FeedSetting
-	if err := json.Unmarshal([]byte(raw), &s); err != nil {
-		return nil, jsonError(err)
 	}
 	return s, nil
 }

@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
-	"unsafe"
 )
 
 // Endpoint is a model server the scheduler can route to.
@@ -177,23 +176,12 @@ type SettingNotExecuted struct {
 
 // ConfigReport returns what loading the configuration did.
 func (s *Scheduler) ConfigReport() (*ConfigReport, error) {
-	var text []byte
-	err := s.with(func(h *C.llmd_scheduler) error {
-		var out *C.llmd_string
-		var e *C.llmd_error
-		if err := takeError(C.llmd_scheduler_config_report_json(h, &out, &e), e); err != nil {
-			return err
-		}
-		text = C.GoBytes(unsafe.Pointer(C.llmd_string_data(out)), C.int(C.llmd_string_len(out)))
-		C.llmd_string_free(out)
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
 	var r ConfigReport
-	if err := json.Unmarshal(text, &r); err != nil {
-		return nil, jsonError(err)
+	text, err := s.text(func(h *C.llmd_scheduler, out **C.llmd_string, e **C.llmd_error) C.llmd_status {
+		return C.llmd_scheduler_config_report_json(h, out, e)
+	})
+	if err := decodeJSON(text, err, &r); err != nil {
+		return nil, err
 	}
 	return &r, nil
 }
@@ -257,33 +245,17 @@ func (s *Scheduler) RemoveEndpoint(name string) error {
 
 // EndpointCount is the number of registered endpoints.
 func (s *Scheduler) EndpointCount() int {
-	n := 0
-	_ = s.with(func(h *C.llmd_scheduler) error {
-		n = int(C.llmd_scheduler_endpoint_count(h))
-		return nil
-	})
-	return n
+	return s.size(func(h *C.llmd_scheduler) C.size_t { return C.llmd_scheduler_endpoint_count(h) })
 }
 
 // Endpoints returns the names of the registered endpoints.
 func (s *Scheduler) Endpoints() ([]string, error) {
-	var text []byte
-	err := s.with(func(h *C.llmd_scheduler) error {
-		var out *C.llmd_string
-		var e *C.llmd_error
-		if err := takeError(C.llmd_scheduler_endpoints_json(h, &out, &e), e); err != nil {
-			return err
-		}
-		text = C.GoBytes(unsafe.Pointer(C.llmd_string_data(out)), C.int(C.llmd_string_len(out)))
-		C.llmd_string_free(out)
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
 	var names []string
-	if err := json.Unmarshal(text, &names); err != nil {
-		return nil, jsonError(err)
+	text, err := s.text(func(h *C.llmd_scheduler, out **C.llmd_string, e **C.llmd_error) C.llmd_status {
+		return C.llmd_scheduler_endpoints_json(h, out, e)
+	})
+	if err := decodeJSON(text, err, &names); err != nil {
+		return nil, err
 	}
 	return names, nil
 }
@@ -291,23 +263,13 @@ func (s *Scheduler) Endpoints() ([]string, error) {
 // OpenRequests is how many requests were picked and not yet completed
 // (nor failed or expired); 0 after Close.
 func (s *Scheduler) OpenRequests() int {
-	n := 0
-	_ = s.with(func(h *C.llmd_scheduler) error {
-		n = int(C.llmd_scheduler_open_requests(h))
-		return nil
-	})
-	return n
+	return s.size(func(h *C.llmd_scheduler) C.size_t { return C.llmd_scheduler_open_requests(h) })
 }
 
 // OpenRequestsLimit is the most requests held open between Pick and
 // completion (WithMaxOpenRequests, default 2^20); 0 after Close.
 func (s *Scheduler) OpenRequestsLimit() int {
-	n := 0
-	_ = s.with(func(h *C.llmd_scheduler) error {
-		n = int(C.llmd_scheduler_open_requests_limit(h))
-		return nil
-	})
-	return n
+	return s.size(func(h *C.llmd_scheduler) C.size_t { return C.llmd_scheduler_open_requests_limit(h) })
 }
 
 // UpdateMetrics replaces an endpoint's metrics snapshot.
@@ -413,16 +375,43 @@ func (s *Scheduler) Tick() error {
 // families: TTFT, TPOT, cache hits, routing scores, decisions, index health)
 // as Prometheus text, for the host's /metrics handler.
 func (s *Scheduler) RenderMetrics() (string, error) {
+	return s.text(func(h *C.llmd_scheduler, out **C.llmd_string, e **C.llmd_error) C.llmd_status {
+		return C.llmd_scheduler_render_metrics(h, out, e)
+	})
+}
+
+// text is what a C call that returns an llmd_string gives.
+func (s *Scheduler) text(call func(h *C.llmd_scheduler, out **C.llmd_string, e **C.llmd_error) C.llmd_status) (string, error) {
 	var text string
 	err := s.with(func(h *C.llmd_scheduler) error {
 		var out *C.llmd_string
 		var e *C.llmd_error
-		if err := takeError(C.llmd_scheduler_render_metrics(h, &out, &e), e); err != nil {
+		if err := takeError(call(h, &out, &e), e); err != nil {
 			return err
 		}
-		text = C.GoStringN(C.llmd_string_data(out), C.int(C.llmd_string_len(out)))
-		C.llmd_string_free(out)
+		text = takeString(out)
 		return nil
 	})
 	return text, err
+}
+
+// size is what a C accessor of a count gives; 0 after Close.
+func (s *Scheduler) size(get func(h *C.llmd_scheduler) C.size_t) int {
+	n := 0
+	_ = s.with(func(h *C.llmd_scheduler) error {
+		n = int(get(h))
+		return nil
+	})
+	return n
+}
+
+// decodeJSON unmarshals text a C call returned into v.
+func decodeJSON(text string, err error, v any) error {
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal([]byte(text), v); err != nil {
+		return jsonError(err)
+	}
+	return nil
 }

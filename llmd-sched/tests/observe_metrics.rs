@@ -599,25 +599,13 @@ fn expiry_at_the_limit_leaves_a_later_request_with_the_id() {
     let m = Metrics::new(config()).unwrap();
     m.register_endpoint("e1", Some("decode"));
     m.on_decision(&decision("r1", "e1", None)); // decided at 1,002 ms
+    let inflight = || {
+        let ep = [("endpoint", "e1"), ("pool", "decode")];
+        get(&m.samples(ms(0)), "llmd_router_inflight_requests", &ep)
+    };
     assert!(!m.expire_request("r1", ms(1001)));
-    let s = m.samples(ms(0));
-    assert_eq!(
-        get(
-            &s,
-            "llmd_router_inflight_requests",
-            &[("endpoint", "e1"), ("pool", "decode")]
-        ),
-        1.0
-    );
+    assert_eq!(inflight(), 1.0);
     assert!(m.expire_request("r1", ms(1002)));
-    let s = m.samples(ms(0));
-    assert_eq!(
-        get(
-            &s,
-            "llmd_router_inflight_requests",
-            &[("endpoint", "e1"), ("pool", "decode")]
-        ),
-        0.0
-    );
+    assert_eq!(inflight(), 0.0);
     assert!(!m.expire_request("r1", ms(2000)));
 }

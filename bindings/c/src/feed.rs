@@ -13,7 +13,7 @@ use crate::error::{llmd_error, FfiError};
 use crate::handle::{call, handle, read, release};
 use crate::scheduler::llmd_scheduler;
 use crate::status::llmd_status;
-use crate::string::llmd_string;
+use crate::string::{json, llmd_string, text_out};
 use crate::views::llmd_str;
 
 /// A feed driving one scheduler. Every call takes it as `const`; free it
@@ -271,11 +271,9 @@ pub unsafe extern "C" fn llmd_feed_bind_events(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        call(f, err, |f| {
-            let out = Out::new(out, "out")?;
-            let ep = f.bind_events(args::str(endpoint, len, "endpoint")?)?;
-            out.write(into_handle(llmd_string::new(ep.to_string())));
-            Ok(())
+        text_out(f, out, err, |f| {
+            Ok(f.bind_events(args::str(endpoint, len, "endpoint")?)?
+                .to_string())
         })
     }
 }
@@ -338,15 +336,7 @@ pub unsafe extern "C" fn llmd_feed_pods_json(
     err: *mut *mut llmd_error,
 ) -> llmd_status {
     // SAFETY: caller contract.
-    unsafe {
-        call(f, err, |f| {
-            let out = Out::new(out, "out")?;
-            let json = serde_json::to_string(&f.pods())
-                .map_err(|e| FfiError::new(llmd_status::Serialize, e.to_string()))?;
-            out.write(into_handle(llmd_string::new(json)));
-            Ok(())
-        })
-    }
+    unsafe { text_out(f, out, err, |f| json(serde_json::to_string(&f.pods()))) }
 }
 
 /// Per-pod counters as JSON: `{"<pod>": {"events": …, "blocks": …,
@@ -362,7 +352,7 @@ pub unsafe extern "C" fn llmd_feed_stats_json(
     err: *mut *mut llmd_error,
 ) -> llmd_status {
     // SAFETY: caller contract.
-    unsafe { json_out(f, out, err, |f| serde_json::to_string(&f.stats())) }
+    unsafe { text_out(f, out, err, |f| json(serde_json::to_string(&f.stats()))) }
 }
 
 /// The configuration settings the feed executes or not, as a JSON list of
@@ -377,7 +367,7 @@ pub unsafe extern "C" fn llmd_feed_settings_json(
     err: *mut *mut llmd_error,
 ) -> llmd_status {
     // SAFETY: caller contract.
-    unsafe { json_out(f, out, err, |f| serde_json::to_string(f.settings())) }
+    unsafe { text_out(f, out, err, |f| json(serde_json::to_string(f.settings()))) }
 }
 
 /// The `llmd_feed_*` metrics as Prometheus text.
@@ -391,28 +381,7 @@ pub unsafe extern "C" fn llmd_feed_render_metrics(
     err: *mut *mut llmd_error,
 ) -> llmd_status {
     // SAFETY: caller contract.
-    unsafe { json_out(f, out, err, |f| Ok(f.render_metrics())) }
-}
-
-/// Writes what `text` makes of the feed into `out`.
-///
-/// # Safety
-/// As the callers.
-unsafe fn json_out(
-    f: *const llmd_feed,
-    out: *mut *mut llmd_string,
-    err: *mut *mut llmd_error,
-    text: impl FnOnce(&Feed) -> serde_json::Result<String>,
-) -> llmd_status {
-    // SAFETY: caller contract.
-    unsafe {
-        call(f, err, |f| {
-            let out = Out::new(out, "out")?;
-            let s = text(f).map_err(|e| FfiError::new(llmd_status::Serialize, e.to_string()))?;
-            out.write(into_handle(llmd_string::new(s)));
-            Ok(())
-        })
-    }
+    unsafe { text_out(f, out, err, |f| Ok(f.render_metrics())) }
 }
 
 /// Stops and releases a feed. NULL is accepted and ignored.

@@ -1,12 +1,10 @@
 //! Prometheus text of the scheduler's token-level metrics, for the host's
 //! `/metrics` handler.
 
-use crate::args::{into_handle, Out};
 use crate::error::llmd_error;
-use crate::handle::call;
 use crate::scheduler::llmd_scheduler;
 use crate::status::llmd_status;
-use crate::string::llmd_string;
+use crate::string::{llmd_string, text_out};
 
 /// Renders the scheduler's metrics (TTFT, TPOT, end-to-end, queue, cache
 /// hits per pool, routing scores, decisions, index and event-stream health;
@@ -21,11 +19,5 @@ pub unsafe extern "C" fn llmd_scheduler_render_metrics(
     err: *mut *mut llmd_error,
 ) -> llmd_status {
     // SAFETY: caller contract.
-    unsafe {
-        call(s, err, |s| {
-            let out = Out::new(out, "out")?;
-            out.write(into_handle(llmd_string::new(s.render_metrics())));
-            Ok(())
-        })
-    }
+    unsafe { text_out(s, out, err, |s| Ok(s.render_metrics())) }
 }

@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use llmd_sched::{Endpoint, EndpointMetrics, Scheduler};
 
-use crate::args::{self, into_handle, Out};
+use crate::args;
 use crate::error::{llmd_error, FfiError};
 use crate::handle::{call, create, handle, read, release};
 use crate::status::llmd_status;
-use crate::string::llmd_string;
+use crate::string::{json, llmd_string, text_out};
 use crate::views::{self, llmd_kv, llmd_str};
 
 /// A scheduler: endpoints, KV index, pipeline and in-flight state. Every
@@ -221,13 +221,7 @@ pub unsafe extern "C" fn llmd_scheduler_config_report_json(
     err: *mut *mut llmd_error,
 ) -> llmd_status {
     // SAFETY: caller contract.
-    unsafe {
-        call(s, err, |s| {
-            let out = Out::new(out, "out")?;
-            out.write(into_handle(llmd_string::new(s.config_report().to_json())));
-            Ok(())
-        })
-    }
+    unsafe { text_out(s, out, err, |s| Ok(s.config_report().to_json())) }
 }
 
 /// Creates a scheduler from a configuration file (YAML or JSON). An
@@ -516,12 +510,8 @@ pub unsafe extern "C" fn llmd_scheduler_endpoints_json(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        call(s, err, |s| {
-            let out = Out::new(out, "out")?;
-            let json = serde_json::to_string(&s.endpoint_names())
-                .map_err(|e| FfiError::new(llmd_status::Serialize, e.to_string()))?;
-            out.write(into_handle(llmd_string::new(json)));
-            Ok(())
+        text_out(s, out, err, |s| {
+            json(serde_json::to_string(&s.endpoint_names()))
         })
     }
 }

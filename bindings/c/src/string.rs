@@ -2,8 +2,10 @@
 
 use std::ffi::{c_char, CString};
 
-use crate::error::c_string_lossy;
-use crate::handle::{handle, read, release};
+use crate::args::{into_handle, Out};
+use crate::error::{c_string_lossy, llmd_error, FfiError};
+use crate::handle::{call, handle, read, release, Handle};
+use crate::status::llmd_status;
 
 /// Owned, NUL-terminated UTF-8 text. Release it with `llmd_string_free`.
 #[allow(non_camel_case_types)] // C naming for the exported type
@@ -18,6 +20,34 @@ impl llmd_string {
             text: c_string_lossy(text),
         }
     }
+}
+
+/// The body of the calls that return text: `out` checked first, then what
+/// `text` makes of handle `h`'s value written there as a new
+/// `llmd_string`.
+///
+/// # Safety
+/// `h` NULL or live; `out` NULL or valid for a write; `err` NULL or valid.
+pub(crate) unsafe fn text_out<H: Handle>(
+    h: *const H,
+    out: *mut *mut llmd_string,
+    err: *mut *mut llmd_error,
+    text: impl FnOnce(&H::Inner) -> Result<String, FfiError>,
+) -> llmd_status {
+    // SAFETY: forwarded caller contract.
+    unsafe {
+        call(h, err, |v| {
+            let out = Out::new(out, "out")?;
+            let t = text(v)?;
+            out.write(into_handle(llmd_string::new(t)));
+            Ok(())
+        })
+    }
+}
+
+/// JSON text, or `LLMD_STATUS_SERIALIZE` saying why not.
+pub(crate) fn json(r: serde_json::Result<String>) -> Result<String, FfiError> {
+    r.map_err(|e| FfiError::new(llmd_status::Serialize, e.to_string()))
 }
 
 /// The text of `s`, NUL-terminated, owned by `s` and valid until it is freed;

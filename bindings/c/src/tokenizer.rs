@@ -14,7 +14,7 @@ use crate::error::{llmd_error, FfiError};
 use crate::handle::{borrow, call, create, handle, read, release};
 use crate::scheduler::llmd_scheduler;
 use crate::status::llmd_status;
-use crate::string::llmd_string;
+use crate::string::{llmd_string, text_out};
 use crate::views::{self, llmd_kv};
 
 /// A tokenizer and chat template loaded from a local model directory.
@@ -249,8 +249,7 @@ pub unsafe extern "C" fn llmd_tokenizer_render_chat(
 ) -> llmd_status {
     // SAFETY: caller contract.
     unsafe {
-        call(t, err, |t| {
-            let out = Out::new(out, "out")?;
+        text_out(t, out, err, |t| {
             let (messages, opts) = chat_call(
                 messages_json,
                 messages_len,
@@ -269,8 +268,7 @@ pub unsafe extern "C" fn llmd_tokenizer_render_chat(
                     "the rendered prompt contains a NUL character; use llmd_tokenizer_encode_chat for its ids",
                 ));
             }
-            out.write(into_handle(llmd_string::new(text)));
-            Ok(())
+            Ok(text)
         })
     }
 }

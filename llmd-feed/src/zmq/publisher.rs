@@ -421,23 +421,33 @@ mod tests {
             .expect("close() returned");
     }
 
-    /// A subscriber too slow to take a batch within the write timeout is
-    /// dropped with its connection shut, so it sees the end and can dial
-    /// again, rather than a connection that answers and never delivers.
-    #[test]
-    fn a_subscriber_dropped_for_a_slow_write_sees_its_connection_end() {
-        use std::io::Read;
+    /// A publisher bound on loopback and a subscriber to "kv@" that then
+    /// sent `then`, once the publisher has its subscription.
+    fn subscribed(then: &[Vec<u8>]) -> (Publisher, Connection) {
         let mut p = Publisher::new("kv@x@m", 4);
         let ep = p.bind("tcp://127.0.0.1:0").unwrap();
         let s = TcpStream::connect(ep.socket_addr()).unwrap();
         let mut c =
             Connection::handshake(s, SocketType::Sub, Limits::default(), HANDSHAKE).unwrap();
         c.send(&[b"\x01kv@".to_vec()]).unwrap();
+        for m in then {
+            c.send(std::slice::from_ref(m)).unwrap();
+        }
         let t0 = std::time::Instant::now();
         while p.subscribed() == 0 {
             assert!(t0.elapsed() < Duration::from_secs(10));
             std::thread::sleep(Duration::from_millis(5));
         }
+        (p, c)
+    }
+
+    /// A subscriber too slow to take a batch within the write timeout is
+    /// dropped with its connection shut, so it sees the end and can dial
+    /// again, rather than a connection that answers and never delivers.
+    #[test]
+    fn a_subscriber_dropped_for_a_slow_write_sees_its_connection_end() {
+        use std::io::Read;
+        let (mut p, c) = subscribed(&[]);
         // Nothing is read until the publisher has given up on this peer.
         let big = vec![7u8; 1 << 20];
         let t0 = std::time::Instant::now();
@@ -463,19 +473,7 @@ mod tests {
     /// peer's thread with the subscription list locked).
     #[test]
     fn an_empty_frame_from_a_subscriber_is_ignored() {
-        let mut p = Publisher::new("kv@x@m", 4);
-        let ep = p.bind("tcp://127.0.0.1:0").unwrap();
-        let s = TcpStream::connect(ep.socket_addr()).unwrap();
-        let mut c =
-            Connection::handshake(s, SocketType::Sub, Limits::default(), HANDSHAKE).unwrap();
-        c.send(&[b"\x01kv@".to_vec()]).unwrap();
-        c.send(&[Vec::new()]).unwrap();
-        c.send(&[b"\x01kv@x".to_vec()]).unwrap();
-        let t0 = std::time::Instant::now();
-        while p.subscribed() == 0 {
-            assert!(t0.elapsed() < Duration::from_secs(10));
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let (mut p, mut c) = subscribed(&[Vec::new(), b"\x01kv@x".to_vec()]);
         std::thread::sleep(Duration::from_millis(50));
         p.publish(b"batch");
         let m = c.recv().unwrap();
