@@ -16,8 +16,8 @@ import (
 type Request struct {
 	ID    string
 	Model string
-	// Tokens is the tokenized prompt; when nil, Prompt text is used. Both
-	// set is an ErrInvalidArgument.
+	// Tokens is the tokenized prompt; when empty, Prompt text is used.
+	// Both set is an ErrInvalidArgument.
 	Tokens []uint32
 	Prompt string
 	// LoRAName is the adapter the request asks for, if any.
@@ -120,7 +120,7 @@ func (s *Scheduler) Pick(req *Request) (*Decision, error) {
 		start = time.Now()
 	}
 	var st C.llmd_status
-	if req.Tokens != nil {
+	if len(req.Tokens) > 0 {
 		// The token ids go straight from the Go slice (it holds no
 		// pointers, so cgo lets C read it during the call) into the
 		// request: one copy, no C buffer.
@@ -146,7 +146,7 @@ func (a *arena) describe(d *C.llmd_request_desc, req *Request) {
 	d.model = a.str(req.Model)
 	// Both a prompt and token ids reach C, which refuses the pair (as
 	// Python does) rather than one of them being dropped unread.
-	if req.Tokens == nil || req.Prompt != "" {
+	if len(req.Tokens) == 0 || req.Prompt != "" {
 		d.prompt = a.str(req.Prompt)
 	}
 	d.lora_name = a.optStr(req.LoRAName)

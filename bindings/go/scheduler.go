@@ -260,6 +260,16 @@ func (s *Scheduler) Endpoints() ([]string, error) {
 	return names, nil
 }
 
+// ceilMillis is d (not negative) in whole milliseconds, rounded up: a
+// fraction of a millisecond is not 0.
+func ceilMillis(d time.Duration) int64 {
+	ms := d.Milliseconds()
+	if d%time.Millisecond != 0 {
+		ms++
+	}
+	return ms
+}
+
 // OpenRequests is how many requests were picked and not yet completed
 // (nor failed or expired); 0 after Close.
 func (s *Scheduler) OpenRequests() int {
@@ -351,10 +361,7 @@ func (s *Scheduler) ExpireRequests(maxAge time.Duration) (int, error) {
 	if maxAge < 0 {
 		return 0, negative("maxAge", maxAge)
 	}
-	ms := maxAge.Milliseconds()
-	if maxAge%time.Millisecond != 0 {
-		ms++
-	}
+	ms := ceilMillis(maxAge)
 	var n C.size_t
 	err := s.with(func(h *C.llmd_scheduler) error {
 		var e *C.llmd_error

@@ -660,16 +660,23 @@ func TestMaxOpenRequestsBoundsOpenRequests(t *testing.T) {
 	if s.OpenRequests() != 4 {
 		t.Fatalf("open %d", s.OpenRequests())
 	}
-	// A fraction of a millisecond is a whole one, not an age of 0 that
-	// would expire every open request.
-	if n, err := s.ExpireRequests(999 * time.Microsecond); err != nil || n != 0 {
-		t.Fatalf("expired %d, %v", n, err)
-	}
 	if _, found, _ := s.OnComplete("o1", -1); found {
 		t.Fatal("the oldest request is still open")
 	}
 	if _, found, _ := s.OnComplete("o5", -1); !found {
 		t.Fatal("the newest request was expired")
+	}
+}
+
+// ExpireRequests takes a fraction of a millisecond as a whole one, not as
+// an age of 0 that would expire every open request.
+func TestExpiryAgesRoundUpToMilliseconds(t *testing.T) {
+	for d, want := range map[time.Duration]int64{
+		0: 0, 999 * time.Microsecond: 1, time.Millisecond: 1, time.Millisecond + 1: 2, time.Hour: 3_600_000,
+	} {
+		if got := ceilMillis(d); got != want {
+			t.Fatalf("%v: %d ms, want %d", d, got, want)
+		}
 	}
 }
 

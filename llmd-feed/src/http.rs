@@ -193,8 +193,9 @@ fn read_response<R: BufRead>(
         .ok_or_else(|| HttpError::Response(format!("bad status line {:?}", line.trim_end())))?;
     let mut length: Option<usize> = None;
     let mut chunked = false;
+    // At most 200 header lines, then the blank line that ends them.
     let mut ended = false;
-    for _ in 0..200 {
+    for _ in 0..=200 {
         read_line(r, &mut line)?;
         let l = line.trim_end();
         if l.is_empty() {

@@ -168,11 +168,14 @@ pub(crate) fn process(sched: &Scheduler, opts: &FeedOptions, w: Work) {
 fn consume_undecodable(pod: &PodRef, rank: Option<i64>, seq: u64) {
     let mut streams = pod.streams.lock().unwrap();
     // On a bound socket the rank is in the payload that did not decode: a
-    // pod with one stream can only have sent it there; with several, the
-    // stream is unknown and the next batch of each tells.
+    // pod of one data-parallel rank with one stream can only have sent it
+    // there; otherwise (a rank whose stream has not started yet could have
+    // sent it) the stream is unknown and the next batch of each tells.
     let rank = match rank {
         Some(r) => Some(r),
-        None if streams.len() == 1 => streams.keys().next().copied(),
+        None if pod.spec.data_parallel_size <= 1 && streams.len() == 1 => {
+            streams.keys().next().copied()
+        }
         None => None,
     };
     if let Some(state) = rank.and_then(|r| streams.get_mut(&r)) {

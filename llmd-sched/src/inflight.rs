@@ -54,7 +54,9 @@ pub struct Share {
 impl InFlightTable {
     /// Records a routed request opened under serial number `opening`
     /// ([`crate::CycleContext::opening`]); a request id already in flight is
-    /// released first.
+    /// released first. Of two picks of one id the later opening keeps the
+    /// id whichever records first, as in the open-request table, so the
+    /// tables agree on which request an id is.
     pub fn record(&self, request_id: &str, opening: u64, shares: Vec<Share>) {
         let parts: Vec<Contribution> = shares
             .into_iter()
@@ -69,16 +71,25 @@ impl InFlightTable {
                 }
             })
             .collect();
-        let old = self.map.lock().insert(
-            request_id.to_string(),
-            Entry {
-                opening,
-                parts,
-                first_token_seen: false,
-            },
-        );
-        if let Some(old) = old {
-            release_all(&old);
+        let entry = Entry {
+            opening,
+            parts,
+            first_token_seen: false,
+        };
+        let released = {
+            let mut map = self.map.lock();
+            match map.get_mut(request_id) {
+                // A later pick of the id recorded first: this one is over.
+                Some(newer) if newer.opening > opening => Some(entry),
+                Some(older) => Some(std::mem::replace(older, entry)),
+                None => {
+                    map.insert(request_id.to_string(), entry);
+                    None
+                }
+            }
+        };
+        if let Some(e) = released {
+            release_all(&e);
         }
     }
 
@@ -226,5 +237,19 @@ mod tests {
         assert!(t.finish_opening("x", 2));
         assert_eq!((ep.inflight_requests(), ep.inflight_tokens()), (0, 0));
         assert!(t.is_empty());
+    }
+
+    /// Two picks of one id recording out of order: the later opening keeps
+    /// the id, the earlier one's load is released at once.
+    #[test]
+    fn the_later_opening_keeps_the_id_whatever_the_order() {
+        let ep = Arc::new(EndpointState::new(Endpoint::new("e", "10.0.0.1:8000")));
+        let t = InFlightTable::default();
+        t.record("x", 2, share(&ep, 40));
+        t.record("x", 1, share(&ep, 100));
+        assert_eq!((ep.inflight_requests(), ep.inflight_tokens()), (1, 40));
+        assert!(!t.finish_opening("x", 1));
+        assert!(t.finish_opening("x", 2));
+        assert_eq!((ep.inflight_requests(), ep.inflight_tokens()), (0, 0));
     }
 }

@@ -131,10 +131,19 @@ impl Requests {
     }
     /// Opens `id` under `serial` (from [`Requests::next_serial`]); returns
     /// the record of an open request it replaces (the host reused an id),
-    /// whose accounting the caller releases.
+    /// whose accounting the caller releases. Of two picks of one id the
+    /// later serial keeps it whichever opens first (the other record is
+    /// returned), as in the in-flight load table.
     pub fn open(&self, id: &str, serial: u64, r: Record) -> Option<Record> {
         let mut map = self.map.lock();
-        let old = map.insert(id.to_string(), (serial, r));
+        let old = match map.get_mut(id) {
+            Some((newer, _)) if *newer > serial => return Some(r),
+            Some(slot) => Some(std::mem::replace(slot, (serial, r))),
+            None => {
+                map.insert(id.to_string(), (serial, r));
+                None
+            }
+        };
         self.len.store(map.len(), Ordering::Relaxed);
         old.map(|(_, r)| r)
     }
@@ -328,6 +337,19 @@ mod tests {
             (60, Some(RequestErrorKind::Other))
         );
         assert_eq!(r.len(), 0);
+    }
+
+    /// Two picks of one id opening out of order: the later serial keeps the
+    /// id, and the earlier record is handed back for release.
+    #[test]
+    fn the_later_serial_keeps_the_id_whatever_the_order() {
+        let r = Requests::default();
+        let (a, b) = (r.next_serial(), r.next_serial());
+        assert!(r.open("x", b, record(20)).is_none());
+        let back = r.open("x", a, record(10)).unwrap();
+        assert_eq!(back.scheduled_at_ns, 10);
+        assert_eq!(r.older_than(100), vec![("x".to_string(), b)]);
+        assert_eq!(r.len(), 1);
     }
 
     /// The oldest requests are those scheduled first; among requests

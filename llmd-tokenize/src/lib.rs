@@ -61,4 +61,10 @@ pub enum TokenizeError {
     /// The tokenizer failed on the text.
     #[error("tokenize: {0}")]
     Tokenize(String),
+    /// A valid body whose engine ids cannot be computed here (the engine
+    /// renders it otherwise: [`EngineRenders`], or a field such as the
+    /// body's own `chat_template`, see `llmd_sched::NotRendered`). Route it
+    /// on an estimate (`pick_openai` does), rather than refuse it.
+    #[error("not exact: {0}")]
+    NotExact(String),
 }

@@ -730,19 +730,14 @@ impl Tokenizer {
             return Ok(ids.to_vec());
         }
         if let Some(n) = req.not_rendered {
-            return Err(TokenizeError::Request(format!(
-                "the engine's ids cannot be computed here: {}",
-                n.reason()
-            )));
+            return Err(TokenizeError::NotExact(n.reason().to_string()));
         }
         let given_ids = matches!(req.prompt, Some(OpenAiPrompt::Tokens(_)));
         if let Some(why) = self
             .not_exact(req.kind == OpenAiKind::ChatCompletions)
             .filter(|_| !given_ids)
         {
-            return Err(TokenizeError::Request(format!(
-                "the engine's ids cannot be computed here: {why}"
-            )));
+            return Err(TokenizeError::NotExact(why.to_string()));
         }
         match (req.kind, &req.prompt) {
             (OpenAiKind::Completions, Some(OpenAiPrompt::Tokens(t))) => req

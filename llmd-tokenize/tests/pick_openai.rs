@@ -424,9 +424,11 @@ fn bodies_the_engine_renders_its_own_way() {
     );
     let e = tok
         .encode_openai("/v1/chat/completions", body.as_bytes())
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("chat_template"), "{e}");
+        .unwrap_err();
+    assert!(
+        matches!(&e, llmd_tokenize::TokenizeError::NotExact(why) if why.contains("chat_template")),
+        "{e}"
+    );
     let body = r#"{"model": "m", "messages": [{"role": "user", "content": "w1 w2"}], "kv_transfer_params": {"prompt_token_ids": [9, 8, 7]}}"#;
     assert_eq!(
         tok.encode_openai("/v1/chat/completions", body.as_bytes())
@@ -435,6 +437,22 @@ fn bodies_the_engine_renders_its_own_way() {
     );
     let d = pick_body(&s, body);
     assert_eq!(d.explanation.prompt_token_count(), 3);
+    // Request::from_openai takes the forwarded ids as pick_openai does.
+    let r = llmd_sched::Request::from_openai("/v1/chat/completions", body.as_bytes()).unwrap();
+    assert_eq!(r.prompt, llmd_sched::Prompt::Tokens(vec![9, 8, 7]));
+    // A completions prompt of ids beside prompt_embeds or a suffix keeps
+    // its ids (with the note), rather than an empty estimate refused.
+    for extra in [r#""prompt_embeds": "AAAA""#, r#""suffix": "x""#] {
+        let body = format!(r#"{{"model": "m", "prompt": [4, 5, 6, 7], {extra}}}"#);
+        let d = s
+            .pick_openai("r2", "/v1/completions", body.as_bytes(), &BTreeMap::new())
+            .unwrap();
+        assert_eq!(d.explanation.prompt_token_count(), 4, "{extra}");
+        assert!(
+            d.explanation.notes.iter().any(|n| n.contains("estimated")),
+            "{extra}"
+        );
+    }
     assert!(
         d.explanation.notes.iter().all(|n| !n.contains("estimated")),
         "{:?}",
@@ -505,11 +523,13 @@ fn models_the_engine_renders_otherwise_route_on_an_estimate() {
                 .iter()
                 .any(|n| n.contains("token ids estimated"));
             assert_eq!(estimated, !exact, "{tag} {path}: {:?}", d.explanation.notes);
-            assert_eq!(
-                tok.encode_openai(path, body.as_bytes()).is_ok(),
-                exact,
-                "{tag} {path}"
-            );
+            match tok.encode_openai(path, body.as_bytes()) {
+                Ok(_) => assert!(exact, "{tag} {path}"),
+                Err(e) => assert!(
+                    !exact && matches!(e, llmd_tokenize::TokenizeError::NotExact(_)),
+                    "{tag} {path}: {e}"
+                ),
+            }
         }
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -96,7 +96,9 @@ pub struct llmd_scheduler_options {
     pub strict: bool,
     /// Most requests held open between pick and completion; 0 means the
     /// default, 2^20. A pick that finds this many open first expires the
-    /// oldest sixteenth (`llmd_open_requests_expired_at_limit_total`).
+    /// oldest sixteenth (`llmd_open_requests_expired_at_limit_total`). Past
+    /// 2^20 open, the metrics time no more of them
+    /// (`llmd_observe_untracked_requests_total`).
     pub max_open_requests: u64,
 }
 

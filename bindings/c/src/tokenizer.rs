@@ -57,6 +57,7 @@ impl From<TokenizeError> for FfiError {
             TokenizeError::Template(_) => "chat_template",
             TokenizeError::Request(_) => "request",
             TokenizeError::Tokenize(_) => "tokenize",
+            TokenizeError::NotExact(_) => "not_exact",
         };
         FfiError::with_code(llmd_status::InvalidArgument, code, e.to_string())
     }

@@ -15,6 +15,7 @@ fn tok_error(py: Python<'_>, e: TokenizeError) -> PyErr {
         TokenizeError::Template(_) => "chat_template",
         TokenizeError::Request(_) => "request",
         TokenizeError::Tokenize(_) => "tokenize",
+        TokenizeError::NotExact(_) => "not_exact",
     };
     let err = error(py, Kind::InvalidArgument, e.to_string());
     let _ = err.value(py).setattr("code", code);

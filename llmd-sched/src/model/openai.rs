@@ -492,14 +492,17 @@ impl OpenAiRequest {
 impl crate::model::Request {
     /// The request an OpenAI body sent to `path` describes (model, prompt,
     /// `cache_salt`, `user` as the session id), without tokenizing:
-    /// completions' token ids are used as they are; prompt text and chat
-    /// messages become text, which the pipeline estimates tokens from. For
-    /// the engine's exact ids use [`crate::Scheduler::pick_openai`] with a
-    /// tokenizer. The caller sets `id` (and headers).
+    /// completions' token ids, and a chat's forwarded
+    /// [`OpenAiRequest::reused_prompt_ids`], are used as they are; prompt
+    /// text and chat messages become text, which the pipeline estimates
+    /// tokens from. For the engine's exact ids use
+    /// [`crate::Scheduler::pick_openai`] with a tokenizer. The caller sets
+    /// `id` (and headers).
     pub fn from_openai(path: &str, body: &[u8]) -> Result<crate::model::Request, ScheduleError> {
         let r = OpenAiRequest::parse(path, body)?;
-        let prompt = match &r.prompt {
-            Some(OpenAiPrompt::Tokens(t)) => crate::model::Prompt::Tokens(t.clone()),
+        let prompt = match (&r.prompt, r.reused_prompt_ids()) {
+            (_, Some(ids)) => crate::model::Prompt::Tokens(ids.to_vec()),
+            (Some(OpenAiPrompt::Tokens(t)), None) => crate::model::Prompt::Tokens(t.clone()),
             _ => crate::model::Prompt::Text(r.estimate_text()),
         };
         let mm_items = r.multimodal_items();

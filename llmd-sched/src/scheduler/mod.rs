@@ -218,7 +218,10 @@ impl Scheduler {
 
     /// Holds at most `n` requests open between `pick` and completion
     /// (at least 1; default [`DEFAULT_MAX_OPEN_REQUESTS`]); see
-    /// [`Scheduler::open_requests_limit`].
+    /// [`Scheduler::open_requests_limit`]. The metrics follow at most their
+    /// own `MetricsConfig::max_tracked_requests` (2^20 by default): above
+    /// it, requests are routed and released as usual, and counted in
+    /// `llmd_observe_untracked_requests_total` without per-request timings.
     pub fn with_max_open_requests(mut self, n: usize) -> Self {
         self.max_open_requests = n.max(1);
         self

@@ -71,7 +71,15 @@ impl Scheduler {
                 None,
             ),
             // A field that changes the engine's prompt in a way the router
-            // does not render: routed on an estimate, and said so.
+            // does not render: routed on an estimate (a prompt's own ids
+            // where it gives them), and said so.
+            (_, _, Some(OpenAiPrompt::Tokens(ids))) if r.not_rendered.is_some() => {
+                let left = tok.as_ref().map_or(true, |t| t.truncates_left());
+                (
+                    Prompt::Tokens(r.truncate_ids(ids.clone(), left)?),
+                    r.not_rendered.map(|n| n.note()),
+                )
+            }
             _ if r.not_rendered.is_some() => (
                 Prompt::Text(r.estimate_text()),
                 r.not_rendered.map(|n| n.note()),

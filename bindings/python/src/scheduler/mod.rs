@@ -131,7 +131,8 @@ impl PyScheduler {
     /// execute gives a `NotExecutedWarning`; `strict=True` refuses such a
     /// config with `ConfigError` instead. `max_open_requests` bounds the
     /// requests held open between `pick` and `on_complete` (default
-    /// 2**20; see `open_requests_limit`).
+    /// 2**20; see `open_requests_limit`); past 2**20 open, the metrics time
+    /// no more of them (`llmd_observe_untracked_requests_total`).
     #[new]
     #[pyo3(signature = (config=None, *, seed=None, strict=false, max_open_requests=None))]
     fn new(
