@@ -6,6 +6,7 @@ package llmd
 import "C"
 
 import (
+	"fmt"
 	"unsafe"
 )
 
@@ -35,12 +36,20 @@ type MMItem struct {
 	Offset, Length int
 }
 
+// PromptEmbeds are a request's prompt embeddings: the tensor's row-major
+// bytes, RowBytes per token (vLLM hashes each block's rows).
+type PromptEmbeds struct {
+	Data     []byte
+	RowBytes int
+}
+
 // HashExtras is everything besides tokens that changes a request's block
 // hashes. The zero value is a text-only request.
 type HashExtras struct {
-	LoRA      *LoRA
-	CacheSalt *string
-	MMItems   []MMItem
+	LoRA         *LoRA
+	CacheSalt    *string
+	MMItems      []MMItem
+	PromptEmbeds *PromptEmbeds
 }
 
 // Hasher computes the block keys vLLM publishes for a prompt.
@@ -151,8 +160,25 @@ func newExtras(x *HashExtras) (*C.llmd_hash_extras, error) {
 		}
 	}
 	for _, it := range x.MMItems {
+		if it.Offset < 0 || it.Length < 0 {
+			C.llmd_hash_extras_free(out)
+			return nil, &Error{Status: StatusInvalidArgument, Code: "invalid_argument",
+				Message: fmt.Sprintf("multimodal item %q: negative offset or length", it.Identifier)}
+		}
 		ip, il := str(it.Identifier)
 		st := C.llmd_hash_extras_add_mm_item(out, ip, il, C.size_t(it.Offset), C.size_t(it.Length), &e)
+		if err := fail(st, e); err != nil {
+			return nil, err
+		}
+	}
+	if pe := x.PromptEmbeds; pe != nil {
+		if pe.RowBytes < 0 {
+			C.llmd_hash_extras_free(out)
+			return nil, &Error{Status: StatusInvalidArgument, Code: "invalid_argument", Message: "negative prompt embeds row size"}
+		}
+		// The bytes hold no Go pointers: C may read the slice during the call.
+		st := C.llmd_hash_extras_set_prompt_embeds(out, (*C.uint8_t)(unsafe.SliceData(pe.Data)), C.size_t(len(pe.Data)),
+			C.size_t(pe.RowBytes), &e)
 		if err := fail(st, e); err != nil {
 			return nil, err
 		}

@@ -1,7 +1,9 @@
 package llmd
 
 import (
+	"encoding/binary"
 	"errors"
+	"math"
 	"sync"
 	"testing"
 )
@@ -41,6 +43,34 @@ func TestHasherMatchesVLLMVector(t *testing.T) {
 	}
 	if salted[0] == keys[0] {
 		t.Fatal("cache salt did not change block 0")
+	}
+}
+
+// Prompt embeddings hash as vLLM hashes them (the vLLM 0.19-0.30 vector
+// sha256_cbor/seed=42/bs=16/extra-0.19/prompt_embeds: 32 zero tokens, a
+// 32x4 float32 tensor of i/8).
+func TestHasherPromptEmbedsMatchVLLMVector(t *testing.T) {
+	h, err := NewHasher(HasherConfig{VLLMVersion: "0.30.0", Algo: "sha256_cbor", BlockSize: 16, Seed: seed("42")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	data := make([]byte, 0, 512)
+	for i := 0; i < 128; i++ {
+		data = binary.LittleEndian.AppendUint32(data, math.Float32bits(float32(i)/8))
+	}
+	keys, err := h.BlockKeys(make([]uint32, 32), &HashExtras{PromptEmbeds: &PromptEmbeds{Data: data, RowBytes: 16}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 2 || keys[0] != 10727237423599595005 || keys[1] != 7292349105840430816 {
+		t.Fatalf("keys = %v", keys)
+	}
+	if _, err := h.BlockKeys(make([]uint32, 32), &HashExtras{PromptEmbeds: &PromptEmbeds{Data: data, RowBytes: -1}}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("negative row size: %v", err)
+	}
+	if _, err := h.BlockKeys(make([]uint32, 32), &HashExtras{MMItems: []MMItem{{Identifier: "x", Offset: -1, Length: 1}}}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("negative item offset: %v", err)
 	}
 }
 

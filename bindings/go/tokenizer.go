@@ -218,6 +218,15 @@ func (s *ChatSession) LastReusedTokens() int {
 	return n
 }
 
+// Reset forgets the cached prefix: the next call tokenizes the whole
+// conversation.
+func (s *ChatSession) Reset() {
+	_ = s.with(func(h *C.llmd_chat_session) error {
+		C.llmd_chat_session_reset(h)
+		return nil
+	})
+}
+
 // Close releases the session; later calls return ErrClosed.
 func (s *ChatSession) Close() error {
 	s.close(func(h *C.llmd_chat_session) { C.llmd_chat_session_free(h) })

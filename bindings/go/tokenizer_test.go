@@ -68,6 +68,15 @@ func TestTokenizerAndPickOpenAI(t *testing.T) {
 			t.Fatalf("turn %d: %v %v %v %v", i, full, inc, err1, err2)
 		}
 	}
+	// After Reset nothing comes from the cache; the ids stay the same.
+	sess.Reset()
+	again, err := sess.EncodeChat(turns[1], true, "", "")
+	if err != nil || sess.LastReusedTokens() != 0 {
+		t.Fatalf("after reset: reused %d, %v", sess.LastReusedTokens(), err)
+	}
+	if full, _ := tok.EncodeChat(turns[1], true, "", ""); !reflect.DeepEqual(full, again) {
+		t.Fatalf("after reset: %v, want %v", again, full)
+	}
 	if _, err := TokenizerFromDir("/nonexistent"); !errors.As(err, &le) || le.Code != "tokenizer_file" || !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("missing dir: %v", err)
 	}

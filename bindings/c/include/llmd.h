@@ -1779,6 +1779,13 @@ llmd_status llmd_chat_session_encode_chat(const llmd_chat_session *s,
 // `s` NULL or live.
 size_t llmd_chat_session_reused_tokens(const llmd_chat_session *s);
 
+// Forgets the session's cached prefix: the next call tokenizes the whole
+// conversation (as after a new session). NULL is ignored.
+//
+// # Safety
+// `s` NULL or live.
+void llmd_chat_session_reset(const llmd_chat_session *s);
+
 // Releases a session. NULL is ignored.
 //
 // # Safety

@@ -382,6 +382,17 @@ pub unsafe extern "C" fn llmd_chat_session_reused_tokens(s: *const llmd_chat_ses
     unsafe { read(s, 0, |s| s.lock().last_reused_tokens()) }
 }
 
+/// Forgets the session's cached prefix: the next call tokenizes the whole
+/// conversation (as after a new session). NULL is ignored.
+///
+/// # Safety
+/// `s` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_chat_session_reset(s: *const llmd_chat_session) {
+    // SAFETY: caller contract.
+    unsafe { read(s, (), |s| s.lock().reset()) }
+}
+
 /// Releases a session. NULL is ignored.
 ///
 /// # Safety

@@ -127,9 +127,27 @@ int main(void) {
     llmd_tokens_free(full);
     llmd_tokens_free(inc);
   }
+  /* After a reset nothing comes from the cache. */
+  llmd_chat_session_reset(cs);
+  llmd_chat_session_reset(NULL);
+  llmd_tokens *fresh = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK,
+               llmd_chat_session_encode_chat(cs, TURN2, sizeof TURN2 - 1, true, NULL, 0, NULL, 0, &fresh, &err), &err);
+  CHECK(llmd_chat_session_reused_tokens(cs) == 0 && llmd_tokens_len(fresh) > 0);
+  llmd_tokens_free(fresh);
   CHECK_STATUS(LLMD_STATUS_NULL_ARGUMENT, llmd_chat_session_new(NULL, &cs, &err), &err);
   RESET_ERR(err);
   CHECK(llmd_chat_session_reused_tokens(NULL) == 0);
+  /* A valid body whose engine ids cannot be computed here (its own chat
+   * template) is code not_exact, apart from malformed ones ("request"). */
+  static const char OWN_TEMPLATE[] =
+      "{\"messages\": [{\"role\": \"user\", \"content\": \"w1\"}], \"chat_template\": \"{{ 1 }}\"}";
+  CHECK_STATUS(LLMD_STATUS_INVALID_ARGUMENT,
+               llmd_tokenizer_encode_openai(t, S("/v1/chat/completions"), (const uint8_t *)OWN_TEMPLATE,
+                                            sizeof OWN_TEMPLATE - 1, &ids, &err),
+               &err);
+  CHECK(err != NULL && strcmp(llmd_error_code(err), "not_exact") == 0);
+  RESET_ERR(err);
 
   CHECK_STATUS(LLMD_STATUS_INVALID_ARGUMENT,
                llmd_tokenizer_encode_chat(t, S("{\"role\": 1}"), true, NULL, 0, NULL, 0, &ids, &err), &err);
