@@ -110,8 +110,8 @@ pub struct Tokenizer {
     /// A named `tool_use` template, used when the request has tools (as
     /// transformers' `get_chat_template` picks it).
     tool_template: Option<(ChatTemplate, ContentFormat)>,
+    /// The template's token variables (name, text).
     specials: Vec<(String, String)>,
-    additional_special: Vec<String>,
     cuts: Vec<String>,
     sessions: Arc<crate::session::SessionCache>,
     source: PathBuf,
@@ -321,7 +321,12 @@ impl Tokenizer {
         let format = template
             .as_ref()
             .map_or(ContentFormat::String, |t| detect_content_format(t.source()));
-        let specials = SPECIALS
+        // The template's token variables, as transformers 5 gives them
+        // (`special_tokens_map`): the named special tokens, then the
+        // model-specific ones (any other `*_token` key with a token value,
+        // and a dict-valued `extra_special_tokens`). The list of additional
+        // special tokens is not among them.
+        let mut specials: Vec<(String, String)> = SPECIALS
             .iter()
             .filter_map(|k| {
                 config
@@ -330,11 +335,23 @@ impl Tokenizer {
                     .map(|v| (k.to_string(), v))
             })
             .collect();
-        let additional_special = config
-            .get("additional_special_tokens")
-            .and_then(Json::as_array)
-            .map(|a| a.iter().filter_map(token_text).collect())
-            .unwrap_or_default();
+        if let Json::Object(c) = config {
+            let model_specific = c
+                .iter()
+                .filter(|(k, _)| k.ends_with("_token") && !SPECIALS.contains(&k.as_str()))
+                .chain(
+                    c.get("extra_special_tokens")
+                        .and_then(Json::as_object)
+                        .into_iter()
+                        .flatten(),
+                );
+            for (k, v) in model_specific {
+                if let Some(text) = token_text(v) {
+                    specials.retain(|(n, _)| n != k);
+                    specials.push((k.clone(), text));
+                }
+            }
+        }
         let cuts = crate::session::cut_tokens(&inner);
         Ok(Tokenizer {
             inner,
@@ -344,7 +361,6 @@ impl Tokenizer {
             format,
             tool_template: None,
             specials,
-            additional_special,
             source: PathBuf::new(),
             engine_renders: None,
             default_kwargs: Vec::new(),
@@ -670,10 +686,6 @@ impl Tokenizer {
         for (k, v) in &self.specials {
             ctx.push((k.clone(), Value::from(v.as_str())));
         }
-        ctx.push((
-            "additional_special_tokens".into(),
-            Value::from(self.additional_special.clone()),
-        ));
         for (k, v) in merged {
             ctx.retain(|(n, _)| *n != k);
             ctx.push((k, v));

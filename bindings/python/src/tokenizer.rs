@@ -144,7 +144,11 @@ impl PyTokenizer {
     /// to `path` (`/v1/completions` or `/v1/chat/completions`; `body` as
     /// bytes or a dict): every body field that reaches the template or the
     /// tokenizer is applied (`tools`, `chat_template_kwargs`, `documents`,
-    /// `reasoning_effort`, `add_special_tokens`, ...).
+    /// `reasoning_effort`, `add_special_tokens`, ...). A malformed body
+    /// raises `InvalidArgumentError` with `code` `"request"`; a valid one
+    /// whose engine ids cannot be computed here (its own `chat_template`, a
+    /// `suffix` or `prompt_embeds`, or a model vLLM renders otherwise) with
+    /// `code` `"not_exact"`: route it on an estimate (`pick_openai` does).
     fn encode_openai(
         &self,
         py: Python<'_>,

@@ -173,6 +173,35 @@ def test_chat_matches_transformers(template: Path, workdir: Path) -> None:
     assert checked >= 25, f"only {checked} conversations rendered"
 
 
+def test_template_token_variables_match_transformers(workdir: Path) -> None:
+    """The template sees the tokens transformers 5 gives it: the named ones
+    and the model-specific `*_token` keys (also from a dict-valued
+    `extra_special_tokens`), not the list of additional special tokens."""
+    d = model_dir(workdir, "bpe", None)
+    cfg = json.loads((d / "tokenizer_config.json").read_text())
+    cfg.update(
+        {
+            "image_token": "<image>",
+            "boi_token": {"content": "<boi>", "special": True},
+            "extra_special_tokens": {"audio_token": "<audio>"},
+            "additional_special_tokens": ["<x>"],
+            "add_bos_token": False,
+        }
+    )
+    (d / "tokenizer_config.json").write_text(json.dumps(cfg))
+    (d / "chat_template.jinja").write_text(
+        "{{ bos_token }}|{{ image_token }}|{{ boi_token }}|{{ audio_token }}|"
+        "{{ additional_special_tokens is defined }}|{{ add_bos_token is defined }}"
+        "{% for m in messages %}|{{ m.content }}{% endfor %}"
+    )
+    ours = llmd.Tokenizer.from_dir(d)
+    hf = transformers.AutoTokenizer.from_pretrained(str(d))
+    msgs = [{"role": "user", "content": "hi"}]
+    want = hf.apply_chat_template(msgs, tokenize=False)
+    assert want.startswith("<s>|<image>|<boi>|<audio>|") and want.endswith("|hi")
+    assert ours.render_chat(msgs) == want
+
+
 def test_vllm_rules_and_errors(workdir: Path) -> None:
     d = model_dir(workdir, "bpe", REPO_ROOT / "testdata" / "chat-templates" / "template_chatml.jinja")
     tok = llmd.Tokenizer.from_dir(d)
@@ -197,6 +226,18 @@ def test_vllm_rules_and_errors(workdir: Path) -> None:
     with pytest.raises(llmd.InvalidArgumentError) as info:
         plain.render_chat([{"role": "user", "content": "x"}])
     assert info.value.code == "chat_template"
+    # A valid body whose engine ids cannot be computed here is "not_exact",
+    # apart from a malformed one ("request").
+    own = {"messages": [{"role": "user", "content": "x"}], "chat_template": "{{ 1 }}"}
+    with pytest.raises(llmd.InvalidArgumentError) as info:
+        tok.encode_openai("/v1/chat/completions", own)
+    assert info.value.code == "not_exact" and "chat_template" in str(info.value)
+    with pytest.raises(llmd.InvalidArgumentError) as info:
+        tok.encode_openai("/v1/chat/completions", {"messages": "x"})
+    assert info.value.code == "request"
+    # A decode body's forwarded prompt ids are the engine's prompt.
+    fwd = {"messages": [{"role": "user", "content": "x"}], "kv_transfer_params": {"prompt_token_ids": [3, 2, 1]}}
+    assert tok.encode_openai("/v1/chat/completions", fwd) == [3, 2, 1]
 
 
 def test_pick_openai_routes_on_the_engines_ids(workdir: Path) -> None:

@@ -771,7 +771,11 @@ class Tokenizer:
         to `path` (`/v1/completions` or `/v1/chat/completions`; `body` as
         bytes or a dict): every body field that reaches the template or the
         tokenizer is applied (`tools`, `chat_template_kwargs`, `documents`,
-        `reasoning_effort`, `add_special_tokens`, ...).
+        `reasoning_effort`, `add_special_tokens`, ...). A malformed body
+        raises `InvalidArgumentError` with `code` `"request"`; a valid one
+        whose engine ids cannot be computed here (its own `chat_template`, a
+        `suffix` or `prompt_embeds`, or a model vLLM renders otherwise) with
+        `code` `"not_exact"`: route it on an estimate (`pick_openai` does).
         """
     def session(self) -> ChatSession:
         """A session for one conversation: each `encode_chat` on it gives the
