@@ -323,9 +323,10 @@ impl Tokenizer {
             .map_or(ContentFormat::String, |t| detect_content_format(t.source()));
         // The template's token variables, as transformers 5 gives them
         // (`special_tokens_map`): the named special tokens, then the
-        // model-specific ones (any other `*_token` key with a token value,
-        // and a dict-valued `extra_special_tokens`). The list of additional
-        // special tokens is not among them.
+        // model-specific ones (any other `*_token` key with a string value,
+        // and a dict-valued `extra_special_tokens`'s strings; an
+        // `{"content": ...}` object there is not taken). The list of
+        // additional special tokens is not among them.
         let mut specials: Vec<(String, String)> = SPECIALS
             .iter()
             .filter_map(|k| {
@@ -346,9 +347,9 @@ impl Tokenizer {
                         .flatten(),
                 );
             for (k, v) in model_specific {
-                if let Some(text) = token_text(v) {
+                if let Json::String(text) = v {
                     specials.retain(|(n, _)| n != k);
-                    specials.push((k.clone(), text));
+                    specials.push((k.clone(), text.clone()));
                 }
             }
         }
