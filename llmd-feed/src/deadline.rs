@@ -27,14 +27,27 @@ pub(crate) fn left(deadline: Option<Instant>) -> io::Result<Option<Duration>> {
 }
 
 /// A socket whose every read is bounded by `deadline` (`None`: reads as the
-/// socket's own timeout says), and by `per_read` when that is shorter.
+/// socket's own timeout says). Under a [`Clock`] each read is bounded by the
+/// socket's own timeout too.
 #[derive(Debug)]
 pub(crate) struct Deadlined {
     pub s: TcpStream,
     pub deadline: Option<Instant>,
-    /// The longest one read may wait, whatever time is left (used with a
-    /// deadline only).
-    pub per_read: Option<Duration>,
+    pub clock: Clock,
+}
+
+/// A deadline laid over reads that otherwise wait by the socket's own read
+/// timeout (a message's clock over a connection's idle timeout).
+#[derive(Debug, Default, PartialEq)]
+pub(crate) enum Clock {
+    /// None: `deadline` alone bounds the reads.
+    #[default]
+    Off,
+    /// On, no read made under it yet (so nothing to restore).
+    On,
+    /// On; the socket's own timeout, as it was before the first read under
+    /// the clock changed it.
+    Read(Option<Duration>),
 }
 
 impl Deadlined {
@@ -43,15 +56,37 @@ impl Deadlined {
         Deadlined {
             s,
             deadline,
-            per_read: None,
+            clock: Clock::Off,
         }
+    }
+
+    /// Ends the clock: the socket's own read timeout is back (a read was
+    /// made under the clock), and `deadline` bounds reads again.
+    pub fn stop_clock(&mut self, deadline: Option<Instant>) -> io::Result<()> {
+        self.deadline = deadline;
+        if let Clock::Read(t) = std::mem::take(&mut self.clock) {
+            if deadline.is_none() {
+                self.s.set_read_timeout(t)?;
+            }
+        }
+        Ok(())
     }
 }
 
 impl Read for Deadlined {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.deadline.is_some() {
-            let t = match (left(self.deadline)?, self.per_read) {
+            // The socket's own timeout is read once per clock, at the first
+            // read that needs the socket: a message already buffered costs
+            // no system call.
+            if self.clock == Clock::On {
+                self.clock = Clock::Read(self.s.read_timeout()?);
+            }
+            let own = match self.clock {
+                Clock::Read(t) => t,
+                _ => None,
+            };
+            let t = match (left(self.deadline)?, own) {
                 (Some(l), Some(p)) => Some(l.min(p)),
                 (l, p) => l.or(p),
             };

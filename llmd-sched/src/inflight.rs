@@ -160,24 +160,22 @@ impl InFlightTable {
 
     /// Completion, error or cancel: everything the request still holds is released.
     pub fn finish(&self, request_id: &str) -> bool {
-        let e = self.map.lock().remove(request_id);
-        match e {
-            Some(e) => {
-                release_all(&e);
-                true
-            }
-            None => false,
-        }
+        self.finish_if(request_id, |_| true)
     }
 
     /// As [`InFlightTable::finish`], only if `request_id` is still the
     /// request opened under `opening`: an expiry that closed an old request
     /// leaves a newer one that reused its id alone.
     pub fn finish_opening(&self, request_id: &str, opening: u64) -> bool {
+        self.finish_if(request_id, |e| e.opening == opening)
+    }
+
+    /// Releases `request_id` if `wanted` says so of its entry.
+    fn finish_if(&self, request_id: &str, wanted: impl FnOnce(&Entry) -> bool) -> bool {
         let e = {
             let mut map = self.map.lock();
             match map.get(request_id) {
-                Some(e) if e.opening == opening => map.remove(request_id),
+                Some(e) if wanted(e) => map.remove(request_id),
                 _ => None,
             }
         };

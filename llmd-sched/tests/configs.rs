@@ -17,6 +17,17 @@ fn load(text: &str) -> Scheduler {
     Scheduler::from_config_str(text).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Asserts that the loaded configuration has a plugin of `plugin_type`
+/// (configured or injected).
+fn assert_has_plugin(s: &Scheduler, plugin_type: &str) {
+    let report = s.config_report();
+    assert!(
+        report.plugins.iter().any(|p| p.plugin_type == plugin_type),
+        "no {plugin_type}: {:#?}",
+        report.plugins
+    );
+}
+
 fn err(text: &str) -> String {
     match Scheduler::from_config_str(text) {
         Ok(_) => panic!("config unexpectedly loaded:\n{text}"),
@@ -639,16 +650,7 @@ fn latency_producers_are_one_and_named_consumers_must_find_it() {
         let bare = format!(
             "{HEAD}plugins:\n- type: slo-headroom-tier-filter\n  parameters: {{epsilonExploreNeg: 0.01{name}}}\n- type: latency-scorer\n- type: latency-slo-admitter\n- type: max-score-picker\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: slo-headroom-tier-filter\n  - pluginRef: latency-scorer\n  - pluginRef: max-score-picker\n"
         );
-        let s = load(&bare);
-        let report = s.config_report();
-        assert!(
-            report
-                .plugins
-                .iter()
-                .any(|p| p.plugin_type == "predicted-latency-producer"),
-            "{:#?}",
-            report.plugins
-        );
+        assert_has_plugin(&load(&bare), "predicted-latency-producer");
     }
     let named = format!(
         "{HEAD}plugins:\n- {{name: plp-a, type: predicted-latency-producer}}\n- type: latency-scorer\n  parameters: {{latencyPredictionInfoProducerName: plp-a}}\n- type: max-score-picker\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: latency-scorer\n  - pluginRef: max-score-picker\n"
@@ -663,14 +665,5 @@ fn the_prefix_pd_decider_brings_its_prefix_producer() {
     let y = format!(
         "{HEAD}plugins:\n- type: prefix-based-pd-decider\n  parameters: {{nonCachedTokens: 8}}\n- type: disagg-profile-handler\n  parameters: {{deciders: {{prefill: prefix-based-pd-decider}}}}\n- type: queue-scorer\n- type: max-score-picker\n- type: prefill-filter\n- type: decode-filter\nschedulingProfiles:\n- name: prefill\n  plugins:\n  - pluginRef: prefill-filter\n  - pluginRef: queue-scorer\n  - pluginRef: max-score-picker\n- name: decode\n  plugins:\n  - pluginRef: decode-filter\n  - pluginRef: queue-scorer\n  - pluginRef: max-score-picker\n"
     );
-    let s = load(&y);
-    let report = s.config_report();
-    assert!(
-        report
-            .plugins
-            .iter()
-            .any(|p| p.plugin_type == "approx-prefix-cache-producer"),
-        "{:#?}",
-        report.plugins
-    );
+    assert_has_plugin(&load(&y), "approx-prefix-cache-producer");
 }

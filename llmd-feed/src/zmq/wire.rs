@@ -190,8 +190,8 @@ pub struct Connection {
     /// Shared with other connections ([`Connection::set_budget`]).
     budget: Option<Arc<ByteBudget>>,
     /// While a message is arriving under [`Limits::message_timeout`]: the
-    /// reader's own deadline and the socket's read timeout before it.
-    message_clock: Option<(Option<Instant>, Option<Duration>)>,
+    /// reader's own deadline before it.
+    message_clock: Option<Option<Instant>>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -578,15 +578,15 @@ impl Connection {
         };
         let r = self.reader.get_mut();
         let own = r.deadline;
-        let per_read = r.s.read_timeout()?;
-        self.message_clock = Some((own, per_read));
+        self.message_clock = Some(own);
         r.deadline = match (own, crate::deadline::after(timeout)) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        // Each read still waits no longer than the socket's own timeout.
+        // Each read still waits no longer than the socket's own timeout
+        // (a reader's own deadline already sets the reads' timeouts).
         if own.is_none() {
-            r.per_read = per_read;
+            r.clock = crate::deadline::Clock::On;
         }
         Ok(())
     }
@@ -594,16 +594,10 @@ impl Connection {
     /// Ends the message clock: the reader's deadline and read timeout are
     /// back to what they were.
     fn stop_message_clock(&mut self) -> io::Result<()> {
-        let Some((deadline, timeout)) = self.message_clock.take() else {
-            return Ok(());
-        };
-        let r = self.reader.get_mut();
-        r.deadline = deadline;
-        if deadline.is_none() {
-            r.per_read = None;
-            r.s.set_read_timeout(timeout)?;
+        match self.message_clock.take() {
+            Some(own) => self.reader.get_mut().stop_clock(own),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn recv_frames(&mut self, idle: bool) -> Result<Option<Message>, WireError> {

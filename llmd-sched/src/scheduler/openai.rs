@@ -63,13 +63,13 @@ impl Scheduler {
             .or_else(|| r.user.clone());
         let mm_items = r.multimodal_items();
         let media = r.has_media_parts();
+        // A P/D decode body carrying its prefill's ids: the engine takes
+        // them as they are.
+        let reused = r.reused_prompt_ids();
         let (prompt, estimated) = match (&tok, &r.kind, &r.prompt) {
-            // A P/D decode body carrying its prefill's ids: the engine takes
-            // them as they are.
-            _ if r.reused_prompt_ids().is_some() => (
-                Prompt::Tokens(r.reused_prompt_ids().unwrap_or_default().to_vec()),
-                None,
-            ),
+            (_, _, _) if reused.is_some() => {
+                (Prompt::Tokens(reused.unwrap_or_default().to_vec()), None)
+            }
             // A field that changes the engine's prompt in a way the router
             // does not render: routed on an estimate (a prompt's own ids
             // where it gives them), and said so.
