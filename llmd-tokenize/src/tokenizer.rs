@@ -107,9 +107,8 @@ pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
     template: Option<ChatTemplate>,
     format: ContentFormat,
-    /// A named `tool_use` template, used when the request has tools (as
-    /// transformers' `get_chat_template` picks it).
-    tool_template: Option<(ChatTemplate, ContentFormat)>,
+    /// The template for requests with tools, where it is not `template`.
+    tool_template: WithTools,
     /// The template's token variables (name, text).
     specials: Vec<(String, String)>,
     cuts: Vec<String>,
@@ -120,6 +119,20 @@ pub struct Tokenizer {
     default_kwargs: Vec<(String, Value)>,
     /// Where vLLM does not use these files the way this tokenizer does.
     engine_renders: Option<EngineRenders>,
+}
+
+/// Which template renders a request with tools (vLLM's
+/// `resolve_chat_template`: the processor's template serves only requests
+/// without tools; with tools, transformers' `get_chat_template` picks the
+/// tokenizer's `tool_use` template, else its default one).
+#[derive(Clone)]
+enum WithTools {
+    /// The template of requests without tools.
+    Same,
+    /// A template of its own.
+    Own(Box<ChatTemplate>, ContentFormat),
+    /// None: such a request cannot be rendered.
+    Missing,
 }
 
 /// A model whose prompts vLLM builds with something other than the
@@ -191,11 +204,79 @@ fn token_text(v: &Json) -> Option<String> {
     }
 }
 
+/// The directory's chat templates as vLLM 0.33.0 resolves them with
+/// transformers 5: the template of requests without tools, and that of
+/// requests with tools (`None`: none).
+///
+/// The tokenizer's templates (`AutoTokenizer`): `chat_template.jinja` and
+/// `additional_chat_templates/*.jinja` when either exists (the config's
+/// are then ignored), else `tokenizer_config.json`'s `chat_template` (a
+/// string, or named templates). With tools, a `tool_use` template wins over
+/// the default one.
+///
+/// The processor's (`AutoProcessor`, which vLLM tries first for requests
+/// without tools): the legacy `chat_template.json`, which a processor reads
+/// before `chat_template.jinja`. A directory has a processor when it has
+/// `processor_config.json` or `preprocessor_config.json`, or names a
+/// `processor_class` in `tokenizer_config.json` (where vLLM looks for one);
+/// without one, `chat_template.json` is not read, as transformers does not
+/// read it. A processor refuses `chat_template.json` beside
+/// `additional_chat_templates/`, and vLLM then uses the tokenizer's.
+fn directory_templates(
+    dir: &Path,
+    cfg: &Json,
+) -> Result<(Option<String>, Option<String>), TokenizeError> {
+    let extra_dir = dir.join("additional_chat_templates");
+    let has_extra = std::fs::read_dir(&extra_dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .any(|e| e.file_name().to_string_lossy().ends_with(".jinja"))
+        })
+        .unwrap_or(false);
+    let jinja = read(&dir.join("chat_template.jinja"))?;
+    let (default, tool_use) = if jinja.is_some() || has_extra {
+        (jinja, read(&extra_dir.join("tool_use.jinja"))?)
+    } else {
+        let named = |name: &str| match cfg.get("chat_template") {
+            Some(Json::Array(list)) => list
+                .iter()
+                .find(|t| t.get("name").and_then(Json::as_str) == Some(name))
+                .and_then(|t| t.get("template").and_then(Json::as_str))
+                .map(str::to_string),
+            _ => None,
+        };
+        match cfg.get("chat_template") {
+            Some(Json::String(s)) => (Some(s.clone()), None),
+            Some(Json::Array(_)) => (named("default"), named("tool_use")),
+            _ => (None, None),
+        }
+    };
+    let with_tools = tool_use.or_else(|| default.clone());
+    let processor = dir.join("processor_config.json").is_file()
+        || dir.join("preprocessor_config.json").is_file()
+        || cfg.get("processor_class").is_some_and(|c| !c.is_null());
+    let legacy = dir.join("chat_template.json");
+    if processor && !has_extra {
+        let processors = json_file(&legacy)?.and_then(|j| {
+            j.get("chat_template")
+                .and_then(Json::as_str)
+                .map(str::to_string)
+        });
+        if processors.is_some() {
+            return Ok((processors, with_tools));
+        }
+    }
+    Ok((default, with_tools))
+}
+
 impl Tokenizer {
     /// Loads `dir`: `tokenizer.json` (required), `tokenizer_config.json`
-    /// (special tokens, `chat_template`), and `chat_template.jinja` or
-    /// `chat_template.json` (which win over the config's template, as in
-    /// transformers). Nothing is downloaded.
+    /// (special tokens, `chat_template`), `chat_template.jinja` and
+    /// `additional_chat_templates/` (which win over the config's
+    /// templates, as in transformers), and a processor's legacy
+    /// `chat_template.json`, which vLLM renders requests without tools
+    /// with. Nothing is downloaded.
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Tokenizer, TokenizeError> {
         let dir = dir.as_ref();
         let tj = dir.join("tokenizer.json");
@@ -255,34 +336,7 @@ impl Tokenizer {
                 "tokenizer_class LlamaTokenizer with model_type llama: transformers rebuilds this tokenizer's pipeline instead of using tokenizer.json, which is not reproduced; refusing rather than tokenizing differently".into(),
             ));
         }
-        let mut template = read(&dir.join("chat_template.jinja"))?;
-        if template.is_none() {
-            template = json_file(&dir.join("chat_template.json"))?.and_then(|j| {
-                j.get("chat_template")
-                    .and_then(Json::as_str)
-                    .map(str::to_string)
-            });
-        }
-        let named = |name: &str| match cfg.get("chat_template") {
-            Some(Json::Array(list)) => list
-                .iter()
-                .find(|t| t.get("name").and_then(Json::as_str) == Some(name))
-                .and_then(|t| t.get("template").and_then(Json::as_str))
-                .map(str::to_string),
-            _ => None,
-        };
-        // A `tool_use` template: `additional_chat_templates/tool_use.jinja`,
-        // or the config's named one when the config also gives the default.
-        let mut tool_use = read(&dir.join("additional_chat_templates").join("tool_use.jinja"))?;
-        if template.is_none() {
-            template = match cfg.get("chat_template") {
-                Some(Json::String(s)) => Some(s.clone()),
-                // Named templates: the "default" one.
-                Some(Json::Array(_)) => named("default"),
-                _ => None,
-            };
-            tool_use = tool_use.or_else(|| named("tool_use"));
-        }
+        let (template, with_tools) = directory_templates(dir, &cfg)?;
         let mut t =
             Tokenizer::from_parts(&text, &cfg, template.as_deref()).map_err(|e| match e {
                 TokenizeError::File(_, why) => TokenizeError::File(tj.display().to_string(), why),
@@ -290,12 +344,17 @@ impl Tokenizer {
             })?;
         t.source = dir.to_path_buf();
         t.engine_renders = engine_renders;
-        if let Some(src) = tool_use {
-            let tpl =
-                ChatTemplate::new(&src).map_err(|e| TokenizeError::Template(e.to_string()))?;
-            let format = detect_content_format(tpl.source());
-            t.tool_template = Some((tpl, format));
-        }
+        t.tool_template = match with_tools {
+            Some(src) if Some(&src) == template.as_ref() => WithTools::Same,
+            Some(src) => {
+                let tpl =
+                    ChatTemplate::new(&src).map_err(|e| TokenizeError::Template(e.to_string()))?;
+                let format = detect_content_format(tpl.source());
+                WithTools::Own(Box::new(tpl), format)
+            }
+            None if template.is_none() => WithTools::Same,
+            None => WithTools::Missing,
+        };
         Ok(t)
     }
 
@@ -360,7 +419,7 @@ impl Tokenizer {
             sessions: Arc::default(),
             template,
             format,
-            tool_template: None,
+            tool_template: WithTools::Same,
             specials,
             source: PathBuf::new(),
             engine_renders: None,
@@ -406,7 +465,7 @@ impl Tokenizer {
         let tpl = ChatTemplate::new(&source).map_err(|e| TokenizeError::Template(e.to_string()))?;
         self.format = detect_content_format(tpl.source());
         self.template = Some(tpl);
-        self.tool_template = None;
+        self.tool_template = WithTools::Same;
         self.sessions = Arc::default();
         Ok(self)
     }
@@ -565,7 +624,13 @@ impl Tokenizer {
             .and_then(|k| k.get_item(&Value::from("tools")).ok())
             .is_some_and(|t| !t.is_undefined() && !t.is_none());
         let (tpl, format) = match &self.tool_template {
-            Some((t, f)) if tools.is_some() || kw_tools => (t, *f),
+            WithTools::Own(t, f) if tools.is_some() || kw_tools => (&**t, *f),
+            WithTools::Missing if tools.is_some() || kw_tools => {
+                return Err(TokenizeError::Template(format!(
+                    "{} has no chat template for requests with tools (its chat_template.json is the processor's, which vLLM uses only without tools; the tokenizer has none in chat_template.jinja or tokenizer_config.json)",
+                    self.source.display()
+                )))
+            }
             _ => (
                 self.template.as_ref().ok_or_else(|| {
                     TokenizeError::Template(format!(

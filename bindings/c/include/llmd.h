@@ -1643,7 +1643,7 @@ size_t llmd_string_len(const llmd_string *s);
 void llmd_string_free(llmd_string *s);
 
 // Loads a model directory (`tokenizer.json`, `tokenizer_config.json`,
-// `chat_template.jinja` / `.json`); nothing is downloaded. A missing or
+// chat templates as docs/tokenizer.md lists them); nothing is downloaded. A missing or
 // malformed file gives `LLMD_STATUS_INVALID_ARGUMENT`, code
 // `"tokenizer_file"`, naming the file.
 //

@@ -64,7 +64,7 @@ impl From<TokenizeError> for FfiError {
 }
 
 /// Loads a model directory (`tokenizer.json`, `tokenizer_config.json`,
-/// `chat_template.jinja` / `.json`); nothing is downloaded. A missing or
+/// chat templates as docs/tokenizer.md lists them); nothing is downloaded. A missing or
 /// malformed file gives `LLMD_STATUS_INVALID_ARGUMENT`, code
 /// `"tokenizer_file"`, naming the file.
 ///

@@ -22,10 +22,11 @@ fn tok_error(py: Python<'_>, e: TokenizeError) -> PyErr {
     err
 }
 
-/// A tokenizer and chat template loaded from a local model directory
-/// (`tokenizer.json`, `tokenizer_config.json`, `chat_template.jinja` /
-/// `.json`); nothing is downloaded. Ids equal HF's `tokenizers` on the same
-/// files; chat rendering follows vLLM 0.33's chat completions.
+/// A tokenizer and chat templates loaded from a local model directory
+/// (`tokenizer.json`, `tokenizer_config.json`, chat templates as
+/// docs/tokenizer.md lists them); nothing is downloaded. Ids equal HF's
+/// `tokenizers` on the same files; chat rendering follows vLLM 0.33's chat
+/// completions.
 #[pyclass(name = "Tokenizer", module = "llmd", frozen)]
 pub(crate) struct PyTokenizer {
     inner: Arc<Tokenizer>,

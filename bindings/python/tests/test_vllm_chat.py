@@ -140,7 +140,17 @@ def body(rng: random.Random, with_tools: bool) -> dict[str, Any]:
         b["messages"] = []
     if rng.random() < 0.2:
         b["chat_template_kwargs"] = rng.choice(
-            [{"enable_thinking": False}, {"enable_thinking": True}, {"unused": None, "other": "auto"}, {"add_generation_prompt": False}, {"custom_flag": 3}]
+            [
+                {"enable_thinking": False},
+                {"enable_thinking": True},
+                {"unused": None, "other": "auto"},
+                {"add_generation_prompt": False},
+                {"custom_flag": 3},
+                # Names the request's own fields also set, unset.
+                {"add_generation_prompt": None, "continue_final_message": "auto"},
+                {"tools": None, "documents": "auto", "reasoning_effort": None},
+                {"enable_thinking": "auto", "add_generation_prompt": "auto"},
+            ]
         )
     if rng.random() < 0.1:
         b["documents"] = [{"title": "doc", "text": text(rng)}]
@@ -234,6 +244,82 @@ def test_a_named_tool_use_template_serves_requests_with_tools(workdir: Path) -> 
     msgs = [{"role": "user", "content": "hello"}]
     assert "get_weather" in ours.render_chat(msgs, tools=TOOLS[:1])
     assert "get_weather" not in ours.render_chat(msgs)
+
+
+# A vision model's processor files: transformers' AutoProcessor builds a
+# LlavaProcessor from them, whose template is the legacy chat_template.json.
+PROCESSOR_FILES = {
+    "config.json": {"model_type": "llava"},
+    "preprocessor_config.json": {
+        "processor_class": "LlavaProcessor",
+        "image_processor_type": "CLIPImageProcessor",
+        "crop_size": {"height": 336, "width": 336},
+        "size": {"shortest_edge": 336},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("layout", "files"),
+    [
+        # chat_template.json (the processor's) renders requests without
+        # tools; the tokenizer's chat_template.jinja those with tools.
+        ("processor-json-and-jinja", {"json": "template_chatml.jinja", "jinja": "tool_chat_template_hermes.jinja", "processor": True}),
+        # Without chat_template.jinja: the config's template serves tools.
+        ("processor-json-and-config", {"json": "template_chatml.jinja", "config": "tool_chat_template_hermes.jinja", "processor": True}),
+        # No processor: transformers never reads chat_template.json.
+        ("json-without-processor", {"json": "template_alpaca.jinja", "jinja": "tool_chat_template_hermes.jinja", "processor": False}),
+        # Only the processor has a template: a request with tools has none.
+        ("processor-json-only", {"json": "template_chatml.jinja", "processor": True}),
+    ],
+)
+def test_a_processors_chat_template_serves_requests_without_tools(workdir: Path, layout: str, files: dict[str, Any]) -> None:
+    """vLLM's `resolve_chat_template` tries the processor's template
+    (`chat_template.json`, read by AutoProcessor before
+    `chat_template.jinja`) only for requests without tools, and transformers'
+    tokenizer reads no `chat_template.json`."""
+    assert SRC is not None
+    templates = REPO_ROOT / "testdata" / "chat-templates"
+    d = model_dir(workdir, "bpe", None)
+    out = workdir / f"templates-{layout}"
+    out.mkdir(exist_ok=True)
+    (out / "tokenizer.json").write_bytes((d / "tokenizer.json").read_bytes())
+    cfg = json.loads((d / "tokenizer_config.json").read_text())
+    if "config" in files:
+        cfg["chat_template"] = (templates / files["config"]).read_text()
+    (out / "tokenizer_config.json").write_text(json.dumps(cfg))
+    (out / "chat_template.json").write_text(json.dumps({"chat_template": (templates / files["json"]).read_text()}))
+    if "jinja" in files:
+        (out / "chat_template.jinja").write_text((templates / files["jinja"]).read_text())
+    if files["processor"]:
+        for name, content in PROCESSOR_FILES.items():
+            (out / name).write_text(json.dumps(content))
+    ours = llmd.Tokenizer.from_dir(out)
+    vllm = vllm_chat.VllmChat(SRC, out)
+    rng = random.Random(zlib.crc32(layout.encode()))
+    seen = {"tools": 0, "plain": 0, "refused": 0}
+    for i in range(700):
+        b = body(rng, True)
+        where = f"body {i}: {json.dumps(b)[:1500]}"
+        try:
+            want = vllm.encode(b)
+        except pydantic.ValidationError:  # the request schema only (see above)
+            continue
+        except Exception:
+            with pytest.raises(llmd.InvalidArgumentError):
+                ours.encode_openai("/v1/chat/completions", b)
+            seen["refused"] += 1
+            continue
+        assert ours.encode_openai("/v1/chat/completions", b) == want, where
+        seen["tools" if b.get("tools") is not None else "plain"] += 1
+    assert seen["plain"] >= 30, seen
+    if layout == "processor-json-only":
+        assert seen["tools"] == 0, seen
+        with pytest.raises(llmd.InvalidArgumentError, match="no chat template for requests with tools") as info:
+            ours.render_chat([{"role": "user", "content": "hello"}], tools=TOOLS[:1])
+        assert getattr(info.value, "code", None) == "chat_template"
+    else:
+        assert seen["tools"] >= 20, seen
 
 
 @pytest.mark.skipif(REAL is None, reason="LLMD_REAL_TOKENIZERS is not set (scripts/test-python.sh sets it)")
@@ -351,6 +437,12 @@ def test_the_engines_chat_settings_match_vllm(workdir: Path) -> None:
         {"model": "m", "messages": msgs, "chat_template_kwargs": {"enable_thinking": True}},
         {"model": "m", "messages": msgs, "chat_template_kwargs": {"enable_thinking": None}},
         {"model": "m", "messages": msgs, "reasoning_effort": "high"},
+        # Unset values of names the server's defaults or the request's own
+        # fields also set.
+        {"model": "m", "messages": msgs, "chat_template_kwargs": {"enable_thinking": "auto", "unread": None}},
+        {"model": "m", "messages": msgs, "chat_template_kwargs": {"add_generation_prompt": None, "tools": None}},
+        {"model": "m", "messages": msgs, "add_generation_prompt": False, "chat_template_kwargs": {"add_generation_prompt": "auto"}},
+        {"model": "m", "messages": msgs, "reasoning_effort": "low", "chat_template_kwargs": {"reasoning_effort": None, "other": "auto"}},
     ]
     for b in bodies:
         assert ours.encode_openai("/v1/chat/completions", b) == vllm.encode(b), b

@@ -132,6 +132,28 @@ class _TextOnlyTracker:
         return None, None
 
 
+def _get_processor(
+    name: str,
+    *,
+    processor_cls: Any,
+    revision: str | None = None,
+    code_revision: str | None = None,
+    trust_remote_code: bool = False,
+) -> Any:
+    """vLLM's `cached_get_processor` (vllm/transformers_utils/processor.py)
+    for a local directory: a `processor_class` that vLLM registers itself
+    belongs to models these tests do not use, so it is transformers'
+    `AutoProcessor`, and a result that is not a `processor_cls` is refused."""
+    import transformers
+
+    processor = transformers.AutoProcessor.from_pretrained(  # type: ignore[no-untyped-call]
+        name, revision=revision, trust_remote_code=trust_remote_code
+    )
+    if not isinstance(processor, processor_cls):
+        raise TypeError(f"{type(processor).__name__} is not a {processor_cls}")
+    return processor
+
+
 class _ModelConfig:
     """The fields of vLLM's ModelConfig the chat path reads, at their
     defaults for a text model."""
@@ -205,15 +227,17 @@ def _vllm(src: Path) -> dict[str, Any]:
         "VLLMValidationError": exceptions.VLLMValidationError,
         "ChatTemplateResolutionError": exceptions.ChatTemplateResolutionError,
         "load_chat_template": chat_template.load_chat_template,
-        # No processor config in a tokenizer directory: AutoProcessor has no
-        # template of its own, and no fallback applies (both are I/O that
-        # reads files these tests do not have).
-        "_try_get_processor_chat_template": lambda *a, **k: None,
+        # The processor's template is vLLM's own code (lifted below) over
+        # transformers' AutoProcessor; no predefined fallback template
+        # applies (it reads files these tests do not have).
+        "cached_get_processor": _get_processor,
         "get_chat_template_fallback_path": lambda **k: None,
     }
     _lift(
         root / "renderers" / "hf.py",
         [
+            "_PROCESSOR_CHAT_TEMPLATES",
+            "_try_get_processor_chat_template",
             "resolve_chat_template",
             "_is_var_access",
             "_is_attr_access",
