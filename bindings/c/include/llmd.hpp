@@ -75,6 +75,25 @@ inline std::string take_string(llmd_string* s) {
   return std::string(llmd_string_data(owned.get()), llmd_string_len(owned.get()));
 }
 
+// Takes an owned llmd_tokens and copies the ids into a std::vector.
+inline std::vector<uint32_t> take_tokens(llmd_tokens* t) {
+  Handle<llmd_tokens, llmd_tokens_free> owned(t);
+  const uint32_t* ids = llmd_tokens_data(owned.get());
+  return ids ? std::vector<uint32_t>(ids, ids + llmd_tokens_len(owned.get()))
+             : std::vector<uint32_t>();
+}
+
+// Calls `f(&out, &err)` for a call that returns text, and takes the text.
+template <typename F>
+std::string text(F&& f) {
+  llmd_string* s = nullptr;
+  call([&](llmd_error** e) { return f(&s, e); });
+  return take_string(s);
+}
+
+// An optional JSON argument: an empty view passes NULL (none).
+inline const char* opt_json(std::string_view s) noexcept { return s.empty() ? nullptr : s.data(); }
+
 }  // namespace detail
 
 // The library's run-time version ("MAJOR.MINOR.PATCH").
@@ -108,6 +127,14 @@ class HashExtras {
   HashExtras& clear_cache_salt() {
     detail::call([&](llmd_error** e) {
       return llmd_hash_extras_set_cache_salt(h_.get(), nullptr, 0, e);
+    });
+    return *this;
+  }
+  // The request's prompt embeddings: row-major tensor bytes, `row_bytes`
+  // per token (see llmd_hash_extras_set_prompt_embeds).
+  HashExtras& prompt_embeds(const uint8_t* data, size_t len, size_t row_bytes) {
+    detail::call([&](llmd_error** e) {
+      return llmd_hash_extras_set_prompt_embeds(h_.get(), data, len, row_bytes, e);
     });
     return *this;
   }
@@ -171,6 +198,12 @@ class EventBatch {
   }
   size_t size() const noexcept { return llmd_event_batch_len(h_.get()); }
   double timestamp() const noexcept { return llmd_event_batch_ts(h_.get()); }
+  // The publisher's data-parallel rank, when the batch carries one.
+  std::optional<int64_t> dp_rank() const noexcept {
+    int64_t rank = 0;
+    if (!llmd_event_batch_dp_rank(h_.get(), &rank)) return std::nullopt;
+    return rank;
+  }
   llmd_event_info event(size_t i) const {
     llmd_event_info info{};
     detail::call([&](llmd_error** e) { return llmd_event_batch_event(h_.get(), i, &info, e); });
@@ -345,20 +378,123 @@ class Decision {
   }
   // Every candidate, filter drop and scorer's raw and weighted score, as JSON.
   std::string explanation_json() const {
-    llmd_string* s = nullptr;
-    detail::call([&](llmd_error** e) { return llmd_decision_explanation_json(h_.get(), &s, e); });
-    return detail::take_string(s);
+    return detail::text([&](llmd_string** out, llmd_error** e) {
+      return llmd_decision_explanation_json(h_.get(), out, e);
+    });
   }
+  // The whole decision (targets, headers, explanation) as JSON.
   std::string json() const {
-    llmd_string* s = nullptr;
-    detail::call([&](llmd_error** e) { return llmd_decision_json(h_.get(), &s, e); });
-    return detail::take_string(s);
+    return detail::text([&](llmd_string** out, llmd_error** e) { return llmd_decision_json(h_.get(), out, e); });
   }
   const llmd_decision* get() const noexcept { return h_.get(); }
 
  private:
   detail::Handle<llmd_decision, llmd_decision_free> h_;
   llmd_decision_info info_{};
+};
+
+// A tokenizer and chat templates from a local model directory (see
+// llmd_tokenizer_from_dir). Immutable, thread-safe. Chat calls take the
+// messages, tools and template keyword arguments as JSON text; an empty
+// `tools_json` or `kwargs_json` means none.
+class Tokenizer {
+ public:
+  static Tokenizer from_dir(std::string_view dir) {
+    llmd_tokenizer* raw = nullptr;
+    detail::call([&](llmd_error** e) { return llmd_tokenizer_from_dir(dir.data(), dir.size(), &raw, e); });
+    return Tokenizer(raw);
+  }
+  // As the engine was started: its `--chat-template` (a file or the template
+  // itself; empty: the directory's) and `--default-chat-template-kwargs`
+  // (a JSON object; empty: none).
+  static Tokenizer from_dir_engine(std::string_view dir, std::string_view chat_template,
+                                   std::string_view default_kwargs_json = {}) {
+    llmd_tokenizer* raw = nullptr;
+    detail::call([&](llmd_error** e) {
+      return llmd_tokenizer_from_dir_engine(dir.data(), dir.size(), detail::opt_json(chat_template),
+                                            chat_template.size(), detail::opt_json(default_kwargs_json),
+                                            default_kwargs_json.size(), &raw, e);
+    });
+    return Tokenizer(raw);
+  }
+  // A `/v1/completions` prompt's ids (special tokens added by default).
+  std::vector<uint32_t> encode(std::string_view text, bool add_special_tokens = true) const {
+    llmd_tokens* ids = nullptr;
+    detail::call([&](llmd_error** e) {
+      return llmd_tokenizer_encode(h_.get(), text.data(), text.size(), add_special_tokens, &ids, e);
+    });
+    return detail::take_tokens(ids);
+  }
+  // The ids vLLM feeds the engine for a chat.
+  std::vector<uint32_t> encode_chat(std::string_view messages_json, bool add_generation_prompt = true,
+                                    std::string_view tools_json = {},
+                                    std::string_view kwargs_json = {}) const {
+    llmd_tokens* ids = nullptr;
+    detail::call([&](llmd_error** e) {
+      return llmd_tokenizer_encode_chat(h_.get(), messages_json.data(), messages_json.size(),
+                                        add_generation_prompt, detail::opt_json(tools_json),
+                                        tools_json.size(), detail::opt_json(kwargs_json),
+                                        kwargs_json.size(), &ids, e);
+    });
+    return detail::take_tokens(ids);
+  }
+  // The prompt text those ids come from.
+  std::string render_chat(std::string_view messages_json, bool add_generation_prompt = true,
+                          std::string_view tools_json = {}, std::string_view kwargs_json = {}) const {
+    return detail::text([&](llmd_string** out, llmd_error** e) {
+      return llmd_tokenizer_render_chat(h_.get(), messages_json.data(), messages_json.size(),
+                                        add_generation_prompt, detail::opt_json(tools_json),
+                                        tools_json.size(), detail::opt_json(kwargs_json),
+                                        kwargs_json.size(), out, e);
+    });
+  }
+  // The ids of a whole OpenAI body (`/v1/completions` or
+  // `/v1/chat/completions`), every field that reaches the engine applied.
+  std::vector<uint32_t> encode_openai(std::string_view path, std::string_view body) const {
+    llmd_tokens* ids = nullptr;
+    detail::call([&](llmd_error** e) {
+      return llmd_tokenizer_encode_openai(h_.get(), path.data(), path.size(),
+                                          reinterpret_cast<const uint8_t*>(body.data()), body.size(),
+                                          &ids, e);
+    });
+    return detail::take_tokens(ids);
+  }
+  const llmd_tokenizer* get() const noexcept { return h_.get(); }
+
+ private:
+  explicit Tokenizer(llmd_tokenizer* raw) : h_(raw) {}
+  detail::Handle<llmd_tokenizer, llmd_tokenizer_free> h_;
+};
+
+// One conversation's chat tokenization, reusing the ids of earlier turns
+// (see llmd_chat_session_new); holds its own reference to the tokenizer.
+class ChatSession {
+ public:
+  explicit ChatSession(const Tokenizer& t) {
+    llmd_chat_session* raw = nullptr;
+    detail::call([&](llmd_error** e) { return llmd_chat_session_new(t.get(), &raw, e); });
+    h_.reset(raw);
+  }
+  // Equal to Tokenizer::encode_chat's ids for the same arguments.
+  std::vector<uint32_t> encode_chat(std::string_view messages_json, bool add_generation_prompt = true,
+                                    std::string_view tools_json = {},
+                                    std::string_view kwargs_json = {}) const {
+    llmd_tokens* ids = nullptr;
+    detail::call([&](llmd_error** e) {
+      return llmd_chat_session_encode_chat(h_.get(), messages_json.data(), messages_json.size(),
+                                           add_generation_prompt, detail::opt_json(tools_json),
+                                           tools_json.size(), detail::opt_json(kwargs_json),
+                                           kwargs_json.size(), &ids, e);
+    });
+    return detail::take_tokens(ids);
+  }
+  // Forgets the earlier turns.
+  void reset() const noexcept { llmd_chat_session_reset(h_.get()); }
+  // Ids the last call took from earlier turns instead of tokenizing.
+  size_t reused_tokens() const noexcept { return llmd_chat_session_reused_tokens(h_.get()); }
+
+ private:
+  detail::Handle<llmd_chat_session, llmd_chat_session_free> h_;
 };
 
 // The scheduler. All methods are const and thread-safe.
@@ -436,6 +572,56 @@ class Scheduler {
                                              len, seq ? &*seq : nullptr, &st, e);
     });
     return st;
+  }
+  // Registers an endpoint given as JSON (`{"name", "address", "labels",
+  // "model", "lora_adapters", "metrics"}`).
+  void add_endpoint_json(std::string_view json) const {
+    detail::call([&](llmd_error** e) {
+      return llmd_scheduler_add_endpoint_json(h_.get(), json.data(), json.size(), e);
+    });
+  }
+  // The registered endpoints' names, as a JSON list.
+  std::string endpoints_json() const {
+    return detail::text([&](llmd_string** out, llmd_error** e) {
+      return llmd_scheduler_endpoints_json(h_.get(), out, e);
+    });
+  }
+  // An already decoded batch (EventBatch::decode), as ingest_kv_events.
+  llmd_apply_stats ingest_kv_batch(std::string_view endpoint, const EventBatch& b) const {
+    llmd_apply_stats st{};
+    detail::call([&](llmd_error** e) {
+      return llmd_scheduler_ingest_kv_batch(h_.get(), endpoint.data(), endpoint.size(), b.get(), &st, e);
+    });
+    return st;
+  }
+  // Tokenizes `model`'s OpenAI bodies in pick_openai with `t` (the
+  // scheduler keeps its own reference).
+  void set_tokenizer(std::string_view model, const Tokenizer& t) const {
+    detail::call([&](llmd_error** e) {
+      return llmd_scheduler_set_tokenizer(h_.get(), model.data(), model.size(), t.get(), e);
+    });
+  }
+  // Picks for an OpenAI body as the gateway received it (`path`:
+  // `/v1/completions` or `/v1/chat/completions`) with its request headers.
+  Decision pick_openai(std::string_view id, std::string_view path, std::string_view body,
+                       const std::vector<std::pair<std::string, std::string>>& headers = {}) const {
+    std::vector<llmd_kv> kvs;
+    for (const auto& [k, v] : headers) kvs.push_back({detail::str(k), detail::str(v)});
+    llmd_decision* raw = nullptr;
+    detail::call([&](llmd_error** e) {
+      return llmd_scheduler_pick_openai(h_.get(), id.data(), id.size(), path.data(), path.size(),
+                                        reinterpret_cast<const uint8_t*>(body.data()), body.size(),
+                                        kvs.data(), kvs.size(), &raw, e);
+    });
+    return Decision(raw);
+  }
+  // Picks for a request given as JSON (see llmd_scheduler_pick_json).
+  Decision pick_json(std::string_view json) const {
+    llmd_decision* raw = nullptr;
+    detail::call([&](llmd_error** e) {
+      return llmd_scheduler_pick_json(h_.get(), json.data(), json.size(), &raw, e);
+    });
+    return Decision(raw);
   }
   Decision pick(const Request& r) const {
     detail::RequestDesc d(r);
@@ -570,15 +756,15 @@ class Scheduler {
   size_t open_requests_limit() const noexcept { return llmd_scheduler_open_requests_limit(h_.get()); }
   // Prometheus text of the token-level metrics, for the host's /metrics.
   std::string render_metrics() const {
-    llmd_string* s = nullptr;
-    detail::call([&](llmd_error** e) { return llmd_scheduler_render_metrics(h_.get(), &s, e); });
-    return detail::take_string(s);
+    return detail::text([&](llmd_string** out, llmd_error** e) {
+      return llmd_scheduler_render_metrics(h_.get(), out, e);
+    });
   }
   // What loading the config did, as JSON (llmd_scheduler_config_report_json).
   std::string config_report_json() const {
-    llmd_string* s = nullptr;
-    detail::call([&](llmd_error** e) { return llmd_scheduler_config_report_json(h_.get(), &s, e); });
-    return detail::take_string(s);
+    return detail::text([&](llmd_string** out, llmd_error** e) {
+      return llmd_scheduler_config_report_json(h_.get(), out, e);
+    });
   }
   const llmd_scheduler* get() const noexcept { return h_.get(); }
 
@@ -599,6 +785,162 @@ class Scheduler {
   detail::Handle<llmd_scheduler, llmd_scheduler_free> h_;
 };
 
+// A pod for Feed to follow (see llmd_pod_desc).
+struct Pod {
+  // Endpoint name; registered in the scheduler unless it is.
+  std::string name;
+  // `host:port` of the pod's OpenAI server.
+  std::string address;
+  // KV-event endpoint (`tcp://host:port`); none: none, or
+  // `tcp://<host>:<socketPort>` when the config discovers pods.
+  std::optional<std::string> events;
+  // Replay endpoint; none: gaps are not replayed.
+  std::optional<std::string> replay;
+  // `/metrics` URL; none: `http://<address>/metrics`.
+  std::optional<std::string> metrics_url;
+  // Do not scrape `/metrics`.
+  bool no_scrape = false;
+  // Data-parallel ranks publishing on consecutive ports (0 means 1).
+  uint16_t data_parallel_size = 0;
+};
+
+namespace detail {
+// A pod's C descriptor, borrowing from the Pod.
+inline llmd_pod_desc pod_desc(const Pod& p) noexcept {
+  llmd_pod_desc d{};
+  d.name = str(p.name);
+  d.address = str(p.address);
+  d.events = opt_str(p.events);
+  d.replay = opt_str(p.replay);
+  d.metrics_url = opt_str(p.metrics_url);
+  d.no_scrape = p.no_scrape ? 1 : 0;
+  d.data_parallel_size = p.data_parallel_size;
+  return d;
+}
+}  // namespace detail
+
+// The live data plane of a scheduler: KV events over ZMQ, /metrics scrapes,
+// pod discovery (see llmd_feed_new). Nothing runs until start(); the
+// destructor stops every thread. All methods are const and thread-safe.
+class Feed {
+ public:
+  // `options_json`: the host's settings over the configuration's (see
+  // llmd_feed_new_with_options); empty: the configuration's.
+  explicit Feed(const Scheduler& s, std::string_view options_json = {}) {
+    llmd_feed* raw = nullptr;
+    detail::call([&](llmd_error** e) {
+      return options_json.empty()
+                 ? llmd_feed_new(s.get(), &raw, e)
+                 : llmd_feed_new_with_options(s.get(), options_json.data(), options_json.size(), &raw, e);
+    });
+    h_.reset(raw);
+  }
+  void add_pod(const Pod& p) const {
+    llmd_pod_desc d = detail::pod_desc(p);
+    detail::call([&](llmd_error** e) { return llmd_feed_add_pod(h_.get(), &d, e); });
+  }
+  // Makes the followed pods exactly `pods` (new added, missing removed,
+  // changed replaced); pods from DNS or file discovery are left alone.
+  void sync_pods(const std::vector<Pod>& pods) const {
+    std::vector<llmd_pod_desc> descs;
+    descs.reserve(pods.size());
+    for (const auto& p : pods) descs.push_back(detail::pod_desc(p));
+    detail::call([&](llmd_error** e) {
+      return llmd_feed_sync_pods(h_.get(), descs.data(), descs.size(), e);
+    });
+  }
+  // Stops following a pod and removes it from the scheduler; throws
+  // (status LLMD_STATUS_UNKNOWN_ENDPOINT) for a pod not followed.
+  void remove_pod(std::string_view name) const {
+    detail::call([&](llmd_error** e) { return llmd_feed_remove_pod(h_.get(), name.data(), name.size(), e); });
+  }
+  // Follows every address `host` resolves to, as pods at `<ip>:<port>`,
+  // resolving again every `interval_ms` (at least 1).
+  void discover_dns(std::string_view host, uint16_t port, uint64_t interval_ms) const {
+    detail::call([&](llmd_error** e) {
+      return llmd_feed_discover_dns(h_.get(), host.data(), host.size(), port, interval_ms, e);
+    });
+  }
+  // Follows the pods of llm-d's endpoint file, re-read on change when `watch`.
+  void watch_file(std::string_view path, bool watch = true) const {
+    detail::call([&](llmd_error** e) {
+      return llmd_feed_watch_file(h_.get(), path.data(), path.size(), watch, e);
+    });
+  }
+  // Binds a socket for pods that dial in (`tcp://*:5557`; port 0 picks
+  // one); returns the bound endpoint.
+  std::string bind_events(std::string_view endpoint) const {
+    return detail::text([&](llmd_string** out, llmd_error** e) {
+      return llmd_feed_bind_events(h_.get(), endpoint.data(), endpoint.size(), out, e);
+    });
+  }
+  // Starts the threads (a stopped feed cannot start again).
+  void start() const {
+    detail::call([&](llmd_error** e) { return llmd_feed_start(h_.get(), e); });
+  }
+  // Stops every thread and closes every socket; waits for them.
+  void stop() const noexcept { llmd_feed_stop(h_.get()); }
+  bool running() const noexcept { return llmd_feed_running(h_.get()); }
+  // Messages on a bound socket from publishers no followed pod names.
+  uint64_t unknown_publisher_messages() const noexcept {
+    return llmd_feed_unknown_publisher_messages(h_.get());
+  }
+  // The followed pods' names, as a JSON list.
+  std::string pods_json() const {
+    return detail::text([&](llmd_string** out, llmd_error** e) { return llmd_feed_pods_json(h_.get(), out, e); });
+  }
+  // Per-pod counters, as JSON (see llmd_feed_stats_json).
+  std::string stats_json() const {
+    return detail::text([&](llmd_string** out, llmd_error** e) { return llmd_feed_stats_json(h_.get(), out, e); });
+  }
+  // The configuration settings the feed executes or not, as JSON.
+  std::string settings_json() const {
+    return detail::text([&](llmd_string** out, llmd_error** e) {
+      return llmd_feed_settings_json(h_.get(), out, e);
+    });
+  }
+  // The feed's metrics, as Prometheus text.
+  std::string render_metrics() const {
+    return detail::text([&](llmd_string** out, llmd_error** e) {
+      return llmd_feed_render_metrics(h_.get(), out, e);
+    });
+  }
+  const llmd_feed* get() const noexcept { return h_.get(); }
+
+ private:
+  detail::Handle<llmd_feed, llmd_feed_free> h_;
+};
+
+// Sends decisions' spans to an OTLP/HTTP collector from a thread of its own
+// (see llmd_otlp_exporter_new). Thread-safe; the destructor sends what is
+// queued and stops the thread.
+class OtlpExporter {
+ public:
+  // `options`: queue, batch, flush interval and POST timeout; null: defaults.
+  explicit OtlpExporter(std::string_view endpoint, std::string_view service_name = {},
+                        double sampling_ratio = 1.0, const llmd_otlp_options* options = nullptr) {
+    llmd_otlp_exporter* raw = nullptr;
+    detail::call([&](llmd_error** e) {
+      return llmd_otlp_exporter_new_with_options(endpoint.data(), endpoint.size(),
+                                                 detail::opt_json(service_name), service_name.size(),
+                                                 sampling_ratio, options, &raw, e);
+    });
+    h_.reset(raw);
+  }
+  // Queues the decision's spans, timed from `start_unix_ns` to
+  // `end_unix_ns`; false when not queued (no sampled trace context, outside
+  // the sampling ratio, or beyond the queue: counted in stats()).
+  bool export_decision(const Decision& d, uint64_t start_unix_ns, uint64_t end_unix_ns) const noexcept {
+    return llmd_otlp_export_decision(h_.get(), d.get(), start_unix_ns, end_unix_ns);
+  }
+  // Waits until the queue is sent, at most `timeout_ms`; whether it drained.
+  bool flush(uint32_t timeout_ms) const noexcept { return llmd_otlp_flush(h_.get(), timeout_ms); }
+  llmd_otlp_stats stats() const noexcept { return llmd_otlp_stats_get(h_.get()); }
+
+ private:
+  detail::Handle<llmd_otlp_exporter, llmd_otlp_exporter_free> h_;
+};
+
 // The KV-block index on its own. All methods are const and thread-safe.
 class Index {
  public:
@@ -616,6 +958,16 @@ class Index {
   }
   void remove_endpoint(uint16_t id) const {
     detail::call([&](llmd_error** e) { return llmd_index_remove_endpoint(h_.get(), id, e); });
+  }
+  // Drops every block endpoint `id` holds (its engine restarted), as an
+  // AllBlocksCleared event would; the slot stays registered.
+  void clear_endpoint(uint16_t id) const {
+    detail::call([&](llmd_error** e) { return llmd_index_clear_endpoint(h_.get(), id, e); });
+  }
+  // Expires the speculative entries whose lifetime ended by `now_ns` (the
+  // clock record_routing is given); call it every few hundred milliseconds.
+  void tick(uint64_t now_ns) const {
+    detail::call([&](llmd_error** e) { return llmd_index_tick(h_.get(), now_ns, e); });
   }
   llmd_index_apply_report apply(uint16_t id, std::string_view model, const EventBatch& b) const {
     llmd_index_apply_report r{};

@@ -77,6 +77,7 @@ static void test_events() {
   CHECK(batch.size() == 3);
   CHECK(batch.event(0).kind == LLMD_EVENT_KIND_BLOCK_STORED);
   CHECK((batch.keys(0) == std::vector<uint64_t>{111, 222}));
+  CHECK(batch.dp_rank() == std::optional<int64_t>(0));
   CHECK(status_of([&] { batch.event(7); }) == LLMD_STATUS_INVALID_ARGUMENT);
   CHECK(status_of([&] { llmd::EventBatch::decode(BATCH, 10); }) == LLMD_STATUS_DECODE);
 }
@@ -261,8 +262,163 @@ static void test_index() {
   auto m = ix.match_prefix("llama", keys);
   CHECK(m.size() == 1 && m[0].endpoint == b && m[0].consecutive_blocks == 2);
   CHECK(ix.stats().endpoints == 1);
+  // Cleared: the endpoint stays registered and holds nothing.
+  ix.tick(1);
+  ix.clear_endpoint(b);
+  CHECK(ix.match_prefix("llama", keys).empty() && ix.stats().endpoints == 1);
+  CHECK(status_of([&] { ix.clear_endpoint(uint16_t(b + 1)); }) == LLMD_STATUS_UNKNOWN_ENDPOINT);
   cfg.key_mode = 42;
   CHECK(status_of([&] { llmd::Index bad(&cfg); }) == LLMD_STATUS_INVALID_ARGUMENT);
+}
+
+static const char PRECISE[] =
+    "apiVersion: llm-d.ai/v1alpha1\n"
+    "kind: EndpointPickerConfig\n"
+    "plugins:\n"
+    "- type: precise-prefix-cache-producer\n"
+    "  parameters:\n"
+    "    kvEventsConfig: {topicFilter: 'kv@', concurrency: 2, discoverPods: false}\n"
+    "- type: prefix-cache-scorer\n"
+    "  parameters: {prefixMatchInfoProducerName: precise-prefix-cache-producer}\n"
+    "- type: max-score-picker\n"
+    "schedulingProfiles:\n"
+    "- name: default\n"
+    "  plugins:\n"
+    "  - pluginRef: prefix-cache-scorer\n"
+    "  - pluginRef: max-score-picker\n";
+
+static void test_tokenizer() {
+  const std::string dir = std::string(LLMD_TESTDATA) + "/tokenizers/tiny";
+  auto t = llmd::Tokenizer::from_dir(dir);
+  CHECK((t.encode("w1 w2 zz") == std::vector<uint32_t>{0, 8, 9, 1}));
+  CHECK((t.encode("w1 w2 zz", false) == std::vector<uint32_t>{8, 9, 1}));
+  const std::string msgs = R"([{"role": "user", "content": "w1 w2"}])";
+  const std::vector<uint32_t> chat{2, 4, 8, 9, 3, 2, 5};
+  CHECK(t.encode_chat(msgs) == chat);
+  // The rendered prompt gives the same ids without added special tokens.
+  CHECK(t.encode(t.render_chat(msgs), false) == chat);
+  CHECK(t.encode_openai("/v1/chat/completions", R"({"model": "m", "messages": )" + msgs + "}") == chat);
+  CHECK(status_of([&] { t.encode_chat(R"({"role": 1})"); }) == LLMD_STATUS_INVALID_ARGUMENT);
+  try {
+    t.encode_openai("/v1/chat/completions", R"({"messages": [{"role": "user", "content": "w1"}], "chat_template": "{{ 1 }}"})");
+    CHECK(false);
+  } catch (const llmd::Error& e) {
+    CHECK(e.code() == "not_exact");
+  }
+  CHECK(status_of([&] { llmd::Tokenizer::from_dir("/nonexistent"); }) == LLMD_STATUS_INVALID_ARGUMENT);
+  // As the engine was started: its template and default kwargs.
+  auto engine = llmd::Tokenizer::from_dir_engine(dir, "{% for m in messages %}{{ m.content }}|{% endfor %}{{ flag }}",
+                                                 R"({"flag": "w3"})");
+  CHECK(engine.render_chat(msgs) == "w1 w2|w3");
+  // Tools and template kwargs reach the template.
+  CHECK(engine.render_chat(msgs, true, "", R"({"flag": "w1"})") == "w1 w2|w1");
+  CHECK(status_of([&] { llmd::Tokenizer::from_dir_engine(dir, "", R"({"messages": []})"); }) ==
+        LLMD_STATUS_INVALID_ARGUMENT);
+
+  // A session: the same ids turn by turn, the earlier turns reused.
+  llmd::ChatSession session(t);
+  const std::string turn2 =
+      R"([{"role": "user", "content": "w1 w2"}, {"role": "assistant", "content": "w2"}, {"role": "user", "content": "w1"}])";
+  CHECK(session.encode_chat(msgs) == chat);
+  CHECK(session.encode_chat(turn2) == t.encode_chat(turn2) && session.reused_tokens() > 0);
+  session.reset();
+  CHECK(session.encode_chat(turn2) == t.encode_chat(turn2) && session.reused_tokens() == 0);
+
+  // Picks from OpenAI bodies routed on the tokenizer's ids.
+  llmd::Scheduler s(PRECISE, 1);
+  s.add_endpoint_json(R"({"name": "a", "address": "10.0.0.1:8000"})");
+  CHECK(s.endpoints_json() == R"(["a"])");
+  const std::string body = R"({"model": "m", "messages": )" + msgs + "}";
+  auto estimated = s.pick_openai("r1", "/v1/chat/completions", body);
+  CHECK(estimated.explanation_json().find("estimated from text") != std::string::npos);
+  s.on_error("r1", LLMD_REQUEST_ERROR_CANCELLED);
+  s.set_tokenizer("m", t);
+  auto exact = s.pick_openai("r2", "/v1/chat/completions", body, {{"x-session-id", "s1"}});
+  CHECK(exact.explanation_json().find("\"prompt_tokens\":7") != std::string::npos);
+  CHECK(exact.primary().name == "a");
+  s.on_error("r2", LLMD_REQUEST_ERROR_CANCELLED);
+  auto by_json = s.pick_json(R"({"id": "r3", "model": "m", "prompt": {"tokens": [1, 2, 3]}})");
+  CHECK(by_json.primary().name == "a" && by_json.json().find("\"a\"") != std::string::npos);
+  s.on_error("r3", LLMD_REQUEST_ERROR_CANCELLED);
+  CHECK(status_of([&] { s.pick_openai("r4", "/v1/other", body); }) == LLMD_STATUS_INVALID_ARGUMENT);
+  CHECK(status_of([&] { s.add_endpoint_json("[1"); }) == LLMD_STATUS_INVALID_ARGUMENT);
+  // A decoded batch gives the counts its bytes give.
+  s.add_endpoint_json(R"({"name": "b", "address": "10.0.0.2:8000"})");
+  auto decoded = s.ingest_kv_batch("a", llmd::EventBatch::decode(BATCH, sizeof BATCH));
+  auto bytes = s.ingest_kv_events("b", BATCH, sizeof BATCH);
+  CHECK(decoded.stored == 2 && decoded.stored == bytes.stored && decoded.removed == bytes.removed &&
+        decoded.cleared == bytes.cleared && decoded.skipped == bytes.skipped);
+  CHECK(status_of([&] { s.ingest_kv_batch("nobody", llmd::EventBatch::decode(BATCH, sizeof BATCH)); }) ==
+        LLMD_STATUS_UNKNOWN_ENDPOINT);
+}
+
+static void test_feed() {
+  llmd::Scheduler s(PRECISE);
+  llmd::Feed f(s);
+  CHECK(f.settings_json().find(R"("setting":"kvEventsConfig.concurrency","executed":true)") != std::string::npos);
+  llmd::Feed tuned(s, R"({"concurrency": 2, "heartbeat_interval": 0})");
+  CHECK(tuned.settings_json().find(R"("plugin":"host","setting":"concurrency","executed":true)") != std::string::npos);
+  try {
+    llmd::Feed bad(s, R"({"topic": []})");
+    CHECK(false);
+  } catch (const llmd::Error& e) {
+    CHECK(e.status() == LLMD_STATUS_INVALID_ARGUMENT && std::string(e.what()).find("topic") != std::string::npos);
+  }
+  llmd::Pod pod{"pod-a", "127.0.0.1:1", std::nullopt, std::nullopt, std::nullopt, true, 1};
+  f.add_pod(pod);
+  CHECK(f.pods_json() == R"(["pod-a"])" && s.endpoint_count() == 1);
+  CHECK(status_of([&] { f.add_pod(pod); }) == LLMD_STATUS_INVALID_ARGUMENT);
+  llmd::Pod bad{"pod-b", "127.0.0.1:1", std::string("ipc:///tmp/x"), std::nullopt, std::nullopt, true, 1};
+  CHECK(status_of([&] { f.add_pod(bad); }) == LLMD_STATUS_INVALID_ARGUMENT);
+  // Syncing makes the followed pods exactly the list.
+  llmd::Pod other{"pod-c", "127.0.0.1:2", std::nullopt, std::nullopt, std::nullopt, true, 1};
+  f.sync_pods({other});
+  CHECK(f.pods_json() == R"(["pod-c"])" && s.endpoints_json() == R"(["pod-c"])");
+  const std::string bound = f.bind_events("tcp://127.0.0.1:0");
+  CHECK(bound.rfind("tcp://127.0.0.1:", 0) == 0 && bound != "tcp://127.0.0.1:0");
+  CHECK(!f.running());
+  f.start();
+  CHECK(f.running() && f.unknown_publisher_messages() == 0);
+  CHECK(f.stats_json().find("\"pod-c\"") != std::string::npos);
+  CHECK(f.render_metrics().find("llmd_feed_") != std::string::npos);
+  CHECK(status_of([&] { f.discover_dns("localhost", 8000, 0); }) == LLMD_STATUS_INVALID_ARGUMENT);
+  f.remove_pod("pod-c");
+  CHECK(s.endpoint_count() == 0);
+  CHECK(status_of([&] { f.remove_pod("pod-c"); }) == LLMD_STATUS_UNKNOWN_ENDPOINT);
+  f.stop();
+  CHECK(!f.running());
+  // A stopped feed takes no more pods.
+  CHECK(status_of([&] { f.add_pod(pod); }) == LLMD_STATUS_INVALID_ARGUMENT);
+  CHECK(status_of([&] { f.watch_file("/nonexistent/endpoints.yaml"); }) != LLMD_STATUS_OK);
+}
+
+static void test_otlp() {
+  llmd::Scheduler s({}, 1);
+  s.add_endpoint_json(R"({"name": "a", "address": "10.0.0.1:8000"})");
+  const std::string body = R"({"model": "m", "prompt": [1, 2, 3]})";
+  auto pick = [&](const char* id, const char* flags) {
+    return s.pick_openai(id, "/v1/completions", body,
+                         {{"traceparent", std::string("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-") + flags}});
+  };
+  {
+    // A port nothing listens on: spans fail to send, counted, never an error.
+    llmd::OtlpExporter x("http://127.0.0.1:9/v1/traces", "svc");
+    CHECK(x.export_decision(pick("r1", "01"), 1000, 2000));
+    CHECK(!x.export_decision(pick("r2", "00"), 1000, 2000));
+    CHECK(x.flush(20000));
+    llmd_otlp_stats st = x.stats();
+    CHECK(st.unsampled_decisions == 1 && st.failed_spans > 0 && st.exported_spans == 0);
+  }
+  llmd_otlp_options o{};
+  o.max_queue_spans = 1;
+  o.timeout_ms = 100;
+  llmd::OtlpExporter small("http://127.0.0.1:9/v1/traces", {}, 1.0, &o);
+  CHECK(!small.export_decision(pick("r3", "01"), 1000, 2000));
+  CHECK(small.flush(20000) && small.stats().dropped_spans > 0);
+  CHECK(status_of([] { llmd::OtlpExporter bad("https://c:4318/v1/traces"); }) == LLMD_STATUS_INVALID_ARGUMENT);
+  CHECK(status_of([] { llmd::OtlpExporter bad("http://c:4318/v1/traces", {}, 2.0); }) ==
+        LLMD_STATUS_INVALID_ARGUMENT);
+  for (const char* id : {"r1", "r2", "r3"}) s.on_error(id, LLMD_REQUEST_ERROR_CANCELLED);
 }
 
 int main() {
@@ -271,6 +427,9 @@ int main() {
   test_events();
   test_scheduler();
   test_index();
+  test_tokenizer();
+  test_feed();
+  test_otlp();
   std::printf("test_wrapper: %d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }
