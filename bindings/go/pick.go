@@ -61,6 +61,9 @@ type Decision struct {
 	Targets []Target
 	// Prefill is the remote prefill endpoint of a disaggregated request.
 	Prefill *Target
+	// EncodeTargets are the encoder endpoints of an E/P/D request (where its
+	// multimodal items are encoded; also in the x-encoder-hosts-ports header).
+	EncodeTargets []Target
 	// Headers the proxy must set (x-gateway-destination-endpoint, ...).
 	Headers []Header
 	// RemoveHeaders the proxy must drop.
@@ -305,6 +308,10 @@ func readDecision(dec *C.llmd_decision, infop *C.llmd_decision_info, explain boo
 	}
 	if bool(info.has_prefill) {
 		out.Prefill = &Target{strs.take(info.prefill.name), strs.take(info.prefill.address)}
+	}
+	for i := 0; i < int(C.llmd_decision_encode_target_count(dec)); i++ {
+		t := C.llmd_decision_encode_target(dec, C.size_t(i))
+		out.EncodeTargets = append(out.EncodeTargets, Target{goStr(t.name), goStr(t.address)})
 	}
 	for i := 0; i < int(info.n_remove_headers); i++ {
 		out.RemoveHeaders = append(out.RemoveHeaders, goStr(C.llmd_decision_remove_header(dec, C.size_t(i))))

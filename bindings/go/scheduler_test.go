@@ -792,3 +792,56 @@ func TestOnServedByMovesTheRequest(t *testing.T) {
 		t.Fatalf("complete: %v %v", found, err)
 	}
 }
+
+// E/P/D: a multimodal request's encoder endpoints are decision targets of
+// their own, and in the x-encoder-hosts-ports header.
+func TestEncodeTargets(t *testing.T) {
+	yaml := `apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: encode-filter
+- type: decode-filter
+- type: queue-scorer
+- name: mm
+  type: always-disagg-multimodal-decider
+- type: disagg-profile-handler
+  parameters:
+    profiles: {decode: decode, encode: encode}
+    deciders: {encode: mm}
+- type: max-score-picker
+schedulingProfiles:
+- name: decode
+  plugins: [{pluginRef: decode-filter}, {pluginRef: queue-scorer}, {pluginRef: max-score-picker}]
+- name: encode
+  plugins: [{pluginRef: encode-filter}, {pluginRef: queue-scorer}, {pluginRef: max-score-picker}]
+`
+	s, err := NewScheduler(yaml, WithSeed(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, ep := range []Endpoint{
+		{Name: "d", Address: "10.0.0.1:8000", Labels: map[string]string{"llm-d.ai/role": "decode"}},
+		{Name: "e", Address: "10.0.0.2:8000", Labels: map[string]string{"llm-d.ai/role": "encode"}},
+	} {
+		if err := s.AddEndpoint(ep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := s.Pick(&Request{ID: "mm1", Model: "m", Tokens: tokens(32), Multimodal: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.EncodeTargets) != 1 || d.EncodeTargets[0] != (Target{Name: "e", Address: "10.0.0.2:8000"}) || d.Targets[0].Name != "d" {
+		t.Fatalf("encode targets: %+v", d)
+	}
+	if v := d.Header("x-encoder-hosts-ports"); v != "10.0.0.2:8000" {
+		t.Fatalf("header: %q", v)
+	}
+	s.OnError("mm1", Cancelled)
+	d, err = s.Pick(&Request{ID: "t1", Model: "m", Tokens: tokens(32)})
+	if err != nil || len(d.EncodeTargets) != 0 {
+		t.Fatalf("text-only: %v %+v", err, d)
+	}
+	s.OnError("t1", Cancelled)
+}

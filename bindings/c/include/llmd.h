@@ -675,6 +675,20 @@ bool llmd_decision_get_info(const llmd_decision *d, llmd_decision_info *out);
 // `d` is NULL or live.
 llmd_target llmd_decision_target(const llmd_decision *d, size_t index);
 
+// Number of encoder endpoints (E/P/D disaggregation: where the request's
+// multimodal items are encoded; also in the `x-encoder-hosts-ports`
+// header); 0 for NULL.
+//
+// # Safety
+// `d` is NULL or live.
+size_t llmd_decision_encode_target_count(const llmd_decision *d);
+
+// Encoder endpoint `index`; NULL views when out of range.
+//
+// # Safety
+// `d` is NULL or live.
+llmd_target llmd_decision_encode_target(const llmd_decision *d, size_t index);
+
 // Header `index` the proxy must set on the upstream request (e.g.
 // `x-gateway-destination-endpoint`); NULL views when out of range.
 //

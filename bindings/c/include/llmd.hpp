@@ -349,6 +349,17 @@ class Decision {
     }
     return out;
   }
+  // Encoder endpoints (E/P/D: where the request's multimodal items are
+  // encoded), in order.
+  std::vector<Target> encode_targets() const {
+    std::vector<Target> out;
+    size_t n = llmd_decision_encode_target_count(h_.get());
+    for (size_t i = 0; i < n; i++) {
+      llmd_target t = llmd_decision_encode_target(h_.get(), i);
+      out.push_back({std::string(view(t.name)), std::string(view(t.address))});
+    }
+    return out;
+  }
   std::vector<std::pair<std::string, std::string>> headers() const {
     std::vector<std::pair<std::string, std::string>> out;
     for (size_t i = 0; i < info_.n_headers; i++) {

@@ -302,6 +302,31 @@ pub unsafe extern "C" fn llmd_decision_target(
     unsafe { read(d, NO_TARGET, |d| target(d.targets.get(index))) }
 }
 
+/// Number of encoder endpoints (E/P/D disaggregation: where the request's
+/// multimodal items are encoded; also in the `x-encoder-hosts-ports`
+/// header); 0 for NULL.
+///
+/// # Safety
+/// `d` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_decision_encode_target_count(d: *const llmd_decision) -> usize {
+    // SAFETY: caller contract.
+    unsafe { read(d, 0, |d| d.encode_targets.len()) }
+}
+
+/// Encoder endpoint `index`; NULL views when out of range.
+///
+/// # Safety
+/// `d` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_decision_encode_target(
+    d: *const llmd_decision,
+    index: usize,
+) -> llmd_target {
+    // SAFETY: caller contract.
+    unsafe { read(d, NO_TARGET, |d| target(d.encode_targets.get(index))) }
+}
+
 /// Header `index` the proxy must set on the upstream request (e.g.
 /// `x-gateway-destination-endpoint`); NULL views when out of range.
 ///

@@ -18,21 +18,8 @@
 
 static llmd_error *err = NULL;
 
-static const char PRECISE[] =
-    "apiVersion: llm-d.ai/v1alpha1\n"
-    "kind: EndpointPickerConfig\n"
-    "plugins:\n"
-    "- type: precise-prefix-cache-producer\n"
-    "  parameters:\n"
-    "    kvEventsConfig: {topicFilter: 'kv@', concurrency: 2, discoverPods: false}\n"
-    "- type: prefix-cache-scorer\n"
-    "  parameters: {prefixMatchInfoProducerName: precise-prefix-cache-producer}\n"
-    "- type: max-score-picker\n"
-    "schedulingProfiles:\n"
-    "- name: default\n"
-    "  plugins:\n"
-    "  - pluginRef: prefix-cache-scorer\n"
-    "  - pluginRef: max-score-picker\n";
+/* The precise-routing config shared with the C++ tests. */
+#define PRECISE_FILE LLMD_TESTDATA "/bindings/precise.yaml"
 
 static const char METRICS[] =
     "vllm:num_requests_waiting{model_name=\"m\"} 7\n"
@@ -83,7 +70,7 @@ int main(void) {
   pthread_create(&server, NULL, serve, NULL);
 
   llmd_scheduler *s = NULL;
-  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_new(S(PRECISE), NULL, &s, &err), &err);
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_from_file(S(PRECISE_FILE), NULL, &s, &err), &err);
   llmd_feed *f = NULL;
   CHECK_STATUS(LLMD_STATUS_OK, llmd_feed_new(s, &f, &err), &err);
 

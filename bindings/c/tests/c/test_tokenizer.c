@@ -9,19 +9,8 @@
 
 static llmd_error *err = NULL;
 
-static const char PRECISE[] =
-    "apiVersion: llm-d.ai/v1alpha1\n"
-    "kind: EndpointPickerConfig\n"
-    "plugins:\n"
-    "- type: precise-prefix-cache-producer\n"
-    "- type: prefix-cache-scorer\n"
-    "  parameters: {prefixMatchInfoProducerName: precise-prefix-cache-producer}\n"
-    "- type: max-score-picker\n"
-    "schedulingProfiles:\n"
-    "- name: default\n"
-    "  plugins:\n"
-    "  - pluginRef: prefix-cache-scorer\n"
-    "  - pluginRef: max-score-picker\n";
+/* The precise-routing config shared with the C++ tests. */
+#define PRECISE_FILE LLMD_TESTDATA "/bindings/precise.yaml"
 
 static const char BODY[] =
     "{\"model\": \"m\", \"messages\": [{\"role\": \"user\", \"content\": \"w1 w2\"}]}";
@@ -160,7 +149,7 @@ int main(void) {
 
   uint64_t seed = 1;
   llmd_scheduler *s = NULL;
-  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_new(S(PRECISE), &seed, &s, &err), &err);
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_from_file(S(PRECISE_FILE), &seed, &s, &err), &err);
   CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_add_endpoint_json(s, S("{\"name\": \"a\", \"address\": \"10.0.0.1:8000\"}"), &err), &err);
 
   /* Without a tokenizer: estimates, said in the explanation. */

@@ -271,21 +271,8 @@ static void test_index() {
   CHECK(status_of([&] { llmd::Index bad(&cfg); }) == LLMD_STATUS_INVALID_ARGUMENT);
 }
 
-static const char PRECISE[] =
-    "apiVersion: llm-d.ai/v1alpha1\n"
-    "kind: EndpointPickerConfig\n"
-    "plugins:\n"
-    "- type: precise-prefix-cache-producer\n"
-    "  parameters:\n"
-    "    kvEventsConfig: {topicFilter: 'kv@', concurrency: 2, discoverPods: false}\n"
-    "- type: prefix-cache-scorer\n"
-    "  parameters: {prefixMatchInfoProducerName: precise-prefix-cache-producer}\n"
-    "- type: max-score-picker\n"
-    "schedulingProfiles:\n"
-    "- name: default\n"
-    "  plugins:\n"
-    "  - pluginRef: prefix-cache-scorer\n"
-    "  - pluginRef: max-score-picker\n";
+// The precise-routing config shared with the C tests.
+static const std::string PRECISE_FILE = std::string(LLMD_TESTDATA) + "/bindings/precise.yaml";
 
 static void test_tokenizer() {
   const std::string dir = std::string(LLMD_TESTDATA) + "/tokenizers/tiny";
@@ -325,7 +312,7 @@ static void test_tokenizer() {
   CHECK(session.encode_chat(turn2) == t.encode_chat(turn2) && session.reused_tokens() == 0);
 
   // Picks from OpenAI bodies routed on the tokenizer's ids.
-  llmd::Scheduler s(PRECISE, 1);
+  auto s = llmd::Scheduler::from_file(PRECISE_FILE, 1);
   s.add_endpoint_json(R"({"name": "a", "address": "10.0.0.1:8000"})");
   CHECK(s.endpoints_json() == R"(["a"])");
   const std::string body = R"({"model": "m", "messages": )" + msgs + "}";
@@ -352,8 +339,56 @@ static void test_tokenizer() {
         LLMD_STATUS_UNKNOWN_ENDPOINT);
 }
 
+// E/P/D: a multimodal request's encoder endpoints, as targets and as the
+// x-encoder-hosts-ports header.
+static void test_encode_targets() {
+  const char* yaml =
+      "apiVersion: llm-d.ai/v1alpha1\n"
+      "kind: EndpointPickerConfig\n"
+      "plugins:\n"
+      "- type: encode-filter\n"
+      "- type: decode-filter\n"
+      "- type: queue-scorer\n"
+      "- name: mm\n"
+      "  type: always-disagg-multimodal-decider\n"
+      "- type: disagg-profile-handler\n"
+      "  parameters:\n"
+      "    profiles: {decode: decode, encode: encode}\n"
+      "    deciders: {encode: mm}\n"
+      "- type: max-score-picker\n"
+      "schedulingProfiles:\n"
+      "- name: decode\n"
+      "  plugins: [{pluginRef: decode-filter}, {pluginRef: queue-scorer}, {pluginRef: max-score-picker}]\n"
+      "- name: encode\n"
+      "  plugins: [{pluginRef: encode-filter}, {pluginRef: queue-scorer}, {pluginRef: max-score-picker}]\n";
+  llmd::Scheduler s(yaml, 1);
+  s.add_endpoint({"d", "10.0.0.1:8000", std::nullopt, {{"llm-d.ai/role", "decode"}}, {}});
+  s.add_endpoint({"e", "10.0.0.2:8000", std::nullopt, {{"llm-d.ai/role", "encode"}}, {}});
+  llmd::Request r;
+  r.id = "mm1";
+  r.model = "m";
+  for (uint32_t i = 0; i < 32; i++) r.tokens.push_back(i);
+  r.multimodal = true;
+  auto d = s.pick(r);
+  auto enc = d.encode_targets();
+  CHECK(enc.size() == 1 && enc[0].name == "e" && enc[0].address == "10.0.0.2:8000");
+  CHECK(d.primary().name == "d");
+  bool header = false;
+  for (const auto& [k, v] : d.headers()) header = header || (k == "x-encoder-hosts-ports" && v == "10.0.0.2:8000");
+  CHECK(header);
+  s.on_error("mm1", LLMD_REQUEST_ERROR_CANCELLED);
+  // A text-only request has none.
+  r.id = "t1";
+  r.multimodal = false;
+  CHECK(s.pick(r).encode_targets().empty());
+  s.on_error("t1", LLMD_REQUEST_ERROR_CANCELLED);
+  CHECK(llmd_decision_encode_target_count(nullptr) == 0);
+  CHECK(llmd_decision_encode_target(nullptr, 0).name.ptr == nullptr);
+  CHECK(llmd_decision_encode_target(d.get(), 1).name.ptr == nullptr);
+}
+
 static void test_feed() {
-  llmd::Scheduler s(PRECISE);
+  auto s = llmd::Scheduler::from_file(PRECISE_FILE);
   llmd::Feed f(s);
   CHECK(f.settings_json().find(R"("setting":"kvEventsConfig.concurrency","executed":true)") != std::string::npos);
   llmd::Feed tuned(s, R"({"concurrency": 2, "heartbeat_interval": 0})");
@@ -428,6 +463,7 @@ int main() {
   test_scheduler();
   test_index();
   test_tokenizer();
+  test_encode_targets();
   test_feed();
   test_otlp();
   std::printf("test_wrapper: %d passed, %d failed\n", passed, failed);
