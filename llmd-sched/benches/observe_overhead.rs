@@ -67,6 +67,7 @@ fn decide(f: &Fixture, id: &str, i: usize) {
         encode: false,
         slo: Default::default(),
         kv_bytes_per_token: None,
+        opening: 0,
     });
     f.profile.record(&[0.5, 0.25, 0.75], 3.5, Some(3.25));
     for s in &f.stages {
@@ -217,6 +218,7 @@ fn bench_scheduler(c: &mut Criterion) {
             kv_bytes_per_token: None,
             lookup_queried_blocks: 130,
             lookup_probed_blocks: 3,
+            opening: 0,
         };
         g.bench_function(format!("record_pick_{n}_endpoints"), |b| {
             b.iter_custom(|iters| {

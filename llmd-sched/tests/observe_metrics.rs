@@ -35,6 +35,7 @@ fn decision<'a>(id: &'a str, ep: &'a str, prefill: Option<Leg<'a>>) -> DecisionR
         encode: false,
         slo: SloTargets::default(),
         kv_bytes_per_token: None,
+        opening: 0,
     }
 }
 
@@ -592,8 +593,9 @@ fn a_repeated_first_token_counts_nothing_more() {
 }
 
 /// The scheduler's expiry at its open-request limit drops a request's
-/// record only if it was decided by the expiry's clock time: a later
-/// request that reused the id is left to its own lifecycle.
+/// record only if it is of the expired opening (or an earlier one): a later
+/// request that reused the id is left to its own lifecycle. Without
+/// serials, a record decided after the expiry's clock time is the later one.
 #[test]
 fn expiry_at_the_limit_leaves_a_later_request_with_the_id() {
     let m = Metrics::new(config()).unwrap();
@@ -603,9 +605,70 @@ fn expiry_at_the_limit_leaves_a_later_request_with_the_id() {
         let ep = [("endpoint", "e1"), ("pool", "decode")];
         get(&m.samples(ms(0)), "llmd_router_inflight_requests", &ep)
     };
-    assert!(!m.expire_request("r1", ms(1001)));
+    assert!(!m.expire_request("r1", 0, ms(1001)));
     assert_eq!(inflight(), 1.0);
-    assert!(m.expire_request("r1", ms(1002)));
+    assert!(m.expire_request("r1", 0, ms(1002)));
     assert_eq!(inflight(), 0.0);
-    assert!(!m.expire_request("r1", ms(2000)));
+    assert!(!m.expire_request("r1", 0, ms(2000)));
+
+    let opened = |n: u64| DecisionRecord {
+        opening: n,
+        ..decision("r2", "e1", None)
+    };
+    m.on_decision(&opened(7));
+    assert!(
+        !m.expire_request("r2", 6, ms(2000)),
+        "a later opening is left alone"
+    );
+    assert_eq!(inflight(), 1.0);
+    assert!(
+        m.expire_request("r2", 7, ms(0)),
+        "its own opening, whatever the clock"
+    );
+    assert_eq!(inflight(), 0.0);
+}
+
+/// Two picks of one id recorded out of order: the later opening keeps the
+/// id (the scheduler's open-request and load tables agree), and the
+/// earlier one is counted as expired, once.
+#[test]
+fn the_later_opening_keeps_a_reused_id_whatever_the_recording_order() {
+    let m = Metrics::new(config()).unwrap();
+    m.register_endpoint("e1", Some("decode"));
+    m.register_endpoint("e2", Some("decode"));
+    let later = DecisionRecord {
+        opening: 9,
+        ..decision("r1", "e2", None)
+    };
+    let earlier = DecisionRecord {
+        opening: 8,
+        ..decision("r1", "e1", None)
+    };
+    m.on_decision(&later);
+    m.on_decision(&earlier);
+    let s = m.samples(ms(0));
+    let inflight = |ep: &str| {
+        get(
+            &s,
+            "llmd_router_inflight_requests",
+            &[("endpoint", ep), ("pool", "decode")],
+        )
+    };
+    assert_eq!((inflight("e1"), inflight("e2")), (0.0, 1.0));
+    assert!(m.on_complete("r1", Usage::default(), ms(1100)));
+    let s = m.samples(ms(0));
+    let done = |ep: &str, outcome: &str| {
+        s.iter()
+            .filter(|x| {
+                x.matches(
+                    "llmd_inference_requests_total",
+                    &[("endpoint", ep), ("outcome", outcome)],
+                )
+            })
+            .map(|x| x.value)
+            .sum::<f64>()
+    };
+    assert_eq!(done("e2", "ok"), 1.0);
+    assert_eq!(done("e1", "expired"), 1.0);
+    assert_eq!(done("e1", "ok"), 0.0);
 }

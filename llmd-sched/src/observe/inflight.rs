@@ -47,6 +47,8 @@ pub struct InFlight {
     pub route: Arc<Route>,
     /// The prefill leg under P/D.
     pub prefill: Option<PrefillLeg>,
+    /// Serial number of the request's opening (0: not given).
+    pub opening: u64,
 }
 
 type Shard = Mutex<AHashMap<Box<str>, InFlight>>;
@@ -56,7 +58,8 @@ type Shard = Mutex<AHashMap<Box<str>, InFlight>>;
 pub enum Inserted {
     /// A new entry.
     New,
-    /// The id was tracked already; here is the entry it displaced.
+    /// The id was tracked already; here is the entry that lost it: the one
+    /// stored, or the one given when the stored one opened later.
     Replaced(InFlight),
     /// The table is full; the entry was not stored.
     Full(InFlight),
@@ -86,10 +89,14 @@ impl RequestTable {
         &self.shards[(self.hasher.hash_one(id) as usize) % SHARDS]
     }
 
-    /// Inserts `v` under `id` unless the table is full.
+    /// Inserts `v` under `id` unless the table is full, or `id` holds an
+    /// entry of a later opening.
     pub fn insert(&self, id: &str, v: InFlight) -> Inserted {
         let mut shard = self.shard(id).lock();
         if let Some(slot) = shard.get_mut(id) {
+            if slot.opening > v.opening {
+                return Inserted::Replaced(v);
+            }
             return Inserted::Replaced(std::mem::replace(slot, v));
         }
         if self.len.load(Ordering::Relaxed) >= self.cap {

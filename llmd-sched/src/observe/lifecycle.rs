@@ -114,12 +114,18 @@ impl Metrics {
         }
     }
 
-    /// Drops `request_id`, which never finished, at `now`, counting it
-    /// with outcome `expired` (the scheduler's limit on open requests).
-    /// False when it is not tracked, or when its record was decided after
-    /// `now` (a later request that reused the id, left alone).
-    pub fn expire_request(&self, request_id: &str, now: Duration) -> bool {
-        match self.table.remove_if(request_id, |r| r.decided <= now) {
+    /// Drops `request_id`'s record of opening `opening` (or an earlier
+    /// one), which never finished, at `now`, counting it with outcome
+    /// `expired` (the scheduler's limit on open requests). False when it is
+    /// not tracked, or when its record is of a later opening (a later
+    /// request that reused the id, left alone). With `opening` 0 (records
+    /// without serials), a record decided after `now` is the later one.
+    pub fn expire_request(&self, request_id: &str, opening: u64, now: Duration) -> bool {
+        let earlier = |r: &InFlight| match opening {
+            0 => r.decided <= now,
+            _ => r.opening <= opening,
+        };
+        match self.table.remove_if(request_id, earlier) {
             Some(r) => {
                 self.finish(r, Outcome::Expired, None, now);
                 true

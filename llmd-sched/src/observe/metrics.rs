@@ -483,10 +483,11 @@ impl Metrics {
             requests,
             route,
             prefill,
+            opening: d.opening,
         };
         match self.table.insert(d.request_id, entry) {
             Inserted::New => {}
-            // A reused id: the earlier request can no longer be followed.
+            // A reused id: the earlier opening can no longer be followed.
             Inserted::Replaced(old) => self.finish(old, Outcome::Expired, None, d.decided),
             Inserted::Full(untracked) => {
                 self.fam.untracked.inc();

@@ -32,6 +32,7 @@
 //!     arrived: ms(0), decided: ms(1), prompt_tokens: 128, block_size: 16,
 //!     decode: Leg { endpoint: "10.0.0.1:8000", predicted_hit_blocks: 4 },
 //!     prefill: None, encode: false, slo: Default::default(), kv_bytes_per_token: None,
+//!     opening: 0,
 //! });
 //! m.on_first_token("r1", ms(80));
 //! m.on_tokens("r1", 9, ms(170));

@@ -44,6 +44,11 @@ pub struct DecisionRecord<'a> {
     /// [`crate::model::KV_BYTES_LABEL`] label), for the P/D transfer in
     /// bytes; `None` falls back to [`super::MetricsConfig::kv_bytes_per_token`].
     pub kv_bytes_per_token: Option<u64>,
+    /// Serial number of the request's opening in the scheduler: of two
+    /// records of one id, the later opening keeps the id, whichever is
+    /// recorded last. 0 (a host recording decisions itself): the last
+    /// recorded keeps it.
+    pub opening: u64,
 }
 
 /// A request the scheduler refused.

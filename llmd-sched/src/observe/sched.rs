@@ -45,6 +45,8 @@ pub struct PickFacts {
     pub lookup_queried_blocks: u32,
     /// Block positions those lookups probed in their indexes.
     pub lookup_probed_blocks: u32,
+    /// Serial number of the request's opening in the scheduler (0: none).
+    pub opening: u64,
 }
 
 impl PickFacts {
@@ -196,6 +198,7 @@ impl Metrics {
             encode: d.explanation.decision_type().starts_with("encode"),
             slo,
             kv_bytes_per_token: f.kv_bytes_per_token,
+            opening: f.opening,
         });
     }
 

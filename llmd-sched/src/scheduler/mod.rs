@@ -554,7 +554,7 @@ impl Scheduler {
         let cutoff = now.saturating_sub(u64::try_from(max_age.as_nanos()).unwrap_or(u64::MAX));
         self.metrics
             .expire(std::time::Duration::from_nanos(now), max_age);
-        self.release_expired(self.requests.older_than(cutoff), now, |_| {})
+        self.release_expired(self.requests.older_than(cutoff), now, |_, _| {})
     }
 
     /// The most requests held open between `pick` and completion
@@ -588,10 +588,10 @@ impl Scheduler {
             return;
         }
         let n = (open - limit + 1).max(limit / 16);
-        let released = self.release_expired(self.requests.oldest(n), now, |id| {
-            // Decided before `now`: not a later request that took the id.
+        let released = self.release_expired(self.requests.oldest(n), now, |id, opening| {
+            // This opening's record, not a later request's that took the id.
             self.metrics
-                .expire_request(id, std::time::Duration::from_nanos(now));
+                .expire_request(id, opening, std::time::Duration::from_nanos(now));
         });
         self.metrics.count_expired_at_limit(released);
     }
@@ -603,7 +603,7 @@ impl Scheduler {
         &self,
         listed: Vec<crate::lifecycle::Listed>,
         now: u64,
-        metrics: impl Fn(&str),
+        metrics: impl Fn(&str, u64),
     ) -> usize {
         let mut released = 0;
         for item in listed {
@@ -612,7 +612,7 @@ impl Scheduler {
             // (its load is its own: released by its opening's serial).
             if let Some((summary, sample)) = self.requests.close_listed(&item, now) {
                 self.inflight.finish_opening(&item.0, item.1);
-                metrics(&item.0);
+                metrics(&item.0, item.1);
                 self.learn_completion(&summary, sample);
                 released += 1;
             }

@@ -149,6 +149,7 @@ impl Scheduler {
         let seed = self.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let profiles = &self.pipeline.profiles;
         let opening = self.requests.next_serial();
+        facts.opening = opening;
         let mut ctx = CycleContext::new(req, &fleet.eps, now, profiles.len(), seed)
             .with_predictor(self.predictor.as_deref())
             .with_burst(burst)
