@@ -309,9 +309,13 @@ func readDecision(dec *C.llmd_decision, infop *C.llmd_decision_info, explain boo
 	if bool(info.has_prefill) {
 		out.Prefill = &Target{strs.take(info.prefill.name), strs.take(info.prefill.address)}
 	}
-	for i := 0; i < int(C.llmd_decision_encode_target_count(dec)); i++ {
-		t := C.llmd_decision_encode_target(dec, C.size_t(i))
-		out.EncodeTargets = append(out.EncodeTargets, Target{goStr(t.name), goStr(t.address)})
+	// Encoder endpoints come with their header: no call for a decision
+	// without one.
+	if out.Header("x-encoder-hosts-ports") != "" {
+		for i := 0; i < int(C.llmd_decision_encode_target_count(dec)); i++ {
+			t := C.llmd_decision_encode_target(dec, C.size_t(i))
+			out.EncodeTargets = append(out.EncodeTargets, Target{goStr(t.name), goStr(t.address)})
+		}
 	}
 	for i := 0; i < int(info.n_remove_headers); i++ {
 		out.RemoveHeaders = append(out.RemoveHeaders, goStr(C.llmd_decision_remove_header(dec, C.size_t(i))))

@@ -125,9 +125,10 @@ pub(crate) struct TokensSeen {
 }
 
 impl Requests {
-    /// A new serial number for a request being picked.
+    /// A new serial number for a request being picked, from 1 (0 means
+    /// "no serial" to the metrics).
     pub fn next_serial(&self) -> u64 {
-        self.serial.fetch_add(1, Ordering::Relaxed)
+        self.serial.fetch_add(1, Ordering::Relaxed) + 1
     }
     /// Opens `id` under `serial` (from [`Requests::next_serial`]); returns
     /// the record of an open request it replaces (the host reused an id),
@@ -326,7 +327,7 @@ mod tests {
         let r = Requests::default();
         r.open("x", r.next_serial(), record(10));
         let listed = r.older_than(50);
-        assert_eq!(listed, vec![("x".to_string(), 0)]);
+        assert_eq!(listed, vec![("x".to_string(), 1)]);
         r.open("x", r.next_serial(), record(60)); // the id reused after the listing
         assert!(r.close_listed(&listed[0], 100).is_none());
         assert_eq!(r.len(), 1);

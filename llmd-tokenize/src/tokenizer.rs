@@ -204,6 +204,121 @@ fn token_text(v: &Json) -> Option<String> {
     }
 }
 
+/// Model types whose tokenizer transformers 5.20 maps to a generic backend
+/// (`TokenizersBackend`, `PythonBackend`, `PreTrainedTokenizerFast`,
+/// `MistralCommonBackend` in `TOKENIZER_MAPPING_NAMES`): `AutoTokenizer`
+/// then loads `tokenizer.json` as it is, whatever class the config names.
+/// Checked against the installed transformers by the Python tests.
+const TOKENIZER_JSON_MODEL_TYPES: &[&str] = &[
+    "EvollaModel",
+    "arctic",
+    "aria",
+    "beam",
+    "bigbird_pegasus",
+    "camembertv2-base",
+    "canary",
+    "chameleon",
+    "chatlm",
+    "cohere_asr",
+    "deepseek_ocr",
+    "deepseek_ocr2",
+    "deepseek_v2",
+    "deepseek_v3",
+    "deepseek_v32",
+    "deepseek_v4",
+    "deepseek_vl",
+    "deepseek_vl_hybrid",
+    "deepseek_vl_v2",
+    "ernie4_5",
+    "ernie4_5_moe",
+    "flex_olmo",
+    "fuyu",
+    "glm",
+    "glm4",
+    "glm4_moe",
+    "glm4_moe_lite",
+    "glm4v",
+    "glm4v_moe",
+    "glm_image",
+    "glmasr",
+    "got_ocr2",
+    "gpt_bigcode",
+    "granite",
+    "granitemoe",
+    "granitemoehybrid",
+    "granitemoeshared",
+    "h2ovl_chat",
+    "hyperclovax",
+    "hyperclovax_vlm",
+    "internlm2",
+    "jamba",
+    "janus",
+    "kimi_k25",
+    "kimi_linear",
+    "kosmos-2",
+    "llava",
+    "llava_next",
+    "mimo_v2_flash",
+    "minicpm3",
+    "minicpmv",
+    "minicpmv4_6",
+    "minicpmv4_7",
+    "minimax_m2",
+    "ministral",
+    "ministral3",
+    "mistral",
+    "mistral3",
+    "mixtral",
+    "modernbert",
+    "modernbert-decoder",
+    "molmo",
+    "molmo2",
+    "nemotron",
+    "nvfp4",
+    "nystromformer",
+    "olmo2",
+    "olmo3",
+    "olmo_hybrid",
+    "opencua",
+    "openvla",
+    "paddleocr_vl",
+    "pegasus_x",
+    "persimmon",
+    "phi3",
+    "phi3_v",
+    "phimoe",
+    "pix2struct",
+    "pixtral",
+    "smolvlm",
+    "stablelm",
+    "step3_vl",
+    "step3p5",
+    "umt5",
+    "unlimited_ocr",
+    "vipllava",
+    "voxtral",
+    "voxtral_realtime",
+    "xlm-roberta-xl",
+];
+
+/// The tokenizer class transformers 5 would build with a pipeline of its
+/// own instead of `tokenizer.json`'s, when it is one this crate knows to
+/// differ (`LlamaTokenizer`, `CodeLlamaTokenizer`: a Metaspace
+/// pre-tokenizer that prepends `▁` to the first piece only, no
+/// normalizer). `AutoTokenizer` takes the named class unless the model type
+/// maps to a generic backend ([`TOKENIZER_JSON_MODEL_TYPES`]) or the
+/// directory brings its own code (`auto_map`).
+fn rebuilt_class(class: &str, model_type: &str, cfg: &Json) -> Option<&'static str> {
+    let base = class.strip_suffix("Fast").unwrap_or(class);
+    let known = ["LlamaTokenizer", "CodeLlamaTokenizer"]
+        .into_iter()
+        .find(|k| *k == base)?;
+    if TOKENIZER_JSON_MODEL_TYPES.contains(&model_type) || cfg.get("auto_map").is_some() {
+        return None;
+    }
+    Some(known)
+}
+
 /// The directory's chat templates as vLLM 0.33.0 resolves them with
 /// transformers 5: the template of requests without tools, and that of
 /// requests with tools (`None`: none).
@@ -253,21 +368,66 @@ fn directory_templates(
         }
     };
     let with_tools = tool_use.or_else(|| default.clone());
-    let processor = dir.join("processor_config.json").is_file()
-        || dir.join("preprocessor_config.json").is_file()
-        || cfg.get("processor_class").is_some_and(|c| !c.is_null());
-    let legacy = dir.join("chat_template.json");
-    if processor && !has_extra {
-        let processors = json_file(&legacy)?.and_then(|j| {
+    Ok((
+        processor_template(dir, cfg, has_extra).or(default),
+        with_tools,
+    ))
+}
+
+/// The template of the directory's processor, when transformers'
+/// `AutoProcessor` loads one: a processor file (`processor_config.json` or
+/// `preprocessor_config.json`) and a `processor_class` (in one of those,
+/// `tokenizer_config.json` or `config.json`). Its template is the
+/// `chat_template` of `processor_config.json`, else the legacy
+/// `chat_template.json` (read before `chat_template.jinja`, which is the
+/// tokenizer's anyway).
+///
+/// A processor file that does not parse, or `chat_template.json` beside
+/// `additional_chat_templates/`, fails the processor, and vLLM then uses
+/// the tokenizer's template: `None`, not an error. With
+/// `additional_chat_templates/` and no other template of its own, a
+/// processor's templates are a set, which vLLM 0.33 cannot render requests
+/// without tools with; not reproduced (`None`: the tokenizer's default). A
+/// processor found only by its model type (transformers'
+/// `PROCESSOR_MAPPING`, without any `processor_class`) is not detected.
+fn processor_template(dir: &Path, cfg: &Json, has_extra: bool) -> Option<String> {
+    // Absent: `Ok(None)`; present and not JSON: `Err`, which fails the
+    // processor.
+    let load = |name: &str| -> Result<Option<Json>, ()> {
+        match std::fs::read_to_string(dir.join(name)) {
+            Err(_) => Ok(None),
+            Ok(text) => serde_json::from_str(&text).map(Some).map_err(|_| ()),
+        }
+    };
+    let processor_cfg = load("processor_config.json").ok()?;
+    let preprocessor_cfg = load("preprocessor_config.json").ok()?;
+    if processor_cfg.is_none() && preprocessor_cfg.is_none() {
+        return None;
+    }
+    let legacy = load("chat_template.json").ok()?;
+    if legacy.is_some() && has_extra {
+        return None;
+    }
+    let model_cfg = load("config.json").ok().flatten();
+    let names_class = |j: Option<&Json>| {
+        j.and_then(|j| j.get("processor_class"))
+            .is_some_and(Json::is_string)
+    };
+    let has_class = names_class(processor_cfg.as_ref())
+        || names_class(preprocessor_cfg.as_ref())
+        || names_class(Some(cfg))
+        || names_class(model_cfg.as_ref());
+    if !has_class {
+        return None;
+    }
+    let template = |j: Option<Json>| {
+        j.and_then(|j| {
             j.get("chat_template")
                 .and_then(Json::as_str)
                 .map(str::to_string)
-        });
-        if processors.is_some() {
-            return Ok((processors, with_tools));
-        }
-    }
-    Ok((default, with_tools))
+        })
+    };
+    template(processor_cfg).or_else(|| template(legacy))
 }
 
 impl Tokenizer {
@@ -306,9 +466,12 @@ impl Tokenizer {
             }
         }
         let model_cfg = json_file(&dir.join("config.json"))?.unwrap_or(Json::Null);
+        // transformers reads the class from tokenizer_config.json, else
+        // from config.json.
         let class = cfg
             .get("tokenizer_class")
             .and_then(Json::as_str)
+            .or_else(|| model_cfg.get("tokenizer_class").and_then(Json::as_str))
             .unwrap_or("");
         let model_type = model_cfg
             .get("model_type")
@@ -330,10 +493,10 @@ impl Tokenizer {
         } else {
             None
         };
-        if class.starts_with("LlamaTokenizer") && model_type == "llama" {
+        if let Some(rebuilt) = rebuilt_class(class, model_type, &cfg) {
             return Err(TokenizeError::File(
                 cfg_path.display().to_string(),
-                "tokenizer_class LlamaTokenizer with model_type llama: transformers rebuilds this tokenizer's pipeline instead of using tokenizer.json, which is not reproduced; refusing rather than tokenizing differently".into(),
+                format!("tokenizer_class {rebuilt} with model_type '{model_type}': transformers rebuilds this tokenizer's pipeline (its pre-tokenizer and normalizer) instead of using tokenizer.json, which is not reproduced; refusing rather than tokenizing differently"),
             ));
         }
         let (template, with_tools) = directory_templates(dir, &cfg)?;
@@ -617,15 +780,23 @@ impl Tokenizer {
         documents: Option<&Value>,
         opts: &ChatOptions,
     ) -> Result<String, TokenizeError> {
-        // transformers' `get_chat_template`: with tools (request tools, or
-        // tools in the kwargs), a named `tool_use` template wins.
+        // transformers' `get_chat_template`: with tools, a named `tool_use`
+        // template wins, and vLLM skips the processor's template. The tools
+        // are the merged keyword arguments' (below): the request's kwargs
+        // unless unset (None or "auto"), else the request's own, else the
+        // engine's defaults as given.
         let kw_tools = kwargs
             .filter(|k| k.kind() == ValueKind::Map)
             .and_then(|k| k.get_item(&Value::from("tools")).ok())
-            .is_some_and(|t| !t.is_undefined() && !t.is_none());
+            .is_some_and(|t| !t.is_undefined() && !t.is_none() && t.as_str() != Some("auto"));
+        let default_tools = self
+            .default_kwargs
+            .iter()
+            .any(|(k, v)| k == "tools" && !v.is_none());
+        let with_tools = tools.is_some() || kw_tools || default_tools;
         let (tpl, format) = match &self.tool_template {
-            WithTools::Own(t, f) if tools.is_some() || kw_tools => (&**t, *f),
-            WithTools::Missing if tools.is_some() || kw_tools => {
+            WithTools::Own(t, f) if with_tools => (&**t, *f),
+            WithTools::Missing if with_tools => {
                 return Err(TokenizeError::Template(format!(
                     "{} has no chat template for requests with tools (its chat_template.json is the processor's, which vLLM uses only without tools; the tokenizer has none in chat_template.jinja or tokenizer_config.json)",
                     self.source.display()

@@ -320,3 +320,62 @@ def test_a_config_names_the_tokenizer_directory() -> None:
     with pytest.raises(llmd.ConfigError) as info:
         llmd.Scheduler(config.replace(str(tiny), "/nonexistent"))
     assert "tokenizerDir" in str(info.value) and "/nonexistent" in str(info.value)
+
+
+def train_llama2(out: Path) -> None:
+    """A tokenizer.json shaped as Llama 2's: SentencePiece-style BPE with
+    byte fallback, `▁` prepended and spaces replaced by the normalizer."""
+    from tokenizers import Tokenizer, models, normalizers, processors, trainers
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    trainer = trainers.BpeTrainer(vocab_size=500, special_tokens=["<unk>", "<s>", "</s>"])
+    tok.train_from_iterator(corpus(), trainer)
+    bos = tok.token_to_id("<s>")
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)])
+    tok.save(str(out / "tokenizer.json"))
+
+
+@pytest.mark.parametrize("cls", ["LlamaTokenizerFast", "CodeLlamaTokenizer"])
+def test_classes_transformers_rebuilds_are_refused(workdir: Path, cls: str) -> None:
+    """`LlamaTokenizer` and `CodeLlamaTokenizer` build a pipeline of their
+    own from tokenizer.json's vocabulary (transformers 5); they are refused
+    exactly where AutoTokenizer builds them, and for every model type whose
+    tokenizer transformers maps to a generic backend (tokenizer.json as it
+    is) the directory loads with transformers' ids."""
+    from transformers.models.auto.tokenization_auto import TOKENIZER_MAPPING_NAMES
+
+    d = workdir / f"llama2-{cls}"
+    d.mkdir(exist_ok=True)
+    train_llama2(d)
+    cfg = {"tokenizer_class": cls, "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
+    (d / "tokenizer_config.json").write_text(json.dumps(cfg))
+    texts = ["hello world", "  the naïve café\n", "<s> after a special token", "a <s>b</s> c", "ünïcödé 42 3.14"]
+    backends = {"TokenizersBackend", "PythonBackend", "PreTrainedTokenizerFast", "MistralCommonBackend"}
+    generic = sorted(k for k, v in TOKENIZER_MAPPING_NAMES.items() if v and v.removesuffix("Fast") in backends)
+    outcomes: dict[str, list[str]] = {"refused": [], "equal": []}
+    for model_type in ["", "llama", "code_llama", "yi", *generic]:
+        cfg_file = d / "config.json"
+        cfg_file.unlink(missing_ok=True)
+        if model_type:
+            cfg_file.write_text(json.dumps({"model_type": model_type}))
+        hf = transformers.AutoTokenizer.from_pretrained(str(d))
+        name = type(hf).__name__
+        try:
+            ours = llmd.Tokenizer.from_dir(d)
+        except llmd.InvalidArgumentError as e:
+            assert name in ("LlamaTokenizer", "CodeLlamaTokenizer"), f"{model_type}: refused, transformers uses {name}"
+            assert getattr(e, "code", None) == "tokenizer_file" and "rebuilds" in str(e)
+            outcomes["refused"].append(model_type)
+            continue
+        assert name not in ("LlamaTokenizer", "CodeLlamaTokenizer"), f"{model_type}: transformers rebuilds with {name}"
+        for t in texts:
+            assert ours.encode(t) == hf.encode(t), (model_type, t)
+        outcomes["equal"].append(model_type)
+    assert outcomes["refused"] == ["", "llama", "code_llama", "yi"], outcomes
+    assert outcomes["equal"] == generic
+    # Why: the rebuilt pipeline gives other ids on these very files.
+    (d / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    rebuilt = transformers.AutoTokenizer.from_pretrained(str(d))
+    raw = tokenizers.Tokenizer.from_file(str(d / "tokenizer.json"))
+    assert any(rebuilt.encode(t) != raw.encode(t).ids for t in texts)

@@ -150,6 +150,7 @@ def body(rng: random.Random, with_tools: bool) -> dict[str, Any]:
                 {"add_generation_prompt": None, "continue_final_message": "auto"},
                 {"tools": None, "documents": "auto", "reasoning_effort": None},
                 {"enable_thinking": "auto", "add_generation_prompt": "auto"},
+                {"tools": "auto"},
             ]
         )
     if rng.random() < 0.1:
@@ -271,6 +272,18 @@ PROCESSOR_FILES = {
         ("json-without-processor", {"json": "template_alpaca.jinja", "jinja": "tool_chat_template_hermes.jinja", "processor": False}),
         # Only the processor has a template: a request with tools has none.
         ("processor-json-only", {"json": "template_chatml.jinja", "processor": True}),
+        # processor_config.json's own template beats chat_template.json.
+        (
+            "processor-config-template",
+            {"json": "template_alpaca.jinja", "jinja": "tool_chat_template_hermes.jinja", "processor": True, "processor_config": "template_chatml.jinja"},
+        ),
+        # A processor file without any processor_class (and a model type
+        # without a processor): no processor.
+        ("preprocessor-without-class", {"json": "template_chatml.jinja", "jinja": "tool_chat_template_hermes.jinja", "processor": "no-class"}),
+        # A processor_class with no processor file: the processor fails to load.
+        ("class-without-preprocessor", {"json": "template_chatml.jinja", "jinja": "tool_chat_template_hermes.jinja", "processor": "class-only"}),
+        # A chat_template.json that does not parse fails the processor.
+        ("malformed-json", {"json": None, "jinja": "tool_chat_template_hermes.jinja", "processor": True}),
     ],
 )
 def test_a_processors_chat_template_serves_requests_without_tools(workdir: Path, layout: str, files: dict[str, Any]) -> None:
@@ -288,12 +301,25 @@ def test_a_processors_chat_template_serves_requests_without_tools(workdir: Path,
     if "config" in files:
         cfg["chat_template"] = (templates / files["config"]).read_text()
     (out / "tokenizer_config.json").write_text(json.dumps(cfg))
-    (out / "chat_template.json").write_text(json.dumps({"chat_template": (templates / files["json"]).read_text()}))
+    if files["json"] is None:
+        (out / "chat_template.json").write_text('{"chat_template": ')
+    else:
+        (out / "chat_template.json").write_text(json.dumps({"chat_template": (templates / files["json"]).read_text()}))
     if "jinja" in files:
         (out / "chat_template.jinja").write_text((templates / files["jinja"]).read_text())
-    if files["processor"]:
+    if files["processor"] is True:
         for name, content in PROCESSOR_FILES.items():
             (out / name).write_text(json.dumps(content))
+    elif files["processor"] == "no-class":
+        (out / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+        pre = {k: v for k, v in PROCESSOR_FILES["preprocessor_config.json"].items() if k != "processor_class"}
+        (out / "preprocessor_config.json").write_text(json.dumps(pre))
+    elif files["processor"] == "class-only":
+        cfg["processor_class"] = "LlavaProcessor"
+        (out / "tokenizer_config.json").write_text(json.dumps(cfg))
+    if "processor_config" in files:
+        proc = {"processor_class": "LlavaProcessor", "chat_template": (templates / files["processor_config"]).read_text()}
+        (out / "processor_config.json").write_text(json.dumps(proc))
     ours = llmd.Tokenizer.from_dir(out)
     vllm = vllm_chat.VllmChat(SRC, out)
     rng = random.Random(zlib.crc32(layout.encode()))

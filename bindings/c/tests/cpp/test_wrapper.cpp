@@ -263,10 +263,16 @@ static void test_index() {
   CHECK(m.size() == 1 && m[0].endpoint == b && m[0].consecutive_blocks == 2);
   CHECK(ix.stats().endpoints == 1);
   // Cleared: the endpoint stays registered and holds nothing.
-  ix.tick(1);
   ix.clear_endpoint(b);
   CHECK(ix.match_prefix("llama", keys).empty() && ix.stats().endpoints == 1);
   CHECK(status_of([&] { ix.clear_endpoint(uint16_t(b + 1)); }) == LLMD_STATUS_UNKNOWN_ENDPOINT);
+  // Speculative entries from routing expire at a tick past their lifetime
+  // (2 s by default), not before.
+  ix.record_routing(b, "llama", keys, 0);
+  ix.tick(1000000000ull);
+  CHECK(ix.match_prefix("llama", keys).size() == 1);
+  ix.tick(3000000000ull);
+  CHECK(ix.match_prefix("llama", keys).empty());
   cfg.key_mode = 42;
   CHECK(status_of([&] { llmd::Index bad(&cfg); }) == LLMD_STATUS_INVALID_ARGUMENT);
 }
@@ -297,8 +303,11 @@ static void test_tokenizer() {
   auto engine = llmd::Tokenizer::from_dir_engine(dir, "{% for m in messages %}{{ m.content }}|{% endfor %}{{ flag }}",
                                                  R"({"flag": "w3"})");
   CHECK(engine.render_chat(msgs) == "w1 w2|w3");
-  // Tools and template kwargs reach the template.
+  // Template kwargs and tools reach the template.
   CHECK(engine.render_chat(msgs, true, "", R"({"flag": "w1"})") == "w1 w2|w1");
+  auto tooled = llmd::Tokenizer::from_dir_engine(dir, "{{ tools | length }} {{ tools[0].function.name }}");
+  CHECK(tooled.render_chat(msgs, true, R"([{"type": "function", "function": {"name": "w2"}}])") == "1 w2");
+  CHECK(status_of([&] { tooled.render_chat(msgs, true, "{"); }) == LLMD_STATUS_INVALID_ARGUMENT);
   CHECK(status_of([&] { llmd::Tokenizer::from_dir_engine(dir, "", R"({"messages": []})"); }) ==
         LLMD_STATUS_INVALID_ARGUMENT);
 
@@ -420,11 +429,29 @@ static void test_feed() {
   f.remove_pod("pod-c");
   CHECK(s.endpoint_count() == 0);
   CHECK(status_of([&] { f.remove_pod("pod-c"); }) == LLMD_STATUS_UNKNOWN_ENDPOINT);
+  // llm-d's endpoint file: its pods are followed.
+  const std::string file = "/tmp/llmd_test_wrapper_endpoints.yaml";
+  {
+    FILE* out = std::fopen(file.c_str(), "w");
+    CHECK(out != nullptr);
+    if (out) {
+      std::fputs("endpoints:\n- name: pod-f\n  address: 127.0.0.1\n  port: 3\n", out);
+      std::fclose(out);
+    }
+  }
+  f.watch_file(file, false);
+  bool followed = false;
+  for (int i = 0; i < 200 && !followed; i++) {
+    followed = f.pods_json().find("pod-f") != std::string::npos;
+    if (!followed) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  CHECK(followed);
+  std::remove(file.c_str());
   f.stop();
   CHECK(!f.running());
   // A stopped feed takes no more pods.
   CHECK(status_of([&] { f.add_pod(pod); }) == LLMD_STATUS_INVALID_ARGUMENT);
-  CHECK(status_of([&] { f.watch_file("/nonexistent/endpoints.yaml"); }) != LLMD_STATUS_OK);
+  CHECK(status_of([&] { f.watch_file(file); }) == LLMD_STATUS_INVALID_ARGUMENT);
 }
 
 static void test_otlp() {
