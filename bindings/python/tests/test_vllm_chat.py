@@ -249,7 +249,7 @@ def test_a_named_tool_use_template_serves_requests_with_tools(workdir: Path) -> 
 
 # A vision model's processor files: transformers' AutoProcessor builds a
 # LlavaProcessor from them, whose template is the legacy chat_template.json.
-PROCESSOR_FILES = {
+PROCESSOR_FILES: dict[str, dict[str, Any]] = {
     "config.json": {"model_type": "llava"},
     "preprocessor_config.json": {
         "processor_class": "LlavaProcessor",
