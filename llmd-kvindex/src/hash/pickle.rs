@@ -158,21 +158,8 @@ impl<'b> Pickler<'b> {
 
     pub(crate) fn save_bytes(&mut self, b: &[u8]) {
         self.boundary();
-        match u8::try_from(b.len()) {
-            Ok(n) => self.write_sized(&[0x43, n], b),
-            Err(_) => match u32::try_from(b.len()) {
-                Ok(n) => {
-                    let mut h = [0x42, 0, 0, 0, 0];
-                    h[1..].copy_from_slice(&n.to_le_bytes());
-                    self.write_sized(&h, b);
-                }
-                Err(_) => {
-                    let mut h = [0x8e, 0, 0, 0, 0, 0, 0, 0, 0];
-                    h[1..].copy_from_slice(&(b.len() as u64).to_le_bytes());
-                    self.write_sized(&h, b);
-                }
-            },
-        }
+        // SHORT_BINBYTES, BINBYTES, BINBYTES8.
+        self.write_counted([0x43, 0x42, 0x8e], b);
         self.memoize();
     }
 
@@ -183,23 +170,29 @@ impl<'b> Pickler<'b> {
     }
 
     fn write_str(&mut self, s: &str) {
-        let b = s.as_bytes();
+        // SHORT_BINUNICODE, BINUNICODE, BINUNICODE8.
+        self.write_counted([0x8c, 0x58, 0x8d], s.as_bytes());
+        self.memoize();
+    }
+
+    /// `b` after the smallest of `ops`' opcodes that counts its length: a
+    /// 1-byte, 4-byte or 8-byte little-endian length.
+    fn write_counted(&mut self, ops: [u8; 3], b: &[u8]) {
         match u8::try_from(b.len()) {
-            Ok(n) => self.write_sized(&[0x8c, n], b),
+            Ok(n) => self.write_sized(&[ops[0], n], b),
             Err(_) => match u32::try_from(b.len()) {
                 Ok(n) => {
-                    let mut h = [0x58, 0, 0, 0, 0];
+                    let mut h = [ops[1], 0, 0, 0, 0];
                     h[1..].copy_from_slice(&n.to_le_bytes());
                     self.write_sized(&h, b);
                 }
                 Err(_) => {
-                    let mut h = [0x8d, 0, 0, 0, 0, 0, 0, 0, 0];
+                    let mut h = [ops[2], 0, 0, 0, 0, 0, 0, 0, 0];
                     h[1..].copy_from_slice(&(b.len() as u64).to_le_bytes());
                     self.write_sized(&h, b);
                 }
             },
         }
-        self.memoize();
     }
 
     /// A str as vLLM holds it: singletons are one object per payload.

@@ -353,18 +353,11 @@ impl OnlineLatencyModel {
         let Some((x, y)) = relative(f.ttft_x(), ttft_ms) else {
             return;
         };
-        for m in self
-            .endpoint(uid)
-            .as_deref()
-            .into_iter()
-            .chain([&self.pool])
-        {
-            let mut t = m.train.lock();
+        self.train(uid, |t| {
             let r = (y - t.ttft.predict(&x)).abs().max(L1_FLOOR);
             let g = (1.0 / r).sqrt();
             t.ttft.update(&x.map(|v| v * g), y * g);
-            m.publish(&t);
-        }
+        });
     }
 
     /// Learns an observed TPOT (ms) on `uid` for a request dispatched with `f`.
@@ -379,6 +372,12 @@ impl OnlineLatencyModel {
             return;
         }
         let (x, y) = (f.tpot_x(), tpot_ms);
+        self.train(uid, |t| t.tpot.update(&x, y));
+    }
+
+    /// Applies `learn` to the models of `uid` (when it has one) and of the
+    /// pool, publishing each.
+    fn train(&self, uid: u64, learn: impl Fn(&mut Models)) {
         for m in self
             .endpoint(uid)
             .as_deref()
@@ -386,7 +385,7 @@ impl OnlineLatencyModel {
             .chain([&self.pool])
         {
             let mut t = m.train.lock();
-            t.tpot.update(&x, y);
+            learn(&mut t);
             m.publish(&t);
         }
     }
