@@ -329,14 +329,10 @@ fn rebuilt_class(class: &str, model_type: &str, cfg: &Json) -> Option<&'static s
 /// string, or named templates). With tools, a `tool_use` template wins over
 /// the default one.
 ///
-/// The processor's (`AutoProcessor`, which vLLM tries first for requests
-/// without tools): the legacy `chat_template.json`, which a processor reads
-/// before `chat_template.jinja`. A directory has a processor when it has
-/// `processor_config.json` or `preprocessor_config.json`, or names a
-/// `processor_class` in `tokenizer_config.json` (where vLLM looks for one);
-/// without one, `chat_template.json` is not read, as transformers does not
-/// read it. A processor refuses `chat_template.json` beside
-/// `additional_chat_templates/`, and vLLM then uses the tokenizer's.
+/// The processor's template ([`processor_template`]), which vLLM tries
+/// first for requests without tools, replaces the tokenizer's default for
+/// them; without a processor, `chat_template.json` is not read, as
+/// transformers' tokenizer does not read it.
 fn directory_templates(
     dir: &Path,
     cfg: &Json,
