@@ -628,6 +628,35 @@ fn expiry_at_the_limit_leaves_a_later_request_with_the_id() {
     assert_eq!(inflight(), 0.0);
 }
 
+/// The scheduler's limit can expire an opening before the pick has
+/// recorded its decision: the record is counted `expired` when it arrives,
+/// and holds no in-flight load.
+#[test]
+fn an_opening_expired_before_its_record_arrives_is_expired_on_arrival() {
+    let m = Metrics::new(config()).unwrap();
+    m.register_endpoint("e1", Some("decode"));
+    assert!(!m.expire_request("r1", 4, ms(1001)));
+    m.on_decision(&DecisionRecord {
+        opening: 4,
+        ..decision("r1", "e1", None)
+    });
+    let s = m.samples(ms(0));
+    let ep = [("endpoint", "e1"), ("pool", "decode")];
+    assert_eq!(get(&s, "llmd_router_inflight_requests", &ep), 0.0);
+    let expired = [("endpoint", "e1"), ("outcome", "expired")];
+    assert_eq!(get(&s, "llmd_inference_requests_total", &expired), 1.0);
+    assert!(
+        !m.on_complete("r1", Usage::default(), ms(1100)),
+        "no longer tracked"
+    );
+    // Another opening of the id is tracked as usual.
+    m.on_decision(&DecisionRecord {
+        opening: 5,
+        ..decision("r1", "e1", None)
+    });
+    assert!(m.on_complete("r1", Usage::default(), ms(1100)));
+}
+
 /// Two picks of one id recorded out of order: the later opening keeps the
 /// id (the scheduler's open-request and load tables agree), and the
 /// earlier one is counted as expired, once.

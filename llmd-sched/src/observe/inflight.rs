@@ -63,7 +63,15 @@ pub enum Inserted {
     Replaced(InFlight),
     /// The table is full; the entry was not stored.
     Full(InFlight),
+    /// Its opening expired before it arrived ([`RequestTable::expired_early`]);
+    /// the entry was not stored.
+    Expired(InFlight),
 }
+
+/// Openings remembered as expired before their record arrived: a pick's
+/// record comes moments after the scheduler opened it, so a bounded window
+/// suffices.
+const EXPIRED_EARLY_KEPT: usize = 1024;
 
 /// Sharded map from request id to [`InFlight`], bounded in size.
 #[derive(Debug)]
@@ -72,6 +80,10 @@ pub struct RequestTable {
     hasher: RandomState,
     len: AtomicUsize,
     cap: usize,
+    /// (id, opening) expired before their record arrived, oldest first.
+    expired_early: Mutex<std::collections::VecDeque<(Box<str>, u64)>>,
+    /// Its length, read without the lock on every insert.
+    expired_early_len: AtomicUsize,
 }
 
 impl RequestTable {
@@ -82,16 +94,50 @@ impl RequestTable {
             hasher: RandomState::with_seeds(1, 2, 3, 4),
             len: AtomicUsize::new(0),
             cap,
+            expired_early: Mutex::default(),
+            expired_early_len: AtomicUsize::new(0),
         }
+    }
+
+    /// Remembers that opening `opening` (not 0) of `id` expired before its
+    /// entry was inserted: the entry is refused as [`Inserted::Expired`]
+    /// when it comes.
+    pub fn expired_early(&self, id: &str, opening: u64) {
+        if opening == 0 {
+            return;
+        }
+        let mut q = self.expired_early.lock();
+        if q.len() == EXPIRED_EARLY_KEPT {
+            q.pop_front();
+        }
+        q.push_back((Box::from(id), opening));
+        self.expired_early_len.store(q.len(), Ordering::Relaxed);
+    }
+
+    /// Takes `id`'s opening `opening` from the openings expired early.
+    fn take_expired_early(&self, id: &str, opening: u64) -> bool {
+        if opening == 0 || self.expired_early_len.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        let mut q = self.expired_early.lock();
+        let Some(i) = q.iter().position(|(g, o)| *o == opening && &**g == id) else {
+            return false;
+        };
+        q.remove(i);
+        self.expired_early_len.store(q.len(), Ordering::Relaxed);
+        true
     }
 
     fn shard(&self, id: &str) -> &Shard {
         &self.shards[(self.hasher.hash_one(id) as usize) % SHARDS]
     }
 
-    /// Inserts `v` under `id` unless the table is full, or `id` holds an
-    /// entry of a later opening.
+    /// Inserts `v` under `id` unless the table is full, `id` holds an
+    /// entry of a later opening, or `v`'s opening expired already.
     pub fn insert(&self, id: &str, v: InFlight) -> Inserted {
+        if self.take_expired_early(id, v.opening) {
+            return Inserted::Expired(v);
+        }
         let mut shard = self.shard(id).lock();
         if let Some(slot) = shard.get_mut(id) {
             if slot.opening > v.opening {

@@ -120,6 +120,8 @@ impl Metrics {
     /// not tracked, or when its record is of a later opening (a later
     /// request that reused the id, left alone). With `opening` 0 (records
     /// without serials), a record decided after `now` is the later one.
+    /// A record of `opening` that has not arrived yet is counted `expired`
+    /// when it does (the last 1,024 such openings are remembered).
     pub fn expire_request(&self, request_id: &str, opening: u64, now: Duration) -> bool {
         let earlier = |r: &InFlight| match opening {
             0 => r.decided <= now,
@@ -130,7 +132,12 @@ impl Metrics {
                 self.finish(r, Outcome::Expired, None, now);
                 true
             }
-            None => false,
+            None => {
+                // The pick records its decision moments after the scheduler
+                // opened it: a record still to come is expired on arrival.
+                self.table.expired_early(request_id, opening);
+                false
+            }
         }
     }
 

@@ -489,6 +489,8 @@ impl Metrics {
             Inserted::New => {}
             // A reused id: the earlier opening can no longer be followed.
             Inserted::Replaced(old) => self.finish(old, Outcome::Expired, None, d.decided),
+            // The scheduler's limit expired this opening before its record came.
+            Inserted::Expired(late) => self.finish(late, Outcome::Expired, None, d.decided),
             Inserted::Full(untracked) => {
                 self.fam.untracked.inc();
                 self.release(&untracked);
