@@ -247,9 +247,9 @@ struct Target {
 struct EndpointSpec {
   std::string name;
   std::string address;
-  std::optional<std::string> model;
-  std::vector<std::pair<std::string, std::string>> labels;
-  std::vector<std::string> lora_adapters;
+  std::optional<std::string> model = std::nullopt;
+  std::vector<std::pair<std::string, std::string>> labels = {};
+  std::vector<std::string> lora_adapters = {};
 };
 
 // A request to schedule; set either `tokens` or `prompt`.
@@ -261,14 +261,14 @@ inline llmd_usage unknown_usage() noexcept { return llmd_usage{-1, -1, -1}; }
 struct Request {
   std::string id;
   std::string model;
-  std::vector<uint32_t> tokens;
-  std::optional<std::string> prompt;
-  std::optional<std::string> lora_name;
+  std::vector<uint32_t> tokens = {};
+  std::optional<std::string> prompt = std::nullopt;
+  std::optional<std::string> lora_name = std::nullopt;
   // The adapter's path, for engines that identify adapters by path.
-  std::optional<std::string> lora_path;
-  std::optional<std::string> cache_salt;
-  std::optional<std::string> session_id;
-  std::vector<std::pair<std::string, std::string>> headers;
+  std::optional<std::string> lora_path = std::nullopt;
+  std::optional<std::string> cache_salt = std::nullopt;
+  std::optional<std::string> session_id = std::nullopt;
+  std::vector<std::pair<std::string, std::string>> headers = {};
   int32_t priority = 0;
   double ttft_slo_ms = 0;
   double tpot_slo_ms = 0;
@@ -277,7 +277,7 @@ struct Request {
   // Identities of its multimodal items (any stable non-empty string per
   // image, video or audio) for the mm-embeddings-cache plugins; any
   // implies `multimodal`.
-  std::vector<std::string> mm_items;
+  std::vector<std::string> mm_items = {};
   // When the request reached the host, Unix time in nanoseconds (the
   // scheduler's clock); 0 = latencies start at the pick.
   uint64_t arrived_at_ns = 0;
@@ -804,11 +804,11 @@ struct Pod {
   std::string address;
   // KV-event endpoint (`tcp://host:port`); none: none, or
   // `tcp://<host>:<socketPort>` when the config discovers pods.
-  std::optional<std::string> events;
+  std::optional<std::string> events = std::nullopt;
   // Replay endpoint; none: gaps are not replayed.
-  std::optional<std::string> replay;
+  std::optional<std::string> replay = std::nullopt;
   // `/metrics` URL; none: `http://<address>/metrics`.
-  std::optional<std::string> metrics_url;
+  std::optional<std::string> metrics_url = std::nullopt;
   // Do not scrape `/metrics`.
   bool no_scrape = false;
   // Data-parallel ranks publishing on consecutive ports (0 means 1).

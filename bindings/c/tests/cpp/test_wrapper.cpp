@@ -387,9 +387,8 @@ static void test_encode_targets() {
   CHECK(header);
   s.on_error("mm1", LLMD_REQUEST_ERROR_CANCELLED);
   // A text-only request has none.
-  r.id = "t1";
-  r.multimodal = false;
-  CHECK(s.pick(r).encode_targets().empty());
+  llmd::Request text{"t1", "m", r.tokens};
+  CHECK(s.pick(text).encode_targets().empty());
   s.on_error("t1", LLMD_REQUEST_ERROR_CANCELLED);
   CHECK(llmd_decision_encode_target_count(nullptr) == 0);
   CHECK(llmd_decision_encode_target(nullptr, 0).name.ptr == nullptr);
@@ -415,7 +414,9 @@ static void test_feed() {
   llmd::Pod bad{"pod-b", "127.0.0.1:1", std::string("ipc:///tmp/x"), std::nullopt, std::nullopt, true, 1};
   CHECK(status_of([&] { f.add_pod(bad); }) == LLMD_STATUS_INVALID_ARGUMENT);
   // Syncing makes the followed pods exactly the list.
-  llmd::Pod other{"pod-c", "127.0.0.1:2", std::nullopt, std::nullopt, std::nullopt, true, 1};
+  // Brace-initialised with the leading fields only (warning-free under -Wextra).
+  llmd::Pod other{"pod-c", "127.0.0.1:2"};
+  other.no_scrape = true;
   f.sync_pods({other});
   CHECK(f.pods_json() == R"(["pod-c"])" && s.endpoints_json() == R"(["pod-c"])");
   const std::string bound = f.bind_events("tcp://127.0.0.1:0");
