@@ -828,9 +828,10 @@ impl llmd_sched::PromptTokenizer for ByteIds {
     }
 }
 
-/// An OpenAI body routed on estimated ids says why, in the explanation:
-/// no tokenizer for the model, or a multimodal chat its tokenizer cannot
-/// render; a tokenized body carries no such note.
+/// An OpenAI body routed on estimated ids says why, in the explanation, and
+/// is counted by reason: no tokenizer for the model, a multimodal chat its
+/// tokenizer cannot render, a field the router does not render; a
+/// tokenized body carries no such note.
 #[test]
 fn openai_picks_say_why_their_ids_are_estimated() {
     let (s, _) = sched(&single("- type: queue-scorer\n- type: max-score-picker\n"));
@@ -863,6 +864,20 @@ fn openai_picks_say_why_their_ids_are_estimated() {
     assert!(notes("g", "/v1/completions", ids).is_empty());
     assert!(s.remove_tokenizer("m"));
     assert!(notes("h", "/v1/completions", ids).is_empty());
+    // A field the router does not render: estimated, said so.
+    let suffix = r#"{"model": "m", "prompt": "hello", "suffix": " there"}"#;
+    assert_eq!(notes("i", "/v1/completions", suffix).len(), 1);
+    // Each estimate is counted by reason; exact picks are not.
+    let count = |reason: &str| {
+        metric(
+            &s,
+            &format!("llmd_openai_prompts_estimated_total{{reason=\"{reason}\"}}"),
+        )
+    };
+    assert_eq!(count("no_tokenizer"), Some(3.0));
+    assert_eq!(count("multimodal"), Some(1.0));
+    assert_eq!(count("suffix"), Some(1.0));
+    assert_eq!(count("chat_template"), None);
 }
 
 /// llm-d's block caps: `maxPrefixTokensToMatch` below the block size hashes

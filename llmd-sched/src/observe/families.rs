@@ -134,6 +134,8 @@ pub struct Families {
     pub revision_share: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     /// header.
     pub trace_context_invalid: CounterFamily,
+    /// reason: OpenAI bodies picked on estimated token ids.
+    pub prompts_estimated: CounterFamily,
     /// endpoint.
     pub sequence_gaps: CounterFamily,
     /// endpoint.
@@ -212,6 +214,7 @@ impl Families {
             burst_requests: Family::default(),
             revision_share: Family::default(),
             trace_context_invalid: Family::default(),
+            prompts_estimated: Family::default(),
             sequence_gaps: Family::default(),
             stream_restarts: Family::default(),
             staleness: Family::default(),
@@ -404,6 +407,11 @@ impl Families {
             "llmd_trace_context_invalid",
             "Requests whose traceparent or tracestate header was malformed (ignored: no trace context, or no trace state, is forwarded)",
             f.trace_context_invalid.clone(),
+        );
+        r.register(
+            "llmd_openai_prompts_estimated",
+            "OpenAI bodies picked on token ids estimated from their text, by reason: no_tokenizer (none set for the model), multimodal (media parts), chat_template / suffix / prompt_embeds (a field the router does not render), engine_renders (the engine renders the model's prompts otherwise); precise prefix matches need the engine's ids",
+            f.prompts_estimated.clone(),
         );
         r.register(
             "llmd_kvindex_sequence_gaps",

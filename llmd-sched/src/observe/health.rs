@@ -134,6 +134,12 @@ impl Metrics {
         self.fam.trace_context_invalid.get_or_create(&labels).inc();
     }
 
+    /// Counts an OpenAI body picked on estimated token ids, by `reason`.
+    pub fn record_prompt_estimated(&self, reason: &'static str) {
+        let labels: Labels = vec![("reason", Arc::from(reason))];
+        self.fam.prompts_estimated.get_or_create(&labels).inc();
+    }
+
     /// Counts an endpoint refused for want of a prefix-index slot.
     pub fn record_endpoint_refused(&self) {
         self.fam.endpoints_refused.inc();

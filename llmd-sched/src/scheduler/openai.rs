@@ -19,6 +19,14 @@ pub const ESTIMATE_NOTE: &str =
 pub const MULTIMODAL_ESTIMATE_NOTE: &str =
     "multimodal chat: the engine's placeholder tokens come from its processor, which the router does not run; token ids estimated from the text";
 
+/// Why a body's token ids were estimated: the metrics label and the
+/// explanation's note.
+#[derive(Clone, Copy, Debug)]
+struct Estimate {
+    reason: &'static str,
+    note: &'static str,
+}
+
 impl Scheduler {
     /// Uses `tok` for requests to `model` ("" for any model without its own).
     pub fn set_tokenizer(&self, model: &str, tok: Arc<dyn PromptTokenizer>) {
@@ -48,6 +56,18 @@ impl Scheduler {
         body: &[u8],
         headers: &BTreeMap<String, String>,
     ) -> Result<(Request, Option<&'static str>), ScheduleError> {
+        let (req, estimate) = self.openai_request(id, path, body, headers)?;
+        Ok((req, estimate.map(|e| e.note)))
+    }
+
+    /// [`Scheduler::request_from_openai`], with why its ids are estimated.
+    fn openai_request(
+        &self,
+        id: &str,
+        path: &str,
+        body: &[u8],
+        headers: &BTreeMap<String, String>,
+    ) -> Result<(Request, Option<Estimate>), ScheduleError> {
         let r = OpenAiRequest::parse(path, body)?;
         let (model, lora) = self.resolve_model(&r.model);
         let tok = self
@@ -77,12 +97,12 @@ impl Scheduler {
                 let left = tok.as_ref().map_or(true, |t| t.truncates_left());
                 (
                     Prompt::Tokens(r.truncate_ids(ids.clone(), left)?),
-                    r.not_rendered.map(|n| n.note()),
+                    r.not_rendered.map(not_rendered),
                 )
             }
             _ if r.not_rendered.is_some() => (
                 Prompt::Text(r.estimate_text()),
-                r.not_rendered.map(|n| n.note()),
+                r.not_rendered.map(not_rendered),
             ),
             // A tokenizer whose ids are not the engine's for this body.
             (Some(t), kind, Some(OpenAiPrompt::Text(_)) | None)
@@ -90,7 +110,11 @@ impl Scheduler {
             {
                 (
                     Prompt::Text(r.estimate_text()),
-                    t.not_exact(*kind == OpenAiKind::ChatCompletions),
+                    t.not_exact(*kind == OpenAiKind::ChatCompletions)
+                        .map(|note| Estimate {
+                            reason: "engine_renders",
+                            note,
+                        }),
                 )
             }
             (_, OpenAiKind::Completions, Some(OpenAiPrompt::Tokens(ids))) => {
@@ -118,9 +142,18 @@ impl Scheduler {
             ),
             (Some(_), OpenAiKind::ChatCompletions, _) => (
                 Prompt::Text(r.estimate_text()),
-                Some(MULTIMODAL_ESTIMATE_NOTE),
+                Some(Estimate {
+                    reason: "multimodal",
+                    note: MULTIMODAL_ESTIMATE_NOTE,
+                }),
             ),
-            _ => (Prompt::Text(r.estimate_text()), Some(ESTIMATE_NOTE)),
+            _ => (
+                Prompt::Text(r.estimate_text()),
+                Some(Estimate {
+                    reason: "no_tokenizer",
+                    note: ESTIMATE_NOTE,
+                }),
+            ),
         };
         Ok((
             Request {
@@ -141,8 +174,10 @@ impl Scheduler {
     }
 
     /// Picks for an OpenAI body (see [`Scheduler::request_from_openai`]).
-    /// Without a tokenizer for the model the decision's explanation says the
-    /// ids were estimated.
+    /// When its ids are estimated (no tokenizer for the model, media parts,
+    /// a field the router does not render, an engine that renders
+    /// otherwise) the decision's explanation says why, and
+    /// `llmd_openai_prompts_estimated_total{reason}` counts it.
     pub fn pick_openai(
         &self,
         id: &str,
@@ -150,10 +185,11 @@ impl Scheduler {
         body: &[u8],
         headers: &BTreeMap<String, String>,
     ) -> Result<Decision, ScheduleError> {
-        let (req, estimated) = self.request_from_openai(id, path, body, headers)?;
+        let (req, estimate) = self.openai_request(id, path, body, headers)?;
         let mut d = self.pick(&req)?;
-        if let Some(note) = estimated {
-            d.explanation.push_note(note.to_string());
+        if let Some(e) = estimate {
+            self.metrics.record_prompt_estimated(e.reason);
+            d.explanation.push_note(e.note.to_string());
         }
         Ok(d)
     }
@@ -175,5 +211,18 @@ impl Scheduler {
             }
         }
         (model.to_string(), None)
+    }
+}
+
+/// The estimate of a body whose field the router does not render.
+fn not_rendered(n: crate::model::openai::NotRendered) -> Estimate {
+    use crate::model::openai::NotRendered;
+    Estimate {
+        reason: match n {
+            NotRendered::ChatTemplate => "chat_template",
+            NotRendered::Suffix => "suffix",
+            NotRendered::PromptEmbeds => "prompt_embeds",
+        },
+        note: n.note(),
     }
 }
