@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::Note;
 use crate::error::ScheduleError;
-use crate::model::{EndpointState, Prompt, Request};
+use crate::model::{EndpointState, EndpointTag, Prompt, Request};
 use crate::plugins::producers::BurstSlot;
 
 /// Index of an endpoint in the cycle's endpoint snapshot ([`CycleContext::endpoint`]).
@@ -74,6 +74,9 @@ pub struct CycleContext<'a> {
     request: &'a Request,
     now_ns: u64,
     endpoints: &'a [Arc<EndpointState>],
+    /// The endpoints' tags side by side (`with_tags`); empty: read from
+    /// each endpoint.
+    tags: &'a [EndpointTag],
     tokens: Cow<'a, [u32]>,
     tokens_estimated: bool,
     prefix: Vec<PrefixInfo>,
@@ -171,6 +174,7 @@ impl<'a> CycleContext<'a> {
             request,
             now_ns,
             endpoints,
+            tags: &[],
             tokens,
             tokens_estimated: false,
             prefix: Vec::new(),
@@ -203,6 +207,24 @@ impl<'a> CycleContext<'a> {
     /// one that reused its id.
     pub fn opening(&self) -> u64 {
         self.opening
+    }
+
+    /// Attaches the endpoints' tags, one per endpoint in snapshot order,
+    /// equal to their [`EndpointState::tag`].
+    pub fn with_tags(mut self, tags: &'a [EndpointTag]) -> Self {
+        debug_assert!(tags.is_empty() || tags.len() == self.endpoints.len());
+        self.tags = tags;
+        self
+    }
+
+    /// Endpoint `i`'s [`EndpointTag`] (its uid, model key and role): what
+    /// passes over the whole fleet should read instead of the endpoint.
+    #[inline]
+    pub fn tag(&self, i: EndpointIndex) -> EndpointTag {
+        match self.tags.get(i) {
+            Some(&t) => t,
+            None => self.endpoint(i).tag(),
+        }
     }
 
     /// Attaches what a batch decided for this request (`pick_batch`).

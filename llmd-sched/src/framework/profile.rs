@@ -169,3 +169,28 @@ fn push_dropped(before: &[EndpointIndex], after: &[EndpointIndex], out: &mut Vec
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::push_dropped;
+
+    #[test]
+    fn the_dropped_are_what_the_filter_left_out_in_order() {
+        let before: Vec<usize> = (0..10).collect();
+        for after in [
+            vec![],
+            vec![0, 2, 4, 6, 8],
+            vec![1, 3, 5, 7, 9],
+            before.clone(),
+            vec![9],
+            vec![0],
+        ] {
+            let mut out = vec![42];
+            push_dropped(&before, &after, &mut out);
+            let expect: Vec<usize> = std::iter::once(42)
+                .chain(before.iter().copied().filter(|b| !after.contains(b)))
+                .collect();
+            assert_eq!(out, expect, "after {after:?}");
+        }
+    }
+}

@@ -150,6 +150,22 @@ pub struct EndpointState {
     inflight_tokens: AtomicI64,
 }
 
+/// What a pick's passes over the whole fleet read of each endpoint, fixed
+/// for the endpoint's lifetime. The scheduler keeps the fleet's tags side by
+/// side ([`crate::framework::CycleContext::tag`]), so those passes read one
+/// dense array instead of visiting every endpoint's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EndpointTag {
+    /// [`EndpointState::uid`].
+    pub uid: u64,
+    /// [`EndpointState::served_model_key`].
+    pub model_key: u64,
+    /// [`EndpointState::role`].
+    pub role: Option<Role>,
+    /// [`EndpointState::has_role_label`].
+    pub role_labeled: bool,
+}
+
 /// The [`KV_BYTES_LABEL`] of `labels`: `None` when absent, an error (saying
 /// why) when it is not a positive integer.
 pub(crate) fn kv_bytes_label(
@@ -236,6 +252,15 @@ impl EndpointState {
     /// True when the `llm-d.ai/role` label is present at all.
     pub fn has_role_label(&self) -> bool {
         self.info.labels.contains_key(ROLE_LABEL)
+    }
+    /// The endpoint's [`EndpointTag`].
+    pub fn tag(&self) -> EndpointTag {
+        EndpointTag {
+            uid: self.uid,
+            model_key: self.model_key,
+            role: self.role,
+            role_labeled: self.has_role_label(),
+        }
     }
     /// Waiting queue size.
     pub fn waiting_queue_size(&self) -> u32 {

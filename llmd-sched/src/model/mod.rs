@@ -6,6 +6,8 @@ pub mod openai;
 pub mod request;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use endpoint::{Endpoint, EndpointMetrics, EndpointState, Role, KV_BYTES_LABEL, ROLE_LABEL};
+pub use endpoint::{
+    Endpoint, EndpointMetrics, EndpointState, EndpointTag, Role, KV_BYTES_LABEL, ROLE_LABEL,
+};
 pub use openai::{NotRendered, OpenAiKind, OpenAiPrompt, OpenAiRequest, PromptTokenizer};
 pub use request::{LoraRef, Prompt, Request, Slo};

@@ -20,7 +20,7 @@ use crate::framework::{EndpointIndex, EndpointNames, LatencyPredictor, ProfileNa
 use crate::inflight::InFlightTable;
 use crate::kv::ApplyStats;
 use crate::lifecycle::{RequestErrorKind, RequestSummary, Requests};
-use crate::model::{Clock, EndpointState, PromptTokenizer, SystemClock};
+use crate::model::{Clock, EndpointState, EndpointTag, PromptTokenizer, SystemClock};
 use crate::observe::{ErrorKind, Metrics, Usage};
 
 /// Requests held open between `pick` and completion unless
@@ -43,6 +43,8 @@ struct Fleet {
     by_model: HashMap<String, Vec<EndpointIndex>>,
     /// Endpoints that declare no model: the candidates for a model no endpoint names.
     unlabeled: Vec<EndpointIndex>,
+    /// Each endpoint's tag, side by side ([`EndpointTag`]).
+    tags: Vec<EndpointTag>,
 }
 
 impl Fleet {
@@ -69,6 +71,7 @@ impl Fleet {
             .collect();
         Fleet {
             all: (0..eps.len()).collect(),
+            tags: eps.iter().map(|e| e.tag()).collect(),
             eps,
             by_name,
             by_model,

@@ -151,6 +151,7 @@ impl Scheduler {
         let opening = self.requests.next_serial();
         facts.opening = opening;
         let mut ctx = CycleContext::new(req, &fleet.eps, now, profiles.len(), seed)
+            .with_tags(&fleet.tags)
             .with_predictor(self.predictor.as_deref())
             .with_burst(burst)
             .with_opening(opening);

@@ -381,11 +381,11 @@ impl Producer for PrecisePrefixProducer {
                 queried += group_keys.len() as u32;
                 let mut cursor = 0;
                 for &i in &candidates[pos..] {
-                    let ep = ctx.endpoint(i);
-                    if matches[i].is_some() || ep.served_model_key() != group {
+                    let tag = ctx.tag(i);
+                    if matches[i].is_some() || tag.model_key != group {
                         continue;
                     }
-                    let m = match seek_uid(&found, ep.uid(), &mut cursor) {
+                    let m = match seek_uid(&found, tag.uid, &mut cursor) {
                         Some(f) => PrefixMatch {
                             match_blocks: f.weighted_score as u32,
                             cached_blocks: f.consecutive_blocks,
