@@ -231,6 +231,15 @@ impl<K: Copy + Eq + Hash, V: Copy, S: BuildHasher + Default> Lru<K, V, S> {
         self.tail = NIL;
     }
 
+    /// A run of inserts ([`Run::insert`]) that refreshes a chain of keys
+    /// already contiguous in recency order without a map lookup each.
+    pub(crate) fn run(&mut self) -> Run<'_, K, V, S> {
+        Run {
+            lru: self,
+            pending: None,
+        }
+    }
+
     fn unlink(&mut self, i: u32) {
         let (prev, next) = {
             let n = &self.nodes[i as usize];
@@ -261,9 +270,85 @@ impl<K: Copy + Eq + Hash, V: Copy, S: BuildHasher + Default> Lru<K, V, S> {
     }
 }
 
+impl<K, V, S> Lru<K, V, S> {
+    /// Moves the contiguous entries `top` (more recent) ..= `bottom` to the
+    /// front, keeping their order: the same as refreshing them one by one
+    /// from `bottom` up.
+    fn splice_front(&mut self, top: u32, bottom: u32) {
+        if self.head == top {
+            return;
+        }
+        let before = self.nodes[top as usize].prev;
+        let after = self.nodes[bottom as usize].next;
+        // `top` is not the head, so something is in front of it.
+        self.nodes[before as usize].next = after;
+        match after {
+            NIL => self.tail = before,
+            a => self.nodes[a as usize].prev = before,
+        }
+        self.nodes[top as usize].prev = NIL;
+        self.nodes[bottom as usize].next = self.head;
+        self.nodes[self.head as usize].prev = bottom;
+        self.head = top;
+    }
+}
+
+/// Inserts into an [`Lru`] that leave it exactly as [`Lru::insert`] one by
+/// one would, cheaper when the keys repeat a chain refreshed before.
+///
+/// Refreshing keys `k₀, k₁, …` in turn puts them at the front as
+/// `…, k₁, k₀`. When they already stand so (a prompt's blocks routed to the
+/// same endpoint again, or its shared prefix), each next key is the entry
+/// just in front of the previous one: the run follows that link and
+/// compares keys instead of looking each up in the map, and moves the whole
+/// stretch to the front once, when a key breaks the chain or the run ends
+/// (on drop). Until then the stretch stays where it was; nothing reads the
+/// order in between, since an insert that may evict moves it first.
+pub(crate) struct Run<'a, K, V, S> {
+    lru: &'a mut Lru<K, V, S>,
+    /// The stretch refreshed but not yet moved: (most recent, least recent).
+    pending: Option<(u32, u32)>,
+}
+
+impl<K: Copy + Eq + Hash, V: Copy, S: BuildHasher + Default> Run<'_, K, V, S> {
+    /// [`Lru::insert`] of `k`, as part of the run.
+    pub(crate) fn insert(&mut self, k: K, v: V) -> Option<(K, V)> {
+        if let Some((top, bottom)) = self.pending {
+            let p = self.lru.nodes[top as usize].prev;
+            if p != NIL && self.lru.nodes[p as usize].key == k {
+                self.lru.nodes[p as usize].val = v;
+                self.pending = Some((p, bottom));
+                return None;
+            }
+            self.flush();
+        }
+        if let Some(&i) = self.lru.map.get(&k) {
+            self.lru.nodes[i as usize].val = v;
+            self.pending = Some((i, i));
+            return None;
+        }
+        self.lru.insert(k, v)
+    }
+}
+
+impl<K, V, S> Run<'_, K, V, S> {
+    /// Moves the pending stretch to the front.
+    fn flush(&mut self) {
+        if let Some((top, bottom)) = self.pending.take() {
+            self.lru.splice_front(top, bottom);
+        }
+    }
+}
+
+impl<K, V, S> Drop for Run<'_, K, V, S> {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Lru;
+    use super::{Lru, NIL};
 
     #[test]
     fn a_lower_bound_drops_the_oldest() {
@@ -315,6 +400,73 @@ mod tests {
         check_against_model(Lru::new(5));
         // Keys hashed as fingerprints: the same behaviour.
         check_against_model(super::FingerprintLru::with_cap(5));
+    }
+
+    /// Runs of inserts leave the map exactly as one-by-one inserts do, with
+    /// the same evictions in the same order: chains refreshed again whole,
+    /// in part, broken, with absent and repeated keys, over a small bound.
+    #[test]
+    fn a_run_equals_one_by_one_inserts() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for cap in [3usize, 8, 64] {
+            let (mut a, mut b) = (Lru::new(cap), Lru::new(cap));
+            let mut last: Vec<u64> = Vec::new();
+            for step in 0..5_000u64 {
+                // A chain: the last one again (whole or a prefix), extended,
+                // or fresh keys, sometimes with a repeat.
+                let mut keys: Vec<u64> = match next(4) {
+                    0 => last.clone(),
+                    1 => last[..next(last.len() as u64 + 1) as usize].to_vec(),
+                    _ => Vec::new(),
+                };
+                for _ in 0..next(12) {
+                    keys.push(next(40));
+                }
+                if next(8) == 0 && !keys.is_empty() {
+                    let k = keys[next(keys.len() as u64) as usize];
+                    keys.insert(next(keys.len() as u64 + 1) as usize, k);
+                }
+                let one: Vec<_> = keys.iter().map(|&k| a.insert(k, step)).collect();
+                let mut run = b.run();
+                let ran: Vec<_> = keys.iter().map(|&k| run.insert(k, step)).collect();
+                drop(run);
+                assert_eq!(one, ran, "cap {cap} step {step}: evictions of {keys:?}");
+                assert_eq!(
+                    order(&a),
+                    order(&b),
+                    "cap {cap} step {step}: order after {keys:?}"
+                );
+                last = keys;
+            }
+        }
+    }
+
+    /// Every entry, most recent first, walked both ways (tests).
+    fn order<S>(l: &Lru<u64, u64, S>) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        let mut i = l.head;
+        while i != NIL {
+            let n = &l.nodes[i as usize];
+            out.push((n.key, n.val));
+            i = n.next;
+        }
+        let mut back = Vec::new();
+        let mut i = l.tail;
+        while i != NIL {
+            let n = &l.nodes[i as usize];
+            back.push((n.key, n.val));
+            i = n.prev;
+        }
+        back.reverse();
+        assert_eq!(out, back, "links disagree");
+        assert_eq!(out.len(), l.map.len());
+        out
     }
 
     fn check_against_model<S: std::hash::BuildHasher + Default>(mut l: Lru<u64, u64, S>) {

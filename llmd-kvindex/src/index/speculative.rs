@@ -24,7 +24,9 @@ impl KvIndex {
         let deadline = now_ns.saturating_add(self.cfg.speculative_ttl_ns);
         let mut spec = self.spec.lock();
         self.expire_locked(&mut spec, now_ns, EXPIRE_PER_WRITE);
-        // The keys start at block 0.
+        // The keys start at block 0; a prompt routed here again refreshes
+        // its chain in the queue by following it (`Lru::run`).
+        let mut spec = spec.run();
         for (i, k) in keys.iter().enumerate() {
             let fp = fingerprint(seed, k.0);
             self.table.set(fp, SPECULATIVE, ep.0, class_of(i));
@@ -120,6 +122,10 @@ impl KvIndex {
         let seed = model_seed(model);
         // The keys start at block 0: checkpoint them as a new chain.
         let mut chain = self.chain_for(ep.0, &st.chains, seed, None);
+        let alone = self.table.holds_only(ep.0, Tier::Gpu as usize);
+        // A prefix routed here before is refreshed by following its chain in
+        // the LRU rather than looking each block up.
+        let mut routed = st.routed.run();
         for k in keys {
             let fp = fingerprint(seed, k.0);
             // A block routed here before is usually still held as it was:
@@ -127,10 +133,10 @@ impl KvIndex {
             let class = chain.class();
             let placed = self
                 .table
-                .refresh_held(fp, Tier::Gpu as usize, ep.0, class)
+                .refresh_held(fp, Tier::Gpu as usize, ep.0, class, alone)
                 .unwrap_or_else(|| self.table.set(fp, Tier::Gpu as usize, ep.0, class));
             self.chain_push(&mut chain, ep.0, k.0, placed.rank);
-            if let Some((old, ())) = st.routed.insert(fp, ()) {
+            if let Some((old, ())) = routed.insert(fp, ()) {
                 self.table.clear(old, Tier::Gpu as usize, ep.0);
             }
         }

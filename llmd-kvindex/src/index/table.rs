@@ -352,6 +352,13 @@ impl Table {
         }
     }
 
+    /// Whether `ep` holds no block in a tier other than `tier`.
+    #[inline]
+    pub(crate) fn holds_only(&self, ep: u16, tier: usize) -> bool {
+        let h = &self.holdings[ep as usize];
+        (0..TIERS).all(|t| t == tier || h[t].load(Ordering::Relaxed) == 0)
+    }
+
     /// [`Table::set`]'s answer without its lock, for the common case where
     /// it would change nothing: `ep` already holds (fp, `tier`) with a depth
     /// class `depth` leaves as it is, and holds nothing in another tier (so
@@ -362,10 +369,21 @@ impl Table {
     /// `ep`'s bit in the entry was set by that writer, after the entry's
     /// depth class, so the class read beside the bit is the entry's own.
     /// Unlike `set`, it marks the entry recently used (its reference bit).
+    ///
+    /// `alone` is [`Table::holds_only`]`(ep, tier)`, read by the caller once
+    /// for a run of blocks: while it holds `ep`'s writer lock only that
+    /// writer can give `ep` a block in another tier (evictions only take
+    /// blocks away), and it adds blocks in `tier` alone.
     #[inline]
-    pub(crate) fn refresh_held(&self, fp: u64, tier: usize, ep: u16, depth: u8) -> Option<Placed> {
-        let h = &self.holdings[ep as usize];
-        if (0..TIERS).any(|t| t != tier && h[t].load(Ordering::Relaxed) != 0) {
+    pub(crate) fn refresh_held(
+        &self,
+        fp: u64,
+        tier: usize,
+        ep: u16,
+        depth: u8,
+        alone: bool,
+    ) -> Option<Placed> {
+        if !alone {
             return None;
         }
         let group = ep as usize / 64;

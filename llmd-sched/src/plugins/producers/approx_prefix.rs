@@ -164,7 +164,8 @@ impl Producer for ApproxPrefixProducer {
             let probed = self.index.matches(INDEX_MODEL, &keys, &mut found);
             let mut cursor = 0;
             for &i in candidates {
-                let n = seek_uid(&found, ctx.tag(i).uid, &mut cursor).map_or(0, |m| m.consecutive_blocks);
+                let n = seek_uid(&found, ctx.tag(i).uid, &mut cursor)
+                    .map_or(0, |m| m.consecutive_blocks);
                 matches[i] = Some(PrefixMatch {
                     match_blocks: n,
                     cached_blocks: n,
