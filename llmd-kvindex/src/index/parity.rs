@@ -80,10 +80,17 @@ impl KvIndex {
         let fp = |k: &crate::events::HashValue| fingerprint(seed, k.key().0);
         let mut chain = self.chain_for(ep, &st.chains, seed, ev.parent().map(|p| p.key().0));
         let hashes = &ev.block_hashes;
-        self.table.for_each_ahead(hashes, ep, fp, |k| {
+        // Home buckets are fetched a window ahead, so their misses overlap.
+        for k in hashes.iter().take(super::table::WRITE_AHEAD) {
+            self.table.prefetch_home(fp(k), ep);
+        }
+        for (i, k) in hashes.iter().enumerate() {
+            if let Some(next) = hashes.get(i + super::table::WRITE_AHEAD) {
+                self.table.prefetch_home(fp(next), ep);
+            }
             let rank = self.store_fp(ep, fp(k), tier, chain.class(), report);
             self.chain_push(&mut chain, ep, k.key().0, rank);
-        });
+        }
         if let Some(last) = hashes.last() {
             st.chains.insert(fp(last), chain);
         }

@@ -338,15 +338,17 @@ impl KvIndex {
             }
         }
         let mut chain = self.chain_for(ep, &st.chains, seed, parent);
-        self.table.for_each_ahead(
-            routers,
-            ep,
-            |&r| fingerprint(seed, r),
-            |&r| {
-                let rank = self.store_fp(ep, fingerprint(seed, r), tier, chain.class(), report);
-                self.chain_push(&mut chain, ep, r, rank);
-            },
-        );
+        // Home buckets are fetched a window ahead, so their misses overlap.
+        for &r in routers.iter().take(super::table::WRITE_AHEAD) {
+            self.table.prefetch_home(fingerprint(seed, r), ep);
+        }
+        for (i, &r) in routers.iter().enumerate() {
+            if let Some(&next) = routers.get(i + super::table::WRITE_AHEAD) {
+                self.table.prefetch_home(fingerprint(seed, next), ep);
+            }
+            let rank = self.store_fp(ep, fingerprint(seed, r), tier, chain.class(), report);
+            self.chain_push(&mut chain, ep, r, rank);
+        }
         if let Some(&last) = routers.last() {
             st.chains.insert(fingerprint(seed, last), chain);
         }

@@ -20,7 +20,7 @@ use parking_lot::{Mutex, MutexGuard};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Blocks a writer prefetches ahead of the one it sets.
-const WRITE_AHEAD: usize = 16;
+pub(crate) const WRITE_AHEAD: usize = 16;
 /// Target occupancy of the slots at full capacity.
 const LOAD_FACTOR: f64 = 0.75;
 /// Upper bound on writer shards.
@@ -273,33 +273,10 @@ impl Table {
         (0..SLOTS).find(|&s| b.key(s) == key).map(|s| (alt, s))
     }
 
-    /// Calls `each` on every item of `items` in order, for a writer setting
-    /// their blocks for `ep`: the home bucket of the item [`WRITE_AHEAD`]
-    /// places ahead (fingerprint `fp(item)`) is prefetched first, so the
-    /// writes' cache misses overlap instead of following one another.
-    #[inline]
-    pub(crate) fn for_each_ahead<T>(
-        &self,
-        items: &[T],
-        ep: u16,
-        fp: impl Fn(&T) -> u64,
-        mut each: impl FnMut(&T),
-    ) {
-        for item in items.iter().take(WRITE_AHEAD) {
-            self.prefetch_home(fp(item), ep);
-        }
-        for (i, item) in items.iter().enumerate() {
-            if let Some(next) = items.get(i + WRITE_AHEAD) {
-                self.prefetch_home(fp(next), ep);
-            }
-            each(item);
-        }
-    }
-
     /// Prefetches the home bucket of (fp, `ep`'s cluster), for a writer
     /// about to set several blocks: their misses overlap.
     #[inline]
-    fn prefetch_home(&self, fp: u64, ep: u16) {
+    pub(crate) fn prefetch_home(&self, fp: u64, ep: u16) {
         let home = self
             .geo
             .locate(fp, ep as usize / 64 / GROUPS_PER_CLUSTER)
