@@ -17,6 +17,21 @@ impl KvIndex {
     /// request there. They match with the speculative weight until a
     /// `BlockStored` confirms them or `speculative_ttl_ns` passes.
     pub fn insert_speculative(&self, ep: EndpointId, model: &str, keys: &[BlockKey], now_ns: u64) {
+        self.insert_speculative_from(ep, model, keys, 0, now_ns)
+    }
+
+    /// [`KvIndex::insert_speculative`] of blocks `first_block..` of a
+    /// prompt (those before it are held already): each block's place in
+    /// the prompt sets its depth class, so eviction takes the deep ones
+    /// first (`depth.rs`).
+    pub fn insert_speculative_from(
+        &self,
+        ep: EndpointId,
+        model: &str,
+        keys: &[BlockKey],
+        first_block: usize,
+        now_ns: u64,
+    ) {
         let Some(_st) = self.active_state(ep) else {
             return;
         };
@@ -24,12 +39,13 @@ impl KvIndex {
         let deadline = now_ns.saturating_add(self.cfg.speculative_ttl_ns);
         let mut spec = self.spec.lock();
         self.expire_locked(&mut spec, now_ns, EXPIRE_PER_WRITE);
-        // The keys start at block 0; a prompt routed here again refreshes
-        // its chain in the queue by following it (`Lru::run`).
+        // A prompt routed here again refreshes its chain in the queue by
+        // following it (`Lru::run`).
         let mut spec = spec.run();
         for (i, k) in keys.iter().enumerate() {
             let fp = fingerprint(seed, k.0);
-            self.table.set(fp, SPECULATIVE, ep.0, class_of(i));
+            let depth = first_block.saturating_add(i);
+            self.table.set(fp, SPECULATIVE, ep.0, class_of(depth));
             if let Some(((old_ep, old_fp), _)) = spec.insert((ep.0, fp), deadline) {
                 // Over the bound: the oldest expires early.
                 self.table.clear(old_fp, SPECULATIVE, old_ep);

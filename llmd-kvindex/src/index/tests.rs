@@ -1326,3 +1326,48 @@ fn routing_again_restores_evicted_blocks_and_deepens_classes() {
     );
     assert_ne!(super::depth::class_of(20), 0);
 }
+
+#[test]
+fn a_prompt_speculated_again_expires_after_the_ones_since() {
+    // The queue's order survives a prompt refreshed as a run (`Lru::run`):
+    // P, then Q, then P again; Q's deadline comes first.
+    let idx = router_index();
+    let a = idx.register_endpoint("a").unwrap();
+    let p = router_keys("m", &(1..=16).collect::<Vec<u64>>());
+    let q = router_keys("m", &(101..=116).collect::<Vec<u64>>());
+    let ttl = idx.config().speculative_ttl_ns;
+    idx.insert_speculative(a, "m", &p, 1_000);
+    idx.insert_speculative(a, "m", &q, 2_000);
+    idx.insert_speculative(a, "m", &p, 3_000);
+    idx.tick(2_000 + ttl);
+    let mut out = PrefixMatches::new();
+    let held = |keys: &[BlockKey], out: &mut PrefixMatches| {
+        idx.match_prefix("m", keys, out);
+        out.get(a).map_or(0, |m| m.consecutive_blocks)
+    };
+    assert_eq!(held(&q, &mut out), 0, "Q expired");
+    assert_eq!(held(&p, &mut out) as usize, p.len(), "P was refreshed");
+    assert_eq!(idx.stats().speculative_expired, q.len() as u64);
+    idx.tick(3_000 + ttl);
+    assert_eq!(held(&p, &mut out), 0);
+}
+
+#[test]
+fn speculative_blocks_take_the_depth_of_their_place_in_the_prompt() {
+    let idx = router_index();
+    let a = idx.register_endpoint("a").unwrap();
+    let keys: Vec<BlockKey> = (1..=400).map(BlockKey).collect();
+    let fp = |k: BlockKey| super::keys::fingerprint(super::keys::model_seed("m"), k.0);
+    // Blocks 300.. of a prompt whose first 300 are held already.
+    idx.insert_speculative_from(a, "m", &keys[300..], 300, 0);
+    for d in [300, 350, 399] {
+        assert_eq!(
+            idx.table.depth_class(fp(keys[d]), a.0),
+            Some(super::depth::class_of(d)),
+            "block {d}"
+        );
+    }
+    assert_ne!(super::depth::class_of(300), 0);
+    idx.insert_speculative(a, "m", &keys[..2], 0);
+    assert_eq!(idx.table.depth_class(fp(keys[0]), a.0), Some(0));
+}

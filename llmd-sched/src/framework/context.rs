@@ -211,7 +211,7 @@ impl<'a> CycleContext<'a> {
 
     /// Attaches the endpoints' tags, one per endpoint in snapshot order,
     /// equal to their [`EndpointState::tag`].
-    pub fn with_tags(mut self, tags: &'a [EndpointTag]) -> Self {
+    pub(crate) fn with_tags(mut self, tags: &'a [EndpointTag]) -> Self {
         debug_assert!(tags.is_empty() || tags.len() == self.endpoints.len());
         self.tags = tags;
         self

@@ -181,9 +181,23 @@ impl UidKvIndex {
     /// after the index's TTL unless an event confirms them).
     /// Unregistered uids (an endpoint removed meanwhile) are ignored.
     pub fn insert_speculative(&self, uid: u64, model: &str, keys: &[u64], now_ns: u64) {
+        self.insert_speculative_from(uid, model, keys, 0, now_ns)
+    }
+
+    /// [`UidKvIndex::insert_speculative`] of blocks `first_block..` of a
+    /// prompt ([`KvIndex::insert_speculative_from`]).
+    pub fn insert_speculative_from(
+        &self,
+        uid: u64,
+        model: &str,
+        keys: &[u64],
+        first_block: usize,
+        now_ns: u64,
+    ) {
         self.with_slot(uid, |id| {
             Self::with_keys(keys, |k| {
-                self.index.insert_speculative(id, model, k, now_ns)
+                self.index
+                    .insert_speculative_from(id, model, k, first_block, now_ns)
             })
         });
     }

@@ -3,7 +3,7 @@
 use crate::framework::{CycleContext, EndpointIndex, Filter};
 use crate::model::Role;
 
-/// Every role, in declaration order (`role as usize` indexes it).
+/// Every role, listed at its [`row`].
 const ROLES: [Role; 6] = [
     Role::Decode,
     Role::Prefill,
@@ -12,6 +12,20 @@ const ROLES: [Role; 6] = [
     Role::EncodePrefill,
     Role::EncodePrefillDecode,
 ];
+
+/// The verdict row of a role: its place in [`ROLES`], and one past them for
+/// none. Exhaustive, so a new role does not compile until it has a row.
+fn row(role: Option<Role>) -> usize {
+    match role {
+        Some(Role::Decode) => 0,
+        Some(Role::Prefill) => 1,
+        Some(Role::Encode) => 2,
+        Some(Role::PrefillDecode) => 3,
+        Some(Role::EncodePrefill) => 4,
+        Some(Role::EncodePrefillDecode) => 5,
+        None => ROLES.len(),
+    }
+}
 
 /// Which stage the role filter selects for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,8 +80,7 @@ impl Filter for RoleFilter {
             let i = candidates[k];
             let tag = ctx.tag(i);
             candidates[kept] = i;
-            let row = tag.role.map_or(ROLES.len(), |r| r as usize);
-            kept += usize::from(verdicts[row][usize::from(tag.role_labeled)]);
+            kept += usize::from(verdicts[row(tag.role)][usize::from(tag.role_labeled)]);
         }
         candidates.truncate(kept);
     }
@@ -76,11 +89,69 @@ impl Filter for RoleFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Endpoint, EndpointState, Request, ROLE_LABEL};
+    use std::sync::Arc;
 
     #[test]
-    fn roles_are_listed_in_declaration_order() {
+    fn every_role_sits_at_its_row() {
         for (k, r) in ROLES.iter().enumerate() {
-            assert_eq!(*r as usize, k, "{r:?}");
+            assert_eq!(row(Some(*r)), k, "{r:?}");
+        }
+        assert_eq!(row(None), ROLES.len());
+    }
+
+    /// Over a fleet of every role label (and none, and one no role parses
+    /// from), each stage keeps exactly the endpoints `admits` accepts, in
+    /// order, whether the roles come from the scheduler's dense tags or
+    /// from the endpoints.
+    #[test]
+    fn the_filter_keeps_what_admits_accepts() {
+        let labels = [
+            None,
+            Some("decode"),
+            Some("prefill"),
+            Some("encode"),
+            Some("prefill-decode"),
+            Some("both"),
+            Some("encode-prefill"),
+            Some("encode-prefill-decode"),
+            Some("sidecar"),
+        ];
+        let mut rng = fastrand::Rng::with_seed(3);
+        let eps: Vec<Arc<EndpointState>> = (0..200)
+            .map(|i| {
+                let e = Endpoint::new(format!("e{i}"), "10.0.0.1:8000");
+                let e = match labels[rng.usize(..labels.len())] {
+                    Some(l) => e.with_label(ROLE_LABEL, l),
+                    None => e,
+                };
+                Arc::new(EndpointState::new(e))
+            })
+            .collect();
+        let tags: Vec<_> = eps.iter().map(|e| e.tag()).collect();
+        let req = Request::with_tokens("r", "m", vec![1]);
+        for stage in [Stage::Decode, Stage::Prefill, Stage::Encode] {
+            let f = RoleFilter::new(stage);
+            let candidates: Vec<usize> = (0..eps.len()).filter(|_| rng.u8(..4) != 0).collect();
+            let want: Vec<usize> = candidates
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    let ep = &eps[i];
+                    f.admits(ep.role(), ep.role().is_none() && ep.has_role_label())
+                })
+                .collect();
+            assert!(
+                !want.is_empty() && want.len() < candidates.len(),
+                "{stage:?}"
+            );
+            for dense in [false, true] {
+                let ctx = CycleContext::new(&req, &eps, 0, 1, 0);
+                let ctx = if dense { ctx.with_tags(&tags) } else { ctx };
+                let mut got = candidates.clone();
+                f.filter(&ctx, &mut got);
+                assert_eq!(got, want, "{stage:?}, dense tags {dense}");
+            }
         }
     }
 }

@@ -479,8 +479,13 @@ impl PreRequest for PrecisePrefixProducer {
             // would cost ~30 ns per block for nothing.
             let held = info.get(i).map_or(0, |m| m.cached_blocks as usize);
             if let Some(rest) = keys.get(held..).filter(|r| !r.is_empty()) {
-                self.index
-                    .insert_speculative(ep.uid(), ep.served_model(), rest, ctx.now_ns());
+                self.index.insert_speculative_from(
+                    ep.uid(),
+                    ep.served_model(),
+                    rest,
+                    held,
+                    ctx.now_ns(),
+                );
             }
         }
     }
