@@ -177,16 +177,11 @@ impl UidKvIndex {
         });
     }
 
-    /// Marks `keys` as soon held by `uid` (speculative entries, expiring
-    /// after the index's TTL unless an event confirms them).
+    /// Marks `keys`, blocks `first_block..` of a prompt, as soon held by
+    /// `uid` (speculative entries, expiring after the index's TTL unless an
+    /// event confirms them; [`KvIndex::insert_speculative_from`]).
     /// Unregistered uids (an endpoint removed meanwhile) are ignored.
-    pub fn insert_speculative(&self, uid: u64, model: &str, keys: &[u64], now_ns: u64) {
-        self.insert_speculative_from(uid, model, keys, 0, now_ns)
-    }
-
-    /// [`UidKvIndex::insert_speculative`] of blocks `first_block..` of a
-    /// prompt ([`KvIndex::insert_speculative_from`]).
-    pub fn insert_speculative_from(
+    pub fn insert_speculative(
         &self,
         uid: u64,
         model: &str,

@@ -479,7 +479,7 @@ impl PreRequest for PrecisePrefixProducer {
             // would cost ~30 ns per block for nothing.
             let held = info.get(i).map_or(0, |m| m.cached_blocks as usize);
             if let Some(rest) = keys.get(held..).filter(|r| !r.is_empty()) {
-                self.index.insert_speculative_from(
+                self.index.insert_speculative(
                     ep.uid(),
                     ep.served_model(),
                     rest,
