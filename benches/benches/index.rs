@@ -282,7 +282,9 @@ fn concurrent(c: &mut Criterion) {
 /// Approximate mode's routing record (llm-d's default pipeline records every
 /// pick's 128 blocks for the picked endpoint): `hot` records one prompt again
 /// and again; `cold` records prompts drawn from 16,384 over 64 endpoints
-/// (2M blocks, tables far past the caches), as a busy gateway does.
+/// (2M blocks, tables far past the caches), each routed before to the same
+/// endpoint; `fresh` records prompts never seen (the table and the
+/// endpoints' LRUs full and evicting once warm).
 fn routing_record(c: &mut Criterion) {
     const BLOCKS: usize = 128;
     const PROMPTS: usize = 16_384;
@@ -323,6 +325,17 @@ fn routing_record(c: &mut Criterion) {
             i += 1;
             let p = (mix(i) % PROMPTS as u64) as usize;
             idx.record_routing(eps[p % EPS], MODEL, black_box(&prompts[p]), 0)
+        })
+    });
+    let mut fresh = vec![BlockKey(0); BLOCKS];
+    let mut n = 0u64;
+    g.bench_function("fresh", |b| {
+        b.iter(|| {
+            n += 1;
+            for (i, k) in fresh.iter_mut().enumerate() {
+                *k = BlockKey(mix((n << 8 | i as u64) ^ 0xF7E5));
+            }
+            idx.record_routing(eps[(n % EPS as u64) as usize], MODEL, black_box(&fresh), 0)
         })
     });
     g.finish();
