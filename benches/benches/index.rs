@@ -283,8 +283,8 @@ fn concurrent(c: &mut Criterion) {
 /// pick's 128 blocks for the picked endpoint): `hot` records one prompt again
 /// and again; `cold` records prompts drawn from 16,384 over 64 endpoints
 /// (2M blocks, tables far past the caches), each routed before to the same
-/// endpoint; `fresh` records prompts never seen (the table and the
-/// endpoints' LRUs full and evicting once warm).
+/// endpoint; `fresh` records prompts never seen (the table fills during
+/// the run and then evicts).
 fn routing_record(c: &mut Criterion) {
     const BLOCKS: usize = 128;
     const PROMPTS: usize = 16_384;
