@@ -73,6 +73,60 @@ pub enum Inserted {
 /// suffices.
 const EXPIRED_EARLY_KEPT: usize = 1024;
 
+/// Openings expired before their record arrived, the last
+/// [`EXPIRED_EARLY_KEPT`], each found without a scan: a pick's insert asks
+/// whenever any is remembered, and some never arrive (records the full
+/// table did not store).
+#[derive(Debug, Default)]
+struct ExpiredEarly {
+    /// Ids by opening serial (one, unless schedulers share the metrics),
+    /// oldest first.
+    ids: AHashMap<u64, Vec<Box<str>>>,
+    /// One opening per remembered id, oldest first.
+    order: std::collections::VecDeque<u64>,
+}
+
+impl ExpiredEarly {
+    fn add(&mut self, id: &str, opening: u64) {
+        if self.order.len() == EXPIRED_EARLY_KEPT {
+            if let Some(oldest) = self.order.pop_front() {
+                self.drop_id(oldest, 0);
+            }
+        }
+        self.ids.entry(opening).or_default().push(Box::from(id));
+        self.order.push_back(opening);
+    }
+
+    fn take(&mut self, id: &str, opening: u64) -> bool {
+        let Some(i) = self
+            .ids
+            .get(&opening)
+            .and_then(|v| v.iter().position(|g| &**g == id))
+        else {
+            return false;
+        };
+        self.drop_id(opening, i);
+        // A hit is rare (a record that lost the race to the limit): the
+        // scan of the order is paid then only.
+        if let Some(p) = self.order.iter().position(|&o| o == opening) {
+            self.order.remove(p);
+        }
+        true
+    }
+
+    /// Forgets the `i`-th id remembered under `opening`.
+    fn drop_id(&mut self, opening: u64, i: usize) {
+        if let Some(v) = self.ids.get_mut(&opening) {
+            if i < v.len() {
+                v.remove(i);
+            }
+            if v.is_empty() {
+                self.ids.remove(&opening);
+            }
+        }
+    }
+}
+
 /// Sharded map from request id to [`InFlight`], bounded in size.
 #[derive(Debug)]
 pub struct RequestTable {
@@ -80,9 +134,9 @@ pub struct RequestTable {
     hasher: RandomState,
     len: AtomicUsize,
     cap: usize,
-    /// (id, opening) expired before their record arrived, oldest first.
-    expired_early: Mutex<std::collections::VecDeque<(Box<str>, u64)>>,
-    /// Its length, read without the lock on every insert.
+    /// (id, opening) expired before their record arrived.
+    expired_early: Mutex<ExpiredEarly>,
+    /// How many, read without the lock on every insert.
     expired_early_len: AtomicUsize,
 }
 
@@ -107,11 +161,9 @@ impl RequestTable {
             return;
         }
         let mut q = self.expired_early.lock();
-        if q.len() == EXPIRED_EARLY_KEPT {
-            q.pop_front();
-        }
-        q.push_back((Box::from(id), opening));
-        self.expired_early_len.store(q.len(), Ordering::Relaxed);
+        q.add(id, opening);
+        self.expired_early_len
+            .store(q.order.len(), Ordering::Relaxed);
     }
 
     /// Takes `id`'s opening `opening` from the openings expired early.
@@ -120,12 +172,10 @@ impl RequestTable {
             return false;
         }
         let mut q = self.expired_early.lock();
-        let Some(i) = q.iter().position(|(g, o)| *o == opening && &**g == id) else {
-            return false;
-        };
-        q.remove(i);
-        self.expired_early_len.store(q.len(), Ordering::Relaxed);
-        true
+        let taken = q.take(id, opening);
+        self.expired_early_len
+            .store(q.order.len(), Ordering::Relaxed);
+        taken
     }
 
     fn shard(&self, id: &str) -> &Shard {
@@ -201,5 +251,33 @@ impl RequestTable {
     /// Entries tracked.
     pub fn len(&self) -> usize {
         self.len.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ExpiredEarly, EXPIRED_EARLY_KEPT};
+
+    #[test]
+    fn expired_openings_are_taken_once_and_bounded() {
+        let mut e = ExpiredEarly::default();
+        e.add("a", 1);
+        e.add("b", 1); // another scheduler's opening 1
+        e.add("a", 2);
+        assert!(!e.take("a", 3));
+        assert!(e.take("b", 1));
+        assert!(!e.take("b", 1), "taken once");
+        assert!(e.take("a", 1));
+        assert_eq!(e.order.len(), 1);
+        // Past the bound the oldest is forgotten, and the rest stay exact.
+        for o in 10..10 + EXPIRED_EARLY_KEPT as u64 {
+            e.add("x", o);
+        }
+        assert_eq!(e.order.len(), EXPIRED_EARLY_KEPT);
+        assert!(!e.take("a", 2), "the oldest was forgotten");
+        assert!(e.take("x", 10));
+        assert!(e.take("x", 9 + EXPIRED_EARLY_KEPT as u64));
+        let remembered: usize = e.ids.values().map(Vec::len).sum();
+        assert_eq!(remembered, e.order.len());
     }
 }
