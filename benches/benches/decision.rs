@@ -91,6 +91,9 @@ enum Pipeline {
     /// llm-d's default scorers written out, without / with the latency model.
     Scorers,
     SloAware,
+    /// The default scorers with the latency model and llmd's
+    /// `fleet-latency-scorer`.
+    FleetLatency,
 }
 
 const SCORERS: &str = "apiVersion: llm-d.ai/v1alpha1
@@ -131,6 +134,26 @@ schedulingProfiles:
   - {pluginRef: max-score-picker}
 ";
 
+const FLEET_LATENCY: &str = "apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: predicted-latency-producer
+  parameters: {streamingMode: true}
+- type: fleet-latency-scorer
+- type: queue-scorer
+- type: kv-cache-utilization-scorer
+- type: prefix-cache-scorer
+- type: max-score-picker
+schedulingProfiles:
+- name: default
+  plugins:
+  - {pluginRef: queue-scorer, weight: 2}
+  - {pluginRef: kv-cache-utilization-scorer, weight: 2}
+  - {pluginRef: prefix-cache-scorer, weight: 3}
+  - {pluginRef: fleet-latency-scorer, weight: 1}
+  - {pluginRef: max-score-picker}
+";
+
 impl Pipeline {
     fn name(self) -> &'static str {
         match self {
@@ -138,6 +161,7 @@ impl Pipeline {
             Pipeline::PrecisePd => "precise+pd",
             Pipeline::Scorers => "scorers",
             Pipeline::SloAware => "slo-aware",
+            Pipeline::FleetLatency => "fleet-latency",
         }
     }
 }
@@ -160,6 +184,9 @@ fn fixture(p: Pipeline, n: usize, prompt: &[u32]) -> (Scheduler, Arc<ManualClock
         }
         Pipeline::Scorers => Scheduler::from_config_str(SCORERS).expect("bench config loads"),
         Pipeline::SloAware => Scheduler::from_config_str(SLO_AWARE).expect("bench config loads"),
+        Pipeline::FleetLatency => {
+            Scheduler::from_config_str(FLEET_LATENCY).expect("bench config loads")
+        }
     }
     .with_clock(clock.clone())
     .with_seed(7);
@@ -342,7 +369,7 @@ fn report() {
 /// out of the difference (target: <= 2 us at p99).
 /// The SLO-aware fixture at 100 endpoints with every endpoint's model
 /// trained, and the scorers-only fixture beside it, over a 64-token prompt.
-fn latency_fixtures(short: &[u32]) -> [(Scheduler, Arc<ManualClock>); 2] {
+fn latency_fixtures(short: &[u32]) -> [(Scheduler, Arc<ManualClock>); 3] {
     let train = |s: &(Scheduler, Arc<ManualClock>)| {
         for i in 0..4000u64 {
             let id = format!("t{i}");
@@ -360,7 +387,9 @@ fn latency_fixtures(short: &[u32]) -> [(Scheduler, Arc<ManualClock>); 2] {
     let base = fixture(Pipeline::Scorers, 100, short);
     let slo = fixture(Pipeline::SloAware, 100, short);
     train(&slo);
-    [base, slo]
+    let fleet = fixture(Pipeline::FleetLatency, 100, short);
+    train(&fleet);
+    [base, slo, fleet]
 }
 
 /// Times `n` picks of requests with TTFT and TPOT objectives (p50, p99 of
@@ -391,11 +420,12 @@ fn time_slo_picks(
 fn report_latency_model() {
     let p = prompt(3);
     let short = &p[..64];
-    let [base, slo] = latency_fixtures(short);
+    let [base, slo, fleet] = latency_fixtures(short);
     println!("latency model at 100 endpoints, 64-token prompt (p50 / p99, microseconds; rounds alternate)");
     for round in 0..3 {
         let (b50, b99) = time_slo_picks(&base, short, 2000);
         let (s50, s99) = time_slo_picks(&slo, short, 2000);
+        let (f50, f99) = time_slo_picks(&fleet, short, 2000);
         println!(
             "  round {round}: scorers {:.2} / {:.2}; with the latency model {:.2} / {:.2}; added {:.2} / {:.2}",
             us(b50),
@@ -404,6 +434,13 @@ fn report_latency_model() {
             us(s99),
             us(s50.saturating_sub(b50)),
             us(s99.saturating_sub(b99))
+        );
+        println!(
+            "           producer + fleet-latency-scorer {:.2} / {:.2}; added {:.2} / {:.2}",
+            us(f50),
+            us(f99),
+            us(f50.saturating_sub(b50)),
+            us(f99.saturating_sub(b99))
         );
     }
 }
@@ -470,7 +507,7 @@ fn profile_one(case: &str) {
     if pipe == "slo-aware" {
         // The latency model's pipeline, trained as in its report.
         let p = prompt(3);
-        let [_, slo] = latency_fixtures(&p[..64]);
+        let [_, slo, _] = latency_fixtures(&p[..64]);
         let t = Instant::now();
         let mut picks = 0u64;
         while t.elapsed() < Duration::from_secs(5) {

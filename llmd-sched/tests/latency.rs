@@ -127,6 +127,61 @@ fn learns_each_endpoint_and_routes_to_the_one_meeting_the_slo() {
         .is_some_and(|p| (p.ttft_ms - 80.0).abs() < 4.0));
 }
 
+/// llmd's `fleet-latency-scorer`: before anything is learnt the marginal
+/// prefill cost is llm-d's throughput heuristic; once both endpoints are
+/// learnt the one predicted faster scores 1, the other 0, and each
+/// endpoint's learnt cost per uncached token is explained.
+#[test]
+fn the_fleet_latency_scorer_ranks_by_predicted_cost_and_explains_it() {
+    let cfg = single(
+        "- type: predicted-latency-producer\n  parameters: {streamingMode: true}\n- type: fleet-latency-scorer\n  parameters: {missCostFactor: 5}\n- type: max-score-picker\n",
+    );
+    let (s, clock) = sched(&cfg);
+    s.add_endpoint(ep("e1", metrics(0, 4, 0.3))).unwrap();
+    s.add_endpoint(ep("e2", metrics(0, 4, 0.3))).unwrap();
+    let first = s
+        .pick(&Request::with_tokens("cold", "m", tokens(256, 1)))
+        .unwrap();
+    for x in &first.explanation.predicted_latency {
+        assert_eq!(x.info.source, Some(PredictionSource::Heuristic));
+        let want = 1e3 / llmd_sched::latency::PEAK_PREFILL_TPS;
+        assert!((x.info.prefill_ms_per_token - want).abs() < 1e-12, "{x:?}");
+    }
+    s.on_complete("cold", None);
+    // Prompts of varied length, so the model sees TTFT move with the
+    // uncached prompt: 40 ms + 0.1 ms a token on e1, 0.02 ms on e2.
+    for k in 0..80u32 {
+        let id = format!("warm-{k}");
+        let len = 64 + (k % 8) as usize * 64;
+        let r = Request::with_tokens(&id, "m", tokens(len, k));
+        let per_token = |t: &str| if t == "e1" { 10 } else { 2 };
+        serve(
+            &s,
+            &clock,
+            &id,
+            r,
+            |t| 40 + per_token(t) * len as u64 / 100,
+            tpot,
+        );
+    }
+    let d = s
+        .pick(&Request::with_tokens("now", "m", tokens(448, 999)))
+        .unwrap();
+    assert_eq!(d.targets[0].name, "e2");
+    let scorer = &d.explanation.profiles[0].scorers[0];
+    assert_eq!(&*scorer.name, "fleet-latency-scorer");
+    let scored = &d.explanation.profiles[0].scored;
+    let score_of = |n: &str| scorer.raw[scored.iter().position(|e| &**e == n).unwrap()];
+    assert_eq!((score_of("e1"), score_of("e2")), (0.0, 1.0));
+    for x in &d.explanation.predicted_latency {
+        let want = if &*x.endpoint == "e1" { 0.1 } else { 0.02 };
+        let got = x.info.prefill_ms_per_token;
+        assert!((got - want).abs() < want * 0.25, "{x:?}");
+    }
+    let json = d.explanation.to_json();
+    assert!(json.contains("\"prefill_ms_per_token\""), "{json}");
+}
+
 #[test]
 fn predictions_and_errors_are_exported() {
     let (s, clock) = fleet();

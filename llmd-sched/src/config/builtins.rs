@@ -27,9 +27,9 @@ use crate::plugins::profile::{
     MultimodalDecider, PdProfileHandler, PrefixBasedPdDecider, SingleProfileHandler,
 };
 use crate::plugins::scorers::{
-    ActiveRequestScorer, ContextLengthAware, Gauge, KvCacheUtilizationScorer, LatencyScorer,
-    LoadAwareScorer, LoraAffinityScorer, MinMaxScorer, NoHitLruScorer, PeerGaugeScorer,
-    PrefixCacheScorer, SessionAffinity, TokenLoadScorer,
+    ActiveRequestScorer, ContextLengthAware, FleetLatencyScorer, Gauge, KvCacheUtilizationScorer,
+    LatencyScorer, LoadAwareScorer, LoraAffinityScorer, MinMaxScorer, NoHitLruScorer,
+    PeerGaugeScorer, PrefixCacheScorer, SessionAffinity, TokenLoadScorer,
 };
 use crate::plugins::screeners::RolloutScreener;
 
@@ -286,6 +286,18 @@ pub static STAGES: &[Entry] = &[
             let mut b = prefix_consumer(scorer(s), &producer);
             b.consumes.push((DataKey::LatencyPredictionInfo, latency));
             b.settings_not_executed = not_executed;
+            Ok(b)
+        },
+    },
+    // llmd's own (not an llm-d plugin): the request's predicted TTFT plus
+    // the prefill its cache miss adds for the requests queued there.
+    Entry {
+        ty: "fleet-latency-scorer",
+        stability: A,
+        build: |p, _| {
+            let latency = latency_source(p)?;
+            let mut b = scorer(FleetLatencyScorer::from_params(p)?);
+            b.consumes.push((DataKey::LatencyPredictionInfo, latency));
             Ok(b)
         },
     },

@@ -128,6 +128,9 @@ pub struct LatencyInfo {
     pub tpot_headroom_ms: f64,
     /// Requests dispatched there and not finished.
     pub dispatched: u32,
+    /// What one more uncached prompt token adds to the predicted TTFT there
+    /// (ms; the model's own marginal prefill cost, 0 when no model answered).
+    pub prefill_ms_per_token: f64,
 }
 
 impl LatencyInfo {

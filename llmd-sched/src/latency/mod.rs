@@ -44,7 +44,7 @@ mod snapshot;
 pub use admitter::admit;
 pub use headroom::{headroom, view, LatencyView, TpotRule};
 pub use model::{
-    LatencyFeatures, OnlineLatencyModel, PredictionSource, Predictor, FORGETTING, MIN_SAMPLES,
-    PEAK_PREFILL_TPS, TPOT_SAMPLE_MS,
+    LatencyFeatures, OnlineLatencyModel, Prediction, PredictionSource, Predictor, FORGETTING,
+    MIN_SAMPLES, PEAK_PREFILL_TPS, TPOT_SAMPLE_MS,
 };
 pub use rls::Rls;

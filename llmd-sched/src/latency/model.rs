@@ -240,30 +240,40 @@ pub struct Predictor<'a> {
     pool: Snapshot,
 }
 
+/// What [`Predictor::predict`] answers for one endpoint.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Prediction {
+    /// Predicted TTFT and TPOT.
+    pub latency: LatencyPrediction,
+    /// Which model answered.
+    pub source: PredictionSource,
+    /// Requests dispatched to the endpoint and not finished.
+    pub dispatched: u32,
+    /// Smallest TPOT objective (ms) of those requests (0: none, or one of
+    /// them has none).
+    pub min_tpot_slo_ms: f64,
+    /// What one more uncached prompt token adds to the predicted TTFT (ms):
+    /// the answering model's weight of the uncached prompt (never below 0),
+    /// or the heuristic's `1 / 15,928 tok/s`. The prefill a cache miss costs
+    /// the endpoint, per token.
+    pub prefill_ms_per_token: f64,
+}
+
 impl Predictor<'_> {
     /// As [`OnlineLatencyModel::predict`] at clock time `now_ns`, first
     /// setting `f.step_wait_ms` from the endpoint's step clock; with the
-    /// endpoint's dispatched count and smallest TPOT objective in flight.
+    /// endpoint's dispatched requests and its marginal prefill cost.
     #[inline(always)]
-    pub fn predict(
-        &self,
-        uid: u64,
-        f: &mut LatencyFeatures,
-        now_ns: u64,
-    ) -> ((LatencyPrediction, PredictionSource), (u32, f64)) {
+    pub fn predict(&self, uid: u64, f: &mut LatencyFeatures, now_ns: u64) -> Prediction {
         let m = self.endpoints.get(&uid);
         f.step_wait_ms = m.map_or(0.0, |m| m.steps.wait_ms(now_ns));
         self.predict_as_is(m, f)
     }
 
     #[inline(always)]
-    fn predict_as_is(
-        &self,
-        m: Option<&Arc<EndpointModel>>,
-        f: &LatencyFeatures,
-    ) -> ((LatencyPrediction, PredictionSource), (u32, f64)) {
+    fn predict_as_is(&self, m: Option<&Arc<EndpointModel>>, f: &LatencyFeatures) -> Prediction {
         let own = m.map(|m| m.snap.load()).unwrap_or_default();
-        let dispatched = m.map_or((0, 0.0), |m| m.dispatched());
+        let (dispatched, min_tpot_slo_ms) = m.map_or((0, 0.0), |m| m.dispatched());
         let pool = self.pool;
         let (ttft_w, source) = if own.ttft_n >= MIN_SAMPLES {
             (Some(own.ttft), PredictionSource::Endpoint)
@@ -272,9 +282,13 @@ impl Predictor<'_> {
         } else {
             (None, PredictionSource::Heuristic)
         };
-        let ttft_ms = match ttft_w {
-            Some(w) => clamp_ms(dot(&w, &f.ttft_x())),
-            None => (f.inflight_prefill_tokens + f.uncached_tokens) / PEAK_PREFILL_TPS * 1e3,
+        let (ttft_ms, prefill_ms_per_token) = match ttft_w {
+            // The uncached prompt is input 1, in thousands of tokens.
+            Some(w) => (clamp_ms(dot(&w, &f.ttft_x())), clamp_ms(w[1] * 1e-3)),
+            None => (
+                (f.inflight_prefill_tokens + f.uncached_tokens) / PEAK_PREFILL_TPS * 1e3,
+                1e3 / PEAK_PREFILL_TPS,
+            ),
         };
         let tpot_w = if own.tpot_n >= MIN_SAMPLES {
             Some(own.tpot)
@@ -284,7 +298,13 @@ impl Predictor<'_> {
             None
         };
         let tpot_ms = tpot_w.map(|w| clamp_ms(dot(&w, &f.tpot_x())));
-        ((LatencyPrediction { ttft_ms, tpot_ms }, source), dispatched)
+        Prediction {
+            latency: LatencyPrediction { ttft_ms, tpot_ms },
+            source,
+            dispatched,
+            min_tpot_slo_ms,
+            prefill_ms_per_token,
+        }
     }
 }
 
@@ -336,7 +356,8 @@ impl OnlineLatencyModel {
     pub fn predict(&self, uid: u64, f: &LatencyFeatures) -> (LatencyPrediction, PredictionSource) {
         let p = self.predictor();
         let m = p.endpoints.get(&uid);
-        p.predict_as_is(m, f).0
+        let a = p.predict_as_is(m, f);
+        (a.latency, a.source)
     }
 
     /// A token of a request on `uid` reached the router at clock time

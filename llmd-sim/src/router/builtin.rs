@@ -17,7 +17,7 @@ pub const BUILTINS: [&str; 7] = [
 
 /// Built-ins beyond the default comparison, run when named (`--policy`, a
 /// scenario's `policies`).
-pub const EXTRA_BUILTINS: [&str; 1] = ["slo-aware"];
+pub const EXTRA_BUILTINS: [&str; 2] = ["slo-aware", "slo-fleet"];
 
 /// What a built-in needs to know about the scenario.
 #[derive(Debug)]
@@ -123,6 +123,12 @@ pub fn builtin_config(name: &str, f: &BuiltinFleet<'_>) -> Option<String> {
     // llm-d's optimized baseline (scorer form): prefix 3, no-hit-lru 2,
     // kv-util 2, queue 2; the prefix-aware built-ins differ only in producer.
     let baseline = |producer: &str| [prefix(producer), no_hit(producer), kv(2.0), queue()];
+    // The precise producer (as `precise-prefix`), the predicted-latency
+    // producer over its matches, and the latency-slo-admitter.
+    let latency_model = format!(
+        "- type: precise-prefix-cache-producer\n  parameters:\n    tokenProcessorConfig: {{blockSizeTokens: {}}}\n    speculativeIndexing: true\n- type: predicted-latency-producer\n  parameters: {{streamingMode: true, prefixMatchInfoProducerName: precise-prefix-cache-producer}}\n- type: latency-slo-admitter\n",
+        f.block_size
+    );
     Some(match name {
         // What the EPP runs with no config: queue 2, kv 2, approximate prefix 3.
         "llm-d-default" => config(
@@ -149,10 +155,7 @@ pub fn builtin_config(name: &str, f: &BuiltinFleet<'_>) -> Option<String> {
         // baseline's scorers; its latency-slo-admitter refuses sheddable
         // requests (`workload.sheddable`) no endpoint can serve in time.
         "slo-aware" => config_with(
-            &format!(
-                "- type: precise-prefix-cache-producer\n  parameters:\n    tokenProcessorConfig: {{blockSizeTokens: {}}}\n    speculativeIndexing: true\n- type: predicted-latency-producer\n  parameters: {{streamingMode: true, prefixMatchInfoProducerName: precise-prefix-cache-producer}}\n- type: latency-slo-admitter\n",
-                f.block_size
-            ),
+            &latency_model,
             &[(
                 "- type: slo-headroom-tier-filter\n",
                 "slo-headroom-tier-filter",
@@ -163,6 +166,23 @@ pub fn builtin_config(name: &str, f: &BuiltinFleet<'_>) -> Option<String> {
                     "- type: latency-scorer\n  parameters: {prefixMatchInfoProducerName: precise-prefix-cache-producer}\n",
                     "latency-scorer",
                     2.0,
+                ));
+                s
+            },
+            pd,
+        ),
+        // The precise optimized baseline with llmd's fleet-latency-scorer
+        // (weight 1) on the same latency model: the request's predicted
+        // TTFT plus the prefill its cache miss adds for the requests queued
+        // there; the latency-slo-admitter as in `slo-aware`.
+        "slo-fleet" => config(
+            &latency_model,
+            &{
+                let mut s = Vec::from(baseline("precise-prefix-cache-producer"));
+                s.push(scorer(
+                    "- type: fleet-latency-scorer\n",
+                    "fleet-latency-scorer",
+                    1.0,
                 ));
                 s
             },

@@ -176,8 +176,7 @@ impl Producer for PredictedLatencyProducer {
         for &i in candidates {
             let mut f = reader.features(i);
             let uid = ctx.endpoint(i).uid();
-            let (model, (dispatched, endpoint_min_ms)) =
-                predictor.predict(uid, &mut f, ctx.now_ns());
+            let model = predictor.predict(uid, &mut f, ctx.now_ns());
             let mut info = LatencyInfo {
                 features: f,
                 prediction: None,
@@ -186,12 +185,13 @@ impl Producer for PredictedLatencyProducer {
                 tpot_valid: false,
                 ttft_headroom_ms: 0.0,
                 tpot_headroom_ms: 0.0,
-                dispatched,
+                dispatched: model.dispatched,
+                prefill_ms_per_token: 0.0,
             };
             if self.predict_in_produce {
                 let (p, source) = match ctx.predict(i) {
                     Some(p) => (p, PredictionSource::Host),
-                    None => model,
+                    None => (model.latency, model.source),
                 };
                 let prefill = self
                     .settings
@@ -201,7 +201,7 @@ impl Producer for PredictedLatencyProducer {
                 let rule = TpotRule {
                     judged: self.settings.streaming && !prefill,
                     buffer: self.settings.slo_buffer,
-                    endpoint_min_ms,
+                    endpoint_min_ms: model.min_tpot_slo_ms,
                 };
                 let (tv, pv, th, ph) = latency::headroom(&p, ttft_slo, tpot_slo, rule);
                 info.prediction = Some(p);
@@ -210,6 +210,7 @@ impl Producer for PredictedLatencyProducer {
                 info.tpot_valid = pv;
                 info.ttft_headroom_ms = th;
                 info.tpot_headroom_ms = ph;
+                info.prefill_ms_per_token = model.prefill_ms_per_token;
             }
             out[i] = Some(info);
         }

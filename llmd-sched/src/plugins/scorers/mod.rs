@@ -1,6 +1,7 @@
 //! Built-in scorers.
 
 pub mod context_length;
+pub mod fleet_latency;
 pub mod inflight;
 pub mod latency;
 pub mod load;
@@ -10,6 +11,7 @@ pub mod prefix;
 pub mod session;
 
 pub use context_length::ContextLengthAware;
+pub use fleet_latency::FleetLatencyScorer;
 pub use inflight::{ActiveRequestScorer, TokenLoadScorer};
 pub use latency::{Headroom, LatencyScorer};
 pub use load::{Gauge, KvCacheUtilizationScorer, LoadAwareScorer, MinMaxScorer, PeerGaugeScorer};
