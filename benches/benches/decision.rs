@@ -493,7 +493,8 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-/// `LLMD_DECISION_PROFILE=default:100[:tokens]` (or `precise+pd:...`): picks
+/// `LLMD_DECISION_PROFILE=default:100[:tokens]` (or `precise+pd:...`,
+/// `slo-aware`, `fleet-latency`): picks
 /// in a loop for ~5 s over that one case and exits, for a profiler to attach to.
 fn profile_one(case: &str) {
     let mut parts = case.split(':');
@@ -504,17 +505,18 @@ fn profile_one(case: &str) {
         .and_then(|t| t.parse().ok())
         .unwrap_or(PROMPT_TOKENS)
         .min(PROMPT_TOKENS);
-    if pipe == "slo-aware" {
-        // The latency model's pipeline, trained as in its report.
+    if pipe == "slo-aware" || pipe == "fleet-latency" {
+        // A latency model's pipeline, trained as in its report.
         let p = prompt(3);
-        let [_, slo, _] = latency_fixtures(&p[..64]);
+        let [_, slo, fleet] = latency_fixtures(&p[..64]);
+        let s = if pipe == "slo-aware" { slo } else { fleet };
         let t = Instant::now();
         let mut picks = 0u64;
         while t.elapsed() < Duration::from_secs(5) {
-            time_slo_picks(&slo, &p[..64], 1000);
+            time_slo_picks(&s, &p[..64], 1000);
             picks += 1100;
         }
-        println!("slo-aware 100: {picks} picks");
+        println!("{pipe} 100: {picks} picks");
         return;
     }
     let pipe = match pipe {

@@ -520,6 +520,47 @@ type Explanation struct {
 	PrimaryProfile *string `json:"primary_profile"`
 	// DecisionType is "single" or a P/D kind ("prefill-decode", ...).
 	DecisionType *string `json:"decision_type"`
+	// PredictedLatency is the predicted-latency-producer's output per
+	// candidate (empty without one).
+	PredictedLatency []PredictedLatency `json:"predicted_latency"`
+}
+
+// PredictedLatency is one candidate's latency prediction: what the model was
+// given, what it predicted, and the headroom against the request's objectives.
+type PredictedLatency struct {
+	Endpoint string `json:"endpoint"`
+	// Features are the model's inputs for this request on this endpoint.
+	Features LatencyFeatures `json:"features"`
+	// Prediction is nil when no model (nor the host's predictor) answered.
+	Prediction *LatencyPrediction `json:"prediction"`
+	// Source is "endpoint", "pool", "heuristic" or "host" (nil without a prediction).
+	Source         *string `json:"source"`
+	TTFTValid      bool    `json:"ttft_valid"`
+	TPOTValid      bool    `json:"tpot_valid"`
+	TTFTHeadroomMs float64 `json:"ttft_headroom_ms"`
+	TPOTHeadroomMs float64 `json:"tpot_headroom_ms"`
+	// Dispatched counts the requests sent there and not finished.
+	Dispatched uint32 `json:"dispatched"`
+	// PrefillMsPerToken is what one more uncached prompt token adds to the
+	// predicted TTFT there (the model's marginal prefill cost, ms).
+	PrefillMsPerToken float64 `json:"prefill_ms_per_token"`
+}
+
+// LatencyFeatures are the latency model's inputs for one request on one endpoint.
+type LatencyFeatures struct {
+	InputTokens           float64 `json:"input_tokens"`
+	UncachedTokens        float64 `json:"uncached_tokens"`
+	InflightPrefillTokens float64 `json:"inflight_prefill_tokens"`
+	Waiting               float64 `json:"waiting"`
+	Running               float64 `json:"running"`
+	KVUsage               float64 `json:"kv_usage"`
+	StepWaitMs            float64 `json:"step_wait_ms"`
+}
+
+// LatencyPrediction is a predicted TTFT and TPOT (ms; TPOT nil until learnt).
+type LatencyPrediction struct {
+	TTFTMs float64  `json:"ttft_ms"`
+	TPOTMs *float64 `json:"tpot_ms"`
 }
 
 // ProfileTrace is one scheduling profile's run.

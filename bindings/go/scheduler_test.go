@@ -506,8 +506,20 @@ plugins:
 - type: max-score-picker
 `)
 	defer s.Close()
-	if _, err := s.Pick(&Request{ID: "p1", Model: "llama", Tokens: tokens(1600)}); err != nil {
+	d, err := s.Pick(&Request{ID: "p1", Model: "llama", Tokens: tokens(1600), Explain: true})
+	if err != nil {
 		t.Fatal(err)
+	}
+	x, err := d.Explain()
+	if err != nil || x == nil || len(x.PredictedLatency) != len(x.Candidates) {
+		t.Fatalf("typed explanation %+v, %v", x, err)
+	}
+	for _, p := range x.PredictedLatency {
+		// The heuristic before anything is learnt: 15,928 prompt tokens a second.
+		if p.Prediction == nil || p.Source == nil || *p.Source != "heuristic" ||
+			p.Features.InputTokens != 1600 || p.PrefillMsPerToken < 1/15.928-1e-9 || p.PrefillMsPerToken > 1/15.928+1e-9 {
+			t.Fatalf("prediction %+v", p)
+		}
 	}
 	if ok, _ := s.OnFirstToken("p1"); !ok {
 		t.Fatal("lifecycle lost the request")
