@@ -142,6 +142,7 @@ fn the_fleet_latency_scorer_ranks_by_predicted_cost_and_explains_it() {
     let first = s
         .pick(&Request::with_tokens("cold", "m", tokens(256, 1)))
         .unwrap();
+    assert_eq!(first.explanation.predicted_latency.len(), 2);
     for x in &first.explanation.predicted_latency {
         assert_eq!(x.info.source, Some(PredictionSource::Heuristic));
         let want = 1e3 / llmd_sched::latency::PEAK_PREFILL_TPS;
@@ -173,6 +174,7 @@ fn the_fleet_latency_scorer_ranks_by_predicted_cost_and_explains_it() {
     let scored = &d.explanation.profiles[0].scored;
     let score_of = |n: &str| scorer.raw[scored.iter().position(|e| &**e == n).unwrap()];
     assert_eq!((score_of("e1"), score_of("e2")), (0.0, 1.0));
+    assert_eq!(d.explanation.predicted_latency.len(), 2);
     for x in &d.explanation.predicted_latency {
         let want = if &*x.endpoint == "e1" { 0.1 } else { 0.02 };
         let got = x.info.prefill_ms_per_token;

@@ -129,7 +129,9 @@ pub struct LatencyInfo {
     /// Requests dispatched there and not finished.
     pub dispatched: u32,
     /// What one more uncached prompt token adds to the predicted TTFT there
-    /// (ms; the model's own marginal prefill cost, 0 when no model answered).
+    /// (ms): the in-process model's weight of the uncached prompt (llm-d's
+    /// throughput heuristic before anything is learnt), also when a host's
+    /// predictor gave the prediction; 0 with `predictInProduce: false`.
     pub prefill_ms_per_token: f64,
 }
 

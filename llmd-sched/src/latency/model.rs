@@ -242,6 +242,7 @@ pub struct Predictor<'a> {
 
 /// What [`Predictor::predict`] answers for one endpoint.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Prediction {
     /// Predicted TTFT and TPOT.
     pub latency: LatencyPrediction,

@@ -30,8 +30,8 @@ use crate::error::ConfigError;
 use crate::framework::{CycleContext, EndpointIndex, LatencyInfo, Scorer};
 
 /// `missCostFactor` when absent: the smallest of the factors measured (1, 2,
-/// 5) that did not tip the simulated default fleet at capacity
-/// (docs/benchmarks.md).
+/// 5) that did not tip the simulated default fleet up to 37 QPS, past its
+/// capacity (docs/benchmarks.md).
 pub const DEFAULT_MISS_COST_FACTOR: f64 = 5.0;
 
 /// Score of a candidate without a prediction among candidates with one.
@@ -157,6 +157,57 @@ mod tests {
         none.prediction = None;
         assert_eq!(s.cost(Some(&none), 300.0), None);
         assert_eq!(s.cost(None, 300.0), None);
+    }
+
+    /// Scores through a cycle: costs normalised over the candidates, the
+    /// holder of the prefix ahead of a faster endpoint that must prefill it
+    /// for a queue, 0.5 without a prediction, 1 for equal costs, 0 for all
+    /// without any prediction.
+    #[test]
+    fn scores_normalise_the_costs_over_the_candidates() {
+        use crate::model::{Endpoint, EndpointState, Request};
+        use std::sync::Arc;
+        let eps: Vec<Arc<EndpointState>> = (0..4)
+            .map(|i| {
+                Arc::new(EndpointState::new(Endpoint::new(
+                    format!("e{i}"),
+                    "10.0.0.1:8000",
+                )))
+            })
+            .collect();
+        let req = Request::with_tokens("r", "m", vec![1]);
+        let score = |infos: Vec<Option<LatencyInfo>>, candidates: &[usize]| {
+            let mut ctx = CycleContext::new(&req, &eps, 0, 1, 0);
+            ctx.set_latency_info(infos);
+            let mut out = vec![f64::NAN; candidates.len()];
+            k(5.0).score(&ctx, candidates, &mut out);
+            out
+        };
+        // e0 holds the prefix (300 uncached, 400 ms); e1 is faster but must
+        // prefill 3,000 more tokens ahead of 2 queued requests; e2 likewise
+        // with none queued; e3 has no prediction.
+        let mut none = info(0.0, 0.0, 0.0, 0.0);
+        none.prediction = None;
+        let infos = vec![
+            Some(info(400.0, 300.0, 0.0, 0.05)),
+            Some(info(150.0, 3300.0, 2.0, 0.05)),
+            Some(info(150.0, 3300.0, 0.0, 0.05)),
+            Some(none),
+        ];
+        // Costs 400, 150 + 750 · 3 = 2400, 150 + 750 = 900.
+        let out = score(infos.clone(), &[0, 1, 2, 3]);
+        assert_eq!(out[0], 1.0);
+        assert_eq!(out[1], 0.0);
+        assert!((out[2] - 1500.0 / 2000.0).abs() < 1e-12, "{out:?}");
+        assert_eq!(out[3], UNPREDICTED);
+        // A miss is charged against the best candidate present: without the
+        // holder, e1 and e2 cost their TTFT alone (equal costs: 1 each).
+        assert_eq!(score(infos.clone(), &[1, 2]), vec![1.0, 1.0]);
+        assert_eq!(score(infos.clone(), &[0, 2]), vec![1.0, 0.0]);
+        assert_eq!(score(infos.clone(), &[2]), vec![1.0]);
+        // No candidate with a prediction: no preference.
+        assert_eq!(score(infos.clone(), &[3]), vec![0.0]);
+        assert_eq!(score(vec![None; 4], &[0, 1]), vec![0.0, 0.0]);
     }
 
     #[test]
