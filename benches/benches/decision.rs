@@ -96,63 +96,51 @@ enum Pipeline {
     FleetLatency,
 }
 
-const SCORERS: &str = "apiVersion: llm-d.ai/v1alpha1
+/// llm-d's default scorers (queue 2, kv-util 2, prefix 3) under a max-score
+/// picker, after the `extra` plugins (YAML list items) and their profile
+/// references `filters` (first) and `scorers` (after the default three).
+fn default_scorers_with(extra: &str, filters: &str, scorers: &str) -> String {
+    format!(
+        "apiVersion: llm-d.ai/v1alpha1
 kind: EndpointPickerConfig
 plugins:
-- type: queue-scorer
+{extra}- type: queue-scorer
 - type: kv-cache-utilization-scorer
 - type: prefix-cache-scorer
 - type: max-score-picker
 schedulingProfiles:
 - name: default
   plugins:
-  - {pluginRef: queue-scorer, weight: 2}
-  - {pluginRef: kv-cache-utilization-scorer, weight: 2}
-  - {pluginRef: prefix-cache-scorer, weight: 3}
-  - {pluginRef: max-score-picker}
-";
+{filters}  - {{pluginRef: queue-scorer, weight: 2}}
+  - {{pluginRef: kv-cache-utilization-scorer, weight: 2}}
+  - {{pluginRef: prefix-cache-scorer, weight: 3}}
+{scorers}  - {{pluginRef: max-score-picker}}
+"
+    )
+}
 
-const SLO_AWARE: &str = "apiVersion: llm-d.ai/v1alpha1
-kind: EndpointPickerConfig
-plugins:
-- type: predicted-latency-producer
-  parameters: {streamingMode: true}
-- type: slo-headroom-tier-filter
-- type: latency-scorer
-- type: queue-scorer
-- type: kv-cache-utilization-scorer
-- type: prefix-cache-scorer
-- type: max-score-picker
-schedulingProfiles:
-- name: default
-  plugins:
-  - {pluginRef: slo-headroom-tier-filter}
-  - {pluginRef: queue-scorer, weight: 2}
-  - {pluginRef: kv-cache-utilization-scorer, weight: 2}
-  - {pluginRef: prefix-cache-scorer, weight: 3}
-  - {pluginRef: latency-scorer, weight: 2}
-  - {pluginRef: max-score-picker}
-";
+/// The streaming predicted-latency producer.
+const LATENCY_PRODUCER: &str =
+    "- type: predicted-latency-producer\n  parameters: {streamingMode: true}\n";
 
-const FLEET_LATENCY: &str = "apiVersion: llm-d.ai/v1alpha1
-kind: EndpointPickerConfig
-plugins:
-- type: predicted-latency-producer
-  parameters: {streamingMode: true}
-- type: fleet-latency-scorer
-- type: queue-scorer
-- type: kv-cache-utilization-scorer
-- type: prefix-cache-scorer
-- type: max-score-picker
-schedulingProfiles:
-- name: default
-  plugins:
-  - {pluginRef: queue-scorer, weight: 2}
-  - {pluginRef: kv-cache-utilization-scorer, weight: 2}
-  - {pluginRef: prefix-cache-scorer, weight: 3}
-  - {pluginRef: fleet-latency-scorer, weight: 1}
-  - {pluginRef: max-score-picker}
-";
+fn pipeline_config(p: Pipeline) -> String {
+    match p {
+        Pipeline::Scorers => default_scorers_with("", "", ""),
+        Pipeline::SloAware => default_scorers_with(
+            &format!(
+                "{LATENCY_PRODUCER}- type: slo-headroom-tier-filter\n- type: latency-scorer\n"
+            ),
+            "  - {pluginRef: slo-headroom-tier-filter}\n",
+            "  - {pluginRef: latency-scorer, weight: 2}\n",
+        ),
+        Pipeline::FleetLatency => default_scorers_with(
+            &format!("{LATENCY_PRODUCER}- type: fleet-latency-scorer\n"),
+            "",
+            "  - {pluginRef: fleet-latency-scorer, weight: 1}\n",
+        ),
+        Pipeline::Default | Pipeline::PrecisePd => unreachable!("built in"),
+    }
+}
 
 impl Pipeline {
     fn name(self) -> &'static str {
@@ -182,10 +170,8 @@ fn fixture(p: Pipeline, n: usize, prompt: &[u32]) -> (Scheduler, Arc<ManualClock
             };
             Scheduler::from_config_str_with(PRECISE_PD, opts).expect("bench config loads")
         }
-        Pipeline::Scorers => Scheduler::from_config_str(SCORERS).expect("bench config loads"),
-        Pipeline::SloAware => Scheduler::from_config_str(SLO_AWARE).expect("bench config loads"),
-        Pipeline::FleetLatency => {
-            Scheduler::from_config_str(FLEET_LATENCY).expect("bench config loads")
+        Pipeline::Scorers | Pipeline::SloAware | Pipeline::FleetLatency => {
+            Scheduler::from_config_str(&pipeline_config(p)).expect("bench config loads")
         }
     }
     .with_clock(clock.clone())
