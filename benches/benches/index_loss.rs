@@ -25,7 +25,7 @@
 
 use std::time::Instant;
 
-use llmd_kvindex::events::{BlockStored, EventBatch, HashValue, KvEvent};
+use llmd_kvindex::events::{BlockRemoved, BlockStored, EventBatch, HashValue, KvEvent};
 use llmd_kvindex::hash::{BlockHasher, HashAlgo, HasherConfig};
 use llmd_kvindex::index::{IndexConfig, KeyMode, KvIndex, PrefixMatches};
 use llmd_kvindex::BlockKey;
@@ -214,13 +214,56 @@ fn main() {
             v.push(t.elapsed().as_secs_f64() * 1e6);
         }
     }
+    // Under eviction churn: before each lookup every endpoint removes one
+    // block (the deepest it still holds of one of its chains, chains taken
+    // in turn: vLLM frees a finished request's blocks tail first), as a
+    // full engine does while it serves. Each removal raises the endpoint's
+    // epoch, so no checkpoint survives from one lookup to the next.
+    let mut churn = Vec::with_capacity(LOOKUPS);
+    let mut churn_probed = Vec::with_capacity(LOOKUPS);
+    let mut depth = vec![CHAIN; chains];
+    let mut turn = [0usize; ENDPOINTS];
+    let own: Vec<Vec<usize>> = (0..ENDPOINTS)
+        .map(|e| {
+            (0..chains)
+                .filter(|c| c % CHAINS_PER_GROUP % ENDPOINTS == e)
+                .collect()
+        })
+        .collect();
+    for (_, _, keys) in &queries {
+        for e in 0..ENDPOINTS {
+            let c = own[e][turn[e] % own[e].len()];
+            turn[e] += 1;
+            let g = c / CHAINS_PER_GROUP;
+            // Tails only: the group's shared prefix stays.
+            if depth[c] > prefix_len(g) {
+                depth[c] -= 1;
+                let key = chain_keys(g, c % CHAINS_PER_GROUP)[depth[c]];
+                let batch = EventBatch {
+                    ts: 0.0,
+                    data_parallel_rank: None,
+                    events: vec![KvEvent::BlockRemoved(BlockRemoved {
+                        block_hashes: vec![HashValue::Int(key.into())],
+                        ..Default::default()
+                    })],
+                    skipped_events: 0,
+                };
+                idx.apply_batch(eps[e], "m", &batch);
+            }
+        }
+        let t = Instant::now();
+        idx.match_prefix("m", keys, &mut out);
+        churn.push(t.elapsed().as_secs_f64() * 1e6);
+        churn_probed.push(f64::from(out.probed_blocks()));
+    }
     println!(
         "blocks {distinct} chains {chains} entries {} capacity {} (sizing {sizing}, {:.0}% full) | \
          lost holdings {} of {expected_holdings} (prefix holdings {:.1}%) evictions {} | \
          lookups short {short} of {LOOKUPS} (to 0: {zero}), group prefix intact {prefix_intact}, \
          matched {:.1}% of blocks | ingest {:.2} M block-ops/s | \
          1000-block lookup p50 cold {:.1} us, again {:.1} us (walk {:.1} us), hot {:.2} us (walk {:.1} us), \
-         blocks probed p50 again {:.0} | table + checkpoints {} MB, {:.1} B per (block, endpoint)",
+         blocks probed p50 again {:.0} | under churn (one removal per endpoint before each lookup) \
+         p50 {:.1} us, blocks probed p50 {:.0} | table + checkpoints {} MB, {:.1} B per (block, endpoint)",
         st.entries,
         st.capacity,
         100.0 * st.entries as f64 / st.capacity as f64,
@@ -235,6 +278,8 @@ fn main() {
         p50(hot),
         p50(hot_walk),
         probed_ckpt,
+        p50(churn),
+        p50(churn_probed),
         st.table_bytes >> 20,
         st.table_bytes as f64 / expected_holdings as f64,
     );

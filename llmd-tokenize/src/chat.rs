@@ -23,7 +23,7 @@ const BILLING_HEADER: &str = "x-anthropic-billing-header";
 /// `{% ... %}` statements of a template, in order, without delimiters;
 /// those inside `{# ... #}` comments are not statements (the Jinja parser
 /// vLLM walks never sees them).
-fn statements(src: &str) -> Vec<&str> {
+pub(crate) fn statements(src: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut rest = src;
     while let Some(i) = rest.find("{%") {

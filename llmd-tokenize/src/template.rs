@@ -382,6 +382,78 @@ fn string(v: Value) -> Value {
 /// `{% generation %} ... {% endgeneration %}` (assistant masks for
 /// training) and renders the body as it is: the same tags as a no-op `if`,
 /// whitespace markers kept.
+/// Names whose first binding in the template is a `{% set X = … %}` that
+/// reads `X` itself (`{% set enable_thinking = enable_thinking |
+/// default(false) %}`). Jinja2, which vLLM asks for the template's inputs,
+/// reads an assignment's value before it binds the name, so such an `X` is
+/// an input (and `chat_template_kwargs.X` reaches the template); minijinja
+/// binds first and leaves it out.
+fn self_reading_sets(source: &str) -> Vec<String> {
+    let mut bound: Vec<&str> = Vec::new();
+    let mut out = Vec::new();
+    for stmt in crate::chat::statements(source) {
+        let (kw, rest) = stmt.split_once(char::is_whitespace).unwrap_or((stmt, ""));
+        match kw {
+            "set" => {
+                let Some((target, value)) = rest.split_once('=') else {
+                    continue; // `{% set x %}…{% endset %}`: the body is no read
+                };
+                let target = target.trim();
+                if !is_identifier(target) || bound.contains(&target) {
+                    continue;
+                }
+                if identifiers(value).any(|n| n == target) {
+                    out.push(target.to_string());
+                }
+                bound.push(target);
+            }
+            "for" => {
+                let vars = rest.split(" in ").next().unwrap_or("");
+                bound.extend(vars.split(',').map(str::trim).filter(|v| is_identifier(v)));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut c = s.chars();
+    c.next().is_some_and(|f| f.is_alphabetic() || f == '_')
+        && c.all(|c| c.is_alphanumeric() || c == '_')
+}
+
+/// The names an expression reads: identifiers outside string literals, not
+/// after a `.` (attributes).
+fn identifiers(expr: &str) -> impl Iterator<Item = &str> {
+    let bytes = expr.as_bytes();
+    let mut names = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'\'' || b == b'"' {
+            // Skip the literal (a backslash escapes the next byte).
+            i += 1;
+            while i < bytes.len() && bytes[i] != b {
+                i += if bytes[i] == b'\\' { 2 } else { 1 };
+            }
+            i += 1;
+        } else if b.is_ascii_alphabetic() || b == b'_' {
+            let start = i;
+            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                i += 1;
+            }
+            let attr = expr[..start].trim_end().ends_with('.');
+            if !attr {
+                names.push(&expr[start..i]);
+            }
+        } else {
+            i += 1;
+        }
+    }
+    names.into_iter()
+}
+
 fn without_generation_tags(source: &str) -> std::borrow::Cow<'_, str> {
     if !source.contains("generation") {
         return std::borrow::Cow::Borrowed(source);
@@ -391,7 +463,8 @@ fn without_generation_tags(source: &str) -> std::borrow::Cow<'_, str> {
     while let Some(at) = rest.find("{%") {
         out.push_str(&rest[..at]);
         let tag = &rest[at..];
-        let Some(close) = tag.find("%}") else {
+        // From past the opening `{%`: in `{%}` the `%}` overlaps it.
+        let Some(close) = tag[2..].find("%}").map(|i| i + 2) else {
             out.push_str(tag);
             return std::borrow::Cow::Owned(out);
         };
@@ -547,7 +620,8 @@ impl ChatTemplate {
         env.add_function("strftime_now", strftime_now);
         env.set_formatter(|out, _state, value| out.write_str(&py_str(value)).map_err(Error::from));
         env.add_template_owned(NAME, without_generation_tags(source).into_owned())?;
-        let undeclared = env.get_template(NAME)?.undeclared_variables(false);
+        let mut undeclared = env.get_template(NAME)?.undeclared_variables(false);
+        undeclared.extend(self_reading_sets(source));
         Ok(ChatTemplate {
             env,
             source: source.to_string(),
@@ -581,6 +655,43 @@ impl ChatTemplate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Jinja2's order: an assignment reads its value before it binds the
+    /// name, so a self-reading first `set` is an input; a name bound
+    /// earlier, mentioned only in a string or as an attribute, is not.
+    #[test]
+    fn a_self_reading_set_is_an_input() {
+        let inputs = |src: &str| {
+            let mut v: Vec<_> = ChatTemplate::new(src)
+                .unwrap()
+                .undeclared()
+                .iter()
+                .cloned()
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(inputs("{%- set t = t | default(false) -%}{{ t }}"), ["t"]);
+        assert_eq!(
+            inputs("{% set t = true if t is defined and t else false %}{{ t }}"),
+            ["t"]
+        );
+        assert!(inputs("{% set t = 1 %}{% set t = t + 1 %}{{ t }}").is_empty());
+        assert!(inputs("{% set t = 't' ~ \"t\" %}{{ t }}").is_empty());
+        assert_eq!(
+            inputs("{% set ns = namespace(t=1) %}{% set t = ns.t %}{{ t }}"),
+            ["namespace"]
+        );
+        assert!(inputs("{% for t in [1] %}{% endfor %}{% set t = t %}").is_empty());
+    }
+
+    /// `{%}` inside a template that mentions generation (whose tags are
+    /// rewritten on load) is text, not a tag: it loads, no panic.
+    #[test]
+    fn a_percent_brace_literal_loads() {
+        let t = ChatTemplate::new("{{ '{%}' }}{% if add_generation_prompt %}x{% endif %}").unwrap();
+        assert!(t.undeclared().contains("add_generation_prompt"));
+    }
 
     /// A rendering that multiplies its input (tools nested deep, printed
     /// with an indent) fails once past the limits instead of growing

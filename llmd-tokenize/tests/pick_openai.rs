@@ -566,3 +566,39 @@ fn pick_body(s: &Scheduler, body: &str) -> llmd_sched::Decision {
     )
     .unwrap()
 }
+
+/// A template that defaults a setting by reading it in its own assignment
+/// (`{% set enable_thinking = enable_thinking | default(true) %}`, as
+/// several published chat templates do) takes it from the request's
+/// `chat_template_kwargs` and from the engine's defaults: Jinja2 reads the
+/// value before binding the name, so vLLM counts it as a template input.
+#[test]
+fn a_setting_defaulted_by_its_own_assignment_reaches_the_template() {
+    let tpl = "{%- set enable_thinking = enable_thinking | default(true) -%}\
+               {%- set shown = 'think' if enable_thinking else 'plain' -%}\
+               {% for m in messages %}{{ m.content }}|{% endfor %}{{ shown }}";
+    let msgs = r#"[{"role": "user", "content": "w1"}]"#;
+    let render = |tok: &Tokenizer, kw: Option<&str>| {
+        let opts = ChatOptions {
+            chat_template_kwargs: kw.map(str::to_string),
+            ..ChatOptions::default()
+        };
+        tok.render_chat(msgs, &opts).unwrap()
+    };
+    let tok = tokenizer().with_chat_template(tpl).unwrap();
+    assert_eq!(render(&tok, None), "w1|think");
+    assert_eq!(
+        render(&tok, Some(r#"{"enable_thinking": false}"#)),
+        "w1|plain"
+    );
+    // `shown` is bound before it is read: not an input.
+    assert_eq!(render(&tok, Some(r#"{"shown": "x"}"#)), "w1|think");
+    let defaults: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(r#"{"enable_thinking": false}"#).unwrap();
+    let tok = tok.with_default_chat_template_kwargs(&defaults).unwrap();
+    assert_eq!(render(&tok, None), "w1|plain");
+    assert_eq!(
+        render(&tok, Some(r#"{"enable_thinking": true}"#)),
+        "w1|think"
+    );
+}
