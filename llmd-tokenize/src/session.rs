@@ -63,13 +63,20 @@ pub struct SessionStats {
     pub too_large: u64,
 }
 
+/// What one cached session costs: its text and ids, and its id (a
+/// request's `x-session-id` or `user`, of any length), so that long ids
+/// count against the cache's bounds too.
+fn entry_bytes(id: &str, s: &ChatSession) -> usize {
+    s.held_bytes() + id.len()
+}
+
 impl SessionCache {
     /// Takes `id`'s session out (a new one when there is none).
     pub fn take(&self, id: &str) -> ChatSession {
         let mut k = self.map.lock().unwrap();
         match k.sessions.remove(id) {
             Some((s, _)) => {
-                k.bytes -= s.held_bytes();
+                k.bytes -= entry_bytes(id, &s);
                 s
             }
             None => ChatSession::default(),
@@ -79,7 +86,7 @@ impl SessionCache {
     /// Puts `id`'s session back, unless it alone is over
     /// [`MAX_ONE_SESSION_BYTES`].
     pub fn put(&self, id: &str, s: ChatSession) {
-        let size = s.held_bytes();
+        let size = entry_bytes(id, &s);
         let mut k = self.map.lock().unwrap();
         if size > MAX_ONE_SESSION_BYTES {
             k.stats.too_large += 1;
@@ -89,7 +96,7 @@ impl SessionCache {
             .clock
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Some((old, _)) = k.sessions.remove(id) {
-            k.bytes -= old.held_bytes();
+            k.bytes -= entry_bytes(id, &old);
         }
         while !k.sessions.is_empty()
             && (k.sessions.len() >= MAX_SESSIONS || k.bytes + size > MAX_SESSION_BYTES)
@@ -103,7 +110,7 @@ impl SessionCache {
                 break;
             };
             if let Some((gone, _)) = k.sessions.remove(&oldest) {
-                k.bytes -= gone.held_bytes();
+                k.bytes -= entry_bytes(&oldest, &gone);
                 k.stats.evicted += 1;
             }
         }
@@ -263,20 +270,43 @@ mod tests {
     #[test]
     fn sessions_are_bounded_in_bytes() {
         let c = SessionCache::default();
-        let each = MAX_ONE_SESSION_BYTES;
+        // Each entry is its text and its id ("s0" .. "s39").
+        let each = MAX_ONE_SESSION_BYTES - 16;
         for i in 0..40 {
             c.put(&format!("s{i}"), session(each));
             assert!(c.stats().bytes <= MAX_SESSION_BYTES, "{i}: {:?}", c.stats());
         }
-        let kept = MAX_SESSION_BYTES / each;
+        let kept = MAX_SESSION_BYTES / MAX_ONE_SESSION_BYTES;
         assert_eq!(c.stats().kept, kept);
         assert_eq!(c.stats().evicted, (40 - kept) as u64);
         assert_eq!(c.take("s0").held_bytes(), 0, "the oldest went first");
         assert_eq!(c.take("s39").held_bytes(), each);
-        assert_eq!(c.stats().bytes, c.stats().kept * each);
-        c.put("huge", session(each + 1));
+        assert_eq!(c.stats().bytes, (c.stats().kept) * (each + 3));
+        c.put("huge", session(MAX_ONE_SESSION_BYTES));
         assert_eq!(c.take("huge").held_bytes(), 0);
         assert_eq!(c.stats().too_large, 1);
+    }
+
+    /// A session id counts against the bounds like the session's text: a
+    /// request's `user` of many megabytes cannot grow the cache past them,
+    /// even when its session holds nothing.
+    #[test]
+    fn session_ids_count_against_the_bounds() {
+        let c = SessionCache::default();
+        let long = "u".repeat(MAX_ONE_SESSION_BYTES + 1);
+        c.put(&long, ChatSession::default());
+        assert_eq!(c.stats().too_large, 1);
+        assert_eq!((c.stats().kept, c.stats().bytes), (0, 0));
+        let id = "v".repeat(MAX_ONE_SESSION_BYTES / 2);
+        for i in 0..64 {
+            c.put(&format!("{id}{i}"), ChatSession::default());
+            assert!(c.stats().bytes <= MAX_SESSION_BYTES, "{i}: {:?}", c.stats());
+        }
+        assert!(c.stats().kept < 64, "{:?}", c.stats());
+        let kept = c.stats().kept;
+        let _ = c.take(&format!("{id}63"));
+        assert_eq!(c.stats().kept, kept - 1);
+        assert_eq!(c.stats().bytes, (kept - 1) * (id.len() + 2));
     }
 
     /// The one-scan search finds what a search per token finds.
