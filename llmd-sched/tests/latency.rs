@@ -459,3 +459,46 @@ schedulingProfiles:
     assert_eq!(s.latency_model().samples(uid("d1")), (0, 1));
     assert!(sum.predicted.is_some());
 }
+
+/// A host predictor's TTFT that is NaN, infinite or negative is no
+/// prediction: that endpoint is predicted by the scheduler's own model
+/// (a NaN would read as a positive headroom to the latency scorer and a
+/// negative one to the tier filter); a non-finite TPOT is an unknown one.
+struct Broken;
+
+impl llmd_sched::framework::LatencyPredictor for Broken {
+    fn predict(
+        &self,
+        ctx: &llmd_sched::framework::CycleContext<'_>,
+        ep: llmd_sched::framework::EndpointIndex,
+    ) -> Option<llmd_sched::framework::LatencyPrediction> {
+        let (ttft_ms, tpot_ms) = match ctx.endpoint(ep).name() {
+            "e1" => (f64::NAN, Some(10.0)),
+            _ => (50.0, Some(f64::INFINITY)),
+        };
+        Some(llmd_sched::framework::LatencyPrediction { ttft_ms, tpot_ms })
+    }
+}
+
+#[test]
+fn a_host_prediction_that_is_not_a_number_is_no_prediction() {
+    let (s, _clock) = fleet();
+    let s = s.with_latency_predictor(std::sync::Arc::new(Broken));
+    let mut r = Request::with_tokens("nan", "m", tokens(256, 5));
+    r.slo.ttft_ms = Some(200.0);
+    r.slo.tpot_ms = Some(50.0);
+    let d = s.pick(&r).unwrap();
+    let p = &d.explanation.predicted_latency;
+    assert_eq!(p.len(), 2);
+    for x in p {
+        let pred = x.info.prediction.expect("a prediction");
+        assert!(pred.ttft_ms.is_finite(), "{x:?}");
+        if &*x.endpoint == "e1" {
+            assert_ne!(x.info.source, Some(PredictionSource::Host), "{x:?}");
+        } else {
+            assert_eq!(x.info.source, Some(PredictionSource::Host), "{x:?}");
+            assert_eq!(pred.ttft_ms, 50.0);
+            assert_eq!(pred.tpot_ms, None, "{x:?}");
+        }
+    }
+}

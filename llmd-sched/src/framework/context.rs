@@ -253,9 +253,17 @@ impl<'a> CycleContext<'a> {
         self
     }
 
-    /// Predicted latencies on an endpoint; `None` without a predictor or a prediction.
+    /// Predicted latencies on an endpoint; `None` without a predictor or a
+    /// prediction. A TTFT that is not a finite number ≥ 0 is no prediction
+    /// (the scheduler's own model then predicts), and a TPOT that is not
+    /// finite is an unknown one: a NaN would otherwise sort as a positive
+    /// headroom in one plugin and a negative one in another.
     pub fn predict(&self, ep: EndpointIndex) -> Option<LatencyPrediction> {
-        self.predictor.and_then(|p| p.predict(self, ep))
+        let p = self.predictor.and_then(|p| p.predict(self, ep))?;
+        (p.ttft_ms.is_finite() && p.ttft_ms >= 0.0).then(|| LatencyPrediction {
+            ttft_ms: p.ttft_ms,
+            tpot_ms: p.tpot_ms.filter(|t| t.is_finite()),
+        })
     }
 
     /// True when a latency predictor is attached.

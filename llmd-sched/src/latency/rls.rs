@@ -24,9 +24,14 @@ impl<const D: usize> Rls<D> {
     pub const CLIP: f64 = 4.0;
     /// Samples before residuals are clipped (the scale needs a few first).
     const WARM: u64 = 8;
-    /// Bound on the covariance trace: without fresh information, forgetting
-    /// inflates it without limit ("wind-up"); it is scaled back here.
-    const MAX_TRACE: f64 = 1e8;
+    /// Bound on each diagonal entry of the covariance: along a feature
+    /// that carries no fresh information (one that stays 0), forgetting
+    /// inflates it without limit ("wind-up"). Only that feature's row and
+    /// column are scaled back (`S·P·S` with `S` diagonal keeps `P`
+    /// positive semi-definite), so the others keep forgetting at `lambda`:
+    /// bounding the whole matrix instead would undo their forgetting at
+    /// every update once one idle feature reached the bound.
+    const MAX_DIAG: f64 = 1e8;
 
     /// A model with zero weights, forgetting factor `lambda` (0 < λ ≤ 1) and
     /// initial covariance `delta · I` (large: the first samples dominate).
@@ -89,32 +94,34 @@ impl<const D: usize> Rls<D> {
         } else {
             e
         };
+        let before = self.w;
         for (w, k) in self.w.iter_mut().zip(&px) {
             *w += k / denom * used;
         }
-        let mut trace = 0.0;
+        if self.w.iter().any(|w| !w.is_finite()) {
+            // An overflowing step: keep the last finite fit.
+            self.w = before;
+        }
         for (i, row) in self.p.iter_mut().enumerate() {
             for (v, pj) in row.iter_mut().zip(&px) {
                 *v = (*v - px[i] * pj / denom) / self.lambda;
             }
-            trace += row[i];
         }
-        if !(trace.is_finite()) || trace > Self::MAX_TRACE {
-            let f = if trace.is_finite() {
-                Self::MAX_TRACE / trace
-            } else {
-                0.0
-            };
-            for row in &mut self.p {
-                for v in row.iter_mut() {
-                    *v *= f;
+        let mut shrink = [1.0; D];
+        for (i, f) in shrink.iter_mut().enumerate() {
+            if self.p[i][i] > Self::MAX_DIAG {
+                *f = (Self::MAX_DIAG / self.p[i][i]).sqrt();
+            }
+        }
+        if shrink.iter().any(|&f| f < 1.0) {
+            for (row, fi) in self.p.iter_mut().zip(&shrink) {
+                for (v, fj) in row.iter_mut().zip(&shrink) {
+                    *v *= fi * fj;
                 }
             }
-            if f == 0.0 {
-                for (i, row) in self.p.iter_mut().enumerate() {
-                    row[i] = self.delta;
-                }
-            }
+        }
+        if self.p.iter().flatten().any(|v| !v.is_finite()) {
+            self.p = Rls::<D>::new(self.lambda, self.delta).p;
         }
         self.scale = if self.n == 0 {
             e.abs()
@@ -168,6 +175,26 @@ mod tests {
         }
         let got = m.predict(&[1.0, 2.0, 0.5]);
         assert!((got - 165.0).abs() < 2.0, "{got}");
+    }
+
+    /// A feature that stays 0 (no queue at low load, no step clock) winds
+    /// its covariance up; bounding it must not stop the other features
+    /// from forgetting: a pod that becomes twice as slow after thousands
+    /// of samples is still followed within a few hundred.
+    #[test]
+    fn an_idle_feature_does_not_stop_forgetting() {
+        let mut m = Rls::<3>::new(0.995, 1e6);
+        let mut s = 11;
+        for _ in 0..10_000 {
+            let x = [1.0, lcg(&mut s) * 4.0, 0.0];
+            m.update(&x, 20.0 + 30.0 * x[1]);
+        }
+        for _ in 0..1_000 {
+            let x = [1.0, lcg(&mut s) * 4.0, 0.0];
+            m.update(&x, 40.0 + 60.0 * x[1]);
+        }
+        let got = m.predict(&[1.0, 2.0, 0.0]);
+        assert!((got - 160.0).abs() < 2.0, "{got}");
     }
 
     #[test]
