@@ -67,10 +67,46 @@ impl Out<'_> {
     }
 }
 
-fn port(v: Option<&Value>, default: Option<u16>) -> Option<u16> {
-    v.and_then(Value::as_u64)
-        .and_then(|p| u16::try_from(p).ok())
-        .or(default)
+/// A whole number as the loader takes one (`5558` or `5558.0`).
+fn whole(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| {
+        v.as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..9.0e15).contains(f))
+            .map(|f| f as u64)
+    })
+}
+
+/// The port `field` names, `default` when absent; anything but a whole
+/// number in 1..=65535 is an error naming the field, never a port dropped.
+fn port(v: Option<&Value>, default: Option<u16>, field: &str) -> Result<Option<u16>, FeedError> {
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(default);
+    };
+    match whole(v).and_then(|p| u16::try_from(p).ok()) {
+        Some(p) if p > 0 => Ok(Some(p)),
+        _ => Err(FeedError::Config(format!(
+            "{field}: expected a port number (1-65535), got {v}"
+        ))),
+    }
+}
+
+/// A duration as the loader takes one: `"2s"`, `"500ms"`, … or a number of
+/// seconds.
+fn duration_ns(v: &Value, field: &str) -> Result<u64, FeedError> {
+    match v {
+        Value::String(s) => {
+            parse_duration_ns(s).map_err(|e| FeedError::Config(format!("{field}: {e}")))
+        }
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if f >= 0.0 && f.is_finite() => Ok((f * 1e9).min(u64::MAX as f64) as u64),
+            _ => Err(FeedError::Config(format!(
+                "{field}: duration must be non-negative, got {n}"
+            ))),
+        },
+        other => Err(FeedError::Config(format!(
+            "{field}: expected a duration such as \"2s\", got {other}"
+        ))),
+    }
 }
 
 /// Builds the feed's plan from a loaded configuration. The loader already
@@ -88,7 +124,7 @@ pub fn plan(report: &ConfigReport) -> Result<FeedPlan, FeedError> {
         if p.plugin_type == "precise-prefix-cache-producer"
             || params.get("kvEventsConfig").is_some()
         {
-            kv_events(params.get("kvEventsConfig"), &mut options, &mut out);
+            kv_events(params.get("kvEventsConfig"), &mut options, &mut out)?;
         }
         match p.plugin_type.as_str() {
             "metrics-data-source" => metrics_source(params, &mut options, &mut out)?,
@@ -124,7 +160,7 @@ pub fn plan(report: &ConfigReport) -> Result<FeedPlan, FeedError> {
     })
 }
 
-fn kv_events(ev: Option<&Value>, o: &mut FeedOptions, out: &mut Out<'_>) {
+fn kv_events(ev: Option<&Value>, o: &mut FeedOptions, out: &mut Out<'_>) -> Result<(), FeedError> {
     let null = Value::Null;
     let ev = ev.unwrap_or(&null);
     let topic = ev
@@ -136,7 +172,14 @@ fn kv_events(ev: Option<&Value>, o: &mut FeedOptions, out: &mut Out<'_>) {
         "kvEventsConfig.topicFilter",
         format!("subscribed to topics starting with '{topic}'"),
     );
-    let conc = ev.get("concurrency").and_then(Value::as_u64).unwrap_or(4);
+    let conc = match ev.get("concurrency").filter(|v| !v.is_null()) {
+        None => 4,
+        Some(v) => whole(v).ok_or_else(|| {
+            FeedError::Config(format!(
+                "kvEventsConfig.concurrency: expected a whole number, got {v}"
+            ))
+        })?,
+    };
     o.concurrency = conc.clamp(1, 1024) as usize;
     out.done(
         "kvEventsConfig.concurrency",
@@ -148,9 +191,17 @@ fn kv_events(ev: Option<&Value>, o: &mut FeedOptions, out: &mut Out<'_>) {
         .and_then(Value::as_bool)
         .unwrap_or(true)
     {
-        let sp = port(pd.get("socketPort"), Some(5557));
+        let sp = port(
+            pd.get("socketPort"),
+            Some(5557),
+            "podDiscoveryConfig.socketPort",
+        )?;
         o.discover_events_port = sp;
-        o.discover_replay_port = port(pd.get("replaySocketPort"), None);
+        o.discover_replay_port = port(
+            pd.get("replaySocketPort"),
+            None,
+            "podDiscoveryConfig.replaySocketPort",
+        )?;
         out.done(
             "kvEventsConfig.discoverPods",
             format!(
@@ -191,6 +242,7 @@ fn kv_events(ev: Option<&Value>, o: &mut FeedOptions, out: &mut Out<'_>) {
         Some(_) => out.done("kvEventsConfig.engineType", "vLLM event format"),
         None => {}
     }
+    Ok(())
 }
 
 fn metrics_source(p: &Value, o: &mut FeedOptions, out: &mut Out<'_>) -> Result<(), FeedError> {
@@ -218,12 +270,12 @@ fn metrics_source(p: &Value, o: &mut FeedOptions, out: &mut Out<'_>) -> Result<(
         o.metrics_path = path.to_string();
         out.done("path", format!("scraped at {path}"));
     }
-    if let Some(port) = port(p.get("port"), None) {
+    if let Some(port) = port(p.get("port"), None, "metrics data source port")? {
         o.metrics_port = Some(port);
         out.done("port", format!("scraped on port {port}"));
     }
-    if let Some(iv) = p.get("interval").and_then(Value::as_str) {
-        let ns = parse_duration_ns(iv).map_err(FeedError::Config)?;
+    if let Some(iv) = p.get("interval").filter(|v| !v.is_null()) {
+        let ns = duration_ns(iv, "metrics data source interval")?;
         o.scrape_interval = Duration::from_nanos(ns).max(MIN_SCRAPE);
         out.done("interval", format!("scraped every {:?}", o.scrape_interval));
     }

@@ -1170,3 +1170,35 @@ fn a_stopped_feed_refuses_what_it_would_never_follow() {
     assert!(s.endpoint_names().is_empty());
     assert!(feed.pods().is_empty());
 }
+
+/// Values the config loader accepts in their other forms are executed the
+/// same: whole numbers written as floats (`5558.0`), a scrape interval in
+/// seconds (`interval: 2`). (A port out of range never gets here: the
+/// loader refuses it, and the feed would too.)
+#[test]
+fn numbers_in_the_loaders_other_forms_are_executed() {
+    let cfg = |pd: &str, interval: &str| {
+        format!("apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: precise-prefix-cache-producer\n  parameters:\n    kvEventsConfig:\n      concurrency: 3.0\n      podDiscoveryConfig: {pd}\n- type: prefix-cache-scorer\n  parameters: {{prefixMatchInfoProducerName: precise-prefix-cache-producer}}\n- type: max-score-picker\n- type: metrics-data-source\n  parameters: {{port: 9090.0, interval: {interval}}}\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: prefix-cache-scorer\n  - pluginRef: max-score-picker\ndataLayer:\n  sources:\n  - pluginRef: metrics-data-source\n")
+    };
+    let yaml = cfg("{socketPort: 5557.0, replaySocketPort: 5558.0}", "2");
+    let feed = Feed::from_scheduler(Arc::new(Scheduler::from_config_str(&yaml).unwrap())).unwrap();
+    let o = feed.options();
+    assert_eq!(
+        (
+            o.concurrency,
+            o.discover_events_port,
+            o.discover_replay_port,
+            o.metrics_port
+        ),
+        (3, Some(5557), Some(5558), Some(9090))
+    );
+    assert_eq!(o.scrape_interval, Duration::from_secs(2));
+    feed.stop();
+    // Out of range: refused when the configuration loads.
+    let yaml = cfg("{replaySocketPort: 70000}", "1");
+    let e = Scheduler::from_config_str(&yaml)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("replaySocketPort"), "{e}");
+}
