@@ -827,12 +827,19 @@ impl Inner {
         }
     }
 
+    /// The pod a bound socket's topic names: by pod name, else by host or
+    /// address when exactly one followed pod has it. Pods sharing a host
+    /// (host networking, several engines on one machine) cannot be told
+    /// apart by it: such a message is counted as from an unknown publisher
+    /// rather than given to one of them.
     fn pod_for_topic(&self, id: &str) -> Option<PodRef> {
         let pods = self.pods.read().unwrap();
         pods.get(id).cloned().or_else(|| {
-            pods.values()
-                .find(|p| p.spec.host() == id || p.spec.address == id)
-                .cloned()
+            let mut found = pods
+                .values()
+                .filter(|p| p.spec.host() == id || p.spec.address == id);
+            let one = found.next().cloned();
+            found.next().is_none().then_some(one).flatten()
         })
     }
 }

@@ -453,6 +453,34 @@ fn pods_that_dial_a_bound_socket_are_matched_by_topic() {
     assert_eq!(routed(&s, 2), "pod-a");
 }
 
+/// Two followed pods on one host (host networking, several engines on a
+/// machine): a topic naming only the host is neither pod's; it is counted
+/// as from an unknown publisher, not given to the first pod by name. A
+/// topic naming a pod keeps working.
+#[test]
+fn a_host_two_pods_share_names_neither() {
+    let s = sched();
+    let (feed, bound) = bound_feed(&s);
+    let mut spec = PodSpec::new("pod-b", "127.0.0.5:8001");
+    spec.scrape = false;
+    feed.add_pod(spec).unwrap();
+    let mut by_host = Publisher::new("kv@127.0.0.5@m", 10);
+    by_host.connect(&bound).unwrap();
+    let mut by_name = Publisher::new("kv@pod-b@m", 10);
+    by_name.connect(&bound).unwrap();
+    subscribed(&by_host);
+    subscribed(&by_name);
+    by_host.publish(&block(1));
+    for i in 0..3 {
+        by_name.publish(&block(10 + i));
+    }
+    wait("3 batches for pod-b", || stats(&feed, "pod-b").events == 3);
+    wait("the ambiguous one", || {
+        feed.unknown_publisher_messages() == 1
+    });
+    assert_eq!(stats(&feed, "pod-a").events, 0);
+}
+
 /// On a bound socket too, an undecodable batch of a pod with one stream
 /// consumes its number: the next batch is no gap (no clear, no second
 /// count).
@@ -1196,9 +1224,9 @@ fn numbers_in_the_loaders_other_forms_are_executed() {
     feed.stop();
     // Out of range: refused when the configuration loads.
     let yaml = cfg("{replaySocketPort: 70000}", "1");
-    let e = Scheduler::from_config_str(&yaml)
-        .err()
-        .expect("refused")
-        .to_string();
+    let Err(e) = Scheduler::from_config_str(&yaml) else {
+        panic!("an out-of-range port loads")
+    };
+    let e = e.to_string();
     assert!(e.contains("replaySocketPort"), "{e}");
 }
