@@ -460,10 +460,12 @@ impl Inner {
     }
 
     pub(crate) fn remove_pod(&self, name: &str) -> Result<(), FeedError> {
-        let pod = self
-            .pods
-            .write()
-            .unwrap()
+        // The map stays locked until the endpoint is gone: a pod re-added
+        // under the same name meanwhile would otherwise find the old
+        // endpoint, keep it, and lose it to this removal (followed, but not
+        // routable). Lock order: pods, then membership, then the scheduler.
+        let mut pods = self.pods.write().unwrap();
+        let pod = pods
             .remove(name)
             .ok_or_else(|| FeedError::UnknownPod(name.to_string()))?;
         let _membership = pod.membership.lock().unwrap();

@@ -1230,3 +1230,36 @@ fn numbers_in_the_loaders_other_forms_are_executed() {
     let e = e.to_string();
     assert!(e.contains("replaySocketPort"), "{e}");
 }
+
+/// A pod removed and added again at the same time (a controller's callback
+/// beside a discovery sync) is, whichever wins, either followed and
+/// routable or neither: never followed with its endpoint gone.
+#[test]
+fn a_pod_removed_and_re_added_at_once_stays_routable_if_followed() {
+    let s = sched();
+    let feed = Arc::new(Feed::new(s.clone(), opts()));
+    let spec = || {
+        let mut spec = PodSpec::new("p", "127.0.0.9:8000");
+        spec.scrape = false;
+        spec
+    };
+    for round in 0..300 {
+        feed.add_pod(spec()).unwrap();
+        let barrier = Arc::new(std::sync::Barrier::new(2));
+        let (f, b) = (feed.clone(), barrier.clone());
+        let remover = std::thread::spawn(move || {
+            b.wait();
+            f.remove_pod("p").unwrap();
+        });
+        barrier.wait();
+        // Retried until the removal has taken the old pod out.
+        while feed.add_pod(spec()).is_err() {
+            std::thread::yield_now();
+        }
+        remover.join().unwrap();
+        let followed = feed.pods().contains(&"p".to_string());
+        let routable = s.endpoint_state("p").is_ok();
+        assert_eq!((followed, routable), (true, true), "round {round}");
+        feed.remove_pod("p").unwrap();
+    }
+}
