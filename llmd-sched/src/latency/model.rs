@@ -344,7 +344,10 @@ impl OnlineLatencyModel {
     /// read-locked once and the pooled model copied once.
     pub fn predictor(&self) -> Predictor<'_> {
         Predictor {
-            endpoints: self.endpoints.read(),
+            // Recursive: a host predictor called while a pick holds this
+            // view may consult the model itself (`predict`) without waiting
+            // behind a writer queued for the lock.
+            endpoints: self.endpoints.read_recursive(),
             pool: self.pool.snap.load(),
         }
     }
@@ -398,14 +401,13 @@ impl OnlineLatencyModel {
     }
 
     /// Applies `learn` to the models of `uid` (when it has one) and of the
-    /// pool, publishing each.
+    /// pool, publishing each. Training never makes a model: one is made when
+    /// a request is dispatched ([`Self::dispatched`], [`Self::track`]), so a
+    /// completion that outlives its endpoint's removal by any number of
+    /// other removals cannot bring a model back that nothing would free.
     fn train(&self, uid: u64, learn: impl Fn(&mut Models)) {
-        for m in self
-            .endpoint(uid)
-            .as_deref()
-            .into_iter()
-            .chain([&self.pool])
-        {
+        let own = self.endpoints.read().get(&uid).cloned();
+        for m in own.as_deref().into_iter().chain([&self.pool]) {
             let mut t = m.train.lock();
             learn(&mut t);
             m.publish(&t);
@@ -421,6 +423,13 @@ impl OnlineLatencyModel {
             .map(|m| m.snap.load())
             .unwrap_or_default();
         (s.ttft_n, s.tpot_n)
+    }
+
+    /// Makes `uid`'s model if it has none (and was not forgotten): for an
+    /// endpoint that will learn from a request without having it dispatched
+    /// (a P/D prefill endpoint, which makes the first token).
+    pub fn track(&self, uid: u64) {
+        let _ = self.endpoint(uid);
     }
 
     /// A request with TPOT objective `tpot_slo_ms` (0 = none) was dispatched to `uid`.
@@ -501,6 +510,7 @@ mod tests {
     #[test]
     fn tpot_samples_out_of_range_are_not_learnt() {
         let m = OnlineLatencyModel::new();
+        m.track(7);
         for bad in [0.0, -1.0, 0.001, f64::NAN, f64::INFINITY, 3.6e6] {
             m.observe_tpot(7, &f(100.0, 0.0, 10.0), bad);
         }
@@ -525,6 +535,50 @@ mod tests {
         assert_eq!(m.predict(8, &f(1000.0, 0.0, 0.0)).1, PredictionSource::Pool);
     }
 
+    /// A prediction made while a pick holds the predictor view (a host
+    /// predictor consulting the model) does not wait behind a writer queued
+    /// for the endpoint map (a removal): no deadlock.
+    #[test]
+    fn a_nested_prediction_does_not_wait_for_a_queued_writer() {
+        let m = Arc::new(OnlineLatencyModel::new());
+        let view = m.predictor();
+        let writer = {
+            let m = m.clone();
+            std::thread::spawn(move || m.forget(9))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let nested = {
+            let m = m.clone();
+            std::thread::spawn(move || {
+                let _ = m.predict(1, &f(1000.0, 0.0, 0.0));
+                tx.send(()).unwrap();
+            })
+        };
+        let done = rx.recv_timeout(std::time::Duration::from_secs(10));
+        drop(view);
+        writer.join().unwrap();
+        nested.join().unwrap();
+        assert!(done.is_ok(), "the nested prediction waited for the writer");
+    }
+
+    /// A completion that outlives its endpoint's removal by more removals
+    /// than the forgotten list keeps does not make a model for it (one that
+    /// nothing would free): only a dispatch makes models.
+    #[test]
+    fn a_late_completion_makes_no_model() {
+        let m = OnlineLatencyModel::new();
+        m.dispatched(1, 0.0);
+        m.forget(1);
+        for uid in 2..(2 + FORGOTTEN_KEPT as u64 + 10) {
+            m.forget(uid);
+        }
+        m.observe_ttft(1, &f(1000.0, 0.0, 0.0), 100.0);
+        m.observe_tpot(1, &f(1000.0, 0.0, 0.0), 10.0);
+        assert!(m.endpoints.read().is_empty());
+        assert_eq!(m.samples(1), (0, 0));
+    }
+
     #[test]
     fn cold_start_then_pool_then_own_model() {
         let m = OnlineLatencyModel::new();
@@ -537,6 +591,7 @@ mod tests {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
             (seed >> 11) as f64 / (1u64 << 53) as f64
         };
+        m.track(2);
         for _ in 0..200 {
             let x = f(r() * 4000.0, r() * 8000.0, r() * 100.0);
             let y = 20.0 + 50.0 * x.uncached_tokens / 1e3 + 40.0 * x.inflight_prefill_tokens / 1e3;

@@ -22,6 +22,8 @@ pub struct Rls<const D: usize> {
 impl<const D: usize> Rls<D> {
     /// Residuals beyond this many mean absolute residuals are clipped.
     pub const CLIP: f64 = 4.0;
+    /// Smallest residual scale, relative to the predicted `|w · x|`.
+    const MIN_SCALE: f64 = 0.01;
     /// Samples before residuals are clipped (the scale needs a few first).
     const WARM: u64 = 8;
     /// Bound on each diagonal entry of the covariance: along a feature
@@ -87,9 +89,16 @@ impl<const D: usize> Rls<D> {
             };
             return;
         }
-        let e = y - self.predict(x);
-        let used = if self.n >= Self::WARM && self.scale > 0.0 {
-            let lim = Self::CLIP * self.scale;
+        let predicted = self.predict(x);
+        let e = y - predicted;
+        // The residual scale, never taken below a hundredth of the
+        // prediction: after a stretch of exact fits it is near 0, and a real
+        // shift would be clipped to nothing, followed only as fast as the
+        // scale grows back (the sample itself may be the outlier, so the
+        // floor is not taken from it).
+        let scale = self.scale.max(Self::MIN_SCALE * predicted.abs());
+        let used = if self.n >= Self::WARM && scale > 0.0 {
+            let lim = Self::CLIP * scale;
             e.clamp(-lim, lim)
         } else {
             e
@@ -128,8 +137,8 @@ impl<const D: usize> Rls<D> {
         } else if self.n < Self::WARM {
             0.8 * self.scale + 0.2 * e.abs()
         } else {
-            let cap = if self.scale > 0.0 {
-                Self::CLIP * self.scale
+            let cap = if scale > 0.0 {
+                Self::CLIP * scale
             } else {
                 e.abs()
             };
@@ -195,6 +204,26 @@ mod tests {
         }
         let got = m.predict(&[1.0, 2.0, 0.0]);
         assert!((got - 160.0).abs() < 2.0, "{got}");
+    }
+
+    /// After a stretch of exact fits (a steady TPOT) the residual scale is
+    /// near 0; a real level shift must still be followed within the
+    /// model's window (λ = 0.99: ~100 samples), not only as fast as the
+    /// scale can grow back from nothing (~250 samples).
+    #[test]
+    fn a_shift_after_a_perfect_fit_is_followed() {
+        let mut m = Rls::<2>::new(0.99, 1e4);
+        let mut s = 5;
+        for _ in 0..5_000 {
+            let x = [1.0, lcg(&mut s)];
+            m.update(&x, 10.0 + 2.0 * x[1]);
+        }
+        for _ in 0..400 {
+            let x = [1.0, lcg(&mut s)];
+            m.update(&x, 20.0 + 4.0 * x[1]);
+        }
+        let got = m.predict(&[1.0, 0.5]);
+        assert!((got - 22.0).abs() < 1.1, "{got}");
     }
 
     #[test]

@@ -319,6 +319,10 @@ impl Scheduler {
             let prefill = prefill_pick
                 .filter(|&p| p != first)
                 .and_then(|p| Some((p, infos.get(p)?.as_ref()?)))
+                .map(|(p, pi)| {
+                    self.latency.track(fleet.eps[p].uid());
+                    (p, pi)
+                })
                 .map(|(p, pi)| crate::lifecycle::PrefillLatency {
                     uid: fleet.eps[p].uid(),
                     endpoint: fleet.eps[p].name_arc(),
