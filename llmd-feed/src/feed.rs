@@ -65,6 +65,9 @@ pub(crate) struct Inner {
     queues: RwLock<Vec<(SyncSender<Work>, Drops, Queued)>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     bound: Mutex<Vec<TcpEndpoint>>,
+    /// `FeedOptions::bind` endpoints not bound yet: [`Feed::with_plan`]
+    /// binds them at once, [`Feed::start`] those still left.
+    bind_pending: Mutex<Vec<String>>,
     discoveries: Mutex<Vec<Discovery>>,
     settings: Vec<FeedSetting>,
     /// What the bound sockets' connections may hold together
@@ -90,8 +93,10 @@ impl std::fmt::Debug for Feed {
 
 impl Feed {
     /// A feed driving `sched` with `opts`. Nothing runs until
-    /// [`Feed::start`]; pods may be added before or after.
+    /// [`Feed::start`], which also binds `opts.bind`; pods may be added
+    /// before or after.
     pub fn new(sched: Arc<Scheduler>, opts: FeedOptions) -> Feed {
+        let bind = opts.bind.clone();
         Feed {
             inner: Arc::new(Inner {
                 sched,
@@ -105,6 +110,7 @@ impl Feed {
                 queues: RwLock::new(Vec::new()),
                 threads: Mutex::new(Vec::new()),
                 bound: Mutex::new(Vec::new()),
+                bind_pending: Mutex::new(bind),
                 discoveries: Mutex::new(Vec::new()),
                 settings: Vec::new(),
             }),
@@ -143,14 +149,11 @@ impl Feed {
         settings: Vec<FeedSetting>,
         discovery: Vec<Discovery>,
     ) -> Result<Feed, FeedError> {
-        let bind = options.bind.clone();
         let mut feed = Feed::new(sched, options);
         Arc::get_mut(&mut feed.inner)
             .expect("a new feed is not shared")
             .settings = settings;
-        for ep in bind {
-            feed.bind_events(&ep)?;
-        }
+        feed.bind_pending()?;
         for d in discovery {
             feed.add_discovery(d)?;
         }
@@ -252,6 +255,21 @@ impl Feed {
         Ok(local)
     }
 
+    /// Binds the `FeedOptions::bind` endpoints not bound yet.
+    fn bind_pending(&self) -> Result<(), FeedError> {
+        let pending = std::mem::take(&mut *self.inner.bind_pending.lock().unwrap());
+        for ep in pending {
+            self.bind_events(&ep)?;
+        }
+        Ok(())
+    }
+
+    /// The endpoints bound for pods that dial in, as bound (a port 0 asked
+    /// for is the port given).
+    pub fn bound_endpoints(&self) -> Vec<TcpEndpoint> {
+        self.inner.bound.lock().unwrap().clone()
+    }
+
     /// Adds a discovery source (DNS or an endpoint file); it runs while the
     /// feed runs and adds and removes its own pods.
     /// A stopped feed refuses it ([`FeedError::Config`]).
@@ -274,7 +292,7 @@ impl Feed {
     /// a thread cannot be started the feed is stopped (what did start is
     /// joined) and the error returned: it never runs half started.
     pub fn start(&self) -> Result<(), FeedError> {
-        let r = self.start_all();
+        let r = self.bind_pending().and_then(|()| self.start_all());
         if r.is_err() {
             self.stop();
         }

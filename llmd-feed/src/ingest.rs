@@ -12,7 +12,7 @@ use llmd_kvindex::events::{decode_event_batch, EventBatch, KvEvent};
 use llmd_sched::Scheduler;
 
 use crate::options::{FeedOptions, UnrecoverableGap};
-use crate::pod::{unix_ns, PodRef, PodStats};
+use crate::pod::{unix_ns, wall_secs, PodRef, PodStats};
 use crate::stream::{Action, StreamState};
 use crate::zmq::{replay, ReplayEnd};
 
@@ -320,7 +320,7 @@ fn apply(sched: &Scheduler, pod: &PodRef, batch: &EventBatch, seq: u64, received
             let now = unix_ns();
             st.last_event_unix_ns.store(now, Ordering::Relaxed);
             if batch.ts > 0.0 {
-                let lag = now as f64 / 1e9 - batch.ts;
+                let lag = wall_secs() - batch.ts;
                 st.lag.observe(lag.max(0.0));
             } else {
                 st.lag.observe(received.elapsed().as_secs_f64());

@@ -39,7 +39,9 @@ pub struct FeedOptions {
     pub discover_events_port: Option<u16>,
     /// Likewise for the replay socket (`replaySocketPort`; off by default).
     pub discover_replay_port: Option<u16>,
-    /// Endpoints to bind for pods that dial in (llm-d: `zmqEndpoint`).
+    /// Endpoints to bind for pods that dial in (llm-d: `zmqEndpoint`):
+    /// bound when the feed is built from a plan, else by `Feed::start`
+    /// (an endpoint that cannot be bound fails it).
     pub bind: Vec<String>,
     /// Connections the bound sockets serve at once (4,096; each is a thread
     /// and a buffer); more are refused and counted in

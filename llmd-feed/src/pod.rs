@@ -416,10 +416,24 @@ pub(crate) struct Pod {
     pub spawned: AtomicBool,
 }
 
+/// Now, for the feed's ages and timeouts (a pod's last event, its last good
+/// scrape, when it is evicted): Unix nanoseconds read once, then moved by
+/// the monotonic clock, so a step of the system clock (NTP, a VM resumed)
+/// neither evicts a pod early nor keeps a dead one. These times never
+/// leave the feed except as ages.
 pub(crate) fn unix_ns() -> u64 {
+    static ANCHOR: std::sync::OnceLock<(std::time::Instant, u64)> = std::sync::OnceLock::new();
+    let (at, unix) =
+        *ANCHOR.get_or_init(|| (std::time::Instant::now(), (wall_secs() * 1e9) as u64));
+    unix.saturating_add(at.elapsed().as_nanos() as u64)
+}
+
+/// The system clock, in seconds since the Unix epoch: for comparing with an
+/// engine's own timestamps (an event batch's `ts`).
+pub(crate) fn wall_secs() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 fn ranks(ep: Option<&str>, n: u16, what: &str) -> Result<Vec<TcpEndpoint>, FeedError> {

@@ -1263,3 +1263,35 @@ fn a_pod_removed_and_re_added_at_once_stays_routable_if_followed() {
         feed.remove_pod("p").unwrap();
     }
 }
+
+/// `FeedOptions::bind` given to `Feed::new` is bound by `start` (not only
+/// by a feed built from a configuration), and a pod dialing it is heard.
+#[test]
+fn a_new_feeds_bind_option_is_bound_at_start() {
+    let s = sched();
+    let feed = Feed::new(
+        s.clone(),
+        FeedOptions {
+            bind: vec!["tcp://127.0.0.1:0".into()],
+            ..opts()
+        },
+    );
+    assert!(
+        feed.bound_endpoints().is_empty(),
+        "nothing runs before start"
+    );
+    let mut spec = PodSpec::new("pod-a", "127.0.0.5:8000");
+    spec.scrape = false;
+    feed.add_pod(spec).unwrap();
+    feed.start().unwrap();
+    let bound = feed.bound_endpoints();
+    assert_eq!(bound.len(), 1);
+    assert_ne!(bound[0].port, 0);
+    let mut p = Publisher::new("kv@127.0.0.5@m", 10);
+    p.connect(&format!("tcp://{}:{}", bound[0].host, bound[0].port))
+        .unwrap();
+    subscribed(&p);
+    p.publish(&block(1));
+    wait("the batch", || stats(&feed, "pod-a").events == 1);
+    feed.stop();
+}
