@@ -53,6 +53,7 @@ type PodStats struct {
 	ReplaysTooOld     uint64   `json:"replays_too_old"`
 	ReplaysIncomplete uint64   `json:"replays_incomplete"`
 	ReplaysFailed     uint64   `json:"replays_failed"`
+	ReplaysSkipped    uint64   `json:"replays_skipped"`
 	Clears            uint64   `json:"clears"`
 	Reconnects        uint64   `json:"reconnects"`
 	HeartbeatTimeouts uint64   `json:"heartbeat_timeouts"`

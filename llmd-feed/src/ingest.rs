@@ -207,7 +207,11 @@ fn recover(
     let live = live.unwrap_or(u64::MAX);
     let mut next = from;
     let mut cleared = false;
-    if let Some(ep) = pod.replay_for(rank) {
+    let backed_off = pod.replay_for(rank).is_some() && replay_backed_off(st);
+    if backed_off {
+        PodStats::inc(&st.replays_skipped);
+    }
+    if let Some(ep) = pod.replay_for(rank).filter(|_| !backed_off) {
         // One retry from the first missing number after an incomplete reply.
         // A stopped pod (removed, or the feed stopping) replays no further:
         // its stop waits for at most the replay in flight.
@@ -265,6 +269,7 @@ fn recover(
                 Err(_) => &st.replays_failed,
             };
             PodStats::inc(counter);
+            replay_outcome(st, r.is_ok(), opts.replay_timeout);
             if r.is_err() || next > live || !(hole || matches!(r, Ok(ReplayEnd::TimedOut))) {
                 break;
             }
@@ -290,6 +295,39 @@ fn recover(
         };
         clear(sched, pod, &like);
     }
+}
+
+/// Longest wait between replays of a pod whose replay socket keeps failing.
+const MAX_REPLAY_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Whether the pod's replay socket failed lately and is not to be asked yet:
+/// each replay that cannot reach it holds the ingest worker (and every pod
+/// it serves) for up to the replay timeout, and the batches dropped
+/// meanwhile would ask again at once.
+fn replay_backed_off(st: &PodStats) -> bool {
+    unix_ns() < st.replay_retry_at_ns.load(Ordering::Relaxed)
+}
+
+/// Records a replay's outcome: a failure backs the pod's replays off (twice
+/// the replay timeout first, doubling up to [`MAX_REPLAY_BACKOFF`]); a
+/// success ends the back-off.
+fn replay_outcome(st: &PodStats, ok: bool, timeout: Duration) {
+    if ok {
+        st.replay_backoff_ns.store(0, Ordering::Relaxed);
+        st.replay_retry_at_ns.store(0, Ordering::Relaxed);
+        return;
+    }
+    let first = (2 * timeout).max(Duration::from_millis(100)).as_nanos() as u64;
+    let was = st.replay_backoff_ns.load(Ordering::Relaxed);
+    let wait = if was == 0 {
+        first
+    } else {
+        was.saturating_mul(2)
+    }
+    .min(MAX_REPLAY_BACKOFF.as_nanos() as u64);
+    st.replay_backoff_ns.store(wait, Ordering::Relaxed);
+    st.replay_retry_at_ns
+        .store(unix_ns().saturating_add(wait), Ordering::Relaxed);
 }
 
 /// Drops every index entry of the pod.

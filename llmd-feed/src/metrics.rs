@@ -31,11 +31,12 @@ const COUNTERS: &[CounterFamily] = &[
     ("llmd_feed_gaps_total", "Sequence gaps seen (lost batches)", &[("", |s| &s.gaps)]),
     ("llmd_feed_duplicates_total", "Batches skipped as already applied (a replay overlapping the live stream)", &[("", |s| &s.duplicates)]),
     ("llmd_feed_restarts_total", "Publisher restarts seen (sequence numbers went back)", &[("", |s| &s.restarts)]),
-    ("llmd_feed_replays_total", "Replay requests by result: ok, too_old (the buffer no longer reached the first lost batch), incomplete (no end marker or a hole), failed", &[
+    ("llmd_feed_replays_total", "Replay requests by result: ok, too_old (the buffer no longer reached the first lost batch), incomplete (no end marker or a hole), failed, skipped (not asked: the replay socket failed lately and is backed off)", &[
         ("result=\"ok\"", |s| &s.replays_ok),
         ("result=\"too_old\"", |s| &s.replays_too_old),
         ("result=\"incomplete\"", |s| &s.replays_incomplete),
         ("result=\"failed\"", |s| &s.replays_failed),
+        ("result=\"skipped\"", |s| &s.replays_skipped),
     ]),
     ("llmd_feed_clears_total", "Times a pod's index entries were dropped because lost batches could not be replayed", &[("", |s| &s.clears)]),
     ("llmd_feed_reconnects_total", "Event connections re-established", &[("", |s| &s.reconnects)]),

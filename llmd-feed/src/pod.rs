@@ -144,6 +144,11 @@ pub(crate) struct PodStats {
     pub replays_too_old: AtomicU64,
     pub replays_incomplete: AtomicU64,
     pub replays_failed: AtomicU64,
+    pub replays_skipped: AtomicU64,
+    /// After a failed replay: no replay is asked before this time
+    /// ([`unix_ns`]), and the wait doubles with each failure in a row.
+    pub replay_retry_at_ns: AtomicU64,
+    pub replay_backoff_ns: AtomicU64,
     pub clears: AtomicU64,
     pub connects: AtomicU64,
     pub reconnects: AtomicU64,
@@ -191,6 +196,9 @@ impl PodStats {
             replays_too_old: z(),
             replays_incomplete: z(),
             replays_failed: z(),
+            replays_skipped: z(),
+            replay_retry_at_ns: z(),
+            replay_backoff_ns: z(),
             clears: z(),
             connects: z(),
             reconnects: z(),
@@ -245,6 +253,9 @@ pub struct PodStatsSnapshot {
     pub replays_incomplete: u64,
     /// Replay requests that failed (no socket, protocol error).
     pub replays_failed: u64,
+    /// Replays not asked for because the pod's replay socket failed lately
+    /// (the lost batches are then handled as unrecoverable).
+    pub replays_skipped: u64,
     /// Times the pod's index entries were dropped (unrecoverable gap).
     pub clears: u64,
     /// Event connections that were re-established.
@@ -550,6 +561,7 @@ impl Pod {
             replays_too_old: g(&s.replays_too_old),
             replays_incomplete: g(&s.replays_incomplete),
             replays_failed: g(&s.replays_failed),
+            replays_skipped: g(&s.replays_skipped),
             clears: g(&s.clears),
             reconnects: g(&s.reconnects),
             heartbeat_timeouts: g(&s.heartbeat_timeouts),

@@ -1295,3 +1295,40 @@ fn a_new_feeds_bind_option_is_bound_at_start() {
     wait("the batch", || stats(&feed, "pod-a").events == 1);
     feed.stop();
 }
+
+/// A replay socket that fails (nothing listens there) is not asked again
+/// at every gap: the next gaps within the back-off are handled as
+/// unrecoverable at once, counted as skipped replays, rather than each
+/// holding the ingest worker (and every pod it serves) for a dial.
+#[test]
+fn a_failing_replay_socket_is_backed_off() {
+    let s = sched();
+    let (p, ev, _) = publisher("kv@x@m", 10, ReplayLayout::WithTopic);
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("tcp://127.0.0.1:{}", l.local_addr().unwrap().port())
+    };
+    let feed = Feed::new(s.clone(), opts());
+    feed.add_pod(pod("a", &ev, Some(&closed))).unwrap();
+    feed.start().unwrap();
+    subscribed(&p);
+    p.publish(&block(0));
+    p.record_only(1, &block(1));
+    p.publish(&block(2));
+    wait("the first gap", || stats(&feed, "a").replays_failed == 1);
+    p.record_only(3, &block(3));
+    p.publish(&block(4));
+    wait("the second gap", || stats(&feed, "a").gaps == 2);
+    wait("3 batches", || stats(&feed, "a").events == 3);
+    let st = stats(&feed, "a");
+    assert_eq!(
+        (st.replays_failed, st.replays_skipped, st.clears),
+        (1, 1, 2),
+        "{st:?}"
+    );
+    let text = feed.render_metrics();
+    assert!(
+        text.contains("llmd_feed_replays_total{pod=\"a\",result=\"skipped\"} 1"),
+        "{text}"
+    );
+}

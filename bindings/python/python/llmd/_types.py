@@ -201,6 +201,8 @@ class PodStats(TypedDict):
     """Replays whose first batch was past what was asked (lost for good)."""
     replays_incomplete: int
     replays_failed: int
+    replays_skipped: int
+    """Replays not asked for: the pod's replay socket failed lately (backed off)."""
     clears: int
     """Times the pod's index entries were dropped (unrecoverable gap)."""
     reconnects: int
