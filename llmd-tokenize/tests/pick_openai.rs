@@ -602,3 +602,16 @@ fn a_setting_defaulted_by_its_own_assignment_reaches_the_template() {
         "w1|think"
     );
 }
+
+/// Numbers in a request reach the template as Python's `json.loads` reads
+/// them: a 17-digit float keeps its last digit (vLLM prints
+/// `51.248178375505404` back, not `51.24817837550541`).
+#[test]
+fn floats_in_tool_arguments_keep_every_digit() {
+    let tok = tokenizer()
+        .with_chat_template("{{ messages[0].tool_calls[0].function.arguments | tojson }}")
+        .unwrap();
+    let msgs = r#"[{"role": "assistant", "content": "", "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{\"x\": 51.248178375505404, \"y\": 2.2250738585072011e-308}"}}]}]"#;
+    let text = tok.render_chat(msgs, &ChatOptions::default()).unwrap();
+    assert_eq!(text, r#"{"x": 51.248178375505404, "y": 2.225073858507201e-308}"#);
+}
