@@ -66,7 +66,8 @@ type Decision struct {
 	EncodeTargets []Target
 	// Headers the proxy must set (x-gateway-destination-endpoint, ...).
 	Headers []Header
-	// RemoveHeaders the proxy must drop.
+	// RemoveHeaders the proxy must drop: a stale prefiller header, and
+	// routing headers the client sent that this decision does not set.
 	RemoveHeaders []string
 	// ResponseHeaders the proxy adds to the client's response (llm-d's
 	// response-side headers, e.g. the picked endpoint for session affinity).

@@ -38,7 +38,11 @@ pub struct Decision {
     pub encode_targets: Vec<Target>,
     /// Headers the proxy must set on the upstream request.
     pub headers: Vec<(String, String)>,
-    /// Headers the proxy must remove (a stale `x-prefiller-host-port` when no prefill ran).
+    /// Headers the proxy must remove from the upstream request: a stale
+    /// `x-prefiller-host-port` when no prefill ran, and any routing header
+    /// the request carries (`x-prefiller-host-port`, `x-encoder-hosts-ports`,
+    /// `x-data-parallel-host-port`, `x-kv-cache-source-host-port`) that
+    /// this decision does not set: a client never steers the sidecar.
     pub remove_headers: Vec<String>,
     /// Headers the proxy sets on the response to the client (for example the
     /// session-affinity token naming the endpoint that served the request).

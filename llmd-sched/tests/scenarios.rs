@@ -70,6 +70,42 @@ fn long_uncached_prompt_gets_remote_prefill_cached_prompt_does_not() {
     assert_eq!(d2.header("x-prefiller-host-port"), None);
     assert_eq!(d2.remove_headers, vec!["x-prefiller-host-port".to_string()]);
     assert_eq!(d2.explanation.decision_type, Some("decode-only"));
+
+    // Routing headers a client sends are never passed on: those the
+    // decision sets are overwritten, the others removed.
+    let mut r3 = Request::with_tokens("r3", "m", tokens(8, 3));
+    for h in [
+        "x-prefiller-host-port",
+        "X-Encoder-Hosts-Ports",
+        "x-data-parallel-host-port",
+        "x-kv-cache-source-host-port",
+    ] {
+        r3.headers.insert(h.to_string(), "evil:80".to_string());
+    }
+    let d3 = s.pick(&r3).unwrap();
+    let mut removed = d3.remove_headers.clone();
+    removed.sort();
+    let mut set: Vec<&str> = d3.headers.iter().map(|(k, _)| k.as_str()).collect();
+    set.sort();
+    let mut all: Vec<String> = removed.clone();
+    all.extend(set.iter().map(|k| k.to_string()));
+    for h in [
+        "x-prefiller-host-port",
+        "x-encoder-hosts-ports",
+        "x-data-parallel-host-port",
+        "x-kv-cache-source-host-port",
+    ] {
+        assert_eq!(
+            all.iter().filter(|k| k.eq_ignore_ascii_case(h)).count(),
+            1,
+            "{h}: set {set:?}, removed {removed:?}"
+        );
+    }
+    assert!(
+        d3.headers.iter().all(|(_, v)| v != "evil:80"),
+        "{:?}",
+        d3.headers
+    );
 }
 
 #[test]

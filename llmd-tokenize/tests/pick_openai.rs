@@ -613,5 +613,8 @@ fn floats_in_tool_arguments_keep_every_digit() {
         .unwrap();
     let msgs = r#"[{"role": "assistant", "content": "", "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{\"x\": 51.248178375505404, \"y\": 2.2250738585072011e-308}"}}]}]"#;
     let text = tok.render_chat(msgs, &ChatOptions::default()).unwrap();
-    assert_eq!(text, r#"{"x": 51.248178375505404, "y": 2.225073858507201e-308}"#);
+    assert_eq!(
+        text,
+        r#"{"x": 51.248178375505404, "y": 2.225073858507201e-308}"#
+    );
 }

@@ -19,6 +19,15 @@ use crate::observe::PickFacts;
 use crate::plugins::producers::BurstSlot;
 use std::sync::Arc;
 
+/// Headers by which a decision steers the decode sidecar; never taken from
+/// the client.
+const ROUTING_HEADERS: [&str; 4] = [
+    HEADER_PREFILLER,
+    HEADER_ENCODERS,
+    HEADER_DATA_PARALLEL,
+    crate::plugins::producers::p2p_source::HEADER,
+];
+
 impl Scheduler {
     // ---- scheduling --------------------------------------------------------------
 
@@ -288,6 +297,16 @@ impl Scheduler {
         hook_removed.retain(|r| !hook_headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(r)));
         headers.extend(hook_headers);
         remove_headers.extend(hook_removed);
+        // A routing header the client sent and this decision does not set
+        // would steer the sidecar (a prefiller, encoders, a data-parallel
+        // rank or a KV source of the client's choosing): it is removed.
+        for h in ROUTING_HEADERS {
+            let set = |list: &[String]| list.iter().any(|k| k.eq_ignore_ascii_case(h));
+            let given = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(h));
+            if !given && !set(&remove_headers) && req.header_value(h).is_some() {
+                remove_headers.push(h.to_string());
+            }
+        }
         let (trace, invalid) = TraceContext::child_of(
             req.header_value(HEADER_TRACEPARENT),
             req.header_value(HEADER_TRACESTATE),

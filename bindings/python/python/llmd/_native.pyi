@@ -289,7 +289,9 @@ class Decision:
         """
     @property
     def remove_headers(self) -> list[str]:
-        """Headers to remove from the upstream request."""
+        """Headers to remove from the upstream request: a stale prefiller
+        header, and routing headers the client sent that this decision does
+        not set."""
     @property
     def trace(self) -> TraceContext | None:
         """The scheduling span's W3C trace context when the request carried a

@@ -86,7 +86,9 @@ impl PyDecision {
         Ok(d)
     }
 
-    /// Headers to remove from the upstream request.
+    /// Headers to remove from the upstream request: a stale prefiller
+    /// header, and routing headers the client sent that this decision does
+    /// not set.
     #[getter]
     fn remove_headers(&self) -> Vec<String> {
         self.inner.remove_headers.clone()
