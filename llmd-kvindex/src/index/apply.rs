@@ -26,7 +26,8 @@ pub struct ApplyReport {
     /// Blocks that could not be placed (router keys: unknown parent or
     /// engine key, a parent ending inside a router block, too few tokens
     /// for a router block; router blocks of an engine block beyond the
-    /// 65,535 before its last that its mapping can name; at removal or
+    /// 1,024 before its last that its mapping can name; a key repeated in
+    /// one removal; at removal or
     /// offload, also each router block of an engine block whose derived
     /// mapping was dropped). Not counted in `stored`.
     pub unplaceable: u32,
@@ -39,6 +40,10 @@ pub struct ApplyReport {
     pub parity_mismatches: u32,
     /// Events ignored: unregistered endpoint, or approximate mode.
     pub ignored: u32,
+    /// Events before the batch's last `AllBlocksCleared`, not applied: the
+    /// clear erases what they would have done (their blocks are in none of
+    /// the other counts).
+    pub superseded: u32,
     /// Blocks moved between tiers, `moves[from][to]` (`Tier as usize`): a
     /// block newly stored in tier `to` that the endpoint holds in tier
     /// `from`, or removed from `from` earlier in the same batch. GPU to CPU
@@ -61,9 +66,9 @@ pub(crate) const MAX_TRACKED_REMOVALS: usize = 65_536;
 
 /// The tiers whose removals a batch must remember to see moves: removed
 /// from, and the batch stores to some other tier.
-fn removals_to_track(batch: &EventBatch) -> u8 {
+fn removals_to_track(events: &[KvEvent]) -> u8 {
     let (mut stored, mut removed) = (0u8, 0u8);
-    for ev in &batch.events {
+    for ev in events {
         match ev {
             KvEvent::BlockStored(b) => {
                 if let Some(t) = Tier::from_medium(b.medium.as_deref()) {
@@ -111,8 +116,19 @@ impl KvIndex {
             return report;
         };
         let seed = model_seed(model);
-        report.track_removals = removals_to_track(batch);
-        for ev in &batch.events {
+        // The batch's last `AllBlocksCleared` erases whatever the events
+        // before it did: they are not applied (each clear of a held slot
+        // scans the table, so a batch alternating stores and clears would
+        // otherwise cost a scan per pair).
+        let from = batch
+            .events
+            .iter()
+            .rposition(|e| matches!(e, KvEvent::AllBlocksCleared))
+            .unwrap_or(0);
+        report.superseded = from as u32;
+        let events = &batch.events[from..];
+        report.track_removals = removals_to_track(events);
+        for ev in events {
             self.apply_event(ep, &mut st, model, seed, ev, &mut report);
         }
         let c = &self.counters;

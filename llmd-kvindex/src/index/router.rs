@@ -70,6 +70,14 @@ fn router_chain_after(
     }
 }
 
+/// Router blocks before its last that one engine block's mapping names
+/// (derived mappings). Engine blocks of vLLM's hybrid models span a hundred
+/// or so router blocks of 16 tokens; each mention of an engine key touches
+/// all of its derived mappings, so this bounds the work one event name can
+/// cost. Router blocks of an engine block beyond it are counted as
+/// unplaceable.
+pub(crate) const MAX_COVERED: usize = 1024;
+
 /// The mapping of engine key `e`, refreshed in the map's LRU order with its
 /// derived mappings ([`Mapped::covered`]), so that they age out together.
 fn refresh(st: &mut EndpointState, e: u64) -> Option<Mapped> {
@@ -100,6 +108,12 @@ impl KvIndex {
         engine.clear();
         routers.clear();
         engine.extend(ev.block_hashes.iter().map(|h| h.key().0));
+        if ev.token_ids.is_empty() {
+            // An offload placeholder names blocks, in no order that matters:
+            // each once (a key repeated would redo its derived mappings).
+            engine.sort_unstable();
+            engine.dedup();
+        }
         self.place_router(
             ep,
             st,
@@ -113,6 +127,7 @@ impl KvIndex {
             report,
         );
         st.scratch = (engine, routers, buf);
+        shrink_scratch(st);
     }
 
     #[allow(clippy::too_many_arguments)] // one call site; the scratch buffers are split out
@@ -272,10 +287,9 @@ impl KvIndex {
                 let end = before + (j + 1) * block;
                 let last = (end - 1) / bs;
                 let first = (before + j * block) / bs;
-                // Beyond 2^16 - 1 earlier router blocks (an engine block
-                // of over 65,535 router blocks) the rest are not mapped:
-                // counted, as their removal will not clear them.
-                let covered = u16::try_from(last - first).unwrap_or(u16::MAX);
+                // Beyond MAX_COVERED earlier router blocks the rest are
+                // not mapped: counted, as their removal will not clear them.
+                let covered = (last - first).min(MAX_COVERED) as u16;
                 report.unplaceable += (last - first - usize::from(covered)) as u32;
                 // The derived mappings first: the engine key's own is then
                 // the most recent, and ages out after them, not before.
@@ -365,8 +379,15 @@ impl KvIndex {
         report: &mut ApplyReport,
     ) {
         let gpu = tier == Tier::Gpu as usize;
-        for h in &ev.block_hashes {
-            let e = h.key().0;
+        // Each key once: a repeated key (nothing left to remove) would redo
+        // its derived mappings; repeats are counted as unplaceable.
+        let (mut keys, routers, buf) = std::mem::take(&mut st.scratch);
+        keys.clear();
+        keys.extend(ev.block_hashes.iter().map(|h| h.key().0));
+        keys.sort_unstable();
+        keys.dedup();
+        report.unplaceable += (ev.block_hashes.len() - keys.len()) as u32;
+        for &e in &keys {
             if gpu {
                 // No child continues a block the engine freed.
                 st.tails.drop_for(e);
@@ -407,5 +428,18 @@ impl KvIndex {
                 st.engine_map.remove(&e);
             }
         }
+        st.scratch = (keys, routers, buf);
+        shrink_scratch(st);
     }
+}
+
+/// Scratch capacity kept between events: one huge event does not leave its
+/// buffers' memory with the endpoint slot for good.
+const SCRATCH_KEPT: usize = 1 << 14;
+
+fn shrink_scratch(st: &mut EndpointState) {
+    let (a, b, c) = &mut st.scratch;
+    a.shrink_to(SCRATCH_KEPT);
+    b.shrink_to(SCRATCH_KEPT);
+    c.shrink_to(SCRATCH_KEPT * 4);
 }

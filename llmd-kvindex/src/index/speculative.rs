@@ -47,9 +47,11 @@ impl KvIndex {
             let depth = first_block.saturating_add(i);
             self.table.set(fp, SPECULATIVE, ep.0, class_of(depth));
             if let Some(((old_ep, old_fp), _)) = spec.insert((ep.0, fp), deadline) {
-                // Over the bound: the oldest expires early.
-                self.table.clear(old_fp, SPECULATIVE, old_ep);
-                self.counters.spec_expired.fetch_add(1, Ordering::Relaxed);
+                // Over the bound: the oldest expires early (counted when
+                // it was still there, not evicted or confirmed already).
+                if self.table.clear(old_fp, SPECULATIVE, old_ep) {
+                    self.counters.spec_expired.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     }
@@ -64,8 +66,11 @@ impl KvIndex {
         for _ in 0..limit {
             match spec.pop_oldest_if(|&deadline| deadline <= now_ns) {
                 Some(((ep, fp), _)) => {
-                    self.table.clear(fp, SPECULATIVE, ep);
-                    self.counters.spec_expired.fetch_add(1, Ordering::Relaxed);
+                    // Counted when it was still there (not evicted by CLOCK
+                    // or confirmed meanwhile).
+                    if self.table.clear(fp, SPECULATIVE, ep) {
+                        self.counters.spec_expired.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 None => break,
             }

@@ -198,6 +198,37 @@ fn router_keys_place_children_through_parents_and_tiers() {
     assert_eq!(idx.stats().entries, 0);
 }
 
+/// Events before a batch's last `AllBlocksCleared` are not applied (the
+/// clear erases them; each clear of a held slot would scan the table):
+/// counted as superseded, and the index is as if they had been applied.
+#[test]
+fn events_before_a_batchs_last_clear_are_superseded() {
+    let idx = router_index();
+    let a = idx.register_endpoint("a").unwrap();
+    let r = idx.apply_batch(
+        a,
+        "m",
+        &batch(vec![
+            stored(&[1], None, vec![1, 2, 3, 4], "GPU"),
+            KvEvent::AllBlocksCleared,
+            stored(&[2], None, vec![5, 6, 7, 8], "GPU"),
+            KvEvent::AllBlocksCleared,
+            stored(&[3], None, vec![9, 10, 11, 12], "GPU"),
+        ]),
+    );
+    assert_eq!((r.superseded, r.cleared, r.stored), (3, 1, 1));
+    let mut out = PrefixMatches::new();
+    for (toks, held) in [
+        (vec![1, 2, 3, 4], false),
+        (vec![5, 6, 7, 8], false),
+        (vec![9, 10, 11, 12], true),
+    ] {
+        idx.match_prefix("m", &router_keys("m", &toks), &mut out);
+        assert_eq!(out.get(a).is_some(), held, "{toks:?}");
+    }
+    assert_eq!(idx.stats().entries, 1);
+}
+
 #[test]
 fn unknown_media_and_unregistered_endpoints_are_counted() {
     let idx = router_index();
@@ -514,8 +545,8 @@ fn derived_mappings_age_with_their_engine_block() {
     assert_eq!((r.removed, r.unplaceable), (0, 1));
 }
 
-/// An engine block spanning more router blocks than a mapping can count
-/// (2^16 - 1 before its last): the ones it cannot map are counted, not
+/// An engine block spanning more router blocks than a mapping names
+/// (`MAX_COVERED` before its last): the ones it cannot map are counted, not
 /// dropped silently.
 #[test]
 fn router_blocks_an_engine_block_cannot_map_are_counted() {
@@ -526,12 +557,30 @@ fn router_blocks_an_engine_block_cannot_map_are_counted() {
     })
     .unwrap();
     let a = idx.register_endpoint("a").unwrap();
-    let n = usize::from(u16::MAX) + 3;
+    let n = super::router::MAX_COVERED + 3;
     let ev = stored_sized(&[7], None, (0..n as u64).collect(), n as i64);
     let r = idx.apply_batch(a, "m", &batch(vec![ev]));
-    // n router blocks stored; the last and 65,535 before it mapped, the
-    // first two not.
+    // n router blocks stored; the last and MAX_COVERED before it mapped,
+    // the first two not.
     assert_eq!((r.stored, r.unplaceable), (n as u32, 2));
+    // Named again and again (an offload placeholder, a removal from a tier
+    // it is not in): each name costs its derived mappings once per event.
+    let many = vec![7u64; 100_000];
+    let t = std::time::Instant::now();
+    let r = idx.apply_batch(
+        a,
+        "m",
+        &batch(vec![
+            stored(&many, None, vec![], "CPU"),
+            removed(&many, "DISK"),
+        ]),
+    );
+    assert_eq!(r.unplaceable, 99_999, "the repeats of the removal: {r:?}");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        t.elapsed()
+    );
 }
 
 /// Router blocks that straddle two engine blocks (engine 6 tokens, router
@@ -626,9 +675,10 @@ fn reports_count_per_tier_since_the_last_clear() {
             stored(&[1], None, toks[..4].to_vec(), "CPU"),
         ]),
     );
+    // The store before the clear is superseded (not applied, not counted).
     assert_eq!(
-        (r.stored, r.removed, r.cleared, r.unplaceable),
-        (4, 1, 1, 1)
+        (r.stored, r.removed, r.cleared, r.unplaceable, r.superseded),
+        (2, 1, 1, 1, 1)
     );
     assert_eq!(
         (r.stored_by_tier, r.removed_by_tier),
