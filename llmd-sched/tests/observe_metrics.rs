@@ -289,6 +289,19 @@ fn scores_stages_and_index_health() {
     assert!(!s
         .iter()
         .any(|x| x.name == "llmd_kvindex_stream_staleness_seconds"));
+    // No series of the removed endpoint is left (with pods coming and going
+    // under new names, kept ones would grow without bound), and a batch of
+    // it still on the way does not bring them back.
+    m.on_event_batch(
+        "e1",
+        &EventStreamCounts {
+            applied: 1,
+            ..Default::default()
+        },
+        ms(4100),
+    );
+    let text = m.render(ms(4200));
+    assert!(!text.contains("endpoint=\"e1\""), "{text}");
 }
 
 #[test]

@@ -31,6 +31,9 @@ fn tier_label(t: Tier) -> &'static str {
     }
 }
 
+/// The `reason` label values of `llmd_kvindex_blocks_skipped_total`.
+pub(super) const SKIP_REASONS: [&str; 3] = ["unknown_parent", "unknown_medium", "stale"];
+
 impl Metrics {
     fn endpoint_label(&self, endpoint: &str) -> Arc<str> {
         self.endpoint_series(endpoint, None).endpoint.clone()
@@ -41,18 +44,20 @@ impl Metrics {
         let ep = self.endpoint_label(endpoint);
         let labels: Labels = vec![("endpoint", ep.clone())];
         let f = &self.fam;
-        for (fam, v) in [
-            (&f.events_applied, counts.applied),
-            (&f.unknown_tags, counts.unknown_tags),
-            (&f.decode_errors, counts.decode_errors),
-            (&f.sequence_gaps, counts.sequence_gaps),
-            (&f.stream_restarts, counts.restarts),
-        ] {
-            fam.get_or_create(&labels).inc_by(v);
-        }
-        // Counters keep their history; the staleness gauge is not brought
-        // back for an endpoint removed meanwhile.
-        self.unless_removed(endpoint, || self.last_event.lock().insert(ep, now));
+        // Not brought back for an endpoint removed meanwhile (its batch was
+        // on the way): `remove_endpoint` dropped its series.
+        self.unless_removed(endpoint, || {
+            for (fam, v) in [
+                (&f.events_applied, counts.applied),
+                (&f.unknown_tags, counts.unknown_tags),
+                (&f.decode_errors, counts.decode_errors),
+                (&f.sequence_gaps, counts.sequence_gaps),
+                (&f.stream_restarts, counts.restarts),
+            ] {
+                fam.get_or_create(&labels).inc_by(v);
+            }
+            self.last_event.lock().insert(ep, now)
+        });
     }
 
     /// Sets how many blocks the index holds for `endpoint` in `tier`.
@@ -99,15 +104,18 @@ impl Metrics {
                     ("from", Arc::from(tier_label(from))),
                     ("to", Arc::from(tier_label(to))),
                 ];
-                self.fam
-                    .block_moves
-                    .get_or_create(&labels)
-                    .inc_by(u64::from(n));
+                self.unless_removed(endpoint, || {
+                    self.fam
+                        .block_moves
+                        .get_or_create(&labels)
+                        .inc_by(u64::from(n))
+                });
             }
         }
     }
 
-    /// Counts blocks of `endpoint`'s events that were not placed, by reason.
+    /// Counts blocks of `endpoint`'s events that were not placed, by reason
+    /// (one of [`SKIP_REASONS`]).
     pub(super) fn add_blocks_skipped(&self, endpoint: &str, reasons: &[(&'static str, u32)]) {
         for &(reason, n) in reasons {
             if n == 0 {
@@ -117,10 +125,12 @@ impl Metrics {
                 ("endpoint", self.endpoint_label(endpoint)),
                 ("reason", Arc::from(reason)),
             ];
-            self.fam
-                .blocks_skipped
-                .get_or_create(&labels)
-                .inc_by(u64::from(n));
+            self.unless_removed(endpoint, || {
+                self.fam
+                    .blocks_skipped
+                    .get_or_create(&labels)
+                    .inc_by(u64::from(n))
+            });
         }
     }
 
@@ -199,11 +209,33 @@ impl Metrics {
     pub(super) fn forget_index_endpoint(&self, ep: &Arc<str>) {
         self.last_event.lock().remove(ep);
         let labels: Labels = vec![("endpoint", ep.clone())];
-        self.fam.staleness.remove(&labels);
+        let f = &self.fam;
+        f.staleness.remove(&labels);
+        for fam in [
+            &f.events_applied,
+            &f.unknown_tags,
+            &f.decode_errors,
+            &f.sequence_gaps,
+            &f.stream_restarts,
+        ] {
+            fam.remove(&labels);
+        }
         for t in Tier::ALL {
             let mut l = labels.clone();
             l.push(("tier", Arc::from(tier_label(t))));
-            self.fam.index_blocks.remove(&l);
+            f.index_blocks.remove(&l);
+            for to in Tier::ALL {
+                let l = vec![
+                    ("endpoint", ep.clone()),
+                    ("from", Arc::from(tier_label(t))),
+                    ("to", Arc::from(tier_label(to))),
+                ];
+                f.block_moves.remove(&l);
+            }
+        }
+        for reason in SKIP_REASONS {
+            f.blocks_skipped
+                .remove(&vec![("endpoint", ep.clone()), ("reason", Arc::from(reason))]);
         }
     }
 }

@@ -262,9 +262,9 @@ impl Metrics {
             self.add_blocks_skipped(
                 endpoint,
                 &[
-                    ("unknown_parent", st.skipped_unknown_parent),
-                    ("unknown_medium", st.skipped_unknown_medium),
-                    ("stale", st.skipped_stale),
+                    (super::health::SKIP_REASONS[0], st.skipped_unknown_parent),
+                    (super::health::SKIP_REASONS[1], st.skipped_unknown_medium),
+                    (super::health::SKIP_REASONS[2], st.skipped_stale),
                 ],
             );
         } else if let Some(b) = batch {
