@@ -366,14 +366,19 @@ impl Metrics {
             return s;
         }
         // A decision racing its endpoint's removal: counted in a series of
-        // its own that is neither kept nor exported.
-        if self.removed.lock().names.contains(&*key.3) {
+        // its own that is neither kept nor exported. The lock is held while
+        // the series is made (`remove_endpoint` takes it before dropping
+        // them), so none is made after the removal looked.
+        let removed = self.removed.lock();
+        if removed.names.contains(&*key.3) {
             return Arc::new(RequestSeries::removed(&key.0, &key.1, &key.2, &key.3));
         }
-        self.requests.get_or_make(&key, || {
+        let s = self.requests.get_or_make(&key, || {
             let v = RequestSeries::new(&self.fam, &key.0, &key.1, &key.2, &key.3);
             (key.clone(), v)
-        })
+        });
+        drop(removed);
+        s
     }
 
     fn decision_counters(&self, model: &Arc<str>) -> Arc<[Counter; 5]> {

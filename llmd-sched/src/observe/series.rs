@@ -283,27 +283,42 @@ impl RequestSeries {
     /// Drops the series this made from the families (its endpoint left);
     /// none is made again.
     pub fn remove_from(&self, f: &Families) {
-        self.removed
-            .store(true, std::sync::atomic::Ordering::Release);
+        use std::sync::atomic::{fence, Ordering::SeqCst};
+        self.removed.store(true, SeqCst);
+        // Pairs with `finish`'s fence: a series `finish` made after this
+        // store is seen made here, or `finish` sees the store (and removes
+        // it itself); removing twice is harmless.
+        fence(SeqCst);
         for (i, made) in self.outcomes.iter().enumerate() {
             if made.get().is_some() {
-                let mut labels = self.labels.clone();
-                labels.push(("outcome", lit(Outcome::ALL[i].as_str())));
-                f.requests.remove(&labels);
-                f.output_tokens.remove(&labels);
+                self.drop_outcome(f, Outcome::ALL[i]);
             }
         }
+    }
+
+    fn drop_outcome(&self, f: &Families, outcome: Outcome) {
+        let mut labels = self.labels.clone();
+        labels.push(("outcome", lit(outcome.as_str())));
+        f.requests.remove(&labels);
+        f.output_tokens.remove(&labels);
     }
 
     /// Counts one finished request with `output_tokens` (nothing once its
     /// endpoint left).
     pub fn finish(&self, f: &Families, outcome: Outcome, output_tokens: u64) {
-        if self.removed.load(std::sync::atomic::Ordering::Acquire) {
+        use std::sync::atomic::{fence, Ordering::SeqCst};
+        if self.removed.load(SeqCst) {
             return;
         }
         let (count, tokens) = self.outcome(f, outcome);
         count.inc();
         tokens.observe(output_tokens as f64);
+        fence(SeqCst);
+        if self.removed.load(SeqCst) {
+            // The endpoint left while this was counted: a series made now
+            // would outlive it.
+            self.drop_outcome(f, outcome);
+        }
     }
 }
 
