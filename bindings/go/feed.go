@@ -377,9 +377,11 @@ func (f *Feed) RenderMetrics() (string, error) {
 	})
 }
 
-// Close stops and releases the feed; later calls return ErrClosed.
+// Close stops and releases the feed; later calls return ErrClosed. Stopping
+// waits for the feed's threads (up to the network timeouts); calls made
+// meanwhile return ErrClosed at once rather than wait with it.
 func (f *Feed) Close() error {
-	f.close(func(h *C.llmd_feed) { C.llmd_feed_free(h) })
+	f.closeOutside(func(h *C.llmd_feed) { C.llmd_feed_free(h) })
 	return disowned(f)
 }
 

@@ -114,7 +114,8 @@ func (x *OtlpExporter) Flush(timeout time.Duration) bool {
 	}
 	// The C call takes 32-bit milliseconds: one over about 49.7 days is the
 	// longest it takes.
-	ms := min(timeout.Milliseconds(), math.MaxUint32)
+	// Rounded up: a wait shorter than a millisecond still waits one.
+	ms := min(ceilMillis(timeout), math.MaxUint32)
 	drained := false
 	_ = x.with(func(h *C.llmd_otlp_exporter) error {
 		drained = bool(C.llmd_otlp_flush(h, C.uint32_t(ms)))

@@ -803,8 +803,9 @@ uint32_t llmd_event_batch_skipped(const llmd_event_batch *batch);
 // `batch` is NULL or live.
 double llmd_event_batch_ts(const llmd_event_batch *batch);
 
-// Writes the publisher's data-parallel rank to `*rank` and returns true when
-// the batch carries one; returns false (writing nothing) otherwise.
+// Returns true when the batch carries the publisher's data-parallel rank,
+// and writes it to `*rank` (`rank` may be NULL to only ask); returns false,
+// writing nothing, otherwise.
 //
 // # Safety
 // `batch` is NULL or live; `rank` is NULL or valid for a write.

@@ -188,8 +188,9 @@ pub unsafe extern "C" fn llmd_event_batch_ts(batch: *const llmd_event_batch) -> 
     unsafe { read(batch, 0.0, |b| b.ts) }
 }
 
-/// Writes the publisher's data-parallel rank to `*rank` and returns true when
-/// the batch carries one; returns false (writing nothing) otherwise.
+/// Returns true when the batch carries the publisher's data-parallel rank,
+/// and writes it to `*rank` (`rank` may be NULL to only ask); returns false,
+/// writing nothing, otherwise.
 ///
 /// # Safety
 /// `batch` is NULL or live; `rank` is NULL or valid for a write.
@@ -200,14 +201,14 @@ pub unsafe extern "C" fn llmd_event_batch_dp_rank(
 ) -> bool {
     // SAFETY: caller contract.
     unsafe {
-        read(batch, false, |b| {
-            match (b.data_parallel_rank, rank.is_null()) {
-                (Some(r), false) => {
+        read(batch, false, |b| match b.data_parallel_rank {
+            Some(r) => {
+                if !rank.is_null() {
                     rank.write(r);
-                    true
                 }
-                _ => false,
+                true
             }
+            None => false,
         })
     }
 }

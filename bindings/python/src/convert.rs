@@ -140,10 +140,20 @@ int_range!(u16, u32, u64, usize, i32, i64);
 pub(crate) fn int<T: IntRange>(obj: &Bound<'_, PyAny>) -> PyResult<T> {
     let py = obj.py();
     let out_of_range = || {
+        // `str()` of an int of thousands of digits fails (and is long):
+        // such a value is described by its size.
+        let shown = match obj.str() {
+            Ok(s) if s.len().is_ok_and(|n| n <= 64) => s.to_string(),
+            _ => "of more than 64 digits".to_string(),
+        };
         error(
             py,
             Kind::InvalidArgument,
-            format!("integer {obj} is out of range ({} ..= {})", T::MIN, T::MAX),
+            format!(
+                "integer {shown} is out of range ({} ..= {})",
+                T::MIN,
+                T::MAX
+            ),
         )
     };
     match obj.extract::<i128>() {
@@ -151,6 +161,33 @@ pub(crate) fn int<T: IntRange>(obj: &Bound<'_, PyAny>) -> PyResult<T> {
         Err(e) if e.is_instance_of::<PyOverflowError>(py) => Err(out_of_range()),
         Err(e) => Err(e),
     }
+}
+
+/// `mm_items` of the hashing calls (`from_py_with`): `(identifier, offset,
+/// length)` triples, the integers read as [`int`] reads them; `None` is
+/// `None`.
+pub(crate) fn opt_mm_items(
+    obj: &Bound<'_, PyAny>,
+) -> PyResult<Option<Vec<(String, usize, usize)>>> {
+    if obj.is_none() {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    for item in obj.try_iter()? {
+        let (id, offset, len): (String, Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
+        out.push((id, int(&offset)?, int(&len)?));
+    }
+    Ok(Some(out))
+}
+
+/// `prompt_embeds` of the hashing calls (`from_py_with`): `(bytes, count)`,
+/// the count read as [`int`] reads it; `None` is `None`.
+pub(crate) fn opt_prompt_embeds(obj: &Bound<'_, PyAny>) -> PyResult<Option<(Vec<u8>, usize)>> {
+    if obj.is_none() {
+        return Ok(None);
+    }
+    let (bytes, n): (Vec<u8>, Bound<'_, PyAny>) = obj.extract()?;
+    Ok(Some((bytes, int(&n)?)))
 }
 
 /// [`int`] for an optional argument: `None` is `None`.

@@ -111,7 +111,8 @@ pub(crate) fn schedule_error(py: Python<'_>, e: &llmd_sched::ScheduleError) -> P
 static NOT_EXECUTED_WARNING: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 /// Emits one `llmd.NotExecutedWarning` per line (settings the library
-/// accepts but does not execute), attributed to the caller's caller.
+/// accepts but does not execute), attributed to the Python line that made
+/// the call (stack level 1: a native function has no frame of its own).
 pub(crate) fn warn_not_executed(py: Python<'_>, lines: &[String]) -> PyResult<()> {
     if lines.is_empty() {
         return Ok(());
@@ -120,7 +121,7 @@ pub(crate) fn warn_not_executed(py: Python<'_>, lines: &[String]) -> PyResult<()
     for line in lines {
         let msg = std::ffi::CString::new(line.replace('\0', " "))
             .map_err(|e| error(py, Kind::Other, e.to_string()))?;
-        PyErr::warn(py, class.as_any(), &msg, 2)?;
+        PyErr::warn(py, class.as_any(), &msg, 1)?;
     }
     Ok(())
 }

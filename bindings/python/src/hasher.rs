@@ -98,8 +98,13 @@ impl PyBlockHasher {
         lora_name: Option<String>,
         lora_path: Option<String>,
         cache_salt: Option<String>,
-        mm_items: Option<Vec<(String, usize, usize)>>,
-        prompt_embeds: Option<(Vec<u8>, usize)>,
+        #[pyo3(from_py_with = crate::convert::opt_mm_items)] mm_items: Option<
+            Vec<(String, usize, usize)>,
+        >,
+        #[pyo3(from_py_with = crate::convert::opt_prompt_embeds)] prompt_embeds: Option<(
+            Vec<u8>,
+            usize,
+        )>,
     ) -> PyResult<Vec<u64>> {
         let tokens = convert::tokens(tokens)?;
         let extras = request_extras(
@@ -127,8 +132,13 @@ impl PyBlockHasher {
         lora_name: Option<String>,
         lora_path: Option<String>,
         cache_salt: Option<String>,
-        mm_items: Option<Vec<(String, usize, usize)>>,
-        prompt_embeds: Option<(Vec<u8>, usize)>,
+        #[pyo3(from_py_with = crate::convert::opt_mm_items)] mm_items: Option<
+            Vec<(String, usize, usize)>,
+        >,
+        #[pyo3(from_py_with = crate::convert::opt_prompt_embeds)] prompt_embeds: Option<(
+            Vec<u8>,
+            usize,
+        )>,
     ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
         let tokens = convert::tokens(tokens)?;
         let extras = request_extras(
@@ -158,8 +168,13 @@ impl PyBlockHasher {
         lora_name: Option<String>,
         lora_path: Option<String>,
         cache_salt: Option<String>,
-        mm_items: Option<Vec<(String, usize, usize)>>,
-        prompt_embeds: Option<(Vec<u8>, usize)>,
+        #[pyo3(from_py_with = crate::convert::opt_mm_items)] mm_items: Option<
+            Vec<(String, usize, usize)>,
+        >,
+        #[pyo3(from_py_with = crate::convert::opt_prompt_embeds)] prompt_embeds: Option<(
+            Vec<u8>,
+            usize,
+        )>,
     ) -> PyHashChain {
         let extras = request_extras(
             lora_id,

@@ -32,7 +32,11 @@ fn index_err(py: Python<'_>, e: &IndexError) -> PyErr {
         IndexError::Hash(_) => Kind::Hash,
         _ => Kind::InvalidArgument,
     };
-    error(py, kind, e.to_string())
+    let err = error(py, kind, e.to_string());
+    // The code C gives every index error (`LLMD_STATUS_INDEX`), and the
+    // scheduler's for the same failures: one name whichever object raised.
+    let _ = err.value(py).setattr("code", "index");
+    err
 }
 
 /// Tokens per block of an index built without a hasher (vLLM's default).
@@ -231,8 +235,13 @@ impl PyKvIndex {
         lora_name: Option<String>,
         lora_path: Option<String>,
         cache_salt: Option<String>,
-        mm_items: Option<Vec<(String, usize, usize)>>,
-        prompt_embeds: Option<(Vec<u8>, usize)>,
+        #[pyo3(from_py_with = crate::convert::opt_mm_items)] mm_items: Option<
+            Vec<(String, usize, usize)>,
+        >,
+        #[pyo3(from_py_with = crate::convert::opt_prompt_embeds)] prompt_embeds: Option<(
+            Vec<u8>,
+            usize,
+        )>,
     ) -> PyResult<Vec<u64>> {
         let tokens = convert::tokens(tokens)?;
         let extras = request_extras(

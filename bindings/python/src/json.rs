@@ -89,8 +89,9 @@ pub(crate) fn dumps(py: Python<'_>, v: &Bound<'_, PyAny>, what: &str) -> PyResul
 const MAX_DEPTH: usize = 32;
 
 /// The JSON data model of a plain Python value (dict with str keys, list,
-/// tuple, str, int, float, bool, None); anything else, or nesting deeper
-/// than 32, is an `InvalidArgumentError` naming `what`.
+/// tuple, str, int, float, bool, None); anything else (a NaN or infinite
+/// float included), or nesting deeper than 32, is an `InvalidArgumentError`
+/// naming `what`.
 pub(crate) fn from_py(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Value> {
     fn go(obj: &Bound<'_, PyAny>, what: &str, depth: usize) -> PyResult<Value> {
         let py = obj.py();
@@ -113,7 +114,11 @@ pub(crate) fn from_py(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Value> {
             return Ok(Value::from(u));
         }
         if let Ok(f) = obj.cast::<pyo3::types::PyFloat>() {
-            return Ok(serde_json::Number::from_f64(f.value()).map_or(Value::Null, Value::Number));
+            // NaN and the infinities are no JSON number: an error, not a
+            // null that would read as "not given".
+            return serde_json::Number::from_f64(f.value())
+                .map(Value::Number)
+                .ok_or_else(|| bad(&format!("{} is not a finite number", f.value())));
         }
         if let Ok(s) = obj.cast::<pyo3::types::PyString>() {
             return Ok(Value::String(s.to_str()?.to_string()));

@@ -318,6 +318,8 @@ def test_config_report_warnings_and_strict() -> None:
         s = llmd.Scheduler.from_file(PRECISE)
     messages = [str(w.message) for w in caught]
     assert all(issubclass(w.category, UserWarning) for w in caught)
+    # Attributed to the line that loaded the config (a filter by module works).
+    assert all(w.filename == __file__ for w in caught), [w.filename for w in caught]
     assert any("kvEventsConfig.discoverPods" in m for m in messages), messages
     report = s.report
     assert report["not_executed"] == messages
@@ -486,6 +488,12 @@ def test_integer_arguments_out_of_range_are_invalid_argument_errors() -> None:
         lambda: llmd.KvIndex(max_endpoints=1 << 200),
         lambda: llmd.BlockHasher(block_size=-1),
         lambda: s.pick(model=MODEL, prompt="x", priority=1 << 31),
+        lambda: s.pick_batch([{"model": MODEL, "prompt": "x", "priority": 1 << 31}]),
+        lambda: s.pick_batch([{"model": MODEL, "prompt": "x", "lora_name": "a", "lora_id": 1 << 63}]),
+        lambda: llmd.BlockHasher().block_hashes([1] * 16, mm_items=[("img", -1, 4)]),
+        lambda: llmd.BlockHasher().block_hashes([1] * 16, prompt_embeds=(b"x", -1)),
+        lambda: llmd.KvIndex().prompt_keys([1] * 16, "m", mm_items=[("img", 0, 1 << 70)]),
+        lambda: llmd.KvIndex(capacity_blocks=10**5000),
         lambda: s.update_metrics("pod-0", waiting_queue_size=-3),
     ]
     for call in calls:
@@ -495,6 +503,9 @@ def test_integer_arguments_out_of_range_are_invalid_argument_errors() -> None:
     with pytest.raises(TypeError):
         s.on_tokens("r", 1.5)  # type: ignore[arg-type]
     assert s.on_tokens("r", 2)
+    # A NaN or an infinity in engine usage is refused, not read as absent.
+    with pytest.raises(llmd.InvalidArgumentError, match="finite"):
+        s.on_complete("r", usage={"completion_tokens": float("nan")})
 
 
 def test_index_block_size_comes_from_the_hasher() -> None:

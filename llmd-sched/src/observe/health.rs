@@ -234,8 +234,10 @@ impl Metrics {
             }
         }
         for reason in SKIP_REASONS {
-            f.blocks_skipped
-                .remove(&vec![("endpoint", ep.clone()), ("reason", Arc::from(reason))]);
+            f.blocks_skipped.remove(&vec![
+                ("endpoint", ep.clone()),
+                ("reason", Arc::from(reason)),
+            ]);
         }
     }
 }

@@ -25,6 +25,7 @@ int main(void) {
   CHECK(llmd_event_batch_ts(b) == 1700000000.5);
   int64_t rank = -1;
   CHECK(llmd_event_batch_dp_rank(b, &rank) && rank == 0);
+  CHECK(llmd_event_batch_dp_rank(b, NULL)); /* asks only */
 
   llmd_event_info info;
   CHECK_STATUS(LLMD_STATUS_OK, llmd_event_batch_event(b, 0, &info, &err), &err);

@@ -198,7 +198,9 @@ impl PyScheduler {
         let settings = Settings::new(py, seed, max_open_requests)?;
         // Read here so that an unreadable file is an `IoError` (an
         // `OSError`), as it is `LLMD_STATUS_IO` in C, not a config error.
-        let text = std::fs::read_to_string(&path)
+        // Without the GIL: a slow file system does not stall other threads.
+        let text = py
+            .detach(|| std::fs::read_to_string(&path))
             .map_err(|e| error(py, Kind::Io, format!("cannot read {}: {e}", path.display())))?;
         Self::load(
             py,

@@ -174,6 +174,17 @@ pub(crate) fn request_from_dict(py: Python<'_>, d: &Bound<'_, PyDict>) -> PyResu
             _ => Ok(None),
         }
     }
+    // Integers as `pick` reads them: out of range is an
+    // `InvalidArgumentError`, not a bare `OverflowError`.
+    fn get_int<T: crate::convert::IntRange>(
+        d: &Bound<'_, PyDict>,
+        key: &str,
+    ) -> PyResult<Option<T>> {
+        match d.get_item(key)? {
+            Some(v) if !v.is_none() => crate::convert::int(&v).map(Some),
+            _ => Ok(None),
+        }
+    }
     let tokens = d.get_item("tokens")?.filter(|v| !v.is_none());
     PickArgs {
         model: get(d, "model")?.unwrap_or_default(),
@@ -181,12 +192,12 @@ pub(crate) fn request_from_dict(py: Python<'_>, d: &Bound<'_, PyDict>) -> PyResu
         tokens: tokens.as_ref(),
         request_id: get(d, "request_id")?,
         lora_name: get(d, "lora_name")?,
-        lora_id: get(d, "lora_id")?,
+        lora_id: get_int(d, "lora_id")?,
         lora_path: get(d, "lora_path")?,
         cache_salt: get(d, "cache_salt")?,
         session_id: get(d, "session_id")?,
         headers: crate::json::str_map(d.get_item("headers")?.as_ref(), "headers")?,
-        priority: get(d, "priority")?.unwrap_or(0),
+        priority: get_int(d, "priority")?.unwrap_or(0),
         ttft_slo_ms: get(d, "ttft_slo_ms")?,
         tpot_slo_ms: get(d, "tpot_slo_ms")?,
         multimodal: get(d, "multimodal")?.unwrap_or(false),
