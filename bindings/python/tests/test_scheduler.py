@@ -492,7 +492,7 @@ def test_integer_arguments_out_of_range_are_invalid_argument_errors() -> None:
         lambda: s.pick_batch([{"model": MODEL, "prompt": "x", "lora_name": "a", "lora_id": 1 << 63}]),
         lambda: llmd.BlockHasher().block_hashes([1] * 16, mm_items=[("img", -1, 4)]),
         lambda: llmd.BlockHasher().block_hashes([1] * 16, prompt_embeds=(b"x", -1)),
-        lambda: llmd.KvIndex().prompt_keys([1] * 16, "m", mm_items=[("img", 0, 1 << 70)]),
+        lambda: llmd.KvIndex().prompt_keys([1] * 16, mm_items=[("img", 0, 1 << 70)]),
         lambda: llmd.KvIndex(capacity_blocks=10**5000),
         lambda: s.update_metrics("pod-0", waiting_queue_size=-3),
     ]

@@ -40,9 +40,9 @@ pub struct ApplyReport {
     pub parity_mismatches: u32,
     /// Events ignored: unregistered endpoint, or approximate mode.
     pub ignored: u32,
-    /// Events before the batch's last `AllBlocksCleared`, not applied: the
-    /// clear erases what they would have done (their blocks are in none of
-    /// the other counts).
+    /// In a batch with more than one `AllBlocksCleared`: the events before
+    /// the last one, not applied (the clear erases what they would have
+    /// done; their blocks are in none of the other counts).
     pub superseded: u32,
     /// Blocks moved between tiers, `moves[from][to]` (`Tier as usize`): a
     /// block newly stored in tier `to` that the endpoint holds in tier
@@ -116,15 +116,22 @@ impl KvIndex {
             return report;
         };
         let seed = model_seed(model);
-        // The batch's last `AllBlocksCleared` erases whatever the events
-        // before it did: they are not applied (each clear of a held slot
-        // scans the table, so a batch alternating stores and clears would
-        // otherwise cost a scan per pair).
-        let from = batch
+        // In a batch of several `AllBlocksCleared`, the last erases whatever
+        // the events before it did: they are not applied (each clear of a
+        // held slot scans the table, so a batch alternating stores and
+        // clears would otherwise cost a scan per pair). A batch with one
+        // clear (vLLM's prefix-cache reset) is applied whole, so its report
+        // counts what came before the clear too.
+        let mut clears = batch
             .events
             .iter()
-            .rposition(|e| matches!(e, KvEvent::AllBlocksCleared))
-            .unwrap_or(0);
+            .enumerate()
+            .filter(|(_, e)| matches!(e, KvEvent::AllBlocksCleared));
+        let first = clears.next();
+        let from = match clears.last() {
+            Some((last, _)) if first.is_some() => last,
+            _ => 0,
+        };
         report.superseded = from as u32;
         let events = &batch.events[from..];
         report.track_removals = removals_to_track(events);

@@ -198,9 +198,10 @@ fn router_keys_place_children_through_parents_and_tiers() {
     assert_eq!(idx.stats().entries, 0);
 }
 
-/// Events before a batch's last `AllBlocksCleared` are not applied (the
-/// clear erases them; each clear of a held slot would scan the table):
-/// counted as superseded, and the index is as if they had been applied.
+/// In a batch of several `AllBlocksCleared`, the events before the last
+/// are not applied (the clear erases them; each clear of a held slot would
+/// scan the table): counted as superseded, and the index is as if they had
+/// been applied.
 #[test]
 fn events_before_a_batchs_last_clear_are_superseded() {
     let idx = router_index();
@@ -675,10 +676,10 @@ fn reports_count_per_tier_since_the_last_clear() {
             stored(&[1], None, toks[..4].to_vec(), "CPU"),
         ]),
     );
-    // The store before the clear is superseded (not applied, not counted).
+    // One clear: the batch is applied whole (the store before it counted).
     assert_eq!(
         (r.stored, r.removed, r.cleared, r.unplaceable, r.superseded),
-        (2, 1, 1, 1, 1)
+        (4, 1, 1, 1, 0)
     );
     assert_eq!(
         (r.stored_by_tier, r.removed_by_tier),
