@@ -122,14 +122,12 @@ impl KvIndex {
         // clears would otherwise cost a scan per pair). A batch with one
         // clear (vLLM's prefix-cache reset) is applied whole, so its report
         // counts what came before the clear too.
-        let mut clears = batch
-            .events
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| matches!(e, KvEvent::AllBlocksCleared));
-        let first = clears.next();
-        let from = match clears.last() {
-            Some((last, _)) if first.is_some() => last,
+        let is_clear = |e: &KvEvent| matches!(e, KvEvent::AllBlocksCleared);
+        let from = match (
+            batch.events.iter().position(is_clear),
+            batch.events.iter().rposition(is_clear),
+        ) {
+            (Some(first), Some(last)) if last > first => last,
             _ => 0,
         };
         report.superseded = from as u32;
