@@ -219,7 +219,10 @@ impl KvIndex {
             routers,
         );
         if engine.is_empty() {
-            // Nothing continues the tail: it stays for the event that does.
+            // Tokens without a block naming them: their router blocks have
+            // no engine key to be held or removed under (counted). The tail
+            // stays for the event that continues it.
+            report.unplaceable += routers.len() as u32;
             if let (Some(t), Some(p)) = (tail, ev.parent()) {
                 st.tails.insert(p.key().0, t);
             }

@@ -198,6 +198,21 @@ fn router_keys_place_children_through_parents_and_tiers() {
     assert_eq!(idx.stats().entries, 0);
 }
 
+/// A `BlockStored` with tokens but no block hashes (router keys): its router
+/// blocks have no engine key to be held under; counted, not dropped
+/// silently.
+#[test]
+fn tokens_without_block_hashes_are_counted() {
+    let idx = router_index();
+    let a = idx.register_endpoint("a").unwrap();
+    let r = idx.apply_batch(
+        a,
+        "m",
+        &batch(vec![stored(&[], None, (1..=8).collect(), "GPU")]),
+    );
+    assert_eq!((r.stored, r.unplaceable), (0, 2), "{r:?}");
+}
+
 /// In a batch of several `AllBlocksCleared`, the events before the last
 /// are not applied (the clear erases them; each clear of a held slot would
 /// scan the table): counted as superseded, and the index is as if they had
