@@ -456,6 +456,14 @@ impl Inner {
         let pod = Arc::new(Pod::new(spec, requested, source, &self.opts.metrics_path)?);
         {
             let mut pods = self.pods.write().unwrap();
+            // Under the map's lock: `stop` marks the feed stopped before it
+            // stops the pods it finds there, so a pod is either found and
+            // stopped, or refused here (a discovery sync racing `stop`).
+            if self.stop.is_stopped() {
+                return Err(FeedError::Config(
+                    "the feed is stopped: nothing would follow the pod".into(),
+                ));
+            }
             if pods.contains_key(pod.name()) {
                 return Err(FeedError::Config(format!(
                     "pod '{}' is already followed",
@@ -499,6 +507,10 @@ impl Inner {
         source: Source,
         specs: Vec<PodSpec>,
     ) -> Result<(), FeedError> {
+        // A discovery thread caught mid-lookup by `stop` changes nothing.
+        if self.stop.is_stopped() {
+            return Ok(());
+        }
         let current: Vec<(String, PodSpec)> = self
             .pods
             .read()
