@@ -134,6 +134,34 @@ fn example_02_binds_consumers_to_the_named_precise_producer() {
     assert!(r.plugin("approx-prefix-cache-producer").is_none());
 }
 
+/// A disagg handler's decider configured for a stage whose profile the
+/// configuration does not define (a typo in `profiles.prefill`) does
+/// nothing: reported as not executed, refused when strict.
+#[test]
+fn a_decider_for_a_missing_profile_is_reported() {
+    let good = example("03-pd-disaggregation-prefix-decider.yaml");
+    assert!(load(&good)
+        .config_report()
+        .not_executed_lines()
+        .iter()
+        .all(|l| !l.contains("deciders.prefill")));
+    let typo = good.replace("      prefill: prefill\n", "      prefill: prefil\n");
+    assert_ne!(typo, good);
+    let lines = load(&typo).config_report().not_executed_lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("deciders.prefill") && l.contains("'prefil'")),
+        "{lines:?}"
+    );
+    let strict = LoadOptions {
+        strict: true,
+        ..Default::default()
+    };
+    let e = Scheduler::from_config_str_with(&typo, strict).unwrap_err();
+    assert!(e.to_string().contains("deciders.prefill"), "{e}");
+}
+
 #[test]
 fn example_03_builds_two_profiles_with_the_disagg_handler() {
     let s = load(&example("03-pd-disaggregation-prefix-decider.yaml"));

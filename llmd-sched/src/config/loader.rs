@@ -11,7 +11,7 @@ use super::defaults::{
 };
 use super::document::{self, feature_gates};
 use super::params::Params;
-use super::profiles::{build_profiles, pick_handler};
+use super::profiles::{build_profiles, note_missing_profiles, pick_handler};
 use super::registry::{
     known_types, lookup, lookup_host_owned, BuildEnv, Built, DataKey, Stability,
 };
@@ -226,6 +226,7 @@ fn build(
 
     let profiles = build_profiles(raw, &mut instances, opts, &mut env, &mut report)?;
     let handler = pick_handler(&instances, &profiles, &mut report)?;
+    note_missing_profiles(&mut instances, &*handler, &profiles);
     host_defaults(raw, &mut instances, opts, &mut env, &mut report)?;
     let saturation_detector = saturation_detector(raw, &instances)?;
     default_producers(&mut instances, opts, &mut env, &mut report)?;

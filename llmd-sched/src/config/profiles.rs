@@ -190,3 +190,26 @@ pub(super) fn pick_handler(
         .clone()
         .ok_or_else(|| ConfigError::doc("internal: handler vanished"))
 }
+
+/// Notes on the configured handler each stage it expects whose profile the
+/// configuration does not define (a decider for it then does nothing):
+/// reported as not executed, and refused by a strict load.
+pub(super) fn note_missing_profiles(
+    instances: &mut [Instance],
+    handler: &dyn ProfileHandler,
+    profiles: &[SchedulerProfile],
+) {
+    let Some(h) = instances.iter_mut().find(|i| i.built.handler.is_some()) else {
+        return;
+    };
+    for (setting, profile) in handler.expected_profiles() {
+        if !profiles.iter().any(|p| p.name == profile) {
+            h.built.settings_not_executed.push((
+                setting.to_string(),
+                format!(
+                    "no scheduling profile is named '{profile}': the decider is never consulted and that stage never runs"
+                ),
+            ));
+        }
+    }
+}

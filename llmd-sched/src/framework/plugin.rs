@@ -161,6 +161,12 @@ pub trait ProfileHandler: Send + Sync {
         ctx: &CycleContext<'_>,
         profiles: &[SchedulerProfile],
     ) -> Result<HandlerResult, ScheduleError>;
+    /// The profiles this handler's settings expect to run, as `(setting,
+    /// profile name)`: one the configuration does not define is reported
+    /// when it loads (the setting then does nothing). None by default.
+    fn expected_profiles(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
 }
 
 /// Closures are filters: `|ctx, ep| ep.waiting_queue_size() < 10`.

@@ -162,6 +162,19 @@ impl DisaggProfileHandler {
 }
 
 impl ProfileHandler for DisaggProfileHandler {
+    /// The stages a decider is configured for: without their profile the
+    /// decider is never consulted and every request is decode-only.
+    fn expected_profiles(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if self.prefill_decider.is_some() {
+            out.push(("deciders.prefill", self.prefill.clone()));
+        }
+        if self.encode_decider.is_some() {
+            out.push(("deciders.encode", self.encode.clone()));
+        }
+        out
+    }
+
     fn pick(
         &self,
         ctx: &mut CycleContext<'_>,
