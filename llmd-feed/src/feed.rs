@@ -301,17 +301,19 @@ impl Feed {
 
     fn start_all(&self) -> Result<(), FeedError> {
         let inner = &self.inner;
-        {
-            let mut st = inner.state.lock().unwrap();
-            match *st {
-                State::Running => return Ok(()),
-                State::Stopped => {
-                    return Err(FeedError::Config(
-                        "a stopped feed cannot be started again; create a new one".into(),
-                    ))
-                }
-                State::Idle => *st = State::Running,
+        // Held until the workers and their queues are in place: a `stop`
+        // racing this start waits for them, then stops and joins them (it
+        // would otherwise join workers whose queues it never saw, and wait
+        // for them for good).
+        let mut st = inner.state.lock().unwrap();
+        match *st {
+            State::Running => return Ok(()),
+            State::Stopped => {
+                return Err(FeedError::Config(
+                    "a stopped feed cannot be started again; create a new one".into(),
+                ))
             }
+            State::Idle => *st = State::Running,
         }
         let mut queues = Vec::new();
         for i in 0..inner.opts.concurrency {
@@ -326,6 +328,7 @@ impl Feed {
         }
         *inner.queues.write().unwrap() = queues;
         inner.started.store(true, Ordering::Release);
+        drop(st);
         let pods: Vec<PodRef> = inner.pods.read().unwrap().values().cloned().collect();
         for p in pods {
             inner.spawn_pod(&p)?;

@@ -1332,3 +1332,38 @@ fn a_failing_replay_socket_is_backed_off() {
         "{text}"
     );
 }
+
+/// `start` and `stop` called at once end with the feed stopped and every
+/// worker joined: `stop` never waits for good on workers whose queues it did
+/// not see.
+#[test]
+fn start_and_stop_at_once_never_hang() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for _ in 0..300 {
+            let feed = Arc::new(Feed::new(
+                sched(),
+                FeedOptions {
+                    concurrency: 64,
+                    ..opts()
+                },
+            ));
+            let f = feed.clone();
+            let starter = std::thread::spawn(move || {
+                let _ = f.start();
+            });
+            // Stop as soon as the start is under way (its workers being
+            // made).
+            while !feed.is_running() && !starter.is_finished() {
+                std::hint::spin_loop();
+            }
+            feed.stop();
+            starter.join().unwrap();
+            feed.stop();
+            assert!(!feed.is_running());
+        }
+        tx.send(()).unwrap();
+    });
+    rx.recv_timeout(Duration::from_secs(120))
+        .expect("start racing stop hung");
+}

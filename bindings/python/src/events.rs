@@ -11,25 +11,31 @@ use pyo3::IntoPyObjectExt;
 use crate::errors::{error, Kind};
 
 /// A KV-event payload: `bytes` are read in place (immutable, so safe to read
-/// without the GIL); any other buffer-like sequence of bytes is copied first.
-pub(crate) enum Payload<'py> {
-    Bytes(Bound<'py, PyBytes>),
-    Owned(Vec<u8>),
-}
+/// without the GIL); anything else `bytes()` accepts (a `memoryview` such as
+/// pyzmq's `Frame.buffer`, a `bytearray`, a list of byte values) is copied
+/// into a new `bytes` first, by `bytes()` itself: one copy, not one Python
+/// int per byte.
+pub(crate) struct Payload<'py>(Bound<'py, PyBytes>);
 
 impl<'py> Payload<'py> {
     pub(crate) fn from_object(obj: &Bound<'py, PyAny>) -> PyResult<Self> {
         match obj.cast::<PyBytes>() {
-            Ok(b) => Ok(Payload::Bytes(b.clone())),
-            Err(_) => Ok(Payload::Owned(obj.extract()?)),
+            Ok(b) => Ok(Payload(b.clone())),
+            // `bytes(n)` would make n zero bytes out of an int.
+            Err(_) if obj.is_instance_of::<pyo3::types::PyInt>() => {
+                Err(pyo3::exceptions::PyTypeError::new_err(
+                    "a KV-event payload is bytes-like, not an int",
+                ))
+            }
+            Err(_) => {
+                let b = obj.py().get_type::<PyBytes>().call1((obj,))?;
+                Ok(Payload(b.cast_into::<PyBytes>()?))
+            }
         }
     }
 
     pub(crate) fn as_slice(&self) -> &[u8] {
-        match self {
-            Payload::Bytes(b) => b.as_bytes(),
-            Payload::Owned(v) => v,
-        }
+        self.0.as_bytes()
     }
 }
 

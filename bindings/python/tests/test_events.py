@@ -108,6 +108,14 @@ def test_buffers_other_than_bytes() -> None:
     for other in (bytearray(payload), memoryview(payload)):
         b = llmd.decode_event_batch(other)
         assert (b.ts, b.events) == (a.ts, a.events)
+    # Any other buffer is read as its bytes (an array of 16-bit values is
+    # no msgpack batch); an int is no payload (not n zero bytes).
+    import array
+
+    with pytest.raises(llmd.EventDecodeError):
+        llmd.decode_event_batch(array.array("H", [300, 301]))  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        llmd.decode_event_batch(5)  # type: ignore[arg-type]
 
 
 def test_events_compare_and_repr() -> None:
