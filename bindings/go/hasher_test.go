@@ -94,8 +94,8 @@ func TestHasherErrors(t *testing.T) {
 	}
 	h.Close()
 	h.Close()
-	if _, err := h.BlockKeys(tokens(32), nil); !errors.Is(err, ErrClosed) {
-		t.Fatalf("err = %v, want ErrClosed", err)
+	if _, err := h.BlockKeys(tokens(32), nil); !errors.Is(err, ErrClosed) || errors.Is(err, ErrNullArgument) {
+		t.Fatalf("err = %v, want ErrClosed (and not ErrNullArgument)", err)
 	}
 }
 

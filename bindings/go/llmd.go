@@ -62,9 +62,17 @@ type Error struct {
 func (e *Error) Error() string { return fmt.Sprintf("llmd: %s (%s)", e.Message, e.Code) }
 
 // Is makes errors.Is(err, llmd.ErrConfig) and friends match on the status.
+// A closed handle's error matches ErrClosed only, not ErrNullArgument: a
+// call racing Close is a normal shutdown, not a programming error.
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
-	return ok && t.Status == e.Status && (t.Code == "" || t.Code == e.Code)
+	if !ok || t.Status != e.Status {
+		return false
+	}
+	if e.Code == ErrClosed.Code && t.Code != ErrClosed.Code {
+		return false
+	}
+	return t.Code == "" || t.Code == e.Code
 }
 
 // Sentinel errors for errors.Is, one per status.
@@ -83,7 +91,8 @@ var (
 	ErrNullArgument    = &Error{Status: StatusNullArgument}
 	ErrBufferTooSmall  = &Error{Status: StatusBufferTooSmall}
 	ErrSerialize       = &Error{Status: StatusSerialize}
-	// ErrClosed is returned by calls on a handle after Close.
+	// ErrClosed is returned by calls on a handle after Close (it does not
+	// match ErrNullArgument).
 	ErrClosed = &Error{Status: StatusNullArgument, Code: "closed", Message: "handle is closed"}
 )
 
