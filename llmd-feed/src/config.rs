@@ -172,13 +172,19 @@ fn kv_events(ev: Option<&Value>, o: &mut FeedOptions, out: &mut Out<'_>) -> Resu
         "kvEventsConfig.topicFilter",
         format!("subscribed to topics starting with '{topic}'"),
     );
+    // The loader takes any positive number: a fraction is rounded down
+    // (to at least 1), as the setting's report line shows.
     let conc = match ev.get("concurrency").filter(|v| !v.is_null()) {
         None => 4,
-        Some(v) => whole(v).ok_or_else(|| {
-            FeedError::Config(format!(
-                "kvEventsConfig.concurrency: expected a whole number, got {v}"
-            ))
-        })?,
+        Some(v) => v
+            .as_f64()
+            .filter(|f| f.is_finite() && *f > 0.0)
+            .map(|f| f.min(1e6) as u64)
+            .ok_or_else(|| {
+                FeedError::Config(format!(
+                    "kvEventsConfig.concurrency: expected a positive number, got {v}"
+                ))
+            })?,
     };
     o.concurrency = conc.clamp(1, 1024) as usize;
     out.done(

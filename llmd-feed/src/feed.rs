@@ -55,6 +55,11 @@ pub(crate) struct Inner {
     pub sched: Arc<Scheduler>,
     pub opts: FeedOptions,
     pub pods: RwLock<BTreeMap<String, PodRef>>,
+    /// Held across a pod's removal (map and scheduler) and a pod's
+    /// registration, so that a pod re-added under a name being removed
+    /// finds neither the old pod nor its endpoint. The map itself is not
+    /// held across the removal's table scan (messages read it).
+    membership_changes: Mutex<()>,
     pub counters: FeedCounters,
     state: Mutex<State>,
     /// True between start and stop (read per message, without the lock).
@@ -103,6 +108,7 @@ impl Feed {
                 bound_budget: Arc::new(ByteBudget::new(opts.max_bound_bytes)),
                 opts,
                 pods: RwLock::new(BTreeMap::new()),
+                membership_changes: Mutex::new(()),
                 counters: FeedCounters::default(),
                 state: Mutex::new(State::Idle),
                 started: std::sync::atomic::AtomicBool::new(false),
@@ -458,6 +464,7 @@ impl Inner {
         }
         let pod = Arc::new(Pod::new(spec, requested, source, &self.opts.metrics_path)?);
         {
+            let _changes = self.membership_changes.lock().unwrap();
             let mut pods = self.pods.write().unwrap();
             // Under the map's lock: `stop` marks the feed stopped before it
             // stops the pods it finds there, so a pod is either found and
@@ -489,12 +496,16 @@ impl Inner {
     }
 
     pub(crate) fn remove_pod(&self, name: &str) -> Result<(), FeedError> {
-        // The map stays locked until the endpoint is gone: a pod re-added
+        // Membership changes wait until the endpoint is gone: a pod re-added
         // under the same name meanwhile would otherwise find the old
         // endpoint, keep it, and lose it to this removal (followed, but not
-        // routable). Lock order: pods, then membership, then the scheduler.
-        let mut pods = self.pods.write().unwrap();
-        let pod = pods
+        // routable). Lock order: membership changes, pods, a pod's
+        // membership, the scheduler.
+        let _changes = self.membership_changes.lock().unwrap();
+        let pod = self
+            .pods
+            .write()
+            .unwrap()
             .remove(name)
             .ok_or_else(|| FeedError::UnknownPod(name.to_string()))?;
         let _membership = pod.membership.lock().unwrap();

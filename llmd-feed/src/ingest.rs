@@ -207,7 +207,7 @@ fn recover(
     let live = live.unwrap_or(u64::MAX);
     let mut next = from;
     let mut cleared = false;
-    let backed_off = pod.replay_for(rank).is_some() && replay_backed_off(st);
+    let backed_off = pod.replay_for(rank).is_some() && replay_backed_off(state);
     if backed_off {
         PodStats::inc(&st.replays_skipped);
     }
@@ -269,7 +269,7 @@ fn recover(
                 Err(_) => &st.replays_failed,
             };
             PodStats::inc(counter);
-            replay_outcome(st, r.is_ok(), opts.replay_timeout);
+            replay_outcome(state, r.is_ok(), opts.replay_timeout);
             if r.is_err() || next > live || !(hole || matches!(r, Ok(ReplayEnd::TimedOut))) {
                 break;
             }
@@ -297,37 +297,35 @@ fn recover(
     }
 }
 
-/// Longest wait between replays of a pod whose replay socket keeps failing.
+/// Longest wait between replays of a stream whose replay socket keeps
+/// failing.
 const MAX_REPLAY_BACKOFF: Duration = Duration::from_secs(60);
 
-/// Whether the pod's replay socket failed lately and is not to be asked yet:
-/// each replay that cannot reach it holds the ingest worker (and every pod
-/// it serves) for up to the replay timeout, and the batches dropped
-/// meanwhile would ask again at once.
-fn replay_backed_off(st: &PodStats) -> bool {
-    unix_ns() < st.replay_retry_at_ns.load(Ordering::Relaxed)
+/// Whether this stream's replay socket (its rank's) failed lately and is
+/// not to be asked yet: each replay that cannot reach it holds the ingest
+/// worker (and every pod it serves) for up to the replay timeout, and the
+/// batches dropped meanwhile would ask again at once.
+fn replay_backed_off(state: &StreamState) -> bool {
+    unix_ns() < state.replay_retry_at_ns
 }
 
-/// Records a replay's outcome: a failure backs the pod's replays off (twice
-/// the replay timeout first, doubling up to [`MAX_REPLAY_BACKOFF`]); a
-/// success ends the back-off.
-fn replay_outcome(st: &PodStats, ok: bool, timeout: Duration) {
+/// Records a replay's outcome: a failure backs the stream's replays off
+/// (twice the replay timeout first, doubling up to [`MAX_REPLAY_BACKOFF`]);
+/// a success ends the back-off.
+fn replay_outcome(state: &mut StreamState, ok: bool, timeout: Duration) {
     if ok {
-        st.replay_backoff_ns.store(0, Ordering::Relaxed);
-        st.replay_retry_at_ns.store(0, Ordering::Relaxed);
+        state.replay_backoff_ns = 0;
+        state.replay_retry_at_ns = 0;
         return;
     }
     let first = (2 * timeout).max(Duration::from_millis(100)).as_nanos() as u64;
-    let was = st.replay_backoff_ns.load(Ordering::Relaxed);
-    let wait = if was == 0 {
-        first
-    } else {
-        was.saturating_mul(2)
+    let wait = match state.replay_backoff_ns {
+        0 => first,
+        was => was.saturating_mul(2),
     }
     .min(MAX_REPLAY_BACKOFF.as_nanos() as u64);
-    st.replay_backoff_ns.store(wait, Ordering::Relaxed);
-    st.replay_retry_at_ns
-        .store(unix_ns().saturating_add(wait), Ordering::Relaxed);
+    state.replay_backoff_ns = wait;
+    state.replay_retry_at_ns = unix_ns().saturating_add(wait);
 }
 
 /// Drops every index entry of the pod.

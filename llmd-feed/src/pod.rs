@@ -145,10 +145,6 @@ pub(crate) struct PodStats {
     pub replays_incomplete: AtomicU64,
     pub replays_failed: AtomicU64,
     pub replays_skipped: AtomicU64,
-    /// After a failed replay: no replay is asked before this time
-    /// ([`unix_ns`]), and the wait doubles with each failure in a row.
-    pub replay_retry_at_ns: AtomicU64,
-    pub replay_backoff_ns: AtomicU64,
     pub clears: AtomicU64,
     pub connects: AtomicU64,
     pub reconnects: AtomicU64,
@@ -197,8 +193,6 @@ impl PodStats {
             replays_incomplete: z(),
             replays_failed: z(),
             replays_skipped: z(),
-            replay_retry_at_ns: z(),
-            replay_backoff_ns: z(),
             clears: z(),
             connects: z(),
             reconnects: z(),

@@ -30,6 +30,11 @@ pub struct StreamState {
     /// After a replay that ran ahead of the live stream: live numbers in
     /// `[from, through]` were already applied.
     replayed: Option<(u64, u64)>,
+    /// After a failed replay of this stream (its rank's replay socket): no
+    /// replay is asked before this time (the feed's `unix_ns`), and the
+    /// wait doubles with each failure in a row.
+    pub(crate) replay_retry_at_ns: u64,
+    pub(crate) replay_backoff_ns: u64,
 }
 
 impl StreamState {

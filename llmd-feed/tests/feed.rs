@@ -1206,7 +1206,7 @@ fn a_stopped_feed_refuses_what_it_would_never_follow() {
 #[test]
 fn numbers_in_the_loaders_other_forms_are_executed() {
     let cfg = |pd: &str, interval: &str| {
-        format!("apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: precise-prefix-cache-producer\n  parameters:\n    kvEventsConfig:\n      concurrency: 3.0\n      podDiscoveryConfig: {pd}\n- type: prefix-cache-scorer\n  parameters: {{prefixMatchInfoProducerName: precise-prefix-cache-producer}}\n- type: max-score-picker\n- type: metrics-data-source\n  parameters: {{port: 9090.0, interval: {interval}}}\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: prefix-cache-scorer\n  - pluginRef: max-score-picker\ndataLayer:\n  sources:\n  - pluginRef: metrics-data-source\n")
+        format!("apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: precise-prefix-cache-producer\n  parameters:\n    kvEventsConfig:\n      concurrency: 3.5\n      podDiscoveryConfig: {pd}\n- type: prefix-cache-scorer\n  parameters: {{prefixMatchInfoProducerName: precise-prefix-cache-producer}}\n- type: max-score-picker\n- type: metrics-data-source\n  parameters: {{port: 9090.0, interval: {interval}}}\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: prefix-cache-scorer\n  - pluginRef: max-score-picker\ndataLayer:\n  sources:\n  - pluginRef: metrics-data-source\n")
     };
     let yaml = cfg("{socketPort: 5557.0, replaySocketPort: 5558.0}", "2");
     let feed = Feed::from_scheduler(Arc::new(Scheduler::from_config_str(&yaml).unwrap())).unwrap();

@@ -378,40 +378,60 @@ fn string(v: Value) -> Value {
     Value::from(py_str(&v))
 }
 
-/// transformers compiles templates with an extension that gives
-/// `{% generation %} ... {% endgeneration %}` (assistant masks for
-/// training) and renders the body as it is: the same tags as a no-op `if`,
-/// whitespace markers kept.
-/// Names whose first binding in the template is a `{% set X = … %}` that
-/// reads `X` itself (`{% set enable_thinking = enable_thinking |
-/// default(false) %}`). Jinja2, which vLLM asks for the template's inputs,
-/// reads an assignment's value before it binds the name, so such an `X` is
-/// an input (and `chat_template_kwargs.X` reaches the template); minijinja
-/// binds first and leaves it out.
+/// Names read by a `{% set X = … %}` that reads `X` itself (`{% set
+/// enable_thinking = enable_thinking | default(false) %}`) before any
+/// top-level statement binds `X`. Jinja2, which vLLM asks for the
+/// template's inputs, reads an assignment's value before it binds the name,
+/// so such an `X` is an input (and `chat_template_kwargs.X` reaches the
+/// template); minijinja binds first and leaves it out. Only an assignment
+/// outside every block binds a name for what follows: one inside an `if`
+/// may not have run, a loop's or macro's names do not outlive it.
 fn self_reading_sets(source: &str) -> Vec<String> {
+    const OPENS: [&str; 9] = [
+        "for",
+        "if",
+        "macro",
+        "call",
+        "filter",
+        "block",
+        "with",
+        "autoescape",
+        "raw",
+    ];
     let mut bound: Vec<&str> = Vec::new();
     let mut out = Vec::new();
+    let mut depth = 0usize;
     for stmt in crate::chat::statements(source) {
         let (kw, rest) = stmt.split_once(char::is_whitespace).unwrap_or((stmt, ""));
-        match kw {
-            "set" => {
-                let Some((target, value)) = rest.split_once('=') else {
-                    continue; // `{% set x %}…{% endset %}`: the body is no read
-                };
-                let target = target.trim();
-                if !is_identifier(target) || bound.contains(&target) {
-                    continue;
-                }
-                if identifiers(value).any(|n| n == target) {
-                    out.push(target.to_string());
-                }
-                bound.push(target);
+        if kw.starts_with("end") {
+            depth = depth.saturating_sub(1);
+            continue;
+        }
+        if OPENS.contains(&kw) {
+            depth += 1;
+            continue;
+        }
+        if kw != "set" {
+            continue;
+        }
+        let Some((target, value)) = rest.split_once('=') else {
+            // `{% set x %}…{% endset %}`: its body is no read of `x`, and a
+            // block until `endset`.
+            if depth == 0 && is_identifier(rest.trim()) {
+                bound.push(rest.trim());
             }
-            "for" => {
-                let vars = rest.split(" in ").next().unwrap_or("");
-                bound.extend(vars.split(',').map(str::trim).filter(|v| is_identifier(v)));
-            }
-            _ => {}
+            depth += 1;
+            continue;
+        };
+        let target = target.trim();
+        if !is_identifier(target) || bound.contains(&target) {
+            continue;
+        }
+        if identifiers(value).any(|n| n == target) && !out.iter().any(|o| o == target) {
+            out.push(target.to_string());
+        }
+        if depth == 0 {
+            bound.push(target);
         }
     }
     out
@@ -454,6 +474,10 @@ fn identifiers(expr: &str) -> impl Iterator<Item = &str> {
     names.into_iter()
 }
 
+/// transformers compiles templates with an extension that gives
+/// `{% generation %} ... {% endgeneration %}` (assistant masks for
+/// training) and renders the body as it is: the same tags as a no-op `if`,
+/// whitespace markers kept.
 fn without_generation_tags(source: &str) -> std::borrow::Cow<'_, str> {
     if !source.contains("generation") {
         return std::borrow::Cow::Borrowed(source);
@@ -682,7 +706,17 @@ mod tests {
             inputs("{% set ns = namespace(t=1) %}{% set t = ns.t %}{{ t }}"),
             ["namespace"]
         );
-        assert!(inputs("{% for t in [1] %}{% endfor %}{% set t = t %}").is_empty());
+        // A loop's name does not outlive it; a set inside an `if` may not
+        // have run (both as Jinja2 3.1 answers).
+        assert_eq!(
+            inputs("{% for t in [1] %}{% endfor %}{% set t = t %}"),
+            ["t"]
+        );
+        assert_eq!(
+            inputs("{% if a %}{% set x = 1 %}{% endif %}{% set x = x + 1 %}{{ x }}"),
+            ["a", "x"]
+        );
+        assert!(inputs("{% set x %}1{% endset %}{% set x = x ~ 2 %}{{ x }}").is_empty());
     }
 
     /// `{%}` inside a template that mentions generation (whose tags are
