@@ -113,8 +113,10 @@ def test_errors() -> None:
         llmd.KvIndex(gpu_weight=-1.0)
     index = llmd.KvIndex(max_endpoints=1)
     index.record_routing("a", [1])
-    with pytest.raises(llmd.ResourceExhaustedError):
+    with pytest.raises(llmd.ResourceExhaustedError) as full:
         index.record_routing("b", [1])
+    # The code C gives every index error, and the scheduler's for the same.
+    assert full.value.code == "index"
     with pytest.raises(llmd.EventDecodeError):
         index.apply_event_batch("a", b"\xc1")
 
