@@ -582,7 +582,6 @@ fn router_blocks_an_engine_block_cannot_map_are_counted() {
     // Named again and again (an offload placeholder, a removal from a tier
     // it is not in): each name costs its derived mappings once per event.
     let many = vec![7u64; 100_000];
-    let t = std::time::Instant::now();
     let r = idx.apply_batch(
         a,
         "m",
@@ -591,12 +590,8 @@ fn router_blocks_an_engine_block_cannot_map_are_counted() {
             removed(&many, "DISK"),
         ]),
     );
+    // The repeats are counted (the removal's), not redone.
     assert_eq!(r.unplaceable, 99_999, "the repeats of the removal: {r:?}");
-    assert!(
-        t.elapsed() < std::time::Duration::from_secs(5),
-        "{:?}",
-        t.elapsed()
-    );
 }
 
 /// Router blocks that straddle two engine blocks (engine 6 tokens, router
