@@ -33,6 +33,9 @@ fn the_fleet_latency_scorer_keeps_prefix_hits_at_capacity() {
     let all = [&base, &fleet, &slo].map(line).join("; ");
     assert!(fleet.goodput >= 0.98 * base.goodput, "{all}");
     assert!(fleet.cache_hit_rate >= base.cache_hit_rate - 0.02, "{all}");
-    // What the miss charge changes: llm-d's scorer gives the hits away.
-    assert!(slo.cache_hit_rate < fleet.cache_hit_rate - 0.10, "{all}");
+    // What the miss charge changes: llm-d's scorer gives hits away and
+    // goodput with them (with the ridge-regularised model it gives away 5-8
+    // points here and no longer collapses on every seed: docs/benchmarks.md).
+    assert!(slo.cache_hit_rate < fleet.cache_hit_rate - 0.05, "{all}");
+    assert!(slo.goodput < 0.9 * fleet.goodput, "{all}");
 }

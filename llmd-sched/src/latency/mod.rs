@@ -11,10 +11,12 @@
 //!   (`on_first_token`, `on_tokens`) mark the endpoint's step ends, and a
 //!   new request waits for the current step before its prefill starts.
 //! * **Model** ([`Rls`]): a linear fit per endpoint by recursive least
-//!   squares — O(1) memory and an O(features²) update per sample, a
-//!   prediction in a few nanoseconds — with exponential forgetting (about
-//!   the last 200 samples) so it follows drift and restarts, and clipped
-//!   residuals so a stalled request does not drag it. TTFT is fitted on
+//!   squares in information form — O(1) memory and an O(features³) update
+//!   per sample (a few hundred operations), a prediction in a few
+//!   nanoseconds — with exponential forgetting (about the last 200 samples)
+//!   so it follows drift and restarts, a small relative ridge so an input
+//!   the samples never vary along stays out of the fit instead of drifting,
+//!   and clipped residuals so a stalled request does not drag it. TTFT is fitted on
 //!   relative error and for the median: each sample is weighted by the
 //!   inverse of its current residual (online reweighted least absolute
 //!   deviation), which measured better than the mean fit. llm-d refits an

@@ -108,8 +108,8 @@ struct Models {
 impl Default for Models {
     fn default() -> Self {
         Models {
-            ttft: Rls::new(FORGETTING, 1e6),
-            tpot: Rls::new(FORGETTING, 1e6),
+            ttft: Rls::new(FORGETTING),
+            tpot: Rls::new(FORGETTING),
         }
     }
 }
