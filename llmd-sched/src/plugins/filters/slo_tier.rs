@@ -30,29 +30,49 @@ impl SloHeadroomTierFilter {
     }
 }
 
+/// A candidate's tier.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tier {
+    Meets,
+    Misses,
+    Unpredicted,
+}
+
 impl Filter for SloHeadroomTierFilter {
     fn filter(&self, ctx: &CycleContext<'_>, candidates: &mut Vec<EndpointIndex>) {
         if candidates.len() <= 1 {
             return;
         }
-        let mut pos = Vec::with_capacity(candidates.len());
-        let mut neg = Vec::new();
-        let mut unpredicted = Vec::new();
-        for &i in candidates.iter() {
-            match latency::view(ctx, i) {
-                Some(v) if v.ttft_headroom_ms >= 0.0 && v.tpot_headroom_ms >= 0.0 => pos.push(i),
-                Some(_) => neg.push(i),
-                None => unpredicted.push(i),
-            }
-        }
-        if pos.is_empty() && neg.is_empty() {
+        let tiers: Vec<Tier> = candidates
+            .iter()
+            .map(|&i| match latency::view(ctx, i) {
+                Some(v) if v.ttft_headroom_ms >= 0.0 && v.tpot_headroom_ms >= 0.0 => Tier::Meets,
+                Some(_) => Tier::Misses,
+                None => Tier::Unpredicted,
+            })
+            .collect();
+        let count = |t: Tier| tiers.iter().filter(|&&x| x == t).count();
+        let (meets, misses) = (count(Tier::Meets), count(Tier::Misses));
+        if meets == 0 && misses == 0 {
             return;
         }
-        neg.extend(unpredicted);
-        *candidates = match (pos.is_empty(), neg.is_empty()) {
-            (false, false) if ctx.random_f64() < self.epsilon => neg,
-            (false, _) => pos,
-            (true, _) => neg,
+        // The negative tier: those predicted to miss, then the unpredicted.
+        let rest = candidates.len() - meets;
+        let keep_meets = match (meets > 0, rest > 0) {
+            (true, true) => ctx.random_f64() >= self.epsilon,
+            (true, false) => true,
+            (false, _) => false,
         };
+        if keep_meets {
+            let mut t = tiers.iter();
+            candidates.retain(|_| t.next() == Some(&Tier::Meets));
+        } else {
+            let mut negative = Vec::with_capacity(rest);
+            for want in [Tier::Misses, Tier::Unpredicted] {
+                let of = candidates.iter().zip(&tiers);
+                negative.extend(of.filter(|(_, &t)| t == want).map(|(&i, _)| i));
+            }
+            *candidates = negative;
+        }
     }
 }

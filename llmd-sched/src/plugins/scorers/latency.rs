@@ -175,61 +175,62 @@ fn score_of(w: i64) -> f64 {
         .unwrap_or(w as f64 / 100.0)
 }
 
+/// llm-d's buckets of a candidate, best first: predicted to meet both
+/// objectives (or not predicted), then predicted to miss on an endpoint
+/// with nothing dispatched, to miss the TPOT objective only, the TTFT
+/// objective only, both. Only the best bucket present is scored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Bucket {
+    Meets,
+    IdleMiss,
+    TpotMiss,
+    TtftMiss,
+    BothMiss,
+}
+
+impl Bucket {
+    fn of(v: &LatencyView) -> Bucket {
+        match (v.ttft_headroom_ms < 0.0, v.tpot_headroom_ms < 0.0) {
+            (false, false) => Bucket::Meets,
+            _ if v.dispatched == 0 => Bucket::IdleMiss,
+            (false, true) => Bucket::TpotMiss,
+            (true, false) => Bucket::TtftMiss,
+            (true, true) => Bucket::BothMiss,
+        }
+    }
+}
+
 impl Scorer for LatencyScorer {
     fn score(&self, ctx: &CycleContext<'_>, candidates: &[EndpointIndex], out: &mut [f64]) {
-        let mut positive = Vec::with_capacity(candidates.len());
-        let mut negative = Vec::new();
+        // (position, TTFT headroom, TPOT headroom), and each one's bucket.
+        let mut members = Vec::with_capacity(candidates.len());
+        let mut buckets = Vec::with_capacity(candidates.len());
+        let mut best = Bucket::BothMiss;
         let mut predicted = false;
         for (k, &i) in candidates.iter().enumerate() {
-            match latency::view(ctx, i) {
-                Some(v) if v.ttft_headroom_ms < 0.0 || v.tpot_headroom_ms < 0.0 => {
-                    predicted = true;
-                    negative.push((k, v))
-                }
+            let (bucket, t, p) = match latency::view(ctx, i) {
                 Some(v) => {
                     predicted = true;
-                    positive.push((k, v.ttft_headroom_ms, v.tpot_headroom_ms))
+                    (Bucket::of(&v), v.ttft_headroom_ms, v.tpot_headroom_ms)
                 }
-                None => positive.push((k, 0.0, 0.0)),
-            }
+                None => (Bucket::Meets, 0.0, 0.0),
+            };
+            best = best.min(bucket);
+            members.push((k, t, p));
+            buckets.push(bucket);
         }
         if !predicted {
             return self.composite(ctx, candidates, out);
         }
         out.fill(0.0);
-        if !positive.is_empty() {
-            return self.bucket(&positive, self.strategy, out);
-        }
-        let as_member =
-            |(k, v): &(usize, LatencyView)| (*k, v.ttft_headroom_ms, v.tpot_headroom_ms);
-        let idle: Vec<_> = negative
-            .iter()
-            .filter(|(_, v)| v.dispatched == 0)
-            .map(as_member)
-            .collect();
-        if !idle.is_empty() {
-            return self.bucket(&idle, Headroom::Least, out);
-        }
-        let tpot_only: Vec<_> = negative
-            .iter()
-            .filter(|(_, v)| v.ttft_headroom_ms >= 0.0)
-            .map(as_member)
-            .collect();
-        let ttft_only: Vec<_> = negative
-            .iter()
-            .filter(|(_, v)| v.tpot_headroom_ms >= 0.0)
-            .map(as_member)
-            .collect();
-        let both: Vec<_> = negative
-            .iter()
-            .filter(|(_, v)| v.ttft_headroom_ms < 0.0 && v.tpot_headroom_ms < 0.0)
-            .map(as_member)
-            .collect();
-        for b in [tpot_only, ttft_only, both] {
-            if !b.is_empty() {
-                return self.bucket(&b, Headroom::Least, out);
-            }
-        }
+        let strategy = if best == Bucket::Meets {
+            self.strategy
+        } else {
+            Headroom::Least
+        };
+        let mut of = buckets.iter();
+        members.retain(|_| of.next() == Some(&best));
+        self.bucket(&members, strategy, out)
     }
 }
 
