@@ -347,12 +347,6 @@ fn report() {
     }
 }
 
-/// What the latency model adds to a pick at 100 endpoints: llm-d's default
-/// scorers alone vs the same with `predicted-latency-producer` (a prediction
-/// per endpoint), `slo-headroom-tier-filter` and `latency-scorer`, the
-/// request carrying TTFT/TPOT objectives, every endpoint's model trained
-/// first. Rounds alternate between the two; a 64-token prompt keeps hashing
-/// out of the difference (target: <= 2 us at p99).
 /// The SLO-aware fixture at 100 endpoints with every endpoint's model
 /// trained, and the scorers-only fixture beside it, over a 64-token prompt.
 fn latency_fixtures(short: &[u32]) -> [(Scheduler, Arc<ManualClock>); 3] {
@@ -411,6 +405,12 @@ fn time_slo_picks(
     percentiles(samples)
 }
 
+/// What the latency model adds to a pick at 100 endpoints: llm-d's default
+/// scorers alone vs the same with `predicted-latency-producer` (a prediction
+/// per endpoint), `slo-headroom-tier-filter` and `latency-scorer`, the
+/// request carrying TTFT/TPOT objectives, every endpoint's model trained
+/// first. Rounds alternate between the two; a 64-token prompt keeps hashing
+/// out of the difference (target: <= 2 us at p99).
 fn report_latency_model() {
     let p = prompt(3);
     let short = &p[..64];

@@ -218,7 +218,8 @@ impl EndpointModel {
 /// Online TTFT/TPOT models for every endpoint, plus a pooled one.
 ///
 /// `predict` is lock-free in effect (a read lock on the endpoint map and a
-/// copied weight snapshot); `observe_*` costs O(features²). Memory is bounded
+/// copied weight snapshot); `observe_*` costs O(features³) (a small
+/// solve, a few hundred operations). Memory is bounded
 /// by the endpoints registered: about 1 KB each (a call for an endpoint
 /// already forgotten, racing its removal, trains only the pool).
 #[derive(Debug, Default)]

@@ -6,8 +6,8 @@
 /// Kept in information form: the forgotten sums `R = Σ λᵏ x xᵀ` and
 /// `c = Σ λᵏ x y`, and the weights solved from them after each sample, with
 /// a ridge of [`Rls::RIDGE`] times `R`'s mean diagonal (relative, so it
-/// weighs the same whatever the unit of `x`; the TTFT model's inputs are
-/// divided by the sample's own TTFT). Each update costs O(D³) (D ≤ 7 here:
+/// weighs the same when every input is scaled alike; the TTFT model's
+/// inputs are divided by the sample's own TTFT). Each update costs O(D³) (D ≤ 7 here:
 /// a few hundred operations) and no allocation. Old samples fade with the
 /// forgetting factor `lambda` (an effective window of about
 /// `1 / (1 - lambda)` samples), so the fit follows drift. A residual larger
@@ -107,10 +107,14 @@ impl<const D: usize> Rls<D> {
         match self.solve() {
             Some(w) => self.w = w,
             None => {
-                // Overflowing sums: they start again, and the last finite
-                // fit answers until the next sample.
-                self.r = [[0.0; D]; D];
-                self.c = [0.0; D];
+                // Overflowing sums (or a residual that did): the model starts
+                // again, counting no samples, so a caller falls back until it
+                // has enough; the last finite fit is its starting point.
+                *self = Rls {
+                    w: self.w,
+                    ..Rls::new(self.lambda)
+                };
+                return;
             }
         }
         self.scale = if self.n == 0 {
@@ -129,11 +133,12 @@ impl<const D: usize> Rls<D> {
     }
 
     /// `(R + εI)⁻¹ c` by Cholesky factorisation, ε the ridge; `None` when
-    /// the sums are not finite.
+    /// the sums or the weights are not finite (a pivot that is not a
+    /// positive number).
     #[allow(clippy::needless_range_loop)] // indices read as the algebra does
     fn solve(&self) -> Option<[f64; D]> {
-        let trace: f64 = (0..D).map(|i| self.r[i][i]).sum();
-        let eps = (Self::RIDGE * trace / D as f64).max(f64::MIN_POSITIVE);
+        let mean_diag: f64 = (0..D).map(|i| self.r[i][i] / D as f64).sum();
+        let eps = (Self::RIDGE * mean_diag).max(f64::MIN_POSITIVE);
         // L Lᵀ = R + εI, L lower triangular.
         let mut l = [[0.0f64; D]; D];
         for a in 0..D {
@@ -212,10 +217,10 @@ mod tests {
         assert!((got - 165.0).abs() < 2.0, "{got}");
     }
 
-    /// A feature that stays 0 (no queue at low load, no step clock) winds
-    /// its covariance up; bounding it must not stop the other features
-    /// from forgetting: a pod that becomes twice as slow after thousands
-    /// of samples is still followed within a few hundred.
+    /// A feature that stays 0 (no queue at low load, no step clock) has no
+    /// information; holding it at 0 must not stop the other features from
+    /// forgetting: a pod that becomes twice as slow after thousands of
+    /// samples is still followed within a few hundred.
     #[test]
     fn an_idle_feature_does_not_stop_forgetting() {
         let mut m = Rls::<3>::new(0.995);
@@ -277,6 +282,31 @@ mod tests {
         );
     }
 
+    /// Sums that overflow start the model again: no samples counted (so
+    /// the caller falls back until it has enough), the last finite fit kept
+    /// as the starting point, and the next samples learnt normally, clipping
+    /// included.
+    #[test]
+    fn an_overflow_restarts_the_model_from_its_last_fit() {
+        let mut m = Rls::<2>::new(0.995);
+        let mut s = 21;
+        for _ in 0..300 {
+            let x = [1.0, lcg(&mut s)];
+            m.update(&x, 5.0 + x[1]);
+        }
+        let before = m.weights();
+        m.update(&[1e200, 1e200], 1.0);
+        assert_eq!(m.samples(), 0);
+        assert_eq!(m.weights(), before);
+        assert_eq!(m.residual_scale(), 0.0);
+        for _ in 0..300 {
+            let x = [1.0, lcg(&mut s)];
+            m.update(&x, 5.0 + x[1]);
+        }
+        let got = m.predict(&[1.0, 0.5]);
+        assert!((got - 5.5).abs() < 1e-3, "{got}");
+    }
+
     #[test]
     fn an_outlier_moves_the_fit_little() {
         let mut m = Rls::<2>::new(0.995);
@@ -292,7 +322,7 @@ mod tests {
     }
 
     #[test]
-    fn bad_input_is_ignored_and_wind_up_is_bounded() {
+    fn bad_input_is_ignored_and_a_repeated_point_stays_finite() {
         let mut m = Rls::<2>::new(0.9);
         m.update(&[1.0, f64::NAN], 1.0);
         m.update(&[1.0, 1.0], f64::INFINITY);
