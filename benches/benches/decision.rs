@@ -440,7 +440,9 @@ fn report_latency_model() {
     let paths = |when: &str| {
         for (objectives, name) in [(MISSED_SLO, "missed"), (MET_SLO, "met")] {
             let meeting = endpoints_meeting(&slo, short, objectives);
-            println!("  {when}, objectives {name}: {meeting} of 100 endpoints predicted to meet them");
+            println!(
+                "  {when}, objectives {name}: {meeting} of 100 endpoints predicted to meet them"
+            );
         }
     };
     paths("before the rounds");
