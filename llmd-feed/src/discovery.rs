@@ -85,6 +85,9 @@ struct FileEndpoint {
 /// Parses llm-d's endpoint file into pod specs (name `namespace/name` when a
 /// namespace is given).
 pub fn parse_endpoint_file(text: &str) -> Result<Vec<PodSpec>, FeedError> {
+    use llmd_sched::config::yaml_budget::{check_yaml_nodes, MAX_YAML_NODES};
+    check_yaml_nodes(text, MAX_YAML_NODES)
+        .map_err(|e| FeedError::Config(format!("endpoint file: {e}")))?;
     let f: EndpointFile = serde_yaml_ng::from_str(text)
         .map_err(|e| FeedError::Config(format!("endpoint file: {e}")))?;
     Ok(f.endpoints

@@ -162,6 +162,45 @@ fn a_decider_for_a_missing_profile_is_reported() {
     assert!(e.to_string().contains("deciders.prefill"), "{e}");
 }
 
+/// A scorer defined but referenced by no scheduling profile (and not a
+/// fallback picker) does nothing: reported as not executed, refused when
+/// strict. A profile without a picker falls back to the first configured
+/// one, which therefore runs.
+#[test]
+fn a_plugin_no_profile_references_is_reported() {
+    let text = "apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: queue-scorer
+- type: load-aware-scorer
+  parameters: {threshold: 64}
+- type: max-score-picker
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: queue-scorer
+";
+    let lines = load(text).config_report().not_executed_lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("load-aware-scorer") && l.contains("no scheduling profile")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| !l.contains("queue-scorer") && !l.contains("max-score-picker")),
+        "{lines:?}"
+    );
+    let strict = LoadOptions {
+        strict: true,
+        ..Default::default()
+    };
+    let e = Scheduler::from_config_str_with(text, strict).unwrap_err();
+    assert!(e.to_string().contains("load-aware-scorer"), "{e}");
+}
+
 #[test]
 fn example_03_builds_two_profiles_with_the_disagg_handler() {
     let s = load(&example("03-pd-disaggregation-prefix-decider.yaml"));

@@ -172,6 +172,8 @@ fn default_model_name() -> String {
 impl Scenario {
     /// Parses YAML (a superset of JSON).
     pub fn parse(text: &str, base_dir: &Path) -> Result<Self> {
+        use llmd_sched::config::yaml_budget::{check_yaml_nodes, MAX_YAML_NODES};
+        check_yaml_nodes(text, MAX_YAML_NODES).map_err(SimError::Scenario)?;
         let mut s: Scenario =
             serde_yaml_ng::from_str(text).map_err(|e| SimError::Scenario(e.to_string()))?;
         s.base_dir = base_dir.to_path_buf();

@@ -24,6 +24,8 @@ pub fn parse(text: &str) -> R<RawConfig> {
     let decode = |e: serde_yaml_ng::Error| {
         ConfigError::doc(format!("cannot decode EndpointPickerConfig: {e}"))
     };
+    super::yaml_budget::check_yaml_nodes(text, super::yaml_budget::MAX_YAML_NODES)
+        .map_err(|e| ConfigError::doc(format!("cannot decode EndpointPickerConfig: {e}")))?;
     let raw = serde_yaml_ng::from_str::<RawConfig>(text).map_err(decode)?;
     let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(decode)?;
     if let Some(path) = non_finite(&doc) {

@@ -269,9 +269,30 @@ fn build(
         .iter()
         .filter_map(|i| i.built.kv_backend.clone())
         .collect();
+    // A filter, scorer or picker that no profile uses (every profile names
+    // its own, none falls back to it) does nothing.
+    let used = |name: &str| {
+        profiles.iter().any(|p| {
+            &*p.picker.name == name
+                || p.filters.iter().any(|f| &*f.name == name)
+                || p.scorers.iter().any(|s| &*s.name == name)
+        })
+    };
     for i in &instances {
-        let status = match i.built.not_executed {
+        let b = &i.built;
+        let profile_only = (b.filter.is_some() || b.scorer.is_some() || b.picker.is_some())
+            && b.producer.is_none()
+            && b.pre_request.is_none()
+            && b.screener.is_none()
+            && b.handler.is_none()
+            && b.decider.is_none()
+            && b.detector.is_none()
+            && b.kv_backend.is_none();
+        let status = match b.not_executed {
             Some(r) => PluginStatus::AcceptedNotExecuted(r.to_string()),
+            None if profile_only && !used(&i.name) => {
+                PluginStatus::AcceptedNotExecuted("no scheduling profile references it".to_string())
+            }
             None => PluginStatus::Executed,
         };
         report.plugins.push(PluginRecord {

@@ -104,6 +104,11 @@ pub(super) fn build_profiles(
                     picker: p.clone(),
                 });
             }
+            if weight.is_some() && b.scorer.is_none() {
+                report.warnings.push(format!(
+                    "profile '{name}': plugin '{r}' is not a scorer; its weight has no effect"
+                ));
+            }
             if b.filter.is_none() && b.scorer.is_none() && b.picker.is_none() {
                 report.warnings.push(format!("profile '{name}': plugin '{r}' is not a filter, scorer or picker; ignored there"));
             }

@@ -27,6 +27,10 @@ pub struct InFlightLoadProducer {
     table: Arc<InFlightTable>,
 }
 
+/// The largest output estimate: a prompt's worth of tokens could never
+/// exceed it, and sums of many stay far from `i64::MAX`.
+const MAX_ESTIMATE: u64 = 1 << 40;
+
 impl InFlightLoadProducer {
     /// Decodes the parameters; `table` is the scheduler's in-flight table.
     pub fn from_params(p: &mut Params, table: Arc<InFlightTable>) -> Result<Self, ConfigError> {
@@ -60,7 +64,9 @@ impl InFlightLoadProducer {
         if !self.add_output {
             return 0;
         }
-        let est = (input as f64 * self.output_ratio).round() as u64;
+        // `as` saturates: a huge `outputRatio` gives u64::MAX, then capped
+        // below i64::MAX so the in-flight sums cannot overflow.
+        let est = ((input as f64 * self.output_ratio).round() as u64).min(MAX_ESTIMATE);
         let est = self.max_output.map_or(est, |m| est.min(m));
         max_tokens.map_or(est, |m| est.min(m))
     }
@@ -95,7 +101,7 @@ impl PreRequest for InFlightLoadProducer {
                 let input = ctx.uncached_tokens(i).unwrap_or(ctx.prompt_tokens() as u64);
                 Share {
                     ep: Arc::clone(&ctx.endpoints()[i]),
-                    input_tokens: input as i64,
+                    input_tokens: input.min(MAX_ESTIMATE) as i64,
                     output_tokens: self.output_estimate(input, ctx.request().max_output_tokens)
                         as i64,
                     prefill: profile == PREFILL_PROFILE,
@@ -103,5 +109,24 @@ impl PreRequest for InFlightLoadProducer {
             })
             .collect();
         self.table.record(&ctx.request().id, ctx.opening(), shares);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A huge `outputRatio` (llm-d sets no upper bound) gives a large but
+    /// bounded estimate: the in-flight token sums it feeds cannot overflow
+    /// into negative load.
+    #[test]
+    fn a_huge_output_ratio_gives_a_bounded_estimate() {
+        let v = serde_json::json!({"addEstimatedOutputTokens": true, "outputRatio": 1e300});
+        let mut p = Params::new("inflight", "inflight-load-producer", Some(&v)).unwrap();
+        let producer = InFlightLoadProducer::from_params(&mut p, Arc::default()).unwrap();
+        let est = producer.output_estimate(u64::MAX, None);
+        assert_eq!(est, MAX_ESTIMATE);
+        assert!((est as i64).checked_mul(1 << 20).is_some());
+        assert_eq!(producer.output_estimate(1_000, Some(16)), 16);
     }
 }
