@@ -129,6 +129,10 @@ impl Calibration {
     }
 }
 
+/// The slowest kernel a calibration may give (ms): a second, far above any
+/// measured one.
+const MAX_KERNEL_MS: f64 = 1_000.0;
+
 fn convert(name: &str, s: RawShape) -> Result<ShapeCalibration> {
     let bad = |what: &str| SimError::Calibration(format!("{name}: {what}"));
     let mut layer_linear: BTreeMap<u64, f64> = BTreeMap::new();
@@ -187,8 +191,26 @@ fn convert(name: &str, s: RawShape) -> Result<ShapeCalibration> {
     {
         return Err(bad("tables need at least two points"));
     }
+    // The architecture within what any model has (a step time built from
+    // it stays a finite number of seconds).
+    let c = &shape.config;
+    for (what, v, max) in [
+        ("hidden", c.hidden, 1 << 20),
+        ("q", c.q, 1 << 12),
+        ("kv", c.kv, 1 << 12),
+        ("hd", c.hd, 1 << 12),
+        ("inter", c.inter, 1 << 22),
+        ("layers", c.layers, 1 << 10),
+        ("vocab", c.vocab, 1 << 24),
+        ("tp", c.tp, 1 << 10),
+    ] {
+        if v == 0 || v > max {
+            return Err(bad(&format!("config.{what} must be 1 to {max}, got {v}")));
+        }
+    }
     // Interpolation is in logs: every size must be positive (a grid's may
-    // be 0, e.g. no cached prefix) and every time positive, all finite.
+    // be 0, e.g. no cached prefix) and every time positive, all finite, and
+    // no kernel slower than a second.
     for (what, t) in [
         ("layer_linear", &shape.layer_linear),
         ("lm_head", &shape.lm_head),
@@ -200,10 +222,11 @@ fn convert(name: &str, s: RawShape) -> Result<ShapeCalibration> {
         }
         if let Some(p) = t
             .iter()
-            .find(|(x, y)| !(x.is_finite() && *x > 0.0 && y.is_finite() && *y > 0.0))
+            .find(|(x, y)| !(x.is_finite() && *x > 0.0 && *y > 0.0 && *y <= MAX_KERNEL_MS))
         {
             return Err(bad(&format!(
-                "{what} point {} -> {}: sizes and times must be finite and > 0",
+                "{what} point {} -> {}: sizes must be finite and > 0, times > 0 and at most \
+                 {MAX_KERNEL_MS} ms",
                 p.0, p.1
             )));
         }
@@ -213,10 +236,16 @@ fn convert(name: &str, s: RawShape) -> Result<ShapeCalibration> {
         ("decode_attn", &shape.decode_attn),
     ] {
         if let Some(p) = g.iter().find(|(a, b, y)| {
-            !(a.is_finite() && *a >= 0.0 && b.is_finite() && *b >= 0.0 && y.is_finite() && *y > 0.0)
+            !(a.is_finite()
+                && *a >= 0.0
+                && b.is_finite()
+                && *b >= 0.0
+                && *y > 0.0
+                && *y <= MAX_KERNEL_MS)
         }) {
             return Err(bad(&format!(
-                "{what} point {}x{} -> {}: sizes must be finite and >= 0, times finite and > 0",
+                "{what} point {}x{} -> {}: sizes must be finite and >= 0, times > 0 and at most \
+                 {MAX_KERNEL_MS} ms",
                 p.0, p.1, p.2
             )));
         }
@@ -245,4 +274,34 @@ fn monotone(mut t: Table) -> Table {
         p.1 = floor;
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A calibration whose step times could not be a finite number of
+    /// seconds (a kernel of 1e308 ms, four billion layers) is refused when
+    /// loaded, naming the field.
+    #[test]
+    fn out_of_range_calibrations_are_refused() {
+        let mut doc: serde_json::Value = serde_json::from_str(EMBEDDED_H100).unwrap();
+        let models = doc["models"].as_object_mut().unwrap();
+        let name = models.keys().next().unwrap().clone();
+        let mut huge_layers = models[&name].clone();
+        huge_layers["config"]["layers"] = 4_294_967_295u64.into();
+        let mut slow = models[&name].clone();
+        for v in slow["elementwise_ms"].as_object_mut().unwrap().values_mut() {
+            *v = 1e308.into();
+        }
+        for (shape, want) in [(huge_layers, "config.layers"), (slow, "elementwise point")] {
+            let mut d = doc.clone();
+            d["models"] = serde_json::json!({ "m": shape });
+            let e = Calibration::from_json(&d.to_string())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{e}");
+        }
+        assert!(Calibration::embedded().is_ok());
+    }
 }

@@ -62,8 +62,11 @@ fn build_one(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Router>> 
             let text = match (config, inline) {
                 (Some(path), None) => {
                     let path = scenario.base_dir.join(path);
-                    std::fs::read_to_string(&path)
-                        .map_err(|e| SimError::io(path.display().to_string(), e))?
+                    llmd_sched::config::text_file::read_text_file(
+                        &path,
+                        llmd_sched::config::text_file::MAX_CONFIG_BYTES,
+                    )
+                    .map_err(|e| SimError::io(path.display().to_string(), e))?
                 }
                 (None, Some(text)) => text.clone(),
                 _ => {

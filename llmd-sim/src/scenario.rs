@@ -183,8 +183,11 @@ impl Scenario {
 
     /// Reads a scenario file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| SimError::io(path.display().to_string(), e))?;
+        let text = llmd_sched::config::text_file::read_text_file(
+            path,
+            llmd_sched::config::text_file::MAX_CONFIG_BYTES,
+        )
+        .map_err(|e| SimError::io(path.display().to_string(), e))?;
         let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         Self::parse(&text, &base)
     }
@@ -249,11 +252,24 @@ impl Scenario {
         }
         let positive = |v: f64| v.is_finite() && v > 0.0;
         let non_negative = |v: f64| v.is_finite() && v >= 0.0;
-        if !positive(f.scrape_interval_ms) {
-            return bad("fleet.scrape_interval_ms must be > 0".into());
+        // Each bound keeps a run's event count finite: a scrape every
+        // interval while requests run, a transfer that ends.
+        if !(1.0..=3_600_000.0).contains(&f.scrape_interval_ms) {
+            return bad(format!(
+                "fleet.scrape_interval_ms must be 1 ms to an hour, got {}",
+                f.scrape_interval_ms
+            ));
         }
-        if !positive(f.kv_transfer.bandwidth_gbps) || !non_negative(f.kv_transfer.latency_ms) {
-            return bad("fleet.kv_transfer needs bandwidth_gbps > 0 and latency_ms >= 0".into());
+        let t = &f.kv_transfer;
+        if t.bandwidth_gbps < 0.01
+            || !t.bandwidth_gbps.is_finite()
+            || !(0.0..=60_000.0).contains(&t.latency_ms)
+        {
+            return bad(format!(
+                "fleet.kv_transfer needs bandwidth_gbps >= 0.01 (finite) and latency_ms 0 to \
+                 60000, got {} / {}",
+                t.bandwidth_gbps, t.latency_ms
+            ));
         }
         let c = &self.cost;
         if !positive(c.allreduce_gbps)

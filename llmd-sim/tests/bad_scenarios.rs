@@ -246,3 +246,48 @@ fn values_that_would_hang_or_abort_a_run_are_refused() {
     assert!(out.records.iter().all(|r| r.outcome == Outcome::Completed));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Settings that made a run never end or grow without bound are refused;
+/// a request arriving far from time 0 (where the float clock no longer
+/// resolves a scrape interval) runs to its end.
+#[test]
+fn runs_that_would_never_end_or_outgrow_memory_are_refused() {
+    refused(
+        parse("fleet:\n  workers: 2\n  scrape_interval_ms: 1e-300\n"),
+        "scrape_interval_ms",
+    );
+    refused(
+        parse("fleet:\n  workers: 2\n  kv_transfer: {bandwidth_gbps: 1e-7}\n"),
+        "bandwidth_gbps",
+    );
+    refused(
+        parse("fleet:\n  workers: 2\n  kv_transfer: {latency_ms: 1e12}\n"),
+        "latency_ms",
+    );
+    refused(
+        run("  max_requests: 1000000000000\n  shared_prefix: {groups: 1, system_prompt_len: 2, users_per_group: 1, question_len: 2, output_len: 1}\n"),
+        "max_requests is at most",
+    );
+    refused(
+        run("  arrivals: {ladder: [{rate: 1e9, duration_s: 1e9}]}\n  shared_prefix: {groups: 1, system_prompt_len: 2, users_per_group: 1, question_len: 2, output_len: 1}\n"),
+        "the ladder would send",
+    );
+    if Path::new("/dev/zero").exists() {
+        refused(
+            Scenario::load(Path::new("/dev/zero")).map_err(|e| e.to_string()),
+            "not a regular file",
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("llmd-late-trace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trace = dir.join("t.jsonl");
+    std::fs::write(
+        &trace,
+        "{\"arrival\": 1e15, \"prompt_len\": 8000, \"output_len\": 10}\n",
+    )
+    .unwrap();
+    let out = run(&format!("  trace: {{path: {}}}\n", trace.display())).expect("runs");
+    assert_eq!(out.records.len(), 1);
+    assert_eq!(out.records[0].outcome, Outcome::Completed);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -12,6 +12,7 @@ mod profiles;
 pub mod registry;
 pub mod report;
 pub mod schema;
+pub mod text_file;
 pub mod yaml_budget;
 
 pub use loader::{load, LoadOptions, Pipeline, DEFAULT_CONFIG};

@@ -19,6 +19,14 @@ pub const MAX_YAML_NODES: usize = 1_000_000;
 /// Refuses `text` when its nodes, aliases expanded, number more than `max`;
 /// a document that does not parse is left for the real parse to report.
 pub fn check_yaml_nodes(text: &str, max: usize) -> Result<(), String> {
+    // The YAML reader takes time quadratic in flow nesting (`[[[[...`) before
+    // its own depth limit (128) refuses it: 100 KB of brackets took 14 s.
+    if let Some(depth) = flow_depth_over(text, MAX_FLOW_DEPTH) {
+        return Err(format!(
+            "the YAML document nests flow collections ([ or {{) {depth} deep or more \
+             (at most {MAX_FLOW_DEPTH}): refused"
+        ));
+    }
     let seen = Cell::new(0usize);
     let counter = Count { seen: &seen, max };
     match counter.deserialize(serde_yaml_ng::Deserializer::from_str(text)) {
@@ -28,6 +36,41 @@ pub fn check_yaml_nodes(text: &str, max: usize) -> Result<(), String> {
         )),
         _ => Ok(()),
     }
+}
+
+/// Deeper flow nesting than the YAML reader's own limit (128) can never
+/// parse; this bound leaves room for brackets this scan miscounts (inside
+/// block scalars).
+const MAX_FLOW_DEPTH: usize = 256;
+
+/// The depth, once it passes `max`, of `[` / `{` nesting outside quoted
+/// scalars and comments; `None` when it stays within `max`.
+fn flow_depth_over(text: &str, max: usize) -> Option<usize> {
+    let (mut depth, mut quote, mut comment, mut prev) = (0usize, None::<char>, false, '\n');
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (_, '\n') if comment => comment = false,
+            _ if comment => {}
+            (Some('"'), '\\') => {
+                chars.next();
+            }
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '#') if prev.is_whitespace() => comment = true,
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '[' | '{') => {
+                depth += 1;
+                if depth > max {
+                    return Some(depth);
+                }
+            }
+            (None, ']' | '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        prev = c;
+    }
+    None
 }
 
 #[derive(Clone, Copy)]
@@ -147,6 +190,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("expands to more than"), "{err}");
+    }
+
+    /// Deep flow nesting is refused at once (the reader's own limit came
+    /// after a scan quadratic in the depth); brackets in quoted scalars and
+    /// comments do not count.
+    #[test]
+    fn deep_flow_nesting_is_refused_before_the_reader_sees_it() {
+        let text = format!("name: {}", "[".repeat(100_000));
+        let err = check_yaml_nodes(&text, MAX_YAML_NODES).unwrap_err();
+        assert!(err.contains("nests flow collections"), "{err}");
+        let quoted = format!(
+            "a: '{0}'\nb: \"{0}\\\"\" # {0}\nc: [[1], {{d: [2]}}]\n",
+            "[".repeat(1000)
+        );
+        assert_eq!(check_yaml_nodes(&quoted, MAX_YAML_NODES), Ok(()));
     }
 
     #[test]

@@ -197,12 +197,14 @@ impl Scheduler {
         opts: LoadOptions,
     ) -> Result<Self, ScheduleError> {
         let p = path.as_ref();
-        let text = std::fs::read_to_string(p).map_err(|e| {
-            ScheduleError::Config(crate::error::ConfigError::doc(format!(
-                "cannot read {}: {e}",
-                p.display()
-            )))
-        })?;
+        let text =
+            crate::config::text_file::read_text_file(p, crate::config::text_file::MAX_CONFIG_BYTES)
+                .map_err(|e| {
+                    ScheduleError::Config(crate::error::ConfigError::doc(format!(
+                        "cannot read {}: {e}",
+                        p.display()
+                    )))
+                })?;
         Self::from_config_str_with(&text, opts)
     }
 

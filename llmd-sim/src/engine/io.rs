@@ -89,6 +89,12 @@ impl Sim<'_> {
                     }
                 }
             }
+            // Far from 0 a float clock may not resolve the interval: the
+            // next scrape is then the next representable time, never now.
+            if at <= self.now {
+                // The next float after a non-negative finite one.
+                at = f64::from_bits(self.now.to_bits() + 1);
+            }
             self.push(at, Kind::Scrape);
         }
     }

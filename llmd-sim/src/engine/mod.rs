@@ -101,8 +101,11 @@ pub fn run<'a>(
     let calib = match &scenario.calibration {
         Some(p) => {
             let path = scenario.base_dir.join(p);
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| SimError::io(path.display().to_string(), e))?;
+            let text = llmd_sched::config::text_file::read_text_file(
+                &path,
+                llmd_sched::config::text_file::MAX_CONFIG_BYTES,
+            )
+            .map_err(|e| SimError::io(path.display().to_string(), e))?;
             Calibration::from_json(&text)?
         }
         None => Calibration::embedded()?,

@@ -218,7 +218,15 @@ impl LivePod {
                 std::thread::sleep(Duration::from_millis(1));
                 continue;
             };
-            std::thread::sleep(Duration::from_secs_f64(d / self.speed));
+            // A step time is finite and bounded by the calibration's checks;
+            // the clamp keeps a host's odd `speed` from panicking here.
+            let secs = d / self.speed;
+            let secs = if secs.is_finite() {
+                secs.clamp(0.0, 60.0)
+            } else {
+                60.0
+            };
+            std::thread::sleep(Duration::from_secs_f64(secs));
             let mut g = self.state.lock().unwrap();
             g.worker.finish_step(&mut progress);
             {

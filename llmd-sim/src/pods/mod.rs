@@ -75,8 +75,11 @@ impl Fleet {
         let calib = match &sc.calibration {
             Some(p) => {
                 let path = sc.base_dir.join(p);
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| SimError::io(path.display().to_string(), e))?;
+                let text = llmd_sched::config::text_file::read_text_file(
+                    &path,
+                    llmd_sched::config::text_file::MAX_CONFIG_BYTES,
+                )
+                .map_err(|e| SimError::io(path.display().to_string(), e))?;
                 Calibration::from_json(&text)?
             }
             None => Calibration::embedded()?,

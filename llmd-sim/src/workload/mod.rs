@@ -10,6 +10,10 @@ mod trace;
 use std::path::Path;
 use std::sync::Arc;
 
+/// The most requests (or chat sessions) one run sends: each is kept for
+/// the run's figures.
+pub const MAX_REQUESTS: u64 = 10_000_000;
+
 pub use arrivals::{ArrivalClock, Arrivals, Stage};
 pub use chat::Chat;
 pub use shapes::{DocQa, LoraMix, SharedPrefix};
@@ -132,6 +136,21 @@ impl WorkloadSpec {
                  or give a ladder of stages"
                     .into(),
             ));
+        }
+        // Every request is kept for the summary: the run's size is bounded.
+        if let Some(n) = self.max_requests.filter(|&n| n > MAX_REQUESTS) {
+            return Err(SimError::Workload(format!(
+                "max_requests is at most {MAX_REQUESTS}, got {n}"
+            )));
+        }
+        if let (None, Some(stages)) = (self.max_requests, &self.arrivals.ladder) {
+            let expected: f64 = stages.iter().map(|s| s.rate * s.duration_s).sum();
+            if !expected.is_finite() || expected > MAX_REQUESTS as f64 {
+                return Err(SimError::Workload(format!(
+                    "the ladder would send about {expected:.3e} requests (sessions), at most \
+                     {MAX_REQUESTS}: shorten it or set max_requests"
+                )));
+            }
         }
         if !(0.0..=1.0).contains(&self.sheddable) {
             return Err(SimError::Workload(format!(

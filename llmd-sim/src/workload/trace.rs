@@ -12,6 +12,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// The largest trace file read (bytes): a million requests take about
+/// 100 MB.
+pub const MAX_TRACE_BYTES: u64 = 1 << 30;
+
 use serde::{Deserialize, Serialize};
 
 use super::{Workload, OUTPUT_LABEL};
@@ -98,7 +102,7 @@ impl TraceGen {
         } else {
             base.join(&spec.path)
         };
-        let text = std::fs::read_to_string(&path)
+        let text = llmd_sched::config::text_file::read_text_file(&path, MAX_TRACE_BYTES)
             .map_err(|e| SimError::io(path.display().to_string(), e))?;
         let mut lines = Vec::new();
         for (n, line) in text.lines().enumerate() {
