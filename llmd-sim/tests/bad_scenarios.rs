@@ -288,6 +288,15 @@ fn runs_that_would_never_end_or_outgrow_memory_are_refused() {
     .unwrap();
     let out = run(&format!("  trace: {{path: {}}}\n", trace.display())).expect("runs");
     assert_eq!(out.records.len(), 1);
+    std::fs::write(
+        &trace,
+        "{\"arrival\": 0, \"prompt_len\": 8, \"output_len\": 2, \"slo_ttft_ms\": 0}\n",
+    )
+    .unwrap();
+    refused(
+        run(&format!("  trace: {{path: {}}}\n", trace.display())),
+        "slo_ttft_ms must be a finite number > 0",
+    );
     assert_eq!(out.records[0].outcome, Outcome::Completed);
     std::fs::remove_dir_all(&dir).unwrap();
 }

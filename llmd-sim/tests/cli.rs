@@ -51,6 +51,34 @@ fn simulate_json_trace_and_metrics() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A policy named twice, a `--policy` naming none, and a file that is no
+/// config are errors; the last one's message stays short (the reader quotes
+/// what it found).
+#[test]
+fn simulate_refuses_repeated_or_empty_policy_lists() {
+    let (ok, _, err) = llmd(&["simulate", "--requests", "5", "--policy", "random,random"]);
+    assert!(!ok && err.contains("'random' is listed twice"), "{err}");
+    let (ok, _, err) = llmd(&["simulate", "--requests", "5", "--policy", ",,"]);
+    assert!(!ok && err.contains("no policy named"), "{err}");
+    let dir = std::env::temp_dir().join(format!("llmd-cli-notconfig-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let f = dir.join("notes.txt");
+    std::fs::write(&f, "word ".repeat(10_000)).expect("write");
+    let (ok, _, err) = llmd(&[
+        "simulate",
+        "--requests",
+        "5",
+        "--policy",
+        f.to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && err.contains("cannot decode EndpointPickerConfig"),
+        "{err}"
+    );
+    assert!(err.len() < 1_000, "{} bytes", err.len());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn hash_matches_vllm_and_bad_input_is_an_error() {
     let tokens: Vec<String> = (1..=32).map(|t| t.to_string()).collect();

@@ -15,6 +15,9 @@ pub const FEATURE_GATES: &[(&str, bool)] = &[
 
 type R<T> = Result<T, ConfigError>;
 
+/// The longest reader error quoted in a decode error (bytes).
+const MAX_ERROR_CHARS: usize = 300;
+
 /// Parses the document (YAML or JSON; JSON is valid YAML) strictly. A
 /// `.nan` or `.inf` anywhere is an error naming its place: llm-d converts
 /// the YAML to JSON, which has no such numbers, and refuses the file; read
@@ -22,7 +25,17 @@ type R<T> = Result<T, ConfigError>;
 /// the parameter's default, without a word.
 pub fn parse(text: &str) -> R<RawConfig> {
     let decode = |e: serde_yaml_ng::Error| {
-        ConfigError::doc(format!("cannot decode EndpointPickerConfig: {e}"))
+        // The reader quotes what it found: a whole other file, at worst.
+        let mut msg = e.to_string();
+        if msg.len() > MAX_ERROR_CHARS {
+            let cut = (0..=MAX_ERROR_CHARS)
+                .rev()
+                .find(|&i| msg.is_char_boundary(i))
+                .unwrap_or(0);
+            msg.truncate(cut);
+            msg.push_str("…");
+        }
+        ConfigError::doc(format!("cannot decode EndpointPickerConfig: {msg}"))
     };
     super::yaml_budget::check_yaml_nodes(text, super::yaml_budget::MAX_YAML_NODES)
         .map_err(|e| ConfigError::doc(format!("cannot decode EndpointPickerConfig: {e}")))?;

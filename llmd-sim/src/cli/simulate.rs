@@ -17,8 +17,9 @@ const PROGRESS_AFTER_S: f64 = 2.0;
 pub fn run(args: &[String]) -> Result<(), String> {
     let mut a = Args::new(args);
     let scenario_path = a.value("--scenario")?;
-    let picks: Vec<String> = a
-        .values("--policy")?
+    let given = a.values("--policy")?;
+    let a_policy_was_given = !given.is_empty();
+    let picks: Vec<String> = given
         .iter()
         .flat_map(|v| {
             v.split(',')
@@ -55,6 +56,18 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .map_err(|_| format!("--seed: not a number: {s}"))?;
     }
     let mut specs = policy::policies(&sc);
+    // A policy named twice would print two rows of one name and write its
+    // Prometheus series twice.
+    if let Some(p) = picks
+        .iter()
+        .enumerate()
+        .find_map(|(i, p)| picks[..i].contains(p).then_some(p))
+    {
+        return Err(format!("--policy: '{p}' is listed twice"));
+    }
+    if picks.is_empty() && a_policy_was_given {
+        return Err("--policy: no policy named".into());
+    }
     if !picks.is_empty() {
         let mut chosen = Vec::new();
         for p in &picks {

@@ -130,6 +130,19 @@ impl TraceGen {
                     n + 1
                 )));
             }
+            // A line's objectives are held to the scenario's rule: > 0.
+            for (what, v) in [
+                ("slo_ttft_ms", l.slo_ttft_ms),
+                ("slo_tpot_ms", l.slo_tpot_ms),
+            ] {
+                if let Some(v) = v.filter(|v| !(v.is_finite() && *v > 0.0)) {
+                    return Err(SimError::Workload(format!(
+                        "{}:{}: {what} must be a finite number > 0, got {v}",
+                        path.display(),
+                        n + 1
+                    )));
+                }
+            }
             lines.push(l);
         }
         lines.sort_by(|a, b| a.arrival.total_cmp(&b.arrival));
