@@ -33,7 +33,7 @@ pub fn parse(text: &str) -> R<RawConfig> {
                 .find(|&i| msg.is_char_boundary(i))
                 .unwrap_or(0);
             msg.truncate(cut);
-            msg.push_str("…");
+            msg.push('…');
         }
         ConfigError::doc(format!("cannot decode EndpointPickerConfig: {msg}"))
     };
