@@ -201,6 +201,48 @@ schedulingProfiles:
     assert!(e.to_string().contains("load-aware-scorer"), "{e}");
 }
 
+/// A profile every request needs that the configuration does not define
+/// (a typo in the disagg handler's `profiles.decode`), or a second profile
+/// for the data-parallel handler, makes every pick fail, as in llm-d (which
+/// loads such a file): reported when it loads, refused by a strict load.
+#[test]
+fn a_profile_every_request_needs_is_reported_when_missing() {
+    let strict = LoadOptions {
+        strict: true,
+        ..Default::default()
+    };
+    let good = example("03-pd-disaggregation-prefix-decider.yaml");
+    let typo = good.replace("      decode: decode\n", "      decode: dcode\n");
+    assert_ne!(typo, good);
+    let s = load(&typo);
+    let lines = s.config_report().not_executed_lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("profiles.decode") && l.contains("'dcode'")),
+        "{lines:?}"
+    );
+    let e = Scheduler::from_config_str_with(&typo, strict.clone()).unwrap_err();
+    assert!(e.to_string().contains("profiles.decode"), "{e}");
+    let dp = "apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: data-parallel-profile-handler
+- type: queue-scorer
+schedulingProfiles:
+- name: a
+  plugins: [{pluginRef: queue-scorer}]
+- name: b
+  plugins: [{pluginRef: queue-scorer}]
+";
+    let lines = load(dp).config_report().not_executed_lines();
+    assert!(
+        lines.iter().any(|l| l.contains("2 are configured")),
+        "{lines:?}"
+    );
+    assert!(Scheduler::from_config_str_with(dp, strict).is_err());
+}
+
 #[test]
 fn example_03_builds_two_profiles_with_the_disagg_handler() {
     let s = load(&example("03-pd-disaggregation-prefix-decider.yaml"));

@@ -167,6 +167,13 @@ pub trait ProfileHandler: Send + Sync {
     fn expected_profiles(&self) -> Vec<(&'static str, String)> {
         Vec::new()
     }
+    /// The profiles every request needs, as `(setting, profile name)`: one
+    /// the configuration does not define is reported when it loads (every
+    /// pick then fails, as in llm-d; a strict load refuses it). None by
+    /// default.
+    fn required_profiles(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
 }
 
 /// Closures are filters: `|ctx, ep| ep.waiting_queue_size() < 10`.

@@ -164,6 +164,10 @@ impl DisaggProfileHandler {
 impl ProfileHandler for DisaggProfileHandler {
     /// The stages a decider is configured for: without their profile the
     /// decider is never consulted and every request is decode-only.
+    fn required_profiles(&self) -> Vec<(&'static str, String)> {
+        vec![("profiles.decode", self.decode.clone())]
+    }
+
     fn expected_profiles(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
         if self.prefill_decider.is_some() {
