@@ -38,10 +38,52 @@ pub enum Strategy {
     },
 }
 
-#[derive(Debug, Default)]
+/// The most session bindings kept: session ids come from clients, so
+/// without a bound a client inventing ids grows the map for as long as the
+/// TTL.
+const MAX_SESSION_BINDINGS: usize = 1 << 20;
+
+#[derive(Debug)]
 struct Bindings {
     map: HashMap<String, (Arc<str>, u64)>,
     last_sweep: u64,
+    max: usize,
+}
+
+impl Default for Bindings {
+    fn default() -> Self {
+        Bindings {
+            map: HashMap::new(),
+            last_sweep: 0,
+            max: MAX_SESSION_BINDINGS,
+        }
+    }
+}
+
+impl Bindings {
+    /// Binds `id` to `ep` at `now`: expired bindings are swept every
+    /// `sweep_ns`; at the bound, the least recently used are dropped until a
+    /// tenth is free (the age kept halves each pass: amortised O(1)).
+    fn bind(&mut self, id: String, ep: Arc<str>, now: u64, ttl_ns: u64, sweep_ns: u64) {
+        if now.saturating_sub(self.last_sweep) >= sweep_ns {
+            self.map
+                .retain(|_, (_, last)| now.saturating_sub(*last) <= ttl_ns);
+            self.last_sweep = now;
+        }
+        if self.map.len() >= self.max && !self.map.contains_key(&id) {
+            let mut age = ttl_ns;
+            while self.map.len() >= self.max - self.max / 10 && age > 0 {
+                age /= 2;
+                self.map
+                    .retain(|_, (_, last)| now.saturating_sub(*last) <= age);
+            }
+            if self.map.len() >= self.max {
+                // Every binding made this very instant: the new one waits.
+                return;
+            }
+        }
+        self.map.insert(id, (ep, now));
+    }
 }
 
 /// Shared by the scorer and the filter forms.
@@ -275,13 +317,9 @@ impl PreRequest for SessionAffinity {
         };
         let Some(pick) = pick else { return };
         let now = ctx.now_ns();
-        let mut b = self.bindings.lock();
-        if now.saturating_sub(b.last_sweep) >= *sweep_ns {
-            b.map
-                .retain(|_, (_, last)| now.saturating_sub(*last) <= *ttl_ns);
-            b.last_sweep = now;
-        }
-        b.map.insert(id, (ctx.endpoint(pick).name_arc(), now));
+        self.bindings
+            .lock()
+            .bind(id, ctx.endpoint(pick).name_arc(), now, *ttl_ns, *sweep_ns);
     }
 }
 
@@ -335,6 +373,25 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Client-invented session ids cannot grow the bindings past the bound:
+    /// at it, the least recently used go first, and a recent session keeps
+    /// its binding.
+    #[test]
+    fn bindings_stay_within_their_bound() {
+        let mut b = Bindings {
+            max: 100,
+            ..Bindings::default()
+        };
+        let ep: Arc<str> = "e1".into();
+        let ttl = 3_600_000_000_000; // an hour, in ns
+        for i in 0..10_000u64 {
+            b.bind(format!("s{i}"), ep.clone(), i * 1_000_000, ttl, ttl);
+            assert!(b.map.len() <= 100, "{} at {i}", b.map.len());
+        }
+        assert!(b.map.contains_key("s9999"));
+        assert!(!b.map.contains_key("s0"));
+    }
 
     #[test]
     fn base64_round_trip() {
