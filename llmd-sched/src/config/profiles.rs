@@ -207,12 +207,14 @@ pub(super) fn note_missing_profiles(
     let Some(h) = instances.iter_mut().find(|i| i.built.handler.is_some()) else {
         return;
     };
+    let missing = |name: &str| !profiles.iter().any(|p| p.name == name);
+    let mut notes = Vec::new();
     // llm-d loads these and fails every request: so does the library, and
     // says so (a strict load refuses them).
     for (setting, profile) in handler.required_profiles() {
-        if !profiles.iter().any(|p| p.name == profile) {
-            h.built.settings_not_executed.push((
-                setting.to_string(),
+        if missing(&profile) {
+            notes.push((
+                setting,
                 format!(
                     "no scheduling profile is named '{profile}': every pick fails, as in llm-d"
                 ),
@@ -220,22 +222,14 @@ pub(super) fn note_missing_profiles(
         }
     }
     if h.ty == "data-parallel-profile-handler" && profiles.len() != 1 {
-        h.built.settings_not_executed.push((
-            "schedulingProfiles".to_string(),
-            format!(
-                "the handler runs exactly one profile, {} are configured: every pick fails, as in llm-d",
-                profiles.len()
-            ),
-        ));
+        notes.push(("schedulingProfiles", format!("the handler runs exactly one profile, {} are configured: every pick fails, as in llm-d", profiles.len())));
     }
     for (setting, profile) in handler.expected_profiles() {
-        if !profiles.iter().any(|p| p.name == profile) {
-            h.built.settings_not_executed.push((
-                setting.to_string(),
-                format!(
-                    "no scheduling profile is named '{profile}': the decider is never consulted and that stage never runs"
-                ),
-            ));
+        if missing(&profile) {
+            notes.push((setting, format!("no scheduling profile is named '{profile}': the decider is never consulted and that stage never runs")));
         }
     }
+    h.built
+        .settings_not_executed
+        .extend(notes.into_iter().map(|(s, why)| (s.to_string(), why)));
 }
