@@ -60,14 +60,10 @@ fn build_one(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Router>> 
             inline,
         } => {
             let text = match (config, inline) {
-                (Some(path), None) => {
-                    let path = scenario.base_dir.join(path);
-                    llmd_sched::config::text_file::read_text_file(
-                        &path,
-                        llmd_sched::config::text_file::MAX_CONFIG_BYTES,
-                    )
-                    .map_err(|e| SimError::io(path.display().to_string(), e))?
-                }
+                (Some(path), None) => crate::scenario::read_text(
+                    &scenario.base_dir.join(path),
+                    crate::scenario::MAX_CONFIG_BYTES,
+                )?,
                 (None, Some(text)) => text.clone(),
                 _ => {
                     return Err(SimError::Policy {

@@ -5,11 +5,21 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::calibration::Calibration;
 use crate::cost::CostParams;
 use crate::error::{Result, SimError};
 use crate::request::Slo;
 use crate::worker::EngineConfig;
 use crate::workload::WorkloadSpec;
+
+pub use llmd_sched::config::text_file::MAX_CONFIG_BYTES;
+
+/// Reads a file the scenario names (a regular file of at most `max` bytes),
+/// the error naming the path.
+pub fn read_text(path: &Path, max: u64) -> Result<String> {
+    llmd_sched::config::text_file::read_text_file(path, max)
+        .map_err(|e| SimError::io(path.display().to_string(), e))
+}
 
 /// The scenario `llmd simulate` runs with no arguments.
 pub const DEFAULT_SCENARIO: &str = include_str!("../../testdata/scenarios/default.yaml");
@@ -183,13 +193,20 @@ impl Scenario {
 
     /// Reads a scenario file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = llmd_sched::config::text_file::read_text_file(
-            path,
-            llmd_sched::config::text_file::MAX_CONFIG_BYTES,
-        )
-        .map_err(|e| SimError::io(path.display().to_string(), e))?;
+        let text = read_text(path, MAX_CONFIG_BYTES)?;
         let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         Self::parse(&text, &base)
+    }
+
+    /// The scenario's calibration: its `calibration` file (relative to the
+    /// scenario's directory), else the embedded H100 timings.
+    pub fn calibration(&self) -> Result<Calibration> {
+        match &self.calibration {
+            Some(p) => {
+                Calibration::from_json(&read_text(&self.base_dir.join(p), MAX_CONFIG_BYTES)?)
+            }
+            None => Calibration::embedded(),
+        }
     }
 
     /// The embedded default scenario.

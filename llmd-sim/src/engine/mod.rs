@@ -7,9 +7,8 @@ mod sim;
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use crate::calibration::Calibration;
 use crate::cost::CostModel;
-use crate::error::{Result, SimError};
+use crate::error::Result;
 use crate::keyer;
 use crate::request::RequestRecord;
 use crate::router::Router;
@@ -98,18 +97,7 @@ pub fn run<'a>(
     router: Box<dyn Router>,
     opts: RunOptions<'a>,
 ) -> Result<RunOutput> {
-    let calib = match &scenario.calibration {
-        Some(p) => {
-            let path = scenario.base_dir.join(p);
-            let text = llmd_sched::config::text_file::read_text_file(
-                &path,
-                llmd_sched::config::text_file::MAX_CONFIG_BYTES,
-            )
-            .map_err(|e| SimError::io(path.display().to_string(), e))?;
-            Calibration::from_json(&text)?
-        }
-        None => Calibration::embedded()?,
-    };
+    let calib = scenario.calibration()?;
     let shape = calib.shape(&scenario.model)?;
     let cost = CostModel::new(shape, scenario.cost.clone())?.with_h2d_gbps(calib.copy.h2d_gbps);
     let workload = scenario.workload.build(

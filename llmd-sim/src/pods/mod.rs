@@ -16,7 +16,6 @@ use llmd_feed::zmq::{Publisher, ReplayLayout};
 
 pub use live::{EventForm, LivePod};
 
-use crate::calibration::Calibration;
 use crate::cost::CostModel;
 use crate::error::{Result, SimError};
 use crate::keyer;
@@ -72,18 +71,7 @@ impl Fleet {
         let sc = &opts.scenario;
         // `-n` pods, not the scenario's fleet: the same bounds for them.
         sc.check_caches(opts.pods)?;
-        let calib = match &sc.calibration {
-            Some(p) => {
-                let path = sc.base_dir.join(p);
-                let text = llmd_sched::config::text_file::read_text_file(
-                    &path,
-                    llmd_sched::config::text_file::MAX_CONFIG_BYTES,
-                )
-                .map_err(|e| SimError::io(path.display().to_string(), e))?;
-                Calibration::from_json(&text)?
-            }
-            None => Calibration::embedded()?,
-        };
+        let calib = sc.calibration()?;
         let shape = calib.shape(&sc.model)?;
         let e = &sc.engine;
         let keyer: Arc<dyn crate::tokens::BlockKeyer> = Arc::from(keyer::for_engine(

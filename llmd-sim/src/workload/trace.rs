@@ -102,8 +102,7 @@ impl TraceGen {
         } else {
             base.join(&spec.path)
         };
-        let text = llmd_sched::config::text_file::read_text_file(&path, MAX_TRACE_BYTES)
-            .map_err(|e| SimError::io(path.display().to_string(), e))?;
+        let text = crate::scenario::read_text(&path, MAX_TRACE_BYTES)?;
         let mut lines = Vec::new();
         for (n, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
