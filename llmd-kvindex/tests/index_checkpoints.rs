@@ -260,6 +260,73 @@ fn a_long_lookup_probes_only_the_tail() {
     assert_eq!(m(&out, b), Some(300));
 }
 
+/// An engine whose cache is full evicts between any two lookups. A removal
+/// raises its endpoint's epoch, but the block it removed is logged: a
+/// checkpoint whose prefix does not hold it still proves that prefix, so
+/// lookups stay cheap under churn and exact when the prefix itself loses a
+/// block; once the log has moved past a checkpoint, lookups walk and
+/// rewrite it.
+#[test]
+fn removals_elsewhere_keep_checkpoints_and_removals_inside_cut_them() {
+    let idx = index(1 << 16);
+    let a = idx.register_endpoint("a").unwrap();
+    let all: Vec<u16> = (0..1000).collect();
+    store(&idx, a, 0, 0, &all, false);
+    // Another model's chain, removed block by block while model 0's prompt
+    // is looked up: none of its blocks is in the prompt.
+    store(&idx, a, 1, 0, &all[..400], false);
+    let keys = prompt(0, 1000);
+    let mut out = PrefixMatches::new();
+    let cheap = 1 + 8;
+    for (n, b) in (0..40u16).rev().enumerate() {
+        remove(&idx, a, 1, 0, &[399 - b]);
+        assert_same(&idx, 0, &keys, &mut out);
+        assert_eq!(out.get(a).map(|m| m.consecutive_blocks), Some(1000));
+        assert!(
+            out.probed_blocks() <= cheap,
+            "lookup {n}: {} probed",
+            out.probed_blocks()
+        );
+    }
+    // A block of the prompt itself: the checkpoints past it are cut, the
+    // ones before it (written at ingestion, 41 raises ago) still hold: at
+    // most the 13 blocks past the last one before 700 (688..=700) are
+    // probed.
+    remove(&idx, a, 0, 0, &[700]);
+    assert_same(&idx, 0, &keys, &mut out);
+    assert_eq!(out.get(a).map(|m| m.consecutive_blocks), Some(700));
+    assert!(
+        out.probed_blocks() <= 1 + 13,
+        "{} probed",
+        out.probed_blocks()
+    );
+    // Many removals since that lookup re-stamped the checkpoint it used:
+    // still within the log (64 raises at this size).
+    for b in 240..300 {
+        remove(&idx, a, 1, 0, &[b]);
+    }
+    assert_same(&idx, 0, &keys, &mut out);
+    assert!(
+        out.probed_blocks() <= 1 + 13,
+        "{} probed",
+        out.probed_blocks()
+    );
+    // More raises than the log holds (64 at this size): the old checkpoints
+    // cannot be checked; the lookup walks once, exactly, and rewrites them.
+    for b in 0..200 {
+        remove(&idx, a, 1, 0, &[b]);
+    }
+    assert_same(&idx, 0, &keys, &mut out);
+    assert_eq!(out.get(a).map(|m| m.consecutive_blocks), Some(700));
+    assert!(out.probed_blocks() > 600, "{} probed", out.probed_blocks());
+    assert_same(&idx, 0, &keys, &mut out);
+    assert!(
+        out.probed_blocks() <= 1 + 13,
+        "{} probed",
+        out.probed_blocks()
+    );
+}
+
 #[test]
 fn concurrent_writers_and_readers_leave_only_valid_checkpoints() {
     let idx = Arc::new(index(1 << 14));

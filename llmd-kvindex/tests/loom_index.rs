@@ -132,41 +132,85 @@ fn a_checkpoint_record_is_never_read_torn() {
                 thread::spawn(move || ck.put(42, 3, epoch, counts, |_| 0))
             })
             .collect();
-        assert!(matches!(ck.get(42, 3, 5), None | Some(0b01)));
-        assert!(matches!(ck.get(42, 3, 6), None | Some(0b10)));
+        assert!(matches!(
+            ck.find(42, 3),
+            None | Some((5, 0b01)) | Some((6, 0b10))
+        ));
         for w in writers {
             w.join().unwrap();
         }
     });
 }
 
+/// Whether a checkpoint stamped `stamp` still proves block `fp` held, as a
+/// lookup decides it: the same epoch, or a log of every raise since that
+/// names other blocks only.
+fn proves(epochs: &llmd_kvindex::index::loom_support::Epochs, stamp: u64, fp: u64) -> bool {
+    let now = epochs.read(0);
+    let mut logged = Vec::new();
+    stamp == now || (epochs.logged(0, stamp + 1, now, &mut logged) && !logged.contains(&fp))
+}
+
 /// The epoch protocol: a lookup reads the endpoint's epoch, then the table,
 /// and checkpoints what it saw under that epoch; a removal clears the
-/// block, then raises the epoch. Whatever the interleaving, once both are
-/// done no checkpoint valid under the current epoch claims the removed block.
+/// block, then raises the epoch with the block logged. Whatever the
+/// interleaving, once both are done no checkpoint still proves the removed
+/// block: not by its epoch, not through the log.
 #[test]
 fn a_removal_invalidates_every_checkpoint_of_what_it_removed() {
-    use llmd_kvindex::index::loom_support::{raise_epoch, read_epoch, Checkpoints};
-    use loom::sync::atomic::AtomicU64;
+    use llmd_kvindex::index::loom_support::{Checkpoints, Epochs};
     model(|| {
         let bucket = Arc::new(Bucket::default());
-        let ck = Arc::new(Checkpoints::new(4).unwrap());
-        let epoch = Arc::new(AtomicU64::new(0));
+        let ck = Arc::new(Checkpoints::new(4).unwrap().with_reach(4));
+        let epochs = Arc::new(Epochs::with_log(1, 4));
+        epochs.raise(0, 99); // an unrelated block
         bucket.install(0, KEY_A, 0b1, 5);
         let lookup = {
-            let (bucket, ck, epoch) = (bucket.clone(), ck.clone(), epoch.clone());
+            let (bucket, ck, epochs) = (bucket.clone(), ck.clone(), epochs.clone());
             thread::spawn(move || {
-                let e = read_epoch(&epoch);
+                let e = epochs.read(0);
                 let mut held = [[0u64; 2]; 4];
                 bucket.gather(FP_A, 0, &mut held);
                 if held[0][0] & 1 != 0 {
-                    ck.put(7, 0, e, 1, |_| read_epoch(&epoch));
+                    ck.put(7, 0, e, 1, |_| epochs.read(0));
                 }
             })
         };
         bucket.free(0);
-        raise_epoch(&epoch);
+        epochs.raise(0, FP_A);
         lookup.join().unwrap();
-        assert_eq!(ck.get(7, 0, read_epoch(&epoch)), None);
+        if let Some((stamp, _)) = ck.find(7, 0) {
+            assert!(!proves(&epochs, stamp, FP_A), "stamped {stamp}");
+        }
+    });
+}
+
+/// The log is a seqlock whose versions are raise numbers: a reader racing
+/// writers that wrap a two-entry log gets, for the raises it asked for,
+/// exactly the blocks they were raised for, or a refusal.
+#[test]
+fn the_epoch_log_is_never_read_torn_or_wrapped() {
+    use llmd_kvindex::index::loom_support::Epochs;
+    model(|| {
+        let epochs = Arc::new(Epochs::with_log(1, 2));
+        epochs.raise(0, 10);
+        let writer = {
+            let epochs = epochs.clone();
+            thread::spawn(move || {
+                epochs.raise(0, 20);
+                epochs.raise(0, 30);
+            })
+        };
+        let now = epochs.read(0);
+        let mut got = Vec::new();
+        if epochs.logged(0, 1, now, &mut got) {
+            let want: Vec<u64> = (1..=now).rev().map(|x| x * 10).collect();
+            assert_eq!(got, want);
+        }
+        writer.join().unwrap();
+        got.clear();
+        assert!(epochs.logged(0, 2, 3, &mut got));
+        assert_eq!(got, [30, 20]);
+        assert!(!epochs.logged(0, 1, 3, &mut got), "raise 1 fell out");
     });
 }

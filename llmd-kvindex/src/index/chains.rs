@@ -13,9 +13,11 @@
 //! verified one writes a checkpoint at every span boundary it crosses,
 //! exactly as a lookup of that prompt would after walking it.
 //!
-//! A chain stays verified only while the endpoint's epoch is the one it
-//! began with: any removal, eviction or tier change of the endpoint since
-//! then makes its checkpoints stale, and its continuation writes none. A
+//! A chain's checkpoints carry the epoch it began with. A removal, eviction
+//! or tier change of the endpoint since then leaves them valid unless the
+//! block it changed is in their prefix (a lookup checks the endpoint's
+//! epoch log, `epochs.rs`); once the log no longer reaches back to the
+//! chain's epoch, the chain stops writing checkpoints. A
 //! `BlockStored` whose parent is not a followed tail (a request that reused
 //! a cached prefix of another chain) writes no checkpoints either (lookups
 //! fill those in); its depth starts from the least depth of its parent's
@@ -52,8 +54,8 @@ impl Chain {
 impl KvIndex {
     /// The chain a `BlockStored` of `ep` continues: a new verified one when
     /// it has no parent, the followed chain ending at `parent` (verified
-    /// while the epoch held), else an unverified one whose depth comes from
-    /// the parent's entry.
+    /// while the epoch log reaches back to its epoch), else an unverified
+    /// one whose depth comes from the parent's entry.
     pub(crate) fn chain_for(
         &self,
         ep: u16,
@@ -72,7 +74,10 @@ impl KvIndex {
         };
         let fp = fingerprint(seed, p);
         match followed.peek(&fp) {
-            Some(c) if c.epoch == epoch => c,
+            // Its checkpoints carry the epoch it began with; a lookup checks
+            // the raises since against the endpoint's log, so the chain is
+            // worth verifying while the log still reaches back to it.
+            Some(c) if epoch.wrapping_sub(c.epoch) <= self.table.epochs().reach() => c,
             Some(c) => Chain { digest: None, ..c },
             None => Chain {
                 digest: None,

@@ -16,9 +16,12 @@
 //!   Checkpoints sit at every [`SPAN`]-th block (`p = SPAN·j + SPAN − 1`).
 //! * **Validity** — the epoch of `e` is raised after every change that can
 //!   shorten or re-weigh a prefix `e` holds: a block removed, evicted or
-//!   cleared, a better tier added to a block it holds. A checkpoint whose
-//!   epoch differs from the endpoint's current one is ignored, so a stale
-//!   checkpoint can cost a probe but never change an answer.
+//!   cleared, a better tier added to a block it holds; each raise logs the
+//!   block (`epochs.rs`). A checkpoint is used when its epoch is the
+//!   endpoint's current one, or when the log holds every raise since and
+//!   none of their blocks is in its prefix (`lost.rs`); any other is
+//!   ignored, so a stale checkpoint can cost a probe but never change an
+//!   answer.
 //! * **Who writes** — ingestion, along the chains it follows (`chains.rs`),
 //!   with the epoch read before the chain's first block was set; and a
 //!   lookup, after it walked an endpoint through block `p`, having read the
@@ -54,6 +57,8 @@ pub(crate) const MAX_DEPTH: usize = 1 << COUNT_BITS;
 const WAYS: usize = 4;
 /// Epoch bits kept in a record's stamp (the endpoint slot takes the top 16).
 const EPOCH_BITS: u32 = 48;
+/// The epoch bits a record keeps.
+pub(crate) const EPOCH_MASK: u64 = (1 << EPOCH_BITS) - 1;
 
 #[derive(Default)]
 struct Record {
@@ -81,20 +86,10 @@ unsafe impl ZeroEmpty for Set {}
 pub struct Checkpoints {
     sets: Buckets<Set>,
     mask: usize,
-}
-
-/// Reads an endpoint epoch. Acquire: a reader that sees an epoch value also
-/// sees every table change made before that value was raised.
-#[inline]
-pub fn read_epoch(e: &AtomicU64) -> u64 {
-    e.load(Ordering::Acquire)
-}
-
-/// Raises an endpoint epoch, after the table change that invalidates the
-/// endpoint's checkpoints (Release, pairing with [`read_epoch`]).
-#[inline]
-pub fn raise_epoch(e: &AtomicU64) {
-    e.fetch_add(1, Ordering::Release);
+    /// Raises a record may be behind its endpoint's epoch and still be
+    /// checked against the endpoint's log (`epochs.rs`); older records are
+    /// replaced first.
+    reach: u64,
 }
 
 #[inline]
@@ -263,7 +258,15 @@ impl Checkpoints {
         Some(Checkpoints {
             sets: Buckets::new(sets)?,
             mask: sets - 1,
+            reach: 0,
         })
+    }
+
+    /// The same store, keeping records up to `reach` raises behind their
+    /// endpoint's epoch ahead of others (the endpoints' log length).
+    pub fn with_reach(mut self, reach: u64) -> Checkpoints {
+        self.reach = reach;
+        self
     }
 
     /// Bytes a store of about `records` records takes.
@@ -291,11 +294,10 @@ impl Checkpoints {
         (self.set(key) as *const Set).cast()
     }
 
-    /// The packed lower-tier counts of the checkpoint `key` of endpoint `ep`
-    /// if one is stored with epoch `epoch`.
+    /// The checkpoint `key` of endpoint `ep`, whatever its epoch: the epoch
+    /// it was stamped with (its low 48 bits) and its packed counts.
     #[inline]
-    pub fn get(&self, key: u64, ep: u16, epoch: u64) -> Option<u64> {
-        let want = stamp(ep, epoch);
+    pub fn find(&self, key: u64, ep: u16) -> Option<(u64, u64)> {
         for r in &self.set(key).ways {
             let v1 = r.seq.load(Ordering::Acquire);
             if v1 & 1 == 1 || r.key.load(Ordering::Relaxed) != key {
@@ -304,22 +306,23 @@ impl Checkpoints {
             let st = r.stamp.load(Ordering::Relaxed);
             let counts = r.counts.load(Ordering::Relaxed);
             fence(Ordering::Acquire);
-            if r.seq.load(Ordering::Relaxed) == v1 && st == want {
-                return Some(counts);
+            if r.seq.load(Ordering::Relaxed) == v1 && st >> EPOCH_BITS == u64::from(ep) {
+                return Some((st & EPOCH_MASK, counts));
             }
         }
         None
     }
 
     /// Stores a checkpoint; `live_epoch(ep)` tells whether another record's
-    /// endpoint has moved on (its record is stale and replaced first).
-    /// Skipped when the chosen record is being written by another thread.
+    /// endpoint has moved on too far for its log to check it (that record
+    /// is stale and replaced first). Skipped when the chosen record is being
+    /// written by another thread.
     pub fn put(&self, key: u64, ep: u16, epoch: u64, counts: u64, live_epoch: impl Fn(u16) -> u64) {
         let set = self.set(key);
         let stale = |r: &Record| {
             let st = r.stamp.load(Ordering::Relaxed);
             let owner = (st >> EPOCH_BITS) as u16;
-            stamp(owner, live_epoch(owner)) != st
+            live_epoch(owner).wrapping_sub(st) & EPOCH_MASK > self.reach
         };
         let way = set
             .ways
@@ -354,15 +357,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn records_round_trip_and_go_stale_with_the_epoch() {
+    fn records_round_trip_with_their_epoch() {
         let c = Checkpoints::new(64).unwrap();
         let k = record_key(7, 3);
-        assert_eq!(c.get(k, 3, 0), None);
+        assert_eq!(c.find(k, 3), None);
         c.put(k, 3, 5, pack(&[1, 2, 3]), |_| 5);
-        assert_eq!(c.get(k, 3, 5).map(unpack), Some([1, 2, 3]));
-        assert_eq!(c.get(k, 3, 6), None, "another epoch");
-        assert_eq!(c.get(k, 4, 5), None, "another endpoint");
-        assert_eq!(c.get(record_key(8, 3), 3, 5), None, "another prefix");
+        assert_eq!(
+            c.find(k, 3).map(|(e, w)| (e, unpack(w))),
+            Some((5, [1, 2, 3]))
+        );
+        assert_eq!(c.find(k, 4), None, "another endpoint");
+        assert_eq!(c.find(record_key(8, 3), 3), None, "another prefix");
     }
 
     #[test]
@@ -417,10 +422,19 @@ mod tests {
         }
         // Endpoint 2 moved on: its record goes first.
         c.put(record_key(1, 9), 9, 0, 0, |e| u64::from(e == 2));
-        assert!(c.get(record_key(1, 9), 9, 0).is_some());
-        assert!(c.get(record_key(1, 2), 2, 0).is_none());
+        assert!(c.find(record_key(1, 9), 9).is_some());
+        assert!(c.find(record_key(1, 2), 2).is_none());
         for ep in [0u16, 1, 3] {
-            assert!(c.get(record_key(1, ep), ep, 0).is_some());
+            assert!(c.find(record_key(1, ep), ep).is_some());
         }
+        // With a log of 8 raises, a record 5 raises behind is still good;
+        // one 9 behind is not.
+        let c = Checkpoints::new(4).unwrap().with_reach(8);
+        for ep in 0..4u16 {
+            c.put(record_key(1, ep), ep, 0, 0, |_| 0);
+        }
+        c.put(record_key(1, 9), 9, 0, 0, |e| [0, 9, 5, 0][e as usize % 4]);
+        assert!(c.find(record_key(1, 1), 1).is_none());
+        assert!(c.find(record_key(1, 2), 2).is_some());
     }
 }

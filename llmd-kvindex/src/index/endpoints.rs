@@ -203,7 +203,7 @@ impl KvIndex {
             self.table.clear_endpoint(id.0, 0b1111);
         }
         // Whatever was held, no checkpoint of the slot survives this.
-        self.table.bump(id.0 as usize);
+        self.table.bump(id.0 as usize, super::epochs::ANY_BLOCK);
         st.engine_map.clear();
         st.routed.clear();
         st.chains.clear();

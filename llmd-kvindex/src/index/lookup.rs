@@ -13,9 +13,10 @@
 //! (ingestion writes them too, `chains.rs`).
 
 use super::bucket::prefetch;
-use super::checkpoints::{self, pack, record_key, unpack, MAX_DEPTH, MIN_BLOCKS, SPAN};
+use super::checkpoints::{self, pack, record_key, unpack, EPOCH_MASK, MAX_DEPTH, MIN_BLOCKS, SPAN};
 use super::endpoints::EndpointId;
 use super::keys::{fingerprint, model_seed, GROUPS_PER_CLUSTER, TIERS};
+use super::lost::Losses;
 use super::KvIndex;
 use crate::types::BlockKey;
 use std::sync::atomic::Ordering;
@@ -57,12 +58,19 @@ impl Default for Ring {
 #[derive(Clone, Copy, Debug)]
 struct Search {
     ep: u16,
+    /// Position among the lookup's candidates.
+    cand: u16,
     lo: u32,
     hi: u32,
     probe: u32,
     key: u64,
+    /// The furthest valid checkpoint so far and its counts.
     best: Option<(u32, u64)>,
 }
+
+/// What a stale checkpoint is checked against: the model's seed, the
+/// prompt, and how many of its blocks the checkpoints cover.
+type Query<'a> = (u64, &'a [BlockKey], usize);
 
 /// One endpoint's match.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -97,6 +105,8 @@ pub struct PrefixMatches {
     cands: Vec<u16>,
     /// Their checkpoint searches.
     search: Vec<Search>,
+    /// What stale checkpoints still prove (read from the epoch logs).
+    losses: Losses,
     probed: u32,
     /// Checkpoint records read by the last lookup.
     reads: u32,
@@ -485,11 +495,14 @@ impl KvIndex {
         // read together (each read prefetched), so a cold lookup pays one
         // memory latency for the step instead of one per read.
         out.search.clear();
-        for &e in &out.cands {
+        out.losses.reset(out.cands.len());
+        let q: Query = (seed, keys, spans * SPAN);
+        for (c, &e) in out.cands.iter().enumerate() {
             let epoch = self.table.epoch(e);
             out.epochs[e as usize] = epoch;
             let mut s = Search {
                 ep: e,
+                cand: c as u16,
                 lo: 0,
                 hi: spans as u32,
                 probe: 0,
@@ -500,7 +513,8 @@ impl KvIndex {
             out.search.push(s);
         }
         for s in &mut out.search {
-            self.settle(s, out.epochs[s.ep as usize], &mut out.reads);
+            let epoch = out.epochs[s.ep as usize];
+            self.settle(s, epoch, &mut out.reads, &mut out.losses, q);
         }
         // Endpoints holding the same prompt prefix (a shared system prompt,
         // a group's common turns) usually stop at the same checkpoint: one
@@ -518,7 +532,7 @@ impl KvIndex {
                     leader.lo + (leader.hi - leader.lo) / 2,
                     &out.digests,
                 );
-                self.settle(leader, epoch, &mut out.reads);
+                self.settle(leader, epoch, &mut out.reads, &mut out.losses, q);
             }
             // The first checkpoint the leader found invalid.
             let edge = leader.lo;
@@ -532,12 +546,12 @@ impl KvIndex {
                 let epoch = out.epochs[s.ep as usize];
                 if let Some(b) = below.filter(|&b| b >= s.lo) {
                     self.aim(s, b, &out.digests);
-                    self.settle(s, epoch, &mut out.reads);
+                    self.settle(s, epoch, &mut out.reads, &mut out.losses, q);
                 }
                 if try_at && s.lo == at && s.lo < s.hi {
                     s.probe = second.probe;
                     s.key = second.key;
-                    self.settle(s, epoch, &mut out.reads);
+                    self.settle(s, epoch, &mut out.reads, &mut out.losses, q);
                 }
             }
         }
@@ -553,7 +567,8 @@ impl KvIndex {
                 break;
             }
             for s in out.search.iter_mut().filter(|s| s.lo < s.hi) {
-                self.settle(s, out.epochs[s.ep as usize], &mut out.reads);
+                let epoch = out.epochs[s.ep as usize];
+                self.settle(s, epoch, &mut out.reads, &mut out.losses, q);
             }
         }
         let mut next = usize::MAX;
@@ -578,12 +593,35 @@ impl KvIndex {
     }
 
     /// Reads the record `s` points at and narrows its undecided range: a
-    /// valid checkpoint becomes its best and everything up to it decided,
-    /// a missing or stale one decides everything from it on.
+    /// valid checkpoint (stamped with the endpoint's `epoch`, or older with
+    /// none of its blocks changed since, `lost.rs`) becomes its best and
+    /// everything up to it decided; a missing or stale one decides
+    /// everything from it on. An older checkpoint found valid is stamped
+    /// again with `epoch` (it held then), so the next lookup of the prompt
+    /// finds its search path fresh instead of aged past the log.
     #[inline(always)]
-    fn settle(&self, s: &mut Search, epoch: u64, reads: &mut u32) {
+    fn settle(&self, s: &mut Search, epoch: u64, reads: &mut u32, losses: &mut Losses, q: Query) {
         *reads += 1;
-        match self.checkpoints.get(s.key, s.ep, epoch) {
+        let valid = match self.checkpoints.find(s.key, s.ep) {
+            Some((stamp, c)) if stamp == epoch & EPOCH_MASK => Some(c),
+            Some((stamp, c)) => {
+                let last = SPAN * (s.probe as usize + 1) - 1;
+                let kept = losses.kept(
+                    self.table.epochs(),
+                    (s.cand as usize, s.ep),
+                    (stamp, epoch),
+                    last,
+                    q,
+                );
+                if kept {
+                    self.checkpoints
+                        .put(s.key, s.ep, epoch, c, |o| self.table.epoch(o));
+                }
+                kept.then_some(c)
+            }
+            None => None,
+        };
+        match valid {
             Some(c) => {
                 s.best = Some((s.probe, c));
                 s.lo = s.probe + 1;

@@ -6,4 +6,6 @@
 #[cfg(loom)]
 pub use super::bucket::{Bucket, SLOTS, TAG_BITS};
 #[cfg(loom)]
-pub use super::checkpoints::{raise_epoch, read_epoch, Checkpoints};
+pub use super::checkpoints::Checkpoints;
+#[cfg(loom)]
+pub use super::epochs::Epochs;

@@ -16,9 +16,11 @@
 //!   entry per 64 of them.
 //! * **Long lookups skip** what an endpoint was shown to hold: checkpoints
 //!   at every 16th block, keyed by a digest of the prompt prefix and trusted
-//!   only while the endpoint's epoch (raised on every removal, eviction or
-//!   tier change) is unchanged, written at ingestion along followed chains
-//!   and by lookups. Answers stay exactly the block-by-block walk's.
+//!   while no block of that prefix changed for the endpoint (its epoch,
+//!   raised on every removal, eviction or tier change, is unchanged, or its
+//!   log of the blocks behind the raises since names none of them), written
+//!   at ingestion along followed chains and by lookups. Answers stay exactly
+//!   the block-by-block walk's.
 //!
 //! ```
 //! use llmd_kvindex::index::{IndexConfig, KeyMode, KvIndex, PrefixMatches};
@@ -47,8 +49,10 @@ mod checkpoints;
 mod config;
 mod depth;
 mod endpoints;
+mod epochs;
 mod keys;
 mod lookup;
+mod lost;
 mod lru;
 mod parity;
 mod prompt;
@@ -120,8 +124,9 @@ impl KvIndex {
         };
         let table =
             Table::new(cfg.capacity_blocks, cfg.max_endpoints, tier_order).ok_or_else(oom)?;
-        let checkpoints =
-            Checkpoints::new(Self::checkpoint_records(cfg.capacity_blocks)).ok_or_else(oom)?;
+        let checkpoints = Checkpoints::new(Self::checkpoint_records(cfg.capacity_blocks))
+            .ok_or_else(oom)?
+            .with_reach(table.epochs().reach());
         Ok(KvIndex {
             block_size: cfg.key_mode.block_size(),
             table,

@@ -47,8 +47,10 @@ pub struct IndexStats {
     pub capacity: u64,
     /// (block, endpoint, tier) holdings across all entries.
     pub holdings: u64,
-    /// Bytes of the table and its verified-prefix checkpoint store (fixed at
-    /// construction; the store is about 2 B per table entry).
+    /// Bytes of the table, its verified-prefix checkpoint store (both fixed
+    /// at construction; the store is about 2 B per table entry) and the
+    /// epoch logs allocated so far (one per endpoint slot that has lost a
+    /// block; at most about 2 B per table entry).
     pub table_bytes: u64,
     /// Entries evicted, at capacity or (see `displacement_failures`) below it.
     pub evictions: u64,
@@ -101,7 +103,9 @@ impl KvIndex {
                 .iter()
                 .map(|e| e.blocks.iter().sum::<u64>() + e.speculative)
                 .sum(),
-            table_bytes: (self.table.bytes() + self.checkpoints.bytes()) as u64,
+            table_bytes: (self.table.bytes()
+                + self.table.epochs().bytes()
+                + self.checkpoints.bytes()) as u64,
             evictions: self.table.evictions(),
             displacement_failures: self.table.displacement_failures(),
             moves: self.table.moves(),

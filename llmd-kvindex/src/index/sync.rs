@@ -16,3 +16,22 @@ pub(crate) fn spin() {
     #[cfg(not(loom))]
     std::hint::spin_loop();
 }
+
+/// A writers' lock: loom's under `cfg(loom)`, so the epoch log's writer
+/// protocol is model-checked too.
+#[derive(Default)]
+pub(crate) struct Lock(
+    #[cfg(loom)] loom::sync::Mutex<()>,
+    #[cfg(not(loom))] parking_lot::Mutex<()>,
+);
+
+impl Lock {
+    /// Holds the lock until the returned guard drops.
+    #[inline]
+    pub(crate) fn hold(&self) -> impl Sized + '_ {
+        #[cfg(loom)]
+        return self.0.lock().unwrap();
+        #[cfg(not(loom))]
+        self.0.lock()
+    }
+}

@@ -12,8 +12,8 @@
 
 use super::bucket::{Bucket, SLOTS, TAG_BITS};
 use super::buckets::Buckets;
-use super::checkpoints::{raise_epoch, read_epoch};
 use super::depth;
+use super::epochs::{Epochs, ANY_BLOCK};
 use super::keys::{table_key, tag_group, tag_tier, Geometry, Location, GROUPS_PER_CLUSTER, TIERS};
 use crossbeam_utils::CachePadded;
 use parking_lot::{Mutex, MutexGuard};
@@ -59,9 +59,10 @@ pub(crate) struct Table {
     holdings: Box<[[AtomicU64; TIERS]]>,
     /// Per endpoint slot: raised after every change that can shorten or
     /// re-weigh a prefix it holds (a block removed or evicted, a better tier
-    /// added to a block it holds); a verified-prefix checkpoint is only
-    /// trusted while its endpoint's epoch is unchanged (`checkpoints.rs`).
-    epochs: Box<[super::sync::AtomicU64]>,
+    /// added to a block it holds), with the block logged; a verified-prefix
+    /// checkpoint is trusted while its endpoint's epoch is unchanged, or
+    /// while the log shows none of its blocks changed (`epochs.rs`).
+    epochs: Epochs,
     /// Position of each table tier in the lookup's tier order (0 = the
     /// tier a block held in several tiers is counted in).
     rank: [u8; TIERS],
@@ -111,9 +112,7 @@ impl Table {
             holdings: (0..max_endpoints)
                 .map(|_| std::array::from_fn(|_| AtomicU64::new(0)))
                 .collect(),
-            epochs: (0..max_endpoints)
-                .map(|_| super::sync::AtomicU64::new(0))
-                .collect(),
+            epochs: Epochs::new(max_endpoints, capacity),
             rank: {
                 let mut r = [0u8; TIERS];
                 for (pos, &t) in tier_order.iter().enumerate() {
@@ -203,16 +202,20 @@ impl Table {
     /// every table change made before it was raised).
     #[inline]
     pub(crate) fn epoch(&self, ep: u16) -> u64 {
-        self.epochs.get(ep as usize).map_or(0, read_epoch)
+        self.epochs.read(ep)
     }
 
-    /// Raises `ep`'s epoch, after the change that invalidates its
-    /// checkpoints is visible in the table.
+    /// The endpoints' epochs and logs.
     #[inline]
-    pub(crate) fn bump(&self, ep: usize) {
-        if let Some(e) = self.epochs.get(ep) {
-            raise_epoch(e);
-        }
+    pub(crate) fn epochs(&self) -> &Epochs {
+        &self.epochs
+    }
+
+    /// Raises `ep`'s epoch for a change of block `fp` ([`ANY_BLOCK`]: of any
+    /// block), after the change is visible in the table.
+    #[inline]
+    pub(crate) fn bump(&self, ep: usize, fp: u64) {
+        self.epochs.raise(ep, fp);
     }
 
     /// The best (lowest) rank among the tiers other than `except` in which
@@ -320,7 +323,7 @@ impl Table {
         if newly {
             self.holdings[ep as usize][tier].fetch_add(1, Ordering::Relaxed);
             if other.is_some_and(|r| self.rank[tier] < r) {
-                self.bump(ep as usize);
+                self.bump(ep as usize, fp);
             }
         }
         Placed {
@@ -529,7 +532,7 @@ impl Table {
                 // The block is gone, or no longer counted in its best tier.
                 let other = self.best_other_rank(&loc, fp, tier, ep);
                 if other.map_or(true, |r| self.rank[tier] < r) {
-                    self.bump(ep as usize);
+                    self.bump(ep as usize, fp);
                 }
                 true
             }
@@ -563,6 +566,7 @@ impl Table {
         for shard in 0..self.geo.shards {
             let mut st = self.lock(shard);
             let base = shard * self.geo.per_shard;
+            let before = cleared;
             for b in base..base + self.geo.per_shard {
                 for s in 0..SLOTS {
                     let key = self.buckets[b].key(s);
@@ -572,10 +576,13 @@ impl Table {
                         && tiers & (1 << tag_tier(tag)) != 0
                         && self.clear_bit(&mut st, b, s, ep, bit)
                     {
-                        self.bump(ep as usize);
                         cleared += 1;
                     }
                 }
+            }
+            // One raise per shard cleared, for any block.
+            if cleared != before {
+                self.bump(ep as usize, ANY_BLOCK);
             }
         }
         cleared
@@ -603,7 +610,7 @@ impl Table {
         let key = bucket.key(s);
         let mut mask = bucket.mask(s);
         let tag = (key & ((1 << TAG_BITS) - 1)) as u16;
-        let (tier, group) = (tag_tier(tag), tag_group(tag));
+        let (tier, group, fp) = (tag_tier(tag), tag_group(tag), key >> TAG_BITS);
         self.free(st, b, s);
         // Raised after the entry is gone (see `bump`).
         while mask != 0 {
@@ -611,7 +618,7 @@ impl Table {
             if let Some(h) = self.holdings.get(ep) {
                 h[tier].fetch_sub(1, Ordering::Relaxed);
             }
-            self.bump(ep);
+            self.bump(ep, fp);
             mask &= mask - 1;
         }
         self.evictions.fetch_add(1, Ordering::Relaxed);

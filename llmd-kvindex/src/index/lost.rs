@@ -1,0 +1,171 @@
+//! What a checkpoint stamped with an older epoch still proves.
+//!
+//! A checkpoint of endpoint `e` at block `p`, stamped `E` while `e`'s epoch
+//! is now `N`, still proves blocks `0..=p` held (with its tier counts) when
+//! `e`'s log (`epochs.rs`) holds raises `E+1 ..= N` and none of their
+//! blocks sits at a prompt position `≤ p`. For each candidate of a lookup,
+//! [`Losses`] reads the log newest first, only as far back as the oldest
+//! stamp it is asked about, and keeps the running minimum of the prompt
+//! positions those raises touched; the prompt's fingerprints are mapped to
+//! their first position once per lookup, on first need. A lookup whose
+//! candidates' epochs did not move never gets here.
+
+use super::epochs::{Epochs, ANY_BLOCK};
+use super::keys::fingerprint;
+use crate::types::BlockKey;
+
+/// Bits of the prompt filter (a power of two): about 8 per prompt block of
+/// a 1000-block prompt, so ~1 in 9 logged blocks not in it passes.
+const FILTER_BITS: usize = 8192;
+/// Which fingerprint bits index the filter (the map uses the low bits).
+const FILTER_SHIFT: u32 = 24;
+/// Position bits of a map slot (checkpoints cover fewer than 2²¹ blocks).
+const POS_BITS: u32 = 21;
+/// Fingerprint bits of a map slot's tag.
+const TAG_BITS: u32 = 42;
+const OCCUPIED: u64 = 1 << 63;
+
+/// Per-lookup scratch: reuse it (it lives in `PrefixMatches`).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Losses {
+    /// Prompt fingerprint → first position, open-addressed: each slot is
+    /// `OCCUPIED | tag << POS_BITS | position` (0: empty), the tag the low
+    /// [`TAG_BITS`] bits of the fingerprint. Two fingerprints sharing a tag
+    /// answer the first one's position for both: never later than the true
+    /// first position, so a tag collision can only make a checkpoint look
+    /// cut, never make a cut one look whole.
+    positions: Vec<u64>,
+    /// One bit per prompt fingerprint (bits [`FILTER_SHIFT`].. of it): a
+    /// logged block whose bit is clear is not in the prompt, without a
+    /// probe of `positions` (most logged blocks are other prompts').
+    filter: Vec<u64>,
+    /// Positions mapped (the map covers prompt blocks `0..mapped`).
+    mapped: usize,
+    /// Per candidate.
+    cands: Vec<Lost>,
+    scratch: Vec<u64>,
+}
+
+/// One candidate's raises read so far, newest first.
+#[derive(Clone, Debug, Default)]
+struct Lost {
+    /// `min[i]`: the first prompt position touched by raises `N − i ..= N`
+    /// (`u32::MAX`: none).
+    min: Vec<u32>,
+    /// The log could not give older raises.
+    exhausted: bool,
+}
+
+impl Losses {
+    /// Starts a lookup with `cands` candidates.
+    pub(crate) fn reset(&mut self, cands: usize) {
+        self.mapped = 0;
+        if self.cands.len() < cands {
+            self.cands.resize_with(cands, Lost::default);
+        }
+        for l in &mut self.cands[..cands] {
+            l.min.clear();
+            l.exhausted = false;
+        }
+    }
+
+    /// Whether candidate `c` (endpoint `ep`, epoch `now` as read before the
+    /// search) still holds prompt blocks `0..=p` that a checkpoint stamped
+    /// `stamp` (48 bits kept) proved held; `upto` bounds the positions that
+    /// matter (the prompt's last checkpoint). False when unsure.
+    pub(crate) fn kept(
+        &mut self,
+        epochs: &Epochs,
+        (c, ep): (usize, u16),
+        (stamp, now): (u64, u64),
+        p: usize,
+        (seed, keys, upto): (u64, &[BlockKey], usize),
+    ) -> bool {
+        let behind = now.wrapping_sub(stamp) & super::checkpoints::EPOCH_MASK;
+        if behind == 0 {
+            return true;
+        }
+        if behind > epochs.reach() || behind > now {
+            return false;
+        }
+        let behind = behind as usize;
+        while self.cands[c].min.len() < behind {
+            let l = &mut self.cands[c];
+            if l.exhausted {
+                return false;
+            }
+            let read = l.min.len() as u64;
+            // Raises now − read down to now − behind + 1, newest first.
+            self.scratch.clear();
+            let (from, to) = (now - behind as u64 + 1, now - read);
+            if !epochs.logged(ep, from, to, &mut self.scratch) {
+                l.exhausted = true;
+                return false;
+            }
+            if self.mapped < upto {
+                self.map(seed, &keys[..upto]);
+            }
+            for i in 0..self.scratch.len() {
+                let pos = self.position(self.scratch[i]);
+                let l = &mut self.cands[c];
+                let prev = l.min.last().copied().unwrap_or(u32::MAX);
+                l.min.push(prev.min(pos));
+            }
+        }
+        self.cands[c].min[behind - 1] as usize > p
+    }
+
+    /// Maps the first position of each fingerprint of `keys`.
+    fn map(&mut self, seed: u64, keys: &[BlockKey]) {
+        let size = (keys.len() * 2).next_power_of_two().max(16);
+        self.positions.clear();
+        self.positions.resize(size, 0);
+        self.filter.clear();
+        self.filter.resize(FILTER_BITS / 64, 0);
+        let mask = size - 1;
+        for (i, k) in keys.iter().enumerate() {
+            let fp = fingerprint(seed, k.0);
+            let bit = (fp >> FILTER_SHIFT) as usize & (FILTER_BITS - 1);
+            self.filter[bit / 64] |= 1 << (bit % 64);
+            let tag = OCCUPIED | (fp & ((1 << TAG_BITS) - 1)) << POS_BITS;
+            let mut h = fp as usize & mask;
+            loop {
+                let slot = self.positions[h];
+                if slot == 0 {
+                    self.positions[h] = tag | i as u64;
+                    break;
+                }
+                if slot >> POS_BITS == tag >> POS_BITS {
+                    break;
+                }
+                h = (h + 1) & mask;
+            }
+        }
+        self.mapped = keys.len();
+    }
+
+    /// The first prompt position of block `fp` (`u32::MAX`: not in the
+    /// mapped prompt).
+    fn position(&self, fp: u64) -> u32 {
+        if fp == ANY_BLOCK {
+            return 0;
+        }
+        let bit = (fp >> FILTER_SHIFT) as usize & (FILTER_BITS - 1);
+        if self.filter[bit / 64] & (1 << (bit % 64)) == 0 {
+            return u32::MAX;
+        }
+        let mask = self.positions.len() - 1;
+        let tag = OCCUPIED | (fp & ((1 << TAG_BITS) - 1)) << POS_BITS;
+        let mut h = fp as usize & mask;
+        loop {
+            let slot = self.positions[h];
+            if slot == 0 {
+                return u32::MAX;
+            }
+            if slot >> POS_BITS == tag >> POS_BITS {
+                return (slot & ((1 << POS_BITS) - 1)) as u32;
+            }
+            h = (h + 1) & mask;
+        }
+    }
+}
