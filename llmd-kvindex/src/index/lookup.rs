@@ -604,21 +604,7 @@ impl KvIndex {
         *reads += 1;
         let valid = match self.checkpoints.find(s.key, s.ep) {
             Some((stamp, c)) if stamp == epoch & EPOCH_MASK => Some(c),
-            Some((stamp, c)) => {
-                let last = SPAN * (s.probe as usize + 1) - 1;
-                let kept = losses.kept(
-                    self.table.epochs(),
-                    (s.cand as usize, s.ep),
-                    (stamp, epoch),
-                    last,
-                    q,
-                );
-                if kept {
-                    self.checkpoints
-                        .put(s.key, s.ep, epoch, c, |o| self.table.epoch(o));
-                }
-                kept.then_some(c)
-            }
+            Some((stamp, c)) => self.still_valid(s, (stamp, epoch), c, losses, q),
             None => None,
         };
         match valid {
@@ -628,6 +614,29 @@ impl KvIndex {
             }
             None => s.hi = s.probe,
         }
+    }
+
+    /// A checkpoint stamped `stamp` while its endpoint's epoch is `epoch`:
+    /// its counts `c` if the endpoint's log shows none of its blocks
+    /// changed since, after stamping it again with `epoch`.
+    #[cold]
+    #[inline(never)]
+    fn still_valid(
+        &self,
+        s: &Search,
+        (stamp, epoch): (u64, u64),
+        c: u64,
+        losses: &mut Losses,
+        q: Query,
+    ) -> Option<u64> {
+        let last = SPAN * (s.probe as usize + 1) - 1;
+        let epochs = self.table.epochs();
+        if !losses.kept(epochs, (s.cand as usize, s.ep), (stamp, epoch), last, q) {
+            return None;
+        }
+        self.checkpoints
+            .put(s.key, s.ep, epoch, c, |o| self.table.epoch(o));
+        Some(c)
     }
 
     /// Writes checkpoints at block `i` for the endpoints in `walked` (of
