@@ -220,6 +220,14 @@ fn parameters_are_validated_as_llm_d_does() {
     )
     .expect_err("block size 0");
     assert!(e.to_string().contains("blockSizeTokens"), "{e}");
+    let e = Scheduler::from_config_str(
+        &config("").replace("blockSizeTokens: 16", "blockSizeTokens: 4294967312"),
+    )
+    .expect_err("block size past 2^20 (and u32)");
+    assert!(
+        e.to_string().contains("blockSizeTokens") && e.to_string().contains("1..=1048576"),
+        "{e}"
+    );
     for ok in [", balanceBy: tokens", ", balanceBy: requests", ", maxBatchSize: -1, maxPerReplica: 3, minColocateBlocks: 2, maxPrefixTokensToMatch: 1024, windowDurationMs: 10000"] {
         Scheduler::from_config_str(&config(ok)).unwrap_or_else(|e| panic!("{ok}: {e}"));
     }

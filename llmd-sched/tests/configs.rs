@@ -422,7 +422,27 @@ fn bad_values_name_field_and_reason() {
             "precise-prefix-cache-producer",
             "tokenProcessorConfig: {blockSizeTokens: 0}",
             "tokenProcessorConfig.blockSizeTokens",
-            "> 0",
+            "must be in 1..=1048576, got 0",
+        ),
+        // Past the index's bound, the parameter given is named (not the
+        // index's own field, nor another parameter).
+        (
+            "precise-prefix-cache-producer",
+            "tokenProcessorConfig: {blockSize: 2097152}",
+            "tokenProcessorConfig.blockSize",
+            "must be in 1..=1048576, got 2097152",
+        ),
+        (
+            "approx-prefix-cache-producer",
+            "blockSizeTokens: 2097152",
+            "blockSizeTokens",
+            "must be in 1..=1048576",
+        ),
+        (
+            "approx-prefix-cache-producer",
+            "blockSize: 2097152",
+            "blockSize",
+            "must be in 1..=1048576",
         ),
         (
             "precise-prefix-cache-producer",

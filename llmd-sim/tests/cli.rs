@@ -414,8 +414,9 @@ fn pods_key_cached_blocks_by_cache_salt() {
 }
 
 /// Arguments: an option followed by another option has no value, an option
-/// given twice is refused, `events decode` reads one file, and `--speed`
-/// below what the engine clock can run is refused rather than raised.
+/// given twice is refused, `events decode` reads one file, `--speed`
+/// below what the engine clock can run is refused rather than raised, and a
+/// replay buffer past a million batches is refused.
 #[test]
 fn arguments_are_checked_not_guessed() {
     let (ok, _, err) = llmd(&["hash", "--seed", "--seed-unset", "1"]);
@@ -429,6 +430,8 @@ fn arguments_are_checked_not_guessed() {
     assert!(!ok && err.contains("one FILE"), "{err}");
     let (ok, _, err) = llmd(&["pods", "--speed", "0.0001"]);
     assert!(!ok && err.contains("--speed"), "{err}");
+    let (ok, _, err) = llmd(&["pods", "--buffer-steps", "1000000000000"]);
+    assert!(!ok && err.contains("--buffer-steps: at most"), "{err}");
 }
 
 /// A reader that goes away (`| head -1`) ends the tool quietly: status 0,

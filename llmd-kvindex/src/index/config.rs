@@ -148,6 +148,10 @@ pub enum IndexError {
     },
 }
 
+/// Largest block size, in tokens, an index accepts (2^20): vLLM's are tens
+/// of tokens, and buffers are sized from it.
+pub const MAX_BLOCK_SIZE: usize = 1 << 20;
+
 /// Largest value of the capacities that bound a least-recently-used map
 /// (`speculative_capacity`, `approx_capacity_per_endpoint`,
 /// `engine_map_capacity_per_endpoint`): 2³² − 2.
@@ -173,7 +177,7 @@ impl IndexConfig {
         }
         // vLLM's block sizes are tens of tokens; past 2^20 a size is a
         // mistake, and buffers sized from it must not be.
-        if self.key_mode.block_size() == 0 || self.key_mode.block_size() > 1 << 20 {
+        if self.key_mode.block_size() == 0 || self.key_mode.block_size() > MAX_BLOCK_SIZE {
             return bad("key_mode.block_size", "must be in 1..=2^20");
         }
         let w = self.tier_weights.as_array();

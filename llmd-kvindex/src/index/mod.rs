@@ -64,7 +64,7 @@ mod table;
 mod tails;
 
 pub use apply::ApplyReport;
-pub use config::{IndexConfig, IndexError, KeyMode, TierWeights, MAX_LRU_CAPACITY};
+pub use config::{IndexConfig, IndexError, KeyMode, TierWeights, MAX_BLOCK_SIZE, MAX_LRU_CAPACITY};
 pub use endpoints::EndpointId;
 pub use lookup::{EndpointMatch, PrefixMatches};
 pub use stats::{EndpointStats, IndexStats};

@@ -8,6 +8,10 @@ use llmd_sim::scenario::Scenario;
 
 use super::Args;
 
+/// Most batches a pod keeps for replay (`--buffer-steps`): memory grows with
+/// it, one encoded batch each.
+const MAX_BUFFER_STEPS: usize = 1_000_000;
+
 fn num<T: std::str::FromStr>(name: &str, v: Option<String>, default: T) -> Result<T, String> {
     match v {
         None => Ok(default),
@@ -41,6 +45,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     if !(1..=256).contains(&pods) {
         return Err("-n: between 1 and 256 pods".into());
+    }
+    // Each pod keeps that many batches for replay; vLLM's default is 10,000.
+    if buffer_steps > MAX_BUFFER_STEPS {
+        return Err(format!(
+            "--buffer-steps: at most {MAX_BUFFER_STEPS} batches kept for replay, got {buffer_steps}"
+        ));
     }
     if !(speed.is_finite() && speed >= 1e-3) {
         return Err(format!("--speed must be a number >= 0.001, got {speed}"));

@@ -64,13 +64,11 @@ impl ApproxPrefixProducer {
         // llm-d maps the deprecated `blockSize` (> 0) into `blockSizeTokens`
         // when that is at its default (16), set or not.
         let legacy = p.opt_i64("blockSize")?.filter(|&b| b > 0);
-        let block_size = match (p.opt_i64("blockSizeTokens")?.unwrap_or(16), legacy) {
-            (16, Some(b)) => b,
-            (b, _) => b,
+        let (key, block_size) = match (p.opt_i64("blockSizeTokens")?.unwrap_or(16), legacy) {
+            (16, Some(b)) => ("blockSize", b),
+            (b, _) => ("blockSizeTokens", b),
         };
-        if block_size <= 0 {
-            return Err(p.err("blockSizeTokens", "must be > 0"));
-        }
+        let block_size = super::precise_prefix::block_size_param(p, key, block_size)?;
         let max_prefix_tokens = p.i64("maxPrefixTokensToMatch", 131_072)?;
         let max_prefix_blocks = p.i64("maxPrefixBlocksToMatch", 2048)?;
         let lru_capacity = p.i64("lruCapacityPerServer", 31_250)?;
@@ -87,9 +85,7 @@ impl ApproxPrefixProducer {
         let max_endpoints = super::precise_prefix::max_endpoints_param(p)?;
         let index = UidKvIndex::new(IndexConfig {
             capacity_blocks: lru_capacity.saturating_mul(TABLE_ENDPOINTS).min(1 << 24),
-            key_mode: KeyMode::Approximate {
-                block_size: block_size as usize,
-            },
+            key_mode: KeyMode::Approximate { block_size },
             approx_capacity_per_endpoint: lru_capacity,
             max_endpoints,
             ..IndexConfig::default()

@@ -120,9 +120,7 @@ impl BurstPrefixProducer {
         }
         let max_per_replica = unlimited_or_count(p, "maxPerReplica", -1)?;
         let block_size = p.i64("blockSizeTokens", 64)?;
-        if block_size <= 0 {
-            return Err(p.err("blockSizeTokens", format!("must be > 0, got {block_size}")));
-        }
+        super::precise_prefix::block_size_param(p, "blockSizeTokens", block_size)?;
         let max_tokens = p.i64("maxPrefixTokensToMatch", 0)?;
         if max_tokens < 0 || (max_tokens > 0 && max_tokens < block_size) {
             return Err(p.err(

@@ -14,7 +14,7 @@ use crate::framework::{
 use crate::kv::{seek_uid, KvBackend, UidKvIndex, UidMatch};
 use crate::model::Request;
 use llmd_kvindex::hash::{BlockHasher, HasherConfig, LoraRef, RequestExtras};
-use llmd_kvindex::index::{IndexConfig, IndexError, KeyMode, TierWeights};
+use llmd_kvindex::index::{IndexConfig, IndexError, KeyMode, TierWeights, MAX_BLOCK_SIZE};
 use llmd_kvindex::BlockKey;
 
 /// Profile name llm-d hard-codes for the prefill stage.
@@ -56,6 +56,15 @@ pub(crate) fn max_endpoints_param(p: &mut Params) -> Result<usize, ConfigError> 
     Ok(n as usize)
 }
 
+/// A block size in tokens, read from parameter `key`: in 1..=2^20 (the
+/// index's bound, `MAX_BLOCK_SIZE`), refused naming that parameter.
+pub(crate) fn block_size_param(p: &Params, key: &str, v: i64) -> Result<usize, ConfigError> {
+    match usize::try_from(v) {
+        Ok(b @ 1..=MAX_BLOCK_SIZE) => Ok(b),
+        _ => Err(p.err(key, format!("must be in 1..={MAX_BLOCK_SIZE}, got {v}"))),
+    }
+}
+
 fn positive(p: &mut Params, key: &str) -> Result<(), ConfigError> {
     if let Some(v) = p.opt_f64(key)? {
         if v <= 0.0 {
@@ -82,10 +91,12 @@ fn token_processor(
         "prompt keys are vLLM's own (engine parity) or the router's XXH3 chain (router keys), never llm-d's cbor-fnv / xxh64 keys",
     );
     let legacy = t.opt_i64("blockSize")?;
-    let block_size = t.opt_i64("blockSizeTokens")?.or(legacy).unwrap_or(16);
-    if block_size <= 0 {
-        return Err(t.err("blockSizeTokens", "must be > 0"));
-    }
+    let (key, block_size) = match (t.opt_i64("blockSizeTokens")?, legacy) {
+        (Some(b), _) => ("blockSizeTokens", b),
+        (None, Some(b)) => ("blockSize", b),
+        (None, None) => ("blockSizeTokens", 16),
+    };
+    let block_size = block_size_param(&t, key, block_size)? as i64;
     // Only engine parity depends on the engines' seed, and it takes
     // it from the host's hasher configuration.
     t.string("hashSeed", "")?;
