@@ -94,7 +94,7 @@ impl ApproxPrefixProducer {
         Ok(ApproxPrefixProducer {
             name: p.plugin_name().into(),
             auto_tune,
-            block_size: block_size as usize,
+            block_size,
             max_prefix_tokens: max_prefix_tokens as usize,
             max_prefix_blocks: max_prefix_blocks as usize,
             lru_capacity,
