@@ -75,6 +75,45 @@ fn header_profile_handler_runs_the_named_profile() {
     );
 }
 
+/// A `defaultProfile` no scheduling profile is named after loads (as in
+/// llm-d: requests with the header still route) but is reported, since every
+/// request without the header is refused; a strict load refuses it. With one
+/// profile the handler always runs it, so nothing is reported.
+#[test]
+fn header_profile_handler_reports_a_default_profile_that_does_not_exist() {
+    let handler = "type: header-profile-handler\n  parameters: {defaultProfile: prefil}";
+    let s = two_profiles(handler);
+    let lines = s.config_report().not_executed_lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("defaultProfile") && l.contains("'prefil'") && l.contains("429")),
+        "{lines:?}"
+    );
+    assert!(s.pick(&req(&[])).is_err());
+    assert_eq!(
+        s.pick(&req(&[("epp-profile", "by-kv")])).unwrap().targets[0].name,
+        "e2"
+    );
+    let yaml = format!(
+        "{HEAD}plugins:\n- type: max-score-picker\n- {handler}\nschedulingProfiles:\n- name: decode\n  plugins:\n  - pluginRef: max-score-picker\n- name: by-kv\n  plugins:\n  - pluginRef: max-score-picker\n"
+    );
+    let strict = llmd_sched::LoadOptions {
+        strict: true,
+        ..Default::default()
+    };
+    let e = Scheduler::from_config_str_with(&yaml, strict).unwrap_err();
+    assert!(e.to_string().contains("defaultProfile"), "{e}");
+    let one =
+        Scheduler::from_config_str(&single(&format!("- type: max-score-picker\n- {handler}\n")))
+            .unwrap();
+    assert!(one.config_report().not_executed_lines().is_empty());
+    assert!(two_profiles("type: header-profile-handler")
+        .config_report()
+        .not_executed_lines()
+        .is_empty());
+}
+
 #[test]
 fn data_parallel_profile_handler_sends_the_rank_in_a_header() {
     let yaml = single(

@@ -224,9 +224,14 @@ pub(super) fn note_missing_profiles(
     if h.ty == "data-parallel-profile-handler" && profiles.len() != 1 {
         notes.push(("schedulingProfiles", format!("the handler runs exactly one profile, {} are configured: every pick fails, as in llm-d", profiles.len())));
     }
-    for (setting, profile) in handler.expected_profiles() {
-        if missing(&profile) {
-            notes.push((setting, format!("no scheduling profile is named '{profile}': the decider is never consulted and that stage never runs")));
+    // With one profile, the header handler always runs it.
+    let single_header = h.ty == "header-profile-handler" && profiles.len() == 1;
+    for (setting, profile, why) in handler.expected_profiles() {
+        if missing(&profile) && !single_header {
+            notes.push((
+                setting,
+                format!("no scheduling profile is named '{profile}': {why}"),
+            ));
         }
     }
     h.built

@@ -162,9 +162,10 @@ pub trait ProfileHandler: Send + Sync {
         profiles: &[SchedulerProfile],
     ) -> Result<HandlerResult, ScheduleError>;
     /// The profiles this handler's settings expect to run, as `(setting,
-    /// profile name)`: one the configuration does not define is reported
-    /// when it loads (the setting then does nothing). None by default.
-    fn expected_profiles(&self) -> Vec<(&'static str, String)> {
+    /// profile name, what happens without it)`: one the configuration does
+    /// not define is reported when it loads (a strict load refuses it).
+    /// None by default.
+    fn expected_profiles(&self) -> Vec<(&'static str, String, &'static str)> {
         Vec::new()
     }
     /// The profiles every request needs, as `(setting, profile name)`: one

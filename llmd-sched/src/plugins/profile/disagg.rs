@@ -168,13 +168,14 @@ impl ProfileHandler for DisaggProfileHandler {
         vec![("profiles.decode", self.decode.clone())]
     }
 
-    fn expected_profiles(&self) -> Vec<(&'static str, String)> {
+    fn expected_profiles(&self) -> Vec<(&'static str, String, &'static str)> {
+        const WHY: &str = "the decider is never consulted and that stage never runs";
         let mut out = Vec::new();
         if self.prefill_decider.is_some() {
-            out.push(("deciders.prefill", self.prefill.clone()));
+            out.push(("deciders.prefill", self.prefill.clone(), WHY));
         }
         if self.encode_decider.is_some() {
-            out.push(("deciders.encode", self.encode.clone()));
+            out.push(("deciders.encode", self.encode.clone(), WHY));
         }
         out
     }

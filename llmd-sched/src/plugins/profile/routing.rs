@@ -54,6 +54,15 @@ impl HeaderProfileHandler {
 }
 
 impl ProfileHandler for HeaderProfileHandler {
+    /// `defaultProfile` runs for every request without the header.
+    fn expected_profiles(&self) -> Vec<(&'static str, String, &'static str)> {
+        vec![(
+            "defaultProfile",
+            self.default_profile.clone(),
+            "a request without the header runs no profile and is refused (429)",
+        )]
+    }
+
     fn pick(
         &self,
         ctx: &mut CycleContext<'_>,
