@@ -454,6 +454,42 @@ fn session_affinity_binds_and_expires() {
     assert!(sc.values().all(|&v| v == 0.0), "binding expired");
 }
 
+/// Sessions past `maxSessionBindings` drop the least recently used
+/// bindings before their TTL: counted in `llmd_plugin_events_total`, and a
+/// dropped session is routed afresh.
+#[test]
+fn session_bindings_dropped_at_the_bound_are_counted() {
+    let y = single("- type: session-affinity-scorer\n  parameters:\n    strategy: session_id\n    maxSessionBindings: 10\n- type: queue-scorer\n");
+    let (s, clock) = sched(&y);
+    s.add_endpoint(ep("e1", metrics(0, 0, 0.0))).unwrap();
+    let r = |i: u32| {
+        Request::with_tokens(format!("r{i}"), "m", vec![1]).header("X-Session-Id", format!("s{i}"))
+    };
+    let dropped = |s: &llmd_sched::Scheduler| {
+        metric(
+            s,
+            "llmd_plugin_events_total{plugin=\"session-affinity-scorer\",event=\"session_binding_dropped\"}",
+        )
+    };
+    for i in 0..10 {
+        clock.advance_ns(1_000_000);
+        s.pick(&r(i)).unwrap();
+    }
+    assert_eq!(dropped(&s), None, "at the bound, nothing dropped yet");
+    clock.advance_ns(1_000_000);
+    s.pick(&r(10)).unwrap();
+    // The oldest go until a tenth is free; none had reached its TTL.
+    let n = dropped(&s).expect("counted");
+    assert!(n >= 1.0, "{n}");
+    let sc = raw_scores(&s, &r(0), "default", "session-affinity-scorer");
+    assert_eq!(sc["e1"], 0.0, "session s0's binding was dropped");
+    let e = llmd_sched::Scheduler::from_config_str(&single(
+        "- type: session-affinity-scorer\n  parameters:\n    maxSessionBindings: 5\n- type: queue-scorer\n",
+    ))
+    .unwrap_err();
+    assert!(e.to_string().contains("maxSessionBindings"), "{e}");
+}
+
 #[test]
 fn session_affinity_encoded_header() {
     use llmd_sched::plugins::scorers::SessionAffinity;

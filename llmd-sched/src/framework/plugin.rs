@@ -1,6 +1,8 @@
 //! The stage traits, named as in llm-d. Each is object-safe and batch shaped:
 //! one virtual call per stage, not per endpoint.
 
+use std::sync::Arc;
+
 use super::context::{CycleContext, EndpointIndex};
 use super::profile::SchedulerProfile;
 use crate::error::ScheduleError;
@@ -98,6 +100,12 @@ pub trait Screener: Send + Sync {
 pub trait PreRequest: Send + Sync {
     /// Records the decision.
     fn pre_request(&self, ctx: &CycleContext<'_>, decided: &Decided<'_>);
+
+    /// Appends the events this hook counted since it was last asked, as
+    /// `(plugin instance, event, count)` (a session binding dropped at its
+    /// bound); the scheduler adds them to `llmd_plugin_events_total` after
+    /// each pick. None by default.
+    fn take_events(&self, _out: &mut Vec<(Arc<str>, &'static str, u64)>) {}
 
     /// Appends headers the proxy sets on the response to the client (llm-d's
     /// ResponseHeader hooks that depend only on the decision). The library never sees

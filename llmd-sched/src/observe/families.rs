@@ -130,6 +130,8 @@ pub struct Families {
     pub screen_no_match: CounterFamily,
     /// plugin, outcome: requests of `pick_batch` windows per burst producer.
     pub burst_requests: CounterFamily,
+    /// plugin, event: what a plugin's request hook counted.
+    pub plugin_events: CounterFamily,
     /// plugin, revision: a rollout screener's current traffic share.
     pub revision_share: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     /// header.
@@ -212,6 +214,7 @@ impl Families {
             index_evicted: Family::default(),
             screen_no_match: Family::default(),
             burst_requests: Family::default(),
+            plugin_events: Family::default(),
             revision_share: Family::default(),
             trace_context_invalid: Family::default(),
             prompts_estimated: Family::default(),
@@ -397,6 +400,11 @@ impl Families {
             "llmd_burst_requests",
             "Requests of pick_batch windows per burst-prefix-cache-producer, by outcome: colocated (steered to the replica its group was assigned), no_affinity (shares no prompt prefix with the rest of the window), batch_full (past maxBatchSize: no affinity produced); assigned_absent counts, among the colocated, those whose assigned replica was no longer a candidate at their pick (screened out, or removed since the window was assigned): no affinity",
             f.burst_requests.clone(),
+        );
+        r.register(
+            "llmd_plugin_events",
+            "Events a plugin's request hook counted that change what it does later, by plugin instance and event: session_binding_dropped (session-affinity-scorer with sessionId: a binding dropped at the 2^20 bound before its TTL; that session's next request is routed afresh)",
+            f.plugin_events.clone(),
         );
         r.register(
             "llmd_rollout_revision_share",

@@ -1,6 +1,7 @@
-//! What request-control plugins did before the profiles: strict selectors
-//! that matched nothing, a rollout screener's revision shares, and how burst
-//! producers placed the requests of a batch.
+//! What plugins did that a decision does not show: strict selectors that
+//! matched nothing, a rollout screener's revision shares, how burst
+//! producers placed the requests of a batch, and what request hooks counted
+//! (session bindings dropped at their bound).
 
 use std::sync::Arc;
 
@@ -21,6 +22,16 @@ impl Metrics {
             ("outcome", Arc::from(outcome)),
         ];
         self.fam.burst_requests.get_or_create(&labels).inc_by(n);
+    }
+
+    /// Counts `n` events `event` of plugin instance `plugin`
+    /// (`llmd_plugin_events_total`).
+    pub fn record_plugin_event(&self, plugin: &str, event: &'static str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let labels: Labels = vec![("plugin", Arc::from(plugin)), ("event", Arc::from(event))];
+        self.fam.plugin_events.get_or_create(&labels).inc_by(n);
     }
 
     /// Records one pick's screener reports.

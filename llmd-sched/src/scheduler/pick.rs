@@ -237,10 +237,15 @@ impl Scheduler {
         };
         let mut response_headers = Vec::new();
         let (mut hook_headers, mut hook_removed) = (Vec::new(), Vec::new());
+        let mut events = Vec::new();
         for h in &self.pipeline.pre_requests {
             h.pre_request(&ctx, &decided);
             h.response_headers(&ctx, &decided, &mut response_headers);
             h.request_headers(&ctx, &decided, &mut hook_headers, &mut hook_removed);
+            h.take_events(&mut events);
+        }
+        for (plugin, event, n) in events {
+            self.metrics.record_plugin_event(&plugin, event, n);
         }
         let target = |i: EndpointIndex| Target {
             name: fleet.eps[i].name().to_string(),

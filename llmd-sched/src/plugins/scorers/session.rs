@@ -42,12 +42,17 @@ pub enum Strategy {
 /// without a bound a client inventing ids grows the map for as long as the
 /// TTL.
 const MAX_SESSION_BINDINGS: usize = 1 << 20;
+/// The most `maxSessionBindings` may raise it to.
+const MAX_SESSION_BINDINGS_LIMIT: usize = 1 << 24;
 
 #[derive(Debug)]
 struct Bindings {
     map: HashMap<String, (Arc<str>, u64)>,
     last_sweep: u64,
     max: usize,
+    /// Bindings dropped (or not made) at the bound, before their TTL, since
+    /// the scheduler last took the count.
+    dropped: u64,
 }
 
 impl Default for Bindings {
@@ -56,6 +61,7 @@ impl Default for Bindings {
             map: HashMap::new(),
             last_sweep: 0,
             max: MAX_SESSION_BINDINGS,
+            dropped: 0,
         }
     }
 }
@@ -71,14 +77,17 @@ impl Bindings {
             self.last_sweep = now;
         }
         if self.map.len() >= self.max && !self.map.contains_key(&id) {
+            let before = self.map.len();
             let mut age = ttl_ns;
             while self.map.len() >= self.max - self.max / 10 && age > 0 {
                 age /= 2;
                 self.map
                     .retain(|_, (_, last)| now.saturating_sub(*last) <= age);
             }
+            self.dropped += (before - self.map.len()) as u64;
             if self.map.len() >= self.max {
                 // Every binding made this very instant: the new one waits.
+                self.dropped += 1;
                 return;
             }
         }
@@ -89,6 +98,8 @@ impl Bindings {
 /// Shared by the scorer and the filter forms.
 #[derive(Debug)]
 pub struct SessionAffinity {
+    /// The plugin instance's name (metrics label).
+    name: Arc<str>,
     strategy: Strategy,
     profile: Option<String>,
     bindings: Mutex<Bindings>,
@@ -145,7 +156,8 @@ const ATTRIBUTE_NOTE: &str =
 
 impl SessionAffinity {
     /// Decodes `strategy`, `encodedEndpointHeaderConfig`, `sessionIdConfig`,
-    /// `profileName`. Both strategy blocks are checked; the one the strategy
+    /// `profileName` and `maxSessionBindings` (an llmd extension: the bound
+    /// on `session_id` bindings, default 2^20, in 10..=2^24). Both strategy blocks are checked; the one the strategy
     /// does not use, and what an attribute source names, are listed in
     /// `not_executed`.
     pub fn from_params(
@@ -202,10 +214,22 @@ impl SessionAffinity {
             }
         };
         let profile = p.opt_string("profileName")?;
+        // llmd extension: the bound on session bindings.
+        let max = p.i64("maxSessionBindings", MAX_SESSION_BINDINGS as i64)?;
+        if !(10..=MAX_SESSION_BINDINGS_LIMIT as i64).contains(&max) {
+            return Err(p.err(
+                "maxSessionBindings",
+                format!("must be in 10..={MAX_SESSION_BINDINGS_LIMIT}, got {max}"),
+            ));
+        }
         Ok(SessionAffinity {
+            name: p.plugin_name().into(),
             strategy,
             profile,
-            bindings: Mutex::new(Bindings::default()),
+            bindings: Mutex::new(Bindings {
+                max: max as usize,
+                ..Bindings::default()
+            }),
         })
     }
 
@@ -321,6 +345,15 @@ impl PreRequest for SessionAffinity {
             .lock()
             .bind(id, ctx.endpoint(pick).name_arc(), now, *ttl_ns, *sweep_ns);
     }
+
+    /// `session_binding_dropped`: bindings dropped at the bound before
+    /// their TTL (their sessions' next requests are routed afresh).
+    fn take_events(&self, out: &mut Vec<(Arc<str>, &'static str, u64)>) {
+        let n = std::mem::take(&mut self.bindings.lock().dropped);
+        if n > 0 {
+            out.push((self.name.clone(), "session_binding_dropped", n));
+        }
+    }
 }
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -391,6 +424,9 @@ mod tests {
         }
         assert!(b.map.contains_key("s9999"));
         assert!(!b.map.contains_key("s0"));
+        // Every binding made and not held now was dropped at the bound (the
+        // TTL, an hour, expired none).
+        assert_eq!(b.dropped, 10_000 - b.map.len() as u64);
     }
 
     #[test]
