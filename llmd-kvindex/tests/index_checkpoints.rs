@@ -327,6 +327,43 @@ fn removals_elsewhere_keep_checkpoints_and_removals_inside_cut_them() {
     );
 }
 
+/// A lookup reads at most 16 raises per prompt block (4,096 at least) from
+/// its candidates' logs: 100 endpoints, each 60 raises past its checkpoints,
+/// need 6,000 for a 64-block prompt. Past the budget, checkpoints count as
+/// stale: the answer stays exact, those endpoints are walked (and their
+/// checkpoints rewritten), and the next lookup is cheap again.
+#[test]
+fn a_lookup_reads_a_bounded_share_of_the_logs() {
+    let idx = index(1 << 16);
+    let chain: Vec<u16> = (0..64).collect();
+    let other: Vec<u16> = (0..60).collect();
+    let eps: Vec<EndpointId> = (0..100)
+        .map(|i| idx.register_endpoint(&format!("e{i}")).unwrap())
+        .collect();
+    for &e in &eps {
+        store(&idx, e, 0, 0, &chain, false);
+        store(&idx, e, 1, 0, &other, false);
+    }
+    let keys = prompt(0, 64);
+    let mut out = PrefixMatches::new();
+    assert_same(&idx, 0, &keys, &mut out);
+    assert!(out.probed_blocks() <= 1, "{} probed", out.probed_blocks());
+    for &e in &eps {
+        for b in 0..60 {
+            remove(&idx, e, 1, 0, &[b]);
+        }
+    }
+    assert_same(&idx, 0, &keys, &mut out);
+    assert_eq!(out.len(), 100);
+    assert!(out.iter().all(|m| m.consecutive_blocks == 64));
+    assert!(
+        out.probed_blocks() > 1,
+        "past the budget, some endpoints walk"
+    );
+    assert_same(&idx, 0, &keys, &mut out);
+    assert!(out.probed_blocks() <= 1, "{} probed", out.probed_blocks());
+}
+
 #[test]
 fn concurrent_writers_and_readers_leave_only_valid_checkpoints() {
     let idx = Arc::new(index(1 << 14));

@@ -18,6 +18,7 @@
 //! * **Bounded.** The log is a ring of `len` fingerprints per endpoint,
 //!   allocated on the endpoint's first raise; older raises fall out of it,
 //!   and a checkpoint older than the ring is stale, as it was without a log.
+//!   A lookup reads a bounded number of raises in all (`lost.rs`).
 //! * **Writers** (ingestion, an eviction made by another endpoint's insert)
 //!   serialise per endpoint on a small mutex: announce raise `X` in
 //!   `pending`, a Release fence, write the fingerprint at `X mod len`, then

@@ -495,7 +495,7 @@ impl KvIndex {
         // read together (each read prefetched), so a cold lookup pays one
         // memory latency for the step instead of one per read.
         out.search.clear();
-        out.losses.reset(out.cands.len());
+        out.losses.reset(keys.len(), out.cands.len());
         let q: Query = (seed, keys, spans * SPAN);
         for (c, &e) in out.cands.iter().enumerate() {
             let epoch = self.table.epoch(e);

@@ -44,7 +44,16 @@ pub(crate) struct Losses {
     /// Per candidate.
     cands: Vec<Lost>,
     scratch: Vec<u64>,
+    /// Raises this lookup may still read, over all candidates: past it, an
+    /// older checkpoint counts as stale (the walk costs less than reading
+    /// more of the logs, and `cands` stays bounded).
+    budget: usize,
 }
+
+/// Raises a lookup reads at most, per prompt block (and at least
+/// [`MIN_BUDGET`]): a raise read costs ≈ 3 ns, a block walked ≈ 30 – 100.
+const BUDGET_PER_BLOCK: usize = 16;
+const MIN_BUDGET: usize = 4096;
 
 /// One candidate's raises read so far, newest first.
 #[derive(Clone, Debug, Default)]
@@ -57,9 +66,11 @@ struct Lost {
 }
 
 impl Losses {
-    /// Starts a lookup with `cands` candidates.
-    pub(crate) fn reset(&mut self, cands: usize) {
+    /// Starts a lookup of a prompt of `blocks` blocks with `cands`
+    /// candidates.
+    pub(crate) fn reset(&mut self, blocks: usize, cands: usize) {
         self.mapped = 0;
+        self.budget = blocks.saturating_mul(BUDGET_PER_BLOCK).max(MIN_BUDGET);
         if self.cands.len() < cands {
             self.cands.resize_with(cands, Lost::default);
         }
@@ -98,6 +109,12 @@ impl Losses {
             // Raises now − read down to now − behind + 1, newest first.
             self.scratch.clear();
             let (from, to) = (now - behind as u64 + 1, now - read);
+            let want = (to + 1 - from) as usize;
+            if want > self.budget {
+                l.exhausted = true;
+                return false;
+            }
+            self.budget -= want;
             if !epochs.logged(ep, from, to, &mut self.scratch) {
                 l.exhausted = true;
                 return false;
