@@ -41,9 +41,9 @@ pub(crate) const ANY_BLOCK: u64 = u64::MAX;
 const MIN_LOG: usize = 64;
 const MAX_LOG: usize = 4096;
 
+/// An endpoint's log and its writers' state.
 struct Slot {
-    epoch: AtomicU64,
-    /// The raise being logged (≥ `epoch`), announced before its entry is
+    /// The raise being logged (≥ the epoch), announced before its entry is
     /// written.
     pending: AtomicU64,
     writer: Lock,
@@ -52,6 +52,8 @@ struct Slot {
 
 /// Epochs and logs of every endpoint slot.
 pub struct Epochs {
+    /// Per endpoint slot, dense: a lookup reads those of all its candidates.
+    epochs: Box<[AtomicU64]>,
     slots: Box<[Slot]>,
     /// Log entries per endpoint (a power of two).
     len: usize,
@@ -78,9 +80,9 @@ impl Epochs {
     pub fn with_log(endpoints: usize, len: usize) -> Epochs {
         assert!(len.is_power_of_two());
         Epochs {
+            epochs: (0..endpoints).map(|_| AtomicU64::new(0)).collect(),
             slots: (0..endpoints)
                 .map(|_| Slot {
-                    epoch: AtomicU64::new(0),
                     pending: AtomicU64::new(0),
                     writer: Lock::default(),
                     log: OnceLock::new(),
@@ -107,26 +109,28 @@ impl Epochs {
     /// every table change made before it was raised, and its log entry).
     #[inline]
     pub fn read(&self, ep: u16) -> u64 {
-        self.slots
+        self.epochs
             .get(ep as usize)
-            .map_or(0, |s| s.epoch.load(Ordering::Acquire))
+            .map_or(0, |e| e.load(Ordering::Acquire))
     }
 
     /// Raises `ep`'s epoch for a change of block `fp` ([`ANY_BLOCK`]: of any
     /// block), after the change is visible in the table.
     pub fn raise(&self, ep: usize, fp: u64) {
-        let Some(s) = self.slots.get(ep) else { return };
+        let (Some(s), Some(epoch)) = (self.slots.get(ep), self.epochs.get(ep)) else {
+            return;
+        };
         let _w = s.writer.hold();
         let log = s.log.get_or_init(|| {
             self.allocated
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             (0..self.len).map(|_| AtomicU64::new(0)).collect()
         });
-        let x = s.epoch.load(Ordering::Relaxed) + 1;
+        let x = epoch.load(Ordering::Relaxed) + 1;
         s.pending.store(x, Ordering::Relaxed);
         fence(Ordering::Release);
         log[x as usize & (self.len - 1)].store(fp, Ordering::Relaxed);
-        s.epoch.store(x, Ordering::Release);
+        epoch.store(x, Ordering::Release);
     }
 
     /// Appends to `out` the fingerprints logged by `ep`'s raises `to`,

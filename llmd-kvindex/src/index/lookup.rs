@@ -495,7 +495,7 @@ impl KvIndex {
         // read together (each read prefetched), so a cold lookup pays one
         // memory latency for the step instead of one per read.
         out.search.clear();
-        out.losses.reset(keys.len(), out.cands.len());
+        out.losses.reset();
         let q: Query = (seed, keys, spans * SPAN);
         for (c, &e) in out.cands.iter().enumerate() {
             let epoch = self.table.epoch(e);
@@ -599,7 +599,7 @@ impl KvIndex {
     /// everything from it on. An older checkpoint found valid is stamped
     /// again with `epoch` (it held then), so the next lookup of the prompt
     /// finds its search path fresh instead of aged past the log.
-    #[inline(always)]
+    #[inline(never)]
     fn settle(&self, s: &mut Search, epoch: u64, reads: &mut u32, losses: &mut Losses, q: Query) {
         *reads += 1;
         let valid = match self.checkpoints.find(s.key, s.ep) {

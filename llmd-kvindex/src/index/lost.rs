@@ -48,6 +48,10 @@ pub(crate) struct Losses {
     /// older checkpoint counts as stale (the walk costs less than reading
     /// more of the logs, and `cands` stays bounded).
     budget: usize,
+    /// The current lookup's number, and the one `mapped` and `budget` were
+    /// set for: a lookup that never reads a log costs one increment.
+    lookup: u64,
+    started: u64,
 }
 
 /// Raises a lookup reads at most, per prompt block (and at least
@@ -58,6 +62,8 @@ const MIN_BUDGET: usize = 4096;
 /// One candidate's raises read so far, newest first.
 #[derive(Clone, Debug, Default)]
 struct Lost {
+    /// The lookup this was read for.
+    lookup: u64,
     /// `min[i]`: the first prompt position touched by raises `N − i ..= N`
     /// (`u32::MAX`: none).
     min: Vec<u32>,
@@ -66,18 +72,10 @@ struct Lost {
 }
 
 impl Losses {
-    /// Starts a lookup of a prompt of `blocks` blocks with `cands`
-    /// candidates.
-    pub(crate) fn reset(&mut self, blocks: usize, cands: usize) {
-        self.mapped = 0;
-        self.budget = blocks.saturating_mul(BUDGET_PER_BLOCK).max(MIN_BUDGET);
-        if self.cands.len() < cands {
-            self.cands.resize_with(cands, Lost::default);
-        }
-        for l in &mut self.cands[..cands] {
-            l.min.clear();
-            l.exhausted = false;
-        }
+    /// Starts a lookup (what the last one read is dropped on first use).
+    #[inline]
+    pub(crate) fn reset(&mut self) {
+        self.lookup = self.lookup.wrapping_add(1);
     }
 
     /// Whether candidate `c` (endpoint `ep`, epoch `now` as read before the
@@ -100,6 +98,20 @@ impl Losses {
             return false;
         }
         let behind = behind as usize;
+        if self.started != self.lookup {
+            self.started = self.lookup;
+            self.mapped = 0;
+            self.budget = keys.len().saturating_mul(BUDGET_PER_BLOCK).max(MIN_BUDGET);
+        }
+        if self.cands.len() <= c {
+            self.cands.resize_with(c + 1, Lost::default);
+        }
+        let l = &mut self.cands[c];
+        if l.lookup != self.lookup {
+            l.lookup = self.lookup;
+            l.min.clear();
+            l.exhausted = false;
+        }
         while self.cands[c].min.len() < behind {
             let l = &mut self.cands[c];
             if l.exhausted {
