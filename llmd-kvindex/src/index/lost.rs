@@ -4,11 +4,12 @@
 //! is now `N`, still proves blocks `0..=p` held (with its tier counts) when
 //! `e`'s log (`epochs.rs`) holds raises `E+1 ..= N` and none of their
 //! blocks sits at a prompt position `≤ p`. For each candidate of a lookup,
-//! [`Losses`] reads the log newest first, only as far back as the oldest
-//! stamp it is asked about, and keeps the running minimum of the prompt
-//! positions those raises touched; the prompt's fingerprints are mapped to
-//! their first position once per lookup, on first need. A lookup whose
-//! candidates' epochs did not move never gets here.
+//! [`Losses`] reads the log newest first, in chunks, only as far back as the
+//! stamp it is asked about (or until a lost block settles the answer), and
+//! keeps the running minimum of the prompt positions those raises touched;
+//! the prompt's fingerprints are mapped to their first position once per
+//! lookup, on first need. A lookup whose candidates' epochs did not move
+//! never gets here.
 
 use super::epochs::{Epochs, ANY_BLOCK};
 use super::keys::fingerprint;
@@ -58,6 +59,9 @@ pub(crate) struct Losses {
 /// [`MIN_BUDGET`]): a raise read costs ≈ 3 ns, a block walked ≈ 30 – 100.
 const BUDGET_PER_BLOCK: usize = 16;
 const MIN_BUDGET: usize = 4096;
+/// Raises read from a log at a time (newest first): a lost block found in
+/// one chunk settles the answer without the older ones.
+const CHUNK: u64 = 64;
 
 /// One candidate's raises read so far, newest first.
 #[derive(Clone, Debug, Default)]
@@ -118,9 +122,11 @@ impl Losses {
                 return false;
             }
             let read = l.min.len() as u64;
-            // Raises now − read down to now − behind + 1, newest first.
+            // The next chunk of raises, newest first: from now − read down
+            // to now − behind + 1 at most.
             self.scratch.clear();
-            let (from, to) = (now - behind as u64 + 1, now - read);
+            let to = now - read;
+            let from = (now - behind as u64 + 1).max(to.saturating_sub(CHUNK - 1));
             let want = (to + 1 - from) as usize;
             if want > self.budget {
                 l.exhausted = true;
@@ -139,6 +145,11 @@ impl Losses {
                 let l = &mut self.cands[c];
                 let prev = l.min.last().copied().unwrap_or(u32::MAX);
                 l.min.push(prev.min(pos));
+            }
+            // A block at or before `p` lost already: no need to read older
+            // raises for this answer (a later question may read on).
+            if self.cands[c].min.last().is_some_and(|&m| m as usize <= p) {
+                return false;
             }
         }
         self.cands[c].min[behind - 1] as usize > p
