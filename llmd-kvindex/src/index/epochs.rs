@@ -64,7 +64,9 @@ pub struct Epochs {
 impl Epochs {
     /// Epochs for `endpoints` slots of a table of `capacity` entries. A log
     /// holds `capacity / (4 · endpoints)` raises (a power of two in
-    /// 64 ..= 4096): with every endpoint logging, ≤ 2 B per table entry.
+    /// 64 ..= 4096): with every endpoint logging, ≤ 2 B per table entry when
+    /// the capacity is at least 256 entries per slot, else 512 B per slot
+    /// that has been raised.
     pub(crate) fn new(endpoints: usize, capacity: usize) -> Epochs {
         let per = capacity / endpoints.max(1) / 4;
         let len = if per < 2 {
