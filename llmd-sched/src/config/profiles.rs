@@ -224,10 +224,8 @@ pub(super) fn note_missing_profiles(
     if h.ty == "data-parallel-profile-handler" && profiles.len() != 1 {
         notes.push(("schedulingProfiles", format!("the handler runs exactly one profile, {} are configured: every pick fails, as in llm-d", profiles.len())));
     }
-    // With one profile, the header handler always runs it.
-    let single_header = h.ty == "header-profile-handler" && profiles.len() == 1;
-    for (setting, profile, why) in handler.expected_profiles() {
-        if missing(&profile) && !single_header {
+    for (setting, profile, why) in handler.expected_profiles(profiles) {
+        if missing(&profile) {
             notes.push((
                 setting,
                 format!("no scheduling profile is named '{profile}': {why}"),

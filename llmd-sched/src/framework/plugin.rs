@@ -169,11 +169,14 @@ pub trait ProfileHandler: Send + Sync {
         ctx: &CycleContext<'_>,
         profiles: &[SchedulerProfile],
     ) -> Result<HandlerResult, ScheduleError>;
-    /// The profiles this handler's settings expect to run, as `(setting,
-    /// profile name, what happens without it)`: one the configuration does
-    /// not define is reported when it loads (a strict load refuses it).
-    /// None by default.
-    fn expected_profiles(&self) -> Vec<(&'static str, String, &'static str)> {
+    /// The profiles this handler's settings expect to run among the
+    /// configured `profiles`, as `(setting, profile name, what happens
+    /// without it)`: one the configuration does not define is reported when
+    /// it loads (a strict load refuses it). None by default.
+    fn expected_profiles(
+        &self,
+        _profiles: &[SchedulerProfile],
+    ) -> Vec<(&'static str, String, &'static str)> {
         Vec::new()
     }
     /// The profiles every request needs, as `(setting, profile name)`: one

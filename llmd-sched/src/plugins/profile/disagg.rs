@@ -168,7 +168,10 @@ impl ProfileHandler for DisaggProfileHandler {
         vec![("profiles.decode", self.decode.clone())]
     }
 
-    fn expected_profiles(&self) -> Vec<(&'static str, String, &'static str)> {
+    fn expected_profiles(
+        &self,
+        _profiles: &[SchedulerProfile],
+    ) -> Vec<(&'static str, String, &'static str)> {
         const WHY: &str = "the decider is never consulted and that stage never runs";
         let mut out = Vec::new();
         if self.prefill_decider.is_some() {

@@ -54,8 +54,15 @@ impl HeaderProfileHandler {
 }
 
 impl ProfileHandler for HeaderProfileHandler {
-    /// `defaultProfile` runs for every request without the header.
-    fn expected_profiles(&self) -> Vec<(&'static str, String, &'static str)> {
+    /// `defaultProfile` runs for every request without the header, unless
+    /// one profile is configured (then that one always runs).
+    fn expected_profiles(
+        &self,
+        profiles: &[SchedulerProfile],
+    ) -> Vec<(&'static str, String, &'static str)> {
+        if profiles.len() == 1 {
+            return Vec::new();
+        }
         vec![(
             "defaultProfile",
             self.default_profile.clone(),
