@@ -452,28 +452,29 @@ fn report_latency_model() {
         let (s50, s99) = time_slo_picks(&slo, short, 2000, MISSED_SLO);
         let (f50, f99) = time_slo_picks(&fleet, short, 2000, MISSED_SLO);
         let (m50, m99) = time_slo_picks(&slo, short, 2000, MET_SLO);
+        // p50 / p99 of a path, and what it adds to the scorers alone.
+        let added = |p50: Duration, p99: Duration| {
+            format!(
+                "{:.2} / {:.2}; added {:.2} / {:.2}",
+                us(p50),
+                us(p99),
+                us(p50.saturating_sub(b50)),
+                us(p99.saturating_sub(b99))
+            )
+        };
         println!(
-            "  round {round}: scorers {:.2} / {:.2}; with the latency model {:.2} / {:.2}; added {:.2} / {:.2}",
+            "  round {round}: scorers {:.2} / {:.2}; with the latency model {}",
             us(b50),
             us(b99),
-            us(s50),
-            us(s99),
-            us(s50.saturating_sub(b50)),
-            us(s99.saturating_sub(b99))
+            added(s50, s99)
         );
         println!(
-            "           producer + fleet-latency-scorer {:.2} / {:.2}; added {:.2} / {:.2}",
-            us(f50),
-            us(f99),
-            us(f50.saturating_sub(b50)),
-            us(f99.saturating_sub(b99))
+            "           producer + fleet-latency-scorer {}",
+            added(f50, f99)
         );
         println!(
-            "           with the latency model, objectives met everywhere {:.2} / {:.2}; added {:.2} / {:.2}",
-            us(m50),
-            us(m99),
-            us(m50.saturating_sub(b50)),
-            us(m99.saturating_sub(b99))
+            "           with the latency model, objectives met everywhere {}",
+            added(m50, m99)
         );
     }
     paths("after the rounds");
