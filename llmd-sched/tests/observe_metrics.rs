@@ -543,6 +543,38 @@ fn predictions_that_are_no_duration_are_left_out() {
     assert_eq!(get(&s, "llmd_predicted_tpot_seconds_count", &ep), 1.0);
 }
 
+/// Prediction histograms are resolved once per endpoint registration: a
+/// removed endpoint's go with it and a prediction recorded after the
+/// removal (a decision racing it) makes none again; registered anew, the
+/// endpoint starts from empty series.
+#[test]
+fn a_removed_endpoints_prediction_series_are_not_made_again() {
+    use llmd_sched::framework::LatencyPrediction;
+    let m = Metrics::new(config()).unwrap();
+    let p = LatencyPrediction {
+        ttft_ms: 100.0,
+        tpot_ms: Some(20.0),
+    };
+    let predicted = |m: &Metrics| {
+        m.samples(ms(0))
+            .iter()
+            .filter(|x| x.name.starts_with("llmd_predicted_") && x.name.ends_with("_count"))
+            .map(|x| x.value)
+            .collect::<Vec<_>>()
+    };
+    m.register_endpoint("e1", Some("decode"));
+    m.observe_predicted_latency("e1", &p);
+    m.observe_predicted_latency("e1", &p);
+    assert_eq!(predicted(&m), [2.0, 2.0]);
+    m.remove_endpoint("e1");
+    assert!(predicted(&m).is_empty());
+    m.observe_predicted_latency("e1", &p);
+    assert!(predicted(&m).is_empty());
+    m.register_endpoint("e1", Some("decode"));
+    m.observe_predicted_latency("e1", &p);
+    assert_eq!(predicted(&m), [1.0, 1.0]);
+}
+
 /// Endpoints coming and going under new names leave no request series
 /// behind: a removed endpoint's request and output-token series go with it,
 /// the remaining endpoints' stay.

@@ -7,7 +7,8 @@ use super::labels::{Interner, Outcome, PdDecision, NONE};
 use super::record::{DecisionRecord, RejectRecord};
 use super::routes::RouteCache;
 use super::series::{
-    Cache, EndpointSeries, LatencySeries, ProfileSeries, RequestSeries, Route, StageSeries,
+    Cache, EndpointSeries, LatencySeries, PredictedSeries, ProfileSeries, RequestSeries, Route,
+    StageSeries,
 };
 use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
@@ -255,15 +256,24 @@ impl Metrics {
         // A host predictor's value that is no duration (NaN, infinite,
         // negative) is left out: one infinity would hold `_sum` there.
         let seconds = |ms: f64| (ms.is_finite() && ms >= 0.0).then_some(ms / 1e3);
-        self.unless_removed(name, || {
-            let labels = vec![("endpoint", self.endpoint_names.get(name))];
-            if let Some(s) = seconds(p.ttft_ms) {
-                self.fam.predicted_ttft.get_or_create(&labels).observe(s);
+        let ep = self.endpoint_series(name, None);
+        let series = ep.predicted.get_or_init(|| {
+            // Made under the lock `remove_endpoint` takes before dropping
+            // them, so none is made after a removal looked; a removed
+            // endpoint's series (the handles of a decision racing it) are
+            // in no family.
+            let removed = self.removed.lock();
+            if removed.names.contains(name) {
+                return PredictedSeries::detached();
             }
-            if let Some(s) = p.tpot_ms.and_then(seconds) {
-                self.fam.predicted_tpot.get_or_create(&labels).observe(s);
-            }
+            PredictedSeries::new(&self.fam, &ep.endpoint)
         });
+        if let Some(s) = seconds(p.ttft_ms) {
+            series.ttft.observe(s);
+        }
+        if let Some(s) = p.tpot_ms.and_then(seconds) {
+            series.tpot.observe(s);
+        }
     }
 
     /// Records how far a prediction (ms) was from what the request measured (ms).

@@ -96,6 +96,39 @@ pub struct EndpointSeries {
     pub inflight_requests: Gauge,
     /// In-flight tokens.
     pub inflight_tokens: Gauge,
+    /// Its `llmd_predicted_*` histograms, made at its first prediction
+    /// ([`super::Metrics::observe_predicted_latency`]).
+    pub predicted: OnceLock<PredictedSeries>,
+}
+
+/// `llmd_predicted_ttft_seconds` and `llmd_predicted_tpot_seconds` of one
+/// endpoint.
+#[derive(Debug)]
+pub struct PredictedSeries {
+    /// Predicted TTFT.
+    pub ttft: AtomicHistogram,
+    /// Predicted TPOT.
+    pub tpot: AtomicHistogram,
+}
+
+impl PredictedSeries {
+    /// Resolves the histograms of `endpoint`.
+    pub fn new(f: &Families, endpoint: &Arc<str>) -> Self {
+        let labels = l(&[("endpoint", endpoint)]);
+        PredictedSeries {
+            ttft: f.predicted_ttft.get_or_create_owned(&labels),
+            tpot: f.predicted_tpot.get_or_create_owned(&labels),
+        }
+    }
+
+    /// Histograms in no family, for a removed endpoint (updated, never
+    /// exported).
+    pub fn detached() -> Self {
+        PredictedSeries {
+            ttft: AtomicHistogram::new(Arc::from([])),
+            tpot: AtomicHistogram::new(Arc::from([])),
+        }
+    }
 }
 
 impl EndpointSeries {
@@ -105,6 +138,7 @@ impl EndpointSeries {
         EndpointSeries {
             inflight_requests: Gauge::default(),
             inflight_tokens: Gauge::default(),
+            predicted: OnceLock::new(),
             endpoint,
             pool,
         }
@@ -116,6 +150,7 @@ impl EndpointSeries {
         EndpointSeries {
             inflight_requests: f.inflight_requests.get_or_create_owned(&labels),
             inflight_tokens: f.inflight_tokens.get_or_create_owned(&labels),
+            predicted: OnceLock::new(),
             endpoint,
             pool,
         }
