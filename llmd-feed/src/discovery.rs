@@ -82,6 +82,28 @@ struct FileEndpoint {
     labels: BTreeMap<String, String>,
 }
 
+/// Largest endpoint file read (a pod is a few lines: far more than any
+/// fleet's).
+pub const MAX_ENDPOINT_FILE_BYTES: u64 = 16 << 20;
+
+/// The endpoint file at `path`, read only up to [`MAX_ENDPOINT_FILE_BYTES`]:
+/// a larger one (or a path to an endless device) is an error, not a read
+/// of everything it holds.
+pub fn read_endpoint_file(path: &std::path::Path) -> Result<String, FeedError> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_ENDPOINT_FILE_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_ENDPOINT_FILE_BYTES {
+        return Err(FeedError::Config(format!(
+            "endpoint file {} is over {MAX_ENDPOINT_FILE_BYTES} bytes",
+            path.display()
+        )));
+    }
+    Ok(text)
+}
+
 /// Parses llm-d's endpoint file into pod specs (name `namespace/name` when a
 /// namespace is given).
 pub fn parse_endpoint_file(text: &str) -> Result<Vec<PodSpec>, FeedError> {
@@ -229,10 +251,7 @@ pub(crate) fn run(inner: &Arc<Inner>, id: usize, d: &Discovery, stop: &Stopper) 
                 }
                 missing = mtime.is_none();
                 if mtime.is_some() && mtime != seen {
-                    match std::fs::read_to_string(path)
-                        .map_err(FeedError::from)
-                        .and_then(|t| parse_endpoint_file(&t))
-                    {
+                    match read_endpoint_file(path).and_then(|t| parse_endpoint_file(&t)) {
                         // A sync that could not follow every pod (each
                         // failure counted inside) is tried again next
                         // interval, not only when the file changes.

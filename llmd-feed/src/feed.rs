@@ -73,7 +73,8 @@ pub(crate) struct Inner {
     /// `FeedOptions::bind` endpoints not bound yet: [`Feed::with_plan`]
     /// binds them at once, [`Feed::start`] those still left.
     bind_pending: Mutex<Vec<String>>,
-    discoveries: Mutex<Vec<Discovery>>,
+    /// Discovery sources, and how many of them (the first ones) run.
+    discoveries: Mutex<(Vec<Discovery>, usize)>,
     settings: Vec<FeedSetting>,
     /// What the bound sockets' connections may hold together
     /// (`FeedOptions::max_bound_bytes`).
@@ -117,7 +118,7 @@ impl Feed {
                 threads: Mutex::new(Vec::new()),
                 bound: Mutex::new(Vec::new()),
                 bind_pending: Mutex::new(bind),
-                discoveries: Mutex::new(Vec::new()),
+                discoveries: Mutex::new((Vec::new(), 0)),
                 settings: Vec::new(),
             }),
         }
@@ -282,14 +283,12 @@ impl Feed {
     pub fn add_discovery(&self, d: Discovery) -> Result<(), FeedError> {
         d.validate()?;
         self.refuse_if_stopped()?;
-        let running = *self.inner.state.lock().unwrap() == State::Running;
-        let id = {
-            let mut v = self.inner.discoveries.lock().unwrap();
-            v.push(d.clone());
-            v.len() - 1
-        };
-        if running {
-            self.inner.spawn_discovery(id, d)?;
+        // Added before the state is read: either this call sees the feed
+        // running and starts the source, or a start not yet running then
+        // finds it; whichever comes second finds it started already.
+        self.inner.discoveries.lock().unwrap().0.push(d);
+        if *self.inner.state.lock().unwrap() == State::Running {
+            self.inner.spawn_discoveries()?;
         }
         Ok(())
     }
@@ -298,7 +297,9 @@ impl Feed {
     /// a thread cannot be started the feed is stopped (what did start is
     /// joined) and the error returned: it never runs half started.
     pub fn start(&self) -> Result<(), FeedError> {
-        let r = self.bind_pending().and_then(|()| self.start_all());
+        let r = (self.inner.opts.check().map_err(FeedError::Config))
+            .and_then(|()| self.bind_pending())
+            .and_then(|()| self.start_all());
         if r.is_err() {
             self.stop();
         }
@@ -339,11 +340,7 @@ impl Feed {
         for p in pods {
             inner.spawn_pod(&p)?;
         }
-        let ds: Vec<Discovery> = inner.discoveries.lock().unwrap().clone();
-        for (id, d) in ds.into_iter().enumerate() {
-            inner.spawn_discovery(id, d)?;
-        }
-        Ok(())
+        inner.spawn_discoveries()
     }
 
     /// Stops every thread and closes every socket; waits for them (a replay
@@ -458,13 +455,17 @@ impl Inner {
                 ));
             }
         }
-        if let Ok(existing) = self.sched.endpoint_state(&spec.name) {
-            // The host registered it (labels, model): keep that description.
-            spec.endpoint = Some(existing.info().clone());
-        }
-        let pod = Arc::new(Pod::new(spec, requested, source, &self.opts.metrics_path)?);
+        let pod;
         {
             let _changes = self.membership_changes.lock().unwrap();
+            // Read under the membership lock: a removal of the same name
+            // racing this add must not lend it the removed endpoint's
+            // description (its address and labels).
+            if let Ok(existing) = self.sched.endpoint_state(&spec.name) {
+                // The host registered it (labels, model): keep that description.
+                spec.endpoint = Some(existing.info().clone());
+            }
+            pod = Arc::new(Pod::new(spec, requested, source, &self.opts.metrics_path)?);
             let mut pods = self.pods.write().unwrap();
             // Under the map's lock: `stop` marks the feed stopped before it
             // stops the pods it finds there, so a pod is either found and
@@ -609,6 +610,9 @@ impl Inner {
     }
 
     fn spawn(&self, name: String, f: impl FnOnce() + Send + 'static) -> Result<(), FeedError> {
+        // A NUL would make the name refused with a panic (pod names with one
+        // are refused before; this keeps any other name from doing it).
+        let name = name.replace('\0', "?");
         let t = std::thread::Builder::new().name(name).spawn(f)?;
         let mut threads = self.threads.lock().unwrap();
         threads.retain(|t| !t.is_finished());
@@ -635,11 +639,18 @@ impl Inner {
         Ok(())
     }
 
-    fn spawn_discovery(self: &Arc<Self>, id: usize, d: Discovery) -> Result<(), FeedError> {
-        let me = self.clone();
-        self.spawn(format!("llmd-feed-discovery-{id}"), move || {
-            discovery::run(&me, id, &d, &me.stop)
-        })
+    /// Starts the discovery sources not started yet, each once.
+    fn spawn_discoveries(self: &Arc<Self>) -> Result<(), FeedError> {
+        let mut ds = self.discoveries.lock().unwrap();
+        while ds.1 < ds.0.len() {
+            let (id, d) = (ds.1, ds.0[ds.1].clone());
+            ds.1 += 1;
+            let me = self.clone();
+            self.spawn(format!("llmd-feed-discovery-{id}"), move || {
+                discovery::run(&me, id, &d, &me.stop)
+            })?;
+        }
+        Ok(())
     }
 
     /// Connects (and reconnects, with backoff) to one rank's PUB socket.
@@ -672,7 +683,7 @@ impl Inner {
                     if pod.stop.wait(backoff) {
                         return;
                     }
-                    backoff = (backoff * 2).min(self.opts.reconnect_max);
+                    backoff = backoff.saturating_mul(2).min(self.opts.reconnect_max);
                     continue;
                 }
             };

@@ -100,7 +100,8 @@ pub(crate) fn process(sched: &Scheduler, opts: &FeedOptions, w: Work) {
         Ok(b) => b,
         Err(_) => {
             PodStats::inc(&st.decode_errors);
-            sched.record_kv_decode_error(pod.name());
+            // Not against a pod re-added under the name since.
+            pod.unless_removed(|| sched.record_kv_decode_error(pod.name()));
             consume_undecodable(pod, w.rank, w.seq);
             return;
         }
@@ -221,6 +222,7 @@ fn recover(
             }
             let mut hole = false;
             let mut too_old = false;
+            let asked = next;
             let r = replay(
                 ep,
                 next,
@@ -245,7 +247,7 @@ fn recover(
                         // arrive (or arrived) live and are counted there.
                         if seq < live {
                             PodStats::inc(&st.decode_errors);
-                            sched.record_kv_decode_error(pod.name());
+                            pod.unless_removed(|| sched.record_kv_decode_error(pod.name()));
                         }
                         state.replay_applied(seq);
                         next = seq.saturating_add(1);
@@ -269,8 +271,18 @@ fn recover(
                 Err(_) => &st.replays_failed,
             };
             PodStats::inc(counter);
-            replay_outcome(state, r.is_ok(), opts.replay_timeout);
-            if r.is_err() || next > live || !(hole || matches!(r, Ok(ReplayEnd::TimedOut))) {
+            // A reply cut short by the timeout is asked again from where it
+            // stopped, but only when it brought something: a socket that
+            // answers nothing held the worker (and every pod it serves) for
+            // the whole timeout, and is backed off like one that refuses.
+            let timed_out = matches!(r, Ok(ReplayEnd::TimedOut));
+            let progressed = next > asked;
+            replay_outcome(
+                state,
+                r.is_ok() && (progressed || !timed_out),
+                opts.replay_timeout,
+            );
+            if r.is_err() || next > live || !(hole || (timed_out && progressed)) {
                 break;
             }
         }
@@ -318,12 +330,14 @@ fn replay_outcome(state: &mut StreamState, ok: bool, timeout: Duration) {
         state.replay_retry_at_ns = 0;
         return;
     }
-    let first = (2 * timeout).max(Duration::from_millis(100)).as_nanos() as u64;
+    // Saturating: a timeout of `Duration::MAX` means none.
+    let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    let first = nanos(timeout.saturating_mul(2).max(Duration::from_millis(100)));
     let wait = match state.replay_backoff_ns {
         0 => first,
         was => was.saturating_mul(2),
     }
-    .min(MAX_REPLAY_BACKOFF.as_nanos() as u64);
+    .min(nanos(MAX_REPLAY_BACKOFF));
     state.replay_backoff_ns = wait;
     state.replay_retry_at_ns = unix_ns().saturating_add(wait);
 }

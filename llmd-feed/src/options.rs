@@ -103,6 +103,41 @@ pub struct FeedOptions {
     pub remove_after: Duration,
 }
 
+/// Most ingest workers ([`FeedOptions::concurrency`]): each is a thread.
+pub const MAX_CONCURRENCY: usize = 1024;
+/// Most batches queued per worker ([`FeedOptions::queue_capacity`]): each
+/// queue's slots are allocated when the feed starts.
+pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
+
+impl FeedOptions {
+    /// Why these settings cannot run, if they cannot: no topic at all
+    /// (nothing would be subscribed), or more workers or queue slots than
+    /// the bounds above. `Feed::start` refuses such settings with this
+    /// message. Durations need no check: each is used saturating, and
+    /// `Duration::MAX` means no limit.
+    pub fn check(&self) -> Result<(), String> {
+        if self.topics.is_empty() {
+            return Err(
+                "topics is empty: the feed would subscribe to nothing (\"\" takes every topic)"
+                    .into(),
+            );
+        }
+        if self.concurrency > MAX_CONCURRENCY {
+            return Err(format!(
+                "concurrency {} is over {MAX_CONCURRENCY} ingest workers",
+                self.concurrency
+            ));
+        }
+        if self.queue_capacity > MAX_QUEUE_CAPACITY {
+            return Err(format!(
+                "queue_capacity {} is over {MAX_QUEUE_CAPACITY} batches per worker",
+                self.queue_capacity
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for FeedOptions {
     fn default() -> Self {
         FeedOptions {

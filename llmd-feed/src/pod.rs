@@ -469,6 +469,14 @@ impl Pod {
         if spec.name.is_empty() {
             return Err(FeedError::Config("pod name is empty".into()));
         }
+        // No Kubernetes name has one, and the pod's threads are named after
+        // it (a thread name cannot hold a NUL).
+        if spec.name.contains('\0') {
+            return Err(FeedError::Config(format!(
+                "pod name {:?} contains a NUL character",
+                spec.name
+            )));
+        }
         // A thread per rank: no more ranks than the scheduler tracks per
         // endpoint.
         if usize::from(spec.data_parallel_size) > MAX_RANKS_PER_ENDPOINT {

@@ -352,3 +352,54 @@ fn syncing_the_same_pods_again_changes_nothing_and_a_bad_pod_stops_no_other() {
     let err = feed.add_pod(wide).unwrap_err();
     assert!(err.to_string().contains("data_parallel_size"), "{err}");
 }
+
+/// An endpoint file over the size bound is an error counted as one, not a
+/// read of everything it holds; the pods it names are not followed.
+#[test]
+fn an_oversized_endpoint_file_is_refused() {
+    let (_s, feed, dir, path) = watched_file("oversized");
+    let mut text = String::from("endpoints:\n- {name: a, address: 127.0.0.1, port: 1}\n");
+    let pad = llmd_feed::discovery::MAX_ENDPOINT_FILE_BYTES as usize + 1 - text.len();
+    text.push_str(&format!("#{}\n", "x".repeat(pad)));
+    std::fs::write(&path, &text).unwrap();
+    let e = llmd_feed::discovery::read_endpoint_file(&path).unwrap_err();
+    assert!(e.to_string().contains("is over"), "{e}");
+    feed.start().unwrap();
+    wait("the refusal counted", || {
+        feed.render_metrics()
+            .contains("llmd_feed_discovery_errors_total 1")
+    });
+    assert!(feed.pods().is_empty());
+    feed.stop();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A discovery source added while the feed starts runs: whichever of the
+/// two comes second finds it added (and, if started, not started again).
+#[test]
+fn a_source_added_while_the_feed_starts_runs_once() {
+    let dir = std::env::temp_dir().join(format!("llmd-feed-race-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("endpoints.yaml");
+    std::fs::write(
+        &path,
+        "endpoints:\n- {name: a, address: 127.0.0.1, port: 1}\n",
+    )
+    .unwrap();
+    for _ in 0..100 {
+        let s = Arc::new(Scheduler::from_config_str(CONFIG).unwrap());
+        let feed = Arc::new(Feed::new(s, opts()));
+        let f = feed.clone();
+        let starter = std::thread::spawn(move || f.start().unwrap());
+        feed.add_discovery(Discovery::File {
+            path: path.clone(),
+            watch: false,
+            interval: Duration::from_millis(20),
+        })
+        .unwrap();
+        starter.join().unwrap();
+        wait("the source's pod", || feed.pods() == vec!["a"]);
+        feed.stop();
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

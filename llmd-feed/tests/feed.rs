@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use llmd_feed::zmq::{Connection, Limits, Publisher, ReplayLayout, SocketType};
-use llmd_feed::{Feed, FeedOptions, PodSpec, PodStatsSnapshot, UnrecoverableGap};
+use llmd_feed::{Feed, FeedError, FeedOptions, PodSpec, PodStatsSnapshot, UnrecoverableGap};
 use llmd_kvindex::events::{
     encode_event_batch, BlockStored, EventBatch, EventLayout, HashValue, KvEvent,
 };
@@ -1330,6 +1330,126 @@ fn a_failing_replay_socket_is_backed_off() {
     assert!(
         text.contains("llmd_feed_replays_total{pod=\"a\",result=\"skipped\"} 1"),
         "{text}"
+    );
+}
+
+/// A pod name with a NUL character (no Kubernetes name has one; threads are
+/// named after pods) is refused with an error, and nothing is left
+/// followed or routable.
+#[test]
+fn a_pod_name_with_a_nul_is_refused() {
+    let s = sched();
+    let feed = Feed::new(s.clone(), opts());
+    feed.start().unwrap();
+    let e = feed
+        .add_pod(PodSpec::new("a\0b", "127.0.0.1:8000"))
+        .unwrap_err();
+    assert!(
+        matches!(e, FeedError::Config(ref m) if m.contains("NUL")),
+        "{e}"
+    );
+    assert!(feed.pods().is_empty());
+    assert!(s.endpoint_names().is_empty());
+    feed.stop();
+}
+
+/// Settings that cannot run are refused by `start` with the reason; the
+/// longest durations are taken as no limit, not as an overflow.
+#[test]
+fn settings_that_cannot_run_are_refused_at_start() {
+    for (o, why) in [
+        (
+            FeedOptions {
+                topics: vec![],
+                ..opts()
+            },
+            "topics is empty",
+        ),
+        (
+            FeedOptions {
+                concurrency: 1 << 20,
+                ..opts()
+            },
+            "concurrency",
+        ),
+        (
+            FeedOptions {
+                queue_capacity: usize::MAX,
+                ..opts()
+            },
+            "queue_capacity",
+        ),
+    ] {
+        let e = Feed::new(sched(), o).start().unwrap_err();
+        assert!(
+            matches!(e, FeedError::Config(ref m) if m.contains(why)),
+            "{e}"
+        );
+    }
+    // A replay that fails under an endless timeout and reconnects backed off
+    // without limit: each doubles saturating.
+    let s = sched();
+    let (p, ev, _) = publisher("kv@x@m", 10, ReplayLayout::WithTopic);
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("tcp://127.0.0.1:{}", l.local_addr().unwrap().port())
+    };
+    let feed = Feed::new(
+        s,
+        FeedOptions {
+            replay_timeout: Duration::MAX,
+            reconnect_min: Duration::MAX,
+            reconnect_max: Duration::MAX,
+            ..opts()
+        },
+    );
+    feed.add_pod(pod("a", &ev, Some(&closed))).unwrap();
+    feed.start().unwrap();
+    subscribed(&p);
+    p.publish(&block(0));
+    p.record_only(1, &block(1));
+    p.publish(&block(2));
+    wait("the failed replay", || {
+        stats(&feed, "a").replays_failed == 1
+    });
+    wait("2 batches", || stats(&feed, "a").events == 2);
+    feed.stop();
+}
+
+/// A replay socket that completes the handshake and then answers nothing
+/// is asked once per gap at most: its timed-out reply brought nothing, so it
+/// is not asked again at once and the next gap finds it backed off, as a
+/// socket that refuses connections is (each ask holds the ingest worker,
+/// and every pod it serves, for the whole timeout).
+#[test]
+fn a_silent_replay_socket_is_backed_off() {
+    let s = sched();
+    let (p, ev, rp) = publisher("kv@x@m", 10, ReplayLayout::Silent);
+    let feed = Feed::new(
+        s.clone(),
+        FeedOptions {
+            replay_timeout: Duration::from_millis(200),
+            ..opts()
+        },
+    );
+    feed.add_pod(pod("a", &ev, Some(&rp))).unwrap();
+    feed.start().unwrap();
+    subscribed(&p);
+    p.publish(&block(0));
+    p.record_only(1, &block(1));
+    p.publish(&block(2));
+    wait("the first gap", || {
+        stats(&feed, "a").replays_incomplete >= 1
+    });
+    p.record_only(3, &block(3));
+    p.publish(&block(4));
+    wait("the second gap", || stats(&feed, "a").gaps == 2);
+    wait("3 batches", || stats(&feed, "a").events == 3);
+    let st = stats(&feed, "a");
+    assert_eq!(
+        (st.replays_incomplete, st.replays_skipped, st.clears),
+        (1, 1, 2),
+        "{st:?}"
     );
 }
 

@@ -28,6 +28,10 @@ pub enum ReplayLayout {
     WithTopic,
     /// vLLM 0.9.0 – 0.25.1: `seq, payload`; end `ff×8, ""`.
     WithoutTopic,
+    /// Completes the handshake, reads requests and answers none: a replay
+    /// socket that stalls (before vLLM 0.33 one drops the replies past its
+    /// send limit), for testing how a router copes.
+    Silent,
 }
 
 struct Peer {
@@ -387,6 +391,7 @@ fn serve_replay(shared: Arc<Shared>, s: TcpStream, layout: ReplayLayout) {
             let r = match layout {
                 ReplayLayout::WithTopic => conn.send(&[&b""[..], &shared.topic, &seq, &p]),
                 ReplayLayout::WithoutTopic => conn.send(&[&b""[..], &seq, &p]),
+                ReplayLayout::Silent => Ok(()),
             };
             if r.is_err() {
                 return;
@@ -395,6 +400,7 @@ fn serve_replay(shared: Arc<Shared>, s: TcpStream, layout: ReplayLayout) {
         let r = match layout {
             ReplayLayout::WithTopic => conn.send(&[&b""[..], b"", &end, b""]),
             ReplayLayout::WithoutTopic => conn.send(&[&b""[..], &end, b""]),
+            ReplayLayout::Silent => Ok(()),
         };
         if r.is_err() {
             return;

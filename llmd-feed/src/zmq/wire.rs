@@ -319,10 +319,21 @@ fn read_frame_within(
         )));
     }
     admit(len as usize)?;
-    let mut body = vec![0u8; len as usize];
-    r.read_exact(&mut body)?;
+    // Grown as the bytes arrive beyond the first `PREALLOCATED_BYTES`: a
+    // header declaring more than the peer sends costs no more than it sent,
+    // whatever limit the host set (an allocation of the declared length
+    // could exceed the memory there is, and abort).
+    let len = len as usize;
+    let mut body = Vec::with_capacity(len.min(PREALLOCATED_BYTES));
+    r.take(len as u64).read_to_end(&mut body)?;
+    if body.len() < len {
+        return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+    }
     Ok((flags, body))
 }
+
+/// Bytes of a frame's body allocated before they arrive.
+const PREALLOCATED_BYTES: usize = 1 << 20;
 
 /// What a peer's bytes after the greeting parse to ([`parse_after_greeting`]).
 #[doc(hidden)]
@@ -1028,6 +1039,34 @@ mod tests {
         .unwrap();
         assert!(matches!(c.recv(), Err(WireError::Protocol(m)) if m.contains("limit")));
         t.join().unwrap();
+    }
+
+    /// With no practical byte limit, a header declaring far more than the
+    /// peer sends allocates what arrives, not what it declares: the read
+    /// ends at the peer's close with an error, and the process lives.
+    #[test]
+    fn a_declared_length_is_not_allocated_before_it_arrives() {
+        let unlimited = Limits {
+            max_message_bytes: usize::MAX,
+            ..Limits::default()
+        };
+        let mut wire = vec![LONG];
+        wire.extend_from_slice(&(1u64 << 62).to_be_bytes());
+        wire.extend_from_slice(&[7u8; 100]);
+        let r = read_frame(&mut &wire[..], &unlimited);
+        assert!(
+            matches!(&r, Err(WireError::Io(e)) if e.kind() == io::ErrorKind::UnexpectedEof),
+            "{r:?}"
+        );
+        // A frame that arrives whole is read whole, past the preallocation.
+        let body = vec![9u8; PREALLOCATED_BYTES + 5];
+        let mut wire = vec![LONG];
+        wire.extend_from_slice(&(body.len() as u64).to_be_bytes());
+        wire.extend_from_slice(&body);
+        assert_eq!(
+            read_frame(&mut &wire[..], &unlimited).unwrap(),
+            (LONG, body)
+        );
     }
 
     #[test]
