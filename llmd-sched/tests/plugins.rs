@@ -844,6 +844,26 @@ fn an_empty_prompt_is_an_invalid_request() {
     assert_eq!(e.code(), 400);
 }
 
+/// A request without an id is refused as invalid: two such requests would
+/// share one lifecycle record, and the second would end the first's
+/// tracking (its load and latency sample) while it still runs.
+#[test]
+fn a_request_without_an_id_is_an_invalid_request() {
+    let (s, _) = sched(&single("- type: queue-scorer\n"));
+    s.add_endpoint(ep("e1", metrics(0, 0, 0.0))).unwrap();
+    for _ in 0..2 {
+        let e = s
+            .pick(&Request::with_tokens("", "m", vec![1, 2, 3]))
+            .unwrap_err();
+        assert!(e.to_string().contains("no id"), "{e}");
+        assert_eq!(e.code(), 400);
+    }
+    assert_eq!(s.open_requests(), 0);
+    s.pick(&Request::with_tokens("r", "m", vec![1, 2, 3]))
+        .unwrap();
+    assert_eq!(s.open_requests(), 1);
+}
+
 /// A tokenizer that gives one id per byte.
 struct ByteIds;
 

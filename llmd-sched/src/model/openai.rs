@@ -94,7 +94,17 @@ pub enum NotRendered {
     Suffix,
     /// Completions: `prompt_embeds`.
     PromptEmbeds,
+    /// Chat: more messages × bytes than [`MAX_RENDER_WORK`]: a template
+    /// may copy the conversation built so far once per message (DeepSeek
+    /// V3's joins the system messages with `+`), so rendering it could hold
+    /// a router thread for minutes.
+    RenderCost,
 }
+
+/// Largest messages × bytes of messages a chat body is rendered for: about
+/// 2 GB copied at worst by a template that rebuilds a string per message (a
+/// second or so); a thousand messages in a megabyte are a fifth of it.
+pub const MAX_RENDER_WORK: u64 = 1 << 32;
 
 macro_rules! not_rendered_reasons {
     ($($v:ident => $why:literal),* $(,)?) => {
@@ -115,6 +125,7 @@ not_rendered_reasons! {
     ChatTemplate => "the body's own chat_template: vLLM refuses it unless started with --trust-request-chat-template, and renders with it then",
     Suffix => "a completions suffix: vLLM builds a fill-in-the-middle prompt (or refuses the body), which the router does not render",
     PromptEmbeds => "prompt_embeds: vLLM adds the embeddings as prompts of their own, which the router does not see",
+    RenderCost => "a conversation of more messages times bytes than the router renders (MAX_RENDER_WORK): a template may copy it once per message",
 }
 
 fn bad(field: &str, why: impl std::fmt::Display) -> ScheduleError {
@@ -317,6 +328,14 @@ impl OpenAiRequest {
                     Some(_) => return Err(bad("messages", "must be a list")),
                 }
                 r.messages = raw_field(text, "messages")?;
+                let count = o
+                    .get("messages")
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len);
+                let bytes = r.messages.as_ref().map_or(0, String::len);
+                if (count as u64).saturating_mul(bytes as u64) > MAX_RENDER_WORK {
+                    r.not_rendered = Some(NotRendered::RenderCost);
+                }
                 match o.get("tools") {
                     None | Some(Value::Null) => {}
                     Some(Value::Array(t)) if t.is_empty() => {
@@ -578,6 +597,30 @@ pub const MEDIA_TYPES: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A conversation whose rendering could cost minutes (many messages in
+    /// many bytes, which a template may copy once per message) is routed on
+    /// an estimate, said so; one under the budget is rendered.
+    #[test]
+    fn a_conversation_past_the_rendering_budget_is_estimated() {
+        let body = |n: usize, bytes: usize| {
+            let m = format!(
+                r#"{{"role": "system", "content": "{}"}}"#,
+                "x".repeat(bytes)
+            );
+            format!(r#"{{"messages": [{}]}}"#, vec![m; n].join(","))
+        };
+        let parse = |b: String| {
+            OpenAiRequest::parse("/v1/chat/completions", b.as_bytes())
+                .unwrap()
+                .not_rendered
+        };
+        // 20,000 messages of about 80 bytes: 20,000 x 1.6 MB is past 2^32.
+        assert_eq!(parse(body(20_000, 50)), Some(NotRendered::RenderCost));
+        // A thousand messages of a kilobyte are rendered.
+        assert_eq!(parse(body(1_000, 1_000)), None);
+        assert!(NotRendered::RenderCost.note().contains("estimated"));
+    }
 
     /// Fields the engine honours beyond the template: a P/D decode body's
     /// forwarded ids are the engine's prompt (not with `echo`, nor for

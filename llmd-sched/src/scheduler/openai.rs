@@ -222,6 +222,7 @@ fn not_rendered(n: crate::model::openai::NotRendered) -> Estimate {
             NotRendered::ChatTemplate => "chat_template",
             NotRendered::Suffix => "suffix",
             NotRendered::PromptEmbeds => "prompt_embeds",
+            NotRendered::RenderCost => "render_cost",
         },
         note: n.note(),
     }

@@ -132,6 +132,15 @@ impl Scheduler {
         facts: &mut PickFacts,
         burst: &[(Arc<str>, BurstSlot)],
     ) -> Result<Decision, ScheduleError> {
+        if req.id.is_empty() {
+            // The id keys the request's lifecycle (load, latency sample,
+            // metrics): two requests without one would share it, and the
+            // second would end the first's tracking while it still runs.
+            return Err(ScheduleError::InvalidRequest(
+                "the request has no id: every request needs one, unique among those in flight"
+                    .into(),
+            ));
+        }
         let empty = match &req.prompt {
             Prompt::Tokens(t) => t.is_empty(),
             Prompt::Text(s) => s.is_empty(),
