@@ -884,6 +884,59 @@ impl llmd_sched::PromptTokenizer for ByteIds {
     }
 }
 
+/// A tokenizer that gives one id per byte, plus 1000.
+struct ShiftedIds;
+
+impl llmd_sched::PromptTokenizer for ShiftedIds {
+    fn encode_prompt(
+        &self,
+        text: &str,
+        _: &llmd_sched::model::openai::OpenAiRequest,
+    ) -> Result<Vec<u32>, String> {
+        Ok(text.bytes().map(|b| 1000 + u32::from(b)).collect())
+    }
+    fn encode_chat(
+        &self,
+        req: &llmd_sched::model::openai::OpenAiRequest,
+        _: Option<&str>,
+    ) -> Result<Vec<u32>, String> {
+        Ok(req
+            .estimate_text()
+            .bytes()
+            .map(|b| 1000 + u32::from(b))
+            .collect())
+    }
+}
+
+/// A LoRA adapter's own tokenizer is used for bodies naming the adapter,
+/// before the one set for every model; the base model's own comes next.
+#[test]
+fn an_adapters_own_tokenizer_comes_before_the_catch_all() {
+    let (s, _) = sched(&single("- type: queue-scorer\n"));
+    let mut e = ep("e1", metrics(0, 0, 0.0));
+    e.model = Some("m".into());
+    e.lora_adapters = vec!["lora1".into()];
+    s.add_endpoint(e).unwrap();
+    let ids = |model: &str| {
+        let body = format!(r#"{{"model": "{model}", "prompt": "a"}}"#);
+        let (r, _) = s
+            .request_from_openai("r", "/v1/completions", body.as_bytes(), &Default::default())
+            .unwrap();
+        match r.prompt {
+            llmd_sched::Prompt::Tokens(t) => t,
+            p => panic!("{p:?}"),
+        }
+    };
+    s.set_tokenizer("", std::sync::Arc::new(ByteIds));
+    s.set_tokenizer("lora1", std::sync::Arc::new(ShiftedIds));
+    assert_eq!(ids("lora1"), [1000 + u32::from(b'a')]);
+    assert_eq!(ids("m"), [u32::from(b'a')]);
+    // The base model's own tokenizer serves its adapters without one.
+    assert!(s.remove_tokenizer("lora1"));
+    s.set_tokenizer("m", std::sync::Arc::new(ShiftedIds));
+    assert_eq!(ids("lora1"), [1000 + u32::from(b'a')]);
+}
+
 /// An OpenAI body routed on estimated ids says why, in the explanation, and
 /// is counted by reason: no tokenizer for the model, a multimodal chat its
 /// tokenizer cannot render, a field the router does not render; a

@@ -977,6 +977,14 @@ impl Tokenizer {
         if let Some(n) = req.not_rendered {
             return Err(TokenizeError::NotExact(n.reason().to_string()));
         }
+        if req.kind == OpenAiKind::ChatCompletions && req.has_media_parts() {
+            // A valid body whose ids the router cannot compute, as
+            // `pick_openai` routes it: not a malformed one.
+            return Err(TokenizeError::NotExact(
+                "multimodal chat: the engine's placeholder tokens come from its processor, which the router does not run"
+                    .into(),
+            ));
+        }
         let given_ids = matches!(req.prompt, Some(OpenAiPrompt::Tokens(_)));
         if let Some(why) = self
             .not_exact(req.kind == OpenAiKind::ChatCompletions)

@@ -429,6 +429,16 @@ fn bodies_the_engine_renders_its_own_way() {
         matches!(&e, llmd_tokenize::TokenizeError::NotExact(why) if why.contains("chat_template")),
         "{e}"
     );
+    // A chat with media parts is a valid body whose ids are estimated, as
+    // pick_openai routes it: not exact, not malformed.
+    let media = r#"{"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "u"}}]}]}"#;
+    let e = tok
+        .encode_openai("/v1/chat/completions", media.as_bytes())
+        .unwrap_err();
+    assert!(
+        matches!(&e, llmd_tokenize::TokenizeError::NotExact(why) if why.contains("multimodal")),
+        "{e}"
+    );
     let body = r#"{"model": "m", "messages": [{"role": "user", "content": "w1 w2"}], "kv_transfer_params": {"prompt_token_ids": [9, 8, 7]}}"#;
     assert_eq!(
         tok.encode_openai("/v1/chat/completions", body.as_bytes())

@@ -38,9 +38,16 @@ impl Scheduler {
         self.tokenizers.write().remove(model).is_some()
     }
 
-    fn tokenizer_for(&self, model: &str) -> Option<Arc<dyn PromptTokenizer>> {
+    /// The tokenizer set for the first of `models` that has one of its
+    /// own, else the one set for every model (""): a LoRA adapter's own
+    /// tokenizer is found before the catch-all.
+    fn tokenizer_for(&self, models: &[&str]) -> Option<Arc<dyn PromptTokenizer>> {
         let t = self.tokenizers.read();
-        t.get(model).or_else(|| t.get("")).cloned()
+        models
+            .iter()
+            .find_map(|m| t.get(*m))
+            .or_else(|| t.get(""))
+            .cloned()
     }
 
     /// The request an OpenAI body describes, with its token ids when a
@@ -70,9 +77,9 @@ impl Scheduler {
     ) -> Result<(Request, Option<Estimate>), ScheduleError> {
         let r = OpenAiRequest::parse(path, body)?;
         let (model, lora) = self.resolve_model(&r.model);
-        let tok = self
-            .tokenizer_for(&model)
-            .or_else(|| self.tokenizer_for(&r.model));
+        // The name the body asks for (an adapter's, when it is one), then
+        // the model serving it.
+        let tok = self.tokenizer_for(&[&r.model, &model]);
         let headers = headers
             .iter()
             .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
