@@ -211,8 +211,10 @@ pub unsafe extern "C" fn llmd_scheduler_new_with_options(
 
 /// What loading the configuration did, as JSON: `api_version`,
 /// `feature_gates`, `plugins` (each with `status`, `injected`, `remark` and
-/// `settings_not_executed`), `warnings`, and `not_executed` — one line per
-/// configured plugin or setting the library accepts but does not execute.
+/// `settings_not_executed`), `warnings`, `document_not_executed` (document-level
+/// settings accepted but not executed, each `{setting, reason}`), and
+/// `not_executed` — one line per configured plugin or setting the library
+/// accepts but does not execute.
 ///
 /// # Safety
 /// `s` is NULL or live; `out` valid for a write; `err` NULL or valid for a write.

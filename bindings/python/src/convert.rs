@@ -190,6 +190,30 @@ pub(crate) fn opt_prompt_embeds(obj: &Bound<'_, PyAny>) -> PyResult<Option<(Vec<
     Ok(Some((bytes, int(&n)?)))
 }
 
+/// A float argument: what Python's `float()` would make of it, except that
+/// an int too large for a float (`10**400`) is an `InvalidArgumentError`
+/// (a `ValueError`), not a bare `OverflowError`.
+pub(crate) fn float(obj: &Bound<'_, PyAny>) -> PyResult<f64> {
+    let py = obj.py();
+    match obj.extract::<f64>() {
+        Ok(v) => Ok(v),
+        Err(e) if e.is_instance_of::<PyOverflowError>(py) => Err(error(
+            py,
+            Kind::InvalidArgument,
+            "number too large to convert to a float".to_string(),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// [`float`] for an optional argument: `None` is `None`.
+pub(crate) fn opt_float(obj: &Bound<'_, PyAny>) -> PyResult<Option<f64>> {
+    if obj.is_none() {
+        return Ok(None);
+    }
+    float(obj).map(Some)
+}
+
 /// [`int`] for an optional argument: `None` is `None`.
 pub(crate) fn opt_int<T: IntRange>(obj: &Bound<'_, PyAny>) -> PyResult<Option<T>> {
     if obj.is_none() {

@@ -53,12 +53,12 @@ impl PyFeed {
         #[pyo3(from_py_with = crate::convert::opt_int)] concurrency: Option<usize>,
         #[pyo3(from_py_with = crate::convert::opt_int)] events_port: Option<u16>,
         #[pyo3(from_py_with = crate::convert::opt_int)] replay_port: Option<u16>,
-        scrape_interval: Option<f64>,
-        scrape_timeout: Option<f64>,
-        replay_timeout: Option<f64>,
-        remove_after: Option<f64>,
+        #[pyo3(from_py_with = crate::convert::opt_float)] scrape_interval: Option<f64>,
+        #[pyo3(from_py_with = crate::convert::opt_float)] scrape_timeout: Option<f64>,
+        #[pyo3(from_py_with = crate::convert::opt_float)] replay_timeout: Option<f64>,
+        #[pyo3(from_py_with = crate::convert::opt_float)] remove_after: Option<f64>,
         clear_on_unrecoverable_gap: Option<bool>,
-        heartbeat_interval: Option<f64>,
+        #[pyo3(from_py_with = crate::convert::opt_float)] heartbeat_interval: Option<f64>,
     ) -> PyResult<Self> {
         let overrides = FeedOverrides {
             topics,
@@ -165,7 +165,7 @@ impl PyFeed {
         py: Python<'_>,
         host: String,
         #[pyo3(from_py_with = crate::convert::int)] port: u16,
-        interval: f64,
+        #[pyo3(from_py_with = crate::convert::float)] interval: f64,
     ) -> PyResult<()> {
         let interval =
             seconds("interval", interval).map_err(|m| error(py, Kind::InvalidArgument, m))?;

@@ -77,6 +77,17 @@ pub(crate) fn dumps(py: Python<'_>, v: &Bound<'_, PyAny>, what: &str) -> PyResul
         .call_method("dumps", (v,), Some(&kwargs))
         .and_then(|s| s.extract::<String>())
         .map_err(|e| {
+            // What `json.dumps` raises for a value it cannot write; anything
+            // else (a `KeyboardInterrupt`, a `MemoryError`, an exception of
+            // the value's own code) goes on as it was raised.
+            use pyo3::exceptions::{PyOverflowError, PyRecursionError, PyTypeError, PyValueError};
+            let unwritable = e.is_instance_of::<PyTypeError>(py)
+                || e.is_instance_of::<PyValueError>(py)
+                || e.is_instance_of::<PyOverflowError>(py)
+                || e.is_instance_of::<PyRecursionError>(py);
+            if !unwritable {
+                return e;
+            }
             error(
                 py,
                 Kind::InvalidArgument,

@@ -60,11 +60,11 @@ impl PyOtlpExporter {
         py: Python<'_>,
         endpoint: &str,
         service_name: &str,
-        sampling_ratio: f64,
+        #[pyo3(from_py_with = crate::convert::float)] sampling_ratio: f64,
         #[pyo3(from_py_with = crate::convert::int)] max_queue_spans: usize,
         #[pyo3(from_py_with = crate::convert::int)] max_batch_spans: usize,
-        flush_interval: f64,
-        timeout: f64,
+        #[pyo3(from_py_with = crate::convert::float)] flush_interval: f64,
+        #[pyo3(from_py_with = crate::convert::float)] timeout: f64,
     ) -> PyResult<Self> {
         let opts = OtlpOptions {
             endpoint: endpoint.to_string(),
@@ -88,8 +88,8 @@ impl PyOtlpExporter {
         &self,
         py: Python<'_>,
         decision: &PyDecision,
-        start: f64,
-        end: f64,
+        #[pyo3(from_py_with = crate::convert::float)] start: f64,
+        #[pyo3(from_py_with = crate::convert::float)] end: f64,
     ) -> PyResult<bool> {
         let (s, e) = (unix_ns(py, start, "start")?, unix_ns(py, end, "end")?);
         Ok(self.inner.export_decision(&decision.inner, s, e))
@@ -98,7 +98,11 @@ impl PyOtlpExporter {
     /// Waits until the queued spans are sent (at most `timeout` seconds);
     /// returns whether the queue drained.
     #[pyo3(signature = (timeout=5.0))]
-    fn flush(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
+    fn flush(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = crate::convert::float)] timeout: f64,
+    ) -> PyResult<bool> {
         let t = secs(py, timeout, "timeout")?;
         Ok(py.detach(|| self.inner.flush(t)))
     }

@@ -209,6 +209,12 @@ def test_errors() -> None:
         s.pick(model=MODEL, prompt="x", tokens=[1])
     with pytest.raises(llmd.InvalidArgumentError):
         s.on_error("r", "exploded")  # type: ignore[arg-type]
+    # An unknown kind still closes the request (as "other"), then raises.
+    s.pick(model=MODEL, prompt="x", request_id="failing")
+    open_before = s.open_requests
+    with pytest.raises(llmd.InvalidArgumentError):
+        s.on_error("failing", "exploded")  # type: ignore[arg-type]
+    assert s.open_requests == open_before - 1
     with pytest.raises(llmd.InvalidArgumentError):
         s.update_metrics("pod-0", kv_cache_usage=1.5)
     with pytest.raises(llmd.InvalidArgumentError):
@@ -323,6 +329,8 @@ def test_config_report_warnings_and_strict() -> None:
     assert any("kvEventsConfig.discoverPods" in m for m in messages), messages
     report = s.report
     assert report["not_executed"] == messages
+    # The stub's TypedDict names every key the runtime gives.
+    assert set(report) == set(llmd.ConfigReport.__annotations__)
     kv = next(p for p in report["plugins"] if p["name"] == "kv-index")
     assert kv["status"] == {"status": "executed"}
     settings = {x["setting"] for x in kv["settings_not_executed"]}
@@ -498,6 +506,20 @@ def test_integer_arguments_out_of_range_are_invalid_argument_errors() -> None:
     ]
     for call in calls:
         with pytest.raises(llmd.InvalidArgumentError, match="out of range") as info:
+            call()
+        assert isinstance(info.value, ValueError) and not isinstance(info.value, OverflowError)
+    # Likewise an int too large for a float where a float is taken.
+    huge = 10**400
+    floats: list[Callable[[], object]] = [
+        lambda: s.pick(model=MODEL, prompt="x", ttft_slo_ms=huge),
+        lambda: s.pick(model=MODEL, prompt="x", arrived_at=huge),
+        lambda: s.pick_batch([{"model": MODEL, "prompt": "x", "tpot_slo_ms": huge}]),
+        lambda: s.expire_requests(huge),
+        lambda: s.update_metrics("pod-0", kv_cache_usage=huge),
+        lambda: llmd.KvIndex(speculative_ttl_s=huge),
+    ]
+    for call in floats:
+        with pytest.raises(llmd.InvalidArgumentError, match="too large") as info:
             call()
         assert isinstance(info.value, ValueError) and not isinstance(info.value, OverflowError)
     with pytest.raises(TypeError):

@@ -7,6 +7,7 @@ and a SentencePiece-style Unigram."""
 
 from __future__ import annotations
 
+import collections.abc
 import json
 import random
 import zlib
@@ -237,6 +238,26 @@ def test_vllm_rules_and_errors(workdir: Path) -> None:
     with pytest.raises(llmd.InvalidArgumentError) as info:
         tok.encode_openai("/v1/chat/completions", {"messages": "x"})
     assert info.value.code == "request"
+    # A media chat is valid and estimated, not malformed.
+    media = {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "u"}}]}]}
+    with pytest.raises(llmd.InvalidArgumentError) as info:
+        tok.encode_openai("/v1/chat/completions", media)
+    assert info.value.code == "not_exact"
+
+    # Only what json.dumps raises for an unwritable value is an argument
+    # error; an interrupt raised while the body is read goes on as it is.
+    class Interrupting(collections.abc.Mapping):  # type: ignore[type-arg]
+        def __getitem__(self, k: object) -> object:
+            raise KeyboardInterrupt
+
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            raise KeyboardInterrupt
+
+        def __len__(self) -> int:
+            return 1
+
+    with pytest.raises(KeyboardInterrupt):
+        tok.encode_openai("/v1/completions", {"model": "m", "prompt": Interrupting()})
     # A decode body's forwarded prompt ids are the engine's prompt.
     fwd = {"messages": [{"role": "user", "content": "x"}], "kv_transfer_params": {"prompt_token_ids": [3, 2, 1]}}
     assert tok.encode_openai("/v1/chat/completions", fwd) == [3, 2, 1]

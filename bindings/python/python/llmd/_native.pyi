@@ -291,7 +291,8 @@ class Decision:
     def remove_headers(self) -> list[str]:
         """Headers to remove from the upstream request: a stale prefiller
         header, and routing headers the client sent that this decision does
-        not set."""
+        not set.
+        """
     @property
     def trace(self) -> TraceContext | None:
         """The scheduling span's W3C trace context when the request carried a
@@ -547,7 +548,9 @@ class Scheduler:
         self, request_id: str, kind: Literal["cancelled", "upstream", "other"] = "upstream"
     ) -> RequestSummary | None:
         """The request failed: `kind` is `"cancelled"` (the client went away),
-        `"upstream"` (the endpoint failed) or `"other"`.
+        `"upstream"` (the endpoint failed) or `"other"`. An unknown kind
+        still closes the request (as `"other"`: it must not stay in flight),
+        then raises `InvalidArgumentError`.
         """
     def render_metrics(self) -> str:
         """The scheduler's metrics in the Prometheus text format (TTFT, TPOT,

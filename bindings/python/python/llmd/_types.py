@@ -175,6 +175,9 @@ class ConfigReport(TypedDict):
     plugins: list[PluginRecord]
     warnings: list[str]
     """Deprecations, Alpha plugins, ignored references."""
+    document_not_executed: list[SettingNotExecuted]
+    """Document-level settings (outside any plugin's parameters) accepted but
+    not executed, e.g. ``flowControl.maxRequests``; ``setting`` is the document path."""
     not_executed: list[str]
     """One line per configured plugin or setting that is accepted but not executed."""
 

@@ -317,7 +317,7 @@ impl PyScheduler {
         name: &str,
         #[pyo3(from_py_with = crate::convert::int)] waiting_queue_size: u32,
         #[pyo3(from_py_with = crate::convert::int)] running_requests_size: u32,
-        kv_cache_usage: f64,
+        #[pyo3(from_py_with = crate::convert::float)] kv_cache_usage: f64,
         active_models: Option<Vec<String>>,
         waiting_models: Option<Vec<String>>,
         #[pyo3(from_py_with = crate::convert::int)] max_active_models: u32,
@@ -384,7 +384,11 @@ impl PyScheduler {
     /// age raises `InvalidArgumentError`. Without it the open requests are
     /// still bounded: a pick that finds `open_requests_limit` open expires
     /// the oldest sixteenth first (`llmd_open_requests_expired_at_limit_total`).
-    fn expire_requests(&self, py: Python<'_>, max_age: f64) -> PyResult<usize> {
+    fn expire_requests(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = crate::convert::float)] max_age: f64,
+    ) -> PyResult<usize> {
         if !(max_age.is_finite() && max_age >= 0.0) {
             return Err(error(
                 py,
@@ -427,10 +431,10 @@ impl PyScheduler {
         session_id: Option<String>,
         headers: Option<&Bound<'py, PyAny>>,
         #[pyo3(from_py_with = crate::convert::int)] priority: i32,
-        ttft_slo_ms: Option<f64>,
-        tpot_slo_ms: Option<f64>,
+        #[pyo3(from_py_with = crate::convert::opt_float)] ttft_slo_ms: Option<f64>,
+        #[pyo3(from_py_with = crate::convert::opt_float)] tpot_slo_ms: Option<f64>,
         multimodal: bool,
-        arrived_at: Option<f64>,
+        #[pyo3(from_py_with = crate::convert::opt_float)] arrived_at: Option<f64>,
         mm_items: Option<Vec<String>>,
     ) -> PyResult<PyDecision> {
         let req = PickArgs {
@@ -691,12 +695,20 @@ impl PyScheduler {
     }
 
     /// The request failed: `kind` is `"cancelled"` (the client went away),
-    /// `"upstream"` (the endpoint failed) or `"other"`.
+    /// `"upstream"` (the endpoint failed) or `"other"`. An unknown kind
+    /// still closes the request (as `"other"`: it must not stay in flight),
+    /// then raises `InvalidArgumentError`.
     #[pyo3(signature = (request_id, kind="upstream"))]
     fn on_error(&self, py: Python<'_>, request_id: &str, kind: &str) -> PyResult<Py<PyAny>> {
-        let kind = request::error_kind(py, kind)?;
-        let summary = py.detach(|| self.inner.on_error(request_id, kind));
-        json::to_py(py, &summary)
+        let (known, problem) = match request::error_kind(py, kind) {
+            Ok(k) => (k, None),
+            Err(e) => (llmd_sched::RequestErrorKind::Other, Some(e)),
+        };
+        let summary = py.detach(|| self.inner.on_error(request_id, known));
+        match problem {
+            Some(e) => Err(e),
+            None => json::to_py(py, &summary),
+        }
     }
 
     /// The scheduler's metrics in the Prometheus text format (TTFT, TPOT,

@@ -174,6 +174,14 @@ pub(crate) fn request_from_dict(py: Python<'_>, d: &Bound<'_, PyDict>) -> PyResu
             _ => Ok(None),
         }
     }
+    // Floats as `pick` reads them: an int too large for one is an
+    // `InvalidArgumentError`, not a bare `OverflowError`.
+    fn get_float(d: &Bound<'_, PyDict>, key: &str) -> PyResult<Option<f64>> {
+        match d.get_item(key)? {
+            Some(v) => crate::convert::opt_float(&v),
+            None => Ok(None),
+        }
+    }
     // Integers as `pick` reads them: out of range is an
     // `InvalidArgumentError`, not a bare `OverflowError`.
     fn get_int<T: crate::convert::IntRange>(
@@ -198,10 +206,10 @@ pub(crate) fn request_from_dict(py: Python<'_>, d: &Bound<'_, PyDict>) -> PyResu
         session_id: get(d, "session_id")?,
         headers: crate::json::str_map(d.get_item("headers")?.as_ref(), "headers")?,
         priority: get_int(d, "priority")?.unwrap_or(0),
-        ttft_slo_ms: get(d, "ttft_slo_ms")?,
-        tpot_slo_ms: get(d, "tpot_slo_ms")?,
+        ttft_slo_ms: get_float(d, "ttft_slo_ms")?,
+        tpot_slo_ms: get_float(d, "tpot_slo_ms")?,
         multimodal: get(d, "multimodal")?.unwrap_or(false),
-        arrived_at: get(d, "arrived_at")?,
+        arrived_at: get_float(d, "arrived_at")?,
         mm_items: get(d, "mm_items")?.unwrap_or_default(),
     }
     .into_request(py)
