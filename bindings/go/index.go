@@ -106,7 +106,7 @@ func NewIndex(cfg IndexConfig) (*Index, error) {
 		engine_map_capacity_per_endpoint: C.size_t(cfg.EngineMapCapacityPerEndpoint),
 	}
 	if w := cfg.TierWeights; w != nil {
-		c.has_tier_weights = true
+		c.has_tier_weights = 1
 		c.gpu_weight = C.double(w.GPU)
 		c.cpu_weight = C.double(w.CPU)
 		c.storage_weight = C.double(w.Storage)

@@ -161,7 +161,7 @@ func (a *arena) describe(d *C.llmd_request_desc, req *Request) {
 	d.priority = C.int32_t(req.Priority)
 	d.ttft_slo_ms = C.double(req.TTFTSLOms)
 	d.tpot_slo_ms = C.double(req.TPOTSLOms)
-	d.multimodal = C.bool(req.Multimodal)
+	d.multimodal = cFlag(req.Multimodal)
 	d.mm_items, d.n_mm_items = a.strs(req.MmItems)
 	d.arrived_at_ns = 0
 	if !req.ArrivedAt.IsZero() && req.ArrivedAt.UnixNano() > 0 {
@@ -604,4 +604,13 @@ func (d *Decision) Explain() (*Explanation, error) {
 		return nil, jsonError(err)
 	}
 	return &x, nil
+}
+
+// cFlag is a C flag byte: 1 for true, 0 for false (the ABI's flags are
+// bytes, so that any value a caller's memory holds is defined).
+func cFlag(b bool) C.uint8_t {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -112,10 +112,10 @@ func NewScheduler(config string, opts ...Option) (*Scheduler, error) {
 	}
 	var co C.llmd_scheduler_options
 	if o.seed != nil {
-		co.has_seed = true
+		co.has_seed = 1
 		co.seed = C.uint64_t(*o.seed)
 	}
-	co.strict = C.bool(o.strict)
+	co.strict = cFlag(o.strict)
 	if n := o.maxOpenRequests; n != nil {
 		if *n < 1 {
 			return nil, &Error{Status: StatusInvalidArgument, Code: "invalid_argument",

@@ -115,6 +115,8 @@ pub fn plan(report: &ConfigReport) -> Result<FeedPlan, FeedError> {
     let mut options = FeedOptions::default();
     let mut discovery = Vec::new();
     let mut settings = Vec::new();
+    // One feed serves every producer: the first `kvEventsConfig` sets it up.
+    let mut first_kv: Option<&str> = None;
     for p in &report.plugins {
         let params = &p.parameters;
         let mut out = Out {
@@ -124,7 +126,15 @@ pub fn plan(report: &ConfigReport) -> Result<FeedPlan, FeedError> {
         if p.plugin_type == "precise-prefix-cache-producer"
             || params.get("kvEventsConfig").is_some()
         {
-            kv_events(params.get("kvEventsConfig"), &mut options, &mut out)?;
+            match first_kv {
+                None => {
+                    kv_events(params.get("kvEventsConfig"), &mut options, &mut out)?;
+                    first_kv = Some(&p.name);
+                }
+                Some(first) => {
+                    later_kv_events(params.get("kvEventsConfig"), first, &mut options, &mut out)?
+                }
+            }
         }
         match p.plugin_type.as_str() {
             "metrics-data-source" => metrics_source(params, &mut options, &mut out)?,
@@ -158,6 +168,48 @@ pub fn plan(report: &ConfigReport) -> Result<FeedPlan, FeedError> {
         discovery,
         settings,
     })
+}
+
+/// A `kvEventsConfig` after the first: its endpoints to bind add up, and its
+/// other settings are executed where they agree with the first's; where they
+/// differ they are reported not executed (the feed has one topic filter,
+/// one set of workers and one discovery port).
+fn later_kv_events(
+    ev: Option<&Value>,
+    first: &str,
+    o: &mut FeedOptions,
+    out: &mut Out<'_>,
+) -> Result<(), FeedError> {
+    let mut mine = o.clone();
+    let mut lines = Out {
+        plugin: out.plugin,
+        settings: Vec::new(),
+    };
+    kv_events(ev, &mut mine, &mut lines)?;
+    o.bind = mine.bind.clone();
+    for s in lines.settings {
+        let differs = match s.setting.as_str() {
+            "kvEventsConfig.topicFilter" => mine.topics != o.topics,
+            "kvEventsConfig.concurrency" => mine.concurrency != o.concurrency,
+            "kvEventsConfig.discoverPods" => {
+                (mine.discover_events_port, mine.discover_replay_port)
+                    != (o.discover_events_port, o.discover_replay_port)
+            }
+            _ => false,
+        };
+        if s.executed && differs {
+            out.not(
+                &s.setting,
+                format!(
+                    "one feed serves every producer and follows the kvEventsConfig of '{first}', which differs here ({})",
+                    s.note
+                ),
+            );
+        } else {
+            out.settings.push(s);
+        }
+    }
+    Ok(())
 }
 
 fn kv_events(ev: Option<&Value>, o: &mut FeedOptions, out: &mut Out<'_>) -> Result<(), FeedError> {

@@ -240,6 +240,14 @@ fn recover(
                             hole = true; // a hole in the reply: ask again
                             return false;
                         }
+                        if seq > live {
+                            // Starting past the live batch that asked: what
+                            // follows arrives live anyway, and taking these
+                            // would mark every live number up to them as
+                            // replayed (dropped as duplicates). The gap is
+                            // not covered.
+                            return false;
+                        }
                         too_old = true; // the buffer no longer reaches `from`
                     }
                     let Ok(mut b) = decode_event_batch(payload) else {

@@ -802,6 +802,44 @@ fn an_llm_d_precise_config_is_executed_and_reported() {
     let _ = &feed;
 }
 
+/// With two precise producers the feed (one for both) follows the first
+/// one's kvEventsConfig; the second's settings that differ are reported
+/// not executed instead of silently replacing the first's.
+#[test]
+fn a_second_producers_differing_kv_events_settings_are_not_executed() {
+    let yaml = "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: precise-prefix-cache-producer\n  name: a\n  parameters:\n    kvEventsConfig:\n      topicFilter: 'kv@a'\n      podDiscoveryConfig: {socketPort: 6000}\n- type: precise-prefix-cache-producer\n  name: b\n  parameters:\n    kvEventsConfig:\n      zmqEndpoint: 'tcp://127.0.0.1:0'\n- type: prefix-cache-scorer\n  parameters: {prefixMatchInfoProducerName: a}\n- type: max-score-picker\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: prefix-cache-scorer\n  - pluginRef: max-score-picker\n";
+    let s = Arc::new(Scheduler::from_config_str(yaml).unwrap());
+    let feed = Feed::from_scheduler(s).unwrap();
+    let o = feed.options();
+    assert_eq!(o.topics, ["kv@a"]);
+    assert_eq!((o.concurrency, o.discover_events_port), (4, Some(6000)));
+    let of = |plugin: &str, executed: bool| -> Vec<String> {
+        feed.settings()
+            .iter()
+            .filter(|x| x.plugin == plugin && x.executed == executed)
+            .map(|x| x.setting.clone())
+            .collect()
+    };
+    assert_eq!(
+        of("b", false),
+        ["kvEventsConfig.topicFilter", "kvEventsConfig.discoverPods"]
+    );
+    // Agreeing settings are executed; endpoints to bind add up.
+    assert_eq!(
+        of("b", true),
+        ["kvEventsConfig.concurrency", "kvEventsConfig.zmqEndpoint"]
+    );
+    assert!(of("a", false).is_empty());
+    assert_eq!(feed.bound_endpoints().len(), 1);
+    let note = &feed
+        .settings()
+        .iter()
+        .find(|x| x.plugin == "b" && !x.executed)
+        .unwrap()
+        .note;
+    assert!(note.contains("follows the kvEventsConfig of 'a'"), "{note}");
+}
+
 #[test]
 fn a_full_queue_drops_are_counted_and_healed_by_replay() {
     full_queue_case(FeedOptions {
@@ -1414,6 +1452,32 @@ fn settings_that_cannot_run_are_refused_at_start() {
     });
     wait("2 batches", || stats(&feed, "a").events == 2);
     feed.stop();
+}
+
+/// A replay whose first number lies past the live batch that asked for it
+/// (a misrouted or broken replay socket) is not taken: taking it would mark
+/// every live number up to it as replayed and drop the stream's next
+/// batches as duplicates. The gap counts as not covered; the live batches
+/// that follow are applied.
+#[test]
+fn a_replay_starting_past_the_live_batch_is_not_taken() {
+    let s = sched();
+    let (p, ev, rp) = publisher("kv@x@m", 10, ReplayLayout::WithTopic);
+    let feed = Feed::new(s.clone(), opts());
+    feed.add_pod(pod("a", &ev, Some(&rp))).unwrap();
+    feed.start().unwrap();
+    subscribed(&p);
+    p.publish(&block(0));
+    p.record_only(1_000_000, &block(9));
+    p.publish_with_seq(2, &block(2));
+    p.publish_with_seq(3, &block(3));
+    wait("3 batches", || stats(&feed, "a").events == 3);
+    let st = stats(&feed, "a");
+    assert_eq!(
+        (st.duplicates, st.replays_incomplete, st.clears),
+        (0, 1, 1),
+        "{st:?}"
+    );
 }
 
 /// A replay socket that completes the handshake and then answers nothing

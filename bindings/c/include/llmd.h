@@ -273,8 +273,8 @@ typedef struct {
   double ttft_slo_ms;
   // Time-per-output-token objective in ms; 0 = none.
   double tpot_slo_ms;
-  // The request carries multimodal items.
-  bool multimodal;
+  // Non-zero: the request carries multimodal items (a byte, not a `bool`: any value a caller's memory holds is defined; non-zero is true).
+  uint8_t multimodal;
   // When the request reached the host, on the scheduler's clock:
   // nanoseconds since the Unix epoch (`clock_gettime(CLOCK_REALTIME)`,
   // not `CLOCK_MONOTONIC`); 0 = not given, then latencies start at the
@@ -373,10 +373,10 @@ typedef struct {
   size_t approx_capacity_per_endpoint;
   // Router-key mode: engine-key mappings kept per endpoint; 0 = 2^18.
   size_t engine_map_capacity_per_endpoint;
-  // When true, the four tier weights below replace the defaults (GPU
+  // Non-zero: the four tier weights below replace the defaults (GPU
   // 1.0, CPU 0.8, storage 0.5, speculative 0.9); each must be finite and
-  // non-negative.
-  bool has_tier_weights;
+  // non-negative (a byte, not a `bool`: any value a caller's memory holds is defined; non-zero is true).
+  uint8_t has_tier_weights;
   // Score of a matched block held on GPU.
   double gpu_weight;
   // Score of a matched block held in CPU memory.
@@ -516,14 +516,14 @@ typedef struct {
 // zero-initialised struct (`llmd_scheduler_options o = {0};`) gives the
 // defaults, as a NULL pointer does.
 typedef struct {
-  // Whether `seed` is set; without it tie-breaking is random.
-  bool has_seed;
+  // Non-zero: `seed` is set; without it tie-breaking is random (a byte, not a `bool`: any value a caller's memory holds is defined; non-zero is true).
+  uint8_t has_seed;
   // Seed that makes tie-breaking reproducible (read when `has_seed`).
   uint64_t seed;
   // Refuse a configuration with any plugin or setting the library accepts
   // and does not execute (`LLMD_STATUS_CONFIG`, naming each), as
-  // `llmd_scheduler_new_strict` does.
-  bool strict;
+  // `llmd_scheduler_new_strict` does; non-zero is true (a byte, not a `bool`: any value a caller's memory holds is defined; non-zero is true).
+  uint8_t strict;
   // Most requests held open between pick and completion; 0 means the
   // default, 2^20. A pick that finds this many open first expires the
   // oldest sixteenth (`llmd_open_requests_expired_at_limit_total`). Past

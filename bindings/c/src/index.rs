@@ -84,7 +84,7 @@ fn config(c: Option<&llmd_index_config>) -> Result<IndexConfig, FfiError> {
     if c.engine_map_capacity_per_endpoint != 0 {
         cfg.engine_map_capacity_per_endpoint = c.engine_map_capacity_per_endpoint;
     }
-    if c.has_tier_weights {
+    if c.has_tier_weights != 0 {
         // Out-of-range weights are refused by the index's own validation.
         cfg.tier_weights = TierWeights {
             gpu: c.gpu_weight,

@@ -43,10 +43,10 @@ pub struct llmd_index_config {
     pub approx_capacity_per_endpoint: usize,
     /// Router-key mode: engine-key mappings kept per endpoint; 0 = 2^18.
     pub engine_map_capacity_per_endpoint: usize,
-    /// When true, the four tier weights below replace the defaults (GPU
+    /// Non-zero: the four tier weights below replace the defaults (GPU
     /// 1.0, CPU 0.8, storage 0.5, speculative 0.9); each must be finite and
-    /// non-negative.
-    pub has_tier_weights: bool,
+    /// non-negative (a byte, not a `bool`: any value a caller's memory holds is defined; non-zero is true).
+    pub has_tier_weights: u8,
     /// Score of a matched block held on GPU.
     pub gpu_weight: f64,
     /// Score of a matched block held in CPU memory.

@@ -44,8 +44,8 @@ pub struct llmd_request_desc {
     pub ttft_slo_ms: f64,
     /// Time-per-output-token objective in ms; 0 = none.
     pub tpot_slo_ms: f64,
-    /// The request carries multimodal items.
-    pub multimodal: bool,
+    /// Non-zero: the request carries multimodal items (a byte, not a `bool`: any value a caller's memory holds is defined; non-zero is true).
+    pub multimodal: u8,
     /// When the request reached the host, on the scheduler's clock:
     /// nanoseconds since the Unix epoch (`clock_gettime(CLOCK_REALTIME)`,
     /// not `CLOCK_MONOTONIC`); 0 = not given, then latencies start at the
@@ -142,7 +142,7 @@ pub(crate) unsafe fn to_request_with(
                 ttft_ms: slo(d.ttft_slo_ms, "ttft_slo_ms")?,
                 tpot_ms: slo(d.tpot_slo_ms, "tpot_slo_ms")?,
             },
-            multimodal: d.multimodal || !mm_items.is_empty(),
+            multimodal: d.multimodal != 0 || !mm_items.is_empty(),
             mm_items,
             arrived_at_ns: (d.arrived_at_ns != 0).then_some(d.arrived_at_ns),
             max_output_tokens: None,

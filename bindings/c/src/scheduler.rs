@@ -86,14 +86,14 @@ pub struct llmd_endpoint_metrics {
 #[derive(Clone, Copy, Debug, Default)]
 #[allow(non_camel_case_types)] // C naming for the exported type
 pub struct llmd_scheduler_options {
-    /// Whether `seed` is set; without it tie-breaking is random.
-    pub has_seed: bool,
+    /// Non-zero: `seed` is set; without it tie-breaking is random (a byte, not a `bool`: any value a caller's memory holds is defined; non-zero is true).
+    pub has_seed: u8,
     /// Seed that makes tie-breaking reproducible (read when `has_seed`).
     pub seed: u64,
     /// Refuse a configuration with any plugin or setting the library accepts
     /// and does not execute (`LLMD_STATUS_CONFIG`, naming each), as
-    /// `llmd_scheduler_new_strict` does.
-    pub strict: bool,
+    /// `llmd_scheduler_new_strict` does; non-zero is true (a byte, not a `bool`: any value a caller's memory holds is defined; non-zero is true).
+    pub strict: u8,
     /// Most requests held open between pick and completion; 0 means the
     /// default, 2^20. A pick that finds this many open first expires the
     /// oldest sixteenth (`llmd_open_requests_expired_at_limit_total`). Past
@@ -111,9 +111,9 @@ impl llmd_scheduler_options {
         // SAFETY: caller contract.
         let seed = unsafe { seed.as_ref() }.copied();
         llmd_scheduler_options {
-            has_seed: seed.is_some(),
+            has_seed: u8::from(seed.is_some()),
             seed: seed.unwrap_or(0),
-            strict,
+            strict: u8::from(strict),
             max_open_requests: 0,
         }
     }
@@ -121,7 +121,7 @@ impl llmd_scheduler_options {
 
 fn build(text: &str, o: llmd_scheduler_options) -> Result<llmd_scheduler, FfiError> {
     let opts = llmd_sched::LoadOptions {
-        strict: o.strict,
+        strict: o.strict != 0,
         ..Default::default()
     };
     let mut s = Scheduler::from_config_str_with(text, opts)?;
@@ -131,7 +131,7 @@ fn build(text: &str, o: llmd_scheduler_options) -> Result<llmd_scheduler, FfiErr
             llmd_sched::ConfigError::doc(e.to_string()),
         ))
     })?;
-    if o.has_seed {
+    if o.has_seed != 0 {
         s = s.with_seed(o.seed);
     }
     if o.max_open_requests > 0 {

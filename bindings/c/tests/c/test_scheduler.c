@@ -239,6 +239,13 @@ static void test_metrics_steer_picks(void) {
   CHECK(strcmp(llmd_error_code(err), "invalid_request") == 0 && llmd_error_detail(err) == 400);
   RESET_ERR(err);
   req.prompt = V("hello");
+  /* A request without an id (a zero-initialised one) is refused too: two
+     would share one lifecycle record. */
+  llmd_request_desc anon = req;
+  anon.id = (llmd_str){NULL, 0};
+  CHECK_STATUS(LLMD_STATUS_INVALID_ARGUMENT, llmd_scheduler_pick(s, &anon, &d, &err), &err);
+  CHECK(strstr(llmd_error_message(err), "no id") != NULL);
+  RESET_ERR(err);
   CHECK_STATUS(LLMD_STATUS_SCHEDULE, llmd_scheduler_pick(s, &req, &d, &err), &err);
   CHECK(d == (llmd_decision *)0x1);
   CHECK(strcmp(llmd_error_code(err), "no_endpoints") == 0);
@@ -665,7 +672,10 @@ static void test_pick_batch(void) {
   enum { N = 7 };
   llmd_request_desc reqs[N];
   memset(reqs, 0, sizeof reqs);
+  char ids[N][16];
   for (int i = 0; i < N; i++) {
+    snprintf(ids[i], sizeof ids[i], "batch-%d", i);
+    reqs[i].id = (llmd_str){ids[i], strlen(ids[i])};
     reqs[i].model = V("llama");
     reqs[i].tokens = i % 2 == 0 ? a : b;
     reqs[i].n_tokens = 64;
@@ -756,6 +766,14 @@ static void test_options(void) {
   CHECK_STATUS(LLMD_STATUS_CONFIG, llmd_scheduler_new_with_options(S(NOT_EXECUTED), &o, &s, &err), &err);
   CHECK(s == NULL);
   RESET_ERR(err);
+  /* Flags are bytes: any non-zero value is true, none is undefined. */
+  memset(&o, 0xff, sizeof o);
+  o.seed = 1;
+  o.max_open_requests = 0;
+  CHECK_STATUS(LLMD_STATUS_CONFIG, llmd_scheduler_new_with_options(S(NOT_EXECUTED), &o, &s, &err), &err);
+  RESET_ERR(err);
+  memset(&o, 0, sizeof o);
+  o.strict = true;
   char path[] = "/tmp/llmd-options-XXXXXX";
   int fd = mkstemp(path);
   CHECK(fd >= 0);
