@@ -128,7 +128,7 @@ fn main() {
         priority: 0,
         ttft_slo_ms: 0.0,
         tpot_slo_ms: 0.0,
-        multimodal: false,
+        multimodal: 0,
         arrived_at_ns: 0,
         mm_items: std::ptr::null(),
         n_mm_items: 0,
