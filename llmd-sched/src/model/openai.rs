@@ -235,13 +235,21 @@ impl OpenAiRequest {
             .as_object()
             .ok_or_else(|| ScheduleError::InvalidRequest("body must be a JSON object".into()))?;
         let model = opt_str(o, "model")?.unwrap_or_default();
-        // A null max_completion_tokens falls back to max_tokens, as in vLLM.
-        let set = |k: &str| o.get(k).filter(|v| !v.is_null());
-        let max_tokens = match set("max_completion_tokens").or_else(|| set("max_tokens")) {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(
+        // Chat: a null max_completion_tokens falls back to max_tokens, as in
+        // vLLM. Completions have no max_completion_tokens in vLLM (its
+        // CompletionRequest reads max_tokens only).
+        let set = |k: &'static str| o.get(k).filter(|v| !v.is_null()).map(|v| (k, v));
+        let limit = match kind {
+            OpenAiKind::ChatCompletions => {
+                set("max_completion_tokens").or_else(|| set("max_tokens"))
+            }
+            OpenAiKind::Completions => set("max_tokens"),
+        };
+        let max_tokens = match limit {
+            None => None,
+            Some((field, v)) => Some(
                 v.as_u64()
-                    .ok_or_else(|| bad("max_tokens", "must be a non-negative integer"))?,
+                    .ok_or_else(|| bad(field, "must be a non-negative integer"))?,
             ),
         };
         let include_usage = match o.get("stream_options") {
@@ -290,8 +298,15 @@ impl OpenAiRequest {
                     Some(Value::Array(a)) if a.iter().all(Value::is_number) && !a.is_empty() => {
                         OpenAiPrompt::Tokens(token_ids(a, "prompt")?)
                     }
+                    Some(Value::Array(a)) if a.is_empty() => {
+                        return Err(bad("prompt", "is an empty list: give text or token ids"))
+                    }
                     Some(Value::Array(a)) if a.len() == 1 => match &a[0] {
                         Value::String(s) => OpenAiPrompt::Text(s.clone()),
+                        // vLLM refuses an empty prompt.
+                        Value::Array(ids) if ids.is_empty() => {
+                            return Err(bad("prompt", "is an empty list of token ids"))
+                        }
                         Value::Array(ids) => OpenAiPrompt::Tokens(token_ids(ids, "prompt")?),
                         _ => {
                             return Err(bad(
@@ -712,6 +727,38 @@ mod tests {
         )
         .unwrap();
         assert_eq!(n.max_tokens, Some(9));
+        // Completions read max_tokens only, as vLLM's CompletionRequest;
+        // chats prefer max_completion_tokens; a bad value names its field.
+        let limit = |path: &str, body: &str| OpenAiRequest::parse(path, body.as_bytes());
+        let both = r#""max_completion_tokens": 5, "max_tokens": 100"#;
+        let cmpl =
+            |extra: &str| limit("/v1/completions", &format!(r#"{{"prompt": "x", {extra}}}"#));
+        let chat = |extra: &str| {
+            limit(
+                "/v1/chat/completions",
+                &format!(r#"{{"messages": [{{"role": "user", "content": "x"}}], {extra}}}"#),
+            )
+        };
+        assert_eq!(cmpl(both).unwrap().max_tokens, Some(100));
+        assert_eq!(chat(both).unwrap().max_tokens, Some(5));
+        assert_eq!(
+            cmpl(r#""max_completion_tokens": "a""#).unwrap().max_tokens,
+            None
+        );
+        let e = chat(r#""max_completion_tokens": "a""#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'max_completion_tokens'"), "{e}");
+        // Empty prompts are refused by what they are.
+        for (body, why) in [
+            (r#""prompt": []"#, "empty list"),
+            (r#""prompt": [[]]"#, "empty list of token ids"),
+        ] {
+            let e = limit("/v1/completions", &format!("{{{body}}}"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(why), "{body}: {e}");
+        }
         // Truncation: vLLM's _truncation_slice.
         let t = OpenAiRequest::parse(
             "/v1/completions",
