@@ -142,11 +142,12 @@ fn output_estimates_are_capped_by_the_requests_max_tokens() {
     s.pick(&capped).unwrap();
     assert_eq!(st(), 120);
     s.on_complete("b", Some(0));
-    // From an OpenAI body: max_tokens (or max_completion_tokens).
+    // From an OpenAI body: max_tokens (max_completion_tokens is a chat
+    // field; vLLM's completions do not read it).
     s.pick_openai(
         "c",
         "/v1/completions",
-        br#"{"model": "m", "prompt": [1, 2, 3, 4], "max_completion_tokens": 3}"#,
+        br#"{"model": "m", "prompt": [1, 2, 3, 4], "max_tokens": 3, "max_completion_tokens": 50}"#,
         &Default::default(),
     )
     .unwrap();
