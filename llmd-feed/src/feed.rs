@@ -38,6 +38,10 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 pub(crate) struct FeedCounters {
     /// Messages on a bound socket whose topic names no known pod.
     pub unknown_publisher: AtomicU64,
+    /// Messages whose topic starts with no subscribed prefix, dropped on
+    /// receipt as a libzmq SUB socket drops them (a publisher that does not
+    /// filter on its side, or one that dialed a bound socket).
+    pub topic_filtered: AtomicU64,
     /// Connections or messages on a bound socket dropped as malformed.
     pub bound_malformed: AtomicU64,
     /// Connections to a bound socket not served: over
@@ -695,6 +699,9 @@ impl Inner {
             if let Ok(mut hb) = Heartbeat::start(&conn, self.opts.heartbeat_interval) {
                 loop {
                     match hb.recv(&mut conn) {
+                        Ok(m) if !self.subscribed(&m) => {
+                            self.counters.topic_filtered.fetch_add(1, Ordering::Relaxed);
+                        }
                         Ok(m) => {
                             if !self.dispatch(pod, Some(rank), m) {
                                 PodStats::inc(&st.malformed);
@@ -717,6 +724,16 @@ impl Inner {
                 return;
             }
         }
+    }
+
+    /// Whether `m`'s topic (its first frame) starts with a subscribed
+    /// prefix.
+    fn subscribed(&self, m: &Message) -> bool {
+        let topic = m.first().map_or(&[][..], Vec::as_slice);
+        self.opts
+            .topics
+            .iter()
+            .any(|t| topic.starts_with(t.as_bytes()))
     }
 
     /// Queues one event message; false when it is malformed.
@@ -859,6 +876,10 @@ impl Inner {
                     return;
                 }
             };
+            if !self.subscribed(&m) {
+                self.counters.topic_filtered.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             let pod = {
                 let frames: Vec<&[u8]> = m.iter().map(Vec::as_slice).collect();
                 match parse_message(&frames) {

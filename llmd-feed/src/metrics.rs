@@ -162,6 +162,11 @@ pub(crate) fn render(inner: &Inner) -> String {
             &inner.counters.unknown_publisher,
         ),
         (
+            "llmd_feed_topic_filtered_messages_total",
+            "Messages whose topic starts with no subscribed prefix, dropped on receipt",
+            &inner.counters.topic_filtered,
+        ),
+        (
             "llmd_feed_bound_malformed_total",
             "Connections or messages on a bound socket dropped as malformed",
             &inner.counters.bound_malformed,

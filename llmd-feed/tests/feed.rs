@@ -451,6 +451,24 @@ fn pods_that_dial_a_bound_socket_are_matched_by_topic() {
     wait("5 batches", || stats(&feed, "pod-a").events == 5);
     wait("the stranger", || feed.unknown_publisher_messages() == 1);
     assert_eq!(routed(&s, 2), "pod-a");
+    // A dialer that does not filter on its side: a topic not subscribed to
+    // is dropped on receipt (as libzmq's SUB drops it) and counted, even
+    // when it names the pod.
+    let mut c = Connection::handshake(
+        std::net::TcpStream::connect(bound.trim_start_matches("tcp://")).unwrap(),
+        SocketType::Pub,
+        Limits::default(),
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    let _ = c.recv(); // the subscription
+    c.send(&[&b"other@127.0.0.5@m"[..], &5u64.to_be_bytes(), &block(5)])
+        .unwrap();
+    wait("the filtered message", || {
+        feed.render_metrics()
+            .contains("llmd_feed_topic_filtered_messages_total 1")
+    });
+    assert_eq!(stats(&feed, "pod-a").events, 5);
 }
 
 /// Two followed pods on one host (host networking, several engines on a
@@ -523,8 +541,10 @@ fn malformed_frames_and_payloads_are_counted_not_fatal() {
     let _ = c.recv(); // the subscription
     c.send(&[&b"kv@x@m"[..], &[0u8; 8]]).unwrap(); // two frames
     c.send(&[&b"kv@x@m"[..], &[0u8; 9], b"x"]).unwrap(); // 9-byte seq
-    c.send(&[&[0xffu8, 0xfe][..], &0u64.to_be_bytes(), b"x"])
-        .unwrap(); // bad topic
+    c.send(&[&b"kv@\xff\xfe"[..], &0u64.to_be_bytes(), b"x"])
+        .unwrap(); // bad topic (subscribed prefix, not UTF-8)
+    c.send(&[&b"other@x@m"[..], &0u64.to_be_bytes(), &block(7)])
+        .unwrap(); // a topic not subscribed to: dropped on receipt
     c.send(&[&b"kv@x@m"[..], &0u64.to_be_bytes(), b"\xc1garbage"])
         .unwrap(); // bad payload
     c.send(&[&b"kv@x@m"[..], &1u64.to_be_bytes(), &block(1)])
@@ -532,6 +552,12 @@ fn malformed_frames_and_payloads_are_counted_not_fatal() {
     wait("the good batch", || stats(&feed, "a").events == 1);
     let st = stats(&feed, "a");
     assert_eq!((st.malformed, st.decode_errors), (3, 1), "{st:?}");
+    assert!(
+        feed.render_metrics()
+            .contains("llmd_feed_topic_filtered_messages_total 1"),
+        "{}",
+        feed.render_metrics()
+    );
     // A frame claiming 2^62 bytes closes the connection, and the feed redials.
     let mut w = c.stream().unwrap();
     w.write_all(&[0x02]).unwrap();
