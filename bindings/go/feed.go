@@ -387,7 +387,16 @@ func (f *Feed) Close() error {
 
 // takeString copies and frees an llmd_string.
 func takeString(s *C.llmd_string) string {
-	out := C.GoStringN(C.llmd_string_data(s), C.int(C.llmd_string_len(s)))
+	out := cString(C.llmd_string_data(s), C.llmd_string_len(s))
 	C.llmd_string_free(s)
 	return out
+}
+
+// cString copies n bytes at p: by the full size_t length (C.GoStringN takes
+// a C int, which would cut text of 2 GiB or more).
+func cString(p *C.char, n C.size_t) string {
+	if p == nil || n == 0 {
+		return ""
+	}
+	return string(unsafe.Slice((*byte)(unsafe.Pointer(p)), int(n)))
 }

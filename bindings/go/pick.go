@@ -96,7 +96,7 @@ func goStr(s C.llmd_str) string {
 	if s.ptr == nil {
 		return ""
 	}
-	return C.GoStringN(s.ptr, C.int(s.len))
+	return cString(s.ptr, s.len)
 }
 
 // Pick runs one scheduling cycle. No endpoint for the model gives an error
@@ -331,7 +331,7 @@ func readDecision(dec *C.llmd_decision, infop *C.llmd_decision_info, explain boo
 		if err := takeError(C.llmd_decision_explanation_json(dec, &js, &e), e); err != nil {
 			return nil, err
 		}
-		out.Explanation = json.RawMessage(C.GoBytes(unsafe.Pointer(C.llmd_string_data(js)), C.int(C.llmd_string_len(js))))
+		out.Explanation = json.RawMessage(cString(C.llmd_string_data(js), C.llmd_string_len(js)))
 		C.llmd_string_free(js)
 	}
 	return out, nil

@@ -46,7 +46,18 @@ fn tojson(v: Value, kwargs: Kwargs) -> Result<Value, Error> {
                 ))
             }
             Some(n) => Some(" ".repeat(n.max(0) as usize)),
-            None => Some(i.as_str().unwrap_or_default().to_string()),
+            // A string indent is bounded alike: it is written once per
+            // nesting level on every line.
+            None => {
+                let s = i.as_str().unwrap_or_default();
+                if s.len() as i64 > MAX_INDENT {
+                    return Err(Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!("tojson indent of {} bytes is over {MAX_INDENT}", s.len()),
+                    ));
+                }
+                Some(s.to_string())
+            }
         },
     };
     let separators = match kwargs.get::<Option<Vec<String>>>("separators")? {
@@ -745,6 +756,13 @@ mod tests {
         assert!(e.to_string().contains("indent"), "{e}");
         let ok = t.render(minijinja::context! { n => 2 }).unwrap();
         assert_eq!(ok, "[\n  1\n]");
+        // So is a string indent longer than the widest number.
+        let e = t
+            .render(minijinja::context! { n => "x".repeat(1 << 20) })
+            .unwrap_err();
+        assert!(e.to_string().contains("indent of"), "{e}");
+        let ok = t.render(minijinja::context! { n => "\t" }).unwrap();
+        assert_eq!(ok, "[\n\t1\n]");
         let mut w = Bounded(Vec::new());
         let chunk = vec![b'a'; 1 << 20];
         let fits = MAX_RENDERED_BYTES / chunk.len();
