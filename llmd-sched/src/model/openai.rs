@@ -183,27 +183,16 @@ fn token_ids(a: &[Value], field: &str) -> Result<Vec<u32>, ScheduleError> {
 }
 
 /// The raw JSON text of `o[k]`, with its key order (serde_json's map may
-/// reorder keys; the original text is cut out instead).
+/// reorder keys; the original text is cut out instead). A key given twice
+/// is taken at its last occurrence, as the parsed body (and vLLM's
+/// `json.loads`) takes it.
 fn raw_field(body: &str, k: &str) -> Result<Option<String>, ScheduleError> {
-    #[derive(serde::Deserialize)]
-    struct Probe<'a> {
-        #[serde(borrow, default)]
-        messages: Option<&'a serde_json::value::RawValue>,
-        #[serde(borrow, default)]
-        tools: Option<&'a serde_json::value::RawValue>,
-        #[serde(borrow, default)]
-        chat_template_kwargs: Option<&'a serde_json::value::RawValue>,
-        #[serde(borrow, default)]
-        documents: Option<&'a serde_json::value::RawValue>,
-    }
-    let p: Probe<'_> = serde_json::from_str(body).map_err(|e| bad(k, e))?;
-    let raw = match k {
-        "messages" => p.messages,
-        "tools" => p.tools,
-        "documents" => p.documents,
-        _ => p.chat_template_kwargs,
-    };
-    Ok(raw.map(|r| r.get().to_string()).filter(|s| s != "null"))
+    let fields: std::collections::HashMap<std::borrow::Cow<'_, str>, &serde_json::value::RawValue> =
+        serde_json::from_str(body).map_err(|e| bad(k, e))?;
+    Ok(fields
+        .get(k)
+        .map(|r| r.get().to_string())
+        .filter(|s| s != "null"))
 }
 
 impl OpenAiRequest {
@@ -749,6 +738,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("'max_completion_tokens'"), "{e}");
+        // A key given twice counts at its last occurrence, as vLLM's
+        // json.loads takes it (not refused as a duplicate field).
+        let twice = chat(r#""tools": [{"a": 1}], "tools": [{"b": 2}]"#).unwrap();
+        assert_eq!(twice.tools.as_deref(), Some(r#"[{"b": 2}]"#));
         // Empty prompts are refused by what they are.
         for (body, why) in [
             (r#""prompt": []"#, "empty list"),
