@@ -280,13 +280,17 @@ fn kv_events(ev: Option<&Value>, o: &mut FeedOptions, out: &mut Out<'_>) -> Resu
             }
         }
     } else {
+        (o.discover_events_port, o.discover_replay_port) = (None, None);
         out.done(
             "kvEventsConfig.discoverPods",
             "false: pods are not subscribed individually",
         );
     }
     if let Some(ep) = ev.get("zmqEndpoint").and_then(Value::as_str) {
-        o.bind.push(ep.to_string());
+        // Two producers naming one endpoint share its socket.
+        if !o.bind.iter().any(|b| b == ep) {
+            o.bind.push(ep.to_string());
+        }
         out.done(
             "kvEventsConfig.zmqEndpoint",
             format!("bound at {ep} for pods that dial in"),

@@ -251,17 +251,25 @@ pub(crate) fn run(inner: &Arc<Inner>, id: usize, d: &Discovery, stop: &Stopper) 
                 }
                 missing = mtime.is_none();
                 if mtime.is_some() && mtime != seen {
-                    match read_endpoint_file(path).and_then(|t| parse_endpoint_file(&t)) {
-                        // A sync that could not follow every pod (each
-                        // failure counted inside) is tried again next
-                        // interval, not only when the file changes.
-                        Ok(specs) => {
-                            if inner.sync(Source::File(id), specs).is_ok() {
-                                seen = mtime;
-                            }
+                    match read_endpoint_file(path) {
+                        // Too large: counted once, read again only when it
+                        // changes (not 16 MiB every interval).
+                        Err(FeedError::Config(_)) => {
+                            inner.discovery_failed();
+                            seen = mtime;
                         }
-                        // Read again next interval (a file caught mid-write).
-                        Err(_) => inner.discovery_failed(),
+                        text => match text.and_then(|t| parse_endpoint_file(&t)) {
+                            // A sync that could not follow every pod (each
+                            // failure counted inside) is tried again next
+                            // interval, not only when the file changes.
+                            Ok(specs) => {
+                                if inner.sync(Source::File(id), specs).is_ok() {
+                                    seen = mtime;
+                                }
+                            }
+                            // Read again next interval (a file caught mid-write).
+                            Err(_) => inner.discovery_failed(),
+                        },
                     }
                 }
                 if (!*watch && seen.is_some()) || stop.wait(*interval) {

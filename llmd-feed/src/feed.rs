@@ -646,6 +646,10 @@ impl Inner {
     /// Starts the discovery sources not started yet, each once.
     fn spawn_discoveries(self: &Arc<Self>) -> Result<(), FeedError> {
         let mut ds = self.discoveries.lock().unwrap();
+        // A source added while the feed stops is not started after it.
+        if self.stop.is_stopped() {
+            return Ok(());
+        }
         while ds.1 < ds.0.len() {
             let (id, d) = (ds.1, ds.0[ds.1].clone());
             ds.1 += 1;

@@ -367,15 +367,23 @@ fn an_oversized_endpoint_file_is_refused() {
     feed.start().unwrap();
     wait("the refusal counted", || {
         feed.render_metrics()
-            .contains("llmd_feed_discovery_errors_total 1")
+            .contains("llmd_feed_discovery_errors_total 1\n")
     });
+    // Counted once: the file is not read again until it changes.
+    std::thread::sleep(Duration::from_millis(100)); // five more looks
+    assert!(
+        feed.render_metrics()
+            .contains("llmd_feed_discovery_errors_total 1\n"),
+        "{}",
+        feed.render_metrics()
+    );
     assert!(feed.pods().is_empty());
     feed.stop();
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// A discovery source added while the feed starts runs: whichever of the
-/// two comes second finds it added (and, if started, not started again).
+/// A discovery source added while the feed starts runs, and runs once:
+/// whichever of the two comes second finds it added, or started.
 #[test]
 fn a_source_added_while_the_feed_starts_runs_once() {
     let dir = std::env::temp_dir().join(format!("llmd-feed-race-{}", std::process::id()));
@@ -399,6 +407,14 @@ fn a_source_added_while_the_feed_starts_runs_once() {
         .unwrap();
         starter.join().unwrap();
         wait("the source's pod", || feed.pods() == vec!["a"]);
+        // Started once: a second run would count its add of a pod followed
+        // already.
+        std::thread::sleep(Duration::from_millis(40));
+        let text = feed.render_metrics();
+        assert!(
+            text.contains("llmd_feed_discovery_errors_total 0\n"),
+            "{text}"
+        );
         feed.stop();
     }
     let _ = std::fs::remove_dir_all(dir);

@@ -866,6 +866,25 @@ fn a_second_producers_differing_kv_events_settings_are_not_executed() {
     assert!(note.contains("follows the kvEventsConfig of 'a'"), "{note}");
 }
 
+/// A second producer that turns per-pod subscription off is reported not
+/// executed (the first's subscription stands), and an endpoint both
+/// producers name is bound once, not twice (which would fail the feed).
+#[test]
+fn a_second_producer_turning_discovery_off_or_sharing_an_endpoint() {
+    let yaml = "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: precise-prefix-cache-producer\n  name: a\n  parameters:\n    kvEventsConfig:\n      zmqEndpoint: 'tcp://127.0.0.1:0'\n- type: precise-prefix-cache-producer\n  name: b\n  parameters:\n    kvEventsConfig:\n      discoverPods: false\n      zmqEndpoint: 'tcp://127.0.0.1:0'\n- type: prefix-cache-scorer\n  parameters: {prefixMatchInfoProducerName: a}\n- type: max-score-picker\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: prefix-cache-scorer\n  - pluginRef: max-score-picker\n";
+    let s = Arc::new(Scheduler::from_config_str(yaml).unwrap());
+    let feed = Feed::from_scheduler(s).unwrap();
+    assert_eq!(feed.options().discover_events_port, Some(5557));
+    let not: Vec<&str> = feed
+        .settings()
+        .iter()
+        .filter(|x| x.plugin == "b" && !x.executed)
+        .map(|x| x.setting.as_str())
+        .collect();
+    assert_eq!(not, ["kvEventsConfig.discoverPods"]);
+    assert_eq!(feed.bound_endpoints().len(), 1);
+}
+
 #[test]
 fn a_full_queue_drops_are_counted_and_healed_by_replay() {
     full_queue_case(FeedOptions {
@@ -1518,7 +1537,9 @@ fn a_silent_replay_socket_is_backed_off() {
     let feed = Feed::new(
         s.clone(),
         FeedOptions {
-            replay_timeout: Duration::from_millis(200),
+            // The back-off after it (twice this) outlasts the test's next
+            // gap on a loaded machine.
+            replay_timeout: Duration::from_secs(2),
             ..opts()
         },
     );

@@ -323,16 +323,22 @@ fn read_frame_within(
     // header declaring more than the peer sends costs no more than it sent,
     // whatever limit the host set (an allocation of the declared length
     // could exceed the memory there is, and abort).
+    // Reserved a chunk at a time, exactly: the buffer holds the frame, not
+    // up to twice it, as the byte limits count.
     let len = len as usize;
-    let mut body = Vec::with_capacity(len.min(PREALLOCATED_BYTES));
-    r.take(len as u64).read_to_end(&mut body)?;
-    if body.len() < len {
-        return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+    let mut body = Vec::new();
+    while body.len() < len {
+        let chunk = (len - body.len()).min(PREALLOCATED_BYTES);
+        body.reserve_exact(chunk);
+        let got = r.take(chunk as u64).read_to_end(&mut body)?;
+        if got < chunk {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+        }
     }
     Ok((flags, body))
 }
 
-/// Bytes of a frame's body allocated before they arrive.
+/// Bytes of a frame's body allocated before they arrive (one chunk).
 const PREALLOCATED_BYTES: usize = 1 << 20;
 
 /// What a peer's bytes after the greeting parse to ([`parse_after_greeting`]).

@@ -66,7 +66,9 @@ pub struct OpenAiRequest {
     pub add_special_tokens: bool,
     /// vLLM's `cache_salt`.
     pub cache_salt: Option<String>,
-    /// `max_tokens` / `max_completion_tokens`.
+    /// Chat: `max_completion_tokens`, else `max_tokens` (`None`: neither,
+    /// vLLM then generates up to the context). Completions: `max_tokens`,
+    /// [`COMPLETIONS_MAX_TOKENS`] when absent or null, as vLLM reads it.
     pub max_tokens: Option<u64>,
     /// `stream`.
     pub stream: bool,
@@ -87,6 +89,7 @@ pub struct OpenAiRequest {
 /// A body field that changes the engine's prompt in a way the router does
 /// not render ([`OpenAiRequest::not_rendered`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum NotRendered {
     /// Chat: the body's own `chat_template`.
     ChatTemplate,
@@ -100,6 +103,10 @@ pub enum NotRendered {
     /// a router thread for minutes.
     RenderCost,
 }
+
+/// `max_tokens` of a completions body that gives none (or null): vLLM's
+/// `CompletionRequest` default.
+pub const COMPLETIONS_MAX_TOKENS: u64 = 16;
 
 /// Largest messages × bytes of messages a chat body is rendered for: about
 /// 2 GB copied at worst by a template that rebuilds a string per message (a
@@ -186,14 +193,16 @@ fn token_ids(a: &[Value], field: &str) -> Result<Vec<u32>, ScheduleError> {
 /// reorder keys; the original text is cut out instead). A key given twice
 /// is taken at its last occurrence, as the parsed body (and vLLM's
 /// `json.loads`) takes it.
-fn raw_field(body: &str, k: &str) -> Result<Option<String>, ScheduleError> {
-    let fields: std::collections::HashMap<std::borrow::Cow<'_, str>, &serde_json::value::RawValue> =
-        serde_json::from_str(body).map_err(|e| bad(k, e))?;
-    Ok(fields
+fn raw_field(fields: &RawFields<'_>, k: &str) -> Option<String> {
+    fields
         .get(k)
         .map(|r| r.get().to_string())
-        .filter(|s| s != "null"))
+        .filter(|s| s != "null")
 }
+
+/// A body's top-level fields as their raw JSON text ([`raw_field`]).
+type RawFields<'a> =
+    std::collections::HashMap<std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue>;
 
 impl OpenAiRequest {
     /// Parses a body sent to `path` (`/v1/completions` or
@@ -235,6 +244,8 @@ impl OpenAiRequest {
             OpenAiKind::Completions => set("max_tokens"),
         };
         let max_tokens = match limit {
+            // vLLM's completions default (a null too: normalize_null_max_tokens).
+            None if kind == OpenAiKind::Completions => Some(COMPLETIONS_MAX_TOKENS),
             None => None,
             Some((field, v)) => Some(
                 v.as_u64()
@@ -331,7 +342,10 @@ impl OpenAiRequest {
                     None | Some(Value::Null) => return Err(bad("messages", "is required")),
                     Some(_) => return Err(bad("messages", "must be a list")),
                 }
-                r.messages = raw_field(text, "messages")?;
+                // The body's fields as written, parsed once.
+                let raw: RawFields<'_> = serde_json::from_str(text)
+                    .map_err(|e| ScheduleError::InvalidRequest(format!("body is not JSON: {e}")))?;
+                r.messages = raw_field(&raw, "messages");
                 let count = o
                     .get("messages")
                     .and_then(Value::as_array)
@@ -351,21 +365,21 @@ impl OpenAiRequest {
                     Some(Value::Array(_)) => {}
                     Some(_) => return Err(bad("tools", "must be a list")),
                 }
-                r.tools = raw_field(text, "tools")?;
+                r.tools = raw_field(&raw, "tools");
                 if !matches!(
                     o.get("chat_template_kwargs"),
                     None | Some(Value::Null) | Some(Value::Object(_))
                 ) {
                     return Err(bad("chat_template_kwargs", "must be an object"));
                 }
-                r.chat_template_kwargs = raw_field(text, "chat_template_kwargs")?;
+                r.chat_template_kwargs = raw_field(&raw, "chat_template_kwargs");
                 if !matches!(
                     o.get("documents"),
                     None | Some(Value::Null) | Some(Value::Array(_))
                 ) {
                     return Err(bad("documents", "must be a list of objects"));
                 }
-                r.documents = raw_field(text, "documents")?;
+                r.documents = raw_field(&raw, "documents");
                 r.reasoning_effort = opt_str(o, "reasoning_effort")?;
                 if opt_str(o, "chat_template")?.is_some() {
                     r.not_rendered = Some(NotRendered::ChatTemplate);
@@ -732,8 +746,10 @@ mod tests {
         assert_eq!(chat(both).unwrap().max_tokens, Some(5));
         assert_eq!(
             cmpl(r#""max_completion_tokens": "a""#).unwrap().max_tokens,
-            None
+            Some(COMPLETIONS_MAX_TOKENS)
         );
+        assert_eq!(cmpl(r#""max_tokens": null"#).unwrap().max_tokens, Some(16));
+        assert_eq!(chat(r#""max_tokens": null"#).unwrap().max_tokens, None);
         let e = chat(r#""max_completion_tokens": "a""#)
             .unwrap_err()
             .to_string();
