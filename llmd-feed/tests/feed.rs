@@ -273,12 +273,7 @@ fn connects_and_applies_in_order() {
 #[test]
 fn a_gap_is_replayed_in_both_layouts() {
     for layout in [ReplayLayout::WithTopic, ReplayLayout::WithoutTopic] {
-        let s = sched();
-        let (p, ev, rp) = publisher("kv@x@m", 100, layout);
-        let feed = Feed::new(s.clone(), opts());
-        feed.add_pod(pod("a", &ev, Some(&rp))).unwrap();
-        feed.start().unwrap();
-        subscribed(&p);
+        let (s, p, feed, _, _) = following_a_with(100, layout, opts());
         for i in 0..3 {
             p.publish(&block(i));
         }
@@ -311,12 +306,7 @@ fn a_gap_is_replayed_in_both_layouts() {
 
 #[test]
 fn a_gap_the_buffer_no_longer_covers_drops_the_pods_entries() {
-    let s = sched();
-    let (p, ev, rp) = publisher("kv@x@m", 2, ReplayLayout::WithTopic);
-    let feed = Feed::new(s.clone(), opts());
-    feed.add_pod(pod("a", &ev, Some(&rp))).unwrap();
-    feed.start().unwrap();
-    subscribed(&p);
+    let (s, p, feed, _, _) = following_a_with(2, ReplayLayout::WithTopic, opts());
     p.publish(&block(0));
     p.publish(&block(1));
     wait("2 batches", || stats(&feed, "a").events == 2);
@@ -364,9 +354,19 @@ fn without_replay_a_gap_clears_or_keeps_per_the_option() {
 /// (topic `kv@x@m`, 100 batches buffered), subscribed: the scheduler, the
 /// publisher, the feed, and the events and replay endpoints.
 fn following_a() -> (Arc<Scheduler>, Publisher, Feed, String, String) {
+    following_a_with(100, ReplayLayout::WithTopic, opts())
+}
+
+/// [`following_a`] with a publisher buffering `steps` batches, replying in
+/// `layout`, and a feed with options `o`.
+fn following_a_with(
+    steps: usize,
+    layout: ReplayLayout,
+    o: FeedOptions,
+) -> (Arc<Scheduler>, Publisher, Feed, String, String) {
     let s = sched();
-    let (p, ev, rp) = publisher("kv@x@m", 100, ReplayLayout::WithTopic);
-    let feed = Feed::new(s.clone(), opts());
+    let (p, ev, rp) = publisher("kv@x@m", steps, layout);
+    let feed = Feed::new(s.clone(), o);
     feed.add_pod(pod("a", &ev, Some(&rp))).unwrap();
     feed.start().unwrap();
     subscribed(&p);
@@ -906,12 +906,7 @@ fn a_queue_over_its_byte_bound_drops_and_heals_alike() {
 }
 
 fn full_queue_case(options: FeedOptions) {
-    let s = sched();
-    let (p, ev, rp) = publisher("kv@x@m", 10_000, ReplayLayout::WithTopic);
-    let feed = Feed::new(s.clone(), options);
-    feed.add_pod(pod("a", &ev, Some(&rp))).unwrap();
-    feed.start().unwrap();
-    subscribed(&p);
+    let (_s, p, feed, _, _) = following_a_with(10_000, ReplayLayout::WithTopic, options);
     // A burst overruns a one-batch queue unless the worker happens to keep
     // pace with the publisher: burst again (the buffer holds 10,000) until
     // one has overrun it, each burst healed in full before the next.
@@ -948,18 +943,11 @@ fn full_queue_case(options: FeedOptions) {
 
 #[test]
 fn inline_ingest_applies_and_replays_on_the_receiving_thread() {
-    let s = sched();
-    let (p, ev, rp) = publisher("kv@x@m", 100, ReplayLayout::WithTopic);
-    let feed = Feed::new(
-        s.clone(),
-        FeedOptions {
-            concurrency: 0,
-            ..opts()
-        },
-    );
-    feed.add_pod(pod("a", &ev, Some(&rp))).unwrap();
-    feed.start().unwrap();
-    subscribed(&p);
+    let inline = FeedOptions {
+        concurrency: 0,
+        ..opts()
+    };
+    let (s, p, feed, _, _) = following_a_with(100, ReplayLayout::WithTopic, inline);
     for i in 0..3 {
         p.publish(&block(i));
     }
@@ -1506,12 +1494,7 @@ fn settings_that_cannot_run_are_refused_at_start() {
 /// that follow are applied.
 #[test]
 fn a_replay_starting_past_the_live_batch_is_not_taken() {
-    let s = sched();
-    let (p, ev, rp) = publisher("kv@x@m", 10, ReplayLayout::WithTopic);
-    let feed = Feed::new(s.clone(), opts());
-    feed.add_pod(pod("a", &ev, Some(&rp))).unwrap();
-    feed.start().unwrap();
-    subscribed(&p);
+    let (_s, p, feed, _, _) = following_a_with(10, ReplayLayout::WithTopic, opts());
     p.publish(&block(0));
     p.record_only(1_000_000, &block(9));
     p.publish_with_seq(2, &block(2));
@@ -1532,20 +1515,13 @@ fn a_replay_starting_past_the_live_batch_is_not_taken() {
 /// and every pod it serves, for the whole timeout).
 #[test]
 fn a_silent_replay_socket_is_backed_off() {
-    let s = sched();
-    let (p, ev, rp) = publisher("kv@x@m", 10, ReplayLayout::Silent);
-    let feed = Feed::new(
-        s.clone(),
-        FeedOptions {
-            // The back-off after it (twice this) outlasts the test's next
-            // gap on a loaded machine.
-            replay_timeout: Duration::from_secs(2),
-            ..opts()
-        },
-    );
-    feed.add_pod(pod("a", &ev, Some(&rp))).unwrap();
-    feed.start().unwrap();
-    subscribed(&p);
+    let o = FeedOptions {
+        // The back-off after it (twice this) outlasts the test's next gap on
+        // a loaded machine.
+        replay_timeout: Duration::from_secs(2),
+        ..opts()
+    };
+    let (_s, p, feed, _, _) = following_a_with(10, ReplayLayout::Silent, o);
     p.publish(&block(0));
     p.record_only(1, &block(1));
     p.publish(&block(2));
