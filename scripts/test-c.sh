@@ -81,6 +81,11 @@ if [ -f "$ROOT/bindings/go/go.mod" ]; then
   (
     cd "$ROOT/bindings/go"
     export PKG_CONFIG_PATH="$c_prefix/lib/pkgconfig" CGO_ENABLED=1
+    unformatted="$(gofmt -l .)"
+    if [ -n "$unformatted" ]; then
+      echo "gofmt: not formatted: $unformatted" >&2
+      exit 1
+    fi
     go vet ./...
     go test -race -count=1 ./...
     # The benchmarks once each: the C loop they compare against runs too.

@@ -41,34 +41,38 @@ type Pod struct {
 
 // PodStats are one pod's counters.
 type PodStats struct {
-	Name              string   `json:"name"`
-	Address           string   `json:"address"`
-	Events            uint64   `json:"events"`
-	Blocks            uint64   `json:"blocks"`
-	BlocksRemoved     uint64   `json:"blocks_removed"`
-	Gaps              uint64   `json:"gaps"`
-	Duplicates        uint64   `json:"duplicates"`
-	Restarts          uint64   `json:"restarts"`
-	Replays           uint64   `json:"replays"`
-	ReplaysTooOld     uint64   `json:"replays_too_old"`
-	ReplaysIncomplete uint64   `json:"replays_incomplete"`
-	ReplaysFailed     uint64   `json:"replays_failed"`
-	ReplaysSkipped    uint64   `json:"replays_skipped"`
-	Clears            uint64   `json:"clears"`
-	Reconnects        uint64   `json:"reconnects"`
-	HeartbeatTimeouts uint64   `json:"heartbeat_timeouts"`
-	ConnectFailures   uint64   `json:"connect_failures"`
-	Malformed         uint64   `json:"malformed"`
-	DecodeErrors      uint64   `json:"decode_errors"`
-	QueueDrops        uint64   `json:"queue_drops"`
-	NotApplied        uint64   `json:"not_applied"`
-	Scrapes           uint64   `json:"scrapes"`
-	ScrapeErrors      uint64   `json:"scrape_errors"`
-	Evictions         uint64   `json:"evictions"`
-	LastEventAgeS     *float64 `json:"last_event_age_s"`
-	LastScrapeAgeS    *float64 `json:"last_scrape_age_s"`
-	Up                bool     `json:"up"`
-	Registered        bool     `json:"registered"`
+	Name              string `json:"name"`
+	Address           string `json:"address"`
+	Events            uint64 `json:"events"`
+	Blocks            uint64 `json:"blocks"`
+	BlocksRemoved     uint64 `json:"blocks_removed"`
+	Gaps              uint64 `json:"gaps"`
+	Duplicates        uint64 `json:"duplicates"`
+	Restarts          uint64 `json:"restarts"`
+	Replays           uint64 `json:"replays"`
+	ReplaysTooOld     uint64 `json:"replays_too_old"`
+	ReplaysIncomplete uint64 `json:"replays_incomplete"`
+	ReplaysFailed     uint64 `json:"replays_failed"`
+	ReplaysSkipped    uint64 `json:"replays_skipped"`
+	Clears            uint64 `json:"clears"`
+	Reconnects        uint64 `json:"reconnects"`
+	HeartbeatTimeouts uint64 `json:"heartbeat_timeouts"`
+	ConnectFailures   uint64 `json:"connect_failures"`
+	Malformed         uint64 `json:"malformed"`
+	DecodeErrors      uint64 `json:"decode_errors"`
+	QueueDrops        uint64 `json:"queue_drops"`
+	NotApplied        uint64 `json:"not_applied"`
+	Scrapes           uint64 `json:"scrapes"`
+	ScrapeErrors      uint64 `json:"scrape_errors"`
+	Evictions         uint64 `json:"evictions"`
+	// RegistrationFailures counts scrapes of an evicted pod that answered
+	// but could not be registered again (e.g. the index's endpoint slots
+	// all taken); it stays unroutable and is tried at each scrape.
+	RegistrationFailures uint64   `json:"registration_failures"`
+	LastEventAgeS        *float64 `json:"last_event_age_s"`
+	LastScrapeAgeS       *float64 `json:"last_scrape_age_s"`
+	Up                   bool     `json:"up"`
+	Registered           bool     `json:"registered"`
 }
 
 // FeedSetting is a configuration setting and what the feed does with it.
@@ -273,6 +277,20 @@ func (f *Feed) BindEvents(endpoint string) (string, error) {
 		return nil
 	})
 	return out, err
+}
+
+// BoundEndpoints returns the endpoints bound for pods that dial in
+// (BindEvents and the configuration's zmqEndpoint), as bound: a port 0 asked
+// for is the port given.
+func (f *Feed) BoundEndpoints() ([]string, error) {
+	var bound []string
+	raw, err := f.text(func(h *C.llmd_feed, out **C.llmd_string, e **C.llmd_error) C.llmd_status {
+		return C.llmd_feed_bound_endpoints_json(h, out, e)
+	})
+	if err := decodeJSON(raw, err, &bound); err != nil {
+		return nil, err
+	}
+	return bound, nil
 }
 
 // Start starts the feed's threads; a stopped feed cannot start again.

@@ -141,6 +141,9 @@ func TestFeedScrapesAPodAndReports(t *testing.T) {
 	if err != nil || !strings.HasPrefix(ep, "tcp://127.0.0.1:") {
 		t.Fatalf("bind: %q %v", ep, err)
 	}
+	if bound, err := f.BoundEndpoints(); err != nil || len(bound) != 1 || bound[0] != ep {
+		t.Fatalf("bound endpoints: %q %v, want [%q]", bound, err, ep)
+	}
 	var le *Error
 	if err := f.RemovePod("nope"); !errors.As(err, &le) || le.Code != "unknown_pod" || !errors.Is(err, ErrUnknownEndpoint) {
 		t.Fatalf("unknown pod: %v", err)

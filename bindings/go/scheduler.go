@@ -45,7 +45,24 @@ type Metrics struct {
 
 // ApplyStats counts what one KV-event batch changed.
 type ApplyStats struct {
-	Stored, Removed, Cleared, Skipped uint32
+	Stored, Removed, Cleared uint32
+	// Skipped counts blocks or events not placed, all reasons: the sum of
+	// the three Skipped* fields below.
+	Skipped uint32
+	// SkippedUnknownParent: router keys whose parent or engine key was never
+	// stored, whose parent ends inside a router block, or too few tokens.
+	SkippedUnknownParent uint32
+	// SkippedUnknownMedium: events on a medium other than GPU, CPU or storage.
+	SkippedUnknownMedium uint32
+	// SkippedStale: events of an endpoint removed while its batch was on the way.
+	SkippedStale uint32
+	// ParityMismatches: published keys that differ from the router's own
+	// hash of the same tokens (the configured seed, algorithm or block size
+	// is wrong).
+	ParityMismatches uint32
+	// Superseded: events before the batch's last AllBlocksCleared, which
+	// that clear erases (not applied one by one, in none of the other counts).
+	Superseded uint32
 	// SeqStatus is what the sequence number said (SeqNone without one).
 	SeqStatus SeqStatus
 	// Ignored is true when the batch was dropped as a duplicate.
@@ -342,10 +359,18 @@ func (s *Scheduler) ingest(endpoint string, payload []byte, seq *uint64) (ApplyS
 		return takeError(rc, e)
 	})
 	return ApplyStats{
-		Stored: uint32(st.stored), Removed: uint32(st.removed),
-		Cleared: uint32(st.cleared), Skipped: uint32(st.skipped),
-		SeqStatus: SeqStatus(st.seq_status), Ignored: st.ignored != 0,
-		Missing: uint64(st.missing),
+		Stored:               uint32(st.stored),
+		Removed:              uint32(st.removed),
+		Cleared:              uint32(st.cleared),
+		Skipped:              uint32(st.skipped),
+		SkippedUnknownParent: uint32(st.skipped_unknown_parent),
+		SkippedUnknownMedium: uint32(st.skipped_unknown_medium),
+		SkippedStale:         uint32(st.skipped_stale),
+		ParityMismatches:     uint32(st.parity_mismatches),
+		Superseded:           uint32(st.superseded),
+		SeqStatus:            SeqStatus(st.seq_status),
+		Ignored:              st.ignored != 0,
+		Missing:              uint64(st.missing),
 	}, err
 }
 

@@ -218,6 +218,35 @@ func TestKVEventsSteerPicks(t *testing.T) {
 	}
 }
 
+func TestIngestCountsSupersededEvents(t *testing.T) {
+	s := newPods(t, preciseConfig)
+	defer s.Close()
+	// testBatch's stored event, a clear, the event, a clear, the event.
+	ev := testBatch[11:70]
+	clear := testBatch[len(testBatch)-19 : len(testBatch)-1]
+	b := append(append([]byte{}, testBatch[:10]...), 0x95)
+	for i := 0; i < 5; i++ {
+		if i%2 == 1 {
+			b = append(b, clear...)
+		} else {
+			b = append(b, ev...)
+		}
+	}
+	b = append(b, 0x00)
+	st, err := s.IngestKVEvents("pod-a", b)
+	if err != nil || st.Superseded != 3 || st.Cleared != 1 || st.Stored != 2 || st.Skipped != 0 {
+		t.Fatalf("stats = %+v, err = %v", st, err)
+	}
+	// An unknown medium is skipped with its reason.
+	nvme := append(append([]byte{}, testBatch[:10]...), 0x91)
+	nvme = append(nvme, testBatch[11:66]...)
+	nvme = append(nvme, 0xa3, 'X', 'Y', 'Z', 0x00)
+	st, err = s.IngestKVEvents("pod-b", nvme)
+	if err != nil || st.Skipped != 1 || st.SkippedUnknownMedium != 1 || st.Stored != 0 {
+		t.Fatalf("stats = %+v, err = %v", st, err)
+	}
+}
+
 func TestConcurrentGoroutines(t *testing.T) {
 	s := newPods(t, "")
 	defer s.Close()

@@ -51,6 +51,7 @@ const COUNTERS: &[CounterFamily] = &[
         ("result=\"error\"", |s| &s.scrape_errors),
     ]),
     ("llmd_feed_evictions_total", "Times a pod was removed from the scheduler for not answering its scrapes", &[("", |s| &s.evictions)]),
+    ("llmd_feed_registration_failures_total", "Scrapes of an evicted pod that answered but could not be registered in the scheduler again (e.g. the prefix index's endpoint slots all taken)", &[("", |s| &s.registration_failures)]),
 ];
 
 fn labels(pod: &str, extra: &str) -> String {

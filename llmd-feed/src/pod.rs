@@ -158,6 +158,7 @@ pub(crate) struct PodStats {
     pub scrape_errors: AtomicU64,
     pub consecutive_scrape_failures: AtomicU64,
     pub evictions: AtomicU64,
+    pub registration_failures: AtomicU64,
     pub last_event_unix_ns: AtomicU64,
     pub last_scrape_unix_ns: AtomicU64,
     pub up: AtomicBool,
@@ -206,6 +207,7 @@ impl PodStats {
             scrape_errors: z(),
             consecutive_scrape_failures: z(),
             evictions: z(),
+            registration_failures: z(),
             last_event_unix_ns: z(),
             last_scrape_unix_ns: z(),
             up: AtomicBool::new(true),
@@ -274,6 +276,10 @@ pub struct PodStatsSnapshot {
     pub scrape_errors: u64,
     /// Times the pod was removed from the scheduler for not answering.
     pub evictions: u64,
+    /// Scrapes after an eviction whose pod answered but could not be
+    /// registered in the scheduler again (e.g. the prefix index's endpoint
+    /// slots all taken): it stays unroutable, and is tried at each scrape.
+    pub registration_failures: u64,
     /// Seconds since the last applied batch (`None`: none yet).
     pub last_event_age_s: Option<f64>,
     /// Seconds since the last successful scrape (`None`: none yet).
@@ -575,6 +581,7 @@ impl Pod {
             scrapes: g(&s.scrapes),
             scrape_errors: g(&s.scrape_errors),
             evictions: g(&s.evictions),
+            registration_failures: g(&s.registration_failures),
             last_event_age_s: age(&s.last_event_unix_ns),
             last_scrape_age_s: age(&s.last_scrape_unix_ns),
             up: s.up.load(Ordering::Relaxed),

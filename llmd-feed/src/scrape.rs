@@ -28,20 +28,37 @@ pub(crate) fn run(sched: &Scheduler, opts: &FeedOptions, pod: &PodRef, feed: &St
         let parsed = r.ok().and_then(|text| parse_metrics_text(&text, 0).ok());
         let ok = match parsed {
             Some(metrics) => {
-                if !st.registered.load(Ordering::Acquire)
-                    && pod
-                        .unless_removed(|| register(sched, pod))
-                        .is_some_and(|r| r.is_ok())
-                {
-                    // Back after an eviction: a fresh registration whose
-                    // event streams start over (and catch up by replay).
-                    // Cleared outside `membership` (taken after `streams`
-                    // elsewhere).
-                    pod.streams.lock().unwrap().clear();
+                let registered = if st.registered.load(Ordering::Acquire) {
+                    Some(true)
+                } else {
+                    match pod.unless_removed(|| register(sched, pod)) {
+                        Some(Ok(())) => {
+                            // Back after an eviction: a fresh registration
+                            // whose event streams start over (and catch up by
+                            // replay). Cleared outside `membership` (taken
+                            // after `streams` elsewhere).
+                            pod.streams.lock().unwrap().clear();
+                            Some(true)
+                        }
+                        // The scheduler refused it (e.g. the prefix index's
+                        // endpoint slots are taken): the pod answers but is
+                        // not routable. Counted apart from failed scrapes,
+                        // and tried again at the next scrape.
+                        Some(Err(_)) => {
+                            PodStats::inc(&st.registration_failures);
+                            Some(false)
+                        }
+                        None => None,
+                    }
+                };
+                match registered {
+                    // Nothing of a removed pod reaches the scheduler.
+                    Some(true) => pod
+                        .unless_removed(|| sched.update_endpoint_metrics(pod.name(), metrics))
+                        .is_some_and(|r| r.is_ok()),
+                    Some(false) => true,
+                    None => false,
                 }
-                // Nothing of a removed pod reaches the scheduler.
-                pod.unless_removed(|| sched.update_endpoint_metrics(pod.name(), metrics))
-                    .is_some_and(|r| r.is_ok())
             }
             None => false,
         };

@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -735,6 +736,66 @@ fn a_pod_whose_page_does_not_parse_stays_evicted() {
     assert_eq!((p.evictions, p.registered, p.up), (1, false, false));
     assert!(p.scrape_errors >= 10 && p.scrapes == 0, "{p:?}");
     assert!(s.endpoint_names().is_empty());
+}
+
+/// An evicted pod that answers again while the scheduler cannot take it
+/// (the prefix index's one endpoint slot taken meanwhile) is counted as a
+/// registration failure, not as failing scrapes, and is registered once a
+/// slot frees.
+#[test]
+fn a_pod_that_cannot_be_registered_again_is_counted_apart() {
+    let yaml = CONFIG.replace(
+        "- type: precise-prefix-cache-producer\n",
+        "- type: precise-prefix-cache-producer\n  parameters: {maxEndpoints: 1}\n",
+    );
+    let s = Arc::new(Scheduler::from_config_str(&yaml).unwrap());
+    let good = Arc::new(AtomicBool::new(false));
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let answers_good = good.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut buf = [0u8; 2048];
+            let _ = s.read(&mut buf);
+            let body = if answers_good.load(Ordering::SeqCst) {
+                "vllm:num_requests_waiting{model_name=\"m\"} 3\n"
+            } else {
+                "hello_world 1\n"
+            };
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let feed = Feed::new(s.clone(), evicting(Duration::from_millis(200)));
+    feed.add_pod(PodSpec::new("a", addr.clone())).unwrap();
+    feed.start().unwrap();
+    wait("the eviction", || stats(&feed, "a").evictions == 1);
+    s.add_endpoint(llmd_sched::Endpoint::new("other", "10.0.0.9:8000"))
+        .unwrap();
+    let errors = stats(&feed, "a").scrape_errors;
+    good.store(true, Ordering::SeqCst);
+    wait("refused registrations", || {
+        stats(&feed, "a").registration_failures >= 2
+    });
+    let p = stats(&feed, "a");
+    assert!(!p.registered && p.up && p.scrapes >= 2, "{p:?}");
+    // Answering scrapes are no scrape errors (at most the one in flight
+    // when the page changed).
+    assert!(p.scrape_errors <= errors + 1, "{p:?} after {errors}");
+    assert_eq!(s.endpoint_names(), vec!["other".to_string()]);
+    assert!(feed
+        .render_metrics()
+        .contains("llmd_feed_registration_failures_total{pod=\"a\"}"));
+    s.remove_endpoint("other").unwrap();
+    wait("the registration", || stats(&feed, "a").registered);
+    wait("its metrics", || {
+        s.endpoint_state("a")
+            .is_ok_and(|e| e.waiting_queue_size() == 3)
+    });
 }
 
 /// A data source asking for https (which the feed does not speak) turns

@@ -159,6 +159,39 @@ fn blocks_not_placed_are_counted_by_reason_and_not_as_stored() {
 }
 
 #[test]
+fn events_a_later_clear_erases_are_reported_as_superseded() {
+    use llmd_kvindex::events::KvEvent;
+    let (s, _) = sched(&precise(""));
+    s.add_endpoint(ep("e1", metrics(0, 0, 0.0))).unwrap();
+    let p = tokens(64, 6);
+    // Store, clear, store, clear, store: the first three events are erased
+    // by the last clear and are in no other count.
+    let r = s
+        .ingest_kv_events(
+            "e1",
+            &batch(vec![
+                stored(1, None, &p, None),
+                KvEvent::AllBlocksCleared,
+                stored(1, None, &p, None),
+                KvEvent::AllBlocksCleared,
+                stored(1, None, &p[..32], None),
+            ]),
+            None,
+        )
+        .unwrap();
+    let st = r.stats;
+    assert_eq!(
+        (st.superseded, st.cleared, st.stored, st.skipped),
+        (3, 1, 2, 0)
+    );
+    // The index ends as if every event had been applied.
+    assert_eq!(st.stored_by_tier, [2, 0, 0]);
+    assert!(s
+        .render_metrics()
+        .contains("llmd_kvindex_events_applied_total{endpoint=\"e1\"} 5"));
+}
+
+#[test]
 fn array_form_parent_zero_is_a_chain_root() {
     // llm-d-inference-sim's default (array) form names parent 0 for a
     // chain's first block; llm-d reads it as "no parent".

@@ -495,9 +495,17 @@ fn tool_call(item: &Value) -> Result<Value, TokenizeError> {
     let args = string(&f, "arguments", "'function.arguments'")?;
     // `_postprocess_messages`: arguments become a mapping, `{}` when empty
     // or not a JSON object.
-    let args = match serde_json::from_str::<Value>(args.as_str().unwrap_or_default()) {
+    // Parsed as Python's `json.loads` (`NaN`, integers of any size, a
+    // repeated key's last value); a value it cannot hold exactly is
+    // `NotExact`.
+    let args = match crate::pyjson::loads(args.as_str().unwrap_or_default()) {
         Ok(v) if v.kind() == ValueKind::Map => v,
-        _ => Value::from_iter(Vec::<(Value, Value)>::new()),
+        Ok(_) | Err(crate::pyjson::Loads::Invalid) => {
+            Value::from_iter(Vec::<(Value, Value)>::new())
+        }
+        Err(crate::pyjson::Loads::NotExact(why)) => {
+            return Err(TokenizeError::NotExact(why.to_string()))
+        }
     };
     let func = obj([("arguments", args), ("name", name)]);
     Ok(obj([
@@ -754,6 +762,53 @@ mod tests {
         assert_eq!(detect_content_format(commented), ContentFormat::String);
         let after = format!("{commented}{{% for m in messages %}}{{% for c in m.content %}}{{% endfor %}}{{% endfor %}}");
         assert_eq!(detect_content_format(&after), ContentFormat::OpenAi);
+    }
+
+    #[test]
+    fn tool_call_arguments_are_read_as_python_json_loads_reads_them() {
+        let call = |args: &str| -> Result<String, TokenizeError> {
+            let msgs = Value::from(vec![obj([
+                ("role", Value::from("assistant")),
+                ("content", Value::from(())),
+                (
+                    "tool_calls",
+                    Value::from(vec![obj([
+                        ("id", Value::from("c")),
+                        (
+                            "function",
+                            obj([("name", Value::from("f")), ("arguments", Value::from(args))]),
+                        ),
+                    ])]),
+                ),
+            ])]);
+            let out = normalize_messages(&msgs, ContentFormat::String, "")?;
+            let calls = out[0].get_attr("tool_calls").unwrap();
+            let f = calls
+                .get_item(&Value::from(0))
+                .unwrap()
+                .get_attr("function")
+                .unwrap();
+            Ok(
+                crate::pyfmt::json_dumps(&f.get_attr("arguments").unwrap(), &Default::default())
+                    .unwrap(),
+            )
+        };
+        // json.dumps(json.loads(args)), from Python 3.11.
+        assert_eq!(
+            call(r#"{"x": NaN, "n": 123456789012345678901234567890, "z": -0, "x": 1e400}"#)
+                .unwrap(),
+            r#"{"x": Infinity, "n": 123456789012345678901234567890, "z": 0}"#
+        );
+        // Not JSON, or not an object: `{}`.
+        assert_eq!(call("{'x': 1}").unwrap(), "{}");
+        assert_eq!(call("[1]").unwrap(), "{}");
+        // What Python holds and a template value cannot.
+        assert!(matches!(
+            call(r#"{"s": "\ud800"}"#),
+            Err(TokenizeError::NotExact(_))
+        ));
+        let huge = format!(r#"{{"n": {}}}"#, "1".repeat(60));
+        assert!(matches!(call(&huge), Err(TokenizeError::NotExact(_))));
     }
 
     #[test]

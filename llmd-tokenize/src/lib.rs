@@ -38,6 +38,7 @@
 
 pub mod chat;
 pub mod pyfmt;
+mod pyjson;
 mod session;
 pub mod template;
 mod tokenizer;

@@ -395,12 +395,24 @@ typedef struct {
   uint32_t removed;
   // Caches cleared.
   uint32_t cleared;
-  // Blocks that found no room.
+  // Blocks that could not be placed (router keys: unknown parent or
+  // engine key, a parent ending inside a router block, too few tokens for
+  // a router block). Not counted in `stored`.
   uint32_t unplaceable;
   // Events with a medium this library does not know.
   uint32_t unknown_media;
-  // Events ignored (e.g. unknown parent).
+  // Events ignored: the endpoint is being removed, or the index is in
+  // approximate mode.
   uint32_t ignored;
+  // Engine parity: parent-less `BlockStored` events re-hashed as a
+  // self-check.
+  uint32_t parity_checks;
+  // Self-checks whose key differed from the event's: the hasher's seed,
+  // algorithm or block size is wrong.
+  uint32_t parity_mismatches;
+  // Events before the batch's last `AllBlocksCleared`, which that clear
+  // erases: not applied one by one, in none of the other counts.
+  uint32_t superseded;
 } llmd_index_apply_report;
 
 // One endpoint's longest consecutive prefix match.
@@ -437,7 +449,8 @@ typedef struct {
   uint32_t removed;
   // Endpoint caches cleared.
   uint32_t cleared;
-  // Blocks skipped (unknown parent, block-size mismatch, missing tokens).
+  // Blocks or events not placed, all reasons: the sum of the
+  // `skipped_*` fields below.
   uint32_t skipped;
   // What the sequence number said ([`llmd_seq_status`] value); `NONE`
   // when no sequence number was given or for a pre-decoded batch.
@@ -446,6 +459,22 @@ typedef struct {
   uint32_t ignored;
   // Batches lost before this one when `seq_status` is `GAP`, else 0.
   uint64_t missing;
+  // Of `skipped`: router keys whose parent or engine key was never
+  // stored, whose parent ends inside a router block, or too few tokens
+  // for a block.
+  uint32_t skipped_unknown_parent;
+  // Of `skipped`: events with a `medium` that is not GPU, CPU or storage.
+  uint32_t skipped_unknown_medium;
+  // Of `skipped`: events of an endpoint removed while its batch was on
+  // the way.
+  uint32_t skipped_stale;
+  // Engine parity: published keys that differ from the router's own hash
+  // of the same tokens (the configured seed, algorithm or block size is
+  // wrong).
+  uint32_t parity_mismatches;
+  // Events before the batch's last `AllBlocksCleared`, which that clear
+  // erases: not applied one by one, in none of the other counts.
+  uint32_t superseded;
 } llmd_apply_stats;
 
 // What is known about a finished request.
@@ -965,6 +994,14 @@ uint64_t llmd_feed_unknown_publisher_messages(const llmd_feed *f);
 // # Safety
 // `f` NULL or live; `out` valid for a write; `err` NULL or valid.
 llmd_status llmd_feed_pods_json(const llmd_feed *f, llmd_string **out, llmd_error **err);
+
+// The endpoints bound for pods that dial in (`llmd_feed_bind_events` and
+// the configuration's `zmqEndpoint`), as a JSON list of strings, as bound:
+// a port 0 asked for is the port given.
+//
+// # Safety
+// `f` NULL or live; `out` valid for a write; `err` NULL or valid.
+llmd_status llmd_feed_bound_endpoints_json(const llmd_feed *f, llmd_string **out, llmd_error **err);
 
 // Per-pod counters as JSON: `{"<pod>": {"events": …, "blocks": …,
 // "gaps": …, "replays": …, "reconnects": …, "scrape_errors": …,

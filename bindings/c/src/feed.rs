@@ -339,6 +339,27 @@ pub unsafe extern "C" fn llmd_feed_pods_json(
     unsafe { text_out(f, out, err, |f| json(serde_json::to_string(&f.pods()))) }
 }
 
+/// The endpoints bound for pods that dial in (`llmd_feed_bind_events` and
+/// the configuration's `zmqEndpoint`), as a JSON list of strings, as bound:
+/// a port 0 asked for is the port given.
+///
+/// # Safety
+/// `f` NULL or live; `out` valid for a write; `err` NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn llmd_feed_bound_endpoints_json(
+    f: *const llmd_feed,
+    out: *mut *mut llmd_string,
+    err: *mut *mut llmd_error,
+) -> llmd_status {
+    // SAFETY: caller contract.
+    unsafe {
+        text_out(f, out, err, |f| {
+            let bound: Vec<String> = f.bound_endpoints().iter().map(|e| e.to_string()).collect();
+            json(serde_json::to_string(&bound))
+        })
+    }
+}
+
 /// Per-pod counters as JSON: `{"<pod>": {"events": …, "blocks": …,
 /// "gaps": …, "replays": …, "reconnects": …, "scrape_errors": …,
 /// "last_event_age_s": …, …}}`.

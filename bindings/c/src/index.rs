@@ -243,6 +243,9 @@ pub unsafe extern "C" fn llmd_index_apply_batch(
                     unplaceable: r.unplaceable,
                     unknown_media: r.unknown_media,
                     ignored: r.ignored,
+                    parity_checks: r.parity_checks,
+                    parity_mismatches: r.parity_mismatches,
+                    superseded: r.superseded,
                 };
             }
             Ok(())

@@ -81,12 +81,24 @@ pub struct llmd_index_apply_report {
     pub removed: u32,
     /// Caches cleared.
     pub cleared: u32,
-    /// Blocks that found no room.
+    /// Blocks that could not be placed (router keys: unknown parent or
+    /// engine key, a parent ending inside a router block, too few tokens for
+    /// a router block). Not counted in `stored`.
     pub unplaceable: u32,
     /// Events with a medium this library does not know.
     pub unknown_media: u32,
-    /// Events ignored (e.g. unknown parent).
+    /// Events ignored: the endpoint is being removed, or the index is in
+    /// approximate mode.
     pub ignored: u32,
+    /// Engine parity: parent-less `BlockStored` events re-hashed as a
+    /// self-check.
+    pub parity_checks: u32,
+    /// Self-checks whose key differed from the event's: the hasher's seed,
+    /// algorithm or block size is wrong.
+    pub parity_mismatches: u32,
+    /// Events before the batch's last `AllBlocksCleared`, which that clear
+    /// erases: not applied one by one, in none of the other counts.
+    pub superseded: u32,
 }
 
 /// Index-wide statistics.

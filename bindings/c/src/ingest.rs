@@ -24,7 +24,8 @@ pub struct llmd_apply_stats {
     pub removed: u32,
     /// Endpoint caches cleared.
     pub cleared: u32,
-    /// Blocks skipped (unknown parent, block-size mismatch, missing tokens).
+    /// Blocks or events not placed, all reasons: the sum of the
+    /// `skipped_*` fields below.
     pub skipped: u32,
     /// What the sequence number said ([`llmd_seq_status`] value); `NONE`
     /// when no sequence number was given or for a pre-decoded batch.
@@ -33,6 +34,22 @@ pub struct llmd_apply_stats {
     pub ignored: u32,
     /// Batches lost before this one when `seq_status` is `GAP`, else 0.
     pub missing: u64,
+    /// Of `skipped`: router keys whose parent or engine key was never
+    /// stored, whose parent ends inside a router block, or too few tokens
+    /// for a block.
+    pub skipped_unknown_parent: u32,
+    /// Of `skipped`: events with a `medium` that is not GPU, CPU or storage.
+    pub skipped_unknown_medium: u32,
+    /// Of `skipped`: events of an endpoint removed while its batch was on
+    /// the way.
+    pub skipped_stale: u32,
+    /// Engine parity: published keys that differ from the router's own hash
+    /// of the same tokens (the configured seed, algorithm or block size is
+    /// wrong).
+    pub parity_mismatches: u32,
+    /// Events before the batch's last `AllBlocksCleared`, which that clear
+    /// erases: not applied one by one, in none of the other counts.
+    pub superseded: u32,
 }
 
 /// Sequence status of an ingested batch (per endpoint and data-parallel rank).
@@ -87,6 +104,11 @@ fn stats_of(applied: llmd_sched::kv::ApplyStats) -> llmd_apply_stats {
         removed: applied.removed,
         cleared: applied.cleared,
         skipped: applied.skipped,
+        skipped_unknown_parent: applied.skipped_unknown_parent,
+        skipped_unknown_medium: applied.skipped_unknown_medium,
+        skipped_stale: applied.skipped_stale,
+        parity_mismatches: applied.parity_mismatches,
+        superseded: applied.superseded,
         ..Default::default()
     }
 }

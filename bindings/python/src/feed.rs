@@ -227,6 +227,18 @@ impl PyFeed {
         self.inner.pods()
     }
 
+    /// The endpoints bound for pods that dial in (`bind_events` and the
+    /// configuration's `zmqEndpoint`), as bound: a port 0 asked for is the
+    /// port given.
+    #[getter]
+    fn bound_endpoints(&self) -> Vec<String> {
+        self.inner
+            .bound_endpoints()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
     /// Per-pod counters by name: events, blocks, gaps, duplicates, restarts,
     /// replays (ok / too old / incomplete / failed), clears, reconnects,
     /// heartbeat timeouts, connect failures, malformed messages, decode

@@ -216,6 +216,7 @@ impl PyKvIndex {
         d.set_item("parity_checks", r.parity_checks)?;
         d.set_item("parity_mismatches", r.parity_mismatches)?;
         d.set_item("ignored", r.ignored)?;
+        d.set_item("superseded", r.superseded)?;
         seq_fields(&d, status)?;
         Ok(d)
     }

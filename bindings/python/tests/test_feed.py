@@ -144,7 +144,9 @@ def test_vllm_payloads_gaps_and_duplicates(direction: str, with_topic: bool) -> 
             feed.add_pod("pod-a", "127.0.0.7:8000", events=pub.bind(), replay=pub.replay_endpoint, scrape=False)
         else:
             feed.add_pod("pod-a", "127.0.0.7:8000", replay=pub.replay_endpoint, scrape=False)
-            pub.connect(feed.bind_events("tcp://127.0.0.1:0"))
+            bound = feed.bind_events("tcp://127.0.0.1:0")
+            assert bound != "tcp://127.0.0.1:0" and feed.bound_endpoints == [bound]
+            pub.connect(bound)
         with feed:
             pub.wait_subscribed()
             lost = 3
@@ -158,6 +160,7 @@ def test_vllm_payloads_gaps_and_duplicates(direction: str, with_topic: bool) -> 
             wait_for("the good batches", lambda: pod_stats(feed, "pod-a")["events"] == len(good))
             wait_for("the replay", lambda: pod_stats(feed, "pod-a")["replays"] == 1)
             st = pod_stats(feed, "pod-a")
+            assert set(st) == set(llmd.PodStats.__annotations__)
             assert (st["gaps"], st["replays"], st["clears"], st["restarts"]) == (1, 1, 0, 0), st
             assert st["duplicates"] >= 1
             assert st["malformed"] == 0 and st["queue_drops"] == 0

@@ -6,6 +6,7 @@ import threading
 
 import kv_events
 import pytest
+from conftest import CONFIGS_DIR
 
 import llmd
 
@@ -41,6 +42,18 @@ def test_engine_parity_matches_vllm_keys() -> None:
     wrong = llmd.KvIndex(hasher=llmd.BlockHasher(seed="1", algo="sha256", vllm_version="0.20.0"))
     assert wrong.apply_event_batch("pod-a", stored, model="m")["parity_mismatches"] == 1
     assert wrong.stats()["parity_mismatches"] == 1
+
+
+def test_events_a_later_clear_erases_are_reported_as_superseded() -> None:
+    tokens = list(range(300, 300 + 64))
+    store = kv_events.stored(list(range(10, 14)), tokens)
+    events = kv_events.batch([store, kv_events.cleared(), store, kv_events.cleared(), store])
+    r = llmd.KvIndex(block_size=16).apply_event_batch("pod-a", events, model="m")
+    assert (r["superseded"], r["cleared"], r["stored"]) == (3, 1, 4)
+    s = llmd.Scheduler.from_file(CONFIGS_DIR / "02-precise-prefix-kv-events.yaml")
+    s.add_endpoint("pod-a", "10.0.0.1:8000")
+    ingested = s.ingest_kv_events("pod-a", events)
+    assert (ingested["superseded"], ingested["cleared"], ingested["stored"], ingested["skipped"]) == (3, 1, 4, 0)
 
 
 def test_router_keys_prompt_match() -> None:

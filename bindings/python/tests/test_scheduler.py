@@ -86,6 +86,8 @@ def test_precise_prefix_routing_end_to_end() -> None:
         "skipped_unknown_parent": 0,
         "skipped_unknown_medium": 0,
         "skipped_stale": 0,
+        "parity_mismatches": 0,
+        "superseded": 0,
         "seq_status": "first",
         "missing": 0,
     }

@@ -38,6 +38,11 @@ pub struct ApplyStats {
     /// Engine parity: published keys that differ from the router's own hash
     /// of the same tokens (the configured seed, algorithm or block size is wrong).
     pub parity_mismatches: u32,
+    /// Events before a batch's last `AllBlocksCleared`, which that clear
+    /// erases: they are not applied one by one (the index ends as if they
+    /// were), are in none of the other counts, and count as applied in
+    /// `llmd_kvindex_events_applied_total`.
+    pub superseded: u32,
     /// Blocks moved between tiers, `moves[from][to]` (`Tier as usize`):
     /// offloads (GPU to CPU or storage) and reloads (back).
     pub moves: [[u32; 3]; 3],
@@ -63,6 +68,7 @@ impl ApplyStats {
         self.skipped_unknown_medium += o.skipped_unknown_medium;
         self.skipped_stale += o.skipped_stale;
         self.parity_mismatches += o.parity_mismatches;
+        self.superseded += o.superseded;
         for (row, o_row) in self.moves.iter_mut().zip(&o.moves) {
             for (m, o_m) in row.iter_mut().zip(o_row) {
                 *m += o_m;

@@ -247,6 +247,7 @@ impl KvBackend for UidKvIndex {
             // A slot found inactive: its endpoint is being removed.
             skipped_stale: r.ignored,
             parity_mismatches: r.parity_mismatches,
+            superseded: r.superseded,
             moves: r.moves,
         }
     }

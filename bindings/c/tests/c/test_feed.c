@@ -144,6 +144,11 @@ int main(void) {
   llmd_string *bound = NULL;
   CHECK_STATUS(LLMD_STATUS_OK, llmd_feed_bind_events(f, S("tcp://127.0.0.1:0"), &bound, &err), &err);
   CHECK(bound != NULL && strncmp(llmd_string_data(bound), "tcp://127.0.0.1:", 16) == 0);
+  char want[96];
+  snprintf(want, sizeof want, "[\"%s\"]", llmd_string_data(bound));
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_feed_bound_endpoints_json(f, &text, &err), &err);
+  CHECK(strcmp(llmd_string_data(text), want) == 0);
+  llmd_string_free(text);
   llmd_string_free(bound);
 
   CHECK_STATUS(LLMD_STATUS_UNKNOWN_ENDPOINT, llmd_feed_remove_pod(f, S("nope"), &err), &err);

@@ -34,8 +34,10 @@ static void test_router_keys(void) {
   CHECK_STATUS(LLMD_STATUS_OK, llmd_event_batch_decode(STORED, sizeof STORED, &batch, &err), &err);
   llmd_index_apply_report rep;
   memset(&rep, 0, sizeof rep);
+  memset(&rep, 0xff, sizeof rep);
   CHECK_STATUS(LLMD_STATUS_OK, llmd_index_apply_batch(ix, b, S("llama"), batch, &rep, &err), &err);
-  CHECK(rep.stored == 2);
+  CHECK(rep.stored == 2 && rep.unplaceable == 0 && rep.ignored == 0 && rep.superseded == 0);
+  CHECK(rep.parity_checks == 0 && rep.parity_mismatches == 0); /* router keys: no self-check */
   llmd_event_batch_free(batch);
 
   uint32_t tokens[48];

@@ -285,6 +285,44 @@ static const char PRECISE[] =
     "    weight: 1\n"
     "  - pluginRef: max-score-picker\n";
 
+/* STORED_ONLY's event, a clear, the event, a clear, the event: one batch. */
+static size_t superseding_batch(uint8_t *out) {
+  static const uint8_t CLEAR[] = {0x91, 0xb0, 'A', 'l', 'l', 'B', 'l', 'o', 'c',
+                                  'k',  's',  'C', 'l', 'e', 'a', 'r', 'e', 'd'};
+  const uint8_t *ev = STORED_ONLY + 11; /* after [ts, [ */
+  size_t ev_len = sizeof STORED_ONLY - 12, n = 10;
+  memcpy(out, STORED_ONLY, n);
+  out[n++] = 0x95;
+  for (int i = 0; i < 5; i++) {
+    memcpy(out + n, i % 2 ? CLEAR : ev, i % 2 ? sizeof CLEAR : ev_len);
+    n += i % 2 ? sizeof CLEAR : ev_len;
+  }
+  out[n++] = 0x00;
+  return n;
+}
+
+static void test_ingest_counts_by_reason(void) {
+  llmd_scheduler *s = NULL;
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_new(S(PRECISE), NULL, &s, &err), &err);
+  add_pods(s);
+  uint8_t payload[256];
+  size_t n = superseding_batch(payload);
+  llmd_apply_stats st;
+  memset(&st, 0xff, sizeof st);
+  CHECK_STATUS(LLMD_STATUS_OK, llmd_scheduler_ingest_kv_events(s, S("pod-a"), payload, n, NULL, &st, &err), &err);
+  CHECK(st.superseded == 3 && st.cleared == 1 && st.stored == 2 && st.skipped == 0);
+  CHECK(st.skipped_unknown_parent == 0 && st.skipped_unknown_medium == 0 && st.skipped_stale == 0);
+  CHECK(st.parity_mismatches == 0);
+  /* A block on a medium this library does not know is skipped, with its reason. */
+  uint8_t nvme[sizeof STORED_ONLY];
+  memcpy(nvme, STORED_ONLY, sizeof nvme);
+  memcpy(nvme + sizeof nvme - 4, "XYZ", 3);
+  CHECK_STATUS(LLMD_STATUS_OK,
+               llmd_scheduler_ingest_kv_events(s, S("pod-b"), nvme, sizeof nvme, NULL, &st, &err), &err);
+  CHECK(st.stored == 0 && st.skipped == 1 && st.skipped_unknown_medium == 1 && st.superseded == 0);
+  llmd_scheduler_free(s);
+}
+
 static void test_kv_events_steer_picks(void) {
   uint64_t seed = 3;
   llmd_scheduler *s = NULL;
@@ -844,6 +882,7 @@ int main(void) {
   test_pick_and_explain();
   test_metrics_steer_picks();
   test_kv_events_steer_picks();
+  test_ingest_counts_by_reason();
   test_bad_input();
   test_response_headers();
   test_index_slot_limit();

@@ -650,6 +650,12 @@ class Feed:
     @property
     def pods(self) -> list[str]:
         """Names of the followed pods."""
+    @property
+    def bound_endpoints(self) -> list[str]:
+        """The endpoints bound for pods that dial in (`bind_events` and the
+        configuration's `zmqEndpoint`), as bound: a port 0 asked for is the
+        port given.
+        """
     def stats(self) -> dict[str, PodStats]:
         """Per-pod counters by name: events, blocks, gaps, duplicates, restarts,
         replays (ok / too old / incomplete / failed), clears, reconnects,

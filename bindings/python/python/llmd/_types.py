@@ -54,6 +54,10 @@ class IngestResult(TypedDict):
     """Events with a ``medium`` other than GPU, CPU or storage."""
     skipped_stale: int
     """Events of an endpoint removed while its batch was applied."""
+    parity_mismatches: int
+    """Engine parity: published keys that differ from the router's own hash of the same tokens (the configured seed, algorithm or block size is wrong)."""
+    superseded: int
+    """Events before the batch's last ``AllBlocksCleared``, which that clear erases: not applied one by one, in none of the other counts."""
     seq_status: str | None
     """``"first"``, ``"in_order"``, ``"gap"``, ``"restart"``, ``"duplicate"``, ``"replayed"`` (a recent gap's next lost batch, from the replay socket in order: applied) or None without ``seq``."""
     missing: int
@@ -111,6 +115,8 @@ class IndexApplyResult(TypedDict):
     parity_mismatches: int
     """Self-checks that disagreed: the hasher's seed, algorithm or block size is wrong."""
     ignored: int
+    superseded: int
+    """Events before the batch's last ``AllBlocksCleared``, which that clear erases: not applied one by one, in none of the other counts."""
     seq_status: str | None
     missing: int
 
@@ -221,6 +227,8 @@ class PodStats(TypedDict):
     scrape_errors: int
     evictions: int
     """Times the pod was removed from the scheduler for not answering."""
+    registration_failures: int
+    """Scrapes of an evicted pod that answered but could not be registered again (e.g. the index's endpoint slots all taken): it stays unroutable and is tried at each scrape."""
     last_event_age_s: float | None
     last_scrape_age_s: float | None
     up: bool

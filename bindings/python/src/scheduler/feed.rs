@@ -37,6 +37,8 @@ impl PyScheduler {
             report.stats.skipped_unknown_medium,
         )?;
         d.set_item("skipped_stale", report.stats.skipped_stale)?;
+        d.set_item("parity_mismatches", report.stats.parity_mismatches)?;
+        d.set_item("superseded", report.stats.superseded)?;
         seq_fields(&d, report.seq)?;
         Ok(d)
     }
