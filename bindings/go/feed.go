@@ -280,8 +280,9 @@ func (f *Feed) BindEvents(endpoint string) (string, error) {
 }
 
 // BoundEndpoints returns the endpoints bound for pods that dial in
-// (BindEvents and the configuration's zmqEndpoint), as bound: a port 0 asked
-// for is the port given.
+// (BindEvents and the configuration's zmqEndpoint), as this host dials them:
+// a port 0 asked for is the port given, a wildcard host "*" is 127.0.0.1.
+// Empty once the feed is stopped.
 func (f *Feed) BoundEndpoints() ([]string, error) {
 	var bound []string
 	raw, err := f.text(func(h *C.llmd_feed, out **C.llmd_string, e **C.llmd_error) C.llmd_status {

@@ -154,9 +154,41 @@ func (ix *Index) RemoveEndpoint(id uint16) error {
 }
 
 // Apply decodes a KV-event payload published by endpoint id (serving model)
-// and applies it; it returns the number of blocks stored.
+// and applies it; it returns the number of blocks stored (ApplyReport gives
+// every count).
 func (ix *Index) Apply(id uint16, model string, payload []byte) (stored uint32, err error) {
-	err = ix.with(func(h *C.llmd_index) error {
+	r, err := ix.ApplyReport(id, model, payload)
+	return r.Stored, err
+}
+
+// IndexApplyReport counts what one batch did to an Index.
+type IndexApplyReport struct {
+	// Stored and Removed count (block, tier) entries set and cleared;
+	// Cleared the AllBlocksCleared events applied.
+	Stored, Removed, Cleared uint32
+	// Unplaceable: blocks that could not be placed (router keys: unknown
+	// parent or engine key, a parent ending inside a router block, too few
+	// tokens for a router block). Not counted in Stored.
+	Unplaceable uint32
+	// UnknownMedia: events on a medium other than GPU, CPU or storage.
+	UnknownMedia uint32
+	// Ignored: events of an endpoint being removed, or of an index in
+	// approximate mode.
+	Ignored uint32
+	// ParityChecks and ParityMismatches: engine parity's self-checks of
+	// parent-less BlockStored events, and those whose key differed (the
+	// hasher's seed, algorithm or block size is wrong).
+	ParityChecks, ParityMismatches uint32
+	// Superseded: in a batch with more than one AllBlocksCleared, the events
+	// before the last one, which it erases (in none of the other counts).
+	Superseded uint32
+}
+
+// ApplyReport decodes a KV-event payload published by endpoint id (serving
+// model), applies it and returns what it did.
+func (ix *Index) ApplyReport(id uint16, model string, payload []byte) (IndexApplyReport, error) {
+	var r IndexApplyReport
+	err := ix.with(func(h *C.llmd_index) error {
 		var b *C.llmd_event_batch
 		var e *C.llmd_error
 		st := C.llmd_event_batch_decode((*C.uint8_t)(bytesPtr(payload)), C.size_t(len(payload)), &b, &e)
@@ -169,10 +201,20 @@ func (ix *Index) Apply(id uint16, model string, payload []byte) (stored uint32, 
 		if err := takeError(C.llmd_index_apply_batch(h, C.uint16_t(id), mp, ml, b, &rep, &e), e); err != nil {
 			return err
 		}
-		stored = uint32(rep.stored)
+		r = IndexApplyReport{
+			Stored:           uint32(rep.stored),
+			Removed:          uint32(rep.removed),
+			Cleared:          uint32(rep.cleared),
+			Unplaceable:      uint32(rep.unplaceable),
+			UnknownMedia:     uint32(rep.unknown_media),
+			Ignored:          uint32(rep.ignored),
+			ParityChecks:     uint32(rep.parity_checks),
+			ParityMismatches: uint32(rep.parity_mismatches),
+			Superseded:       uint32(rep.superseded),
+		}
 		return nil
 	})
-	return stored, err
+	return r, err
 }
 
 // PromptKeys returns the keys of a prompt's full blocks in the index's mode.

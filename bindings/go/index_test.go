@@ -51,6 +51,12 @@ func TestIndexMatchesIngestedBlocks(t *testing.T) {
 	if err != nil || st.Endpoints != 2 || st.Entries < 2 {
 		t.Fatalf("stats %+v err %v", st, err)
 	}
+	// The whole test batch: its stored event again (held: nothing new), a
+	// removal on CPU (not held there) and a clear.
+	if r, err := ix.ApplyReport(b, "llama", testBatch); err != nil ||
+		r != (IndexApplyReport{Cleared: 1}) {
+		t.Fatalf("report %+v err %v", r, err)
+	}
 	if _, err := ix.Apply(b, "llama", testBatch[:12]); !errors.Is(err, ErrDecode) {
 		t.Fatalf("err = %v", err)
 	}

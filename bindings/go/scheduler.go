@@ -60,8 +60,9 @@ type ApplyStats struct {
 	// hash of the same tokens (the configured seed, algorithm or block size
 	// is wrong).
 	ParityMismatches uint32
-	// Superseded: events before the batch's last AllBlocksCleared, which
-	// that clear erases (not applied one by one, in none of the other counts).
+	// Superseded: in a batch with more than one AllBlocksCleared, the events
+	// before the last one, which it erases (not applied one by one, in none
+	// of the other counts; 0 for a batch with one clear, applied whole).
 	Superseded uint32
 	// SeqStatus is what the sequence number said (SeqNone without one).
 	SeqStatus SeqStatus

@@ -233,8 +233,9 @@ impl Feed {
     /// Binds a SUB socket at `endpoint` (`tcp://*:5557`) for pods that dial
     /// in (vLLM with a `tcp://host:port` endpoint; llm-d-inference-sim).
     /// Messages are matched to pods by their topic's pod part (`kv@<pod>@…`:
-    /// a pod name or its address's host). Returns the bound endpoint (port
-    /// 0 picks one). Can be called before or after [`Feed::start`], not
+    /// a pod name or its address's host). Returns the bound endpoint as this
+    /// host dials it (port 0 picks one; a wildcard host `*` is given as
+    /// `127.0.0.1`). Can be called before or after [`Feed::start`], not
     /// after [`Feed::stop`].
     pub fn bind_events(&self, endpoint: &str) -> Result<TcpEndpoint, FeedError> {
         let ep = TcpEndpoint::parse(endpoint).map_err(FeedError::Config)?;
@@ -275,8 +276,11 @@ impl Feed {
         Ok(())
     }
 
-    /// The endpoints bound for pods that dial in, as bound (a port 0 asked
-    /// for is the port given).
+    /// The endpoints bound for pods that dial in ([`Feed::bind_events`] and
+    /// `FeedOptions::bind`, bound by [`Feed::start`], or when the feed is
+    /// built from a configuration's `zmqEndpoint`), as this host dials them:
+    /// a port 0 asked for is the port given, a wildcard host `*` is
+    /// `127.0.0.1`. Empty once the feed is stopped (the sockets are closed).
     pub fn bound_endpoints(&self) -> Vec<TcpEndpoint> {
         self.inner.bound.lock().unwrap().clone()
     }
@@ -373,6 +377,8 @@ impl Feed {
         for t in threads {
             let _ = t.join();
         }
+        // Their sockets closed with their accept loops.
+        inner.bound.lock().unwrap().clear();
     }
 
     /// True between [`Feed::start`] and [`Feed::stop`].

@@ -13,6 +13,16 @@ use crate::http::get;
 use crate::options::FeedOptions;
 use crate::pod::{unix_ns, PodRef, PodStats, Stopper};
 
+/// What one scrape came to.
+enum Scrape {
+    /// The page parsed and its metrics reached the scheduler.
+    Stored,
+    /// The page parsed but the scheduler refused to register the pod again.
+    Refused,
+    /// No page, one that does not parse, or the pod was removed meanwhile.
+    Failed,
+}
+
 /// Scrapes `pod` every `scrape_interval` until it or the feed stops.
 pub(crate) fn run(sched: &Scheduler, opts: &FeedOptions, pod: &PodRef, feed: &Stopper) {
     let Some(url) = &pod.metrics else { return };
@@ -26,7 +36,7 @@ pub(crate) fn run(sched: &Scheduler, opts: &FeedOptions, pod: &PodRef, feed: &St
         // evicted again every `remove_after`, its index dropped each time).
         // Stamped by the scheduler's clock when stored (0 = now).
         let parsed = r.ok().and_then(|text| parse_metrics_text(&text, 0).ok());
-        let ok = match parsed {
+        let outcome = match parsed {
             Some(metrics) => {
                 let registered = if st.registered.load(Ordering::Acquire) {
                     Some(true)
@@ -40,58 +50,72 @@ pub(crate) fn run(sched: &Scheduler, opts: &FeedOptions, pod: &PodRef, feed: &St
                             pod.streams.lock().unwrap().clear();
                             Some(true)
                         }
-                        // The scheduler refused it (e.g. the prefix index's
-                        // endpoint slots are taken): the pod answers but is
-                        // not routable. Counted apart from failed scrapes,
-                        // and tried again at the next scrape.
-                        Some(Err(_)) => {
-                            PodStats::inc(&st.registration_failures);
-                            Some(false)
-                        }
+                        Some(Err(_)) => Some(false),
                         None => None,
                     }
                 };
                 match registered {
                     // Nothing of a removed pod reaches the scheduler.
-                    Some(true) => pod
-                        .unless_removed(|| sched.update_endpoint_metrics(pod.name(), metrics))
-                        .is_some_and(|r| r.is_ok()),
-                    Some(false) => true,
-                    None => false,
+                    Some(true) => {
+                        let stored = pod
+                            .unless_removed(|| sched.update_endpoint_metrics(pod.name(), metrics))
+                            .is_some_and(|r| r.is_ok());
+                        if stored {
+                            Scrape::Stored
+                        } else {
+                            Scrape::Failed
+                        }
+                    }
+                    Some(false) => Scrape::Refused,
+                    None => Scrape::Failed,
                 }
             }
-            None => false,
+            None => Scrape::Failed,
         };
-        if ok {
-            PodStats::inc(&st.scrapes);
-            st.consecutive_scrape_failures.store(0, Ordering::Relaxed);
-            st.last_scrape_unix_ns.store(unix_ns(), Ordering::Relaxed);
-            pod.last_ok_unix_ns.store(unix_ns(), Ordering::Relaxed);
-            st.up.store(true, Ordering::Relaxed);
-        } else {
-            PodStats::inc(&st.scrape_errors);
-            let n = st
-                .consecutive_scrape_failures
-                .fetch_add(1, Ordering::Relaxed)
-                + 1;
-            if n >= u64::from(opts.down_after_failures) {
-                st.up.store(false, Ordering::Relaxed);
-                let since_ok = Duration::from_nanos(
-                    unix_ns().saturating_sub(pod.last_ok_unix_ns.load(Ordering::Relaxed)),
-                );
-                if since_ok >= opts.remove_after {
-                    // Under `membership`: the endpoint removed is this pod's,
-                    // never a pod re-added under its name. Counted once the
-                    // endpoint is gone.
-                    let evicted = pod.unless_removed(|| {
-                        let was = st.registered.swap(false, Ordering::AcqRel);
-                        if was {
-                            let _ = sched.remove_endpoint(pod.name());
+        match outcome {
+            Scrape::Stored => {
+                PodStats::inc(&st.scrapes);
+                st.consecutive_scrape_failures.store(0, Ordering::Relaxed);
+                st.last_scrape_unix_ns.store(unix_ns(), Ordering::Relaxed);
+                pod.last_ok_unix_ns.store(unix_ns(), Ordering::Relaxed);
+                st.up.store(true, Ordering::Relaxed);
+            }
+            // The scheduler refused the pod (e.g. the prefix index's endpoint
+            // slots are all taken): it answers, so it is up, but it is not
+            // routable and its metrics went nowhere (neither a scrape nor a
+            // failed one; the staleness keeps growing). Tried again at the
+            // next scrape.
+            Scrape::Refused => {
+                PodStats::inc(&st.registration_failures);
+                st.consecutive_scrape_failures.store(0, Ordering::Relaxed);
+                pod.last_ok_unix_ns.store(unix_ns(), Ordering::Relaxed);
+                st.up.store(true, Ordering::Relaxed);
+            }
+            Scrape::Failed => {
+                PodStats::inc(&st.scrape_errors);
+                let n = st
+                    .consecutive_scrape_failures
+                    .fetch_add(1, Ordering::Relaxed)
+                    + 1;
+                if n >= u64::from(opts.down_after_failures) {
+                    st.up.store(false, Ordering::Relaxed);
+                    let since_ok = Duration::from_nanos(
+                        unix_ns().saturating_sub(pod.last_ok_unix_ns.load(Ordering::Relaxed)),
+                    );
+                    if since_ok >= opts.remove_after {
+                        // Under `membership`: the endpoint removed is this
+                        // pod's, never a pod re-added under its name.
+                        // Counted once the endpoint is gone.
+                        let evicted = pod.unless_removed(|| {
+                            let was = st.registered.swap(false, Ordering::AcqRel);
+                            if was {
+                                let _ = sched.remove_endpoint(pod.name());
+                            }
+                            was
+                        });
+                        if evicted == Some(true) {
+                            PodStats::inc(&st.evictions);
                         }
-                        was
-                    });
-                    if evicted == Some(true) {
-                        PodStats::inc(&st.evictions);
                     }
                 }
             }

@@ -147,6 +147,91 @@ fn deep_nesting_is_rejected() {
     );
 }
 
+/// `[ts, [["BlockStored", <hashes>, nil, [], 16, nil, nil, nil, <extra>]], 0]`
+/// with `n` hashes and `m` extra-key entries, each given by `hash` / `extra`
+/// bytes.
+fn tiny_values(n: u32, hash: &[u8], m: u32, extra: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x93, 0x00, 0x91, 0x99, 0xab];
+    p.extend_from_slice(b"BlockStored");
+    p.push(0xdd);
+    p.extend_from_slice(&n.to_be_bytes());
+    for _ in 0..n {
+        p.extend_from_slice(hash);
+    }
+    p.extend_from_slice(&[0xc0, 0x90, 0x10, 0xc0, 0xc0, 0xc0, 0xdd]);
+    p.extend_from_slice(&m.to_be_bytes());
+    for _ in 0..m {
+        p.extend_from_slice(extra);
+    }
+    p.push(0x00);
+    p
+}
+
+#[test]
+fn a_payload_of_tiny_values_is_refused_past_its_decode_budget() {
+    use llmd_kvindex::events::{decode_budget, MAX_DECODE_EXPANSION};
+    // 1-byte integers as hashes (32 bytes each decoded), nil or empty-array
+    // extra keys (24 and 24 + 32 bytes): 32× and more their size.
+    for p in [
+        tiny_values(1 << 20, &[0x01], 0, &[]),
+        tiny_values(0, &[], 1 << 20, &[0xc0]),
+        tiny_values(0, &[], 1 << 19, &[0x91, 0x90]),
+    ] {
+        let e = decode_bounded(&p).expect_err("too large");
+        assert_eq!(e.kind.code(), "too_large", "{e}");
+        // What was built before the refusal stays within the budget (and
+        // the vectors' doubling).
+        let total = TOTAL.with(Cell::get);
+        assert!(
+            total <= 4 * decode_budget(p.len()),
+            "{total} bytes for a {}-byte payload",
+            p.len()
+        );
+    }
+    // The same shapes with vLLM's 9-byte hashes decode.
+    let mut hash = vec![0xcf];
+    hash.extend_from_slice(&0x1234_5678_9abc_def0_u64.to_be_bytes());
+    let batch = decode_bounded(&tiny_values(1 << 17, &hash, 0, &[])).unwrap();
+    assert_eq!(batch.events.len(), 1);
+    assert!(MAX_DECODE_EXPANSION >= 8);
+}
+
+#[test]
+fn a_long_vllm_prompt_decodes_within_its_budget() {
+    use llmd_kvindex::events::{encode_event_batch, BlockStored, EventLayout, HashValue, KvEvent};
+    // A 128k-token prefill with token ids of every width: 8,192 blocks.
+    let tokens: Vec<u64> = (0..131_072u64).map(|i| (i * 7919) % 152_000).collect();
+    let ev = KvEvent::BlockStored(BlockStored {
+        block_hashes: (0..8192u64)
+            .map(|i| HashValue::Int(i128::from(i.wrapping_mul(0x9e37_79b9_7f4a_7c15))))
+            .collect(),
+        token_ids: tokens,
+        block_size: 16,
+        medium: Some("GPU".into()),
+        ..BlockStored::default()
+    });
+    let batch = EventBatch {
+        ts: 1.0,
+        data_parallel_rank: Some(0),
+        events: vec![ev],
+        skipped_events: 0,
+    };
+    let p = encode_event_batch(&batch, EventLayout::V0_33);
+    assert_eq!(decode_bounded(&p).unwrap(), batch);
+    // Token ids below 128 take one byte each: still within the budget.
+    let low = EventBatch {
+        events: vec![KvEvent::BlockStored(BlockStored {
+            block_hashes: vec![HashValue::Int(7)],
+            token_ids: vec![5; 1 << 20],
+            block_size: 16,
+            ..BlockStored::default()
+        })],
+        ..batch
+    };
+    let p = encode_event_batch(&low, EventLayout::V0_33);
+    assert_eq!(decode_bounded(&p).unwrap(), low);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 

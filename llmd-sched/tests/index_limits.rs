@@ -189,6 +189,23 @@ fn events_a_later_clear_erases_are_reported_as_superseded() {
     assert!(s
         .render_metrics()
         .contains("llmd_kvindex_events_applied_total{endpoint=\"e1\"} 5"));
+    // A batch with one clear is applied whole: nothing is superseded (2 new
+    // blocks before the clear, the 2 held already not counted, 1 after).
+    let r = s
+        .ingest_kv_events(
+            "e1",
+            &batch(vec![
+                stored(1, None, &p, None),
+                KvEvent::AllBlocksCleared,
+                stored(1, None, &p[..16], None),
+            ]),
+            None,
+        )
+        .unwrap();
+    assert_eq!(
+        (r.stats.superseded, r.stats.cleared, r.stats.stored),
+        (0, 1, 3)
+    );
 }
 
 #[test]

@@ -213,7 +213,9 @@ fn number(v: &Value, json: bool, out: &mut String) {
         Ok(f) if json && f.is_infinite() => {
             out.push_str(if f > 0.0 { "Infinity" } else { "-Infinity" })
         }
-        Ok(f) if v.to_string().contains(['.', 'e', 'E', 'i', 'n']) => out.push_str(&float_repr(f)),
+        // Python prints `nan`, `inf`, `-inf` (minijinja `NaN`, `inf`).
+        Ok(f) if !f.is_finite() => out.push_str(&float_repr(f)),
+        Ok(f) if v.to_string().contains(['.', 'e', 'E']) => out.push_str(&float_repr(f)),
         _ => out.push_str(&v.to_string()),
     }
 }

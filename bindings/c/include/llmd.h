@@ -410,8 +410,9 @@ typedef struct {
   // Self-checks whose key differed from the event's: the hasher's seed,
   // algorithm or block size is wrong.
   uint32_t parity_mismatches;
-  // Events before the batch's last `AllBlocksCleared`, which that clear
-  // erases: not applied one by one, in none of the other counts.
+  // In a batch with more than one `AllBlocksCleared`, the events before
+  // the last one, which it erases: not applied one by one, in none of the
+  // other counts (0 for a batch with one clear, applied whole).
   uint32_t superseded;
 } llmd_index_apply_report;
 
@@ -472,8 +473,9 @@ typedef struct {
   // of the same tokens (the configured seed, algorithm or block size is
   // wrong).
   uint32_t parity_mismatches;
-  // Events before the batch's last `AllBlocksCleared`, which that clear
-  // erases: not applied one by one, in none of the other counts.
+  // In a batch with more than one `AllBlocksCleared`, the events before
+  // the last one, which it erases: not applied one by one, in none of the
+  // other counts (0 for a batch with one clear, applied whole).
   uint32_t superseded;
 } llmd_apply_stats;
 
@@ -996,8 +998,9 @@ uint64_t llmd_feed_unknown_publisher_messages(const llmd_feed *f);
 llmd_status llmd_feed_pods_json(const llmd_feed *f, llmd_string **out, llmd_error **err);
 
 // The endpoints bound for pods that dial in (`llmd_feed_bind_events` and
-// the configuration's `zmqEndpoint`), as a JSON list of strings, as bound:
-// a port 0 asked for is the port given.
+// the configuration's `zmqEndpoint`), as a JSON list of strings, as this
+// host dials them: a port 0 asked for is the port given, a wildcard host
+// `*` is `127.0.0.1`. Empty once the feed is stopped.
 //
 // # Safety
 // `f` NULL or live; `out` valid for a write; `err` NULL or valid.
@@ -1005,6 +1008,7 @@ llmd_status llmd_feed_bound_endpoints_json(const llmd_feed *f, llmd_string **out
 
 // Per-pod counters as JSON: `{"<pod>": {"events": …, "blocks": …,
 // "gaps": …, "replays": …, "reconnects": …, "scrape_errors": …,
+// "evictions": …, "registration_failures": …,
 // "last_event_age_s": …, …}}`.
 //
 // # Safety

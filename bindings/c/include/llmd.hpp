@@ -896,6 +896,12 @@ class Feed {
   uint64_t unknown_publisher_messages() const noexcept {
     return llmd_feed_unknown_publisher_messages(h_.get());
   }
+  // The endpoints bound for pods that dial in, as a JSON list of strings,
+  // as this host dials them (see llmd_feed_bound_endpoints_json).
+  std::string bound_endpoints_json() const {
+    return detail::text(
+        [&](llmd_string** out, llmd_error** e) { return llmd_feed_bound_endpoints_json(h_.get(), out, e); });
+  }
   // The followed pods' names, as a JSON list.
   std::string pods_json() const {
     return detail::text([&](llmd_string** out, llmd_error** e) { return llmd_feed_pods_json(h_.get(), out, e); });

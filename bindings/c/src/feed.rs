@@ -340,8 +340,9 @@ pub unsafe extern "C" fn llmd_feed_pods_json(
 }
 
 /// The endpoints bound for pods that dial in (`llmd_feed_bind_events` and
-/// the configuration's `zmqEndpoint`), as a JSON list of strings, as bound:
-/// a port 0 asked for is the port given.
+/// the configuration's `zmqEndpoint`), as a JSON list of strings, as this
+/// host dials them: a port 0 asked for is the port given, a wildcard host
+/// `*` is `127.0.0.1`. Empty once the feed is stopped.
 ///
 /// # Safety
 /// `f` NULL or live; `out` valid for a write; `err` NULL or valid.
@@ -362,6 +363,7 @@ pub unsafe extern "C" fn llmd_feed_bound_endpoints_json(
 
 /// Per-pod counters as JSON: `{"<pod>": {"events": …, "blocks": …,
 /// "gaps": …, "replays": …, "reconnects": …, "scrape_errors": …,
+/// "evictions": …, "registration_failures": …,
 /// "last_event_age_s": …, …}}`.
 ///
 /// # Safety

@@ -47,8 +47,9 @@ pub struct llmd_apply_stats {
     /// of the same tokens (the configured seed, algorithm or block size is
     /// wrong).
     pub parity_mismatches: u32,
-    /// Events before the batch's last `AllBlocksCleared`, which that clear
-    /// erases: not applied one by one, in none of the other counts.
+    /// In a batch with more than one `AllBlocksCleared`, the events before
+    /// the last one, which it erases: not applied one by one, in none of the
+    /// other counts (0 for a batch with one clear, applied whole).
     pub superseded: u32,
 }
 

@@ -228,8 +228,9 @@ impl PyFeed {
     }
 
     /// The endpoints bound for pods that dial in (`bind_events` and the
-    /// configuration's `zmqEndpoint`), as bound: a port 0 asked for is the
-    /// port given.
+    /// configuration's `zmqEndpoint`), as this host dials them: a port 0
+    /// asked for is the port given, a wildcard host `*` is `127.0.0.1`.
+    /// Empty once the feed is stopped.
     #[getter]
     fn bound_endpoints(&self) -> Vec<String> {
         self.inner
@@ -243,7 +244,8 @@ impl PyFeed {
     /// replays (ok / too old / incomplete / failed), clears, reconnects,
     /// heartbeat timeouts, connect failures, malformed messages, decode
     /// errors, queue drops,
-    /// scrapes and scrape errors, evictions, last event and scrape ages, up,
+    /// scrapes and scrape errors, evictions, registration failures, last
+    /// event and scrape ages, up,
     /// registered.
     fn stats(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         json::to_py(py, &self.inner.stats())

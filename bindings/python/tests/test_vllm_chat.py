@@ -95,7 +95,21 @@ def message(rng: random.Random, role: str) -> dict[str, Any]:
     if role == "assistant":
         if rng.random() < 0.3:
             args = rng.choice(
-                ['{"city": "Paris"}', "", "not json", "[1, 2]", '{"city": "日本語", "n": 2}', None, {"city": "x"}, '{"x": 1e-05, "y": 1e16, "t": ["a", null]}']
+                [
+                    '{"city": "Paris"}',
+                    "",
+                    "not json",
+                    "[1, 2]",
+                    '{"city": "日本語", "n": 2}',
+                    None,
+                    {"city": "x"},
+                    '{"x": 1e-05, "y": 1e16, "t": ["a", null]}',
+                    # What Python's json.loads takes beyond strict JSON, or keeps exactly.
+                    '{"x": NaN, "y": -Infinity, "z": Infinity}',
+                    '{"n": 123456789012345678901234567890, "z": -0, "m": -9223372036854775809}',
+                    '{"a": 1, "b": 2, "a": [3]}',
+                    '{"big": 1e400, "s": "\\ud83d\\ude00 \\u00e9", "f": 2.50, "e": 1E2}',
+                ]
             )
             m["tool_calls"] = [{"id": f"call{rng.randint(0, 99):09d}", "type": "function", "function": {"name": "get_weather", "arguments": args}}]
         if rng.random() < 0.2:

@@ -12,6 +12,23 @@ use super::msgpack::{wrong_type, Reader, Value};
 /// large declared count of tiny unknown events cannot reserve much memory.
 const MIN_KNOWN_EVENT_BYTES: usize = 15;
 
+/// How many times its own size a payload may decode to (bytes of the
+/// decoded items: events, hashes, token ids, strings). vLLM's payloads take
+/// about 2–4× (8-byte token ids from 2–5-byte msgpack integers, 32-byte
+/// hashes from 9-byte ones); a payload of tiny values (1-byte integers as
+/// hashes, empty arrays as extra keys) would take up to 64× in memory.
+/// Past it the payload is refused ([`DecodeErrorKind::TooLarge`]), so a
+/// 64 MiB message costs at most about 1 GiB of items, with vectors' spare
+/// capacity at most twice that.
+pub const MAX_DECODE_EXPANSION: usize = 16;
+
+/// What a payload of `len` bytes may decode to: [`MAX_DECODE_EXPANSION`]
+/// times its size, and at least 64 KiB (a small payload of small test
+/// values decodes however it likes).
+pub fn decode_budget(len: usize) -> usize {
+    len.saturating_mul(MAX_DECODE_EXPANSION).max(64 << 10)
+}
+
 /// The event kinds a tag names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Tag {
@@ -50,7 +67,7 @@ impl Tag {
 /// assert_eq!(batch.events, vec![KvEvent::AllBlocksCleared]);
 /// ```
 pub fn decode_event_batch(payload: &[u8]) -> Result<EventBatch, DecodeError> {
-    let mut r = Reader::new(payload);
+    let mut r = Reader::with_budget(payload, decode_budget(payload.len()));
     let root_len = match r.read_value()? {
         Value::Array(n) if n >= 2 => n,
         _ => return Err(DecodeError::new(DecodeErrorKind::WrongRootType, 0)),
@@ -68,7 +85,10 @@ pub fn decode_event_batch(payload: &[u8]) -> Result<EventBatch, DecodeError> {
     let mut skipped_events = 0u32;
     for _ in 0..n_events {
         match decode_event(&mut r)? {
-            Some(ev) => events.push(ev),
+            Some(ev) => {
+                r.charge(std::mem::size_of::<KvEvent>())?;
+                events.push(ev);
+            }
             None => skipped_events = skipped_events.saturating_add(1),
         }
     }

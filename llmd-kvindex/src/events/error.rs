@@ -43,6 +43,14 @@ pub enum DecodeErrorKind {
     TooDeep,
     /// The reserved msgpack marker `0xc1`.
     ReservedMarker,
+    /// The payload decodes to more memory than
+    /// [`crate::events::MAX_DECODE_EXPANSION`] times its size allows (tiny
+    /// msgpack values, such as 1-byte integers or empty arrays, that each
+    /// become a 24–40-byte item).
+    TooLarge {
+        /// The bytes of decoded items the payload was allowed.
+        budget: u64,
+    },
 }
 
 impl DecodeErrorKind {
@@ -59,6 +67,7 @@ impl DecodeErrorKind {
             DecodeErrorKind::TrailingBytes => "trailing_bytes",
             DecodeErrorKind::TooDeep => "too_deep",
             DecodeErrorKind::ReservedMarker => "reserved_marker",
+            DecodeErrorKind::TooLarge { .. } => "too_large",
         }
     }
 }
@@ -89,6 +98,9 @@ impl fmt::Display for DecodeErrorKind {
             DecodeErrorKind::TrailingBytes => f.write_str("trailing bytes after the root value"),
             DecodeErrorKind::TooDeep => f.write_str("values nested too deeply"),
             DecodeErrorKind::ReservedMarker => f.write_str("reserved msgpack marker 0xc1"),
+            DecodeErrorKind::TooLarge { budget } => {
+                write!(f, "decoded items would take more than {budget} bytes")
+            }
         }
     }
 }

@@ -4,6 +4,7 @@
 use super::error::{DecodeError, DecodeErrorKind};
 use super::model::{BlockStored, ExtraValue, HashValue};
 use super::msgpack::{wrong_type, Reader, Value, MAX_DEPTH};
+use std::mem::size_of;
 
 /// A field of `BlockStored` or `BlockRemoved` (the latter's fields are a
 /// subset and are decoded into the same accumulator).
@@ -114,21 +115,22 @@ pub(crate) fn read_field(
             seen.block_size = true;
         }
         Field::LoraId => ev.lora_id = Some(read_i64(r, "lora_id")?),
-        Field::Medium => ev.medium = Some(r.read_str("medium")?.to_owned()),
-        Field::LoraName => ev.lora_name = Some(r.read_str("lora_name")?.to_owned()),
+        Field::Medium => ev.medium = Some(read_string(r, "medium")?),
+        Field::LoraName => ev.lora_name = Some(read_string(r, "lora_name")?),
         Field::ExtraKeys => ev.extra_keys = Some(read_extra_keys(r)?),
         Field::GroupIdx => ev.group_idx = Some(read_i64(r, "group_idx")?),
         Field::KvCacheSpecKind => {
-            ev.kv_cache_spec_kind = Some(r.read_str("kv_cache_spec_kind")?.to_owned());
+            ev.kv_cache_spec_kind = Some(read_string(r, "kv_cache_spec_kind")?);
         }
         Field::KvCacheSpecSlidingWindow => {
             ev.kv_cache_spec_sliding_window = Some(read_i64(r, "kv_cache_spec_sliding_window")?);
         }
-        Field::Locality => ev.locality = Some(r.read_str("locality")?.to_owned()),
-        Field::Ownership => ev.ownership = Some(r.read_str("ownership")?.to_owned()),
-        Field::SessionId => ev.session_id = Some(r.read_str("session_id")?.to_owned()),
+        Field::Locality => ev.locality = Some(read_string(r, "locality")?),
+        Field::Ownership => ev.ownership = Some(read_string(r, "ownership")?),
+        Field::SessionId => ev.session_id = Some(read_string(r, "session_id")?),
         Field::LookaheadTokenIds => {
             let n = r.read_array_len("lookahead_token_ids")?;
+            r.charge(n.saturating_mul(size_of::<Vec<u64>>()))?;
             let mut rows = Vec::with_capacity(reserve(n));
             for _ in 0..n {
                 rows.push(read_tokens(r, "lookahead_token_ids")?);
@@ -148,6 +150,13 @@ pub(crate) fn reserve(n: usize) -> usize {
     n.min(4096)
 }
 
+/// A string field, its bytes charged to the decode budget.
+fn read_string(r: &mut Reader<'_>, field: &'static str) -> Result<String, DecodeError> {
+    let s = r.read_str(field)?;
+    r.charge(s.len())?;
+    Ok(s.to_owned())
+}
+
 /// An integer that must fit `i64`.
 pub(crate) fn read_i64(r: &mut Reader<'_>, field: &'static str) -> Result<i64, DecodeError> {
     let at = r.position();
@@ -158,6 +167,9 @@ pub(crate) fn read_i64(r: &mut Reader<'_>, field: &'static str) -> Result<i64, D
 /// An array of non-negative integers that fit `u64`.
 fn read_tokens(r: &mut Reader<'_>, field: &'static str) -> Result<Vec<u64>, DecodeError> {
     let n = r.read_array_len(field)?;
+    // Declared counts are at most the bytes left (one per item), so this
+    // charge is bounded too.
+    r.charge(n.saturating_mul(size_of::<u64>()))?;
     let mut out = Vec::with_capacity(reserve(n));
     for _ in 0..n {
         out.push(r.read_u64(field)?);
@@ -167,6 +179,7 @@ fn read_tokens(r: &mut Reader<'_>, field: &'static str) -> Result<Vec<u64>, Deco
 
 fn read_hashes(r: &mut Reader<'_>) -> Result<Vec<HashValue>, DecodeError> {
     let n = r.read_array_len("block_hashes")?;
+    r.charge(n.saturating_mul(size_of::<HashValue>()))?;
     let mut out = Vec::with_capacity(reserve(n));
     for _ in 0..n {
         out.push(read_hash(r, "block_hashes")?);
@@ -182,7 +195,10 @@ fn read_hash(r: &mut Reader<'_>, field: &'static str) -> Result<HashValue, Decod
     let at = r.position();
     match r.read_value()? {
         Value::Int(v) => Ok(HashValue::Int(v)),
-        Value::Bin(b) => Ok(HashValue::Bytes(b.to_vec())),
+        Value::Bin(b) => {
+            r.charge(b.len())?;
+            Ok(HashValue::Bytes(b.to_vec()))
+        }
         _ => Err(wrong_type(field, "an integer or a byte string", at)),
     }
 }
@@ -190,6 +206,7 @@ fn read_hash(r: &mut Reader<'_>, field: &'static str) -> Result<HashValue, Decod
 /// `extra_keys`: an array whose entries are nil or arrays of opaque items.
 fn read_extra_keys(r: &mut Reader<'_>) -> Result<Vec<Option<Vec<ExtraValue>>>, DecodeError> {
     let n = r.read_array_len("extra_keys")?;
+    r.charge(n.saturating_mul(size_of::<Option<Vec<ExtraValue>>>()))?;
     let mut out = Vec::with_capacity(reserve(n));
     for _ in 0..n {
         if r.try_nil() {
@@ -210,14 +227,21 @@ fn read_extra_items(
     // The count is the peer's: checked only against the bytes left (one per
     // item), and an item is 32 bytes here, so the vector grows as items
     // arrive rather than reserving what the header claims.
+    r.charge(n.saturating_mul(size_of::<ExtraValue>()))?;
     let mut items = Vec::with_capacity(n.min(64));
     for _ in 0..n {
         let at = r.position();
         items.push(match r.read_value()? {
             Value::Nil => ExtraValue::Nil,
             Value::Int(v) => ExtraValue::Int(v),
-            Value::Str(s) => ExtraValue::Str(s.to_owned()),
-            Value::Bin(b) => ExtraValue::Bytes(b.to_vec()),
+            Value::Str(s) => {
+                r.charge(s.len())?;
+                ExtraValue::Str(s.to_owned())
+            }
+            Value::Bin(b) => {
+                r.charge(b.len())?;
+                ExtraValue::Bytes(b.to_vec())
+            }
             Value::Array(m) => {
                 if depth >= MAX_DEPTH {
                     return Err(DecodeError::new(DecodeErrorKind::TooDeep, at));

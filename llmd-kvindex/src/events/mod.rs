@@ -18,7 +18,7 @@ mod msgpack_write;
 pub mod seq;
 pub mod zmq;
 
-pub use decode::decode_event_batch;
+pub use decode::{decode_budget, decode_event_batch, MAX_DECODE_EXPANSION};
 pub use encode::encode_event_batch;
 pub use error::{DecodeError, DecodeErrorKind};
 pub use layout::{EventForm, EventLayout};

@@ -43,12 +43,44 @@ pub enum Value<'a> {
 pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Bytes of decoded items still allowed ([`Reader::charge`]).
+    budget: usize,
+    /// What `budget` started at, for the error.
+    budget_total: usize,
 }
 
 impl<'a> Reader<'a> {
-    /// A reader positioned at the start of `buf`.
+    /// A reader positioned at the start of `buf`, with no decode budget.
     pub fn new(buf: &'a [u8]) -> Self {
-        Reader { buf, pos: 0 }
+        Reader::with_budget(buf, usize::MAX)
+    }
+
+    /// A reader whose decoders may build at most `budget` bytes of items.
+    pub fn with_budget(buf: &'a [u8], budget: usize) -> Self {
+        Reader {
+            buf,
+            pos: 0,
+            budget,
+            budget_total: budget,
+        }
+    }
+
+    /// Takes `bytes` of decoded items from the budget, before they are
+    /// built; past it, [`DecodeErrorKind::TooLarge`] at the current offset.
+    #[inline]
+    pub fn charge(&mut self, bytes: usize) -> Result<(), DecodeError> {
+        match self.budget.checked_sub(bytes) {
+            Some(left) => {
+                self.budget = left;
+                Ok(())
+            }
+            None => Err(DecodeError::new(
+                DecodeErrorKind::TooLarge {
+                    budget: self.budget_total as u64,
+                },
+                self.pos,
+            )),
+        }
     }
 
     /// Offset of the next byte to read.

@@ -38,10 +38,12 @@ pub struct ApplyStats {
     /// Engine parity: published keys that differ from the router's own hash
     /// of the same tokens (the configured seed, algorithm or block size is wrong).
     pub parity_mismatches: u32,
-    /// Events before a batch's last `AllBlocksCleared`, which that clear
-    /// erases: they are not applied one by one (the index ends as if they
-    /// were), are in none of the other counts, and count as applied in
-    /// `llmd_kvindex_events_applied_total`.
+    /// In a batch with more than one `AllBlocksCleared`, the events before
+    /// the last one, which it erases: they are not applied one by one (the
+    /// index ends as if they were), are in none of the other counts, and
+    /// count as applied in `llmd_kvindex_events_applied_total`. A batch with
+    /// one clear is applied whole (0 here). Summed over the scheduler's
+    /// prefix indexes, as the other counts are.
     pub superseded: u32,
     /// Blocks moved between tiers, `moves[from][to]` (`Tier as usize`):
     /// offloads (GPU to CPU or storage) and reloads (back).

@@ -33,7 +33,6 @@ static void test_router_keys(void) {
   llmd_event_batch *batch = NULL;
   CHECK_STATUS(LLMD_STATUS_OK, llmd_event_batch_decode(STORED, sizeof STORED, &batch, &err), &err);
   llmd_index_apply_report rep;
-  memset(&rep, 0, sizeof rep);
   memset(&rep, 0xff, sizeof rep);
   CHECK_STATUS(LLMD_STATUS_OK, llmd_index_apply_batch(ix, b, S("llama"), batch, &rep, &err), &err);
   CHECK(rep.stored == 2 && rep.unplaceable == 0 && rep.ignored == 0 && rep.superseded == 0);

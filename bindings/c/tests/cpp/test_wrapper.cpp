@@ -421,6 +421,7 @@ static void test_feed() {
   CHECK(f.pods_json() == R"(["pod-c"])" && s.endpoints_json() == R"(["pod-c"])");
   const std::string bound = f.bind_events("tcp://127.0.0.1:0");
   CHECK(bound.rfind("tcp://127.0.0.1:", 0) == 0 && bound != "tcp://127.0.0.1:0");
+  CHECK(f.bound_endpoints_json() == "[\"" + bound + "\"]");
   CHECK(!f.running());
   f.start();
   CHECK(f.running() && f.unknown_publisher_messages() == 0);

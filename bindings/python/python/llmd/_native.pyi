@@ -653,15 +653,17 @@ class Feed:
     @property
     def bound_endpoints(self) -> list[str]:
         """The endpoints bound for pods that dial in (`bind_events` and the
-        configuration's `zmqEndpoint`), as bound: a port 0 asked for is the
-        port given.
+        configuration's `zmqEndpoint`), as this host dials them: a port 0
+        asked for is the port given, a wildcard host `*` is `127.0.0.1`.
+        Empty once the feed is stopped.
         """
     def stats(self) -> dict[str, PodStats]:
         """Per-pod counters by name: events, blocks, gaps, duplicates, restarts,
         replays (ok / too old / incomplete / failed), clears, reconnects,
         heartbeat timeouts, connect failures, malformed messages, decode
         errors, queue drops,
-        scrapes and scrape errors, evictions, last event and scrape ages, up,
+        scrapes and scrape errors, evictions, registration failures, last
+        event and scrape ages, up,
         registered.
         """
     @property

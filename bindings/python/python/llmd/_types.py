@@ -57,7 +57,7 @@ class IngestResult(TypedDict):
     parity_mismatches: int
     """Engine parity: published keys that differ from the router's own hash of the same tokens (the configured seed, algorithm or block size is wrong)."""
     superseded: int
-    """Events before the batch's last ``AllBlocksCleared``, which that clear erases: not applied one by one, in none of the other counts."""
+    """In a batch with more than one ``AllBlocksCleared``, the events before the last one, which it erases: not applied one by one, in none of the other counts (0 for a batch with one clear, applied whole)."""
     seq_status: str | None
     """``"first"``, ``"in_order"``, ``"gap"``, ``"restart"``, ``"duplicate"``, ``"replayed"`` (a recent gap's next lost batch, from the replay socket in order: applied) or None without ``seq``."""
     missing: int
@@ -116,7 +116,7 @@ class IndexApplyResult(TypedDict):
     """Self-checks that disagreed: the hasher's seed, algorithm or block size is wrong."""
     ignored: int
     superseded: int
-    """Events before the batch's last ``AllBlocksCleared``, which that clear erases: not applied one by one, in none of the other counts."""
+    """In a batch with more than one ``AllBlocksCleared``, the events before the last one, which it erases: not applied one by one, in none of the other counts (0 for a batch with one clear, applied whole)."""
     seq_status: str | None
     missing: int
 
