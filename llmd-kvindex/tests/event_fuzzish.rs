@@ -193,7 +193,8 @@ fn a_payload_of_tiny_values_is_refused_past_its_decode_budget() {
     hash.extend_from_slice(&0x1234_5678_9abc_def0_u64.to_be_bytes());
     let batch = decode_bounded(&tiny_values(1 << 17, &hash, 0, &[])).unwrap();
     assert_eq!(batch.events.len(), 1);
-    assert!(MAX_DECODE_EXPANSION >= 8);
+    assert_eq!(decode_budget(1 << 20), MAX_DECODE_EXPANSION << 20);
+    assert_eq!(decode_budget(10), 64 << 10);
 }
 
 #[test]
