@@ -47,6 +47,10 @@ pub struct RequestSpec {
     /// Priority (llm-d's `x-gateway-inference-objective` priority): below 0
     /// is sheddable, which admission control may refuse under load.
     pub priority: i32,
+    /// Ladder stage that sent it (`None` without a ladder). With
+    /// `client.drain_stages`, `arrival` is counted from the stage's start
+    /// until the engine places the stage.
+    pub stage: Option<u32>,
 }
 
 /// How a request ended.
@@ -92,6 +96,9 @@ pub struct RequestRecord {
     pub slo: Slo,
     /// Its priority (below 0: sheddable).
     pub priority: i32,
+    /// Ladder stage that sent it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<u32>,
 }
 
 impl RequestRecord {

@@ -76,7 +76,7 @@ fn ttfts(recs: &[&RequestRecord]) -> Vec<f64> {
 }
 
 impl StageReport {
-    /// Splits `out`'s requests by the stage of `ladder` they arrived in.
+    /// Splits `out`'s requests by the stage of `ladder` that sent them.
     /// `None` when the ladder has no stage other than warm-ups.
     pub fn of(out: &RunOutput, ladder: &[Stage]) -> Option<StageReport> {
         let mut bounds = Vec::with_capacity(ladder.len());
@@ -87,14 +87,19 @@ impl StageReport {
         }
         let mut stages = Vec::new();
         let mut all: Vec<&RequestRecord> = Vec::new();
-        for (s, &(from, to)) in ladder.iter().zip(&bounds) {
+        for (k, (s, &(from, to))) in ladder.iter().zip(&bounds).enumerate() {
             if s.warmup {
                 continue;
             }
+            // The stage a request names, else the one whose span it
+            // arrived in (drained stages start later than their span).
             let recs: Vec<&RequestRecord> = out
                 .records
                 .iter()
-                .filter(|r| r.arrival >= from && r.arrival < to)
+                .filter(|r| match r.stage {
+                    Some(stage) => stage as usize == k,
+                    None => r.arrival >= from && r.arrival < to,
+                })
                 .collect();
             all.extend(&recs);
             let first = recs.iter().map(|r| r.arrival).fold(f64::INFINITY, f64::min);
@@ -159,6 +164,7 @@ mod tests {
             },
             slo: Slo::default(),
             priority: 0,
+            stage: None,
         }
     }
 

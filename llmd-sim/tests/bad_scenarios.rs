@@ -272,6 +272,22 @@ fn runs_that_would_never_end_or_outgrow_memory_are_refused() {
         run("  arrivals: {ladder: [{rate: 1e9, duration_s: 1e9}]}\n  shared_prefix: {groups: 1, system_prompt_len: 2, users_per_group: 1, question_len: 2, output_len: 1}\n"),
         "the ladder would send",
     );
+    // Drained stages need a ladder of independent requests, and a sane gap.
+    let shared = "  shared_prefix: {groups: 1, system_prompt_len: 2, users_per_group: 1, question_len: 2, output_len: 1}\n";
+    refused(
+        run(&format!(
+            "  max_requests: 2\n  arrivals: {{rate: 1, drain_stages: true}}\n{shared}"
+        )),
+        "drain_stages needs a ladder",
+    );
+    refused(
+        run(&format!("  arrivals: {{ladder: [{{rate: 1, duration_s: 2}}], drain_stages: true, stage_gap_s: -1}}\n{shared}")),
+        "stage_gap_s",
+    );
+    refused(
+        run("  arrivals: {ladder: [{rate: 1, duration_s: 2}], drain_stages: true}\n  chat: {turns: 2, system_prompt_len: 4, user_len: 4, output_len: 2, think_time_s: 1}\n"),
+        "not to chat sessions",
+    );
     if Path::new("/dev/zero").exists() {
         refused(
             Scenario::load(Path::new("/dev/zero")).map_err(|e| e.to_string()),

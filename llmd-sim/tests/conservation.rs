@@ -217,3 +217,61 @@ fn a_decode_side_preemption_recomputes_the_prompt() {
         "decode worker computed {prompt_tokens} prompt tokens for {served} requests, {preempted} preempted"
     );
 }
+
+/// Drained ladder stages (inference-perf's load generator): each stage sends
+/// exactly ⌊rate × duration⌋ requests, and the next stage's first request
+/// comes `stage_gap_s` after the last request of the one before ended, so
+/// an overloaded stage leaves no backlog to the next. Without draining the
+/// same ladder overlaps its stages.
+#[test]
+fn drained_stages_send_their_count_and_do_not_overlap() {
+    use llmd_sim::workload::{Arrivals, Stage};
+    let mut sc = common::shared_prefix("  max_num_seqs: 16", "  workers: 2", 1, 1.0);
+    sc.workload.max_requests = None;
+    sc.engine.kv_tokens = 8000;
+    let stage = |rate: f64, duration_s: f64, warmup: bool| Stage {
+        rate,
+        duration_s,
+        warmup,
+    };
+    sc.workload.arrivals = Arrivals {
+        drain_stages: true,
+        stage_gap_s: 2.0,
+        // An overloading warm-up, a stage of no request, a light stage.
+        ..Arrivals::ladder(vec![
+            stage(200.0, 0.5, true),
+            stage(0.5, 1.0, false),
+            stage(20.0, 1.0, false),
+        ])
+    };
+    let out = common::run_checked(&sc, "precise-prefix");
+    assert_conserved(&out, 120);
+    let of = |k: u32| -> Vec<_> { out.records.iter().filter(|r| r.stage == Some(k)).collect() };
+    let (first, empty, last) = (of(0), of(1), of(2));
+    assert_eq!((first.len(), empty.len(), last.len()), (100, 0, 20));
+    let drained = first
+        .iter()
+        .map(|r| r.finished.expect("ended"))
+        .fold(0.0, f64::max);
+    let start = last.iter().map(|r| r.arrival).fold(f64::INFINITY, f64::min);
+    assert!(
+        drained > 0.5 && start >= drained + 2.0,
+        "stage 2 starts at {start}, stage 0 drained at {drained}"
+    );
+    // The same ladder on the clock: stage 2 starts while stage 0 still runs.
+    sc.workload.arrivals.drain_stages = false;
+    let out = common::run_checked(&sc, "precise-prefix");
+    let first_end = out
+        .records
+        .iter()
+        .filter(|r| r.stage == Some(0))
+        .map(|r| r.finished.expect("ended"))
+        .fold(0.0, f64::max);
+    let last_start = out
+        .records
+        .iter()
+        .filter(|r| r.stage == Some(2))
+        .map(|r| r.arrival)
+        .fold(f64::INFINITY, f64::min);
+    assert!(last_start < first_end, "{last_start} vs {first_end}");
+}

@@ -45,6 +45,38 @@ pub(super) struct Sim<'a> {
     pub(super) mirror: Option<PreciseIndex>,
     pub(super) violations: Vec<String>,
     pub(super) progress: Vec<Progress>,
+    /// Drained ladder stages (`arrivals.drain_stages`).
+    pub(super) drain: Option<Drain>,
+}
+
+/// Where a drained ladder stands: the stage sending, when it started, and
+/// per stage the requests sent and ended. `next`'s arrival is placed (made
+/// absolute) once its stage has started; a request of a later stage waits,
+/// held, until every request of the current one has ended.
+#[derive(Debug, Default)]
+pub(super) struct Drain {
+    stage: u32,
+    start: f64,
+    gap: f64,
+    sent: Vec<u64>,
+    ended: Vec<u64>,
+    held: bool,
+}
+
+impl Drain {
+    fn count(v: &mut Vec<u64>, stage: u32) -> &mut u64 {
+        let i = stage as usize;
+        if v.len() <= i {
+            v.resize(i + 1, 0);
+        }
+        &mut v[i]
+    }
+
+    /// Whether every request the current stage sent has ended.
+    fn drained(&mut self) -> bool {
+        let s = self.stage;
+        *Drain::count(&mut self.ended, s) == *Drain::count(&mut self.sent, s)
+    }
 }
 
 impl<'a> Sim<'a> {
@@ -100,6 +132,49 @@ impl<'a> Sim<'a> {
             mirror,
             violations: Vec::new(),
             progress: Vec::new(),
+            drain: sc.workload.arrivals.drain_stages.then(|| Drain {
+                gap: sc.workload.arrivals.stage_gap_s,
+                ..Drain::default()
+            }),
+        }
+    }
+
+    /// Draws the next request and places it on the clock.
+    fn draw_next(&mut self) {
+        self.next = self.workload.next_request();
+        self.place_next();
+    }
+
+    /// With drained stages: makes `next`'s arrival absolute when its stage
+    /// is the one sending; a request of a later stage is held until the
+    /// current stage has drained (then that stage starts `gap` later).
+    fn place_next(&mut self) {
+        let now = self.now;
+        let (Some(d), Some(r)) = (self.drain.as_mut(), self.next.as_mut()) else {
+            return;
+        };
+        let stage = r.stage.unwrap_or(0);
+        if stage != d.stage {
+            if !d.drained() {
+                d.held = true;
+                return;
+            }
+            d.stage = stage;
+            d.start = now + d.gap;
+        }
+        d.held = false;
+        r.arrival += d.start;
+    }
+
+    /// Counts a request's end; the last of a drained stage starts the next.
+    fn ended(&mut self, req: u64) {
+        let stage = self.records[req as usize].stage.unwrap_or(0);
+        let Some(d) = self.drain.as_mut() else {
+            return;
+        };
+        *Drain::count(&mut d.ended, stage) += 1;
+        if d.held && stage == d.stage && d.drained() {
+            self.place_next();
         }
     }
 
@@ -110,23 +185,38 @@ impl<'a> Sim<'a> {
 
     pub(super) fn run(mut self) -> Result<RunOutput> {
         let wall = Instant::now();
-        self.next = self.workload.next_request();
+        self.draw_next();
         self.push(0.0, Kind::Scrape);
         let total = self.sc.workload.max_requests;
         let mut ticks = 0u64;
         loop {
             let heap_t = self.heap.peek().map(|e| e.t);
-            let arrival_first = match (&self.next, heap_t) {
+            let held = self.drain.as_ref().is_some_and(|d| d.held);
+            let next = self.next.as_ref().filter(|_| !held);
+            let arrival_first = match (next, heap_t) {
                 (Some(r), Some(t)) => r.arrival <= t,
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
+                (None, None) if held => {
+                    // Nothing left that could end the stage (its requests
+                    // all ended without being counted): start the next.
+                    if let Some(d) = self.drain.as_mut() {
+                        let s = d.stage;
+                        *Drain::count(&mut d.ended, s) = *Drain::count(&mut d.sent, s);
+                    }
+                    self.place_next();
+                    continue;
+                }
                 (None, None) => break,
             };
             if arrival_first {
                 if let Some(r) = self.next.take() {
                     self.now = self.now.max(r.arrival);
+                    if let Some(d) = self.drain.as_mut() {
+                        *Drain::count(&mut d.sent, r.stage.unwrap_or(0)) += 1;
+                    }
                     self.arrive(r);
-                    self.next = self.workload.next_request();
+                    self.draw_next();
                 }
             } else if let Some(ev) = self.heap.pop() {
                 if let Kind::ClientTimeout(req) = ev.kind {
@@ -210,6 +300,7 @@ impl<'a> Sim<'a> {
                 outcome: Outcome::Failed("never arrived".into()),
                 slo: r.slo,
                 priority: 0,
+                stage: None,
             });
         self.routes.resize(
             self.records.len(),
@@ -234,6 +325,7 @@ impl<'a> Sim<'a> {
             outcome: Outcome::Failed("in flight at the end".into()),
             slo: r.slo,
             priority: r.priority,
+            stage: r.stage,
         };
         self.active += 1;
         if let Some(t) = self.sc.client.timeout_s {
@@ -313,6 +405,7 @@ impl<'a> Sim<'a> {
         self.done += 1;
         let route = self.routes[req as usize];
         self.router.on_done(req, route, self.now, false);
+        self.ended(req);
     }
 
     /// The client gave up on `req`: every worker holding it aborts it, and it
@@ -396,6 +489,7 @@ impl<'a> Sim<'a> {
                     self.done += 1;
                     let route = self.routes[req as usize];
                     self.router.on_done(req, route, self.now, true);
+                    self.ended(req);
                 }
                 Progress::Token { req } => {
                     // Counted as they stream, so a request that ends

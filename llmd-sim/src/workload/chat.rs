@@ -194,6 +194,7 @@ impl Workload for ChatGen {
             group: None,
             slo: self.slo,
             priority: 0,
+            stage: None,
         })
     }
 }

@@ -95,7 +95,7 @@ impl<S: Shape> Workload for Open<S> {
         if self.next_id >= self.max {
             return None;
         }
-        let arrival = self.clock.next_arrival()?;
+        let (arrival, stage) = self.clock.next_staged()?;
         let m = self.shape.make(&mut self.rng, self.vocab);
         let id = self.next_id;
         self.next_id += 1;
@@ -110,6 +110,7 @@ impl<S: Shape> Workload for Open<S> {
             group: m.group,
             slo: self.slo,
             priority: 0,
+            stage,
         })
     }
 }
@@ -208,6 +209,13 @@ impl WorkloadSpec {
         if let Some(s) = &self.lora {
             s.validate()?;
             return Ok(open(clock, s.clone().seeded(seed), seed, max, slo, vocab));
+        }
+        if self.arrivals.drain_stages && (self.chat.is_some() || self.trace.is_some()) {
+            return Err(SimError::Workload(
+                "arrivals.drain_stages applies to independent requests (shared_prefix, doc_qa, \
+                 lora), not to chat sessions or traces"
+                    .into(),
+            ));
         }
         if let Some(c) = &self.chat {
             return Ok(Box::new(chat::ChatGen::new(

@@ -224,6 +224,7 @@ impl Workload for TraceGen {
             group: l.prefix_group,
             slo,
             priority: l.priority.unwrap_or(0),
+            stage: None,
         })
     }
 }
