@@ -48,7 +48,7 @@ pub struct RequestSpec {
     /// is sheddable, which admission control may refuse under load.
     pub priority: i32,
     /// Ladder stage that sent it (`None` without a ladder). With
-    /// `client.drain_stages`, `arrival` is counted from the stage's start
+    /// `arrivals.drain_stages`, `arrival` is counted from the stage's start
     /// until the engine places the stage.
     pub stage: Option<u32>,
 }

@@ -101,6 +101,11 @@ impl StageReport {
                     None => r.arrival >= from && r.arrival < to,
                 })
                 .collect();
+            // A stage that sent nothing (rate × duration under 1 with
+            // drained stages) has no figures to average.
+            if recs.is_empty() {
+                continue;
+            }
             all.extend(&recs);
             let first = recs.iter().map(|r| r.arrival).fold(f64::INFINITY, f64::min);
             let last = recs

@@ -244,19 +244,39 @@ fn drained_stages_send_their_count_and_do_not_overlap() {
             stage(20.0, 1.0, false),
         ])
     };
+    let drained_start = |out: &RunOutput| {
+        let of = |k: u32| -> Vec<_> { out.records.iter().filter(|r| r.stage == Some(k)).collect() };
+        let (first, empty, last) = (of(0), of(1), of(2));
+        assert_eq!((first.len(), empty.len(), last.len()), (100, 0, 20));
+        let drained = first
+            .iter()
+            .map(|r| r.finished.expect("ended"))
+            .fold(0.0, f64::max);
+        let start = last.iter().map(|r| r.arrival).fold(f64::INFINITY, f64::min);
+        (drained, start)
+    };
     let out = common::run_checked(&sc, "precise-prefix");
     assert_conserved(&out, 120);
-    let of = |k: u32| -> Vec<_> { out.records.iter().filter(|r| r.stage == Some(k)).collect() };
-    let (first, empty, last) = (of(0), of(1), of(2));
-    assert_eq!((first.len(), empty.len(), last.len()), (100, 0, 20));
-    let drained = first
-        .iter()
-        .map(|r| r.finished.expect("ended"))
-        .fold(0.0, f64::max);
-    let start = last.iter().map(|r| r.arrival).fold(f64::INFINITY, f64::min);
+    let (drained, start) = drained_start(&out);
+    // Two stage boundaries (the empty stage's included), 2 s each, then the
+    // first gap of a 20/s stage (over a second: e^-20).
     assert!(
-        drained > 0.5 && start >= drained + 2.0,
+        drained > 0.5 && start >= drained + 4.0 && start < drained + 5.0,
         "stage 2 starts at {start}, stage 0 drained at {drained}"
+    );
+    // Requests the client gives up on end their stage too.
+    let mut timing_out = sc.clone();
+    timing_out.client.timeout_s = Some(1.0);
+    let out = common::run_checked(&timing_out, "precise-prefix");
+    assert_conserved(&out, 120);
+    assert!(out
+        .records
+        .iter()
+        .any(|r| matches!(&r.outcome, Outcome::Failed(w) if w.contains("client timeout"))));
+    let (drained, start) = drained_start(&out);
+    assert!(
+        start >= drained + 4.0 && start < drained + 5.0,
+        "{start} {drained}"
     );
     // The same ladder on the clock: stage 2 starts while stage 0 still runs.
     sc.workload.arrivals.drain_stages = false;

@@ -159,8 +159,9 @@ impl<'a> Sim<'a> {
                 d.held = true;
                 return;
             }
+            // Each stage boundary costs the gap, an empty stage's too.
+            d.start = now + d.gap * f64::from(stage.saturating_sub(d.stage));
             d.stage = stage;
-            d.start = now + d.gap;
         }
         d.held = false;
         r.arrival += d.start;
@@ -190,23 +191,28 @@ impl<'a> Sim<'a> {
         let total = self.sc.workload.max_requests;
         let mut ticks = 0u64;
         loop {
-            let heap_t = self.heap.peek().map(|e| e.t);
             let held = self.drain.as_ref().is_some_and(|d| d.held);
+            if held && self.active == 0 {
+                // Nothing in flight, yet the stage has not drained: a
+                // request ended uncounted. Reported, and the next stage
+                // starts rather than the run waiting for good.
+                self.violations.push(format!(
+                    "t={:.3} a drained stage's requests all ended but not all were counted",
+                    self.now
+                ));
+                if let Some(d) = self.drain.as_mut() {
+                    let s = d.stage;
+                    *Drain::count(&mut d.ended, s) = *Drain::count(&mut d.sent, s);
+                }
+                self.place_next();
+                continue;
+            }
+            let heap_t = self.heap.peek().map(|e| e.t);
             let next = self.next.as_ref().filter(|_| !held);
             let arrival_first = match (next, heap_t) {
                 (Some(r), Some(t)) => r.arrival <= t,
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
-                (None, None) if held => {
-                    // Nothing left that could end the stage (its requests
-                    // all ended without being counted): start the next.
-                    if let Some(d) = self.drain.as_mut() {
-                        let s = d.stage;
-                        *Drain::count(&mut d.ended, s) = *Drain::count(&mut d.sent, s);
-                    }
-                    self.place_next();
-                    continue;
-                }
                 (None, None) => break,
             };
             if arrival_first {
