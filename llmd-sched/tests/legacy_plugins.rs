@@ -284,6 +284,33 @@ fn prefix_cache_scorer_in_its_v0_2_form_estimate() {
     );
 }
 
+/// The v0.2 – v0.3 form matched `maxPrefixBlocksToMatch` blocks of
+/// `hashBlockSize` characters: 4 blocks of 64 characters are 64 tokens, one
+/// block at today's 64-token floor, however many blocks the prompt has.
+#[test]
+fn the_v0_2_estimate_form_matches_as_far_into_a_prompt_as_it_did() {
+    let (s, _) = sched(&single(
+        "- type: prefix-cache-scorer\n  parameters: {hashBlockSize: 64, maxPrefixBlocksToMatch: 4}\n- type: max-score-picker\n",
+    ));
+    s.add_endpoint(ep("e1", metrics(0, 0, 0.0))).unwrap();
+    s.add_endpoint(ep("e2", metrics(0, 0, 0.0))).unwrap();
+    let routed = tokens(512, 7);
+    let first = s
+        .pick(&Request::with_tokens("a", "m", routed.clone()))
+        .unwrap();
+    // The same first 64 tokens, then another prompt: a whole match then
+    // (with 4 blocks of 64 tokens it would be 1 of 4).
+    let mut other = routed[..64].to_vec();
+    other.extend(tokens(448, 99));
+    let by = raw_scores(
+        &s,
+        &Request::with_tokens("b", "m", other),
+        "default",
+        "prefix-cache-scorer",
+    );
+    assert_eq!(by[&first.targets[0].name], 1.0, "{by:?}");
+}
+
 #[test]
 fn prefix_cache_scorer_in_its_v0_2_form_cache_tracking() {
     let (s, _) = sched(&single(

@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 
 use super::params::Params;
 use crate::error::ConfigError;
+use crate::plugins::producers::approx_hash::MIN_BLOCK_SIZE;
 
 /// Keys that mark the v0.2 – v0.3 form (today's scorer has none of them).
 pub const LEGACY_KEYS: [&str; 6] = [
@@ -67,15 +68,26 @@ pub fn translate(p: &mut Params) -> Result<Translated, ConfigError> {
                     ));
                 }
             }
+            // The form counted prompt characters; a token is taken as 4 of
+            // them. Blocks are hashBlockSize/4 tokens, raised to today's
+            // floor of 64 at request time; the spans the old blocks covered
+            // are kept: the prefix matched (maxPrefixBlocksToMatch blocks of
+            // hashBlockSize characters) and the tokens each endpoint's LRU
+            // remembers (lruCapacityPerServer such blocks), so the larger
+            // blocks neither match further into a prompt nor remember more.
+            let tokens = (chars / 4).max(1);
+            let effective = tokens.max(MIN_BLOCK_SIZE as i64);
+            let span = blocks.saturating_mul(chars) / 4;
+            let lru_blocks = (lru.saturating_mul(tokens) / effective).max(1);
             Ok(Translated {
                 producer: LegacyPrefix::Estimate(json!({
                     "autoTune": false,
-                    "blockSizeTokens": (chars / 4).max(1),
-                    "maxPrefixTokensToMatch": 0,
-                    "maxPrefixBlocksToMatch": blocks,
-                    "lruCapacityPerServer": lru,
+                    "blockSizeTokens": tokens,
+                    "maxPrefixTokensToMatch": span.max(effective),
+                    "maxPrefixBlocksToMatch": 0,
+                    "lruCapacityPerServer": lru_blocks,
                 })),
-                remark: "v0.2-v0.3 prefix-cache-scorer (mode estimate): executed as an approximate producer with blocks of hashBlockSize/4 tokens (hashBlockSize counted prompt characters; today's floor of 64 tokens applies)",
+                remark: "v0.2-v0.3 prefix-cache-scorer (mode estimate): executed as an approximate producer with blocks of hashBlockSize/4 tokens (hashBlockSize counted prompt characters; today's floor of 64 tokens applies), matching as far into a prompt (maxPrefixBlocksToMatch × hashBlockSize / 4 tokens) and remembering as many tokens per endpoint (lruCapacityPerServer × hashBlockSize / 4) as the old blocks did",
                 not_executed,
             })
         }
