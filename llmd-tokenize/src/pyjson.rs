@@ -514,4 +514,65 @@ mod tests {
         assert!(not_exact(&format!("[{}, ", "1".repeat(4301))));
         assert!(not_exact(&"[".repeat(1000)));
     }
+
+    /// Random documents over JSON's punctuation, escapes and literals
+    /// (a fixed-seed generator): parsing never panics, and whatever parses
+    /// prints.
+    #[test]
+    fn random_documents_never_panic() {
+        const PIECES: [&str; 34] = [
+            "{",
+            "}",
+            "[",
+            "]",
+            "\"",
+            "\\",
+            "\\u",
+            "d8",
+            "dc",
+            "00",
+            "0",
+            "1",
+            "9",
+            "e",
+            "E",
+            "-",
+            "+",
+            ".",
+            ",",
+            ":",
+            " ",
+            "\n",
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "true",
+            "false",
+            "null",
+            "\"k\"",
+            "\u{1}",
+            "😀",
+            "é",
+            "\\ud83d\\ude00",
+            "99999999999999999999999999999999999999999",
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut parsed = 0;
+        for _ in 0..50_000 {
+            let n = next() % 24;
+            let doc: String = (0..n).map(|_| PIECES[(next() % 34) as usize]).collect();
+            if let Ok(v) = loads(&doc) {
+                parsed += 1;
+                crate::pyfmt::json_dumps(&v, &crate::pyfmt::JsonOpts::default()).unwrap();
+                let _ = crate::pyfmt::py_str(&v);
+            }
+        }
+        assert!(parsed > 100, "{parsed}");
+    }
 }
