@@ -102,6 +102,12 @@ pub struct ClientSpec {
     /// aborts it, as vLLM does when a client goes away. The request counts as
     /// failed. None: clients wait forever.
     pub timeout_s: Option<f64>,
+    /// Requests the client keeps in flight at most. A request whose time
+    /// comes while that many are in flight is sent when one ends; its TTFT
+    /// and timeout run from that send, as inference-perf's workers measure
+    /// them (each holds at most `worker_max_concurrency`, 100, and there is
+    /// one worker per CPU of the benchmark pod). None: no cap (an open loop).
+    pub max_in_flight: Option<u64>,
 }
 
 /// A policy to compare: a built-in name, or an EndpointPickerConfig.
@@ -266,6 +272,9 @@ impl Scenario {
             if !(t > 0.0 && t.is_finite()) {
                 return bad(format!("client.timeout_s must be > 0, got {t}"));
             }
+        }
+        if self.client.max_in_flight == Some(0) {
+            return bad("client.max_in_flight must be at least 1".to_string());
         }
         let positive = |v: f64| v.is_finite() && v > 0.0;
         let non_negative = |v: f64| v.is_finite() && v >= 0.0;

@@ -272,6 +272,10 @@ fn runs_that_would_never_end_or_outgrow_memory_are_refused() {
         run("  arrivals: {ladder: [{rate: 1e9, duration_s: 1e9}]}\n  shared_prefix: {groups: 1, system_prompt_len: 2, users_per_group: 1, question_len: 2, output_len: 1}\n"),
         "the ladder would send",
     );
+    refused(
+        parse("client:\n  max_in_flight: 0\nfleet:\n  workers: 1\n"),
+        "max_in_flight",
+    );
     // Drained stages need a ladder of independent requests, and a sane gap.
     let shared = "  shared_prefix: {groups: 1, system_prompt_len: 2, users_per_group: 1, question_len: 2, output_len: 1}\n";
     refused(

@@ -295,3 +295,32 @@ fn drained_stages_send_their_count_and_do_not_overlap() {
         .fold(f64::INFINITY, f64::min);
     assert!(last_start < first_end, "{last_start} vs {first_end}");
 }
+
+/// A client cap (inference-perf's workers × their concurrency): never more
+/// requests in flight than the cap; the others are sent as one ends, and
+/// their TTFT runs from that send.
+#[test]
+fn the_clients_cap_bounds_requests_in_flight() {
+    let mut sc = common::shared_prefix("  max_num_seqs: 64", "  workers: 2", 150, 400.0);
+    sc.client.max_in_flight = Some(6);
+    let out = common::run_checked(&sc, "random");
+    assert_conserved(&out, 150);
+    // Sweep sends and ends in time order (an end before a send at a tie:
+    // the send waited for it).
+    let mut edges: Vec<(f64, i32)> = out
+        .records
+        .iter()
+        .flat_map(|r| [(r.arrival, 1), (r.finished.expect("ended"), -1)])
+        .collect();
+    edges.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut live = 0;
+    let mut most = 0;
+    for (_, d) in edges {
+        live += d;
+        most = most.max(live);
+    }
+    assert_eq!(most, 6, "at most the cap in flight, and the cap reached");
+    // Sent one by one as others end: far later than 400/s would send them.
+    let last = out.records.iter().map(|r| r.arrival).fold(0.0, f64::max);
+    assert!(last > 1.0, "last send at {last}");
+}

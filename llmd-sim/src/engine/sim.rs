@@ -208,7 +208,14 @@ impl<'a> Sim<'a> {
                 continue;
             }
             let heap_t = self.heap.peek().map(|e| e.t);
-            let next = self.next.as_ref().filter(|_| !held);
+            // At the client's cap the next request waits for one to end
+            // (something is in flight, so an event comes).
+            let capped = self
+                .sc
+                .client
+                .max_in_flight
+                .is_some_and(|cap| self.active >= cap);
+            let next = self.next.as_ref().filter(|_| !held && !capped);
             let arrival_first = match (next, heap_t) {
                 (Some(r), Some(t)) => r.arrival <= t,
                 (Some(_), None) => true,
@@ -216,8 +223,11 @@ impl<'a> Sim<'a> {
                 (None, None) => break,
             };
             if arrival_first {
-                if let Some(r) = self.next.take() {
+                if let Some(mut r) = self.next.take() {
                     self.now = self.now.max(r.arrival);
+                    // Sent now: later than its time when the client's cap
+                    // held it back.
+                    r.arrival = self.now;
                     if let Some(d) = self.drain.as_mut() {
                         *Drain::count(&mut d.sent, r.stage.unwrap_or(0)) += 1;
                     }
