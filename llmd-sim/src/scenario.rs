@@ -106,7 +106,8 @@ pub struct ClientSpec {
     /// comes while that many are in flight is sent when one ends; its TTFT
     /// and timeout run from that send, as inference-perf's workers measure
     /// them (each holds at most `worker_max_concurrency`, 100, and there is
-    /// one worker per CPU of the benchmark pod). None: no cap (an open loop).
+    /// one worker per CPU that Python's `cpu_count()` reports: the node's).
+    /// None: no cap (an open loop).
     pub max_in_flight: Option<u64>,
 }
 

@@ -77,7 +77,7 @@ pub fn translate(p: &mut Params) -> Result<Translated, ConfigError> {
             // blocks neither match further into a prompt nor remember more.
             let tokens = (chars / 4).max(1);
             let effective = tokens.max(MIN_BLOCK_SIZE as i64);
-            let span = blocks.saturating_mul(chars) / 4;
+            let span = blocks.saturating_mul(tokens);
             let lru_blocks = (lru.saturating_mul(tokens) / effective).max(1);
             Ok(Translated {
                 producer: LegacyPrefix::Estimate(json!({
@@ -140,5 +140,61 @@ pub fn translate(p: &mut Params) -> Result<Translated, ConfigError> {
             "mode",
             format!("unknown mode '{other}' (expected estimate or cache_tracking)"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn estimate(params: Value) -> Value {
+        let mut p = Params::new("p", "prefix-cache-scorer", Some(&params)).unwrap();
+        match translate(&mut p).unwrap().producer {
+            LegacyPrefix::Estimate(v) => v,
+            LegacyPrefix::CacheTracking(_) => panic!("estimate mode"),
+        }
+    }
+
+    #[test]
+    fn character_blocks_keep_their_spans_under_the_token_floor() {
+        // llm-d's published estimated config: 64-character blocks are 16
+        // tokens; 256 of them 4,096 tokens; 31,250 of them 500,000 tokens,
+        // 7,812 blocks of 64.
+        let v = estimate(
+            json!({"hashBlockSize": 64, "maxPrefixBlocksToMatch": 256, "lruCapacityPerServer": 31250}),
+        );
+        assert_eq!(
+            (
+                &v["blockSizeTokens"],
+                &v["maxPrefixTokensToMatch"],
+                &v["lruCapacityPerServer"]
+            ),
+            (&json!(16), &json!(4096), &json!(7812))
+        );
+        // At or above the floor a block translates to itself.
+        let v = estimate(
+            json!({"hashBlockSize": 258, "maxPrefixBlocksToMatch": 256, "lruCapacityPerServer": 100}),
+        );
+        assert_eq!(
+            (
+                &v["blockSizeTokens"],
+                &v["maxPrefixTokensToMatch"],
+                &v["lruCapacityPerServer"]
+            ),
+            (&json!(64), &json!(16384), &json!(100))
+        );
+        // A span under one block still matches one; under 4 characters a
+        // block is one token; the LRU keeps at least one block.
+        let v = estimate(
+            json!({"hashBlockSize": 2, "maxPrefixBlocksToMatch": 1, "lruCapacityPerServer": 3}),
+        );
+        assert_eq!(
+            (
+                &v["blockSizeTokens"],
+                &v["maxPrefixTokensToMatch"],
+                &v["lruCapacityPerServer"]
+            ),
+            (&json!(1), &json!(64), &json!(1))
+        );
     }
 }
